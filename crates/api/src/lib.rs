@@ -1,0 +1,15 @@
+//! `ferry-api` holds the types and tables ferry's API server needs on top of
+//! the object types from `k8s-openapi`: which resources exist, in which group
+//! and version, whether they are namespaced, which verbs, short names,
+//! categories and subresources upstream Kubernetes (v1.33) advertises for
+//! them, and in which order the API groups are listed. It is pure data and
+//! pure functions: no I/O, no async, no dependencies.
+//!
+//! Start reading at [`registry`]: the [`registry::RESOURCES`] table and its
+//! look-ups [`registry::find`], [`registry::find_by_kind`] and
+//! [`registry::groups`].
+
+pub mod printers;
+pub mod registry;
+
+pub use registry::{ResourceInfo, Subresource, RESOURCES};

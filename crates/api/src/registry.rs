@@ -1,0 +1,637 @@
+//! The resource registry: every resource ferry serves, described the way
+//! upstream kube-apiserver v1.33 describes it in discovery.
+//!
+//! The data was taken from upstream's discovery documents
+//! (`kubernetes/kubernetes` `api/discovery/api__v1.json`,
+//! `apis__<group>__<version>.json`, `aggregated_v2.json` and `apis.json`),
+//! cross-checked against the REST storage registration in
+//! `pkg/registry/core/rest/storage_core.go`.
+//!
+//! Conventions, all mirroring upstream discovery:
+//!
+//! * [`RESOURCES`] is ordered by group in the order of `/apis` (core first),
+//!   versions preferred first, and within a group-version by plural name
+//!   (upstream sorts resources alphabetically).
+//! * Verbs are listed in upstream's (alphabetical) order.
+//! * Subresources are listed in upstream's (alphabetical) order.
+//! * A [`Subresource`] whose `group` and `version` are both empty responds
+//!   with a kind of the parent's group-version; this is how upstream's
+//!   aggregated discovery (`responseKind`) and `/api/v1` list them.
+//!
+//! Upstream v1.33 serves more than this table (for example
+//! `apiregistration.k8s.io`, `flowcontrol.apiserver.k8s.io`,
+//! `networking.k8s.io/v1` `ipaddresses` and `servicecidrs`); those are not
+//! served by ferry and are deliberately absent.
+
+/// Verbs of an ordinary read-write collection, in upstream's order.
+const RW: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+/// Verbs of a `status`-like subresource (also `scale`, `approval`, ...).
+const GPU: &[&str] = &["get", "patch", "update"];
+
+/// Verbs of a create-only ("virtual") resource such as `tokenreviews`.
+const CREATE: &[&str] = &["create"];
+
+/// Verbs of a `proxy` subresource.
+const PROXY: &[&str] = &["create", "delete", "get", "patch", "update"];
+
+/// Verbs of the streaming `attach`, `exec` and `portforward` subresources.
+const STREAM: &[&str] = &["create", "get"];
+
+/// The `all` category (what `kubectl get all` lists).
+const ALL: &[&str] = &["all"];
+
+/// The `api-extensions` category (webhooks, admission policies, CRDs).
+const API_EXT: &[&str] = &["api-extensions"];
+
+/// Nothing: no short names, no categories or no subresources.
+const NONE: &[&str] = &[];
+
+/// A resource served by the API server, as discovery describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResourceInfo {
+    /// API group; `""` for the core (legacy, `/api`) group.
+    pub group: &'static str,
+    /// API version within the group, e.g. `"v1"`.
+    pub version: &'static str,
+    /// Kind of the objects, e.g. `"Pod"`.
+    pub kind: &'static str,
+    /// Plural resource name used in URLs, e.g. `"pods"`.
+    pub plural: &'static str,
+    /// Singular resource name, e.g. `"pod"`.
+    pub singular: &'static str,
+    /// Whether objects live in a namespace (`scope: Namespaced`).
+    pub namespaced: bool,
+    /// Short names (`kubectl get po`), in upstream's order.
+    pub short_names: &'static [&'static str],
+    /// Categories (`kubectl get all`), in upstream's order.
+    pub categories: &'static [&'static str],
+    /// Verbs on the resource itself, in upstream's order.
+    pub verbs: &'static [&'static str],
+    /// Subresources (`pods/status`, ...), in upstream's order.
+    pub subresources: &'static [Subresource],
+}
+
+/// A subresource of a [`ResourceInfo`], e.g. `pods/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subresource {
+    /// Subresource name, e.g. `"status"`.
+    pub name: &'static str,
+    /// Kind of the request/response body, e.g. `"Pod"`, `"Scale"`,
+    /// `"Binding"`, `"Eviction"`.
+    pub kind: &'static str,
+    /// Group of `kind`; empty (with `version` empty) when it is the parent
+    /// resource's group-version, as upstream discovery reports it.
+    pub group: &'static str,
+    /// Version of `kind`; empty when it is the parent's group-version.
+    pub version: &'static str,
+    /// Verbs on the subresource, in upstream's order.
+    pub verbs: &'static [&'static str],
+}
+
+impl Subresource {
+    /// A subresource whose kind is in the parent's group-version.
+    const fn local(name: &'static str, kind: &'static str, verbs: &'static [&'static str]) -> Self {
+        Subresource {
+            name,
+            kind,
+            group: "",
+            version: "",
+            verbs,
+        }
+    }
+
+    /// A subresource whose kind lives in another group-version.
+    const fn foreign(
+        name: &'static str,
+        group: &'static str,
+        version: &'static str,
+        kind: &'static str,
+        verbs: &'static [&'static str],
+    ) -> Self {
+        Subresource {
+            name,
+            kind,
+            group,
+            version,
+            verbs,
+        }
+    }
+
+    /// `status` (get, patch, update) of the parent kind.
+    const fn status(kind: &'static str) -> Self {
+        Self::local("status", kind, GPU)
+    }
+
+    /// `scale` (get, patch, update) answering with `autoscaling/v1` `Scale`.
+    const fn scale() -> Self {
+        Self::foreign("scale", "autoscaling", "v1", "Scale", GPU)
+    }
+
+    /// Whether the subresource's kind is in the parent's group-version
+    /// (upstream then leaves group and version empty).
+    pub fn in_parent_group_version(&self) -> bool {
+        self.group.is_empty() && self.version.is_empty()
+    }
+}
+
+impl ResourceInfo {
+    /// `apiVersion` of the objects: `"v1"` for core, else `"group/version"`.
+    pub fn api_version(&self) -> String {
+        if self.is_core() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// Kind of the list objects, e.g. `"PodList"`.
+    pub fn list_kind(&self) -> String {
+        format!("{}List", self.kind)
+    }
+
+    /// Whether the resource is in the core (legacy, `/api`) group.
+    pub fn is_core(&self) -> bool {
+        self.group.is_empty()
+    }
+
+    /// Whether the resource itself supports `verb`.
+    pub fn has_verb(&self, verb: &str) -> bool {
+        self.verbs.contains(&verb)
+    }
+
+    /// The subresource called `name`, if any.
+    pub fn subresource(&self, name: &str) -> Option<&'static Subresource> {
+        self.subresources.iter().find(|s| s.name == name)
+    }
+}
+
+/// Shorthand for a table row.
+#[allow(clippy::too_many_arguments)]
+const fn r(
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+    singular: &'static str,
+    namespaced: bool,
+    short_names: &'static [&'static str],
+    categories: &'static [&'static str],
+    verbs: &'static [&'static str],
+    subresources: &'static [Subresource],
+) -> ResourceInfo {
+    ResourceInfo {
+        group,
+        version,
+        kind,
+        plural,
+        singular,
+        namespaced,
+        short_names,
+        categories,
+        verbs,
+        subresources,
+    }
+}
+
+const NS: bool = true;
+const CLUSTER: bool = false;
+
+/// Every resource ferry serves, in discovery order (see the module docs).
+#[rustfmt::skip]
+pub static RESOURCES: &[ResourceInfo] = &[
+    // ---- core v1 (/api/v1) ----
+    r("", "v1", "Binding", "bindings", "binding", NS, NONE, NONE, CREATE, &[]),
+    r("", "v1", "ComponentStatus", "componentstatuses", "componentstatus", CLUSTER, &["cs"], NONE, &["get", "list"], &[]),
+    r("", "v1", "ConfigMap", "configmaps", "configmap", NS, &["cm"], NONE, RW, &[]),
+    r("", "v1", "Endpoints", "endpoints", "endpoints", NS, &["ep"], NONE, RW, &[]),
+    r("", "v1", "Event", "events", "event", NS, &["ev"], NONE, RW, &[]),
+    r("", "v1", "LimitRange", "limitranges", "limitrange", NS, &["limits"], NONE, RW, &[]),
+    // Namespaces have no deletecollection upstream.
+    r("", "v1", "Namespace", "namespaces", "namespace", CLUSTER, &["ns"], NONE,
+        &["create", "delete", "get", "list", "patch", "update", "watch"],
+        &[Subresource::local("finalize", "Namespace", &["update"]), Subresource::status("Namespace")]),
+    r("", "v1", "Node", "nodes", "node", CLUSTER, &["no"], NONE, RW,
+        &[Subresource::local("proxy", "NodeProxyOptions", PROXY), Subresource::status("Node")]),
+    r("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", NS, &["pvc"], NONE, RW,
+        &[Subresource::status("PersistentVolumeClaim")]),
+    r("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume", CLUSTER, &["pv"], NONE, RW,
+        &[Subresource::status("PersistentVolume")]),
+    r("", "v1", "Pod", "pods", "pod", NS, &["po"], ALL, RW, &[
+        Subresource::local("attach", "PodAttachOptions", STREAM),
+        Subresource::local("binding", "Binding", CREATE),
+        Subresource::local("ephemeralcontainers", "Pod", GPU),
+        Subresource::foreign("eviction", "policy", "v1", "Eviction", CREATE),
+        Subresource::local("exec", "PodExecOptions", STREAM),
+        Subresource::local("log", "Pod", &["get"]),
+        Subresource::local("portforward", "PodPortForwardOptions", STREAM),
+        Subresource::local("proxy", "PodProxyOptions", PROXY),
+        // `resize` is registered only while the InPlacePodVerticalScaling
+        // feature gate is on; it is beta and on by default in v1.33, so a
+        // default v1.33 server lists it (kind Pod; get, patch, update).
+        // Upstream's checked-in api/discovery/api__v1.json omits it.
+        Subresource::local("resize", "Pod", GPU),
+        Subresource::status("Pod"),
+    ]),
+    r("", "v1", "PodTemplate", "podtemplates", "podtemplate", NS, NONE, NONE, RW, &[]),
+    r("", "v1", "ReplicationController", "replicationcontrollers", "replicationcontroller", NS, &["rc"], ALL, RW,
+        &[Subresource::scale(), Subresource::status("ReplicationController")]),
+    r("", "v1", "ResourceQuota", "resourcequotas", "resourcequota", NS, &["quota"], NONE, RW,
+        &[Subresource::status("ResourceQuota")]),
+    r("", "v1", "Secret", "secrets", "secret", NS, NONE, NONE, RW, &[]),
+    r("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", NS, &["sa"], NONE, RW,
+        &[Subresource::foreign("token", "authentication.k8s.io", "v1", "TokenRequest", CREATE)]),
+    r("", "v1", "Service", "services", "service", NS, &["svc"], ALL, RW,
+        &[Subresource::local("proxy", "ServiceProxyOptions", PROXY), Subresource::status("Service")]),
+    // ---- apps/v1 ----
+    r("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", NS, NONE, NONE, RW, &[]),
+    r("apps", "v1", "DaemonSet", "daemonsets", "daemonset", NS, &["ds"], ALL, RW, &[Subresource::status("DaemonSet")]),
+    r("apps", "v1", "Deployment", "deployments", "deployment", NS, &["deploy"], ALL, RW,
+        &[Subresource::scale(), Subresource::status("Deployment")]),
+    r("apps", "v1", "ReplicaSet", "replicasets", "replicaset", NS, &["rs"], ALL, RW,
+        &[Subresource::scale(), Subresource::status("ReplicaSet")]),
+    r("apps", "v1", "StatefulSet", "statefulsets", "statefulset", NS, &["sts"], ALL, RW,
+        &[Subresource::scale(), Subresource::status("StatefulSet")]),
+    // ---- events.k8s.io/v1 (same storage as core events) ----
+    r("events.k8s.io", "v1", "Event", "events", "event", NS, &["ev"], NONE, RW, &[]),
+    // ---- authentication.k8s.io/v1 ----
+    r("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview", CLUSTER, NONE, NONE, CREATE, &[]),
+    r("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", "tokenreview", CLUSTER, NONE, NONE, CREATE, &[]),
+    // ---- authorization.k8s.io/v1 ----
+    r("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", "localsubjectaccessreview", NS, NONE, NONE, CREATE, &[]),
+    r("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", "selfsubjectaccessreview", CLUSTER, NONE, NONE, CREATE, &[]),
+    r("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", "selfsubjectrulesreview", CLUSTER, NONE, NONE, CREATE, &[]),
+    r("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", "subjectaccessreview", CLUSTER, NONE, NONE, CREATE, &[]),
+    // ---- autoscaling/v2 (preferred), then autoscaling/v1 ----
+    // Categories are ["all"] in v1.33; later upstream versions add
+    // "podautoscalers" (seen in a newer api/discovery snapshot), not v1.33.
+    r("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", "horizontalpodautoscaler", NS, &["hpa"], ALL, RW,
+        &[Subresource::status("HorizontalPodAutoscaler")]),
+    r("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", "horizontalpodautoscaler", NS, &["hpa"], ALL, RW,
+        &[Subresource::status("HorizontalPodAutoscaler")]),
+    // ---- batch/v1 ----
+    r("batch", "v1", "CronJob", "cronjobs", "cronjob", NS, &["cj"], ALL, RW, &[Subresource::status("CronJob")]),
+    r("batch", "v1", "Job", "jobs", "job", NS, NONE, ALL, RW, &[Subresource::status("Job")]),
+    // ---- certificates.k8s.io/v1 ----
+    r("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", "certificatesigningrequest", CLUSTER, &["csr"], NONE, RW,
+        &[Subresource::local("approval", "CertificateSigningRequest", GPU), Subresource::status("CertificateSigningRequest")]),
+    // ---- networking.k8s.io/v1 ----
+    r("networking.k8s.io", "v1", "IngressClass", "ingressclasses", "ingressclass", CLUSTER, NONE, NONE, RW, &[]),
+    r("networking.k8s.io", "v1", "Ingress", "ingresses", "ingress", NS, &["ing"], NONE, RW, &[Subresource::status("Ingress")]),
+    r("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy", NS, &["netpol"], NONE, RW, &[]),
+    // ---- policy/v1 ----
+    r("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", NS, &["pdb"], NONE, RW,
+        &[Subresource::status("PodDisruptionBudget")]),
+    // ---- rbac.authorization.k8s.io/v1 ----
+    r("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", CLUSTER, NONE, NONE, RW, &[]),
+    r("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", CLUSTER, NONE, NONE, RW, &[]),
+    r("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", NS, NONE, NONE, RW, &[]),
+    r("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", NS, NONE, NONE, RW, &[]),
+    // ---- storage.k8s.io/v1 ----
+    r("storage.k8s.io", "v1", "CSIDriver", "csidrivers", "csidriver", CLUSTER, NONE, NONE, RW, &[]),
+    r("storage.k8s.io", "v1", "CSINode", "csinodes", "csinode", CLUSTER, NONE, NONE, RW, &[]),
+    r("storage.k8s.io", "v1", "CSIStorageCapacity", "csistoragecapacities", "csistoragecapacity", NS, NONE, NONE, RW, &[]),
+    r("storage.k8s.io", "v1", "StorageClass", "storageclasses", "storageclass", CLUSTER, &["sc"], NONE, RW, &[]),
+    r("storage.k8s.io", "v1", "VolumeAttachment", "volumeattachments", "volumeattachment", CLUSTER, NONE, NONE, RW,
+        &[Subresource::status("VolumeAttachment")]),
+    // ---- admissionregistration.k8s.io/v1 ----
+    r("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", "mutatingwebhookconfiguration", CLUSTER, NONE, API_EXT, RW, &[]),
+    r("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicy", "validatingadmissionpolicies", "validatingadmissionpolicy", CLUSTER, NONE, API_EXT, RW,
+        &[Subresource::status("ValidatingAdmissionPolicy")]),
+    r("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding", "validatingadmissionpolicybindings", "validatingadmissionpolicybinding", CLUSTER, NONE, API_EXT, RW, &[]),
+    r("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations", "validatingwebhookconfiguration", CLUSTER, NONE, API_EXT, RW, &[]),
+    // ---- apiextensions.k8s.io/v1 ----
+    r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", "customresourcedefinition", CLUSTER, &["crd", "crds"], API_EXT, RW,
+        &[Subresource::status("CustomResourceDefinition")]),
+    // ---- scheduling.k8s.io/v1 ----
+    r("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", CLUSTER, &["pc"], NONE, RW, &[]),
+    // ---- coordination.k8s.io/v1 ----
+    r("coordination.k8s.io", "v1", "Lease", "leases", "lease", NS, NONE, NONE, RW, &[]),
+    // ---- node.k8s.io/v1 ----
+    r("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", "runtimeclass", CLUSTER, NONE, NONE, RW, &[]),
+    // ---- discovery.k8s.io/v1 ----
+    r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", NS, NONE, NONE, RW, &[]),
+];
+
+/// Named API groups (everything but core) in upstream's `/apis` order, each
+/// with its served versions, preferred first. Upstream lists
+/// `apiregistration.k8s.io` first; ferry does not serve it. Upstream also
+/// lists `flowcontrol.apiserver.k8s.io` (and, with alpha/beta APIs on,
+/// more) after `discovery.k8s.io`; ferry does not serve those either.
+static GROUPS: &[(&str, &[&str])] = &[
+    ("apps", &["v1"]),
+    ("events.k8s.io", &["v1"]),
+    ("authentication.k8s.io", &["v1"]),
+    ("authorization.k8s.io", &["v1"]),
+    ("autoscaling", &["v2", "v1"]),
+    ("batch", &["v1"]),
+    ("certificates.k8s.io", &["v1"]),
+    ("networking.k8s.io", &["v1"]),
+    ("policy", &["v1"]),
+    ("rbac.authorization.k8s.io", &["v1"]),
+    ("storage.k8s.io", &["v1"]),
+    ("admissionregistration.k8s.io", &["v1"]),
+    ("apiextensions.k8s.io", &["v1"]),
+    ("scheduling.k8s.io", &["v1"]),
+    ("coordination.k8s.io", &["v1"]),
+    ("node.k8s.io", &["v1"]),
+    ("discovery.k8s.io", &["v1"]),
+];
+
+/// The resource `plural` in `group`/`version` (`""` group for core).
+pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceInfo> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// The resource whose objects are of `kind` in `group`/`version`.
+pub fn find_by_kind(group: &str, version: &str, kind: &str) -> Option<&'static ResourceInfo> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.kind == kind)
+}
+
+/// The named API groups (not core) in upstream's `/apis` order, each with
+/// its versions, preferred version first.
+pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
+    GROUPS
+        .iter()
+        .map(|(group, versions)| (*group, versions.to_vec()))
+        .collect()
+}
+
+/// All resources in `group`/`version`, in discovery order.
+pub fn resources_in<'a>(
+    group: &'a str,
+    version: &'a str,
+) -> impl Iterator<Item = &'static ResourceInfo> + 'a {
+    RESOURCES
+        .iter()
+        .filter(move |r| r.group == group && r.version == version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{HashMap, HashSet};
+
+    #[test]
+    fn group_version_plural_unique() {
+        let mut seen = HashSet::new();
+        for r in RESOURCES {
+            assert!(
+                seen.insert((r.group, r.version, r.plural)),
+                "duplicate {}/{} {}",
+                r.group,
+                r.version,
+                r.plural
+            );
+        }
+    }
+
+    #[test]
+    fn kind_unique_per_group_version() {
+        let mut seen = HashSet::new();
+        for r in RESOURCES {
+            assert!(
+                seen.insert((r.group, r.version, r.kind)),
+                "duplicate kind {}",
+                r.kind
+            );
+        }
+    }
+
+    #[test]
+    fn short_names_unique_across_resources() {
+        // The same resource may be served in several groups or versions
+        // (hpa in autoscaling v1 and v2; ev in core and events.k8s.io), so
+        // a short name must always name the same plural and never two.
+        let mut owner: HashMap<&str, &str> = HashMap::new();
+        for r in RESOURCES {
+            for s in r.short_names {
+                let prev = owner.insert(s, r.plural);
+                assert!(
+                    prev.is_none() || prev == Some(r.plural),
+                    "short name {s} reused"
+                );
+                assert_ne!(*s, r.plural);
+                assert_ne!(*s, r.singular);
+            }
+        }
+        // No short name may collide with any plural or singular either.
+        for r in RESOURCES {
+            for other in RESOURCES {
+                for s in other.short_names {
+                    if other.plural != r.plural {
+                        assert_ne!(*s, r.plural);
+                        assert_ne!(*s, r.singular);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn find_works() {
+        let pods = find("", "v1", "pods").expect("pods");
+        assert_eq!(pods.kind, "Pod");
+        assert!(pods.is_core());
+        assert_eq!(pods.api_version(), "v1");
+        assert_eq!(pods.list_kind(), "PodList");
+
+        let deploy = find("apps", "v1", "deployments").expect("deployments");
+        assert_eq!(deploy.api_version(), "apps/v1");
+        assert_eq!(deploy.list_kind(), "DeploymentList");
+        assert!(!deploy.is_core());
+        assert_eq!(deploy.subresource("scale").map(|s| s.kind), Some("Scale"));
+
+        assert!(find("apps", "v1", "pods").is_none());
+        assert!(find("", "v1", "Pods").is_none());
+        assert!(find("", "v2", "pods").is_none());
+    }
+
+    #[test]
+    fn find_by_kind_works() {
+        let ds = find_by_kind("apps", "v1", "DaemonSet").expect("DaemonSet");
+        assert_eq!(ds.plural, "daemonsets");
+        let hpa = find_by_kind("autoscaling", "v1", "HorizontalPodAutoscaler").expect("hpa v1");
+        assert_eq!(hpa.version, "v1");
+        let lsar =
+            find_by_kind("authorization.k8s.io", "v1", "LocalSubjectAccessReview").expect("lsar");
+        assert!(lsar.namespaced);
+        assert_eq!(lsar.verbs, &["create"]);
+        assert!(find_by_kind("", "v1", "Deployment").is_none());
+        for r in RESOURCES {
+            assert_eq!(find_by_kind(r.group, r.version, r.kind), Some(r));
+            assert_eq!(find(r.group, r.version, r.plural), Some(r));
+        }
+    }
+
+    #[test]
+    fn pods_match_upstream() {
+        let pods = find("", "v1", "pods").expect("pods");
+        assert_eq!(
+            pods.verbs,
+            &[
+                "create",
+                "delete",
+                "deletecollection",
+                "get",
+                "list",
+                "patch",
+                "update",
+                "watch"
+            ]
+        );
+        assert_eq!(pods.short_names, &["po"]);
+        assert_eq!(pods.categories, &["all"]);
+        assert_eq!(pods.singular, "pod");
+        assert!(pods.namespaced);
+
+        let status = pods.subresource("status").expect("status");
+        assert_eq!(status.kind, "Pod");
+        assert!(status.in_parent_group_version());
+        assert_eq!(status.verbs, &["get", "patch", "update"]);
+
+        let binding = pods.subresource("binding").expect("binding");
+        assert_eq!(binding.kind, "Binding");
+        assert_eq!(binding.verbs, &["create"]);
+
+        let eviction = pods.subresource("eviction").expect("eviction");
+        assert_eq!(
+            (eviction.group, eviction.version, eviction.kind),
+            ("policy", "v1", "Eviction")
+        );
+        assert_eq!(eviction.verbs, &["create"]);
+        assert!(!eviction.in_parent_group_version());
+
+        assert_eq!(pods.subresource("log").map(|s| s.verbs), Some(&["get"][..]));
+        assert_eq!(
+            pods.subresource("exec").map(|s| s.verbs),
+            Some(&["create", "get"][..])
+        );
+    }
+
+    #[test]
+    fn both_events_exist() {
+        let core = find("", "v1", "events").expect("core events");
+        let new = find("events.k8s.io", "v1", "events").expect("events.k8s.io events");
+        assert_eq!(core.kind, "Event");
+        assert_eq!(new.kind, "Event");
+        assert_eq!(new.api_version(), "events.k8s.io/v1");
+        assert_eq!(core.short_names, &["ev"]);
+        assert_eq!(new.short_names, &["ev"]);
+    }
+
+    #[test]
+    fn all_category_exactly_upstream() {
+        let mut all: Vec<&str> = RESOURCES
+            .iter()
+            .filter(|r| r.categories.contains(&"all"))
+            .map(|r| r.plural)
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(
+            all,
+            [
+                "cronjobs",
+                "daemonsets",
+                "deployments",
+                "horizontalpodautoscalers",
+                "jobs",
+                "pods",
+                "replicasets",
+                "replicationcontrollers",
+                "services",
+                "statefulsets",
+            ]
+        );
+    }
+
+    #[test]
+    fn verbs_and_subresources_sorted_like_upstream() {
+        for r in RESOURCES {
+            assert!(
+                r.verbs.windows(2).all(|w| w[0] < w[1]),
+                "{} verbs",
+                r.plural
+            );
+            assert!(
+                r.subresources.windows(2).all(|w| w[0].name < w[1].name),
+                "{} subresources",
+                r.plural
+            );
+            for s in r.subresources {
+                assert!(
+                    s.verbs.windows(2).all(|w| w[0] < w[1]),
+                    "{}/{} verbs",
+                    r.plural,
+                    s.name
+                );
+                assert_eq!(
+                    s.group.is_empty(),
+                    s.version.is_empty(),
+                    "{}/{}",
+                    r.plural,
+                    s.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn resources_sorted_within_group_version() {
+        for (g, vs) in groups().into_iter().chain([("", vec!["v1"])]) {
+            for v in vs {
+                let plurals: Vec<&str> = resources_in(g, v).map(|r| r.plural).collect();
+                assert!(!plurals.is_empty(), "{g}/{v} has no resources");
+                assert!(plurals.windows(2).all(|w| w[0] < w[1]), "{g}/{v} order");
+            }
+        }
+    }
+
+    #[test]
+    fn groups_cover_resources_in_order() {
+        let gs = groups();
+        assert_eq!(gs[0].0, "apps");
+        assert_eq!(gs[1].0, "events.k8s.io");
+        let autoscaling = gs
+            .iter()
+            .find(|(g, _)| *g == "autoscaling")
+            .expect("autoscaling");
+        assert_eq!(autoscaling.1, vec!["v2", "v1"]);
+        assert_eq!(gs.last().map(|(g, _)| *g), Some("discovery.k8s.io"));
+
+        // RESOURCES follows the group order, core first.
+        let mut order: Vec<(&str, &str)> = vec![("", "v1")];
+        for (g, vs) in &gs {
+            for v in vs {
+                order.push((g, v));
+            }
+        }
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        for r in RESOURCES {
+            if seen.last() != Some(&(r.group, r.version)) {
+                assert!(
+                    !seen.contains(&(r.group, r.version)),
+                    "{}/{} split",
+                    r.group,
+                    r.version
+                );
+                seen.push((r.group, r.version));
+            }
+        }
+        assert_eq!(seen, order);
+    }
+}

@@ -1,0 +1,21 @@
+//! `ferry bench …`: benchmarks. Each prints its figures beside a reference measured in the same
+//! run on the same machine, and with `--json` ends with one JSON object on the last line.
+
+mod store;
+
+use clap::Subcommand;
+
+/// The benchmarks.
+#[derive(Subcommand)]
+pub enum Bench {
+    /// The store: durable write rate and latency at 1, 16 and 64 writers, embedded vs a real
+    /// etcd through the same trait; watch fan-out.
+    Store(store::Args),
+}
+
+/// Runs one benchmark.
+pub async fn run(bench: Bench) -> anyhow::Result<()> {
+    match bench {
+        Bench::Store(args) => store::run(args).await,
+    }
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what ferry and its tests need on a Debian machine, from Debian's packages:
+#   protobuf-compiler  protoc, for the etcd and CRI gRPC clients' generated code
+#   etcd-server        a real etcd: the `--store etcd` backend's tests and benchmark reference
+# Idempotent: packages already present are not fetched again.
+set -euo pipefail
+packages=(protobuf-compiler etcd-server)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# Debian's etcd-server package may start a system etcd on 127.0.0.1:2379; ferry's tests start
+# their own on free ports, so a system one is left as it is.
+command -v protoc >/dev/null
+command -v etcd >/dev/null
+echo "dependencies installed: ${packages[*]}"
