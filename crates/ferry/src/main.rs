@@ -1,8 +1,9 @@
 //! `ferry`: the one binary. Subcommands are wired here; the work lives in the crates
-//! (`ferry-store` so far; the API server, controllers, scheduler and kubelet arrive with their
+//! (`ferry-store`, `ferry-apiserver`; controllers, scheduler and kubelet arrive with their
 //! issues).
 
 mod bench;
+mod server;
 
 use clap::{Parser, Subcommand};
 
@@ -15,6 +16,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The API server on its store (embedded by default), writing an admin kubeconfig.
+    Server(server::Args),
     /// Benchmarks that print figures next to a reference measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -26,13 +29,14 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
+        Command::Server(args) => runtime.block_on(server::run(args)),
         Command::Bench { what } => runtime.block_on(bench::run(what)),
     }
 }

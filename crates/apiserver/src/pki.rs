@@ -1,0 +1,261 @@
+//! The cluster's certificates: a CA, the API server's serving certificate and the admin's
+//! client certificate (O=system:masters), made with rcgen on first start and kept under
+//! `<data-dir>/tls` so restarts reuse them; and the admin kubeconfig.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+/// Errors making or loading certificates.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    /// Reading or writing a file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Generating or parsing a certificate or key.
+    #[error("certificate: {0}")]
+    Cert(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
+    move |source| PkiError::Io { path: path.to_path_buf(), source }
+}
+
+fn cert_err(e: impl std::fmt::Display) -> PkiError {
+    PkiError::Cert(e.to_string())
+}
+
+/// A certificate and its key, PEM-encoded.
+#[derive(Clone, Debug)]
+pub struct CertPair {
+    /// The certificate.
+    pub cert_pem: String,
+    /// Its private key (PKCS#8).
+    pub key_pem: String,
+}
+
+/// The cluster's certificates.
+#[derive(Clone, Debug)]
+pub struct Pki {
+    /// The CA that signs everything else and that clients and the server trust.
+    pub ca: CertPair,
+    /// The API server's serving certificate.
+    pub server: CertPair,
+    /// The admin's client certificate (CN=ferry-admin, O=system:masters).
+    pub admin: CertPair,
+}
+
+/// IP addresses and names the serving certificate is valid for: loopback, the host name, and
+/// the first address of the default service CIDR (the `kubernetes` service).
+fn serving_names() -> Vec<SanType> {
+    let mut names = vec![
+        SanType::IpAddress([127, 0, 0, 1].into()),
+        SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()),
+        SanType::IpAddress([10, 43, 0, 1].into()),
+    ];
+    for dns in ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"] {
+        names.extend(dns.try_into().ok().map(SanType::DnsName));
+    }
+    if let Ok(host) = fs::read_to_string("/proc/sys/kernel/hostname") {
+        let host = host.trim();
+        if !host.is_empty() && host != "localhost" {
+            names.extend(host.to_string().try_into().ok().map(SanType::DnsName));
+        }
+    }
+    names
+}
+
+fn leaf(
+    common_name: &str,
+    organization: Option<&str>,
+    usage: ExtendedKeyUsagePurpose,
+    names: Vec<SanType>,
+    issuer: &Issuer<'_, KeyPair>,
+) -> Result<CertPair, PkiError> {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    if let Some(o) = organization {
+        dn.push(DnType::OrganizationName, o);
+    }
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    params.subject_alt_names = names;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.extended_key_usages = vec![usage];
+    params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2035, 1, 1);
+    let key = KeyPair::generate().map_err(cert_err)?;
+    let cert = params.signed_by(&key, issuer).map_err(cert_err)?;
+    Ok(CertPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+}
+
+impl Pki {
+    /// Loads the certificates from `dir`, creating any that are missing.
+    pub fn load_or_create(dir: &Path) -> Result<Pki, PkiError> {
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        let ca = match read_pair(dir, "ca")? {
+            Some(ca) => ca,
+            None => {
+                let mut params = CertificateParams::default();
+                params.distinguished_name.push(DnType::CommonName, "ferry-ca");
+                params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+                params.key_usages = vec![
+                    KeyUsagePurpose::KeyCertSign,
+                    KeyUsagePurpose::CrlSign,
+                    KeyUsagePurpose::DigitalSignature,
+                ];
+                params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+                params.not_after = rcgen::date_time_ymd(2045, 1, 1);
+                let key = KeyPair::generate().map_err(cert_err)?;
+                let cert = params.self_signed(&key).map_err(cert_err)?;
+                let pair = CertPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() };
+                write_pair(dir, "ca", &pair)?;
+                pair
+            }
+        };
+        let ca_key = KeyPair::from_pem(&ca.key_pem).map_err(cert_err)?;
+        let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key).map_err(cert_err)?;
+        let server = match read_pair(dir, "server")? {
+            Some(pair) => pair,
+            None => {
+                let pair = leaf("kube-apiserver", None, ExtendedKeyUsagePurpose::ServerAuth, serving_names(), &issuer)?;
+                write_pair(dir, "server", &pair)?;
+                pair
+            }
+        };
+        let admin = match read_pair(dir, "admin")? {
+            Some(pair) => pair,
+            None => {
+                let pair = leaf("ferry-admin", Some("system:masters"), ExtendedKeyUsagePurpose::ClientAuth, Vec::new(), &issuer)?;
+                write_pair(dir, "admin", &pair)?;
+                pair
+            }
+        };
+        Ok(Pki { ca, server, admin })
+    }
+
+    /// A client certificate signed by the CA, for users and components: CN = user name,
+    /// O = group (rcgen's distinguished names hold one value per attribute).
+    pub fn client_cert(&self, user: &str, group: Option<&str>) -> Result<CertPair, PkiError> {
+        let ca_key = KeyPair::from_pem(&self.ca.key_pem).map_err(cert_err)?;
+        let issuer = Issuer::from_ca_cert_pem(&self.ca.cert_pem, ca_key).map_err(cert_err)?;
+        leaf(user, group, ExtendedKeyUsagePurpose::ClientAuth, Vec::new(), &issuer)
+    }
+
+    /// The TLS configuration of the API server: its certificate, and client certificates
+    /// verified against the CA when offered (requests without one may still carry a token, or
+    /// are anonymous and get 401).
+    pub fn server_tls(&self) -> Result<rustls::ServerConfig, PkiError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in parse_certs(&self.ca.cert_pem)? {
+            roots.add(cert).map_err(cert_err)?;
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .allow_unauthenticated()
+            .build()
+            .map_err(cert_err)?;
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(cert_err)?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(parse_certs(&self.server.cert_pem)?, parse_key(&self.server.key_pem)?)
+            .map_err(cert_err)?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(config)
+    }
+
+    /// A kubeconfig for the admin user pointing at `server` (`https://127.0.0.1:6443`).
+    pub fn admin_kubeconfig(&self, server: &str) -> String {
+        kubeconfig(server, &self.ca.cert_pem, "ferry-admin", &self.admin)
+    }
+}
+
+/// A kubeconfig with one cluster, one user (by client certificate) and one context, all named
+/// `ferry`, with the certificates embedded.
+pub fn kubeconfig(server: &str, ca_pem: &str, user: &str, client: &CertPair) -> String {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: ferry\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: {user}\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\ncontexts:\n- name: ferry\n  context:\n    cluster: ferry\n    user: {user}\ncurrent-context: ferry\npreferences: {{}}\n",
+        ca = b64(ca_pem),
+        cert = b64(&client.cert_pem),
+        key = b64(&client.key_pem),
+    )
+}
+
+fn read_pair(dir: &Path, name: &str) -> Result<Option<CertPair>, PkiError> {
+    let cert_path = dir.join(format!("{name}.crt"));
+    let key_path = dir.join(format!("{name}.key"));
+    if !cert_path.exists() || !key_path.exists() {
+        return Ok(None);
+    }
+    Ok(Some(CertPair {
+        cert_pem: fs::read_to_string(&cert_path).map_err(io(&cert_path))?,
+        key_pem: fs::read_to_string(&key_path).map_err(io(&key_path))?,
+    }))
+}
+
+fn write_pair(dir: &Path, name: &str, pair: &CertPair) -> Result<(), PkiError> {
+    let cert_path = dir.join(format!("{name}.crt"));
+    let key_path = dir.join(format!("{name}.key"));
+    fs::write(&cert_path, &pair.cert_pem).map_err(io(&cert_path))?;
+    write_private(&key_path, &pair.key_pem)
+}
+
+/// Writes a file only its owner can read.
+pub fn write_private(path: &Path, contents: &str) -> Result<(), PkiError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(path))?;
+    file.write_all(contents.as_bytes()).map_err(io(path))
+}
+
+fn parse_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, PkiError> {
+    let parsed = pem::parse_many(pem).map_err(cert_err)?;
+    Ok(parsed.into_iter().map(|p| CertificateDer::from(p.into_contents())).collect())
+}
+
+fn parse_key(pem: &str) -> Result<PrivateKeyDer<'static>, PkiError> {
+    let parsed = pem::parse(pem).map_err(cert_err)?;
+    Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(parsed.into_contents())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificates_are_made_once_and_reused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = Pki::load_or_create(dir.path()).expect("create");
+        let second = Pki::load_or_create(dir.path()).expect("load");
+        assert_eq!(first.ca.cert_pem, second.ca.cert_pem);
+        assert_eq!(first.admin.cert_pem, second.admin.cert_pem);
+        first.server_tls().expect("a usable TLS config");
+        let der = parse_certs(&first.admin.cert_pem).expect("pem");
+        let (_, cert) = x509_parser::parse_x509_certificate(&der[0]).expect("x509");
+        let orgs: Vec<_> = cert.subject().iter_organization().filter_map(|o| o.as_str().ok()).collect();
+        assert_eq!(orgs, vec!["system:masters"]);
+        let kubeconfig = first.admin_kubeconfig("https://127.0.0.1:6443");
+        assert!(kubeconfig.contains("server: https://127.0.0.1:6443"));
+    }
+}

@@ -1,0 +1,661 @@
+//! The REST verbs over the store, for every resource alike: objects are JSON, stored under
+//! `/<resource>/<namespace>/<name>` (`/<resource>/<name>` when cluster-scoped) without their
+//! `resourceVersion`, which is the store's `mod_revision` and set on every read — as upstream's
+//! etcd3 storage does.
+//!
+//! Kind-specific behaviour (defaulting, validation, what a status update may touch) lives in
+//! [`crate::strategy`]; admission in [`crate::admission`].
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use ferry_api::registry::ResourceInfo;
+use ferry_store::{KeyRange, RangeRequest, Revision, StoreError};
+use serde_json::{json, Map, Value};
+
+use crate::object::{self, meta_str, metadata_mut};
+use crate::selector::{fields_of, FieldSelector, LabelSelector};
+use crate::server::Server;
+use crate::status::{ApiError, Target};
+use crate::strategy;
+
+/// A resource request after authentication and authorization.
+pub struct Request<'a> {
+    /// What the path names.
+    pub resource: &'static ResourceInfo,
+    /// Namespace from the path ("" for cluster-scoped or all namespaces).
+    pub namespace: &'a str,
+    /// Name from the path ("" for collections).
+    pub name: &'a str,
+    /// Subresource from the path.
+    pub subresource: &'a str,
+    /// Query parameters.
+    pub query: &'a HashMap<String, String>,
+    /// The request body.
+    pub body: Bytes,
+    /// The body's content type.
+    pub content_type: &'a str,
+}
+
+impl Request<'_> {
+    fn target<'b>(&'b self, name: &'b str) -> Target<'b> {
+        Target { group: self.resource.group, resource: self.resource.plural, name }
+    }
+
+    fn dry_run(&self) -> bool {
+        self.query.get("dryRun").is_some_and(|v| v == "All")
+    }
+}
+
+/// The storage prefix of a resource: its plural, group-qualified where two groups would clash.
+pub fn storage_resource(info: &ResourceInfo) -> String {
+    match info.group {
+        "events.k8s.io" => "events.k8s.io/events".to_string(),
+        _ => info.plural.to_string(),
+    }
+}
+
+/// The key of an object.
+pub fn key(info: &ResourceInfo, namespace: &str, name: &str) -> Bytes {
+    if info.namespaced {
+        Bytes::from(format!("/{}/{namespace}/{name}", storage_resource(info)))
+    } else {
+        Bytes::from(format!("/{}/{name}", storage_resource(info)))
+    }
+}
+
+/// The key prefix of a collection (one namespace, or all).
+pub fn prefix(info: &ResourceInfo, namespace: &str) -> Bytes {
+    if info.namespaced && !namespace.is_empty() {
+        Bytes::from(format!("/{}/{namespace}/", storage_resource(info)))
+    } else {
+        Bytes::from(format!("/{}/", storage_resource(info)))
+    }
+}
+
+/// Decodes a stored object and stamps its resourceVersion.
+pub fn decode(info: &ResourceInfo, value: &[u8], revision: Revision) -> Result<Value, ApiError> {
+    let mut object: Value = serde_json::from_slice(value)
+        .map_err(|e| ApiError::internal(format!("stored {} is not JSON: {e}", info.plural)))?;
+    metadata_mut(&mut object).insert("resourceVersion".into(), Value::String(revision.to_string()));
+    Ok(object)
+}
+
+fn encode(object: &Value) -> Bytes {
+    let mut stored = object.clone();
+    metadata_mut(&mut stored).remove("resourceVersion");
+    Bytes::from(serde_json::to_vec(&stored).unwrap_or_default())
+}
+
+/// Parses a request body: JSON, or YAML (kubectl sends JSON; curl users send either).
+pub fn parse_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    if media.contains("yaml") {
+        return serde_yaml_ng::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")));
+    }
+    if !media.is_empty() && !media.contains("json") {
+        return Err(ApiError::unsupported_media_type(media));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}")))
+}
+
+/// GET of one object.
+pub async fn get(server: &Server, req: &Request<'_>) -> Result<Value, ApiError> {
+    let (object, _) = read(server, req.resource, req.namespace, req.name).await?;
+    Ok(object)
+}
+
+/// Reads one object with its store revision.
+pub async fn read(server: &Server, info: &'static ResourceInfo, namespace: &str, name: &str) -> Result<(Value, Revision), ApiError> {
+    let kv = server.store.get(&key(info, namespace, name)).await?;
+    let kv = kv.ok_or_else(|| ApiError::not_found(Target { group: info.group, resource: info.plural, name }))?;
+    Ok((decode(info, &kv.value, kv.mod_revision)?, kv.mod_revision))
+}
+
+/// The `continue` token: upstream's format, base64 of `{"v":"meta.k8s.io/v1","rv":N,"start":K}`
+/// where K is the key to resume at, relative to the collection's prefix.
+fn encode_continue(revision: Revision, start: &str) -> String {
+    let token = json!({"v": "meta.k8s.io/v1", "rv": revision, "start": start});
+    base64::engine::general_purpose::URL_SAFE.encode(token.to_string())
+}
+
+fn decode_continue(token: &str) -> Result<(Revision, String), ApiError> {
+    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+    let raw = base64::engine::general_purpose::URL_SAFE.decode(token).map_err(|_| bad())?;
+    let value: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    let revision = value.get("rv").and_then(Value::as_i64).filter(|r| *r > 0).ok_or_else(bad)?;
+    let start = value.get("start").and_then(Value::as_str).ok_or_else(bad)?;
+    if start.contains("..") || start.starts_with('/') {
+        return Err(bad());
+    }
+    Ok((revision, start.to_string()))
+}
+
+/// The selectors of a list or watch.
+pub struct Selectors {
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl Selectors {
+    /// Parses `labelSelector` and `fieldSelector`, refusing fields the resource cannot select on.
+    pub fn from_query(info: &ResourceInfo, query: &HashMap<String, String>) -> Result<Self, ApiError> {
+        let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))
+            .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+        let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str)).map_err(ApiError::bad_request)?;
+        let supported = fields_of(info.group, info.plural, &json!({}));
+        for field in fields.fields() {
+            if !supported.contains_key(field) {
+                return Err(ApiError::bad_request(format!(
+                    "field label not supported: {field}"
+                )));
+            }
+        }
+        Ok(Selectors { labels, fields })
+    }
+
+    /// Whether an object matches.
+    pub fn matches(&self, info: &ResourceInfo, object: &Value) -> bool {
+        (self.labels.is_empty() || self.labels.matches(&object::labels(object)))
+            && (self.fields.is_empty() || self.fields.matches(&fields_of(info.group, info.plural, object)))
+    }
+
+    /// Whether nothing is filtered.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.fields.is_empty()
+    }
+}
+
+/// LIST: selectors, `limit`/`continue` over one consistent revision, and `resourceVersion` /
+/// `resourceVersionMatch` as upstream reads them.
+pub async fn list(server: &Server, req: &Request<'_>) -> Result<Value, ApiError> {
+    let info = req.resource;
+    let selectors = Selectors::from_query(info, req.query)?;
+    let limit: i64 = match req.query.get("limit") {
+        Some(l) => l.parse().map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
+        None => 0,
+    };
+    let prefix = prefix(info, req.namespace);
+    let prefix_str = String::from_utf8_lossy(&prefix).into_owned();
+    let resource_version = req.query.get("resourceVersion").map(String::as_str).unwrap_or("");
+    let rv_match = req.query.get("resourceVersionMatch").map(String::as_str).unwrap_or("");
+    let (mut revision, mut start) = (0, prefix.clone());
+    if let Some(token) = req.query.get("continue").filter(|c| !c.is_empty()) {
+        if !resource_version.is_empty() && resource_version != "0" {
+            return Err(ApiError::bad_request("specifying resource version is not allowed when using continue"));
+        }
+        let (rv, relative) = decode_continue(token)?;
+        revision = rv;
+        start = Bytes::from(format!("{prefix_str}{relative}"));
+    } else if !resource_version.is_empty() && resource_version != "0" {
+        let rv: Revision = resource_version
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid resource version {resource_version:?}")))?;
+        match rv_match {
+            "Exact" => revision = rv,
+            "" | "NotOlderThan" => {
+                let current = server.store.current_revision().await?;
+                if rv > current {
+                    return Err(StoreError::FutureRevision { requested: rv, current }.into());
+                }
+            }
+            other => return Err(ApiError::bad_request(format!("resourceVersionMatch: Unsupported value: {other:?}"))),
+        }
+    } else if rv_match == "Exact" {
+        return Err(ApiError::bad_request("resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"\" or \"0\""));
+    }
+    let range_of = |from: Bytes| match ferry_store::prefix_end(&prefix) {
+        Some(end) => KeyRange::between(from, end),
+        None => KeyRange::prefix(from),
+    };
+    let mut items = Vec::new();
+    let mut next_start: Option<Bytes> = None;
+    let mut remaining: Option<i64> = None;
+    let mut header_revision;
+    let page = if limit > 0 { limit } else { 0 };
+    loop {
+        let request = RangeRequest::new(range_of(start.clone())).at(revision).limit(page);
+        let response = match server.store.range(request).await {
+            Err(StoreError::Compacted { .. }) if req.query.contains_key("continue") => {
+                return Err(ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."));
+            }
+            other => other?,
+        };
+        header_revision = response.header_revision;
+        if revision == 0 {
+            revision = response.header_revision;
+        }
+        let scanned = response.kvs.len();
+        for (i, kv) in response.kvs.iter().enumerate() {
+            let object = decode(info, &kv.value, kv.mod_revision)?;
+            if selectors.matches(info, &object) {
+                items.push(object);
+            }
+            if limit > 0 && items.len() as i64 >= limit {
+                let more_here = i + 1 < scanned || response.more;
+                if more_here {
+                    let mut after = kv.key.to_vec();
+                    after.push(0);
+                    next_start = Some(Bytes::from(after));
+                    if selectors.is_empty() {
+                        remaining = Some(response.count - (i as i64 + 1));
+                    }
+                }
+                break;
+            }
+        }
+        if limit == 0 || items.len() as i64 >= limit || !response.more {
+            break;
+        }
+        // Filtered out too many: read the next page of the same revision.
+        let Some(last) = response.kvs.last() else { break };
+        let mut after = last.key.to_vec();
+        after.push(0);
+        start = Bytes::from(after);
+    }
+    let _ = header_revision;
+    let mut metadata = Map::new();
+    metadata.insert("resourceVersion".into(), Value::String(revision.to_string()));
+    if let Some(next) = next_start {
+        let relative = String::from_utf8_lossy(&next[prefix.len()..]).into_owned();
+        metadata.insert("continue".into(), Value::String(encode_continue(revision, &relative)));
+        if let Some(remaining) = remaining {
+            metadata.insert("remainingItemCount".into(), json!(remaining));
+        }
+    }
+    for item in &mut items {
+        if let Value::Object(m) = item {
+            m.remove("kind");
+            m.remove("apiVersion");
+        }
+    }
+    Ok(json!({
+        "kind": format!("{}List", info.kind),
+        "apiVersion": info.api_version(),
+        "metadata": metadata,
+        "items": items,
+    }))
+}
+
+/// Checks `kind`/`apiVersion` of a body against the endpoint and fills them in.
+fn check_type(info: &ResourceInfo, object: &mut Value, expected_kind: &str, expected_api_version: &str) -> Result<(), ApiError> {
+    if !object.is_object() {
+        return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+    }
+    match object.get("apiVersion").and_then(Value::as_str) {
+        Some(v) if v != expected_api_version => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({expected_api_version})"
+            )))
+        }
+        _ => {}
+    }
+    match object.get("kind").and_then(Value::as_str) {
+        Some(k) if k != expected_kind => {
+            return Err(ApiError::bad_request(format!(
+                "{} in version \"{}\" cannot be handled as a {}: the kind in the data ({k}) does not match the expected kind ({expected_kind})",
+                expected_kind, info.version, expected_kind
+            )))
+        }
+        _ => {}
+    }
+    object["apiVersion"] = Value::String(expected_api_version.to_string());
+    object["kind"] = Value::String(expected_kind.to_string());
+    Ok(())
+}
+
+/// CREATE: names, namespace, generated fields, admission, defaulting, validation, then a
+/// create-if-absent in the store.
+pub async fn create(server: &Server, req: &Request<'_>) -> Result<(u16, Value), ApiError> {
+    let info = req.resource;
+    let mut object = parse_body(&req.body, req.content_type)?;
+    check_type(info, &mut object, info.kind, &info.api_version())?;
+    let meta = metadata_mut(&mut object);
+    if info.namespaced {
+        match meta.get("namespace").and_then(Value::as_str) {
+            Some(ns) if !ns.is_empty() && ns != req.namespace => {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ))
+            }
+            _ => {
+                meta.insert("namespace".into(), Value::String(req.namespace.to_string()));
+            }
+        }
+    } else {
+        meta.remove("namespace");
+    }
+    let has_name = meta.get("name").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+    if !has_name {
+        if let Some(prefix) = meta.get("generateName").and_then(Value::as_str).filter(|p| !p.is_empty()) {
+            let generated = object::generate_name(prefix);
+            meta.insert("name".into(), Value::String(generated));
+        }
+    }
+    // System-set fields are the server's, whatever the client sent.
+    meta.insert("uid".into(), Value::String(object::new_uid()));
+    meta.insert("creationTimestamp".into(), Value::String(object::now_rfc3339()));
+    for field in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+        meta.remove(field);
+    }
+    strategy::prepare_for_create(info, &mut object);
+    server.admission.admit_create(server, info, &mut object).await?;
+    let name = meta_str(&object, "name").unwrap_or("").to_string();
+    strategy::validate(info, &object, None)?;
+    if req.dry_run() {
+        return Ok((201, object));
+    }
+    let key = key(info, req.namespace, &name);
+    let lease = strategy::lease_for(server, info).await?;
+    match server.store.create(key, encode(&object), lease).await? {
+        Some(revision) => {
+            metadata_mut(&mut object).insert("resourceVersion".into(), Value::String(revision.to_string()));
+            Ok((201, object))
+        }
+        None => Err(ApiError::already_exists(req.target(&name))),
+    }
+}
+
+/// What an update is based on.
+enum Precondition {
+    /// The client sent this resourceVersion: it must still be current.
+    ResourceVersion(Revision),
+    /// No resourceVersion: the update applies to whatever is current (retried on races).
+    None,
+}
+
+/// UPDATE (PUT) of an object or of its `status`/`scale` subresource.
+pub async fn update(server: &Server, req: &Request<'_>) -> Result<Value, ApiError> {
+    let info = req.resource;
+    let mut body = parse_body(&req.body, req.content_type)?;
+    if req.subresource == "scale" {
+        let precondition = match meta_str(&body, "resourceVersion").and_then(|rv| rv.parse().ok()) {
+            Some(rv) => Precondition::ResourceVersion(rv),
+            None => Precondition::None,
+        };
+        return write_update(server, req, precondition, |_old| Ok(body.clone())).await;
+    }
+    check_type(info, &mut body, info.kind, &info.api_version())?;
+    match meta_str(&body, "name") {
+        Some(n) if n != req.name => {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({})",
+                req.name
+            )))
+        }
+        _ => {}
+    }
+    let precondition = match meta_str(&body, "resourceVersion").filter(|v| !v.is_empty()) {
+        Some(rv) => Precondition::ResourceVersion(
+            rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?,
+        ),
+        None => Precondition::None,
+    };
+    write_update(server, req, precondition, |_old| Ok(body.clone())).await
+}
+
+/// PATCH: JSON patch, merge patch or strategic merge patch against the current object, then the
+/// update path. Retried when the object changes underneath, unless the patch pins a
+/// resourceVersion.
+pub async fn patch(server: &Server, req: &Request<'_>) -> Result<Value, ApiError> {
+    let media = req.content_type.split(';').next().unwrap_or("").trim().to_string();
+    let patch: Value = match media.as_str() {
+        "application/json-patch+json" | "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+            serde_json::from_slice(&req.body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
+        }
+        "application/apply-patch+yaml" => {
+            return Err(ApiError::unsupported_media_type("application/apply-patch+yaml (server-side apply is not served yet)"))
+        }
+        other => return Err(ApiError::unsupported_media_type(other)),
+    };
+    let pinned = patch
+        .get("metadata")
+        .and_then(|m| m.get("resourceVersion"))
+        .and_then(Value::as_str)
+        .and_then(|rv| rv.parse().ok());
+    let precondition = match pinned {
+        Some(rv) => Precondition::ResourceVersion(rv),
+        None => Precondition::None,
+    };
+    let info = req.resource;
+    let subresource = req.subresource;
+    write_update(server, req, precondition, move |old| {
+        let mut current = if subresource == "scale" { crate::scale::scale_of(info, old)? } else { old.clone() };
+        match media.as_str() {
+            "application/json-patch+json" => {
+                let ops: json_patch::Patch = serde_json::from_value(patch.clone())
+                    .map_err(|e| ApiError::bad_request(format!("error decoding JSON patch: {e}")))?;
+                json_patch::patch(&mut current, &ops).map_err(|e| ApiError {
+                    code: 422,
+                    reason: "Invalid",
+                    message: format!("the server rejected our request due to an error in our request: {e}"),
+                    details: None,
+                })?;
+            }
+            "application/merge-patch+json" => json_patch::merge(&mut current, &patch),
+            _ => ferry_api::patch::strategic_merge(&mut current, &patch, &ferry_api::patch::schema_for(info.group, info.kind))
+                .map_err(ApiError::bad_request)?,
+        }
+        Ok(current)
+    })
+    .await
+}
+
+/// The shared update path: `change` turns the current object into the requested one (for
+/// `scale`, the Scale object); the result is merged per the subresource, defaulted, validated
+/// and written with compare-and-swap on the current revision.
+async fn write_update(
+    server: &Server,
+    req: &Request<'_>,
+    precondition: Precondition,
+    change: impl Fn(&Value) -> Result<Value, ApiError>,
+) -> Result<Value, ApiError> {
+    let info = req.resource;
+    let key = key(info, req.namespace, req.name);
+    loop {
+        let (old, old_revision) = read(server, info, req.namespace, req.name).await?;
+        if let Precondition::ResourceVersion(rv) = precondition {
+            if rv != old_revision {
+                return Err(ApiError::conflict(req.target(req.name), ApiError::MODIFIED));
+            }
+        }
+        let requested = change(&old)?;
+        let mut new = if req.subresource == "scale" {
+            crate::scale::apply(&old, &requested)?
+        } else {
+            strategy::merge_update(info, req.subresource, &old, requested)?
+        };
+        // Metadata the client may not change.
+        for field in ["uid", "creationTimestamp", "namespace", "name", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+            match old.get("metadata").and_then(|m| m.get(field)) {
+                Some(v) => {
+                    metadata_mut(&mut new).insert(field.into(), v.clone());
+                }
+                None => {
+                    metadata_mut(&mut new).remove(field);
+                }
+            }
+        }
+        metadata_mut(&mut new).remove("resourceVersion");
+        strategy::prepare_for_update(info, &mut new, &old);
+        if req.subresource.is_empty() {
+            server.admission.admit_update(server, info, &mut new, &old).await?;
+        }
+        strategy::validate(info, &new, Some(&old))?;
+        if req.dry_run() {
+            return Ok(new);
+        }
+        // Removing the last finalizer of an object being deleted completes the deletion.
+        let finishing = meta_str(&new, "deletionTimestamp").is_some()
+            && object::finalizers(&new).is_empty()
+            && !pod_awaiting_kubelet(info, &new);
+        if finishing {
+            match server.store.delete(key.clone(), old_revision).await? {
+                Ok(_) => return Ok(new),
+                Err(_) if matches!(precondition, Precondition::None) => continue,
+                Err(_) => return Err(ApiError::conflict(req.target(req.name), ApiError::MODIFIED)),
+            }
+        }
+        if new == strip_rv(&old) {
+            // No change: upstream answers with the object as it is, without a write.
+            return Ok(old);
+        }
+        match server.store.update(key.clone(), old_revision, encode(&new)).await? {
+            Ok(revision) => {
+                metadata_mut(&mut new).insert("resourceVersion".into(), Value::String(revision.to_string()));
+                return Ok(if req.subresource == "scale" { crate::scale::scale_of(info, &new)? } else { new });
+            }
+            Err(_) if matches!(precondition, Precondition::None) => continue,
+            Err(_) => return Err(ApiError::conflict(req.target(req.name), ApiError::MODIFIED)),
+        }
+    }
+}
+
+fn strip_rv(object: &Value) -> Value {
+    let mut copy = object.clone();
+    metadata_mut(&mut copy).remove("resourceVersion");
+    copy
+}
+
+/// A pod bound to a node with a grace period left is finished by its kubelet (which deletes
+/// it with grace 0), not by the API server.
+fn pod_awaiting_kubelet(info: &ResourceInfo, object: &Value) -> bool {
+    info.group.is_empty()
+        && info.plural == "pods"
+        && object.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty())
+        && object.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0) > 0
+}
+
+/// Delete options, from the body (kubectl) or the query (curl).
+#[derive(Default)]
+struct DeleteOptions {
+    grace_period_seconds: Option<i64>,
+    propagation_policy: Option<String>,
+    precondition_uid: Option<String>,
+    precondition_resource_version: Option<String>,
+}
+
+fn delete_options(req: &Request<'_>) -> Result<DeleteOptions, ApiError> {
+    let mut options = DeleteOptions::default();
+    if !req.body.is_empty() {
+        let body = parse_body(&req.body, req.content_type)?;
+        options.grace_period_seconds = body.get("gracePeriodSeconds").and_then(Value::as_i64);
+        options.propagation_policy = body.get("propagationPolicy").and_then(Value::as_str).map(str::to_string);
+        if body.get("orphanDependents").and_then(Value::as_bool) == Some(true) {
+            options.propagation_policy.get_or_insert_with(|| "Orphan".into());
+        }
+        options.precondition_uid = body.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string);
+        options.precondition_resource_version =
+            body.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string);
+    }
+    if let Some(g) = req.query.get("gracePeriodSeconds") {
+        options.grace_period_seconds = Some(g.parse().map_err(|_| ApiError::bad_request("invalid gracePeriodSeconds"))?);
+    }
+    if let Some(p) = req.query.get("propagationPolicy") {
+        options.propagation_policy = Some(p.clone());
+    }
+    if let Some(p) = &options.propagation_policy {
+        if !["Background", "Foreground", "Orphan"].contains(&p.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+            )));
+        }
+    }
+    Ok(options)
+}
+
+/// DELETE of one object: preconditions, graceful deletion of bound pods, finalizers (including
+/// the ones propagation policies add), then removal from the store.
+pub async fn delete(server: &Server, req: &Request<'_>) -> Result<Value, ApiError> {
+    let options = delete_options(req)?;
+    delete_one(server, req, req.name, &options).await
+}
+
+async fn delete_one(server: &Server, req: &Request<'_>, name: &str, options: &DeleteOptions) -> Result<Value, ApiError> {
+    let info = req.resource;
+    let key = key(info, req.namespace, name);
+    loop {
+        let (mut object, revision) = read(server, info, req.namespace, name).await?;
+        if let Some(uid) = &options.precondition_uid {
+            if meta_str(&object, "uid") != Some(uid.as_str()) {
+                return Err(ApiError::conflict(req.target(name), &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    meta_str(&object, "uid").unwrap_or("")
+                )));
+            }
+        }
+        if let Some(rv) = &options.precondition_resource_version {
+            if *rv != revision.to_string() {
+                return Err(ApiError::conflict(req.target(name), &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {revision}"
+                )));
+            }
+        }
+        server.admission.admit_delete(server, info, &object).await?;
+        let mut finalizers = object::finalizers(&object);
+        match options.propagation_policy.as_deref() {
+            Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => finalizers.push("foregroundDeletion".into()),
+            Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => finalizers.push("orphan".into()),
+            _ => {}
+        }
+        let grace = strategy::grace_period(info, &object, options.grace_period_seconds);
+        let already_deleting = meta_str(&object, "deletionTimestamp").is_some();
+        if finalizers.is_empty() && grace == 0 {
+            if req.dry_run() {
+                return Ok(object);
+            }
+            match server.store.delete(key.clone(), revision).await? {
+                Ok(_) => return Ok(object),
+                Err(None) => return Err(ApiError::not_found(req.target(name))),
+                Err(Some(_)) => continue,
+            }
+        }
+        // Graceful: mark the object; its finalizers' owners (or the kubelet) finish it.
+        let current_grace = object.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
+        if already_deleting && current_grace.is_some_and(|g| g <= grace) && finalizers == object::finalizers(&object) {
+            return Ok(object);
+        }
+        let now = crate::object::parse_rfc3339(&object::now_rfc3339()).unwrap_or(0);
+        let meta = metadata_mut(&mut object);
+        meta.insert("deletionTimestamp".into(), Value::String(object::rfc3339(now + grace)));
+        meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+        if !finalizers.is_empty() {
+            meta.insert("finalizers".into(), json!(finalizers));
+        }
+        if info.group.is_empty() && info.plural == "namespaces" {
+            object["status"]["phase"] = Value::String("Terminating".into());
+        }
+        if req.dry_run() {
+            return Ok(object);
+        }
+        match server.store.update(key.clone(), revision, encode(&object)).await? {
+            Ok(new_revision) => {
+                metadata_mut(&mut object).insert("resourceVersion".into(), Value::String(new_revision.to_string()));
+                return Ok(object);
+            }
+            Err(None) => return Err(ApiError::not_found(req.target(name))),
+            Err(Some(_)) => continue,
+        }
+    }
+}
+
+/// DELETECOLLECTION: every object the selectors match, one by one, as upstream.
+pub async fn delete_collection(server: &Server, req: &Request<'_>) -> Result<Value, ApiError> {
+    let options = delete_options(req)?;
+    let mut listed = list(server, &Request { query: req.query, body: Bytes::new(), ..*req }).await?;
+    let items = listed["items"].as_array().cloned().unwrap_or_default();
+    let mut deleted = Vec::new();
+    for item in items {
+        let name = meta_str(&item, "name").unwrap_or("").to_string();
+        let namespace = meta_str(&item, "namespace").unwrap_or("").to_string();
+        let one = Request { namespace: &namespace, name: &name, body: Bytes::new(), ..*req };
+        match delete_one(server, &one, &name, &options).await {
+            Ok(object) => deleted.push(object),
+            Err(e) if e.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    listed["items"] = Value::Array(deleted);
+    Ok(listed)
+}

@@ -1,0 +1,55 @@
+//! The `scale` subresource of deployments, replicasets, statefulsets and replicationcontrollers:
+//! an `autoscaling/v1` Scale view of `spec.replicas`, as `kubectl scale` reads and writes it.
+
+use ferry_api::registry::ResourceInfo;
+use serde_json::{json, Value};
+
+use crate::status::ApiError;
+
+/// The Scale object of `object`.
+pub fn scale_of(info: &ResourceInfo, object: &Value) -> Result<Value, ApiError> {
+    if info.subresource("scale").is_none() {
+        return Err(ApiError::path_not_found());
+    }
+    let meta = object.get("metadata").cloned().unwrap_or(json!({}));
+    let pick = |f: &str| meta.get(f).cloned().unwrap_or(Value::Null);
+    let selector = object
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            let mut pairs: Vec<String> = m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect();
+            pairs.sort();
+            pairs.join(",")
+        })
+        .unwrap_or_default();
+    Ok(json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": pick("name"), "namespace": pick("namespace"), "uid": pick("uid"),
+            "resourceVersion": pick("resourceVersion"), "creationTimestamp": pick("creationTimestamp"),
+        },
+        "spec": {"replicas": object.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
+        "status": {
+            "replicas": object.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "selector": selector,
+        },
+    }))
+}
+
+/// `object` with the replicas a Scale asks for.
+pub fn apply(object: &Value, scale: &Value) -> Result<Value, ApiError> {
+    let replicas = scale.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
+    if replicas < 0 {
+        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+        return Err(ApiError::invalid(
+            "Scale",
+            "autoscaling",
+            name,
+            &[crate::status::FieldError::invalid_raw("spec.replicas", replicas.to_string(), "must be greater than or equal to 0")],
+        ));
+    }
+    let mut new = object.clone();
+    new["spec"]["replicas"] = json!(replicas);
+    Ok(new)
+}

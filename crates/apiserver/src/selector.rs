@@ -1,0 +1,256 @@
+//! Label and field selectors as upstream parses them (`labels.Parse`, `fields.ParseSelector`):
+//! `a=b`, `a==b`, `a!=b`, `a in (x,y)`, `a notin (x)`, `a`, `!a`, comma-separated (AND).
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// One requirement of a label selector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requirement {
+    /// `key=value`, `key==value`, `key in (v1,v2)`.
+    In(String, Vec<String>),
+    /// `key!=value`, `key notin (v1,v2)`: also true when the key is absent.
+    NotIn(String, Vec<String>),
+    /// `key`.
+    Exists(String),
+    /// `!key`.
+    DoesNotExist(String),
+}
+
+/// A parsed label selector; empty matches everything.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LabelSelector(pub Vec<Requirement>);
+
+/// Splits on commas outside parentheses.
+fn split_top(s: &str) -> Vec<&str> {
+    let (mut parts, mut depth, mut start) = (Vec::new(), 0i32, 0);
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    parts
+}
+
+fn values(list: &str) -> Result<Vec<String>, String> {
+    let inner = list
+        .trim()
+        .strip_prefix('(')
+        .and_then(|l| l.strip_suffix(')'))
+        .ok_or_else(|| format!("found '{}', expected: '('", list.trim()))?;
+    Ok(inner.split(',').map(|v| v.trim().to_string()).collect())
+}
+
+impl LabelSelector {
+    /// Parses `labelSelector`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut requirements = Vec::new();
+        for part in split_top(s) {
+            let part = part.trim();
+            if part.is_empty() {
+                continue;
+            }
+            let requirement = if let Some(key) = part.strip_prefix('!') {
+                Requirement::DoesNotExist(key.trim().to_string())
+            } else if let Some((k, v)) = part.split_once("!=") {
+                Requirement::NotIn(k.trim().to_string(), vec![v.trim().to_string()])
+            } else if let Some((k, v)) = part.split_once("==") {
+                Requirement::In(k.trim().to_string(), vec![v.trim().to_string()])
+            } else if let Some((k, v)) = part.split_once('=') {
+                Requirement::In(k.trim().to_string(), vec![v.trim().to_string()])
+            } else if let Some((k, rest)) = part.split_once(" notin ") {
+                Requirement::NotIn(k.trim().to_string(), values(rest)?)
+            } else if let Some((k, rest)) = part.split_once(" in ") {
+                Requirement::In(k.trim().to_string(), values(rest)?)
+            } else if part.contains(' ') || part.contains('(') {
+                return Err(format!("unable to parse requirement: {part}"));
+            } else {
+                Requirement::Exists(part.to_string())
+            };
+            let key = match &requirement {
+                Requirement::In(k, _) | Requirement::NotIn(k, _) | Requirement::Exists(k) | Requirement::DoesNotExist(k) => k,
+            };
+            if key.is_empty() {
+                return Err(format!("unable to parse requirement: {part}"));
+            }
+            requirements.push(requirement);
+        }
+        Ok(LabelSelector(requirements))
+    }
+
+    /// Whether labels satisfy every requirement.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.0.iter().all(|r| match r {
+            Requirement::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
+            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
+            Requirement::Exists(k) => labels.contains_key(k),
+            Requirement::DoesNotExist(k) => !labels.contains_key(k),
+        })
+    }
+
+    /// Whether the selector is empty (matches everything).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A parsed field selector: `field=value`, `field==value`, `field!=value`, AND-ed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FieldSelector(pub Vec<(String, bool, String)>);
+
+impl FieldSelector {
+    /// Parses `fieldSelector`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut terms = Vec::new();
+        for part in s.split(',') {
+            let part = part.trim();
+            if part.is_empty() {
+                continue;
+            }
+            let (field, equal, value) = if let Some((f, v)) = part.split_once("!=") {
+                (f, false, v)
+            } else if let Some((f, v)) = part.split_once("==") {
+                (f, true, v)
+            } else if let Some((f, v)) = part.split_once('=') {
+                (f, true, v)
+            } else {
+                return Err(format!("invalid selector: '{s}'; can't understand '{part}'"));
+            };
+            terms.push((field.trim().to_string(), equal, value.trim().to_string()));
+        }
+        Ok(FieldSelector(terms))
+    }
+
+    /// The fields it uses, to check them against what the resource supports.
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(f, _, _)| f.as_str())
+    }
+
+    /// Whether the object's field values (as `fields_of` gives them) satisfy every term.
+    pub fn matches(&self, fields: &BTreeMap<String, String>) -> bool {
+        self.0.iter().all(|(f, equal, v)| {
+            let actual = fields.get(f).map(String::as_str).unwrap_or("");
+            (actual == v) == *equal
+        })
+    }
+
+    /// Whether the selector is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+fn text(v: &Value, path: &[&str]) -> String {
+    let mut cur = v;
+    for p in path {
+        match cur.get(p) {
+            Some(next) => cur = next,
+            None => return String::new(),
+        }
+    }
+    match cur {
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The selectable fields of an object of `resource`, as upstream's per-kind `GetAttrs`:
+/// `metadata.name` and `metadata.namespace` always, plus the kind's own.
+pub fn fields_of(group: &str, resource: &str, object: &Value) -> BTreeMap<String, String> {
+    let mut fields = BTreeMap::new();
+    let mut add = |name: &str, path: &[&str]| {
+        fields.insert(name.to_string(), text(object, path));
+    };
+    add("metadata.name", &["metadata", "name"]);
+    add("metadata.namespace", &["metadata", "namespace"]);
+    match (group, resource) {
+        ("", "pods") => {
+            add("spec.nodeName", &["spec", "nodeName"]);
+            add("spec.restartPolicy", &["spec", "restartPolicy"]);
+            add("spec.schedulerName", &["spec", "schedulerName"]);
+            add("spec.serviceAccountName", &["spec", "serviceAccountName"]);
+            add("spec.hostNetwork", &["spec", "hostNetwork"]);
+            add("status.phase", &["status", "phase"]);
+            add("status.podIP", &["status", "podIP"]);
+            add("status.nominatedNodeName", &["status", "nominatedNodeName"]);
+            if fields.get("spec.hostNetwork").is_some_and(String::is_empty) {
+                fields.insert("spec.hostNetwork".into(), "false".into());
+            }
+        }
+        ("", "events") => {
+            for f in ["kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath"] {
+                add(&format!("involvedObject.{f}"), &["involvedObject", f]);
+            }
+            add("reason", &["reason"]);
+            add("reportingComponent", &["reportingComponent"]);
+            add("source", &["source", "component"]);
+            add("type", &["type"]);
+        }
+        ("", "nodes") => add("spec.unschedulable", &["spec", "unschedulable"]),
+        ("", "namespaces") => add("status.phase", &["status", "phase"]),
+        ("", "secrets") => add("type", &["type"]),
+        ("", "replicationcontrollers") | ("apps", "replicasets") => add("status.replicas", &["status", "replicas"]),
+        ("batch", "jobs") => add("status.successful", &["status", "succeeded"]),
+        ("certificates.k8s.io", "certificatesigningrequests") => add("spec.signerName", &["spec", "signerName"]),
+        _ => {}
+    }
+    if resource == "nodes" && fields.get("spec.unschedulable").is_some_and(String::is_empty) {
+        fields.insert("spec.unschedulable".into(), "false".into());
+    }
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn label_selector_operators() {
+        let l = labels(&[("app", "web"), ("tier", "front")]);
+        for (selector, expected) in [
+            ("", true),
+            ("app=web", true),
+            ("app==web", true),
+            ("app!=web", false),
+            ("app!=db", true),
+            ("missing!=x", true),
+            ("app in (web, db)", true),
+            ("app notin (web)", false),
+            ("tier", true),
+            ("!tier", false),
+            ("!missing", true),
+            ("app=web,tier=back", false),
+            ("app in (db),tier", false),
+        ] {
+            let parsed = LabelSelector::parse(selector).expect(selector);
+            assert_eq!(parsed.matches(&l), expected, "{selector}");
+        }
+        assert!(LabelSelector::parse("app in web").is_err());
+    }
+
+    #[test]
+    fn field_selectors_per_kind() {
+        let pod = json!({"metadata": {"name": "p", "namespace": "d"}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}});
+        let fields = fields_of("", "pods", &pod);
+        let s = FieldSelector::parse("spec.nodeName=n1,status.phase!=Pending").expect("parse");
+        assert!(s.matches(&fields));
+        let unscheduled = FieldSelector::parse("spec.nodeName=").expect("parse");
+        assert!(!unscheduled.matches(&fields));
+        assert_eq!(fields["spec.hostNetwork"], "false");
+    }
+}

@@ -1,0 +1,467 @@
+//! The HTTPS server and the request pipeline, in upstream's order:
+//! authentication → authorization → (per verb) mutating admission → defaulting and validation
+//! → validating admission → store. Non-resource paths (`/version`, health, discovery,
+//! `/metrics`) are answered here; resource requests go to [`crate::rest`] and
+//! [`crate::watch`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use ferry_api::registry::{self, ResourceInfo};
+use ferry_store::{LeaseId, Store};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use crate::admission::{Chain, NamespaceLifecycle};
+use crate::auth::{forbidden_message, AuthenticatorChain, Authorizer, Credentials, Decision};
+use crate::discovery;
+use crate::request::{self, RequestInfo};
+use crate::rest::{self, Request};
+use crate::status::ApiError;
+
+/// Requests bodies larger than this get 413, as upstream's 3 MiB limit.
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// The Kubernetes version ferry serves.
+pub const KUBERNETES_VERSION: &str = "v1.33.0+ferry";
+
+/// The namespaces that exist from the start.
+pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Request counters for `/metrics`.
+#[derive(Default)]
+struct Metrics {
+    /// (verb, resource, code) → (count, total seconds).
+    requests: parking_lot::Mutex<BTreeMap<(String, String, u16), (u64, f64)>>,
+    watches: AtomicI64,
+}
+
+/// Everything a request handler needs.
+pub struct Server {
+    /// Where objects live.
+    pub store: Arc<dyn Store>,
+    /// Admission plugins.
+    pub admission: Chain,
+    authn: AuthenticatorChain,
+    authz: Box<dyn Authorizer>,
+    /// The address clients reach us at (for `/api`'s serverAddressByClientCIDRs).
+    address: parking_lot::Mutex<String>,
+    event_lease: tokio::sync::Mutex<Option<(LeaseId, Instant)>>,
+    metrics: Metrics,
+}
+
+impl Server {
+    /// A server over `store` with the given authentication and authorization.
+    pub fn new(store: Arc<dyn Store>, authn: AuthenticatorChain, authz: Box<dyn Authorizer>) -> Arc<Server> {
+        Arc::new(Server {
+            store,
+            admission: Chain(vec![Box::new(NamespaceLifecycle)]),
+            authn,
+            authz,
+            address: parking_lot::Mutex::new(String::new()),
+            event_lease: tokio::sync::Mutex::new(None),
+            metrics: Metrics::default(),
+        })
+    }
+
+    /// The lease new Events attach to: one hour TTL, a new lease each minute (upstream's
+    /// `--event-ttl` and lease reuse).
+    pub async fn event_lease(&self) -> Result<LeaseId, ApiError> {
+        let mut current = self.event_lease.lock().await;
+        if let Some((id, granted)) = *current {
+            if granted.elapsed() < Duration::from_secs(60) {
+                return Ok(id);
+            }
+        }
+        let (id, _) = self.store.lease_grant(Duration::from_secs(3600 + 60)).await?;
+        *current = Some((id, Instant::now()));
+        Ok(id)
+    }
+
+    /// Creates the system namespaces if missing.
+    pub async fn bootstrap(self: &Arc<Self>) -> Result<(), ApiError> {
+        let info = registry::find("", "v1", "namespaces").ok_or_else(|| ApiError::internal("namespaces not registered"))?;
+        let query = HashMap::new();
+        for name in SYSTEM_NAMESPACES {
+            let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+            let req = Request {
+                resource: info,
+                namespace: "",
+                name: "",
+                subresource: "",
+                query: &query,
+                body: Bytes::from(body.to_string()),
+                content_type: "application/json",
+            };
+            match rest::create(self, &req).await {
+                Ok(_) => {}
+                Err(e) if e.code == 409 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&self, verb: &str, resource: &str, code: u16, elapsed: Duration) {
+        let mut requests = self.metrics.requests.lock();
+        let entry = requests.entry((verb.to_string(), resource.to_string(), code)).or_default();
+        entry.0 += 1;
+        entry.1 += elapsed.as_secs_f64();
+    }
+
+    fn metrics_text(&self) -> String {
+        let mut out = String::from("# HELP apiserver_request_total Counter of apiserver requests broken out for each verb, resource and HTTP response code.\n# TYPE apiserver_request_total counter\n");
+        let requests = self.metrics.requests.lock();
+        for ((verb, resource, code), (count, _)) in requests.iter() {
+            out.push_str(&format!("apiserver_request_total{{verb=\"{verb}\",resource=\"{resource}\",code=\"{code}\"}} {count}\n"));
+        }
+        out.push_str("# HELP apiserver_request_duration_seconds_sum Total response latency by verb and resource.\n# TYPE apiserver_request_duration_seconds_sum counter\n");
+        for ((verb, resource, code), (_, seconds)) in requests.iter() {
+            out.push_str(&format!("apiserver_request_duration_seconds_sum{{verb=\"{verb}\",resource=\"{resource}\",code=\"{code}\"}} {seconds:.6}\n"));
+        }
+        out.push_str(&format!(
+            "# HELP apiserver_registered_watchers Number of currently open watches.\n# TYPE apiserver_registered_watchers gauge\napiserver_registered_watchers {}\n",
+            self.metrics.watches.load(Ordering::Relaxed)
+        ));
+        out
+    }
+}
+
+/// The verified client certificate of a connection, if any.
+#[derive(Clone, Default)]
+pub struct Peer {
+    /// DER of the leaf certificate.
+    pub cert: Option<Arc<Vec<u8>>>,
+}
+
+/// Serves HTTPS on `listener` until `shutdown` resolves; then stops accepting, lets in-flight
+/// requests finish (watches are cut after a grace period) and returns.
+pub async fn serve(
+    server: Arc<Server>,
+    listener: TcpListener,
+    tls: rustls::ServerConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let address = listener.local_addr()?;
+    *server.address.lock() = address.to_string();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let server = server.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%remote, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let peer = Peer {
+                cert: tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| Arc::new(c.to_vec())),
+            };
+            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let server = server.clone();
+                let peer = peer.clone();
+                async move { Ok::<_, Infallible>(handle(server, peer, remote, req.map(Body::new)).await) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+            let _ = watcher.watch(connection.into_owned()).await;
+        });
+    }
+    drop(listener);
+    // In-flight requests finish; long watches are cut after a while.
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+    tracing::info!(%address, "API server stopped");
+    Ok(())
+}
+
+fn parse_query(query: Option<&str>) -> HashMap<String, String> {
+    query
+        .map(|q| {
+            q.split('&')
+                .filter(|p| !p.is_empty())
+                .map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    (percent_decode(k), percent_decode(v))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'+', _) => out.push(b' '),
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 2;
+            }
+            (b, _) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn json_response(code: u16, value: &Value) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+    (status, [("content-type", "application/json")], value.to_string()).into_response()
+}
+
+/// One request through the pipeline.
+async fn handle(server: Arc<Server>, peer: Peer, remote: SocketAddr, req: axum::http::Request<Body>) -> Response {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let query = parse_query(parts.uri.query());
+    let watch = query.get("watch").is_some_and(|w| w == "true" || w == "1");
+    let info = request::parse(parts.method.as_str(), parts.uri.path(), watch);
+    let result = pipeline(&server, &peer, &parts.headers, &info, &query, body).await;
+    let response = result.unwrap_or_else(IntoResponse::into_response);
+    let code = response.status().as_u16();
+    let resource = if info.is_resource_request { info.resource.as_str() } else { "" };
+    server.record(&info.verb, resource, code, started.elapsed());
+    tracing::debug!(%remote, method = %parts.method, path = parts.uri.path(), code, "request");
+    response
+}
+
+async fn pipeline(
+    server: &Arc<Server>,
+    peer: &Peer,
+    headers: &HeaderMap,
+    info: &RequestInfo,
+    query: &HashMap<String, String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let bearer = header("authorization").strip_prefix("Bearer ").map(str::trim);
+    let credentials = Credentials { client_cert: peer.cert.as_deref().map(Vec::as_slice), bearer_token: bearer };
+    let user = server.authn.authenticate(&credentials).map_err(|_| ApiError::unauthorized())?;
+    if let Decision::Deny(reason) = server.authz.authorize(&user, info) {
+        return Err(ApiError::forbidden(forbidden_message(&user, info, &reason)));
+    }
+    let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| ApiError::too_large())?;
+    let accept = header("accept");
+    if !info.is_resource_request {
+        return non_resource(server, info, accept);
+    }
+    let resource = registry::find(&info.group, &info.version, &info.resource).ok_or_else(ApiError::path_not_found)?;
+    if (resource.namespaced && info.namespace.is_empty() && !matches!(info.verb.as_str(), "list" | "watch"))
+        || (!resource.namespaced && !info.namespace.is_empty())
+    {
+        return Err(ApiError::path_not_found());
+    }
+    let allowed = if info.subresource.is_empty() {
+        resource.has_verb(&info.verb)
+    } else {
+        let sub = resource.subresource(&info.subresource).ok_or_else(ApiError::path_not_found)?;
+        sub.verbs.contains(&info.verb.as_str())
+    };
+    if !allowed {
+        return Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource"
+        )));
+    }
+    let content_type = header("content-type");
+    let req = Request {
+        resource,
+        namespace: &info.namespace,
+        name: &info.name,
+        subresource: &info.subresource,
+        query,
+        body,
+        content_type,
+    };
+    let output = Output::from_accept(accept, resource)?;
+    let (code, value) = match (info.verb.as_str(), info.subresource.as_str()) {
+        ("get", "scale") => (200, crate::scale::scale_of(resource, &rest::get(server, &req).await?)?),
+        ("get", _) => (200, rest::get(server, &req).await?),
+        ("list", _) => (200, rest::list(server, &req).await?),
+        ("watch", _) => return watch_response(server, resource, &info.namespace, &info.name, query, output).await,
+        ("create", "binding") => (201, crate::binding::bind(server, &req).await?),
+        ("create", "eviction") => (201, crate::binding::evict(server, &req).await?),
+        ("create", "") => rest::create(server, &req).await?,
+        ("update", _) => (200, rest::update(server, &req).await?),
+        ("patch", _) => (200, rest::patch(server, &req).await?),
+        ("delete", _) => (200, rest::delete(server, &req).await?),
+        ("deletecollection", _) => (200, rest::delete_collection(server, &req).await?),
+        _ => return Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource")),
+    };
+    if value.get("kind").and_then(Value::as_str) == Some("Status") {
+        return Ok(json_response(code, &value));
+    }
+    Ok(json_response(code, &output.render(resource, &value, info.verb == "list")))
+}
+
+/// The representation a client asked for in `Accept`.
+#[derive(Clone, Copy)]
+enum Output {
+    Object,
+    Table,
+    Metadata,
+}
+
+impl Output {
+    fn from_accept(accept: &str, _resource: &ResourceInfo) -> Result<Output, ApiError> {
+        if accept.is_empty() {
+            return Ok(Output::Object);
+        }
+        for part in accept.split(',') {
+            let part = part.replace(' ', "");
+            if part.contains("as=Table") && part.contains("g=meta.k8s.io") {
+                return Ok(Output::Table);
+            }
+            if (part.contains("as=PartialObjectMetadata")) && part.contains("g=meta.k8s.io") {
+                return Ok(Output::Metadata);
+            }
+            let media = part.split(';').next().unwrap_or("");
+            if matches!(media, "application/json" | "application/*" | "*/*" | "application/yaml" | "application/vnd.kubernetes.protobuf") {
+                if !part.contains("as=") {
+                    return Ok(Output::Object);
+                }
+            }
+        }
+        Err(ApiError::not_acceptable(format!("only the following media types are accepted: application/json, application/yaml (got {accept:?})")))
+    }
+
+    fn render(self, resource: &ResourceInfo, value: &Value, is_list: bool) -> Value {
+        match self {
+            Output::Object => value.clone(),
+            Output::Table => {
+                let now = now_secs();
+                let (items, rv, cont) = if is_list {
+                    (
+                        value["items"].as_array().cloned().unwrap_or_default(),
+                        value.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("").to_string(),
+                        value.pointer("/metadata/continue").and_then(Value::as_str).map(str::to_string),
+                    )
+                } else {
+                    (vec![value.clone()], value.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("").to_string(), None)
+                };
+                ferry_api::printers::table(resource.group, resource.plural, &items, now, &rv, cont.as_deref())
+            }
+            Output::Metadata => {
+                let partial = |o: &Value| json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata").cloned().unwrap_or(json!({}))});
+                if is_list {
+                    let items: Vec<Value> = value["items"].as_array().into_iter().flatten().map(partial).collect();
+                    json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": value.get("metadata").cloned().unwrap_or(json!({})), "items": items})
+                } else {
+                    partial(value)
+                }
+            }
+        }
+    }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+async fn watch_response(
+    server: &Arc<Server>,
+    resource: &'static ResourceInfo,
+    namespace: &str,
+    name: &str,
+    query: &HashMap<String, String>,
+    output: Output,
+) -> Result<Response, ApiError> {
+    let transform: crate::watch::Transform = Arc::new(move |object: &Value, first: bool| match output {
+        Output::Object => object.clone(),
+        Output::Metadata => output.render(resource, object, false),
+        Output::Table => {
+            let mut table = output.render(resource, object, false);
+            if !first {
+                // Column definitions come with the first event only, as upstream sends them.
+                table["columnDefinitions"] = json!([]);
+            }
+            table
+        }
+    });
+    let rx = crate::watch::watch(server.clone(), resource, namespace, name, query, transform).await?;
+    server.metrics.watches.fetch_add(1, Ordering::Relaxed);
+    let guard = WatchGuard(server.clone());
+    let stream = futures::stream::unfold((rx, guard), |(mut rx, guard)| async move {
+        rx.recv().await.map(|bytes| (Ok::<_, Infallible>(bytes), (rx, guard)))
+    });
+    Ok(Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .header("transfer-encoding", "chunked")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| ApiError::internal("watch response").into_response()))
+}
+
+/// Counts open watches for `/metrics`.
+struct WatchGuard(Arc<Server>);
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        self.0.metrics.watches.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// `/version`, health, `/metrics` and discovery.
+fn non_resource(server: &Server, info: &RequestInfo, accept: &str) -> Result<Response, ApiError> {
+    if info.verb != "get" && info.verb != "head" {
+        return Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource"));
+    }
+    let path = info.path.trim_end_matches('/');
+    let text = |body: String| Ok((StatusCode::OK, [("content-type", "text/plain; charset=utf-8")], body).into_response());
+    match path {
+        "/healthz" | "/livez" | "/readyz" | "/healthz/ping" | "/livez/ping" | "/readyz/ping" => text("ok".into()),
+        "/version" => Ok(json_response(200, &json!({
+            "major": "1", "minor": "33", "gitVersion": KUBERNETES_VERSION,
+            "gitCommit": env!("CARGO_PKG_VERSION"), "gitTreeState": "clean",
+            "buildDate": "2026-01-01T00:00:00Z", "goVersion": "rust", "compiler": "rustc",
+            "platform": format!("{}/{}", std::env::consts::OS, if cfg!(target_arch = "x86_64") { "amd64" } else { std::env::consts::ARCH }),
+        }))),
+        "/metrics" => text(server.metrics_text()),
+        "/api" if discovery::wants_aggregated(accept) => Ok(aggregated(discovery::aggregated(true))),
+        "/apis" if discovery::wants_aggregated(accept) => Ok(aggregated(discovery::aggregated(false))),
+        "/api" => Ok(json_response(200, &discovery::core_versions(&server.address.lock()))),
+        "/apis" => Ok(json_response(200, &discovery::group_list())),
+        _ => {
+            if info.api_prefix == "api" && !info.version.is_empty() {
+                return discovery::resource_list("", &info.version).map(|v| json_response(200, &v)).ok_or_else(ApiError::path_not_found);
+            }
+            if info.api_prefix == "apis" && !info.group.is_empty() {
+                let found = if info.version.is_empty() { discovery::group(&info.group) } else { discovery::resource_list(&info.group, &info.version) };
+                return found.map(|v| json_response(200, &v)).ok_or_else(ApiError::path_not_found);
+            }
+            Err(ApiError::path_not_found())
+        }
+    }
+}
+
+fn aggregated(value: Value) -> Response {
+    (StatusCode::OK, [("content-type", discovery::AGGREGATED)], value.to_string()).into_response()
+}

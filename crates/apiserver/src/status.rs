@@ -1,0 +1,314 @@
+//! Errors as Kubernetes `Status` objects: every failure leaves the server as a `Status` with
+//! upstream's reason, code and message wording, so kubectl prints what it prints for upstream.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ferry_store::StoreError;
+use serde_json::{json, Value};
+
+/// A failed request, mapped once to a `Status` at the HTTP edge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// HTTP status code.
+    pub code: u16,
+    /// `Status.reason` (`NotFound`, `AlreadyExists`, …).
+    pub reason: &'static str,
+    /// `Status.message`.
+    pub message: String,
+    /// `Status.details`, when upstream sends them.
+    pub details: Option<Value>,
+}
+
+/// What an object is called in messages and details: `pods`, `deployments.apps`.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// API group ("" for core).
+    pub group: &'a str,
+    /// Resource (plural).
+    pub resource: &'a str,
+    /// Object name.
+    pub name: &'a str,
+}
+
+impl Target<'_> {
+    fn qualified(&self) -> String {
+        if self.group.is_empty() {
+            self.resource.to_string()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        }
+    }
+
+    fn details(&self) -> Value {
+        json!({"name": self.name, "group": self.group, "kind": self.resource})
+    }
+}
+
+impl ApiError {
+    fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+        ApiError { code, reason, message: message.into(), details: None }
+    }
+
+    /// 404 `pods "x" not found`.
+    pub fn not_found(target: Target<'_>) -> Self {
+        ApiError {
+            details: Some(target.details()),
+            ..Self::new(404, "NotFound", format!("{} \"{}\" not found", target.qualified(), target.name))
+        }
+    }
+
+    /// 404 for a path that names nothing served.
+    pub fn path_not_found() -> Self {
+        Self::new(404, "NotFound", "the server could not find the requested resource")
+    }
+
+    /// 409 `pods "x" already exists`.
+    pub fn already_exists(target: Target<'_>) -> Self {
+        ApiError {
+            details: Some(target.details()),
+            ..Self::new(409, "AlreadyExists", format!("{} \"{}\" already exists", target.qualified(), target.name))
+        }
+    }
+
+    /// 409 on a stale resourceVersion.
+    pub fn conflict(target: Target<'_>, why: &str) -> Self {
+        ApiError {
+            details: Some(target.details()),
+            ..Self::new(
+                409,
+                "Conflict",
+                format!("Operation cannot be fulfilled on {} \"{}\": {why}", target.qualified(), target.name),
+            )
+        }
+    }
+
+    /// The message upstream gives for a stale resourceVersion.
+    pub const MODIFIED: &'static str =
+        "the object has been modified; please apply your changes to the latest version and try again";
+
+    /// 422 with field causes: `Kind "name" is invalid: [field: Reason: detail, ...]`.
+    pub fn invalid(kind: &str, group: &str, name: &str, causes: &[FieldError]) -> Self {
+        let list: Vec<String> = causes.iter().map(FieldError::to_string).collect();
+        let joined = if list.len() == 1 { list[0].clone() } else { format!("[{}]", list.join(", ")) };
+        let qualified = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
+        ApiError {
+            details: Some(json!({
+                "name": name, "group": group, "kind": kind,
+                "causes": causes.iter().map(|c| json!({
+                    "reason": c.kind.reason(), "message": c.message(), "field": c.field,
+                })).collect::<Vec<_>>(),
+            })),
+            ..Self::new(422, "Invalid", format!("{qualified} \"{name}\" is invalid: {joined}"))
+        }
+    }
+
+    /// 400.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "BadRequest", message)
+    }
+
+    /// 401.
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized")
+    }
+
+    /// 403 worded as upstream's authorizer denial.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(403, "Forbidden", message)
+    }
+
+    /// 405.
+    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+        Self::new(405, "MethodNotAllowed", message)
+    }
+
+    /// 406.
+    pub fn not_acceptable(message: impl Into<String>) -> Self {
+        Self::new(406, "NotAcceptable", message)
+    }
+
+    /// 410 for a resourceVersion compacted away.
+    pub fn gone(message: impl Into<String>) -> Self {
+        Self::new(410, "Expired", message)
+    }
+
+    /// 413.
+    pub fn too_large() -> Self {
+        Self::new(413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728")
+    }
+
+    /// 415.
+    pub fn unsupported_media_type(content_type: &str) -> Self {
+        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/apply-patch+yaml, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {content_type:?})"))
+    }
+
+    /// 500.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "InternalError", format!("Internal error occurred: {}", message.into()))
+    }
+
+    /// 503 while the store is unavailable.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(503, "ServiceUnavailable", message)
+    }
+
+    /// The `Status` object.
+    pub fn to_status(&self) -> Value {
+        let mut status = json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure", "message": self.message, "reason": self.reason, "code": self.code,
+        });
+        if let Some(details) = &self.details {
+            status["details"] = details.clone();
+        }
+        status
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Compacted { requested, compacted } => {
+                ApiError::gone(format!("too old resource version: {requested} ({compacted})"))
+            }
+            StoreError::FutureRevision { requested, current } => ApiError {
+                // Upstream answers a future resourceVersion on a list with 504 "Too large
+                // resource version" after waiting; we answer at once.
+                code: 504,
+                reason: "Timeout",
+                message: format!("Too large resource version: {requested}, current: {current}"),
+                details: Some(json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1})),
+            },
+            StoreError::Closed(m) | StoreError::Etcd(m) => ApiError::unavailable(m),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (code, [("content-type", "application/json")], self.to_status().to_string()).into_response()
+    }
+}
+
+/// One field problem of a 422, as upstream's `field.Error`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    /// The field path (`metadata.name`, `spec.containers[0].image`).
+    pub field: String,
+    /// What is wrong.
+    pub kind: FieldErrorKind,
+    /// The offending value as upstream prints it (strings quoted, maps as Go prints them).
+    pub value: Option<String>,
+    /// Upstream's detail text.
+    pub detail: String,
+}
+
+/// `field.ErrorType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldErrorKind {
+    /// `Required value`.
+    Required,
+    /// `Invalid value`.
+    Invalid,
+    /// `Duplicate value`.
+    Duplicate,
+    /// `Unsupported value`.
+    NotSupported,
+    /// `Forbidden`.
+    Forbidden,
+}
+
+impl FieldErrorKind {
+    /// `FieldValueRequired`, … as in causes' `reason`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            FieldErrorKind::Required => "FieldValueRequired",
+            FieldErrorKind::Invalid => "FieldValueInvalid",
+            FieldErrorKind::Duplicate => "FieldValueDuplicate",
+            FieldErrorKind::NotSupported => "FieldValueNotSupported",
+            FieldErrorKind::Forbidden => "FieldValueForbidden",
+        }
+    }
+
+    fn text(self) -> &'static str {
+        match self {
+            FieldErrorKind::Required => "Required value",
+            FieldErrorKind::Invalid => "Invalid value",
+            FieldErrorKind::Duplicate => "Duplicate value",
+            FieldErrorKind::NotSupported => "Unsupported value",
+            FieldErrorKind::Forbidden => "Forbidden",
+        }
+    }
+}
+
+impl FieldError {
+    /// A required field is missing.
+    pub fn required(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        FieldError { field: field.into(), kind: FieldErrorKind::Required, value: None, detail: detail.into() }
+    }
+
+    /// A field has a bad value.
+    pub fn invalid(field: impl Into<String>, value: impl Into<String>, detail: impl Into<String>) -> Self {
+        FieldError { field: field.into(), kind: FieldErrorKind::Invalid, value: Some(format!("{:?}", value.into())), detail: detail.into() }
+    }
+
+    /// A field has a bad value that is printed as given (numbers, Go maps).
+    pub fn invalid_raw(field: impl Into<String>, value: impl Into<String>, detail: impl Into<String>) -> Self {
+        FieldError { field: field.into(), kind: FieldErrorKind::Invalid, value: Some(value.into()), detail: detail.into() }
+    }
+
+    /// A field may not be set or changed.
+    pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        FieldError { field: field.into(), kind: FieldErrorKind::Forbidden, value: None, detail: detail.into() }
+    }
+
+    /// A value repeats.
+    pub fn duplicate(field: impl Into<String>, value: impl Into<String>) -> Self {
+        FieldError { field: field.into(), kind: FieldErrorKind::Duplicate, value: Some(format!("{:?}", value.into())), detail: String::new() }
+    }
+
+    /// The cause's message: `Invalid value: "x": detail`.
+    pub fn message(&self) -> String {
+        let mut m = self.kind.text().to_string();
+        if let Some(v) = &self.value {
+            m.push_str(&format!(": {v}"));
+        }
+        if !self.detail.is_empty() {
+            m.push_str(&format!(": {}", self.detail));
+        }
+        m
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wording_matches_upstream() {
+        let target = Target { group: "apps", resource: "deployments", name: "web" };
+        assert_eq!(ApiError::not_found(target).message, "deployments.apps \"web\" not found");
+        let pods = Target { group: "", resource: "pods", name: "p" };
+        assert_eq!(ApiError::already_exists(pods).message, "pods \"p\" already exists");
+        assert_eq!(
+            ApiError::conflict(pods, ApiError::MODIFIED).message,
+            "Operation cannot be fulfilled on pods \"p\": the object has been modified; please apply your changes to the latest version and try again"
+        );
+        let invalid = ApiError::invalid(
+            "ConfigMap",
+            "",
+            "Bad_Name",
+            &[FieldError::invalid("metadata.name", "Bad_Name", "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")],
+        );
+        assert!(invalid.message.starts_with("ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123"));
+        assert_eq!(invalid.to_status()["code"], 422);
+    }
+}

@@ -1,0 +1,127 @@
+//! `ferry server`: the API server on its store (embedded by default), with the cluster's
+//! certificates and an admin kubeconfig in the data directory. Controllers, scheduler and the
+//! local node's agent join this command with their issues.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use ferry_apiserver::auth::{AuthenticatorChain, MastersAndDiscovery, TokenFileAuthenticator, X509Authenticator};
+use ferry_apiserver::pki::{write_private, Pki};
+use ferry_apiserver::Server;
+use ferry_store::embedded::{Config, EmbeddedStore};
+use ferry_store::etcd::EtcdStore;
+use ferry_store::Store;
+
+/// Which store backend.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum StoreKind {
+    /// The embedded store under `--data-dir`.
+    Embedded,
+    /// An external etcd (`--etcd-endpoints`).
+    Etcd,
+}
+
+/// Options of `ferry server`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Where the store, certificates and kubeconfig live [default: /var/lib/ferry as root, else
+    /// $XDG_DATA_HOME/ferry].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address of the HTTPS API (port 0 picks a free one; the chosen address is printed and
+    /// written to the kubeconfig).
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    https_listen: SocketAddr,
+    /// Store backend.
+    #[arg(long, value_enum, default_value = "embedded")]
+    store: StoreKind,
+    /// etcd client URLs, comma-separated (with `--store etcd`).
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
+    etcd_endpoints: Vec<String>,
+    /// Key prefix in etcd (with `--store etcd`).
+    #[arg(long, default_value = "/registry")]
+    etcd_prefix: String,
+    /// Static bearer tokens, upstream's CSV format: token,user,uid,"group1,group2".
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Do not run an agent for the local node (there is no agent yet: accepted for
+    /// compatibility with the scripts of later issues).
+    #[arg(long)]
+    disable_agent: bool,
+}
+
+fn default_data_dir() -> PathBuf {
+    // SAFETY-free check of root: the effective uid is in /proc.
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false);
+    if is_root {
+        return PathBuf::from("/var/lib/ferry");
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("ferry")
+}
+
+/// Runs the server until SIGTERM or SIGINT.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let (store, embedded): (Arc<dyn Store>, Option<Arc<EmbeddedStore>>) = match args.store {
+        StoreKind::Embedded => {
+            let store = Arc::new(EmbeddedStore::open(Config::new(data_dir.join("store"))).await.context("opening the store")?);
+            (store.clone(), Some(store))
+        }
+        StoreKind::Etcd => {
+            let store = EtcdStore::connect(&args.etcd_endpoints, args.etcd_prefix.clone()).await.context("connecting to etcd")?;
+            (Arc::new(store), None)
+        }
+    };
+    let pki = Pki::load_or_create(&data_dir.join("tls")).context("cluster certificates")?;
+    let mut authenticators: Vec<Box<dyn ferry_apiserver::auth::Authenticator>> = vec![Box::new(X509Authenticator)];
+    if let Some(path) = &args.token_file {
+        let tokens = TokenFileAuthenticator::load(path).with_context(|| format!("reading {}", path.display()))?;
+        authenticators.push(Box::new(tokens));
+    }
+    let server = Server::new(store, AuthenticatorChain(authenticators), Box::new(MastersAndDiscovery));
+    server.bootstrap().await.map_err(|e| anyhow::anyhow!("creating the system namespaces: {}", e.message))?;
+
+    let listener = tokio::net::TcpListener::bind(args.https_listen).await.with_context(|| format!("listening on {}", args.https_listen))?;
+    let mut address = listener.local_addr()?;
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("https://{address}");
+    let kubeconfig = data_dir.join("kubeconfig.yaml");
+    write_private(&kubeconfig, &pki.admin_kubeconfig(&url)).context("writing the kubeconfig")?;
+    let tls = pki.server_tls().context("TLS configuration")?;
+    let _ = args.disable_agent;
+
+    println!("ferry: API server listening on {url} (ready in {} ms)", started.elapsed().as_millis());
+    println!("export KUBECONFIG={}", kubeconfig.display());
+    std::io::stdout().flush()?;
+
+    let shutdown = async {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("shutting down");
+    };
+    ferry_apiserver::serve(server, listener, tls, shutdown).await?;
+    if let Some(store) = embedded {
+        store.close();
+    }
+    Ok(())
+}
