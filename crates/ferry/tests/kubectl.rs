@@ -1,0 +1,356 @@
+//! Black-box tests: a real `ferry server` on 127.0.0.1:0 with a temporary data dir, driven by
+//! the real kubectl, comparing what kubectl prints with upstream's wording.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `ferry server`, stopped (by pid) when dropped — also when a test fails.
+struct Ferry {
+    child: Option<Child>,
+    kubeconfig: PathBuf,
+    url: String,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Ferry {
+    fn start() -> Ferry {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut ferry = Ferry::start_in(tmp.path(), &[]);
+        ferry._tmp = Some(tmp);
+        ferry
+    }
+
+    fn start_in(dir: &Path, extra: &[&str]) -> Ferry {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["server", "--https-listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ferry server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut url, mut kubeconfig) = (String::new(), PathBuf::new());
+        for line in lines.by_ref() {
+            let line = line.expect("read stdout");
+            if let Some(rest) = line.strip_prefix("ferry: API server listening on ") {
+                url = rest.split_whitespace().next().unwrap_or("").to_string();
+            }
+            if let Some(path) = line.strip_prefix("export KUBECONFIG=") {
+                kubeconfig = PathBuf::from(path);
+                break;
+            }
+        }
+        assert!(!url.is_empty() && kubeconfig.exists(), "ferry server did not start");
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Ferry { child: Some(child), kubeconfig, url, _tmp: None }
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new("kubectl").env("KUBECONFIG", &self.kubeconfig).args(args).output().expect("run kubectl")
+    }
+
+    /// kubectl that must succeed; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(out.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// kubectl that must fail; returns stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(!out.status.success(), "kubectl {args:?} should fail: {}", String::from_utf8_lossy(&out.stdout));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn apply_yaml(&self, verb: &str, yaml: &str) -> String {
+        let mut child = Command::new("kubectl")
+            .env("KUBECONFIG", &self.kubeconfig)
+            .args([verb, "-f", "-", VALIDATE])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl");
+        child.stdin.take().expect("stdin").write_all(yaml.as_bytes()).expect("write yaml");
+        let out = child.wait_with_output().expect("kubectl");
+        assert!(out.status.success(), "kubectl {verb} -f failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// SIGKILL: no chance to flush anything that was not already durable.
+    fn kill_hard(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Ferry {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Client-side schema validation needs the OpenAPI documents.
+const VALIDATE: &str = "--validate=false";
+
+const NAMESPACE_AND_CONFIGMAP: &str = "apiVersion: v1
+kind: Namespace
+metadata:
+  name: demo
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: demo
+  labels:
+    app: web
+data:
+  color: blue
+";
+
+#[test]
+fn version_discovery_and_system_namespaces() {
+    let ferry = Ferry::start();
+    let version = ferry.ok(&["version"]);
+    assert!(version.contains("Server Version: v1.33.0+ferry"), "{version}");
+    let resources = ferry.ok(&["api-resources"]);
+    let deployments = resources.lines().find(|l| l.starts_with("deployments ")).expect("deployments listed");
+    let columns: Vec<&str> = deployments.split_whitespace().collect();
+    assert_eq!(columns, vec!["deployments", "deploy", "apps/v1", "true", "Deployment"]);
+    let versions = ferry.ok(&["api-versions"]);
+    for gv in ["v1", "apps/v1", "batch/v1", "coordination.k8s.io/v1", "rbac.authorization.k8s.io/v1"] {
+        assert!(versions.lines().any(|l| l == gv), "{gv} missing from\n{versions}");
+    }
+    let namespaces = ferry.ok(&["get", "namespaces", "-o", "name"]);
+    for ns in ["default", "kube-node-lease", "kube-public", "kube-system"] {
+        assert!(namespaces.contains(&format!("namespace/{ns}")), "{namespaces}");
+    }
+    let table = ferry.ok(&["get", "ns"]);
+    assert!(table.starts_with("NAME "), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("default") && l.contains("Active")), "{table}");
+}
+
+#[test]
+fn create_get_label_patch_delete() {
+    let ferry = Ferry::start();
+    let created = ferry.apply_yaml("create", NAMESPACE_AND_CONFIGMAP);
+    assert_eq!(created, "namespace/demo created\nconfigmap/settings created\n");
+
+    let json: serde_json::Value = serde_json::from_str(&ferry.ok(&["-n", "demo", "get", "cm", "settings", "-o", "json"])).expect("json");
+    assert_eq!(json["data"]["color"], "blue");
+    assert_eq!(json["metadata"]["uid"].as_str().map(str::len), Some(36));
+    let rv: u64 = json["metadata"]["resourceVersion"].as_str().and_then(|r| r.parse().ok()).expect("resourceVersion");
+    assert!(rv > 0);
+    assert_eq!(ferry.ok(&["-n", "demo", "get", "configmap", "settings", "-o", "jsonpath={.data.color}"]), "blue");
+    let custom = ferry.ok(&["-n", "demo", "get", "cm", "-o", "custom-columns=NAME:.metadata.name,COLOR:.data.color"]);
+    assert_eq!(custom, "NAME       COLOR\nsettings   blue\n");
+    let table = ferry.ok(&["-n", "demo", "get", "cm", "settings"]);
+    assert!(table.starts_with("NAME       DATA   AGE\nsettings   1      "), "{table}");
+    let yaml = ferry.ok(&["-n", "demo", "get", "cm", "settings", "-o", "yaml"]);
+    assert!(yaml.contains("kind: ConfigMap") && yaml.contains("  color: blue"), "{yaml}");
+
+    assert_eq!(ferry.ok(&["-n", "demo", "label", "cm", "settings", "tier=front"]), "configmap/settings labeled\n");
+    assert_eq!(ferry.ok(&["-n", "demo", "annotate", "cm", "settings", "note=hello"]), "configmap/settings annotated\n");
+    let selected = ferry.ok(&["-n", "demo", "get", "cm", "-l", "app=web,tier in (front,back)", "-o", "name"]);
+    assert_eq!(selected, "configmap/settings\n");
+    assert_eq!(ferry.ok(&["-n", "demo", "get", "cm", "-l", "tier!=front", "-o", "name"]), "");
+
+    ferry.ok(&["-n", "demo", "patch", "cm", "settings", "-p", r#"{"data":{"size":"L"}}"#]);
+    ferry.ok(&["-n", "demo", "patch", "cm", "settings", "--type=merge", "-p", r#"{"data":{"color":null}}"#]);
+    ferry.ok(&["-n", "demo", "patch", "cm", "settings", "--type=json", "-p", r#"[{"op":"add","path":"/data/shape","value":"round"}]"#]);
+    let data = ferry.ok(&["-n", "demo", "get", "cm", "settings", "-o", "jsonpath={.data}"]);
+    assert_eq!(data, r#"{"shape":"round","size":"L"}"#);
+
+    let names = ferry.ok(&["get", "cm", "-A", "--field-selector", "metadata.namespace=demo", "-o", "name"]);
+    assert_eq!(names, "configmap/settings\n");
+
+    assert_eq!(ferry.ok(&["-n", "demo", "delete", "cm", "settings"]), "configmap \"settings\" deleted\n");
+    let missing = ferry.fails(&["-n", "demo", "get", "cm", "settings"]);
+    assert_eq!(missing.trim(), "Error from server (NotFound): configmaps \"settings\" not found");
+}
+
+#[test]
+fn errors_are_worded_as_upstream() {
+    let ferry = Ferry::start();
+    ferry.apply_yaml("create", NAMESPACE_AND_CONFIGMAP);
+    let exists = {
+        let mut child = Command::new("kubectl")
+            .env("KUBECONFIG", &ferry.kubeconfig)
+            .args(["create", "-f", "-", VALIDATE])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("kubectl");
+        child.stdin.take().expect("stdin").write_all(NAMESPACE_AND_CONFIGMAP.as_bytes()).expect("write");
+        String::from_utf8_lossy(&child.wait_with_output().expect("wait").stderr).into_owned()
+    };
+    assert!(exists.contains("Error from server (AlreadyExists): error when creating \"STDIN\": namespaces \"demo\" already exists"), "{exists}");
+    assert!(exists.contains("configmaps \"settings\" already exists"), "{exists}");
+
+    let bad_name = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n  namespace: demo\n";
+    let invalid = create_err(&ferry, bad_name);
+    assert!(invalid.contains("The ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters"), "{invalid}");
+
+    let nowhere = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: nope\n";
+    let no_ns = create_err(&ferry, nowhere);
+    assert!(no_ns.contains("namespaces \"nope\" not found"), "{no_ns}");
+
+    let bad_deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: demo\nspec:\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: other\n    spec:\n      containers:\n      - name: c\n        image: busybox\n";
+    let mismatch = create_err(&ferry, bad_deploy);
+    assert!(mismatch.contains("spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"other\"}: `selector` does not match template `labels`"), "{mismatch}");
+
+    let protected = ferry.fails(&["delete", "namespace", "default"]);
+    assert!(protected.contains("namespaces \"default\" is forbidden: this namespace may not be deleted"), "{protected}");
+}
+
+fn create_err(ferry: &Ferry, yaml: &str) -> String {
+    let mut child = Command::new("kubectl")
+        .env("KUBECONFIG", &ferry.kubeconfig)
+        .args(["create", "-f", "-", VALIDATE])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("kubectl");
+    child.stdin.take().expect("stdin").write_all(yaml.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(!out.status.success(), "creating should fail:\n{yaml}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: default
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: web
+        image: busybox:1.36
+        ports:
+        - containerPort: 80
+";
+
+#[test]
+fn deployments_are_defaulted_scaled_and_patched_strategically() {
+    let ferry = Ferry::start();
+    assert_eq!(ferry.apply_yaml("create", DEPLOYMENT), "deployment.apps/web created\n");
+    let spec: serde_json::Value = serde_json::from_str(&ferry.ok(&["get", "deploy", "web", "-o", "json"])).expect("json");
+    assert_eq!(spec["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
+    assert_eq!(spec["spec"]["revisionHistoryLimit"], 10);
+    assert_eq!(spec["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"], "IfNotPresent");
+    assert_eq!(spec["spec"]["template"]["spec"]["containers"][0]["ports"][0]["protocol"], "TCP");
+    assert_eq!(spec["metadata"]["generation"], 1);
+
+    assert_eq!(ferry.ok(&["scale", "deploy", "web", "--replicas=5"]), "deployment.apps/web scaled\n");
+    assert_eq!(ferry.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas} {.metadata.generation}"]), "5 2");
+
+    // kubectl set image sends a strategic merge patch keyed by container name.
+    assert_eq!(ferry.ok(&["set", "image", "deploy/web", "web=busybox:1.37"]), "deployment.apps/web image updated\n");
+    let image = ferry.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[*].image}"]);
+    assert_eq!(image, "busybox:1.37");
+    let ports = ferry.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].ports[0].containerPort}"]);
+    assert_eq!(ports, "80", "the rest of the container is kept");
+
+    let table = ferry.ok(&["get", "deploy"]);
+    assert!(table.starts_with("NAME   READY   UP-TO-DATE   AVAILABLE   AGE\nweb    0/5     0            0           "), "{table}");
+    assert!(ferry.ok(&["get", "all"]).contains("deployment.apps/web"));
+}
+
+#[test]
+fn watch_streams_changes() {
+    let ferry = Ferry::start();
+    let mut watch = Command::new("kubectl")
+        .env("KUBECONFIG", &ferry.kubeconfig)
+        .args(["get", "cm", "-w", "-o", "name"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kubectl get -w");
+    let stdout = watch.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\n  namespace: default\n";
+    ferry.apply_yaml("create", cm);
+    let line = rx.recv_timeout(Duration::from_secs(10)).expect("a watch event");
+    assert_eq!(line, "configmap/watched");
+    let _ = watch.kill();
+    let _ = watch.wait();
+}
+
+#[test]
+fn everything_survives_kill_9_with_the_same_resource_versions() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut ferry = Ferry::start_in(tmp.path(), &[]);
+    ferry.apply_yaml("create", NAMESPACE_AND_CONFIGMAP);
+    ferry.apply_yaml("create", DEPLOYMENT);
+    let before = ferry.ok(&["get", "cm,deploy,ns", "-A", "-o", "custom-columns=NAME:.metadata.name,RV:.metadata.resourceVersion,UID:.metadata.uid"]);
+    ferry.kill_hard();
+    let ferry = Ferry::start_in(tmp.path(), &[]);
+    let after = ferry.ok(&["get", "cm,deploy,ns", "-A", "-o", "custom-columns=NAME:.metadata.name,RV:.metadata.resourceVersion,UID:.metadata.uid"]);
+    assert_eq!(before, after);
+    assert!(after.contains("settings") && after.contains("web"));
+}
+
+#[test]
+fn tokens_authenticate_and_only_masters_are_authorized() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tokens = tmp.path().join("tokens.csv");
+    std::fs::write(&tokens, "admin-token,alice,1,\"system:masters\"\nbob-token,bob,2\n").expect("token file");
+    let data = tmp.path().join("data");
+    let ferry = Ferry::start_in(&data, &["--token-file", tokens.to_str().expect("utf8")]);
+    let ca = data.join("tls/ca.crt");
+    let as_user = |token: &str, args: &[&str]| {
+        Command::new("kubectl")
+            .args(["--kubeconfig=/dev/null", "--server", &ferry.url, "--certificate-authority", ca.to_str().expect("utf8"), "--token", token])
+            .args(args)
+            .output()
+            .expect("kubectl")
+    };
+    let alice = as_user("admin-token", &["get", "ns", "-o", "name"]);
+    assert!(alice.status.success(), "{}", String::from_utf8_lossy(&alice.stderr));
+    let bob = as_user("bob-token", &["get", "pods"]);
+    assert_eq!(
+        String::from_utf8_lossy(&bob.stderr).trim(),
+        "Error from server (Forbidden): pods is forbidden: User \"bob\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""
+    );
+    let nobody = as_user("wrong", &["get", "pods"]);
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains("Unauthorized"), "{}", String::from_utf8_lossy(&nobody.stderr));
+}
