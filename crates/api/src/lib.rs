@@ -9,6 +9,7 @@
 //! look-ups [`registry::find`], [`registry::find_by_kind`] and
 //! [`registry::groups`].
 
+pub mod openapi;
 pub mod patch;
 pub mod printers;
 pub mod registry;

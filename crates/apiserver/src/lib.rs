@@ -12,6 +12,7 @@ pub mod binding;
 pub mod discovery;
 pub mod object;
 pub mod pki;
+pub mod protobuf;
 pub mod request;
 pub mod rest;
 pub mod scale;

@@ -88,9 +88,12 @@ fn encode(object: &Value) -> Bytes {
     Bytes::from(serde_json::to_vec(&stored).unwrap_or_default())
 }
 
-/// Parses a request body: JSON, or YAML (kubectl sends JSON; curl users send either).
+/// Parses a request body: JSON, YAML, or protobuf (client-go's typed clients send it).
 pub fn parse_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
     let media = content_type.split(';').next().unwrap_or("").trim();
+    if media == crate::protobuf::MEDIA_TYPE {
+        return crate::protobuf::decode(body);
+    }
     if media.contains("yaml") {
         return serde_yaml_ng::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")));
     }

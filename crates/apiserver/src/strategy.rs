@@ -172,7 +172,10 @@ pub fn prepare_for_create(info: &ResourceInfo, object: &mut Value) {
                 default(spec, "replicas", json!(1));
                 default(spec, "revisionHistoryLimit", json!(10));
                 default(spec, "progressDeadlineSeconds", json!(600));
-                default(spec, "strategy", json!({"type": "RollingUpdate"}));
+                default(spec, "strategy", json!({}));
+                if let Some(strategy) = spec.get_mut("strategy") {
+                    default(strategy, "type", json!("RollingUpdate"));
+                }
                 if spec.pointer("/strategy/type").and_then(Value::as_str) == Some("RollingUpdate") {
                     if let Some(strategy) = spec.get_mut("strategy") {
                         default(strategy, "rollingUpdate", json!({}));

@@ -354,3 +354,24 @@ fn tokens_authenticate_and_only_masters_are_authorized() {
     let nobody = as_user("wrong", &["get", "pods"]);
     assert!(String::from_utf8_lossy(&nobody.stderr).contains("Unauthorized"), "{}", String::from_utf8_lossy(&nobody.stderr));
 }
+
+#[test]
+fn typed_clients_send_protobuf_and_it_is_understood() {
+    let ferry = Ferry::start();
+    assert_eq!(ferry.ok(&["create", "namespace", "shop"]), "namespace/shop created\n");
+    assert_eq!(ferry.ok(&["-n", "shop", "create", "configmap", "cfg", "--from-literal=a=1", "--from-literal=empty="]), "configmap/cfg created\n");
+    assert_eq!(ferry.ok(&["-n", "shop", "get", "cm", "cfg", "-o", "jsonpath={.data}"]), r#"{"a":"1","empty":""}"#);
+    assert_eq!(ferry.ok(&["-n", "shop", "create", "secret", "generic", "db", "--from-literal=password=hunter2"]), "secret/db created\n");
+    assert_eq!(ferry.ok(&["-n", "shop", "get", "secret", "db", "-o", "jsonpath={.data.password}"]), "aHVudGVyMg==");
+    assert_eq!(ferry.ok(&["-n", "shop", "get", "secret", "db", "-o", "jsonpath={.type}"]), "Opaque");
+    assert_eq!(ferry.ok(&["-n", "shop", "create", "deployment", "web", "--image=busybox:1.36", "--replicas=3"]), "deployment.apps/web created\n");
+    let deployment = ferry.ok(&["-n", "shop", "get", "deploy", "web", "-o", "jsonpath={.spec.replicas} {.spec.strategy.type} {.spec.selector.matchLabels.app}"]);
+    assert_eq!(deployment, "3 RollingUpdate web");
+    assert_eq!(ferry.ok(&["-n", "shop", "run", "task", "--image=busybox", "--restart=Never", "--", "sleep", "60"]), "pod/task created\n");
+    let pod = ferry.ok(&["-n", "shop", "get", "pod", "task", "-o", "jsonpath={.spec.containers[0].args} {.status.phase} {.spec.restartPolicy}"]);
+    assert_eq!(pod, r#"["sleep","60"] Pending Never"#);
+    let pods = ferry.ok(&["-n", "shop", "get", "pods"]);
+    assert!(pods.starts_with("NAME   READY   STATUS    RESTARTS   AGE\ntask   0/1     Pending   0          "), "{pods}");
+    // Unbound pods are deleted at once.
+    assert_eq!(ferry.ok(&["-n", "shop", "delete", "pod", "task"]), "pod \"task\" deleted\n");
+}
