@@ -9,6 +9,7 @@
 pub mod admission;
 pub mod auth;
 pub mod binding;
+pub mod cache;
 pub mod discovery;
 pub mod object;
 pub mod pki;

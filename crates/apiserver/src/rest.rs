@@ -120,12 +120,14 @@ pub async fn read(server: &Server, info: &'static ResourceInfo, namespace: &str,
 /// where K is the key to resume at, relative to the collection's prefix.
 fn encode_continue(revision: Revision, start: &str) -> String {
     let token = json!({"v": "meta.k8s.io/v1", "rv": revision, "start": start});
-    base64::engine::general_purpose::URL_SAFE.encode(token.to_string())
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token.to_string())
 }
 
 fn decode_continue(token: &str) -> Result<(Revision, String), ApiError> {
     let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
-    let raw = base64::engine::general_purpose::URL_SAFE.decode(token).map_err(|_| bad())?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.trim_end_matches('='))
+        .map_err(|_| bad())?;
     let value: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     let revision = value.get("rv").and_then(Value::as_i64).filter(|r| *r > 0).ok_or_else(bad)?;
     let start = value.get("start").and_then(Value::as_str).ok_or_else(bad)?;

@@ -51,6 +51,8 @@ pub struct Server {
     pub store: Arc<dyn Store>,
     /// Admission plugins.
     pub admission: Chain,
+    /// Serves client watches from one store watch per resource.
+    pub watch_cache: crate::cache::WatchCache,
     authn: AuthenticatorChain,
     authz: Box<dyn Authorizer>,
     /// The address clients reach us at (for `/api`'s serverAddressByClientCIDRs).
@@ -63,6 +65,7 @@ impl Server {
     /// A server over `store` with the given authentication and authorization.
     pub fn new(store: Arc<dyn Store>, authn: AuthenticatorChain, authz: Box<dyn Authorizer>) -> Arc<Server> {
         Arc::new(Server {
+            watch_cache: crate::cache::WatchCache::new(store.clone()),
             store,
             admission: Chain(vec![Box::new(NamespaceLifecycle)]),
             authn,

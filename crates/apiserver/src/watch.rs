@@ -81,7 +81,7 @@ pub async fn watch(
     if bookmarks {
         request = request.progress_every(BOOKMARK_EVERY);
     }
-    let mut stream = server.store.watch(request).await?;
+    let mut stream = server.watch_cache.watch(&crate::rest::prefix(info, ""), request).await?;
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let kind = info.kind;
     let api_version = info.api_version();
