@@ -178,6 +178,22 @@ impl Pki {
         Ok(config)
     }
 
+    /// A TLS client configuration trusting the cluster CA and presenting `client`'s
+    /// certificate (for ferry's own clients: benchmarks, tests).
+    pub fn client_tls(&self, client: &CertPair) -> Result<rustls::ClientConfig, PkiError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in parse_certs(&self.ca.cert_pem)? {
+            roots.add(cert).map_err(cert_err)?;
+        }
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(cert_err)?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(parse_certs(&client.cert_pem)?, parse_key(&client.key_pem)?)
+            .map_err(cert_err)
+    }
+
     /// A kubeconfig for the admin user pointing at `server` (`https://127.0.0.1:6443`).
     pub fn admin_kubeconfig(&self, server: &str) -> String {
         kubeconfig(server, &self.ca.cert_pem, "ferry-admin", &self.admin)

@@ -1,6 +1,7 @@
 //! `ferry bench …`: benchmarks. Each prints its figures beside a reference measured in the same
 //! run on the same machine, and with `--json` ends with one JSON object on the last line.
 
+mod api;
 mod store;
 
 use clap::Subcommand;
@@ -11,11 +12,15 @@ pub enum Bench {
     /// The store: durable write rate and latency at 1, 16 and 64 writers, embedded vs a real
     /// etcd through the same trait; watch fan-out.
     Store(store::Args),
+    /// The API server over HTTPS: ready time, idle RSS, pod creates/s, GET and LIST latency,
+    /// watch fan-out; reference: the embedded store's own write rate.
+    Api(api::Args),
 }
 
 /// Runs one benchmark.
 pub async fn run(bench: Bench) -> anyhow::Result<()> {
     match bench {
         Bench::Store(args) => store::run(args).await,
+        Bench::Api(args) => api::run(args).await,
     }
 }
