@@ -217,7 +217,6 @@ pub async fn list(server: &Server, req: &Request<'_>) -> Result<Value, ApiError>
     let mut items = Vec::new();
     let mut next_start: Option<Bytes> = None;
     let mut remaining: Option<i64> = None;
-    let mut header_revision;
     let page = if limit > 0 { limit } else { 0 };
     loop {
         let request = RangeRequest::new(range_of(start.clone())).at(revision).limit(page);
@@ -227,7 +226,6 @@ pub async fn list(server: &Server, req: &Request<'_>) -> Result<Value, ApiError>
             }
             other => other?,
         };
-        header_revision = response.header_revision;
         if revision == 0 {
             revision = response.header_revision;
         }
@@ -259,7 +257,6 @@ pub async fn list(server: &Server, req: &Request<'_>) -> Result<Value, ApiError>
         after.push(0);
         start = Bytes::from(after);
     }
-    let _ = header_revision;
     let mut metadata = Map::new();
     metadata.insert("resourceVersion".into(), Value::String(revision.to_string()));
     if let Some(next) = next_start {
@@ -310,12 +307,34 @@ fn check_type(info: &ResourceInfo, object: &mut Value, expected_kind: &str, expe
     Ok(())
 }
 
+/// Field validation (`fieldValidation=Strict|Warn|Ignore`): with Strict, fields the kind's
+/// schema does not know fail the request with upstream's "strict decoding error". Warn and
+/// Ignore accept them (warnings are not sent yet).
+fn check_fields(info: &ResourceInfo, req: &Request<'_>, object: &Value) -> Result<(), ApiError> {
+    if req.query.get("fieldValidation").map(String::as_str) != Some("Strict") {
+        return Ok(());
+    }
+    let unknown = ferry_api::openapi::unknown_fields(info.group, info.version, info.kind, object);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let fields: Vec<String> = unknown.iter().map(|f| format!("unknown field {f:?}")).collect();
+    Err(ApiError::bad_request(format!(
+        "{} in version {:?} cannot be handled as a {}: strict decoding error: {}",
+        info.kind,
+        info.version,
+        info.kind,
+        fields.join(", ")
+    )))
+}
+
 /// CREATE: names, namespace, generated fields, admission, defaulting, validation, then a
 /// create-if-absent in the store.
 pub async fn create(server: &Server, req: &Request<'_>) -> Result<(u16, Value), ApiError> {
     let info = req.resource;
     let mut object = parse_body(&req.body, req.content_type)?;
     check_type(info, &mut object, info.kind, &info.api_version())?;
+    check_fields(info, req, &object)?;
     let meta = metadata_mut(&mut object);
     if info.namespaced {
         match meta.get("namespace").and_then(Value::as_str) {
@@ -382,6 +401,7 @@ pub async fn update(server: &Server, req: &Request<'_>) -> Result<Value, ApiErro
         return write_update(server, req, precondition, |_old| Ok(body.clone())).await;
     }
     check_type(info, &mut body, info.kind, &info.api_version())?;
+    check_fields(info, req, &body)?;
     match meta_str(&body, "name") {
         Some(n) if n != req.name => {
             return Err(ApiError::bad_request(format!(
@@ -441,6 +461,9 @@ pub async fn patch(server: &Server, req: &Request<'_>) -> Result<Value, ApiError
             "application/merge-patch+json" => json_patch::merge(&mut current, &patch),
             _ => ferry_api::patch::strategic_merge(&mut current, &patch, &ferry_api::patch::schema_for(info.group, info.kind))
                 .map_err(ApiError::bad_request)?,
+        }
+        if subresource.is_empty() {
+            check_fields(info, req, &current)?;
         }
         Ok(current)
     })

@@ -157,6 +157,12 @@ pub async fn serve(
     let address = listener.local_addr()?;
     *server.address.lock() = address.to_string();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    // The OpenAPI documents are built from the types on first use; build them now, off the
+    // request path, so kubectl's first validation does not wait.
+    tokio::task::spawn_blocking(|| {
+        ferry_api::openapi::v3_index();
+        ferry_api::openapi::v2_protobuf();
+    });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -452,7 +458,18 @@ fn non_resource(server: &Server, info: &RequestInfo, accept: &str) -> Result<Res
         "/apis" if discovery::wants_aggregated(accept) => Ok(aggregated(discovery::aggregated(false))),
         "/api" => Ok(json_response(200, &discovery::core_versions(&server.address.lock()))),
         "/apis" => Ok(json_response(200, &discovery::group_list())),
+        "/openapi/v2" => {
+            if accept.contains("protobuf") {
+                let body = ferry_api::openapi::v2_protobuf();
+                return Ok((StatusCode::OK, [("content-type", "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")], body.as_ref().clone()).into_response());
+            }
+            Ok(json_response(200, &ferry_api::openapi::v2()))
+        }
+        "/openapi/v3" => Ok(json_response(200, &ferry_api::openapi::v3_index())),
         _ => {
+            if let Some(gv) = path.strip_prefix("/openapi/v3/") {
+                return ferry_api::openapi::v3_group_version(gv).map(|doc| json_response(200, &doc)).ok_or_else(ApiError::path_not_found);
+            }
             if info.api_prefix == "api" && !info.version.is_empty() {
                 return discovery::resource_list("", &info.version).map(|v| json_response(200, &v)).ok_or_else(ApiError::path_not_found);
             }

@@ -109,8 +109,8 @@ impl Drop for Ferry {
     }
 }
 
-/// Client-side schema validation needs the OpenAPI documents.
-const VALIDATE: &str = "--validate=false";
+/// kubectl's default: server-side field validation, found through the OpenAPI documents.
+const VALIDATE: &str = "--validate=strict";
 
 const NAMESPACE_AND_CONFIGMAP: &str = "apiVersion: v1
 kind: Namespace
@@ -374,4 +374,36 @@ fn typed_clients_send_protobuf_and_it_is_understood() {
     assert!(pods.starts_with("NAME   READY   STATUS    RESTARTS   AGE\ntask   0/1     Pending   0          "), "{pods}");
     // Unbound pods are deleted at once.
     assert_eq!(ferry.ok(&["-n", "shop", "delete", "pod", "task"]), "pod \"task\" deleted\n");
+}
+
+#[test]
+fn openapi_serves_validation_explain_apply_and_edit() {
+    let ferry = Ferry::start();
+    let explain = ferry.ok(&["explain", "deployment.spec.strategy"]);
+    assert!(explain.contains("GROUP:      apps") && explain.contains("KIND:       Deployment"), "{explain}");
+    assert!(explain.contains("FIELD: strategy <DeploymentStrategy>"), "{explain}");
+    assert!(explain.contains("rollingUpdate\t<RollingUpdateDeployment>"), "{explain}");
+
+    let typo = DEPLOYMENT.replace("        image: busybox:1.36", "        imagee: busybox:1.36\n        image: busybox:1.36");
+    let refused = create_err(&ferry, &typo);
+    assert!(refused.contains("strict decoding error: unknown field \"spec.template.spec.containers[0].imagee\""), "{refused}");
+
+    // Client-side apply: create, then a three-way strategic merge patch.
+    assert_eq!(ferry.apply_yaml("apply", DEPLOYMENT), "deployment.apps/web created\n");
+    let changed = DEPLOYMENT.replace("replicas: 2", "replicas: 4").replace("busybox:1.36", "busybox:1.37");
+    assert_eq!(ferry.apply_yaml("apply", &changed), "deployment.apps/web configured\n");
+    let applied = ferry.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].ports[0].containerPort}"]);
+    assert_eq!(applied, "4 busybox:1.37 80");
+    assert_eq!(ferry.apply_yaml("apply", &changed), "deployment.apps/web unchanged\n");
+
+    // kubectl edit with an editor that changes the replicas.
+    let edit = Command::new("kubectl")
+        .env("KUBECONFIG", &ferry.kubeconfig)
+        .env("KUBE_EDITOR", "sed -i s/replicas:\\ 4/replicas:\\ 6/")
+        .args(["edit", "deployment", "web"])
+        .output()
+        .expect("kubectl edit");
+    assert!(edit.status.success(), "{}", String::from_utf8_lossy(&edit.stderr));
+    assert_eq!(String::from_utf8_lossy(&edit.stdout), "deployment.apps/web edited\n");
+    assert_eq!(ferry.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "6");
 }
