@@ -19,6 +19,7 @@ pub mod rest;
 pub mod scale;
 pub mod selector;
 pub mod server;
+pub mod service;
 pub mod status;
 pub mod strategy;
 pub mod watch;

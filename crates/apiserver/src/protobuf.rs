@@ -147,6 +147,14 @@ fn clean(value: &mut Value, field: Option<&str>) {
                 // User data: keep every entry as it is.
                 return;
             }
+            // Rust keywords get a trailing underscore in the generated types (`type_`); JSON
+            // field names never end in one.
+            let escaped: Vec<String> = map.keys().filter(|k| k.ends_with('_')).cloned().collect();
+            for key in escaped {
+                if let Some(v) = map.remove(&key) {
+                    map.insert(key.trim_end_matches('_').to_string(), v);
+                }
+            }
             let keys: Vec<String> = map.keys().cloned().collect();
             for key in keys {
                 let remove = match map.get_mut(&key) {
@@ -226,6 +234,16 @@ mod tests {
             json,
             serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"color": "blue", "empty": ""}})
         );
+    }
+
+    #[test]
+    fn rust_keyword_fields_get_their_json_names() {
+        let mut service = api::core::v1::Service::new();
+        let mut spec = api::core::v1::ServiceSpec::new();
+        spec.type_ = Some("NodePort".into());
+        service.spec = MessageField::some(spec);
+        let json = decode(&envelope("v1", "Service", &service)).expect("decode");
+        assert_eq!(json["spec"]["type"], "NodePort");
     }
 
     #[test]

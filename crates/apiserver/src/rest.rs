@@ -372,12 +372,29 @@ pub async fn create(server: &Server, req: &Request<'_>) -> Result<(u16, Value), 
     }
     let key = key(info, req.namespace, &name);
     let lease = strategy::lease_for(server, info).await?;
-    match server.store.create(key, encode(&object), lease).await? {
-        Some(revision) => {
+    let is_service = info.group.is_empty() && info.plural == "services";
+    if is_service {
+        // Existing names are refused first, so nothing is allocated for them.
+        if server.store.get(&key).await?.is_some() {
+            return Err(ApiError::already_exists(req.target(&name)));
+        }
+        crate::service::allocate(server, &mut object).await?;
+    }
+    let created = server.store.create(key, encode(&object), lease).await;
+    match created {
+        Ok(Some(revision)) => {
             metadata_mut(&mut object).insert("resourceVersion".into(), Value::String(revision.to_string()));
             Ok((201, object))
         }
-        None => Err(ApiError::already_exists(req.target(&name))),
+        other => {
+            if is_service {
+                crate::service::release(server, &object).await;
+            }
+            match other {
+                Err(e) => Err(e.into()),
+                _ => Err(ApiError::already_exists(req.target(&name))),
+            }
+        }
     }
 }
 
@@ -634,7 +651,12 @@ async fn delete_one(server: &Server, req: &Request<'_>, name: &str, options: &De
                 return Ok(object);
             }
             match server.store.delete(key.clone(), revision).await? {
-                Ok(_) => return Ok(object),
+                Ok(_) => {
+                    if info.group.is_empty() && info.plural == "services" {
+                        crate::service::release(server, &object).await;
+                    }
+                    return Ok(object);
+                }
                 Err(None) => return Err(ApiError::not_found(req.target(name))),
                 Err(Some(_)) => continue,
             }

@@ -114,6 +114,39 @@ impl Server {
         Ok(())
     }
 
+    /// The `kubernetes` service in `default` (10.43.0.1:443) and its Endpoints pointing at this
+    /// API server, as upstream's bootstrap controller keeps them.
+    pub async fn ensure_kubernetes_service(self: &Arc<Self>, address: SocketAddr) -> Result<(), ApiError> {
+        let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kubernetes", "namespace": "default",
+            "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"clusterIP": crate::service::KUBERNETES_SERVICE_IP, "type": "ClusterIP", "sessionAffinity": "None",
+                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": address.port()}]}});
+        let endpoints = json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "kubernetes", "namespace": "default",
+            "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": address.ip().to_string()}], "ports": [{"name": "https", "port": address.port(), "protocol": "TCP"}]}]});
+        for (plural, object) in [("services", service), ("endpoints", endpoints)] {
+            let info = registry::find("", "v1", plural).ok_or_else(|| ApiError::internal("core resources not registered"))?;
+            let query = HashMap::new();
+            let req = Request {
+                resource: info,
+                namespace: "default",
+                name: "kubernetes",
+                subresource: "",
+                query: &query,
+                body: Bytes::from(object.to_string()),
+                content_type: "application/json",
+            };
+            match rest::create(self, &req).await {
+                Ok(_) => {}
+                Err(e) if e.code == 409 => {
+                    rest::update(self, &req).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     fn record(&self, verb: &str, resource: &str, code: u16, elapsed: Duration) {
         let mut requests = self.metrics.requests.lock();
         let entry = requests.entry((verb.to_string(), resource.to_string(), code)).or_default();

@@ -298,8 +298,11 @@ pub fn merge_update(info: &ResourceInfo, subresource: &str, old: &Value, mut req
     }
 }
 
-/// `generation` moves when the spec changes.
+/// `generation` moves when the spec changes; services keep their allocated IPs and ports.
 pub fn prepare_for_update(info: &ResourceInfo, new: &mut Value, old: &Value) {
+    if is(info, "", "services") {
+        crate::service::carry_over(new, old);
+    }
     if !tracks_generation(info) {
         return;
     }

@@ -99,6 +99,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
     let url = format!("https://{address}");
+    server
+        .ensure_kubernetes_service(address)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the kubernetes service: {}", e.message))?;
     let kubeconfig = data_dir.join("kubeconfig.yaml");
     write_private(&kubeconfig, &pki.admin_kubeconfig(&url)).context("writing the kubeconfig")?;
     let tls = pki.server_tls().context("TLS configuration")?;

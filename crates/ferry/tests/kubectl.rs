@@ -407,3 +407,29 @@ fn openapi_serves_validation_explain_apply_and_edit() {
     assert_eq!(String::from_utf8_lossy(&edit.stdout), "deployment.apps/web edited\n");
     assert_eq!(ferry.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "6");
 }
+
+#[test]
+fn services_get_cluster_ips_and_node_ports() {
+    let ferry = Ferry::start();
+    let default = ferry.ok(&["get", "svc", "kubernetes", "-o", "jsonpath={.spec.clusterIP} {.spec.ports[0].port}"]);
+    assert_eq!(default, "10.43.0.1 443");
+    let endpoints = ferry.ok(&["get", "endpoints", "kubernetes", "-o", "jsonpath={.subsets[0].addresses[0].ip}"]);
+    assert_eq!(endpoints, "127.0.0.1");
+
+    assert_eq!(ferry.ok(&["create", "service", "clusterip", "web", "--tcp=80:8080"]), "service/web created\n");
+    let ip = ferry.ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    assert!(ip.starts_with("10.43.") && ip != "10.43.0.1", "{ip}");
+    let table = ferry.ok(&["get", "svc", "web"]);
+    assert!(table.contains(&format!("web    ClusterIP   {ip}")) && table.contains("80/TCP"), "{table}");
+
+    assert_eq!(ferry.ok(&["create", "service", "nodeport", "edge", "--tcp=443:8443"]), "service/edge created\n");
+    let node_port: u16 = ferry.ok(&["get", "svc", "edge", "-o", "jsonpath={.spec.ports[0].nodePort}"]).parse().expect("a node port");
+    assert!((30000..=32767).contains(&node_port));
+
+    // An explicit address already taken is refused; once freed it can be had.
+    let taken = format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: twin\n  namespace: default\nspec:\n  clusterIP: {ip}\n  ports:\n  - port: 80\n");
+    let refused = create_err(&ferry, &taken);
+    assert!(refused.contains(&format!("failed to allocate IP {ip}: provided IP is already allocated")), "{refused}");
+    ferry.ok(&["delete", "svc", "web"]);
+    assert_eq!(ferry.apply_yaml("create", &taken), "service/twin created\n");
+}
