@@ -361,13 +361,20 @@ async fn pipeline(
     if value.get("kind").and_then(Value::as_str) == Some("Status") {
         return Ok(json_response(code, &value));
     }
-    Ok(json_response(code, &output.render(resource, &value, info.verb == "list")))
+    let rendered = output.render(resource, &value, info.verb == "list");
+    if let Output::Yaml = output {
+        let yaml = serde_yaml_ng::to_string(&rendered).map_err(|e| ApiError::internal(e.to_string()))?;
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+        return Ok((status, [("content-type", "application/yaml")], yaml).into_response());
+    }
+    Ok(json_response(code, &rendered))
 }
 
 /// The representation a client asked for in `Accept`.
 #[derive(Clone, Copy)]
 enum Output {
     Object,
+    Yaml,
     Table,
     Metadata,
 }
@@ -386,10 +393,15 @@ impl Output {
                 return Ok(Output::Metadata);
             }
             let media = part.split(';').next().unwrap_or("");
-            if matches!(media, "application/json" | "application/*" | "*/*" | "application/yaml" | "application/vnd.kubernetes.protobuf") {
-                if !part.contains("as=") {
-                    return Ok(Output::Object);
-                }
+            if part.contains("as=") {
+                continue;
+            }
+            match media {
+                "application/json" | "application/*" | "*/*" => return Ok(Output::Object),
+                "application/yaml" => return Ok(Output::Yaml),
+                // Protobuf responses are not produced: a client that also accepts JSON gets
+                // JSON, one that accepts only protobuf gets 406.
+                _ => {}
             }
         }
         Err(ApiError::not_acceptable(format!("only the following media types are accepted: application/json, application/yaml (got {accept:?})")))
@@ -397,7 +409,7 @@ impl Output {
 
     fn render(self, resource: &ResourceInfo, value: &Value, is_list: bool) -> Value {
         match self {
-            Output::Object => value.clone(),
+            Output::Object | Output::Yaml => value.clone(),
             Output::Table => {
                 let now = now_secs();
                 let (items, rv, cont) = if is_list {
@@ -437,7 +449,7 @@ async fn watch_response(
     output: Output,
 ) -> Result<Response, ApiError> {
     let transform: crate::watch::Transform = Arc::new(move |object: &Value, first: bool| match output {
-        Output::Object => object.clone(),
+        Output::Object | Output::Yaml => object.clone(),
         Output::Metadata => output.render(resource, object, false),
         Output::Table => {
             let mut table = output.render(resource, object, false);
