@@ -92,26 +92,33 @@ impl Server {
 
     /// Creates the system namespaces if missing.
     pub async fn bootstrap(self: &Arc<Self>) -> Result<(), ApiError> {
-        let info = registry::find("", "v1", "namespaces").ok_or_else(|| ApiError::internal("namespaces not registered"))?;
-        let query = HashMap::new();
         for name in SYSTEM_NAMESPACES {
-            let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-            let req = Request {
-                resource: info,
-                namespace: "",
-                name: "",
-                subresource: "",
-                query: &query,
-                body: Bytes::from(body.to_string()),
-                content_type: "application/json",
-            };
-            match rest::create(self, &req).await {
-                Ok(_) => {}
-                Err(e) if e.code == 409 => {}
-                Err(e) => return Err(e),
-            }
+            let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+            self.ensure("namespaces", "", name, namespace, false).await?;
         }
         Ok(())
+    }
+
+    /// Creates a core/v1 object the server itself keeps; if it exists, leaves it (`replace`
+    /// false) or replaces it.
+    async fn ensure(&self, plural: &str, namespace: &str, name: &str, object: Value, replace: bool) -> Result<(), ApiError> {
+        let info = registry::find("", "v1", plural).ok_or_else(|| ApiError::internal("core resources not registered"))?;
+        let query = HashMap::new();
+        let req = Request {
+            resource: info,
+            namespace,
+            name,
+            subresource: "",
+            query: &query,
+            body: Bytes::from(object.to_string()),
+            content_type: "application/json",
+        };
+        match rest::create(self, &req).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == 409 && replace => rest::update(self, &req).await.map(|_| ()),
+            Err(e) if e.code == 409 => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// The `kubernetes` service in `default` (10.43.0.1:443) and its Endpoints pointing at this
@@ -124,27 +131,8 @@ impl Server {
         let endpoints = json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "kubernetes", "namespace": "default",
             "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
             "subsets": [{"addresses": [{"ip": address.ip().to_string()}], "ports": [{"name": "https", "port": address.port(), "protocol": "TCP"}]}]});
-        for (plural, object) in [("services", service), ("endpoints", endpoints)] {
-            let info = registry::find("", "v1", plural).ok_or_else(|| ApiError::internal("core resources not registered"))?;
-            let query = HashMap::new();
-            let req = Request {
-                resource: info,
-                namespace: "default",
-                name: "kubernetes",
-                subresource: "",
-                query: &query,
-                body: Bytes::from(object.to_string()),
-                content_type: "application/json",
-            };
-            match rest::create(self, &req).await {
-                Ok(_) => {}
-                Err(e) if e.code == 409 => {
-                    rest::update(self, &req).await?;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        self.ensure("services", "default", "kubernetes", service, true).await?;
+        self.ensure("endpoints", "default", "kubernetes", endpoints, true).await
     }
 
     fn record(&self, verb: &str, resource: &str, code: u16, elapsed: Duration) {

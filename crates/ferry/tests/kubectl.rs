@@ -68,17 +68,22 @@ impl Ferry {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
-    fn apply_yaml(&self, verb: &str, yaml: &str) -> String {
+    /// kubectl with `yaml` on its standard input.
+    fn with_stdin(&self, args: &[&str], yaml: &str) -> Output {
         let mut child = Command::new("kubectl")
             .env("KUBECONFIG", &self.kubeconfig)
-            .args([verb, "-f", "-", VALIDATE])
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("kubectl");
         child.stdin.take().expect("stdin").write_all(yaml.as_bytes()).expect("write yaml");
-        let out = child.wait_with_output().expect("kubectl");
+        child.wait_with_output().expect("kubectl")
+    }
+
+    fn apply_yaml(&self, verb: &str, yaml: &str) -> String {
+        let out = self.with_stdin(&[verb, "-f", "-", VALIDATE], yaml);
         assert!(out.status.success(), "kubectl {verb} -f failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
@@ -193,18 +198,7 @@ fn create_get_label_patch_delete() {
 fn errors_are_worded_as_upstream() {
     let ferry = Ferry::start();
     ferry.apply_yaml("create", NAMESPACE_AND_CONFIGMAP);
-    let exists = {
-        let mut child = Command::new("kubectl")
-            .env("KUBECONFIG", &ferry.kubeconfig)
-            .args(["create", "-f", "-", VALIDATE])
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("kubectl");
-        child.stdin.take().expect("stdin").write_all(NAMESPACE_AND_CONFIGMAP.as_bytes()).expect("write");
-        String::from_utf8_lossy(&child.wait_with_output().expect("wait").stderr).into_owned()
-    };
+    let exists = String::from_utf8_lossy(&ferry.with_stdin(&["create", "-f", "-", VALIDATE], NAMESPACE_AND_CONFIGMAP).stderr).into_owned();
     assert!(exists.contains("Error from server (AlreadyExists): error when creating \"STDIN\": namespaces \"demo\" already exists"), "{exists}");
     assert!(exists.contains("configmaps \"settings\" already exists"), "{exists}");
 
@@ -225,16 +219,7 @@ fn errors_are_worded_as_upstream() {
 }
 
 fn create_err(ferry: &Ferry, yaml: &str) -> String {
-    let mut child = Command::new("kubectl")
-        .env("KUBECONFIG", &ferry.kubeconfig)
-        .args(["create", "-f", "-", VALIDATE])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("kubectl");
-    child.stdin.take().expect("stdin").write_all(yaml.as_bytes()).expect("write");
-    let out = child.wait_with_output().expect("wait");
+    let out = ferry.with_stdin(&["create", "-f", "-", VALIDATE], yaml);
     assert!(!out.status.success(), "creating should fail:\n{yaml}");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -432,4 +417,23 @@ fn services_get_cluster_ips_and_node_ports() {
     assert!(refused.contains(&format!("failed to allocate IP {ip}: provided IP is already allocated")), "{refused}");
     ferry.ok(&["delete", "svc", "web"]);
     assert_eq!(ferry.apply_yaml("create", &taken), "service/twin created\n");
+}
+
+#[test]
+fn the_etcd_backend_serves_kubectl_too() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let etcd = runtime.block_on(ferry_store::etcd::process::EtcdProcess::start()).expect("etcd (Debian package etcd-server)");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let endpoint = etcd.endpoint();
+    let ferry = Ferry::start_in(tmp.path(), &["--store", "etcd", "--etcd-endpoints", &endpoint]);
+    assert_eq!(ferry.ok(&["create", "configmap", "in-etcd", "--from-literal=k=v"]), "configmap/in-etcd created\n");
+    assert_eq!(ferry.ok(&["get", "cm", "in-etcd", "-o", "jsonpath={.data.k}"]), "v");
+    // The objects are under /registry in etcd, as kube-apiserver keeps them.
+    let direct = runtime.block_on(async {
+        let client = ferry_store::etcd::EtcdStore::connect(&[endpoint.clone()], "").await.expect("connect");
+        ferry_store::Store::get(&client, b"/registry/configmaps/default/in-etcd").await.expect("get")
+    });
+    assert!(direct.is_some());
+    drop(ferry);
+    drop(etcd);
 }

@@ -279,3 +279,29 @@ async fn crash_recovery_keeps_every_acknowledged_write() {
     eprintln!("crash test: {} acknowledged transactions survived 20 SIGKILLs", acked.len());
     assert!(acked.len() > 100, "only {} writes acknowledged in 20 rounds", acked.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_compaction_keeps_the_configured_revisions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::new(dir.path());
+    config.auto_compaction = Some(Duration::from_millis(100));
+    config.retention = ferry_store::embedded::Retention::Revisions(5);
+    let store = EmbeddedStore::open(config).await.expect("open");
+    let first = store.put(b("/k"), b("0")).await.expect("put");
+    for i in 1..20 {
+        store.put(b("/k"), b(i.to_string())).await.expect("put");
+    }
+    let current = store.current_revision().await.expect("revision");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let old = store.range(RangeRequest::new(KeyRange::key(b("/k"))).at(first)).await;
+        if matches!(old, Err(StoreError::Compacted { .. })) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no automatic compaction within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The retained window is still readable.
+    let recent = store.range(RangeRequest::new(KeyRange::key(b("/k"))).at(current - 5)).await.expect("retained");
+    assert_eq!(recent.kvs.len(), 1);
+}
