@@ -47,14 +47,37 @@ pub struct Args {
     /// Static bearer tokens, upstream's CSV format: token,user,uid,"group1,group2".
     #[arg(long)]
     token_file: Option<PathBuf>,
+    /// How often the embedded store compacts its history, keeping what was written within the
+    /// last interval (upstream's flag of the same name; `0` disables it). Accepts `300s`, `5m`,
+    /// `1h` or plain seconds.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    etcd_compaction_interval: std::time::Duration,
     /// Do not run an agent for the local node (there is no agent yet: accepted for
     /// compatibility with the scripts of later issues).
     #[arg(long)]
     disable_agent: bool,
 }
 
+/// `300s`, `5m`, `1h`, `250ms` or plain seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let value: f64 = number.parse().map_err(|_| format!("invalid duration {text:?}"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("invalid duration {text:?}: use ms, s, m or h")),
+    };
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
 fn default_data_dir() -> PathBuf {
-    // SAFETY-free check of root: the effective uid is in /proc.
+    // Root or not, read from /proc (the effective uid), without unsafe code.
     let is_root = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
@@ -76,7 +99,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let (store, embedded): (Arc<dyn Store>, Option<Arc<EmbeddedStore>>) = match args.store {
         StoreKind::Embedded => {
-            let store = Arc::new(EmbeddedStore::open(Config::new(data_dir.join("store"))).await.context("opening the store")?);
+            let mut config = Config::new(data_dir.join("store"));
+            config.auto_compaction = Some(args.etcd_compaction_interval).filter(|d| !d.is_zero());
+            config.retention = ferry_store::embedded::Retention::Time(args.etcd_compaction_interval);
+            let store = Arc::new(EmbeddedStore::open(config).await.context("opening the store")?);
             (store.clone(), Some(store))
         }
         StoreKind::Etcd => {

@@ -1,0 +1,125 @@
+//! The harness of the black-box tests: a real `ferry server` on 127.0.0.1:0 with a temporary
+//! data dir, stopped by pid when dropped.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `ferry server`, stopped (by pid) when dropped — also when a test fails.
+pub struct Ferry {
+    pub child: Option<Child>,
+    pub kubeconfig: PathBuf,
+    pub url: String,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Ferry {
+    pub fn start() -> Ferry {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut ferry = Ferry::start_in(tmp.path(), &[]);
+        ferry._tmp = Some(tmp);
+        ferry
+    }
+
+    pub fn start_in(dir: &Path, extra: &[&str]) -> Ferry {
+        Ferry::start_at(dir, "127.0.0.1:0", extra)
+    }
+
+    /// Starts on `listen` (to come back on the same address after a restart).
+    pub fn start_at(dir: &Path, listen: &str, extra: &[&str]) -> Ferry {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["server", "--https-listen", listen, "--data-dir"])
+            .arg(dir)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ferry server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut url, mut kubeconfig) = (String::new(), PathBuf::new());
+        for line in lines.by_ref() {
+            let line = line.expect("read stdout");
+            if let Some(rest) = line.strip_prefix("ferry: API server listening on ") {
+                url = rest.split_whitespace().next().unwrap_or("").to_string();
+            }
+            if let Some(path) = line.strip_prefix("export KUBECONFIG=") {
+                kubeconfig = PathBuf::from(path);
+                break;
+            }
+        }
+        assert!(!url.is_empty() && kubeconfig.exists(), "ferry server did not start");
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Ferry { child: Some(child), kubeconfig, url, _tmp: None }
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new("kubectl").env("KUBECONFIG", &self.kubeconfig).args(args).output().expect("run kubectl")
+    }
+
+    /// kubectl that must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(out.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// kubectl that must fail; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(!out.status.success(), "kubectl {args:?} should fail: {}", String::from_utf8_lossy(&out.stdout));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// kubectl with `yaml` on its standard input.
+    pub fn with_stdin(&self, args: &[&str], yaml: &str) -> Output {
+        let mut child = Command::new("kubectl")
+            .env("KUBECONFIG", &self.kubeconfig)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl");
+        child.stdin.take().expect("stdin").write_all(yaml.as_bytes()).expect("write yaml");
+        child.wait_with_output().expect("kubectl")
+    }
+
+    pub fn apply_yaml(&self, verb: &str, yaml: &str) -> String {
+        let out = self.with_stdin(&[verb, "-f", "-", VALIDATE], yaml);
+        assert!(out.status.success(), "kubectl {verb} -f failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// SIGKILL: no chance to flush anything that was not already durable.
+    pub fn kill_hard(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Ferry {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// kubectl's default: server-side field validation, found through the OpenAPI documents.
+pub const VALIDATE: &str = "--validate=strict";
