@@ -1,0 +1,1 @@
+//! `ferry-controllers`: the controllers of kube-controller-manager for ferry (being written).

@@ -1,0 +1,1 @@
+//! `ferry-scheduler`: kube-scheduler for ferry (being written).

@@ -1,0 +1,1 @@
+//! `ferry-sim`: simulated nodes for ferry (being written).
