@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what ferry and its tests need on a Debian machine, from Debian's packages:
 #   protobuf-compiler  protoc, for the etcd and CRI gRPC clients' generated code
+#   libprotobuf-dev    the well-known .proto files (google/protobuf/*.proto) protoc imports
 #   etcd-server        a real etcd: the `--store etcd` backend's tests and benchmark reference
 # Idempotent: packages already present are not fetched again.
 set -euo pipefail
-packages=(protobuf-compiler etcd-server)
+packages=(protobuf-compiler libprotobuf-dev etcd-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

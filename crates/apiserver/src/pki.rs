@@ -194,6 +194,11 @@ impl Pki {
             .map_err(cert_err)
     }
 
+    /// The cluster CA certificate (PEM), as published in `kube-root-ca.crt`.
+    pub fn ca_pem(&self) -> String {
+        self.ca.cert_pem.clone()
+    }
+
     /// A kubeconfig for the admin user pointing at `server` (`https://127.0.0.1:6443`).
     pub fn admin_kubeconfig(&self, server: &str) -> String {
         kubeconfig(server, &self.ca.cert_pem, "ferry-admin", &self.admin)

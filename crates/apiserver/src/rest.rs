@@ -534,7 +534,8 @@ async fn write_update(
         // Removing the last finalizer of an object being deleted completes the deletion.
         let finishing = meta_str(&new, "deletionTimestamp").is_some()
             && object::finalizers(&new).is_empty()
-            && !pod_awaiting_kubelet(info, &new);
+            && !pod_awaiting_kubelet(info, &new)
+            && namespace_finalizers(info, &new).is_empty();
         if finishing {
             match server.store.delete(key.clone(), old_revision).await? {
                 Ok(_) => return Ok(new),
@@ -565,6 +566,19 @@ fn strip_rv(object: &Value) -> Value {
 
 /// A pod bound to a node with a grace period left is finished by its kubelet (which deletes
 /// it with grace 0), not by the API server.
+/// A namespace's `spec.finalizers` (the namespace controller's `kubernetes`): a namespace being
+/// deleted stays, Terminating, until they are gone as well as its metadata finalizers.
+fn namespace_finalizers(info: &ResourceInfo, object: &Value) -> Vec<String> {
+    if !(info.group.is_empty() && info.plural == "namespaces") {
+        return Vec::new();
+    }
+    object
+        .pointer("/spec/finalizers")
+        .and_then(Value::as_array)
+        .map(|f| f.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
 fn pod_awaiting_kubelet(info: &ResourceInfo, object: &Value) -> bool {
     info.group.is_empty()
         && info.plural == "pods"
@@ -646,7 +660,13 @@ async fn delete_one(server: &Server, req: &Request<'_>, name: &str, options: &De
         }
         let grace = strategy::grace_period(info, &object, options.grace_period_seconds);
         let already_deleting = meta_str(&object, "deletionTimestamp").is_some();
-        if finalizers.is_empty() && grace == 0 {
+        if already_deleting && info.group.is_empty() && info.plural == "namespaces" {
+            return Err(ApiError::conflict(
+                req.target(name),
+                "The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.",
+            ));
+        }
+        if finalizers.is_empty() && grace == 0 && namespace_finalizers(info, &object).is_empty() {
             if req.dry_run() {
                 return Ok(object);
             }

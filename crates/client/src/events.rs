@@ -66,7 +66,10 @@ impl Recorder {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let writer = Writer {
             client,
-            source: EventSource { component: Some(component.to_string()), host: Some(host.to_string()).filter(|h| !h.is_empty()) },
+            source: EventSource {
+                component: Some(component.to_string()),
+                host: Some(host.to_string()).filter(|h| !h.is_empty()),
+            },
             seen: HashMap::new(),
         };
         tokio::spawn(writer.run(receiver));
@@ -80,8 +83,19 @@ impl Recorder {
     }
 
     /// Records an event about `object`; never waits.
-    pub fn event(&self, object: ObjectReference, event_type: EventType, reason: &str, message: impl Into<String>) {
-        let record = Record { involved_object: object, event_type, reason: reason.to_string(), message: message.into() };
+    pub fn event(
+        &self,
+        object: ObjectReference,
+        event_type: EventType,
+        reason: &str,
+        message: impl Into<String>,
+    ) {
+        let record = Record {
+            involved_object: object,
+            event_type,
+            reason: reason.to_string(),
+            message: message.into(),
+        };
         if self.sender.try_send(record).is_err() {
             tracing::debug!(reason, "event queue full, dropping an event");
         }
@@ -139,7 +153,11 @@ impl Writer {
 
     async fn write(&mut self, record: Record) -> Result<(), kube::Error> {
         let object = &record.involved_object;
-        let namespace = object.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "default".to_string());
+        let namespace = object
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "default".to_string());
         let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
         let key = Key {
             kind: object.kind.clone(),
@@ -155,7 +173,10 @@ impl Writer {
         if let Some(seen) = self.seen.get_mut(&key) {
             seen.count += 1;
             let patch = serde_json::json!({"count": seen.count, "lastTimestamp": now});
-            match api.patch(&seen.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            match api
+                .patch(&seen.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
                 Ok(_) => return Ok(()),
                 // Expired (1 h TTL) or deleted: record it anew.
                 Err(kube::Error::Api(status)) if status.code == 404 => {}
@@ -171,7 +192,11 @@ impl Writer {
             jiff::Timestamp::now().as_nanosecond()
         );
         let event = Event {
-            metadata: ObjectMeta { name: Some(name.clone()), namespace: Some(namespace), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(namespace),
+                ..Default::default()
+            },
             involved_object: object.clone(),
             type_: Some(record.event_type.as_str().to_string()),
             reason: Some(record.reason),

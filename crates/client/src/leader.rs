@@ -25,7 +25,11 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Config {
-        Config { lease_duration: Duration::from_secs(15), renew_deadline: Duration::from_secs(10), retry_period: Duration::from_secs(2) }
+        Config {
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+        }
     }
 }
 
@@ -54,8 +58,19 @@ enum Attempt {
 impl Elector {
     /// A candidate `identity` for the Lease `namespace/name` (upstream's components use
     /// `kube-system/kube-scheduler`, `kube-system/kube-controller-manager`).
-    pub fn new(client: kube::Client, namespace: &str, name: &str, identity: &str, config: Config) -> Elector {
-        Elector { api: Api::namespaced(client, namespace), name: name.to_string(), identity: identity.to_string(), config }
+    pub fn new(
+        client: kube::Client,
+        namespace: &str,
+        name: &str,
+        identity: &str,
+        config: Config,
+    ) -> Elector {
+        Elector {
+            api: Api::namespaced(client, namespace),
+            name: name.to_string(),
+            identity: identity.to_string(),
+            config,
+        }
     }
 
     /// Waits until this candidate holds the Lease, then runs `work` while renewing it. Returns
@@ -68,7 +83,9 @@ impl Elector {
             match self.try_acquire_or_renew().await {
                 Ok(Attempt::Held) => break,
                 Ok(Attempt::Other) => {}
-                Err(error) => tracing::debug!(%error, lease = %self.name, "leader election attempt"),
+                Err(error) => {
+                    tracing::debug!(%error, lease = %self.name, "leader election attempt")
+                }
             }
             tokio::time::sleep(self.config.retry_period).await;
         }
@@ -93,12 +110,41 @@ impl Elector {
         }
     }
 
+    /// Gives the Lease up if this candidate holds it (upstream's `ReleaseOnCancel`), so a
+    /// successor need not wait for it to expire.
+    pub async fn release(&self) -> Result<(), kube::Error> {
+        let Some(mut lease) = self.api.get_opt(&self.name).await? else {
+            return Ok(());
+        };
+        let Some(spec) = lease.spec.as_mut() else {
+            return Ok(());
+        };
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return Ok(());
+        }
+        spec.holder_identity = None;
+        spec.lease_duration_seconds = Some(1);
+        spec.renew_time = Some(MicroTime(jiff::Timestamp::now()));
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 409 || status.code == 404 => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
     async fn try_acquire_or_renew(&self) -> Result<Attempt, kube::Error> {
         let now = MicroTime(jiff::Timestamp::now());
         let seconds = i32::try_from(self.config.lease_duration.as_secs()).unwrap_or(i32::MAX);
         let Some(mut lease) = self.api.get_opt(&self.name).await? else {
             let lease = Lease {
-                metadata: ObjectMeta { name: Some(self.name.clone()), ..Default::default() },
+                metadata: ObjectMeta {
+                    name: Some(self.name.clone()),
+                    ..Default::default()
+                },
                 spec: Some(LeaseSpec {
                     holder_identity: Some(self.identity.clone()),
                     lease_duration_seconds: Some(seconds),
@@ -117,7 +163,9 @@ impl Elector {
         let spec = lease.spec.get_or_insert_with(Default::default);
         let ours = spec.holder_identity.as_deref() == Some(self.identity.as_str());
         if !ours {
-            let duration = Duration::from_secs(u64::try_from(spec.lease_duration_seconds.unwrap_or(seconds)).unwrap_or(0));
+            let duration = Duration::from_secs(
+                u64::try_from(spec.lease_duration_seconds.unwrap_or(seconds)).unwrap_or(0),
+            );
             let renewed = spec.renew_time.as_ref().map(|t| t.0);
             let expired = match renewed {
                 Some(renewed) => {
@@ -126,7 +174,10 @@ impl Elector {
                 }
                 None => true,
             };
-            let held = spec.holder_identity.as_deref().is_some_and(|h| !h.is_empty());
+            let held = spec
+                .holder_identity
+                .as_deref()
+                .is_some_and(|h| !h.is_empty());
             if held && !expired {
                 return Ok(Attempt::Other);
             }
@@ -137,7 +188,11 @@ impl Elector {
         spec.renew_time = Some(now);
         spec.lease_duration_seconds = Some(seconds);
         // The update carries the resourceVersion read above: losing a race gives 409.
-        match self.api.replace(&self.name, &PostParams::default(), &lease).await {
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(_) => Ok(Attempt::Held),
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(Attempt::Other),
             Err(error) => Err(error),

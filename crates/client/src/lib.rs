@@ -32,10 +32,14 @@ pub enum ConnectError {
 
 /// A client from a kubeconfig file (its current context), as `--kubeconfig` gives it.
 pub async fn connect(kubeconfig: &Path) -> Result<kube::Client, ConnectError> {
-    let wrap = |source| ConnectError::Kubeconfig { path: kubeconfig.display().to_string(), source };
+    let wrap = |source| ConnectError::Kubeconfig {
+        path: kubeconfig.display().to_string(),
+        source,
+    };
     let file = kube::config::Kubeconfig::read_from(kubeconfig).map_err(wrap)?;
-    let config = kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
-        .await
-        .map_err(wrap)?;
+    let config =
+        kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+            .await
+            .map_err(wrap)?;
     Ok(kube::Client::try_from(config)?)
 }

@@ -1,1 +1,182 @@
-//! `ferry-controllers`: the controllers of kube-controller-manager for ferry (being written).
+//! `ferry-controllers`: the controllers of kube-controller-manager. Each watches the API through
+//! shared informers ([`informer`]), turns changes into keys on its work queue ([`queue`]) and
+//! reconciles one key at a time with plain API calls through kube-rs — never the store — so
+//! the same code runs inside `ferry server` or as `ferry controllers --kubeconfig`.
+//!
+//! Start reading at [`run`], then one controller: [`replicaset`] is the model the others follow
+//! (handlers → queue → `sync(key)` → pure decision functions with table tests at the bottom).
+
+pub mod deployment;
+pub mod expectations;
+pub mod gc;
+pub mod informer;
+pub mod namespace;
+pub mod nodeipam;
+pub mod nodelifecycle;
+pub mod podgc;
+pub mod queue;
+pub mod replicaset;
+pub mod serviceaccount;
+pub mod util;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_client::events::Recorder;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ServiceAccount};
+use kube::runtime::watcher;
+use kube::Api;
+
+use crate::informer::Informer;
+
+/// Settings of the controller manager (upstream's flags of the same names).
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// `--cluster-cidr`: the range node IPAM cuts pod CIDRs from.
+    pub cluster_cidr: String,
+    /// `--node-cidr-mask-size`: the prefix length of each node's pod CIDR.
+    pub node_cidr_mask_size: u8,
+    /// `--node-monitor-period`: how often node health is checked.
+    pub node_monitor_period: Duration,
+    /// `--node-monitor-grace-period`: a node whose lease is older is marked Unknown.
+    pub node_monitor_grace_period: Duration,
+    /// `--node-startup-grace-period`: patience with a node that never reported Ready.
+    pub node_startup_grace_period: Duration,
+    /// `--concurrent-*-syncs`: workers per controller.
+    pub workers: usize,
+    /// The cluster CA (PEM), published in every namespace as the `kube-root-ca.crt` ConfigMap.
+    pub root_ca: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            cluster_cidr: "10.42.0.0/16".into(),
+            node_cidr_mask_size: 24,
+            node_monitor_period: Duration::from_secs(5),
+            node_monitor_grace_period: Duration::from_secs(40),
+            node_startup_grace_period: Duration::from_secs(60),
+            workers: 5,
+            root_ca: None,
+        }
+    }
+}
+
+/// What every controller shares: the client, the event recorder and the informers.
+pub struct Context {
+    /// The API client.
+    pub client: kube::Client,
+    /// Events as `component` of the controller manager.
+    pub recorder: Recorder,
+    /// Settings.
+    pub options: Options,
+    /// All pods, indexed by node name.
+    pub pods: Arc<Informer<Pod>>,
+    /// All ReplicaSets.
+    pub replica_sets: Arc<Informer<ReplicaSet>>,
+    /// All Deployments.
+    pub deployments: Arc<Informer<Deployment>>,
+    /// All Nodes.
+    pub nodes: Arc<Informer<Node>>,
+    /// All Namespaces.
+    pub namespaces: Arc<Informer<Namespace>>,
+    /// The `default` ServiceAccount of every namespace.
+    pub service_accounts: Arc<Informer<ServiceAccount>>,
+    /// Node heartbeats in kube-node-lease.
+    pub node_leases: Arc<Informer<Lease>>,
+}
+
+fn pod_node(pod: &Pod) -> Option<String> {
+    pod.spec
+        .as_ref()?
+        .node_name
+        .clone()
+        .filter(|n| !n.is_empty())
+}
+
+impl Context {
+    /// Informers over `client`, not started yet.
+    pub fn new(client: kube::Client, options: Options) -> Arc<Context> {
+        let all = watcher::Config::default();
+        Arc::new(Context {
+            recorder: Recorder::new(client.clone(), "controller-manager", ""),
+            pods: Informer::with_index(Api::all(client.clone()), all.clone(), Some(pod_node)),
+            replica_sets: Informer::new(Api::all(client.clone()), all.clone()),
+            deployments: Informer::new(Api::all(client.clone()), all.clone()),
+            nodes: Informer::new(Api::all(client.clone()), all.clone()),
+            namespaces: Informer::new(Api::all(client.clone()), all.clone()),
+            service_accounts: Informer::new(
+                Api::all(client.clone()),
+                all.clone().fields("metadata.name=default"),
+            ),
+            node_leases: Informer::new(Api::namespaced(client.clone(), "kube-node-lease"), all),
+            client,
+            options,
+        })
+    }
+
+    fn start_informers(self: &Arc<Self>, tasks: &mut tokio::task::JoinSet<()>) {
+        tasks.spawn(self.pods.clone().run());
+        tasks.spawn(self.replica_sets.clone().run());
+        tasks.spawn(self.deployments.clone().run());
+        tasks.spawn(self.nodes.clone().run());
+        tasks.spawn(self.namespaces.clone().run());
+        tasks.spawn(self.service_accounts.clone().run());
+        tasks.spawn(self.node_leases.clone().run());
+    }
+
+    async fn wait_synced(&self) {
+        self.pods.wait_synced().await;
+        self.replica_sets.wait_synced().await;
+        self.deployments.wait_synced().await;
+        self.nodes.wait_synced().await;
+        self.namespaces.wait_synced().await;
+        self.service_accounts.wait_synced().await;
+        self.node_leases.wait_synced().await;
+    }
+}
+
+/// Runs every controller until `shutdown` resolves.
+pub async fn run(
+    client: kube::Client,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let ctx = Context::new(client, options);
+    let workers = ctx.options.workers;
+    // Handlers are registered before the informers start, so none misses the first list.
+    let replica_sets = replicaset::ReplicaSetController::new(ctx.clone());
+    let deployments = deployment::DeploymentController::new(ctx.clone());
+    let namespaces = namespace::NamespaceController::new(ctx.clone());
+    let service_accounts = serviceaccount::ServiceAccountController::new(ctx.clone());
+    let node_ipam = nodeipam::NodeIpamController::new(ctx.clone())?;
+    let node_lifecycle = nodelifecycle::NodeLifecycleController::new(ctx.clone());
+    let pod_gc = podgc::PodGcController::new(ctx.clone());
+    let gc = gc::GarbageCollector::new(ctx.clone());
+
+    let mut informers = tokio::task::JoinSet::new();
+    ctx.start_informers(&mut informers);
+    ctx.wait_synced().await;
+    tracing::info!("controller informers synced");
+
+    let mut controllers = tokio::task::JoinSet::new();
+    controllers.spawn(replica_sets.clone().run(workers));
+    controllers.spawn(deployments.clone().run(workers));
+    controllers.spawn(namespaces.clone().run(workers));
+    controllers.spawn(service_accounts.clone().run(workers));
+    controllers.spawn(node_ipam.clone().run());
+    controllers.spawn(node_lifecycle.clone().run());
+    controllers.spawn(pod_gc.clone().run());
+    controllers.spawn(gc.clone().run(workers));
+    shutdown.await;
+    replica_sets.shut_down();
+    deployments.shut_down();
+    namespaces.shut_down();
+    service_accounts.shut_down();
+    informers.abort_all();
+    controllers.abort_all();
+    Ok(())
+}

@@ -1,14 +1,18 @@
 //! `ferry`: the one binary. Subcommands are wired here; the work lives in the crates
-//! (`ferry-store`, `ferry-apiserver`; controllers, scheduler and kubelet arrive with their
-//! issues).
+//! (`ferry-store`, `ferry-apiserver`, `ferry-controllers`, …).
 
 mod bench;
+mod components;
 mod server;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ferry", version, about = "A Kubernetes-API-compatible cluster in one binary")]
+#[command(
+    name = "ferry",
+    version,
+    about = "A Kubernetes-API-compatible cluster in one binary"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -18,6 +22,12 @@ struct Cli {
 enum Command {
     /// The API server on its store (embedded by default), writing an admin kubeconfig.
     Server(server::Args),
+    /// The controller manager (deployment, replicaset, garbage collector, namespace, node
+    /// lifecycle, …) against a cluster given by a kubeconfig.
+    Controllers(components::ControllersArgs),
+    /// Simulated nodes: registers Nodes, keeps their Leases fresh and plays the kubelet for
+    /// pods bound to them (Running and Ready after a delay), like kwok.
+    Sim(components::SimArgs),
     /// Benchmarks that print figures next to a reference measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -34,9 +44,13 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Command::Server(args) => runtime.block_on(server::run(args)),
+        Command::Controllers(args) => runtime.block_on(components::controllers(args)),
+        Command::Sim(args) => runtime.block_on(components::sim(args)),
         Command::Bench { what } => runtime.block_on(bench::run(what)),
     }
 }

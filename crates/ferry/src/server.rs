@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use ferry_apiserver::auth::{AuthenticatorChain, MastersAndDiscovery, TokenFileAuthenticator, X509Authenticator};
+use ferry_apiserver::auth::{
+    AuthenticatorChain, MastersAndDiscovery, TokenFileAuthenticator, X509Authenticator,
+};
 use ferry_apiserver::pki::{write_private, Pki};
 use ferry_apiserver::Server;
 use ferry_store::embedded::{Config, EmbeddedStore};
@@ -52,6 +54,14 @@ pub struct Args {
     /// `1h` or plain seconds.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     etcd_compaction_interval: std::time::Duration,
+    /// Do not run the controller manager in this process.
+    #[arg(long)]
+    disable_controllers: bool,
+    /// Do not run the scheduler in this process.
+    #[arg(long)]
+    disable_scheduler: bool,
+    #[command(flatten)]
+    controllers: crate::components::ControllerFlags,
     /// Do not run an agent for the local node (there is no agent yet: accepted for
     /// compatibility with the scripts of later issues).
     #[arg(long)]
@@ -59,13 +69,15 @@ pub struct Args {
 }
 
 /// `300s`, `5m`, `1h`, `250ms` or plain seconds.
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
         Some(i) => text.split_at(i),
         None => (text, "s"),
     };
-    let value: f64 = number.parse().map_err(|_| format!("invalid duration {text:?}"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}"))?;
     let seconds = match unit {
         "ms" => value / 1000.0,
         "s" => value,
@@ -80,7 +92,11 @@ fn default_data_dir() -> PathBuf {
     // Root or not, read from /proc (the effective uid), without unsafe code.
     let is_root = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
         .unwrap_or(false);
     if is_root {
         return PathBuf::from("/var/lib/ferry");
@@ -96,30 +112,49 @@ fn default_data_dir() -> PathBuf {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
     let (store, embedded): (Arc<dyn Store>, Option<Arc<EmbeddedStore>>) = match args.store {
         StoreKind::Embedded => {
             let mut config = Config::new(data_dir.join("store"));
             config.auto_compaction = Some(args.etcd_compaction_interval).filter(|d| !d.is_zero());
-            config.retention = ferry_store::embedded::Retention::Time(args.etcd_compaction_interval);
-            let store = Arc::new(EmbeddedStore::open(config).await.context("opening the store")?);
+            config.retention =
+                ferry_store::embedded::Retention::Time(args.etcd_compaction_interval);
+            let store = Arc::new(
+                EmbeddedStore::open(config)
+                    .await
+                    .context("opening the store")?,
+            );
             (store.clone(), Some(store))
         }
         StoreKind::Etcd => {
-            let store = EtcdStore::connect(&args.etcd_endpoints, args.etcd_prefix.clone()).await.context("connecting to etcd")?;
+            let store = EtcdStore::connect(&args.etcd_endpoints, args.etcd_prefix.clone())
+                .await
+                .context("connecting to etcd")?;
             (Arc::new(store), None)
         }
     };
     let pki = Pki::load_or_create(&data_dir.join("tls")).context("cluster certificates")?;
-    let mut authenticators: Vec<Box<dyn ferry_apiserver::auth::Authenticator>> = vec![Box::new(X509Authenticator)];
+    let mut authenticators: Vec<Box<dyn ferry_apiserver::auth::Authenticator>> =
+        vec![Box::new(X509Authenticator)];
     if let Some(path) = &args.token_file {
-        let tokens = TokenFileAuthenticator::load(path).with_context(|| format!("reading {}", path.display()))?;
+        let tokens = TokenFileAuthenticator::load(path)
+            .with_context(|| format!("reading {}", path.display()))?;
         authenticators.push(Box::new(tokens));
     }
-    let server = Server::new(store, AuthenticatorChain(authenticators), Box::new(MastersAndDiscovery));
-    server.bootstrap().await.map_err(|e| anyhow::anyhow!("creating the system namespaces: {}", e.message))?;
+    let server = Server::new(
+        store,
+        AuthenticatorChain(authenticators),
+        Box::new(MastersAndDiscovery),
+    );
+    server
+        .bootstrap()
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the system namespaces: {}", e.message))?;
 
-    let listener = tokio::net::TcpListener::bind(args.https_listen).await.with_context(|| format!("listening on {}", args.https_listen))?;
+    let listener = tokio::net::TcpListener::bind(args.https_listen)
+        .await
+        .with_context(|| format!("listening on {}", args.https_listen))?;
     let mut address = listener.local_addr()?;
     if address.ip().is_unspecified() {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
@@ -134,20 +169,56 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let tls = pki.server_tls().context("TLS configuration")?;
     let _ = args.disable_agent;
 
-    println!("ferry: API server listening on {url} (ready in {} ms)", started.elapsed().as_millis());
+    println!(
+        "ferry: API server listening on {url} (ready in {} ms)",
+        started.elapsed().as_millis()
+    );
     println!("export KUBECONFIG={}", kubeconfig.display());
     std::io::stdout().flush()?;
 
-    let shutdown = async {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+    // The components connect like any client; the listener is bound, so they can start now.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stopping = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
         }
-        tracing::info!("shutting down");
+    };
+    let mut components = tokio::task::JoinSet::new();
+    if !args.disable_controllers || !args.disable_scheduler {
+        let client = crate::components::in_process_client(&kubeconfig).await?;
+        let identity = crate::components::server_identity(&data_dir);
+        if !args.disable_controllers {
+            let (client, identity, flags, shutdown) = (
+                client.clone(),
+                identity.clone(),
+                args.controllers.clone(),
+                stopping(),
+            );
+            let root_ca = Some(pki.ca_pem());
+            components.spawn(async move {
+                if let Err(error) = crate::components::run_controllers(
+                    client,
+                    &flags,
+                    root_ca,
+                    Some(identity),
+                    shutdown,
+                )
+                .await
+                {
+                    tracing::error!(error = %format!("{error:#}"), "controller manager stopped");
+                }
+            });
+        }
+    }
+    let shutdown = async move {
+        crate::components::shutdown_signal().await;
+        let _ = stop.send(true);
+        // Give the components a moment to release their leases while the API still serves.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+            while components.join_next().await.is_some() {}
+        })
+        .await;
     };
     ferry_apiserver::serve(server, listener, tls, shutdown).await?;
     if let Some(store) = embedded {

@@ -15,21 +15,31 @@ use kube::Client;
 
 async fn client(ferry: &Ferry) -> Client {
     let kubeconfig = kube::config::Kubeconfig::read_from(&ferry.kubeconfig).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-        .await
-        .expect("client config");
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .expect("client config");
     Client::try_from(config).expect("client")
 }
 
 fn configmap(name: &str) -> ConfigMap {
-    serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "data": {"k": "v"}})).expect("configmap")
+    serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "data": {"k": "v"}}))
+        .expect("configmap")
 }
 
 /// The next ConfigMap the watcher reports as applied (created or changed).
-async fn next_applied(stream: &mut (impl futures::Stream<Item = Result<watcher::Event<ConfigMap>, watcher::Error>> + Unpin)) -> String {
+async fn next_applied(
+    stream: &mut (impl futures::Stream<Item = Result<watcher::Event<ConfigMap>, watcher::Error>>
+              + Unpin),
+) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let event = tokio::time::timeout_at(deadline, stream.next()).await.expect("a watch event in time").expect("stream open");
+        let event = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("a watch event in time")
+            .expect("stream open");
         match event {
             Ok(watcher::Event::Apply(cm)) | Ok(watcher::Event::InitApply(cm)) => {
                 return cm.metadata.name.unwrap_or_default();
@@ -46,15 +56,22 @@ async fn the_watcher_resumes_across_a_server_restart() {
     let mut ferry = Ferry::start_in(tmp.path(), &[]);
     let listen = ferry.url.trim_start_matches("https://").to_string();
     let api: Api<ConfigMap> = Api::namespaced(client(&ferry).await, "default");
-    api.create(&PostParams::default(), &configmap("before")).await.expect("create");
+    api.create(&PostParams::default(), &configmap("before"))
+        .await
+        .expect("create");
 
-    let mut stream = Box::pin(kube::runtime::WatchStreamExt::default_backoff(watcher(api.clone(), watcher::Config::default())));
+    let mut stream = Box::pin(kube::runtime::WatchStreamExt::default_backoff(watcher(
+        api.clone(),
+        watcher::Config::default(),
+    )));
     assert_eq!(next_applied(&mut stream).await, "before");
 
     ferry.kill_hard();
     let ferry = Ferry::start_at(tmp.path(), &listen, &[]);
     let api: Api<ConfigMap> = Api::namespaced(client(&ferry).await, "default");
-    api.create(&PostParams::default(), &configmap("after")).await.expect("create after restart");
+    api.create(&PostParams::default(), &configmap("after"))
+        .await
+        .expect("create after restart");
     assert_eq!(next_applied(&mut stream).await, "after");
 }
 
@@ -62,10 +79,15 @@ async fn the_watcher_resumes_across_a_server_restart() {
 async fn a_stale_update_is_a_409_conflict() {
     let ferry = Ferry::start();
     let api: Api<ConfigMap> = Api::namespaced(client(&ferry).await, "default");
-    let created = api.create(&PostParams::default(), &configmap("cas")).await.expect("create");
+    let created = api
+        .create(&PostParams::default(), &configmap("cas"))
+        .await
+        .expect("create");
     let mut first = created.clone();
     first.data = Some([("k".to_string(), "first".to_string())].into());
-    api.replace("cas", &PostParams::default(), &first).await.expect("update with the current version");
+    api.replace("cas", &PostParams::default(), &first)
+        .await
+        .expect("update with the current version");
     let mut stale = created;
     stale.data = Some([("k".to_string(), "stale".to_string())].into());
     match api.replace("cas", &PostParams::default(), &stale).await {
@@ -83,29 +105,47 @@ async fn a_watch_from_compacted_history_gets_410_and_the_watcher_relists() {
     let ferry = Ferry::start_in(tmp.path(), &["--etcd-compaction-interval", "1s"]);
     let client = client(&ferry).await;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    let old = api.create(&PostParams::default(), &configmap("old")).await.expect("create");
+    let old = api
+        .create(&PostParams::default(), &configmap("old"))
+        .await
+        .expect("create");
     let old_rv = old.metadata.resource_version.expect("resourceVersion");
     for i in 0..5 {
-        api.create(&PostParams::default(), &configmap(&format!("n{i}"))).await.expect("create");
+        api.create(&PostParams::default(), &configmap(&format!("n{i}")))
+            .await
+            .expect("create");
     }
     // Compaction runs every second and keeps the last second of history: wait it out.
-    let path = format!("/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={old_rv}&timeoutSeconds=2");
+    let path = format!(
+        "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={old_rv}&timeoutSeconds=2"
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let request = http::Request::get(&path).body(Vec::new()).expect("request");
         let text = client.request_text(request).await.expect("watch");
         if text.contains("\"code\":410") {
-            assert!(text.contains("\"type\":\"ERROR\"") && text.contains("too old resource version"), "{text}");
+            assert!(
+                text.contains("\"type\":\"ERROR\"") && text.contains("too old resource version"),
+                "{text}"
+            );
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no 410 within 20 s: {text}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no 410 within 20 s: {text}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     // The watcher lists first, so it starts fine after compaction.
     let mut stream = Box::pin(watcher(api, watcher::Config::default()));
     let mut seen = 0;
     while seen < 6 {
-        if let Ok(watcher::Event::InitApply(_)) = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("in time").expect("open") {
+        if let Ok(watcher::Event::InitApply(_)) =
+            tokio::time::timeout(Duration::from_secs(10), stream.next())
+                .await
+                .expect("in time")
+                .expect("open")
+        {
             seen += 1;
         }
     }

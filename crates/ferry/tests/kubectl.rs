@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use common::{Ferry, VALIDATE};
 
-
 const NAMESPACE_AND_CONFIGMAP: &str = "apiVersion: v1
 kind: Namespace
 metadata:
@@ -30,72 +29,205 @@ data:
 fn version_discovery_and_system_namespaces() {
     let ferry = Ferry::start();
     let version = ferry.ok(&["version"]);
-    assert!(version.contains("Server Version: v1.33.0+ferry"), "{version}");
+    assert!(
+        version.contains("Server Version: v1.33.0+ferry"),
+        "{version}"
+    );
     let resources = ferry.ok(&["api-resources"]);
-    let deployments = resources.lines().find(|l| l.starts_with("deployments ")).expect("deployments listed");
+    let deployments = resources
+        .lines()
+        .find(|l| l.starts_with("deployments "))
+        .expect("deployments listed");
     let columns: Vec<&str> = deployments.split_whitespace().collect();
-    assert_eq!(columns, vec!["deployments", "deploy", "apps/v1", "true", "Deployment"]);
+    assert_eq!(
+        columns,
+        vec!["deployments", "deploy", "apps/v1", "true", "Deployment"]
+    );
     let versions = ferry.ok(&["api-versions"]);
-    for gv in ["v1", "apps/v1", "batch/v1", "coordination.k8s.io/v1", "rbac.authorization.k8s.io/v1"] {
-        assert!(versions.lines().any(|l| l == gv), "{gv} missing from\n{versions}");
+    for gv in [
+        "v1",
+        "apps/v1",
+        "batch/v1",
+        "coordination.k8s.io/v1",
+        "rbac.authorization.k8s.io/v1",
+    ] {
+        assert!(
+            versions.lines().any(|l| l == gv),
+            "{gv} missing from\n{versions}"
+        );
     }
     let namespaces = ferry.ok(&["get", "namespaces", "-o", "name"]);
     for ns in ["default", "kube-node-lease", "kube-public", "kube-system"] {
-        assert!(namespaces.contains(&format!("namespace/{ns}")), "{namespaces}");
+        assert!(
+            namespaces.contains(&format!("namespace/{ns}")),
+            "{namespaces}"
+        );
     }
     let table = ferry.ok(&["get", "ns"]);
     assert!(table.starts_with("NAME "), "{table}");
-    assert!(table.lines().any(|l| l.starts_with("default") && l.contains("Active")), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("default") && l.contains("Active")),
+        "{table}"
+    );
 }
 
 #[test]
 fn create_get_label_patch_delete() {
     let ferry = Ferry::start();
     let created = ferry.apply_yaml("create", NAMESPACE_AND_CONFIGMAP);
-    assert_eq!(created, "namespace/demo created\nconfigmap/settings created\n");
+    assert_eq!(
+        created,
+        "namespace/demo created\nconfigmap/settings created\n"
+    );
 
-    let json: serde_json::Value = serde_json::from_str(&ferry.ok(&["-n", "demo", "get", "cm", "settings", "-o", "json"])).expect("json");
+    let json: serde_json::Value =
+        serde_json::from_str(&ferry.ok(&["-n", "demo", "get", "cm", "settings", "-o", "json"]))
+            .expect("json");
     assert_eq!(json["data"]["color"], "blue");
     assert_eq!(json["metadata"]["uid"].as_str().map(str::len), Some(36));
-    let rv: u64 = json["metadata"]["resourceVersion"].as_str().and_then(|r| r.parse().ok()).expect("resourceVersion");
+    let rv: u64 = json["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|r| r.parse().ok())
+        .expect("resourceVersion");
     assert!(rv > 0);
-    assert_eq!(ferry.ok(&["-n", "demo", "get", "configmap", "settings", "-o", "jsonpath={.data.color}"]), "blue");
-    let custom = ferry.ok(&["-n", "demo", "get", "cm", "-o", "custom-columns=NAME:.metadata.name,COLOR:.data.color"]);
+    assert_eq!(
+        ferry.ok(&[
+            "-n",
+            "demo",
+            "get",
+            "configmap",
+            "settings",
+            "-o",
+            "jsonpath={.data.color}"
+        ]),
+        "blue"
+    );
+    let custom = ferry.ok(&[
+        "-n",
+        "demo",
+        "get",
+        "cm",
+        "-o",
+        "custom-columns=NAME:.metadata.name,COLOR:.data.color",
+    ]);
     assert_eq!(custom, "NAME       COLOR\nsettings   blue\n");
     let table = ferry.ok(&["-n", "demo", "get", "cm", "settings"]);
-    assert!(table.starts_with("NAME       DATA   AGE\nsettings   1      "), "{table}");
+    assert!(
+        table.starts_with("NAME       DATA   AGE\nsettings   1      "),
+        "{table}"
+    );
     let yaml = ferry.ok(&["-n", "demo", "get", "cm", "settings", "-o", "yaml"]);
-    assert!(yaml.contains("kind: ConfigMap") && yaml.contains("  color: blue"), "{yaml}");
+    assert!(
+        yaml.contains("kind: ConfigMap") && yaml.contains("  color: blue"),
+        "{yaml}"
+    );
 
-    assert_eq!(ferry.ok(&["-n", "demo", "label", "cm", "settings", "tier=front"]), "configmap/settings labeled\n");
-    assert_eq!(ferry.ok(&["-n", "demo", "annotate", "cm", "settings", "note=hello"]), "configmap/settings annotated\n");
-    let selected = ferry.ok(&["-n", "demo", "get", "cm", "-l", "app=web,tier in (front,back)", "-o", "name"]);
+    assert_eq!(
+        ferry.ok(&["-n", "demo", "label", "cm", "settings", "tier=front"]),
+        "configmap/settings labeled\n"
+    );
+    assert_eq!(
+        ferry.ok(&["-n", "demo", "annotate", "cm", "settings", "note=hello"]),
+        "configmap/settings annotated\n"
+    );
+    let selected = ferry.ok(&[
+        "-n",
+        "demo",
+        "get",
+        "cm",
+        "-l",
+        "app=web,tier in (front,back)",
+        "-o",
+        "name",
+    ]);
     assert_eq!(selected, "configmap/settings\n");
-    assert_eq!(ferry.ok(&["-n", "demo", "get", "cm", "-l", "tier!=front", "-o", "name"]), "");
+    assert_eq!(
+        ferry.ok(&["-n", "demo", "get", "cm", "-l", "tier!=front", "-o", "name"]),
+        ""
+    );
 
-    ferry.ok(&["-n", "demo", "patch", "cm", "settings", "-p", r#"{"data":{"size":"L"}}"#]);
-    ferry.ok(&["-n", "demo", "patch", "cm", "settings", "--type=merge", "-p", r#"{"data":{"color":null}}"#]);
-    ferry.ok(&["-n", "demo", "patch", "cm", "settings", "--type=json", "-p", r#"[{"op":"add","path":"/data/shape","value":"round"}]"#]);
-    let data = ferry.ok(&["-n", "demo", "get", "cm", "settings", "-o", "jsonpath={.data}"]);
+    ferry.ok(&[
+        "-n",
+        "demo",
+        "patch",
+        "cm",
+        "settings",
+        "-p",
+        r#"{"data":{"size":"L"}}"#,
+    ]);
+    ferry.ok(&[
+        "-n",
+        "demo",
+        "patch",
+        "cm",
+        "settings",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"color":null}}"#,
+    ]);
+    ferry.ok(&[
+        "-n",
+        "demo",
+        "patch",
+        "cm",
+        "settings",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/data/shape","value":"round"}]"#,
+    ]);
+    let data = ferry.ok(&[
+        "-n",
+        "demo",
+        "get",
+        "cm",
+        "settings",
+        "-o",
+        "jsonpath={.data}",
+    ]);
     assert_eq!(data, r#"{"shape":"round","size":"L"}"#);
 
-    let names = ferry.ok(&["get", "cm", "-A", "--field-selector", "metadata.namespace=demo", "-o", "name"]);
+    let names = ferry.ok(&[
+        "get",
+        "cm",
+        "-A",
+        "--field-selector",
+        "metadata.namespace=demo",
+        "-o",
+        "name",
+    ]);
     assert_eq!(names, "configmap/settings\n");
 
-    assert_eq!(ferry.ok(&["-n", "demo", "delete", "cm", "settings"]), "configmap \"settings\" deleted\n");
+    assert_eq!(
+        ferry.ok(&["-n", "demo", "delete", "cm", "settings"]),
+        "configmap \"settings\" deleted\n"
+    );
     let missing = ferry.fails(&["-n", "demo", "get", "cm", "settings"]);
-    assert_eq!(missing.trim(), "Error from server (NotFound): configmaps \"settings\" not found");
+    assert_eq!(
+        missing.trim(),
+        "Error from server (NotFound): configmaps \"settings\" not found"
+    );
 }
 
 #[test]
 fn errors_are_worded_as_upstream() {
     let ferry = Ferry::start();
     ferry.apply_yaml("create", NAMESPACE_AND_CONFIGMAP);
-    let exists = String::from_utf8_lossy(&ferry.with_stdin(&["create", "-f", "-", VALIDATE], NAMESPACE_AND_CONFIGMAP).stderr).into_owned();
+    let exists = String::from_utf8_lossy(
+        &ferry
+            .with_stdin(&["create", "-f", "-", VALIDATE], NAMESPACE_AND_CONFIGMAP)
+            .stderr,
+    )
+    .into_owned();
     assert!(exists.contains("Error from server (AlreadyExists): error when creating \"STDIN\": namespaces \"demo\" already exists"), "{exists}");
-    assert!(exists.contains("configmaps \"settings\" already exists"), "{exists}");
+    assert!(
+        exists.contains("configmaps \"settings\" already exists"),
+        "{exists}"
+    );
 
-    let bad_name = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n  namespace: demo\n";
+    let bad_name =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n  namespace: demo\n";
     let invalid = create_err(&ferry, bad_name);
     assert!(invalid.contains("The ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters"), "{invalid}");
 
@@ -108,7 +240,11 @@ fn errors_are_worded_as_upstream() {
     assert!(mismatch.contains("spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"other\"}: `selector` does not match template `labels`"), "{mismatch}");
 
     let protected = ferry.fails(&["delete", "namespace", "default"]);
-    assert!(protected.contains("namespaces \"default\" is forbidden: this namespace may not be deleted"), "{protected}");
+    assert!(
+        protected
+            .contains("namespaces \"default\" is forbidden: this namespace may not be deleted"),
+        "{protected}"
+    );
 }
 
 fn create_err(ferry: &Ferry, yaml: &str) -> String {
@@ -142,26 +278,68 @@ spec:
 #[test]
 fn deployments_are_defaulted_scaled_and_patched_strategically() {
     let ferry = Ferry::start();
-    assert_eq!(ferry.apply_yaml("create", DEPLOYMENT), "deployment.apps/web created\n");
-    let spec: serde_json::Value = serde_json::from_str(&ferry.ok(&["get", "deploy", "web", "-o", "json"])).expect("json");
+    assert_eq!(
+        ferry.apply_yaml("create", DEPLOYMENT),
+        "deployment.apps/web created\n"
+    );
+    let spec: serde_json::Value =
+        serde_json::from_str(&ferry.ok(&["get", "deploy", "web", "-o", "json"])).expect("json");
     assert_eq!(spec["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
     assert_eq!(spec["spec"]["revisionHistoryLimit"], 10);
-    assert_eq!(spec["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"], "IfNotPresent");
-    assert_eq!(spec["spec"]["template"]["spec"]["containers"][0]["ports"][0]["protocol"], "TCP");
+    assert_eq!(
+        spec["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+        "IfNotPresent"
+    );
+    assert_eq!(
+        spec["spec"]["template"]["spec"]["containers"][0]["ports"][0]["protocol"],
+        "TCP"
+    );
     assert_eq!(spec["metadata"]["generation"], 1);
 
-    assert_eq!(ferry.ok(&["scale", "deploy", "web", "--replicas=5"]), "deployment.apps/web scaled\n");
-    assert_eq!(ferry.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas} {.metadata.generation}"]), "5 2");
+    assert_eq!(
+        ferry.ok(&["scale", "deploy", "web", "--replicas=5"]),
+        "deployment.apps/web scaled\n"
+    );
+    assert_eq!(
+        ferry.ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.spec.replicas} {.metadata.generation}"
+        ]),
+        "5 2"
+    );
 
     // kubectl set image sends a strategic merge patch keyed by container name.
-    assert_eq!(ferry.ok(&["set", "image", "deploy/web", "web=busybox:1.37"]), "deployment.apps/web image updated\n");
-    let image = ferry.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[*].image}"]);
+    assert_eq!(
+        ferry.ok(&["set", "image", "deploy/web", "web=busybox:1.37"]),
+        "deployment.apps/web image updated\n"
+    );
+    let image = ferry.ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[*].image}",
+    ]);
     assert_eq!(image, "busybox:1.37");
-    let ports = ferry.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].ports[0].containerPort}"]);
+    let ports = ferry.ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].ports[0].containerPort}",
+    ]);
     assert_eq!(ports, "80", "the rest of the container is kept");
 
     let table = ferry.ok(&["get", "deploy"]);
-    assert!(table.starts_with("NAME   READY   UP-TO-DATE   AVAILABLE   AGE\nweb    0/5     0            0           "), "{table}");
+    assert!(
+        table.starts_with(
+            "NAME   READY   UP-TO-DATE   AVAILABLE   AGE\nweb    0/5     0            0           "
+        ),
+        "{table}"
+    );
     assert!(ferry.ok(&["get", "all"]).contains("deployment.apps/web"));
 }
 
@@ -187,7 +365,9 @@ fn watch_streams_changes() {
     std::thread::sleep(Duration::from_millis(500));
     let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\n  namespace: default\n";
     ferry.apply_yaml("create", cm);
-    let line = rx.recv_timeout(Duration::from_secs(10)).expect("a watch event");
+    let line = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a watch event");
     assert_eq!(line, "configmap/watched");
     let _ = watch.kill();
     let _ = watch.wait();
@@ -199,10 +379,22 @@ fn everything_survives_kill_9_with_the_same_resource_versions() {
     let mut ferry = Ferry::start_in(tmp.path(), &[]);
     ferry.apply_yaml("create", NAMESPACE_AND_CONFIGMAP);
     ferry.apply_yaml("create", DEPLOYMENT);
-    let before = ferry.ok(&["get", "cm,deploy,ns", "-A", "-o", "custom-columns=NAME:.metadata.name,RV:.metadata.resourceVersion,UID:.metadata.uid"]);
+    let before = ferry.ok(&[
+        "get",
+        "cm,deploy,ns",
+        "-A",
+        "-o",
+        "custom-columns=NAME:.metadata.name,RV:.metadata.resourceVersion,UID:.metadata.uid",
+    ]);
     ferry.kill_hard();
     let ferry = Ferry::start_in(tmp.path(), &[]);
-    let after = ferry.ok(&["get", "cm,deploy,ns", "-A", "-o", "custom-columns=NAME:.metadata.name,RV:.metadata.resourceVersion,UID:.metadata.uid"]);
+    let after = ferry.ok(&[
+        "get",
+        "cm,deploy,ns",
+        "-A",
+        "-o",
+        "custom-columns=NAME:.metadata.name,RV:.metadata.resourceVersion,UID:.metadata.uid",
+    ]);
     assert_eq!(before, after);
     assert!(after.contains("settings") && after.contains("web"));
 }
@@ -211,68 +403,214 @@ fn everything_survives_kill_9_with_the_same_resource_versions() {
 fn tokens_authenticate_and_only_masters_are_authorized() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let tokens = tmp.path().join("tokens.csv");
-    std::fs::write(&tokens, "admin-token,alice,1,\"system:masters\"\nbob-token,bob,2\n").expect("token file");
+    std::fs::write(
+        &tokens,
+        "admin-token,alice,1,\"system:masters\"\nbob-token,bob,2\n",
+    )
+    .expect("token file");
     let data = tmp.path().join("data");
     let ferry = Ferry::start_in(&data, &["--token-file", tokens.to_str().expect("utf8")]);
     let ca = data.join("tls/ca.crt");
     let as_user = |token: &str, args: &[&str]| {
         Command::new("kubectl")
-            .args(["--kubeconfig=/dev/null", "--server", &ferry.url, "--certificate-authority", ca.to_str().expect("utf8"), "--token", token])
+            .args([
+                "--kubeconfig=/dev/null",
+                "--server",
+                &ferry.url,
+                "--certificate-authority",
+                ca.to_str().expect("utf8"),
+                "--token",
+                token,
+            ])
             .args(args)
             .output()
             .expect("kubectl")
     };
     let alice = as_user("admin-token", &["get", "ns", "-o", "name"]);
-    assert!(alice.status.success(), "{}", String::from_utf8_lossy(&alice.stderr));
+    assert!(
+        alice.status.success(),
+        "{}",
+        String::from_utf8_lossy(&alice.stderr)
+    );
     let bob = as_user("bob-token", &["get", "pods"]);
     assert_eq!(
         String::from_utf8_lossy(&bob.stderr).trim(),
         "Error from server (Forbidden): pods is forbidden: User \"bob\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""
     );
     let nobody = as_user("wrong", &["get", "pods"]);
-    assert!(String::from_utf8_lossy(&nobody.stderr).contains("Unauthorized"), "{}", String::from_utf8_lossy(&nobody.stderr));
+    assert!(
+        String::from_utf8_lossy(&nobody.stderr).contains("Unauthorized"),
+        "{}",
+        String::from_utf8_lossy(&nobody.stderr)
+    );
 }
 
 #[test]
 fn typed_clients_send_protobuf_and_it_is_understood() {
     let ferry = Ferry::start();
-    assert_eq!(ferry.ok(&["create", "namespace", "shop"]), "namespace/shop created\n");
-    assert_eq!(ferry.ok(&["-n", "shop", "create", "configmap", "cfg", "--from-literal=a=1", "--from-literal=empty="]), "configmap/cfg created\n");
-    assert_eq!(ferry.ok(&["-n", "shop", "get", "cm", "cfg", "-o", "jsonpath={.data}"]), r#"{"a":"1","empty":""}"#);
-    assert_eq!(ferry.ok(&["-n", "shop", "create", "secret", "generic", "db", "--from-literal=password=hunter2"]), "secret/db created\n");
-    assert_eq!(ferry.ok(&["-n", "shop", "get", "secret", "db", "-o", "jsonpath={.data.password}"]), "aHVudGVyMg==");
-    assert_eq!(ferry.ok(&["-n", "shop", "get", "secret", "db", "-o", "jsonpath={.type}"]), "Opaque");
-    assert_eq!(ferry.ok(&["-n", "shop", "create", "deployment", "web", "--image=busybox:1.36", "--replicas=3"]), "deployment.apps/web created\n");
-    let deployment = ferry.ok(&["-n", "shop", "get", "deploy", "web", "-o", "jsonpath={.spec.replicas} {.spec.strategy.type} {.spec.selector.matchLabels.app}"]);
+    assert_eq!(
+        ferry.ok(&["create", "namespace", "shop"]),
+        "namespace/shop created\n"
+    );
+    assert_eq!(
+        ferry.ok(&[
+            "-n",
+            "shop",
+            "create",
+            "configmap",
+            "cfg",
+            "--from-literal=a=1",
+            "--from-literal=empty="
+        ]),
+        "configmap/cfg created\n"
+    );
+    assert_eq!(
+        ferry.ok(&["-n", "shop", "get", "cm", "cfg", "-o", "jsonpath={.data}"]),
+        r#"{"a":"1","empty":""}"#
+    );
+    assert_eq!(
+        ferry.ok(&[
+            "-n",
+            "shop",
+            "create",
+            "secret",
+            "generic",
+            "db",
+            "--from-literal=password=hunter2"
+        ]),
+        "secret/db created\n"
+    );
+    assert_eq!(
+        ferry.ok(&[
+            "-n",
+            "shop",
+            "get",
+            "secret",
+            "db",
+            "-o",
+            "jsonpath={.data.password}"
+        ]),
+        "aHVudGVyMg=="
+    );
+    assert_eq!(
+        ferry.ok(&[
+            "-n",
+            "shop",
+            "get",
+            "secret",
+            "db",
+            "-o",
+            "jsonpath={.type}"
+        ]),
+        "Opaque"
+    );
+    assert_eq!(
+        ferry.ok(&[
+            "-n",
+            "shop",
+            "create",
+            "deployment",
+            "web",
+            "--image=busybox:1.36",
+            "--replicas=3"
+        ]),
+        "deployment.apps/web created\n"
+    );
+    let deployment = ferry.ok(&[
+        "-n",
+        "shop",
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.replicas} {.spec.strategy.type} {.spec.selector.matchLabels.app}",
+    ]);
     assert_eq!(deployment, "3 RollingUpdate web");
-    assert_eq!(ferry.ok(&["-n", "shop", "run", "task", "--image=busybox", "--restart=Never", "--", "sleep", "60"]), "pod/task created\n");
-    let pod = ferry.ok(&["-n", "shop", "get", "pod", "task", "-o", "jsonpath={.spec.containers[0].args} {.status.phase} {.spec.restartPolicy}"]);
+    assert_eq!(
+        ferry.ok(&[
+            "-n",
+            "shop",
+            "run",
+            "task",
+            "--image=busybox",
+            "--restart=Never",
+            "--",
+            "sleep",
+            "60"
+        ]),
+        "pod/task created\n"
+    );
+    let pod = ferry.ok(&[
+        "-n",
+        "shop",
+        "get",
+        "pod",
+        "task",
+        "-o",
+        "jsonpath={.spec.containers[0].args} {.status.phase} {.spec.restartPolicy}",
+    ]);
     assert_eq!(pod, r#"["sleep","60"] Pending Never"#);
     let pods = ferry.ok(&["-n", "shop", "get", "pods"]);
-    assert!(pods.starts_with("NAME   READY   STATUS    RESTARTS   AGE\ntask   0/1     Pending   0          "), "{pods}");
+    assert!(
+        pods.starts_with(
+            "NAME   READY   STATUS    RESTARTS   AGE\ntask   0/1     Pending   0          "
+        ),
+        "{pods}"
+    );
     // Unbound pods are deleted at once.
-    assert_eq!(ferry.ok(&["-n", "shop", "delete", "pod", "task"]), "pod \"task\" deleted\n");
+    assert_eq!(
+        ferry.ok(&["-n", "shop", "delete", "pod", "task"]),
+        "pod \"task\" deleted\n"
+    );
 }
 
 #[test]
 fn openapi_serves_validation_explain_apply_and_edit() {
     let ferry = Ferry::start();
     let explain = ferry.ok(&["explain", "deployment.spec.strategy"]);
-    assert!(explain.contains("GROUP:      apps") && explain.contains("KIND:       Deployment"), "{explain}");
-    assert!(explain.contains("FIELD: strategy <DeploymentStrategy>"), "{explain}");
-    assert!(explain.contains("rollingUpdate\t<RollingUpdateDeployment>"), "{explain}");
+    assert!(
+        explain.contains("GROUP:      apps") && explain.contains("KIND:       Deployment"),
+        "{explain}"
+    );
+    assert!(
+        explain.contains("FIELD: strategy <DeploymentStrategy>"),
+        "{explain}"
+    );
+    assert!(
+        explain.contains("rollingUpdate\t<RollingUpdateDeployment>"),
+        "{explain}"
+    );
 
-    let typo = DEPLOYMENT.replace("        image: busybox:1.36", "        imagee: busybox:1.36\n        image: busybox:1.36");
+    let typo = DEPLOYMENT.replace(
+        "        image: busybox:1.36",
+        "        imagee: busybox:1.36\n        image: busybox:1.36",
+    );
     let refused = create_err(&ferry, &typo);
-    assert!(refused.contains("strict decoding error: unknown field \"spec.template.spec.containers[0].imagee\""), "{refused}");
+    assert!(
+        refused.contains(
+            "strict decoding error: unknown field \"spec.template.spec.containers[0].imagee\""
+        ),
+        "{refused}"
+    );
 
     // Client-side apply: create, then a three-way strategic merge patch.
-    assert_eq!(ferry.apply_yaml("apply", DEPLOYMENT), "deployment.apps/web created\n");
-    let changed = DEPLOYMENT.replace("replicas: 2", "replicas: 4").replace("busybox:1.36", "busybox:1.37");
-    assert_eq!(ferry.apply_yaml("apply", &changed), "deployment.apps/web configured\n");
+    assert_eq!(
+        ferry.apply_yaml("apply", DEPLOYMENT),
+        "deployment.apps/web created\n"
+    );
+    let changed = DEPLOYMENT
+        .replace("replicas: 2", "replicas: 4")
+        .replace("busybox:1.36", "busybox:1.37");
+    assert_eq!(
+        ferry.apply_yaml("apply", &changed),
+        "deployment.apps/web configured\n"
+    );
     let applied = ferry.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].ports[0].containerPort}"]);
     assert_eq!(applied, "4 busybox:1.37 80");
-    assert_eq!(ferry.apply_yaml("apply", &changed), "deployment.apps/web unchanged\n");
+    assert_eq!(
+        ferry.apply_yaml("apply", &changed),
+        "deployment.apps/web unchanged\n"
+    );
 
     // kubectl edit with an editor that changes the replicas.
     let edit = Command::new("kubectl")
@@ -281,33 +619,78 @@ fn openapi_serves_validation_explain_apply_and_edit() {
         .args(["edit", "deployment", "web"])
         .output()
         .expect("kubectl edit");
-    assert!(edit.status.success(), "{}", String::from_utf8_lossy(&edit.stderr));
-    assert_eq!(String::from_utf8_lossy(&edit.stdout), "deployment.apps/web edited\n");
-    assert_eq!(ferry.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "6");
+    assert!(
+        edit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&edit.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&edit.stdout),
+        "deployment.apps/web edited\n"
+    );
+    assert_eq!(
+        ferry.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "6"
+    );
 }
 
 #[test]
 fn services_get_cluster_ips_and_node_ports() {
     let ferry = Ferry::start();
-    let default = ferry.ok(&["get", "svc", "kubernetes", "-o", "jsonpath={.spec.clusterIP} {.spec.ports[0].port}"]);
+    let default = ferry.ok(&[
+        "get",
+        "svc",
+        "kubernetes",
+        "-o",
+        "jsonpath={.spec.clusterIP} {.spec.ports[0].port}",
+    ]);
     assert_eq!(default, "10.43.0.1 443");
-    let endpoints = ferry.ok(&["get", "endpoints", "kubernetes", "-o", "jsonpath={.subsets[0].addresses[0].ip}"]);
+    let endpoints = ferry.ok(&[
+        "get",
+        "endpoints",
+        "kubernetes",
+        "-o",
+        "jsonpath={.subsets[0].addresses[0].ip}",
+    ]);
     assert_eq!(endpoints, "127.0.0.1");
 
-    assert_eq!(ferry.ok(&["create", "service", "clusterip", "web", "--tcp=80:8080"]), "service/web created\n");
+    assert_eq!(
+        ferry.ok(&["create", "service", "clusterip", "web", "--tcp=80:8080"]),
+        "service/web created\n"
+    );
     let ip = ferry.ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]);
     assert!(ip.starts_with("10.43.") && ip != "10.43.0.1", "{ip}");
     let table = ferry.ok(&["get", "svc", "web"]);
-    assert!(table.contains(&format!("web    ClusterIP   {ip}")) && table.contains("80/TCP"), "{table}");
+    assert!(
+        table.contains(&format!("web    ClusterIP   {ip}")) && table.contains("80/TCP"),
+        "{table}"
+    );
 
-    assert_eq!(ferry.ok(&["create", "service", "nodeport", "edge", "--tcp=443:8443"]), "service/edge created\n");
-    let node_port: u16 = ferry.ok(&["get", "svc", "edge", "-o", "jsonpath={.spec.ports[0].nodePort}"]).parse().expect("a node port");
+    assert_eq!(
+        ferry.ok(&["create", "service", "nodeport", "edge", "--tcp=443:8443"]),
+        "service/edge created\n"
+    );
+    let node_port: u16 = ferry
+        .ok(&[
+            "get",
+            "svc",
+            "edge",
+            "-o",
+            "jsonpath={.spec.ports[0].nodePort}",
+        ])
+        .parse()
+        .expect("a node port");
     assert!((30000..=32767).contains(&node_port));
 
     // An explicit address already taken is refused; once freed it can be had.
     let taken = format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: twin\n  namespace: default\nspec:\n  clusterIP: {ip}\n  ports:\n  - port: 80\n");
     let refused = create_err(&ferry, &taken);
-    assert!(refused.contains(&format!("failed to allocate IP {ip}: provided IP is already allocated")), "{refused}");
+    assert!(
+        refused.contains(&format!(
+            "failed to allocate IP {ip}: provided IP is already allocated"
+        )),
+        "{refused}"
+    );
     ferry.ok(&["delete", "svc", "web"]);
     assert_eq!(ferry.apply_yaml("create", &taken), "service/twin created\n");
 }
@@ -315,16 +698,31 @@ fn services_get_cluster_ips_and_node_ports() {
 #[test]
 fn the_etcd_backend_serves_kubectl_too() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let etcd = runtime.block_on(ferry_store::etcd::process::EtcdProcess::start()).expect("etcd (Debian package etcd-server)");
+    let etcd = runtime
+        .block_on(ferry_store::etcd::process::EtcdProcess::start())
+        .expect("etcd (Debian package etcd-server)");
     let tmp = tempfile::tempdir().expect("tempdir");
     let endpoint = etcd.endpoint();
-    let ferry = Ferry::start_in(tmp.path(), &["--store", "etcd", "--etcd-endpoints", &endpoint]);
-    assert_eq!(ferry.ok(&["create", "configmap", "in-etcd", "--from-literal=k=v"]), "configmap/in-etcd created\n");
-    assert_eq!(ferry.ok(&["get", "cm", "in-etcd", "-o", "jsonpath={.data.k}"]), "v");
+    let ferry = Ferry::start_in(
+        tmp.path(),
+        &["--store", "etcd", "--etcd-endpoints", &endpoint],
+    );
+    assert_eq!(
+        ferry.ok(&["create", "configmap", "in-etcd", "--from-literal=k=v"]),
+        "configmap/in-etcd created\n"
+    );
+    assert_eq!(
+        ferry.ok(&["get", "cm", "in-etcd", "-o", "jsonpath={.data.k}"]),
+        "v"
+    );
     // The objects are under /registry in etcd, as kube-apiserver keeps them.
     let direct = runtime.block_on(async {
-        let client = ferry_store::etcd::EtcdStore::connect(&[endpoint.clone()], "").await.expect("connect");
-        ferry_store::Store::get(&client, b"/registry/configmaps/default/in-etcd").await.expect("get")
+        let client = ferry_store::etcd::EtcdStore::connect(&[endpoint.clone()], "")
+            .await
+            .expect("connect");
+        ferry_store::Store::get(&client, b"/registry/configmaps/default/in-etcd")
+            .await
+            .expect("get")
     });
     assert!(direct.is_some());
     drop(ferry);

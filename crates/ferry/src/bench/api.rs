@@ -47,8 +47,11 @@ impl Connection {
         let tcp = tokio::net::TcpStream::connect(address).await?;
         tcp.set_nodelay(true)?;
         let name = rustls::pki_types::ServerName::try_from("127.0.0.1")?.to_owned();
-        let stream = tokio_rustls::TlsConnector::from(tls).connect(name, tcp).await?;
-        let (sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        let stream = tokio_rustls::TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "benchmark connection closed");
@@ -57,14 +60,21 @@ impl Connection {
         Ok(Connection { sender })
     }
 
-    async fn request(&mut self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<(u16, Bytes)> {
+    async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<(u16, Bytes)> {
         let request = hyper::Request::builder()
             .method(method)
             .uri(path)
             .header("host", "127.0.0.1")
             .header("content-type", "application/json")
             .header("accept", "application/json")
-            .body(Full::new(body.map(|b| Bytes::from(b.to_string())).unwrap_or_default()))?;
+            .body(Full::new(
+                body.map(|b| Bytes::from(b.to_string())).unwrap_or_default(),
+            ))?;
         self.sender.ready().await?;
         let response = self.sender.send_request(request).await?;
         let status = response.status().as_u16();
@@ -154,7 +164,13 @@ async fn store_reference(dir: &Path, writers: usize, seconds: f64) -> anyhow::Re
             tokio::spawn(async move {
                 let mut n = 0u64;
                 while Instant::now() < deadline {
-                    store.create(Bytes::from(format!("/pods/default/{w}-{n}")), value.clone(), 0).await?;
+                    store
+                        .create(
+                            Bytes::from(format!("/pods/default/{w}-{n}")),
+                            value.clone(),
+                            0,
+                        )
+                        .await?;
                     n += 1;
                 }
                 anyhow::Ok(n)
@@ -192,9 +208,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 let mut latencies = Vec::new();
                 for i in (c * per_client).min(pods)..((c + 1) * per_client).min(pods) {
                     let t = Instant::now();
-                    let (status, body) = connection.request("POST", "/api/v1/namespaces/default/pods", Some(&pod(&format!("pod-{i:05}")))).await?;
+                    let (status, body) = connection
+                        .request(
+                            "POST",
+                            "/api/v1/namespaces/default/pods",
+                            Some(&pod(&format!("pod-{i:05}"))),
+                        )
+                        .await?;
                     if status != 201 {
-                        bail!("create returned {status}: {}", String::from_utf8_lossy(&body));
+                        bail!(
+                            "create returned {status}: {}",
+                            String::from_utf8_lossy(&body)
+                        );
                     }
                     latencies.push(t.elapsed());
                 }
@@ -211,15 +236,28 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("creates:  {} pods by {} clients: {creates_per_s:.0}/s, p50 {create_p50:.2} ms, p99 {create_p99:.2} ms", args.pods, args.clients);
 
     let reference = store_reference(&tmp.path().join("reference"), args.clients, 3.0).await?;
-    println!("reference: embedded store creates at {} writers: {reference:.0}/s (ratio {:.2})", args.clients, creates_per_s / reference);
+    println!(
+        "reference: embedded store creates at {} writers: {reference:.0}/s (ratio {:.2})",
+        args.clients,
+        creates_per_s / reference
+    );
 
     // GETs on one connection.
-    let mut connection = Connection::open(&address, tls.clone()).await.context("connecting for GETs")?;
+    let mut connection = Connection::open(&address, tls.clone())
+        .await
+        .context("connecting for GETs")?;
     let mut get_latencies = Vec::new();
     for i in 0..2000usize {
         let name = format!("pod-{:05}", (i * 7919) % args.pods);
         let t = Instant::now();
-        let (status, _) = connection.request("GET", &format!("/api/v1/namespaces/default/pods/{name}"), None).await.context("GET")?;
+        let (status, _) = connection
+            .request(
+                "GET",
+                &format!("/api/v1/namespaces/default/pods/{name}"),
+                None,
+            )
+            .await
+            .context("GET")?;
         if status != 200 {
             bail!("get returned {status}");
         }
@@ -246,7 +284,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         let page: Value = serde_json::from_slice(&body)?;
         listed += page["items"].as_array().map_or(0, Vec::len);
-        token = page.pointer("/metadata/continue").and_then(Value::as_str).unwrap_or("").to_string();
+        token = page
+            .pointer("/metadata/continue")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         if token.is_empty() {
             break;
         }
@@ -257,14 +299,28 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     // Watch fan-out: watchers on one namespace's configmaps, then `events` writes.
     let mut setup = Connection::open(&address, tls.clone()).await?;
-    setup.request("POST", "/api/v1/namespaces", Some(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fanout"}}))).await?;
-    let (_, body) = setup.request("GET", "/api/v1/namespaces/fanout/configmaps", None).await?;
-    let rv = serde_json::from_slice::<Value>(&body)?.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("0").to_string();
+    setup
+        .request(
+            "POST",
+            "/api/v1/namespaces",
+            Some(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fanout"}})),
+        )
+        .await?;
+    let (_, body) = setup
+        .request("GET", "/api/v1/namespaces/fanout/configmaps", None)
+        .await?;
+    let rv = serde_json::from_slice::<Value>(&body)?
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("0")
+        .to_string();
     let mut watchers = Vec::new();
     for _ in 0..args.watchers {
         let mut connection = Connection::open(&address, tls.clone()).await?;
         let request = hyper::Request::builder()
-            .uri(format!("/api/v1/namespaces/fanout/configmaps?watch=true&resourceVersion={rv}"))
+            .uri(format!(
+                "/api/v1/namespaces/fanout/configmaps?watch=true&resourceVersion={rv}"
+            ))
             .header("host", "127.0.0.1")
             .body(Full::new(Bytes::new()))?;
         connection.sender.ready().await?;
@@ -274,8 +330,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let mut body = response.into_body();
             let (mut seen, mut buffer) = (0usize, Vec::new());
             while seen < events {
-                let frame = tokio::time::timeout(Duration::from_secs(120), body.frame()).await.context("watch stalled")?;
-                let Some(frame) = frame else { bail!("watch ended after {seen} events") };
+                let frame = tokio::time::timeout(Duration::from_secs(120), body.frame())
+                    .await
+                    .context("watch stalled")?;
+                let Some(frame) = frame else {
+                    bail!("watch ended after {seen} events")
+                };
                 if let Ok(data) = frame?.into_data() {
                     buffer.extend_from_slice(&data);
                     seen += buffer.iter().filter(|b| **b == b'\n').count();

@@ -65,7 +65,12 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 }
 
 /// `writers` tasks putting 1 KiB values to distinct keys for `seconds`.
-async fn measure_writes(store: Arc<dyn Store>, writers: usize, seconds: f64, tag: &str) -> anyhow::Result<Writes> {
+async fn measure_writes(
+    store: Arc<dyn Store>,
+    writers: usize,
+    seconds: f64,
+    tag: &str,
+) -> anyhow::Result<Writes> {
     let value = Bytes::from(vec![b'v'; 1024]);
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
@@ -104,11 +109,16 @@ async fn measure_writes(store: Arc<dyn Store>, writers: usize, seconds: f64, tag
 
 /// `watchers` watches of one prefix, then `events` writes; every watcher must see every event,
 /// in order, once.
-async fn measure_fanout(store: Arc<dyn Store>, watchers: usize, events: usize) -> anyhow::Result<Value> {
+async fn measure_fanout(
+    store: Arc<dyn Store>,
+    watchers: usize,
+    events: usize,
+) -> anyhow::Result<Value> {
     let start = store.current_revision().await? + 1;
     let mut streams = Vec::with_capacity(watchers);
     for _ in 0..watchers {
-        let request = WatchRequest::new(KeyRange::prefix(Bytes::from_static(b"/fanout/"))).from_revision(start);
+        let request = WatchRequest::new(KeyRange::prefix(Bytes::from_static(b"/fanout/")))
+            .from_revision(start);
         streams.push(store.watch(request).await?);
     }
     let started = Instant::now();
@@ -123,7 +133,10 @@ async fn measure_fanout(store: Arc<dyn Store>, watchers: usize, events: usize) -
                         .context("watcher stalled")?
                         .context("watch ended")??;
                     for event in message.events {
-                        anyhow::ensure!(event.revision() > last, "event out of order or duplicated");
+                        anyhow::ensure!(
+                            event.revision() > last,
+                            "event out of order or duplicated"
+                        );
                         last = event.revision();
                         seen += 1;
                     }
@@ -140,7 +153,9 @@ async fn measure_fanout(store: Arc<dyn Store>, watchers: usize, events: usize) -
             let value = value.clone();
             tokio::spawn(async move {
                 for i in (w..events).step_by(writers) {
-                    store.put(Bytes::from(format!("/fanout/{i}")), value.clone()).await?;
+                    store
+                        .put(Bytes::from(format!("/fanout/{i}")), value.clone())
+                        .await?;
                 }
                 anyhow::Ok(())
             })
@@ -155,9 +170,11 @@ async fn measure_fanout(store: Arc<dyn Store>, watchers: usize, events: usize) -
     }
     let elapsed = started.elapsed().as_secs_f64();
     let expected = watchers * events;
-    Ok(json!({"watchers": watchers, "events": events, "delivered": delivered,
+    Ok(
+        json!({"watchers": watchers, "events": events, "delivered": delivered,
               "lost": expected - delivered.min(expected),
-              "seconds": round(elapsed), "events_per_s": round(delivered as f64 / elapsed)}))
+              "seconds": round(elapsed), "events_per_s": round(delivered as f64 / elapsed)}),
+    )
 }
 
 fn print_writes(name: &str, results: &[Writes]) {
@@ -172,13 +189,17 @@ fn print_writes(name: &str, results: &[Writes]) {
 /// Runs the benchmark.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    println!("ferry bench store: 1 KiB values, durable (fdatasync) writes, {} s per measurement", args.seconds);
+    println!(
+        "ferry bench store: 1 KiB values, durable (fdatasync) writes, {} s per measurement",
+        args.seconds
+    );
     let mut config = Config::new(dir.path().join("embedded"));
     config.auto_compaction = None;
     let embedded: Arc<dyn Store> = Arc::new(EmbeddedStore::open(config).await?);
     let mut embedded_writes = Vec::new();
     for &writers in &args.writers {
-        embedded_writes.push(measure_writes(embedded.clone(), writers, args.seconds, "embedded").await?);
+        embedded_writes
+            .push(measure_writes(embedded.clone(), writers, args.seconds, "embedded").await?);
     }
     print_writes("embedded", &embedded_writes);
 
@@ -186,15 +207,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let _etcd = if args.no_etcd {
         None
     } else {
-        let process = EtcdProcess::start().await.context("starting etcd (Debian package etcd-server)")?;
-        let etcd: Arc<dyn Store> = Arc::new(EtcdStore::connect(&[process.endpoint()], "/registry").await?);
+        let process = EtcdProcess::start()
+            .await
+            .context("starting etcd (Debian package etcd-server)")?;
+        let etcd: Arc<dyn Store> =
+            Arc::new(EtcdStore::connect(&[process.endpoint()], "/registry").await?);
         for &writers in &args.writers {
             etcd_writes.push(measure_writes(etcd.clone(), writers, args.seconds, "etcd").await?);
         }
         print_writes("etcd", &etcd_writes);
         Some(process)
     };
-    let at16 = |results: &[Writes]| results.iter().find(|r| r.writers == 16).map(|r| r.writes_per_s);
+    let at16 = |results: &[Writes]| {
+        results
+            .iter()
+            .find(|r| r.writers == 16)
+            .map(|r| r.writes_per_s)
+    };
     let ratio = match (at16(&embedded_writes), at16(&etcd_writes)) {
         (Some(e), Some(r)) if r > 0.0 => Some(round(e / r)),
         _ => None,
@@ -206,7 +235,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let fanout = measure_fanout(embedded.clone(), args.watchers, args.events).await?;
     println!(
         "watch fan-out (embedded): {} watchers x {} events: {} events/s, {} lost, {} s",
-        fanout["watchers"], fanout["events"], fanout["events_per_s"], fanout["lost"], fanout["seconds"]
+        fanout["watchers"],
+        fanout["events"],
+        fanout["events_per_s"],
+        fanout["lost"],
+        fanout["seconds"]
     );
     if args.json {
         let summary = json!({

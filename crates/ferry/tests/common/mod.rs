@@ -51,27 +51,47 @@ impl Ferry {
                 break;
             }
         }
-        assert!(!url.is_empty() && kubeconfig.exists(), "ferry server did not start");
+        assert!(
+            !url.is_empty() && kubeconfig.exists(),
+            "ferry server did not start"
+        );
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Ferry { child: Some(child), kubeconfig, url, _tmp: None }
+        Ferry {
+            child: Some(child),
+            kubeconfig,
+            url,
+            _tmp: None,
+        }
     }
 
     pub fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new("kubectl").env("KUBECONFIG", &self.kubeconfig).args(args).output().expect("run kubectl")
+        Command::new("kubectl")
+            .env("KUBECONFIG", &self.kubeconfig)
+            .args(args)
+            .output()
+            .expect("run kubectl")
     }
 
     /// kubectl that must succeed; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
-        assert!(out.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// kubectl that must fail; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
-        assert!(!out.status.success(), "kubectl {args:?} should fail: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} should fail: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
@@ -85,13 +105,22 @@ impl Ferry {
             .stderr(Stdio::piped())
             .spawn()
             .expect("kubectl");
-        child.stdin.take().expect("stdin").write_all(yaml.as_bytes()).expect("write yaml");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(yaml.as_bytes())
+            .expect("write yaml");
         child.wait_with_output().expect("kubectl")
     }
 
     pub fn apply_yaml(&self, verb: &str, yaml: &str) -> String {
         let out = self.with_stdin(&[verb, "-f", "-", VALIDATE], yaml);
-        assert!(out.status.success(), "kubectl {verb} -f failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kubectl {verb} -f failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -107,7 +136,10 @@ impl Ferry {
 impl Drop for Ferry {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {

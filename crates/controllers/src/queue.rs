@@ -1,0 +1,242 @@
+//! A work queue as client-go's `workqueue`: a key added many times while waiting is processed
+//! once; a key being processed is never handed to a second worker — adds during processing are
+//! kept and the key comes back after [`Queue::done`]; failed keys come back with a per-key
+//! exponential backoff.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// Backoff of [`Queue::add_rate_limited`]: 5 ms doubling up to this cap (upstream caps at
+/// 1000 s; a minute keeps a broken object from going quiet for long).
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+const BASE_BACKOFF: Duration = Duration::from_millis(5);
+
+struct State<T> {
+    queue: VecDeque<T>,
+    /// Waiting to be processed (in `queue`, or to be re-queued when its processing ends).
+    dirty: HashSet<T>,
+    processing: HashSet<T>,
+    failures: HashMap<T, u32>,
+    shut_down: bool,
+}
+
+/// A de-duplicating work queue shared by the event handlers (producers) and the workers.
+pub struct Queue<T> {
+    state: Mutex<State<T>>,
+    notify: Notify,
+}
+
+impl<T: Clone + Eq + Hash + Send + 'static> Queue<T> {
+    /// An empty queue.
+    pub fn new() -> Arc<Queue<T>> {
+        Arc::new(Queue {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                dirty: HashSet::new(),
+                processing: HashSet::new(),
+                failures: HashMap::new(),
+                shut_down: false,
+            }),
+            notify: Notify::new(),
+        })
+    }
+
+    /// Queues `item` unless it is already waiting.
+    pub fn add(&self, item: T) {
+        let mut state = self.state.lock();
+        if state.shut_down || !state.dirty.insert(item.clone()) {
+            return;
+        }
+        if !state.processing.contains(&item) {
+            state.queue.push_back(item);
+            drop(state);
+            self.notify.notify_one();
+        }
+    }
+
+    /// Queues `item` after `delay`.
+    pub fn add_after(self: &Arc<Self>, item: T, delay: Duration) {
+        if delay.is_zero() {
+            return self.add(item);
+        }
+        let queue = Arc::downgrade(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Some(queue) = queue.upgrade() {
+                queue.add(item);
+            }
+        });
+    }
+
+    /// Queues `item` after its backoff, which doubles with each failure until [`Queue::forget`].
+    pub fn add_rate_limited(self: &Arc<Self>, item: T) {
+        let failures = {
+            let mut state = self.state.lock();
+            let failures = state.failures.entry(item.clone()).or_insert(0);
+            *failures += 1;
+            *failures
+        };
+        self.add_after(item, backoff(failures));
+    }
+
+    /// Clears `item`'s failure count (after a success).
+    pub fn forget(&self, item: &T) {
+        self.state.lock().failures.remove(item);
+    }
+
+    /// The next item, waiting for one; `None` once shut down. Call [`Queue::done`] after.
+    pub async fn get(&self) -> Option<T> {
+        loop {
+            let notified = self.notify.notified();
+            {
+                let mut state = self.state.lock();
+                if let Some(item) = state.queue.pop_front() {
+                    state.dirty.remove(&item);
+                    state.processing.insert(item.clone());
+                    // Another item may be waiting for another worker.
+                    if !state.queue.is_empty() {
+                        self.notify.notify_one();
+                    }
+                    return Some(item);
+                }
+                if state.shut_down {
+                    return None;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Ends the processing of `item`; if it was added meanwhile, it is queued again.
+    pub fn done(&self, item: &T) {
+        let mut state = self.state.lock();
+        state.processing.remove(item);
+        if state.dirty.contains(item) {
+            state.queue.push_back(item.clone());
+            drop(state);
+            self.notify.notify_one();
+        }
+    }
+
+    /// Wakes every worker with `None`.
+    pub fn shut_down(&self) {
+        self.state.lock().shut_down = true;
+        self.notify.notify_waiters();
+    }
+
+    /// Items waiting (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.state.lock().queue.len()
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn backoff(failures: u32) -> Duration {
+    let factor = 1u32
+        .checked_shl(failures.saturating_sub(1))
+        .unwrap_or(u32::MAX);
+    BASE_BACKOFF.saturating_mul(factor).min(MAX_BACKOFF)
+}
+
+/// Runs `workers` workers over `queue` until it shuts down: each takes a key, runs `sync`, and
+/// on error puts the key back with backoff; `Ok(Some(delay))` asks to see the key again later.
+pub async fn run_workers<T, F, Fut>(
+    queue: Arc<Queue<T>>,
+    workers: usize,
+    name: &'static str,
+    sync: F,
+) where
+    T: Clone + Eq + Hash + Send + Sync + std::fmt::Debug + 'static,
+    F: Fn(T) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<Option<Duration>>> + Send,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers.max(1) {
+        let queue = queue.clone();
+        let sync = sync.clone();
+        tasks.spawn(async move {
+            while let Some(key) = queue.get().await {
+                match sync(key.clone()).await {
+                    Ok(again) => {
+                        queue.forget(&key);
+                        if let Some(delay) = again {
+                            queue.add_after(key.clone(), delay);
+                        }
+                    }
+                    Err(error) => {
+                        tracing::info!(controller = name, ?key, error = %format!("{error:#}"), "sync failed, retrying");
+                        queue.add_rate_limited(key.clone());
+                    }
+                }
+                queue.done(&key);
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn adds_while_waiting_collapse() {
+        let q = Queue::new();
+        q.add("a");
+        q.add("a");
+        q.add("b");
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.get().await, Some("a"));
+        assert_eq!(q.get().await, Some("b"));
+        assert!(q.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_key_in_processing_is_not_handed_out_twice() {
+        let q = Queue::new();
+        q.add("a");
+        let a = q.get().await;
+        q.add("a");
+        assert!(q.is_empty(), "re-added while processing: held back");
+        q.done(&"a");
+        assert_eq!(a, Some("a"));
+        assert_eq!(q.get().await, Some("a"), "comes back after done");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_limited_adds_back_off() {
+        let q = Queue::new();
+        q.add_rate_limited("a");
+        q.add_rate_limited("a");
+        q.add_rate_limited("a");
+        // Third failure: 20 ms; the first two (5, 10 ms) collapse into the same waiting key.
+        tokio::time::sleep(Duration::from_millis(6)).await;
+        assert_eq!(q.len(), 1);
+        assert_eq!(backoff(1), Duration::from_millis(5));
+        assert_eq!(backoff(3), Duration::from_millis(20));
+        assert_eq!(backoff(40), MAX_BACKOFF);
+        q.forget(&"a");
+        assert!(!q.state.lock().failures.contains_key("a"));
+    }
+
+    #[tokio::test]
+    async fn shut_down_wakes_workers() {
+        let q: Arc<Queue<u32>> = Queue::new();
+        let waiter = tokio::spawn({
+            let q = q.clone();
+            async move { q.get().await }
+        });
+        tokio::task::yield_now().await;
+        q.shut_down();
+        assert_eq!(waiter.await.expect("join"), None);
+    }
+}

@@ -1,0 +1,812 @@
+//! The ReplicaSet controller: keeps `spec.replicas` active pods matching the selector.
+//!
+//! Pods are claimed as upstream's `ClaimPods` does: a pod whose controller reference is this
+//! ReplicaSet but whose labels no longer match is released; an orphan that matches is adopted.
+//! Creations go out in slow-start batches (1, 2, 4, … so a broken template fails once, not
+//! five hundred times) under [`Expectations`], deletions pick the pods upstream would pick
+//! ([`rank_for_deletion`]). Decisions are pure functions at the bottom, tested by tables.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ferry_client::events::{reference, EventType};
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt as _};
+use serde_json::json;
+
+use crate::expectations::Expectations;
+use crate::informer::{key_of, Key};
+use crate::queue::{run_workers, Queue};
+use crate::util::{
+    api_code, controller_ref, is_pod_active, is_pod_available, new_controller_ref, pod_ready,
+    selector_matches,
+};
+use crate::Context;
+
+/// At most this many creations or deletions per sync (upstream's `BurstReplicas`).
+const BURST_REPLICAS: usize = 500;
+
+/// The controller: its queue and expectations.
+pub struct ReplicaSetController {
+    ctx: Arc<Context>,
+    queue: Arc<Queue<Key>>,
+    expectations: Expectations,
+}
+
+fn owner_key(key: &Key) -> String {
+    format!("{}/{}", key.0, key.1)
+}
+
+impl ReplicaSetController {
+    /// Registers the event handlers; [`ReplicaSetController::run`] starts the workers.
+    pub fn new(ctx: Arc<Context>) -> Arc<ReplicaSetController> {
+        let controller = Arc::new(ReplicaSetController {
+            ctx: ctx.clone(),
+            queue: Queue::new(),
+            expectations: Expectations::default(),
+        });
+        let c = controller.clone();
+        ctx.replica_sets
+            .add_handler(move |old, new| match (old, new) {
+                (_, Some(rs)) => c.queue.add(key_of(rs.as_ref())),
+                (Some(rs), None) => {
+                    let key = key_of(rs.as_ref());
+                    c.expectations.delete(&owner_key(&key));
+                    c.queue.add(key);
+                }
+                (None, None) => {}
+            });
+        let c = controller.clone();
+        ctx.pods.add_handler(move |old, new| c.on_pod(old, new));
+        controller
+    }
+
+    /// The ReplicaSet that `reference` (a pod's controller reference) names, if it exists.
+    fn resolve(&self, namespace: &str, reference: &OwnerReference) -> Option<Arc<ReplicaSet>> {
+        if reference.kind != "ReplicaSet" || !reference.api_version.starts_with("apps/") {
+            return None;
+        }
+        let rs = self.ctx.replica_sets.get(namespace, &reference.name)?;
+        (rs.metadata.uid.as_deref() == Some(reference.uid.as_str())).then_some(rs)
+    }
+
+    fn enqueue_matching(&self, pod: &Pod) {
+        let namespace = pod.namespace().unwrap_or_default();
+        for rs in self.ctx.replica_sets.list_namespace(&namespace) {
+            let selector = rs.spec.as_ref().map(|s| &s.selector);
+            if selector.is_some_and(|s| {
+                !crate::util::selector_is_empty(s)
+                    && selector_matches(s, pod.metadata.labels.as_ref())
+            }) {
+                self.queue.add(key_of(rs.as_ref()));
+            }
+        }
+    }
+
+    fn pod_gone(&self, pod: &Pod) {
+        let namespace = pod.namespace().unwrap_or_default();
+        if let Some(rs) = controller_ref(&pod.metadata).and_then(|r| self.resolve(&namespace, r)) {
+            let key = key_of(rs.as_ref());
+            self.expectations
+                .deletion_observed(&owner_key(&key), &format!("{namespace}/{}", pod.name_any()));
+            self.queue.add(key);
+        }
+    }
+
+    fn on_pod(&self, old: Option<&Arc<Pod>>, new: Option<&Arc<Pod>>) {
+        let namespace = new.or(old).and_then(|p| p.namespace()).unwrap_or_default();
+        match (old, new) {
+            (None, Some(pod)) => {
+                if pod.metadata.deletion_timestamp.is_some() {
+                    // Seen for the first time already being deleted (after a restart).
+                    return self.pod_gone(pod);
+                }
+                match controller_ref(&pod.metadata) {
+                    Some(r) => {
+                        if let Some(rs) = self.resolve(&namespace, r) {
+                            let key = key_of(rs.as_ref());
+                            self.expectations.creation_observed(&owner_key(&key));
+                            self.queue.add(key);
+                        }
+                    }
+                    None => self.enqueue_matching(pod),
+                }
+            }
+            (Some(old), Some(new)) => {
+                if new.metadata.deletion_timestamp.is_some()
+                    && old.metadata.deletion_timestamp.is_none()
+                {
+                    // A pod being deleted is no longer active: count it gone now, as upstream.
+                    self.pod_gone(new);
+                    return;
+                }
+                let old_ref = controller_ref(&old.metadata);
+                let new_ref = controller_ref(&new.metadata);
+                if old_ref != new_ref {
+                    if let Some(rs) = old_ref.and_then(|r| self.resolve(&namespace, r)) {
+                        self.queue.add(key_of(rs.as_ref()));
+                    }
+                }
+                match new_ref.and_then(|r| self.resolve(&namespace, r)) {
+                    Some(rs) => {
+                        let key = key_of(rs.as_ref());
+                        let min_ready = rs
+                            .spec
+                            .as_ref()
+                            .and_then(|s| s.min_ready_seconds)
+                            .unwrap_or(0);
+                        if min_ready > 0 && !pod_ready(old).0 && pod_ready(new).0 {
+                            // Becomes available later: look again then.
+                            self.queue.add_after(
+                                key.clone(),
+                                Duration::from_secs(u64::try_from(min_ready).unwrap_or(0)),
+                            );
+                        }
+                        self.queue.add(key);
+                    }
+                    None if new_ref.is_none()
+                        && (old.metadata.labels != new.metadata.labels || old_ref.is_some()) =>
+                    {
+                        self.enqueue_matching(new)
+                    }
+                    None => {}
+                }
+            }
+            (Some(pod), None) => self.pod_gone(pod),
+            (None, None) => {}
+        }
+    }
+
+    /// Runs `workers` workers until the queue shuts down.
+    pub async fn run(self: Arc<Self>, workers: usize) {
+        let queue = self.queue.clone();
+        run_workers(queue, workers, "replicaset", move |key| {
+            let this = self.clone();
+            async move { this.sync(key).await }
+        })
+        .await;
+    }
+
+    /// Stops the workers.
+    pub fn shut_down(&self) {
+        self.queue.shut_down();
+    }
+
+    async fn sync(&self, key: Key) -> anyhow::Result<Option<Duration>> {
+        let owner = owner_key(&key);
+        let Some(rs) = self.ctx.replica_sets.get(&key.0, &key.1) else {
+            self.expectations.delete(&owner);
+            return Ok(None);
+        };
+        let needs_sync = self.expectations.satisfied(&owner);
+        let spec = rs.spec.clone().unwrap_or_default();
+        let all: Vec<Arc<Pod>> = self
+            .ctx
+            .pods
+            .list_namespace(&key.0)
+            .into_iter()
+            .filter(|p| is_pod_active(p))
+            .collect();
+        let pods = self.claim_pods(&rs, all).await?;
+
+        let manage = if needs_sync && rs.metadata.deletion_timestamp.is_none() {
+            self.manage_replicas(&rs, &pods).await
+        } else {
+            Ok(())
+        };
+        let now = jiff::Timestamp::now();
+        let status = calculate_status(&rs, &pods, manage.as_ref().err(), now);
+        self.update_status(&rs, status.clone()).await?;
+        manage?;
+        let min_ready = spec.min_ready_seconds.unwrap_or(0);
+        if min_ready > 0 && status.ready_replicas != status.available_replicas {
+            return Ok(Some(Duration::from_secs(
+                u64::try_from(min_ready).unwrap_or(0),
+            )));
+        }
+        Ok(None)
+    }
+
+    /// Upstream's `ClaimPods`: keeps the pods this ReplicaSet controls and still selects,
+    /// releases the ones it no longer selects, adopts matching orphans.
+    async fn claim_pods(
+        &self,
+        rs: &ReplicaSet,
+        pods: Vec<Arc<Pod>>,
+    ) -> anyhow::Result<Vec<Arc<Pod>>> {
+        let selector = rs
+            .spec
+            .as_ref()
+            .map(|s| s.selector.clone())
+            .unwrap_or_default();
+        let uid = rs.metadata.uid.clone().unwrap_or_default();
+        let api: Api<Pod> =
+            Api::namespaced(self.ctx.client.clone(), &rs.namespace().unwrap_or_default());
+        let mut claimed = Vec::new();
+        let mut adoption_checked = false;
+        for pod in pods {
+            let matches = selector_matches(&selector, pod.metadata.labels.as_ref());
+            match controller_ref(&pod.metadata) {
+                Some(r) if r.uid != uid => {}
+                Some(_) if matches => claimed.push(pod),
+                Some(_) => {
+                    if rs.metadata.deletion_timestamp.is_none() {
+                        let rest: Vec<&OwnerReference> = pod
+                            .owner_references()
+                            .iter()
+                            .filter(|r| r.uid != uid)
+                            .collect();
+                        let patch =
+                            json!({"metadata": {"ownerReferences": rest, "uid": pod.metadata.uid}});
+                        match api
+                            .patch(
+                                &pod.name_any(),
+                                &PatchParams::default(),
+                                &Patch::Merge(&patch),
+                            )
+                            .await
+                        {
+                            Ok(_) => {}
+                            Err(e) if matches!(api_code(&e), Some(404) | Some(409) | Some(422)) => {
+                            }
+                            Err(e) => return Err(e).context("releasing a pod"),
+                        }
+                    }
+                }
+                None => {
+                    if !matches
+                        || rs.metadata.deletion_timestamp.is_some()
+                        || pod.metadata.deletion_timestamp.is_some()
+                    {
+                        continue;
+                    }
+                    if !adoption_checked {
+                        // Upstream re-reads the owner before adopting: a cached copy may be stale.
+                        let fresh = Api::<ReplicaSet>::namespaced(
+                            self.ctx.client.clone(),
+                            &rs.namespace().unwrap_or_default(),
+                        )
+                        .get_opt(&rs.name_any())
+                        .await?;
+                        if fresh.as_ref().and_then(|f| f.metadata.uid.as_deref())
+                            != Some(uid.as_str())
+                            || fresh
+                                .as_ref()
+                                .is_some_and(|f| f.metadata.deletion_timestamp.is_some())
+                        {
+                            return Ok(claimed);
+                        }
+                        adoption_checked = true;
+                    }
+                    let mut refs: Vec<OwnerReference> = pod.owner_references().to_vec();
+                    refs.push(new_controller_ref(&rs.metadata, "apps/v1", "ReplicaSet"));
+                    let patch =
+                        json!({"metadata": {"ownerReferences": refs, "uid": pod.metadata.uid}});
+                    match api
+                        .patch(
+                            &pod.name_any(),
+                            &PatchParams::default(),
+                            &Patch::Merge(&patch),
+                        )
+                        .await
+                    {
+                        Ok(adopted) => claimed.push(Arc::new(adopted)),
+                        Err(e) if matches!(api_code(&e), Some(404) | Some(409) | Some(422)) => {}
+                        Err(e) => return Err(e).context("adopting a pod"),
+                    }
+                }
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn manage_replicas(&self, rs: &ReplicaSet, pods: &[Arc<Pod>]) -> anyhow::Result<()> {
+        let key = owner_key(&key_of(rs));
+        let namespace = rs.namespace().unwrap_or_default();
+        let replicas =
+            usize::try_from(rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)).unwrap_or(0);
+        let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &namespace);
+        let recorder = &self.ctx.recorder;
+        if pods.len() < replicas {
+            let count = (replicas - pods.len()).min(BURST_REPLICAS);
+            self.expectations.expect_creations(&key, count as i64);
+            let template = rs
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.clone())
+                .unwrap_or_default();
+            let pod = pod_from_template(&template, &rs.metadata, "ReplicaSet");
+            let mut remaining = count;
+            let mut first_error = None;
+            for batch in slow_start_batches(count) {
+                let params = PostParams::default();
+                let results =
+                    futures::future::join_all((0..batch).map(|_| api.create(&params, &pod))).await;
+                remaining -= batch;
+                for result in results {
+                    match result {
+                        Ok(created) => recorder.event(
+                            reference(rs),
+                            EventType::Normal,
+                            "SuccessfulCreate",
+                            format!("Created pod: {}", created.name_any()),
+                        ),
+                        Err(error) => {
+                            self.expectations.creation_observed(&key);
+                            if !is_namespace_terminating(&error) {
+                                recorder.event(
+                                    reference(rs),
+                                    EventType::Warning,
+                                    "FailedCreate",
+                                    format!("Error creating: {}", api_message(&error)),
+                                );
+                            }
+                            first_error.get_or_insert(error);
+                        }
+                    }
+                }
+                if first_error.is_some() {
+                    // The rest of the batches are skipped: they will not be observed.
+                    for _ in 0..remaining {
+                        self.expectations.creation_observed(&key);
+                    }
+                    break;
+                }
+            }
+            if let Some(error) = first_error {
+                return Err(anyhow::Error::new(CreateFailed(api_message(&error))));
+            }
+        } else if pods.len() > replicas {
+            let count = (pods.len() - replicas).min(BURST_REPLICAS);
+            let victims = pods_to_delete(pods, pods, count);
+            self.expectations.expect_deletions(
+                &key,
+                victims
+                    .iter()
+                    .map(|p| format!("{namespace}/{}", p.name_any())),
+            );
+            let params = DeleteParams::default();
+            let names: Vec<String> = victims.iter().map(|p| p.name_any()).collect();
+            let results =
+                futures::future::join_all(names.iter().map(|n| api.delete(n, &params))).await;
+            let mut first_error = None;
+            for (pod, result) in victims.iter().zip(results) {
+                match result {
+                    Ok(_) => recorder.event(
+                        reference(rs),
+                        EventType::Normal,
+                        "SuccessfulDelete",
+                        format!("Deleted pod: {}", pod.name_any()),
+                    ),
+                    Err(error) => {
+                        self.expectations
+                            .deletion_observed(&key, &format!("{namespace}/{}", pod.name_any()));
+                        if api_code(&error) != Some(404) {
+                            recorder.event(
+                                reference(rs),
+                                EventType::Warning,
+                                "FailedDelete",
+                                format!("Error deleting: {}", api_message(&error)),
+                            );
+                            first_error.get_or_insert(error);
+                        }
+                    }
+                }
+            }
+            if let Some(error) = first_error {
+                return Err(anyhow::Error::new(DeleteFailed(api_message(&error))));
+            }
+        }
+        Ok(())
+    }
+
+    async fn update_status(&self, rs: &ReplicaSet, status: ReplicaSetStatus) -> anyhow::Result<()> {
+        if rs.status.as_ref() == Some(&status) {
+            return Ok(());
+        }
+        let api: Api<ReplicaSet> =
+            Api::namespaced(self.ctx.client.clone(), &rs.namespace().unwrap_or_default());
+        let mut updated = rs.clone();
+        updated.status = Some(status.clone());
+        match api
+            .replace_status(&rs.name_any(), &PostParams::default(), &updated)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if api_code(&e) == Some(404) => Ok(()),
+            Err(e) if api_code(&e) == Some(409) => {
+                // Someone (a scale) moved it: write our status over the fresh copy once.
+                let Some(mut fresh) = api.get_opt(&rs.name_any()).await? else {
+                    return Ok(());
+                };
+                fresh.status = Some(status);
+                api.replace_status(&rs.name_any(), &PostParams::default(), &fresh)
+                    .await?;
+                Ok(())
+            }
+            Err(e) => Err(e).context("updating replicaset status"),
+        }
+    }
+}
+
+/// A creation failed; its message goes into the ReplicaFailure condition.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CreateFailed(String);
+
+/// A deletion failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DeleteFailed(String);
+
+/// The API's message of an error (what upstream puts in events), or the error itself.
+pub fn api_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn is_namespace_terminating(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(s) if s.code == 403 && s.message.contains("is being terminated"))
+}
+
+/// A pod for `template`, controlled by `owner` (upstream's `GetPodFromTemplate`): the template's
+/// labels, annotations and finalizers, a name generated from the owner's.
+pub fn pod_from_template(template: &PodTemplateSpec, owner: &ObjectMeta, kind: &str) -> Pod {
+    let meta = template.metadata.clone().unwrap_or_default();
+    let api_version = if kind == "Job" { "batch/v1" } else { "apps/v1" };
+    Pod {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{}-", owner.name.as_deref().unwrap_or("pod"))),
+            namespace: owner.namespace.clone(),
+            labels: meta.labels,
+            annotations: meta.annotations,
+            finalizers: meta.finalizers,
+            owner_references: Some(vec![new_controller_ref(owner, api_version, kind)]),
+            ..Default::default()
+        },
+        spec: template.spec.clone(),
+        status: None,
+    }
+}
+
+/// Upstream's slow start: batches of 1, 2, 4, … adding up to `count`.
+pub fn slow_start_batches(count: usize) -> Vec<usize> {
+    let mut batches = Vec::new();
+    let (mut size, mut left) = (1usize, count);
+    while left > 0 {
+        let batch = size.min(left);
+        batches.push(batch);
+        left -= batch;
+        size *= 2;
+    }
+    batches
+}
+
+/// The status upstream's `calculateStatus` computes.
+pub fn calculate_status(
+    rs: &ReplicaSet,
+    pods: &[Arc<Pod>],
+    manage_error: Option<&anyhow::Error>,
+    now: jiff::Timestamp,
+) -> ReplicaSetStatus {
+    let spec = rs.spec.clone().unwrap_or_default();
+    let template_labels = spec
+        .template
+        .as_ref()
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    let min_ready = spec.min_ready_seconds.unwrap_or(0);
+    let count = |f: &dyn Fn(&Pod) -> bool| {
+        i32::try_from(pods.iter().filter(|p| f(p)).count()).unwrap_or(i32::MAX)
+    };
+    let fully_labeled = count(&|p: &Pod| {
+        let labels = p.metadata.labels.clone().unwrap_or_default();
+        template_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+    });
+    let mut conditions: Vec<ReplicaSetCondition> = rs
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let failure = manage_error.and_then(|e| {
+        if let Some(c) = e.downcast_ref::<CreateFailed>() {
+            Some(("FailedCreate", c.0.clone()))
+        } else {
+            e.downcast_ref::<DeleteFailed>()
+                .map(|d| ("FailedDelete", d.0.clone()))
+        }
+    });
+    match failure {
+        Some((reason, message)) => {
+            if !conditions.iter().any(|c| c.type_ == "ReplicaFailure") {
+                conditions.push(ReplicaSetCondition {
+                    type_: "ReplicaFailure".into(),
+                    status: "True".into(),
+                    reason: Some(reason.into()),
+                    message: Some(message),
+                    last_transition_time: Some(
+                        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
+                    ),
+                });
+            }
+        }
+        None if manage_error.is_none() => conditions.retain(|c| c.type_ != "ReplicaFailure"),
+        None => {}
+    }
+    ReplicaSetStatus {
+        replicas: i32::try_from(pods.len()).unwrap_or(i32::MAX),
+        fully_labeled_replicas: Some(fully_labeled),
+        ready_replicas: Some(count(&|p: &Pod| pod_ready(p).0)),
+        available_replicas: Some(count(&|p: &Pod| is_pod_available(p, min_ready, now))),
+        observed_generation: rs.metadata.generation,
+        conditions: (!conditions.is_empty()).then_some(conditions),
+        terminating_replicas: None,
+    }
+}
+
+/// The `count` pods to delete first, ranked as upstream's `ActivePodsWithRanks`; `related` are
+/// the pods whose co-location counts (doubled-up pods go first).
+pub fn pods_to_delete(pods: &[Arc<Pod>], related: &[Arc<Pod>], count: usize) -> Vec<Arc<Pod>> {
+    let mut per_node: HashMap<&str, usize> = HashMap::new();
+    for pod in related {
+        if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
+            *per_node.entry(node).or_default() += 1;
+        }
+    }
+    let rank = |p: &Pod| {
+        p.spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .map_or(0, |n| per_node.get(n).copied().unwrap_or(0))
+    };
+    let mut ranked: Vec<(usize, Arc<Pod>)> = pods.iter().map(|p| (rank(p), p.clone())).collect();
+    ranked.sort_by(|(ra, a), (rb, b)| rank_for_deletion(a, *ra, b, *rb));
+    ranked.into_iter().take(count).map(|(_, p)| p).collect()
+}
+
+/// Upstream's ordering of pods to delete: `Less` means `a` goes first.
+pub fn rank_for_deletion(a: &Pod, rank_a: usize, b: &Pod, rank_b: usize) -> Ordering {
+    let node = |p: &Pod| {
+        p.spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .is_some_and(|n| !n.is_empty())
+    };
+    // 1. Unassigned before assigned.
+    if node(a) != node(b) {
+        return node(a).cmp(&node(b));
+    }
+    // 2. Pending before Unknown before Running.
+    let phase = |p: &Pod| match p.status.as_ref().and_then(|s| s.phase.as_deref()) {
+        Some("Pending") => 0,
+        Some("Unknown") => 1,
+        Some("Running") => 2,
+        _ => 0,
+    };
+    if phase(a) != phase(b) {
+        return phase(a).cmp(&phase(b));
+    }
+    // 3. Not ready before ready.
+    let (ready_a, since_a) = pod_ready(a);
+    let (ready_b, since_b) = pod_ready(b);
+    if ready_a != ready_b {
+        return ready_a.cmp(&ready_b);
+    }
+    // 4. Lower controller.kubernetes.io/pod-deletion-cost first.
+    let cost = |p: &Pod| {
+        p.annotations()
+            .get("controller.kubernetes.io/pod-deletion-cost")
+            .and_then(|c| c.parse::<i32>().ok())
+            .unwrap_or(0)
+    };
+    if cost(a) != cost(b) {
+        return cost(a).cmp(&cost(b));
+    }
+    // 5. More co-located related pods first.
+    if rank_a != rank_b {
+        return rank_b.cmp(&rank_a);
+    }
+    // 6. Ready for less time first.
+    if ready_a && since_a != since_b {
+        return match (since_a, since_b) {
+            (Some(x), Some(y)) => y.cmp(&x),
+            (None, _) => Ordering::Less,
+            (_, None) => Ordering::Greater,
+        };
+    }
+    // 7. More restarts first.
+    let restarts = |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .map_or(0, |c| c.iter().map(|c| c.restart_count).max().unwrap_or(0))
+    };
+    if restarts(a) != restarts(b) {
+        return restarts(b).cmp(&restarts(a));
+    }
+    // 8. Newer first.
+    let created = |p: &Pod| p.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    created(b).cmp(&created(a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{PodCondition, PodSpec, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn ts(secs: i64) -> jiff::Timestamp {
+        jiff::Timestamp::from_second(1_700_000_000 + secs).expect("timestamp")
+    }
+
+    fn pod(
+        name: &str,
+        node: Option<&str>,
+        phase: &str,
+        ready_since: Option<i64>,
+        created: i64,
+    ) -> Arc<Pod> {
+        let conditions = ready_since.map(|s| {
+            vec![PodCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                last_transition_time: Some(Time(ts(s))),
+                ..Default::default()
+            }]
+        });
+        Arc::new(Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                creation_timestamp: Some(Time(ts(created))),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                node_name: node.map(str::to_string),
+                ..Default::default()
+            }),
+            status: Some(PodStatus {
+                phase: Some(phase.into()),
+                conditions,
+                ..Default::default()
+            }),
+        })
+    }
+
+    fn names(pods: &[Arc<Pod>]) -> Vec<String> {
+        pods.iter().map(|p| p.name_any()).collect()
+    }
+
+    #[test]
+    fn deletion_ranking_follows_upstream() {
+        let cases: Vec<(&str, Vec<Arc<Pod>>, usize, Vec<&str>)> = vec![
+            (
+                "unassigned first",
+                vec![
+                    pod("on-node", Some("n1"), "Running", Some(0), 0),
+                    pod("unassigned", None, "Pending", None, 0),
+                ],
+                1,
+                vec!["unassigned"],
+            ),
+            (
+                "pending before running",
+                vec![
+                    pod("running", Some("n1"), "Running", Some(0), 0),
+                    pod("pending", Some("n2"), "Pending", None, 0),
+                ],
+                1,
+                vec!["pending"],
+            ),
+            (
+                "not ready before ready",
+                vec![
+                    pod("ready", Some("n1"), "Running", Some(0), 0),
+                    pod("unready", Some("n2"), "Running", None, 0),
+                ],
+                1,
+                vec!["unready"],
+            ),
+            (
+                "doubled-up node first",
+                vec![
+                    pod("alone", Some("n1"), "Running", Some(0), 0),
+                    pod("pair-a", Some("n2"), "Running", Some(0), 0),
+                    pod("pair-b", Some("n2"), "Running", Some(0), 5),
+                ],
+                1,
+                vec!["pair-b"],
+            ),
+            (
+                "ready for less time first",
+                vec![
+                    pod("old-ready", Some("n1"), "Running", Some(0), 0),
+                    pod("new-ready", Some("n2"), "Running", Some(50), 0),
+                ],
+                1,
+                vec!["new-ready"],
+            ),
+            (
+                "newer first",
+                vec![
+                    pod("older", Some("n1"), "Running", Some(0), 0),
+                    pod("newer", Some("n2"), "Running", Some(0), 10),
+                ],
+                1,
+                vec!["newer"],
+            ),
+        ];
+        for (name, pods, count, want) in cases {
+            assert_eq!(names(&pods_to_delete(&pods, &pods, count)), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn deletion_cost_annotation_is_honoured() {
+        let mut cheap = (*pod("cheap", Some("n1"), "Running", Some(0), 0)).clone();
+        cheap.metadata.annotations = Some(
+            [(
+                "controller.kubernetes.io/pod-deletion-cost".to_string(),
+                "-10".to_string(),
+            )]
+            .into(),
+        );
+        let pods = vec![
+            pod("default", Some("n2"), "Running", Some(0), 10),
+            Arc::new(cheap),
+        ];
+        assert_eq!(names(&pods_to_delete(&pods, &pods, 1)), vec!["cheap"]);
+    }
+
+    #[test]
+    fn slow_start_doubles() {
+        assert_eq!(slow_start_batches(0), Vec::<usize>::new());
+        assert_eq!(slow_start_batches(1), vec![1]);
+        assert_eq!(slow_start_batches(10), vec![1, 2, 4, 3]);
+    }
+
+    #[test]
+    fn status_counts_ready_and_available() {
+        let mut rs = ReplicaSet::default();
+        rs.metadata.generation = Some(3);
+        rs.spec = Some(k8s_openapi::api::apps::v1::ReplicaSetSpec {
+            min_ready_seconds: Some(10),
+            replicas: Some(3),
+            ..Default::default()
+        });
+        let pods = vec![
+            pod("a", Some("n"), "Running", Some(0), 0),
+            pod("b", Some("n"), "Running", Some(95), 0),
+            pod("c", Some("n"), "Pending", None, 0),
+        ];
+        let status = calculate_status(&rs, &pods, None, ts(100));
+        assert_eq!(
+            (
+                status.replicas,
+                status.ready_replicas,
+                status.available_replicas
+            ),
+            (3, Some(2), Some(1))
+        );
+        assert_eq!(status.observed_generation, Some(3));
+        let failed = anyhow::Error::new(CreateFailed(
+            "pods \"x\" is forbidden: exceeded quota".into(),
+        ));
+        let status = calculate_status(&rs, &pods, Some(&failed), ts(100));
+        let condition = &status.conditions.expect("conditions")[0];
+        assert_eq!(
+            (condition.type_.as_str(), condition.reason.as_deref()),
+            ("ReplicaFailure", Some("FailedCreate"))
+        );
+    }
+}

@@ -1,0 +1,125 @@
+//! The ServiceAccount controller (and upstream's root-CA publisher): every active namespace has a
+//! `default` ServiceAccount, and — when the cluster CA is known — a `kube-root-ca.crt` ConfigMap
+//! with it, which projected service-account volumes mount.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::PostParams;
+use kube::{Api, ResourceExt as _};
+
+use crate::queue::{run_workers, Queue};
+use crate::util::api_code;
+use crate::Context;
+
+/// The ConfigMap the CA is published in.
+pub const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
+
+/// The controller and its queue of namespace names.
+pub struct ServiceAccountController {
+    ctx: Arc<Context>,
+    queue: Arc<Queue<String>>,
+}
+
+impl ServiceAccountController {
+    /// Registers the handlers.
+    pub fn new(ctx: Arc<Context>) -> Arc<ServiceAccountController> {
+        let controller = Arc::new(ServiceAccountController {
+            ctx: ctx.clone(),
+            queue: Queue::new(),
+        });
+        let c = controller.clone();
+        ctx.namespaces.add_handler(move |old, new| {
+            // New namespaces, and ones whose content may have been touched.
+            if let (None, Some(ns)) = (old, new) {
+                c.queue.add(ns.name_any());
+            }
+        });
+        let c = controller.clone();
+        ctx.service_accounts.add_handler(move |old, new| {
+            if let (Some(sa), None) = (old, new) {
+                c.queue.add(sa.namespace().unwrap_or_default());
+            }
+        });
+        controller
+    }
+
+    /// Runs the workers until shut down.
+    pub async fn run(self: Arc<Self>, workers: usize) {
+        let queue = self.queue.clone();
+        run_workers(queue, workers, "serviceaccount", move |ns| {
+            let this = self.clone();
+            async move { this.sync(ns).await }
+        })
+        .await;
+    }
+
+    /// Stops the workers.
+    pub fn shut_down(&self) {
+        self.queue.shut_down();
+    }
+
+    async fn sync(&self, namespace: String) -> anyhow::Result<Option<Duration>> {
+        let Some(ns) = self.ctx.namespaces.get("", &namespace) else {
+            return Ok(None);
+        };
+        if ns.metadata.deletion_timestamp.is_some() {
+            return Ok(None);
+        }
+        if self
+            .ctx
+            .service_accounts
+            .get(&namespace, "default")
+            .is_none()
+        {
+            let sa = ServiceAccount {
+                metadata: ObjectMeta {
+                    name: Some("default".into()),
+                    namespace: Some(namespace.clone()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let api: Api<ServiceAccount> = Api::namespaced(self.ctx.client.clone(), &namespace);
+            match api.create(&PostParams::default(), &sa).await {
+                Ok(_) => {}
+                Err(e) if matches!(api_code(&e), Some(409) | Some(403) | Some(404)) => {}
+                Err(e) => return Err(e).context("creating the default serviceaccount"),
+            }
+        }
+        if let Some(ca) = &self.ctx.options.root_ca {
+            let api: Api<ConfigMap> = Api::namespaced(self.ctx.client.clone(), &namespace);
+            let data = std::collections::BTreeMap::from([("ca.crt".to_string(), ca.clone())]);
+            match api.get_opt(ROOT_CA_CONFIGMAP).await? {
+                Some(existing) if existing.data.as_ref() == Some(&data) => {}
+                Some(mut existing) => {
+                    existing.data = Some(data);
+                    api.replace(ROOT_CA_CONFIGMAP, &PostParams::default(), &existing)
+                        .await
+                        .context("updating kube-root-ca.crt")?;
+                }
+                None => {
+                    let cm = ConfigMap {
+                        metadata: ObjectMeta {
+                            name: Some(ROOT_CA_CONFIGMAP.into()),
+                            namespace: Some(namespace.clone()),
+                            annotations: Some([("kubernetes.io/description".to_string(), "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.".to_string())].into()),
+                            ..Default::default()
+                        },
+                        data: Some(data),
+                        ..Default::default()
+                    };
+                    match api.create(&PostParams::default(), &cm).await {
+                        Ok(_) => {}
+                        Err(e) if matches!(api_code(&e), Some(409) | Some(403) | Some(404)) => {}
+                        Err(e) => return Err(e).context("creating kube-root-ca.crt"),
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,193 @@
+//! Helpers the controllers share: controller references, label selectors, pod predicates.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, ObjectMeta, OwnerReference, Time,
+};
+
+/// The owner reference with `controller: true`, if any.
+pub fn controller_ref(meta: &ObjectMeta) -> Option<&OwnerReference> {
+    meta.owner_references
+        .as_ref()?
+        .iter()
+        .find(|r| r.controller == Some(true))
+}
+
+/// A controller reference to `owner` as controllers set it on what they create.
+pub fn new_controller_ref(meta: &ObjectMeta, api_version: &str, kind: &str) -> OwnerReference {
+    OwnerReference {
+        api_version: api_version.to_string(),
+        kind: kind.to_string(),
+        name: meta.name.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// Whether `selector` selects `labels`, as `metav1.LabelSelectorAsSelector`: an empty selector
+/// selects everything; an invalid operator selects nothing.
+pub fn selector_matches(
+    selector: &LabelSelector,
+    labels: Option<&BTreeMap<String, String>>,
+) -> bool {
+    let empty = BTreeMap::new();
+    let labels = labels.unwrap_or(&empty);
+    for (key, value) in selector.match_labels.iter().flatten() {
+        if labels.get(key) != Some(value) {
+            return false;
+        }
+    }
+    for requirement in selector.match_expressions.iter().flatten() {
+        let present = labels.get(&requirement.key);
+        let values = requirement.values.as_deref().unwrap_or_default();
+        let ok = match requirement.operator.as_str() {
+            "In" => present.is_some_and(|v| values.contains(v)),
+            "NotIn" => present.is_none_or(|v| !values.contains(v)),
+            "Exists" => present.is_some(),
+            "DoesNotExist" => present.is_none(),
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+/// Whether a selector selects nothing at all (nil) or everything (empty): controllers refuse both.
+pub fn selector_is_empty(selector: &LabelSelector) -> bool {
+    selector
+        .match_labels
+        .as_ref()
+        .is_none_or(BTreeMap::is_empty)
+        && selector
+            .match_expressions
+            .as_ref()
+            .is_none_or(Vec::is_empty)
+}
+
+/// Upstream's `FilterActivePods`: not Succeeded, not Failed, not being deleted.
+pub fn is_pod_active(pod: &Pod) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    !matches!(phase, Some("Succeeded") | Some("Failed"))
+        && pod.metadata.deletion_timestamp.is_none()
+}
+
+/// The pod's Ready condition: (is true, since when).
+pub fn pod_ready(pod: &Pod) -> (bool, Option<jiff::Timestamp>) {
+    let condition = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
+    match condition {
+        Some(c) if c.status == "True" => (true, c.last_transition_time.as_ref().map(|t| t.0)),
+        _ => (false, None),
+    }
+}
+
+/// Ready for at least `min_ready_seconds` at `now` (upstream's `IsPodAvailable`).
+pub fn is_pod_available(pod: &Pod, min_ready_seconds: i32, now: jiff::Timestamp) -> bool {
+    match pod_ready(pod) {
+        (false, _) => false,
+        (true, _) if min_ready_seconds <= 0 => true,
+        (true, None) => false,
+        (true, Some(since)) => {
+            since + jiff::SignedDuration::from_secs(i64::from(min_ready_seconds)) <= now
+        }
+    }
+}
+
+/// Now, as API timestamps carry it.
+pub fn now() -> Time {
+    Time(jiff::Timestamp::now())
+}
+
+/// An API error's HTTP code, if it is one.
+pub fn api_code(error: &kube::Error) -> Option<u16> {
+    match error {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn selectors_match_as_upstream() {
+        let expr = |key: &str, op: &str, values: &[&str]| LabelSelectorRequirement {
+            key: key.into(),
+            operator: op.into(),
+            values: Some(values.iter().map(|v| v.to_string()).collect()),
+        };
+        let app_web = LabelSelector {
+            match_labels: Some(labels(&[("app", "web")])),
+            ..Default::default()
+        };
+        let cases = [
+            (app_web.clone(), labels(&[("app", "web"), ("x", "y")]), true),
+            (app_web.clone(), labels(&[("app", "db")]), false),
+            (LabelSelector::default(), labels(&[]), true),
+            (
+                LabelSelector {
+                    match_expressions: Some(vec![expr("tier", "In", &["a", "b"])]),
+                    ..Default::default()
+                },
+                labels(&[("tier", "b")]),
+                true,
+            ),
+            (
+                LabelSelector {
+                    match_expressions: Some(vec![expr("tier", "NotIn", &["a"])]),
+                    ..Default::default()
+                },
+                labels(&[]),
+                true,
+            ),
+            (
+                LabelSelector {
+                    match_expressions: Some(vec![expr("tier", "Exists", &[])]),
+                    ..Default::default()
+                },
+                labels(&[]),
+                false,
+            ),
+            (
+                LabelSelector {
+                    match_expressions: Some(vec![expr("tier", "DoesNotExist", &[])]),
+                    ..Default::default()
+                },
+                labels(&[]),
+                true,
+            ),
+            (
+                LabelSelector {
+                    match_expressions: Some(vec![expr("tier", "Bogus", &[])]),
+                    ..Default::default()
+                },
+                labels(&[]),
+                false,
+            ),
+        ];
+        for (selector, l, want) in cases {
+            assert_eq!(
+                selector_matches(&selector, Some(&l)),
+                want,
+                "{selector:?} on {l:?}"
+            );
+        }
+    }
+}

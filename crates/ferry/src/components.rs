@@ -1,0 +1,239 @@
+//! The components that talk to the API server as clients — controllers, scheduler, simulated
+//! nodes — as subcommands of their own (`ferry controllers --kubeconfig K`, …) and inside
+//! `ferry server`. Either way they reach the API only through a kube-rs client, and the
+//! controllers and scheduler take a coordination.k8s.io Lease in kube-system first, so two
+//! copies can run and one works.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ferry_client::leader::{Config as LeaderConfig, Elector};
+
+use crate::server::parse_duration;
+
+/// Controller-manager settings shared by `ferry controllers` and `ferry server`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ControllerFlags {
+    /// The range node IPAM cuts each node's pod CIDR from.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
+    /// Prefix length of each node's pod CIDR.
+    #[arg(long, default_value_t = 24)]
+    pub node_cidr_mask_size: u8,
+    /// How often node health is checked.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub node_monitor_period: Duration,
+    /// A node whose heartbeat is older than this is marked Unknown and tainted unreachable.
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    pub node_monitor_grace_period: Duration,
+    /// Patience with a node that never reported Ready.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub node_startup_grace_period: Duration,
+    /// Workers per controller.
+    #[arg(long, default_value_t = 5)]
+    pub concurrent_syncs: usize,
+}
+
+impl ControllerFlags {
+    fn options(&self, root_ca: Option<String>) -> ferry_controllers::Options {
+        ferry_controllers::Options {
+            cluster_cidr: self.cluster_cidr.clone(),
+            node_cidr_mask_size: self.node_cidr_mask_size,
+            node_monitor_period: self.node_monitor_period,
+            node_monitor_grace_period: self.node_monitor_grace_period,
+            node_startup_grace_period: self.node_startup_grace_period,
+            workers: self.concurrent_syncs,
+            root_ca,
+        }
+    }
+}
+
+/// Options of `ferry controllers`.
+#[derive(clap::Args, Debug)]
+pub struct ControllersArgs {
+    /// Kubeconfig of the cluster to manage.
+    #[arg(long)]
+    kubeconfig: PathBuf,
+    /// Take the kube-system/kube-controller-manager Lease before working.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    #[command(flatten)]
+    flags: ControllerFlags,
+}
+
+/// This machine's name, for leader identities.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// A per-process identity: two copies on one machine must differ.
+pub fn process_identity() -> String {
+    format!("{}_{}", hostname(), std::process::id())
+}
+
+/// The identity of the components inside `ferry server`: stable across restarts of the same
+/// server, so a restarted server takes its own Lease back at once.
+pub fn server_identity(data_dir: &Path) -> String {
+    format!("{}_ferry-server_{}", hostname(), data_dir.display())
+}
+
+/// Runs `work` while holding the Lease `kube-system/<lease>`; starts over if the Lease is
+/// lost; gives it up when `shutdown` resolves.
+pub async fn with_leader_election<F, Fut>(
+    client: kube::Client,
+    lease: &str,
+    identity: String,
+    shutdown: impl Future<Output = ()>,
+    work: F,
+) where
+    F: Fn() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let elector = Elector::new(
+        client,
+        "kube-system",
+        lease,
+        &identity,
+        LeaderConfig::default(),
+    );
+    let run = async {
+        loop {
+            match elector.run(work()).await {
+                Ok(Ok(())) => return,
+                Ok(Err(error)) => {
+                    tracing::error!(lease, error = %format!("{error:#}"), "component failed, restarting");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(lost) => {
+                    tracing::warn!(lease, %lost, "leadership lost, standing for election again")
+                }
+            }
+        }
+    };
+    tokio::select! {
+        _ = run => {}
+        _ = shutdown => {}
+    }
+    if let Err(error) = elector.release().await {
+        tracing::debug!(%error, lease, "releasing the lease");
+    }
+}
+
+/// Runs the controller manager until `shutdown`.
+pub async fn run_controllers(
+    client: kube::Client,
+    flags: &ControllerFlags,
+    root_ca: Option<String>,
+    identity: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let options = flags.options(root_ca);
+    let work = || ferry_controllers::run(client.clone(), options.clone(), std::future::pending());
+    match identity {
+        Some(identity) => {
+            with_leader_election(
+                client.clone(),
+                "kube-controller-manager",
+                identity,
+                shutdown,
+                work,
+            )
+            .await
+        }
+        None => {
+            tokio::select! {
+                result = work() => result?,
+                _ = shutdown => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `ferry controllers`.
+pub async fn controllers(args: ControllersArgs) -> anyhow::Result<()> {
+    let client = ferry_client::connect(&args.kubeconfig).await?;
+    let identity = args.leader_elect.then(process_identity);
+    run_controllers(client, &args.flags, None, identity, shutdown_signal()).await
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+/// A client for the in-process components, from the admin kubeconfig the server wrote.
+pub async fn in_process_client(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
+    ferry_client::connect(kubeconfig)
+        .await
+        .context("connecting the in-process components")
+}
+
+/// Options of `ferry sim`.
+#[derive(clap::Args, Debug)]
+pub struct SimArgs {
+    /// Kubeconfig of the cluster to join.
+    #[arg(long)]
+    kubeconfig: PathBuf,
+    /// How many nodes to simulate.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Node names are this prefix and an index.
+    #[arg(long, default_value = "sim-")]
+    name_prefix: String,
+    /// CPU capacity of each node.
+    #[arg(long, default_value = "32")]
+    cpu: String,
+    /// Memory capacity of each node.
+    #[arg(long, default_value = "256Gi")]
+    memory: String,
+    /// Pod capacity of each node.
+    #[arg(long, default_value_t = 110)]
+    max_pods: u32,
+    /// Extra labels on every node: `k=v,k2=v2`.
+    #[arg(long, value_parser = ferry_sim::parse_labels)]
+    labels: Option<std::collections::BTreeMap<String, String>>,
+    /// Taints on every node: `k=v:NoSchedule,k2:NoExecute`.
+    #[arg(long, value_parser = ferry_sim::parse_taint, value_delimiter = ',')]
+    taints: Vec<k8s_openapi::api::core::v1::Taint>,
+    /// A bound pod turns Running and Ready after this.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pod_start_delay: Duration,
+    /// How often each node renews its Lease.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    lease_renew_interval: Duration,
+    /// How often each node posts its status.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    status_update_interval: Duration,
+}
+
+/// `ferry sim`.
+pub async fn sim(args: SimArgs) -> anyhow::Result<()> {
+    let client = ferry_client::connect(&args.kubeconfig).await?;
+    let options = ferry_sim::Options {
+        nodes: args.nodes,
+        name_prefix: args.name_prefix,
+        cpu: args.cpu,
+        memory: args.memory,
+        max_pods: args.max_pods,
+        labels: args.labels.unwrap_or_default(),
+        taints: args.taints,
+        pod_start_delay: args.pod_start_delay,
+        lease_renew_interval: args.lease_renew_interval,
+        status_update_interval: args.status_update_interval,
+        ..Default::default()
+    };
+    ferry_sim::run(client, options, shutdown_signal()).await
+}

@@ -1,0 +1,586 @@
+//! The scheduler's cache of the cluster and the per-cycle [`Snapshot`] taken from it, as
+//! upstream's `internal/cache`.
+//!
+//! The cache holds one [`NodeInfo`] per node: the node, the pods on it (bound, or *assumed*: the
+//! scheduler picked the node and the bind is in flight) and sums the filters need (requested
+//! resources, used host ports, images). Informer handlers update it; the scheduling loop copies
+//! it into a [`Snapshot`] at the start of each cycle so the cycle sees one consistent cluster
+//! without holding the lock.
+//!
+//! Copying is cheap: NodeInfos are `Arc`s shared by cache and snapshot; the cache changes a node
+//! with `Arc::make_mut` (cloning only that node if the snapshot still shares it) and remembers it
+//! as dirty; the next snapshot update replaces only the dirty nodes.
+//!
+//! An assumed pod is confirmed when the watch shows it bound, forgotten when binding fails, and
+//! expires `assumed_pod_ttl` after its bind finished if the watch never showed it (a lost event).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use tokio::time::Instant;
+
+use crate::framework::ClusterEvent;
+use crate::resources::{pod_requests, Resources};
+
+/// The key of a pod in the cache and the queue: `namespace/name`.
+pub fn pod_key(pod: &Pod) -> String {
+    format!("{}/{}", pod.metadata.namespace.as_deref().unwrap_or(""), pod.metadata.name.as_deref().unwrap_or(""))
+}
+
+/// A pod and what the scheduler computes once about it.
+#[derive(Clone, Debug)]
+pub struct PodInfo {
+    /// The pod.
+    pub pod: Arc<Pod>,
+    /// Its requests (init-container max rule, overhead).
+    pub requests: Resources,
+    /// Its requests with 100m/200Mi for containers that set none (for scoring).
+    pub non_zero_requests: Resources,
+    /// It has pod affinity or anti-affinity terms (required or preferred).
+    pub has_affinity: bool,
+    /// It has required anti-affinity terms.
+    pub has_required_anti_affinity: bool,
+}
+
+impl PodInfo {
+    /// Computes the info of `pod`.
+    pub fn new(pod: Arc<Pod>) -> PodInfo {
+        let affinity = pod.spec.as_ref().and_then(|s| s.affinity.as_ref());
+        let has_affinity = affinity.is_some_and(|a| a.pod_affinity.is_some() || a.pod_anti_affinity.is_some());
+        let has_required_anti_affinity = affinity
+            .and_then(|a| a.pod_anti_affinity.as_ref())
+            .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
+            .is_some_and(|terms| !terms.is_empty());
+        PodInfo {
+            requests: pod_requests(&pod, false),
+            non_zero_requests: pod_requests(&pod, true),
+            has_affinity,
+            has_required_anti_affinity,
+            pod,
+        }
+    }
+
+    /// `namespace/name`.
+    pub fn key(&self) -> String {
+        pod_key(&self.pod)
+    }
+}
+
+/// A host port in use: protocol, host IP (`0.0.0.0` when unset) and port.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HostPort {
+    /// `TCP`, `UDP` or `SCTP`.
+    pub protocol: String,
+    /// The host IP, `0.0.0.0` for all.
+    pub ip: String,
+    /// The port.
+    pub port: i32,
+}
+
+/// The host ports `pod` asks for.
+pub fn pod_host_ports(pod: &Pod) -> Vec<HostPort> {
+    let Some(spec) = pod.spec.as_ref() else { return Vec::new() };
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter_map(|p| {
+            let port = p.host_port.filter(|port| *port > 0)?;
+            Some(HostPort {
+                protocol: p.protocol.clone().unwrap_or_else(|| "TCP".to_string()),
+                ip: p.host_ip.clone().filter(|ip| !ip.is_empty()).unwrap_or_else(|| "0.0.0.0".to_string()),
+                port,
+            })
+        })
+        .collect()
+}
+
+/// An image name as the node reports it: `:latest` added when there is no tag or digest.
+pub fn normalized_image_name(name: &str) -> String {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if last.contains(':') || last.contains('@') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
+}
+
+/// One node and the pods on it, as upstream's `framework.NodeInfo`.
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    /// The node's name.
+    pub name: String,
+    /// The node, `None` while only pods naming it have been seen.
+    pub node: Option<Arc<Node>>,
+    /// The pods bound or assumed to it.
+    pub pods: Vec<PodInfo>,
+    /// How many of them have pod (anti-)affinity terms.
+    pub pods_with_affinity: usize,
+    /// How many of them have required anti-affinity terms.
+    pub pods_with_required_anti_affinity: usize,
+    /// Sum of the pods' requests.
+    pub requested: Resources,
+    /// Sum of the pods' non-zero requests (for scoring).
+    pub non_zero_requested: Resources,
+    /// The node's allocatable resources.
+    pub allocatable: Resources,
+    /// Host ports in use.
+    pub used_ports: Vec<HostPort>,
+    /// Images present on the node: normalized name to size in bytes.
+    pub image_sizes: HashMap<String, i64>,
+    /// Bumped on every change.
+    pub generation: u64,
+}
+
+impl NodeInfo {
+    /// An empty NodeInfo for `name`.
+    pub fn new(name: &str) -> NodeInfo {
+        NodeInfo {
+            name: name.to_string(),
+            node: None,
+            pods: Vec::new(),
+            pods_with_affinity: 0,
+            pods_with_required_anti_affinity: 0,
+            requested: Resources::default(),
+            non_zero_requested: Resources::default(),
+            allocatable: Resources::default(),
+            used_ports: Vec::new(),
+            image_sizes: HashMap::new(),
+            generation: 0,
+        }
+    }
+
+    /// A NodeInfo for `node` with `pods` on it (tests, benchmarks).
+    pub fn with_pods(node: Node, pods: impl IntoIterator<Item = Pod>) -> NodeInfo {
+        let mut info = NodeInfo::new(node.metadata.name.as_deref().unwrap_or(""));
+        info.set_node(Arc::new(node));
+        for pod in pods {
+            info.add_pod(PodInfo::new(Arc::new(pod)));
+        }
+        info
+    }
+
+    /// Sets the node object.
+    pub fn set_node(&mut self, node: Arc<Node>) {
+        self.allocatable = Resources::allocatable(&node);
+        self.image_sizes.clear();
+        for image in node.status.as_ref().and_then(|s| s.images.as_ref()).into_iter().flatten() {
+            for name in image.names.iter().flatten() {
+                self.image_sizes.insert(normalized_image_name(name), image.size_bytes.unwrap_or(0));
+            }
+        }
+        self.node = Some(node);
+    }
+
+    /// The node's labels.
+    pub fn labels(&self) -> Option<&BTreeMap<String, String>> {
+        self.node.as_ref().and_then(|n| n.metadata.labels.as_ref())
+    }
+
+    /// The node's label `key`.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels().and_then(|l| l.get(key)).map(String::as_str)
+    }
+
+    /// Adds a pod and its requests and ports.
+    pub fn add_pod(&mut self, pod: PodInfo) {
+        self.requested.add(&pod.requests);
+        self.non_zero_requested.add(&pod.non_zero_requests);
+        self.used_ports.extend(pod_host_ports(&pod.pod));
+        self.pods_with_affinity += usize::from(pod.has_affinity);
+        self.pods_with_required_anti_affinity += usize::from(pod.has_required_anti_affinity);
+        self.pods.push(pod);
+        self.generation += 1;
+    }
+
+    /// Removes the pod with key `key`; returns it.
+    pub fn remove_pod(&mut self, key: &str) -> Option<PodInfo> {
+        let index = self.pods.iter().position(|p| p.key() == key)?;
+        let pod = self.pods.swap_remove(index);
+        self.requested.sub(&pod.requests);
+        self.non_zero_requested.sub(&pod.non_zero_requests);
+        for port in pod_host_ports(&pod.pod) {
+            if let Some(i) = self.used_ports.iter().position(|p| *p == port) {
+                self.used_ports.swap_remove(i);
+            }
+        }
+        self.pods_with_affinity -= usize::from(pod.has_affinity);
+        self.pods_with_required_anti_affinity -= usize::from(pod.has_required_anti_affinity);
+        self.generation += 1;
+        Some(pod)
+    }
+}
+
+/// The cluster as one scheduling cycle sees it.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Every node with a node object, ordered by name.
+    pub nodes: Vec<Arc<NodeInfo>>,
+    index: HashMap<String, usize>,
+    /// Namespace labels, for namespaceSelector in pod affinity terms.
+    pub namespace_labels: Arc<HashMap<String, BTreeMap<String, String>>>,
+    /// For each normalized image name, how many nodes have it (ImageLocality's spread).
+    pub image_nodes: Arc<HashMap<String, usize>>,
+}
+
+impl Snapshot {
+    /// A snapshot of `nodes` (tests, benchmarks).
+    pub fn from_node_infos(nodes: impl IntoIterator<Item = NodeInfo>) -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        let mut nodes: Vec<Arc<NodeInfo>> = nodes.into_iter().map(Arc::new).collect();
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        snapshot.nodes = nodes;
+        snapshot.reindex();
+        snapshot
+    }
+
+    /// A snapshot of `nodes` with `pods` placed by their `spec.nodeName`.
+    pub fn from_objects(nodes: Vec<Node>, pods: Vec<Pod>) -> Snapshot {
+        let mut infos: Vec<NodeInfo> = nodes.into_iter().map(|n| NodeInfo::with_pods(n, [])).collect();
+        for pod in pods {
+            let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+            if let Some(info) = infos.iter_mut().find(|i| i.name == node) {
+                info.add_pod(PodInfo::new(Arc::new(pod)));
+            }
+        }
+        Snapshot::from_node_infos(infos)
+    }
+
+    /// Sets namespace labels (tests).
+    pub fn with_namespace_labels(mut self, labels: HashMap<String, BTreeMap<String, String>>) -> Snapshot {
+        self.namespace_labels = Arc::new(labels);
+        self
+    }
+
+    fn reindex(&mut self) {
+        self.index = self.nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i)).collect();
+        let mut image_nodes: HashMap<String, usize> = HashMap::new();
+        for node in &self.nodes {
+            for image in node.image_sizes.keys() {
+                *image_nodes.entry(image.clone()).or_default() += 1;
+            }
+        }
+        self.image_nodes = Arc::new(image_nodes);
+    }
+
+    /// The node named `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<NodeInfo>> {
+        self.index.get(name).map(|i| &self.nodes[*i])
+    }
+
+    /// How many nodes there are.
+    pub fn num_nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Replaces one node (preemption's what-if).
+    pub fn replace(&mut self, info: NodeInfo) {
+        if let Some(i) = self.index.get(&info.name) {
+            self.nodes[*i] = Arc::new(info);
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct PodState {
+    node: String,
+    /// Bind finished for an assumed pod: when it expires.
+    deadline: Option<Instant>,
+}
+
+/// Errors of cache operations.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CacheError {
+    /// A pod was assumed twice.
+    #[error("pod {0} is already in the cache")]
+    AlreadyPresent(String),
+    /// The pod is not assumed.
+    #[error("pod {0} is not assumed")]
+    NotAssumed(String),
+}
+
+/// The scheduler's view of nodes and pods; see the module docs.
+pub struct Cache {
+    nodes: HashMap<String, Arc<NodeInfo>>,
+    pods: HashMap<String, PodState>,
+    assumed: HashSet<String>,
+    namespace_labels: Arc<HashMap<String, BTreeMap<String, String>>>,
+    dirty: HashSet<String>,
+    /// The set of nodes (or a namespace) changed: the snapshot needs a full rebuild.
+    structure_changed: bool,
+    assumed_pod_ttl: Duration,
+}
+
+impl Cache {
+    /// An empty cache; assumed pods expire `assumed_pod_ttl` after their bind finished.
+    pub fn new(assumed_pod_ttl: Duration) -> Cache {
+        Cache {
+            nodes: HashMap::new(),
+            pods: HashMap::new(),
+            assumed: HashSet::new(),
+            namespace_labels: Arc::default(),
+            dirty: HashSet::new(),
+            structure_changed: true,
+            assumed_pod_ttl,
+        }
+    }
+
+    fn node_mut(&mut self, name: &str) -> &mut NodeInfo {
+        self.dirty.insert(name.to_string());
+        let info = self.nodes.entry(name.to_string()).or_insert_with(|| Arc::new(NodeInfo::new(name)));
+        Arc::make_mut(info)
+    }
+
+    /// Adds or updates a node; returns the events the change amounts to.
+    pub fn upsert_node(&mut self, node: Node) -> Vec<ClusterEvent> {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let old = self.nodes.get(&name).and_then(|n| n.node.clone());
+        let events = node_events(old.as_deref(), &node);
+        if old.is_none() || events.contains(&ClusterEvent::NodeImageChange) {
+            self.structure_changed = true;
+        }
+        let info = self.node_mut(&name);
+        info.set_node(Arc::new(node));
+        info.generation += 1;
+        events
+    }
+
+    /// Removes a node (its NodeInfo stays while pods still name it).
+    pub fn remove_node(&mut self, name: &str) {
+        self.structure_changed = true;
+        let Some(info) = self.nodes.get_mut(name) else { return };
+        if info.pods.is_empty() {
+            self.nodes.remove(name);
+        } else {
+            Arc::make_mut(info).node = None;
+        }
+    }
+
+    /// Records an assigned pod seen by the watch: confirms it if it was assumed.
+    pub fn add_pod(&mut self, pod: Arc<Pod>) {
+        let key = pod_key(&pod);
+        if self.pods.contains_key(&key) {
+            // Assumed (now confirmed) or seen before: replace with the current object.
+            self.assumed.remove(&key);
+            self.remove_pod(&key);
+        }
+        self.insert_pod(key, pod);
+    }
+
+    fn insert_pod(&mut self, key: String, pod: Arc<Pod>) {
+        let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+        self.node_mut(&node).add_pod(PodInfo::new(pod));
+        self.pods.insert(key, PodState { node, deadline: None });
+    }
+
+    /// Forgets a pod that was deleted, finished or moved.
+    pub fn remove_pod(&mut self, key: &str) {
+        let Some(state) = self.pods.remove(key) else { return };
+        self.assumed.remove(key);
+        let drop_node = {
+            let info = self.node_mut(&state.node);
+            info.remove_pod(key);
+            info.node.is_none() && info.pods.is_empty()
+        };
+        if drop_node {
+            self.nodes.remove(&state.node);
+            self.structure_changed = true;
+        }
+    }
+
+    /// Puts a pod the scheduler placed on `node` into the cache before it is bound.
+    pub fn assume_pod(&mut self, pod: Arc<Pod>) -> Result<(), CacheError> {
+        let key = pod_key(&pod);
+        if self.pods.contains_key(&key) {
+            return Err(CacheError::AlreadyPresent(key));
+        }
+        self.insert_pod(key.clone(), pod);
+        self.assumed.insert(key);
+        Ok(())
+    }
+
+    /// The bind of an assumed pod finished: start its expiry clock.
+    pub fn finish_binding(&mut self, key: &str, now: Instant) {
+        if self.assumed.contains(key) {
+            if let Some(state) = self.pods.get_mut(key) {
+                state.deadline = Some(now + self.assumed_pod_ttl);
+            }
+        }
+    }
+
+    /// Drops an assumed pod whose bind failed.
+    pub fn forget_pod(&mut self, key: &str) -> Result<(), CacheError> {
+        if !self.assumed.contains(key) {
+            return Err(CacheError::NotAssumed(key.to_string()));
+        }
+        self.remove_pod(key);
+        Ok(())
+    }
+
+    /// Whether `key` is assumed and not yet confirmed.
+    pub fn is_assumed(&self, key: &str) -> bool {
+        self.assumed.contains(key)
+    }
+
+    /// Expires assumed pods whose bind finished more than the TTL ago; returns their keys.
+    pub fn cleanup_assumed(&mut self, now: Instant) -> Vec<String> {
+        let expired: Vec<String> = self
+            .assumed
+            .iter()
+            .filter(|k| self.pods.get(*k).and_then(|s| s.deadline).is_some_and(|d| d <= now))
+            .cloned()
+            .collect();
+        for key in &expired {
+            tracing::warn!(pod = %key, "assumed pod expired");
+            self.remove_pod(key);
+        }
+        expired
+    }
+
+    /// Records a namespace's labels.
+    pub fn upsert_namespace(&mut self, namespace: &Namespace) {
+        let name = namespace.metadata.name.clone().unwrap_or_default();
+        let labels = namespace.metadata.labels.clone().unwrap_or_default();
+        if self.namespace_labels.get(&name) != Some(&labels) {
+            Arc::make_mut(&mut self.namespace_labels).insert(name, labels);
+            self.structure_changed = true;
+        }
+    }
+
+    /// Forgets a namespace.
+    pub fn remove_namespace(&mut self, name: &str) {
+        if Arc::make_mut(&mut self.namespace_labels).remove(name).is_some() {
+            self.structure_changed = true;
+        }
+    }
+
+    /// How many nodes (with a node object) the cache has.
+    pub fn num_nodes(&self) -> usize {
+        self.nodes.values().filter(|n| n.node.is_some()).count()
+    }
+
+    /// The NodeInfo of `name`.
+    pub fn node_info(&self, name: &str) -> Option<&Arc<NodeInfo>> {
+        self.nodes.get(name)
+    }
+
+    /// Brings `snapshot` up to date: only dirty nodes are replaced unless nodes came or went.
+    pub fn update_snapshot(&mut self, snapshot: &mut Snapshot) {
+        if self.structure_changed {
+            let mut nodes: Vec<Arc<NodeInfo>> = self.nodes.values().filter(|n| n.node.is_some()).cloned().collect();
+            nodes.sort_by(|a, b| a.name.cmp(&b.name));
+            snapshot.nodes = nodes;
+            snapshot.namespace_labels = self.namespace_labels.clone();
+            snapshot.reindex();
+        } else {
+            for name in &self.dirty {
+                if let (Some(i), Some(info)) = (snapshot.index.get(name), self.nodes.get(name)) {
+                    snapshot.nodes[*i] = info.clone();
+                }
+            }
+        }
+        self.dirty.clear();
+        self.structure_changed = false;
+    }
+}
+
+/// The events a node update amounts to (all "add" for a new node).
+pub fn node_events(old: Option<&Node>, new: &Node) -> Vec<ClusterEvent> {
+    let Some(old) = old else { return vec![ClusterEvent::NodeAdd] };
+    let mut events = Vec::new();
+    if old.metadata.labels != new.metadata.labels {
+        events.push(ClusterEvent::NodeLabelChange);
+    }
+    let taints = |n: &Node| n.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+    if taints(old) != taints(new) {
+        events.push(ClusterEvent::NodeTaintChange);
+    }
+    let allocatable = |n: &Node| n.status.as_ref().and_then(|s| s.allocatable.clone());
+    if allocatable(old) != allocatable(new) {
+        events.push(ClusterEvent::NodeAllocatableChange);
+    }
+    let unschedulable = |n: &Node| n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
+    if unschedulable(old) != unschedulable(new) {
+        events.push(ClusterEvent::NodeUnschedulableChange);
+    }
+    let images = |n: &Node| n.status.as_ref().and_then(|s| s.images.clone());
+    if images(old) != images(new) {
+        events.push(ClusterEvent::NodeImageChange);
+    }
+    events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{make_node, make_pod};
+
+    fn cache_with_node() -> Cache {
+        let mut cache = Cache::new(Duration::from_secs(30));
+        cache.upsert_node(make_node("n1").capacity(&[("cpu", "4")]).node());
+        cache
+    }
+
+    #[test]
+    fn assume_confirm_and_forget() {
+        let mut cache = cache_with_node();
+        let pod = Arc::new(make_pod("p").req("cpu", "1").node("n1").pod());
+        cache.assume_pod(pod.clone()).expect("assume");
+        assert!(cache.is_assumed("default/p"));
+        assert_eq!(cache.assume_pod(pod.clone()), Err(CacheError::AlreadyPresent("default/p".into())));
+        assert_eq!(cache.node_info("n1").map(|n| n.requested.milli_cpu), Some(1000));
+        // The watch shows it bound: confirmed, counted once.
+        cache.add_pod(pod.clone());
+        assert!(!cache.is_assumed("default/p"));
+        assert_eq!(cache.node_info("n1").map(|n| n.requested.milli_cpu), Some(1000));
+        assert_eq!(cache.forget_pod("default/p"), Err(CacheError::NotAssumed("default/p".into())));
+
+        let other = Arc::new(make_pod("q").req("cpu", "1").node("n1").pod());
+        cache.assume_pod(other).expect("assume");
+        cache.forget_pod("default/q").expect("forget");
+        assert_eq!(cache.node_info("n1").map(|n| n.requested.milli_cpu), Some(1000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn assumed_pods_expire_after_binding() {
+        let mut cache = cache_with_node();
+        cache.assume_pod(Arc::new(make_pod("p").node("n1").pod())).expect("assume");
+        let now = Instant::now();
+        assert!(cache.cleanup_assumed(now + Duration::from_secs(3600)).is_empty(), "bind not finished");
+        cache.finish_binding("default/p", now);
+        assert!(cache.cleanup_assumed(now + Duration::from_secs(29)).is_empty());
+        assert_eq!(cache.cleanup_assumed(now + Duration::from_secs(30)), vec!["default/p".to_string()]);
+        assert!(cache.node_info("n1").is_some_and(|n| n.pods.is_empty()));
+    }
+
+    #[test]
+    fn snapshot_updates_only_dirty_nodes() {
+        let mut cache = cache_with_node();
+        cache.upsert_node(make_node("n2").node());
+        let mut snapshot = Snapshot::default();
+        cache.update_snapshot(&mut snapshot);
+        assert_eq!(snapshot.num_nodes(), 2);
+        let n2_before = snapshot.get("n2").cloned().expect("n2");
+        cache.add_pod(Arc::new(make_pod("p").req("cpu", "1").node("n1").pod()));
+        cache.update_snapshot(&mut snapshot);
+        assert_eq!(snapshot.get("n1").map(|n| n.pods.len()), Some(1));
+        assert!(Arc::ptr_eq(&n2_before, snapshot.get("n2").expect("n2")), "untouched node is shared");
+        cache.remove_node("n2");
+        cache.update_snapshot(&mut snapshot);
+        assert_eq!(snapshot.num_nodes(), 1);
+    }
+
+    #[test]
+    fn pods_before_their_node_are_kept() {
+        let mut cache = Cache::new(Duration::from_secs(30));
+        cache.add_pod(Arc::new(make_pod("p").node("later").pod()));
+        let mut snapshot = Snapshot::default();
+        cache.update_snapshot(&mut snapshot);
+        assert_eq!(snapshot.num_nodes(), 0, "no node object yet");
+        cache.upsert_node(make_node("later").node());
+        cache.update_snapshot(&mut snapshot);
+        assert_eq!(snapshot.get("later").map(|n| n.pods.len()), Some(1));
+    }
+}

@@ -1,0 +1,505 @@
+//! One profile's plugins, resolved from the configuration, and the functions that run each
+//! extension point in order (upstream's `frameworkImpl`).
+//!
+//! Resolution follows upstream: the default plugins are enabled through `multiPoint` (each at
+//! every extension point it implements, with upstream's score weights); a profile's `multiPoint`
+//! and per-point `enabled`/`disabled` lists are merged over them (`disabled: [{name: "*"}]`
+//! drops the defaults; enabling a default again re-weights it in place).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::cache::{NodeInfo, Snapshot};
+use crate::config::{ConfigError, PluginRef, PluginSet, Profile};
+use crate::framework::registry::{Handle, Registry};
+use crate::framework::{
+    ClusterEvent, Code, CycleState, NodeScore, NodeStatuses, Plugin, PostFilterResult, Status, MAX_NODE_SCORE,
+};
+use crate::plugins;
+use crate::queue::QueuedPodInfo;
+
+/// Upstream's default plugins (v1 `multiPoint`) and score weights, minus the volume plugins
+/// ferry does not have.
+pub const DEFAULT_PLUGINS: &[(&str, i64)] = &[
+    (plugins::scheduling_gates::NAME, 0),
+    (plugins::priority_sort::NAME, 0),
+    (plugins::node_unschedulable::NAME, 0),
+    (plugins::node_name::NAME, 0),
+    (plugins::taint_toleration::NAME, 3),
+    (plugins::node_affinity::NAME, 2),
+    (plugins::node_ports::NAME, 0),
+    (plugins::node_resources_fit::NAME, 1),
+    (plugins::pod_topology_spread::NAME, 2),
+    (plugins::inter_pod_affinity::NAME, 2),
+    (plugins::default_preemption::NAME, 0),
+    (plugins::node_resources_balanced_allocation::NAME, 1),
+    (plugins::image_locality::NAME, 1),
+    (plugins::default_binder::NAME, 0),
+];
+
+type P = Arc<dyn Plugin>;
+
+/// A profile's plugins per extension point, and how to run them.
+pub struct Framework {
+    /// The profile's scheduler name.
+    pub scheduler_name: String,
+    /// The profile's percentageOfNodesToScore, if set.
+    pub percentage_of_nodes_to_score: Option<i32>,
+    pre_enqueue: Vec<P>,
+    queue_sort: P,
+    pre_filter: Vec<P>,
+    filter: Vec<P>,
+    post_filter: Vec<P>,
+    pre_score: Vec<P>,
+    score: Vec<(P, i64)>,
+    reserve: Vec<P>,
+    permit: Vec<P>,
+    pre_bind: Vec<P>,
+    bind: Vec<P>,
+    post_bind: Vec<P>,
+    all: Vec<P>,
+    /// Threads for scoring.
+    pub parallelism: usize,
+}
+
+fn merge(defaults: Vec<PluginRef>, custom: &PluginSet) -> Vec<PluginRef> {
+    let disabled: HashSet<&str> = custom.disabled.iter().map(|p| p.name.as_str()).collect();
+    let mut result: Vec<PluginRef> = if disabled.contains("*") {
+        Vec::new()
+    } else {
+        defaults.into_iter().filter(|p| !disabled.contains(p.name.as_str())).collect()
+    };
+    for enabled in &custom.enabled {
+        match result.iter_mut().find(|p| p.name == enabled.name) {
+            Some(existing) => existing.weight = enabled.weight,
+            None => result.push(enabled.clone()),
+        }
+    }
+    result
+}
+
+impl Framework {
+    /// Builds a profile's framework with plugins from `registry`.
+    pub fn new(profile: &Profile, registry: &Registry, handle: &Handle, parallelism: usize) -> Result<Framework, ConfigError> {
+        let defaults = DEFAULT_PLUGINS.iter().map(|(name, weight)| PluginRef { name: name.to_string(), weight: *weight }).collect();
+        let multi_point = merge(defaults, &profile.plugins.multi_point);
+        let p = &profile.plugins;
+        let point_sets = [
+            &p.pre_enqueue,
+            &p.queue_sort,
+            &p.pre_filter,
+            &p.filter,
+            &p.post_filter,
+            &p.pre_score,
+            &p.score,
+            &p.reserve,
+            &p.permit,
+            &p.pre_bind,
+            &p.bind,
+            &p.post_bind,
+        ];
+        // Build every plugin named anywhere, once.
+        let mut built: HashMap<String, P> = HashMap::new();
+        let args: HashMap<&str, &serde_json::Value> =
+            profile.plugin_config.iter().filter_map(|c| c.args.as_ref().map(|a| (c.name.as_str(), a))).collect();
+        for name in multi_point.iter().chain(point_sets.iter().flat_map(|s| s.enabled.iter())).map(|p| p.name.clone()) {
+            if !built.contains_key(&name) {
+                let plugin = registry.build(&name, args.get(name.as_str()).copied(), handle)?;
+                built.insert(name, plugin);
+            }
+        }
+        type Has = fn(&dyn Plugin) -> bool;
+        let checks: [(&str, Has); 12] = [
+            ("preEnqueue", |p| p.as_pre_enqueue().is_some()),
+            ("queueSort", |p| p.as_queue_sort().is_some()),
+            ("preFilter", |p| p.as_pre_filter().is_some()),
+            ("filter", |p| p.as_filter().is_some()),
+            ("postFilter", |p| p.as_post_filter().is_some()),
+            ("preScore", |p| p.as_pre_score().is_some()),
+            ("score", |p| p.as_score().is_some()),
+            ("reserve", |p| p.as_reserve().is_some()),
+            ("permit", |p| p.as_permit().is_some()),
+            ("preBind", |p| p.as_pre_bind().is_some()),
+            ("bind", |p| p.as_bind().is_some()),
+            ("postBind", |p| p.as_post_bind().is_some()),
+        ];
+        let mut points: Vec<Vec<(P, i64)>> = Vec::new();
+        for ((point, has), set) in checks.iter().zip(point_sets) {
+            for enabled in &set.enabled {
+                if built.get(&enabled.name).is_some_and(|p| !has(p.as_ref())) {
+                    return Err(ConfigError::Invalid(format!("plugin {:?} does not implement {point}", enabled.name)));
+                }
+            }
+            let base = multi_point.iter().filter(|r| built.get(&r.name).is_some_and(|p| has(p.as_ref()))).cloned().collect();
+            let refs = merge(base, set);
+            let mut list = Vec::new();
+            for r in refs {
+                if let Some(plugin) = built.get(&r.name) {
+                    list.push((plugin.clone(), if r.weight == 0 { 1 } else { r.weight }));
+                }
+            }
+            points.push(list);
+        }
+        let plain = |i: usize| points[i].iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
+        let queue_sort = points[1]
+            .first()
+            .map(|(p, _)| p.clone())
+            .ok_or_else(|| ConfigError::Invalid(format!("profile {:?} has no queueSort plugin", profile.scheduler_name)))?;
+        if points[10].is_empty() {
+            return Err(ConfigError::Invalid(format!("profile {:?} has no bind plugin", profile.scheduler_name)));
+        }
+        let mut all: Vec<P> = built.into_values().collect();
+        all.sort_by_key(|p| p.name());
+        Ok(Framework {
+            scheduler_name: profile.scheduler_name.clone(),
+            percentage_of_nodes_to_score: profile.percentage_of_nodes_to_score,
+            pre_enqueue: plain(0),
+            queue_sort,
+            pre_filter: plain(2),
+            filter: plain(3),
+            post_filter: plain(4),
+            pre_score: plain(5),
+            score: points[6].clone(),
+            reserve: plain(7),
+            permit: plain(8),
+            pre_bind: plain(9),
+            bind: plain(10),
+            post_bind: plain(11),
+            all,
+            parallelism: parallelism.max(1),
+        })
+    }
+
+    /// The default profile with the in-tree plugins (tests, benchmarks).
+    pub fn default_profile(handle: &Handle) -> Framework {
+        #[allow(clippy::expect_used)]
+        Framework::new(&Profile::default(), &plugins::registry(), handle, 1).expect("the default profile is valid")
+    }
+
+    /// The names of the plugins at each extension point, for logs and tests.
+    pub fn plugin_names(&self) -> Vec<(&'static str, Vec<(&'static str, i64)>)> {
+        let names = |v: &Vec<P>| v.iter().map(|p| (p.name(), 0)).collect::<Vec<_>>();
+        vec![
+            ("preEnqueue", names(&self.pre_enqueue)),
+            ("queueSort", vec![(self.queue_sort.name(), 0)]),
+            ("preFilter", names(&self.pre_filter)),
+            ("filter", names(&self.filter)),
+            ("postFilter", names(&self.post_filter)),
+            ("preScore", names(&self.pre_score)),
+            ("score", self.score.iter().map(|(p, w)| (p.name(), *w)).collect()),
+            ("reserve", names(&self.reserve)),
+            ("permit", names(&self.permit)),
+            ("preBind", names(&self.pre_bind)),
+            ("bind", names(&self.bind)),
+            ("postBind", names(&self.post_bind)),
+        ]
+    }
+
+    /// For each plugin, the events that can make a pod it rejected schedulable.
+    pub fn events(&self) -> HashMap<&'static str, HashSet<ClusterEvent>> {
+        self.all.iter().map(|p| (p.name(), p.events().into_iter().collect())).collect()
+    }
+
+    /// Whether there are Filter plugins.
+    pub fn has_filters(&self) -> bool {
+        !self.filter.is_empty()
+    }
+
+    /// PreEnqueue: the first non-success status, or success.
+    pub fn run_pre_enqueue(&self, pod: &Pod) -> Status {
+        for plugin in &self.pre_enqueue {
+            if let Some(p) = plugin.as_pre_enqueue() {
+                let status = p.pre_enqueue(pod);
+                if !status.is_success() {
+                    return status.with_plugin(plugin.name());
+                }
+            }
+        }
+        Status::success()
+    }
+
+    /// QueueSort.
+    pub fn less(&self, a: &QueuedPodInfo, b: &QueuedPodInfo) -> bool {
+        self.queue_sort.as_queue_sort().is_some_and(|q| q.less(a, b))
+    }
+
+    /// PreFilter: the nodes to consider (`None`: all) or the first rejection.
+    pub fn run_pre_filter(&self, state: &mut CycleState, pod: &Pod, snapshot: &Snapshot) -> Result<Option<HashSet<String>>, Status> {
+        let mut nodes: Option<HashSet<String>> = None;
+        for plugin in &self.pre_filter {
+            let Some(p) = plugin.as_pre_filter() else { continue };
+            let (result, status) = p.pre_filter(state, pod, snapshot);
+            if status.is_skip() {
+                state.skip_filter_plugins.insert(plugin.name());
+                continue;
+            }
+            if !status.is_success() {
+                return Err(status.with_plugin(plugin.name()));
+            }
+            if let Some(names) = result.and_then(|r| r.node_names) {
+                nodes = Some(match nodes {
+                    None => names,
+                    Some(previous) => previous.intersection(&names).cloned().collect(),
+                });
+            }
+        }
+        Ok(nodes)
+    }
+
+    /// Filter: the first failing plugin's status, or success.
+    pub fn run_filter(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> Status {
+        for plugin in &self.filter {
+            if state.skip_filter_plugins.contains(plugin.name()) {
+                continue;
+            }
+            let Some(p) = plugin.as_filter() else { continue };
+            let status = p.filter(state, pod, node);
+            if !status.is_success() {
+                return status.with_plugin(plugin.name());
+            }
+        }
+        Status::success()
+    }
+
+    /// PreFilter and Filter for one node of a what-if snapshot (preemption: the node without
+    /// its victims). PreFilter runs again because affinity and spreading state depend on pods.
+    pub fn run_filter_what_if(&self, pod: &Pod, snapshot: &Snapshot, node: &str) -> Status {
+        let mut state = CycleState::new();
+        let Some(info) = snapshot.get(node) else { return Status::unresolvable("node not found") };
+        match self.run_pre_filter(&mut state, pod, snapshot) {
+            Err(status) => status,
+            Ok(Some(names)) if !names.contains(node) => Status::unresolvable("node(s) didn't satisfy plugin(s) PreFilter"),
+            Ok(_) => self.run_filter(&state, pod, info),
+        }
+    }
+
+    /// PostFilter: the first plugin that succeeds; otherwise the last status.
+    pub fn run_post_filter(
+        &self,
+        state: &CycleState,
+        pod: &Pod,
+        snapshot: &Snapshot,
+        statuses: &NodeStatuses,
+    ) -> (Option<PostFilterResult>, Status) {
+        let mut last = (None, Status::unschedulable(""));
+        for plugin in &self.post_filter {
+            let Some(p) = plugin.as_post_filter() else { continue };
+            let (result, status) = p.post_filter(state, pod, snapshot, statuses, self);
+            if status.is_success() {
+                return (result, status);
+            }
+            if status.code == Code::Error {
+                return (result, status.with_plugin(plugin.name()));
+            }
+            last = (result, status.with_plugin(plugin.name()));
+        }
+        last
+    }
+
+    /// PreScore over the feasible nodes.
+    pub fn run_pre_score(&self, state: &mut CycleState, pod: &Pod, nodes: &[Arc<NodeInfo>], snapshot: &Snapshot) -> Status {
+        for plugin in &self.pre_score {
+            let Some(p) = plugin.as_pre_score() else { continue };
+            let status = p.pre_score(state, pod, nodes, snapshot);
+            if status.is_skip() {
+                state.skip_score_plugins.insert(plugin.name());
+            } else if !status.is_success() {
+                return status.with_plugin(plugin.name());
+            }
+        }
+        Status::success()
+    }
+
+    /// Score, NormalizeScore and weights: each node's total.
+    pub fn run_score(&self, state: &CycleState, pod: &Pod, nodes: &[Arc<NodeInfo>]) -> Result<Vec<i64>, Status> {
+        let mut totals = vec![0i64; nodes.len()];
+        for (plugin, weight) in &self.score {
+            if state.skip_score_plugins.contains(plugin.name()) {
+                continue;
+            }
+            let Some(p) = plugin.as_score() else { continue };
+            let raw = parallel_map(nodes, self.parallelism, |node| p.score(state, pod, node));
+            let mut scores = Vec::with_capacity(nodes.len());
+            for (node, (score, status)) in nodes.iter().zip(raw) {
+                if !status.is_success() {
+                    return Err(status.with_plugin(plugin.name()));
+                }
+                scores.push(NodeScore { name: node.name.clone(), score });
+            }
+            let status = p.normalize_score(state, pod, &mut scores);
+            if !status.is_success() {
+                return Err(status.with_plugin(plugin.name()));
+            }
+            for (total, s) in totals.iter_mut().zip(&scores) {
+                if !(0..=MAX_NODE_SCORE).contains(&s.score) {
+                    return Err(Status::error(format!(
+                        "plugin {:?} returns an invalid score {}, it should in the range of [0, {MAX_NODE_SCORE}] after normalizing",
+                        plugin.name(),
+                        s.score
+                    )));
+                }
+                *total += s.score * weight;
+            }
+        }
+        Ok(totals)
+    }
+
+    /// Reserve; on failure everything reserved is undone.
+    pub fn run_reserve(&self, state: &mut CycleState, pod: &Pod, node: &str) -> Status {
+        for plugin in &self.reserve {
+            let Some(p) = plugin.as_reserve() else { continue };
+            let status = p.reserve(state, pod, node);
+            if !status.is_success() {
+                self.run_unreserve(state, pod, node);
+                return status.with_plugin(plugin.name());
+            }
+        }
+        Status::success()
+    }
+
+    /// Unreserve, in reverse order.
+    pub fn run_unreserve(&self, state: &mut CycleState, pod: &Pod, node: &str) {
+        for plugin in self.reserve.iter().rev() {
+            if let Some(p) = plugin.as_reserve() {
+                p.unreserve(state, pod, node);
+            }
+        }
+    }
+
+    /// Permit: a rejection, or how long to wait (`None`: allowed now).
+    pub fn run_permit(&self, state: &CycleState, pod: &Pod, node: &str) -> Result<Option<Duration>, Status> {
+        let mut wait: Option<Duration> = None;
+        for plugin in &self.permit {
+            let Some(p) = plugin.as_permit() else { continue };
+            let (status, timeout) = p.permit(state, pod, node);
+            match status.code {
+                Code::Success | Code::Skip => {}
+                Code::Wait => wait = Some(wait.map_or(timeout, |w| w.max(timeout))),
+                _ => return Err(status.with_plugin(plugin.name())),
+            }
+        }
+        Ok(wait)
+    }
+
+    /// PreBind.
+    pub async fn run_pre_bind(&self, state: &CycleState, pod: &Pod, node: &str) -> Status {
+        for plugin in &self.pre_bind {
+            let Some(p) = plugin.as_pre_bind() else { continue };
+            let status = p.pre_bind(state, pod, node).await;
+            if !status.is_success() {
+                return status.with_plugin(plugin.name());
+            }
+        }
+        Status::success()
+    }
+
+    /// Bind: the first plugin not skipping binds.
+    pub async fn run_bind(&self, state: &CycleState, pod: &Pod, node: &str) -> Status {
+        for plugin in &self.bind {
+            let Some(p) = plugin.as_bind() else { continue };
+            let status = p.bind(state, pod, node).await;
+            if status.is_skip() {
+                continue;
+            }
+            return status.with_plugin(plugin.name());
+        }
+        Status::error("all bind plugins skipped")
+    }
+
+    /// PostBind.
+    pub fn run_post_bind(&self, state: &CycleState, pod: &Pod, node: &str) {
+        for plugin in &self.post_bind {
+            if let Some(p) = plugin.as_post_bind() {
+                p.post_bind(state, pod, node);
+            }
+        }
+    }
+}
+
+/// Below this many items per thread, splitting the work costs more than it saves.
+const MIN_ITEMS_PER_THREAD: usize = 64;
+
+/// Maps `items` through `f` on up to `parallelism` scoped threads, keeping order.
+pub fn parallel_map<T: Sync, R: Send>(items: &[T], parallelism: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = parallelism.min(items.len() / MIN_ITEMS_PER_THREAD).max(1);
+    if threads == 1 {
+        return items.iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items.chunks(chunk).map(|c| scope.spawn(move || c.iter().map(f).collect::<Vec<R>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::binder::FakeBinder;
+    use crate::config::Config;
+
+    fn handle() -> Handle {
+        Handle { binder: FakeBinder::new() }
+    }
+
+    #[test]
+    fn default_profile_has_upstreams_weights() {
+        let framework = Framework::default_profile(&handle());
+        let names = framework.plugin_names();
+        let score = &names.iter().find(|(p, _)| *p == "score").expect("score").1;
+        assert_eq!(
+            score,
+            &[
+                ("TaintToleration", 3),
+                ("NodeAffinity", 2),
+                ("NodeResourcesFit", 1),
+                ("PodTopologySpread", 2),
+                ("InterPodAffinity", 2),
+                ("NodeResourcesBalancedAllocation", 1),
+                ("ImageLocality", 1),
+            ]
+        );
+        let filter: Vec<&str> = names.iter().find(|(p, _)| *p == "filter").expect("filter").1.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            filter,
+            ["NodeUnschedulable", "NodeName", "TaintToleration", "NodeAffinity", "NodePorts", "NodeResourcesFit", "PodTopologySpread", "InterPodAffinity"]
+        );
+    }
+
+    #[test]
+    fn profiles_merge_over_the_defaults() {
+        let yaml = r#"
+profiles:
+- schedulerName: packer
+  plugins:
+    score:
+      disabled: [{name: NodeResourcesBalancedAllocation}, {name: ImageLocality}]
+      enabled: [{name: NodeResourcesFit, weight: 5}]
+    filter:
+      disabled: [{name: "*"}]
+      enabled: [{name: NodeResourcesFit}]
+"#;
+        let config = Config::parse(yaml, "f").expect("parse");
+        let framework = Framework::new(&config.profiles[0], &plugins::registry(), &handle(), 1).expect("framework");
+        let names = framework.plugin_names();
+        let get = |point: &str| names.iter().find(|(p, _)| *p == point).expect("point").1.clone();
+        assert_eq!(get("filter"), [("NodeResourcesFit", 0)]);
+        assert!(get("score").contains(&("NodeResourcesFit", 5)));
+        assert!(!get("score").iter().any(|(n, _)| *n == "ImageLocality"));
+
+        let bad = Config::parse("profiles: [{plugins: {filter: {enabled: [{name: Nope}]}}}]", "f").expect("parse");
+        assert!(matches!(Framework::new(&bad.profiles[0], &plugins::registry(), &handle(), 1), Err(ConfigError::UnknownPlugin(_))));
+        let wrong = Config::parse("profiles: [{plugins: {filter: {enabled: [{name: ImageLocality}]}}}]", "f").expect("parse");
+        assert!(matches!(Framework::new(&wrong.profiles[0], &plugins::registry(), &handle(), 1), Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    fn parallel_map_keeps_order() {
+        let items: Vec<usize> = (0..1000).collect();
+        assert_eq!(parallel_map(&items, 4, |i| i * 2), items.iter().map(|i| i * 2).collect::<Vec<_>>());
+    }
+}
