@@ -17,17 +17,33 @@ pub trait Admission: Send + Sync {
     fn name(&self) -> &'static str;
 
     /// A create of `object` (already defaulted) in the object's namespace.
-    async fn admit_create(&self, _server: &Server, _info: &ResourceInfo, _object: &mut Value) -> Result<(), ApiError> {
+    async fn admit_create(
+        &self,
+        _server: &Server,
+        _info: &ResourceInfo,
+        _object: &mut Value,
+    ) -> Result<(), ApiError> {
         Ok(())
     }
 
     /// An update from `old` to `new`.
-    async fn admit_update(&self, _server: &Server, _info: &ResourceInfo, _new: &mut Value, _old: &Value) -> Result<(), ApiError> {
+    async fn admit_update(
+        &self,
+        _server: &Server,
+        _info: &ResourceInfo,
+        _new: &mut Value,
+        _old: &Value,
+    ) -> Result<(), ApiError> {
         Ok(())
     }
 
     /// A delete of `object`.
-    async fn admit_delete(&self, _server: &Server, _info: &ResourceInfo, _object: &Value) -> Result<(), ApiError> {
+    async fn admit_delete(
+        &self,
+        _server: &Server,
+        _info: &ResourceInfo,
+        _object: &Value,
+    ) -> Result<(), ApiError> {
         Ok(())
     }
 }
@@ -38,7 +54,12 @@ pub struct Chain(pub Vec<Box<dyn Admission>>);
 
 impl Chain {
     /// Runs every plugin on a create.
-    pub async fn admit_create(&self, server: &Server, info: &ResourceInfo, object: &mut Value) -> Result<(), ApiError> {
+    pub async fn admit_create(
+        &self,
+        server: &Server,
+        info: &ResourceInfo,
+        object: &mut Value,
+    ) -> Result<(), ApiError> {
         for plugin in &self.0 {
             plugin.admit_create(server, info, object).await?;
         }
@@ -46,7 +67,13 @@ impl Chain {
     }
 
     /// Runs every plugin on an update.
-    pub async fn admit_update(&self, server: &Server, info: &ResourceInfo, new: &mut Value, old: &Value) -> Result<(), ApiError> {
+    pub async fn admit_update(
+        &self,
+        server: &Server,
+        info: &ResourceInfo,
+        new: &mut Value,
+        old: &Value,
+    ) -> Result<(), ApiError> {
         for plugin in &self.0 {
             plugin.admit_update(server, info, new, old).await?;
         }
@@ -54,7 +81,12 @@ impl Chain {
     }
 
     /// Runs every plugin on a delete.
-    pub async fn admit_delete(&self, server: &Server, info: &ResourceInfo, object: &Value) -> Result<(), ApiError> {
+    pub async fn admit_delete(
+        &self,
+        server: &Server,
+        info: &ResourceInfo,
+        object: &Value,
+    ) -> Result<(), ApiError> {
         for plugin in &self.0 {
             plugin.admit_delete(server, info, object).await?;
         }
@@ -75,21 +107,34 @@ impl Admission for NamespaceLifecycle {
         "NamespaceLifecycle"
     }
 
-    async fn admit_create(&self, server: &Server, info: &ResourceInfo, object: &mut Value) -> Result<(), ApiError> {
+    async fn admit_create(
+        &self,
+        server: &Server,
+        info: &ResourceInfo,
+        object: &mut Value,
+    ) -> Result<(), ApiError> {
         if !info.namespaced {
             return Ok(());
         }
         let namespace = meta_str(object, "namespace").unwrap_or("").to_string();
-        let ns_info = ferry_api::registry::find("", "v1", "namespaces").ok_or_else(|| ApiError::internal("no namespaces resource"))?;
-        let target = Target { group: "", resource: "namespaces", name: &namespace };
-        let (ns, _) = crate::rest::read(server, ns_info, "", &namespace).await.map_err(|e| {
-            if e.code == 404 {
-                ApiError::not_found(target)
-            } else {
-                e
-            }
-        })?;
-        let terminating = ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
+        let ns_info = ferry_api::registry::find("", "v1", "namespaces")
+            .ok_or_else(|| ApiError::internal("no namespaces resource"))?;
+        let target = Target {
+            group: "",
+            resource: "namespaces",
+            name: &namespace,
+        };
+        let (ns, _) = crate::rest::read(server, ns_info, "", &namespace)
+            .await
+            .map_err(|e| {
+                if e.code == 404 {
+                    ApiError::not_found(target)
+                } else {
+                    e
+                }
+            })?;
+        let terminating = ns.pointer("/status/phase").and_then(Value::as_str)
+            == Some("Terminating")
             || meta_str(&ns, "deletionTimestamp").is_some();
         if terminating {
             return Err(ApiError {
@@ -107,10 +152,20 @@ impl Admission for NamespaceLifecycle {
         Ok(())
     }
 
-    async fn admit_delete(&self, _server: &Server, info: &ResourceInfo, object: &Value) -> Result<(), ApiError> {
+    async fn admit_delete(
+        &self,
+        _server: &Server,
+        info: &ResourceInfo,
+        object: &Value,
+    ) -> Result<(), ApiError> {
         let name = meta_str(object, "name").unwrap_or("");
-        if info.group.is_empty() && info.plural == "namespaces" && IMMORTAL_NAMESPACES.contains(&name) {
-            return Err(ApiError::forbidden(format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted")));
+        if info.group.is_empty()
+            && info.plural == "namespaces"
+            && IMMORTAL_NAMESPACES.contains(&name)
+        {
+            return Err(ApiError::forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            )));
         }
         Ok(())
     }

@@ -76,14 +76,27 @@ impl Authenticator for X509Authenticator {
         Some(match x509_parser::parse_x509_certificate(der) {
             Ok((_, cert)) => {
                 let subject = cert.subject();
-                let name = subject.iter_common_name().filter_map(|c| c.as_str().ok()).next();
-                let groups = subject.iter_organization().filter_map(|o| o.as_str().ok()).map(str::to_string).collect();
+                let name = subject
+                    .iter_common_name()
+                    .filter_map(|c| c.as_str().ok())
+                    .next();
+                let groups = subject
+                    .iter_organization()
+                    .filter_map(|o| o.as_str().ok())
+                    .map(str::to_string)
+                    .collect();
                 match name {
-                    Some(name) if !name.is_empty() => Ok(UserInfo::new(name.to_string(), String::new(), groups)),
-                    _ => Err(AuthnError::Invalid("client certificate without common name".into())),
+                    Some(name) if !name.is_empty() => {
+                        Ok(UserInfo::new(name.to_string(), String::new(), groups))
+                    }
+                    _ => Err(AuthnError::Invalid(
+                        "client certificate without common name".into(),
+                    )),
                 }
             }
-            Err(e) => Err(AuthnError::Invalid(format!("unparsable client certificate: {e}"))),
+            Err(e) => Err(AuthnError::Invalid(format!(
+                "unparsable client certificate: {e}"
+            ))),
         })
     }
 }
@@ -115,9 +128,18 @@ impl TokenFileAuthenticator {
             }
             let groups = fields
                 .get(3)
-                .map(|g| g.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_string).collect())
+                .map(|g| {
+                    g.split(',')
+                        .map(str::trim)
+                        .filter(|g| !g.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
                 .unwrap_or_default();
-            tokens.insert(fields[0].clone(), UserInfo::new(fields[1].clone(), fields[2].clone(), groups));
+            tokens.insert(
+                fields[0].clone(),
+                UserInfo::new(fields[1].clone(), fields[2].clone(), groups),
+            );
         }
         TokenFileAuthenticator { tokens }
     }
@@ -139,7 +161,12 @@ fn split_csv(line: &str) -> Vec<String> {
 impl Authenticator for TokenFileAuthenticator {
     fn authenticate(&self, credentials: &Credentials<'_>) -> Option<Result<UserInfo, AuthnError>> {
         let token = credentials.bearer_token?;
-        Some(self.tokens.get(token).cloned().ok_or_else(|| AuthnError::Invalid("invalid bearer token".into())))
+        Some(
+            self.tokens
+                .get(token)
+                .cloned()
+                .ok_or_else(|| AuthnError::Invalid("invalid bearer token".into())),
+        )
     }
 }
 
@@ -180,7 +207,9 @@ pub trait Authorizer: Send + Sync {
 /// health, OpenAPI and review themselves. RBAC will replace this.
 pub struct MastersAndDiscovery;
 
-const PUBLIC_PATHS: &[&str] = &["/api", "/apis", "/version", "/healthz", "/livez", "/readyz", "/openapi"];
+const PUBLIC_PATHS: &[&str] = &[
+    "/api", "/apis", "/version", "/healthz", "/livez", "/readyz", "/openapi",
+];
 
 impl Authorizer for MastersAndDiscovery {
     fn authorize(&self, user: &UserInfo, request: &RequestInfo) -> Decision {
@@ -189,7 +218,9 @@ impl Authorizer for MastersAndDiscovery {
         }
         if !request.is_resource_request {
             let read = request.verb == "get" || request.verb == "head";
-            let public = PUBLIC_PATHS.iter().any(|p| request.path == *p || request.path.starts_with(&format!("{p}/")));
+            let public = PUBLIC_PATHS
+                .iter()
+                .any(|p| request.path == *p || request.path.starts_with(&format!("{p}/")));
             if read && public {
                 return Decision::Allow;
             }
@@ -207,17 +238,32 @@ impl Authorizer for MastersAndDiscovery {
 
 /// Upstream's 403 message for a denied request.
 pub fn forbidden_message(user: &UserInfo, request: &RequestInfo, reason: &str) -> String {
-    let suffix = if reason.is_empty() { String::new() } else { format!(": {reason}") };
+    let suffix = if reason.is_empty() {
+        String::new()
+    } else {
+        format!(": {reason}")
+    };
     if !request.is_resource_request {
-        return format!("forbidden: User \"{}\" cannot {} path \"{}\"{suffix}", user.name, request.verb, request.path);
+        return format!(
+            "forbidden: User \"{}\" cannot {} path \"{}\"{suffix}",
+            user.name, request.verb, request.path
+        );
     }
     let resource = if request.subresource.is_empty() {
         request.resource.clone()
     } else {
         format!("{}/{}", request.resource, request.subresource)
     };
-    let qualified = if request.group.is_empty() { request.resource.clone() } else { format!("{}.{}", request.resource, request.group) };
-    let object = if request.name.is_empty() { qualified } else { format!("{qualified} \"{}\"", request.name) };
+    let qualified = if request.group.is_empty() {
+        request.resource.clone()
+    } else {
+        format!("{}.{}", request.resource, request.group)
+    };
+    let object = if request.name.is_empty() {
+        qualified
+    } else {
+        format!("{qualified} \"{}\"", request.name)
+    };
     let scope = if request.namespace.is_empty() {
         "at the cluster scope".to_string()
     } else {
@@ -236,16 +282,26 @@ mod tests {
 
     #[test]
     fn token_file_as_upstream() {
-        let tokens = TokenFileAuthenticator::parse("t1,alice,1\nt2,bob,2,\"dev,ops\"\n# comment\nbroken\n");
-        let bob = tokens.authenticate(&Credentials { bearer_token: Some("t2"), ..Default::default() });
+        let tokens =
+            TokenFileAuthenticator::parse("t1,alice,1\nt2,bob,2,\"dev,ops\"\n# comment\nbroken\n");
+        let bob = tokens.authenticate(&Credentials {
+            bearer_token: Some("t2"),
+            ..Default::default()
+        });
         let bob = bob.expect("applies").expect("valid");
         assert_eq!(bob.name, "bob");
         assert_eq!(bob.groups, vec!["dev", "ops", "system:authenticated"]);
-        let bad = tokens.authenticate(&Credentials { bearer_token: Some("nope"), ..Default::default() });
+        let bad = tokens.authenticate(&Credentials {
+            bearer_token: Some("nope"),
+            ..Default::default()
+        });
         assert!(matches!(bad, Some(Err(AuthnError::Invalid(_)))));
         assert!(tokens.authenticate(&Credentials::default()).is_none());
         let chain = AuthenticatorChain(vec![Box::new(X509Authenticator), Box::new(tokens)]);
-        assert_eq!(chain.authenticate(&Credentials::default()), Err(AuthnError::Anonymous));
+        assert_eq!(
+            chain.authenticate(&Credentials::default()),
+            Err(AuthnError::Anonymous)
+        );
     }
 
     #[test]
@@ -253,9 +309,18 @@ mod tests {
         let admin = UserInfo::new("admin".into(), String::new(), vec!["system:masters".into()]);
         let bob = UserInfo::new("bob".into(), String::new(), vec![]);
         let list_pods = parse("GET", "/api/v1/namespaces/default/pods", false);
-        assert_eq!(MastersAndDiscovery.authorize(&admin, &list_pods), Decision::Allow);
-        assert!(matches!(MastersAndDiscovery.authorize(&bob, &list_pods), Decision::Deny(_)));
-        assert_eq!(MastersAndDiscovery.authorize(&bob, &parse("GET", "/apis/apps/v1", false)), Decision::Allow);
+        assert_eq!(
+            MastersAndDiscovery.authorize(&admin, &list_pods),
+            Decision::Allow
+        );
+        assert!(matches!(
+            MastersAndDiscovery.authorize(&bob, &list_pods),
+            Decision::Deny(_)
+        ));
+        assert_eq!(
+            MastersAndDiscovery.authorize(&bob, &parse("GET", "/apis/apps/v1", false)),
+            Decision::Allow
+        );
         assert_eq!(
             forbidden_message(&bob, &list_pods, ""),
             "pods is forbidden: User \"bob\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""

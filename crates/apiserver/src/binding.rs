@@ -15,28 +15,54 @@ fn success(code: u16) -> Value {
 /// upstream's `BindingREST`.
 pub async fn bind(server: &Server, req: &Request<'_>) -> Result<Value, ApiError> {
     let binding = rest::parse_body(&req.body, req.content_type)?;
-    let node = binding.pointer("/target/name").and_then(Value::as_str).unwrap_or("").to_string();
+    let node = binding
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if node.is_empty() {
-        return Err(ApiError::invalid("Binding", "", req.name, &[crate::status::FieldError::required("target.name", "")]));
+        return Err(ApiError::invalid(
+            "Binding",
+            "",
+            req.name,
+            &[crate::status::FieldError::required("target.name", "")],
+        ));
     }
     let key = rest::key(req.resource, req.namespace, req.name);
     loop {
         let (mut pod, revision) = rest::read(server, req.resource, req.namespace, req.name).await?;
         if meta_str(&pod, "deletionTimestamp").is_some() {
             return Err(ApiError::conflict(
-                crate::status::Target { group: "", resource: "pods", name: req.name },
-                &format!("pod {} is being deleted, cannot be assigned to a host", req.name),
+                crate::status::Target {
+                    group: "",
+                    resource: "pods",
+                    name: req.name,
+                },
+                &format!(
+                    "pod {} is being deleted, cannot be assigned to a host",
+                    req.name
+                ),
             ));
         }
-        if let Some(current) = pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+        if let Some(current) = pod
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        {
             return Err(ApiError::conflict(
-                crate::status::Target { group: "", resource: "pods", name: req.name },
+                crate::status::Target {
+                    group: "",
+                    resource: "pods",
+                    name: req.name,
+                },
                 &format!("pod {} is already assigned to node \"{current}\"", req.name),
             ));
         }
         pod["spec"]["nodeName"] = Value::String(node.clone());
         let now = crate::object::now_rfc3339();
-        let conditions = pod["status"].as_object_mut().map(|s| s.entry("conditions").or_insert(json!([])));
+        let conditions = pod["status"]
+            .as_object_mut()
+            .map(|s| s.entry("conditions").or_insert(json!([])));
         if let Some(Value::Array(conditions)) = conditions {
             conditions.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
             conditions.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}));
@@ -52,7 +78,13 @@ pub async fn bind(server: &Server, req: &Request<'_>) -> Result<Value, ApiError>
         let bytes = bytes::Bytes::from(serde_json::to_vec(&pod).unwrap_or_default());
         match server.store.update(key.clone(), revision, bytes).await? {
             Ok(_) => return Ok(success(201)),
-            Err(None) => return Err(ApiError::not_found(crate::status::Target { group: "", resource: "pods", name: req.name })),
+            Err(None) => {
+                return Err(ApiError::not_found(crate::status::Target {
+                    group: "",
+                    resource: "pods",
+                    name: req.name,
+                }))
+            }
             Err(Some(_)) => continue,
         }
     }
@@ -63,7 +95,12 @@ pub async fn bind(server: &Server, req: &Request<'_>) -> Result<Value, ApiError>
 pub async fn evict(server: &Server, req: &Request<'_>) -> Result<Value, ApiError> {
     let eviction = rest::parse_body(&req.body, req.content_type)?;
     let options = eviction.get("deleteOptions").cloned().unwrap_or(json!({}));
-    let delete = Request { body: bytes::Bytes::from(options.to_string()), content_type: "application/json", subresource: "", ..*req };
+    let delete = Request {
+        body: bytes::Bytes::from(options.to_string()),
+        content_type: "application/json",
+        subresource: "",
+        ..*req
+    };
     rest::delete(server, &delete).await?;
     Ok(success(201))
 }

@@ -14,7 +14,9 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferry_store::{Event, KeyRange, Revision, Store, StoreError, WatchRequest, WatchResponse, WatchStream};
+use ferry_store::{
+    Event, KeyRange, Revision, Store, StoreError, WatchRequest, WatchResponse, WatchStream,
+};
 use futures::StreamExt;
 use tokio::sync::broadcast;
 
@@ -45,12 +47,20 @@ struct CacherState {
 impl WatchCache {
     /// A cache over `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        WatchCache { store, cachers: parking_lot::Mutex::new(HashMap::new()) }
+        WatchCache {
+            store,
+            cachers: parking_lot::Mutex::new(HashMap::new()),
+        }
     }
 
     /// The cacher of the resource whose keys start with `prefix`, started on first use.
     async fn cacher(&self, prefix: &Bytes) -> Result<Arc<Cacher>, StoreError> {
-        if let Some(cacher) = self.cachers.lock().get(prefix).filter(|c| c.state.lock().sender.is_some()) {
+        if let Some(cacher) = self
+            .cachers
+            .lock()
+            .get(prefix)
+            .filter(|c| c.state.lock().sender.is_some())
+        {
             return Ok(cacher.clone());
         }
         let revision = self.store.current_revision().await?;
@@ -60,11 +70,18 @@ impl WatchCache {
         let stream = self.store.watch(request).await?;
         let (sender, _) = broadcast::channel(1024);
         let cacher = Arc::new(Cacher {
-            state: parking_lot::Mutex::new(CacherState { history: VecDeque::new(), floor: revision, sender: Some(sender) }),
+            state: parking_lot::Mutex::new(CacherState {
+                history: VecDeque::new(),
+                floor: revision,
+                sender: Some(sender),
+            }),
         });
         let mut cachers = self.cachers.lock();
         // Another watch may have started one meanwhile: use it and drop ours.
-        if let Some(existing) = cachers.get(prefix).filter(|c| c.state.lock().sender.is_some()) {
+        if let Some(existing) = cachers
+            .get(prefix)
+            .filter(|c| c.state.lock().sender.is_some())
+        {
             return Ok(existing.clone());
         }
         cachers.insert(prefix.clone(), cacher.clone());
@@ -74,9 +91,17 @@ impl WatchCache {
 
     /// A watch as [`Store::watch`] gives it, served from the cache when it can be.
     /// `resource_prefix` is the key prefix of the whole resource (all namespaces).
-    pub async fn watch(&self, resource_prefix: &Bytes, request: WatchRequest) -> Result<WatchStream, StoreError> {
+    pub async fn watch(
+        &self,
+        resource_prefix: &Bytes,
+        request: WatchRequest,
+    ) -> Result<WatchStream, StoreError> {
         let cacher = self.cacher(resource_prefix).await?;
-        let start = if request.start_revision > 0 { request.start_revision } else { self.store.current_revision().await? + 1 };
+        let start = if request.start_revision > 0 {
+            request.start_revision
+        } else {
+            self.store.current_revision().await? + 1
+        };
         let subscription = {
             let state = cacher.state.lock();
             match &state.sender {
@@ -94,7 +119,13 @@ impl WatchCache {
         };
         let Some((backlog, receiver)) = subscription else {
             // Older than the cache: the store serves it (or says it was compacted).
-            return self.store.watch(WatchRequest { start_revision: start, ..request }).await;
+            return self
+                .store
+                .watch(WatchRequest {
+                    start_revision: start,
+                    ..request
+                })
+                .await;
         };
         let subscriber = Subscriber {
             store: self.store.clone(),
@@ -104,7 +135,10 @@ impl WatchCache {
             receiver,
             direct: None,
         };
-        Ok(Box::pin(futures::stream::unfold(subscriber, Subscriber::next_message)))
+        Ok(Box::pin(futures::stream::unfold(
+            subscriber,
+            Subscriber::next_message,
+        )))
     }
 }
 
@@ -112,7 +146,9 @@ impl WatchCache {
 async fn run_cacher(cacher: Weak<Cacher>, mut stream: WatchStream) {
     loop {
         let message = stream.next().await;
-        let Some(cacher) = cacher.upgrade() else { return };
+        let Some(cacher) = cacher.upgrade() else {
+            return;
+        };
         let mut state = cacher.state.lock();
         match message {
             Some(Ok(response)) => {
@@ -159,7 +195,13 @@ impl Subscriber {
             if let Some(last) = backlog.last() {
                 self.next = last.revision() + 1;
                 let revision = last.revision();
-                return Some((Ok(WatchResponse { revision, events: backlog }), self));
+                return Some((
+                    Ok(WatchResponse {
+                        revision,
+                        events: backlog,
+                    }),
+                    self,
+                ));
             }
         }
         loop {
@@ -175,15 +217,25 @@ impl Subscriber {
             match self.receiver.recv().await {
                 Ok(response) => {
                     if response.events.is_empty() {
-                        if self.request.progress_notify.is_some() && response.revision >= self.next - 1 {
-                            return Some((Ok(WatchResponse { revision: response.revision, events: Vec::new() }), self));
+                        if self.request.progress_notify.is_some()
+                            && response.revision >= self.next - 1
+                        {
+                            return Some((
+                                Ok(WatchResponse {
+                                    revision: response.revision,
+                                    events: Vec::new(),
+                                }),
+                                self,
+                            ));
                         }
                         continue;
                     }
                     let events: Vec<Event> = response
                         .events
                         .iter()
-                        .filter(|e| e.revision() >= self.next && self.request.range.contains(&e.kv.key))
+                        .filter(|e| {
+                            e.revision() >= self.next && self.request.range.contains(&e.kv.key)
+                        })
                         .map(|e| {
                             let mut e = e.clone();
                             if !self.request.prev_kv {
@@ -196,12 +248,22 @@ impl Subscriber {
                         self.next = self.next.max(last.revision() + 1);
                     }
                     if !events.is_empty() {
-                        return Some((Ok(WatchResponse { revision: response.revision, events }), self));
+                        return Some((
+                            Ok(WatchResponse {
+                                revision: response.revision,
+                                events,
+                            }),
+                            self,
+                        ));
                     }
                 }
-                Err(broadcast::error::RecvError::Lagged(_)) | Err(broadcast::error::RecvError::Closed) => {
+                Err(broadcast::error::RecvError::Lagged(_))
+                | Err(broadcast::error::RecvError::Closed) => {
                     // Too slow for the broadcast, or the cacher stopped: go on alone, losslessly.
-                    let request = WatchRequest { start_revision: self.next, ..self.request.clone() };
+                    let request = WatchRequest {
+                        start_revision: self.next,
+                        ..self.request.clone()
+                    };
                     match self.store.watch(request).await {
                         Ok(stream) => self.direct = Some(stream),
                         Err(e) => return Some((Err(e), self)),
@@ -221,13 +283,20 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config::new(dir.path());
         config.auto_compaction = None;
-        (Arc::new(EmbeddedStore::open(config).await.expect("open")), dir)
+        (
+            Arc::new(EmbeddedStore::open(config).await.expect("open")),
+            dir,
+        )
     }
 
     async fn events(stream: &mut WatchStream, n: usize) -> Vec<Event> {
         let mut out = Vec::new();
         while out.len() < n {
-            let message = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.expect("in time").expect("open").expect("ok");
+            let message = tokio::time::timeout(Duration::from_secs(5), stream.next())
+                .await
+                .expect("in time")
+                .expect("open")
+                .expect("ok");
             out.extend(message.events);
         }
         out
@@ -239,20 +308,42 @@ mod tests {
         let cache = WatchCache::new(store.clone());
         let prefix = Bytes::from_static(b"/pods/");
         let start = store.current_revision().await.expect("rev") + 1;
-        let mut all = cache.watch(&prefix, WatchRequest::new(KeyRange::prefix(prefix.clone())).from_revision(start)).await.expect("watch");
+        let mut all = cache
+            .watch(
+                &prefix,
+                WatchRequest::new(KeyRange::prefix(prefix.clone())).from_revision(start),
+            )
+            .await
+            .expect("watch");
         let mut one_ns = cache
-            .watch(&prefix, WatchRequest::new(KeyRange::prefix(Bytes::from_static(b"/pods/a/"))).from_revision(start))
+            .watch(
+                &prefix,
+                WatchRequest::new(KeyRange::prefix(Bytes::from_static(b"/pods/a/")))
+                    .from_revision(start),
+            )
             .await
             .expect("watch");
         for i in 0..10 {
             let ns = if i % 2 == 0 { "a" } else { "b" };
-            store.put(Bytes::from(format!("/pods/{ns}/p{i}")), Bytes::from_static(b"{}")).await.expect("put");
+            store
+                .put(
+                    Bytes::from(format!("/pods/{ns}/p{i}")),
+                    Bytes::from_static(b"{}"),
+                )
+                .await
+                .expect("put");
         }
         assert_eq!(events(&mut all, 10).await.len(), 10);
         let a = events(&mut one_ns, 5).await;
         assert!(a.iter().all(|e| e.kv.key.starts_with(b"/pods/a/")));
         // A late watch from the same start gets the backlog from the cache.
-        let mut late = cache.watch(&prefix, WatchRequest::new(KeyRange::prefix(prefix.clone())).from_revision(start)).await.expect("watch");
+        let mut late = cache
+            .watch(
+                &prefix,
+                WatchRequest::new(KeyRange::prefix(prefix.clone())).from_revision(start),
+            )
+            .await
+            .expect("watch");
         let replay = events(&mut late, 10).await;
         assert!(replay.windows(2).all(|w| w[0].revision() < w[1].revision()));
         assert_eq!(cache.cachers.lock().len(), 1);
@@ -261,11 +352,23 @@ mod tests {
     #[tokio::test]
     async fn a_watch_older_than_the_cache_is_served_by_the_store() {
         let (store, _dir) = store().await;
-        let first = store.put(Bytes::from_static(b"/cm/x"), Bytes::from_static(b"1")).await.expect("put");
-        store.put(Bytes::from_static(b"/cm/x"), Bytes::from_static(b"2")).await.expect("put");
+        let first = store
+            .put(Bytes::from_static(b"/cm/x"), Bytes::from_static(b"1"))
+            .await
+            .expect("put");
+        store
+            .put(Bytes::from_static(b"/cm/x"), Bytes::from_static(b"2"))
+            .await
+            .expect("put");
         let cache = WatchCache::new(store.clone());
         let prefix = Bytes::from_static(b"/cm/");
-        let mut old = cache.watch(&prefix, WatchRequest::new(KeyRange::prefix(prefix.clone())).from_revision(first)).await.expect("watch");
+        let mut old = cache
+            .watch(
+                &prefix,
+                WatchRequest::new(KeyRange::prefix(prefix.clone())).from_revision(first),
+            )
+            .await
+            .expect("watch");
         assert_eq!(events(&mut old, 2).await.len(), 2);
     }
 }

@@ -19,7 +19,10 @@ pub fn wants_aggregated(accept: &str) -> bool {
     })
 }
 
-fn served<'a>(group: &'a str, version: &'a str) -> impl Iterator<Item = &'static ResourceInfo> + 'a {
+fn served<'a>(
+    group: &'a str,
+    version: &'a str,
+) -> impl Iterator<Item = &'static ResourceInfo> + 'a {
     registry::resources_in(group, version)
 }
 
@@ -33,13 +36,19 @@ pub fn core_versions(server_address: &str) -> Value {
 }
 
 fn group_json(group: &str, versions: &[&str]) -> Value {
-    let versions: Vec<Value> = versions.iter().map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v})).collect();
+    let versions: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
     json!({"name": group, "versions": versions, "preferredVersion": versions[0]})
 }
 
 /// `GET /apis`.
 pub fn group_list() -> Value {
-    let groups: Vec<Value> = registry::groups().iter().map(|(g, vs)| group_json(g, vs)).collect();
+    let groups: Vec<Value> = registry::groups()
+        .iter()
+        .map(|(g, vs)| group_json(g, vs))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -82,8 +91,14 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     if resources.is_empty() {
         return None;
     }
-    let group_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}))
+    let group_version = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}),
+    )
 }
 
 fn aggregated_version(group: &str, version: &str) -> Value {
@@ -121,7 +136,9 @@ fn aggregated_version(group: &str, version: &str) -> Value {
 /// Aggregated `GET /api` (`core == true`) or `GET /apis`.
 pub fn aggregated(core: bool) -> Value {
     let items: Vec<Value> = if core {
-        vec![json!({"metadata": {"creationTimestamp": null}, "versions": [aggregated_version("", "v1")]})]
+        vec![
+            json!({"metadata": {"creationTimestamp": null}, "versions": [aggregated_version("", "v1")]}),
+        ]
     } else {
         registry::groups()
             .iter()
@@ -148,11 +165,32 @@ mod tests {
     #[test]
     fn core_resource_list_has_pods_and_subresources() {
         let list = resource_list("", "v1").expect("core v1");
-        let names: Vec<&str> = list["resources"].as_array().expect("array").iter().filter_map(|r| r["name"].as_str()).collect();
-        assert!(names.contains(&"pods") && names.contains(&"pods/status") && names.contains(&"namespaces"));
+        let names: Vec<&str> = list["resources"]
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|r| r["name"].as_str())
+            .collect();
+        assert!(
+            names.contains(&"pods")
+                && names.contains(&"pods/status")
+                && names.contains(&"namespaces")
+        );
         let apps = aggregated(false);
-        let apps = apps["items"].as_array().expect("items").iter().find(|g| g["metadata"]["name"] == "apps").cloned().expect("apps");
-        let deploy = apps["versions"][0]["resources"].as_array().expect("resources").iter().find(|r| r["resource"] == "deployments").cloned().expect("deployments");
+        let apps = apps["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|g| g["metadata"]["name"] == "apps")
+            .cloned()
+            .expect("apps");
+        let deploy = apps["versions"][0]["resources"]
+            .as_array()
+            .expect("resources")
+            .iter()
+            .find(|r| r["resource"] == "deployments")
+            .cloned()
+            .expect("deployments");
         assert_eq!(deploy["shortNames"], json!(["deploy"]));
         assert_eq!(deploy["subresources"].as_array().map(Vec::len), Some(2));
     }

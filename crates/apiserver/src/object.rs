@@ -30,7 +30,11 @@ pub fn labels(object: &Value) -> BTreeMap<String, String> {
         .get("metadata")
         .and_then(|m| m.get("labels"))
         .and_then(Value::as_object)
-        .map(|l| l.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+        .map(|l| {
+            l.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -40,13 +44,20 @@ pub fn finalizers(object: &Value) -> Vec<String> {
         .get("metadata")
         .and_then(|m| m.get("finalizers"))
         .and_then(Value::as_array)
-        .map(|f| f.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|f| {
+            f.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// The current time as Kubernetes writes timestamps (RFC 3339, seconds, UTC).
 pub fn now_rfc3339() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     rfc3339(secs as i64)
 }
 
@@ -55,7 +66,12 @@ pub fn rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Parses `2006-01-02T15:04:05Z` (fractions and offsets as Kubernetes never writes them are
@@ -100,7 +116,14 @@ pub fn new_uid() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// `generateName` + 5 characters from upstream's alphabet (no vowels, no confusable digits).
@@ -109,7 +132,9 @@ pub fn generate_name(prefix: &str) -> String {
     // Upstream truncates the prefix so the result stays within 63 characters.
     let prefix: String = prefix.chars().take(58).collect();
     let mut rng = rand::thread_rng();
-    let suffix: String = (0..5).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
+    let suffix: String = (0..5)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect();
     format!("{prefix}{suffix}")
 }
 
@@ -124,7 +149,9 @@ pub fn human_age(seconds: i64) -> String {
         s if s < 48 * 3600 => format!("{}h", s / 3600),
         s if s < 8 * 86_400 => format!("{}d{}h", s / 86_400, s % 86_400 / 3600).replace("d0h", "d"),
         s if s < 365 * 2 * 86_400 => format!("{}d", s / 86_400),
-        s if s < 365 * 8 * 86_400 => format!("{}y{}d", s / (365 * 86_400), s % (365 * 86_400) / 86_400).replace("y0d", "y"),
+        s if s < 365 * 8 * 86_400 => {
+            format!("{}y{}d", s / (365 * 86_400), s % (365 * 86_400) / 86_400).replace("y0d", "y")
+        }
         s => format!("{}y", s / (365 * 86_400)),
     }
 }

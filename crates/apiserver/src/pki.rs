@@ -31,7 +31,10 @@ pub enum PkiError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
-    move |source| PkiError::Io { path: path.to_path_buf(), source }
+    move |source| PkiError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn cert_err(e: impl std::fmt::Display) -> PkiError {
@@ -66,7 +69,13 @@ fn serving_names() -> Vec<SanType> {
         SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()),
         SanType::IpAddress([10, 43, 0, 1].into()),
     ];
-    for dns in ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"] {
+    for dns in [
+        "localhost",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+    ] {
         names.extend(dns.try_into().ok().map(SanType::DnsName));
     }
     if let Ok(host) = fs::read_to_string("/proc/sys/kernel/hostname") {
@@ -93,13 +102,19 @@ fn leaf(
     dn.push(DnType::CommonName, common_name);
     params.distinguished_name = dn;
     params.subject_alt_names = names;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![usage];
     params.not_before = rcgen::date_time_ymd(2025, 1, 1);
     params.not_after = rcgen::date_time_ymd(2035, 1, 1);
     let key = KeyPair::generate().map_err(cert_err)?;
     let cert = params.signed_by(&key, issuer).map_err(cert_err)?;
-    Ok(CertPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    Ok(CertPair {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
 }
 
 impl Pki {
@@ -110,7 +125,9 @@ impl Pki {
             Some(ca) => ca,
             None => {
                 let mut params = CertificateParams::default();
-                params.distinguished_name.push(DnType::CommonName, "ferry-ca");
+                params
+                    .distinguished_name
+                    .push(DnType::CommonName, "ferry-ca");
                 params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
                 params.key_usages = vec![
                     KeyUsagePurpose::KeyCertSign,
@@ -121,7 +138,10 @@ impl Pki {
                 params.not_after = rcgen::date_time_ymd(2045, 1, 1);
                 let key = KeyPair::generate().map_err(cert_err)?;
                 let cert = params.self_signed(&key).map_err(cert_err)?;
-                let pair = CertPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() };
+                let pair = CertPair {
+                    cert_pem: cert.pem(),
+                    key_pem: key.serialize_pem(),
+                };
                 write_pair(dir, "ca", &pair)?;
                 pair
             }
@@ -131,7 +151,13 @@ impl Pki {
         let server = match read_pair(dir, "server")? {
             Some(pair) => pair,
             None => {
-                let pair = leaf("kube-apiserver", None, ExtendedKeyUsagePurpose::ServerAuth, serving_names(), &issuer)?;
+                let pair = leaf(
+                    "kube-apiserver",
+                    None,
+                    ExtendedKeyUsagePurpose::ServerAuth,
+                    serving_names(),
+                    &issuer,
+                )?;
                 write_pair(dir, "server", &pair)?;
                 pair
             }
@@ -139,7 +165,13 @@ impl Pki {
         let admin = match read_pair(dir, "admin")? {
             Some(pair) => pair,
             None => {
-                let pair = leaf("ferry-admin", Some("system:masters"), ExtendedKeyUsagePurpose::ClientAuth, Vec::new(), &issuer)?;
+                let pair = leaf(
+                    "ferry-admin",
+                    Some("system:masters"),
+                    ExtendedKeyUsagePurpose::ClientAuth,
+                    Vec::new(),
+                    &issuer,
+                )?;
                 write_pair(dir, "admin", &pair)?;
                 pair
             }
@@ -152,7 +184,13 @@ impl Pki {
     pub fn client_cert(&self, user: &str, group: Option<&str>) -> Result<CertPair, PkiError> {
         let ca_key = KeyPair::from_pem(&self.ca.key_pem).map_err(cert_err)?;
         let issuer = Issuer::from_ca_cert_pem(&self.ca.cert_pem, ca_key).map_err(cert_err)?;
-        leaf(user, group, ExtendedKeyUsagePurpose::ClientAuth, Vec::new(), &issuer)
+        leaf(
+            user,
+            group,
+            ExtendedKeyUsagePurpose::ClientAuth,
+            Vec::new(),
+            &issuer,
+        )
     }
 
     /// The TLS configuration of the API server: its certificate, and client certificates
@@ -164,15 +202,21 @@ impl Pki {
         for cert in parse_certs(&self.ca.cert_pem)? {
             roots.add(cert).map_err(cert_err)?;
         }
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .allow_unauthenticated()
-            .build()
-            .map_err(cert_err)?;
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .allow_unauthenticated()
+        .build()
+        .map_err(cert_err)?;
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(cert_err)?
             .with_client_cert_verifier(verifier)
-            .with_single_cert(parse_certs(&self.server.cert_pem)?, parse_key(&self.server.key_pem)?)
+            .with_single_cert(
+                parse_certs(&self.server.cert_pem)?,
+                parse_key(&self.server.key_pem)?,
+            )
             .map_err(cert_err)?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(config)
@@ -252,12 +296,17 @@ pub fn write_private(path: &Path, contents: &str) -> Result<(), PkiError> {
 
 fn parse_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, PkiError> {
     let parsed = pem::parse_many(pem).map_err(cert_err)?;
-    Ok(parsed.into_iter().map(|p| CertificateDer::from(p.into_contents())).collect())
+    Ok(parsed
+        .into_iter()
+        .map(|p| CertificateDer::from(p.into_contents()))
+        .collect())
 }
 
 fn parse_key(pem: &str) -> Result<PrivateKeyDer<'static>, PkiError> {
     let parsed = pem::parse(pem).map_err(cert_err)?;
-    Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(parsed.into_contents())))
+    Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        parsed.into_contents(),
+    )))
 }
 
 #[cfg(test)]
@@ -274,7 +323,11 @@ mod tests {
         first.server_tls().expect("a usable TLS config");
         let der = parse_certs(&first.admin.cert_pem).expect("pem");
         let (_, cert) = x509_parser::parse_x509_certificate(&der[0]).expect("x509");
-        let orgs: Vec<_> = cert.subject().iter_organization().filter_map(|o| o.as_str().ok()).collect();
+        let orgs: Vec<_> = cert
+            .subject()
+            .iter_organization()
+            .filter_map(|o| o.as_str().ok())
+            .collect();
         assert_eq!(orgs, vec!["system:masters"]);
         let kubeconfig = first.admin_kubeconfig("https://127.0.0.1:6443");
         assert!(kubeconfig.contains("server: https://127.0.0.1:6443"));

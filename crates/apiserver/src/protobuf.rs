@@ -52,7 +52,11 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
         .map_err(|_| ApiError::bad_request(format!("unable to decode {kind} from protobuf")))?;
     let mut value = match decoded {
         Some(Ok(value)) => value,
-        Some(Err(e)) => return Err(ApiError::bad_request(format!("unable to decode {kind} from protobuf: {e}"))),
+        Some(Err(e)) => {
+            return Err(ApiError::bad_request(format!(
+                "unable to decode {kind} from protobuf: {e}"
+            )))
+        }
         None => {
             return Err(ApiError::unsupported_media_type(&format!(
                 "{MEDIA_TYPE} for {api_version}, Kind={kind}; send application/json"
@@ -129,9 +133,25 @@ fn decode_kind(api_version: &str, kind: &str, raw: &[u8]) -> Option<Result<Value
 
 /// Fields whose value is a map from user keys: their entries are data, never zero values.
 const MAP_FIELDS: &[&str] = &[
-    "labels", "annotations", "data", "stringData", "binaryData", "nodeSelector", "matchLabels",
-    "selector", "capacity", "allocatable", "limits", "requests", "hard", "used", "parameters",
-    "attributes", "volumeAttributes", "overhead", "allocatedResources",
+    "labels",
+    "annotations",
+    "data",
+    "stringData",
+    "binaryData",
+    "nodeSelector",
+    "matchLabels",
+    "selector",
+    "capacity",
+    "allocatable",
+    "limits",
+    "requests",
+    "hard",
+    "used",
+    "parameters",
+    "attributes",
+    "volumeAttributes",
+    "overhead",
+    "allocatedResources",
 ];
 
 /// The zero time Go writes for an unset `metav1.Time`.
@@ -190,12 +210,24 @@ fn is_zero(value: &Value, key: &str) -> bool {
 
 /// `map<string, bytes>` arrives as arrays of numbers; JSON carries base64.
 fn base64_map(object: &mut Value, field: &str) {
-    let Some(Value::Object(map)) = object.get_mut(field) else { return };
+    let Some(Value::Object(map)) = object.get_mut(field) else {
+        return;
+    };
     let encoded: Map<String, Value> = map
         .iter()
         .map(|(k, v)| {
-            let bytes: Vec<u8> = v.as_array().map(|a| a.iter().filter_map(|b| b.as_u64().map(|b| b as u8)).collect()).unwrap_or_default();
-            (k.clone(), Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)))
+            let bytes: Vec<u8> = v
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|b| b.as_u64().map(|b| b as u8))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (
+                k.clone(),
+                Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            )
         })
         .collect();
     *map = encoded;

@@ -32,8 +32,16 @@ pub struct RequestInfo {
 
 /// Parses a request. `watch` says whether the query asks for a watch (`watch=true|1`).
 pub fn parse(method: &str, path: &str, watch: bool) -> RequestInfo {
-    let mut info = RequestInfo { path: path.to_string(), verb: method.to_ascii_lowercase(), ..Default::default() };
-    let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|p| !p.is_empty()).collect();
+    let mut info = RequestInfo {
+        path: path.to_string(),
+        verb: method.to_ascii_lowercase(),
+        ..Default::default()
+    };
+    let parts: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .collect();
     let (prefix, rest) = match parts.split_first() {
         Some((p, rest)) if *p == "api" || *p == "apis" => (*p, rest),
         _ => return info,
@@ -100,7 +108,12 @@ pub fn parse(method: &str, path: &str, watch: bool) -> RequestInfo {
                 "delete"
             }
         }
-        other => return RequestInfo { verb: other.to_ascii_lowercase(), ..info },
+        other => {
+            return RequestInfo {
+                verb: other.to_ascii_lowercase(),
+                ..info
+            }
+        }
     }
     .to_string();
     info
@@ -112,28 +125,81 @@ mod tests {
 
     fn p(method: &str, path: &str) -> (String, String, String, String, String, String) {
         let i = parse(method, path, false);
-        (i.verb, i.group, i.namespace, i.resource, i.name, i.subresource)
+        (
+            i.verb,
+            i.group,
+            i.namespace,
+            i.resource,
+            i.name,
+            i.subresource,
+        )
     }
 
     fn t(v: [&str; 6]) -> (String, String, String, String, String, String) {
-        (v[0].into(), v[1].into(), v[2].into(), v[3].into(), v[4].into(), v[5].into())
+        (
+            v[0].into(),
+            v[1].into(),
+            v[2].into(),
+            v[3].into(),
+            v[4].into(),
+            v[5].into(),
+        )
     }
 
     #[test]
     fn paths_as_upstream_reads_them() {
-        assert_eq!(p("GET", "/api/v1/namespaces/default/pods"), t(["list", "", "default", "pods", "", ""]));
-        assert_eq!(p("GET", "/api/v1/namespaces/default/pods/web"), t(["get", "", "default", "pods", "web", ""]));
-        assert_eq!(p("PUT", "/api/v1/namespaces/default/pods/web/status"), t(["update", "", "default", "pods", "web", "status"]));
-        assert_eq!(p("POST", "/api/v1/namespaces/default/pods/web/binding"), t(["create", "", "default", "pods", "web", "binding"]));
-        assert_eq!(p("GET", "/api/v1/namespaces"), t(["list", "", "", "namespaces", "", ""]));
-        assert_eq!(p("DELETE", "/api/v1/namespaces/x"), t(["delete", "", "", "namespaces", "x", ""]));
-        assert_eq!(p("PUT", "/api/v1/namespaces/x/finalize"), t(["update", "", "", "namespaces", "x", "finalize"]));
-        assert_eq!(p("GET", "/api/v1/pods"), t(["list", "", "", "pods", "", ""]));
-        assert_eq!(p("DELETE", "/apis/apps/v1/namespaces/d/deployments"), t(["deletecollection", "apps", "d", "deployments", "", ""]));
-        assert_eq!(p("PATCH", "/apis/apps/v1/namespaces/d/deployments/w/scale"), t(["patch", "apps", "d", "deployments", "w", "scale"]));
-        assert_eq!(p("GET", "/api/v1/nodes/n1"), t(["get", "", "", "nodes", "n1", ""]));
-        assert_eq!(parse("GET", "/api/v1/namespaces/d/pods", true).verb, "watch");
-        assert_eq!(parse("GET", "/api/v1/watch/namespaces/d/pods", false).verb, "watch");
+        assert_eq!(
+            p("GET", "/api/v1/namespaces/default/pods"),
+            t(["list", "", "default", "pods", "", ""])
+        );
+        assert_eq!(
+            p("GET", "/api/v1/namespaces/default/pods/web"),
+            t(["get", "", "default", "pods", "web", ""])
+        );
+        assert_eq!(
+            p("PUT", "/api/v1/namespaces/default/pods/web/status"),
+            t(["update", "", "default", "pods", "web", "status"])
+        );
+        assert_eq!(
+            p("POST", "/api/v1/namespaces/default/pods/web/binding"),
+            t(["create", "", "default", "pods", "web", "binding"])
+        );
+        assert_eq!(
+            p("GET", "/api/v1/namespaces"),
+            t(["list", "", "", "namespaces", "", ""])
+        );
+        assert_eq!(
+            p("DELETE", "/api/v1/namespaces/x"),
+            t(["delete", "", "", "namespaces", "x", ""])
+        );
+        assert_eq!(
+            p("PUT", "/api/v1/namespaces/x/finalize"),
+            t(["update", "", "", "namespaces", "x", "finalize"])
+        );
+        assert_eq!(
+            p("GET", "/api/v1/pods"),
+            t(["list", "", "", "pods", "", ""])
+        );
+        assert_eq!(
+            p("DELETE", "/apis/apps/v1/namespaces/d/deployments"),
+            t(["deletecollection", "apps", "d", "deployments", "", ""])
+        );
+        assert_eq!(
+            p("PATCH", "/apis/apps/v1/namespaces/d/deployments/w/scale"),
+            t(["patch", "apps", "d", "deployments", "w", "scale"])
+        );
+        assert_eq!(
+            p("GET", "/api/v1/nodes/n1"),
+            t(["get", "", "", "nodes", "n1", ""])
+        );
+        assert_eq!(
+            parse("GET", "/api/v1/namespaces/d/pods", true).verb,
+            "watch"
+        );
+        assert_eq!(
+            parse("GET", "/api/v1/watch/namespaces/d/pods", false).verb,
+            "watch"
+        );
         assert!(!parse("GET", "/version", false).is_resource_request);
         assert!(!parse("GET", "/apis/apps/v1", false).is_resource_request);
         assert!(!parse("GET", "/apis", false).is_resource_request);

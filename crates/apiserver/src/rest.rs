@@ -40,7 +40,11 @@ pub struct Request<'a> {
 
 impl Request<'_> {
     fn target<'b>(&'b self, name: &'b str) -> Target<'b> {
-        Target { group: self.resource.group, resource: self.resource.plural, name }
+        Target {
+            group: self.resource.group,
+            resource: self.resource.plural,
+            name,
+        }
     }
 
     fn dry_run(&self) -> bool {
@@ -78,7 +82,10 @@ pub fn prefix(info: &ResourceInfo, namespace: &str) -> Bytes {
 pub fn decode(info: &ResourceInfo, value: &[u8], revision: Revision) -> Result<Value, ApiError> {
     let mut object: Value = serde_json::from_slice(value)
         .map_err(|e| ApiError::internal(format!("stored {} is not JSON: {e}", info.plural)))?;
-    metadata_mut(&mut object).insert("resourceVersion".into(), Value::String(revision.to_string()));
+    metadata_mut(&mut object).insert(
+        "resourceVersion".into(),
+        Value::String(revision.to_string()),
+    );
     Ok(object)
 }
 
@@ -95,12 +102,14 @@ pub fn parse_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
         return crate::protobuf::decode(body);
     }
     if media.contains("yaml") {
-        return serde_yaml_ng::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")));
+        return serde_yaml_ng::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")));
     }
     if !media.is_empty() && !media.contains("json") {
         return Err(ApiError::unsupported_media_type(media));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}")))
 }
 
 /// GET of one object.
@@ -110,9 +119,20 @@ pub async fn get(server: &Server, req: &Request<'_>) -> Result<Value, ApiError> 
 }
 
 /// Reads one object with its store revision.
-pub async fn read(server: &Server, info: &'static ResourceInfo, namespace: &str, name: &str) -> Result<(Value, Revision), ApiError> {
+pub async fn read(
+    server: &Server,
+    info: &'static ResourceInfo,
+    namespace: &str,
+    name: &str,
+) -> Result<(Value, Revision), ApiError> {
     let kv = server.store.get(&key(info, namespace, name)).await?;
-    let kv = kv.ok_or_else(|| ApiError::not_found(Target { group: info.group, resource: info.plural, name }))?;
+    let kv = kv.ok_or_else(|| {
+        ApiError::not_found(Target {
+            group: info.group,
+            resource: info.plural,
+            name,
+        })
+    })?;
     Ok((decode(info, &kv.value, kv.mod_revision)?, kv.mod_revision))
 }
 
@@ -124,12 +144,18 @@ fn encode_continue(revision: Revision, start: &str) -> String {
 }
 
 fn decode_continue(token: &str) -> Result<(Revision, String), ApiError> {
-    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+    let bad = || {
+        ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+    };
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token.trim_end_matches('='))
         .map_err(|_| bad())?;
     let value: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
-    let revision = value.get("rv").and_then(Value::as_i64).filter(|r| *r > 0).ok_or_else(bad)?;
+    let revision = value
+        .get("rv")
+        .and_then(Value::as_i64)
+        .filter(|r| *r > 0)
+        .ok_or_else(bad)?;
     let start = value.get("start").and_then(Value::as_str).ok_or_else(bad)?;
     if start.contains("..") || start.starts_with('/') {
         return Err(bad());
@@ -145,10 +171,14 @@ pub struct Selectors {
 
 impl Selectors {
     /// Parses `labelSelector` and `fieldSelector`, refusing fields the resource cannot select on.
-    pub fn from_query(info: &ResourceInfo, query: &HashMap<String, String>) -> Result<Self, ApiError> {
+    pub fn from_query(
+        info: &ResourceInfo,
+        query: &HashMap<String, String>,
+    ) -> Result<Self, ApiError> {
         let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))
             .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
-        let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str)).map_err(ApiError::bad_request)?;
+        let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))
+            .map_err(ApiError::bad_request)?;
         let supported = fields_of(info.group, info.plural, &json!({}));
         for field in fields.fields() {
             if !supported.contains_key(field) {
@@ -163,7 +193,10 @@ impl Selectors {
     /// Whether an object matches.
     pub fn matches(&self, info: &ResourceInfo, object: &Value) -> bool {
         (self.labels.is_empty() || self.labels.matches(&object::labels(object)))
-            && (self.fields.is_empty() || self.fields.matches(&fields_of(info.group, info.plural, object)))
+            && (self.fields.is_empty()
+                || self
+                    .fields
+                    .matches(&fields_of(info.group, info.plural, object)))
     }
 
     /// Whether nothing is filtered.
@@ -178,37 +211,59 @@ pub async fn list(server: &Server, req: &Request<'_>) -> Result<Value, ApiError>
     let info = req.resource;
     let selectors = Selectors::from_query(info, req.query)?;
     let limit: i64 = match req.query.get("limit") {
-        Some(l) => l.parse().map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
+        Some(l) => l
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
         None => 0,
     };
     let prefix = prefix(info, req.namespace);
     let prefix_str = String::from_utf8_lossy(&prefix).into_owned();
-    let resource_version = req.query.get("resourceVersion").map(String::as_str).unwrap_or("");
-    let rv_match = req.query.get("resourceVersionMatch").map(String::as_str).unwrap_or("");
+    let resource_version = req
+        .query
+        .get("resourceVersion")
+        .map(String::as_str)
+        .unwrap_or("");
+    let rv_match = req
+        .query
+        .get("resourceVersionMatch")
+        .map(String::as_str)
+        .unwrap_or("");
     let (mut revision, mut start) = (0, prefix.clone());
     if let Some(token) = req.query.get("continue").filter(|c| !c.is_empty()) {
         if !resource_version.is_empty() && resource_version != "0" {
-            return Err(ApiError::bad_request("specifying resource version is not allowed when using continue"));
+            return Err(ApiError::bad_request(
+                "specifying resource version is not allowed when using continue",
+            ));
         }
         let (rv, relative) = decode_continue(token)?;
         revision = rv;
         start = Bytes::from(format!("{prefix_str}{relative}"));
     } else if !resource_version.is_empty() && resource_version != "0" {
-        let rv: Revision = resource_version
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("invalid resource version {resource_version:?}")))?;
+        let rv: Revision = resource_version.parse().map_err(|_| {
+            ApiError::bad_request(format!("invalid resource version {resource_version:?}"))
+        })?;
         match rv_match {
             "Exact" => revision = rv,
             "" | "NotOlderThan" => {
                 let current = server.store.current_revision().await?;
                 if rv > current {
-                    return Err(StoreError::FutureRevision { requested: rv, current }.into());
+                    return Err(StoreError::FutureRevision {
+                        requested: rv,
+                        current,
+                    }
+                    .into());
                 }
             }
-            other => return Err(ApiError::bad_request(format!("resourceVersionMatch: Unsupported value: {other:?}"))),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "resourceVersionMatch: Unsupported value: {other:?}"
+                )))
+            }
         }
     } else if rv_match == "Exact" {
-        return Err(ApiError::bad_request("resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"\" or \"0\""));
+        return Err(ApiError::bad_request(
+            "resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"\" or \"0\"",
+        ));
     }
     let range_of = |from: Bytes| match ferry_store::prefix_end(&prefix) {
         Some(end) => KeyRange::between(from, end),
@@ -219,7 +274,9 @@ pub async fn list(server: &Server, req: &Request<'_>) -> Result<Value, ApiError>
     let mut remaining: Option<i64> = None;
     let page = if limit > 0 { limit } else { 0 };
     loop {
-        let request = RangeRequest::new(range_of(start.clone())).at(revision).limit(page);
+        let request = RangeRequest::new(range_of(start.clone()))
+            .at(revision)
+            .limit(page);
         let response = match server.store.range(request).await {
             Err(StoreError::Compacted { .. }) if req.query.contains_key("continue") => {
                 return Err(ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."));
@@ -252,16 +309,24 @@ pub async fn list(server: &Server, req: &Request<'_>) -> Result<Value, ApiError>
             break;
         }
         // Filtered out too many: read the next page of the same revision.
-        let Some(last) = response.kvs.last() else { break };
+        let Some(last) = response.kvs.last() else {
+            break;
+        };
         let mut after = last.key.to_vec();
         after.push(0);
         start = Bytes::from(after);
     }
     let mut metadata = Map::new();
-    metadata.insert("resourceVersion".into(), Value::String(revision.to_string()));
+    metadata.insert(
+        "resourceVersion".into(),
+        Value::String(revision.to_string()),
+    );
     if let Some(next) = next_start {
         let relative = String::from_utf8_lossy(&next[prefix.len()..]).into_owned();
-        metadata.insert("continue".into(), Value::String(encode_continue(revision, &relative)));
+        metadata.insert(
+            "continue".into(),
+            Value::String(encode_continue(revision, &relative)),
+        );
         if let Some(remaining) = remaining {
             metadata.insert("remainingItemCount".into(), json!(remaining));
         }
@@ -281,9 +346,16 @@ pub async fn list(server: &Server, req: &Request<'_>) -> Result<Value, ApiError>
 }
 
 /// Checks `kind`/`apiVersion` of a body against the endpoint and fills them in.
-fn check_type(info: &ResourceInfo, object: &mut Value, expected_kind: &str, expected_api_version: &str) -> Result<(), ApiError> {
+fn check_type(
+    info: &ResourceInfo,
+    object: &mut Value,
+    expected_kind: &str,
+    expected_api_version: &str,
+) -> Result<(), ApiError> {
     if !object.is_object() {
-        return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "the body of the request must be a JSON object",
+        ));
     }
     match object.get("apiVersion").and_then(Value::as_str) {
         Some(v) if v != expected_api_version => {
@@ -318,7 +390,10 @@ fn check_fields(info: &ResourceInfo, req: &Request<'_>, object: &Value) -> Resul
     if unknown.is_empty() {
         return Ok(());
     }
-    let fields: Vec<String> = unknown.iter().map(|f| format!("unknown field {f:?}")).collect();
+    let fields: Vec<String> = unknown
+        .iter()
+        .map(|f| format!("unknown field {f:?}"))
+        .collect();
     Err(ApiError::bad_request(format!(
         "{} in version {:?} cannot be handled as a {}: strict decoding error: {}",
         info.kind,
@@ -350,21 +425,39 @@ pub async fn create(server: &Server, req: &Request<'_>) -> Result<(u16, Value), 
     } else {
         meta.remove("namespace");
     }
-    let has_name = meta.get("name").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+    let has_name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
     if !has_name {
-        if let Some(prefix) = meta.get("generateName").and_then(Value::as_str).filter(|p| !p.is_empty()) {
+        if let Some(prefix) = meta
+            .get("generateName")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+        {
             let generated = object::generate_name(prefix);
             meta.insert("name".into(), Value::String(generated));
         }
     }
     // System-set fields are the server's, whatever the client sent.
     meta.insert("uid".into(), Value::String(object::new_uid()));
-    meta.insert("creationTimestamp".into(), Value::String(object::now_rfc3339()));
-    for field in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+    meta.insert(
+        "creationTimestamp".into(),
+        Value::String(object::now_rfc3339()),
+    );
+    for field in [
+        "resourceVersion",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
+    ] {
         meta.remove(field);
     }
     strategy::prepare_for_create(info, &mut object);
-    server.admission.admit_create(server, info, &mut object).await?;
+    server
+        .admission
+        .admit_create(server, info, &mut object)
+        .await?;
     let name = meta_str(&object, "name").unwrap_or("").to_string();
     strategy::validate(info, &object, None)?;
     if req.dry_run() {
@@ -383,7 +476,10 @@ pub async fn create(server: &Server, req: &Request<'_>) -> Result<(u16, Value), 
     let created = server.store.create(key, encode(&object), lease).await;
     match created {
         Ok(Some(revision)) => {
-            metadata_mut(&mut object).insert("resourceVersion".into(), Value::String(revision.to_string()));
+            metadata_mut(&mut object).insert(
+                "resourceVersion".into(),
+                Value::String(revision.to_string()),
+            );
             Ok((201, object))
         }
         other => {
@@ -430,7 +526,8 @@ pub async fn update(server: &Server, req: &Request<'_>) -> Result<Value, ApiErro
     }
     let precondition = match meta_str(&body, "resourceVersion").filter(|v| !v.is_empty()) {
         Some(rv) => Precondition::ResourceVersion(
-            rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?,
+            rv.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?,
         ),
         None => Precondition::None,
     };
@@ -441,13 +538,22 @@ pub async fn update(server: &Server, req: &Request<'_>) -> Result<Value, ApiErro
 /// update path. Retried when the object changes underneath, unless the patch pins a
 /// resourceVersion.
 pub async fn patch(server: &Server, req: &Request<'_>) -> Result<Value, ApiError> {
-    let media = req.content_type.split(';').next().unwrap_or("").trim().to_string();
+    let media = req
+        .content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
     let patch: Value = match media.as_str() {
-        "application/json-patch+json" | "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
-            serde_json::from_slice(&req.body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
-        }
+        "application/json-patch+json"
+        | "application/merge-patch+json"
+        | "application/strategic-merge-patch+json" => serde_json::from_slice(&req.body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
         "application/apply-patch+yaml" => {
-            return Err(ApiError::unsupported_media_type("application/apply-patch+yaml (server-side apply is not served yet)"))
+            return Err(ApiError::unsupported_media_type(
+                "application/apply-patch+yaml (server-side apply is not served yet)",
+            ))
         }
         other => return Err(ApiError::unsupported_media_type(other)),
     };
@@ -463,21 +569,33 @@ pub async fn patch(server: &Server, req: &Request<'_>) -> Result<Value, ApiError
     let info = req.resource;
     let subresource = req.subresource;
     write_update(server, req, precondition, move |old| {
-        let mut current = if subresource == "scale" { crate::scale::scale_of(info, old)? } else { old.clone() };
+        let mut current = if subresource == "scale" {
+            crate::scale::scale_of(info, old)?
+        } else {
+            old.clone()
+        };
         match media.as_str() {
             "application/json-patch+json" => {
-                let ops: json_patch::Patch = serde_json::from_value(patch.clone())
-                    .map_err(|e| ApiError::bad_request(format!("error decoding JSON patch: {e}")))?;
+                let ops: json_patch::Patch =
+                    serde_json::from_value(patch.clone()).map_err(|e| {
+                        ApiError::bad_request(format!("error decoding JSON patch: {e}"))
+                    })?;
                 json_patch::patch(&mut current, &ops).map_err(|e| ApiError {
                     code: 422,
                     reason: "Invalid",
-                    message: format!("the server rejected our request due to an error in our request: {e}"),
+                    message: format!(
+                        "the server rejected our request due to an error in our request: {e}"
+                    ),
                     details: None,
                 })?;
             }
             "application/merge-patch+json" => json_patch::merge(&mut current, &patch),
-            _ => ferry_api::patch::strategic_merge(&mut current, &patch, &ferry_api::patch::schema_for(info.group, info.kind))
-                .map_err(ApiError::bad_request)?,
+            _ => ferry_api::patch::strategic_merge(
+                &mut current,
+                &patch,
+                &ferry_api::patch::schema_for(info.group, info.kind),
+            )
+            .map_err(ApiError::bad_request)?,
         }
         if subresource.is_empty() {
             check_fields(info, req, &current)?;
@@ -512,7 +630,14 @@ async fn write_update(
             strategy::merge_update(info, req.subresource, &old, requested)?
         };
         // Metadata the client may not change.
-        for field in ["uid", "creationTimestamp", "namespace", "name", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+        for field in [
+            "uid",
+            "creationTimestamp",
+            "namespace",
+            "name",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ] {
             match old.get("metadata").and_then(|m| m.get(field)) {
                 Some(v) => {
                     metadata_mut(&mut new).insert(field.into(), v.clone());
@@ -525,7 +650,10 @@ async fn write_update(
         metadata_mut(&mut new).remove("resourceVersion");
         strategy::prepare_for_update(info, &mut new, &old);
         if req.subresource.is_empty() {
-            server.admission.admit_update(server, info, &mut new, &old).await?;
+            server
+                .admission
+                .admit_update(server, info, &mut new, &old)
+                .await?;
         }
         strategy::validate(info, &new, Some(&old))?;
         if req.dry_run() {
@@ -547,10 +675,21 @@ async fn write_update(
             // No change: upstream answers with the object as it is, without a write.
             return Ok(old);
         }
-        match server.store.update(key.clone(), old_revision, encode(&new)).await? {
+        match server
+            .store
+            .update(key.clone(), old_revision, encode(&new))
+            .await?
+        {
             Ok(revision) => {
-                metadata_mut(&mut new).insert("resourceVersion".into(), Value::String(revision.to_string()));
-                return Ok(if req.subresource == "scale" { crate::scale::scale_of(info, &new)? } else { new });
+                metadata_mut(&mut new).insert(
+                    "resourceVersion".into(),
+                    Value::String(revision.to_string()),
+                );
+                return Ok(if req.subresource == "scale" {
+                    crate::scale::scale_of(info, &new)?
+                } else {
+                    new
+                });
             }
             Err(_) if matches!(precondition, Precondition::None) => continue,
             Err(_) => return Err(ApiError::conflict(req.target(req.name), ApiError::MODIFIED)),
@@ -575,15 +714,26 @@ fn namespace_finalizers(info: &ResourceInfo, object: &Value) -> Vec<String> {
     object
         .pointer("/spec/finalizers")
         .and_then(Value::as_array)
-        .map(|f| f.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|f| {
+            f.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn pod_awaiting_kubelet(info: &ResourceInfo, object: &Value) -> bool {
     info.group.is_empty()
         && info.plural == "pods"
-        && object.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty())
-        && object.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0) > 0
+        && object
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty())
+        && object
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            > 0
 }
 
 /// Delete options, from the body (kubectl) or the query (curl).
@@ -600,16 +750,29 @@ fn delete_options(req: &Request<'_>) -> Result<DeleteOptions, ApiError> {
     if !req.body.is_empty() {
         let body = parse_body(&req.body, req.content_type)?;
         options.grace_period_seconds = body.get("gracePeriodSeconds").and_then(Value::as_i64);
-        options.propagation_policy = body.get("propagationPolicy").and_then(Value::as_str).map(str::to_string);
+        options.propagation_policy = body
+            .get("propagationPolicy")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         if body.get("orphanDependents").and_then(Value::as_bool) == Some(true) {
-            options.propagation_policy.get_or_insert_with(|| "Orphan".into());
+            options
+                .propagation_policy
+                .get_or_insert_with(|| "Orphan".into());
         }
-        options.precondition_uid = body.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string);
-        options.precondition_resource_version =
-            body.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string);
+        options.precondition_uid = body
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        options.precondition_resource_version = body
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string);
     }
     if let Some(g) = req.query.get("gracePeriodSeconds") {
-        options.grace_period_seconds = Some(g.parse().map_err(|_| ApiError::bad_request("invalid gracePeriodSeconds"))?);
+        options.grace_period_seconds = Some(
+            g.parse()
+                .map_err(|_| ApiError::bad_request("invalid gracePeriodSeconds"))?,
+        );
     }
     if let Some(p) = req.query.get("propagationPolicy") {
         options.propagation_policy = Some(p.clone());
@@ -631,17 +794,25 @@ pub async fn delete(server: &Server, req: &Request<'_>) -> Result<Value, ApiErro
     delete_one(server, req, req.name, &options).await
 }
 
-async fn delete_one(server: &Server, req: &Request<'_>, name: &str, options: &DeleteOptions) -> Result<Value, ApiError> {
+async fn delete_one(
+    server: &Server,
+    req: &Request<'_>,
+    name: &str,
+    options: &DeleteOptions,
+) -> Result<Value, ApiError> {
     let info = req.resource;
     let key = key(info, req.namespace, name);
     loop {
         let (mut object, revision) = read(server, info, req.namespace, name).await?;
         if let Some(uid) = &options.precondition_uid {
             if meta_str(&object, "uid") != Some(uid.as_str()) {
-                return Err(ApiError::conflict(req.target(name), &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    meta_str(&object, "uid").unwrap_or("")
-                )));
+                return Err(ApiError::conflict(
+                    req.target(name),
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta_str(&object, "uid").unwrap_or("")
+                    ),
+                ));
             }
         }
         if let Some(rv) = &options.precondition_resource_version {
@@ -654,8 +825,12 @@ async fn delete_one(server: &Server, req: &Request<'_>, name: &str, options: &De
         server.admission.admit_delete(server, info, &object).await?;
         let mut finalizers = object::finalizers(&object);
         match options.propagation_policy.as_deref() {
-            Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => finalizers.push("foregroundDeletion".into()),
-            Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => finalizers.push("orphan".into()),
+            Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => {
+                finalizers.push("foregroundDeletion".into())
+            }
+            Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => {
+                finalizers.push("orphan".into())
+            }
             _ => {}
         }
         let grace = strategy::grace_period(info, &object, options.grace_period_seconds);
@@ -682,13 +857,21 @@ async fn delete_one(server: &Server, req: &Request<'_>, name: &str, options: &De
             }
         }
         // Graceful: mark the object; its finalizers' owners (or the kubelet) finish it.
-        let current_grace = object.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
-        if already_deleting && current_grace.is_some_and(|g| g <= grace) && finalizers == object::finalizers(&object) {
+        let current_grace = object
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64);
+        if already_deleting
+            && current_grace.is_some_and(|g| g <= grace)
+            && finalizers == object::finalizers(&object)
+        {
             return Ok(object);
         }
         let now = crate::object::parse_rfc3339(&object::now_rfc3339()).unwrap_or(0);
         let meta = metadata_mut(&mut object);
-        meta.insert("deletionTimestamp".into(), Value::String(object::rfc3339(now + grace)));
+        meta.insert(
+            "deletionTimestamp".into(),
+            Value::String(object::rfc3339(now + grace)),
+        );
         meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
         if !finalizers.is_empty() {
             meta.insert("finalizers".into(), json!(finalizers));
@@ -699,9 +882,16 @@ async fn delete_one(server: &Server, req: &Request<'_>, name: &str, options: &De
         if req.dry_run() {
             return Ok(object);
         }
-        match server.store.update(key.clone(), revision, encode(&object)).await? {
+        match server
+            .store
+            .update(key.clone(), revision, encode(&object))
+            .await?
+        {
             Ok(new_revision) => {
-                metadata_mut(&mut object).insert("resourceVersion".into(), Value::String(new_revision.to_string()));
+                metadata_mut(&mut object).insert(
+                    "resourceVersion".into(),
+                    Value::String(new_revision.to_string()),
+                );
                 return Ok(object);
             }
             Err(None) => return Err(ApiError::not_found(req.target(name))),
@@ -713,13 +903,26 @@ async fn delete_one(server: &Server, req: &Request<'_>, name: &str, options: &De
 /// DELETECOLLECTION: every object the selectors match, one by one, as upstream.
 pub async fn delete_collection(server: &Server, req: &Request<'_>) -> Result<Value, ApiError> {
     let options = delete_options(req)?;
-    let mut listed = list(server, &Request { query: req.query, body: Bytes::new(), ..*req }).await?;
+    let mut listed = list(
+        server,
+        &Request {
+            query: req.query,
+            body: Bytes::new(),
+            ..*req
+        },
+    )
+    .await?;
     let items = listed["items"].as_array().cloned().unwrap_or_default();
     let mut deleted = Vec::new();
     for item in items {
         let name = meta_str(&item, "name").unwrap_or("").to_string();
         let namespace = meta_str(&item, "namespace").unwrap_or("").to_string();
-        let one = Request { namespace: &namespace, name: &name, body: Bytes::new(), ..*req };
+        let one = Request {
+            namespace: &namespace,
+            name: &name,
+            body: Bytes::new(),
+            ..*req
+        };
         match delete_one(server, &one, &name, &options).await {
             Ok(object) => deleted.push(object),
             Err(e) if e.code == 404 => {}

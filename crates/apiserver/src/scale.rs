@@ -17,7 +17,10 @@ pub fn scale_of(info: &ResourceInfo, object: &Value) -> Result<Value, ApiError> 
         .pointer("/spec/selector/matchLabels")
         .and_then(Value::as_object)
         .map(|m| {
-            let mut pairs: Vec<String> = m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect();
+            let mut pairs: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect();
             pairs.sort();
             pairs.join(",")
         })
@@ -39,14 +42,24 @@ pub fn scale_of(info: &ResourceInfo, object: &Value) -> Result<Value, ApiError> 
 
 /// `object` with the replicas a Scale asks for.
 pub fn apply(object: &Value, scale: &Value) -> Result<Value, ApiError> {
-    let replicas = scale.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
+    let replicas = scale
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
     if replicas < 0 {
-        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         return Err(ApiError::invalid(
             "Scale",
             "autoscaling",
             name,
-            &[crate::status::FieldError::invalid_raw("spec.replicas", replicas.to_string(), "must be greater than or equal to 0")],
+            &[crate::status::FieldError::invalid_raw(
+                "spec.replicas",
+                replicas.to_string(),
+                "must be greater than or equal to 0",
+            )],
         ));
     }
     let mut new = object.clone();

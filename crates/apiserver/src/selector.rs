@@ -76,7 +76,10 @@ impl LabelSelector {
                 Requirement::Exists(part.to_string())
             };
             let key = match &requirement {
-                Requirement::In(k, _) | Requirement::NotIn(k, _) | Requirement::Exists(k) | Requirement::DoesNotExist(k) => k,
+                Requirement::In(k, _)
+                | Requirement::NotIn(k, _)
+                | Requirement::Exists(k)
+                | Requirement::DoesNotExist(k) => k,
             };
             if key.is_empty() {
                 return Err(format!("unable to parse requirement: {part}"));
@@ -122,7 +125,9 @@ impl FieldSelector {
             } else if let Some((f, v)) = part.split_once('=') {
                 (f, true, v)
             } else {
-                return Err(format!("invalid selector: '{s}'; can't understand '{part}'"));
+                return Err(format!(
+                    "invalid selector: '{s}'; can't understand '{part}'"
+                ));
             };
             terms.push((field.trim().to_string(), equal, value.trim().to_string()));
         }
@@ -188,7 +193,15 @@ pub fn fields_of(group: &str, resource: &str, object: &Value) -> BTreeMap<String
             }
         }
         ("", "events") => {
-            for f in ["kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath"] {
+            for f in [
+                "kind",
+                "namespace",
+                "name",
+                "uid",
+                "apiVersion",
+                "resourceVersion",
+                "fieldPath",
+            ] {
                 add(&format!("involvedObject.{f}"), &["involvedObject", f]);
             }
             add("reason", &["reason"]);
@@ -199,12 +212,20 @@ pub fn fields_of(group: &str, resource: &str, object: &Value) -> BTreeMap<String
         ("", "nodes") => add("spec.unschedulable", &["spec", "unschedulable"]),
         ("", "namespaces") => add("status.phase", &["status", "phase"]),
         ("", "secrets") => add("type", &["type"]),
-        ("", "replicationcontrollers") | ("apps", "replicasets") => add("status.replicas", &["status", "replicas"]),
+        ("", "replicationcontrollers") | ("apps", "replicasets") => {
+            add("status.replicas", &["status", "replicas"])
+        }
         ("batch", "jobs") => add("status.successful", &["status", "succeeded"]),
-        ("certificates.k8s.io", "certificatesigningrequests") => add("spec.signerName", &["spec", "signerName"]),
+        ("certificates.k8s.io", "certificatesigningrequests") => {
+            add("spec.signerName", &["spec", "signerName"])
+        }
         _ => {}
     }
-    if resource == "nodes" && fields.get("spec.unschedulable").is_some_and(String::is_empty) {
+    if resource == "nodes"
+        && fields
+            .get("spec.unschedulable")
+            .is_some_and(String::is_empty)
+    {
         fields.insert("spec.unschedulable".into(), "false".into());
     }
     fields
@@ -216,7 +237,10 @@ mod tests {
     use serde_json::json;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

@@ -35,7 +35,8 @@ pub const MAX_BODY: usize = 3 * 1024 * 1024;
 pub const KUBERNETES_VERSION: &str = "v1.33.0+ferry";
 
 /// The namespaces that exist from the start.
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// Request counters for `/metrics`.
 #[derive(Default)]
@@ -63,7 +64,11 @@ pub struct Server {
 
 impl Server {
     /// A server over `store` with the given authentication and authorization.
-    pub fn new(store: Arc<dyn Store>, authn: AuthenticatorChain, authz: Box<dyn Authorizer>) -> Arc<Server> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        authn: AuthenticatorChain,
+        authz: Box<dyn Authorizer>,
+    ) -> Arc<Server> {
         Arc::new(Server {
             watch_cache: crate::cache::WatchCache::new(store.clone()),
             store,
@@ -85,7 +90,10 @@ impl Server {
                 return Ok(id);
             }
         }
-        let (id, _) = self.store.lease_grant(Duration::from_secs(3600 + 60)).await?;
+        let (id, _) = self
+            .store
+            .lease_grant(Duration::from_secs(3600 + 60))
+            .await?;
         *current = Some((id, Instant::now()));
         Ok(id)
     }
@@ -93,16 +101,26 @@ impl Server {
     /// Creates the system namespaces if missing.
     pub async fn bootstrap(self: &Arc<Self>) -> Result<(), ApiError> {
         for name in SYSTEM_NAMESPACES {
-            let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-            self.ensure("namespaces", "", name, namespace, false).await?;
+            let namespace =
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+            self.ensure("namespaces", "", name, namespace, false)
+                .await?;
         }
         Ok(())
     }
 
     /// Creates a core/v1 object the server itself keeps; if it exists, leaves it (`replace`
     /// false) or replaces it.
-    async fn ensure(&self, plural: &str, namespace: &str, name: &str, object: Value, replace: bool) -> Result<(), ApiError> {
-        let info = registry::find("", "v1", plural).ok_or_else(|| ApiError::internal("core resources not registered"))?;
+    async fn ensure(
+        &self,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+        object: Value,
+        replace: bool,
+    ) -> Result<(), ApiError> {
+        let info = registry::find("", "v1", plural)
+            .ok_or_else(|| ApiError::internal("core resources not registered"))?;
         let query = HashMap::new();
         let req = Request {
             resource: info,
@@ -123,7 +141,10 @@ impl Server {
 
     /// The `kubernetes` service in `default` (10.43.0.1:443) and its Endpoints pointing at this
     /// API server, as upstream's bootstrap controller keeps them.
-    pub async fn ensure_kubernetes_service(self: &Arc<Self>, address: SocketAddr) -> Result<(), ApiError> {
+    pub async fn ensure_kubernetes_service(
+        self: &Arc<Self>,
+        address: SocketAddr,
+    ) -> Result<(), ApiError> {
         let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kubernetes", "namespace": "default",
             "labels": {"component": "apiserver", "provider": "kubernetes"}},
             "spec": {"clusterIP": crate::service::KUBERNETES_SERVICE_IP, "type": "ClusterIP", "sessionAffinity": "None",
@@ -131,13 +152,17 @@ impl Server {
         let endpoints = json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "kubernetes", "namespace": "default",
             "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
             "subsets": [{"addresses": [{"ip": address.ip().to_string()}], "ports": [{"name": "https", "port": address.port(), "protocol": "TCP"}]}]});
-        self.ensure("services", "default", "kubernetes", service, true).await?;
-        self.ensure("endpoints", "default", "kubernetes", endpoints, true).await
+        self.ensure("services", "default", "kubernetes", service, true)
+            .await?;
+        self.ensure("endpoints", "default", "kubernetes", endpoints, true)
+            .await
     }
 
     fn record(&self, verb: &str, resource: &str, code: u16, elapsed: Duration) {
         let mut requests = self.metrics.requests.lock();
-        let entry = requests.entry((verb.to_string(), resource.to_string(), code)).or_default();
+        let entry = requests
+            .entry((verb.to_string(), resource.to_string(), code))
+            .or_default();
         entry.0 += 1;
         entry.1 += elapsed.as_secs_f64();
     }
@@ -202,22 +227,31 @@ pub async fn serve(
         let server = server.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%remote, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%remote, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
             let peer = Peer {
-                cert: tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| Arc::new(c.to_vec())),
+                cert: tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .map(|c| Arc::new(c.to_vec())),
             };
-            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let server = server.clone();
-                let peer = peer.clone();
-                async move { Ok::<_, Infallible>(handle(server, peer, remote, req.map(Body::new)).await) }
-            });
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let server = server.clone();
+                    let peer = peer.clone();
+                    async move {
+                        Ok::<_, Infallible>(handle(server, peer, remote, req.map(Body::new)).await)
+                    }
+                });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
             let _ = watcher.watch(connection.into_owned()).await;
@@ -249,7 +283,10 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
         match (bytes[i], hex) {
             (b'+', _) => out.push(b' '),
             (b'%', Some(b)) => {
@@ -265,11 +302,21 @@ fn percent_decode(s: &str) -> String {
 
 fn json_response(code: u16, value: &Value) -> Response {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
-    (status, [("content-type", "application/json")], value.to_string()).into_response()
+    (
+        status,
+        [("content-type", "application/json")],
+        value.to_string(),
+    )
+        .into_response()
 }
 
 /// One request through the pipeline.
-async fn handle(server: Arc<Server>, peer: Peer, remote: SocketAddr, req: axum::http::Request<Body>) -> Response {
+async fn handle(
+    server: Arc<Server>,
+    peer: Peer,
+    remote: SocketAddr,
+    req: axum::http::Request<Body>,
+) -> Response {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let query = parse_query(parts.uri.query());
@@ -278,7 +325,11 @@ async fn handle(server: Arc<Server>, peer: Peer, remote: SocketAddr, req: axum::
     let result = pipeline(&server, &peer, &parts.headers, &info, &query, body).await;
     let response = result.unwrap_or_else(IntoResponse::into_response);
     let code = response.status().as_u16();
-    let resource = if info.is_resource_request { info.resource.as_str() } else { "" };
+    let resource = if info.is_resource_request {
+        info.resource.as_str()
+    } else {
+        ""
+    };
     server.record(&info.verb, resource, code, started.elapsed());
     tracing::debug!(%remote, method = %parts.method, path = parts.uri.path(), code, "request");
     response
@@ -292,20 +343,38 @@ async fn pipeline(
     query: &HashMap<String, String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let bearer = header("authorization").strip_prefix("Bearer ").map(str::trim);
-    let credentials = Credentials { client_cert: peer.cert.as_deref().map(Vec::as_slice), bearer_token: bearer };
-    let user = server.authn.authenticate(&credentials).map_err(|_| ApiError::unauthorized())?;
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    let bearer = header("authorization")
+        .strip_prefix("Bearer ")
+        .map(str::trim);
+    let credentials = Credentials {
+        client_cert: peer.cert.as_deref().map(Vec::as_slice),
+        bearer_token: bearer,
+    };
+    let user = server
+        .authn
+        .authenticate(&credentials)
+        .map_err(|_| ApiError::unauthorized())?;
     if let Decision::Deny(reason) = server.authz.authorize(&user, info) {
         return Err(ApiError::forbidden(forbidden_message(&user, info, &reason)));
     }
-    let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| ApiError::too_large())?;
+    let body = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| ApiError::too_large())?;
     let accept = header("accept");
     if !info.is_resource_request {
         return non_resource(server, info, accept);
     }
-    let resource = registry::find(&info.group, &info.version, &info.resource).ok_or_else(ApiError::path_not_found)?;
-    if (resource.namespaced && info.namespace.is_empty() && !matches!(info.verb.as_str(), "list" | "watch"))
+    let resource = registry::find(&info.group, &info.version, &info.resource)
+        .ok_or_else(ApiError::path_not_found)?;
+    if (resource.namespaced
+        && info.namespace.is_empty()
+        && !matches!(info.verb.as_str(), "list" | "watch"))
         || (!resource.namespaced && !info.namespace.is_empty())
     {
         return Err(ApiError::path_not_found());
@@ -313,7 +382,9 @@ async fn pipeline(
     let allowed = if info.subresource.is_empty() {
         resource.has_verb(&info.verb)
     } else {
-        let sub = resource.subresource(&info.subresource).ok_or_else(ApiError::path_not_found)?;
+        let sub = resource
+            .subresource(&info.subresource)
+            .ok_or_else(ApiError::path_not_found)?;
         sub.verbs.contains(&info.verb.as_str())
     };
     if !allowed {
@@ -333,10 +404,16 @@ async fn pipeline(
     };
     let output = Output::from_accept(accept, resource)?;
     let (code, value) = match (info.verb.as_str(), info.subresource.as_str()) {
-        ("get", "scale") => (200, crate::scale::scale_of(resource, &rest::get(server, &req).await?)?),
+        ("get", "scale") => (
+            200,
+            crate::scale::scale_of(resource, &rest::get(server, &req).await?)?,
+        ),
         ("get", _) => (200, rest::get(server, &req).await?),
         ("list", _) => (200, rest::list(server, &req).await?),
-        ("watch", _) => return watch_response(server, resource, &info.namespace, &info.name, query, output).await,
+        ("watch", _) => {
+            return watch_response(server, resource, &info.namespace, &info.name, query, output)
+                .await
+        }
         ("create", "binding") => (201, crate::binding::bind(server, &req).await?),
         ("create", "eviction") => (201, crate::binding::evict(server, &req).await?),
         ("create", "") => rest::create(server, &req).await?,
@@ -344,14 +421,19 @@ async fn pipeline(
         ("patch", _) => (200, rest::patch(server, &req).await?),
         ("delete", _) => (200, rest::delete(server, &req).await?),
         ("deletecollection", _) => (200, rest::delete_collection(server, &req).await?),
-        _ => return Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource")),
+        _ => {
+            return Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            ))
+        }
     };
     if value.get("kind").and_then(Value::as_str) == Some("Status") {
         return Ok(json_response(code, &value));
     }
     let rendered = output.render(resource, &value, info.verb == "list");
     if let Output::Yaml = output {
-        let yaml = serde_yaml_ng::to_string(&rendered).map_err(|e| ApiError::internal(e.to_string()))?;
+        let yaml =
+            serde_yaml_ng::to_string(&rendered).map_err(|e| ApiError::internal(e.to_string()))?;
         let status = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
         return Ok((status, [("content-type", "application/yaml")], yaml).into_response());
     }
@@ -403,18 +485,45 @@ impl Output {
                 let (items, rv, cont) = if is_list {
                     (
                         value["items"].as_array().cloned().unwrap_or_default(),
-                        value.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("").to_string(),
-                        value.pointer("/metadata/continue").and_then(Value::as_str).map(str::to_string),
+                        value
+                            .pointer("/metadata/resourceVersion")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
+                        value
+                            .pointer("/metadata/continue")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
                     )
                 } else {
-                    (vec![value.clone()], value.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("").to_string(), None)
+                    (
+                        vec![value.clone()],
+                        value
+                            .pointer("/metadata/resourceVersion")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
+                        None,
+                    )
                 };
-                ferry_api::printers::table(resource.group, resource.plural, &items, now, &rv, cont.as_deref())
+                ferry_api::printers::table(
+                    resource.group,
+                    resource.plural,
+                    &items,
+                    now,
+                    &rv,
+                    cont.as_deref(),
+                )
             }
             Output::Metadata => {
                 let partial = |o: &Value| json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata").cloned().unwrap_or(json!({}))});
                 if is_list {
-                    let items: Vec<Value> = value["items"].as_array().into_iter().flatten().map(partial).collect();
+                    let items: Vec<Value> = value["items"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(partial)
+                        .collect();
                     json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": value.get("metadata").cloned().unwrap_or(json!({})), "items": items})
                 } else {
                     partial(value)
@@ -425,7 +534,10 @@ impl Output {
 }
 
 fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 async fn watch_response(
@@ -436,23 +548,27 @@ async fn watch_response(
     query: &HashMap<String, String>,
     output: Output,
 ) -> Result<Response, ApiError> {
-    let transform: crate::watch::Transform = Arc::new(move |object: &Value, first: bool| match output {
-        Output::Object | Output::Yaml => object.clone(),
-        Output::Metadata => output.render(resource, object, false),
-        Output::Table => {
-            let mut table = output.render(resource, object, false);
-            if !first {
-                // Column definitions come with the first event only, as upstream sends them.
-                table["columnDefinitions"] = json!([]);
+    let transform: crate::watch::Transform =
+        Arc::new(move |object: &Value, first: bool| match output {
+            Output::Object | Output::Yaml => object.clone(),
+            Output::Metadata => output.render(resource, object, false),
+            Output::Table => {
+                let mut table = output.render(resource, object, false);
+                if !first {
+                    // Column definitions come with the first event only, as upstream sends them.
+                    table["columnDefinitions"] = json!([]);
+                }
+                table
             }
-            table
-        }
-    });
-    let rx = crate::watch::watch(server.clone(), resource, namespace, name, query, transform).await?;
+        });
+    let rx =
+        crate::watch::watch(server.clone(), resource, namespace, name, query, transform).await?;
     server.metrics.watches.fetch_add(1, Ordering::Relaxed);
     let guard = WatchGuard(server.clone());
     let stream = futures::stream::unfold((rx, guard), |(mut rx, guard)| async move {
-        rx.recv().await.map(|bytes| (Ok::<_, Infallible>(bytes), (rx, guard)))
+        rx.recv()
+            .await
+            .map(|bytes| (Ok::<_, Infallible>(bytes), (rx, guard)))
     });
     Ok(Response::builder()
         .status(200)
@@ -474,41 +590,80 @@ impl Drop for WatchGuard {
 /// `/version`, health, `/metrics` and discovery.
 fn non_resource(server: &Server, info: &RequestInfo, accept: &str) -> Result<Response, ApiError> {
     if info.verb != "get" && info.verb != "head" {
-        return Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource"));
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
     }
     let path = info.path.trim_end_matches('/');
-    let text = |body: String| Ok((StatusCode::OK, [("content-type", "text/plain; charset=utf-8")], body).into_response());
+    let text = |body: String| {
+        Ok((
+            StatusCode::OK,
+            [("content-type", "text/plain; charset=utf-8")],
+            body,
+        )
+            .into_response())
+    };
     match path {
-        "/healthz" | "/livez" | "/readyz" | "/healthz/ping" | "/livez/ping" | "/readyz/ping" => text("ok".into()),
-        "/version" => Ok(json_response(200, &json!({
-            "major": "1", "minor": "33", "gitVersion": KUBERNETES_VERSION,
-            "gitCommit": env!("CARGO_PKG_VERSION"), "gitTreeState": "clean",
-            "buildDate": "2026-01-01T00:00:00Z", "goVersion": "rust", "compiler": "rustc",
-            "platform": format!("{}/{}", std::env::consts::OS, if cfg!(target_arch = "x86_64") { "amd64" } else { std::env::consts::ARCH }),
-        }))),
+        "/healthz" | "/livez" | "/readyz" | "/healthz/ping" | "/livez/ping" | "/readyz/ping" => {
+            text("ok".into())
+        }
+        "/version" => Ok(json_response(
+            200,
+            &json!({
+                "major": "1", "minor": "33", "gitVersion": KUBERNETES_VERSION,
+                "gitCommit": env!("CARGO_PKG_VERSION"), "gitTreeState": "clean",
+                "buildDate": "2026-01-01T00:00:00Z", "goVersion": "rust", "compiler": "rustc",
+                "platform": format!("{}/{}", std::env::consts::OS, if cfg!(target_arch = "x86_64") { "amd64" } else { std::env::consts::ARCH }),
+            }),
+        )),
         "/metrics" => text(server.metrics_text()),
-        "/api" if discovery::wants_aggregated(accept) => Ok(aggregated(discovery::aggregated(true))),
-        "/apis" if discovery::wants_aggregated(accept) => Ok(aggregated(discovery::aggregated(false))),
-        "/api" => Ok(json_response(200, &discovery::core_versions(&server.address.lock()))),
+        "/api" if discovery::wants_aggregated(accept) => {
+            Ok(aggregated(discovery::aggregated(true)))
+        }
+        "/apis" if discovery::wants_aggregated(accept) => {
+            Ok(aggregated(discovery::aggregated(false)))
+        }
+        "/api" => Ok(json_response(
+            200,
+            &discovery::core_versions(&server.address.lock()),
+        )),
         "/apis" => Ok(json_response(200, &discovery::group_list())),
         "/openapi/v2" => {
             if accept.contains("protobuf") {
                 let body = ferry_api::openapi::v2_protobuf();
-                return Ok((StatusCode::OK, [("content-type", "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")], body.as_ref().clone()).into_response());
+                return Ok((
+                    StatusCode::OK,
+                    [(
+                        "content-type",
+                        "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                    )],
+                    body.as_ref().clone(),
+                )
+                    .into_response());
             }
             Ok(json_response(200, &ferry_api::openapi::v2()))
         }
         "/openapi/v3" => Ok(json_response(200, &ferry_api::openapi::v3_index())),
         _ => {
             if let Some(gv) = path.strip_prefix("/openapi/v3/") {
-                return ferry_api::openapi::v3_group_version(gv).map(|doc| json_response(200, &doc)).ok_or_else(ApiError::path_not_found);
+                return ferry_api::openapi::v3_group_version(gv)
+                    .map(|doc| json_response(200, &doc))
+                    .ok_or_else(ApiError::path_not_found);
             }
             if info.api_prefix == "api" && !info.version.is_empty() {
-                return discovery::resource_list("", &info.version).map(|v| json_response(200, &v)).ok_or_else(ApiError::path_not_found);
+                return discovery::resource_list("", &info.version)
+                    .map(|v| json_response(200, &v))
+                    .ok_or_else(ApiError::path_not_found);
             }
             if info.api_prefix == "apis" && !info.group.is_empty() {
-                let found = if info.version.is_empty() { discovery::group(&info.group) } else { discovery::resource_list(&info.group, &info.version) };
-                return found.map(|v| json_response(200, &v)).ok_or_else(ApiError::path_not_found);
+                let found = if info.version.is_empty() {
+                    discovery::group(&info.group)
+                } else {
+                    discovery::resource_list(&info.group, &info.version)
+                };
+                return found
+                    .map(|v| json_response(200, &v))
+                    .ok_or_else(ApiError::path_not_found);
             }
             Err(ApiError::path_not_found())
         }
@@ -516,5 +671,10 @@ fn non_resource(server: &Server, info: &RequestInfo, accept: &str) -> Result<Res
 }
 
 fn aggregated(value: Value) -> Response {
-    (StatusCode::OK, [("content-type", discovery::AGGREGATED)], value.to_string()).into_response()
+    (
+        StatusCode::OK,
+        [("content-type", discovery::AGGREGATED)],
+        value.to_string(),
+    )
+        .into_response()
 }

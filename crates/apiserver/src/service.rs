@@ -30,13 +30,24 @@ fn port_key(port: i64) -> Bytes {
 fn in_range(ip: &str) -> bool {
     ip.parse::<Ipv4Addr>().is_ok_and(|a| {
         let o = a.octets();
-        o[0] == SERVICE_NETWORK[0] && o[1] == SERVICE_NETWORK[1] && !(o[2] == 0 && o[3] == 0) && !(o[2] == 255 && o[3] == 255)
+        o[0] == SERVICE_NETWORK[0]
+            && o[1] == SERVICE_NETWORK[1]
+            && !(o[2] == 0 && o[3] == 0)
+            && !(o[2] == 255 && o[3] == 255)
     })
 }
 
 fn invalid(object: &Value, field: &str, value: String, detail: &str) -> ApiError {
-    let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
-    ApiError::invalid("Service", "", name, &[FieldError::invalid_raw(field, value, detail)])
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    ApiError::invalid(
+        "Service",
+        "",
+        name,
+        &[FieldError::invalid_raw(field, value, detail)],
+    )
 }
 
 /// Allocates what a new service needs, writing it into `object`. On error nothing stays
@@ -44,10 +55,20 @@ fn invalid(object: &Value, field: &str, value: String, detail: &str) -> ApiError
 pub async fn allocate(server: &Server, object: &mut Value) -> Result<(), ApiError> {
     let owner = Bytes::from(format!(
         "{}/{}",
-        object.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(""),
-        object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
+        object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+        object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     ));
-    let service_type = object.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
+    let service_type = object
+        .pointer("/spec/type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
+        .to_string();
     let mut reserved: Vec<Bytes> = Vec::new();
     let result = allocate_into(server, object, &owner, &service_type, &mut reserved).await;
     if result.is_err() {
@@ -58,11 +79,21 @@ pub async fn allocate(server: &Server, object: &mut Value) -> Result<(), ApiErro
     result
 }
 
-async fn allocate_into(server: &Server, object: &mut Value, owner: &Bytes, service_type: &str, reserved: &mut Vec<Bytes>) -> Result<(), ApiError> {
+async fn allocate_into(
+    server: &Server,
+    object: &mut Value,
+    owner: &Bytes,
+    service_type: &str,
+    reserved: &mut Vec<Bytes>,
+) -> Result<(), ApiError> {
     if service_type == "ExternalName" {
         return Ok(());
     }
-    let requested = object.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("").to_string();
+    let requested = object
+        .pointer("/spec/clusterIP")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let ip = match requested.as_str() {
         "None" => None,
         "" => {
@@ -70,31 +101,56 @@ async fn allocate_into(server: &Server, object: &mut Value, owner: &Bytes, servi
             for _ in 0..256 {
                 let candidate = {
                     let mut rng = rand::thread_rng();
-                    format!("{}.{}.{}.{}", SERVICE_NETWORK[0], SERVICE_NETWORK[1], rng.gen_range(0..=255u8), rng.gen_range(0..=255u8))
+                    format!(
+                        "{}.{}.{}.{}",
+                        SERVICE_NETWORK[0],
+                        SERVICE_NETWORK[1],
+                        rng.gen_range(0..=255u8),
+                        rng.gen_range(0..=255u8)
+                    )
                 };
                 if !in_range(&candidate) || candidate == KUBERNETES_SERVICE_IP {
                     continue;
                 }
-                if server.store.create(ip_key(&candidate), owner.clone(), 0).await?.is_some() {
+                if server
+                    .store
+                    .create(ip_key(&candidate), owner.clone(), 0)
+                    .await?
+                    .is_some()
+                {
                     reserved.push(ip_key(&candidate));
                     found = Some(candidate);
                     break;
                 }
             }
-            Some(found.ok_or_else(|| ApiError::internal("failed to allocate a serviceIP: range is full"))?)
+            Some(found.ok_or_else(|| {
+                ApiError::internal("failed to allocate a serviceIP: range is full")
+            })?)
         }
         ip => {
             if !in_range(ip) {
                 return Err(invalid(object, "spec.clusterIPs", format!("[]string{{{ip:?}}}"), "failed to allocate IP: the provided IP is not in the valid range. The range of valid IPs is 10.43.0.0/16"));
             }
-            if server.store.create(ip_key(ip), owner.clone(), 0).await?.is_none() {
-                return Err(invalid(object, "spec.clusterIPs", format!("[]string{{{ip:?}}}"), &format!("failed to allocate IP {ip}: provided IP is already allocated")));
+            if server
+                .store
+                .create(ip_key(ip), owner.clone(), 0)
+                .await?
+                .is_none()
+            {
+                return Err(invalid(
+                    object,
+                    "spec.clusterIPs",
+                    format!("[]string{{{ip:?}}}"),
+                    &format!("failed to allocate IP {ip}: provided IP is already allocated"),
+                ));
             }
             reserved.push(ip_key(ip));
             Some(ip.to_string())
         }
     };
-    let spec = object.as_object_mut().map(|o| o.entry("spec").or_insert(json!({})));
+    let spec = object
+        .as_object_mut()
+        .map(|o| o.entry("spec").or_insert(json!({})));
     let Some(spec) = spec else { return Ok(()) };
     let cluster_ip = ip.clone().unwrap_or_else(|| "None".to_string());
     spec["clusterIP"] = json!(cluster_ip);
@@ -106,36 +162,64 @@ async fn allocate_into(server: &Server, object: &mut Value, owner: &Bytes, servi
             for port in ports {
                 let wanted = port.get("nodePort").and_then(Value::as_i64).unwrap_or(0);
                 let node_port = if wanted != 0 {
-                    if !NODE_PORTS.contains(&(wanted as u16)) || server.store.create(port_key(wanted), owner.clone(), 0).await?.is_none() {
-                        return Err(invalid(&json!({}), "spec.ports[0].nodePort", wanted.to_string(), "provided port is already allocated"));
+                    if !NODE_PORTS.contains(&(wanted as u16))
+                        || server
+                            .store
+                            .create(port_key(wanted), owner.clone(), 0)
+                            .await?
+                            .is_none()
+                    {
+                        return Err(invalid(
+                            &json!({}),
+                            "spec.ports[0].nodePort",
+                            wanted.to_string(),
+                            "provided port is already allocated",
+                        ));
                     }
                     wanted
                 } else {
                     let mut found = None;
                     for _ in 0..512 {
                         let candidate = i64::from(rand::thread_rng().gen_range(NODE_PORTS));
-                        if server.store.create(port_key(candidate), owner.clone(), 0).await?.is_some() {
+                        if server
+                            .store
+                            .create(port_key(candidate), owner.clone(), 0)
+                            .await?
+                            .is_some()
+                        {
                             found = Some(candidate);
                             break;
                         }
                     }
-                    found.ok_or_else(|| ApiError::internal("failed to allocate a nodePort: range is full"))?
+                    found.ok_or_else(|| {
+                        ApiError::internal("failed to allocate a nodePort: range is full")
+                    })?
                 };
                 reserved.push(port_key(node_port));
                 port["nodePort"] = json!(node_port);
             }
         }
-        spec.as_object_mut().map(|s| s.entry("externalTrafficPolicy").or_insert(json!("Cluster")));
+        spec.as_object_mut()
+            .map(|s| s.entry("externalTrafficPolicy").or_insert(json!("Cluster")));
     }
     Ok(())
 }
 
 /// Frees what a deleted service held.
 pub async fn release(server: &Server, object: &Value) {
-    if let Some(ip) = object.pointer("/spec/clusterIP").and_then(Value::as_str).filter(|ip| *ip != "None" && !ip.is_empty()) {
+    if let Some(ip) = object
+        .pointer("/spec/clusterIP")
+        .and_then(Value::as_str)
+        .filter(|ip| *ip != "None" && !ip.is_empty())
+    {
         let _ = server.store.delete(ip_key(ip), 0).await;
     }
-    for port in object.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
+    for port in object
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if let Some(node_port) = port.get("nodePort").and_then(Value::as_i64) {
             let _ = server.store.delete(port_key(node_port), 0).await;
         }
@@ -145,17 +229,26 @@ pub async fn release(server: &Server, object: &Value) {
 /// An update that leaves out the allocated values keeps them (kubectl apply of a manifest
 /// without clusterIP), as upstream's service update does.
 pub fn carry_over(new: &mut Value, old: &Value) {
-    let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
     for field in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
         if let Some(v) = old.pointer(&format!("/spec/{field}")) {
             spec.entry(field.to_string()).or_insert_with(|| v.clone());
         }
     }
-    let old_ports: Vec<&Value> = old.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten().collect();
+    let old_ports: Vec<&Value> = old
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .collect();
     if let Some(Value::Array(ports)) = spec.get_mut("ports") {
         for port in ports {
             if port.get("nodePort").is_none() {
-                let same = old_ports.iter().find(|p| p.get("port") == port.get("port") && p.get("protocol") == port.get("protocol"));
+                let same = old_ports.iter().find(|p| {
+                    p.get("port") == port.get("port") && p.get("protocol") == port.get("protocol")
+                });
                 if let Some(node_port) = same.and_then(|p| p.get("nodePort")) {
                     port["nodePort"] = node_port.clone();
                 }

@@ -46,27 +46,44 @@ impl Target<'_> {
 
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), details: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
 
     /// 404 `pods "x" not found`.
     pub fn not_found(target: Target<'_>) -> Self {
         ApiError {
             details: Some(target.details()),
-            ..Self::new(404, "NotFound", format!("{} \"{}\" not found", target.qualified(), target.name))
+            ..Self::new(
+                404,
+                "NotFound",
+                format!("{} \"{}\" not found", target.qualified(), target.name),
+            )
         }
     }
 
     /// 404 for a path that names nothing served.
     pub fn path_not_found() -> Self {
-        Self::new(404, "NotFound", "the server could not find the requested resource")
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
     }
 
     /// 409 `pods "x" already exists`.
     pub fn already_exists(target: Target<'_>) -> Self {
         ApiError {
             details: Some(target.details()),
-            ..Self::new(409, "AlreadyExists", format!("{} \"{}\" already exists", target.qualified(), target.name))
+            ..Self::new(
+                409,
+                "AlreadyExists",
+                format!("{} \"{}\" already exists", target.qualified(), target.name),
+            )
         }
     }
 
@@ -77,7 +94,11 @@ impl ApiError {
             ..Self::new(
                 409,
                 "Conflict",
-                format!("Operation cannot be fulfilled on {} \"{}\": {why}", target.qualified(), target.name),
+                format!(
+                    "Operation cannot be fulfilled on {} \"{}\": {why}",
+                    target.qualified(),
+                    target.name
+                ),
             )
         }
     }
@@ -89,8 +110,16 @@ impl ApiError {
     /// 422 with field causes: `Kind "name" is invalid: [field: Reason: detail, ...]`.
     pub fn invalid(kind: &str, group: &str, name: &str, causes: &[FieldError]) -> Self {
         let list: Vec<String> = causes.iter().map(FieldError::to_string).collect();
-        let joined = if list.len() == 1 { list[0].clone() } else { format!("[{}]", list.join(", ")) };
-        let qualified = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
+        let joined = if list.len() == 1 {
+            list[0].clone()
+        } else {
+            format!("[{}]", list.join(", "))
+        };
+        let qualified = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
         ApiError {
             details: Some(json!({
                 "name": name, "group": group, "kind": kind,
@@ -98,7 +127,11 @@ impl ApiError {
                     "reason": c.kind.reason(), "message": c.message(), "field": c.field,
                 })).collect::<Vec<_>>(),
             })),
-            ..Self::new(422, "Invalid", format!("{qualified} \"{name}\" is invalid: {joined}"))
+            ..Self::new(
+                422,
+                "Invalid",
+                format!("{qualified} \"{name}\" is invalid: {joined}"),
+            )
         }
     }
 
@@ -134,7 +167,11 @@ impl ApiError {
 
     /// 413.
     pub fn too_large() -> Self {
-        Self::new(413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728")
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            "Request entity too large: limit is 3145728",
+        )
     }
 
     /// 415.
@@ -144,7 +181,11 @@ impl ApiError {
 
     /// 500.
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(500, "InternalError", format!("Internal error occurred: {}", message.into()))
+        Self::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {}", message.into()),
+        )
     }
 
     /// 503 while the store is unavailable.
@@ -168,16 +209,21 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Compacted { requested, compacted } => {
-                ApiError::gone(format!("too old resource version: {requested} ({compacted})"))
-            }
+            StoreError::Compacted {
+                requested,
+                compacted,
+            } => ApiError::gone(format!(
+                "too old resource version: {requested} ({compacted})"
+            )),
             StoreError::FutureRevision { requested, current } => ApiError {
                 // Upstream answers a future resourceVersion on a list with 504 "Too large
                 // resource version" after waiting; we answer at once.
                 code: 504,
                 reason: "Timeout",
                 message: format!("Too large resource version: {requested}, current: {current}"),
-                details: Some(json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1})),
+                details: Some(
+                    json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}),
+                ),
             },
             StoreError::Closed(m) | StoreError::Etcd(m) => ApiError::unavailable(m),
             other => ApiError::internal(other.to_string()),
@@ -188,7 +234,12 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (code, [("content-type", "application/json")], self.to_status().to_string()).into_response()
+        (
+            code,
+            [("content-type", "application/json")],
+            self.to_status().to_string(),
+        )
+            .into_response()
     }
 }
 
@@ -246,27 +297,60 @@ impl FieldErrorKind {
 impl FieldError {
     /// A required field is missing.
     pub fn required(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        FieldError { field: field.into(), kind: FieldErrorKind::Required, value: None, detail: detail.into() }
+        FieldError {
+            field: field.into(),
+            kind: FieldErrorKind::Required,
+            value: None,
+            detail: detail.into(),
+        }
     }
 
     /// A field has a bad value.
-    pub fn invalid(field: impl Into<String>, value: impl Into<String>, detail: impl Into<String>) -> Self {
-        FieldError { field: field.into(), kind: FieldErrorKind::Invalid, value: Some(format!("{:?}", value.into())), detail: detail.into() }
+    pub fn invalid(
+        field: impl Into<String>,
+        value: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        FieldError {
+            field: field.into(),
+            kind: FieldErrorKind::Invalid,
+            value: Some(format!("{:?}", value.into())),
+            detail: detail.into(),
+        }
     }
 
     /// A field has a bad value that is printed as given (numbers, Go maps).
-    pub fn invalid_raw(field: impl Into<String>, value: impl Into<String>, detail: impl Into<String>) -> Self {
-        FieldError { field: field.into(), kind: FieldErrorKind::Invalid, value: Some(value.into()), detail: detail.into() }
+    pub fn invalid_raw(
+        field: impl Into<String>,
+        value: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        FieldError {
+            field: field.into(),
+            kind: FieldErrorKind::Invalid,
+            value: Some(value.into()),
+            detail: detail.into(),
+        }
     }
 
     /// A field may not be set or changed.
     pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        FieldError { field: field.into(), kind: FieldErrorKind::Forbidden, value: None, detail: detail.into() }
+        FieldError {
+            field: field.into(),
+            kind: FieldErrorKind::Forbidden,
+            value: None,
+            detail: detail.into(),
+        }
     }
 
     /// A value repeats.
     pub fn duplicate(field: impl Into<String>, value: impl Into<String>) -> Self {
-        FieldError { field: field.into(), kind: FieldErrorKind::Duplicate, value: Some(format!("{:?}", value.into())), detail: String::new() }
+        FieldError {
+            field: field.into(),
+            kind: FieldErrorKind::Duplicate,
+            value: Some(format!("{:?}", value.into())),
+            detail: String::new(),
+        }
     }
 
     /// The cause's message: `Invalid value: "x": detail`.
@@ -294,10 +378,24 @@ mod tests {
 
     #[test]
     fn wording_matches_upstream() {
-        let target = Target { group: "apps", resource: "deployments", name: "web" };
-        assert_eq!(ApiError::not_found(target).message, "deployments.apps \"web\" not found");
-        let pods = Target { group: "", resource: "pods", name: "p" };
-        assert_eq!(ApiError::already_exists(pods).message, "pods \"p\" already exists");
+        let target = Target {
+            group: "apps",
+            resource: "deployments",
+            name: "web",
+        };
+        assert_eq!(
+            ApiError::not_found(target).message,
+            "deployments.apps \"web\" not found"
+        );
+        let pods = Target {
+            group: "",
+            resource: "pods",
+            name: "p",
+        };
+        assert_eq!(
+            ApiError::already_exists(pods).message,
+            "pods \"p\" already exists"
+        );
         assert_eq!(
             ApiError::conflict(pods, ApiError::MODIFIED).message,
             "Operation cannot be fulfilled on pods \"p\": the object has been modified; please apply your changes to the latest version and try again"

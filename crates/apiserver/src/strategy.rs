@@ -15,7 +15,13 @@ use crate::status::{ApiError, FieldError};
 fn tracks_generation(info: &ResourceInfo) -> bool {
     matches!(
         info.group,
-        "apps" | "batch" | "policy" | "autoscaling" | "networking.k8s.io" | "apiextensions.k8s.io" | "admissionregistration.k8s.io"
+        "apps"
+            | "batch"
+            | "policy"
+            | "autoscaling"
+            | "networking.k8s.io"
+            | "apiextensions.k8s.io"
+            | "admissionregistration.k8s.io"
     )
 }
 
@@ -45,7 +51,11 @@ fn default_pod_spec(spec: &mut Value) {
     for list in ["initContainers", "containers"] {
         if let Some(Value::Array(containers)) = spec.get_mut(list) {
             for c in containers {
-                let image = c.get("image").and_then(Value::as_str).unwrap_or("").to_string();
+                let image = c
+                    .get("image")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
                 default(c, "imagePullPolicy", json!(default_pull_policy(&image)));
                 default(c, "terminationMessagePath", json!("/dev/termination-log"));
                 default(c, "terminationMessagePolicy", json!("File"));
@@ -60,7 +70,12 @@ fn default_pod_spec(spec: &mut Value) {
     }
     if let Some(Value::Array(volumes)) = spec.get_mut("volumes") {
         for v in volumes {
-            for (source, mode_field) in [("configMap", "defaultMode"), ("secret", "defaultMode"), ("downwardAPI", "defaultMode"), ("projected", "defaultMode")] {
+            for (source, mode_field) in [
+                ("configMap", "defaultMode"),
+                ("secret", "defaultMode"),
+                ("downwardAPI", "defaultMode"),
+                ("projected", "defaultMode"),
+            ] {
                 if let Some(s) = v.get_mut(source) {
                     default(s, mode_field, json!(420));
                 }
@@ -120,8 +135,77 @@ pub fn qos_class(spec: &Value) -> &'static str {
     }
 }
 
+/// Upstream's Job strategy: unless `manualSelector`, the selector is generated from the Job's
+/// UID and the template gets the matching labels (old and new spellings).
+fn generate_job_selector(object: &mut Value) {
+    if object
+        .pointer("/spec/manualSelector")
+        .and_then(Value::as_bool)
+        == Some(true)
+        || object.pointer("/spec/selector").is_some()
+    {
+        return;
+    }
+    let uid = object
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.insert(
+            "selector".into(),
+            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
+        );
+    }
+    if let Some(template) = object
+        .pointer_mut("/spec/template")
+        .and_then(Value::as_object_mut)
+    {
+        let meta = template.entry("metadata").or_insert(json!({}));
+        if let Some(meta) = meta.as_object_mut() {
+            let labels = meta.entry("labels").or_insert(json!({}));
+            if let Some(labels) = labels.as_object_mut() {
+                labels.insert("batch.kubernetes.io/controller-uid".into(), json!(uid));
+                labels.insert("batch.kubernetes.io/job-name".into(), json!(name));
+                labels.insert("controller-uid".into(), json!(uid));
+                labels.insert("job-name".into(), json!(name));
+            }
+        }
+    }
+}
+
+/// ObjectMeta's list and map fields are `omitempty` upstream: an empty one (a patch that
+/// removed the last owner reference or finalizer) is not stored, so it reads back as absent.
+fn drop_empty_metadata(object: &mut Value) {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in [
+            "ownerReferences",
+            "finalizers",
+            "labels",
+            "annotations",
+            "managedFields",
+        ] {
+            let empty = match meta.get(field) {
+                Some(Value::Array(a)) => a.is_empty(),
+                Some(Value::Object(o)) => o.is_empty(),
+                Some(Value::Null) => true,
+                _ => false,
+            };
+            if empty {
+                meta.remove(field);
+            }
+        }
+    }
+}
+
 /// What a create resets and defaults.
 pub fn prepare_for_create(info: &ResourceInfo, object: &mut Value) {
+    drop_empty_metadata(object);
     if tracks_generation(info) {
         metadata_mut(object).insert("generation".into(), json!(1));
     }
@@ -131,7 +215,9 @@ pub fn prepare_for_create(info: &ResourceInfo, object: &mut Value) {
     match (info.group, info.plural) {
         ("", "namespaces") => {
             object["status"] = json!({"phase": "Active"});
-            let spec = object.as_object_mut().map(|o| o.entry("spec").or_insert(json!({})));
+            let spec = object
+                .as_object_mut()
+                .map(|o| o.entry("spec").or_insert(json!({})));
             if let Some(spec) = spec {
                 default(spec, "finalizers", json!(["kubernetes"]));
             }
@@ -199,19 +285,32 @@ pub fn prepare_for_create(info: &ResourceInfo, object: &mut Value) {
                 default(spec, "replicas", json!(1));
                 default(spec, "podManagementPolicy", json!("OrderedReady"));
                 default(spec, "revisionHistoryLimit", json!(10));
-                default(spec, "updateStrategy", json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
-                default(spec, "persistentVolumeClaimRetentionPolicy", json!({"whenDeleted": "Retain", "whenScaled": "Retain"}));
+                default(
+                    spec,
+                    "updateStrategy",
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+                );
+                default(
+                    spec,
+                    "persistentVolumeClaimRetentionPolicy",
+                    json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+                );
             }
             default_template(object, "/spec/template/spec");
         }
         ("apps", "daemonsets") => {
             if let Some(spec) = object.get_mut("spec") {
                 default(spec, "revisionHistoryLimit", json!(10));
-                default(spec, "updateStrategy", json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}));
+                default(
+                    spec,
+                    "updateStrategy",
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+                );
             }
             default_template(object, "/spec/template/spec");
         }
         ("batch", "jobs") => {
+            generate_job_selector(object);
             if let Some(spec) = object.get_mut("spec") {
                 default(spec, "parallelism", json!(1));
                 default(spec, "completions", json!(1));
@@ -241,12 +340,20 @@ pub fn prepare_for_create(info: &ResourceInfo, object: &mut Value) {
 
 /// DefaultTolerationSeconds admission: tolerate not-ready and unreachable nodes for 300 s.
 fn add_default_tolerations(spec: &mut Value) {
-    let tolerations = spec.as_object_mut().map(|s| s.entry("tolerations").or_insert(json!([])));
-    let Some(Value::Array(tolerations)) = tolerations else { return };
-    for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+    let tolerations = spec
+        .as_object_mut()
+        .map(|s| s.entry("tolerations").or_insert(json!([])));
+    let Some(Value::Array(tolerations)) = tolerations else {
+        return;
+    };
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
         let present = tolerations.iter().any(|t| {
             t.get("key").and_then(Value::as_str) == Some(key)
-                || (t.get("key").is_none() && t.get("operator").and_then(Value::as_str) == Some("Exists"))
+                || (t.get("key").is_none()
+                    && t.get("operator").and_then(Value::as_str) == Some("Exists"))
         });
         if !present {
             tolerations.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
@@ -256,7 +363,12 @@ fn add_default_tolerations(spec: &mut Value) {
 
 /// What an update may change: a status update takes only the status; an update of the main
 /// resource of a kind with a status subresource keeps the old status.
-pub fn merge_update(info: &ResourceInfo, subresource: &str, old: &Value, mut requested: Value) -> Result<Value, ApiError> {
+pub fn merge_update(
+    info: &ResourceInfo,
+    subresource: &str,
+    old: &Value,
+    mut requested: Value,
+) -> Result<Value, ApiError> {
     match subresource {
         "" => {
             if has_status(info) {
@@ -291,30 +403,44 @@ pub fn merge_update(info: &ResourceInfo, subresource: &str, old: &Value, mut req
         }
         "finalize" if is(info, "", "namespaces") => {
             let mut new = old.clone();
-            new["spec"]["finalizers"] = requested.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
+            new["spec"]["finalizers"] = requested
+                .pointer("/spec/finalizers")
+                .cloned()
+                .unwrap_or(json!([]));
             Ok(new)
         }
-        other => Err(ApiError::method_not_allowed(format!("the server does not allow this method on the requested resource ({other})"))),
+        other => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({other})"
+        ))),
     }
 }
 
 /// `generation` moves when the spec changes; services keep their allocated IPs and ports.
 pub fn prepare_for_update(info: &ResourceInfo, new: &mut Value, old: &Value) {
+    drop_empty_metadata(new);
     if is(info, "", "services") {
         crate::service::carry_over(new, old);
     }
     if !tracks_generation(info) {
         return;
     }
-    let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
-    let next = if new.get("spec") != old.get("spec") { generation + 1 } else { generation };
+    let generation = old
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    let next = if new.get("spec") != old.get("spec") {
+        generation + 1
+    } else {
+        generation
+    };
     metadata_mut(new).insert("generation".into(), json!(next));
 }
 
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && s.as_bytes()[0].is_ascii_alphanumeric()
         && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
 }
@@ -328,7 +454,10 @@ const LABEL_MESSAGE: &str = "a lowercase RFC 1123 label must consist of lower ca
 
 /// Names that must be DNS labels rather than subdomains.
 fn name_is_label(info: &ResourceInfo) -> bool {
-    matches!((info.group, info.plural), ("", "namespaces") | ("", "services") | ("apps", "statefulsets") | ("batch", "cronjobs"))
+    matches!(
+        (info.group, info.plural),
+        ("", "namespaces") | ("", "services") | ("apps", "statefulsets") | ("batch", "cronjobs")
+    )
 }
 
 /// Validation (`ValidateObjectMeta` plus the common per-kind rules), and on update the
@@ -337,23 +466,37 @@ pub fn validate(info: &ResourceInfo, object: &Value, old: Option<&Value>) -> Res
     let mut errors = Vec::new();
     let name = meta_str(object, "name").unwrap_or("");
     if name.is_empty() {
-        errors.push(FieldError::required("metadata.name", "name or generateName is required"));
+        errors.push(FieldError::required(
+            "metadata.name",
+            "name or generateName is required",
+        ));
     } else if name_is_label(info) {
         if !is_dns_label(name) {
             errors.push(FieldError::invalid("metadata.name", name, LABEL_MESSAGE));
         }
     } else if !is_dns_subdomain(name) && !matches!(info.group, "rbac.authorization.k8s.io") {
-        errors.push(FieldError::invalid("metadata.name", name, SUBDOMAIN_MESSAGE));
+        errors.push(FieldError::invalid(
+            "metadata.name",
+            name,
+            SUBDOMAIN_MESSAGE,
+        ));
     }
     if let Some(Value::Object(labels)) = object.pointer("/metadata/labels") {
         for (k, v) in labels {
             let value = v.as_str().unwrap_or("");
             let key_name = k.rsplit('/').next().unwrap_or(k);
-            let ok_key = !key_name.is_empty() && key_name.len() <= 63 && key_name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            let ok_key = !key_name.is_empty()
+                && key_name.len() <= 63
+                && key_name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
             if !ok_key {
                 errors.push(FieldError::invalid("metadata.labels", k.as_str(), "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"));
             }
-            let ok_value = value.len() <= 63 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            let ok_value = value.len() <= 63
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
             if !ok_value || !v.is_string() {
                 errors.push(FieldError::invalid("metadata.labels", value, "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"));
             }
@@ -370,7 +513,12 @@ pub fn validate(info: &ResourceInfo, object: &Value, old: Option<&Value>) -> Res
                 let strip = |v: &Value| {
                     let mut spec = v.get("spec").cloned().unwrap_or(json!({}));
                     // The fields upstream lets a pod update change.
-                    for c in spec.get_mut("containers").and_then(Value::as_array_mut).into_iter().flatten() {
+                    for c in spec
+                        .get_mut("containers")
+                        .and_then(Value::as_array_mut)
+                        .into_iter()
+                        .flatten()
+                    {
                         if let Value::Object(c) = c {
                             c.remove("image");
                         }
@@ -387,11 +535,18 @@ pub fn validate(info: &ResourceInfo, object: &Value, old: Option<&Value>) -> Res
                 }
             }
         }
-        ("apps", "deployments") | ("apps", "replicasets") | ("apps", "statefulsets") | ("apps", "daemonsets") => {
+        ("apps", "deployments")
+        | ("apps", "replicasets")
+        | ("apps", "statefulsets")
+        | ("apps", "daemonsets") => {
             validate_workload(object, &mut errors);
             if let Some(old) = old {
                 if object.pointer("/spec/selector") != old.pointer("/spec/selector") {
-                    errors.push(FieldError::invalid_raw("spec.selector", selector_text(object.pointer("/spec/selector")), "field is immutable"));
+                    errors.push(FieldError::invalid_raw(
+                        "spec.selector",
+                        selector_text(object.pointer("/spec/selector")),
+                        "field is immutable",
+                    ));
                 }
             }
         }
@@ -399,7 +554,12 @@ pub fn validate(info: &ResourceInfo, object: &Value, old: Option<&Value>) -> Res
             for field in ["data", "binaryData", "stringData"] {
                 if let Some(Value::Object(data)) = object.get(field) {
                     for k in data.keys() {
-                        if k.is_empty() || k.len() > 253 || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+                        if k.is_empty()
+                            || k.len() > 253
+                            || !k
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                        {
                             errors.push(FieldError::invalid(format!("{field}[{k}]"), k.as_str(), "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"));
                         }
                     }
@@ -426,17 +586,36 @@ fn validate_pod_spec(spec: &Value, path: &str, errors: &mut Vec<FieldError>) {
     }
     let mut names = std::collections::BTreeSet::new();
     for list in ["initContainers", "containers"] {
-        for (i, c) in spec.get(list).and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, c) in spec
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let name = c.get("name").and_then(Value::as_str).unwrap_or("");
             if name.is_empty() {
                 errors.push(FieldError::required(format!("{path}.{list}[{i}].name"), ""));
             } else if !is_dns_label(name) {
-                errors.push(FieldError::invalid(format!("{path}.{list}[{i}].name"), name, LABEL_MESSAGE));
+                errors.push(FieldError::invalid(
+                    format!("{path}.{list}[{i}].name"),
+                    name,
+                    LABEL_MESSAGE,
+                ));
             } else if !names.insert(name.to_string()) {
-                errors.push(FieldError::duplicate(format!("{path}.{list}[{i}].name"), name));
+                errors.push(FieldError::duplicate(
+                    format!("{path}.{list}[{i}].name"),
+                    name,
+                ));
             }
-            if c.get("image").and_then(Value::as_str).is_none_or(str::is_empty) {
-                errors.push(FieldError::required(format!("{path}.{list}[{i}].image"), ""));
+            if c.get("image")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                errors.push(FieldError::required(
+                    format!("{path}.{list}[{i}].image"),
+                    "",
+                ));
             }
         }
     }
@@ -444,14 +623,24 @@ fn validate_pod_spec(spec: &Value, path: &str, errors: &mut Vec<FieldError>) {
 
 fn validate_workload(object: &Value, errors: &mut Vec<FieldError>) {
     let selector = object.pointer("/spec/selector");
-    let match_labels = selector.and_then(|s| s.get("matchLabels")).and_then(Value::as_object);
-    let expressions = selector.and_then(|s| s.get("matchExpressions")).and_then(Value::as_array);
-    if selector.is_none() || (match_labels.is_none_or(|m| m.is_empty()) && expressions.is_none_or(|e| e.is_empty())) {
+    let match_labels = selector
+        .and_then(|s| s.get("matchLabels"))
+        .and_then(Value::as_object);
+    let expressions = selector
+        .and_then(|s| s.get("matchExpressions"))
+        .and_then(Value::as_array);
+    if selector.is_none()
+        || (match_labels.is_none_or(|m| m.is_empty()) && expressions.is_none_or(|e| e.is_empty()))
+    {
         errors.push(FieldError::required("spec.selector", ""));
     }
-    let template_labels = object.pointer("/spec/template/metadata/labels").and_then(Value::as_object);
+    let template_labels = object
+        .pointer("/spec/template/metadata/labels")
+        .and_then(Value::as_object);
     if let Some(match_labels) = match_labels {
-        let matches = match_labels.iter().all(|(k, v)| template_labels.and_then(|t| t.get(k)) == Some(v));
+        let matches = match_labels
+            .iter()
+            .all(|(k, v)| template_labels.and_then(|t| t.get(k)) == Some(v));
         if !matches {
             let shown = template_labels
                 .map(|t| {
@@ -459,12 +648,20 @@ fn validate_workload(object: &Value, errors: &mut Vec<FieldError>) {
                     format!("map[string]string{{{}}}", pairs.join(", "))
                 })
                 .unwrap_or_else(|| "map[string]string(nil)".into());
-            errors.push(FieldError::invalid_raw("spec.template.metadata.labels", shown, "`selector` does not match template `labels`"));
+            errors.push(FieldError::invalid_raw(
+                "spec.template.metadata.labels",
+                shown,
+                "`selector` does not match template `labels`",
+            ));
         }
     }
     if let Some(replicas) = object.pointer("/spec/replicas").and_then(Value::as_i64) {
         if replicas < 0 {
-            errors.push(FieldError::invalid_raw("spec.replicas", replicas.to_string(), "must be greater than or equal to 0"));
+            errors.push(FieldError::invalid_raw(
+                "spec.replicas",
+                replicas.to_string(),
+                "must be greater than or equal to 0",
+            ));
         }
     }
     match object.pointer("/spec/template/spec") {
@@ -479,13 +676,23 @@ pub fn grace_period(info: &ResourceInfo, object: &Value, requested: Option<i64>)
     if !is(info, "", "pods") {
         return 0;
     }
-    let bound = object.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
-    let finished = matches!(object.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded") | Some("Failed"));
+    let bound = object
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let finished = matches!(
+        object.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded") | Some("Failed")
+    );
     if !bound || finished {
         return 0;
     }
     requested
-        .or_else(|| object.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+        .or_else(|| {
+            object
+                .pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+        })
         .unwrap_or(30)
         .max(0)
 }
@@ -510,7 +717,10 @@ mod tests {
         assert_eq!(default_pull_policy("busybox:latest"), "Always");
         assert_eq!(default_pull_policy("busybox:1.36"), "IfNotPresent");
         assert_eq!(default_pull_policy("127.0.0.1:5000/busybox"), "Always");
-        assert_eq!(default_pull_policy("127.0.0.1:5000/busybox:v1"), "IfNotPresent");
+        assert_eq!(
+            default_pull_policy("127.0.0.1:5000/busybox:v1"),
+            "IfNotPresent"
+        );
     }
 
     #[test]
@@ -519,10 +729,24 @@ mod tests {
         let mut pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80}], "resources": {"requests": {"cpu": "1"}}}]}});
         prepare_for_create(info, &mut pod);
         assert_eq!(pod.pointer("/spec/restartPolicy"), Some(&json!("Always")));
-        assert_eq!(pod.pointer("/spec/containers/0/imagePullPolicy"), Some(&json!("Always")));
-        assert_eq!(pod.pointer("/spec/containers/0/ports/0/protocol"), Some(&json!("TCP")));
-        assert_eq!(pod.pointer("/spec/tolerations").and_then(Value::as_array).map(Vec::len), Some(2));
-        assert_eq!(pod.pointer("/status"), Some(&json!({"phase": "Pending", "qosClass": "Burstable"})));
+        assert_eq!(
+            pod.pointer("/spec/containers/0/imagePullPolicy"),
+            Some(&json!("Always"))
+        );
+        assert_eq!(
+            pod.pointer("/spec/containers/0/ports/0/protocol"),
+            Some(&json!("TCP"))
+        );
+        assert_eq!(
+            pod.pointer("/spec/tolerations")
+                .and_then(Value::as_array)
+                .map(Vec::len),
+            Some(2)
+        );
+        assert_eq!(
+            pod.pointer("/status"),
+            Some(&json!({"phase": "Pending", "qosClass": "Burstable"}))
+        );
         validate(info, &pod, None).expect("valid");
     }
 
@@ -531,7 +755,10 @@ mod tests {
         let info = find("apps", "v1", "deployments").expect("deployments");
         let mut d = json!({"metadata": {"name": "web"}, "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "other"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
         prepare_for_create(info, &mut d);
-        assert_eq!(d.pointer("/spec/strategy/rollingUpdate/maxSurge"), Some(&json!("25%")));
+        assert_eq!(
+            d.pointer("/spec/strategy/rollingUpdate/maxSurge"),
+            Some(&json!("25%"))
+        );
         let err = validate(info, &d, None).expect_err("invalid");
         assert_eq!(err.code, 422);
         assert!(err.message.contains("spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"other\"}: `selector` does not match template `labels`"), "{}", err.message);
@@ -540,18 +767,27 @@ mod tests {
     #[test]
     fn names_are_checked() {
         let cm = find("", "v1", "configmaps").expect("configmaps");
-        let err = validate(cm, &json!({"metadata": {"name": "Bad_Name"}}), None).expect_err("invalid");
+        let err =
+            validate(cm, &json!({"metadata": {"name": "Bad_Name"}}), None).expect_err("invalid");
         assert!(err.message.starts_with("ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"));
         let ns = find("", "v1", "namespaces").expect("namespaces");
         assert!(validate(ns, &json!({"metadata": {"name": "a.b"}}), None).is_err());
         let pods = find("", "v1", "pods").expect("pods");
         let err = validate(pods, &json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}, {"name": "c", "image": "y"}]}}), None).expect_err("dup");
-        assert!(err.message.contains("spec.containers[1].name: Duplicate value: \"c\""), "{}", err.message);
+        assert!(
+            err.message
+                .contains("spec.containers[1].name: Duplicate value: \"c\""),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
     fn qos_classes() {
-        assert_eq!(qos_class(&json!({"containers": [{"name": "c"}]})), "BestEffort");
+        assert_eq!(
+            qos_class(&json!({"containers": [{"name": "c"}]})),
+            "BestEffort"
+        );
         let g = json!({"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]});
         assert_eq!(qos_class(&g), "Guaranteed");
     }

@@ -46,7 +46,9 @@ pub async fn watch(
         query.insert("fieldSelector".into(), fields);
     }
     let selectors = Selectors::from_query(info, &query)?;
-    let bookmarks = query.get("allowWatchBookmarks").is_some_and(|v| v == "true" || v == "1");
+    let bookmarks = query
+        .get("allowWatchBookmarks")
+        .is_some_and(|v| v == "true" || v == "1");
     let send_initial = query.get("sendInitialEvents").map(|v| v == "true");
     let timeout = query
         .get("timeoutSeconds")
@@ -58,36 +60,51 @@ pub async fn watch(
 
     // Where the stream starts, and the objects to send first.
     let mut initial = Vec::new();
-    let start: Revision = if resource_version.is_empty() || resource_version == "0" || send_initial == Some(true) {
-        let at = if send_initial == Some(true) && !resource_version.is_empty() && resource_version != "0" {
-            resource_version.parse().map_err(|_| ApiError::bad_request("invalid resourceVersion"))?
-        } else {
-            0
-        };
-        let listed = server.store.range(RangeRequest::new(KeyRange::prefix(prefix.clone())).at(at)).await?;
-        for kv in &listed.kvs {
-            let object = decode(info, &kv.value, kv.mod_revision)?;
-            if selectors.matches(info, &object) {
-                initial.push(object);
+    let start: Revision =
+        if resource_version.is_empty() || resource_version == "0" || send_initial == Some(true) {
+            let at = if send_initial == Some(true)
+                && !resource_version.is_empty()
+                && resource_version != "0"
+            {
+                resource_version
+                    .parse()
+                    .map_err(|_| ApiError::bad_request("invalid resourceVersion"))?
+            } else {
+                0
+            };
+            let listed = server
+                .store
+                .range(RangeRequest::new(KeyRange::prefix(prefix.clone())).at(at))
+                .await?;
+            for kv in &listed.kvs {
+                let object = decode(info, &kv.value, kv.mod_revision)?;
+                if selectors.matches(info, &object) {
+                    initial.push(object);
+                }
             }
-        }
-        let revision = if at > 0 { at } else { listed.header_revision };
-        revision + 1
-    } else {
-        let rv: Revision = resource_version.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version {resource_version:?}")))?;
-        rv + 1
-    };
+            let revision = if at > 0 { at } else { listed.header_revision };
+            revision + 1
+        } else {
+            let rv: Revision = resource_version.parse().map_err(|_| {
+                ApiError::bad_request(format!("invalid resource version {resource_version:?}"))
+            })?;
+            rv + 1
+        };
     let mut request = WatchRequest::new(KeyRange::prefix(prefix)).from_revision(start);
     if bookmarks {
         request = request.progress_every(BOOKMARK_EVERY);
     }
-    let mut stream = server.watch_cache.watch(&crate::rest::prefix(info, ""), request).await?;
+    let mut stream = server
+        .watch_cache
+        .watch(&crate::rest::prefix(info, ""), request)
+        .await?;
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let kind = info.kind;
     let api_version = info.api_version();
     tokio::spawn(async move {
         let line = |event_type: &str, object: Value| {
-            let mut bytes = serde_json::to_vec(&json!({"type": event_type, "object": object})).unwrap_or_default();
+            let mut bytes = serde_json::to_vec(&json!({"type": event_type, "object": object}))
+                .unwrap_or_default();
             bytes.push(b'\n');
             Bytes::from(bytes)
         };
@@ -120,8 +137,15 @@ pub async fn watch(
             };
             let response = match message {
                 None => return,
-                Some(Err(StoreError::Compacted { requested, compacted })) => {
-                    let status = ApiError::gone(format!("too old resource version: {} ({compacted})", requested - 1)).to_status();
+                Some(Err(StoreError::Compacted {
+                    requested,
+                    compacted,
+                })) => {
+                    let status = ApiError::gone(format!(
+                        "too old resource version: {} ({compacted})",
+                        requested - 1
+                    ))
+                    .to_status();
                     let _ = tx.send(line("ERROR", status)).await;
                     return;
                 }
@@ -160,12 +184,18 @@ pub async fn watch(
 }
 
 /// A store event as the watch event a client sees, if any.
-fn translate(info: &ResourceInfo, selectors: &Selectors, event: &Event) -> Result<Option<(&'static str, Value)>, ApiError> {
+fn translate(
+    info: &ResourceInfo,
+    selectors: &Selectors,
+    event: &Event,
+) -> Result<Option<(&'static str, Value)>, ApiError> {
     let previous = match &event.prev_kv {
         Some(prev) => Some(decode(info, &prev.value, prev.mod_revision)?),
         None => None,
     };
-    let was = previous.as_ref().is_some_and(|p| selectors.matches(info, p));
+    let was = previous
+        .as_ref()
+        .is_some_and(|p| selectors.matches(info, p));
     match event.kind {
         EventKind::Put => {
             let current = decode(info, &event.kv.value, event.kv.mod_revision)?;
@@ -180,7 +210,8 @@ fn translate(info: &ResourceInfo, selectors: &Selectors, event: &Event) -> Resul
         }
         EventKind::Delete => Ok(match previous {
             Some(mut object) if was => {
-                object["metadata"]["resourceVersion"] = Value::String(event.kv.mod_revision.to_string());
+                object["metadata"]["resourceVersion"] =
+                    Value::String(event.kv.mod_revision.to_string());
                 Some(("DELETED", object))
             }
             _ => None,

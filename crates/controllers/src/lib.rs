@@ -10,6 +10,7 @@ pub mod deployment;
 pub mod expectations;
 pub mod gc;
 pub mod informer;
+pub mod job;
 pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 use ferry_client::events::Recorder;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ServiceAccount};
 use kube::runtime::watcher;
@@ -79,6 +81,8 @@ pub struct Context {
     pub replica_sets: Arc<Informer<ReplicaSet>>,
     /// All Deployments.
     pub deployments: Arc<Informer<Deployment>>,
+    /// All Jobs.
+    pub jobs: Arc<Informer<Job>>,
     /// All Nodes.
     pub nodes: Arc<Informer<Node>>,
     /// All Namespaces.
@@ -106,6 +110,7 @@ impl Context {
             pods: Informer::with_index(Api::all(client.clone()), all.clone(), Some(pod_node)),
             replica_sets: Informer::new(Api::all(client.clone()), all.clone()),
             deployments: Informer::new(Api::all(client.clone()), all.clone()),
+            jobs: Informer::new(Api::all(client.clone()), all.clone()),
             nodes: Informer::new(Api::all(client.clone()), all.clone()),
             namespaces: Informer::new(Api::all(client.clone()), all.clone()),
             service_accounts: Informer::new(
@@ -122,6 +127,7 @@ impl Context {
         tasks.spawn(self.pods.clone().run());
         tasks.spawn(self.replica_sets.clone().run());
         tasks.spawn(self.deployments.clone().run());
+        tasks.spawn(self.jobs.clone().run());
         tasks.spawn(self.nodes.clone().run());
         tasks.spawn(self.namespaces.clone().run());
         tasks.spawn(self.service_accounts.clone().run());
@@ -132,6 +138,7 @@ impl Context {
         self.pods.wait_synced().await;
         self.replica_sets.wait_synced().await;
         self.deployments.wait_synced().await;
+        self.jobs.wait_synced().await;
         self.nodes.wait_synced().await;
         self.namespaces.wait_synced().await;
         self.service_accounts.wait_synced().await;
@@ -150,6 +157,7 @@ pub async fn run(
     // Handlers are registered before the informers start, so none misses the first list.
     let replica_sets = replicaset::ReplicaSetController::new(ctx.clone());
     let deployments = deployment::DeploymentController::new(ctx.clone());
+    let jobs = job::JobController::new(ctx.clone());
     let namespaces = namespace::NamespaceController::new(ctx.clone());
     let service_accounts = serviceaccount::ServiceAccountController::new(ctx.clone());
     let node_ipam = nodeipam::NodeIpamController::new(ctx.clone())?;
@@ -165,6 +173,7 @@ pub async fn run(
     let mut controllers = tokio::task::JoinSet::new();
     controllers.spawn(replica_sets.clone().run(workers));
     controllers.spawn(deployments.clone().run(workers));
+    controllers.spawn(jobs.clone().run(workers));
     controllers.spawn(namespaces.clone().run(workers));
     controllers.spawn(service_accounts.clone().run(workers));
     controllers.spawn(node_ipam.clone().run());
@@ -174,6 +183,7 @@ pub async fn run(
     shutdown.await;
     replica_sets.shut_down();
     deployments.shut_down();
+    jobs.shut_down();
     namespaces.shut_down();
     service_accounts.shut_down();
     informers.abort_all();

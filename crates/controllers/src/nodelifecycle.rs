@@ -156,6 +156,12 @@ impl NodeLifecycleController {
             let now_time = Time(jiff::Timestamp::now());
             if let Some(taints) = desired_taints(&node, &now_time) {
                 let api: Api<Node> = Api::all(self.ctx.client.clone());
+                // An empty list is sent as null: `taints` is omitempty upstream, so it goes away.
+                let taints = if taints.is_empty() {
+                    serde_json::Value::Null
+                } else {
+                    json!(taints)
+                };
                 let patch = json!({"metadata": {"resourceVersion": node.resource_version()}, "spec": {"taints": taints}});
                 match api
                     .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))

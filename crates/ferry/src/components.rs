@@ -237,3 +237,48 @@ pub async fn sim(args: SimArgs) -> anyhow::Result<()> {
     };
     ferry_sim::run(client, options, shutdown_signal()).await
 }
+
+/// Options of `ferry scheduler`.
+#[derive(clap::Args, Debug)]
+pub struct SchedulerArgs {
+    /// Kubeconfig of the cluster to schedule for.
+    #[arg(long)]
+    kubeconfig: PathBuf,
+    /// A KubeSchedulerConfiguration (kubescheduler.config.k8s.io/v1) file: profiles, plugins,
+    /// weights.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Take the kube-system/kube-scheduler Lease before working.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+}
+
+/// Runs the scheduler until `shutdown`.
+pub async fn run_scheduler(
+    client: kube::Client,
+    config: Option<&Path>,
+    identity: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let config = ferry_scheduler::load_config(config).context("scheduler configuration")?;
+    let work = || ferry_scheduler::run(client.clone(), config.clone(), std::future::pending());
+    match identity {
+        Some(identity) => {
+            with_leader_election(client.clone(), "kube-scheduler", identity, shutdown, work).await
+        }
+        None => {
+            tokio::select! {
+                result = work() => result?,
+                _ = shutdown => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `ferry scheduler`.
+pub async fn scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
+    let client = ferry_client::connect(&args.kubeconfig).await?;
+    let identity = args.leader_elect.then(process_identity);
+    run_scheduler(client, args.config.as_deref(), identity, shutdown_signal()).await
+}

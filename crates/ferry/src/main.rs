@@ -25,6 +25,8 @@ enum Command {
     /// The controller manager (deployment, replicaset, garbage collector, namespace, node
     /// lifecycle, …) against a cluster given by a kubeconfig.
     Controllers(components::ControllersArgs),
+    /// The scheduler: assigns pending pods to nodes through filter and score plugins.
+    Scheduler(components::SchedulerArgs),
     /// Simulated nodes: registers Nodes, keeps their Leases fresh and plays the kubelet for
     /// pods bound to them (Running and Ready after a delay), like kwok.
     Sim(components::SimArgs),
@@ -50,6 +52,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server(args) => runtime.block_on(server::run(args)),
         Command::Controllers(args) => runtime.block_on(components::controllers(args)),
+        Command::Scheduler(args) => runtime.block_on(components::scheduler(args)),
         Command::Sim(args) => runtime.block_on(components::sim(args)),
         Command::Bench { what } => runtime.block_on(bench::run(what)),
     }

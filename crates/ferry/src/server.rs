@@ -62,6 +62,9 @@ pub struct Args {
     disable_scheduler: bool,
     #[command(flatten)]
     controllers: crate::components::ControllerFlags,
+    /// The in-process scheduler's KubeSchedulerConfiguration file.
+    #[arg(long)]
+    scheduler_config: Option<PathBuf>,
     /// Do not run an agent for the local node (there is no agent yet: accepted for
     /// compatibility with the scripts of later issues).
     #[arg(long)]
@@ -207,6 +210,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .await
                 {
                     tracing::error!(error = %format!("{error:#}"), "controller manager stopped");
+                }
+            });
+        }
+        if !args.disable_scheduler {
+            let (client, identity, shutdown) = (client.clone(), identity.clone(), stopping());
+            let config = args.scheduler_config.clone();
+            components.spawn(async move {
+                if let Err(error) = crate::components::run_scheduler(
+                    client,
+                    config.as_deref(),
+                    Some(identity),
+                    shutdown,
+                )
+                .await
+                {
+                    tracing::error!(error = %format!("{error:#}"), "scheduler stopped");
                 }
             });
         }

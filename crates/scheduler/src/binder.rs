@@ -47,7 +47,12 @@ pub fn binding(pod: &Pod, node: &str) -> Binding {
             uid: pod.metadata.uid.clone(),
             ..Default::default()
         },
-        target: ObjectReference { api_version: Some("v1".into()), kind: Some("Node".into()), name: Some(node.to_string()), ..Default::default() },
+        target: ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Node".into()),
+            name: Some(node.to_string()),
+            ..Default::default()
+        },
     }
 }
 
@@ -64,7 +69,10 @@ impl KubeBinder {
     }
 
     fn pods(&self, pod: &Pod) -> Api<Pod> {
-        Api::namespaced(self.client.clone(), pod.metadata.namespace.as_deref().unwrap_or("default"))
+        Api::namespaced(
+            self.client.clone(),
+            pod.metadata.namespace.as_deref().unwrap_or("default"),
+        )
     }
 }
 
@@ -78,11 +86,15 @@ impl Binder for KubeBinder {
         let name = pod.metadata.name.clone().unwrap_or_default();
         let body = binding(pod, node);
         async move {
-            let body = serde_json::to_vec(&body).map_err(|e| BindError::Api(e.to_string()))?;
-            api.create_subresource::<serde_json::Value>("binding", &name, &PostParams::default(), body)
-                .await
-                .map(|_| ())
-                .map_err(api_error)
+            api.create_subresource::<Binding, serde_json::Value>(
+                "binding",
+                &name,
+                &PostParams::default(),
+                &body,
+            )
+            .await
+            .map(|_| ())
+            .map_err(api_error)
         }
         .boxed()
     }
@@ -105,9 +117,15 @@ impl Binder for KubeBinder {
             .and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled"))
             .cloned();
         let unchanged = current.as_ref().is_some_and(|c| {
-            c.status == "False" && c.reason.as_deref() == Some(reason) && c.message.as_deref() == Some(message)
+            c.status == "False"
+                && c.reason.as_deref() == Some(reason)
+                && c.message.as_deref() == Some(message)
         });
-        let current_nominated = pod.status.as_ref().and_then(|s| s.nominated_node_name.clone()).unwrap_or_default();
+        let current_nominated = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.nominated_node_name.clone())
+            .unwrap_or_default();
         let nominated_unchanged = nominated_node.is_none_or(|n| n == current_nominated);
         if unchanged && nominated_unchanged {
             return async { Ok(()) }.boxed();
@@ -117,7 +135,12 @@ impl Binder for KubeBinder {
             _ => None,
         }
         .map(|t| t.0.to_string())
-        .unwrap_or_else(|| jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or_else(|_| jiff::Timestamp::now()).to_string());
+        .unwrap_or_else(|| {
+            jiff::Timestamp::now()
+                .round(jiff::Unit::Second)
+                .unwrap_or_else(|_| jiff::Timestamp::now())
+                .to_string()
+        });
         let mut status = serde_json::json!({
             "conditions": [{
                 "type": "PodScheduled",
@@ -129,11 +152,18 @@ impl Binder for KubeBinder {
             }]
         });
         if let Some(node) = nominated_node {
-            status["nominatedNodeName"] = if node.is_empty() { serde_json::Value::Null } else { node.into() };
+            status["nominatedNodeName"] = if node.is_empty() {
+                serde_json::Value::Null
+            } else {
+                node.into()
+            };
         }
         let patch = serde_json::json!({ "status": status });
         async move {
-            api.patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch)).await.map(|_| ()).map_err(api_error)
+            api.patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch))
+                .await
+                .map(|_| ())
+                .map_err(api_error)
         }
         .boxed()
     }
@@ -142,7 +172,10 @@ impl Binder for KubeBinder {
         let api = self.pods(victim);
         let name = victim.metadata.name.clone().unwrap_or_default();
         let params = DeleteParams {
-            preconditions: victim.metadata.uid.clone().map(|uid| Preconditions { uid: Some(uid), resource_version: None }),
+            preconditions: victim.metadata.uid.clone().map(|uid| Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
             ..Default::default()
         };
         async move {
@@ -194,7 +227,9 @@ fn key(pod: &Pod) -> String {
 
 impl Binder for FakeBinder {
     fn bind(&self, pod: &Pod, node: &str) -> BoxFuture<'static, Result<(), BindError>> {
-        self.calls.lock().push(Call::Bind(key(pod), node.to_string()));
+        self.calls
+            .lock()
+            .push(Call::Bind(key(pod), node.to_string()));
         let result = match self.fail_binds.lock().clone() {
             Some(message) => Err(BindError::Api(message)),
             None => Ok(()),
@@ -209,7 +244,12 @@ impl Binder for FakeBinder {
         message: &str,
         nominated_node: Option<&str>,
     ) -> BoxFuture<'static, Result<(), BindError>> {
-        self.calls.lock().push(Call::Unschedulable(key(pod), reason.into(), message.into(), nominated_node.map(Into::into)));
+        self.calls.lock().push(Call::Unschedulable(
+            key(pod),
+            reason.into(),
+            message.into(),
+            nominated_node.map(Into::into),
+        ));
         async { Ok(()) }.boxed()
     }
 

@@ -26,7 +26,11 @@ use crate::resources::{pod_requests, Resources};
 
 /// The key of a pod in the cache and the queue: `namespace/name`.
 pub fn pod_key(pod: &Pod) -> String {
-    format!("{}/{}", pod.metadata.namespace.as_deref().unwrap_or(""), pod.metadata.name.as_deref().unwrap_or(""))
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or(""),
+        pod.metadata.name.as_deref().unwrap_or("")
+    )
 }
 
 /// A pod and what the scheduler computes once about it.
@@ -48,10 +52,14 @@ impl PodInfo {
     /// Computes the info of `pod`.
     pub fn new(pod: Arc<Pod>) -> PodInfo {
         let affinity = pod.spec.as_ref().and_then(|s| s.affinity.as_ref());
-        let has_affinity = affinity.is_some_and(|a| a.pod_affinity.is_some() || a.pod_anti_affinity.is_some());
+        let has_affinity =
+            affinity.is_some_and(|a| a.pod_affinity.is_some() || a.pod_anti_affinity.is_some());
         let has_required_anti_affinity = affinity
             .and_then(|a| a.pod_anti_affinity.as_ref())
-            .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
+            .and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
             .is_some_and(|terms| !terms.is_empty());
         PodInfo {
             requests: pod_requests(&pod, false),
@@ -81,7 +89,9 @@ pub struct HostPort {
 
 /// The host ports `pod` asks for.
 pub fn pod_host_ports(pod: &Pod) -> Vec<HostPort> {
-    let Some(spec) = pod.spec.as_ref() else { return Vec::new() };
+    let Some(spec) = pod.spec.as_ref() else {
+        return Vec::new();
+    };
     spec.containers
         .iter()
         .chain(spec.init_containers.iter().flatten())
@@ -90,7 +100,11 @@ pub fn pod_host_ports(pod: &Pod) -> Vec<HostPort> {
             let port = p.host_port.filter(|port| *port > 0)?;
             Some(HostPort {
                 protocol: p.protocol.clone().unwrap_or_else(|| "TCP".to_string()),
-                ip: p.host_ip.clone().filter(|ip| !ip.is_empty()).unwrap_or_else(|| "0.0.0.0".to_string()),
+                ip: p
+                    .host_ip
+                    .clone()
+                    .filter(|ip| !ip.is_empty())
+                    .unwrap_or_else(|| "0.0.0.0".to_string()),
                 port,
             })
         })
@@ -166,9 +180,16 @@ impl NodeInfo {
     pub fn set_node(&mut self, node: Arc<Node>) {
         self.allocatable = Resources::allocatable(&node);
         self.image_sizes.clear();
-        for image in node.status.as_ref().and_then(|s| s.images.as_ref()).into_iter().flatten() {
+        for image in node
+            .status
+            .as_ref()
+            .and_then(|s| s.images.as_ref())
+            .into_iter()
+            .flatten()
+        {
             for name in image.names.iter().flatten() {
-                self.image_sizes.insert(normalized_image_name(name), image.size_bytes.unwrap_or(0));
+                self.image_sizes
+                    .insert(normalized_image_name(name), image.size_bytes.unwrap_or(0));
             }
         }
         self.node = Some(node);
@@ -223,6 +244,11 @@ pub struct Snapshot {
     pub namespace_labels: Arc<HashMap<String, BTreeMap<String, String>>>,
     /// For each normalized image name, how many nodes have it (ImageLocality's spread).
     pub image_nodes: Arc<HashMap<String, usize>>,
+    /// How many nodes run pods with pod (anti-)affinity terms (InterPodAffinity skips its
+    /// scan when there are none).
+    pub nodes_with_affinity: usize,
+    /// How many nodes run pods with required anti-affinity terms.
+    pub nodes_with_required_anti_affinity: usize,
 }
 
 impl Snapshot {
@@ -238,9 +264,16 @@ impl Snapshot {
 
     /// A snapshot of `nodes` with `pods` placed by their `spec.nodeName`.
     pub fn from_objects(nodes: Vec<Node>, pods: Vec<Pod>) -> Snapshot {
-        let mut infos: Vec<NodeInfo> = nodes.into_iter().map(|n| NodeInfo::with_pods(n, [])).collect();
+        let mut infos: Vec<NodeInfo> = nodes
+            .into_iter()
+            .map(|n| NodeInfo::with_pods(n, []))
+            .collect();
         for pod in pods {
-            let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+            let node = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.clone())
+                .unwrap_or_default();
             if let Some(info) = infos.iter_mut().find(|i| i.name == node) {
                 info.add_pod(PodInfo::new(Arc::new(pod)));
             }
@@ -249,13 +282,49 @@ impl Snapshot {
     }
 
     /// Sets namespace labels (tests).
-    pub fn with_namespace_labels(mut self, labels: HashMap<String, BTreeMap<String, String>>) -> Snapshot {
+    pub fn with_namespace_labels(
+        mut self,
+        labels: HashMap<String, BTreeMap<String, String>>,
+    ) -> Snapshot {
         self.namespace_labels = Arc::new(labels);
         self
     }
 
+    fn count(&mut self, node: &NodeInfo, sign: isize) {
+        let add = |n: usize, yes: bool| {
+            if yes {
+                n.saturating_add_signed(sign)
+            } else {
+                n
+            }
+        };
+        self.nodes_with_affinity = add(self.nodes_with_affinity, node.pods_with_affinity > 0);
+        self.nodes_with_required_anti_affinity = add(
+            self.nodes_with_required_anti_affinity,
+            node.pods_with_required_anti_affinity > 0,
+        );
+    }
+
+    /// Puts `info` at index `i`, keeping the affinity counts.
+    fn set(&mut self, i: usize, info: Arc<NodeInfo>) {
+        let old = self.nodes[i].clone();
+        self.count(&old, -1);
+        self.count(&info, 1);
+        self.nodes[i] = info;
+    }
+
     fn reindex(&mut self) {
-        self.index = self.nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i)).collect();
+        self.nodes_with_affinity = 0;
+        self.nodes_with_required_anti_affinity = 0;
+        for node in self.nodes.clone() {
+            self.count(&node, 1);
+        }
+        self.index = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.clone(), i))
+            .collect();
         let mut image_nodes: HashMap<String, usize> = HashMap::new();
         for node in &self.nodes {
             for image in node.image_sizes.keys() {
@@ -277,8 +346,8 @@ impl Snapshot {
 
     /// Replaces one node (preemption's what-if).
     pub fn replace(&mut self, info: NodeInfo) {
-        if let Some(i) = self.index.get(&info.name) {
-            self.nodes[*i] = Arc::new(info);
+        if let Some(i) = self.index.get(&info.name).copied() {
+            self.set(i, Arc::new(info));
         }
     }
 }
@@ -329,7 +398,10 @@ impl Cache {
 
     fn node_mut(&mut self, name: &str) -> &mut NodeInfo {
         self.dirty.insert(name.to_string());
-        let info = self.nodes.entry(name.to_string()).or_insert_with(|| Arc::new(NodeInfo::new(name)));
+        let info = self
+            .nodes
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(NodeInfo::new(name)));
         Arc::make_mut(info)
     }
 
@@ -350,7 +422,9 @@ impl Cache {
     /// Removes a node (its NodeInfo stays while pods still name it).
     pub fn remove_node(&mut self, name: &str) {
         self.structure_changed = true;
-        let Some(info) = self.nodes.get_mut(name) else { return };
+        let Some(info) = self.nodes.get_mut(name) else {
+            return;
+        };
         if info.pods.is_empty() {
             self.nodes.remove(name);
         } else {
@@ -370,14 +444,26 @@ impl Cache {
     }
 
     fn insert_pod(&mut self, key: String, pod: Arc<Pod>) {
-        let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+        let node = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default();
         self.node_mut(&node).add_pod(PodInfo::new(pod));
-        self.pods.insert(key, PodState { node, deadline: None });
+        self.pods.insert(
+            key,
+            PodState {
+                node,
+                deadline: None,
+            },
+        );
     }
 
     /// Forgets a pod that was deleted, finished or moved.
     pub fn remove_pod(&mut self, key: &str) {
-        let Some(state) = self.pods.remove(key) else { return };
+        let Some(state) = self.pods.remove(key) else {
+            return;
+        };
         self.assumed.remove(key);
         let drop_node = {
             let info = self.node_mut(&state.node);
@@ -429,7 +515,12 @@ impl Cache {
         let expired: Vec<String> = self
             .assumed
             .iter()
-            .filter(|k| self.pods.get(*k).and_then(|s| s.deadline).is_some_and(|d| d <= now))
+            .filter(|k| {
+                self.pods
+                    .get(*k)
+                    .and_then(|s| s.deadline)
+                    .is_some_and(|d| d <= now)
+            })
             .cloned()
             .collect();
         for key in &expired {
@@ -439,19 +530,24 @@ impl Cache {
         expired
     }
 
-    /// Records a namespace's labels.
-    pub fn upsert_namespace(&mut self, namespace: &Namespace) {
+    /// Records a namespace's labels; whether they changed.
+    pub fn upsert_namespace(&mut self, namespace: &Namespace) -> bool {
         let name = namespace.metadata.name.clone().unwrap_or_default();
         let labels = namespace.metadata.labels.clone().unwrap_or_default();
-        if self.namespace_labels.get(&name) != Some(&labels) {
-            Arc::make_mut(&mut self.namespace_labels).insert(name, labels);
-            self.structure_changed = true;
+        if self.namespace_labels.get(&name) == Some(&labels) {
+            return false;
         }
+        Arc::make_mut(&mut self.namespace_labels).insert(name, labels);
+        self.structure_changed = true;
+        true
     }
 
     /// Forgets a namespace.
     pub fn remove_namespace(&mut self, name: &str) {
-        if Arc::make_mut(&mut self.namespace_labels).remove(name).is_some() {
+        if Arc::make_mut(&mut self.namespace_labels)
+            .remove(name)
+            .is_some()
+        {
             self.structure_changed = true;
         }
     }
@@ -469,15 +565,22 @@ impl Cache {
     /// Brings `snapshot` up to date: only dirty nodes are replaced unless nodes came or went.
     pub fn update_snapshot(&mut self, snapshot: &mut Snapshot) {
         if self.structure_changed {
-            let mut nodes: Vec<Arc<NodeInfo>> = self.nodes.values().filter(|n| n.node.is_some()).cloned().collect();
+            let mut nodes: Vec<Arc<NodeInfo>> = self
+                .nodes
+                .values()
+                .filter(|n| n.node.is_some())
+                .cloned()
+                .collect();
             nodes.sort_by(|a, b| a.name.cmp(&b.name));
             snapshot.nodes = nodes;
             snapshot.namespace_labels = self.namespace_labels.clone();
             snapshot.reindex();
         } else {
             for name in &self.dirty {
-                if let (Some(i), Some(info)) = (snapshot.index.get(name), self.nodes.get(name)) {
-                    snapshot.nodes[*i] = info.clone();
+                if let (Some(i), Some(info)) =
+                    (snapshot.index.get(name).copied(), self.nodes.get(name))
+                {
+                    snapshot.set(i, info.clone());
                 }
             }
         }
@@ -488,12 +591,19 @@ impl Cache {
 
 /// The events a node update amounts to (all "add" for a new node).
 pub fn node_events(old: Option<&Node>, new: &Node) -> Vec<ClusterEvent> {
-    let Some(old) = old else { return vec![ClusterEvent::NodeAdd] };
+    let Some(old) = old else {
+        return vec![ClusterEvent::NodeAdd];
+    };
     let mut events = Vec::new();
     if old.metadata.labels != new.metadata.labels {
         events.push(ClusterEvent::NodeLabelChange);
     }
-    let taints = |n: &Node| n.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+    let taints = |n: &Node| {
+        n.spec
+            .as_ref()
+            .and_then(|s| s.taints.clone())
+            .unwrap_or_default()
+    };
     if taints(old) != taints(new) {
         events.push(ClusterEvent::NodeTaintChange);
     }
@@ -501,7 +611,12 @@ pub fn node_events(old: Option<&Node>, new: &Node) -> Vec<ClusterEvent> {
     if allocatable(old) != allocatable(new) {
         events.push(ClusterEvent::NodeAllocatableChange);
     }
-    let unschedulable = |n: &Node| n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
+    let unschedulable = |n: &Node| {
+        n.spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false)
+    };
     if unschedulable(old) != unschedulable(new) {
         events.push(ClusterEvent::NodeUnschedulableChange);
     }
@@ -529,29 +644,56 @@ mod tests {
         let pod = Arc::new(make_pod("p").req("cpu", "1").node("n1").pod());
         cache.assume_pod(pod.clone()).expect("assume");
         assert!(cache.is_assumed("default/p"));
-        assert_eq!(cache.assume_pod(pod.clone()), Err(CacheError::AlreadyPresent("default/p".into())));
-        assert_eq!(cache.node_info("n1").map(|n| n.requested.milli_cpu), Some(1000));
+        assert_eq!(
+            cache.assume_pod(pod.clone()),
+            Err(CacheError::AlreadyPresent("default/p".into()))
+        );
+        assert_eq!(
+            cache.node_info("n1").map(|n| n.requested.milli_cpu),
+            Some(1000)
+        );
         // The watch shows it bound: confirmed, counted once.
         cache.add_pod(pod.clone());
         assert!(!cache.is_assumed("default/p"));
-        assert_eq!(cache.node_info("n1").map(|n| n.requested.milli_cpu), Some(1000));
-        assert_eq!(cache.forget_pod("default/p"), Err(CacheError::NotAssumed("default/p".into())));
+        assert_eq!(
+            cache.node_info("n1").map(|n| n.requested.milli_cpu),
+            Some(1000)
+        );
+        assert_eq!(
+            cache.forget_pod("default/p"),
+            Err(CacheError::NotAssumed("default/p".into()))
+        );
 
         let other = Arc::new(make_pod("q").req("cpu", "1").node("n1").pod());
         cache.assume_pod(other).expect("assume");
         cache.forget_pod("default/q").expect("forget");
-        assert_eq!(cache.node_info("n1").map(|n| n.requested.milli_cpu), Some(1000));
+        assert_eq!(
+            cache.node_info("n1").map(|n| n.requested.milli_cpu),
+            Some(1000)
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn assumed_pods_expire_after_binding() {
         let mut cache = cache_with_node();
-        cache.assume_pod(Arc::new(make_pod("p").node("n1").pod())).expect("assume");
+        cache
+            .assume_pod(Arc::new(make_pod("p").node("n1").pod()))
+            .expect("assume");
         let now = Instant::now();
-        assert!(cache.cleanup_assumed(now + Duration::from_secs(3600)).is_empty(), "bind not finished");
+        assert!(
+            cache
+                .cleanup_assumed(now + Duration::from_secs(3600))
+                .is_empty(),
+            "bind not finished"
+        );
         cache.finish_binding("default/p", now);
-        assert!(cache.cleanup_assumed(now + Duration::from_secs(29)).is_empty());
-        assert_eq!(cache.cleanup_assumed(now + Duration::from_secs(30)), vec!["default/p".to_string()]);
+        assert!(cache
+            .cleanup_assumed(now + Duration::from_secs(29))
+            .is_empty());
+        assert_eq!(
+            cache.cleanup_assumed(now + Duration::from_secs(30)),
+            vec!["default/p".to_string()]
+        );
         assert!(cache.node_info("n1").is_some_and(|n| n.pods.is_empty()));
     }
 
@@ -566,7 +708,33 @@ mod tests {
         cache.add_pod(Arc::new(make_pod("p").req("cpu", "1").node("n1").pod()));
         cache.update_snapshot(&mut snapshot);
         assert_eq!(snapshot.get("n1").map(|n| n.pods.len()), Some(1));
-        assert!(Arc::ptr_eq(&n2_before, snapshot.get("n2").expect("n2")), "untouched node is shared");
+        assert!(
+            Arc::ptr_eq(&n2_before, snapshot.get("n2").expect("n2")),
+            "untouched node is shared"
+        );
+        // Affinity counts follow incremental updates.
+        let anti = make_pod("anti")
+            .node("n2")
+            .pod_anti_affinity("zone", &[("a", "b")])
+            .pod();
+        cache.add_pod(Arc::new(anti));
+        cache.update_snapshot(&mut snapshot);
+        assert_eq!(
+            (
+                snapshot.nodes_with_affinity,
+                snapshot.nodes_with_required_anti_affinity
+            ),
+            (1, 1)
+        );
+        cache.remove_pod("default/anti");
+        cache.update_snapshot(&mut snapshot);
+        assert_eq!(
+            (
+                snapshot.nodes_with_affinity,
+                snapshot.nodes_with_required_anti_affinity
+            ),
+            (0, 0)
+        );
         cache.remove_node("n2");
         cache.update_snapshot(&mut snapshot);
         assert_eq!(snapshot.num_nodes(), 1);

@@ -191,13 +191,21 @@ impl Default for Config {
 impl Config {
     /// Parses a configuration document (YAML or JSON).
     pub fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
-        let raw: Raw =
-            serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_string(), message: e.to_string() })?;
+        let raw: Raw = serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_string(),
+            message: e.to_string(),
+        })?;
         if raw.api_version.as_deref().is_some_and(|v| v != API_VERSION) {
-            return Err(ConfigError::Invalid(format!("apiVersion must be {API_VERSION}, got {:?}", raw.api_version)));
+            return Err(ConfigError::Invalid(format!(
+                "apiVersion must be {API_VERSION}, got {:?}",
+                raw.api_version
+            )));
         }
         if raw.kind.as_deref().is_some_and(|k| k != KIND) {
-            return Err(ConfigError::Invalid(format!("kind must be {KIND}, got {:?}", raw.kind)));
+            return Err(ConfigError::Invalid(format!(
+                "kind must be {KIND}, got {:?}",
+                raw.kind
+            )));
         }
         let mut config = Config::default();
         if !raw.profiles.is_empty() {
@@ -206,7 +214,10 @@ impl Config {
         let mut names = std::collections::HashSet::new();
         for profile in &config.profiles {
             if !names.insert(profile.scheduler_name.clone()) {
-                return Err(ConfigError::Invalid(format!("duplicate profile {:?}", profile.scheduler_name)));
+                return Err(ConfigError::Invalid(format!(
+                    "duplicate profile {:?}",
+                    profile.scheduler_name
+                )));
             }
         }
         if let Some(p) = raw.parallelism {
@@ -217,7 +228,9 @@ impl Config {
         }
         if let Some(p) = raw.percentage_of_nodes_to_score {
             if !(0..=100).contains(&p) {
-                return Err(ConfigError::Invalid(format!("percentageOfNodesToScore must be in 0..=100, got {p}")));
+                return Err(ConfigError::Invalid(format!(
+                    "percentageOfNodesToScore must be in 0..=100, got {p}"
+                )));
             }
             config.percentage_of_nodes_to_score = p;
         }
@@ -228,7 +241,9 @@ impl Config {
             config.pod_max_backoff = Duration::from_secs(s);
         }
         if config.pod_max_backoff < config.pod_initial_backoff {
-            return Err(ConfigError::Invalid("podMaxBackoffSeconds is below podInitialBackoffSeconds".into()));
+            return Err(ConfigError::Invalid(
+                "podMaxBackoffSeconds is below podInitialBackoffSeconds".into(),
+            ));
         }
         Ok(config)
     }
@@ -236,9 +251,14 @@ impl Config {
 
 /// Loads a KubeSchedulerConfiguration (kubescheduler.config.k8s.io/v1, YAML or JSON) or defaults.
 pub fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
-    let Some(path) = path else { return Ok(Config::default()) };
+    let Some(path) = path else {
+        return Ok(Config::default());
+    };
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: shown.clone(),
+        source,
+    })?;
     Config::parse(&text, &shown)
 }
 
@@ -276,10 +296,25 @@ profiles:
         let config = Config::parse(yaml, "f").expect("parse");
         assert_eq!(config.percentage_of_nodes_to_score, 30);
         assert_eq!(config.pod_max_backoff, Duration::from_secs(20));
-        assert_eq!(config.profiles[1].plugins.score.enabled, [PluginRef { name: "NodeResourcesFit".into(), weight: 5 }]);
+        assert_eq!(
+            config.profiles[1].plugins.score.enabled,
+            [PluginRef {
+                name: "NodeResourcesFit".into(),
+                weight: 5
+            }]
+        );
         let json = r#"{"apiVersion":"kubescheduler.config.k8s.io/v1","kind":"KubeSchedulerConfiguration","profiles":[{"schedulerName":"x"}]}"#;
-        assert_eq!(Config::parse(json, "f").expect("json").profiles[0].scheduler_name, "x");
-        assert!(matches!(Config::parse("apiVersion: v2\n", "f"), Err(ConfigError::Invalid(_))));
-        assert!(matches!(Config::parse("profiles: 3\n", "f"), Err(ConfigError::Parse { .. })));
+        assert_eq!(
+            Config::parse(json, "f").expect("json").profiles[0].scheduler_name,
+            "x"
+        );
+        assert!(matches!(
+            Config::parse("apiVersion: v2\n", "f"),
+            Err(ConfigError::Invalid(_))
+        ));
+        assert!(matches!(
+            Config::parse("profiles: 3\n", "f"),
+            Err(ConfigError::Parse { .. })
+        ));
     }
 }

@@ -1,1 +1,36 @@
-//! `ferry-scheduler`: kube-scheduler for ferry (being written).
+//! `ferry-scheduler`: kube-scheduler for ferry. It watches pods, nodes and namespaces through
+//! kube-rs, picks a node for every pending pod whose `spec.schedulerName` names one of its
+//! profiles, and binds it with a `pods/binding` POST; it writes the `PodScheduled` condition and
+//! `Scheduled` / `FailedScheduling` events as upstream does. Upstream kube-scheduler is the spec:
+//! the framework's extension points, the default plugins and weights, the queue's backoff and
+//! the FailedScheduling messages follow it.
+//!
+//! Where to start reading: [`scheduler`] (one scheduling cycle, then an asynchronous binding
+//! cycle), then [`framework`] (one trait per extension point, [`framework::Status`],
+//! [`framework::CycleState`], profiles), [`plugins`] (one file per plugin, with table tests),
+//! [`queue`] (activeQ, backoffQ, unschedulable pods and the cluster events that move them),
+//! [`cache`] (NodeInfos, assumed pods, the per-cycle snapshot). [`run()`] wires kube-rs watchers
+//! to it; [`binder`] holds every write behind a trait, so the core runs in-process (tests,
+//! [`mod@bench`]).
+//!
+//! Not modelled (yet): the volume plugins (VolumeBinding, VolumeRestrictions, VolumeZone,
+//! NodeVolumeLimits) and DynamicResources; extenders; PodDisruptionBudgets in preemption;
+//! queueing hints finer than "this plugin cares about this kind of event"; the
+//! `PodTopologySpread` system defaults select the pod's own labels instead of its Services' and
+//! controllers' selectors.
+
+pub mod bench;
+pub mod binder;
+pub mod cache;
+pub mod config;
+pub mod framework;
+pub mod plugins;
+pub mod queue;
+pub mod resources;
+mod run;
+pub mod scheduler;
+pub mod testing;
+
+pub use config::{load_config, Config, ConfigError};
+pub use run::run;
+pub use scheduler::Scheduler;

@@ -50,7 +50,14 @@ pub struct QueuedPodInfo {
 impl QueuedPodInfo {
     /// A new entry for `pod` at `now`.
     pub fn new(pod: Arc<Pod>, now: Instant) -> QueuedPodInfo {
-        QueuedPodInfo { pod, timestamp: now, initial_attempt: None, attempts: 0, unschedulable_plugins: BTreeSet::new(), gated: None }
+        QueuedPodInfo {
+            pod,
+            timestamp: now,
+            initial_attempt: None,
+            attempts: 0,
+            unschedulable_plugins: BTreeSet::new(),
+            gated: None,
+        }
     }
 
     /// `namespace/name`.
@@ -129,7 +136,11 @@ pub struct SchedulingQueue {
 impl SchedulingQueue {
     /// An empty queue.
     pub fn new(options: QueueOptions) -> SchedulingQueue {
-        SchedulingQueue { state: Mutex::new(State::default()), notify: Notify::new(), options }
+        SchedulingQueue {
+            state: Mutex::new(State::default()),
+            notify: Notify::new(),
+            options,
+        }
     }
 
     /// The backoff after `attempts` failures: initial * 2^(attempts-1), capped.
@@ -151,26 +162,62 @@ impl SchedulingQueue {
     fn push_active(&self, state: &mut State, key: String, info: QueuedPodInfo) {
         state.seq += 1;
         let seq = state.seq;
-        heap_push(&mut state.active, HeapItem { info: info.clone(), seq }, &self.options.less);
-        state.entries.insert(key, Entry { info, place: Place::Active, seq });
+        heap_push(
+            &mut state.active,
+            HeapItem {
+                info: info.clone(),
+                seq,
+            },
+            &self.options.less,
+        );
+        state.entries.insert(
+            key,
+            Entry {
+                info,
+                place: Place::Active,
+                seq,
+            },
+        );
         self.notify.notify_one();
     }
 
     fn push_backoff(&self, state: &mut State, key: String, info: QueuedPodInfo) {
         state.seq += 1;
         let seq = state.seq;
-        state.backoff.push(Reverse((self.backoff_expiry(&info), seq, key.clone())));
-        state.entries.insert(key, Entry { info, place: Place::Backoff, seq });
+        state
+            .backoff
+            .push(Reverse((self.backoff_expiry(&info), seq, key.clone())));
+        state.entries.insert(
+            key,
+            Entry {
+                info,
+                place: Place::Backoff,
+                seq,
+            },
+        );
     }
 
     fn push_unschedulable(&self, state: &mut State, key: String, info: QueuedPodInfo) {
         state.seq += 1;
         let seq = state.seq;
-        state.entries.insert(key, Entry { info, place: Place::Unschedulable, seq });
+        state.entries.insert(
+            key,
+            Entry {
+                info,
+                place: Place::Unschedulable,
+                seq,
+            },
+        );
     }
 
     /// Active if its backoff is over, backoffQ otherwise.
-    fn push_active_or_backoff(&self, state: &mut State, key: String, info: QueuedPodInfo, now: Instant) {
+    fn push_active_or_backoff(
+        &self,
+        state: &mut State,
+        key: String,
+        info: QueuedPodInfo,
+        now: Instant,
+    ) {
         if info.attempts > 0 && self.backoff_expiry(&info) > now {
             self.push_backoff(state, key, info);
         } else {
@@ -223,10 +270,14 @@ impl SchedulingQueue {
             return;
         }
         if entry.info.gated.is_some() {
-            let Some(entry) = state.entries.remove(&key) else { return };
+            let Some(entry) = state.entries.remove(&key) else {
+                return;
+            };
             self.enqueue_checked(&mut state, key, entry.info);
         } else if changed {
-            let Some(entry) = state.entries.remove(&key) else { return };
+            let Some(entry) = state.entries.remove(&key) else {
+                return;
+            };
             self.push_active_or_backoff(&mut state, key, entry.info, now);
         }
     }
@@ -247,16 +298,27 @@ impl SchedulingQueue {
                 let mut state = self.state.lock();
                 while let Some(item) = heap_pop(&mut state.active, &self.options.less) {
                     let key = item.info.key();
-                    let valid = state.entries.get(&key).is_some_and(|e| e.seq == item.seq && e.place == Place::Active);
+                    let valid = state
+                        .entries
+                        .get(&key)
+                        .is_some_and(|e| e.seq == item.seq && e.place == Place::Active);
                     if !valid {
                         continue;
                     }
-                    let Some(entry) = state.entries.remove(&key) else { continue };
+                    let Some(entry) = state.entries.remove(&key) else {
+                        continue;
+                    };
                     let mut info = entry.info;
                     info.attempts += 1;
                     info.initial_attempt.get_or_insert_with(Instant::now);
                     state.scheduling_cycle += 1;
-                    state.in_flight.insert(key, InFlight { pod: info.pod.clone(), deleted: false });
+                    state.in_flight.insert(
+                        key,
+                        InFlight {
+                            pod: info.pod.clone(),
+                            deleted: false,
+                        },
+                    );
                     return Some(info);
                 }
                 if state.closed {
@@ -311,7 +373,10 @@ impl SchedulingQueue {
                 break;
             }
             state.backoff.pop();
-            let valid = state.entries.get(&key).is_some_and(|e| e.seq == seq && e.place == Place::Backoff);
+            let valid = state
+                .entries
+                .get(&key)
+                .is_some_and(|e| e.seq == seq && e.place == Place::Backoff);
             if !valid {
                 continue;
             }
@@ -357,7 +422,11 @@ impl SchedulingQueue {
                 e.place == Place::Unschedulable
                     && e.info.gated.is_none()
                     && (e.info.unschedulable_plugins.is_empty()
-                        || e.info.unschedulable_plugins.iter().any(|p| interest.get(p).is_some_and(|events| events.contains(&event))))
+                        || e.info.unschedulable_plugins.iter().any(|p| {
+                            interest
+                                .get(p)
+                                .is_some_and(|events| events.contains(&event))
+                        }))
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -377,7 +446,11 @@ impl SchedulingQueue {
     pub fn len(&self) -> (usize, usize, usize) {
         let state = self.state.lock();
         let count = |p: Place| state.entries.values().filter(|e| e.place == p).count();
-        (count(Place::Active), count(Place::Backoff), count(Place::Unschedulable))
+        (
+            count(Place::Active),
+            count(Place::Backoff),
+            count(Place::Unschedulable),
+        )
     }
 
     /// Whether no pod waits anywhere.
@@ -393,7 +466,14 @@ impl SchedulingQueue {
 }
 
 fn spec_changed(old: &Pod, new: &Pod) -> bool {
-    old.spec != new.spec || old.metadata.labels != new.metadata.labels || old.metadata.annotations != new.metadata.annotations
+    old.spec != new.spec
+        || old.metadata.labels != new.metadata.labels
+        || old.metadata.annotations != new.metadata.annotations
+}
+
+/// `less`, with insertion order breaking ties so equal pods pop first-in first-out.
+fn before(a: &HeapItem, b: &HeapItem, less: &LessFn) -> bool {
+    less(&a.info, &b.info) || (!less(&b.info, &a.info) && a.seq < b.seq)
 }
 
 fn heap_push(heap: &mut Vec<HeapItem>, item: HeapItem, less: &LessFn) {
@@ -401,7 +481,7 @@ fn heap_push(heap: &mut Vec<HeapItem>, item: HeapItem, less: &LessFn) {
     let mut i = heap.len() - 1;
     while i > 0 {
         let parent = (i - 1) / 2;
-        if less(&heap[i].info, &heap[parent].info) {
+        if before(&heap[i], &heap[parent], less) {
             heap.swap(i, parent);
             i = parent;
         } else {
@@ -421,10 +501,10 @@ fn heap_pop(heap: &mut Vec<HeapItem>, less: &LessFn) -> Option<HeapItem> {
     loop {
         let (l, r) = (2 * i + 1, 2 * i + 2);
         let mut first = i;
-        if l < heap.len() && less(&heap[l].info, &heap[first].info) {
+        if l < heap.len() && before(&heap[l], &heap[first], less) {
             first = l;
         }
-        if r < heap.len() && less(&heap[r].info, &heap[first].info) {
+        if r < heap.len() && before(&heap[r], &heap[first], less) {
             first = r;
         }
         if first == i {
@@ -439,15 +519,25 @@ fn heap_pop(heap: &mut Vec<HeapItem>, less: &LessFn) -> Option<HeapItem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::framework::PreEnqueue;
     use crate::plugins::priority_sort::less;
     use crate::plugins::scheduling_gates::SchedulingGates;
-    use crate::framework::PreEnqueue;
     use crate::testing::make_pod;
 
     fn queue() -> SchedulingQueue {
         let mut interest: HashMap<&'static str, HashSet<ClusterEvent>> = HashMap::new();
-        interest.insert("NodeResourcesFit", [ClusterEvent::NodeAdd, ClusterEvent::AssignedPodDelete].into_iter().collect());
-        interest.insert("TaintToleration", [ClusterEvent::NodeAdd, ClusterEvent::NodeTaintChange].into_iter().collect());
+        interest.insert(
+            "NodeResourcesFit",
+            [ClusterEvent::NodeAdd, ClusterEvent::AssignedPodDelete]
+                .into_iter()
+                .collect(),
+        );
+        interest.insert(
+            "TaintToleration",
+            [ClusterEvent::NodeAdd, ClusterEvent::NodeTaintChange]
+                .into_iter()
+                .collect(),
+        );
         SchedulingQueue::new(QueueOptions {
             less: Arc::new(less),
             pre_enqueue: Arc::new(|pod: &Pod| SchedulingGates.pre_enqueue(pod)),
@@ -458,7 +548,10 @@ mod tests {
     }
 
     async fn pop_now(q: &SchedulingQueue) -> Option<QueuedPodInfo> {
-        tokio::time::timeout(Duration::from_millis(1), q.pop()).await.ok().flatten()
+        tokio::time::timeout(Duration::from_millis(1), q.pop())
+            .await
+            .ok()
+            .flatten()
     }
 
     fn name(info: &QueuedPodInfo) -> &str {
@@ -497,10 +590,18 @@ mod tests {
             assert_eq!(q.place("default/p"), Some(Place::Backoff));
             tokio::time::advance(Duration::from_millis(seconds * 1000 - 1)).await;
             q.flush_backoff_completed();
-            assert_eq!(q.place("default/p"), Some(Place::Backoff), "still backing off before {seconds}s");
+            assert_eq!(
+                q.place("default/p"),
+                Some(Place::Backoff),
+                "still backing off before {seconds}s"
+            );
             tokio::time::advance(Duration::from_millis(1)).await;
             q.flush_backoff_completed();
-            assert_eq!(q.place("default/p"), Some(Place::Active), "active after {seconds}s");
+            assert_eq!(
+                q.place("default/p"),
+                Some(Place::Active),
+                "active after {seconds}s"
+            );
         }
     }
 
@@ -511,7 +612,11 @@ mod tests {
         q.add(Arc::new(make_pod("taint").pod()));
         for _ in 0..2 {
             let mut info = pop_now(&q).await.expect("pod");
-            let plugin = if name(&info) == "cpu" { "NodeResourcesFit" } else { "TaintToleration" };
+            let plugin = if name(&info) == "cpu" {
+                "NodeResourcesFit"
+            } else {
+                "TaintToleration"
+            };
             info.unschedulable_plugins.insert(plugin);
             let cycle = q.scheduling_cycle();
             q.add_unschedulable(info, cycle);
@@ -558,10 +663,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn gated_pods_stay_out_until_their_gates_are_removed() {
         let q = queue();
-        q.add(Arc::new(make_pod("p").scheduling_gate("example.com/wait").pod()));
+        q.add(Arc::new(
+            make_pod("p").scheduling_gate("example.com/wait").pod(),
+        ));
         assert_eq!(q.place("default/p"), Some(Place::Unschedulable));
         q.on_event(ClusterEvent::NodeAdd);
-        assert!(pop_now(&q).await.is_none(), "events do not release gated pods");
+        assert!(
+            pop_now(&q).await.is_none(),
+            "events do not release gated pods"
+        );
         q.update(Arc::new(make_pod("p").pod()));
         assert_eq!(name(&pop_now(&q).await.expect("released")), "p");
     }
@@ -592,6 +702,9 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(5)).await;
         q.add(Arc::new(make_pod("late").pod()));
-        assert_eq!(waiter.await.expect("join"), Some("default/late".to_string()));
+        assert_eq!(
+            waiter.await.expect("join"),
+            Some("default/late".to_string())
+        );
     }
 }

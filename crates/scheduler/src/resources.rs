@@ -48,7 +48,11 @@ impl Resources {
 
     /// A node's allocatable resources.
     pub fn allocatable(node: &Node) -> Resources {
-        node.status.as_ref().and_then(|s| s.allocatable.as_ref()).map(Resources::from_list).unwrap_or_default()
+        node.status
+            .as_ref()
+            .and_then(|s| s.allocatable.as_ref())
+            .map(Resources::from_list)
+            .unwrap_or_default()
     }
 
     /// The amount of `name` (cpu in millicores).
@@ -104,12 +108,21 @@ impl Resources {
     /// The names of the resources set to a non-zero amount, cpu/memory/ephemeral-storage first.
     pub fn names(&self) -> Vec<&str> {
         let mut names = Vec::new();
-        for (name, value) in [(CPU, self.milli_cpu), (MEMORY, self.memory), (EPHEMERAL_STORAGE, self.ephemeral_storage)] {
+        for (name, value) in [
+            (CPU, self.milli_cpu),
+            (MEMORY, self.memory),
+            (EPHEMERAL_STORAGE, self.ephemeral_storage),
+        ] {
             if value != 0 {
                 names.push(name);
             }
         }
-        names.extend(self.scalar.iter().filter(|(_, v)| **v != 0).map(|(k, _)| k.as_str()));
+        names.extend(
+            self.scalar
+                .iter()
+                .filter(|(_, v)| **v != 0)
+                .map(|(k, _)| k.as_str()),
+        );
         names
     }
 }
@@ -119,13 +132,17 @@ impl Resources {
 /// quantities count as zero (the API server validates them).
 pub fn quantity_value(resource: &str, quantity: &Quantity) -> i64 {
     let scale = if resource == CPU { 1000.0 } else { 1.0 };
-    parse_quantity(&quantity.0).map(|v| (v * scale).ceil() as i64).unwrap_or(0)
+    parse_quantity(&quantity.0)
+        .map(|v| (v * scale).ceil() as i64)
+        .unwrap_or(0)
 }
 
 /// Parses a Kubernetes quantity (`500m`, `1.5`, `128Mi`, `1G`, `1e3`) into its value.
 pub fn parse_quantity(text: &str) -> Option<f64> {
     let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-')).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(text.len());
     let (number, suffix) = text.split_at(split);
     let number: f64 = number.parse().ok()?;
     let multiplier = match suffix {
@@ -161,7 +178,10 @@ fn container_requests(container: &Container, non_zero: bool) -> Resources {
         .map(Resources::from_list)
         .unwrap_or_default();
     if non_zero {
-        let requests = container.resources.as_ref().and_then(|r| r.requests.as_ref());
+        let requests = container
+            .resources
+            .as_ref()
+            .and_then(|r| r.requests.as_ref());
         if !requests.is_some_and(|r| r.contains_key(CPU)) {
             resources.milli_cpu = DEFAULT_MILLI_CPU_REQUEST;
         }
@@ -181,7 +201,9 @@ fn is_restartable_init(container: &Container) -> bool {
 /// (its request plus the sidecars started before it), plus the pod overhead. With `non_zero`,
 /// containers without a cpu or memory request count 100m / 200Mi (used by scoring only).
 pub fn pod_requests(pod: &Pod, non_zero: bool) -> Resources {
-    let Some(spec) = pod.spec.as_ref() else { return Resources::default() };
+    let Some(spec) = pod.spec.as_ref() else {
+        return Resources::default();
+    };
     let mut sum = Resources::default();
     for container in &spec.containers {
         sum.add(&container_requests(container, non_zero));
@@ -234,7 +256,11 @@ mod tests {
     #[test]
     fn pod_requests_follow_the_init_container_max_rule() {
         // Two containers of 100m and 200m; an init container of 500m: the pod needs 500m.
-        let pod = make_pod("p").req(CPU, "100m").container_req(CPU, "200m").init_req(CPU, "500m").pod();
+        let pod = make_pod("p")
+            .req(CPU, "100m")
+            .container_req(CPU, "200m")
+            .init_req(CPU, "500m")
+            .pod();
         assert_eq!(pod_requests(&pod, false).milli_cpu, 500);
         // An init container smaller than the sum does not matter.
         let pod = make_pod("p").req(CPU, "400m").init_req(CPU, "300m").pod();
@@ -243,9 +269,17 @@ mod tests {
         let pod = make_pod("p").req(CPU, "400m").overhead(CPU, "50m").pod();
         assert_eq!(pod_requests(&pod, false).milli_cpu, 450);
         // A sidecar runs alongside: it adds to the sum and to later init containers.
-        let pod = make_pod("p").req(CPU, "100m").init_req(CPU, "500m").sidecar_req(CPU, "100m").pod();
+        let pod = make_pod("p")
+            .req(CPU, "100m")
+            .init_req(CPU, "500m")
+            .sidecar_req(CPU, "100m")
+            .pod();
         assert_eq!(pod_requests(&pod, false).milli_cpu, 500);
-        let pod = make_pod("p").sidecar_req(CPU, "100m").init_req(CPU, "500m").req(CPU, "100m").pod();
+        let pod = make_pod("p")
+            .sidecar_req(CPU, "100m")
+            .init_req(CPU, "500m")
+            .req(CPU, "100m")
+            .pod();
         assert_eq!(pod_requests(&pod, false).milli_cpu, 600);
     }
 
@@ -253,7 +287,10 @@ mod tests {
     fn non_zero_requests_default_cpu_and_memory() {
         let pod = make_pod("p").pod();
         let requests = pod_requests(&pod, true);
-        assert_eq!((requests.milli_cpu, requests.memory), (100, 200 * 1024 * 1024));
+        assert_eq!(
+            (requests.milli_cpu, requests.memory),
+            (100, 200 * 1024 * 1024)
+        );
         assert_eq!(pod_requests(&pod, false), Resources::default());
     }
 }

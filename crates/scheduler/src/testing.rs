@@ -4,13 +4,15 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, ContainerImage, ContainerPort, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement,
-    NodeSelectorTerm, NodeSpec, NodeStatus, Pod, PodAffinity, PodAffinityTerm, PodAntiAffinity, PodSchedulingGate,
-    PodSpec, PreferredSchedulingTerm, ResourceRequirements, Taint, Toleration, TopologySpreadConstraint,
-    WeightedPodAffinityTerm,
+    Affinity, Container, ContainerImage, ContainerPort, Node, NodeAffinity, NodeSelector,
+    NodeSelectorRequirement, NodeSelectorTerm, NodeSpec, NodeStatus, Pod, PodAffinity,
+    PodAffinityTerm, PodAntiAffinity, PodSchedulingGate, PodSpec, PreferredSchedulingTerm,
+    ResourceRequirements, Taint, Toleration, TopologySpreadConstraint, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, ObjectMeta, OwnerReference, Time,
+};
 
 /// Starts a pod named `name` in namespace `default` with one container and no requests.
 pub fn make_pod(name: &str) -> PodBuilder {
@@ -22,7 +24,11 @@ pub fn make_pod(name: &str) -> PodBuilder {
             ..Default::default()
         },
         spec: Some(PodSpec {
-            containers: vec![Container { name: "c0".to_string(), image: Some("pause".into()), ..Default::default() }],
+            containers: vec![Container {
+                name: "c0".to_string(),
+                image: Some("pause".into()),
+                ..Default::default()
+            }],
             ..Default::default()
         }),
         status: None,
@@ -36,9 +42,17 @@ pub fn make_node(name: &str) -> NodeBuilder {
     let mut allocatable = BTreeMap::new();
     allocatable.insert("pods".to_string(), Quantity("110".into()));
     NodeBuilder(Node {
-        metadata: ObjectMeta { name: Some(name.to_string()), labels: Some(labels), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            labels: Some(labels),
+            ..Default::default()
+        },
         spec: Some(NodeSpec::default()),
-        status: Some(NodeStatus { allocatable: Some(allocatable.clone()), capacity: Some(allocatable), ..Default::default() }),
+        status: Some(NodeStatus {
+            allocatable: Some(allocatable.clone()),
+            capacity: Some(allocatable),
+            ..Default::default()
+        }),
     })
 }
 
@@ -49,12 +63,20 @@ pub struct PodBuilder(pub Pod);
 fn requirements(name: &str, quantity: &str) -> ResourceRequirements {
     let mut requests = BTreeMap::new();
     requests.insert(name.to_string(), Quantity(quantity.to_string()));
-    ResourceRequirements { requests: Some(requests), ..Default::default() }
+    ResourceRequirements {
+        requests: Some(requests),
+        ..Default::default()
+    }
 }
 
 fn selector(labels: &[(&str, &str)]) -> LabelSelector {
     LabelSelector {
-        match_labels: Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+        match_labels: Some(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
         match_expressions: None,
     }
 }
@@ -77,7 +99,10 @@ impl PodBuilder {
     pub fn req(mut self, name: &str, quantity: &str) -> Self {
         let container = &mut self.spec().containers[0];
         let resources = container.resources.get_or_insert_with(Default::default);
-        resources.requests.get_or_insert_with(Default::default).insert(name.to_string(), Quantity(quantity.to_string()));
+        resources
+            .requests
+            .get_or_insert_with(Default::default)
+            .insert(name.to_string(), Quantity(quantity.to_string()));
         self
     }
 
@@ -95,7 +120,11 @@ impl PodBuilder {
     /// Adds a regular init container requesting `quantity` of `name`.
     pub fn init_req(mut self, name: &str, quantity: &str) -> Self {
         let init = self.spec().init_containers.get_or_insert_with(Vec::new);
-        init.push(Container { name: format!("i{}", init.len()), resources: Some(requirements(name, quantity)), ..Default::default() });
+        init.push(Container {
+            name: format!("i{}", init.len()),
+            resources: Some(requirements(name, quantity)),
+            ..Default::default()
+        });
         self
     }
 
@@ -113,7 +142,10 @@ impl PodBuilder {
 
     /// Sets an overhead entry.
     pub fn overhead(mut self, name: &str, quantity: &str) -> Self {
-        self.spec().overhead.get_or_insert_with(Default::default).insert(name.to_string(), Quantity(quantity.to_string()));
+        self.spec()
+            .overhead
+            .get_or_insert_with(Default::default)
+            .insert(name.to_string(), Quantity(quantity.to_string()));
         self
     }
 
@@ -125,7 +157,11 @@ impl PodBuilder {
 
     /// Adds a label.
     pub fn label(mut self, key: &str, value: &str) -> Self {
-        self.0.metadata.labels.get_or_insert_with(Default::default).insert(key.to_string(), value.to_string());
+        self.0
+            .metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert(key.to_string(), value.to_string());
         self
     }
 
@@ -161,29 +197,43 @@ impl PodBuilder {
 
     /// Adds a toleration.
     pub fn toleration(mut self, key: &str, operator: &str, value: &str, effect: &str) -> Self {
-        self.spec().tolerations.get_or_insert_with(Vec::new).push(Toleration {
-            key: Some(key.to_string()).filter(|k| !k.is_empty()),
-            operator: Some(operator.to_string()),
-            value: Some(value.to_string()).filter(|v| !v.is_empty()),
-            effect: Some(effect.to_string()).filter(|e| !e.is_empty()),
-            toleration_seconds: None,
-        });
+        self.spec()
+            .tolerations
+            .get_or_insert_with(Vec::new)
+            .push(Toleration {
+                key: Some(key.to_string()).filter(|k| !k.is_empty()),
+                operator: Some(operator.to_string()),
+                value: Some(value.to_string()).filter(|v| !v.is_empty()),
+                effect: Some(effect.to_string()).filter(|e| !e.is_empty()),
+                toleration_seconds: None,
+            });
         self
     }
 
     /// Adds a `nodeSelector` entry.
     pub fn node_selector(mut self, key: &str, value: &str) -> Self {
-        self.spec().node_selector.get_or_insert_with(Default::default).insert(key.to_string(), value.to_string());
+        self.spec()
+            .node_selector
+            .get_or_insert_with(Default::default)
+            .insert(key.to_string(), value.to_string());
         self
     }
 
     /// Adds a required node affinity term with one expression (`key operator values`).
     pub fn node_affinity(mut self, key: &str, operator: &str, values: &[&str]) -> Self {
-        let term = NodeSelectorTerm { match_expressions: Some(vec![requirement(key, operator, values)]), match_fields: None };
-        let node_affinity = self.affinity().node_affinity.get_or_insert_with(NodeAffinity::default);
+        let term = NodeSelectorTerm {
+            match_expressions: Some(vec![requirement(key, operator, values)]),
+            match_fields: None,
+        };
+        let node_affinity = self
+            .affinity()
+            .node_affinity
+            .get_or_insert_with(NodeAffinity::default);
         node_affinity
             .required_during_scheduling_ignored_during_execution
-            .get_or_insert_with(|| NodeSelector { node_selector_terms: Vec::new() })
+            .get_or_insert_with(|| NodeSelector {
+                node_selector_terms: Vec::new(),
+            })
             .node_selector_terms
             .push(term);
         self
@@ -191,20 +241,36 @@ impl PodBuilder {
 
     /// Adds a required node affinity term matching `metadata.name` against `names`.
     pub fn node_affinity_field(mut self, operator: &str, names: &[&str]) -> Self {
-        let term =
-            NodeSelectorTerm { match_expressions: None, match_fields: Some(vec![requirement("metadata.name", operator, names)]) };
-        let node_affinity = self.affinity().node_affinity.get_or_insert_with(NodeAffinity::default);
+        let term = NodeSelectorTerm {
+            match_expressions: None,
+            match_fields: Some(vec![requirement("metadata.name", operator, names)]),
+        };
+        let node_affinity = self
+            .affinity()
+            .node_affinity
+            .get_or_insert_with(NodeAffinity::default);
         node_affinity
             .required_during_scheduling_ignored_during_execution
-            .get_or_insert_with(|| NodeSelector { node_selector_terms: Vec::new() })
+            .get_or_insert_with(|| NodeSelector {
+                node_selector_terms: Vec::new(),
+            })
             .node_selector_terms
             .push(term);
         self
     }
 
     /// Adds a preferred node affinity term.
-    pub fn preferred_node_affinity(mut self, weight: i32, key: &str, operator: &str, values: &[&str]) -> Self {
-        let preference = NodeSelectorTerm { match_expressions: Some(vec![requirement(key, operator, values)]), match_fields: None };
+    pub fn preferred_node_affinity(
+        mut self,
+        weight: i32,
+        key: &str,
+        operator: &str,
+        values: &[&str],
+    ) -> Self {
+        let preference = NodeSelectorTerm {
+            match_expressions: Some(vec![requirement(key, operator, values)]),
+            match_fields: None,
+        };
         self.affinity()
             .node_affinity
             .get_or_insert_with(NodeAffinity::default)
@@ -250,8 +316,16 @@ impl PodBuilder {
     }
 
     /// Adds a preferred pod affinity term.
-    pub fn preferred_pod_affinity(mut self, weight: i32, topology_key: &str, labels: &[(&str, &str)]) -> Self {
-        let term = WeightedPodAffinityTerm { pod_affinity_term: affinity_term(topology_key, labels), weight };
+    pub fn preferred_pod_affinity(
+        mut self,
+        weight: i32,
+        topology_key: &str,
+        labels: &[(&str, &str)],
+    ) -> Self {
+        let term = WeightedPodAffinityTerm {
+            pod_affinity_term: affinity_term(topology_key, labels),
+            weight,
+        };
         self.affinity()
             .pod_affinity
             .get_or_insert_with(PodAffinity::default)
@@ -262,8 +336,16 @@ impl PodBuilder {
     }
 
     /// Adds a preferred pod anti-affinity term.
-    pub fn preferred_pod_anti_affinity(mut self, weight: i32, topology_key: &str, labels: &[(&str, &str)]) -> Self {
-        let term = WeightedPodAffinityTerm { pod_affinity_term: affinity_term(topology_key, labels), weight };
+    pub fn preferred_pod_anti_affinity(
+        mut self,
+        weight: i32,
+        topology_key: &str,
+        labels: &[(&str, &str)],
+    ) -> Self {
+        let term = WeightedPodAffinityTerm {
+            pod_affinity_term: affinity_term(topology_key, labels),
+            weight,
+        };
         self.affinity()
             .pod_anti_affinity
             .get_or_insert_with(PodAntiAffinity::default)
@@ -274,32 +356,47 @@ impl PodBuilder {
     }
 
     /// Adds a topology spread constraint over pods labelled `labels`.
-    pub fn spread(mut self, max_skew: i32, topology_key: &str, when_unsatisfiable: &str, labels: &[(&str, &str)]) -> Self {
-        self.spec().topology_spread_constraints.get_or_insert_with(Vec::new).push(TopologySpreadConstraint {
-            max_skew,
-            topology_key: topology_key.to_string(),
-            when_unsatisfiable: when_unsatisfiable.to_string(),
-            label_selector: Some(selector(labels)),
-            ..Default::default()
-        });
+    pub fn spread(
+        mut self,
+        max_skew: i32,
+        topology_key: &str,
+        when_unsatisfiable: &str,
+        labels: &[(&str, &str)],
+    ) -> Self {
+        self.spec()
+            .topology_spread_constraints
+            .get_or_insert_with(Vec::new)
+            .push(TopologySpreadConstraint {
+                max_skew,
+                topology_key: topology_key.to_string(),
+                when_unsatisfiable: when_unsatisfiable.to_string(),
+                label_selector: Some(selector(labels)),
+                ..Default::default()
+            });
         self
     }
 
     /// Adds a raw topology spread constraint.
     pub fn spread_constraint(mut self, constraint: TopologySpreadConstraint) -> Self {
-        self.spec().topology_spread_constraints.get_or_insert_with(Vec::new).push(constraint);
+        self.spec()
+            .topology_spread_constraints
+            .get_or_insert_with(Vec::new)
+            .push(constraint);
         self
     }
 
     /// Adds a host port to the first container.
     pub fn host_port(mut self, protocol: &str, host_ip: &str, port: i32) -> Self {
-        self.spec().containers[0].ports.get_or_insert_with(Vec::new).push(ContainerPort {
-            container_port: port,
-            host_port: Some(port),
-            host_ip: Some(host_ip.to_string()).filter(|h| !h.is_empty()),
-            protocol: Some(protocol.to_string()),
-            name: None,
-        });
+        self.spec().containers[0]
+            .ports
+            .get_or_insert_with(Vec::new)
+            .push(ContainerPort {
+                container_port: port,
+                host_port: Some(port),
+                host_ip: Some(host_ip.to_string()).filter(|h| !h.is_empty()),
+                protocol: Some(protocol.to_string()),
+                name: None,
+            });
         self
     }
 
@@ -312,26 +409,39 @@ impl PodBuilder {
     /// Adds a container running `image`.
     pub fn container_image(mut self, image: &str) -> Self {
         let n = self.spec().containers.len();
-        self.spec().containers.push(Container { name: format!("c{n}"), image: Some(image.to_string()), ..Default::default() });
+        self.spec().containers.push(Container {
+            name: format!("c{n}"),
+            image: Some(image.to_string()),
+            ..Default::default()
+        });
         self
     }
 
     /// Adds a scheduling gate.
     pub fn scheduling_gate(mut self, name: &str) -> Self {
-        self.spec().scheduling_gates.get_or_insert_with(Vec::new).push(PodSchedulingGate { name: name.to_string() });
+        self.spec()
+            .scheduling_gates
+            .get_or_insert_with(Vec::new)
+            .push(PodSchedulingGate {
+                name: name.to_string(),
+            });
         self
     }
 
     /// Adds an owner reference of `kind` (e.g. `ReplicaSet`).
     pub fn owner(mut self, kind: &str, name: &str) -> Self {
-        self.0.metadata.owner_references.get_or_insert_with(Vec::new).push(OwnerReference {
-            api_version: "apps/v1".into(),
-            kind: kind.to_string(),
-            name: name.to_string(),
-            uid: format!("uid-{name}"),
-            controller: Some(true),
-            block_owner_deletion: None,
-        });
+        self.0
+            .metadata
+            .owner_references
+            .get_or_insert_with(Vec::new)
+            .push(OwnerReference {
+                api_version: "apps/v1".into(),
+                kind: kind.to_string(),
+                name: name.to_string(),
+                uid: format!("uid-{name}"),
+                controller: Some(true),
+                block_owner_deletion: None,
+            });
         self
     }
 
@@ -346,13 +456,21 @@ fn requirement(key: &str, operator: &str, values: &[&str]) -> NodeSelectorRequir
     NodeSelectorRequirement {
         key: key.to_string(),
         operator: operator.to_string(),
-        values: if values.is_empty() { None } else { Some(values.iter().map(|v| v.to_string()).collect()) },
+        values: if values.is_empty() {
+            None
+        } else {
+            Some(values.iter().map(|v| v.to_string()).collect())
+        },
     }
 }
 
 /// A pod affinity term selecting pods labelled `labels` in the pod's own namespace.
 pub fn affinity_term(topology_key: &str, labels: &[(&str, &str)]) -> PodAffinityTerm {
-    PodAffinityTerm { topology_key: topology_key.to_string(), label_selector: Some(selector(labels)), ..Default::default() }
+    PodAffinityTerm {
+        topology_key: topology_key.to_string(),
+        label_selector: Some(selector(labels)),
+        ..Default::default()
+    }
 }
 
 /// A node under construction.
@@ -370,7 +488,8 @@ impl NodeBuilder {
         let status = self.0.status.get_or_insert_with(Default::default);
         for (name, quantity) in resources {
             for list in [&mut status.allocatable, &mut status.capacity] {
-                list.get_or_insert_with(Default::default).insert(name.to_string(), Quantity(quantity.to_string()));
+                list.get_or_insert_with(Default::default)
+                    .insert(name.to_string(), Quantity(quantity.to_string()));
             }
         }
         self
@@ -390,13 +509,20 @@ impl NodeBuilder {
 
     /// Adds a label.
     pub fn label(mut self, key: &str, value: &str) -> Self {
-        self.0.metadata.labels.get_or_insert_with(Default::default).insert(key.to_string(), value.to_string());
+        self.0
+            .metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert(key.to_string(), value.to_string());
         self
     }
 
     /// Sets `spec.unschedulable` (a cordoned node).
     pub fn unschedulable(mut self) -> Self {
-        self.0.spec.get_or_insert_with(Default::default).unschedulable = Some(true);
+        self.0
+            .spec
+            .get_or_insert_with(Default::default)
+            .unschedulable = Some(true);
         self
     }
 
@@ -406,7 +532,10 @@ impl NodeBuilder {
         status
             .images
             .get_or_insert_with(Vec::new)
-            .push(ContainerImage { names: Some(vec![name.to_string()]), size_bytes: Some(size) });
+            .push(ContainerImage {
+                names: Some(vec![name.to_string()]),
+                size_bytes: Some(size),
+            });
         self
     }
 }

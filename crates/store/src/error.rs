@@ -62,6 +62,9 @@ pub enum StoreError {
 impl StoreError {
     /// An [`StoreError::Io`] with what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        StoreError::Io { context: context.into(), source }
+        StoreError::Io {
+            context: context.into(),
+            source,
+        }
     }
 }

@@ -63,7 +63,10 @@ pub enum RangeEnd {
 impl KeyRange {
     /// Just one key.
     pub fn key(key: impl Into<Bytes>) -> Self {
-        KeyRange { start: key.into(), end: RangeEnd::Single }
+        KeyRange {
+            start: key.into(),
+            end: RangeEnd::Single,
+        }
     }
 
     /// Every key that starts with `prefix` (etcd's `WithPrefix`).
@@ -78,13 +81,19 @@ impl KeyRange {
 
     /// Every key in `[start, end)`.
     pub fn between(start: impl Into<Bytes>, end: impl Into<Bytes>) -> Self {
-        KeyRange { start: start.into(), end: RangeEnd::Before(end.into()) }
+        KeyRange {
+            start: start.into(),
+            end: RangeEnd::Before(end.into()),
+        }
     }
 
     /// The same range, starting at `start` instead (used for `continue` tokens). For a single
     /// key the result is that key if it is not before `start`, else an empty range.
     pub fn starting_at(&self, start: Bytes) -> Self {
-        KeyRange { start, end: self.end.clone() }
+        KeyRange {
+            start,
+            end: self.end.clone(),
+        }
     }
 
     /// Whether `key` lies in the range.
@@ -126,7 +135,12 @@ pub struct RangeRequest {
 impl RangeRequest {
     /// A read of `range` at the latest revision, without limit.
     pub fn new(range: KeyRange) -> Self {
-        RangeRequest { range, revision: 0, limit: 0, count_only: false }
+        RangeRequest {
+            range,
+            revision: 0,
+            limit: 0,
+            count_only: false,
+        }
     }
 
     /// Read at `revision` (0: latest).
@@ -196,7 +210,11 @@ pub enum CompareOp {
 impl Compare {
     /// The key does not exist (create-if-absent).
     pub fn absent(key: impl Into<Bytes>) -> Self {
-        Compare { key: key.into(), target: CompareTarget::CreateRevision(0), op: CompareOp::Equal }
+        Compare {
+            key: key.into(),
+            target: CompareTarget::CreateRevision(0),
+            op: CompareOp::Equal,
+        }
     }
 
     /// The key was last written at `revision` (optimistic concurrency).
@@ -230,7 +248,11 @@ pub enum Op {
 impl Op {
     /// A put without lease.
     pub fn put(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
-        Op::Put { key: key.into(), value: value.into(), lease: 0 }
+        Op::Put {
+            key: key.into(),
+            value: value.into(),
+            lease: 0,
+        }
     }
 
     /// A delete of one key.
@@ -354,7 +376,12 @@ pub struct WatchRequest {
 impl WatchRequest {
     /// A watch of `range` from now, with previous values and no progress notifications.
     pub fn new(range: KeyRange) -> Self {
-        WatchRequest { range, start_revision: 0, prev_kv: true, progress_notify: None }
+        WatchRequest {
+            range,
+            start_revision: 0,
+            prev_kv: true,
+            progress_notify: None,
+        }
     }
 
     /// Start at `revision` (events with `mod_revision >= revision`).
@@ -423,14 +450,24 @@ pub trait Store: Send + Sync + 'static {
 
     /// Reads one key at the latest revision.
     async fn get(&self, key: &[u8]) -> Result<Option<KeyValue>> {
-        let response =
-            self.range(RangeRequest::new(KeyRange::key(Bytes::copy_from_slice(key)))).await?;
+        let response = self
+            .range(RangeRequest::new(KeyRange::key(Bytes::copy_from_slice(
+                key,
+            ))))
+            .await?;
         Ok(response.kvs.into_iter().next())
     }
 
     /// Writes a key unconditionally; returns the new revision.
     async fn put(&self, key: Bytes, value: Bytes) -> Result<Revision> {
-        Ok(self.txn(Txn::new().and_then([Op::Put { key, value, lease: 0 }])).await?.header_revision)
+        Ok(self
+            .txn(Txn::new().and_then([Op::Put {
+                key,
+                value,
+                lease: 0,
+            }]))
+            .await?
+            .header_revision)
     }
 
     /// Creates a key if it is absent; returns its revision, or `None` if the key exists.
@@ -452,7 +489,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<std::result::Result<Revision, Option<KeyValue>>> {
         let txn = Txn::new()
             .when([Compare::mod_revision_is(key.clone(), expected)])
-            .and_then([Op::Put { key: key.clone(), value, lease: 0 }])
+            .and_then([Op::Put {
+                key: key.clone(),
+                value,
+                lease: 0,
+            }])
             .or_else([Op::get(key)]);
         let response = self.txn(txn).await?;
         if response.succeeded {
@@ -469,7 +510,11 @@ pub trait Store: Send + Sync + 'static {
         expected: Revision,
     ) -> Result<std::result::Result<KeyValue, Option<KeyValue>>> {
         let compare = if expected == 0 {
-            Compare { key: key.clone(), target: CompareTarget::CreateRevision(0), op: CompareOp::Greater }
+            Compare {
+                key: key.clone(),
+                target: CompareTarget::CreateRevision(0),
+                op: CompareOp::Greater,
+            }
         } else {
             Compare::mod_revision_is(key.clone(), expected)
         };

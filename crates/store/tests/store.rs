@@ -22,8 +22,13 @@ pub async fn embedded() -> Backend {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = Config::new(dir.path());
     config.auto_compaction = None;
-    let store = EmbeddedStore::open(config).await.expect("open embedded store");
-    Backend { store: Arc::new(store), _guard: Box::new(dir) }
+    let store = EmbeddedStore::open(config)
+        .await
+        .expect("open embedded store");
+    Backend {
+        store: Arc::new(store),
+        _guard: Box::new(dir),
+    }
 }
 
 pub async fn etcd() -> Backend {
@@ -32,8 +37,13 @@ pub async fn etcd() -> Backend {
         "etcd is not installed: run scripts/install-deps.sh (Debian package etcd-server)"
     );
     let process = EtcdProcess::start().await.expect("start etcd");
-    let store = EtcdStore::connect(&[process.endpoint()], "/registry").await.expect("connect to etcd");
-    Backend { store: Arc::new(store), _guard: Box::new(process) }
+    let store = EtcdStore::connect(&[process.endpoint()], "/registry")
+        .await
+        .expect("connect to etcd");
+    Backend {
+        store: Arc::new(store),
+        _guard: Box::new(process),
+    }
 }
 
 macro_rules! conformance_suite {

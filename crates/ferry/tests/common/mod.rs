@@ -155,3 +155,52 @@ impl Drop for Ferry {
 
 /// kubectl's default: server-side field validation, found through the OpenAPI documents.
 pub const VALIDATE: &str = "--validate=strict";
+
+/// A running `ferry sim`, stopped by pid when dropped.
+pub struct Sim {
+    child: Child,
+}
+
+impl Sim {
+    /// Starts `nodes` simulated nodes against `ferry`, with extra flags.
+    pub fn start(ferry: &Ferry, nodes: usize, extra: &[&str]) -> Sim {
+        let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["sim", "--kubeconfig"])
+            .arg(&ferry.kubeconfig)
+            .args([
+                "--nodes",
+                &nodes.to_string(),
+                "--pod-start-delay",
+                "200ms",
+                "--lease-renew-interval",
+                "1s",
+            ])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ferry sim");
+        Sim { child }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` until it returns true or `timeout` passes; returns the last result.
+pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

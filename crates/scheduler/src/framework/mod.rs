@@ -58,17 +58,33 @@ impl Status {
     /// A status with `code` and one reason (none if empty).
     pub fn new(code: Code, reason: impl Into<String>) -> Status {
         let reason = reason.into();
-        Status { code, reasons: if reason.is_empty() { Vec::new() } else { vec![reason] }, plugin: None }
+        Status {
+            code,
+            reasons: if reason.is_empty() {
+                Vec::new()
+            } else {
+                vec![reason]
+            },
+            plugin: None,
+        }
     }
 
     /// Success.
     pub fn success() -> Status {
-        Status { code: Code::Success, reasons: Vec::new(), plugin: None }
+        Status {
+            code: Code::Success,
+            reasons: Vec::new(),
+            plugin: None,
+        }
     }
 
     /// Skip.
     pub fn skip() -> Status {
-        Status { code: Code::Skip, reasons: Vec::new(), plugin: None }
+        Status {
+            code: Code::Skip,
+            reasons: Vec::new(),
+            plugin: None,
+        }
     }
 
     /// Unschedulable with one reason.
@@ -104,7 +120,10 @@ impl Status {
 
     /// The pod was rejected (Unschedulable or UnschedulableAndUnresolvable).
     pub fn is_rejected(&self) -> bool {
-        matches!(self.code, Code::Unschedulable | Code::UnschedulableAndUnresolvable)
+        matches!(
+            self.code,
+            Code::Unschedulable | Code::UnschedulableAndUnresolvable
+        )
     }
 
     /// The reasons joined by ", ", as upstream's `Status.Message()`.
@@ -256,31 +275,36 @@ pub trait Plugin: Send + Sync + 'static {
 }
 
 /// Decides whether a pod may enter the active queue at all (scheduling gates).
-pub trait PreEnqueue {
+pub trait PreEnqueue: Send + Sync {
     /// Success lets the pod in; anything else keeps it parked until it is updated.
     fn pre_enqueue(&self, pod: &Pod) -> Status;
 }
 
 /// Orders the active queue.
-pub trait QueueSort {
+pub trait QueueSort: Send + Sync {
     /// Whether `a` should be scheduled before `b`.
     fn less(&self, a: &QueuedPodInfo, b: &QueuedPodInfo) -> bool;
 }
 
 /// Runs once per cycle before filtering: precomputes state, or rejects the pod outright.
-pub trait PreFilter {
+pub trait PreFilter: Send + Sync {
     /// Skip means "my Filter has nothing to check for this pod".
-    fn pre_filter(&self, state: &mut CycleState, pod: &Pod, snapshot: &Snapshot) -> (Option<PreFilterResult>, Status);
+    fn pre_filter(
+        &self,
+        state: &mut CycleState,
+        pod: &Pod,
+        snapshot: &Snapshot,
+    ) -> (Option<PreFilterResult>, Status);
 }
 
 /// Checks one node; called in parallel over nodes.
-pub trait Filter {
+pub trait Filter: Send + Sync {
     /// Success if the pod can run on `node`.
     fn filter(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> Status;
 }
 
 /// Runs when no node passed the filters (preemption).
-pub trait PostFilter {
+pub trait PostFilter: Send + Sync {
     /// `statuses` has every node's filter status; `framework` lets the plugin re-run filters.
     fn post_filter(
         &self,
@@ -293,23 +317,34 @@ pub trait PostFilter {
 }
 
 /// Runs once per cycle before scoring, over the feasible nodes.
-pub trait PreScore {
+pub trait PreScore: Send + Sync {
     /// Skip means "my Score has nothing to add for this pod".
-    fn pre_score(&self, state: &mut CycleState, pod: &Pod, nodes: &[Arc<NodeInfo>], snapshot: &Snapshot) -> Status;
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &Pod,
+        nodes: &[Arc<NodeInfo>],
+        snapshot: &Snapshot,
+    ) -> Status;
 }
 
 /// Ranks one feasible node; scores are then normalized to 0..=100 and weighted.
-pub trait Score {
+pub trait Score: Send + Sync {
     /// The node's raw score.
     fn score(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> (i64, Status);
     /// Rescales all raw scores to 0..=[`MAX_NODE_SCORE`]; the default leaves them.
-    fn normalize_score(&self, _state: &CycleState, _pod: &Pod, _scores: &mut [NodeScore]) -> Status {
+    fn normalize_score(
+        &self,
+        _state: &CycleState,
+        _pod: &Pod,
+        _scores: &mut [NodeScore],
+    ) -> Status {
         Status::success()
     }
 }
 
 /// Claims resources for the pod on its node before binding, and gives them back on failure.
-pub trait Reserve {
+pub trait Reserve: Send + Sync {
     /// Reserves; a failure aborts the cycle.
     fn reserve(&self, state: &mut CycleState, pod: &Pod, node: &str) -> Status;
     /// Undoes [`Reserve::reserve`]; must be idempotent.
@@ -317,25 +352,25 @@ pub trait Reserve {
 }
 
 /// Approves, rejects or holds the pod before binding.
-pub trait Permit {
+pub trait Permit: Send + Sync {
     /// Wait holds the pod for at most the returned duration.
     fn permit(&self, state: &CycleState, pod: &Pod, node: &str) -> (Status, Duration);
 }
 
 /// Runs before binding (e.g. provisioning volumes); may do I/O.
-pub trait PreBind {
+pub trait PreBind: Send + Sync {
     /// Success lets binding proceed.
     fn pre_bind(&self, state: &CycleState, pod: &Pod, node: &str) -> BoxFuture<'static, Status>;
 }
 
 /// Binds the pod to the node; the first Bind plugin not returning Skip does it.
-pub trait Bind {
+pub trait Bind: Send + Sync {
     /// Binds.
     fn bind(&self, state: &CycleState, pod: &Pod, node: &str) -> BoxFuture<'static, Status>;
 }
 
 /// Informational, after a successful bind.
-pub trait PostBind {
+pub trait PostBind: Send + Sync {
     /// Called once the pod is bound.
     fn post_bind(&self, state: &CycleState, pod: &Pod, node: &str);
 }

@@ -32,8 +32,16 @@ impl Registry {
     }
 
     /// Builds the plugin `name`.
-    pub fn build(&self, name: &str, args: Option<&serde_json::Value>, handle: &Handle) -> Result<Arc<dyn Plugin>, ConfigError> {
-        let factory = self.factories.get(name).ok_or_else(|| ConfigError::UnknownPlugin(name.to_string()))?;
+    pub fn build(
+        &self,
+        name: &str,
+        args: Option<&serde_json::Value>,
+        handle: &Handle,
+    ) -> Result<Arc<dyn Plugin>, ConfigError> {
+        let factory = self
+            .factories
+            .get(name)
+            .ok_or_else(|| ConfigError::UnknownPlugin(name.to_string()))?;
         factory(args, handle)
     }
 

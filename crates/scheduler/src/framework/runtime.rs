@@ -16,7 +16,8 @@ use crate::cache::{NodeInfo, Snapshot};
 use crate::config::{ConfigError, PluginRef, PluginSet, Profile};
 use crate::framework::registry::{Handle, Registry};
 use crate::framework::{
-    ClusterEvent, Code, CycleState, NodeScore, NodeStatuses, Plugin, PostFilterResult, Status, MAX_NODE_SCORE,
+    ClusterEvent, Code, CycleState, NodeScore, NodeStatuses, Plugin, PostFilterResult, Status,
+    MAX_NODE_SCORE,
 };
 use crate::plugins;
 use crate::queue::QueuedPodInfo;
@@ -70,7 +71,10 @@ fn merge(defaults: Vec<PluginRef>, custom: &PluginSet) -> Vec<PluginRef> {
     let mut result: Vec<PluginRef> = if disabled.contains("*") {
         Vec::new()
     } else {
-        defaults.into_iter().filter(|p| !disabled.contains(p.name.as_str())).collect()
+        defaults
+            .into_iter()
+            .filter(|p| !disabled.contains(p.name.as_str()))
+            .collect()
     };
     for enabled in &custom.enabled {
         match result.iter_mut().find(|p| p.name == enabled.name) {
@@ -83,8 +87,19 @@ fn merge(defaults: Vec<PluginRef>, custom: &PluginSet) -> Vec<PluginRef> {
 
 impl Framework {
     /// Builds a profile's framework with plugins from `registry`.
-    pub fn new(profile: &Profile, registry: &Registry, handle: &Handle, parallelism: usize) -> Result<Framework, ConfigError> {
-        let defaults = DEFAULT_PLUGINS.iter().map(|(name, weight)| PluginRef { name: name.to_string(), weight: *weight }).collect();
+    pub fn new(
+        profile: &Profile,
+        registry: &Registry,
+        handle: &Handle,
+        parallelism: usize,
+    ) -> Result<Framework, ConfigError> {
+        let defaults = DEFAULT_PLUGINS
+            .iter()
+            .map(|(name, weight)| PluginRef {
+                name: name.to_string(),
+                weight: *weight,
+            })
+            .collect();
         let multi_point = merge(defaults, &profile.plugins.multi_point);
         let p = &profile.plugins;
         let point_sets = [
@@ -103,12 +118,20 @@ impl Framework {
         ];
         // Build every plugin named anywhere, once.
         let mut built: HashMap<String, P> = HashMap::new();
-        let args: HashMap<&str, &serde_json::Value> =
-            profile.plugin_config.iter().filter_map(|c| c.args.as_ref().map(|a| (c.name.as_str(), a))).collect();
-        for name in multi_point.iter().chain(point_sets.iter().flat_map(|s| s.enabled.iter())).map(|p| p.name.clone()) {
-            if !built.contains_key(&name) {
-                let plugin = registry.build(&name, args.get(name.as_str()).copied(), handle)?;
-                built.insert(name, plugin);
+        let args: HashMap<&str, &serde_json::Value> = profile
+            .plugin_config
+            .iter()
+            .filter_map(|c| c.args.as_ref().map(|a| (c.name.as_str(), a)))
+            .collect();
+        for name in multi_point
+            .iter()
+            .chain(point_sets.iter().flat_map(|s| s.enabled.iter()))
+            .map(|p| p.name.clone())
+        {
+            if let std::collections::hash_map::Entry::Vacant(entry) = built.entry(name) {
+                let plugin =
+                    registry.build(entry.key(), args.get(entry.key().as_str()).copied(), handle)?;
+                entry.insert(plugin);
             }
         }
         type Has = fn(&dyn Plugin) -> bool;
@@ -130,10 +153,17 @@ impl Framework {
         for ((point, has), set) in checks.iter().zip(point_sets) {
             for enabled in &set.enabled {
                 if built.get(&enabled.name).is_some_and(|p| !has(p.as_ref())) {
-                    return Err(ConfigError::Invalid(format!("plugin {:?} does not implement {point}", enabled.name)));
+                    return Err(ConfigError::Invalid(format!(
+                        "plugin {:?} does not implement {point}",
+                        enabled.name
+                    )));
                 }
             }
-            let base = multi_point.iter().filter(|r| built.get(&r.name).is_some_and(|p| has(p.as_ref()))).cloned().collect();
+            let base = multi_point
+                .iter()
+                .filter(|r| built.get(&r.name).is_some_and(|p| has(p.as_ref())))
+                .cloned()
+                .collect();
             let refs = merge(base, set);
             let mut list = Vec::new();
             for r in refs {
@@ -144,12 +174,17 @@ impl Framework {
             points.push(list);
         }
         let plain = |i: usize| points[i].iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
-        let queue_sort = points[1]
-            .first()
-            .map(|(p, _)| p.clone())
-            .ok_or_else(|| ConfigError::Invalid(format!("profile {:?} has no queueSort plugin", profile.scheduler_name)))?;
+        let queue_sort = points[1].first().map(|(p, _)| p.clone()).ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "profile {:?} has no queueSort plugin",
+                profile.scheduler_name
+            ))
+        })?;
         if points[10].is_empty() {
-            return Err(ConfigError::Invalid(format!("profile {:?} has no bind plugin", profile.scheduler_name)));
+            return Err(ConfigError::Invalid(format!(
+                "profile {:?} has no bind plugin",
+                profile.scheduler_name
+            )));
         }
         let mut all: Vec<P> = built.into_values().collect();
         all.sort_by_key(|p| p.name());
@@ -176,7 +211,8 @@ impl Framework {
     /// The default profile with the in-tree plugins (tests, benchmarks).
     pub fn default_profile(handle: &Handle) -> Framework {
         #[allow(clippy::expect_used)]
-        Framework::new(&Profile::default(), &plugins::registry(), handle, 1).expect("the default profile is valid")
+        Framework::new(&Profile::default(), &plugins::registry(), handle, 1)
+            .expect("the default profile is valid")
     }
 
     /// The names of the plugins at each extension point, for logs and tests.
@@ -189,7 +225,10 @@ impl Framework {
             ("filter", names(&self.filter)),
             ("postFilter", names(&self.post_filter)),
             ("preScore", names(&self.pre_score)),
-            ("score", self.score.iter().map(|(p, w)| (p.name(), *w)).collect()),
+            (
+                "score",
+                self.score.iter().map(|(p, w)| (p.name(), *w)).collect(),
+            ),
             ("reserve", names(&self.reserve)),
             ("permit", names(&self.permit)),
             ("preBind", names(&self.pre_bind)),
@@ -200,7 +239,10 @@ impl Framework {
 
     /// For each plugin, the events that can make a pod it rejected schedulable.
     pub fn events(&self) -> HashMap<&'static str, HashSet<ClusterEvent>> {
-        self.all.iter().map(|p| (p.name(), p.events().into_iter().collect())).collect()
+        self.all
+            .iter()
+            .map(|p| (p.name(), p.events().into_iter().collect()))
+            .collect()
     }
 
     /// Whether there are Filter plugins.
@@ -223,14 +265,23 @@ impl Framework {
 
     /// QueueSort.
     pub fn less(&self, a: &QueuedPodInfo, b: &QueuedPodInfo) -> bool {
-        self.queue_sort.as_queue_sort().is_some_and(|q| q.less(a, b))
+        self.queue_sort
+            .as_queue_sort()
+            .is_some_and(|q| q.less(a, b))
     }
 
     /// PreFilter: the nodes to consider (`None`: all) or the first rejection.
-    pub fn run_pre_filter(&self, state: &mut CycleState, pod: &Pod, snapshot: &Snapshot) -> Result<Option<HashSet<String>>, Status> {
+    pub fn run_pre_filter(
+        &self,
+        state: &mut CycleState,
+        pod: &Pod,
+        snapshot: &Snapshot,
+    ) -> Result<Option<HashSet<String>>, Status> {
         let mut nodes: Option<HashSet<String>> = None;
         for plugin in &self.pre_filter {
-            let Some(p) = plugin.as_pre_filter() else { continue };
+            let Some(p) = plugin.as_pre_filter() else {
+                continue;
+            };
             let (result, status) = p.pre_filter(state, pod, snapshot);
             if status.is_skip() {
                 state.skip_filter_plugins.insert(plugin.name());
@@ -255,7 +306,9 @@ impl Framework {
             if state.skip_filter_plugins.contains(plugin.name()) {
                 continue;
             }
-            let Some(p) = plugin.as_filter() else { continue };
+            let Some(p) = plugin.as_filter() else {
+                continue;
+            };
             let status = p.filter(state, pod, node);
             if !status.is_success() {
                 return status.with_plugin(plugin.name());
@@ -268,10 +321,14 @@ impl Framework {
     /// its victims). PreFilter runs again because affinity and spreading state depend on pods.
     pub fn run_filter_what_if(&self, pod: &Pod, snapshot: &Snapshot, node: &str) -> Status {
         let mut state = CycleState::new();
-        let Some(info) = snapshot.get(node) else { return Status::unresolvable("node not found") };
+        let Some(info) = snapshot.get(node) else {
+            return Status::unresolvable("node not found");
+        };
         match self.run_pre_filter(&mut state, pod, snapshot) {
             Err(status) => status,
-            Ok(Some(names)) if !names.contains(node) => Status::unresolvable("node(s) didn't satisfy plugin(s) PreFilter"),
+            Ok(Some(names)) if !names.contains(node) => {
+                Status::unresolvable("node(s) didn't satisfy plugin(s) PreFilter")
+            }
             Ok(_) => self.run_filter(&state, pod, info),
         }
     }
@@ -286,7 +343,9 @@ impl Framework {
     ) -> (Option<PostFilterResult>, Status) {
         let mut last = (None, Status::unschedulable(""));
         for plugin in &self.post_filter {
-            let Some(p) = plugin.as_post_filter() else { continue };
+            let Some(p) = plugin.as_post_filter() else {
+                continue;
+            };
             let (result, status) = p.post_filter(state, pod, snapshot, statuses, self);
             if status.is_success() {
                 return (result, status);
@@ -300,9 +359,17 @@ impl Framework {
     }
 
     /// PreScore over the feasible nodes.
-    pub fn run_pre_score(&self, state: &mut CycleState, pod: &Pod, nodes: &[Arc<NodeInfo>], snapshot: &Snapshot) -> Status {
+    pub fn run_pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &Pod,
+        nodes: &[Arc<NodeInfo>],
+        snapshot: &Snapshot,
+    ) -> Status {
         for plugin in &self.pre_score {
-            let Some(p) = plugin.as_pre_score() else { continue };
+            let Some(p) = plugin.as_pre_score() else {
+                continue;
+            };
             let status = p.pre_score(state, pod, nodes, snapshot);
             if status.is_skip() {
                 state.skip_score_plugins.insert(plugin.name());
@@ -314,20 +381,34 @@ impl Framework {
     }
 
     /// Score, NormalizeScore and weights: each node's total.
-    pub fn run_score(&self, state: &CycleState, pod: &Pod, nodes: &[Arc<NodeInfo>]) -> Result<Vec<i64>, Status> {
+    pub fn run_score(
+        &self,
+        state: &CycleState,
+        pod: &Pod,
+        nodes: &[Arc<NodeInfo>],
+    ) -> Result<Vec<i64>, Status> {
         let mut totals = vec![0i64; nodes.len()];
+        let mut scores: Vec<NodeScore> = Vec::new();
         for (plugin, weight) in &self.score {
             if state.skip_score_plugins.contains(plugin.name()) {
                 continue;
             }
             let Some(p) = plugin.as_score() else { continue };
             let raw = parallel_map(nodes, self.parallelism, |node| p.score(state, pod, node));
-            let mut scores = Vec::with_capacity(nodes.len());
-            for (node, (score, status)) in nodes.iter().zip(raw) {
+            if scores.is_empty() {
+                scores = nodes
+                    .iter()
+                    .map(|n| NodeScore {
+                        name: n.name.clone(),
+                        score: 0,
+                    })
+                    .collect();
+            }
+            for (slot, (score, status)) in scores.iter_mut().zip(raw) {
                 if !status.is_success() {
                     return Err(status.with_plugin(plugin.name()));
                 }
-                scores.push(NodeScore { name: node.name.clone(), score });
+                slot.score = score;
             }
             let status = p.normalize_score(state, pod, &mut scores);
             if !status.is_success() {
@@ -350,7 +431,9 @@ impl Framework {
     /// Reserve; on failure everything reserved is undone.
     pub fn run_reserve(&self, state: &mut CycleState, pod: &Pod, node: &str) -> Status {
         for plugin in &self.reserve {
-            let Some(p) = plugin.as_reserve() else { continue };
+            let Some(p) = plugin.as_reserve() else {
+                continue;
+            };
             let status = p.reserve(state, pod, node);
             if !status.is_success() {
                 self.run_unreserve(state, pod, node);
@@ -370,10 +453,17 @@ impl Framework {
     }
 
     /// Permit: a rejection, or how long to wait (`None`: allowed now).
-    pub fn run_permit(&self, state: &CycleState, pod: &Pod, node: &str) -> Result<Option<Duration>, Status> {
+    pub fn run_permit(
+        &self,
+        state: &CycleState,
+        pod: &Pod,
+        node: &str,
+    ) -> Result<Option<Duration>, Status> {
         let mut wait: Option<Duration> = None;
         for plugin in &self.permit {
-            let Some(p) = plugin.as_permit() else { continue };
+            let Some(p) = plugin.as_permit() else {
+                continue;
+            };
             let (status, timeout) = p.permit(state, pod, node);
             match status.code {
                 Code::Success | Code::Skip => {}
@@ -387,7 +477,9 @@ impl Framework {
     /// PreBind.
     pub async fn run_pre_bind(&self, state: &CycleState, pod: &Pod, node: &str) -> Status {
         for plugin in &self.pre_bind {
-            let Some(p) = plugin.as_pre_bind() else { continue };
+            let Some(p) = plugin.as_pre_bind() else {
+                continue;
+            };
             let status = p.pre_bind(state, pod, node).await;
             if !status.is_success() {
                 return status.with_plugin(plugin.name());
@@ -423,7 +515,11 @@ impl Framework {
 const MIN_ITEMS_PER_THREAD: usize = 64;
 
 /// Maps `items` through `f` on up to `parallelism` scoped threads, keeping order.
-pub fn parallel_map<T: Sync, R: Send>(items: &[T], parallelism: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+pub fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    parallelism: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
     let threads = parallelism.min(items.len() / MIN_ITEMS_PER_THREAD).max(1);
     if threads == 1 {
         return items.iter().map(f).collect();
@@ -431,8 +527,14 @@ pub fn parallel_map<T: Sync, R: Send>(items: &[T], parallelism: usize, f: impl F
     let chunk = items.len().div_ceil(threads);
     let f = &f;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = items.chunks(chunk).map(|c| scope.spawn(move || c.iter().map(f).collect::<Vec<R>>())).collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|c| scope.spawn(move || c.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
     })
 }
 
@@ -443,7 +545,9 @@ mod tests {
     use crate::config::Config;
 
     fn handle() -> Handle {
-        Handle { binder: FakeBinder::new() }
+        Handle {
+            binder: FakeBinder::new(),
+        }
     }
 
     #[test]
@@ -463,10 +567,26 @@ mod tests {
                 ("ImageLocality", 1),
             ]
         );
-        let filter: Vec<&str> = names.iter().find(|(p, _)| *p == "filter").expect("filter").1.iter().map(|(n, _)| *n).collect();
+        let filter: Vec<&str> = names
+            .iter()
+            .find(|(p, _)| *p == "filter")
+            .expect("filter")
+            .1
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
         assert_eq!(
             filter,
-            ["NodeUnschedulable", "NodeName", "TaintToleration", "NodeAffinity", "NodePorts", "NodeResourcesFit", "PodTopologySpread", "InterPodAffinity"]
+            [
+                "NodeUnschedulable",
+                "NodeName",
+                "TaintToleration",
+                "NodeAffinity",
+                "NodePorts",
+                "NodeResourcesFit",
+                "PodTopologySpread",
+                "InterPodAffinity"
+            ]
         );
     }
 
@@ -484,22 +604,47 @@ profiles:
       enabled: [{name: NodeResourcesFit}]
 "#;
         let config = Config::parse(yaml, "f").expect("parse");
-        let framework = Framework::new(&config.profiles[0], &plugins::registry(), &handle(), 1).expect("framework");
+        let framework = Framework::new(&config.profiles[0], &plugins::registry(), &handle(), 1)
+            .expect("framework");
         let names = framework.plugin_names();
-        let get = |point: &str| names.iter().find(|(p, _)| *p == point).expect("point").1.clone();
+        let get = |point: &str| {
+            names
+                .iter()
+                .find(|(p, _)| *p == point)
+                .expect("point")
+                .1
+                .clone()
+        };
         assert_eq!(get("filter"), [("NodeResourcesFit", 0)]);
         assert!(get("score").contains(&("NodeResourcesFit", 5)));
         assert!(!get("score").iter().any(|(n, _)| *n == "ImageLocality"));
 
-        let bad = Config::parse("profiles: [{plugins: {filter: {enabled: [{name: Nope}]}}}]", "f").expect("parse");
-        assert!(matches!(Framework::new(&bad.profiles[0], &plugins::registry(), &handle(), 1), Err(ConfigError::UnknownPlugin(_))));
-        let wrong = Config::parse("profiles: [{plugins: {filter: {enabled: [{name: ImageLocality}]}}}]", "f").expect("parse");
-        assert!(matches!(Framework::new(&wrong.profiles[0], &plugins::registry(), &handle(), 1), Err(ConfigError::Invalid(_))));
+        let bad = Config::parse(
+            "profiles: [{plugins: {filter: {enabled: [{name: Nope}]}}}]",
+            "f",
+        )
+        .expect("parse");
+        assert!(matches!(
+            Framework::new(&bad.profiles[0], &plugins::registry(), &handle(), 1),
+            Err(ConfigError::UnknownPlugin(_))
+        ));
+        let wrong = Config::parse(
+            "profiles: [{plugins: {filter: {enabled: [{name: ImageLocality}]}}}]",
+            "f",
+        )
+        .expect("parse");
+        assert!(matches!(
+            Framework::new(&wrong.profiles[0], &plugins::registry(), &handle(), 1),
+            Err(ConfigError::Invalid(_))
+        ));
     }
 
     #[test]
     fn parallel_map_keeps_order() {
         let items: Vec<usize> = (0..1000).collect();
-        assert_eq!(parallel_map(&items, 4, |i| i * 2), items.iter().map(|i| i * 2).collect::<Vec<_>>());
+        assert_eq!(
+            parallel_map(&items, 4, |i| i * 2),
+            items.iter().map(|i| i * 2).collect::<Vec<_>>()
+        );
     }
 }

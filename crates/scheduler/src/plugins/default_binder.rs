@@ -56,11 +56,15 @@ mod tests {
     async fn binds_through_the_binder() {
         let fake = FakeBinder::new();
         let plugin = DefaultBinder::new(fake.clone());
-        let status = plugin.bind(&CycleState::new(), &make_pod("p").pod(), "n1").await;
+        let status = plugin
+            .bind(&CycleState::new(), &make_pod("p").pod(), "n1")
+            .await;
         assert!(status.is_success());
         assert_eq!(fake.calls(), [Call::Bind("default/p".into(), "n1".into())]);
         *fake.fail_binds.lock() = Some("conflict".into());
-        let status = plugin.bind(&CycleState::new(), &make_pod("p").pod(), "n1").await;
+        let status = plugin
+            .bind(&CycleState::new(), &make_pod("p").pod(), "n1")
+            .await;
         assert_eq!(status, Status::error("conflict"));
     }
 }

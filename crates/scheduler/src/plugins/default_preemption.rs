@@ -22,7 +22,9 @@ use serde::Deserialize;
 
 use crate::cache::{NodeInfo, PodInfo, Snapshot};
 use crate::config::ConfigError;
-use crate::framework::{Code, CycleState, Framework, NodeStatuses, Plugin, PostFilter, PostFilterResult, Status};
+use crate::framework::{
+    Code, CycleState, Framework, NodeStatuses, Plugin, PostFilter, PostFilterResult, Status,
+};
 use crate::plugins::parse_args;
 use crate::plugins::priority_sort::pod_priority;
 use crate::scheduler::FitError;
@@ -81,10 +83,18 @@ fn eligible(pod: &Pod, snapshot: &Snapshot) -> Result<(), String> {
     if spec.and_then(|s| s.preemption_policy.as_deref()) == Some("Never") {
         return Err("not eligible due to preemptionPolicy=Never.".into());
     }
-    let nominated = pod.status.as_ref().and_then(|s| s.nominated_node_name.as_deref()).filter(|n| !n.is_empty());
+    let nominated = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.nominated_node_name.as_deref())
+        .filter(|n| !n.is_empty());
     if let Some(node) = nominated.and_then(|n| snapshot.get(n)) {
         let priority = pod_priority(pod);
-        if node.pods.iter().any(|p| p.pod.metadata.deletion_timestamp.is_some() && pod_priority(&p.pod) < priority) {
+        if node
+            .pods
+            .iter()
+            .any(|p| p.pod.metadata.deletion_timestamp.is_some() && pod_priority(&p.pod) < priority)
+        {
             return Err("not eligible due to a terminating pod on the nominated node.".into());
         }
     }
@@ -92,9 +102,19 @@ fn eligible(pod: &Pod, snapshot: &Snapshot) -> Result<(), String> {
 }
 
 /// Victims on one node, or the status saying why there are none.
-pub fn select_victims_on_node(framework: &Framework, pod: &Pod, snapshot: &Snapshot, node: &NodeInfo) -> Result<Vec<Arc<Pod>>, Status> {
+pub fn select_victims_on_node(
+    framework: &Framework,
+    pod: &Pod,
+    snapshot: &Snapshot,
+    node: &NodeInfo,
+) -> Result<Vec<Arc<Pod>>, Status> {
     let priority = pod_priority(pod);
-    let mut potential: Vec<PodInfo> = node.pods.iter().filter(|p| pod_priority(&p.pod) < priority).cloned().collect();
+    let mut potential: Vec<PodInfo> = node
+        .pods
+        .iter()
+        .filter(|p| pod_priority(&p.pod) < priority)
+        .cloned()
+        .collect();
     if potential.is_empty() {
         return Err(Status::unresolvable(NO_VICTIMS));
     }
@@ -112,14 +132,22 @@ pub fn select_victims_on_node(framework: &Framework, pod: &Pod, snapshot: &Snaps
     potential.sort_by(|a, b| {
         pod_priority(&b.pod)
             .cmp(&pod_priority(&a.pod))
-            .then_with(|| a.pod.metadata.creation_timestamp.cmp(&b.pod.metadata.creation_timestamp))
+            .then_with(|| {
+                a.pod
+                    .metadata
+                    .creation_timestamp
+                    .cmp(&b.pod.metadata.creation_timestamp)
+            })
     });
     let mut victims = Vec::new();
     for candidate in potential {
         let key = candidate.key();
         info.add_pod(candidate.clone());
         what_if.replace(info.clone());
-        if !framework.run_filter_what_if(pod, &what_if, &node.name).is_success() {
+        if !framework
+            .run_filter_what_if(pod, &what_if, &node.name)
+            .is_success()
+        {
             info.remove_pod(&key);
             what_if.replace(info.clone());
             victims.push(candidate.pod);
@@ -131,9 +159,18 @@ pub fn select_victims_on_node(framework: &Framework, pod: &Pod, snapshot: &Snaps
 /// Upstream's `pickOneNodeForPreemption`, without PDBs and start times.
 pub fn pick_one(candidates: &[Candidate]) -> Option<&Candidate> {
     candidates.iter().min_by_key(|c| {
-        let highest = c.victims.iter().map(|v| pod_priority(v)).max().unwrap_or(i32::MIN);
+        let highest = c
+            .victims
+            .iter()
+            .map(|v| pod_priority(v))
+            .max()
+            .unwrap_or(i32::MIN);
         // Offset so that negative priorities still sum sensibly, as upstream.
-        let sum: i64 = c.victims.iter().map(|v| i64::from(pod_priority(v)) + i64::from(i32::MAX) + 1).sum();
+        let sum: i64 = c
+            .victims
+            .iter()
+            .map(|v| i64::from(pod_priority(v)) + i64::from(i32::MAX) + 1)
+            .sum();
         (highest, sum, c.victims.len())
     })
 }
@@ -148,7 +185,10 @@ impl PostFilter for DefaultPreemption {
         framework: &Framework,
     ) -> (Option<PostFilterResult>, Status) {
         if let Err(message) = eligible(pod, snapshot) {
-            return (None, Status::unschedulable(format!("preemption: {message}")));
+            return (
+                None,
+                Status::unschedulable(format!("preemption: {message}")),
+            );
         }
         let mut preemption_statuses = NodeStatuses::new();
         let mut candidates = Vec::new();
@@ -163,16 +203,25 @@ impl PostFilter for DefaultPreemption {
                 continue;
             }
             match select_victims_on_node(framework, pod, snapshot, node) {
-                Ok(victims) => candidates.push(Candidate { node: node.name.clone(), victims }),
+                Ok(victims) => candidates.push(Candidate {
+                    node: node.name.clone(),
+                    victims,
+                }),
                 Err(status) => {
                     preemption_statuses.insert(node.name.clone(), status);
                 }
             }
         }
-        let clear = Some(PostFilterResult { nominated_node: Some(String::new()), victims: Vec::new() });
+        let clear = Some(PostFilterResult {
+            nominated_node: Some(String::new()),
+            victims: Vec::new(),
+        });
         match pick_one(&candidates) {
             Some(best) => (
-                Some(PostFilterResult { nominated_node: Some(best.node.clone()), victims: best.victims.clone() }),
+                Some(PostFilterResult {
+                    nominated_node: Some(best.node.clone()),
+                    victims: best.victims.clone(),
+                }),
                 Status::success(),
             ),
             None => {
@@ -191,30 +240,54 @@ mod tests {
     use crate::testing::{make_node, make_pod};
 
     fn framework() -> Framework {
-        Framework::default_profile(&Handle { binder: FakeBinder::new() })
+        Framework::default_profile(&Handle {
+            binder: FakeBinder::new(),
+        })
     }
 
     fn statuses(framework: &Framework, pod: &Pod, snapshot: &Snapshot) -> NodeStatuses {
         let mut state = CycleState::new();
-        framework.run_pre_filter(&mut state, pod, snapshot).expect("prefilter");
-        snapshot.nodes.iter().map(|n| (n.name.clone(), framework.run_filter(&state, pod, n))).collect()
+        framework
+            .run_pre_filter(&mut state, pod, snapshot)
+            .expect("prefilter");
+        snapshot
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), framework.run_filter(&state, pod, n)))
+            .collect()
     }
 
     #[test]
     fn picks_the_node_with_the_least_important_victims() {
         let node = |name: &str| make_node(name).capacity(&[("cpu", "2")]).node();
         let snapshot = Snapshot::from_objects(
-            vec![node("n1"), node("n2"), make_node("tainted").capacity(&[("cpu", "2")]).taint("k", "v", "NoSchedule").node()],
+            vec![
+                node("n1"),
+                node("n2"),
+                make_node("tainted")
+                    .capacity(&[("cpu", "2")])
+                    .taint("k", "v", "NoSchedule")
+                    .node(),
+            ],
             vec![
                 make_pod("mid").priority(5).req("cpu", "2").node("n1").pod(),
-                make_pod("low1").priority(1).req("cpu", "1").node("n2").pod(),
-                make_pod("low2").priority(1).req("cpu", "1").node("n2").pod(),
+                make_pod("low1")
+                    .priority(1)
+                    .req("cpu", "1")
+                    .node("n2")
+                    .pod(),
+                make_pod("low2")
+                    .priority(1)
+                    .req("cpu", "1")
+                    .node("n2")
+                    .pod(),
             ],
         );
         let fw = framework();
         let pod = make_pod("p").priority(10).req("cpu", "1").pod();
         let st = statuses(&fw, &pod, &snapshot);
-        let (result, status) = DefaultPreemption.post_filter(&CycleState::new(), &pod, &snapshot, &st, &fw);
+        let (result, status) =
+            DefaultPreemption.post_filter(&CycleState::new(), &pod, &snapshot, &st, &fw);
         assert!(status.is_success(), "{status:?}");
         let result = result.expect("result");
         assert_eq!(result.nominated_node.as_deref(), Some("n2"));
@@ -228,34 +301,53 @@ mod tests {
             vec![
                 make_node("n1").capacity(&[("cpu", "1")]).node(),
                 make_node("n2").capacity(&[("cpu", "1")]).node(),
-                make_node("cp").capacity(&[("cpu", "4")]).taint("node-role.kubernetes.io/control-plane", "", "NoSchedule").node(),
+                make_node("cp")
+                    .capacity(&[("cpu", "4")])
+                    .taint("node-role.kubernetes.io/control-plane", "", "NoSchedule")
+                    .node(),
             ],
             vec![],
         );
         let fw = framework();
         let pod = make_pod("p").req("cpu", "2").pod();
         let st = statuses(&fw, &pod, &snapshot);
-        let (result, status) = DefaultPreemption.post_filter(&CycleState::new(), &pod, &snapshot, &st, &fw);
+        let (result, status) =
+            DefaultPreemption.post_filter(&CycleState::new(), &pod, &snapshot, &st, &fw);
         assert_eq!(
             status.message(),
             "preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming pod."
         );
         assert_eq!(result.and_then(|r| r.nominated_node), Some(String::new()));
-        let never = make_pod("p").req("cpu", "2").preemption_policy("Never").pod();
-        let (_, status) = DefaultPreemption.post_filter(&CycleState::new(), &never, &snapshot, &st, &fw);
-        assert_eq!(status.message(), "preemption: not eligible due to preemptionPolicy=Never.");
+        let never = make_pod("p")
+            .req("cpu", "2")
+            .preemption_policy("Never")
+            .pod();
+        let (_, status) =
+            DefaultPreemption.post_filter(&CycleState::new(), &never, &snapshot, &st, &fw);
+        assert_eq!(
+            status.message(),
+            "preemption: not eligible due to preemptionPolicy=Never."
+        );
     }
 
     #[test]
     fn higher_priority_pods_are_not_victims() {
         let snapshot = Snapshot::from_objects(
             vec![make_node("n1").capacity(&[("cpu", "1")]).node()],
-            vec![make_pod("high").priority(100).req("cpu", "1").node("n1").pod()],
+            vec![make_pod("high")
+                .priority(100)
+                .req("cpu", "1")
+                .node("n1")
+                .pod()],
         );
         let fw = framework();
         let pod = make_pod("p").priority(10).req("cpu", "1").pod();
         let st = statuses(&fw, &pod, &snapshot);
-        let (_, status) = DefaultPreemption.post_filter(&CycleState::new(), &pod, &snapshot, &st, &fw);
-        assert_eq!(status.message(), "preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.");
+        let (_, status) =
+            DefaultPreemption.post_filter(&CycleState::new(), &pod, &snapshot, &st, &fw);
+        assert_eq!(
+            status.message(),
+            "preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod."
+        );
     }
 }

@@ -25,7 +25,9 @@ struct PreScoreState {
 }
 
 fn pod_images(pod: &Pod) -> Vec<String> {
-    let Some(spec) = pod.spec.as_ref() else { return Vec::new() };
+    let Some(spec) = pod.spec.as_ref() else {
+        return Vec::new();
+    };
     spec.init_containers
         .iter()
         .flatten()
@@ -51,10 +53,20 @@ impl Plugin for ImageLocality {
 }
 
 impl PreScore for ImageLocality {
-    fn pre_score(&self, state: &mut CycleState, pod: &Pod, _nodes: &[Arc<NodeInfo>], snapshot: &Snapshot) -> Status {
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &Pod,
+        _nodes: &[Arc<NodeInfo>],
+        snapshot: &Snapshot,
+    ) -> Status {
         state.write(
             STATE_KEY,
-            PreScoreState { images: pod_images(pod), total_nodes: snapshot.num_nodes(), image_nodes: snapshot.image_nodes.clone() },
+            PreScoreState {
+                images: pod_images(pod),
+                total_nodes: snapshot.num_nodes(),
+                image_nodes: snapshot.image_nodes.clone(),
+            },
         );
         Status::success()
     }
@@ -62,7 +74,9 @@ impl PreScore for ImageLocality {
 
 impl Score for ImageLocality {
     fn score(&self, state: &CycleState, _pod: &Pod, node: &NodeInfo) -> (i64, Status) {
-        let Some(s) = state.read::<PreScoreState>(STATE_KEY) else { return (0, Status::error("ImageLocality: no PreScore state")) };
+        let Some(s) = state.read::<PreScoreState>(STATE_KEY) else {
+            return (0, Status::error("ImageLocality: no PreScore state"));
+        };
         let total = s.total_nodes.max(1) as f64;
         let sum: i64 = s
             .images
@@ -75,7 +89,10 @@ impl Score for ImageLocality {
             .sum();
         let max_threshold = MAX_CONTAINER_THRESHOLD * s.images.len().max(1) as i64;
         let sum = sum.clamp(MIN_THRESHOLD, max_threshold);
-        (MAX_NODE_SCORE * (sum - MIN_THRESHOLD) / (max_threshold - MIN_THRESHOLD), Status::success())
+        (
+            MAX_NODE_SCORE * (sum - MIN_THRESHOLD) / (max_threshold - MIN_THRESHOLD),
+            Status::success(),
+        )
     }
 }
 
@@ -89,7 +106,10 @@ mod tests {
         let snapshot = Snapshot::from_objects(
             vec![
                 make_node("big").image("registry/app:1", 600 * MB).node(),
-                make_node("small").image("registry/app:1", 600 * MB).image("registry/tiny:1", 10 * MB).node(),
+                make_node("small")
+                    .image("registry/app:1", 600 * MB)
+                    .image("registry/tiny:1", 10 * MB)
+                    .node(),
                 make_node("none").node(),
             ],
             vec![],
@@ -99,12 +119,22 @@ mod tests {
         ImageLocality.pre_score(&mut state, &pod, &snapshot.nodes, &snapshot);
         let scores: Vec<i64> = ["big", "small", "none"]
             .iter()
-            .map(|n| ImageLocality.score(&state, &pod, snapshot.get(n).expect("node")).0)
+            .map(|n| {
+                ImageLocality
+                    .score(&state, &pod, snapshot.get(n).expect("node"))
+                    .0
+            })
             .collect();
         // 600 MB on 2 of 3 nodes: 400 MB scaled: (400-23)*100/(1000-23) = 38.
         assert_eq!(scores, [38, 38, 0]);
         assert_eq!(normalized_image_name("nginx"), "nginx:latest");
-        assert_eq!(normalized_image_name("host:5000/nginx"), "host:5000/nginx:latest");
-        assert_eq!(normalized_image_name("nginx@sha256:abc"), "nginx@sha256:abc");
+        assert_eq!(
+            normalized_image_name("host:5000/nginx"),
+            "host:5000/nginx:latest"
+        );
+        assert_eq!(
+            normalized_image_name("nginx@sha256:abc"),
+            "nginx@sha256:abc"
+        );
     }
 }

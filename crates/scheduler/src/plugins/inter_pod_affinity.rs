@@ -18,7 +18,8 @@ use serde::Deserialize;
 use crate::cache::{NodeInfo, Snapshot};
 use crate::config::ConfigError;
 use crate::framework::{
-    ClusterEvent, CycleState, Filter, NodeScore, Plugin, PreFilter, PreFilterResult, PreScore, Score, Status, MAX_NODE_SCORE,
+    ClusterEvent, CycleState, Filter, NodeScore, Plugin, PreFilter, PreFilterResult, PreScore,
+    Score, Status, MAX_NODE_SCORE,
 };
 use crate::plugins::{optional_selector_matches, parse_args, selector_matches};
 
@@ -29,7 +30,8 @@ pub const ERR_REASON_AFFINITY: &str = "node(s) didn't match pod affinity rules";
 /// The pod's required anti-affinity is violated.
 pub const ERR_REASON_ANTI_AFFINITY: &str = "node(s) didn't match pod anti-affinity rules";
 /// An existing pod's required anti-affinity would be violated.
-pub const ERR_REASON_EXISTING_ANTI_AFFINITY: &str = "node(s) didn't satisfy existing pods anti-affinity rules";
+pub const ERR_REASON_EXISTING_ANTI_AFFINITY: &str =
+    "node(s) didn't satisfy existing pods anti-affinity rules";
 const FILTER_KEY: &str = "PreFilterInterPodAffinity";
 const SCORE_KEY: &str = "PreScoreInterPodAffinity";
 
@@ -51,7 +53,10 @@ fn one() -> i64 {
 
 impl Default for Args {
     fn default() -> Self {
-        Args { hard_pod_affinity_weight: 1, ignore_preferred_terms_of_existing_pods: false }
+        Args {
+            hard_pod_affinity_weight: 1,
+            ignore_preferred_terms_of_existing_pods: false,
+        }
     }
 }
 
@@ -65,7 +70,9 @@ impl InterPodAffinity {
     pub fn new(args: Option<&serde_json::Value>) -> Result<InterPodAffinity, ConfigError> {
         let args: Args = parse_args(NAME, args)?;
         if !(0..=100).contains(&args.hard_pod_affinity_weight) {
-            return Err(ConfigError::Invalid("InterPodAffinity: hardPodAffinityWeight must be in 0..=100".into()));
+            return Err(ConfigError::Invalid(
+                "InterPodAffinity: hardPodAffinityWeight must be in 0..=100".into(),
+            ));
         }
         Ok(InterPodAffinity { args })
     }
@@ -77,7 +84,12 @@ fn labels(pod: &Pod) -> &BTreeMap<String, String> {
 }
 
 /// Whether `term`, written in a pod of namespace `owner_namespace`, selects `target`.
-pub fn term_matches(term: &PodAffinityTerm, owner_namespace: &str, target: &Pod, namespace_labels: &HashMap<String, BTreeMap<String, String>>) -> bool {
+pub fn term_matches(
+    term: &PodAffinityTerm,
+    owner_namespace: &str,
+    target: &Pod,
+    namespace_labels: &HashMap<String, BTreeMap<String, String>>,
+) -> bool {
     let target_namespace = target.metadata.namespace.as_deref().unwrap_or("");
     let namespaces = term.namespaces.as_deref().unwrap_or_default();
     let in_namespace = if namespaces.is_empty() && term.namespace_selector.is_none() {
@@ -86,7 +98,10 @@ pub fn term_matches(term: &PodAffinityTerm, owner_namespace: &str, target: &Pod,
         namespaces.iter().any(|n| n == target_namespace)
             || term.namespace_selector.as_ref().is_some_and(|selector| {
                 let empty = BTreeMap::new();
-                selector_matches(selector, namespace_labels.get(target_namespace).unwrap_or(&empty))
+                selector_matches(
+                    selector,
+                    namespace_labels.get(target_namespace).unwrap_or(&empty),
+                )
             })
     };
     in_namespace && optional_selector_matches(term.label_selector.as_ref(), labels(target))
@@ -97,23 +112,57 @@ fn namespace(pod: &Pod) -> &str {
 }
 
 fn required_affinity(pod: &Pod) -> &[PodAffinityTerm] {
-    (|| pod.spec.as_ref()?.affinity.as_ref()?.pod_affinity.as_ref()?.required_during_scheduling_ignored_during_execution.as_deref())()
-        .unwrap_or_default()
+    (|| {
+        pod.spec
+            .as_ref()?
+            .affinity
+            .as_ref()?
+            .pod_affinity
+            .as_ref()?
+            .required_during_scheduling_ignored_during_execution
+            .as_deref()
+    })()
+    .unwrap_or_default()
 }
 
 fn required_anti_affinity(pod: &Pod) -> &[PodAffinityTerm] {
-    (|| pod.spec.as_ref()?.affinity.as_ref()?.pod_anti_affinity.as_ref()?.required_during_scheduling_ignored_during_execution.as_deref())()
-        .unwrap_or_default()
+    (|| {
+        pod.spec
+            .as_ref()?
+            .affinity
+            .as_ref()?
+            .pod_anti_affinity
+            .as_ref()?
+            .required_during_scheduling_ignored_during_execution
+            .as_deref()
+    })()
+    .unwrap_or_default()
 }
 
 fn preferred_affinity(pod: &Pod) -> &[WeightedPodAffinityTerm] {
-    (|| pod.spec.as_ref()?.affinity.as_ref()?.pod_affinity.as_ref()?.preferred_during_scheduling_ignored_during_execution.as_deref())()
-        .unwrap_or_default()
+    (|| {
+        pod.spec
+            .as_ref()?
+            .affinity
+            .as_ref()?
+            .pod_affinity
+            .as_ref()?
+            .preferred_during_scheduling_ignored_during_execution
+            .as_deref()
+    })()
+    .unwrap_or_default()
 }
 
 fn preferred_anti_affinity(pod: &Pod) -> &[WeightedPodAffinityTerm] {
     (|| {
-        pod.spec.as_ref()?.affinity.as_ref()?.pod_anti_affinity.as_ref()?.preferred_during_scheduling_ignored_during_execution.as_deref()
+        pod.spec
+            .as_ref()?
+            .affinity
+            .as_ref()?
+            .pod_anti_affinity
+            .as_ref()?
+            .preferred_during_scheduling_ignored_during_execution
+            .as_deref()
     })()
     .unwrap_or_default()
 }
@@ -163,25 +212,41 @@ impl Plugin for InterPodAffinity {
 }
 
 impl PreFilter for InterPodAffinity {
-    fn pre_filter(&self, state: &mut CycleState, pod: &Pod, snapshot: &Snapshot) -> (Option<PreFilterResult>, Status) {
+    fn pre_filter(
+        &self,
+        state: &mut CycleState,
+        pod: &Pod,
+        snapshot: &Snapshot,
+    ) -> (Option<PreFilterResult>, Status) {
         let affinity_terms = required_affinity(pod).to_vec();
         let anti_affinity_terms = required_anti_affinity(pod).to_vec();
-        let any_existing = snapshot.nodes.iter().any(|n| n.pods_with_required_anti_affinity > 0);
+        let any_existing = snapshot.nodes_with_required_anti_affinity > 0;
         if affinity_terms.is_empty() && anti_affinity_terms.is_empty() && !any_existing {
             return (None, Status::skip());
         }
         let ns_labels = &snapshot.namespace_labels;
-        let mut s = FilterState { affinity_terms, anti_affinity_terms, ..Default::default() };
+        let mut s = FilterState {
+            affinity_terms,
+            anti_affinity_terms,
+            ..Default::default()
+        };
         let pod_ns = namespace(pod);
-        s.self_match = !s.affinity_terms.is_empty() && s.affinity_terms.iter().all(|t| term_matches(t, pod_ns, pod, ns_labels));
+        s.self_match = !s.affinity_terms.is_empty()
+            && s.affinity_terms
+                .iter()
+                .all(|t| term_matches(t, pod_ns, pod, ns_labels));
         for node in &snapshot.nodes {
-            let Some(node_labels) = node.labels() else { continue };
+            let Some(node_labels) = node.labels() else {
+                continue;
+            };
             if node.pods_with_required_anti_affinity > 0 {
                 for existing in node.pods.iter().filter(|p| p.has_required_anti_affinity) {
                     for term in required_anti_affinity(&existing.pod) {
                         if let Some(value) = node_labels.get(&term.topology_key) {
                             if term_matches(term, namespace(&existing.pod), pod, ns_labels) {
-                                *s.existing_anti_affinity.entry((term.topology_key.clone(), value.clone())).or_default() += 1;
+                                *s.existing_anti_affinity
+                                    .entry((term.topology_key.clone(), value.clone()))
+                                    .or_default() += 1;
                             }
                         }
                     }
@@ -191,17 +256,25 @@ impl PreFilter for InterPodAffinity {
                 continue;
             }
             for existing in &node.pods {
-                if !s.affinity_terms.is_empty() && s.affinity_terms.iter().all(|t| term_matches(t, pod_ns, &existing.pod, ns_labels)) {
+                if !s.affinity_terms.is_empty()
+                    && s.affinity_terms
+                        .iter()
+                        .all(|t| term_matches(t, pod_ns, &existing.pod, ns_labels))
+                {
                     for term in &s.affinity_terms {
                         if let Some(value) = node_labels.get(&term.topology_key) {
-                            *s.affinity.entry((term.topology_key.clone(), value.clone())).or_default() += 1;
+                            *s.affinity
+                                .entry((term.topology_key.clone(), value.clone()))
+                                .or_default() += 1;
                         }
                     }
                 }
                 for term in &s.anti_affinity_terms {
                     if let Some(value) = node_labels.get(&term.topology_key) {
                         if term_matches(term, pod_ns, &existing.pod, ns_labels) {
-                            *s.anti_affinity.entry((term.topology_key.clone(), value.clone())).or_default() += 1;
+                            *s.anti_affinity
+                                .entry((term.topology_key.clone(), value.clone()))
+                                .or_default() += 1;
                         }
                     }
                 }
@@ -214,24 +287,44 @@ impl PreFilter for InterPodAffinity {
 
 impl Filter for InterPodAffinity {
     fn filter(&self, state: &CycleState, _pod: &Pod, node: &NodeInfo) -> Status {
-        let Some(s) = state.read::<FilterState>(FILTER_KEY) else { return Status::error("InterPodAffinity: no PreFilter state") };
+        let Some(s) = state.read::<FilterState>(FILTER_KEY) else {
+            return Status::error("InterPodAffinity: no PreFilter state");
+        };
         let empty = BTreeMap::new();
         let node_labels = node.labels().unwrap_or(&empty);
         let count = |counts: &TopologyCounts, key: &str| {
-            node_labels.get(key).and_then(|v| counts.get(&(key.to_string(), v.clone()))).copied().unwrap_or(0)
+            node_labels
+                .get(key)
+                .and_then(|v| counts.get(&(key.to_string(), v.clone())))
+                .copied()
+                .unwrap_or(0)
         };
         // Affinity: every term's domain on this node must hold a matching pod, unless no pod
         // matches anywhere and the pod matches itself (the first of its group).
-        let affinity_ok = s.affinity_terms.iter().all(|t| count(&s.affinity, &t.topology_key) > 0)
-            || (s.affinity.is_empty() && s.self_match && s.affinity_terms.iter().all(|t| node_labels.contains_key(&t.topology_key)));
+        let affinity_ok = s
+            .affinity_terms
+            .iter()
+            .all(|t| count(&s.affinity, &t.topology_key) > 0)
+            || (s.affinity.is_empty()
+                && s.self_match
+                && s.affinity_terms
+                    .iter()
+                    .all(|t| node_labels.contains_key(&t.topology_key)));
         if !affinity_ok {
             return Status::unresolvable(ERR_REASON_AFFINITY);
         }
-        if s.anti_affinity_terms.iter().any(|t| count(&s.anti_affinity, &t.topology_key) > 0) {
+        if s.anti_affinity_terms
+            .iter()
+            .any(|t| count(&s.anti_affinity, &t.topology_key) > 0)
+        {
             return Status::unschedulable(ERR_REASON_ANTI_AFFINITY);
         }
         if !s.existing_anti_affinity.is_empty()
-            && node_labels.iter().any(|(k, v)| s.existing_anti_affinity.get(&(k.clone(), v.clone())).is_some_and(|c| *c > 0))
+            && node_labels.iter().any(|(k, v)| {
+                s.existing_anti_affinity
+                    .get(&(k.clone(), v.clone()))
+                    .is_some_and(|c| *c > 0)
+            })
         {
             return Status::unschedulable(ERR_REASON_EXISTING_ANTI_AFFINITY);
         }
@@ -240,9 +333,16 @@ impl Filter for InterPodAffinity {
 }
 
 impl PreScore for InterPodAffinity {
-    fn pre_score(&self, state: &mut CycleState, pod: &Pod, _nodes: &[Arc<NodeInfo>], snapshot: &Snapshot) -> Status {
-        let has_own = !preferred_affinity(pod).is_empty() || !preferred_anti_affinity(pod).is_empty();
-        let any_existing = snapshot.nodes.iter().any(|n| n.pods_with_affinity > 0);
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &Pod,
+        _nodes: &[Arc<NodeInfo>],
+        snapshot: &Snapshot,
+    ) -> Status {
+        let has_own =
+            !preferred_affinity(pod).is_empty() || !preferred_anti_affinity(pod).is_empty();
+        let any_existing = snapshot.nodes_with_affinity > 0;
         if !has_own && !any_existing {
             return Status::skip();
         }
@@ -251,7 +351,11 @@ impl PreScore for InterPodAffinity {
         let mut scores: HashMap<String, HashMap<String, i64>> = HashMap::new();
         let mut add = |key: &str, node: &NodeInfo, weight: i64| {
             if let Some(value) = node.label(key) {
-                *scores.entry(key.to_string()).or_default().entry(value.to_string()).or_default() += weight;
+                *scores
+                    .entry(key.to_string())
+                    .or_default()
+                    .entry(value.to_string())
+                    .or_default() += weight;
             }
         };
         for node in &snapshot.nodes {
@@ -262,12 +366,20 @@ impl PreScore for InterPodAffinity {
                 let existing_pod = &existing.pod;
                 for term in preferred_affinity(pod) {
                     if term_matches(&term.pod_affinity_term, pod_ns, existing_pod, ns_labels) {
-                        add(&term.pod_affinity_term.topology_key, node, i64::from(term.weight));
+                        add(
+                            &term.pod_affinity_term.topology_key,
+                            node,
+                            i64::from(term.weight),
+                        );
                     }
                 }
                 for term in preferred_anti_affinity(pod) {
                     if term_matches(&term.pod_affinity_term, pod_ns, existing_pod, ns_labels) {
-                        add(&term.pod_affinity_term.topology_key, node, -i64::from(term.weight));
+                        add(
+                            &term.pod_affinity_term.topology_key,
+                            node,
+                            -i64::from(term.weight),
+                        );
                     }
                 }
                 if !existing.has_affinity {
@@ -284,12 +396,20 @@ impl PreScore for InterPodAffinity {
                 if !self.args.ignore_preferred_terms_of_existing_pods {
                     for term in preferred_affinity(existing_pod) {
                         if term_matches(&term.pod_affinity_term, existing_ns, pod, ns_labels) {
-                            add(&term.pod_affinity_term.topology_key, node, i64::from(term.weight));
+                            add(
+                                &term.pod_affinity_term.topology_key,
+                                node,
+                                i64::from(term.weight),
+                            );
                         }
                     }
                     for term in preferred_anti_affinity(existing_pod) {
                         if term_matches(&term.pod_affinity_term, existing_ns, pod, ns_labels) {
-                            add(&term.pod_affinity_term.topology_key, node, -i64::from(term.weight));
+                            add(
+                                &term.pod_affinity_term.topology_key,
+                                node,
+                                -i64::from(term.weight),
+                            );
                         }
                     }
                 }
@@ -305,8 +425,13 @@ impl PreScore for InterPodAffinity {
 
 impl Score for InterPodAffinity {
     fn score(&self, state: &CycleState, _pod: &Pod, node: &NodeInfo) -> (i64, Status) {
-        let Some(scores) = state.read::<HashMap<String, HashMap<String, i64>>>(SCORE_KEY) else { return (0, Status::success()) };
-        let score = scores.iter().filter_map(|(key, values)| node.label(key).and_then(|v| values.get(v))).sum();
+        let Some(scores) = state.read::<HashMap<String, HashMap<String, i64>>>(SCORE_KEY) else {
+            return (0, Status::success());
+        };
+        let score = scores
+            .iter()
+            .filter_map(|(key, values)| node.label(key).and_then(|v| values.get(v)))
+            .sum();
         (score, Status::success())
     }
 
@@ -314,7 +439,11 @@ impl Score for InterPodAffinity {
         let min = scores.iter().map(|s| s.score).min().unwrap_or(0);
         let max = scores.iter().map(|s| s.score).max().unwrap_or(0);
         for s in scores.iter_mut() {
-            s.score = if max > min { MAX_NODE_SCORE * (s.score - min) / (max - min) } else { 0 };
+            s.score = if max > min {
+                MAX_NODE_SCORE * (s.score - min) / (max - min)
+            } else {
+                0
+            };
         }
         Status::success()
     }
@@ -342,12 +471,25 @@ mod tests {
         snapshot
             .nodes
             .iter()
-            .map(|n| (n.name.clone(), if status.is_skip() { Status::success() } else { plugin.filter(&state, pod, n) }))
+            .map(|n| {
+                (
+                    n.name.clone(),
+                    if status.is_skip() {
+                        Status::success()
+                    } else {
+                        plugin.filter(&state, pod, n)
+                    },
+                )
+            })
             .collect()
     }
 
     fn passing(results: &[(String, Status)]) -> Vec<&str> {
-        results.iter().filter(|(_, s)| s.is_success()).map(|(n, _)| n.as_str()).collect()
+        results
+            .iter()
+            .filter(|(_, s)| s.is_success())
+            .map(|(n, _)| n.as_str())
+            .collect()
     }
 
     #[test]
@@ -356,17 +498,30 @@ mod tests {
         let snapshot = Snapshot::from_objects(zone_nodes(), vec![web]);
         let cases: Vec<(Pod, Vec<&str>)> = vec![
             (make_pod("p").pod(), vec!["a1", "a2", "b1", "nozone"]),
-            (make_pod("p").pod_affinity("zone", &[("app", "web")]).pod(), vec!["a1", "a2"]),
+            (
+                make_pod("p").pod_affinity("zone", &[("app", "web")]).pod(),
+                vec!["a1", "a2"],
+            ),
         ];
         for (pod, want) in cases {
             assert_eq!(passing(&filter_all(&pod, &snapshot)), want);
         }
-        let anti = make_pod("p").pod_anti_affinity("zone", &[("app", "web")]).pod();
+        let anti = make_pod("p")
+            .pod_anti_affinity("zone", &[("app", "web")])
+            .pod();
         let results = filter_all(&anti, &snapshot);
         assert_eq!(passing(&results), ["b1", "nozone"]);
-        assert_eq!(results[0].1, Status::unschedulable(ERR_REASON_ANTI_AFFINITY));
-        let by_host = make_pod("p").pod_anti_affinity("kubernetes.io/hostname", &[("app", "web")]).pod();
-        assert_eq!(passing(&filter_all(&by_host, &snapshot)), ["a1", "b1", "nozone"]);
+        assert_eq!(
+            results[0].1,
+            Status::unschedulable(ERR_REASON_ANTI_AFFINITY)
+        );
+        let by_host = make_pod("p")
+            .pod_anti_affinity("kubernetes.io/hostname", &[("app", "web")])
+            .pod();
+        assert_eq!(
+            passing(&filter_all(&by_host, &snapshot)),
+            ["a1", "b1", "nozone"]
+        );
         let no_match = make_pod("p").pod_affinity("zone", &[("app", "db")]).pod();
         let results = filter_all(&no_match, &snapshot);
         assert!(passing(&results).is_empty());
@@ -376,56 +531,133 @@ mod tests {
     #[test]
     fn first_pod_of_a_group_may_match_itself() {
         let snapshot = Snapshot::from_objects(zone_nodes(), vec![]);
-        let pod = make_pod("p").label("app", "web").pod_affinity("zone", &[("app", "web")]).pod();
-        assert_eq!(passing(&filter_all(&pod, &snapshot)), ["a1", "a2", "b1"], "nodes with the topology key");
+        let pod = make_pod("p")
+            .label("app", "web")
+            .pod_affinity("zone", &[("app", "web")])
+            .pod();
+        assert_eq!(
+            passing(&filter_all(&pod, &snapshot)),
+            ["a1", "a2", "b1"],
+            "nodes with the topology key"
+        );
     }
 
     #[test]
     fn existing_pods_anti_affinity_is_honoured() {
-        let existing = make_pod("db").node("a1").pod_anti_affinity("zone", &[("app", "web")]).pod();
+        let existing = make_pod("db")
+            .node("a1")
+            .pod_anti_affinity("zone", &[("app", "web")])
+            .pod();
         let snapshot = Snapshot::from_objects(zone_nodes(), vec![existing]);
         let results = filter_all(&make_pod("p").label("app", "web").pod(), &snapshot);
         assert_eq!(passing(&results), ["b1", "nozone"]);
-        assert_eq!(results[0].1, Status::unschedulable(ERR_REASON_EXISTING_ANTI_AFFINITY));
+        assert_eq!(
+            results[0].1,
+            Status::unschedulable(ERR_REASON_EXISTING_ANTI_AFFINITY)
+        );
         // A pod the term does not select is not affected.
-        assert_eq!(passing(&filter_all(&make_pod("p").label("app", "api").pod(), &snapshot)).len(), 4);
+        assert_eq!(
+            passing(&filter_all(
+                &make_pod("p").label("app", "api").pod(),
+                &snapshot
+            ))
+            .len(),
+            4
+        );
     }
 
     #[test]
     fn namespaces_and_namespace_selector() {
-        let other = make_pod("web").namespace("other").label("app", "web").node("b1").pod();
+        let other = make_pod("web")
+            .namespace("other")
+            .label("app", "web")
+            .node("b1")
+            .pod();
         let nodes = zone_nodes();
         let mut ns = HashMap::new();
-        ns.insert("other".to_string(), [("team".to_string(), "x".to_string())].into_iter().collect());
+        ns.insert(
+            "other".to_string(),
+            [("team".to_string(), "x".to_string())]
+                .into_iter()
+                .collect(),
+        );
         let snapshot = Snapshot::from_objects(nodes, vec![other]).with_namespace_labels(ns);
         // Own namespace by default: no match.
-        assert!(passing(&filter_all(&make_pod("p").pod_affinity("zone", &[("app", "web")]).pod(), &snapshot)).is_empty());
+        assert!(passing(&filter_all(
+            &make_pod("p").pod_affinity("zone", &[("app", "web")]).pod(),
+            &snapshot
+        ))
+        .is_empty());
         let mut by_name = affinity_term("zone", &[("app", "web")]);
         by_name.namespaces = Some(vec!["other".into()]);
-        assert_eq!(passing(&filter_all(&make_pod("p").pod_affinity_term(by_name).pod(), &snapshot)), ["b1"]);
+        assert_eq!(
+            passing(&filter_all(
+                &make_pod("p").pod_affinity_term(by_name).pod(),
+                &snapshot
+            )),
+            ["b1"]
+        );
         let mut by_selector = affinity_term("zone", &[("app", "web")]);
-        by_selector.namespace_selector =
-            Some(LabelSelector { match_labels: Some([("team".to_string(), "x".to_string())].into_iter().collect()), match_expressions: None });
-        assert_eq!(passing(&filter_all(&make_pod("p").pod_affinity_term(by_selector).pod(), &snapshot)), ["b1"]);
+        by_selector.namespace_selector = Some(LabelSelector {
+            match_labels: Some(
+                [("team".to_string(), "x".to_string())]
+                    .into_iter()
+                    .collect(),
+            ),
+            match_expressions: None,
+        });
+        assert_eq!(
+            passing(&filter_all(
+                &make_pod("p").pod_affinity_term(by_selector).pod(),
+                &snapshot
+            )),
+            ["b1"]
+        );
         let mut all = affinity_term("zone", &[("app", "web")]);
         all.namespace_selector = Some(LabelSelector::default());
-        assert_eq!(passing(&filter_all(&make_pod("p").pod_affinity_term(all).pod(), &snapshot)), ["b1"]);
+        assert_eq!(
+            passing(&filter_all(
+                &make_pod("p").pod_affinity_term(all).pod(),
+                &snapshot
+            )),
+            ["b1"]
+        );
     }
 
     #[test]
     fn preferred_terms_score() {
         let snapshot = Snapshot::from_objects(
             zone_nodes(),
-            vec![make_pod("web").label("app", "web").node("a1").pod(), make_pod("db").label("app", "db").node("b1").pod()],
+            vec![
+                make_pod("web").label("app", "web").node("a1").pod(),
+                make_pod("db").label("app", "db").node("b1").pod(),
+            ],
         );
-        let pod = make_pod("p").preferred_pod_affinity(10, "zone", &[("app", "web")]).preferred_pod_anti_affinity(5, "zone", &[("app", "db")]).pod();
+        let pod = make_pod("p")
+            .preferred_pod_affinity(10, "zone", &[("app", "web")])
+            .preferred_pod_anti_affinity(5, "zone", &[("app", "db")])
+            .pod();
         let plugin = InterPodAffinity::new(None).expect("plugin");
         let mut state = CycleState::new();
-        assert!(plugin.pre_score(&mut state, &pod, &snapshot.nodes, &snapshot).is_success());
-        let mut scores: Vec<NodeScore> =
-            snapshot.nodes.iter().map(|n| NodeScore { name: n.name.clone(), score: plugin.score(&state, &pod, n).0 }).collect();
-        assert_eq!(scores.iter().map(|s| s.score).collect::<Vec<_>>(), [10, 10, -5, 0]);
+        assert!(plugin
+            .pre_score(&mut state, &pod, &snapshot.nodes, &snapshot)
+            .is_success());
+        let mut scores: Vec<NodeScore> = snapshot
+            .nodes
+            .iter()
+            .map(|n| NodeScore {
+                name: n.name.clone(),
+                score: plugin.score(&state, &pod, n).0,
+            })
+            .collect();
+        assert_eq!(
+            scores.iter().map(|s| s.score).collect::<Vec<_>>(),
+            [10, 10, -5, 0]
+        );
         plugin.normalize_score(&state, &pod, &mut scores);
-        assert_eq!(scores.iter().map(|s| s.score).collect::<Vec<_>>(), [100, 100, 0, 33]);
+        assert_eq!(
+            scores.iter().map(|s| s.score).collect::<Vec<_>>(),
+            [100, 100, 0, 33]
+        );
     }
 }

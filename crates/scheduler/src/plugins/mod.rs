@@ -22,7 +22,9 @@ pub mod taint_toleration;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, NodeSelectorRequirement, NodeSelectorTerm, Taint, Toleration};
+use k8s_openapi::api::core::v1::{
+    Node, NodeSelectorRequirement, NodeSelectorTerm, Taint, Toleration,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::config::ConfigError;
@@ -32,21 +34,43 @@ use crate::framework::{Plugin, MAX_NODE_SCORE};
 /// Every in-tree plugin by name.
 pub fn registry() -> Registry {
     let mut registry = Registry::default();
-    registry.register(priority_sort::NAME, |_, _| Ok(Arc::new(priority_sort::PrioritySort)));
-    registry.register(scheduling_gates::NAME, |_, _| Ok(Arc::new(scheduling_gates::SchedulingGates)));
-    registry.register(node_unschedulable::NAME, |_, _| Ok(Arc::new(node_unschedulable::NodeUnschedulable)));
-    registry.register(node_name::NAME, |_, _| Ok(Arc::new(node_name::NodeName)));
-    registry.register(taint_toleration::NAME, |_, _| Ok(Arc::new(taint_toleration::TaintToleration)));
-    registry.register(node_affinity::NAME, |args, _| Ok(Arc::new(node_affinity::NodeAffinity::new(args)?)));
-    registry.register(node_ports::NAME, |_, _| Ok(Arc::new(node_ports::NodePorts)));
-    registry.register(node_resources_fit::NAME, |args, _| Ok(Arc::new(node_resources_fit::NodeResourcesFit::new(args)?)));
-    registry.register(node_resources_balanced_allocation::NAME, |args, _| {
-        Ok(Arc::new(node_resources_balanced_allocation::BalancedAllocation::new(args)?))
+    registry.register(priority_sort::NAME, |_, _| {
+        Ok(Arc::new(priority_sort::PrioritySort))
     });
-    registry.register(image_locality::NAME, |_, _| Ok(Arc::new(image_locality::ImageLocality)));
-    registry.register(inter_pod_affinity::NAME, |args, _| Ok(Arc::new(inter_pod_affinity::InterPodAffinity::new(args)?)));
-    registry.register(pod_topology_spread::NAME, |args, _| Ok(Arc::new(pod_topology_spread::PodTopologySpread::new(args)?)));
-    registry.register(default_preemption::NAME, |args, _| Ok(Arc::new(default_preemption::DefaultPreemption::new(args)?)));
+    registry.register(scheduling_gates::NAME, |_, _| {
+        Ok(Arc::new(scheduling_gates::SchedulingGates))
+    });
+    registry.register(node_unschedulable::NAME, |_, _| {
+        Ok(Arc::new(node_unschedulable::NodeUnschedulable))
+    });
+    registry.register(node_name::NAME, |_, _| Ok(Arc::new(node_name::NodeName)));
+    registry.register(taint_toleration::NAME, |_, _| {
+        Ok(Arc::new(taint_toleration::TaintToleration))
+    });
+    registry.register(node_affinity::NAME, |args, _| {
+        Ok(Arc::new(node_affinity::NodeAffinity::new(args)?))
+    });
+    registry.register(node_ports::NAME, |_, _| Ok(Arc::new(node_ports::NodePorts)));
+    registry.register(node_resources_fit::NAME, |args, _| {
+        Ok(Arc::new(node_resources_fit::NodeResourcesFit::new(args)?))
+    });
+    registry.register(node_resources_balanced_allocation::NAME, |args, _| {
+        Ok(Arc::new(
+            node_resources_balanced_allocation::BalancedAllocation::new(args)?,
+        ))
+    });
+    registry.register(image_locality::NAME, |_, _| {
+        Ok(Arc::new(image_locality::ImageLocality))
+    });
+    registry.register(inter_pod_affinity::NAME, |args, _| {
+        Ok(Arc::new(inter_pod_affinity::InterPodAffinity::new(args)?))
+    });
+    registry.register(pod_topology_spread::NAME, |args, _| {
+        Ok(Arc::new(pod_topology_spread::PodTopologySpread::new(args)?))
+    });
+    registry.register(default_preemption::NAME, |args, _| {
+        Ok(Arc::new(default_preemption::DefaultPreemption::new(args)?))
+    });
     registry.register(default_binder::NAME, |_, handle: &Handle| {
         Ok(Arc::new(default_binder::DefaultBinder::new(handle.binder.clone())) as Arc<dyn Plugin>)
     });
@@ -91,7 +115,10 @@ pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, Stri
 
 /// Whether an optional selector matches: a missing selector matches nothing, as upstream's
 /// `LabelSelectorAsSelector(nil)` for affinity terms.
-pub fn optional_selector_matches(selector: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
+pub fn optional_selector_matches(
+    selector: Option<&LabelSelector>,
+    labels: &BTreeMap<String, String>,
+) -> bool {
     selector.is_some_and(|s| selector_matches(s, labels))
 }
 
@@ -104,7 +131,10 @@ fn requirement_matches(requirement: &NodeSelectorRequirement, value: Option<&str
         "Exists" => value.is_some(),
         "DoesNotExist" => value.is_none(),
         "Gt" | "Lt" => {
-            let (Some(v), Some(bound)) = (value.and_then(number), values.first().and_then(|s| number(s))) else {
+            let (Some(v), Some(bound)) = (
+                value.and_then(number),
+                values.first().and_then(|s| number(s)),
+            ) else {
                 return false;
             };
             if values.len() != 1 {
@@ -130,8 +160,12 @@ pub fn node_selector_term_matches(term: &NodeSelectorTerm, node: &Node) -> bool 
     }
     let empty = BTreeMap::new();
     let labels = node.metadata.labels.as_ref().unwrap_or(&empty);
-    expressions.iter().all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
-        && fields.iter().all(|r| r.key == "metadata.name" && requirement_matches(r, node.metadata.name.as_deref()))
+    expressions
+        .iter()
+        .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
+        && fields.iter().all(|r| {
+            r.key == "metadata.name" && requirement_matches(r, node.metadata.name.as_deref())
+        })
 }
 
 /// Whether any of `terms` matches (the terms are ORed).
@@ -152,7 +186,9 @@ pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
     }
     match toleration.operator.as_deref().unwrap_or("Equal") {
         "Exists" => true,
-        "Equal" | "" => toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
+        "Equal" | "" => {
+            toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
+        }
         _ => false,
     }
 }
@@ -182,7 +218,10 @@ pub fn default_normalize_score(scores: &mut [crate::framework::NodeScore], rever
 
 /// The node's taints.
 pub(crate) fn node_taints(node: &Node) -> &[Taint] {
-    node.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or_default()
+    node.spec
+        .as_ref()
+        .and_then(|s| s.taints.as_deref())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -215,28 +254,59 @@ mod tests {
             (req("zone", "Lt", &["6"]), false),
         ];
         for (requirement, want) in cases {
-            let term = NodeSelectorTerm { match_expressions: Some(vec![requirement.clone()]), match_fields: None };
-            assert_eq!(node_selector_term_matches(&term, &node), want, "{requirement:?}");
+            let term = NodeSelectorTerm {
+                match_expressions: Some(vec![requirement.clone()]),
+                match_fields: None,
+            };
+            assert_eq!(
+                node_selector_term_matches(&term, &node),
+                want,
+                "{requirement:?}"
+            );
         }
-        let by_name = NodeSelectorTerm { match_expressions: None, match_fields: Some(vec![req("metadata.name", "In", &["n1"])]) };
+        let by_name = NodeSelectorTerm {
+            match_expressions: None,
+            match_fields: Some(vec![req("metadata.name", "In", &["n1"])]),
+        };
         assert!(node_selector_term_matches(&by_name, &node));
-        assert!(!node_selector_term_matches(&NodeSelectorTerm::default(), &node), "empty term matches nothing");
+        assert!(
+            !node_selector_term_matches(&NodeSelectorTerm::default(), &node),
+            "empty term matches nothing"
+        );
     }
 
     #[test]
     fn toleration_rules() {
-        let taint = Taint { key: "k".into(), value: Some("v".into()), effect: "NoSchedule".into(), time_added: None };
-        let t = |key: Option<&str>, op: &str, value: Option<&str>, effect: Option<&str>| Toleration {
-            key: key.map(Into::into),
-            operator: Some(op.into()),
-            value: value.map(Into::into),
-            effect: effect.map(Into::into),
-            toleration_seconds: None,
+        let taint = Taint {
+            key: "k".into(),
+            value: Some("v".into()),
+            effect: "NoSchedule".into(),
+            time_added: None,
         };
-        assert!(tolerates(&t(Some("k"), "Equal", Some("v"), Some("NoSchedule")), &taint));
-        assert!(!tolerates(&t(Some("k"), "Equal", Some("w"), Some("NoSchedule")), &taint));
+        let t =
+            |key: Option<&str>, op: &str, value: Option<&str>, effect: Option<&str>| Toleration {
+                key: key.map(Into::into),
+                operator: Some(op.into()),
+                value: value.map(Into::into),
+                effect: effect.map(Into::into),
+                toleration_seconds: None,
+            };
+        assert!(tolerates(
+            &t(Some("k"), "Equal", Some("v"), Some("NoSchedule")),
+            &taint
+        ));
+        assert!(!tolerates(
+            &t(Some("k"), "Equal", Some("w"), Some("NoSchedule")),
+            &taint
+        ));
         assert!(tolerates(&t(Some("k"), "Exists", None, None), &taint));
-        assert!(tolerates(&t(None, "Exists", None, None), &taint), "empty key with Exists tolerates everything");
-        assert!(!tolerates(&t(Some("k"), "Exists", None, Some("NoExecute")), &taint));
+        assert!(
+            tolerates(&t(None, "Exists", None, None), &taint),
+            "empty key with Exists tolerates everything"
+        );
+        assert!(!tolerates(
+            &t(Some("k"), "Exists", None, Some("NoExecute")),
+            &taint
+        ));
     }
 }

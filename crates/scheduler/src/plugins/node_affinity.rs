@@ -12,9 +12,12 @@ use serde::Deserialize;
 use crate::cache::{NodeInfo, Snapshot};
 use crate::config::ConfigError;
 use crate::framework::{
-    ClusterEvent, CycleState, Filter, NodeScore, Plugin, PreFilter, PreFilterResult, PreScore, Score, Status,
+    ClusterEvent, CycleState, Filter, NodeScore, Plugin, PreFilter, PreFilterResult, PreScore,
+    Score, Status,
 };
-use crate::plugins::{default_normalize_score, node_selector_term_matches, node_selector_terms_match, parse_args};
+use crate::plugins::{
+    default_normalize_score, node_selector_term_matches, node_selector_terms_match, parse_args,
+};
 
 /// The plugin's name.
 pub const NAME: &str = "NodeAffinity";
@@ -44,8 +47,12 @@ impl NodeAffinity {
         let args: Args = parse_args(NAME, args)?;
         let added = args.added_affinity.unwrap_or_default();
         Ok(NodeAffinity {
-            added_required: added.required_during_scheduling_ignored_during_execution.map(|s| s.node_selector_terms),
-            added_preferred: added.preferred_during_scheduling_ignored_during_execution.unwrap_or_default(),
+            added_required: added
+                .required_during_scheduling_ignored_during_execution
+                .map(|s| s.node_selector_terms),
+            added_preferred: added
+                .preferred_during_scheduling_ignored_during_execution
+                .unwrap_or_default(),
         })
     }
 }
@@ -110,8 +117,17 @@ impl Plugin for NodeAffinity {
 }
 
 impl PreFilter for NodeAffinity {
-    fn pre_filter(&self, _state: &mut CycleState, pod: &Pod, _: &Snapshot) -> (Option<PreFilterResult>, Status) {
-        let has_selector = pod.spec.as_ref().and_then(|s| s.node_selector.as_ref()).is_some_and(|s| !s.is_empty());
+    fn pre_filter(
+        &self,
+        _state: &mut CycleState,
+        pod: &Pod,
+        _: &Snapshot,
+    ) -> (Option<PreFilterResult>, Status) {
+        let has_selector = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_selector.as_ref())
+            .is_some_and(|s| !s.is_empty());
         let Some(terms) = required_terms(pod) else {
             if !has_selector && self.added_required.is_none() {
                 return (None, Status::skip());
@@ -135,13 +151,20 @@ impl PreFilter for NodeAffinity {
         if names.is_empty() {
             return (None, Status::unresolvable(ERR_REASON_POD));
         }
-        (Some(PreFilterResult { node_names: Some(names) }), Status::success())
+        (
+            Some(PreFilterResult {
+                node_names: Some(names),
+            }),
+            Status::success(),
+        )
     }
 }
 
 impl Filter for NodeAffinity {
     fn filter(&self, _state: &CycleState, pod: &Pod, node: &NodeInfo) -> Status {
-        let Some(n) = node.node.as_ref() else { return Status::unresolvable("node not found") };
+        let Some(n) = node.node.as_ref() else {
+            return Status::unresolvable("node not found");
+        };
         if let Some(terms) = &self.added_required {
             if !node_selector_terms_match(terms, n) {
                 return Status::unresolvable(ERR_REASON_ENFORCED);
@@ -158,9 +181,18 @@ impl Filter for NodeAffinity {
 const SCORE_KEY: &str = "PreScoreNodeAffinity";
 
 impl PreScore for NodeAffinity {
-    fn pre_score(&self, state: &mut CycleState, pod: &Pod, _nodes: &[Arc<NodeInfo>], _: &Snapshot) -> Status {
-        let terms: Vec<PreferredSchedulingTerm> =
-            preferred_terms(pod).iter().chain(self.added_preferred.iter()).cloned().collect();
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &Pod,
+        _nodes: &[Arc<NodeInfo>],
+        _: &Snapshot,
+    ) -> Status {
+        let terms: Vec<PreferredSchedulingTerm> = preferred_terms(pod)
+            .iter()
+            .chain(self.added_preferred.iter())
+            .cloned()
+            .collect();
         if terms.is_empty() {
             return Status::skip();
         }
@@ -171,8 +203,13 @@ impl PreScore for NodeAffinity {
 
 impl Score for NodeAffinity {
     fn score(&self, state: &CycleState, _pod: &Pod, node: &NodeInfo) -> (i64, Status) {
-        let Some(n) = node.node.as_ref() else { return (0, Status::error("node not found")) };
-        let terms = state.read::<Vec<PreferredSchedulingTerm>>(SCORE_KEY).map(Vec::as_slice).unwrap_or_default();
+        let Some(n) = node.node.as_ref() else {
+            return (0, Status::error("node not found"));
+        };
+        let terms = state
+            .read::<Vec<PreferredSchedulingTerm>>(SCORE_KEY)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let score = terms
             .iter()
             .filter(|t| t.weight != 0 && node_selector_term_matches(&t.preference, n))
@@ -211,13 +248,26 @@ mod tests {
             (make_pod("p").node_selector("zone", "b"), false),
             (make_pod("p").node_affinity("zone", "In", &["a", "b"]), true),
             (make_pod("p").node_affinity("zone", "NotIn", &["a"]), false),
-            (make_pod("p").node_affinity("gpu", "DoesNotExist", &[]), true),
+            (
+                make_pod("p").node_affinity("gpu", "DoesNotExist", &[]),
+                true,
+            ),
             (make_pod("p").node_affinity("cores", "Gt", &["4"]), true),
             (make_pod("p").node_affinity("cores", "Lt", &["4"]), false),
             // Terms are ORed.
-            (make_pod("p").node_affinity("zone", "In", &["b"]).node_affinity("zone", "In", &["a"]), true),
+            (
+                make_pod("p")
+                    .node_affinity("zone", "In", &["b"])
+                    .node_affinity("zone", "In", &["a"]),
+                true,
+            ),
             // nodeSelector and affinity are ANDed.
-            (make_pod("p").node_selector("zone", "b").node_affinity("zone", "In", &["a"]), false),
+            (
+                make_pod("p")
+                    .node_selector("zone", "b")
+                    .node_affinity("zone", "In", &["a"]),
+                false,
+            ),
             (make_pod("p").node_affinity_field("In", &["n1"]), true),
             (make_pod("p").node_affinity_field("In", &["n2"]), false),
             (make_pod("p").node_affinity_field("NotIn", &["n1"]), false),
@@ -235,10 +285,14 @@ mod tests {
     fn pre_filter_narrows_to_named_nodes() {
         let plugin = NodeAffinity::new(None).expect("plugin");
         let pod = make_pod("p").node_affinity_field("In", &["n1", "n2"]).pod();
-        let (result, status) = plugin.pre_filter(&mut CycleState::new(), &pod, &Snapshot::default());
+        let (result, status) =
+            plugin.pre_filter(&mut CycleState::new(), &pod, &Snapshot::default());
         assert!(status.is_success());
         let names = result.and_then(|r| r.node_names).expect("names");
-        assert_eq!(names, ["n1".to_string(), "n2".to_string()].into_iter().collect());
+        assert_eq!(
+            names,
+            ["n1".to_string(), "n2".to_string()].into_iter().collect()
+        );
     }
 
     #[test]
@@ -248,7 +302,12 @@ mod tests {
         let plugin = NodeAffinity::new(Some(&args)).expect("plugin");
         let status = run_filter(&plugin, &make_pod("p").pod(), make_node("n").node());
         assert_eq!(status, Status::unresolvable(ERR_REASON_ENFORCED));
-        assert!(run_filter(&plugin, &make_pod("p").pod(), make_node("n").label("pool", "batch").node()).is_success());
+        assert!(run_filter(
+            &plugin,
+            &make_pod("p").pod(),
+            make_node("n").label("pool", "batch").node()
+        )
+        .is_success());
     }
 
     #[test]
@@ -261,19 +320,33 @@ mod tests {
         let nodes = [
             make_node("none").node(),
             make_node("zone").label("zone", "a").node(),
-            make_node("both").label("zone", "a").label("disk", "ssd").node(),
+            make_node("both")
+                .label("zone", "a")
+                .label("disk", "ssd")
+                .node(),
         ];
         let mut state = CycleState::new();
-        assert!(plugin.pre_score(&mut state, &pod, &[], &Snapshot::default()).is_success());
+        assert!(plugin
+            .pre_score(&mut state, &pod, &[], &Snapshot::default())
+            .is_success());
         let mut scores: Vec<NodeScore> = nodes
             .into_iter()
             .map(|n| {
                 let info = NodeInfo::with_pods(n, []);
-                NodeScore { name: info.name.clone(), score: plugin.score(&state, &pod, &info).0 }
+                NodeScore {
+                    name: info.name.clone(),
+                    score: plugin.score(&state, &pod, &info).0,
+                }
             })
             .collect();
-        assert_eq!(scores.iter().map(|s| s.score).collect::<Vec<_>>(), [0, 10, 40]);
+        assert_eq!(
+            scores.iter().map(|s| s.score).collect::<Vec<_>>(),
+            [0, 10, 40]
+        );
         plugin.normalize_score(&state, &pod, &mut scores);
-        assert_eq!(scores.iter().map(|s| s.score).collect::<Vec<_>>(), [0, 25, 100]);
+        assert_eq!(
+            scores.iter().map(|s| s.score).collect::<Vec<_>>(),
+            [0, 25, 100]
+        );
     }
 }

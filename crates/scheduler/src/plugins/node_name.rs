@@ -27,7 +27,12 @@ impl Plugin for NodeName {
 
 impl Filter for NodeName {
     fn filter(&self, _state: &CycleState, pod: &Pod, node: &NodeInfo) -> Status {
-        match pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty()) {
+        match pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .filter(|n| !n.is_empty())
+        {
             Some(wanted) if wanted != node.name => Status::unresolvable(ERR_REASON),
             _ => Status::success(),
         }
@@ -42,8 +47,17 @@ mod tests {
     #[test]
     fn node_name() {
         let node = NodeInfo::with_pods(make_node("n1").node(), []);
-        for (pod, ok) in [(make_pod("p"), true), (make_pod("p").node("n1"), true), (make_pod("p").node("n2"), false)] {
-            assert_eq!(NodeName.filter(&CycleState::new(), &pod.pod(), &node).is_success(), ok);
+        for (pod, ok) in [
+            (make_pod("p"), true),
+            (make_pod("p").node("n1"), true),
+            (make_pod("p").node("n2"), false),
+        ] {
+            assert_eq!(
+                NodeName
+                    .filter(&CycleState::new(), &pod.pod(), &node)
+                    .is_success(),
+                ok
+            );
         }
     }
 }

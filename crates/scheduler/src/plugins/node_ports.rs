@@ -4,7 +4,9 @@
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::cache::{pod_host_ports, HostPort, NodeInfo};
-use crate::framework::{ClusterEvent, CycleState, Filter, Plugin, PreFilter, PreFilterResult, Status};
+use crate::framework::{
+    ClusterEvent, CycleState, Filter, Plugin, PreFilter, PreFilterResult, Status,
+};
 
 /// The plugin's name.
 pub const NAME: &str = "NodePorts";
@@ -37,7 +39,12 @@ fn conflicts(used: &HostPort, wanted: &HostPort) -> bool {
 }
 
 impl PreFilter for NodePorts {
-    fn pre_filter(&self, state: &mut CycleState, pod: &Pod, _: &crate::cache::Snapshot) -> (Option<PreFilterResult>, Status) {
+    fn pre_filter(
+        &self,
+        state: &mut CycleState,
+        pod: &Pod,
+        _: &crate::cache::Snapshot,
+    ) -> (Option<PreFilterResult>, Status) {
         let ports = pod_host_ports(pod);
         if ports.is_empty() {
             return (None, Status::skip());
@@ -57,7 +64,10 @@ impl Filter for NodePorts {
                 &computed
             }
         };
-        if wanted.iter().any(|w| node.used_ports.iter().any(|u| conflicts(u, w))) {
+        if wanted
+            .iter()
+            .any(|w| node.used_ports.iter().any(|u| conflicts(u, w)))
+        {
             Status::unschedulable(ERR_REASON)
         } else {
             Status::success()
@@ -72,14 +82,35 @@ mod tests {
 
     #[test]
     fn host_ports() {
-        let existing = |proto: &str, ip: &str, port| make_pod("e").node("n").host_port(proto, ip, port).pod();
+        let existing =
+            |proto: &str, ip: &str, port| make_pod("e").node("n").host_port(proto, ip, port).pod();
         let cases = [
             (make_pod("p").host_port("TCP", "", 80), vec![], true),
-            (make_pod("p").host_port("TCP", "", 80), vec![existing("TCP", "", 80)], false),
-            (make_pod("p").host_port("UDP", "", 80), vec![existing("TCP", "", 80)], true),
-            (make_pod("p").host_port("TCP", "10.0.0.1", 80), vec![existing("TCP", "10.0.0.2", 80)], true),
-            (make_pod("p").host_port("TCP", "10.0.0.1", 80), vec![existing("TCP", "", 80)], false),
-            (make_pod("p").host_port("TCP", "", 81), vec![existing("TCP", "", 80)], true),
+            (
+                make_pod("p").host_port("TCP", "", 80),
+                vec![existing("TCP", "", 80)],
+                false,
+            ),
+            (
+                make_pod("p").host_port("UDP", "", 80),
+                vec![existing("TCP", "", 80)],
+                true,
+            ),
+            (
+                make_pod("p").host_port("TCP", "10.0.0.1", 80),
+                vec![existing("TCP", "10.0.0.2", 80)],
+                true,
+            ),
+            (
+                make_pod("p").host_port("TCP", "10.0.0.1", 80),
+                vec![existing("TCP", "", 80)],
+                false,
+            ),
+            (
+                make_pod("p").host_port("TCP", "", 81),
+                vec![existing("TCP", "", 80)],
+                true,
+            ),
         ];
         for (i, (pod, pods, ok)) in cases.into_iter().enumerate() {
             let pod = pod.pod();

@@ -28,7 +28,9 @@ pub struct Args {
 
 impl Default for Args {
     fn default() -> Self {
-        Args { resources: default_resources() }
+        Args {
+            resources: default_resources(),
+        }
     }
 }
 
@@ -41,7 +43,9 @@ impl BalancedAllocation {
     /// Builds the plugin from its args.
     pub fn new(args: Option<&serde_json::Value>) -> Result<BalancedAllocation, ConfigError> {
         let args: Args = parse_args(NAME, args)?;
-        Ok(BalancedAllocation { resources: args.resources })
+        Ok(BalancedAllocation {
+            resources: args.resources,
+        })
     }
 
     /// The score of `node` for a pod requesting `requests`.
@@ -60,7 +64,12 @@ impl BalancedAllocation {
             2 => ((fractions[0] - fractions[1]) / 2.0).abs(),
             n => {
                 let mean = fractions.iter().sum::<f64>() / n as f64;
-                (fractions.iter().map(|f| (f - mean) * (f - mean)).sum::<f64>() / n as f64).sqrt()
+                (fractions
+                    .iter()
+                    .map(|f| (f - mean) * (f - mean))
+                    .sum::<f64>()
+                    / n as f64)
+                    .sqrt()
             }
         };
         ((1.0 - std) * MAX_NODE_SCORE as f64) as i64
@@ -80,7 +89,13 @@ impl Plugin for BalancedAllocation {
 }
 
 impl PreScore for BalancedAllocation {
-    fn pre_score(&self, state: &mut CycleState, pod: &Pod, _nodes: &[Arc<NodeInfo>], _: &Snapshot) -> Status {
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &Pod,
+        _nodes: &[Arc<NodeInfo>],
+        _: &Snapshot,
+    ) -> Status {
         let requests = pod_requests(pod, false);
         if self.resources.iter().all(|r| requests.get(&r.name) == 0) {
             return Status::skip();
@@ -112,7 +127,14 @@ mod tests {
     #[test]
     fn balanced_nodes_score_higher() {
         let plugin = BalancedAllocation::new(None).expect("plugin");
-        let node = |pods: Vec<Pod>| NodeInfo::with_pods(make_node("n").capacity(&[("cpu", "4"), ("memory", "4Gi")]).node(), pods);
+        let node = |pods: Vec<Pod>| {
+            NodeInfo::with_pods(
+                make_node("n")
+                    .capacity(&[("cpu", "4"), ("memory", "4Gi")])
+                    .node(),
+                pods,
+            )
+        };
         let pod = make_pod("p").req("cpu", "1").req("memory", "1Gi").pod();
         let cases = [
             // 25% and 25%: perfectly balanced.
@@ -123,9 +145,18 @@ mod tests {
             (vec![make_pod("e").req("cpu", "8").node("n").pod()], 62),
         ];
         for (i, (pods, want)) in cases.into_iter().enumerate() {
-            assert_eq!(plugin.score(&CycleState::new(), &pod, &node(pods)).0, want, "case {i}");
+            assert_eq!(
+                plugin.score(&CycleState::new(), &pod, &node(pods)).0,
+                want,
+                "case {i}"
+            );
         }
         let mut state = CycleState::new();
-        assert!(plugin.pre_score(&mut state, &make_pod("b").pod(), &[], &Snapshot::default()).is_skip(), "best effort is skipped");
+        assert!(
+            plugin
+                .pre_score(&mut state, &make_pod("b").pod(), &[], &Snapshot::default())
+                .is_skip(),
+            "best effort is skipped"
+        );
     }
 }

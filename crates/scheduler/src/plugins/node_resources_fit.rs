@@ -11,7 +11,10 @@ use serde::Deserialize;
 
 use crate::cache::{NodeInfo, Snapshot};
 use crate::config::ConfigError;
-use crate::framework::{ClusterEvent, CycleState, Filter, Plugin, PreFilter, PreFilterResult, Score, Status, MAX_NODE_SCORE};
+use crate::framework::{
+    ClusterEvent, CycleState, Filter, Plugin, PreFilter, PreFilterResult, PreScore, Score, Status,
+    MAX_NODE_SCORE,
+};
 use crate::plugins::parse_args;
 use crate::resources::{pod_requests, Resources, CPU, EPHEMERAL_STORAGE, MEMORY};
 
@@ -71,12 +74,25 @@ fn least_allocated() -> String {
 
 /// cpu and memory, weight 1 each.
 pub fn default_resources() -> Vec<ResourceSpec> {
-    vec![ResourceSpec { name: CPU.into(), weight: 1 }, ResourceSpec { name: MEMORY.into(), weight: 1 }]
+    vec![
+        ResourceSpec {
+            name: CPU.into(),
+            weight: 1,
+        },
+        ResourceSpec {
+            name: MEMORY.into(),
+            weight: 1,
+        },
+    ]
 }
 
 impl Default for ScoringStrategy {
     fn default() -> Self {
-        ScoringStrategy { strategy: least_allocated(), resources: default_resources(), requested_to_capacity_ratio: None }
+        ScoringStrategy {
+            strategy: least_allocated(),
+            resources: default_resources(),
+            requested_to_capacity_ratio: None,
+        }
     }
 }
 
@@ -123,13 +139,27 @@ impl NodeResourcesFit {
             "LeastAllocated" => Strategy::LeastAllocated,
             "MostAllocated" => Strategy::MostAllocated,
             "RequestedToCapacityRatio" => {
-                let shape = scoring.requested_to_capacity_ratio.unwrap_or_default().shape;
+                let shape = scoring
+                    .requested_to_capacity_ratio
+                    .unwrap_or_default()
+                    .shape;
                 if shape.is_empty() {
-                    return Err(ConfigError::Invalid("NodeResourcesFit: requestedToCapacityRatio.shape is empty".into()));
+                    return Err(ConfigError::Invalid(
+                        "NodeResourcesFit: requestedToCapacityRatio.shape is empty".into(),
+                    ));
                 }
-                Strategy::RequestedToCapacityRatio(shape.iter().map(|p| (p.utilization, p.score * MAX_NODE_SCORE / 10)).collect())
+                Strategy::RequestedToCapacityRatio(
+                    shape
+                        .iter()
+                        .map(|p| (p.utilization, p.score * MAX_NODE_SCORE / 10))
+                        .collect(),
+                )
             }
-            other => return Err(ConfigError::Invalid(format!("NodeResourcesFit: unknown scoring strategy {other:?}"))),
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "NodeResourcesFit: unknown scoring strategy {other:?}"
+                )))
+            }
         };
         Ok(NodeResourcesFit {
             ignored: args.ignored_resources.into_iter().collect(),
@@ -140,12 +170,19 @@ impl NodeResourcesFit {
     }
 
     fn is_ignored(&self, name: &str) -> bool {
-        self.ignored.contains(name) || name.split_once('/').is_some_and(|(group, _)| self.ignored_groups.contains(group))
+        self.ignored.contains(name)
+            || name
+                .split_once('/')
+                .is_some_and(|(group, _)| self.ignored_groups.contains(group))
     }
 }
 
 /// The reasons `requests` does not fit on `node` (empty: it fits), as upstream's `fitsRequest`.
-pub fn insufficient_resources(requests: &Resources, node: &NodeInfo, ignored: impl Fn(&str) -> bool) -> Vec<String> {
+pub fn insufficient_resources(
+    requests: &Resources,
+    node: &NodeInfo,
+    ignored: impl Fn(&str) -> bool,
+) -> Vec<String> {
     let mut reasons = Vec::new();
     if node.pods.len() as i64 + 1 > node.allocatable.allowed_pod_number {
         reasons.push("Too many pods".to_string());
@@ -183,13 +220,39 @@ impl Plugin for NodeResourcesFit {
     fn as_filter(&self) -> Option<&dyn Filter> {
         Some(self)
     }
+    fn as_pre_score(&self) -> Option<&dyn PreScore> {
+        Some(self)
+    }
     fn as_score(&self) -> Option<&dyn Score> {
         Some(self)
     }
 }
 
+const SCORE_KEY: &str = "PreScoreNodeResourcesFit";
+
+impl PreScore for NodeResourcesFit {
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &Pod,
+        _nodes: &[std::sync::Arc<NodeInfo>],
+        _: &Snapshot,
+    ) -> Status {
+        state.write(
+            SCORE_KEY,
+            (pod_requests(pod, false), pod_requests(pod, true)),
+        );
+        Status::success()
+    }
+}
+
 impl PreFilter for NodeResourcesFit {
-    fn pre_filter(&self, state: &mut CycleState, pod: &Pod, _: &Snapshot) -> (Option<PreFilterResult>, Status) {
+    fn pre_filter(
+        &self,
+        state: &mut CycleState,
+        pod: &Pod,
+        _: &Snapshot,
+    ) -> (Option<PreFilterResult>, Status) {
         state.write(STATE_KEY, pod_requests(pod, false));
         (None, Status::success())
     }
@@ -209,7 +272,11 @@ impl Filter for NodeResourcesFit {
         if reasons.is_empty() {
             Status::success()
         } else {
-            Status { code: crate::framework::Code::Unschedulable, reasons, plugin: None }
+            Status {
+                code: crate::framework::Code::Unschedulable,
+                reasons,
+                plugin: None,
+            }
         }
     }
 }
@@ -230,7 +297,12 @@ fn broken_linear(shape: &[(i64, i64)], utilization: i64) -> i64 {
 
 impl NodeResourcesFit {
     /// The node's score for a pod requesting `pod_non_zero` / `pod_requests`.
-    pub fn score_node(&self, pod_requests: &Resources, pod_non_zero: &Resources, node: &NodeInfo) -> i64 {
+    pub fn score_node(
+        &self,
+        pod_requests: &Resources,
+        pod_non_zero: &Resources,
+        node: &NodeInfo,
+    ) -> i64 {
         let mut total = 0;
         let mut weights = 0;
         for spec in &self.resources {
@@ -252,7 +324,9 @@ impl NodeResourcesFit {
                     }
                 }
                 Strategy::MostAllocated => requested.min(capacity) * MAX_NODE_SCORE / capacity,
-                Strategy::RequestedToCapacityRatio(shape) => broken_linear(shape, requested.min(capacity) * 100 / capacity),
+                Strategy::RequestedToCapacityRatio(shape) => {
+                    broken_linear(shape, requested.min(capacity) * 100 / capacity)
+                }
             };
             total += score * spec.weight;
             weights += spec.weight;
@@ -268,8 +342,12 @@ impl NodeResourcesFit {
 }
 
 impl Score for NodeResourcesFit {
-    fn score(&self, _state: &CycleState, pod: &Pod, node: &NodeInfo) -> (i64, Status) {
-        (self.score_node(&pod_requests(pod, false), &pod_requests(pod, true), node), Status::success())
+    fn score(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> (i64, Status) {
+        let score = match state.read::<(Resources, Resources)>(SCORE_KEY) {
+            Some((requests, non_zero)) => self.score_node(requests, non_zero, node),
+            None => self.score_node(&pod_requests(pod, false), &pod_requests(pod, true), node),
+        };
+        (score, Status::success())
     }
 }
 
@@ -279,24 +357,72 @@ mod tests {
     use crate::testing::{make_node, make_pod};
 
     fn node(pods: Vec<Pod>) -> NodeInfo {
-        NodeInfo::with_pods(make_node("n").capacity(&[("cpu", "4"), ("memory", "8Gi"), ("pods", "3"), ("example.com/gpu", "1")]).node(), pods)
+        NodeInfo::with_pods(
+            make_node("n")
+                .capacity(&[
+                    ("cpu", "4"),
+                    ("memory", "8Gi"),
+                    ("pods", "3"),
+                    ("example.com/gpu", "1"),
+                ])
+                .node(),
+            pods,
+        )
     }
 
     #[test]
     fn filter() {
         let plugin = NodeResourcesFit::new(None).expect("plugin");
-        let existing = || make_pod("e").req("cpu", "3").req("memory", "4Gi").node("n").pod();
+        let existing = || {
+            make_pod("e")
+                .req("cpu", "3")
+                .req("memory", "4Gi")
+                .node("n")
+                .pod()
+        };
         let cases: Vec<(Pod, Vec<Pod>, Vec<&str>)> = vec![
-            (make_pod("p").req("cpu", "1").pod(), vec![existing()], vec![]),
-            (make_pod("p").req("cpu", "1500m").pod(), vec![existing()], vec!["Insufficient cpu"]),
-            (make_pod("p").req("cpu", "2").req("memory", "5Gi").pod(), vec![existing()], vec!["Insufficient cpu", "Insufficient memory"]),
-            (make_pod("p").req("example.com/gpu", "2").pod(), vec![], vec!["Insufficient example.com/gpu"]),
-            (make_pod("p").req("example.com/fpga", "1").pod(), vec![], vec!["Insufficient example.com/fpga"]),
-            (make_pod("p").pod(), vec![existing(), existing(), existing()], vec!["Too many pods"]),
+            (
+                make_pod("p").req("cpu", "1").pod(),
+                vec![existing()],
+                vec![],
+            ),
+            (
+                make_pod("p").req("cpu", "1500m").pod(),
+                vec![existing()],
+                vec!["Insufficient cpu"],
+            ),
+            (
+                make_pod("p").req("cpu", "2").req("memory", "5Gi").pod(),
+                vec![existing()],
+                vec!["Insufficient cpu", "Insufficient memory"],
+            ),
+            (
+                make_pod("p").req("example.com/gpu", "2").pod(),
+                vec![],
+                vec!["Insufficient example.com/gpu"],
+            ),
+            (
+                make_pod("p").req("example.com/fpga", "1").pod(),
+                vec![],
+                vec!["Insufficient example.com/fpga"],
+            ),
+            (
+                make_pod("p").pod(),
+                vec![existing(), existing(), existing()],
+                vec!["Too many pods"],
+            ),
             // The init-container max rule: 1 + max(init 2) = 2 does not fit in 1 free.
-            (make_pod("p").req("cpu", "500m").init_req("cpu", "2").pod(), vec![existing()], vec!["Insufficient cpu"]),
+            (
+                make_pod("p").req("cpu", "500m").init_req("cpu", "2").pod(),
+                vec![existing()],
+                vec!["Insufficient cpu"],
+            ),
             // Overhead counts.
-            (make_pod("p").req("cpu", "1").overhead("cpu", "1m").pod(), vec![existing()], vec!["Insufficient cpu"]),
+            (
+                make_pod("p").req("cpu", "1").overhead("cpu", "1m").pod(),
+                vec![existing()],
+                vec!["Insufficient cpu"],
+            ),
             // Best-effort pods fit anywhere with room for one more pod.
             (make_pod("p").pod(), vec![existing()], vec![]),
         ];
@@ -313,16 +439,27 @@ mod tests {
     fn ignored_resources_are_not_checked() {
         let args = serde_json::json!({"ignoredResources": ["example.com/fpga"], "ignoredResourceGroups": ["ignored.io"]});
         let plugin = NodeResourcesFit::new(Some(&args)).expect("plugin");
-        for pod in [make_pod("p").req("example.com/fpga", "1").pod(), make_pod("p").req("ignored.io/thing", "1").pod()] {
-            assert!(plugin.filter(&CycleState::new(), &pod, &node(vec![])).is_success());
+        for pod in [
+            make_pod("p").req("example.com/fpga", "1").pod(),
+            make_pod("p").req("ignored.io/thing", "1").pod(),
+        ] {
+            assert!(plugin
+                .filter(&CycleState::new(), &pod, &node(vec![]))
+                .is_success());
         }
     }
 
     #[test]
     fn scoring_strategies() {
         let n = NodeInfo::with_pods(
-            make_node("n").capacity(&[("cpu", "4"), ("memory", "4Gi")]).node(),
-            [make_pod("e").req("cpu", "1").req("memory", "1Gi").node("n").pod()],
+            make_node("n")
+                .capacity(&[("cpu", "4"), ("memory", "4Gi")])
+                .node(),
+            [make_pod("e")
+                .req("cpu", "1")
+                .req("memory", "1Gi")
+                .node("n")
+                .pod()],
         );
         let pod = make_pod("p").req("cpu", "1").req("memory", "1Gi").pod();
         let score = |args: serde_json::Value| {
@@ -331,11 +468,19 @@ mod tests {
         };
         // 2 of 4 cpu and 2 of 4 GiB in use with the pod: 50 either way.
         assert_eq!(score(serde_json::json!({})), 50);
-        let n_empty = NodeInfo::with_pods(make_node("n").capacity(&[("cpu", "4"), ("memory", "4Gi")]).node(), []);
+        let n_empty = NodeInfo::with_pods(
+            make_node("n")
+                .capacity(&[("cpu", "4"), ("memory", "4Gi")])
+                .node(),
+            [],
+        );
         let plugin = NodeResourcesFit::new(None).expect("plugin");
         // 1 of 4: least allocated 75.
         assert_eq!(plugin.score(&CycleState::new(), &pod, &n_empty).0, 75);
-        let most = NodeResourcesFit::new(Some(&serde_json::json!({"scoringStrategy": {"type": "MostAllocated"}}))).expect("plugin");
+        let most = NodeResourcesFit::new(Some(
+            &serde_json::json!({"scoringStrategy": {"type": "MostAllocated"}}),
+        ))
+        .expect("plugin");
         assert_eq!(most.score(&CycleState::new(), &pod, &n_empty).0, 25);
         // A shape favouring full nodes: 0% -> 0, 100% -> 10; 50% -> 50.
         let ratio = serde_json::json!({"scoringStrategy": {"type": "RequestedToCapacityRatio",

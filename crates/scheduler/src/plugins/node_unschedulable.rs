@@ -22,7 +22,11 @@ impl Plugin for NodeUnschedulable {
         NAME
     }
     fn events(&self) -> Vec<ClusterEvent> {
-        vec![ClusterEvent::NodeAdd, ClusterEvent::NodeUnschedulableChange, ClusterEvent::NodeTaintChange]
+        vec![
+            ClusterEvent::NodeAdd,
+            ClusterEvent::NodeUnschedulableChange,
+            ClusterEvent::NodeTaintChange,
+        ]
     }
     fn as_filter(&self) -> Option<&dyn Filter> {
         Some(self)
@@ -31,12 +35,28 @@ impl Plugin for NodeUnschedulable {
 
 impl Filter for NodeUnschedulable {
     fn filter(&self, _state: &CycleState, pod: &Pod, node: &NodeInfo) -> Status {
-        let Some(n) = node.node.as_ref() else { return Status::unresolvable("node not found") };
-        if !n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false) {
+        let Some(n) = node.node.as_ref() else {
+            return Status::unresolvable("node not found");
+        };
+        if !n
+            .spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false)
+        {
             return Status::success();
         }
-        let taint = Taint { key: TAINT_NODE_UNSCHEDULABLE.into(), effect: "NoSchedule".into(), value: None, time_added: None };
-        let tolerations = pod.spec.as_ref().and_then(|s| s.tolerations.as_deref()).unwrap_or_default();
+        let taint = Taint {
+            key: TAINT_NODE_UNSCHEDULABLE.into(),
+            effect: "NoSchedule".into(),
+            value: None,
+            time_added: None,
+        };
+        let tolerations = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.tolerations.as_deref())
+            .unwrap_or_default();
         if tolerated(tolerations, &taint) {
             Status::success()
         } else {
@@ -55,10 +75,18 @@ mod tests {
         let cases = [
             (make_pod("p"), make_node("n"), true),
             (make_pod("p"), make_node("n").unschedulable(), false),
-            (make_pod("p").toleration(TAINT_NODE_UNSCHEDULABLE, "Exists", "", "NoSchedule"), make_node("n").unschedulable(), true),
+            (
+                make_pod("p").toleration(TAINT_NODE_UNSCHEDULABLE, "Exists", "", "NoSchedule"),
+                make_node("n").unschedulable(),
+                true,
+            ),
         ];
         for (i, (pod, node, ok)) in cases.into_iter().enumerate() {
-            let status = NodeUnschedulable.filter(&CycleState::new(), &pod.pod(), &NodeInfo::with_pods(node.node(), []));
+            let status = NodeUnschedulable.filter(
+                &CycleState::new(),
+                &pod.pod(),
+                &NodeInfo::with_pods(node.node(), []),
+            );
             assert_eq!(status.is_success(), ok, "case {i}");
             if !ok {
                 assert_eq!(status, Status::unresolvable(ERR_REASON_UNSCHEDULABLE));

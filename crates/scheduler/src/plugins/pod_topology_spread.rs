@@ -25,7 +25,8 @@ use serde::Deserialize;
 use crate::cache::{NodeInfo, Snapshot};
 use crate::config::ConfigError;
 use crate::framework::{
-    ClusterEvent, CycleState, Filter, NodeScore, Plugin, PreFilter, PreFilterResult, PreScore, Score, Status, MAX_NODE_SCORE,
+    ClusterEvent, CycleState, Filter, NodeScore, Plugin, PreFilter, PreFilterResult, PreScore,
+    Score, Status, MAX_NODE_SCORE,
 };
 use crate::plugins::node_affinity::pod_matches_node_selector_and_affinity;
 use crate::plugins::{node_taints, parse_args, selector_matches, tolerated};
@@ -33,9 +34,11 @@ use crate::plugins::{node_taints, parse_args, selector_matches, tolerated};
 /// The plugin's name.
 pub const NAME: &str = "PodTopologySpread";
 /// The skew would be exceeded.
-pub const ERR_REASON_CONSTRAINTS_NOT_MATCH: &str = "node(s) didn't match pod topology spread constraints";
+pub const ERR_REASON_CONSTRAINTS_NOT_MATCH: &str =
+    "node(s) didn't match pod topology spread constraints";
 /// The node lacks a topology key.
-pub const ERR_REASON_NODE_LABEL_NOT_MATCH: &str = "node(s) didn't match pod topology spread constraints (missing required label)";
+pub const ERR_REASON_NODE_LABEL_NOT_MATCH: &str =
+    "node(s) didn't match pod topology spread constraints (missing required label)";
 const FILTER_KEY: &str = "PreFilterPodTopologySpread";
 const SCORE_KEY: &str = "PreScorePodTopologySpread";
 
@@ -63,7 +66,10 @@ fn system_default_constraints() -> Vec<TopologySpreadConstraint> {
         when_unsatisfiable: "ScheduleAnyway".into(),
         ..Default::default()
     };
-    vec![constraint("kubernetes.io/hostname", 3), constraint("topology.kubernetes.io/zone", 5)]
+    vec![
+        constraint("kubernetes.io/hostname", 3),
+        constraint("topology.kubernetes.io/zone", 5),
+    ]
 }
 
 impl PodTopologySpread {
@@ -73,14 +79,22 @@ impl PodTopologySpread {
         let default_constraints = match args.defaulting_type.as_deref().unwrap_or("System") {
             "System" => {
                 if !args.default_constraints.is_empty() {
-                    return Err(ConfigError::Invalid("PodTopologySpread: defaultConstraints need defaultingType List".into()));
+                    return Err(ConfigError::Invalid(
+                        "PodTopologySpread: defaultConstraints need defaultingType List".into(),
+                    ));
                 }
                 system_default_constraints()
             }
             "List" => args.default_constraints,
-            other => return Err(ConfigError::Invalid(format!("PodTopologySpread: unknown defaultingType {other:?}"))),
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "PodTopologySpread: unknown defaultingType {other:?}"
+                )))
+            }
         };
-        Ok(PodTopologySpread { default_constraints })
+        Ok(PodTopologySpread {
+            default_constraints,
+        })
     }
 }
 
@@ -100,17 +114,22 @@ fn labels(pod: &Pod) -> BTreeMap<String, String> {
 }
 
 fn has_workload_owner(pod: &Pod) -> bool {
-    pod.metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| matches!(o.kind.as_str(), "ReplicaSet" | "StatefulSet" | "ReplicationController"))
+    pod.metadata.owner_references.iter().flatten().any(|o| {
+        matches!(
+            o.kind.as_str(),
+            "ReplicaSet" | "StatefulSet" | "ReplicationController"
+        )
+    })
 }
 
 impl PodTopologySpread {
     /// The pod's constraints with `when_unsatisfiable`, or the defaults if it has none.
     fn constraints(&self, pod: &Pod, when_unsatisfiable: &str) -> Vec<Constraint> {
-        let own = pod.spec.as_ref().and_then(|s| s.topology_spread_constraints.as_deref()).unwrap_or_default();
+        let own = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.topology_spread_constraints.as_deref())
+            .unwrap_or_default();
         let pod_labels = labels(pod);
         let convert = |c: &TopologySpreadConstraint, selector: LabelSelector| Constraint {
             max_skew: i64::from(c.max_skew),
@@ -128,11 +147,14 @@ impl PodTopologySpread {
                     let mut selector = c.label_selector.clone().unwrap_or_default();
                     for key in c.match_label_keys.iter().flatten() {
                         if let Some(value) = pod_labels.get(key) {
-                            selector.match_expressions.get_or_insert_with(Vec::new).push(LabelSelectorRequirement {
-                                key: key.clone(),
-                                operator: "In".into(),
-                                values: Some(vec![value.clone()]),
-                            });
+                            selector
+                                .match_expressions
+                                .get_or_insert_with(Vec::new)
+                                .push(LabelSelectorRequirement {
+                                    key: key.clone(),
+                                    operator: "In".into(),
+                                    values: Some(vec![value.clone()]),
+                                });
                         }
                     }
                     convert(c, selector)
@@ -142,11 +164,19 @@ impl PodTopologySpread {
         if pod_labels.is_empty() || !has_workload_owner(pod) {
             return Vec::new();
         }
-        let selector = LabelSelector { match_labels: Some(pod_labels), match_expressions: None };
+        let selector = LabelSelector {
+            match_labels: Some(pod_labels),
+            match_expressions: None,
+        };
         self.default_constraints
             .iter()
             .filter(|c| c.when_unsatisfiable == when_unsatisfiable)
-            .map(|c| convert(c, c.label_selector.clone().unwrap_or_else(|| selector.clone())))
+            .map(|c| {
+                convert(
+                    c,
+                    c.label_selector.clone().unwrap_or_else(|| selector.clone()),
+                )
+            })
             .collect()
     }
 }
@@ -157,8 +187,14 @@ fn node_counts(pod: &Pod, node: &Node, constraint: &Constraint) -> bool {
         return false;
     }
     if constraint.honor_taints {
-        let tolerations = pod.spec.as_ref().and_then(|s| s.tolerations.as_deref()).unwrap_or_default();
-        if node_taints(node).iter().any(|t| (t.effect == "NoSchedule" || t.effect == "NoExecute") && !tolerated(tolerations, t)) {
+        let tolerations = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.tolerations.as_deref())
+            .unwrap_or_default();
+        if node_taints(node).iter().any(|t| {
+            (t.effect == "NoSchedule" || t.effect == "NoExecute") && !tolerated(tolerations, t)
+        }) {
             return false;
         }
     }
@@ -216,11 +252,18 @@ impl Plugin for PodTopologySpread {
 }
 
 fn has_all_keys(node: &NodeInfo, constraints: &[Constraint]) -> bool {
-    constraints.iter().all(|c| node.label(&c.topology_key).is_some())
+    constraints
+        .iter()
+        .all(|c| node.label(&c.topology_key).is_some())
 }
 
 impl PreFilter for PodTopologySpread {
-    fn pre_filter(&self, state: &mut CycleState, pod: &Pod, snapshot: &Snapshot) -> (Option<PreFilterResult>, Status) {
+    fn pre_filter(
+        &self,
+        state: &mut CycleState,
+        pod: &Pod,
+        snapshot: &Snapshot,
+    ) -> (Option<PreFilterResult>, Status) {
         let constraints = self.constraints(pod, "DoNotSchedule");
         if constraints.is_empty() {
             return (None, Status::skip());
@@ -228,7 +271,9 @@ impl PreFilter for PodTopologySpread {
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("");
         let mut counts = vec![HashMap::<String, i64>::new(); constraints.len()];
         for node in &snapshot.nodes {
-            let Some(n) = node.node.as_ref() else { continue };
+            let Some(n) = node.node.as_ref() else {
+                continue;
+            };
             if !has_all_keys(node, &constraints) {
                 continue;
             }
@@ -236,8 +281,11 @@ impl PreFilter for PodTopologySpread {
                 if !node_counts(pod, n, c) {
                     continue;
                 }
-                let Some(value) = node.label(&c.topology_key) else { continue };
-                *counts[i].entry(value.to_string()).or_default() += matching_pods(node, namespace, &c.selector);
+                let Some(value) = node.label(&c.topology_key) else {
+                    continue;
+                };
+                *counts[i].entry(value.to_string()).or_default() +=
+                    matching_pods(node, namespace, &c.selector);
             }
         }
         let min_match = constraints
@@ -251,14 +299,23 @@ impl PreFilter for PodTopologySpread {
                 }
             })
             .collect();
-        state.write(FILTER_KEY, FilterState { constraints, counts, min_match });
+        state.write(
+            FILTER_KEY,
+            FilterState {
+                constraints,
+                counts,
+                min_match,
+            },
+        );
         (None, Status::success())
     }
 }
 
 impl Filter for PodTopologySpread {
     fn filter(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> Status {
-        let Some(s) = state.read::<FilterState>(FILTER_KEY) else { return Status::error("PodTopologySpread: no PreFilter state") };
+        let Some(s) = state.read::<FilterState>(FILTER_KEY) else {
+            return Status::error("PodTopologySpread: no PreFilter state");
+        };
         let pod_labels = labels(pod);
         for (i, c) in s.constraints.iter().enumerate() {
             let Some(value) = node.label(&c.topology_key) else {
@@ -281,7 +338,13 @@ struct ScoreState {
 }
 
 impl PreScore for PodTopologySpread {
-    fn pre_score(&self, state: &mut CycleState, pod: &Pod, nodes: &[Arc<NodeInfo>], snapshot: &Snapshot) -> Status {
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &Pod,
+        nodes: &[Arc<NodeInfo>],
+        snapshot: &Snapshot,
+    ) -> Status {
         let constraints = self.constraints(pod, "ScheduleAnyway");
         if constraints.is_empty() {
             return Status::skip();
@@ -292,37 +355,60 @@ impl PreScore for PodTopologySpread {
         let weights = constraints
             .iter()
             .map(|c| {
-                let domains: std::collections::HashSet<&str> = nodes.iter().filter_map(|n| n.label(&c.topology_key)).collect();
+                let domains: std::collections::HashSet<&str> = nodes
+                    .iter()
+                    .filter_map(|n| n.label(&c.topology_key))
+                    .collect();
                 ((domains.len() + 2) as f64).ln()
             })
             .collect();
         for (i, c) in constraints.iter().enumerate() {
             // Hostname domains are single nodes: only feasible ones matter.
-            let pool: &[Arc<NodeInfo>] = if c.topology_key == "kubernetes.io/hostname" { nodes } else { &snapshot.nodes };
+            let pool: &[Arc<NodeInfo>] = if c.topology_key == "kubernetes.io/hostname" {
+                nodes
+            } else {
+                &snapshot.nodes
+            };
             for node in pool {
-                let Some(n) = node.node.as_ref() else { continue };
-                let Some(value) = node.label(&c.topology_key) else { continue };
+                let Some(n) = node.node.as_ref() else {
+                    continue;
+                };
+                let Some(value) = node.label(&c.topology_key) else {
+                    continue;
+                };
                 if !node_counts(pod, n, c) {
                     continue;
                 }
-                *counts[i].entry(value.to_string()).or_default() += matching_pods(node, namespace, &c.selector);
+                *counts[i].entry(value.to_string()).or_default() +=
+                    matching_pods(node, namespace, &c.selector);
             }
         }
-        state.write(SCORE_KEY, ScoreState { constraints, counts, weights });
+        state.write(
+            SCORE_KEY,
+            ScoreState {
+                constraints,
+                counts,
+                weights,
+            },
+        );
         Status::success()
     }
 }
 
 impl Score for PodTopologySpread {
     fn score(&self, state: &CycleState, _pod: &Pod, node: &NodeInfo) -> (i64, Status) {
-        let Some(s) = state.read::<ScoreState>(SCORE_KEY) else { return (0, Status::success()) };
+        let Some(s) = state.read::<ScoreState>(SCORE_KEY) else {
+            return (0, Status::success());
+        };
         if !has_all_keys(node, &s.constraints) {
             // Marked for a 0 after normalizing.
             return (-1, Status::success());
         }
         let mut score = 0.0;
         for (i, c) in s.constraints.iter().enumerate() {
-            let Some(value) = node.label(&c.topology_key) else { continue };
+            let Some(value) = node.label(&c.topology_key) else {
+                continue;
+            };
             let count = s.counts[i].get(value).copied().unwrap_or(0);
             score += count as f64 * s.weights[i] + (c.max_skew - 1) as f64;
         }
@@ -356,7 +442,10 @@ mod tests {
             make_node("a1").label("zone", "a").node(),
             make_node("a2").label("zone", "a").node(),
             make_node("b1").label("zone", "b").node(),
-            make_node("c1").label("zone", "c").label("pool", "other").node(),
+            make_node("c1")
+                .label("zone", "c")
+                .label("pool", "other")
+                .node(),
             make_node("nozone").node(),
         ]
     }
@@ -372,26 +461,54 @@ mod tests {
         snapshot
             .nodes
             .iter()
-            .map(|n| (n.name.clone(), if status.is_skip() { Status::success() } else { plugin.filter(&state, pod, n) }))
+            .map(|n| {
+                (
+                    n.name.clone(),
+                    if status.is_skip() {
+                        Status::success()
+                    } else {
+                        plugin.filter(&state, pod, n)
+                    },
+                )
+            })
             .collect()
     }
 
     fn passing(results: &[(String, Status)]) -> Vec<&str> {
-        results.iter().filter(|(_, s)| s.is_success()).map(|(n, _)| n.as_str()).collect()
+        results
+            .iter()
+            .filter(|(_, s)| s.is_success())
+            .map(|(n, _)| n.as_str())
+            .collect()
     }
 
     #[test]
     fn max_skew_across_zones() {
         // zone a: 2, zone b: 1, zone c: 0.
-        let snapshot = Snapshot::from_objects(nodes(), vec![web("w1", "a1"), web("w2", "a2"), web("w3", "b1")]);
-        let pod = make_pod("p").label("app", "web").spread(1, "zone", "DoNotSchedule", &[("app", "web")]).pod();
+        let snapshot = Snapshot::from_objects(
+            nodes(),
+            vec![web("w1", "a1"), web("w2", "a2"), web("w3", "b1")],
+        );
+        let pod = make_pod("p")
+            .label("app", "web")
+            .spread(1, "zone", "DoNotSchedule", &[("app", "web")])
+            .pod();
         let results = filter(&pod, &snapshot);
         // Only zone c (0 + 1 - 0 = 1) keeps the skew at 1; b would be 1 + 1 - 0 = 2.
         assert_eq!(passing(&results), ["c1"]);
-        assert_eq!(results[0].1, Status::unschedulable(ERR_REASON_CONSTRAINTS_NOT_MATCH));
-        assert_eq!(results[4].1, Status::unresolvable(ERR_REASON_NODE_LABEL_NOT_MATCH));
+        assert_eq!(
+            results[0].1,
+            Status::unschedulable(ERR_REASON_CONSTRAINTS_NOT_MATCH)
+        );
+        assert_eq!(
+            results[4].1,
+            Status::unresolvable(ERR_REASON_NODE_LABEL_NOT_MATCH)
+        );
         // maxSkew 2 also allows zone b.
-        let pod = make_pod("p").label("app", "web").spread(2, "zone", "DoNotSchedule", &[("app", "web")]).pod();
+        let pod = make_pod("p")
+            .label("app", "web")
+            .spread(2, "zone", "DoNotSchedule", &[("app", "web")])
+            .pod();
         assert_eq!(passing(&filter(&pod, &snapshot)), ["b1", "c1"]);
     }
 
@@ -415,7 +532,11 @@ mod tests {
                 when_unsatisfiable: "DoNotSchedule".into(),
                 min_domains: Some(4),
                 label_selector: Some(LabelSelector {
-                    match_labels: Some([("app".to_string(), "web".to_string())].into_iter().collect()),
+                    match_labels: Some(
+                        [("app".to_string(), "web".to_string())]
+                            .into_iter()
+                            .collect(),
+                    ),
                     match_expressions: None,
                 }),
                 ..Default::default()
@@ -426,16 +547,34 @@ mod tests {
 
     #[test]
     fn soft_constraints_score_emptier_domains_higher() {
-        let snapshot = Snapshot::from_objects(nodes(), vec![web("w1", "a1"), web("w2", "a2"), web("w3", "b1")]);
-        let pod = make_pod("p").label("app", "web").spread(1, "zone", "ScheduleAnyway", &[("app", "web")]).pod();
+        let snapshot = Snapshot::from_objects(
+            nodes(),
+            vec![web("w1", "a1"), web("w2", "a2"), web("w3", "b1")],
+        );
+        let pod = make_pod("p")
+            .label("app", "web")
+            .spread(1, "zone", "ScheduleAnyway", &[("app", "web")])
+            .pod();
         let plugin = PodTopologySpread::new(None).expect("plugin");
         let mut state = CycleState::new();
-        assert!(plugin.pre_score(&mut state, &pod, &snapshot.nodes, &snapshot).is_success());
-        let mut scores: Vec<NodeScore> =
-            snapshot.nodes.iter().map(|n| NodeScore { name: n.name.clone(), score: plugin.score(&state, &pod, n).0 }).collect();
+        assert!(plugin
+            .pre_score(&mut state, &pod, &snapshot.nodes, &snapshot)
+            .is_success());
+        let mut scores: Vec<NodeScore> = snapshot
+            .nodes
+            .iter()
+            .map(|n| NodeScore {
+                name: n.name.clone(),
+                score: plugin.score(&state, &pod, n).0,
+            })
+            .collect();
         plugin.normalize_score(&state, &pod, &mut scores);
-        let by_name: HashMap<&str, i64> = scores.iter().map(|s| (s.name.as_str(), s.score)).collect();
-        assert!(by_name["c1"] > by_name["b1"] && by_name["b1"] > by_name["a1"], "{by_name:?}");
+        let by_name: HashMap<&str, i64> =
+            scores.iter().map(|s| (s.name.as_str(), s.score)).collect();
+        assert!(
+            by_name["c1"] > by_name["b1"] && by_name["b1"] > by_name["a1"],
+            "{by_name:?}"
+        );
         assert_eq!(by_name["c1"], 100);
         assert_eq!(by_name["nozone"], 0);
     }
@@ -443,13 +582,24 @@ mod tests {
     #[test]
     fn system_defaults_apply_to_workload_pods() {
         let plugin = PodTopologySpread::new(None).expect("plugin");
-        let owned = make_pod("p").label("app", "web").owner("ReplicaSet", "web-1").pod();
+        let owned = make_pod("p")
+            .label("app", "web")
+            .owner("ReplicaSet", "web-1")
+            .pod();
         let constraints = plugin.constraints(&owned, "ScheduleAnyway");
-        assert_eq!(constraints.iter().map(|c| (c.topology_key.as_str(), c.max_skew)).collect::<Vec<_>>(), [
-            ("kubernetes.io/hostname", 3),
-            ("topology.kubernetes.io/zone", 5)
-        ]);
-        assert!(plugin.constraints(&make_pod("p").label("app", "web").pod(), "ScheduleAnyway").is_empty());
+        assert_eq!(
+            constraints
+                .iter()
+                .map(|c| (c.topology_key.as_str(), c.max_skew))
+                .collect::<Vec<_>>(),
+            [
+                ("kubernetes.io/hostname", 3),
+                ("topology.kubernetes.io/zone", 5)
+            ]
+        );
+        assert!(plugin
+            .constraints(&make_pod("p").label("app", "web").pod(), "ScheduleAnyway")
+            .is_empty());
         assert!(plugin.constraints(&owned, "DoNotSchedule").is_empty());
     }
 }

@@ -47,10 +47,24 @@ mod tests {
     #[test]
     fn priority_then_time() {
         let now = tokio::time::Instant::now();
-        let info = |p: i32, t: u64| QueuedPodInfo::new(Arc::new(make_pod("p").priority(p).pod()), now + Duration::from_secs(t));
-        let cases = [((10, 5), (1, 0), true), ((1, 0), (10, 5), false), ((1, 0), (1, 5), true), ((1, 5), (1, 0), false)];
+        let info = |p: i32, t: u64| {
+            QueuedPodInfo::new(
+                Arc::new(make_pod("p").priority(p).pod()),
+                now + Duration::from_secs(t),
+            )
+        };
+        let cases = [
+            ((10, 5), (1, 0), true),
+            ((1, 0), (10, 5), false),
+            ((1, 0), (1, 5), true),
+            ((1, 5), (1, 0), false),
+        ];
         for ((pa, ta), (pb, tb), want) in cases {
-            assert_eq!(PrioritySort.less(&info(pa, ta), &info(pb, tb)), want, "{pa}@{ta} vs {pb}@{tb}");
+            assert_eq!(
+                PrioritySort.less(&info(pa, ta), &info(pb, tb)),
+                want,
+                "{pa}@{ta} vs {pb}@{tb}"
+            );
         }
     }
 }

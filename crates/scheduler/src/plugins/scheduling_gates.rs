@@ -22,12 +22,22 @@ impl Plugin for SchedulingGates {
 
 impl PreEnqueue for SchedulingGates {
     fn pre_enqueue(&self, pod: &Pod) -> Status {
-        let gates: Vec<&str> =
-            pod.spec.as_ref().and_then(|s| s.scheduling_gates.as_ref()).into_iter().flatten().map(|g| g.name.as_str()).collect();
+        let gates: Vec<&str> = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.scheduling_gates.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|g| g.name.as_str())
+            .collect();
         if gates.is_empty() {
             return Status::success();
         }
-        Status::unresolvable(format!("waiting for scheduling gates: [{}]", gates.join(" "))).with_plugin(NAME)
+        Status::unresolvable(format!(
+            "waiting for scheduling gates: [{}]",
+            gates.join(" ")
+        ))
+        .with_plugin(NAME)
     }
 }
 
@@ -38,8 +48,15 @@ mod tests {
 
     #[test]
     fn gates() {
-        assert!(SchedulingGates.pre_enqueue(&make_pod("p").pod()).is_success());
-        let status = SchedulingGates.pre_enqueue(&make_pod("p").scheduling_gate("a").scheduling_gate("b").pod());
+        assert!(SchedulingGates
+            .pre_enqueue(&make_pod("p").pod())
+            .is_success());
+        let status = SchedulingGates.pre_enqueue(
+            &make_pod("p")
+                .scheduling_gate("a")
+                .scheduling_gate("b")
+                .pod(),
+        );
         assert_eq!(status.message(), "waiting for scheduling gates: [a b]");
         assert!(status.is_rejected());
     }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Pod, Toleration};
 
 use crate::cache::{NodeInfo, Snapshot};
-use crate::framework::{ClusterEvent, CycleState, Filter, NodeScore, Plugin, PreScore, Score, Status};
+use crate::framework::{
+    ClusterEvent, CycleState, Filter, NodeScore, Plugin, PreScore, Score, Status,
+};
 use crate::plugins::{default_normalize_score, node_taints, tolerated};
 
 /// The plugin's name.
@@ -17,7 +19,10 @@ const STATE_KEY: &str = "PreScoreTaintToleration";
 pub struct TaintToleration;
 
 fn tolerations(pod: &Pod) -> &[Toleration] {
-    pod.spec.as_ref().and_then(|s| s.tolerations.as_deref()).unwrap_or_default()
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.tolerations.as_deref())
+        .unwrap_or_default()
 }
 
 /// The FailedScheduling reason for an untolerated taint, `{key: value}` as upstream prints it.
@@ -45,7 +50,9 @@ impl Plugin for TaintToleration {
 
 impl Filter for TaintToleration {
     fn filter(&self, _state: &CycleState, pod: &Pod, node: &NodeInfo) -> Status {
-        let Some(n) = node.node.as_ref() else { return Status::unresolvable("node not found") };
+        let Some(n) = node.node.as_ref() else {
+            return Status::unresolvable("node not found");
+        };
         let tolerations = tolerations(pod);
         let untolerated = node_taints(n)
             .iter()
@@ -53,16 +60,29 @@ impl Filter for TaintToleration {
             .find(|t| !tolerated(tolerations, t));
         match untolerated {
             None => Status::success(),
-            Some(taint) => Status::unresolvable(untolerated_reason(&taint.key, taint.value.as_deref().unwrap_or(""))),
+            Some(taint) => Status::unresolvable(untolerated_reason(
+                &taint.key,
+                taint.value.as_deref().unwrap_or(""),
+            )),
         }
     }
 }
 
 impl PreScore for TaintToleration {
-    fn pre_score(&self, state: &mut CycleState, pod: &Pod, _nodes: &[Arc<NodeInfo>], _: &Snapshot) -> Status {
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &Pod,
+        _nodes: &[Arc<NodeInfo>],
+        _: &Snapshot,
+    ) -> Status {
         let prefer: Vec<Toleration> = tolerations(pod)
             .iter()
-            .filter(|t| t.effect.as_deref().is_none_or(|e| e.is_empty() || e == "PreferNoSchedule"))
+            .filter(|t| {
+                t.effect
+                    .as_deref()
+                    .is_none_or(|e| e.is_empty() || e == "PreferNoSchedule")
+            })
             .cloned()
             .collect();
         state.write(STATE_KEY, prefer);
@@ -72,9 +92,17 @@ impl PreScore for TaintToleration {
 
 impl Score for TaintToleration {
     fn score(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> (i64, Status) {
-        let Some(n) = node.node.as_ref() else { return (0, Status::error("node not found")) };
-        let prefer = state.read::<Vec<Toleration>>(STATE_KEY).map(Vec::as_slice).unwrap_or_else(|| tolerations(pod));
-        let count = node_taints(n).iter().filter(|t| t.effect == "PreferNoSchedule" && !tolerated(prefer, t)).count();
+        let Some(n) = node.node.as_ref() else {
+            return (0, Status::error("node not found"));
+        };
+        let prefer = state
+            .read::<Vec<Toleration>>(STATE_KEY)
+            .map(Vec::as_slice)
+            .unwrap_or_else(|| tolerations(pod));
+        let count = node_taints(n)
+            .iter()
+            .filter(|t| t.effect == "PreferNoSchedule" && !tolerated(prefer, t))
+            .count();
         (count as i64, Status::success())
     }
 
@@ -93,16 +121,36 @@ mod tests {
     fn filter() {
         let cases = [
             (make_pod("p"), make_node("n"), None),
-            (make_pod("p"), make_node("n").taint("dedicated", "gpu", "NoSchedule"), Some("node(s) had untolerated taint {dedicated: gpu}")),
+            (
+                make_pod("p"),
+                make_node("n").taint("dedicated", "gpu", "NoSchedule"),
+                Some("node(s) had untolerated taint {dedicated: gpu}"),
+            ),
             (
                 make_pod("p"),
                 make_node("n").taint("node-role.kubernetes.io/control-plane", "", "NoSchedule"),
                 Some("node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }"),
             ),
-            (make_pod("p"), make_node("n").taint("k", "v", "NoExecute"), Some("node(s) had untolerated taint {k: v}")),
-            (make_pod("p"), make_node("n").taint("k", "v", "PreferNoSchedule"), None),
-            (make_pod("p").toleration("k", "Equal", "v", "NoSchedule"), make_node("n").taint("k", "v", "NoSchedule"), None),
-            (make_pod("p").toleration("k", "Exists", "", ""), make_node("n").taint("k", "v", "NoExecute"), None),
+            (
+                make_pod("p"),
+                make_node("n").taint("k", "v", "NoExecute"),
+                Some("node(s) had untolerated taint {k: v}"),
+            ),
+            (
+                make_pod("p"),
+                make_node("n").taint("k", "v", "PreferNoSchedule"),
+                None,
+            ),
+            (
+                make_pod("p").toleration("k", "Equal", "v", "NoSchedule"),
+                make_node("n").taint("k", "v", "NoSchedule"),
+                None,
+            ),
+            (
+                make_pod("p").toleration("k", "Exists", "", ""),
+                make_node("n").taint("k", "v", "NoExecute"),
+                None,
+            ),
             (
                 make_pod("p").toleration("k", "Equal", "other", "NoSchedule"),
                 make_node("n").taint("k", "v", "NoSchedule"),
@@ -110,7 +158,11 @@ mod tests {
             ),
         ];
         for (i, (pod, node, want)) in cases.into_iter().enumerate() {
-            let status = TaintToleration.filter(&CycleState::new(), &pod.pod(), &NodeInfo::with_pods(node.node(), []));
+            let status = TaintToleration.filter(
+                &CycleState::new(),
+                &pod.pod(),
+                &NodeInfo::with_pods(node.node(), []),
+            );
             match want {
                 None => assert!(status.is_success(), "case {i}: {status:?}"),
                 Some(reason) => assert_eq!(status, Status::unresolvable(reason), "case {i}"),
@@ -120,11 +172,19 @@ mod tests {
 
     #[test]
     fn score_prefers_fewer_untolerated_prefer_no_schedule_taints() {
-        let pod = make_pod("p").toleration("tolerated", "Exists", "", "PreferNoSchedule").pod();
+        let pod = make_pod("p")
+            .toleration("tolerated", "Exists", "", "PreferNoSchedule")
+            .pod();
         let nodes = [
             make_node("clean").node(),
-            make_node("one").taint("a", "", "PreferNoSchedule").taint("tolerated", "", "PreferNoSchedule").node(),
-            make_node("two").taint("a", "", "PreferNoSchedule").taint("b", "", "PreferNoSchedule").node(),
+            make_node("one")
+                .taint("a", "", "PreferNoSchedule")
+                .taint("tolerated", "", "PreferNoSchedule")
+                .node(),
+            make_node("two")
+                .taint("a", "", "PreferNoSchedule")
+                .taint("b", "", "PreferNoSchedule")
+                .node(),
         ];
         let mut state = CycleState::new();
         TaintToleration.pre_score(&mut state, &pod, &[], &Snapshot::default());
@@ -132,11 +192,20 @@ mod tests {
             .into_iter()
             .map(|n| {
                 let info = NodeInfo::with_pods(n, []);
-                NodeScore { name: info.name.clone(), score: TaintToleration.score(&state, &pod, &info).0 }
+                NodeScore {
+                    name: info.name.clone(),
+                    score: TaintToleration.score(&state, &pod, &info).0,
+                }
             })
             .collect();
-        assert_eq!(scores.iter().map(|s| s.score).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(
+            scores.iter().map(|s| s.score).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
         TaintToleration.normalize_score(&state, &pod, &mut scores);
-        assert_eq!(scores.iter().map(|s| s.score).collect::<Vec<_>>(), [100, 50, 0]);
+        assert_eq!(
+            scores.iter().map(|s| s.score).collect::<Vec<_>>(),
+            [100, 50, 0]
+        );
     }
 }

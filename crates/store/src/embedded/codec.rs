@@ -54,12 +54,17 @@ pub(crate) struct Decoder<'a> {
 
 impl<'a> Decoder<'a> {
     pub fn new(source: &'a Bytes) -> Self {
-        Decoder { buf: &source[..], source, pos: 0 }
+        Decoder {
+            buf: &source[..],
+            source,
+            pos: 0,
+        }
     }
 
     fn take(&mut self, n: usize) -> Decoded<&'a [u8]> {
         let end = self.pos.checked_add(n).filter(|end| *end <= self.buf.len());
-        let end = end.ok_or_else(|| DecodeError(format!("truncated: {n} bytes wanted at {}", self.pos)))?;
+        let end =
+            end.ok_or_else(|| DecodeError(format!("truncated: {n} bytes wanted at {}", self.pos)))?;
         let slice = &self.buf[self.pos..end];
         self.pos = end;
         Ok(slice)
@@ -96,7 +101,10 @@ impl<'a> Decoder<'a> {
         if self.pos == self.buf.len() {
             Ok(())
         } else {
-            Err(DecodeError(format!("{} trailing bytes", self.buf.len() - self.pos)))
+            Err(DecodeError(format!(
+                "{} trailing bytes",
+                self.buf.len() - self.pos
+            )))
         }
     }
 }
@@ -153,16 +161,21 @@ pub(crate) fn decode_record(d: &mut Decoder<'_>) -> Decoded<WalRecord> {
             let mut writes = Vec::with_capacity(n.min(1 << 16));
             for _ in 0..n {
                 writes.push(match d.u8()? {
-                    PUT => Write::Put { key: d.bytes()?, value: d.bytes()?, lease: d.i64()? },
+                    PUT => Write::Put {
+                        key: d.bytes()?,
+                        value: d.bytes()?,
+                        lease: d.i64()?,
+                    },
                     DELETE => Write::Delete { key: d.bytes()? },
                     other => return Err(DecodeError(format!("unknown write type {other}"))),
                 });
             }
             WalRecord::Txn { revision, writes }
         }
-        LEASE_GRANT => {
-            WalRecord::LeaseGrant { id: d.i64()?, ttl: Duration::from_millis(d.u64()?) }
-        }
+        LEASE_GRANT => WalRecord::LeaseGrant {
+            id: d.i64()?,
+            ttl: Duration::from_millis(d.u64()?),
+        },
         LEASE_REVOKE => WalRecord::LeaseRevoke { id: d.i64()? },
         COMPACT => WalRecord::Compact { revision: d.i64()? },
         other => return Err(DecodeError(format!("unknown record type {other}"))),
@@ -207,7 +220,14 @@ pub(crate) fn decode_state(d: &mut Decoder<'_>, now: std::time::Instant) -> Deco
     for _ in 0..d.u32()? {
         let id = d.i64()?;
         let ttl = Duration::from_millis(d.u64()?);
-        m.leases.insert(id, Lease { ttl, deadline: now + ttl, keys: Default::default() });
+        m.leases.insert(
+            id,
+            Lease {
+                ttl,
+                deadline: now + ttl,
+                keys: Default::default(),
+            },
+        );
     }
     for _ in 0..d.u64()? {
         let key = d.bytes()?;
@@ -243,11 +263,20 @@ mod tests {
             WalRecord::Txn {
                 revision: 7,
                 writes: vec![
-                    Write::Put { key: Bytes::from_static(b"k"), value: Bytes::from_static(b"v"), lease: 3 },
-                    Write::Delete { key: Bytes::from_static(b"gone") },
+                    Write::Put {
+                        key: Bytes::from_static(b"k"),
+                        value: Bytes::from_static(b"v"),
+                        lease: 3,
+                    },
+                    Write::Delete {
+                        key: Bytes::from_static(b"gone"),
+                    },
                 ],
             },
-            WalRecord::LeaseGrant { id: -5, ttl: Duration::from_secs(3600) },
+            WalRecord::LeaseGrant {
+                id: -5,
+                ttl: Duration::from_secs(3600),
+            },
             WalRecord::LeaseRevoke { id: 8 },
             WalRecord::Compact { revision: 99 },
         ];
@@ -267,7 +296,9 @@ mod tests {
         encode_record(&WalRecord::Compact { revision: 5 }, &mut e);
         let bytes = Bytes::copy_from_slice(&e.buf[..4]);
         assert!(decode_record(&mut Decoder::new(&bytes)).is_err());
-        let huge = Bytes::from_static(&[1, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 1, 255, 255, 255, 255]);
+        let huge = Bytes::from_static(&[
+            1, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 1, 255, 255, 255, 255,
+        ]);
         assert!(decode_record(&mut Decoder::new(&huge)).is_err());
     }
 }

@@ -36,8 +36,8 @@ use tokio::sync::watch;
 use self::mvcc::{Mvcc, WalRecord};
 use crate::error::StoreError;
 use crate::kv::{
-    LeaseId, RangeRequest, RangeResponse, Result, Revision, Store, Txn, TxnResponse,
-    WatchRequest, WatchResponse, WatchStream,
+    LeaseId, RangeRequest, RangeResponse, Result, Revision, Store, Txn, TxnResponse, WatchRequest,
+    WatchResponse, WatchStream,
 };
 
 /// How the embedded store drops old history by itself.
@@ -101,7 +101,11 @@ struct Queue {
 
 enum Queued {
     /// Framed records ending at `revision`.
-    Records { bytes: Vec<u8>, revision: Revision, ticket: u64 },
+    Records {
+        bytes: Vec<u8>,
+        revision: Revision,
+        ticket: u64,
+    },
     /// Start a new segment (for a snapshot, which then drops the older ones).
     Rotate { seq: u64, ticket: u64 },
 }
@@ -136,13 +140,16 @@ impl EmbeddedStore {
     /// be called inside a Tokio runtime (the store runs lease expiry and compaction tasks).
     pub async fn open(config: Config) -> Result<EmbeddedStore> {
         let dir = config.data_dir.clone();
-        let (lock, state, next_segment) =
-            tokio::task::spawn_blocking(move || recover(&dir)).await.map_err(|e| {
-                StoreError::Closed(format!("recovery task failed: {e}"))
-            })??;
+        let (lock, state, next_segment) = tokio::task::spawn_blocking(move || recover(&dir))
+            .await
+            .map_err(|e| StoreError::Closed(format!("recovery task failed: {e}")))??;
         let wal_dir = config.data_dir.join("wal");
         let segment = wal::SegmentWriter::create(&wal_dir, next_segment)?;
-        let (durable, _) = watch::channel(Durable { ticket: 0, revision: state.current_revision, failed: false });
+        let (durable, _) = watch::channel(Durable {
+            ticket: 0,
+            revision: state.current_revision,
+            failed: false,
+        });
         let shared = Arc::new(Shared {
             dir: config.data_dir.clone(),
             config,
@@ -166,7 +173,12 @@ impl EmbeddedStore {
         if let Some(every) = shared.config.auto_compaction {
             tasks.push(tokio::spawn(auto_compact(Arc::downgrade(&shared), every)));
         }
-        Ok(EmbeddedStore { shared, flusher: Mutex::new(Some(flusher)), tasks, _lock: lock })
+        Ok(EmbeddedStore {
+            shared,
+            flusher: Mutex::new(Some(flusher)),
+            tasks,
+            _lock: lock,
+        })
     }
 
     /// Flushes the log and stops the store's thread and tasks. Later calls fail with `Closed`.
@@ -207,12 +219,17 @@ fn recover(dir: &Path) -> Result<(File, Mvcc, u64)> {
     let wal_dir = dir.join("wal");
     let snap_dir = dir.join("snap");
     for d in [dir, &wal_dir, &snap_dir] {
-        fs::create_dir_all(d).map_err(|e| StoreError::io(format!("creating {}", d.display()), e))?;
+        fs::create_dir_all(d)
+            .map_err(|e| StoreError::io(format!("creating {}", d.display()), e))?;
     }
     let lock_path = dir.join("LOCK");
-    let lock = File::create(&lock_path).map_err(|e| StoreError::io(format!("creating {}", lock_path.display()), e))?;
+    let lock = File::create(&lock_path)
+        .map_err(|e| StoreError::io(format!("creating {}", lock_path.display()), e))?;
     lock.try_lock().map_err(|e| {
-        StoreError::Closed(format!("{} is in use by another process: {e}", dir.display()))
+        StoreError::Closed(format!(
+            "{} is in use by another process: {e}",
+            dir.display()
+        ))
     })?;
     let now = Instant::now();
     let (mut state, first_segment) = match snapshot::list(&snap_dir)?.last() {
@@ -220,7 +237,9 @@ fn recover(dir: &Path) -> Result<(File, Mvcc, u64)> {
         None => (Mvcc::new(), 0),
     };
     let segments = wal::list_segments(&wal_dir)?;
-    let (older, replay): (Vec<_>, Vec<_>) = segments.into_iter().partition(|(seq, _)| *seq < first_segment);
+    let (older, replay): (Vec<_>, Vec<_>) = segments
+        .into_iter()
+        .partition(|(seq, _)| *seq < first_segment);
     for (_, path) in older {
         // Left by a crash between writing a snapshot and deleting the log it covers.
         let _ = fs::remove_file(path);
@@ -272,7 +291,11 @@ fn flush_loop(shared: &Shared, mut segment: wal::SegmentWriter) {
         let mut result = Ok(());
         for item in items {
             match item {
-                Queued::Records { bytes, revision, ticket } => {
+                Queued::Records {
+                    bytes,
+                    revision,
+                    ticket,
+                } => {
                     buf.extend_from_slice(&bytes);
                     done.revision = done.revision.max(revision);
                     done.ticket = ticket;
@@ -293,7 +316,9 @@ fn flush_loop(shared: &Shared, mut segment: wal::SegmentWriter) {
         }
         if result.is_ok() && !buf.is_empty() {
             result = segment.append_durable(&buf);
-            shared.log_bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
+            shared
+                .log_bytes
+                .fetch_add(buf.len() as u64, Ordering::Relaxed);
         }
         buf.clear();
         if let Err(e) = result {
@@ -311,7 +336,9 @@ fn flush_loop(shared: &Shared, mut segment: wal::SegmentWriter) {
 impl Shared {
     fn check_open(&self) -> Result<()> {
         if self.durable.borrow().failed {
-            return Err(StoreError::Closed("the log failed; restart to recover".into()));
+            return Err(StoreError::Closed(
+                "the log failed; restart to recover".into(),
+            ));
         }
         if self.queue.lock().closing {
             return Err(StoreError::Closed("the store was closed".into()));
@@ -332,7 +359,11 @@ impl Shared {
         }
         queue.last_ticket += 1;
         let ticket = queue.last_ticket;
-        queue.items.push(Queued::Records { bytes, revision, ticket });
+        queue.items.push(Queued::Records {
+            bytes,
+            revision,
+            ticket,
+        });
         self.queue_cond.notify_one();
         ticket
     }
@@ -347,7 +378,9 @@ impl Shared {
         if durable.ticket >= ticket {
             Ok(())
         } else {
-            Err(StoreError::Closed("the log failed; restart to recover".into()))
+            Err(StoreError::Closed(
+                "the log failed; restart to recover".into(),
+            ))
         }
     }
 
@@ -428,9 +461,16 @@ impl Store for EmbeddedStore {
     async fn range(&self, request: RangeRequest) -> Result<RangeResponse> {
         self.shared.check_open()?;
         let durable = self.shared.durable_revision();
-        let at = if request.revision == 0 { durable } else { request.revision };
+        let at = if request.revision == 0 {
+            durable
+        } else {
+            request.revision
+        };
         if at > durable {
-            return Err(StoreError::FutureRevision { requested: at, current: durable });
+            return Err(StoreError::FutureRevision {
+                requested: at,
+                current: durable,
+            });
         }
         let mut response = self.shared.state.read().range(&request, at)?;
         response.header_revision = durable;
@@ -454,7 +494,10 @@ impl Store for EmbeddedStore {
     async fn compact(&self, revision: Revision) -> Result<()> {
         let durable = self.shared.durable_revision();
         if revision > durable {
-            return Err(StoreError::FutureRevision { requested: revision, current: durable });
+            return Err(StoreError::FutureRevision {
+                requested: revision,
+                current: durable,
+            });
         }
         self.shared
             .write(|state| {
@@ -462,7 +505,9 @@ impl Store for EmbeddedStore {
                 Ok(((), vec![WalRecord::Compact { revision }]))
             })
             .await?;
-        if self.shared.log_bytes.load(Ordering::Relaxed) >= self.shared.config.snapshot_after_bytes / 4 {
+        if self.shared.log_bytes.load(Ordering::Relaxed)
+            >= self.shared.config.snapshot_after_bytes / 4
+        {
             self.snapshot().await?;
         }
         Ok(())
@@ -496,7 +541,9 @@ impl Store for EmbeddedStore {
     }
 
     async fn lease_revoke(&self, lease: LeaseId) -> Result<()> {
-        self.shared.write(|state| Ok(((), state.revoke_lease(lease)?))).await
+        self.shared
+            .write(|state| Ok(((), state.revoke_lease(lease)?)))
+            .await
     }
 }
 
@@ -507,7 +554,10 @@ const WATCH_BATCH: usize = 1000;
 /// for the durable revision to move. It reads at its own pace — a slow consumer is never
 /// dropped, it just catches up from history — until compaction passes it, which ends the
 /// stream with `Compacted`.
-fn watch_stream(shared: Arc<Shared>, request: WatchRequest) -> impl futures::Stream<Item = Result<WatchResponse>> {
+fn watch_stream(
+    shared: Arc<Shared>,
+    request: WatchRequest,
+) -> impl futures::Stream<Item = Result<WatchResponse>> {
     struct Watch {
         shared: Arc<Shared>,
         request: WatchRequest,
@@ -522,7 +572,14 @@ fn watch_stream(shared: Arc<Shared>, request: WatchRequest) -> impl futures::Str
     } else {
         rx.borrow().revision + 1
     };
-    let watch = Watch { shared, request, rx, next, last_sent: tokio::time::Instant::now(), done: false };
+    let watch = Watch {
+        shared,
+        request,
+        rx,
+        next,
+        last_sent: tokio::time::Instant::now(),
+        done: false,
+    };
     futures::stream::unfold(watch, |mut w| async move {
         if w.done {
             return None;
@@ -548,7 +605,13 @@ fn watch_stream(shared: Arc<Shared>, request: WatchRequest) -> impl futures::Str
                 Ok(events) if !events.is_empty() => {
                     w.next = events.last().map_or(w.next, |e| e.revision() + 1);
                     w.last_sent = tokio::time::Instant::now();
-                    return Some((Ok(WatchResponse { revision: durable.revision, events }), w));
+                    return Some((
+                        Ok(WatchResponse {
+                            revision: durable.revision,
+                            events,
+                        }),
+                        w,
+                    ));
                 }
                 Ok(_) => w.next = w.next.max(durable.revision + 1),
             }
@@ -585,7 +648,9 @@ async fn expire_leases(shared: std::sync::Weak<Shared>) {
     let mut tick = tokio::time::interval(interval);
     loop {
         tick.tick().await;
-        let Some(shared) = shared.upgrade() else { return };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
         let expired = shared.state.read().expired_leases(Instant::now());
         for id in expired {
             let result = shared
@@ -613,7 +678,9 @@ async fn auto_compact(shared: std::sync::Weak<Shared>, every: Duration) {
     let mut last_compaction = Instant::now();
     loop {
         tick.tick().await;
-        let Some(shared) = shared.upgrade() else { return };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
         let now = Instant::now();
         let current = shared.durable_revision();
         samples.push_back((now, current));

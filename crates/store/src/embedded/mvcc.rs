@@ -72,7 +72,10 @@ pub(crate) struct Lease {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum WalRecord {
     /// The writes of one revision, in order.
-    Txn { revision: Revision, writes: Vec<Write> },
+    Txn {
+        revision: Revision,
+        writes: Vec<Write>,
+    },
     /// A lease was granted.
     LeaseGrant { id: LeaseId, ttl: Duration },
     /// A lease was revoked or expired (its keys' deletions come in a `Txn` just before).
@@ -84,8 +87,14 @@ pub(crate) enum WalRecord {
 /// One write of a [`WalRecord::Txn`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Write {
-    Put { key: Bytes, value: Bytes, lease: LeaseId },
-    Delete { key: Bytes },
+    Put {
+        key: Bytes,
+        value: Bytes,
+        lease: LeaseId,
+    },
+    Delete {
+        key: Bytes,
+    },
 }
 
 /// The whole state of the embedded store.
@@ -104,7 +113,10 @@ pub(crate) struct Mvcc {
 impl Mvcc {
     /// An empty store at revision 1, as a fresh etcd.
     pub fn new() -> Self {
-        Mvcc { current_revision: 1, ..Mvcc::default() }
+        Mvcc {
+            current_revision: 1,
+            ..Mvcc::default()
+        }
     }
 
     fn check_readable(&self, revision: Revision) -> Result<()> {
@@ -124,13 +136,19 @@ impl Mvcc {
     }
 
     fn latest(&self, key: &[u8]) -> Option<&Version> {
-        self.keys.get(key).and_then(|v| v.last()).filter(|v| v.value.is_some())
+        self.keys
+            .get(key)
+            .and_then(|v| v.last())
+            .filter(|v| v.value.is_some())
     }
 
     /// Reads `request` as of `revision` (already resolved by the caller, never 0).
     pub fn range(&self, request: &RangeRequest, revision: Revision) -> Result<RangeResponse> {
         self.check_readable(revision)?;
-        let mut response = RangeResponse { header_revision: revision, ..Default::default() };
+        let mut response = RangeResponse {
+            header_revision: revision,
+            ..Default::default()
+        };
         let limit = usize::try_from(request.limit).unwrap_or(0);
         let mut visit = |key: &Bytes, versions: &Vec<Version>| {
             if let Some(version) = Self::visible(versions, revision) {
@@ -204,7 +222,9 @@ impl Mvcc {
         for op in ops {
             if let Op::Put { key, lease, .. } = op {
                 if !written.insert(key) {
-                    return Err(StoreError::InvalidArgument("duplicate key given in txn request".into()));
+                    return Err(StoreError::InvalidArgument(
+                        "duplicate key given in txn request".into(),
+                    ));
                 }
                 if *lease != 0 && !self.leases.contains_key(lease) {
                     return Err(StoreError::LeaseNotFound(*lease));
@@ -225,7 +245,9 @@ impl Mvcc {
             }
             if let Op::Delete(range) = op {
                 if written.iter().any(|key| range.contains(key)) {
-                    return Err(StoreError::InvalidArgument("duplicate key given in txn request".into()));
+                    return Err(StoreError::InvalidArgument(
+                        "duplicate key given in txn request".into(),
+                    ));
                 }
             }
         }
@@ -237,7 +259,11 @@ impl Mvcc {
     /// in which case the revision does not move, as in etcd).
     pub fn txn(&mut self, txn: &Txn) -> Result<(TxnResponse, Option<WalRecord>)> {
         let succeeded = txn.compare.iter().all(|c| self.compare_holds(c));
-        let ops = if succeeded { &txn.success } else { &txn.failure };
+        let ops = if succeeded {
+            &txn.success
+        } else {
+            &txn.failure
+        };
         self.validate(ops)?;
         let revision = self.current_revision + 1;
         let mut writes = Vec::new();
@@ -245,7 +271,11 @@ impl Mvcc {
         for op in ops {
             match op {
                 Op::Put { key, value, lease } => {
-                    let write = Write::Put { key: key.clone(), value: value.clone(), lease: *lease };
+                    let write = Write::Put {
+                        key: key.clone(),
+                        value: value.clone(),
+                        lease: *lease,
+                    };
                     let prev_kv = self.apply(revision, writes.len() as u32, &write);
                     writes.push(write);
                     responses.push(OpResponse::Put { prev_kv });
@@ -262,7 +292,11 @@ impl Mvcc {
                 Op::Range(request) => {
                     // Reads inside a transaction see its earlier writes; `validate` checked
                     // that an explicit revision is readable.
-                    let at = if request.revision == 0 { revision } else { request.revision };
+                    let at = if request.revision == 0 {
+                        revision
+                    } else {
+                        request.revision
+                    };
                     responses.push(OpResponse::Range(self.range(request, at)?));
                 }
             }
@@ -278,8 +312,11 @@ impl Mvcc {
                 range.header_revision = self.current_revision;
             }
         }
-        let response =
-            TxnResponse { succeeded, header_revision: self.current_revision, responses };
+        let response = TxnResponse {
+            succeeded,
+            header_revision: self.current_revision,
+            responses,
+        };
         Ok((response, record))
     }
 
@@ -357,12 +394,22 @@ impl Mvcc {
 
     /// Registers a lease.
     pub fn grant_lease(&mut self, id: LeaseId, ttl: Duration, now: Instant) {
-        self.leases.insert(id, Lease { ttl, deadline: now + ttl, keys: BTreeSet::new() });
+        self.leases.insert(
+            id,
+            Lease {
+                ttl,
+                deadline: now + ttl,
+                keys: BTreeSet::new(),
+            },
+        );
     }
 
     /// Pushes a lease's deadline to `now + ttl`.
     pub fn keep_alive(&mut self, id: LeaseId, now: Instant) -> Result<Duration> {
-        let lease = self.leases.get_mut(&id).ok_or(StoreError::LeaseNotFound(id))?;
+        let lease = self
+            .leases
+            .get_mut(&id)
+            .ok_or(StoreError::LeaseNotFound(id))?;
         lease.deadline = now + lease.ttl;
         Ok(lease.ttl)
     }
@@ -370,16 +417,27 @@ impl Mvcc {
     /// Revokes a lease: deletes its keys at one new revision. Returns the records to log.
     pub fn revoke_lease(&mut self, id: LeaseId) -> Result<Vec<WalRecord>> {
         let lease = self.leases.get(&id).ok_or(StoreError::LeaseNotFound(id))?;
-        let deletes = lease.keys.iter().cloned().map(|key| Op::Delete(KeyRange::key(key)));
+        let deletes = lease
+            .keys
+            .iter()
+            .cloned()
+            .map(|key| Op::Delete(KeyRange::key(key)));
         let txn = Txn::new().and_then(deletes);
         let (_, record) = self.txn(&txn)?;
         self.leases.remove(&id);
-        Ok(record.into_iter().chain([WalRecord::LeaseRevoke { id }]).collect())
+        Ok(record
+            .into_iter()
+            .chain([WalRecord::LeaseRevoke { id }])
+            .collect())
     }
 
     /// Leases whose deadline has passed.
     pub fn expired_leases(&self, now: Instant) -> Vec<LeaseId> {
-        self.leases.iter().filter(|(_, l)| l.deadline <= now).map(|(id, _)| *id).collect()
+        self.leases
+            .iter()
+            .filter(|(_, l)| l.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     /// Drops history before `revision`. See the module documentation.
@@ -399,7 +457,11 @@ impl Mvcc {
         self.keys.retain(|_, versions| {
             let first_kept = versions.partition_point(|v| v.mod_revision < revision);
             let keep_older = first_kept > 0 && versions[first_kept - 1].value.is_some();
-            let drop = if keep_older { first_kept - 1 } else { first_kept };
+            let drop = if keep_older {
+                first_kept - 1
+            } else {
+                first_kept
+            };
             versions.drain(..drop);
             !versions.is_empty()
         });
@@ -451,7 +513,11 @@ impl Mvcc {
                     continue;
                 }
                 let prev = i.checked_sub(1).and_then(|p| versions[p].to_kv(key));
-                events.push((version.mod_revision, version.sub, event_of(key, version, prev)));
+                events.push((
+                    version.mod_revision,
+                    version.sub,
+                    event_of(key, version, prev),
+                ));
             }
         }
         events.sort_by_key(|(revision, sub, _)| (*revision, *sub));
@@ -464,7 +530,10 @@ impl Mvcc {
             lease.keys.clear();
         }
         for (key, versions) in &self.keys {
-            if let Some(latest) = versions.last().filter(|v| v.value.is_some() && v.lease != 0) {
+            if let Some(latest) = versions
+                .last()
+                .filter(|v| v.value.is_some() && v.lease != 0)
+            {
                 if let Some(lease) = self.leases.get_mut(&latest.lease) {
                     lease.keys.insert(key.clone());
                 }
@@ -477,7 +546,10 @@ impl Mvcc {
         self.keys
             .iter()
             .map(|(k, vs)| {
-                k.len() + vs.iter().map(|v| 40 + v.value.as_ref().map_or(0, |b| b.len())).sum::<usize>()
+                k.len()
+                    + vs.iter()
+                        .map(|v| 40 + v.value.as_ref().map_or(0, |b| b.len()))
+                        .sum::<usize>()
             })
             .sum()
     }
@@ -485,7 +557,11 @@ impl Mvcc {
 
 fn event_of(key: &Bytes, version: &Version, prev_kv: Option<KeyValue>) -> Event {
     match version.to_kv(key) {
-        Some(kv) => Event { kind: EventKind::Put, kv, prev_kv },
+        Some(kv) => Event {
+            kind: EventKind::Put,
+            kv,
+            prev_kv,
+        },
         None => Event {
             kind: EventKind::Delete,
             kv: KeyValue {
@@ -510,13 +586,18 @@ mod tests {
     }
 
     fn put(m: &mut Mvcc, key: &str, value: &str) -> Revision {
-        let (response, _) = m.txn(&Txn::new().and_then([Op::put(b(key), b(value))])).expect("put");
+        let (response, _) = m
+            .txn(&Txn::new().and_then([Op::put(b(key), b(value))]))
+            .expect("put");
         response.header_revision
     }
 
     fn get_at(m: &Mvcc, key: &str, revision: Revision) -> Result<Option<String>> {
         let response = m.range(&RangeRequest::new(KeyRange::key(b(key))), revision)?;
-        Ok(response.kvs.first().map(|kv| String::from_utf8_lossy(&kv.value).into_owned()))
+        Ok(response
+            .kvs
+            .first()
+            .map(|kv| String::from_utf8_lossy(&kv.value).into_owned()))
     }
 
     #[test]
@@ -525,7 +606,9 @@ mod tests {
         assert_eq!(put(&mut m, "a", "1"), 2);
         assert_eq!(put(&mut m, "a", "2"), 3);
         assert_eq!(put(&mut m, "other", "x"), 4);
-        let (deleted, _) = m.txn(&Txn::new().and_then([Op::delete(b("a"))])).expect("delete");
+        let (deleted, _) = m
+            .txn(&Txn::new().and_then([Op::delete(b("a"))]))
+            .expect("delete");
         assert_eq!(deleted.header_revision, 5);
         put(&mut m, "other", "y");
         assert_eq!(put(&mut m, "a", "3"), 7);
@@ -539,16 +622,29 @@ mod tests {
         assert_eq!(m.keys[&b("a")].len(), 1);
         assert_eq!(get_at(&m, "a", 6).expect("read"), None);
         assert_eq!(get_at(&m, "other", 6).expect("read"), Some("y".into()));
-        assert!(matches!(get_at(&m, "a", 4), Err(StoreError::Compacted { compacted: 6, .. })));
-        let events = m.events(&KeyRange::prefix(Bytes::new()), 6, 7, 100, true).expect("events");
-        assert_eq!(events.iter().map(Event::revision).collect::<Vec<_>>(), vec![6, 7]);
-        assert_eq!(events[0].prev_kv.as_ref().map(|kv| kv.value.clone()), Some(b("x")));
+        assert!(matches!(
+            get_at(&m, "a", 4),
+            Err(StoreError::Compacted { compacted: 6, .. })
+        ));
+        let events = m
+            .events(&KeyRange::prefix(Bytes::new()), 6, 7, 100, true)
+            .expect("events");
+        assert_eq!(
+            events.iter().map(Event::revision).collect::<Vec<_>>(),
+            vec![6, 7]
+        );
+        assert_eq!(
+            events[0].prev_kv.as_ref().map(|kv| kv.value.clone()),
+            Some(b("x"))
+        );
     }
 
     #[test]
     fn deleting_nothing_does_not_move_the_revision() {
         let mut m = Mvcc::new();
-        let (response, record) = m.txn(&Txn::new().and_then([Op::delete(b("missing"))])).expect("txn");
+        let (response, record) = m
+            .txn(&Txn::new().and_then([Op::delete(b("missing"))]))
+            .expect("txn");
         assert_eq!(response.header_revision, 1);
         assert!(record.is_none());
     }
@@ -558,9 +654,22 @@ mod tests {
         let mut m = Mvcc::new();
         let twice = Txn::new().and_then([Op::put(b("k"), b("1")), Op::put(b("k"), b("2"))]);
         assert!(matches!(m.txn(&twice), Err(StoreError::InvalidArgument(_))));
-        let overlap = Txn::new().and_then([Op::put(b("p/k"), b("1")), Op::Delete(KeyRange::prefix(b("p/")))]);
-        assert!(matches!(m.txn(&overlap), Err(StoreError::InvalidArgument(_))));
-        let leased = Txn::new().and_then([Op::put(b("x"), b("1")), Op::Put { key: b("k"), value: b("v"), lease: 42 }]);
+        let overlap = Txn::new().and_then([
+            Op::put(b("p/k"), b("1")),
+            Op::Delete(KeyRange::prefix(b("p/"))),
+        ]);
+        assert!(matches!(
+            m.txn(&overlap),
+            Err(StoreError::InvalidArgument(_))
+        ));
+        let leased = Txn::new().and_then([
+            Op::put(b("x"), b("1")),
+            Op::Put {
+                key: b("k"),
+                value: b("v"),
+                lease: 42,
+            },
+        ]);
         assert!(matches!(m.txn(&leased), Err(StoreError::LeaseNotFound(42))));
         assert!(m.keys.is_empty());
         assert_eq!(m.current_revision, 1);
@@ -572,11 +681,21 @@ mod tests {
         let mut live = Mvcc::new();
         let mut log = Vec::new();
         live.grant_lease(9, Duration::from_secs(10), now);
-        log.push(WalRecord::LeaseGrant { id: 9, ttl: Duration::from_secs(10) });
+        log.push(WalRecord::LeaseGrant {
+            id: 9,
+            ttl: Duration::from_secs(10),
+        });
         for txn in [
             Txn::new().and_then([Op::put(b("a"), b("1")), Op::put(b("b"), b("1"))]),
-            Txn::new().and_then([Op::Put { key: b("l"), value: b("v"), lease: 9 }]),
-            Txn::new().when([Compare::absent(b("a"))]).and_then([Op::put(b("a"), b("x"))]).or_else([Op::put(b("a"), b("2"))]),
+            Txn::new().and_then([Op::Put {
+                key: b("l"),
+                value: b("v"),
+                lease: 9,
+            }]),
+            Txn::new()
+                .when([Compare::absent(b("a"))])
+                .and_then([Op::put(b("a"), b("x"))])
+                .or_else([Op::put(b("a"), b("2"))]),
             Txn::new().and_then([Op::Delete(KeyRange::prefix(b("b")))]),
         ] {
             let (_, record) = live.txn(&txn).expect("txn");
@@ -591,7 +710,11 @@ mod tests {
         assert_eq!(replayed.current_revision, live.current_revision);
         assert_eq!(replayed.events, live.events);
         assert!(replayed.leases.is_empty());
-        let mut rebuilt = Mvcc { keys: live.keys.clone(), current_revision: live.current_revision, ..Mvcc::default() };
+        let mut rebuilt = Mvcc {
+            keys: live.keys.clone(),
+            current_revision: live.current_revision,
+            ..Mvcc::default()
+        };
         rebuilt.rebuild_events();
         assert_eq!(rebuilt.events, live.events);
     }
@@ -599,7 +722,12 @@ mod tests {
     #[test]
     fn events_never_split_a_revision() {
         let mut m = Mvcc::new();
-        m.txn(&Txn::new().and_then([Op::put(b("a"), b("1")), Op::put(b("b"), b("1")), Op::put(b("c"), b("1"))])).expect("txn");
+        m.txn(&Txn::new().and_then([
+            Op::put(b("a"), b("1")),
+            Op::put(b("b"), b("1")),
+            Op::put(b("c"), b("1")),
+        ]))
+        .expect("txn");
         put(&mut m, "d", "1");
         let all = KeyRange::prefix(Bytes::new());
         let first = m.events(&all, 0, 10, 1, false).expect("events");
@@ -614,14 +742,32 @@ mod tests {
         let now = Instant::now();
         let mut m = Mvcc::new();
         m.grant_lease(5, Duration::from_secs(1), now);
-        m.txn(&Txn::new().and_then([Op::Put { key: b("e1"), value: b("v"), lease: 5 }, Op::Put { key: b("e2"), value: b("v"), lease: 5 }])).expect("txn");
+        m.txn(&Txn::new().and_then([
+            Op::Put {
+                key: b("e1"),
+                value: b("v"),
+                lease: 5,
+            },
+            Op::Put {
+                key: b("e2"),
+                value: b("v"),
+                lease: 5,
+            },
+        ]))
+        .expect("txn");
         // Overwriting without a lease detaches the key.
         put(&mut m, "e2", "kept");
         assert_eq!(m.expired_leases(now + Duration::from_secs(2)), vec![5]);
         let records = m.revoke_lease(5).expect("revoke");
         assert_eq!(records.len(), 2);
         assert_eq!(get_at(&m, "e1", m.current_revision).expect("read"), None);
-        assert_eq!(get_at(&m, "e2", m.current_revision).expect("read"), Some("kept".into()));
-        assert!(matches!(m.keep_alive(5, now), Err(StoreError::LeaseNotFound(5))));
+        assert_eq!(
+            get_at(&m, "e2", m.current_revision).expect("read"),
+            Some("kept".into())
+        );
+        assert!(matches!(
+            m.keep_alive(5, now),
+            Err(StoreError::LeaseNotFound(5))
+        ));
     }
 }

@@ -40,7 +40,8 @@ pub(crate) fn write(dir: &Path, revision: Revision, encoded: &[u8]) -> Result<Pa
     let mut file = File::create(&tmp).map_err(io)?;
     file.write_all(encoded).map_err(io)?;
     file.sync_all().map_err(io)?;
-    fs::rename(&tmp, &path).map_err(|e| StoreError::io(format!("renaming {}", tmp.display()), e))?;
+    fs::rename(&tmp, &path)
+        .map_err(|e| StoreError::io(format!("renaming {}", tmp.display()), e))?;
     sync_dir(dir)?;
     Ok(path)
 }
@@ -48,7 +49,8 @@ pub(crate) fn write(dir: &Path, revision: Revision, encoded: &[u8]) -> Result<Pa
 /// The snapshots in `dir`, oldest first; removes leftover temporary files.
 pub(crate) fn list(dir: &Path) -> Result<Vec<(Revision, PathBuf)>> {
     let mut snapshots = Vec::new();
-    let entries = fs::read_dir(dir).map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
+    let entries =
+        fs::read_dir(dir).map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
     for entry in entries {
         let entry = entry.map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
         let name = entry.file_name();
@@ -68,7 +70,8 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<(Revision, PathBuf)>> {
 
 /// Loads a snapshot: the state and the first log segment to replay after it.
 pub(crate) fn load(path: &Path, now: Instant) -> Result<(Mvcc, u64)> {
-    let data = fs::read(path).map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
+    let data =
+        fs::read(path).map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
     let corrupt = |offset: usize, reason: &str| StoreError::Corrupt {
         path: path.to_path_buf(),
         offset: offset as u64,
@@ -78,13 +81,20 @@ pub(crate) fn load(path: &Path, now: Instant) -> Result<(Mvcc, u64)> {
         return Err(corrupt(0, "not a ferry snapshot"));
     }
     let body_end = data.len() - 4;
-    let crc = u32::from_le_bytes([data[body_end], data[body_end + 1], data[body_end + 2], data[body_end + 3]]);
+    let crc = u32::from_le_bytes([
+        data[body_end],
+        data[body_end + 1],
+        data[body_end + 2],
+        data[body_end + 3],
+    ]);
     if crc32c::crc32c(&data[..body_end]) != crc {
         return Err(corrupt(0, "snapshot checksum mismatch"));
     }
     let body = Bytes::from(data).slice(MAGIC.len()..body_end);
     let mut d = Decoder::new(&body);
-    let decoded = d.u64().and_then(|next| Ok((decode_state(&mut d, now)?, next)));
+    let decoded = d
+        .u64()
+        .and_then(|next| Ok((decode_state(&mut d, now)?, next)));
     let (state, next_segment) = decoded.map_err(|e| corrupt(MAGIC.len(), &e.0))?;
     d.finish().map_err(|e| corrupt(MAGIC.len(), &e.0))?;
     Ok((state, next_segment))
@@ -102,16 +112,26 @@ mod tests {
         let now = Instant::now();
         let mut m = Mvcc::new();
         m.grant_lease(3, Duration::from_secs(60), now);
-        m.txn(&Txn::new().and_then([Op::put(&b"a"[..], &b"1"[..])])).expect("txn");
-        m.txn(&Txn::new().and_then([Op::Put { key: "b".into(), value: "2".into(), lease: 3 }])).expect("txn");
-        m.txn(&Txn::new().and_then([Op::delete(&b"a"[..])])).expect("txn");
+        m.txn(&Txn::new().and_then([Op::put(&b"a"[..], &b"1"[..])]))
+            .expect("txn");
+        m.txn(&Txn::new().and_then([Op::Put {
+            key: "b".into(),
+            value: "2".into(),
+            lease: 3,
+        }]))
+        .expect("txn");
+        m.txn(&Txn::new().and_then([Op::delete(&b"a"[..])]))
+            .expect("txn");
         let path = write(dir.path(), m.current_revision, &encode(&m, 7)).expect("write");
         let (loaded, next) = load(&path, now).expect("load");
         assert_eq!(next, 7);
         assert_eq!(loaded.keys, m.keys);
         assert_eq!(loaded.current_revision, m.current_revision);
         assert_eq!(loaded.leases[&3].keys.len(), 1);
-        assert_eq!(list(dir.path()).expect("list"), vec![(m.current_revision, path.clone())]);
+        assert_eq!(
+            list(dir.path()).expect("list"),
+            vec![(m.current_revision, path.clone())]
+        );
 
         let mut damaged = fs::read(&path).expect("read");
         damaged[20] ^= 1;

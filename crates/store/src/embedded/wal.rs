@@ -28,7 +28,9 @@ const HEADER: usize = 12;
 pub(crate) fn frame(record: &WalRecord, out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER]);
-    let mut e = Encoder { buf: std::mem::take(out) };
+    let mut e = Encoder {
+        buf: std::mem::take(out),
+    };
     super::codec::encode_record(record, &mut e);
     *out = e.buf;
     let payload_len = (out.len() - start - HEADER) as u32;
@@ -47,11 +49,14 @@ pub(crate) fn segment_path(dir: &Path, seq: u64) -> PathBuf {
 /// The segments in `dir`, by sequence number.
 pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let mut segments = Vec::new();
-    let entries = fs::read_dir(dir).map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
+    let entries =
+        fs::read_dir(dir).map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
     for entry in entries {
         let entry = entry.map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
         let name = entry.file_name();
-        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".wal")) else { continue };
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".wal")) else {
+            continue;
+        };
         if let Ok(seq) = u64::from_str_radix(stem, 16) {
             segments.push((seq, entry.path()));
         }
@@ -72,7 +77,9 @@ pub(crate) struct SegmentContents {
 
 /// Reads one segment. `last` says whether a torn tail is allowed.
 pub(crate) fn read_segment(path: &Path, last: bool) -> Result<SegmentContents> {
-    let data = Bytes::from(fs::read(path).map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?);
+    let data = Bytes::from(
+        fs::read(path).map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?,
+    );
     let corrupt = |offset: usize, reason: String| StoreError::Corrupt {
         path: path.to_path_buf(),
         offset: offset as u64,
@@ -92,7 +99,11 @@ pub(crate) fn read_segment(path: &Path, last: bool) -> Result<SegmentContents> {
         };
         if data.len() - offset < HEADER {
             let torn = bad("incomplete record header".into(), data.len())?;
-            return Ok(SegmentContents { records, valid_len: offset as u64, torn });
+            return Ok(SegmentContents {
+                records,
+                valid_len: offset as u64,
+                torn,
+            });
         }
         let header = &data[offset..offset + HEADER];
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
@@ -101,17 +112,32 @@ pub(crate) fn read_segment(path: &Path, last: bool) -> Result<SegmentContents> {
         if crc32c::crc32c(&header[..8]) != header_crc {
             // A header cut short reads as zeros from the cut on; a damaged one is followed by data.
             let torn = bad("record header checksum mismatch".into(), offset + HEADER)?;
-            return Ok(SegmentContents { records, valid_len: offset as u64, torn });
+            return Ok(SegmentContents {
+                records,
+                valid_len: offset as u64,
+                torn,
+            });
         }
         let end = offset + HEADER + len;
         if end > data.len() {
-            let torn = bad(format!("record of {len} bytes runs past the end of the file"), data.len())?;
-            return Ok(SegmentContents { records, valid_len: offset as u64, torn });
+            let torn = bad(
+                format!("record of {len} bytes runs past the end of the file"),
+                data.len(),
+            )?;
+            return Ok(SegmentContents {
+                records,
+                valid_len: offset as u64,
+                torn,
+            });
         }
         let payload = data.slice(offset + HEADER..end);
         if crc32c::crc32c(&payload) != payload_crc {
             let torn = bad("record checksum mismatch".into(), end)?;
-            return Ok(SegmentContents { records, valid_len: offset as u64, torn });
+            return Ok(SegmentContents {
+                records,
+                valid_len: offset as u64,
+                torn,
+            });
         }
         let mut decoder = Decoder::new(&payload);
         let record = decode_record(&mut decoder)
@@ -120,7 +146,11 @@ pub(crate) fn read_segment(path: &Path, last: bool) -> Result<SegmentContents> {
         records.push(record);
         offset = end;
     }
-    Ok(SegmentContents { records, valid_len: data.len() as u64, torn: None })
+    Ok(SegmentContents {
+        records,
+        valid_len: data.len() as u64,
+        torn: None,
+    })
 }
 
 /// An open segment being appended to. Owned by the flusher thread.
@@ -143,8 +173,12 @@ impl SegmentWriter {
 
     /// Appends `bytes` and waits until they are on disk.
     pub fn append_durable(&mut self, bytes: &[u8]) -> Result<()> {
-        self.file.write_all(bytes).map_err(|e| StoreError::io("appending to the log", e))?;
-        self.file.sync_data().map_err(|e| StoreError::io("syncing the log", e))
+        self.file
+            .write_all(bytes)
+            .map_err(|e| StoreError::io("appending to the log", e))?;
+        self.file
+            .sync_data()
+            .map_err(|e| StoreError::io("syncing the log", e))
     }
 }
 
@@ -221,9 +255,17 @@ mod tests {
             // Zero-filling may restore the record when its own last bytes were zeros.
             let records = read_segment(&path, true).expect("zeros tolerated").records;
             assert!(records.len() == 4 || records.len() == 5, "cut at {cut}");
-            assert_eq!(records, (2..2 + records.len() as i64).map(record).collect::<Vec<_>>());
+            assert_eq!(
+                records,
+                (2..2 + records.len() as i64)
+                    .map(record)
+                    .collect::<Vec<_>>()
+            );
             if records.len() == 4 {
-                assert!(matches!(read_segment(&path, false), Err(StoreError::Corrupt { .. })));
+                assert!(matches!(
+                    read_segment(&path, false),
+                    Err(StoreError::Corrupt { .. })
+                ));
             }
         }
     }
@@ -233,14 +275,25 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (path, ends) = write_segment(dir.path(), 5);
         let full = fs::read(&path).expect("read");
-        for flip in [ends[1] + 2, ends[1] + 5, ends[1] + 9, ends[1] + 20, ends[3] - 1] {
+        for flip in [
+            ends[1] + 2,
+            ends[1] + 5,
+            ends[1] + 9,
+            ends[1] + 20,
+            ends[3] - 1,
+        ] {
             let mut damaged = full.clone();
             damaged[flip] ^= 0x40;
             fs::write(&path, &damaged).expect("write");
             match read_segment(&path, true) {
-                Err(StoreError::Corrupt { path: p, offset, .. }) => {
+                Err(StoreError::Corrupt {
+                    path: p, offset, ..
+                }) => {
                     assert_eq!(p, path);
-                    assert!(offset as usize <= flip && flip < offset as usize + 200, "flip {flip} offset {offset}");
+                    assert!(
+                        offset as usize <= flip && flip < offset as usize + 200,
+                        "flip {flip} offset {offset}"
+                    );
                 }
                 other => panic!("flip at {flip}: expected corruption, got {other:?}"),
             }

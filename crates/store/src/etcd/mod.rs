@@ -50,7 +50,9 @@ impl Keys {
             RangeEnd::Single => Vec::new(),
             RangeEnd::Before(end) => self.to_etcd(end),
             // Everything under the prefix; with no prefix, etcd's "every key >= key".
-            RangeEnd::Unbounded => prefix_end(&self.prefix).map_or_else(|| vec![0], |end| end.to_vec()),
+            RangeEnd::Unbounded => {
+                prefix_end(&self.prefix).map_or_else(|| vec![0], |end| end.to_vec())
+            }
         };
         (self.to_etcd(&range.start), end)
     }
@@ -78,8 +80,9 @@ impl Keys {
 
     fn get(&self, request: &RangeRequest) -> (Vec<u8>, etcd::GetOptions) {
         let (key, end) = self.range(&request.range);
-        let mut options =
-            etcd::GetOptions::new().with_revision(request.revision).with_limit(request.limit);
+        let mut options = etcd::GetOptions::new()
+            .with_revision(request.revision)
+            .with_limit(request.limit);
         if !end.is_empty() {
             options = options.with_range(end);
         }
@@ -128,15 +131,17 @@ impl Keys {
 
     fn op_response(&self, response: etcd::TxnOpResponse) -> Result<OpResponse> {
         Ok(match response {
-            etcd::TxnOpResponse::Put(put) => {
-                OpResponse::Put { prev_kv: put.prev_key().map(|kv| self.kv(kv)) }
-            }
-            etcd::TxnOpResponse::Delete(delete) => {
-                OpResponse::Delete { prev_kvs: delete.prev_kvs().iter().map(|kv| self.kv(kv)).collect() }
-            }
+            etcd::TxnOpResponse::Put(put) => OpResponse::Put {
+                prev_kv: put.prev_key().map(|kv| self.kv(kv)),
+            },
+            etcd::TxnOpResponse::Delete(delete) => OpResponse::Delete {
+                prev_kvs: delete.prev_kvs().iter().map(|kv| self.kv(kv)).collect(),
+            },
             etcd::TxnOpResponse::Get(get) => OpResponse::Range(self.range_response(&get)),
             etcd::TxnOpResponse::Txn(_) => {
-                return Err(StoreError::Etcd("unexpected nested transaction response".into()))
+                return Err(StoreError::Etcd(
+                    "unexpected nested transaction response".into(),
+                ))
             }
         })
     }
@@ -151,9 +156,15 @@ fn from_etcd(err: etcd::Error) -> StoreError {
         other => other.to_string(),
     };
     if message.contains("required revision has been compacted") {
-        StoreError::Compacted { requested: 0, compacted: 0 }
+        StoreError::Compacted {
+            requested: 0,
+            compacted: 0,
+        }
     } else if message.contains("required revision is a future revision") {
-        StoreError::FutureRevision { requested: 0, current: 0 }
+        StoreError::FutureRevision {
+            requested: 0,
+            current: 0,
+        }
     } else if message.contains("requested lease not found")
         // etcd-client's keep_alive: etcd answered TTL 0.
         || matches!(&err, etcd::Error::LeaseKeepAliveError(m) if m.contains("lease not found"))
@@ -183,12 +194,16 @@ impl EtcdStore {
             .with_keep_alive_while_idle(false)
             // Fail (and end watches) rather than wait when etcd has lost its leader.
             .with_require_leader(true);
-        let client = etcd::Client::connect(endpoints, Some(options)).await.map_err(from_etcd)?;
+        let client = etcd::Client::connect(endpoints, Some(options))
+            .await
+            .map_err(from_etcd)?;
         Ok(EtcdStore {
             kv: client.kv_client().max_decoding_message_size(MAX_MESSAGE),
             watch: client.watch_client().max_decoding_message_size(MAX_MESSAGE),
             lease: client.lease_client(),
-            keys: Keys { prefix: prefix.into() },
+            keys: Keys {
+                prefix: prefix.into(),
+            },
         })
     }
 
@@ -202,10 +217,14 @@ impl EtcdStore {
     async fn complete(&self, err: StoreError, requested: Revision, lease: LeaseId) -> StoreError {
         match err {
             // etcd 3.4 does not say which revision it compacted to; `requested` is a lower bound.
-            StoreError::Compacted { .. } => StoreError::Compacted { requested, compacted: requested },
-            StoreError::FutureRevision { .. } => {
-                StoreError::FutureRevision { requested, current: self.current_revision().await.unwrap_or(0) }
-            }
+            StoreError::Compacted { .. } => StoreError::Compacted {
+                requested,
+                compacted: requested,
+            },
+            StoreError::FutureRevision { .. } => StoreError::FutureRevision {
+                requested,
+                current: self.current_revision().await.unwrap_or(0),
+            },
             StoreError::LeaseNotFound(_) => StoreError::LeaseNotFound(lease),
             other => other,
         }
@@ -225,7 +244,12 @@ impl Store for EtcdStore {
     async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
         let ops = |ops: &[Op]| ops.iter().map(|op| self.keys.op(op)).collect::<Vec<_>>();
         let request = etcd::Txn::new()
-            .when(txn.compare.iter().map(|c| self.keys.compare(c)).collect::<Vec<_>>())
+            .when(
+                txn.compare
+                    .iter()
+                    .map(|c| self.keys.compare(c))
+                    .collect::<Vec<_>>(),
+            )
             .and_then(ops(&txn.success))
             .or_else(ops(&txn.failure));
         let response = match self.kv.clone().txn(request).await {
@@ -241,7 +265,9 @@ impl Store for EtcdStore {
                     Op::Range(r) if r.revision != 0 => Some(r.revision),
                     _ => None,
                 });
-                return Err(self.complete(from_etcd(e), revision.unwrap_or(0), lease.unwrap_or(0)).await);
+                return Err(self
+                    .complete(from_etcd(e), revision.unwrap_or(0), lease.unwrap_or(0))
+                    .await);
             }
         };
         let responses = response
@@ -268,12 +294,21 @@ impl Store for EtcdStore {
         if request.progress_notify.is_some() {
             options = options.with_progress_notify();
         }
-        let mut stream = self.watch.clone().watch(key, Some(options)).await.map_err(from_etcd)?;
+        let mut stream = self
+            .watch
+            .clone()
+            .watch(key, Some(options))
+            .await
+            .map_err(from_etcd)?;
         // Wait for etcd's answer to the create request, so that a watch "from now" sees every
         // change made after this call returns.
         let created = match stream.message().await.map_err(from_etcd)? {
             Some(created) => created,
-            None => return Err(StoreError::Etcd("etcd closed the watch before creating it".into())),
+            None => {
+                return Err(StoreError::Etcd(
+                    "etcd closed the watch before creating it".into(),
+                ))
+            }
         };
         let watch = Watch {
             stream,
@@ -304,17 +339,33 @@ impl Store for EtcdStore {
     async fn current_revision(&self) -> Result<Revision> {
         // Counting the one key at the prefix itself: the cheapest read that has a header.
         let options = etcd::GetOptions::new().with_count_only();
-        let response = self.kv.clone().get(self.keys.prefix.to_vec(), Some(options)).await.map_err(from_etcd)?;
+        let response = self
+            .kv
+            .clone()
+            .get(self.keys.prefix.to_vec(), Some(options))
+            .await
+            .map_err(from_etcd)?;
         Ok(response.header().map_or(0, |h| h.revision()))
     }
 
     async fn lease_grant(&self, ttl: Duration) -> Result<(LeaseId, Duration)> {
         // etcd counts whole seconds (and raises anything below its minimum, 2 s by default).
-        let seconds = ttl.as_secs().saturating_add(u64::from(ttl.subsec_nanos() > 0)).max(1);
+        let seconds = ttl
+            .as_secs()
+            .saturating_add(u64::from(ttl.subsec_nanos() > 0))
+            .max(1);
         let seconds = i64::try_from(seconds)
             .map_err(|_| StoreError::InvalidArgument(format!("lease TTL {ttl:?} is too long")))?;
-        let response = self.lease.clone().grant(seconds, None).await.map_err(from_etcd)?;
-        Ok((response.id(), Duration::from_secs(response.ttl().max(0).unsigned_abs())))
+        let response = self
+            .lease
+            .clone()
+            .grant(seconds, None)
+            .await
+            .map_err(from_etcd)?;
+        Ok((
+            response.id(),
+            Duration::from_secs(response.ttl().max(0).unsigned_abs()),
+        ))
     }
 
     async fn lease_keep_alive(&self, id: LeaseId) -> Result<Duration> {
@@ -324,10 +375,13 @@ impl Store for EtcdStore {
         };
         // etcd-client's keep_alive sends one keep-alive and checks its TTL but does not return
         // it; the second one on the same stream tells the TTL.
-        let (mut keeper, mut responses) = self.lease.clone().keep_alive(id).await.map_err(not_found)?;
+        let (mut keeper, mut responses) =
+            self.lease.clone().keep_alive(id).await.map_err(not_found)?;
         keeper.keep_alive().await.map_err(not_found)?;
         match responses.message().await.map_err(not_found)? {
-            Some(response) if response.ttl() > 0 => Ok(Duration::from_secs(response.ttl().unsigned_abs())),
+            Some(response) if response.ttl() > 0 => {
+                Ok(Duration::from_secs(response.ttl().unsigned_abs()))
+            }
             _ => Err(StoreError::LeaseNotFound(id)),
         }
     }
@@ -418,7 +472,10 @@ impl Watch {
         if response.compact_revision() > 0 {
             let requested = self.next;
             let compacted = response.compact_revision();
-            return Some(Err(self.fail(StoreError::Compacted { requested, compacted })));
+            return Some(Err(self.fail(StoreError::Compacted {
+                requested,
+                compacted,
+            })));
         }
         if response.canceled() {
             let reason = format!("etcd canceled the watch: {}", response.cancel_reason());
@@ -433,21 +490,34 @@ impl Watch {
         let mut events = Vec::with_capacity(response.events().len());
         for event in response.events() {
             let Some(kv) = event.kv() else {
-                return Some(Err(self.fail(StoreError::Etcd("watch event without a key".into()))));
+                return Some(Err(
+                    self.fail(StoreError::Etcd("watch event without a key".into()))
+                ));
             };
             let kind = match event.event_type() {
                 etcd::EventType::Put => EventKind::Put,
                 etcd::EventType::Delete => EventKind::Delete,
             };
-            let prev_kv = if self.prev_kv { event.prev_kv().map(|kv| self.keys.kv(kv)) } else { None };
-            events.push(Event { kind, kv: self.keys.kv(kv), prev_kv });
+            let prev_kv = if self.prev_kv {
+                event.prev_kv().map(|kv| self.keys.kv(kv))
+            } else {
+                None
+            };
+            events.push(Event {
+                kind,
+                kv: self.keys.kv(kv),
+                prev_kv,
+            });
         }
         match events.last() {
             Some(last) => self.next = last.revision() + 1,
             // A progress notification: never report less than what was delivered.
             None => self.next = self.next.max(revision + 1),
         }
-        Some(Ok(WatchResponse { revision: revision.max(self.next - 1), events }))
+        Some(Ok(WatchResponse {
+            revision: revision.max(self.next - 1),
+            events,
+        }))
     }
 }
 
@@ -471,7 +541,9 @@ mod tests {
             EtcdProcess::binary().display()
         );
         let process = EtcdProcess::start().await.expect("start etcd");
-        let store = EtcdStore::connect(&[process.endpoint()], "/registry").await.expect("connect");
+        let store = EtcdStore::connect(&[process.endpoint()], "/registry")
+            .await
+            .expect("connect");
         (process, store)
     }
 
@@ -487,67 +559,120 @@ mod tests {
     async fn put_get_round_trip_under_the_prefix() {
         let (process, store) = etcd().await;
         let revision = store.put(b("/pods/ns/a"), b("v1")).await.expect("put");
-        let kv = store.get(b"/pods/ns/a").await.expect("get").expect("exists");
-        assert_eq!((kv.key, kv.value, kv.mod_revision, kv.version), (b("/pods/ns/a"), b("v1"), revision, 1));
+        let kv = store
+            .get(b"/pods/ns/a")
+            .await
+            .expect("get")
+            .expect("exists");
+        assert_eq!(
+            (kv.key, kv.value, kv.mod_revision, kv.version),
+            (b("/pods/ns/a"), b("v1"), revision, 1)
+        );
 
         // In etcd itself the key carries the prefix.
-        let mut raw = etcd::Client::connect([process.endpoint()], None).await.expect("connect");
+        let mut raw = etcd::Client::connect([process.endpoint()], None)
+            .await
+            .expect("connect");
         let response = raw.get("/registry/pods/ns/a", None).await.expect("raw get");
         assert_eq!(response.kvs().len(), 1);
         assert_eq!(response.kvs()[0].value(), b"v1");
-        raw.put("/outside", "not ours", None).await.expect("raw put");
+        raw.put("/outside", "not ours", None)
+            .await
+            .expect("raw put");
 
         // Unbounded ranges stay inside the prefix; keys come back without it.
-        let all = store.range(RangeRequest::new(KeyRange::prefix(Bytes::new()))).await.expect("range");
+        let all = store
+            .range(RangeRequest::new(KeyRange::prefix(Bytes::new())))
+            .await
+            .expect("range");
         let keys: Vec<Bytes> = all.kvs.iter().map(|kv| kv.key.clone()).collect();
         assert_eq!(keys, vec![b("/pods/ns/a")]);
-        assert_eq!(store.current_revision().await.expect("revision"), revision + 1);
+        assert_eq!(
+            store.current_revision().await.expect("revision"),
+            revision + 1
+        );
     }
 
     #[tokio::test]
     async fn txn_compare_and_swap_conflicts() {
         let (_process, store) = etcd().await;
-        let r1 = store.create(b("/k"), b("1"), 0).await.expect("create").expect("created");
-        assert_eq!(store.create(b("/k"), b("again"), 0).await.expect("create"), None);
-        let r2 = store.update(b("/k"), r1, b("2")).await.expect("update").expect("updated");
+        let r1 = store
+            .create(b("/k"), b("1"), 0)
+            .await
+            .expect("create")
+            .expect("created");
+        assert_eq!(
+            store.create(b("/k"), b("again"), 0).await.expect("create"),
+            None
+        );
+        let r2 = store
+            .update(b("/k"), r1, b("2"))
+            .await
+            .expect("update")
+            .expect("updated");
         let conflict = store.update(b("/k"), r1, b("stale")).await.expect("update");
         let current = conflict.expect_err("conflict").expect("key exists");
-        assert_eq!((current.key, current.value, current.mod_revision), (b("/k"), b("2"), r2));
+        assert_eq!(
+            (current.key, current.value, current.mod_revision),
+            (b("/k"), b("2"), r2)
+        );
 
         // Put and delete report the versions they replaced, without the prefix.
         let txn = Txn::new().and_then([Op::put(b("/k"), b("3")), Op::delete(b("/other"))]);
         let response = store.txn(txn).await.expect("txn");
         assert!(response.succeeded);
         match &response.responses[..] {
-            [OpResponse::Put { prev_kv: Some(prev) }, OpResponse::Delete { prev_kvs }] => {
+            [OpResponse::Put {
+                prev_kv: Some(prev),
+            }, OpResponse::Delete { prev_kvs }] => {
                 assert_eq!((prev.key.clone(), prev.value.clone()), (b("/k"), b("2")));
                 assert!(prev_kvs.is_empty());
             }
             other => panic!("unexpected responses {other:?}"),
         }
-        let deleted = store.delete(b("/k"), 0).await.expect("delete").expect("deleted");
+        let deleted = store
+            .delete(b("/k"), 0)
+            .await
+            .expect("delete")
+            .expect("deleted");
         assert_eq!((deleted.key, deleted.value), (b("/k"), b("3")));
 
-        let duplicate = store.txn(Txn::new().and_then([Op::put(b("/d"), b("1")), Op::put(b("/d"), b("2"))])).await;
-        assert!(matches!(duplicate, Err(StoreError::InvalidArgument(_))), "{duplicate:?}");
+        let duplicate = store
+            .txn(Txn::new().and_then([Op::put(b("/d"), b("1")), Op::put(b("/d"), b("2"))]))
+            .await;
+        assert!(
+            matches!(duplicate, Err(StoreError::InvalidArgument(_))),
+            "{duplicate:?}"
+        );
     }
 
     #[tokio::test]
     async fn range_with_limit_reports_more_and_count() {
         let (_process, store) = etcd().await;
         for i in 0..5 {
-            store.put(b(&format!("/pods/p{i}")), b("v")).await.expect("put");
+            store
+                .put(b(&format!("/pods/p{i}")), b("v"))
+                .await
+                .expect("put");
         }
         store.put(b("/pods0"), b("outside")).await.expect("put");
-        let page = store.range(RangeRequest::new(KeyRange::prefix(b("/pods/"))).limit(2)).await.expect("range");
+        let page = store
+            .range(RangeRequest::new(KeyRange::prefix(b("/pods/"))).limit(2))
+            .await
+            .expect("range");
         assert_eq!((page.kvs.len(), page.more, page.count), (2, true, 5));
         assert_eq!(page.kvs[0].key, b("/pods/p0"));
         let count = store
-            .range(RangeRequest { count_only: true, ..RangeRequest::new(KeyRange::prefix(b("/pods/"))) })
+            .range(RangeRequest {
+                count_only: true,
+                ..RangeRequest::new(KeyRange::prefix(b("/pods/")))
+            })
             .await
             .expect("count");
         assert_eq!((count.kvs.len(), count.count), (0, 5));
-        let future = store.range(RangeRequest::new(KeyRange::key(b("/pods/p0"))).at(page.header_revision + 10)).await;
+        let future = store
+            .range(RangeRequest::new(KeyRange::key(b("/pods/p0"))).at(page.header_revision + 10))
+            .await;
         assert!(
             matches!(future, Err(StoreError::FutureRevision { requested, current })
                 if requested == page.header_revision + 10 && current == page.header_revision),
@@ -560,22 +685,41 @@ mod tests {
         let (_process, store) = etcd().await;
         let first = store.put(b("/w/a"), b("1")).await.expect("put");
         store.put(b("/x"), b("not watched")).await.expect("put");
-        store.delete(b("/w/a"), 0).await.expect("delete").expect("deleted");
-        let mut stream =
-            store.watch(WatchRequest::new(KeyRange::prefix(b("/w/"))).from_revision(first)).await.expect("watch");
+        store
+            .delete(b("/w/a"), 0)
+            .await
+            .expect("delete")
+            .expect("deleted");
+        let mut stream = store
+            .watch(WatchRequest::new(KeyRange::prefix(b("/w/"))).from_revision(first))
+            .await
+            .expect("watch");
         let mut events = Vec::new();
         while events.len() < 2 {
             events.extend(next(&mut stream).await.expect("message").events);
         }
-        assert_eq!((events[0].kind, events[0].kv.key.clone(), events[0].kv.mod_revision), (EventKind::Put, b("/w/a"), first));
+        assert_eq!(
+            (
+                events[0].kind,
+                events[0].kv.key.clone(),
+                events[0].kv.mod_revision
+            ),
+            (EventKind::Put, b("/w/a"), first)
+        );
         assert!(events[0].prev_kv.is_none());
-        assert_eq!((events[1].kind, events[1].kv.key.clone()), (EventKind::Delete, b("/w/a")));
+        assert_eq!(
+            (events[1].kind, events[1].kv.key.clone()),
+            (EventKind::Delete, b("/w/a"))
+        );
         assert_eq!(events[1].kv.mod_revision, first + 2);
         let prev = events[1].prev_kv.as_ref().expect("prev_kv of the delete");
         assert_eq!((prev.key.clone(), prev.value.clone()), (b("/w/a"), b("1")));
 
         // Without prev_kv there is none; a watch from now sees the next change.
-        let request = WatchRequest { prev_kv: false, ..WatchRequest::new(KeyRange::key(b("/w/a"))) };
+        let request = WatchRequest {
+            prev_kv: false,
+            ..WatchRequest::new(KeyRange::key(b("/w/a")))
+        };
         let mut now = store.watch(request).await.expect("watch");
         let r = store.put(b("/w/a"), b("2")).await.expect("put");
         store.put(b("/w/a"), b("3")).await.expect("put");
@@ -587,7 +731,8 @@ mod tests {
     #[tokio::test]
     async fn progress_notifications_after_silence() {
         let (_process, store) = etcd().await;
-        let request = WatchRequest::new(KeyRange::prefix(b("/quiet/"))).progress_every(Duration::from_millis(300));
+        let request = WatchRequest::new(KeyRange::prefix(b("/quiet/")))
+            .progress_every(Duration::from_millis(300));
         let mut stream = store.watch(request).await.expect("watch");
         let r = store.put(b("/busy"), b("1")).await.expect("put");
         loop {
@@ -605,46 +750,91 @@ mod tests {
         let old = store.put(b("/c"), b("1")).await.expect("put");
         let latest = store.put(b("/c"), b("2")).await.expect("put");
         store.compact(latest).await.expect("compact");
-        let range = store.range(RangeRequest::new(KeyRange::key(b("/c"))).at(old)).await;
-        assert!(matches!(range, Err(StoreError::Compacted { requested, .. }) if requested == old), "{range:?}");
+        let range = store
+            .range(RangeRequest::new(KeyRange::key(b("/c"))).at(old))
+            .await;
+        assert!(
+            matches!(range, Err(StoreError::Compacted { requested, .. }) if requested == old),
+            "{range:?}"
+        );
         let again = store.compact(old).await;
-        assert!(matches!(again, Err(StoreError::Compacted { .. })), "{again:?}");
+        assert!(
+            matches!(again, Err(StoreError::Compacted { .. })),
+            "{again:?}"
+        );
         let future = store.compact(latest + 10).await;
-        assert!(matches!(future, Err(StoreError::FutureRevision { current, .. }) if current == latest), "{future:?}");
+        assert!(
+            matches!(future, Err(StoreError::FutureRevision { current, .. }) if current == latest),
+            "{future:?}"
+        );
 
-        let mut stream = store.watch(WatchRequest::new(KeyRange::key(b("/c"))).from_revision(old)).await.expect("watch");
+        let mut stream = store
+            .watch(WatchRequest::new(KeyRange::key(b("/c"))).from_revision(old))
+            .await
+            .expect("watch");
         let first = next(&mut stream).await;
         assert!(
             matches!(first, Err(StoreError::Compacted { requested, compacted }) if requested == old && compacted == latest),
             "{first:?}"
         );
-        assert!(stream.next().await.is_none(), "the stream ends after the error");
+        assert!(
+            stream.next().await.is_none(),
+            "the stream ends after the error"
+        );
     }
 
     #[tokio::test]
     async fn unknown_leases_are_not_found() {
         let (_process, store) = etcd().await;
-        let (lease, ttl) = store.lease_grant(Duration::from_secs(30)).await.expect("grant");
+        let (lease, ttl) = store
+            .lease_grant(Duration::from_secs(30))
+            .await
+            .expect("grant");
         assert_eq!(ttl, Duration::from_secs(30));
-        assert_eq!(store.lease_keep_alive(lease).await.expect("keep alive"), Duration::from_secs(30));
+        assert_eq!(
+            store.lease_keep_alive(lease).await.expect("keep alive"),
+            Duration::from_secs(30)
+        );
         store.lease_revoke(lease).await.expect("revoke");
         let keep = store.lease_keep_alive(lease).await;
-        assert!(matches!(keep, Err(StoreError::LeaseNotFound(id)) if id == lease), "{keep:?}");
+        assert!(
+            matches!(keep, Err(StoreError::LeaseNotFound(id)) if id == lease),
+            "{keep:?}"
+        );
         let revoke = store.lease_revoke(lease).await;
-        assert!(matches!(revoke, Err(StoreError::LeaseNotFound(id)) if id == lease), "{revoke:?}");
+        assert!(
+            matches!(revoke, Err(StoreError::LeaseNotFound(id)) if id == lease),
+            "{revoke:?}"
+        );
         let put = store.create(b("/l"), b("1"), lease).await;
-        assert!(matches!(put, Err(StoreError::LeaseNotFound(id)) if id == lease), "{put:?}");
+        assert!(
+            matches!(put, Err(StoreError::LeaseNotFound(id)) if id == lease),
+            "{put:?}"
+        );
     }
 
     #[tokio::test]
     async fn lease_expiry_deletes_the_key_with_a_delete_event() {
         let (_process, store) = etcd().await;
-        let (lease, ttl) = store.lease_grant(Duration::from_secs(2)).await.expect("grant");
+        let (lease, ttl) = store
+            .lease_grant(Duration::from_secs(2))
+            .await
+            .expect("grant");
         assert_eq!(ttl, Duration::from_secs(2));
-        let mut stream = store.watch(WatchRequest::new(KeyRange::prefix(b("/events/")))).await.expect("watch");
-        store.create(b("/events/e1"), b("event"), lease).await.expect("create").expect("created");
+        let mut stream = store
+            .watch(WatchRequest::new(KeyRange::prefix(b("/events/"))))
+            .await
+            .expect("watch");
+        store
+            .create(b("/events/e1"), b("event"), lease)
+            .await
+            .expect("create")
+            .expect("created");
         let put = next(&mut stream).await.expect("message");
-        assert_eq!((put.events[0].kind, put.events[0].kv.lease), (EventKind::Put, lease));
+        assert_eq!(
+            (put.events[0].kind, put.events[0].kv.lease),
+            (EventKind::Put, lease)
+        );
         let deletion = tokio::time::timeout(Duration::from_secs(10), async {
             loop {
                 let message = next(&mut stream).await.expect("message");
@@ -655,7 +845,10 @@ mod tests {
         })
         .await
         .expect("the lease expires within 10 s");
-        assert_eq!((deletion.kind, deletion.kv.key), (EventKind::Delete, b("/events/e1")));
+        assert_eq!(
+            (deletion.kind, deletion.kv.key),
+            (EventKind::Delete, b("/events/e1"))
+        );
         assert!(store.get(b"/events/e1").await.expect("get").is_none());
     }
 }

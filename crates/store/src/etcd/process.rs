@@ -67,7 +67,9 @@ impl EtcdProcess {
     fn spawn(dir: tempfile::TempDir, client: u16, peer: u16) -> Result<EtcdProcess> {
         let log = std::fs::File::create(dir.path().join("etcd.log"))
             .map_err(|e| StoreError::io("creating etcd's log file", e))?;
-        let log_err = log.try_clone().map_err(|e| StoreError::io("creating etcd's log file", e))?;
+        let log_err = log
+            .try_clone()
+            .map_err(|e| StoreError::io("creating etcd's log file", e))?;
         let client_url = format!("http://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
         let mut command = Command::new(Self::binary());
@@ -91,7 +93,11 @@ impl EtcdProcess {
         let child = command
             .spawn()
             .map_err(|e| StoreError::io(format!("starting {}", Self::binary().display()), e))?;
-        Ok(EtcdProcess { child, endpoint: client_url, dir })
+        Ok(EtcdProcess {
+            child,
+            endpoint: client_url,
+            dir,
+        })
     }
 
     async fn wait_ready(&mut self) -> Result<()> {
@@ -106,7 +112,8 @@ impl EtcdProcess {
                     self.log_tail()
                 )));
             }
-            let client = etcd_client::Client::connect([self.endpoint.as_str()], Some(options.clone()));
+            let client =
+                etcd_client::Client::connect([self.endpoint.as_str()], Some(options.clone()));
             if let Ok(mut client) = client.await {
                 if client.get("ferry-ready-check", None).await.is_ok() {
                     return Ok(());
@@ -157,9 +164,12 @@ impl Drop for EtcdProcess {
 
 /// Two distinct free loopback ports (client, peer).
 fn free_ports() -> Result<(u16, u16)> {
-    let bind = || TcpListener::bind("127.0.0.1:0").map_err(|e| StoreError::io("picking a free port", e));
+    let bind =
+        || TcpListener::bind("127.0.0.1:0").map_err(|e| StoreError::io("picking a free port", e));
     let port = |l: &TcpListener| {
-        l.local_addr().map(|a| a.port()).map_err(|e| StoreError::io("picking a free port", e))
+        l.local_addr()
+            .map(|a| a.port())
+            .map_err(|e| StoreError::io("picking a free port", e))
     };
     // Both listeners stay open until both ports are known, so the two differ.
     let (client, peer) = (bind()?, bind()?);

@@ -29,8 +29,15 @@ async fn open(dir: &Path) -> EmbeddedStore {
 }
 
 async fn all(store: &EmbeddedStore) -> Vec<(Bytes, Bytes, i64, i64)> {
-    let range = store.range(RangeRequest::new(KeyRange::prefix(Bytes::new()))).await.expect("range");
-    range.kvs.into_iter().map(|kv| (kv.key, kv.value, kv.create_revision, kv.mod_revision)).collect()
+    let range = store
+        .range(RangeRequest::new(KeyRange::prefix(Bytes::new())))
+        .await
+        .expect("range");
+    range
+        .kvs
+        .into_iter()
+        .map(|kv| (kv.key, kv.value, kv.create_revision, kv.mod_revision))
+        .collect()
 }
 
 fn segments(dir: &Path) -> Vec<PathBuf> {
@@ -56,9 +63,19 @@ async fn restart_keeps_state_revisions_history_and_leases() {
     let store = open(dir.path()).await;
     let first = store.put(b("/a"), b("1")).await.expect("put");
     store.put(b("/a"), b("2")).await.expect("put");
-    let (lease, _) = store.lease_grant(Duration::from_secs(600)).await.expect("grant");
-    store.create(b("/leased"), b("x"), lease).await.expect("create").expect("created");
-    store.txn(Txn::new().and_then([Op::put(b("/b"), b("1")), Op::delete(b("/a"))])).await.expect("txn");
+    let (lease, _) = store
+        .lease_grant(Duration::from_secs(600))
+        .await
+        .expect("grant");
+    store
+        .create(b("/leased"), b("x"), lease)
+        .await
+        .expect("create")
+        .expect("created");
+    store
+        .txn(Txn::new().and_then([Op::put(b("/b"), b("1")), Op::delete(b("/a"))]))
+        .await
+        .expect("txn");
     let before = all(&store).await;
     let revision = store.current_revision().await.expect("revision");
     drop(store);
@@ -66,14 +83,23 @@ async fn restart_keeps_state_revisions_history_and_leases() {
     let store = open(dir.path()).await;
     assert_eq!(store.current_revision().await.expect("revision"), revision);
     assert_eq!(all(&store).await, before);
-    assert!(store.lease_keep_alive(lease).await.is_ok(), "leases survive a restart");
+    assert!(
+        store.lease_keep_alive(lease).await.is_ok(),
+        "leases survive a restart"
+    );
     // The history survives too: a watch from the first revision replays every change.
     let mut stream = store
         .watch(WatchRequest::new(KeyRange::prefix(b("/"))).from_revision(first))
         .await
         .expect("watch");
-    let message = crate::conformance::next_message(&mut stream).await.expect("events");
-    let kinds: Vec<_> = message.events.iter().map(|e| (e.kind, e.kv.key.clone())).collect();
+    let message = crate::conformance::next_message(&mut stream)
+        .await
+        .expect("events");
+    let kinds: Vec<_> = message
+        .events
+        .iter()
+        .map(|e| (e.kind, e.kv.key.clone()))
+        .collect();
     assert_eq!(
         kinds,
         vec![
@@ -99,7 +125,11 @@ async fn a_second_process_cannot_open_the_same_directory() {
     let dir = tempfile::tempdir().expect("tempdir");
     let _store = open(dir.path()).await;
     let second = EmbeddedStore::open(config(dir.path())).await;
-    assert!(matches!(second, Err(StoreError::Closed(_))), "{:?}", second.err());
+    assert!(
+        matches!(second, Err(StoreError::Closed(_))),
+        "{:?}",
+        second.err()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,7 +141,10 @@ async fn disk_use_follows_live_data_after_compaction() {
     // 100 live keys of 1 KiB, each rewritten 40 times: 4 MiB of writes.
     for round in 0..40 {
         for i in 0..100 {
-            store.put(b(format!("/k/{i}")), Bytes::from(vec![round as u8; 1024])).await.expect("put");
+            store
+                .put(b(format!("/k/{i}")), Bytes::from(vec![round as u8; 1024]))
+                .await
+                .expect("put");
         }
     }
     let current = store.current_revision().await.expect("revision");
@@ -121,9 +154,15 @@ async fn disk_use_follows_live_data_after_compaction() {
     assert!(used < 400 << 10, "{used} bytes on disk for ~110 KiB live");
     drop(store);
     let store = open(dir.path()).await;
-    let range = store.range(RangeRequest::new(KeyRange::prefix(b("/k/")))).await.expect("range");
+    let range = store
+        .range(RangeRequest::new(KeyRange::prefix(b("/k/"))))
+        .await
+        .expect("range");
     assert_eq!(range.count, 100);
-    assert!(range.kvs.iter().all(|kv| kv.value[0] == 39 && kv.version == 40));
+    assert!(range
+        .kvs
+        .iter()
+        .all(|kv| kv.value[0] == 39 && kv.version == 40));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,13 +170,19 @@ async fn a_torn_tail_is_cut_and_the_rest_recovered() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path()).await;
     for i in 0..100 {
-        store.put(b(format!("/k/{i:03}")), b("value")).await.expect("put");
+        store
+            .put(b(format!("/k/{i:03}")), b("value"))
+            .await
+            .expect("put");
     }
     let revision = store.current_revision().await.expect("revision");
     drop(store);
     let last = segments(dir.path()).pop().expect("a segment");
     // Half a record: a length header and a few bytes of what would follow.
-    let mut file = fs::OpenOptions::new().append(true).open(&last).expect("open");
+    let mut file = fs::OpenOptions::new()
+        .append(true)
+        .open(&last)
+        .expect("open");
     file.write_all(&[200, 0, 0, 0, 1, 2, 3]).expect("append");
     drop(file);
     let store = open(dir.path()).await;
@@ -146,7 +191,14 @@ async fn a_torn_tail_is_cut_and_the_rest_recovered() {
     let r = store.put(b("/after"), b("x")).await.expect("writes go on");
     drop(store);
     let store = open(dir.path()).await;
-    assert_eq!(store.get(b"/after").await.expect("get").map(|kv| kv.mod_revision), Some(r));
+    assert_eq!(
+        store
+            .get(b"/after")
+            .await
+            .expect("get")
+            .map(|kv| kv.mod_revision),
+        Some(r)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,7 +206,10 @@ async fn corruption_before_the_tail_refuses_to_start() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path()).await;
     for i in 0..100 {
-        store.put(b(format!("/k/{i:03}")), b("value")).await.expect("put");
+        store
+            .put(b(format!("/k/{i:03}")), b("value"))
+            .await
+            .expect("put");
     }
     drop(store);
     let last = segments(dir.path()).pop().expect("a segment");
@@ -165,7 +220,10 @@ async fn corruption_before_the_tail_refuses_to_start() {
     match EmbeddedStore::open(config(dir.path())).await {
         Err(StoreError::Corrupt { path, offset, .. }) => {
             assert_eq!(path, last);
-            assert!(offset as usize <= middle, "offset {offset} names the damaged record");
+            assert!(
+                offset as usize <= middle,
+                "offset {offset} names the damaged record"
+            );
         }
         Err(other) => panic!("expected corruption, got {other}"),
         Ok(_) => panic!("a store with a corrupt log must not start"),
@@ -182,17 +240,29 @@ const CHILD_ROUND: &str = "FERRY_CRASH_CHILD_ROUND";
 
 fn value_of(writer: u64, n: u64) -> Bytes {
     // Long enough that a half-written value cannot pass for a whole one.
-    Bytes::from(format!("{writer}:{n}:{}", "x".repeat(200 + (n % 300) as usize)))
+    Bytes::from(format!(
+        "{writer}:{n}:{}",
+        "x".repeat(200 + (n % 300) as usize)
+    ))
 }
 
 /// The child: not a test of its own (it returns at once unless the parent started it).
 #[test]
 fn crash_child() {
-    let Ok(dir) = std::env::var(CHILD_DIR) else { return };
-    let round: u64 = std::env::var(CHILD_ROUND).ok().and_then(|r| r.parse().ok()).unwrap_or(0);
+    let Ok(dir) = std::env::var(CHILD_DIR) else {
+        return;
+    };
+    let round: u64 = std::env::var(CHILD_ROUND)
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async move {
-        let store = Arc::new(EmbeddedStore::open(config(Path::new(&dir))).await.expect("child opens"));
+        let store = Arc::new(
+            EmbeddedStore::open(config(Path::new(&dir)))
+                .await
+                .expect("child opens"),
+        );
         let writers: Vec<_> = (0..8u64)
             .map(|writer| {
                 let store = store.clone();
@@ -225,7 +295,12 @@ async fn crash_recovery_keeps_every_acknowledged_write() {
     let mut rng = rand::thread_rng();
     for round in 1..=20u64 {
         let mut child = Command::new(&exe)
-            .args(["--exact", "durability::crash_child", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "durability::crash_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_DIR, dir.path())
             .env(CHILD_ROUND, round.to_string())
             .stdout(Stdio::piped())
@@ -252,16 +327,27 @@ async fn crash_recovery_keeps_every_acknowledged_write() {
         let status = child.wait().expect("reap child");
         assert!(!status.success(), "the child was killed, not finished");
         let acks = reader.join().expect("reader");
-        assert!(!acks.is_empty() || round > 1, "the child acknowledged nothing in round {round}");
+        assert!(
+            !acks.is_empty() || round > 1,
+            "the child acknowledged nothing in round {round}"
+        );
         acked.extend(acks.into_iter().map(|a| (a, ())));
 
         let store = open(dir.path()).await;
-        let range = store.range(RangeRequest::new(KeyRange::prefix(Bytes::new()))).await.expect("range");
-        let present: BTreeMap<Bytes, Bytes> = range.kvs.into_iter().map(|kv| (kv.key, kv.value)).collect();
+        let range = store
+            .range(RangeRequest::new(KeyRange::prefix(Bytes::new())))
+            .await
+            .expect("range");
+        let present: BTreeMap<Bytes, Bytes> =
+            range.kvs.into_iter().map(|kv| (kv.key, kv.value)).collect();
         for (writer, n) in acked.keys() {
             for side in ["a", "b"] {
                 let key = b(format!("/{side}/{writer}/{n}"));
-                assert_eq!(present.get(&key), Some(&value_of(*writer, *n)), "round {round}: acknowledged {key:?} lost");
+                assert_eq!(
+                    present.get(&key),
+                    Some(&value_of(*writer, *n)),
+                    "round {round}: acknowledged {key:?} lost"
+                );
             }
         }
         for (key, value) in &present {
@@ -270,14 +356,28 @@ async fn crash_recovery_keeps_every_acknowledged_write() {
             let (side, writer, n) = (parts.next(), parts.next(), parts.next());
             let writer: u64 = writer.and_then(|w| w.parse().ok()).expect("writer");
             let n: u64 = n.and_then(|n| n.parse().ok()).expect("n");
-            assert_eq!(value, &value_of(writer, n), "round {round}: {text} half-written");
+            assert_eq!(
+                value,
+                &value_of(writer, n),
+                "round {round}: {text} half-written"
+            );
             let other = if side == Some("a") { "b" } else { "a" };
-            assert!(present.contains_key(&b(format!("/{other}/{writer}/{n}"))), "round {round}: {text} without its pair");
+            assert!(
+                present.contains_key(&b(format!("/{other}/{writer}/{n}"))),
+                "round {round}: {text} without its pair"
+            );
         }
         drop(store);
     }
-    eprintln!("crash test: {} acknowledged transactions survived 20 SIGKILLs", acked.len());
-    assert!(acked.len() > 100, "only {} writes acknowledged in 20 rounds", acked.len());
+    eprintln!(
+        "crash test: {} acknowledged transactions survived 20 SIGKILLs",
+        acked.len()
+    );
+    assert!(
+        acked.len() > 100,
+        "only {} writes acknowledged in 20 rounds",
+        acked.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,14 +394,22 @@ async fn automatic_compaction_keeps_the_configured_revisions() {
     let current = store.current_revision().await.expect("revision");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let old = store.range(RangeRequest::new(KeyRange::key(b("/k"))).at(first)).await;
+        let old = store
+            .range(RangeRequest::new(KeyRange::key(b("/k"))).at(first))
+            .await;
         if matches!(old, Err(StoreError::Compacted { .. })) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "no automatic compaction within 10 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no automatic compaction within 10 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The retained window is still readable.
-    let recent = store.range(RangeRequest::new(KeyRange::key(b("/k"))).at(current - 5)).await.expect("retained");
+    let recent = store
+        .range(RangeRequest::new(KeyRange::key(b("/k"))).at(current - 5))
+        .await
+        .expect("retained");
     assert_eq!(recent.kvs.len(), 1);
 }

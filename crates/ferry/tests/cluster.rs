@@ -1,0 +1,487 @@
+//! Black-box tests of the control loop: a real `ferry server` (controllers and scheduler in
+//! process) with `ferry sim` nodes, driven by the real kubectl — Deployments roll out,
+//! scheduling failures are explained, nodes die and their pods move, deletions cascade.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{eventually, Ferry, Sim};
+
+const FAST_NODES: &[&str] = &[
+    "--node-monitor-period",
+    "1s",
+    "--node-monitor-grace-period",
+    "4s",
+];
+
+fn start(nodes: usize) -> (Ferry, Sim, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ferry = Ferry::start_in(dir.path(), FAST_NODES);
+    let sim = Sim::start(&ferry, nodes, &[]);
+    assert!(
+        eventually(Duration::from_secs(30), || ferry
+            .ok(&["get", "nodes", "--no-headers"])
+            .lines()
+            .filter(|l| l.contains(" Ready "))
+            .count()
+            == nodes),
+        "sim nodes did not become Ready: {}",
+        ferry.ok(&["get", "nodes"])
+    );
+    (ferry, sim, dir)
+}
+
+fn running_pods(ferry: &Ferry, selector: &str) -> Vec<(String, String)> {
+    let out = ferry.ok(&[
+        "get",
+        "pods",
+        "-l",
+        selector,
+        "--field-selector=status.phase=Running",
+        "-o",
+        "jsonpath={range .items[?(@.metadata.deletionTimestamp)]}{end}{range .items[*]}{.metadata.name} {.spec.nodeName}{\"\\n\"}{end}",
+    ]);
+    out.lines()
+        .filter_map(|l| {
+            l.split_once(' ')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        })
+        .collect()
+}
+
+fn deployment(name: &str, replicas: u32, extra_spec: &str) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers: [{{name: app, image: 'registry.local/app:1'}}]
+{extra_spec}"
+    )
+}
+
+#[test]
+fn deployment_rolls_out_on_sim_nodes() {
+    let (ferry, _sim, _dir) = start(3);
+    ferry.apply_yaml("apply", &deployment("web", 3, ""));
+    assert!(
+        eventually(Duration::from_secs(30), || running_pods(&ferry, "app=web")
+            .len()
+            == 3),
+        "3 pods Running: {}",
+        ferry.ok(&["get", "pods", "-o", "wide"])
+    );
+    ferry.ok(&["rollout", "status", "deployment/web", "--timeout=30s"]);
+    // Deployment → ReplicaSet → Pod, by controller references.
+    let rs = ferry.ok(&["get", "rs", "-l", "app=web", "-o", "jsonpath={.items[0].metadata.ownerReferences[0].kind}/{.items[0].metadata.ownerReferences[0].name} {.items[0].metadata.name}"]);
+    let (owner, rs_name) = rs.split_once(' ').expect("rs");
+    assert_eq!(owner, "Deployment/web");
+    let pod_owners = ferry.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[*].metadata.ownerReferences[0].name}",
+    ]);
+    assert!(pod_owners.split(' ').all(|o| o == rs_name), "{pod_owners}");
+    let nodes: Vec<String> = running_pods(&ferry, "app=web")
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    assert!(nodes.iter().all(|n| n.starts_with("sim-")), "{nodes:?}");
+    let events = ferry.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=Scheduled",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(
+        events.contains("Successfully assigned default/web-"),
+        "{events}"
+    );
+
+    // A new image rolls out; the old ReplicaSet ends at zero.
+    ferry.ok(&["set", "image", "deployment/web", "app=registry.local/app:2"]);
+    ferry.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    let sets = ferry.ok(&[
+        "get",
+        "rs",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name}={.spec.replicas}/{.status.replicas} {end}",
+    ]);
+    assert!(
+        sets.contains(&format!("{rs_name}=0/0")),
+        "old replicaset scaled to 0: {sets}"
+    );
+    let history = ferry.ok(&["rollout", "history", "deployment/web"]);
+    assert!(history.contains('1') && history.contains('2'), "{history}");
+
+    // Undo brings the first template back as revision 3.
+    ferry.ok(&["rollout", "undo", "deployment/web"]);
+    ferry.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    let image = ferry.ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(image, "registry.local/app:1");
+    let revision = ferry.ok(&[
+        "get",
+        "rs",
+        rs_name,
+        "-o",
+        "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision} {.spec.replicas}",
+    ]);
+    assert_eq!(revision, "3 3");
+
+    // Scale up.
+    ferry.ok(&["scale", "deployment/web", "--replicas=10"]);
+    assert!(
+        eventually(Duration::from_secs(30), || running_pods(&ferry, "app=web")
+            .len()
+            == 10),
+        "10 pods Running: {}",
+        ferry.ok(&["get", "pods", "-o", "wide"])
+    );
+    let status = ferry.ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.status.readyReplicas}/{.status.updatedReplicas}/{.status.availableReplicas}",
+    ]);
+    assert!(
+        eventually(Duration::from_secs(20), || ferry.ok(&[
+            "get",
+            "deployment",
+            "web",
+            "-o",
+            "jsonpath={.status.availableReplicas}"
+        ]) == "10"),
+        "{status}"
+    );
+}
+
+#[test]
+fn unschedulable_pods_say_why() {
+    let (ferry, _sim, _dir) = start(3);
+    ferry.ok(&["taint", "node", "sim-0", "dedicated=infra:NoSchedule"]);
+    // 32 cores per sim node: 40 fits nowhere.
+    let big = "apiVersion: v1
+kind: Pod
+metadata: {name: big}
+spec:
+  containers: [{name: app, image: 'registry.local/app:1', resources: {requests: {cpu: '40'}}}]
+";
+    ferry.apply_yaml("create", big);
+    let want = "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: infra}, 2 Insufficient cpu. preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming pod.";
+    let message = || {
+        ferry.ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=big,reason=FailedScheduling",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ])
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || message().contains(want)),
+        "FailedScheduling: {:?}",
+        message()
+    );
+    let condition = ferry.ok(&[
+        "get",
+        "pod",
+        "big",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"PodScheduled\")].reason} {.status.phase}",
+    ]);
+    assert_eq!(condition, "Unschedulable Pending");
+    let describe = ferry.ok(&["describe", "pod", "big"]);
+    assert!(describe.contains("FailedScheduling"), "{describe}");
+}
+
+#[test]
+fn anti_affinity_spreads_pods_over_nodes() {
+    let (ferry, _sim, _dir) = start(3);
+    let spec = "      affinity:
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - labelSelector: {matchLabels: {app: spread}}
+            topologyKey: kubernetes.io/hostname
+";
+    ferry.apply_yaml("apply", &deployment("spread", 4, spec));
+    assert!(
+        eventually(Duration::from_secs(30), || running_pods(
+            &ferry,
+            "app=spread"
+        )
+        .len()
+            == 3),
+        "{}",
+        ferry.ok(&["get", "pods", "-o", "wide"])
+    );
+    let mut nodes: Vec<String> = running_pods(&ferry, "app=spread")
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    nodes.sort();
+    nodes.dedup();
+    assert_eq!(nodes.len(), 3, "one pod per node: {nodes:?}");
+    // The fourth has nowhere to go.
+    let pending = ferry.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=spread",
+        "--field-selector=status.phase=Pending",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(pending.lines().count(), 1, "{pending}");
+}
+
+#[test]
+fn pods_of_a_dead_node_are_evicted_and_replaced() {
+    let (ferry, _sim, _dir) = start(3);
+    // Short tolerations of unreachable nodes, so eviction comes in seconds, not 300.
+    let spec = "      tolerations:
+      - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 2}
+      - {key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: 2}
+";
+    ferry.apply_yaml("apply", &deployment("hardy", 3, spec));
+    assert!(
+        eventually(Duration::from_secs(30), || running_pods(
+            &ferry,
+            "app=hardy"
+        )
+        .len()
+            == 3),
+        "{}",
+        ferry.ok(&["get", "pods", "-o", "wide"])
+    );
+    let victim_node = running_pods(&ferry, "app=hardy")[0].1.clone();
+    ferry.ok(&["annotate", "node", &victim_node, "sim.ferry.dev/down=true"]);
+    let ready = || {
+        ferry.ok(&[
+            "get",
+            "node",
+            &victim_node,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ])
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || ready() == "Unknown"),
+        "node went Unknown: {}",
+        ready()
+    );
+    let taints = ferry.ok(&[
+        "get",
+        "node",
+        &victim_node,
+        "-o",
+        "jsonpath={.spec.taints[*].key}",
+    ]);
+    assert!(
+        taints.contains("node.kubernetes.io/unreachable"),
+        "{taints}"
+    );
+    // Replaced elsewhere: three Running pods, none on the dead node.
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let pods = running_pods(&ferry, "app=hardy");
+            let alive: Vec<_> = pods.iter().filter(|(_, n)| *n != victim_node).collect();
+            alive.len() == 3
+        }),
+        "{}",
+        ferry.ok(&["get", "pods", "-o", "wide"])
+    );
+    let evicted = ferry.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=TaintManagerEviction",
+        "-o",
+        "name",
+    ]);
+    assert!(!evicted.is_empty());
+    // Back up: Ready again, taints gone.
+    ferry.ok(&["annotate", "node", &victim_node, "sim.ferry.dev/down-"]);
+    assert!(
+        eventually(Duration::from_secs(20), || ready() == "True"),
+        "node Ready again: {}",
+        ready()
+    );
+    assert!(eventually(Duration::from_secs(10), || ferry
+        .ok(&["get", "node", &victim_node, "-o", "jsonpath={.spec.taints}"])
+        .is_empty()));
+}
+
+#[test]
+fn deletions_cascade() {
+    let (ferry, _sim, _dir) = start(2);
+    for name in ["bg", "fg"] {
+        ferry.apply_yaml("apply", &deployment(name, 2, ""));
+    }
+    for name in ["bg", "fg"] {
+        let selector = format!("app={name}");
+        assert!(eventually(Duration::from_secs(30), || running_pods(
+            &ferry, &selector
+        )
+        .len()
+            == 2));
+    }
+    ferry.ok(&["delete", "deployment", "bg"]);
+    ferry.ok(&[
+        "delete",
+        "deployment",
+        "fg",
+        "--cascade=foreground",
+        "--timeout=60s",
+    ]);
+    // Foreground: by the time the delete returns (kubectl waits), the dependents are gone.
+    assert_eq!(
+        ferry.ok(&["get", "rs,pods", "-l", "app=fg", "-o", "name"]),
+        ""
+    );
+    assert!(eventually(Duration::from_secs(30), || ferry
+        .ok(&["get", "rs,pods", "-l", "app=bg", "-o", "name"])
+        .is_empty()));
+
+    // Orphan: the ReplicaSet stays, without its owner.
+    ferry.apply_yaml("apply", &deployment("orph", 1, ""));
+    assert!(eventually(Duration::from_secs(30), || running_pods(
+        &ferry, "app=orph"
+    )
+    .len()
+        == 1));
+    ferry.ok(&["delete", "deployment", "orph", "--cascade=orphan"]);
+    assert!(eventually(Duration::from_secs(10), || ferry
+        .kubectl(&["get", "deployment", "orph"])
+        .status
+        .code()
+        == Some(1)));
+    let owners = ferry.ok(&[
+        "get",
+        "rs",
+        "-l",
+        "app=orph",
+        "-o",
+        "jsonpath={.items[0].metadata.ownerReferences}",
+    ]);
+    assert_eq!(owners, "", "orphaned replicaset keeps no owner reference");
+
+    // A namespace deletion empties it, then the namespace goes.
+    ferry.ok(&["create", "namespace", "doomed"]);
+    ferry.ok(&[
+        "-n",
+        "doomed",
+        "create",
+        "deployment",
+        "d",
+        "--image=registry.local/app:1",
+        "--replicas=2",
+    ]);
+    ferry.ok(&[
+        "-n",
+        "doomed",
+        "create",
+        "configmap",
+        "c",
+        "--from-literal=a=b",
+    ]);
+    assert!(eventually(Duration::from_secs(30), || ferry
+        .ok(&[
+            "-n",
+            "doomed",
+            "get",
+            "pods",
+            "--field-selector=status.phase=Running",
+            "-o",
+            "name"
+        ])
+        .lines()
+        .count()
+        == 2));
+    ferry.ok(&["delete", "namespace", "doomed", "--timeout=60s"]);
+    assert!(ferry
+        .fails(&["get", "namespace", "doomed"])
+        .contains("NotFound"));
+}
+
+#[test]
+fn jobs_run_to_completion() {
+    let (ferry, _sim, _dir) = start(2);
+    // The sim finishes pods carrying this annotation with exit code 0 after the duration.
+    let job = |name: &str, extra: &str| {
+        format!(
+            "apiVersion: batch/v1
+kind: Job
+metadata: {{name: {name}}}
+spec:
+  completions: 3
+  parallelism: 2
+{extra}  template:
+    metadata: {{annotations: {{sim.ferry.dev/complete-after: 300ms}}}}
+    spec:
+      restartPolicy: Never
+      containers: [{{name: work, image: 'registry.local/app:1'}}]
+"
+        )
+    };
+    ferry.apply_yaml("apply", &job("batch", ""));
+    ferry.ok(&[
+        "wait",
+        "--for=condition=complete",
+        "job/batch",
+        "--timeout=60s",
+    ]);
+    assert_eq!(
+        ferry.ok(&["get", "job", "batch", "-o", "jsonpath={.status.succeeded}"]),
+        "3"
+    );
+    let pods = ferry.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "job-name=batch",
+        "-o",
+        "jsonpath={.items[*].status.phase}",
+    ]);
+    assert_eq!(pods, "Succeeded Succeeded Succeeded");
+    let table = ferry.ok(&["get", "job", "batch"]);
+    assert!(
+        table.contains("Complete") && table.contains("3/3"),
+        "{table}"
+    );
+
+    // ttlSecondsAfterFinished: the finished Job and its pods go away.
+    ferry.apply_yaml("apply", &job("brief", "  ttlSecondsAfterFinished: 1\n"));
+    assert!(
+        eventually(Duration::from_secs(60), || ferry
+            .kubectl(&["get", "job", "brief"])
+            .status
+            .code()
+            == Some(1)),
+        "{}",
+        ferry.ok(&["get", "jobs"])
+    );
+    assert!(eventually(Duration::from_secs(30), || ferry
+        .ok(&["get", "pods", "-l", "job-name=brief", "-o", "name"])
+        .is_empty()));
+}

@@ -1,0 +1,198 @@
+//! The scheduler against a real API server: kube-rs watchers feed the [`Scheduler`]'s informer
+//! handlers, a loop schedules, a ticker does housekeeping, all until `shutdown`.
+//!
+//! Watches (list + watch, all namespaces): pods (every pod: assigned ones fill the cache,
+//! pending ones for our profiles go to the queue), nodes, namespaces (labels for
+//! namespaceSelector). Scheduling starts once the three initial lists are in, as upstream waits
+//! for its informers to sync.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_client::events::Recorder;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
+
+use crate::binder::KubeBinder;
+use crate::config::Config;
+use crate::scheduler::Scheduler;
+
+/// What the watch loop calls for one resource.
+trait Handler<K>: Send + 'static {
+    fn apply(&mut self, old: Option<&K>, new: Arc<K>);
+    fn delete(&mut self, old: &K);
+}
+
+struct Pods(Arc<Scheduler>);
+struct Nodes(Arc<Scheduler>);
+struct Namespaces(Arc<Scheduler>);
+
+impl Handler<Pod> for Pods {
+    fn apply(&mut self, old: Option<&Pod>, new: Arc<Pod>) {
+        self.0.on_pod(old, new);
+    }
+    fn delete(&mut self, old: &Pod) {
+        self.0.on_pod_delete(old);
+    }
+}
+
+impl Handler<Node> for Nodes {
+    fn apply(&mut self, _old: Option<&Node>, new: Arc<Node>) {
+        self.0.on_node((*new).clone());
+    }
+    fn delete(&mut self, old: &Node) {
+        self.0.on_node_delete(&old.name_any());
+    }
+}
+
+impl Handler<Namespace> for Namespaces {
+    fn apply(&mut self, _old: Option<&Namespace>, new: Arc<Namespace>) {
+        self.0.on_namespace(&new);
+    }
+    fn delete(&mut self, old: &Namespace) {
+        self.0.on_namespace_delete(&old.name_any());
+    }
+}
+
+fn key<K: Resource>(object: &K) -> String {
+    format!(
+        "{}/{}",
+        object.meta().namespace.as_deref().unwrap_or(""),
+        object.meta().name.as_deref().unwrap_or("")
+    )
+}
+
+/// Runs one watcher, keeping the last version of each object (to give handlers the old
+/// version and to turn a relist into deletes for objects that vanished meanwhile).
+async fn watch<K, H>(api: Api<K>, mut handler: H, synced: oneshot::Sender<()>)
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    H: Handler<K>,
+{
+    let mut known: HashMap<String, Arc<K>> = HashMap::new();
+    let mut relisted: Option<HashMap<String, Arc<K>>> = None;
+    let mut synced = Some(synced);
+    let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
+    futures::pin_mut!(stream);
+    while let Some(event) = stream.next().await {
+        let event = match event {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::warn!(%error, kind = std::any::type_name::<K>(), "watch error; retrying");
+                continue;
+            }
+        };
+        match event {
+            Event::Init => relisted = Some(HashMap::new()),
+            Event::InitApply(object) | Event::Apply(object) => {
+                let object = Arc::new(object);
+                let k = key(&*object);
+                let old = known.insert(k.clone(), object.clone());
+                if let Some(seen) = relisted.as_mut() {
+                    seen.insert(k, object.clone());
+                }
+                handler.apply(old.as_deref(), object);
+            }
+            Event::Delete(object) => {
+                known.remove(&key(&object));
+                handler.delete(&object);
+            }
+            Event::InitDone => {
+                if let Some(seen) = relisted.take() {
+                    for (k, object) in &known {
+                        if !seen.contains_key(k) {
+                            handler.delete(object);
+                        }
+                    }
+                    known = seen;
+                }
+                if let Some(synced) = synced.take() {
+                    let _ = synced.send(());
+                }
+            }
+        }
+    }
+}
+
+/// Runs until `shutdown` resolves: watches pods and nodes through kube-rs, schedules, binds.
+pub async fn run(
+    client: kube::Client,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let recorder = Recorder::new(client.clone(), crate::config::DEFAULT_SCHEDULER_NAME, "");
+    let binder = Arc::new(KubeBinder::new(client.clone()));
+    let scheduler = Scheduler::new(&config, binder, Some(recorder))?;
+    for profile in &config.profiles {
+        tracing::info!(scheduler_name = %profile.scheduler_name, "scheduler profile loaded");
+    }
+
+    let (pods_synced, pods_ready) = oneshot::channel();
+    let (nodes_synced, nodes_ready) = oneshot::channel();
+    let (namespaces_synced, namespaces_ready) = oneshot::channel();
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(watch(
+        Api::<Pod>::all(client.clone()),
+        Pods(scheduler.clone()),
+        pods_synced,
+    ));
+    tasks.spawn(watch(
+        Api::<Node>::all(client.clone()),
+        Nodes(scheduler.clone()),
+        nodes_synced,
+    ));
+    tasks.spawn(watch(
+        Api::<Namespace>::all(client.clone()),
+        Namespaces(scheduler.clone()),
+        namespaces_synced,
+    ));
+    let housekeeping = scheduler.clone();
+    tasks.spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        let mut tick = 0u64;
+        loop {
+            ticker.tick().await;
+            tick += 1;
+            housekeeping.housekeeping(tick);
+        }
+    });
+
+    let scheduling = {
+        let scheduler = scheduler.clone();
+        async move {
+            let (a, b, c) = tokio::join!(pods_ready, nodes_ready, namespaces_ready);
+            if a.is_err() || b.is_err() || c.is_err() {
+                return;
+            }
+            tracing::info!("caches synced; scheduling");
+            while scheduler.schedule_one().await {}
+        }
+    };
+    tokio::select! {
+        _ = shutdown => {}
+        _ = scheduling => {}
+    }
+    scheduler.queue.close();
+    tasks.abort_all();
+    // Let binds in flight finish (bounded), so pods are not left assumed-but-unbound.
+    let _ = tokio::time::timeout(Duration::from_secs(5), scheduler.wait_for_bindings()).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// `ferry` spawns `run` on a multi-threaded runtime: its future must be `Send`.
+    #[allow(dead_code)]
+    fn run_future_is_send(client: kube::Client) {
+        fn is_send<T: Send>(_: &T) {}
+        let future = super::run(client, crate::Config::default(), async {});
+        is_send(&future);
+    }
+}
