@@ -95,7 +95,7 @@ fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
     (at(0.5), at(0.99))
 }
 
-fn rss_mib(pid: u32) -> f64 {
+pub fn rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kib: f64 = status
         .lines()
@@ -112,7 +112,8 @@ fn pod(name: &str) -> Value {
 }
 
 /// The server under test, stopped by pid when dropped.
-struct ServerProcess(Child);
+/// A `ferry server` child process, stopped when dropped.
+pub struct ServerProcess(pub Child);
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
@@ -122,10 +123,16 @@ impl Drop for ServerProcess {
 }
 
 fn start_server(data_dir: &Path) -> anyhow::Result<(ServerProcess, String, f64)> {
+    start_server_with(data_dir, &[])
+}
+
+/// Starts `ferry server` with extra flags; returns it, its address and its ready time (ms).
+pub fn start_server_with(data_dir: &Path, extra: &[&str]) -> anyhow::Result<(ServerProcess, String, f64)> {
     let started = Instant::now();
     let mut child = Command::new(std::env::current_exe()?)
         .args(["server", "--https-listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -2,6 +2,7 @@
 //! run on the same machine, and with `--json` ends with one JSON object on the last line.
 
 mod api;
+mod scheduler;
 mod store;
 
 use clap::Subcommand;
@@ -15,6 +16,10 @@ pub enum Bench {
     /// The API server over HTTPS: ready time, idle RSS, pod creates/s, GET and LIST latency,
     /// watch fan-out; reference: the embedded store's own write rate.
     Api(api::Args),
+    /// The scheduler through the API: pods/s for pending pods on sim nodes (plain, and with
+    /// topology spread + anti-affinity) next to a round-robin binder; memory; a large
+    /// Deployment's time to all pods available.
+    Scheduler(scheduler::Args),
 }
 
 /// Runs one benchmark.
@@ -22,5 +27,6 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
     match bench {
         Bench::Store(args) => store::run(args).await,
         Bench::Api(args) => api::run(args).await,
+        Bench::Scheduler(args) => scheduler::run(args).await,
     }
 }
