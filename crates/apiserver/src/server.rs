@@ -38,11 +38,14 @@ pub const KUBERNETES_VERSION: &str = "v1.33.0+ferry";
 pub const SYSTEM_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 
+/// Request counts and total seconds by (verb, resource, code), for /metrics.
+type RequestCounts = BTreeMap<(String, String, u16), (u64, f64)>;
+
 /// Request counters for `/metrics`.
 #[derive(Default)]
 struct Metrics {
     /// (verb, resource, code) → (count, total seconds).
-    requests: parking_lot::Mutex<BTreeMap<(String, String, u16), (u64, f64)>>,
+    requests: parking_lot::Mutex<RequestCounts>,
     watches: AtomicI64,
 }
 
@@ -388,9 +391,9 @@ async fn pipeline(
         sub.verbs.contains(&info.verb.as_str())
     };
     if !allowed {
-        return Err(ApiError::method_not_allowed(format!(
-            "the server does not allow this method on the requested resource"
-        )));
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource".to_string(),
+        ));
     }
     let content_type = header("content-type");
     let req = Request {

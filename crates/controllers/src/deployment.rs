@@ -151,7 +151,7 @@ impl DeploymentController {
         let mut d = (*d).clone();
         let spec = d.spec.clone().unwrap_or_default();
         if selector_is_empty(&spec.selector) {
-            self.ctx.recorder.event(
+            self.ctx.recorder("deployment-controller").event(
                 reference(&d),
                 EventType::Warning,
                 "SelectingAll",
@@ -197,29 +197,28 @@ impl DeploymentController {
             match controller_ref(&rs.metadata) {
                 Some(r) if r.uid != uid => {}
                 Some(_) if matches => claimed.push((*rs).clone()),
-                Some(_) => {
-                    if d.metadata.deletion_timestamp.is_none() {
-                        let rest: Vec<&OwnerReference> = rs
-                            .owner_references()
-                            .iter()
-                            .filter(|r| r.uid != uid)
-                            .collect();
-                        let patch =
-                            json!({"metadata": {"ownerReferences": rest, "uid": rs.metadata.uid}});
-                        if let Err(e) = api
-                            .patch(
-                                &rs.name_any(),
-                                &PatchParams::default(),
-                                &Patch::Merge(&patch),
-                            )
-                            .await
-                        {
-                            if !matches!(api_code(&e), Some(404) | Some(409)) {
-                                return Err(e).context("releasing a replicaset");
-                            }
+                Some(_) if d.metadata.deletion_timestamp.is_none() => {
+                    let rest: Vec<&OwnerReference> = rs
+                        .owner_references()
+                        .iter()
+                        .filter(|r| r.uid != uid)
+                        .collect();
+                    let patch =
+                        json!({"metadata": {"ownerReferences": rest, "uid": rs.metadata.uid}});
+                    if let Err(e) = api
+                        .patch(
+                            &rs.name_any(),
+                            &PatchParams::default(),
+                            &Patch::Merge(&patch),
+                        )
+                        .await
+                    {
+                        if !matches!(api_code(&e), Some(404) | Some(409)) {
+                            return Err(e).context("releasing a replicaset");
                         }
                     }
                 }
+                Some(_) => {}
                 None if matches
                     && d.metadata.deletion_timestamp.is_none()
                     && rs.metadata.deletion_timestamp.is_none() =>
@@ -416,7 +415,7 @@ impl DeploymentController {
             }
         };
         if replicas > 0 {
-            self.ctx.recorder.event(
+            self.ctx.recorder("deployment-controller").event(
                 reference(d),
                 EventType::Normal,
                 "ScalingReplicaSet",
@@ -470,7 +469,7 @@ impl DeploymentController {
             .with_context(|| format!("scaling replicaset {}", rs.name_any()))?;
         if current != replicas {
             let direction = if replicas > current { "up" } else { "down" };
-            self.ctx.recorder.event(
+            self.ctx.recorder("deployment-controller").event(
                 reference(d),
                 EventType::Normal,
                 "ScalingReplicaSet",
@@ -1599,7 +1598,7 @@ mod tests {
         let now = jiff::Timestamp::from_second(1_700_001_000).expect("ts");
         let d = deployment(2, "1", "0");
         let new = rs("web-abc", 0, 2, 2);
-        let status = rollout_status(&d, &[new.clone()], Some(&new), now);
+        let status = rollout_status(&d, std::slice::from_ref(&new), Some(&new), now);
         let progressing = status
             .conditions
             .iter()
@@ -1638,7 +1637,7 @@ mod tests {
             ..Default::default()
         });
         let new = rs("web-abc", 0, 1, 0);
-        let status = rollout_status(&stuck, &[new.clone()], Some(&new), now);
+        let status = rollout_status(&stuck, std::slice::from_ref(&new), Some(&new), now);
         let progressing = status
             .conditions
             .iter()

@@ -153,7 +153,7 @@ impl JobController {
             );
             for name in &decision.delete {
                 match pod_api.delete(name, &DeleteParams::background()).await {
-                    Ok(_) => self.ctx.recorder.event(
+                    Ok(_) => self.ctx.recorder("job-controller").event(
                         reference(job.as_ref()),
                         EventType::Normal,
                         "SuccessfulDelete",
@@ -218,7 +218,7 @@ impl JobController {
                     }
                 }
                 match pod_api.create(&PostParams::default(), &pod).await {
-                    Ok(created) => self.ctx.recorder.event(
+                    Ok(created) => self.ctx.recorder("job-controller").event(
                         reference(job.as_ref()),
                         EventType::Normal,
                         "SuccessfulCreate",
@@ -226,7 +226,7 @@ impl JobController {
                     ),
                     Err(e) => {
                         self.expectations.creation_observed(&owner);
-                        self.ctx.recorder.event(
+                        self.ctx.recorder("job-controller").event(
                             reference(job.as_ref()),
                             EventType::Warning,
                             "FailedCreate",
@@ -253,13 +253,13 @@ impl JobController {
             }
             if newly_finished {
                 match finished_condition(&decision.status) {
-                    Some(c) if c.type_ == "Complete" => self.ctx.recorder.event(
+                    Some(c) if c.type_ == "Complete" => self.ctx.recorder("job-controller").event(
                         reference(job.as_ref()),
                         EventType::Normal,
                         "Completed",
                         "Job completed",
                     ),
-                    Some(c) => self.ctx.recorder.event(
+                    Some(c) => self.ctx.recorder("job-controller").event(
                         reference(job.as_ref()),
                         EventType::Warning,
                         c.reason.as_deref().unwrap_or("Failed"),

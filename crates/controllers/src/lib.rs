@@ -71,8 +71,8 @@ impl Default for Options {
 pub struct Context {
     /// The API client.
     pub client: kube::Client,
-    /// Events as `component` of the controller manager.
-    pub recorder: Recorder,
+    /// Event recorders by component (`deployment-controller`, …), made on first use.
+    recorders: parking_lot::Mutex<std::collections::HashMap<&'static str, Recorder>>,
     /// Settings.
     pub options: Options,
     /// All pods, indexed by node name.
@@ -106,7 +106,7 @@ impl Context {
     pub fn new(client: kube::Client, options: Options) -> Arc<Context> {
         let all = watcher::Config::default();
         Arc::new(Context {
-            recorder: Recorder::new(client.clone(), "controller-manager", ""),
+            recorders: Default::default(),
             pods: Informer::with_index(Api::all(client.clone()), all.clone(), Some(pod_node)),
             replica_sets: Informer::new(Api::all(client.clone()), all.clone()),
             deployments: Informer::new(Api::all(client.clone()), all.clone()),
@@ -121,6 +121,16 @@ impl Context {
             client,
             options,
         })
+    }
+
+    /// The event recorder of `component` (upstream's source component names, which
+    /// `kubectl describe` shows under "From").
+    pub fn recorder(&self, component: &'static str) -> Recorder {
+        self.recorders
+            .lock()
+            .entry(component)
+            .or_insert_with(|| Recorder::new(self.client.clone(), component, ""))
+            .clone()
     }
 
     fn start_informers(self: &Arc<Self>, tasks: &mut tokio::task::JoinSet<()>) {

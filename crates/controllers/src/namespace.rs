@@ -341,11 +341,13 @@ mod tests {
     #[test]
     fn unchanged_conditions_keep_their_transition_time() {
         let first = conditions(true, &Remaining::default(), &Namespace::default());
-        let mut ns = Namespace::default();
-        ns.status = Some(k8s_openapi::api::core::v1::NamespaceStatus {
-            conditions: Some(first.clone()),
+        let ns = Namespace {
+            status: Some(k8s_openapi::api::core::v1::NamespaceStatus {
+                conditions: Some(first.clone()),
+                ..Default::default()
+            }),
             ..Default::default()
-        });
+        };
         assert_eq!(conditions(true, &Remaining::default(), &ns), first);
     }
 }

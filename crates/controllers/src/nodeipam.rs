@@ -182,7 +182,7 @@ impl NodeIpamController {
             return Ok(None);
         }
         let Some(cidr) = self.cidrs.lock().allocate() else {
-            self.ctx.recorder.event(
+            self.ctx.recorder("cidrAllocator").event(
                 reference(node.as_ref()),
                 EventType::Normal,
                 "CIDRNotAvailable",
@@ -197,7 +197,7 @@ impl NodeIpamController {
             .await
         {
             Ok(_) => {
-                self.ctx.recorder.event(
+                self.ctx.recorder("cidrAllocator").event(
                     reference(node.as_ref()),
                     EventType::Normal,
                     "CIDRAssignmentSucceeded",

@@ -144,7 +144,7 @@ impl NodeLifecycleController {
                         .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
                         .await
                         .context("marking a node Unknown")?;
-                    self.ctx.recorder.event(
+                    self.ctx.recorder("node-controller").event(
                         reference(&node),
                         EventType::Normal,
                         "NodeNotReady",
@@ -231,7 +231,7 @@ impl NodeLifecycleController {
             }
             let namespace = pod.namespace().unwrap_or_default();
             let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &namespace);
-            self.ctx.recorder.event(
+            self.ctx.recorder("taint-eviction-controller").event(
                 reference(pod.as_ref()),
                 EventType::Normal,
                 "TaintManagerEviction",

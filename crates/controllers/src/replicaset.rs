@@ -312,7 +312,7 @@ impl ReplicaSetController {
         let replicas =
             usize::try_from(rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)).unwrap_or(0);
         let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &namespace);
-        let recorder = &self.ctx.recorder;
+        let recorder = self.ctx.recorder("replicaset-controller");
         if pods.len() < replicas {
             let count = (replicas - pods.len()).min(BURST_REPLICAS);
             self.expectations.expect_creations(&key, count as i64);
@@ -528,19 +528,18 @@ pub fn calculate_status(
         }
     });
     match failure {
-        Some((reason, message)) => {
-            if !conditions.iter().any(|c| c.type_ == "ReplicaFailure") {
-                conditions.push(ReplicaSetCondition {
-                    type_: "ReplicaFailure".into(),
-                    status: "True".into(),
-                    reason: Some(reason.into()),
-                    message: Some(message),
-                    last_transition_time: Some(
-                        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
-                    ),
-                });
-            }
+        Some((reason, message)) if !conditions.iter().any(|c| c.type_ == "ReplicaFailure") => {
+            conditions.push(ReplicaSetCondition {
+                type_: "ReplicaFailure".into(),
+                status: "True".into(),
+                reason: Some(reason.into()),
+                message: Some(message),
+                last_transition_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    now,
+                )),
+            });
         }
+        Some(_) => {}
         None if manage_error.is_none() => conditions.retain(|c| c.type_ != "ReplicaFailure"),
         None => {}
     }
@@ -689,7 +688,8 @@ mod tests {
 
     #[test]
     fn deletion_ranking_follows_upstream() {
-        let cases: Vec<(&str, Vec<Arc<Pod>>, usize, Vec<&str>)> = vec![
+        type Case<'a> = (&'a str, Vec<Arc<Pod>>, usize, Vec<&'a str>);
+        let cases: Vec<Case> = vec![
             (
                 "unassigned first",
                 vec![

@@ -485,3 +485,111 @@ spec:
         .ok(&["get", "pods", "-l", "job-name=brief", "-o", "name"])
         .is_empty()));
 }
+
+/// `ferry controllers` and `ferry scheduler` as processes of their own: two controller
+/// managers share the work through a Lease — one works, the other takes over when it stops.
+#[test]
+fn standalone_components_elect_a_leader() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ferry = Ferry::start_in(
+        dir.path(),
+        &["--disable-controllers", "--disable-scheduler"],
+    );
+    let component = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&ferry.kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a component")
+    };
+    struct Killed(Vec<std::process::Child>);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            for child in &mut self.0 {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+    let mut processes = Killed(vec![
+        component(&["controllers"]),
+        component(&["controllers"]),
+        component(&["scheduler"]),
+    ]);
+    let _sim = Sim::start(&ferry, 2, &[]);
+    let holder = || {
+        ferry.ok(&[
+            "-n",
+            "kube-system",
+            "get",
+            "lease",
+            "kube-controller-manager",
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ])
+    };
+    assert!(eventually(Duration::from_secs(30), || ferry
+        .kubectl(&[
+            "-n",
+            "kube-system",
+            "get",
+            "lease",
+            "kube-controller-manager"
+        ])
+        .status
+        .success()));
+    let first = holder();
+    let pids: Vec<u32> = processes.0.iter().map(|c| c.id()).collect();
+    let leader = pids
+        .iter()
+        .position(|pid| first.ends_with(&format!("_{pid}")))
+        .expect("a controller manager holds the lease");
+    assert!(leader < 2, "{first}");
+    ferry.apply_yaml("apply", &deployment("ha", 2, ""));
+    assert!(
+        eventually(Duration::from_secs(30), || running_pods(&ferry, "app=ha")
+            .len()
+            == 2),
+        "{}",
+        ferry.ok(&["get", "pods", "-o", "wide"])
+    );
+    let scheduler_holder = ferry.ok(&[
+        "-n",
+        "kube-system",
+        "get",
+        "lease",
+        "kube-scheduler",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    assert!(
+        scheduler_holder.ends_with(&format!("_{}", pids[2])),
+        "{scheduler_holder}"
+    );
+
+    // The leader stops (SIGTERM: it gives the Lease up); the other one takes over.
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pids[leader].to_string())
+        .status();
+    let _ = processes.0[leader].wait();
+    let other = pids[1 - leader];
+    assert!(
+        eventually(Duration::from_secs(30), || holder()
+            .ends_with(&format!("_{other}"))),
+        "lease holder: {}",
+        holder()
+    );
+    ferry.ok(&["scale", "deployment/ha", "--replicas=4"]);
+    assert!(
+        eventually(Duration::from_secs(30), || running_pods(&ferry, "app=ha")
+            .len()
+            == 4),
+        "{}",
+        ferry.ok(&["get", "pods", "-o", "wide"])
+    );
+}

@@ -733,7 +733,7 @@ fn the_etcd_backend_serves_kubectl_too() {
     );
     // The objects are under /registry in etcd, as kube-apiserver keeps them.
     let direct = runtime.block_on(async {
-        let client = ferry_store::etcd::EtcdStore::connect(&[endpoint.clone()], "")
+        let client = ferry_store::etcd::EtcdStore::connect(std::slice::from_ref(&endpoint), "")
             .await
             .expect("connect");
         ferry_store::Store::get(&client, b"/registry/configmaps/default/in-etcd")

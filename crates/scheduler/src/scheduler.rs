@@ -399,7 +399,7 @@ impl Scheduler {
     /// `tick` counts calls.
     pub fn housekeeping(&self, tick: u64) {
         self.queue.flush_backoff_completed();
-        if tick % 30 == 0 {
+        if tick.is_multiple_of(30) {
             self.queue.flush_unschedulable_leftover();
         }
         self.cache.lock().cleanup_assumed(Instant::now());
@@ -746,7 +746,7 @@ impl Scheduler {
                 ties = 1;
             } else if *total == totals[best] {
                 ties += 1;
-                if self.random() % ties == 0 {
+                if self.random().is_multiple_of(ties) {
                     best = i;
                 }
             }

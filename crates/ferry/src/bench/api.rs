@@ -127,7 +127,10 @@ fn start_server(data_dir: &Path) -> anyhow::Result<(ServerProcess, String, f64)>
 }
 
 /// Starts `ferry server` with extra flags; returns it, its address and its ready time (ms).
-pub fn start_server_with(data_dir: &Path, extra: &[&str]) -> anyhow::Result<(ServerProcess, String, f64)> {
+pub fn start_server_with(
+    data_dir: &Path,
+    extra: &[&str],
+) -> anyhow::Result<(ServerProcess, String, f64)> {
     let started = Instant::now();
     let mut child = Command::new(std::env::current_exe()?)
         .args(["server", "--https-listen", "127.0.0.1:0", "--data-dir"])

@@ -71,12 +71,20 @@ fn bench_pod(name: &str, namespace: &str, constrained: bool) -> Pod {
 
 async fn create_namespace(client: &kube::Client, name: &str) -> anyhow::Result<()> {
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
-    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await?;
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await?;
     Ok(())
 }
 
 /// Creates `count` pods in `namespace` with `clients` concurrent clients.
-async fn create_pods(client: &kube::Client, namespace: &str, count: usize, clients: usize, constrained: bool) -> anyhow::Result<()> {
+async fn create_pods(
+    client: &kube::Client,
+    namespace: &str,
+    count: usize,
+    clients: usize,
+    constrained: bool,
+) -> anyhow::Result<()> {
     let per = count.div_ceil(clients.max(1));
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..clients {
@@ -84,7 +92,11 @@ async fn create_pods(client: &kube::Client, namespace: &str, count: usize, clien
         let namespace = namespace.to_string();
         tasks.spawn(async move {
             for i in (c * per).min(count)..((c + 1) * per).min(count) {
-                api.create(&PostParams::default(), &bench_pod(&format!("p-{i:06}"), &namespace, constrained)).await?;
+                api.create(
+                    &PostParams::default(),
+                    &bench_pod(&format!("p-{i:06}"), &namespace, constrained),
+                )
+                .await?;
             }
             anyhow::Ok(())
         });
@@ -117,7 +129,11 @@ async fn all_bound(client: kube::Client, namespace: String, count: usize) -> any
 }
 
 /// The real scheduler, in this process: seconds until every pod in `namespace` is bound.
-async fn run_scheduler(client: &kube::Client, namespace: &str, count: usize) -> anyhow::Result<f64> {
+async fn run_scheduler(
+    client: &kube::Client,
+    namespace: &str,
+    count: usize,
+) -> anyhow::Result<f64> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let config = ferry_scheduler::load_config(None)?;
     let started = Instant::now();
@@ -132,10 +148,19 @@ async fn run_scheduler(client: &kube::Client, namespace: &str, count: usize) -> 
 }
 
 /// The reference: bind every pending pod of `namespace` round-robin, no decisions at all.
-async fn round_robin(client: &kube::Client, namespace: &str, clients: usize) -> anyhow::Result<f64> {
+async fn round_robin(
+    client: &kube::Client,
+    namespace: &str,
+    clients: usize,
+) -> anyhow::Result<f64> {
     let started = Instant::now();
-    let nodes: Vec<String> =
-        Api::<Node>::all(client.clone()).list_metadata(&ListParams::default()).await?.items.into_iter().filter_map(|n| n.metadata.name).collect();
+    let nodes: Vec<String> = Api::<Node>::all(client.clone())
+        .list_metadata(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect();
     let pods: Vec<String> = Api::<Pod>::namespaced(client.clone(), namespace)
         .list_metadata(&ListParams::default().fields("spec.nodeName="))
         .await?
@@ -159,9 +184,20 @@ async fn round_robin(client: &kube::Client, namespace: &str, clients: usize) -> 
                         namespace: Some(namespace.clone()),
                         ..Default::default()
                     },
-                    target: ObjectReference { api_version: Some("v1".into()), kind: Some("Node".into()), name: Some(nodes[i % nodes.len()].clone()), ..Default::default() },
+                    target: ObjectReference {
+                        api_version: Some("v1".into()),
+                        kind: Some("Node".into()),
+                        name: Some(nodes[i % nodes.len()].clone()),
+                        ..Default::default()
+                    },
                 };
-                api.create_subresource::<Binding, serde_json::Value>("binding", &pods[i], &PostParams::default(), &binding).await?;
+                api.create_subresource::<Binding, serde_json::Value>(
+                    "binding",
+                    &pods[i],
+                    &PostParams::default(),
+                    &binding,
+                )
+                .await?;
             }
             anyhow::Ok(())
         });
@@ -204,12 +240,20 @@ async fn start_sim(client: &kube::Client, nodes: usize) -> anyhow::Result<SimHan
             .await?
             .items
             .iter()
-            .filter(|n| n.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True")))
+            .filter(|n| {
+                n.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
             .count();
         if ready >= nodes {
             return Ok(SimHandle { stop, task });
         }
-        anyhow::ensure!(Instant::now() < deadline, "only {ready} of {nodes} sim nodes Ready");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {ready} of {nodes} sim nodes Ready"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -220,14 +264,26 @@ fn own_rss_mib() -> f64 {
 
 fn hwm_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 1024.0
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
 }
 
 /// Runs the benchmark.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
-    println!("ferry bench scheduler: {} pending pods on {} sim nodes", args.pods, args.nodes);
-    let (server, _address, _) = start_server_with(&tmp.path().join("server"), &["--disable-scheduler", "--disable-controllers"])?;
+    println!(
+        "ferry bench scheduler: {} pending pods on {} sim nodes",
+        args.pods, args.nodes
+    );
+    let (server, _address, _) = start_server_with(
+        &tmp.path().join("server"),
+        &["--disable-scheduler", "--disable-controllers"],
+    )?;
     let client = ferry_client::connect(&tmp.path().join("server").join("kubeconfig.yaml")).await?;
     let rss_before_sim = own_rss_mib();
     let sim = start_sim(&client, args.nodes).await.context("sim nodes")?;
@@ -235,7 +291,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let mut figures = serde_json::Map::new();
     for (label, constrained) in [("plain", false), ("spread+anti-affinity", true)] {
-        let namespace = if constrained { "bench-spread" } else { "bench-plain" };
+        let namespace = if constrained {
+            "bench-spread"
+        } else {
+            "bench-plain"
+        };
         create_namespace(&client, namespace).await?;
         create_pods(&client, namespace, args.pods, args.clients, constrained).await?;
         let rss_before = own_rss_mib();
@@ -246,15 +306,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let reference_ns = format!("{namespace}-rr");
         create_namespace(&client, &reference_ns).await?;
         create_pods(&client, &reference_ns, args.pods, args.clients, constrained).await?;
-        let reference = args.pods as f64 / round_robin(&client, &reference_ns, args.clients).await?;
+        let reference =
+            args.pods as f64 / round_robin(&client, &reference_ns, args.clients).await?;
         println!(
             "{label:>22}: {rate:>7.0} pods/s ({seconds:.1} s)   round-robin binder: {reference:>7.0} pods/s   ratio {:.2}   scheduler RSS +{scheduler_rss:.0} MiB",
             rate / reference
         );
         let key = if constrained { "spread" } else { "plain" };
         figures.insert(format!("{key}_pods_per_s"), json!(rate.round()));
-        figures.insert(format!("{key}_reference_pods_per_s"), json!(reference.round()));
-        figures.insert(format!("{key}_ratio"), json!((rate / reference * 100.0).round() / 100.0));
+        figures.insert(
+            format!("{key}_reference_pods_per_s"),
+            json!(reference.round()),
+        );
+        figures.insert(
+            format!("{key}_ratio"),
+            json!((rate / reference * 100.0).round() / 100.0),
+        );
     }
     let server_rss = rss_mib(server.0.id());
     println!(
@@ -274,14 +341,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "in-process (no API, fake binder): {:.0} pods/s; round-robin placement {:.0} pods/s",
         algorithm.pods_per_second, algorithm.round_robin_pods_per_second
     );
-    figures.insert("in_process_pods_per_s".into(), json!(algorithm.pods_per_second.round()));
+    figures.insert(
+        "in_process_pods_per_s".into(),
+        json!(algorithm.pods_per_second.round()),
+    );
 
     if args.replicas > 0 {
         let seconds = deployment_rollout(tmp.path(), args.deployment_nodes, args.replicas).await?;
         println!("deployment: {} replicas on {} sim nodes Running and available in {seconds:.1} s ({:.0} pods/s)", args.replicas, args.deployment_nodes, args.replicas as f64 / seconds);
-        figures.insert("deployment_seconds".into(), json!((seconds * 10.0).round() / 10.0));
+        figures.insert(
+            "deployment_seconds".into(),
+            json!((seconds * 10.0).round() / 10.0),
+        );
     }
-    figures.insert("pods_per_s".into(), figures.get("plain_pods_per_s").cloned().unwrap_or(json!(0)));
+    figures.insert(
+        "pods_per_s".into(),
+        figures.get("plain_pods_per_s").cloned().unwrap_or(json!(0)),
+    );
     figures.insert("nodes".into(), json!(args.nodes));
     figures.insert("pods".into(), json!(args.pods));
     if args.json {
@@ -310,11 +386,19 @@ async fn deployment_rollout(dir: &Path, nodes: usize, replicas: usize) -> anyhow
     api.create(&PostParams::default(), &deployment).await?;
     let deadline = started + Duration::from_secs(1800);
     loop {
-        let available = api.get("big").await?.status.and_then(|s| s.available_replicas).unwrap_or(0);
+        let available = api
+            .get("big")
+            .await?
+            .status
+            .and_then(|s| s.available_replicas)
+            .unwrap_or(0);
         if usize::try_from(available).unwrap_or(0) >= replicas {
             break;
         }
-        anyhow::ensure!(Instant::now() < deadline, "only {available} of {replicas} available");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {available} of {replicas} available"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let seconds = started.elapsed().as_secs_f64();

@@ -130,7 +130,7 @@ impl Mvcc {
     }
 
     /// The version of `key` visible at `revision`.
-    fn visible<'a>(versions: &'a [Version], revision: Revision) -> Option<&'a Version> {
+    fn visible(versions: &[Version], revision: Revision) -> Option<&Version> {
         let after = versions.partition_point(|v| v.mod_revision <= revision);
         versions[..after].last().filter(|v| v.value.is_some())
     }
