@@ -593,3 +593,56 @@ fn standalone_components_elect_a_leader() {
         ferry.ok(&["get", "pods", "-o", "wide"])
     );
 }
+
+#[test]
+fn recreate_and_progress_deadline() {
+    let (ferry, _sim, _dir) = start(2);
+    // Recreate: the old pods go before new ones come.
+    ferry.apply_yaml(
+        "apply",
+        &deployment("rec", 2, "").replace(
+            "spec:\n  replicas: 2",
+            "spec:\n  strategy: {type: Recreate}\n  replicas: 2",
+        ),
+    );
+    ferry.ok(&["rollout", "status", "deployment/rec", "--timeout=30s"]);
+    ferry.ok(&["set", "image", "deployment/rec", "app=registry.local/app:2"]);
+    ferry.ok(&["rollout", "status", "deployment/rec", "--timeout=60s"]);
+    let images = ferry.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=rec",
+        "--field-selector=status.phase=Running",
+        "-o",
+        "jsonpath={.items[*].spec.containers[0].image}",
+    ]);
+    assert_eq!(images, "registry.local/app:2 registry.local/app:2");
+
+    // A rollout that cannot progress (nothing fits) reports ProgressDeadlineExceeded.
+    let stuck = deployment("stuck", 1, "")
+        .replace(
+            "spec:\n  replicas: 1",
+            "spec:\n  progressDeadlineSeconds: 2\n  replicas: 1",
+        )
+        .replace(
+            "image: 'registry.local/app:1'}]",
+            "image: 'registry.local/app:1', resources: {requests: {cpu: '100'}}}]",
+        );
+    ferry.apply_yaml("apply", &stuck);
+    let out = ferry.kubectl(&["rollout", "status", "deployment/stuck", "--timeout=60s"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("exceeded its progress deadline"),
+        "{stderr}"
+    );
+    let reason = ferry.ok(&[
+        "get",
+        "deployment",
+        "stuck",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Progressing\")].reason}",
+    ]);
+    assert_eq!(reason, "ProgressDeadlineExceeded");
+}
