@@ -1,6 +1,8 @@
 //! An in-process benchmark: N pending pods on M fake nodes through the whole scheduler (queue,
 //! snapshot, every default plugin, assume, a fake binder), next to a trivial round-robin
-//! placement measured in the same run as the reference.
+//! placement measured in the same run as the reference. Two workloads, as `ferry bench
+//! scheduler`: plain pods, and pods with a soft hostname topology spread constraint and a
+//! preferred hostname pod anti-affinity (the cost of PodTopologySpread and InterPodAffinity).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,9 +25,29 @@ pub struct BenchResult {
     pub round_robin_pods_per_second: f64,
 }
 
-/// Schedules `pods` pending pods (100m cpu, 128Mi) on `nodes` nodes (32 cpu, 128Gi, 110 pods,
-/// 3 zones) in-process and reports pods/s. Needs a Tokio runtime.
+/// What the benchmark's pods ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// 100m cpu, 128Mi, label `app=bench`.
+    Plain,
+    /// As plain, plus a topologySpreadConstraint (maxSkew 1, `kubernetes.io/hostname`,
+    /// ScheduleAnyway, `app=bench`) and a preferred pod anti-affinity (weight 100,
+    /// `kubernetes.io/hostname`, `app=bench`), as `ferry bench scheduler`'s constrained run.
+    SpreadAntiAffinity,
+}
+
+/// Schedules `pods` pending plain pods (100m cpu, 128Mi) on `nodes` nodes (32 cpu, 128Gi, 110
+/// pods, 3 zones) in-process and reports pods/s. Needs a Tokio runtime.
 pub async fn schedule_pods(pods: usize, nodes: usize) -> anyhow::Result<BenchResult> {
+    schedule_pods_with(pods, nodes, Workload::Plain).await
+}
+
+/// As [`schedule_pods`] with the pods of `workload`.
+pub async fn schedule_pods_with(
+    pods: usize,
+    nodes: usize,
+    workload: Workload,
+) -> anyhow::Result<BenchResult> {
     let binder = FakeBinder::new();
     let scheduler = Scheduler::new(&Config::default(), binder.clone(), None)?;
     let node_objects: Vec<_> = (0..nodes)
@@ -41,11 +63,26 @@ pub async fn schedule_pods(pods: usize, nodes: usize) -> anyhow::Result<BenchRes
     }
     let pod_objects: Vec<_> = (0..pods)
         .map(|i| {
-            make_pod(&format!("pod-{i:06}"))
+            let pod = make_pod(&format!("pod-{i:06}"))
                 .req("cpu", "100m")
                 .req("memory", "128Mi")
-                .label("app", "bench")
-                .pod()
+                .label("app", "bench");
+            match workload {
+                Workload::Plain => pod,
+                Workload::SpreadAntiAffinity => pod
+                    .spread(
+                        1,
+                        "kubernetes.io/hostname",
+                        "ScheduleAnyway",
+                        &[("app", "bench")],
+                    )
+                    .preferred_pod_anti_affinity(
+                        100,
+                        "kubernetes.io/hostname",
+                        &[("app", "bench")],
+                    ),
+            }
+            .pod()
         })
         .collect();
     let start = Instant::now();
@@ -94,23 +131,44 @@ pub async fn schedule_pods(pods: usize, nodes: usize) -> anyhow::Result<BenchRes
 
 #[cfg(test)]
 mod tests {
+    use super::Workload;
+
     #[tokio::test]
     async fn small_run_binds_everything() {
         let result = super::schedule_pods(200, 20).await.expect("bench");
         assert_eq!(result.pods, 200);
         assert!(result.pods_per_second > 0.0);
+        let result = super::schedule_pods_with(200, 20, Workload::SpreadAntiAffinity)
+            .await
+            .expect("bench");
+        assert_eq!(result.pods, 200);
     }
 
-    /// Prints figures: `cargo test --release -p ferry-scheduler --lib bench::tests::figures -- --ignored --nocapture`.
+    /// Prints figures: `cargo test --release -p ferry-scheduler --lib bench::tests::figures -- --ignored --nocapture`
+    /// (`FERRY_BENCH_SIZES=pods:nodes,...` overrides the sizes).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "a benchmark, run in release"]
     async fn figures() {
-        for (pods, nodes) in [(1000, 100), (2000, 1000), (2000, 5000)] {
-            let r = super::schedule_pods(pods, nodes).await.expect("bench");
-            println!(
-                "{} pods on {} nodes: {:.0} pods/s (round-robin reference: {:.0} pods/s)",
-                r.pods, r.nodes, r.pods_per_second, r.round_robin_pods_per_second
-            );
+        let sizes: Vec<(usize, usize)> = match std::env::var("FERRY_BENCH_SIZES") {
+            Ok(list) => list
+                .split(',')
+                .filter_map(|s| {
+                    let (p, n) = s.split_once(':')?;
+                    Some((p.trim().parse().ok()?, n.trim().parse().ok()?))
+                })
+                .collect(),
+            Err(_) => vec![(2000, 1000), (10_000, 5000)],
+        };
+        for workload in [Workload::Plain, Workload::SpreadAntiAffinity] {
+            for &(pods, nodes) in &sizes {
+                let r = super::schedule_pods_with(pods, nodes, workload)
+                    .await
+                    .expect("bench");
+                println!(
+                    "{workload:?}: {} pods on {} nodes: {:.0} pods/s (round-robin reference: {:.0} pods/s)",
+                    r.pods, r.nodes, r.pods_per_second, r.round_robin_pods_per_second
+                );
+            }
         }
     }
 }

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use tokio::time::Instant;
 
 use crate::framework::ClusterEvent;
@@ -31,6 +32,51 @@ pub fn pod_key(pod: &Pod) -> String {
         pod.metadata.namespace.as_deref().unwrap_or(""),
         pod.metadata.name.as_deref().unwrap_or("")
     )
+}
+
+/// Whether `key` is `pod`'s `namespace/name` (without building the key).
+fn key_is(pod: &Pod, key: &str) -> bool {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("");
+    let name = pod.metadata.name.as_deref().unwrap_or("");
+    key.len() == namespace.len() + 1 + name.len()
+        && key.starts_with(namespace)
+        && key[namespace.len()..].starts_with('/')
+        && key.ends_with(name)
+}
+
+/// The topology keys of `pod`'s pod (anti-)affinity terms, required and preferred (one per
+/// term).
+pub fn affinity_topology_keys(pod: &Pod) -> impl Iterator<Item = &str> {
+    let affinity = pod.spec.as_ref().and_then(|s| s.affinity.as_ref());
+    let affinity_terms = affinity.and_then(|a| a.pod_affinity.as_ref()).map(|a| {
+        (
+            &a.required_during_scheduling_ignored_during_execution,
+            &a.preferred_during_scheduling_ignored_during_execution,
+        )
+    });
+    let anti_terms = affinity
+        .and_then(|a| a.pod_anti_affinity.as_ref())
+        .map(|a| {
+            (
+                &a.required_during_scheduling_ignored_during_execution,
+                &a.preferred_during_scheduling_ignored_during_execution,
+            )
+        });
+    affinity_terms
+        .into_iter()
+        .chain(anti_terms)
+        .flat_map(|(required, preferred)| {
+            required
+                .iter()
+                .flatten()
+                .map(|t| t.topology_key.as_str())
+                .chain(
+                    preferred
+                        .iter()
+                        .flatten()
+                        .map(|t| t.pod_affinity_term.topology_key.as_str()),
+                )
+        })
 }
 
 /// A pod and what the scheduler computes once about it.
@@ -134,6 +180,9 @@ pub struct NodeInfo {
     pub pods_with_affinity: usize,
     /// How many of them have required anti-affinity terms.
     pub pods_with_required_anti_affinity: usize,
+    /// The topology keys of the pods' (anti-)affinity terms (required and preferred), each with
+    /// how many terms use it: InterPodAffinity's PreScore visits only the domains of these keys.
+    pub affinity_topology_keys: BTreeMap<String, usize>,
     /// Sum of the pods' requests.
     pub requested: Resources,
     /// Sum of the pods' non-zero requests (for scoring).
@@ -157,6 +206,7 @@ impl NodeInfo {
             pods: Vec::new(),
             pods_with_affinity: 0,
             pods_with_required_anti_affinity: 0,
+            affinity_topology_keys: BTreeMap::new(),
             requested: Resources::default(),
             non_zero_requested: Resources::default(),
             allocatable: Resources::default(),
@@ -212,13 +262,23 @@ impl NodeInfo {
         self.used_ports.extend(pod_host_ports(&pod.pod));
         self.pods_with_affinity += usize::from(pod.has_affinity);
         self.pods_with_required_anti_affinity += usize::from(pod.has_required_anti_affinity);
+        if pod.has_affinity {
+            for key in affinity_topology_keys(&pod.pod) {
+                match self.affinity_topology_keys.get_mut(key) {
+                    Some(count) => *count += 1,
+                    None => {
+                        self.affinity_topology_keys.insert(key.to_string(), 1);
+                    }
+                }
+            }
+        }
         self.pods.push(pod);
         self.generation += 1;
     }
 
     /// Removes the pod with key `key`; returns it.
     pub fn remove_pod(&mut self, key: &str) -> Option<PodInfo> {
-        let index = self.pods.iter().position(|p| p.key() == key)?;
+        let index = self.pods.iter().position(|p| key_is(&p.pod, key))?;
         let pod = self.pods.swap_remove(index);
         self.requested.sub(&pod.requests);
         self.non_zero_requested.sub(&pod.non_zero_requests);
@@ -229,6 +289,16 @@ impl NodeInfo {
         }
         self.pods_with_affinity -= usize::from(pod.has_affinity);
         self.pods_with_required_anti_affinity -= usize::from(pod.has_required_anti_affinity);
+        if pod.has_affinity {
+            for key in affinity_topology_keys(&pod.pod) {
+                if let Some(count) = self.affinity_topology_keys.get_mut(key) {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.affinity_topology_keys.remove(key);
+                    }
+                }
+            }
+        }
         self.generation += 1;
         Some(pod)
     }
@@ -249,6 +319,11 @@ pub struct Snapshot {
     pub nodes_with_affinity: usize,
     /// How many nodes run pods with required anti-affinity terms.
     pub nodes_with_required_anti_affinity: usize,
+    /// The topology keys of every pod's (anti-)affinity terms, with how many terms use each.
+    affinity_topology_keys: BTreeMap<String, usize>,
+    /// Per node label key, per value: the indices into `nodes` of the nodes with that label
+    /// (the topology domains), so a plugin visits a domain's nodes without scanning all.
+    domains: Arc<HashMap<String, HashMap<String, Vec<usize>>>>,
 }
 
 impl Snapshot {
@@ -303,19 +378,53 @@ impl Snapshot {
             self.nodes_with_required_anti_affinity,
             node.pods_with_required_anti_affinity > 0,
         );
+        for (key, count) in &node.affinity_topology_keys {
+            match self.affinity_topology_keys.get_mut(key) {
+                // Entries that drop to 0 stay: the set of keys in use is small and stable.
+                Some(total) => *total = total.saturating_add_signed(sign * *count as isize),
+                None if sign > 0 => {
+                    self.affinity_topology_keys.insert(key.clone(), *count);
+                }
+                None => {}
+            }
+        }
     }
 
-    /// Puts `info` at index `i`, keeping the affinity counts.
+    /// Puts `info` at index `i`, keeping the affinity counts and the domains.
     fn set(&mut self, i: usize, info: Arc<NodeInfo>) {
         let old = self.nodes[i].clone();
-        self.count(&old, -1);
         self.count(&info, 1);
+        self.count(&old, -1);
+        let same_labels = match (&old.node, &info.node) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a.metadata.labels == b.metadata.labels,
+            (None, None) => true,
+            _ => false,
+        };
+        if !same_labels {
+            let domains = Arc::make_mut(&mut self.domains);
+            for (key, value) in old.labels().into_iter().flatten() {
+                if let Some(indices) = domains.get_mut(key).and_then(|v| v.get_mut(value)) {
+                    indices.retain(|j| *j != i);
+                }
+            }
+            for (key, value) in info.labels().into_iter().flatten() {
+                let indices = domains
+                    .entry(key.clone())
+                    .or_default()
+                    .entry(value.clone())
+                    .or_default();
+                if let Err(at) = indices.binary_search(&i) {
+                    indices.insert(at, i);
+                }
+            }
+        }
         self.nodes[i] = info;
     }
 
     fn reindex(&mut self) {
         self.nodes_with_affinity = 0;
         self.nodes_with_required_anti_affinity = 0;
+        self.affinity_topology_keys.clear();
         for node in self.nodes.clone() {
             self.count(&node, 1);
         }
@@ -325,6 +434,22 @@ impl Snapshot {
             .enumerate()
             .map(|(i, n)| (n.name.clone(), i))
             .collect();
+        let mut domains: HashMap<String, HashMap<String, Vec<usize>>> = HashMap::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            for (key, value) in node.labels().into_iter().flatten() {
+                let values = match domains.get_mut(key) {
+                    Some(values) => values,
+                    None => domains.entry(key.clone()).or_default(),
+                };
+                match values.get_mut(value) {
+                    Some(indices) => indices.push(i),
+                    None => {
+                        values.insert(value.clone(), vec![i]);
+                    }
+                }
+            }
+        }
+        self.domains = Arc::new(domains);
         let mut image_nodes: HashMap<String, usize> = HashMap::new();
         for node in &self.nodes {
             for image in node.image_sizes.keys() {
@@ -332,6 +457,23 @@ impl Snapshot {
             }
         }
         self.image_nodes = Arc::new(image_nodes);
+    }
+
+    /// The indices into [`Snapshot::nodes`] of the nodes labelled `key=value` (a topology
+    /// domain), in order.
+    pub fn nodes_in_domain(&self, key: &str, value: &str) -> &[usize] {
+        self.domains
+            .get(key)
+            .and_then(|values| values.get(value))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The topology keys used by the (anti-)affinity terms of the pods in the snapshot.
+    pub fn affinity_topology_keys(&self) -> impl Iterator<Item = &str> {
+        self.affinity_topology_keys
+            .iter()
+            .filter(|(_, count)| **count > 0)
+            .map(|(key, _)| key.as_str())
     }
 
     /// The node named `name`.
@@ -406,7 +548,8 @@ impl Cache {
     }
 
     /// Adds or updates a node; returns the events the change amounts to.
-    pub fn upsert_node(&mut self, node: Node) -> Vec<ClusterEvent> {
+    pub fn upsert_node(&mut self, node: impl Into<Arc<Node>>) -> Vec<ClusterEvent> {
+        let node = node.into();
         let name = node.metadata.name.clone().unwrap_or_default();
         let old = self.nodes.get(&name).and_then(|n| n.node.clone());
         let events = node_events(old.as_deref(), &node);
@@ -414,7 +557,7 @@ impl Cache {
             self.structure_changed = true;
         }
         let info = self.node_mut(&name);
-        info.set_node(Arc::new(node));
+        info.set_node(node);
         info.generation += 1;
         events
     }
@@ -598,16 +741,21 @@ pub fn node_events(old: Option<&Node>, new: &Node) -> Vec<ClusterEvent> {
     if old.metadata.labels != new.metadata.labels {
         events.push(ClusterEvent::NodeLabelChange);
     }
-    let taints = |n: &Node| {
+    fn taints(n: &Node) -> &[k8s_openapi::api::core::v1::Taint] {
         n.spec
             .as_ref()
-            .and_then(|s| s.taints.clone())
+            .and_then(|s| s.taints.as_deref())
             .unwrap_or_default()
-    };
+    }
+    fn allocatable(n: &Node) -> Option<&BTreeMap<String, Quantity>> {
+        n.status.as_ref().and_then(|s| s.allocatable.as_ref())
+    }
+    fn images(n: &Node) -> Option<&Vec<k8s_openapi::api::core::v1::ContainerImage>> {
+        n.status.as_ref().and_then(|s| s.images.as_ref())
+    }
     if taints(old) != taints(new) {
         events.push(ClusterEvent::NodeTaintChange);
     }
-    let allocatable = |n: &Node| n.status.as_ref().and_then(|s| s.allocatable.clone());
     if allocatable(old) != allocatable(new) {
         events.push(ClusterEvent::NodeAllocatableChange);
     }
@@ -620,7 +768,6 @@ pub fn node_events(old: Option<&Node>, new: &Node) -> Vec<ClusterEvent> {
     if unschedulable(old) != unschedulable(new) {
         events.push(ClusterEvent::NodeUnschedulableChange);
     }
-    let images = |n: &Node| n.status.as_ref().and_then(|s| s.images.clone());
     if images(old) != images(new) {
         events.push(ClusterEvent::NodeImageChange);
     }
@@ -750,5 +897,78 @@ mod tests {
         cache.upsert_node(make_node("later").node());
         cache.update_snapshot(&mut snapshot);
         assert_eq!(snapshot.get("later").map(|n| n.pods.len()), Some(1));
+    }
+
+    #[test]
+    fn snapshot_domains_and_affinity_keys_follow_updates() {
+        let mut cache = Cache::new(Duration::from_secs(30));
+        cache.upsert_node(make_node("n1").label("zone", "a").node());
+        cache.upsert_node(make_node("n2").label("zone", "a").node());
+        let mut snapshot = Snapshot::default();
+        cache.update_snapshot(&mut snapshot);
+        assert_eq!(snapshot.nodes_in_domain("zone", "a"), [0, 1]);
+        assert_eq!(
+            snapshot.nodes_in_domain("kubernetes.io/hostname", "n2"),
+            [1]
+        );
+        assert!(snapshot.nodes_in_domain("zone", "b").is_empty());
+        // A relabelled node moves domain through the incremental path.
+        cache.upsert_node(make_node("n2").label("zone", "b").node());
+        cache.update_snapshot(&mut snapshot);
+        assert_eq!(snapshot.nodes_in_domain("zone", "a"), [0]);
+        assert_eq!(snapshot.nodes_in_domain("zone", "b"), [1]);
+        // Topology keys of affinity terms come and go with their pods.
+        assert_eq!(snapshot.affinity_topology_keys().count(), 0);
+        let pod = make_pod("p")
+            .node("n1")
+            .pod_anti_affinity("zone", &[("a", "b")])
+            .preferred_pod_affinity(1, "kubernetes.io/hostname", &[("a", "b")])
+            .pod();
+        cache.add_pod(Arc::new(pod));
+        cache.update_snapshot(&mut snapshot);
+        assert_eq!(
+            snapshot.affinity_topology_keys().collect::<Vec<_>>(),
+            ["kubernetes.io/hostname", "zone"]
+        );
+        assert_eq!(
+            snapshot.get("n1").map(|n| n.affinity_topology_keys.len()),
+            Some(2)
+        );
+        // The watch's update of the same pod replaces it, counted once.
+        cache.add_pod(Arc::new(
+            make_pod("p")
+                .node("n1")
+                .pod_anti_affinity("zone", &[("a", "b")])
+                .preferred_pod_affinity(1, "kubernetes.io/hostname", &[("a", "b")])
+                .pod(),
+        ));
+        cache.update_snapshot(&mut snapshot);
+        assert_eq!(
+            snapshot
+                .get("n1")
+                .and_then(|n| n.affinity_topology_keys.get("zone").copied()),
+            Some(1)
+        );
+        cache.remove_pod("default/p");
+        cache.update_snapshot(&mut snapshot);
+        assert_eq!(snapshot.affinity_topology_keys().count(), 0);
+        assert!(snapshot
+            .get("n1")
+            .is_some_and(|n| n.affinity_topology_keys.is_empty()));
+        // A full rebuild gives the same index.
+        cache.upsert_node(make_node("n3").label("zone", "b").node());
+        cache.update_snapshot(&mut snapshot);
+        assert_eq!(snapshot.nodes_in_domain("zone", "b"), [1, 2]);
+    }
+
+    #[test]
+    fn remove_pod_matches_the_exact_key() {
+        let mut info = NodeInfo::new("n");
+        info.add_pod(PodInfo::new(Arc::new(make_pod("ab").pod())));
+        info.add_pod(PodInfo::new(Arc::new(make_pod("b").namespace("a").pod())));
+        assert!(info.remove_pod("default/b").is_none());
+        assert!(info.remove_pod("a/b").is_some());
+        assert!(info.remove_pod("default/ab").is_some());
+        assert!(info.pods.is_empty());
     }
 }

@@ -124,6 +124,23 @@ struct State {
     move_request_cycle: u64,
     seq: u64,
     closed: bool,
+    /// How many `entries` are in [`Place::Unschedulable`] (events skip their scan when none).
+    unschedulable: usize,
+}
+
+impl State {
+    fn insert_entry(&mut self, key: String, entry: Entry) {
+        self.unschedulable += usize::from(entry.place == Place::Unschedulable);
+        if let Some(old) = self.entries.insert(key, entry) {
+            self.unschedulable -= usize::from(old.place == Place::Unschedulable);
+        }
+    }
+
+    fn remove_entry(&mut self, key: &str) -> Option<Entry> {
+        let entry = self.entries.remove(key)?;
+        self.unschedulable -= usize::from(entry.place == Place::Unschedulable);
+        Some(entry)
+    }
 }
 
 /// The scheduling queue; see the module docs. Shared by the informer handlers and the loop.
@@ -170,7 +187,7 @@ impl SchedulingQueue {
             },
             &self.options.less,
         );
-        state.entries.insert(
+        state.insert_entry(
             key,
             Entry {
                 info,
@@ -187,7 +204,7 @@ impl SchedulingQueue {
         state
             .backoff
             .push(Reverse((self.backoff_expiry(&info), seq, key.clone())));
-        state.entries.insert(
+        state.insert_entry(
             key,
             Entry {
                 info,
@@ -200,7 +217,7 @@ impl SchedulingQueue {
     fn push_unschedulable(&self, state: &mut State, key: String, info: QueuedPodInfo) {
         state.seq += 1;
         let seq = state.seq;
-        state.entries.insert(
+        state.insert_entry(
             key,
             Entry {
                 info,
@@ -270,12 +287,12 @@ impl SchedulingQueue {
             return;
         }
         if entry.info.gated.is_some() {
-            let Some(entry) = state.entries.remove(&key) else {
+            let Some(entry) = state.remove_entry(&key) else {
                 return;
             };
             self.enqueue_checked(&mut state, key, entry.info);
         } else if changed {
-            let Some(entry) = state.entries.remove(&key) else {
+            let Some(entry) = state.remove_entry(&key) else {
                 return;
             };
             self.push_active_or_backoff(&mut state, key, entry.info, now);
@@ -285,7 +302,7 @@ impl SchedulingQueue {
     /// A pending pod was deleted or got bound: drop it wherever it is.
     pub fn delete(&self, key: &str) {
         let mut state = self.state.lock();
-        state.entries.remove(key);
+        state.remove_entry(key);
         if let Some(flight) = state.in_flight.get_mut(key) {
             flight.deleted = true;
         }
@@ -305,7 +322,7 @@ impl SchedulingQueue {
                     if !valid {
                         continue;
                     }
-                    let Some(entry) = state.entries.remove(&key) else {
+                    let Some(entry) = state.remove_entry(&key) else {
                         continue;
                     };
                     let mut info = entry.info;
@@ -380,7 +397,7 @@ impl SchedulingQueue {
             if !valid {
                 continue;
             }
-            if let Some(entry) = state.entries.remove(&key) {
+            if let Some(entry) = state.remove_entry(&key) {
                 self.push_active(&mut state, key, entry.info);
             }
         }
@@ -402,7 +419,7 @@ impl SchedulingQueue {
             .map(|(k, _)| k.clone())
             .collect();
         for key in stale {
-            if let Some(entry) = state.entries.remove(&key) {
+            if let Some(entry) = state.remove_entry(&key) {
                 self.push_active_or_backoff(&mut state, key, entry.info, now);
             }
         }
@@ -414,6 +431,9 @@ impl SchedulingQueue {
         let now = Instant::now();
         let mut state = self.state.lock();
         state.move_request_cycle = state.scheduling_cycle;
+        if state.unschedulable == 0 {
+            return;
+        }
         let interest = &self.options.interest;
         let moved: Vec<String> = state
             .entries
@@ -431,7 +451,7 @@ impl SchedulingQueue {
             .map(|(k, _)| k.clone())
             .collect();
         for key in moved {
-            if let Some(entry) = state.entries.remove(&key) {
+            if let Some(entry) = state.remove_entry(&key) {
                 self.push_active_or_backoff(&mut state, key, entry.info, now);
             }
         }

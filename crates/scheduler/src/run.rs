@@ -45,7 +45,7 @@ impl Handler<Pod> for Pods {
 
 impl Handler<Node> for Nodes {
     fn apply(&mut self, _old: Option<&Node>, new: Arc<Node>) {
-        self.0.on_node((*new).clone());
+        self.0.on_node(new);
     }
     fn delete(&mut self, old: &Node) {
         self.0.on_node_delete(&old.name_any());

@@ -31,6 +31,7 @@ use crate::binder::Binder;
 use crate::cache::{pod_key, Cache, NodeInfo, PodInfo, Snapshot};
 use crate::config::{Config, ConfigError, DEFAULT_SCHEDULER_NAME};
 use crate::framework::registry::Handle;
+use crate::framework::runtime::run_filters;
 use crate::framework::{ClusterEvent, Code, CycleState, Framework, NodeStatuses, Status};
 use crate::plugins;
 use crate::queue::{QueueOptions, QueuedPodInfo, SchedulingQueue};
@@ -49,6 +50,8 @@ const MIN_FEASIBLE_NODES_TO_FIND: usize = 100;
 const MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND: usize = 5;
 /// Nodes a filter worker takes at a time.
 const FILTER_CHUNK: usize = 16;
+/// Below this many nodes per thread, a filter thread costs more than it saves.
+const MIN_NODES_PER_FILTER_THREAD: usize = 256;
 
 /// Why no node was found, as upstream's `FitError`; `Display` is the FailedScheduling message.
 #[derive(Clone, Debug)]
@@ -370,7 +373,7 @@ impl Scheduler {
     }
 
     /// A node was added or updated.
-    pub fn on_node(&self, node: Node) {
+    pub fn on_node(&self, node: impl Into<Arc<Node>>) {
         let events = self.cache.lock().upsert_node(node);
         for event in events {
             self.queue.on_event(event);
@@ -791,20 +794,21 @@ impl Scheduler {
             ));
         }
         let nominated = self.nominated_pods_for(pod);
+        let filters = framework.active_filters(state);
         let filter = |node: &Arc<NodeInfo>| -> Status {
             match nominated.get(&node.name) {
-                None => framework.run_filter(state, pod, node),
+                None => run_filters(&filters, state, pod, node),
                 Some(pods) => {
                     // As upstream: the pod must fit both with the nominated pods and without.
                     let mut with = (**node).clone();
                     for p in pods {
                         with.add_pod(PodInfo::new(p.clone()));
                     }
-                    let status = framework.run_filter(state, pod, &with);
+                    let status = run_filters(&filters, state, pod, &with);
                     if !status.is_success() {
                         return status;
                     }
-                    framework.run_filter(state, pod, node)
+                    run_filters(&filters, state, pod, node)
                 }
             }
         };
@@ -836,16 +840,23 @@ impl Scheduler {
             }
             (feasible, failed)
         };
-        let threads = self.parallelism.min(n / (FILTER_CHUNK * 4)).max(1);
+        // Threads only pay off with enough nodes to check; the caller's thread is one of them.
+        let threads = self
+            .parallelism
+            .min(to_find.min(n) / MIN_NODES_PER_FILTER_THREAD)
+            .max(1);
         let results: Vec<_> = if threads == 1 {
             vec![worker()]
         } else {
             std::thread::scope(|scope| {
-                let handles: Vec<_> = (0..threads).map(|_| scope.spawn(worker)).collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                    .collect()
+                let handles: Vec<_> = (1..threads).map(|_| scope.spawn(worker)).collect();
+                let mut results = vec![worker()];
+                results.extend(
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))),
+                );
+                results
             })
         };
         let mut feasible = Vec::new();

@@ -16,8 +16,8 @@ use crate::cache::{NodeInfo, Snapshot};
 use crate::config::{ConfigError, PluginRef, PluginSet, Profile};
 use crate::framework::registry::{Handle, Registry};
 use crate::framework::{
-    ClusterEvent, Code, CycleState, NodeScore, NodeStatuses, Plugin, PostFilterResult, Status,
-    MAX_NODE_SCORE,
+    ClusterEvent, Code, CycleState, Filter, NodeScore, NodeStatuses, Plugin, PostFilterResult,
+    Score, Status, MAX_NODE_SCORE,
 };
 use crate::plugins;
 use crate::queue::QueuedPodInfo;
@@ -302,19 +302,17 @@ impl Framework {
 
     /// Filter: the first failing plugin's status, or success.
     pub fn run_filter(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> Status {
-        for plugin in &self.filter {
-            if state.skip_filter_plugins.contains(plugin.name()) {
-                continue;
-            }
-            let Some(p) = plugin.as_filter() else {
-                continue;
-            };
-            let status = p.filter(state, pod, node);
-            if !status.is_success() {
-                return status.with_plugin(plugin.name());
-            }
-        }
-        Status::success()
+        run_filters(&self.active_filters(state), state, pod, node)
+    }
+
+    /// The Filter plugins of this cycle, in order: those whose PreFilter did not skip them.
+    /// Resolved once per cycle so the per-node loop does no lookups.
+    pub fn active_filters(&self, state: &CycleState) -> Vec<(&'static str, &dyn Filter)> {
+        self.filter
+            .iter()
+            .filter(|plugin| !state.skip_filter_plugins.contains(plugin.name()))
+            .filter_map(|plugin| Some((plugin.name(), plugin.as_filter()?)))
+            .collect()
     }
 
     /// PreFilter and Filter for one node of a what-if snapshot (preemption: the node without
@@ -380,7 +378,9 @@ impl Framework {
         Status::success()
     }
 
-    /// Score, NormalizeScore and weights: each node's total.
+    /// Score, NormalizeScore and weights: each node's total. Every Score plugin runs in one
+    /// pass over the nodes (one set of threads per cycle, not one per plugin); errors and
+    /// normalization then go plugin by plugin, in order.
     pub fn run_score(
         &self,
         state: &CycleState,
@@ -388,37 +388,46 @@ impl Framework {
         nodes: &[Arc<NodeInfo>],
     ) -> Result<Vec<i64>, Status> {
         let mut totals = vec![0i64; nodes.len()];
-        let mut scores: Vec<NodeScore> = Vec::new();
-        for (plugin, weight) in &self.score {
-            if state.skip_score_plugins.contains(plugin.name()) {
-                continue;
+        let active: Vec<(&'static str, &dyn Score, i64)> = self
+            .score
+            .iter()
+            .filter(|(plugin, _)| !state.skip_score_plugins.contains(plugin.name()))
+            .filter_map(|(plugin, weight)| Some((plugin.name(), plugin.as_score()?, *weight)))
+            .collect();
+        if active.is_empty() || nodes.is_empty() {
+            return Ok(totals);
+        }
+        let k = active.len();
+        // raw[i * k + j]: plugin j's raw score of node i.
+        let mut raw: Vec<(i64, Status)> = vec![(0, Status::success()); nodes.len() * k];
+        parallel_for_each(nodes, &mut raw, k, self.parallelism, |node, out| {
+            for (slot, (_, p, _)) in out.iter_mut().zip(&active) {
+                *slot = p.score(state, pod, node);
             }
-            let Some(p) = plugin.as_score() else { continue };
-            let raw = parallel_map(nodes, self.parallelism, |node| p.score(state, pod, node));
-            if scores.is_empty() {
-                scores = nodes
-                    .iter()
-                    .map(|n| NodeScore {
-                        name: n.name.clone(),
-                        score: 0,
-                    })
-                    .collect();
-            }
-            for (slot, (score, status)) in scores.iter_mut().zip(raw) {
+        });
+        let mut scores: Vec<NodeScore> = nodes
+            .iter()
+            .map(|n| NodeScore {
+                name: n.name.clone(),
+                score: 0,
+            })
+            .collect();
+        for (j, (name, p, weight)) in active.iter().enumerate() {
+            for (i, slot) in scores.iter_mut().enumerate() {
+                let (score, status) = &mut raw[i * k + j];
                 if !status.is_success() {
-                    return Err(status.with_plugin(plugin.name()));
+                    return Err(std::mem::replace(status, Status::success()).with_plugin(name));
                 }
-                slot.score = score;
+                slot.score = *score;
             }
             let status = p.normalize_score(state, pod, &mut scores);
             if !status.is_success() {
-                return Err(status.with_plugin(plugin.name()));
+                return Err(status.with_plugin(name));
             }
             for (total, s) in totals.iter_mut().zip(&scores) {
                 if !(0..=MAX_NODE_SCORE).contains(&s.score) {
                     return Err(Status::error(format!(
-                        "plugin {:?} returns an invalid score {}, it should in the range of [0, {MAX_NODE_SCORE}] after normalizing",
-                        plugin.name(),
+                        "plugin {name:?} returns an invalid score {}, it should in the range of [0, {MAX_NODE_SCORE}] after normalizing",
                         s.score
                     )));
                 }
@@ -511,10 +520,28 @@ impl Framework {
     }
 }
 
-/// Below this many items per thread, splitting the work costs more than it saves.
-const MIN_ITEMS_PER_THREAD: usize = 64;
+/// Runs `filters` in order on one node: the first failing plugin's status, or success.
+pub fn run_filters(
+    filters: &[(&'static str, &dyn Filter)],
+    state: &CycleState,
+    pod: &Pod,
+    node: &NodeInfo,
+) -> Status {
+    for (name, p) in filters {
+        let status = p.filter(state, pod, node);
+        if !status.is_success() {
+            return status.with_plugin(name);
+        }
+    }
+    Status::success()
+}
 
-/// Maps `items` through `f` on up to `parallelism` scoped threads, keeping order.
+/// Below this many items per thread, splitting the work costs more than it saves (a thread
+/// spawn costs about as much as scoring a few hundred nodes).
+const MIN_ITEMS_PER_THREAD: usize = 256;
+
+/// Maps `items` through `f` on up to `parallelism` threads (the caller's and scoped ones),
+/// keeping order.
 pub fn parallel_map<T: Sync, R: Send>(
     items: &[T],
     parallelism: usize,
@@ -527,15 +554,52 @@ pub fn parallel_map<T: Sync, R: Send>(
     let chunk = items.len().div_ceil(threads);
     let f = &f;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
+        let mut chunks = items.chunks(chunk);
+        let first = chunks.next().unwrap_or_default();
+        let handles: Vec<_> = chunks
             .map(|c| scope.spawn(move || c.iter().map(f).collect::<Vec<R>>()))
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
+        let mut out: Vec<R> = Vec::with_capacity(items.len());
+        out.extend(first.iter().map(f));
+        for h in handles {
+            out.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        out
     })
+}
+
+/// Calls `f(item, out)` for every item with its own `per_item`-long slice of `out`
+/// (`out.len() == items.len() * per_item`), on up to `parallelism` threads.
+pub fn parallel_for_each<T: Sync, R: Send>(
+    items: &[T],
+    out: &mut [R],
+    per_item: usize,
+    parallelism: usize,
+    f: impl Fn(&T, &mut [R]) + Sync,
+) {
+    debug_assert_eq!(out.len(), items.len() * per_item);
+    let per_item = per_item.max(1);
+    let run = |items: &[T], out: &mut [R]| {
+        for (item, slot) in items.iter().zip(out.chunks_mut(per_item)) {
+            f(item, slot);
+        }
+    };
+    let threads = parallelism.min(items.len() / MIN_ITEMS_PER_THREAD).max(1);
+    if threads == 1 {
+        return run(items, out);
+    }
+    let chunk = items.len().div_ceil(threads);
+    let run = &run;
+    std::thread::scope(|scope| {
+        let mut parts = items.chunks(chunk).zip(out.chunks_mut(chunk * per_item));
+        let first = parts.next();
+        for (items, out) in parts {
+            scope.spawn(move || run(items, out));
+        }
+        if let Some((items, out)) = first {
+            run(items, out);
+        }
+    });
 }
 
 #[cfg(test)]
@@ -646,5 +710,23 @@ profiles:
             parallel_map(&items, 4, |i| i * 2),
             items.iter().map(|i| i * 2).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn parallel_for_each_fills_each_items_slice() {
+        for n in [0, 5, 1000] {
+            let items: Vec<usize> = (0..n).collect();
+            let mut out = vec![0usize; n * 3];
+            parallel_for_each(&items, &mut out, 3, 2, |i, slot| {
+                for (j, s) in slot.iter_mut().enumerate() {
+                    *s = i * 10 + j;
+                }
+            });
+            let want: Vec<usize> = items
+                .iter()
+                .flat_map(|i| (0..3).map(move |j| i * 10 + j))
+                .collect();
+            assert_eq!(out, want);
+        }
     }
 }

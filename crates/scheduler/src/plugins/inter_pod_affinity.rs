@@ -9,7 +9,7 @@
 //! As upstream, a pod whose required affinity matches no existing pod may still go anywhere
 //! that has the topology keys if it matches its own terms (the first pod of a group).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm, WeightedPodAffinityTerm};
@@ -332,52 +332,80 @@ impl Filter for InterPodAffinity {
     }
 }
 
+/// Per topology key, per value: the summed weights of the terms matching in that domain.
+type TopologyScores = HashMap<String, HashMap<String, i64>>;
+
 impl PreScore for InterPodAffinity {
+    /// Sums, per topology domain, the weights of the incoming pod's preferred terms matching
+    /// existing pods and of existing pods' terms matching the incoming pod, as upstream.
+    /// Score only looks up the domains of feasible nodes, so only the nodes in those domains
+    /// (found through the snapshot's domain index, for the topology keys any term uses) are
+    /// visited: the same sums where they are read, without a pass over every pod.
     fn pre_score(
         &self,
         state: &mut CycleState,
         pod: &Pod,
-        _nodes: &[Arc<NodeInfo>],
+        nodes: &[Arc<NodeInfo>],
         snapshot: &Snapshot,
     ) -> Status {
-        let has_own =
-            !preferred_affinity(pod).is_empty() || !preferred_anti_affinity(pod).is_empty();
+        let own_affinity = preferred_affinity(pod);
+        let own_anti_affinity = preferred_anti_affinity(pod);
+        let has_own = !own_affinity.is_empty() || !own_anti_affinity.is_empty();
         let any_existing = snapshot.nodes_with_affinity > 0;
         if !has_own && !any_existing {
             return Status::skip();
         }
+        let mut keys: BTreeSet<&str> = BTreeSet::new();
+        if has_own {
+            keys.extend(
+                own_affinity
+                    .iter()
+                    .chain(own_anti_affinity)
+                    .map(|t| t.pod_affinity_term.topology_key.as_str()),
+            );
+        }
+        if any_existing {
+            keys.extend(snapshot.affinity_topology_keys());
+        }
+        let mut visit = vec![false; snapshot.nodes.len()];
+        let mut order: Vec<usize> = Vec::new();
+        for key in keys {
+            let values: HashSet<&str> = nodes.iter().filter_map(|n| n.label(key)).collect();
+            for value in values {
+                for &i in snapshot.nodes_in_domain(key, value) {
+                    if !std::mem::replace(&mut visit[i], true) {
+                        order.push(i);
+                    }
+                }
+            }
+        }
         let ns_labels = &snapshot.namespace_labels;
         let pod_ns = namespace(pod);
-        let mut scores: HashMap<String, HashMap<String, i64>> = HashMap::new();
-        let mut add = |key: &str, node: &NodeInfo, weight: i64| {
-            if let Some(value) = node.label(key) {
-                *scores
-                    .entry(key.to_string())
-                    .or_default()
-                    .entry(value.to_string())
-                    .or_default() += weight;
-            }
-        };
-        for node in &snapshot.nodes {
+        let mut scores: HashMap<(&str, &str), i64> = HashMap::new();
+        for i in order {
+            let node = &snapshot.nodes[i];
             if !has_own && node.pods_with_affinity == 0 {
                 continue;
             }
+            let Some(node_labels) = node.labels() else {
+                continue;
+            };
+            let mut add = |key: &str, weight: i64| {
+                if let Some((key, value)) = node_labels.get_key_value(key) {
+                    *scores.entry((key.as_str(), value.as_str())).or_default() += weight;
+                }
+            };
             for existing in &node.pods {
                 let existing_pod = &existing.pod;
-                for term in preferred_affinity(pod) {
+                for term in own_affinity {
                     if term_matches(&term.pod_affinity_term, pod_ns, existing_pod, ns_labels) {
-                        add(
-                            &term.pod_affinity_term.topology_key,
-                            node,
-                            i64::from(term.weight),
-                        );
+                        add(&term.pod_affinity_term.topology_key, i64::from(term.weight));
                     }
                 }
-                for term in preferred_anti_affinity(pod) {
+                for term in own_anti_affinity {
                     if term_matches(&term.pod_affinity_term, pod_ns, existing_pod, ns_labels) {
                         add(
                             &term.pod_affinity_term.topology_key,
-                            node,
                             -i64::from(term.weight),
                         );
                     }
@@ -389,25 +417,20 @@ impl PreScore for InterPodAffinity {
                 if self.args.hard_pod_affinity_weight > 0 {
                     for term in required_affinity(existing_pod) {
                         if term_matches(term, existing_ns, pod, ns_labels) {
-                            add(&term.topology_key, node, self.args.hard_pod_affinity_weight);
+                            add(&term.topology_key, self.args.hard_pod_affinity_weight);
                         }
                     }
                 }
                 if !self.args.ignore_preferred_terms_of_existing_pods {
                     for term in preferred_affinity(existing_pod) {
                         if term_matches(&term.pod_affinity_term, existing_ns, pod, ns_labels) {
-                            add(
-                                &term.pod_affinity_term.topology_key,
-                                node,
-                                i64::from(term.weight),
-                            );
+                            add(&term.pod_affinity_term.topology_key, i64::from(term.weight));
                         }
                     }
                     for term in preferred_anti_affinity(existing_pod) {
                         if term_matches(&term.pod_affinity_term, existing_ns, pod, ns_labels) {
                             add(
                                 &term.pod_affinity_term.topology_key,
-                                node,
                                 -i64::from(term.weight),
                             );
                         }
@@ -418,14 +441,22 @@ impl PreScore for InterPodAffinity {
         if scores.is_empty() {
             return Status::skip();
         }
-        state.write(SCORE_KEY, scores);
+        let mut owned = TopologyScores::new();
+        for ((key, value), score) in scores {
+            let values = match owned.get_mut(key) {
+                Some(values) => values,
+                None => owned.entry(key.to_string()).or_default(),
+            };
+            values.insert(value.to_string(), score);
+        }
+        state.write(SCORE_KEY, owned);
         Status::success()
     }
 }
 
 impl Score for InterPodAffinity {
     fn score(&self, state: &CycleState, _pod: &Pod, node: &NodeInfo) -> (i64, Status) {
-        let Some(scores) = state.read::<HashMap<String, HashMap<String, i64>>>(SCORE_KEY) else {
+        let Some(scores) = state.read::<TopologyScores>(SCORE_KEY) else {
             return (0, Status::success());
         };
         let score = scores
@@ -658,6 +689,98 @@ mod tests {
         assert_eq!(
             scores.iter().map(|s| s.score).collect::<Vec<_>>(),
             [100, 100, 0, 33]
+        );
+    }
+
+    /// Raw scores of `feasible` (names) with PreScore given `nodes` as the feasible set.
+    fn raw_scores(
+        pod: &Pod,
+        snapshot: &Snapshot,
+        nodes: &[Arc<NodeInfo>],
+        feasible: &[&str],
+    ) -> Vec<i64> {
+        let plugin = InterPodAffinity::new(None).expect("plugin");
+        let mut state = CycleState::new();
+        let status = plugin.pre_score(&mut state, pod, nodes, snapshot);
+        feasible
+            .iter()
+            .map(|name| {
+                let node = snapshot.get(name).expect("node");
+                if status.is_skip() {
+                    0
+                } else {
+                    plugin.score(&state, pod, node).0
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pre_score_visits_only_feasible_domains_with_the_same_scores() {
+        let nodes = vec![
+            make_node("a1").label("zone", "a").node(),
+            make_node("a2").label("zone", "a").node(),
+            make_node("b1").label("zone", "b").node(),
+            make_node("b2").label("zone", "b").node(),
+            make_node("c1").label("zone", "c").node(),
+            make_node("nozone").node(),
+        ];
+        let existing = vec![
+            make_pod("web").label("app", "web").node("a1").pod(),
+            make_pod("db")
+                .label("app", "db")
+                .node("b1")
+                .preferred_pod_anti_affinity(7, "zone", &[("app", "web")])
+                .pod(),
+            make_pod("cache")
+                .node("c1")
+                .pod_affinity("kubernetes.io/hostname", &[("app", "web")])
+                .pod(),
+            make_pod("web2")
+                .label("app", "web")
+                .node("b2")
+                .preferred_pod_affinity(3, "kubernetes.io/hostname", &[("app", "web")])
+                .pod(),
+            make_pod("db2").label("app", "db").node("nozone").pod(),
+        ];
+        let snapshot = Snapshot::from_objects(nodes, existing);
+        let pods = [
+            make_pod("p")
+                .label("app", "web")
+                .preferred_pod_affinity(10, "kubernetes.io/hostname", &[("app", "web")])
+                .preferred_pod_anti_affinity(5, "zone", &[("app", "db")])
+                .pod(),
+            // No terms of its own: only existing pods' terms count.
+            make_pod("q").label("app", "web").pod(),
+        ];
+        let subsets: [&[&str]; 4] = [
+            &["a2", "b2"],
+            &["a1", "c1", "nozone"],
+            &["b1"],
+            &["a1", "a2", "b1", "b2", "c1", "nozone"],
+        ];
+        for pod in &pods {
+            for feasible in subsets {
+                let nodes: Vec<Arc<NodeInfo>> = feasible
+                    .iter()
+                    .map(|n| snapshot.get(n).expect("node").clone())
+                    .collect();
+                // Every node as the feasible set visits every node: upstream's full scan.
+                assert_eq!(
+                    raw_scores(pod, &snapshot, &nodes, feasible),
+                    raw_scores(pod, &snapshot, &snapshot.nodes, feasible),
+                    "{:?} on {feasible:?}",
+                    pod.metadata.name
+                );
+            }
+        }
+        // The figures themselves, for p on every node: a1 has web (+10 by hostname); zone b
+        // has db (-5), db's anti-affinity against web (-7) and web2 (+10 own, +3 web2's term on
+        // b2); c1 has cache's required affinity (+1).
+        let all = ["a1", "a2", "b1", "b2", "c1", "nozone"];
+        assert_eq!(
+            raw_scores(&pods[0], &snapshot, &snapshot.nodes, &all),
+            [10, 0, -12, 1, 1, 0]
         );
     }
 }

@@ -15,7 +15,7 @@
 //! selecting the pod; ferry uses the pod's own labels when it has an owner of kind ReplicaSet,
 //! StatefulSet or ReplicationController.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod, TopologySpreadConstraint};
@@ -130,6 +130,9 @@ impl PodTopologySpread {
             .as_ref()
             .and_then(|s| s.topology_spread_constraints.as_deref())
             .unwrap_or_default();
+        if own.is_empty() && !has_workload_owner(pod) {
+            return Vec::new();
+        }
         let pod_labels = labels(pod);
         let convert = |c: &TopologySpreadConstraint, selector: LabelSelector| Constraint {
             max_skew: i64::from(c.max_skew),
@@ -214,6 +217,17 @@ fn matching_pods(node: &NodeInfo, namespace: &str, selector: &LabelSelector) -> 
         .count() as i64
 }
 
+/// The hostname label: its domains are single nodes.
+const HOSTNAME: &str = "kubernetes.io/hostname";
+
+/// Counts keyed by borrowed domain values, owned (for the cycle state).
+fn owned(counts: HashMap<&str, i64>) -> HashMap<String, i64> {
+    counts
+        .into_iter()
+        .map(|(value, count)| (value.to_string(), count))
+        .collect()
+}
+
 struct FilterState {
     constraints: Vec<Constraint>,
     /// Per constraint: matching pods per domain value.
@@ -269,7 +283,7 @@ impl PreFilter for PodTopologySpread {
             return (None, Status::skip());
         }
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("");
-        let mut counts = vec![HashMap::<String, i64>::new(); constraints.len()];
+        let mut borrowed = vec![HashMap::<&str, i64>::new(); constraints.len()];
         for node in &snapshot.nodes {
             let Some(n) = node.node.as_ref() else {
                 continue;
@@ -284,10 +298,11 @@ impl PreFilter for PodTopologySpread {
                 let Some(value) = node.label(&c.topology_key) else {
                     continue;
                 };
-                *counts[i].entry(value.to_string()).or_default() +=
+                *borrowed[i].entry(value).or_default() +=
                     matching_pods(node, namespace, &c.selector);
             }
         }
+        let counts: Vec<HashMap<String, i64>> = borrowed.into_iter().map(owned).collect();
         let min_match = constraints
             .iter()
             .zip(&counts)
@@ -338,50 +353,62 @@ struct ScoreState {
 }
 
 impl PreScore for PodTopologySpread {
-    fn pre_score(
+    fn pre_score<'a>(
         &self,
         state: &mut CycleState,
         pod: &Pod,
-        nodes: &[Arc<NodeInfo>],
-        snapshot: &Snapshot,
+        nodes: &'a [Arc<NodeInfo>],
+        snapshot: &'a Snapshot,
     ) -> Status {
         let constraints = self.constraints(pod, "ScheduleAnyway");
         if constraints.is_empty() {
             return Status::skip();
         }
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("");
-        let mut counts = vec![HashMap::<String, i64>::new(); constraints.len()];
         // The domains among feasible nodes weigh each constraint: log(domains + 2).
-        let weights = constraints
+        let feasible_domains: Vec<HashSet<&str>> = constraints
             .iter()
             .map(|c| {
-                let domains: std::collections::HashSet<&str> = nodes
+                nodes
                     .iter()
                     .filter_map(|n| n.label(&c.topology_key))
-                    .collect();
-                ((domains.len() + 2) as f64).ln()
+                    .collect()
             })
             .collect();
-        for (i, c) in constraints.iter().enumerate() {
-            // Hostname domains are single nodes: only feasible ones matter.
-            let pool: &[Arc<NodeInfo>] = if c.topology_key == "kubernetes.io/hostname" {
-                nodes
-            } else {
-                &snapshot.nodes
-            };
-            for node in pool {
+        let weights = feasible_domains
+            .iter()
+            .map(|domains| ((domains.len() + 2) as f64).ln())
+            .collect();
+        let mut counts = Vec::with_capacity(constraints.len());
+        for (c, domains) in constraints.iter().zip(&feasible_domains) {
+            let mut domain_counts: HashMap<&str, i64> = HashMap::new();
+            let mut count = |node: &'a NodeInfo| {
                 let Some(n) = node.node.as_ref() else {
-                    continue;
+                    return;
                 };
                 let Some(value) = node.label(&c.topology_key) else {
-                    continue;
+                    return;
                 };
                 if !node_counts(pod, n, c) {
-                    continue;
+                    return;
                 }
-                *counts[i].entry(value.to_string()).or_default() +=
+                *domain_counts.entry(value).or_default() +=
                     matching_pods(node, namespace, &c.selector);
+            };
+            if c.topology_key == HOSTNAME {
+                // Hostname domains are single nodes: only feasible ones matter.
+                for node in nodes {
+                    count(node);
+                }
+            } else {
+                // Score reads only feasible nodes' domains: count the nodes in those.
+                for value in domains {
+                    for &i in snapshot.nodes_in_domain(&c.topology_key, value) {
+                        count(&snapshot.nodes[i]);
+                    }
+                }
             }
+            counts.push(owned(domain_counts));
         }
         state.write(
             SCORE_KEY,
@@ -601,5 +628,34 @@ mod tests {
             .constraints(&make_pod("p").label("app", "web").pod(), "ScheduleAnyway")
             .is_empty());
         assert!(plugin.constraints(&owned, "DoNotSchedule").is_empty());
+    }
+
+    #[test]
+    fn soft_constraints_count_whole_feasible_domains() {
+        // zone a: 2 (a1, a2), zone b: 1. Only a2 and c1 are feasible, but zone a's count
+        // includes a1's pod, as a scan of every node would.
+        let snapshot = Snapshot::from_objects(
+            nodes(),
+            vec![web("w1", "a1"), web("w2", "a2"), web("w3", "b1")],
+        );
+        let pod = make_pod("p")
+            .label("app", "web")
+            .spread(1, "zone", "ScheduleAnyway", &[("app", "web")])
+            .pod();
+        let plugin = PodTopologySpread::new(None).expect("plugin");
+        let feasible: Vec<Arc<NodeInfo>> = ["a2", "c1"]
+            .iter()
+            .map(|n| snapshot.get(n).expect("node").clone())
+            .collect();
+        let mut state = CycleState::new();
+        assert!(plugin
+            .pre_score(&mut state, &pod, &feasible, &snapshot)
+            .is_success());
+        let raw: Vec<i64> = feasible
+            .iter()
+            .map(|n| plugin.score(&state, &pod, n).0)
+            .collect();
+        // Two feasible domains weigh ln(4): a2 = round(2 * 1.386) = 3, c1 = 0.
+        assert_eq!(raw, [3, 0]);
     }
 }
