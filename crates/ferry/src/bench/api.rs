@@ -23,6 +23,10 @@ pub struct Args {
     /// Print one JSON object with every figure as the last line.
     #[arg(long)]
     json: bool,
+    /// Run the server with its in-process controllers and scheduler (off by default: this
+    /// measures the API server).
+    #[arg(long)]
+    with_components: bool,
     /// Pods to create (they are then listed and read).
     #[arg(long, default_value_t = 10_000)]
     pods: usize,
@@ -122,10 +126,6 @@ impl Drop for ServerProcess {
     }
 }
 
-fn start_server(data_dir: &Path) -> anyhow::Result<(ServerProcess, String, f64)> {
-    start_server_with(data_dir, &[])
-}
-
 /// Starts `ferry server` with extra flags; returns it, its address and its ready time (ms).
 pub fn start_server_with(
     data_dir: &Path,
@@ -199,7 +199,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let data_dir = tmp.path().join("server");
     // A first start: the server makes its certificates too, as a newcomer's would.
-    let (server, address, ready_ms) = start_server(&data_dir)?;
+    // The API server alone: the in-process controllers and scheduler are API clients whose
+    // own work (scheduling attempts, events, status writes) would be measured too.
+    let flags: &[&str] = if args.with_components { &[] } else { &["--disable-controllers", "--disable-scheduler"] };
+    let (server, address, ready_ms) = start_server_with(&data_dir, flags)?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = rss_mib(server.0.id());
     println!("ferry bench api: server ready in {ready_ms:.0} ms, idle RSS {idle_rss:.1} MiB");
