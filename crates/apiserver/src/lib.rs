@@ -10,6 +10,7 @@ pub mod admission;
 pub mod auth;
 pub mod binding;
 pub mod cache;
+pub mod convert;
 pub mod discovery;
 pub mod object;
 pub mod pki;

@@ -52,12 +52,14 @@ impl Request<'_> {
     }
 }
 
-/// The storage prefix of a resource: its plural, group-qualified where two groups would clash.
+/// The storage prefix of a resource: its plural. events.k8s.io/v1 Events share core/v1's
+/// storage, as upstream (see [`crate::convert`]).
 pub fn storage_resource(info: &ResourceInfo) -> String {
-    match info.group {
-        "events.k8s.io" => "events.k8s.io/events".to_string(),
-        _ => info.plural.to_string(),
-    }
+    info.plural.to_string()
+}
+
+fn is_new_style_event(info: &ResourceInfo) -> bool {
+    info.group == "events.k8s.io" && info.plural == "events"
 }
 
 /// The key of an object.
@@ -82,6 +84,9 @@ pub fn prefix(info: &ResourceInfo, namespace: &str) -> Bytes {
 pub fn decode(info: &ResourceInfo, value: &[u8], revision: Revision) -> Result<Value, ApiError> {
     let mut object: Value = serde_json::from_slice(value)
         .map_err(|e| ApiError::internal(format!("stored {} is not JSON: {e}", info.plural)))?;
+    if is_new_style_event(info) {
+        object = crate::convert::event_from_core(object);
+    }
     metadata_mut(&mut object).insert(
         "resourceVersion".into(),
         Value::String(revision.to_string()),
@@ -89,8 +94,12 @@ pub fn decode(info: &ResourceInfo, value: &[u8], revision: Revision) -> Result<V
     Ok(object)
 }
 
-fn encode(object: &Value) -> Bytes {
-    let mut stored = object.clone();
+fn encode(info: &ResourceInfo, object: &Value) -> Bytes {
+    let mut stored = if is_new_style_event(info) {
+        crate::convert::event_to_core(object.clone())
+    } else {
+        object.clone()
+    };
     metadata_mut(&mut stored).remove("resourceVersion");
     Bytes::from(serde_json::to_vec(&stored).unwrap_or_default())
 }
@@ -473,7 +482,7 @@ pub async fn create(server: &Server, req: &Request<'_>) -> Result<(u16, Value), 
         }
         crate::service::allocate(server, &mut object).await?;
     }
-    let created = server.store.create(key, encode(&object), lease).await;
+    let created = server.store.create(key, encode(info, &object), lease).await;
     match created {
         Ok(Some(revision)) => {
             metadata_mut(&mut object).insert(
@@ -677,7 +686,7 @@ async fn write_update(
         }
         match server
             .store
-            .update(key.clone(), old_revision, encode(&new))
+            .update(key.clone(), old_revision, encode(info, &new))
             .await?
         {
             Ok(revision) => {
@@ -884,7 +893,7 @@ async fn delete_one(
         }
         match server
             .store
-            .update(key.clone(), revision, encode(&object))
+            .update(key.clone(), revision, encode(info, &object))
             .await?
         {
             Ok(new_revision) => {

@@ -744,3 +744,50 @@ fn the_etcd_backend_serves_kubectl_too() {
     drop(ferry);
     drop(etcd);
 }
+
+#[test]
+fn both_event_apis_share_one_storage() {
+    let ferry = Ferry::start();
+    let new_style = "apiVersion: events.k8s.io/v1
+kind: Event
+metadata: {name: new-style, namespace: default}
+eventTime: '2026-11-26T10:00:00.000000Z'
+reportingController: ferry.dev/test
+reportingInstance: test-1
+action: Testing
+reason: NewStyle
+type: Normal
+note: written through events.k8s.io
+regarding: {kind: Pod, name: somepod, namespace: default, apiVersion: v1}
+";
+    ferry.apply_yaml("create", new_style);
+    // Read through core/v1, with its field names and field selectors.
+    let core = ferry.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=somepod",
+        "-o",
+        "jsonpath={.items[*].message}/{.items[*].reportingComponent}",
+    ]);
+    assert_eq!(core, "written through events.k8s.io/ferry.dev/test");
+    // And a core/v1 event through events.k8s.io/v1.
+    let old_style = "apiVersion: v1
+kind: Event
+metadata: {name: old-style, namespace: default}
+involvedObject: {kind: Pod, name: otherpod, namespace: default}
+reason: OldStyle
+message: written through core/v1
+type: Normal
+count: 3
+";
+    ferry.apply_yaml("create", old_style);
+    let new = ferry.ok(&[
+        "get",
+        "events.v1.events.k8s.io",
+        "old-style",
+        "-o",
+        "jsonpath={.note}/{.regarding.name}/{.deprecatedCount}",
+    ]);
+    assert_eq!(new, "written through core/v1/otherpod/3");
+}
