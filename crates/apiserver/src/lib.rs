@@ -22,6 +22,7 @@ pub mod selector;
 pub mod server;
 pub mod service;
 pub mod status;
+pub mod storemetrics;
 pub mod strategy;
 pub mod watch;
 

@@ -63,6 +63,7 @@ pub struct Server {
     address: parking_lot::Mutex<String>,
     event_lease: tokio::sync::Mutex<Option<(LeaseId, Instant)>>,
     metrics: Metrics,
+    store_metrics: Arc<crate::storemetrics::MeteredStore>,
 }
 
 impl Server {
@@ -72,9 +73,12 @@ impl Server {
         authn: AuthenticatorChain,
         authz: Box<dyn Authorizer>,
     ) -> Arc<Server> {
+        let metered = crate::storemetrics::MeteredStore::new(store);
+        let store: Arc<dyn Store> = metered.clone();
         Arc::new(Server {
             watch_cache: crate::cache::WatchCache::new(store.clone()),
             store,
+            store_metrics: metered,
             admission: Chain(vec![Box::new(NamespaceLifecycle)]),
             authn,
             authz,
@@ -184,6 +188,7 @@ impl Server {
             "# HELP apiserver_registered_watchers Number of currently open watches.\n# TYPE apiserver_registered_watchers gauge\napiserver_registered_watchers {}\n",
             self.metrics.watches.load(Ordering::Relaxed)
         ));
+        self.store_metrics.render(&mut out);
         out
     }
 }

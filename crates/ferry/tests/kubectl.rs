@@ -33,6 +33,21 @@ fn version_discovery_and_system_namespaces() {
         version.contains("Server Version: v1.33.0+ferry"),
         "{version}"
     );
+    // Request and store latency metrics, in Prometheus text format.
+    ferry.ok(&["create", "configmap", "metered", "--from-literal=a=b"]);
+    let metrics = ferry.ok(&["get", "--raw", "/metrics"]);
+    assert!(
+        metrics.contains(
+            "apiserver_request_total{verb=\"create\",resource=\"configmaps\",code=\"201\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("etcd_request_duration_seconds_bucket{operation=\"txn\",type=\"configmaps\",le=\"0.005\"}"), "{metrics}");
+    assert!(
+        metrics
+            .contains("etcd_request_duration_seconds_count{operation=\"get\",type=\"namespaces\"}"),
+        "{metrics}"
+    );
     let resources = ferry.ok(&["api-resources"]);
     let deployments = resources
         .lines()
