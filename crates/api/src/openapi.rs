@@ -172,6 +172,83 @@ pub fn unknown_fields(group: &str, version: &str, kind: &str, object: &Value) ->
     out
 }
 
+/// Like [`unknown_fields`], and removes those fields from `object`, as upstream's decoding
+/// into the typed object drops them (`fieldValidation=Warn|Ignore`).
+pub fn prune_unknown_fields(
+    group: &str,
+    version: &str,
+    kind: &str,
+    object: &mut Value,
+) -> Vec<String> {
+    let model = &*MODEL;
+    let mut out = Vec::new();
+    let Some(name) = model.def_for(group, version, kind) else {
+        return out;
+    };
+    let root = json!({ "$ref": format!("{V2_REF}{name}") });
+    let mut path = String::new();
+    prune_unknown(&model.defs, &root, object, &mut path, &mut out);
+    out
+}
+
+fn prune_unknown(
+    defs: &Map<String, Value>,
+    schema: &Value,
+    value: &mut Value,
+    path: &mut String,
+    out: &mut Vec<String>,
+) {
+    let schema = resolve(defs, schema);
+    if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
+        return;
+    }
+    match value {
+        Value::Object(object) => {
+            let properties = schema.get("properties").and_then(Value::as_object);
+            let values = schema.get("additionalProperties").filter(|s| s.is_object());
+            if properties.is_none() && values.is_none() {
+                return;
+            }
+            let mut unknown = Vec::new();
+            for (key, v) in object.iter_mut() {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                match properties.map(|p| p.get(key)) {
+                    Some(Some(s)) => prune_unknown(defs, s, v, path, out),
+                    Some(None) => {
+                        out.push(path.clone());
+                        unknown.push(key.clone());
+                    }
+                    None => {
+                        if let Some(s) = values {
+                            prune_unknown(defs, s, v, path, out);
+                        }
+                    }
+                }
+                path.truncate(len);
+            }
+            for key in unknown {
+                object.remove(&key);
+            }
+        }
+        Value::Array(items) => {
+            let Some(item_schema) = schema.get("items") else {
+                return;
+            };
+            for (i, v) in items.iter_mut().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                prune_unknown(defs, item_schema, v, path, out);
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The types
 // ---------------------------------------------------------------------------

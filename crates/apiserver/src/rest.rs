@@ -36,6 +36,9 @@ pub struct Request<'a> {
     pub body: Bytes,
     /// The body's content type.
     pub content_type: &'a str,
+    /// Warnings for the client (`Warning` response headers), e.g. unknown fields with
+    /// `fieldValidation=Warn`.
+    pub warnings: &'a parking_lot::Mutex<Vec<String>>,
 }
 
 impl Request<'_> {
@@ -389,20 +392,33 @@ fn check_type(
 }
 
 /// Field validation (`fieldValidation=Strict|Warn|Ignore`): with Strict, fields the kind's
-/// schema does not know fail the request with upstream's "strict decoding error". Warn and
-/// Ignore accept them (warnings are not sent yet).
-fn check_fields(info: &ResourceInfo, req: &Request<'_>, object: &Value) -> Result<(), ApiError> {
-    if req.query.get("fieldValidation").map(String::as_str) != Some("Strict") {
-        return Ok(());
-    }
-    let unknown = ferry_api::openapi::unknown_fields(info.group, info.version, info.kind, object);
-    if unknown.is_empty() {
+/// schema does not know fail the request with upstream's "strict decoding error"; with Warn
+/// (upstream's default) they are accepted and reported in `Warning` headers, which kubectl
+/// prints; Ignore accepts them silently.
+fn check_fields(
+    info: &ResourceInfo,
+    req: &Request<'_>,
+    object: &mut Value,
+) -> Result<(), ApiError> {
+    let mode = req
+        .query
+        .get("fieldValidation")
+        .map(String::as_str)
+        .unwrap_or("Warn");
+    // Unknown fields are dropped (upstream decodes into the typed object) and reported.
+    let unknown =
+        ferry_api::openapi::prune_unknown_fields(info.group, info.version, info.kind, object);
+    if unknown.is_empty() || mode == "Ignore" {
         return Ok(());
     }
     let fields: Vec<String> = unknown
         .iter()
         .map(|f| format!("unknown field {f:?}"))
         .collect();
+    if mode != "Strict" {
+        req.warnings.lock().extend(fields);
+        return Ok(());
+    }
     Err(ApiError::bad_request(format!(
         "{} in version {:?} cannot be handled as a {}: strict decoding error: {}",
         info.kind,
@@ -418,7 +434,7 @@ pub async fn create(server: &Server, req: &Request<'_>) -> Result<(u16, Value), 
     let info = req.resource;
     let mut object = parse_body(&req.body, req.content_type)?;
     check_type(info, &mut object, info.kind, &info.api_version())?;
-    check_fields(info, req, &object)?;
+    check_fields(info, req, &mut object)?;
     let meta = metadata_mut(&mut object);
     if info.namespaced {
         match meta.get("namespace").and_then(Value::as_str) {
@@ -523,7 +539,7 @@ pub async fn update(server: &Server, req: &Request<'_>) -> Result<Value, ApiErro
         return write_update(server, req, precondition, |_old| Ok(body.clone())).await;
     }
     check_type(info, &mut body, info.kind, &info.api_version())?;
-    check_fields(info, req, &body)?;
+    check_fields(info, req, &mut body)?;
     match meta_str(&body, "name") {
         Some(n) if n != req.name => {
             return Err(ApiError::bad_request(format!(
@@ -607,7 +623,7 @@ pub async fn patch(server: &Server, req: &Request<'_>) -> Result<Value, ApiError
             .map_err(ApiError::bad_request)?,
         }
         if subresource.is_empty() {
-            check_fields(info, req, &current)?;
+            check_fields(info, req, &mut current)?;
         }
         Ok(current)
     })

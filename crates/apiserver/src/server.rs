@@ -129,6 +129,7 @@ impl Server {
         let info = registry::find("", "v1", plural)
             .ok_or_else(|| ApiError::internal("core resources not registered"))?;
         let query = HashMap::new();
+        let warnings = parking_lot::Mutex::new(Vec::new());
         let req = Request {
             resource: info,
             namespace,
@@ -137,6 +138,7 @@ impl Server {
             query: &query,
             body: Bytes::from(object.to_string()),
             content_type: "application/json",
+            warnings: &warnings,
         };
         match rest::create(self, &req).await {
             Ok(_) => Ok(()),
@@ -326,11 +328,34 @@ async fn handle(
     req: axum::http::Request<Body>,
 ) -> Response {
     let started = Instant::now();
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let query = parse_query(parts.uri.query());
     let watch = query.get("watch").is_some_and(|w| w == "true" || w == "1");
     let info = request::parse(parts.method.as_str(), parts.uri.path(), watch);
-    let result = pipeline(&server, &peer, &parts.headers, &info, &query, body).await;
+    // A watch may be served over WebSocket, as upstream does for clients that ask for it.
+    let upgrade = parts
+        .headers
+        .get("upgrade")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let websocket = if upgrade && info.verb == "watch" {
+        use axum::extract::FromRequestParts as _;
+        axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &())
+            .await
+            .ok()
+    } else {
+        None
+    };
+    let result = pipeline(
+        &server,
+        &peer,
+        &parts.headers,
+        &info,
+        &query,
+        body,
+        websocket,
+    )
+    .await;
     let response = result.unwrap_or_else(IntoResponse::into_response);
     let code = response.status().as_u16();
     let resource = if info.is_resource_request {
@@ -350,6 +375,7 @@ async fn pipeline(
     info: &RequestInfo,
     query: &HashMap<String, String>,
     body: Body,
+    websocket: Option<axum::extract::ws::WebSocketUpgrade>,
 ) -> Result<Response, ApiError> {
     let header = |name: &str| {
         headers
@@ -401,6 +427,7 @@ async fn pipeline(
         ));
     }
     let content_type = header("content-type");
+    let warnings = parking_lot::Mutex::new(Vec::new());
     let req = Request {
         resource,
         namespace: &info.namespace,
@@ -409,6 +436,7 @@ async fn pipeline(
         query,
         body,
         content_type,
+        warnings: &warnings,
     };
     let output = Output::from_accept(accept, resource)?;
     let (code, value) = match (info.verb.as_str(), info.subresource.as_str()) {
@@ -419,8 +447,16 @@ async fn pipeline(
         ("get", _) => (200, rest::get(server, &req).await?),
         ("list", _) => (200, rest::list(server, &req).await?),
         ("watch", _) => {
-            return watch_response(server, resource, &info.namespace, &info.name, query, output)
-                .await
+            return watch_response(
+                server,
+                resource,
+                &info.namespace,
+                &info.name,
+                query,
+                output,
+                websocket,
+            )
+            .await
         }
         ("create", "binding") => (201, crate::binding::bind(server, &req).await?),
         ("create", "eviction") => (201, crate::binding::evict(server, &req).await?),
@@ -435,17 +471,27 @@ async fn pipeline(
             ))
         }
     };
-    if value.get("kind").and_then(Value::as_str) == Some("Status") {
-        return Ok(json_response(code, &value));
+    let mut response = if value.get("kind").and_then(Value::as_str) == Some("Status") {
+        json_response(code, &value)
+    } else {
+        let rendered = output.render(resource, &value, info.verb == "list");
+        if let Output::Yaml = output {
+            let yaml = serde_yaml_ng::to_string(&rendered)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+            (status, [("content-type", "application/yaml")], yaml).into_response()
+        } else {
+            json_response(code, &rendered)
+        }
+    };
+    // Upstream's warning format: code 299, agent "-", the text quoted.
+    for warning in warnings.lock().iter() {
+        let text = format!("299 - {:?}", warning);
+        if let Ok(value) = axum::http::HeaderValue::from_str(&text) {
+            response.headers_mut().append("warning", value);
+        }
     }
-    let rendered = output.render(resource, &value, info.verb == "list");
-    if let Output::Yaml = output {
-        let yaml =
-            serde_yaml_ng::to_string(&rendered).map_err(|e| ApiError::internal(e.to_string()))?;
-        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
-        return Ok((status, [("content-type", "application/yaml")], yaml).into_response());
-    }
-    Ok(json_response(code, &rendered))
+    Ok(response)
 }
 
 /// The representation a client asked for in `Accept`.
@@ -555,6 +601,7 @@ async fn watch_response(
     name: &str,
     query: &HashMap<String, String>,
     output: Output,
+    websocket: Option<axum::extract::ws::WebSocketUpgrade>,
 ) -> Result<Response, ApiError> {
     let transform: crate::watch::Transform =
         Arc::new(move |object: &Value, first: bool| match output {
@@ -573,6 +620,9 @@ async fn watch_response(
         crate::watch::watch(server.clone(), resource, namespace, name, query, transform).await?;
     server.metrics.watches.fetch_add(1, Ordering::Relaxed);
     let guard = WatchGuard(server.clone());
+    if let Some(websocket) = websocket {
+        return Ok(websocket.on_upgrade(move |socket| websocket_watch(socket, rx, guard)));
+    }
     let stream = futures::stream::unfold((rx, guard), |(mut rx, guard)| async move {
         rx.recv()
             .await
@@ -584,6 +634,33 @@ async fn watch_response(
         .header("transfer-encoding", "chunked")
         .body(Body::from_stream(stream))
         .unwrap_or_else(|_| ApiError::internal("watch response").into_response()))
+}
+
+/// Sends each watch event as one WebSocket text message (upstream's framing for JSON), until
+/// the watch ends or the client closes the socket.
+async fn websocket_watch(
+    mut socket: axum::extract::ws::WebSocket,
+    mut rx: tokio::sync::mpsc::Receiver<Bytes>,
+    _guard: WatchGuard,
+) {
+    use axum::extract::ws::Message;
+    loop {
+        tokio::select! {
+            event = rx.recv() => {
+                let Some(event) = event else { break };
+                let text = String::from_utf8_lossy(event.trim_ascii_end()).into_owned();
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    return;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                // Pings are answered by the library; anything else from the client is ignored.
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
 }
 
 /// Counts open watches for `/metrics`.

@@ -150,3 +150,51 @@ async fn a_watch_from_compacted_history_gets_410_and_the_watcher_relists() {
         }
     }
 }
+
+/// `?watch=true` with `Upgrade: websocket`: each event arrives as one text message.
+#[tokio::test]
+async fn watch_over_websocket() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ferry = Ferry::start_in(
+        dir.path(),
+        &["--disable-controllers", "--disable-scheduler"],
+    );
+    let pki = ferry_apiserver::pki::Pki::load_or_create(&dir.path().join("tls")).expect("pki");
+    let tls = pki.client_tls(&pki.admin).expect("client tls");
+    let address = ferry.url.trim_start_matches("https://").to_string();
+    let tcp = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("server name");
+    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+        .connect(name, tcp)
+        .await
+        .expect("tls");
+    let url = format!("wss://{address}/api/v1/namespaces/default/configmaps?watch=true");
+    let (mut socket, response) = tokio_tungstenite::client_async(url, stream)
+        .await
+        .expect("websocket handshake");
+    assert_eq!(response.status(), 101);
+
+    let api: Api<ConfigMap> = Api::default_namespaced(client(&ferry).await);
+    api.create(&PostParams::default(), &configmap("over-websocket"))
+        .await
+        .expect("create");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let message = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .expect("an event in time")
+            .expect("open")
+            .expect("message");
+        let tokio_tungstenite::tungstenite::Message::Text(text) = message else {
+            continue;
+        };
+        let event: serde_json::Value =
+            serde_json::from_str(&text).expect("one JSON event per message");
+        if event["object"]["metadata"]["name"] == "over-websocket" {
+            assert_eq!(event["type"], "ADDED");
+            break;
+        }
+    }
+}

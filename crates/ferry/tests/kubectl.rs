@@ -806,3 +806,33 @@ count: 3
     ]);
     assert_eq!(new, "written through core/v1/otherpod/3");
 }
+
+#[test]
+fn unknown_fields_warn_and_are_dropped() {
+    let ferry = Ferry::start();
+    let yaml = "apiVersion: v1
+kind: ConfigMap
+metadata: {name: sloppy, namespace: default}
+data: {a: b}
+colour: blue
+";
+    let out = ferry.with_stdin(&["create", "-f", "-", "--validate=warn"], yaml);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Warning: unknown field \"colour\""),
+        "{stderr}"
+    );
+    // Dropped, as upstream's typed decoding drops it.
+    let stored = ferry.ok(&["get", "configmap", "sloppy", "-o", "json"]);
+    assert!(!stored.contains("colour"), "{stored}");
+    // Strict (kubectl's default) still refuses.
+    let refused = ferry.with_stdin(&["create", "-f", "-"], &yaml.replace("sloppy", "strict"));
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr)
+        .contains("strict decoding error: unknown field \"colour\""));
+}

@@ -201,7 +201,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // A first start: the server makes its certificates too, as a newcomer's would.
     // The API server alone: the in-process controllers and scheduler are API clients whose
     // own work (scheduling attempts, events, status writes) would be measured too.
-    let flags: &[&str] = if args.with_components { &[] } else { &["--disable-controllers", "--disable-scheduler"] };
+    let flags: &[&str] = if args.with_components {
+        &[]
+    } else {
+        &["--disable-controllers", "--disable-scheduler"]
+    };
     let (server, address, ready_ms) = start_server_with(&data_dir, flags)?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = rss_mib(server.0.id());

@@ -1,0 +1,20 @@
+//! ferry's kubelet: the node agent that makes pods bound to this node run on a real container
+//! runtime. So far it holds the foundation the pod workers (not written yet: one state machine per
+//! pod, volumes, probes, status manager; see issue 6) will stand on:
+//!
+//! - [`runtime`]: the [`Runtime`](runtime::Runtime) trait — the CRI v1 calls the pod workers make
+//!   (sandboxes, containers, images) — with [`CriRuntime`](runtime::CriRuntime), a tonic client on
+//!   containerd's unix socket, and [`FakeRuntime`](runtime::FakeRuntime), an in-memory fake that
+//!   records calls and injects failures for unit tests. Start reading at `runtime/mod.rs`.
+//! - [`containerd`]: runs the node's own containerd (Debian's `containerd` + `runc`) with a
+//!   config generated under the agent's data dir, waits for CRI to answer, stops it by pid.
+//! - [`cni`]: the CNI conflist (bridge + host-local on the node's podCIDR, portmap) that
+//!   containerd's CRI plugin uses for each sandbox.
+//!
+//! It talks to containerd over CRI v1 gRPC only (types from the `k8s-cri` crate), and to the
+//! host only to write config files, start/stop the containerd process and find its shims.
+//! `tests/containerd.rs` runs a pod sandbox and a container on real containerd (root, opt-in).
+
+pub mod cni;
+pub mod containerd;
+pub mod runtime;

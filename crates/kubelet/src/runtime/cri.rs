@@ -1,0 +1,346 @@
+//! [`CriRuntime`]: the [`Runtime`] trait over CRI v1 gRPC on a unix socket (containerd's
+//! `grpc.address`), with tonic and the `k8s-cri` generated clients.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hyper_util::rt::TokioIo;
+use k8s_cri::v1::image_service_client::ImageServiceClient;
+use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+use super::{v1, Result, Runtime, RuntimeError};
+
+/// The CRI API version we speak, sent in `Version` requests.
+pub const CRI_API_VERSION: &str = "v1";
+
+/// A CRI v1 client on a unix socket. Cheap to clone: the clients share one HTTP/2 connection,
+/// which tonic re-establishes after the runtime restarts.
+#[derive(Debug, Clone)]
+pub struct CriRuntime {
+    socket: PathBuf,
+    runtime: RuntimeServiceClient<Channel>,
+    image: ImageServiceClient<Channel>,
+}
+
+impl CriRuntime {
+    /// Connects to the CRI socket at `socket`. Fails with [`RuntimeError::Unavailable`] when
+    /// nothing accepts connections there.
+    pub async fn connect(socket: impl AsRef<Path>) -> Result<Self> {
+        let socket = socket.as_ref().to_path_buf();
+        let channel = endpoint()
+            .connect_with_connector(connector(socket.clone()))
+            .await
+            .map_err(|e| RuntimeError::Unavailable(format!("{}: {e}", socket.display())))?;
+        Ok(Self::with_channel(socket, channel))
+    }
+
+    /// A client that connects on its first call (and reconnects after failures); calls made
+    /// while the socket does not answer fail with [`RuntimeError::Unavailable`].
+    pub fn connect_lazy(socket: impl AsRef<Path>) -> Self {
+        let socket = socket.as_ref().to_path_buf();
+        let channel = endpoint().connect_with_connector_lazy(connector(socket.clone()));
+        Self::with_channel(socket, channel)
+    }
+
+    fn with_channel(socket: PathBuf, channel: Channel) -> Self {
+        Self {
+            socket,
+            runtime: RuntimeServiceClient::new(channel.clone()),
+            image: ImageServiceClient::new(channel),
+        }
+    }
+
+    /// The socket this client talks to.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+}
+
+fn endpoint() -> Endpoint {
+    // The URI is a placeholder: the connector below ignores it and dials the unix socket.
+    Endpoint::from_static("http://localhost")
+        .connect_timeout(Duration::from_secs(5))
+        // Image pulls and sandbox creation can take a while; bound every call anyway.
+        .timeout(Duration::from_secs(300))
+}
+
+fn connector(
+    socket: PathBuf,
+) -> impl tower::Service<
+    Uri,
+    Response = TokioIo<tokio::net::UnixStream>,
+    Error = std::io::Error,
+    Future = impl Send + 'static,
+> + Clone
+       + Send
+       + 'static {
+    tower::service_fn(move |_: Uri| {
+        let socket = socket.clone();
+        async move {
+            Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(socket).await?))
+        }
+    })
+}
+
+/// Maps a transport-level failure (no connection) and a gRPC status alike.
+fn status(e: tonic::Status) -> RuntimeError {
+    RuntimeError::from(e)
+}
+
+fn missing(what: &str) -> RuntimeError {
+    RuntimeError::InvalidResponse(format!("response has no {what}"))
+}
+
+#[async_trait]
+impl Runtime for CriRuntime {
+    async fn version(&self) -> Result<v1::VersionResponse> {
+        let request = v1::VersionRequest {
+            version: CRI_API_VERSION.to_string(),
+        };
+        Ok(self
+            .runtime
+            .clone()
+            .version(request)
+            .await
+            .map_err(status)?
+            .into_inner())
+    }
+
+    async fn run_pod_sandbox(
+        &self,
+        config: v1::PodSandboxConfig,
+        runtime_handler: &str,
+    ) -> Result<String> {
+        let request = v1::RunPodSandboxRequest {
+            config: Some(config),
+            runtime_handler: runtime_handler.to_string(),
+        };
+        let response = self
+            .runtime
+            .clone()
+            .run_pod_sandbox(request)
+            .await
+            .map_err(status)?;
+        Ok(response.into_inner().pod_sandbox_id)
+    }
+
+    async fn stop_pod_sandbox(&self, pod_sandbox_id: &str) -> Result<()> {
+        let request = v1::StopPodSandboxRequest {
+            pod_sandbox_id: pod_sandbox_id.to_string(),
+        };
+        self.runtime
+            .clone()
+            .stop_pod_sandbox(request)
+            .await
+            .map_err(status)?;
+        Ok(())
+    }
+
+    async fn remove_pod_sandbox(&self, pod_sandbox_id: &str) -> Result<()> {
+        let request = v1::RemovePodSandboxRequest {
+            pod_sandbox_id: pod_sandbox_id.to_string(),
+        };
+        self.runtime
+            .clone()
+            .remove_pod_sandbox(request)
+            .await
+            .map_err(status)?;
+        Ok(())
+    }
+
+    async fn pod_sandbox_status(&self, pod_sandbox_id: &str) -> Result<v1::PodSandboxStatus> {
+        let request = v1::PodSandboxStatusRequest {
+            pod_sandbox_id: pod_sandbox_id.to_string(),
+            verbose: false,
+        };
+        let response = self
+            .runtime
+            .clone()
+            .pod_sandbox_status(request)
+            .await
+            .map_err(status)?;
+        response
+            .into_inner()
+            .status
+            .ok_or_else(|| missing("sandbox status"))
+    }
+
+    async fn list_pod_sandboxes(
+        &self,
+        filter: Option<v1::PodSandboxFilter>,
+    ) -> Result<Vec<v1::PodSandbox>> {
+        let request = v1::ListPodSandboxRequest { filter };
+        Ok(self
+            .runtime
+            .clone()
+            .list_pod_sandbox(request)
+            .await
+            .map_err(status)?
+            .into_inner()
+            .items)
+    }
+
+    async fn create_container(
+        &self,
+        pod_sandbox_id: &str,
+        config: v1::ContainerConfig,
+        sandbox_config: v1::PodSandboxConfig,
+    ) -> Result<String> {
+        let request = v1::CreateContainerRequest {
+            pod_sandbox_id: pod_sandbox_id.to_string(),
+            config: Some(config),
+            sandbox_config: Some(sandbox_config),
+        };
+        let response = self
+            .runtime
+            .clone()
+            .create_container(request)
+            .await
+            .map_err(status)?;
+        Ok(response.into_inner().container_id)
+    }
+
+    async fn start_container(&self, container_id: &str) -> Result<()> {
+        let request = v1::StartContainerRequest {
+            container_id: container_id.to_string(),
+        };
+        self.runtime
+            .clone()
+            .start_container(request)
+            .await
+            .map_err(status)?;
+        Ok(())
+    }
+
+    async fn stop_container(&self, container_id: &str, timeout_seconds: i64) -> Result<()> {
+        let request = v1::StopContainerRequest {
+            container_id: container_id.to_string(),
+            timeout: timeout_seconds,
+        };
+        let mut request = tonic::Request::new(request);
+        // The call lasts up to the grace period: do not let the channel's default cut it short.
+        request.set_timeout(Duration::from_secs(
+            timeout_seconds.max(0).unsigned_abs() + 60,
+        ));
+        self.runtime
+            .clone()
+            .stop_container(request)
+            .await
+            .map_err(status)?;
+        Ok(())
+    }
+
+    async fn remove_container(&self, container_id: &str) -> Result<()> {
+        let request = v1::RemoveContainerRequest {
+            container_id: container_id.to_string(),
+        };
+        self.runtime
+            .clone()
+            .remove_container(request)
+            .await
+            .map_err(status)?;
+        Ok(())
+    }
+
+    async fn container_status(&self, container_id: &str) -> Result<v1::ContainerStatus> {
+        let request = v1::ContainerStatusRequest {
+            container_id: container_id.to_string(),
+            verbose: false,
+        };
+        let response = self
+            .runtime
+            .clone()
+            .container_status(request)
+            .await
+            .map_err(status)?;
+        response
+            .into_inner()
+            .status
+            .ok_or_else(|| missing("container status"))
+    }
+
+    async fn list_containers(
+        &self,
+        filter: Option<v1::ContainerFilter>,
+    ) -> Result<Vec<v1::Container>> {
+        let request = v1::ListContainersRequest { filter };
+        Ok(self
+            .runtime
+            .clone()
+            .list_containers(request)
+            .await
+            .map_err(status)?
+            .into_inner()
+            .containers)
+    }
+
+    async fn pull_image(
+        &self,
+        image: v1::ImageSpec,
+        auth: Option<v1::AuthConfig>,
+        sandbox_config: Option<v1::PodSandboxConfig>,
+    ) -> Result<String> {
+        let request = v1::PullImageRequest {
+            image: Some(image),
+            auth,
+            sandbox_config,
+        };
+        Ok(self
+            .image
+            .clone()
+            .pull_image(request)
+            .await
+            .map_err(status)?
+            .into_inner()
+            .image_ref)
+    }
+
+    async fn image_status(&self, image: v1::ImageSpec) -> Result<Option<v1::Image>> {
+        let request = v1::ImageStatusRequest {
+            image: Some(image),
+            verbose: false,
+        };
+        Ok(self
+            .image
+            .clone()
+            .image_status(request)
+            .await
+            .map_err(status)?
+            .into_inner()
+            .image)
+    }
+
+    async fn list_images(&self, filter: Option<v1::ImageFilter>) -> Result<Vec<v1::Image>> {
+        let request = v1::ListImagesRequest { filter };
+        Ok(self
+            .image
+            .clone()
+            .list_images(request)
+            .await
+            .map_err(status)?
+            .into_inner()
+            .images)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn no_socket_is_unavailable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("missing.sock");
+        match CriRuntime::connect(&socket).await {
+            Err(RuntimeError::Unavailable(_)) => {}
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+        let lazy = CriRuntime::connect_lazy(&socket);
+        match lazy.version().await {
+            Err(RuntimeError::Unavailable(_)) => {}
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+}
