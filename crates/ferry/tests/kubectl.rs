@@ -836,3 +836,52 @@ colour: blue
     assert!(String::from_utf8_lossy(&refused.stderr)
         .contains("strict decoding error: unknown field \"colour\""));
 }
+
+#[test]
+fn deletes_honour_grace_periods_and_force() {
+    let ferry = Ferry::start();
+    // Bound to a node no kubelet runs on: deletion waits for a kubelet that never comes.
+    let pod = "apiVersion: v1
+kind: Pod
+metadata: {name: lingering, namespace: default}
+spec:
+  nodeName: ghost
+  containers: [{name: app, image: busybox}]
+";
+    ferry.apply_yaml("create", pod);
+    let out = ferry.ok(&[
+        "delete",
+        "pod",
+        "lingering",
+        "--grace-period=5",
+        "--wait=false",
+    ]);
+    assert_eq!(out, "pod \"lingering\" deleted\n");
+    let marked = ferry.ok(&[
+        "get",
+        "pod",
+        "lingering",
+        "-o",
+        "jsonpath={.metadata.deletionGracePeriodSeconds} {.metadata.deletionTimestamp}",
+    ]);
+    let (grace, timestamp) = marked.split_once(' ').expect("marked for deletion");
+    assert_eq!(grace, "5");
+    assert!(!timestamp.is_empty());
+    let table = ferry.ok(&["get", "pod", "lingering"]);
+    assert!(table.contains("Terminating"), "{table}");
+    // --wait gives up after its timeout while the pod is still there.
+    let waited = ferry.kubectl(&["delete", "pod", "lingering", "--timeout=2s"]);
+    assert!(!waited.status.success());
+    // Force: gone at once.
+    let forced = ferry.kubectl(&["delete", "pod", "lingering", "--grace-period=0", "--force"]);
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    assert!(String::from_utf8_lossy(&forced.stderr)
+        .contains("Immediate deletion does not wait for confirmation"));
+    assert!(ferry
+        .fails(&["get", "pod", "lingering"])
+        .contains("NotFound"));
+}
