@@ -90,11 +90,25 @@ pub async fn bind(server: &Server, req: &Request<'_>) -> Result<Value, ApiError>
     }
 }
 
-/// Evicts a pod: deletes it as a DELETE with the eviction's options would. PodDisruptionBudgets
-/// are checked once their controller exists.
+/// Evicts a pod, as upstream's `EvictionREST`: unless the pod is already terminal, pending or
+/// being deleted, the PodDisruptionBudget selecting it must allow one more disruption, which
+/// the eviction takes (decrementing `disruptionsAllowed` and recording the pod in
+/// `disruptedPods`) before deleting the pod; otherwise 429 TooManyRequests with upstream's
+/// message, which `kubectl drain` retries.
 pub async fn evict(server: &Server, req: &Request<'_>) -> Result<Value, ApiError> {
     let eviction = rest::parse_body(&req.body, req.content_type)?;
     let options = eviction.get("deleteOptions").cloned().unwrap_or(json!({}));
+    let pods = req.resource;
+    let (pod, _) = rest::read(server, pods, req.namespace, req.name).await?;
+    let phase = pod
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("Pending");
+    let ignore_budgets = matches!(phase, "Succeeded" | "Failed" | "Pending")
+        || meta_str(&pod, "deletionTimestamp").is_some();
+    if !ignore_budgets {
+        take_disruption(server, req, &pod).await?;
+    }
     let delete = Request {
         body: bytes::Bytes::from(options.to_string()),
         content_type: "application/json",
@@ -103,4 +117,173 @@ pub async fn evict(server: &Server, req: &Request<'_>) -> Result<Value, ApiError
     };
     rest::delete(server, &delete).await?;
     Ok(success(201))
+}
+
+fn pod_ready(pod: &Value) -> bool {
+    pod.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
+
+/// Whether a metav1.LabelSelector (JSON) selects `labels`: in policy/v1 an empty selector
+/// selects every pod of the namespace, a missing one none.
+pub fn selector_selects(selector: Option<&Value>, labels: Option<&Value>) -> bool {
+    let Some(selector) = selector.filter(|s| !s.is_null()) else {
+        return false;
+    };
+    let label = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
+    let match_labels = selector.get("matchLabels").and_then(Value::as_object);
+    if match_labels.is_some_and(|m| m.iter().any(|(k, v)| label(k) != v.as_str())) {
+        return false;
+    }
+    for requirement in selector
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let key = requirement["key"].as_str().unwrap_or("");
+        let values: Vec<&str> = requirement["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let present = label(key);
+        let ok = match requirement["operator"].as_str().unwrap_or("") {
+            "In" => present.is_some_and(|v| values.contains(&v)),
+            "NotIn" => present.is_none_or(|v| !values.contains(&v)),
+            "Exists" => present.is_some(),
+            "DoesNotExist" => present.is_none(),
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+fn too_many_requests(cause: String) -> ApiError {
+    ApiError {
+        code: 429,
+        reason: "TooManyRequests",
+        message: "Cannot evict pod as it would violate the pod's disruption budget.".into(),
+        details: Some(json!({"causes": [{"reason": "DisruptionBudget", "message": cause}]})),
+    }
+}
+
+/// Finds the pod's budget and takes one disruption from it (compare-and-swap on the budget).
+async fn take_disruption(server: &Server, req: &Request<'_>, pod: &Value) -> Result<(), ApiError> {
+    let Some(pdbs) = ferry_api::registry::find("policy", "v1", "poddisruptionbudgets") else {
+        return Ok(());
+    };
+    let name = meta_str(pod, "name").unwrap_or("").to_string();
+    loop {
+        let listed = server
+            .store
+            .range(ferry_store::RangeRequest::new(
+                ferry_store::KeyRange::prefix(rest::prefix(pdbs, req.namespace)),
+            ))
+            .await?;
+        let mut matching = Vec::new();
+        for kv in &listed.kvs {
+            let pdb = rest::decode(pdbs, &kv.value, kv.mod_revision)?;
+            if selector_selects(
+                pdb.pointer("/spec/selector"),
+                pod.pointer("/metadata/labels"),
+            ) {
+                matching.push((pdb, kv.key.clone(), kv.mod_revision));
+            }
+        }
+        let (mut pdb, key, revision) = match matching.len() {
+            0 => return Ok(()),
+            1 => matching.remove(0),
+            _ => {
+                return Err(ApiError::internal(
+                    "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+                ))
+            }
+        };
+        let pdb_name = meta_str(&pdb, "name").unwrap_or("").to_string();
+        let status = |field: &str| {
+            pdb.pointer(&format!("/status/{field}"))
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+        };
+        let (healthy, desired) = (status("currentHealthy"), status("desiredHealthy"));
+        // An unready pod does not count as healthy: it may go while the budget is met.
+        if !pod_ready(pod) && healthy >= desired && desired > 0 {
+            return Ok(());
+        }
+        let generation = pdb
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        if status("observedGeneration") < generation {
+            return Err(too_many_requests(format!(
+                "The disruption budget {pdb_name} is still being processed by the server."
+            )));
+        }
+        let allowed = status("disruptionsAllowed");
+        if allowed < 0 {
+            return Err(ApiError::forbidden("pdb disruptions allowed is negative"));
+        }
+        if allowed == 0 {
+            return Err(too_many_requests(format!("The disruption budget {pdb_name} needs {desired} healthy pods and has {healthy} currently")));
+        }
+        if req.query.get("dryRun").is_some_and(|v| v == "All") {
+            return Ok(());
+        }
+        pdb["status"]["disruptionsAllowed"] = json!(allowed - 1);
+        let now = crate::object::now_rfc3339();
+        if !pdb["status"]["disruptedPods"].is_object() {
+            pdb["status"]["disruptedPods"] = json!({});
+        }
+        pdb["status"]["disruptedPods"][name.as_str()] = json!(now);
+        metadata_mut(&mut pdb).remove("resourceVersion");
+        match server
+            .store
+            .update(key, revision, rest::encode(pdbs, &pdb))
+            .await?
+        {
+            Ok(_) => return Ok(()),
+            // The budget moved under us: look again.
+            Err(_) => continue,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_select_as_label_selectors_do() {
+        let labels = json!({"app": "web", "tier": "front"});
+        let cases = [
+            (json!({"matchLabels": {"app": "web"}}), true),
+            (json!({"matchLabels": {"app": "db"}}), false),
+            (
+                json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["front"]}]}),
+                true,
+            ),
+            (
+                json!({"matchExpressions": [{"key": "zone", "operator": "Exists"}]}),
+                false,
+            ),
+            (json!({}), true),
+            (Value::Null, false),
+        ];
+        for (selector, want) in cases {
+            assert_eq!(
+                selector_selects(Some(&selector), Some(&labels)),
+                want,
+                "{selector}"
+            );
+        }
+    }
 }

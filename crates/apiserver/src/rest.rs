@@ -97,7 +97,7 @@ pub fn decode(info: &ResourceInfo, value: &[u8], revision: Revision) -> Result<V
     Ok(object)
 }
 
-fn encode(info: &ResourceInfo, object: &Value) -> Bytes {
+pub(crate) fn encode(info: &ResourceInfo, object: &Value) -> Bytes {
     let mut stored = if is_new_style_event(info) {
         crate::convert::event_to_core(object.clone())
     } else {

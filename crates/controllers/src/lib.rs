@@ -7,6 +7,7 @@
 //! (handlers → queue → `sync(key)` → pure decision functions with table tests at the bottom).
 
 pub mod deployment;
+pub mod disruption;
 pub mod expectations;
 pub mod gc;
 pub mod informer;
@@ -29,6 +30,7 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::watcher;
 use kube::Api;
 
@@ -89,6 +91,8 @@ pub struct Context {
     pub namespaces: Arc<Informer<Namespace>>,
     /// The `default` ServiceAccount of every namespace.
     pub service_accounts: Arc<Informer<ServiceAccount>>,
+    /// All PodDisruptionBudgets.
+    pub pdbs: Arc<Informer<PodDisruptionBudget>>,
     /// Node heartbeats in kube-node-lease.
     pub node_leases: Arc<Informer<Lease>>,
 }
@@ -117,6 +121,7 @@ impl Context {
                 Api::all(client.clone()),
                 all.clone().fields("metadata.name=default"),
             ),
+            pdbs: Informer::new(Api::all(client.clone()), all.clone()),
             node_leases: Informer::new(Api::namespaced(client.clone(), "kube-node-lease"), all),
             client,
             options,
@@ -141,6 +146,7 @@ impl Context {
         tasks.spawn(self.nodes.clone().run());
         tasks.spawn(self.namespaces.clone().run());
         tasks.spawn(self.service_accounts.clone().run());
+        tasks.spawn(self.pdbs.clone().run());
         tasks.spawn(self.node_leases.clone().run());
     }
 
@@ -152,6 +158,7 @@ impl Context {
         self.nodes.wait_synced().await;
         self.namespaces.wait_synced().await;
         self.service_accounts.wait_synced().await;
+        self.pdbs.wait_synced().await;
         self.node_leases.wait_synced().await;
     }
 }
@@ -168,6 +175,7 @@ pub async fn run(
     let replica_sets = replicaset::ReplicaSetController::new(ctx.clone());
     let deployments = deployment::DeploymentController::new(ctx.clone());
     let jobs = job::JobController::new(ctx.clone());
+    let disruption = disruption::DisruptionController::new(ctx.clone());
     let namespaces = namespace::NamespaceController::new(ctx.clone());
     let service_accounts = serviceaccount::ServiceAccountController::new(ctx.clone());
     let node_ipam = nodeipam::NodeIpamController::new(ctx.clone())?;
@@ -184,6 +192,7 @@ pub async fn run(
     controllers.spawn(replica_sets.clone().run(workers));
     controllers.spawn(deployments.clone().run(workers));
     controllers.spawn(jobs.clone().run(workers));
+    controllers.spawn(disruption.clone().run(workers));
     controllers.spawn(namespaces.clone().run(workers));
     controllers.spawn(service_accounts.clone().run(workers));
     controllers.spawn(node_ipam.clone().run());
@@ -194,6 +203,7 @@ pub async fn run(
     replica_sets.shut_down();
     deployments.shut_down();
     jobs.shut_down();
+    disruption.shut_down();
     namespaces.shut_down();
     service_accounts.shut_down();
     informers.abort_all();

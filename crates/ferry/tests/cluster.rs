@@ -646,3 +646,65 @@ fn recreate_and_progress_deadline() {
     ]);
     assert_eq!(reason, "ProgressDeadlineExceeded");
 }
+
+#[test]
+fn drain_respects_disruption_budgets() {
+    let (ferry, _sim, _dir) = start(3);
+    ferry.apply_yaml("apply", &deployment("guarded", 3, ""));
+    assert!(eventually(Duration::from_secs(30), || running_pods(
+        &ferry,
+        "app=guarded"
+    )
+    .len()
+        == 3));
+    let budget = "apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: guarded}
+spec:
+  minAvailable: 3
+  selector: {matchLabels: {app: guarded}}
+";
+    ferry.apply_yaml("apply", budget);
+    let status = || {
+        ferry.ok(&["get", "pdb", "guarded", "-o", "jsonpath={.status.currentHealthy}/{.status.desiredHealthy}/{.status.disruptionsAllowed}"])
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || status() == "3/3/0"),
+        "{}",
+        status()
+    );
+    let node = running_pods(&ferry, "app=guarded")[0].1.clone();
+    // No slack: eviction is refused with 429, which kubectl drain retries until its timeout.
+    let out = ferry.kubectl(&["drain", &node, "--timeout=4s"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Cannot evict pod as it would violate the pod's disruption budget."),
+        "{stderr}"
+    );
+    assert_eq!(running_pods(&ferry, "app=guarded").len(), 3);
+
+    // One pod of slack: drain goes through, one pod at a time, replacements elsewhere.
+    ferry.ok(&[
+        "patch",
+        "pdb",
+        "guarded",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"minAvailable":2}}"#,
+    ]);
+    assert!(
+        eventually(Duration::from_secs(20), || status() == "3/2/1"),
+        "{}",
+        status()
+    );
+    ferry.ok(&["drain", &node, "--timeout=60s"]);
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let pods = running_pods(&ferry, "app=guarded");
+            pods.len() == 3 && pods.iter().all(|(_, n)| *n != node)
+        }),
+        "{}",
+        ferry.ok(&["get", "pods", "-o", "wide"])
+    );
+}
