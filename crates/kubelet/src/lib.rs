@@ -10,6 +10,16 @@
 //!   config generated under the agent's data dir, waits for CRI to answer, stops it by pid.
 //! - [`cni`]: the CNI conflist (bridge + host-local on the node's podCIDR, portmap) that
 //!   containerd's CRI plugin uses for each sandbox.
+//! - [`podconfig`]: pure builders from a Pod to CRI's `PodSandboxConfig` and `ContainerConfig`
+//!   (DNS, hostname, ports, QoS cgroup parent, env with `$(VAR)` expansion and
+//!   fieldRef/resourceFieldRef/configMap/secret sources, mounts, resources, security context),
+//!   with upstream's CreateContainerConfigError messages; [`quantity`] parses resource
+//!   quantities for it.
+//! - [`status`]: the pure PodStatus computation (phase, the five conditions, container
+//!   statuses, QoS class) that the status manager will patch to `pods/status`.
+//! - [`machine`] and [`node`]: the machine's capacity (cgroup v1, v2 and hybrid limits),
+//!   pressure signals, and the Node, its status and its Lease in kube-node-lease; a
+//!   `NodeHeartbeat` that registers the node and keeps Lease and status fresh.
 //!
 //! It talks to containerd over CRI v1 gRPC only (types from the `k8s-cri` crate), and to the
 //! host only to write config files, start/stop the containerd process and find its shims.
@@ -17,4 +27,9 @@
 
 pub mod cni;
 pub mod containerd;
+pub mod machine;
+pub mod node;
+pub mod podconfig;
+pub mod quantity;
 pub mod runtime;
+pub mod status;
