@@ -17,6 +17,7 @@ pub mod pki;
 pub mod protobuf;
 pub mod request;
 pub mod rest;
+pub mod review;
 pub mod scale;
 pub mod selector;
 pub mod server;

@@ -105,6 +105,19 @@ impl Server {
         Ok(id)
     }
 
+    /// The authorizer's decision for `user` doing `request`.
+    pub fn authorize(&self, user: &crate::auth::UserInfo, request: &RequestInfo) -> Decision {
+        self.authz.authorize(user, request)
+    }
+
+    /// Who `credentials` belong to.
+    pub fn authenticate(
+        &self,
+        credentials: &Credentials<'_>,
+    ) -> Result<crate::auth::UserInfo, crate::auth::AuthnError> {
+        self.authn.authenticate(credentials)
+    }
+
     /// Creates the system namespaces if missing.
     pub async fn bootstrap(self: &Arc<Self>) -> Result<(), ApiError> {
         for name in SYSTEM_NAMESPACES {
@@ -394,6 +407,7 @@ async fn pipeline(
         .authn
         .authenticate(&credentials)
         .map_err(|_| ApiError::unauthorized())?;
+    let user = impersonate(server, user, headers)?;
     if let Decision::Deny(reason) = server.authz.authorize(&user, info) {
         return Err(ApiError::forbidden(forbidden_message(&user, info, &reason)));
     }
@@ -439,6 +453,11 @@ async fn pipeline(
         warnings: &warnings,
     };
     let output = Output::from_accept(accept, resource)?;
+    if info.verb == "create" && crate::review::is_review(resource) {
+        let object = rest::parse_body(&req.body, req.content_type)?;
+        let reviewed = crate::review::review(server, &user, resource, &info.namespace, object)?;
+        return Ok(json_response(201, &reviewed));
+    }
     let (code, value) = match (info.verb.as_str(), info.subresource.as_str()) {
         ("get", "scale") => (
             200,
@@ -661,6 +680,64 @@ async fn websocket_watch(
         }
     }
     let _ = socket.send(Message::Close(None)).await;
+}
+
+/// Upstream's impersonation (`kubectl --as=U --as-group=G`): with `Impersonate-User` (and
+/// `Impersonate-Group`, `Impersonate-Uid`) the request runs as that user, if the requester may
+/// `impersonate` users (and each group) — asked of the authorizer like any other request.
+fn impersonate(
+    server: &Server,
+    user: crate::auth::UserInfo,
+    headers: &HeaderMap,
+) -> Result<crate::auth::UserInfo, ApiError> {
+    let values = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_string)
+            .collect()
+    };
+    let Some(name) = values("impersonate-user").into_iter().next() else {
+        if !values("impersonate-group").is_empty() {
+            return Err(ApiError::internal(
+                "requested impersonation of groups without impersonating a user",
+            ));
+        }
+        return Ok(user);
+    };
+    let groups = values("impersonate-group");
+    let uid = values("impersonate-uid")
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let check = |resource: &str, object: &str| {
+        let request = RequestInfo {
+            is_resource_request: true,
+            verb: "impersonate".into(),
+            api_prefix: "api".into(),
+            resource: resource.into(),
+            name: object.into(),
+            ..Default::default()
+        };
+        match server.authz.authorize(&user, &request) {
+            Decision::Allow => Ok(()),
+            Decision::Deny(_) => Err(ApiError::forbidden(format!("{resource} \"{object}\" is forbidden: User \"{}\" cannot impersonate resource \"{resource}\" in API group \"\" at the cluster scope", user.name))),
+        }
+    };
+    check("users", &name)?;
+    for group in &groups {
+        check("groups", group)?;
+    }
+    let mut all_groups = groups;
+    if !all_groups.iter().any(|g| g == "system:authenticated") {
+        all_groups.push("system:authenticated".into());
+    }
+    Ok(crate::auth::UserInfo {
+        name,
+        uid,
+        groups: all_groups,
+    })
 }
 
 /// Counts open watches for `/metrics`.

@@ -474,6 +474,46 @@ fn tokens_authenticate_and_only_masters_are_authorized() {
         "{}",
         String::from_utf8_lossy(&nobody.stderr)
     );
+
+    // The review resources answer `kubectl auth`.
+    let out = |o: std::process::Output| String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert_eq!(
+        out(as_user("bob-token", &["auth", "can-i", "list", "pods"])),
+        "no"
+    );
+    assert_eq!(
+        out(as_user("admin-token", &["auth", "can-i", "list", "pods"])),
+        "yes"
+    );
+    let whoami = out(as_user("bob-token", &["auth", "whoami"]));
+    assert!(
+        whoami.contains("Username    bob") && whoami.contains("[system:authenticated]"),
+        "{whoami}"
+    );
+    let rules = out(as_user("bob-token", &["auth", "can-i", "--list"]));
+    assert!(
+        rules.contains("selfsubjectaccessreviews.authorization.k8s.io") && !rules.contains("*.*"),
+        "{rules}"
+    );
+    // Impersonation: a master may act as bob (and is then refused what bob is refused); bob
+    // may not act as anyone.
+    assert_eq!(
+        out(as_user(
+            "admin-token",
+            &["auth", "can-i", "list", "pods", "--as=bob"]
+        )),
+        "no"
+    );
+    let as_bob = as_user("admin-token", &["get", "pods", "--as=bob"]);
+    assert!(String::from_utf8_lossy(&as_bob.stderr)
+        .contains("User \"bob\" cannot list resource \"pods\""));
+    let escalation = as_user("bob-token", &["get", "pods", "--as=alice"]);
+    assert!(
+        String::from_utf8_lossy(&escalation.stderr)
+            .contains("cannot impersonate resource \"users\""),
+        "{}",
+        String::from_utf8_lossy(&escalation.stderr)
+    );
 }
 
 #[test]

@@ -1,0 +1,195 @@
+//! The review resources: create-only, never stored, answered from the request's own
+//! authentication and the server's authorizer — what `kubectl auth can-i`, `kubectl auth can-i
+//! --list` and `kubectl auth whoami` ask, and what webhooks use to check tokens.
+//!
+//! - authentication.k8s.io/v1 SelfSubjectReview (who am I) and TokenReview (whose token);
+//! - authorization.k8s.io/v1 SelfSubjectAccessReview, SubjectAccessReview,
+//!   LocalSubjectAccessReview (may X do Y) and SelfSubjectRulesReview (what may I do).
+
+use ferry_api::registry::ResourceInfo;
+use serde_json::{json, Value};
+
+use crate::auth::{Credentials, Decision, UserInfo};
+use crate::request::RequestInfo;
+use crate::server::Server;
+use crate::status::ApiError;
+
+/// Whether `resource` is one of the review resources.
+pub fn is_review(resource: &ResourceInfo) -> bool {
+    matches!(
+        (resource.group, resource.plural),
+        ("authentication.k8s.io", "selfsubjectreviews")
+            | ("authentication.k8s.io", "tokenreviews")
+            | ("authorization.k8s.io", "selfsubjectaccessreviews")
+            | ("authorization.k8s.io", "subjectaccessreviews")
+            | ("authorization.k8s.io", "localsubjectaccessreviews")
+            | ("authorization.k8s.io", "selfsubjectrulesreviews")
+    )
+}
+
+fn user_json(user: &UserInfo) -> Value {
+    json!({"username": user.name, "uid": user.uid, "groups": user.groups})
+}
+
+/// The request a SubjectAccessReview's spec describes.
+fn attributes(spec: &Value, namespace_override: Option<&str>) -> RequestInfo {
+    if let Some(resource) = spec.get("resourceAttributes").filter(|r| r.is_object()) {
+        let text = |k: &str| {
+            resource
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let group = text("group");
+        RequestInfo {
+            is_resource_request: true,
+            verb: text("verb"),
+            api_prefix: if group.is_empty() {
+                "api".into()
+            } else {
+                "apis".into()
+            },
+            group,
+            version: text("version"),
+            namespace: namespace_override
+                .map(str::to_string)
+                .unwrap_or_else(|| text("namespace")),
+            resource: text("resource"),
+            subresource: text("subresource"),
+            name: text("name"),
+            ..Default::default()
+        }
+    } else {
+        let attributes = spec
+            .get("nonResourceAttributes")
+            .cloned()
+            .unwrap_or(json!({}));
+        RequestInfo {
+            is_resource_request: false,
+            path: attributes["path"].as_str().unwrap_or("").to_string(),
+            verb: attributes["verb"].as_str().unwrap_or("").to_string(),
+            ..Default::default()
+        }
+    }
+}
+
+fn decide(
+    server: &Server,
+    user: &UserInfo,
+    spec: &Value,
+    namespace_override: Option<&str>,
+) -> Value {
+    match server.authorize(user, &attributes(spec, namespace_override)) {
+        Decision::Allow => json!({"allowed": true}),
+        Decision::Deny(reason) => {
+            let mut status = json!({"allowed": false});
+            if !reason.is_empty() {
+                status["reason"] = json!(reason);
+            }
+            status
+        }
+    }
+}
+
+/// Answers a review created by `user`: the request object with its `status` filled in.
+pub fn review(
+    server: &Server,
+    user: &UserInfo,
+    resource: &ResourceInfo,
+    namespace: &str,
+    mut object: Value,
+) -> Result<Value, ApiError> {
+    let spec = object.get("spec").cloned().unwrap_or(json!({}));
+    let status = match resource.plural {
+        "selfsubjectreviews" => json!({"userInfo": user_json(user)}),
+        "tokenreviews" => {
+            let token = spec["token"].as_str().unwrap_or("");
+            if token.is_empty() {
+                return Err(ApiError::invalid(
+                    resource.kind,
+                    resource.group,
+                    "",
+                    &[crate::status::FieldError::required("spec.token", "")],
+                ));
+            }
+            match server.authenticate(&Credentials {
+                client_cert: None,
+                bearer_token: Some(token),
+            }) {
+                Ok(subject) => {
+                    json!({"authenticated": true, "user": user_json(&subject), "audiences": spec.get("audiences").cloned().unwrap_or(json!([]))})
+                }
+                Err(error) => json!({"authenticated": false, "error": error.to_string()}),
+            }
+        }
+        "selfsubjectaccessreviews" => decide(server, user, &spec, None),
+        "subjectaccessreviews" | "localsubjectaccessreviews" => {
+            let subject = UserInfo {
+                name: spec["user"].as_str().unwrap_or("").to_string(),
+                uid: spec["uid"].as_str().unwrap_or("").to_string(),
+                groups: spec["groups"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect(),
+            };
+            if subject.name.is_empty() && subject.groups.is_empty() {
+                return Err(ApiError::invalid(
+                    resource.kind,
+                    resource.group,
+                    "",
+                    &[crate::status::FieldError::invalid_raw(
+                        "spec.user",
+                        "\"\"",
+                        "at least one of user or group must be specified",
+                    )],
+                ));
+            }
+            let namespace = (resource.plural == "localsubjectaccessreviews").then_some(namespace);
+            decide(server, &subject, &spec, namespace)
+        }
+        "selfsubjectrulesreviews" => rules(server, user, spec["namespace"].as_str().unwrap_or("")),
+        _ => {
+            return Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            ))
+        }
+    };
+    object["status"] = status;
+    if !object.get("metadata").is_some_and(Value::is_object) {
+        object["metadata"] = json!({});
+    }
+    object["metadata"]["creationTimestamp"] = Value::Null;
+    Ok(object)
+}
+
+/// What the user may do, as rules; derived by asking the authorizer about wildcard requests,
+/// so it stays true to whatever authorizer the server runs.
+fn rules(server: &Server, user: &UserInfo, namespace: &str) -> Value {
+    let everything = RequestInfo {
+        is_resource_request: true,
+        verb: "*".into(),
+        group: "*".into(),
+        namespace: namespace.into(),
+        resource: "*".into(),
+        ..Default::default()
+    };
+    if matches!(server.authorize(user, &everything), Decision::Allow) {
+        return json!({
+            "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+            "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+            "incomplete": false,
+        });
+    }
+    json!({
+        "resourceRules": [
+            {"verbs": ["create"], "apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]},
+            {"verbs": ["create"], "apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"]},
+        ],
+        "nonResourceRules": [{"verbs": ["get"], "nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"]}],
+        "incomplete": false,
+    })
+}
