@@ -161,15 +161,7 @@ pub fn v2_hash() -> &'static str {
 /// `x-kubernetes-preserve-unknown-fields`) are not looked into. Nothing is
 /// reported for a kind ferry has no schema for (custom resources).
 pub fn unknown_fields(group: &str, version: &str, kind: &str, object: &Value) -> Vec<String> {
-    let model = &*MODEL;
-    let mut out = Vec::new();
-    let Some(name) = model.def_for(group, version, kind) else {
-        return out;
-    };
-    let root = json!({ "$ref": format!("{V2_REF}{name}") });
-    let mut path = String::new();
-    collect_unknown(&model.defs, &root, object, &mut path, &mut out);
-    out
+    prune_unknown_fields(group, version, kind, &mut object.clone())
 }
 
 /// Like [`unknown_fields`], and removes those fields from `object`, as upstream's decoding
@@ -739,57 +731,6 @@ fn resolve<'a>(defs: &'a Map<String, Value>, mut schema: &'a Value) -> &'a Value
         }
     }
     schema
-}
-
-fn collect_unknown(
-    defs: &Map<String, Value>,
-    schema: &Value,
-    value: &Value,
-    path: &mut String,
-    out: &mut Vec<String>,
-) {
-    let schema = resolve(defs, schema);
-    if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
-        return;
-    }
-    match value {
-        Value::Object(object) => {
-            let properties = schema.get("properties").and_then(Value::as_object);
-            let values = schema.get("additionalProperties").filter(|s| s.is_object());
-            if properties.is_none() && values.is_none() {
-                return;
-            }
-            for (key, v) in object {
-                let len = path.len();
-                if !path.is_empty() {
-                    path.push('.');
-                }
-                path.push_str(key);
-                match properties.map(|p| p.get(key)) {
-                    Some(Some(s)) => collect_unknown(defs, s, v, path, out),
-                    Some(None) => out.push(path.clone()),
-                    None => {
-                        if let Some(s) = values {
-                            collect_unknown(defs, s, v, path, out);
-                        }
-                    }
-                }
-                path.truncate(len);
-            }
-        }
-        Value::Array(items) => {
-            let Some(item_schema) = schema.get("items") else {
-                return;
-            };
-            for (i, v) in items.iter().enumerate() {
-                let len = path.len();
-                path.push_str(&format!("[{i}]"));
-                collect_unknown(defs, item_schema, v, path, out);
-                path.truncate(len);
-            }
-        }
-        _ => {}
-    }
 }
 
 // ---------------------------------------------------------------------------

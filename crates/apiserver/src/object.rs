@@ -38,11 +38,10 @@ pub fn labels(object: &Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// `metadata.finalizers`.
-pub fn finalizers(object: &Value) -> Vec<String> {
+/// The strings of the list at `pointer` (non-strings are ignored; none if absent).
+pub fn strings_at(object: &Value, pointer: &str) -> Vec<String> {
     object
-        .get("metadata")
-        .and_then(|m| m.get("finalizers"))
+        .pointer(pointer)
         .and_then(Value::as_array)
         .map(|f| {
             f.iter()
@@ -50,6 +49,11 @@ pub fn finalizers(object: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// `metadata.finalizers`.
+pub fn finalizers(object: &Value) -> Vec<String> {
+    strings_at(object, "/metadata/finalizers")
 }
 
 /// The current time as Kubernetes writes timestamps (RFC 3339, seconds, UTC).

@@ -736,15 +736,7 @@ fn namespace_finalizers(info: &ResourceInfo, object: &Value) -> Vec<String> {
     if !(info.group.is_empty() && info.plural == "namespaces") {
         return Vec::new();
     }
-    object
-        .pointer("/spec/finalizers")
-        .and_then(Value::as_array)
-        .map(|f| {
-            f.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+    object::strings_at(object, "/spec/finalizers")
 }
 
 fn pod_awaiting_kubelet(info: &ResourceInfo, object: &Value) -> bool {
