@@ -22,7 +22,7 @@ use kube::runtime::watcher;
 use kube::Api;
 use serde_json::json;
 
-use super::api::{rss_mib, start_server_with};
+use super::api::{rss_mib, start_server_with, status_mib};
 
 /// Options of `ferry bench scheduler`.
 #[derive(clap::Args)]
@@ -263,14 +263,7 @@ fn own_rss_mib() -> f64 {
 }
 
 fn hwm_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
+    status_mib(pid, "VmHWM:")
 }
 
 /// Runs the benchmark.
