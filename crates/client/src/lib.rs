@@ -5,12 +5,14 @@
 //!   lastTimestamp) as client-go's legacy recorder does, off the caller's path.
 //! - [`leader`]: leader election on a coordination.k8s.io/v1 Lease, so two copies of a component
 //!   can run and one works.
+//! - [`matching`]: label selectors and taint tolerations, matched the same way everywhere.
 //! - [`connect`]: a kube-rs [`kube::Client`] from a kubeconfig file.
 //!
 //! Everything here talks to the API server only through kube-rs; nothing reaches the store.
 
 pub mod events;
 pub mod leader;
+pub mod matching;
 
 use std::path::Path;
 

@@ -27,7 +27,7 @@ use kube::{Api, ResourceExt as _};
 use serde_json::json;
 
 use crate::informer::{key_of, Key};
-use crate::queue::{run_workers, Queue};
+use crate::queue::{Queue, Reconciler};
 use crate::util::{
     api_code, controller_ref, new_controller_ref, selector_is_empty, selector_matches,
 };
@@ -57,6 +57,19 @@ const SKIPPED_ANNOTATIONS: &[&str] = &[
 pub struct DeploymentController {
     ctx: Arc<Context>,
     queue: Arc<Queue<Key>>,
+}
+
+impl Reconciler for DeploymentController {
+    type Key = Key;
+    const NAME: &'static str = "deployment";
+
+    fn queue(&self) -> &Arc<Queue<Key>> {
+        &self.queue
+    }
+
+    async fn reconcile(self: Arc<Self>, key: Key) -> anyhow::Result<Option<Duration>> {
+        self.sync(key).await
+    }
 }
 
 impl DeploymentController {
@@ -119,21 +132,6 @@ impl DeploymentController {
         }
         let d = self.ctx.deployments.get(namespace, &reference.name)?;
         (d.metadata.uid.as_deref() == Some(reference.uid.as_str())).then_some(d)
-    }
-
-    /// Runs the workers until shut down.
-    pub async fn run(self: Arc<Self>, workers: usize) {
-        let queue = self.queue.clone();
-        run_workers(queue, workers, "deployment", move |key| {
-            let this = self.clone();
-            async move { this.sync(key).await }
-        })
-        .await;
-    }
-
-    /// Stops the workers.
-    pub fn shut_down(&self) {
-        self.queue.shut_down();
     }
 
     fn rs_api(&self, namespace: &str) -> Api<ReplicaSet> {
@@ -820,21 +818,8 @@ fn max_revision(rs_list: &[ReplicaSet]) -> i64 {
 
 /// Resolves an IntOrString against `total`: percentages round up for surge, down for unavailable.
 pub fn scaled_value(value: Option<&IntOrString>, total: i32, round_up: bool, default: &str) -> i32 {
-    let text = match value {
-        Some(IntOrString::Int(i)) => return *i,
-        Some(IntOrString::String(s)) => s.as_str(),
-        None => default,
-    };
-    let Some(percent) = text.strip_suffix('%').and_then(|p| p.parse::<i64>().ok()) else {
-        return text.parse().unwrap_or(0);
-    };
-    let product = percent * i64::from(total);
-    let value = if round_up {
-        (product + 99).div_euclid(100)
-    } else {
-        product.div_euclid(100)
-    };
-    i32::try_from(value).unwrap_or(i32::MAX)
+    let default = IntOrString::String(default.to_string());
+    crate::util::scaled_int_or_percent(value.unwrap_or(&default), total, round_up)
 }
 
 /// maxSurge and maxUnavailable as numbers (upstream's `ResolveFenceposts`): both zero would
@@ -1649,44 +1634,12 @@ mod tests {
             ("False", Some("ProgressDeadlineExceeded"))
         );
     }
-}
-
-#[cfg(test)]
-mod scale_tests {
-    use super::*;
-    use k8s_openapi::api::apps::v1::{DeploymentSpec, ReplicaSetStatus};
 
     #[test]
     fn scaling_mid_rollout_is_proportional() {
-        let d = Deployment {
-            metadata: ObjectMeta {
-                name: Some("web".into()),
-                ..Default::default()
-            },
-            spec: Some(DeploymentSpec {
-                replicas: Some(6),
-                ..Default::default()
-            }),
-            status: None,
-        };
+        let d = deployment(6, "25%", "25%");
         let rs = |name: &str, created: i64, replicas: i32| {
-            let mut rs = ReplicaSet {
-                metadata: ObjectMeta {
-                    name: Some(name.into()),
-                    creation_timestamp: Some(Time(
-                        jiff::Timestamp::from_second(1_700_000_000 + created).expect("ts"),
-                    )),
-                    ..Default::default()
-                },
-                spec: Some(ReplicaSetSpec {
-                    replicas: Some(replicas),
-                    ..Default::default()
-                }),
-                status: Some(ReplicaSetStatus {
-                    replicas,
-                    ..Default::default()
-                }),
-            };
+            let mut rs = rs(name, created, replicas, 0);
             rs.annotations_mut().insert(MAX_REPLICAS.into(), "4".into());
             rs.annotations_mut()
                 .insert(DESIRED_REPLICAS.into(), "3".into());

@@ -21,8 +21,8 @@ use kube::api::PostParams;
 use kube::{Api, ResourceExt as _};
 
 use crate::informer::{key_of, Key};
-use crate::queue::{run_workers, Queue};
-use crate::util::{api_code, controller_ref, pod_ready, selector_matches};
+use crate::queue::{Queue, Reconciler};
+use crate::util::{api_code, controller_ref, pod_ready, scaled_int_or_percent, selector_matches};
 use crate::Context;
 
 /// How long an eviction's entry in `disruptedPods` holds the pod out of the healthy count.
@@ -32,6 +32,19 @@ const DISRUPTION_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct DisruptionController {
     ctx: Arc<Context>,
     queue: Arc<Queue<Key>>,
+}
+
+impl Reconciler for DisruptionController {
+    type Key = Key;
+    const NAME: &'static str = "disruption";
+
+    fn queue(&self) -> &Arc<Queue<Key>> {
+        &self.queue
+    }
+
+    async fn reconcile(self: Arc<Self>, key: Key) -> anyhow::Result<Option<Duration>> {
+        self.sync(key).await
+    }
 }
 
 impl DisruptionController {
@@ -59,21 +72,6 @@ impl DisruptionController {
             }
         });
         controller
-    }
-
-    /// Runs the workers until shut down.
-    pub async fn run(self: Arc<Self>, workers: usize) {
-        let queue = self.queue.clone();
-        run_workers(queue, workers, "disruption", move |key| {
-            let this = self.clone();
-            async move { this.sync(key).await }
-        })
-        .await;
-    }
-
-    /// Stops the workers.
-    pub fn shut_down(&self) {
-        self.queue.shut_down();
     }
 
     /// The scale of the controller owning `pod` (ReplicaSet, or its Deployment).
@@ -168,22 +166,6 @@ fn selects(pdb: &PodDisruptionBudget, pod: &Pod) -> bool {
         .is_some_and(|s| selector_matches(s, pod.metadata.labels.as_ref()))
 }
 
-fn resolve(value: &IntOrString, total: i32, round_up: bool) -> i32 {
-    match value {
-        IntOrString::Int(i) => *i,
-        IntOrString::String(s) => {
-            let percent: i64 = s.trim_end_matches('%').parse().unwrap_or(0);
-            let product = percent * i64::from(total);
-            let v = if round_up {
-                (product + 99).div_euclid(100)
-            } else {
-                product.div_euclid(100)
-            };
-            i32::try_from(v).unwrap_or(i32::MAX)
-        }
-    }
-}
-
 /// The budget's status from the pods it selects (upstream's `getExpectedPodCount`,
 /// `countHealthyPods`, `updatePdbStatus`); `expected_from_owners` is the summed scale of the
 /// pods' controllers.
@@ -225,11 +207,11 @@ pub fn compute_status(
         ),
         (Some(percent), _) => (
             expected_from_owners,
-            resolve(percent, expected_from_owners, true),
+            scaled_int_or_percent(percent, expected_from_owners, true),
         ),
         (None, Some(max)) => (
             expected_from_owners,
-            (expected_from_owners - resolve(max, expected_from_owners, true)).max(0),
+            (expected_from_owners - scaled_int_or_percent(max, expected_from_owners, true)).max(0),
         ),
         (None, None) => (pods.len() as i32, 1),
     };

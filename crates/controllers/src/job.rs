@@ -19,7 +19,7 @@ use kube::{Api, ResourceExt as _};
 
 use crate::expectations::Expectations;
 use crate::informer::{key_of, Key};
-use crate::queue::{run_workers, Queue};
+use crate::queue::{Queue, Reconciler};
 use crate::replicaset::{api_message, pod_from_template};
 use crate::util::{api_code, controller_ref, pod_ready};
 use crate::Context;
@@ -35,6 +35,19 @@ pub struct JobController {
     ctx: Arc<Context>,
     queue: Arc<Queue<Key>>,
     expectations: Expectations,
+}
+
+impl Reconciler for JobController {
+    type Key = Key;
+    const NAME: &'static str = "job";
+
+    fn queue(&self) -> &Arc<Queue<Key>> {
+        &self.queue
+    }
+
+    async fn reconcile(self: Arc<Self>, key: Key) -> anyhow::Result<Option<Duration>> {
+        self.sync(key).await
+    }
 }
 
 impl JobController {
@@ -86,21 +99,6 @@ impl JobController {
             c.queue.add(key);
         });
         controller
-    }
-
-    /// Runs the workers until shut down.
-    pub async fn run(self: Arc<Self>, workers: usize) {
-        let queue = self.queue.clone();
-        run_workers(queue, workers, "job", move |key| {
-            let this = self.clone();
-            async move { this.sync(key).await }
-        })
-        .await;
-    }
-
-    /// Stops the workers.
-    pub fn shut_down(&self) {
-        self.queue.shut_down();
     }
 
     async fn sync(&self, key: Key) -> anyhow::Result<Option<Duration>> {
@@ -659,6 +657,15 @@ mod tests {
     };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+    fn condition_of<'a>(d: &'a Decision, type_: &str) -> &'a JobCondition {
+        d.status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == type_)
+            .expect("condition")
+    }
+
     fn ts(s: i64) -> jiff::Timestamp {
         jiff::Timestamp::from_second(1_700_000_000 + s).expect("ts")
     }
@@ -731,13 +738,7 @@ mod tests {
             ts(2),
         );
         assert!(d.create.is_empty());
-        let complete = d
-            .status
-            .conditions
-            .iter()
-            .flatten()
-            .find(|c| c.type_ == "Complete")
-            .expect("complete");
+        let complete = condition_of(&d, "Complete");
         assert_eq!(complete.status, "True");
         assert!(d.status.completion_time.is_some());
     }
@@ -756,13 +757,7 @@ mod tests {
             pod("c", "Failed", Some((1, 150))),
         ];
         let d = decide(&job(Some(1), 1), &pods, ts(200));
-        let failed = d
-            .status
-            .conditions
-            .iter()
-            .flatten()
-            .find(|c| c.type_ == "Failed")
-            .expect("failed");
+        let failed = condition_of(&d, "Failed");
         assert_eq!(failed.reason.as_deref(), Some("BackoffLimitExceeded"));
     }
 
@@ -795,13 +790,7 @@ mod tests {
             ],
         });
         let d = decide(&j, &[pod("a", "Failed", Some((42, 0)))], ts(100));
-        let failed = d
-            .status
-            .conditions
-            .iter()
-            .flatten()
-            .find(|c| c.type_ == "Failed")
-            .expect("failed");
+        let failed = condition_of(&d, "Failed");
         assert_eq!(failed.reason.as_deref(), Some("PodFailurePolicy"));
         assert_eq!(failed.message.as_deref(), Some("Container main for pod ns/a failed with exit code 42 matching FailJob rule at index 0"));
         let d = decide(&j, &[pod("a", "Failed", Some((7, 99)))], ts(100));
@@ -834,13 +823,7 @@ mod tests {
         });
         let d = decide(&j, &[pod("a", "Running", None)], ts(11));
         assert_eq!(d.delete, vec!["a".to_string()]);
-        let failed = d
-            .status
-            .conditions
-            .iter()
-            .flatten()
-            .find(|c| c.type_ == "Failed")
-            .expect("failed");
+        let failed = condition_of(&d, "Failed");
         assert_eq!(failed.reason.as_deref(), Some("DeadlineExceeded"));
     }
 }

@@ -35,6 +35,7 @@ use kube::runtime::watcher;
 use kube::Api;
 
 use crate::informer::Informer;
+use crate::queue::Reconciler as _;
 
 /// Settings of the controller manager (upstream's flags of the same names).
 #[derive(Clone, Debug)]
@@ -189,23 +190,23 @@ pub async fn run(
     tracing::info!("controller informers synced");
 
     let mut controllers = tokio::task::JoinSet::new();
-    controllers.spawn(replica_sets.clone().run(workers));
-    controllers.spawn(deployments.clone().run(workers));
-    controllers.spawn(jobs.clone().run(workers));
-    controllers.spawn(disruption.clone().run(workers));
-    controllers.spawn(namespaces.clone().run(workers));
-    controllers.spawn(service_accounts.clone().run(workers));
-    controllers.spawn(node_ipam.clone().run());
+    controllers.spawn(queue::run(replica_sets.clone(), workers));
+    controllers.spawn(queue::run(deployments.clone(), workers));
+    controllers.spawn(queue::run(jobs.clone(), workers));
+    controllers.spawn(queue::run(disruption.clone(), workers));
+    controllers.spawn(queue::run(namespaces.clone(), workers));
+    controllers.spawn(queue::run(service_accounts.clone(), workers));
+    controllers.spawn(queue::run(node_ipam.clone(), 1));
     controllers.spawn(node_lifecycle.clone().run());
     controllers.spawn(pod_gc.clone().run());
     controllers.spawn(gc.clone().run(workers));
     shutdown.await;
-    replica_sets.shut_down();
-    deployments.shut_down();
-    jobs.shut_down();
-    disruption.shut_down();
-    namespaces.shut_down();
-    service_accounts.shut_down();
+    replica_sets.queue().shut_down();
+    deployments.queue().shut_down();
+    jobs.queue().shut_down();
+    disruption.queue().shut_down();
+    namespaces.queue().shut_down();
+    service_accounts.queue().shut_down();
     informers.abort_all();
     controllers.abort_all();
     Ok(())

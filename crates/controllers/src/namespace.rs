@@ -15,7 +15,7 @@ use kube::discovery::{verbs, Discovery, Scope};
 use kube::{Api, ResourceExt as _};
 use serde_json::json;
 
-use crate::queue::{run_workers, Queue};
+use crate::queue::{Queue, Reconciler};
 use crate::util::api_code;
 use crate::Context;
 
@@ -39,6 +39,19 @@ pub struct Remaining {
     pub errors: Vec<String>,
 }
 
+impl Reconciler for NamespaceController {
+    type Key = String;
+    const NAME: &'static str = "namespace";
+
+    fn queue(&self) -> &Arc<Queue<String>> {
+        &self.queue
+    }
+
+    async fn reconcile(self: Arc<Self>, key: String) -> anyhow::Result<Option<Duration>> {
+        self.sync(key).await
+    }
+}
+
 impl NamespaceController {
     /// Registers the handlers.
     pub fn new(ctx: Arc<Context>) -> Arc<NamespaceController> {
@@ -53,21 +66,6 @@ impl NamespaceController {
             }
         });
         controller
-    }
-
-    /// Runs the workers until shut down.
-    pub async fn run(self: Arc<Self>, workers: usize) {
-        let queue = self.queue.clone();
-        run_workers(queue, workers, "namespace", move |name| {
-            let this = self.clone();
-            async move { this.sync(name).await }
-        })
-        .await;
-    }
-
-    /// Stops the workers.
-    pub fn shut_down(&self) {
-        self.queue.shut_down();
     }
 
     async fn sync(&self, name: String) -> anyhow::Result<Option<Duration>> {

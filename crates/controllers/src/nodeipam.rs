@@ -15,7 +15,7 @@ use kube::{Api, ResourceExt as _};
 use parking_lot::Mutex;
 use serde_json::json;
 
-use crate::queue::{run_workers, Queue};
+use crate::queue::{Queue, Reconciler};
 use crate::util::api_code;
 use crate::Context;
 
@@ -137,6 +137,20 @@ fn pod_cidr(node: &Node) -> Option<&str> {
         .filter(|c| !c.is_empty())
 }
 
+/// Run with one worker: allocation is serial anyway.
+impl Reconciler for NodeIpamController {
+    type Key = String;
+    const NAME: &'static str = "nodeipam";
+
+    fn queue(&self) -> &Arc<Queue<String>> {
+        &self.queue
+    }
+
+    async fn reconcile(self: Arc<Self>, name: String) -> anyhow::Result<Option<Duration>> {
+        self.sync(name).await
+    }
+}
+
 impl NodeIpamController {
     /// Registers the handlers; fails on an invalid `--cluster-cidr`.
     pub fn new(ctx: Arc<Context>) -> Result<Arc<NodeIpamController>, CidrError> {
@@ -162,16 +176,6 @@ impl NodeIpamController {
             (None, None) => {}
         });
         Ok(controller)
-    }
-
-    /// Runs until the process ends (one worker: allocation is serial anyway).
-    pub async fn run(self: Arc<Self>) {
-        let queue = self.queue.clone();
-        run_workers(queue, 1, "nodeipam", move |name| {
-            let this = self.clone();
-            async move { this.sync(name).await }
-        })
-        .await;
     }
 
     async fn sync(&self, name: String) -> anyhow::Result<Option<Duration>> {

@@ -28,6 +28,7 @@ use tokio::time::Instant;
 
 use crate::util::api_code;
 use crate::Context;
+use ferry_client::matching::tolerates;
 
 /// Taint for a node whose Ready condition is False.
 pub const NOT_READY: &str = "node.kubernetes.io/not-ready";
@@ -363,29 +364,6 @@ pub fn pod_not_ready_conditions(pod: &Pod, now: Time) -> Option<Vec<PodCondition
         }
     }
     changed.then_some(conditions)
-}
-
-/// Upstream's `ToleratesTaint`.
-pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    if toleration
-        .effect
-        .as_deref()
-        .is_some_and(|e| !e.is_empty() && e != taint.effect)
-    {
-        return false;
-    }
-    let key = toleration.key.as_deref().unwrap_or("");
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match toleration.operator.as_deref().unwrap_or("Equal") {
-        "Exists" => true,
-        "Equal" | "" => {
-            !key.is_empty()
-                && toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
-        }
-        _ => false,
-    }
 }
 
 /// When a pod must leave a node with these NoExecute taints.

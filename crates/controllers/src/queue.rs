@@ -147,6 +147,31 @@ fn backoff(failures: u32) -> Duration {
     BASE_BACKOFF.saturating_mul(factor).min(MAX_BACKOFF)
 }
 
+/// A controller driven by a work queue: the keys it reconciles, its queue, and the sync of one
+/// key. [`run`] gives it workers; `reconciler.queue().shut_down()` stops them.
+pub trait Reconciler: Send + Sync + 'static {
+    /// What the queue holds (`namespace/name`, or a namespace's name).
+    type Key: Clone + Eq + Hash + Send + Sync + std::fmt::Debug + 'static;
+    /// The controller's name in logs.
+    const NAME: &'static str;
+    /// The queue its event handlers fill.
+    fn queue(&self) -> &Arc<Queue<Self::Key>>;
+    /// Brings one key's objects in line; `Ok(Some(delay))` asks to see the key again later.
+    fn reconcile(
+        self: Arc<Self>,
+        key: Self::Key,
+    ) -> impl std::future::Future<Output = anyhow::Result<Option<Duration>>> + Send;
+}
+
+/// Runs `workers` workers of `reconciler` until its queue shuts down.
+pub async fn run<R: Reconciler>(reconciler: Arc<R>, workers: usize) {
+    let queue = reconciler.queue().clone();
+    run_workers(queue, workers, R::NAME, move |key| {
+        reconciler.clone().reconcile(key)
+    })
+    .await;
+}
+
 /// Runs `workers` workers over `queue` until it shuts down: each takes a key, runs `sync`, and
 /// on error puts the key back with backoff; `Ok(Some(delay))` asks to see the key again later.
 pub async fn run_workers<T, F, Fut>(

@@ -22,7 +22,7 @@ use serde_json::json;
 
 use crate::expectations::Expectations;
 use crate::informer::{key_of, Key};
-use crate::queue::{run_workers, Queue};
+use crate::queue::{Queue, Reconciler};
 use crate::util::{
     api_code, controller_ref, is_pod_active, is_pod_available, new_controller_ref, pod_ready,
     selector_matches,
@@ -41,6 +41,19 @@ pub struct ReplicaSetController {
 
 fn owner_key(key: &Key) -> String {
     format!("{}/{}", key.0, key.1)
+}
+
+impl Reconciler for ReplicaSetController {
+    type Key = Key;
+    const NAME: &'static str = "replicaset";
+
+    fn queue(&self) -> &Arc<Queue<Key>> {
+        &self.queue
+    }
+
+    async fn reconcile(self: Arc<Self>, key: Key) -> anyhow::Result<Option<Duration>> {
+        self.sync(key).await
+    }
 }
 
 impl ReplicaSetController {
@@ -161,21 +174,6 @@ impl ReplicaSetController {
             (Some(pod), None) => self.pod_gone(pod),
             (None, None) => {}
         }
-    }
-
-    /// Runs `workers` workers until the queue shuts down.
-    pub async fn run(self: Arc<Self>, workers: usize) {
-        let queue = self.queue.clone();
-        run_workers(queue, workers, "replicaset", move |key| {
-            let this = self.clone();
-            async move { this.sync(key).await }
-        })
-        .await;
-    }
-
-    /// Stops the workers.
-    pub fn shut_down(&self) {
-        self.queue.shut_down();
     }
 
     async fn sync(&self, key: Key) -> anyhow::Result<Option<Duration>> {

@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::PostParams;
 use kube::{Api, ResourceExt as _};
 
-use crate::queue::{run_workers, Queue};
+use crate::queue::{Queue, Reconciler};
 use crate::util::api_code;
 use crate::Context;
 
@@ -22,6 +22,19 @@ pub const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
 pub struct ServiceAccountController {
     ctx: Arc<Context>,
     queue: Arc<Queue<String>>,
+}
+
+impl Reconciler for ServiceAccountController {
+    type Key = String;
+    const NAME: &'static str = "serviceaccount";
+
+    fn queue(&self) -> &Arc<Queue<String>> {
+        &self.queue
+    }
+
+    async fn reconcile(self: Arc<Self>, key: String) -> anyhow::Result<Option<Duration>> {
+        self.sync(key).await
+    }
 }
 
 impl ServiceAccountController {
@@ -45,21 +58,6 @@ impl ServiceAccountController {
             }
         });
         controller
-    }
-
-    /// Runs the workers until shut down.
-    pub async fn run(self: Arc<Self>, workers: usize) {
-        let queue = self.queue.clone();
-        run_workers(queue, workers, "serviceaccount", move |ns| {
-            let this = self.clone();
-            async move { this.sync(ns).await }
-        })
-        .await;
-    }
-
-    /// Stops the workers.
-    pub fn shut_down(&self) {
-        self.queue.shut_down();
     }
 
     async fn sync(&self, namespace: String) -> anyhow::Result<Option<Duration>> {

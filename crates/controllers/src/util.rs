@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector, ObjectMeta, OwnerReference, Time,
 };
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// The owner reference with `controller: true`, if any.
 pub fn controller_ref(meta: &ObjectMeta) -> Option<&OwnerReference> {
@@ -33,28 +34,7 @@ pub fn selector_matches(
     selector: &LabelSelector,
     labels: Option<&BTreeMap<String, String>>,
 ) -> bool {
-    let empty = BTreeMap::new();
-    let labels = labels.unwrap_or(&empty);
-    for (key, value) in selector.match_labels.iter().flatten() {
-        if labels.get(key) != Some(value) {
-            return false;
-        }
-    }
-    for requirement in selector.match_expressions.iter().flatten() {
-        let present = labels.get(&requirement.key);
-        let values = requirement.values.as_deref().unwrap_or_default();
-        let ok = match requirement.operator.as_str() {
-            "In" => present.is_some_and(|v| values.contains(v)),
-            "NotIn" => present.is_none_or(|v| !values.contains(v)),
-            "Exists" => present.is_some(),
-            "DoesNotExist" => present.is_none(),
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-    }
-    true
+    ferry_client::matching::selector_matches(selector, labels.unwrap_or(&BTreeMap::new()))
 }
 
 /// Whether a selector selects nothing at all (nil) or everything (empty): controllers refuse both.
@@ -99,6 +79,26 @@ pub fn is_pod_available(pod: &Pod, min_ready_seconds: i32, now: jiff::Timestamp)
             since + jiff::SignedDuration::from_secs(i64::from(min_ready_seconds)) <= now
         }
     }
+}
+
+/// An IntOrString as a count out of `total` (upstream's `GetScaledValueFromIntOrPercent`): a
+/// number is itself, `"N%"` is N percent of `total` rounded up or down; a string without `%`
+/// (which validation refuses) is read as a number.
+pub fn scaled_int_or_percent(value: &IntOrString, total: i32, round_up: bool) -> i32 {
+    let text = match value {
+        IntOrString::Int(i) => return *i,
+        IntOrString::String(s) => s.as_str(),
+    };
+    let Some(percent) = text.strip_suffix('%').and_then(|p| p.parse::<i64>().ok()) else {
+        return text.parse().unwrap_or(0);
+    };
+    let product = percent * i64::from(total);
+    let value = if round_up {
+        (product + 99).div_euclid(100)
+    } else {
+        product.div_euclid(100)
+    };
+    i32::try_from(value).unwrap_or(i32::MAX)
 }
 
 /// Now, as API timestamps carry it.

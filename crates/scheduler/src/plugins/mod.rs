@@ -89,29 +89,7 @@ pub(crate) fn parse_args<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
-/// Whether `selector` matches `labels`. An empty selector matches everything.
-pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    for (key, value) in selector.match_labels.iter().flatten() {
-        if labels.get(key) != Some(value) {
-            return false;
-        }
-    }
-    for expression in selector.match_expressions.iter().flatten() {
-        let values = expression.values.as_deref().unwrap_or_default();
-        let value = labels.get(&expression.key);
-        let ok = match expression.operator.as_str() {
-            "In" => value.is_some_and(|v| values.contains(v)),
-            "NotIn" => value.is_none_or(|v| !values.contains(v)),
-            "Exists" => value.is_some(),
-            "DoesNotExist" => value.is_none(),
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-    }
-    true
-}
+pub use ferry_client::matching::{selector_matches, tolerates};
 
 /// Whether an optional selector matches: a missing selector matches nothing, as upstream's
 /// `LabelSelectorAsSelector(nil)` for affinity terms.
@@ -171,26 +149,6 @@ pub fn node_selector_term_matches(term: &NodeSelectorTerm, node: &Node) -> bool 
 /// Whether any of `terms` matches (the terms are ORed).
 pub fn node_selector_terms_match(terms: &[NodeSelectorTerm], node: &Node) -> bool {
     terms.iter().any(|t| node_selector_term_matches(t, node))
-}
-
-/// Whether `toleration` tolerates `taint`, as upstream's `Toleration.ToleratesTaint`.
-pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    if let Some(effect) = toleration.effect.as_deref().filter(|e| !e.is_empty()) {
-        if effect != taint.effect {
-            return false;
-        }
-    }
-    let key = toleration.key.as_deref().unwrap_or("");
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match toleration.operator.as_deref().unwrap_or("Equal") {
-        "Exists" => true,
-        "Equal" | "" => {
-            toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
-        }
-        _ => false,
-    }
 }
 
 /// Whether any of `tolerations` tolerates `taint`.
