@@ -10,7 +10,7 @@ use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use super::{v1, Result, Runtime, RuntimeError};
+use super::{timeout_seconds, v1, ExecSyncResult, Result, Runtime, RuntimeError};
 
 /// The CRI API version we speak, sent in `Version` requests.
 pub const CRI_API_VERSION: &str = "v1";
@@ -87,6 +87,22 @@ fn connector(
 /// Maps a transport-level failure (no connection) and a gRPC status alike.
 fn status(e: tonic::Status) -> RuntimeError {
     RuntimeError::from(e)
+}
+
+/// What an exec may take beyond its own timeout before we give up waiting for the runtime
+/// (upstream's default runtime request timeout).
+const EXEC_GRACE: Duration = Duration::from_secs(120);
+
+/// Like [`status`], except that our own deadline expiring (tonic reports it as `CANCELLED`
+/// "Timeout expired") is a `DEADLINE_EXCEEDED` like the runtime's.
+fn exec_status(e: tonic::Status) -> RuntimeError {
+    if e.code() == tonic::Code::Cancelled && e.message() == "Timeout expired" {
+        return RuntimeError::Grpc {
+            code: tonic::Code::DeadlineExceeded,
+            message: e.message().to_string(),
+        };
+    }
+    status(e)
 }
 
 fn missing(what: &str) -> RuntimeError {
@@ -274,6 +290,37 @@ impl Runtime for CriRuntime {
             .map_err(status)?
             .into_inner()
             .containers)
+    }
+
+    async fn exec_sync(
+        &self,
+        container_id: &str,
+        cmd: Vec<String>,
+        timeout: Duration,
+    ) -> Result<ExecSyncResult> {
+        let request = v1::ExecSyncRequest {
+            container_id: container_id.to_string(),
+            cmd,
+            timeout: timeout_seconds(timeout),
+        };
+        let mut request = tonic::Request::new(request);
+        if !timeout.is_zero() {
+            // Like upstream: the command's timeout plus the usual request timeout (2 min), so
+            // the runtime has time to kill the command and answer DEADLINE_EXCEEDED itself.
+            request.set_timeout(timeout + EXEC_GRACE);
+        }
+        let response = self
+            .runtime
+            .clone()
+            .exec_sync(request)
+            .await
+            .map_err(exec_status)?
+            .into_inner();
+        Ok(ExecSyncResult {
+            exit_code: response.exit_code,
+            stdout: response.stdout,
+            stderr: response.stderr,
+        })
     }
 
     async fn pull_image(

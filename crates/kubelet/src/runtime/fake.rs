@@ -3,18 +3,21 @@
 //! It keeps sandboxes, containers and images with CRI states, records every call in order
 //! ([`FakeRuntime::calls`]), and lets a test script what goes wrong: a pull that fails for one
 //! image, a container that exits with code N as soon as it starts or when it is stopped, a
-//! container that crashes later ([`FakeRuntime::exit_container`]), or any call failing once
+//! container that crashes later ([`FakeRuntime::exit_container`]), what an exec in a container
+//! returns and how long it takes ([`FakeRuntime::push_exec_result`],
+//! [`FakeRuntime::set_exec_result`], [`FakeRuntime::set_exec_delay`]), or any call failing once
 //! ([`FakeRuntime::fail_next`]).
 //!
 //! Timestamps come from `tokio::time::Instant`, offset from a fixed epoch, so tests on paused
 //! time (`tokio::time::pause`) see exact durations between `started_at` and `finished_at`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use super::{labels_match, v1, Result, Runtime, RuntimeError};
+use super::{labels_match, timeout_seconds, v1, ExecSyncResult, Result, Runtime, RuntimeError};
 
 /// 2024-01-01T00:00:00Z in nanoseconds: the fake's clock starts there.
 const EPOCH_NANOS: i64 = 1_704_067_200_000_000_000;
@@ -56,6 +59,13 @@ pub enum Call {
     ContainerStatus(String),
     /// `list_containers`.
     ListContainers,
+    /// `exec_sync`, by container id and command.
+    ExecSync {
+        /// The container id.
+        container_id: String,
+        /// The command.
+        cmd: Vec<String>,
+    },
     /// `pull_image`, by image reference.
     PullImage(String),
     /// `image_status`, by image reference.
@@ -91,6 +101,8 @@ pub enum Op {
     ContainerStatus,
     /// `list_containers`.
     ListContainers,
+    /// `exec_sync`.
+    ExecSync,
     /// `pull_image`.
     PullImage,
     /// `image_status`.
@@ -164,6 +176,12 @@ struct State {
     exit_on_start: HashMap<String, i32>,
     /// Container name -> exit code on stop.
     exit_on_stop: HashMap<String, i32>,
+    /// Container id or name -> exec results, one per call, before `exec_results`.
+    exec_queue: HashMap<String, VecDeque<Result<ExecSyncResult>>>,
+    /// Container id or name -> the exec result once its queue is empty.
+    exec_results: HashMap<String, Result<ExecSyncResult>>,
+    /// Container id or name -> how long an exec runs.
+    exec_delays: HashMap<String, Duration>,
 }
 
 /// An in-memory [`Runtime`]; see the module docs.
@@ -268,6 +286,37 @@ impl FakeRuntime {
             .lock()
             .exit_on_stop
             .insert(name.to_string(), exit_code);
+    }
+
+    /// The next exec in `container` (a container id, or a container name for every container of
+    /// that name) returns `result`; queued, and used before [`FakeRuntime::set_exec_result`]'s.
+    pub fn push_exec_result(&self, container: &str, result: Result<ExecSyncResult>) {
+        self.state
+            .lock()
+            .exec_queue
+            .entry(container.to_string())
+            .or_default()
+            .push_back(result);
+    }
+
+    /// Every exec in `container` (id or name) returns `result` from now on, once the queue of
+    /// [`FakeRuntime::push_exec_result`] is empty. Without either, an exec in a running
+    /// container exits 0 with no output.
+    pub fn set_exec_result(&self, container: &str, result: Result<ExecSyncResult>) {
+        self.state
+            .lock()
+            .exec_results
+            .insert(container.to_string(), result);
+    }
+
+    /// Execs in `container` (id or name) run for `delay` (on tokio time) before they return. If
+    /// that is longer than the call's timeout, the call ends when the timeout does, with gRPC
+    /// `DEADLINE_EXCEEDED`, as containerd answers.
+    pub fn set_exec_delay(&self, container: &str, delay: Duration) {
+        self.state
+            .lock()
+            .exec_delays
+            .insert(container.to_string(), delay);
     }
 
     /// A running container exits by itself now with `exit_code` (a crash, or a job finishing).
@@ -725,6 +774,60 @@ impl Runtime for FakeRuntime {
             .collect())
     }
 
+    async fn exec_sync(
+        &self,
+        container_id: &str,
+        cmd: Vec<String>,
+        timeout: Duration,
+    ) -> Result<ExecSyncResult> {
+        let (result, delay) = {
+            let mut state = self.state.lock();
+            let call = Call::ExecSync {
+                container_id: container_id.to_string(),
+                cmd,
+            };
+            self.enter(&mut state, Op::ExecSync, call)?;
+            let container = state
+                .containers
+                .get(container_id)
+                .ok_or_else(|| not_found("container", container_id))?;
+            if !matches!(container.state, ContainerState::Running { .. }) {
+                return Err(precondition(format!(
+                    "container {container_id} is {:?}, not running",
+                    container.state
+                )));
+            }
+            let name = metadata_name(&container.config);
+            let keys = [container_id.to_string(), name];
+            let delay = keys
+                .iter()
+                .find_map(|k| state.exec_delays.get(k).copied())
+                .unwrap_or_default();
+            let queued = keys
+                .iter()
+                .find_map(|k| state.exec_queue.get_mut(k).and_then(VecDeque::pop_front));
+            let result = queued
+                .or_else(|| keys.iter().find_map(|k| state.exec_results.get(k).cloned()))
+                .unwrap_or_else(|| Ok(ExecSyncResult::default()));
+            (result, delay)
+        };
+        let limit = Duration::from_secs(timeout_seconds(timeout).unsigned_abs());
+        if !limit.is_zero() && delay > limit {
+            tokio::time::sleep(limit).await;
+            return Err(RuntimeError::Grpc {
+                code: tonic::Code::DeadlineExceeded,
+                message: format!(
+                    "timeout {}s exceeded: context deadline exceeded",
+                    limit.as_secs()
+                ),
+            });
+        }
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        result
+    }
+
     async fn pull_image(
         &self,
         image: v1::ImageSpec,
@@ -1059,6 +1162,88 @@ mod tests {
             .await
             .expect_err("no image");
         assert!(matches!(err, RuntimeError::NotFound(_)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn exec_results_are_scripted_per_container() {
+        let fake = FakeRuntime::new();
+        fake.add_image(BUSYBOX);
+        let sandbox = fake
+            .run_pod_sandbox(sandbox_config("p"), "")
+            .await
+            .expect("sandbox");
+        let app = fake
+            .create_container(&sandbox, container_config("app"), sandbox_config("p"))
+            .await
+            .expect("create");
+        let cmd = || vec!["cat".to_string(), "/tmp/healthy".to_string()];
+        let second = Duration::from_secs(1);
+
+        // Not running yet, or unknown.
+        let err = fake
+            .exec_sync(&app, cmd(), second)
+            .await
+            .expect_err("created, not running");
+        assert!(matches!(
+            err,
+            RuntimeError::Grpc {
+                code: tonic::Code::FailedPrecondition,
+                ..
+            }
+        ));
+        assert!(matches!(
+            fake.exec_sync("nope", cmd(), second).await,
+            Err(RuntimeError::NotFound(_))
+        ));
+
+        fake.start_container(&app).await.expect("start");
+        assert_eq!(
+            fake.exec_sync(&app, cmd(), second).await,
+            Ok(ExecSyncResult::default()),
+            "exit 0 by default"
+        );
+        let failed = ExecSyncResult {
+            exit_code: 1,
+            stdout: vec![],
+            stderr: b"cat: can't open '/tmp/healthy'".to_vec(),
+        };
+        // The queue (by id) first, then the sticky result (by name).
+        fake.set_exec_result("app", Ok(failed.clone()));
+        fake.push_exec_result(&app, Ok(ExecSyncResult::default()));
+        assert_eq!(
+            fake.exec_sync(&app, cmd(), second).await,
+            Ok(ExecSyncResult::default())
+        );
+        assert_eq!(
+            fake.exec_sync(&app, cmd(), second).await,
+            Ok(failed.clone())
+        );
+        assert_eq!(fake.exec_sync(&app, cmd(), second).await, Ok(failed));
+        fake.fail_next(Op::ExecSync, RuntimeError::Unavailable("down".into()));
+        assert!(fake.exec_sync(&app, cmd(), second).await.is_err());
+
+        // A slow command: done within its timeout, or cut off by it.
+        fake.set_exec_result("app", Ok(ExecSyncResult::default()));
+        fake.set_exec_delay(&app, Duration::from_secs(2));
+        let start = tokio::time::Instant::now();
+        assert!(fake
+            .exec_sync(&app, cmd(), Duration::from_secs(5))
+            .await
+            .is_ok());
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+        let err = fake
+            .exec_sync(&app, cmd(), second)
+            .await
+            .expect_err("timed out");
+        assert!(err.is_deadline_exceeded(), "{err:?}");
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+        assert_eq!(
+            fake.calls().last(),
+            Some(&Call::ExecSync {
+                container_id: app.clone(),
+                cmd: cmd()
+            })
+        );
     }
 
     #[tokio::test]

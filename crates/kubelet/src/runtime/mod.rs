@@ -55,8 +55,33 @@ impl From<tonic::Status> for RuntimeError {
     }
 }
 
+impl RuntimeError {
+    /// Whether the call ran out of time: gRPC `DEADLINE_EXCEEDED`, which is how an
+    /// [`exec_sync`](Runtime::exec_sync) whose command outlived its timeout ends.
+    pub fn is_deadline_exceeded(&self) -> bool {
+        matches!(
+            self,
+            RuntimeError::Grpc {
+                code: tonic::Code::DeadlineExceeded,
+                ..
+            }
+        )
+    }
+}
+
 /// Result of a [`Runtime`] call.
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
+
+/// What a command run by [`Runtime::exec_sync`] left behind (CRI `ExecSyncResponse`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecSyncResult {
+    /// The command's exit code (0: success).
+    pub exit_code: i32,
+    /// Its captured stdout (the runtime caps it at 16 MiB).
+    pub stdout: Vec<u8>,
+    /// Its captured stderr (the runtime caps it at 16 MiB).
+    pub stderr: Vec<u8>,
+}
 
 /// The CRI v1 runtime and image services, as far as the kubelet's pod workers use them.
 ///
@@ -119,6 +144,17 @@ pub trait Runtime: Send + Sync {
         filter: Option<v1::ContainerFilter>,
     ) -> Result<Vec<v1::Container>>;
 
+    /// Runs `cmd` in a running container and waits for it (exec probes). `timeout` goes to the
+    /// runtime in whole seconds (a non-zero timeout under one second counts as one; zero: no
+    /// limit); a command still running then ends the call with gRPC `DEADLINE_EXCEEDED` (see
+    /// [`RuntimeError::is_deadline_exceeded`]). A non-zero exit code is a result, not an error.
+    async fn exec_sync(
+        &self,
+        container_id: &str,
+        cmd: Vec<String>,
+        timeout: std::time::Duration,
+    ) -> Result<ExecSyncResult>;
+
     /// Pulls an image; returns the image reference (id or digest) the runtime resolved it to.
     /// `auth` is `None` for anonymous pulls.
     async fn pull_image(
@@ -133,6 +169,16 @@ pub trait Runtime: Send + Sync {
 
     /// Images matching `filter` (all when `None`).
     async fn list_images(&self, filter: Option<v1::ImageFilter>) -> Result<Vec<v1::Image>>;
+}
+
+/// `timeout` as CRI's whole seconds: truncated like upstream, but never turning a short,
+/// non-zero timeout into 0 ("no limit").
+pub fn timeout_seconds(timeout: std::time::Duration) -> i64 {
+    if timeout.is_zero() {
+        0
+    } else {
+        i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX).max(1)
+    }
 }
 
 /// An [`ImageSpec`](v1::ImageSpec) for a reference such as `127.0.0.1:5000/busybox:1`.
@@ -174,6 +220,20 @@ mod tests {
                 message: "bad".into()
             }
         );
+    }
+
+    #[test]
+    fn exec_timeouts_in_whole_seconds() {
+        use std::time::Duration;
+        assert_eq!(timeout_seconds(Duration::ZERO), 0);
+        assert_eq!(timeout_seconds(Duration::from_millis(200)), 1);
+        assert_eq!(timeout_seconds(Duration::from_millis(2500)), 2);
+        assert!(RuntimeError::Grpc {
+            code: tonic::Code::DeadlineExceeded,
+            message: "timeout 1s exceeded".into()
+        }
+        .is_deadline_exceeded());
+        assert!(!RuntimeError::NotFound("c".into()).is_deadline_exceeded());
     }
 
     #[test]

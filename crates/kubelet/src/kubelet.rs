@@ -1,0 +1,218 @@
+//! The kubelet's pod loop: one watch on the pods bound to this node feeds one [`PodWorker`]
+//! per pod (upstream `syncLoop` + `podWorkers`), and housekeeping removes what the runtime has
+//! for pods this node no longer has (upstream `HandlePodCleanups`): at start, after every relist
+//! and every few seconds.
+//!
+//! A worker gets the pod's newest version through a `watch` channel (only the latest matters),
+//! and is woken early by probe results; a pod gone from the API is terminated with the grace
+//! period its last version had.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::Api;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::podconfig::POD_UID_LABEL;
+use crate::pod_worker::{PodWorker, Shared, SyncResult};
+
+/// How often orphaned sandboxes and pod directories are looked for.
+const HOUSEKEEPING: Duration = Duration::from_secs(5);
+
+struct WorkerHandle {
+    pod: watch::Sender<Option<Pod>>,
+    kick: mpsc::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+/// The pod loop of one node.
+pub struct Kubelet {
+    shared: Arc<Shared>,
+    workers: HashMap<String, WorkerHandle>,
+}
+
+fn uid_of(pod: &Pod) -> Option<String> {
+    pod.metadata.uid.clone()
+}
+
+impl Kubelet {
+    /// A pod loop over `shared`.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Kubelet {
+            shared,
+            workers: HashMap::new(),
+        }
+    }
+
+    fn on_pod(&mut self, pod: Pod) {
+        let Some(uid) = uid_of(&pod) else { return };
+        if let Some(worker) = self.workers.get(&uid) {
+            if !worker.task.is_finished() {
+                worker.pod.send_replace(Some(pod));
+                return;
+            }
+        }
+        let (pod_tx, pod_rx) = watch::channel(Some(pod));
+        let (kick_tx, kick_rx) = mpsc::channel(1);
+        let worker = PodWorker::new(self.shared.clone(), uid.clone());
+        let task = tokio::spawn(run_worker(worker, pod_rx, kick_rx));
+        self.workers.insert(
+            uid,
+            WorkerHandle {
+                pod: pod_tx,
+                kick: kick_tx,
+                task,
+            },
+        );
+    }
+
+    fn on_gone(&mut self, uid: &str) {
+        if let Some(worker) = self.workers.get(uid) {
+            worker.pod.send_replace(None);
+        }
+    }
+
+    /// Stops and removes sandboxes, and removes pod directories, of pods that have no worker
+    /// (deleted while the agent was down, or left by a crash).
+    async fn housekeeping(&mut self) {
+        self.workers.retain(|_, w| !w.task.is_finished());
+        let runtime = &self.shared.runtime;
+        let sandboxes = match runtime.list_pod_sandboxes(None).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "housekeeping: listing sandboxes");
+                return;
+            }
+        };
+        for sandbox in sandboxes {
+            let Some(uid) = sandbox.labels.get(POD_UID_LABEL) else {
+                continue;
+            };
+            if self.workers.contains_key(uid) {
+                continue;
+            }
+            tracing::info!(sandbox = %sandbox.id, pod_uid = %uid, "removing an orphaned pod sandbox");
+            let _ = runtime.stop_pod_sandbox(&sandbox.id).await;
+            if let Err(e) = runtime.remove_pod_sandbox(&sandbox.id).await {
+                tracing::warn!(sandbox = %sandbox.id, error = %e, "removing an orphaned sandbox");
+            }
+        }
+        let pods_dir = &self.shared.node.pods_dir;
+        for entry in std::fs::read_dir(pods_dir).into_iter().flatten().flatten() {
+            let uid = entry.file_name().to_string_lossy().into_owned();
+            if !self.workers.contains_key(&uid) {
+                if let Err(e) = self.shared.volumes.cleanup(&uid) {
+                    tracing::warn!(pod_uid = %uid, error = %e, "removing an orphaned pod directory");
+                }
+            }
+        }
+    }
+
+    /// Runs until `shutdown`: watches the pods bound to `node_name`, runs their workers, and
+    /// cleans up after pods that are gone. `probe_changes` carries pod uids whose probe results
+    /// changed. Pods keep running when this returns (as when upstream's kubelet stops).
+    pub async fn run<F>(
+        mut self,
+        client: kube::Client,
+        mut probe_changes: mpsc::UnboundedReceiver<String>,
+        shutdown: F,
+    ) where
+        F: Future<Output = ()>,
+    {
+        let node = self.shared.node.node_name.clone();
+        let api: Api<Pod> = Api::all(client);
+        let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
+        let stream = watcher::watcher(api, config).default_backoff();
+        let mut stream = std::pin::pin!(stream);
+        tokio::pin!(shutdown);
+        let mut seen: Option<HashSet<String>> = None;
+        let mut listed = false;
+        let mut tick = tokio::time::interval(HOUSEKEEPING);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                event = stream.next() => match event {
+                    Some(Ok(Event::Apply(pod))) => self.on_pod(pod),
+                    Some(Ok(Event::Delete(pod))) => {
+                        if let Some(uid) = uid_of(&pod) {
+                            self.on_gone(&uid);
+                        }
+                    }
+                    Some(Ok(Event::Init)) => seen = Some(HashSet::new()),
+                    Some(Ok(Event::InitApply(pod))) => {
+                        if let (Some(seen), Some(uid)) = (seen.as_mut(), uid_of(&pod)) {
+                            seen.insert(uid);
+                        }
+                        self.on_pod(pod);
+                    }
+                    Some(Ok(Event::InitDone)) => {
+                        if let Some(seen) = seen.take() {
+                            let gone: Vec<String> = self.workers.keys().filter(|u| !seen.contains(*u)).cloned().collect();
+                            for uid in gone {
+                                self.on_gone(&uid);
+                            }
+                        }
+                        listed = true;
+                        self.housekeeping().await;
+                    }
+                    Some(Err(e)) => tracing::warn!(error = %e, "watching this node's pods"),
+                    None => break,
+                },
+                Some(uid) = probe_changes.recv() => {
+                    if let Some(worker) = self.workers.get(&uid) {
+                        let _ = worker.kick.try_send(());
+                    }
+                }
+                _ = tick.tick() => {
+                    if listed {
+                        self.housekeeping().await;
+                    }
+                }
+            }
+        }
+        for (_, worker) in self.workers.drain() {
+            worker.task.abort();
+        }
+    }
+}
+
+/// A worker's loop: sync on every new version of the pod, on a kick, and every resync period;
+/// terminate when the pod is gone.
+async fn run_worker(
+    mut worker: PodWorker,
+    mut pod: watch::Receiver<Option<Pod>>,
+    mut kick: mpsc::Receiver<()>,
+) {
+    let mut last: Option<Pod> = None;
+    loop {
+        let current = pod.borrow_and_update().clone();
+        let result = match current {
+            Some(p) => {
+                let r = worker.sync(&p).await;
+                last = Some(p);
+                r
+            }
+            None => match &last {
+                Some(p) => worker.terminate(p, true).await,
+                None => SyncResult::Finished,
+            },
+        };
+        let wait = match result {
+            SyncResult::Finished => return,
+            SyncResult::Resync(d) => d,
+        };
+        tokio::select! {
+            changed = pod.changed() => if changed.is_err() { return },
+            _ = kick.recv() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The pod-network guard: pod and service addresses never leave the machine.
+//!
+//! Installed before the first sandbox (the CNI bridge plugin turns on `net.ipv4.ip_forward`):
+//!
+//! - blackhole routes for the cluster CIDR and the service CIDR, so the host sends nothing for
+//!   those ranges anywhere but to the node's own bridge (its connected /24 is more specific);
+//! - an nftables table `inet ferry` whose forward chain drops what pods send anywhere but
+//!   back over the node's bridge, and what arrives for pods from anywhere but the bridge, and
+//!   rejects forwarded traffic for the service CIDR (no proxy answers for it yet).
+//!
+//! The ruleset is a pure function of the settings ([`ruleset`]); [`install`] and [`remove`] run
+//! `nft` and `ip`. Installing replaces the table atomically (`nft -f` runs one transaction).
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+/// The nftables table (family `inet`) the agent owns.
+pub const TABLE: &str = "ferry";
+
+/// What to guard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Guard {
+    /// The cluster's pod CIDR (every node's podCIDR lies in it), e.g. `10.42.0.0/16`.
+    pub cluster_cidr: String,
+    /// The service CIDR, e.g. `10.43.0.0/16`.
+    pub service_cidr: String,
+    /// The node's pod bridge.
+    pub bridge: String,
+}
+
+/// Why the guard could not be installed or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError {
+    /// `nft` or `ip` could not be run.
+    #[error("running {command}: {source}")]
+    Spawn {
+        /// The command.
+        command: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The command failed.
+    #[error("{command} failed: {stderr}")]
+    Failed {
+        /// The command.
+        command: String,
+        /// What it printed.
+        stderr: String,
+    },
+    /// A CIDR that is not `a.b.c.d/n`.
+    #[error("invalid CIDR {0:?}")]
+    InvalidCidr(String),
+}
+
+/// The nft script that (re)creates the guard table in one transaction.
+pub fn ruleset(guard: &Guard) -> Result<String, GuardError> {
+    for cidr in [&guard.cluster_cidr, &guard.service_cidr] {
+        if crate::cni::parse_ipv4_cidr(cidr).is_none() {
+            return Err(GuardError::InvalidCidr(cidr.clone()));
+        }
+    }
+    let Guard {
+        cluster_cidr: pods,
+        service_cidr: services,
+        bridge,
+    } = guard;
+    Ok(format!(
+        r#"add table inet {TABLE}
+delete table inet {TABLE}
+table inet {TABLE} {{
+	comment "ferry: pod and service traffic stays on this machine"
+	chain forward {{
+		type filter hook forward priority filter - 10; policy accept;
+		ip saddr {pods} oifname != "{bridge}" drop
+		ip daddr {pods} iifname != "{bridge}" drop
+		ip daddr {services} reject with icmp type admin-prohibited
+	}}
+}}
+"#
+    ))
+}
+
+fn run(command: &str, args: &[&str], stdin: Option<&str>) -> Result<(), GuardError> {
+    let shown = format!("{command} {}", args.join(" "));
+    let mut child = Command::new(command)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| GuardError::Spawn {
+            command: shown.clone(),
+            source,
+        })?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input.as_bytes())
+            .map_err(|source| GuardError::Spawn {
+                command: shown.clone(),
+                source,
+            })?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|source| GuardError::Spawn {
+            command: shown.clone(),
+            source,
+        })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(GuardError::Failed {
+            command: shown,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// Installs (or replaces) the guard: the nft table, then the blackhole routes.
+pub fn install(guard: &Guard) -> Result<(), GuardError> {
+    run("nft", &["-f", "-"], Some(&ruleset(guard)?))?;
+    for cidr in [&guard.cluster_cidr, &guard.service_cidr] {
+        run("ip", &["route", "replace", "blackhole", cidr], None)?;
+    }
+    Ok(())
+}
+
+/// Removes the guard (what is already gone is not an error).
+pub fn remove(guard: &Guard) -> Result<(), GuardError> {
+    for cidr in [&guard.cluster_cidr, &guard.service_cidr] {
+        match run("ip", &["route", "del", "blackhole", cidr], None) {
+            Err(GuardError::Failed { stderr, .. }) if stderr.contains("No such process") => {}
+            other => other?,
+        }
+    }
+    match run("nft", &["delete", "table", "inet", TABLE], None) {
+        Err(GuardError::Failed { stderr, .. }) if stderr.contains("No such file") => Ok(()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ruleset_replaces_the_table_and_guards_both_ranges() {
+        let guard = Guard {
+            cluster_cidr: "10.42.0.0/16".into(),
+            service_cidr: "10.43.0.0/16".into(),
+            bridge: "ferry0".into(),
+        };
+        let rules = ruleset(&guard).expect("valid");
+        // Declared, deleted and recreated in one transaction: never a moment without it.
+        assert!(rules.starts_with("add table inet ferry\ndelete table inet ferry\ntable inet ferry {"));
+        assert!(rules.contains("ip saddr 10.42.0.0/16 oifname != \"ferry0\" drop"));
+        assert!(rules.contains("ip daddr 10.42.0.0/16 iifname != \"ferry0\" drop"));
+        assert!(rules.contains("ip daddr 10.43.0.0/16 reject"));
+        let bad = Guard {
+            cluster_cidr: "10.42.0.0".into(),
+            ..guard
+        };
+        assert!(matches!(ruleset(&bad), Err(GuardError::InvalidCidr(_))));
+    }
+}
