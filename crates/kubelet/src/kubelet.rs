@@ -38,6 +38,18 @@ pub struct Kubelet {
     workers: HashMap<String, WorkerHandle>,
 }
 
+/// Whether two versions of a pod differ only in status and bookkeeping metadata.
+fn same_but_status(a: &Pod, b: &Pod) -> bool {
+    let strip = |p: &Pod| {
+        let mut p = p.clone();
+        p.status = None;
+        p.metadata.resource_version = None;
+        p.metadata.managed_fields = None;
+        p
+    };
+    strip(a) == strip(b)
+}
+
 fn uid_of(pod: &Pod) -> Option<String> {
     pod.metadata.uid.clone()
 }
@@ -55,7 +67,13 @@ impl Kubelet {
         let Some(uid) = uid_of(&pod) else { return };
         if let Some(worker) = self.workers.get(&uid) {
             if !worker.task.is_finished() {
-                worker.pod.send_replace(Some(pod));
+                // Status-only updates (mostly our own patches) are kept but wake nobody, as
+                // upstream's pod config ignores them.
+                worker.pod.send_if_modified(|current| {
+                    let wake = current.as_ref().is_none_or(|c| !same_but_status(c, &pod));
+                    *current = Some(pod);
+                    wake
+                });
                 return;
             }
         }

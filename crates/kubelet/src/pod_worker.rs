@@ -47,6 +47,8 @@ const MINIMUM_GRACE_PERIOD: Duration = Duration::from_secs(2);
 /// How often a pod is looked at again with nothing else happening (upstream's PLEG relists
 /// every second; this worker is its own PLEG).
 pub const RESYNC: Duration = Duration::from_secs(1);
+/// The resync after a sync that failed to start a container.
+const ERROR_RESYNC: Duration = Duration::from_secs(3);
 /// The resync of a pod that is finished or waiting on something slow.
 const SLOW_RESYNC: Duration = Duration::from_secs(10);
 
@@ -649,7 +651,18 @@ impl PodWorker {
             }
         }
         self.post_status(pod, &observed, true, pod_ips, self.state.finished).await;
-        SyncResult::Resync(if self.state.finished { SLOW_RESYNC } else { RESYNC })
+        // A fresh error stays visible for a few seconds before the next attempt turns it into
+        // a backoff (upstream requeues a failed sync with a backoff of its own).
+        let fresh_error = self.state.waiting.values().any(|(reason, _)| {
+            matches!(reason.as_str(), "ErrImagePull" | "CreateContainerConfigError" | "CreateContainerError" | "RunContainerError")
+        });
+        SyncResult::Resync(if self.state.finished {
+            SLOW_RESYNC
+        } else if fresh_error {
+            ERROR_RESYNC
+        } else {
+            RESYNC
+        })
     }
 
     /// A ready sandbox for the pod: the existing one, or a new one. `Ok(None)`: no sandbox and
@@ -953,7 +966,7 @@ impl PodWorker {
             }
         }
         let left = grace.saturating_sub(started.elapsed()).max(MINIMUM_GRACE_PERIOD);
-        if let Err(e) = self.shared.runtime.stop_container(id, left.as_secs() as i64).await {
+        if let Err(e) = self.shared.runtime.stop_container(id, left.as_secs_f64().ceil() as i64).await {
             tracing::warn!(pod = %pod_key(pod), container = %name, error = %e, "stopping a container");
         }
     }

@@ -8,8 +8,8 @@
 //!
 //! - `emptyDir`: a 0777 directory; `medium: Memory` mounts a tmpfs there.
 //! - `configMap`, `secret`, `downwardAPI`, `projected`: files written with upstream's
-//!   AtomicWriter layout (see [`AtomicWriter`]), so a container sees an update to the object as
-//!   one atomic switch. Like upstream, `secret` and `projected` volumes sit on a tmpfs so secret
+//!   AtomicWriter layout (described at `AtomicWriter` below), so a container sees an update to
+//!   the object as one atomic switch. Like upstream, `secret` and `projected` volumes sit on a tmpfs so secret
 //!   bytes never reach the node's disk. `prepare` runs on every pod sync, which is how updates
 //!   propagate.
 //! - `hostPath`: the path itself, after upstream's `type` checks.
@@ -934,7 +934,7 @@ impl VolumeManager {
             return Ok(Plan::Files {
                 plugin: PROJECTED_PLUGIN,
                 payload,
-                // Upstream wraps projected volumes in a memory emptyDir too (they may hold secrets).
+                // Upstream wraps projected volumes in a memory emptyDir too (secrets).
                 tmpfs: Some(self.tmpfs_size(name, pod, None)?),
             });
         }
@@ -1858,7 +1858,7 @@ mod tests {
             },
             "spec": {"containers": containers, "volumes": volumes},
         }))
-        .unwrap()
+        .expect("valid object")
     }
 
     fn config_map(name: &str, data: serde_json::Value) -> ConfigMap {
@@ -1866,7 +1866,7 @@ mod tests {
             "metadata": {"name": name, "namespace": "ns1"},
             "data": data,
         }))
-        .unwrap()
+        .expect("valid object")
     }
 
     fn secret(name: &str, data: &[(&str, &[u8])]) -> Secret {
@@ -1893,18 +1893,21 @@ mod tests {
     }
 
     fn fixture() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("tempdir");
         // Canonical, so paths compare equal to what the (fake) mount table records.
-        let pods_dir = fs::canonicalize(dir.path()).unwrap().join("pods");
+        let pods_dir = fs::canonicalize(dir.path()).expect("fs").join("pods");
         let mounter = Arc::new(FakeMounter::new());
         let manager = VolumeManager::new(pods_dir)
             .with_mounter(mounter.clone())
             .with_node_allocatable(BTreeMap::from([
-                ("cpu".to_string(), Quantity::parse("4").unwrap()),
-                ("memory".to_string(), Quantity::parse("8Gi").unwrap()),
+                ("cpu".to_string(), Quantity::parse("4").expect("quantity")),
+                (
+                    "memory".to_string(),
+                    Quantity::parse("8Gi").expect("quantity"),
+                ),
                 (
                     "ephemeral-storage".to_string(),
-                    Quantity::parse("100Gi").unwrap(),
+                    Quantity::parse("100Gi").expect("quantity"),
                 ),
             ]));
         Fixture {
@@ -1919,19 +1922,19 @@ mod tests {
     }
 
     fn mode(path: &Path) -> u32 {
-        fs::metadata(path).unwrap().mode() & 0o7777
+        fs::metadata(path).expect("fs").mode() & 0o7777
     }
 
     fn read(path: &Path) -> String {
-        fs::read_to_string(path).unwrap()
+        fs::read_to_string(path).expect("fs")
     }
 
     /// The `..`-prefixed directories of a volume (timestamped versions).
     fn ts_dirs(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap())
-            .filter(|e| e.file_type().unwrap().is_dir())
+            .expect("fs")
+            .map(|e| e.expect("dir entry"))
+            .filter(|e| e.file_type().expect("file type").is_dir())
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| n.starts_with(".."))
             .collect();
@@ -1942,8 +1945,13 @@ mod tests {
     /// The visible (non-`..`) names of a volume directory.
     fn visible(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .expect("fs")
+            .map(|e| {
+                e.expect("dir entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .filter(|n| !n.starts_with(".."))
             .collect();
         names.sort();
@@ -1954,7 +1962,7 @@ mod tests {
         f.manager
             .prepare(pod, source)
             .await
-            .unwrap_err()
+            .expect_err("must fail")
             .to_string()
     }
 
@@ -1968,7 +1976,7 @@ mod tests {
             .manager
             .prepare(&pod, &StaticObjectSource::new())
             .await
-            .unwrap();
+            .expect("prepare");
         let dir = volume_dir(&f, "kubernetes.io~empty-dir", "data");
         assert_eq!(
             volumes["data"],
@@ -1984,11 +1992,11 @@ mod tests {
         assert!(f.mounter.calls().is_empty());
 
         // Idempotent, and contents survive.
-        fs::write(dir.join("file"), "kept").unwrap();
+        fs::write(dir.join("file"), "kept").expect("fs");
         f.manager
             .prepare(&pod, &StaticObjectSource::new())
             .await
-            .unwrap();
+            .expect("prepare");
         assert_eq!(read(&dir.join("file")), "kept");
     }
 
@@ -1998,8 +2006,8 @@ mod tests {
         let pod =
             pod(json!([{"name": "cache", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}]));
         let source = StaticObjectSource::new();
-        f.manager.prepare(&pod, &source).await.unwrap();
-        f.manager.prepare(&pod, &source).await.unwrap();
+        f.manager.prepare(&pod, &source).await.expect("prepare");
+        f.manager.prepare(&pod, &source).await.expect("prepare");
         let dir = volume_dir(&f, "kubernetes.io~empty-dir", "cache");
         assert_eq!(
             f.mounter.calls(),
@@ -2017,7 +2025,7 @@ mod tests {
             |limit: &str| json!([{"name": "app", "resources": {"limits": {"memory": limit}}}]);
         let size = |pod: &Pod, size_limit: Option<&str>| {
             let q = size_limit.map(|s| ApiQuantity(s.into()));
-            f.manager.tmpfs_size("v", pod, q.as_ref()).unwrap()
+            f.manager.tmpfs_size("v", pod, q.as_ref()).expect("size")
         };
         // Only allocatable known.
         assert_eq!(size(&pod(json!([])), None), Some(8 << 30));
@@ -2041,14 +2049,18 @@ mod tests {
                 "initContainers": [{"name": "i", "resources": {"limits": {"memory": "3Gi"}}}],
             }
         }))
-        .unwrap();
+        .expect("valid object");
         assert_eq!(size(&p, None), Some(3 << 30));
         // No allocatable known: the other limits still apply.
         let bare = VolumeManager::new("/tmp/unused");
-        assert_eq!(bare.tmpfs_size("v", &pod(json!([])), None).unwrap(), None);
+        assert_eq!(
+            bare.tmpfs_size("v", &pod(json!([])), None).expect("size"),
+            None
+        );
         let q = ApiQuantity("10Mi".into());
         assert_eq!(
-            bare.tmpfs_size("v", &pod(json!([])), Some(&q)).unwrap(),
+            bare.tmpfs_size("v", &pod(json!([])), Some(&q))
+                .expect("size"),
             Some(10 << 20)
         );
     }
@@ -2067,23 +2079,23 @@ mod tests {
     #[tokio::test]
     #[ignore = "mounts a tmpfs: needs root"]
     async fn memory_empty_dir_on_a_real_tmpfs() {
-        let dir = tempfile::tempdir().unwrap();
-        let pods_dir = fs::canonicalize(dir.path()).unwrap().join("pods");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pods_dir = fs::canonicalize(dir.path()).expect("fs").join("pods");
         let manager = VolumeManager::new(&pods_dir);
         let pod =
             pod(json!([{"name": "cache", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}]));
         let volumes = manager
             .prepare(&pod, &StaticObjectSource::new())
             .await
-            .unwrap();
+            .expect("prepare");
         manager
             .prepare(&pod, &StaticObjectSource::new())
             .await
-            .unwrap();
+            .expect("prepare");
         let target = PathBuf::from(&volumes["cache"].host_path);
         let tmpfs: Vec<MountPoint> = HostMounter
             .mount_points()
-            .unwrap()
+            .expect("mounts")
             .into_iter()
             .filter(|m| m.path == target)
             .collect();
@@ -2092,11 +2104,11 @@ mod tests {
         // Size limit enforced.
         assert!(fs::write(target.join("big"), vec![0u8; 2 << 20]).is_err());
 
-        manager.cleanup(UID).unwrap();
+        manager.cleanup(UID).expect("cleanup");
         assert!(!manager.pod_dir(UID).exists());
         assert!(!HostMounter
             .mount_points()
-            .unwrap()
+            .expect("mounts")
             .iter()
             .any(|m| m.path == target));
     }
@@ -2113,7 +2125,7 @@ mod tests {
         )]));
         let source = StaticObjectSource::new().with_config_map(cm);
         let pod = pod(json!([{"name": "config", "configMap": {"name": "conf"}}]));
-        let volumes = f.manager.prepare(&pod, &source).await.unwrap();
+        let volumes = f.manager.prepare(&pod, &source).await.expect("prepare");
         let dir = volume_dir(&f, "kubernetes.io~configmap", "config");
         assert_eq!(volumes["config"].host_path, dir.to_string_lossy());
         assert!(volumes["config"].read_only);
@@ -2121,16 +2133,16 @@ mod tests {
 
         assert_eq!(visible(&dir), ["app.properties", "b", "blob"]);
         assert_eq!(read(&dir.join("app.properties")), "a=1");
-        assert_eq!(fs::read(dir.join("blob")).unwrap(), [0, 159, 146, 150]);
+        assert_eq!(fs::read(dir.join("blob")).expect("fs"), [0, 159, 146, 150]);
         assert_eq!(
-            fs::read_link(dir.join("b")).unwrap(),
+            fs::read_link(dir.join("b")).expect("fs"),
             PathBuf::from("..data/b")
         );
         let ts = ts_dirs(&dir);
         assert_eq!(ts.len(), 1);
         assert!(ts[0].starts_with("..20"), "{ts:?}");
         assert_eq!(
-            fs::read_link(dir.join("..data")).unwrap(),
+            fs::read_link(dir.join("..data")).expect("fs"),
             PathBuf::from(&ts[0])
         );
         assert_eq!(mode(&dir.join(&ts[0])), 0o755);
@@ -2152,14 +2164,14 @@ mod tests {
                 {"key": "c", "path": "nested/c"},
             ],
         }}]));
-        f.manager.prepare(&pod, &source).await.unwrap();
+        f.manager.prepare(&pod, &source).await.expect("prepare");
         let dir = volume_dir(&f, "kubernetes.io~configmap", "config");
         assert_eq!(visible(&dir), ["nested", "top"]);
         assert_eq!(read(&dir.join("top")), "A");
         assert_eq!(read(&dir.join("nested/dir/b.txt")), "B");
         assert_eq!(read(&dir.join("nested/c")), "C");
         assert_eq!(
-            fs::read_link(dir.join("nested")).unwrap(),
+            fs::read_link(dir.join("nested")).expect("fs"),
             PathBuf::from("..data/nested")
         );
         assert_eq!(mode(&dir.join("top")), 0o600);
@@ -2181,13 +2193,13 @@ mod tests {
                 {"key": "gone", "path": "deep/gone"},
             ]}}]),
         );
-        f.manager.prepare(&pod, &source).await.unwrap();
+        f.manager.prepare(&pod, &source).await.expect("prepare");
         let dir = volume_dir(&f, "kubernetes.io~configmap", "config");
         let first = ts_dirs(&dir);
         assert_eq!(visible(&dir), ["deep", "gone", "keep"]);
 
         // Unchanged: nothing rewritten.
-        f.manager.prepare(&pod, &source).await.unwrap();
+        f.manager.prepare(&pod, &source).await.expect("prepare");
         assert_eq!(ts_dirs(&dir), first);
 
         // "gone" deleted from the configMap; optional would skip it, so make the items
@@ -2197,7 +2209,7 @@ mod tests {
             json!([{"name": "config", "configMap": {"name": "conf"}}]),
             json!([{"name": "app"}]),
         );
-        f.manager.prepare(&pod, &source).await.unwrap();
+        f.manager.prepare(&pod, &source).await.expect("prepare");
         assert_eq!(read(&dir.join("keep")), "v2");
         let second = ts_dirs(&dir);
         assert_eq!(second.len(), 1, "old version removed: {second:?}");
@@ -2214,8 +2226,14 @@ mod tests {
             StaticObjectSource::new().with_config_map(config_map("conf", json!({"k": "v"})));
         let volume =
             |m: i32| pod(json!([{"name": "c", "configMap": {"name": "conf", "defaultMode": m}}]));
-        f.manager.prepare(&volume(0o644), &source).await.unwrap();
-        f.manager.prepare(&volume(0o440), &source).await.unwrap();
+        f.manager
+            .prepare(&volume(0o644), &source)
+            .await
+            .expect("prepare");
+        f.manager
+            .prepare(&volume(0o440), &source)
+            .await
+            .expect("prepare");
         let dir = volume_dir(&f, "kubernetes.io~configmap", "c");
         assert_eq!(mode(&dir.join("k")), 0o440);
         assert_eq!(ts_dirs(&dir).len(), 1);
@@ -2227,12 +2245,12 @@ mod tests {
         let source =
             StaticObjectSource::new().with_config_map(config_map("conf", json!({"k": "v1"})));
         let pod = pod(json!([{"name": "c", "configMap": {"name": "conf"}}]));
-        f.manager.prepare(&pod, &source).await.unwrap();
+        f.manager.prepare(&pod, &source).await.expect("prepare");
         let dir = volume_dir(&f, "kubernetes.io~configmap", "c");
-        fs::create_dir(dir.join("..2001_01_01_00_00_00.1")).unwrap();
-        std::os::unix::fs::symlink("nowhere", dir.join("..data_tmp")).unwrap();
+        fs::create_dir(dir.join("..2001_01_01_00_00_00.1")).expect("fs");
+        std::os::unix::fs::symlink("nowhere", dir.join("..data_tmp")).expect("fs");
         source.insert_config_map(config_map("conf", json!({"k": "v2"})));
-        f.manager.prepare(&pod, &source).await.unwrap();
+        f.manager.prepare(&pod, &source).await.expect("prepare");
         assert_eq!(read(&dir.join("k")), "v2");
         assert_eq!(ts_dirs(&dir).len(), 1);
         assert!(fs::symlink_metadata(dir.join("..data_tmp")).is_err());
@@ -2270,7 +2288,7 @@ mod tests {
             .manager
             .prepare(&pod1, &StaticObjectSource::new())
             .await
-            .unwrap();
+            .expect("prepare");
         let dir = volume_dir(&f, "kubernetes.io~configmap", "config");
         assert_eq!(volumes["config"].host_path, dir.to_string_lossy());
         assert!(visible(&dir).is_empty());
@@ -2283,7 +2301,7 @@ mod tests {
                 {"key": "a", "path": "a"}, {"key": "missing", "path": "m"},
             ]}}]),
         );
-        f.manager.prepare(&pod2, &source).await.unwrap();
+        f.manager.prepare(&pod2, &source).await.expect("prepare");
         assert_eq!(visible(&dir), ["a"]);
 
         // The object appears later: the next sync fills the volume.
@@ -2293,7 +2311,7 @@ mod tests {
                 &StaticObjectSource::new().with_config_map(config_map("nope", json!({"x": "1"}))),
             )
             .await
-            .unwrap();
+            .expect("prepare");
         assert_eq!(visible(&dir), ["x"]);
     }
 
@@ -2323,7 +2341,7 @@ mod tests {
         let pod = pod(
             json!([{"name": "c", "configMap": {"name": "conf", "items": [{"key": "a", "path": "x//./y"}]}}]),
         );
-        f.manager.prepare(&pod, &source).await.unwrap();
+        f.manager.prepare(&pod, &source).await.expect("prepare");
         assert_eq!(
             read(&volume_dir(&f, "kubernetes.io~configmap", "c").join("x/y")),
             "A"
@@ -2356,12 +2374,12 @@ mod tests {
             {"name": "some", "secret": {"secretName": "creds", "defaultMode": 0o400,
                 "items": [{"key": "pass", "path": "p/pass"}, {"key": "user", "path": "u", "mode": 0o444}]}},
         ]));
-        let volumes = f.manager.prepare(&pod, &source).await.unwrap();
+        let volumes = f.manager.prepare(&pod, &source).await.expect("prepare");
         let all = volume_dir(&f, "kubernetes.io~secret", "all");
         let some = volume_dir(&f, "kubernetes.io~secret", "some");
         assert!(volumes["all"].read_only);
         assert_eq!(visible(&all), ["pass", "user"]);
-        assert_eq!(fs::read(all.join("pass")).unwrap(), b"\x00s3cret");
+        assert_eq!(fs::read(all.join("pass")).expect("fs"), b"\x00s3cret");
         assert_eq!(mode(&all.join("user")), 0o644);
         assert_eq!(read(&some.join("u")), "admin");
         assert_eq!(mode(&some.join("u")), 0o444);
@@ -2380,7 +2398,7 @@ mod tests {
                 },
             ]
         );
-        f.manager.prepare(&pod, &source).await.unwrap();
+        f.manager.prepare(&pod, &source).await.expect("prepare");
         assert_eq!(f.mounter.calls().len(), 2, "no second mount");
     }
 
@@ -2394,7 +2412,7 @@ mod tests {
         )]));
         let source = StaticObjectSource::new().with_secret(s);
         let pod = pod(json!([{"name": "s", "secret": {"secretName": "creds"}}]));
-        f.manager.prepare(&pod, &source).await.unwrap();
+        f.manager.prepare(&pod, &source).await.expect("prepare");
         let dir = volume_dir(&f, "kubernetes.io~secret", "s");
         assert_eq!(read(&dir.join("a")), "from-data");
         assert_eq!(read(&dir.join("b")), "from-string");
@@ -2421,7 +2439,7 @@ mod tests {
             {"name": "s", "secret": {"secretName": "creds", "optional": true, "items": [{"key": "zz", "path": "zz"}, {"key": "a", "path": "a"}]}},
             {"name": "t", "secret": {"secretName": "nope", "optional": true}},
         ]));
-        f.manager.prepare(&pod3, &source).await.unwrap();
+        f.manager.prepare(&pod3, &source).await.expect("prepare");
         assert_eq!(visible(&volume_dir(&f, "kubernetes.io~secret", "s")), ["a"]);
         assert!(visible(&volume_dir(&f, "kubernetes.io~secret", "t")).is_empty());
     }
@@ -2459,7 +2477,7 @@ mod tests {
             .manager
             .prepare(&pod, &StaticObjectSource::new())
             .await
-            .unwrap();
+            .expect("prepare");
         assert!(volumes["info"].read_only);
         let dir = volume_dir(&f, "kubernetes.io~downward-api", "info");
         assert_eq!(read(&dir.join("name")), "web");
@@ -2485,7 +2503,7 @@ mod tests {
         f.manager
             .prepare(&changed, &StaticObjectSource::new())
             .await
-            .unwrap();
+            .expect("prepare");
         assert_eq!(read(&dir.join("labels")), "app=\"api\"");
         assert_eq!(ts_dirs(&dir).len(), 1);
     }
@@ -2516,7 +2534,8 @@ mod tests {
                 divisor: divisor.map(|d| ApiQuantity(d.into())),
             };
             assert_eq!(
-                resource_field_value(&pod, &selector, &f.manager.node_allocatable).unwrap(),
+                resource_field_value(&pod, &selector, &f.manager.node_allocatable)
+                    .expect("resource value"),
                 want,
                 "{container} {resource} {divisor:?}"
             );
@@ -2532,7 +2551,7 @@ mod tests {
         f.manager
             .prepare(&pod, &StaticObjectSource::new())
             .await
-            .unwrap();
+            .expect("prepare");
         let dir = volume_dir(&f, "kubernetes.io~downward-api", "info");
         assert_eq!(read(&dir.join("cpu")), "1500");
 
@@ -2596,7 +2615,7 @@ mod tests {
                 {"downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
             ]}}]),
         );
-        let volumes = f.manager.prepare(&pod, &source).await.unwrap();
+        let volumes = f.manager.prepare(&pod, &source).await.expect("prepare");
         let dir = volume_dir(&f, "kubernetes.io~projected", "all-in-one");
         assert!(volumes["all-in-one"].read_only);
         assert_eq!(visible(&dir), ["conf", "labels"]);
@@ -2657,19 +2676,19 @@ mod tests {
         f.manager
             .prepare(&pod, &StaticObjectSource::new())
             .await
-            .map(|mut v| v.remove("host").unwrap())
+            .map(|mut v| v.remove("host").expect("host volume"))
             .map_err(|e| e.to_string())
     }
 
     #[tokio::test]
     async fn host_path_types() {
         let f = fixture();
-        let base = tempfile::tempdir().unwrap();
+        let base = tempfile::tempdir().expect("tempdir");
         let base = base.path();
         let file = base.join("file");
-        fs::write(&file, "x").unwrap();
+        fs::write(&file, "x").expect("fs");
         let socket_path = base.join("sock");
-        let _listener = std::os::unix::net::UnixListener::bind(&socket_path).unwrap();
+        let _listener = std::os::unix::net::UnixListener::bind(&socket_path).expect("bind socket");
         let fail = |path: &Path, what: &str| {
             Err(format!(
                 "MountVolume.SetUp failed for volume \"host\" : hostPath type check failed: {} is not a {what}",
@@ -2689,9 +2708,13 @@ mod tests {
         assert!(!absent.exists());
 
         let made = base.join("made/deep");
-        host_path(&f, &made, "DirectoryOrCreate").await.unwrap();
+        host_path(&f, &made, "DirectoryOrCreate")
+            .await
+            .expect("hostPath accepted");
         assert!(made.is_dir());
-        host_path(&f, &made, "Directory").await.unwrap();
+        host_path(&f, &made, "Directory")
+            .await
+            .expect("hostPath accepted");
         assert_eq!(
             host_path(&f, &file, "Directory").await,
             fail(&file, "directory")
@@ -2706,25 +2729,35 @@ mod tests {
         );
 
         let new_file = base.join("new-file");
-        host_path(&f, &new_file, "FileOrCreate").await.unwrap();
+        host_path(&f, &new_file, "FileOrCreate")
+            .await
+            .expect("hostPath accepted");
         assert!(new_file.is_file());
-        assert_eq!(fs::read(&new_file).unwrap().len(), 0);
-        host_path(&f, &file, "FileOrCreate").await.unwrap();
+        assert_eq!(fs::read(&new_file).expect("fs").len(), 0);
+        host_path(&f, &file, "FileOrCreate")
+            .await
+            .expect("hostPath accepted");
         assert_eq!(read(&file), "x", "an existing file is left alone");
-        host_path(&f, &file, "File").await.unwrap();
+        host_path(&f, &file, "File")
+            .await
+            .expect("hostPath accepted");
         assert_eq!(host_path(&f, &made, "File").await, fail(&made, "file"));
         let orphan = base.join("no-parent/file");
-        let err = host_path(&f, &orphan, "FileOrCreate").await.unwrap_err();
+        let err = host_path(&f, &orphan, "FileOrCreate")
+            .await
+            .expect_err("must fail");
         assert!(err.contains("No such file or directory"), "{err}");
 
-        host_path(&f, &socket_path, "Socket").await.unwrap();
+        host_path(&f, &socket_path, "Socket")
+            .await
+            .expect("hostPath accepted");
         assert_eq!(
             host_path(&f, &file, "Socket").await,
             fail(&file, "socket file")
         );
         host_path(&f, Path::new("/dev/null"), "CharDevice")
             .await
-            .unwrap();
+            .expect("hostPath accepted");
         assert_eq!(
             host_path(&f, &file, "CharDevice").await,
             fail(&file, "character device")
@@ -2750,13 +2783,17 @@ mod tests {
     #[tokio::test]
     async fn host_path_directory_or_create_uses_0755() {
         let f = fixture();
-        let base = tempfile::tempdir().unwrap();
+        let base = tempfile::tempdir().expect("tempdir");
         let made = base.path().join("d");
-        host_path(&f, &made, "DirectoryOrCreate").await.unwrap();
+        host_path(&f, &made, "DirectoryOrCreate")
+            .await
+            .expect("hostPath accepted");
         // 0755 less the umask, as upstream's MkdirAll.
         assert_eq!(mode(&made) & !0o755, 0);
         let made_file = base.path().join("f");
-        host_path(&f, &made_file, "FileOrCreate").await.unwrap();
+        host_path(&f, &made_file, "FileOrCreate")
+            .await
+            .expect("hostPath accepted");
         assert_eq!(mode(&made_file) & !0o644, 0);
     }
 
@@ -2831,11 +2868,11 @@ mod tests {
             {"name": "c", "configMap": {"name": "conf"}},
             {"name": "s", "secret": {"secretName": "creds"}},
         ]));
-        f.manager.prepare(&pod, &source).await.unwrap();
+        f.manager.prepare(&pod, &source).await.expect("prepare");
         // Something (say a bind mount) deeper inside the tmpfs, and a mount outside the pod.
         let cache = volume_dir(&f, "kubernetes.io~empty-dir", "cache");
         let deeper = cache.join("inner");
-        fs::create_dir(&deeper).unwrap();
+        fs::create_dir(&deeper).expect("fs");
         f.mounter.add_mount(MountPoint {
             path: deeper.clone(),
             fs_type: "ext4".into(),
@@ -2846,10 +2883,10 @@ mod tests {
             fs_type: "tmpfs".into(),
         });
 
-        assert_eq!(f.manager.pod_uids_on_disk().unwrap(), [UID]);
-        f.manager.cleanup(UID).unwrap();
+        assert_eq!(f.manager.pod_uids_on_disk().expect("list pods"), [UID]);
+        f.manager.cleanup(UID).expect("cleanup");
         assert!(!f.manager.pod_dir(UID).exists());
-        assert!(f.manager.pod_uids_on_disk().unwrap().is_empty());
+        assert!(f.manager.pod_uids_on_disk().expect("list pods").is_empty());
         let unmounts: Vec<PathBuf> = f
             .mounter
             .calls()
@@ -2862,11 +2899,11 @@ mod tests {
         assert_eq!(unmounts.len(), 3, "{unmounts:?}");
         assert_eq!(unmounts[0], deeper);
         assert!(!unmounts.contains(&elsewhere));
-        assert_eq!(f.mounter.mount_points().unwrap().len(), 1);
+        assert_eq!(f.mounter.mount_points().expect("mounts").len(), 1);
 
         // Again, and for a pod never seen: nothing to do.
-        f.manager.cleanup(UID).unwrap();
-        f.manager.cleanup("never-seen").unwrap();
+        f.manager.cleanup(UID).expect("cleanup");
+        f.manager.cleanup("never-seen").expect("cleanup");
     }
 
     #[tokio::test]
@@ -2876,21 +2913,21 @@ mod tests {
         f.manager
             .prepare(&pod, &StaticObjectSource::new())
             .await
-            .unwrap();
-        let outside = tempfile::tempdir().unwrap();
-        fs::write(outside.path().join("precious"), "keep").unwrap();
+            .expect("prepare");
+        let outside = tempfile::tempdir().expect("tempdir");
+        fs::write(outside.path().join("precious"), "keep").expect("fs");
         let data = volume_dir(&f, "kubernetes.io~empty-dir", "data");
-        std::os::unix::fs::symlink(outside.path(), data.join("link-to-dir")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), data.join("link-to-dir")).expect("fs");
         std::os::unix::fs::symlink(outside.path().join("precious"), data.join("link-to-file"))
-            .unwrap();
-        f.manager.cleanup(UID).unwrap();
+            .expect("fs");
+        f.manager.cleanup(UID).expect("cleanup");
         assert!(!f.manager.pod_dir(UID).exists());
         assert_eq!(read(&outside.path().join("precious")), "keep");
 
         // A pod dir that is itself a symlink: only the link goes.
-        fs::create_dir_all(f.manager.pods_dir()).unwrap();
-        std::os::unix::fs::symlink(outside.path(), f.manager.pod_dir("linked")).unwrap();
-        f.manager.cleanup("linked").unwrap();
+        fs::create_dir_all(f.manager.pods_dir()).expect("fs");
+        std::os::unix::fs::symlink(outside.path(), f.manager.pod_dir("linked")).expect("fs");
+        f.manager.cleanup("linked").expect("cleanup");
         assert!(fs::symlink_metadata(f.manager.pod_dir("linked")).is_err());
         assert_eq!(read(&outside.path().join("precious")), "keep");
     }
@@ -2902,14 +2939,14 @@ mod tests {
         f.manager
             .prepare(&pod, &StaticObjectSource::new())
             .await
-            .unwrap();
+            .expect("prepare");
         fs::write(
             volume_dir(&f, "kubernetes.io~empty-dir", "cache").join("f"),
             "x",
         )
-        .unwrap();
+        .expect("fs");
         f.mounter.fail_unmounts(true);
-        let err = f.manager.cleanup(UID).unwrap_err();
+        let err = f.manager.cleanup(UID).expect_err("must fail");
         assert!(
             matches!(
                 err,
@@ -2924,7 +2961,7 @@ mod tests {
             .join("f")
             .exists());
         f.mounter.fail_unmounts(false);
-        f.manager.cleanup(UID).unwrap();
+        f.manager.cleanup(UID).expect("cleanup");
         assert!(!f.manager.pod_dir(UID).exists());
     }
 
