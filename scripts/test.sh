@@ -1,14 +1,36 @@
 #!/usr/bin/env bash
 # The test command: every crate's unit tests and the black-box tests (the store's conformance
 # suite against the embedded store and a real etcd it starts on loopback; kubectl against a
-# real `ferry server`). Ends with one summary line: "N passed, N failed".
+# real `ferry server`), then — as root — the e2e tests on a real containerd: the runtime
+# packages and the local test images (registry on 127.0.0.1:5000) are installed first, and the
+# registry this script started is stopped at the end. Ends with one summary line:
+# "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+registry_dir=""
+cleanup() {
+  [ -z "$registry_dir" ] || scripts/stop-test-registry.sh --registry-dir "$registry_dir" >/dev/null 2>&1 || true
+  rm -f "$log"
+}
+trap cleanup EXIT
 status=0
 cargo test --workspace --locked -- --test-threads=4 2>&1 | tee "$log" || status=$?
+
+if [ "$(id -u)" -eq 0 ]; then
+  scripts/install-runtime-deps.sh
+  if ! curl -fsS --max-time 2 http://127.0.0.1:5000/v2/ >/dev/null 2>&1; then
+    registry_dir=$(mktemp -d /tmp/ferry-test-registry.XXXXXX)
+  fi
+  scripts/build-test-images.sh ${registry_dir:+--registry-dir "$registry_dir"}
+  # One test at a time: they share the machine's netns directory, nft ruleset and cgroups.
+  FERRY_CONTAINERD_TESTS=1 cargo test --locked -p ferry-kubelet --test containerd -- --ignored 2>&1 |
+    tee -a "$log" || status=$?
+  cargo test --locked -p ferry --test agent -- --ignored --test-threads=1 2>&1 | tee -a "$log" || status=$?
+else
+  echo "e2e tests on real containerd need root: not run"
+fi
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
      END { printf "%d passed, %d failed\n", p, f }' "$log"
 exit $status

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod binding;
 pub mod cache;
 pub mod convert;
+pub mod csr;
 pub mod discovery;
 pub mod object;
 pub mod pki;

@@ -193,7 +193,7 @@ impl Pki {
         )
     }
 
-    /// The TLS configuration of the API server: its certificate, and client certificates
+    /// The TLS configuration of the API server: its certificate followed by the CA's, and client certificates
     /// verified against the CA when offered (requests without one may still carry a token, or
     /// are anonymous and get 401).
     pub fn server_tls(&self) -> Result<rustls::ServerConfig, PkiError> {
@@ -209,14 +209,15 @@ impl Pki {
         .allow_unauthenticated()
         .build()
         .map_err(cert_err)?;
+        // The CA follows the leaf, so a joining agent that knows only the CA's hash (from the
+        // join token) can find it and pin it, as k3s's agents do.
+        let mut chain = parse_certs(&self.server.cert_pem)?;
+        chain.extend(parse_certs(&self.ca.cert_pem)?);
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(cert_err)?
             .with_client_cert_verifier(verifier)
-            .with_single_cert(
-                parse_certs(&self.server.cert_pem)?,
-                parse_key(&self.server.key_pem)?,
-            )
+            .with_single_cert(chain, parse_key(&self.server.key_pem)?)
             .map_err(cert_err)?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(config)

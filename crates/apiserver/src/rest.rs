@@ -39,6 +39,9 @@ pub struct Request<'a> {
     /// Warnings for the client (`Warning` response headers), e.g. unknown fields with
     /// `fieldValidation=Warn`.
     pub warnings: &'a parking_lot::Mutex<Vec<String>>,
+    /// Who is asking (`None` for the server's own writes); strategies record it where upstream
+    /// does (a CertificateSigningRequest's `spec.username`).
+    pub user: Option<&'a crate::auth::UserInfo>,
 }
 
 impl Request<'_> {
@@ -479,6 +482,7 @@ pub async fn create(server: &Server, req: &Request<'_>) -> Result<(u16, Value), 
         meta.remove(field);
     }
     strategy::prepare_for_create(info, &mut object);
+    strategy::set_requesting_user(info, &mut object, req.user);
     server
         .admission
         .admit_create(server, info, &mut object)

@@ -152,6 +152,7 @@ impl Server {
             body: Bytes::from(object.to_string()),
             content_type: "application/json",
             warnings: &warnings,
+            user: None,
         };
         match rest::create(self, &req).await {
             Ok(_) => Ok(()),
@@ -451,6 +452,7 @@ async fn pipeline(
         body,
         content_type,
         warnings: &warnings,
+        user: Some(&user),
     };
     let output = Output::from_accept(accept, resource)?;
     if info.verb == "create" && crate::review::is_review(resource) {

@@ -361,6 +361,18 @@ fn add_default_tolerations(spec: &mut Value) {
     }
 }
 
+/// On create, after [`prepare_for_create`]: what the server records about who asked (a
+/// CertificateSigningRequest's `spec.username`, `groups`, …).
+pub fn set_requesting_user(
+    info: &ResourceInfo,
+    object: &mut Value,
+    user: Option<&crate::auth::UserInfo>,
+) {
+    if is(info, "certificates.k8s.io", "certificatesigningrequests") {
+        crate::csr::set_requesting_user(object, user);
+    }
+}
+
 /// What an update may change: a status update takes only the status; an update of the main
 /// resource of a kind with a status subresource keeps the old status.
 pub fn merge_update(
@@ -369,6 +381,13 @@ pub fn merge_update(
     old: &Value,
     mut requested: Value,
 ) -> Result<Value, ApiError> {
+    if is(info, "certificates.k8s.io", "certificatesigningrequests") {
+        return crate::csr::merge_update(subresource, old, &requested).ok_or_else(|| {
+            ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({subresource})"
+            ))
+        });
+    }
     match subresource {
         "" => {
             if has_status(info) {
@@ -549,6 +568,9 @@ pub fn validate(info: &ResourceInfo, object: &Value, old: Option<&Value>) -> Res
                     ));
                 }
             }
+        }
+        ("certificates.k8s.io", "certificatesigningrequests") => {
+            crate::csr::validate(object, old, &mut errors)
         }
         ("", "configmaps") | ("", "secrets") => {
             for field in ["data", "binaryData", "stringData"] {

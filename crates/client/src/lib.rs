@@ -7,9 +7,12 @@
 //!   can run and one works.
 //! - [`matching`]: label selectors and taint tolerations, matched the same way everywhere.
 //! - [`connect`]: a kube-rs [`kube::Client`] from a kubeconfig file.
+//! - [`bootstrap`]: a node joining a cluster with a join token (TLS bootstrapping): pin the CA
+//!   by its hash, ask for a client certificate with a CSR, write a kubeconfig.
 //!
 //! Everything here talks to the API server only through kube-rs; nothing reaches the store.
 
+pub mod bootstrap;
 pub mod events;
 pub mod leader;
 pub mod matching;

@@ -6,6 +6,7 @@
 //! Start reading at [`run`], then one controller: [`replicaset`] is the model the others follow
 //! (handlers → queue → `sync(key)` → pure decision functions with table tests at the bottom).
 
+pub mod certificates;
 pub mod deployment;
 pub mod disruption;
 pub mod expectations;
@@ -28,6 +29,7 @@ use std::time::Duration;
 use ferry_client::events::Recorder;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -54,6 +56,14 @@ pub struct Options {
     pub workers: usize,
     /// The cluster CA (PEM), published in every namespace as the `kube-root-ca.crt` ConfigMap.
     pub root_ca: Option<String>,
+    /// `--cluster-signing-cert-file`: the CA certificate (PEM) the CSR signer signs with; without
+    /// it (or the key) no CertificateSigningRequest is signed.
+    pub cluster_signing_cert_file: Option<std::path::PathBuf>,
+    /// `--cluster-signing-key-file`: that CA's private key (PEM).
+    pub cluster_signing_key_file: Option<std::path::PathBuf>,
+    /// `--cluster-signing-duration`: how long signed certificates are valid when the request
+    /// does not say (`spec.expirationSeconds`).
+    pub cluster_signing_duration: Duration,
 }
 
 impl Default for Options {
@@ -66,6 +76,9 @@ impl Default for Options {
             node_startup_grace_period: Duration::from_secs(60),
             workers: 5,
             root_ca: None,
+            cluster_signing_cert_file: None,
+            cluster_signing_key_file: None,
+            cluster_signing_duration: certificates::DEFAULT_SIGNING_DURATION,
         }
     }
 }
@@ -96,6 +109,8 @@ pub struct Context {
     pub pdbs: Arc<Informer<PodDisruptionBudget>>,
     /// Node heartbeats in kube-node-lease.
     pub node_leases: Arc<Informer<Lease>>,
+    /// All CertificateSigningRequests.
+    pub csrs: Arc<Informer<CertificateSigningRequest>>,
 }
 
 fn pod_node(pod: &Pod) -> Option<String> {
@@ -123,7 +138,11 @@ impl Context {
                 all.clone().fields("metadata.name=default"),
             ),
             pdbs: Informer::new(Api::all(client.clone()), all.clone()),
-            node_leases: Informer::new(Api::namespaced(client.clone(), "kube-node-lease"), all),
+            node_leases: Informer::new(
+                Api::namespaced(client.clone(), "kube-node-lease"),
+                all.clone(),
+            ),
+            csrs: Informer::new(Api::all(client.clone()), all),
             client,
             options,
         })
@@ -149,6 +168,7 @@ impl Context {
         tasks.spawn(self.service_accounts.clone().run());
         tasks.spawn(self.pdbs.clone().run());
         tasks.spawn(self.node_leases.clone().run());
+        tasks.spawn(self.csrs.clone().run());
     }
 
     async fn wait_synced(&self) {
@@ -161,6 +181,7 @@ impl Context {
         self.service_accounts.wait_synced().await;
         self.pdbs.wait_synced().await;
         self.node_leases.wait_synced().await;
+        self.csrs.wait_synced().await;
     }
 }
 
@@ -183,6 +204,21 @@ pub async fn run(
     let node_lifecycle = nodelifecycle::NodeLifecycleController::new(ctx.clone());
     let pod_gc = podgc::PodGcController::new(ctx.clone());
     let gc = gc::GarbageCollector::new(ctx.clone());
+    let csr_approving = certificates::CsrApprovingController::new(ctx.clone());
+    let csr_signing = match (
+        &ctx.options.cluster_signing_cert_file,
+        &ctx.options.cluster_signing_key_file,
+    ) {
+        (Some(cert), Some(key)) => {
+            let signer =
+                certificates::CaSigner::load(cert, key, ctx.options.cluster_signing_duration)?;
+            Some(certificates::CsrSigningController::new(ctx.clone(), signer))
+        }
+        _ => {
+            tracing::info!("no --cluster-signing-cert-file and key: not signing certificates");
+            None
+        }
+    };
 
     let mut informers = tokio::task::JoinSet::new();
     ctx.start_informers(&mut informers);
@@ -200,6 +236,10 @@ pub async fn run(
     controllers.spawn(node_lifecycle.clone().run());
     controllers.spawn(pod_gc.clone().run());
     controllers.spawn(gc.clone().run(workers));
+    controllers.spawn(queue::run(csr_approving.clone(), workers));
+    if let Some(signing) = &csr_signing {
+        controllers.spawn(queue::run(signing.clone(), workers));
+    }
     shutdown.await;
     replica_sets.queue().shut_down();
     deployments.queue().shut_down();
@@ -207,6 +247,10 @@ pub async fn run(
     disruption.queue().shut_down();
     namespaces.queue().shut_down();
     service_accounts.queue().shut_down();
+    csr_approving.queue().shut_down();
+    if let Some(signing) = &csr_signing {
+        signing.queue().shut_down();
+    }
     informers.abort_all();
     controllers.abort_all();
     Ok(())

@@ -34,6 +34,16 @@ pub struct ControllerFlags {
     /// Workers per controller.
     #[arg(long, default_value_t = 5)]
     pub concurrent_syncs: usize,
+    /// The CA certificate (PEM) that signs approved CertificateSigningRequests (`ferry server`
+    /// uses its own CA, `<data-dir>/tls/ca.crt`, unless told otherwise).
+    #[arg(long)]
+    pub cluster_signing_cert_file: Option<PathBuf>,
+    /// That CA's private key (PEM) (`ferry server`: `<data-dir>/tls/ca.key`).
+    #[arg(long)]
+    pub cluster_signing_key_file: Option<PathBuf>,
+    /// Validity of signed certificates whose request does not set `expirationSeconds`.
+    #[arg(long, default_value = "8760h", value_parser = parse_duration)]
+    pub cluster_signing_duration: Duration,
 }
 
 impl ControllerFlags {
@@ -46,6 +56,9 @@ impl ControllerFlags {
             node_startup_grace_period: self.node_startup_grace_period,
             workers: self.concurrent_syncs,
             root_ca,
+            cluster_signing_cert_file: self.cluster_signing_cert_file.clone(),
+            cluster_signing_key_file: self.cluster_signing_key_file.clone(),
+            cluster_signing_duration: self.cluster_signing_duration,
         }
     }
 }

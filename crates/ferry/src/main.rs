@@ -1,6 +1,7 @@
 //! `ferry`: the one binary. Subcommands are wired here; the work lives in the crates
 //! (`ferry-store`, `ferry-apiserver`, `ferry-controllers`, …).
 
+mod agent;
 mod bench;
 mod components;
 mod server;
@@ -22,6 +23,9 @@ struct Cli {
 enum Command {
     /// The API server on its store (embedded by default), writing an admin kubeconfig.
     Server(server::Args),
+    /// The node agent: joins a server, runs containerd, registers the Node and runs the pods
+    /// bound to it (the kubelet). `--cleanup` removes what it made on this machine.
+    Agent(agent::AgentArgs),
     /// The controller manager (deployment, replicaset, garbage collector, namespace, node
     /// lifecycle, …) against a cluster given by a kubeconfig.
     Controllers(components::ControllersArgs),
@@ -51,6 +55,9 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Server(args) => runtime.block_on(server::run(args)),
+        Command::Agent(args) => {
+            runtime.block_on(agent::run(args, components::shutdown_signal()))
+        }
         Command::Controllers(args) => runtime.block_on(components::controllers(args)),
         Command::Scheduler(args) => runtime.block_on(components::scheduler(args)),
         Command::Sim(args) => runtime.block_on(components::sim(args)),

@@ -9,10 +9,12 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use ferry_apiserver::auth::{
-    AuthenticatorChain, MastersAndDiscovery, TokenFileAuthenticator, X509Authenticator,
+    AuthenticatorChain, BootstrapTokenAuthenticator, DefaultAuthorizer, TokenFileAuthenticator,
+    X509Authenticator,
 };
 use ferry_apiserver::pki::{write_private, Pki};
 use ferry_apiserver::Server;
+use ferry_client::bootstrap::JoinToken;
 use ferry_store::embedded::{Config, EmbeddedStore};
 use ferry_store::etcd::EtcdStore;
 use ferry_store::Store;
@@ -111,6 +113,25 @@ fn default_data_dir() -> PathBuf {
     base.join("ferry")
 }
 
+/// The join token kept in `path` (mode 0600), made on first start — and again if the CA it
+/// names is no longer the cluster's.
+fn join_token(path: &std::path::Path, pki: &Pki) -> anyhow::Result<JoinToken> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        match JoinToken::parse(&text) {
+            Ok(token) if token.matches_ca(&pki.ca_pem()) => return Ok(token),
+            Ok(_) => {
+                tracing::warn!(path = %path.display(), "join token names another CA, making a new one")
+            }
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "unreadable join token, making a new one")
+            }
+        }
+    }
+    let token = JoinToken::generate(&pki.ca_pem()).context("making the join token")?;
+    write_private(path, &format!("{token}\n")).context("writing the join token")?;
+    Ok(token)
+}
+
 /// Runs the server until SIGTERM or SIGINT.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
@@ -138,8 +159,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let pki = Pki::load_or_create(&data_dir.join("tls")).context("cluster certificates")?;
-    let mut authenticators: Vec<Box<dyn ferry_apiserver::auth::Authenticator>> =
-        vec![Box::new(X509Authenticator)];
+    let join_token_file = data_dir.join("join-token");
+    let join_token = join_token(&join_token_file, &pki)?;
+    let mut authenticators: Vec<Box<dyn ferry_apiserver::auth::Authenticator>> = vec![
+        Box::new(X509Authenticator),
+        Box::new(BootstrapTokenAuthenticator::new(
+            &join_token.id,
+            &join_token.secret,
+        )),
+    ];
     if let Some(path) = &args.token_file {
         let tokens = TokenFileAuthenticator::load(path)
             .with_context(|| format!("reading {}", path.display()))?;
@@ -148,7 +176,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let server = Server::new(
         store,
         AuthenticatorChain(authenticators),
-        Box::new(MastersAndDiscovery),
+        Box::new(DefaultAuthorizer),
     );
     server
         .bootstrap()
@@ -176,6 +204,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "ferry: API server listening on {url} (ready in {} ms)",
         started.elapsed().as_millis()
     );
+    println!(
+        "ferry: join token (for `ferry agent --token`) in {}",
+        join_token_file.display()
+    );
     println!("export KUBECONFIG={}", kubeconfig.display());
     std::io::stdout().flush()?;
 
@@ -192,12 +224,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let client = crate::components::in_process_client(&kubeconfig).await?;
         let identity = crate::components::server_identity(&data_dir);
         if !args.disable_controllers {
-            let (client, identity, flags, shutdown) = (
+            let (client, identity, mut flags, shutdown) = (
                 client.clone(),
                 identity.clone(),
                 args.controllers.clone(),
                 stopping(),
             );
+            // Approved node certificates are signed by the cluster CA.
+            if flags.cluster_signing_cert_file.is_none() && flags.cluster_signing_key_file.is_none()
+            {
+                flags.cluster_signing_cert_file = Some(data_dir.join("tls/ca.crt"));
+                flags.cluster_signing_key_file = Some(data_dir.join("tls/ca.key"));
+            }
             let root_ca = Some(pki.ca_pem());
             components.spawn(async move {
                 if let Err(error) = crate::components::run_controllers(

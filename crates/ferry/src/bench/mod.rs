@@ -2,6 +2,7 @@
 //! run on the same machine, and with `--json` ends with one JSON object on the last line.
 
 mod api;
+mod podstartup;
 mod scheduler;
 mod store;
 
@@ -20,6 +21,9 @@ pub enum Bench {
     /// topology spread + anti-affinity) next to a round-robin binder; memory; a large
     /// Deployment's time to all pods available.
     Scheduler(scheduler::Args),
+    /// Pod startup on a real node (a `ferry agent` on containerd): creation to Running and to
+    /// Ready, split into phases; reference: `ctr run` of the same image.
+    PodStartup(podstartup::Args),
 }
 
 /// Runs one benchmark.
@@ -28,5 +32,6 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Store(args) => store::run(args).await,
         Bench::Api(args) => api::run(args).await,
         Bench::Scheduler(args) => scheduler::run(args).await,
+        Bench::PodStartup(args) => podstartup::run(args).await,
     }
 }

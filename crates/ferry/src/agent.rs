@@ -1,0 +1,304 @@
+//! `ferry agent`: the node agent — joins a server (join token → node client certificate), runs
+//! its own containerd (or uses one given), registers the Node and keeps its Lease fresh, guards
+//! the pod network, writes the CNI config for the node's podCIDR, and runs the kubelet's pod
+//! workers. `ferry agent --cleanup` removes everything the agent made on this machine.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ferry_kubelet::cleanup::{self, CleanupOptions};
+use ferry_kubelet::cni::{self, CniConfig};
+use ferry_kubelet::containerd::{Containerd, ContainerdConfig, DEFAULT_SANDBOX_IMAGE};
+use ferry_kubelet::images::ImageManager;
+use ferry_kubelet::kubelet::Kubelet;
+use ferry_kubelet::machine::MachineConfig;
+use ferry_kubelet::netguard::{self, Guard};
+use ferry_kubelet::node::{NodeHeartbeat, NodeOptions};
+use ferry_kubelet::pod_worker::{KubePodApi, NodeContext, Shared};
+use ferry_kubelet::podconfig::SandboxContext;
+use ferry_kubelet::probe::ProbeManager;
+use ferry_kubelet::runtime::{CriRuntime, Runtime};
+use ferry_kubelet::volume::{ApiObjectSource, VolumeManager};
+use k8s_openapi::api::core::v1::Node;
+
+/// Options of `ferry agent`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AgentArgs {
+    /// The API server's URL (with `--token`).
+    #[arg(long)]
+    pub server: Option<String>,
+    /// The join token the server wrote to `<server data dir>/join-token`.
+    #[arg(long)]
+    pub token: Option<String>,
+    /// A kubeconfig to use instead of joining with a token.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The Node's name [default: the lower-cased hostname].
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// Where the agent keeps its credentials, containerd, pod volumes and logs.
+    #[arg(long, default_value = "/var/lib/ferry/agent")]
+    pub data_dir: PathBuf,
+    /// An existing CRI socket to use instead of starting containerd.
+    #[arg(long)]
+    pub container_runtime_endpoint: Option<PathBuf>,
+    /// The cluster's pod CIDR (guarded: never routed off this machine).
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
+    /// The service CIDR (guarded too).
+    #[arg(long, default_value = "10.43.0.0/16")]
+    pub service_cidr: String,
+    /// The pods' cgroup root (cgroupfs driver).
+    #[arg(long, default_value = "/kubepods")]
+    pub cgroup_root: String,
+    /// The pod bridge.
+    #[arg(long, default_value = "ferry0")]
+    pub bridge: String,
+    /// The cluster domain.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// Cluster DNS server IPs for pods (none: pods use the node's resolv.conf).
+    #[arg(long, value_delimiter = ',')]
+    pub cluster_dns: Vec<String>,
+    /// The node's IP [default: the default route's source address].
+    #[arg(long)]
+    pub node_ip: Option<IpAddr>,
+    /// The sandbox (pause) image.
+    #[arg(long, default_value = DEFAULT_SANDBOX_IMAGE)]
+    pub pause_image: String,
+    /// Remove every container, mount, interface, namespace, route, nft table and cgroup the
+    /// agent made on this machine, then exit (run it with the agent stopped).
+    #[arg(long)]
+    pub cleanup: bool,
+}
+
+/// The lower-cased hostname.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_lowercase())
+        .unwrap_or_else(|_| "localhost".to_string())
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+impl AgentArgs {
+    fn containerd_config(&self) -> ContainerdConfig {
+        let mut config = ContainerdConfig::new(self.data_dir.join("containerd"));
+        config.sandbox_image = self.pause_image.clone();
+        config
+    }
+
+    fn guard(&self) -> Guard {
+        Guard {
+            cluster_cidr: self.cluster_cidr.clone(),
+            service_cidr: self.service_cidr.clone(),
+            bridge: self.bridge.clone(),
+        }
+    }
+
+    /// What `--cleanup` removes.
+    pub fn cleanup_options(&self) -> CleanupOptions {
+        CleanupOptions {
+            data_dir: self.data_dir.clone(),
+            containerd: self.containerd_config(),
+            bridge: self.bridge.clone(),
+            network_name: "ferry".to_string(),
+            cgroup_root: self.cgroup_root.clone(),
+            guard: self.guard(),
+        }
+    }
+}
+
+/// `ferry agent --cleanup`.
+pub fn run_cleanup(args: &AgentArgs) -> anyhow::Result<()> {
+    let report = cleanup::cleanup(&args.cleanup_options());
+    for action in &report.actions {
+        println!("ferry agent --cleanup: {action}");
+    }
+    for error in &report.errors {
+        eprintln!("ferry agent --cleanup: {error}");
+    }
+    anyhow::ensure!(report.errors.is_empty(), "some of the cleanup failed");
+    Ok(())
+}
+
+/// The client: from `--kubeconfig`, or by joining with `--server` and `--token`.
+async fn client(args: &AgentArgs, node_name: &str) -> anyhow::Result<kube::Client> {
+    let kubeconfig = match (&args.kubeconfig, &args.server, &args.token) {
+        (Some(path), _, _) => path.clone(),
+        (None, Some(server), Some(token)) => {
+            let dir = args.data_dir.join("credentials");
+            std::fs::create_dir_all(&dir)?;
+            ferry_client::bootstrap::bootstrap_kubeconfig(server, token, node_name, &dir)
+                .await
+                .context("joining the cluster")?
+        }
+        _ => anyhow::bail!("give --server and --token (or --kubeconfig)"),
+    };
+    Ok(ferry_client::connect(&kubeconfig).await?)
+}
+
+/// Waits for the node IPAM controller to give the Node a podCIDR.
+async fn wait_for_pod_cidr(client: &kube::Client, node_name: &str) -> String {
+    let nodes: kube::Api<Node> = kube::Api::all(client.clone());
+    let mut logged = false;
+    loop {
+        if let Ok(Some(node)) = nodes.get_opt(node_name).await {
+            if let Some(cidr) = node.spec.and_then(|s| s.pod_cidr).filter(|c| !c.is_empty()) {
+                return cidr;
+            }
+        }
+        if !logged {
+            tracing::info!(node = %node_name, "waiting for the node's podCIDR");
+            logged = true;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Runs the agent until `shutdown`. Pods keep running when it stops (as with upstream's
+/// kubelet); `--cleanup` removes them.
+pub async fn run<F>(args: AgentArgs, shutdown: F) -> anyhow::Result<()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    if args.cleanup {
+        return run_cleanup(&args);
+    }
+    anyhow::ensure!(
+        is_root(),
+        "ferry agent runs containers through containerd and must run as root"
+    );
+    let node_name = args.node_name.clone().unwrap_or_else(hostname);
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let client = client(&args, &node_name).await?;
+
+    // The runtime: ours, or the one given.
+    let (containerd, runtime): (Option<Containerd>, Arc<dyn Runtime>) =
+        match &args.container_runtime_endpoint {
+            Some(socket) => (
+                None,
+                Arc::new(CriRuntime::connect(socket).await.context("connecting to the CRI socket")?),
+            ),
+            None => {
+                let containerd = Containerd::start(args.containerd_config(), Duration::from_secs(60))
+                    .await
+                    .context("starting containerd")?;
+                let runtime = Arc::new(containerd.runtime().clone());
+                (Some(containerd), runtime)
+            }
+        };
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stopping = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+
+    let machine = MachineConfig {
+        data_dir: args.data_dir.clone(),
+        node_ip: args.node_ip,
+        hostname_override: Some(node_name.clone()),
+        ..MachineConfig::default()
+    };
+    let heartbeat = NodeHeartbeat::new(NodeOptions::new(node_name.clone()), machine.clone());
+    let heartbeat = tokio::spawn(heartbeat.run(client.clone(), runtime.clone(), stopping()));
+
+    let result = async {
+        let pod_cidr = tokio::select! {
+            cidr = wait_for_pod_cidr(&client, &node_name) => cidr,
+            () = stopping() => return Ok(()),
+        };
+        // The guard before the first sandbox: CNI's bridge plugin turns on IP forwarding.
+        netguard::install(&args.guard()).context("installing the pod-network guard")?;
+        let cni_dir = args.containerd_config().cni_conf_dir();
+        let mut cni_config = CniConfig::new(&args.bridge, &pod_cidr, &args.data_dir);
+        cni_config.is_gateway = true;
+        cni::write_conflist(&cni_dir, &cni_config).context("writing the CNI config")?;
+        tracing::info!(node = %node_name, %pod_cidr, "pod network ready");
+
+        let nodes: kube::Api<Node> = kube::Api::all(client.clone());
+        let node = nodes.get(&node_name).await.context("reading the Node")?;
+        let status = node.status.unwrap_or_default();
+        let node_ips: Vec<String> = status
+            .addresses
+            .iter()
+            .flatten()
+            .filter(|a| a.type_ == "InternalIP")
+            .map(|a| a.address.clone())
+            .collect();
+        let memory_capacity = status
+            .capacity
+            .as_ref()
+            .and_then(|c| c.get("memory"))
+            .and_then(|q| ferry_kubelet::quantity::Quantity::parse(&q.0).ok())
+            .map(|q| q.value())
+            .unwrap_or(0);
+        let sandbox = SandboxContext {
+            attempt: 0,
+            pod_logs_root: args.data_dir.join("pod-logs").to_string_lossy().into_owned(),
+            cgroup_root: args.cgroup_root.clone(),
+            cluster_domain: args.cluster_domain.clone(),
+            cluster_dns: args.cluster_dns.clone(),
+            host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf").ok(),
+            node_ips: node_ips.clone(),
+        };
+        let pods_dir = args.data_dir.join("pods");
+        let recorder = ferry_client::events::Recorder::new(client.clone(), "kubelet", &node_name);
+        let (probe_tx, probe_rx) = tokio::sync::mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            runtime: runtime.clone(),
+            api: Arc::new(KubePodApi(client.clone())),
+            objects: Arc::new(ApiObjectSource::new(client.clone())),
+            volumes: VolumeManager::new(pods_dir.clone()),
+            images: ImageManager::default(),
+            probes: ProbeManager::new(runtime.clone(), recorder.clone(), probe_tx),
+            recorder,
+            node: NodeContext {
+                node_name: node_name.clone(),
+                node_ips,
+                sandbox,
+                node_allocatable: status.allocatable.unwrap_or_default(),
+                node_memory_capacity: memory_capacity,
+                pods_dir,
+                seccomp_profile_root: args.data_dir.join("seccomp").to_string_lossy().into_owned(),
+            },
+        });
+        Kubelet::new(shared).run(client.clone(), probe_rx, stopping()).await;
+        anyhow::Ok(())
+    }
+    .await;
+
+    let _ = tokio::time::timeout(Duration::from_secs(5), heartbeat).await;
+    if let Some(containerd) = containerd {
+        if let Err(e) = containerd.stop(Duration::from_secs(10)).await {
+            tracing::warn!(error = %e, "stopping containerd");
+        }
+    }
+    result
+}
+
+/// The kubeconfig of the server's own node (a node client certificate the server issues
+/// itself, as it would through a CSR), for the in-process agent.
+pub fn local_node_kubeconfig_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("agent").join("kubelet.kubeconfig")
+}

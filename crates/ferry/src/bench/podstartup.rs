@@ -1,0 +1,351 @@
+//! `ferry bench pod-startup`: how long a pod takes from creation to Running and to Ready on a
+//! real node (containerd, CNI), with the image already present.
+//!
+//! A `ferry server` (no local agent) and a `ferry agent` joined with the join token, both child
+//! processes; one warm-up pod pulls the image. Then `--pods` pods are created at once and one
+//! watch notes, on this machine's clock, when each is scheduled, has its sandbox
+//! (`PodReadyToStartContainers`), its container started, is Running and Ready. The reference,
+//! in the same run on the agent's own containerd: `ctr run -d` of the same image and command
+//! (create + start, no pod sandbox or network): the runtime's floor. At the end the agent is
+//! stopped and `ferry agent --cleanup` removes what it made. Needs root and the local test
+//! registry (`scripts/build-test-images.sh`).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::api::{DeleteParams, PostParams};
+use kube::runtime::watcher;
+use kube::Api;
+use serde_json::json;
+
+use super::api::start_server_with;
+
+const NODE: &str = "ferry-bench";
+const BRIDGE: &str = "ferrybench0";
+const CGROUP_ROOT: &str = "/ferry-bench";
+const IMAGE: &str = "127.0.0.1:5000/busybox:1";
+const NAMESPACE: &str = "bench";
+
+/// Options of `ferry bench pod-startup`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Print one JSON object with every figure as the last line.
+    #[arg(long)]
+    json: bool,
+    /// Pods created at once.
+    #[arg(long, default_value_t = 50)]
+    pods: usize,
+    /// `ctr run` repetitions for the reference.
+    #[arg(long, default_value_t = 10)]
+    ctr_runs: usize,
+}
+
+/// When (since its create request) each step of one pod was seen.
+#[derive(Default, Clone, Debug)]
+struct Seen {
+    created: Option<Instant>,
+    scheduled: Option<Instant>,
+    sandbox: Option<Instant>,
+    started: Option<Instant>,
+    running: Option<Instant>,
+    ready: Option<Instant>,
+}
+
+fn condition_true(pod: &Pod, type_: &str) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == type_ && c.status == "True"))
+}
+
+fn note(seen: &mut Seen, pod: &Pod, now: Instant) {
+    let spec = pod.spec.as_ref();
+    if spec.and_then(|s| s.node_name.as_ref()).is_some() {
+        seen.scheduled.get_or_insert(now);
+    }
+    if condition_true(pod, "PodReadyToStartContainers") {
+        seen.sandbox.get_or_insert(now);
+    }
+    let status = pod.status.as_ref();
+    let started = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some())));
+    if started {
+        seen.started.get_or_insert(now);
+    }
+    if status.and_then(|s| s.phase.as_deref()) == Some("Running") {
+        seen.running.get_or_insert(now);
+    }
+    if condition_true(pod, "Ready") {
+        seen.ready.get_or_insert(now);
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn percentile(samples: &mut [f64], p: f64) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    if samples.is_empty() {
+        return 0.0;
+    }
+    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn bench_pod(name: &str) -> anyhow::Result<Pod> {
+    Ok(serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": "bench"}},
+        "spec": {
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{"name": "c", "image": IMAGE, "imagePullPolicy": "IfNotPresent",
+                            "command": ["sleep", "3600"]}],
+        },
+    }))?)
+}
+
+/// The agent child process, stopped and cleaned up after when dropped.
+struct AgentProcess {
+    child: Option<Child>,
+    args: Vec<String>,
+}
+
+impl AgentProcess {
+    fn stop_and_clean(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            if let Ok(exe) = std::env::current_exe() {
+                let _ = Command::new(exe)
+                    .args(["agent", "--cleanup"])
+                    .args(&self.args)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.stop_and_clean();
+    }
+}
+
+fn ctr(socket: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("ctr")
+        .arg("--address")
+        .arg(socket)
+        .args(["--namespace", "ferry-bench"])
+        .args(args)
+        .output()
+        .context("running ctr")?;
+    if !out.status.success() {
+        bail!("ctr {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+/// The reference: `ctr run -d` (create and start a container) of the image, `runs` times;
+/// returns the times in ms.
+fn ctr_reference(agent_dir: &Path, runs: usize) -> anyhow::Result<Vec<f64>> {
+    let socket = agent_dir.join("containerd/containerd.sock");
+    let fifo = agent_dir.join("ctr-fifo");
+    let runc_root = agent_dir.join("containerd/runc/ferry-bench");
+    let (fifo, runc_root) = (fifo.to_string_lossy(), runc_root.to_string_lossy());
+    ctr(&socket, &["images", "pull", "--plain-http", IMAGE])?;
+    let mut times = vec![];
+    for n in 0..runs {
+        let id = format!("ctr-bench-{n}");
+        let started = Instant::now();
+        ctr(&socket, &["run", "-d", "--null-io", "--fifo-dir", &fifo, "--runc-root", &runc_root,
+            "--cgroup", &format!("{CGROUP_ROOT}/{id}"), IMAGE, &id, "sleep", "3600"])?;
+        times.push(ms(started.elapsed()));
+        ctr(&socket, &["task", "kill", "--signal", "SIGKILL", &id])?;
+        // The task is gone once it is reaped; delete retries until then.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while ctr(&socket, &["task", "delete", &id]).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ctr(&socket, &["containers", "delete", &id])?;
+    }
+    Ok(times)
+}
+
+async fn wait_node_ready(client: &kube::Client) -> anyhow::Result<()> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(Some(node)) = nodes.get_opt(NODE).await {
+            let ready = node
+                .status
+                .and_then(|s| s.conditions)
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            if ready {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("node {NODE} never became Ready");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Runs the benchmark.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let out = Command::new("id").arg("-u").output()?;
+    if String::from_utf8_lossy(&out.stdout).trim() != "0" {
+        bail!("ferry bench pod-startup runs containers and must run as root");
+    }
+    let registry = Command::new("curl").args(["-fsS", "--max-time", "2", "http://127.0.0.1:5000/v2/"]).output()?;
+    if !registry.status.success() {
+        bail!("the test registry does not answer on 127.0.0.1:5000: run scripts/build-test-images.sh");
+    }
+    let tmp = tempfile::Builder::new().prefix("ferry-bench.").tempdir_in("/tmp")?;
+    let server_dir = tmp.path().join("server");
+    let agent_dir = tmp.path().join("agent");
+    std::fs::create_dir_all(&server_dir)?;
+    std::fs::create_dir_all(&agent_dir)?;
+    let (_server, address, _) = start_server_with(&server_dir, &["--disable-agent"])?;
+    let token = std::fs::read_to_string(server_dir.join("join-token"))?.trim().to_string();
+    let agent_args: Vec<String> = ["--node-name", NODE, "--data-dir", &agent_dir.to_string_lossy(),
+        "--bridge", BRIDGE, "--cgroup-root", CGROUP_ROOT]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let log = std::fs::File::create(tmp.path().join("agent.log"))?;
+    let child = Command::new(std::env::current_exe()?)
+        .arg("agent")
+        .args(["--server", &format!("https://{address}"), "--token", &token])
+        .args(&agent_args)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("starting ferry agent")?;
+    let mut agent = AgentProcess { child: Some(child), args: agent_args };
+
+    let result = measure(&args, &server_dir.join("kubeconfig.yaml"), &agent_dir).await;
+    agent.stop_and_clean();
+    let figures = result?;
+    if args.json {
+        println!("{figures}");
+    }
+    Ok(())
+}
+
+async fn measure(args: &Args, kubeconfig: &Path, agent_dir: &Path) -> anyhow::Result<serde_json::Value> {
+    let client = ferry_client::connect(kubeconfig).await?;
+    wait_node_ready(&client).await?;
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}}))?;
+    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+
+    // Warm-up: the image is pulled once, outside the measurement.
+    pods.create(&PostParams::default(), &bench_pod("warm")?).await?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let pod = pods.get("warm").await?;
+        if condition_true(&pod, "Ready") {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the warm-up pod never became Ready");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    pods.delete("warm", &DeleteParams::default()).await?;
+
+    let seen: std::sync::Arc<std::sync::Mutex<HashMap<String, Seen>>> = Default::default();
+    let watch = {
+        let (pods, seen) = (pods.clone(), seen.clone());
+        let count = args.pods;
+        tokio::spawn(async move {
+            let stream = watcher(pods, watcher::Config::default().labels("app=bench"));
+            futures::pin_mut!(stream);
+            while let Some(event) = stream.next().await {
+                let now = Instant::now();
+                if let Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) = event {
+                    let name = pod.metadata.name.clone().unwrap_or_default();
+                    if name == "warm" {
+                        continue;
+                    }
+                    let Ok(mut seen) = seen.lock() else { return };
+                    note(seen.entry(name).or_default(), &pod, now);
+                    if seen.len() == count && seen.values().all(|s| s.ready.is_some()) {
+                        return;
+                    }
+                }
+            }
+        })
+    };
+    let started = Instant::now();
+    let mut creates = tokio::task::JoinSet::new();
+    for i in 0..args.pods {
+        let (pods, seen) = (pods.clone(), seen.clone());
+        creates.spawn(async move {
+            let name = format!("p-{i:03}");
+            seen.lock().expect("lock").entry(name.clone()).or_default().created = Some(Instant::now());
+            pods.create(&PostParams::default(), &bench_pod(&name)?).await?;
+            anyhow::Ok(())
+        });
+    }
+    while let Some(r) = creates.join_next().await {
+        r??;
+    }
+    if tokio::time::timeout(Duration::from_secs(300), watch).await.is_err() {
+        bail!("not every pod became Ready within 300 s");
+    }
+    let all_ready_ms = ms(started.elapsed());
+    let seen = seen.lock().expect("lock").clone();
+
+    let phase = |f: fn(&Seen) -> Option<Instant>| -> Vec<f64> {
+        seen.values()
+            .filter_map(|s| Some(ms(f(s)?.saturating_duration_since(s.created?))))
+            .collect()
+    };
+    let (mut scheduled, mut sandbox, mut started_c, mut running, mut ready) = (
+        phase(|s| s.scheduled),
+        phase(|s| s.sandbox),
+        phase(|s| s.started),
+        phase(|s| s.running),
+        phase(|s| s.ready),
+    );
+    let mut ctr_times = ctr_reference(agent_dir, args.ctr_runs)?;
+    let ctr_p50 = percentile(&mut ctr_times, 0.5);
+    let ready_p50 = percentile(&mut ready, 0.5);
+    let ready_p99 = percentile(&mut ready, 0.99);
+    let running_p50 = percentile(&mut running, 0.5);
+    let running_p99 = percentile(&mut running, 0.99);
+    let ratio = if ctr_p50 > 0.0 { ready_p50 / ctr_p50 } else { 0.0 };
+    println!("pod-startup: {} pods created at once on one real node (containerd, CNI bridge), image present", args.pods);
+    println!("  scheduled          p50 {:7.0} ms  p99 {:7.0} ms", percentile(&mut scheduled, 0.5), percentile(&mut scheduled, 0.99));
+    println!("  sandbox ready      p50 {:7.0} ms  p99 {:7.0} ms", percentile(&mut sandbox, 0.5), percentile(&mut sandbox, 0.99));
+    println!("  container started  p50 {:7.0} ms  p99 {:7.0} ms", percentile(&mut started_c, 0.5), percentile(&mut started_c, 0.99));
+    println!("  Running            p50 {running_p50:7.0} ms  p99 {running_p99:7.0} ms");
+    println!("  Ready              p50 {ready_p50:7.0} ms  p99 {ready_p99:7.0} ms   (all {} Ready after {all_ready_ms:.0} ms)", args.pods);
+    println!("reference: `ctr run -d` of the same image, {} times one after another: p50 {ctr_p50:.0} ms", args.ctr_runs);
+    println!("ratio (Ready p50 / ctr run p50): {ratio:.1}");
+    Ok(json!({
+        "pods": args.pods,
+        "scheduled_p50_ms": percentile(&mut scheduled, 0.5),
+        "sandbox_p50_ms": percentile(&mut sandbox, 0.5),
+        "started_p50_ms": percentile(&mut started_c, 0.5),
+        "running_p50_ms": running_p50, "running_p99_ms": running_p99,
+        "ready_p50_ms": ready_p50, "ready_p99_ms": ready_p99,
+        "all_ready_ms": all_ready_ms,
+        "ctr_run_p50_ms": ctr_p50,
+        "ratio_vs_ctr": ratio,
+    }))
+}

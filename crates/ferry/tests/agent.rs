@@ -1,0 +1,348 @@
+//! End to end on real containerd: `ferry server` plus a `ferry agent` that joins it with the join
+//! token, and pods that really run on this machine.
+//!
+//! Needs root, Debian's containerd/runc/CNI plugins/nftables (`scripts/install-runtime-deps.sh`)
+//! and the local test images on 127.0.0.1:5000 (`scripts/build-test-images.sh`); `scripts/test.sh`
+//! runs both and then this test with `--ignored`:
+//!
+//! ```sh
+//! cargo test -p ferry --test agent -- --ignored --nocapture
+//! ```
+//!
+//! The agent runs with its own bridge, cgroup root and data dir; at the end (also when an
+//! assertion fails) it is stopped by pid and `ferry agent --cleanup` removes what it made, and
+//! the test checks that nothing is left: containers, netns, veths, mounts, the bridge, the nft
+//! table, cgroups.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{eventually, Ferry};
+
+const NODE: &str = "ferry-e2e";
+const BRIDGE: &str = "ferry-e2e0";
+const CGROUP_ROOT: &str = "/ferry-e2e";
+const HTTPD: &str = "127.0.0.1:5000/httpd:1";
+const BUSYBOX: &str = "127.0.0.1:5000/busybox:1";
+
+fn run(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+fn list_dir(dir: &str) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| Some(e.ok()?.file_name().to_str()?.to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn mounts_under(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| Path::new(m).starts_with(dir))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The agent process and everything it may leave, removed on drop.
+struct Agent {
+    child: Option<Child>,
+    args: Vec<String>,
+    data_dir: PathBuf,
+}
+
+impl Agent {
+    fn start(ferry: &Ferry, server_dir: &Path, data_dir: &Path) -> Agent {
+        let token = std::fs::read_to_string(server_dir.join("join-token"))
+            .expect("the server writes a join token")
+            .trim()
+            .to_string();
+        let args: Vec<String> = [
+            "--node-name",
+            NODE,
+            "--data-dir",
+            &data_dir.to_string_lossy(),
+            "--bridge",
+            BRIDGE,
+            "--cgroup-root",
+            CGROUP_ROOT,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let log = std::fs::File::create(data_dir.with_extension("log")).expect("agent log");
+        let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .arg("agent")
+            .args(["--server", &ferry.url, "--token", &token])
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start ferry agent");
+        Agent {
+            child: Some(child),
+            args,
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn cleanup(&mut self) -> std::process::Output {
+        self.stop();
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .arg("agent")
+            .arg("--cleanup")
+            .args(&self.args)
+            .output()
+            .expect("ferry agent --cleanup")
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let out = self.cleanup();
+            eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+            eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        }
+        let log = std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default();
+        if std::thread::panicking() {
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("--- agent log (last lines) ---");
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+fn http_get(url: &str) -> Option<String> {
+    let out = Command::new("curl")
+        .args(["-fsS", "--max-time", "3", url])
+        .output()
+        .ok()?;
+    out.status.success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+const WORKLOAD: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: web-config}
+data: {greeting: "hello from a configMap"}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: web-secret}
+stringData: {password: "s3cret"}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      initContainers:
+      - name: first
+        image: 127.0.0.1:5000/busybox:1
+        command: ["sh", "-c", "echo first >> /www/init/order"]
+        volumeMounts: [{name: init, mountPath: /www/init}]
+      - name: second
+        image: 127.0.0.1:5000/busybox:1
+        command: ["sh", "-c", "echo second >> /www/init/order"]
+        volumeMounts: [{name: init, mountPath: /www/init}]
+      containers:
+      - name: httpd
+        image: 127.0.0.1:5000/httpd:1
+        ports: [{containerPort: 8080, name: http}]
+        readinessProbe:
+          httpGet: {path: /config/greeting, port: http}
+          periodSeconds: 1
+        volumeMounts:
+        - {name: init, mountPath: /www/init}
+        - {name: config, mountPath: /www/config}
+        - {name: secret, mountPath: /www/secret}
+      volumes:
+      - {name: init, emptyDir: {}}
+      - {name: config, configMap: {name: web-config}}
+      - {name: secret, secret: {secretName: web-secret}}
+"#;
+
+#[test]
+#[ignore = "needs root, containerd and the local test registry; scripts/test.sh runs it"]
+fn pods_run_on_real_containerd() {
+    assert!(
+        run("id", &["-u"]).trim() == "0",
+        "must run as root (containerd, runc, CNI)"
+    );
+    assert!(
+        http_get("http://127.0.0.1:5000/v2/").is_some(),
+        "the test registry does not answer on 127.0.0.1:5000: run scripts/build-test-images.sh"
+    );
+    let tmp = tempfile::Builder::new()
+        .prefix("ferry-e2e.")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let server_dir = tmp.path().join("server");
+    std::fs::create_dir_all(&server_dir).expect("server dir");
+    let ferry = Ferry::start_in(&server_dir, &["--disable-agent"]);
+    let netns_before = list_dir("/run/netns");
+    let veths = || -> BTreeSet<String> {
+        run("ip", &["-o", "link", "show", "type", "veth"])
+            .lines()
+            .filter_map(|l| l.split(':').nth(1).map(|n| n.trim().to_string()))
+            .collect()
+    };
+    let veths_before = veths();
+    let agent_dir = tmp.path().join("agent");
+    std::fs::create_dir_all(&agent_dir).expect("agent dir");
+    let mut agent = Agent::start(&ferry, &server_dir, &agent_dir);
+
+    // The node joins and becomes Ready.
+    assert!(
+        eventually(Duration::from_secs(90), || {
+            ferry
+                .kubectl(&["get", "node", NODE, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"])
+                .stdout
+                == b"True"
+        }),
+        "node {NODE} never became Ready"
+    );
+    let csr = ferry.ok(&["get", "csr"]);
+    assert!(csr.contains("Approved,Issued"), "{csr}");
+
+    // A 2-replica Deployment of the HTTP image.
+    ferry.apply_yaml("apply", WORKLOAD);
+    let rollout = ferry.kubectl(&["rollout", "status", "deployment/web", "--timeout=120s"]);
+    assert!(
+        rollout.status.success(),
+        "rollout: {} {}\n{}",
+        String::from_utf8_lossy(&rollout.stdout),
+        String::from_utf8_lossy(&rollout.stderr),
+        ferry.ok(&["get", "pods", "-o", "wide"])
+    );
+    let ips = ferry.ok(&["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].status.podIP}"]);
+    let ips: Vec<&str> = ips.split_whitespace().collect();
+    assert_eq!(ips.len(), 2, "{ips:?}");
+    for ip in &ips {
+        assert!(ip.starts_with("10.42."), "pod IP {ip} is not in 10.42.0.0/16");
+        let page = http_get(&format!("http://{ip}:8080/config/greeting"));
+        assert_eq!(page.as_deref(), Some("hello from a configMap"), "configMap through {ip}");
+        let secret = http_get(&format!("http://{ip}:8080/secret/password"));
+        assert_eq!(secret.as_deref(), Some("s3cret"), "secret through {ip}");
+        let order = http_get(&format!("http://{ip}:8080/init/order"));
+        assert_eq!(order.as_deref(), Some("first\nsecond\n"), "init containers in order");
+    }
+    let get = ferry.ok(&["get", "pods", "-l", "app=web"]);
+    assert_eq!(get.matches("Running").count(), 2, "{get}");
+    assert_eq!(get.matches("1/1").count(), 2, "{get}");
+    let events = ferry.ok(&["get", "events", "--field-selector", "involvedObject.kind=Pod"]);
+    for reason in ["Scheduled", "Pulled", "Created", "Started"] {
+        assert!(events.contains(reason), "no {reason} event: {events}");
+    }
+
+    // A missing image: ErrImagePull, then ImagePullBackOff, with events.
+    ferry.ok(&["run", "missing", "--image=127.0.0.1:5000/no-such-image:1", "--restart=Never"]);
+    let mut seen = BTreeSet::new();
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            let reason = ferry
+                .kubectl(&["get", "pod", "missing", "-o", "jsonpath={.status.containerStatuses[0].state.waiting.reason}"])
+                .stdout;
+            seen.insert(String::from_utf8_lossy(&reason).into_owned());
+            seen.contains("ErrImagePull") && seen.contains("ImagePullBackOff")
+        }),
+        "saw {seen:?}"
+    );
+    let events = ferry.ok(&["get", "events", "--field-selector", "involvedObject.name=missing"]);
+    assert!(events.contains("Failed to pull image"), "{events}");
+    assert!(events.contains("Back-off pulling image"), "{events}");
+    ferry.ok(&["delete", "pod", "missing", "--wait=true"]);
+
+    // A process that ignores SIGTERM is killed after the grace period, and its IP is released.
+    ferry.ok(&[
+        "run", "stubborn", &format!("--image={BUSYBOX}"), "--restart=Never", "--",
+        "sh", "-c", "trap '' TERM; while true; do sleep 1; done",
+    ]);
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            ferry.kubectl(&["get", "pod", "stubborn", "-o", "jsonpath={.status.phase}"]).stdout == b"Running"
+        }),
+        "stubborn never ran"
+    );
+    let ip = ferry.ok(&["get", "pod", "stubborn", "-o", "jsonpath={.status.podIP}"]);
+    let lease_dir = agent_dir.join("cni/ipam/ferry");
+    assert!(lease_dir.join(&ip).exists(), "host-local holds {ip}");
+    let started = Instant::now();
+    ferry.ok(&["delete", "pod", "stubborn", "--grace-period=5", "--wait=true"]);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(20),
+        "deleting with --grace-period=5 took {took:?}"
+    );
+    assert!(!lease_dir.join(&ip).exists(), "{ip} was not released");
+
+    // Scale to zero: every pod's sandbox and IP goes.
+    ferry.ok(&["delete", "deployment", "web"]);
+    assert!(
+        eventually(Duration::from_secs(60), || ferry.ok(&["get", "pods", "-o", "name"]).trim().is_empty()),
+        "pods left: {}",
+        ferry.ok(&["get", "pods"])
+    );
+    let crictl_ish = run("runc", &["--root", &agent_dir.join("containerd/runc/k8s.io").to_string_lossy(), "list", "-q"]);
+    assert!(crictl_ish.trim().is_empty(), "containers left: {crictl_ish}");
+
+    // Stop the agent and clean up: nothing of ours is left.
+    let out = agent.cleanup();
+    assert!(
+        out.status.success(),
+        "ferry agent --cleanup: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(mounts_under(tmp.path()).is_empty(), "mounts left: {:?}", mounts_under(tmp.path()));
+    let netns_after = list_dir("/run/netns");
+    assert!(netns_after.difference(&netns_before).next().is_none(), "netns left: {netns_after:?}");
+    assert!(run("ip", &["link", "show", BRIDGE]).trim().is_empty(), "bridge left");
+    let veths_after = veths();
+    assert!(veths_after.difference(&veths_before).next().is_none(), "veths left: {veths_after:?}");
+    assert!(!run("nft", &["list", "tables"]).contains("inet ferry"), "nft table left");
+    for hierarchy in list_dir("/sys/fs/cgroup") {
+        let dir = Path::new("/sys/fs/cgroup").join(hierarchy).join(CGROUP_ROOT.trim_start_matches('/'));
+        assert!(!dir.exists(), "cgroup {} left", dir.display());
+    }
+    drop(ferry);
+}
