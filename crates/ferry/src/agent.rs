@@ -4,7 +4,7 @@
 //! workers. `ferry agent --cleanup` removes everything the agent made on this machine.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,7 +82,8 @@ pub fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".to_string())
 }
 
-fn is_root() -> bool {
+/// Whether this process runs as root (effective uid 0).
+pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -93,7 +94,21 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// `ferry agent`'s flags parsed on their own (for the server's local agent).
+#[derive(clap::Parser)]
+struct AgentCli {
+    #[command(flatten)]
+    args: AgentArgs,
+}
+
 impl AgentArgs {
+    /// Parses `ferry agent` flags.
+    pub fn from_flags(flags: &[String]) -> anyhow::Result<AgentArgs> {
+        use clap::Parser as _;
+        let argv = std::iter::once("ferry-agent".to_string()).chain(flags.iter().cloned());
+        Ok(AgentCli::try_parse_from(argv)?.args)
+    }
+
     fn containerd_config(&self) -> ContainerdConfig {
         let mut config = ContainerdConfig::new(self.data_dir.join("containerd"));
         config.sandbox_image = self.pause_image.clone();
@@ -295,10 +310,4 @@ where
         }
     }
     result
-}
-
-/// The kubeconfig of the server's own node (a node client certificate the server issues
-/// itself, as it would through a CSR), for the in-process agent.
-pub fn local_node_kubeconfig_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("agent").join("kubelet.kubeconfig")
 }

@@ -67,10 +67,46 @@ pub struct Args {
     /// The in-process scheduler's KubeSchedulerConfiguration file.
     #[arg(long)]
     scheduler_config: Option<PathBuf>,
-    /// Do not run an agent for the local node (there is no agent yet: accepted for
-    /// compatibility with the scripts of later issues).
+    /// Do not run an agent (kubelet on this machine's containerd) for the local node.
     #[arg(long)]
     disable_agent: bool,
+    /// A flag for the local agent, as `ferry agent` takes it (repeatable), e.g.
+    /// `--agent-arg=--cgroup-root=/ferry`.
+    #[arg(long = "agent-arg", allow_hyphen_values = true)]
+    agent_args: Vec<String>,
+}
+
+/// The local node's agent: its own node client certificate (issued here, as the CSR signer
+/// would), a kubeconfig under `<data-dir>/agent`, and the agent's defaults plus `extra`.
+fn local_agent(
+    data_dir: &std::path::Path,
+    url: &str,
+    pki: &Pki,
+    extra: &[String],
+) -> anyhow::Result<crate::agent::AgentArgs> {
+    let node = crate::agent::hostname();
+    let dir = data_dir.join("agent");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let user = format!("system:node:{node}");
+    let cert = pki
+        .client_cert(&user, Some("system:nodes"))
+        .context("the local node's certificate")?;
+    let kubeconfig = dir.join("kubelet.kubeconfig");
+    write_private(
+        &kubeconfig,
+        &ferry_apiserver::pki::kubeconfig(url, &pki.ca_pem(), &user, &cert),
+    )
+    .context("writing the local node's kubeconfig")?;
+    let mut flags: Vec<String> = vec![
+        "--kubeconfig".into(),
+        kubeconfig.to_string_lossy().into_owned(),
+        "--node-name".into(),
+        node,
+        "--data-dir".into(),
+        dir.to_string_lossy().into_owned(),
+    ];
+    flags.extend(extra.iter().cloned());
+    crate::agent::AgentArgs::from_flags(&flags)
 }
 
 /// `300s`, `5m`, `1h`, `250ms` or plain seconds.
@@ -198,7 +234,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let kubeconfig = data_dir.join("kubeconfig.yaml");
     write_private(&kubeconfig, &pki.admin_kubeconfig(&url)).context("writing the kubeconfig")?;
     let tls = pki.server_tls().context("TLS configuration")?;
-    let _ = args.disable_agent;
 
     println!(
         "ferry: API server listening on {url} (ready in {} ms)",
@@ -268,11 +303,27 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             });
         }
     }
+    let mut grace = std::time::Duration::from_secs(2);
+    if !args.disable_agent {
+        if crate::agent::is_root() {
+            let agent = local_agent(&data_dir, &url, &pki, &args.agent_args)?;
+            let shutdown = stopping();
+            components.spawn(async move {
+                if let Err(error) = crate::agent::run(agent, shutdown).await {
+                    tracing::error!(error = %format!("{error:#}"), "the local agent stopped");
+                }
+            });
+            // The agent stops its containerd before the server goes.
+            grace = std::time::Duration::from_secs(15);
+        } else {
+            tracing::warn!("not root: no agent for the local node (pods need a `ferry agent` run as root; --disable-agent silences this)");
+        }
+    }
     let shutdown = async move {
         crate::components::shutdown_signal().await;
         let _ = stop.send(true);
         // Give the components a moment to release their leases while the API still serves.
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        let _ = tokio::time::timeout(grace, async {
             while components.join_next().await.is_some() {}
         })
         .await;

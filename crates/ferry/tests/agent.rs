@@ -26,7 +26,6 @@ use common::{eventually, Ferry};
 const NODE: &str = "ferry-e2e";
 const BRIDGE: &str = "ferry-e2e0";
 const CGROUP_ROOT: &str = "/ferry-e2e";
-const HTTPD: &str = "127.0.0.1:5000/httpd:1";
 const BUSYBOX: &str = "127.0.0.1:5000/busybox:1";
 
 fn run(cmd: &str, args: &[&str]) -> String {
@@ -186,7 +185,7 @@ spec:
         volumeMounts: [{name: init, mountPath: /www/init}]
       containers:
       - name: httpd
-        image: 127.0.0.1:5000/httpd:1
+        image: 127.0.0.1:5000/httpd:1 # the HTTP image
         ports: [{containerPort: 8080, name: http}]
         readinessProbe:
           httpGet: {path: /config/greeting, port: http}
@@ -218,7 +217,7 @@ fn pods_run_on_real_containerd() {
         .expect("tempdir");
     let server_dir = tmp.path().join("server");
     std::fs::create_dir_all(&server_dir).expect("server dir");
-    let ferry = Ferry::start_in(&server_dir, &["--disable-agent"]);
+    let ferry = Ferry::start_in(&server_dir, &[]);
     let netns_before = list_dir("/run/netns");
     let veths = || -> BTreeSet<String> {
         run("ip", &["-o", "link", "show", "type", "veth"])
@@ -345,4 +344,64 @@ fn pods_run_on_real_containerd() {
         assert!(!dir.exists(), "cgroup {} left", dir.display());
     }
     drop(ferry);
+}
+
+/// `ferry server` runs an agent for its own node unless `--disable-agent`: the node registers
+/// under the machine's hostname with a certificate the server issued, and a pod runs on it.
+#[test]
+#[ignore = "needs root, containerd and the local test registry; scripts/test.sh runs it"]
+fn the_server_runs_a_local_agent() {
+    assert!(run("id", &["-u"]).trim() == "0", "must run as root");
+    let tmp = tempfile::Builder::new()
+        .prefix("ferry-local.")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let agent_flags = ["--bridge=ferry-local0", "--cgroup-root=/ferry-local"];
+    let agent_dir = tmp.path().join("agent");
+    // Whatever happens, the agent's leftovers go.
+    struct Cleanup(Vec<String>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = Command::new(env!("CARGO_BIN_EXE_ferry"))
+                .args(["agent", "--cleanup"])
+                .args(&self.0)
+                .output();
+        }
+    }
+    let mut cleanup_flags: Vec<String> = agent_flags.iter().map(|s| s.to_string()).collect();
+    cleanup_flags.push(format!("--data-dir={}", agent_dir.display()));
+    let _cleanup = Cleanup(cleanup_flags);
+    let extra: Vec<String> = agent_flags.iter().map(|f| format!("--agent-arg={f}")).collect();
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let mut ferry = Ferry::start_with_agent(tmp.path(), &extra);
+    let node = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("hostname")
+        .trim()
+        .to_lowercase();
+    assert!(
+        eventually(Duration::from_secs(90), || {
+            ferry
+                .kubectl(&["get", "node", &node, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"])
+                .stdout
+                == b"True"
+        }),
+        "the local node {node} never became Ready"
+    );
+    ferry.ok(&["run", "local", &format!("--image={BUSYBOX}"), "--restart=Never", "--", "sh", "-c", "echo hi; sleep 3600"]);
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            ferry.kubectl(&["get", "pod", "local", "-o", "jsonpath={.status.phase}"]).stdout == b"Running"
+        }),
+        "the pod never ran: {}",
+        ferry.ok(&["describe", "pod", "local"])
+    );
+    ferry.ok(&["delete", "pod", "local", "--grace-period=1", "--wait=true"]);
+    // SIGTERM: the server stops its agent, which stops its containerd.
+    let config = agent_dir.join("containerd/config.toml");
+    if let Some(mut child) = ferry.child.take() {
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = child.wait();
+    }
+    let left = run("pgrep", &["-f", &config.to_string_lossy()]);
+    assert!(left.trim().is_empty(), "containerd still runs: {left}");
 }

@@ -218,7 +218,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let agent_dir = tmp.path().join("agent");
     std::fs::create_dir_all(&server_dir)?;
     std::fs::create_dir_all(&agent_dir)?;
-    let (_server, address, _) = start_server_with(&server_dir, &["--disable-agent"])?;
+    let (_server, address, _) = start_server_with(&server_dir, &[])?;
     let token = std::fs::read_to_string(server_dir.join("join-token"))?.trim().to_string();
     let agent_args: Vec<String> = ["--node-name", NODE, "--data-dir", &agent_dir.to_string_lossy(),
         "--bridge", BRIDGE, "--cgroup-root", CGROUP_ROOT]

@@ -28,8 +28,20 @@ impl Ferry {
         Ferry::start_at(dir, "127.0.0.1:0", extra)
     }
 
-    /// Starts on `listen` (to come back on the same address after a restart).
+    /// Starts on `listen` (to come back on the same address after a restart), without a local
+    /// agent.
     pub fn start_at(dir: &Path, listen: &str, extra: &[&str]) -> Ferry {
+        let mut flags = vec!["--disable-agent"];
+        flags.extend_from_slice(extra);
+        Ferry::start_server(dir, listen, &flags)
+    }
+
+    /// Starts with the local agent (root, containerd): `extra` are server flags.
+    pub fn start_with_agent(dir: &Path, extra: &[&str]) -> Ferry {
+        Ferry::start_server(dir, "127.0.0.1:0", extra)
+    }
+
+    fn start_server(dir: &Path, listen: &str, extra: &[&str]) -> Ferry {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
             .args(["server", "--https-listen", listen, "--data-dir"])
             .arg(dir)
