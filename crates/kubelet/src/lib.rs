@@ -1,7 +1,11 @@
 //! ferry's kubelet: the node agent that makes pods bound to this node run on a real container
-//! runtime. So far it holds the foundation the pod workers (not written yet: one state machine per
-//! pod, volumes, probes, status manager; see issue 6) will stand on:
+//! runtime. Start reading at [`kubelet`] (one watch on this node's pods, one worker per pod,
+//! housekeeping) and [`pod_worker`] (the per-pod state machine: sandbox, volumes, images, init
+//! and app containers, restarts with backoff, termination, status posting). Around them:
 //!
+//! - [`images`] and [`backoff`]: pull policy, upstream's pull and crash-loop backoff.
+//! - [`netguard`]: pod and service traffic never leaves the machine (nft table + blackholes).
+//! - [`cleanup`]: `ferry agent --cleanup`, removing everything the agent made on the machine.
 //! - [`runtime`]: the [`Runtime`](runtime::Runtime) trait — the CRI v1 calls the pod workers make
 //!   (sandboxes, containers, images) — with [`CriRuntime`](runtime::CriRuntime), a tonic client on
 //!   containerd's unix socket, and [`FakeRuntime`](runtime::FakeRuntime), an in-memory fake that
@@ -17,7 +21,7 @@
 //!   quantities for it.
 //! - [`probe`]: liveness, readiness and startup probes and the workers whose results feed `status`.
 //! - [`status`]: the pure PodStatus computation (phase, the five conditions, container
-//!   statuses, QoS class) that the status manager will patch to `pods/status`.
+//!   statuses, QoS class) that the pod worker patches to `pods/status` when it changes.
 //! - [`machine`] and [`node`]: the machine's capacity (cgroup v1, v2 and hybrid limits),
 //!   pressure signals, and the Node, its status and its Lease in kube-node-lease; a
 //!   `NodeHeartbeat` that registers the node and keeps Lease and status fresh.
@@ -25,8 +29,9 @@
 //!   secret, downwardAPI, projected, hostPath) before its containers start, and removes them after.
 //!
 //! It talks to containerd over CRI v1 gRPC only (types from the `k8s-cri` crate), and to the
-//! host only to write config files, start/stop the containerd process and find its shims.
-//! `tests/containerd.rs` runs a pod sandbox and a container on real containerd (root, opt-in).
+//! host to write config and volume files, mount tmpfs volumes, start/stop the containerd process,
+//! and install the network guard (`nft`, `ip`). `tests/containerd.rs` runs a pod sandbox and a
+//! container on real containerd (root, opt-in); `crates/ferry/tests/agent.rs` runs whole pods.
 
 pub mod backoff;
 pub mod cleanup;
