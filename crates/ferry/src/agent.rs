@@ -202,20 +202,25 @@ where
     let client = client(&args, &node_name).await?;
 
     // The runtime: ours, or the one given.
-    let (containerd, runtime): (Option<Containerd>, Arc<dyn Runtime>) =
-        match &args.container_runtime_endpoint {
-            Some(socket) => (
-                None,
-                Arc::new(CriRuntime::connect(socket).await.context("connecting to the CRI socket")?),
-            ),
-            None => {
-                let containerd = Containerd::start(args.containerd_config(), Duration::from_secs(60))
+    let (containerd, runtime): (Option<Containerd>, Arc<dyn Runtime>) = match &args
+        .container_runtime_endpoint
+    {
+        Some(socket) => (
+            None,
+            Arc::new(
+                CriRuntime::connect(socket)
                     .await
-                    .context("starting containerd")?;
-                let runtime = Arc::new(containerd.runtime().clone());
-                (Some(containerd), runtime)
-            }
-        };
+                    .context("connecting to the CRI socket")?,
+            ),
+        ),
+        None => {
+            let containerd = Containerd::start(args.containerd_config(), Duration::from_secs(60))
+                .await
+                .context("starting containerd")?;
+            let runtime = Arc::new(containerd.runtime().clone());
+            (Some(containerd), runtime)
+        }
+    };
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let stopping = move || {
@@ -270,7 +275,11 @@ where
             .unwrap_or(0);
         let sandbox = SandboxContext {
             attempt: 0,
-            pod_logs_root: args.data_dir.join("pod-logs").to_string_lossy().into_owned(),
+            pod_logs_root: args
+                .data_dir
+                .join("pod-logs")
+                .to_string_lossy()
+                .into_owned(),
             cgroup_root: args.cgroup_root.clone(),
             cluster_domain: args.cluster_domain.clone(),
             cluster_dns: args.cluster_dns.clone(),
@@ -298,7 +307,9 @@ where
                 seccomp_profile_root: args.data_dir.join("seccomp").to_string_lossy().into_owned(),
             },
         });
-        Kubelet::new(shared).run(client.clone(), probe_rx, stopping()).await;
+        Kubelet::new(shared)
+            .run(client.clone(), probe_rx, stopping())
+            .await;
         anyhow::Ok(())
     }
     .await;

@@ -55,9 +55,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Server(args) => runtime.block_on(server::run(args)),
-        Command::Agent(args) => {
-            runtime.block_on(agent::run(args, components::shutdown_signal()))
-        }
+        Command::Agent(args) => runtime.block_on(agent::run(args, components::shutdown_signal())),
         Command::Controllers(args) => runtime.block_on(components::controllers(args)),
         Command::Scheduler(args) => runtime.block_on(components::scheduler(args)),
         Command::Sim(args) => runtime.block_on(components::sim(args)),

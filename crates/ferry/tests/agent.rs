@@ -149,7 +149,8 @@ fn http_get(url: &str) -> Option<String> {
         .args(["-fsS", "--max-time", "3", url])
         .output()
         .ok()?;
-    out.status.success()
+    out.status
+        .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
@@ -234,7 +235,13 @@ fn pods_run_on_real_containerd() {
     assert!(
         eventually(Duration::from_secs(90), || {
             ferry
-                .kubectl(&["get", "node", NODE, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"])
+                .kubectl(&[
+                    "get",
+                    "node",
+                    NODE,
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+                ])
                 .stdout
                 == b"True"
         }),
@@ -253,52 +260,100 @@ fn pods_run_on_real_containerd() {
         String::from_utf8_lossy(&rollout.stderr),
         ferry.ok(&["get", "pods", "-o", "wide"])
     );
-    let ips = ferry.ok(&["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].status.podIP}"]);
+    let ips = ferry.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[*].status.podIP}",
+    ]);
     let ips: Vec<&str> = ips.split_whitespace().collect();
     assert_eq!(ips.len(), 2, "{ips:?}");
     for ip in &ips {
-        assert!(ip.starts_with("10.42."), "pod IP {ip} is not in 10.42.0.0/16");
+        assert!(
+            ip.starts_with("10.42."),
+            "pod IP {ip} is not in 10.42.0.0/16"
+        );
         let page = http_get(&format!("http://{ip}:8080/config/greeting"));
-        assert_eq!(page.as_deref(), Some("hello from a configMap"), "configMap through {ip}");
+        assert_eq!(
+            page.as_deref(),
+            Some("hello from a configMap"),
+            "configMap through {ip}"
+        );
         let secret = http_get(&format!("http://{ip}:8080/secret/password"));
         assert_eq!(secret.as_deref(), Some("s3cret"), "secret through {ip}");
         let order = http_get(&format!("http://{ip}:8080/init/order"));
-        assert_eq!(order.as_deref(), Some("first\nsecond\n"), "init containers in order");
+        assert_eq!(
+            order.as_deref(),
+            Some("first\nsecond\n"),
+            "init containers in order"
+        );
     }
     let get = ferry.ok(&["get", "pods", "-l", "app=web"]);
     assert_eq!(get.matches("Running").count(), 2, "{get}");
     assert_eq!(get.matches("1/1").count(), 2, "{get}");
-    let events = ferry.ok(&["get", "events", "--field-selector", "involvedObject.kind=Pod"]);
+    let events = ferry.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.kind=Pod",
+    ]);
     for reason in ["Scheduled", "Pulled", "Created", "Started"] {
         assert!(events.contains(reason), "no {reason} event: {events}");
     }
 
     // A missing image: ErrImagePull, then ImagePullBackOff, with events.
-    ferry.ok(&["run", "missing", "--image=127.0.0.1:5000/no-such-image:1", "--restart=Never"]);
+    ferry.ok(&[
+        "run",
+        "missing",
+        "--image=127.0.0.1:5000/no-such-image:1",
+        "--restart=Never",
+    ]);
     let mut seen = BTreeSet::new();
     assert!(
         eventually(Duration::from_secs(60), || {
             let reason = ferry
-                .kubectl(&["get", "pod", "missing", "-o", "jsonpath={.status.containerStatuses[0].state.waiting.reason}"])
+                .kubectl(&[
+                    "get",
+                    "pod",
+                    "missing",
+                    "-o",
+                    "jsonpath={.status.containerStatuses[0].state.waiting.reason}",
+                ])
                 .stdout;
             seen.insert(String::from_utf8_lossy(&reason).into_owned());
             seen.contains("ErrImagePull") && seen.contains("ImagePullBackOff")
         }),
         "saw {seen:?}"
     );
-    let events = ferry.ok(&["get", "events", "--field-selector", "involvedObject.name=missing"]);
+    let events = ferry.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=missing",
+    ]);
     assert!(events.contains("Failed to pull image"), "{events}");
     assert!(events.contains("Back-off pulling image"), "{events}");
     ferry.ok(&["delete", "pod", "missing", "--wait=true"]);
 
     // A process that ignores SIGTERM is killed after the grace period, and its IP is released.
     ferry.ok(&[
-        "run", "stubborn", &format!("--image={BUSYBOX}"), "--restart=Never", "--",
-        "sh", "-c", "trap '' TERM; while true; do sleep 1; done",
+        "run",
+        "stubborn",
+        &format!("--image={BUSYBOX}"),
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        "trap '' TERM; while true; do sleep 1; done",
     ]);
     assert!(
         eventually(Duration::from_secs(60), || {
-            ferry.kubectl(&["get", "pod", "stubborn", "-o", "jsonpath={.status.phase}"]).stdout == b"Running"
+            ferry
+                .kubectl(&["get", "pod", "stubborn", "-o", "jsonpath={.status.phase}"])
+                .stdout
+                == b"Running"
         }),
         "stubborn never ran"
     );
@@ -306,7 +361,13 @@ fn pods_run_on_real_containerd() {
     let lease_dir = agent_dir.join("cni/ipam/ferry");
     assert!(lease_dir.join(&ip).exists(), "host-local holds {ip}");
     let started = Instant::now();
-    ferry.ok(&["delete", "pod", "stubborn", "--grace-period=5", "--wait=true"]);
+    ferry.ok(&[
+        "delete",
+        "pod",
+        "stubborn",
+        "--grace-period=5",
+        "--wait=true",
+    ]);
     let took = started.elapsed();
     assert!(
         took >= Duration::from_secs(5) && took < Duration::from_secs(20),
@@ -317,12 +378,26 @@ fn pods_run_on_real_containerd() {
     // Scale to zero: every pod's sandbox and IP goes.
     ferry.ok(&["delete", "deployment", "web"]);
     assert!(
-        eventually(Duration::from_secs(60), || ferry.ok(&["get", "pods", "-o", "name"]).trim().is_empty()),
+        eventually(Duration::from_secs(60), || ferry
+            .ok(&["get", "pods", "-o", "name"])
+            .trim()
+            .is_empty()),
         "pods left: {}",
         ferry.ok(&["get", "pods"])
     );
-    let crictl_ish = run("runc", &["--root", &agent_dir.join("containerd/runc/k8s.io").to_string_lossy(), "list", "-q"]);
-    assert!(crictl_ish.trim().is_empty(), "containers left: {crictl_ish}");
+    let crictl_ish = run(
+        "runc",
+        &[
+            "--root",
+            &agent_dir.join("containerd/runc/k8s.io").to_string_lossy(),
+            "list",
+            "-q",
+        ],
+    );
+    assert!(
+        crictl_ish.trim().is_empty(),
+        "containers left: {crictl_ish}"
+    );
 
     // Stop the agent and clean up: nothing of ours is left.
     let out = agent.cleanup();
@@ -332,15 +407,33 @@ fn pods_run_on_real_containerd() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(mounts_under(tmp.path()).is_empty(), "mounts left: {:?}", mounts_under(tmp.path()));
+    assert!(
+        mounts_under(tmp.path()).is_empty(),
+        "mounts left: {:?}",
+        mounts_under(tmp.path())
+    );
     let netns_after = list_dir("/run/netns");
-    assert!(netns_after.difference(&netns_before).next().is_none(), "netns left: {netns_after:?}");
-    assert!(run("ip", &["link", "show", BRIDGE]).trim().is_empty(), "bridge left");
+    assert!(
+        netns_after.difference(&netns_before).next().is_none(),
+        "netns left: {netns_after:?}"
+    );
+    assert!(
+        run("ip", &["link", "show", BRIDGE]).trim().is_empty(),
+        "bridge left"
+    );
     let veths_after = veths();
-    assert!(veths_after.difference(&veths_before).next().is_none(), "veths left: {veths_after:?}");
-    assert!(!run("nft", &["list", "tables"]).contains("inet ferry"), "nft table left");
+    assert!(
+        veths_after.difference(&veths_before).next().is_none(),
+        "veths left: {veths_after:?}"
+    );
+    assert!(
+        !run("nft", &["list", "tables"]).contains("inet ferry"),
+        "nft table left"
+    );
     for hierarchy in list_dir("/sys/fs/cgroup") {
-        let dir = Path::new("/sys/fs/cgroup").join(hierarchy).join(CGROUP_ROOT.trim_start_matches('/'));
+        let dir = Path::new("/sys/fs/cgroup")
+            .join(hierarchy)
+            .join(CGROUP_ROOT.trim_start_matches('/'));
         assert!(!dir.exists(), "cgroup {} left", dir.display());
     }
     drop(ferry);
@@ -371,7 +464,10 @@ fn the_server_runs_a_local_agent() {
     let mut cleanup_flags: Vec<String> = agent_flags.iter().map(|s| s.to_string()).collect();
     cleanup_flags.push(format!("--data-dir={}", agent_dir.display()));
     let _cleanup = Cleanup(cleanup_flags);
-    let extra: Vec<String> = agent_flags.iter().map(|f| format!("--agent-arg={f}")).collect();
+    let extra: Vec<String> = agent_flags
+        .iter()
+        .map(|f| format!("--agent-arg={f}"))
+        .collect();
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     let mut ferry = Ferry::start_with_agent(tmp.path(), &extra);
     let node = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -381,16 +477,34 @@ fn the_server_runs_a_local_agent() {
     assert!(
         eventually(Duration::from_secs(90), || {
             ferry
-                .kubectl(&["get", "node", &node, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"])
+                .kubectl(&[
+                    "get",
+                    "node",
+                    &node,
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+                ])
                 .stdout
                 == b"True"
         }),
         "the local node {node} never became Ready"
     );
-    ferry.ok(&["run", "local", &format!("--image={BUSYBOX}"), "--restart=Never", "--", "sh", "-c", "echo hi; sleep 3600"]);
+    ferry.ok(&[
+        "run",
+        "local",
+        &format!("--image={BUSYBOX}"),
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        "echo hi; sleep 3600",
+    ]);
     assert!(
         eventually(Duration::from_secs(60), || {
-            ferry.kubectl(&["get", "pod", "local", "-o", "jsonpath={.status.phase}"]).stdout == b"Running"
+            ferry
+                .kubectl(&["get", "pod", "local", "-o", "jsonpath={.status.phase}"])
+                .stdout
+                == b"Running"
         }),
         "the pod never ran: {}",
         ferry.ok(&["describe", "pod", "local"])
@@ -399,7 +513,9 @@ fn the_server_runs_a_local_agent() {
     // SIGTERM: the server stops its agent, which stops its containerd.
     let config = agent_dir.join("containerd/config.toml");
     if let Some(mut child) = ferry.child.take() {
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         let _ = child.wait();
     }
     let left = run("pgrep", &["-f", &config.to_string_lossy()]);

@@ -49,9 +49,7 @@ impl Backoff {
     pub fn next(&mut self, key: &str) {
         let now = Instant::now();
         let delay = match self.entries.get(key) {
-            Some(e) if now.duration_since(e.since) <= 2 * self.max => {
-                (e.delay * 2).min(self.max)
-            }
+            Some(e) if now.duration_since(e.since) <= 2 * self.max => (e.delay * 2).min(self.max),
             _ => self.initial,
         };
         self.entries

@@ -92,7 +92,11 @@ fn processes_with(needle: &str) -> Vec<u32> {
         .filter(|pid| *pid != me)
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(needle))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(needle)
+                })
                 .unwrap_or(false)
         })
         .collect()
@@ -195,7 +199,9 @@ pub fn cleanup(options: &CleanupOptions) -> CleanupReport {
         let path = shim_dir.join(&name);
         if !listening.contains(&*path.to_string_lossy()) {
             let _ = std::fs::remove_file(&path);
-            report.actions.push(format!("removed stale shim socket {}", path.display()));
+            report
+                .actions
+                .push(format!("removed stale shim socket {}", path.display()));
         }
     }
 
@@ -244,7 +250,10 @@ pub fn cleanup(options: &CleanupOptions) -> CleanupReport {
     // 4. Mounts under the data dir (overlay rootfs, shm, tmpfs volumes), deepest first.
     for mount in mounts_under(&options.data_dir) {
         let m = mount.to_string_lossy().into_owned();
-        did(&mut report, run("umount", &["-l", &m]).map(|_| format!("unmounted {m}")));
+        did(
+            &mut report,
+            run("umount", &["-l", &m]).map(|_| format!("unmounted {m}")),
+        );
     }
 
     // 5. The pods' cgroups, in every hierarchy.
@@ -257,7 +266,9 @@ pub fn cleanup(options: &CleanupOptions) -> CleanupReport {
         for h in hierarchies {
             let dir = h.join(root);
             if dir.is_dir() && remove_cgroup_tree(&dir) {
-                report.actions.push(format!("removed cgroup {}", dir.display()));
+                report
+                    .actions
+                    .push(format!("removed cgroup {}", dir.display()));
             }
         }
     }
@@ -265,6 +276,16 @@ pub fn cleanup(options: &CleanupOptions) -> CleanupReport {
     // 6. Runtime state under the data dir.
     for sub in ["containerd", "pods", "pod-logs", "cni"] {
         let dir = options.data_dir.join(sub);
+        let still_mounted = mounts_under(&dir);
+        if !still_mounted.is_empty() {
+            // Never delete through a mount that would not go.
+            report.errors.push(format!(
+                "not removing {}: still mounted: {}",
+                dir.display(),
+                still_mounted[0].display()
+            ));
+            continue;
+        }
         if dir.exists() {
             did(
                 &mut report,

@@ -46,10 +46,8 @@ pub fn pull_policy(container: &Container) -> &str {
     }
     let image = container.image.as_deref().unwrap_or_default();
     let last = image.rsplit('/').next().unwrap_or_default();
-    let untagged_or_latest = !image.contains('@')
-        && last
-            .split_once(':')
-            .is_none_or(|(_, tag)| tag == "latest");
+    let untagged_or_latest =
+        !image.contains('@') && last.split_once(':').is_none_or(|(_, tag)| tag == "latest");
     if untagged_or_latest {
         "Always"
     } else {
@@ -127,7 +125,7 @@ impl ImageManager {
         {
             Ok(image_ref) => {
                 self.backoff.lock().reset(&key);
-                let took = started.elapsed().as_secs_f64();
+                let took = go_duration_ms(started.elapsed());
                 let size = match runtime.image_status(spec).await {
                     Ok(Some(found)) => found.size,
                     _ => 0,
@@ -136,19 +134,21 @@ impl ImageManager {
                     false,
                     "Pulled",
                     format!(
-                        "Successfully pulled image \"{image}\" in {took:.3}s ({took:.3}s including waiting). Image size: {size} bytes."
+                        "Successfully pulled image \"{image}\" in {took} ({took} including waiting). Image size: {size} bytes."
                     ),
                 );
                 Ok(image_ref)
             }
             Err(e) => {
                 self.backoff.lock().next(&key);
-                let message = format!("Failed to pull image \"{image}\": {e}");
-                event(true, "Failed", message.clone());
-                event(true, "Failed", "Error: ErrImagePull".to_string());
+                event(
+                    true,
+                    "Failed",
+                    format!("Failed to pull image \"{image}\": {e}"),
+                );
                 Err(ImageError {
                     reason: "ErrImagePull",
-                    message,
+                    message: e.to_string(),
                 })
             }
         }
@@ -160,18 +160,27 @@ impl ImageManager {
     }
 }
 
+/// A duration as Go prints one truncated to milliseconds (`523ms`, `1.234s`, `1m2.5s`), as
+/// upstream's pull messages do.
+pub fn go_duration_ms(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let (minutes, rest) = (ms / 60_000, ms % 60_000);
+    let seconds = format!("{}.{:03}", rest / 1000, rest % 1000);
+    let seconds = seconds.trim_end_matches('0').trim_end_matches('.');
+    if minutes > 0 {
+        format!("{minutes}m{seconds}s")
+    } else {
+        format!("{seconds}s")
+    }
+}
+
 /// The `involvedObject` for an event about one of the pod's containers (upstream's fieldPath
 /// `spec.containers{name}` / `spec.initContainers{name}`).
-pub fn container_reference(
-    pod: &ObjectReference,
-    container: &str,
-    init: bool,
-) -> ObjectReference {
-    let list = if init {
-        "initContainers"
-    } else {
-        "containers"
-    };
+pub fn container_reference(pod: &ObjectReference, container: &str, init: bool) -> ObjectReference {
+    let list = if init { "initContainers" } else { "containers" };
     ObjectReference {
         field_path: Some(format!("spec.{list}{{{container}}}")),
         ..pod.clone()
@@ -191,6 +200,15 @@ mod tests {
             image_pull_policy: policy.map(str::to_string),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn durations_print_as_go_does() {
+        let ms = std::time::Duration::from_millis;
+        assert_eq!(go_duration_ms(ms(523)), "523ms");
+        assert_eq!(go_duration_ms(ms(1234)), "1.234s");
+        assert_eq!(go_duration_ms(ms(2000)), "2s");
+        assert_eq!(go_duration_ms(ms(62_500)), "1m2.5s");
     }
 
     #[test]
@@ -224,7 +242,13 @@ mod tests {
         let sandbox = v1::PodSandboxConfig::default();
         let mut events = vec![];
         let got = manager
-            .ensure_image(&runtime, "u", &container("r/app:1", None), &sandbox, &mut events)
+            .ensure_image(
+                &runtime,
+                "u",
+                &container("r/app:1", None),
+                &sandbox,
+                &mut events,
+            )
             .await;
         assert_eq!(got, Ok(id));
         assert_eq!(reasons(&events), ["Pulled"]);
@@ -242,7 +266,9 @@ mod tests {
             .await;
         assert!(got.is_ok());
         assert_eq!(reasons(&events), ["Pulling", "Pulled"]);
-        assert!(events[1].message.starts_with("Successfully pulled image \"r/app:1\" in "));
+        assert!(events[1]
+            .message
+            .starts_with("Successfully pulled image \"r/app:1\" in "));
     }
 
     #[tokio::test(start_paused = true)]
@@ -265,7 +291,10 @@ mod tests {
             err.message,
             "Container image \"r/missing:1\" is not present with pull policy of Never"
         );
-        assert!(runtime.calls().iter().all(|c| !matches!(c, crate::runtime::fake::Call::PullImage(_))));
+        assert!(runtime
+            .calls()
+            .iter()
+            .all(|c| !matches!(c, crate::runtime::fake::Call::PullImage(_))));
     }
 
     #[tokio::test(start_paused = true)]
@@ -298,8 +327,11 @@ mod tests {
             };
         }
         assert_eq!(attempt!(&mut events).await, "ErrImagePull");
-        assert_eq!(reasons(&events), ["Pulling", "Failed", "Failed"]);
-        assert_eq!(events[2].message, "Error: ErrImagePull");
+        assert_eq!(reasons(&events), ["Pulling", "Failed"]);
+        assert_eq!(
+            events[1].message,
+            "Failed to pull image \"r/missing:1\": not found: r/missing:1: not found"
+        );
         events.clear();
         assert_eq!(attempt!(&mut events).await, "ImagePullBackOff");
         assert_eq!(reasons(&events), ["BackOff"]);

@@ -20,8 +20,8 @@ use kube::Api;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::podconfig::POD_UID_LABEL;
 use crate::pod_worker::{PodWorker, Shared, SyncResult};
+use crate::podconfig::POD_UID_LABEL;
 
 /// How often orphaned sandboxes and pod directories are looked for.
 const HOUSEKEEPING: Duration = Duration::from_secs(5);

@@ -155,7 +155,9 @@ mod tests {
         };
         let rules = ruleset(&guard).expect("valid");
         // Declared, deleted and recreated in one transaction: never a moment without it.
-        assert!(rules.starts_with("add table inet ferry\ndelete table inet ferry\ntable inet ferry {"));
+        assert!(
+            rules.starts_with("add table inet ferry\ndelete table inet ferry\ntable inet ferry {")
+        );
         assert!(rules.contains("ip saddr 10.42.0.0/16 oifname != \"ferry0\" drop"));
         assert!(rules.contains("ip daddr 10.42.0.0/16 iifname != \"ferry0\" drop"));
         assert!(rules.contains("ip daddr 10.43.0.0/16 reject"));

@@ -74,7 +74,8 @@ fn pods_api(client: &kube::Client, pod: &Pod) -> kube::Api<Pod> {
 #[async_trait]
 impl PodApi for KubePodApi {
     async fn patch_status(&self, pod: &Pod, status: &PodStatus) -> Result<(), kube::Error> {
-        let patch = serde_json::json!({ "metadata": { "uid": pod.metadata.uid }, "status": status });
+        let patch =
+            serde_json::json!({ "metadata": { "uid": pod.metadata.uid }, "status": status });
         pods_api(&self.0, pod)
             .patch_status(
                 pod.metadata.name.as_deref().unwrap_or_default(),
@@ -155,7 +156,8 @@ pub struct Instance {
 
 impl Instance {
     fn state(&self) -> v1::ContainerState {
-        v1::ContainerState::try_from(self.status.state).unwrap_or(v1::ContainerState::ContainerUnknown)
+        v1::ContainerState::try_from(self.status.state)
+            .unwrap_or(v1::ContainerState::ContainerUnknown)
     }
 
     fn running(&self) -> bool {
@@ -215,8 +217,11 @@ pub enum Step {
 
 /// What the planner knows about one container besides the runtime.
 pub trait ProbeView {
-    /// The liveness (or startup) probe of this instance failed past its threshold.
-    fn must_restart(&self, name: &str, id: &str) -> bool;
+    /// Which probe of this instance failed past its threshold (`liveness` or `startup`), if
+    /// one did: the container must be restarted.
+    fn failed_probe(&self, name: &str, id: &str) -> Option<&'static str>;
+    /// Whether the container's startup probe has succeeded (true when it has none).
+    fn started(&self, container: &Container) -> bool;
 }
 
 fn restart_policy(spec: &PodSpec) -> &str {
@@ -247,8 +252,13 @@ pub fn plan(spec: &PodSpec, observed: &Observed, probes: &dyn ProbeView) -> Vec<
     };
     let kill_if_unhealthy = |c: &Container, i: &Instance, steps: &mut Vec<Step>| -> bool {
         let hash = podconfig::container_hash(c);
-        let reason = if probes.must_restart(&c.name, &i.id) {
-            format!("Container {} failed liveness probe, will be restarted", c.name)
+        let reason = if let Some(probe) = probes.failed_probe(&c.name, &i.id) {
+            let then = if policy == "Never" {
+                ""
+            } else {
+                ", will be restarted"
+            };
+            format!("Container {} failed {probe} probe{then}", c.name)
         } else if i.hash.is_some_and(|h| h != hash) {
             format!("Container {} definition changed, will be restarted", c.name)
         } else {
@@ -281,6 +291,9 @@ pub fn plan(spec: &PodSpec, observed: &Observed, probes: &dyn ProbeView) -> Vec<
                             steps.push(start(&c.name, true));
                             return steps;
                         }
+                        if !probes.started(c) {
+                            return steps; // the next one waits for its startup probe
+                        }
                         continue;
                     }
                     return steps; // wait for it
@@ -301,7 +314,12 @@ pub fn plan(spec: &PodSpec, observed: &Observed, probes: &dyn ProbeView) -> Vec<
         }
     } else {
         // Sidecars keep running next to the app containers.
-        for c in spec.init_containers.iter().flatten().filter(|c| is_sidecar(c)) {
+        for c in spec
+            .init_containers
+            .iter()
+            .flatten()
+            .filter(|c| is_sidecar(c))
+        {
             match observed.latest(&c.name) {
                 Some(i) if i.running() => {
                     if kill_if_unhealthy(c, i, &mut steps) {
@@ -385,6 +403,12 @@ pub struct WorkerState {
     pub sandbox_backoff: Backoff,
     /// The pod finished (restart policy Never/OnFailure); its sandbox is stopped.
     pub finished: bool,
+    /// The shortest crash-loop backoff left, as of the last sync (when to look again).
+    pub backoff_until: Option<Duration>,
+    /// The pod was deleted and its containers stopped: the final status is terminal.
+    pub deleted: bool,
+    /// When each exited container instance was first seen exited, by id.
+    pub exits: HashMap<String, Instant>,
 }
 
 impl Default for WorkerState {
@@ -398,6 +422,9 @@ impl Default for WorkerState {
             killed: false,
             sandbox_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
             finished: false,
+            backoff_until: None,
+            deleted: false,
+            exits: HashMap::new(),
         }
     }
 }
@@ -413,8 +440,17 @@ pub struct PodWorker {
 struct Probes<'a>(&'a ProbeManager, &'a str);
 
 impl ProbeView for Probes<'_> {
-    fn must_restart(&self, name: &str, id: &str) -> bool {
-        self.0.liveness_failed(self.1, name, id)
+    fn failed_probe(&self, name: &str, id: &str) -> Option<&'static str> {
+        self.0
+            .failed_probe(self.1, name, id)
+            .map(|kind| match kind {
+                crate::probe::ProbeKind::Startup => "startup",
+                _ => "liveness",
+            })
+    }
+
+    fn started(&self, container: &Container) -> bool {
+        container.startup_probe.is_none() || self.0.startup(self.1, &container.name) == Some(true)
     }
 }
 
@@ -459,7 +495,14 @@ impl PodWorker {
         }
     }
 
-    fn event(&self, pod: &Pod, container: Option<(&str, bool)>, warning: bool, reason: &str, message: String) {
+    fn event(
+        &self,
+        pod: &Pod,
+        container: Option<(&str, bool)>,
+        warning: bool,
+        reason: &str,
+        message: String,
+    ) {
         let mut reference = ferry_client::events::reference(pod);
         if let Some((name, init)) = container {
             reference = container_reference(&reference, name, init);
@@ -484,7 +527,9 @@ impl PodWorker {
                 ..Default::default()
             }))
             .await?;
-        sandboxes.sort_by_key(|s| std::cmp::Reverse((s.metadata.as_ref().map(|m| m.attempt), s.created_at)));
+        sandboxes.sort_by_key(|s| {
+            std::cmp::Reverse((s.metadata.as_ref().map(|m| m.attempt), s.created_at))
+        });
         let containers = runtime
             .list_containers(Some(v1::ContainerFilter {
                 label_selector: labels,
@@ -506,7 +551,9 @@ impl PodWorker {
             containers: HashMap::new(),
         };
         for (name, mut list) in by_name {
-            list.sort_by_key(|c| std::cmp::Reverse((c.metadata.as_ref().map(|m| m.attempt), c.created_at)));
+            list.sort_by_key(|c| {
+                std::cmp::Reverse((c.metadata.as_ref().map(|m| m.attempt), c.created_at))
+            });
             let mut instances = vec![];
             for (n, c) in list.into_iter().enumerate() {
                 if n >= 2 {
@@ -555,53 +602,82 @@ impl PodWorker {
         if matches!(api_phase, Some("Succeeded" | "Failed")) || self.state.finished {
             // Nothing runs again: stop what is left, keep reporting the final status.
             self.state.finished = true;
+            self.shared.probes.remove_pod(&self.uid);
             self.stop_sandboxes(&observed).await;
             let observed = self.observe().await.unwrap_or(observed);
             self.post_status(pod, &observed, false, vec![], true).await;
             return SyncResult::Resync(SLOW_RESYNC);
         }
 
-        // 1. The sandbox.
-        let (sandbox_id, sandbox_config, pod_ips) = match self.ensure_sandbox(pod, &spec, &observed).await {
-            Ok(Some(s)) => s,
-            Ok(None) => {
-                // The sandbox died and the pod must not get a new one (it ran under Never).
-                self.state.finished = true;
-                let observed = self.observe().await.unwrap_or(observed);
-                self.post_status(pod, &observed, false, vec![], true).await;
-                return SyncResult::Resync(SLOW_RESYNC);
-            }
-            Err(()) => {
-                self.post_status(pod, &observed, false, vec![], false).await;
-                return SyncResult::Resync(RESYNC);
-            }
-        };
-        let observed = if observed.ready_sandbox().map(|s| s.id.as_str()) == Some(sandbox_id.as_str()) {
-            observed
-        } else {
-            match self.observe().await {
-                Ok(o) => o,
-                Err(_) => return SyncResult::Resync(RESYNC),
-            }
-        };
-
-        // 2. Volumes.
-        let volumes = match self.shared.volumes.prepare(pod, self.shared.objects.as_ref()).await {
+        // 1. Volumes, before the sandbox: a pod that cannot mount gets no sandbox (and no IP).
+        let volumes = match self
+            .shared
+            .volumes
+            .prepare(pod, self.shared.objects.as_ref())
+            .await
+        {
             Ok(v) => v,
             Err(e) => {
                 self.event(pod, None, true, "FailedMount", e.to_string());
-                self.post_status(pod, &observed, true, pod_ips, false).await;
-                return SyncResult::Resync(Duration::from_secs(2));
+                self.post_status(pod, &observed, false, vec![], false).await;
+                return SyncResult::Resync(Duration::from_secs(5));
             }
         };
 
+        // 2. The sandbox.
+        let (sandbox_id, sandbox_config, pod_ips) =
+            match self.ensure_sandbox(pod, &spec, &observed).await {
+                Ok(Some(s)) => s,
+                Ok(None) => {
+                    // The sandbox died and the pod must not get a new one (it ran under Never).
+                    self.state.finished = true;
+                    let observed = self.observe().await.unwrap_or(observed);
+                    self.post_status(pod, &observed, false, vec![], true).await;
+                    return SyncResult::Resync(SLOW_RESYNC);
+                }
+                Err(()) => {
+                    self.post_status(pod, &observed, false, vec![], false).await;
+                    return SyncResult::Resync(RESYNC);
+                }
+            };
+        let observed =
+            if observed.ready_sandbox().map(|s| s.id.as_str()) == Some(sandbox_id.as_str()) {
+                observed
+            } else {
+                match self.observe().await {
+                    Ok(o) => o,
+                    Err(_) => return SyncResult::Resync(RESYNC),
+                }
+            };
+
         // 3 and 4. Containers.
+        self.state.backoff_until = None;
+        let now = Instant::now();
+        let exited: Vec<&str> = observed
+            .containers
+            .values()
+            .flatten()
+            .filter(|i| i.exit_code().is_some())
+            .map(|i| i.id.as_str())
+            .collect();
+        self.state
+            .exits
+            .retain(|id, _| exited.contains(&id.as_str()));
+        for id in exited {
+            self.state.exits.entry(id.to_string()).or_insert(now);
+        }
         let steps = plan(&spec, &observed, &Probes(&self.shared.probes, &self.uid));
         for step in &steps {
             match step {
                 Step::Kill { id, name, reason } => {
                     let container = find_container(&spec, name);
-                    self.event(pod, Some((name, container.is_some_and(|c| c.1))), false, "Killing", reason.clone());
+                    self.event(
+                        pod,
+                        Some((name, container.is_some_and(|c| c.1))),
+                        false,
+                        "Killing",
+                        reason.clone(),
+                    );
                     let grace = pod_grace_period(pod);
                     self.kill_container(pod, id, name, grace).await;
                 }
@@ -609,18 +685,37 @@ impl PodWorker {
                     self.state.finished = true;
                 }
                 Step::Start { name, init } => {
-                    let Some((container, _)) = find_container(&spec, name) else { continue };
+                    let Some((container, _)) = find_container(&spec, name) else {
+                        continue;
+                    };
                     let previous = observed.latest(name);
                     if let Some(prev) = previous.filter(|p| !p.running()) {
                         // A restart: upstream's crash-loop backoff.
                         if prev.exit_code().is_some() {
-                            if let Some(left) = self.state.crash_backoff.remaining(name) {
-                                let delay = self.state.crash_backoff.delay(name).unwrap_or(left);
-                                let (pname, ns) = (pod.metadata.name.clone().unwrap_or_default(), pod.metadata.namespace.clone().unwrap_or_default());
+                            // Upstream's crash-loop backoff, measured from the exit.
+                            // When the worker first saw it exited (within a resync of the exit;
+                            // on tokio's clock, so tests run on paused time).
+                            let since_exit = self
+                                .state
+                                .exits
+                                .get(&prev.id)
+                                .map(|t| t.elapsed())
+                                .unwrap_or_default();
+                            let delay = self.state.crash_backoff.delay(name);
+                            if let Some(delay) = delay.filter(|d| since_exit < *d) {
+                                let (pname, ns) = (
+                                    pod.metadata.name.clone().unwrap_or_default(),
+                                    pod.metadata.namespace.clone().unwrap_or_default(),
+                                );
                                 self.event(pod, Some((name, *init)), true, "BackOff",
                                     format!("Back-off restarting failed container {name} in pod {pname}_{ns}({})", self.uid));
                                 self.state.waiting.insert(name.clone(), ("CrashLoopBackOff".into(),
                                     format!("back-off {} restarting failed container={name} pod={pname}_{ns}({})", go_duration(delay), self.uid)));
+                                self.state.backoff_until = Some(
+                                    self.state
+                                        .backoff_until
+                                        .map_or(delay - since_exit, |d| d.min(delay - since_exit)),
+                                );
                                 continue;
                             }
                             self.state.crash_backoff.next(name);
@@ -628,7 +723,16 @@ impl PodWorker {
                     }
                     let attempt = previous.map(|p| p.attempt + 1).unwrap_or(0);
                     let ok = self
-                        .start_container(pod, container, *init, &sandbox_id, &sandbox_config, &pod_ips, &volumes, attempt)
+                        .start_container(
+                            pod,
+                            container,
+                            *init,
+                            &sandbox_id,
+                            &sandbox_config,
+                            &pod_ips,
+                            &volumes,
+                            attempt,
+                        )
                         .await;
                     if ok && *init && !is_sidecar(container) {
                         break; // one init container at a time
@@ -645,20 +749,53 @@ impl PodWorker {
             self.stop_sandboxes(&observed).await;
         }
         for (name, instances) in &observed.containers {
-            if let Some(i) = instances.first().filter(|i| i.running()) {
-                let started_at = ns_to_timestamp(i.status.started_at).unwrap_or_else(Timestamp::now);
-                self.shared.probes.sync_container(pod, name, &i.id, started_at, pod_ips.first().map(String::as_str).unwrap_or_default());
+            match instances
+                .first()
+                .filter(|i| i.running() && !self.state.finished)
+            {
+                Some(i) => {
+                    let started_at =
+                        ns_to_timestamp(i.status.started_at).unwrap_or_else(Timestamp::now);
+                    self.shared.probes.sync_container(
+                        pod,
+                        name,
+                        &i.id,
+                        started_at,
+                        pod_ips.first().map(String::as_str).unwrap_or_default(),
+                    );
+                }
+                // Nothing to probe in a container that is not running.
+                None => self.shared.probes.remove_container(&self.uid, name),
             }
         }
-        self.post_status(pod, &observed, true, pod_ips, self.state.finished).await;
+        let finished = self.state.finished;
+        self.post_status(pod, &observed, !finished, pod_ips, finished)
+            .await;
         // A fresh error stays visible for a few seconds before the next attempt turns it into
         // a backoff (upstream requeues a failed sync with a backoff of its own).
         let fresh_error = self.state.waiting.values().any(|(reason, _)| {
-            matches!(reason.as_str(), "ErrImagePull" | "CreateContainerConfigError" | "CreateContainerError" | "RunContainerError")
+            matches!(
+                reason.as_str(),
+                "ErrImagePull"
+                    | "CreateContainerConfigError"
+                    | "CreateContainerError"
+                    | "RunContainerError"
+            )
         });
+        let image_backoff = self
+            .state
+            .waiting
+            .values()
+            .any(|(reason, _)| reason == "ImagePullBackOff");
         SyncResult::Resync(if self.state.finished {
             SLOW_RESYNC
         } else if fresh_error {
+            ERROR_RESYNC
+        } else if let Some(left) = self.state.backoff_until {
+            // Look again when the shortest crash-loop window ends (not every second: each
+            // look while backing off is a BackOff event).
+            left.clamp(RESYNC, SLOW_RESYNC)
+        } else if image_backoff {
             ERROR_RESYNC
         } else {
             RESYNC
@@ -677,7 +814,13 @@ impl PodWorker {
         if let Some(ready) = observed.ready_sandbox() {
             ctx.attempt = ready.metadata.as_ref().map(|m| m.attempt).unwrap_or(0);
             let config = podconfig::sandbox_config(pod, &ctx).map_err(|e| {
-                self.event(pod, None, true, "FailedCreatePodSandBox", format!("Failed to create pod sandbox: {e}"));
+                self.event(
+                    pod,
+                    None,
+                    true,
+                    "FailedCreatePodSandBox",
+                    format!("Failed to create pod sandbox: {e}"),
+                );
             })?;
             let ips = self.sandbox_ips(&ready.id).await;
             return Ok(Some((ready.id.clone(), config, ips)));
@@ -693,7 +836,13 @@ impl PodWorker {
         }
         // A dead sandbox: its containers go with it.
         if !observed.sandboxes.is_empty() {
-            self.event(pod, None, false, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.".into());
+            self.event(
+                pod,
+                None,
+                false,
+                "SandboxChanged",
+                "Pod sandbox changed, it will be killed and re-created.".into(),
+            );
             self.stop_sandboxes(observed).await;
             for s in &observed.sandboxes {
                 let _ = self.shared.runtime.remove_pod_sandbox(&s.id).await;
@@ -706,14 +855,37 @@ impl PodWorker {
             .map(|m| m.attempt + 1)
             .unwrap_or(0);
         let config = podconfig::sandbox_config(pod, &ctx).map_err(|e| {
-            self.event(pod, None, true, "FailedCreatePodSandBox", format!("Failed to create pod sandbox: {e}"));
+            self.event(
+                pod,
+                None,
+                true,
+                "FailedCreatePodSandBox",
+                format!("Failed to create pod sandbox: {e}"),
+            );
         })?;
         if let Err(e) = self.prepare_pod_dir(&config) {
-            self.event(pod, None, true, "FailedCreatePodSandBox", format!("Failed to create pod sandbox: {e}"));
+            self.event(
+                pod,
+                None,
+                true,
+                "FailedCreatePodSandBox",
+                format!("Failed to create pod sandbox: {e}"),
+            );
             self.state.sandbox_backoff.next("sandbox");
             return Err(());
         }
-        match self.shared.runtime.run_pod_sandbox(config.clone(), pod.spec.as_ref().and_then(|s| s.runtime_class_name.as_deref()).unwrap_or("")).await {
+        match self
+            .shared
+            .runtime
+            .run_pod_sandbox(
+                config.clone(),
+                pod.spec
+                    .as_ref()
+                    .and_then(|s| s.runtime_class_name.as_deref())
+                    .unwrap_or(""),
+            )
+            .await
+        {
             Ok(id) => {
                 self.state.sandbox_backoff.reset("sandbox");
                 let ips = self.sandbox_ips(&id).await;
@@ -721,7 +893,13 @@ impl PodWorker {
             }
             Err(e) => {
                 tracing::warn!(pod = %pod_key(pod), error = %e, "creating the pod sandbox");
-                self.event(pod, None, true, "FailedCreatePodSandBox", format!("Failed to create pod sandbox: {e}"));
+                self.event(
+                    pod,
+                    None,
+                    true,
+                    "FailedCreatePodSandBox",
+                    format!("Failed to create pod sandbox: {e}"),
+                );
                 self.state.sandbox_backoff.next("sandbox");
                 Err(())
             }
@@ -813,7 +991,13 @@ impl PodWorker {
         let image = self
             .shared
             .images
-            .ensure_image(runtime.as_ref(), &self.uid, container, sandbox_config, &mut events)
+            .ensure_image(
+                runtime.as_ref(),
+                &self.uid,
+                container,
+                sandbox_config,
+                &mut events,
+            )
             .await;
         for e in events {
             self.event(pod, at, e.warning, e.reason, e.message);
@@ -821,13 +1005,18 @@ impl PodWorker {
         let image_ref = match image {
             Ok(r) => r,
             Err(e) => {
-                self.state.waiting.insert(name.to_string(), (e.reason.to_string(), e.message));
+                self.event(pod, at, true, "Failed", format!("Error: {}", e.reason));
+                self.state
+                    .waiting
+                    .insert(name.to_string(), (e.reason.to_string(), e.message));
                 return false;
             }
         };
         let fail = |this: &mut Self, reason: &str, message: String| {
             this.event(pod, at, true, "Failed", format!("Error: {message}"));
-            this.state.waiting.insert(name.to_string(), (reason.to_string(), message));
+            this.state
+                .waiting
+                .insert(name.to_string(), (reason.to_string(), message));
             false
         };
         let mut ctx = ContainerContext {
@@ -843,12 +1032,30 @@ impl PodWorker {
         };
         match self.write_etc_hosts(pod, pod_ips) {
             Ok(path) => ctx.etc_hosts_path = path,
-            Err(e) => return fail(self, "CreateContainerConfigError", format!("writing /etc/hosts: {e}")),
+            Err(e) => {
+                return fail(
+                    self,
+                    "CreateContainerConfigError",
+                    format!("writing /etc/hosts: {e}"),
+                )
+            }
         }
-        let message_dir = self.shared.node.pods_dir.join(&self.uid).join("containers").join(name);
+        let message_dir = self
+            .shared
+            .node
+            .pods_dir
+            .join(&self.uid)
+            .join("containers")
+            .join(name);
         let message_file = message_dir.join(attempt.to_string());
-        if let Err(e) = std::fs::create_dir_all(&message_dir).and_then(|()| std::fs::write(&message_file, b"")) {
-            return fail(self, "CreateContainerConfigError", format!("termination message file: {e}"));
+        if let Err(e) =
+            std::fs::create_dir_all(&message_dir).and_then(|()| std::fs::write(&message_file, b""))
+        {
+            return fail(
+                self,
+                "CreateContainerConfigError",
+                format!("termination message file: {e}"),
+            );
         }
         ctx.termination_message_host_path = Some(message_file.to_string_lossy().into_owned());
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
@@ -869,7 +1076,12 @@ impl PodWorker {
         for s in secrets {
             match self.shared.objects.secret(&namespace, &s).await {
                 Ok(Some(found)) => {
-                    let data = found.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+                    let data = found
+                        .data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.0))
+                        .collect();
                     ctx.secrets.insert(s, data);
                 }
                 Ok(None) => {}
@@ -880,19 +1092,41 @@ impl PodWorker {
             Ok(c) => c,
             Err(e) => return fail(self, "CreateContainerConfigError", e.to_string()),
         };
-        let id = match runtime.create_container(sandbox_id, config, sandbox_config.clone()).await {
+        let id = match runtime
+            .create_container(sandbox_id, config, sandbox_config.clone())
+            .await
+        {
             Ok(id) => id,
             Err(e) => return fail(self, "CreateContainerError", e.to_string()),
         };
-        self.event(pod, at, false, "Created", format!("Created container: {name}"));
+        self.event(
+            pod,
+            at,
+            false,
+            "Created",
+            format!("Created container: {name}"),
+        );
         if let Err(e) = runtime.start_container(&id).await {
             return fail(self, "RunContainerError", e.to_string());
         }
-        self.event(pod, at, false, "Started", format!("Started container {name}"));
+        self.event(
+            pod,
+            at,
+            false,
+            "Started",
+            format!("Started container {name}"),
+        );
         self.state.waiting.remove(name);
-        if let Some(post_start) = container.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
+        if let Some(post_start) = container
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.post_start.as_ref())
+        {
             let ip = pod_ips.first().cloned().unwrap_or_default();
-            if let Err(message) = self.run_hook(post_start, container, &id, &ip, Duration::from_secs(30)).await {
+            if let Err(message) = self
+                .run_hook(post_start, container, &id, &ip, Duration::from_secs(30))
+                .await
+            {
                 self.event(pod, at, true, "FailedPostStartHook", message);
                 let grace = pod_grace_period(pod);
                 self.kill_container(pod, &id, name, grace).await;
@@ -954,25 +1188,51 @@ impl PodWorker {
         let started = Instant::now();
         let spec = pod.spec.clone().unwrap_or_default();
         if let Some((container, _)) = find_container(&spec, name) {
-            if let Some(pre_stop) = container.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) {
-                let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default();
+            if let Some(pre_stop) = container
+                .lifecycle
+                .as_ref()
+                .and_then(|l| l.pre_stop.as_ref())
+            {
+                let ip = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.pod_ip.clone())
+                    .unwrap_or_default();
                 let hook = self.run_hook(pre_stop, container, id, &ip, grace);
                 match tokio::time::timeout(grace, hook).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(message)) => self.event(pod, Some((name, false)), true, "FailedPreStopHook", message),
-                    Err(_) => self.event(pod, Some((name, false)), true, "FailedPreStopHook",
-                        format!("PreStopHook failed: timed out after {}", go_duration(grace))),
+                    Ok(Err(message)) => {
+                        self.event(pod, Some((name, false)), true, "FailedPreStopHook", message)
+                    }
+                    Err(_) => self.event(
+                        pod,
+                        Some((name, false)),
+                        true,
+                        "FailedPreStopHook",
+                        format!("PreStopHook failed: timed out after {}", go_duration(grace)),
+                    ),
                 }
             }
         }
-        let left = grace.saturating_sub(started.elapsed()).max(MINIMUM_GRACE_PERIOD);
-        if let Err(e) = self.shared.runtime.stop_container(id, left.as_secs_f64().ceil() as i64).await {
+        let left = grace
+            .saturating_sub(started.elapsed())
+            .max(MINIMUM_GRACE_PERIOD);
+        if let Err(e) = self
+            .shared
+            .runtime
+            .stop_container(id, left.as_secs_f64().ceil() as i64)
+            .await
+        {
             tracing::warn!(pod = %pod_key(pod), container = %name, error = %e, "stopping a container");
         }
     }
 
     async fn stop_sandboxes(&self, observed: &Observed) {
-        for s in observed.sandboxes.iter().filter(|s| s.state == v1::PodSandboxState::SandboxReady as i32) {
+        for s in observed
+            .sandboxes
+            .iter()
+            .filter(|s| s.state == v1::PodSandboxState::SandboxReady as i32)
+        {
             if let Err(e) = self.shared.runtime.stop_pod_sandbox(&s.id).await {
                 tracing::warn!(sandbox = %s.id, error = %e, "stopping a sandbox");
             }
@@ -990,7 +1250,12 @@ impl PodWorker {
                     .map(|g| g.max(0) as u64)
                     .unwrap_or_else(|| pod_grace_period(pod).as_secs()),
             );
-            let deadline = *self.state.kill_deadline.get_or_insert(Instant::now() + grace);
+            // terminationGracePeriodSeconds has no upper bound: cap it at a day.
+            let grace = grace.min(Duration::from_secs(86_400));
+            let deadline = *self
+                .state
+                .kill_deadline
+                .get_or_insert(Instant::now() + grace);
             let observed = match self.observe().await {
                 Ok(o) => o,
                 Err(e) => {
@@ -1005,19 +1270,40 @@ impl PodWorker {
             let mut running: Vec<(&String, &Instance)> = observed
                 .containers
                 .iter()
-                .flat_map(|(name, list)| list.iter().filter(|i| i.running()).map(move |i| (name, i)))
+                .flat_map(|(name, list)| {
+                    list.iter().filter(|i| i.running()).map(move |i| (name, i))
+                })
                 .collect();
-            running.sort_by_key(|(name, _)| find_container(&spec, name).is_some_and(|(_, init)| init));
-            for (name, instance) in running.iter().filter(|(n, _)| !find_container(&spec, n).is_some_and(|(_, init)| init)) {
+            running
+                .sort_by_key(|(name, _)| find_container(&spec, name).is_some_and(|(_, init)| init));
+            for (name, instance) in running
+                .iter()
+                .filter(|(n, _)| !find_container(&spec, n).is_some_and(|(_, init)| init))
+            {
                 let init = false;
-                self.event(pod, Some((name, init)), false, "Killing", format!("Stopping container {name}"));
+                self.event(
+                    pod,
+                    Some((name, init)),
+                    false,
+                    "Killing",
+                    format!("Stopping container {name}"),
+                );
                 kills.push(self.kill_container(pod, &instance.id, name, remaining));
             }
             futures::future::join_all(kills).await;
             let remaining = deadline.saturating_duration_since(Instant::now());
             let mut kills = vec![];
-            for (name, instance) in running.iter().filter(|(n, _)| find_container(&spec, n).is_some_and(|(_, init)| init)) {
-                self.event(pod, Some((name, true)), false, "Killing", format!("Stopping container {name}"));
+            for (name, instance) in running
+                .iter()
+                .filter(|(n, _)| find_container(&spec, n).is_some_and(|(_, init)| init))
+            {
+                self.event(
+                    pod,
+                    Some((name, true)),
+                    false,
+                    "Killing",
+                    format!("Stopping container {name}"),
+                );
                 kills.push(self.kill_container(pod, &instance.id, name, remaining));
             }
             futures::future::join_all(kills).await;
@@ -1026,6 +1312,7 @@ impl PodWorker {
             // The final status, from the stopped containers, before they are removed.
             let stopped = self.observe().await.unwrap_or(observed);
             if !gone {
+                self.state.deleted = true;
                 self.post_status(pod, &stopped, false, vec![], true).await;
             }
             for s in &stopped.sandboxes {
@@ -1054,7 +1341,9 @@ impl PodWorker {
         }
         match self.shared.api.finalize_delete(pod).await {
             Ok(()) => SyncResult::Resync(SLOW_RESYNC),
-            Err(e) if matches!(&e, kube::Error::Api(s) if s.code == 404 || s.code == 409) => SyncResult::Finished,
+            Err(e) if matches!(&e, kube::Error::Api(s) if s.code == 404 || s.code == 409) => {
+                SyncResult::Finished
+            }
             Err(e) => {
                 tracing::warn!(pod = %pod_key(pod), error = %e, "finalizing the delete");
                 SyncResult::Resync(RESYNC)
@@ -1063,14 +1352,28 @@ impl PodWorker {
     }
 
     /// The pod's facts for the status computation.
-    fn facts(&self, pod: &Pod, observed: &Observed, sandbox_ready: bool, pod_ips: Vec<String>, terminal: bool) -> PodFacts {
+    fn facts(
+        &self,
+        pod: &Pod,
+        observed: &Observed,
+        sandbox_ready: bool,
+        pod_ips: Vec<String>,
+        terminal: bool,
+    ) -> PodFacts {
         let spec = pod.spec.clone().unwrap_or_default();
         let container_facts = |c: &Container| -> Option<ContainerFacts> {
             let waiting = self.state.waiting.get(&c.name);
-            let list = observed.containers.get(&c.name).map(Vec::as_slice).unwrap_or_default();
+            let list = observed
+                .containers
+                .get(&c.name)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             let Some(latest) = list.first() else {
                 let (reason, message) = waiting?.clone();
-                return Some(ContainerFacts::new(&c.name, RuntimeState::Waiting { reason, message }));
+                return Some(ContainerFacts::new(
+                    &c.name,
+                    RuntimeState::Waiting { reason, message },
+                ));
             };
             let s = &latest.status;
             let mut last_termination = list.get(1).and_then(terminated_of);
@@ -1087,13 +1390,18 @@ impl PodWorker {
                         // Waiting to be restarted: the exit becomes the last state.
                         Some((reason, message)) => {
                             last_termination = Some(t);
-                            RuntimeState::Waiting { reason: reason.clone(), message: message.clone() }
+                            RuntimeState::Waiting {
+                                reason: reason.clone(),
+                                message: message.clone(),
+                            }
                         }
                         None => RuntimeState::Terminated(t),
                     }
                 }
                 _ => RuntimeState::Waiting {
-                    reason: waiting.map(|w| w.0.clone()).unwrap_or_else(|| "ContainerCreating".into()),
+                    reason: waiting
+                        .map(|w| w.0.clone())
+                        .unwrap_or_else(|| "ContainerCreating".into()),
                     message: waiting.map(|w| w.1.clone()).unwrap_or_default(),
                 },
             };
@@ -1109,7 +1417,12 @@ impl PodWorker {
         };
         PodFacts {
             containers: spec.containers.iter().filter_map(container_facts).collect(),
-            init_containers: spec.init_containers.iter().flatten().filter_map(container_facts).collect(),
+            init_containers: spec
+                .init_containers
+                .iter()
+                .flatten()
+                .filter_map(container_facts)
+                .collect(),
             sandbox_ready,
             pod_ips,
             host_ips: self.shared.node.node_ips.clone(),
@@ -1120,7 +1433,14 @@ impl PodWorker {
     }
 
     fn termination_message(&self, name: &str, attempt: u32) -> String {
-        let path = self.shared.node.pods_dir.join(&self.uid).join("containers").join(name).join(attempt.to_string());
+        let path = self
+            .shared
+            .node
+            .pods_dir
+            .join(&self.uid)
+            .join("containers")
+            .join(name)
+            .join(attempt.to_string());
         let mut message = std::fs::read(path).unwrap_or_default();
         message.truncate(4096);
         String::from_utf8_lossy(&message).into_owned()
@@ -1128,7 +1448,14 @@ impl PodWorker {
 
     /// Computes the status and patches it if it changed since the last post (the status
     /// manager's rule).
-    async fn post_status(&mut self, pod: &Pod, observed: &Observed, sandbox_ready: bool, pod_ips: Vec<String>, terminal: bool) {
+    async fn post_status(
+        &mut self,
+        pod: &Pod,
+        observed: &Observed,
+        sandbox_ready: bool,
+        pod_ips: Vec<String>,
+        terminal: bool,
+    ) {
         let facts = self.facts(pod, observed, sandbox_ready, pod_ips, terminal);
         let previous = self
             .state
@@ -1137,6 +1464,9 @@ impl PodWorker {
             .or_else(|| pod.status.clone())
             .unwrap_or_default();
         let mut status = status::pod_status(pod, &facts, &previous);
+        if self.state.deleted {
+            terminal_status_of_deleted_pod(&mut status);
+        }
         if status.pod_ip.is_none() {
             // A stopped sandbox keeps its IP in the status, as upstream's.
             status.pod_ip = previous.pod_ip.clone();
@@ -1144,7 +1474,10 @@ impl PodWorker {
         }
         let changed = match &self.state.last_status {
             Some(last) => status::status_changed(last, &status),
-            None => pod.status.as_ref().is_none_or(|s| status::status_changed(s, &status)),
+            None => pod
+                .status
+                .as_ref()
+                .is_none_or(|s| status::status_changed(s, &status)),
         };
         if !changed {
             return;
@@ -1153,6 +1486,43 @@ impl PodWorker {
             Ok(()) => self.state.last_status = Some(status),
             Err(e) => tracing::debug!(pod = %pod_key(pod), error = %e, "patching the pod status"),
         }
+    }
+}
+
+/// Upstream `TerminatePod`: a deleted pod's containers that never ended are reported terminated
+/// with `ContainerStatusUnknown` (137), and the pod ends Failed if it was not terminal yet.
+pub fn terminal_status_of_deleted_pod(status: &mut PodStatus) {
+    use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated};
+    let statuses = status
+        .container_statuses
+        .iter_mut()
+        .chain(status.init_container_statuses.iter_mut())
+        .flatten();
+    for c in statuses {
+        let ended = c.state.as_ref().is_some_and(|s| s.terminated.is_some());
+        if !ended {
+            c.last_state = c
+                .state
+                .take()
+                .filter(|s| s.running.is_some())
+                .or(c.last_state.take());
+            c.state = Some(ContainerState {
+                terminated: Some(ContainerStateTerminated {
+                    exit_code: 137,
+                    reason: Some("ContainerStatusUnknown".into()),
+                    message: Some(
+                        "The container could not be located when the pod was terminated".into(),
+                    ),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            c.ready = false;
+            c.started = Some(false);
+        }
+    }
+    if !matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+        status.phase = Some("Failed".into());
     }
 }
 
@@ -1311,7 +1681,9 @@ mod tests {
         serde_json::to_value(api.statuses.lock().last().cloned().unwrap_or_default()).expect("json")
     }
 
-    fn reasons(events: &mut tokio::sync::mpsc::Receiver<ferry_client::events::Record>) -> Vec<String> {
+    fn reasons(
+        events: &mut tokio::sync::mpsc::Receiver<ferry_client::events::Record>,
+    ) -> Vec<String> {
         let mut out = vec![];
         while let Ok(e) = events.try_recv() {
             out.push(e.reason);
@@ -1328,10 +1700,14 @@ mod tests {
         let mut f = fixture(StaticObjectSource::new());
         f.runtime.exit_on_start("a", 0);
         f.runtime.exit_on_start("b", 0);
-        let p = pod(json!({"initContainers": [image("a"), image("b")], "containers": [image("c")]}));
+        let p =
+            pod(json!({"initContainers": [image("a"), image("b")], "containers": [image("c")]}));
         f.worker.sync(&p).await;
         assert_eq!(created(&f.runtime), ["a"]);
-        assert_eq!(last_status(&f.api)["initContainerStatuses"][0]["state"]["terminated"]["exitCode"], 0);
+        assert_eq!(
+            last_status(&f.api)["initContainerStatuses"][0]["state"]["terminated"]["exitCode"],
+            0
+        );
         f.worker.sync(&p).await;
         assert_eq!(created(&f.runtime), ["a", "b"]);
         f.worker.sync(&p).await;
@@ -1339,7 +1715,7 @@ mod tests {
         let status = last_status(&f.api);
         assert_eq!(status["phase"], "Running");
         assert_eq!(status["podIP"], "10.42.0.2");
-        assert_eq!(status["containerStatuses"][0]["state"]["running"].is_object(), true);
+        assert!(status["containerStatuses"][0]["state"]["running"].is_object());
         // Steady: nothing more is created, and an unchanged status is not posted again.
         let posted = f.api.statuses.lock().len();
         f.worker.sync(&p).await;
@@ -1353,7 +1729,9 @@ mod tests {
     async fn failed_init_container_under_never_fails_the_pod() {
         let mut f = fixture(StaticObjectSource::new());
         f.runtime.exit_on_start("a", 3);
-        let p = pod(json!({"restartPolicy": "Never", "initContainers": [image("a")], "containers": [image("c")]}));
+        let p = pod(
+            json!({"restartPolicy": "Never", "initContainers": [image("a")], "containers": [image("c")]}),
+        );
         f.worker.sync(&p).await;
         f.worker.sync(&p).await;
         assert_eq!(created(&f.runtime), ["a"], "no restart, no app container");
@@ -1394,10 +1772,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn image_pull_errors_then_back_off() {
         let mut f = fixture(StaticObjectSource::new());
-        f.runtime.fail_pull("r/missing:1", RuntimeError::NotFound("r/missing:1: not found".into()));
+        f.runtime.fail_pull(
+            "r/missing:1",
+            RuntimeError::NotFound("r/missing:1: not found".into()),
+        );
         let p = pod(json!({"containers": [{"name": "c", "image": "r/missing:1"}]}));
         f.worker.sync(&p).await;
-        let waiting = |f: &Fixture| last_status(&f.api)["containerStatuses"][0]["state"]["waiting"]["reason"].clone();
+        let waiting = |f: &Fixture| {
+            last_status(&f.api)["containerStatuses"][0]["state"]["waiting"]["reason"].clone()
+        };
         assert_eq!(waiting(&f), "ErrImagePull");
         f.worker.sync(&p).await;
         assert_eq!(waiting(&f), "ImagePullBackOff");
@@ -1405,51 +1788,107 @@ mod tests {
         f.worker.sync(&p).await;
         assert_eq!(waiting(&f), "ErrImagePull");
         let r = reasons(&mut f.events);
-        assert!(r.contains(&"Pulling".to_string()) && r.contains(&"Failed".to_string()) && r.contains(&"BackOff".to_string()), "{r:?}");
+        assert!(
+            r.contains(&"Pulling".to_string())
+                && r.contains(&"Failed".to_string())
+                && r.contains(&"BackOff".to_string()),
+            "{r:?}"
+        );
         assert!(created(&f.runtime).is_empty());
     }
 
     #[tokio::test(start_paused = true)]
     async fn missing_config_map_key_is_a_config_error() {
         let objects = StaticObjectSource::new().with_config_map(
-            serde_json::from_value(json!({"metadata": {"name": "cm", "namespace": "default"}, "data": {"a": "1"}})).expect("cm"),
+            serde_json::from_value(
+                json!({"metadata": {"name": "cm", "namespace": "default"}, "data": {"a": "1"}}),
+            )
+            .expect("cm"),
         );
         let mut f = fixture(objects);
         let mut c = image("c");
-        c["env"] = json!([{"name": "B", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "b"}}}]);
+        c["env"] =
+            json!([{"name": "B", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "b"}}}]);
         let p = pod(json!({"containers": [c]}));
         f.worker.sync(&p).await;
         let status = last_status(&f.api);
         let waiting = &status["containerStatuses"][0]["state"]["waiting"];
         assert_eq!(waiting["reason"], "CreateContainerConfigError");
-        assert_eq!(waiting["message"], "couldn't find key b in ConfigMap default/cm");
+        assert_eq!(
+            waiting["message"],
+            "couldn't find key b in ConfigMap default/cm"
+        );
         assert!(created(&f.runtime).is_empty());
     }
 
     #[tokio::test(start_paused = true)]
     async fn deletion_stops_containers_within_the_grace_period_then_finalizes() {
         let mut f = fixture(StaticObjectSource::new());
-        let mut p = pod(json!({"terminationGracePeriodSeconds": 30, "containers": [image("c"), image("d")]}));
+        let mut p = pod(
+            json!({"terminationGracePeriodSeconds": 30, "containers": [image("c"), image("d")]}),
+        );
         f.worker.sync(&p).await;
         assert_eq!(created(&f.runtime).len(), 2);
-        p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()));
+        p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            Timestamp::now(),
+        ));
         p.metadata.deletion_grace_period_seconds = Some(5);
         f.runtime.clear_calls();
         let result = f.worker.sync(&p).await;
         assert_eq!(result, SyncResult::Resync(SLOW_RESYNC));
         let calls = f.runtime.calls();
-        let stops: Vec<i64> = calls.iter().filter_map(|c| match c { Call::StopContainer(_, t) => Some(*t), _ => None }).collect();
-        assert_eq!(stops, [5, 5], "each container gets the pod's remaining grace");
-        let stop_sandbox = calls.iter().position(|c| matches!(c, Call::StopPodSandbox(_))).expect("sandbox stopped");
-        let remove_sandbox = calls.iter().position(|c| matches!(c, Call::RemovePodSandbox(_))).expect("sandbox removed");
+        let stops: Vec<i64> = calls
+            .iter()
+            .filter_map(|c| match c {
+                Call::StopContainer(_, t) => Some(*t),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            stops,
+            [5, 5],
+            "each container gets the pod's remaining grace"
+        );
+        let stop_sandbox = calls
+            .iter()
+            .position(|c| matches!(c, Call::StopPodSandbox(_)))
+            .expect("sandbox stopped");
+        let remove_sandbox = calls
+            .iter()
+            .position(|c| matches!(c, Call::RemovePodSandbox(_)))
+            .expect("sandbox removed");
         assert!(stop_sandbox < remove_sandbox);
         assert_eq!(*f.api.deletes.lock(), 1);
         let status = last_status(&f.api);
-        assert!(status["containerStatuses"][0]["state"]["terminated"].is_object(), "{status}");
+        assert!(
+            status["containerStatuses"][0]["state"]["terminated"].is_object(),
+            "{status}"
+        );
         assert!(f.runtime.sandbox_ids().is_empty());
         assert!(reasons(&mut f.events).contains(&"Killing".to_string()));
         // Gone from the API afterwards: nothing more to do.
         assert_eq!(f.worker.terminate(&p, true).await, SyncResult::Finished);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pod_deleted_before_its_container_ran_ends_failed() {
+        let mut f = fixture(StaticObjectSource::new());
+        f.runtime
+            .fail_pull("r/missing:1", RuntimeError::NotFound("nope".into()));
+        let mut p = pod(json!({"containers": [{"name": "c", "image": "r/missing:1"}]}));
+        f.worker.sync(&p).await;
+        assert_eq!(last_status(&f.api)["phase"], "Pending");
+        p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            Timestamp::now(),
+        ));
+        p.metadata.deletion_grace_period_seconds = Some(30);
+        f.worker.sync(&p).await;
+        let status = last_status(&f.api);
+        assert_eq!(status["phase"], "Failed");
+        let terminated = &status["containerStatuses"][0]["state"]["terminated"];
+        assert_eq!(terminated["reason"], "ContainerStatusUnknown");
+        assert_eq!(terminated["exitCode"], 137);
+        assert_eq!(*f.api.deletes.lock(), 1);
     }
 
     #[tokio::test(start_paused = true)]
@@ -1459,7 +1898,11 @@ mod tests {
         let p = pod(json!({"restartPolicy": "OnFailure", "containers": [image("c")]}));
         f.worker.sync(&p).await;
         assert_eq!(last_status(&f.api)["phase"], "Succeeded");
-        assert!(f.runtime.calls().iter().any(|c| matches!(c, Call::StopPodSandbox(_))));
+        assert!(f
+            .runtime
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::StopPodSandbox(_))));
         f.worker.sync(&p).await;
         assert_eq!(created(&f.runtime).len(), 1, "not restarted");
     }
@@ -1468,21 +1911,39 @@ mod tests {
     fn plan_restarts_per_policy_and_kills_changed_containers() {
         struct NoProbes;
         impl ProbeView for NoProbes {
-            fn must_restart(&self, _: &str, _: &str) -> bool {
-                false
+            fn failed_probe(&self, _: &str, _: &str) -> Option<&'static str> {
+                None
+            }
+            fn started(&self, _: &Container) -> bool {
+                true
             }
         }
-        let spec: PodSpec = serde_json::from_value(json!({"containers": [image("c")]})).expect("spec");
+        let spec: PodSpec =
+            serde_json::from_value(json!({"containers": [image("c")]})).expect("spec");
         let exited = |code| Instance {
             id: "x".into(),
             attempt: 0,
             sandbox_id: "s".into(),
             hash: None,
-            status: v1::ContainerStatus { state: v1::ContainerState::ContainerExited as i32, exit_code: code, ..Default::default() },
+            status: v1::ContainerStatus {
+                state: v1::ContainerState::ContainerExited as i32,
+                exit_code: code,
+                ..Default::default()
+            },
         };
-        let observed = |i: Instance| Observed { sandboxes: vec![], containers: [("c".to_string(), vec![i])].into() };
-        let start = vec![Step::Start { name: "c".into(), init: false }];
-        assert_eq!(plan(&spec, &observed(exited(0)), &NoProbes), start, "Always restarts");
+        let observed = |i: Instance| Observed {
+            sandboxes: vec![],
+            containers: [("c".to_string(), vec![i])].into(),
+        };
+        let start = vec![Step::Start {
+            name: "c".into(),
+            init: false,
+        }];
+        assert_eq!(
+            plan(&spec, &observed(exited(0)), &NoProbes),
+            start,
+            "Always restarts"
+        );
         let mut never = spec.clone();
         never.restart_policy = Some("Never".into());
         assert!(plan(&never, &observed(exited(1)), &NoProbes).is_empty());
@@ -1494,7 +1955,10 @@ mod tests {
         running.status.state = v1::ContainerState::ContainerRunning as i32;
         running.hash = Some(1);
         let steps = plan(&spec, &observed(running), &NoProbes);
-        assert!(matches!(&steps[0], Step::Kill { reason, .. } if reason.contains("definition changed")), "{steps:?}");
+        assert!(
+            matches!(&steps[0], Step::Kill { reason, .. } if reason.contains("definition changed")),
+            "{steps:?}"
+        );
         assert_eq!(go_duration(Duration::from_secs(80)), "1m20s");
         assert_eq!(go_duration(Duration::from_secs(300)), "5m0s");
     }

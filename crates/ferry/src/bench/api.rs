@@ -139,7 +139,13 @@ pub fn start_server_with(
 ) -> anyhow::Result<(ServerProcess, String, f64)> {
     let started = Instant::now();
     let mut child = Command::new(std::env::current_exe()?)
-        .args(["server", "--disable-agent", "--https-listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "server",
+            "--disable-agent",
+            "--https-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(data_dir)
         .args(extra)
         .stdout(Stdio::piped())

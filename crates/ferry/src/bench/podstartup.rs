@@ -74,7 +74,10 @@ fn note(seen: &mut Seen, pod: &Pod, now: Instant) {
     let status = pod.status.as_ref();
     let started = status
         .and_then(|s| s.container_statuses.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some())));
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+        });
     if started {
         seen.started.get_or_insert(now);
     }
@@ -118,7 +121,9 @@ struct AgentProcess {
 impl AgentProcess {
     fn stop_and_clean(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
                 std::thread::sleep(Duration::from_millis(50));
@@ -152,7 +157,11 @@ fn ctr(socket: &Path, args: &[&str]) -> anyhow::Result<()> {
         .output()
         .context("running ctr")?;
     if !out.status.success() {
-        bail!("ctr {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ctr {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -169,8 +178,24 @@ fn ctr_reference(agent_dir: &Path, runs: usize) -> anyhow::Result<Vec<f64>> {
     for n in 0..runs {
         let id = format!("ctr-bench-{n}");
         let started = Instant::now();
-        ctr(&socket, &["run", "-d", "--null-io", "--fifo-dir", &fifo, "--runc-root", &runc_root,
-            "--cgroup", &format!("{CGROUP_ROOT}/{id}"), IMAGE, &id, "sleep", "3600"])?;
+        ctr(
+            &socket,
+            &[
+                "run",
+                "-d",
+                "--null-io",
+                "--fifo-dir",
+                &fifo,
+                "--runc-root",
+                &runc_root,
+                "--cgroup",
+                &format!("{CGROUP_ROOT}/{id}"),
+                IMAGE,
+                &id,
+                "sleep",
+                "3600",
+            ],
+        )?;
         times.push(ms(started.elapsed()));
         ctr(&socket, &["task", "kill", "--signal", "SIGKILL", &id])?;
         // The task is gone once it is reaped; delete retries until then.
@@ -209,22 +234,38 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if String::from_utf8_lossy(&out.stdout).trim() != "0" {
         bail!("ferry bench pod-startup runs containers and must run as root");
     }
-    let registry = Command::new("curl").args(["-fsS", "--max-time", "2", "http://127.0.0.1:5000/v2/"]).output()?;
+    let registry = Command::new("curl")
+        .args(["-fsS", "--max-time", "2", "http://127.0.0.1:5000/v2/"])
+        .output()?;
     if !registry.status.success() {
-        bail!("the test registry does not answer on 127.0.0.1:5000: run scripts/build-test-images.sh");
+        bail!(
+            "the test registry does not answer on 127.0.0.1:5000: run scripts/build-test-images.sh"
+        );
     }
-    let tmp = tempfile::Builder::new().prefix("ferry-bench.").tempdir_in("/tmp")?;
+    let tmp = tempfile::Builder::new()
+        .prefix("ferry-bench.")
+        .tempdir_in("/tmp")?;
     let server_dir = tmp.path().join("server");
     let agent_dir = tmp.path().join("agent");
     std::fs::create_dir_all(&server_dir)?;
     std::fs::create_dir_all(&agent_dir)?;
     let (_server, address, _) = start_server_with(&server_dir, &[])?;
-    let token = std::fs::read_to_string(server_dir.join("join-token"))?.trim().to_string();
-    let agent_args: Vec<String> = ["--node-name", NODE, "--data-dir", &agent_dir.to_string_lossy(),
-        "--bridge", BRIDGE, "--cgroup-root", CGROUP_ROOT]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let token = std::fs::read_to_string(server_dir.join("join-token"))?
+        .trim()
+        .to_string();
+    let agent_args: Vec<String> = [
+        "--node-name",
+        NODE,
+        "--data-dir",
+        &agent_dir.to_string_lossy(),
+        "--bridge",
+        BRIDGE,
+        "--cgroup-root",
+        CGROUP_ROOT,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let log = std::fs::File::create(tmp.path().join("agent.log"))?;
     let child = Command::new(std::env::current_exe()?)
         .arg("agent")
@@ -234,7 +275,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .stderr(log)
         .spawn()
         .context("starting ferry agent")?;
-    let mut agent = AgentProcess { child: Some(child), args: agent_args };
+    let mut agent = AgentProcess {
+        child: Some(child),
+        args: agent_args,
+    };
 
     let result = measure(&args, &server_dir.join("kubeconfig.yaml"), &agent_dir).await;
     agent.stop_and_clean();
@@ -245,15 +289,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn measure(args: &Args, kubeconfig: &Path, agent_dir: &Path) -> anyhow::Result<serde_json::Value> {
+async fn measure(
+    args: &Args,
+    kubeconfig: &Path,
+    agent_dir: &Path,
+) -> anyhow::Result<serde_json::Value> {
     let client = ferry_client::connect(kubeconfig).await?;
     wait_node_ready(&client).await?;
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}}))?;
-    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await?;
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
 
     // Warm-up: the image is pulled once, outside the measurement.
-    pods.create(&PostParams::default(), &bench_pod("warm")?).await?;
+    pods.create(&PostParams::default(), &bench_pod("warm")?)
+        .await?;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let pod = pods.get("warm").await?;
@@ -296,15 +347,23 @@ async fn measure(args: &Args, kubeconfig: &Path, agent_dir: &Path) -> anyhow::Re
         let (pods, seen) = (pods.clone(), seen.clone());
         creates.spawn(async move {
             let name = format!("p-{i:03}");
-            seen.lock().expect("lock").entry(name.clone()).or_default().created = Some(Instant::now());
-            pods.create(&PostParams::default(), &bench_pod(&name)?).await?;
+            seen.lock()
+                .expect("lock")
+                .entry(name.clone())
+                .or_default()
+                .created = Some(Instant::now());
+            pods.create(&PostParams::default(), &bench_pod(&name)?)
+                .await?;
             anyhow::Ok(())
         });
     }
     while let Some(r) = creates.join_next().await {
         r??;
     }
-    if tokio::time::timeout(Duration::from_secs(300), watch).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(300), watch)
+        .await
+        .is_err()
+    {
         bail!("not every pod became Ready within 300 s");
     }
     let all_ready_ms = ms(started.elapsed());
@@ -328,11 +387,27 @@ async fn measure(args: &Args, kubeconfig: &Path, agent_dir: &Path) -> anyhow::Re
     let ready_p99 = percentile(&mut ready, 0.99);
     let running_p50 = percentile(&mut running, 0.5);
     let running_p99 = percentile(&mut running, 0.99);
-    let ratio = if ctr_p50 > 0.0 { ready_p50 / ctr_p50 } else { 0.0 };
+    let ratio = if ctr_p50 > 0.0 {
+        ready_p50 / ctr_p50
+    } else {
+        0.0
+    };
     println!("pod-startup: {} pods created at once on one real node (containerd, CNI bridge), image present", args.pods);
-    println!("  scheduled          p50 {:7.0} ms  p99 {:7.0} ms", percentile(&mut scheduled, 0.5), percentile(&mut scheduled, 0.99));
-    println!("  sandbox ready      p50 {:7.0} ms  p99 {:7.0} ms", percentile(&mut sandbox, 0.5), percentile(&mut sandbox, 0.99));
-    println!("  container started  p50 {:7.0} ms  p99 {:7.0} ms", percentile(&mut started_c, 0.5), percentile(&mut started_c, 0.99));
+    println!(
+        "  scheduled          p50 {:7.0} ms  p99 {:7.0} ms",
+        percentile(&mut scheduled, 0.5),
+        percentile(&mut scheduled, 0.99)
+    );
+    println!(
+        "  sandbox ready      p50 {:7.0} ms  p99 {:7.0} ms",
+        percentile(&mut sandbox, 0.5),
+        percentile(&mut sandbox, 0.99)
+    );
+    println!(
+        "  container started  p50 {:7.0} ms  p99 {:7.0} ms",
+        percentile(&mut started_c, 0.5),
+        percentile(&mut started_c, 0.99)
+    );
     println!("  Running            p50 {running_p50:7.0} ms  p99 {running_p99:7.0} ms");
     println!("  Ready              p50 {ready_p50:7.0} ms  p99 {ready_p99:7.0} ms   (all {} Ready after {all_ready_ms:.0} ms)", args.pods);
     println!("reference: `ctr run -d` of the same image, {} times one after another: p50 {ctr_p50:.0} ms", args.ctr_runs);
