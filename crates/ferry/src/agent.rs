@@ -243,76 +243,85 @@ where
     let heartbeat = NodeHeartbeat::new(NodeOptions::new(node_name.clone()), machine.clone());
     let heartbeat = tokio::spawn(heartbeat.run(client.clone(), runtime.clone(), stopping()));
 
-    let result = async {
-        let pod_cidr = tokio::select! {
-            cidr = wait_for_pod_cidr(&client, &node_name) => cidr,
-            () = stopping() => return Ok(()),
-        };
-        // The guard before the first sandbox: CNI's bridge plugin turns on IP forwarding.
-        netguard::install(&args.guard()).context("installing the pod-network guard")?;
-        let cni_dir = args.containerd_config().cni_conf_dir();
-        let mut cni_config = CniConfig::new(&args.bridge, &pod_cidr, &args.data_dir);
-        cni_config.is_gateway = true;
-        cni::write_conflist(&cni_dir, &cni_config).context("writing the CNI config")?;
-        tracing::info!(node = %node_name, %pod_cidr, "pod network ready");
+    let result =
+        async {
+            let pod_cidr = tokio::select! {
+                cidr = wait_for_pod_cidr(&client, &node_name) => cidr,
+                () = stopping() => return Ok(()),
+            };
+            // The guard before the first sandbox: CNI's bridge plugin turns on IP forwarding.
+            netguard::install(&args.guard()).context("installing the pod-network guard")?;
+            let cni_dir = args.containerd_config().cni_conf_dir();
+            let mut cni_config = CniConfig::new(&args.bridge, &pod_cidr, &args.data_dir);
+            cni_config.is_gateway = true;
+            cni::write_conflist(&cni_dir, &cni_config).context("writing the CNI config")?;
+            tracing::info!(node = %node_name, %pod_cidr, "pod network ready");
 
-        let nodes: kube::Api<Node> = kube::Api::all(client.clone());
-        let node = nodes.get(&node_name).await.context("reading the Node")?;
-        let status = node.status.unwrap_or_default();
-        let node_ips: Vec<String> = status
-            .addresses
-            .iter()
-            .flatten()
-            .filter(|a| a.type_ == "InternalIP")
-            .map(|a| a.address.clone())
-            .collect();
-        let memory_capacity = status
-            .capacity
-            .as_ref()
-            .and_then(|c| c.get("memory"))
-            .and_then(|q| ferry_kubelet::quantity::Quantity::parse(&q.0).ok())
-            .map(|q| q.value())
-            .unwrap_or(0);
-        let sandbox = SandboxContext {
-            attempt: 0,
-            pod_logs_root: args
-                .data_dir
-                .join("pod-logs")
-                .to_string_lossy()
-                .into_owned(),
-            cgroup_root: args.cgroup_root.clone(),
-            cluster_domain: args.cluster_domain.clone(),
-            cluster_dns: args.cluster_dns.clone(),
-            host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf").ok(),
-            node_ips: node_ips.clone(),
-        };
-        let pods_dir = args.data_dir.join("pods");
-        let recorder = ferry_client::events::Recorder::new(client.clone(), "kubelet", &node_name);
-        let (probe_tx, probe_rx) = tokio::sync::mpsc::unbounded_channel();
-        let shared = Arc::new(Shared {
-            runtime: runtime.clone(),
-            api: Arc::new(KubePodApi(client.clone())),
-            objects: Arc::new(ApiObjectSource::new(client.clone())),
-            volumes: VolumeManager::new(pods_dir.clone()),
-            images: ImageManager::default(),
-            probes: ProbeManager::new(runtime.clone(), recorder.clone(), probe_tx),
-            recorder,
-            node: NodeContext {
-                node_name: node_name.clone(),
-                node_ips,
-                sandbox,
-                node_allocatable: status.allocatable.unwrap_or_default(),
-                node_memory_capacity: memory_capacity,
-                pods_dir,
-                seccomp_profile_root: args.data_dir.join("seccomp").to_string_lossy().into_owned(),
-            },
-        });
-        Kubelet::new(shared)
-            .run(client.clone(), probe_rx, stopping())
-            .await;
-        anyhow::Ok(())
-    }
-    .await;
+            let nodes: kube::Api<Node> = kube::Api::all(client.clone());
+            let node = nodes.get(&node_name).await.context("reading the Node")?;
+            let status = node.status.unwrap_or_default();
+            let node_ips: Vec<String> = status
+                .addresses
+                .iter()
+                .flatten()
+                .filter(|a| a.type_ == "InternalIP")
+                .map(|a| a.address.clone())
+                .collect();
+            let memory_capacity = status
+                .capacity
+                .as_ref()
+                .and_then(|c| c.get("memory"))
+                .and_then(|q| ferry_kubelet::quantity::Quantity::parse(&q.0).ok())
+                .map(|q| q.value())
+                .unwrap_or(0);
+            let sandbox = SandboxContext {
+                attempt: 0,
+                pod_logs_root: args
+                    .data_dir
+                    .join("pod-logs")
+                    .to_string_lossy()
+                    .into_owned(),
+                cgroup_root: args.cgroup_root.clone(),
+                cluster_domain: args.cluster_domain.clone(),
+                cluster_dns: args.cluster_dns.clone(),
+                host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf").ok(),
+                node_ips: node_ips.clone(),
+            };
+            let pods_dir = args.data_dir.join("pods");
+            let recorder =
+                ferry_client::events::Recorder::new(client.clone(), "kubelet", &node_name);
+            let (probe_tx, probe_rx) = tokio::sync::mpsc::unbounded_channel();
+            let shared = Arc::new(Shared {
+                runtime: runtime.clone(),
+                api: Arc::new(KubePodApi(client.clone())),
+                objects: Arc::new(ApiObjectSource::new(client.clone())),
+                volumes: VolumeManager::new(pods_dir.clone()),
+                images: ImageManager::default(),
+                probes: ProbeManager::new(runtime.clone(), recorder.clone(), probe_tx),
+                recorder,
+                pod_starts: tokio::sync::Semaphore::new(
+                    ferry_kubelet::pod_worker::default_pod_starts(),
+                ),
+                node: NodeContext {
+                    node_name: node_name.clone(),
+                    node_ips,
+                    sandbox,
+                    node_allocatable: status.allocatable.unwrap_or_default(),
+                    node_memory_capacity: memory_capacity,
+                    pods_dir,
+                    seccomp_profile_root: args
+                        .data_dir
+                        .join("seccomp")
+                        .to_string_lossy()
+                        .into_owned(),
+                },
+            });
+            Kubelet::new(shared)
+                .run(client.clone(), probe_rx, stopping())
+                .await;
+            anyhow::Ok(())
+        }
+        .await;
 
     let _ = tokio::time::timeout(Duration::from_secs(5), heartbeat).await;
     if let Some(containerd) = containerd {

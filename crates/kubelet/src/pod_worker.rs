@@ -137,6 +137,15 @@ pub struct Shared {
     pub recorder: Recorder,
     /// Node facts.
     pub node: NodeContext,
+    /// How many pods may be starting (new sandbox and first containers) at once. Starting every
+    /// new pod at once makes them all contend for the runtime and finish together at the end;
+    /// a few at a time finish in turn, with the same total.
+    pub pod_starts: tokio::sync::Semaphore,
+}
+
+/// The default for [`Shared::pod_starts`]: twice the CPUs.
+pub fn default_pod_starts() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()) * 8
 }
 
 /// A container instance the runtime has for the pod.
@@ -609,6 +618,7 @@ impl PodWorker {
             return SyncResult::Resync(SLOW_RESYNC);
         }
 
+        let sync_started = Instant::now();
         // 1. Volumes, before the sandbox: a pod that cannot mount gets no sandbox (and no IP).
         let volumes = match self
             .shared
@@ -624,7 +634,12 @@ impl PodWorker {
             }
         };
 
-        // 2. The sandbox.
+        // 2. The sandbox. A pod getting its first (or a new) sandbox waits its turn to start.
+        let shared = self.shared.clone();
+        let _starting = match observed.ready_sandbox() {
+            Some(_) => None,
+            None => shared.pod_starts.acquire().await.ok(),
+        };
         let (sandbox_id, sandbox_config, pod_ips) =
             match self.ensure_sandbox(pod, &spec, &observed).await {
                 Ok(Some(s)) => s,
@@ -650,6 +665,7 @@ impl PodWorker {
                 }
             };
 
+        let sandbox_done = Instant::now();
         // 3 and 4. Containers.
         self.state.backoff_until = None;
         let now = Instant::now();
@@ -769,6 +785,11 @@ impl PodWorker {
             }
         }
         let finished = self.state.finished;
+        if steps.iter().any(|s| matches!(s, Step::Start { .. })) {
+            tracing::debug!(pod = %pod_key(pod),
+                before_containers_ms = sandbox_done.duration_since(sync_started).as_millis() as u64,
+                containers_ms = sandbox_done.elapsed().as_millis() as u64, "started containers");
+        }
         self.post_status(pod, &observed, !finished, pod_ips, finished)
             .await;
         // A fresh error stays visible for a few seconds before the next attempt turns it into
@@ -874,6 +895,7 @@ impl PodWorker {
             self.state.sandbox_backoff.next("sandbox");
             return Err(());
         }
+        let creating = Instant::now();
         match self
             .shared
             .runtime
@@ -887,6 +909,7 @@ impl PodWorker {
             .await
         {
             Ok(id) => {
+                tracing::debug!(pod = %pod_key(pod), ms = creating.elapsed().as_millis() as u64, "sandbox created");
                 self.state.sandbox_backoff.reset("sandbox");
                 let ips = self.sandbox_ips(&id).await;
                 Ok(Some((id, config, ips)))
@@ -1636,6 +1659,7 @@ mod tests {
             images: ImageManager::default(),
             probes: ProbeManager::new(runtime.clone(), recorder.clone(), tx),
             recorder,
+            pod_starts: tokio::sync::Semaphore::new(4),
             node: NodeContext {
                 node_name: "n1".into(),
                 node_ips: vec!["192.0.2.1".into()],

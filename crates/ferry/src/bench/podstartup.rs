@@ -6,7 +6,8 @@
 //! watch notes, on this machine's clock, when each is scheduled, has its sandbox
 //! (`PodReadyToStartContainers`), its container started, is Running and Ready. The reference,
 //! in the same run on the agent's own containerd: `ctr run -d` of the same image and command
-//! (create + start, no pod sandbox or network): the runtime's floor. At the end the agent is
+//! (create + start, no pod sandbox or network) — as many at once as there are pods (the
+//! runtime's floor for the same load; the ratio is against it), and one at a time. At the end the agent is
 //! stopped and `ferry agent --cleanup` removes what it made. Needs root and the local test
 //! registry (`scripts/build-test-images.sh`).
 
@@ -40,7 +41,8 @@ pub struct Args {
     /// Pods created at once.
     #[arg(long, default_value_t = 50)]
     pods: usize,
-    /// `ctr run` repetitions for the reference.
+    /// `ctr run` repetitions one at a time for the reference, and pods created one at a time
+    /// (each waited for) for the unloaded figure.
     #[arg(long, default_value_t = 10)]
     ctr_runs: usize,
 }
@@ -166,46 +168,107 @@ fn ctr(socket: &Path, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The reference: `ctr run -d` (create and start a container) of the image, `runs` times;
-/// returns the times in ms.
-fn ctr_reference(agent_dir: &Path, runs: usize) -> anyhow::Result<Vec<f64>> {
+/// `ctr run -d` arguments for container `id`.
+fn ctr_run_args(socket: &Path, fifo: &str, runc_root: &str, id: &str) -> Vec<String> {
+    let mut args: Vec<String> = vec!["--address".into(), socket.to_string_lossy().into_owned()];
+    args.extend(
+        [
+            "--namespace",
+            "ferry-bench",
+            "run",
+            "-d",
+            "--null-io",
+            "--fifo-dir",
+            fifo,
+            "--runc-root",
+            runc_root,
+            "--cgroup",
+            &format!("{CGROUP_ROOT}/{id}"),
+            IMAGE,
+            id,
+            "sleep",
+            "3600",
+        ]
+        .map(str::to_string),
+    );
+    args
+}
+
+/// Kills and deletes a `ctr run -d` container.
+fn ctr_remove(socket: &Path, id: &str) -> anyhow::Result<()> {
+    ctr(socket, &["task", "kill", "--signal", "SIGKILL", id])?;
+    // The task is gone once it is reaped; delete retries until then.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ctr(socket, &["task", "delete", id]).is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ctr(socket, &["containers", "delete", id])
+}
+
+/// The reference on the agent's own containerd: `ctr run -d` (create and start a container, no
+/// pod sandbox or network) of the same image and command — `runs` times one after another
+/// (one container's floor), then `concurrent` at once (the floor for the same load as the pods).
+/// Returns both lists of times in ms.
+fn ctr_reference(
+    agent_dir: &Path,
+    runs: usize,
+    concurrent: usize,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
     let socket = agent_dir.join("containerd/containerd.sock");
-    let fifo = agent_dir.join("ctr-fifo");
-    let runc_root = agent_dir.join("containerd/runc/ferry-bench");
-    let (fifo, runc_root) = (fifo.to_string_lossy(), runc_root.to_string_lossy());
+    let fifo = agent_dir.join("ctr-fifo").to_string_lossy().into_owned();
+    let runc_root = agent_dir
+        .join("containerd/runc/ferry-bench")
+        .to_string_lossy()
+        .into_owned();
     ctr(&socket, &["images", "pull", "--plain-http", IMAGE])?;
-    let mut times = vec![];
+    let mut sequential = vec![];
     for n in 0..runs {
         let id = format!("ctr-bench-{n}");
         let started = Instant::now();
-        ctr(
-            &socket,
-            &[
-                "run",
-                "-d",
-                "--null-io",
-                "--fifo-dir",
-                &fifo,
-                "--runc-root",
-                &runc_root,
-                "--cgroup",
-                &format!("{CGROUP_ROOT}/{id}"),
-                IMAGE,
-                &id,
-                "sleep",
-                "3600",
-            ],
-        )?;
-        times.push(ms(started.elapsed()));
-        ctr(&socket, &["task", "kill", "--signal", "SIGKILL", &id])?;
-        // The task is gone once it is reaped; delete retries until then.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while ctr(&socket, &["task", "delete", &id]).is_err() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
+        let out = Command::new("ctr")
+            .args(ctr_run_args(&socket, &fifo, &runc_root, &id))
+            .output()?;
+        if !out.status.success() {
+            bail!("ctr run: {}", String::from_utf8_lossy(&out.stderr).trim());
         }
-        ctr(&socket, &["containers", "delete", &id])?;
+        sequential.push(ms(started.elapsed()));
+        ctr_remove(&socket, &id)?;
     }
-    Ok(times)
+    let started = Instant::now();
+    let mut children = vec![];
+    for n in 0..concurrent {
+        let id = format!("ctr-bench-c{n}");
+        let child = Command::new("ctr")
+            .args(ctr_run_args(&socket, &fifo, &runc_root, &id))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        children.push((id, child));
+    }
+    // Poll so each container's own completion time is seen.
+    let mut at_once = vec![];
+    let mut failed = None;
+    while !children.is_empty() {
+        let mut waiting = vec![];
+        for (id, mut child) in children {
+            match child.try_wait()? {
+                Some(status) => {
+                    at_once.push(ms(started.elapsed()));
+                    if !status.success() {
+                        failed = Some(id.clone());
+                    }
+                    let _ = ctr_remove(&socket, &id);
+                }
+                None => waiting.push((id, child)),
+            }
+        }
+        children = waiting;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if let Some(id) = failed {
+        bail!("ctr run of {id} failed");
+    }
+    Ok((sequential, at_once))
 }
 
 async fn wait_node_ready(client: &kube::Client) -> anyhow::Result<()> {
@@ -369,6 +432,27 @@ async fn measure(
     let all_ready_ms = ms(started.elapsed());
     let seen = seen.lock().expect("lock").clone();
 
+    // Unloaded: pods one at a time, each from its create request to Ready.
+    let mut one_by_one = vec![];
+    for i in 0..args.ctr_runs {
+        let name = format!("single-{i:02}");
+        let pod = bench_pod(&name)?;
+        let started = Instant::now();
+        pods.create(&PostParams::default(), &pod).await?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if condition_true(&pods.get(&name).await?, "Ready") {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{name} never became Ready");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        one_by_one.push(ms(started.elapsed()));
+    }
+    let single_p50 = percentile(&mut one_by_one, 0.5);
+
     let phase = |f: fn(&Seen) -> Option<Instant>| -> Vec<f64> {
         seen.values()
             .filter_map(|s| Some(ms(f(s)?.saturating_duration_since(s.created?))))
@@ -381,8 +465,10 @@ async fn measure(
         phase(|s| s.running),
         phase(|s| s.ready),
     );
-    let mut ctr_times = ctr_reference(agent_dir, args.ctr_runs)?;
-    let ctr_p50 = percentile(&mut ctr_times, 0.5);
+    let (mut ctr_times, mut ctr_at_once) = ctr_reference(agent_dir, args.ctr_runs, args.pods)?;
+    let ctr_single_p50 = percentile(&mut ctr_times, 0.5);
+    let ctr_p50 = percentile(&mut ctr_at_once, 0.5);
+    let ctr_p99 = percentile(&mut ctr_at_once, 0.99);
     let ready_p50 = percentile(&mut ready, 0.5);
     let ready_p99 = percentile(&mut ready, 0.99);
     let running_p50 = percentile(&mut running, 0.5);
@@ -410,7 +496,14 @@ async fn measure(
     );
     println!("  Running            p50 {running_p50:7.0} ms  p99 {running_p99:7.0} ms");
     println!("  Ready              p50 {ready_p50:7.0} ms  p99 {ready_p99:7.0} ms   (all {} Ready after {all_ready_ms:.0} ms)", args.pods);
-    println!("reference: `ctr run -d` of the same image, {} times one after another: p50 {ctr_p50:.0} ms", args.ctr_runs);
+    println!(
+        "one pod at a time ({} pods, each waited for): Ready p50 {single_p50:.0} ms",
+        args.ctr_runs
+    );
+    println!(
+        "reference: `ctr run -d` of the same image and command, {} at once: p50 {ctr_p50:.0} ms  p99 {ctr_p99:.0} ms; one at a time: p50 {ctr_single_p50:.0} ms",
+        args.pods
+    );
     println!("ratio (Ready p50 / ctr run p50): {ratio:.1}");
     Ok(json!({
         "pods": args.pods,
@@ -420,7 +513,10 @@ async fn measure(
         "running_p50_ms": running_p50, "running_p99_ms": running_p99,
         "ready_p50_ms": ready_p50, "ready_p99_ms": ready_p99,
         "all_ready_ms": all_ready_ms,
+        "single_ready_p50_ms": single_p50,
         "ctr_run_p50_ms": ctr_p50,
+        "ctr_run_p99_ms": ctr_p99,
+        "ctr_run_single_p50_ms": ctr_single_p50,
         "ratio_vs_ctr": ratio,
     }))
 }
