@@ -375,6 +375,44 @@ fn pods_run_on_real_containerd() {
     );
     assert!(!lease_dir.join(&ip).exists(), "{ip} was not released");
 
+    // A force delete cuts a long grace period short: the kubelet stops the container again
+    // with the 2 s minimum instead of waiting out 60 s.
+    ferry.ok(&[
+        "run",
+        "stubborn2",
+        &format!("--image={BUSYBOX}"),
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        "trap '' TERM; while true; do sleep 1; done",
+    ]);
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            ferry
+                .kubectl(&["get", "pod", "stubborn2", "-o", "jsonpath={.status.phase}"])
+                .stdout
+                == b"Running"
+        }),
+        "stubborn2 never ran"
+    );
+    let ip = ferry.ok(&["get", "pod", "stubborn2", "-o", "jsonpath={.status.podIP}"]);
+    ferry.ok(&[
+        "delete",
+        "pod",
+        "stubborn2",
+        "--grace-period=60",
+        "--wait=false",
+    ]);
+    std::thread::sleep(Duration::from_secs(1));
+    let started = Instant::now();
+    ferry.ok(&["delete", "pod", "stubborn2", "--force", "--grace-period=0"]);
+    assert!(
+        eventually(Duration::from_secs(20), || !lease_dir.join(&ip).exists()),
+        "a force delete did not cut the 60 s grace period short"
+    );
+    eprintln!("force delete: IP released after {:?}", started.elapsed());
+
     // Scale to zero: every pod's sandbox and IP goes.
     ferry.ok(&["delete", "deployment", "web"]);
     assert!(

@@ -100,7 +100,26 @@ impl Kubelet {
     /// Stops and removes sandboxes, and removes pod directories, of pods that have no worker
     /// (deleted while the agent was down, or left by a crash).
     async fn housekeeping(&mut self) {
+        // A worker that panicked is logged and started again on the pod's latest version (a
+        // dropped worker would make its pod look orphaned).
+        let mut restart = vec![];
+        for (uid, worker) in &mut self.workers {
+            if !worker.task.is_finished() {
+                continue;
+            }
+            if let Some(Err(e)) = futures::FutureExt::now_or_never(&mut worker.task) {
+                if e.is_panic() {
+                    tracing::error!(pod_uid = %uid, "a pod worker panicked; starting it again");
+                    if let Some(pod) = worker.pod.borrow().clone() {
+                        restart.push(pod);
+                    }
+                }
+            }
+        }
         self.workers.retain(|_, w| !w.task.is_finished());
+        for pod in restart {
+            self.on_pod(pod);
+        }
         let runtime = &self.shared.runtime;
         let sandboxes = match runtime.list_pod_sandboxes(None).await {
             Ok(s) => s,
@@ -210,6 +229,7 @@ async fn run_worker(
     mut kick: mpsc::Receiver<()>,
 ) {
     let mut last: Option<Pod> = None;
+    worker.updates = Some(pod.clone());
     loop {
         let current = pod.borrow_and_update().clone();
         let result = match current {

@@ -444,6 +444,56 @@ pub struct PodWorker {
     uid: String,
     /// Its state, public for tests.
     pub state: WorkerState,
+    /// Newer versions of the pod while a sync runs (a shorter grace period, or a force
+    /// delete, cuts a termination short, as upstream's pod workers do).
+    pub updates: Option<tokio::sync::watch::Receiver<Option<Pod>>>,
+}
+
+/// Waits for `kills` (containers being stopped); if meanwhile the pod's grace period gets
+/// shorter than `grace` (or the pod is gone from the API: a force delete), stops `ids` again
+/// with the shorter timeout (at least the 2 s minimum). Returns the shortened grace, if any.
+async fn kill_or_shorten(
+    runtime: Arc<dyn Runtime>,
+    kills: impl std::future::Future<Output = ()>,
+    ids: Vec<String>,
+    mut updates: Option<tokio::sync::watch::Receiver<Option<Pod>>>,
+    mut grace: Duration,
+) -> Option<Duration> {
+    tokio::pin!(kills);
+    let mut shortened = None;
+    loop {
+        let next_grace = async {
+            let Some(rx) = updates.as_mut() else {
+                return futures::future::pending().await;
+            };
+            if rx.changed().await.is_err() {
+                return futures::future::pending().await;
+            }
+            let pod = rx.borrow().clone();
+            match pod {
+                Some(p) => p.metadata.deletion_grace_period_seconds.unwrap_or(i64::MAX),
+                None => 0,
+            }
+        };
+        tokio::select! {
+            () = &mut kills => return shortened,
+            seconds = next_grace => {
+                let new = Duration::from_secs(seconds.max(0) as u64).max(MINIMUM_GRACE_PERIOD);
+                if new < grace {
+                    grace = new;
+                    shortened = Some(new);
+                    for id in &ids {
+                        let (runtime, id) = (runtime.clone(), id.clone());
+                        tokio::spawn(async move {
+                            if let Err(e) = runtime.stop_container(&id, new.as_secs() as i64).await {
+                                tracing::debug!(container = %id, error = %e, "stopping again with a shorter grace period");
+                            }
+                        });
+                    }
+                }
+            }
+        }
+    }
 }
 
 struct Probes<'a>(&'a ProbeManager, &'a str);
@@ -501,6 +551,7 @@ impl PodWorker {
             shared,
             uid,
             state: WorkerState::default(),
+            updates: None,
         }
     }
 
@@ -1275,8 +1326,7 @@ impl PodWorker {
             );
             // terminationGracePeriodSeconds has no upper bound: cap it at a day.
             let grace = grace.min(Duration::from_secs(86_400));
-            let deadline = *self
-                .state
+            self.state
                 .kill_deadline
                 .get_or_insert(Instant::now() + grace);
             let observed = match self.observe().await {
@@ -1287,9 +1337,6 @@ impl PodWorker {
                 }
             };
             let spec = pod.spec.clone().unwrap_or_default();
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let mut kills = vec![];
-            // App containers first, then sidecars (upstream stops sidecars last).
             let mut running: Vec<(&String, &Instance)> = observed
                 .containers
                 .iter()
@@ -1299,37 +1346,50 @@ impl PodWorker {
                 .collect();
             running
                 .sort_by_key(|(name, _)| find_container(&spec, name).is_some_and(|(_, init)| init));
-            for (name, instance) in running
-                .iter()
-                .filter(|(n, _)| !find_container(&spec, n).is_some_and(|(_, init)| init))
-            {
-                let init = false;
-                self.event(
-                    pod,
-                    Some((name, init)),
-                    false,
-                    "Killing",
-                    format!("Stopping container {name}"),
-                );
-                kills.push(self.kill_container(pod, &instance.id, name, remaining));
+            // App containers first, then sidecars (upstream stops sidecars last), each group
+            // with what is left of the grace period.
+            for sidecars in [false, true] {
+                let group: Vec<(&String, &Instance)> = running
+                    .iter()
+                    .filter(|(n, _)| {
+                        find_container(&spec, n).is_some_and(|(_, init)| init) == sidecars
+                    })
+                    .copied()
+                    .collect();
+                if group.is_empty() {
+                    continue;
+                }
+                let remaining = self.state.kill_deadline.map_or(Duration::ZERO, |d| {
+                    d.saturating_duration_since(Instant::now())
+                });
+                let mut kills = vec![];
+                for (name, instance) in &group {
+                    self.event(
+                        pod,
+                        Some((name, sidecars)),
+                        false,
+                        "Killing",
+                        format!("Stopping container {name}"),
+                    );
+                    kills.push(self.kill_container(pod, &instance.id, name, remaining));
+                }
+                let ids = group.iter().map(|(_, i)| i.id.clone()).collect();
+                let shortened = kill_or_shorten(
+                    self.shared.runtime.clone(),
+                    async {
+                        futures::future::join_all(kills).await;
+                    },
+                    ids,
+                    self.updates.clone(),
+                    remaining,
+                )
+                .await;
+                if let Some(grace) = shortened {
+                    let sooner = Instant::now() + grace;
+                    self.state.kill_deadline =
+                        Some(self.state.kill_deadline.map_or(sooner, |d| d.min(sooner)));
+                }
             }
-            futures::future::join_all(kills).await;
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let mut kills = vec![];
-            for (name, instance) in running
-                .iter()
-                .filter(|(n, _)| find_container(&spec, n).is_some_and(|(_, init)| init))
-            {
-                self.event(
-                    pod,
-                    Some((name, true)),
-                    false,
-                    "Killing",
-                    format!("Stopping container {name}"),
-                );
-                kills.push(self.kill_container(pod, &instance.id, name, remaining));
-            }
-            futures::future::join_all(kills).await;
             self.stop_sandboxes(&observed).await;
             self.shared.probes.remove_pod(&self.uid);
             // The final status, from the stopped containers, before they are removed.
@@ -1344,7 +1404,13 @@ impl PodWorker {
                     return SyncResult::Resync(RESYNC);
                 }
             }
-            if let Err(e) = self.shared.volumes.cleanup(&self.uid) {
+            // Unmounting and deleting files blocks: off the async threads.
+            let (shared, uid) = (self.shared.clone(), self.uid.clone());
+            let cleaned = tokio::task::spawn_blocking(move || shared.volumes.cleanup(&uid)).await;
+            if let Ok(Err(e)) | Err(e) = cleaned
+                .map_err(|e| e.to_string())
+                .map(|r| r.map_err(|e| e.to_string()))
+            {
                 tracing::warn!(pod = %pod_key(pod), error = %e, "cleaning up volumes");
                 return SyncResult::Resync(RESYNC);
             }
