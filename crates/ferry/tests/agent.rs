@@ -558,4 +558,39 @@ fn the_server_runs_a_local_agent() {
     }
     let left = run("pgrep", &["-f", &config.to_string_lossy()]);
     assert!(left.trim().is_empty(), "containerd still runs: {left}");
+    // The shell twin of `ferry agent --cleanup` leaves nothing either.
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/cleanup-agent.sh"
+    );
+    let out = Command::new(script)
+        .arg("--data-dir")
+        .arg(&agent_dir)
+        .args(["--bridge", "ferry-local0", "--cgroup-root", "/ferry-local"])
+        .output()
+        .expect("scripts/cleanup-agent.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        mounts_under(tmp.path()).is_empty(),
+        "mounts left: {:?}",
+        mounts_under(tmp.path())
+    );
+    assert!(
+        run("ip", &["link", "show", "ferry-local0"])
+            .trim()
+            .is_empty(),
+        "bridge left"
+    );
+    assert!(
+        !run("nft", &["list", "tables"]).contains("inet ferry"),
+        "nft table left"
+    );
+    assert!(
+        !agent_dir.join("containerd").exists(),
+        "containerd state left"
+    );
 }
