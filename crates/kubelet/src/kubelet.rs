@@ -25,6 +25,58 @@ use crate::podconfig::POD_UID_LABEL;
 
 /// How often orphaned sandboxes and pod directories are looked for.
 const HOUSEKEEPING: Duration = Duration::from_secs(5);
+/// How often the runtime is relisted for state changes (upstream PLEG's relist period).
+const RELIST: Duration = Duration::from_secs(1);
+
+/// Upstream's PLEG (pod lifecycle event generator) in its simplest form: one relist of all
+/// sandboxes and containers, compared with the previous one; the pods whose sandboxes or
+/// containers appeared, vanished or changed state get a sync. Workers of steady pods then need
+/// no CRI calls of their own between their slow resyncs.
+#[derive(Default)]
+struct Pleg {
+    /// Container or sandbox id → (state, pod uid), as of the last relist.
+    last: HashMap<String, (i32, String)>,
+}
+
+impl Pleg {
+    /// The uids of pods whose runtime state changed since the last relist.
+    async fn relist(&mut self, runtime: &dyn crate::runtime::Runtime) -> HashSet<String> {
+        let (sandboxes, containers) = match tokio::try_join!(
+            runtime.list_pod_sandboxes(None),
+            runtime.list_containers(None)
+        ) {
+            Ok(lists) => lists,
+            Err(e) => {
+                tracing::debug!(error = %e, "relisting the runtime");
+                return HashSet::new();
+            }
+        };
+        let mut now = HashMap::new();
+        for s in sandboxes {
+            if let Some(uid) = s.labels.get(POD_UID_LABEL) {
+                now.insert(s.id, (s.state, uid.clone()));
+            }
+        }
+        for c in containers {
+            if let Some(uid) = c.labels.get(POD_UID_LABEL) {
+                now.insert(c.id, (c.state + 100, uid.clone()));
+            }
+        }
+        let mut changed = HashSet::new();
+        for (id, (state, uid)) in &now {
+            if self.last.get(id).map(|(s, _)| s) != Some(state) {
+                changed.insert(uid.clone());
+            }
+        }
+        for (id, (_, uid)) in &self.last {
+            if !now.contains_key(id) {
+                changed.insert(uid.clone());
+            }
+        }
+        self.last = now;
+        changed
+    }
+}
 
 struct WorkerHandle {
     pod: watch::Sender<Option<Pod>>,
@@ -173,6 +225,9 @@ impl Kubelet {
         let mut listed = false;
         let mut tick = tokio::time::interval(HOUSEKEEPING);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut relist = tokio::time::interval(RELIST);
+        relist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut pleg = Pleg::default();
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
@@ -211,6 +266,13 @@ impl Kubelet {
                 _ = tick.tick() => {
                     if listed {
                         self.housekeeping().await;
+                    }
+                }
+                _ = relist.tick() => {
+                    for uid in pleg.relist(self.shared.runtime.as_ref()).await {
+                        if let Some(worker) = self.workers.get(&uid) {
+                            let _ = worker.kick.try_send(());
+                        }
                     }
                 }
             }

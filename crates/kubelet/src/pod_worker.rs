@@ -44,9 +44,12 @@ use crate::volume::{ObjectSource, VolumeManager};
 
 /// Upstream `minimumGracePeriodInSeconds`: a container always gets this long to stop.
 const MINIMUM_GRACE_PERIOD: Duration = Duration::from_secs(2);
-/// How often a pod is looked at again with nothing else happening (upstream's PLEG relists
-/// every second; this worker is its own PLEG).
+/// How soon a pod is looked at again after a step that may need a retry.
 pub const RESYNC: Duration = Duration::from_secs(1);
+/// How often a steady pod is looked at with nothing else happening: runtime state changes
+/// (a container exits, a sandbox dies) wake the worker through the pod loop's relist (PLEG),
+/// spec changes through the pod watch, probe results through the prober.
+pub const STEADY_RESYNC: Duration = Duration::from_secs(10);
 /// The resync after a sync that failed to start a container.
 const ERROR_RESYNC: Duration = Duration::from_secs(3);
 /// The resync of a pod that is finished or waiting on something slow.
@@ -870,7 +873,7 @@ impl PodWorker {
         } else if image_backoff {
             ERROR_RESYNC
         } else {
-            RESYNC
+            STEADY_RESYNC
         })
     }
 
