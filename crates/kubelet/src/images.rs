@@ -64,6 +64,7 @@ impl ImageManager {
         pod_uid: &str,
         container: &Container,
         sandbox_config: &v1::PodSandboxConfig,
+        credentials: &[v1::AuthConfig],
         events: &mut Vec<ImageEvent>,
     ) -> Result<String, ImageError> {
         let image = container.image.clone().unwrap_or_default();
@@ -119,10 +120,24 @@ impl ImageManager {
         }
         event(false, "Pulling", format!("Pulling image \"{image}\""));
         let started = StdInstant::now();
-        match runtime
-            .pull_image(spec.clone(), None, Some(sandbox_config.clone()))
-            .await
-        {
+        // Each matching pull secret in turn, as upstream; anonymous without one.
+        let mut pulled = Err(crate::runtime::RuntimeError::InvalidResponse(
+            "no pull attempted".into(),
+        ));
+        let attempts: Vec<Option<v1::AuthConfig>> = if credentials.is_empty() {
+            vec![None]
+        } else {
+            credentials.iter().cloned().map(Some).collect()
+        };
+        for auth in attempts {
+            pulled = runtime
+                .pull_image(spec.clone(), auth, Some(sandbox_config.clone()))
+                .await;
+            if pulled.is_ok() {
+                break;
+            }
+        }
+        match pulled {
             Ok(image_ref) => {
                 self.backoff.lock().reset(&key);
                 let took = go_duration_ms(started.elapsed());
@@ -158,6 +173,78 @@ impl ImageManager {
     pub fn forget_pod(&self, pod_uid: &str) {
         self.backoff.lock().reset_prefix(&format!("{pod_uid}_"));
     }
+}
+
+/// The registry host of an image reference (`docker.io` when it names none), as the
+/// credential lookup keys it.
+pub fn registry_host(image: &str) -> String {
+    match image.split_once('/') {
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            normalize_registry(first)
+        }
+        _ => "docker.io".to_string(),
+    }
+}
+
+/// A docker config key (`https://index.docker.io/v1/`, `registry.example:5000`, ...) as a host.
+fn normalize_registry(key: &str) -> String {
+    let host = key
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    match host {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// The credentials for `image` in the pod's image pull secrets (`kubernetes.io/dockerconfigjson`
+/// with `.dockerconfigjson`, or the legacy `.dockercfg`), in the order the secrets are given
+/// (upstream tries each, then gives up).
+pub fn pull_credentials(
+    image: &str,
+    secrets: &[k8s_openapi::api::core::v1::Secret],
+) -> Vec<v1::AuthConfig> {
+    let host = registry_host(image);
+    let mut out = vec![];
+    for secret in secrets {
+        let data = secret.data.clone().unwrap_or_default();
+        let auths = if let Some(json) = data.get(".dockerconfigjson") {
+            serde_json::from_slice::<serde_json::Value>(&json.0)
+                .ok()
+                .and_then(|v| v.get("auths").cloned())
+        } else if let Some(json) = data.get(".dockercfg") {
+            serde_json::from_slice::<serde_json::Value>(&json.0).ok()
+        } else {
+            None
+        };
+        let Some(serde_json::Value::Object(auths)) = auths else {
+            continue;
+        };
+        for (key, entry) in auths {
+            if normalize_registry(&key) != host {
+                continue;
+            }
+            let field = |name: &str| {
+                entry
+                    .get(name)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            out.push(v1::AuthConfig {
+                username: field("username"),
+                password: field("password"),
+                auth: field("auth"),
+                server_address: host.clone(),
+                identity_token: field("identitytoken"),
+                registry_token: field("registrytoken"),
+            });
+        }
+    }
+    out
 }
 
 /// A duration as Go prints one truncated to milliseconds (`523ms`, `1.234s`, `1m2.5s`), as
@@ -200,6 +287,48 @@ mod tests {
             image_pull_policy: policy.map(str::to_string),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn pull_secrets_match_the_image_registry() {
+        let secret = |key: &str, json: serde_json::Value| -> k8s_openapi::api::core::v1::Secret {
+            let mut data = std::collections::BTreeMap::new();
+            data.insert(
+                key.to_string(),
+                k8s_openapi::ByteString(serde_json::to_vec(&json).expect("json")),
+            );
+            k8s_openapi::api::core::v1::Secret {
+                data: Some(data),
+                ..Default::default()
+            }
+        };
+        let secrets = [
+            secret(
+                ".dockerconfigjson",
+                serde_json::json!({"auths": {
+                    "https://index.docker.io/v1/": {"auth": "aHViOnB3"},
+                    "registry.example:5000": {"username": "u", "password": "p"},
+                }}),
+            ),
+            secret(
+                ".dockercfg",
+                serde_json::json!({"registry.example:5000": {"auth": "dTI6cDI="}}),
+            ),
+        ];
+        assert_eq!(registry_host("busybox"), "docker.io");
+        assert_eq!(registry_host("library/busybox:1"), "docker.io");
+        assert_eq!(registry_host("127.0.0.1:5000/busybox:1"), "127.0.0.1:5000");
+        let hub = pull_credentials("busybox:1", &secrets);
+        assert_eq!(hub.len(), 1);
+        assert_eq!(hub[0].auth, "aHViOnB3");
+        let private = pull_credentials("registry.example:5000/app:1", &secrets);
+        assert_eq!(private.len(), 2, "both secrets, in order");
+        assert_eq!(
+            (private[0].username.as_str(), private[0].password.as_str()),
+            ("u", "p")
+        );
+        assert_eq!(private[1].auth, "dTI6cDI=");
+        assert!(pull_credentials("other.example/app:1", &secrets).is_empty());
     }
 
     #[test]
@@ -247,6 +376,7 @@ mod tests {
                 "u",
                 &container("r/app:1", None),
                 &sandbox,
+                &[],
                 &mut events,
             )
             .await;
@@ -261,6 +391,7 @@ mod tests {
                 "u",
                 &container("r/app:1", Some("Always")),
                 &sandbox,
+                &[],
                 &mut events,
             )
             .await;
@@ -282,6 +413,7 @@ mod tests {
                 "u",
                 &container("r/missing:1", Some("Never")),
                 &v1::PodSandboxConfig::default(),
+                &[],
                 &mut events,
             )
             .await;
@@ -316,7 +448,7 @@ mod tests {
             events: &mut Vec<ImageEvent>,
         ) -> &'static str {
             manager
-                .ensure_image(runtime, "u", c, sandbox, events)
+                .ensure_image(runtime, "u", c, sandbox, &[], events)
                 .await
                 .expect_err("fails")
                 .reason
@@ -345,7 +477,7 @@ mod tests {
         // Another pod has its own window.
         let mut other = vec![];
         let got = manager
-            .ensure_image(&runtime, "v", &c, &sandbox, &mut other)
+            .ensure_image(&runtime, "v", &c, &sandbox, &[], &mut other)
             .await;
         assert_eq!(got.expect_err("fails").reason, "ErrImagePull");
         // Once the image exists, the next try after the window succeeds and resets it.
@@ -353,7 +485,7 @@ mod tests {
         tokio::time::advance(Duration::from_secs(40)).await;
         events.clear();
         assert!(manager
-            .ensure_image(&runtime, "u", &c, &sandbox, &mut events)
+            .ensure_image(&runtime, "u", &c, &sandbox, &[], &mut events)
             .await
             .is_ok());
         manager.forget_pod("u");

@@ -1065,6 +1065,27 @@ impl PodWorker {
         let at = Some((name, init));
         let runtime = self.shared.runtime.clone();
         let mut events = vec![];
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let mut pull_secrets = vec![];
+        for reference in pod
+            .spec
+            .iter()
+            .flat_map(|s| s.image_pull_secrets.iter().flatten())
+        {
+            // A missing pull secret is not an error: the pull goes on without it, as upstream.
+            if let Ok(Some(secret)) = self
+                .shared
+                .objects
+                .secret(&namespace, &reference.name)
+                .await
+            {
+                pull_secrets.push(secret);
+            }
+        }
+        let credentials = crate::images::pull_credentials(
+            container.image.as_deref().unwrap_or_default(),
+            &pull_secrets,
+        );
         let image = self
             .shared
             .images
@@ -1073,6 +1094,7 @@ impl PodWorker {
                 &self.uid,
                 container,
                 sandbox_config,
+                &credentials,
                 &mut events,
             )
             .await;
