@@ -202,6 +202,32 @@ impl Observed {
     fn latest(&self, name: &str) -> Option<&Instance> {
         self.containers.get(name).and_then(|v| v.first())
     }
+
+    /// Only what runs in sandbox `id` (what the planner looks at: a new sandbox starts its
+    /// init containers again).
+    pub fn in_sandbox(&self, id: &str) -> Observed {
+        Observed {
+            sandboxes: self
+                .sandboxes
+                .iter()
+                .filter(|s| s.id == id)
+                .cloned()
+                .collect(),
+            containers: self
+                .containers
+                .iter()
+                .map(|(name, list)| {
+                    let list: Vec<Instance> = list
+                        .iter()
+                        .filter(|i| i.sandbox_id == id)
+                        .cloned()
+                        .collect();
+                    (name.clone(), list)
+                })
+                .filter(|(_, list)| !list.is_empty())
+                .collect(),
+        }
+    }
 }
 
 /// One thing the worker does next.
@@ -593,6 +619,19 @@ impl PodWorker {
         sandboxes.sort_by_key(|s| {
             std::cmp::Reverse((s.metadata.as_ref().map(|m| m.attempt), s.created_at))
         });
+        // Keep the newest two (the current one and the one before, for restart counts).
+        let mut removed = vec![];
+        for stale in sandboxes.iter().skip(2) {
+            if stale.state != v1::PodSandboxState::SandboxReady as i32 {
+                match runtime.remove_pod_sandbox(&stale.id).await {
+                    Ok(()) => removed.push(stale.id.clone()),
+                    Err(e) => {
+                        tracing::debug!(sandbox = %stale.id, error = %e, "removing an old sandbox")
+                    }
+                }
+            }
+        }
+        sandboxes.retain(|s| !removed.contains(&s.id));
         let containers = runtime
             .list_containers(Some(v1::ContainerFilter {
                 label_selector: labels,
@@ -736,7 +775,8 @@ impl PodWorker {
         for id in exited {
             self.state.exits.entry(id.to_string()).or_insert(now);
         }
-        let steps = plan(&spec, &observed, &Probes(&self.shared.probes, &self.uid));
+        let current = observed.in_sandbox(&sandbox_id);
+        let steps = plan(&spec, &current, &Probes(&self.shared.probes, &self.uid));
         for step in &steps {
             match step {
                 Step::Kill { id, name, reason } => {
@@ -791,7 +831,12 @@ impl PodWorker {
                             self.state.crash_backoff.next(name);
                         }
                     }
-                    let attempt = previous.map(|p| p.attempt + 1).unwrap_or(0);
+                    // The restart count goes on across sandboxes.
+                    let attempt = observed
+                        .containers
+                        .get(name.as_str())
+                        .and_then(|list| list.iter().map(|i| i.attempt).max())
+                        .map_or(0, |a| a + 1);
                     let ok = self
                         .start_container(
                             pod,
@@ -909,7 +954,8 @@ impl PodWorker {
         if self.state.sandbox_backoff.in_backoff("sandbox") {
             return Err(());
         }
-        // A dead sandbox: its containers go with it.
+        // A dead sandbox: stopped with its containers, and kept (until it is older than the
+        // previous one) so the restart counts carry over to the new one, as upstream's.
         if !observed.sandboxes.is_empty() {
             self.event(
                 pod,
@@ -919,9 +965,6 @@ impl PodWorker {
                 "Pod sandbox changed, it will be killed and re-created.".into(),
             );
             self.stop_sandboxes(observed).await;
-            for s in &observed.sandboxes {
-                let _ = self.shared.runtime.remove_pod_sandbox(&s.id).await;
-            }
         }
         ctx.attempt = observed
             .sandboxes
@@ -2004,6 +2047,38 @@ mod tests {
         assert_eq!(terminated["reason"], "ContainerStatusUnknown");
         assert_eq!(terminated["exitCode"], 137);
         assert_eq!(*f.api.deletes.lock(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_sandbox_reruns_init_containers_and_keeps_restart_counts() {
+        let mut f = fixture(StaticObjectSource::new());
+        f.runtime.exit_on_start("i", 0);
+        let p = pod(json!({"initContainers": [image("i")], "containers": [image("c")]}));
+        f.worker.sync(&p).await;
+        f.worker.sync(&p).await;
+        assert_eq!(created(&f.runtime), ["i", "c"]);
+        // The sandbox dies (its pause process, say).
+        let first = f.runtime.sandbox_ids()[0].clone();
+        f.runtime.stop_pod_sandbox(&first).await.expect("stop");
+        f.worker.sync(&p).await;
+        assert_eq!(
+            created(&f.runtime),
+            ["i", "c", "i"],
+            "init containers run again"
+        );
+        f.worker.sync(&p).await;
+        assert_eq!(created(&f.runtime), ["i", "c", "i", "c"]);
+        let status = last_status(&f.api);
+        assert_eq!(
+            status["containerStatuses"][0]["restartCount"], 1,
+            "{status}"
+        );
+        assert!(status["containerStatuses"][0]["state"]["running"].is_object());
+        assert_eq!(
+            f.runtime.sandbox_ids().len(),
+            2,
+            "the old sandbox is kept, stopped"
+        );
     }
 
     #[tokio::test(start_paused = true)]
