@@ -170,3 +170,113 @@ impl Admission for NamespaceLifecycle {
         Ok(())
     }
 }
+
+/// What a request does, for [`node_restriction`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// A create.
+    Create,
+    /// An update or patch (of the object or a subresource).
+    Update,
+    /// A delete.
+    Delete,
+}
+
+/// Upstream's NodeRestriction admission plugin, for the writes ferry's nodes make: a node
+/// (`system:node:<n>` in `system:nodes`) may create and change only its own Node, may not create
+/// pods (upstream allows mirror pods only, which ferry has not), and may delete pods and write
+/// their status only when they are bound to it (`spec.nodeName == n`). `object` is the stored
+/// object (the new one for a create). Everyone else passes.
+pub fn node_restriction(
+    user: Option<&crate::auth::UserInfo>,
+    info: &ResourceInfo,
+    operation: Operation,
+    object: &Value,
+) -> Result<(), ApiError> {
+    let Some(node) = user.and_then(crate::auth::node_name) else {
+        return Ok(());
+    };
+    if info.group != "" {
+        return Ok(());
+    }
+    let name = meta_str(object, "name").unwrap_or_default();
+    let forbidden = |why: String| {
+        Err(ApiError::forbidden(format!(
+            "{} \"{name}\" is forbidden: {why}",
+            info.plural
+        )))
+    };
+    match (info.plural, operation) {
+        ("nodes", _) if name != node => {
+            forbidden(format!("node \"{node}\" is not allowed to modify node \"{name}\""))
+        }
+        ("pods", Operation::Create) => forbidden(format!(
+            "pod does not have \"kubernetes.io/config.mirror\" annotation, node \"{node}\" can only create mirror pods"
+        )),
+        ("pods", op) => {
+            let bound = object.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node);
+            if bound {
+                return Ok(());
+            }
+            let what = if op == Operation::Delete {
+                "delete pods"
+            } else {
+                "update pod status for pods"
+            };
+            forbidden(format!(
+                "node \"{node}\" can only {what} with spec.nodeName set to itself"
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod node_restriction_tests {
+    use super::*;
+    use crate::auth::UserInfo;
+    use serde_json::json;
+
+    fn info(plural: &'static str) -> &'static ResourceInfo {
+        ferry_api::registry::find("", "v1", plural).expect("registered")
+    }
+
+    #[test]
+    fn nodes_touch_only_their_own_node_and_pods() {
+        let n1 = UserInfo {
+            name: "system:node:n1".into(),
+            uid: String::new(),
+            groups: vec!["system:nodes".into()],
+        };
+        let admin = UserInfo {
+            name: "admin".into(),
+            uid: String::new(),
+            groups: vec!["system:masters".into()],
+        };
+        let node = |name: &str| json!({"metadata": {"name": name}});
+        let pod = |bound: &str| json!({"metadata": {"name": "p"}, "spec": {"nodeName": bound}});
+        let (nodes, pods) = (info("nodes"), info("pods"));
+        let check = |user: &UserInfo, info: &ResourceInfo, op, object: &Value| {
+            let info: &ResourceInfo = info;
+            node_restriction(Some(user), info, op, object)
+                .map_err(|e| e.to_status()["message"].clone())
+        };
+        assert!(check(&n1, &nodes, Operation::Create, &node("n1")).is_ok());
+        assert_eq!(
+            check(&n1, &nodes, Operation::Create, &node("n2")),
+            Err(json!(
+                "nodes \"n2\" is forbidden: node \"n1\" is not allowed to modify node \"n2\""
+            ))
+        );
+        assert!(check(&n1, &pods, Operation::Create, &pod("n1")).is_err());
+        assert!(check(&n1, &pods, Operation::Delete, &pod("n1")).is_ok());
+        assert_eq!(
+            check(&n1, &pods, Operation::Delete, &pod("n2")),
+            Err(json!("pods \"p\" is forbidden: node \"n1\" can only delete pods with spec.nodeName set to itself"))
+        );
+        assert!(check(&n1, &pods, Operation::Update, &pod("n1")).is_ok());
+        assert!(check(&n1, &pods, Operation::Update, &pod("n2")).is_err());
+        assert!(check(&admin, &pods, Operation::Delete, &pod("n2")).is_ok());
+        assert!(node_restriction(None, &pods, Operation::Delete, &pod("n2")).is_ok());
+    }
+}

@@ -322,13 +322,12 @@ const BOOTSTRAPPER_RULES: &[Rule] = &[rule(
 /// What a node (`system:node:<name>` in `system:nodes`) may do: upstream's `system:node` role
 /// with the Node authorizer's narrowing, simplified.
 ///
-/// Simplifications (gaps) against upstream:
-/// - upstream's Node authorizer lets a node read only the Secrets, ConfigMaps, PVCs and PVs
-///   referenced by pods bound to it, from a graph of pods → objects it keeps up to date; we
-///   have no such graph, so a node may read (and list and watch) all Secrets and ConfigMaps;
-/// - a node may create, delete and update the status of any pod, not only its own (upstream's
-///   NodeRestriction admission plugin checks `spec.nodeName`; we have no such plugin yet);
-/// - a node may create any Node object (upstream's admission limits it to its own name).
+/// Simplification (gap) against upstream: upstream's Node authorizer lets a node read only the
+/// Secrets, ConfigMaps, PVCs and PVs referenced by pods bound to it, from a graph of pods →
+/// objects it keeps up to date; we have no such graph, so a node may `get` any Secret or
+/// ConfigMap by name (not list or watch them). What a node may write to pods and Nodes is
+/// narrowed further by the NodeRestriction check in admission (`admission::node_restriction`):
+/// its own Node only, pods bound to it only, no pod creation.
 const NODE_RULES: &[Rule] = &[
     rule(&["get", "list", "watch", "create"], "", &["nodes"]),
     Rule {
@@ -339,7 +338,7 @@ const NODE_RULES: &[Rule] = &[
         names: Names::OwnNode,
         ..rule(&["get", "update", "patch"], "", &["nodes/status"])
     },
-    rule(&["get", "list", "watch", "create", "delete"], "", &["pods"]),
+    rule(&["get", "list", "watch", "delete"], "", &["pods"]),
     rule(&["update", "patch"], "", &["pods/status"]),
     rule(&["create"], "", &["pods/eviction"]),
     rule(&["create", "update", "patch"], "", &["events"]),
@@ -357,15 +356,16 @@ const NODE_RULES: &[Rule] = &[
             &["leases"],
         )
     },
-    rule(
-        READ,
-        "",
-        &["configmaps", "secrets", "services", "endpoints"],
-    ),
+    rule(READ, "", &["services", "endpoints"]),
     rule(
         &["get"],
         "",
-        &["persistentvolumeclaims", "persistentvolumes"],
+        &[
+            "configmaps",
+            "secrets",
+            "persistentvolumeclaims",
+            "persistentvolumes",
+        ],
     ),
     rule(
         CSR_VERBS,
@@ -659,7 +659,7 @@ mod tests {
             (&node, "list", "/api/v1/pods", true),
             (&node, "watch", "/api/v1/pods", true),
             (&node, "get", "/api/v1/namespaces/default/pods/p", true),
-            (&node, "create", "/api/v1/namespaces/kube-system/pods", true),
+            (&node, "create", "/api/v1/namespaces/kube-system/pods", false),
             (&node, "delete", "/api/v1/namespaces/default/pods/p", true),
             (&node, "update", "/api/v1/namespaces/default/pods/p", false),
             (&node, "patch", "/api/v1/namespaces/default/pods/p/status", true),
@@ -674,7 +674,9 @@ mod tests {
             (&node, "update", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n2", false),
             (&node, "update", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/n1", false),
             (&node, "get", "/api/v1/namespaces/default/secrets/s", true),
-            (&node, "list", "/api/v1/namespaces/default/configmaps", true),
+            (&node, "get", "/api/v1/namespaces/default/configmaps/c", true),
+            (&node, "list", "/api/v1/namespaces/default/configmaps", false),
+            (&node, "watch", "/api/v1/secrets", false),
             (&node, "watch", "/api/v1/services", true),
             (&node, "list", "/api/v1/namespaces/default/endpoints", true),
             (&node, "create", "/api/v1/namespaces/default/secrets", false),

@@ -19,6 +19,33 @@ use crate::status::FieldError;
 
 const APPROVAL_TYPES: &[&str] = &["Approved", "Denied"];
 
+/// The key usages upstream accepts in `spec.usages`.
+const KEY_USAGES: &[&str] = &[
+    "signing",
+    "digital signature",
+    "content commitment",
+    "key encipherment",
+    "key agreement",
+    "data encipherment",
+    "cert sign",
+    "crl sign",
+    "encipher only",
+    "decipher only",
+    "any",
+    "server auth",
+    "client auth",
+    "code signing",
+    "email protection",
+    "s/mime",
+    "ipsec end system",
+    "ipsec tunnel",
+    "ipsec user",
+    "timestamping",
+    "ocsp signing",
+    "microsoft sgc",
+    "netscape sgc",
+];
+
 /// On create: the requesting user, from authentication, whatever the client sent.
 pub fn set_requesting_user(object: &mut Value, user: Option<&UserInfo>) {
     let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) else {
@@ -188,20 +215,65 @@ pub fn validate(object: &Value, old: Option<&Value>, errors: &mut Vec<FieldError
     let usages = object
         .pointer("/spec/usages")
         .and_then(Value::as_array)
-        .map_or(0, Vec::len);
-    if usages == 0 {
+        .cloned()
+        .unwrap_or_default();
+    if usages.is_empty() {
         errors.push(FieldError::required("spec.usages", ""));
     }
-    if let Some(seconds) = object
-        .pointer("/spec/expirationSeconds")
-        .and_then(Value::as_i64)
-    {
-        if seconds < 600 {
-            errors.push(FieldError::invalid_raw(
-                "spec.expirationSeconds",
-                seconds.to_string(),
-                "may not specify a duration less than 600 seconds (10 minutes)",
+    let mut seen = vec![];
+    for (i, usage) in usages.iter().enumerate() {
+        match usage.as_str() {
+            Some(u) if KEY_USAGES.contains(&u) => {
+                if seen.contains(&u) {
+                    errors.push(FieldError::duplicate(format!("spec.usages[{i}]"), u));
+                }
+                seen.push(u);
+            }
+            _ => errors.push(FieldError::invalid_raw(
+                format!("spec.usages[{i}]"),
+                usage.to_string(),
+                "supported values: \"any\", \"cert sign\", \"client auth\", \"code signing\", \"content commitment\", \"crl sign\", \"data encipherment\", \"decipher only\", \"digital signature\", \"email protection\", \"encipher only\", \"ipsec end system\", \"ipsec tunnel\", \"ipsec user\", \"key agreement\", \"key encipherment\", \"microsoft sgc\", \"netscape sgc\", \"ocsp signing\", \"s/mime\", \"server auth\", \"signing\", \"timestamping\"",
+            )),
+        }
+    }
+    for (i, condition) in conditions(object).iter().enumerate() {
+        let kind = condition_type(condition);
+        if kind.is_empty() {
+            errors.push(FieldError::required(
+                format!("status.conditions[{i}].type"),
+                "",
             ));
+        }
+        let status = condition
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if APPROVAL_TYPES.contains(&kind) && status != "True" {
+            errors.push(FieldError::invalid_raw(
+                format!("status.conditions[{i}].status"),
+                format!("{status:?}"),
+                "must be \"True\" for Approved and Denied conditions",
+            ));
+        }
+    }
+    if let Some(value) = object
+        .pointer("/spec/expirationSeconds")
+        .filter(|v| !v.is_null())
+    {
+        match value.as_i64().filter(|s| i32::try_from(*s).is_ok()) {
+            None => errors.push(FieldError::invalid_raw(
+                "spec.expirationSeconds",
+                value.to_string(),
+                "must be a 32-bit integer",
+            )),
+            Some(seconds) if seconds < 600 => {
+                errors.push(FieldError::invalid_raw(
+                    "spec.expirationSeconds",
+                    seconds.to_string(),
+                    "may not specify a duration less than 600 seconds (10 minutes)",
+                ));
+            }
+            Some(_) => {}
         }
     }
     if has_condition(object, "Approved") && has_condition(object, "Denied") {

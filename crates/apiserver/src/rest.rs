@@ -487,6 +487,12 @@ pub async fn create(server: &Server, req: &Request<'_>) -> Result<(u16, Value), 
         .admission
         .admit_create(server, info, &mut object)
         .await?;
+    crate::admission::node_restriction(
+        req.user,
+        info,
+        crate::admission::Operation::Create,
+        &object,
+    )?;
     let name = meta_str(&object, "name").unwrap_or("").to_string();
     strategy::validate(info, &object, None)?;
     if req.dry_run() {
@@ -684,6 +690,12 @@ async fn write_update(
                 .admit_update(server, info, &mut new, &old)
                 .await?;
         }
+        crate::admission::node_restriction(
+            req.user,
+            info,
+            crate::admission::Operation::Update,
+            &old,
+        )?;
         strategy::validate(info, &new, Some(&old))?;
         if req.dry_run() {
             return Ok(new);
@@ -844,6 +856,12 @@ async fn delete_one(
             }
         }
         server.admission.admit_delete(server, info, &object).await?;
+        crate::admission::node_restriction(
+            req.user,
+            info,
+            crate::admission::Operation::Delete,
+            &object,
+        )?;
         let mut finalizers = object::finalizers(&object);
         match options.propagation_policy.as_deref() {
             Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => {

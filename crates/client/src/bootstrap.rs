@@ -496,14 +496,21 @@ async fn request_certificate(
 /// Writes `contents` to `path`, readable by its owner only when `private`; through a temporary
 /// file, so a reader never sees half a file.
 fn write_file(path: &Path, contents: &[u8], private: bool) -> Result<(), BootstrapError> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let tmp = path.with_extension("tmp");
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    // A temporary name of this file's own (not shared between the key and the certificate),
+    // and the mode set explicitly: a leftover from a crash must not keep a looser mode.
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    let mode = if private { 0o600 } else { 0o644 };
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(if private { 0o600 } else { 0o644 })
+        .mode(mode)
         .open(&tmp)
+        .map_err(io(&tmp))?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
         .map_err(io(&tmp))?;
     file.write_all(contents).map_err(io(&tmp))?;
     file.sync_all().map_err(io(&tmp))?;

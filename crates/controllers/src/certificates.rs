@@ -263,9 +263,14 @@ impl CaSigner {
             rcgen::CertificateSigningRequestParams::from_pem(csr_pem).map_err(cert_err)?;
         let params = &mut request.params;
         params.not_before = (now - BACKDATE).into();
-        params.not_after = (now + expiration.unwrap_or(self.duration))
-            .min(self.ca_not_after)
-            .into();
+        // Upstream: what the request asks, at least 10 minutes, at most the signing duration.
+        let lifetime = expiration.map_or(self.duration, |e| {
+            e.clamp(
+                Duration::from_secs(600),
+                self.duration.max(Duration::from_secs(600)),
+            )
+        });
+        params.not_after = (now + lifetime).min(self.ca_not_after).into();
         params.is_ca = rcgen::IsCa::ExplicitNoCa;
         params.key_usages = usages
             .iter()
@@ -642,7 +647,7 @@ mod tests {
         let validity = cert.validity();
         assert_eq!(validity.not_after.timestamp(), now_unix + 3600);
         assert_eq!(validity.not_before.timestamp(), now_unix - 300);
-        // Never past the CA.
+        // A request for longer than the signing duration gets the signing duration.
         let long = signer
             .sign(
                 &request("system:node:n1", &["system:nodes"], &[]),
@@ -653,7 +658,11 @@ mod tests {
             .expect("signed");
         let block = pem::parse(&long).expect("pem");
         let (_, cert) = x509_parser::parse_x509_certificate(block.contents()).expect("x509");
-        assert_eq!(cert.validity().not_after, ca_cert.validity().not_after);
+        assert_eq!(
+            cert.validity().not_after.timestamp(),
+            now_unix + DEFAULT_SIGNING_DURATION.as_secs() as i64
+        );
+        assert!(cert.validity().not_after <= ca_cert.validity().not_after);
         assert!(signer.sign("garbage", &usages, None, now).is_err());
     }
 }

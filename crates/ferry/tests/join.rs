@@ -117,6 +117,60 @@ async fn a_node_joins_and_works_as_itself() {
         .expect_err("a node creates no deployments");
     assert_eq!(code(&error), Some(403), "{error}");
 
+    // NodeRestriction: pods bound to it only, no pod creation, no other Node.
+    let out = ferry.with_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: mine}\nspec: {nodeName: n1, containers: [{name: c, image: busybox}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: theirs}\nspec: {nodeName: n2, containers: [{name: c, image: busybox}]}\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let in_default: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let error = in_default
+        .delete("theirs", &Default::default())
+        .await
+        .expect_err("deleting a pod of another node");
+    assert_eq!(code(&error), Some(403), "{error}");
+    let error = in_default
+        .patch_status(
+            "theirs",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"status": {"phase": "Failed"}})),
+        )
+        .await
+        .expect_err("writing the status of another node's pod");
+    assert_eq!(code(&error), Some(403), "{error}");
+    in_default
+        .patch_status(
+            "mine",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"status": {"phase": "Running"}})),
+        )
+        .await
+        .expect("its own pod's status");
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "planted"},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox"}]}}))
+    .expect("pod");
+    let error = in_default
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect_err("a node creates no pods");
+    assert_eq!(code(&error), Some(403), "{error}");
+    let other: Node =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "n3"}})).expect("node");
+    let error = nodes
+        .create(&PostParams::default(), &other)
+        .await
+        .expect_err("a node creates no other Node");
+    assert_eq!(code(&error), Some(403), "{error}");
+    in_default
+        .delete("mine", &Default::default())
+        .await
+        .expect("deleting its own pod");
+
     // The CSR as kubectl shows it, and who asked for it.
     let csrs = ferry.ok(&["get", "csr"]);
     assert!(csrs.contains("Approved,Issued"), "{csrs}");

@@ -188,10 +188,14 @@ impl Kubelet {
                 continue;
             }
             tracing::info!(sandbox = %sandbox.id, pod_uid = %uid, "removing an orphaned pod sandbox");
-            let _ = runtime.stop_pod_sandbox(&sandbox.id).await;
-            if let Err(e) = runtime.remove_pod_sandbox(&sandbox.id).await {
-                tracing::warn!(sandbox = %sandbox.id, error = %e, "removing an orphaned sandbox");
-            }
+            // Off the pod loop: stopping can take the containers' time.
+            let runtime = runtime.clone();
+            tokio::spawn(async move {
+                let _ = runtime.stop_pod_sandbox(&sandbox.id).await;
+                if let Err(e) = runtime.remove_pod_sandbox(&sandbox.id).await {
+                    tracing::warn!(sandbox = %sandbox.id, error = %e, "removing an orphaned sandbox");
+                }
+            });
         }
         let pods_dir = &self.shared.node.pods_dir;
         for entry in std::fs::read_dir(pods_dir).into_iter().flatten().flatten() {

@@ -861,6 +861,23 @@ impl PodWorker {
         };
         if all_done(&spec, &observed) || steps.contains(&Step::PodFailed) {
             self.state.finished = true;
+            // What still runs (sidecars) stops with its grace period and preStop, as upstream.
+            let grace = pod_grace_period(pod);
+            let mut kills = vec![];
+            for (name, list) in &observed.containers {
+                for i in list.iter().filter(|i| i.running()) {
+                    let init = find_container(&spec, name).is_some_and(|(_, init)| init);
+                    self.event(
+                        pod,
+                        Some((name, init)),
+                        false,
+                        "Killing",
+                        format!("Stopping container {name}"),
+                    );
+                    kills.push(self.kill_container(pod, &i.id, name, grace));
+                }
+            }
+            futures::future::join_all(kills).await;
             self.stop_sandboxes(&observed).await;
         }
         for (name, instances) in &observed.containers {
