@@ -196,7 +196,7 @@ pub fn node_restriction(
     let Some(node) = user.and_then(crate::auth::node_name) else {
         return Ok(());
     };
-    if info.group != "" {
+    if !info.group.is_empty() {
         return Ok(());
     }
     let name = meta_str(object, "name").unwrap_or_default();
@@ -261,22 +261,22 @@ mod node_restriction_tests {
             node_restriction(Some(user), info, op, object)
                 .map_err(|e| e.to_status()["message"].clone())
         };
-        assert!(check(&n1, &nodes, Operation::Create, &node("n1")).is_ok());
+        assert!(check(&n1, nodes, Operation::Create, &node("n1")).is_ok());
         assert_eq!(
-            check(&n1, &nodes, Operation::Create, &node("n2")),
+            check(&n1, nodes, Operation::Create, &node("n2")),
             Err(json!(
                 "nodes \"n2\" is forbidden: node \"n1\" is not allowed to modify node \"n2\""
             ))
         );
-        assert!(check(&n1, &pods, Operation::Create, &pod("n1")).is_err());
-        assert!(check(&n1, &pods, Operation::Delete, &pod("n1")).is_ok());
+        assert!(check(&n1, pods, Operation::Create, &pod("n1")).is_err());
+        assert!(check(&n1, pods, Operation::Delete, &pod("n1")).is_ok());
         assert_eq!(
-            check(&n1, &pods, Operation::Delete, &pod("n2")),
+            check(&n1, pods, Operation::Delete, &pod("n2")),
             Err(json!("pods \"p\" is forbidden: node \"n1\" can only delete pods with spec.nodeName set to itself"))
         );
-        assert!(check(&n1, &pods, Operation::Update, &pod("n1")).is_ok());
-        assert!(check(&n1, &pods, Operation::Update, &pod("n2")).is_err());
-        assert!(check(&admin, &pods, Operation::Delete, &pod("n2")).is_ok());
-        assert!(node_restriction(None, &pods, Operation::Delete, &pod("n2")).is_ok());
+        assert!(check(&n1, pods, Operation::Update, &pod("n1")).is_ok());
+        assert!(check(&n1, pods, Operation::Update, &pod("n2")).is_err());
+        assert!(check(&admin, pods, Operation::Delete, &pod("n2")).is_ok());
+        assert!(node_restriction(None, pods, Operation::Delete, &pod("n2")).is_ok());
     }
 }
