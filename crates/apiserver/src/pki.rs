@@ -84,7 +84,35 @@ fn serving_names() -> Vec<SanType> {
             names.extend(host.to_string().try_into().ok().map(SanType::DnsName));
         }
     }
+    // The machine's own addresses, so agents on other machines can join by IP.
+    let fib = fs::read_to_string("/proc/net/fib_trie").unwrap_or_default();
+    for ip in local_ipv4_addresses(&fib) {
+        let san = SanType::IpAddress(ip.into());
+        if !names.contains(&san) {
+            names.push(san);
+        }
+    }
     names
+}
+
+/// The machine's non-loopback IPv4 addresses, from `/proc/net/fib_trie` (each `|-- a.b.c.d`
+/// line followed by `/32 host LOCAL`).
+pub fn local_ipv4_addresses(fib_trie: &str) -> Vec<std::net::Ipv4Addr> {
+    let mut last: Option<std::net::Ipv4Addr> = None;
+    let mut out = vec![];
+    for line in fib_trie.lines() {
+        let line = line.trim();
+        if let Some(ip) = line.strip_prefix("|-- ") {
+            last = ip.parse().ok();
+        } else if line.contains("/32 host LOCAL") {
+            if let Some(ip) = last.filter(|ip| !ip.is_loopback()) {
+                if !out.contains(&ip) {
+                    out.push(ip);
+                }
+            }
+        }
+    }
+    out
 }
 
 fn leaf(
@@ -313,6 +341,15 @@ fn parse_key(pem: &str) -> Result<PrivateKeyDer<'static>, PkiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_addresses_from_the_fib() {
+        let fib = "Main:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 0.0.0.0\n        /0 universe UNICAST\n     +-- 10.0.2.0/24 2 0 2\n        |-- 10.0.2.15\n           /32 host LOCAL\n  +-- 127.0.0.0/8 2 0 2\n     |-- 127.0.0.1\n        /32 host LOCAL\nLocal:\n        |-- 10.0.2.15\n           /32 host LOCAL\n";
+        assert_eq!(
+            local_ipv4_addresses(fib),
+            vec![std::net::Ipv4Addr::new(10, 0, 2, 15)]
+        );
+    }
 
     #[test]
     fn certificates_are_made_once_and_reused() {
