@@ -26,7 +26,8 @@ sudo=""
 if [ ${#missing[@]} -gt 0 ]; then
   # One `apt-get update` per run of the test command: skipped when the lists are fresh
   # (scripts/install-deps.sh and scripts/install-runtime-deps.sh both install).
-  if [ -z "$(find /var/lib/apt/lists -maxdepth 0 -mmin -60 2>/dev/null)" ]; then
+  if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null ||
+    [ -z "$(find /var/lib/apt/lists -maxdepth 0 -mmin -60 2>/dev/null)" ]; then
     $sudo apt-get update -q
   fi
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
