@@ -2099,6 +2099,61 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_failing_liveness_probe_restarts_the_container() {
+        let mut f = fixture(StaticObjectSource::new());
+        f.runtime.set_exec_result(
+            "c",
+            Ok(crate::runtime::ExecSyncResult {
+                exit_code: 1,
+                stdout: b"unhealthy".to_vec(),
+                stderr: vec![],
+            }),
+        );
+        let mut c = image("c");
+        c["livenessProbe"] =
+            json!({"exec": {"command": ["check"]}, "periodSeconds": 1, "failureThreshold": 2});
+        let p = pod(json!({"terminationGracePeriodSeconds": 5, "containers": [c]}));
+        f.worker.sync(&p).await;
+        assert_eq!(created(&f.runtime), ["c"]);
+        // Two failed probes, a second apart.
+        for _ in 0..3 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            tokio::task::yield_now().await;
+        }
+        f.worker.sync(&p).await;
+        assert_eq!(created(&f.runtime), ["c", "c"], "killed and started again");
+        let stops: Vec<i64> = f
+            .runtime
+            .calls()
+            .iter()
+            .filter_map(|c| match c {
+                Call::StopContainer(_, t) => Some(*t),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(stops, [5], "stopped with the pod's grace period");
+        f.worker.sync(&p).await;
+        let status = last_status(&f.api);
+        assert_eq!(
+            status["containerStatuses"][0]["restartCount"], 1,
+            "{status}"
+        );
+        let mut events = vec![];
+        while let Ok(e) = f.events.try_recv() {
+            events.push((e.reason, e.message));
+        }
+        assert!(
+            events.iter().any(|(r, m)| r == "Unhealthy" && m.starts_with("Liveness probe failed: unhealthy")),
+            "{events:?}"
+        );
+        assert!(
+            events.iter().any(|(r, m)| r == "Killing"
+                && m == "Container c failed liveness probe, will be restarted"),
+            "{events:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn completed_pod_under_on_failure_succeeds_and_stops_its_sandbox() {
         let mut f = fixture(StaticObjectSource::new());
         f.runtime.exit_on_start("c", 0);
