@@ -3,6 +3,7 @@
 //! housekeeping) and [`pod_worker`] (the per-pod state machine: sandbox, volumes, images, init
 //! and app containers, restarts with backoff, termination, status posting). Around them:
 //!
+//! - [`downward`]: downward API values shared by env vars and volumes.
 //! - [`images`] and [`backoff`]: pull policy, upstream's pull and crash-loop backoff.
 //! - [`netguard`]: pod and service traffic never leaves the machine (nft table + blackholes).
 //! - [`cleanup`]: `ferry agent --cleanup`, removing everything the agent made on the machine.
@@ -37,6 +38,7 @@ pub mod backoff;
 pub mod cleanup;
 pub mod cni;
 pub mod containerd;
+pub mod downward;
 pub mod images;
 pub mod kubelet;
 pub mod machine;

@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, SeccompProfile};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
 
+use crate::downward::{format_map, split_subscript, ResourceValueError};
 use crate::quantity::{Quantity, QuantityError};
 use crate::runtime::v1;
 use crate::status::{pod_qos_class, QosClass};
@@ -994,106 +995,26 @@ fn field_ref_value(
     })
 }
 
-/// `metadata.labels['key']` → (`metadata.labels`, `key`).
-fn split_subscript(path: &str) -> Option<(&str, &str)> {
-    let inner = path.strip_suffix("']")?;
-    let (head, key) = inner.split_once("['")?;
-    (!head.is_empty()).then_some((head, key))
-}
-
-/// Upstream `FormatMap`: `key="value"` lines in key order, Go-quoted values.
-fn format_map(map: Option<&BTreeMap<String, String>>) -> String {
-    map.into_iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={}", go_quote(v)))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Go's `%q` for the characters that occur in labels and annotations.
-fn go_quote(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// A `resourceFieldRef` value (upstream `ExtractContainerResourceValue`), with limits defaulted
-/// to the node's allocatable (`defaultPodLimitsForDownwardAPI`); CPU rounds up to the divisor.
 fn resource_field_value(
     container: &Container,
     resource: &str,
     divisor: Option<&ApiQuantity>,
     ctx: &ContainerContext,
 ) -> Result<String, ConfigError> {
-    let divisor = match divisor {
-        Some(d) => parse_quantity(d)?,
-        None => Quantity::ZERO,
+    let allocatable = |name: &str| {
+        ctx.node_allocatable
+            .get(name)
+            .map(crate::downward::parse_api_quantity)
+            .transpose()
     };
-    let divisor = if divisor.is_zero() {
-        Quantity::from_units(1)
-    } else {
-        divisor
-    };
-    let (kind, name) = resource
-        .split_once('.')
-        .ok_or_else(|| ConfigError::UnsupportedResource(resource.to_string()))?;
-    let resources = container.resources.clone().unwrap_or_default();
-    let amount = match kind {
-        "limits" => {
-            let limit = match resources.limits.as_ref().and_then(|l| l.get(name)) {
-                Some(q) => parse_quantity(q)?,
-                None => Quantity::ZERO,
-            };
-            let allocatable = ctx.node_allocatable.get(name).filter(|_| {
-                limit.is_zero() && ["cpu", "memory", "ephemeral-storage"].contains(&name)
-            });
-            match allocatable {
-                Some(allocatable) => parse_quantity(allocatable)?,
-                None => limit,
+    crate::downward::container_resource_value(container, resource, divisor, &allocatable).map_err(
+        |e| match e {
+            ResourceValueError::Unsupported(r) => ConfigError::UnsupportedResource(r),
+            ResourceValueError::Quantity { value, source } => {
+                ConfigError::Quantity { value, source }
             }
-        }
-        "requests" => match resources.requests.as_ref().and_then(|r| r.get(name)) {
-            Some(q) => parse_quantity(q)?,
-            None => Quantity::ZERO,
         },
-        _ => return Err(ConfigError::UnsupportedResource(resource.to_string())),
-    };
-    let supported =
-        ["cpu", "memory", "ephemeral-storage"].contains(&name) || name.starts_with("hugepages-");
-    if !supported {
-        return Err(ConfigError::UnsupportedResource(resource.to_string()));
-    }
-    let value = if name == "cpu" {
-        let divisor_milli = divisor.milli_value().max(1);
-        ceil_div(amount.milli_value(), divisor_milli)
-    } else {
-        let divisor_units = divisor.value().max(1);
-        ceil_div(amount.value(), divisor_units)
-    };
-    Ok(value.to_string())
-}
-
-fn ceil_div(value: i64, divisor: i64) -> i64 {
-    let quotient = value / divisor;
-    if value % divisor > 0 {
-        quotient + 1
-    } else {
-        quotient
-    }
+    )
 }
 
 fn parse_quantity(quantity: &ApiQuantity) -> Result<Quantity, ConfigError> {

@@ -41,6 +41,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
 use parking_lot::Mutex;
 
+use crate::downward::{format_map, go_quote, split_subscript};
 use crate::podconfig::VolumeHostPath;
 use crate::quantity::Quantity;
 
@@ -1401,79 +1402,9 @@ fn field_path_value(pod: &Pod, field_path: &str) -> Result<String, String> {
     })
 }
 
-/// `metadata.labels['key']` → (`metadata.labels`, `key`) (upstream `SplitMaybeSubscriptedPath`).
-fn split_subscript(path: &str) -> Option<(&str, &str)> {
-    let inner = path.strip_suffix("']")?;
-    let (head, key) = inner.split_once("['")?;
-    (!head.is_empty()).then_some((head, key))
-}
-
-/// Upstream `FormatMap`: `key="value"` lines in key order, values quoted as Go's `%q`.
-fn format_map(map: Option<&BTreeMap<String, String>>) -> String {
-    map.into_iter()
-        .flatten()
-        .map(|(key, value)| format!("{key}={}", go_quote(value)))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Go's `strconv.Quote` (`%q`): printable characters as they are, the C escapes, `\x` for the
-/// other ASCII controls and `\u`/`\U` for other non-printable characters. Go's `IsPrint` is
-/// approximated by its Unicode categories known here (controls, non-ASCII spaces, line and
-/// paragraph separators, common format characters, private use, noncharacters); unassigned
-/// code points are taken as printable.
-fn go_quote(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if c < ' ' || c == '\u{7f}' => out.push_str(&format!("\\x{:02x}", u32::from(c))),
-            c if !go_is_print(c) => {
-                let code = u32::from(c);
-                if code < 0x10000 {
-                    out.push_str(&format!("\\u{code:04x}"));
-                } else {
-                    out.push_str(&format!("\\U{code:08x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn go_is_print(c: char) -> bool {
-    let code = u32::from(c);
-    let not_printable = c.is_control()
-        // Space separators other than U+0020, and the line and paragraph separators.
-        || matches!(code, 0xa0 | 0x1680 | 0x2000..=0x200a | 0x2028 | 0x2029 | 0x202f | 0x205f | 0x3000)
-        // Format characters.
-        || matches!(code, 0xad | 0x600..=0x605 | 0x61c | 0x6dd | 0x70f | 0x180e | 0x200b..=0x200f
-            | 0x202a..=0x202e | 0x2060..=0x2064 | 0x2066..=0x206f | 0xfeff | 0xfff9..=0xfffb
-            | 0xe0001 | 0xe0020..=0xe007f)
-        // Private use.
-        || matches!(code, 0xe000..=0xf8ff | 0xf0000..=0xffffd | 0x100000..=0x10fffd)
-        // Noncharacters.
-        || matches!(code, 0xfdd0..=0xfdef)
-        || code & 0xfffe == 0xfffe;
-    !not_printable
-}
-
 /// A `resourceFieldRef` of a downward API volume (upstream
-/// `ExtractResourceValueByContainerNameAndNodeAllocatable`): the named container's request or
-/// limit, with unset or zero `cpu`, `memory` and `ephemeral-storage` limits taken from the node's
-/// allocatable, divided by the divisor (default 1) and rounded up: CPU in millicores, the others
-/// in whole units.
+/// `ExtractResourceValueByContainerNameAndNodeAllocatable`): the named container's value, see
+/// [`crate::downward::container_resource_value`].
 fn resource_field_value(
     pod: &Pod,
     selector: &ResourceFieldSelector,
@@ -1490,59 +1421,13 @@ fn resource_field_value(
         })
         .find(|c| c.name == container_name)
         .ok_or_else(|| format!("container {container_name} not found"))?;
-    let resource = selector.resource.as_str();
-    let unsupported = || format!("unsupported container resource : {resource}");
-    let (kind, name) = resource.split_once('.').ok_or_else(unsupported)?;
-    let supported =
-        matches!(name, "cpu" | "memory" | "ephemeral-storage") || name.starts_with("hugepages-");
-    if !matches!(kind, "limits" | "requests") || !supported {
-        return Err(unsupported());
-    }
-    let parse = |q: &ApiQuantity| {
-        Quantity::from_api(q).map_err(|err| format!("invalid quantity {:?}: {err}", q.0))
-    };
-    let resources = container.resources.as_ref();
-    let declared = match kind {
-        "limits" => resources.and_then(|r| r.limits.as_ref()),
-        _ => resources.and_then(|r| r.requests.as_ref()),
-    };
-    let mut amount = match declared.and_then(|map| map.get(name)) {
-        Some(q) => parse(q)?,
-        None => Quantity::ZERO,
-    };
-    if kind == "limits"
-        && amount.is_zero()
-        && matches!(name, "cpu" | "memory" | "ephemeral-storage")
-    {
-        if let Some(allocatable) = node_allocatable.get(name) {
-            amount = *allocatable;
-        }
-    }
-    let divisor = match &selector.divisor {
-        Some(q) => parse(q)?,
-        None => Quantity::ZERO,
-    };
-    let divisor = if divisor.is_zero() {
-        Quantity::from_units(1)
-    } else {
-        divisor
-    };
-    let value = if name == "cpu" {
-        div_ceil(amount.milli_value(), divisor.milli_value().max(1))
-    } else {
-        div_ceil(amount.value(), divisor.value().max(1))
-    };
-    Ok(value.to_string())
-}
-
-/// `ceil(value / divisor)` for a positive divisor.
-fn div_ceil(value: i64, divisor: i64) -> i64 {
-    let quotient = value / divisor;
-    if value % divisor > 0 {
-        quotient + 1
-    } else {
-        quotient
-    }
+    crate::downward::container_resource_value(
+        container,
+        &selector.resource,
+        selector.divisor.as_ref(),
+        &|name| Ok(node_allocatable.get(name).copied()),
+    )
+    .map_err(|e| e.to_string())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -74,25 +74,7 @@ fn top_cgroups() -> BTreeSet<PathBuf> {
     set
 }
 
-/// Mount points (from /proc/self/mountinfo, octal escapes decoded) under `dir`.
-fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut mounts: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(|m| {
-            PathBuf::from(
-                m.replace("\\040", " ")
-                    .replace("\\011", "\t")
-                    .replace("\\134", "\\"),
-            )
-        })
-        .filter(|m| m.starts_with(dir))
-        .collect();
-    // Deepest first.
-    mounts.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
-    mounts
-}
+use ferry_kubelet::cleanup::mounts_under;
 
 fn is_mountpoint(dir: &str) -> bool {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
