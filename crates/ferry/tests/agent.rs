@@ -154,6 +154,30 @@ fn http_get(url: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Runs a pod whose process ignores SIGTERM; returns its IP once it runs.
+fn run_stubborn(ferry: &Ferry, name: &str) -> String {
+    ferry.ok(&[
+        "run",
+        name,
+        &format!("--image={BUSYBOX}"),
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        "trap '' TERM; while true; do sleep 1; done",
+    ]);
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            ferry
+                .kubectl(&["get", "pod", name, "-o", "jsonpath={.status.phase}"])
+                .stdout
+                == b"Running"
+        }),
+        "{name} never ran"
+    );
+    ferry.ok(&["get", "pod", name, "-o", "jsonpath={.status.podIP}"])
+}
+
 const WORKLOAD: &str = r#"
 apiVersion: v1
 kind: ConfigMap
@@ -338,26 +362,7 @@ fn pods_run_on_real_containerd() {
     ferry.ok(&["delete", "pod", "missing", "--wait=true"]);
 
     // A process that ignores SIGTERM is killed after the grace period, and its IP is released.
-    ferry.ok(&[
-        "run",
-        "stubborn",
-        &format!("--image={BUSYBOX}"),
-        "--restart=Never",
-        "--",
-        "sh",
-        "-c",
-        "trap '' TERM; while true; do sleep 1; done",
-    ]);
-    assert!(
-        eventually(Duration::from_secs(60), || {
-            ferry
-                .kubectl(&["get", "pod", "stubborn", "-o", "jsonpath={.status.phase}"])
-                .stdout
-                == b"Running"
-        }),
-        "stubborn never ran"
-    );
-    let ip = ferry.ok(&["get", "pod", "stubborn", "-o", "jsonpath={.status.podIP}"]);
+    let ip = run_stubborn(&ferry, "stubborn");
     let lease_dir = agent_dir.join("cni/ipam/ferry");
     assert!(lease_dir.join(&ip).exists(), "host-local holds {ip}");
     let started = Instant::now();
@@ -377,26 +382,7 @@ fn pods_run_on_real_containerd() {
 
     // A force delete cuts a long grace period short: the kubelet stops the container again
     // with the 2 s minimum instead of waiting out 60 s.
-    ferry.ok(&[
-        "run",
-        "stubborn2",
-        &format!("--image={BUSYBOX}"),
-        "--restart=Never",
-        "--",
-        "sh",
-        "-c",
-        "trap '' TERM; while true; do sleep 1; done",
-    ]);
-    assert!(
-        eventually(Duration::from_secs(60), || {
-            ferry
-                .kubectl(&["get", "pod", "stubborn2", "-o", "jsonpath={.status.phase}"])
-                .stdout
-                == b"Running"
-        }),
-        "stubborn2 never ran"
-    );
-    let ip = ferry.ok(&["get", "pod", "stubborn2", "-o", "jsonpath={.status.podIP}"]);
+    let ip = run_stubborn(&ferry, "stubborn2");
     ferry.ok(&[
         "delete",
         "pod",

@@ -951,13 +951,7 @@ impl PodWorker {
         if let Some(ready) = observed.ready_sandbox() {
             ctx.attempt = ready.metadata.as_ref().map(|m| m.attempt).unwrap_or(0);
             let config = podconfig::sandbox_config(pod, &ctx).map_err(|e| {
-                self.event(
-                    pod,
-                    None,
-                    true,
-                    "FailedCreatePodSandBox",
-                    format!("Failed to create pod sandbox: {e}"),
-                );
+                self.sandbox_failed(pod, &e);
             })?;
             let ips = self.sandbox_ips(&ready.id).await;
             return Ok(Some((ready.id.clone(), config, ips)));
@@ -990,22 +984,10 @@ impl PodWorker {
             .map(|m| m.attempt + 1)
             .unwrap_or(0);
         let config = podconfig::sandbox_config(pod, &ctx).map_err(|e| {
-            self.event(
-                pod,
-                None,
-                true,
-                "FailedCreatePodSandBox",
-                format!("Failed to create pod sandbox: {e}"),
-            );
+            self.sandbox_failed(pod, &e);
         })?;
         if let Err(e) = self.prepare_pod_dir(&config) {
-            self.event(
-                pod,
-                None,
-                true,
-                "FailedCreatePodSandBox",
-                format!("Failed to create pod sandbox: {e}"),
-            );
+            self.sandbox_failed(pod, &e);
             self.state.sandbox_backoff.next("sandbox");
             return Err(());
         }
@@ -1030,17 +1012,22 @@ impl PodWorker {
             }
             Err(e) => {
                 tracing::warn!(pod = %pod_key(pod), error = %e, "creating the pod sandbox");
-                self.event(
-                    pod,
-                    None,
-                    true,
-                    "FailedCreatePodSandBox",
-                    format!("Failed to create pod sandbox: {e}"),
-                );
+                self.sandbox_failed(pod, &e);
                 self.state.sandbox_backoff.next("sandbox");
                 Err(())
             }
         }
+    }
+
+    /// Upstream's `FailedCreatePodSandBox` event.
+    fn sandbox_failed(&self, pod: &Pod, error: &dyn std::fmt::Display) {
+        self.event(
+            pod,
+            None,
+            true,
+            "FailedCreatePodSandBox",
+            format!("Failed to create pod sandbox: {error}"),
+        );
     }
 
     /// The log directory and the managed `/etc/hosts`, before the sandbox.
