@@ -156,9 +156,24 @@ async fn client(args: &AgentArgs, node_name: &str) -> anyhow::Result<kube::Clien
         (None, Some(server), Some(token)) => {
             let dir = args.data_dir.join("credentials");
             std::fs::create_dir_all(&dir)?;
-            ferry_client::bootstrap::bootstrap_kubeconfig(server, token, node_name, &dir)
-                .await
-                .context("joining the cluster")?
+            // A server that is not up yet (or a CSR not signed in time) is waited for, as
+            // upstream's kubelet does; a wrong token or CA is not.
+            let mut delay = Duration::from_secs(1);
+            loop {
+                use ferry_client::bootstrap::{bootstrap_kubeconfig, BootstrapError};
+                match bootstrap_kubeconfig(server, token, node_name, &dir).await {
+                    Ok(path) => break path,
+                    Err(e @ (BootstrapError::Tls { .. } | BootstrapError::Timeout(_))) => {
+                        tracing::warn!(error = %e, "joining the cluster; trying again");
+                    }
+                    Err(BootstrapError::Api(kube::Error::Api(s))) if s.code >= 500 => {
+                        tracing::warn!(error = %s.message, "joining the cluster; trying again");
+                    }
+                    Err(e) => return Err(e).context("joining the cluster"),
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
         }
         _ => anyhow::bail!("give --server and --token (or --kubeconfig)"),
     };
@@ -199,7 +214,21 @@ where
     let node_name = args.node_name.clone().unwrap_or_else(hostname);
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let client = client(&args, &node_name).await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stopping = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let client = tokio::select! {
+        client = client(&args, &node_name) => client?,
+        () = stopping() => return Ok(()),
+    };
 
     // The runtime: ours, or the one given.
     let (containerd, runtime): (Option<Containerd>, Arc<dyn Runtime>) = match &args
@@ -221,18 +250,6 @@ where
             (Some(containerd), runtime)
         }
     };
-
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let stopping = move || {
-        let mut stopped = stopped.clone();
-        async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        }
-    };
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop.send(true);
-    });
 
     let machine = MachineConfig {
         data_dir: args.data_dir.clone(),
