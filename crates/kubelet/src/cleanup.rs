@@ -102,7 +102,8 @@ fn processes_with(needle: &str) -> Vec<u32> {
         .collect()
 }
 
-fn wait_gone(pid: u32, timeout: Duration) {
+/// Waits up to `timeout` for process `pid` to be gone, or a zombie waiting for its parent.
+pub fn wait_gone(pid: u32, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -117,8 +118,9 @@ fn wait_gone(pid: u32, timeout: Duration) {
     }
 }
 
-/// Removes a cgroup directory tree depth-first (cgroupfs only removes empty ones).
-fn remove_cgroup_tree(dir: &Path) -> bool {
+/// Removes a cgroup directory tree depth-first (cgroupfs only removes empty ones); whether
+/// `dir` is gone.
+pub fn remove_cgroup_tree(dir: &Path) -> bool {
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
             remove_cgroup_tree(&entry.path());

@@ -74,21 +74,11 @@ fn top_cgroups() -> BTreeSet<PathBuf> {
     set
 }
 
-use ferry_kubelet::cleanup::mounts_under;
+use ferry_kubelet::cleanup::{mounts_under, remove_cgroup_tree, wait_gone};
 
 fn is_mountpoint(dir: &str) -> bool {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     info.lines().any(|line| line.split(' ').nth(4) == Some(dir))
-}
-
-/// Removes a directory tree of cgroups depth-first (cgroupfs only allows rmdir of empty ones).
-fn remove_cgroup_tree(dir: &Path) {
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            remove_cgroup_tree(&entry.path());
-        }
-    }
-    let _ = std::fs::remove_dir(dir);
 }
 
 /// What the host looked like before, and everything the test may leave behind.
@@ -143,22 +133,6 @@ fn nft_tables() -> BTreeSet<String> {
         .lines()
         .map(str::to_string)
         .collect()
-}
-
-fn wait_gone(pid: u32, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
-        // A zombie waits for PID 1 to reap it; its state is Z.
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        if stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z'))
-        {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 impl Drop for HostGuard {
