@@ -249,6 +249,26 @@ impl AuthenticatorChain {
     }
 }
 
+/// Who a request comes from and what they may do: the authenticators and the authorizer.
+pub struct Auth {
+    /// The authenticators, tried in turn.
+    pub authn: AuthenticatorChain,
+    /// The authorizer.
+    pub authz: Box<dyn Authorizer>,
+}
+
+impl Auth {
+    /// Who `credentials` belong to.
+    pub fn authenticate(&self, credentials: &Credentials<'_>) -> Result<UserInfo, AuthnError> {
+        self.authn.authenticate(credentials)
+    }
+
+    /// The authorizer's decision for `user` doing `request`.
+    pub fn authorize(&self, user: &UserInfo, request: &RequestInfo) -> Decision {
+        self.authz.authorize(user, request)
+    }
+}
+
 /// An authorization decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {

@@ -3,9 +3,9 @@
 use serde_json::{json, Value};
 
 use crate::object::{meta_str, metadata_mut};
-use crate::rest::{self, Request};
-use crate::server::Server;
+use crate::rest::{self, Request, Rest};
 use crate::status::ApiError;
+use crate::status::Target;
 
 fn success(code: u16) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code})
@@ -13,7 +13,7 @@ fn success(code: u16) -> Value {
 
 /// Binds a pod to a node: sets `spec.nodeName` once and the PodScheduled condition, as
 /// upstream's `BindingREST`.
-pub async fn bind(server: &Server, req: &Request<'_>) -> Result<Value, ApiError> {
+pub async fn bind(rest: &Rest, req: &Request<'_>) -> Result<Value, ApiError> {
     let binding = rest::parse_body(&req.body, req.content_type)?;
     let node = binding
         .pointer("/target/name")
@@ -28,16 +28,13 @@ pub async fn bind(server: &Server, req: &Request<'_>) -> Result<Value, ApiError>
             &[crate::status::FieldError::required("target.name", "")],
         ));
     }
-    let key = rest::key(req.resource, req.namespace, req.name);
+    let key = crate::storage::key(req.resource.info, req.namespace, req.name);
     loop {
-        let (mut pod, revision) = rest::read(server, req.resource, req.namespace, req.name).await?;
+        let (mut pod, revision) =
+            rest::read(&rest.storage, req.resource, req.namespace, req.name).await?;
         if meta_str(&pod, "deletionTimestamp").is_some() {
             return Err(ApiError::conflict(
-                crate::status::Target {
-                    group: "",
-                    resource: "pods",
-                    name: req.name,
-                },
+                Target::of(req.resource.info, req.name),
                 &format!(
                     "pod {} is being deleted, cannot be assigned to a host",
                     req.name
@@ -50,11 +47,7 @@ pub async fn bind(server: &Server, req: &Request<'_>) -> Result<Value, ApiError>
             .filter(|n| !n.is_empty())
         {
             return Err(ApiError::conflict(
-                crate::status::Target {
-                    group: "",
-                    resource: "pods",
-                    name: req.name,
-                },
+                Target::of(req.resource.info, req.name),
                 &format!("pod {} is already assigned to node \"{current}\"", req.name),
             ));
         }
@@ -76,7 +69,12 @@ pub async fn bind(server: &Server, req: &Request<'_>) -> Result<Value, ApiError>
         }
         metadata_mut(&mut pod).remove("resourceVersion");
         let bytes = bytes::Bytes::from(serde_json::to_vec(&pod).unwrap_or_default());
-        match server.store.update(key.clone(), revision, bytes).await? {
+        match rest
+            .storage
+            .store
+            .update(key.clone(), revision, bytes)
+            .await?
+        {
             Ok(_) => return Ok(success(201)),
             Err(None) => {
                 return Err(ApiError::not_found(crate::status::Target {
@@ -95,11 +93,11 @@ pub async fn bind(server: &Server, req: &Request<'_>) -> Result<Value, ApiError>
 /// the eviction takes (decrementing `disruptionsAllowed` and recording the pod in
 /// `disruptedPods`) before deleting the pod; otherwise 429 TooManyRequests with upstream's
 /// message, which `kubectl drain` retries.
-pub async fn evict(server: &Server, req: &Request<'_>) -> Result<Value, ApiError> {
+pub async fn evict(rest: &Rest, req: &Request<'_>) -> Result<Value, ApiError> {
     let eviction = rest::parse_body(&req.body, req.content_type)?;
     let options = eviction.get("deleteOptions").cloned().unwrap_or(json!({}));
     let pods = req.resource;
-    let (pod, _) = rest::read(server, pods, req.namespace, req.name).await?;
+    let (pod, _) = rest::read(&rest.storage, pods, req.namespace, req.name).await?;
     let phase = pod
         .pointer("/status/phase")
         .and_then(Value::as_str)
@@ -107,7 +105,7 @@ pub async fn evict(server: &Server, req: &Request<'_>) -> Result<Value, ApiError
     let ignore_budgets = matches!(phase, "Succeeded" | "Failed" | "Pending")
         || meta_str(&pod, "deletionTimestamp").is_some();
     if !ignore_budgets {
-        take_disruption(server, req, &pod).await?;
+        take_disruption(rest, req, &pod).await?;
     }
     let delete = Request {
         body: bytes::Bytes::from(options.to_string()),
@@ -115,7 +113,7 @@ pub async fn evict(server: &Server, req: &Request<'_>) -> Result<Value, ApiError
         subresource: "",
         ..*req
     };
-    rest::delete(server, &delete).await?;
+    rest::delete(rest, &delete).await?;
     Ok(success(201))
 }
 
@@ -172,21 +170,28 @@ fn too_many_requests(cause: String) -> ApiError {
         code: 429,
         reason: "TooManyRequests",
         message: "Cannot evict pod as it would violate the pod's disruption budget.".into(),
-        details: Some(json!({"causes": [{"reason": "DisruptionBudget", "message": cause}]})),
+        details: Some(Box::new(crate::status::StatusDetails {
+            causes: vec![crate::status::StatusCause::new("DisruptionBudget", cause)],
+            ..Default::default()
+        })),
     }
 }
 
 /// Finds the pod's budget and takes one disruption from it (compare-and-swap on the budget).
-async fn take_disruption(server: &Server, req: &Request<'_>, pod: &Value) -> Result<(), ApiError> {
-    let Some(pdbs) = ferry_api::registry::find("policy", "v1", "poddisruptionbudgets") else {
+async fn take_disruption(rest: &Rest, req: &Request<'_>, pod: &Value) -> Result<(), ApiError> {
+    let Some(pdbs) = rest
+        .registry
+        .resolve("policy", "v1", "poddisruptionbudgets")
+    else {
         return Ok(());
     };
     let name = meta_str(pod, "name").unwrap_or("").to_string();
     loop {
-        let listed = server
+        let listed = rest
+            .storage
             .store
             .range(ferry_store::RangeRequest::new(
-                ferry_store::KeyRange::prefix(rest::prefix(pdbs, req.namespace)),
+                ferry_store::KeyRange::prefix(crate::storage::prefix(pdbs.info, req.namespace)),
             ))
             .await?;
         let mut matching = Vec::new();
@@ -245,7 +250,8 @@ async fn take_disruption(server: &Server, req: &Request<'_>, pod: &Value) -> Res
         }
         pdb["status"]["disruptedPods"][name.as_str()] = json!(now);
         metadata_mut(&mut pdb).remove("resourceVersion");
-        match server
+        match rest
+            .storage
             .store
             .update(key, revision, rest::encode(pdbs, &pdb))
             .await?

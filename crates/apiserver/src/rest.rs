@@ -1,12 +1,10 @@
-//! The REST verbs over the store, for every resource alike: objects are JSON, stored under
-//! `/<resource>/<namespace>/<name>` (`/<resource>/<name>` when cluster-scoped) without their
-//! `resourceVersion`, which is the store's `mod_revision` and set on every read — as upstream's
-//! etcd3 storage does.
-//!
-//! Kind-specific behaviour (defaulting, validation, what a status update may touch) lives in
-//! [`crate::strategy`]; admission in [`crate::admission`].
+//! The REST verbs over the store, one implementation for every resource (upstream's generic
+//! registry `Store`): objects are JSON, kept in [`crate::storage`]; what a kind does differently
+//! (defaulting, validation, what a status update may touch, graceful deletion, allocations) is
+//! its [`Strategy`](crate::registry::Strategy)'s, called at upstream's points; admission is
+//! [`crate::admission`]'s.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -14,16 +12,28 @@ use ferry_api::registry::ResourceInfo;
 use ferry_store::{KeyRange, RangeRequest, Revision, StoreError};
 use serde_json::{json, Map, Value};
 
+use crate::admission::{Attributes, Chain, Operation};
 use crate::object::{self, meta_str, metadata_mut};
-use crate::selector::{fields_of, FieldSelector, LabelSelector};
-use crate::server::Server;
+use crate::registry::{generic, Registry, Resource};
+use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, Target};
-use crate::strategy;
+use crate::storage::{key, prefix, Storage};
+
+/// What the REST verbs work with: the storage, the admission chain writes go through, and the
+/// served resources.
+pub struct Rest {
+    /// Where objects live.
+    pub storage: Storage,
+    /// Admission plugins, in order.
+    pub admission: Chain,
+    /// The served resources and their strategies.
+    pub registry: Registry,
+}
 
 /// A resource request after authentication and authorization.
 pub struct Request<'a> {
     /// What the path names.
-    pub resource: &'static ResourceInfo,
+    pub resource: &'a Resource,
     /// Namespace from the path ("" for cluster-scoped or all namespaces).
     pub namespace: &'a str,
     /// Name from the path ("" for collections).
@@ -46,11 +56,7 @@ pub struct Request<'a> {
 
 impl Request<'_> {
     fn target<'b>(&'b self, name: &'b str) -> Target<'b> {
-        Target {
-            group: self.resource.group,
-            resource: self.resource.plural,
-            name,
-        }
+        Target::of(self.resource.info, name)
     }
 
     fn dry_run(&self) -> bool {
@@ -58,41 +64,12 @@ impl Request<'_> {
     }
 }
 
-/// The storage prefix of a resource: its plural. events.k8s.io/v1 Events share core/v1's
-/// storage, as upstream (see [`crate::convert`]).
-pub fn storage_resource(info: &ResourceInfo) -> String {
-    info.plural.to_string()
-}
-
-fn is_new_style_event(info: &ResourceInfo) -> bool {
-    info.group == "events.k8s.io" && info.plural == "events"
-}
-
-/// The key of an object.
-pub fn key(info: &ResourceInfo, namespace: &str, name: &str) -> Bytes {
-    if info.namespaced {
-        Bytes::from(format!("/{}/{namespace}/{name}", storage_resource(info)))
-    } else {
-        Bytes::from(format!("/{}/{name}", storage_resource(info)))
-    }
-}
-
-/// The key prefix of a collection (one namespace, or all).
-pub fn prefix(info: &ResourceInfo, namespace: &str) -> Bytes {
-    if info.namespaced && !namespace.is_empty() {
-        Bytes::from(format!("/{}/{namespace}/", storage_resource(info)))
-    } else {
-        Bytes::from(format!("/{}/", storage_resource(info)))
-    }
-}
-
 /// Decodes a stored object and stamps its resourceVersion.
-pub fn decode(info: &ResourceInfo, value: &[u8], revision: Revision) -> Result<Value, ApiError> {
-    let mut object: Value = serde_json::from_slice(value)
-        .map_err(|e| ApiError::internal(format!("stored {} is not JSON: {e}", info.plural)))?;
-    if is_new_style_event(info) {
-        object = crate::convert::event_from_core(object);
-    }
+pub fn decode(resource: &Resource, value: &[u8], revision: Revision) -> Result<Value, ApiError> {
+    let object: Value = serde_json::from_slice(value).map_err(|e| {
+        ApiError::internal(format!("stored {} is not JSON: {e}", resource.info.plural))
+    })?;
+    let mut object = resource.strategy.decode_stored(object);
     metadata_mut(&mut object).insert(
         "resourceVersion".into(),
         Value::String(revision.to_string()),
@@ -100,12 +77,9 @@ pub fn decode(info: &ResourceInfo, value: &[u8], revision: Revision) -> Result<V
     Ok(object)
 }
 
-pub(crate) fn encode(info: &ResourceInfo, object: &Value) -> Bytes {
-    let mut stored = if is_new_style_event(info) {
-        crate::convert::event_to_core(object.clone())
-    } else {
-        object.clone()
-    };
+/// Encodes an object for the store, without its resourceVersion.
+pub fn encode(resource: &Resource, object: &Value) -> Bytes {
+    let mut stored = resource.strategy.encode_for_storage(object.clone());
     metadata_mut(&mut stored).remove("resourceVersion");
     Bytes::from(serde_json::to_vec(&stored).unwrap_or_default())
 }
@@ -128,27 +102,27 @@ pub fn parse_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
 }
 
 /// GET of one object.
-pub async fn get(server: &Server, req: &Request<'_>) -> Result<Value, ApiError> {
-    let (object, _) = read(server, req.resource, req.namespace, req.name).await?;
+pub async fn get(rest: &Rest, req: &Request<'_>) -> Result<Value, ApiError> {
+    let (object, _) = read(&rest.storage, req.resource, req.namespace, req.name).await?;
     Ok(object)
 }
 
 /// Reads one object with its store revision.
 pub async fn read(
-    server: &Server,
-    info: &'static ResourceInfo,
+    storage: &Storage,
+    resource: &Resource,
     namespace: &str,
     name: &str,
 ) -> Result<(Value, Revision), ApiError> {
-    let kv = server.store.get(&key(info, namespace, name)).await?;
-    let kv = kv.ok_or_else(|| {
-        ApiError::not_found(Target {
-            group: info.group,
-            resource: info.plural,
-            name,
-        })
-    })?;
-    Ok((decode(info, &kv.value, kv.mod_revision)?, kv.mod_revision))
+    let kv = storage
+        .store
+        .get(&key(resource.info, namespace, name))
+        .await?;
+    let kv = kv.ok_or_else(|| ApiError::not_found(Target::of(resource.info, name)))?;
+    Ok((
+        decode(resource, &kv.value, kv.mod_revision)?,
+        kv.mod_revision,
+    ))
 }
 
 /// The `continue` token: upstream's format, base64 of `{"v":"meta.k8s.io/v1","rv":N,"start":K}`
@@ -187,14 +161,14 @@ pub struct Selectors {
 impl Selectors {
     /// Parses `labelSelector` and `fieldSelector`, refusing fields the resource cannot select on.
     pub fn from_query(
-        info: &ResourceInfo,
+        resource: &Resource,
         query: &HashMap<String, String>,
     ) -> Result<Self, ApiError> {
         let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))
             .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
         let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))
             .map_err(ApiError::bad_request)?;
-        let supported = fields_of(info.group, info.plural, &json!({}));
+        let supported = fields_of(resource, &json!({}));
         for field in fields.fields() {
             if !supported.contains_key(field) {
                 return Err(ApiError::bad_request(format!(
@@ -206,12 +180,9 @@ impl Selectors {
     }
 
     /// Whether an object matches.
-    pub fn matches(&self, info: &ResourceInfo, object: &Value) -> bool {
+    pub fn matches(&self, resource: &Resource, object: &Value) -> bool {
         (self.labels.is_empty() || self.labels.matches(&object::labels(object)))
-            && (self.fields.is_empty()
-                || self
-                    .fields
-                    .matches(&fields_of(info.group, info.plural, object)))
+            && (self.fields.is_empty() || self.fields.matches(&fields_of(resource, object)))
     }
 
     /// Whether nothing is filtered.
@@ -220,11 +191,26 @@ impl Selectors {
     }
 }
 
+/// The selectable fields of an object (upstream's `GetAttrs`): `metadata.name` and
+/// `metadata.namespace`, and its kind's own.
+pub fn fields_of(resource: &Resource, object: &Value) -> BTreeMap<String, String> {
+    let mut fields = BTreeMap::new();
+    for (name, pointer) in [
+        ("metadata.name", "/metadata/name"),
+        ("metadata.namespace", "/metadata/namespace"),
+    ] {
+        fields.insert(name.into(), crate::selector::text_at(object, pointer));
+    }
+    resource.strategy.selectable_fields(object, &mut fields);
+    fields
+}
+
 /// LIST: selectors, `limit`/`continue` over one consistent revision, and `resourceVersion` /
 /// `resourceVersionMatch` as upstream reads them.
-pub async fn list(server: &Server, req: &Request<'_>) -> Result<Value, ApiError> {
-    let info = req.resource;
-    let selectors = Selectors::from_query(info, req.query)?;
+pub async fn list(rest: &Rest, req: &Request<'_>) -> Result<Value, ApiError> {
+    let resource = req.resource;
+    let info = resource.info;
+    let selectors = Selectors::from_query(resource, req.query)?;
     let limit: i64 = match req.query.get("limit") {
         Some(l) => l
             .parse()
@@ -260,7 +246,7 @@ pub async fn list(server: &Server, req: &Request<'_>) -> Result<Value, ApiError>
         match rv_match {
             "Exact" => revision = rv,
             "" | "NotOlderThan" => {
-                let current = server.store.current_revision().await?;
+                let current = rest.storage.store.current_revision().await?;
                 if rv > current {
                     return Err(StoreError::FutureRevision {
                         requested: rv,
@@ -292,7 +278,7 @@ pub async fn list(server: &Server, req: &Request<'_>) -> Result<Value, ApiError>
         let request = RangeRequest::new(range_of(start.clone()))
             .at(revision)
             .limit(page);
-        let response = match server.store.range(request).await {
+        let response = match rest.storage.store.range(request).await {
             Err(StoreError::Compacted { .. }) if req.query.contains_key("continue") => {
                 return Err(ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."));
             }
@@ -303,8 +289,8 @@ pub async fn list(server: &Server, req: &Request<'_>) -> Result<Value, ApiError>
         }
         let scanned = response.kvs.len();
         for (i, kv) in response.kvs.iter().enumerate() {
-            let object = decode(info, &kv.value, kv.mod_revision)?;
-            if selectors.matches(info, &object) {
+            let object = decode(resource, &kv.value, kv.mod_revision)?;
+            if selectors.matches(resource, &object) {
                 items.push(object);
             }
             if limit > 0 && items.len() as i64 >= limit {
@@ -433,8 +419,9 @@ fn check_fields(
 
 /// CREATE: names, namespace, generated fields, admission, defaulting, validation, then a
 /// create-if-absent in the store.
-pub async fn create(server: &Server, req: &Request<'_>) -> Result<(u16, Value), ApiError> {
-    let info = req.resource;
+pub async fn create(rest: &Rest, req: &Request<'_>) -> Result<(u16, Value), ApiError> {
+    let resource = req.resource;
+    let info = resource.info;
     let mut object = parse_body(&req.body, req.content_type)?;
     check_type(info, &mut object, info.kind, &info.api_version())?;
     check_fields(info, req, &mut object)?;
@@ -481,34 +468,39 @@ pub async fn create(server: &Server, req: &Request<'_>) -> Result<(u16, Value), 
     ] {
         meta.remove(field);
     }
-    strategy::prepare_for_create(info, &mut object);
-    strategy::set_requesting_user(info, &mut object, req.user);
-    server
-        .admission
-        .admit_create(server, info, &mut object)
+    generic::prepare_for_create(resource, &mut object, req.user);
+    let attributes = Attributes {
+        resource: info,
+        subresource: "",
+        operation: Operation::Create,
+        user: req.user,
+        old: None,
+    };
+    rest.admission
+        .admit(&rest.storage, &attributes, &mut object)
         .await?;
-    crate::admission::node_restriction(
-        req.user,
-        info,
-        crate::admission::Operation::Create,
-        &object,
-    )?;
     let name = meta_str(&object, "name").unwrap_or("").to_string();
-    strategy::validate(info, &object, None)?;
+    generic::validate(resource, &object, None)?;
+    rest.admission
+        .validate(&rest.storage, &attributes, &object)
+        .await?;
     if req.dry_run() {
         return Ok((201, object));
     }
     let key = key(info, req.namespace, &name);
-    let lease = strategy::lease_for(server, info).await?;
-    let is_service = info.group.is_empty() && info.plural == "services";
-    if is_service {
-        // Existing names are refused first, so nothing is allocated for them.
-        if server.store.get(&key).await?.is_some() {
-            return Err(ApiError::already_exists(req.target(&name)));
-        }
-        crate::service::allocate(server, &mut object).await?;
-    }
-    let created = server.store.create(key, encode(info, &object), lease).await;
+    let lease = match resource.strategy.ttl() {
+        Some(ttl) => rest.storage.lease_for(ttl).await?,
+        None => 0,
+    };
+    let strategy = &resource.strategy;
+    strategy
+        .begin_create(&rest.storage, info, &key, &mut object)
+        .await?;
+    let created = rest
+        .storage
+        .store
+        .create(key, encode(resource, &object), lease)
+        .await;
     match created {
         Ok(Some(revision)) => {
             metadata_mut(&mut object).insert(
@@ -518,9 +510,7 @@ pub async fn create(server: &Server, req: &Request<'_>) -> Result<(u16, Value), 
             Ok((201, object))
         }
         other => {
-            if is_service {
-                crate::service::release(server, &object).await;
-            }
+            strategy.release(&rest.storage, &object).await;
             match other {
                 Err(e) => Err(e.into()),
                 _ => Err(ApiError::already_exists(req.target(&name))),
@@ -538,15 +528,15 @@ enum Precondition {
 }
 
 /// UPDATE (PUT) of an object or of its `status`/`scale` subresource.
-pub async fn update(server: &Server, req: &Request<'_>) -> Result<Value, ApiError> {
-    let info = req.resource;
+pub async fn update(rest: &Rest, req: &Request<'_>) -> Result<Value, ApiError> {
+    let info = req.resource.info;
     let mut body = parse_body(&req.body, req.content_type)?;
     if req.subresource == "scale" {
         let precondition = match meta_str(&body, "resourceVersion").and_then(|rv| rv.parse().ok()) {
             Some(rv) => Precondition::ResourceVersion(rv),
             None => Precondition::None,
         };
-        return write_update(server, req, precondition, |_old| Ok(body.clone())).await;
+        return write_update(rest, req, precondition, |_old| Ok(body.clone())).await;
     }
     check_type(info, &mut body, info.kind, &info.api_version())?;
     check_fields(info, req, &mut body)?;
@@ -566,13 +556,13 @@ pub async fn update(server: &Server, req: &Request<'_>) -> Result<Value, ApiErro
         ),
         None => Precondition::None,
     };
-    write_update(server, req, precondition, |_old| Ok(body.clone())).await
+    write_update(rest, req, precondition, |_old| Ok(body.clone())).await
 }
 
 /// PATCH: JSON patch, merge patch or strategic merge patch against the current object, then the
 /// update path. Retried when the object changes underneath, unless the patch pins a
 /// resourceVersion.
-pub async fn patch(server: &Server, req: &Request<'_>) -> Result<Value, ApiError> {
+pub async fn patch(rest: &Rest, req: &Request<'_>) -> Result<Value, ApiError> {
     let media = req
         .content_type
         .split(';')
@@ -601,9 +591,9 @@ pub async fn patch(server: &Server, req: &Request<'_>) -> Result<Value, ApiError
         Some(rv) => Precondition::ResourceVersion(rv),
         None => Precondition::None,
     };
-    let info = req.resource;
+    let info = req.resource.info;
     let subresource = req.subresource;
-    write_update(server, req, precondition, move |old| {
+    write_update(rest, req, precondition, move |old| {
         let mut current = if subresource == "scale" {
             crate::scale::scale_of(info, old)?
         } else {
@@ -644,15 +634,17 @@ pub async fn patch(server: &Server, req: &Request<'_>) -> Result<Value, ApiError
 /// `scale`, the Scale object); the result is merged per the subresource, defaulted, validated
 /// and written with compare-and-swap on the current revision.
 async fn write_update(
-    server: &Server,
+    rest: &Rest,
     req: &Request<'_>,
     precondition: Precondition,
     change: impl Fn(&Value) -> Result<Value, ApiError>,
 ) -> Result<Value, ApiError> {
-    let info = req.resource;
+    let resource = req.resource;
+    let info = resource.info;
+    let strategy = &resource.strategy;
     let key = key(info, req.namespace, req.name);
     loop {
-        let (old, old_revision) = read(server, info, req.namespace, req.name).await?;
+        let (old, old_revision) = read(&rest.storage, resource, req.namespace, req.name).await?;
         if let Precondition::ResourceVersion(rv) = precondition {
             if rv != old_revision {
                 return Err(ApiError::conflict(req.target(req.name), ApiError::MODIFIED));
@@ -662,7 +654,7 @@ async fn write_update(
         let mut new = if req.subresource == "scale" {
             crate::scale::apply(&old, &requested)?
         } else {
-            strategy::merge_update(info, req.subresource, &old, requested)?
+            strategy.merge_update(info, req.subresource, &old, requested)?
         };
         // Metadata the client may not change.
         for field in [
@@ -683,30 +675,31 @@ async fn write_update(
             }
         }
         metadata_mut(&mut new).remove("resourceVersion");
-        strategy::prepare_for_update(info, &mut new, &old);
-        if req.subresource.is_empty() {
-            server
-                .admission
-                .admit_update(server, info, &mut new, &old)
-                .await?;
-        }
-        crate::admission::node_restriction(
-            req.user,
-            info,
-            crate::admission::Operation::Update,
-            &old,
-        )?;
-        strategy::validate(info, &new, Some(&old))?;
+        generic::prepare_for_update(resource, &mut new, &old);
+        let attributes = Attributes {
+            resource: info,
+            subresource: req.subresource,
+            operation: Operation::Update,
+            user: req.user,
+            old: Some(&old),
+        };
+        rest.admission
+            .admit(&rest.storage, &attributes, &mut new)
+            .await?;
+        generic::validate(resource, &new, Some(&old))?;
+        rest.admission
+            .validate(&rest.storage, &attributes, &new)
+            .await?;
         if req.dry_run() {
             return Ok(new);
         }
         // Removing the last finalizer of an object being deleted completes the deletion.
         let finishing = meta_str(&new, "deletionTimestamp").is_some()
             && object::finalizers(&new).is_empty()
-            && !pod_awaiting_kubelet(info, &new)
-            && namespace_finalizers(info, &new).is_empty();
+            && !strategy.awaits_graceful_termination(&new)
+            && !strategy.has_spec_finalizers(&new);
         if finishing {
-            match server.store.delete(key.clone(), old_revision).await? {
+            match rest.storage.store.delete(key.clone(), old_revision).await? {
                 Ok(_) => return Ok(new),
                 Err(_) if matches!(precondition, Precondition::None) => continue,
                 Err(_) => return Err(ApiError::conflict(req.target(req.name), ApiError::MODIFIED)),
@@ -716,9 +709,10 @@ async fn write_update(
             // No change: upstream answers with the object as it is, without a write.
             return Ok(old);
         }
-        match server
+        match rest
+            .storage
             .store
-            .update(key.clone(), old_revision, encode(info, &new))
+            .update(key.clone(), old_revision, encode(resource, &new))
             .await?
         {
             Ok(revision) => {
@@ -742,31 +736,6 @@ fn strip_rv(object: &Value) -> Value {
     let mut copy = object.clone();
     metadata_mut(&mut copy).remove("resourceVersion");
     copy
-}
-
-/// A pod bound to a node with a grace period left is finished by its kubelet (which deletes
-/// it with grace 0), not by the API server.
-/// A namespace's `spec.finalizers` (the namespace controller's `kubernetes`): a namespace being
-/// deleted stays, Terminating, until they are gone as well as its metadata finalizers.
-fn namespace_finalizers(info: &ResourceInfo, object: &Value) -> Vec<String> {
-    if !(info.group.is_empty() && info.plural == "namespaces") {
-        return Vec::new();
-    }
-    object::strings_at(object, "/spec/finalizers")
-}
-
-fn pod_awaiting_kubelet(info: &ResourceInfo, object: &Value) -> bool {
-    info.group.is_empty()
-        && info.plural == "pods"
-        && object
-            .pointer("/spec/nodeName")
-            .and_then(Value::as_str)
-            .is_some_and(|n| !n.is_empty())
-        && object
-            .pointer("/metadata/deletionGracePeriodSeconds")
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-            > 0
 }
 
 /// Delete options, from the body (kubectl) or the query (curl).
@@ -822,21 +791,23 @@ fn delete_options(req: &Request<'_>) -> Result<DeleteOptions, ApiError> {
 
 /// DELETE of one object: preconditions, graceful deletion of bound pods, finalizers (including
 /// the ones propagation policies add), then removal from the store.
-pub async fn delete(server: &Server, req: &Request<'_>) -> Result<Value, ApiError> {
+pub async fn delete(rest: &Rest, req: &Request<'_>) -> Result<Value, ApiError> {
     let options = delete_options(req)?;
-    delete_one(server, req, req.name, &options).await
+    delete_one(rest, req, req.name, &options).await
 }
 
 async fn delete_one(
-    server: &Server,
+    rest: &Rest,
     req: &Request<'_>,
     name: &str,
     options: &DeleteOptions,
 ) -> Result<Value, ApiError> {
-    let info = req.resource;
+    let resource = req.resource;
+    let info = resource.info;
+    let strategy = &resource.strategy;
     let key = key(info, req.namespace, name);
     loop {
-        let (mut object, revision) = read(server, info, req.namespace, name).await?;
+        let (mut object, revision) = read(&rest.storage, resource, req.namespace, name).await?;
         if let Some(uid) = &options.precondition_uid {
             if meta_str(&object, "uid") != Some(uid.as_str()) {
                 return Err(ApiError::conflict(
@@ -855,13 +826,20 @@ async fn delete_one(
                 )));
             }
         }
-        server.admission.admit_delete(server, info, &object).await?;
-        crate::admission::node_restriction(
-            req.user,
-            info,
-            crate::admission::Operation::Delete,
-            &object,
-        )?;
+        let attributes = Attributes {
+            resource: info,
+            subresource: "",
+            operation: Operation::Delete,
+            user: req.user,
+            old: None,
+        };
+        let mut admitted = object.clone();
+        rest.admission
+            .admit(&rest.storage, &attributes, &mut admitted)
+            .await?;
+        rest.admission
+            .validate(&rest.storage, &attributes, &admitted)
+            .await?;
         let mut finalizers = object::finalizers(&object);
         match options.propagation_policy.as_deref() {
             Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => {
@@ -872,23 +850,21 @@ async fn delete_one(
             }
             _ => {}
         }
-        let grace = strategy::grace_period(info, &object, options.grace_period_seconds);
+        let grace = strategy.grace_period(&object, options.grace_period_seconds);
         let already_deleting = meta_str(&object, "deletionTimestamp").is_some();
-        if already_deleting && info.group.is_empty() && info.plural == "namespaces" {
-            return Err(ApiError::conflict(
-                req.target(name),
-                "The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.",
-            ));
+        if let Some(conflict) = strategy
+            .repeated_delete_conflict()
+            .filter(|_| already_deleting)
+        {
+            return Err(ApiError::conflict(req.target(name), conflict));
         }
-        if finalizers.is_empty() && grace == 0 && namespace_finalizers(info, &object).is_empty() {
+        if finalizers.is_empty() && grace == 0 && !strategy.has_spec_finalizers(&object) {
             if req.dry_run() {
                 return Ok(object);
             }
-            match server.store.delete(key.clone(), revision).await? {
+            match rest.storage.store.delete(key.clone(), revision).await? {
                 Ok(_) => {
-                    if info.group.is_empty() && info.plural == "services" {
-                        crate::service::release(server, &object).await;
-                    }
+                    strategy.release(&rest.storage, &object).await;
                     return Ok(object);
                 }
                 Err(None) => return Err(ApiError::not_found(req.target(name))),
@@ -915,15 +891,14 @@ async fn delete_one(
         if !finalizers.is_empty() {
             meta.insert("finalizers".into(), json!(finalizers));
         }
-        if info.group.is_empty() && info.plural == "namespaces" {
-            object["status"]["phase"] = Value::String("Terminating".into());
-        }
+        strategy.prepare_for_graceful_delete(&mut object);
         if req.dry_run() {
             return Ok(object);
         }
-        match server
+        match rest
+            .storage
             .store
-            .update(key.clone(), revision, encode(info, &object))
+            .update(key.clone(), revision, encode(resource, &object))
             .await?
         {
             Ok(new_revision) => {
@@ -940,10 +915,10 @@ async fn delete_one(
 }
 
 /// DELETECOLLECTION: every object the selectors match, one by one, as upstream.
-pub async fn delete_collection(server: &Server, req: &Request<'_>) -> Result<Value, ApiError> {
+pub async fn delete_collection(rest: &Rest, req: &Request<'_>) -> Result<Value, ApiError> {
     let options = delete_options(req)?;
     let mut listed = list(
-        server,
+        rest,
         &Request {
             query: req.query,
             body: Bytes::new(),
@@ -962,7 +937,7 @@ pub async fn delete_collection(server: &Server, req: &Request<'_>) -> Result<Val
             body: Bytes::new(),
             ..*req
         };
-        match delete_one(server, &one, &name, &options).await {
+        match delete_one(rest, &one, &name, &options).await {
             Ok(object) => deleted.push(object),
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),

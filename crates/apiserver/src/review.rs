@@ -9,21 +9,16 @@
 use ferry_api::registry::ResourceInfo;
 use serde_json::{json, Value};
 
-use crate::auth::{Credentials, Decision, UserInfo};
+use crate::auth::{Auth, Credentials, Decision, UserInfo};
 use crate::request::RequestInfo;
-use crate::server::Server;
 use crate::status::ApiError;
 
-/// Whether `resource` is one of the review resources.
+/// Whether `resource` is one of the review resources: every resource of the authentication
+/// and authorization groups is.
 pub fn is_review(resource: &ResourceInfo) -> bool {
     matches!(
-        (resource.group, resource.plural),
-        ("authentication.k8s.io", "selfsubjectreviews")
-            | ("authentication.k8s.io", "tokenreviews")
-            | ("authorization.k8s.io", "selfsubjectaccessreviews")
-            | ("authorization.k8s.io", "subjectaccessreviews")
-            | ("authorization.k8s.io", "localsubjectaccessreviews")
-            | ("authorization.k8s.io", "selfsubjectrulesreviews")
+        resource.group,
+        "authentication.k8s.io" | "authorization.k8s.io"
     )
 }
 
@@ -74,13 +69,8 @@ fn attributes(spec: &Value, namespace_override: Option<&str>) -> RequestInfo {
     }
 }
 
-fn decide(
-    server: &Server,
-    user: &UserInfo,
-    spec: &Value,
-    namespace_override: Option<&str>,
-) -> Value {
-    match server.authorize(user, &attributes(spec, namespace_override)) {
+fn decide(auth: &Auth, user: &UserInfo, spec: &Value, namespace_override: Option<&str>) -> Value {
+    match auth.authorize(user, &attributes(spec, namespace_override)) {
         Decision::Allow => json!({"allowed": true}),
         Decision::Deny(reason) => {
             let mut status = json!({"allowed": false});
@@ -94,7 +84,7 @@ fn decide(
 
 /// Answers a review created by `user`: the request object with its `status` filled in.
 pub fn review(
-    server: &Server,
+    auth: &Auth,
     user: &UserInfo,
     resource: &ResourceInfo,
     namespace: &str,
@@ -113,7 +103,7 @@ pub fn review(
                     &[crate::status::FieldError::required("spec.token", "")],
                 ));
             }
-            match server.authenticate(&Credentials {
+            match auth.authenticate(&Credentials {
                 client_cert: None,
                 bearer_token: Some(token),
             }) {
@@ -123,7 +113,7 @@ pub fn review(
                 Err(error) => json!({"authenticated": false, "error": error.to_string()}),
             }
         }
-        "selfsubjectaccessreviews" => decide(server, user, &spec, None),
+        "selfsubjectaccessreviews" => decide(auth, user, &spec, None),
         "subjectaccessreviews" | "localsubjectaccessreviews" => {
             let subject = UserInfo {
                 name: spec["user"].as_str().unwrap_or("").to_string(),
@@ -148,10 +138,11 @@ pub fn review(
                     )],
                 ));
             }
-            let namespace = (resource.plural == "localsubjectaccessreviews").then_some(namespace);
-            decide(server, &subject, &spec, namespace)
+            // Only LocalSubjectAccessReview is namespaced: its path's namespace is the one asked about.
+            let namespace = resource.namespaced.then_some(namespace);
+            decide(auth, &subject, &spec, namespace)
         }
-        "selfsubjectrulesreviews" => rules(server, user, spec["namespace"].as_str().unwrap_or("")),
+        "selfsubjectrulesreviews" => rules(auth, user, spec["namespace"].as_str().unwrap_or("")),
         _ => {
             return Err(ApiError::method_not_allowed(
                 "the server does not allow this method on the requested resource",
@@ -168,7 +159,7 @@ pub fn review(
 
 /// What the user may do, as rules; derived by asking the authorizer about wildcard requests,
 /// so it stays true to whatever authorizer the server runs.
-fn rules(server: &Server, user: &UserInfo, namespace: &str) -> Value {
+fn rules(auth: &Auth, user: &UserInfo, namespace: &str) -> Value {
     let everything = RequestInfo {
         is_resource_request: true,
         verb: "*".into(),
@@ -177,7 +168,7 @@ fn rules(server: &Server, user: &UserInfo, namespace: &str) -> Value {
         resource: "*".into(),
         ..Default::default()
     };
-    if matches!(server.authorize(user, &everything), Decision::Allow) {
+    if matches!(auth.authorize(user, &everything), Decision::Allow) {
         return json!({
             "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
             "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],

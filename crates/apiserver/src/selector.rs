@@ -153,88 +153,20 @@ impl FieldSelector {
     }
 }
 
-fn text(v: &Value, path: &[&str]) -> String {
-    let mut cur = v;
-    for p in path {
-        match cur.get(p) {
-            Some(next) => cur = next,
-            None => return String::new(),
-        }
-    }
-    match cur {
-        Value::String(s) => s.clone(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
+/// The value at a JSON pointer as a field selector compares it: strings as they are, booleans
+/// and numbers as text, anything else (or nothing) as "".
+pub fn text_at(object: &Value, pointer: &str) -> String {
+    match object.pointer(pointer) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Bool(b)) => b.to_string(),
+        Some(Value::Number(n)) => n.to_string(),
         _ => String::new(),
     }
-}
-
-/// The selectable fields of an object of `resource`, as upstream's per-kind `GetAttrs`:
-/// `metadata.name` and `metadata.namespace` always, plus the kind's own.
-pub fn fields_of(group: &str, resource: &str, object: &Value) -> BTreeMap<String, String> {
-    let mut fields = BTreeMap::new();
-    let mut add = |name: &str, path: &[&str]| {
-        fields.insert(name.to_string(), text(object, path));
-    };
-    add("metadata.name", &["metadata", "name"]);
-    add("metadata.namespace", &["metadata", "namespace"]);
-    match (group, resource) {
-        ("", "pods") => {
-            add("spec.nodeName", &["spec", "nodeName"]);
-            add("spec.restartPolicy", &["spec", "restartPolicy"]);
-            add("spec.schedulerName", &["spec", "schedulerName"]);
-            add("spec.serviceAccountName", &["spec", "serviceAccountName"]);
-            add("spec.hostNetwork", &["spec", "hostNetwork"]);
-            add("status.phase", &["status", "phase"]);
-            add("status.podIP", &["status", "podIP"]);
-            add("status.nominatedNodeName", &["status", "nominatedNodeName"]);
-            if fields.get("spec.hostNetwork").is_some_and(String::is_empty) {
-                fields.insert("spec.hostNetwork".into(), "false".into());
-            }
-        }
-        ("", "events") => {
-            for f in [
-                "kind",
-                "namespace",
-                "name",
-                "uid",
-                "apiVersion",
-                "resourceVersion",
-                "fieldPath",
-            ] {
-                add(&format!("involvedObject.{f}"), &["involvedObject", f]);
-            }
-            add("reason", &["reason"]);
-            add("reportingComponent", &["reportingComponent"]);
-            add("source", &["source", "component"]);
-            add("type", &["type"]);
-        }
-        ("", "nodes") => add("spec.unschedulable", &["spec", "unschedulable"]),
-        ("", "namespaces") => add("status.phase", &["status", "phase"]),
-        ("", "secrets") => add("type", &["type"]),
-        ("", "replicationcontrollers") | ("apps", "replicasets") => {
-            add("status.replicas", &["status", "replicas"])
-        }
-        ("batch", "jobs") => add("status.successful", &["status", "succeeded"]),
-        ("certificates.k8s.io", "certificatesigningrequests") => {
-            add("spec.signerName", &["spec", "signerName"])
-        }
-        _ => {}
-    }
-    if resource == "nodes"
-        && fields
-            .get("spec.unschedulable")
-            .is_some_and(String::is_empty)
-    {
-        fields.insert("spec.unschedulable".into(), "false".into());
-    }
-    fields
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -265,16 +197,5 @@ mod tests {
             assert_eq!(parsed.matches(&l), expected, "{selector}");
         }
         assert!(LabelSelector::parse("app in web").is_err());
-    }
-
-    #[test]
-    fn field_selectors_per_kind() {
-        let pod = json!({"metadata": {"name": "p", "namespace": "d"}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}});
-        let fields = fields_of("", "pods", &pod);
-        let s = FieldSelector::parse("spec.nodeName=n1,status.phase!=Pending").expect("parse");
-        assert!(s.matches(&fields));
-        let unscheduled = FieldSelector::parse("spec.nodeName=").expect("parse");
-        assert!(!unscheduled.matches(&fields));
-        assert_eq!(fields["spec.hostNetwork"], "false");
     }
 }

@@ -1,8 +1,8 @@
 //! The HTTPS server and the request pipeline, in upstream's order:
 //! authentication → authorization → (per verb) mutating admission → defaulting and validation
 //! → validating admission → store. Non-resource paths (`/version`, health, discovery,
-//! `/metrics`) are answered here; resource requests go to [`crate::rest`] and
-//! [`crate::watch`].
+//! `/metrics`) are answered here; resource requests are resolved in the [`Registry`] and go to
+//! [`crate::rest`] and [`crate::watch`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -15,18 +15,20 @@ use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use ferry_api::registry::{self, ResourceInfo};
-use ferry_store::{LeaseId, Store};
+use ferry_api::registry::ResourceInfo;
+use ferry_store::Store;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use crate::admission::{Chain, NamespaceLifecycle};
-use crate::auth::{forbidden_message, AuthenticatorChain, Authorizer, Credentials, Decision};
+use crate::admission::Chain;
+use crate::auth::{forbidden_message, Auth, AuthenticatorChain, Authorizer, Credentials, Decision};
 use crate::discovery;
+use crate::registry::{Registry, Resource};
 use crate::request::{self, RequestInfo};
-use crate::rest::{self, Request};
+use crate::rest::{self, Request, Rest};
 use crate::status::ApiError;
+use crate::storage::Storage;
 
 /// Requests bodies larger than this get 413, as upstream's 3 MiB limit.
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -51,19 +53,12 @@ struct Metrics {
 
 /// Everything a request handler needs.
 pub struct Server {
-    /// Where objects live.
-    pub store: Arc<dyn Store>,
-    /// Admission plugins.
-    pub admission: Chain,
-    /// Serves client watches from one store watch per resource.
-    pub watch_cache: crate::cache::WatchCache,
-    authn: AuthenticatorChain,
-    authz: Box<dyn Authorizer>,
+    /// The REST verbs' storage, admission and resources.
+    pub rest: Arc<Rest>,
+    auth: Auth,
     /// The address clients reach us at (for `/api`'s serverAddressByClientCIDRs).
     address: parking_lot::Mutex<String>,
-    event_lease: tokio::sync::Mutex<Option<(LeaseId, Instant)>>,
     metrics: Metrics,
-    store_metrics: Arc<crate::storemetrics::MeteredStore>,
 }
 
 impl Server {
@@ -73,49 +68,17 @@ impl Server {
         authn: AuthenticatorChain,
         authz: Box<dyn Authorizer>,
     ) -> Arc<Server> {
-        let metered = crate::storemetrics::MeteredStore::new(store);
-        let store: Arc<dyn Store> = metered.clone();
+        let rest = Rest {
+            storage: Storage::new(store),
+            admission: Chain::from_names(crate::admission::DEFAULT_PLUGINS).unwrap_or_default(),
+            registry: Registry::builtin(),
+        };
         Arc::new(Server {
-            watch_cache: crate::cache::WatchCache::new(store.clone()),
-            store,
-            store_metrics: metered,
-            admission: Chain(vec![Box::new(NamespaceLifecycle)]),
-            authn,
-            authz,
+            rest: Arc::new(rest),
+            auth: Auth { authn, authz },
             address: parking_lot::Mutex::new(String::new()),
-            event_lease: tokio::sync::Mutex::new(None),
             metrics: Metrics::default(),
         })
-    }
-
-    /// The lease new Events attach to: one hour TTL, a new lease each minute (upstream's
-    /// `--event-ttl` and lease reuse).
-    pub async fn event_lease(&self) -> Result<LeaseId, ApiError> {
-        let mut current = self.event_lease.lock().await;
-        if let Some((id, granted)) = *current {
-            if granted.elapsed() < Duration::from_secs(60) {
-                return Ok(id);
-            }
-        }
-        let (id, _) = self
-            .store
-            .lease_grant(Duration::from_secs(3600 + 60))
-            .await?;
-        *current = Some((id, Instant::now()));
-        Ok(id)
-    }
-
-    /// The authorizer's decision for `user` doing `request`.
-    pub fn authorize(&self, user: &crate::auth::UserInfo, request: &RequestInfo) -> Decision {
-        self.authz.authorize(user, request)
-    }
-
-    /// Who `credentials` belong to.
-    pub fn authenticate(
-        &self,
-        credentials: &Credentials<'_>,
-    ) -> Result<crate::auth::UserInfo, crate::auth::AuthnError> {
-        self.authn.authenticate(credentials)
     }
 
     /// Creates the system namespaces if missing.
@@ -139,12 +102,15 @@ impl Server {
         object: Value,
         replace: bool,
     ) -> Result<(), ApiError> {
-        let info = registry::find("", "v1", plural)
+        let resource = self
+            .rest
+            .registry
+            .resolve("", "v1", plural)
             .ok_or_else(|| ApiError::internal("core resources not registered"))?;
         let query = HashMap::new();
         let warnings = parking_lot::Mutex::new(Vec::new());
         let req = Request {
-            resource: info,
+            resource,
             namespace,
             name,
             subresource: "",
@@ -154,9 +120,9 @@ impl Server {
             warnings: &warnings,
             user: None,
         };
-        match rest::create(self, &req).await {
+        match rest::create(&self.rest, &req).await {
             Ok(_) => Ok(()),
-            Err(e) if e.code == 409 && replace => rest::update(self, &req).await.map(|_| ()),
+            Err(e) if e.code == 409 && replace => rest::update(&self.rest, &req).await.map(|_| ()),
             Err(e) if e.code == 409 => Ok(()),
             Err(e) => Err(e),
         }
@@ -170,7 +136,7 @@ impl Server {
     ) -> Result<(), ApiError> {
         let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kubernetes", "namespace": "default",
             "labels": {"component": "apiserver", "provider": "kubernetes"}},
-            "spec": {"clusterIP": crate::service::KUBERNETES_SERVICE_IP, "type": "ClusterIP", "sessionAffinity": "None",
+            "spec": {"clusterIP": crate::registry::core::service::allocator::KUBERNETES_SERVICE_IP, "type": "ClusterIP", "sessionAffinity": "None",
                 "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": address.port()}]}});
         let endpoints = json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "kubernetes", "namespace": "default",
             "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
@@ -204,7 +170,7 @@ impl Server {
             "# HELP apiserver_registered_watchers Number of currently open watches.\n# TYPE apiserver_registered_watchers gauge\napiserver_registered_watchers {}\n",
             self.metrics.watches.load(Ordering::Relaxed)
         ));
-        self.store_metrics.render(&mut out);
+        self.rest.storage.render_metrics(&mut out);
         out
     }
 }
@@ -324,14 +290,12 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A JSON body ending with a newline, as upstream's Go encoder writes it.
 fn json_response(code: u16, value: &Value) -> Response {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
-    (
-        status,
-        [("content-type", "application/json")],
-        value.to_string(),
-    )
-        .into_response()
+    let mut body = value.to_string();
+    body.push('\n');
+    (status, [("content-type", "application/json")], body).into_response()
 }
 
 /// One request through the pipeline.
@@ -405,11 +369,11 @@ async fn pipeline(
         bearer_token: bearer,
     };
     let user = server
-        .authn
+        .auth
         .authenticate(&credentials)
         .map_err(|_| ApiError::unauthorized())?;
     let user = impersonate(server, user, headers)?;
-    if let Decision::Deny(reason) = server.authz.authorize(&user, info) {
+    if let Decision::Deny(reason) = server.auth.authorize(&user, info) {
         return Err(ApiError::forbidden(forbidden_message(&user, info, &reason)));
     }
     let body = axum::body::to_bytes(body, MAX_BODY)
@@ -419,19 +383,23 @@ async fn pipeline(
     if !info.is_resource_request {
         return non_resource(server, info, accept);
     }
-    let resource = registry::find(&info.group, &info.version, &info.resource)
+    let resource = server
+        .rest
+        .registry
+        .resolve(&info.group, &info.version, &info.resource)
         .ok_or_else(ApiError::path_not_found)?;
-    if (resource.namespaced
+    let resource_info = resource.info;
+    if (resource_info.namespaced
         && info.namespace.is_empty()
         && !matches!(info.verb.as_str(), "list" | "watch"))
-        || (!resource.namespaced && !info.namespace.is_empty())
+        || (!resource_info.namespaced && !info.namespace.is_empty())
     {
         return Err(ApiError::path_not_found());
     }
     let allowed = if info.subresource.is_empty() {
-        resource.has_verb(&info.verb)
+        resource_info.has_verb(&info.verb)
     } else {
-        let sub = resource
+        let sub = resource_info
             .subresource(&info.subresource)
             .ok_or_else(ApiError::path_not_found)?;
         sub.verbs.contains(&info.verb.as_str())
@@ -454,23 +422,24 @@ async fn pipeline(
         warnings: &warnings,
         user: Some(&user),
     };
-    let output = Output::from_accept(accept, resource)?;
-    if info.verb == "create" && crate::review::is_review(resource) {
+    let output = Output::from_accept(accept)?;
+    if info.verb == "create" && crate::review::is_review(resource_info) {
         let object = rest::parse_body(&req.body, req.content_type)?;
-        let reviewed = crate::review::review(server, &user, resource, &info.namespace, object)?;
+        let reviewed =
+            crate::review::review(&server.auth, &user, resource_info, &info.namespace, object)?;
         return Ok(json_response(201, &reviewed));
     }
     let (code, value) = match (info.verb.as_str(), info.subresource.as_str()) {
         ("get", "scale") => (
             200,
-            crate::scale::scale_of(resource, &rest::get(server, &req).await?)?,
+            crate::scale::scale_of(resource_info, &rest::get(&server.rest, &req).await?)?,
         ),
-        ("get", _) => (200, rest::get(server, &req).await?),
-        ("list", _) => (200, rest::list(server, &req).await?),
+        ("get", _) => (200, rest::get(&server.rest, &req).await?),
+        ("list", _) => (200, rest::list(&server.rest, &req).await?),
         ("watch", _) => {
             return watch_response(
                 server,
-                resource,
+                resource.clone(),
                 &info.namespace,
                 &info.name,
                 query,
@@ -479,13 +448,13 @@ async fn pipeline(
             )
             .await
         }
-        ("create", "binding") => (201, crate::binding::bind(server, &req).await?),
-        ("create", "eviction") => (201, crate::binding::evict(server, &req).await?),
-        ("create", "") => rest::create(server, &req).await?,
-        ("update", _) => (200, rest::update(server, &req).await?),
-        ("patch", _) => (200, rest::patch(server, &req).await?),
-        ("delete", _) => (200, rest::delete(server, &req).await?),
-        ("deletecollection", _) => (200, rest::delete_collection(server, &req).await?),
+        ("create", "binding") => (201, crate::binding::bind(&server.rest, &req).await?),
+        ("create", "eviction") => (201, crate::binding::evict(&server.rest, &req).await?),
+        ("create", "") => rest::create(&server.rest, &req).await?,
+        ("update", _) => (200, rest::update(&server.rest, &req).await?),
+        ("patch", _) => (200, rest::patch(&server.rest, &req).await?),
+        ("delete", _) => (200, rest::delete(&server.rest, &req).await?),
+        ("deletecollection", _) => (200, rest::delete_collection(&server.rest, &req).await?),
         _ => {
             return Err(ApiError::method_not_allowed(
                 "the server does not allow this method on the requested resource",
@@ -495,7 +464,7 @@ async fn pipeline(
     let mut response = if value.get("kind").and_then(Value::as_str) == Some("Status") {
         json_response(code, &value)
     } else {
-        let rendered = output.render(resource, &value, info.verb == "list");
+        let rendered = output.render(resource_info, &value, info.verb == "list");
         if let Output::Yaml = output {
             let yaml = serde_yaml_ng::to_string(&rendered)
                 .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -525,7 +494,7 @@ enum Output {
 }
 
 impl Output {
-    fn from_accept(accept: &str, _resource: &ResourceInfo) -> Result<Output, ApiError> {
+    fn from_accept(accept: &str) -> Result<Output, ApiError> {
         if accept.is_empty() {
             return Ok(Output::Object);
         }
@@ -617,19 +586,20 @@ fn now_secs() -> i64 {
 
 async fn watch_response(
     server: &Arc<Server>,
-    resource: &'static ResourceInfo,
+    resource: Arc<Resource>,
     namespace: &str,
     name: &str,
     query: &HashMap<String, String>,
     output: Output,
     websocket: Option<axum::extract::ws::WebSocketUpgrade>,
 ) -> Result<Response, ApiError> {
+    let info = resource.info;
     let transform: crate::watch::Transform =
         Arc::new(move |object: &Value, first: bool| match output {
             Output::Object | Output::Yaml => object.clone(),
-            Output::Metadata => output.render(resource, object, false),
+            Output::Metadata => output.render(info, object, false),
             Output::Table => {
-                let mut table = output.render(resource, object, false);
+                let mut table = output.render(info, object, false);
                 if !first {
                     // Column definitions come with the first event only, as upstream sends them.
                     table["columnDefinitions"] = json!([]);
@@ -637,8 +607,15 @@ async fn watch_response(
                 table
             }
         });
-    let rx =
-        crate::watch::watch(server.clone(), resource, namespace, name, query, transform).await?;
+    let rx = crate::watch::watch(
+        server.rest.clone(),
+        resource,
+        namespace,
+        name,
+        query,
+        transform,
+    )
+    .await?;
     server.metrics.watches.fetch_add(1, Ordering::Relaxed);
     let guard = WatchGuard(server.clone());
     if let Some(websocket) = websocket {
@@ -722,7 +699,7 @@ fn impersonate(
             name: object.into(),
             ..Default::default()
         };
-        match server.authz.authorize(&user, &request) {
+        match server.auth.authorize(&user, &request) {
             Decision::Allow => Ok(()),
             Decision::Deny(_) => Err(ApiError::forbidden(format!("{resource} \"{object}\" is forbidden: User \"{}\" cannot impersonate resource \"{resource}\" in API group \"\" at the cluster scope", user.name))),
         }

@@ -4,7 +4,8 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ferry_store::StoreError;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 /// A failed request, mapped once to a `Status` at the HTTP edge.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,7 +17,79 @@ pub struct ApiError {
     /// `Status.message`.
     pub message: String,
     /// `Status.details`, when upstream sends them.
-    pub details: Option<Value>,
+    pub details: Option<Box<StatusDetails>>,
+}
+
+/// `Status.details`, its fields in upstream's order (`metav1.StatusDetails`); empty fields are
+/// left out as Go's `omitempty` leaves them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusDetails {
+    /// The object's name.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Its API group.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub group: String,
+    /// Its kind; upstream puts the resource (plural) here for most errors.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    /// Field-level causes (422 and some 403/429/504).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub causes: Vec<StatusCause>,
+    /// When to retry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<i32>,
+}
+
+/// One cause of a `Status` (`metav1.StatusCause`), in upstream's field order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StatusCause {
+    /// Machine-readable reason (`FieldValueInvalid`, `DisruptionBudget`, …).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// The cause's message.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// The field the cause is about.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub field: String,
+}
+
+impl StatusCause {
+    /// A cause with a reason and a message.
+    pub fn new(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        StatusCause {
+            reason: reason.into(),
+            message: message.into(),
+            field: String::new(),
+        }
+    }
+}
+
+/// The `Status` body as upstream's Go encoder writes it: fields in struct order, not sorted.
+#[derive(Serialize)]
+struct StatusBody<'a> {
+    kind: &'static str,
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    metadata: Empty,
+    status: &'static str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    message: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    reason: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a StatusDetails>,
+    #[serde(skip_serializing_if = "is_zero")]
+    code: u16,
+}
+
+#[derive(Serialize)]
+struct Empty {}
+
+fn is_zero(code: &u16) -> bool {
+    *code == 0
 }
 
 /// What an object is called in messages and details: `pods`, `deployments.apps`.
@@ -30,7 +103,16 @@ pub struct Target<'a> {
     pub name: &'a str,
 }
 
-impl Target<'_> {
+impl<'a> Target<'a> {
+    /// The object `name` of the resource `info`.
+    pub fn of(info: &'a ferry_api::registry::ResourceInfo, name: &'a str) -> Target<'a> {
+        Target {
+            group: info.group,
+            resource: info.plural,
+            name,
+        }
+    }
+
     fn qualified(&self) -> String {
         if self.group.is_empty() {
             self.resource.to_string()
@@ -39,8 +121,13 @@ impl Target<'_> {
         }
     }
 
-    fn details(&self) -> Value {
-        json!({"name": self.name, "group": self.group, "kind": self.resource})
+    fn details(&self) -> StatusDetails {
+        StatusDetails {
+            name: self.name.to_string(),
+            group: self.group.to_string(),
+            kind: self.resource.to_string(),
+            ..StatusDetails::default()
+        }
     }
 }
 
@@ -57,7 +144,7 @@ impl ApiError {
     /// 404 `pods "x" not found`.
     pub fn not_found(target: Target<'_>) -> Self {
         ApiError {
-            details: Some(target.details()),
+            details: Some(Box::new(target.details())),
             ..Self::new(
                 404,
                 "NotFound",
@@ -78,7 +165,7 @@ impl ApiError {
     /// 409 `pods "x" already exists`.
     pub fn already_exists(target: Target<'_>) -> Self {
         ApiError {
-            details: Some(target.details()),
+            details: Some(Box::new(target.details())),
             ..Self::new(
                 409,
                 "AlreadyExists",
@@ -90,7 +177,7 @@ impl ApiError {
     /// 409 on a stale resourceVersion.
     pub fn conflict(target: Target<'_>, why: &str) -> Self {
         ApiError {
-            details: Some(target.details()),
+            details: Some(Box::new(target.details())),
             ..Self::new(
                 409,
                 "Conflict",
@@ -121,11 +208,19 @@ impl ApiError {
             format!("{kind}.{group}")
         };
         ApiError {
-            details: Some(json!({
-                "name": name, "group": group, "kind": kind,
-                "causes": causes.iter().map(|c| json!({
-                    "reason": c.kind.reason(), "message": c.message(), "field": c.field,
-                })).collect::<Vec<_>>(),
+            details: Some(Box::new(StatusDetails {
+                name: name.to_string(),
+                group: group.to_string(),
+                kind: kind.to_string(),
+                causes: causes
+                    .iter()
+                    .map(|c| StatusCause {
+                        reason: c.kind.reason().to_string(),
+                        message: c.message(),
+                        field: c.field.clone(),
+                    })
+                    .collect(),
+                retry_after_seconds: None,
             })),
             ..Self::new(
                 422,
@@ -193,16 +288,30 @@ impl ApiError {
         Self::new(503, "ServiceUnavailable", message)
     }
 
+    fn body(&self) -> StatusBody<'_> {
+        StatusBody {
+            kind: "Status",
+            api_version: "v1",
+            metadata: Empty {},
+            status: "Failure",
+            message: &self.message,
+            reason: self.reason,
+            details: self.details.as_deref(),
+            code: self.code,
+        }
+    }
+
     /// The `Status` object.
     pub fn to_status(&self) -> Value {
-        let mut status = json!({
-            "kind": "Status", "apiVersion": "v1", "metadata": {},
-            "status": "Failure", "message": self.message, "reason": self.reason, "code": self.code,
-        });
-        if let Some(details) = &self.details {
-            status["details"] = details.clone();
-        }
-        status
+        serde_json::to_value(self.body()).unwrap_or(Value::Null)
+    }
+
+    /// The `Status` as upstream writes it on the wire: its fields in Go's order, then a
+    /// newline (Go's `json.Encoder`).
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string(&self.body()).unwrap_or_default();
+        text.push('\n');
+        text
     }
 }
 
@@ -221,9 +330,14 @@ impl From<StoreError> for ApiError {
                 code: 504,
                 reason: "Timeout",
                 message: format!("Too large resource version: {requested}, current: {current}"),
-                details: Some(
-                    json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}),
-                ),
+                details: Some(Box::new(StatusDetails {
+                    causes: vec![StatusCause::new(
+                        "ResourceVersionTooLarge",
+                        "Too large resource version",
+                    )],
+                    retry_after_seconds: Some(1),
+                    ..StatusDetails::default()
+                })),
             },
             StoreError::Closed(m) | StoreError::Etcd(m) => ApiError::unavailable(m),
             other => ApiError::internal(other.to_string()),
@@ -234,12 +348,7 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (
-            code,
-            [("content-type", "application/json")],
-            self.to_status().to_string(),
-        )
-            .into_response()
+        (code, [("content-type", "application/json")], self.to_json()).into_response()
     }
 }
 
@@ -408,5 +517,29 @@ mod tests {
         );
         assert!(invalid.message.starts_with("ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123"));
         assert_eq!(invalid.to_status()["code"], 422);
+    }
+
+    #[test]
+    fn status_is_written_in_upstream_field_order() {
+        let target = Target {
+            group: "",
+            resource: "namespaces",
+            name: "x",
+        };
+        assert_eq!(
+            ApiError::already_exists(target).to_json(),
+            "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"namespaces \\\"x\\\" already exists\",\"reason\":\"AlreadyExists\",\"details\":{\"name\":\"x\",\"kind\":\"namespaces\"},\"code\":409}\n"
+        );
+        assert_eq!(
+            ApiError::unauthorized().to_json(),
+            "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"Unauthorized\",\"reason\":\"Unauthorized\",\"code\":401}\n"
+        );
+        let invalid = ApiError::invalid(
+            "Pod",
+            "",
+            "p",
+            &[FieldError::required("spec.containers", "")],
+        );
+        assert!(invalid.to_json().contains("\"details\":{\"name\":\"p\",\"kind\":\"Pod\",\"causes\":[{\"reason\":\"FieldValueRequired\",\"message\":\"Required value\",\"field\":\"spec.containers\"}]},\"code\":422}"), "{}", invalid.to_json());
     }
 }

@@ -10,15 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferry_api::registry::ResourceInfo;
 use ferry_store::{Event, EventKind, KeyRange, RangeRequest, Revision, StoreError, WatchRequest};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use crate::rest::{decode, prefix, Selectors};
-use crate::server::Server;
+use crate::registry::Resource;
+use crate::rest::{decode, Rest, Selectors};
 use crate::status::ApiError;
+use crate::storage::prefix;
 
 /// How often an idle watch that allows bookmarks gets one.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(30);
@@ -28,8 +28,8 @@ pub type Transform = Arc<dyn Fn(&Value, bool) -> Value + Send + Sync>;
 
 /// Opens a watch; returns the stream of encoded event lines.
 pub async fn watch(
-    server: Arc<Server>,
-    info: &'static ResourceInfo,
+    rest: Arc<Rest>,
+    resource: Arc<Resource>,
     namespace: &str,
     name: &str,
     query: &HashMap<String, String>,
@@ -45,7 +45,8 @@ pub async fn watch(
         };
         query.insert("fieldSelector".into(), fields);
     }
-    let selectors = Selectors::from_query(info, &query)?;
+    let info = resource.info;
+    let selectors = Selectors::from_query(&resource, &query)?;
     let bookmarks = query
         .get("allowWatchBookmarks")
         .is_some_and(|v| v == "true" || v == "1");
@@ -56,7 +57,7 @@ pub async fn watch(
         .map(Duration::from_secs)
         .unwrap_or(Duration::from_secs(1800));
     let resource_version = query.get("resourceVersion").cloned().unwrap_or_default();
-    let prefix = prefix(info, namespace);
+    let collection = prefix(info, namespace);
 
     // Where the stream starts, and the objects to send first.
     let mut initial = Vec::new();
@@ -72,13 +73,14 @@ pub async fn watch(
             } else {
                 0
             };
-            let listed = server
+            let listed = rest
+                .storage
                 .store
-                .range(RangeRequest::new(KeyRange::prefix(prefix.clone())).at(at))
+                .range(RangeRequest::new(KeyRange::prefix(collection.clone())).at(at))
                 .await?;
             for kv in &listed.kvs {
-                let object = decode(info, &kv.value, kv.mod_revision)?;
-                if selectors.matches(info, &object) {
+                let object = decode(&resource, &kv.value, kv.mod_revision)?;
+                if selectors.matches(&resource, &object) {
                     initial.push(object);
                 }
             }
@@ -90,13 +92,14 @@ pub async fn watch(
             })?;
             rv + 1
         };
-    let mut request = WatchRequest::new(KeyRange::prefix(prefix)).from_revision(start);
+    let mut request = WatchRequest::new(KeyRange::prefix(collection)).from_revision(start);
     if bookmarks {
         request = request.progress_every(BOOKMARK_EVERY);
     }
-    let mut stream = server
+    let mut stream = rest
+        .storage
         .watch_cache
-        .watch(&crate::rest::prefix(info, ""), request)
+        .watch(&prefix(info, ""), request)
         .await?;
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let kind = info.kind;
@@ -165,7 +168,7 @@ pub async fn watch(
                 continue;
             }
             for event in &response.events {
-                match translate(info, &selectors, event) {
+                match translate(&resource, &selectors, event) {
                     Ok(Some((event_type, object))) => {
                         if tx.send(emit(event_type, &object)).await.is_err() {
                             return;
@@ -185,21 +188,21 @@ pub async fn watch(
 
 /// A store event as the watch event a client sees, if any.
 fn translate(
-    info: &ResourceInfo,
+    resource: &Resource,
     selectors: &Selectors,
     event: &Event,
 ) -> Result<Option<(&'static str, Value)>, ApiError> {
     let previous = match &event.prev_kv {
-        Some(prev) => Some(decode(info, &prev.value, prev.mod_revision)?),
+        Some(prev) => Some(decode(resource, &prev.value, prev.mod_revision)?),
         None => None,
     };
     let was = previous
         .as_ref()
-        .is_some_and(|p| selectors.matches(info, p));
+        .is_some_and(|p| selectors.matches(resource, p));
     match event.kind {
         EventKind::Put => {
-            let current = decode(info, &event.kv.value, event.kv.mod_revision)?;
-            let is = selectors.matches(info, &current);
+            let current = decode(resource, &event.kv.value, event.kv.mod_revision)?;
+            let is = selectors.matches(resource, &current);
             Ok(match (was, is) {
                 (false, true) => Some(("ADDED", current)),
                 (true, true) => Some(("MODIFIED", current)),

@@ -11,11 +11,50 @@
 //!   an approved request and never replaced; not both Approved and Denied, and approval
 //!   conditions are never removed.
 
+use std::collections::BTreeMap;
+
 use base64::Engine as _;
+use ferry_api::registry::ResourceInfo;
 use serde_json::{json, Value};
 
 use crate::auth::UserInfo;
-use crate::status::FieldError;
+use crate::registry::generic::not_updatable;
+use crate::registry::Strategy;
+use crate::status::{ApiError, FieldError};
+
+/// The CertificateSigningRequest strategy.
+pub struct CsrStrategy;
+
+impl Strategy for CsrStrategy {
+    fn prepare_for_create(&self, object: &mut Value, user: Option<&UserInfo>) {
+        set_requesting_user(object, user);
+    }
+
+    fn validate(&self, object: &Value, errors: &mut Vec<FieldError>) {
+        validate(object, None, errors);
+    }
+
+    fn validate_update(&self, new: &Value, old: &Value, errors: &mut Vec<FieldError>) {
+        validate(new, Some(old), errors);
+    }
+
+    fn merge_update(
+        &self,
+        _info: &ResourceInfo,
+        subresource: &str,
+        old: &Value,
+        requested: Value,
+    ) -> Result<Value, ApiError> {
+        merge_update(subresource, old, &requested).ok_or_else(|| not_updatable(subresource))
+    }
+
+    fn selectable_fields(&self, object: &Value, fields: &mut BTreeMap<String, String>) {
+        fields.insert(
+            "spec.signerName".into(),
+            crate::selector::text_at(object, "/spec/signerName"),
+        );
+    }
+}
 
 const APPROVAL_TYPES: &[&str] = &["Approved", "Denied"];
 

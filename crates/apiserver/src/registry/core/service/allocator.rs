@@ -10,8 +10,8 @@ use bytes::Bytes;
 use rand::Rng;
 use serde_json::{json, Value};
 
-use crate::server::Server;
 use crate::status::{ApiError, FieldError};
+use crate::storage::Storage;
 
 /// The service CIDR: 10.43.0.0/16.
 const SERVICE_NETWORK: [u8; 2] = [10, 43];
@@ -52,7 +52,7 @@ fn invalid(object: &Value, field: &str, value: String, detail: &str) -> ApiError
 
 /// Allocates what a new service needs, writing it into `object`. On error nothing stays
 /// reserved.
-pub async fn allocate(server: &Server, object: &mut Value) -> Result<(), ApiError> {
+pub async fn allocate(storage: &Storage, object: &mut Value) -> Result<(), ApiError> {
     let owner = Bytes::from(format!(
         "{}/{}",
         object
@@ -70,17 +70,17 @@ pub async fn allocate(server: &Server, object: &mut Value) -> Result<(), ApiErro
         .unwrap_or("ClusterIP")
         .to_string();
     let mut reserved: Vec<Bytes> = Vec::new();
-    let result = allocate_into(server, object, &owner, &service_type, &mut reserved).await;
+    let result = allocate_into(storage, object, &owner, &service_type, &mut reserved).await;
     if result.is_err() {
         for key in reserved {
-            let _ = server.store.delete(key, 0).await;
+            let _ = storage.store.delete(key, 0).await;
         }
     }
     result
 }
 
 async fn allocate_into(
-    server: &Server,
+    storage: &Storage,
     object: &mut Value,
     owner: &Bytes,
     service_type: &str,
@@ -112,7 +112,7 @@ async fn allocate_into(
                 if !in_range(&candidate) || candidate == KUBERNETES_SERVICE_IP {
                     continue;
                 }
-                if server
+                if storage
                     .store
                     .create(ip_key(&candidate), owner.clone(), 0)
                     .await?
@@ -131,7 +131,7 @@ async fn allocate_into(
             if !in_range(ip) {
                 return Err(invalid(object, "spec.clusterIPs", format!("[]string{{{ip:?}}}"), "failed to allocate IP: the provided IP is not in the valid range. The range of valid IPs is 10.43.0.0/16"));
             }
-            if server
+            if storage
                 .store
                 .create(ip_key(ip), owner.clone(), 0)
                 .await?
@@ -163,7 +163,7 @@ async fn allocate_into(
                 let wanted = port.get("nodePort").and_then(Value::as_i64).unwrap_or(0);
                 let node_port = if wanted != 0 {
                     if !NODE_PORTS.contains(&(wanted as u16))
-                        || server
+                        || storage
                             .store
                             .create(port_key(wanted), owner.clone(), 0)
                             .await?
@@ -181,7 +181,7 @@ async fn allocate_into(
                     let mut found = None;
                     for _ in 0..512 {
                         let candidate = i64::from(rand::thread_rng().gen_range(NODE_PORTS));
-                        if server
+                        if storage
                             .store
                             .create(port_key(candidate), owner.clone(), 0)
                             .await?
@@ -206,13 +206,13 @@ async fn allocate_into(
 }
 
 /// Frees what a deleted service held.
-pub async fn release(server: &Server, object: &Value) {
+pub async fn release(storage: &Storage, object: &Value) {
     if let Some(ip) = object
         .pointer("/spec/clusterIP")
         .and_then(Value::as_str)
         .filter(|ip| *ip != "None" && !ip.is_empty())
     {
-        let _ = server.store.delete(ip_key(ip), 0).await;
+        let _ = storage.store.delete(ip_key(ip), 0).await;
     }
     for port in object
         .pointer("/spec/ports")
@@ -221,7 +221,7 @@ pub async fn release(server: &Server, object: &Value) {
         .flatten()
     {
         if let Some(node_port) = port.get("nodePort").and_then(Value::as_i64) {
-            let _ = server.store.delete(port_key(node_port), 0).await;
+            let _ = storage.store.delete(port_key(node_port), 0).await;
         }
     }
 }

@@ -1,9 +1,32 @@
-//! Conversion between the two versions of one stored kind. Upstream keeps core/v1 Events and
+//! events.k8s.io/v1 Events: the same kind as core/v1 Events in another shape. Upstream keeps core/v1 Events and
 //! events.k8s.io/v1 Events in the same storage (`/registry/events`), converting on the way in
 //! and out, so an event written through either API is read through both — `kubectl describe`
 //! (core/v1) sees what a new-style recorder wrote. ferry stores the core/v1 shape.
 
+use std::time::Duration;
+
 use serde_json::{Map, Value};
+
+use crate::registry::core::event::EVENT_TTL;
+use crate::registry::Strategy;
+
+/// The events.k8s.io/v1 Event strategy: core/v1's storage and lifetime, converted on the way in
+/// and out.
+pub struct EventStrategy;
+
+impl Strategy for EventStrategy {
+    fn ttl(&self) -> Option<Duration> {
+        Some(EVENT_TTL)
+    }
+
+    fn encode_for_storage(&self, object: Value) -> Value {
+        event_to_core(object)
+    }
+
+    fn decode_stored(&self, object: Value) -> Value {
+        event_from_core(object)
+    }
+}
 
 /// Field renames between events.k8s.io/v1 (left) and core/v1 (right); the other fields
 /// (`metadata`, `eventTime`, `series`, `reportingInstance`, `action`, `reason`, `related`,

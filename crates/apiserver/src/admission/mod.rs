@@ -1,0 +1,190 @@
+//! Admission: the stage between authorization and the store that may change or refuse a write,
+//! as upstream's `k8s.io/apiserver/pkg/admission`. Each plugin is one file and a trait object
+//! in an ordered [`Chain`]; [`by_name`] builds them by upstream's names, so
+//! `--enable-admission-plugins` can choose them.
+//!
+//! Mutating plugins ([`MutatingPlugin`], upstream's `Admit`) run after the kind's defaults and
+//! before its validation; validating plugins ([`ValidatingPlugin`], `Validate`) after its
+//! validation, just before the store.
+
+mod namespace_lifecycle;
+mod node_restriction;
+
+pub use namespace_lifecycle::{NamespaceLifecycle, IMMORTAL_NAMESPACES};
+pub use node_restriction::NodeRestriction;
+
+use async_trait::async_trait;
+use ferry_api::registry::ResourceInfo;
+use serde_json::Value;
+
+use crate::auth::UserInfo;
+use crate::status::ApiError;
+use crate::storage::Storage;
+
+/// What a request does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// A create.
+    Create,
+    /// An update or patch (of the object or a subresource).
+    Update,
+    /// A delete.
+    Delete,
+}
+
+/// What a plugin is told about a write (upstream's `admission.Attributes`).
+pub struct Attributes<'a> {
+    /// The resource written.
+    pub resource: &'static ResourceInfo,
+    /// The subresource ("" for the object itself).
+    pub subresource: &'a str,
+    /// Create, update or delete.
+    pub operation: Operation,
+    /// Who asks (`None` for the server's own writes, which every plugin admits).
+    pub user: Option<&'a UserInfo>,
+    /// The stored object, for an update.
+    pub old: Option<&'a Value>,
+}
+
+/// A plugin that may change the object (and refuse it).
+#[async_trait]
+pub trait MutatingPlugin: Send + Sync {
+    /// The plugin's upstream name.
+    fn name(&self) -> &'static str;
+
+    /// Admits `object`: the new object of a create or update, a copy of the stored object of a
+    /// delete.
+    async fn admit(
+        &self,
+        storage: &Storage,
+        attributes: &Attributes<'_>,
+        object: &mut Value,
+    ) -> Result<(), ApiError>;
+}
+
+/// A plugin that may only refuse the object, after its validation.
+#[async_trait]
+pub trait ValidatingPlugin: Send + Sync {
+    /// The plugin's upstream name.
+    fn name(&self) -> &'static str;
+
+    /// Validates `object` (as for [`MutatingPlugin::admit`]).
+    async fn validate(
+        &self,
+        storage: &Storage,
+        attributes: &Attributes<'_>,
+        object: &Value,
+    ) -> Result<(), ApiError>;
+}
+
+/// One plugin, of either phase (a plugin of upstream may be both; ferry's are one or the other).
+pub enum Plugin {
+    /// Runs in the mutating phase.
+    Mutating(Box<dyn MutatingPlugin>),
+    /// Runs in the validating phase.
+    Validating(Box<dyn ValidatingPlugin>),
+}
+
+/// The plugins ferry has, by upstream's name, in upstream's order.
+pub const PLUGINS: &[&str] = &["NamespaceLifecycle", "NodeRestriction"];
+
+/// The plugins `ferry server` enables when none are named: all of [`PLUGINS`].
+pub const DEFAULT_PLUGINS: &[&str] = PLUGINS;
+
+/// The plugin called `name`.
+pub fn by_name(name: &str) -> Option<Plugin> {
+    Some(match name {
+        "NamespaceLifecycle" => Plugin::Mutating(Box::new(NamespaceLifecycle)),
+        "NodeRestriction" => Plugin::Mutating(Box::new(NodeRestriction)),
+        _ => return None,
+    })
+}
+
+/// The chain: mutating plugins, then validating ones, each in order; the first refusal wins.
+#[derive(Default)]
+pub struct Chain {
+    mutating: Vec<Box<dyn MutatingPlugin>>,
+    validating: Vec<Box<dyn ValidatingPlugin>>,
+}
+
+impl Chain {
+    /// The named plugins, run in [`PLUGINS`]' order whatever the order of `names` (as upstream
+    /// orders `--enable-admission-plugins`); an unknown name is an error.
+    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Result<Chain, String> {
+        for name in names {
+            if !PLUGINS.contains(&name.as_ref()) {
+                return Err(format!(
+                    "unknown admission plugin {:?} (known: {})",
+                    name.as_ref(),
+                    PLUGINS.join(", ")
+                ));
+            }
+        }
+        let mut chain = Chain::default();
+        for name in PLUGINS {
+            if !names.iter().any(|n| n.as_ref() == *name) {
+                continue;
+            }
+            match by_name(name) {
+                Some(Plugin::Mutating(p)) => chain.mutating.push(p),
+                Some(Plugin::Validating(p)) => chain.validating.push(p),
+                None => {}
+            }
+        }
+        Ok(chain)
+    }
+
+    /// The names of the plugins in the chain, mutating first.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mutating = self.mutating.iter().map(|p| p.name());
+        mutating
+            .chain(self.validating.iter().map(|p| p.name()))
+            .collect()
+    }
+
+    /// Runs the mutating plugins.
+    pub async fn admit(
+        &self,
+        storage: &Storage,
+        attributes: &Attributes<'_>,
+        object: &mut Value,
+    ) -> Result<(), ApiError> {
+        for plugin in &self.mutating {
+            plugin.admit(storage, attributes, object).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs the validating plugins.
+    pub async fn validate(
+        &self,
+        storage: &Storage,
+        attributes: &Attributes<'_>,
+        object: &Value,
+    ) -> Result<(), ApiError> {
+        for plugin in &self.validating {
+            plugin.validate(storage, attributes, object).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_are_built_by_name_in_upstream_order() {
+        let chain = Chain::from_names(&["NodeRestriction", "NamespaceLifecycle"]).expect("known");
+        assert_eq!(chain.names(), ["NamespaceLifecycle", "NodeRestriction"]);
+        let none = Chain::from_names::<&str>(&[]).expect("empty");
+        assert!(none.names().is_empty());
+        let err = Chain::from_names(&["AlwaysPullImages"])
+            .err()
+            .expect("unknown");
+        assert!(
+            err.contains("unknown admission plugin \"AlwaysPullImages\""),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,163 @@
+//! NodeRestriction, for the writes ferry's nodes make: a node (`system:node:<n>` in
+//! `system:nodes`) may create and change only its own Node, may not create pods (upstream allows
+//! mirror pods only, which ferry has not), and may delete pods and write their status only when
+//! they are bound to it (`spec.nodeName == n`). Everyone else passes.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::{Attributes, MutatingPlugin, Operation};
+use crate::object::meta_str;
+use crate::registry::{GroupResource, NODES, PODS};
+use crate::status::ApiError;
+use crate::storage::Storage;
+
+/// The NodeRestriction plugin.
+pub struct NodeRestriction;
+
+#[async_trait]
+impl MutatingPlugin for NodeRestriction {
+    fn name(&self) -> &'static str {
+        "NodeRestriction"
+    }
+
+    async fn admit(
+        &self,
+        _storage: &Storage,
+        attributes: &Attributes<'_>,
+        object: &mut Value,
+    ) -> Result<(), ApiError> {
+        // An update is judged on the stored object: the pod as it is bound now.
+        let object = attributes.old.unwrap_or(object);
+        check(attributes, object)
+    }
+}
+
+fn check(attributes: &Attributes<'_>, object: &Value) -> Result<(), ApiError> {
+    let Some(node) = attributes.user.and_then(crate::auth::node_name) else {
+        return Ok(());
+    };
+    let resource = GroupResource::of(attributes.resource);
+    let name = meta_str(object, "name").unwrap_or_default();
+    let forbidden = |why: String| {
+        Err(ApiError::forbidden(format!(
+            "{} \"{name}\" is forbidden: {why}",
+            resource.resource
+        )))
+    };
+    match (resource, attributes.operation) {
+        (NODES, _) if name != node => {
+            forbidden(format!("node \"{node}\" is not allowed to modify node \"{name}\""))
+        }
+        (PODS, Operation::Create) => forbidden(format!(
+            "pod does not have \"kubernetes.io/config.mirror\" annotation, node \"{node}\" can only create mirror pods"
+        )),
+        (PODS, op) => {
+            let bound = object.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node);
+            if bound {
+                return Ok(());
+            }
+            let what = if op == Operation::Delete {
+                "delete pods"
+            } else {
+                "update pod status for pods"
+            };
+            forbidden(format!(
+                "node \"{node}\" can only {what} with spec.nodeName set to itself"
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::UserInfo;
+    use ferry_api::registry::ResourceInfo;
+    use serde_json::json;
+
+    fn info(plural: &'static str) -> &'static ResourceInfo {
+        ferry_api::registry::find("", "v1", plural).expect("registered")
+    }
+
+    fn check_as(
+        user: Option<&UserInfo>,
+        resource: &'static ResourceInfo,
+        operation: Operation,
+        object: &Value,
+    ) -> Result<(), Value> {
+        let attributes = Attributes {
+            resource,
+            subresource: "",
+            operation,
+            user,
+            old: None,
+        };
+        check(&attributes, object).map_err(|e| e.to_status()["message"].clone())
+    }
+
+    #[test]
+    fn nodes_touch_only_their_own_node_and_pods() {
+        let n1 = UserInfo {
+            name: "system:node:n1".into(),
+            uid: String::new(),
+            groups: vec!["system:nodes".into()],
+        };
+        let admin = UserInfo {
+            name: "admin".into(),
+            uid: String::new(),
+            groups: vec!["system:masters".into()],
+        };
+        let node = |name: &str| json!({"metadata": {"name": name}});
+        let pod = |bound: &str| json!({"metadata": {"name": "p"}, "spec": {"nodeName": bound}});
+        let (nodes, pods) = (info("nodes"), info("pods"));
+        let n = Some(&n1);
+        assert!(check_as(n, nodes, Operation::Create, &node("n1")).is_ok());
+        assert_eq!(
+            check_as(n, nodes, Operation::Create, &node("n2")),
+            Err(json!(
+                "nodes \"n2\" is forbidden: node \"n1\" is not allowed to modify node \"n2\""
+            ))
+        );
+        assert!(check_as(n, pods, Operation::Create, &pod("n1")).is_err());
+        assert!(check_as(n, pods, Operation::Delete, &pod("n1")).is_ok());
+        assert_eq!(
+            check_as(n, pods, Operation::Delete, &pod("n2")),
+            Err(json!("pods \"p\" is forbidden: node \"n1\" can only delete pods with spec.nodeName set to itself"))
+        );
+        assert!(check_as(n, pods, Operation::Update, &pod("n1")).is_ok());
+        assert!(check_as(n, pods, Operation::Update, &pod("n2")).is_err());
+        assert!(check_as(Some(&admin), pods, Operation::Delete, &pod("n2")).is_ok());
+        assert!(check_as(None, pods, Operation::Delete, &pod("n2")).is_ok());
+    }
+
+    #[tokio::test]
+    async fn updates_are_judged_on_the_stored_pod() {
+        let n1 = UserInfo {
+            name: "system:node:n1".into(),
+            uid: String::new(),
+            groups: vec!["system:nodes".into()],
+        };
+        let stored = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n2"}});
+        let mut moved = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1"}});
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ferry_store::embedded::EmbeddedStore::open(ferry_store::embedded::Config::new(
+            dir.path(),
+        ))
+        .await
+        .expect("open");
+        let storage = Storage::new(std::sync::Arc::new(store));
+        let attributes = Attributes {
+            resource: info("pods"),
+            subresource: "status",
+            operation: Operation::Update,
+            user: Some(&n1),
+            old: Some(&stored),
+        };
+        let refused = NodeRestriction
+            .admit(&storage, &attributes, &mut moved)
+            .await;
+        assert_eq!(refused.expect_err("another node's pod").code, 403);
+    }
+}

@@ -1,0 +1,11 @@
+//! The core (legacy, `/api/v1`) group's kinds with rules of their own.
+
+pub mod configmap;
+pub mod event;
+pub mod namespace;
+pub mod node;
+pub mod persistentvolume;
+pub mod pod;
+pub mod replicationcontroller;
+pub mod secret;
+pub mod service;

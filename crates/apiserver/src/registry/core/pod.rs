@@ -1,0 +1,439 @@
+//! Pods (`pkg/registry/core/pod`): upstream's PodSpec defaults (`SetDefaults_PodSpec`,
+//! `SetDefaults_Container`, DefaultTolerationSeconds), the QoS class, which fields an update may
+//! change, graceful deletion of bound pods (finished by their kubelet), and the field selectors
+//! kubelets and controllers use.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+
+use crate::auth::UserInfo;
+use crate::registry::generic::{default, is_dns_label, LABEL_MESSAGE};
+use crate::registry::Strategy;
+use crate::status::FieldError;
+
+/// The Pod strategy.
+pub struct PodStrategy;
+
+impl Strategy for PodStrategy {
+    fn prepare_for_create(&self, object: &mut Value, _user: Option<&UserInfo>) {
+        if let Some(spec) = object.get_mut("spec") {
+            default_pod_spec(spec);
+            default(spec, "serviceAccountName", json!("default"));
+            if let Some(sa) = spec.get("serviceAccountName").cloned() {
+                default(spec, "serviceAccount", sa);
+            }
+            default(spec, "priority", json!(0));
+            default(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
+            add_default_tolerations(spec);
+        }
+        let qos = object.get("spec").map(qos_class).unwrap_or("BestEffort");
+        object["status"] = json!({"phase": "Pending", "qosClass": qos});
+    }
+
+    fn validate(&self, object: &Value, errors: &mut Vec<FieldError>) {
+        match object.get("spec") {
+            Some(spec) => validate_pod_spec(spec, "spec", errors),
+            None => errors.push(FieldError::required("spec.containers", "")),
+        }
+    }
+
+    fn validate_update(&self, new: &Value, old: &Value, errors: &mut Vec<FieldError>) {
+        self.validate(new, errors);
+        // The fields upstream lets a pod update change.
+        let strip = |v: &Value| {
+            let mut spec = v.get("spec").cloned().unwrap_or(json!({}));
+            for c in spec
+                .get_mut("containers")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                if let Value::Object(c) = c {
+                    c.remove("image");
+                }
+            }
+            if let Value::Object(s) = &mut spec {
+                s.remove("activeDeadlineSeconds");
+                s.remove("tolerations");
+                s.remove("terminationGracePeriodSeconds");
+            }
+            spec
+        };
+        if strip(new) != strip(old) {
+            errors.push(FieldError::forbidden("spec", "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"));
+        }
+    }
+
+    fn selectable_fields(&self, object: &Value, fields: &mut BTreeMap<String, String>) {
+        for (name, path) in [
+            ("spec.nodeName", "/spec/nodeName"),
+            ("spec.restartPolicy", "/spec/restartPolicy"),
+            ("spec.schedulerName", "/spec/schedulerName"),
+            ("spec.serviceAccountName", "/spec/serviceAccountName"),
+            ("spec.hostNetwork", "/spec/hostNetwork"),
+            ("status.phase", "/status/phase"),
+            ("status.podIP", "/status/podIP"),
+            ("status.nominatedNodeName", "/status/nominatedNodeName"),
+        ] {
+            fields.insert(name.into(), crate::selector::text_at(object, path));
+        }
+        if fields.get("spec.hostNetwork").is_some_and(String::is_empty) {
+            fields.insert("spec.hostNetwork".into(), "false".into());
+        }
+    }
+
+    /// Pods bound to a node get their grace period (default `terminationGracePeriodSeconds`,
+    /// 30 s); unbound and finished pods go at once.
+    fn grace_period(&self, object: &Value, requested: Option<i64>) -> i64 {
+        let finished = matches!(
+            object.pointer("/status/phase").and_then(Value::as_str),
+            Some("Succeeded") | Some("Failed")
+        );
+        if !is_bound(object) || finished {
+            return 0;
+        }
+        requested
+            .or_else(|| {
+                object
+                    .pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+            })
+            .unwrap_or(30)
+            .max(0)
+    }
+
+    /// A bound pod with a grace period left is finished by its kubelet (which deletes it with
+    /// grace 0), not by the API server.
+    fn awaits_graceful_termination(&self, object: &Value) -> bool {
+        is_bound(object)
+            && object
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                > 0
+    }
+}
+
+fn is_bound(pod: &Value) -> bool {
+    pod.pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty())
+}
+
+/// Defaults of a PodSpec (`SetDefaults_PodSpec`, `SetDefaults_Container`, …), for pods and the
+/// templates of workloads.
+pub fn default_pod_spec(spec: &mut Value) {
+    default(spec, "restartPolicy", json!("Always"));
+    default(spec, "terminationGracePeriodSeconds", json!(30));
+    default(spec, "dnsPolicy", json!("ClusterFirst"));
+    default(spec, "securityContext", json!({}));
+    default(spec, "schedulerName", json!("default-scheduler"));
+    default(spec, "enableServiceLinks", json!(true));
+    for list in ["initContainers", "containers"] {
+        if let Some(Value::Array(containers)) = spec.get_mut(list) {
+            for c in containers {
+                let image = c
+                    .get("image")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                default(c, "imagePullPolicy", json!(default_pull_policy(&image)));
+                default(c, "terminationMessagePath", json!("/dev/termination-log"));
+                default(c, "terminationMessagePolicy", json!("File"));
+                default(c, "resources", json!({}));
+                if let Some(Value::Array(ports)) = c.get_mut("ports") {
+                    for p in ports {
+                        default(p, "protocol", json!("TCP"));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(Value::Array(volumes)) = spec.get_mut("volumes") {
+        for v in volumes {
+            for source in ["configMap", "secret", "downwardAPI", "projected"] {
+                if let Some(s) = v.get_mut(source) {
+                    default(s, "defaultMode", json!(420));
+                }
+            }
+        }
+    }
+}
+
+/// Defaults the pod template spec at `path` of a workload.
+pub fn default_template(object: &mut Value, path: &str) {
+    if let Some(spec) = object.pointer_mut(path) {
+        default_pod_spec(spec);
+    }
+}
+
+/// `IfNotPresent` unless the image has no tag or the tag is `latest` (`Always`).
+pub fn default_pull_policy(image: &str) -> &'static str {
+    if image.contains('@') {
+        return "IfNotPresent";
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.split_once(':') {
+        Some((_, "latest")) | None => "Always",
+        Some(_) => "IfNotPresent",
+    }
+}
+
+/// The QoS class of a pod spec (`GetPodQOS`).
+pub fn qos_class(spec: &Value) -> &'static str {
+    let containers: Vec<&Value> = ["initContainers", "containers"]
+        .iter()
+        .flat_map(|l| spec.get(*l).and_then(Value::as_array).into_iter().flatten())
+        .collect();
+    let mut any = false;
+    let mut guaranteed = !containers.is_empty();
+    for c in containers {
+        let requests = c.pointer("/resources/requests").and_then(Value::as_object);
+        let limits = c.pointer("/resources/limits").and_then(Value::as_object);
+        let has = |m: Option<&Map<String, Value>>, r: &str| m.is_some_and(|m| m.contains_key(r));
+        for r in ["cpu", "memory"] {
+            if has(requests, r) || has(limits, r) {
+                any = true;
+            }
+            let l = limits.and_then(|m| m.get(r));
+            let q = requests.and_then(|m| m.get(r)).or(l);
+            if l.is_none() || q != l {
+                guaranteed = false;
+            }
+        }
+    }
+    if !any {
+        "BestEffort"
+    } else if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+/// DefaultTolerationSeconds admission: tolerate not-ready and unreachable nodes for 300 s.
+fn add_default_tolerations(spec: &mut Value) {
+    let tolerations = spec
+        .as_object_mut()
+        .map(|s| s.entry("tolerations").or_insert(json!([])));
+    let Some(Value::Array(tolerations)) = tolerations else {
+        return;
+    };
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
+        let present = tolerations.iter().any(|t| {
+            t.get("key").and_then(Value::as_str) == Some(key)
+                || (t.get("key").is_none()
+                    && t.get("operator").and_then(Value::as_str) == Some("Exists"))
+        });
+        if !present {
+            tolerations.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
+        }
+    }
+}
+
+/// A pod spec's containers: at least one, names unique DNS labels, images set.
+pub fn validate_pod_spec(spec: &Value, path: &str, errors: &mut Vec<FieldError>) {
+    let containers = spec.get("containers").and_then(Value::as_array);
+    if containers.is_none_or(|c| c.is_empty()) {
+        errors.push(FieldError::required(format!("{path}.containers"), ""));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for list in ["initContainers", "containers"] {
+        for (i, c) in spec
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let name = c.get("name").and_then(Value::as_str).unwrap_or("");
+            if name.is_empty() {
+                errors.push(FieldError::required(format!("{path}.{list}[{i}].name"), ""));
+            } else if !is_dns_label(name) {
+                errors.push(FieldError::invalid(
+                    format!("{path}.{list}[{i}].name"),
+                    name,
+                    LABEL_MESSAGE,
+                ));
+            } else if !names.insert(name.to_string()) {
+                errors.push(FieldError::duplicate(
+                    format!("{path}.{list}[{i}].name"),
+                    name,
+                ));
+            }
+            if c.get("image")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                errors.push(FieldError::required(
+                    format!("{path}.{list}[{i}].image"),
+                    "",
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::generic::{prepare_for_create, tests::resource, validate};
+
+    fn pods() -> &'static crate::registry::Resource {
+        resource("", "v1", "pods")
+    }
+
+    #[test]
+    fn pull_policy_by_tag() {
+        assert_eq!(default_pull_policy("busybox"), "Always");
+        assert_eq!(default_pull_policy("busybox:latest"), "Always");
+        assert_eq!(default_pull_policy("busybox:1.36"), "IfNotPresent");
+        assert_eq!(default_pull_policy("127.0.0.1:5000/busybox"), "Always");
+        assert_eq!(
+            default_pull_policy("127.0.0.1:5000/busybox:v1"),
+            "IfNotPresent"
+        );
+        assert_eq!(default_pull_policy("busybox@sha256:abc"), "IfNotPresent");
+    }
+
+    #[test]
+    fn pods_are_defaulted_as_upstream() {
+        let mut pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80}], "resources": {"requests": {"cpu": "1"}}}]}});
+        prepare_for_create(pods(), &mut pod, None);
+        assert_eq!(pod.pointer("/spec/restartPolicy"), Some(&json!("Always")));
+        assert_eq!(
+            pod.pointer("/spec/containers/0/imagePullPolicy"),
+            Some(&json!("Always"))
+        );
+        assert_eq!(
+            pod.pointer("/spec/containers/0/ports/0/protocol"),
+            Some(&json!("TCP"))
+        );
+        assert_eq!(
+            pod.pointer("/spec/serviceAccountName"),
+            Some(&json!("default"))
+        );
+        assert_eq!(
+            pod.pointer("/spec/tolerations")
+                .and_then(Value::as_array)
+                .map(Vec::len),
+            Some(2)
+        );
+        assert_eq!(
+            pod.pointer("/status"),
+            Some(&json!({"phase": "Pending", "qosClass": "Burstable"}))
+        );
+        validate(pods(), &pod, None).expect("valid");
+    }
+
+    #[test]
+    fn an_exists_toleration_without_key_covers_the_defaults() {
+        let mut pod = json!({"metadata": {"name": "p"}, "spec": {"tolerations": [{"operator": "Exists"}], "containers": [{"name": "c", "image": "x"}]}});
+        prepare_for_create(pods(), &mut pod, None);
+        assert_eq!(
+            pod.pointer("/spec/tolerations"),
+            Some(&json!([{"operator": "Exists"}]))
+        );
+    }
+
+    #[test]
+    fn containers_are_validated() {
+        let err = validate(pods(), &json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}, {"name": "c", "image": "y"}]}}), None).expect_err("dup");
+        assert!(
+            err.message
+                .contains("spec.containers[1].name: Duplicate value: \"c\""),
+            "{}",
+            err.message
+        );
+        let err = validate(
+            pods(),
+            &json!({"metadata": {"name": "p"}, "spec": {"containers": []}}),
+            None,
+        )
+        .expect_err("none");
+        assert!(
+            err.message.contains("spec.containers: Required value"),
+            "{}",
+            err.message
+        );
+        let err = validate(
+            pods(),
+            &json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "Bad"}]}}),
+            None,
+        )
+        .expect_err("bad");
+        assert!(
+            err.message
+                .contains("spec.containers[0].name: Invalid value: \"Bad\""),
+            "{}",
+            err.message
+        );
+        assert!(
+            err.message
+                .contains("spec.containers[0].image: Required value"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn updates_change_only_what_upstream_allows() {
+        let old = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "a"}], "restartPolicy": "Always"}});
+        let mut new = old.clone();
+        new["spec"]["containers"][0]["image"] = json!("b");
+        new["spec"]["activeDeadlineSeconds"] = json!(10);
+        validate(pods(), &new, Some(&old)).expect("image and deadline may change");
+        new["spec"]["restartPolicy"] = json!("Never");
+        let err = validate(pods(), &new, Some(&old)).expect_err("restartPolicy is fixed");
+        assert!(
+            err.message
+                .contains("spec: Forbidden: pod updates may not change fields other than"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn grace_periods() {
+        let strategy = PodStrategy;
+        let unbound = json!({"spec": {}});
+        assert_eq!(strategy.grace_period(&unbound, Some(30)), 0);
+        let bound = json!({"spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 45}});
+        assert_eq!(strategy.grace_period(&bound, None), 45);
+        assert_eq!(strategy.grace_period(&bound, Some(5)), 5);
+        assert_eq!(strategy.grace_period(&bound, Some(-3)), 0);
+        let finished = json!({"spec": {"nodeName": "n1"}, "status": {"phase": "Succeeded"}});
+        assert_eq!(strategy.grace_period(&finished, None), 0);
+        let terminating =
+            json!({"metadata": {"deletionGracePeriodSeconds": 30}, "spec": {"nodeName": "n1"}});
+        assert!(strategy.awaits_graceful_termination(&terminating));
+        assert!(!strategy.awaits_graceful_termination(
+            &json!({"metadata": {"deletionGracePeriodSeconds": 0}, "spec": {"nodeName": "n1"}})
+        ));
+    }
+
+    #[test]
+    fn qos_classes() {
+        assert_eq!(
+            qos_class(&json!({"containers": [{"name": "c"}]})),
+            "BestEffort"
+        );
+        let g = json!({"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]});
+        assert_eq!(qos_class(&g), "Guaranteed");
+        let b = json!({"containers": [{"resources": {"limits": {"cpu": "1"}}}]});
+        assert_eq!(qos_class(&b), "Burstable");
+    }
+
+    #[test]
+    fn selectable_fields_default_host_network() {
+        let mut fields = BTreeMap::new();
+        PodStrategy.selectable_fields(&json!({"spec": {"nodeName": "n1"}}), &mut fields);
+        assert_eq!(fields["spec.nodeName"], "n1");
+        assert_eq!(fields["spec.hostNetwork"], "false");
+        assert_eq!(fields["status.phase"], "");
+    }
+}

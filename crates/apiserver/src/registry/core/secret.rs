@@ -1,0 +1,29 @@
+//! Secrets (`pkg/registry/core/secret`): type `Opaque` by default, keys checked as ConfigMap
+//! keys, selectable by `type`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::auth::UserInfo;
+use crate::registry::core::configmap::validate_keys;
+use crate::registry::generic::default;
+use crate::registry::Strategy;
+use crate::status::FieldError;
+
+/// The Secret strategy.
+pub struct SecretStrategy;
+
+impl Strategy for SecretStrategy {
+    fn prepare_for_create(&self, object: &mut Value, _user: Option<&UserInfo>) {
+        default(object, "type", json!("Opaque"));
+    }
+
+    fn validate(&self, object: &Value, errors: &mut Vec<FieldError>) {
+        validate_keys(object, errors);
+    }
+
+    fn selectable_fields(&self, object: &Value, fields: &mut BTreeMap<String, String>) {
+        fields.insert("type".into(), crate::selector::text_at(object, "/type"));
+    }
+}

@@ -1,0 +1,3 @@
+//! The events.k8s.io group: Events stored with core/v1's.
+
+pub mod event;

@@ -1,0 +1,285 @@
+//! The registry: every served resource with its [`Strategy`] — what is particular to a kind
+//! on the way through the generic REST verbs in [`crate::rest`], as upstream's
+//! `pkg/registry/<group>/<kind>` strategies (`RESTCreateStrategy`, `RESTUpdateStrategy`,
+//! `RESTDeleteStrategy`, `GarbageCollectionDeleteStrategy`, field selectors, TTLs).
+//!
+//! One file per kind, under its group's folder named as upstream's. Adding a kind is adding its
+//! row to `ferry_api::registry::RESOURCES` and, if it has rules of its own, a file here and a line
+//! in [`strategy_for`] — the one place that tells kinds apart by name. A kind without rules of
+//! its own gets [`generic::Generic`]. A CustomResourceDefinition's strategy will be built at run
+//! time from its schema the same way.
+
+pub mod apps;
+pub mod batch;
+pub mod certificates;
+pub mod core;
+pub mod events;
+pub mod generic;
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ferry_api::registry::ResourceInfo;
+use serde_json::Value;
+
+use crate::auth::UserInfo;
+use crate::status::{ApiError, FieldError};
+use crate::storage::Storage;
+
+/// How a kind's names are checked (`ValidateObjectMeta`'s name function).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameRule {
+    /// A DNS subdomain (RFC 1123), the default.
+    Subdomain,
+    /// A DNS label: namespaces, services, StatefulSets, CronJobs.
+    Label,
+    /// Any name that is a valid path segment (RBAC's `ValidateRBACName`).
+    PathSegment,
+}
+
+/// What is particular to one kind. Every method has upstream's default behaviour, so a kind
+/// overrides only what its upstream strategy changes.
+#[async_trait]
+pub trait Strategy: Send + Sync {
+    /// Whether `metadata.generation` starts at 1 and moves when the spec changes.
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+
+    /// Whether a create clears the status (kinds with a `status` subresource; Nodes and
+    /// PersistentVolumes keep what their creator sent).
+    fn resets_status_on_create(&self) -> bool {
+        true
+    }
+
+    /// How names are checked.
+    fn name_rule(&self) -> NameRule {
+        NameRule::Subdomain
+    }
+
+    /// Defaults and server-set fields of a new object, after the generic ones; `user` is who
+    /// asks (`None` for the server's own writes).
+    fn prepare_for_create(&self, _object: &mut Value, _user: Option<&UserInfo>) {}
+
+    /// What an update changes beyond the request, after the generic rules.
+    fn prepare_for_update(&self, _new: &mut Value, _old: &Value) {}
+
+    /// The kind's own validation of a new object (object metadata is checked generically).
+    fn validate(&self, _object: &Value, _errors: &mut Vec<FieldError>) {}
+
+    /// The kind's validation of an update: by default the new object's validation.
+    fn validate_update(&self, new: &Value, _old: &Value, errors: &mut Vec<FieldError>) {
+        self.validate(new, errors);
+    }
+
+    /// The object an update of `subresource` ("" for the main resource) leads to, from the stored
+    /// `old` and the `requested` one.
+    fn merge_update(
+        &self,
+        info: &ResourceInfo,
+        subresource: &str,
+        old: &Value,
+        requested: Value,
+    ) -> Result<Value, ApiError> {
+        generic::merge_update(info, subresource, old, requested)
+    }
+
+    /// The kind's selectable fields of `object` (`GetAttrs`), beside `metadata.name` and
+    /// `metadata.namespace`. Called with `{}` to learn which fields are supported.
+    fn selectable_fields(&self, _object: &Value, _fields: &mut BTreeMap<String, String>) {}
+
+    /// The grace period of a delete (`CheckGracefulDelete`): 0 deletes at once.
+    fn grace_period(&self, _object: &Value, _requested: Option<i64>) -> i64 {
+        0
+    }
+
+    /// Whether an object being deleted whose last finalizer went still waits for someone else to
+    /// finish it (a bound pod, for its kubelet).
+    fn awaits_graceful_termination(&self, _object: &Value) -> bool {
+        false
+    }
+
+    /// Finalizers of the kind's own beside `metadata.finalizers` (a namespace's
+    /// `spec.finalizers`): the object stays until they are gone.
+    fn has_spec_finalizers(&self, _object: &Value) -> bool {
+        false
+    }
+
+    /// The conflict message when an object already being deleted is deleted again, for kinds
+    /// that refuse it (namespaces).
+    fn repeated_delete_conflict(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// What a graceful delete changes beside the deletion timestamp (a namespace's phase).
+    fn prepare_for_graceful_delete(&self, _object: &mut Value) {}
+
+    /// How long objects live (Events: upstream's `--event-ttl`); `None` for ever.
+    fn ttl(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Before a create is written: reserves what the object needs (a service's cluster IP and
+    /// node ports), refusing the create if that is impossible. `key` is where it will be
+    /// written.
+    async fn begin_create(
+        &self,
+        _storage: &Storage,
+        _info: &ResourceInfo,
+        _key: &[u8],
+        _object: &mut Value,
+    ) -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    /// After a create that [`Strategy::begin_create`] prepared failed, or after a delete:
+    /// releases what it reserved.
+    async fn release(&self, _storage: &Storage, _object: &Value) {}
+
+    /// The object as stored, from the object as served (resources that share storage with
+    /// another version of the kind, as events.k8s.io Events with core Events).
+    fn encode_for_storage(&self, object: Value) -> Value {
+        object
+    }
+
+    /// The object as served, from the object as stored.
+    fn decode_stored(&self, object: Value) -> Value {
+        object
+    }
+}
+
+/// A group and resource (upstream's `schema.GroupResource`), for the cross-cutting code that
+/// must name one (admission plugins, as upstream's `api.Resource("pods")`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupResource {
+    /// API group ("" for core).
+    pub group: &'static str,
+    /// Resource (plural).
+    pub resource: &'static str,
+}
+
+impl GroupResource {
+    /// The group and resource of `info`.
+    pub fn of(info: &'static ResourceInfo) -> GroupResource {
+        GroupResource {
+            group: info.group,
+            resource: info.plural,
+        }
+    }
+}
+
+/// Pods.
+pub const PODS: GroupResource = GroupResource {
+    group: "",
+    resource: "pods",
+};
+/// Nodes.
+pub const NODES: GroupResource = GroupResource {
+    group: "",
+    resource: "nodes",
+};
+/// Namespaces.
+pub const NAMESPACES: GroupResource = GroupResource {
+    group: "",
+    resource: "namespaces",
+};
+
+/// A served resource and its strategy.
+pub struct Resource {
+    /// What discovery says of it.
+    pub info: &'static ResourceInfo,
+    /// Its kind's rules.
+    pub strategy: Box<dyn Strategy>,
+}
+
+/// Every served resource, by plural (then group and version).
+pub struct Registry {
+    resources: HashMap<&'static str, Vec<Arc<Resource>>>,
+}
+
+impl Registry {
+    /// The built-in resources of `ferry_api::registry::RESOURCES`, each with its strategy.
+    pub fn builtin() -> Registry {
+        let mut resources: HashMap<&'static str, Vec<Arc<Resource>>> = HashMap::new();
+        for info in ferry_api::registry::RESOURCES {
+            resources
+                .entry(info.plural)
+                .or_default()
+                .push(Arc::new(Resource {
+                    info,
+                    strategy: strategy_for(info),
+                }));
+        }
+        Registry { resources }
+    }
+
+    /// The resource a path names.
+    pub fn resolve(&self, group: &str, version: &str, plural: &str) -> Option<&Arc<Resource>> {
+        self.resources
+            .get(plural)?
+            .iter()
+            .find(|r| r.info.group == group && r.info.version == version)
+    }
+}
+
+/// The registration: the strategy of each built-in kind. The only place kinds are told apart by
+/// group and name.
+fn strategy_for(info: &ResourceInfo) -> Box<dyn Strategy> {
+    match (info.group, info.plural) {
+        ("", "pods") => Box::new(core::pod::PodStrategy),
+        ("", "services") => Box::new(core::service::ServiceStrategy),
+        ("", "namespaces") => Box::new(core::namespace::NamespaceStrategy),
+        ("", "nodes") => Box::new(core::node::NodeStrategy),
+        ("", "persistentvolumes") => Box::new(core::persistentvolume::PersistentVolumeStrategy),
+        ("", "events") => Box::new(core::event::EventStrategy),
+        ("", "secrets") => Box::new(core::secret::SecretStrategy),
+        ("", "configmaps") => Box::new(core::configmap::ConfigMapStrategy),
+        ("", "replicationcontrollers") => {
+            Box::new(core::replicationcontroller::ReplicationControllerStrategy)
+        }
+        ("apps", "deployments") => Box::new(apps::deployment::DeploymentStrategy),
+        ("apps", "replicasets") => Box::new(apps::replicaset::ReplicaSetStrategy),
+        ("apps", "statefulsets") => Box::new(apps::statefulset::StatefulSetStrategy),
+        ("apps", "daemonsets") => Box::new(apps::daemonset::DaemonSetStrategy),
+        ("batch", "jobs") => Box::new(batch::job::JobStrategy),
+        ("batch", "cronjobs") => Box::new(batch::cronjob::CronJobStrategy),
+        ("certificates.k8s.io", "certificatesigningrequests") => {
+            Box::new(certificates::csr::CsrStrategy)
+        }
+        ("events.k8s.io", "events") => Box::new(events::event::EventStrategy),
+        // Kinds without rules of their own; generation moves with the spec in the groups whose
+        // upstream strategies all do that.
+        (
+            "apps"
+            | "batch"
+            | "policy"
+            | "autoscaling"
+            | "networking.k8s.io"
+            | "apiextensions.k8s.io"
+            | "admissionregistration.k8s.io",
+            _,
+        ) => Box::new(generic::Generic::tracking_generation()),
+        ("rbac.authorization.k8s.io", _) => Box::new(generic::Generic::rbac()),
+        _ => Box::new(generic::Generic::default()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_row_is_registered() {
+        let registry = Registry::builtin();
+        for info in ferry_api::registry::RESOURCES {
+            let resource = registry
+                .resolve(info.group, info.version, info.plural)
+                .expect("registered");
+            assert!(std::ptr::eq(resource.info, info));
+        }
+        assert!(registry.resolve("", "v1", "nothing").is_none());
+    }
+}

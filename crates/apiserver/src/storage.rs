@@ -1,0 +1,100 @@
+//! Where objects live, for every resource alike: the store (metered for `/metrics`), the
+//! watch cache in front of it, and the keys objects are kept under — `/<resource>/<namespace>/<name>`
+//! (`/<resource>/<name>` when cluster-scoped), without their `resourceVersion`, which is the
+//! store's `mod_revision` and set on every read, as upstream's etcd3 storage does.
+//!
+//! Nothing here knows a kind: what a kind changes on the way in and out is its
+//! [`crate::registry::Strategy`]'s.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ferry_api::registry::ResourceInfo;
+use ferry_store::{LeaseId, Store};
+
+use crate::cache::WatchCache;
+use crate::status::ApiError;
+use crate::storemetrics::MeteredStore;
+
+/// The store, its watch cache and the leases objects with a time to live attach to.
+pub struct Storage {
+    /// The (metered) store.
+    pub store: Arc<dyn Store>,
+    /// Serves client watches from one store watch per resource.
+    pub watch_cache: WatchCache,
+    metered: Arc<MeteredStore>,
+    /// The lease objects with a TTL attach to, and when it was granted.
+    ttl_lease: tokio::sync::Mutex<Option<(LeaseId, Instant)>>,
+}
+
+impl Storage {
+    /// Storage over `store`, measured for `/metrics`.
+    pub fn new(store: Arc<dyn Store>) -> Storage {
+        let metered = MeteredStore::new(store);
+        let store: Arc<dyn Store> = metered.clone();
+        Storage {
+            watch_cache: WatchCache::new(store.clone()),
+            store,
+            metered,
+            ttl_lease: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The lease an object that lives `ttl` attaches to: one lease per minute is shared, lasting
+    /// a minute longer than `ttl` (upstream's lease manager, reused for `--event-ttl`).
+    pub async fn lease_for(&self, ttl: Duration) -> Result<LeaseId, ApiError> {
+        let mut current = self.ttl_lease.lock().await;
+        if let Some((id, granted)) = *current {
+            if granted.elapsed() < Duration::from_secs(60) {
+                return Ok(id);
+            }
+        }
+        let (id, _) = self
+            .store
+            .lease_grant(ttl + Duration::from_secs(60))
+            .await?;
+        *current = Some((id, Instant::now()));
+        Ok(id)
+    }
+
+    /// Appends the store's latency metrics to `out`.
+    pub fn render_metrics(&self, out: &mut String) {
+        self.metered.render(out);
+    }
+}
+
+/// The key of an object. Resources of one kind in two groups (core and events.k8s.io Events)
+/// share their plural's keys, as upstream stores them once.
+pub fn key(info: &ResourceInfo, namespace: &str, name: &str) -> Bytes {
+    if info.namespaced {
+        Bytes::from(format!("/{}/{namespace}/{name}", info.plural))
+    } else {
+        Bytes::from(format!("/{}/{name}", info.plural))
+    }
+}
+
+/// The key prefix of a collection (one namespace, or all).
+pub fn prefix(info: &ResourceInfo, namespace: &str) -> Bytes {
+    if info.namespaced && !namespace.is_empty() {
+        Bytes::from(format!("/{}/{namespace}/", info.plural))
+    } else {
+        Bytes::from(format!("/{}/", info.plural))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_etcd3_layout() {
+        let pods = ferry_api::registry::find("", "v1", "pods").expect("pods");
+        let nodes = ferry_api::registry::find("", "v1", "nodes").expect("nodes");
+        assert_eq!(key(pods, "default", "web"), "/pods/default/web");
+        assert_eq!(key(nodes, "", "n1"), "/nodes/n1");
+        assert_eq!(prefix(pods, "default"), "/pods/default/");
+        assert_eq!(prefix(pods, ""), "/pods/");
+        assert_eq!(prefix(nodes, "ignored"), "/nodes/");
+    }
+}
