@@ -3,9 +3,12 @@
 #   protobuf-compiler  protoc, for the etcd and CRI gRPC clients' generated code
 #   libprotobuf-dev    the well-known .proto files (google/protobuf/*.proto) protoc imports
 #   etcd-server        a real etcd: the `--store etcd` backend's tests and benchmark reference
+#   python3-venv       a Python for the official Python client's tests (when there is none)
 # Idempotent: packages already present are not fetched again.
 set -euo pipefail
 packages=(protobuf-compiler libprotobuf-dev etcd-server)
+# A machine whose python3 cannot make a venv (Debian's without python3-venv) gets Debian's.
+python3 -m venv --help >/dev/null 2>&1 || packages+=(python3 python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

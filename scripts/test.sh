@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: every crate's unit tests and the black-box tests (the store's conformance
 # suite against the embedded store and a real etcd it starts on loopback; kubectl against a
-# real `ferry server`), then — as root — the e2e tests on a real containerd: the runtime
+# real `ferry server`; the official Python client from PyPI, installed into target/python,
+# against a real `ferry server`), then — as root — the e2e tests on a real containerd: the runtime
 # packages and the local test images (registry on 127.0.0.1:5000) are installed first, and the
 # registry this script started is stopped at the end. Ends with one summary line:
 # "N passed, N failed".
@@ -17,6 +18,11 @@ cleanup() {
 trap cleanup EXIT
 status=0
 cargo test --workspace --locked -- --test-threads=4 2>&1 | tee "$log" || status=$?
+
+# The official Python client (pinned to the Kubernetes minor ferry serves) and pytest.
+[ -x target/python/bin/python ] || python3 -m venv target/python
+target/python/bin/pip install -q --disable-pip-version-check 'kubernetes==33.1.0' 'pytest==8.3.5'
+cargo test --locked -p ferry --test python -- --ignored 2>&1 | tee -a "$log" || status=$?
 
 if [ "$(id -u)" -eq 0 ]; then
   scripts/install-runtime-deps.sh

@@ -35,17 +35,16 @@
 //! Everything is generated on first use and cached for the life of the
 //! process; the documents never change while it runs.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, LazyLock, OnceLock};
 
 use k8s_openapi::api;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_openapi::schemars::generate::SchemaSettings;
 use k8s_openapi::schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{json, Map, Value};
 
+use crate::kinds::KINDS;
 use crate::patch::{schema_for, ListStrategy, PatchSchema};
 use crate::registry::{ResourceInfo, Subresource, RESOURCES};
 
@@ -244,112 +243,6 @@ fn prune_unknown(
 // ---------------------------------------------------------------------------
 // The types
 // ---------------------------------------------------------------------------
-
-/// A kind with a `k8s-openapi` type: where it is served and how to get its
-/// schema.
-struct KindType {
-    group: &'static str,
-    version: &'static str,
-    kind: &'static str,
-    /// Adds the type's schema (and all it uses) to the generator.
-    register: fn(&mut SchemaGenerator),
-    /// The type's definition name.
-    name: fn() -> Cow<'static, str>,
-}
-
-fn register<T: JsonSchema>(generator: &mut SchemaGenerator) {
-    generator.subschema_for::<T>();
-}
-
-fn schema_name<T: JsonSchema>() -> Cow<'static, str> {
-    T::schema_name()
-}
-
-/// The [`KindType`] of each listed top-level type, group, version and kind
-/// taken from its `k8s_openapi::Resource` impl.
-macro_rules! kinds {
-    ($($ty:ty),* $(,)?) => {
-        &[$(KindType {
-            group: <$ty as k8s_openapi::Resource>::GROUP,
-            version: <$ty as k8s_openapi::Resource>::VERSION,
-            kind: <$ty as k8s_openapi::Resource>::KIND,
-            register: register::<$ty>,
-            name: schema_name::<$ty>,
-        }),*]
-    };
-}
-
-/// Every kind ferry serves a schema for: the kinds of [`RESOURCES`], the
-/// kinds of their subresources that have a type (`Scale`, `Eviction`,
-/// `TokenRequest`, ...), and the `meta.k8s.io` kinds the API answers with.
-/// (`PodExecOptions` and the other `connect` options are query parameters,
-/// not bodies; upstream has no schema for them either.)
-static KINDS: &[KindType] = kinds![
-    api::core::v1::Binding,
-    api::core::v1::ComponentStatus,
-    api::core::v1::ConfigMap,
-    api::core::v1::Endpoints,
-    api::core::v1::Event,
-    api::core::v1::LimitRange,
-    api::core::v1::Namespace,
-    api::core::v1::Node,
-    api::core::v1::PersistentVolumeClaim,
-    api::core::v1::PersistentVolume,
-    api::core::v1::Pod,
-    api::core::v1::PodTemplate,
-    api::core::v1::ReplicationController,
-    api::core::v1::ResourceQuota,
-    api::core::v1::Secret,
-    api::core::v1::ServiceAccount,
-    api::core::v1::Service,
-    api::apps::v1::ControllerRevision,
-    api::apps::v1::DaemonSet,
-    api::apps::v1::Deployment,
-    api::apps::v1::ReplicaSet,
-    api::apps::v1::StatefulSet,
-    api::events::v1::Event,
-    api::authentication::v1::SelfSubjectReview,
-    api::authentication::v1::TokenReview,
-    api::authentication::v1::TokenRequest,
-    api::authorization::v1::LocalSubjectAccessReview,
-    api::authorization::v1::SelfSubjectAccessReview,
-    api::authorization::v1::SelfSubjectRulesReview,
-    api::authorization::v1::SubjectAccessReview,
-    api::autoscaling::v2::HorizontalPodAutoscaler,
-    api::autoscaling::v1::HorizontalPodAutoscaler,
-    api::autoscaling::v1::Scale,
-    api::batch::v1::CronJob,
-    api::batch::v1::Job,
-    api::certificates::v1::CertificateSigningRequest,
-    api::networking::v1::IngressClass,
-    api::networking::v1::Ingress,
-    api::networking::v1::NetworkPolicy,
-    api::policy::v1::PodDisruptionBudget,
-    api::policy::v1::Eviction,
-    api::rbac::v1::ClusterRoleBinding,
-    api::rbac::v1::ClusterRole,
-    api::rbac::v1::RoleBinding,
-    api::rbac::v1::Role,
-    api::storage::v1::CSIDriver,
-    api::storage::v1::CSINode,
-    api::storage::v1::CSIStorageCapacity,
-    api::storage::v1::StorageClass,
-    api::storage::v1::VolumeAttachment,
-    api::admissionregistration::v1::MutatingWebhookConfiguration,
-    api::admissionregistration::v1::ValidatingAdmissionPolicy,
-    api::admissionregistration::v1::ValidatingAdmissionPolicyBinding,
-    api::admissionregistration::v1::ValidatingWebhookConfiguration,
-    apiextensions::v1::CustomResourceDefinition,
-    api::scheduling::v1::PriorityClass,
-    api::coordination::v1::Lease,
-    api::node::v1::RuntimeClass,
-    api::discovery::v1::EndpointSlice,
-    meta::Status,
-    meta::APIGroup,
-    meta::APIGroupList,
-    meta::APIResourceList,
-    meta::APIVersions,
-];
 
 /// Types the operations use that are not kinds of their own (in
 /// `k8s-openapi`): their definition names.

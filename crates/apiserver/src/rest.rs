@@ -469,6 +469,7 @@ pub async fn create(rest: &Rest, req: &Request<'_>) -> Result<(u16, Value), ApiE
         meta.remove(field);
     }
     generic::prepare_for_create(resource, &mut object, req.user);
+    let mut object = generic::canonical(info, object)?;
     let attributes = Attributes {
         resource: info,
         subresource: "",
@@ -676,6 +677,7 @@ async fn write_update(
         }
         metadata_mut(&mut new).remove("resourceVersion");
         generic::prepare_for_update(resource, &mut new, &old);
+        let mut new = generic::canonical(info, new)?;
         let attributes = Attributes {
             resource: info,
             subresource: req.subresource,
@@ -707,7 +709,11 @@ async fn write_update(
         }
         if new == strip_rv(&old) {
             // No change: upstream answers with the object as it is, without a write.
-            return Ok(old);
+            return if req.subresource == "scale" {
+                crate::scale::scale_of(info, &old)
+            } else {
+                Ok(old)
+            };
         }
         match rest
             .storage

@@ -308,7 +308,8 @@ async fn handle(
     let started = Instant::now();
     let (mut parts, body) = req.into_parts();
     let query = parse_query(parts.uri.query());
-    let watch = query.get("watch").is_some_and(|w| w == "true" || w == "1");
+    // The Python client sends `watch=True`.
+    let watch = query.get("watch").is_some_and(|w| request::query_bool(w));
     let info = request::parse(parts.method.as_str(), parts.uri.path(), watch);
     // A watch may be served over WebSocket, as upstream does for clients that ask for it.
     let upgrade = parts

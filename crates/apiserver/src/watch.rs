@@ -49,8 +49,10 @@ pub async fn watch(
     let selectors = Selectors::from_query(&resource, &query)?;
     let bookmarks = query
         .get("allowWatchBookmarks")
-        .is_some_and(|v| v == "true" || v == "1");
-    let send_initial = query.get("sendInitialEvents").map(|v| v == "true");
+        .is_some_and(|v| crate::request::query_bool(v));
+    let send_initial = query
+        .get("sendInitialEvents")
+        .map(|v| crate::request::query_bool(v));
     let timeout = query
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())

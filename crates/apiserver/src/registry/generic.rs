@@ -117,6 +117,18 @@ pub fn prepare_for_update(resource: &Resource, new: &mut Value, old: &Value) {
     metadata_mut(new).insert("generation".into(), json!(next));
 }
 
+/// The object as upstream's decode → encode writes it (see `ferry_api::kinds`): fields its type
+/// always writes are there, `null`s of optional fields are gone. A field of the wrong type fails
+/// as upstream's decoding does, with 400.
+pub fn canonical(info: &ResourceInfo, object: Value) -> Result<Value, ApiError> {
+    ferry_api::kinds::canonical(info.group, info.version, info.kind, object).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{} in version {:?} cannot be handled as a {}: {e}",
+            info.kind, info.version, info.kind
+        ))
+    })
+}
+
 /// The update rule of kinds with a status subresource: an update of the main resource keeps the
 /// stored status; an update of `status` takes only the status (and labels and annotations, as
 /// upstream lets it). Other subresources are not updatable.

@@ -1,0 +1,249 @@
+"""The official Python client (kubernetes on PyPI) against a real `ferry server`.
+
+Run by crates/ferry/tests/python.rs, which starts the server and sets KUBECONFIG. Only what
+needs no kubelet: the typed models, errors byte for byte, watches, patches and subresources.
+The client's models check required fields as they are built, so every read below also checks
+that ferry writes the fields upstream always writes.
+"""
+
+import json
+import os
+import uuid
+
+import pytest
+from kubernetes import client, config, watch
+from kubernetes.client.rest import ApiException
+
+
+@pytest.fixture(scope="module")
+def api():
+    config.load_kube_config(config_file=os.environ["KUBECONFIG"])
+    return client.ApiClient()
+
+
+@pytest.fixture
+def namespace(api):
+    name = "py-" + uuid.uuid4().hex[:8]
+    core = client.CoreV1Api(api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name)
+
+
+def labels():
+    return {"app": "py"}
+
+
+def pod_template():
+    return client.V1PodTemplateSpec(
+        metadata=client.V1ObjectMeta(labels=labels()),
+        spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="busybox:1.36")]),
+    )
+
+
+def test_errors_are_upstreams_status_bytes(api, namespace):
+    core = client.CoreV1Api(api)
+    core.create_namespaced_config_map(
+        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="dup"))
+    )
+    with pytest.raises(ApiException) as conflict:
+        core.create_namespaced_config_map(
+            namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="dup"))
+        )
+    assert conflict.value.status == 409
+    assert conflict.value.body == (
+        '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+        '"message":"configmaps \\"dup\\" already exists","reason":"AlreadyExists",'
+        '"details":{"name":"dup","kind":"configmaps"},"code":409}\n'
+    )
+    with pytest.raises(ApiException) as missing:
+        client.AppsV1Api(api).read_namespaced_deployment("nothing", namespace)
+    assert missing.value.status == 404
+    assert missing.value.body == (
+        '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+        '"message":"deployments.apps \\"nothing\\" not found","reason":"NotFound",'
+        '"details":{"name":"nothing","group":"apps","kind":"deployments"},"code":404}\n'
+    )
+    with pytest.raises(ApiException) as invalid:
+        core.create_namespaced_config_map(
+            namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="Bad_Name"))
+        )
+    assert invalid.value.status == 422
+    status = json.loads(invalid.value.body)
+    assert list(status) == [
+        "kind", "apiVersion", "metadata", "status", "message", "reason", "details", "code",
+    ]
+    assert status["details"]["causes"][0]["field"] == "metadata.name"
+
+
+def test_workload_statuses_have_the_fields_upstream_always_writes(api, namespace):
+    apps = client.AppsV1Api(api)
+    selector = client.V1LabelSelector(match_labels=labels())
+    apps.create_namespaced_daemon_set(
+        namespace,
+        client.V1DaemonSet(
+            metadata=client.V1ObjectMeta(name="ds"),
+            spec=client.V1DaemonSetSpec(selector=selector, template=pod_template()),
+        ),
+    )
+    ds = apps.read_namespaced_daemon_set("ds", namespace)
+    assert ds.status.current_number_scheduled == 0
+    assert ds.status.number_misscheduled == 0
+    assert ds.spec.update_strategy.type == "RollingUpdate"
+    assert len(apps.list_namespaced_daemon_set(namespace).items) == 1
+
+    apps.create_namespaced_replica_set(
+        namespace,
+        client.V1ReplicaSet(
+            metadata=client.V1ObjectMeta(name="rs"),
+            spec=client.V1ReplicaSetSpec(replicas=0, selector=selector, template=pod_template()),
+        ),
+    )
+    assert apps.read_namespaced_replica_set("rs", namespace).status.replicas == 0
+
+    apps.create_namespaced_stateful_set(
+        namespace,
+        client.V1StatefulSet(
+            metadata=client.V1ObjectMeta(name="db"),
+            spec=client.V1StatefulSetSpec(
+                replicas=0, selector=selector, service_name="db", template=pod_template()
+            ),
+        ),
+    )
+    assert apps.read_namespaced_stateful_set("db", namespace).status.replicas == 0
+
+    core = client.CoreV1Api(api)
+    core.create_namespaced_replication_controller(
+        namespace,
+        client.V1ReplicationController(
+            metadata=client.V1ObjectMeta(name="rc"),
+            spec=client.V1ReplicationControllerSpec(
+                replicas=0, selector=labels(), template=pod_template()
+            ),
+        ),
+    )
+    assert core.read_namespaced_replication_controller("rc", namespace).status.replicas == 0
+
+    policy = client.PolicyV1Api(api)
+    policy.create_namespaced_pod_disruption_budget(
+        namespace,
+        client.V1PodDisruptionBudget(
+            metadata=client.V1ObjectMeta(name="pdb"),
+            spec=client.V1PodDisruptionBudgetSpec(min_available=1, selector=selector),
+        ),
+    )
+    pdb = policy.read_namespaced_pod_disruption_budget("pdb", namespace)
+    assert pdb.status.disruptions_allowed == 0
+
+
+def test_deployment_scale_and_patches(api, namespace):
+    apps = client.AppsV1Api(api)
+    apps.create_namespaced_deployment(
+        namespace,
+        client.V1Deployment(
+            metadata=client.V1ObjectMeta(name="web"),
+            spec=client.V1DeploymentSpec(
+                replicas=0,
+                selector=client.V1LabelSelector(match_labels=labels()),
+                template=pod_template(),
+            ),
+        ),
+    )
+    scale = apps.read_namespaced_deployment_scale("web", namespace)
+    assert scale.spec.replicas == 0
+    apps.patch_namespaced_deployment_scale("web", namespace, {"spec": {"replicas": 0}})
+    patched = apps.patch_namespaced_deployment(
+        "web", namespace, {"metadata": {"labels": {"tier": "front"}}}
+    )
+    assert patched.metadata.labels == {"tier": "front"}
+    assert patched.metadata.generation == 1
+    patched = apps.patch_namespaced_deployment(
+        "web", namespace, [{"op": "replace", "path": "/spec/revisionHistoryLimit", "value": 3}]
+    )
+    assert patched.spec.revision_history_limit == 3
+    assert patched.metadata.generation == 2
+    apps.delete_namespaced_deployment("web", namespace)
+
+
+def test_pods_services_and_selectors(api, namespace):
+    core = client.CoreV1Api(api)
+    for name in ["a", "b"]:
+        core.create_namespaced_pod(
+            namespace,
+            client.V1Pod(
+                metadata=client.V1ObjectMeta(name=name, labels={"name": name}),
+                spec=client.V1PodSpec(
+                    containers=[client.V1Container(name="c", image="busybox:1.36")],
+                    node_name="nowhere",
+                ),
+            ),
+        )
+    pod = core.read_namespaced_pod("a", namespace)
+    assert pod.status.phase == "Pending"
+    assert pod.status.qos_class == "BestEffort"
+    assert pod.spec.containers[0].image_pull_policy == "IfNotPresent"
+    selected = core.list_namespaced_pod(namespace, label_selector="name=b")
+    assert [p.metadata.name for p in selected.items] == ["b"]
+    by_field = core.list_namespaced_pod(namespace, field_selector="metadata.name=a")
+    assert [p.metadata.name for p in by_field.items] == ["a"]
+    page = core.list_namespaced_pod(namespace, limit=1)
+    assert len(page.items) == 1 and page.metadata._continue
+    svc = core.create_namespaced_service(
+        namespace,
+        client.V1Service(
+            metadata=client.V1ObjectMeta(name="web"),
+            spec=client.V1ServiceSpec(
+                selector=labels(), ports=[client.V1ServicePort(port=80, target_port=8080)]
+            ),
+        ),
+    )
+    assert svc.spec.cluster_ip.startswith("10.43.")
+    assert svc.spec.ports[0].protocol == "TCP"
+
+
+def test_watch_sees_changes(api, namespace):
+    core = client.CoreV1Api(api)
+    start = core.list_namespaced_config_map(namespace).metadata.resource_version
+    core.create_namespaced_config_map(
+        namespace,
+        client.V1ConfigMap(metadata=client.V1ObjectMeta(name="watched"), data={"k": "v"}),
+    )
+    core.delete_namespaced_config_map("watched", namespace)
+    seen = []
+    w = watch.Watch()
+    for event in w.stream(
+        core.list_namespaced_config_map,
+        namespace,
+        resource_version=start,
+        timeout_seconds=5,
+    ):
+        if event["object"].metadata.name == "watched":
+            seen.append(event["type"])
+        if len(seen) == 2:
+            w.stop()
+    assert seen == ["ADDED", "DELETED"]
+
+
+def test_jobs_and_the_immortal_namespaces(api, namespace):
+    batch = client.BatchV1Api(api)
+    batch.create_namespaced_job(
+        namespace,
+        client.V1Job(
+            metadata=client.V1ObjectMeta(name="pi"),
+            spec=client.V1JobSpec(
+                suspend=True,
+                template=client.V1PodTemplateSpec(
+                    spec=client.V1PodSpec(
+                        restart_policy="Never",
+                        containers=[client.V1Container(name="c", image="busybox:1.36")],
+                    )
+                ),
+            ),
+        ),
+    )
+    job = batch.read_namespaced_job("pi", namespace)
+    assert job.spec.backoff_limit == 6
+    assert "batch.kubernetes.io/controller-uid" in job.spec.selector.match_labels
+    with pytest.raises(ApiException) as refused:
+        client.CoreV1Api(api).delete_namespace("default")
+    assert refused.value.status == 403
