@@ -136,6 +136,8 @@ enum Printer {
     ResourceQuota,
     PriorityClass,
     RuntimeClass,
+    IpAddress,
+    ServiceCidr,
     VolumeAttachment,
     EndpointSlice,
     CsiNode,
@@ -186,6 +188,8 @@ fn printer(group: &str, plural: &str) -> Printer {
         ("", "resourcequotas") => ResourceQuota,
         ("scheduling.k8s.io", "priorityclasses") => PriorityClass,
         ("node.k8s.io", "runtimeclasses") => RuntimeClass,
+        ("networking.k8s.io", "ipaddresses") => IpAddress,
+        ("networking.k8s.io", "servicecidrs") => ServiceCidr,
         ("storage.k8s.io", "volumeattachments") => VolumeAttachment,
         ("discovery.k8s.io", "endpointslices") => EndpointSlice,
         ("storage.k8s.io", "csinodes") => CsiNode,
@@ -482,6 +486,15 @@ pub fn columns(group: &str, plural: &str) -> Vec<Column> {
         P::RuntimeClass => vec![
             NAME,
             col("Handler", "string", ""),
+            AGE,
+        ],
+        P::IpAddress => vec![
+            NAME,
+            col("ParentRef", "string", "ParentRef references the resource that an IPAddress is attached to. An IPAddress must reference a parent object."),
+        ],
+        P::ServiceCidr => vec![
+            NAME,
+            col("CIDRs", "string", "CIDRs defines the IP blocks in CIDR notation (e.g. \"192.168.0.0/24\" or \"2001:db8::/64\") from which to assign service cluster IPs. Max of two CIDRs is allowed, one of each IP family. This field is immutable."),
             AGE,
         ],
         P::VolumeAttachment => vec![
@@ -1049,6 +1062,17 @@ pub fn row(group: &str, plural: &str, object: &Value, now_unix_secs: i64) -> Vec
                 .into(),
         ],
         P::RuntimeClass => vec![name(o), st(o, &["handler"]).into(), age(o, now)],
+        P::IpAddress => vec![name(o), parent_ref(o).into()],
+        P::ServiceCidr => vec![
+            name(o),
+            arr(o, &["spec", "cidrs"])
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+                .into(),
+            age(o, now),
+        ],
         P::VolumeAttachment => vec![
             name(o),
             st(o, &["spec", "attacher"]).into(),
@@ -2258,6 +2282,25 @@ fn translate_timestamp_since(ts: Option<&str>, now: i128) -> String {
 }
 
 /// The AGE cell: time since `metadata.creationTimestamp`.
+/// An IPAddress's parent as upstream prints it: `resource.group[/namespace]/name`, lower case.
+fn parent_ref(o: &Value) -> String {
+    let Some(parent) = o.pointer("/spec/parentRef").filter(|p| p.is_object()) else {
+        return "<none>".into();
+    };
+    let field = |f: &str| parent.get(f).and_then(Value::as_str).unwrap_or("");
+    let mut out = match field("group") {
+        "" => field("resource").to_lowercase(),
+        group => format!("{}.{}", field("resource"), group).to_lowercase(),
+    };
+    if !field("namespace").is_empty() {
+        out.push('/');
+        out.push_str(field("namespace"));
+    }
+    out.push('/');
+    out.push_str(field("name"));
+    out
+}
+
 fn age(o: &Value, now: i128) -> Value {
     translate_since(parse_ts(at(o, &["metadata", "creationTimestamp"])), now).into()
 }

@@ -20,8 +20,8 @@
 //!
 //! Upstream v1.33 serves more than this table (for example
 //! `apiregistration.k8s.io`, `flowcontrol.apiserver.k8s.io`,
-//! `networking.k8s.io/v1` `ipaddresses` and `servicecidrs`); those are not
-//! served by ferry and are deliberately absent.
+//! `resource.k8s.io`); those are not served by ferry and are deliberately
+//! absent.
 
 /// Verbs of an ordinary read-write collection, in upstream's order.
 const RW: &[&str] = &[
@@ -287,7 +287,9 @@ pub static RESOURCES: &[ResourceInfo] = &[
     // ---- networking.k8s.io/v1 ----
     r("networking.k8s.io", "v1", "IngressClass", "ingressclasses", "ingressclass", CLUSTER, NONE, NONE, RW, &[]),
     r("networking.k8s.io", "v1", "Ingress", "ingresses", "ingress", NS, &["ing"], NONE, RW, &[Subresource::status("Ingress")]),
+    r("networking.k8s.io", "v1", "IPAddress", "ipaddresses", "ipaddress", CLUSTER, &["ip"], NONE, RW, &[]),
     r("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy", NS, &["netpol"], NONE, RW, &[]),
+    r("networking.k8s.io", "v1", "ServiceCIDR", "servicecidrs", "servicecidr", CLUSTER, NONE, NONE, RW, &[Subresource::status("ServiceCIDR")]),
     // ---- policy/v1 ----
     r("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", NS, &["pdb"], NONE, RW,
         &[Subresource::status("PodDisruptionBudget")]),

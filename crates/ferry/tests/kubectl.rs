@@ -925,3 +925,69 @@ spec:
         .fails(&["get", "pod", "lingering"])
         .contains("NotFound"));
 }
+
+/// The kind added by following docs/ARCHITECTURE.md's "Adding a kind": IPAddress (and
+/// ServiceCIDR), served as upstream 1.33 serves them.
+#[test]
+fn ip_addresses_and_service_cidrs_are_served() {
+    let ferry = Ferry::start();
+    let resources = ferry.ok(&["api-resources", "--api-group=networking.k8s.io"]);
+    let ip = resources
+        .lines()
+        .find(|l| l.starts_with("ipaddresses "))
+        .expect("ipaddresses listed");
+    assert_eq!(
+        ip.split_whitespace().collect::<Vec<_>>(),
+        [
+            "ipaddresses",
+            "ip",
+            "networking.k8s.io/v1",
+            "false",
+            "IPAddress"
+        ]
+    );
+    ferry.apply_yaml(
+        "create",
+        "apiVersion: networking.k8s.io/v1
+kind: IPAddress
+metadata:
+  name: 10.43.7.7
+spec:
+  parentRef:
+    resource: services
+    namespace: default
+    name: web
+---
+apiVersion: networking.k8s.io/v1
+kind: ServiceCIDR
+metadata:
+  name: extra
+spec:
+  cidrs: [10.44.0.0/16]
+",
+    );
+    let listed = ferry.ok(&["get", "ip"]);
+    assert!(listed.starts_with("NAME        PARENTREF\n"), "{listed}");
+    assert!(
+        listed.contains("10.43.7.7   services/default/web"),
+        "{listed}"
+    );
+    let cidrs = ferry.ok(&["get", "servicecidrs"]);
+    assert!(cidrs.contains("extra   10.44.0.0/16"), "{cidrs}");
+    let err = create_err(
+        &ferry,
+        "apiVersion: networking.k8s.io/v1
+kind: IPAddress
+metadata:
+  name: 10.43.07.7
+spec:
+  parentRef: {resource: services, name: web}
+",
+    );
+    assert!(
+        err.contains("The IPAddress \"10.43.07.7\" is invalid: metadata.name: Invalid value: \"10.43.07.7\": must be a valid IP address"),
+        "{err}"
+    );
+    let explained = ferry.ok(&["explain", "ipaddress.spec.parentRef"]);
+    assert!(explained.contains("resource"), "{explained}");
+}

@@ -180,7 +180,8 @@ pub fn not_updatable(subresource: &str) -> ApiError {
     ))
 }
 
-const SUBDOMAIN_MESSAGE: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+/// Upstream's message for a value that is not a DNS subdomain.
+pub const SUBDOMAIN_MESSAGE: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 /// Upstream's message for a value that is not a DNS label.
 pub const LABEL_MESSAGE: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 
@@ -194,8 +195,20 @@ pub fn is_dns_label(s: &str) -> bool {
         && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
 }
 
-fn is_dns_subdomain(s: &str) -> bool {
+/// Whether `s` is a DNS subdomain (RFC 1123).
+pub fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+/// Upstream's `IsValidIP`: an address, written in canonical form.
+fn ip_address_problem(value: &str) -> Option<String> {
+    match value.parse::<std::net::IpAddr>() {
+        Err(_) => Some("must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)".into()),
+        Ok(ip) if ip.to_string() != value => {
+            Some(format!("must be in canonical form ({:?})", ip.to_string()))
+        }
+        Ok(_) => None,
+    }
 }
 
 /// `ValidateObjectMeta`'s name and label rules.
@@ -216,6 +229,11 @@ fn validate_object_meta(rule: NameRule, object: &Value, errors: &mut Vec<FieldEr
                 name,
                 SUBDOMAIN_MESSAGE,
             )),
+            NameRule::IpAddress => {
+                if let Some(problem) = ip_address_problem(name) {
+                    errors.push(FieldError::invalid("metadata.name", name, problem));
+                }
+            }
             _ => {}
         }
     }

@@ -15,6 +15,7 @@ pub mod certificates;
 pub mod core;
 pub mod events;
 pub mod generic;
+pub mod networking;
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
@@ -38,6 +39,8 @@ pub enum NameRule {
     Label,
     /// Any name that is a valid path segment (RBAC's `ValidateRBACName`).
     PathSegment,
+    /// An IP address in canonical form (IPAddress objects).
+    IpAddress,
 }
 
 /// What is particular to one kind. Every method has upstream's default behaviour, so a kind
@@ -250,6 +253,10 @@ fn strategy_for(info: &ResourceInfo) -> Box<dyn Strategy> {
             Box::new(certificates::csr::CsrStrategy)
         }
         ("events.k8s.io", "events") => Box::new(events::event::EventStrategy),
+        ("networking.k8s.io", "ipaddresses") => Box::new(networking::ipaddress::IpAddressStrategy),
+        ("networking.k8s.io", "servicecidrs") => {
+            Box::new(networking::servicecidr::ServiceCidrStrategy)
+        }
         // Kinds without rules of their own; generation moves with the spec in the groups whose
         // upstream strategies all do that.
         (

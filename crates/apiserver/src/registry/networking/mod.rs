@@ -1,0 +1,4 @@
+//! The networking.k8s.io group's kinds with rules of their own.
+
+pub mod ipaddress;
+pub mod servicecidr;
