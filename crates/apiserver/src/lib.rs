@@ -2,7 +2,8 @@
 //! authorization, admission, and the REST verbs over the store, serving what unmodified
 //! kubectl expects of an upstream cluster.
 //!
-//! Start at [`server`] (the request pipeline), then [`rest`] (the verbs, one implementation for
+//! Start at [`server`] (the handler chain: [`filters`], then the router in [`handlers`]), then
+//! [`rest`] (the verbs, one implementation for
 //! every kind) and [`watch`]. What is particular to a kind is its strategy in [`registry`], one
 //! file per kind; objects live in [`storage`] over a `ferry-store` `Store`; the resource table,
 //! printers and patch logic are in the `ferry-api` crate.
@@ -10,8 +11,11 @@
 pub mod admission;
 pub mod auth;
 pub mod binding;
+pub mod body;
 pub mod cache;
 pub mod discovery;
+pub mod filters;
+pub mod handlers;
 pub mod object;
 pub mod pki;
 pub mod protobuf;

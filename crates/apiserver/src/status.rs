@@ -1,8 +1,6 @@
 //! Errors as Kubernetes `Status` objects: every failure leaves the server as a `Status` with
 //! upstream's reason, code and message wording, so kubectl prints what it prints for upstream.
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use ferry_store::StoreError;
 use serde::Serialize;
 use serde_json::Value;
@@ -283,6 +281,26 @@ impl ApiError {
         )
     }
 
+    /// 500 with `message` as it is (upstream's panic recovery).
+    pub fn internal_message(message: impl Into<String>) -> Self {
+        Self::new(500, "InternalError", message)
+    }
+
+    /// 429 when too many requests are in flight, with upstream's message.
+    pub fn too_many_requests() -> Self {
+        ApiError {
+            details: Some(Box::new(StatusDetails {
+                retry_after_seconds: Some(1),
+                ..StatusDetails::default()
+            })),
+            ..Self::new(
+                429,
+                "TooManyRequests",
+                "Too many requests, please try again later.",
+            )
+        }
+    }
+
     /// 503 while the store is unavailable.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(503, "ServiceUnavailable", message)
@@ -345,10 +363,10 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (code, [("content-type", "application/json")], self.to_json()).into_response()
+impl ApiError {
+    /// The `Status` response.
+    pub fn into_response(self) -> crate::body::Response {
+        crate::body::response(self.code, "application/json", self.to_json())
     }
 }
 

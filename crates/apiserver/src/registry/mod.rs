@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use ferry_api::printers::TablePrinter;
 use ferry_api::registry::ResourceInfo;
 use serde_json::Value;
 
@@ -190,12 +191,14 @@ pub const NAMESPACES: GroupResource = GroupResource {
     resource: "namespaces",
 };
 
-/// A served resource and its strategy.
+/// A served resource, its strategy and its table printer.
 pub struct Resource {
     /// What discovery says of it.
     pub info: &'static ResourceInfo,
     /// Its kind's rules.
     pub strategy: Box<dyn Strategy>,
+    /// Its kind's table (`kubectl get`).
+    pub printer: &'static dyn TablePrinter,
 }
 
 /// Every served resource, by plural (then group and version).
@@ -204,7 +207,8 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The built-in resources of `ferry_api::registry::RESOURCES`, each with its strategy.
+    /// The built-in resources of `ferry_api::registry::RESOURCES`, each with its strategy and
+    /// its table printer.
     pub fn builtin() -> Registry {
         let mut resources: HashMap<&'static str, Vec<Arc<Resource>>> = HashMap::new();
         for info in ferry_api::registry::RESOURCES {
@@ -214,6 +218,7 @@ impl Registry {
                 .push(Arc::new(Resource {
                     info,
                     strategy: strategy_for(info),
+                    printer: ferry_api::printers::printer_for(info.group, info.plural),
                 }));
         }
         Registry { resources }

@@ -1,0 +1,92 @@
+//! The router at the end of the handler chain: non-resource paths ([`nonresource`]) and
+//! resource requests ([`resource`], [`watch`]), answered in the representation the client asked
+//! for ([`output`]). Everything before it — who asks, whether they may — is the filters'
+//! ([`crate::filters`]).
+
+pub mod nonresource;
+pub mod output;
+pub mod resource;
+pub mod watch;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tower::Service;
+
+use crate::auth::{Auth, UserInfo};
+use crate::body::{Request, Response};
+use crate::filters::metrics::Metrics;
+use crate::filters::{BoxFuture, Query};
+use crate::request::RequestInfo;
+use crate::rest::Rest;
+use crate::status::ApiError;
+
+/// The last service of the chain.
+#[derive(Clone)]
+pub struct Router {
+    /// The REST verbs' storage, admission and resources.
+    pub rest: Arc<Rest>,
+    /// For the review resources (TokenReview, SubjectAccessReview, …).
+    pub auth: Arc<Auth>,
+    /// Request metrics, for `/metrics` and the watch count.
+    pub metrics: Arc<Metrics>,
+    /// The address clients reach the server at (`/api`'s serverAddressByClientCIDRs).
+    pub address: Arc<parking_lot::Mutex<String>>,
+}
+
+impl Router {
+    /// `/metrics`: requests, watches and the store's latencies.
+    pub fn metrics_text(&self) -> String {
+        let mut out = String::new();
+        self.metrics.render(&mut out);
+        self.rest.storage.render_metrics(&mut out);
+        out
+    }
+
+    async fn route(self, mut request: Request) -> Response {
+        let extensions = request.extensions();
+        let (Some(info), Some(user)) = (
+            extensions.get::<RequestInfo>().cloned(),
+            extensions.get::<UserInfo>().cloned(),
+        ) else {
+            return ApiError::unauthorized().into_response();
+        };
+        let query = extensions.get::<Query>().cloned().unwrap_or_default();
+        let accept = request
+            .headers()
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let answer = if info.is_resource_request {
+            let upgrade = (info.verb == "watch").then(|| hyper::upgrade::on(&mut request));
+            let (parts, body) = request.into_parts();
+            let call = resource::Call {
+                info: &info,
+                query: &query.0,
+                user: &user,
+                headers: &parts.headers,
+            };
+            resource::handle(&self, call, body, upgrade).await
+        } else {
+            nonresource::handle(&self, &info, &accept)
+        };
+        answer.unwrap_or_else(ApiError::into_response)
+    }
+}
+
+impl Service<Request> for Router {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> BoxFuture {
+        let router = self.clone();
+        Box::pin(async move { Ok(router.route(request).await) })
+    }
+}

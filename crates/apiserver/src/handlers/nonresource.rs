@@ -1,0 +1,89 @@
+//! The non-resource paths: `/version`, health checks, `/metrics`, discovery (`/api`, `/apis`,
+//! classic and aggregated) and the OpenAPI documents.
+
+use serde_json::{json, Value};
+
+use super::Router;
+use crate::body::{self, Response};
+use crate::discovery;
+use crate::request::RequestInfo;
+use crate::status::ApiError;
+
+/// The Kubernetes version ferry serves.
+pub const KUBERNETES_VERSION: &str = "v1.33.0+ferry";
+
+/// `/version`, health, `/metrics` and discovery.
+pub fn handle(router: &Router, info: &RequestInfo, accept: &str) -> Result<Response, ApiError> {
+    if info.verb != "get" && info.verb != "head" {
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
+    }
+    let path = info.path.trim_end_matches('/');
+    let text = |body: String| Ok(body::text(body));
+    match path {
+        "/healthz" | "/livez" | "/readyz" | "/healthz/ping" | "/livez/ping" | "/readyz/ping" => {
+            text("ok".into())
+        }
+        "/version" => Ok(body::json(
+            200,
+            &json!({
+                "major": "1", "minor": "33", "gitVersion": KUBERNETES_VERSION,
+                "gitCommit": env!("CARGO_PKG_VERSION"), "gitTreeState": "clean",
+                "buildDate": "2026-01-01T00:00:00Z", "goVersion": "rust", "compiler": "rustc",
+                "platform": format!("{}/{}", std::env::consts::OS, if cfg!(target_arch = "x86_64") { "amd64" } else { std::env::consts::ARCH }),
+            }),
+        )),
+        "/metrics" => text(router.metrics_text()),
+        "/api" if discovery::wants_aggregated(accept) => {
+            Ok(aggregated(discovery::aggregated(true)))
+        }
+        "/apis" if discovery::wants_aggregated(accept) => {
+            Ok(aggregated(discovery::aggregated(false)))
+        }
+        "/api" => Ok(body::json(
+            200,
+            &discovery::core_versions(&router.address.lock()),
+        )),
+        "/apis" => Ok(body::json(200, &discovery::group_list())),
+        "/openapi/v2" => {
+            if accept.contains("protobuf") {
+                let document = ferry_api::openapi::v2_protobuf();
+                return Ok(body::response(
+                    200,
+                    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                    document.as_ref().clone(),
+                ));
+            }
+            Ok(body::json(200, &ferry_api::openapi::v2()))
+        }
+        "/openapi/v3" => Ok(body::json(200, &ferry_api::openapi::v3_index())),
+        _ => {
+            if let Some(gv) = path.strip_prefix("/openapi/v3/") {
+                return ferry_api::openapi::v3_group_version(gv)
+                    .map(|doc| body::json(200, &doc))
+                    .ok_or_else(ApiError::path_not_found);
+            }
+            if info.api_prefix == "api" && !info.version.is_empty() {
+                return discovery::resource_list("", &info.version)
+                    .map(|v| body::json(200, &v))
+                    .ok_or_else(ApiError::path_not_found);
+            }
+            if info.api_prefix == "apis" && !info.group.is_empty() {
+                let found = if info.version.is_empty() {
+                    discovery::group(&info.group)
+                } else {
+                    discovery::resource_list(&info.group, &info.version)
+                };
+                return found
+                    .map(|v| body::json(200, &v))
+                    .ok_or_else(ApiError::path_not_found);
+            }
+            Err(ApiError::path_not_found())
+        }
+    }
+}
+
+fn aggregated(value: Value) -> Response {
+    body::response(200, discovery::AGGREGATED, value.to_string())
+}

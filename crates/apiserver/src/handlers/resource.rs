@@ -1,0 +1,154 @@
+//! Resource requests: the path's resource resolved in the registry, its scope and verbs checked
+//! as upstream's installer does, then the verb (or subresource) dispatched to the REST verbs,
+//! the review handler, the binding and eviction subresources, or a watch; the answer rendered as
+//! the client asked.
+
+use serde_json::Value;
+use std::collections::HashMap;
+
+use super::output::Output;
+use super::Router;
+use crate::auth::UserInfo;
+use crate::body::{self, Body, Response};
+use crate::request::RequestInfo;
+use crate::rest::{self, Request};
+use crate::status::ApiError;
+
+/// Requests bodies larger than this get 413, as upstream's 3 MiB limit.
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// What a resource request carries besides its body.
+pub struct Call<'a> {
+    /// What the path asks for.
+    pub info: &'a RequestInfo,
+    /// The decoded query.
+    pub query: &'a HashMap<String, String>,
+    /// Who asks.
+    pub user: &'a UserInfo,
+    /// The request headers.
+    pub headers: &'a http::HeaderMap,
+}
+
+fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// Answers a resource request. `upgrade` is the connection's upgrade, for a watch over
+/// WebSocket.
+pub async fn handle(
+    router: &Router,
+    call: Call<'_>,
+    body: Body,
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Result<Response, ApiError> {
+    let Call {
+        info,
+        query,
+        user,
+        headers,
+    } = call;
+    let resource = router
+        .rest
+        .registry
+        .resolve(&info.group, &info.version, &info.resource)
+        .ok_or_else(ApiError::path_not_found)?;
+    let resource_info = resource.info;
+    if (resource_info.namespaced
+        && info.namespace.is_empty()
+        && !matches!(info.verb.as_str(), "list" | "watch"))
+        || (!resource_info.namespaced && !info.namespace.is_empty())
+    {
+        return Err(ApiError::path_not_found());
+    }
+    let allowed = if info.subresource.is_empty() {
+        resource_info.has_verb(&info.verb)
+    } else {
+        let sub = resource_info
+            .subresource(&info.subresource)
+            .ok_or_else(ApiError::path_not_found)?;
+        sub.verbs.contains(&info.verb.as_str())
+    };
+    if !allowed {
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
+    }
+    let output = Output::from_accept(header(headers, "accept"))?;
+    if info.verb == "watch" {
+        return super::watch::respond(
+            router,
+            resource.clone(),
+            info,
+            query,
+            output,
+            headers,
+            upgrade,
+        )
+        .await;
+    }
+    let body = body::read(body, MAX_BODY)
+        .await
+        .map_err(|_| ApiError::too_large())?;
+    let warnings = parking_lot::Mutex::new(Vec::new());
+    let req = Request {
+        resource,
+        namespace: &info.namespace,
+        name: &info.name,
+        subresource: &info.subresource,
+        query,
+        body,
+        content_type: header(headers, "content-type"),
+        warnings: &warnings,
+        user: Some(user),
+    };
+    if info.verb == "create" && crate::review::is_review(resource_info) {
+        let object = rest::parse_body(&req.body, req.content_type)?;
+        let reviewed =
+            crate::review::review(&router.auth, user, resource_info, &info.namespace, object)?;
+        return Ok(body::json(201, &reviewed));
+    }
+    let api = &router.rest;
+    let (code, value) = match (info.verb.as_str(), info.subresource.as_str()) {
+        ("get", "scale") => (
+            200,
+            crate::scale::scale_of(resource_info, &rest::get(api, &req).await?)?,
+        ),
+        ("get", _) => (200, rest::get(api, &req).await?),
+        ("list", _) => (200, rest::list(api, &req).await?),
+        ("create", "binding") => (201, crate::binding::bind(api, &req).await?),
+        ("create", "eviction") => (201, crate::binding::evict(api, &req).await?),
+        ("create", "") => rest::create(api, &req).await?,
+        ("update", _) => (200, rest::update(api, &req).await?),
+        ("patch", _) => (200, rest::patch(api, &req).await?),
+        ("delete", _) => (200, rest::delete(api, &req).await?),
+        ("deletecollection", _) => (200, rest::delete_collection(api, &req).await?),
+        _ => {
+            return Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            ))
+        }
+    };
+    let mut response = if value.get("kind").and_then(Value::as_str) == Some("Status") {
+        body::json(code, &value)
+    } else {
+        let rendered = output.render(resource.printer, &value, info.verb == "list");
+        if let Output::Yaml = output {
+            let yaml = serde_yaml_ng::to_string(&rendered)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            body::response(code, "application/yaml", yaml)
+        } else {
+            body::json(code, &rendered)
+        }
+    };
+    // Upstream's warning format: code 299, agent "-", the text quoted.
+    for warning in warnings.lock().iter() {
+        let text = format!("299 - {:?}", warning);
+        if let Ok(value) = http::HeaderValue::from_str(&text) {
+            response.headers_mut().append("warning", value);
+        }
+    }
+    Ok(response)
+}
