@@ -5,35 +5,11 @@ use serde_json::Value;
 use super::cells::*;
 use super::{Column, TablePrinter};
 
-/// The table of `mutatingwebhookconfigurations.admissionregistration.k8s.io`.
-pub struct MutatingWebhook;
+/// The table of `mutatingwebhookconfigurations` and `validatingwebhookconfigurations`
+/// (`admissionregistration.k8s.io`): the same columns upstream.
+pub struct WebhookConfiguration;
 
-impl TablePrinter for MutatingWebhook {
-    fn columns(&self) -> Vec<Column> {
-        vec![
-            NAME,
-            col(
-                "Webhooks",
-                "integer",
-                "Webhooks indicates the number of webhooks registered in this configuration",
-            ),
-            AGE,
-        ]
-    }
-
-    fn row(&self, o: &Value, now: i128) -> Vec<Value> {
-        vec![
-            name(o),
-            (arr(o, &["webhooks"]).len() as i64).into(),
-            age(o, now),
-        ]
-    }
-}
-
-/// The table of `validatingwebhookconfigurations.admissionregistration.k8s.io`.
-pub struct ValidatingWebhook;
-
-impl TablePrinter for ValidatingWebhook {
+impl TablePrinter for WebhookConfiguration {
     fn columns(&self) -> Vec<Column> {
         vec![
             NAME,

@@ -141,7 +141,7 @@ pub fn printer_for(group: &str, plural: &str) -> &'static dyn TablePrinter {
         ("", "configmaps") => &core::ConfigMap,
         ("networking.k8s.io", "networkpolicies") => &networking::NetworkPolicy,
         ("rbac.authorization.k8s.io", "rolebindings") => &rbac::RoleBinding,
-        ("rbac.authorization.k8s.io", "clusterrolebindings") => &rbac::ClusterRoleBinding,
+        ("rbac.authorization.k8s.io", "clusterrolebindings") => &rbac::RoleBinding,
         ("certificates.k8s.io", "certificatesigningrequests") => {
             &certificates::CertificateSigningRequest
         }
@@ -159,10 +159,10 @@ pub fn printer_for(group: &str, plural: &str) -> &'static dyn TablePrinter {
         ("storage.k8s.io", "csidrivers") => &storage::CsiDriver,
         ("storage.k8s.io", "csistoragecapacities") => &storage::CsiStorageCapacity,
         ("admissionregistration.k8s.io", "mutatingwebhookconfigurations") => {
-            &admissionregistration::MutatingWebhook
+            &admissionregistration::WebhookConfiguration
         }
         ("admissionregistration.k8s.io", "validatingwebhookconfigurations") => {
-            &admissionregistration::ValidatingWebhook
+            &admissionregistration::WebhookConfiguration
         }
         ("admissionregistration.k8s.io", "validatingadmissionpolicies") => {
             &admissionregistration::ValidatingAdmissionPolicy

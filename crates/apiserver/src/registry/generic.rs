@@ -200,6 +200,24 @@ pub fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
+/// `ValidateImmutableField`: the field at `pointer` (named `field` in messages) may not change.
+pub fn immutable(
+    new: &Value,
+    old: &Value,
+    pointer: &str,
+    field: &str,
+    errors: &mut Vec<FieldError>,
+) {
+    let value = new.pointer(pointer);
+    if value != old.pointer(pointer) {
+        errors.push(FieldError::invalid_raw(
+            field,
+            value.map(Value::to_string).unwrap_or_default(),
+            "field is immutable",
+        ));
+    }
+}
+
 /// Upstream's `IsValidIP`: an address, written in canonical form.
 fn ip_address_problem(value: &str) -> Option<String> {
     match value.parse::<std::net::IpAddr>() {

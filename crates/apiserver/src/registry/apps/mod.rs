@@ -65,15 +65,7 @@ pub fn validate_workload(object: &Value, errors: &mut Vec<FieldError>) {
 /// A workload update: the new object's validation, and a selector that did not change.
 pub fn validate_workload_update(new: &Value, old: &Value, errors: &mut Vec<FieldError>) {
     validate_workload(new, errors);
-    if new.pointer("/spec/selector") != old.pointer("/spec/selector") {
-        errors.push(FieldError::invalid_raw(
-            "spec.selector",
-            new.pointer("/spec/selector")
-                .map(Value::to_string)
-                .unwrap_or_default(),
-            "field is immutable",
-        ));
-    }
+    crate::registry::generic::immutable(new, old, "/spec/selector", "spec.selector", errors);
 }
 
 /// The `Strategy` methods every apps workload shares: generation, validation.

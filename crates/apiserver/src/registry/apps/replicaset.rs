@@ -3,12 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::auth::UserInfo;
 use crate::registry::apps::workload_strategy;
-use crate::registry::core::pod::default_template;
-use crate::registry::generic::default;
 use crate::registry::Strategy;
 use crate::status::FieldError;
 
@@ -19,16 +17,10 @@ impl Strategy for ReplicaSetStrategy {
     workload_strategy!();
 
     fn prepare_for_create(&self, object: &mut Value, _user: Option<&UserInfo>) {
-        if let Some(spec) = object.get_mut("spec") {
-            default(spec, "replicas", json!(1));
-        }
-        default_template(object, "/spec/template/spec");
+        crate::registry::core::replicationcontroller::default_replicated(object);
     }
 
     fn selectable_fields(&self, object: &Value, fields: &mut BTreeMap<String, String>) {
-        fields.insert(
-            "status.replicas".into(),
-            crate::selector::text_at(object, "/status/replicas"),
-        );
+        crate::registry::core::replicationcontroller::select_status_replicas(object, fields);
     }
 }

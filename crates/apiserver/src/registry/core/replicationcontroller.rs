@@ -15,16 +15,26 @@ pub struct ReplicationControllerStrategy;
 
 impl Strategy for ReplicationControllerStrategy {
     fn prepare_for_create(&self, object: &mut Value, _user: Option<&UserInfo>) {
-        if let Some(spec) = object.get_mut("spec") {
-            default(spec, "replicas", json!(1));
-        }
-        default_template(object, "/spec/template/spec");
+        default_replicated(object);
     }
 
     fn selectable_fields(&self, object: &Value, fields: &mut BTreeMap<String, String>) {
-        fields.insert(
-            "status.replicas".into(),
-            crate::selector::text_at(object, "/status/replicas"),
-        );
+        select_status_replicas(object, fields);
     }
+}
+
+/// One replica and the pod template's defaults (ReplicationControllers and ReplicaSets).
+pub fn default_replicated(object: &mut Value) {
+    if let Some(spec) = object.get_mut("spec") {
+        default(spec, "replicas", json!(1));
+    }
+    default_template(object, "/spec/template/spec");
+}
+
+/// `status.replicas`, selectable on ReplicationControllers and ReplicaSets.
+pub fn select_status_replicas(object: &Value, fields: &mut BTreeMap<String, String>) {
+    fields.insert(
+        "status.replicas".into(),
+        crate::selector::text_at(object, "/status/replicas"),
+    );
 }

@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use crate::registry::generic::immutable;
 use crate::registry::{NameRule, Strategy};
 use crate::status::FieldError;
 
@@ -46,15 +47,7 @@ impl Strategy for IpAddressStrategy {
 
     fn validate_update(&self, new: &Value, old: &Value, errors: &mut Vec<FieldError>) {
         self.validate(new, errors);
-        if new.pointer("/spec/parentRef") != old.pointer("/spec/parentRef") {
-            errors.push(FieldError::invalid_raw(
-                "spec.parentRef",
-                new.pointer("/spec/parentRef")
-                    .map(Value::to_string)
-                    .unwrap_or_default(),
-                "field is immutable",
-            ));
-        }
+        immutable(new, old, "/spec/parentRef", "spec.parentRef", errors);
     }
 }
 

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
+use crate::registry::generic::immutable;
 use crate::registry::Strategy;
 use crate::status::FieldError;
 
@@ -62,15 +63,7 @@ impl Strategy for ServiceCidrStrategy {
 
     fn validate_update(&self, new: &Value, old: &Value, errors: &mut Vec<FieldError>) {
         self.validate(new, errors);
-        if new.pointer("/spec/cidrs") != old.pointer("/spec/cidrs") {
-            errors.push(FieldError::invalid_raw(
-                "spec.cidrs",
-                new.pointer("/spec/cidrs")
-                    .map(Value::to_string)
-                    .unwrap_or_default(),
-                "field is immutable",
-            ));
-        }
+        immutable(new, old, "/spec/cidrs", "spec.cidrs", errors);
     }
 }
 
