@@ -16,5 +16,6 @@ pub mod openapi;
 pub mod patch;
 pub mod printers;
 pub mod registry;
+pub mod time;
 
 pub use registry::{ResourceInfo, Subresource, RESOURCES};

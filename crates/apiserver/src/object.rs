@@ -3,7 +3,6 @@
 //! for defaulting, validation and printing.
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
 use serde_json::{Map, Value};
@@ -56,78 +55,13 @@ pub fn finalizers(object: &Value) -> Vec<String> {
     strings_at(object, "/metadata/finalizers")
 }
 
-/// The current time as Kubernetes writes timestamps (RFC 3339, seconds, UTC).
-pub fn now_rfc3339() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    rfc3339(secs as i64)
-}
-
-/// Seconds since the epoch as `2006-01-02T15:04:05Z`.
-pub fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Parses `2006-01-02T15:04:05Z` (fractions and offsets as Kubernetes never writes them are
-/// not needed here) into seconds since the epoch.
-pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20 {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se)
-}
-
-// Howard Hinnant's civil-calendar algorithms.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+pub use ferry_api::time::{format_rfc3339 as rfc3339, now_rfc3339, parse_rfc3339};
 
 /// A random RFC 4122 version-4 UUID, as `metadata.uid`.
 pub fn new_uid() -> String {
-    let mut b: [u8; 16] = rand::random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string()
 }
 
 /// `generateName` + 5 characters from upstream's alphabet (no vowels, no confusable digits).
@@ -140,24 +74,6 @@ pub fn generate_name(prefix: &str) -> String {
         .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
         .collect();
     format!("{prefix}{suffix}")
-}
-
-/// Human age as kubectl prints it (`5s`, `3m2s`, `4h`, `2d3h`, `45d`, `3y20d`).
-pub fn human_age(seconds: i64) -> String {
-    let s = seconds.max(0);
-    match s {
-        s if s < 120 => format!("{s}s"),
-        s if s < 600 => format!("{}m{}s", s / 60, s % 60).replace("m0s", "m"),
-        s if s < 3 * 3600 => format!("{}m", s / 60),
-        s if s < 8 * 3600 => format!("{}h{}m", s / 3600, s % 3600 / 60).replace("h0m", "h"),
-        s if s < 48 * 3600 => format!("{}h", s / 3600),
-        s if s < 8 * 86_400 => format!("{}d{}h", s / 86_400, s % 86_400 / 3600).replace("d0h", "d"),
-        s if s < 365 * 2 * 86_400 => format!("{}d", s / 86_400),
-        s if s < 365 * 8 * 86_400 => {
-            format!("{}y{}d", s / (365 * 86_400), s % (365 * 86_400) / 86_400).replace("y0d", "y")
-        }
-        s => format!("{}y", s / (365 * 86_400)),
-    }
 }
 
 #[cfg(test)]
@@ -179,15 +95,5 @@ mod tests {
         assert_eq!(&uid[14..15], "4");
         let name = generate_name("web-");
         assert!(name.starts_with("web-") && name.len() == 9);
-    }
-
-    #[test]
-    fn ages_as_kubectl_prints_them() {
-        assert_eq!(human_age(5), "5s");
-        assert_eq!(human_age(125), "2m5s");
-        assert_eq!(human_age(180), "3m");
-        assert_eq!(human_age(3600 * 5 + 60), "5h1m");
-        assert_eq!(human_age(86_400 * 3), "3d");
-        assert_eq!(human_age(86_400 * 30), "30d");
     }
 }

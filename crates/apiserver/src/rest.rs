@@ -887,7 +887,7 @@ async fn delete_one(
         {
             return Ok(object);
         }
-        let now = crate::object::parse_rfc3339(&object::now_rfc3339()).unwrap_or(0);
+        let now = jiff::Timestamp::now().as_second();
         let meta = metadata_mut(&mut object);
         meta.insert(
             "deletionTimestamp".into(),

@@ -257,124 +257,20 @@ pub(crate) fn selector_string(selector: &Value) -> Result<String, ()> {
 // Time
 // ---------------------------------------------------------------------------
 
-pub(crate) const NANOS: i128 = 1_000_000_000;
+pub(crate) use crate::time::NANOS;
 
 /// Go's zero `time.Time` (0001-01-01T00:00:00Z) in nanoseconds since the
 /// Unix epoch: what an absent timestamp is.
 pub(crate) const ZERO_TIME: i128 = -62_135_596_800 * NANOS;
 
-/// Parses an RFC 3339 timestamp (`2025-11-25T10:00:00Z`, optionally with
-/// fractional seconds and a `±hh:mm` offset) into nanoseconds since the Unix
-/// epoch.
+/// Parses an RFC 3339 timestamp into nanoseconds since the Unix epoch.
 pub fn parse_rfc3339(s: &str) -> Option<i128> {
-    let b = s.as_bytes();
-    if b.len() < 20 {
-        return None;
-    }
-    let num = |from: usize, len: usize| -> Option<i64> {
-        let part = s.get(from..from + len)?;
-        if !part.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        part.parse().ok()
-    };
-    let year = num(0, 4)?;
-    let month = num(5, 2)?;
-    let day = num(8, 2)?;
-    let hour = num(11, 2)?;
-    let minute = num(14, 2)?;
-    let second = num(17, 2)?;
-    if b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    let mut i = 19;
-    let mut nanos: i128 = 0;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        let frac = &s[start..i];
-        if frac.is_empty() {
-            return None;
-        }
-        let mut digits: String = frac.chars().take(9).collect();
-        while digits.len() < 9 {
-            digits.push('0');
-        }
-        nanos = digits.parse().ok()?;
-    }
-    let offset_secs: i64 = match b.get(i) {
-        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
-        Some(sign @ (b'+' | b'-')) if i + 6 == b.len() && b[i + 3] == b':' => {
-            let h = num(i + 1, 2)?;
-            let m = num(i + 4, 2)?;
-            let off = h * 3600 + m * 60;
-            if *sign == b'+' {
-                off
-            } else {
-                -off
-            }
-        }
-        _ => return None,
-    };
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_secs;
-    Some(secs as i128 * NANOS + nanos)
+    crate::time::parse_rfc3339_nanos(s)
 }
 
-/// Formats nanoseconds since the Unix epoch as Go's `time.RFC3339` in UTC
-/// (`2006-01-02T15:04:05Z`, no fractional seconds).
+/// Formats nanoseconds since the Unix epoch as Go's `time.RFC3339` in UTC.
 pub fn format_rfc3339(nanos: i128) -> String {
-    let secs = nanos.div_euclid(NANOS) as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant).
-pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of a day count since 1970-01-01 (H. Hinnant).
-pub(crate) fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    crate::time::format_rfc3339_nanos(nanos)
 }
 
 /// Upstream's `duration.HumanDuration` of a number of seconds: `5s`,
