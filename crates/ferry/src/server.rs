@@ -109,24 +109,16 @@ fn local_agent(
     crate::agent::AgentArgs::from_flags(&flags)
 }
 
-/// `300s`, `5m`, `1h`, `250ms` or plain seconds.
+/// A flag's duration: a Go duration (`300s`, `5m`, `1h30m`, `250ms`), or plain seconds.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(format!("invalid duration {text:?}: use ms, s, m or h")),
-    };
-    Ok(std::time::Duration::from_secs_f64(seconds))
+    if let Ok(seconds) = text.parse::<f64>() {
+        return std::time::Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("invalid duration {text:?}"));
+    }
+    ferry_api::duration::parse_go(text).ok_or_else(|| {
+        format!("invalid duration {text:?}: use a Go duration such as 300ms, 5s, 1h30m")
+    })
 }
 
 fn default_data_dir() -> PathBuf {

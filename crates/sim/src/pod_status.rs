@@ -108,41 +108,6 @@ pub fn qos_class(spec: &PodSpec) -> &'static str {
     }
 }
 
-/// Parses a Go duration (`"300ms"`, `"1.5s"`, `"1h2m3s"`); negative ones are refused.
-pub fn parse_go_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    if s == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut rest = s;
-    let mut total = 0f64;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let number_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..number_end].parse().ok()?;
-        rest = &rest[number_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        rest = &rest[unit_end..];
-        total += number * seconds;
-    }
-    Duration::try_from_secs_f64(total).ok()
-}
-
 /// The pod's `sim.ferry.dev/complete-after`, when it has a valid one.
 pub fn complete_after(pod: &Pod) -> Option<Duration> {
     let value = pod
@@ -150,7 +115,7 @@ pub fn complete_after(pod: &Pod) -> Option<Duration> {
         .annotations
         .as_ref()?
         .get(COMPLETE_AFTER_ANNOTATION)?;
-    let parsed = parse_go_duration(value);
+    let parsed = ferry_api::duration::parse_go(value);
     if parsed.is_none() {
         tracing::warn!(pod = ?pod.metadata.name, %value, "ignoring an invalid {COMPLETE_AFTER_ANNOTATION}");
     }
@@ -558,29 +523,6 @@ mod tests {
         }))
         .expect("spec");
         assert_eq!(qos_class(&with_init), "Burstable", "init containers count");
-    }
-
-    #[test]
-    fn go_durations() {
-        let table = [
-            ("0", Some(0)),
-            ("5s", Some(5000)),
-            ("300ms", Some(300)),
-            ("1.5s", Some(1500)),
-            ("1m30s", Some(90_000)),
-            ("1h", Some(3_600_000)),
-            ("", None),
-            ("5", None),
-            ("-5s", None),
-            ("5d", None),
-        ];
-        for (input, want) in table {
-            assert_eq!(
-                parse_go_duration(input).map(|d| d.as_millis() as u64),
-                want,
-                "{input:?}"
-            );
-        }
     }
 
     fn sample() -> Pod {
