@@ -35,9 +35,9 @@
 //! Everything is generated on first use and cached for the life of the
 //! process; the documents never change while it runs.
 //!
-//! The parts: [`model`] (every definition, built once from the types),
-//! [`operations`] (the paths and their verbs), [`render`] (the v2 and v3
-//! documents), [`protobuf`] (the v2 document as kubectl fetches it); here, the
+//! The parts: `model` (every definition, built once from the types),
+//! `operations` (the paths and their verbs), `render` (the v2 and v3
+//! documents), `protobuf` (the v2 document as kubectl fetches it); here, the
 //! public entry points and the strict-decoding check.
 
 mod model;
