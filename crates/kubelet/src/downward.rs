@@ -161,3 +161,23 @@ fn go_is_print(c: char) -> bool {
         || code & 0xfffe == 0xfffe;
     !not_printable
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_quote_matches_go() {
+        for (input, want) in [
+            ("plain", r#""plain""#),
+            ("q\"b\\", r#""q\"b\\""#),
+            ("\u{7}\u{8}\u{c}\n\r\t\u{b}", r#""\a\b\f\n\r\t\v""#),
+            ("\u{1}\u{1b}\u{7f}", r#""\x01\x1b\x7f""#),
+            ("héllo ☃ 日本", r#""héllo ☃ 日本""#),
+            ("nb\u{a0}sp\u{200b}\u{85}", r#""nb\u00a0sp\u200b\u0085""#),
+            ("\u{f0000}", r#""\U000f0000""#),
+        ] {
+            assert_eq!(go_quote(input), want, "{input:?}");
+        }
+    }
+}
