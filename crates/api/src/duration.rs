@@ -40,9 +40,64 @@ pub fn parse_go(s: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(total).ok()
 }
 
+/// A duration as Go's `Duration.String` writes it: `0s`, `523ms`, `1.5s`, `1m2.5s`, `5m0s`,
+/// `1h0m0s` (what upstream puts in messages: back-offs, pull times, probe timeouts).
+pub fn format_go(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0s".into();
+    }
+    // Below a second: the largest unit that keeps a whole part, with a fraction.
+    let fraction = |value: u128, per: u128, unit: &str| {
+        let whole = value / per;
+        let rest = value % per;
+        let digits = per.ilog10() as usize;
+        let mut text = format!("{whole}.{rest:0digits$}");
+        text = text.trim_end_matches('0').trim_end_matches('.').to_string();
+        format!("{text}{unit}")
+    };
+    if nanos < 1_000 {
+        return format!("{nanos}ns");
+    }
+    if nanos < 1_000_000 {
+        return fraction(nanos, 1_000, "µs");
+    }
+    if nanos < 1_000_000_000 {
+        return fraction(nanos, 1_000_000, "ms");
+    }
+    let seconds = fraction(nanos % 60_000_000_000, 1_000_000_000, "s");
+    let minutes = nanos / 60_000_000_000;
+    match (minutes / 60, minutes % 60) {
+        (0, 0) => seconds,
+        (0, m) => format!("{m}m{seconds}"),
+        (h, m) => format!("{h}h{m}m{seconds}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formatted_as_go_does() {
+        let ms = Duration::from_millis;
+        let s = Duration::from_secs;
+        for (d, want) in [
+            (Duration::ZERO, "0s"),
+            (Duration::from_nanos(42), "42ns"),
+            (Duration::from_micros(1500), "1.5ms"),
+            (ms(523), "523ms"),
+            (ms(1234), "1.234s"),
+            (s(2), "2s"),
+            (ms(62_500), "1m2.5s"),
+            (s(80), "1m20s"),
+            (s(300), "5m0s"),
+            (s(3600), "1h0m0s"),
+            (s(3723), "1h2m3s"),
+        ] {
+            assert_eq!(format_go(d), want, "{d:?}");
+        }
+    }
 
     #[test]
     fn go_durations() {

@@ -140,7 +140,9 @@ impl ImageManager {
         match pulled {
             Ok(image_ref) => {
                 self.backoff.lock().reset(&key);
-                let took = go_duration_ms(started.elapsed());
+                let took = ferry_api::duration::format_go(std::time::Duration::from_millis(
+                    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                ));
                 let size = match runtime.image_status(spec).await {
                     Ok(Some(found)) => found.size,
                     _ => 0,
@@ -247,23 +249,6 @@ pub fn pull_credentials(
     out
 }
 
-/// A duration as Go prints one truncated to milliseconds (`523ms`, `1.234s`, `1m2.5s`), as
-/// upstream's pull messages do.
-pub fn go_duration_ms(d: std::time::Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let (minutes, rest) = (ms / 60_000, ms % 60_000);
-    let seconds = format!("{}.{:03}", rest / 1000, rest % 1000);
-    let seconds = seconds.trim_end_matches('0').trim_end_matches('.');
-    if minutes > 0 {
-        format!("{minutes}m{seconds}s")
-    } else {
-        format!("{seconds}s")
-    }
-}
-
 /// The `involvedObject` for an event about one of the pod's containers (upstream's fieldPath
 /// `spec.containers{name}` / `spec.initContainers{name}`).
 pub fn container_reference(pod: &ObjectReference, container: &str, init: bool) -> ObjectReference {
@@ -329,15 +314,6 @@ mod tests {
         );
         assert_eq!(private[1].auth, "dTI6cDI=");
         assert!(pull_credentials("other.example/app:1", &secrets).is_empty());
-    }
-
-    #[test]
-    fn durations_print_as_go_does() {
-        let ms = std::time::Duration::from_millis;
-        assert_eq!(go_duration_ms(ms(523)), "523ms");
-        assert_eq!(go_duration_ms(ms(1234)), "1.234s");
-        assert_eq!(go_duration_ms(ms(2000)), "2s");
-        assert_eq!(go_duration_ms(ms(62_500)), "1m2.5s");
     }
 
     #[test]

@@ -164,17 +164,7 @@ pub fn default_pod_starts() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get()) * 8
 }
 
-/// A Go-style duration, as upstream's messages print them (`10s`, `1m20s`, `5m0s`).
-pub fn go_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs < 60 {
-        format!("{secs}s")
-    } else if secs < 3600 {
-        format!("{}m{}s", secs / 60, secs % 60)
-    } else {
-        format!("{}h{}m{}s", secs / 3600, (secs % 3600) / 60, secs % 60)
-    }
-}
+pub use ferry_api::duration::format_go as go_duration;
 
 /// What a sync asks of the loop that runs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -120,11 +120,6 @@ fn health_status_name(status: u64) -> String {
     }
 }
 
-/// Go's `%v` of a whole-second `time.Duration`.
-fn go_duration(d: Duration) -> String {
-    format!("{}s", d.as_secs())
-}
-
 pub(super) async fn grpc_probe(
     grpc: &GRPCAction,
     target: &ProbeTarget<'_>,
@@ -161,7 +156,7 @@ pub(super) async fn grpc_probe(
         Err(_) => {
             return ProbeResult::Failure(format!(
                 "timeout: failed to connect service {addr:?} within {}: context deadline exceeded",
-                go_duration(timeout)
+                ferry_api::duration::format_go(timeout)
             ))
         }
     };
@@ -194,7 +189,7 @@ pub(super) async fn grpc_probe(
         Ok(Err(status)) if status.code() == tonic::Code::DeadlineExceeded => {
             return ProbeResult::Failure(format!(
                 "timeout: health rpc did not complete within {}",
-                go_duration(timeout)
+                ferry_api::duration::format_go(timeout)
             ))
         }
         Ok(Err(status)) => {
@@ -207,7 +202,7 @@ pub(super) async fn grpc_probe(
         Err(_) => {
             return ProbeResult::Failure(format!(
                 "timeout: health rpc did not complete within {}",
-                go_duration(timeout)
+                ferry_api::duration::format_go(timeout)
             ))
         }
     };
