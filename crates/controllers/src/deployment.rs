@@ -1649,3 +1649,162 @@ mod tests {
         assert_eq!(plan, vec![(Target::Old(0), 6), (Target::New, 2)]);
     }
 }
+
+/// Scenario tests: one reconcile against a mock API server, asserting the exact calls.
+#[cfg(test)]
+mod scenarios {
+    use super::*;
+    use crate::testing::{client, echo, Call};
+    use serde_json::{json, Value};
+
+    fn deployment(replicas: i32, image: &str) -> Deployment {
+        serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "default", "uid": "d-uid", "generation": 1, "resourceVersion": "1"},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+                "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600,
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": image}]}}},
+        }))
+        .expect("deployment")
+    }
+
+    fn accepting(call: &Call) -> (u16, Value) {
+        match call.method.as_str() {
+            "POST" => echo(call, 201),
+            _ => echo(call, 200),
+        }
+    }
+
+    fn controller(client: kube::Client) -> Arc<DeploymentController> {
+        DeploymentController::new(Context::new(client, crate::Options::default()))
+    }
+
+    #[tokio::test]
+    async fn a_new_deployment_gets_its_replica_set_then_status() {
+        let (client, calls) = client(accepting);
+        let dc = controller(client);
+        dc.ctx.deployments.seed(vec![deployment(2, "busybox:1")]);
+        dc.ctx.replica_sets.seed(vec![]);
+        dc.ctx.pods.seed(vec![]);
+        dc.clone()
+            .reconcile(("default".into(), "web".into()))
+            .await
+            .expect("synced");
+        let made = calls.without_events();
+        let lines: Vec<String> = made.iter().map(Call::line).collect();
+        assert_eq!(
+            lines,
+            [
+                "POST /apis/apps/v1/namespaces/default/replicasets?",
+                "PUT /apis/apps/v1/namespaces/default/deployments/web/status?",
+                "PUT /apis/apps/v1/namespaces/default/deployments/web?",
+                "PUT /apis/apps/v1/namespaces/default/deployments/web/status?",
+            ]
+        );
+        let template = deployment(2, "busybox:1")
+            .spec
+            .and_then(|s| s.template.into());
+        let hash = template_hash(&template.expect("template"), None);
+        let rs = &made[0].body;
+        assert_eq!(rs["metadata"]["name"], format!("web-{hash}"));
+        assert_eq!(
+            rs["spec"]["replicas"], 2,
+            "no old ReplicaSet: all replicas at once"
+        );
+        assert_eq!(
+            rs["spec"]["selector"]["matchLabels"]["pod-template-hash"],
+            hash
+        );
+        assert_eq!(
+            rs["metadata"]["annotations"],
+            json!({"deployment.kubernetes.io/desired-replicas": "2", "deployment.kubernetes.io/max-replicas": "3", "deployment.kubernetes.io/revision": "1"})
+        );
+        assert_eq!(rs["metadata"]["ownerReferences"][0]["uid"], "d-uid");
+        assert_eq!(
+            made[2].body["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+            "1"
+        );
+        let status = &made[3].body["status"];
+        assert_eq!(status["unavailableReplicas"], 2);
+        assert_eq!(status["conditions"][0]["reason"], "NewReplicaSetCreated");
+        assert_eq!(
+            status["conditions"][1]["reason"],
+            "MinimumReplicasUnavailable"
+        );
+    }
+
+    #[tokio::test]
+    async fn scaling_resizes_the_replica_set_and_its_annotations() {
+        let (client, calls) = client(accepting);
+        let dc = controller(client);
+        let d = deployment(4, "busybox:1");
+        let template = d
+            .spec
+            .clone()
+            .and_then(|s| s.template.into())
+            .expect("template");
+        let hash = template_hash(&template, None);
+        let rs: ReplicaSet = serde_json::from_value(json!({
+            "metadata": {"name": format!("web-{hash}"), "namespace": "default", "uid": "rs-uid", "resourceVersion": "1",
+                "labels": {"app": "web", "pod-template-hash": hash},
+                "annotations": {"deployment.kubernetes.io/desired-replicas": "2", "deployment.kubernetes.io/max-replicas": "3", "deployment.kubernetes.io/revision": "1"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "d-uid", "controller": true, "blockOwnerDeletion": true}]},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web", "pod-template-hash": hash}},
+                "template": {"metadata": {"labels": {"app": "web", "pod-template-hash": hash}}, "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}}},
+            "status": {"replicas": 2, "readyReplicas": 2, "availableReplicas": 2},
+        }))
+        .expect("replicaset");
+        let mut d = d;
+        d.metadata.annotations = Some(
+            [(
+                "deployment.kubernetes.io/revision".to_string(),
+                "1".to_string(),
+            )]
+            .into(),
+        );
+        dc.ctx.deployments.seed(vec![d]);
+        dc.ctx.replica_sets.seed(vec![rs]);
+        dc.ctx.pods.seed(vec![]);
+        dc.clone()
+            .reconcile(("default".into(), "web".into()))
+            .await
+            .expect("synced");
+        let made = calls.without_events();
+        let lines: Vec<String> = made.iter().map(Call::line).collect();
+        assert_eq!(
+            lines,
+            [
+                "PUT /apis/apps/v1/namespaces/default/deployments/web/status?".to_string(),
+                format!("PUT /apis/apps/v1/namespaces/default/replicasets/web-{hash}?"),
+                "PUT /apis/apps/v1/namespaces/default/deployments/web/status?".to_string(),
+            ]
+        );
+        assert_eq!(
+            made[0].body["status"]["conditions"][0]["reason"],
+            "FoundNewReplicaSet"
+        );
+        let scaled = &made[1].body;
+        assert_eq!(scaled["spec"]["replicas"], 4);
+        assert_eq!(
+            scaled["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"],
+            "4"
+        );
+        assert_eq!(
+            scaled["metadata"]["annotations"]["deployment.kubernetes.io/max-replicas"],
+            "5"
+        );
+        let status = &made[2].body["status"];
+        assert_eq!(
+            (
+                status["replicas"].clone(),
+                status["unavailableReplicas"].clone()
+            ),
+            (json!(2), json!(2))
+        );
+        assert_eq!(
+            status["conditions"][1]["reason"],
+            "MinimumReplicasUnavailable"
+        );
+    }
+}

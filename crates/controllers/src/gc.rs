@@ -820,3 +820,145 @@ mod tests {
         assert_eq!(work.attempt_to_orphan, vec!["rs-uid".to_string()]);
     }
 }
+
+/// Scenario tests: one attempt against a mock API server, asserting the exact calls.
+#[cfg(test)]
+mod scenarios {
+    use super::*;
+    use crate::testing::{client, Call};
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    use k8s_openapi::api::core::v1::Pod;
+    use serde_json::Value;
+
+    fn collector(
+        respond: impl Fn(&Call) -> (u16, Value) + Send + Sync + 'static,
+    ) -> (Arc<GarbageCollector>, crate::testing::Calls) {
+        let (client, calls) = client(respond);
+        let gc = GarbageCollector::new(Context::new(client, crate::Options::default()));
+        *gc.resources.lock() = vec![
+            Resource {
+                api: ApiResource::erase::<Pod>(&()),
+                namespaced: true,
+            },
+            Resource {
+                api: ApiResource::erase::<ReplicaSet>(&()),
+                namespaced: true,
+            },
+        ];
+        (gc, calls)
+    }
+
+    fn pod(owners: Vec<OwnerReference>) -> (Identity, Vec<OwnerReference>) {
+        let identity = Identity {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            namespace: "default".into(),
+            name: "web-1".into(),
+            uid: "pod-uid".into(),
+        };
+        (identity, owners)
+    }
+
+    fn owned_by(name: &str, uid: &str) -> OwnerReference {
+        OwnerReference {
+            api_version: "apps/v1".into(),
+            kind: "ReplicaSet".into(),
+            name: name.into(),
+            uid: uid.into(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }
+    }
+
+    fn not_found(call: &Call) -> (u16, Value) {
+        let name = call.path.rsplit('/').next().unwrap_or("");
+        (
+            404,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404,
+            "message": format!("replicasets.apps \"{name}\" not found")}),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_dependent_of_a_gone_owner_is_deleted_in_the_background() {
+        let (gc, calls) = collector(|call| match call.method.as_str() {
+            "GET" => not_found(call),
+            _ => (
+                200,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+            ),
+        });
+        let (identity, owners) = pod(vec![owned_by("web", "rs-uid")]);
+        gc.graph.lock().observe(identity, owners, false, vec![]);
+        gc.attempt_to_delete("pod-uid".into())
+            .await
+            .expect("attempted");
+        let made = calls.without_events();
+        let lines: Vec<String> = made.iter().map(Call::line).collect();
+        assert_eq!(
+            lines,
+            [
+                "GET /apis/apps/v1/namespaces/default/replicasets/web",
+                "DELETE /api/v1/namespaces/default/pods/web-1?",
+            ]
+        );
+        assert_eq!(made[1].body["propagationPolicy"], "Background");
+        assert_eq!(made[1].body["preconditions"]["uid"], "pod-uid");
+    }
+
+    #[tokio::test]
+    async fn an_owner_recreated_under_the_same_name_does_not_save_the_dependent() {
+        let (gc, calls) = collector(|call| match call.method.as_str() {
+            "GET" => (
+                200,
+                json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                "metadata": {"name": "web", "namespace": "default", "uid": "another-uid"}}),
+            ),
+            _ => (
+                200,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+            ),
+        });
+        let (identity, owners) = pod(vec![owned_by("web", "rs-uid")]);
+        gc.graph.lock().observe(identity, owners, false, vec![]);
+        gc.attempt_to_delete("pod-uid".into())
+            .await
+            .expect("attempted");
+        let lines: Vec<String> = calls.without_events().iter().map(Call::line).collect();
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some("DELETE /api/v1/namespaces/default/pods/web-1?")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dependent_with_a_live_owner_only_loses_the_dangling_reference() {
+        let (gc, calls) = collector(|call| match call.method.as_str() {
+            "GET" if call.path.ends_with("/gone") => not_found(call),
+            "GET" => (
+                200,
+                json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                "metadata": {"name": "live", "namespace": "default", "uid": "live-uid"}}),
+            ),
+            _ => (200, call.body.clone()),
+        });
+        let (identity, owners) = pod(vec![
+            owned_by("gone", "gone-uid"),
+            owned_by("live", "live-uid"),
+        ]);
+        gc.graph.lock().observe(identity, owners, false, vec![]);
+        gc.attempt_to_delete("pod-uid".into())
+            .await
+            .expect("attempted");
+        let made = calls.without_events();
+        let patch = made.last().expect("a patch");
+        assert_eq!(patch.line(), "PATCH /api/v1/namespaces/default/pods/web-1?");
+        assert_eq!(patch.body["metadata"]["uid"], "pod-uid");
+        let refs = patch.body["metadata"]["ownerReferences"]
+            .as_array()
+            .expect("refs");
+        assert_eq!(refs.len(), 1);
+        assert_eq!(refs[0]["uid"], "live-uid");
+        assert!(made.iter().all(|c| c.method != "DELETE"), "{made:?}");
+    }
+}

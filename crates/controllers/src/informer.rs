@@ -182,6 +182,15 @@ where
         }
     }
 
+    /// Puts `objects` in the cache as a list would, without an API server (scenario tests).
+    #[cfg(test)]
+    pub(crate) fn seed(&self, objects: Vec<K>) {
+        for object in objects {
+            self.apply(Arc::new(object));
+        }
+        self.synced.send_replace(true);
+    }
+
     fn apply(&self, object: Arc<K>) {
         let key = key_of(object.as_ref());
         let old = {

@@ -20,6 +20,8 @@ pub mod podgc;
 pub mod queue;
 pub mod replicaset;
 pub mod serviceaccount;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod util;
 
 use std::future::Future;

@@ -808,3 +808,167 @@ mod tests {
         );
     }
 }
+
+/// Scenario tests: one reconcile against a mock API server, asserting the exact calls.
+#[cfg(test)]
+mod scenarios {
+    use super::*;
+    use crate::testing::{client, echo, Call};
+    use serde_json::Value;
+
+    fn replica_set(replicas: i32) -> ReplicaSet {
+        serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": "web", "namespace": "default", "uid": "rs-uid", "generation": 1, "resourceVersion": "1"},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}},
+        }))
+        .expect("replicaset")
+    }
+
+    fn owned_pod(name: &str, node: Option<&str>, ready: bool) -> Pod {
+        let phase = if node.is_some() { "Running" } else { "Pending" };
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "default", "uid": format!("{name}-uid"), "labels": {"app": "web"},
+                "creationTimestamp": "2025-01-01T00:00:00Z",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": "rs-uid", "controller": true, "blockOwnerDeletion": true}]},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "busybox"}]},
+            "status": {"phase": phase, "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]},
+        }))
+        .expect("pod")
+    }
+
+    /// An API server that accepts every write and echoes it.
+    fn accepting(call: &Call) -> (u16, Value) {
+        match call.method.as_str() {
+            "POST" => echo(call, 201),
+            "DELETE" => (
+                200,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+            ),
+            _ => echo(call, 200),
+        }
+    }
+
+    fn controller(client: kube::Client) -> Arc<ReplicaSetController> {
+        let ctx = Context::new(client, crate::Options::default());
+        ReplicaSetController::new(ctx)
+    }
+
+    #[tokio::test]
+    async fn too_few_pods_are_created_in_slow_start_batches_then_status() {
+        let (client, calls) = client(accepting);
+        let rs = controller(client);
+        rs.ctx.replica_sets.seed(vec![replica_set(3)]);
+        rs.ctx.pods.seed(vec![]);
+        rs.clone()
+            .reconcile(("default".into(), "web".into()))
+            .await
+            .expect("synced");
+        let made = calls.without_events();
+        let lines: Vec<String> = made.iter().map(Call::line).collect();
+        assert_eq!(
+            lines,
+            [
+                "POST /api/v1/namespaces/default/pods?",
+                "POST /api/v1/namespaces/default/pods?",
+                "POST /api/v1/namespaces/default/pods?",
+                "PUT /apis/apps/v1/namespaces/default/replicasets/web/status?",
+            ]
+        );
+        let pod = &made[0].body;
+        assert_eq!(pod["metadata"]["generateName"], "web-");
+        assert_eq!(pod["metadata"]["labels"], json!({"app": "web"}));
+        assert_eq!(
+            pod["metadata"]["ownerReferences"],
+            json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": "rs-uid", "controller": true, "blockOwnerDeletion": true}])
+        );
+        let status = &made[3].body["status"];
+        assert_eq!(status["replicas"], 0);
+        assert_eq!(status["observedGeneration"], 1);
+        // The creations are expected: until the pods are seen, another sync creates nothing.
+        rs.clone()
+            .reconcile(("default".into(), "web".into()))
+            .await
+            .expect("synced");
+        let again: Vec<String> = calls.without_events()[4..].iter().map(Call::line).collect();
+        assert!(again.iter().all(|l| !l.starts_with("POST")), "{again:?}");
+        // One SuccessfulCreate event per pod, off the controller's path.
+        for _ in 0..50 {
+            if calls.events().len() >= 3 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let events = calls.events();
+        assert_eq!(events.len(), 3, "{events:?}");
+        assert_eq!(events[0].body["reason"], "SuccessfulCreate");
+    }
+
+    #[tokio::test]
+    async fn too_many_pods_lose_the_unscheduled_and_unready_first() {
+        let (client, calls) = client(accepting);
+        let rs = controller(client);
+        rs.ctx.replica_sets.seed(vec![replica_set(1)]);
+        rs.ctx.pods.seed(vec![
+            owned_pod("ready", Some("n1"), true),
+            owned_pod("unready", Some("n1"), false),
+            owned_pod("pending", None, false),
+        ]);
+        rs.clone()
+            .reconcile(("default".into(), "web".into()))
+            .await
+            .expect("synced");
+        let mut lines: Vec<String> = calls.without_events().iter().map(Call::line).collect();
+        let status = lines.pop().expect("a status update");
+        lines.sort();
+        assert_eq!(
+            lines,
+            [
+                "DELETE /api/v1/namespaces/default/pods/pending?",
+                "DELETE /api/v1/namespaces/default/pods/unready?",
+            ]
+        );
+        assert_eq!(
+            status,
+            "PUT /apis/apps/v1/namespaces/default/replicasets/web/status?"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_create_is_a_replica_failure_condition() {
+        let (client, calls) = client(|call: &Call| match call.method.as_str() {
+            "POST" if call.path.contains("/pods") => (
+                403,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403,
+                    "message": "pods \"web-\" is forbidden: exceeded quota"}),
+            ),
+            "POST" => echo(call, 201),
+            _ => echo(call, 200),
+        });
+        let rs = controller(client);
+        rs.ctx.replica_sets.seed(vec![replica_set(3)]);
+        rs.ctx.pods.seed(vec![]);
+        let result = rs.clone().reconcile(("default".into(), "web".into())).await;
+        assert!(
+            result.is_err(),
+            "a failed create fails the sync (retried with backoff)"
+        );
+        let lines: Vec<String> = calls.without_events().iter().map(Call::line).collect();
+        // Slow start: the first batch of one fails, the rest are not tried.
+        assert_eq!(
+            lines,
+            [
+                "POST /api/v1/namespaces/default/pods?",
+                "PUT /apis/apps/v1/namespaces/default/replicasets/web/status?",
+            ]
+        );
+        let status = &calls.without_events()[1].body["status"];
+        assert_eq!(status["conditions"][0]["type"], "ReplicaFailure");
+        assert_eq!(status["conditions"][0]["reason"], "FailedCreate");
+        assert_eq!(
+            status["conditions"][0]["message"],
+            "pods \"web-\" is forbidden: exceeded quota"
+        );
+    }
+}
