@@ -8,9 +8,11 @@
 //! useful part of the response, with errors in one [`RuntimeError`] enum.
 //!
 //! Implementations: [`CriRuntime`] (`cri.rs`) over gRPC on a unix
-//! socket, and [`FakeRuntime`] (`fake.rs`) in memory, recording calls, for unit tests.
+//! socket, and `FakeRuntime` (`fake.rs`) in memory, recording calls, for unit tests (built for tests and
+//! with the `testing` feature only).
 
 pub mod cri;
+#[cfg(any(test, feature = "testing"))]
 pub mod fake;
 
 use async_trait::async_trait;
@@ -19,6 +21,7 @@ use async_trait::async_trait;
 pub use k8s_cri::v1;
 
 pub use self::cri::CriRuntime;
+#[cfg(any(test, feature = "testing"))]
 pub use fake::FakeRuntime;
 
 /// Errors from a container runtime call.

@@ -34,6 +34,8 @@ mod atomic_writer;
 mod config_map;
 mod downward_api;
 mod empty_dir;
+#[cfg(any(test, feature = "testing"))]
+mod fake_mounter;
 mod host_path;
 mod mounter;
 mod object_source;
@@ -58,7 +60,9 @@ use self::secret::secret_payload;
 use crate::podconfig::VolumeHostPath;
 use crate::quantity::Quantity;
 
-pub use self::mounter::{FakeMounter, HostMounter, MountCall, MountPoint, Mounter};
+#[cfg(any(test, feature = "testing"))]
+pub use self::fake_mounter::{FakeMounter, MountCall};
+pub use self::mounter::{HostMounter, MountPoint, Mounter};
 pub use self::object_source::{ApiObjectSource, ObjectSource, StaticObjectSource};
 
 /// Upstream's plugin directories under `<pod dir>/volumes`.
