@@ -55,15 +55,16 @@ pub struct Server {
 }
 
 impl Server {
-    /// A server over `store` with the given authentication and authorization.
+    /// A server over `store` with the given authentication, authorization and admission plugins.
     pub fn new(
         store: Arc<dyn Store>,
         authn: AuthenticatorChain,
         authz: Box<dyn Authorizer>,
+        admission: Chain,
     ) -> Arc<Server> {
         let rest = Rest {
             storage: Storage::new(store),
-            admission: Chain::from_names(crate::admission::DEFAULT_PLUGINS).unwrap_or_default(),
+            admission,
             registry: Registry::builtin(),
         };
         Arc::new(Server {

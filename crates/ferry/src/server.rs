@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use ferry_apiserver::admission::Chain;
 use ferry_apiserver::auth::{
     AuthenticatorChain, BootstrapTokenAuthenticator, DefaultAuthorizer, TokenFileAuthenticator,
     X509Authenticator,
@@ -56,6 +57,10 @@ pub struct Args {
     /// `1h` or plain seconds.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     etcd_compaction_interval: std::time::Duration,
+    /// The admission plugins to run, by upstream's names, comma-separated (they run in
+    /// upstream's order whatever the order given); the default is every plugin ferry has.
+    #[arg(long, value_delimiter = ',', default_values_t = ferry_apiserver::admission::DEFAULT_PLUGINS.iter().map(|p| p.to_string()).collect::<Vec<_>>())]
+    enable_admission_plugins: Vec<String>,
     /// Do not run the controller manager in this process.
     #[arg(long)]
     disable_controllers: bool,
@@ -201,10 +206,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("reading {}", path.display()))?;
         authenticators.push(Box::new(tokens));
     }
+    let admission = Chain::from_names(&args.enable_admission_plugins)
+        .map_err(|e| anyhow::anyhow!("--enable-admission-plugins: {e}"))?;
     let server = Server::new(
         store,
         AuthenticatorChain(authenticators),
         Box::new(DefaultAuthorizer),
+        admission,
     );
     server
         .bootstrap()

@@ -991,3 +991,40 @@ spec:
     let explained = ferry.ok(&["explain", "ipaddress.spec.parentRef"]);
     assert!(explained.contains("resource"), "{explained}");
 }
+
+/// `--enable-admission-plugins` chooses the admission chain by upstream's names: without
+/// NamespaceLifecycle, content may be created in a namespace that does not exist (as upstream);
+/// an unknown plugin stops the server at start.
+#[test]
+fn admission_plugins_are_chosen_by_name() {
+    let default = Ferry::start();
+    let refused = default.fails(&["create", "configmap", "c", "-n", "nowhere"]);
+    assert!(
+        refused.contains("namespaces \"nowhere\" not found"),
+        "{refused}"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ferry = Ferry::start_in(dir.path(), &["--enable-admission-plugins=NodeRestriction"]);
+    ferry.ok(&["create", "configmap", "c", "-n", "nowhere"]);
+
+    let bad = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "server",
+            "--disable-agent",
+            "--https-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(bad.path())
+        .arg("--enable-admission-plugins=AlwaysPullImages")
+        .output()
+        .expect("run ferry server");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unknown admission plugin \"AlwaysPullImages\""),
+        "{stderr}"
+    );
+}
