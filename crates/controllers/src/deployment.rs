@@ -1654,8 +1654,8 @@ mod tests {
 #[cfg(test)]
 mod scenarios {
     use super::*;
-    use crate::testing::{client, echo, Call};
-    use serde_json::{json, Value};
+    use crate::testing::{accept_all, client, Call};
+    use serde_json::json;
 
     fn deployment(replicas: i32, image: &str) -> Deployment {
         serde_json::from_value(json!({
@@ -1669,20 +1669,13 @@ mod scenarios {
         .expect("deployment")
     }
 
-    fn accepting(call: &Call) -> (u16, Value) {
-        match call.method.as_str() {
-            "POST" => echo(call, 201),
-            _ => echo(call, 200),
-        }
-    }
-
     fn controller(client: kube::Client) -> Arc<DeploymentController> {
         DeploymentController::new(Context::new(client, crate::Options::default()))
     }
 
     #[tokio::test]
     async fn a_new_deployment_gets_its_replica_set_then_status() {
-        let (client, calls) = client(accepting);
+        let (client, calls) = client(accept_all);
         let dc = controller(client);
         dc.ctx.deployments.seed(vec![deployment(2, "busybox:1")]);
         dc.ctx.replica_sets.seed(vec![]);
@@ -1736,7 +1729,7 @@ mod scenarios {
 
     #[tokio::test]
     async fn scaling_resizes_the_replica_set_and_its_annotations() {
-        let (client, calls) = client(accepting);
+        let (client, calls) = client(accept_all);
         let dc = controller(client);
         let d = deployment(4, "busybox:1");
         let template = d

@@ -813,8 +813,7 @@ mod tests {
 #[cfg(test)]
 mod scenarios {
     use super::*;
-    use crate::testing::{client, echo, Call};
-    use serde_json::Value;
+    use crate::testing::{accept_all, client, echo, Call};
 
     fn replica_set(replicas: i32) -> ReplicaSet {
         serde_json::from_value(json!({
@@ -838,18 +837,6 @@ mod scenarios {
         .expect("pod")
     }
 
-    /// An API server that accepts every write and echoes it.
-    fn accepting(call: &Call) -> (u16, Value) {
-        match call.method.as_str() {
-            "POST" => echo(call, 201),
-            "DELETE" => (
-                200,
-                json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
-            ),
-            _ => echo(call, 200),
-        }
-    }
-
     fn controller(client: kube::Client) -> Arc<ReplicaSetController> {
         let ctx = Context::new(client, crate::Options::default());
         ReplicaSetController::new(ctx)
@@ -857,7 +844,7 @@ mod scenarios {
 
     #[tokio::test]
     async fn too_few_pods_are_created_in_slow_start_batches_then_status() {
-        let (client, calls) = client(accepting);
+        let (client, calls) = client(accept_all);
         let rs = controller(client);
         rs.ctx.replica_sets.seed(vec![replica_set(3)]);
         rs.ctx.pods.seed(vec![]);
@@ -907,7 +894,7 @@ mod scenarios {
 
     #[tokio::test]
     async fn too_many_pods_lose_the_unscheduled_and_unready_first() {
-        let (client, calls) = client(accepting);
+        let (client, calls) = client(accept_all);
         let rs = controller(client);
         rs.ctx.replica_sets.seed(vec![replica_set(1)]);
         rs.ctx.pods.seed(vec![

@@ -107,3 +107,16 @@ pub fn echo(call: &Call, code: u16) -> (u16, Value) {
     }
     (code, body)
 }
+
+/// An API server that accepts every write: creates (201) and updates (200) echoed, deletes
+/// answered with a success `Status`.
+pub fn accept_all(call: &Call) -> (u16, Value) {
+    match call.method.as_str() {
+        "POST" => echo(call, 201),
+        "DELETE" => (
+            200,
+            serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+        ),
+        _ => echo(call, 200),
+    }
+}
