@@ -16,6 +16,8 @@ pub mod kinds;
 pub mod openapi;
 pub mod patch;
 pub mod printers;
+pub mod qos;
+pub mod quantity;
 pub mod registry;
 pub mod time;
 

@@ -47,7 +47,7 @@ pub mod node;
 pub mod pod_worker;
 pub mod podconfig;
 pub mod probe;
-pub mod quantity;
+pub use ferry_api::quantity;
 pub mod runtime;
 pub mod status;
 pub mod volume;

@@ -23,8 +23,6 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::quantity::Quantity;
-
 /// The scheme of container IDs in statuses (`containerd://<id>`).
 pub const CONTAINER_ID_SCHEME: &str = "containerd";
 
@@ -38,86 +36,7 @@ const KUBELET_CONDITIONS: &[&str] = &[
     "PodReadyToStartContainers",
 ];
 
-/// A pod's quality-of-service class.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum QosClass {
-    /// Every container has equal, non-zero CPU and memory requests and limits.
-    Guaranteed,
-    /// Some requests or limits, not Guaranteed.
-    Burstable,
-    /// No CPU or memory requests or limits at all.
-    BestEffort,
-}
-
-impl QosClass {
-    /// The API name (`status.qosClass`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            QosClass::Guaranteed => "Guaranteed",
-            QosClass::Burstable => "Burstable",
-            QosClass::BestEffort => "BestEffort",
-        }
-    }
-}
-
-/// The pod's QoS class: `status.qosClass` when set (it is immutable), else computed from the
-/// spec (upstream `GetPodQOS`).
-pub fn pod_qos_class(pod: &Pod) -> QosClass {
-    match pod.status.as_ref().and_then(|s| s.qos_class.as_deref()) {
-        Some("Guaranteed") => QosClass::Guaranteed,
-        Some("Burstable") => QosClass::Burstable,
-        Some("BestEffort") => QosClass::BestEffort,
-        _ => compute_qos_class(&pod.spec.clone().unwrap_or_default()),
-    }
-}
-
-/// Upstream `ComputePodQOS` over containers and init containers (cpu and memory only; zero
-/// quantities count as unset; an unparsable quantity counts as unset).
-pub fn compute_qos_class(spec: &PodSpec) -> QosClass {
-    let mut requests: BTreeMap<&str, Quantity> = BTreeMap::new();
-    let mut limits: BTreeMap<&str, Quantity> = BTreeMap::new();
-    let mut guaranteed = true;
-    for container in spec
-        .containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-    {
-        let resources = container.resources.clone().unwrap_or_default();
-        let positive = |list: &Option<BTreeMap<String, _>>, name: &str| {
-            list.as_ref()
-                .and_then(|l| l.get(name))
-                .and_then(|q| Quantity::from_api(q).ok())
-                .filter(|q| *q > Quantity::ZERO)
-        };
-        let mut limits_found = 0;
-        for name in ["cpu", "memory"] {
-            if let Some(q) = positive(&resources.requests, name) {
-                let sum = requests.get(name).copied().unwrap_or_default() + q;
-                requests.insert(name, sum);
-            }
-            if let Some(q) = positive(&resources.limits, name) {
-                limits_found += 1;
-                let sum = limits.get(name).copied().unwrap_or_default() + q;
-                limits.insert(name, sum);
-            }
-        }
-        if limits_found < 2 {
-            guaranteed = false;
-        }
-    }
-    if requests.is_empty() && limits.is_empty() {
-        return QosClass::BestEffort;
-    }
-    if guaranteed
-        && requests.len() == limits.len()
-        && requests
-            .iter()
-            .all(|(name, req)| limits.get(name) == Some(req))
-    {
-        return QosClass::Guaranteed;
-    }
-    QosClass::Burstable
-}
+pub use ferry_api::qos::{compute_qos_class, pod_qos_class, QosClass};
 
 /// How a container ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -1654,62 +1573,9 @@ mod tests {
     }
 
     #[test]
-    fn qos_classes() {
-        let c = |r: serde_json::Value| json!({"name": "c", "resources": r});
-        let g = json!({"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}});
-        let cases = [
-            (json!([c(json!({}))]), json!([]), QosClass::BestEffort),
-            (
-                json!([c(json!({"requests": {"cpu": "0"}}))]),
-                json!([]),
-                QosClass::BestEffort,
-            ),
-            (
-                json!([c(json!({"requests": {"nvidia.com/gpu": "1"}}))]),
-                json!([]),
-                QosClass::BestEffort,
-            ),
-            (
-                json!([c(json!({"requests": {"memory": "1Gi"}}))]),
-                json!([]),
-                QosClass::Burstable,
-            ),
-            (json!([c(g.clone())]), json!([]), QosClass::Guaranteed),
-            (
-                json!([c(
-                    json!({"requests": {"cpu": "1000m", "memory": "1024Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}})
-                )]),
-                json!([]),
-                QosClass::Guaranteed,
-            ),
-            (
-                json!([c(g.clone()), c(json!({}))]),
-                json!([]),
-                QosClass::Burstable,
-            ),
-            (
-                json!([c(g.clone())]),
-                json!([c(json!({}))]),
-                QosClass::Burstable,
-            ),
-            (
-                json!([c(
-                    json!({"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}})
-                )]),
-                json!([]),
-                QosClass::Burstable,
-            ),
-            (
-                json!([c(json!({"limits": {"cpu": "1", "memory": "1Gi"}}))]),
-                json!([]),
-                QosClass::Burstable,
-            ),
-        ];
-        for (containers, init, want) in cases {
-            let p = pod(json!({"containers": containers, "initContainers": init}));
-            assert_eq!(pod_qos_class(&p), want, "{containers} {init}");
-        }
-        let mut p = pod(json!({"containers": [c(json!({}))]}));
+    fn status_qos_class_wins() {
+        let mut p = pod(json!({"containers": [{"name": "c", "resources": {}}]}));
+        assert_eq!(pod_qos_class(&p), QosClass::BestEffort);
         p.status = Some(PodStatus {
             qos_class: Some("Burstable".into()),
             ..Default::default()

@@ -131,43 +131,11 @@ impl Resources {
 /// units otherwise; rounded up as `resource.Quantity.MilliValue`/`Value` do. Unparseable
 /// quantities count as zero (the API server validates them).
 pub fn quantity_value(resource: &str, quantity: &Quantity) -> i64 {
-    let scale = if resource == CPU { 1000.0 } else { 1.0 };
-    parse_quantity(&quantity.0)
-        .map(|v| (v * scale).ceil() as i64)
-        .unwrap_or(0)
-}
-
-/// Parses a Kubernetes quantity (`500m`, `1.5`, `128Mi`, `1G`, `1e3`) into its value.
-pub fn parse_quantity(text: &str) -> Option<f64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(text.len());
-    let (number, suffix) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let multiplier = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        exponent if exponent.starts_with(['e', 'E']) => 10f64.powi(exponent[1..].parse().ok()?),
-        _ => return None,
-    };
-    // Round to a millionth so that e.g. "0.1" * 1000 does not become 100.00000000000001 and ceil
-    // to 101.
-    Some(((number * multiplier) * 1e6).round() / 1e6)
+    match ferry_api::quantity::Quantity::from_api(quantity) {
+        Ok(q) if resource == CPU => q.milli_value(),
+        Ok(q) => q.value(),
+        Err(_) => 0,
+    }
 }
 
 fn container_requests(container: &Container, non_zero: bool) -> Resources {
@@ -235,22 +203,19 @@ mod tests {
     use crate::testing::make_pod;
 
     #[test]
-    fn parses_quantities() {
-        for (text, want) in [
-            ("500m", 0.5),
-            ("1", 1.0),
-            ("1.5", 1.5),
-            ("128Mi", 128.0 * 1024.0 * 1024.0),
-            ("1G", 1e9),
-            ("1e3", 1000.0),
-            ("0.1", 0.1),
-        ] {
-            assert_eq!(parse_quantity(text), Some(want), "{text}");
-        }
-        assert_eq!(parse_quantity("abc"), None);
+    fn quantities_in_the_schedulers_units() {
         assert_eq!(quantity_value(CPU, &Quantity("0.1".into())), 100);
+        assert_eq!(quantity_value(CPU, &Quantity("500m".into())), 500);
         assert_eq!(quantity_value(CPU, &Quantity("1m".into())), 1);
+        assert_eq!(
+            quantity_value(CPU, &Quantity("1.0001m".into())),
+            2,
+            "rounded up"
+        );
         assert_eq!(quantity_value(MEMORY, &Quantity("1Ki".into())), 1024);
+        assert_eq!(quantity_value(MEMORY, &Quantity("128Mi".into())), 128 << 20);
+        assert_eq!(quantity_value(MEMORY, &Quantity("1e3".into())), 1000);
+        assert_eq!(quantity_value(MEMORY, &Quantity("abc".into())), 0);
     }
 
     #[test]

@@ -20,92 +20,12 @@ pub const COMPLETE_AFTER_ANNOTATION: &str = "sim.ferry.dev/complete-after";
 /// The exit code of a container stopped by SIGTERM (128 + 15).
 const SIGTERM_EXIT_CODE: i32 = 143;
 
-/// A Quantity as a number (`"500m"` → 0.5, `"1Gi"` → 2^30); `None` when it does not parse.
-pub fn quantity_value(q: &str) -> Option<f64> {
-    let q = q.trim();
-    let split = q
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(q.len());
-    let (number, suffix) = q.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let scale = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024f64,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        e if e.starts_with(['e', 'E']) => 10f64.powi(e[1..].parse().ok()?),
-        _ => return None,
-    };
-    Some(number * scale)
-}
-
-/// The QoS class of a pod, as upstream's `ComputePodQOS` (with requests defaulted to limits, as
-/// the API server's defaulting does): BestEffort without cpu/memory requests or limits,
-/// Guaranteed when every container limits both and requests equal limits, else Burstable.
+/// The QoS class of a pod, as upstream's `ComputePodQOS` of the pod as the API server
+/// defaults it (requests default to limits).
 pub fn qos_class(spec: &PodSpec) -> &'static str {
-    use std::collections::BTreeMap;
-    let mut requests: BTreeMap<&str, f64> = BTreeMap::new();
-    let mut limits: BTreeMap<&str, f64> = BTreeMap::new();
-    let mut guaranteed = true;
-    let containers = spec
-        .containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten());
-    for container in containers {
-        let resources = container.resources.as_ref();
-        let get = |list: Option<
-            &std::collections::BTreeMap<
-                String,
-                k8s_openapi::apimachinery::pkg::api::resource::Quantity,
-            >,
-        >,
-                   name: &str| {
-            list.and_then(|l| l.get(name))
-                .and_then(|q| quantity_value(&q.0))
-                .filter(|v| *v > 0.0)
-        };
-        let mut limits_found = 0;
-        for name in ["cpu", "memory"] {
-            let limit = get(resources.and_then(|r| r.limits.as_ref()), name);
-            let request = get(resources.and_then(|r| r.requests.as_ref()), name).or(limit);
-            if let Some(request) = request {
-                *requests.entry(name).or_default() += request;
-            }
-            if let Some(limit) = limit {
-                *limits.entry(name).or_default() += limit;
-                limits_found += 1;
-            }
-        }
-        if limits_found < 2 {
-            guaranteed = false;
-        }
-    }
-    if requests.is_empty() && limits.is_empty() {
-        return "BestEffort";
-    }
-    let equal = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs());
-    if guaranteed
-        && requests.len() == limits.len()
-        && requests
-            .iter()
-            .all(|(name, r)| limits.get(name).is_some_and(|l| equal(*l, *r)))
-    {
-        "Guaranteed"
-    } else {
-        "Burstable"
-    }
+    let mut spec = spec.clone();
+    ferry_api::qos::default_requests_from_limits(&mut spec);
+    ferry_api::qos::compute_qos_class(&spec).as_str()
 }
 
 /// The pod's `sim.ferry.dev/complete-after`, when it has a valid one.
@@ -456,21 +376,6 @@ mod tests {
 
     fn t(s: &str) -> Timestamp {
         s.parse().expect("time")
-    }
-
-    #[test]
-    fn quantities() {
-        for (q, v) in [
-            ("1", 1.0),
-            ("500m", 0.5),
-            ("1Gi", 1073741824.0),
-            ("1e3", 1000.0),
-            ("1.5k", 1500.0),
-            ("0", 0.0),
-        ] {
-            assert_eq!(quantity_value(q), Some(v), "{q}");
-        }
-        assert_eq!(quantity_value("1X"), None);
     }
 
     #[test]

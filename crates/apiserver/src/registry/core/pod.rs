@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Map, Value};
+use ferry_api::qos::{compute_qos_class, default_requests_from_limits, QosClass};
+use k8s_openapi::api::core::v1::PodSpec;
+use serde_json::{json, Value};
 
 use crate::auth::UserInfo;
 use crate::registry::generic::{default, is_dns_label, LABEL_MESSAGE};
@@ -27,7 +29,10 @@ impl Strategy for PodStrategy {
             default(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
             add_default_tolerations(spec);
         }
-        let qos = object.get("spec").map(qos_class).unwrap_or("BestEffort");
+        let qos = object
+            .get_mut("spec")
+            .map(default_requests_and_qos)
+            .unwrap_or("BestEffort");
         object["status"] = json!({"phase": "Pending", "qosClass": qos});
     }
 
@@ -180,36 +185,18 @@ pub fn default_pull_policy(image: &str) -> &'static str {
     }
 }
 
-/// The QoS class of a pod spec (`GetPodQOS`).
-pub fn qos_class(spec: &Value) -> &'static str {
-    let containers: Vec<&Value> = ["initContainers", "containers"]
-        .iter()
-        .flat_map(|l| spec.get(*l).and_then(Value::as_array).into_iter().flatten())
-        .collect();
-    let mut any = false;
-    let mut guaranteed = !containers.is_empty();
-    for c in containers {
-        let requests = c.pointer("/resources/requests").and_then(Value::as_object);
-        let limits = c.pointer("/resources/limits").and_then(Value::as_object);
-        let has = |m: Option<&Map<String, Value>>, r: &str| m.is_some_and(|m| m.contains_key(r));
-        for r in ["cpu", "memory"] {
-            if has(requests, r) || has(limits, r) {
-                any = true;
-            }
-            let l = limits.and_then(|m| m.get(r));
-            let q = requests.and_then(|m| m.get(r)).or(l);
-            if l.is_none() || q != l {
-                guaranteed = false;
-            }
-        }
+/// Upstream's `SetDefaults_Pod` for resources (requests default to limits), then the QoS class
+/// of the defaulted spec (`GetPodQOS`). A spec that does not decode is left as it is (the typed
+/// round trip refuses it next).
+fn default_requests_and_qos(spec: &mut Value) -> &'static str {
+    let Ok(mut typed) = serde_json::from_value::<PodSpec>(spec.clone()) else {
+        return QosClass::BestEffort.as_str();
+    };
+    default_requests_from_limits(&mut typed);
+    if let Ok(defaulted) = serde_json::to_value(&typed) {
+        *spec = defaulted;
     }
-    if !any {
-        "BestEffort"
-    } else if guaranteed {
-        "Guaranteed"
-    } else {
-        "Burstable"
-    }
+    compute_qos_class(&typed).as_str()
 }
 
 /// DefaultTolerationSeconds admission: tolerate not-ready and unreachable nodes for 300 s.
@@ -417,15 +404,17 @@ mod tests {
     }
 
     #[test]
-    fn qos_classes() {
+    fn limits_become_requests_and_set_the_qos_class() {
+        let mut pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}});
+        prepare_for_create(pods(), &mut pod, None);
         assert_eq!(
-            qos_class(&json!({"containers": [{"name": "c"}]})),
-            "BestEffort"
+            pod.pointer("/spec/containers/0/resources/requests"),
+            Some(&json!({"cpu": "1", "memory": "1Gi"}))
         );
-        let g = json!({"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]});
-        assert_eq!(qos_class(&g), "Guaranteed");
-        let b = json!({"containers": [{"resources": {"limits": {"cpu": "1"}}}]});
-        assert_eq!(qos_class(&b), "Burstable");
+        assert_eq!(pod.pointer("/status/qosClass"), Some(&json!("Guaranteed")));
+        let mut best = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}});
+        prepare_for_create(pods(), &mut best, None);
+        assert_eq!(best.pointer("/status/qosClass"), Some(&json!("BestEffort")));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Resource quantities (`100m`, `1.5`, `128Mi`, `1G`, `1e3`) parsed as upstream's
-//! `resource.ParseQuantity` does, for the arithmetic the kubelet needs: CPU in millicores for
-//! shares and CFS quota, memory in bytes for limits, and exact comparison for the QoS class.
+//! `resource.ParseQuantity` does, for the arithmetic every component needs: CPU in millicores
+//! for shares and CFS quota, memory in bytes for limits, exact comparison for the QoS class.
 //!
 //! A [`Quantity`] holds its value in nano-units (10⁻⁹, upstream's smallest scale) as an `i128`,
 //! which is exact for every suffix upstream accepts and far wider than the `int64` range upstream
