@@ -6,7 +6,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use base64::Engine as _;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
@@ -271,23 +270,6 @@ impl Pki {
     pub fn ca_pem(&self) -> String {
         self.ca.cert_pem.clone()
     }
-
-    /// A kubeconfig for the admin user pointing at `server` (`https://127.0.0.1:6443`).
-    pub fn admin_kubeconfig(&self, server: &str) -> String {
-        kubeconfig(server, &self.ca.cert_pem, "ferry-admin", &self.admin)
-    }
-}
-
-/// A kubeconfig with one cluster, one user (by client certificate) and one context, all named
-/// `ferry`, with the certificates embedded.
-pub fn kubeconfig(server: &str, ca_pem: &str, user: &str, client: &CertPair) -> String {
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: ferry\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: {user}\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\ncontexts:\n- name: ferry\n  context:\n    cluster: ferry\n    user: {user}\ncurrent-context: ferry\npreferences: {{}}\n",
-        ca = b64(ca_pem),
-        cert = b64(&client.cert_pem),
-        key = b64(&client.key_pem),
-    )
 }
 
 fn read_pair(dir: &Path, name: &str) -> Result<Option<CertPair>, PkiError> {
@@ -367,7 +349,5 @@ mod tests {
             .filter_map(|o| o.as_str().ok())
             .collect();
         assert_eq!(orgs, vec!["system:masters"]);
-        let kubeconfig = first.admin_kubeconfig("https://127.0.0.1:6443");
-        assert!(kubeconfig.contains("server: https://127.0.0.1:6443"));
     }
 }

@@ -519,19 +519,16 @@ fn write_file(path: &Path, contents: &[u8], private: bool) -> Result<(), Bootstr
 
 /// The kubeconfig of the node: the server, and the CA, certificate and key files beside it
 /// (relative paths resolve against the kubeconfig's directory, for kube-rs and kubectl alike).
-/// JSON, which is YAML too.
 fn node_kubeconfig(server_url: &str, node_name: &str) -> String {
+    use crate::kubeconfig::{kubeconfig, Pem};
     let user = format!("system:node:{node_name}");
-    let config = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "ferry", "cluster": {"server": server_url, "certificate-authority": CA_FILE}}],
-        "users": [{"name": user, "user": {"client-certificate": CERT_FILE, "client-key": KEY_FILE}}],
-        "contexts": [{"name": "ferry", "context": {"cluster": "ferry", "user": user}}],
-        "current-context": "ferry",
-        "preferences": {},
-    });
-    serde_json::to_string_pretty(&config).unwrap_or_default() + "\n"
+    kubeconfig(
+        server_url,
+        Pem::File(CA_FILE),
+        &user,
+        Pem::File(CERT_FILE),
+        Pem::File(KEY_FILE),
+    )
 }
 
 fn write_credentials(

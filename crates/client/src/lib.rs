@@ -14,6 +14,7 @@
 
 pub mod bootstrap;
 pub mod events;
+pub mod kubeconfig;
 pub mod leader;
 pub mod matching;
 

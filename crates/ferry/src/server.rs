@@ -81,6 +81,23 @@ pub struct Args {
     agent_args: Vec<String>,
 }
 
+/// A kubeconfig with the CA, certificate and key embedded (the admin's, the local node's).
+fn embedded_kubeconfig(
+    url: &str,
+    ca_pem: &str,
+    user: &str,
+    cert: &ferry_apiserver::pki::CertPair,
+) -> String {
+    use ferry_client::kubeconfig::{kubeconfig, Pem};
+    kubeconfig(
+        url,
+        Pem::Data(ca_pem),
+        user,
+        Pem::Data(&cert.cert_pem),
+        Pem::Data(&cert.key_pem),
+    )
+}
+
 /// The local node's agent: its own node client certificate (issued here, as the CSR signer
 /// would), a kubeconfig under `<data-dir>/agent`, and the agent's defaults plus `extra`.
 fn local_agent(
@@ -99,7 +116,7 @@ fn local_agent(
     let kubeconfig = dir.join("kubelet.kubeconfig");
     write_private(
         &kubeconfig,
-        &ferry_apiserver::pki::kubeconfig(url, &pki.ca_pem(), &user, &cert),
+        &embedded_kubeconfig(url, &pki.ca_pem(), &user, &cert),
     )
     .context("writing the local node's kubeconfig")?;
     let mut flags: Vec<String> = vec![
@@ -232,7 +249,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("creating the kubernetes service: {}", e.message))?;
     let kubeconfig = data_dir.join("kubeconfig.yaml");
-    write_private(&kubeconfig, &pki.admin_kubeconfig(&url)).context("writing the kubeconfig")?;
+    write_private(
+        &kubeconfig,
+        &embedded_kubeconfig(&url, &pki.ca_pem(), "ferry-admin", &pki.admin),
+    )
+    .context("writing the kubeconfig")?;
     let tls = pki.server_tls().context("TLS configuration")?;
 
     println!(
