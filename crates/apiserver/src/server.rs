@@ -50,6 +50,7 @@ pub struct Server {
     /// The address clients reach us at (for `/api`'s serverAddressByClientCIDRs).
     address: Arc<parking_lot::Mutex<String>>,
     metrics: Arc<Metrics>,
+    registry: Arc<prometheus_client::registry::Registry>,
     audit: Arc<dyn AuditSink>,
     max_inflight: MaxInFlight,
 }
@@ -62,16 +63,19 @@ impl Server {
         authz: Box<dyn Authorizer>,
         admission: Chain,
     ) -> Arc<Server> {
+        let mut registry = prometheus_client::registry::Registry::default();
         let rest = Rest {
-            storage: Storage::new(store),
+            storage: Storage::with_metrics(store, &mut registry),
             admission,
             registry: Registry::builtin(),
         };
+        let metrics = Arc::new(Metrics::new(&mut registry));
         Arc::new(Server {
             rest: Arc::new(rest),
             auth: Arc::new(Auth { authn, authz }),
             address: Arc::new(parking_lot::Mutex::new(String::new())),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
+            registry: Arc::new(registry),
             audit: Arc::new(TracingSink),
             max_inflight: MaxInFlight::default(),
         })
@@ -97,6 +101,7 @@ impl Server {
                 rest: self.rest.clone(),
                 auth: self.auth.clone(),
                 metrics: self.metrics.clone(),
+                registry: self.registry.clone(),
                 address: self.address.clone(),
             })
     }

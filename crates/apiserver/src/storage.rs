@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ferry_api::registry::ResourceInfo;
 use ferry_store::{LeaseId, Store};
+use prometheus_client::registry::Registry;
 
 use crate::cache::WatchCache;
 use crate::status::ApiError;
@@ -23,22 +24,24 @@ pub struct Storage {
     pub store: Arc<dyn Store>,
     /// Serves client watches from one store watch per resource.
     pub watch_cache: WatchCache,
-    metered: Arc<MeteredStore>,
     /// The lease objects with a TTL attach to, and when it was granted.
     ttl_lease: tokio::sync::Mutex<Option<(LeaseId, Instant)>>,
 }
 
 impl Storage {
-    /// Storage over `store`, measured for `/metrics`.
-    pub fn new(store: Arc<dyn Store>) -> Storage {
-        let metered = MeteredStore::new(store);
-        let store: Arc<dyn Store> = metered.clone();
+    /// Storage over `store`, its latencies measured into `metrics` (for `/metrics`).
+    pub fn with_metrics(store: Arc<dyn Store>, metrics: &mut Registry) -> Storage {
+        let store: Arc<dyn Store> = MeteredStore::new(store, metrics);
         Storage {
             watch_cache: WatchCache::new(store.clone()),
             store,
-            metered,
             ttl_lease: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Storage over `store`, measured into a registry nobody reads (tests).
+    pub fn new(store: Arc<dyn Store>) -> Storage {
+        Storage::with_metrics(store, &mut Registry::default())
     }
 
     /// The lease an object that lives `ttl` attaches to: one lease per minute is shared, lasting
@@ -56,11 +59,6 @@ impl Storage {
             .await?;
         *current = Some((id, Instant::now()));
         Ok(id)
-    }
-
-    /// Appends the store's latency metrics to `out`.
-    pub fn render_metrics(&self, out: &mut String) {
-        self.metered.render(out);
     }
 }
 

@@ -2,8 +2,6 @@
 //! upstream's `etcd_request_duration_seconds` histogram, labelled by operation and by the
 //! resource the key belongs to (`/pods/…` → `pods`), so a slow store shows up per resource.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +10,10 @@ use ferry_store::{
     LeaseId, RangeRequest, RangeResponse, Result, Revision, Store, Txn, TxnResponse, WatchRequest,
     WatchStream,
 };
-use parking_lot::Mutex;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Upstream's buckets for `etcd_request_duration_seconds`.
 const BUCKETS: &[f64] = &[
@@ -20,33 +21,30 @@ const BUCKETS: &[f64] = &[
     10.0, 15.0, 20.0, 30.0, 45.0, 60.0,
 ];
 
-#[derive(Default)]
-struct Histogram {
-    counts: Vec<u64>,
-    count: u64,
-    sum: f64,
+/// The histogram's labels, as upstream's.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabels {
+    operation: &'static str,
+    #[prometheus(flatten)]
+    object: ObjectType,
 }
 
-impl Histogram {
-    fn observe(&mut self, seconds: f64) {
-        if self.counts.is_empty() {
-            self.counts = vec![0; BUCKETS.len()];
-        }
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if seconds <= *bound {
-                self.counts[i] += 1;
-            }
-        }
-        self.count += 1;
-        self.sum += seconds;
-    }
+/// `type`: the resource a key belongs to (a keyword in Rust, hence the wrapper).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ObjectType {
+    r#type: String,
+}
+
+type Latencies = Family<StoreLabels, Histogram, fn() -> Histogram>;
+
+fn histogram() -> Histogram {
+    Histogram::new(BUCKETS.iter().copied())
 }
 
 /// A store that times what passes through it.
 pub struct MeteredStore {
     inner: Arc<dyn Store>,
-    /// (operation, resource) → latency histogram.
-    latencies: Mutex<BTreeMap<(&'static str, String), Histogram>>,
+    latencies: Latencies,
 }
 
 /// The resource a key belongs to: its first path segment.
@@ -60,49 +58,27 @@ fn resource_of(key: &[u8]) -> String {
 }
 
 impl MeteredStore {
-    /// Wraps `inner`.
-    pub fn new(inner: Arc<dyn Store>) -> Arc<MeteredStore> {
-        Arc::new(MeteredStore {
-            inner,
-            latencies: Mutex::new(BTreeMap::new()),
-        })
+    /// Wraps `inner`; its histogram is registered in `registry`.
+    pub fn new(inner: Arc<dyn Store>, registry: &mut Registry) -> Arc<MeteredStore> {
+        let latencies = Latencies::new_with_constructor(histogram);
+        registry.register(
+            "etcd_request_duration_seconds",
+            "Store request latency in seconds for each operation and object type",
+            latencies.clone(),
+        );
+        Arc::new(MeteredStore { inner, latencies })
     }
 
     fn observe(&self, operation: &'static str, key: &[u8], elapsed: Duration) {
+        let labels = StoreLabels {
+            operation,
+            object: ObjectType {
+                r#type: resource_of(key),
+            },
+        };
         self.latencies
-            .lock()
-            .entry((operation, resource_of(key)))
-            .or_default()
+            .get_or_create(&labels)
             .observe(elapsed.as_secs_f64());
-    }
-
-    /// Appends the histogram in Prometheus text format.
-    pub fn render(&self, out: &mut String) {
-        out.push_str("# HELP etcd_request_duration_seconds Store request latency in seconds for each operation and object type.\n# TYPE etcd_request_duration_seconds histogram\n");
-        for ((operation, resource), h) in self.latencies.lock().iter() {
-            let labels = format!("operation=\"{operation}\",type=\"{resource}\"");
-            for (bound, count) in BUCKETS.iter().zip(&h.counts) {
-                let _ = writeln!(
-                    out,
-                    "etcd_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "etcd_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "etcd_request_duration_seconds_sum{{{labels}}} {:.6}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "etcd_request_duration_seconds_count{{{labels}}} {}",
-                h.count
-            );
-        }
     }
 }
 
@@ -163,13 +139,60 @@ mod tests {
     use super::*;
 
     #[test]
-    fn histogram_is_cumulative_per_bucket() {
-        let mut h = Histogram::default();
-        h.observe(0.001);
-        h.observe(0.03);
-        assert_eq!(h.counts[0], 1, "≤ 5 ms");
-        assert_eq!(h.counts[2], 2, "≤ 50 ms");
-        assert_eq!(h.count, 2);
+    fn latencies_per_operation_and_resource() {
         assert_eq!(resource_of(b"/pods/default/x"), "pods");
+        let mut registry = Registry::default();
+        let store = MeteredStore {
+            inner: Arc::new(NoStore),
+            latencies: Latencies::new_with_constructor(histogram),
+        };
+        registry.register(
+            "etcd_request_duration_seconds",
+            "latency",
+            store.latencies.clone(),
+        );
+        store.observe("txn", b"/pods/default/x", Duration::from_millis(1));
+        store.observe("txn", b"/pods/default/y", Duration::from_millis(30));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        assert!(text.contains("etcd_request_duration_seconds_bucket{le=\"0.005\",operation=\"txn\",type=\"pods\"} 1\n")
+            || text.contains("etcd_request_duration_seconds_bucket{operation=\"txn\",type=\"pods\",le=\"0.005\"} 1\n"), "{text}");
+        assert!(
+            text.contains(
+                "etcd_request_duration_seconds_count{operation=\"txn\",type=\"pods\"} 2\n"
+            ),
+            "{text}"
+        );
+    }
+
+    /// A store that is never called.
+    struct NoStore;
+
+    #[async_trait]
+    impl Store for NoStore {
+        async fn range(&self, _: RangeRequest) -> Result<RangeResponse> {
+            unreachable!()
+        }
+        async fn txn(&self, _: Txn) -> Result<TxnResponse> {
+            unreachable!()
+        }
+        async fn watch(&self, _: WatchRequest) -> Result<WatchStream> {
+            unreachable!()
+        }
+        async fn compact(&self, _: Revision) -> Result<()> {
+            unreachable!()
+        }
+        async fn current_revision(&self) -> Result<Revision> {
+            unreachable!()
+        }
+        async fn lease_grant(&self, _: Duration) -> Result<(LeaseId, Duration)> {
+            unreachable!()
+        }
+        async fn lease_keep_alive(&self, _: LeaseId) -> Result<Duration> {
+            unreachable!()
+        }
+        async fn lease_revoke(&self, _: LeaseId) -> Result<()> {
+            unreachable!()
+        }
     }
 }

@@ -33,7 +33,8 @@ fn version_discovery_and_system_namespaces() {
         version.contains("Server Version: v1.33.0+ferry"),
         "{version}"
     );
-    // Request and store latency metrics, in Prometheus text format.
+    // Request and store latency metrics, in the OpenMetrics text format (a histogram bucket's
+    // `le` label comes first there; Prometheus reads labels in any order).
     ferry.ok(&["create", "configmap", "metered", "--from-literal=a=b"]);
     let metrics = ferry.ok(&["get", "--raw", "/metrics"]);
     assert!(
@@ -42,7 +43,12 @@ fn version_discovery_and_system_namespaces() {
         ),
         "{metrics}"
     );
-    assert!(metrics.contains("etcd_request_duration_seconds_bucket{operation=\"txn\",type=\"configmaps\",le=\"0.005\"}"), "{metrics}");
+    assert!(metrics.contains("etcd_request_duration_seconds_bucket{le=\"0.005\",operation=\"txn\",type=\"configmaps\"}"), "{metrics}");
+    assert!(
+        metrics.contains("# TYPE etcd_request_duration_seconds histogram\n"),
+        "{metrics}"
+    );
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
     assert!(
         metrics
             .contains("etcd_request_duration_seconds_count{operation=\"get\",type=\"namespaces\"}"),

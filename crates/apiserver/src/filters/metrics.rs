@@ -1,59 +1,87 @@
 //! Instrumentation (upstream's `MonitorRequest`): every answered request counts, by verb,
 //! resource and code, with its latency, and open watches are counted — what `/metrics` shows.
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use tower::Service;
 
 use super::{BoxFuture, Filter};
 use crate::body::{Request, Response};
 use crate::request::RequestInfo;
 
-/// Request counts and total seconds by (verb, resource, code).
-type RequestCounts = BTreeMap<(String, String, u16), (u64, f64)>;
+/// Upstream's buckets for `apiserver_request_duration_seconds`.
+const BUCKETS: &[f64] = &[
+    0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0,
+    10.0, 15.0, 20.0, 30.0, 45.0, 60.0,
+];
+
+/// A request's labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    verb: String,
+    resource: String,
+    code: u16,
+}
+
+fn histogram() -> Histogram {
+    Histogram::new(BUCKETS.iter().copied())
+}
 
 /// The API server's request metrics.
-#[derive(Default)]
 pub struct Metrics {
-    requests: parking_lot::Mutex<RequestCounts>,
-    watches: AtomicI64,
+    requests: Family<RequestLabels, Counter>,
+    durations: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    watches: Gauge,
 }
 
 impl Metrics {
-    fn record(&self, verb: &str, resource: &str, code: u16, elapsed: Duration) {
-        let mut requests = self.requests.lock();
-        let entry = requests
-            .entry((verb.to_string(), resource.to_string(), code))
-            .or_default();
-        entry.0 += 1;
-        entry.1 += elapsed.as_secs_f64();
+    /// The metrics, registered in `registry`.
+    pub fn new(registry: &mut Registry) -> Metrics {
+        let metrics = Metrics {
+            requests: Family::default(),
+            durations: Family::new_with_constructor(histogram),
+            watches: Gauge::default(),
+        };
+        registry.register(
+            "apiserver_request",
+            "Counter of apiserver requests broken out for each verb, resource and HTTP response code",
+            metrics.requests.clone(),
+        );
+        registry.register(
+            "apiserver_request_duration_seconds",
+            "Response latency distribution in seconds for each verb, resource and code",
+            metrics.durations.clone(),
+        );
+        registry.register(
+            "apiserver_registered_watchers",
+            "Number of currently open watches",
+            metrics.watches.clone(),
+        );
+        metrics
+    }
+
+    fn record(&self, verb: String, resource: String, code: u16, seconds: f64) {
+        let labels = RequestLabels {
+            verb,
+            resource,
+            code,
+        };
+        self.requests.get_or_create(&labels).inc();
+        self.durations.get_or_create(&labels).observe(seconds);
     }
 
     /// Counts an open watch until the guard is dropped.
     pub fn watch_opened(self: &Arc<Self>) -> WatchGuard {
-        self.watches.fetch_add(1, Ordering::Relaxed);
+        self.watches.inc();
         WatchGuard(self.clone())
-    }
-
-    /// The metrics in Prometheus' text format.
-    pub fn render(&self, out: &mut String) {
-        out.push_str("# HELP apiserver_request_total Counter of apiserver requests broken out for each verb, resource and HTTP response code.\n# TYPE apiserver_request_total counter\n");
-        let requests = self.requests.lock();
-        for ((verb, resource, code), (count, _)) in requests.iter() {
-            out.push_str(&format!("apiserver_request_total{{verb=\"{verb}\",resource=\"{resource}\",code=\"{code}\"}} {count}\n"));
-        }
-        out.push_str("# HELP apiserver_request_duration_seconds_sum Total response latency by verb and resource.\n# TYPE apiserver_request_duration_seconds_sum counter\n");
-        for ((verb, resource, code), (_, seconds)) in requests.iter() {
-            out.push_str(&format!("apiserver_request_duration_seconds_sum{{verb=\"{verb}\",resource=\"{resource}\",code=\"{code}\"}} {seconds:.6}\n"));
-        }
-        out.push_str(&format!(
-            "# HELP apiserver_registered_watchers Number of currently open watches.\n# TYPE apiserver_registered_watchers gauge\napiserver_registered_watchers {}\n",
-            self.watches.load(Ordering::Relaxed)
-        ));
     }
 }
 
@@ -62,7 +90,7 @@ pub struct WatchGuard(Arc<Metrics>);
 
 impl Drop for WatchGuard {
     fn drop(&mut self) {
-        self.0.watches.fetch_sub(1, Ordering::Relaxed);
+        self.0.watches.dec();
     }
 }
 
@@ -96,7 +124,7 @@ impl Filter for Instrument {
         Box::pin(async move {
             let response = answered.await?;
             let code = response.status().as_u16();
-            metrics.record(&verb, &resource, code, started.elapsed());
+            metrics.record(verb, resource, code, started.elapsed().as_secs_f64());
             tracing::debug!(%method, %path, code, "request");
             Ok(response)
         })
@@ -113,7 +141,8 @@ mod tests {
 
     #[tokio::test]
     async fn requests_and_watches_are_counted() {
-        let metrics = Arc::new(Metrics::default());
+        let mut registry = Registry::default();
+        let metrics = Arc::new(Metrics::new(&mut registry));
         let chain = ServiceBuilder::new()
             .layer(FilterLayer(ParseRequestInfo))
             .layer(FilterLayer(Instrument(metrics.clone())))
@@ -125,8 +154,12 @@ mod tests {
             .expect("ok");
         chain.oneshot(get("/healthz")).await.expect("ok");
         let guard = metrics.watch_opened();
-        let mut text = String::new();
-        metrics.render(&mut text);
+        let render = || {
+            let mut text = String::new();
+            prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+            text
+        };
+        let text = render();
         assert!(
             text.contains(
                 "apiserver_request_total{verb=\"list\",resource=\"pods\",code=\"200\"} 1\n"
@@ -137,10 +170,9 @@ mod tests {
             text.contains("apiserver_request_total{verb=\"get\",resource=\"\",code=\"200\"} 1\n"),
             "{text}"
         );
+        assert!(text.contains("apiserver_request_duration_seconds_count{verb=\"list\",resource=\"pods\",code=\"200\"} 1\n"), "{text}");
         assert!(text.contains("apiserver_registered_watchers 1\n"), "{text}");
         drop(guard);
-        let mut text = String::new();
-        metrics.render(&mut text);
-        assert!(text.contains("apiserver_registered_watchers 0\n"), "{text}");
+        assert!(render().contains("apiserver_registered_watchers 0\n"));
     }
 }

@@ -29,18 +29,20 @@ pub struct Router {
     pub rest: Arc<Rest>,
     /// For the review resources (TokenReview, SubjectAccessReview, …).
     pub auth: Arc<Auth>,
-    /// Request metrics, for `/metrics` and the watch count.
+    /// Request metrics, for the watch count.
     pub metrics: Arc<Metrics>,
+    /// Every metric, for `/metrics`.
+    pub registry: Arc<prometheus_client::registry::Registry>,
     /// The address clients reach the server at (`/api`'s serverAddressByClientCIDRs).
     pub address: Arc<parking_lot::Mutex<String>>,
 }
 
 impl Router {
-    /// `/metrics`: requests, watches and the store's latencies.
+    /// `/metrics`: requests, watches and the store's latencies, in the OpenMetrics text
+    /// format (which Prometheus' text parsers read).
     pub fn metrics_text(&self) -> String {
         let mut out = String::new();
-        self.metrics.render(&mut out);
-        self.rest.storage.render_metrics(&mut out);
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
 

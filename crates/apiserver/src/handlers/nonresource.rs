@@ -34,7 +34,11 @@ pub fn handle(router: &Router, info: &RequestInfo, accept: &str) -> Result<Respo
                 "platform": format!("{}/{}", std::env::consts::OS, if cfg!(target_arch = "x86_64") { "amd64" } else { std::env::consts::ARCH }),
             }),
         )),
-        "/metrics" => text(router.metrics_text()),
+        "/metrics" => Ok(body::response(
+            200,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            router.metrics_text(),
+        )),
         "/api" if discovery::wants_aggregated(accept) => {
             Ok(aggregated(discovery::aggregated(true)))
         }
