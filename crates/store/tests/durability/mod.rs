@@ -292,7 +292,7 @@ async fn crash_recovery_keeps_every_acknowledged_write() {
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = std::env::current_exe().expect("test binary");
     let mut acked: BTreeMap<(u64, u64), ()> = BTreeMap::new();
-    let mut rng = rand::thread_rng();
+    let mut rng = rand::rng();
     for round in 1..=20u64 {
         let mut child = Command::new(&exe)
             .args([
@@ -322,7 +322,7 @@ async fn crash_recovery_keeps_every_acknowledged_write() {
             }
             acks
         });
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(100..600))).await;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(100..600))).await;
         child.kill().expect("SIGKILL");
         let status = child.wait().expect("reap child");
         assert!(!status.success(), "the child was killed, not finished");

@@ -100,13 +100,13 @@ async fn allocate_into(
             let mut found = None;
             for _ in 0..256 {
                 let candidate = {
-                    let mut rng = rand::thread_rng();
+                    let mut rng = rand::rng();
                     format!(
                         "{}.{}.{}.{}",
                         SERVICE_NETWORK[0],
                         SERVICE_NETWORK[1],
-                        rng.gen_range(0..=255u8),
-                        rng.gen_range(0..=255u8)
+                        rng.random_range(0..=255u8),
+                        rng.random_range(0..=255u8)
                     )
                 };
                 if !in_range(&candidate) || candidate == KUBERNETES_SERVICE_IP {
@@ -180,7 +180,7 @@ async fn allocate_into(
                 } else {
                     let mut found = None;
                     for _ in 0..512 {
-                        let candidate = i64::from(rand::thread_rng().gen_range(NODE_PORTS));
+                        let candidate = i64::from(rand::rng().random_range(NODE_PORTS));
                         if storage
                             .store
                             .create(port_key(candidate), owner.clone(), 0)
