@@ -22,9 +22,20 @@ pub const MEDIA_TYPE: &str = "application/vnd.kubernetes.protobuf";
 
 const MAGIC: &[u8; 4] = b"k8s\0";
 
-fn decode_as<T: Message + serde::Serialize>(raw: &[u8]) -> Result<Value, String> {
-    let message = T::parse_from_bytes(raw).map_err(|e| e.to_string())?;
-    serde_json::to_value(&message).map_err(|e| e.to_string())
+/// Why a protobuf body does not decode.
+#[derive(Debug, thiserror::Error)]
+enum DecodeError {
+    /// Not the message it says it is.
+    #[error(transparent)]
+    Protobuf(#[from] protobuf::Error),
+    /// Not representable as JSON.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+fn decode_as<T: Message + serde::Serialize>(raw: &[u8]) -> Result<Value, DecodeError> {
+    let message = T::parse_from_bytes(raw)?;
+    Ok(serde_json::to_value(&message)?)
 }
 
 macro_rules! kinds {
@@ -77,7 +88,7 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
     Ok(value)
 }
 
-fn decode_kind(api_version: &str, kind: &str, raw: &[u8]) -> Option<Result<Value, String>> {
+fn decode_kind(api_version: &str, kind: &str, raw: &[u8]) -> Option<Result<Value, DecodeError>> {
     kinds!(api_version, kind, raw;
         ("v1", "Namespace") => api::core::v1::Namespace,
         ("v1", "ConfigMap") => api::core::v1::ConfigMap,

@@ -167,7 +167,7 @@ impl Selectors {
         let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))
             .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
         let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))
-            .map_err(ApiError::bad_request)?;
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let supported = fields_of(resource, &json!({}));
         for field in fields.fields() {
             if !supported.contains_key(field) {

@@ -40,18 +40,37 @@ fn split_top(s: &str) -> Vec<&str> {
     parts
 }
 
-fn values(list: &str) -> Result<Vec<String>, String> {
+/// Why a selector does not parse; the messages are upstream's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    /// A set-based requirement's values are not in parentheses.
+    #[error("found '{0}', expected: '('")]
+    ExpectedParenthesis(String),
+    /// A label requirement that is none of the known forms.
+    #[error("unable to parse requirement: {0}")]
+    Requirement(String),
+    /// A field selector term without an operator.
+    #[error("invalid selector: '{selector}'; can't understand '{term}'")]
+    Field {
+        /// The whole selector.
+        selector: String,
+        /// The term that does not parse.
+        term: String,
+    },
+}
+
+fn values(list: &str) -> Result<Vec<String>, SelectorError> {
     let inner = list
         .trim()
         .strip_prefix('(')
         .and_then(|l| l.strip_suffix(')'))
-        .ok_or_else(|| format!("found '{}', expected: '('", list.trim()))?;
+        .ok_or_else(|| SelectorError::ExpectedParenthesis(list.trim().to_string()))?;
     Ok(inner.split(',').map(|v| v.trim().to_string()).collect())
 }
 
 impl LabelSelector {
     /// Parses `labelSelector`.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, SelectorError> {
         let mut requirements = Vec::new();
         for part in split_top(s) {
             let part = part.trim();
@@ -71,7 +90,7 @@ impl LabelSelector {
             } else if let Some((k, rest)) = part.split_once(" in ") {
                 Requirement::In(k.trim().to_string(), values(rest)?)
             } else if part.contains(' ') || part.contains('(') {
-                return Err(format!("unable to parse requirement: {part}"));
+                return Err(SelectorError::Requirement(part.to_string()));
             } else {
                 Requirement::Exists(part.to_string())
             };
@@ -82,7 +101,7 @@ impl LabelSelector {
                 | Requirement::DoesNotExist(k) => k,
             };
             if key.is_empty() {
-                return Err(format!("unable to parse requirement: {part}"));
+                return Err(SelectorError::Requirement(part.to_string()));
             }
             requirements.push(requirement);
         }
@@ -111,7 +130,7 @@ pub struct FieldSelector(pub Vec<(String, bool, String)>);
 
 impl FieldSelector {
     /// Parses `fieldSelector`.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, SelectorError> {
         let mut terms = Vec::new();
         for part in s.split(',') {
             let part = part.trim();
@@ -125,9 +144,10 @@ impl FieldSelector {
             } else if let Some((f, v)) = part.split_once('=') {
                 (f, true, v)
             } else {
-                return Err(format!(
-                    "invalid selector: '{s}'; can't understand '{part}'"
-                ));
+                return Err(SelectorError::Field {
+                    selector: s.to_string(),
+                    term: part.to_string(),
+                });
             };
             terms.push((field.trim().to_string(), equal, value.trim().to_string()));
         }

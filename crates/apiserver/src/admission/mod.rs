@@ -100,6 +100,11 @@ pub fn by_name(name: &str) -> Option<Plugin> {
     })
 }
 
+/// A plugin name ferry does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown admission plugin {0:?} (known: {known})", known = PLUGINS.join(", "))]
+pub struct UnknownPlugin(pub String);
+
 /// The chain: mutating plugins, then validating ones, each in order; the first refusal wins.
 #[derive(Default)]
 pub struct Chain {
@@ -110,14 +115,10 @@ pub struct Chain {
 impl Chain {
     /// The named plugins, run in [`PLUGINS`]' order whatever the order of `names` (as upstream
     /// orders `--enable-admission-plugins`); an unknown name is an error.
-    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Result<Chain, String> {
+    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Result<Chain, UnknownPlugin> {
         for name in names {
             if !PLUGINS.contains(&name.as_ref()) {
-                return Err(format!(
-                    "unknown admission plugin {:?} (known: {})",
-                    name.as_ref(),
-                    PLUGINS.join(", ")
-                ));
+                return Err(UnknownPlugin(name.as_ref().to_string()));
             }
         }
         let mut chain = Chain::default();
@@ -182,9 +183,9 @@ mod tests {
         let err = Chain::from_names(&["AlwaysPullImages"])
             .err()
             .expect("unknown");
-        assert!(
-            err.contains("unknown admission plugin \"AlwaysPullImages\""),
-            "{err}"
+        assert_eq!(
+            err.to_string(),
+            "unknown admission plugin \"AlwaysPullImages\" (known: NamespaceLifecycle, NodeRestriction)"
         );
     }
 }

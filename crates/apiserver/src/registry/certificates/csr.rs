@@ -201,26 +201,41 @@ fn has_condition(object: &Value, kind: &str) -> bool {
     conditions(object).iter().any(|c| condition_type(c) == kind)
 }
 
-/// The PEM text of `spec.request` (base64 of the PEM bytes in JSON), if it is a parsable
+/// Why `spec.request` is not a usable certificate request.
+#[derive(Debug, thiserror::Error)]
+enum RequestError {
+    /// Not a string.
+    #[error("")]
+    NotAString,
+    /// Not base64.
+    #[error(transparent)]
+    Base64(#[from] base64::DecodeError),
+    /// Not PEM.
+    #[error(transparent)]
+    Pem(#[from] pem::PemError),
+    /// A PEM block of another type.
+    #[error("PEM block type must be CERTIFICATE REQUEST, not {0}")]
+    BlockType(String),
+    /// Not a PKCS#10 request.
+    #[error("{0}")]
+    Der(String),
+}
+
+/// Whether `spec.request` (base64 of the PEM bytes in JSON) is a parsable
 /// `CERTIFICATE REQUEST`.
-fn parse_request(object: &Value) -> Result<(), String> {
+fn parse_request(object: &Value) -> Result<(), RequestError> {
     let encoded = object
         .pointer("/spec/request")
         .and_then(Value::as_str)
-        .ok_or("")?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .map_err(|e| e.to_string())?;
-    let block = pem::parse(&bytes).map_err(|e| e.to_string())?;
+        .ok_or(RequestError::NotAString)?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded)?;
+    let block = pem::parse(&bytes)?;
     if block.tag() != "CERTIFICATE REQUEST" {
-        return Err(format!(
-            "PEM block type must be CERTIFICATE REQUEST, not {}",
-            block.tag()
-        ));
+        return Err(RequestError::BlockType(block.tag().to_string()));
     }
     use x509_parser::prelude::FromDer as _;
     x509_parser::certification_request::X509CertificationRequest::from_der(block.contents())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| RequestError::Der(e.to_string()))?;
     Ok(())
 }
 
