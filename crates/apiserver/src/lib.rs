@@ -3,10 +3,11 @@
 //! kubectl expects of an upstream cluster.
 //!
 //! Start at [`server`] (the handler chain: [`filters`], then the router in [`handlers`]), then
-//! [`rest`] (the verbs, one implementation for
-//! every kind) and [`watch`]. What is particular to a kind is its strategy in [`registry`], one
-//! file per kind; objects live in [`storage`] over a `ferry-store` `Store`; the resource table,
-//! printers and patch logic are in the `ferry-api` crate.
+//! [`rest`] (the verbs, one implementation for every kind) and [`watch`]. What is particular to
+//! a kind is its strategy in [`registry`], one file per kind; [`admission`] holds the plugins;
+//! objects live in [`storage`] over a `ferry-store` `Store`; the resource table, the types,
+//! printers and patch logic are in the `ferry-api` crate. docs/ARCHITECTURE.md follows a
+//! request through these files.
 
 pub mod admission;
 pub mod auth;
