@@ -264,6 +264,81 @@ impl PatchSchema for BuiltinSchema {
     }
 }
 
+/// Why a strategic merge patch cannot be applied; the messages are upstream's
+/// (`mergepatch` and `strategicpatch` errors) where it has one.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PatchError {
+    /// The patch is not a JSON object.
+    #[error("invalid JSON document: a strategic merge patch must be a JSON object")]
+    NotAnObject,
+    /// A list whose elements are lists.
+    #[error("lists of lists are not supported")]
+    ListOfLists,
+    /// Lists whose elements are of different JSON types.
+    #[error("list element types are not identical: {0}")]
+    MixedElementTypes(String),
+    /// An element of a list merged by key lacks the key.
+    #[error("map: {map} does not contain declared merge key: {key}")]
+    NoMergeKey {
+        /// The element.
+        map: Value,
+        /// The merge key.
+        key: String,
+    },
+    /// An element of a list merged by key is not a map.
+    #[error("expected a map, but got {value} in a list merged by key {key}")]
+    NotAMap {
+        /// The element.
+        value: Value,
+        /// The merge key.
+        key: String,
+    },
+    /// A `$patch` directive that is not known here.
+    #[error("Unexpected patch type: {directive} in map: {map}")]
+    BadPatchType {
+        /// The directive.
+        directive: Value,
+        /// The map it stands in.
+        map: Value,
+    },
+    /// `$retainKeys` is not a list.
+    #[error("invalid patch format of retainKeys")]
+    RetainKeysNotAList,
+    /// A patch field that `$retainKeys` does not keep.
+    #[error("invalid patch format of retainKeys: field {0} of the patch is not in $retainKeys")]
+    NotRetained(String),
+    /// A `$setElementOrder/<field>` that is not a list.
+    #[error("invalid patch format of {0}: expected a list, got {1}")]
+    SetElementOrderNotAList(String, Value),
+    /// A field ordered by `$setElementOrder` whose patch value is not a list.
+    #[error("expected a list for {0} in the patch, got {1}")]
+    ExpectedList(String, Value),
+    /// A patch list out of the `$setElementOrder` list's order.
+    #[error("The order in patch list:\n{patch}\n doesn't match {directive} list:\n{order}\n")]
+    OrderMismatch {
+        /// The patch list.
+        patch: Value,
+        /// The directive (`$setElementOrder`).
+        directive: String,
+        /// The order list.
+        order: Value,
+    },
+    /// `$deleteFromPrimitiveList/<field>` that is not a list.
+    #[error("invalid patch format of primitive list: {directive}{field} must be a list")]
+    DeleteFromPrimitiveListNotAList {
+        /// The directive prefix.
+        directive: String,
+        /// The field.
+        field: String,
+    },
+    /// A list of maps without a merge key in the schema.
+    #[error("cannot merge lists without merge key for type map")]
+    NoMergeKeyForMaps,
+    /// `$patch: merge` in a list.
+    #[error("merging lists cannot yet be specified in the patch")]
+    MergeDirectiveInList,
+}
+
 /// Applies the strategic merge patch `patch` (a JSON object) to `original`
 /// in place, with the list strategies of `schema`. A non-object `original`
 /// counts as `{}`. On error `original` is left unchanged; the messages are
@@ -272,9 +347,9 @@ pub fn strategic_merge(
     original: &mut Value,
     patch: &Value,
     schema: &dyn PatchSchema,
-) -> Result<(), String> {
+) -> Result<(), PatchError> {
     let Value::Object(patch) = patch else {
-        return Err("invalid JSON document: a strategic merge patch must be a JSON object".into());
+        return Err(PatchError::NotAnObject);
     };
     let base = match original {
         Value::Object(map) => map.clone(),
@@ -296,10 +371,10 @@ enum ElemKind {
     Scalar(u8),
 }
 
-fn elem_kind(v: &Value) -> Result<ElemKind, String> {
+fn elem_kind(v: &Value) -> Result<ElemKind, PatchError> {
     Ok(match v {
         Value::Object(_) => ElemKind::Map,
-        Value::Array(_) => return Err("lists of lists are not supported".into()),
+        Value::Array(_) => return Err(PatchError::ListOfLists),
         Value::String(_) => ElemKind::Scalar(0),
         Value::Number(_) => ElemKind::Scalar(1),
         Value::Bool(_) => ElemKind::Scalar(2),
@@ -308,20 +383,19 @@ fn elem_kind(v: &Value) -> Result<ElemKind, String> {
 }
 
 /// The common element kind of `lists`, `None` when they are all empty.
-fn slice_elem_kind(lists: &[&[Value]]) -> Result<Option<ElemKind>, String> {
+fn slice_elem_kind(lists: &[&[Value]]) -> Result<Option<ElemKind>, PatchError> {
     let mut kind = None;
     for v in lists.iter().flat_map(|l| l.iter()) {
         let k = elem_kind(v)?;
         match kind {
             None => kind = Some(k),
             Some(prev) if prev != k => {
-                return Err(format!(
-                    "list element types are not identical: {}",
+                return Err(PatchError::MixedElementTypes(
                     lists
                         .iter()
                         .map(|l| Value::Array(l.to_vec()).to_string())
                         .collect::<Vec<_>>()
-                        .join(" ")
+                        .join(" "),
                 ))
             }
             Some(_) => {}
@@ -353,17 +427,21 @@ fn key_of<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     v.as_object().and_then(|m| m.get(key))
 }
 
-fn err_no_merge_key(v: &Value, key: &str) -> String {
-    format!("map: {v} does not contain declared merge key: {key}")
+fn err_no_merge_key(v: &Value, key: &str) -> PatchError {
+    PatchError::NoMergeKey {
+        map: v.clone(),
+        key: key.to_string(),
+    }
 }
 
 /// The merge-key value of a list element that must be a map holding it.
-fn required_key<'a>(v: &'a Value, key: &str) -> Result<&'a Value, String> {
+fn required_key<'a>(v: &'a Value, key: &str) -> Result<&'a Value, PatchError> {
     match v {
         Value::Object(m) => m.get(key).ok_or_else(|| err_no_merge_key(v, key)),
-        _ => Err(format!(
-            "expected a map, but got {v} in a list merged by key {key}"
-        )),
+        _ => Err(PatchError::NotAMap {
+            value: v.clone(),
+            key: key.to_string(),
+        }),
     }
 }
 
@@ -389,7 +467,7 @@ fn partition(
     merged: Vec<Value>,
     by: &[Value],
     key: Option<&str>,
-) -> Result<(Vec<Value>, Vec<Value>), String> {
+) -> Result<(Vec<Value>, Vec<Value>), PatchError> {
     let mut present = Vec::with_capacity(merged.len());
     let mut absent = Vec::new();
     for v in merged {
@@ -454,7 +532,7 @@ fn normalize_element_order(
 }
 
 /// Compares a patch list element with a `$setElementOrder` element.
-fn merge_key_value_equal(a: &Value, b: &Value, key: Option<&str>) -> Result<bool, String> {
+fn merge_key_value_equal(a: &Value, b: &Value, key: Option<&str>) -> Result<bool, PatchError> {
     match key {
         None => Ok(json_eq(a, b)),
         Some(k) => Ok(json_eq(required_key(a, k)?, required_key(b, k)?)),
@@ -463,7 +541,11 @@ fn merge_key_value_equal(a: &Value, b: &Value, key: Option<&str>) -> Result<bool
 
 /// Upstream's `validatePatchWithSetOrderList`: the patch list's elements
 /// (deletions aside) must appear in the `$setElementOrder` list, in its order.
-fn validate_set_order(patch: &[Value], order: &[Value], key: Option<&str>) -> Result<(), String> {
+fn validate_set_order(
+    patch: &[Value],
+    order: &[Value],
+    key: Option<&str>,
+) -> Result<(), PatchError> {
     if patch.is_empty() || order.is_empty() {
         return Ok(());
     }
@@ -486,12 +568,11 @@ fn validate_set_order(patch: &[Value], order: &[Value], key: Option<&str>) -> Re
         s += 1;
     }
     if p < non_delete.len() && s >= order.len() {
-        return Err(format!(
-            "The order in patch list:\n{}\n doesn't match {} list:\n{}\n",
-            Value::Array(patch.to_vec()),
-            SET_ELEMENT_ORDER.trim_end_matches('/'),
-            Value::Array(order.to_vec())
-        ));
+        return Err(PatchError::OrderMismatch {
+            patch: Value::Array(patch.to_vec()),
+            directive: SET_ELEMENT_ORDER.trim_end_matches('/').to_string(),
+            order: Value::Array(order.to_vec()),
+        });
     }
     Ok(())
 }
@@ -532,7 +613,7 @@ impl Merger<'_> {
         &mut self,
         mut original: Map<String, Value>,
         patch: &Map<String, Value>,
-    ) -> Result<Map<String, Value>, String> {
+    ) -> Result<Map<String, Value>, PatchError> {
         if let Some(directive) = patch.get(DIRECTIVE) {
             return match directive.as_str() {
                 Some("replace") => {
@@ -541,16 +622,16 @@ impl Merger<'_> {
                     self.merge_map(Map::new(), &rest)
                 }
                 Some("delete") => Ok(Map::new()),
-                _ => Err(format!(
-                    "Unexpected patch type: {directive} in map: {}",
-                    Value::Object(patch.clone())
-                )),
+                _ => Err(PatchError::BadPatchType {
+                    directive: directive.clone(),
+                    map: Value::Object(patch.clone()),
+                }),
             };
         }
 
         if let Some(retain) = patch.get(RETAIN_KEYS) {
             let Value::Array(retain) = retain else {
-                return Err("invalid patch format of retainKeys".into());
+                return Err(PatchError::RetainKeysNotAList);
             };
             let keep: HashSet<&str> = retain.iter().filter_map(Value::as_str).collect();
             for (k, v) in patch {
@@ -562,9 +643,7 @@ impl Merger<'_> {
                     continue;
                 }
                 if !keep.contains(k.as_str()) {
-                    return Err(format!(
-                        "invalid patch format of retainKeys: field {k} of the patch is not in $retainKeys"
-                    ));
+                    return Err(PatchError::NotRetained(k.clone()));
                 }
             }
             original.retain(|k, _| keep.contains(k.as_str()));
@@ -577,8 +656,9 @@ impl Merger<'_> {
                 continue;
             };
             let Value::Array(order) = order else {
-                return Err(format!(
-                    "invalid patch format of {k}: expected a list, got {order}"
+                return Err(PatchError::SetElementOrderNotAList(
+                    k.clone(),
+                    order.clone(),
                 ));
             };
             let patch_list = match patch.get(field) {
@@ -587,9 +667,7 @@ impl Merger<'_> {
                 Some(Value::Null) => continue,
                 Some(Value::Array(list)) => Some(list),
                 Some(other) => {
-                    return Err(format!(
-                        "expected a list for {field} in the patch, got {other}"
-                    ))
+                    return Err(PatchError::ExpectedList(field.to_string(), other.clone()))
                 }
             };
             let original_list = match original.get(field) {
@@ -640,9 +718,10 @@ impl Merger<'_> {
         // `$deleteFromPrimitiveList/<field>`, after the merges.
         for (field, values) in deletions {
             let Value::Array(values) = values else {
-                return Err(format!(
-                    "invalid patch format of primitive list: {DELETE_FROM_PRIMITIVE_LIST}{field} must be a list"
-                ));
+                return Err(PatchError::DeleteFromPrimitiveListNotAList {
+                    directive: DELETE_FROM_PRIMITIVE_LIST.to_string(),
+                    field: field.to_string(),
+                });
             };
             if let Some(Value::Array(list)) = original.get_mut(field) {
                 list.retain(|v| !values.iter().any(|d| json_eq(v, d)));
@@ -659,7 +738,7 @@ impl Merger<'_> {
         original_list: Option<&[Value]>,
         patch_list: Option<&Vec<Value>>,
         order: &[Value],
-    ) -> Result<Option<Vec<Value>>, String> {
+    ) -> Result<Option<Vec<Value>>, PatchError> {
         let strategy = self.strategy();
         let key = merge_key(strategy);
         if let Some(list) = patch_list {
@@ -692,7 +771,7 @@ impl Merger<'_> {
         original: &[Value],
         patch: &[Value],
         strategy: ListStrategy,
-    ) -> Result<Vec<Value>, String> {
+    ) -> Result<Vec<Value>, PatchError> {
         match strategy {
             ListStrategy::Replace => self.fresh_list(patch),
             ListStrategy::MergeByKey(_) | ListStrategy::MergePrimitives => {
@@ -707,7 +786,7 @@ impl Merger<'_> {
         original: &[Value],
         patch: &[Value],
         key: Option<&'static str>,
-    ) -> Result<Vec<Value>, String> {
+    ) -> Result<Vec<Value>, PatchError> {
         if original.is_empty() && patch.is_empty() {
             return Ok(Vec::new());
         }
@@ -726,7 +805,7 @@ impl Merger<'_> {
             ));
         }
         let Some(key) = key else {
-            return Err("cannot merge lists without merge key for type map".into());
+            return Err(PatchError::NoMergeKeyForMaps);
         };
 
         // Special elements: `$patch: delete` and `$patch: replace`.
@@ -742,11 +821,12 @@ impl Merger<'_> {
                         merged.retain(|o| !key_of(o, key).is_some_and(|ov| json_eq(ov, value)));
                     }
                     Some("replace") => replace = true,
-                    Some("merge") => {
-                        return Err("merging lists cannot yet be specified in the patch".into())
-                    }
+                    Some("merge") => return Err(PatchError::MergeDirectiveInList),
                     _ => {
-                        return Err(format!("Unexpected patch type: {directive} in map: {v}"));
+                        return Err(PatchError::BadPatchType {
+                            directive: directive.clone(),
+                            map: v.clone(),
+                        });
                     }
                 },
             }
@@ -796,7 +876,7 @@ impl Merger<'_> {
 
     /// A patch value inserted where the original has nothing to merge with,
     /// cleaned of directives and `null`s.
-    fn fresh(&mut self, value: &Value) -> Result<Value, String> {
+    fn fresh(&mut self, value: &Value) -> Result<Value, PatchError> {
         Ok(match value {
             Value::Object(m) => Value::Object(self.merge_map(Map::new(), m)?),
             Value::Array(list) => Value::Array(self.fresh_list(list)?),
@@ -807,14 +887,19 @@ impl Merger<'_> {
     /// A patch list taken as it is (a replaced list, or one the original does
     /// not have): elements with a `$patch` directive are dropped, map
     /// elements cleaned; order and duplicates are kept, as upstream does.
-    fn fresh_list(&mut self, list: &[Value]) -> Result<Vec<Value>, String> {
+    fn fresh_list(&mut self, list: &[Value]) -> Result<Vec<Value>, PatchError> {
         let mut out = Vec::with_capacity(list.len());
         for v in list {
             match v {
                 Value::Object(m) => match m.get(DIRECTIVE) {
                     None => out.push(Value::Object(self.merge_map(Map::new(), m)?)),
                     Some(d) if matches!(d.as_str(), Some("delete" | "replace")) => {}
-                    Some(d) => return Err(format!("Unexpected patch type: {d} in map: {v}")),
+                    Some(d) => {
+                        return Err(PatchError::BadPatchType {
+                            directive: d.clone(),
+                            map: v.clone(),
+                        })
+                    }
                 },
                 Value::Array(inner) => out.push(Value::Array(self.fresh_list(inner)?)),
                 other => out.push(other.clone()),
@@ -850,7 +935,7 @@ mod tests {
         }
     }
 
-    fn apply(schema: &dyn PatchSchema, original: Value, patch: Value) -> Result<Value, String> {
+    fn apply(schema: &dyn PatchSchema, original: Value, patch: Value) -> Result<Value, PatchError> {
         let mut doc = original;
         strategic_merge(&mut doc, &patch, schema)?;
         Ok(doc)
@@ -1492,6 +1577,7 @@ mod tests {
         for (name, original, patch, want) in cases {
             let mut doc = original.clone();
             let err = strategic_merge(&mut doc, &patch, &TestSchema).expect_err(name);
+            let err = err.to_string();
             assert!(err.contains(want), "{name}: error {err:?} lacks {want:?}");
             assert_eq!(doc, original, "{name}: original changed on error");
         }

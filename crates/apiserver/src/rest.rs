@@ -621,7 +621,7 @@ pub async fn patch(rest: &Rest, req: &Request<'_>) -> Result<Value, ApiError> {
                 &patch,
                 &ferry_api::patch::schema_for(info.group, info.kind),
             )
-            .map_err(ApiError::bad_request)?,
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
         }
         if subresource.is_empty() {
             check_fields(info, req, &mut current)?;
