@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 use crate::admission::{Attributes, Chain, Operation};
 use crate::object::{self, meta_str, metadata_mut};
-use crate::registry::{generic, Registry, Resource};
+use crate::registry::{generic, Registry, Resource, SubresourceKind};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, Target};
 use crate::storage::{key, prefix, Storage};
@@ -57,6 +57,11 @@ pub struct Request<'a> {
 impl Request<'_> {
     fn target<'b>(&'b self, name: &'b str) -> Target<'b> {
         Target::of(self.resource.info, name)
+    }
+
+    /// Whether the request is for the `scale` subresource (an `autoscaling/v1` Scale view).
+    fn is_scale(&self) -> bool {
+        self.resource.subresource(self.subresource) == Some(SubresourceKind::Scale)
     }
 
     fn dry_run(&self) -> bool {
@@ -532,7 +537,7 @@ enum Precondition {
 pub async fn update(rest: &Rest, req: &Request<'_>) -> Result<Value, ApiError> {
     let info = req.resource.info;
     let mut body = parse_body(&req.body, req.content_type)?;
-    if req.subresource == "scale" {
+    if req.is_scale() {
         let precondition = match meta_str(&body, "resourceVersion").and_then(|rv| rv.parse().ok()) {
             Some(rv) => Precondition::ResourceVersion(rv),
             None => Precondition::None,
@@ -594,8 +599,9 @@ pub async fn patch(rest: &Rest, req: &Request<'_>) -> Result<Value, ApiError> {
     };
     let info = req.resource.info;
     let subresource = req.subresource;
+    let scale = req.is_scale();
     write_update(rest, req, precondition, move |old| {
-        let mut current = if subresource == "scale" {
+        let mut current = if scale {
             crate::scale::scale_of(info, old)?
         } else {
             old.clone()
@@ -652,7 +658,7 @@ async fn write_update(
             }
         }
         let requested = change(&old)?;
-        let mut new = if req.subresource == "scale" {
+        let mut new = if req.is_scale() {
             crate::scale::apply(&old, &requested)?
         } else {
             strategy.merge_update(info, req.subresource, &old, requested)?
@@ -709,7 +715,7 @@ async fn write_update(
         }
         if new == strip_rv(&old) {
             // No change: upstream answers with the object as it is, without a write.
-            return if req.subresource == "scale" {
+            return if req.is_scale() {
                 crate::scale::scale_of(info, &old)
             } else {
                 Ok(old)
@@ -726,7 +732,7 @@ async fn write_update(
                     "resourceVersion".into(),
                     Value::String(revision.to_string()),
                 );
-                return Ok(if req.subresource == "scale" {
+                return Ok(if req.is_scale() {
                     crate::scale::scale_of(info, &new)?
                 } else {
                     new

@@ -1034,3 +1034,23 @@ fn admission_plugins_are_chosen_by_name() {
         "{stderr}"
     );
 }
+
+/// Subresources are served as the registry registers them per kind; one discovery lists but
+/// ferry does not serve yet (`pods/log`) is a 404, never the parent object.
+#[test]
+fn unserved_subresources_are_not_found() {
+    let ferry = Ferry::start();
+    ferry.ok(&["run", "p", "--image=busybox:1.36", "--restart=Never"]);
+    let err = ferry.fails(&["get", "--raw", "/api/v1/namespaces/default/pods/p/log"]);
+    assert!(
+        err.contains("NotFound") || err.contains("not found"),
+        "{err}"
+    );
+    let scale = ferry.fails(&["get", "--raw", "/api/v1/namespaces/default/pods/p/scale"]);
+    assert!(
+        scale.contains("NotFound") || scale.contains("not found"),
+        "{scale}"
+    );
+    let status = ferry.ok(&["get", "--raw", "/api/v1/namespaces/default/pods/p/status"]);
+    assert!(status.contains("\"kind\":\"Pod\""), "{status}");
+}

@@ -10,6 +10,7 @@ use super::output::Output;
 use super::Router;
 use crate::auth::UserInfo;
 use crate::body::{self, Body, Response};
+use crate::registry::SubresourceKind;
 use crate::request::RequestInfo;
 use crate::rest::{self, Request};
 use crate::status::ApiError;
@@ -34,6 +35,20 @@ fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> &'a str {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
+}
+
+/// A subresource discovery lists but ferry does not serve yet (`pods/log`, `pods/exec`, …):
+/// 404 with the path, rather than the parent object.
+fn not_served(info: &ferry_api::registry::ResourceInfo, subresource: &str) -> ApiError {
+    ApiError {
+        code: 404,
+        reason: "NotFound",
+        message: format!(
+            "the server could not find the requested resource ({}/{subresource} is not served by ferry yet)",
+            info.plural
+        ),
+        details: None,
+    }
 }
 
 /// Answers a resource request. `upgrade` is the connection's upgrade, for a watch over
@@ -63,13 +78,20 @@ pub async fn handle(
     {
         return Err(ApiError::path_not_found());
     }
-    let allowed = if info.subresource.is_empty() {
-        resource_info.has_verb(&info.verb)
+    let subresource = if info.subresource.is_empty() {
+        None
     } else {
-        let sub = resource_info
+        Some(
+            resource
+                .subresource(&info.subresource)
+                .ok_or_else(|| not_served(resource_info, &info.subresource))?,
+        )
+    };
+    let allowed = match subresource {
+        None => resource_info.has_verb(&info.verb),
+        Some(_) => resource_info
             .subresource(&info.subresource)
-            .ok_or_else(ApiError::path_not_found)?;
-        sub.verbs.contains(&info.verb.as_str())
+            .is_some_and(|s| s.verbs.contains(&info.verb.as_str())),
     };
     if !allowed {
         return Err(ApiError::method_not_allowed(
@@ -111,20 +133,21 @@ pub async fn handle(
         return Ok(body::json(201, &reviewed));
     }
     let api = &router.rest;
-    let (code, value) = match (info.verb.as_str(), info.subresource.as_str()) {
-        ("get", "scale") => (
+    use SubresourceKind::{Binding, Eviction, Part, Scale};
+    let (code, value) = match (info.verb.as_str(), subresource) {
+        ("get", Some(Scale)) => (
             200,
             crate::scale::scale_of(resource_info, &rest::get(api, &req).await?)?,
         ),
-        ("get", _) => (200, rest::get(api, &req).await?),
-        ("list", _) => (200, rest::list(api, &req).await?),
-        ("create", "binding") => (201, crate::binding::bind(api, &req).await?),
-        ("create", "eviction") => (201, crate::binding::evict(api, &req).await?),
-        ("create", "") => rest::create(api, &req).await?,
-        ("update", _) => (200, rest::update(api, &req).await?),
-        ("patch", _) => (200, rest::patch(api, &req).await?),
-        ("delete", _) => (200, rest::delete(api, &req).await?),
-        ("deletecollection", _) => (200, rest::delete_collection(api, &req).await?),
+        ("get", None | Some(Part)) => (200, rest::get(api, &req).await?),
+        ("list", None) => (200, rest::list(api, &req).await?),
+        ("create", Some(Binding)) => (201, crate::binding::bind(api, &req).await?),
+        ("create", Some(Eviction)) => (201, crate::binding::evict(api, &req).await?),
+        ("create", None) => rest::create(api, &req).await?,
+        ("update", None | Some(Part | Scale)) => (200, rest::update(api, &req).await?),
+        ("patch", None | Some(Part | Scale)) => (200, rest::patch(api, &req).await?),
+        ("delete", None) => (200, rest::delete(api, &req).await?),
+        ("deletecollection", None) => (200, rest::delete_collection(api, &req).await?),
         _ => {
             return Err(ApiError::method_not_allowed(
                 "the server does not allow this method on the requested resource",

@@ -191,7 +191,21 @@ pub const NAMESPACES: GroupResource = GroupResource {
     resource: "namespaces",
 };
 
-/// A served resource, its strategy and its table printer.
+/// How a subresource is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubresourceKind {
+    /// A part of the object read with it and written through the kind's
+    /// [`Strategy::merge_update`] (`status`, a namespace's `finalize`, a CSR's `approval`).
+    Part,
+    /// `scale`: an `autoscaling/v1` Scale view of `spec.replicas`.
+    Scale,
+    /// `pods/binding`: the scheduler's bind.
+    Binding,
+    /// `pods/eviction`: a delete that honours disruption budgets.
+    Eviction,
+}
+
+/// A served resource, its strategy, its table printer and its subresources.
 pub struct Resource {
     /// What discovery says of it.
     pub info: &'static ResourceInfo,
@@ -199,6 +213,19 @@ pub struct Resource {
     pub strategy: Box<dyn Strategy>,
     /// Its kind's table (`kubectl get`).
     pub printer: &'static dyn TablePrinter,
+    /// The subresources ferry serves, and how.
+    subresources: Vec<(&'static str, SubresourceKind)>,
+}
+
+impl Resource {
+    /// How `name` is served, if it is (discovery lists subresources ferry does not serve yet:
+    /// `pods/log`, `pods/exec`, …).
+    pub fn subresource(&self, name: &str) -> Option<SubresourceKind> {
+        self.subresources
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, kind)| *kind)
+    }
 }
 
 /// Every served resource, by plural (then group and version).
@@ -219,6 +246,7 @@ impl Registry {
                     info,
                     strategy: strategy_for(info),
                     printer: ferry_api::printers::printer_for(info.group, info.plural),
+                    subresources: subresources_for(info),
                 }));
         }
         Registry { resources }
@@ -231,6 +259,27 @@ impl Registry {
             .iter()
             .find(|r| r.info.group == group && r.info.version == version)
     }
+}
+
+/// The registration of subresources: which of a kind's subresources are served, and how.
+fn subresources_for(info: &ResourceInfo) -> Vec<(&'static str, SubresourceKind)> {
+    info.subresources
+        .iter()
+        .filter_map(|s| {
+            let kind = match (info.group, info.plural, s.name) {
+                (_, _, "status") => SubresourceKind::Part,
+                ("", "namespaces", "finalize") => SubresourceKind::Part,
+                ("certificates.k8s.io", "certificatesigningrequests", "approval") => {
+                    SubresourceKind::Part
+                }
+                (_, _, "scale") => SubresourceKind::Scale,
+                ("", "pods", "binding") => SubresourceKind::Binding,
+                ("", "pods", "eviction") => SubresourceKind::Eviction,
+                _ => return None,
+            };
+            Some((s.name, kind))
+        })
+        .collect()
 }
 
 /// The registration: the strategy of each built-in kind. The only place kinds are told apart by
@@ -293,5 +342,16 @@ mod tests {
             assert!(std::ptr::eq(resource.info, info));
         }
         assert!(registry.resolve("", "v1", "nothing").is_none());
+        let pods = registry.resolve("", "v1", "pods").expect("pods");
+        assert_eq!(pods.subresource("binding"), Some(SubresourceKind::Binding));
+        assert_eq!(pods.subresource("status"), Some(SubresourceKind::Part));
+        assert_eq!(pods.subresource("log"), None, "not served yet");
+        let deployments = registry
+            .resolve("apps", "v1", "deployments")
+            .expect("deployments");
+        assert_eq!(
+            deployments.subresource("scale"),
+            Some(SubresourceKind::Scale)
+        );
     }
 }
