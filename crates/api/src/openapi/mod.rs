@@ -47,7 +47,6 @@ mod render;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use serde_json::{json, Map, Value};
@@ -116,47 +115,85 @@ pub fn v3_index() -> Value {
 /// `GET /openapi/v3/<path>`: the OpenAPI 3.0 document of one group-version
 /// (`"api/v1"`, `"apis/apps/v1"`, ...), with the paths of its resources and
 /// the schemas they use; or of the discovery endpoints (`"api"`, `"apis"`,
-/// `"apis/<group>"`). `None` for any other path.
+/// `"apis/<group>"`). `None` for any other path. Built anew on each call: the
+/// server serves [`v3_document`], the same document kept as bytes.
 pub fn v3_group_version(path: &str) -> Option<Arc<Value>> {
+    let (target, _) = V3_DOCS.get_key_value(path)?;
+    Some(Arc::new(build_v3_doc(target)))
+}
+
+/// [`v3_group_version`] serialized (JSON and a newline, as served), built on first use and
+/// kept as bytes — a fraction of the memory of the tree — with its content hash.
+pub fn v3_document(path: &str) -> Option<Arc<Document>> {
     let (target, cell) = V3_DOCS.get_key_value(path)?;
-    Some(cell.get_or_init(|| Arc::new(build_v3_doc(target))).clone())
+    Some(
+        cell.get_or_init(|| Arc::new(Document::of(&build_v3_doc(target))))
+            .clone(),
+    )
+}
+
+/// A document as served: its JSON bytes (with the trailing newline Go's encoder writes) and the
+/// hash of its content.
+#[derive(Debug)]
+pub struct Document {
+    /// The JSON bytes.
+    pub json: Vec<u8>,
+    /// The content hash (uppercase hex), as in [`v3_index`]'s URLs and ETags.
+    pub hash: String,
+}
+
+impl Document {
+    fn of(doc: &Value) -> Document {
+        let mut json = serde_json::to_vec(doc).unwrap_or_default();
+        let hash = content_hash(doc);
+        json.push(b'\n');
+        Document { json, hash }
+    }
 }
 
 /// The hash in [`v3_index`]'s URL of the document at `path` (uppercase hex;
 /// also usable as its ETag). `None` for a path [`v3_group_version`] does not
 /// serve.
-pub fn v3_hash(path: &str) -> Option<&'static str> {
-    static HASHES: LazyLock<HashMap<String, String>> = LazyLock::new(|| {
-        V3_DOCS
-            .keys()
-            .filter_map(|p| {
-                let doc = v3_group_version(p)?;
-                Some((p.clone(), content_hash(&doc)))
-            })
-            .collect()
-    });
-    HASHES.get(path).map(String::as_str)
+pub fn v3_hash(path: &str) -> Option<String> {
+    v3_document(path).map(|d| d.hash.clone())
 }
 
+/// The v2 document in both of its served forms, built once from one tree that is then dropped.
+struct V2 {
+    json: Arc<Document>,
+    protobuf: Arc<Vec<u8>>,
+}
+
+static V2_SERVED: LazyLock<V2> = LazyLock::new(|| {
+    let doc = build_v2_doc();
+    V2 {
+        json: Arc::new(Document::of(&doc)),
+        protobuf: Arc::new(protobuf::document(&doc)),
+    }
+});
+
 /// `GET /openapi/v2` as JSON: a Swagger 2.0 document with every definition
-/// and every path of every group-version.
+/// and every path of every group-version. Built anew on each call: the server
+/// serves [`v2_document`].
 pub fn v2() -> Arc<Value> {
-    static V2: LazyLock<Arc<Value>> = LazyLock::new(|| Arc::new(build_v2_doc()));
-    V2.clone()
+    Arc::new(build_v2_doc())
+}
+
+/// [`v2`] serialized, as served.
+pub fn v2_document() -> Arc<Document> {
+    V2_SERVED.json.clone()
 }
 
 /// `GET /openapi/v2` as kubectl asks for it (`Accept:
 /// application/com.github.proto-openapi.spec.v2@v1.0+protobuf`): [`v2`]
 /// encoded as gnostic's `openapi.v2.Document`.
 pub fn v2_protobuf() -> Arc<Vec<u8>> {
-    static PB: LazyLock<Arc<Vec<u8>>> = LazyLock::new(|| Arc::new(protobuf::document(&v2())));
-    PB.clone()
+    V2_SERVED.protobuf.clone()
 }
 
 /// The hash of [`v2`]'s content (uppercase hex), for its ETag.
-pub fn v2_hash() -> &'static str {
-    static HASH: LazyLock<String> = LazyLock::new(|| content_hash(&v2()));
-    &HASH
+pub fn v2_hash() -> String {
+    V2_SERVED.json.hash.clone()
 }
 
 /// The fields of `object` (an object of `kind` in `group`/`version`) that

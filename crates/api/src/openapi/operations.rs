@@ -630,21 +630,22 @@ pub(super) enum DocKind {
 }
 
 /// Every path [`v3_group_version`] serves, each with its document's cache.
-pub(super) static V3_DOCS: LazyLock<BTreeMap<String, OnceLock<Arc<Value>>>> = LazyLock::new(|| {
-    let mut docs = BTreeMap::new();
-    docs.insert("api".to_string(), OnceLock::new());
-    docs.insert("apis".to_string(), OnceLock::new());
-    for r in RESOURCES {
-        let gv = if r.group.is_empty() {
-            format!("api/{}", r.version)
-        } else {
-            docs.insert(format!("apis/{}", r.group), OnceLock::new());
-            format!("apis/{}/{}", r.group, r.version)
-        };
-        docs.insert(gv, OnceLock::new());
-    }
-    docs
-});
+pub(super) static V3_DOCS: LazyLock<BTreeMap<String, OnceLock<Arc<super::Document>>>> =
+    LazyLock::new(|| {
+        let mut docs = BTreeMap::new();
+        docs.insert("api".to_string(), OnceLock::new());
+        docs.insert("apis".to_string(), OnceLock::new());
+        for r in RESOURCES {
+            let gv = if r.group.is_empty() {
+                format!("api/{}", r.version)
+            } else {
+                docs.insert(format!("apis/{}", r.group), OnceLock::new());
+                format!("apis/{}/{}", r.group, r.version)
+            };
+            docs.insert(gv, OnceLock::new());
+        }
+        docs
+    });
 
 pub(super) fn doc_kind(path: &str) -> Option<DocKind> {
     if path == "api" || path == "apis" {

@@ -59,13 +59,18 @@ pub fn handle(router: &Router, info: &RequestInfo, accept: &str) -> Result<Respo
                     document.as_ref().clone(),
                 ));
             }
-            Ok(body::json(200, &ferry_api::openapi::v2()))
+            let document = ferry_api::openapi::v2_document();
+            Ok(body::response(
+                200,
+                "application/json",
+                document.json.clone(),
+            ))
         }
         "/openapi/v3" => Ok(body::json(200, &ferry_api::openapi::v3_index())),
         _ => {
             if let Some(gv) = path.strip_prefix("/openapi/v3/") {
-                return ferry_api::openapi::v3_group_version(gv)
-                    .map(|doc| body::json(200, &doc))
+                return ferry_api::openapi::v3_document(gv)
+                    .map(|doc| body::response(200, "application/json", doc.json.clone()))
                     .ok_or_else(ApiError::path_not_found);
             }
             if info.api_prefix == "api" && !info.version.is_empty() {
