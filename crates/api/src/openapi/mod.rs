@@ -37,8 +37,9 @@
 //!
 //! The parts: `model` (every definition, built once from the types),
 //! `operations` (the paths and their verbs), `render` (the v2 and v3
-//! documents), `protobuf` (the v2 document as kubectl fetches it); here, the
-//! public entry points and the strict-decoding check.
+//! documents), `protobuf` (the v2 document as kubectl fetches it: gnostic's
+//! messages as `prost` types); here, the public entry points and the
+//! strict-decoding check.
 
 mod model;
 mod operations;
