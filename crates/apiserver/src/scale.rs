@@ -4,7 +4,25 @@
 use ferry_api::registry::ResourceInfo;
 use serde_json::{json, Value};
 
+use crate::rest::{Request, View};
 use crate::status::ApiError;
+
+/// The `scale` subresource as an update view: reads give the Scale, writes set the replicas.
+pub struct ScaleView;
+
+impl View for ScaleView {
+    fn read(&self, req: &Request<'_>, object: &Value) -> Result<Value, ApiError> {
+        scale_of(req.resource.info, object)
+    }
+
+    fn write(&self, _req: &Request<'_>, old: &Value, requested: Value) -> Result<Value, ApiError> {
+        apply(old, &requested)
+    }
+
+    fn is_own_kind(&self) -> bool {
+        false
+    }
+}
 
 /// The Scale object of `object`.
 pub fn scale_of(info: &ResourceInfo, object: &Value) -> Result<Value, ApiError> {

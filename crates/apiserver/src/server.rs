@@ -147,7 +147,9 @@ impl Server {
         };
         match rest::create(&self.rest, &req).await {
             Ok(_) => Ok(()),
-            Err(e) if e.code == 409 && replace => rest::update(&self.rest, &req).await.map(|_| ()),
+            Err(e) if e.code == 409 && replace => rest::update(&self.rest, &req, &rest::ObjectView)
+                .await
+                .map(|_| ()),
             Err(e) if e.code == 409 => Ok(()),
             Err(e) => Err(e),
         }

@@ -12,7 +12,9 @@ use crate::auth::UserInfo;
 use crate::body::{self, Body, Response};
 use crate::registry::SubresourceKind;
 use crate::request::RequestInfo;
+use crate::rest::View as _;
 use crate::rest::{self, Request};
+use crate::scale::ScaleView;
 use crate::status::ApiError;
 
 /// Requests bodies larger than this get 413, as upstream's 3 MiB limit.
@@ -135,17 +137,16 @@ pub async fn handle(
     let api = &router.rest;
     use SubresourceKind::{Binding, Eviction, Part, Scale};
     let (code, value) = match (info.verb.as_str(), subresource) {
-        ("get", Some(Scale)) => (
-            200,
-            crate::scale::scale_of(resource_info, &rest::get(api, &req).await?)?,
-        ),
+        ("get", Some(Scale)) => (200, ScaleView.read(&req, &rest::get(api, &req).await?)?),
         ("get", None | Some(Part)) => (200, rest::get(api, &req).await?),
         ("list", None) => (200, rest::list(api, &req).await?),
         ("create", Some(Binding)) => (201, crate::binding::bind(api, &req).await?),
         ("create", Some(Eviction)) => (201, crate::binding::evict(api, &req).await?),
         ("create", None) => rest::create(api, &req).await?,
-        ("update", None | Some(Part | Scale)) => (200, rest::update(api, &req).await?),
-        ("patch", None | Some(Part | Scale)) => (200, rest::patch(api, &req).await?),
+        ("update", None | Some(Part)) => (200, rest::update(api, &req, &rest::ObjectView).await?),
+        ("update", Some(Scale)) => (200, rest::update(api, &req, &ScaleView).await?),
+        ("patch", None | Some(Part)) => (200, rest::patch(api, &req, &rest::ObjectView).await?),
+        ("patch", Some(Scale)) => (200, rest::patch(api, &req, &ScaleView).await?),
         ("delete", None) => (200, rest::delete(api, &req).await?),
         ("deletecollection", None) => (200, rest::delete_collection(api, &req).await?),
         _ => {
