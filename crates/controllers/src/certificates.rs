@@ -18,7 +18,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use anyhow::Context as _;
 use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestCondition,
 };
@@ -28,7 +27,7 @@ use x509_parser::prelude::FromDer as _;
 
 use crate::queue::{Queue, Reconciler};
 use crate::util::api_code;
-use crate::Context;
+use crate::{ApiContext as _, Context, Error};
 
 /// Kubelet client certificates: `CN=system:node:<name>, O=system:nodes`.
 pub const KUBELET_CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
@@ -306,13 +305,14 @@ fn enqueue_all(ctx: &Context, queue: &Arc<Queue<String>>) {
 
 impl Reconciler for CsrApprovingController {
     type Key = String;
+    type Error = Error;
     const NAME: &'static str = "csrapproving";
 
     fn queue(&self) -> &Arc<Queue<String>> {
         &self.queue
     }
 
-    async fn reconcile(self: Arc<Self>, key: String) -> anyhow::Result<Option<Duration>> {
+    async fn reconcile(self: Arc<Self>, key: String) -> Result<Option<Duration>, Error> {
         let Some(csr) = self.ctx.csrs.get("", &key) else {
             return Ok(None);
         };
@@ -367,13 +367,14 @@ pub struct CsrSigningController {
 
 impl Reconciler for CsrSigningController {
     type Key = String;
+    type Error = Error;
     const NAME: &'static str = "csrsigning";
 
     fn queue(&self) -> &Arc<Queue<String>> {
         &self.queue
     }
 
-    async fn reconcile(self: Arc<Self>, key: String) -> anyhow::Result<Option<Duration>> {
+    async fn reconcile(self: Arc<Self>, key: String) -> Result<Option<Duration>, Error> {
         let Some(csr) = self.ctx.csrs.get("", &key) else {
             return Ok(None);
         };

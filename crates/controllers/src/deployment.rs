@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use ferry_client::events::{reference, EventType};
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet, ReplicaSetSpec,
@@ -31,7 +30,7 @@ use crate::queue::{Queue, Reconciler};
 use crate::util::{
     api_code, controller_ref, new_controller_ref, selector_is_empty, selector_matches,
 };
-use crate::Context;
+use crate::{ApiContext as _, Context, Error};
 
 /// The label that ties a ReplicaSet and its pods to one pod template.
 pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
@@ -53,6 +52,33 @@ const SKIPPED_ANNOTATIONS: &[&str] = &[
     "deprecated.deployment.rollback.to",
 ];
 
+/// Why a Deployment's sync failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeploymentError {
+    /// An API call failed.
+    #[error(transparent)]
+    Api(#[from] Error),
+    /// Scaling a ReplicaSet (writing its `spec.replicas` and annotations) failed.
+    #[error("scaling replicaset {name}")]
+    Scale {
+        /// The ReplicaSet.
+        name: String,
+        /// The client's error.
+        #[source]
+        source: kube::Error,
+    },
+    /// A ReplicaSet of another template (or not ours) has the new one's name: `collisionCount`
+    /// was raised so the next sync hashes to another name.
+    #[error("hash collision for replicaset {name}: collisionCount raised")]
+    HashCollision {
+        /// The name both would have.
+        name: String,
+    },
+    /// No ReplicaSet matches the template after one was asked to be created.
+    #[error("no new replicaset")]
+    NoNewReplicaSet,
+}
+
 /// The controller and its queue.
 pub struct DeploymentController {
     ctx: Arc<Context>,
@@ -61,13 +87,14 @@ pub struct DeploymentController {
 
 impl Reconciler for DeploymentController {
     type Key = Key;
+    type Error = DeploymentError;
     const NAME: &'static str = "deployment";
 
     fn queue(&self) -> &Arc<Queue<Key>> {
         &self.queue
     }
 
-    async fn reconcile(self: Arc<Self>, key: Key) -> anyhow::Result<Option<Duration>> {
+    async fn reconcile(self: Arc<Self>, key: Key) -> Result<Option<Duration>, DeploymentError> {
         self.sync(key).await
     }
 }
@@ -142,7 +169,7 @@ impl DeploymentController {
         Api::namespaced(self.ctx.client.clone(), namespace)
     }
 
-    async fn sync(&self, key: Key) -> anyhow::Result<Option<Duration>> {
+    async fn sync(&self, key: Key) -> Result<Option<Duration>, DeploymentError> {
         let Some(d) = self.ctx.deployments.get(&key.0, &key.1) else {
             return Ok(None);
         };
@@ -180,7 +207,7 @@ impl DeploymentController {
 
     /// The ReplicaSets this Deployment controls, adopting matching orphans and releasing
     /// ones it no longer selects (upstream's `ClaimReplicaSets`).
-    async fn claim_replica_sets(&self, d: &Deployment) -> anyhow::Result<Vec<ReplicaSet>> {
+    async fn claim_replica_sets(&self, d: &Deployment) -> Result<Vec<ReplicaSet>, DeploymentError> {
         let namespace = d.namespace().unwrap_or_default();
         let uid = d.metadata.uid.clone().unwrap_or_default();
         let selector = d
@@ -212,7 +239,7 @@ impl DeploymentController {
                         .await
                     {
                         if !matches!(api_code(&e), Some(404) | Some(409)) {
-                            return Err(e).context("releasing a replicaset");
+                            return Err(Error::api("releasing a replicaset", e).into());
                         }
                     }
                 }
@@ -235,7 +262,7 @@ impl DeploymentController {
                     {
                         Ok(adopted) => claimed.push(adopted),
                         Err(e) if matches!(api_code(&e), Some(404) | Some(409)) => {}
-                        Err(e) => return Err(e).context("adopting a replicaset"),
+                        Err(e) => return Err(Error::api("adopting a replicaset", e).into()),
                     }
                 }
                 None => {}
@@ -252,7 +279,7 @@ impl DeploymentController {
         d: &mut Deployment,
         rs_list: Vec<ReplicaSet>,
         create: bool,
-    ) -> anyhow::Result<(Option<ReplicaSet>, Vec<ReplicaSet>)> {
+    ) -> Result<(Option<ReplicaSet>, Vec<ReplicaSet>), DeploymentError> {
         let template = d
             .spec
             .as_ref()
@@ -328,7 +355,7 @@ impl DeploymentController {
         d: &mut Deployment,
         old: &[ReplicaSet],
         revision: i64,
-    ) -> anyhow::Result<ReplicaSet> {
+    ) -> Result<ReplicaSet, DeploymentError> {
         let namespace = d.namespace().unwrap_or_default();
         let spec = d.spec.clone().unwrap_or_default();
         let collision_count = d.status.as_ref().and_then(|s| s.collision_count);
@@ -376,7 +403,7 @@ impl DeploymentController {
             Ok(created) => created,
             Err(e) if api_code(&e) == Some(409) => {
                 // Same name: ours with the same template (a stale cache), or a hash collision.
-                let existing = api.get(&rs.name_any()).await?;
+                let existing = api.get(&rs.name_any()).await.map_err(Error::from)?;
                 let ours = controller_ref(&existing.metadata)
                     .is_some_and(|r| Some(&r.uid) == d.metadata.uid.as_ref());
                 let same = existing
@@ -390,10 +417,9 @@ impl DeploymentController {
                 let mut status = d.status.clone().unwrap_or_default();
                 status.collision_count = Some(collision_count.unwrap_or(0) + 1);
                 self.write_status(d, status).await?;
-                anyhow::bail!(
-                    "hash collision for replicaset {}: collisionCount raised",
-                    rs.name_any()
-                );
+                return Err(DeploymentError::HashCollision {
+                    name: rs.name_any(),
+                });
             }
             Err(e) => {
                 if progress_deadline(d).is_some() {
@@ -409,7 +435,7 @@ impl DeploymentController {
                     );
                     self.write_status(d, status).await?;
                 }
-                return Err(e).context("creating the new replicaset");
+                return Err(Error::api("creating the new replicaset", e).into());
             }
         };
         if replicas > 0 {
@@ -442,7 +468,7 @@ impl DeploymentController {
         d: &Deployment,
         rs: &mut ReplicaSet,
         replicas: i32,
-    ) -> anyhow::Result<bool> {
+    ) -> Result<bool, DeploymentError> {
         let current = spec_replicas(rs);
         let desired = deployment_replicas(d);
         let max = desired + max_surge(d);
@@ -464,7 +490,10 @@ impl DeploymentController {
             .rs_api(&rs.namespace().unwrap_or_default())
             .replace(&rs.name_any(), &PostParams::default(), &updated)
             .await
-            .with_context(|| format!("scaling replicaset {}", rs.name_any()))?;
+            .map_err(|source| DeploymentError::Scale {
+                name: rs.name_any(),
+                source,
+            })?;
         if current != replicas {
             let direction = if replicas > current { "up" } else { "down" };
             self.ctx.recorder("deployment-controller").event(
@@ -484,9 +513,9 @@ impl DeploymentController {
         &self,
         d: &mut Deployment,
         rs_list: Vec<ReplicaSet>,
-    ) -> anyhow::Result<Option<Duration>> {
+    ) -> Result<Option<Duration>, DeploymentError> {
         let (new_rs, mut old) = self.get_all(d, rs_list, true).await?;
-        let mut new_rs = new_rs.context("no new replicaset")?;
+        let mut new_rs = new_rs.ok_or(DeploymentError::NoNewReplicaSet)?;
         // Grow the new ReplicaSet within maxSurge.
         let all = all_of(&old, Some(&new_rs));
         let target = match spec_replicas(&new_rs).cmp(&deployment_replicas(d)) {
@@ -525,7 +554,7 @@ impl DeploymentController {
         &self,
         d: &mut Deployment,
         rs_list: Vec<ReplicaSet>,
-    ) -> anyhow::Result<Option<Duration>> {
+    ) -> Result<Option<Duration>, DeploymentError> {
         let (new_rs, mut old) = self.get_all(d, rs_list, false).await?;
         let mut scaled_down = false;
         for rs in old.iter_mut().filter(|rs| spec_replicas(rs) > 0) {
@@ -547,7 +576,7 @@ impl DeploymentController {
             None => {
                 let rs_list = all_of(&old, None);
                 let (new_rs, old) = self.get_all(d, rs_list, true).await?;
-                (new_rs.context("no new replicaset")?, old)
+                (new_rs.ok_or(DeploymentError::NoNewReplicaSet)?, old)
             }
         };
         let mut new_rs = new_rs;
@@ -588,7 +617,7 @@ impl DeploymentController {
         &self,
         d: &mut Deployment,
         rs_list: Vec<ReplicaSet>,
-    ) -> anyhow::Result<Option<Duration>> {
+    ) -> Result<Option<Duration>, DeploymentError> {
         let (new_rs, mut old) = self.get_all(d, rs_list, false).await?;
         let mut new_rs = new_rs;
         let plan = plan_scale(d, new_rs.as_ref(), &old);
@@ -610,7 +639,7 @@ impl DeploymentController {
     }
 
     /// Deletes old, empty ReplicaSets beyond `revisionHistoryLimit`, oldest revision first.
-    async fn cleanup(&self, d: &Deployment, old: &[ReplicaSet]) -> anyhow::Result<()> {
+    async fn cleanup(&self, d: &Deployment, old: &[ReplicaSet]) -> Result<(), DeploymentError> {
         let Some(limit) = d.spec.as_ref().and_then(|s| s.revision_history_limit) else {
             return Ok(());
         };
@@ -640,13 +669,13 @@ impl DeploymentController {
             {
                 Ok(_) => {}
                 Err(e) if api_code(&e) == Some(404) => {}
-                Err(e) => return Err(e).context("deleting an old replicaset"),
+                Err(e) => return Err(Error::api("deleting an old replicaset", e).into()),
             }
         }
         Ok(())
     }
 
-    async fn check_paused_conditions(&self, d: &mut Deployment) -> anyhow::Result<()> {
+    async fn check_paused_conditions(&self, d: &mut Deployment) -> Result<(), DeploymentError> {
         if progress_deadline(d).is_none() {
             return Ok(());
         }
@@ -689,7 +718,7 @@ impl DeploymentController {
         d: &Deployment,
         all: &[ReplicaSet],
         new_rs: Option<&ReplicaSet>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), DeploymentError> {
         let mut d = d.clone();
         let status = calculate_status(&d, all, new_rs);
         self.write_status(&mut d, status).await
@@ -702,7 +731,7 @@ impl DeploymentController {
         d: &mut Deployment,
         all: &[ReplicaSet],
         new_rs: Option<&ReplicaSet>,
-    ) -> anyhow::Result<Option<Duration>> {
+    ) -> Result<Option<Duration>, DeploymentError> {
         let now = jiff::Timestamp::now();
         let status = rollout_status(d, all, new_rs, now);
         self.write_status(d, status.clone()).await?;
@@ -739,7 +768,7 @@ impl DeploymentController {
         &self,
         d: &mut Deployment,
         mut status: DeploymentStatus,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), DeploymentError> {
         status.observed_generation = d.metadata.generation;
         if d.status.as_ref() == Some(&status) {
             return Ok(());
@@ -756,7 +785,7 @@ impl DeploymentController {
                 Ok(())
             }
             Err(e) if api_code(&e) == Some(404) => Ok(()),
-            Err(e) => Err(e).context("updating deployment status"),
+            Err(e) => Err(Error::api("updating deployment status", e).into()),
         }
     }
 }

@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -23,7 +22,7 @@ use kube::{Api, ResourceExt as _};
 use crate::informer::{key_of, Key};
 use crate::queue::{Queue, Reconciler};
 use crate::util::{api_code, controller_ref, pod_ready, scaled_int_or_percent, selector_matches};
-use crate::Context;
+use crate::{ApiContext as _, Context, Error};
 
 /// How long an eviction's entry in `disruptedPods` holds the pod out of the healthy count.
 const DISRUPTION_TIMEOUT: Duration = Duration::from_secs(120);
@@ -36,13 +35,14 @@ pub struct DisruptionController {
 
 impl Reconciler for DisruptionController {
     type Key = Key;
+    type Error = Error;
     const NAME: &'static str = "disruption";
 
     fn queue(&self) -> &Arc<Queue<Key>> {
         &self.queue
     }
 
-    async fn reconcile(self: Arc<Self>, key: Key) -> anyhow::Result<Option<Duration>> {
+    async fn reconcile(self: Arc<Self>, key: Key) -> Result<Option<Duration>, Error> {
         self.sync(key).await
     }
 }
@@ -101,7 +101,7 @@ impl DisruptionController {
         ))
     }
 
-    async fn sync(&self, key: Key) -> anyhow::Result<Option<Duration>> {
+    async fn sync(&self, key: Key) -> Result<Option<Duration>, Error> {
         let Some(pdb) = self.ctx.pdbs.get(&key.0, &key.1) else {
             return Ok(None);
         };

@@ -20,7 +20,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use futures::StreamExt as _;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{
@@ -34,7 +33,18 @@ use serde_json::json;
 
 use crate::queue::{run_workers, Queue};
 use crate::util::api_code;
-use crate::Context;
+use crate::{ApiContext as _, Context, Error, ErrorChain};
+
+/// Why an attempt to delete or orphan failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GcError {
+    /// An API call failed.
+    #[error(transparent)]
+    Api(#[from] Error),
+    /// A watched object's kind is no longer among the discovered resources.
+    #[error("no API for a watched object")]
+    NoApi,
+}
 
 /// Resources the collector never looks at (upstream's `DefaultIgnoredResources`).
 const IGNORED: &[(&str, &str)] = &[("", "events"), ("events.k8s.io", "events")];
@@ -307,7 +317,7 @@ impl GarbageCollector {
         }
     }
 
-    async fn discover(&self) -> anyhow::Result<Vec<Resource>> {
+    async fn discover(&self) -> Result<Vec<Resource>, Error> {
         let discovery = Discovery::new(self.ctx.client.clone())
             .run()
             .await
@@ -336,7 +346,7 @@ impl GarbageCollector {
             match self.discover().await {
                 Ok(r) => break r,
                 Err(error) => {
-                    tracing::info!(error = %format!("{error:#}"), "garbage collector: discovery failed, retrying");
+                    tracing::info!(error = %ErrorChain(&error), "garbage collector: discovery failed, retrying");
                     tokio::time::sleep(Duration::from_secs(5)).await;
                 }
             }
@@ -468,7 +478,7 @@ impl GarbageCollector {
     }
 
     /// Whether the object exists with this UID (a live read: caches lag).
-    async fn exists(&self, identity: &Identity) -> anyhow::Result<Option<bool>> {
+    async fn exists(&self, identity: &Identity) -> Result<Option<bool>, Error> {
         let Some(api) = self.api_for(identity) else {
             return Ok(None);
         };
@@ -485,7 +495,7 @@ impl GarbageCollector {
         &self,
         dependent: &Identity,
         owner: &OwnerReference,
-    ) -> anyhow::Result<OwnerState> {
+    ) -> Result<OwnerState, Error> {
         let known = self.graph.lock().get(&owner.uid).cloned();
         match known {
             Some(node) if node.observed => {
@@ -517,7 +527,7 @@ impl GarbageCollector {
         }
     }
 
-    async fn attempt_to_delete(&self, uid: String) -> anyhow::Result<Option<Duration>> {
+    async fn attempt_to_delete(&self, uid: String) -> Result<Option<Duration>, GcError> {
         let Some(node) = self.graph.lock().get(&uid).cloned() else {
             return Ok(None);
         };
@@ -536,9 +546,7 @@ impl GarbageCollector {
             }
             return Ok(None);
         }
-        let api = self
-            .api_for(&node.identity)
-            .context("no API for a watched object")?;
+        let api = self.api_for(&node.identity).ok_or(GcError::NoApi)?;
         if node.deleting_dependents() {
             return self.process_deleting_dependents(&node, &api).await;
         }
@@ -583,7 +591,7 @@ impl GarbageCollector {
             {
                 Ok(_) => return Ok(None),
                 Err(e) if matches!(api_code(&e), Some(404) | Some(409)) => return Ok(None),
-                Err(e) => return Err(e).context("removing dangling owner references"),
+                Err(e) => return Err(Error::api("removing dangling owner references", e).into()),
             }
         }
         let policy = if !waiting.is_empty() && !node.dependents.is_empty() {
@@ -611,7 +619,7 @@ impl GarbageCollector {
         match api.delete(&node.identity.name, &params).await {
             Ok(_) => Ok(None),
             Err(e) if matches!(api_code(&e), Some(404) | Some(409)) => Ok(None),
-            Err(e) => Err(e).context("deleting a dependent"),
+            Err(e) => Err(Error::api("deleting a dependent", e).into()),
         }
     }
 
@@ -620,7 +628,7 @@ impl GarbageCollector {
         &self,
         node: &GraphNode,
         api: &Api<DynamicObject>,
-    ) -> anyhow::Result<Option<Duration>> {
+    ) -> Result<Option<Duration>, GcError> {
         let (blocking, others): (Vec<GraphNode>, Vec<GraphNode>) = {
             let graph = self.graph.lock();
             let dependents: Vec<GraphNode> = node
@@ -650,9 +658,13 @@ impl GarbageCollector {
         node: &GraphNode,
         api: &Api<DynamicObject>,
         finalizer: &str,
-    ) -> anyhow::Result<Option<Duration>> {
+    ) -> Result<Option<Duration>, GcError> {
         // Read fresh: finalizers are shared with others, and the patch carries resourceVersion.
-        let Some(current) = api.get_metadata_opt(&node.identity.name).await? else {
+        let Some(current) = api
+            .get_metadata_opt(&node.identity.name)
+            .await
+            .map_err(Error::from)?
+        else {
             return Ok(None);
         };
         if current.metadata.uid.as_deref() != Some(node.identity.uid.as_str()) {
@@ -680,11 +692,11 @@ impl GarbageCollector {
         {
             Ok(_) => Ok(None),
             Err(e) if api_code(&e) == Some(404) => Ok(None),
-            Err(e) => Err(e).context("removing a finalizer"),
+            Err(e) => Err(Error::api("removing a finalizer", e).into()),
         }
     }
 
-    async fn attempt_to_orphan(&self, uid: String) -> anyhow::Result<Option<Duration>> {
+    async fn attempt_to_orphan(&self, uid: String) -> Result<Option<Duration>, GcError> {
         let Some(node) = self.graph.lock().get(&uid).cloned() else {
             return Ok(None);
         };
@@ -716,12 +728,10 @@ impl GarbageCollector {
             {
                 Ok(_) => {}
                 Err(e) if matches!(api_code(&e), Some(404) | Some(409)) => {}
-                Err(e) => return Err(e).context("orphaning a dependent"),
+                Err(e) => return Err(Error::api("orphaning a dependent", e).into()),
             }
         }
-        let api = self
-            .api_for(&node.identity)
-            .context("no API for a watched object")?;
+        let api = self.api_for(&node.identity).ok_or(GcError::NoApi)?;
         self.remove_finalizer(&node, &api, ORPHAN).await
     }
 }

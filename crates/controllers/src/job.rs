@@ -9,7 +9,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use ferry_client::events::{reference, EventType};
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus, PodFailurePolicyRule};
 use k8s_openapi::api::core::v1::Pod;
@@ -22,7 +21,7 @@ use crate::informer::{key_of, Key};
 use crate::queue::{Queue, Reconciler};
 use crate::replicaset::{api_message, pod_from_template};
 use crate::util::{api_code, controller_ref, pod_ready};
-use crate::Context;
+use crate::{ApiContext as _, Context, Error};
 
 /// The annotation (and label) carrying an Indexed Job pod's index.
 pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
@@ -39,13 +38,14 @@ pub struct JobController {
 
 impl Reconciler for JobController {
     type Key = Key;
+    type Error = Error;
     const NAME: &'static str = "job";
 
     fn queue(&self) -> &Arc<Queue<Key>> {
         &self.queue
     }
 
-    async fn reconcile(self: Arc<Self>, key: Key) -> anyhow::Result<Option<Duration>> {
+    async fn reconcile(self: Arc<Self>, key: Key) -> Result<Option<Duration>, Error> {
         self.sync(key).await
     }
 }
@@ -101,7 +101,7 @@ impl JobController {
         controller
     }
 
-    async fn sync(&self, key: Key) -> anyhow::Result<Option<Duration>> {
+    async fn sync(&self, key: Key) -> Result<Option<Duration>, Error> {
         let Some(job) = self.ctx.jobs.get(&key.0, &key.1) else {
             return Ok(None);
         };

@@ -5,10 +5,12 @@
 //!
 //! Start reading at [`run`], then one controller: [`replicaset`] is the model the others follow
 //! (handlers → queue → `sync(key)` → pure decision functions with table tests at the bottom).
+//! A sync fails with an [`Error`] (a failed API call) or its controller's own enum.
 
 pub mod certificates;
 pub mod deployment;
 pub mod disruption;
+mod error;
 pub mod expectations;
 pub mod gc;
 pub mod informer;
@@ -38,6 +40,8 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::watcher;
 use kube::Api;
 
+pub(crate) use crate::error::ApiContext;
+pub use crate::error::{Error, ErrorChain};
 use crate::informer::Informer;
 use crate::queue::Reconciler as _;
 
@@ -187,12 +191,23 @@ impl Context {
     }
 }
 
+/// Why the controller manager could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// `--cluster-cidr` or `--node-cidr-mask-size` is unusable.
+    #[error(transparent)]
+    Cidr(#[from] nodeipam::CidrError),
+    /// The `--cluster-signing-*` CA could not be loaded.
+    #[error(transparent)]
+    Signer(#[from] certificates::SignError),
+}
+
 /// Runs every controller until `shutdown` resolves.
 pub async fn run(
     client: kube::Client,
     options: Options,
     shutdown: impl Future<Output = ()> + Send,
-) -> anyhow::Result<()> {
+) -> Result<(), RunError> {
     let ctx = Context::new(client, options);
     let workers = ctx.options.workers;
     // Handlers are registered before the informers start, so none misses the first list.

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use k8s_openapi::api::core::v1::{Namespace, NamespaceCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
@@ -17,7 +16,7 @@ use serde_json::json;
 
 use crate::queue::{Queue, Reconciler};
 use crate::util::api_code;
-use crate::Context;
+use crate::{Context, Error};
 
 /// The finalizer this controller owns.
 pub const FINALIZER: &str = "kubernetes";
@@ -26,6 +25,22 @@ pub const FINALIZER: &str = "kubernetes";
 pub struct NamespaceController {
     ctx: Arc<Context>,
     queue: Arc<Queue<String>>,
+}
+
+/// Why a namespace's sync failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NamespaceError {
+    /// An API call failed.
+    #[error(transparent)]
+    Api(#[from] Error),
+    /// Discovery failed, or some content could not be deleted: `errors` says what.
+    #[error("deleting the content of namespace {namespace}: {}", errors.join("; "))]
+    Content {
+        /// The namespace.
+        namespace: String,
+        /// One message per resource that failed (`pods: …`), or the discovery failure.
+        errors: Vec<String>,
+    },
 }
 
 /// What one pass over a namespace's content found.
@@ -41,13 +56,14 @@ pub struct Remaining {
 
 impl Reconciler for NamespaceController {
     type Key = String;
+    type Error = NamespaceError;
     const NAME: &'static str = "namespace";
 
     fn queue(&self) -> &Arc<Queue<String>> {
         &self.queue
     }
 
-    async fn reconcile(self: Arc<Self>, key: String) -> anyhow::Result<Option<Duration>> {
+    async fn reconcile(self: Arc<Self>, key: String) -> Result<Option<Duration>, NamespaceError> {
         self.sync(key).await
     }
 }
@@ -68,7 +84,7 @@ impl NamespaceController {
         controller
     }
 
-    async fn sync(&self, name: String) -> anyhow::Result<Option<Duration>> {
+    async fn sync(&self, name: String) -> Result<Option<Duration>, NamespaceError> {
         let Some(ns) = self.ctx.namespaces.get("", &name) else {
             return Ok(None);
         };
@@ -102,14 +118,14 @@ impl NamespaceController {
                 if api_code(&e) == Some(404) {
                     return Ok(None);
                 }
-                return Err(e).context("updating namespace conditions");
+                return Err(Error::api("updating namespace conditions", e).into());
             }
         }
         if discovery.is_err() || !remaining.errors.is_empty() {
-            anyhow::bail!(
-                "deleting the content of namespace {name}: {}",
-                remaining.errors.join("; ")
-            );
+            return Err(NamespaceError::Content {
+                namespace: name,
+                errors: remaining.errors,
+            });
         }
         if !remaining.resources.is_empty() {
             // Pods wait for their kubelet; look again soon.
@@ -127,7 +143,7 @@ impl NamespaceController {
         {
             Ok(_) => Ok(None),
             Err(e) if api_code(&e) == Some(404) => Ok(None),
-            Err(e) => Err(e).context("finalizing the namespace"),
+            Err(e) => Err(Error::api("finalizing the namespace", e).into()),
         }
     }
 

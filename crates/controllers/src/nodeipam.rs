@@ -7,7 +7,6 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use ferry_client::events::{reference, EventType};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Patch, PatchParams};
@@ -17,7 +16,7 @@ use serde_json::json;
 
 use crate::queue::{Queue, Reconciler};
 use crate::util::api_code;
-use crate::Context;
+use crate::{ApiContext as _, Context, Error};
 
 /// Why a CIDR could not be parsed or allocated.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -140,13 +139,14 @@ fn pod_cidr(node: &Node) -> Option<&str> {
 /// Run with one worker: allocation is serial anyway.
 impl Reconciler for NodeIpamController {
     type Key = String;
+    type Error = Error;
     const NAME: &'static str = "nodeipam";
 
     fn queue(&self) -> &Arc<Queue<String>> {
         &self.queue
     }
 
-    async fn reconcile(self: Arc<Self>, name: String) -> anyhow::Result<Option<Duration>> {
+    async fn reconcile(self: Arc<Self>, name: String) -> Result<Option<Duration>, Error> {
         self.sync(name).await
     }
 }
@@ -178,7 +178,7 @@ impl NodeIpamController {
         Ok(controller)
     }
 
-    async fn sync(&self, name: String) -> anyhow::Result<Option<Duration>> {
+    async fn sync(&self, name: String) -> Result<Option<Duration>, Error> {
         let Some(node) = self.ctx.nodes.get("", &name) else {
             return Ok(None);
         };

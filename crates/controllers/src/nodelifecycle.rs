@@ -16,7 +16,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use ferry_client::events::{reference, EventType};
 use k8s_openapi::api::core::v1::{Node, NodeCondition, Pod, PodCondition, Taint, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -27,7 +26,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::util::api_code;
-use crate::Context;
+use crate::{ApiContext as _, Context, Error, ErrorChain};
 use ferry_client::matching::tolerates;
 
 /// Taint for a node whose Ready condition is False.
@@ -90,7 +89,7 @@ impl NodeLifecycleController {
         let period = self.ctx.options.node_monitor_period;
         loop {
             if let Err(error) = self.monitor().await {
-                tracing::info!(error = %format!("{error:#}"), "node lifecycle pass failed");
+                tracing::info!(error = %ErrorChain(&error), "node lifecycle pass failed");
             }
             tokio::select! {
                 _ = tokio::time::sleep(period) => {}
@@ -99,7 +98,7 @@ impl NodeLifecycleController {
         }
     }
 
-    async fn monitor(&self) -> anyhow::Result<()> {
+    async fn monitor(&self) -> Result<(), Error> {
         let nodes = self.ctx.nodes.list();
         let now = Instant::now();
         {

@@ -11,6 +11,8 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use crate::ErrorChain;
+
 /// Backoff of [`Queue::add_rate_limited`]: 5 ms doubling up to this cap (upstream caps at
 /// 1000 s; a minute keeps a broken object from going quiet for long).
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -152,6 +154,9 @@ fn backoff(failures: u32) -> Duration {
 pub trait Reconciler: Send + Sync + 'static {
     /// What the queue holds (`namespace/name`, or a namespace's name).
     type Key: Clone + Eq + Hash + Send + Sync + std::fmt::Debug + 'static;
+    /// What a sync fails with ([`crate::Error`], or the controller's own enum); logged with its
+    /// sources, and the key retried with backoff.
+    type Error: std::error::Error + Send + Sync + 'static;
     /// The controller's name in logs.
     const NAME: &'static str;
     /// The queue its event handlers fill.
@@ -160,7 +165,7 @@ pub trait Reconciler: Send + Sync + 'static {
     fn reconcile(
         self: Arc<Self>,
         key: Self::Key,
-    ) -> impl std::future::Future<Output = anyhow::Result<Option<Duration>>> + Send;
+    ) -> impl std::future::Future<Output = Result<Option<Duration>, Self::Error>> + Send;
 }
 
 /// Runs `workers` workers of `reconciler` until its queue shuts down.
@@ -174,7 +179,7 @@ pub async fn run<R: Reconciler>(reconciler: Arc<R>, workers: usize) {
 
 /// Runs `workers` workers over `queue` until it shuts down: each takes a key, runs `sync`, and
 /// on error puts the key back with backoff; `Ok(Some(delay))` asks to see the key again later.
-pub async fn run_workers<T, F, Fut>(
+pub async fn run_workers<T, F, Fut, E>(
     queue: Arc<Queue<T>>,
     workers: usize,
     name: &'static str,
@@ -182,7 +187,8 @@ pub async fn run_workers<T, F, Fut>(
 ) where
     T: Clone + Eq + Hash + Send + Sync + std::fmt::Debug + 'static,
     F: Fn(T) -> Fut + Send + Sync + Clone + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<Option<Duration>>> + Send,
+    Fut: std::future::Future<Output = Result<Option<Duration>, E>> + Send,
+    E: std::error::Error + Send + Sync + 'static,
 {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..workers.max(1) {
@@ -198,7 +204,7 @@ pub async fn run_workers<T, F, Fut>(
                         }
                     }
                     Err(error) => {
-                        tracing::info!(controller = name, ?key, error = %format!("{error:#}"), "sync failed, retrying");
+                        tracing::info!(controller = name, ?key, error = %ErrorChain(&error), "sync failed, retrying");
                         queue.add_rate_limited(key.clone());
                     }
                 }

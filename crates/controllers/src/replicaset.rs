@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use ferry_client::events::{reference, EventType};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
@@ -27,7 +26,7 @@ use crate::util::{
     api_code, controller_ref, is_pod_active, is_pod_available, new_controller_ref, pod_ready,
     selector_matches,
 };
-use crate::Context;
+use crate::{Context, Error};
 
 /// At most this many creations or deletions per sync (upstream's `BurstReplicas`).
 const BURST_REPLICAS: usize = 500;
@@ -45,13 +44,14 @@ fn owner_key(key: &Key) -> String {
 
 impl Reconciler for ReplicaSetController {
     type Key = Key;
+    type Error = ReplicaSetError;
     const NAME: &'static str = "replicaset";
 
     fn queue(&self) -> &Arc<Queue<Key>> {
         &self.queue
     }
 
-    async fn reconcile(self: Arc<Self>, key: Key) -> anyhow::Result<Option<Duration>> {
+    async fn reconcile(self: Arc<Self>, key: Key) -> Result<Option<Duration>, ReplicaSetError> {
         self.sync(key).await
     }
 }
@@ -176,7 +176,7 @@ impl ReplicaSetController {
         }
     }
 
-    async fn sync(&self, key: Key) -> anyhow::Result<Option<Duration>> {
+    async fn sync(&self, key: Key) -> Result<Option<Duration>, ReplicaSetError> {
         let owner = owner_key(&key);
         let Some(rs) = self.ctx.replica_sets.get(&key.0, &key.1) else {
             self.expectations.delete(&owner);
@@ -217,7 +217,7 @@ impl ReplicaSetController {
         &self,
         rs: &ReplicaSet,
         pods: Vec<Arc<Pod>>,
-    ) -> anyhow::Result<Vec<Arc<Pod>>> {
+    ) -> Result<Vec<Arc<Pod>>, Error> {
         let selector = rs
             .spec
             .as_ref()
@@ -253,7 +253,7 @@ impl ReplicaSetController {
                             Ok(_) => {}
                             Err(e) if matches!(api_code(&e), Some(404) | Some(409) | Some(422)) => {
                             }
-                            Err(e) => return Err(e).context("releasing a pod"),
+                            Err(e) => return Err(Error::api("releasing a pod", e)),
                         }
                     }
                 }
@@ -296,7 +296,7 @@ impl ReplicaSetController {
                     {
                         Ok(adopted) => claimed.push(Arc::new(adopted)),
                         Err(e) if matches!(api_code(&e), Some(404) | Some(409) | Some(422)) => {}
-                        Err(e) => return Err(e).context("adopting a pod"),
+                        Err(e) => return Err(Error::api("adopting a pod", e)),
                     }
                 }
             }
@@ -304,7 +304,11 @@ impl ReplicaSetController {
         Ok(claimed)
     }
 
-    async fn manage_replicas(&self, rs: &ReplicaSet, pods: &[Arc<Pod>]) -> anyhow::Result<()> {
+    async fn manage_replicas(
+        &self,
+        rs: &ReplicaSet,
+        pods: &[Arc<Pod>],
+    ) -> Result<(), ReplicaSetError> {
         let key = owner_key(&key_of(rs));
         let namespace = rs.namespace().unwrap_or_default();
         let replicas =
@@ -358,7 +362,7 @@ impl ReplicaSetController {
                 }
             }
             if let Some(error) = first_error {
-                return Err(anyhow::Error::new(CreateFailed(api_message(&error))));
+                return Err(ReplicaSetError::CreateFailed(api_message(&error)));
             }
         } else if pods.len() > replicas {
             let count = (pods.len() - replicas).min(BURST_REPLICAS);
@@ -398,13 +402,13 @@ impl ReplicaSetController {
                 }
             }
             if let Some(error) = first_error {
-                return Err(anyhow::Error::new(DeleteFailed(api_message(&error))));
+                return Err(ReplicaSetError::DeleteFailed(api_message(&error)));
             }
         }
         Ok(())
     }
 
-    async fn update_status(&self, rs: &ReplicaSet, status: ReplicaSetStatus) -> anyhow::Result<()> {
+    async fn update_status(&self, rs: &ReplicaSet, status: ReplicaSetStatus) -> Result<(), Error> {
         if rs.status.as_ref() == Some(&status) {
             return Ok(());
         }
@@ -428,20 +432,25 @@ impl ReplicaSetController {
                     .await?;
                 Ok(())
             }
-            Err(e) => Err(e).context("updating replicaset status"),
+            Err(e) => Err(Error::api("updating replicaset status", e)),
         }
     }
 }
 
-/// A creation failed; its message goes into the ReplicaFailure condition.
+/// Why a ReplicaSet's sync failed.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct CreateFailed(String);
-
-/// A deletion failed.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct DeleteFailed(String);
+pub enum ReplicaSetError {
+    /// An API call failed.
+    #[error(transparent)]
+    Api(#[from] Error),
+    /// Creating pods failed: the API's message, which also goes into the ReplicaFailure
+    /// condition (reason FailedCreate).
+    #[error("{0}")]
+    CreateFailed(String),
+    /// Deleting pods failed: the API's message (condition reason FailedDelete).
+    #[error("{0}")]
+    DeleteFailed(String),
+}
 
 /// The API's message of an error (what upstream puts in events), or the error itself.
 pub fn api_message(error: &kube::Error) -> String {
@@ -492,7 +501,7 @@ pub fn slow_start_batches(count: usize) -> Vec<usize> {
 pub fn calculate_status(
     rs: &ReplicaSet,
     pods: &[Arc<Pod>],
-    manage_error: Option<&anyhow::Error>,
+    manage_error: Option<&ReplicaSetError>,
     now: jiff::Timestamp,
 ) -> ReplicaSetStatus {
     let spec = rs.spec.clone().unwrap_or_default();
@@ -517,13 +526,10 @@ pub fn calculate_status(
         .as_ref()
         .and_then(|s| s.conditions.clone())
         .unwrap_or_default();
-    let failure = manage_error.and_then(|e| {
-        if let Some(c) = e.downcast_ref::<CreateFailed>() {
-            Some(("FailedCreate", c.0.clone()))
-        } else {
-            e.downcast_ref::<DeleteFailed>()
-                .map(|d| ("FailedDelete", d.0.clone()))
-        }
+    let failure = manage_error.and_then(|e| match e {
+        ReplicaSetError::CreateFailed(message) => Some(("FailedCreate", message.clone())),
+        ReplicaSetError::DeleteFailed(message) => Some(("FailedDelete", message.clone())),
+        ReplicaSetError::Api(_) => None,
     });
     match failure {
         Some((reason, message)) if !conditions.iter().any(|c| c.type_ == "ReplicaFailure") => {
@@ -797,9 +803,8 @@ mod tests {
             (3, Some(2), Some(1))
         );
         assert_eq!(status.observed_generation, Some(3));
-        let failed = anyhow::Error::new(CreateFailed(
-            "pods \"x\" is forbidden: exceeded quota".into(),
-        ));
+        let failed =
+            ReplicaSetError::CreateFailed("pods \"x\" is forbidden: exceeded quota".into());
         let status = calculate_status(&rs, &pods, Some(&failed), ts(100));
         let condition = &status.conditions.expect("conditions")[0];
         assert_eq!(

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::PostParams;
@@ -13,7 +12,7 @@ use kube::{Api, ResourceExt as _};
 
 use crate::queue::{Queue, Reconciler};
 use crate::util::api_code;
-use crate::Context;
+use crate::{ApiContext as _, Context, Error};
 
 /// The ConfigMap the CA is published in.
 pub const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
@@ -26,13 +25,14 @@ pub struct ServiceAccountController {
 
 impl Reconciler for ServiceAccountController {
     type Key = String;
+    type Error = Error;
     const NAME: &'static str = "serviceaccount";
 
     fn queue(&self) -> &Arc<Queue<String>> {
         &self.queue
     }
 
-    async fn reconcile(self: Arc<Self>, key: String) -> anyhow::Result<Option<Duration>> {
+    async fn reconcile(self: Arc<Self>, key: String) -> Result<Option<Duration>, Error> {
         self.sync(key).await
     }
 }
@@ -60,7 +60,7 @@ impl ServiceAccountController {
         controller
     }
 
-    async fn sync(&self, namespace: String) -> anyhow::Result<Option<Duration>> {
+    async fn sync(&self, namespace: String) -> Result<Option<Duration>, Error> {
         let Some(ns) = self.ctx.namespaces.get("", &namespace) else {
             return Ok(None);
         };

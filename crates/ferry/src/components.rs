@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use ferry_client::leader::{Config as LeaderConfig, Elector};
+use futures::TryFutureExt as _;
 
 use crate::server::parse_duration;
 
@@ -145,7 +146,10 @@ pub async fn run_controllers(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let options = flags.options(root_ca);
-    let work = || ferry_controllers::run(client.clone(), options.clone(), std::future::pending());
+    let work = || {
+        ferry_controllers::run(client.clone(), options.clone(), std::future::pending())
+            .map_err(anyhow::Error::from)
+    };
     match identity {
         Some(identity) => {
             with_leader_election(
