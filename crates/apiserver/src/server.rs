@@ -246,3 +246,163 @@ pub async fn serve(
     tracing::info!(%address, "API server stopped");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The whole handler chain over an embedded store, through `tower::ServiceExt::oneshot`:
+    //! what a client's request meets, without a socket or TLS.
+
+    use ferry_store::embedded::{Config, EmbeddedStore};
+
+    use super::*;
+    use crate::auth::{DefaultAuthorizer, TokenFileAuthenticator};
+    use crate::body;
+
+    async fn server() -> (Arc<Server>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::new(dir.path());
+        config.auto_compaction = None;
+        let store = Arc::new(EmbeddedStore::open(config).await.expect("open"));
+        let tokens = TokenFileAuthenticator::parse("admin,admin,1,system:masters\nalice,alice,2\n");
+        let server = Server::new(
+            store,
+            AuthenticatorChain(vec![Box::new(tokens)]),
+            Box::new(DefaultAuthorizer),
+            Chain::from_names(crate::admission::DEFAULT_PLUGINS).expect("default plugins"),
+        );
+        server.bootstrap().await.expect("bootstrap");
+        (server, dir)
+    }
+
+    fn request(method: &str, path: &str, token: &str, body: Option<Value>) -> HttpRequest {
+        let builder = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json");
+        match body {
+            Some(body) => builder.body(body::full(body.to_string())),
+            None => builder.body(body::empty()),
+        }
+        .expect("request")
+    }
+
+    async fn call(server: &Server, request: HttpRequest) -> (u16, Value) {
+        let response = server.service().oneshot(request).await.expect("infallible");
+        let code = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    #[tokio::test]
+    async fn bootstrap_creates_the_system_namespaces_once() {
+        let (server, _dir) = server().await;
+        server.bootstrap().await.expect("again");
+        let (code, list) = call(&server, request("GET", "/api/v1/namespaces", "admin", None)).await;
+        assert_eq!(code, 200);
+        let mut names: Vec<&str> = list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|n| n["metadata"]["name"].as_str())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["default", "kube-node-lease", "kube-public", "kube-system"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_create_goes_through_every_layer() {
+        let (server, _dir) = server().await;
+        let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "settings"}, "data": {"a": "1"}});
+        let path = "/api/v1/namespaces/default/configmaps";
+
+        let (code, created) = call(
+            &server,
+            request("POST", path, "admin", Some(config_map.clone())),
+        )
+        .await;
+        assert_eq!(code, 201, "{created}");
+        assert_eq!(created["metadata"]["namespace"], "default");
+
+        // Authenticated but not authorized: upstream's Forbidden wording.
+        let (code, status) = call(
+            &server,
+            request("GET", &format!("{path}/settings"), "alice", None),
+        )
+        .await;
+        assert_eq!(code, 403);
+        assert_eq!(
+            status["message"],
+            r#"configmaps "settings" is forbidden: User "alice" cannot get resource "configmaps" in API group "" in the namespace "default""#
+        );
+
+        // An unknown token is refused before anything else runs.
+        let (code, status) = call(&server, request("GET", path, "nobody", None)).await;
+        assert_eq!(
+            (code, status["reason"].as_str()),
+            (401, Some("Unauthorized"))
+        );
+
+        // Admission: NamespaceLifecycle refuses a namespace that does not exist.
+        let (code, status) = call(
+            &server,
+            request(
+                "POST",
+                "/api/v1/namespaces/missing/configmaps",
+                "admin",
+                Some(config_map),
+            ),
+        )
+        .await;
+        assert_eq!(code, 404, "{status}");
+        assert_eq!(status["message"], r#"namespaces "missing" not found"#);
+    }
+
+    #[tokio::test]
+    async fn the_kubernetes_service_follows_the_server_address() {
+        let (server, _dir) = server().await;
+        let first: SocketAddr = "127.0.0.1:6443".parse().expect("address");
+        let moved: SocketAddr = "127.0.0.2:7443".parse().expect("address");
+        server
+            .ensure_kubernetes_service(first)
+            .await
+            .expect("ensure");
+        server
+            .ensure_kubernetes_service(moved)
+            .await
+            .expect("ensure again");
+        let (code, endpoints) = call(
+            &server,
+            request(
+                "GET",
+                "/api/v1/namespaces/default/endpoints/kubernetes",
+                "admin",
+                None,
+            ),
+        )
+        .await;
+        assert_eq!(code, 200);
+        assert_eq!(endpoints["subsets"][0]["addresses"][0]["ip"], "127.0.0.2");
+        assert_eq!(endpoints["subsets"][0]["ports"][0]["port"], 7443);
+        let (_, service) = call(
+            &server,
+            request(
+                "GET",
+                "/api/v1/namespaces/default/services/kubernetes",
+                "admin",
+                None,
+            ),
+        )
+        .await;
+        assert_eq!(service["spec"]["ports"][0]["targetPort"], 7443);
+    }
+}
