@@ -13,6 +13,7 @@
 
 pub mod duration;
 pub mod kinds;
+pub mod matching;
 pub mod openapi;
 pub mod patch;
 pub mod printers;

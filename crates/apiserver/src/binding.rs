@@ -1,5 +1,8 @@
 //! `pods/binding` (the scheduler's bind) and `pods/eviction` (`kubectl drain`).
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::{json, Value};
 
 use crate::object::{meta_str, metadata_mut};
@@ -127,42 +130,18 @@ fn pod_ready(pod: &Value) -> bool {
 }
 
 /// Whether a metav1.LabelSelector (JSON) selects `labels`: in policy/v1 an empty selector
-/// selects every pod of the namespace, a missing one none.
+/// selects every pod of the namespace, a missing one (or one that does not parse) none.
 pub fn selector_selects(selector: Option<&Value>, labels: Option<&Value>) -> bool {
-    let Some(selector) = selector.filter(|s| !s.is_null()) else {
+    let Some(selector) = selector
+        .filter(|s| !s.is_null())
+        .and_then(|s| serde_json::from_value::<LabelSelector>(s.clone()).ok())
+    else {
         return false;
     };
-    let label = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
-    let match_labels = selector.get("matchLabels").and_then(Value::as_object);
-    if match_labels.is_some_and(|m| m.iter().any(|(k, v)| label(k) != v.as_str())) {
-        return false;
-    }
-    for requirement in selector
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let key = requirement["key"].as_str().unwrap_or("");
-        let values: Vec<&str> = requirement["values"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        let present = label(key);
-        let ok = match requirement["operator"].as_str().unwrap_or("") {
-            "In" => present.is_some_and(|v| values.contains(&v)),
-            "NotIn" => present.is_none_or(|v| !values.contains(&v)),
-            "Exists" => present.is_some(),
-            "DoesNotExist" => present.is_none(),
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-    }
-    true
+    let labels: BTreeMap<String, String> = labels
+        .and_then(|l| serde_json::from_value(l.clone()).ok())
+        .unwrap_or_default();
+    ferry_api::matching::selector_matches(&selector, &labels)
 }
 
 fn too_many_requests(cause: String) -> ApiError {

@@ -89,7 +89,7 @@ pub(crate) fn parse_args<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
-pub use ferry_client::matching::{selector_matches, tolerates};
+pub use ferry_api::matching::{selector_matches, tolerates};
 
 /// Whether an optional selector matches: a missing selector matches nothing, as upstream's
 /// `LabelSelectorAsSelector(nil)` for affinity terms.
