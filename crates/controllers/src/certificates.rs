@@ -54,29 +54,64 @@ fn issued(csr: &CertificateSigningRequest) -> bool {
         .is_some_and(|c| !c.0.is_empty())
 }
 
-/// Why a request is not a kubelet client certificate request (upstream's
-/// `ValidateKubeletClientCSR`), or the node name it is for.
-fn kubelet_client_node(csr: &CertificateSigningRequest) -> Result<String, String> {
-    let block = pem::parse(&csr.spec.request.0).map_err(|e| format!("not PEM: {e}"))?;
+/// Why a request is not a client certificate request this controller can approve or sign
+/// (upstream's `ValidateKubeletClientCSR` and its usage checks). The message goes into the
+/// Failed condition (reason `SignerValidationFailure`).
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum RequestError {
+    /// `spec.request` is not PEM.
+    #[error("not PEM: {0}")]
+    NotPem(pem::PemError),
+    /// The PEM block is not a `CERTIFICATE REQUEST`.
+    #[error("PEM block is {0}")]
+    PemBlock(String),
+    /// The request does not parse as PKCS#10.
+    #[error("unparsable request: {0}")]
+    Unparsable(x509_parser::nom::Err<x509_parser::error::X509Error>),
+    /// The request is not signed by the key it carries.
+    #[error("request signature: {0}")]
+    Signature(x509_parser::error::X509Error),
+    /// The subject's organizations are not exactly `system:nodes`.
+    #[error("subject organization is not system:nodes: {0:?}")]
+    Organization(Vec<String>),
+    /// The subject's one common name is not `system:node:<name>`.
+    #[error("subject common name does not begin with system:node: {0:?}")]
+    CommonName(String),
+    /// The subject has no common name, or more than one.
+    #[error("subject common names: {0:?}")]
+    CommonNames(Vec<String>),
+    /// The request names subject alternative names.
+    #[error("subject alternative names are not allowed")]
+    SubjectAltNames,
+    /// A usage a client certificate does not have.
+    #[error("usage not allowed: {0:?}")]
+    Usage(String),
+    /// `client auth` is not among the usages.
+    #[error("missing usage \"client auth\"")]
+    MissingClientAuth,
+}
+
+/// The node name a kubelet client certificate request is for, or why it is not one (upstream's
+/// `ValidateKubeletClientCSR`).
+fn kubelet_client_node(csr: &CertificateSigningRequest) -> Result<String, RequestError> {
+    let block = pem::parse(&csr.spec.request.0).map_err(RequestError::NotPem)?;
     if block.tag() != "CERTIFICATE REQUEST" {
-        return Err(format!("PEM block is {}", block.tag()));
+        return Err(RequestError::PemBlock(block.tag().to_string()));
     }
     let (_, request) =
         x509_parser::certification_request::X509CertificationRequest::from_der(block.contents())
-            .map_err(|e| format!("unparsable request: {e}"))?;
+            .map_err(RequestError::Unparsable)?;
     request
         .verify_signature()
-        .map_err(|e| format!("request signature: {e}"))?;
+        .map_err(RequestError::Signature)?;
     let info = &request.certification_request_info;
-    let organizations: Vec<&str> = info
+    let organizations: Vec<String> = info
         .subject
         .iter_organization()
-        .map(|o| o.as_str().unwrap_or(""))
+        .map(|o| o.as_str().unwrap_or("").to_string())
         .collect();
     if organizations != ["system:nodes"] {
-        return Err(format!(
-            "subject organization is not system:nodes: {organizations:?}"
-        ));
+        return Err(RequestError::Organization(organizations));
     }
     let names: Vec<&str> = info
         .subject
@@ -87,10 +122,12 @@ fn kubelet_client_node(csr: &CertificateSigningRequest) -> Result<String, String
         [cn] => cn
             .strip_prefix("system:node:")
             .filter(|n| !n.is_empty())
-            .ok_or_else(|| {
-                format!("subject common name does not begin with system:node: {cn:?}")
-            })?,
-        _ => return Err(format!("subject common names: {names:?}")),
+            .ok_or_else(|| RequestError::CommonName(cn.to_string()))?,
+        _ => {
+            return Err(RequestError::CommonNames(
+                names.iter().map(|n| n.to_string()).collect(),
+            ))
+        }
     };
     let has_sans = request
         .requested_extensions()
@@ -103,30 +140,53 @@ fn kubelet_client_node(csr: &CertificateSigningRequest) -> Result<String, String
             })
         });
     if has_sans {
-        return Err("subject alternative names are not allowed".into());
+        return Err(RequestError::SubjectAltNames);
     }
     Ok(node.to_string())
 }
 
 /// Why the usages are not those of a client certificate, if they are not.
-fn check_client_usages(csr: &CertificateSigningRequest) -> Result<(), String> {
+fn check_client_usages(csr: &CertificateSigningRequest) -> Result<(), RequestError> {
     let usages = csr.spec.usages.as_deref().unwrap_or_default();
     if let Some(bad) = usages.iter().find(|u| !CLIENT_USAGES.contains(&u.as_str())) {
-        return Err(format!("usage not allowed: {bad:?}"));
+        return Err(RequestError::Usage(bad.clone()));
     }
     if !usages.iter().any(|u| u == "client auth") {
-        return Err("missing usage \"client auth\"".into());
+        return Err(RequestError::MissingClientAuth);
     }
     Ok(())
 }
 
+/// Why the approver leaves a request alone (for `kubectl certificate approve`, or because it
+/// is decided already).
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum NotApproved {
+    /// Approved, denied or issued already.
+    #[error("already decided")]
+    AlreadyDecided,
+    /// For a signer other than kubelet client certificates.
+    #[error("signer {0} is not ours")]
+    Signer(String),
+    /// Not a valid kubelet client certificate request.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// Asked by neither a bootstrapper nor the node the certificate is for.
+    #[error("requestor {username:?} is neither a bootstrapper nor node {node}")]
+    Requestor {
+        /// `spec.username`.
+        username: String,
+        /// The node named in the request.
+        node: String,
+    },
+}
+
 /// The approver's decision: `Ok(())` to approve, `Err(why not)` to leave the request alone.
-pub fn approval(csr: &CertificateSigningRequest) -> Result<(), String> {
+pub fn approval(csr: &CertificateSigningRequest) -> Result<(), NotApproved> {
     if has_condition(csr, "Approved") || has_condition(csr, "Denied") || issued(csr) {
-        return Err("already decided".into());
+        return Err(NotApproved::AlreadyDecided);
     }
     if csr.spec.signer_name != KUBELET_CLIENT_SIGNER {
-        return Err(format!("signer {} is not ours", csr.spec.signer_name));
+        return Err(NotApproved::Signer(csr.spec.signer_name.clone()));
     }
     let node = kubelet_client_node(csr)?;
     check_client_usages(csr)?;
@@ -135,23 +195,24 @@ pub fn approval(csr: &CertificateSigningRequest) -> Result<(), String> {
     let renewal = csr.spec.username.as_deref() == Some(&format!("system:node:{node}"))
         && groups.iter().any(|g| g == "system:nodes");
     if !new_node && !renewal {
-        return Err(format!(
-            "requestor {:?} is neither a bootstrapper nor node {node}",
-            csr.spec.username.as_deref().unwrap_or("")
-        ));
+        return Err(NotApproved::Requestor {
+            username: csr.spec.username.clone().unwrap_or_default(),
+            node,
+        });
     }
     Ok(())
 }
 
 /// What the signer does with a request.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub enum Signing {
     /// Not for this signer, not approved, refused, or already issued.
     Skip,
     /// Sign it.
     Sign,
-    /// Approved but not signable: mark it Failed (upstream's `SignerValidationFailure`).
-    Fail(String),
+    /// Approved but not signable: mark it Failed (upstream's `SignerValidationFailure`) with
+    /// this message.
+    Fail(RequestError),
 }
 
 /// The signer's decision.
@@ -389,7 +450,7 @@ impl Reconciler for CsrSigningController {
                         type_: "Failed".into(),
                         status: "True".into(),
                         reason: Some("SignerValidationFailure".into()),
-                        message: Some(why),
+                        message: Some(why.to_string()),
                         ..Default::default()
                     },
                 );
@@ -567,6 +628,19 @@ mod tests {
                 approval(&csr.0)
             );
         }
+        let reason = |csr: Csr| approval(&csr.0).map_err(|e| e.to_string());
+        assert_eq!(
+            reason(Csr::node("n1").by("bob", &["system:authenticated"])),
+            Err("requestor \"bob\" is neither a bootstrapper nor node n1".into())
+        );
+        assert_eq!(
+            reason(Csr::node("n1").signer(CLIENT_SIGNER)),
+            Err(format!("signer {CLIENT_SIGNER} is not ours"))
+        );
+        assert_eq!(
+            reason(Csr::new(request("admin", &["system:nodes"], &[]))),
+            Err("subject common name does not begin with system:node: \"admin\"".into())
+        );
     }
 
     #[test]
@@ -581,13 +655,22 @@ mod tests {
             ("failed", Csr::node("n1").condition("Approved").condition("Failed"), Signing::Skip),
             ("issued", Csr::node("n1").condition("Approved").issued(), Signing::Skip),
             ("server auth", Csr::node("n1").usages(&["server auth"]).condition("Approved"),
-                Signing::Fail("usage not allowed: \"server auth\"".into())),
+                Signing::Fail(RequestError::Usage("server auth".into()))),
             ("kubelet signer, not a node", Csr::new(request("bob", &["dev"], &[])).condition("Approved"),
-                Signing::Fail("subject organization is not system:nodes: [\"dev\"]".into())),
+                Signing::Fail(RequestError::Organization(vec!["dev".into()]))),
         ];
         for (case, csr, decision) in table {
             assert_eq!(signing(&csr.0), decision, "{case}");
         }
+        // The messages of the Failed condition, as before the errors were typed.
+        assert_eq!(
+            RequestError::Usage("server auth".into()).to_string(),
+            "usage not allowed: \"server auth\""
+        );
+        assert_eq!(
+            RequestError::Organization(vec!["dev".into()]).to_string(),
+            "subject organization is not system:nodes: [\"dev\"]"
+        );
     }
 
     fn ca() -> (String, String) {
