@@ -278,7 +278,10 @@ pub async fn run_scheduler(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let config = ferry_scheduler::load_config(config).context("scheduler configuration")?;
-    let work = || ferry_scheduler::run(client.clone(), config.clone(), std::future::pending());
+    let work = || {
+        ferry_scheduler::run(client.clone(), config.clone(), std::future::pending())
+            .map_err(anyhow::Error::from)
+    };
     match identity {
         Some(identity) => {
             with_leader_election(client.clone(), "kube-scheduler", identity, shutdown, work).await

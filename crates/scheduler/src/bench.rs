@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::binder::FakeBinder;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::scheduler::Scheduler;
 use crate::testing::{make_node, make_pod};
 
@@ -25,6 +25,22 @@ pub struct BenchResult {
     pub round_robin_pods_per_second: f64,
 }
 
+/// Why a benchmark run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The default configuration did not build.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Some pods were not bound: the figure would not measure a full run.
+    #[error("bound {bound} of {pods} pods")]
+    Unbound {
+        /// Pods bound.
+        bound: usize,
+        /// Pods created.
+        pods: usize,
+    },
+}
+
 /// What the benchmark's pods ask for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Workload {
@@ -38,7 +54,7 @@ pub enum Workload {
 
 /// Schedules `pods` pending plain pods (100m cpu, 128Mi) on `nodes` nodes (32 cpu, 128Gi, 110
 /// pods, 3 zones) in-process and reports pods/s. Needs a Tokio runtime.
-pub async fn schedule_pods(pods: usize, nodes: usize) -> anyhow::Result<BenchResult> {
+pub async fn schedule_pods(pods: usize, nodes: usize) -> Result<BenchResult, BenchError> {
     schedule_pods_with(pods, nodes, Workload::Plain).await
 }
 
@@ -47,7 +63,7 @@ pub async fn schedule_pods_with(
     pods: usize,
     nodes: usize,
     workload: Workload,
-) -> anyhow::Result<BenchResult> {
+) -> Result<BenchResult, BenchError> {
     let binder = FakeBinder::new();
     let scheduler = Scheduler::new(&Config::default(), binder.clone(), None)?;
     let node_objects: Vec<_> = (0..nodes)
@@ -100,7 +116,7 @@ pub async fn schedule_pods_with(
         .filter(|c| matches!(c, crate::binder::Call::Bind(..)))
         .count();
     if bound != pods {
-        anyhow::bail!("bound {bound} of {pods} pods");
+        return Err(BenchError::Unbound { bound, pods });
     }
 
     // Reference: round-robin over nodes, checking free cpu only.

@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
 use crate::binder::KubeBinder;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::scheduler::Scheduler;
 
 /// What the watch loop calls for one resource.
@@ -122,11 +122,12 @@ where
 }
 
 /// Runs until `shutdown` resolves: watches pods and nodes through kube-rs, schedules, binds.
+/// Fails only at the start, when `config`'s profiles do not build; watch errors are retried.
 pub async fn run(
     client: kube::Client,
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
-) -> anyhow::Result<()> {
+) -> Result<(), ConfigError> {
     let recorder = Recorder::new(client.clone(), crate::config::DEFAULT_SCHEDULER_NAME, "");
     let binder = Arc::new(KubeBinder::new(client.clone()));
     let scheduler = Scheduler::new(&config, binder, Some(recorder))?;

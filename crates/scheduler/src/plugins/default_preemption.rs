@@ -77,11 +77,24 @@ pub struct Candidate {
     pub victims: Vec<Arc<Pod>>,
 }
 
-/// Whether the pod may preempt at all; the message says why not.
-fn eligible(pod: &Pod, snapshot: &Snapshot) -> Result<(), String> {
+/// Why a pod may not preempt at all (upstream's `PodEligibleToPreemptOthers` messages, which
+/// end up in the FailedScheduling event after `preemption: `).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum NotEligible {
+    /// The pod's `preemptionPolicy` is `Never`.
+    #[error("not eligible due to preemptionPolicy=Never.")]
+    PreemptionPolicyNever,
+    /// A lower-priority pod on the pod's nominated node is terminating: the pod waits for it
+    /// rather than preempting again.
+    #[error("not eligible due to a terminating pod on the nominated node.")]
+    TerminatingPodOnNominatedNode,
+}
+
+/// Whether the pod may preempt at all.
+fn eligible(pod: &Pod, snapshot: &Snapshot) -> Result<(), NotEligible> {
     let spec = pod.spec.as_ref();
     if spec.and_then(|s| s.preemption_policy.as_deref()) == Some("Never") {
-        return Err("not eligible due to preemptionPolicy=Never.".into());
+        return Err(NotEligible::PreemptionPolicyNever);
     }
     let nominated = pod
         .status
@@ -95,7 +108,7 @@ fn eligible(pod: &Pod, snapshot: &Snapshot) -> Result<(), String> {
             .iter()
             .any(|p| p.pod.metadata.deletion_timestamp.is_some() && pod_priority(&p.pod) < priority)
         {
-            return Err("not eligible due to a terminating pod on the nominated node.".into());
+            return Err(NotEligible::TerminatingPodOnNominatedNode);
         }
     }
     Ok(())
@@ -184,11 +197,8 @@ impl PostFilter for DefaultPreemption {
         statuses: &NodeStatuses,
         framework: &Framework,
     ) -> (Option<PostFilterResult>, Status) {
-        if let Err(message) = eligible(pod, snapshot) {
-            return (
-                None,
-                Status::unschedulable(format!("preemption: {message}")),
-            );
+        if let Err(why) = eligible(pod, snapshot) {
+            return (None, Status::unschedulable(format!("preemption: {why}")));
         }
         let mut preemption_statuses = NodeStatuses::new();
         let mut candidates = Vec::new();
