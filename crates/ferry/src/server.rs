@@ -131,16 +131,27 @@ fn local_agent(
     crate::agent::AgentArgs::from_flags(&flags)
 }
 
-/// A flag's duration: a Go duration (`300s`, `5m`, `1h30m`, `250ms`), or plain seconds.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+/// A flag's duration that does not parse.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum DurationError {
+    /// A number of seconds that is no duration: negative, not finite, or too large.
+    #[error("invalid duration {0:?}")]
+    Seconds(String),
+    /// Neither a number of seconds nor a Go duration.
+    #[error("invalid duration {0:?}: use a Go duration such as 300ms, 5s, 1h30m")]
+    Syntax(String),
+}
+
+/// A flag's duration (a clap value parser): a Go duration (`300s`, `5m`, `1h30m`, `250ms`:
+/// [`ferry_api::duration::parse_go`]), or plain seconds, which upstream's flags do not take but
+/// ferry's always have (`--etcd-compaction-interval` says so).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, DurationError> {
     let text = text.trim();
     if let Ok(seconds) = text.parse::<f64>() {
         return std::time::Duration::try_from_secs_f64(seconds)
-            .map_err(|_| format!("invalid duration {text:?}"));
+            .map_err(|_| DurationError::Seconds(text.to_string()));
     }
-    ferry_api::duration::parse_go(text).ok_or_else(|| {
-        format!("invalid duration {text:?}: use a Go duration such as 300ms, 5s, 1h30m")
-    })
+    ferry_api::duration::parse_go(text).ok_or_else(|| DurationError::Syntax(text.to_string()))
 }
 
 fn default_data_dir() -> PathBuf {
@@ -354,4 +365,29 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         store.close();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{parse_duration, DurationError};
+
+    #[test]
+    fn flag_durations() {
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration(" 1.5 "), Ok(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_duration("-1"),
+            Err(DurationError::Seconds("-1".into()))
+        );
+        let syntax = parse_duration("5 minutes").expect_err("not a duration");
+        assert_eq!(
+            syntax.to_string(),
+            "invalid duration \"5 minutes\": use a Go duration such as 300ms, 5s, 1h30m"
+        );
+    }
 }
