@@ -5,7 +5,6 @@
 //!   lastTimestamp) as client-go's legacy recorder does, off the caller's path.
 //! - [`leader`]: leader election on a coordination.k8s.io/v1 Lease, so two copies of a component
 //!   can run and one works.
-//! - [`matching`]: label selectors and taint tolerations, matched the same way everywhere.
 //! - [`connect`]: a kube-rs [`kube::Client`] from a kubeconfig file.
 //! - [`bootstrap`]: a node joining a cluster with a join token (TLS bootstrapping): pin the CA
 //!   by its hash, ask for a client certificate with a CSR, write a kubeconfig.
@@ -16,7 +15,6 @@ pub mod bootstrap;
 pub mod events;
 pub mod kubeconfig;
 pub mod leader;
-pub mod matching;
 
 use std::path::Path;
 

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use crate::util::api_code;
 use crate::{ApiContext as _, Context, Error, ErrorChain};
-use ferry_client::matching::tolerates;
+use ferry_api::matching::tolerates;
 
 /// Taint for a node whose Ready condition is False.
 pub const NOT_READY: &str = "node.kubernetes.io/not-ready";

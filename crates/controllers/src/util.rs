@@ -34,7 +34,7 @@ pub fn selector_matches(
     selector: &LabelSelector,
     labels: Option<&BTreeMap<String, String>>,
 ) -> bool {
-    ferry_client::matching::selector_matches(selector, labels.unwrap_or(&BTreeMap::new()))
+    ferry_api::matching::selector_matches(selector, labels.unwrap_or(&BTreeMap::new()))
 }
 
 /// Whether a selector selects nothing at all (nil) or everything (empty): controllers refuse both.
