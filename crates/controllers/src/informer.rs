@@ -191,6 +191,12 @@ where
         self.synced.send_replace(true);
     }
 
+    /// Removes an object from the cache as a watch's delete would (scenario tests).
+    #[cfg(test)]
+    pub(crate) fn remove(&self, key: &Key) {
+        self.delete(key);
+    }
+
     fn apply(&self, object: Arc<K>) {
         let key = key_of(object.as_ref());
         let old = {

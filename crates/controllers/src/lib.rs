@@ -10,6 +10,9 @@
 pub mod certificates;
 pub mod deployment;
 pub mod disruption;
+pub mod endpoints;
+pub mod endpointslice;
+pub mod endpointutil;
 mod error;
 pub mod expectations;
 pub mod gc;
@@ -35,7 +38,8 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service, ServiceAccount};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::watcher;
 use kube::Api;
@@ -117,6 +121,12 @@ pub struct Context {
     pub node_leases: Arc<Informer<Lease>>,
     /// All CertificateSigningRequests.
     pub csrs: Arc<Informer<CertificateSigningRequest>>,
+    /// All Services.
+    pub services: Arc<Informer<Service>>,
+    /// All EndpointSlices, indexed by `namespace/service` (their service-name label).
+    pub endpoint_slices: Arc<Informer<EndpointSlice>>,
+    /// All Endpoints.
+    pub endpoints: Arc<Informer<Endpoints>>,
 }
 
 fn pod_node(pod: &Pod) -> Option<String> {
@@ -148,7 +158,14 @@ impl Context {
                 Api::namespaced(client.clone(), "kube-node-lease"),
                 all.clone(),
             ),
-            csrs: Informer::new(Api::all(client.clone()), all),
+            csrs: Informer::new(Api::all(client.clone()), all.clone()),
+            services: Informer::new(Api::all(client.clone()), all.clone()),
+            endpoint_slices: Informer::with_index(
+                Api::all(client.clone()),
+                all.clone(),
+                Some(endpointslice::slice_service),
+            ),
+            endpoints: Informer::new(Api::all(client.clone()), all),
             client,
             options,
         })
@@ -175,6 +192,9 @@ impl Context {
         tasks.spawn(self.pdbs.clone().run());
         tasks.spawn(self.node_leases.clone().run());
         tasks.spawn(self.csrs.clone().run());
+        tasks.spawn(self.services.clone().run());
+        tasks.spawn(self.endpoint_slices.clone().run());
+        tasks.spawn(self.endpoints.clone().run());
     }
 
     async fn wait_synced(&self) {
@@ -188,6 +208,9 @@ impl Context {
         self.pdbs.wait_synced().await;
         self.node_leases.wait_synced().await;
         self.csrs.wait_synced().await;
+        self.services.wait_synced().await;
+        self.endpoint_slices.wait_synced().await;
+        self.endpoints.wait_synced().await;
     }
 }
 
@@ -215,6 +238,8 @@ pub async fn run(
     let deployments = deployment::DeploymentController::new(ctx.clone());
     let jobs = job::JobController::new(ctx.clone());
     let disruption = disruption::DisruptionController::new(ctx.clone());
+    let endpoint_slices = endpointslice::EndpointSliceController::new(ctx.clone());
+    let endpoints = endpoints::EndpointsController::new(ctx.clone());
     let namespaces = namespace::NamespaceController::new(ctx.clone());
     let service_accounts = serviceaccount::ServiceAccountController::new(ctx.clone());
     let node_ipam = nodeipam::NodeIpamController::new(ctx.clone())?;
@@ -247,6 +272,8 @@ pub async fn run(
     controllers.spawn(queue::run(deployments.clone(), workers));
     controllers.spawn(queue::run(jobs.clone(), workers));
     controllers.spawn(queue::run(disruption.clone(), workers));
+    controllers.spawn(queue::run(endpoint_slices.clone(), workers));
+    controllers.spawn(queue::run(endpoints.clone(), workers));
     controllers.spawn(queue::run(namespaces.clone(), workers));
     controllers.spawn(queue::run(service_accounts.clone(), workers));
     controllers.spawn(queue::run(node_ipam.clone(), 1));
@@ -262,6 +289,8 @@ pub async fn run(
     deployments.queue().shut_down();
     jobs.queue().shut_down();
     disruption.queue().shut_down();
+    endpoint_slices.queue().shut_down();
+    endpoints.queue().shut_down();
     namespaces.queue().shut_down();
     service_accounts.queue().shut_down();
     csr_approving.queue().shut_down();
