@@ -111,17 +111,17 @@ impl Server {
         for name in SYSTEM_NAMESPACES {
             let namespace =
                 json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-            self.ensure("namespaces", "", name, namespace, false)
+            self.ensure(("", "v1", "namespaces"), "", name, namespace, false)
                 .await?;
         }
         Ok(())
     }
 
-    /// Creates a core/v1 object the server itself keeps; if it exists, leaves it (`replace`
-    /// false) or replaces it.
+    /// Creates an object the server itself keeps (`resource` is group, version and plural); if
+    /// it exists, leaves it (`replace` false) or replaces it.
     async fn ensure(
         &self,
-        plural: &str,
+        (group, version, plural): (&str, &str, &str),
         namespace: &str,
         name: &str,
         object: Value,
@@ -130,8 +130,8 @@ impl Server {
         let resource = self
             .rest
             .registry
-            .resolve("", "v1", plural)
-            .ok_or_else(|| ApiError::internal("core resources not registered"))?;
+            .resolve(group, version, plural)
+            .ok_or_else(|| ApiError::internal(format!("{plural} not registered")))?;
         let query = HashMap::new();
         let warnings = parking_lot::Mutex::new(Vec::new());
         let req = Request {
@@ -155,8 +155,8 @@ impl Server {
         }
     }
 
-    /// The `kubernetes` service in `default` (10.43.0.1:443) and its Endpoints pointing at this
-    /// API server, as upstream's bootstrap controller keeps them.
+    /// The `kubernetes` service in `default` (10.43.0.1:443) and its Endpoints and EndpointSlice
+    /// pointing at this API server, as upstream's bootstrap controller keeps them.
     pub async fn ensure_kubernetes_service(
         self: &Arc<Self>,
         address: SocketAddr,
@@ -168,10 +168,39 @@ impl Server {
         let endpoints = json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "kubernetes", "namespace": "default",
             "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
             "subsets": [{"addresses": [{"ip": address.ip().to_string()}], "ports": [{"name": "https", "port": address.port(), "protocol": "TCP"}]}]});
-        self.ensure("services", "default", "kubernetes", service, true)
-            .await?;
-        self.ensure("endpoints", "default", "kubernetes", endpoints, true)
-            .await
+        self.ensure(
+            ("", "v1", "services"),
+            "default",
+            "kubernetes",
+            service,
+            true,
+        )
+        .await?;
+        self.ensure(
+            ("", "v1", "endpoints"),
+            "default",
+            "kubernetes",
+            endpoints,
+            true,
+        )
+        .await?;
+        // The same as an EndpointSlice, as upstream's EndpointsAdapter writes it (no managed-by
+        // label: no controller touches it).
+        let ip = address.ip();
+        let slice = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                "labels": {"kubernetes.io/service-name": "kubernetes"}},
+            "addressType": if ip.is_ipv6() { "IPv6" } else { "IPv4" },
+            "endpoints": [{"addresses": [ip.to_string()], "conditions": {"ready": true}}],
+            "ports": [{"name": "https", "port": address.port(), "protocol": "TCP"}]});
+        self.ensure(
+            ("discovery.k8s.io", "v1", "endpointslices"),
+            "default",
+            "kubernetes",
+            slice,
+            true,
+        )
+        .await
     }
 }
 
@@ -404,5 +433,21 @@ mod tests {
         )
         .await;
         assert_eq!(service["spec"]["ports"][0]["targetPort"], 7443);
+        let (_, slice) = call(
+            &server,
+            request(
+                "GET",
+                "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes",
+                "admin",
+                None,
+            ),
+        )
+        .await;
+        assert_eq!(slice["endpoints"][0]["addresses"], json!(["127.0.0.2"]));
+        assert_eq!(slice["ports"][0]["port"], 7443);
+        assert_eq!(
+            slice["metadata"]["labels"],
+            json!({"kubernetes.io/service-name": "kubernetes"})
+        );
     }
 }

@@ -396,6 +396,8 @@ pub enum FieldErrorKind {
     NotSupported,
     /// `Forbidden`.
     Forbidden,
+    /// `Too many`.
+    TooMany,
 }
 
 impl FieldErrorKind {
@@ -407,6 +409,7 @@ impl FieldErrorKind {
             FieldErrorKind::Duplicate => "FieldValueDuplicate",
             FieldErrorKind::NotSupported => "FieldValueNotSupported",
             FieldErrorKind::Forbidden => "FieldValueForbidden",
+            FieldErrorKind::TooMany => "FieldValueTooMany",
         }
     }
 
@@ -417,6 +420,7 @@ impl FieldErrorKind {
             FieldErrorKind::Duplicate => "Duplicate value",
             FieldErrorKind::NotSupported => "Unsupported value",
             FieldErrorKind::Forbidden => "Forbidden",
+            FieldErrorKind::TooMany => "Too many",
         }
     }
 }
@@ -467,6 +471,27 @@ impl FieldError {
             kind: FieldErrorKind::Forbidden,
             value: None,
             detail: detail.into(),
+        }
+    }
+
+    /// A value is not one of `supported` (upstream's `field.NotSupported`).
+    pub fn not_supported(field: impl Into<String>, value: &str, supported: &[&str]) -> Self {
+        let supported: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
+        FieldError {
+            field: field.into(),
+            kind: FieldErrorKind::NotSupported,
+            value: Some(format!("{value:?}")),
+            detail: format!("supported values: {}", supported.join(", ")),
+        }
+    }
+
+    /// A list is longer than `max` (upstream's `field.TooMany`).
+    pub fn too_many(field: impl Into<String>, actual: usize, max: usize) -> Self {
+        FieldError {
+            field: field.into(),
+            kind: FieldErrorKind::TooMany,
+            value: Some(actual.to_string()),
+            detail: format!("must have at most {max} items"),
         }
     }
 

@@ -35,6 +35,7 @@ fn minimal_body(group: &str, plural: &str) -> Value {
             json!({"metadata": {"name": "10.43.0.10"}, "spec": {"parentRef": {"resource": "services", "namespace": "default", "name": "web"}}})
         }
         ("networking.k8s.io", "servicecidrs") => json!({"spec": {"cidrs": ["10.44.0.0/16"]}}),
+        ("discovery.k8s.io", "endpointslices") => json!({"addressType": "IPv4", "endpoints": []}),
         _ => json!({}),
     }
 }

@@ -13,6 +13,7 @@ pub mod apps;
 pub mod batch;
 pub mod certificates;
 pub mod core;
+pub mod discovery;
 pub mod events;
 pub mod generic;
 pub mod networking;
@@ -305,6 +306,9 @@ fn strategy_for(info: &ResourceInfo) -> Box<dyn Strategy> {
         ("batch", "cronjobs") => Box::new(batch::cronjob::CronJobStrategy),
         ("certificates.k8s.io", "certificatesigningrequests") => {
             Box::new(certificates::csr::CsrStrategy)
+        }
+        ("discovery.k8s.io", "endpointslices") => {
+            Box::new(discovery::endpointslice::EndpointSliceStrategy)
         }
         ("events.k8s.io", "events") => Box::new(events::event::EventStrategy),
         ("networking.k8s.io", "ipaddresses") => Box::new(networking::ipaddress::IpAddressStrategy),
