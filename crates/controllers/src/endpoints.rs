@@ -177,7 +177,7 @@ impl EndpointsController {
         }
         endpoints.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
         endpoints.metadata.labels = Some(labels);
-        endpoints.subsets = Some(subsets);
+        endpoints.subsets = (!subsets.is_empty()).then_some(subsets);
 
         let params = PostParams::default();
         let written = match &current {

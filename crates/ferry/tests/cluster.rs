@@ -708,3 +708,156 @@ spec:
         ferry.ok(&["get", "pods", "-o", "wide"])
     );
 }
+
+/// The endpoints of a Service as `kubectl get endpointslices` shows them: (pod, ready) pairs.
+fn slice_endpoints(ferry: &Ferry, service: &str) -> Vec<(String, String)> {
+    let out = ferry.ok(&[
+        "get",
+        "endpointslices",
+        "-l",
+        &format!("kubernetes.io/service-name={service}"),
+        "-o",
+        "jsonpath={range .items[*].endpoints[*]}{.targetRef.name} {.conditions.ready}{\"\\n\"}{end}",
+    ]);
+    let mut endpoints: Vec<(String, String)> = out
+        .lines()
+        .filter_map(|l| {
+            l.split_once(' ')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        })
+        .collect();
+    endpoints.sort();
+    endpoints
+}
+
+#[test]
+fn services_get_endpoint_slices_and_endpoints() {
+    let (ferry, _sim, _dir) = start(2);
+    ferry.apply_yaml("apply", &deployment("web", 3, ""));
+    ferry.ok(&["rollout", "status", "deployment/web", "--timeout=30s"]);
+    assert_eq!(
+        ferry.ok(&[
+            "expose",
+            "deployment",
+            "web",
+            "--port=80",
+            "--target-port=8080"
+        ]),
+        "service/web exposed\n"
+    );
+    let ready = |n: usize| {
+        move |e: &Vec<(String, String)>| e.len() == n && e.iter().all(|(_, r)| r == "true")
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || ready(3)(&slice_endpoints(
+            &ferry, "web"
+        ))),
+        "3 ready endpoints: {}",
+        ferry.ok(&["get", "endpointslices", "-o", "yaml"])
+    );
+    // One slice, as upstream labels and owns it, with the resolved port.
+    let slice = ferry.ok(&[
+        "get",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=web",
+        "-o",
+        "jsonpath={.items[*].metadata.labels.endpointslice\\.kubernetes\\.io/managed-by} {.items[*].metadata.ownerReferences[0].kind}/{.items[*].metadata.ownerReferences[0].name} {.items[*].addressType} {.items[*].ports[0].port}",
+    ]);
+    assert_eq!(
+        slice,
+        "endpointslice-controller.k8s.io Service/web IPv4 8080"
+    );
+    let table = ferry.ok(&[
+        "get",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=web",
+    ]);
+    let row: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(row.get(1..3), Some(&["IPv4", "8080"][..]), "{table}");
+    assert_eq!(row.get(3).map(|e| e.split(',').count()), Some(3), "{table}");
+    // The legacy Endpoints, and `kubectl describe service` reading them.
+    let addresses = ferry.ok(&[
+        "get",
+        "endpoints",
+        "web",
+        "-o",
+        "jsonpath={.subsets[0].addresses[*].ip}",
+    ]);
+    assert_eq!(addresses.split(' ').count(), 3, "{addresses}");
+    let described = ferry.ok(&["describe", "service", "web"]);
+    let line = described
+        .lines()
+        .find(|l| l.starts_with("Endpoints:"))
+        .unwrap_or_default();
+    assert!(line.contains(":8080"), "{described}");
+
+    // Scaled up and down, the slice follows; at zero it stays as the empty placeholder.
+    ferry.ok(&["scale", "deployment/web", "--replicas=5"]);
+    assert!(
+        eventually(Duration::from_secs(20), || ready(5)(&slice_endpoints(
+            &ferry, "web"
+        ))),
+        "5 ready endpoints: {:?}",
+        slice_endpoints(&ferry, "web")
+    );
+    ferry.ok(&["scale", "deployment/web", "--replicas=0"]);
+    assert!(
+        eventually(Duration::from_secs(20), || slice_endpoints(&ferry, "web")
+            .is_empty()),
+        "no endpoints left: {:?}",
+        slice_endpoints(&ferry, "web")
+    );
+    let slices = ferry.ok(&[
+        "get",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=web",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(slices.lines().count(), 1, "{slices}");
+    assert!(
+        eventually(Duration::from_secs(10), || ferry
+            .ok(&["get", "endpoints", "web", "-o", "jsonpath={.subsets}"])
+            .is_empty()),
+        "Endpoints emptied"
+    );
+
+    // The Service goes: its slice by its owner reference, its Endpoints by the controller.
+    ferry.ok(&["delete", "service", "web"]);
+    assert!(
+        eventually(Duration::from_secs(20), || ferry
+            .ok(&[
+                "get",
+                "endpointslices,endpoints",
+                "-l",
+                "kubernetes.io/service-name=web",
+                "-o",
+                "name"
+            ])
+            .is_empty()
+            && ferry
+                .fails(&["get", "endpoints", "web"])
+                .contains("NotFound")),
+        "slices and Endpoints of a deleted Service remain: {}",
+        ferry.ok(&["get", "endpointslices,endpoints"])
+    );
+    // The kubernetes Service has its slice too.
+    assert_eq!(
+        ferry.ok(&[
+            "get",
+            "endpointslice",
+            "kubernetes",
+            "-o",
+            "jsonpath={.endpoints[0].addresses[0]}"
+        ]),
+        "127.0.0.1"
+    );
+}
