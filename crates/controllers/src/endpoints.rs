@@ -236,11 +236,10 @@ fn address_count(subset: &EndpointSubset) -> usize {
         + subset.not_ready_addresses.as_ref().map_or(0, Vec::len)
 }
 
-/// The subsets of a Service's Endpoints from the pods it selects (upstream's `syncService`
-/// then `RepackSubsets`): each pod's address once per Service port it has (a named
-/// `targetPort` it lacks leaves that port out), ready unless the pod is not ready and the
-/// Service does not publish not-ready addresses; then addresses regrouped by the set of ports
-/// they serve.
+/// The subsets of a Service's Endpoints from the pods it selects (upstream's `syncService`):
+/// each pod's address once per Service port it has (a named `targetPort` it lacks leaves that
+/// port out), ready unless the pod is not ready and the Service does not publish not-ready
+/// addresses; then [`repack`]ed.
 pub fn desired_subsets(service: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubset> {
     let publish = publishes_not_ready(service);
     let service_ports = service
@@ -248,9 +247,7 @@ pub fn desired_subsets(service: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubs
         .as_ref()
         .and_then(|s| s.ports.clone())
         .unwrap_or_default();
-    // (address, its ports with readiness)
-    let mut addresses: BTreeMap<(String, String), (EndpointAddress, BTreeMap<PortKey, bool>)> =
-        BTreeMap::new();
+    let mut subsets = Vec::new();
     for pod in pods {
         if !should_pod_be_in_endpoints(pod, publish) {
             continue;
@@ -260,7 +257,7 @@ pub fn desired_subsets(service: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubs
         };
         let spec = pod.spec.as_ref();
         let address = EndpointAddress {
-            ip: ip.clone(),
+            ip,
             node_name: spec.and_then(|s| s.node_name.clone()),
             hostname: should_set_hostname(pod, service)
                 .then(|| spec.and_then(|s| s.hostname.clone()))
@@ -274,60 +271,86 @@ pub fn desired_subsets(service: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubs
             }),
         };
         let ready = publish || is_pod_ready(pod);
-        let mut ports = BTreeMap::new();
-        if service_ports.is_empty() {
-            // A headless Service may have no ports: its addresses are listed without.
-            if is_headless(service) {
-                ports.insert(PortKey::NONE, ready);
+        let subset = |ports: Option<Vec<EndpointPort>>| {
+            let addresses = Some(vec![address.clone()]);
+            if ready {
+                EndpointSubset {
+                    addresses,
+                    ports,
+                    ..EndpointSubset::default()
+                }
+            } else {
+                EndpointSubset {
+                    not_ready_addresses: addresses,
+                    ports,
+                    ..EndpointSubset::default()
+                }
             }
+        };
+        // A headless Service may have no ports: its addresses are listed without.
+        if service_ports.is_empty() && is_headless(service) {
+            subsets.push(subset(None));
         }
         for port in &service_ports {
             if let Some(number) = find_port(pod, port) {
-                ports.insert(
-                    PortKey {
-                        name: port.name.clone().unwrap_or_default(),
-                        port: number,
-                        protocol: protocol(port.protocol.as_ref()).to_string(),
-                        app_protocol: port.app_protocol.clone(),
-                    },
-                    ready,
-                );
+                subsets.push(subset(Some(vec![EndpointPort {
+                    name: port.name.clone().filter(|n| !n.is_empty()),
+                    port: number,
+                    protocol: Some(protocol(port.protocol.as_ref()).to_string()),
+                    app_protocol: port.app_protocol.clone(),
+                }])));
             }
         }
-        if ports.is_empty() {
-            continue;
-        }
-        let key = (ip, pod.metadata.uid.clone().unwrap_or_default());
-        let entry = addresses
-            .entry(key)
-            .or_insert_with(|| (address, BTreeMap::new()));
-        for (port, ready) in ports {
-            // Not ready wins over ready.
-            let was = entry.1.entry(port).or_insert(ready);
-            *was &= ready;
+    }
+    repack(&subsets)
+}
+
+/// Upstream's `RepackSubsets`: the same addresses and ports regrouped so that each subset holds
+/// the addresses serving exactly the same set of ports — an address is not ready for a port if
+/// any subset says so — in a canonical order (addresses by IP, subsets and ports sorted).
+pub fn repack(subsets: &[EndpointSubset]) -> Vec<EndpointSubset> {
+    let mut addresses: BTreeMap<(String, String), EndpointAddress> = BTreeMap::new();
+    let mut per_port: BTreeMap<PortKey, BTreeMap<(String, String), bool>> = BTreeMap::new();
+    for subset in subsets {
+        let ports: Vec<PortKey> = match subset.ports.as_deref() {
+            None | Some([]) => vec![PortKey::NONE],
+            Some(ports) => ports.iter().map(PortKey::of).collect(),
+        };
+        let listed = subset.addresses.iter().flatten().map(|a| (a, true)).chain(
+            subset
+                .not_ready_addresses
+                .iter()
+                .flatten()
+                .map(|a| (a, false)),
+        );
+        for (address, ready) in listed {
+            let uid = address.target_ref.as_ref().and_then(|t| t.uid.clone());
+            let key = (address.ip.clone(), uid.unwrap_or_default());
+            addresses
+                .entry(key.clone())
+                .or_insert_with(|| address.clone());
+            for port in &ports {
+                let was = per_port
+                    .entry(port.clone())
+                    .or_default()
+                    .entry(key.clone())
+                    .or_insert(ready);
+                // Not ready wins over ready.
+                *was &= ready;
+            }
         }
     }
-    // Group addresses (with readiness per port) by the ports they serve.
-    let mut by_readiness: BTreeMap<Vec<(String, String, bool)>, BTreeSet<PortKey>> =
+    let mut by_members: BTreeMap<BTreeMap<(String, String), bool>, BTreeSet<PortKey>> =
         BTreeMap::new();
-    let mut per_port: BTreeMap<PortKey, Vec<(String, String, bool)>> = BTreeMap::new();
-    for (key, (_, ports)) in &addresses {
-        for (port, ready) in ports {
-            per_port
-                .entry(port.clone())
-                .or_default()
-                .push((key.0.clone(), key.1.clone(), *ready));
-        }
-    }
     for (port, members) in per_port {
-        by_readiness.entry(members).or_default().insert(port);
+        by_members.entry(members).or_default().insert(port);
     }
-    let mut subsets: Vec<EndpointSubset> = by_readiness
+    let mut repacked: Vec<EndpointSubset> = by_members
         .into_iter()
         .map(|(members, ports)| {
             let (mut ready, mut not_ready) = (Vec::new(), Vec::new());
-            for (ip, uid, is_ready) in members {
-                let address = addresses[&(ip, uid)].0.clone();
+            for (key, is_ready) in members {
+                let address = addresses[&key].clone();
                 if is_ready {
                     ready.push(address);
                 } else {
@@ -337,12 +360,7 @@ pub fn desired_subsets(service: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubs
             let ports: Vec<EndpointPort> = ports
                 .into_iter()
                 .filter(|p| *p != PortKey::NONE)
-                .map(|p| EndpointPort {
-                    name: (!p.name.is_empty()).then_some(p.name),
-                    port: p.port,
-                    protocol: Some(p.protocol),
-                    app_protocol: p.app_protocol,
-                })
+                .map(PortKey::into_port)
                 .collect();
             EndpointSubset {
                 addresses: (!ready.is_empty()).then_some(ready),
@@ -351,8 +369,8 @@ pub fn desired_subsets(service: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubs
             }
         })
         .collect();
-    subsets.sort_by_key(|s| serde_json::to_string(s).unwrap_or_default());
-    subsets
+    repacked.sort_by_key(|s| serde_json::to_string(s).unwrap_or_default());
+    repacked
 }
 
 /// A port of a subset; `NONE` stands for "no ports" (a headless Service without ports).
@@ -371,6 +389,24 @@ impl PortKey {
         protocol: String::new(),
         app_protocol: None,
     };
+
+    fn of(port: &EndpointPort) -> PortKey {
+        PortKey {
+            name: port.name.clone().unwrap_or_default(),
+            port: port.port,
+            protocol: protocol(port.protocol.as_ref()).to_string(),
+            app_protocol: port.app_protocol.clone(),
+        }
+    }
+
+    fn into_port(self) -> EndpointPort {
+        EndpointPort {
+            name: (!self.name.is_empty()).then_some(self.name),
+            port: self.port,
+            protocol: Some(self.protocol),
+            app_protocol: self.app_protocol,
+        }
+    }
 }
 
 /// Cuts the addresses to [`MAX_CAPACITY`] as upstream's `truncateEndpoints`: the not-ready

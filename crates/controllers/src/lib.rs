@@ -12,6 +12,7 @@ pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
+pub mod endpointslicemirroring;
 pub mod endpointutil;
 mod error;
 pub mod expectations;
@@ -240,6 +241,7 @@ pub async fn run(
     let disruption = disruption::DisruptionController::new(ctx.clone());
     let endpoint_slices = endpointslice::EndpointSliceController::new(ctx.clone());
     let endpoints = endpoints::EndpointsController::new(ctx.clone());
+    let mirroring = endpointslicemirroring::MirroringController::new(ctx.clone());
     let namespaces = namespace::NamespaceController::new(ctx.clone());
     let service_accounts = serviceaccount::ServiceAccountController::new(ctx.clone());
     let node_ipam = nodeipam::NodeIpamController::new(ctx.clone())?;
@@ -274,6 +276,7 @@ pub async fn run(
     controllers.spawn(queue::run(disruption.clone(), workers));
     controllers.spawn(queue::run(endpoint_slices.clone(), workers));
     controllers.spawn(queue::run(endpoints.clone(), workers));
+    controllers.spawn(queue::run(mirroring.clone(), workers));
     controllers.spawn(queue::run(namespaces.clone(), workers));
     controllers.spawn(queue::run(service_accounts.clone(), workers));
     controllers.spawn(queue::run(node_ipam.clone(), 1));
@@ -291,6 +294,7 @@ pub async fn run(
     disruption.queue().shut_down();
     endpoint_slices.queue().shut_down();
     endpoints.queue().shut_down();
+    mirroring.queue().shut_down();
     namespaces.queue().shut_down();
     service_accounts.queue().shut_down();
     csr_approving.queue().shut_down();

@@ -849,7 +849,28 @@ fn services_get_endpoint_slices_and_endpoints() {
         "slices and Endpoints of a deleted Service remain: {}",
         ferry.ok(&["get", "endpointslices,endpoints"])
     );
-    // The kubernetes Service has its slice too.
+    // A Service without a selector and Endpoints made by hand: mirrored into a slice.
+    ferry.apply_yaml(
+        "apply",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: db}\nspec:\n  ports: [{name: sql, port: 5432}]\n---\napiVersion: v1\nkind: Endpoints\nmetadata: {name: db}\nsubsets:\n- addresses: [{ip: 192.168.7.5}]\n  ports: [{name: sql, port: 5432}]\n",
+    );
+    let mirrored = || {
+        ferry.ok(&[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=db",
+            "-o",
+            "jsonpath={.items[*].metadata.labels.endpointslice\\.kubernetes\\.io/managed-by} {.items[*].endpoints[0].addresses[0]} {.items[*].ports[0].port}",
+        ])
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || mirrored()
+            == "endpointslicemirroring-controller.k8s.io 192.168.7.5 5432"),
+        "mirrored slice: {}",
+        mirrored()
+    );
+    // The kubernetes Service has its slice too, and it is not mirrored a second time.
     assert_eq!(
         ferry.ok(&[
             "get",
@@ -859,5 +880,19 @@ fn services_get_endpoint_slices_and_endpoints() {
             "jsonpath={.endpoints[0].addresses[0]}"
         ]),
         "127.0.0.1"
+    );
+    assert_eq!(
+        ferry
+            .ok(&[
+                "get",
+                "endpointslices",
+                "-l",
+                "kubernetes.io/service-name=kubernetes",
+                "-o",
+                "name"
+            ])
+            .lines()
+            .count(),
+        1
     );
 }

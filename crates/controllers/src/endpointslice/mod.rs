@@ -11,7 +11,7 @@
 //! controller's own writes coming back through the watch do not queue the Service again.
 
 pub mod reconciler;
-mod tracker;
+pub(crate) mod tracker;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -65,14 +65,14 @@ pub struct Reconciler {
 /// What identifies an endpoint across syncs (upstream's `hashEndpoint`): its addresses, its
 /// hostname and the pod it stands for. Everything else is updated in place.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct EndpointKey {
+pub(crate) struct EndpointKey {
     addresses: Vec<String>,
     hostname: String,
     namespace: String,
     name: String,
 }
 
-fn endpoint_key(endpoint: &Endpoint) -> EndpointKey {
+pub(crate) fn endpoint_key(endpoint: &Endpoint) -> EndpointKey {
     let mut addresses = endpoint.addresses.clone();
     addresses.sort();
     let target = endpoint.target_ref.as_ref();
@@ -85,9 +85,9 @@ fn endpoint_key(endpoint: &Endpoint) -> EndpointKey {
 }
 
 /// A set of ports, order aside (upstream's `PortMapKey`).
-type PortKey = Vec<(String, i32, String, String)>;
+pub(crate) type PortKey = Vec<(String, i32, String, String)>;
 
-fn port_key(ports: &[EndpointPort]) -> PortKey {
+pub(crate) fn port_key(ports: &[EndpointPort]) -> PortKey {
     let mut key: PortKey = ports
         .iter()
         .map(|p| {
