@@ -249,8 +249,7 @@ fn reconcile(endpoints: &Endpoints, existing: &[Arc<EndpointSlice>]) -> (Plan, u
             None => plan.create.push(slice),
         }
     }
-    plan.delete
-        .extend(by_key.into_values().flatten().map(|s| s.clone()));
+    plan.delete.extend(by_key.into_values().flatten().cloned());
     // Creates paired with deletes of the same address type become updates.
     let mut i = 0;
     while i < plan.create.len() {
