@@ -1,0 +1,208 @@
+//! `ferry-proxy`: the service proxy of every node, kube-proxy's nftables mode. It watches
+//! Services and EndpointSlices through the API and programs table `ip ferry-proxy` so that
+//! traffic to a cluster IP, a node port or an external IP goes to a ready endpoint.
+//!
+//! Read in this order: [`model`] (Services and slices → Service ports with endpoints),
+//! [`rules`] (the ruleset they need), [`sync`] (one transaction from what was applied to what is
+//! wanted), [`nft`] (statements and commands, as JSON to apply and as text to read), then
+//! [`run`] (the watch and sync loop).
+
+pub mod model;
+pub mod nft;
+pub mod rules;
+pub mod sync;
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt as _};
+use kube::Api;
+use tokio::sync::Notify;
+
+pub use nft::{ApplyError, Nft};
+pub use rules::Config;
+
+/// Settings of the proxy.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// This node's name: endpoints on it are local.
+    pub node_name: String,
+    /// The pod and service ranges.
+    pub config: Config,
+    /// How often the whole table is rewritten (repairing what was changed by hand).
+    pub full_resync: Duration,
+    /// How `nft` is run.
+    pub nft: Nft,
+}
+
+/// Counters of the proxy's syncs (shown in the agent's metrics).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Transactions applied.
+    pub syncs: AtomicU64,
+    /// Transactions that failed (retried as a full sync).
+    pub failures: AtomicU64,
+    /// Duration of the last sync, in microseconds.
+    pub last_sync_micros: AtomicU64,
+}
+
+/// A CIDR `a.b.c.d/n` that is not one.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid IPv4 CIDR {0:?}")]
+pub struct CidrError(pub String);
+
+/// Parses `a.b.c.d/n`.
+pub fn parse_cidr(text: &str) -> Result<(Ipv4Addr, u8), CidrError> {
+    let invalid = || CidrError(text.to_string());
+    let (addr, len) = text.split_once('/').ok_or_else(invalid)?;
+    let addr: Ipv4Addr = addr.parse().map_err(|_| invalid())?;
+    let len: u8 = len.parse().map_err(|_| invalid())?;
+    if len > 32 {
+        return Err(invalid());
+    }
+    Ok((addr, len))
+}
+
+/// The proxy of one node.
+pub struct Proxy {
+    options: Options,
+    services: Store<Service>,
+    slices: Store<EndpointSlice>,
+    changed: Arc<Notify>,
+    /// Its counters.
+    pub stats: Arc<Stats>,
+}
+
+impl Proxy {
+    /// Watches Services and EndpointSlices through `client`; returns the proxy and the watch
+    /// task to run beside [`Proxy::run`].
+    pub fn new(
+        client: kube::Client,
+        options: Options,
+    ) -> (Proxy, impl std::future::Future<Output = ()> + Send) {
+        let changed = Arc::new(Notify::new());
+        let (services, services_writer) = reflector::store();
+        let (slices, slices_writer) = reflector::store();
+        let watch_services = watch(
+            Api::<Service>::all(client.clone()),
+            services_writer,
+            changed.clone(),
+        );
+        let watch_slices = watch(
+            Api::<EndpointSlice>::all(client),
+            slices_writer,
+            changed.clone(),
+        );
+        let watches = async move {
+            tokio::join!(watch_services, watch_slices);
+        };
+        let proxy = Proxy {
+            options,
+            services,
+            slices,
+            changed,
+            stats: Arc::default(),
+        };
+        (proxy, watches)
+    }
+
+    /// Syncs after every change (changes arriving together make one sync) and every
+    /// `full_resync`, until `shutdown` resolves. The table stays when it ends: traffic keeps
+    /// flowing while the agent restarts; `ferry agent --cleanup` removes it.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        tokio::select! {
+            () = async {
+                let _ = tokio::join!(self.services.wait_until_ready(), self.slices.wait_until_ready());
+            } => {}
+            () = &mut shutdown => return,
+        }
+        let mut applied: Option<rules::Ruleset> = None;
+        let mut last_full = Instant::now();
+        loop {
+            let desired = {
+                let services = self.services.state();
+                let slices = self.slices.state();
+                let ports = model::service_ports(&services, &slices, &self.options.node_name);
+                rules::desired(&self.options.config, &ports)
+            };
+            let due = last_full.elapsed() >= self.options.full_resync;
+            let transaction = match &applied {
+                Some(previous) if !due => sync::partial(previous, &desired),
+                _ => {
+                    last_full = Instant::now();
+                    sync::full(&self.options.config, &desired)
+                }
+            };
+            let mut retry = None;
+            if !transaction.is_empty() {
+                let started = Instant::now();
+                match self.options.nft.apply(&transaction).await {
+                    Ok(()) => {
+                        let took = started.elapsed();
+                        self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+                        self.stats
+                            .last_sync_micros
+                            .store(took.as_micros() as u64, Ordering::Relaxed);
+                        tracing::debug!(
+                            commands = transaction.commands.len(),
+                            ?took,
+                            "proxy rules synced"
+                        );
+                        applied = Some(desired);
+                    }
+                    Err(error) => {
+                        self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(%error, "proxy sync failed; retrying with a full sync");
+                        applied = None;
+                        retry = Some(Duration::from_secs(1));
+                    }
+                }
+            }
+            let wait = retry
+                .unwrap_or_else(|| self.options.full_resync.saturating_sub(last_full.elapsed()));
+            tokio::select! {
+                () = self.changed.notified() => {
+                    // Changes that come together (a rollout) make one sync.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                () = tokio::time::sleep(wait) => {}
+                () = &mut shutdown => return,
+            }
+        }
+    }
+}
+
+/// Keeps `writer`'s store in line with `api`, waking `changed` after each change.
+async fn watch<K>(api: Api<K>, writer: reflector::store::Writer<K>, changed: Arc<Notify>)
+where
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let stream =
+        reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
+    futures::pin_mut!(stream);
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(_) => changed.notify_one(),
+            Err(error) => tracing::debug!(%error, "proxy watch error, retrying"),
+        }
+    }
+}
+
+/// Removes the proxy's table.
+pub async fn cleanup(nft: &Nft) -> Result<(), ApplyError> {
+    nft.apply(&sync::cleanup()).await
+}

@@ -1,0 +1,116 @@
+//! One transaction from what was applied to what is wanted: the whole table anew (the first
+//! sync, after a failure, and periodically, which also repairs rules removed by hand), or only
+//! what changed — the chains of the Services that changed and the map elements pointing at
+//! them — so a sync costs the same with 10 Services or 10,000.
+
+use crate::nft::{Command, SetDecl, Transaction};
+use crate::rules::{self, Config, Ruleset};
+
+const ADDRESS: &[&str] = &["ipv4_addr"];
+
+fn affinity_decl(name: &str, timeout: u32) -> SetDecl {
+    SetDecl {
+        name: name.into(),
+        key: ADDRESS,
+        verdicts: false,
+        timeout: Some(timeout),
+    }
+}
+
+/// The table replaced whole by `next`, atomically: add (so the delete cannot fail), delete,
+/// create.
+pub fn full(config: &Config, next: &Ruleset) -> Transaction {
+    let mut commands = vec![Command::AddTable, Command::DeleteTable, Command::AddTable];
+    let (declare, fixed_rules) = rules::fixed(config);
+    commands.extend(declare);
+    for (name, timeout) in &next.affinity_sets {
+        commands.push(Command::AddSet(affinity_decl(name, *timeout)));
+    }
+    for name in next.chains.keys() {
+        commands.push(Command::AddChain(name.clone(), None));
+    }
+    commands.extend(fixed_rules);
+    for (name, rules) in &next.chains {
+        for rule in rules {
+            commands.push(Command::AddRule(name.clone(), rule.clone()));
+        }
+    }
+    for ((map, key), chain) in &next.elements {
+        commands.push(Command::AddElement(
+            (*map).into(),
+            key.clone(),
+            chain.clone(),
+        ));
+    }
+    Transaction { commands }
+}
+
+/// Only what differs between `previous` (applied) and `next`. Order matters within the
+/// transaction: new sets and chains exist before rules and elements refer to them, and
+/// chains and sets go only after nothing refers to them.
+pub fn partial(previous: &Ruleset, next: &Ruleset) -> Transaction {
+    let mut commands = Vec::new();
+    for (name, timeout) in &next.affinity_sets {
+        if previous.affinity_sets.get(name) != Some(timeout) {
+            commands.push(Command::AddSet(affinity_decl(name, *timeout)));
+        }
+    }
+    for name in next.chains.keys() {
+        if !previous.chains.contains_key(name) {
+            commands.push(Command::AddChain(name.clone(), None));
+        }
+    }
+    for (name, rules) in &next.chains {
+        match previous.chains.get(name) {
+            Some(old) if old == rules => continue,
+            Some(_) => commands.push(Command::FlushChain(name.clone())),
+            None => {}
+        }
+        for rule in rules {
+            commands.push(Command::AddRule(name.clone(), rule.clone()));
+        }
+    }
+    for ((map, key), chain) in &previous.elements {
+        if next.elements.get(&(*map, key.clone())) != Some(chain) {
+            commands.push(Command::DeleteElement(
+                (*map).into(),
+                key.clone(),
+                chain.clone(),
+            ));
+        }
+    }
+    for ((map, key), chain) in &next.elements {
+        if previous.elements.get(&(*map, key.clone())) != Some(chain) {
+            commands.push(Command::AddElement(
+                (*map).into(),
+                key.clone(),
+                chain.clone(),
+            ));
+        }
+    }
+    let gone: Vec<&String> = previous
+        .chains
+        .keys()
+        .filter(|name| !next.chains.contains_key(*name))
+        .collect();
+    // Emptied first: a chain about to go may still be jumped to by another one about to go.
+    for name in &gone {
+        commands.push(Command::FlushChain((*name).clone()));
+    }
+    for name in gone {
+        commands.push(Command::DeleteChain(name.clone()));
+    }
+    for (name, timeout) in &previous.affinity_sets {
+        if next.affinity_sets.get(name) != Some(timeout) {
+            commands.push(Command::DeleteSet(affinity_decl(name, *timeout)));
+        }
+    }
+    Transaction { commands }
+}
+
+/// Removes the proxy's table (`ferry agent --cleanup`); nothing to remove is not an error.
+pub fn cleanup() -> Transaction {
+    Transaction {
+        commands: vec![Command::AddTable, Command::DeleteTable],
+    }
+}
