@@ -39,15 +39,61 @@ pub struct CleanupReport {
     pub errors: Vec<String>,
 }
 
-fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
+/// Why a cleanup step failed; each becomes one line of [`CleanupReport::errors`].
+#[derive(Debug, thiserror::Error)]
+pub enum CleanupError {
+    /// A command ran and exited non-zero.
+    #[error("{cmd} {}: {stderr}", args.join(" "))]
+    Command {
+        /// The program.
+        cmd: String,
+        /// Its arguments.
+        args: Vec<String>,
+        /// What it wrote to stderr, trimmed.
+        stderr: String,
+    },
+    /// A command could not be started (not installed, not executable).
+    #[error("{cmd}: {source}")]
+    Spawn {
+        /// The program.
+        cmd: String,
+        /// The OS's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A directory of the agent's state could not be removed.
+    #[error("removing {}: {source}", dir.display())]
+    Remove {
+        /// The directory.
+        dir: PathBuf,
+        /// The OS's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A directory of the agent's state is left because something under it is still mounted
+    /// (deleting through a mount would delete what it shows).
+    #[error("not removing {}: still mounted: {}", dir.display(), mount.display())]
+    StillMounted {
+        /// The directory.
+        dir: PathBuf,
+        /// The first mount under it.
+        mount: PathBuf,
+    },
+}
+
+/// Runs `cmd` with `args`; its stdout if it exits zero.
+fn run(cmd: &str, args: &[&str]) -> Result<String, CleanupError> {
     match Command::new(cmd).args(args).output() {
         Ok(out) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
-        Ok(out) => Err(format!(
-            "{cmd} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
-        Err(e) => Err(format!("{cmd}: {e}")),
+        Ok(out) => Err(CleanupError::Command {
+            cmd: cmd.to_string(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        }),
+        Err(source) => Err(CleanupError::Spawn {
+            cmd: cmd.to_string(),
+            source,
+        }),
     }
 }
 
@@ -160,9 +206,9 @@ pub fn nat_table_is_portmaps_only(listing: &str) -> bool {
 /// Removes everything; see the module docs.
 pub fn cleanup(options: &CleanupOptions) -> CleanupReport {
     let mut report = CleanupReport::default();
-    let did = |report: &mut CleanupReport, r: Result<String, String>| match r {
+    let did = |report: &mut CleanupReport, r: Result<String, CleanupError>| match r {
         Ok(action) => report.actions.push(action),
-        Err(e) => report.errors.push(e),
+        Err(e) => report.errors.push(e.to_string()),
     };
     let config = &options.containerd;
 
@@ -278,14 +324,11 @@ pub fn cleanup(options: &CleanupOptions) -> CleanupReport {
     // 6. Runtime state under the data dir.
     for sub in ["containerd", "pods", "pod-logs", "cni"] {
         let dir = options.data_dir.join(sub);
-        let still_mounted = mounts_under(&dir);
-        if !still_mounted.is_empty() {
+        if let Some(mount) = mounts_under(&dir).into_iter().next() {
             // Never delete through a mount that would not go.
-            report.errors.push(format!(
-                "not removing {}: still mounted: {}",
-                dir.display(),
-                still_mounted[0].display()
-            ));
+            report
+                .errors
+                .push(CleanupError::StillMounted { dir, mount }.to_string());
             continue;
         }
         if dir.exists() {
@@ -293,7 +336,10 @@ pub fn cleanup(options: &CleanupOptions) -> CleanupReport {
                 &mut report,
                 std::fs::remove_dir_all(&dir)
                     .map(|()| format!("removed {}", dir.display()))
-                    .map_err(|e| format!("removing {}: {e}", dir.display())),
+                    .map_err(|source| CleanupError::Remove {
+                        dir: dir.clone(),
+                        source,
+                    }),
             );
         }
     }
@@ -320,6 +366,30 @@ pub fn cleanup(options: &CleanupOptions) -> CleanupReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_steps_read_as_before() {
+        assert_eq!(
+            CleanupError::Command {
+                cmd: "ip".into(),
+                args: vec!["link".into(), "delete".into(), "cni0".into()],
+                stderr: "Cannot find device \"cni0\"".into(),
+            }
+            .to_string(),
+            "ip link delete cni0: Cannot find device \"cni0\""
+        );
+        let missing = run("/nonexistent/ferry-cleanup-test", &["x"]).expect_err("no such program");
+        assert!(matches!(missing, CleanupError::Spawn { .. }), "{missing:?}");
+        assert!(
+            missing
+                .to_string()
+                .starts_with("/nonexistent/ferry-cleanup-test: No such file or directory"),
+            "{missing}"
+        );
+        let failed = run("sh", &["-c", "echo nope >&2; exit 3"]).expect_err("exits 3");
+        assert_eq!(failed.to_string(), "sh -c echo nope >&2; exit 3: nope");
+        assert_eq!(run("sh", &["-c", "echo hi"]).expect("runs"), "hi\n");
+    }
 
     #[test]
     fn portmap_only_nat_table() {

@@ -29,6 +29,17 @@ use crate::sim::{status_code, Sim};
 /// The longest wait between retries of a failed request for a pod.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// Why a pod could not be started yet; it is tried again after a backoff.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    /// Every pod IP of the node's range is taken.
+    #[error("no free pod IP in the node's range")]
+    NoPodIp,
+    /// Posting the Running status failed.
+    #[error(transparent)]
+    Patch(#[from] kube::Error),
+}
+
 /// What the sim remembers about one pod it handles.
 pub(crate) struct PodEntry {
     /// Index of its node.
@@ -292,7 +303,7 @@ impl Sim {
             }
             let posted = match self.place(&uid, index, host_network) {
                 None if !self.pods.lock().entries.contains_key(&uid) => return,
-                None => Err("no free pod IP in the node's range".to_string()),
+                None => Err(StartError::NoPodIp),
                 Some(placement) => {
                     let status = pod_status::running_status(&pod, placement, Timestamp::now());
                     let _permit = self.permit().await;
@@ -309,7 +320,7 @@ impl Sim {
                             self.pods.lock().remove(&uid);
                             return;
                         }
-                        Err(error) => Err(error.to_string()),
+                        Err(error) => Err(StartError::Patch(error)),
                     }
                 }
             };

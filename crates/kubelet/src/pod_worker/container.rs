@@ -12,7 +12,54 @@ use super::{
     find_container, go_duration, pod_grace_period, pod_key, PodWorker, MINIMUM_GRACE_PERIOD,
 };
 use crate::podconfig::{self, ContainerContext};
-use crate::runtime::v1;
+use crate::probe::ProbeResult;
+use crate::runtime::{v1, RuntimeError};
+
+/// Why a postStart or preStop hook failed, in the words of upstream's `FailedPostStartHook` and
+/// `FailedPreStopHook` events.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum HookError {
+    /// The exec hook's command ran and exited non-zero.
+    #[error(
+        "Exec lifecycle hook ({command:?}) for Container \"{container}\" in Pod failed - error: command '{}' exited with {exit_code}: {stderr}",
+        command.join(" ")
+    )]
+    ExecExited {
+        /// The container's name.
+        container: String,
+        /// The hook's command.
+        command: Vec<String>,
+        /// Its exit code.
+        exit_code: i32,
+        /// What it wrote to stderr.
+        stderr: String,
+    },
+    /// The exec hook's command could not be run.
+    #[error(
+        "Exec lifecycle hook ({command:?}) for Container \"{container}\" in Pod failed - error: {source}"
+    )]
+    Exec {
+        /// The container's name.
+        container: String,
+        /// The hook's command.
+        command: Vec<String>,
+        /// The runtime's error.
+        #[source]
+        source: RuntimeError,
+    },
+    /// The HTTP hook's GET did not succeed.
+    #[error(
+        "HTTP lifecycle hook ({path}) for Container \"{container}\" in Pod failed - error: {result:?}"
+    )]
+    Http {
+        /// The container's name.
+        container: String,
+        /// The hook's path.
+        path: String,
+        /// The GET's outcome.
+        result: ProbeResult,
+    },
+}
 
 impl PodWorker {
     /// Pulls, creates and starts one container; records why it could not in
@@ -190,11 +237,11 @@ impl PodWorker {
             .and_then(|l| l.post_start.as_ref())
         {
             let ip = pod_ips.first().cloned().unwrap_or_default();
-            if let Err(message) = self
+            if let Err(e) = self
                 .run_hook(post_start, container, &id, &ip, Duration::from_secs(30))
                 .await
             {
-                self.event(pod, at, true, "FailedPostStartHook", message);
+                self.event(pod, at, true, "FailedPostStartHook", e.to_string());
                 let grace = pod_grace_period(pod);
                 self.kill_container(pod, &id, name, grace).await;
                 return false;
@@ -211,19 +258,27 @@ impl PodWorker {
         container_id: &str,
         pod_ip: &str,
         timeout: Duration,
-    ) -> Result<(), String> {
+    ) -> Result<(), HookError> {
         if let Some(exec) = &hook.exec {
             let command = exec.command.clone().unwrap_or_default();
-            return match self.shared.runtime.exec_sync(container_id, command.clone(), timeout).await {
+            let result = self
+                .shared
+                .runtime
+                .exec_sync(container_id, command.clone(), timeout)
+                .await;
+            return match result {
                 Ok(r) if r.exit_code == 0 => Ok(()),
-                Ok(r) => Err(format!(
-                    "Exec lifecycle hook ({command:?}) for Container \"{}\" in Pod failed - error: command '{}' exited with {}: {}",
-                    container.name,
-                    command.join(" "),
-                    r.exit_code,
-                    String::from_utf8_lossy(&r.stderr)
-                )),
-                Err(e) => Err(format!("Exec lifecycle hook ({command:?}) for Container \"{}\" in Pod failed - error: {e}", container.name)),
+                Ok(r) => Err(HookError::ExecExited {
+                    container: container.name.clone(),
+                    command,
+                    exit_code: r.exit_code,
+                    stderr: String::from_utf8_lossy(&r.stderr).into_owned(),
+                }),
+                Err(source) => Err(HookError::Exec {
+                    container: container.name.clone(),
+                    command,
+                    source,
+                }),
             };
         }
         if let Some(http) = &hook.http_get {
@@ -239,8 +294,12 @@ impl PodWorker {
                 runtime: self.shared.runtime.as_ref(),
             };
             return match crate::probe::probe_once(&probe, &target).await {
-                crate::probe::ProbeResult::Success => Ok(()),
-                other => Err(format!("HTTP lifecycle hook ({}) for Container \"{}\" in Pod failed - error: {other:?}", http.path.clone().unwrap_or_default(), container.name)),
+                ProbeResult::Success => Ok(()),
+                result => Err(HookError::Http {
+                    container: container.name.clone(),
+                    path: http.path.clone().unwrap_or_default(),
+                    result,
+                }),
             };
         }
         if let Some(sleep) = &hook.sleep {
@@ -268,9 +327,13 @@ impl PodWorker {
                 let hook = self.run_hook(pre_stop, container, id, &ip, grace);
                 match tokio::time::timeout(grace, hook).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(message)) => {
-                        self.event(pod, Some((name, false)), true, "FailedPreStopHook", message)
-                    }
+                    Ok(Err(e)) => self.event(
+                        pod,
+                        Some((name, false)),
+                        true,
+                        "FailedPreStopHook",
+                        e.to_string(),
+                    ),
                     Err(_) => self.event(
                         pod,
                         Some((name, false)),
@@ -330,8 +393,41 @@ mod tests {
     use serde_json::json;
 
     use crate::pod_worker::testing::*;
-    use crate::runtime::RuntimeError;
+    use crate::runtime::{ExecSyncResult, RuntimeError};
     use crate::volume::StaticObjectSource;
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_post_start_hooks_are_events_in_upstreams_words() {
+        let mut f = fixture(StaticObjectSource::new());
+        let mut c = image("c");
+        c["lifecycle"] = json!({"postStart": {"exec": {"command": ["sh", "-c", "false"]}}});
+        let p = pod(json!({"containers": [c]}));
+        f.runtime.push_exec_result(
+            "c",
+            Ok(ExecSyncResult {
+                exit_code: 1,
+                stderr: b"boom".to_vec(),
+                ..Default::default()
+            }),
+        );
+        f.runtime
+            .push_exec_result("c", Err(RuntimeError::NotFound("no such container".into())));
+        f.worker.sync(&p).await;
+        f.worker.sync(&p).await;
+        let mut hooks = vec![];
+        while let Ok(e) = f.events.try_recv() {
+            if e.reason == "FailedPostStartHook" {
+                hooks.push(e.message);
+            }
+        }
+        let exec = r#"Exec lifecycle hook (["sh", "-c", "false"]) for Container "c" in Pod failed - error:"#;
+        assert_eq!(
+            hooks.first().map(String::as_str),
+            Some(format!("{exec} command 'sh -c false' exited with 1: boom").as_str())
+        );
+        assert_eq!(hooks.len(), 2, "{hooks:?}");
+        assert!(hooks[1].starts_with(&format!("{exec} ")), "{}", hooks[1]);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn image_pull_errors_then_back_off() {

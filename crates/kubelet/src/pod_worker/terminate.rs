@@ -158,10 +158,12 @@ impl PodWorker {
             // Unmounting and deleting files blocks: off the async threads.
             let (shared, uid) = (self.shared.clone(), self.uid.clone());
             let cleaned = tokio::task::spawn_blocking(move || shared.volumes.cleanup(&uid)).await;
-            if let Ok(Err(e)) | Err(e) = cleaned
-                .map_err(|e| e.to_string())
-                .map(|r| r.map_err(|e| e.to_string()))
-            {
+            let failed: Option<&dyn std::fmt::Display> = match &cleaned {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(e) => Some(e),
+            };
+            if let Some(e) = failed {
                 tracing::warn!(pod = %pod_key(pod), error = %e, "cleaning up volumes");
                 return SyncResult::Resync(RESYNC);
             }

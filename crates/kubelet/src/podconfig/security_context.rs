@@ -252,20 +252,18 @@ mod tests {
             ctx.image_uid = uid;
             ctx.image_username = username.into();
             let spec = p.spec.clone().unwrap_or_default();
-            container_config(&p, &spec.containers[0], &ctx)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            container_config(&p, &spec.containers[0], &ctx).map(|_| ())
         };
         let non_root =
             json!({"securityContext": {"runAsNonRoot": true}, "containers": [{"name": "c"}]});
         assert_eq!(check(non_root.clone(), Some(1000), ""), Ok(()));
         assert_eq!(
             check(non_root.clone(), Some(0), ""),
-            Err("container has runAsNonRoot and image will run as root (pod: \"web_ns(u1)\", container: c)".into())
+            Err(ConfigError::RunAsNonRoot("container has runAsNonRoot and image will run as root (pod: \"web_ns(u1)\", container: c)".into()))
         );
         assert_eq!(
             check(non_root.clone(), None, "nobody"),
-            Err("container has runAsNonRoot and image has non-numeric user (nobody), cannot verify user is non-root (pod: \"web_ns(u1)\", container: c)".into())
+            Err(ConfigError::RunAsNonRoot("container has runAsNonRoot and image has non-numeric user (nobody), cannot verify user is non-root (pod: \"web_ns(u1)\", container: c)".into()))
         );
         assert_eq!(
             check(
@@ -273,10 +271,10 @@ mod tests {
                 Some(1000),
                 ""
             ),
-            Err(
+            Err(ConfigError::RunAsNonRoot(
                 "container's runAsUser breaks non-root policy (pod: \"web_ns(u1)\", container: c)"
                     .into()
-            )
+            ))
         );
         assert_eq!(
             check(json!({"containers": [{"name": "c"}]}), Some(0), ""),

@@ -7,7 +7,7 @@ use bytes::{Buf, BufMut};
 use k8s_openapi::api::core::v1::GRPCAction;
 
 use super::tcp::join_host_port;
-use super::{ProbeResult, ProbeTarget, USER_AGENT};
+use super::{PortError, ProbeResult, ProbeTarget, USER_AGENT};
 
 /// A codec for messages we encode by hand: the health check's are one field each.
 #[derive(Clone, Copy, Debug, Default)]
@@ -71,22 +71,37 @@ fn health_check_request(service: &str) -> Vec<u8> {
     out
 }
 
+/// Why a `grpc.health.v1.HealthCheckResponse` does not decode.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+enum ResponseError {
+    /// The message ends inside a field.
+    #[error("truncated health response")]
+    Truncated,
+    /// A varint longer than 64 bits.
+    #[error("bad varint in health response")]
+    BadVarint,
+    /// A wire type protobuf does not define (or the deprecated groups).
+    #[error("bad wire type in health response")]
+    BadWireType(u64),
+    /// A length that does not fit in memory.
+    #[error(transparent)]
+    Length(#[from] std::num::TryFromIntError),
+}
+
 /// The `status` (field 1, an enum) of a `grpc.health.v1.HealthCheckResponse`; 0 (UNKNOWN)
 /// when absent. Other fields are skipped.
-fn health_check_status(mut msg: &[u8]) -> Result<u64, String> {
-    fn varint(msg: &mut &[u8]) -> Result<u64, String> {
+fn health_check_status(mut msg: &[u8]) -> Result<u64, ResponseError> {
+    fn varint(msg: &mut &[u8]) -> Result<u64, ResponseError> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
-            let (&byte, rest) = msg
-                .split_first()
-                .ok_or_else(|| "truncated health response".to_string())?;
+            let (&byte, rest) = msg.split_first().ok_or(ResponseError::Truncated)?;
             *msg = rest;
             value |= u64::from(byte & 0x7f) << shift;
             if byte & 0x80 == 0 {
                 return Ok(value);
             }
         }
-        Err("bad varint in health response".to_string())
+        Err(ResponseError::BadVarint)
     }
     let mut status = 0;
     while !msg.is_empty() {
@@ -98,13 +113,13 @@ fn health_check_status(mut msg: &[u8]) -> Result<u64, String> {
                     status = value;
                 }
             }
-            1 => msg = msg.get(8..).ok_or("truncated health response")?,
+            1 => msg = msg.get(8..).ok_or(ResponseError::Truncated)?,
             2 => {
-                let len = usize::try_from(varint(&mut msg)?).map_err(|e| e.to_string())?;
-                msg = msg.get(len..).ok_or("truncated health response")?;
+                let len = usize::try_from(varint(&mut msg)?)?;
+                msg = msg.get(len..).ok_or(ResponseError::Truncated)?;
             }
-            5 => msg = msg.get(4..).ok_or("truncated health response")?,
-            _ => return Err("bad wire type in health response".to_string()),
+            5 => msg = msg.get(4..).ok_or(ResponseError::Truncated)?,
+            wire_type => return Err(ResponseError::BadWireType(wire_type)),
         }
     }
     Ok(status)
@@ -127,7 +142,12 @@ pub(super) async fn grpc_probe(
 ) -> ProbeResult {
     let port = match u16::try_from(grpc.port).ok().filter(|p| *p > 0) {
         Some(port) => port,
-        None => return ProbeResult::Unknown(format!("invalid port number: {}", grpc.port)),
+        None => {
+            let invalid = PortError::Invalid {
+                number: i64::from(grpc.port),
+            };
+            return ProbeResult::Unknown(invalid.to_string());
+        }
     };
     let service = grpc.service.as_deref().unwrap_or_default();
     let addr = join_host_port(target.pod_ip, port);
@@ -235,7 +255,14 @@ mod tests {
         assert_eq!(health_check_status(&[0x08, 0x01]), Ok(1));
         // An unknown length-delimited field first, then status NOT_SERVING.
         assert_eq!(health_check_status(&[0x12, 0x01, 0xff, 0x08, 0x02]), Ok(2));
-        assert!(health_check_status(&[0x08]).is_err());
+        assert_eq!(health_check_status(&[0x08]), Err(ResponseError::Truncated));
+        assert_eq!(
+            health_check_status(&[0x0b]),
+            Err(ResponseError::BadWireType(3))
+        );
+        let overlong = health_check_status(&[0xff; 10]).expect_err("a varint over 64 bits");
+        assert_eq!(overlong, ResponseError::BadVarint);
+        assert_eq!(overlong.to_string(), "bad varint in health response");
     }
 
     #[tokio::test]

@@ -10,8 +10,8 @@ use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::HTTPGetAction;
 use tokio::task::AbortHandle;
 
-use super::tcp::{dial, join_host_port};
-use super::{resolve_port, ProbeResult, ProbeTarget, MAX_OUTPUT, USER_AGENT};
+use super::tcp::{dial, join_host_port, DialError};
+use super::{resolve_port, PortError, ProbeResult, ProbeTarget, MAX_OUTPUT, USER_AGENT};
 
 /// How many same-host redirects an HTTP probe follows (Go's HTTP client default).
 const MAX_REDIRECTS: usize = 10;
@@ -83,7 +83,7 @@ impl Url {
 }
 
 /// The first URL of an HTTP probe (upstream's `NewRequestForHTTPGetAction`).
-fn http_url(http: &HTTPGetAction, target: &ProbeTarget<'_>) -> Result<Url, String> {
+fn http_url(http: &HTTPGetAction, target: &ProbeTarget<'_>) -> Result<Url, PortError> {
     let scheme = http
         .scheme
         .as_deref()
@@ -111,17 +111,45 @@ fn http_url(http: &HTTPGetAction, target: &ProbeTarget<'_>) -> Result<Url, Strin
     })
 }
 
+/// Why a probe's `httpHeaders` cannot be sent, worded like Go's `net/http`.
+#[derive(Debug, thiserror::Error)]
+enum HeaderError {
+    /// A name that is not an HTTP token.
+    #[error("net/http: invalid header field name {name:?}")]
+    Name {
+        /// The name as the probe gives it.
+        name: String,
+        /// Why hyper refused it.
+        #[source]
+        source: hyper::header::InvalidHeaderName,
+    },
+    /// A value with bytes HTTP does not allow (control characters).
+    #[error("net/http: invalid header field value for {name:?}")]
+    Value {
+        /// The header's name.
+        name: String,
+        /// Why hyper refused it.
+        #[source]
+        source: hyper::header::InvalidHeaderValue,
+    },
+}
+
 /// The request headers of an HTTP probe: the probe's own, then `User-Agent` and `Accept` unless
 /// it set them (an empty `Accept` removes it), and `Connection: close` (upstream disables
 /// keep-alives).
-fn http_headers(http: &HTTPGetAction) -> Result<hyper::HeaderMap, String> {
+fn http_headers(http: &HTTPGetAction) -> Result<hyper::HeaderMap, HeaderError> {
     use hyper::header::{self, HeaderName, HeaderValue};
     let mut headers = hyper::HeaderMap::new();
     for h in http.http_headers.iter().flatten() {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_| format!("net/http: invalid header field name {:?}", h.name))?;
-        let value = HeaderValue::from_str(&h.value)
-            .map_err(|_| format!("net/http: invalid header field value for {:?}", h.name))?;
+        let name =
+            HeaderName::from_bytes(h.name.as_bytes()).map_err(|source| HeaderError::Name {
+                name: h.name.clone(),
+                source,
+            })?;
+        let value = HeaderValue::from_str(&h.value).map_err(|source| HeaderError::Value {
+            name: h.name.clone(),
+            source,
+        })?;
         headers.append(name, value);
     }
     if !headers.contains_key(header::USER_AGENT) {
@@ -156,31 +184,48 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// One GET on a fresh connection; errors are the text after Go's `Get "<url>": `.
+/// Why one GET failed: the text after Go's `Get "<url>": `.
+#[derive(Debug, thiserror::Error)]
+enum GetError {
+    /// The connection could not be made.
+    #[error(transparent)]
+    Dial(#[from] DialError),
+    /// The HTTP/1.1 handshake on the new connection failed.
+    #[error(transparent)]
+    Handshake(hyper::Error),
+    /// The request could not be built (a path that is not a valid URI).
+    #[error(transparent)]
+    Request(#[from] hyper::http::Error),
+    /// `host:port` is not a valid `Host` header.
+    #[error(transparent)]
+    Host(#[from] hyper::header::InvalidHeaderValue),
+    /// Sending the request or reading the response head failed.
+    #[error(transparent)]
+    Send(hyper::Error),
+    /// Reading the response body failed.
+    #[error(transparent)]
+    Body(hyper::Error),
+}
+
+/// One GET on a fresh connection.
 async fn http_get(
     url: &Url,
     headers: &hyper::HeaderMap,
     timeout: Duration,
-) -> Result<Response, String> {
+) -> Result<Response, GetError> {
     let stream = dial(&url.host, url.port, timeout).await?;
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(GetError::Handshake)?;
     let _connection = AbortOnDrop(tokio::spawn(connection).abort_handle());
-    let mut request = hyper::Request::get(url.path_and_query.as_str())
-        .body(Empty::new())
-        .map_err(|e| e.to_string())?;
+    let mut request = hyper::Request::get(url.path_and_query.as_str()).body(Empty::new())?;
     *request.headers_mut() = headers.clone();
     if !request.headers().contains_key(hyper::header::HOST) {
-        let host = hyper::header::HeaderValue::from_str(&join_host_port(&url.host, url.port))
-            .map_err(|e| e.to_string())?;
+        let host = hyper::header::HeaderValue::from_str(&join_host_port(&url.host, url.port))?;
         request.headers_mut().insert(hyper::header::HOST, host);
     }
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| e.to_string())?;
+    let response = sender.send_request(request).await.map_err(GetError::Send)?;
     let status = response.status().as_u16();
     let location = response
         .headers()
@@ -201,7 +246,7 @@ async fn http_get(
                     }
                 }
             }
-            Some(Err(e)) => return Err(e.to_string()),
+            Some(Err(e)) => return Err(GetError::Body(e)),
             None => break,
         }
     }
@@ -219,7 +264,7 @@ pub(super) async fn http_probe(
 ) -> ProbeResult {
     let mut url = match http_url(http, target) {
         Ok(url) => url,
-        Err(e) => return ProbeResult::Unknown(e),
+        Err(e) => return ProbeResult::Unknown(e.to_string()),
     };
     let headers = match http_headers(http) {
         Ok(headers) => headers,
@@ -311,6 +356,30 @@ mod tests {
         assert_eq!(
             join("https://[::1]:8443"),
             Some("https://[::1]:8443/".into())
+        );
+    }
+
+    #[test]
+    fn invalid_headers_are_refused_in_go_words() {
+        use k8s_openapi::api::core::v1::HTTPHeader;
+        let with_header = |name: &str, value: &str| HTTPGetAction {
+            http_headers: Some(vec![HTTPHeader {
+                name: name.into(),
+                value: value.into(),
+            }]),
+            ..Default::default()
+        };
+        let err = http_headers(&with_header("bad name", "x")).expect_err("invalid name");
+        assert!(matches!(&err, HeaderError::Name { name, .. } if name == "bad name"));
+        assert_eq!(
+            err.to_string(),
+            "net/http: invalid header field name \"bad name\""
+        );
+        let err = http_headers(&with_header("X-Probe", "a\nb")).expect_err("invalid value");
+        assert!(matches!(&err, HeaderError::Value { name, .. } if name == "X-Probe"));
+        assert_eq!(
+            err.to_string(),
+            "net/http: invalid header field value for \"X-Probe\""
         );
     }
 

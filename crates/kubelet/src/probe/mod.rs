@@ -190,9 +190,26 @@ pub async fn probe_once(probe: &Probe, target: &ProbeTarget<'_>) -> ProbeResult 
 
 // ---- ports ---------------------------------------------------------------------------------
 
+/// Why a probe's port does not resolve (upstream `ResolveContainerPort`'s errors).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    /// A name that is neither one of the container's ports nor a number.
+    #[error("port {name} not found")]
+    NotFound {
+        /// The port as the probe names it.
+        name: String,
+    },
+    /// A number outside 1..=65535.
+    #[error("invalid port number: {number}")]
+    Invalid {
+        /// The number, from the probe or the named port.
+        number: i64,
+    },
+}
+
 /// Upstream's `ResolveContainerPort`: a number, or the name of one of the container's ports
 /// (falling back to a number written as a string); 1..=65535.
-pub fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, String> {
+pub fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, PortError> {
     let number = match port {
         IntOrString::Int(n) => i64::from(*n),
         IntOrString::String(name) => {
@@ -206,14 +223,14 @@ pub fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, St
                 Some(n) => n,
                 None => name
                     .parse::<i64>()
-                    .map_err(|_| format!("port {name} not found"))?,
+                    .map_err(|_| PortError::NotFound { name: name.clone() })?,
             }
         }
     };
     u16::try_from(number)
         .ok()
         .filter(|n| *n > 0)
-        .ok_or_else(|| format!("invalid port number: {number}"))
+        .ok_or(PortError::Invalid { number })
 }
 
 #[cfg(test)]
@@ -233,19 +250,28 @@ mod tests {
             (IntOrString::String("81".into()), Ok(81)),
             (
                 IntOrString::String("metrics".into()),
-                Err("port metrics not found".to_string()),
+                Err(PortError::NotFound {
+                    name: "metrics".into(),
+                }),
             ),
-            (
-                IntOrString::Int(0),
-                Err("invalid port number: 0".to_string()),
-            ),
+            (IntOrString::Int(0), Err(PortError::Invalid { number: 0 })),
             (
                 IntOrString::Int(70000),
-                Err("invalid port number: 70000".to_string()),
+                Err(PortError::Invalid { number: 70000 }),
             ),
         ];
         for (port, expected) in cases {
             assert_eq!(resolve_port(&port, &c), expected, "{port:?}");
         }
+        // Upstream's wording, as the probe's Unknown result carries it.
+        let message = |port| resolve_port(&port, &c).err().map(|e| e.to_string());
+        assert_eq!(
+            message(IntOrString::String("metrics".into())).as_deref(),
+            Some("port metrics not found")
+        );
+        assert_eq!(
+            message(IntOrString::Int(70000)).as_deref(),
+            Some("invalid port number: 70000")
+        );
     }
 }

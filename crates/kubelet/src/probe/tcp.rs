@@ -36,18 +36,38 @@ fn connect_error(e: &std::io::Error) -> String {
     }
 }
 
-/// Connects like Go's `net.Dialer` with a timeout; errors are worded like its `*net.OpError`.
+/// Why a dial failed, worded like Go's `*net.OpError` (`dial tcp <addr>: ...`).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum DialError {
+    /// The connect was refused or failed (`connect: connection refused`).
+    #[error("dial tcp {addr}: {}", connect_error(source))]
+    Connect {
+        /// `host:port` as dialed.
+        addr: String,
+        /// The OS's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No answer within the timeout.
+    #[error("dial tcp {addr}: i/o timeout")]
+    Timeout {
+        /// `host:port` as dialed.
+        addr: String,
+    },
+}
+
+/// Connects like Go's `net.Dialer` with a timeout.
 pub(super) async fn dial(
     host: &str,
     port: u16,
     timeout: Duration,
-) -> Result<tokio::net::TcpStream, String> {
+) -> Result<tokio::net::TcpStream, DialError> {
     let addr = join_host_port(host, port);
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     match tokio::time::timeout(timeout, tokio::net::TcpStream::connect((bare, port))).await {
         Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(e)) => Err(format!("dial tcp {addr}: {}", connect_error(&e))),
-        Err(_) => Err(format!("dial tcp {addr}: i/o timeout")),
+        Ok(Err(source)) => Err(DialError::Connect { addr, source }),
+        Err(_) => Err(DialError::Timeout { addr }),
     }
 }
 
@@ -58,7 +78,7 @@ pub(super) async fn tcp_probe(
 ) -> ProbeResult {
     let port = match resolve_port(&tcp.port, target.container) {
         Ok(port) => port,
-        Err(e) => return ProbeResult::Unknown(e),
+        Err(e) => return ProbeResult::Unknown(e.to_string()),
     };
     let host = tcp
         .host
@@ -67,7 +87,7 @@ pub(super) async fn tcp_probe(
         .unwrap_or(target.pod_ip);
     match dial(host, port, timeout).await {
         Ok(_stream) => ProbeResult::Success,
-        Err(e) => ProbeResult::Failure(e),
+        Err(e) => ProbeResult::Failure(e.to_string()),
     }
 }
 

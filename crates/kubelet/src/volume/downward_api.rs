@@ -7,8 +7,35 @@ use k8s_openapi::api::core::v1::{DownwardAPIVolumeFile, Pod, ResourceFieldSelect
 
 use super::atomic_writer::{file_mode, FileProjection, Payload};
 use super::VolumeError;
-use crate::downward::{format_map, go_quote, split_subscript};
+use crate::downward::{format_map, go_quote, split_subscript, ResourceValueError};
 use crate::quantity::Quantity;
+
+/// Why an item of a downward API volume has no value (upstream's messages).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DownwardApiError {
+    /// A `fieldRef` with a subscript on a field other than labels or annotations.
+    #[error("fieldPath {} does not support subscript", go_quote(field_path))]
+    SubscriptNotSupported {
+        /// The field path as written, e.g. `metadata.name['x']`.
+        field_path: String,
+    },
+    /// A `fieldRef` to a field volumes do not offer (only metadata; `spec.nodeName` and
+    /// `status.podIP` are for env vars).
+    #[error("unsupported fieldPath: {field_path}")]
+    UnsupportedFieldPath {
+        /// The field path as written.
+        field_path: String,
+    },
+    /// A `resourceFieldRef` naming a container the pod does not have.
+    #[error("container {container_name} not found")]
+    ContainerNotFound {
+        /// The `containerName` as written.
+        container_name: String,
+    },
+    /// A `resourceFieldRef` whose resource or quantities are not usable.
+    #[error(transparent)]
+    Resource(#[from] ResourceValueError),
+}
 
 /// The files of a downward API volume or projection (upstream `downwardapi.CollectData`).
 pub(super) fn downward_api_payload(
@@ -18,9 +45,9 @@ pub(super) fn downward_api_payload(
     default_mode: i32,
     node_allocatable: &BTreeMap<String, Quantity>,
 ) -> Result<Payload, VolumeError> {
-    let fail = |message: String| VolumeError::DownwardApi {
+    let fail = |source: DownwardApiError| VolumeError::DownwardApi {
         volume: volume.to_string(),
-        message,
+        source,
     };
     let mut payload = Payload::new();
     for item in items {
@@ -44,17 +71,16 @@ pub(super) fn downward_api_payload(
 
 /// A `fieldRef` of a downward API volume (upstream `fieldpath.ExtractFieldPathAsString`: unlike
 /// env vars, only metadata fields).
-fn field_path_value(pod: &Pod, field_path: &str) -> Result<String, String> {
+fn field_path_value(pod: &Pod, field_path: &str) -> Result<String, DownwardApiError> {
     let meta = &pod.metadata;
     if let Some((path, key)) = split_subscript(field_path) {
         let map = match path {
             "metadata.annotations" => &meta.annotations,
             "metadata.labels" => &meta.labels,
             _ => {
-                return Err(format!(
-                    "fieldPath {} does not support subscript",
-                    go_quote(field_path)
-                ))
+                return Err(DownwardApiError::SubscriptNotSupported {
+                    field_path: field_path.to_string(),
+                })
             }
         };
         return Ok(map
@@ -69,7 +95,11 @@ fn field_path_value(pod: &Pod, field_path: &str) -> Result<String, String> {
         "metadata.name" => meta.name.clone().unwrap_or_default(),
         "metadata.namespace" => meta.namespace.clone().unwrap_or_default(),
         "metadata.uid" => meta.uid.clone().unwrap_or_default(),
-        _ => return Err(format!("unsupported fieldPath: {field_path}")),
+        _ => {
+            return Err(DownwardApiError::UnsupportedFieldPath {
+                field_path: field_path.to_string(),
+            })
+        }
     })
 }
 
@@ -80,7 +110,7 @@ fn resource_field_value(
     pod: &Pod,
     selector: &ResourceFieldSelector,
     node_allocatable: &BTreeMap<String, Quantity>,
-) -> Result<String, String> {
+) -> Result<String, DownwardApiError> {
     let container_name = selector.container_name.as_deref().unwrap_or_default();
     let spec = pod.spec.as_ref();
     let container = spec
@@ -91,14 +121,16 @@ fn resource_field_value(
                 .chain(s.init_containers.iter().flatten())
         })
         .find(|c| c.name == container_name)
-        .ok_or_else(|| format!("container {container_name} not found"))?;
-    crate::downward::container_resource_value(
+        .ok_or_else(|| DownwardApiError::ContainerNotFound {
+            container_name: container_name.to_string(),
+        })?;
+    let value = crate::downward::container_resource_value(
         container,
         &selector.resource,
         selector.divisor.as_ref(),
         &|name| Ok(node_allocatable.get(name).copied()),
-    )
-    .map_err(|e| e.to_string())
+    )?;
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -207,6 +239,41 @@ mod tests {
                 "{container} {resource} {divisor:?}"
             );
         }
+    }
+
+    #[test]
+    fn downward_api_errors_say_which_item() {
+        let pod = resource_pod(json!([]));
+        assert_eq!(
+            field_path_value(&pod, "spec.nodeName"),
+            Err(DownwardApiError::UnsupportedFieldPath {
+                field_path: "spec.nodeName".into()
+            })
+        );
+        assert_eq!(
+            field_path_value(&pod, "metadata.name['x']"),
+            Err(DownwardApiError::SubscriptNotSupported {
+                field_path: "metadata.name['x']".into()
+            })
+        );
+        let selector = |container: &str, resource: &str| ResourceFieldSelector {
+            container_name: Some(container.into()),
+            resource: resource.into(),
+            divisor: None,
+        };
+        let allocatable = BTreeMap::new();
+        assert_eq!(
+            resource_field_value(&pod, &selector("ghost", "limits.cpu"), &allocatable),
+            Err(DownwardApiError::ContainerNotFound {
+                container_name: "ghost".into()
+            })
+        );
+        assert_eq!(
+            resource_field_value(&pod, &selector("app", "limits.gpu"), &allocatable),
+            Err(DownwardApiError::Resource(ResourceValueError::Unsupported(
+                "limits.gpu".into()
+            )))
+        );
     }
 
     #[tokio::test]

@@ -2,9 +2,54 @@
 //! (creating the directory or file for the `...OrCreate` types).
 
 use std::fs;
+use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt};
 
 use super::VolumeError;
+
+/// Why a `hostPath` volume cannot be set up (upstream's messages).
+#[derive(Debug, thiserror::Error)]
+pub enum HostPathError {
+    /// The path has a `..` element.
+    #[error("invalid HostPath `{path}`: must not contain '..'")]
+    Backsteps {
+        /// The path as written.
+        path: String,
+    },
+    /// The path is missing or is not what `type` asks for.
+    #[error("hostPath type check failed: {path} is not a {expected}")]
+    TypeMismatch {
+        /// The path.
+        path: String,
+        /// What `type` asks for, in upstream's words: `directory`, `file`, `socket file`,
+        /// `character device` or `block device`.
+        expected: &'static str,
+    },
+    /// `DirectoryOrCreate`: the directory could not be made.
+    #[error("mkdir {path}: {source}")]
+    CreateDirectory {
+        /// The path.
+        path: String,
+        /// The OS's error.
+        #[source]
+        source: io::Error,
+    },
+    /// `FileOrCreate`: the file could not be made.
+    #[error("open {path}: {source}")]
+    CreateFile {
+        /// The path.
+        path: String,
+        /// The OS's error.
+        #[source]
+        source: io::Error,
+    },
+    /// A `type` Kubernetes does not define.
+    #[error("{path_type} is an invalid volume type")]
+    InvalidType {
+        /// The type as written.
+        path_type: String,
+    },
+}
 
 /// Upstream hostPath `SetUp`: no `..` in the path, then the `type` check (creating the directory
 /// or file for the `...OrCreate` types). Symlinks are followed, as upstream's `os.Stat`.
@@ -13,22 +58,23 @@ pub(super) fn check_host_path(
     path: &str,
     path_type: Option<&str>,
 ) -> Result<(), VolumeError> {
-    let fail = |message: String| VolumeError::HostPath {
+    check(path, path_type.unwrap_or_default()).map_err(|source| VolumeError::HostPath {
         volume: volume.to_string(),
-        message,
-    };
+        source,
+    })
+}
+
+fn check(path: &str, path_type: &str) -> Result<(), HostPathError> {
     if path.split('/').any(|part| part == "..") {
-        return Err(fail(format!(
-            "invalid HostPath `{path}`: must not contain '..'"
-        )));
+        return Err(HostPathError::Backsteps {
+            path: path.to_string(),
+        });
     }
-    let path_type = path_type.unwrap_or_default();
     let metadata = fs::metadata(path).ok();
     let file_type = metadata.as_ref().map(fs::Metadata::file_type);
-    let not_a = |what: &str| {
-        fail(format!(
-            "hostPath type check failed: {path} is not a {what}"
-        ))
+    let not_a = |expected| HostPathError::TypeMismatch {
+        path: path.to_string(),
+        expected,
     };
     match path_type {
         "" => {}
@@ -38,7 +84,10 @@ pub(super) fn check_host_path(
                     .recursive(true)
                     .mode(0o755)
                     .create(path)
-                    .map_err(|err| fail(format!("mkdir {path}: {err}")))?;
+                    .map_err(|source| HostPathError::CreateDirectory {
+                        path: path.to_string(),
+                        source,
+                    })?;
             }
             Some(t) if t.is_dir() => {}
             _ => return Err(not_a("directory")),
@@ -52,7 +101,10 @@ pub(super) fn check_host_path(
                     .truncate(false)
                     .mode(0o644)
                     .open(path)
-                    .map_err(|err| fail(format!("open {path}: {err}")))?;
+                    .map_err(|source| HostPathError::CreateFile {
+                        path: path.to_string(),
+                        source,
+                    })?;
             }
             // Upstream's "file" is anything that is not a directory, socket or device.
             Some(t)
@@ -74,7 +126,11 @@ pub(super) fn check_host_path(
                 return Err(not_a("block device"));
             }
         }
-        other => return Err(fail(format!("{other} is an invalid volume type"))),
+        other => {
+            return Err(HostPathError::InvalidType {
+                path_type: other.to_string(),
+            })
+        }
     }
     Ok(())
 }
@@ -86,17 +142,37 @@ mod tests {
 
     use serde_json::json;
 
+    use super::HostPathError;
     use crate::podconfig::VolumeHostPath;
     use crate::volume::testing::*;
-    use crate::volume::StaticObjectSource;
+    use crate::volume::{StaticObjectSource, VolumeError};
 
-    async fn host_path(f: &Fixture, path: &Path, kind: &str) -> Result<VolumeHostPath, String> {
+    async fn host_path(
+        f: &Fixture,
+        path: &Path,
+        kind: &str,
+    ) -> Result<VolumeHostPath, VolumeError> {
         let pod = pod(json!([{"name": "host", "hostPath": {"path": path, "type": kind}}]));
         f.manager
             .prepare(&pod, &StaticObjectSource::new())
             .await
             .map(|mut v| v.remove("host").expect("host volume"))
-            .map_err(|e| e.to_string())
+    }
+
+    /// Why the `host` volume was refused.
+    async fn refused(f: &Fixture, path: &Path, kind: &str) -> HostPathError {
+        match host_path(f, path, kind).await {
+            Err(VolumeError::HostPath { volume, source }) if volume == "host" => source,
+            other => panic!("{} {kind}: {other:?}", path.display()),
+        }
+    }
+
+    /// The path and the kind of a failed type check.
+    async fn mismatch(f: &Fixture, path: &Path, kind: &str) -> (String, &'static str) {
+        match refused(f, path, kind).await {
+            HostPathError::TypeMismatch { path, expected } => (path, expected),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]
@@ -108,21 +184,16 @@ mod tests {
         fs::write(&file, "x").expect("fs");
         let socket_path = base.join("sock");
         let _listener = std::os::unix::net::UnixListener::bind(&socket_path).expect("bind socket");
-        let fail = |path: &Path, what: &str| {
-            Err(format!(
-                "MountVolume.SetUp failed for volume \"host\" : hostPath type check failed: {} is not a {what}",
-                path.display()
-            ))
-        };
+        let not_a = |path: &Path, expected| (path.display().to_string(), expected);
 
         // No type: no check at all, not even existence.
         let absent = base.join("absent");
         assert_eq!(
-            host_path(&f, &absent, "").await,
-            Ok(VolumeHostPath {
+            host_path(&f, &absent, "").await.expect("no type, no check"),
+            VolumeHostPath {
                 host_path: absent.to_string_lossy().into(),
                 read_only: false
-            })
+            }
         );
         assert!(!absent.exists());
 
@@ -135,16 +206,16 @@ mod tests {
             .await
             .expect("hostPath accepted");
         assert_eq!(
-            host_path(&f, &file, "Directory").await,
-            fail(&file, "directory")
+            mismatch(&f, &file, "Directory").await,
+            not_a(&file, "directory")
         );
         assert_eq!(
-            host_path(&f, &file, "DirectoryOrCreate").await,
-            fail(&file, "directory")
+            mismatch(&f, &file, "DirectoryOrCreate").await,
+            not_a(&file, "directory")
         );
         assert_eq!(
-            host_path(&f, &absent, "Directory").await,
-            fail(&absent, "directory")
+            mismatch(&f, &absent, "Directory").await,
+            not_a(&absent, "directory")
         );
 
         let new_file = base.join("new-file");
@@ -160,42 +231,76 @@ mod tests {
         host_path(&f, &file, "File")
             .await
             .expect("hostPath accepted");
-        assert_eq!(host_path(&f, &made, "File").await, fail(&made, "file"));
+        assert_eq!(mismatch(&f, &made, "File").await, not_a(&made, "file"));
         let orphan = base.join("no-parent/file");
-        let err = host_path(&f, &orphan, "FileOrCreate")
-            .await
-            .expect_err("must fail");
-        assert!(err.contains("No such file or directory"), "{err}");
+        match refused(&f, &orphan, "FileOrCreate").await {
+            HostPathError::CreateFile { path, source } => {
+                assert_eq!(Path::new(&path), orphan);
+                assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+            }
+            other => panic!("{other:?}"),
+        }
 
         host_path(&f, &socket_path, "Socket")
             .await
             .expect("hostPath accepted");
         assert_eq!(
-            host_path(&f, &file, "Socket").await,
-            fail(&file, "socket file")
+            mismatch(&f, &file, "Socket").await,
+            not_a(&file, "socket file")
         );
         host_path(&f, Path::new("/dev/null"), "CharDevice")
             .await
             .expect("hostPath accepted");
         assert_eq!(
-            host_path(&f, &file, "CharDevice").await,
-            fail(&file, "character device")
+            mismatch(&f, &file, "CharDevice").await,
+            not_a(&file, "character device")
         );
         assert_eq!(
-            host_path(&f, Path::new("/dev/null"), "BlockDevice").await,
-            fail(Path::new("/dev/null"), "block device")
+            mismatch(&f, Path::new("/dev/null"), "BlockDevice").await,
+            not_a(Path::new("/dev/null"), "block device")
         );
 
+        assert!(matches!(
+            refused(&f, &file, "Weird").await,
+            HostPathError::InvalidType { path_type } if path_type == "Weird"
+        ));
+        assert!(matches!(
+            refused(&f, Path::new("/var/../etc"), "").await,
+            HostPathError::Backsteps { path } if path == "/var/../etc"
+        ));
+    }
+
+    /// The messages of upstream's `FailedMount` events.
+    #[tokio::test]
+    async fn host_path_messages() {
+        let f = fixture();
+        let base = tempfile::tempdir().expect("tempdir");
+        let file = base.path().join("file");
+        fs::write(&file, "x").expect("fs");
+        let message =
+            |r: Result<VolumeHostPath, VolumeError>| r.expect_err("hostPath refused").to_string();
         assert_eq!(
-            host_path(&f, &file, "Weird").await,
-            Err(
-                "MountVolume.SetUp failed for volume \"host\" : Weird is an invalid volume type"
-                    .into()
+            message(host_path(&f, &file, "Directory").await),
+            format!(
+                "MountVolume.SetUp failed for volume \"host\" : hostPath type check failed: {} is not a directory",
+                file.display()
             )
         );
         assert_eq!(
-            host_path(&f, Path::new("/var/../etc"), "").await,
-            Err("MountVolume.SetUp failed for volume \"host\" : invalid HostPath `/var/../etc`: must not contain '..'".into())
+            message(host_path(&f, &file, "Weird").await),
+            "MountVolume.SetUp failed for volume \"host\" : Weird is an invalid volume type"
+        );
+        assert_eq!(
+            message(host_path(&f, Path::new("/var/../etc"), "").await),
+            "MountVolume.SetUp failed for volume \"host\" : invalid HostPath `/var/../etc`: must not contain '..'"
+        );
+        let orphan = base.path().join("no-parent/file");
+        assert_eq!(
+            message(host_path(&f, &orphan, "FileOrCreate").await),
+            format!(
+                "MountVolume.SetUp failed for volume \"host\" : open {}: No such file or directory (os error 2)",
+                orphan.display()
+            )
         );
     }
 

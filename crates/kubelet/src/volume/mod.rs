@@ -60,8 +60,10 @@ use self::secret::secret_payload;
 use crate::podconfig::VolumeHostPath;
 use crate::quantity::Quantity;
 
+pub use self::downward_api::DownwardApiError;
 #[cfg(any(test, feature = "testing"))]
 pub use self::fake_mounter::{FakeMounter, MountCall};
+pub use self::host_path::HostPathError;
 pub use self::mounter::{HostMounter, MountPoint, Mounter};
 pub use self::object_source::{ApiObjectSource, ObjectSource, StaticObjectSource};
 
@@ -122,22 +124,24 @@ pub enum VolumeError {
         key: String,
     },
     /// A downward API item could not be resolved (unsupported field path or resource, unknown
-    /// container, bad divisor); the message is upstream's.
-    #[error("MountVolume.SetUp failed for volume \"{volume}\" : {message}")]
+    /// container, bad divisor).
+    #[error("MountVolume.SetUp failed for volume \"{volume}\" : {source}")]
     DownwardApi {
         /// The volume name.
         volume: String,
-        /// Upstream's message, e.g. `unsupported fieldPath: spec.nodeName`.
-        message: String,
+        /// Why, e.g. `unsupported fieldPath: spec.nodeName`.
+        #[source]
+        source: DownwardApiError,
     },
-    /// A `hostPath` volume failed its `type` check or has a `..` in its path; the message is
-    /// upstream's, e.g. `hostPath type check failed: /x is not a directory`.
-    #[error("MountVolume.SetUp failed for volume \"{volume}\" : {message}")]
+    /// A `hostPath` volume failed its `type` check, could not be created, or has a `..` in its
+    /// path.
+    #[error("MountVolume.SetUp failed for volume \"{volume}\" : {source}")]
     HostPath {
         /// The volume name.
         volume: String,
-        /// Upstream's message.
-        message: String,
+        /// Why, e.g. `hostPath type check failed: /x is not a directory`.
+        #[source]
+        source: HostPathError,
     },
     /// The volume's spec cannot be laid out on disk: an invalid file path in `items` (upstream
     /// AtomicWriter's `invalid path: ...`), a volume name that is not one path component, or an
