@@ -2,7 +2,9 @@
 # Removes from this machine everything a `ferry agent` made — the same steps as
 # `ferry agent --cleanup` (crates/kubelet/src/cleanup.rs), for when the binary is not at hand:
 # containers (runc state), the agent's containerd and its shims, pod network namespaces with no
-# process left, the pod bridge, the pod-network guard (nft table `inet ferry`, blackhole routes),
+# process left, the pod bridge, the pod-network guard (nft table `inet ferry`, the cluster CIDR's
+# blackhole route, the service CIDR's route into the port-less bridge `ferry-svc`),
+# the service proxy's nft table `ip ferry-proxy`,
 # CNI's cached results, mounts under the data dir, the pods' cgroups, the runtime state.
 # Run it with the agent stopped.
 #
@@ -62,9 +64,11 @@ for ns in $(ls /run/netns 2>/dev/null | grep '^cni-'); do
 done
 ip link show "$bridge" >/dev/null 2>&1 && ip link delete "$bridge" && say "deleted bridge $bridge"
 for cidr in "$cluster_cidr" "$service_cidr"; do
-  ip route del blackhole "$cidr" 2>/dev/null && say "removed blackhole route $cidr"
+  ip route del "$cidr" 2>/dev/null && say "removed route $cidr"
 done
+ip link show ferry-svc >/dev/null 2>&1 && ip link delete ferry-svc && say "deleted service device ferry-svc"
 nft delete table inet ferry 2>/dev/null && say "removed nft table inet ferry"
+nft delete table ip ferry-proxy 2>/dev/null && say "removed nft table ip ferry-proxy"
 rm -f /var/lib/cni/results/ferry-* /var/lib/cni/results/cni-loopback-* 2>/dev/null
 
 # 4. Mounts under the data dir, deepest first.

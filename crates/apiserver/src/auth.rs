@@ -377,6 +377,9 @@ const NODE_RULES: &[Rule] = &[
         )
     },
     rule(READ, "", &["services", "endpoints"]),
+    // The agent's service proxy runs with its node's credentials: what upstream's
+    // system:node-proxier role grants kube-proxy.
+    rule(READ, "discovery.k8s.io", &["endpointslices"]),
     rule(
         &["get"],
         "",

@@ -1,7 +1,7 @@
 //! `ferry agent`: the node agent — joins a server (join token → node client certificate), runs
 //! its own containerd (or uses one given), registers the Node and keeps its Lease fresh, guards
-//! the pod network, writes the CNI config for the node's podCIDR, and runs the kubelet's pod
-//! workers. `ferry agent --cleanup` removes everything the agent made on this machine.
+//! the pod network, writes the CNI config for the node's podCIDR, runs the service proxy
+//! (`ferry-proxy`) and the kubelet's pod workers. `ferry agent --cleanup` removes everything the agent made on this machine.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -138,7 +138,13 @@ impl AgentArgs {
 
 /// `ferry agent --cleanup`.
 pub fn run_cleanup(args: &AgentArgs) -> anyhow::Result<()> {
-    let report = cleanup::cleanup(&args.cleanup_options());
+    let mut report = cleanup::cleanup(&args.cleanup_options());
+    match ferry_proxy::cleanup(&ferry_proxy::Nft::default()) {
+        Ok(()) => report
+            .actions
+            .push(format!("removed nft table ip {}", ferry_proxy::nft::TABLE)),
+        Err(e) => report.errors.push(e.to_string()),
+    }
     for action in &report.actions {
         println!("ferry agent --cleanup: {action}");
     }
@@ -274,6 +280,21 @@ where
             cni::write_conflist(&cni_dir, &cni_config).context("writing the CNI config")?;
             tracing::info!(node = %node_name, %pod_cidr, "pod network ready");
 
+            // The service proxy, beside the pods.
+            ferry_proxy::prepare_host().context("enabling bridge netfilter")?;
+            let proxy_options = ferry_proxy::Options {
+                node_name: node_name.clone(),
+                config: ferry_proxy::Config {
+                    cluster_cidr: ferry_proxy::parse_cidr(&args.cluster_cidr)?,
+                    service_cidr: ferry_proxy::parse_cidr(&args.service_cidr)?,
+                },
+                full_resync: Duration::from_secs(60),
+                nft: ferry_proxy::Nft::default(),
+            };
+            let (proxy, proxy_watches) = ferry_proxy::Proxy::new(client.clone(), proxy_options);
+            let proxy_watches = tokio::spawn(proxy_watches);
+            let proxy = tokio::spawn(proxy.run(stopping()));
+
             let nodes: kube::Api<Node> = kube::Api::all(client.clone());
             let node = nodes.get(&node_name).await.context("reading the Node")?;
             let status = node.status.unwrap_or_default();
@@ -336,6 +357,8 @@ where
             Kubelet::new(shared)
                 .run(client.clone(), probe_rx, stopping())
                 .await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), proxy).await;
+            proxy_watches.abort();
             anyhow::Ok(())
         }
         .await;

@@ -219,8 +219,10 @@ spec:
         - {name: init, mountPath: /www/init}
         - {name: config, mountPath: /www/config}
         - {name: secret, mountPath: /www/secret}
+        - {name: podinfo, mountPath: /www/podinfo}
       volumes:
       - {name: init, emptyDir: {}}
+      - {name: podinfo, downwardAPI: {items: [{path: name, fieldRef: {fieldPath: metadata.name}}]}}
       - {name: config, configMap: {name: web-config}}
       - {name: secret, secret: {secretName: web-secret}}
 "#;
@@ -326,6 +328,8 @@ fn pods_run_on_real_containerd() {
     for reason in ["Scheduled", "Pulled", "Created", "Started"] {
         assert!(events.contains(reason), "no {reason} event: {events}");
     }
+
+    services_reach_ready_pods(&ferry);
 
     // A missing image: ErrImagePull, then ImagePullBackOff, with events.
     ferry.ok(&[
@@ -450,9 +454,10 @@ fn pods_run_on_real_containerd() {
         veths_after.difference(&veths_before).next().is_none(),
         "veths left: {veths_after:?}"
     );
+    let tables = run("nft", &["list", "tables"]);
     assert!(
-        !run("nft", &["list", "tables"]).contains("inet ferry"),
-        "nft table left"
+        !tables.contains("inet ferry") && !tables.contains("ip ferry-proxy"),
+        "nft table left: {tables}"
     );
     for hierarchy in list_dir("/sys/fs/cgroup") {
         let dir = Path::new("/sys/fs/cgroup")
@@ -461,6 +466,184 @@ fn pods_run_on_real_containerd() {
         assert!(!dir.exists(), "cgroup {} left", dir.display());
     }
     drop(ferry);
+}
+
+/// The Service path on a real node: `kubectl expose` → EndpointSlices → the agent's nftables
+/// proxy. A client pod spreads 30 requests over both pods through the ClusterIP and sticks to
+/// one with ClientIP affinity; the host reaches the ClusterIP and a NodePort on the node's
+/// address; with no endpoints left, a connection is refused at once.
+fn services_reach_ready_pods(ferry: &Ferry) {
+    ferry.ok(&[
+        "expose",
+        "deployment",
+        "web",
+        "--port=80",
+        "--target-port=http",
+    ]);
+    ferry.ok(&[
+        "expose",
+        "deployment",
+        "web",
+        "--name=web-sticky",
+        "--port=80",
+        "--target-port=http",
+        "--session-affinity=ClientIP",
+    ]);
+    ferry.ok(&[
+        "expose",
+        "deployment",
+        "web",
+        "--name=web-np",
+        "--type=NodePort",
+        "--port=80",
+        "--target-port=http",
+    ]);
+    for service in ["web", "web-sticky", "web-np"] {
+        assert!(
+            eventually(Duration::from_secs(20), || ferry.ok(&[
+                "get",
+                "endpointslices",
+                "-l",
+                &format!("kubernetes.io/service-name={service}"),
+                "-o",
+                "jsonpath={.items[*].endpoints[*].conditions.ready}",
+            ]) == "true true"),
+            "{service}: 2 ready endpoints: {}",
+            ferry.ok(&["get", "endpointslices", "-o", "wide"])
+        );
+    }
+    let cluster_ip = ferry.ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    let sticky_ip = ferry.ok(&[
+        "get",
+        "svc",
+        "web-sticky",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    // From the host, through the ClusterIP.
+    assert!(
+        eventually(Duration::from_secs(10), || http_get(&format!(
+            "http://{cluster_ip}/config/greeting"
+        ))
+        .as_deref()
+            == Some("hello from a configMap")),
+        "the host cannot reach the ClusterIP {cluster_ip}:\n{}",
+        run("nft", &["list", "table", "ip", "ferry-proxy"])
+    );
+    // From a pod: 30 requests to the ClusterIP, 10 with affinity; the results are served back.
+    let script = format!(
+        "i=0; while [ $i -lt 30 ]; do timeout 3 wget -qO- http://{cluster_ip}/podinfo/name >> /www/spread 2>> /www/errors; echo >> /www/spread; i=$((i+1)); done; \
+         i=0; while [ $i -lt 10 ]; do timeout 3 wget -qO- http://{sticky_ip}/podinfo/name >> /www/sticky; echo >> /www/sticky; i=$((i+1)); done; \
+         echo done > /www/finished; exec httpd -f -p 8080 -h /www"
+    );
+    ferry.ok(&[
+        "run",
+        "client",
+        "--image=127.0.0.1:5000/httpd:1",
+        "--restart=Never",
+        "--command",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert!(
+        eventually(Duration::from_secs(60), || ferry
+            .ok(&["get", "pod", "client", "-o", "jsonpath={.status.podIP}"])
+            .starts_with("10.42.")),
+        "the client pod never got an IP"
+    );
+    let client_ip = ferry.ok(&["get", "pod", "client", "-o", "jsonpath={.status.podIP}"]);
+    assert!(
+        eventually(Duration::from_secs(60), || http_get(&format!(
+            "http://{client_ip}:8080/finished"
+        ))
+        .is_some()),
+        "the client never finished: {}",
+        ferry.ok(&["describe", "pod", "client"])
+    );
+    let names = |file: &str| -> Vec<String> {
+        http_get(&format!("http://{client_ip}:8080/{file}"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let spread = names("spread");
+    assert_eq!(
+        spread.len(),
+        30,
+        "every request answered: {spread:?}; errors: {:?}",
+        names("errors")
+    );
+    let backends: BTreeSet<&String> = spread.iter().collect();
+    assert_eq!(backends.len(), 2, "both pods reached: {spread:?}");
+    let sticky = names("sticky");
+    let sticky_backends: BTreeSet<&String> = sticky.iter().collect();
+    assert_eq!(
+        (sticky.len(), sticky_backends.len()),
+        (10, 1),
+        "ClientIP affinity keeps one backend: {sticky:?}"
+    );
+    ferry.ok(&["delete", "pod", "client", "--grace-period=1", "--wait=true"]);
+    // A NodePort, on the node's address, from the host.
+    let node_ip = ferry.ok(&[
+        "get",
+        "node",
+        NODE,
+        "-o",
+        "jsonpath={.status.addresses[?(@.type==\"InternalIP\")].address}",
+    ]);
+    let node_port = ferry.ok(&[
+        "get",
+        "svc",
+        "web-np",
+        "-o",
+        "jsonpath={.spec.ports[0].nodePort}",
+    ]);
+    assert_eq!(
+        http_get(&format!("http://{node_ip}:{node_port}/config/greeting")).as_deref(),
+        Some("hello from a configMap"),
+        "NodePort {node_ip}:{node_port}"
+    );
+    // No endpoints: refused at once, not a timeout.
+    ferry.ok(&["scale", "deployment/web", "--replicas=0"]);
+    assert!(
+        eventually(Duration::from_secs(60), || ferry
+            .ok(&[
+                "get",
+                "endpointslices",
+                "-l",
+                "kubernetes.io/service-name=web",
+                "-o",
+                "jsonpath={.items[*].endpoints}",
+            ])
+            .is_empty()),
+        "endpoints left after scaling to 0"
+    );
+    let refused = || {
+        let started = Instant::now();
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "3", &format!("http://{cluster_ip}/")])
+            .output()
+            .expect("curl");
+        (
+            started.elapsed(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let (took, error) = refused();
+            error.contains("Connection refused") && took < Duration::from_secs(1)
+        }),
+        "no endpoints: {:?}",
+        refused()
+    );
+    ferry.ok(&["scale", "deployment/web", "--replicas=2"]);
+    ferry.ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
+    ferry.ok(&["delete", "service", "web", "web-sticky", "web-np"]);
 }
 
 /// `ferry server` runs an agent for its own node unless `--disable-agent`: the node registers
@@ -571,9 +754,10 @@ fn the_server_runs_a_local_agent() {
             .is_empty(),
         "bridge left"
     );
+    let tables = run("nft", &["list", "tables"]);
     assert!(
-        !run("nft", &["list", "tables"]).contains("inet ferry"),
-        "nft table left"
+        !tables.contains("inet ferry") && !tables.contains("ip ferry-proxy"),
+        "nft table left: {tables}"
     );
     assert!(
         !agent_dir.join("containerd").exists(),

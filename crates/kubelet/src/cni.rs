@@ -111,6 +111,9 @@ pub fn conflist(config: &CniConfig) -> Result<serde_json::Value, CniError> {
                 "ipam": {
                     "type": "host-local",
                     "ranges": [[{ "subnet": format!("{network}/{prefix}") }]],
+                    // With a gateway on the bridge, everything else goes through it: Services
+                    // (the proxy's DNAT), other nodes' pods, and nothing beyond (the guard).
+                    "routes": if config.is_gateway { json!([{ "dst": "0.0.0.0/0" }]) } else { json!([]) },
                     "dataDir": config.ipam_data_dir,
                 }
             },

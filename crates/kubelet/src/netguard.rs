@@ -2,11 +2,16 @@
 //!
 //! Installed before the first sandbox (the CNI bridge plugin turns on `net.ipv4.ip_forward`):
 //!
-//! - blackhole routes for the cluster CIDR and the service CIDR, so the host sends nothing for
-//!   those ranges anywhere but to the node's own bridge (its connected /24 is more specific);
+//! - a blackhole route for the cluster CIDR, so the host sends nothing for it anywhere but to
+//!   the node's own bridge (its connected /24 is more specific);
+//! - a route for the service CIDR into [`SERVICE_DEVICE`], an empty bridge of its own that
+//!   never forwards anything: unlike a blackhole, it lets this machine connect to a cluster IP
+//!   (the service proxy's DNAT on the output hook then sends the packet to a pod), and what no
+//!   proxy rule rewrote goes nowhere;
 //! - an nftables table `inet ferry` whose forward chain drops what pods send anywhere but
 //!   back over the node's bridge, and what arrives for pods from anywhere but the bridge, and
-//!   rejects forwarded traffic for the service CIDR (no proxy answers for it yet).
+//!   rejects forwarded traffic still addressed to the service CIDR (the proxy rewrites what a
+//!   Service serves before it is forwarded).
 //!
 //! The ruleset is a pure function of the settings ([`ruleset`]); [`install`] and [`remove`] run
 //! `nft` and `ip`. Installing replaces the table atomically (`nft -f` runs one transaction).
@@ -16,6 +21,9 @@ use std::process::{Command, Stdio};
 
 /// The nftables table (family `inet`) the agent owns.
 pub const TABLE: &str = "ferry";
+
+/// The device the service CIDR is routed into: a bridge without ports.
+pub const SERVICE_DEVICE: &str = "ferry-svc";
 
 /// What to guard.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,22 +127,48 @@ fn run(command: &str, args: &[&str], stdin: Option<&str>) -> Result<(), GuardErr
     }
 }
 
-/// Installs (or replaces) the guard: the nft table, then the blackhole routes.
+/// Installs (or replaces) the guard: the nft table, then the routes.
 pub fn install(guard: &Guard) -> Result<(), GuardError> {
     run("nft", &["-f", "-"], Some(&ruleset(guard)?))?;
-    for cidr in [&guard.cluster_cidr, &guard.service_cidr] {
-        run("ip", &["route", "replace", "blackhole", cidr], None)?;
+    run(
+        "ip",
+        &["route", "replace", "blackhole", &guard.cluster_cidr],
+        None,
+    )?;
+    match run(
+        "ip",
+        &["link", "add", SERVICE_DEVICE, "type", "bridge"],
+        None,
+    ) {
+        Err(GuardError::Failed { stderr, .. }) if stderr.contains("File exists") => {}
+        other => other?,
     }
+    run("ip", &["link", "set", SERVICE_DEVICE, "up"], None)?;
+    run(
+        "ip",
+        &[
+            "route",
+            "replace",
+            &guard.service_cidr,
+            "dev",
+            SERVICE_DEVICE,
+        ],
+        None,
+    )?;
     Ok(())
 }
 
 /// Removes the guard (what is already gone is not an error).
 pub fn remove(guard: &Guard) -> Result<(), GuardError> {
     for cidr in [&guard.cluster_cidr, &guard.service_cidr] {
-        match run("ip", &["route", "del", "blackhole", cidr], None) {
+        match run("ip", &["route", "del", cidr], None) {
             Err(GuardError::Failed { stderr, .. }) if stderr.contains("No such process") => {}
             other => other?,
         }
+    }
+    match run("ip", &["link", "del", SERVICE_DEVICE], None) {
+        Err(GuardError::Failed { stderr, .. }) if stderr.contains("Cannot find device") => {}
+        other => other?,
     }
     match run("nft", &["delete", "table", "inet", TABLE], None) {
         Err(GuardError::Failed { stderr, .. }) if stderr.contains("No such file") => Ok(()),

@@ -202,7 +202,19 @@ where
     }
 }
 
-/// Removes the proxy's table.
-pub async fn cleanup(nft: &Nft) -> Result<(), ApplyError> {
-    nft.apply(&sync::cleanup()).await
+/// Removes the proxy's table (nothing to remove is not an error).
+pub fn cleanup(nft: &Nft) -> Result<(), ApplyError> {
+    nft.apply_blocking(&sync::cleanup())
+}
+
+/// Makes bridged pod traffic pass through the proxy's rules (`br_netfilter`'s
+/// `net.bridge.bridge-nf-call-iptables`): without it a reply from a pod to a client pod on the
+/// same bridge skips the un-DNAT and the client sees the endpoint's address instead of the
+/// Service's. A kernel without the bridge netfilter module is left as it is.
+pub fn prepare_host() -> std::io::Result<()> {
+    let knob = std::path::Path::new("/proc/sys/net/bridge/bridge-nf-call-iptables");
+    if knob.exists() {
+        std::fs::write(knob, "1")?;
+    }
+    Ok(())
 }

@@ -520,4 +520,12 @@ impl Nft {
             .await?;
         Ok(())
     }
+
+    /// [`Nft::apply`], waiting (outside a runtime: `ferry agent --cleanup`).
+    pub fn apply_blocking(&self, transaction: &Transaction) -> Result<(), ApplyError> {
+        let payload = transaction.json().to_string();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        nftables::helper::apply_ruleset_raw(&payload, Some(self.program.as_str()), args)?;
+        Ok(())
+    }
 }
