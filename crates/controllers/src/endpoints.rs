@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use ferry_client::events::{reference, EventType};
 use k8s_openapi::api::core::v1::{
-    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service,
+    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Pod, Service,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, PostParams};
@@ -21,9 +21,9 @@ use kube::{Api, ResourceExt as _};
 use parking_lot::Mutex;
 
 use crate::endpointutil::{
-    endpoint_changed, find_port, is_headless, is_pod_ready, pod_ipv4_addresses, protocol,
-    publishes_not_ready, selects, service_selector, should_pod_be_in_endpoints,
-    should_set_hostname,
+    find_port, is_headless, is_pod_ready, pod_ipv4_addresses, pod_reference, protocol,
+    publishes_not_ready, selected_pods, service_selector, services_to_sync,
+    should_pod_be_in_endpoints, should_set_hostname,
 };
 use crate::informer::{key_of, Key};
 use crate::queue::{Queue, Reconciler};
@@ -89,23 +89,8 @@ impl EndpointsController {
         });
         let c = controller.clone();
         ctx.pods.add_handler(move |old, new| {
-            if let (Some(old), Some(new)) = (old, new) {
-                if !endpoint_changed(old, new) {
-                    return;
-                }
-            }
-            let Some(pod) = new.or(old) else { return };
-            for service in c
-                .ctx
-                .services
-                .list_namespace(&pod.namespace().unwrap_or_default())
-            {
-                let selected = |p: Option<&Arc<Pod>>| {
-                    p.is_some_and(|p| selects(&service, p.metadata.labels.as_ref()))
-                };
-                if selected(old) || selected(new) {
-                    c.queue.add(key_of(service.as_ref()));
-                }
+            for key in services_to_sync(&c.ctx.services, old, new) {
+                c.queue.add(key);
             }
         });
         // Endpoints deleted by someone else are made again.
@@ -132,13 +117,7 @@ impl EndpointsController {
         if service_selector(&service).is_none() {
             return Ok(None);
         }
-        let pods: Vec<Arc<Pod>> = self
-            .ctx
-            .pods
-            .list_namespace(namespace)
-            .into_iter()
-            .filter(|p| selects(&service, p.metadata.labels.as_ref()))
-            .collect();
+        let pods = selected_pods(&self.ctx.pods, &service);
         let subsets = desired_subsets(&service, &pods);
         let current = self.ctx.endpoints.get(namespace, name);
         if let Some(current) = &current {
@@ -262,13 +241,7 @@ pub fn desired_subsets(service: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubs
             hostname: should_set_hostname(pod, service)
                 .then(|| spec.and_then(|s| s.hostname.clone()))
                 .flatten(),
-            target_ref: Some(ObjectReference {
-                kind: Some("Pod".into()),
-                namespace: pod.namespace(),
-                name: Some(pod.name_any()),
-                uid: pod.metadata.uid.clone(),
-                ..ObjectReference::default()
-            }),
+            target_ref: Some(pod_reference(pod)),
         };
         let ready = publish || is_pod_ready(pod);
         let subset = |ports: Option<Vec<EndpointPort>>| {

@@ -24,7 +24,7 @@ use kube::{Api, ResourceExt as _};
 use crate::endpoints::repack;
 use crate::endpointslice::reconciler::{endpoint_key, port_key, EndpointKey, Plan, PortKey};
 use crate::endpointslice::tracker::Tracker;
-use crate::endpointslice::{MANAGED_BY_LABEL, SERVICE_NAME_LABEL};
+use crate::endpointslice::{managed_service, MANAGED_BY_LABEL, SERVICE_NAME_LABEL};
 use crate::informer::{key_of, Key};
 use crate::queue::{Queue, Reconciler};
 use crate::util::{api_code, new_controller_ref};
@@ -295,12 +295,7 @@ impl Reconciler for MirroringController {
 }
 
 fn mirrored_service(slice: &EndpointSlice) -> Option<Key> {
-    let labels = slice.labels();
-    if labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(CONTROLLER_NAME) {
-        return None;
-    }
-    let service = labels.get(SERVICE_NAME_LABEL)?;
-    Some((slice.namespace().unwrap_or_default(), service.clone()))
+    managed_service(slice, CONTROLLER_NAME)
 }
 
 impl MirroringController {

@@ -5,10 +5,13 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use k8s_openapi::api::core::v1::{Pod, PodIP, Service, ServicePort};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, PodIP, Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt as _;
 
+use crate::informer::{key_of, Informer, Key};
 use crate::util::pod_ready;
 
 /// The selector of a Service that the controllers fill: `None` for a Service without one (its
@@ -122,6 +125,51 @@ pub fn find_port(pod: &Pod, port: &ServicePort) -> Option<i32> {
         .flat_map(|c| c.ports.iter().flatten())
         .find(|p| p.name.as_ref() == Some(name) && protocol(p.protocol.as_ref()) == wanted)
         .map(|p| p.container_port)
+}
+
+/// The Services to sync after a pod changed from `old` to `new`: those selecting it before or
+/// after, unless nothing its endpoint shows changed.
+pub fn services_to_sync(
+    services: &Informer<Service>,
+    old: Option<&Arc<Pod>>,
+    new: Option<&Arc<Pod>>,
+) -> Vec<Key> {
+    if let (Some(old), Some(new)) = (old, new) {
+        if !endpoint_changed(old, new) {
+            return Vec::new();
+        }
+    }
+    let Some(pod) = new.or(old) else {
+        return Vec::new();
+    };
+    let selected = |service: &Service, p: Option<&Arc<Pod>>| {
+        p.is_some_and(|p| selects(service, p.metadata.labels.as_ref()))
+    };
+    services
+        .list_namespace(&pod.namespace().unwrap_or_default())
+        .into_iter()
+        .filter(|s| selected(s, old) || selected(s, new))
+        .map(|s| key_of(s.as_ref()))
+        .collect()
+}
+
+/// The pods of `namespace` the Service selects.
+pub fn selected_pods(pods: &Informer<Pod>, service: &Service) -> Vec<Arc<Pod>> {
+    pods.list_namespace(&service.namespace().unwrap_or_default())
+        .into_iter()
+        .filter(|p| selects(service, p.metadata.labels.as_ref()))
+        .collect()
+}
+
+/// The reference to a pod an endpoint carries (`targetRef`).
+pub fn pod_reference(pod: &Pod) -> ObjectReference {
+    ObjectReference {
+        kind: Some("Pod".into()),
+        namespace: pod.namespace(),
+        name: Some(pod.name_any()),
+        uid: pod.metadata.uid.clone(),
+        ..ObjectReference::default()
+    }
 }
 
 /// Whether the pod's Ready condition is true.

@@ -16,12 +16,12 @@ pub(crate) mod tracker;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, ResourceExt as _};
 
-use crate::endpointutil::{endpoint_changed, selects, service_selector};
+use crate::endpointutil::{selected_pods, service_selector, services_to_sync};
 use crate::informer::{key_of, Key};
 use crate::queue::{Queue, Reconciler as QueueReconciler};
 use crate::util::api_code;
@@ -58,7 +58,7 @@ pub fn slice_service(slice: &EndpointSlice) -> Option<String> {
 }
 
 /// The Service a slice managed by `controller_name` belongs to.
-fn managed_service(slice: &EndpointSlice, controller_name: &str) -> Option<Key> {
+pub(crate) fn managed_service(slice: &EndpointSlice, controller_name: &str) -> Option<Key> {
     let labels = slice.labels();
     if labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(controller_name) {
         return None;
@@ -105,8 +105,11 @@ impl EndpointSliceController {
             }
         });
         let c = controller.clone();
-        ctx.pods
-            .add_handler(move |old, new| c.pod_changed(old, new));
+        ctx.pods.add_handler(move |old, new| {
+            for key in services_to_sync(&c.ctx.services, old, new) {
+                c.queue.add(key);
+            }
+        });
         let c = controller.clone();
         ctx.endpoint_slices.add_handler(move |old, new| {
             let Some(slice) = new.or(old) else { return };
@@ -124,25 +127,6 @@ impl EndpointSliceController {
         controller
     }
 
-    /// Queues the Services that select the pod before or after the change.
-    fn pod_changed(&self, old: Option<&Arc<Pod>>, new: Option<&Arc<Pod>>) {
-        if let (Some(old), Some(new)) = (old, new) {
-            if !endpoint_changed(old, new) {
-                return;
-            }
-        }
-        let Some(pod) = new.or(old) else { return };
-        let namespace = pod.namespace().unwrap_or_default();
-        for service in self.ctx.services.list_namespace(&namespace) {
-            let selected = |p: Option<&Arc<Pod>>| {
-                p.is_some_and(|p| selects(&service, p.metadata.labels.as_ref()))
-            };
-            if selected(old) || selected(new) {
-                self.queue.add(key_of(service.as_ref()));
-            }
-        }
-    }
-
     async fn sync(&self, key: Key) -> Result<Option<Duration>, EndpointSliceError> {
         let (namespace, name) = &key;
         let Some(service) = self.ctx.services.get(namespace, name) else {
@@ -155,13 +139,7 @@ impl EndpointSliceController {
         if service_selector(&service).is_none() {
             return Ok(None);
         }
-        let pods: Vec<Arc<Pod>> = self
-            .ctx
-            .pods
-            .list_namespace(namespace)
-            .into_iter()
-            .filter(|p| selects(&service, p.metadata.labels.as_ref()))
-            .collect();
+        let pods = selected_pods(&self.ctx.pods, &service);
         let existing: Vec<Arc<EndpointSlice>> = self
             .ctx
             .endpoint_slices

@@ -18,14 +18,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Service};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt as _;
 
 use crate::endpointutil::{
-    find_port, is_headless, is_pod_ready, pod_ipv4_addresses, protocol, publishes_not_ready,
-    should_pod_be_in_endpoints, should_set_hostname,
+    find_port, is_headless, is_pod_ready, pod_ipv4_addresses, pod_reference, protocol,
+    publishes_not_ready, should_pod_be_in_endpoints, should_set_hostname,
 };
 use crate::util::new_controller_ref;
 
@@ -141,13 +141,7 @@ fn pod_to_endpoint(
             serving: Some(serving),
             terminating: Some(terminating),
         }),
-        target_ref: Some(ObjectReference {
-            kind: Some("Pod".into()),
-            namespace: pod.namespace(),
-            name: Some(pod.name_any()),
-            uid: pod.metadata.uid.clone(),
-            ..ObjectReference::default()
-        }),
+        target_ref: Some(pod_reference(pod)),
         node_name: spec
             .and_then(|s| s.node_name.clone())
             .filter(|n| !n.is_empty()),
