@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::testing::{accept_all, client, echo, Call};
+use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
 
 fn service() -> Service {
