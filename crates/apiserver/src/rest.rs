@@ -730,7 +730,10 @@ async fn write_update(
             && !strategy.has_spec_finalizers(&new);
         if finishing {
             match rest.storage.store.delete(key.clone(), old_revision).await? {
-                Ok(_) => return Ok(new),
+                Ok(_) => {
+                    strategy.release(&rest.storage, &old).await;
+                    return Ok(new);
+                }
                 Err(_) if matches!(precondition, Precondition::None) => continue,
                 Err(_) => return Err(ApiError::conflict(req.target(req.name), ApiError::MODIFIED)),
             }
@@ -739,21 +742,34 @@ async fn write_update(
             // No change: upstream answers with the object as it is, without a write.
             return view.read(req, &old);
         }
-        match rest
+        // What the new object needs that the old one did not hold (node ports of a service
+        // that became NodePort) is reserved now, and settled by the write.
+        let reservations = strategy.begin_update(&rest.storage, &mut new, &old).await?;
+        let written = rest
             .storage
             .store
             .update(key.clone(), old_revision, encode(resource, &new))
-            .await?
-        {
-            Ok(revision) => {
+            .await;
+        match written {
+            Ok(Ok(revision)) => {
+                reservations.commit(&rest.storage).await;
                 metadata_mut(&mut new).insert(
                     "resourceVersion".into(),
                     Value::String(revision.to_string()),
                 );
                 return view.read(req, &new);
             }
-            Err(_) if matches!(precondition, Precondition::None) => continue,
-            Err(_) => return Err(ApiError::conflict(req.target(req.name), ApiError::MODIFIED)),
+            Ok(Err(_)) => {
+                reservations.revert(&rest.storage).await;
+                if matches!(precondition, Precondition::None) {
+                    continue;
+                }
+                return Err(ApiError::conflict(req.target(req.name), ApiError::MODIFIED));
+            }
+            Err(e) => {
+                reservations.revert(&rest.storage).await;
+                return Err(e.into());
+            }
         }
     }
 }

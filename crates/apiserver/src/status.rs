@@ -505,6 +505,16 @@ impl FieldError {
         }
     }
 
+    /// A value repeats that is printed as given (numbers, Go structs).
+    pub fn duplicate_raw(field: impl Into<String>, value: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            kind: FieldErrorKind::Duplicate,
+            value: Some(value.into()),
+            detail: String::new(),
+        }
+    }
+
     /// The cause's message: `Invalid value: "x": detail`.
     pub fn message(&self) -> String {
         let mut m = self.kind.text().to_string();

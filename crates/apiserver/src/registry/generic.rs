@@ -200,6 +200,179 @@ pub fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
+/// Upstream's `MaxLenError`.
+fn max_len_error(max: usize) -> String {
+    format!("must be no more than {max} characters")
+}
+
+/// Upstream's `IsDNS1123Label`: why `value` is not a DNS label (none if it is).
+pub fn dns1123_label_problems(value: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if value.len() > 63 {
+        problems.push(max_len_error(63));
+    }
+    let label_chars = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && s.as_bytes()[0].is_ascii_alphanumeric()
+            && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
+    };
+    if !label_chars(value) {
+        if value.split('.').all(label_chars) {
+            // A subdomain but not a label: the length was checked, so it is the dots.
+            problems.push("must not contain dots".to_string());
+        } else {
+            problems.push(LABEL_MESSAGE.to_string());
+        }
+    }
+    problems
+}
+
+/// Upstream's `IsDNS1035Label` (service names): a DNS label that starts with a letter.
+pub fn dns1035_label_problems(value: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if value.len() > 63 {
+        problems.push(max_len_error(63));
+    }
+    let bytes = value.as_bytes();
+    let valid = bytes.first().is_some_and(u8::is_ascii_lowercase)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
+    if !valid {
+        problems.push("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')".to_string());
+    }
+    problems
+}
+
+/// Upstream's `IsDNS1123Subdomain`.
+pub fn dns1123_subdomain_problems(value: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if value.len() > 253 {
+        problems.push(max_len_error(253));
+    }
+    if value.is_empty() || !value.split('.').all(is_dns_label_chars) {
+        problems.push(SUBDOMAIN_MESSAGE.to_string());
+    }
+    problems
+}
+
+/// A DNS label's characters, whatever its length.
+fn is_dns_label_chars(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
+}
+
+/// The name part of a qualified name and a label value: alphanumerics, `-`, `_` and `.`,
+/// alphanumeric at both ends.
+fn is_qualified_name_part(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
+}
+
+const QUALIFIED_NAME_MESSAGE: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+
+/// Upstream's `IsQualifiedName` (label keys, `appProtocol`, `loadBalancerClass`): a name part
+/// with an optional DNS subdomain prefix and `/`.
+pub fn qualified_name_problems(value: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let parts: Vec<&str> = value.split('/').collect();
+    let name = match parts.as_slice() {
+        [name] => *name,
+        [prefix, name] => {
+            if prefix.is_empty() {
+                problems.push("prefix part must be non-empty".to_string());
+            } else {
+                problems.extend(
+                    dns1123_subdomain_problems(prefix)
+                        .into_iter()
+                        .map(|p| format!("prefix part {p}")),
+                );
+            }
+            *name
+        }
+        _ => {
+            problems.push(format!("a qualified name {QUALIFIED_NAME_MESSAGE} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"));
+            return problems;
+        }
+    };
+    if name.is_empty() {
+        problems.push("name part must be non-empty".to_string());
+    } else if name.len() > 63 {
+        problems.push(format!("name part {}", max_len_error(63)));
+    }
+    if !is_qualified_name_part(name) {
+        problems.push(format!("name part {QUALIFIED_NAME_MESSAGE}"));
+    }
+    problems
+}
+
+/// Upstream's `IsValidLabelValue`.
+pub fn label_value_problems(value: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if value.len() > 63 {
+        problems.push(max_len_error(63));
+    }
+    if !value.is_empty() && !is_qualified_name_part(value) {
+        problems.push("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')".to_string());
+    }
+    problems
+}
+
+/// Upstream's `IsValidPortName` (an IANA service name, as a named `targetPort`).
+pub fn port_name_problems(value: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if value.len() > 15 {
+        problems.push(max_len_error(15));
+    }
+    if value.is_empty()
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        problems
+            .push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".into());
+    }
+    if !value.bytes().any(|b| b.is_ascii_lowercase()) {
+        problems.push("must contain at least one letter (a-z)".into());
+    }
+    if value.contains("--") {
+        problems.push("must not contain consecutive hyphens".into());
+    }
+    if value.starts_with('-') || value.ends_with('-') {
+        problems.push("must not begin or end with a hyphen".into());
+    }
+    problems
+}
+
+/// An IP address as Go's `netutils.ParseIPSloppy` reads it: IPv4 octets may have leading
+/// zeros (read as decimal).
+pub fn parse_ip_sloppy(value: &str) -> Option<std::net::IpAddr> {
+    if let Ok(ip) = value.parse() {
+        return Some(ip);
+    }
+    let octets: Vec<&str> = value.split('.').collect();
+    if octets.len() != 4 {
+        return None;
+    }
+    let mut bytes = [0u8; 4];
+    for (byte, octet) in bytes.iter_mut().zip(&octets) {
+        if octet.is_empty() || octet.len() > 3 || !octet.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        *byte = octet.parse().ok()?;
+    }
+    Some(std::net::IpAddr::from(bytes))
+}
+
 /// `ValidateImmutableField`: the field at `pointer` (named `field` in messages) may not change.
 pub fn immutable(
     new: &Value,
@@ -247,6 +420,11 @@ fn validate_object_meta(rule: NameRule, object: &Value, errors: &mut Vec<FieldEr
                 name,
                 SUBDOMAIN_MESSAGE,
             )),
+            NameRule::Dns1035Label => {
+                for problem in dns1035_label_problems(name) {
+                    errors.push(FieldError::invalid("metadata.name", name, problem));
+                }
+            }
             NameRule::IpAddress => {
                 if let Some(problem) = ip_address_problem(name) {
                     errors.push(FieldError::invalid("metadata.name", name, problem));

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use ferry_api::printers::TablePrinter;
 use ferry_api::registry::ResourceInfo;
 use serde_json::Value;
@@ -37,8 +38,10 @@ use crate::storage::Storage;
 pub enum NameRule {
     /// A DNS subdomain (RFC 1123), the default.
     Subdomain,
-    /// A DNS label: namespaces, services, StatefulSets, CronJobs.
+    /// A DNS label: namespaces, StatefulSets, CronJobs.
     Label,
+    /// A DNS-1035 label (a letter first): services.
+    Dns1035Label,
     /// Any name that is a valid path segment (RBAC's `ValidateRBACName`).
     PathSegment,
     /// An IP address in canonical form (IPAddress objects).
@@ -140,6 +143,19 @@ pub trait Strategy: Send + Sync {
         Ok(())
     }
 
+    /// Before an update is written: reserves what the new object needs that the old one did
+    /// not hold (a service that became NodePort), refusing the update if that is impossible.
+    /// The answer is settled once the write is known: [`Reservations::commit`] or
+    /// [`Reservations::revert`].
+    async fn begin_update(
+        &self,
+        _storage: &Storage,
+        _new: &mut Value,
+        _old: &Value,
+    ) -> Result<Reservations, ApiError> {
+        Ok(Reservations::default())
+    }
+
     /// After a create that [`Strategy::begin_create`] prepared failed, or after a delete:
     /// releases what it reserved.
     async fn release(&self, _storage: &Storage, _object: &Value) {}
@@ -153,6 +169,33 @@ pub trait Strategy: Send + Sync {
     /// The object as served, from the object as stored.
     fn decode_stored(&self, object: Value) -> Value {
         object
+    }
+}
+
+/// Reservation keys an update took and gave up (upstream's allocation transaction): the keys
+/// taken go again if the update is not written, the keys given up go once it is.
+#[derive(Debug, Default)]
+#[must_use = "reservations are settled with commit or revert"]
+pub struct Reservations {
+    /// Keys reserved for the new object.
+    pub taken: Vec<Bytes>,
+    /// Keys the old object held and the new one does not.
+    pub given_up: Vec<Bytes>,
+}
+
+impl Reservations {
+    /// The update was written: what the old object held and the new one does not is free.
+    pub async fn commit(self, storage: &Storage) {
+        for key in self.given_up {
+            let _ = storage.store.delete(key, 0).await;
+        }
+    }
+
+    /// The update was not written: what was taken for it is free again.
+    pub async fn revert(self, storage: &Storage) {
+        for key in self.taken {
+            let _ = storage.store.delete(key, 0).await;
+        }
     }
 }
 
