@@ -14,17 +14,19 @@
 //!    grace period (SIGTERM, then SIGKILL), the sandbox stopped and removed (CNI DEL), volumes
 //!    cleaned, the final status posted, then the delete finalized with grace period 0.
 //!
-//! The worker holds its state between syncs as plain fields ([`WorkerState`]): the backoffs,
-//! why containers are waiting, when termination started, the status last posted.
+//! The worker holds its state between syncs in [`WorkerState`]: where the pod is in its life
+//! (the [`Lifecycle`] state machine: syncing, completed, terminating by a deadline,
+//! terminated), the backoffs, why containers are waiting, the status last posted.
 //!
 //! By concept: `plan.rs` (the pure decision: what the runtime has for the pod, and what to do
 //! next), `sync.rs` (one sync: look, plan, act), `sandbox.rs` (the pod sandbox and the pod's
 //! `/etc/hosts`), `container.rs` (starting a container, its lifecycle hooks, killing it),
-//! `terminate.rs` (a deleted pod's termination) and `pod_status.rs` (the status a worker
-//! posts). This file holds what a worker is given ([`Shared`], [`NodeContext`], [`PodApi`]) and
-//! keeps ([`WorkerState`]).
+//! `terminate.rs` (a deleted pod's termination), `pod_status.rs` (the status a worker posts)
+//! and `lifecycle.rs` (the [`Lifecycle`] and its moves). This file holds what a worker is given
+//! ([`Shared`], [`NodeContext`], [`PodApi`]) and keeps ([`WorkerState`]).
 
 mod container;
+mod lifecycle;
 mod plan;
 mod pod_status;
 mod sandbox;
@@ -52,6 +54,7 @@ use crate::probe::ProbeManager;
 use crate::runtime::Runtime;
 use crate::volume::{ObjectSource, VolumeManager};
 
+pub use self::lifecycle::Lifecycle;
 pub use self::plan::{all_done, plan, Instance, Observed, ProbeView, Step};
 pub use self::terminate::terminal_status_of_deleted_pod;
 
@@ -187,18 +190,12 @@ pub struct WorkerState {
     pub first_seen: Timestamp,
     /// The status last posted.
     pub last_status: Option<PodStatus>,
-    /// When termination must be over (set when it starts).
-    pub kill_deadline: Option<Instant>,
-    /// Containers and sandbox are gone and the final status is posted.
-    pub killed: bool,
+    /// Where the pod is in its life: syncing, completed, terminating (by when) or terminated.
+    pub lifecycle: Lifecycle,
     /// Sandbox creation backoff.
     pub sandbox_backoff: Backoff,
-    /// The pod finished (restart policy Never/OnFailure); its sandbox is stopped.
-    pub finished: bool,
     /// The shortest crash-loop backoff left, as of the last sync (when to look again).
     pub backoff_until: Option<Duration>,
-    /// The pod was deleted and its containers stopped: the final status is terminal.
-    pub deleted: bool,
     /// When each exited container instance was first seen exited, by id.
     pub exits: HashMap<String, Instant>,
 }
@@ -210,12 +207,9 @@ impl Default for WorkerState {
             waiting: HashMap::new(),
             first_seen: Timestamp::now(),
             last_status: None,
-            kill_deadline: None,
-            killed: false,
+            lifecycle: Lifecycle::Syncing,
             sandbox_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
-            finished: false,
             backoff_until: None,
-            deleted: false,
             exits: HashMap::new(),
         }
     }

@@ -142,7 +142,7 @@ impl PodWorker {
             .or_else(|| pod.status.clone())
             .unwrap_or_default();
         let mut status = status::pod_status(pod, &facts, &previous);
-        if self.state.deleted {
+        if self.state.lifecycle.termination_started() {
             terminal_status_of_deleted_pod(&mut status);
         }
         if status.pod_ip.is_none() {

@@ -13,8 +13,8 @@ use tokio::time::Instant;
 use super::plan::is_sidecar;
 use super::{
     all_done, find_container, go_duration, ns_to_timestamp, plan, pod_grace_period, pod_key,
-    Instance, Observed, PodWorker, ProbeView, Step, SyncResult, ERROR_RESYNC, RESYNC, SLOW_RESYNC,
-    STEADY_RESYNC,
+    Instance, Lifecycle, Observed, PodWorker, ProbeView, Step, SyncResult, ERROR_RESYNC, RESYNC,
+    SLOW_RESYNC, STEADY_RESYNC,
 };
 use crate::podconfig::{CONTAINER_HASH_ANNOTATION, CONTAINER_NAME_LABEL, POD_UID_LABEL};
 use crate::probe::ProbeManager;
@@ -126,6 +126,8 @@ impl PodWorker {
         if pod.metadata.deletion_timestamp.is_some() {
             return self.terminate(pod, false).await;
         }
+        // Not deleted: a termination begun because the pod was seen gone is dropped.
+        self.state.lifecycle.resume();
         let observed = match self.observe().await {
             Ok(o) => o,
             Err(e) => {
@@ -135,9 +137,11 @@ impl PodWorker {
         };
         let spec = pod.spec.clone().unwrap_or_default();
         let api_phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-        if matches!(api_phase, Some("Succeeded" | "Failed")) || self.state.finished {
+        if matches!(api_phase, Some("Succeeded" | "Failed"))
+            || self.state.lifecycle != Lifecycle::Syncing
+        {
             // Nothing runs again: stop what is left, keep reporting the final status.
-            self.state.finished = true;
+            self.state.lifecycle.complete();
             self.shared.probes.remove_pod(&self.uid);
             self.stop_sandboxes(&observed).await;
             let observed = self.observe().await.unwrap_or(observed);
@@ -172,7 +176,7 @@ impl PodWorker {
                 Ok(Some(s)) => s,
                 Ok(None) => {
                     // The sandbox died and the pod must not get a new one (it ran under Never).
-                    self.state.finished = true;
+                    self.state.lifecycle.complete();
                     let observed = self.observe().await.unwrap_or(observed);
                     self.post_status(pod, &observed, false, vec![], true).await;
                     return SyncResult::Resync(SLOW_RESYNC);
@@ -226,7 +230,7 @@ impl PodWorker {
                     self.kill_container(pod, id, name, grace).await;
                 }
                 Step::PodFailed => {
-                    self.state.finished = true;
+                    self.state.lifecycle.complete();
                 }
                 Step::Start { name, init } => {
                     let Some((container, _)) = find_container(&spec, name) else {
@@ -294,7 +298,7 @@ impl PodWorker {
             Err(_) => observed,
         };
         if all_done(&spec, &observed) || steps.contains(&Step::PodFailed) {
-            self.state.finished = true;
+            self.state.lifecycle.complete();
             // What still runs (sidecars) stops with its grace period and preStop, as upstream.
             let grace = pod_grace_period(pod);
             let mut kills = vec![];
@@ -317,7 +321,7 @@ impl PodWorker {
         for (name, instances) in &observed.containers {
             match instances
                 .first()
-                .filter(|i| i.running() && !self.state.finished)
+                .filter(|i| i.running() && self.state.lifecycle == Lifecycle::Syncing)
             {
                 Some(i) => {
                     let started_at =
@@ -334,7 +338,7 @@ impl PodWorker {
                 None => self.shared.probes.remove_container(&self.uid, name),
             }
         }
-        let finished = self.state.finished;
+        let finished = self.state.lifecycle == Lifecycle::Completed;
         if steps.iter().any(|s| matches!(s, Step::Start { .. })) {
             tracing::debug!(pod = %pod_key(pod),
                 before_containers_ms = sandbox_done.duration_since(sync_started).as_millis() as u64,
@@ -358,7 +362,7 @@ impl PodWorker {
             .waiting
             .values()
             .any(|(reason, _)| reason == "ImagePullBackOff");
-        SyncResult::Resync(if self.state.finished {
+        SyncResult::Resync(if finished {
             SLOW_RESYNC
         } else if fresh_error {
             ERROR_RESYNC
@@ -381,6 +385,7 @@ mod tests {
     use serde_json::json;
 
     use crate::pod_worker::testing::*;
+    use crate::pod_worker::Lifecycle;
     use crate::runtime::fake::Call;
     use crate::volume::StaticObjectSource;
 
@@ -425,7 +430,7 @@ mod tests {
         f.worker.sync(&p).await;
         assert_eq!(created(&f.runtime), ["a"], "no restart, no app container");
         assert_eq!(last_status(&f.api)["phase"], "Failed");
-        assert!(f.worker.state.finished);
+        assert_eq!(f.worker.state.lifecycle, Lifecycle::Completed);
     }
 
     #[tokio::test(start_paused = true)]

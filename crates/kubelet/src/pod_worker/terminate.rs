@@ -68,18 +68,20 @@ impl PodWorker {
     /// sandbox stopped and removed, volumes cleaned, the final status posted, and — unless the
     /// pod is already `gone` from the API — the delete finalized with grace period 0.
     pub async fn terminate(&mut self, pod: &Pod, gone: bool) -> SyncResult {
-        if !self.state.killed {
-            let grace = Duration::from_secs(
-                pod.metadata
-                    .deletion_grace_period_seconds
-                    .map(|g| g.max(0) as u64)
-                    .unwrap_or_else(|| pod_grace_period(pod).as_secs()),
-            );
-            // terminationGracePeriodSeconds has no upper bound: cap it at a day.
-            let grace = grace.min(Duration::from_secs(86_400));
-            self.state
-                .kill_deadline
-                .get_or_insert(Instant::now() + grace);
+        let grace = Duration::from_secs(
+            pod.metadata
+                .deletion_grace_period_seconds
+                .map(|g| g.max(0) as u64)
+                .unwrap_or_else(|| pod_grace_period(pod).as_secs()),
+        );
+        // terminationGracePeriodSeconds has no upper bound: cap it at a day.
+        let grace = grace.min(Duration::from_secs(86_400));
+        // Refused once terminated: then only the delete is left to finalize.
+        if self
+            .state
+            .lifecycle
+            .start_terminating(Instant::now() + grace)
+        {
             let observed = match self.observe().await {
                 Ok(o) => o,
                 Err(e) => {
@@ -110,7 +112,7 @@ impl PodWorker {
                 if group.is_empty() {
                     continue;
                 }
-                let remaining = self.state.kill_deadline.map_or(Duration::ZERO, |d| {
+                let remaining = self.state.lifecycle.deadline().map_or(Duration::ZERO, |d| {
                     d.saturating_duration_since(Instant::now())
                 });
                 let mut kills = vec![];
@@ -136,9 +138,9 @@ impl PodWorker {
                 )
                 .await;
                 if let Some(grace) = shortened {
-                    let sooner = Instant::now() + grace;
-                    self.state.kill_deadline =
-                        Some(self.state.kill_deadline.map_or(sooner, |d| d.min(sooner)));
+                    self.state
+                        .lifecycle
+                        .shorten_deadline(Instant::now() + grace);
                 }
             }
             self.stop_sandboxes(&observed).await;
@@ -146,7 +148,7 @@ impl PodWorker {
             // The final status, from the stopped containers, before they are removed.
             let stopped = self.observe().await.unwrap_or(observed);
             if !gone {
-                self.state.deleted = true;
+                // Terminating: the status is that of a deleted pod.
                 self.post_status(pod, &stopped, false, vec![], true).await;
             }
             for s in &stopped.sandboxes {
@@ -176,7 +178,7 @@ impl PodWorker {
             );
             let _ = std::fs::remove_dir_all(logs);
             self.shared.images.forget_pod(&self.uid);
-            self.state.killed = true;
+            self.state.lifecycle.terminated();
         }
         if gone {
             return SyncResult::Finished;
@@ -239,9 +241,72 @@ mod tests {
 
     use crate::pod_worker::testing::*;
     use crate::pod_worker::*;
-    use crate::runtime::fake::Call;
+    use crate::runtime::fake::{Call, Op};
     use crate::runtime::RuntimeError;
     use crate::volume::StaticObjectSource;
+
+    fn deleted(
+        mut p: k8s_openapi::api::core::v1::Pod,
+        grace: i64,
+    ) -> k8s_openapi::api::core::v1::Pod {
+        p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            Timestamp::now(),
+        ));
+        p.metadata.deletion_grace_period_seconds = Some(grace);
+        p
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_termination_that_fails_a_step_keeps_its_deadline_until_terminated() {
+        let mut f = fixture(StaticObjectSource::new());
+        let p = pod(json!({"containers": [image("c")]}));
+        f.worker.sync(&p).await;
+        assert_eq!(f.worker.state.lifecycle, Lifecycle::Syncing);
+        let p = deleted(p, 30);
+        let began = tokio::time::Instant::now();
+        let unavailable = || RuntimeError::Unavailable("busy".into());
+        f.runtime.fail_next(Op::RemovePodSandbox, unavailable());
+        assert_eq!(f.worker.sync(&p).await, SyncResult::Resync(RESYNC));
+        let deadline = f.worker.state.lifecycle.deadline().expect("terminating");
+        assert_eq!(deadline, began + Duration::from_secs(30));
+        assert_eq!(*f.api.deletes.lock(), 0);
+
+        // Retried later: the deadline is the one set when termination began.
+        tokio::time::advance(Duration::from_secs(10)).await;
+        f.runtime.fail_next(Op::RemovePodSandbox, unavailable());
+        assert_eq!(f.worker.sync(&p).await, SyncResult::Resync(RESYNC));
+        assert_eq!(f.worker.state.lifecycle.deadline(), Some(deadline));
+
+        assert_eq!(f.worker.sync(&p).await, SyncResult::Resync(SLOW_RESYNC));
+        assert_eq!(f.worker.state.lifecycle, Lifecycle::Terminated);
+        assert_eq!(*f.api.deletes.lock(), 1);
+        // Terminated: nothing is stopped again, only the delete finalized.
+        f.runtime.clear_calls();
+        assert_eq!(f.worker.sync(&p).await, SyncResult::Resync(SLOW_RESYNC));
+        assert!(f.runtime.calls().is_empty(), "{:?}", f.runtime.calls());
+        assert_eq!(*f.api.deletes.lock(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pod_seen_again_after_it_was_gone_runs_again() {
+        let mut f = fixture(StaticObjectSource::new());
+        let p = pod(json!({"containers": [image("c")]}));
+        f.worker.sync(&p).await;
+        // Gone from the API (a stale list), and the termination fails a step.
+        f.runtime.fail_next(
+            Op::RemovePodSandbox,
+            RuntimeError::Unavailable("busy".into()),
+        );
+        assert_eq!(
+            f.worker.terminate(&p, true).await,
+            SyncResult::Resync(RESYNC)
+        );
+        assert!(f.worker.state.lifecycle.termination_started());
+        // Back, not deleted: the termination is dropped and the pod syncs as before.
+        f.worker.sync(&p).await;
+        assert_eq!(f.worker.state.lifecycle, Lifecycle::Syncing);
+        assert_eq!(last_status(&f.api)["phase"], "Running");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn deletion_stops_containers_within_the_grace_period_then_finalizes() {
