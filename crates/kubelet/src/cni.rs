@@ -164,6 +164,7 @@ mod tests {
                         "ipam": {
                             "type": "host-local",
                             "ranges": [[{ "subnet": "10.42.7.0/24" }]],
+                            "routes": [],
                             "dataDir": "/var/lib/ferry/cni/ipam",
                         }
                     },
@@ -180,6 +181,16 @@ mod tests {
         assert_eq!(
             value["plugins"][0]["ipam"]["ranges"][0][0]["subnet"],
             "10.42.7.0/24"
+        );
+        // With a gateway, pods route everything through it (Services, other nodes).
+        let gateway = CniConfig {
+            is_gateway: true,
+            ..config.clone()
+        };
+        let value = conflist(&gateway).expect("valid config");
+        assert_eq!(
+            value["plugins"][0]["ipam"]["routes"],
+            json!([{"dst": "0.0.0.0/0"}])
         );
         for bad in [
             "10.42.7.0",
