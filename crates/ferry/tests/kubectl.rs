@@ -773,6 +773,150 @@ fn services_get_cluster_ips_and_node_ports() {
 }
 
 #[test]
+fn bad_services_are_refused_with_upstream_wording() {
+    let ferry = Ferry::start();
+    let service = |name: &str, spec: &str| {
+        format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n{spec}")
+    };
+    let cases = [
+        (
+            service("noports", "  selector: {app: web}\n"),
+            "The Service \"noports\" is invalid: spec.ports: Required value",
+        ),
+        (
+            service("pinned", "  ports:\n  - {port: 80, nodePort: 30080}\n"),
+            "The Service \"pinned\" is invalid: spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'",
+        ),
+        (
+            service("dual", "  ipFamilyPolicy: RequireDualStack\n  ports:\n  - {port: 80}\n"),
+            "The Service \"dual\" is invalid: spec.ipFamilyPolicy: Invalid value: \"RequireDualStack\": this cluster is not configured for dual-stack services",
+        ),
+        (
+            service("far", "  type: NodePort\n  ports:\n  - {port: 80, nodePort: 8080}\n"),
+            "The Service \"far\" is invalid: spec.ports[0].nodePort: Invalid value: 8080: provided port is not in the valid range. The range of valid ports is 30000-32767",
+        ),
+        (
+            service("alias", "  type: ExternalName\n  externalName: db.example.com\n  clusterIP: 10.43.0.77\n"),
+            "The Service \"alias\" is invalid: spec.clusterIPs: Forbidden: may not be set for ExternalName services",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let refused = create_err(&ferry, &yaml);
+        assert!(refused.contains(want), "{refused}");
+    }
+    // kubectl's generator names ports after their numbers: two alike are two errors.
+    let twins = ferry.fails(&[
+        "create",
+        "service",
+        "clusterip",
+        "twins",
+        "--tcp=80:80,443,443",
+    ]);
+    assert_eq!(
+        twins,
+        "error: failed to create ClusterIP service: Service \"twins\" is invalid: [spec.ports[2].name: Duplicate value: \"443\", spec.ports[2]: Duplicate value: core.ServicePort{Name:\"\", Protocol:\"TCP\", AppProtocol:(*string)(nil), Port:443, TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:\"\"}, NodePort:0}]\n"
+    );
+    // PreferDualStack is served as one IPv4 address; the address never changes.
+    let prefer = service(
+        "web",
+        "  ipFamilyPolicy: PreferDualStack\n  selector: {app: web}\n  ports:\n  - {port: 80}\n",
+    );
+    assert_eq!(ferry.apply_yaml("create", &prefer), "service/web created\n");
+    assert_eq!(
+        ferry.ok(&["get", "svc", "web", "-o", "jsonpath={.spec.ipFamilyPolicy} {.spec.ipFamilies} {.spec.internalTrafficPolicy} {.spec.ports[0].targetPort}"]),
+        "PreferDualStack [\"IPv4\"] Cluster 80"
+    );
+    let moved = ferry.fails(&[
+        "patch",
+        "svc",
+        "web",
+        "-p",
+        r#"{"spec":{"clusterIP":"10.43.9.9"}}"#,
+    ]);
+    assert!(
+        moved.contains("The Service \"web\" is invalid: spec.clusterIPs[0]: Invalid value: []string{\"10.43.9.9\"}: may not change once set"),
+        "{moved}"
+    );
+}
+
+/// Every address and node port reserved before a kill -9 stays reserved after it: services
+/// created afterwards never get them, asking for them is refused, and a type change frees its
+/// node port for someone else.
+#[test]
+fn service_addresses_and_node_ports_survive_a_restart() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let allocated = |ferry: &Ferry, name: &str| {
+        let out = ferry.ok(&[
+            "get",
+            "svc",
+            name,
+            "-o",
+            "jsonpath={.spec.clusterIP} {.spec.ports[0].nodePort}",
+        ]);
+        let (ip, port) = out.split_once(' ').unwrap_or((out.as_str(), ""));
+        (ip.to_string(), port.to_string())
+    };
+    let create_services = |ferry: &Ferry, prefix: &str| {
+        (0..4)
+            .map(|i| {
+                let name = format!("{prefix}{i}");
+                ferry.ok(&["create", "service", "nodeport", &name, "--tcp=80:8080"]);
+                allocated(ferry, &name)
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut ferry = Ferry::start_in(tmp.path(), &[]);
+    let before = create_services(&ferry, "before");
+    ferry.kill_hard();
+
+    let ferry = Ferry::start_in(tmp.path(), &[]);
+    assert_eq!(allocated(&ferry, "before0"), before[0]);
+    let after = create_services(&ferry, "after");
+    let mut ips: Vec<&String> = before.iter().chain(&after).map(|(ip, _)| ip).collect();
+    let mut ports: Vec<&String> = before.iter().chain(&after).map(|(_, port)| port).collect();
+    ips.push(&before[0].0);
+    ips.sort();
+    ips.dedup();
+    ports.sort();
+    ports.dedup();
+    assert_eq!((ips.len(), ports.len()), (8, 8), "{before:?} {after:?}");
+    assert!(!ips.iter().any(|ip| ip.as_str() == "10.43.0.1"), "{ips:?}");
+
+    let (ip, port) = &before[1];
+    let twin = format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: twin\n  namespace: default\nspec:\n  type: NodePort\n  clusterIP: {ip}\n  ports:\n  - port: 80\n");
+    let refused = create_err(&ferry, &twin);
+    assert!(
+        refused.contains(&format!(
+            "failed to allocate IP {ip}: provided IP is already allocated"
+        )),
+        "{refused}"
+    );
+    let port_twin = format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: twin\n  namespace: default\nspec:\n  type: NodePort\n  ports:\n  - port: 80\n    nodePort: {port}\n");
+    let refused = create_err(&ferry, &port_twin);
+    assert!(
+        refused.contains(&format!(
+            "spec.ports[0].nodePort: Invalid value: {port}: provided port is already allocated"
+        )),
+        "{refused}"
+    );
+
+    // NodePort → ClusterIP gives the node port up (and keeps the address).
+    ferry.ok(&[
+        "patch",
+        "svc",
+        "before1",
+        "-p",
+        r#"{"spec":{"type":"ClusterIP"}}"#,
+    ]);
+    assert_eq!(allocated(&ferry, "before1"), (ip.clone(), String::new()));
+    assert_eq!(
+        ferry.apply_yaml("create", &port_twin),
+        "service/twin created\n"
+    );
+    assert_eq!(allocated(&ferry, "twin").1, *port);
+}
+
+#[test]
 fn the_etcd_backend_serves_kubectl_too() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let etcd = runtime
