@@ -1235,6 +1235,73 @@ mod tests {
         );
     }
 
+    /// The reservation keys (cluster IPs, node ports) in the store.
+    async fn reservations(rest: &Rest) -> usize {
+        let range = ferry_store::RangeRequest::new(ferry_store::KeyRange::prefix("/ranges/"));
+        rest.storage
+            .store
+            .range(range)
+            .await
+            .expect("range")
+            .kvs
+            .len()
+    }
+
+    #[tokio::test]
+    async fn services_hold_reservations_while_they_need_them() {
+        let f = fixture().await;
+        let service = |spec: Value| {
+            json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "web", "finalizers": ["example.com/hold"]}, "spec": spec})
+        };
+        let refused = Call::new("", "services", "").body(service(json!({"type": "NodePort"})));
+        let err = create(&f.rest, &refused.request(&f.rest))
+            .await
+            .expect_err("no ports");
+        assert_eq!(
+            err.message,
+            "Service \"web\" is invalid: spec.ports: Required value"
+        );
+        assert_eq!(
+            reservations(&f.rest).await,
+            0,
+            "a refused create keeps nothing"
+        );
+
+        let call = Call::new("", "services", "").body(service(
+            json!({"type": "NodePort", "ports": [{"port": 80}]}),
+        ));
+        create(&f.rest, &call.request(&f.rest))
+            .await
+            .expect("create");
+        assert_eq!(reservations(&f.rest).await, 2, "an address and a node port");
+
+        let merge = |body: Value| {
+            Call::new("", "services", "web").patch("application/merge-patch+json", body)
+        };
+        let call = merge(json!({"spec": {"type": "ClusterIP"}}));
+        let patched = patch(&f.rest, &call.request(&f.rest), &ObjectView)
+            .await
+            .expect("to ClusterIP");
+        assert_eq!(patched["spec"]["ports"][0].get("nodePort"), None);
+        assert_eq!(reservations(&f.rest).await, 1, "the node port is given up");
+
+        let call = Call::new("", "services", "web");
+        delete(&f.rest, &call.request(&f.rest))
+            .await
+            .expect("marked for deletion");
+        assert_eq!(
+            reservations(&f.rest).await,
+            1,
+            "held until the finalizer goes"
+        );
+        let call = merge(json!({"metadata": {"finalizers": null}}));
+        patch(&f.rest, &call.request(&f.rest), &ObjectView)
+            .await
+            .expect("finalized");
+        assert_eq!(reservations(&f.rest).await, 0, "released with the service");
+    }
+
     #[tokio::test]
     async fn a_patch_that_changes_nothing_writes_nothing() {
         let f = fixture().await;

@@ -631,9 +631,8 @@ fn traffic_policies(spec: &ServiceSpec, errors: &mut Vec<FieldError>) {
         ));
     }
     match spec.internal_traffic_policy.as_deref() {
-        None if service_type(spec) != EXTERNAL_NAME
-            && SERVICE_TYPES.contains(&service_type(spec)) =>
-        {
+        // Not required of ExternalName services, for the sake of those stored without it.
+        None if matches!(service_type(spec), CLUSTER_IP | NODE_PORT | LOAD_BALANCER) => {
             errors.push(FieldError::required("spec.internalTrafficPolicy", ""))
         }
         Some(policy) if !TRAFFIC_POLICIES.contains(&policy) => errors.push(
