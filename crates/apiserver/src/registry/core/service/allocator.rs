@@ -85,7 +85,7 @@ const NODE_PORTS: Range = Range {
 /// How many random picks before scanning for a free value.
 const RANDOM_PICKS: usize = 32;
 
-/// Where a requested cluster IP stands.
+/// A requested cluster IP as a value of [`SERVICE_IPS`], or upstream's reason it is not one.
 fn ip_in_range(ip: IpAddr) -> Result<u32, String> {
     let IpAddr::V4(v4) = ip else {
         return Err("the provided network does not match the current range".into());
@@ -102,7 +102,7 @@ fn ip_in_range(ip: IpAddr) -> Result<u32, String> {
     Ok(value)
 }
 
-/// Why a requested node port cannot be had, from what the store says.
+/// A requested node port as a value of [`NODE_PORTS`], or upstream's reason it is not one.
 fn node_port_in_range(port: i32) -> Result<u32, String> {
     u32::try_from(port)
         .ok()
