@@ -617,7 +617,7 @@ fn services_reach_ready_pods(ferry: &Ferry) {
                 "-l",
                 "kubernetes.io/service-name=web",
                 "-o",
-                "jsonpath={.items[*].endpoints}",
+                "jsonpath={.items[*].endpoints[*].addresses[0]}",
             ])
             .is_empty()),
         "endpoints left after scaling to 0"
@@ -636,7 +636,9 @@ fn services_reach_ready_pods(ferry: &Ferry) {
     assert!(
         eventually(Duration::from_secs(5), || {
             let (took, error) = refused();
-            error.contains("Connection refused") && took < Duration::from_secs(1)
+            // curl 7.88 words ECONNREFUSED as "Couldn't connect to server".
+            (error.contains("Connection refused") || error.contains("Couldn't connect"))
+                && took < Duration::from_secs(1)
         }),
         "no endpoints: {:?}",
         refused()
