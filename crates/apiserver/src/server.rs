@@ -202,6 +202,45 @@ impl Server {
         )
         .await
     }
+
+    /// The `kube-dns` Service in kube-system (`cluster_ip`, ports 53 UDP and TCP) and its
+    /// EndpointSlice pointing at the cluster DNS this server runs at `address`.
+    pub async fn ensure_kube_dns(
+        self: &Arc<Self>,
+        cluster_ip: std::net::Ipv4Addr,
+        address: SocketAddr,
+    ) -> Result<(), ApiError> {
+        let port = address.port();
+        let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kube-dns", "namespace": "kube-system",
+            "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "ferry-dns", "kubernetes.io/cluster-service": "true"}},
+            "spec": {"clusterIP": cluster_ip.to_string(), "type": "ClusterIP",
+                "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": port},
+                          {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": port}]}});
+        let ip = address.ip();
+        let slice = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "kube-dns", "namespace": "kube-system",
+                "labels": {"kubernetes.io/service-name": "kube-dns"}},
+            "addressType": if ip.is_ipv6() { "IPv6" } else { "IPv4" },
+            "endpoints": [{"addresses": [ip.to_string()], "conditions": {"ready": true}}],
+            "ports": [{"name": "dns", "port": port, "protocol": "UDP"},
+                      {"name": "dns-tcp", "port": port, "protocol": "TCP"}]});
+        self.ensure(
+            ("", "v1", "services"),
+            "kube-system",
+            "kube-dns",
+            service,
+            true,
+        )
+        .await?;
+        self.ensure(
+            ("discovery.k8s.io", "v1", "endpointslices"),
+            "kube-system",
+            "kube-dns",
+            slice,
+            true,
+        )
+        .await
+    }
 }
 
 /// Serves HTTPS on `listener` until `shutdown` resolves; then stops accepting, lets in-flight

@@ -60,8 +60,9 @@ pub struct AgentArgs {
     /// The cluster domain.
     #[arg(long, default_value = "cluster.local")]
     pub cluster_domain: String,
-    /// Cluster DNS server IPs for pods (none: pods use the node's resolv.conf).
-    #[arg(long, value_delimiter = ',')]
+    /// Cluster DNS server IPs for pods (the `kube-dns` Service's cluster IP `ferry server`
+    /// keeps); given empty (`--cluster-dns=`), pods use the node's resolv.conf.
+    #[arg(long, value_delimiter = ',', default_value = "10.43.0.10")]
     pub cluster_dns: Vec<String>,
     /// The node's IP [default: the default route's source address].
     #[arg(long)]
@@ -321,7 +322,12 @@ where
                     .into_owned(),
                 cgroup_root: args.cgroup_root.clone(),
                 cluster_domain: args.cluster_domain.clone(),
-                cluster_dns: args.cluster_dns.clone(),
+                cluster_dns: args
+                    .cluster_dns
+                    .iter()
+                    .filter(|s| !s.is_empty())
+                    .cloned()
+                    .collect(),
                 host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf").ok(),
                 node_ips: node_ips.clone(),
             };

@@ -79,6 +79,19 @@ pub struct Args {
     /// `--agent-arg=--cgroup-root=/ferry`.
     #[arg(long = "agent-arg", allow_hyphen_values = true)]
     agent_args: Vec<String>,
+    /// The cluster IP of the `kube-dns` Service in kube-system, which pods use as nameserver.
+    #[arg(long, default_value = "10.43.0.10")]
+    cluster_dns: std::net::Ipv4Addr,
+    /// The cluster domain the DNS answers for.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// The port the cluster DNS listens on at this machine's address (0 picks one; the
+    /// `kube-dns` Service's endpoint follows).
+    #[arg(long, default_value_t = 53)]
+    cluster_dns_port: u16,
+    /// Do not run the cluster DNS.
+    #[arg(long)]
+    disable_dns: bool,
 }
 
 /// A kubeconfig with the CA, certificate and key embedded (the admin's, the local node's).
@@ -152,6 +165,40 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, DurationError> 
             .map_err(|_| DurationError::Seconds(text.to_string()));
     }
     ferry_api::duration::parse_go(text).ok_or_else(|| DurationError::Syntax(text.to_string()))
+}
+
+/// Binds the cluster DNS on this machine's address and publishes it as the `kube-dns`
+/// Service's endpoint; a DNS that cannot start is logged, and the server runs without it.
+async fn start_dns(
+    server: &std::sync::Arc<ferry_apiserver::server::Server>,
+    args: &Args,
+) -> Option<ferry_dns::Bound> {
+    let ip = ferry_kubelet::machine::node_ip(std::path::Path::new("/"), None);
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let options = ferry_dns::Options {
+        listen: SocketAddr::new(ip, args.cluster_dns_port),
+        domain: args.cluster_domain.clone(),
+        upstreams: ferry_dns::upstreams_from_resolv_conf(&resolv, &[ip, args.cluster_dns.into()]),
+    };
+    let bound = match ferry_dns::bind(options).await {
+        Ok(bound) => bound,
+        Err(error) => {
+            tracing::error!(%error, "cluster DNS not started");
+            return None;
+        }
+    };
+    if let Err(error) = server
+        .ensure_kube_dns(args.cluster_dns, bound.address())
+        .await
+    {
+        tracing::error!(error = %error.message, "publishing the kube-dns Service");
+    }
+    println!(
+        "ferry: cluster DNS on {} (kube-dns {})",
+        bound.address(),
+        args.cluster_dns
+    );
+    Some(bound)
 }
 
 fn default_data_dir() -> PathBuf {
@@ -259,6 +306,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .ensure_kubernetes_service(address)
         .await
         .map_err(|e| anyhow::anyhow!("creating the kubernetes service: {}", e.message))?;
+    let dns = if args.disable_dns {
+        None
+    } else {
+        start_dns(&server, &args).await
+    };
     let kubeconfig = data_dir.join("kubeconfig.yaml");
     write_private(
         &kubeconfig,
@@ -287,6 +339,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let mut components = tokio::task::JoinSet::new();
+    if let Some(dns) = dns {
+        let client = crate::components::in_process_client(&kubeconfig).await?;
+        let shutdown = stopping();
+        components.spawn(async move {
+            dns.serve(client, shutdown).await;
+        });
+    }
     if !args.disable_controllers || !args.disable_scheduler {
         let client = crate::components::in_process_client(&kubeconfig).await?;
         let identity = crate::components::server_identity(&data_dir);

@@ -512,6 +512,11 @@ fn services_reach_ready_pods(ferry: &Ferry) {
             ferry.ok(&["get", "endpointslices", "-o", "wide"])
         );
     }
+    // A headless Service with a named port, for DNS.
+    ferry.apply_yaml(
+        "apply",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web-headless}\nspec:\n  clusterIP: None\n  selector: {app: web}\n  ports: [{name: http, port: 80, targetPort: http}]\n",
+    );
     let cluster_ip = ferry.ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]);
     let sticky_ip = ferry.ok(&[
         "get",
@@ -534,6 +539,10 @@ fn services_reach_ready_pods(ferry: &Ferry) {
     let script = format!(
         "i=0; while [ $i -lt 30 ]; do timeout 3 wget -qO- http://{cluster_ip}/podinfo/name >> /www/spread 2>> /www/errors; echo >> /www/spread; i=$((i+1)); done; \
          i=0; while [ $i -lt 10 ]; do timeout 3 wget -qO- http://{sticky_ip}/podinfo/name >> /www/sticky; echo >> /www/sticky; i=$((i+1)); done; \
+         nslookup web.default.svc.cluster.local > /www/lookup-web 2>&1; \
+         nslookup web-headless > /www/lookup-headless 2>&1; \
+         nslookup -type=SRV _http._tcp.web-headless.default.svc.cluster.local > /www/lookup-srv 2>&1; \
+         timeout 3 wget -qO- http://web/podinfo/name > /www/by-name 2>&1; \
          echo done > /www/finished; exec httpd -f -p 8080 -h /www"
     );
     ferry.ok(&[
@@ -585,6 +594,37 @@ fn services_reach_ready_pods(ferry: &Ferry) {
         (sticky.len(), sticky_backends.len()),
         (10, 1),
         "ClientIP affinity keeps one backend: {sticky:?}"
+    );
+    // Cluster DNS: the Service's address, a headless Service's pods and its SRV record, and a
+    // short name through the search path.
+    let file =
+        |name: &str| http_get(&format!("http://{client_ip}:8080/{name}")).unwrap_or_default();
+    let lookup = file("lookup-web");
+    assert!(
+        lookup.contains(&format!("Address: {cluster_ip}")),
+        "{lookup}"
+    );
+    let headless = file("lookup-headless");
+    let pod_ips = ferry.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[*].status.podIP}",
+    ]);
+    for ip in pod_ips.split_whitespace() {
+        assert!(
+            headless.contains(&format!("Address: {ip}")),
+            "{ip} in {headless}"
+        );
+    }
+    let srv = file("lookup-srv");
+    assert!(srv.contains("8080"), "{srv}");
+    assert!(
+        !file("by-name").trim().is_empty(),
+        "wget http://web: {}",
+        file("by-name")
     );
     ferry.ok(&["delete", "pod", "client", "--grace-period=1", "--wait=true"]);
     // A NodePort, on the node's address, from the host.
@@ -645,7 +685,14 @@ fn services_reach_ready_pods(ferry: &Ferry) {
     );
     ferry.ok(&["scale", "deployment/web", "--replicas=2"]);
     ferry.ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
-    ferry.ok(&["delete", "service", "web", "web-sticky", "web-np"]);
+    ferry.ok(&[
+        "delete",
+        "service",
+        "web",
+        "web-sticky",
+        "web-np",
+        "web-headless",
+    ]);
 }
 
 /// `ferry server` runs an agent for its own node unless `--disable-agent`: the node registers

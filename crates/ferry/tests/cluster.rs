@@ -870,6 +870,29 @@ fn services_get_endpoint_slices_and_endpoints() {
         "mirrored slice: {}",
         mirrored()
     );
+    // The cluster DNS is the kube-dns Service, its endpoint the server's DNS.
+    assert_eq!(
+        ferry.ok(&[
+            "get",
+            "svc",
+            "kube-dns",
+            "-n",
+            "kube-system",
+            "-o",
+            "jsonpath={.spec.clusterIP} {.spec.ports[*].protocol}"
+        ]),
+        "10.43.0.10 UDP TCP"
+    );
+    let dns_port = ferry.ok(&[
+        "get",
+        "endpointslice",
+        "kube-dns",
+        "-n",
+        "kube-system",
+        "-o",
+        "jsonpath={.ports[0].port}",
+    ]);
+    assert!(dns_port.parse::<u16>().is_ok_and(|p| p > 0), "{dns_port}");
     // The kubernetes Service has its slice too, and it is not mirrored a second time.
     assert_eq!(
         ferry.ok(&[

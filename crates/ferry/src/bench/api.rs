@@ -142,6 +142,7 @@ pub fn start_server_with(
         .args([
             "server",
             "--disable-agent",
+            "--disable-dns",
             "--https-listen",
             "127.0.0.1:0",
             "--data-dir",

@@ -43,7 +43,13 @@ impl Ferry {
 
     fn start_server(dir: &Path, listen: &str, extra: &[&str]) -> Ferry {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(["server", "--https-listen", listen, "--data-dir"])
+            .args([
+                "server",
+                "--cluster-dns-port=0",
+                "--https-listen",
+                listen,
+                "--data-dir",
+            ])
             .arg(dir)
             .args(extra)
             .stdout(Stdio::piped())
