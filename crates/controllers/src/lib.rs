@@ -26,6 +26,7 @@ pub mod podgc;
 pub mod queue;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod servicelb;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod util;
@@ -242,6 +243,7 @@ pub async fn run(
     let endpoint_slices = endpointslice::EndpointSliceController::new(ctx.clone());
     let endpoints = endpoints::EndpointsController::new(ctx.clone());
     let mirroring = endpointslicemirroring::MirroringController::new(ctx.clone());
+    let service_lb = servicelb::ServiceLbController::new(ctx.clone());
     let namespaces = namespace::NamespaceController::new(ctx.clone());
     let service_accounts = serviceaccount::ServiceAccountController::new(ctx.clone());
     let node_ipam = nodeipam::NodeIpamController::new(ctx.clone())?;
@@ -277,6 +279,7 @@ pub async fn run(
     controllers.spawn(queue::run(endpoint_slices.clone(), workers));
     controllers.spawn(queue::run(endpoints.clone(), workers));
     controllers.spawn(queue::run(mirroring.clone(), workers));
+    controllers.spawn(queue::run(service_lb.clone(), workers));
     controllers.spawn(queue::run(namespaces.clone(), workers));
     controllers.spawn(queue::run(service_accounts.clone(), workers));
     controllers.spawn(queue::run(node_ipam.clone(), 1));
@@ -295,6 +298,7 @@ pub async fn run(
     endpoint_slices.queue().shut_down();
     endpoints.queue().shut_down();
     mirroring.queue().shut_down();
+    service_lb.queue().shut_down();
     namespaces.queue().shut_down();
     service_accounts.queue().shut_down();
     csr_approving.queue().shut_down();

@@ -870,6 +870,32 @@ fn services_get_endpoint_slices_and_endpoints() {
         "mirrored slice: {}",
         mirrored()
     );
+    // A LoadBalancer gets the nodes' addresses as its ingress, shown as EXTERNAL-IP.
+    ferry.ok(&["create", "service", "loadbalancer", "edge", "--tcp=80:8080"]);
+    let ingress = || {
+        ferry.ok(&[
+            "get",
+            "svc",
+            "edge",
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[*].ip}",
+        ])
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || ingress()
+            .split_whitespace()
+            .count()
+            == 2),
+        "ingress: {}",
+        ingress()
+    );
+    let table = ferry.ok(&["get", "svc", "edge"]);
+    let first = ingress()
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(table.contains(&first), "{table}");
     // The cluster DNS is the kube-dns Service, its endpoint the server's DNS.
     assert_eq!(
         ferry.ok(&[
