@@ -249,6 +249,11 @@ impl Bound {
         self.answer(zone, until).await;
     }
 
+    /// Answers from a fixed `zone` until `until` resolves (benchmarks, tests).
+    pub async fn serve_zone(self, zone: Zone, until: impl std::future::Future<Output = ()>) {
+        self.answer(Arc::new(RwLock::new(Arc::new(zone))), until).await;
+    }
+
     /// Answers from `zone` until `until` resolves.
     async fn answer(
         self,

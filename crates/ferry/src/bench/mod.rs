@@ -4,6 +4,7 @@
 mod api;
 mod podstartup;
 mod scheduler;
+mod service;
 mod store;
 
 use clap::Subcommand;
@@ -24,6 +25,9 @@ pub enum Bench {
     /// Pod startup on a real node (a `ferry agent` on containerd): creation to Running and to
     /// Ready, split into phases; reference: `ctr run` of the same image.
     PodStartup(podstartup::Args),
+    /// The service path: the proxy's sync of one changed Service among 1,000 and 10,000 next to
+    /// rebuilding the ruleset with `nft -f`; cluster DNS queries/s next to dnsmasq.
+    Service(service::Args),
 }
 
 /// Runs one benchmark.
@@ -33,5 +37,6 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Api(args) => api::run(args).await,
         Bench::Scheduler(args) => scheduler::run(args).await,
         Bench::PodStartup(args) => podstartup::run(args).await,
+        Bench::Service(args) => service::run(args).await,
     }
 }
