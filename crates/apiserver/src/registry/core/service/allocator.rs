@@ -85,31 +85,45 @@ const NODE_PORTS: Range = Range {
 /// How many random picks before scanning for a free value.
 const RANDOM_PICKS: usize = 32;
 
+/// Why a requested address or port cannot be had (upstream's allocator messages).
+#[derive(Debug, PartialEq, thiserror::Error)]
+enum RangeError {
+    /// An address outside the service CIDR.
+    #[error("the provided network does not match the current range")]
+    OtherNetwork,
+    /// The service CIDR's network or broadcast address.
+    #[error(
+        "the provided IP ({0}) is not in the valid range. The range of valid IPs is {SERVICE_CIDR}"
+    )]
+    ReservedIp(std::net::Ipv4Addr),
+    /// A node port outside the node port range.
+    #[error(
+        "provided port is not in the valid range. The range of valid ports is {NODE_PORT_RANGE}"
+    )]
+    Port,
+}
+
 /// A requested cluster IP as a value of [`SERVICE_IPS`], or upstream's reason it is not one.
-fn ip_in_range(ip: IpAddr) -> Result<u32, String> {
+fn ip_in_range(ip: IpAddr) -> Result<u32, RangeError> {
     let IpAddr::V4(v4) = ip else {
-        return Err("the provided network does not match the current range".into());
+        return Err(RangeError::OtherNetwork);
     };
     let value = u32::from(v4);
     if value >> 16 != u32::from_be_bytes([0, 0, 10, 43]) {
-        return Err("the provided network does not match the current range".into());
+        return Err(RangeError::OtherNetwork);
     }
     if !SERVICE_IPS.contains(value) {
-        return Err(format!(
-            "the provided IP ({v4}) is not in the valid range. The range of valid IPs is {SERVICE_CIDR}"
-        ));
+        return Err(RangeError::ReservedIp(v4));
     }
     Ok(value)
 }
 
 /// A requested node port as a value of [`NODE_PORTS`], or upstream's reason it is not one.
-fn node_port_in_range(port: i32) -> Result<u32, String> {
+fn node_port_in_range(port: i32) -> Result<u32, RangeError> {
     u32::try_from(port)
         .ok()
         .filter(|p| NODE_PORTS.contains(*p))
-        .ok_or_else(|| {
-            format!("provided port is not in the valid range. The range of valid ports is {NODE_PORT_RANGE}")
-        })
+        .ok_or(RangeError::Port)
 }
 
 const ALREADY_ALLOCATED_PORT: &str = "provided port is already allocated";
@@ -217,7 +231,7 @@ impl<'a> Allocation<'a> {
             let address = parse_ip_sloppy(&requested).ok_or_else(|| {
                 ApiError::internal(format!("failed to parse service IP {requested:?}"))
             })?;
-            let value = ip_in_range(address).map_err(fail)?;
+            let value = ip_in_range(address).map_err(|e| fail(e.to_string()))?;
             if !self.reserve(SERVICE_IPS.key(value)).await? {
                 return Err(fail("provided IP is already allocated".into()));
             }
@@ -238,7 +252,7 @@ impl<'a> Allocation<'a> {
                 FieldError::invalid_raw(field, port.to_string(), detail),
             )
         };
-        let value = node_port_in_range(port).map_err(|d| fail(&d))?;
+        let value = node_port_in_range(port).map_err(|e| fail(&e.to_string()))?;
         if !self.reserve(NODE_PORTS.key(value)).await? {
             return Err(fail(ALREADY_ALLOCATED_PORT));
         }
@@ -347,7 +361,7 @@ impl<'a> Allocation<'a> {
                         "failed to allocate requested HealthCheck NodePort {port}: {detail}"
                     ))
                 };
-                let value = node_port_in_range(port).map_err(|d| fail(&d))?;
+                let value = node_port_in_range(port).map_err(|e| fail(&e.to_string()))?;
                 if !self.reserve(NODE_PORTS.key(value)).await? {
                     return Err(fail(ALREADY_ALLOCATED_PORT));
                 }
@@ -496,18 +510,18 @@ mod tests {
             Ok(u32::from_be_bytes([10, 43, 12, 7]))
         );
         assert_eq!(
-            ip_in_range(ip("10.42.0.5")),
+            ip_in_range(ip("10.42.0.5")).map_err(|e| e.to_string()),
             Err("the provided network does not match the current range".into())
         );
         assert_eq!(
-            ip_in_range(ip("10.43.255.255")),
+            ip_in_range(ip("10.43.255.255")).map_err(|e| e.to_string()),
             Err("the provided IP (10.43.255.255) is not in the valid range. The range of valid IPs is 10.43.0.0/16".into())
         );
         assert!(ip_in_range(ip("10.43.0.0")).is_err());
         assert!(ip_in_range(ip("fd00::1")).is_err());
         assert_eq!(node_port_in_range(30000), Ok(30000));
         assert_eq!(
-            node_port_in_range(80),
+            node_port_in_range(80).map_err(|e| e.to_string()),
             Err(
                 "provided port is not in the valid range. The range of valid ports is 30000-32767"
                     .into()
