@@ -251,7 +251,8 @@ impl Bound {
 
     /// Answers from a fixed `zone` until `until` resolves (benchmarks, tests).
     pub async fn serve_zone(self, zone: Zone, until: impl std::future::Future<Output = ()>) {
-        self.answer(Arc::new(RwLock::new(Arc::new(zone))), until).await;
+        self.answer(Arc::new(RwLock::new(Arc::new(zone))), until)
+            .await;
     }
 
     /// Answers from `zone` until `until` resolves.

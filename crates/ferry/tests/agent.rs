@@ -517,6 +517,18 @@ fn services_reach_ready_pods(ferry: &Ferry) {
         "apply",
         "apiVersion: v1\nkind: Service\nmetadata: {name: web-headless}\nspec:\n  clusterIP: None\n  selector: {app: web}\n  ports: [{name: http, port: 80, targetPort: http}]\n",
     );
+    // A Service whose only endpoint is the client pod itself (hairpin).
+    ferry.apply_yaml(
+        "apply",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: client-self}\nspec:\n  selector: {run: client}\n  ports: [{port: 80, targetPort: 8081}]\n",
+    );
+    let self_ip = ferry.ok(&[
+        "get",
+        "svc",
+        "client-self",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
     let cluster_ip = ferry.ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]);
     let sticky_ip = ferry.ok(&[
         "get",
@@ -537,7 +549,9 @@ fn services_reach_ready_pods(ferry: &Ferry) {
     );
     // From a pod: 30 requests to the ClusterIP, 10 with affinity; the results are served back.
     let script = format!(
-        "i=0; while [ $i -lt 30 ]; do timeout 3 wget -qO- http://{cluster_ip}/podinfo/name >> /www/spread 2>> /www/errors; echo >> /www/spread; i=$((i+1)); done; \
+        "echo self > /www/whoami; httpd -p 8081 -h /www; \
+         j=0; while [ $j -lt 15 ]; do timeout 2 wget -qO- http://{self_ip}/whoami > /www/hairpin 2>&1 && break; sleep 0.5; j=$((j+1)); done; \
+         i=0; while [ $i -lt 30 ]; do timeout 3 wget -qO- http://{cluster_ip}/podinfo/name >> /www/spread 2>> /www/errors; echo >> /www/spread; i=$((i+1)); done; \
          i=0; while [ $i -lt 10 ]; do timeout 3 wget -qO- http://{sticky_ip}/podinfo/name >> /www/sticky; echo >> /www/sticky; i=$((i+1)); done; \
          nslookup web.default.svc.cluster.local > /www/lookup-web 2>&1; \
          nslookup web-headless > /www/lookup-headless 2>&1; \
@@ -619,6 +633,9 @@ fn services_reach_ready_pods(ferry: &Ferry) {
             "{ip} in {headless}"
         );
     }
+    // Through its own Service back to itself: masqueraded, so the reply finds its way.
+    let hairpin = file("hairpin");
+    assert_eq!(hairpin.trim(), "self", "hairpin through {self_ip}");
     let srv = file("lookup-srv");
     assert!(srv.contains("8080"), "{srv}");
     assert!(
@@ -692,6 +709,7 @@ fn services_reach_ready_pods(ferry: &Ferry) {
         "web-sticky",
         "web-np",
         "web-headless",
+        "client-self",
     ]);
 }
 

@@ -225,19 +225,65 @@ pub fn reject() -> Stmt {
     stmt(json!({"reject": null}), "reject".into())
 }
 
+fn address_port() -> (Value, &'static str) {
+    (
+        json!({"concat": [payload("ip", "daddr"), meta("l4proto"), payload("th", "dport")]}),
+        "ip daddr . meta l4proto . th dport",
+    )
+}
+
+fn port() -> (Value, &'static str) {
+    (
+        json!({"concat": [meta("l4proto"), payload("th", "dport")]}),
+        "meta l4proto . th dport",
+    )
+}
+
 /// `ip daddr . meta l4proto . th dport vmap @<map>`.
 pub fn lookup_address_port(map: &str) -> Stmt {
+    let (key, shown) = address_port();
     stmt(
-        json!({"vmap": {"key": {"concat": [payload("ip", "daddr"), meta("l4proto"), payload("th", "dport")]}, "data": format!("@{map}")}}),
-        format!("ip daddr . meta l4proto . th dport vmap @{map}"),
+        json!({"vmap": {"key": key, "data": format!("@{map}")}}),
+        format!("{shown} vmap @{map}"),
     )
 }
 
 /// `meta l4proto . th dport vmap @<map>`.
 pub fn lookup_port(map: &str) -> Stmt {
+    let (key, shown) = port();
     stmt(
-        json!({"vmap": {"key": {"concat": [meta("l4proto"), payload("th", "dport")]}, "data": format!("@{map}")}}),
-        format!("meta l4proto . th dport vmap @{map}"),
+        json!({"vmap": {"key": key, "data": format!("@{map}")}}),
+        format!("{shown} vmap @{map}"),
+    )
+}
+
+/// `dnat to <key> map @<addresses> : <key> map @<ports>`: the endpoint the packet's
+/// destination (`ip daddr . meta l4proto . th dport`, or with `by_port` only the protocol and
+/// port, for node ports) maps to in a pair of maps.
+pub fn dnat_from_maps(by_port: bool, addresses: &str, ports: &str) -> Stmt {
+    let (key, shown) = if by_port { port() } else { address_port() };
+    stmt(
+        json!({"dnat": {
+            "addr": {"map": {"key": key, "data": format!("@{addresses}")}},
+            "port": {"map": {"key": key, "data": format!("@{ports}")}},
+        }}),
+        format!("dnat to {shown} map @{addresses} : {shown} map @{ports}"),
+    )
+}
+
+/// `ct status dnat`: the connection's destination was translated.
+pub fn ct_dnat() -> Stmt {
+    stmt(
+        json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}}),
+        "ct status dnat".into(),
+    )
+}
+
+/// `ip saddr . ip daddr @<set>`.
+pub fn addresses_in_set(set: &str) -> Stmt {
+    stmt(
+        json!({"match": {"op": "==", "left": {"concat": [payload("ip", "saddr"), payload("ip", "daddr")]}, "right": format!("@{set}")}}),
+        format!("ip saddr . ip daddr @{set}"),
     )
 }
 
@@ -263,7 +309,7 @@ pub fn pick_one(chains: &[String]) -> Stmt {
     )
 }
 
-/// The key of a map element.
+/// The key of a map or set element.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Key {
     /// `address . protocol . port`.
@@ -272,6 +318,8 @@ pub enum Key {
     Port(Protocol, u16),
     /// An address (a set element).
     Address(Ipv4Addr),
+    /// `address . address` (a set element).
+    Pair(Ipv4Addr, Ipv4Addr),
 }
 
 impl Key {
@@ -280,6 +328,7 @@ impl Key {
             Key::AddressPort(a, p, n) => json!({"concat": [a.to_string(), p.as_str(), n]}),
             Key::Port(p, n) => json!({"concat": [p.as_str(), n]}),
             Key::Address(a) => json!(a.to_string()),
+            Key::Pair(a, b) => json!({"concat": [a.to_string(), b.to_string()]}),
         }
     }
 
@@ -288,6 +337,40 @@ impl Key {
             Key::AddressPort(a, p, n) => format!("{a} . {} . {n}", p.as_str()),
             Key::Port(p, n) => format!("{} . {n}", p.as_str()),
             Key::Address(a) => a.to_string(),
+            Key::Pair(a, b) => format!("{a} . {b}"),
+        }
+    }
+}
+
+/// What a map element maps its key to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Data {
+    /// `goto <chain>` (a verdict map).
+    Goto(String),
+    /// `drop` (a verdict map).
+    Drop,
+    /// An address.
+    Address(Ipv4Addr),
+    /// A port.
+    Port(u16),
+}
+
+impl Data {
+    fn json(&self) -> Value {
+        match self {
+            Data::Goto(chain) => json!({"goto": {"target": chain}}),
+            Data::Drop => json!({"drop": null}),
+            Data::Address(a) => json!(a.to_string()),
+            Data::Port(p) => json!(p),
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Data::Goto(chain) => format!("goto {chain}"),
+            Data::Drop => "drop".into(),
+            Data::Address(a) => a.to_string(),
+            Data::Port(p) => p.to_string(),
         }
     }
 }
@@ -310,8 +393,8 @@ pub struct SetDecl {
     pub name: String,
     /// Key types (`ipv4_addr`, `inet_proto`, `inet_service`).
     pub key: &'static [&'static str],
-    /// A verdict map, or a set.
-    pub verdicts: bool,
+    /// A map's data type (`verdict`, `ipv4_addr`, `inet_service`); `None` for a set.
+    pub data: Option<&'static str>,
     /// For a dynamic set with timeouts (session affinity): the timeout in seconds.
     pub timeout: Option<u32>,
 }
@@ -335,14 +418,14 @@ pub enum Command {
     AddSet(SetDecl),
     /// `delete map` / `delete set`.
     DeleteSet(SetDecl),
-    /// `add element` (to a map: with the chain to go to).
-    AddElement(String, Key, Option<String>),
-    /// `delete element`.
-    DeleteElement(String, Key, Option<String>),
+    /// `add element` (to a map: with what the key maps to).
+    AddElement(String, Key, Option<Data>),
+    /// `delete element` (by its key).
+    DeleteElement(String, Key),
 }
 
 fn set_kind(decl: &SetDecl) -> &'static str {
-    if decl.verdicts {
+    if decl.data.is_some() {
         "map"
     } else {
         "set"
@@ -359,9 +442,9 @@ impl Command {
             }
             object
         };
-        let element = |set: &str, key: &Key, chain: &Option<String>| {
-            let elem = match chain {
-                Some(c) => json!([[key.json(), {"goto": {"target": c}}]]),
+        let element = |set: &str, key: &Key, data: Option<&Data>| {
+            let elem = match data {
+                Some(d) => json!([[key.json(), d.json()]]),
                 None => json!([key.json()]),
             };
             json!({"element": table(json!({"name": set, "elem": elem}))})
@@ -395,8 +478,8 @@ impl Command {
                 };
                 let mut object = table(json!({"name": decl.name, "type": key}));
                 if let Some(o) = object.as_object_mut() {
-                    if decl.verdicts {
-                        o.insert("map".into(), json!("verdict"));
+                    if let Some(data) = decl.data {
+                        o.insert("map".into(), json!(data));
                     }
                     if let Some(timeout) = decl.timeout {
                         o.insert("flags".into(), json!(["timeout"]));
@@ -408,18 +491,18 @@ impl Command {
             Command::DeleteSet(decl) => {
                 json!({"delete": {set_kind(decl): table(json!({"name": decl.name}))}})
             }
-            Command::AddElement(set, key, chain) => json!({"add": element(set, key, chain)}),
-            Command::DeleteElement(set, key, chain) => {
-                json!({"delete": element(set, key, chain)})
+            Command::AddElement(set, key, data) => {
+                json!({"add": element(set, key, data.as_ref())})
             }
+            Command::DeleteElement(set, key) => json!({"delete": element(set, key, None)}),
         }
     }
 
     /// The nft command.
     pub fn text(&self) -> String {
         let t = format!("ip {TABLE}");
-        let element = |key: &Key, chain: &Option<String>| match chain {
-            Some(c) => format!("{{ {} : goto {c} }}", key.text()),
+        let element = |key: &Key, data: Option<&Data>| match data {
+            Some(d) => format!("{{ {} : {} }}", key.text(), d.text()),
             None => format!("{{ {} }}", key.text()),
         };
         match self {
@@ -438,8 +521,8 @@ impl Command {
             }
             Command::AddSet(decl) => {
                 let mut body = format!("type {}", decl.key.join(" . "));
-                if decl.verdicts {
-                    body.push_str(" : verdict");
+                if let Some(data) = decl.data {
+                    let _ = write!(body, " : {data}");
                 }
                 if let Some(timeout) = decl.timeout {
                     let _ = write!(body, "; flags timeout; timeout {timeout}s");
@@ -447,11 +530,11 @@ impl Command {
                 format!("add {} {t} {} {{ {body}; }}", set_kind(decl), decl.name)
             }
             Command::DeleteSet(decl) => format!("delete {} {t} {}", set_kind(decl), decl.name),
-            Command::AddElement(set, key, chain) => {
-                format!("add element {t} {set} {}", element(key, chain))
+            Command::AddElement(set, key, data) => {
+                format!("add element {t} {set} {}", element(key, data.as_ref()))
             }
-            Command::DeleteElement(set, key, chain) => {
-                format!("delete element {t} {set} {}", element(key, chain))
+            Command::DeleteElement(set, key) => {
+                format!("delete element {t} {set} {}", element(key, None))
             }
         }
     }

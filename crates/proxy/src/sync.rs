@@ -3,19 +3,8 @@
 //! what changed — the chains of the Services that changed and the map elements pointing at
 //! them — so a sync costs the same with 10 Services or 10,000.
 
-use crate::nft::{Command, SetDecl, Transaction};
+use crate::nft::{Command, Transaction};
 use crate::rules::{self, Config, Ruleset};
-
-const ADDRESS: &[&str] = &["ipv4_addr"];
-
-fn affinity_decl(name: &str, timeout: u32) -> SetDecl {
-    SetDecl {
-        name: name.into(),
-        key: ADDRESS,
-        verdicts: false,
-        timeout: Some(timeout),
-    }
-}
 
 /// The table replaced whole by `next`, atomically: add (so the delete cannot fail), delete,
 /// create.
@@ -23,8 +12,8 @@ pub fn full(config: &Config, next: &Ruleset) -> Transaction {
     let mut commands = vec![Command::AddTable, Command::DeleteTable, Command::AddTable];
     let (declare, fixed_rules) = rules::fixed(config);
     commands.extend(declare);
-    for (name, timeout) in &next.affinity_sets {
-        commands.push(Command::AddSet(affinity_decl(name, *timeout)));
+    for decl in next.sets.values() {
+        commands.push(Command::AddSet(decl.clone()));
     }
     for name in next.chains.keys() {
         commands.push(Command::AddChain(name.clone(), None));
@@ -35,12 +24,8 @@ pub fn full(config: &Config, next: &Ruleset) -> Transaction {
             commands.push(Command::AddRule(name.clone(), rule.clone()));
         }
     }
-    for ((map, key), chain) in &next.elements {
-        commands.push(Command::AddElement(
-            (*map).into(),
-            key.clone(),
-            chain.clone(),
-        ));
+    for ((map, key), data) in &next.elements {
+        commands.push(Command::AddElement(map.clone(), key.clone(), data.clone()));
     }
     Transaction { commands }
 }
@@ -50,9 +35,9 @@ pub fn full(config: &Config, next: &Ruleset) -> Transaction {
 /// chains and sets go only after nothing refers to them.
 pub fn partial(previous: &Ruleset, next: &Ruleset) -> Transaction {
     let mut commands = Vec::new();
-    for (name, timeout) in &next.affinity_sets {
-        if previous.affinity_sets.get(name) != Some(timeout) {
-            commands.push(Command::AddSet(affinity_decl(name, *timeout)));
+    for (name, decl) in &next.sets {
+        if !previous.sets.contains_key(name) {
+            commands.push(Command::AddSet(decl.clone()));
         }
     }
     for name in next.chains.keys() {
@@ -70,21 +55,18 @@ pub fn partial(previous: &Ruleset, next: &Ruleset) -> Transaction {
             commands.push(Command::AddRule(name.clone(), rule.clone()));
         }
     }
-    for ((map, key), chain) in &previous.elements {
-        if next.elements.get(&(*map, key.clone())) != Some(chain) {
-            commands.push(Command::DeleteElement(
-                (*map).into(),
-                key.clone(),
-                chain.clone(),
-            ));
+    // Deletions first: an element whose data changed is deleted, then added anew.
+    for (entry, data) in &previous.elements {
+        if next.elements.get(entry) != Some(data) {
+            commands.push(Command::DeleteElement(entry.0.clone(), entry.1.clone()));
         }
     }
-    for ((map, key), chain) in &next.elements {
-        if previous.elements.get(&(*map, key.clone())) != Some(chain) {
+    for (entry, data) in &next.elements {
+        if previous.elements.get(entry) != Some(data) {
             commands.push(Command::AddElement(
-                (*map).into(),
-                key.clone(),
-                chain.clone(),
+                entry.0.clone(),
+                entry.1.clone(),
+                data.clone(),
             ));
         }
     }
@@ -100,9 +82,9 @@ pub fn partial(previous: &Ruleset, next: &Ruleset) -> Transaction {
     for name in gone {
         commands.push(Command::DeleteChain(name.clone()));
     }
-    for (name, timeout) in &previous.affinity_sets {
-        if next.affinity_sets.get(name) != Some(timeout) {
-            commands.push(Command::DeleteSet(affinity_decl(name, *timeout)));
+    for (name, decl) in &previous.sets {
+        if !next.sets.contains_key(name) {
+            commands.push(Command::DeleteSet(decl.clone()));
         }
     }
     Transaction { commands }

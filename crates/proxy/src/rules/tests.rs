@@ -99,33 +99,100 @@ fn an_unchanged_state_syncs_nothing_and_one_endpoint_touches_one_service() {
     let (services, mut slices) = fixture();
     let before = ruleset(&services, &slices);
     assert!(sync::partial(&before, &before).is_empty());
-    // web loses an endpoint: its service chain is rewritten, the endpoint chain goes; nothing
-    // of edge or idle is touched.
+    // web loses an endpoint: its elements move to pick-1 and out of slot 1, which nothing
+    // else uses, so slot 1 and pick-2 go; nothing of edge or idle is touched.
     slices[0] = slice("web", &[("10.42.0.5", "node-a", true)]);
     let after = ruleset(&services, &slices);
     let text = sync::partial(&before, &after).text();
     assert!(!text.contains("edge") && !text.contains("idle"), "{text}");
-    assert!(
-        text.contains("flush chain ip ferry-proxy service-"),
-        "{text}"
-    );
-    assert!(
-        text.contains("delete chain ip ferry-proxy endpoint-"),
-        "{text}"
-    );
-    assert!(text.contains("numgen random mod 1"), "{text}");
+    for expected in [
+        "delete element ip ferry-proxy service-ips { 10.43.0.20 . tcp . 80 }",
+        "add element ip ferry-proxy service-ips { 10.43.0.20 . tcp . 80 : goto pick-1 }",
+        "delete element ip ferry-proxy slot-1-addresses { 10.43.0.20 . tcp . 80 }",
+        "delete element ip ferry-proxy endpoint-pairs { 10.42.1.5 . 10.42.1.5 }",
+        "delete chain ip ferry-proxy slot-1",
+        "delete chain ip ferry-proxy pick-2",
+        "delete map ip ferry-proxy slot-1-ports",
+    ] {
+        assert!(text.contains(expected), "{expected} in\n{text}");
+    }
     // idle gets a ready endpoint: out of the no-endpoint maps, into the service maps.
     slices[2] = slice("idle", &[("10.42.0.7", "node-a", true)]);
     let ready = ruleset(&services, &slices);
     let text = sync::partial(&after, &ready).text();
+    for expected in [
+        "delete element ip ferry-proxy no-endpoint-services { 10.43.0.22 . tcp . 80 }",
+        "add element ip ferry-proxy service-nodeports { tcp . 30081 : goto nodeport-pick-1 }",
+        "add element ip ferry-proxy nodeport-slot-0-addresses { tcp . 30081 : 10.42.0.7 }",
+        "add element ip ferry-proxy nodeport-slot-0-ports { tcp . 30081 : 8080 }",
+    ] {
+        assert!(text.contains(expected), "{expected} in\n{text}");
+    }
+}
+
+/// `count` ClusterIP Services named svc-0… with `endpoints` ready endpoints each.
+fn many(count: usize, endpoints: usize) -> (Vec<Arc<Service>>, Vec<Arc<EndpointSlice>>) {
+    let port = json!([{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]);
+    let services = (0..count)
+        .map(|i| {
+            let ip = format!("10.43.1.{}", i + 1);
+            service(&format!("svc-{i}"), json!({"clusterIP": ip, "ports": port}))
+        })
+        .collect();
+    let slices = (0..count)
+        .map(|i| {
+            let ips: Vec<String> = (0..endpoints)
+                .map(|e| format!("10.42.{i}.{}", e + 1))
+                .collect();
+            let endpoints: Vec<(&str, &str, bool)> =
+                ips.iter().map(|ip| (ip.as_str(), "node-a", true)).collect();
+            slice(&format!("svc-{i}"), &endpoints)
+        })
+        .collect();
+    (services, slices)
+}
+
+#[test]
+fn services_share_their_chains_and_a_change_is_element_updates_only() {
+    let (services, mut slices) = many(50, 3);
+    let before = ruleset(&services, &slices);
+    // 50 Services of 3 endpoints: pick-3 and three slots, whatever the count.
+    let chains: Vec<&String> = before.chains.keys().collect();
+    assert_eq!(chains, ["pick-3", "slot-0", "slot-1", "slot-2"]);
+    assert_eq!(
+        before.elements.get(&(
+            SERVICE_IPS.into(),
+            Key::AddressPort(Ipv4Addr::new(10, 43, 1, 8), nft::Protocol::Tcp, 80)
+        )),
+        Some(&Some(Data::Goto("pick-3".into())))
+    );
+    // One endpoint of svc-7 replaced by another: two element updates, no chain touched.
+    slices[7] = slice(
+        "svc-7",
+        &[
+            ("10.42.7.1", "node-a", true),
+            ("10.42.7.2", "node-a", true),
+            ("10.42.7.9", "node-a", true),
+        ],
+    );
+    let after = ruleset(&services, &slices);
+    let transaction = sync::partial(&before, &after);
+    let text = transaction.text();
     assert!(
-        text.contains("delete element ip ferry-proxy no-endpoint-services { 10.43.0.22 . tcp . 80 : goto reject-chain }"),
+        transaction
+            .commands
+            .iter()
+            .all(|c| matches!(c, Command::AddElement(..) | Command::DeleteElement(..))),
         "{text}"
     );
     assert!(
         text.contains(
-            "add element ip ferry-proxy service-nodeports { tcp . 30081 : goto external-"
+            "add element ip ferry-proxy slot-2-addresses { 10.43.1.8 . tcp . 80 : 10.42.7.9 }"
         ),
+        "{text}"
+    );
+    assert!(
+        text.contains("add element ip ferry-proxy endpoint-pairs { 10.42.7.9 . 10.42.7.9 }"),
         "{text}"
     );
 }
@@ -148,6 +215,19 @@ fn local_policies_use_this_nodes_endpoints() {
         .collect();
     assert!(last[0].starts_with("numgen random mod 1 vmap"), "{last:?}");
     assert!(last[0].contains("10.42.0.6"), "{last:?}");
+    // internalTrafficPolicy: Local without an endpoint on this node: dropped.
+    let port = json!([{"name": "http", "port": 80, "protocol": "TCP"}]);
+    let inside = vec![service(
+        "inside",
+        json!({"clusterIP": "10.43.0.30", "internalTrafficPolicy": "Local", "ports": port}),
+    )];
+    let elsewhere = vec![slice("inside", &[("10.42.1.9", "node-b", true)])];
+    let set = ruleset(&inside, &elsewhere);
+    let key = Key::AddressPort(Ipv4Addr::new(10, 43, 0, 30), nft::Protocol::Tcp, 80);
+    assert_eq!(
+        set.elements.get(&(SERVICE_IPS.into(), key)),
+        Some(&Some(Data::Drop))
+    );
 }
 
 /// A network namespace of the test's own, removed when dropped.
