@@ -418,8 +418,8 @@ pub enum Command {
     AddSet(SetDecl),
     /// `delete map` / `delete set`.
     DeleteSet(SetDecl),
-    /// `add element` (to a map: with what the key maps to).
-    AddElement(String, Key, Option<Data>),
+    /// `add element`: keys, for a map with what each maps to.
+    AddElements(String, Vec<(Key, Option<Data>)>),
     /// `delete element` (by its key).
     DeleteElement(String, Key),
 }
@@ -442,11 +442,14 @@ impl Command {
             }
             object
         };
-        let element = |set: &str, key: &Key, data: Option<&Data>| {
-            let elem = match data {
-                Some(d) => json!([[key.json(), d.json()]]),
-                None => json!([key.json()]),
-            };
+        let elements = |set: &str, elements: &[(Key, Option<Data>)]| {
+            let elem: Vec<Value> = elements
+                .iter()
+                .map(|(key, data)| match data {
+                    Some(d) => json!([key.json(), d.json()]),
+                    None => key.json(),
+                })
+                .collect();
             json!({"element": table(json!({"name": set, "elem": elem}))})
         };
         match self {
@@ -491,19 +494,19 @@ impl Command {
             Command::DeleteSet(decl) => {
                 json!({"delete": {set_kind(decl): table(json!({"name": decl.name}))}})
             }
-            Command::AddElement(set, key, data) => {
-                json!({"add": element(set, key, data.as_ref())})
+            Command::AddElements(set, added) => json!({"add": elements(set, added)}),
+            Command::DeleteElement(set, key) => {
+                json!({"delete": elements(set, &[(key.clone(), None)])})
             }
-            Command::DeleteElement(set, key) => json!({"delete": element(set, key, None)}),
         }
     }
 
     /// The nft command.
     pub fn text(&self) -> String {
         let t = format!("ip {TABLE}");
-        let element = |key: &Key, data: Option<&Data>| match data {
-            Some(d) => format!("{{ {} : {} }}", key.text(), d.text()),
-            None => format!("{{ {} }}", key.text()),
+        let element = |key: &Key, data: &Option<Data>| match data {
+            Some(d) => format!("{} : {}", key.text(), d.text()),
+            None => key.text(),
         };
         match self {
             Command::AddTable => format!("add table {t}"),
@@ -530,11 +533,12 @@ impl Command {
                 format!("add {} {t} {} {{ {body}; }}", set_kind(decl), decl.name)
             }
             Command::DeleteSet(decl) => format!("delete {} {t} {}", set_kind(decl), decl.name),
-            Command::AddElement(set, key, data) => {
-                format!("add element {t} {set} {}", element(key, data.as_ref()))
+            Command::AddElements(set, added) => {
+                let shown: Vec<String> = added.iter().map(|(k, d)| element(k, d)).collect();
+                format!("add element {t} {set} {{ {} }}", shown.join(", "))
             }
             Command::DeleteElement(set, key) => {
-                format!("delete element {t} {set} {}", element(key, None))
+                format!("delete element {t} {set} {{ {} }}", element(key, &None))
             }
         }
     }

@@ -3,7 +3,7 @@
 //! what changed — the chains of the Services that changed and the map elements pointing at
 //! them — so a sync costs the same with 10 Services or 10,000.
 
-use crate::nft::{Command, Transaction};
+use crate::nft::{Command, Data, Key, Transaction};
 use crate::rules::{self, Config, Ruleset};
 
 /// The table replaced whole by `next`, atomically: add (so the delete cannot fail), delete,
@@ -24,9 +24,7 @@ pub fn full(config: &Config, next: &Ruleset) -> Transaction {
             commands.push(Command::AddRule(name.clone(), rule.clone()));
         }
     }
-    for ((map, key), data) in &next.elements {
-        commands.push(Command::AddElement(map.clone(), key.clone(), data.clone()));
-    }
+    add_elements(&mut commands, next.elements.iter());
     Transaction { commands }
 }
 
@@ -61,15 +59,12 @@ pub fn partial(previous: &Ruleset, next: &Ruleset) -> Transaction {
             commands.push(Command::DeleteElement(entry.0.clone(), entry.1.clone()));
         }
     }
-    for (entry, data) in &next.elements {
-        if previous.elements.get(entry) != Some(data) {
-            commands.push(Command::AddElement(
-                entry.0.clone(),
-                entry.1.clone(),
-                data.clone(),
-            ));
-        }
-    }
+    add_elements(
+        &mut commands,
+        next.elements
+            .iter()
+            .filter(|(entry, data)| previous.elements.get(*entry) != Some(*data)),
+    );
     let gone: Vec<&String> = previous
         .chains
         .keys()
@@ -88,6 +83,20 @@ pub fn partial(previous: &Ruleset, next: &Ruleset) -> Transaction {
         }
     }
     Transaction { commands }
+}
+
+/// One `add element` per map for `elements` (sorted by map, as a [`Ruleset`] keeps them).
+fn add_elements<'a>(
+    commands: &mut Vec<Command>,
+    elements: impl Iterator<Item = (&'a (String, Key), &'a Option<Data>)>,
+) {
+    for ((map, key), data) in elements {
+        let entry = (key.clone(), data.clone());
+        match commands.last_mut() {
+            Some(Command::AddElements(last, batch)) if last == map => batch.push(entry),
+            _ => commands.push(Command::AddElements(map.clone(), vec![entry])),
+        }
+    }
 }
 
 /// Removes the proxy's table (`ferry agent --cleanup`); nothing to remove is not an error.

@@ -182,7 +182,7 @@ fn services_share_their_chains_and_a_change_is_element_updates_only() {
         transaction
             .commands
             .iter()
-            .all(|c| matches!(c, Command::AddElement(..) | Command::DeleteElement(..))),
+            .all(|c| matches!(c, Command::AddElements(..) | Command::DeleteElement(..))),
         "{text}"
     );
     assert!(
