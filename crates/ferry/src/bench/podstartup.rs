@@ -12,7 +12,7 @@
 //! registry (`scripts/build-test-images.sh`).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,7 @@ use kube::runtime::watcher;
 use kube::Api;
 use serde_json::json;
 
-use super::api::start_server_with;
+use super::api::{start_server_with, ServerProcess};
 
 const NODE: &str = "ferry-bench";
 const BRIDGE: &str = "ferrybench0";
@@ -58,7 +58,7 @@ struct Seen {
     ready: Option<Instant>,
 }
 
-fn condition_true(pod: &Pod, type_: &str) -> bool {
+pub(super) fn condition_true(pod: &Pod, type_: &str) -> bool {
     pod.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
@@ -95,7 +95,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn percentile(samples: &mut [f64], p: f64) -> f64 {
+pub(super) fn percentile(samples: &mut [f64], p: f64) -> f64 {
     samples.sort_by(f64::total_cmp);
     if samples.is_empty() {
         return 0.0;
@@ -291,11 +291,11 @@ async fn wait_node_ready(client: &kube::Client) -> anyhow::Result<()> {
     }
 }
 
-/// Runs the benchmark.
-pub async fn run(args: Args) -> anyhow::Result<()> {
+/// Fails unless this runs as root and the local test registry answers.
+pub(super) fn need_root_and_registry(what: &str) -> anyhow::Result<()> {
     let out = Command::new("id").arg("-u").output()?;
     if String::from_utf8_lossy(&out.stdout).trim() != "0" {
-        bail!("ferry bench pod-startup runs containers and must run as root");
+        bail!("{what} runs containers and must run as root");
     }
     let registry = Command::new("curl")
         .args(["-fsS", "--max-time", "2", "http://127.0.0.1:5000/v2/"])
@@ -305,46 +305,85 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "the test registry does not answer on 127.0.0.1:5000: run scripts/build-test-images.sh"
         );
     }
-    let tmp = tempfile::Builder::new()
-        .prefix("ferry-bench.")
-        .tempdir_in("/tmp")?;
-    let server_dir = tmp.path().join("server");
-    let agent_dir = tmp.path().join("agent");
-    std::fs::create_dir_all(&server_dir)?;
-    std::fs::create_dir_all(&agent_dir)?;
-    let (_server, address, _) = start_server_with(&server_dir, &[])?;
-    let token = std::fs::read_to_string(server_dir.join("join-token"))?
-        .trim()
-        .to_string();
-    let agent_args: Vec<String> = [
-        "--node-name",
-        NODE,
-        "--data-dir",
-        &agent_dir.to_string_lossy(),
-        "--bridge",
-        BRIDGE,
-        "--cgroup-root",
-        CGROUP_ROOT,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let log = std::fs::File::create(tmp.path().join("agent.log"))?;
-    let child = Command::new(std::env::current_exe()?)
-        .arg("agent")
-        .args(["--server", &format!("https://{address}"), "--token", &token])
-        .args(&agent_args)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .context("starting ferry agent")?;
-    let mut agent = AgentProcess {
-        child: Some(child),
-        args: agent_args,
-    };
+    Ok(())
+}
 
-    let result = measure(&args, &server_dir.join("kubeconfig.yaml"), &agent_dir).await;
-    agent.stop_and_clean();
+/// A `ferry server` (no local agent) and a `ferry agent` joined to it with the join token, both
+/// child processes with their data under a temporary directory. Dropped, the agent is stopped
+/// and cleaned up, then the server stopped, then the directory removed.
+pub(super) struct RealNode {
+    agent: AgentProcess,
+    _server: ServerProcess,
+    /// The admin kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// The agent's data directory.
+    pub agent_dir: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl RealNode {
+    /// Starts both and waits for the node to be Ready.
+    pub async fn start() -> anyhow::Result<RealNode> {
+        let tmp = tempfile::Builder::new()
+            .prefix("ferry-bench.")
+            .tempdir_in("/tmp")?;
+        let server_dir = tmp.path().join("server");
+        let agent_dir = tmp.path().join("agent");
+        std::fs::create_dir_all(&server_dir)?;
+        std::fs::create_dir_all(&agent_dir)?;
+        let (server, address, _) = start_server_with(&server_dir, &[])?;
+        let token = std::fs::read_to_string(server_dir.join("join-token"))?
+            .trim()
+            .to_string();
+        let agent_args: Vec<String> = [
+            "--node-name",
+            NODE,
+            "--data-dir",
+            &agent_dir.to_string_lossy(),
+            "--bridge",
+            BRIDGE,
+            "--cgroup-root",
+            CGROUP_ROOT,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let log = std::fs::File::create(tmp.path().join("agent.log"))?;
+        let child = Command::new(std::env::current_exe()?)
+            .arg("agent")
+            .args(["--server", &format!("https://{address}"), "--token", &token])
+            .args(&agent_args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting ferry agent")?;
+        let node = RealNode {
+            agent: AgentProcess {
+                child: Some(child),
+                args: agent_args,
+            },
+            _server: server,
+            kubeconfig: server_dir.join("kubeconfig.yaml"),
+            agent_dir,
+            _tmp: tmp,
+        };
+        let client = ferry_client::connect(&node.kubeconfig).await?;
+        wait_node_ready(&client).await?;
+        Ok(node)
+    }
+
+    /// Stops the agent and removes what it made (also done when dropped).
+    pub fn stop(&mut self) {
+        self.agent.stop_and_clean();
+    }
+}
+
+/// Runs the benchmark.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    need_root_and_registry("ferry bench pod-startup")?;
+    let mut node = RealNode::start().await?;
+    let result = measure(&args, &node.kubeconfig, &node.agent_dir).await;
+    node.stop();
     let figures = result?;
     if args.json {
         println!("{figures}");
@@ -358,7 +397,6 @@ async fn measure(
     agent_dir: &Path,
 ) -> anyhow::Result<serde_json::Value> {
     let client = ferry_client::connect(kubeconfig).await?;
-    wait_node_ready(&client).await?;
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}}))?;
     Api::<Namespace>::all(client.clone())
         .create(&PostParams::default(), &ns)

@@ -9,8 +9,12 @@
 //!
 //! Needs root (network namespaces), nft, and for the DNS figures `dnsperf` and `dnsmasq`
 //! (`apt-get install dnsperf dnsmasq-base`); what is missing is said and skipped.
-//! Not measured here yet: the time from a pod turning Ready to its first connection through the
-//! ClusterIP (it needs a real node; the e2e test checks the path).
+//! - **Pod Ready → first connection through the ClusterIP**, on a real node (a `ferry server`
+//!   and a `ferry agent` on containerd, as `ferry bench pod-startup` starts them): for each pod,
+//!   its Service is created first (its ClusterIP refuses), then the pod, with a readiness probe;
+//!   one watch notes when the pod is seen Ready and when its EndpointSlice endpoint is, while the
+//!   host tries to connect to the ClusterIP every 2 ms. The figure is the time from Ready to the
+//!   first accepted connection, with the EndpointSlice's share beside it.
 
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -22,7 +26,15 @@ use anyhow::Context as _;
 use ferry_proxy::model::{Endpoint, ServicePort, ServicePortName};
 use ferry_proxy::nft::Protocol;
 use ferry_proxy::{rules, sync, Config, Nft};
-use k8s_openapi::api::core::v1::Service;
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{DeleteParams, PostParams};
+use kube::runtime::watcher;
+use kube::Api;
+use serde_json::json;
+
+use super::podstartup::{condition_true, need_root_and_registry, percentile, RealNode};
 
 /// Options of `ferry bench service`.
 #[derive(clap::Args, Debug)]
@@ -45,6 +57,10 @@ pub struct Args {
     /// Seconds of dnsperf against each server.
     #[arg(long, default_value_t = 10)]
     dns_seconds: u64,
+    /// Pods, one at a time, for the Ready → first connection figure (0 skips it; it needs root
+    /// and the local test registry).
+    #[arg(long, default_value_t = 20)]
+    ready_pods: usize,
 }
 
 const CONFIG: Config = Config {
@@ -286,6 +302,137 @@ async fn dns(args: &Args) -> anyhow::Result<(f64, f64)> {
     Ok((ferry, reference?))
 }
 
+/// One pod's times from being seen Ready, in ms.
+struct ReadyToTraffic {
+    /// To its endpoint seen ready in its Service's EndpointSlice.
+    slice: f64,
+    /// To the first connection accepted through the ClusterIP.
+    traffic: f64,
+}
+
+const READY_NAMESPACE: &str = "bench-svc";
+
+async fn ready_to_traffic(pods: usize) -> anyhow::Result<Vec<ReadyToTraffic>> {
+    need_root_and_registry("the Ready → first connection figure")?;
+    let mut node = RealNode::start().await?;
+    let result = measure_ready_to_traffic(&node.kubeconfig, pods).await;
+    node.stop();
+    result
+}
+
+fn slice_endpoint_ready(slice: &EndpointSlice) -> bool {
+    slice
+        .endpoints
+        .iter()
+        .any(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
+}
+
+/// When the first of `stream`'s objects satisfies `done`, on this machine's clock.
+async fn first_seen<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    done: impl Fn(&K) -> bool,
+) -> anyhow::Result<Instant>
+where
+    K: kube::Resource
+        + Clone
+        + k8s_openapi::serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    let stream = watcher(api, config);
+    futures::pin_mut!(stream);
+    while let Some(event) = stream.next().await {
+        let now = Instant::now();
+        if let watcher::Event::Apply(object) | watcher::Event::InitApply(object) = event? {
+            if done(&object) {
+                return Ok(now);
+            }
+        }
+    }
+    anyhow::bail!("the watch ended")
+}
+
+/// Tries to connect to `address` until a connection is accepted.
+async fn first_connection(address: SocketAddr) -> Instant {
+    loop {
+        let attempt = tokio::net::TcpStream::connect(address);
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(200), attempt).await {
+            return Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn measure_ready_to_traffic(
+    kubeconfig: &std::path::Path,
+    count: usize,
+) -> anyhow::Result<Vec<ReadyToTraffic>> {
+    let client = ferry_client::connect(kubeconfig).await?;
+    let namespace: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": READY_NAMESPACE}}))?;
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await?;
+    let services: Api<Service> = Api::namespaced(client.clone(), READY_NAMESPACE);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), READY_NAMESPACE);
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), READY_NAMESPACE);
+    let mut samples = Vec::new();
+    // The first pod pulls the image; it is not counted.
+    for i in 0..=count {
+        let name = format!("rt-{i}");
+        let service: Service = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"selector": {"rt": name}, "ports": [{"port": 80, "targetPort": 8080}]},
+        }))?;
+        let service = services.create(&PostParams::default(), &service).await?;
+        let ip: Ipv4Addr = service
+            .spec
+            .and_then(|s| s.cluster_ip)
+            .context("no clusterIP")?
+            .parse()?;
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"rt": name}},
+            "spec": {
+                "terminationGracePeriodSeconds": 0,
+                "containers": [{"name": "web", "image": "127.0.0.1:5000/httpd:1",
+                    "imagePullPolicy": "IfNotPresent",
+                    "ports": [{"containerPort": 8080}],
+                    "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1}}],
+            },
+        }))?;
+        let ready = first_seen(
+            pods.clone(),
+            watcher::Config::default().fields(&format!("metadata.name={name}")),
+            |pod: &Pod| condition_true(pod, "Ready"),
+        );
+        let sliced = first_seen(
+            slices.clone(),
+            watcher::Config::default().labels(&format!("kubernetes.io/service-name={name}")),
+            slice_endpoint_ready,
+        );
+        let connected = first_connection(SocketAddr::from((ip, 80)));
+        pods.create(&PostParams::default(), &pod).await?;
+        let (ready, sliced, connected) = tokio::time::timeout(Duration::from_secs(120), async {
+            tokio::join!(ready, sliced, connected)
+        })
+        .await
+        .with_context(|| format!("pod {name} not reached through {ip} within 120 s"))?;
+        let (ready, sliced) = (ready?, sliced?);
+        if i > 0 {
+            samples.push(ReadyToTraffic {
+                slice: ms(sliced.saturating_duration_since(ready)),
+                traffic: ms(connected.saturating_duration_since(ready)),
+            });
+        }
+        pods.delete(&name, &DeleteParams::default().grace_period(0))
+            .await?;
+        services.delete(&name, &DeleteParams::default()).await?;
+    }
+    Ok(samples)
+}
+
 /// Runs the benchmark.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut json = serde_json::Map::new();
@@ -330,7 +477,34 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         Err(error) => println!("DNS: not measured: {error:#}"),
     }
-    json.insert("ready_to_traffic_p99_ms".into(), serde_json::Value::Null);
+    if args.ready_pods == 0 {
+        json.insert("ready_to_traffic_p99_ms".into(), serde_json::Value::Null);
+    } else {
+        match ready_to_traffic(args.ready_pods).await {
+            Ok(mut samples) => {
+                let mut traffic: Vec<f64> = samples.iter().map(|s| s.traffic).collect();
+                let mut slices: Vec<f64> = samples.iter_mut().map(|s| s.slice).collect();
+                let (p50, p99) = (
+                    percentile(&mut traffic, 0.5),
+                    percentile(&mut traffic, 0.99),
+                );
+                println!(
+                    "pod Ready → first connection through its ClusterIP, {} pods on a real node: \
+                     p50 {p50:.1} ms, p99 {p99:.1} ms (of which Ready → its EndpointSlice endpoint \
+                     ready: p50 {:.1} ms, p99 {:.1} ms)",
+                    samples.len(),
+                    percentile(&mut slices, 0.5),
+                    percentile(&mut slices, 0.99)
+                );
+                json.insert("ready_to_traffic_p50_ms".into(), serde_json::json!(p50));
+                json.insert("ready_to_traffic_p99_ms".into(), serde_json::json!(p99));
+            }
+            Err(error) => {
+                println!("pod Ready → first connection: not measured: {error:#}");
+                json.insert("ready_to_traffic_p99_ms".into(), serde_json::Value::Null);
+            }
+        }
+    }
     if args.json {
         println!("{}", serde_json::Value::Object(json));
     }
