@@ -291,6 +291,7 @@ where
                 },
                 full_resync: Duration::from_secs(60),
                 nft: ferry_proxy::Nft::default(),
+                flush_conntrack: true,
             };
             let (proxy, proxy_watches) = ferry_proxy::Proxy::new(client.clone(), proxy_options);
             let proxy_watches = tokio::spawn(proxy_watches);

@@ -7,6 +7,7 @@
 //! wanted), [`nft`] (statements and commands, as JSON to apply and as text to read), then
 //! [`run`] (the watch and sync loop).
 
+pub mod conntrack;
 pub mod model;
 pub mod nft;
 pub mod rules;
@@ -39,6 +40,9 @@ pub struct Options {
     pub full_resync: Duration,
     /// How `nft` is run.
     pub nft: Nft,
+    /// Whether stale UDP conntrack entries are deleted after a sync ([`conntrack`]), in this
+    /// process's network namespace (where `nft` must then apply too).
+    pub flush_conntrack: bool,
 }
 
 /// Counters of the proxy's syncs (shown in the agent's metrics).
@@ -50,6 +54,10 @@ pub struct Stats {
     pub failures: AtomicU64,
     /// Duration of the last sync, in microseconds.
     pub last_sync_micros: AtomicU64,
+    /// Stale UDP conntrack entries deleted.
+    pub conntrack_flushed: AtomicU64,
+    /// Conntrack flushes that failed (logged; the entries time out by themselves).
+    pub conntrack_failures: AtomicU64,
 }
 
 /// A CIDR `a.b.c.d/n` that is not one.
@@ -124,14 +132,15 @@ impl Proxy {
             () = &mut shutdown => return,
         }
         let mut applied: Option<rules::Ruleset> = None;
+        let mut applied_ports: Vec<model::ServicePort> = Vec::new();
         let mut last_full = Instant::now();
         loop {
-            let desired = {
+            let ports = {
                 let services = self.services.state();
                 let slices = self.slices.state();
-                let ports = model::service_ports(&services, &slices, &self.options.node_name);
-                rules::desired(&self.options.config, &ports)
+                model::service_ports(&services, &slices, &self.options.node_name)
             };
+            let desired = rules::desired(&self.options.config, &ports);
             let due = last_full.elapsed() >= self.options.full_resync;
             let transaction = match &applied {
                 Some(previous) if !due => sync::partial(previous, &desired),
@@ -141,6 +150,7 @@ impl Proxy {
                 }
             };
             let mut retry = None;
+            let mut synced = transaction.is_empty();
             if !transaction.is_empty() {
                 let started = Instant::now();
                 match self.options.nft.apply(&transaction).await {
@@ -156,6 +166,7 @@ impl Proxy {
                             "proxy rules synced"
                         );
                         applied = Some(desired);
+                        synced = true;
                     }
                     Err(error) => {
                         self.stats.failures.fetch_add(1, Ordering::Relaxed);
@@ -163,6 +174,13 @@ impl Proxy {
                         applied = None;
                         retry = Some(Duration::from_secs(1));
                     }
+                }
+            }
+            if synced {
+                let previous = std::mem::replace(&mut applied_ports, ports);
+                if self.options.flush_conntrack {
+                    self.flush_stale(conntrack::stale(&previous, &applied_ports))
+                        .await;
                 }
             }
             let wait = retry
@@ -175,6 +193,30 @@ impl Proxy {
                 () = tokio::time::sleep(wait) => {}
                 () = &mut shutdown => return,
             }
+        }
+    }
+}
+
+impl Proxy {
+    /// Deletes the UDP conntrack entries `filters` name (the rules no longer send there).
+    async fn flush_stale(&self, filters: Vec<conntrack::Filter>) {
+        if filters.is_empty() {
+            return;
+        }
+        match tokio::task::spawn_blocking(move || conntrack::flush(&filters)).await {
+            Ok(Ok(deleted)) => {
+                self.stats
+                    .conntrack_flushed
+                    .fetch_add(deleted as u64, Ordering::Relaxed);
+                tracing::debug!(deleted, "stale UDP conntrack entries deleted");
+            }
+            Ok(Err(error)) => {
+                self.stats
+                    .conntrack_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%error, "deleting stale UDP conntrack entries");
+            }
+            Err(error) => tracing::warn!(%error, "the conntrack flush did not finish"),
         }
     }
 }
