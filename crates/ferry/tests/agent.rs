@@ -330,6 +330,7 @@ fn pods_run_on_real_containerd() {
     }
 
     services_reach_ready_pods(&ferry);
+    an_unready_pod_leaves_its_service(&ferry);
 
     // A missing image: ErrImagePull, then ImagePullBackOff, with events.
     ferry.ok(&[
@@ -711,6 +712,91 @@ fn services_reach_ready_pods(ferry: &Ferry) {
         "web-headless",
         "client-self",
     ]);
+}
+
+/// Two pods behind a Service; one is made to fail its readiness probe (a CGI script of its
+/// own removes the file the probe reads): it leaves the EndpointSlice within 2 s and the
+/// ClusterIP sends it nothing more.
+fn an_unready_pod_leaves_its_service(ferry: &Ferry) {
+    let cgi = "/www/cgi-bin/unready";
+    let script = format!(
+        "mkdir -p /www/cgi-bin; echo '#!/bin/sh' > {cgi}; echo 'rm -f /www/ready' >> {cgi}; \
+         echo 'echo Content-Type: text/plain' >> {cgi}; echo 'echo' >> {cgi}; \
+         echo 'echo unready' >> {cgi}; chmod +x {cgi}; echo ok > /www/ready; \
+         hostname > /www/name; exec httpd -f -p 8080 -h /www"
+    );
+    let manifest = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: flaky}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: flaky}}}}\n  template:\n    metadata: {{labels: {{app: flaky}}}}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: web\n        image: 127.0.0.1:5000/httpd:1\n        command: [sh, -c, {script:?}]\n        ports: [{{name: http, containerPort: 8080}}]\n        readinessProbe: {{httpGet: {{path: /ready, port: 8080}}, periodSeconds: 1, failureThreshold: 1}}\n"
+    );
+    ferry.apply_yaml("apply", &manifest);
+    ferry.ok(&["rollout", "status", "deployment/flaky", "--timeout=120s"]);
+    ferry.ok(&[
+        "expose",
+        "deployment",
+        "flaky",
+        "--port=80",
+        "--target-port=http",
+    ]);
+    let ready = || {
+        ferry.ok(&[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=flaky",
+            "-o",
+            "jsonpath={range .items[*].endpoints[*]}{.addresses[0]}={.conditions.ready} {end}",
+        ])
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || ready().matches("=true").count()
+            == 2),
+        "2 ready endpoints: {}",
+        ready()
+    );
+    let ips = ferry.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=flaky",
+        "-o",
+        "jsonpath={.items[*].status.podIP}",
+    ]);
+    let ips: Vec<&str> = ips.split_whitespace().collect();
+    let (failing, healthy) = (ips[0], ips[1]);
+    let healthy_name =
+        http_get(&format!("http://{healthy}:8080/name")).expect("healthy pod's name");
+    let unready = http_get(&format!("http://{failing}:8080/cgi-bin/unready"));
+    let since = Instant::now();
+    assert_eq!(
+        unready.as_deref().map(str::trim),
+        Some("unready"),
+        "the CGI script ran"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || ready()
+            .contains(&format!("{failing}=false"))),
+        "{failing} still ready: {}",
+        ready()
+    );
+    let took = since.elapsed();
+    eprintln!("{failing} left the slice after {took:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "{failing} left the slice after {took:?}"
+    );
+    let cluster_ip = ferry.ok(&["get", "svc", "flaky", "-o", "jsonpath={.spec.clusterIP}"]);
+    // The proxy's sync follows the slice within milliseconds; then only the healthy pod answers.
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..20 {
+        let name = http_get(&format!("http://{cluster_ip}/name"));
+        assert_eq!(
+            name.as_deref(),
+            Some(healthy_name.as_str()),
+            "through {cluster_ip}"
+        );
+    }
+    ferry.ok(&["delete", "service", "flaky"]);
+    ferry.ok(&["delete", "deployment", "flaky"]);
 }
 
 /// `ferry server` runs an agent for its own node unless `--disable-agent`: the node registers
