@@ -523,10 +523,8 @@ fn chained(config: &Config, port: &ServicePort, set: &mut Ruleset) {
 /// connection.
 fn affinity_decl(name: &str, timeout: u32) -> SetDecl {
     SetDecl {
-        name: name.into(),
-        key: ADDRESS,
-        data: None,
         timeout: Some(timeout),
+        ..decl(name, ADDRESS, None)
     }
 }
 
