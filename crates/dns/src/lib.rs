@@ -188,18 +188,37 @@ async fn send<'a, R: ResponseHandler>(
 
 /// The sockets, bound: [`Bound::address`] tells the port when 0 was asked.
 pub struct Bound {
-    udp: UdpSocket,
+    udp: Vec<UdpSocket>,
     tcp: TcpListener,
     options: Options,
+}
+
+/// UDP sockets on one address: the kernel spreads queries over them (`SO_REUSEPORT`), so
+/// each of the runtime's workers can read its own.
+const UDP_SOCKETS: usize = 2;
+
+/// A UDP socket on `address` that others may share.
+fn shared_udp(address: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(address),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    UdpSocket::from_std(socket.into())
 }
 
 /// Binds UDP and TCP on `options.listen` (the same port for both).
 pub async fn bind(options: Options) -> Result<Bound, BindError> {
     let error = |address, source| BindError { address, source };
-    let udp = UdpSocket::bind(options.listen)
-        .await
-        .map_err(|e| error(options.listen, e))?;
-    let address = udp.local_addr().map_err(|e| error(options.listen, e))?;
+    let first = shared_udp(options.listen).map_err(|e| error(options.listen, e))?;
+    let address = first.local_addr().map_err(|e| error(options.listen, e))?;
+    let mut udp = vec![first];
+    for _ in 1..UDP_SOCKETS {
+        udp.push(shared_udp(address).map_err(|e| error(address, e))?);
+    }
     let tcp = TcpListener::bind(address)
         .await
         .map_err(|e| error(address, e))?;
@@ -209,7 +228,10 @@ pub async fn bind(options: Options) -> Result<Bound, BindError> {
 impl Bound {
     /// Where it listens.
     pub fn address(&self) -> SocketAddr {
-        self.udp.local_addr().unwrap_or(self.options.listen)
+        self.udp
+            .first()
+            .and_then(|s| s.local_addr().ok())
+            .unwrap_or(self.options.listen)
     }
 
     /// Answers until `shutdown` resolves, from Services and EndpointSlices watched through
@@ -265,7 +287,9 @@ impl Bound {
             zone,
             upstreams: self.options.upstreams.clone(),
         });
-        server.register_socket(self.udp);
+        for socket in self.udp {
+            server.register_socket(socket);
+        }
         server.register_listener(self.tcp, Duration::from_secs(5), 4096);
         until.await;
         let _ = server.shutdown_gracefully().await;
