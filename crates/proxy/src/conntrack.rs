@@ -76,19 +76,19 @@ fn used(port: &ServicePort) -> BTreeSet<Ipv4Addr> {
 
 /// The entries made stale by going from `previous` to `next` (both as [`crate::model`] builds
 /// them).
-pub fn stale(previous: &[ServicePort], next: &[ServicePort]) -> Vec<Filter> {
-    let udp = |ports: &[ServicePort]| -> BTreeMap<_, ServicePort> {
+pub fn stale<'a>(previous: &'a [ServicePort], next: &'a [ServicePort]) -> Vec<Filter> {
+    let udp = |ports: &'a [ServicePort]| -> BTreeMap<_, &'a ServicePort> {
         ports
             .iter()
             .filter(|p| p.name.protocol == Protocol::Udp)
-            .map(|p| (p.name.clone(), p.clone()))
+            .map(|p| (&p.name, p))
             .collect()
     };
     let (before, after) = (udp(previous), udp(next));
     let mut filters = BTreeSet::new();
     for (name, old) in &before {
         let gone = used(old);
-        let kept = after.get(name).map(used).unwrap_or_default();
+        let kept = after.get(name).map(|p| used(p)).unwrap_or_default();
         for endpoint in gone.difference(&kept) {
             for (destination, port) in destinations(old) {
                 filters.insert(Filter {

@@ -195,9 +195,7 @@ impl Proxy {
             }
         }
     }
-}
 
-impl Proxy {
     /// Deletes the UDP conntrack entries `filters` name (the rules no longer send there).
     async fn flush_stale(&self, filters: Vec<conntrack::Filter>) {
         if filters.is_empty() {

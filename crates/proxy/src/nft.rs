@@ -76,14 +76,6 @@ impl Protocol {
     }
 }
 
-/// `ip daddr <addr>`.
-pub fn daddr(addr: Ipv4Addr) -> Stmt {
-    stmt(
-        json!({"match": {"op": "==", "left": payload("ip", "daddr"), "right": addr.to_string()}}),
-        format!("ip daddr {addr}"),
-    )
-}
-
 /// `ip saddr <addr>`.
 pub fn saddr(addr: Ipv4Addr) -> Stmt {
     stmt(
@@ -122,15 +114,6 @@ pub fn addr_in_set(field: &str, set: &str) -> Stmt {
     stmt(
         json!({"match": {"op": "==", "left": payload("ip", field), "right": format!("@{set}")}}),
         format!("ip {field} @{set}"),
-    )
-}
-
-/// `<proto> dport <port>`.
-pub fn dport(protocol: Protocol, port: u16) -> Stmt {
-    let p = protocol.as_str();
-    stmt(
-        json!({"match": {"op": "==", "left": payload(p, "dport"), "right": port}}),
-        format!("{p} dport {port}"),
     )
 }
 

@@ -247,6 +247,16 @@ impl Keyed {
     }
 }
 
+/// Slot `i`'s chain and its address and port maps.
+fn slot_names(keyed: Keyed, i: usize) -> (String, String, String) {
+    let chain = format!("{}slot-{i}", keyed.prefix());
+    (
+        chain.clone(),
+        format!("{chain}-addresses"),
+        format!("{chain}-ports"),
+    )
+}
+
 impl Ruleset {
     fn element(&mut self, map: &str, key: Key, data: Option<Data>) {
         self.elements.insert((map.into(), key), data);
@@ -254,10 +264,8 @@ impl Ruleset {
 
     /// `slot-i` (or `nodeport-slot-i`) and its two maps, created on first use.
     fn slot(&mut self, keyed: Keyed, i: usize) -> String {
-        let chain = format!("{}slot-{i}", keyed.prefix());
+        let (chain, addresses, ports) = slot_names(keyed, i);
         if !self.chains.contains_key(&chain) {
-            let addresses = format!("{chain}-addresses");
-            let ports = format!("{chain}-ports");
             let key = match keyed {
                 Keyed::Address => ADDRESS_PORT,
                 Keyed::Port => PORT,
@@ -309,17 +317,9 @@ impl Ruleset {
         picker: String,
     ) {
         for (i, endpoint) in endpoints.iter().enumerate() {
-            let slot = format!("{}slot-{i}", keyed.prefix());
-            self.element(
-                &format!("{slot}-addresses"),
-                key.clone(),
-                Some(Data::Address(endpoint.ip)),
-            );
-            self.element(
-                &format!("{slot}-ports"),
-                key.clone(),
-                Some(Data::Port(endpoint.port)),
-            );
+            let (_, addresses, ports) = slot_names(keyed, i);
+            self.element(&addresses, key.clone(), Some(Data::Address(endpoint.ip)));
+            self.element(&ports, key.clone(), Some(Data::Port(endpoint.port)));
             self.element(ENDPOINT_PAIRS, Key::Pair(endpoint.ip, endpoint.ip), None);
         }
         self.element(map, key, Some(Data::Goto(picker)));
@@ -378,7 +378,8 @@ pub fn desired(config: &Config, ports: &[ServicePort]) -> Ruleset {
         set.element(CLUSTER_IPS, Key::Address(port.cluster_ip), None);
         let protocol = port.name.protocol;
         let cluster_key = Key::AddressPort(port.cluster_ip, protocol, port.port);
-        if port.usable(false).is_empty() {
+        let cluster = port.usable(false);
+        if cluster.is_empty() {
             // No endpoint anywhere: new connections are refused at once.
             let reject = Some(Data::Goto(REJECT_CHAIN.into()));
             set.element(NO_ENDPOINT_SERVICES, cluster_key, reject.clone());
@@ -394,22 +395,21 @@ pub fn desired(config: &Config, ports: &[ServicePort]) -> Ruleset {
                 set.element(NO_ENDPOINT_SERVICES, key, reject.clone());
             }
         } else if port.affinity_timeout.is_some() || (port.is_external() && port.external_local) {
-            chained(config, port, &mut set);
+            chained(config, port, &cluster, &mut set);
         } else {
-            slotted(port, &mut set);
+            slotted(port, &cluster, &mut set);
         }
     }
     set
 }
 
-/// A Service port as elements of the slot maps.
-fn slotted(port: &ServicePort, set: &mut Ruleset) {
+/// A Service port as elements of the slot maps; `cluster` are its usable endpoints.
+fn slotted(port: &ServicePort, cluster: &[&Endpoint], set: &mut Ruleset) {
     let protocol = port.name.protocol;
-    let cluster = port.usable(false);
     let internal = if port.internal_local {
         port.usable(true)
     } else {
-        cluster.clone()
+        cluster.to_vec()
     };
     let cluster_key = Key::AddressPort(port.cluster_ip, protocol, port.port);
     if internal.is_empty() {
@@ -423,23 +423,23 @@ fn slotted(port: &ServicePort, set: &mut Ruleset) {
     for ip in &port.external_ips {
         let pick = set.external_picker(cluster.len());
         let key = Key::AddressPort(*ip, protocol, port.port);
-        set.slotted(SERVICE_IPS, Keyed::Address, key, &cluster, pick);
+        set.slotted(SERVICE_IPS, Keyed::Address, key, cluster, pick);
     }
     if let Some(node_port) = port.node_port {
         let pick = set.picker(Keyed::Port, cluster.len());
         let key = Key::Port(protocol, node_port);
-        set.slotted(SERVICE_NODEPORTS, Keyed::Port, key, &cluster, pick);
+        set.slotted(SERVICE_NODEPORTS, Keyed::Port, key, cluster, pick);
     }
 }
 
-/// A Service port with chains of its own (session affinity, `externalTrafficPolicy: Local`).
-fn chained(config: &Config, port: &ServicePort, set: &mut Ruleset) {
+/// A Service port with chains of its own (session affinity, `externalTrafficPolicy: Local`);
+/// `cluster` are its usable endpoints.
+fn chained(config: &Config, port: &ServicePort, cluster: &[&Endpoint], set: &mut Ruleset) {
     let (cluster_net, cluster_len) = config.cluster_cidr;
     let name = port.name.to_string();
     let protocol = port.name.protocol;
     let service_chain = chain_name("service", &name);
     let external_chain = chain_name("external", &name);
-    let cluster = port.usable(false);
     let local = port.usable(true);
     // One chain per endpoint either policy may use.
     let mut all: Vec<&Endpoint> = cluster.iter().chain(&local).copied().collect();
@@ -464,18 +464,13 @@ fn chained(config: &Config, port: &ServicePort, set: &mut Ruleset) {
         set.chains.insert(chain_name("endpoint", &id), rules);
     }
     let internal = if port.internal_local {
-        &local
+        &local[..]
     } else {
-        &cluster
+        cluster
     };
-    let mut rules = vec![vec![
-        nft::daddr(port.cluster_ip),
-        nft::dport(protocol, port.port),
-        nft::saddr_in(cluster_net, cluster_len, true),
-        nft::jump(MARK_FOR_MASQUERADE),
-    ]];
-    rules.extend(balance(port, internal));
-    set.chains.insert(service_chain.clone(), rules);
+    // Traffic from outside the pod network to the cluster IP was marked in `services`.
+    set.chains
+        .insert(service_chain.clone(), balance(port, internal));
     let cluster_key = Key::AddressPort(port.cluster_ip, protocol, port.port);
     set.element(
         SERVICE_IPS,

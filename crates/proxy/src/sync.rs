@@ -1,7 +1,7 @@
 //! One transaction from what was applied to what is wanted: the whole table anew (the first
 //! sync, after a failure, and periodically, which also repairs rules removed by hand), or only
-//! what changed — the chains of the Services that changed and the map elements pointing at
-//! them — so a sync costs the same with 10 Services or 10,000.
+//! what changed — map elements, and the chains and sets that appeared or went — so a sync
+//! costs the same with 10 Services or 10,000.
 
 use crate::nft::{Command, Data, Key, Transaction};
 use crate::rules::{self, Config, Ruleset};
