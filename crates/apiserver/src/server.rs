@@ -203,6 +203,19 @@ impl Server {
         .await
     }
 
+    /// A ConfigMap the server publishes its settings in (created, or replaced when it differs).
+    pub async fn ensure_config_map(
+        self: &Arc<Self>,
+        namespace: &str,
+        name: &str,
+        data: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), ApiError> {
+        let map = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace}, "data": data});
+        self.ensure(("", "v1", "configmaps"), namespace, name, map, true)
+            .await
+    }
+
     /// The `kube-dns` Service in kube-system (`cluster_ip`, ports 53 UDP and TCP) and its
     /// EndpointSlice pointing at the cluster DNS this server runs at `address`.
     pub async fn ensure_kube_dns(

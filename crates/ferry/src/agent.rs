@@ -138,12 +138,16 @@ impl AgentArgs {
 }
 
 /// `ferry agent --cleanup`.
-pub fn run_cleanup(args: &AgentArgs) -> anyhow::Result<()> {
+pub async fn run_cleanup(args: &AgentArgs) -> anyhow::Result<()> {
     let mut report = cleanup::cleanup(&args.cleanup_options());
     match ferry_proxy::cleanup(&ferry_proxy::Nft::default()) {
         Ok(()) => report
             .actions
             .push(format!("removed nft table ip {}", ferry_proxy::nft::TABLE)),
+        Err(e) => report.errors.push(e.to_string()),
+    }
+    match ferry_podnet::cleanup().await {
+        Ok(removed) => report.actions.extend(removed),
         Err(e) => report.errors.push(e.to_string()),
     }
     for action in &report.actions {
@@ -212,7 +216,7 @@ where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     if args.cleanup {
-        return run_cleanup(&args);
+        return run_cleanup(&args).await;
     }
     anyhow::ensure!(
         is_root(),
@@ -273,20 +277,66 @@ where
                 cidr = wait_for_pod_cidr(&client, &node_name) => cidr,
                 () = stopping() => return Ok(()),
             };
+            let network = tokio::select! {
+                network = ferry_podnet::NetworkConfig::fetch(&client) => network?,
+                () = stopping() => return Ok(()),
+            };
+            let mut guard = args.guard();
+            let cluster_cidr = network.cluster_cidr.to_string();
+            if args.cluster_cidr.parse::<ferry_podnet::Cidr>().ok() != Some(network.cluster_cidr) {
+                tracing::warn!(
+                    server = %cluster_cidr,
+                    flag = %args.cluster_cidr,
+                    "the server's cluster CIDR differs from --cluster-cidr; using the server's \
+                     (give `ferry agent --cleanup` the server's too)"
+                );
+                guard.cluster_cidr = cluster_cidr.clone();
+            }
             // The guard before the first sandbox: CNI's bridge plugin turns on IP forwarding.
-            netguard::install(&args.guard()).context("installing the pod-network guard")?;
+            netguard::install(&guard).context("installing the pod-network guard")?;
+            let netlink = ferry_podnet::Netlink::connect().context("opening rtnetlink")?;
+            let node_ip = ferry_kubelet::machine::node_ip(std::path::Path::new("/"), args.node_ip);
             let cni_dir = args.containerd_config().cni_conf_dir();
             let mut cni_config = CniConfig::new(&args.bridge, &pod_cidr, &args.data_dir);
             cni_config.is_gateway = true;
+            let pod_network = match (node_ip, pod_cidr.parse::<ferry_podnet::Cidr>()) {
+                (IpAddr::V4(node_ip), Ok(pod_cidr)) => {
+                    if network.backend == ferry_podnet::Backend::Vxlan {
+                        let underlay = netlink.mtu_of_device_with(node_ip).await?;
+                        cni_config.mtu = Some(underlay - ferry_podnet::plan::VXLAN_OVERHEAD);
+                    }
+                    let options = ferry_podnet::Options {
+                        node_name: node_name.clone(),
+                        node_ip,
+                        pod_cidr,
+                        backend: network.backend,
+                        resync: Duration::from_secs(30),
+                    };
+                    let allow = Box::new(|cidrs: &[ferry_podnet::Cidr]| {
+                        let cidrs: Vec<String> = cidrs.iter().map(|c| c.to_string()).collect();
+                        netguard::allow_remote_pods(&cidrs).map_err(|e| e.to_string())
+                    });
+                    let (pod_network, watch) =
+                        ferry_podnet::PodNetwork::new(client.clone(), options, allow);
+                    Some((
+                        tokio::spawn(watch),
+                        tokio::spawn(pod_network.run(netlink, stopping())),
+                    ))
+                }
+                (node_ip, pod_cidr) => {
+                    tracing::warn!(%node_ip, ?pod_cidr, "no IPv4 node IP and podCIDR: pods on other nodes are not routed");
+                    None
+                }
+            };
             cni::write_conflist(&cni_dir, &cni_config).context("writing the CNI config")?;
-            tracing::info!(node = %node_name, %pod_cidr, "pod network ready");
+            tracing::info!(node = %node_name, %pod_cidr, backend = %network.backend, "pod network ready");
 
             // The service proxy, beside the pods.
             ferry_proxy::prepare_host().context("enabling bridge netfilter")?;
             let proxy_options = ferry_proxy::Options {
                 node_name: node_name.clone(),
                 config: ferry_proxy::Config {
-                    cluster_cidr: ferry_proxy::parse_cidr(&args.cluster_cidr)?,
+                    cluster_cidr: ferry_proxy::parse_cidr(&cluster_cidr)?,
                     service_cidr: ferry_proxy::parse_cidr(&args.service_cidr)?,
                 },
                 full_resync: Duration::from_secs(60),
@@ -366,6 +416,10 @@ where
                 .await;
             let _ = tokio::time::timeout(Duration::from_secs(5), proxy).await;
             proxy_watches.abort();
+            if let Some((watch, pod_network)) = pod_network {
+                let _ = tokio::time::timeout(Duration::from_secs(5), pod_network).await;
+                watch.abort();
+            }
             anyhow::Ok(())
         }
         .await;

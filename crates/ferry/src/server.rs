@@ -92,6 +92,11 @@ pub struct Args {
     /// Do not run the cluster DNS.
     #[arg(long)]
     disable_dns: bool,
+    /// How nodes reach each other's pods: `vxlan` (an overlay, for nodes that reach each other
+    /// over IP) or `host-gw` (a route per node, for nodes on one L2 network). Every agent reads
+    /// it from the ConfigMap kube-system/ferry-pod-network.
+    #[arg(long, default_value = "vxlan")]
+    pod_network: ferry_podnet::Backend,
 }
 
 /// A kubeconfig with the CA, certificate and key embedded (the admin's, the local node's).
@@ -306,6 +311,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .ensure_kubernetes_service(address)
         .await
         .map_err(|e| anyhow::anyhow!("creating the kubernetes service: {}", e.message))?;
+    let network = ferry_podnet::NetworkConfig {
+        cluster_cidr: args.controllers.cluster_cidr.parse()?,
+        backend: args.pod_network,
+    };
+    server
+        .ensure_config_map("kube-system", ferry_podnet::CONFIG_MAP, &network.to_data())
+        .await
+        .map_err(|e| anyhow::anyhow!("publishing the pod network settings: {}", e.message))?;
     let dns = if args.disable_dns {
         None
     } else {

@@ -917,3 +917,217 @@ fn the_server_runs_a_local_agent() {
         "containerd state left"
     );
 }
+
+/// The second node of `scripts/second-node.sh`, taken down (agent stopped, cleaned up,
+/// namespace deleted) on drop; the local agent's leftovers go too.
+struct TwoNodes {
+    node2_dir: PathBuf,
+    local_cleanup: Vec<String>,
+}
+
+impl TwoNodes {
+    const SCRIPT: &'static str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/second-node.sh"
+    );
+
+    fn script(args: &[&str]) {
+        let out = Command::new(Self::SCRIPT)
+            .args(args)
+            .args(["--ferry", env!("CARGO_BIN_EXE_ferry")])
+            .output()
+            .expect("scripts/second-node.sh");
+        assert!(
+            out.status.success(),
+            "second-node.sh {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for TwoNodes {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.node2_dir.with_extension("log"))
+                .unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- second node's agent log (last lines) ---");
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+        let dir = self.node2_dir.to_string_lossy().into_owned();
+        let _ = Command::new(Self::SCRIPT)
+            .args(["down", "--data-dir", &dir, "--ferry", env!("CARGO_BIN_EXE_ferry")])
+            .output();
+        let _ = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["agent", "--cleanup"])
+            .args(&self.local_cleanup)
+            .output();
+    }
+}
+
+/// `scripts/second-node.sh`'s node, in its network namespace, beside the server's local node:
+/// with each backend a pod on the local node reaches a pod on the second node by its IP and
+/// through a ClusterIP whose only endpoint is there; afterwards nothing of ours is left.
+#[test]
+#[ignore = "needs root, containerd and the local test registry; scripts/test.sh runs it"]
+fn pods_on_two_nodes_reach_each_other() {
+    assert!(run("id", &["-u"]).trim() == "0", "must run as root");
+    assert!(
+        http_get("http://127.0.0.1:5000/v2/").is_some(),
+        "the test registry does not answer on 127.0.0.1:5000: run scripts/build-test-images.sh"
+    );
+    let local = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("hostname")
+        .trim()
+        .to_lowercase();
+    for backend in ["host-gw", "vxlan"] {
+        let tmp = tempfile::Builder::new()
+            .prefix("ferry-2n.")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        let agent_flags = [
+            "--bridge=ferry-mn0",
+            "--cgroup-root=/ferry-mn",
+            "--node-ip=10.199.0.1",
+        ];
+        let mut local_cleanup: Vec<String> = agent_flags.iter().map(|s| s.to_string()).collect();
+        local_cleanup.push(format!("--data-dir={}", tmp.path().join("agent").display()));
+        let node2_dir = tmp.path().join("node2");
+        let _nodes = TwoNodes {
+            node2_dir: node2_dir.clone(),
+            local_cleanup,
+        };
+        // The namespace first: the server's certificate then names the host's veth address.
+        TwoNodes::script(&["net"]);
+        let mut extra: Vec<String> = agent_flags
+            .iter()
+            .map(|f| format!("--agent-arg={f}"))
+            .collect();
+        extra.push(format!("--pod-network={backend}"));
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let ferry = Ferry::start_with_agent_at(tmp.path(), "10.199.0.1:0", &extra);
+        let token = std::fs::read_to_string(tmp.path().join("join-token")).expect("join token");
+        TwoNodes::script(&[
+            "up",
+            "--server",
+            &ferry.url,
+            "--token",
+            token.trim(),
+            "--data-dir",
+            &node2_dir.to_string_lossy(),
+        ]);
+        for node in [local.as_str(), "ferry-node2"] {
+            assert!(
+                eventually(Duration::from_secs(90), || {
+                    ferry
+                        .kubectl(&[
+                            "get",
+                            "node",
+                            node,
+                            "-o",
+                            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+                        ])
+                        .stdout
+                        == b"True"
+                }),
+                "{backend}: node {node} never became Ready: {}",
+                ferry.ok(&["get", "nodes", "-o", "wide"])
+            );
+        }
+        // A web server on the second node, and a Service whose only endpoint it is.
+        ferry.apply_yaml(
+            "apply",
+            &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: web-b, labels: {{app: web-b}}}}\n\
+                 spec:\n  nodeSelector: {{kubernetes.io/hostname: ferry-node2}}\n  \
+                 terminationGracePeriodSeconds: 1\n  containers:\n  - name: web\n    \
+                 image: {BUSYBOX}\n    command: [sh, -c, 'mkdir -p /www; echo web-b > /www/name; exec httpd -f -p 8080 -h /www']\n    \
+                 ports: [{{containerPort: 8080}}]\n    readinessProbe: {{httpGet: {{path: /name, port: 8080}}, periodSeconds: 1}}\n\
+                 ---\napiVersion: v1\nkind: Service\nmetadata: {{name: web-b}}\n\
+                 spec:\n  selector: {{app: web-b}}\n  ports: [{{port: 80, targetPort: 8080}}]\n"
+            ),
+        );
+        assert!(
+            eventually(Duration::from_secs(90), || ferry.ok(&[
+                "get",
+                "endpointslices",
+                "-l",
+                "kubernetes.io/service-name=web-b",
+                "-o",
+                "jsonpath={.items[*].endpoints[*].conditions.ready}",
+            ]) == "true"),
+            "{backend}: web-b never became a ready endpoint: {}",
+            ferry.ok(&["describe", "pod", "web-b"])
+        );
+        let web_ip = ferry.ok(&["get", "pod", "web-b", "-o", "jsonpath={.status.podIP}"]);
+        let cluster_ip = ferry.ok(&["get", "svc", "web-b", "-o", "jsonpath={.spec.clusterIP}"]);
+        // A client on the local node fetches from both and serves what it got.
+        let script = format!(
+            "mkdir -p /www; httpd -p 8081 -h /www; \
+             i=0; while [ $i -lt 40 ]; do timeout 2 wget -qO- http://{web_ip}:8080/name > /www/by-ip 2>/www/by-ip-error && break; sleep 0.5; i=$((i+1)); done; \
+             i=0; while [ $i -lt 40 ]; do timeout 2 wget -qO- http://{cluster_ip}/name > /www/by-service 2>/www/by-service-error && break; sleep 0.5; i=$((i+1)); done; \
+             echo done > /www/done; sleep 3600"
+        );
+        ferry.apply_yaml(
+            "apply",
+            &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: client-a}}\n\
+                 spec:\n  nodeSelector: {{kubernetes.io/hostname: {local}}}\n  \
+                 terminationGracePeriodSeconds: 1\n  containers:\n  - name: client\n    \
+                 image: {BUSYBOX}\n    command: [sh, -c, {script:?}]\n"
+            ),
+        );
+        let mut client_ip = String::new();
+        assert!(
+            eventually(Duration::from_secs(60), || {
+                client_ip = ferry.ok(&["get", "pod", "client-a", "-o", "jsonpath={.status.podIP}"]);
+                !client_ip.is_empty()
+                    && http_get(&format!("http://{client_ip}:8081/done")).is_some()
+            }),
+            "{backend}: the client never finished: {}",
+            ferry.ok(&["describe", "pod", "client-a"])
+        );
+        let fetched = |what: &str| {
+            http_get(&format!("http://{client_ip}:8081/{what}")).unwrap_or_default()
+        };
+        let routes = run("ip", &["route", "show", "proto", "77"]);
+        assert_eq!(
+            fetched("by-ip").trim(),
+            "web-b",
+            "{backend}: the pod on the second node by its IP {web_ip}: {}\nroutes: {routes}",
+            fetched("by-ip-error")
+        );
+        assert_eq!(
+            fetched("by-service").trim(),
+            "web-b",
+            "{backend}: the ClusterIP {cluster_ip}: {}",
+            fetched("by-service-error")
+        );
+        match backend {
+            "host-gw" => assert!(routes.contains("via 10.199.0.2 dev ferry-n2h"), "{routes}"),
+            _ => {
+                assert!(routes.contains("dev ferry.1 onlink"), "{routes}");
+                let mtu = run("ip", &["-o", "link", "show", "ferry-mn0"]);
+                assert!(mtu.contains("mtu 1450"), "the bridge's MTU: {mtu}");
+            }
+        }
+        drop(ferry);
+        drop(_nodes);
+        let left = [
+            run("ip", &["route", "show", "proto", "77"]),
+            run("ip", &["link", "show", "ferry.1"]),
+            run("ip", &["link", "show", "ferry-n2h"]),
+            run("ip", &["netns", "list"])
+                .lines()
+                .filter(|l| l.starts_with("ferry-node2"))
+                .collect(),
+        ];
+        assert!(
+            left.iter().all(|l| l.trim().is_empty()),
+            "{backend}: left behind: {left:?}"
+        );
+    }
+}

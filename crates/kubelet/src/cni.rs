@@ -54,6 +54,9 @@ pub struct CniConfig {
     /// for the host to reach pod IPs; the bridge plugin then also turns on
     /// `net.ipv4.ip_forward`, so the pod-CIDR guard must be in place first (docs/RUNTIME.md).
     pub is_gateway: bool,
+    /// The MTU of the bridge and the pods' interfaces, if not the kernel's default (the VXLAN
+    /// overlay needs room for its header).
+    pub mtu: Option<u32>,
 }
 
 impl CniConfig {
@@ -65,6 +68,7 @@ impl CniConfig {
             pod_cidr: pod_cidr.to_string(),
             ipam_data_dir: data_dir.join("cni").join("ipam"),
             is_gateway: false,
+            mtu: None,
         }
     }
 }
@@ -96,7 +100,7 @@ pub fn conflist(config: &CniConfig) -> Result<serde_json::Value, CniError> {
     if config.bridge.is_empty() || config.bridge.len() > 15 {
         return Err(CniError::InvalidBridgeName(config.bridge.clone()));
     }
-    Ok(json!({
+    let mut value = json!({
         "cniVersion": "1.0.0",
         "name": config.network_name,
         "plugins": [
@@ -119,7 +123,11 @@ pub fn conflist(config: &CniConfig) -> Result<serde_json::Value, CniError> {
             },
             { "type": "portmap", "capabilities": { "portMappings": true } }
         ]
-    }))
+    });
+    if let Some(mtu) = config.mtu {
+        value["plugins"][0]["mtu"] = json!(mtu);
+    }
+    Ok(value)
 }
 
 /// Writes the conflist for `config` to `conf_dir/10-ferry.conflist` (creating the directory),
@@ -191,6 +199,16 @@ mod tests {
         assert_eq!(
             value["plugins"][0]["ipam"]["routes"],
             json!([{"dst": "0.0.0.0/0"}])
+        );
+        assert_eq!(value["plugins"][0].get("mtu"), None);
+        // Under the VXLAN overlay the bridge and the pods' interfaces get a lower MTU.
+        let overlay = CniConfig {
+            mtu: Some(1450),
+            ..config.clone()
+        };
+        assert_eq!(
+            conflist(&overlay).expect("valid")["plugins"][0]["mtu"],
+            1450
         );
         for bad in [
             "10.42.7.0",

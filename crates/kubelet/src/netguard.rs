@@ -11,7 +11,10 @@
 //! - an nftables table `inet ferry` whose forward chain drops what pods send anywhere but
 //!   back over the node's bridge, and what arrives for pods from anywhere but the bridge, and
 //!   rejects forwarded traffic still addressed to the service CIDR (the proxy rewrites what a
-//!   Service serves before it is forwarded).
+//!   Service serves before it is forwarded). Traffic between this node's pods and other nodes'
+//!   pods is let through: their podCIDRs are kept in the set [`REMOTE_PODS`]
+//!   ([`allow_remote_pods`], called by the pod network controller as nodes come and go), and
+//!   the routes to them lead only to those nodes.
 //!
 //! The ruleset is a pure function of the settings ([`ruleset`]); [`install`] and [`remove`] run
 //! `nft` and `ip`. Installing replaces the table atomically (`nft -f` runs one transaction).
@@ -21,6 +24,9 @@ use std::process::{Command, Stdio};
 
 /// The nftables table (family `inet`) the agent owns.
 pub const TABLE: &str = "ferry";
+
+/// The set of other nodes' podCIDRs, whose pods this node's pods may reach and be reached by.
+pub const REMOTE_PODS: &str = "remote-pods";
 
 /// The device the service CIDR is routed into: a bridge without ports.
 pub const SERVICE_DEVICE: &str = "ferry-svc";
@@ -77,8 +83,13 @@ pub fn ruleset(guard: &Guard) -> Result<String, GuardError> {
 delete table inet {TABLE}
 table inet {TABLE} {{
 	comment "ferry: pod and service traffic stays on this machine"
+	set {REMOTE_PODS} {{
+		type ipv4_addr; flags interval;
+	}}
 	chain forward {{
 		type filter hook forward priority filter - 10; policy accept;
+		iifname "{bridge}" ip daddr @{REMOTE_PODS} accept
+		oifname "{bridge}" ip saddr @{REMOTE_PODS} accept
 		ip saddr {pods} oifname != "{bridge}" drop
 		ip daddr {pods} iifname != "{bridge}" drop
 		ip daddr {services} reject with icmp type admin-prohibited
@@ -158,6 +169,30 @@ pub fn install(guard: &Guard) -> Result<(), GuardError> {
     Ok(())
 }
 
+/// The nft script that makes [`REMOTE_PODS`] hold exactly `cidrs`, in one transaction.
+pub fn remote_pods_script(cidrs: &[String]) -> Result<String, GuardError> {
+    if let Some(bad) = cidrs
+        .iter()
+        .find(|c| crate::cni::parse_ipv4_cidr(c).is_none())
+    {
+        return Err(GuardError::InvalidCidr(bad.clone()));
+    }
+    let mut script = format!("flush set inet {TABLE} {REMOTE_PODS}\n");
+    if !cidrs.is_empty() {
+        script.push_str(&format!(
+            "add element inet {TABLE} {REMOTE_PODS} {{ {} }}\n",
+            cidrs.join(", ")
+        ));
+    }
+    Ok(script)
+}
+
+/// Lets this node's pods and the pods of `cidrs` (other nodes' podCIDRs) reach each other;
+/// the podCIDRs of nodes no longer listed are shut out again.
+pub fn allow_remote_pods(cidrs: &[String]) -> Result<(), GuardError> {
+    run("nft", &["-f", "-"], Some(&remote_pods_script(cidrs)?))
+}
+
 /// Removes the guard (what is already gone is not an error).
 pub fn remove(guard: &Guard) -> Result<(), GuardError> {
     for cidr in [&guard.cluster_cidr, &guard.service_cidr] {
@@ -195,6 +230,21 @@ mod tests {
         assert!(rules.contains("ip saddr 10.42.0.0/16 oifname != \"ferry0\" drop"));
         assert!(rules.contains("ip daddr 10.42.0.0/16 iifname != \"ferry0\" drop"));
         assert!(rules.contains("ip daddr 10.43.0.0/16 reject"));
+        // Other nodes' pods are let through before anything is dropped.
+        let accept = rules
+            .find("iifname \"ferry0\" ip daddr @remote-pods accept")
+            .expect("accept rule");
+        assert!(rules.contains("oifname \"ferry0\" ip saddr @remote-pods accept"));
+        assert!(accept < rules.find("drop").expect("drop rule"));
+        assert_eq!(
+            remote_pods_script(&["10.42.1.0/24".into(), "10.42.2.0/24".into()]).expect("valid"),
+            "flush set inet ferry remote-pods\nadd element inet ferry remote-pods { 10.42.1.0/24, 10.42.2.0/24 }\n"
+        );
+        assert_eq!(
+            remote_pods_script(&[]).expect("valid"),
+            "flush set inet ferry remote-pods\n"
+        );
+        assert!(remote_pods_script(&["10.42.1.0".into()]).is_err());
         let bad = Guard {
             cluster_cidr: "10.42.0.0".into(),
             ..guard

@@ -29,7 +29,7 @@ use kube::Api;
 use tokio::sync::Notify;
 
 pub use link::{LinkError, Netlink, ROUTE_PROTOCOL};
-pub use plan::{Backend, Cidr, Peer, Plan, VXLAN_DEVICE};
+pub use plan::{Backend, Cidr, Peer, Plan, BACKEND_ANNOTATION, VXLAN_DEVICE};
 
 /// The ConfigMap (in `kube-system`) with the cluster's pod network settings.
 pub const CONFIG_MAP: &str = "ferry-pod-network";
@@ -125,6 +125,7 @@ pub struct Stats {
 
 /// Keeps this node's routes to other nodes' pods in line with the Node list.
 pub struct PodNetwork {
+    client: kube::Client,
     options: Options,
     nodes: Store<Node>,
     changed: Arc<Notify>,
@@ -144,10 +145,11 @@ impl PodNetwork {
         let changed = Arc::new(Notify::new());
         let (nodes, writer) = reflector::store();
         let wake = changed.clone();
+        let watch_client = client.clone();
         let watch = async move {
             let stream = reflector::reflector(
                 writer,
-                watcher(Api::<Node>::all(client), watcher::Config::default()),
+                watcher(Api::<Node>::all(watch_client), watcher::Config::default()),
             )
             .default_backoff();
             futures::pin_mut!(stream);
@@ -159,6 +161,7 @@ impl PodNetwork {
             }
         };
         let network = PodNetwork {
+            client,
             options,
             nodes,
             changed,
@@ -177,6 +180,17 @@ impl PodNetwork {
             _ = self.nodes.wait_until_ready() => {}
             () = &mut shutdown => return,
         }
+        // Announce this node as a peer of the others (they route to it from now on).
+        loop {
+            match self.announce().await {
+                Ok(()) => break,
+                Err(error) => tracing::warn!(%error, "annotating the Node; trying again"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = &mut shutdown => return,
+            }
+        }
         let mut applied: Option<Vec<Peer>> = None;
         let mut last_sync = tokio::time::Instant::now();
         loop {
@@ -187,6 +201,7 @@ impl PodNetwork {
             let nodes = self.nodes.state();
             let peers = plan::peers(
                 nodes.iter().map(|n| n.as_ref()),
+                self.options.backend,
                 &self.options.node_name,
                 &own_ips,
             );
@@ -215,6 +230,22 @@ impl PodNetwork {
                 () = &mut shutdown => return,
             }
         }
+    }
+
+    /// Puts [`plan::BACKEND_ANNOTATION`] on this node's Node.
+    async fn announce(&self) -> Result<(), kube::Error> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let patch = serde_json::json!({"metadata": {"annotations": {
+            plan::BACKEND_ANNOTATION: self.options.backend.as_str(),
+        }}});
+        nodes
+            .patch(
+                &self.options.node_name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(patch),
+            )
+            .await
+            .map(|_| ())
     }
 
     async fn sync(&self, netlink: &Netlink, peers: &[Peer]) -> Result<(), String> {

@@ -107,7 +107,7 @@ impl Netlink {
     }
 
     /// The MTU of the device holding `ip` (the overlay's underlay), 1500 if none does.
-    async fn mtu_of_device_with(&self, ip: Ipv4Addr) -> Result<u32, LinkError> {
+    pub async fn mtu_of_device_with(&self, ip: Ipv4Addr) -> Result<u32, LinkError> {
         let mut addresses = self.handle.address().get().execute();
         let mut index = None;
         while let Some(message) = addresses

@@ -111,6 +111,12 @@ impl fmt::Display for Cidr {
     }
 }
 
+/// The annotation an agent puts on its Node once it runs the pod network, naming the backend
+/// (as flannel's agents annotate theirs with `flannel.alpha.coreos.com/backend-type`). Only
+/// nodes that carry it with this node's backend are peers: a node whose InternalIP is mere data
+/// (a simulated one) is never routed to.
+pub const BACKEND_ANNOTATION: &str = "podnet.ferry.dev/backend";
+
 /// Another node whose pods this node routes to.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Peer {
@@ -136,18 +142,27 @@ fn address_and_cidr(node: &Node) -> Option<(Ipv4Addr, Cidr)> {
     Some((ip, cidr))
 }
 
-/// The peers among `nodes`: every other node with an IPv4 InternalIP and podCIDR, sorted by
-/// podCIDR. A node that shares one of `own_ips` runs on this machine (another agent beside this
-/// one, with its own bridge): its pods are reached through that bridge's connected route, so it
-/// is no peer.
+/// The peers among `nodes`: every other node running the pod network with `backend`
+/// ([`BACKEND_ANNOTATION`]) that has an IPv4 InternalIP and a podCIDR, sorted by podCIDR. A
+/// node that shares one of `own_ips` runs on this machine (another agent beside this one, with
+/// its own bridge): its pods are reached through that bridge's connected route, so it is no
+/// peer.
 pub fn peers<'a>(
     nodes: impl IntoIterator<Item = &'a Node>,
+    backend: Backend,
     own_name: &str,
     own_ips: &[Ipv4Addr],
 ) -> Vec<Peer> {
     let mut peers: Vec<Peer> = nodes
         .into_iter()
         .filter(|n| n.metadata.name.as_deref() != Some(own_name))
+        .filter(|n| {
+            n.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(BACKEND_ANNOTATION))
+                .is_some_and(|b| b == backend.as_str())
+        })
         .filter_map(|n| {
             let (node_ip, pod_cidr) = address_and_cidr(n)?;
             (!own_ips.contains(&node_ip)).then(|| Peer {
@@ -296,6 +311,7 @@ mod tests {
         Node {
             metadata: kube::api::ObjectMeta {
                 name: Some(name.into()),
+                annotations: Some([(BACKEND_ANNOTATION.to_string(), "vxlan".to_string())].into()),
                 ..Default::default()
             },
             spec: Some(NodeSpec {
@@ -350,7 +366,13 @@ mod tests {
             // Another agent on this machine (same address, its own bridge).
             node("f", "192.168.1.1", Some("10.42.5.0/24")),
         ];
-        let peers = peers(&nodes, "a", &[ip("192.168.1.1")]);
+        let mut simulated = node("g", "10.128.0.7", Some("10.42.6.0/24"));
+        simulated.metadata.annotations = None;
+        let mut host_gw = node("h", "192.168.1.8", Some("10.42.7.0/24"));
+        host_gw.metadata.annotations =
+            Some([(BACKEND_ANNOTATION.to_string(), "host-gw".to_string())].into());
+        let all = nodes.iter().chain([&simulated, &host_gw]);
+        let peers = peers(all, Backend::Vxlan, "a", &[ip("192.168.1.1")]);
         let names: Vec<&str> = peers.iter().map(|p| p.node.as_str()).collect();
         assert_eq!(names, ["b", "c"]);
         assert_eq!(peers[0].node_ip, ip("192.168.1.2"));
@@ -368,7 +390,7 @@ mod tests {
             Backend::HostGw,
             ip("192.168.1.1"),
             own,
-            &peers(&nodes, "a", &[]),
+            &peers(&nodes, Backend::Vxlan, "a", &[]),
         );
         assert_eq!(plan.vtep, None);
         assert!(plan.neighbours.is_empty());
@@ -397,7 +419,7 @@ mod tests {
             Backend::Vxlan,
             ip("192.168.1.1"),
             own,
-            &peers(&nodes, "a", &[]),
+            &peers(&nodes, Backend::Vxlan, "a", &[]),
         );
         assert_eq!(
             plan.vtep,

@@ -41,6 +41,11 @@ impl Ferry {
         Ferry::start_server(dir, "127.0.0.1:0", extra)
     }
 
+    /// Starts on `listen` with the local agent.
+    pub fn start_with_agent_at(dir: &Path, listen: &str, extra: &[&str]) -> Ferry {
+        Ferry::start_server(dir, listen, extra)
+    }
+
     fn start_server(dir: &Path, listen: &str, extra: &[&str]) -> Ferry {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
             .args([
