@@ -32,6 +32,8 @@ if [ "$(id -u)" -eq 0 ]; then
   scripts/build-test-images.sh ${registry_dir:+--registry-dir "$registry_dir"}
   # The proxy's nft transactions and conntrack flushes, in network namespaces of their own.
   cargo test --locked -p ferry-proxy -- --ignored 2>&1 | tee -a "$log" || status=$?
+  # The pod network's routes, VXLAN device and entries, likewise.
+  cargo test --locked -p ferry-podnet -- --ignored 2>&1 | tee -a "$log" || status=$?
   # One test at a time: they share the machine's netns directory, nft ruleset and cgroups.
   FERRY_CONTAINERD_TESTS=1 cargo test --locked -p ferry-kubelet --test containerd -- --ignored 2>&1 |
     tee -a "$log" || status=$?
