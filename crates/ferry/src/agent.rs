@@ -312,9 +312,12 @@ where
                         backend: network.backend,
                         resync: Duration::from_secs(30),
                     };
-                    let allow = Box::new(|cidrs: &[ferry_podnet::Cidr]| {
-                        let cidrs: Vec<String> = cidrs.iter().map(|c| c.to_string()).collect();
-                        netguard::allow_remote_pods(&cidrs).map_err(|e| e.to_string())
+                    let allow = Box::new(|peers: &[ferry_podnet::Peer]| {
+                        let peers = netguard::Peers {
+                            pod_cidrs: peers.iter().map(|p| p.pod_cidr.to_string()).collect(),
+                            node_ips: peers.iter().map(|p| p.node_ip).collect(),
+                        };
+                        netguard::allow_peers(&peers).map_err(|e| e.to_string())
                     });
                     let (pod_network, watch) =
                         ferry_podnet::PodNetwork::new(client.clone(), options, allow);

@@ -172,13 +172,21 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, DurationError> 
     ferry_api::duration::parse_go(text).ok_or_else(|| DurationError::Syntax(text.to_string()))
 }
 
-/// Binds the cluster DNS on this machine's address and publishes it as the `kube-dns`
-/// Service's endpoint; a DNS that cannot start is logged, and the server runs without it.
+/// Binds the cluster DNS on this machine's address (the local agent's `--node-ip` if it has
+/// one: the address other nodes know this one by) and publishes it as the `kube-dns` Service's
+/// endpoint; a DNS that cannot start is logged, and the server runs without it.
 async fn start_dns(
     server: &std::sync::Arc<ferry_apiserver::server::Server>,
     args: &Args,
 ) -> Option<ferry_dns::Bound> {
-    let ip = ferry_kubelet::machine::node_ip(std::path::Path::new("/"), None);
+    let node_ip = if args.disable_agent {
+        None
+    } else {
+        crate::agent::AgentArgs::from_flags(&args.agent_args)
+            .ok()
+            .and_then(|a| a.node_ip)
+    };
+    let ip = ferry_kubelet::machine::node_ip(std::path::Path::new("/"), node_ip);
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let options = ferry_dns::Options {
         listen: SocketAddr::new(ip, args.cluster_dns_port),

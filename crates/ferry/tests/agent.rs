@@ -926,10 +926,8 @@ struct TwoNodes {
 }
 
 impl TwoNodes {
-    const SCRIPT: &'static str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scripts/second-node.sh"
-    );
+    const SCRIPT: &'static str =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/second-node.sh");
 
     fn script(args: &[&str]) {
         let out = Command::new(Self::SCRIPT)
@@ -949,8 +947,8 @@ impl TwoNodes {
 impl Drop for TwoNodes {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let log = std::fs::read_to_string(self.node2_dir.with_extension("log"))
-                .unwrap_or_default();
+            let log =
+                std::fs::read_to_string(self.node2_dir.with_extension("log")).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(40).collect();
             eprintln!("--- second node's agent log (last lines) ---");
             for line in tail.iter().rev() {
@@ -959,7 +957,13 @@ impl Drop for TwoNodes {
         }
         let dir = self.node2_dir.to_string_lossy().into_owned();
         let _ = Command::new(Self::SCRIPT)
-            .args(["down", "--data-dir", &dir, "--ferry", env!("CARGO_BIN_EXE_ferry")])
+            .args([
+                "down",
+                "--data-dir",
+                &dir,
+                "--ferry",
+                env!("CARGO_BIN_EXE_ferry"),
+            ])
             .output();
         let _ = Command::new(env!("CARGO_BIN_EXE_ferry"))
             .args(["agent", "--cleanup"])
@@ -970,7 +974,9 @@ impl Drop for TwoNodes {
 
 /// `scripts/second-node.sh`'s node, in its network namespace, beside the server's local node:
 /// with each backend a pod on the local node reaches a pod on the second node by its IP and
-/// through a ClusterIP whose only endpoint is there; afterwards nothing of ours is left.
+/// through a ClusterIP whose only endpoint is there, and a pod on the second node reaches one on
+/// the first by its Service's name (DNS from the server's node); afterwards nothing of ours is
+/// left.
 #[test]
 #[ignore = "needs root, containerd and the local test registry; scripts/test.sh runs it"]
 fn pods_on_two_nodes_reach_each_other() {
@@ -1066,7 +1072,7 @@ fn pods_on_two_nodes_reach_each_other() {
         let cluster_ip = ferry.ok(&["get", "svc", "web-b", "-o", "jsonpath={.spec.clusterIP}"]);
         // A client on the local node fetches from both and serves what it got.
         let script = format!(
-            "mkdir -p /www; httpd -p 8081 -h /www; \
+            "mkdir -p /www; echo client-a > /www/name; httpd -p 8081 -h /www; \
              i=0; while [ $i -lt 40 ]; do timeout 2 wget -qO- http://{web_ip}:8080/name > /www/by-ip 2>/www/by-ip-error && break; sleep 0.5; i=$((i+1)); done; \
              i=0; while [ $i -lt 40 ]; do timeout 2 wget -qO- http://{cluster_ip}/name > /www/by-service 2>/www/by-service-error && break; sleep 0.5; i=$((i+1)); done; \
              echo done > /www/done; sleep 3600"
@@ -1074,8 +1080,24 @@ fn pods_on_two_nodes_reach_each_other() {
         ferry.apply_yaml(
             "apply",
             &format!(
-                "apiVersion: v1\nkind: Pod\nmetadata: {{name: client-a}}\n\
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: client-a, labels: {{app: client-a}}}}\n\
                  spec:\n  nodeSelector: {{kubernetes.io/hostname: {local}}}\n  \
+                 terminationGracePeriodSeconds: 1\n  containers:\n  - name: client\n    \
+                 image: {BUSYBOX}\n    command: [sh, -c, {script:?}]\n\
+                 ---\napiVersion: v1\nkind: Service\nmetadata: {{name: client-a}}\n\
+                 spec:\n  selector: {{app: client-a}}\n  ports: [{{port: 80, targetPort: 8081}}]\n"
+            ),
+        );
+        // A client on the second node asks for the first node's pod by its Service's name:
+        // the cluster DNS and the endpoint both live on the first node.
+        let script = "mkdir -p /www; httpd -p 8081 -h /www; \
+             i=0; while [ $i -lt 40 ]; do timeout 3 wget -qO- http://client-a/name > /www/by-name 2>/www/by-name-error && break; sleep 0.5; i=$((i+1)); done; \
+             echo done > /www/done; sleep 3600";
+        ferry.apply_yaml(
+            "apply",
+            &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: client-b}}\n\
+                 spec:\n  nodeSelector: {{kubernetes.io/hostname: ferry-node2}}\n  \
                  terminationGracePeriodSeconds: 1\n  containers:\n  - name: client\n    \
                  image: {BUSYBOX}\n    command: [sh, -c, {script:?}]\n"
             ),
@@ -1090,9 +1112,8 @@ fn pods_on_two_nodes_reach_each_other() {
             "{backend}: the client never finished: {}",
             ferry.ok(&["describe", "pod", "client-a"])
         );
-        let fetched = |what: &str| {
-            http_get(&format!("http://{client_ip}:8081/{what}")).unwrap_or_default()
-        };
+        let fetched =
+            |what: &str| http_get(&format!("http://{client_ip}:8081/{what}")).unwrap_or_default();
         let routes = run("ip", &["route", "show", "proto", "77"]);
         assert_eq!(
             fetched("by-ip").trim(),
@@ -1105,6 +1126,23 @@ fn pods_on_two_nodes_reach_each_other() {
             "web-b",
             "{backend}: the ClusterIP {cluster_ip}: {}",
             fetched("by-service-error")
+        );
+        let mut client_b = String::new();
+        assert!(
+            eventually(Duration::from_secs(60), || {
+                client_b = ferry.ok(&["get", "pod", "client-b", "-o", "jsonpath={.status.podIP}"]);
+                !client_b.is_empty() && http_get(&format!("http://{client_b}:8081/done")).is_some()
+            }),
+            "{backend}: the second node's client never finished: {}",
+            ferry.ok(&["describe", "pod", "client-b"])
+        );
+        let from_b =
+            |what: &str| http_get(&format!("http://{client_b}:8081/{what}")).unwrap_or_default();
+        assert_eq!(
+            from_b("by-name").trim(),
+            "client-a",
+            "{backend}: http://client-a from the second node: {}",
+            from_b("by-name-error")
         );
         match backend {
             "host-gw" => assert!(routes.contains("via 10.199.0.2 dev ferry-n2h"), "{routes}"),

@@ -12,9 +12,11 @@
 //!   back over the node's bridge, and what arrives for pods from anywhere but the bridge, and
 //!   rejects forwarded traffic still addressed to the service CIDR (the proxy rewrites what a
 //!   Service serves before it is forwarded). Traffic between this node's pods and other nodes'
-//!   pods is let through: their podCIDRs are kept in the set [`REMOTE_PODS`]
-//!   ([`allow_remote_pods`], called by the pod network controller as nodes come and go), and
-//!   the routes to them lead only to those nodes.
+//!   pods and node addresses is let through: their podCIDRs are kept in the set
+//!   [`REMOTE_PODS`] and their InternalIPs in [`REMOTE_NODES`] ([`allow_peers`], called by the
+//!   pod network controller as nodes come and go), and the routes to them lead only to those
+//!   nodes. (The cluster DNS and the API server run on the server's node: pods of the other
+//!   nodes reach them through their Services, whose endpoints are its address.)
 //!
 //! The ruleset is a pure function of the settings ([`ruleset`]); [`install`] and [`remove`] run
 //! `nft` and `ip`. Installing replaces the table atomically (`nft -f` runs one transaction).
@@ -27,6 +29,9 @@ pub const TABLE: &str = "ferry";
 
 /// The set of other nodes' podCIDRs, whose pods this node's pods may reach and be reached by.
 pub const REMOTE_PODS: &str = "remote-pods";
+
+/// The set of other nodes' InternalIPs, which this node's pods may reach and be reached from.
+pub const REMOTE_NODES: &str = "remote-nodes";
 
 /// The device the service CIDR is routed into: a bridge without ports.
 pub const SERVICE_DEVICE: &str = "ferry-svc";
@@ -86,10 +91,15 @@ table inet {TABLE} {{
 	set {REMOTE_PODS} {{
 		type ipv4_addr; flags interval;
 	}}
+	set {REMOTE_NODES} {{
+		type ipv4_addr;
+	}}
 	chain forward {{
 		type filter hook forward priority filter - 10; policy accept;
 		iifname "{bridge}" ip daddr @{REMOTE_PODS} accept
 		oifname "{bridge}" ip saddr @{REMOTE_PODS} accept
+		iifname "{bridge}" ip daddr @{REMOTE_NODES} accept
+		oifname "{bridge}" ip saddr @{REMOTE_NODES} accept
 		ip saddr {pods} oifname != "{bridge}" drop
 		ip daddr {pods} iifname != "{bridge}" drop
 		ip daddr {services} reject with icmp type admin-prohibited
@@ -169,28 +179,43 @@ pub fn install(guard: &Guard) -> Result<(), GuardError> {
     Ok(())
 }
 
-/// The nft script that makes [`REMOTE_PODS`] hold exactly `cidrs`, in one transaction.
-pub fn remote_pods_script(cidrs: &[String]) -> Result<String, GuardError> {
-    if let Some(bad) = cidrs
+/// The other nodes, as the guard needs them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Peers {
+    /// Their podCIDRs (`a.b.c.d/n`).
+    pub pod_cidrs: Vec<String>,
+    /// Their InternalIPs.
+    pub node_ips: Vec<std::net::Ipv4Addr>,
+}
+
+/// The nft script that makes [`REMOTE_PODS`] and [`REMOTE_NODES`] hold exactly `peers`, in one
+/// transaction.
+pub fn peers_script(peers: &Peers) -> Result<String, GuardError> {
+    if let Some(bad) = peers
+        .pod_cidrs
         .iter()
         .find(|c| crate::cni::parse_ipv4_cidr(c).is_none())
     {
         return Err(GuardError::InvalidCidr(bad.clone()));
     }
-    let mut script = format!("flush set inet {TABLE} {REMOTE_PODS}\n");
-    if !cidrs.is_empty() {
-        script.push_str(&format!(
-            "add element inet {TABLE} {REMOTE_PODS} {{ {} }}\n",
-            cidrs.join(", ")
-        ));
+    let nodes: Vec<String> = peers.node_ips.iter().map(|ip| ip.to_string()).collect();
+    let mut script = String::new();
+    for (set, elements) in [(REMOTE_PODS, &peers.pod_cidrs), (REMOTE_NODES, &nodes)] {
+        script.push_str(&format!("flush set inet {TABLE} {set}\n"));
+        if !elements.is_empty() {
+            script.push_str(&format!(
+                "add element inet {TABLE} {set} {{ {} }}\n",
+                elements.join(", ")
+            ));
+        }
     }
     Ok(script)
 }
 
-/// Lets this node's pods and the pods of `cidrs` (other nodes' podCIDRs) reach each other;
-/// the podCIDRs of nodes no longer listed are shut out again.
-pub fn allow_remote_pods(cidrs: &[String]) -> Result<(), GuardError> {
-    run("nft", &["-f", "-"], Some(&remote_pods_script(cidrs)?))
+/// Lets this node's pods and the pods and addresses of `peers` reach each other; nodes no
+/// longer listed are shut out again.
+pub fn allow_peers(peers: &Peers) -> Result<(), GuardError> {
+    run("nft", &["-f", "-"], Some(&peers_script(peers)?))
 }
 
 /// Removes the guard (what is already gone is not an error).
@@ -236,15 +261,27 @@ mod tests {
             .expect("accept rule");
         assert!(rules.contains("oifname \"ferry0\" ip saddr @remote-pods accept"));
         assert!(accept < rules.find("drop").expect("drop rule"));
+        assert!(rules.contains("iifname \"ferry0\" ip daddr @remote-nodes accept"));
+        let peers = Peers {
+            pod_cidrs: vec!["10.42.1.0/24".into(), "10.42.2.0/24".into()],
+            node_ips: vec!["192.168.1.2".parse().expect("ip")],
+        };
         assert_eq!(
-            remote_pods_script(&["10.42.1.0/24".into(), "10.42.2.0/24".into()]).expect("valid"),
-            "flush set inet ferry remote-pods\nadd element inet ferry remote-pods { 10.42.1.0/24, 10.42.2.0/24 }\n"
+            peers_script(&peers).expect("valid"),
+            "flush set inet ferry remote-pods\n\
+             add element inet ferry remote-pods { 10.42.1.0/24, 10.42.2.0/24 }\n\
+             flush set inet ferry remote-nodes\n\
+             add element inet ferry remote-nodes { 192.168.1.2 }\n"
         );
         assert_eq!(
-            remote_pods_script(&[]).expect("valid"),
-            "flush set inet ferry remote-pods\n"
+            peers_script(&Peers::default()).expect("valid"),
+            "flush set inet ferry remote-pods\nflush set inet ferry remote-nodes\n"
         );
-        assert!(remote_pods_script(&["10.42.1.0".into()]).is_err());
+        let bad = Peers {
+            pod_cidrs: vec!["10.42.1.0".into()],
+            ..Peers::default()
+        };
+        assert!(peers_script(&bad).is_err());
         let bad = Guard {
             cluster_cidr: "10.42.0.0".into(),
             ..guard

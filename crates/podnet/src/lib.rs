@@ -6,7 +6,7 @@
 //! - [`link`]: applying a plan through rtnetlink, and `--cleanup`;
 //! - [`PodNetwork`]: watches Nodes and keeps the kernel in line with the plan after every
 //!   change and every resync (which also repairs what was removed by hand). It reports the
-//!   peers' podCIDRs to the agent, which lets them through the pod-network guard.
+//!   peers to the agent, which lets their pods and addresses through the pod-network guard.
 //!
 //! The backend is chosen by the server (`ferry server --pod-network`), which publishes it with
 //! the cluster CIDR in the ConfigMap `kube-system/ferry-pod-network` ([`CONFIG_MAP`]) that every
@@ -111,8 +111,9 @@ pub struct Options {
     pub resync: Duration,
 }
 
-/// Told the peers' podCIDRs after each sync (the agent lets them through its guard).
-pub type PeersChanged = Box<dyn Fn(&[Cidr]) -> Result<(), String> + Send + Sync>;
+/// Told the peers before each sync (the agent lets their pods and node addresses through its
+/// guard).
+pub type PeersChanged = Box<dyn Fn(&[Peer]) -> Result<(), String> + Send + Sync>;
 
 /// Counters of the pod network controller.
 #[derive(Debug, Default)]
@@ -258,8 +259,7 @@ impl PodNetwork {
         let plan = plan::plan(*backend, *node_ip, *pod_cidr, peers);
         // The guard lets the peers' pods through before their routes exist: a packet routed
         // to a peer is never dropped by a guard that does not know it yet.
-        let cidrs: Vec<Cidr> = peers.iter().map(|p| p.pod_cidr).collect();
-        (self.on_peers)(&cidrs)?;
+        (self.on_peers)(peers)?;
         let changes = netlink.apply(&plan).await.map_err(|e| e.to_string())?;
         if changes != link::Changes::default() {
             tracing::info!(
