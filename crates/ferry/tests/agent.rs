@@ -1073,8 +1073,8 @@ fn pods_on_two_nodes_reach_each_other() {
         // A client on the local node fetches from both and serves what it got.
         let script = format!(
             "mkdir -p /www; echo client-a > /www/name; httpd -p 8081 -h /www; \
-             i=0; while [ $i -lt 40 ]; do timeout 2 wget -qO- http://{web_ip}:8080/name > /www/by-ip 2>/www/by-ip-error && break; sleep 0.5; i=$((i+1)); done; \
-             i=0; while [ $i -lt 40 ]; do timeout 2 wget -qO- http://{cluster_ip}/name > /www/by-service 2>/www/by-service-error && break; sleep 0.5; i=$((i+1)); done; \
+             i=0; while [ $i -lt 20 ]; do timeout 2 wget -qO- http://{web_ip}:8080/name > /www/by-ip 2>/www/by-ip-error && break; sleep 0.5; i=$((i+1)); done; \
+             i=0; while [ $i -lt 20 ]; do timeout 2 wget -qO- http://{cluster_ip}/name > /www/by-service 2>/www/by-service-error && break; sleep 0.5; i=$((i+1)); done; \
              echo done > /www/done; sleep 3600"
         );
         ferry.apply_yaml(
@@ -1091,7 +1091,7 @@ fn pods_on_two_nodes_reach_each_other() {
         // A client on the second node asks for the first node's pod by its Service's name:
         // the cluster DNS and the endpoint both live on the first node.
         let script = "mkdir -p /www; httpd -p 8081 -h /www; \
-             i=0; while [ $i -lt 40 ]; do timeout 3 wget -qO- http://client-a/name > /www/by-name 2>/www/by-name-error && break; sleep 0.5; i=$((i+1)); done; \
+             i=0; while [ $i -lt 20 ]; do timeout 2 wget -qO- http://client-a/name > /www/by-name 2>/www/by-name-error && break; sleep 0.5; i=$((i+1)); done; \
              echo done > /www/done; sleep 3600";
         ferry.apply_yaml(
             "apply",
@@ -1104,7 +1104,7 @@ fn pods_on_two_nodes_reach_each_other() {
         );
         let mut client_ip = String::new();
         assert!(
-            eventually(Duration::from_secs(60), || {
+            eventually(Duration::from_secs(120), || {
                 client_ip = ferry.ok(&["get", "pod", "client-a", "-o", "jsonpath={.status.podIP}"]);
                 !client_ip.is_empty()
                     && http_get(&format!("http://{client_ip}:8081/done")).is_some()
@@ -1129,7 +1129,7 @@ fn pods_on_two_nodes_reach_each_other() {
         );
         let mut client_b = String::new();
         assert!(
-            eventually(Duration::from_secs(60), || {
+            eventually(Duration::from_secs(75), || {
                 client_b = ferry.ok(&["get", "pod", "client-b", "-o", "jsonpath={.status.podIP}"]);
                 !client_b.is_empty() && http_get(&format!("http://{client_b}:8081/done")).is_some()
             }),
