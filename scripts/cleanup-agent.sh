@@ -4,7 +4,7 @@
 # containers (runc state), the agent's containerd and its shims, pod network namespaces with no
 # process left, the pod bridge, the pod-network guard (nft table `inet ferry`, the cluster CIDR's
 # blackhole route, the service CIDR's route into the port-less bridge `ferry-svc`),
-# the service proxy's nft table `ip ferry-proxy`, the pod network's routes to other nodes (proto 77)
+# the service proxy's nft table `ip ferry-proxy`, the NetworkPolicy table `inet ferry-policy`, the pod network's routes to other nodes (proto 77)
 # and its VXLAN device `ferry.1`,
 # CNI's cached results, mounts under the data dir, the pods' cgroups, the runtime state.
 # Run it with the agent stopped.
@@ -70,6 +70,7 @@ done
 ip link show ferry-svc >/dev/null 2>&1 && ip link delete ferry-svc && say "deleted service device ferry-svc"
 nft delete table inet ferry 2>/dev/null && say "removed nft table inet ferry"
 nft delete table ip ferry-proxy 2>/dev/null && say "removed nft table ip ferry-proxy"
+nft delete table inet ferry-policy 2>/dev/null && say "removed nft table inet ferry-policy"
 for route in $(ip -4 route show proto 77 | cut -d' ' -f1); do
   ip route del "$route" proto 77 && say "removed the pod route to $route"
 done

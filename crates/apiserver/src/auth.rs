@@ -380,6 +380,10 @@ const NODE_RULES: &[Rule] = &[
     // The agent's service proxy runs with its node's credentials: what upstream's
     // system:node-proxier role grants kube-proxy.
     rule(READ, "discovery.k8s.io", &["endpointslices"]),
+    // The agent's NetworkPolicy enforcement, likewise (k3s's policy controller reads these
+    // with its agent's credentials too).
+    rule(READ, "networking.k8s.io", &["networkpolicies"]),
+    rule(READ, "", &["namespaces"]),
     rule(
         &["get"],
         "",

@@ -146,6 +146,13 @@ pub async fn run_cleanup(args: &AgentArgs) -> anyhow::Result<()> {
             .push(format!("removed nft table ip {}", ferry_proxy::nft::TABLE)),
         Err(e) => report.errors.push(e.to_string()),
     }
+    match ferry_podnet::policy::cleanup().await {
+        Ok(()) => report.actions.push(format!(
+            "removed nft table inet {}",
+            ferry_podnet::policy::render::TABLE
+        )),
+        Err(e) => report.errors.push(e.to_string()),
+    }
     match ferry_podnet::cleanup().await {
         Ok(removed) => report.actions.extend(removed),
         Err(e) => report.errors.push(e.to_string()),
@@ -346,6 +353,14 @@ where
                 nft: ferry_proxy::Nft::default(),
                 flush_conntrack: true,
             };
+            // NetworkPolicy for this node's pods.
+            let (policy, policy_watches) = ferry_podnet::policy::PolicyController::new(
+                client.clone(),
+                node_name.clone(),
+                Duration::from_secs(60),
+            );
+            let policy_watches = tokio::spawn(policy_watches);
+            let policy = tokio::spawn(policy.run(stopping()));
             let (proxy, proxy_watches) = ferry_proxy::Proxy::new(client.clone(), proxy_options);
             let proxy_watches = tokio::spawn(proxy_watches);
             let proxy = tokio::spawn(proxy.run(stopping()));
@@ -419,6 +434,8 @@ where
                 .await;
             let _ = tokio::time::timeout(Duration::from_secs(5), proxy).await;
             proxy_watches.abort();
+            let _ = tokio::time::timeout(Duration::from_secs(5), policy).await;
+            policy_watches.abort();
             if let Some((watch, pod_network)) = pod_network {
                 let _ = tokio::time::timeout(Duration::from_secs(5), pod_network).await;
                 watch.abort();

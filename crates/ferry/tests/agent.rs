@@ -1144,6 +1144,7 @@ fn pods_on_two_nodes_reach_each_other() {
             "{backend}: http://client-a from the second node: {}",
             from_b("by-name-error")
         );
+        network_policy_isolates_the_second_nodes_pod(&ferry, &local, &web_ip);
         match backend {
             "host-gw" => assert!(routes.contains("via 10.199.0.2 dev ferry-n2h"), "{routes}"),
             _ => {
@@ -1168,4 +1169,73 @@ fn pods_on_two_nodes_reach_each_other() {
             "{backend}: left behind: {left:?}"
         );
     }
+}
+
+/// Runs a busybox pod on `node` with `script` (which serves /www on 8081 and writes /www/done
+/// last); returns what it wrote to /www/result.
+fn client_result(ferry: &Ferry, name: &str, labels: &str, node: &str, script: &str) -> String {
+    ferry.apply_yaml(
+        "apply",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {labels}}}\n\
+             spec:\n  nodeSelector: {{kubernetes.io/hostname: {node}}}\n  \
+             terminationGracePeriodSeconds: 1\n  containers:\n  - name: client\n    \
+             image: {BUSYBOX}\n    command: [sh, -c, {script:?}]\n"
+        ),
+    );
+    let mut ip = String::new();
+    assert!(
+        eventually(Duration::from_secs(75), || {
+            ip = ferry.ok(&["get", "pod", name, "-o", "jsonpath={.status.podIP}"]);
+            !ip.is_empty() && http_get(&format!("http://{ip}:8081/done")).is_some()
+        }),
+        "{name} never finished: {}",
+        ferry.ok(&["describe", "pod", name])
+    );
+    http_get(&format!("http://{ip}:8081/result"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// A default-deny NetworkPolicy on the second node's web pod, and one letting in only pods
+/// labelled `access=true` on its port: the labelled client gets through, another does not.
+fn network_policy_isolates_the_second_nodes_pod(ferry: &Ferry, local: &str, web_ip: &str) {
+    ferry.apply_yaml(
+        "apply",
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny-web-b}\n\
+         spec: {podSelector: {matchLabels: {app: web-b}}, policyTypes: [Ingress]}\n\
+         ---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: allow-access}\n\
+         spec:\n  podSelector: {matchLabels: {app: web-b}}\n  \
+         ingress:\n  - from: [{podSelector: {matchLabels: {access: \"true\"}}}]\n    ports: [{port: 8080}]\n",
+    );
+    let allowed = client_result(
+        ferry,
+        "allowed",
+        "{access: \"true\"}",
+        local,
+        &format!(
+            "mkdir -p /www; httpd -p 8081 -h /www; \
+             i=0; while [ $i -lt 20 ]; do timeout 2 wget -qO- http://{web_ip}:8080/name > /www/result 2>/dev/null && break; sleep 0.5; i=$((i+1)); done; \
+             echo done > /www/done; sleep 3600"
+        ),
+    );
+    assert_eq!(allowed, "web-b", "the client the policy lets in");
+    // Created once the allowed client got through, so the second node has the policies.
+    let denied = client_result(
+        ferry,
+        "denied",
+        "{access: \"false\"}",
+        local,
+        &format!(
+            "mkdir -p /www; httpd -p 8081 -h /www; n=0; \
+             for i in 1 2 3; do timeout 2 wget -qO- http://{web_ip}:8080/name >/dev/null 2>&1 && n=$((n+1)); sleep 0.5; done; \
+             echo $n > /www/result; echo done > /www/done; sleep 3600"
+        ),
+    );
+    assert_eq!(
+        denied, "0",
+        "requests of the client no policy lets in that got through"
+    );
+    ferry.ok(&["delete", "networkpolicy", "deny-web-b", "allow-access"]);
 }

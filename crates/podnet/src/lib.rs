@@ -14,6 +14,7 @@
 
 pub mod link;
 pub mod plan;
+pub mod policy;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
