@@ -1159,6 +1159,10 @@ fn pods_on_two_nodes_reach_each_other() {
             run("ip", &["route", "show", "proto", "77"]),
             run("ip", &["link", "show", "ferry.1"]),
             run("ip", &["link", "show", "ferry-n2h"]),
+            run("nft", &["list", "tables"])
+                .lines()
+                .filter(|l| l.contains("ferry-policy") || l.contains("inet ferry"))
+                .collect(),
             run("ip", &["netns", "list"])
                 .lines()
                 .filter(|l| l.starts_with("ferry-node2"))
