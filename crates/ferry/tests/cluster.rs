@@ -112,16 +112,21 @@ fn deployment_rolls_out_on_sim_nodes() {
     // A new image rolls out; the old ReplicaSet ends at zero.
     ferry.ok(&["set", "image", "deployment/web", "app=registry.local/app:2"]);
     ferry.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
-    let sets = ferry.ok(&[
-        "get",
-        "rs",
-        "-l",
-        "app=web",
-        "-o",
-        "jsonpath={range .items[*]}{.metadata.name}={.spec.replicas}/{.status.replicas} {end}",
-    ]);
+    // `rollout status` is done once the new pods are available; the old set's status follows
+    // its scale-down a moment later.
+    let mut sets = String::new();
     assert!(
-        sets.contains(&format!("{rs_name}=0/0")),
+        eventually(Duration::from_secs(10), || {
+            sets = ferry.ok(&[
+                "get",
+                "rs",
+                "-l",
+                "app=web",
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.name}={.spec.replicas}/{.status.replicas} {end}",
+            ]);
+            sets.contains(&format!("{rs_name}=0/0"))
+        }),
         "old replicaset scaled to 0: {sets}"
     );
     let history = ferry.ok(&["rollout", "history", "deployment/web"]);
