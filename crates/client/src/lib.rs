@@ -15,6 +15,7 @@ pub mod bootstrap;
 pub mod events;
 pub mod kubeconfig;
 pub mod leader;
+pub mod watch;
 
 use std::path::Path;
 

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt as _;
+use ferry_client::watch::reflect;
 use hickory_server::net::runtime::Time;
 use hickory_server::proto::op::{Message, Metadata, ResponseCode};
 use hickory_server::proto::rr::Record;
@@ -18,7 +18,6 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{watcher, WatchStreamExt as _};
 use kube::Api;
 use parking_lot::RwLock;
 use tokio::net::{TcpListener, UdpSocket};
@@ -250,15 +249,17 @@ impl Bound {
         let until = async move {
             let watches = async {
                 tokio::join!(
-                    watch(
+                    reflect(
                         Api::<Service>::all(client.clone()),
                         services_writer,
-                        changed.clone()
+                        changed.clone(),
+                        "dns"
                     ),
-                    watch(
+                    reflect(
                         Api::<EndpointSlice>::all(client),
                         slices_writer,
-                        changed.clone()
+                        changed.clone(),
+                        "dns"
                     ),
                     rebuild(&watched, &domain, &services, &slices, &changed),
                 );
@@ -309,28 +310,6 @@ async fn rebuild(
         tokio::time::sleep(Duration::from_millis(5)).await;
         let next = Zone::build(domain, &services.state(), &slices.state());
         *zone.write() = Arc::new(next);
-    }
-}
-
-async fn watch<K>(api: Api<K>, writer: reflector::store::Writer<K>, changed: Arc<Notify>)
-where
-    K: kube::Resource
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-{
-    let stream =
-        reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
-    futures::pin_mut!(stream);
-    while let Some(event) = stream.next().await {
-        match event {
-            Ok(_) => changed.notify_one(),
-            Err(error) => tracing::debug!(%error, "dns watch error, retrying"),
-        }
     }
 }
 

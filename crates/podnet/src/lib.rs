@@ -22,10 +22,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt as _;
+use ferry_client::watch::reflect;
 use k8s_openapi::api::core::v1::{ConfigMap, Node};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{watcher, WatchStreamExt as _};
 use kube::Api;
 use tokio::sync::Notify;
 
@@ -148,20 +147,7 @@ impl PodNetwork {
         let (nodes, writer) = reflector::store();
         let wake = changed.clone();
         let watch_client = client.clone();
-        let watch = async move {
-            let stream = reflector::reflector(
-                writer,
-                watcher(Api::<Node>::all(watch_client), watcher::Config::default()),
-            )
-            .default_backoff();
-            futures::pin_mut!(stream);
-            while let Some(event) = stream.next().await {
-                match event {
-                    Ok(_) => wake.notify_one(),
-                    Err(error) => tracing::debug!(%error, "node watch error, retrying"),
-                }
-            }
-        };
+        let watch = reflect(Api::<Node>::all(watch_client), writer, wake, "node");
         let network = PodNetwork {
             client,
             options,

@@ -18,11 +18,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
+use ferry_client::watch::reflect;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{watcher, WatchStreamExt as _};
 use kube::Api;
 use tokio::sync::Notify;
 
@@ -97,15 +96,17 @@ impl Proxy {
         let changed = Arc::new(Notify::new());
         let (services, services_writer) = reflector::store();
         let (slices, slices_writer) = reflector::store();
-        let watch_services = watch(
+        let watch_services = reflect(
             Api::<Service>::all(client.clone()),
             services_writer,
             changed.clone(),
+            "proxy",
         );
-        let watch_slices = watch(
+        let watch_slices = reflect(
             Api::<EndpointSlice>::all(client),
             slices_writer,
             changed.clone(),
+            "proxy",
         );
         let watches = async move {
             tokio::join!(watch_services, watch_slices);
@@ -215,29 +216,6 @@ impl Proxy {
                 tracing::warn!(%error, "deleting stale UDP conntrack entries");
             }
             Err(error) => tracing::warn!(%error, "the conntrack flush did not finish"),
-        }
-    }
-}
-
-/// Keeps `writer`'s store in line with `api`, waking `changed` after each change.
-async fn watch<K>(api: Api<K>, writer: reflector::store::Writer<K>, changed: Arc<Notify>)
-where
-    K: kube::Resource
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-{
-    let stream =
-        reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
-    futures::pin_mut!(stream);
-    while let Some(event) = stream.next().await {
-        match event {
-            Ok(_) => changed.notify_one(),
-            Err(error) => tracing::debug!(%error, "proxy watch error, retrying"),
         }
     }
 }

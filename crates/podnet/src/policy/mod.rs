@@ -15,11 +15,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt as _;
+use ferry_client::watch::reflect;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{watcher, WatchStreamExt as _};
 use kube::Api;
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::Notify;
@@ -77,28 +76,6 @@ pub struct PolicyController {
     pub stats: Arc<PolicyStats>,
 }
 
-async fn watch<K>(api: Api<K>, writer: reflector::store::Writer<K>, changed: Arc<Notify>)
-where
-    K: kube::Resource
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-{
-    let stream =
-        reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
-    futures::pin_mut!(stream);
-    while let Some(event) = stream.next().await {
-        match event {
-            Ok(_) => changed.notify_one(),
-            Err(error) => tracing::debug!(%error, "policy watch error, retrying"),
-        }
-    }
-}
-
 impl PolicyController {
     /// Watches NetworkPolicies, Pods and Namespaces through `client`; returns the controller
     /// and the watches to run beside [`PolicyController::run`].
@@ -118,17 +95,24 @@ impl PolicyController {
             let changed = changed.clone();
             async move {
                 tokio::join!(
-                    watch(
+                    reflect(
                         Api::<NetworkPolicy>::all(client.clone()),
                         policies_writer,
-                        changed.clone()
+                        changed.clone(),
+                        "network policy"
                     ),
-                    watch(
+                    reflect(
                         Api::<Pod>::all(client.clone()),
                         pods_writer,
-                        changed.clone()
+                        changed.clone(),
+                        "network policy"
                     ),
-                    watch(Api::<Namespace>::all(client), namespaces_writer, changed),
+                    reflect(
+                        Api::<Namespace>::all(client),
+                        namespaces_writer,
+                        changed,
+                        "network policy"
+                    ),
                 );
             }
         };
