@@ -144,6 +144,20 @@ impl Drop for Agent {
     }
 }
 
+/// Whether the Node's Ready condition is True.
+fn node_ready(ferry: &Ferry, node: &str) -> bool {
+    ferry
+        .kubectl(&[
+            "get",
+            "node",
+            node,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ])
+        .stdout
+        == b"True"
+}
+
 fn http_get(url: &str) -> Option<String> {
     let out = Command::new("curl")
         .args(["-fsS", "--max-time", "3", url])
@@ -259,18 +273,7 @@ fn pods_run_on_real_containerd() {
 
     // The node joins and becomes Ready.
     assert!(
-        eventually(Duration::from_secs(90), || {
-            ferry
-                .kubectl(&[
-                    "get",
-                    "node",
-                    NODE,
-                    "-o",
-                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-                ])
-                .stdout
-                == b"True"
-        }),
+        eventually(Duration::from_secs(90), || node_ready(&ferry, NODE)),
         "node {NODE} never became Ready"
     );
     let csr = ferry.ok(&["get", "csr"]);
@@ -835,18 +838,7 @@ fn the_server_runs_a_local_agent() {
         .trim()
         .to_lowercase();
     assert!(
-        eventually(Duration::from_secs(90), || {
-            ferry
-                .kubectl(&[
-                    "get",
-                    "node",
-                    &node,
-                    "-o",
-                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-                ])
-                .stdout
-                == b"True"
-        }),
+        eventually(Duration::from_secs(90), || node_ready(&ferry, &node)),
         "the local node {node} never became Ready"
     );
     ferry.ok(&[
@@ -1027,18 +1019,7 @@ fn pods_on_two_nodes_reach_each_other() {
         ]);
         for node in [local.as_str(), "ferry-node2"] {
             assert!(
-                eventually(Duration::from_secs(90), || {
-                    ferry
-                        .kubectl(&[
-                            "get",
-                            "node",
-                            node,
-                            "-o",
-                            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-                        ])
-                        .stdout
-                        == b"True"
-                }),
+                eventually(Duration::from_secs(90), || node_ready(&ferry, node)),
                 "{backend}: node {node} never became Ready: {}",
                 ferry.ok(&["get", "nodes", "-o", "wide"])
             );

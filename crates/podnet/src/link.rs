@@ -126,18 +126,9 @@ impl Netlink {
         let Some(index) = index else {
             return Ok(1500);
         };
-        let link = self
-            .handle
-            .link()
-            .get()
-            .match_index(index)
-            .execute()
-            .try_next()
-            .await
-            .map_err(request("reading the underlay device"))?;
-        Ok(link
+        let attributes = self.link_attributes(index, "the underlay device").await?;
+        Ok(attributes
             .into_iter()
-            .flat_map(|l| l.attributes)
             .find_map(|a| match a {
                 LinkAttribute::Mtu(mtu) => Some(mtu),
                 _ => None,
@@ -145,8 +136,12 @@ impl Netlink {
             .unwrap_or(1500))
     }
 
-    /// The VXLAN device's local address, if the device exists.
-    async fn vxlan_local(&self, index: u32) -> Result<Option<Ipv4Addr>, LinkError> {
+    /// The attributes of the device `index` (none if it is gone); `what` names it in errors.
+    async fn link_attributes(
+        &self,
+        index: u32,
+        what: &str,
+    ) -> Result<Vec<LinkAttribute>, LinkError> {
         let link = self
             .handle
             .link()
@@ -155,14 +150,17 @@ impl Netlink {
             .execute()
             .try_next()
             .await
-            .map_err(request(format!("reading {VXLAN_DEVICE}")))?;
-        let infos = link
-            .into_iter()
-            .flat_map(|l| l.attributes)
-            .filter_map(|a| match a {
-                LinkAttribute::LinkInfo(infos) => Some(infos),
-                _ => None,
-            });
+            .map_err(request(format!("reading {what}")))?;
+        Ok(link.map(|l| l.attributes).unwrap_or_default())
+    }
+
+    /// The VXLAN device's local address, if the device exists.
+    async fn vxlan_local(&self, index: u32) -> Result<Option<Ipv4Addr>, LinkError> {
+        let attributes = self.link_attributes(index, VXLAN_DEVICE).await?;
+        let infos = attributes.into_iter().filter_map(|a| match a {
+            LinkAttribute::LinkInfo(infos) => Some(infos),
+            _ => None,
+        });
         for info in infos.flatten() {
             if let LinkInfo::Data(InfoData::Vxlan(data)) = info {
                 return Ok(data.iter().find_map(|d| match d {
