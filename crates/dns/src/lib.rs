@@ -211,9 +211,27 @@ fn shared_udp(address: SocketAddr) -> std::io::Result<UdpSocket> {
 
 /// Binds UDP and TCP on `options.listen` (the same port for both).
 pub async fn bind(options: Options) -> Result<Bound, BindError> {
+    // Port 0: the kernel picks a free UDP port, which TCP may hold elsewhere; pick again.
+    let attempts = if options.listen.port() == 0 { 20 } else { 1 };
+    let mut last = None;
+    for _ in 0..attempts {
+        match bind_once(options.listen).await {
+            Ok((udp, tcp)) => return Ok(Bound { udp, tcp, options }),
+            Err(e) if e.source.kind() == std::io::ErrorKind::AddrInUse => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| BindError {
+        address: options.listen,
+        source: std::io::ErrorKind::AddrInUse.into(),
+    }))
+}
+
+/// The UDP sockets and the TCP listener on one port.
+async fn bind_once(listen: SocketAddr) -> Result<(Vec<UdpSocket>, TcpListener), BindError> {
     let error = |address, source| BindError { address, source };
-    let first = shared_udp(options.listen).map_err(|e| error(options.listen, e))?;
-    let address = first.local_addr().map_err(|e| error(options.listen, e))?;
+    let first = shared_udp(listen).map_err(|e| error(listen, e))?;
+    let address = first.local_addr().map_err(|e| error(listen, e))?;
     let mut udp = vec![first];
     for _ in 1..UDP_SOCKETS {
         udp.push(shared_udp(address).map_err(|e| error(address, e))?);
@@ -221,7 +239,7 @@ pub async fn bind(options: Options) -> Result<Bound, BindError> {
     let tcp = TcpListener::bind(address)
         .await
         .map_err(|e| error(address, e))?;
-    Ok(Bound { udp, tcp, options })
+    Ok((udp, tcp))
 }
 
 impl Bound {

@@ -1073,6 +1073,7 @@ fn pods_on_two_nodes_reach_each_other() {
         // the cluster DNS and the endpoint both live on the first node.
         let script = "mkdir -p /www; httpd -p 8081 -h /www; \
              i=0; while [ $i -lt 20 ]; do timeout 2 wget -qO- http://client-a/name > /www/by-name 2>/www/by-name-error && break; sleep 0.5; i=$((i+1)); done; \
+             wget -qSO- --no-check-certificate https://kubernetes.default/api > /www/api 2>&1; \
              echo done > /www/done; sleep 3600";
         ferry.apply_yaml(
             "apply",
@@ -1126,6 +1127,13 @@ fn pods_on_two_nodes_reach_each_other() {
             from_b("by-name-error")
         );
         network_policy_isolates_the_second_nodes_pod(&ferry, &local, &web_ip);
+        // The API server, from the second node's pod through the `kubernetes` Service: it
+        // answers, and without a token it answers 401.
+        let api = from_b("api");
+        assert!(
+            api.contains("401"),
+            "{backend}: https://kubernetes.default/api: {api}"
+        );
         match backend {
             "host-gw" => assert!(routes.contains("via 10.199.0.2 dev ferry-n2h"), "{routes}"),
             _ => {
