@@ -33,6 +33,13 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 /// The signer of kubelet client certificates, which the controller manager approves for nodes.
 pub const KUBELET_CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
 
+/// The signer of kubelet serving certificates (the kubelet's HTTPS server on :10250).
+pub const KUBELET_SERVING_SIGNER: &str = "kubernetes.io/kubelet-serving";
+/// The kubelet's serving certificate (PEM).
+pub const SERVING_CERT_FILE: &str = "kubelet-serving.crt";
+/// Its private key (PEM, PKCS#8, mode 0600).
+pub const SERVING_KEY_FILE: &str = "kubelet-serving.key";
+
 /// The kubeconfig [`bootstrap_kubeconfig`] writes in its directory.
 pub const KUBECONFIG_FILE: &str = "kubelet.kubeconfig";
 /// The node's client certificate (PEM).
@@ -271,8 +278,10 @@ pub async fn bootstrap_kubeconfig_with_timeout(
     }
     let ca_der = pinned_ca(&uri, &token.ca_hash).await?;
     let client = bootstrap_client(uri, &ca_der, &token.bearer())?;
-    let (key_pem, csr_pem) = key_and_request(node_name)?;
-    let cert_pem = request_certificate(client, &csr_pem, timeout).await?;
+    let (key_pem, csr_pem) = key_and_request(node_name, &[])?;
+    let usages = ["digital signature", "client auth"];
+    let cert_pem =
+        request_certificate(client, &csr_pem, KUBELET_CLIENT_SIGNER, &usages, timeout).await?;
     write_credentials(server_url, node_name, dir, &ca_der, &cert_pem, &key_pem)
 }
 
@@ -431,10 +440,13 @@ fn bootstrap_client(
 }
 
 /// A new ECDSA P-256 key (PEM) and a certificate request (PEM) for
-/// `CN=system:node:<name>, O=system:nodes`.
-fn key_and_request(node_name: &str) -> Result<(String, String), BootstrapError> {
+/// `CN=system:node:<name>, O=system:nodes`, naming `alt_names` (DNS names and IP addresses).
+fn key_and_request(
+    node_name: &str,
+    alt_names: &[String],
+) -> Result<(String, String), BootstrapError> {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(cert_err)?;
-    let mut params = rcgen::CertificateParams::default();
+    let mut params = rcgen::CertificateParams::new(alt_names.to_vec()).map_err(cert_err)?;
     let mut dn = rcgen::DistinguishedName::new();
     dn.push(rcgen::DnType::OrganizationName, "system:nodes");
     dn.push(
@@ -446,10 +458,12 @@ fn key_and_request(node_name: &str) -> Result<(String, String), BootstrapError> 
     Ok((key.serialize_pem(), csr.pem().map_err(cert_err)?))
 }
 
-/// Creates the CSR and waits for its certificate (PEM).
+/// Creates the CSR for `signer` with `usages` and waits for its certificate (PEM).
 async fn request_certificate(
     client: kube::Client,
     csr_pem: &str,
+    signer: &str,
+    usages: &[&str],
     timeout: Duration,
 ) -> Result<String, BootstrapError> {
     let api: Api<CertificateSigningRequest> = Api::all(client);
@@ -461,14 +475,14 @@ async fn request_certificate(
         },
         spec: CertificateSigningRequestSpec {
             request: k8s_openapi::ByteString(csr_pem.as_bytes().to_vec()),
-            signer_name: KUBELET_CLIENT_SIGNER.into(),
-            usages: Some(vec!["digital signature".into(), "client auth".into()]),
+            signer_name: signer.into(),
+            usages: Some(usages.iter().map(|u| u.to_string()).collect()),
             ..Default::default()
         },
         status: None,
     };
     api.create(&PostParams::default(), &csr).await?;
-    tracing::info!(csr = %name, "waiting for the node's client certificate");
+    tracing::info!(csr = %name, %signer, "waiting for the node's certificate");
     let wait = async {
         loop {
             let csr = api.get(&name).await?;
@@ -552,6 +566,91 @@ fn write_credentials(
         true,
     )?;
     Ok(path)
+}
+
+/// The kubelet's serving certificate and key (PEM) for `alt_names` (the node's addresses and
+/// host name): the ones in `dir` while they name exactly these and are valid for more than an
+/// hour, or else new ones, asked for as the node (`client`) with a CSR of the
+/// `kubernetes.io/kubelet-serving` signer — as upstream's kubelet with
+/// `serverTLSBootstrap: true` — waiting up to `timeout` for the certificate.
+pub async fn serving_certificate(
+    client: kube::Client,
+    node_name: &str,
+    alt_names: &[String],
+    dir: &Path,
+    timeout: Duration,
+) -> Result<(String, String), BootstrapError> {
+    let cert_path = dir.join(SERVING_CERT_FILE);
+    let key_path = dir.join(SERVING_KEY_FILE);
+    if let (Ok(cert_pem), Ok(key_pem)) = (
+        std::fs::read_to_string(&cert_path),
+        std::fs::read_to_string(&key_path),
+    ) {
+        match check_serving_cert(&cert_pem, node_name, alt_names, unix_now()) {
+            Ok(()) => return Ok((cert_pem, key_pem)),
+            Err(why) => tracing::info!(%why, "asking for a new serving certificate"),
+        }
+    }
+    let (key_pem, csr_pem) = key_and_request(node_name, alt_names)?;
+    let usages = ["digital signature", "server auth"];
+    let cert_pem =
+        request_certificate(client, &csr_pem, KUBELET_SERVING_SIGNER, &usages, timeout).await?;
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    write_file(&key_path, key_pem.as_bytes(), true)?;
+    write_file(&cert_path, cert_pem.as_bytes(), false)?;
+    Ok((cert_pem, key_pem))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Why a serving certificate cannot be reused (another node, other names, or expiring), or
+/// `Ok` if it can.
+fn check_serving_cert(
+    cert_pem: &str,
+    node_name: &str,
+    alt_names: &[String],
+    now_unix: i64,
+) -> Result<(), BootstrapError> {
+    check_client_cert(cert_pem, node_name, now_unix)?;
+    let der = first_cert_der(cert_pem)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(cert_err)?;
+    let mut named: Vec<String> = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|name| match name {
+                    x509_parser::extensions::GeneralName::DNSName(n) => Some(n.to_string()),
+                    x509_parser::extensions::GeneralName::IPAddress(bytes) => match bytes.len() {
+                        4 => <[u8; 4]>::try_from(*bytes)
+                            .ok()
+                            .map(|b| std::net::IpAddr::from(b).to_string()),
+                        16 => <[u8; 16]>::try_from(*bytes)
+                            .ok()
+                            .map(|b| std::net::IpAddr::from(b).to_string()),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut wanted = alt_names.to_vec();
+    named.sort();
+    wanted.sort();
+    if named != wanted {
+        return Err(cert_err(format!(
+            "certificate names {named:?}, not {wanted:?}"
+        )));
+    }
+    Ok(())
 }
 
 /// Why a client certificate cannot be reused, or `Ok` if it can.
@@ -667,7 +766,7 @@ mod tests {
 
     #[test]
     fn requests_are_for_the_node() {
-        let (_, csr) = key_and_request("n1").expect("csr");
+        let (_, csr) = key_and_request("n1", &[]).expect("csr");
         let block = pem::parse(&csr).expect("pem");
         assert_eq!(block.tag(), "CERTIFICATE REQUEST");
         use x509_parser::prelude::FromDer as _;
@@ -711,5 +810,22 @@ mod tests {
         let kubeconfig = kube::config::Kubeconfig::read_from(dir.path().join(KUBECONFIG_FILE))
             .expect("kube-rs reads it");
         assert_eq!(kubeconfig.current_context.as_deref(), Some("ferry"));
+    }
+
+    #[test]
+    fn serving_certificates_are_reused_only_for_the_same_names() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(names(&["n1", "10.0.0.1"])).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "system:node:n1");
+        params.not_after = (std::time::SystemTime::now() + Duration::from_secs(30 * 86400)).into();
+        let cert = params.self_signed(&key).expect("cert").pem();
+        let now = unix_now();
+        assert!(check_serving_cert(&cert, "n1", &names(&["10.0.0.1", "n1"]), now).is_ok());
+        assert!(check_serving_cert(&cert, "n1", &names(&["10.0.0.2", "n1"]), now).is_err());
+        assert!(check_serving_cert(&cert, "n1", &names(&["n1"]), now).is_err());
+        assert!(check_serving_cert(&cert, "n2", &names(&["10.0.0.1", "n1"]), now).is_err());
     }
 }

@@ -7,7 +7,10 @@
 //!   can run and one works.
 //! - [`connect`]: a kube-rs [`kube::Client`] from a kubeconfig file.
 //! - [`bootstrap`]: a node joining a cluster with a join token (TLS bootstrapping): pin the CA
-//!   by its hash, ask for a client certificate with a CSR, write a kubeconfig.
+//!   by its hash, ask for a client certificate with a CSR, write a kubeconfig; and the
+//!   kubelet's serving certificate, asked the same way.
+//! - [`upgrade`]: proxying an exec, attach or port-forward one hop further (API server →
+//!   kubelet → runtime), whatever protocol the two ends agree on.
 //!
 //! Everything here talks to the API server only through kube-rs; nothing reaches the store.
 
@@ -15,6 +18,7 @@ pub mod bootstrap;
 pub mod events;
 pub mod kubeconfig;
 pub mod leader;
+pub mod upgrade;
 pub mod watch;
 
 use std::path::Path;

@@ -7,8 +7,14 @@
 //!   which its default RBAC grants to exactly those requestors; ferry has no RBAC yet, so the
 //!   requestor's groups and name are checked directly ([`approval`]). Requests it does not
 //!   recognise stay pending for `kubectl certificate approve`.
-//! - **csrsigning** signs approved requests of the `kube-apiserver-client` and
-//!   `kube-apiserver-client-kubelet` signers with the cluster CA (`--cluster-signing-cert-file`,
+//!   It also approves a node's own request for its kubelet serving certificate (signer
+//!   `kubernetes.io/kubelet-serving`) when every IP address it names is one of the addresses
+//!   in the node's status and every DNS name is the node's name or host name: upstream leaves
+//!   these to an external approver (or a person), k3s hands its agents serving certificates
+//!   directly; checking the names against the Node is what such approvers
+//!   (kubelet-csr-approver) do, so one node cannot obtain a certificate for another's address.
+//! - **csrsigning** signs approved requests of the `kube-apiserver-client`,
+//!   `kube-apiserver-client-kubelet` and `kubelet-serving` signers with the cluster CA (`--cluster-signing-cert-file`,
 //!   `--cluster-signing-key-file`) and writes the certificate into `status.certificate`
 //!   ([`signing`] decides, [`CaSigner`] signs).
 //!
@@ -21,6 +27,7 @@ use std::time::{Duration, SystemTime};
 use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestCondition,
 };
+use k8s_openapi::api::core::v1::Node;
 use kube::api::PostParams;
 use kube::{Api, ResourceExt as _};
 use x509_parser::prelude::FromDer as _;
@@ -33,10 +40,17 @@ use crate::{ApiContext as _, Context, Error};
 pub const KUBELET_CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
 /// Client certificates for the API server, any subject.
 pub const CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client";
+/// Kubelet serving certificates: `CN=system:node:<name>, O=system:nodes`, DNS and IP names.
+pub const KUBELET_SERVING_SIGNER: &str = "kubernetes.io/kubelet-serving";
+/// The usages a kubelet serving certificate may ask for.
+const SERVING_USAGES: &[&str] = &["digital signature", "key encipherment", "server auth"];
 
 /// Upstream's condition message.
 const APPROVED_MESSAGE: &str =
     "Auto approving kubelet client certificate after SubjectAccessReview.";
+/// The condition message of an approved serving request.
+const SERVING_APPROVED_MESSAGE: &str =
+    "Auto approving kubelet serving certificate: the node's own names and addresses.";
 /// The usages a client certificate may ask for.
 const CLIENT_USAGES: &[&str] = &["digital signature", "key encipherment", "client auth"];
 
@@ -83,6 +97,15 @@ pub enum RequestError {
     /// The request names subject alternative names.
     #[error("subject alternative names are not allowed")]
     SubjectAltNames,
+    /// A serving request names something other than DNS names and IP addresses.
+    #[error("only DNS names and IP addresses are allowed as subject alternative names")]
+    OtherAltNames,
+    /// A serving request names no DNS name or IP address.
+    #[error("at least one DNS name or IP address is required")]
+    NoAltNames,
+    /// `server auth` is not among a serving request's usages.
+    #[error("missing usage \"server auth\"")]
+    MissingServerAuth,
     /// A usage a client certificate does not have.
     #[error("usage not allowed: {0:?}")]
     Usage(String),
@@ -91,9 +114,61 @@ pub enum RequestError {
     MissingClientAuth,
 }
 
+/// What a node's certificate request asks for.
+#[derive(Debug, Default, PartialEq)]
+struct NodeRequest {
+    /// The node in `CN=system:node:<name>`.
+    node: String,
+    /// Its DNS subject alternative names.
+    dns_names: Vec<String>,
+    /// Its IP subject alternative names.
+    ips: Vec<std::net::IpAddr>,
+    /// It has subject alternative names of other kinds (email, URI, …).
+    other_names: bool,
+}
+
+impl NodeRequest {
+    fn has_alt_names(&self) -> bool {
+        self.other_names || !self.dns_names.is_empty() || !self.ips.is_empty()
+    }
+}
+
 /// The node name a kubelet client certificate request is for, or why it is not one (upstream's
 /// `ValidateKubeletClientCSR`).
 fn kubelet_client_node(csr: &CertificateSigningRequest) -> Result<String, RequestError> {
+    let request = node_request(csr)?;
+    if request.has_alt_names() {
+        return Err(RequestError::SubjectAltNames);
+    }
+    Ok(request.node)
+}
+
+/// A kubelet serving certificate request, or why it is not one (upstream's
+/// `isKubeletServing` checks: the node's subject, DNS and IP names only, at least one, and
+/// serving usages).
+fn kubelet_serving_request(csr: &CertificateSigningRequest) -> Result<NodeRequest, RequestError> {
+    let request = node_request(csr)?;
+    if request.other_names {
+        return Err(RequestError::OtherAltNames);
+    }
+    if !request.has_alt_names() {
+        return Err(RequestError::NoAltNames);
+    }
+    let usages = csr.spec.usages.as_deref().unwrap_or_default();
+    if let Some(bad) = usages
+        .iter()
+        .find(|u| !SERVING_USAGES.contains(&u.as_str()))
+    {
+        return Err(RequestError::Usage(bad.clone()));
+    }
+    if !usages.iter().any(|u| u == "server auth") {
+        return Err(RequestError::MissingServerAuth);
+    }
+    Ok(request)
+}
+
+/// The subject and names of a node's request (`CN=system:node:<name>, O=system:nodes`).
+fn node_request(csr: &CertificateSigningRequest) -> Result<NodeRequest, RequestError> {
     let block = pem::parse(&csr.spec.request.0).map_err(RequestError::NotPem)?;
     if block.tag() != "CERTIFICATE REQUEST" {
         return Err(RequestError::PemBlock(block.tag().to_string()));
@@ -129,20 +204,35 @@ fn kubelet_client_node(csr: &CertificateSigningRequest) -> Result<String, Reques
             ))
         }
     };
-    let has_sans = request
-        .requested_extensions()
-        .is_some_and(|mut extensions| {
-            extensions.any(|e| {
-                matches!(
-                    e,
-                    x509_parser::extensions::ParsedExtension::SubjectAlternativeName(_)
-                )
-            })
-        });
-    if has_sans {
-        return Err(RequestError::SubjectAltNames);
+    let mut parsed = NodeRequest {
+        node: node.to_string(),
+        ..NodeRequest::default()
+    };
+    for extension in request.requested_extensions().into_iter().flatten() {
+        let x509_parser::extensions::ParsedExtension::SubjectAlternativeName(names) = extension
+        else {
+            continue;
+        };
+        for name in &names.general_names {
+            use x509_parser::extensions::GeneralName;
+            match name {
+                GeneralName::DNSName(dns) => parsed.dns_names.push(dns.to_string()),
+                GeneralName::IPAddress(bytes) => match bytes.len() {
+                    4 => parsed
+                        .ips
+                        .extend(<[u8; 4]>::try_from(*bytes).ok().map(std::net::IpAddr::from)),
+                    16 => parsed.ips.extend(
+                        <[u8; 16]>::try_from(*bytes)
+                            .ok()
+                            .map(std::net::IpAddr::from),
+                    ),
+                    _ => parsed.other_names = true,
+                },
+                _ => parsed.other_names = true,
+            }
+        }
     }
-    Ok(node.to_string())
+    Ok(parsed)
 }
 
 /// Why the usages are not those of a client certificate, if they are not.
@@ -170,6 +260,20 @@ pub enum NotApproved {
     /// Not a valid kubelet client certificate request.
     #[error(transparent)]
     Request(#[from] RequestError),
+    /// A serving request asked by someone other than the node it is for.
+    #[error("serving certificate for node {node} asked by {username:?}")]
+    NotTheNode {
+        /// `spec.username`.
+        username: String,
+        /// The node named in the request.
+        node: String,
+    },
+    /// A serving request for a node that does not exist (yet).
+    #[error("node {0} not found")]
+    UnknownNode(String),
+    /// A serving request naming an address or name the node does not have.
+    #[error("{0} is not one of the node's addresses or names")]
+    ForeignName(String),
     /// Asked by neither a bootstrapper nor the node the certificate is for.
     #[error("requestor {username:?} is neither a bootstrapper nor node {node}")]
     Requestor {
@@ -181,9 +285,16 @@ pub enum NotApproved {
 }
 
 /// The approver's decision: `Ok(())` to approve, `Err(why not)` to leave the request alone.
-pub fn approval(csr: &CertificateSigningRequest) -> Result<(), NotApproved> {
+/// `node` finds a Node by name (for serving requests, whose names are checked against it).
+pub fn approval(
+    csr: &CertificateSigningRequest,
+    node: impl Fn(&str) -> Option<Arc<Node>>,
+) -> Result<(), NotApproved> {
     if has_condition(csr, "Approved") || has_condition(csr, "Denied") || issued(csr) {
         return Err(NotApproved::AlreadyDecided);
+    }
+    if csr.spec.signer_name == KUBELET_SERVING_SIGNER {
+        return serving_approval(csr, node);
     }
     if csr.spec.signer_name != KUBELET_CLIENT_SIGNER {
         return Err(NotApproved::Signer(csr.spec.signer_name.clone()));
@@ -199,6 +310,46 @@ pub fn approval(csr: &CertificateSigningRequest) -> Result<(), NotApproved> {
             username: csr.spec.username.clone().unwrap_or_default(),
             node,
         });
+    }
+    Ok(())
+}
+
+/// A serving request is approved when the node asks for itself, names only its own addresses
+/// (from its status) and its own name or host name.
+fn serving_approval(
+    csr: &CertificateSigningRequest,
+    node: impl Fn(&str) -> Option<Arc<Node>>,
+) -> Result<(), NotApproved> {
+    let request = kubelet_serving_request(csr)?;
+    let groups = csr.spec.groups.as_deref().unwrap_or_default();
+    let own = csr.spec.username.as_deref() == Some(&format!("system:node:{}", request.node))
+        && groups.iter().any(|g| g == "system:nodes");
+    if !own {
+        return Err(NotApproved::NotTheNode {
+            username: csr.spec.username.clone().unwrap_or_default(),
+            node: request.node,
+        });
+    }
+    let Some(found) = node(&request.node) else {
+        return Err(NotApproved::UnknownNode(request.node));
+    };
+    let addresses: Vec<&str> = found
+        .status
+        .as_ref()
+        .and_then(|s| s.addresses.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .map(|a| a.address.as_str())
+        .collect();
+    for ip in &request.ips {
+        if !addresses.contains(&ip.to_string().as_str()) {
+            return Err(NotApproved::ForeignName(ip.to_string()));
+        }
+    }
+    for dns in &request.dns_names {
+        if dns != &request.node && !addresses.contains(&dns.as_str()) {
+            return Err(NotApproved::ForeignName(dns.clone()));
+        }
     }
     Ok(())
 }
@@ -219,7 +370,7 @@ pub enum Signing {
 pub fn signing(csr: &CertificateSigningRequest) -> Signing {
     let ours = matches!(
         csr.spec.signer_name.as_str(),
-        KUBELET_CLIENT_SIGNER | CLIENT_SIGNER
+        KUBELET_CLIENT_SIGNER | CLIENT_SIGNER | KUBELET_SERVING_SIGNER
     );
     let pending = has_condition(csr, "Approved")
         && !has_condition(csr, "Denied")
@@ -227,6 +378,12 @@ pub fn signing(csr: &CertificateSigningRequest) -> Signing {
         && !issued(csr);
     if !ours || !pending {
         return Signing::Skip;
+    }
+    if csr.spec.signer_name == KUBELET_SERVING_SIGNER {
+        return match kubelet_serving_request(csr) {
+            Ok(_) => Signing::Sign,
+            Err(why) => Signing::Fail(why),
+        };
     }
     if let Err(why) = check_client_usages(csr) {
         return Signing::Fail(why);
@@ -309,8 +466,8 @@ impl CaSigner {
         })
     }
 
-    /// A client certificate (PEM) for the request `csr_pem`: its subject and public key, the
-    /// key usages asked for, the client-auth extended usage, valid from five minutes before
+    /// A certificate (PEM) for the request `csr_pem`: its subject, alternative names and public
+    /// key, the key and extended (client or server auth) usages asked for, valid from five minutes before
     /// `now` for `expiration` (or the signing duration), never past the CA.
     pub fn sign(
         &self,
@@ -340,7 +497,14 @@ impl CaSigner {
                 _ => None,
             })
             .collect();
-        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        params.extended_key_usages = usages
+            .iter()
+            .filter_map(|u| match u.as_str() {
+                "client auth" => Some(rcgen::ExtendedKeyUsagePurpose::ClientAuth),
+                "server auth" => Some(rcgen::ExtendedKeyUsagePurpose::ServerAuth),
+                _ => None,
+            })
+            .collect();
         params.use_authority_key_identifier_extension = true;
         params.name_constraints = None;
         params.crl_distribution_points = Vec::new();
@@ -377,7 +541,8 @@ impl Reconciler for CsrApprovingController {
         let Some(csr) = self.ctx.csrs.get("", &key) else {
             return Ok(None);
         };
-        if let Err(why) = approval(&csr) {
+        let nodes = &self.ctx.nodes;
+        if let Err(why) = approval(&csr, |name| nodes.get("", name)) {
             tracing::trace!(csr = %key, %why, "not approving");
             return Ok(None);
         }
@@ -390,7 +555,14 @@ impl Reconciler for CsrApprovingController {
                 type_: "Approved".into(),
                 status: "True".into(),
                 reason: Some("AutoApproved".into()),
-                message: Some(APPROVED_MESSAGE.into()),
+                message: Some(
+                    if csr.spec.signer_name == KUBELET_SERVING_SIGNER {
+                        SERVING_APPROVED_MESSAGE
+                    } else {
+                        APPROVED_MESSAGE
+                    }
+                    .into(),
+                ),
                 ..Default::default()
             });
         let api: Api<CertificateSigningRequest> = Api::all(self.ctx.client.clone());
@@ -398,7 +570,9 @@ impl Reconciler for CsrApprovingController {
             .replace_subresource("approval", &key, &PostParams::default(), &approved)
             .await
         {
-            Ok(_) => tracing::info!(csr = %key, "approved kubelet client certificate request"),
+            Ok(_) => {
+                tracing::info!(csr = %key, signer = %csr.spec.signer_name, "approved a node's certificate request")
+            }
             // Gone, or changed since the informer saw it: the next event brings it back.
             Err(e) if matches!(api_code(&e), Some(404) | Some(409)) => {}
             Err(e) => return Err(e).context("approving"),
@@ -596,6 +770,80 @@ mod tests {
     }
 
     #[test]
+    fn serving_requests_are_approved_for_the_nodes_own_names() {
+        let n1 = "system:node:n1";
+        let serving = |sans: &[&str]| {
+            Csr::new(request(n1, &["system:nodes"], sans))
+                .signer(KUBELET_SERVING_SIGNER)
+                .usages(&["digital signature", "server auth"])
+                .by(n1, &["system:nodes", "system:authenticated"])
+        };
+        let node: Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n1"},
+            "status": {"addresses": [
+                {"type": "InternalIP", "address": "10.0.0.1"},
+                {"type": "Hostname", "address": "host1"}]}
+        }))
+        .expect("node");
+        let node = Arc::new(node);
+        let find = |name: &str| (name == "n1").then(|| node.clone());
+        #[rustfmt::skip]
+        let table: Vec<(&str, Csr, Result<(), String>)> = vec![
+            ("its address, name and host name", serving(&["10.0.0.1", "n1", "host1"]), Ok(())),
+            ("another address", serving(&["10.0.0.2"]), Err("10.0.0.2 is not one of the node's addresses or names".into())),
+            ("another name", serving(&["n2"]), Err("n2 is not one of the node's addresses or names".into())),
+            ("no names", serving(&[]), Err("at least one DNS name or IP address is required".into())),
+            ("client usages", serving(&["10.0.0.1"]).usages(&["digital signature", "client auth"]),
+                Err("usage not allowed: \"client auth\"".into())),
+            ("no server auth", serving(&["10.0.0.1"]).usages(&["digital signature"]),
+                Err("missing usage \"server auth\"".into())),
+            ("asked by another node", serving(&["10.0.0.1"]).by("system:node:n2", &["system:nodes"]),
+                Err("serving certificate for node n1 asked by \"system:node:n2\"".into())),
+            ("asked by a bootstrapper", serving(&["10.0.0.1"]).by("system:bootstrap:x", &["system:bootstrappers"]),
+                Err("serving certificate for node n1 asked by \"system:bootstrap:x\"".into())),
+        ];
+        for (case, csr, want) in table {
+            assert_eq!(
+                approval(&csr.0, find).map_err(|e| e.to_string()),
+                want,
+                "{case}"
+            );
+        }
+        assert_eq!(
+            approval(&serving(&["10.0.0.1"]).0, |_| None).map_err(|e| e.to_string()),
+            Err("node n1 not found".into())
+        );
+        // Signed as a server certificate naming what it asked for.
+        let csr = serving(&["10.0.0.1", "n1"]).condition("Approved");
+        assert_eq!(signing(&csr.0), Signing::Sign);
+        let (ca_pem, ca_key) = ca();
+        let signer = CaSigner::from_pem(&ca_pem, &ca_key, DEFAULT_SIGNING_DURATION).expect("ca");
+        let usages = csr.0.spec.usages.clone().unwrap_or_default();
+        let pem_text = signer
+            .sign(
+                &String::from_utf8_lossy(&csr.0.spec.request.0),
+                &usages,
+                None,
+                SystemTime::now(),
+            )
+            .expect("signed");
+        let block = pem::parse(&pem_text).expect("pem");
+        let (_, cert) = x509_parser::parse_x509_certificate(block.contents()).expect("x509");
+        let eku = cert
+            .extended_key_usage()
+            .expect("eku")
+            .expect("present")
+            .value;
+        assert!(eku.server_auth && !eku.client_auth);
+        let sans = cert
+            .subject_alternative_name()
+            .expect("san")
+            .expect("present")
+            .value;
+        assert_eq!(sans.general_names.len(), 2);
+    }
+
+    #[test]
     fn approver_decisions() {
         let n1 = "system:node:n1";
         #[rustfmt::skip]
@@ -622,13 +870,13 @@ mod tests {
         ];
         for (case, csr, approve) in table {
             assert_eq!(
-                approval(&csr.0).is_ok(),
+                approval(&csr.0, |_| None).is_ok(),
                 approve,
                 "{case}: {:?}",
-                approval(&csr.0)
+                approval(&csr.0, |_| None)
             );
         }
-        let reason = |csr: Csr| approval(&csr.0).map_err(|e| e.to_string());
+        let reason = |csr: Csr| approval(&csr.0, |_| None).map_err(|e| e.to_string());
         assert_eq!(
             reason(Csr::node("n1").by("bob", &["system:authenticated"])),
             Err("requestor \"bob\" is neither a bootstrapper nor node n1".into())

@@ -26,6 +26,8 @@
 //! - [`machine`] and [`node`]: the machine's capacity (cgroup v1, v2 and hybrid limits),
 //!   pressure signals, and the Node, its status and its Lease in kube-node-lease; a
 //!   `NodeHeartbeat` that registers the node and keeps Lease and status fresh.
+//! - [`server`]: the kubelet's HTTPS server (`:10250`): container logs, and exec, attach and
+//!   port-forward proxied to the runtime's streaming server, for the API server.
 //! - [`volume`]: the volume manager: prepares a pod's volumes on the host (emptyDir, configMap,
 //!   secret, downwardAPI, projected, hostPath) before its containers start, and removes them after.
 //!
@@ -49,5 +51,6 @@ pub mod podconfig;
 pub mod probe;
 pub use ferry_api::quantity;
 pub mod runtime;
+pub mod server;
 pub mod status;
 pub mod volume;

@@ -10,7 +10,7 @@ use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use super::{timeout_seconds, v1, ExecSyncResult, Result, Runtime, RuntimeError};
+use super::{timeout_seconds, v1, ExecSyncResult, Result, Runtime, RuntimeError, StreamRequest};
 
 /// The CRI API version we speak, sent in `Version` requests.
 pub const CRI_API_VERSION: &str = "v1";
@@ -369,6 +369,21 @@ impl Runtime for CriRuntime {
             .map_err(status)?
             .into_inner()
             .images)
+    }
+
+    async fn stream_url(&self, request: StreamRequest) -> Result<String> {
+        let mut runtime = self.runtime.clone();
+        let url = match request {
+            StreamRequest::Exec(r) => runtime.exec(r).await?.into_inner().url,
+            StreamRequest::Attach(r) => runtime.attach(r).await?.into_inner().url,
+            StreamRequest::PortForward(r) => runtime.port_forward(r).await?.into_inner().url,
+        };
+        if url.is_empty() {
+            return Err(RuntimeError::InvalidResponse(
+                "the streaming call returned no URL".into(),
+            ));
+        }
+        Ok(url)
     }
 }
 

@@ -17,7 +17,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use super::{labels_match, timeout_seconds, v1, ExecSyncResult, Result, Runtime, RuntimeError};
+use super::{
+    labels_match, timeout_seconds, v1, ExecSyncResult, Result, Runtime, RuntimeError, StreamRequest,
+};
 
 /// 2024-01-01T00:00:00Z in nanoseconds: the fake's clock starts there.
 const EPOCH_NANOS: i64 = 1_704_067_200_000_000_000;
@@ -72,6 +74,8 @@ pub enum Call {
     ImageStatus(String),
     /// `list_images`.
     ListImages,
+    /// `stream_url`.
+    StreamUrl(StreamRequest),
 }
 
 /// The operations [`FakeRuntime::fail_next`] can make fail.
@@ -109,6 +113,8 @@ pub enum Op {
     ImageStatus,
     /// `list_images`.
     ListImages,
+    /// `stream_url`.
+    StreamUrl,
 }
 
 /// A container's lifecycle in the fake, as the CRI reports it.
@@ -590,9 +596,18 @@ impl Runtime for FakeRuntime {
     async fn create_container(
         &self,
         pod_sandbox_id: &str,
-        config: v1::ContainerConfig,
-        _sandbox_config: v1::PodSandboxConfig,
+        mut config: v1::ContainerConfig,
+        sandbox_config: v1::PodSandboxConfig,
     ) -> Result<String> {
+        // As containerd: the status's log path is the sandbox's log directory joined with the
+        // container's.
+        if !config.log_path.is_empty() && !sandbox_config.log_directory.is_empty() {
+            config.log_path = format!(
+                "{}/{}",
+                sandbox_config.log_directory.trim_end_matches('/'),
+                config.log_path
+            );
+        }
         let now = self.now();
         let mut state = self.state.lock();
         let call = Call::CreateContainer {
@@ -870,6 +885,32 @@ impl Runtime for FakeRuntime {
             Some(image) => find_image(&state, &image).cloned().into_iter().collect(),
             None => state.images.values().cloned().collect(),
         })
+    }
+
+    /// `http://fake-stream/<kind>/<id>`, for a running container (exec, attach) or a ready
+    /// sandbox (port-forward); the runtime's errors otherwise.
+    async fn stream_url(&self, request: StreamRequest) -> Result<String> {
+        let mut state = self.state.lock();
+        self.enter(&mut state, Op::StreamUrl, Call::StreamUrl(request.clone()))?;
+        let (kind, id) = match &request {
+            StreamRequest::Exec(r) => ("exec", &r.container_id),
+            StreamRequest::Attach(r) => ("attach", &r.container_id),
+            StreamRequest::PortForward(r) => ("portforward", &r.pod_sandbox_id),
+        };
+        if kind == "portforward" {
+            if !state.sandboxes.contains_key(id) {
+                return Err(not_found("sandbox", id));
+            }
+        } else {
+            let container = state
+                .containers
+                .get(id)
+                .ok_or_else(|| not_found("container", id))?;
+            if !matches!(container.state, ContainerState::Running { .. }) {
+                return Err(precondition(format!("container {id} is not running")));
+            }
+        }
+        Ok(format!("http://fake-stream/{kind}/{id}"))
     }
 }
 

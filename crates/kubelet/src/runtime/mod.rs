@@ -172,6 +172,22 @@ pub trait Runtime: Send + Sync {
 
     /// Images matching `filter` (all when `None`).
     async fn list_images(&self, filter: Option<v1::ImageFilter>) -> Result<Vec<v1::Image>>;
+
+    /// The URL on the runtime's streaming server that serves an exec, attach or port-forward
+    /// (CRI `Exec`, `Attach`, `PortForward`): the kubelet proxies the client's upgraded
+    /// connection to it.
+    async fn stream_url(&self, request: StreamRequest) -> Result<String>;
+}
+
+/// A streaming session the runtime's streaming server is asked to prepare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamRequest {
+    /// A command in a running container.
+    Exec(v1::ExecRequest),
+    /// The running container's own streams.
+    Attach(v1::AttachRequest),
+    /// TCP ports in the sandbox's network namespace.
+    PortForward(v1::PortForwardRequest),
 }
 
 /// `timeout` as CRI's whole seconds: truncated like upstream, but never turning a short,

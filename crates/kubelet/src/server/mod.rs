@@ -1,0 +1,240 @@
+//! The kubelet's own HTTPS server (upstream's `:10250`), which the API server calls for what
+//! only the node has: a container's log, and the streaming sessions — exec, attach,
+//! port-forward — which it hands to the container runtime's streaming server.
+//!
+//! - TLS with the serving certificate the node got from the cluster's `kubelet-serving` signer;
+//!   clients are authenticated by certificates of the cluster CA ([`authenticate`]) and each
+//!   request is authorized by asking the API server a SubjectAccessReview for
+//!   `nodes/<subresource>` of this node ([`auth`]), as upstream's webhook authorizer does.
+//! - `GET /containerLogs/<namespace>/<pod>/<container>` streams the CRI log file ([`logs`]).
+//! - `/exec/…`, `/attach/…` (`<namespace>/<pod>/<container>`) and `/portForward/<namespace>/<pod>`
+//!   ask the runtime for a streaming URL (CRI `Exec`, `Attach`, `PortForward`) and proxy the
+//!   client's upgrade to it ([`streaming`]), so SPDY or WebSocket — whichever the runtime and
+//!   the client agree on — flows end to end.
+
+pub mod auth;
+pub mod logs;
+pub mod streaming;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+use self::auth::{Attributes, Authorizer, User};
+use crate::runtime::Runtime;
+
+/// A response body: whole, or streamed (logs).
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// A response.
+pub type Response = http::Response<Body>;
+
+/// A plain-text response, as upstream's kubelet writes its errors.
+pub fn text(status: u16, message: impl Into<String>) -> Response {
+    let mut body = message.into();
+    if !body.ends_with('\n') {
+        body.push('\n');
+    }
+    let mut response = http::Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never: Infallible| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// The kubelet's server: the node it serves, its runtime, and who decides who may call it.
+pub struct KubeletServer {
+    node_name: String,
+    runtime: Arc<dyn Runtime>,
+    authorizer: Arc<dyn Authorizer>,
+}
+
+/// TLS for the server: `cert_pem` (the serving certificate) and its key, client certificates
+/// verified against `ca_pem` when offered (a request without one gets 401).
+pub fn tls_config(
+    cert_pem: &str,
+    key_pem: &str,
+    ca_pem: &str,
+) -> Result<rustls::ServerConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs = |pem: &str| -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+        rustls_pemfile_certs(pem)
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs(ca_pem)? {
+        roots.add(cert).map_err(|e| e.to_string())?;
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .map_err(|e| e.to_string())?;
+    let key = pem::parse(key_pem).map_err(|e| e.to_string())?;
+    let key = rustls::pki_types::PrivateKeyDer::try_from(key.contents().to_vec())
+        .map_err(|e| e.to_string())?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs(cert_pem)?, key)
+        .map_err(|e| e.to_string())?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+fn rustls_pemfile_certs(
+    pem_text: &str,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    let blocks = pem::parse_many(pem_text).map_err(|e| e.to_string())?;
+    let certs: Vec<_> = blocks
+        .into_iter()
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .map(|b| rustls::pki_types::CertificateDer::from(b.into_contents()))
+        .collect();
+    if certs.is_empty() {
+        return Err("no certificate in PEM".into());
+    }
+    Ok(certs)
+}
+
+/// The user a verified client certificate names: CN the name, each O a group.
+pub fn authenticate(peer: Option<&[rustls::pki_types::CertificateDer<'_>]>) -> Option<User> {
+    use x509_parser::prelude::FromDer as _;
+    let leaf = peer?.first()?;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(leaf.as_ref()).ok()?;
+    let name = cert
+        .subject()
+        .iter_common_name()
+        .find_map(|c| c.as_str().ok())?
+        .to_string();
+    let mut groups: Vec<String> = cert
+        .subject()
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok().map(str::to_string))
+        .collect();
+    groups.push("system:authenticated".into());
+    Some(User { name, groups })
+}
+
+impl KubeletServer {
+    /// A server for `node_name`'s pods on `runtime`, authorizing with `authorizer`.
+    pub fn new(
+        node_name: impl Into<String>,
+        runtime: Arc<dyn Runtime>,
+        authorizer: Arc<dyn Authorizer>,
+    ) -> Arc<Self> {
+        Arc::new(KubeletServer {
+            node_name: node_name.into(),
+            runtime,
+            authorizer,
+        })
+    }
+
+    /// Serves TLS connections from `listener` until `shutdown`.
+    pub async fn serve<F>(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: rustls::ServerConfig,
+        shutdown: F,
+    ) where
+        F: std::future::Future<Output = ()>,
+    {
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        tokio::pin!(shutdown);
+        loop {
+            let (tcp, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::warn!(%error, "kubelet server accept");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => return,
+            };
+            let acceptor = acceptor.clone();
+            let server = self.clone();
+            tokio::spawn(async move {
+                let handshake =
+                    tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp));
+                let tls = match handshake.await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%peer, %error, "kubelet server TLS handshake");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+                let user = authenticate(tls.get_ref().1.peer_certificates());
+                let service = hyper::service::service_fn(move |request| {
+                    let server = server.clone();
+                    let user = user.clone();
+                    async move { Ok::<_, Infallible>(server.handle(user, request).await) }
+                });
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                if let Err(error) = builder
+                    .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                    .await
+                {
+                    tracing::debug!(%peer, %error, "kubelet server connection");
+                }
+            });
+        }
+    }
+
+    /// Answers one request from `user` (none: no client certificate).
+    pub async fn handle<B>(&self, user: Option<User>, request: http::Request<B>) -> Response {
+        let Some(user) = user else {
+            return text(401, "Unauthorized");
+        };
+        let path = request.uri().path().to_string();
+        let attributes = Attributes::of(request.method(), &path, &self.node_name);
+        match self.authorizer.authorize(&user, &attributes).await {
+            Ok(true) => {}
+            Ok(false) => return text(403, attributes.forbidden(&user)),
+            Err(error) => {
+                tracing::warn!(%error, "kubelet authorization");
+                return text(
+                    500,
+                    format!(
+                        "Authorization error (user={}, verb={}, resource=nodes, subresource={})",
+                        user.name, attributes.verb, attributes.subresource
+                    ),
+                );
+            }
+        }
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let query = request.uri().query().unwrap_or("").to_string();
+        match segments.as_slice() {
+            ["healthz"] => text(200, "ok"),
+            ["containerLogs", namespace, pod, container] => {
+                streaming::container_logs(&self.runtime, namespace, pod, container, &query).await
+            }
+            [kind @ ("exec" | "attach"), namespace, pod, container] => {
+                streaming::container_stream(&self.runtime, kind, namespace, pod, container, request)
+                    .await
+            }
+            ["portForward", namespace, pod] => {
+                streaming::port_forward(&self.runtime, namespace, pod, request).await
+            }
+            _ => text(404, "404 page not found"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

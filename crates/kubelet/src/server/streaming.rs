@@ -1,0 +1,299 @@
+//! The kubelet server's pod endpoints: a container's log, and exec, attach and port-forward
+//! handed to the runtime's streaming server. Containers and sandboxes are found through the
+//! runtime by the labels the pod workers give them, so a pod restarted by another kubelet
+//! process is found too.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ferry_client::upgrade::{self, Forwarded};
+use futures::StreamExt as _;
+use http_body_util::BodyExt as _;
+
+use super::logs::{self, LogOptions};
+use super::{text, Response};
+use crate::podconfig::{CONTAINER_NAME_LABEL, POD_NAMESPACE_LABEL, POD_NAME_LABEL};
+use crate::runtime::{v1, Runtime, RuntimeError, StreamRequest};
+
+/// The pod's containers named `container`, newest instance first.
+async fn instances(
+    runtime: &Arc<dyn Runtime>,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+) -> Result<Vec<v1::Container>, RuntimeError> {
+    let labels = [
+        (POD_NAMESPACE_LABEL, namespace),
+        (POD_NAME_LABEL, pod),
+        (CONTAINER_NAME_LABEL, container),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let mut found = runtime
+        .list_containers(Some(v1::ContainerFilter {
+            label_selector: labels,
+            ..Default::default()
+        }))
+        .await?;
+    found.sort_by_key(|c| {
+        std::cmp::Reverse((c.metadata.as_ref().map_or(0, |m| m.attempt), c.created_at))
+    });
+    Ok(found)
+}
+
+fn runtime_error(error: RuntimeError) -> Response {
+    match error {
+        RuntimeError::NotFound(message) => text(404, message),
+        other => text(500, other.to_string()),
+    }
+}
+
+/// `GET /containerLogs/<namespace>/<pod>/<container>`: the log under the query's options
+/// ([`LogOptions::from_query`]), streamed while the container runs when following.
+pub async fn container_logs(
+    runtime: &Arc<dyn Runtime>,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    query: &str,
+) -> Response {
+    let options = match LogOptions::from_query(query, jiff::Timestamp::now()) {
+        Ok(options) => options,
+        Err(message) => return text(400, message),
+    };
+    let instances = match instances(runtime, namespace, pod, container).await {
+        Ok(found) => found,
+        Err(error) => return runtime_error(error),
+    };
+    let index = usize::from(options.previous);
+    let Some(instance) = instances.get(index) else {
+        return text(
+            400,
+            if options.previous {
+                format!("previous terminated container {container:?} in pod {pod:?} not found")
+            } else {
+                format!("container {container:?} in pod {pod:?} is not available")
+            },
+        );
+    };
+    let status = match runtime.container_status(&instance.id).await {
+        Ok(status) => status,
+        Err(error) => return runtime_error(error),
+    };
+    if status.log_path.is_empty() {
+        return text(500, format!("container {container:?} has no log path"));
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let id = instance.id.clone();
+    let runtime = runtime.clone();
+    let path = std::path::PathBuf::from(&status.log_path);
+    tokio::spawn(async move {
+        let running = || {
+            let runtime = runtime.clone();
+            let id = id.clone();
+            async move {
+                runtime
+                    .container_status(&id)
+                    .await
+                    .is_ok_and(|s| s.state == v1::ContainerState::ContainerRunning as i32)
+            }
+        };
+        if let Err(error) = logs::stream(path, options, tx, running).await {
+            tracing::debug!(%error, "container log stream");
+        }
+    });
+    let body = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, std::io::Error>(hyper::body::Frame::data(chunk)), rx))
+    });
+    let mut response =
+        http::Response::new(http_body_util::StreamBody::new(body.boxed()).boxed_unsync());
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain"),
+    );
+    response
+}
+
+fn flag(query: &str, name: &str) -> bool {
+    form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == name && (v == "true" || v == "1"))
+}
+
+/// `/exec/…` and `/attach/…`: the container's running instance, a streaming URL for it, and
+/// the client's upgrade proxied there.
+pub async fn container_stream<B>(
+    runtime: &Arc<dyn Runtime>,
+    kind: &str,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    request: http::Request<B>,
+) -> Response {
+    if !upgrade::is_upgrade(request.headers()) {
+        return text(400, "Upgrade request required");
+    }
+    let query = request.uri().query().unwrap_or("");
+    let running = match instances(runtime, namespace, pod, container).await {
+        Ok(found) => found
+            .into_iter()
+            .find(|c| c.state == v1::ContainerState::ContainerRunning as i32),
+        Err(error) => return runtime_error(error),
+    };
+    let Some(running) = running else {
+        return text(404, format!("container not found ({container:?})"));
+    };
+    let tty = flag(query, "tty");
+    let stream_request = if kind == "exec" {
+        let cmd: Vec<String> = form_urlencoded::parse(query.as_bytes())
+            .filter(|(k, _)| k == "command")
+            .map(|(_, v)| v.into_owned())
+            .collect();
+        if cmd.is_empty() {
+            return text(400, "missing command");
+        }
+        StreamRequest::Exec(v1::ExecRequest {
+            container_id: running.id,
+            cmd,
+            tty,
+            stdin: flag(query, "input") || flag(query, "stdin"),
+            stdout: flag(query, "output") || flag(query, "stdout"),
+            // With a TTY, stderr is the terminal too (upstream).
+            stderr: !tty && (flag(query, "error") || flag(query, "stderr")),
+        })
+    } else {
+        StreamRequest::Attach(v1::AttachRequest {
+            container_id: running.id,
+            tty,
+            stdin: flag(query, "input") || flag(query, "stdin"),
+            stdout: flag(query, "output") || flag(query, "stdout"),
+            stderr: !tty && (flag(query, "error") || flag(query, "stderr")),
+        })
+    };
+    proxy_to_runtime(runtime, stream_request, request).await
+}
+
+/// `/portForward/<namespace>/<pod>`: the pod's ready sandbox, a streaming URL for it, and the
+/// client's upgrade proxied there (the ports travel in the stream headers).
+pub async fn port_forward<B>(
+    runtime: &Arc<dyn Runtime>,
+    namespace: &str,
+    pod: &str,
+    request: http::Request<B>,
+) -> Response {
+    if !upgrade::is_upgrade(request.headers()) {
+        return text(400, "Upgrade request required");
+    }
+    let labels = [(POD_NAMESPACE_LABEL, namespace), (POD_NAME_LABEL, pod)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let sandboxes = match runtime
+        .list_pod_sandboxes(Some(v1::PodSandboxFilter {
+            label_selector: labels,
+            state: Some(v1::PodSandboxStateValue {
+                state: v1::PodSandboxState::SandboxReady as i32,
+            }),
+            ..Default::default()
+        }))
+        .await
+    {
+        Ok(found) => found,
+        Err(error) => return runtime_error(error),
+    };
+    let Some(sandbox) = sandboxes.into_iter().max_by_key(|s| s.created_at) else {
+        return text(
+            404,
+            format!("pod {pod:?} in namespace {namespace:?} has no running sandbox"),
+        );
+    };
+    let ports = form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+        .filter(|(k, _)| k == "port")
+        .filter_map(|(_, v)| v.parse().ok())
+        .collect();
+    let stream_request = StreamRequest::PortForward(v1::PortForwardRequest {
+        pod_sandbox_id: sandbox.id,
+        port: ports,
+    });
+    proxy_to_runtime(runtime, stream_request, request).await
+}
+
+/// Asks the runtime for the session's URL and forwards the client's upgrade to it.
+async fn proxy_to_runtime<B>(
+    runtime: &Arc<dyn Runtime>,
+    stream_request: StreamRequest,
+    mut request: http::Request<B>,
+) -> Response {
+    let url = match runtime.stream_url(stream_request).await {
+        Ok(url) => url,
+        Err(error) => return runtime_error(error),
+    };
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return text(500, format!("runtime streaming URL {url:?} does not parse"));
+    };
+    let (Some(authority), Some(path)) = (uri.authority(), uri.path_and_query()) else {
+        return text(
+            500,
+            format!("runtime streaming URL {url:?} has no host or path"),
+        );
+    };
+    if uri.scheme_str() != Some("http") {
+        return text(
+            500,
+            format!("runtime streaming URL {url:?} is not plain HTTP on loopback"),
+        );
+    }
+    let tcp = match tokio::net::TcpStream::connect(authority.as_str()).await {
+        Ok(tcp) => tcp,
+        Err(error) => {
+            return text(
+                500,
+                format!("connecting to the runtime's streaming server: {error}"),
+            )
+        }
+    };
+    let client_upgrade = hyper::upgrade::on(&mut request);
+    match upgrade::forward(
+        tcp,
+        request.method(),
+        authority.as_str(),
+        path.as_str(),
+        request.headers(),
+    )
+    .await
+    {
+        Ok(Forwarded::Switched { headers, upgraded }) => {
+            upgrade::splice(client_upgrade, upgraded);
+            let mut response = text(101, "");
+            *response.body_mut() = http_body_util::Empty::new()
+                .map_err(|never: std::convert::Infallible| match never {})
+                .boxed_unsync();
+            response.headers_mut().clear();
+            *response.headers_mut() = headers;
+            response
+        }
+        Ok(Forwarded::Refused {
+            status,
+            content_type,
+            body,
+        }) => {
+            let mut response = http::Response::new(
+                http_body_util::Full::new(body)
+                    .map_err(|never: std::convert::Infallible| match never {})
+                    .boxed_unsync(),
+            );
+            *response.status_mut() = status;
+            if let Some(content_type) = content_type {
+                response
+                    .headers_mut()
+                    .insert(http::header::CONTENT_TYPE, content_type);
+            }
+            response
+        }
+        Err(error) => text(
+            500,
+            format!("proxying to the runtime's streaming server: {error}"),
+        ),
+    }
+}

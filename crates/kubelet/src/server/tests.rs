@@ -1,0 +1,267 @@
+//! The kubelet server's requests against the recording fake runtime: who may call, logs of the
+//! current and previous instance, and the streaming endpoints' refusals.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http_body_util::BodyExt as _;
+
+use super::auth::{Attributes, Authorizer, User};
+use super::KubeletServer;
+use crate::podconfig::{CONTAINER_NAME_LABEL, POD_NAMESPACE_LABEL, POD_NAME_LABEL};
+use crate::runtime::{image_spec, v1, FakeRuntime, Runtime};
+
+const IMAGE: &str = "127.0.0.1:5000/busybox:1";
+
+/// Allows what its list says, and records what it was asked.
+struct Allow(Vec<&'static str>, parking_lot::Mutex<Vec<Attributes>>);
+
+#[async_trait]
+impl Authorizer for Allow {
+    async fn authorize(&self, user: &User, attributes: &Attributes) -> Result<bool, String> {
+        self.1.lock().push(attributes.clone());
+        Ok(self.0.contains(&user.name.as_str()))
+    }
+}
+
+fn user(name: &str) -> Option<User> {
+    Some(User {
+        name: name.into(),
+        groups: vec!["system:authenticated".into()],
+    })
+}
+
+struct Node {
+    fake: Arc<FakeRuntime>,
+    server: Arc<KubeletServer>,
+    authorizer: Arc<Allow>,
+    logs: tempfile::TempDir,
+}
+
+/// A node running pod `default/web` with container `app`, whose log directory is a temporary one.
+async fn node() -> (Node, String) {
+    let fake = Arc::new(FakeRuntime::new());
+    fake.add_image(IMAGE);
+    let logs = tempfile::tempdir().expect("dir");
+    let labels = |extra: &[(&str, &str)]| {
+        [(POD_NAMESPACE_LABEL, "default"), (POD_NAME_LABEL, "web")]
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let sandbox_config = v1::PodSandboxConfig {
+        metadata: Some(v1::PodSandboxMetadata {
+            name: "web".into(),
+            uid: "u1".into(),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
+        labels: labels(&[]),
+        log_directory: logs.path().to_string_lossy().into_owned(),
+        ..Default::default()
+    };
+    let sandbox = fake
+        .run_pod_sandbox(sandbox_config.clone(), "")
+        .await
+        .expect("sandbox");
+    let id = fake
+        .create_container(
+            &sandbox,
+            v1::ContainerConfig {
+                metadata: Some(v1::ContainerMetadata {
+                    name: "app".into(),
+                    attempt: 0,
+                }),
+                image: Some(image_spec(IMAGE)),
+                labels: labels(&[(CONTAINER_NAME_LABEL, "app")]),
+                log_path: "app/0.log".into(),
+                ..Default::default()
+            },
+            sandbox_config,
+        )
+        .await
+        .expect("container");
+    fake.start_container(&id).await.expect("start");
+    std::fs::create_dir_all(logs.path().join("app")).expect("dir");
+    std::fs::write(
+        logs.path().join("app/0.log"),
+        "2026-12-05T10:00:00Z stdout F hello\n2026-12-05T10:00:01Z stderr F world\n",
+    )
+    .expect("log");
+    let authorizer = Arc::new(Allow(
+        vec!["kube-apiserver-kubelet-client"],
+        Default::default(),
+    ));
+    let runtime: Arc<dyn Runtime> = fake.clone();
+    let server = KubeletServer::new("n1", runtime, authorizer.clone());
+    (
+        Node {
+            fake,
+            server,
+            authorizer,
+            logs,
+        },
+        id,
+    )
+}
+
+async fn get(node: &Node, who: Option<User>, path: &str) -> (u16, String) {
+    let request = http::Request::get(path).body(()).expect("request");
+    let response = node.server.handle(who, request).await;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn callers_need_a_certificate_and_the_api_servers_yes() {
+    let (node, _) = node().await;
+    assert_eq!(
+        get(&node, None, "/healthz").await,
+        (401, "Unauthorized\n".into())
+    );
+    assert_eq!(
+        get(&node, user("bob"), "/containerLogs/default/web/app").await,
+        (
+            403,
+            "Forbidden (user=bob, verb=get, resource=nodes, subresource=proxy)\n".into()
+        )
+    );
+    let asked = node.authorizer.1.lock().clone();
+    assert_eq!(asked.len(), 1);
+    assert_eq!(
+        (asked[0].subresource, asked[0].node.as_str()),
+        ("proxy", "n1")
+    );
+}
+
+#[tokio::test]
+async fn logs_of_the_current_and_previous_instance() {
+    let (node, first) = node().await;
+    let apiserver = || user("kube-apiserver-kubelet-client");
+    assert_eq!(
+        get(&node, apiserver(), "/containerLogs/default/web/app").await,
+        (200, "hello\nworld\n".into())
+    );
+    assert_eq!(
+        get(
+            &node,
+            apiserver(),
+            "/containerLogs/default/web/app?tailLines=1&timestamps=true"
+        )
+        .await,
+        (200, "2026-12-05T10:00:01Z world\n".into())
+    );
+    assert_eq!(
+        get(
+            &node,
+            apiserver(),
+            "/containerLogs/default/web/app?previous=true"
+        )
+        .await,
+        (
+            400,
+            "previous terminated container \"app\" in pod \"web\" not found\n".into()
+        )
+    );
+    assert_eq!(
+        get(
+            &node,
+            apiserver(),
+            "/containerLogs/default/web/app?limitBytes=0"
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        get(&node, apiserver(), "/containerLogs/default/web/other").await,
+        (
+            400,
+            "container \"other\" in pod \"web\" is not available\n".into()
+        )
+    );
+
+    // A restart: the new instance is current, the first one previous.
+    node.fake.exit_container(&first, 1).expect("exit");
+    let sandbox = node.fake.sandbox_ids().pop().expect("sandbox");
+    let second = node
+        .fake
+        .create_container(
+            &sandbox,
+            v1::ContainerConfig {
+                metadata: Some(v1::ContainerMetadata {
+                    name: "app".into(),
+                    attempt: 1,
+                }),
+                image: Some(image_spec(IMAGE)),
+                labels: [
+                    (POD_NAMESPACE_LABEL, "default"),
+                    (POD_NAME_LABEL, "web"),
+                    (CONTAINER_NAME_LABEL, "app"),
+                ]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+                log_path: "app/1.log".into(),
+                ..Default::default()
+            },
+            v1::PodSandboxConfig {
+                log_directory: node.logs.path().to_string_lossy().into_owned(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("second");
+    node.fake.start_container(&second).await.expect("start");
+    std::fs::write(
+        node.logs.path().join("app/1.log"),
+        "2026-12-05T11:00:00Z stdout F again\n",
+    )
+    .expect("log");
+    assert_eq!(
+        get(&node, apiserver(), "/containerLogs/default/web/app").await,
+        (200, "again\n".into())
+    );
+    assert_eq!(
+        get(
+            &node,
+            apiserver(),
+            "/containerLogs/default/web/app?previous=true"
+        )
+        .await,
+        (200, "hello\nworld\n".into())
+    );
+}
+
+#[tokio::test]
+async fn streaming_needs_an_upgrade_and_a_running_container() {
+    let (node, id) = node().await;
+    let apiserver = || user("kube-apiserver-kubelet-client");
+    assert_eq!(
+        get(&node, apiserver(), "/exec/default/web/app?command=true").await,
+        (400, "Upgrade request required\n".into())
+    );
+    node.fake.exit_container(&id, 0).expect("exit");
+    let request = http::Request::post("/exec/default/web/app?command=true&stdout=true")
+        .header("connection", "Upgrade")
+        .header("upgrade", "SPDY/3.1")
+        .body(())
+        .expect("request");
+    let response = node.server.handle(apiserver(), request).await;
+    assert_eq!(response.status(), 404);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    assert_eq!(&body[..], b"container not found (\"app\")\n");
+    assert_eq!(get(&node, apiserver(), "/nothing/here").await.0, 404);
+}
