@@ -5,6 +5,8 @@
 //! Start at [`server`] (the handler chain: [`filters`], then the router in [`handlers`]), then
 //! [`rest`] (the verbs, one implementation for every kind) and [`watch`]. What is particular to
 //! a kind is its strategy in [`registry`], one file per kind; [`admission`] holds the plugins;
+//! [`kubelet`] is how the server reaches a node's kubelet for `pods/log`, `exec`, `attach` and
+//! `portforward` ([`handlers::connect`]);
 //! objects live in [`storage`] over a `ferry-store` `Store`; the resource table, the types,
 //! printers and patch logic are in the `ferry-api` crate. docs/ARCHITECTURE.md follows a
 //! request through these files.
@@ -17,6 +19,7 @@ pub mod cache;
 pub mod discovery;
 pub mod filters;
 pub mod handlers;
+pub mod kubelet;
 pub mod object;
 pub mod pki;
 pub mod protobuf;

@@ -53,6 +53,7 @@ pub struct Server {
     registry: Arc<prometheus_client::registry::Registry>,
     audit: Arc<dyn AuditSink>,
     max_inflight: MaxInFlight,
+    kubelet: Arc<std::sync::OnceLock<crate::kubelet::KubeletClient>>,
 }
 
 impl Server {
@@ -78,6 +79,7 @@ impl Server {
             registry: Arc::new(registry),
             audit: Arc::new(TracingSink),
             max_inflight: MaxInFlight::default(),
+            kubelet: Arc::default(),
         })
     }
 
@@ -103,7 +105,18 @@ impl Server {
                 metrics: self.metrics.clone(),
                 registry: self.registry.clone(),
                 address: self.address.clone(),
+                kubelet: self.kubelet.clone(),
             })
+    }
+
+    /// How the server reaches kubelets: `tls` trusts the cluster CA (kubelets' serving
+    /// certificates come from its `kubelet-serving` signer) and presents the server's
+    /// [`crate::kubelet::KUBELET_CLIENT_USER`] certificate. Without it, `pods/log`, `exec`,
+    /// `attach` and `portforward` answer 503. Set once.
+    pub fn set_kubelet_client(&self, tls: rustls::ClientConfig) {
+        let _ = self
+            .kubelet
+            .set(crate::kubelet::KubeletClient::new(tls));
     }
 
     /// Creates the system namespaces if missing.

@@ -301,6 +301,30 @@ impl ApiError {
         }
     }
 
+    /// 404 with a message of its own (a kubelet's answer).
+    pub fn not_found_message(message: impl Into<String>) -> Self {
+        Self::new(404, "NotFound", message)
+    }
+
+    /// Another server's answer with `code` (upstream's `NewGenericServerResponse` reasons).
+    pub fn from_code(code: u16, message: impl Into<String>) -> Self {
+        let reason = match code {
+            400 => "BadRequest",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "NotFound",
+            405 => "MethodNotAllowed",
+            409 => "Conflict",
+            422 => "Invalid",
+            429 => "TooManyRequests",
+            503 => "ServiceUnavailable",
+            504 => "Timeout",
+            c if c >= 500 => "InternalError",
+            _ => "",
+        };
+        Self::new(code, reason, message)
+    }
+
     /// 503 while the store is unavailable.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(503, "ServiceUnavailable", message)

@@ -68,6 +68,39 @@ pub fn kubeconfig(server: &str, ca: Pem<'_>, user: &str, cert: Pem<'_>, key: Pem
     serde_yaml_ng::to_string(&config).unwrap_or_default()
 }
 
+/// The CA (PEM) the current context's cluster trusts in the kubeconfig at `path`: embedded, or
+/// from its file (relative to the kubeconfig's directory).
+pub fn cluster_ca(path: &std::path::Path) -> Result<String, String> {
+    let config = Kubeconfig::read_from(path).map_err(|e| e.to_string())?;
+    let context = config
+        .current_context
+        .as_deref()
+        .and_then(|name| config.contexts.iter().find(|c| c.name == name))
+        .and_then(|c| c.context.as_ref())
+        .ok_or("the kubeconfig has no current context")?;
+    let cluster = config
+        .clusters
+        .iter()
+        .find(|c| c.name == context.cluster)
+        .and_then(|c| c.cluster.as_ref())
+        .ok_or("the current context's cluster is missing")?;
+    if let Some(data) = &cluster.certificate_authority_data {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .map_err(|e| format!("certificate-authority-data: {e}"))?;
+        return String::from_utf8(bytes).map_err(|e| e.to_string());
+    }
+    let file = cluster
+        .certificate_authority
+        .as_deref()
+        .ok_or("the cluster names no certificate authority")?;
+    let file = path
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join(file);
+    std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +143,12 @@ mod tests {
         let parsed = Kubeconfig::from_yaml(&files).expect("kubeconfig");
         let user = parsed.auth_infos[0].auth_info.as_ref().expect("user");
         assert_eq!(user.client_key.as_deref(), Some("node.key"));
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(dir.path().join("embedded"), &text).expect("write");
+        assert_eq!(cluster_ca(&dir.path().join("embedded")).as_deref(), Ok("CA PEM"));
+        std::fs::write(dir.path().join("files"), &files).expect("write");
+        std::fs::write(dir.path().join("ca.crt"), "FILE CA").expect("write");
+        assert_eq!(cluster_ca(&dir.path().join("files")).as_deref(), Ok("FILE CA"));
         assert_eq!(
             parsed.contexts[0]
                 .context

@@ -70,6 +70,13 @@ pub struct AgentArgs {
     /// The sandbox (pause) image.
     #[arg(long, default_value = DEFAULT_SANDBOX_IMAGE)]
     pub pause_image: String,
+    /// The port of the kubelet's HTTPS server (logs, exec, attach, port-forward for the API
+    /// server); 0 picks a free one (several agents on one machine). The Node publishes it.
+    #[arg(long, default_value_t = 10250)]
+    pub kubelet_port: u16,
+    /// The address the kubelet's HTTPS server listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub kubelet_address: IpAddr,
     /// Remove every container, mount, interface, namespace, route, nft table and cgroup the
     /// agent made on this machine, then exit (run it with the agent stopped).
     #[arg(long)]
@@ -167,8 +174,12 @@ pub async fn run_cleanup(args: &AgentArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The client: from `--kubeconfig`, or by joining with `--server` and `--token`.
-async fn client(args: &AgentArgs, node_name: &str) -> anyhow::Result<kube::Client> {
+/// The client and its kubeconfig: from `--kubeconfig`, or by joining with `--server` and
+/// `--token`.
+async fn client(
+    args: &AgentArgs,
+    node_name: &str,
+) -> anyhow::Result<(kube::Client, PathBuf)> {
     let kubeconfig = match (&args.kubeconfig, &args.server, &args.token) {
         (Some(path), _, _) => path.clone(),
         (None, Some(server), Some(token)) => {
@@ -195,7 +206,7 @@ async fn client(args: &AgentArgs, node_name: &str) -> anyhow::Result<kube::Clien
         }
         _ => anyhow::bail!("give --server and --token (or --kubeconfig)"),
     };
-    Ok(ferry_client::connect(&kubeconfig).await?)
+    Ok((ferry_client::connect(&kubeconfig).await?, kubeconfig))
 }
 
 /// Waits for the node IPAM controller to give the Node a podCIDR.
@@ -214,6 +225,62 @@ async fn wait_for_pod_cidr(client: &kube::Client, node_name: &str) -> String {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+/// The kubelet's HTTPS server: its serving certificate asked for (and renewed on restart) from
+/// the `kubelet-serving` signer for the node's name and addresses — retried until the
+/// controller manager signs it — then served until `stopping`.
+#[allow(clippy::too_many_arguments)]
+async fn serve_kubelet(
+    client: kube::Client,
+    node_name: String,
+    node_ips: Vec<String>,
+    kubeconfig: PathBuf,
+    dir: PathBuf,
+    runtime: Arc<dyn Runtime>,
+    listener: tokio::net::TcpListener,
+    stopping: impl std::future::Future<Output = ()>,
+) {
+    use ferry_kubelet::server::{self, auth::SubjectAccessReviews, KubeletServer};
+    let mut names = vec![node_name.clone()];
+    names.extend(node_ips);
+    let ca = match ferry_client::kubeconfig::cluster_ca(&kubeconfig) {
+        Ok(ca) => ca,
+        Err(error) => {
+            tracing::error!(%error, "the kubelet server needs the cluster CA; not serving");
+            return;
+        }
+    };
+    let mut delay = Duration::from_secs(1);
+    let (cert, key) = loop {
+        match ferry_client::bootstrap::serving_certificate(
+            client.clone(),
+            &node_name,
+            &names,
+            &dir,
+            Duration::from_secs(60),
+        )
+        .await
+        {
+            Ok(pair) => break pair,
+            Err(error) => tracing::warn!(%error, "the kubelet's serving certificate; trying again"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(60));
+    };
+    let tls = match server::tls_config(&cert, &key, &ca) {
+        Ok(tls) => tls,
+        Err(error) => {
+            tracing::error!(%error, "the kubelet server's TLS configuration; not serving");
+            return;
+        }
+    };
+    let address = listener.local_addr().ok();
+    tracing::info!(?address, "kubelet server listening");
+    let authorizer = Arc::new(SubjectAccessReviews(client));
+    KubeletServer::new(node_name, runtime, authorizer)
+        .serve(listener, tls, stopping)
+        .await;
 }
 
 /// Runs the agent until `shutdown`. Pods keep running when it stops (as with upstream's
@@ -243,10 +310,21 @@ where
         shutdown.await;
         let _ = stop.send(true);
     });
-    let client = tokio::select! {
+    let (client, kubeconfig) = tokio::select! {
         client = client(&args, &node_name) => client?,
         () = stopping() => return Ok(()),
     };
+    // The kubelet server's port is bound first: the Node publishes it when it registers.
+    let kubelet_listener =
+        tokio::net::TcpListener::bind((args.kubelet_address, args.kubelet_port))
+            .await
+            .with_context(|| {
+                format!(
+                    "binding the kubelet server on {}:{} (another agent on this machine? give --kubelet-port)",
+                    args.kubelet_address, args.kubelet_port
+                )
+            })?;
+    let kubelet_port = kubelet_listener.local_addr()?.port();
 
     // The runtime: ours, or the one given.
     let (containerd, runtime): (Option<Containerd>, Arc<dyn Runtime>) = match &args
@@ -275,7 +353,9 @@ where
         hostname_override: Some(node_name.clone()),
         ..MachineConfig::default()
     };
-    let heartbeat = NodeHeartbeat::new(NodeOptions::new(node_name.clone()), machine.clone());
+    let mut node_options = NodeOptions::new(node_name.clone());
+    node_options.kubelet_port = i32::from(kubelet_port);
+    let heartbeat = NodeHeartbeat::new(node_options, machine.clone());
     let heartbeat = tokio::spawn(heartbeat.run(client.clone(), runtime.clone(), stopping()));
 
     let result =
@@ -400,6 +480,16 @@ where
                 host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf").ok(),
                 node_ips: node_ips.clone(),
             };
+            let kubelet_server = tokio::spawn(serve_kubelet(
+                client.clone(),
+                node_name.clone(),
+                node_ips.clone(),
+                kubeconfig.clone(),
+                args.data_dir.join("credentials"),
+                runtime.clone(),
+                kubelet_listener,
+                stopping(),
+            ));
             let pods_dir = args.data_dir.join("pods");
             let recorder =
                 ferry_client::events::Recorder::new(client.clone(), "kubelet", &node_name);
@@ -434,6 +524,7 @@ where
                 .await;
             let _ = tokio::time::timeout(Duration::from_secs(5), proxy).await;
             proxy_watches.abort();
+            kubelet_server.abort();
             let _ = tokio::time::timeout(Duration::from_secs(5), policy).await;
             policy_watches.abort();
             if let Some((watch, pod_network)) = pod_network {

@@ -306,6 +306,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .bootstrap()
         .await
         .map_err(|e| anyhow::anyhow!("creating the system namespaces: {}", e.message))?;
+    // The server's certificate for kubelets (pods/log, exec, port-forward): made per start,
+    // like the local node's; kubelets trust the CA and authorize it by SubjectAccessReview.
+    let kubelet_client = pki
+        .client_cert(
+            ferry_apiserver::kubelet::KUBELET_CLIENT_USER,
+            Some("system:masters"),
+        )
+        .context("the kubelet client certificate")?;
+    server.set_kubelet_client(
+        pki.client_tls(&kubelet_client)
+            .context("the kubelet client's TLS configuration")?,
+    );
 
     let listener = tokio::net::TcpListener::bind(args.https_listen)
         .await

@@ -3,6 +3,7 @@
 //! for ([`output`]). Everything before it — who asks, whether they may — is the filters'
 //! ([`crate::filters`]).
 
+pub mod connect;
 pub mod nonresource;
 pub mod output;
 pub mod resource;
@@ -35,6 +36,8 @@ pub struct Router {
     pub registry: Arc<prometheus_client::registry::Registry>,
     /// The address clients reach the server at (`/api`'s serverAddressByClientCIDRs).
     pub address: Arc<parking_lot::Mutex<String>>,
+    /// How the server reaches kubelets (logs, exec, port-forward), once configured.
+    pub kubelet: Arc<std::sync::OnceLock<crate::kubelet::KubeletClient>>,
 }
 
 impl Router {
@@ -62,13 +65,17 @@ impl Router {
             .unwrap_or("")
             .to_string();
         let answer = if info.is_resource_request {
-            let upgrade = (info.verb == "watch").then(|| hyper::upgrade::on(&mut request));
+            let upgrade = (info.verb == "watch"
+                || ferry_client::upgrade::is_upgrade(request.headers()))
+            .then(|| hyper::upgrade::on(&mut request));
             let (parts, body) = request.into_parts();
             let call = resource::Call {
                 info: &info,
                 query: &query.0,
                 user: &user,
                 headers: &parts.headers,
+                uri: &parts.uri,
+                method: &parts.method,
             };
             resource::handle(&self, call, body, upgrade).await
         } else {

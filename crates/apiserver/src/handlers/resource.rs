@@ -30,6 +30,10 @@ pub struct Call<'a> {
     pub user: &'a UserInfo,
     /// The request headers.
     pub headers: &'a http::HeaderMap,
+    /// The request's URI (for the raw query of `exec`, whose `command` repeats).
+    pub uri: &'a http::Uri,
+    /// The request's method.
+    pub method: &'a http::Method,
 }
 
 fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> &'a str {
@@ -54,7 +58,7 @@ fn not_served(info: &ferry_api::registry::ResourceInfo, subresource: &str) -> Ap
 }
 
 /// Answers a resource request. `upgrade` is the connection's upgrade, for a watch over
-/// WebSocket.
+/// WebSocket or a streaming subresource (exec, attach, port-forward).
 pub async fn handle(
     router: &Router,
     call: Call<'_>,
@@ -66,6 +70,8 @@ pub async fn handle(
         query,
         user,
         headers,
+        uri,
+        method,
     } = call;
     let resource = router
         .rest
@@ -99,6 +105,13 @@ pub async fn handle(
         return Err(ApiError::method_not_allowed(
             "the server does not allow this method on the requested resource",
         ));
+    }
+    match subresource {
+        Some(SubresourceKind::Log) => return super::connect::log(router, info, query).await,
+        Some(SubresourceKind::Stream) => {
+            return super::connect::stream(router, info, uri, method, headers, upgrade).await
+        }
+        _ => {}
     }
     let output = Output::from_accept(header(headers, "accept"))?;
     if info.verb == "watch" {

@@ -247,6 +247,10 @@ pub enum SubresourceKind {
     Binding,
     /// `pods/eviction`: a delete that honours disruption budgets.
     Eviction,
+    /// `pods/log`: read from the node's kubelet.
+    Log,
+    /// `pods/exec`, `pods/attach`, `pods/portforward`: an upgrade proxied to the node's kubelet.
+    Stream,
 }
 
 /// A served resource, its strategy, its table printer and its subresources.
@@ -263,7 +267,7 @@ pub struct Resource {
 
 impl Resource {
     /// How `name` is served, if it is (discovery lists subresources ferry does not serve yet:
-    /// `pods/log`, `pods/exec`, …).
+    /// `pods/proxy`, `nodes/proxy`, …).
     pub fn subresource(&self, name: &str) -> Option<SubresourceKind> {
         self.subresources
             .iter()
@@ -319,6 +323,8 @@ fn subresources_for(info: &ResourceInfo) -> Vec<(&'static str, SubresourceKind)>
                 (_, _, "scale") => SubresourceKind::Scale,
                 ("", "pods", "binding") => SubresourceKind::Binding,
                 ("", "pods", "eviction") => SubresourceKind::Eviction,
+                ("", "pods", "log") => SubresourceKind::Log,
+                ("", "pods", "exec" | "attach" | "portforward") => SubresourceKind::Stream,
                 _ => return None,
             };
             Some((s.name, kind))
@@ -392,7 +398,9 @@ mod tests {
         let pods = registry.resolve("", "v1", "pods").expect("pods");
         assert_eq!(pods.subresource("binding"), Some(SubresourceKind::Binding));
         assert_eq!(pods.subresource("status"), Some(SubresourceKind::Part));
-        assert_eq!(pods.subresource("log"), None, "not served yet");
+        assert_eq!(pods.subresource("log"), Some(SubresourceKind::Log));
+        assert_eq!(pods.subresource("exec"), Some(SubresourceKind::Stream));
+        assert_eq!(pods.subresource("proxy"), None, "not served yet");
         let deployments = registry
             .resolve("apps", "v1", "deployments")
             .expect("deployments");

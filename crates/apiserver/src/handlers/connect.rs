@@ -1,0 +1,439 @@
+//! The pod subresources the kubelet answers, as upstream's `LogREST` and connect REST do:
+//! `pods/log` streamed from the node's kubelet (`/containerLogs/…`), and `pods/exec`,
+//! `pods/attach`, `pods/portforward`, whose upgrade is proxied to the kubelet (`/exec/…`,
+//! `/attach/…`, `/portForward/…`) and from there to the container runtime — the protocol
+//! (SPDY or WebSocket) is whatever the client and the runtime agree on, the API server only
+//! splices the bytes ([`ferry_client::upgrade`]). The pod, its container and its node are
+//! checked here first, with upstream's messages.
+
+use std::collections::HashMap;
+
+use ferry_client::upgrade::{self, Forwarded};
+use http_body_util::BodyExt as _;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+use super::Router;
+use crate::body::{self, BodyError, Response};
+use crate::kubelet::Location;
+use crate::request::RequestInfo;
+use crate::rest;
+use crate::status::{ApiError, FieldError};
+
+/// The containers of every kind a pod has, by name (regular, init, ephemeral).
+fn container_names<'a>(pod: &'a Value, kind: &str) -> Vec<&'a str> {
+    pod.pointer(&format!("/spec/{kind}"))
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|c| c.get("name").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The container a request is for: the one named (which must exist), or the pod's only one
+/// (upstream's `ValidateContainer`).
+pub fn validate_container(pod: &Value, requested: &str) -> Result<String, ApiError> {
+    let name = pod
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let containers = container_names(pod, "containers");
+    if requested.is_empty() {
+        return match containers.as_slice() {
+            [only] => Ok(only.to_string()),
+            [] => Err(ApiError::bad_request(format!(
+                "a container name must be specified for pod {name}"
+            ))),
+            many => Err(ApiError::bad_request(format!(
+                "a container name must be specified for pod {name}, choose one of: [{}]",
+                many.join(" ")
+            ))),
+        };
+    }
+    let known = ["containers", "initContainers", "ephemeralContainers"]
+        .iter()
+        .any(|kind| container_names(pod, kind).contains(&requested));
+    if !known {
+        return Err(ApiError::bad_request(format!(
+            "container {requested} is not valid for pod {name}"
+        )));
+    }
+    Ok(requested.to_string())
+}
+
+/// Whether the container has a log to read, from the pod's status, with the kubelet's
+/// messages (upstream's `validateContainerLogStatus`): the running or last terminated
+/// instance, the previous one with `previous`, or why there is none.
+pub fn check_log_status(pod: &Value, container: &str, previous: bool) -> Result<(), ApiError> {
+    let pod_name = pod
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let status = ["containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"]
+        .iter()
+        .filter_map(|kind| pod.pointer(&format!("/status/{kind}")).and_then(Value::as_array))
+        .flatten()
+        .find(|s| s.get("name").and_then(Value::as_str) == Some(container));
+    let Some(status) = status else {
+        return Err(ApiError::bad_request(format!(
+            "container {container:?} in pod {pod_name:?} is waiting to start - no logs yet"
+        )));
+    };
+    let has_id = |state: Option<&Value>| {
+        state
+            .and_then(|s| s.get("containerID"))
+            .and_then(Value::as_str)
+            .is_some_and(|id| !id.is_empty())
+    };
+    let last_terminated = status.pointer("/lastState/terminated");
+    let state = status.get("state");
+    let terminated = state.and_then(|s| s.get("terminated"));
+    let terminated_error = || {
+        ApiError::bad_request(format!(
+            "container {container:?} in pod {pod_name:?} is terminated"
+        ))
+    };
+    if previous {
+        return if has_id(last_terminated) {
+            Ok(())
+        } else {
+            Err(ApiError::bad_request(format!(
+                "previous terminated container {container:?} in pod {pod_name:?} not found"
+            )))
+        };
+    }
+    if state.and_then(|s| s.get("running")).is_some() {
+        return Ok(());
+    }
+    if terminated.is_some() {
+        return if has_id(terminated) || has_id(last_terminated) {
+            Ok(())
+        } else {
+            Err(terminated_error())
+        };
+    }
+    if last_terminated.is_some() {
+        return if has_id(last_terminated) {
+            Ok(())
+        } else {
+            Err(terminated_error())
+        };
+    }
+    if let Some(waiting) = state.and_then(|s| s.get("waiting")) {
+        let reason = waiting.get("reason").and_then(Value::as_str).unwrap_or("");
+        let why = match reason {
+            "ErrImagePull" => "image can't be pulled".to_string(),
+            "ImagePullBackOff" => "trying and failing to pull image".to_string(),
+            other => other.to_string(),
+        };
+        return Err(ApiError::bad_request(format!(
+            "container {container:?} in pod {pod_name:?} is waiting to start: {why}"
+        )));
+    }
+    Err(ApiError::bad_request(format!(
+        "container {container:?} in pod {pod_name:?} is waiting to start - no logs yet"
+    )))
+}
+
+/// The kubelet's query for a log request, after upstream's `PodLogOptions` validation (422).
+pub fn log_query(name: &str, query: &HashMap<String, String>) -> Result<String, ApiError> {
+    let mut errors = Vec::new();
+    let number = |key: &str, errors: &mut Vec<FieldError>| -> Option<i64> {
+        let value = query.get(key)?;
+        match value.parse::<i64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                errors.push(FieldError::invalid(key, value, "must be an integer"));
+                None
+            }
+        }
+    };
+    if number("tailLines", &mut errors).is_some_and(|n| n < 0) {
+        errors.push(FieldError::invalid_raw("tailLines", &query["tailLines"], "must be greater than or equal to 0"));
+    }
+    if number("limitBytes", &mut errors).is_some_and(|n| n < 1) {
+        errors.push(FieldError::invalid_raw("limitBytes", &query["limitBytes"], "must be greater than 0"));
+    }
+    if number("sinceSeconds", &mut errors).is_some_and(|n| n < 1) {
+        errors.push(FieldError::invalid_raw("sinceSeconds", &query["sinceSeconds"], "must be greater than 0"));
+    }
+    if query.contains_key("sinceSeconds") && query.contains_key("sinceTime") {
+        errors.push(FieldError::forbidden("", "at most one of `sinceTime` or `sinceSeconds` may be specified"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid("PodLogOptions", "", name, &errors));
+    }
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for key in ["follow", "previous", "timestamps", "tailLines", "limitBytes", "sinceSeconds", "sinceTime"] {
+        if let Some(value) = query.get(key) {
+            out.append_pair(key, value);
+        }
+    }
+    Ok(out.finish())
+}
+
+/// Reads the pod, its node and the node's kubelet location; 400 when the pod has no node.
+async fn pod_and_kubelet(router: &Router, info: &RequestInfo) -> Result<(Value, Location), ApiError> {
+    let registry = &router.rest.registry;
+    let pods = registry
+        .resolve("", "v1", "pods")
+        .ok_or_else(|| ApiError::internal("pods are not served"))?;
+    let (pod, _) = rest::read(&router.rest.storage, pods, &info.namespace, &info.name).await?;
+    let node_name = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if node_name.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "pod {} does not have a host assigned",
+            info.name
+        )));
+    }
+    let nodes = registry
+        .resolve("", "v1", "nodes")
+        .ok_or_else(|| ApiError::internal("nodes are not served"))?;
+    let (node, _) = rest::read(&router.rest.storage, nodes, "", node_name).await?;
+    Ok((pod, Location::of(&node)?))
+}
+
+fn kubelet_client(router: &Router) -> Result<&crate::kubelet::KubeletClient, ApiError> {
+    router
+        .kubelet
+        .get()
+        .ok_or_else(|| ApiError::unavailable("the API server has no kubelet client configured"))
+}
+
+/// A kubelet's refusal as upstream's response checker words it: 400 and 500 carry the
+/// kubelet's text, others are generic.
+fn kubelet_error(status: http::StatusCode, body: &[u8]) -> ApiError {
+    let text = String::from_utf8_lossy(body).trim().to_string();
+    match status.as_u16() {
+        400 => ApiError::bad_request(text),
+        500 => ApiError::internal(text),
+        403 => ApiError::forbidden(text),
+        404 => ApiError::not_found_message(text),
+        code => ApiError::from_code(code, text),
+    }
+}
+
+/// `GET pods/<name>/log`.
+pub async fn log(
+    router: &Router,
+    info: &RequestInfo,
+    query: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    let kubelet_query = log_query(&info.name, query)?;
+    let registry = &router.rest.registry;
+    let pods = registry
+        .resolve("", "v1", "pods")
+        .ok_or_else(|| ApiError::internal("pods are not served"))?;
+    let (pod, _) = rest::read(&router.rest.storage, pods, &info.namespace, &info.name).await?;
+    let container = validate_container(&pod, query.get("container").map_or("", String::as_str))?;
+    if pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        // Upstream: no node, no location, an empty log.
+        return Ok(body::response(200, "text/plain", ""));
+    }
+    let previous = matches!(query.get("previous").map(String::as_str), Some("true" | "1"));
+    check_log_status(&pod, &container, previous)?;
+    let (_, location) = pod_and_kubelet(router, info).await?;
+    let tls = kubelet_client(router)?.connect(&location).await?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let path = format!(
+        "/containerLogs/{}/{}/{}?{kubelet_query}",
+        info.namespace, info.name, container
+    );
+    let request = http::Request::get(path)
+        .header(http::header::HOST, location.authority())
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let status = response.status();
+    if !status.is_success() {
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        return Err(kubelet_error(status, &body));
+    }
+    let mut answer = http::Response::new(response.into_body().map_err(BodyError::new).boxed_unsync());
+    answer.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain"),
+    );
+    Ok(answer)
+}
+
+/// `pods/<name>/exec|attach|portforward`: the client's upgrade proxied to the kubelet.
+pub async fn stream(
+    router: &Router,
+    info: &RequestInfo,
+    uri: &http::Uri,
+    method: &http::Method,
+    headers: &http::HeaderMap,
+    client: Option<hyper::upgrade::OnUpgrade>,
+) -> Result<Response, ApiError> {
+    let (pod, location) = pod_and_kubelet(router, info).await?;
+    let raw_query = uri.query().unwrap_or("");
+    let path = match info.subresource.as_str() {
+        "portforward" => {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            for (key, value) in form_urlencoded::parse(raw_query.as_bytes()) {
+                if key == "ports" {
+                    for port in value.split(',') {
+                        query.append_pair("port", port.trim());
+                    }
+                }
+            }
+            format!("/portForward/{}/{}?{}", info.namespace, info.name, query.finish())
+        }
+        kind => {
+            let requested = form_urlencoded::parse(raw_query.as_bytes())
+                .find(|(k, _)| k == "container")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            let container = validate_container(&pod, &requested)?;
+            if kind == "exec"
+                && !form_urlencoded::parse(raw_query.as_bytes()).any(|(k, _)| k == "command")
+            {
+                return Err(ApiError::bad_request("you must specify at least 1 command"));
+            }
+            format!("/{kind}/{}/{}/{container}?{raw_query}", info.namespace, info.name)
+        }
+    };
+    let (Some(client), true) = (client, upgrade::is_upgrade(headers)) else {
+        return Err(ApiError::bad_request("Upgrade request required"));
+    };
+    let tls = kubelet_client(router)?.connect(&location).await?;
+    let forwarded = upgrade::forward(tls, method, &location.authority(), &path, headers)
+        .await
+        .map_err(|e| ApiError::internal(format!("error proxying to the kubelet: {e}")))?;
+    match forwarded {
+        Forwarded::Switched { headers, upgraded } => {
+            upgrade::splice(client, upgraded);
+            let mut response = http::Response::new(body::empty());
+            *response.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
+            *response.headers_mut() = headers;
+            Ok(response)
+        }
+        Forwarded::Refused {
+            status,
+            content_type,
+            body: text,
+        } => {
+            // Passed on as the kubelet (or the runtime) wrote it: clients read the text, and
+            // fall back from WebSocket to SPDY on it.
+            let mut response = http::Response::new(body::full(text));
+            *response.status_mut() = status;
+            if let Some(content_type) = content_type {
+                response
+                    .headers_mut()
+                    .insert(http::header::CONTENT_TYPE, content_type);
+            }
+            Ok(response)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(statuses: Value) -> Value {
+        json!({"metadata": {"name": "web"},
+            "spec": {"containers": [{"name": "app"}, {"name": "side"}], "initContainers": [{"name": "init"}]},
+            "status": {"containerStatuses": statuses}})
+    }
+
+    #[test]
+    fn containers_are_named_or_the_only_one() {
+        let two = pod(json!([]));
+        assert_eq!(validate_container(&two, "side").expect("named"), "side");
+        assert_eq!(validate_container(&two, "init").expect("init"), "init");
+        assert_eq!(
+            validate_container(&two, "").expect_err("ambiguous").message,
+            "a container name must be specified for pod web, choose one of: [app side]"
+        );
+        assert_eq!(
+            validate_container(&two, "nope").expect_err("unknown").message,
+            "container nope is not valid for pod web"
+        );
+        let one = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "only"}]}});
+        assert_eq!(validate_container(&one, "").expect("only"), "only");
+    }
+
+    #[test]
+    fn log_status_follows_the_kubelets_messages() {
+        let message = |state: Value, previous: bool| {
+            let p = pod(json!([state]));
+            check_log_status(&p, "app", previous).err().map(|e| e.message)
+        };
+        let running = json!({"name": "app", "state": {"running": {}}});
+        assert_eq!(message(running.clone(), false), None);
+        assert_eq!(
+            message(running, true).as_deref(),
+            Some("previous terminated container \"app\" in pod \"web\" not found")
+        );
+        let creating = json!({"name": "app", "state": {"waiting": {"reason": "ContainerCreating"}}});
+        assert_eq!(
+            message(creating, false).as_deref(),
+            Some("container \"app\" in pod \"web\" is waiting to start: ContainerCreating")
+        );
+        let backoff = json!({"name": "app", "state": {"waiting": {"reason": "ImagePullBackOff"}}});
+        assert_eq!(
+            message(backoff, false).as_deref(),
+            Some("container \"app\" in pod \"web\" is waiting to start: trying and failing to pull image")
+        );
+        // A crash loop: the last terminated instance is read, and is the previous one too.
+        let crashing = json!({"name": "app", "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {"terminated": {"exitCode": 1, "containerID": "containerd://abc"}}});
+        assert_eq!(message(crashing.clone(), false), None);
+        assert_eq!(message(crashing, true), None);
+        assert_eq!(
+            check_log_status(&pod(json!([])), "app", false).expect_err("no status").message,
+            "container \"app\" in pod \"web\" is waiting to start - no logs yet"
+        );
+    }
+
+    #[test]
+    fn log_options_are_validated_and_passed_on() {
+        let query = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<HashMap<_, _>>()
+        };
+        let passed = log_query("web", &query(&[("follow", "true"), ("tailLines", "5"), ("container", "app")]))
+            .expect("valid");
+        assert_eq!(passed, "follow=true&tailLines=5");
+        let invalid = log_query("web", &query(&[("tailLines", "-1")])).expect_err("negative");
+        assert_eq!(invalid.code, 422);
+        assert_eq!(
+            invalid.message,
+            "PodLogOptions \"web\" is invalid: tailLines: Invalid value: -1: must be greater than or equal to 0"
+        );
+        assert_eq!(
+            log_query("web", &query(&[("sinceSeconds", "5"), ("sinceTime", "2026-12-05T10:00:00Z")]))
+                .expect_err("both")
+                .code,
+            422
+        );
+        assert_eq!(log_query("web", &query(&[("limitBytes", "0")])).expect_err("zero").code, 422);
+    }
+}
