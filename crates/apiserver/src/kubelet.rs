@@ -18,7 +18,13 @@ pub const KUBELET_CLIENT_USER: &str = "kube-apiserver-kubelet-client";
 
 /// The address types tried in order (upstream's `--kubelet-preferred-address-types`, with the
 /// host name last: it need not resolve).
-const PREFERRED_ADDRESS_TYPES: &[&str] = &["InternalIP", "ExternalIP", "InternalDNS", "ExternalDNS", "Hostname"];
+const PREFERRED_ADDRESS_TYPES: &[&str] = &[
+    "InternalIP",
+    "ExternalIP",
+    "InternalDNS",
+    "ExternalDNS",
+    "Hostname",
+];
 
 /// Where a node's kubelet listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +58,9 @@ impl Location {
                 })
             })
             .ok_or_else(|| {
-                ApiError::bad_request(format!("no preferred addresses found; known addresses: [] (node {name})"))
+                ApiError::bad_request(format!(
+                    "no preferred addresses found; known addresses: [] (node {name})"
+                ))
             })?;
         let port = node
             .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
@@ -125,9 +133,15 @@ mod tests {
         let location = Location::of(&node).expect("location");
         assert_eq!(location.authority(), "10.0.0.1:41234");
         let bare = json!({"metadata": {"name": "n1"}, "status": {"addresses": [{"type": "Hostname", "address": "n1"}]}});
-        assert_eq!(Location::of(&bare).expect("location").authority(), "n1:10250");
+        assert_eq!(
+            Location::of(&bare).expect("location").authority(),
+            "n1:10250"
+        );
         let v6 = json!({"status": {"addresses": [{"type": "InternalIP", "address": "fd00::1"}]}});
-        assert_eq!(Location::of(&v6).expect("location").authority(), "[fd00::1]:10250");
+        assert_eq!(
+            Location::of(&v6).expect("location").authority(),
+            "[fd00::1]:10250"
+        );
         let none = json!({"metadata": {"name": "n1"}, "status": {}});
         assert_eq!(Location::of(&none).expect_err("no address").code, 400);
     }

@@ -114,9 +114,7 @@ impl Server {
     /// [`crate::kubelet::KUBELET_CLIENT_USER`] certificate. Without it, `pods/log`, `exec`,
     /// `attach` and `portforward` answer 503. Set once.
     pub fn set_kubelet_client(&self, tls: rustls::ClientConfig) {
-        let _ = self
-            .kubelet
-            .set(crate::kubelet::KubeletClient::new(tls));
+        let _ = self.kubelet.set(crate::kubelet::KubeletClient::new(tls));
     }
 
     /// Creates the system namespaces if missing.

@@ -145,10 +145,16 @@ mod tests {
         assert_eq!(user.client_key.as_deref(), Some("node.key"));
         let dir = tempfile::tempdir().expect("dir");
         std::fs::write(dir.path().join("embedded"), &text).expect("write");
-        assert_eq!(cluster_ca(&dir.path().join("embedded")).as_deref(), Ok("CA PEM"));
+        assert_eq!(
+            cluster_ca(&dir.path().join("embedded")).as_deref(),
+            Ok("CA PEM")
+        );
         std::fs::write(dir.path().join("files"), &files).expect("write");
         std::fs::write(dir.path().join("ca.crt"), "FILE CA").expect("write");
-        assert_eq!(cluster_ca(&dir.path().join("files")).as_deref(), Ok("FILE CA"));
+        assert_eq!(
+            cluster_ca(&dir.path().join("files")).as_deref(),
+            Ok("FILE CA")
+        );
         assert_eq!(
             parsed.contexts[0]
                 .context

@@ -176,10 +176,7 @@ pub async fn run_cleanup(args: &AgentArgs) -> anyhow::Result<()> {
 
 /// The client and its kubeconfig: from `--kubeconfig`, or by joining with `--server` and
 /// `--token`.
-async fn client(
-    args: &AgentArgs,
-    node_name: &str,
-) -> anyhow::Result<(kube::Client, PathBuf)> {
+async fn client(args: &AgentArgs, node_name: &str) -> anyhow::Result<(kube::Client, PathBuf)> {
     let kubeconfig = match (&args.kubeconfig, &args.server, &args.token) {
         (Some(path), _, _) => path.clone(),
         (None, Some(server), Some(token)) => {
@@ -277,8 +274,9 @@ async fn serve_kubelet(
     };
     let address = listener.local_addr().ok();
     tracing::info!(?address, "kubelet server listening");
-    let authorizer = Arc::new(SubjectAccessReviews(client));
-    KubeletServer::new(node_name, runtime, authorizer)
+    let authorizer = Arc::new(SubjectAccessReviews(client.clone()));
+    let pods = Arc::new(server::streaming::ApiPods(client));
+    KubeletServer::new(node_name, runtime, authorizer, pods)
         .serve(listener, tls, stopping)
         .await;
 }

@@ -15,6 +15,8 @@
 //! table, cgroups.
 
 mod common;
+#[path = "agent/streaming.rs"]
+mod streaming;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -803,7 +805,8 @@ fn an_unready_pod_leaves_its_service(ferry: &Ferry) {
 }
 
 /// `ferry server` runs an agent for its own node unless `--disable-agent`: the node registers
-/// under the machine's hostname with a certificate the server issued, and a pod runs on it.
+/// under the machine's hostname with a certificate the server issued, and a pod runs on it;
+/// kubectl logs, exec, cp, attach and port-forward reach its pods ([`streaming`]).
 #[test]
 #[ignore = "needs root, containerd and the local test registry; scripts/test.sh runs it"]
 fn the_server_runs_a_local_agent() {
@@ -861,6 +864,8 @@ fn the_server_runs_a_local_agent() {
         "the pod never ran: {}",
         ferry.ok(&["describe", "pod", "local"])
     );
+    let server_pid = ferry.child.as_ref().expect("the server runs").id();
+    streaming::pods_stream(&ferry, server_pid);
     ferry.ok(&["delete", "pod", "local", "--grace-period=1", "--wait=true"]);
     // SIGTERM: the server stops its agent, which stops its containerd.
     let config = agent_dir.join("containerd/config.toml");

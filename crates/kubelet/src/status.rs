@@ -53,6 +53,9 @@ pub struct Terminated {
     pub started_at: Option<Timestamp>,
     /// When it exited.
     pub finished_at: Option<Timestamp>,
+    /// The runtime's id of the instance that ended (`lastState.terminated.containerID`, which
+    /// `kubectl logs --previous` reads).
+    pub container_id: String,
 }
 
 /// A container's current state as the pod worker sees it.
@@ -359,7 +362,11 @@ fn container_statuses(
             };
             let last_state = match &fact.last_termination {
                 Some(t) => Some(ContainerState {
-                    terminated: Some(terminated(t, None)),
+                    terminated: Some(terminated(
+                        t,
+                        (!t.container_id.is_empty())
+                            .then(|| format!("{CONTAINER_ID_SCHEME}://{}", t.container_id)),
+                    )),
                     ..Default::default()
                 }),
                 // A restarted container whose previous instance is gone keeps the old record.
@@ -816,7 +823,10 @@ mod tests {
     /// Restarted: waiting for the next start with the previous exit recorded.
     fn restarting(name: &str, reason: &str, code: i32) -> ContainerFacts {
         ContainerFacts {
-            last_termination: Some(exit(code, if code == 0 { "Completed" } else { "Error" })),
+            last_termination: Some(Terminated {
+                container_id: "c2".into(),
+                ..exit(code, if code == 0 { "Completed" } else { "Error" })
+            }),
             restart_count: 3,
             ..fact(name, waiting(reason))
         }
@@ -1223,6 +1233,8 @@ mod tests {
             .and_then(|s| s.terminated)
             .expect("last state");
         assert_eq!((last.exit_code, last.reason.as_deref()), (1, Some("Error")));
+        // The instance that ended, as `kubectl logs --previous` finds it.
+        assert_eq!(last.container_id.as_deref(), Some("containerd://c2"));
 
         // The container record is gone (e.g. removed before a new sandbox): the old status's
         // restart count and last state are kept, the state goes back to waiting.

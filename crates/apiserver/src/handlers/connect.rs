@@ -4,7 +4,8 @@
 //! `/attach/…`, `/portForward/…`) and from there to the container runtime — the protocol
 //! (SPDY or WebSocket) is whatever the client and the runtime agree on, the API server only
 //! splices the bytes ([`ferry_client::upgrade`]). The pod, its container and its node are
-//! checked here first, with upstream's messages.
+//! checked here first, with upstream's messages; whether the container has a log yet is the
+//! kubelet's to say (it knows the instances).
 
 use std::collections::HashMap;
 
@@ -63,80 +64,6 @@ pub fn validate_container(pod: &Value, requested: &str) -> Result<String, ApiErr
     Ok(requested.to_string())
 }
 
-/// Whether the container has a log to read, from the pod's status, with the kubelet's
-/// messages (upstream's `validateContainerLogStatus`): the running or last terminated
-/// instance, the previous one with `previous`, or why there is none.
-pub fn check_log_status(pod: &Value, container: &str, previous: bool) -> Result<(), ApiError> {
-    let pod_name = pod
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let status = ["containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"]
-        .iter()
-        .filter_map(|kind| pod.pointer(&format!("/status/{kind}")).and_then(Value::as_array))
-        .flatten()
-        .find(|s| s.get("name").and_then(Value::as_str) == Some(container));
-    let Some(status) = status else {
-        return Err(ApiError::bad_request(format!(
-            "container {container:?} in pod {pod_name:?} is waiting to start - no logs yet"
-        )));
-    };
-    let has_id = |state: Option<&Value>| {
-        state
-            .and_then(|s| s.get("containerID"))
-            .and_then(Value::as_str)
-            .is_some_and(|id| !id.is_empty())
-    };
-    let last_terminated = status.pointer("/lastState/terminated");
-    let state = status.get("state");
-    let terminated = state.and_then(|s| s.get("terminated"));
-    let terminated_error = || {
-        ApiError::bad_request(format!(
-            "container {container:?} in pod {pod_name:?} is terminated"
-        ))
-    };
-    if previous {
-        return if has_id(last_terminated) {
-            Ok(())
-        } else {
-            Err(ApiError::bad_request(format!(
-                "previous terminated container {container:?} in pod {pod_name:?} not found"
-            )))
-        };
-    }
-    if state.and_then(|s| s.get("running")).is_some() {
-        return Ok(());
-    }
-    if terminated.is_some() {
-        return if has_id(terminated) || has_id(last_terminated) {
-            Ok(())
-        } else {
-            Err(terminated_error())
-        };
-    }
-    if last_terminated.is_some() {
-        return if has_id(last_terminated) {
-            Ok(())
-        } else {
-            Err(terminated_error())
-        };
-    }
-    if let Some(waiting) = state.and_then(|s| s.get("waiting")) {
-        let reason = waiting.get("reason").and_then(Value::as_str).unwrap_or("");
-        let why = match reason {
-            "ErrImagePull" => "image can't be pulled".to_string(),
-            "ImagePullBackOff" => "trying and failing to pull image".to_string(),
-            other => other.to_string(),
-        };
-        return Err(ApiError::bad_request(format!(
-            "container {container:?} in pod {pod_name:?} is waiting to start: {why}"
-        )));
-    }
-    Err(ApiError::bad_request(format!(
-        "container {container:?} in pod {pod_name:?} is waiting to start - no logs yet"
-    )))
-}
-
 /// The kubelet's query for a log request, after upstream's `PodLogOptions` validation (422).
 pub fn log_query(name: &str, query: &HashMap<String, String>) -> Result<String, ApiError> {
     let mut errors = Vec::new();
@@ -151,22 +78,45 @@ pub fn log_query(name: &str, query: &HashMap<String, String>) -> Result<String, 
         }
     };
     if number("tailLines", &mut errors).is_some_and(|n| n < 0) {
-        errors.push(FieldError::invalid_raw("tailLines", &query["tailLines"], "must be greater than or equal to 0"));
+        errors.push(FieldError::invalid_raw(
+            "tailLines",
+            &query["tailLines"],
+            "must be greater than or equal to 0",
+        ));
     }
     if number("limitBytes", &mut errors).is_some_and(|n| n < 1) {
-        errors.push(FieldError::invalid_raw("limitBytes", &query["limitBytes"], "must be greater than 0"));
+        errors.push(FieldError::invalid_raw(
+            "limitBytes",
+            &query["limitBytes"],
+            "must be greater than 0",
+        ));
     }
     if number("sinceSeconds", &mut errors).is_some_and(|n| n < 1) {
-        errors.push(FieldError::invalid_raw("sinceSeconds", &query["sinceSeconds"], "must be greater than 0"));
+        errors.push(FieldError::invalid_raw(
+            "sinceSeconds",
+            &query["sinceSeconds"],
+            "must be greater than 0",
+        ));
     }
     if query.contains_key("sinceSeconds") && query.contains_key("sinceTime") {
-        errors.push(FieldError::forbidden("", "at most one of `sinceTime` or `sinceSeconds` may be specified"));
+        errors.push(FieldError::forbidden(
+            "",
+            "at most one of `sinceTime` or `sinceSeconds` may be specified",
+        ));
     }
     if !errors.is_empty() {
         return Err(ApiError::invalid("PodLogOptions", "", name, &errors));
     }
     let mut out = form_urlencoded::Serializer::new(String::new());
-    for key in ["follow", "previous", "timestamps", "tailLines", "limitBytes", "sinceSeconds", "sinceTime"] {
+    for key in [
+        "follow",
+        "previous",
+        "timestamps",
+        "tailLines",
+        "limitBytes",
+        "sinceSeconds",
+        "sinceTime",
+    ] {
         if let Some(value) = query.get(key) {
             out.append_pair(key, value);
         }
@@ -175,7 +125,10 @@ pub fn log_query(name: &str, query: &HashMap<String, String>) -> Result<String, 
 }
 
 /// Reads the pod, its node and the node's kubelet location; 400 when the pod has no node.
-async fn pod_and_kubelet(router: &Router, info: &RequestInfo) -> Result<(Value, Location), ApiError> {
+async fn pod_and_kubelet(
+    router: &Router,
+    info: &RequestInfo,
+) -> Result<(Value, Location), ApiError> {
     let registry = &router.rest.registry;
     let pods = registry
         .resolve("", "v1", "pods")
@@ -239,8 +192,6 @@ pub async fn log(
         // Upstream: no node, no location, an empty log.
         return Ok(body::response(200, "text/plain", ""));
     }
-    let previous = matches!(query.get("previous").map(String::as_str), Some("true" | "1"));
-    check_log_status(&pod, &container, previous)?;
     let (_, location) = pod_and_kubelet(router, info).await?;
     let tls = kubelet_client(router)?.connect(&location).await?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
@@ -271,7 +222,8 @@ pub async fn log(
             .unwrap_or_default();
         return Err(kubelet_error(status, &body));
     }
-    let mut answer = http::Response::new(response.into_body().map_err(BodyError::new).boxed_unsync());
+    let mut answer =
+        http::Response::new(response.into_body().map_err(BodyError::new).boxed_unsync());
     answer.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("text/plain"),
@@ -300,7 +252,12 @@ pub async fn stream(
                     }
                 }
             }
-            format!("/portForward/{}/{}?{}", info.namespace, info.name, query.finish())
+            format!(
+                "/portForward/{}/{}?{}",
+                info.namespace,
+                info.name,
+                query.finish()
+            )
         }
         kind => {
             let requested = form_urlencoded::parse(raw_query.as_bytes())
@@ -313,7 +270,10 @@ pub async fn stream(
             {
                 return Err(ApiError::bad_request("you must specify at least 1 command"));
             }
-            format!("/{kind}/{}/{}/{container}?{raw_query}", info.namespace, info.name)
+            format!(
+                "/{kind}/{}/{}/{container}?{raw_query}",
+                info.namespace, info.name
+            )
         }
     };
     let (Some(client), true) = (client, upgrade::is_upgrade(headers)) else {
@@ -371,44 +331,13 @@ mod tests {
             "a container name must be specified for pod web, choose one of: [app side]"
         );
         assert_eq!(
-            validate_container(&two, "nope").expect_err("unknown").message,
+            validate_container(&two, "nope")
+                .expect_err("unknown")
+                .message,
             "container nope is not valid for pod web"
         );
         let one = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "only"}]}});
         assert_eq!(validate_container(&one, "").expect("only"), "only");
-    }
-
-    #[test]
-    fn log_status_follows_the_kubelets_messages() {
-        let message = |state: Value, previous: bool| {
-            let p = pod(json!([state]));
-            check_log_status(&p, "app", previous).err().map(|e| e.message)
-        };
-        let running = json!({"name": "app", "state": {"running": {}}});
-        assert_eq!(message(running.clone(), false), None);
-        assert_eq!(
-            message(running, true).as_deref(),
-            Some("previous terminated container \"app\" in pod \"web\" not found")
-        );
-        let creating = json!({"name": "app", "state": {"waiting": {"reason": "ContainerCreating"}}});
-        assert_eq!(
-            message(creating, false).as_deref(),
-            Some("container \"app\" in pod \"web\" is waiting to start: ContainerCreating")
-        );
-        let backoff = json!({"name": "app", "state": {"waiting": {"reason": "ImagePullBackOff"}}});
-        assert_eq!(
-            message(backoff, false).as_deref(),
-            Some("container \"app\" in pod \"web\" is waiting to start: trying and failing to pull image")
-        );
-        // A crash loop: the last terminated instance is read, and is the previous one too.
-        let crashing = json!({"name": "app", "state": {"waiting": {"reason": "CrashLoopBackOff"}},
-            "lastState": {"terminated": {"exitCode": 1, "containerID": "containerd://abc"}}});
-        assert_eq!(message(crashing.clone(), false), None);
-        assert_eq!(message(crashing, true), None);
-        assert_eq!(
-            check_log_status(&pod(json!([])), "app", false).expect_err("no status").message,
-            "container \"app\" in pod \"web\" is waiting to start - no logs yet"
-        );
     }
 
     #[test]
@@ -419,8 +348,11 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<HashMap<_, _>>()
         };
-        let passed = log_query("web", &query(&[("follow", "true"), ("tailLines", "5"), ("container", "app")]))
-            .expect("valid");
+        let passed = log_query(
+            "web",
+            &query(&[("follow", "true"), ("tailLines", "5"), ("container", "app")]),
+        )
+        .expect("valid");
         assert_eq!(passed, "follow=true&tailLines=5");
         let invalid = log_query("web", &query(&[("tailLines", "-1")])).expect_err("negative");
         assert_eq!(invalid.code, 422);
@@ -429,11 +361,19 @@ mod tests {
             "PodLogOptions \"web\" is invalid: tailLines: Invalid value: -1: must be greater than or equal to 0"
         );
         assert_eq!(
-            log_query("web", &query(&[("sinceSeconds", "5"), ("sinceTime", "2026-12-05T10:00:00Z")]))
-                .expect_err("both")
+            log_query(
+                "web",
+                &query(&[("sinceSeconds", "5"), ("sinceTime", "2026-12-05T10:00:00Z")])
+            )
+            .expect_err("both")
+            .code,
+            422
+        );
+        assert_eq!(
+            log_query("web", &query(&[("limitBytes", "0")]))
+                .expect_err("zero")
                 .code,
             422
         );
-        assert_eq!(log_query("web", &query(&[("limitBytes", "0")])).expect_err("zero").code, 422);
     }
 }

@@ -25,6 +25,7 @@ fn terminated_of(instance: &Instance) -> Option<Terminated> {
         message: s.message.clone(),
         started_at: ns_to_timestamp(s.started_at),
         finished_at: ns_to_timestamp(s.finished_at),
+        container_id: instance.id.clone(),
     })
 }
 

@@ -58,6 +58,7 @@ pub struct KubeletServer {
     node_name: String,
     runtime: Arc<dyn Runtime>,
     authorizer: Arc<dyn Authorizer>,
+    pods: Arc<dyn streaming::PodLookup>,
 }
 
 /// TLS for the server: `cert_pem` (the serving certificate) and its key, client certificates
@@ -130,16 +131,19 @@ pub fn authenticate(peer: Option<&[rustls::pki_types::CertificateDer<'_>]>) -> O
 }
 
 impl KubeletServer {
-    /// A server for `node_name`'s pods on `runtime`, authorizing with `authorizer`.
+    /// A server for `node_name`'s pods on `runtime` (their statuses from `pods`), authorizing
+    /// with `authorizer`.
     pub fn new(
         node_name: impl Into<String>,
         runtime: Arc<dyn Runtime>,
         authorizer: Arc<dyn Authorizer>,
+        pods: Arc<dyn streaming::PodLookup>,
     ) -> Arc<Self> {
         Arc::new(KubeletServer {
             node_name: node_name.into(),
             runtime,
             authorizer,
+            pods,
         })
     }
 
@@ -222,7 +226,15 @@ impl KubeletServer {
         match segments.as_slice() {
             ["healthz"] => text(200, "ok"),
             ["containerLogs", namespace, pod, container] => {
-                streaming::container_logs(&self.runtime, namespace, pod, container, &query).await
+                streaming::container_logs(
+                    &self.runtime,
+                    self.pods.as_ref(),
+                    namespace,
+                    pod,
+                    container,
+                    &query,
+                )
+                .await
             }
             [kind @ ("exec" | "attach"), namespace, pod, container] => {
                 streaming::container_stream(&self.runtime, kind, namespace, pod, container, request)

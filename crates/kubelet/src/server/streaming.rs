@@ -1,7 +1,8 @@
 //! The kubelet server's pod endpoints: a container's log, and exec, attach and port-forward
-//! handed to the runtime's streaming server. Containers and sandboxes are found through the
-//! runtime by the labels the pod workers give them, so a pod restarted by another kubelet
-//! process is found too.
+//! handed to the runtime's streaming server. A log's instance is the one the pod's status names
+//! (as upstream's); running containers and sandboxes are found through the runtime by the
+//! labels the pod workers give them, so a pod started by an earlier kubelet process is found
+//! too.
 
 use std::sync::Arc;
 
@@ -9,6 +10,8 @@ use bytes::Bytes;
 use ferry_client::upgrade::{self, Forwarded};
 use futures::StreamExt as _;
 use http_body_util::BodyExt as _;
+
+use k8s_openapi::api::core::v1::Pod;
 
 use super::logs::{self, LogOptions};
 use super::{text, Response};
@@ -49,10 +52,76 @@ fn runtime_error(error: RuntimeError) -> Response {
     }
 }
 
+/// The instance whose log a request reads, from the pod's status as upstream's
+/// `validateContainerLogStatus` picks it: with `previous`, the last terminated one; else the
+/// running one, or the one that ended (a crash loop reads the instance that crashed). The
+/// runtime's id (without its `containerd://` scheme), or the kubelet's message why there is
+/// no log.
+pub fn log_container_id(pod: &Pod, container: &str, previous: bool) -> Result<String, String> {
+    let pod_name = pod.metadata.name.as_deref().unwrap_or("");
+    let status = pod.status.as_ref().and_then(|status| {
+        [
+            &status.container_statuses,
+            &status.init_container_statuses,
+            &status.ephemeral_container_statuses,
+        ]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .find(|s| s.name == container)
+    });
+    let waiting_no_logs =
+        || format!("container {container:?} in pod {pod_name:?} is waiting to start - no logs yet");
+    let Some(status) = status else {
+        return Err(waiting_no_logs());
+    };
+    let id = |id: Option<&String>| {
+        id.filter(|id| !id.is_empty()).map(|id| {
+            id.split_once("://")
+                .map_or(id.as_str(), |(_, id)| id)
+                .to_string()
+        })
+    };
+    let last = status
+        .last_state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref());
+    let state = status.state.clone().unwrap_or_default();
+    let terminated_error = || format!("container {container:?} in pod {pod_name:?} is terminated");
+    if previous {
+        return id(last.and_then(|t| t.container_id.as_ref())).ok_or_else(|| {
+            format!("previous terminated container {container:?} in pod {pod_name:?} not found")
+        });
+    }
+    if state.running.is_some() {
+        return id(status.container_id.as_ref()).ok_or_else(waiting_no_logs);
+    }
+    if let Some(terminated) = &state.terminated {
+        return id(terminated.container_id.as_ref())
+            .or_else(|| id(last.and_then(|t| t.container_id.as_ref())))
+            .ok_or_else(terminated_error);
+    }
+    if let Some(last) = last {
+        return id(last.container_id.as_ref()).ok_or_else(terminated_error);
+    }
+    if let Some(waiting) = &state.waiting {
+        let why = match waiting.reason.as_deref().unwrap_or("") {
+            "ErrImagePull" => "image can't be pulled".to_string(),
+            "ImagePullBackOff" => "trying and failing to pull image".to_string(),
+            other => other.to_string(),
+        };
+        return Err(format!(
+            "container {container:?} in pod {pod_name:?} is waiting to start: {why}"
+        ));
+    }
+    Err(waiting_no_logs())
+}
+
 /// `GET /containerLogs/<namespace>/<pod>/<container>`: the log under the query's options
 /// ([`LogOptions::from_query`]), streamed while the container runs when following.
 pub async fn container_logs(
     runtime: &Arc<dyn Runtime>,
+    pods: &dyn PodLookup,
     namespace: &str,
     pod: &str,
     container: &str,
@@ -62,22 +131,36 @@ pub async fn container_logs(
         Ok(options) => options,
         Err(message) => return text(400, message),
     };
-    let instances = match instances(runtime, namespace, pod, container).await {
-        Ok(found) => found,
-        Err(error) => return runtime_error(error),
+    let found = match pods.pod(namespace, pod).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return text(404, format!("pod {pod:?} does not exist")),
+        Err(error) => return text(500, error),
     };
-    let index = usize::from(options.previous);
-    let Some(instance) = instances.get(index) else {
+    let spec = found.spec.as_ref();
+    let exists = spec.is_some_and(|spec| {
+        spec.containers.iter().any(|c| c.name == container)
+            || spec
+                .init_containers
+                .iter()
+                .flatten()
+                .any(|c| c.name == container)
+            || spec
+                .ephemeral_containers
+                .iter()
+                .flatten()
+                .any(|c| c.name == container)
+    });
+    if !exists {
         return text(
-            400,
-            if options.previous {
-                format!("previous terminated container {container:?} in pod {pod:?} not found")
-            } else {
-                format!("container {container:?} in pod {pod:?} is not available")
-            },
+            404,
+            format!("container {container:?} not found in pod {pod:?}"),
         );
+    }
+    let id = match log_container_id(&found, container, options.previous) {
+        Ok(id) => id,
+        Err(message) => return text(400, message),
     };
-    let status = match runtime.container_status(&instance.id).await {
+    let status = match runtime.container_status(&id).await {
         Ok(status) => status,
         Err(error) => return runtime_error(error),
     };
@@ -85,7 +168,6 @@ pub async fn container_logs(
         return text(500, format!("container {container:?} has no log path"));
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
-    let id = instance.id.clone();
     let runtime = runtime.clone();
     let path = std::path::PathBuf::from(&status.log_path);
     tokio::spawn(async move {
@@ -115,6 +197,26 @@ pub async fn container_logs(
         http::HeaderValue::from_static("text/plain"),
     );
     response
+}
+
+/// Finds this node's pods, for their container statuses (which instance a log request reads).
+#[async_trait::async_trait]
+pub trait PodLookup: Send + Sync {
+    /// The pod, `None` if there is none.
+    async fn pod(&self, namespace: &str, name: &str) -> Result<Option<Pod>, String>;
+}
+
+/// From the API server, with the node's credentials.
+pub struct ApiPods(pub kube::Client);
+
+#[async_trait::async_trait]
+impl PodLookup for ApiPods {
+    async fn pod(&self, namespace: &str, name: &str) -> Result<Option<Pod>, String> {
+        kube::Api::<Pod>::namespaced(self.0.clone(), namespace)
+            .get_opt(name)
+            .await
+            .map_err(|e| e.to_string())
+    }
 }
 
 fn flag(query: &str, name: &str) -> bool {

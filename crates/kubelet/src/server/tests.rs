@@ -6,7 +6,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use http_body_util::BodyExt as _;
 
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::json;
+
 use super::auth::{Attributes, Authorizer, User};
+use super::streaming::{log_container_id, PodLookup};
 use super::KubeletServer;
 use crate::podconfig::{CONTAINER_NAME_LABEL, POD_NAMESPACE_LABEL, POD_NAME_LABEL};
 use crate::runtime::{image_spec, v1, FakeRuntime, Runtime};
@@ -24,6 +28,38 @@ impl Authorizer for Allow {
     }
 }
 
+/// The pods the test says, as the API server would return them.
+#[derive(Default)]
+struct Pods(parking_lot::Mutex<Vec<Pod>>);
+
+impl Pods {
+    /// `default/web` whose `app` container has `status`.
+    fn set_web(&self, status: serde_json::Value) {
+        let pod = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"containers": [{"name": "app"}]},
+            "status": {"containerStatuses": [status]}
+        }))
+        .expect("pod");
+        *self.0.lock() = vec![pod];
+    }
+}
+
+#[async_trait]
+impl PodLookup for Pods {
+    async fn pod(&self, namespace: &str, name: &str) -> Result<Option<Pod>, String> {
+        Ok(self
+            .0
+            .lock()
+            .iter()
+            .find(|p| {
+                p.metadata.namespace.as_deref() == Some(namespace)
+                    && p.metadata.name.as_deref() == Some(name)
+            })
+            .cloned())
+    }
+}
+
 fn user(name: &str) -> Option<User> {
     Some(User {
         name: name.into(),
@@ -35,6 +71,7 @@ struct Node {
     fake: Arc<FakeRuntime>,
     server: Arc<KubeletServer>,
     authorizer: Arc<Allow>,
+    pods: Arc<Pods>,
     logs: tempfile::TempDir,
 }
 
@@ -94,12 +131,15 @@ async fn node() -> (Node, String) {
         Default::default(),
     ));
     let runtime: Arc<dyn Runtime> = fake.clone();
-    let server = KubeletServer::new("n1", runtime, authorizer.clone());
+    let pods = Arc::new(Pods::default());
+    pods.set_web(json!({"name": "app", "state": {"running": {}}, "containerID": format!("containerd://{id}")}));
+    let server = KubeletServer::new("n1", runtime, authorizer.clone(), pods.clone());
     (
         Node {
             fake,
             server,
             authorizer,
+            pods,
             logs,
         },
         id,
@@ -182,10 +222,11 @@ async fn logs_of_the_current_and_previous_instance() {
     );
     assert_eq!(
         get(&node, apiserver(), "/containerLogs/default/web/other").await,
-        (
-            400,
-            "container \"other\" in pod \"web\" is not available\n".into()
-        )
+        (404, "container \"other\" not found in pod \"web\"\n".into())
+    );
+    assert_eq!(
+        get(&node, apiserver(), "/containerLogs/default/gone/app").await,
+        (404, "pod \"gone\" does not exist\n".into())
     );
 
     // A restart: the new instance is current, the first one previous.
@@ -220,6 +261,9 @@ async fn logs_of_the_current_and_previous_instance() {
         .await
         .expect("second");
     node.fake.start_container(&second).await.expect("start");
+    node.pods.set_web(json!({"name": "app",
+        "state": {"running": {}}, "containerID": format!("containerd://{second}"),
+        "lastState": {"terminated": {"exitCode": 1, "containerID": format!("containerd://{first}")}}}));
     std::fs::write(
         node.logs.path().join("app/1.log"),
         "2026-12-05T11:00:00Z stdout F again\n",
@@ -264,4 +308,43 @@ async fn streaming_needs_an_upgrade_and_a_running_container() {
         .to_bytes();
     assert_eq!(&body[..], b"container not found (\"app\")\n");
     assert_eq!(get(&node, apiserver(), "/nothing/here").await.0, 404);
+}
+
+#[test]
+fn the_log_instance_follows_upstreams_choice() {
+    let pick = |status: serde_json::Value, previous: bool| {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "web"},
+            "status": {"containerStatuses": [status]}
+        }))
+        .expect("pod");
+        log_container_id(&pod, "app", previous)
+    };
+    let running = json!({"name": "app", "state": {"running": {}}, "containerID": "containerd://c2",
+        "lastState": {"terminated": {"exitCode": 1, "containerID": "containerd://c1"}}});
+    assert_eq!(pick(running.clone(), false), Ok("c2".into()));
+    assert_eq!(pick(running, true), Ok("c1".into()));
+    let fresh = json!({"name": "app", "state": {"running": {}}, "containerID": "containerd://c1"});
+    assert_eq!(
+        pick(fresh, true),
+        Err("previous terminated container \"app\" in pod \"web\" not found".into())
+    );
+    // A crash loop: the instance that crashed is both the current log and the previous one.
+    let crashing = json!({"name": "app", "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+        "containerID": "containerd://c3",
+        "lastState": {"terminated": {"exitCode": 1, "containerID": "containerd://c3"}}});
+    assert_eq!(pick(crashing.clone(), false), Ok("c3".into()));
+    assert_eq!(pick(crashing, true), Ok("c3".into()));
+    let creating = json!({"name": "app", "state": {"waiting": {"reason": "ContainerCreating"}}});
+    assert_eq!(
+        pick(creating, false),
+        Err("container \"app\" in pod \"web\" is waiting to start: ContainerCreating".into())
+    );
+    let pulling = json!({"name": "app", "state": {"waiting": {"reason": "ImagePullBackOff"}}});
+    assert_eq!(
+        pick(pulling, false),
+        Err("container \"app\" in pod \"web\" is waiting to start: trying and failing to pull image".into())
+    );
+    let done = json!({"name": "app", "state": {"terminated": {"exitCode": 0, "containerID": "containerd://c4"}}});
+    assert_eq!(pick(done, false), Ok("c4".into()));
 }

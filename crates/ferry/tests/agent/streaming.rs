@@ -1,0 +1,316 @@
+//! Looking inside pods with the real kubectl, through the API server and the kubelet's HTTPS
+//! server to containerd: logs (follow, tail, timestamps, previous, waiting), exec (exit code,
+//! stdin), cp both ways, attach, port-forward, the kubelet's own refusals, and no file
+//! descriptor left behind by 200 dropped log streams.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::common::{eventually, Ferry};
+use super::{http_get, run, BUSYBOX};
+
+const HTTPD: &str = "127.0.0.1:5000/httpd:1";
+
+fn phase_is(ferry: &Ferry, pod: &str, phase: &str) -> bool {
+    ferry
+        .kubectl(&["get", "pod", pod, "-o", "jsonpath={.status.phase}"])
+        .stdout
+        == phase.as_bytes()
+}
+
+/// Open file descriptors of a process.
+fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Runs every streaming check against `ferry`, whose local agent runs the pods; `server_pid`
+/// is the process that also runs the kubelet.
+pub fn pods_stream(ferry: &Ferry, server_pid: u32) {
+    ferry.ok(&[
+        "run",
+        "talker",
+        &format!("--image={BUSYBOX}"),
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        "echo hi; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.5; done",
+    ]);
+    ferry.ok(&["run", "web", &format!("--image={HTTPD}"), "--restart=Never"]);
+    ferry.ok(&[
+        "run",
+        "crasher",
+        &format!("--image={BUSYBOX}"),
+        "--restart=Always",
+        "--",
+        "sh",
+        "-c",
+        "echo run at $(date +%s%N); exit 1",
+    ]);
+    ferry.ok(&[
+        "run",
+        "no-image",
+        "--image=127.0.0.1:5000/missing:1",
+        "--restart=Never",
+    ]);
+    for pod in ["talker", "web"] {
+        assert!(
+            eventually(Duration::from_secs(60), || phase_is(ferry, pod, "Running")),
+            "{pod} never ran: {}",
+            ferry.ok(&["describe", "pod", pod])
+        );
+    }
+
+    // Logs: the whole log, the tail with timestamps, following new lines.
+    assert!(
+        eventually(Duration::from_secs(10), || ferry
+            .ok(&["logs", "talker"])
+            .starts_with("hi\ntick 0\n")),
+        "log: {}",
+        ferry.ok(&["logs", "talker"])
+    );
+    let tail = ferry.ok(&["logs", "talker", "--tail=1", "--timestamps"]);
+    let (time, text) = tail
+        .trim_end()
+        .split_once(' ')
+        .expect("a timestamp and a line");
+    assert!(time.ends_with('Z') && time.contains('T'), "{tail}");
+    assert!(text.starts_with("tick "), "{tail}");
+    assert_eq!(tail.lines().count(), 1, "{tail}");
+    let mut follow = Command::new("kubectl")
+        .args(["--kubeconfig"])
+        .arg(&ferry.kubeconfig)
+        .args(["logs", "-f", "talker", "--tail=1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("kubectl logs -f");
+    let mut lines = BufReader::new(follow.stdout.take().expect("stdout")).lines();
+    let first: u64 = lines
+        .next()
+        .expect("a line")
+        .expect("text")
+        .trim_start_matches("tick ")
+        .parse()
+        .expect("a tick");
+    let later: u64 = lines
+        .nth(2)
+        .expect("more lines")
+        .expect("text")
+        .trim_start_matches("tick ")
+        .parse()
+        .expect("a tick");
+    assert_eq!(later, first + 3, "followed lines come in order");
+    let _ = follow.kill();
+    let _ = follow.wait();
+
+    // --previous of a crash-looping container; a container that never started.
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            ferry
+                .kubectl(&["logs", "crasher", "--previous"])
+                .stdout
+                .starts_with(b"run at ")
+        }),
+        "no previous log: {}",
+        ferry.ok(&["describe", "pod", "crasher"])
+    );
+    let error = ferry.fails(&["logs", "talker", "--previous"]);
+    assert!(
+        error.contains(r#"previous terminated container "talker" in pod "talker" not found"#),
+        "{error}"
+    );
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let error = ferry.fails(&["logs", "no-image"]);
+            error.contains(r#"container "no-image" in pod "no-image" is waiting to start: "#)
+                && (error.contains("image can't be pulled")
+                    || error.contains("trying and failing to pull image"))
+        }),
+        "{}",
+        ferry.fails(&["logs", "no-image"])
+    );
+
+    // Exec: output, the exit code carried back, stdin piped in.
+    assert_eq!(
+        ferry.ok(&["exec", "talker", "--", "echo", "inside"]),
+        "inside\n"
+    );
+    let exit = ferry.kubectl(&["exec", "talker", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(exit.status.code(), Some(3), "{exit:?}");
+    let piped = ferry.with_stdin(&["exec", "-i", "talker", "--", "cat"], "through stdin\n");
+    assert_eq!(String::from_utf8_lossy(&piped.stdout), "through stdin\n");
+    let error = ferry.fails(&["exec", "no-image", "--", "true"]);
+    assert!(
+        !error.is_empty(),
+        "exec into a container that never ran fails"
+    );
+
+    // cp both ways: the same bytes.
+    let dir = tempfile::tempdir().expect("dir");
+    let original: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let source = dir.path().join("in.bin");
+    std::fs::write(&source, &original).expect("write");
+    ferry.ok(&["cp", &source.to_string_lossy(), "talker:/tmp/in.bin"]);
+    let back = dir.path().join("out.bin");
+    ferry.ok(&["cp", "talker:/tmp/in.bin", &back.to_string_lossy()]);
+    assert!(
+        std::fs::read(&back).expect("read") == original,
+        "cp changed the bytes"
+    );
+
+    // attach: the running container's output.
+    let mut attach = Command::new("kubectl")
+        .args(["--kubeconfig"])
+        .arg(&ferry.kubeconfig)
+        .args(["attach", "talker"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kubectl attach");
+    let mut attached = BufReader::new(attach.stdout.take().expect("stdout")).lines();
+    let line = attached.next().expect("a line").expect("text");
+    assert!(line.starts_with("tick "), "{line}");
+    let _ = attach.kill();
+    let _ = attach.wait();
+
+    // port-forward to the HTTP server's port.
+    let mut forward = Command::new("kubectl")
+        .args(["--kubeconfig"])
+        .arg(&ferry.kubeconfig)
+        .args(["port-forward", "pod/web", ":8080", "--address=127.0.0.1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("kubectl port-forward");
+    let mut said = BufReader::new(forward.stdout.take().expect("stdout")).lines();
+    let line = said.next().expect("a line").expect("text");
+    // "Forwarding from 127.0.0.1:PORT -> 8080"
+    let port = line
+        .split_whitespace()
+        .nth(2)
+        .and_then(|a| a.rsplit(':').next())
+        .expect("a port")
+        .to_string();
+    let page = http_get(&format!("http://127.0.0.1:{port}/"));
+    let _ = forward.kill();
+    let _ = forward.wait();
+    assert!(
+        page.as_deref()
+            .is_some_and(|p| p.contains("hello from ferry httpd")),
+        "{page:?}"
+    );
+
+    // The kubelet itself: no certificate, 401; a certificate of the CA for a user the API
+    // server does not authorize, 403.
+    let node_port = ferry.ok(&[
+        "get",
+        "nodes",
+        "-o",
+        "jsonpath={.items[0].status.daemonEndpoints.kubeletEndpoint.Port}",
+    ]);
+    let kubelet = format!("https://127.0.0.1:{node_port}/containerLogs/default/talker/talker");
+    let anonymous = run(
+        "curl",
+        &["-sk", "-o", "/dev/null", "-w", "%{http_code}", &kubelet],
+    );
+    assert_eq!(anonymous, "401");
+    let tls = ferry.kubeconfig.parent().expect("data dir").join("tls");
+    let key = dir.path().join("bob.key");
+    let cert = dir.path().join("bob.crt");
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=bob/O=dev",
+            "-keyout",
+        ])
+        .arg(&key)
+        .args(["-out"])
+        .arg(dir.path().join("bob.csr"))
+        .output()
+        .expect("openssl req");
+    assert!(made.status.success(), "{made:?}");
+    // A v3 client certificate (rustls refuses v1 ones).
+    let extensions = dir.path().join("bob.ext");
+    std::fs::write(&extensions, "extendedKeyUsage=clientAuth\n").expect("write");
+    let signed = Command::new("openssl")
+        .args(["x509", "-req", "-days", "1", "-extfile"])
+        .arg(&extensions)
+        .args(["-in"])
+        .arg(dir.path().join("bob.csr"))
+        .arg("-CA")
+        .arg(tls.join("ca.crt"))
+        .arg("-CAkey")
+        .arg(tls.join("ca.key"))
+        .args(["-CAcreateserial", "-out"])
+        .arg(&cert)
+        .output()
+        .expect("openssl x509");
+    assert!(signed.status.success(), "{signed:?}");
+    let bob = run(
+        "curl",
+        &[
+            "-sk",
+            "--cert",
+            &cert.to_string_lossy(),
+            "--key",
+            &key.to_string_lossy(),
+            &kubelet,
+        ],
+    );
+    assert_eq!(
+        bob.trim(),
+        "Forbidden (user=bob, verb=get, resource=nodes, subresource=proxy)"
+    );
+
+    // 200 log streams opened and dropped leave no file descriptor behind.
+    let before = fds(server_pid);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        use futures::AsyncBufReadExt as _;
+        let client = ferry_client::connect(&ferry.kubeconfig)
+            .await
+            .expect("client");
+        let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+            kube::Api::namespaced(client, "default");
+        let params = kube::api::LogParams {
+            follow: true,
+            tail_lines: Some(1),
+            ..Default::default()
+        };
+        for _ in 0..200 {
+            let mut stream = pods
+                .log_stream("talker", &params)
+                .await
+                .expect("log stream")
+                .lines();
+            use futures::StreamExt as _;
+            let line = stream.next().await.expect("a line").expect("text");
+            assert!(line.starts_with("tick "), "{line}");
+        }
+    });
+    drop(runtime);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut after = fds(server_pid);
+    while after > before + 10 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        after = fds(server_pid);
+    }
+    assert!(
+        after <= before + 10,
+        "file descriptors of the server and kubelet: {before} before 200 dropped log streams, {after} after"
+    );
+
+    for pod in ["talker", "web", "crasher", "no-image"] {
+        ferry.ok(&["delete", "pod", pod, "--grace-period=1", "--wait=false"]);
+    }
+}
