@@ -6,8 +6,14 @@
 #   127.0.0.1:PORT/httpd:1      busybox:1 plus a /www layer; default command
 #                               `/bin/busybox httpd -f -p 8080 -h /www` (serves /www/index.html)
 #   127.0.0.1:PORT/pause:3.10   images/pause/pause.c built with `gcc -static -Os`; entrypoint /pause
+# and under the names pods use by habit, so that with the registries file below `busybox`,
+# `nginx` and `registry.k8s.io/pause:3.10` pull from here:
+#   library/busybox:latest      busybox:1
+#   library/nginx:latest        httpd:1 serving /www on port 80 (as nginx's image listens)
 #
-# Usage: scripts/build-test-images.sh [--registry-dir DIR] [--port PORT]
+# Usage: scripts/build-test-images.sh [--registry-dir DIR] [--port PORT] [--registries-file FILE]
+#   FILE, when given, is written in k3s's registries.yaml format: docker.io and registry.k8s.io
+#        mirrored to this registry (`ferry server` reads <data-dir>/registries.yaml).
 #   DIR  defaults to $FERRY_TEST_REGISTRY_DIR or /tmp/ferry-test-registry; it holds
 #          config.yml  registry.pid  registry.log  storage/   the registry (Debian's docker-registry)
 #          oci/        the OCI image layout built with umoci      build/  scratch space
@@ -23,9 +29,11 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 dir=${FERRY_TEST_REGISTRY_DIR:-/tmp/ferry-test-registry}
 port=5000
+registries_file=""
 while [ $# -gt 0 ]; do
   case $1 in
     --registry-dir) dir=$2; shift 2 ;;
+    --registries-file) registries_file=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
@@ -116,6 +124,13 @@ HTML
     --config.cmd /bin/busybox --config.cmd httpd --config.cmd -f --config.cmd -p \
     --config.cmd 8080 --config.cmd -h --config.cmd /www --config.exposedports 8080/tcp
 
+  # nginx-latest — httpd:1 listening on port 80, as the nginx image does; no layer of its own.
+  umoci config --no-history --image "$layout:httpd-1" --tag nginx-latest
+  umoci config "${history[@]}" --created "$created" --author ferry --image "$layout:nginx-latest" \
+    --clear=config.cmd --clear=config.exposedports \
+    --config.cmd /bin/busybox --config.cmd httpd --config.cmd -f --config.cmd -p \
+    --config.cmd 80 --config.cmd -h --config.cmd /www --config.exposedports 80/tcp
+
   # pause:3.10 — just /pause, run as 65535:65535 like upstream's pause image.
   umoci new --image "$layout:pause-3.10"
   unpack pause-3.10 "$build/bundle"
@@ -199,3 +214,19 @@ push() {
 push busybox-1 busybox:1
 push httpd-1 httpd:1
 push pause-3.10 pause:3.10
+push busybox-1 library/busybox:latest
+push nginx-latest library/nginx:latest
+
+if [ -n "$registries_file" ]; then
+  mkdir -p "$(dirname "$registries_file")"
+  cat >"$registries_file" <<YAML
+# Written by scripts/build-test-images.sh: images by their usual names (busybox, nginx,
+# registry.k8s.io/pause:3.10) come from the local test registry; nothing is downloaded.
+mirrors:
+  docker.io:
+    endpoint: ["http://$registry"]
+  registry.k8s.io:
+    endpoint: ["http://$registry"]
+YAML
+  echo "wrote $registries_file"
+fi

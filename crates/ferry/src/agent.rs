@@ -77,11 +77,18 @@ pub struct AgentArgs {
     /// The address the kubelet's HTTPS server listens on.
     #[arg(long, default_value = "0.0.0.0")]
     pub kubelet_address: IpAddr,
+    /// Registry mirrors, TLS and credentials for the node's containerd, in k3s's
+    /// `registries.yaml` format [default: <data-dir>/registries.yaml when it exists].
+    #[arg(long)]
+    pub registries: Option<PathBuf>,
     /// Remove every container, mount, interface, namespace, route, nft table and cgroup the
     /// agent made on this machine, then exit (run it with the agent stopped).
     #[arg(long)]
     pub cleanup: bool,
 }
+
+/// The registries file looked for in the data dir (`ferry server`'s and `ferry agent`'s).
+pub const REGISTRIES_FILE: &str = "registries.yaml";
 
 /// The lower-cased hostname.
 pub fn hostname() -> String {
@@ -121,6 +128,23 @@ impl AgentArgs {
         let mut config = ContainerdConfig::new(self.data_dir.join("containerd"));
         config.sandbox_image = self.pause_image.clone();
         config
+    }
+
+    /// The registry settings: `--registries`, or the data dir's file if there is one.
+    fn registries(&self) -> anyhow::Result<ferry_kubelet::registries::Registries> {
+        let path = match &self.registries {
+            Some(path) => path.clone(),
+            None => {
+                let path = self.data_dir.join(REGISTRIES_FILE);
+                if !path.exists() {
+                    return Ok(Default::default());
+                }
+                path
+            }
+        };
+        let registries = ferry_kubelet::registries::Registries::load(&path)?;
+        tracing::info!(path = %path.display(), mirrors = ?registries.mirrors.keys().collect::<Vec<_>>(), "registry settings");
+        Ok(registries)
     }
 
     fn guard(&self) -> Guard {
@@ -325,25 +349,26 @@ where
     let kubelet_port = kubelet_listener.local_addr()?.port();
 
     // The runtime: ours, or the one given.
-    let (containerd, runtime): (Option<Containerd>, Arc<dyn Runtime>) = match &args
-        .container_runtime_endpoint
-    {
-        Some(socket) => (
-            None,
-            Arc::new(
-                CriRuntime::connect(socket)
-                    .await
-                    .context("connecting to the CRI socket")?,
+    let (containerd, runtime): (Option<Containerd>, Arc<dyn Runtime>) =
+        match &args.container_runtime_endpoint {
+            Some(socket) => (
+                None,
+                Arc::new(
+                    CriRuntime::connect(socket)
+                        .await
+                        .context("connecting to the CRI socket")?,
+                ),
             ),
-        ),
-        None => {
-            let containerd = Containerd::start(args.containerd_config(), Duration::from_secs(60))
-                .await
-                .context("starting containerd")?;
-            let runtime = Arc::new(containerd.runtime().clone());
-            (Some(containerd), runtime)
-        }
-    };
+            None => {
+                let mut config = args.containerd_config();
+                config.registries = args.registries()?;
+                let containerd = Containerd::start(config, Duration::from_secs(60))
+                    .await
+                    .context("starting containerd")?;
+                let runtime = Arc::new(containerd.runtime().clone());
+                (Some(containerd), runtime)
+            }
+        };
 
     let machine = MachineConfig {
         data_dir: args.data_dir.clone(),

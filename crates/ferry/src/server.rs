@@ -97,6 +97,10 @@ pub struct Args {
     /// it from the ConfigMap kube-system/ferry-pod-network.
     #[arg(long, default_value = "vxlan")]
     pod_network: ferry_podnet::Backend,
+    /// Registry mirrors and settings for the local node's containerd, in k3s's
+    /// `registries.yaml` format [default: <data-dir>/registries.yaml when it exists].
+    #[arg(long)]
+    registries: Option<PathBuf>,
 }
 
 /// A kubeconfig with the CA, certificate and key embedded (the admin's, the local node's).
@@ -430,7 +434,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut grace = std::time::Duration::from_secs(2);
     if !args.disable_agent {
         if crate::agent::is_root() {
-            let agent = local_agent(&data_dir, &url, &pki, &args.agent_args)?;
+            let mut agent_args = args.agent_args.clone();
+            let registries = args
+                .registries
+                .clone()
+                .unwrap_or_else(|| data_dir.join(crate::agent::REGISTRIES_FILE));
+            if args.registries.is_some() || registries.exists() {
+                agent_args.push(format!("--registries={}", registries.display()));
+            }
+            let agent = local_agent(&data_dir, &url, &pki, &agent_args)?;
             let shutdown = stopping();
             components.spawn(async move {
                 if let Err(error) = crate::agent::run(agent, shutdown).await {

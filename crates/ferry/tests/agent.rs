@@ -835,6 +835,13 @@ fn the_server_runs_a_local_agent() {
         .map(|f| format!("--agent-arg={f}"))
         .collect();
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    // Images by their usual names come from the local registry (scripts/build-test-images.sh
+    // pushes them there too).
+    std::fs::write(
+        tmp.path().join("registries.yaml"),
+        "mirrors:\n  docker.io:\n    endpoint: [\"http://127.0.0.1:5000\"]\n",
+    )
+    .expect("registries.yaml");
     let mut ferry = Ferry::start_with_agent(tmp.path(), &extra);
     let node = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .expect("hostname")

@@ -81,6 +81,9 @@ pub struct ContainerdConfig {
     pub sandbox_image: String,
     /// Registries (`host:port`) to reach over plain HTTP, each given a `hosts.toml`.
     pub plain_http_registries: Vec<String>,
+    /// Mirrors, TLS and credentials from a `registries.yaml` (they win over
+    /// `plain_http_registries` for the same host).
+    pub registries: crate::registries::Registries,
     /// Where the CNI plugin binaries are.
     pub cni_bin_dir: PathBuf,
     /// The snapshotter for container filesystems.
@@ -99,6 +102,7 @@ impl ContainerdConfig {
             runc_binary: PathBuf::from("/usr/sbin/runc"),
             sandbox_image: DEFAULT_SANDBOX_IMAGE.to_string(),
             plain_http_registries: vec![TEST_REGISTRY.to_string()],
+            registries: Default::default(),
             cni_bin_dir: PathBuf::from(crate::cni::DEFAULT_CNI_BIN_DIR),
             snapshotter: "overlayfs".to_string(),
             log_level: "info".to_string(),
@@ -147,7 +151,8 @@ impl ContainerdConfig {
 }
 
 /// A TOML basic string. JSON's escaping (`\"`, `\\`, `\n`, `\uXXXX`) is valid TOML.
-fn toml_str(s: &str) -> String {
+/// `s` as a TOML basic string.
+pub(crate) fn toml_str(s: &str) -> String {
     serde_json::Value::from(s).to_string()
 }
 
@@ -205,6 +210,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   [{cri}.registry]
     # hosts.toml per registry; replaces the deprecated registry.mirrors table.
     config_path = {registry}
+{auths}
 "#,
         root = toml_path(&config.root_dir()),
         state = toml_path(&config.state_dir()),
@@ -219,6 +225,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         cni_bin = toml_path(&config.cni_bin_dir),
         cni_conf = toml_path(&config.cni_conf_dir()),
         registry = toml_path(&config.registry_config_dir()),
+        auths = config.registries.auth_toml(cri),
     )
 }
 
@@ -234,6 +241,11 @@ pub fn write_config(config: &ContainerdConfig) -> Result<(), ContainerdError> {
         let path = path.to_path_buf();
         move |source| ContainerdError::Io { path, source }
     };
+    // The registry hosts are made anew from the settings: a mirror dropped from them goes.
+    let hosts_dir = config.registry_config_dir();
+    if hosts_dir.exists() {
+        std::fs::remove_dir_all(&hosts_dir).map_err(io(&hosts_dir))?;
+    }
     for dir in [
         config.data_dir.clone(),
         config.cni_conf_dir(),
@@ -243,11 +255,17 @@ pub fn write_config(config: &ContainerdConfig) -> Result<(), ContainerdError> {
     }
     let path = config.config_path();
     std::fs::write(&path, render_config(config)).map_err(io(&path))?;
-    for registry in &config.plain_http_registries {
-        let dir = config.registry_config_dir().join(registry);
+    let mut hosts: std::collections::BTreeMap<String, String> = config
+        .plain_http_registries
+        .iter()
+        .map(|registry| (registry.clone(), render_hosts_toml(registry)))
+        .collect();
+    hosts.extend(config.registries.hosts_files());
+    for (registry, text) in hosts {
+        let dir = hosts_dir.join(&registry);
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let path = dir.join("hosts.toml");
-        std::fs::write(&path, render_hosts_toml(registry)).map_err(io(&path))?;
+        std::fs::write(&path, text).map_err(io(&path))?;
     }
     Ok(())
 }

@@ -13,6 +13,8 @@
 //!   records calls and injects failures for unit tests. Start reading at `runtime/mod.rs`.
 //! - [`containerd`]: runs the node's own containerd (Debian's `containerd` + `runc`) with a
 //!   config generated under the agent's data dir, waits for CRI to answer, stops it by pid.
+//! - [`registries`]: registry mirrors, TLS and credentials from a k3s-style `registries.yaml`,
+//!   as containerd's `hosts.toml` files.
 //! - [`cni`]: the CNI conflist (bridge + host-local on the node's podCIDR, portmap) that
 //!   containerd's CRI plugin uses for each sandbox.
 //! - [`podconfig`]: pure builders from a Pod to CRI's `PodSandboxConfig` and `ContainerConfig`
@@ -49,6 +51,7 @@ pub mod node;
 pub mod pod_worker;
 pub mod podconfig;
 pub mod probe;
+pub mod registries;
 pub use ferry_api::quantity;
 pub mod runtime;
 pub mod server;

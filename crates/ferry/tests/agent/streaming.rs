@@ -1,16 +1,19 @@
 //! Looking inside pods with the real kubectl, through the API server and the kubelet's HTTPS
 //! server to containerd: logs (follow, tail, timestamps, previous, waiting), exec (exit code,
 //! stdin), cp both ways, attach, port-forward, the kubelet's own refusals, and no file
-//! descriptor left behind by 200 dropped log streams.
+//! descriptor left behind by 200 dropped log streams. The pods use images by their usual names
+//! (`busybox`, `nginx`), pulled through the registries file's mirror of docker.io.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::common::{eventually, Ferry};
-use super::{http_get, run, BUSYBOX};
+use super::{http_get, run};
 
-const HTTPD: &str = "127.0.0.1:5000/httpd:1";
+/// The usual names, pulled through the data dir's registries.yaml mirror of docker.io.
+const BUSYBOX_BY_NAME: &str = "busybox";
+const NGINX_BY_NAME: &str = "nginx";
 
 fn phase_is(ferry: &Ferry, pod: &str, phase: &str) -> bool {
     ferry
@@ -30,18 +33,23 @@ pub fn pods_stream(ferry: &Ferry, server_pid: u32) {
     ferry.ok(&[
         "run",
         "talker",
-        &format!("--image={BUSYBOX}"),
+        &format!("--image={BUSYBOX_BY_NAME}"),
         "--restart=Never",
         "--",
         "sh",
         "-c",
         "echo hi; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.5; done",
     ]);
-    ferry.ok(&["run", "web", &format!("--image={HTTPD}"), "--restart=Never"]);
+    ferry.ok(&[
+        "run",
+        "web",
+        &format!("--image={NGINX_BY_NAME}"),
+        "--restart=Never",
+    ]);
     ferry.ok(&[
         "run",
         "crasher",
-        &format!("--image={BUSYBOX}"),
+        &format!("--image={BUSYBOX_BY_NAME}"),
         "--restart=Always",
         "--",
         "sh",
@@ -174,17 +182,17 @@ pub fn pods_stream(ferry: &Ferry, server_pid: u32) {
     let _ = attach.kill();
     let _ = attach.wait();
 
-    // port-forward to the HTTP server's port.
+    // port-forward to the HTTP server's port (80, as nginx's).
     let mut forward = Command::new("kubectl")
         .args(["--kubeconfig"])
         .arg(&ferry.kubeconfig)
-        .args(["port-forward", "pod/web", ":8080", "--address=127.0.0.1"])
+        .args(["port-forward", "pod/web", ":80", "--address=127.0.0.1"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("kubectl port-forward");
     let mut said = BufReader::new(forward.stdout.take().expect("stdout")).lines();
     let line = said.next().expect("a line").expect("text");
-    // "Forwarding from 127.0.0.1:PORT -> 8080"
+    // "Forwarding from 127.0.0.1:PORT -> 80"
     let port = line
         .split_whitespace()
         .nth(2)
