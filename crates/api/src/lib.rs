@@ -19,6 +19,7 @@ pub mod patch;
 pub mod printers;
 pub mod qos;
 pub mod quantity;
+pub mod query;
 pub mod registry;
 pub mod time;
 

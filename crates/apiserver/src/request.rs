@@ -119,25 +119,12 @@ pub fn parse(method: &str, path: &str, watch: bool) -> RequestInfo {
     info
 }
 
-/// A boolean query parameter as upstream reads it (Go's `strconv.ParseBool`): `1`, `t`, `T`,
-/// `true`, `TRUE`, `True` are true; anything else (the false spellings, garbage) is not.
-pub fn query_bool(value: &str) -> bool {
-    matches!(value, "1" | "t" | "T" | "true" | "TRUE" | "True")
-}
+/// A boolean query parameter as upstream reads it (Go's `strconv.ParseBool`).
+pub use ferry_api::query::parse_bool as query_bool;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn booleans_parse_as_go_does() {
-        for yes in ["1", "t", "T", "true", "TRUE", "True"] {
-            assert!(query_bool(yes), "{yes}");
-        }
-        for no in ["0", "f", "false", "False", "", "yes", "tRuE"] {
-            assert!(!query_bool(no), "{no}");
-        }
-    }
 
     fn p(method: &str, path: &str) -> (String, String, String, String, String, String) {
         let i = parse(method, path, false);

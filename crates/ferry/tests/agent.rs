@@ -873,6 +873,7 @@ fn the_server_runs_a_local_agent() {
     );
     let server_pid = ferry.child.as_ref().expect("the server runs").id();
     streaming::pods_stream(&ferry, server_pid);
+    streaming::official_python_client(&ferry);
     ferry.ok(&["delete", "pod", "local", "--grace-period=1", "--wait=true"]);
     // SIGTERM: the server stops its agent, which stops its containerd.
     let config = agent_dir.join("containerd/config.toml");

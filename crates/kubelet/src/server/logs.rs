@@ -107,7 +107,7 @@ impl LogOptions {
     pub fn from_query(query: &str, now: Timestamp) -> Result<LogOptions, String> {
         let mut options = LogOptions::default();
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-            let flag = || value == "true" || value == "1";
+            let flag = || ferry_api::query::parse_bool(&value);
             let number = |name: &str| {
                 value
                     .parse::<i64>()

@@ -13,6 +13,8 @@ use http_body_util::BodyExt as _;
 
 use k8s_openapi::api::core::v1::Pod;
 
+use ferry_api::query::parse_bool;
+
 use super::logs::{self, LogOptions};
 use super::{text, Response};
 use crate::podconfig::{CONTAINER_NAME_LABEL, POD_NAMESPACE_LABEL, POD_NAME_LABEL};
@@ -220,7 +222,7 @@ impl PodLookup for ApiPods {
 }
 
 fn flag(query: &str, name: &str) -> bool {
-    form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == name && (v == "true" || v == "1"))
+    form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == name && parse_bool(&v))
 }
 
 /// `/exec/…` and `/attach/…`: the container's running instance, a streaming URL for it, and
@@ -340,6 +342,12 @@ async fn proxy_to_runtime<B>(
             format!("runtime streaming URL {url:?} has no host or path"),
         );
     };
+    // The client's query goes along: a WebSocket port-forward names its ports there, and the
+    // streaming server reads them from its own request.
+    let path = match (path.query(), request.uri().query()) {
+        (None, Some(query)) if !query.is_empty() => format!("{}?{query}", path.path()),
+        _ => path.as_str().to_string(),
+    };
     if uri.scheme_str() != Some("http") {
         return text(
             500,
@@ -360,7 +368,7 @@ async fn proxy_to_runtime<B>(
         tcp,
         request.method(),
         authority.as_str(),
-        path.as_str(),
+        &path,
         request.headers(),
     )
     .await
