@@ -422,6 +422,8 @@ pub enum FieldErrorKind {
     Forbidden,
     /// `Too many`.
     TooMany,
+    /// `Not found`.
+    NotFound,
 }
 
 impl FieldErrorKind {
@@ -434,6 +436,7 @@ impl FieldErrorKind {
             FieldErrorKind::NotSupported => "FieldValueNotSupported",
             FieldErrorKind::Forbidden => "FieldValueForbidden",
             FieldErrorKind::TooMany => "FieldValueTooMany",
+            FieldErrorKind::NotFound => "FieldValueNotFound",
         }
     }
 
@@ -445,6 +448,7 @@ impl FieldErrorKind {
             FieldErrorKind::NotSupported => "Unsupported value",
             FieldErrorKind::Forbidden => "Forbidden",
             FieldErrorKind::TooMany => "Too many",
+            FieldErrorKind::NotFound => "Not found",
         }
     }
 }
@@ -485,6 +489,16 @@ impl FieldError {
             kind: FieldErrorKind::Invalid,
             value: Some(value.into()),
             detail: detail.into(),
+        }
+    }
+
+    /// A reference to something that does not exist (upstream's `field.NotFound`).
+    pub fn not_found(field: impl Into<String>, value: &str) -> Self {
+        FieldError {
+            field: field.into(),
+            kind: FieldErrorKind::NotFound,
+            value: Some(format!("{value:?}")),
+            detail: String::new(),
         }
     }
 

@@ -1185,11 +1185,18 @@ fn admission_plugins_are_chosen_by_name() {
 fn unserved_subresources_are_not_found() {
     let ferry = Ferry::start();
     ferry.ok(&["run", "p", "--image=busybox:1.36", "--restart=Never"]);
-    let err = ferry.fails(&["get", "--raw", "/api/v1/namespaces/default/pods/p/log"]);
+    let err = ferry.fails(&["get", "--raw", "/api/v1/namespaces/default/pods/p/proxy"]);
     assert!(
         err.contains("NotFound") || err.contains("not found"),
         "{err}"
     );
+    // The log is served: a pod on no node has an empty one (upstream), a missing pod none.
+    assert_eq!(
+        ferry.ok(&["get", "--raw", "/api/v1/namespaces/default/pods/p/log"]),
+        ""
+    );
+    let missing = ferry.fails(&["logs", "nothing"]);
+    assert!(missing.contains(r#"pods "nothing" not found"#), "{missing}");
     let scale = ferry.fails(&["get", "--raw", "/api/v1/namespaces/default/pods/p/scale"]);
     assert!(
         scale.contains("NotFound") || scale.contains("not found"),

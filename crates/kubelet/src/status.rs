@@ -125,6 +125,8 @@ pub struct PodFacts {
     pub containers: Vec<ContainerFacts>,
     /// Init containers the runtime knows.
     pub init_containers: Vec<ContainerFacts>,
+    /// Ephemeral containers the runtime knows.
+    pub ephemeral_containers: Vec<ContainerFacts>,
     /// The current sandbox is ready with its network set up.
     pub sandbox_ready: bool,
     /// The sandbox's IPs, primary first.
@@ -157,6 +159,7 @@ pub fn pod_status(pod: &Pod, facts: &PodFacts, previous: &PodStatus) -> PodStatu
     );
     container_statuses.sort_by(|a, b| a.name.cmp(&b.name));
     let init_container_statuses = container_statuses_init(&init_specs, facts, previous);
+    let ephemeral_statuses = ephemeral_container_statuses(&spec, facts, previous);
 
     let mut all: Vec<ContainerStatus> = container_statuses.clone();
     all.extend(init_container_statuses.iter().cloned());
@@ -259,6 +262,8 @@ pub fn pod_status(pod: &Pod, facts: &PodFacts, previous: &PodStatus) -> PodStatu
         container_statuses: Some(container_statuses),
         init_container_statuses: (!init_container_statuses.is_empty())
             .then_some(init_container_statuses),
+        ephemeral_container_statuses: (!ephemeral_statuses.is_empty())
+            .then_some(ephemeral_statuses),
         host_ip: host_ips.first().cloned(),
         host_ips: (!host_ips.is_empty()).then(|| {
             host_ips
@@ -294,6 +299,36 @@ fn container_statuses_init(
         !init_specs.is_empty(),
         true,
     )
+}
+
+/// Ephemeral containers' statuses: reported, never ready, never part of the phase or
+/// conditions.
+fn ephemeral_container_statuses(
+    spec: &PodSpec,
+    facts: &PodFacts,
+    previous: &PodStatus,
+) -> Vec<ContainerStatus> {
+    let specs: Vec<Container> = spec
+        .ephemeral_containers
+        .iter()
+        .flatten()
+        .map(crate::podconfig::ephemeral_as_container)
+        .collect();
+    let mut statuses = container_statuses(
+        &specs,
+        &facts.ephemeral_containers,
+        previous
+            .ephemeral_container_statuses
+            .as_deref()
+            .unwrap_or_default(),
+        false,
+        false,
+    );
+    for status in &mut statuses {
+        status.ready = false;
+        status.started = None;
+    }
+    statuses
 }
 
 /// Upstream `convertToAPIContainerStatuses` plus the probe manager's `started`/`ready`.
@@ -836,6 +871,7 @@ mod tests {
         PodFacts {
             containers,
             init_containers: init,
+            ephemeral_containers: vec![],
             sandbox_ready: true,
             pod_ips: vec!["10.42.0.5".into()],
             host_ips: vec!["192.168.1.10".into()],

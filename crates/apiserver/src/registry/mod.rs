@@ -317,6 +317,7 @@ fn subresources_for(info: &ResourceInfo) -> Vec<(&'static str, SubresourceKind)>
             let kind = match (info.group, info.plural, s.name) {
                 (_, _, "status") => SubresourceKind::Part,
                 ("", "namespaces", "finalize") => SubresourceKind::Part,
+                ("", "pods", "ephemeralcontainers") => SubresourceKind::Part,
                 ("certificates.k8s.io", "certificatesigningrequests", "approval") => {
                     SubresourceKind::Part
                 }

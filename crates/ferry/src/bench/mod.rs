@@ -2,6 +2,7 @@
 //! run on the same machine, and with `--json` ends with one JSON object on the last line.
 
 mod api;
+mod exec;
 mod podstartup;
 mod scheduler;
 mod service;
@@ -25,6 +26,9 @@ pub enum Bench {
     /// Pod startup on a real node (a `ferry agent` on containerd): creation to Running and to
     /// Ready, split into phases; reference: `ctr run` of the same image.
     PodStartup(podstartup::Args),
+    /// Looking inside a pod: `kubectl exec` round trips next to `ctr task exec`, and
+    /// `kubectl logs -f` throughput next to reading the CRI log file.
+    Exec(exec::Args),
     /// The service path: the proxy's sync of one changed Service among 1,000 and 10,000 next to
     /// rebuilding the ruleset with `nft -f`; cluster DNS queries/s next to dnsmasq.
     Service(service::Args),
@@ -38,5 +42,6 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Scheduler(args) => scheduler::run(args).await,
         Bench::PodStartup(args) => podstartup::run(args).await,
         Bench::Service(args) => service::run(args).await,
+        Bench::Exec(args) => exec::run(args).await,
     }
 }

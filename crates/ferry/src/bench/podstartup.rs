@@ -344,6 +344,9 @@ impl RealNode {
             BRIDGE,
             "--cgroup-root",
             CGROUP_ROOT,
+            // Any free port: a node of this machine may hold 10250.
+            "--kubelet-port",
+            "0",
         ]
         .iter()
         .map(|s| s.to_string())

@@ -75,6 +75,7 @@ impl PodWorker {
         pod_ips: &[String],
         volumes: &BTreeMap<String, podconfig::VolumeHostPath>,
         attempt: u32,
+        pid_target: Option<String>,
     ) -> bool {
         let name = container.name.as_str();
         let at = Some((name, init));
@@ -142,6 +143,7 @@ impl PodWorker {
             node_memory_capacity: self.shared.node.node_memory_capacity,
             volumes: volumes.clone(),
             seccomp_profile_root: self.shared.node.seccomp_profile_root.clone(),
+            pid_target,
             ..Default::default()
         };
         match self.write_etc_hosts(pod, pod_ips) {

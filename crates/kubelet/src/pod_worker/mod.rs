@@ -287,6 +287,19 @@ fn find_container<'a>(spec: &'a PodSpec, name: &str) -> Option<(&'a Container, b
         })
 }
 
+/// The ephemeral container `name` as a container, and its target.
+fn find_ephemeral(spec: &PodSpec, name: &str) -> Option<(Container, Option<String>)> {
+    let ephemeral = spec
+        .ephemeral_containers
+        .iter()
+        .flatten()
+        .find(|c| c.name == name)?;
+    Some((
+        crate::podconfig::ephemeral_as_container(ephemeral),
+        ephemeral.target_container_name.clone(),
+    ))
+}
+
 /// `spec.terminationGracePeriodSeconds` (default 30).
 fn pod_grace_period(pod: &Pod) -> Duration {
     let secs = pod

@@ -108,6 +108,11 @@ pub enum Step {
         /// Why, for the event.
         reason: String,
     },
+    /// Start an ephemeral container (`kubectl debug`): once, never restarted.
+    StartEphemeral {
+        /// Its name.
+        name: String,
+    },
     /// The pod failed (an init container failed under `restartPolicy: Never`).
     PodFailed,
 }
@@ -241,6 +246,14 @@ pub fn plan(spec: &PodSpec, observed: &Observed, probes: &dyn ProbeView) -> Vec<
             },
         }
     }
+    // Ephemeral containers start once the pod's app containers exist, and run once.
+    for c in spec.ephemeral_containers.iter().flatten() {
+        if observed.latest(&c.name).is_none() {
+            steps.push(Step::StartEphemeral {
+                name: c.name.clone(),
+            });
+        }
+    }
     steps
 }
 
@@ -321,6 +334,23 @@ mod tests {
             matches!(&steps[0], Step::Kill { reason, .. } if reason.contains("definition changed")),
             "{steps:?}"
         );
+        // An ephemeral container starts once, and is not restarted when it ends.
+        let mut debugged = spec.clone();
+        debugged.ephemeral_containers = Some(vec![serde_json::from_value(
+            json!({"name": "debugger", "image": "busybox", "targetContainerName": "c"}),
+        )
+        .expect("ephemeral")]);
+        let mut app = exited(0);
+        app.status.state = v1::ContainerState::ContainerRunning as i32;
+        assert_eq!(
+            plan(&debugged, &observed(app.clone()), &NoProbes),
+            [Step::StartEphemeral {
+                name: "debugger".into()
+            }]
+        );
+        let mut both = observed(app);
+        both.containers.insert("debugger".into(), vec![exited(0)]);
+        assert!(plan(&debugged, &both, &NoProbes).is_empty());
         assert_eq!(go_duration(Duration::from_secs(80)), "1m20s");
         assert_eq!(go_duration(Duration::from_secs(300)), "5m0s");
     }

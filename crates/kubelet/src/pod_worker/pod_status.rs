@@ -102,6 +102,15 @@ impl PodWorker {
                 .flatten()
                 .filter_map(container_facts)
                 .collect(),
+            ephemeral_containers: spec
+                .ephemeral_containers
+                .iter()
+                .flatten()
+                .map(crate::podconfig::ephemeral_as_container)
+                .collect::<Vec<_>>()
+                .iter()
+                .filter_map(container_facts)
+                .collect(),
             sandbox_ready,
             pod_ips,
             host_ips: self.shared.node.node_ips.clone(),

@@ -12,9 +12,9 @@ use tokio::time::Instant;
 
 use super::plan::is_sidecar;
 use super::{
-    all_done, find_container, go_duration, ns_to_timestamp, plan, pod_grace_period, pod_key,
-    Instance, Lifecycle, Observed, PodWorker, ProbeView, Step, SyncResult, ERROR_RESYNC, RESYNC,
-    SLOW_RESYNC, STEADY_RESYNC,
+    all_done, find_container, find_ephemeral, go_duration, ns_to_timestamp, plan, pod_grace_period,
+    pod_key, Instance, Lifecycle, Observed, PodWorker, ProbeView, Step, SyncResult, ERROR_RESYNC,
+    RESYNC, SLOW_RESYNC, STEADY_RESYNC,
 };
 use crate::podconfig::{CONTAINER_HASH_ANNOTATION, CONTAINER_NAME_LABEL, POD_UID_LABEL};
 use crate::probe::ProbeManager;
@@ -232,6 +232,27 @@ impl PodWorker {
                 Step::PodFailed => {
                     self.state.lifecycle.complete();
                 }
+                Step::StartEphemeral { name } => {
+                    let Some((container, target)) = find_ephemeral(&spec, name) else {
+                        continue;
+                    };
+                    // The target's running instance, whose processes it sees.
+                    let pid_target = target
+                        .and_then(|t| observed.latest(&t).filter(|i| i.running()))
+                        .map(|i| i.id.clone());
+                    self.start_container(
+                        pod,
+                        &container,
+                        false,
+                        &sandbox_id,
+                        &sandbox_config,
+                        &pod_ips,
+                        &volumes,
+                        0,
+                        pid_target,
+                    )
+                    .await;
+                }
                 Step::Start { name, init } => {
                     let Some((container, _)) = find_container(&spec, name) else {
                         continue;
@@ -285,6 +306,7 @@ impl PodWorker {
                             &pod_ips,
                             &volumes,
                             attempt,
+                            None,
                         )
                         .await;
                     if ok && *init && !is_sidecar(container) {

@@ -54,6 +54,9 @@ pub struct ContainerContext {
     pub termination_message_host_path: Option<String>,
     /// Directory of Localhost seccomp profiles (upstream `<root-dir>/seccomp`).
     pub seccomp_profile_root: String,
+    /// For an ephemeral container with a `targetContainerName`: the target's runtime id, whose
+    /// process namespace it joins (CRI's `NamespaceMode::TARGET`).
+    pub pid_target: Option<String>,
 }
 
 /// The `CreateContainer` config for `container` of `pod` (upstream `generateContainerConfig`).

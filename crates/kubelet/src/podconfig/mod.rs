@@ -214,3 +214,15 @@ mod tests {
         }
     }
 }
+
+/// An ephemeral container as a container (the same fields but `targetContainerName`), for the
+/// code that builds, starts and reports containers.
+pub fn ephemeral_as_container(
+    ephemeral: &k8s_openapi::api::core::v1::EphemeralContainer,
+) -> k8s_openapi::api::core::v1::Container {
+    let mut value = serde_json::to_value(ephemeral).unwrap_or_default();
+    if let Some(fields) = value.as_object_mut() {
+        fields.remove("targetContainerName");
+    }
+    serde_json::from_value(value).unwrap_or_default()
+}

@@ -97,7 +97,14 @@ pub(super) fn container_security_context(
     Ok(v1::LinuxContainerSecurityContext {
         capabilities,
         privileged: sc.privileged.unwrap_or(false),
-        namespace_options: Some(namespace_options(spec)),
+        namespace_options: Some(match &ctx.pid_target {
+            Some(target) => v1::NamespaceOption {
+                pid: v1::NamespaceMode::Target as i32,
+                target_id: target.clone(),
+                ..namespace_options(spec)
+            },
+            None => namespace_options(spec),
+        }),
         // Upstream getImageUser: an image without a user runs as root, and says so explicitly.
         run_as_user: match (run_as_user, ctx.image_uid, ctx.image_username.is_empty()) {
             (Some(value), _, _) | (None, Some(value), _) => Some(v1::Int64Value { value }),

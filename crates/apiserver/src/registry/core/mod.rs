@@ -1,6 +1,7 @@
 //! The core (legacy, `/api/v1`) group's kinds with rules of their own.
 
 pub mod configmap;
+pub mod ephemeral;
 pub mod event;
 pub mod namespace;
 pub mod node;

@@ -38,8 +38,47 @@ impl Strategy for PodStrategy {
 
     fn validate(&self, object: &Value, errors: &mut Vec<FieldError>) {
         match object.get("spec") {
-            Some(spec) => validate_pod_spec(spec, "spec", errors),
+            Some(spec) => {
+                validate_pod_spec(spec, "spec", errors);
+                super::ephemeral::validate(spec, errors);
+            }
             None => errors.push(FieldError::required("spec.containers", "")),
+        }
+    }
+
+    /// `ephemeralcontainers` takes only `spec.ephemeralContainers` of the request; the pod
+    /// itself (and its status) cannot change their ephemeral containers.
+    fn merge_update(
+        &self,
+        info: &ferry_api::registry::ResourceInfo,
+        subresource: &str,
+        old: &Value,
+        requested: Value,
+    ) -> Result<Value, crate::status::ApiError> {
+        let ephemeral = |pod: &Value| pod.pointer("/spec/ephemeralContainers").cloned();
+        let set = |pod: &mut Value, containers: Option<Value>| {
+            if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
+                match containers {
+                    Some(c) => spec.insert("ephemeralContainers".into(), c),
+                    None => spec.remove("ephemeralContainers"),
+                };
+            }
+        };
+        match subresource {
+            "ephemeralcontainers" => {
+                let mut new = old.clone();
+                set(&mut new, ephemeral(&requested));
+                if let Some(spec) = new.get_mut("spec") {
+                    default_pod_spec(spec);
+                }
+                Ok(new)
+            }
+            _ => {
+                let mut new =
+                    crate::registry::generic::merge_update(info, subresource, old, requested)?;
+                set(&mut new, ephemeral(old));
+                Ok(new)
+            }
         }
     }
 
@@ -59,12 +98,16 @@ impl Strategy for PodStrategy {
                 }
             }
             if let Value::Object(s) = &mut spec {
+                // Changed only through pods/ephemeralcontainers, checked below.
+                s.remove("ephemeralContainers");
                 s.remove("activeDeadlineSeconds");
                 s.remove("tolerations");
                 s.remove("terminationGracePeriodSeconds");
             }
             spec
         };
+        let spec = |pod: &Value| pod.get("spec").cloned().unwrap_or(json!({}));
+        super::ephemeral::validate_update(&spec(new), &spec(old), errors);
         if strip(new) != strip(old) {
             errors.push(FieldError::forbidden("spec", "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"));
         }
@@ -135,7 +178,7 @@ pub fn default_pod_spec(spec: &mut Value) {
     default(spec, "securityContext", json!({}));
     default(spec, "schedulerName", json!("default-scheduler"));
     default(spec, "enableServiceLinks", json!(true));
-    for list in ["initContainers", "containers"] {
+    for list in ["initContainers", "containers", "ephemeralContainers"] {
         if let Some(Value::Array(containers)) = spec.get_mut(list) {
             for c in containers {
                 let image = c
