@@ -1,6 +1,6 @@
 //! Looking inside pods with the real kubectl, through the API server and the kubelet's HTTPS
 //! server to containerd: logs (follow, tail, timestamps, previous, waiting), exec (exit code,
-//! stdin), cp both ways, attach, port-forward, the kubelet's own refusals, and no file
+//! stdin), cp both ways, attach, port-forward, kubectl debug with a target, the kubelet's own refusals, and no file
 //! descriptor left behind by 200 dropped log streams. The pods use images by their usual names
 //! (`busybox`, `nginx`), pulled through the registries file's mirror of docker.io.
 
@@ -206,6 +206,52 @@ pub fn pods_stream(ferry: &Ferry, server_pid: u32) {
         page.as_deref()
             .is_some_and(|p| p.contains("hello from ferry httpd")),
         "{page:?}"
+    );
+
+    // kubectl debug: an ephemeral container in talker's process namespace sees its processes.
+    ferry.ok(&[
+        "debug",
+        "talker",
+        &format!("--image={BUSYBOX_BY_NAME}"),
+        "--target=talker",
+        "--container=debugger",
+        "--",
+        "ps",
+    ]);
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            ferry
+                .kubectl(&[
+                    "get",
+                    "pod",
+                    "talker",
+                    "-o",
+                    "jsonpath={.status.ephemeralContainerStatuses[0].state.terminated.reason}",
+                ])
+                .stdout
+                == b"Completed"
+        }),
+        "the debug container never ran: {}",
+        ferry.ok(&["get", "pod", "talker", "-o", "yaml"])
+    );
+    let processes = ferry.ok(&["logs", "talker", "-c", "debugger"]);
+    assert!(
+        processes.contains("echo tick"),
+        "the target's processes are not visible: {processes}"
+    );
+    let refused = ferry.fails(&[
+        "patch",
+        "pod",
+        "talker",
+        "--subresource=ephemeralcontainers",
+        "--type=strategic",
+        "-p",
+        r#"{"spec":{"ephemeralContainers":[{"name":"bad","image":"busybox","ports":[{"containerPort":80}]}]}}"#,
+    ]);
+    assert!(
+        refused.contains("].ports: Forbidden: cannot be set for an Ephemeral Container")
+            && refused.contains(r#"The Pod "talker" is invalid"#),
+        "{refused}"
     );
 
     // The kubelet itself: no certificate, 401; a certificate of the CA for a user the API

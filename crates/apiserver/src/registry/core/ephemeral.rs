@@ -103,8 +103,7 @@ pub fn validate(spec: &Value, errors: &mut Vec<FieldError>) {
     }
 }
 
-/// The checks of an update of the ephemeral containers: the old ones are kept unchanged (in
-/// their order, before any new one).
+/// The checks of an update of the ephemeral containers: the old ones are kept unchanged.
 pub fn validate_update(new_spec: &Value, old_spec: &Value, errors: &mut Vec<FieldError>) {
     let new = list(new_spec, "ephemeralContainers");
     for (i, old) in list(old_spec, "ephemeralContainers").iter().enumerate() {
@@ -116,7 +115,7 @@ pub fn validate_update(new_spec: &Value, old_spec: &Value, errors: &mut Vec<Fiel
                     name_of(old)
                 ),
             )),
-            Some(c) if c != old || new.get(i) != Some(old) => errors.push(FieldError::forbidden(
+            Some(c) if c != old => errors.push(FieldError::forbidden(
                 format!("spec.ephemeralContainers[{i}]"),
                 format!(
                     "existing ephemeral containers {:?} may not be changed",
