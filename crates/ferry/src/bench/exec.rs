@@ -18,12 +18,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::PostParams;
 use kube::Api;
 use serde_json::json;
 
-use super::podstartup::{condition_true, need_root_and_registry, percentile, RealNode};
+use super::podstartup::{condition_true, namespace_pods, on_real_node, percentile};
 
 const IMAGE: &str = "127.0.0.1:5000/busybox:1";
 const NAMESPACE: &str = "bench";
@@ -44,15 +44,13 @@ pub struct Args {
 
 /// Runs the benchmark.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    need_root_and_registry("ferry bench exec")?;
-    let mut node = RealNode::start().await?;
-    let result = measure(&args, &node.kubeconfig, &node.agent_dir).await;
-    node.stop();
-    let figures = result?;
-    if args.json {
-        println!("{figures}");
-    }
-    Ok(())
+    let json = args.json;
+    on_real_node(
+        "ferry bench exec",
+        json,
+        |kubeconfig, agent_dir| async move { measure(&args, &kubeconfig, &agent_dir).await },
+    )
+    .await
 }
 
 fn ms(d: Duration) -> f64 {
@@ -120,12 +118,7 @@ async fn measure(
     kubeconfig: &Path,
     agent_dir: &Path,
 ) -> anyhow::Result<serde_json::Value> {
-    let client = ferry_client::connect(kubeconfig).await?;
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}}))?;
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await?;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    let (_client, pods) = namespace_pods(kubeconfig, NAMESPACE).await?;
     let kubectl = |extra: &[&str]| {
         let mut cmd = Command::new("kubectl");
         cmd.arg("--kubeconfig")

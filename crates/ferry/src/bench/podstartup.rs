@@ -383,15 +383,45 @@ impl RealNode {
 
 /// Runs the benchmark.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    need_root_and_registry("ferry bench pod-startup")?;
+    let json = args.json;
+    on_real_node(
+        "ferry bench pod-startup",
+        json,
+        |kubeconfig, agent_dir| async move { measure(&args, &kubeconfig, &agent_dir).await },
+    )
+    .await
+}
+
+/// Runs `measure` (given the admin kubeconfig and the agent's data dir) on a [`RealNode`],
+/// stops the node whatever happened, and prints the figures as JSON with `json`.
+pub(super) async fn on_real_node<F, Fut>(what: &str, json: bool, measure: F) -> anyhow::Result<()>
+where
+    F: FnOnce(PathBuf, PathBuf) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<serde_json::Value>>,
+{
+    need_root_and_registry(what)?;
     let mut node = RealNode::start().await?;
-    let result = measure(&args, &node.kubeconfig, &node.agent_dir).await;
+    let result = measure(node.kubeconfig.clone(), node.agent_dir.clone()).await;
     node.stop();
     let figures = result?;
-    if args.json {
+    if json {
         println!("{figures}");
     }
     Ok(())
+}
+
+/// A client, and the pods of a new namespace `namespace`.
+pub(super) async fn namespace_pods(
+    kubeconfig: &Path,
+    namespace: &str,
+) -> anyhow::Result<(kube::Client, Api<Pod>)> {
+    let client = ferry_client::connect(kubeconfig).await?;
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": namespace}}))?;
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await?;
+    let pods = Api::namespaced(client.clone(), namespace);
+    Ok((client, pods))
 }
 
 async fn measure(
@@ -399,12 +429,7 @@ async fn measure(
     kubeconfig: &Path,
     agent_dir: &Path,
 ) -> anyhow::Result<serde_json::Value> {
-    let client = ferry_client::connect(kubeconfig).await?;
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}}))?;
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await?;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    let (_client, pods) = namespace_pods(kubeconfig, NAMESPACE).await?;
 
     // Warm-up: the image is pulled once, outside the measurement.
     pods.create(&PostParams::default(), &bench_pod("warm")?)

@@ -373,18 +373,5 @@ pub fn pods_stream(ferry: &Ferry, server_pid: u32) {
 /// its own WebSocket streaming. The client and pytest come from scripts/test.sh's venv
 /// (target/python) or `FERRY_PYTHON`.
 pub fn official_python_client(ferry: &Ferry) {
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python = std::env::var("FERRY_PYTHON").unwrap_or_else(|_| {
-        manifest
-            .join("../../target/python/bin/python")
-            .to_string_lossy()
-            .into_owned()
-    });
-    let status = Command::new(&python)
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
-        .arg(manifest.join("tests/python_agent"))
-        .env("KUBECONFIG", &ferry.kubeconfig)
-        .status()
-        .unwrap_or_else(|e| panic!("run {python} (scripts/test.sh makes the venv): {e}"));
-    assert!(status.success(), "the Python client's pod suite failed");
+    super::common::python_suite(ferry, "python_agent");
 }

@@ -227,3 +227,25 @@ pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Runs the pytest suite in `tests/<dir>` against `ferry` with the official Python client, from
+/// scripts/test.sh's venv (target/python) or `FERRY_PYTHON`.
+pub fn python_suite(ferry: &Ferry, dir: &str) {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = std::env::var("FERRY_PYTHON").unwrap_or_else(|_| {
+        manifest
+            .join("../../target/python/bin/python")
+            .to_string_lossy()
+            .into_owned()
+    });
+    let status = Command::new(&python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .arg(manifest.join("tests").join(dir))
+        .env("KUBECONFIG", &ferry.kubeconfig)
+        .status()
+        .unwrap_or_else(|e| panic!("run {python} (scripts/test.sh makes the venv): {e}"));
+    assert!(
+        status.success(),
+        "the Python client's suite in tests/{dir} failed"
+    );
+}

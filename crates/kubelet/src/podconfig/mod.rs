@@ -177,6 +177,18 @@ fn pod_uid(pod: &Pod) -> String {
     pod.metadata.uid.clone().unwrap_or_default()
 }
 
+/// An ephemeral container as a container (the same fields but `targetContainerName`), for the
+/// code that builds, starts and reports containers.
+pub fn ephemeral_as_container(
+    ephemeral: &k8s_openapi::api::core::v1::EphemeralContainer,
+) -> k8s_openapi::api::core::v1::Container {
+    let mut value = serde_json::to_value(ephemeral).unwrap_or_default();
+    if let Some(fields) = value.as_object_mut() {
+        fields.remove("targetContainerName");
+    }
+    serde_json::from_value(value).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,16 +225,4 @@ mod tests {
             assert_eq!(err.to_string(), want);
         }
     }
-}
-
-/// An ephemeral container as a container (the same fields but `targetContainerName`), for the
-/// code that builds, starts and reports containers.
-pub fn ephemeral_as_container(
-    ephemeral: &k8s_openapi::api::core::v1::EphemeralContainer,
-) -> k8s_openapi::api::core::v1::Container {
-    let mut value = serde_json::to_value(ephemeral).unwrap_or_default();
-    if let Some(fields) = value.as_object_mut() {
-        fields.remove("targetContainerName");
-    }
-    serde_json::from_value(value).unwrap_or_default()
 }
