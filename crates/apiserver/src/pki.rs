@@ -10,7 +10,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Errors making or loading certificates.
 #[derive(Debug, thiserror::Error)]
@@ -224,30 +224,12 @@ impl Pki {
     /// verified against the CA when offered (requests without one may still carry a token, or
     /// are anonymous and get 401).
     pub fn server_tls(&self) -> Result<rustls::ServerConfig, PkiError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in parse_certs(&self.ca.cert_pem)? {
-            roots.add(cert).map_err(cert_err)?;
-        }
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            Arc::new(roots),
-            provider.clone(),
-        )
-        .allow_unauthenticated()
-        .build()
-        .map_err(cert_err)?;
         // The CA follows the leaf, so a joining agent that knows only the CA's hash (from the
         // join token) can find it and pin it, as k3s's agents do.
         let mut chain = parse_certs(&self.server.cert_pem)?;
         chain.extend(parse_certs(&self.ca.cert_pem)?);
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(cert_err)?
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(chain, parse_key(&self.server.key_pem)?)
-            .map_err(cert_err)?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(config)
+        ferry_client::tls::server_config(chain, parse_key(&self.server.key_pem)?, &self.ca.cert_pem)
+            .map_err(cert_err)
     }
 
     /// A TLS client configuration trusting the cluster CA and presenting `client`'s
@@ -306,18 +288,11 @@ pub fn write_private(path: &Path, contents: &str) -> Result<(), PkiError> {
 }
 
 fn parse_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, PkiError> {
-    let parsed = pem::parse_many(pem).map_err(cert_err)?;
-    Ok(parsed
-        .into_iter()
-        .map(|p| CertificateDer::from(p.into_contents()))
-        .collect())
+    ferry_client::tls::certificates(pem).map_err(cert_err)
 }
 
 fn parse_key(pem: &str) -> Result<PrivateKeyDer<'static>, PkiError> {
-    let parsed = pem::parse(pem).map_err(cert_err)?;
-    Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        parsed.into_contents(),
-    )))
+    ferry_client::tls::private_key(pem).map_err(cert_err)
 }
 
 #[cfg(test)]

@@ -628,15 +628,9 @@ fn check_serving_cert(
                 .iter()
                 .filter_map(|name| match name {
                     x509_parser::extensions::GeneralName::DNSName(n) => Some(n.to_string()),
-                    x509_parser::extensions::GeneralName::IPAddress(bytes) => match bytes.len() {
-                        4 => <[u8; 4]>::try_from(*bytes)
-                            .ok()
-                            .map(|b| std::net::IpAddr::from(b).to_string()),
-                        16 => <[u8; 16]>::try_from(*bytes)
-                            .ok()
-                            .map(|b| std::net::IpAddr::from(b).to_string()),
-                        _ => None,
-                    },
+                    x509_parser::extensions::GeneralName::IPAddress(bytes) => {
+                        crate::tls::san_ip(bytes).map(|ip| ip.to_string())
+                    }
                     _ => None,
                 })
                 .collect()

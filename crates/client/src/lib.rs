@@ -9,6 +9,7 @@
 //! - [`bootstrap`]: a node joining a cluster with a join token (TLS bootstrapping): pin the CA
 //!   by its hash, ask for a client certificate with a CSR, write a kubeconfig; and the
 //!   kubelet's serving certificate, asked the same way.
+//! - [`tls`]: the HTTPS servers' TLS configuration (client certificates of the cluster CA).
 //! - [`upgrade`]: proxying an exec, attach or port-forward one hop further (API server →
 //!   kubelet → runtime), whatever protocol the two ends agree on.
 //!
@@ -18,6 +19,7 @@ pub mod bootstrap;
 pub mod events;
 pub mod kubeconfig;
 pub mod leader;
+pub mod tls;
 pub mod upgrade;
 pub mod watch;
 

@@ -217,16 +217,9 @@ fn node_request(csr: &CertificateSigningRequest) -> Result<NodeRequest, RequestE
             use x509_parser::extensions::GeneralName;
             match name {
                 GeneralName::DNSName(dns) => parsed.dns_names.push(dns.to_string()),
-                GeneralName::IPAddress(bytes) => match bytes.len() {
-                    4 => parsed
-                        .ips
-                        .extend(<[u8; 4]>::try_from(*bytes).ok().map(std::net::IpAddr::from)),
-                    16 => parsed.ips.extend(
-                        <[u8; 16]>::try_from(*bytes)
-                            .ok()
-                            .map(std::net::IpAddr::from),
-                    ),
-                    _ => parsed.other_names = true,
+                GeneralName::IPAddress(bytes) => match ferry_client::tls::san_ip(bytes) {
+                    Some(ip) => parsed.ips.push(ip),
+                    None => parsed.other_names = true,
                 },
                 _ => parsed.other_names = true,
             }

@@ -68,47 +68,12 @@ pub fn tls_config(
     key_pem: &str,
     ca_pem: &str,
 ) -> Result<rustls::ServerConfig, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let certs = |pem: &str| -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
-        rustls_pemfile_certs(pem)
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in certs(ca_pem)? {
-        roots.add(cert).map_err(|e| e.to_string())?;
-    }
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
+    use ferry_client::tls;
+    tls::server_config(
+        tls::certificates(cert_pem)?,
+        tls::private_key(key_pem)?,
+        ca_pem,
     )
-    .allow_unauthenticated()
-    .build()
-    .map_err(|e| e.to_string())?;
-    let key = pem::parse(key_pem).map_err(|e| e.to_string())?;
-    let key = rustls::pki_types::PrivateKeyDer::try_from(key.contents().to_vec())
-        .map_err(|e| e.to_string())?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(certs(cert_pem)?, key)
-        .map_err(|e| e.to_string())?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
-}
-
-fn rustls_pemfile_certs(
-    pem_text: &str,
-) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
-    let blocks = pem::parse_many(pem_text).map_err(|e| e.to_string())?;
-    let certs: Vec<_> = blocks
-        .into_iter()
-        .filter(|b| b.tag() == "CERTIFICATE")
-        .map(|b| rustls::pki_types::CertificateDer::from(b.into_contents()))
-        .collect();
-    if certs.is_empty() {
-        return Err("no certificate in PEM".into());
-    }
-    Ok(certs)
 }
 
 /// The user a verified client certificate names: CN the name, each O a group.
