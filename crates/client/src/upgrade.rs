@@ -65,6 +65,42 @@ pub enum Forwarded {
     },
 }
 
+impl Forwarded {
+    /// The answer to the client: on a switch, 101 with the far side's headers — and the two
+    /// connections spliced once the client's is upgraded; on a refusal, the far side's status,
+    /// content type and body as they are (clients read the text, and fall back from WebSocket
+    /// to SPDY on it). `body` makes the caller's body type from bytes.
+    pub fn into_response<B>(
+        self,
+        client: hyper::upgrade::OnUpgrade,
+        body: impl FnOnce(Bytes) -> B,
+    ) -> http::Response<B> {
+        match self {
+            Forwarded::Switched { headers, upgraded } => {
+                splice(client, upgraded);
+                let mut response = http::Response::new(body(Bytes::new()));
+                *response.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
+                *response.headers_mut() = headers;
+                response
+            }
+            Forwarded::Refused {
+                status,
+                content_type,
+                body: text,
+            } => {
+                let mut response = http::Response::new(body(text));
+                *response.status_mut() = status;
+                if let Some(content_type) = content_type {
+                    response
+                        .headers_mut()
+                        .insert(http::header::CONTENT_TYPE, content_type);
+                }
+                response
+            }
+        }
+    }
+}
+
 /// Whether `headers` ask for an upgrade (`Connection: upgrade` and an `Upgrade` header).
 pub fn is_upgrade(headers: &http::HeaderMap) -> bool {
     let connection_upgrade = headers

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use ferry_client::upgrade::{self, Forwarded};
+use ferry_client::upgrade;
 use http_body_util::BodyExt as _;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
@@ -124,31 +124,35 @@ pub fn log_query(name: &str, query: &HashMap<String, String>) -> Result<String, 
     Ok(out.finish())
 }
 
-/// Reads the pod, its node and the node's kubelet location; 400 when the pod has no node.
-async fn pod_and_kubelet(
-    router: &Router,
-    info: &RequestInfo,
-) -> Result<(Value, Location), ApiError> {
-    let registry = &router.rest.registry;
-    let pods = registry
+/// Reads the pod of the request.
+async fn read_pod(router: &Router, info: &RequestInfo) -> Result<Value, ApiError> {
+    let pods = router
+        .rest
+        .registry
         .resolve("", "v1", "pods")
         .ok_or_else(|| ApiError::internal("pods are not served"))?;
     let (pod, _) = rest::read(&router.rest.storage, pods, &info.namespace, &info.name).await?;
+    Ok(pod)
+}
+
+/// Where the kubelet of `pod`'s node listens; 400 when the pod has no node.
+async fn kubelet_of(router: &Router, pod: &Value, name: &str) -> Result<Location, ApiError> {
     let node_name = pod
         .pointer("/spec/nodeName")
         .and_then(Value::as_str)
         .unwrap_or("");
     if node_name.is_empty() {
         return Err(ApiError::bad_request(format!(
-            "pod {} does not have a host assigned",
-            info.name
+            "pod {name} does not have a host assigned"
         )));
     }
-    let nodes = registry
+    let nodes = router
+        .rest
+        .registry
         .resolve("", "v1", "nodes")
         .ok_or_else(|| ApiError::internal("nodes are not served"))?;
     let (node, _) = rest::read(&router.rest.storage, nodes, "", node_name).await?;
-    Ok((pod, Location::of(&node)?))
+    Location::of(&node)
 }
 
 fn kubelet_client(router: &Router) -> Result<&crate::kubelet::KubeletClient, ApiError> {
@@ -178,11 +182,7 @@ pub async fn log(
     query: &HashMap<String, String>,
 ) -> Result<Response, ApiError> {
     let kubelet_query = log_query(&info.name, query)?;
-    let registry = &router.rest.registry;
-    let pods = registry
-        .resolve("", "v1", "pods")
-        .ok_or_else(|| ApiError::internal("pods are not served"))?;
-    let (pod, _) = rest::read(&router.rest.storage, pods, &info.namespace, &info.name).await?;
+    let pod = read_pod(router, info).await?;
     let container = validate_container(&pod, query.get("container").map_or("", String::as_str))?;
     if pod
         .pointer("/spec/nodeName")
@@ -192,7 +192,7 @@ pub async fn log(
         // Upstream: no node, no location, an empty log.
         return Ok(body::response(200, "text/plain", ""));
     }
-    let (_, location) = pod_and_kubelet(router, info).await?;
+    let location = kubelet_of(router, &pod, &info.name).await?;
     let tls = kubelet_client(router)?.connect(&location).await?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
@@ -240,7 +240,8 @@ pub async fn stream(
     headers: &http::HeaderMap,
     client: Option<hyper::upgrade::OnUpgrade>,
 ) -> Result<Response, ApiError> {
-    let (pod, location) = pod_and_kubelet(router, info).await?;
+    let pod = read_pod(router, info).await?;
+    let location = kubelet_of(router, &pod, &info.name).await?;
     let raw_query = uri.query().unwrap_or("");
     let path = match info.subresource.as_str() {
         "portforward" => {
@@ -283,31 +284,7 @@ pub async fn stream(
     let forwarded = upgrade::forward(tls, method, &location.authority(), &path, headers)
         .await
         .map_err(|e| ApiError::internal(format!("error proxying to the kubelet: {e}")))?;
-    match forwarded {
-        Forwarded::Switched { headers, upgraded } => {
-            upgrade::splice(client, upgraded);
-            let mut response = http::Response::new(body::empty());
-            *response.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
-            *response.headers_mut() = headers;
-            Ok(response)
-        }
-        Forwarded::Refused {
-            status,
-            content_type,
-            body: text,
-        } => {
-            // Passed on as the kubelet (or the runtime) wrote it: clients read the text, and
-            // fall back from WebSocket to SPDY on it.
-            let mut response = http::Response::new(body::full(text));
-            *response.status_mut() = status;
-            if let Some(content_type) = content_type {
-                response
-                    .headers_mut()
-                    .insert(http::header::CONTENT_TYPE, content_type);
-            }
-            Ok(response)
-        }
-    }
+    Ok(forwarded.into_response(client, body::full))
 }
 
 #[cfg(test)]

@@ -27,6 +27,25 @@ fn fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
+/// A long-running kubectl (`logs -f`, `attach`, `port-forward`) and the lines it prints.
+fn spawn_kubectl(
+    ferry: &Ferry,
+    args: &[&str],
+) -> (
+    std::process::Child,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+) {
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&ferry.kubeconfig)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("kubectl {args:?}: {e}"));
+    let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    (child, lines)
+}
+
 /// Runs every streaming check against `ferry`, whose local agent runs the pods; `server_pid`
 /// is the process that also runs the kubelet.
 pub fn pods_stream(ferry: &Ferry, server_pid: u32) {
@@ -86,14 +105,7 @@ pub fn pods_stream(ferry: &Ferry, server_pid: u32) {
     assert!(time.ends_with('Z') && time.contains('T'), "{tail}");
     assert!(text.starts_with("tick "), "{tail}");
     assert_eq!(tail.lines().count(), 1, "{tail}");
-    let mut follow = Command::new("kubectl")
-        .args(["--kubeconfig"])
-        .arg(&ferry.kubeconfig)
-        .args(["logs", "-f", "talker", "--tail=1"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("kubectl logs -f");
-    let mut lines = BufReader::new(follow.stdout.take().expect("stdout")).lines();
+    let (mut follow, mut lines) = spawn_kubectl(ferry, &["logs", "-f", "talker", "--tail=1"]);
     let first: u64 = lines
         .next()
         .expect("a line")
@@ -168,29 +180,17 @@ pub fn pods_stream(ferry: &Ferry, server_pid: u32) {
     );
 
     // attach: the running container's output.
-    let mut attach = Command::new("kubectl")
-        .args(["--kubeconfig"])
-        .arg(&ferry.kubeconfig)
-        .args(["attach", "talker"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("kubectl attach");
-    let mut attached = BufReader::new(attach.stdout.take().expect("stdout")).lines();
+    let (mut attach, mut attached) = spawn_kubectl(ferry, &["attach", "talker"]);
     let line = attached.next().expect("a line").expect("text");
     assert!(line.starts_with("tick "), "{line}");
     let _ = attach.kill();
     let _ = attach.wait();
 
     // port-forward to the HTTP server's port (80, as nginx's).
-    let mut forward = Command::new("kubectl")
-        .args(["--kubeconfig"])
-        .arg(&ferry.kubeconfig)
-        .args(["port-forward", "pod/web", ":80", "--address=127.0.0.1"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("kubectl port-forward");
-    let mut said = BufReader::new(forward.stdout.take().expect("stdout")).lines();
+    let (mut forward, mut said) = spawn_kubectl(
+        ferry,
+        &["port-forward", "pod/web", ":80", "--address=127.0.0.1"],
+    );
     let line = said.next().expect("a line").expect("text");
     // "Forwarding from 127.0.0.1:PORT -> 80"
     let port = line

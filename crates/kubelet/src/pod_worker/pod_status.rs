@@ -106,10 +106,7 @@ impl PodWorker {
                 .ephemeral_containers
                 .iter()
                 .flatten()
-                .map(crate::podconfig::ephemeral_as_container)
-                .collect::<Vec<_>>()
-                .iter()
-                .filter_map(container_facts)
+                .filter_map(|e| container_facts(&crate::podconfig::ephemeral_as_container(e)))
                 .collect(),
             sandbox_ready,
             pod_ips,

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ferry_client::upgrade::{self, Forwarded};
+use ferry_client::upgrade;
 use futures::StreamExt as _;
 use http_body_util::BodyExt as _;
 
@@ -373,34 +373,11 @@ async fn proxy_to_runtime<B>(
     )
     .await
     {
-        Ok(Forwarded::Switched { headers, upgraded }) => {
-            upgrade::splice(client_upgrade, upgraded);
-            let mut response = text(101, "");
-            *response.body_mut() = http_body_util::Empty::new()
+        Ok(forwarded) => forwarded.into_response(client_upgrade, |bytes| {
+            http_body_util::Full::new(bytes)
                 .map_err(|never: std::convert::Infallible| match never {})
-                .boxed_unsync();
-            response.headers_mut().clear();
-            *response.headers_mut() = headers;
-            response
-        }
-        Ok(Forwarded::Refused {
-            status,
-            content_type,
-            body,
-        }) => {
-            let mut response = http::Response::new(
-                http_body_util::Full::new(body)
-                    .map_err(|never: std::convert::Infallible| match never {})
-                    .boxed_unsync(),
-            );
-            *response.status_mut() = status;
-            if let Some(content_type) = content_type {
-                response
-                    .headers_mut()
-                    .insert(http::header::CONTENT_TYPE, content_type);
-            }
-            response
-        }
+                .boxed_unsync()
+        }),
         Err(error) => text(
             500,
             format!("proxying to the runtime's streaming server: {error}"),

@@ -67,6 +67,29 @@ fn user(name: &str) -> Option<User> {
     })
 }
 
+/// Labels of pod `default/web`, and `extra`.
+fn web_labels(extra: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    [(POD_NAMESPACE_LABEL, "default"), (POD_NAME_LABEL, "web")]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Instance `attempt` of container `app` of `default/web`, logging to `app/<attempt>.log`.
+fn app_config(attempt: u32) -> v1::ContainerConfig {
+    v1::ContainerConfig {
+        metadata: Some(v1::ContainerMetadata {
+            name: "app".into(),
+            attempt,
+        }),
+        image: Some(image_spec(IMAGE)),
+        labels: web_labels(&[(CONTAINER_NAME_LABEL, "app")]),
+        log_path: format!("app/{attempt}.log"),
+        ..Default::default()
+    }
+}
+
 struct Node {
     fake: Arc<FakeRuntime>,
     server: Arc<KubeletServer>,
@@ -80,13 +103,6 @@ async fn node() -> (Node, String) {
     let fake = Arc::new(FakeRuntime::new());
     fake.add_image(IMAGE);
     let logs = tempfile::tempdir().expect("dir");
-    let labels = |extra: &[(&str, &str)]| {
-        [(POD_NAMESPACE_LABEL, "default"), (POD_NAME_LABEL, "web")]
-            .iter()
-            .chain(extra)
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    };
     let sandbox_config = v1::PodSandboxConfig {
         metadata: Some(v1::PodSandboxMetadata {
             name: "web".into(),
@@ -94,7 +110,7 @@ async fn node() -> (Node, String) {
             namespace: "default".into(),
             attempt: 0,
         }),
-        labels: labels(&[]),
+        labels: web_labels(&[]),
         log_directory: logs.path().to_string_lossy().into_owned(),
         ..Default::default()
     };
@@ -103,20 +119,7 @@ async fn node() -> (Node, String) {
         .await
         .expect("sandbox");
     let id = fake
-        .create_container(
-            &sandbox,
-            v1::ContainerConfig {
-                metadata: Some(v1::ContainerMetadata {
-                    name: "app".into(),
-                    attempt: 0,
-                }),
-                image: Some(image_spec(IMAGE)),
-                labels: labels(&[(CONTAINER_NAME_LABEL, "app")]),
-                log_path: "app/0.log".into(),
-                ..Default::default()
-            },
-            sandbox_config,
-        )
+        .create_container(&sandbox, app_config(0), sandbox_config)
         .await
         .expect("container");
     fake.start_container(&id).await.expect("start");
@@ -236,23 +239,7 @@ async fn logs_of_the_current_and_previous_instance() {
         .fake
         .create_container(
             &sandbox,
-            v1::ContainerConfig {
-                metadata: Some(v1::ContainerMetadata {
-                    name: "app".into(),
-                    attempt: 1,
-                }),
-                image: Some(image_spec(IMAGE)),
-                labels: [
-                    (POD_NAMESPACE_LABEL, "default"),
-                    (POD_NAME_LABEL, "web"),
-                    (CONTAINER_NAME_LABEL, "app"),
-                ]
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-                log_path: "app/1.log".into(),
-                ..Default::default()
-            },
+            app_config(1),
             v1::PodSandboxConfig {
                 log_directory: node.logs.path().to_string_lossy().into_owned(),
                 ..Default::default()
