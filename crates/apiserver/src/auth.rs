@@ -9,14 +9,17 @@
 //! `ferry server`) authenticate a joining node as `system:bootstrap:<id>` in
 //! `system:bootstrappers`, which may only ask for a client certificate.
 //!
-//! Authorization ([`DefaultAuthorizer`]): until RBAC lands, `system:masters` may do everything;
-//! other users may read discovery, version, health and OpenAPI (what upstream's
-//! `system:discovery`, `system:basic-user` and `system:public-info-viewer` roles grant) and ask
-//! who they are; bootstrappers may create CSRs; nodes get upstream's `system:node` rules,
-//! narrowed as the Node authorizer narrows them. The rest is 403 with upstream's wording.
+//! Authorization: an [`AuthorizerChain`] in upstream's order — [`PrivilegedGroups`]
+//! (`system:masters` may do everything), then the modes of `--authorization-mode` (by default
+//! the Node authorizer, [`crate::node_authorizer`], and RBAC, [`crate::rbac`]). The first to
+//! allow wins; when none does the request is 403 with upstream's wording and their reasons.
 
 use std::collections::HashMap;
 use std::path::Path;
+
+use k8s_openapi::api::rbac::v1::PolicyRule;
+
+pub use crate::node_authorizer::node_name;
 
 use crate::request::RequestInfo;
 
@@ -32,7 +35,7 @@ pub struct UserInfo {
 }
 
 impl UserInfo {
-    fn new(name: String, uid: String, mut groups: Vec<String>) -> Self {
+    pub(crate) fn new(name: String, uid: String, mut groups: Vec<String>) -> Self {
         if !groups.iter().any(|g| g == "system:authenticated") {
             groups.push("system:authenticated".into());
         }
@@ -274,7 +277,8 @@ impl Auth {
 pub enum Decision {
     /// Go on.
     Allow,
-    /// 403 with this reason appended to upstream's message.
+    /// Not allowed by this authorizer (upstream's NoOpinion: the next one may still allow);
+    /// the reason, if any, is appended to upstream's 403 message.
     Deny(String),
 }
 
@@ -282,225 +286,154 @@ pub enum Decision {
 pub trait Authorizer: Send + Sync {
     /// The decision.
     fn authorize(&self, user: &UserInfo, request: &RequestInfo) -> Decision;
-}
 
-/// The authorizer `ferry server` runs until RBAC lands: upstream's default grants, hard-coded.
-///
-/// - `system:masters` may do everything (as upstream, whatever RBAC says);
-/// - everyone authenticated may read discovery, version, health and OpenAPI and review
-///   themselves (`system:discovery`, `system:basic-user`, `system:public-info-viewer`);
-/// - `system:bootstrappers` may create and read CertificateSigningRequests
-///   (`system:node-bootstrapper`), which is all a joining node needs;
-/// - `system:nodes` users named `system:node:<name>` get [`NODE_RULES`]: upstream's
-///   `system:node` role narrowed the way the Node authorizer narrows it, simplified (see there).
-pub struct DefaultAuthorizer;
-
-/// Which objects a [`Rule`] covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Names {
-    /// Any object.
-    Any,
-    /// Only the object named as the requesting node (its Node, its Lease).
-    OwnNode,
-}
-
-/// One grant: these verbs on these resources (`resource` or `resource/subresource`) of one
-/// API group, optionally only in one namespace, on any object or only the node's own.
-#[derive(Debug, Clone, Copy)]
-struct Rule {
-    verbs: &'static [&'static str],
-    group: &'static str,
-    resources: &'static [&'static str],
-    namespace: Option<&'static str>,
-    names: Names,
-}
-
-const fn rule(
-    verbs: &'static [&'static str],
-    group: &'static str,
-    resources: &'static [&'static str],
-) -> Rule {
-    Rule {
-        verbs,
-        group,
-        resources,
-        namespace: None,
-        names: Names::Any,
+    /// Adds the rules `user` holds in `namespace` to `rules` (upstream's `RuleResolver`, for
+    /// SelfSubjectRulesReview); an error says the list is incomplete, and why.
+    fn rules_for(
+        &self,
+        _user: &UserInfo,
+        _namespace: &str,
+        _rules: &mut Vec<PolicyRule>,
+    ) -> Result<(), String> {
+        Ok(())
     }
 }
 
-const READ: &[&str] = &["get", "list", "watch"];
-const CSR_VERBS: &[&str] = &["create", "get", "list", "watch"];
+/// Authorizers asked in turn (upstream's union authorizer): the first that allows wins.
+pub struct AuthorizerChain(pub Vec<Box<dyn Authorizer>>);
 
-/// Upstream's `system:node-bootstrapper` role.
-const BOOTSTRAPPER_RULES: &[Rule] = &[rule(
-    CSR_VERBS,
-    "certificates.k8s.io",
-    &["certificatesigningrequests"],
-)];
-
-/// What a node (`system:node:<name>` in `system:nodes`) may do: upstream's `system:node` role
-/// with the Node authorizer's narrowing, simplified.
-///
-/// Simplification (gap) against upstream: upstream's Node authorizer lets a node read only the
-/// Secrets, ConfigMaps, PVCs and PVs referenced by pods bound to it, from a graph of pods →
-/// objects it keeps up to date; we have no such graph, so a node may `get` any Secret or
-/// ConfigMap by name (not list or watch them). What a node may write to pods and Nodes is
-/// narrowed further by the NodeRestriction check in admission (`admission::node_restriction`):
-/// its own Node only, pods bound to it only, no pod creation.
-const NODE_RULES: &[Rule] = &[
-    rule(&["get", "list", "watch", "create"], "", &["nodes"]),
-    Rule {
-        names: Names::OwnNode,
-        ..rule(&["update", "patch", "delete"], "", &["nodes"])
-    },
-    Rule {
-        names: Names::OwnNode,
-        ..rule(&["get", "update", "patch"], "", &["nodes/status"])
-    },
-    rule(&["get", "list", "watch", "delete"], "", &["pods"]),
-    rule(&["update", "patch"], "", &["pods/status"]),
-    rule(&["create"], "", &["pods/eviction"]),
-    rule(&["create", "update", "patch"], "", &["events"]),
-    rule(&["create", "update", "patch"], "events.k8s.io", &["events"]),
-    Rule {
-        namespace: Some("kube-node-lease"),
-        ..rule(&["get", "create"], "coordination.k8s.io", &["leases"])
-    },
-    Rule {
-        namespace: Some("kube-node-lease"),
-        names: Names::OwnNode,
-        ..rule(
-            &["update", "patch", "delete"],
-            "coordination.k8s.io",
-            &["leases"],
-        )
-    },
-    rule(READ, "", &["services", "endpoints"]),
-    // The agent's service proxy runs with its node's credentials: what upstream's
-    // system:node-proxier role grants kube-proxy.
-    rule(READ, "discovery.k8s.io", &["endpointslices"]),
-    // The agent's NetworkPolicy enforcement, likewise (k3s's policy controller reads these
-    // with its agent's credentials too).
-    rule(READ, "networking.k8s.io", &["networkpolicies"]),
-    rule(READ, "", &["namespaces"]),
-    rule(
-        &["get"],
-        "",
-        &[
-            "configmaps",
-            "secrets",
-            "persistentvolumeclaims",
-            "persistentvolumes",
-        ],
-    ),
-    rule(
-        CSR_VERBS,
-        "certificates.k8s.io",
-        &["certificatesigningrequests"],
-    ),
-    rule(&["create"], "authentication.k8s.io", &["tokenreviews"]),
-    rule(
-        &["create"],
-        "authorization.k8s.io",
-        &["subjectaccessreviews"],
-    ),
-    rule(READ, "node.k8s.io", &["runtimeclasses"]),
-    rule(READ, "storage.k8s.io", &["csidrivers", "csinodes"]),
-];
-
-const PUBLIC_PATHS: &[&str] = &[
-    "/api", "/apis", "/version", "/healthz", "/livez", "/readyz", "/openapi",
-];
-
-/// The node a user is, if it is one: `system:node:<name>` in `system:nodes`, as upstream's
-/// Node authorizer recognises nodes.
-pub fn node_name(user: &UserInfo) -> Option<&str> {
-    if !user.in_group("system:nodes") {
-        return None;
-    }
-    user.name
-        .strip_prefix("system:node:")
-        .filter(|name| !name.is_empty())
-}
-
-impl Rule {
-    /// `Some(true)`: allowed; `Some(false)`: the rule is about this request but the object is
-    /// another node's; `None`: the rule does not apply.
-    fn allows(&self, request: &RequestInfo, node: Option<&str>) -> Option<bool> {
-        let resource = if request.subresource.is_empty() {
-            request.resource.clone()
-        } else {
-            format!("{}/{}", request.resource, request.subresource)
-        };
-        let applies = request.is_resource_request
-            && self.group == request.group
-            && self.verbs.contains(&request.verb.as_str())
-            && self.resources.contains(&resource.as_str())
-            && self.namespace.is_none_or(|ns| ns == request.namespace);
-        if !applies {
-            return None;
-        }
-        match self.names {
-            Names::Any => Some(true),
-            Names::OwnNode => Some(node.is_some_and(|n| n == request.name)),
-        }
-    }
-}
-
-fn check(rules: &[Rule], request: &RequestInfo, node: Option<&str>) -> Option<Decision> {
-    let mut other_node = false;
-    for rule in rules {
-        match rule.allows(request, node) {
-            Some(true) => return Some(Decision::Allow),
-            Some(false) => other_node = true,
-            None => {}
-        }
-    }
-    other_node.then(|| {
-        Decision::Deny(format!(
-            "node '{}' cannot modify {} '{}'",
-            node.unwrap_or_default(),
-            request.resource.trim_end_matches('s'),
-            request.name
-        ))
-    })
-}
-
-impl Authorizer for DefaultAuthorizer {
+impl Authorizer for AuthorizerChain {
     fn authorize(&self, user: &UserInfo, request: &RequestInfo) -> Decision {
-        if user.in_group("system:masters") {
-            return Decision::Allow;
-        }
-        if !request.is_resource_request {
-            let read = request.verb == "get" || request.verb == "head";
-            let public = PUBLIC_PATHS
-                .iter()
-                .any(|p| request.path == *p || request.path.starts_with(&format!("{p}/")));
-            if read && public {
-                return Decision::Allow;
+        let mut reasons = Vec::new();
+        for authorizer in &self.0 {
+            match authorizer.authorize(user, request) {
+                Decision::Allow => return Decision::Allow,
+                Decision::Deny(reason) if !reason.is_empty() => reasons.push(reason),
+                Decision::Deny(_) => {}
             }
         }
-        let self_review = request.verb == "create"
-            && (request.resource == "selfsubjectaccessreviews"
-                || request.resource == "selfsubjectrulesreviews"
-                || request.resource == "selfsubjectreviews");
-        if self_review {
-            return Decision::Allow;
+        Decision::Deny(reasons.join("\n"))
+    }
+
+    fn rules_for(
+        &self,
+        user: &UserInfo,
+        namespace: &str,
+        rules: &mut Vec<PolicyRule>,
+    ) -> Result<(), String> {
+        let errors: Vec<String> = self
+            .0
+            .iter()
+            .filter_map(|a| a.rules_for(user, namespace, rules).err())
+            .collect();
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.concat()),
+            _ => Err(format!("[{}]", errors.join(", "))),
         }
-        if user.in_group("system:bootstrappers") {
-            if let Some(decision) = check(BOOTSTRAPPER_RULES, request, None) {
-                return decision;
-            }
-        }
-        if let Some(node) = node_name(user) {
-            if let Some(decision) = check(NODE_RULES, request, Some(node)) {
-                return decision;
-            }
-        }
-        Decision::Deny(String::new())
     }
 }
+
+/// Rules that allow everything: what `system:masters` and `cluster-admin` hold.
+pub fn full_authority() -> Vec<PolicyRule> {
+    let star = || Some(vec!["*".to_string()]);
+    vec![
+        PolicyRule {
+            verbs: vec!["*".into()],
+            api_groups: star(),
+            resources: star(),
+            ..Default::default()
+        },
+        PolicyRule {
+            verbs: vec!["*".into()],
+            non_resource_urls: star(),
+            ..Default::default()
+        },
+    ]
+}
+
+/// The group whose members may do everything, whatever RBAC says (upstream's
+/// `user.SystemPrivilegedGroup`).
+pub const PRIVILEGED_GROUP: &str = "system:masters";
+
+/// Upstream's privileged-groups authorizer, always first: `system:masters` may do everything.
+pub struct PrivilegedGroups;
+
+impl Authorizer for PrivilegedGroups {
+    fn authorize(&self, user: &UserInfo, _request: &RequestInfo) -> Decision {
+        if user.in_group(PRIVILEGED_GROUP) {
+            Decision::Allow
+        } else {
+            Decision::Deny(String::new())
+        }
+    }
+
+    fn rules_for(
+        &self,
+        user: &UserInfo,
+        _namespace: &str,
+        rules: &mut Vec<PolicyRule>,
+    ) -> Result<(), String> {
+        if user.in_group(PRIVILEGED_GROUP) {
+            rules.extend(full_authority());
+        }
+        Ok(())
+    }
+}
+
+/// `--authorization-mode=AlwaysAllow`: everyone authenticated may do everything.
+pub struct AlwaysAllow;
+
+impl Authorizer for AlwaysAllow {
+    fn authorize(&self, _user: &UserInfo, _request: &RequestInfo) -> Decision {
+        Decision::Allow
+    }
+
+    fn rules_for(
+        &self,
+        _user: &UserInfo,
+        _namespace: &str,
+        rules: &mut Vec<PolicyRule>,
+    ) -> Result<(), String> {
+        rules.extend(full_authority());
+        Ok(())
+    }
+}
+
+/// One of `--authorization-mode`'s modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthorizationMode {
+    /// Allow every request.
+    AlwaysAllow,
+    /// Deny every request not allowed by an earlier mode (or `system:masters`).
+    AlwaysDeny,
+    /// The Node authorizer.
+    Node,
+    /// Role-based access control.
+    Rbac,
+}
+
+impl std::str::FromStr for AuthorizationMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "AlwaysAllow" => AuthorizationMode::AlwaysAllow,
+            "AlwaysDeny" => AuthorizationMode::AlwaysDeny,
+            "Node" => AuthorizationMode::Node,
+            "RBAC" => AuthorizationMode::Rbac,
+            other => {
+                return Err(format!(
+                    "authorization mode {other:?} is not supported (AlwaysAllow, AlwaysDeny, Node, RBAC)"
+                ))
+            }
+        })
+    }
+}
+
+/// Upstream's default `--authorization-mode`.
+pub const DEFAULT_AUTHORIZATION_MODES: &[AuthorizationMode] =
+    &[AuthorizationMode::Node, AuthorizationMode::Rbac];
 
 /// Upstream's 403 message for a denied request.
 pub fn forbidden_message(user: &UserInfo, request: &RequestInfo, reason: &str) -> String {
@@ -571,31 +504,45 @@ mod tests {
     }
 
     #[test]
-    fn masters_may_everything_others_discovery_only() {
+    fn the_chain_allows_on_the_first_allow_and_words_denials_as_upstream() {
+        struct Says(&'static str);
+        impl Authorizer for Says {
+            fn authorize(&self, _user: &UserInfo, _request: &RequestInfo) -> Decision {
+                match self.0 {
+                    "allow" => Decision::Allow,
+                    reason => Decision::Deny(reason.to_string()),
+                }
+            }
+        }
         let admin = UserInfo::new("admin".into(), String::new(), vec!["system:masters".into()]);
         let bob = UserInfo::new("bob".into(), String::new(), vec![]);
         let list_pods = parse("GET", "/api/v1/namespaces/default/pods", false);
+        let chain = AuthorizerChain(vec![
+            Box::new(PrivilegedGroups),
+            Box::new(Says("")),
+            Box::new(Says("no")),
+        ]);
+        assert_eq!(chain.authorize(&admin, &list_pods), Decision::Allow);
         assert_eq!(
-            DefaultAuthorizer.authorize(&admin, &list_pods),
-            Decision::Allow
+            chain.authorize(&bob, &list_pods),
+            Decision::Deny("no".into())
         );
-        assert!(matches!(
-            DefaultAuthorizer.authorize(&bob, &list_pods),
-            Decision::Deny(_)
-        ));
-        assert_eq!(
-            DefaultAuthorizer.authorize(&bob, &parse("GET", "/apis/apps/v1", false)),
-            Decision::Allow
-        );
+        let chain = AuthorizerChain(vec![Box::new(Says("first")), Box::new(Says("allow"))]);
+        assert_eq!(chain.authorize(&bob, &list_pods), Decision::Allow);
+        let mut rules = Vec::new();
+        assert_eq!(PrivilegedGroups.rules_for(&admin, "", &mut rules), Ok(()));
+        assert_eq!(rules, full_authority());
         assert_eq!(
             forbidden_message(&bob, &list_pods, ""),
             "pods is forbidden: User \"bob\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""
         );
         let get_node = parse("GET", "/api/v1/nodes/n1", false);
         assert_eq!(
-            forbidden_message(&bob, &get_node, ""),
-            "nodes \"n1\" is forbidden: User \"bob\" cannot get resource \"nodes\" in API group \"\" at the cluster scope"
+            forbidden_message(&bob, &get_node, "RBAC: clusterrole.rbac.authorization.k8s.io \"x\" not found"),
+            "nodes \"n1\" is forbidden: User \"bob\" cannot get resource \"nodes\" in API group \"\" at the cluster scope: RBAC: clusterrole.rbac.authorization.k8s.io \"x\" not found"
         );
+        assert_eq!("RBAC".parse(), Ok(AuthorizationMode::Rbac));
+        assert!("ABAC".parse::<AuthorizationMode>().is_err());
     }
 
     #[test]
@@ -630,113 +577,5 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
-    }
-
-    /// `kubectl auth can-i VERB RESOURCE [NAME] [-n NS] --as=USER --as-group=GROUP`, answered
-    /// by the authorizer the way review.rs asks it.
-    fn can_i(user: &UserInfo, verb: &str, path: &str) -> bool {
-        let method = match verb {
-            "get" | "list" | "watch" => "GET",
-            "create" => "POST",
-            "update" => "PUT",
-            "patch" => "PATCH",
-            "delete" => "DELETE",
-            other => panic!("verb {other}"),
-        };
-        let mut request = parse(method, path, verb == "watch");
-        request.verb = verb.to_string();
-        DefaultAuthorizer.authorize(user, &request) == Decision::Allow
-    }
-
-    #[test]
-    fn nodes_and_bootstrappers_as_upstream() {
-        let node = UserInfo::new(
-            "system:node:n1".into(),
-            String::new(),
-            vec!["system:nodes".into()],
-        );
-        let bootstrapper = UserInfo::new(
-            "system:bootstrap:abcdef".into(),
-            String::new(),
-            vec!["system:bootstrappers".into()],
-        );
-        // Named like a node, but not in system:nodes: not a node.
-        let impostor = UserInfo::new("system:node:n1".into(), String::new(), vec![]);
-        let csrs = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
-        #[rustfmt::skip]
-        let table: &[(&UserInfo, &str, &str, bool)] = &[
-            (&bootstrapper, "create", csrs, true),
-            (&bootstrapper, "get", &format!("{csrs}/node-csr-x"), true),
-            (&bootstrapper, "list", csrs, true),
-            (&bootstrapper, "watch", csrs, true),
-            (&bootstrapper, "delete", &format!("{csrs}/node-csr-x"), false),
-            (&bootstrapper, "update", &format!("{csrs}/node-csr-x/approval"), false),
-            (&bootstrapper, "get", "/api/v1/nodes/n1", false),
-            (&bootstrapper, "list", "/api/v1/pods", false),
-            (&node, "get", "/api/v1/nodes/n2", true),
-            (&node, "list", "/api/v1/nodes", true),
-            (&node, "watch", "/api/v1/nodes", true),
-            (&node, "create", "/api/v1/nodes", true),
-            (&node, "update", "/api/v1/nodes/n1", true),
-            (&node, "patch", "/api/v1/nodes/n1/status", true),
-            (&node, "update", "/api/v1/nodes/n2", false),
-            (&node, "patch", "/api/v1/nodes/n2/status", false),
-            (&node, "delete", "/api/v1/nodes/n1", true),
-            (&node, "delete", "/api/v1/nodes/n2", false),
-            (&node, "list", "/api/v1/pods", true),
-            (&node, "watch", "/api/v1/pods", true),
-            (&node, "get", "/api/v1/namespaces/default/pods/p", true),
-            (&node, "create", "/api/v1/namespaces/kube-system/pods", false),
-            (&node, "delete", "/api/v1/namespaces/default/pods/p", true),
-            (&node, "update", "/api/v1/namespaces/default/pods/p", false),
-            (&node, "patch", "/api/v1/namespaces/default/pods/p/status", true),
-            (&node, "create", "/api/v1/namespaces/default/pods/p/eviction", true),
-            (&node, "create", "/api/v1/namespaces/default/events", true),
-            (&node, "patch", "/api/v1/namespaces/default/events/e", true),
-            (&node, "create", "/apis/events.k8s.io/v1/namespaces/default/events", true),
-            (&node, "delete", "/api/v1/namespaces/default/events/e", false),
-            (&node, "get", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1", true),
-            (&node, "create", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", true),
-            (&node, "update", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1", true),
-            (&node, "update", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n2", false),
-            (&node, "update", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/n1", false),
-            (&node, "get", "/api/v1/namespaces/default/secrets/s", true),
-            (&node, "get", "/api/v1/namespaces/default/configmaps/c", true),
-            (&node, "list", "/api/v1/namespaces/default/configmaps", false),
-            (&node, "watch", "/api/v1/secrets", false),
-            (&node, "watch", "/api/v1/services", true),
-            (&node, "list", "/api/v1/namespaces/default/endpoints", true),
-            (&node, "create", "/api/v1/namespaces/default/secrets", false),
-            (&node, "get", "/api/v1/namespaces/default/persistentvolumeclaims/c", true),
-            (&node, "get", "/api/v1/persistentvolumes/v", true),
-            (&node, "list", "/api/v1/persistentvolumes", false),
-            (&node, "create", csrs, true),
-            (&node, "update", &format!("{csrs}/node-csr-x/approval"), false),
-            (&node, "create", "/apis/authentication.k8s.io/v1/tokenreviews", true),
-            (&node, "create", "/apis/authorization.k8s.io/v1/subjectaccessreviews", true),
-            (&node, "list", "/apis/node.k8s.io/v1/runtimeclasses", true),
-            (&node, "get", "/apis/storage.k8s.io/v1/csinodes/n1", true),
-            (&node, "watch", "/apis/storage.k8s.io/v1/csidrivers", true),
-            (&node, "create", "/apis/apps/v1/namespaces/default/deployments", false),
-            (&node, "list", "/apis/apps/v1/deployments", false),
-            (&node, "delete", "/api/v1/namespaces/default", false),
-            (&node, "get", "/version", true),
-            (&impostor, "get", "/api/v1/nodes/n1", false),
-        ];
-        for (user, verb, path, allowed) in table {
-            assert_eq!(
-                can_i(user, verb, path),
-                *allowed,
-                "{} {verb} {path}",
-                user.name
-            );
-        }
-        let other = parse("PUT", "/api/v1/nodes/n2", false);
-        assert_eq!(
-            DefaultAuthorizer.authorize(&node, &other),
-            Decision::Deny("node 'n1' cannot modify node 'n2'".into())
-        );
-        assert_eq!(node_name(&node), Some("n1"));
-        assert_eq!(node_name(&impostor), None);
     }
 }

@@ -157,30 +157,39 @@ pub fn review(
     Ok(object)
 }
 
-/// What the user may do, as rules; derived by asking the authorizer about wildcard requests,
-/// so it stays true to whatever authorizer the server runs.
+/// What the user may do in `namespace`, as the authorizers' rule resolvers list it
+/// (upstream's SelfSubjectRulesReview): resource rules and non-resource rules apart, and
+/// `incomplete` with the reason when an authorizer cannot list what it allows.
 fn rules(auth: &Auth, user: &UserInfo, namespace: &str) -> Value {
-    let everything = RequestInfo {
-        is_resource_request: true,
-        verb: "*".into(),
-        group: "*".into(),
-        namespace: namespace.into(),
-        resource: "*".into(),
-        ..Default::default()
-    };
-    if matches!(auth.authorize(user, &everything), Decision::Allow) {
-        return json!({
-            "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
-            "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
-            "incomplete": false,
-        });
+    let mut rules = Vec::new();
+    let outcome = auth.authz.rules_for(user, namespace, &mut rules);
+    let mut resource_rules = Vec::new();
+    let mut non_resource_rules = Vec::new();
+    for rule in rules {
+        if rule
+            .non_resource_urls
+            .as_ref()
+            .is_some_and(|u| !u.is_empty())
+        {
+            non_resource_rules
+                .push(json!({"verbs": rule.verbs, "nonResourceURLs": rule.non_resource_urls}));
+        }
+        if rule.resources.as_ref().is_some_and(|r| !r.is_empty()) {
+            let mut resource = json!({"verbs": rule.verbs, "apiGroups": rule.api_groups.unwrap_or_default(),
+                "resources": rule.resources});
+            if let Some(names) = rule.resource_names.filter(|n| !n.is_empty()) {
+                resource["resourceNames"] = json!(names);
+            }
+            resource_rules.push(resource);
+        }
     }
-    json!({
-        "resourceRules": [
-            {"verbs": ["create"], "apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]},
-            {"verbs": ["create"], "apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"]},
-        ],
-        "nonResourceRules": [{"verbs": ["get"], "nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"]}],
-        "incomplete": false,
-    })
+    let mut status = json!({
+        "resourceRules": resource_rules,
+        "nonResourceRules": non_resource_rules,
+        "incomplete": outcome.is_err(),
+    });
+    if let Err(reason) = outcome {
+        status["evaluationError"] = json!(reason);
+    }
+    status
 }

@@ -19,7 +19,10 @@ use tokio::net::TcpListener;
 use tower::{ServiceBuilder, ServiceExt};
 
 use crate::admission::Chain;
-use crate::auth::{Auth, AuthenticatorChain, Authorizer};
+use crate::auth::{
+    AlwaysAllow, Auth, AuthenticatorChain, AuthorizationMode, Authorizer, AuthorizerChain,
+    PrivilegedGroups,
+};
 use crate::body::{Request as HttpRequest, Response};
 use crate::filters::audit::{Audit, AuditSink, TracingSink};
 use crate::filters::authentication::{Authenticate, ClientCertificate};
@@ -54,16 +57,48 @@ pub struct Server {
     audit: Arc<dyn AuditSink>,
     max_inflight: MaxInFlight,
     kubelet: Arc<std::sync::OnceLock<crate::kubelet::KubeletClient>>,
+    /// The RBAC objects, when RBAC is one of the authorization modes.
+    policy: Option<Arc<crate::rbac::Policy>>,
 }
 
 impl Server {
-    /// A server over `store` with the given authentication, authorization and admission plugins.
+    /// A server over `store` with the given authenticators, authorization modes (after
+    /// upstream's privileged-groups authorizer, in order) and admission plugins.
     pub fn new(
         store: Arc<dyn Store>,
         authn: AuthenticatorChain,
-        authz: Box<dyn Authorizer>,
-        admission: Chain,
+        modes: &[AuthorizationMode],
+        mut admission: Chain,
     ) -> Arc<Server> {
+        let policy = modes
+            .contains(&AuthorizationMode::Rbac)
+            .then(crate::rbac::Policy::new);
+        let mut authorizers: Vec<Box<dyn Authorizer>> = vec![Box::new(PrivilegedGroups)];
+        for mode in modes {
+            match mode {
+                AuthorizationMode::AlwaysAllow => authorizers.push(Box::new(AlwaysAllow)),
+                // Nothing allows what the modes before did not.
+                AuthorizationMode::AlwaysDeny => break,
+                AuthorizationMode::Node => {
+                    authorizers.push(Box::new(crate::node_authorizer::NodeAuthorizer))
+                }
+                AuthorizationMode::Rbac => {
+                    if let Some(policy) = &policy {
+                        authorizers.push(Box::new(crate::rbac::RbacAuthorizer(policy.clone())));
+                    }
+                }
+            }
+        }
+        let auth = Arc::new(Auth {
+            authn,
+            authz: Box::new(AuthorizerChain(authorizers)),
+        });
+        if let Some(policy) = &policy {
+            admission.add_validating(Box::new(crate::rbac::escalation::Escalation {
+                auth: auth.clone(),
+                policy: policy.clone(),
+            }));
+        }
         let mut registry = prometheus_client::registry::Registry::default();
         let rest = Rest {
             storage: Storage::with_metrics(store, &mut registry),
@@ -73,13 +108,14 @@ impl Server {
         let metrics = Arc::new(Metrics::new(&mut registry));
         Arc::new(Server {
             rest: Arc::new(rest),
-            auth: Arc::new(Auth { authn, authz }),
+            auth,
             address: Arc::new(parking_lot::Mutex::new(String::new())),
             metrics,
             registry: Arc::new(registry),
             audit: Arc::new(TracingSink),
             max_inflight: MaxInFlight::default(),
             kubelet: Arc::default(),
+            policy,
         })
     }
 
@@ -117,7 +153,8 @@ impl Server {
         let _ = self.kubelet.set(crate::kubelet::KubeletClient::new(tls));
     }
 
-    /// Creates the system namespaces if missing.
+    /// Creates the system namespaces if missing; with RBAC, reconciles the default policy
+    /// ([`crate::rbac::bootstrap`]) and loads the RBAC objects before the first request.
     pub async fn bootstrap(self: &Arc<Self>) -> Result<(), ApiError> {
         for name in SYSTEM_NAMESPACES {
             let namespace =
@@ -125,7 +162,91 @@ impl Server {
             self.ensure(("", "v1", "namespaces"), "", name, namespace, false)
                 .await?;
         }
+        if let Some(policy) = &self.policy {
+            self.reconcile_rbac().await?;
+            policy
+                .start(self.rest.storage.store.clone())
+                .await
+                .map_err(ApiError::from)?;
+        }
         Ok(())
+    }
+
+    /// Upstream's RBAC bootstrap: each default ClusterRole and ClusterRoleBinding is created,
+    /// or given back what it lacks unless it opted out of autoupdate.
+    async fn reconcile_rbac(&self) -> Result<(), ApiError> {
+        use crate::rbac::bootstrap::{self, BindingChange};
+        const GROUP: &str = "rbac.authorization.k8s.io";
+        for role in bootstrap::cluster_roles() {
+            let name = role["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let resource = (GROUP, "v1", "clusterroles");
+            match self.read(resource, &name).await? {
+                None => self.ensure(resource, "", &name, role, false).await?,
+                Some(existing) => {
+                    if let Some(updated) = bootstrap::reconcile_role(&existing, &role) {
+                        self.ensure(resource, "", &name, updated, true).await?;
+                    }
+                }
+            }
+        }
+        for binding in bootstrap::cluster_role_bindings() {
+            let name = binding["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let resource = (GROUP, "v1", "clusterrolebindings");
+            let Some(existing) = self.read(resource, &name).await? else {
+                self.ensure(resource, "", &name, binding, false).await?;
+                continue;
+            };
+            match bootstrap::reconcile_binding(&existing, &binding) {
+                BindingChange::Keep => {}
+                BindingChange::Update(updated) => {
+                    self.ensure(resource, "", &name, updated, true).await?
+                }
+                BindingChange::Recreate => {
+                    let resource_info = self.resolve(resource)?;
+                    let key = crate::storage::key(resource_info.info, "", &name);
+                    let _ = self
+                        .rest
+                        .storage
+                        .store
+                        .delete(key, 0)
+                        .await
+                        .map_err(ApiError::from)?;
+                    self.ensure(resource, "", &name, binding, false).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve(
+        &self,
+        (group, version, plural): (&str, &str, &str),
+    ) -> Result<&Arc<crate::registry::Resource>, ApiError> {
+        self.rest
+            .registry
+            .resolve(group, version, plural)
+            .ok_or_else(|| ApiError::internal(format!("{plural} not registered")))
+    }
+
+    /// The cluster-scoped object `name`, if it exists.
+    async fn read(
+        &self,
+        resource: (&str, &str, &str),
+        name: &str,
+    ) -> Result<Option<Value>, ApiError> {
+        let resource = self.resolve(resource)?;
+        let key = crate::storage::key(resource.info, "", name);
+        match self.rest.storage.store.get(&key).await {
+            Ok(Some(kv)) => rest::decode(resource, &kv.value, kv.mod_revision).map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Creates an object the server itself keeps (`resource` is group, version and plural); if
@@ -138,11 +259,7 @@ impl Server {
         object: Value,
         replace: bool,
     ) -> Result<(), ApiError> {
-        let resource = self
-            .rest
-            .registry
-            .resolve(group, version, plural)
-            .ok_or_else(|| ApiError::internal(format!("{plural} not registered")))?;
+        let resource = self.resolve((group, version, plural))?;
         let query = HashMap::new();
         let warnings = parking_lot::Mutex::new(Vec::new());
         let req = Request {
@@ -347,7 +464,7 @@ mod tests {
     use ferry_store::embedded::{Config, EmbeddedStore};
 
     use super::*;
-    use crate::auth::{DefaultAuthorizer, TokenFileAuthenticator};
+    use crate::auth::{TokenFileAuthenticator, DEFAULT_AUTHORIZATION_MODES};
     use crate::body;
 
     async fn server() -> (Arc<Server>, tempfile::TempDir) {
@@ -359,7 +476,7 @@ mod tests {
         let server = Server::new(
             store,
             AuthenticatorChain(vec![Box::new(tokens)]),
-            Box::new(DefaultAuthorizer),
+            DEFAULT_AUTHORIZATION_MODES,
             Chain::from_names(crate::admission::DEFAULT_PLUGINS).expect("default plugins"),
         );
         server.bootstrap().await.expect("bootstrap");

@@ -243,6 +243,22 @@ impl ApiError {
         Self::new(403, "Forbidden", message)
     }
 
+    /// 403 `<resource>.<group> "name" is forbidden: <why>` (upstream's `NewForbidden`).
+    pub fn forbidden_object(target: Target<'_>, why: &str) -> Self {
+        ApiError {
+            details: Some(Box::new(target.details())),
+            ..Self::new(
+                403,
+                "Forbidden",
+                format!(
+                    "{} \"{}\" is forbidden: {why}",
+                    target.qualified(),
+                    target.name
+                ),
+            )
+        }
+    }
+
     /// 405.
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
         Self::new(405, "MethodNotAllowed", message)

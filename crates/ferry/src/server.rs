@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use ferry_apiserver::admission::Chain;
 use ferry_apiserver::auth::{
-    AuthenticatorChain, BootstrapTokenAuthenticator, DefaultAuthorizer, TokenFileAuthenticator,
+    AuthenticatorChain, AuthorizationMode, BootstrapTokenAuthenticator, TokenFileAuthenticator,
     X509Authenticator,
 };
 use ferry_apiserver::pki::{write_private, Pki};
@@ -61,6 +61,10 @@ pub struct Args {
     /// upstream's order whatever the order given); the default is every plugin ferry has.
     #[arg(long, value_delimiter = ',', default_values_t = ferry_apiserver::admission::DEFAULT_PLUGINS.iter().map(|p| p.to_string()).collect::<Vec<_>>())]
     enable_admission_plugins: Vec<String>,
+    /// The authorizers after `system:masters`' (which may do everything), in order, by upstream's
+    /// names: Node, RBAC, AlwaysAllow, AlwaysDeny.
+    #[arg(long, value_delimiter = ',', default_values_t = vec!["Node".to_string(), "RBAC".to_string()])]
+    authorization_mode: Vec<String>,
     /// Do not run the controller manager in this process.
     #[arg(long)]
     disable_controllers: bool,
@@ -300,16 +304,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let admission = Chain::from_names(&args.enable_admission_plugins)
         .map_err(|e| anyhow::anyhow!("--enable-admission-plugins: {e}"))?;
-    let server = Server::new(
-        store,
-        AuthenticatorChain(authenticators),
-        Box::new(DefaultAuthorizer),
-        admission,
-    );
-    server
-        .bootstrap()
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the system namespaces: {}", e.message))?;
+    let modes = args
+        .authorization_mode
+        .iter()
+        .map(|m| m.parse::<AuthorizationMode>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("--authorization-mode: {e}"))?;
+    let server = Server::new(store, AuthenticatorChain(authenticators), &modes, admission);
+    server.bootstrap().await.map_err(|e| {
+        anyhow::anyhow!(
+            "creating the system namespaces and the default RBAC policy: {}",
+            e.message
+        )
+    })?;
     // The server's certificate for kubelets (pods/log, exec, port-forward): made per start,
     // like the local node's; kubelets trust the CA and authorize it by SubjectAccessReview.
     let kubelet_client = pki

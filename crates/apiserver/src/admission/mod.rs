@@ -135,6 +135,12 @@ impl Chain {
         Ok(chain)
     }
 
+    /// Adds a validating check that is not one of the named plugins and cannot be disabled
+    /// (RBAC's escalation prevention, which upstream runs in its registry).
+    pub fn add_validating(&mut self, check: Box<dyn ValidatingPlugin>) {
+        self.validating.push(check);
+    }
+
     /// The names of the plugins in the chain, mutating first.
     pub fn names(&self) -> Vec<&'static str> {
         let mutating = self.mutating.iter().map(|p| p.name());

@@ -1,0 +1,301 @@
+//! The Node authorizer (upstream's `--authorization-mode=Node`): what a kubelet, as
+//! `system:node:<name>` in `system:nodes`, may do — upstream's `system:node` rules narrowed to
+//! the node's own Node and Lease. It has no opinion on anyone else, nor on what it does not
+//! allow, so the next authorizer (RBAC) decides those.
+
+use k8s_openapi::api::rbac::v1::PolicyRule;
+
+use crate::auth::{Authorizer, Decision, UserInfo};
+use crate::request::RequestInfo;
+
+/// Which objects a [`Rule`] covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Names {
+    /// Any object.
+    Any,
+    /// Only the object named as the requesting node (its Node, its Lease).
+    OwnNode,
+}
+
+/// One grant: these verbs on these resources (`resource` or `resource/subresource`) of one
+/// API group, optionally only in one namespace, on any object or only the node's own.
+#[derive(Debug, Clone, Copy)]
+struct Rule {
+    verbs: &'static [&'static str],
+    group: &'static str,
+    resources: &'static [&'static str],
+    namespace: Option<&'static str>,
+    names: Names,
+}
+
+const fn rule(
+    verbs: &'static [&'static str],
+    group: &'static str,
+    resources: &'static [&'static str],
+) -> Rule {
+    Rule {
+        verbs,
+        group,
+        resources,
+        namespace: None,
+        names: Names::Any,
+    }
+}
+
+const READ: &[&str] = &["get", "list", "watch"];
+const CSR_VERBS: &[&str] = &["create", "get", "list", "watch"];
+
+/// What a node (`system:node:<name>` in `system:nodes`) may do: upstream's `system:node` role
+/// with the Node authorizer's narrowing, simplified.
+///
+/// Simplification (gap) against upstream: upstream's Node authorizer lets a node read only the
+/// Secrets, ConfigMaps, PVCs and PVs referenced by pods bound to it, from a graph of pods →
+/// objects it keeps up to date; we have no such graph, so a node may `get` any Secret or
+/// ConfigMap by name (not list or watch them). What a node may write to pods and Nodes is
+/// narrowed further by the NodeRestriction check in admission (`admission::node_restriction`):
+/// its own Node only, pods bound to it only, no pod creation.
+const NODE_RULES: &[Rule] = &[
+    rule(&["get", "list", "watch", "create"], "", &["nodes"]),
+    Rule {
+        names: Names::OwnNode,
+        ..rule(&["update", "patch", "delete"], "", &["nodes"])
+    },
+    Rule {
+        names: Names::OwnNode,
+        ..rule(&["get", "update", "patch"], "", &["nodes/status"])
+    },
+    rule(&["get", "list", "watch", "delete"], "", &["pods"]),
+    rule(&["update", "patch"], "", &["pods/status"]),
+    rule(&["create"], "", &["pods/eviction"]),
+    rule(&["create", "update", "patch"], "", &["events"]),
+    rule(&["create", "update", "patch"], "events.k8s.io", &["events"]),
+    Rule {
+        namespace: Some("kube-node-lease"),
+        ..rule(&["get", "create"], "coordination.k8s.io", &["leases"])
+    },
+    Rule {
+        namespace: Some("kube-node-lease"),
+        names: Names::OwnNode,
+        ..rule(
+            &["update", "patch", "delete"],
+            "coordination.k8s.io",
+            &["leases"],
+        )
+    },
+    rule(READ, "", &["services", "endpoints"]),
+    // The agent's service proxy runs with its node's credentials: what upstream's
+    // system:node-proxier role grants kube-proxy.
+    rule(READ, "discovery.k8s.io", &["endpointslices"]),
+    // The agent's NetworkPolicy enforcement, likewise (k3s's policy controller reads these
+    // with its agent's credentials too).
+    rule(READ, "networking.k8s.io", &["networkpolicies"]),
+    rule(READ, "", &["namespaces"]),
+    rule(
+        &["get"],
+        "",
+        &[
+            "configmaps",
+            "secrets",
+            "persistentvolumeclaims",
+            "persistentvolumes",
+        ],
+    ),
+    rule(
+        CSR_VERBS,
+        "certificates.k8s.io",
+        &["certificatesigningrequests"],
+    ),
+    rule(&["create"], "authentication.k8s.io", &["tokenreviews"]),
+    rule(
+        &["create"],
+        "authorization.k8s.io",
+        &["subjectaccessreviews"],
+    ),
+    rule(READ, "node.k8s.io", &["runtimeclasses"]),
+    rule(READ, "storage.k8s.io", &["csidrivers", "csinodes"]),
+];
+
+/// The node a user is, if it is one: `system:node:<name>` in `system:nodes`, as upstream's
+/// Node authorizer recognises nodes.
+pub fn node_name(user: &UserInfo) -> Option<&str> {
+    if !user.in_group("system:nodes") {
+        return None;
+    }
+    user.name
+        .strip_prefix("system:node:")
+        .filter(|name| !name.is_empty())
+}
+
+impl Rule {
+    /// `Some(true)`: allowed; `Some(false)`: the rule is about this request but the object is
+    /// another node's; `None`: the rule does not apply.
+    fn allows(&self, request: &RequestInfo, node: Option<&str>) -> Option<bool> {
+        let resource = if request.subresource.is_empty() {
+            request.resource.clone()
+        } else {
+            format!("{}/{}", request.resource, request.subresource)
+        };
+        let applies = request.is_resource_request
+            && self.group == request.group
+            && self.verbs.contains(&request.verb.as_str())
+            && self.resources.contains(&resource.as_str())
+            && self.namespace.is_none_or(|ns| ns == request.namespace);
+        if !applies {
+            return None;
+        }
+        match self.names {
+            Names::Any => Some(true),
+            Names::OwnNode => Some(node.is_some_and(|n| n == request.name)),
+        }
+    }
+}
+
+fn check(rules: &[Rule], request: &RequestInfo, node: Option<&str>) -> Option<Decision> {
+    let mut other_node = false;
+    for rule in rules {
+        match rule.allows(request, node) {
+            Some(true) => return Some(Decision::Allow),
+            Some(false) => other_node = true,
+            None => {}
+        }
+    }
+    other_node.then(|| {
+        Decision::Deny(format!(
+            "node '{}' cannot modify {} '{}'",
+            node.unwrap_or_default(),
+            request.resource.trim_end_matches('s'),
+            request.name
+        ))
+    })
+}
+
+/// The Node authorizer.
+pub struct NodeAuthorizer;
+
+impl Authorizer for NodeAuthorizer {
+    fn authorize(&self, user: &UserInfo, request: &RequestInfo) -> Decision {
+        let Some(node) = node_name(user) else {
+            return Decision::Deny(String::new());
+        };
+        check(NODE_RULES, request, Some(node)).unwrap_or(Decision::Deny(String::new()))
+    }
+
+    fn rules_for(
+        &self,
+        user: &UserInfo,
+        _namespace: &str,
+        rules: &mut Vec<PolicyRule>,
+    ) -> Result<(), String> {
+        if node_name(user).is_none() {
+            return Ok(());
+        }
+        let strings = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        rules.extend(NODE_RULES.iter().map(|rule| PolicyRule {
+            verbs: strings(rule.verbs),
+            api_groups: Some(vec![rule.group.to_string()]),
+            resources: Some(strings(rule.resources)),
+            ..Default::default()
+        }));
+        Err("node authorizer does not support user rule resolution".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::parse;
+
+    /// `kubectl auth can-i VERB RESOURCE [NAME] [-n NS] --as=USER --as-group=GROUP`, answered
+    /// by the authorizer the way review.rs asks it.
+    fn can_i(user: &UserInfo, verb: &str, path: &str) -> bool {
+        let method = match verb {
+            "get" | "list" | "watch" => "GET",
+            "create" => "POST",
+            "update" => "PUT",
+            "patch" => "PATCH",
+            "delete" => "DELETE",
+            other => panic!("verb {other}"),
+        };
+        let mut request = parse(method, path, verb == "watch");
+        request.verb = verb.to_string();
+        NodeAuthorizer.authorize(user, &request) == Decision::Allow
+    }
+
+    #[test]
+    fn nodes_get_the_node_rules_for_their_own_objects() {
+        let node = UserInfo::new(
+            "system:node:n1".into(),
+            String::new(),
+            vec!["system:nodes".into()],
+        );
+        // Named like a node, but not in system:nodes: not a node.
+        let impostor = UserInfo::new("system:node:n1".into(), String::new(), vec![]);
+        let csrs = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
+        #[rustfmt::skip]
+        let table: &[(&UserInfo, &str, &str, bool)] = &[
+            (&node, "get", "/api/v1/nodes/n2", true),
+            (&node, "list", "/api/v1/nodes", true),
+            (&node, "watch", "/api/v1/nodes", true),
+            (&node, "create", "/api/v1/nodes", true),
+            (&node, "update", "/api/v1/nodes/n1", true),
+            (&node, "patch", "/api/v1/nodes/n1/status", true),
+            (&node, "update", "/api/v1/nodes/n2", false),
+            (&node, "patch", "/api/v1/nodes/n2/status", false),
+            (&node, "delete", "/api/v1/nodes/n1", true),
+            (&node, "delete", "/api/v1/nodes/n2", false),
+            (&node, "list", "/api/v1/pods", true),
+            (&node, "watch", "/api/v1/pods", true),
+            (&node, "get", "/api/v1/namespaces/default/pods/p", true),
+            (&node, "create", "/api/v1/namespaces/kube-system/pods", false),
+            (&node, "delete", "/api/v1/namespaces/default/pods/p", true),
+            (&node, "update", "/api/v1/namespaces/default/pods/p", false),
+            (&node, "patch", "/api/v1/namespaces/default/pods/p/status", true),
+            (&node, "create", "/api/v1/namespaces/default/pods/p/eviction", true),
+            (&node, "create", "/api/v1/namespaces/default/events", true),
+            (&node, "patch", "/api/v1/namespaces/default/events/e", true),
+            (&node, "create", "/apis/events.k8s.io/v1/namespaces/default/events", true),
+            (&node, "delete", "/api/v1/namespaces/default/events/e", false),
+            (&node, "get", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1", true),
+            (&node, "create", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", true),
+            (&node, "update", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1", true),
+            (&node, "update", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n2", false),
+            (&node, "update", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/n1", false),
+            (&node, "get", "/api/v1/namespaces/default/secrets/s", true),
+            (&node, "get", "/api/v1/namespaces/default/configmaps/c", true),
+            (&node, "list", "/api/v1/namespaces/default/configmaps", false),
+            (&node, "watch", "/api/v1/secrets", false),
+            (&node, "watch", "/api/v1/services", true),
+            (&node, "list", "/api/v1/namespaces/default/endpoints", true),
+            (&node, "create", "/api/v1/namespaces/default/secrets", false),
+            (&node, "get", "/api/v1/namespaces/default/persistentvolumeclaims/c", true),
+            (&node, "get", "/api/v1/persistentvolumes/v", true),
+            (&node, "list", "/api/v1/persistentvolumes", false),
+            (&node, "create", csrs, true),
+            (&node, "update", &format!("{csrs}/node-csr-x/approval"), false),
+            (&node, "create", "/apis/authentication.k8s.io/v1/tokenreviews", true),
+            (&node, "create", "/apis/authorization.k8s.io/v1/subjectaccessreviews", true),
+            (&node, "list", "/apis/node.k8s.io/v1/runtimeclasses", true),
+            (&node, "get", "/apis/storage.k8s.io/v1/csinodes/n1", true),
+            (&node, "watch", "/apis/storage.k8s.io/v1/csidrivers", true),
+            (&node, "create", "/apis/apps/v1/namespaces/default/deployments", false),
+            (&node, "list", "/apis/apps/v1/deployments", false),
+            (&node, "delete", "/api/v1/namespaces/default", false),
+            (&impostor, "get", "/api/v1/nodes/n1", false),
+        ];
+        for (user, verb, path, allowed) in table {
+            assert_eq!(
+                can_i(user, verb, path),
+                *allowed,
+                "{} {verb} {path}",
+                user.name
+            );
+        }
+        let other = parse("PUT", "/api/v1/nodes/n2", false);
+        assert_eq!(
+            NodeAuthorizer.authorize(&node, &other),
+            Decision::Deny("node 'n1' cannot modify node 'n2'".into())
+        );
+        assert_eq!(node_name(&node), Some("n1"));
+        assert_eq!(node_name(&impostor), None);
+    }
+}

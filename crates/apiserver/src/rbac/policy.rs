@@ -1,0 +1,531 @@
+//! The RBAC objects the authorizer decides from, kept in memory as upstream's informer caches
+//! keep them: listed from the store once, then followed by watches of the four resources, so a
+//! new binding takes effect as soon as it is written (relisting if a watch ends).
+//!
+//! Bindings are indexed by subject, so deciding a request looks only at the bindings of the
+//! user, its groups and (for a service account's token) its service account — not at every
+//! binding in the cluster.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_store::{EventKind, KeyRange, RangeRequest, Store, StoreError, WatchRequest};
+use futures::StreamExt;
+use k8s_openapi::api::rbac::v1::{PolicyRule, RoleRef, Subject};
+use serde::Deserialize;
+
+use crate::auth::UserInfo;
+
+/// The four RBAC resources, by their key prefix in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Role,
+    ClusterRole,
+    RoleBinding,
+    ClusterRoleBinding,
+}
+
+impl Kind {
+    const ALL: [Kind; 4] = [
+        Kind::Role,
+        Kind::ClusterRole,
+        Kind::RoleBinding,
+        Kind::ClusterRoleBinding,
+    ];
+
+    fn prefix(self) -> &'static str {
+        match self {
+            Kind::Role => "/roles/",
+            Kind::ClusterRole => "/clusterroles/",
+            Kind::RoleBinding => "/rolebindings/",
+            Kind::ClusterRoleBinding => "/clusterrolebindings/",
+        }
+    }
+
+    fn namespaced(self) -> bool {
+        matches!(self, Kind::Role | Kind::RoleBinding)
+    }
+}
+
+/// The part of a stored Role or ClusterRole the authorizer needs.
+#[derive(Deserialize)]
+struct StoredRole {
+    #[serde(default)]
+    rules: Option<Vec<PolicyRule>>,
+}
+
+/// The part of a stored RoleBinding or ClusterRoleBinding the authorizer needs.
+#[derive(Deserialize)]
+struct StoredBinding {
+    #[serde(rename = "roleRef")]
+    role_ref: RoleRef,
+    #[serde(default)]
+    subjects: Option<Vec<Subject>>,
+}
+
+/// Whom a binding names, normalised for lookups.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum SubjectKey {
+    User(String),
+    Group(String),
+    ServiceAccount(String, String),
+}
+
+impl SubjectKey {
+    /// The key of `subject` in a binding of `namespace` ("" for cluster bindings); `None` for
+    /// kinds RBAC does not know.
+    fn of(subject: &Subject, namespace: &str) -> Option<SubjectKey> {
+        Some(match subject.kind.as_str() {
+            "User" => SubjectKey::User(subject.name.clone()),
+            "Group" => SubjectKey::Group(subject.name.clone()),
+            "ServiceAccount" => {
+                let ns = subject
+                    .namespace
+                    .as_deref()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or(namespace);
+                SubjectKey::ServiceAccount(ns.to_string(), subject.name.clone())
+            }
+            _ => return None,
+        })
+    }
+
+    /// The keys `user` is found under.
+    fn for_user(user: &UserInfo) -> Vec<SubjectKey> {
+        let mut keys = vec![SubjectKey::User(user.name.clone())];
+        keys.extend(user.groups.iter().cloned().map(SubjectKey::Group));
+        if let Some((ns, name)) = service_account(&user.name) {
+            keys.push(SubjectKey::ServiceAccount(ns.into(), name.into()));
+        }
+        keys
+    }
+}
+
+/// The namespace and name of a service account's user name
+/// (`system:serviceaccount:<namespace>:<name>`).
+pub fn service_account(user: &str) -> Option<(&str, &str)> {
+    let rest = user.strip_prefix("system:serviceaccount:")?;
+    let (namespace, name) = rest.split_once(':')?;
+    (!namespace.is_empty() && !name.is_empty() && !name.contains(':')).then_some((namespace, name))
+}
+
+/// A binding as the authorizer sees it.
+#[derive(Debug)]
+struct Binding {
+    /// `clusterrolebinding "x"` or `rolebinding "ns/x"`, for messages.
+    namespace: String,
+    name: String,
+    role_ref: RoleRef,
+}
+
+/// Everything known, with bindings indexed by subject.
+#[derive(Default)]
+struct State {
+    roles: HashMap<(String, String), Arc<Vec<PolicyRule>>>,
+    cluster_roles: HashMap<String, Arc<Vec<PolicyRule>>>,
+    /// Bindings by (namespace, name); cluster bindings under namespace "".
+    bindings: BTreeMap<(String, String), (Arc<Binding>, Vec<SubjectKey>)>,
+    /// (namespace, subject) → bindings; cluster bindings under namespace "".
+    by_subject: HashMap<(String, SubjectKey), Vec<Arc<Binding>>>,
+}
+
+/// Splits a key `/<plural>/[<namespace>/]<name>` into namespace and name.
+fn key_parts(kind: Kind, key: &[u8]) -> Option<(String, String)> {
+    let rest = std::str::from_utf8(key).ok()?.strip_prefix(kind.prefix())?;
+    if kind.namespaced() {
+        let (ns, name) = rest.split_once('/')?;
+        Some((ns.to_string(), name.to_string()))
+    } else {
+        Some((String::new(), rest.to_string()))
+    }
+}
+
+impl State {
+    fn put(&mut self, kind: Kind, key: &[u8], value: &[u8]) {
+        let Some((namespace, name)) = key_parts(kind, key) else {
+            return;
+        };
+        match kind {
+            Kind::Role | Kind::ClusterRole => {
+                let rules = match serde_json::from_slice::<StoredRole>(value) {
+                    Ok(role) => role.rules.unwrap_or_default(),
+                    Err(error) => {
+                        tracing::warn!(%error, ?kind, name, "unreadable RBAC role");
+                        Vec::new()
+                    }
+                };
+                if kind == Kind::Role {
+                    self.roles.insert((namespace, name), Arc::new(rules));
+                } else {
+                    self.cluster_roles.insert(name, Arc::new(rules));
+                }
+            }
+            Kind::RoleBinding | Kind::ClusterRoleBinding => {
+                let stored = match serde_json::from_slice::<StoredBinding>(value) {
+                    Ok(b) => b,
+                    Err(error) => {
+                        tracing::warn!(%error, ?kind, name, "unreadable RBAC binding");
+                        return;
+                    }
+                };
+                let subjects = stored
+                    .subjects
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|s| SubjectKey::of(s, &namespace))
+                    .collect();
+                let binding = Arc::new(Binding {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    role_ref: stored.role_ref,
+                });
+                self.bindings.insert((namespace, name), (binding, subjects));
+            }
+        }
+    }
+
+    fn delete(&mut self, kind: Kind, key: &[u8]) {
+        let Some((namespace, name)) = key_parts(kind, key) else {
+            return;
+        };
+        match kind {
+            Kind::Role => {
+                self.roles.remove(&(namespace, name));
+            }
+            Kind::ClusterRole => {
+                self.cluster_roles.remove(&name);
+            }
+            Kind::RoleBinding | Kind::ClusterRoleBinding => {
+                self.bindings.remove(&(namespace, name));
+            }
+        }
+    }
+
+    /// Rebuilds the subject index (after binding changes; bindings change rarely).
+    fn reindex(&mut self) {
+        let mut by_subject: HashMap<(String, SubjectKey), Vec<Arc<Binding>>> = HashMap::new();
+        for ((namespace, _), (binding, subjects)) in &self.bindings {
+            for subject in subjects {
+                by_subject
+                    .entry((namespace.clone(), subject.clone()))
+                    .or_default()
+                    .push(binding.clone());
+            }
+        }
+        self.by_subject = by_subject;
+    }
+}
+
+/// Where a visited rule comes from, for messages.
+pub struct Source<'a> {
+    /// The binding's namespace ("" for a ClusterRoleBinding).
+    pub namespace: &'a str,
+    /// The binding's name.
+    pub binding: &'a str,
+    /// The role it refers to.
+    pub role_ref: &'a RoleRef,
+}
+
+/// The RBAC objects, kept up to date from the store.
+#[derive(Default)]
+pub struct Policy {
+    state: parking_lot::RwLock<State>,
+}
+
+impl Policy {
+    /// An empty policy; [`Policy::start`] fills it.
+    pub fn new() -> Arc<Policy> {
+        Arc::default()
+    }
+
+    /// Lists the RBAC objects from `store` (the policy is complete when this returns), then
+    /// follows their changes in a task of its own.
+    pub async fn start(self: &Arc<Self>, store: Arc<dyn Store>) -> Result<(), StoreError> {
+        let revision = self.load(&*store).await?;
+        let policy = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut from = revision;
+            loop {
+                let Some(this) = policy.upgrade() else { return };
+                match this.follow(&*store, from).await {
+                    Ok(()) => return,
+                    Err(error) => {
+                        tracing::warn!(%error, "RBAC watch ended, listing again");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        match this.load(&*store).await {
+                            Ok(revision) => from = revision,
+                            Err(error) => tracing::warn!(%error, "RBAC list failed"),
+                        }
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Replaces everything with what the store holds now; the revision read at.
+    async fn load(&self, store: &dyn Store) -> Result<i64, StoreError> {
+        let revision = store.current_revision().await?;
+        let mut fresh = State::default();
+        for kind in Kind::ALL {
+            let listed = store
+                .range(RangeRequest::new(KeyRange::prefix(kind.prefix())).at(revision))
+                .await?;
+            for kv in listed.kvs {
+                fresh.put(kind, &kv.key, &kv.value);
+            }
+        }
+        fresh.reindex();
+        *self.state.write() = fresh;
+        Ok(revision)
+    }
+
+    /// Applies changes after `revision` until a watch fails.
+    async fn follow(&self, store: &dyn Store, revision: i64) -> Result<(), StoreError> {
+        let mut watches = Vec::new();
+        for kind in Kind::ALL {
+            let request =
+                WatchRequest::new(KeyRange::prefix(kind.prefix())).from_revision(revision + 1);
+            let stream = store.watch(request).await?;
+            watches.push(stream.map(move |message| (kind, message)).boxed());
+        }
+        let mut merged = futures::stream::select_all(watches);
+        while let Some((kind, message)) = merged.next().await {
+            let message = message?;
+            if message.events.is_empty() {
+                continue;
+            }
+            let mut state = self.state.write();
+            for event in &message.events {
+                match event.kind {
+                    EventKind::Put => state.put(kind, &event.kv.key, &event.kv.value),
+                    EventKind::Delete => state.delete(kind, &event.kv.key),
+                }
+            }
+            if matches!(kind, Kind::RoleBinding | Kind::ClusterRoleBinding) {
+                state.reindex();
+            }
+        }
+        Err(StoreError::Closed("the RBAC watch ended".into()))
+    }
+
+    /// Calls `visit` with every rule that applies to `user` in `namespace` ("" for cluster-wide
+    /// requests: ClusterRoleBindings only), ClusterRoleBindings first, until it returns false.
+    /// Returns the problems met (bindings to roles that do not exist), worded as upstream.
+    pub fn visit_rules(
+        &self,
+        user: &UserInfo,
+        namespace: &str,
+        mut visit: impl FnMut(&Source<'_>, &PolicyRule) -> bool,
+    ) -> Vec<String> {
+        let state = self.state.read();
+        let keys = SubjectKey::for_user(user);
+        let mut errors = Vec::new();
+        let mut seen: Vec<*const Binding> = Vec::new();
+        let scopes: &[&str] = if namespace.is_empty() {
+            &[""]
+        } else {
+            &["", namespace]
+        };
+        for scope in scopes {
+            for key in &keys {
+                let Some(bindings) = state.by_subject.get(&(scope.to_string(), key.clone())) else {
+                    continue;
+                };
+                for binding in bindings {
+                    // A binding naming the user twice (as user and by group) counts once.
+                    let id = Arc::as_ptr(binding);
+                    if seen.contains(&id) {
+                        continue;
+                    }
+                    seen.push(id);
+                    let rules = match binding.role_ref.kind.as_str() {
+                        "ClusterRole" => state.cluster_roles.get(&binding.role_ref.name),
+                        "Role" if !binding.namespace.is_empty() => state
+                            .roles
+                            .get(&(binding.namespace.clone(), binding.role_ref.name.clone())),
+                        _ => None,
+                    };
+                    let Some(rules) = rules else {
+                        errors.push(missing_role(binding));
+                        continue;
+                    };
+                    let source = Source {
+                        namespace: &binding.namespace,
+                        binding: &binding.name,
+                        role_ref: &binding.role_ref,
+                    };
+                    for rule in rules.iter() {
+                        if !visit(&source, rule) {
+                            return errors;
+                        }
+                    }
+                }
+            }
+        }
+        errors
+    }
+
+    /// Every rule that applies to `user` in `namespace`, and the problems met.
+    pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> (Vec<PolicyRule>, Vec<String>) {
+        let mut rules = Vec::new();
+        let errors = self.visit_rules(user, namespace, |_, rule| {
+            rules.push(rule.clone());
+            true
+        });
+        (rules, errors)
+    }
+
+    /// The rules of the role `role_ref` refers to from a binding in `namespace`.
+    pub fn role_rules(&self, role_ref: &RoleRef, namespace: &str) -> Option<Arc<Vec<PolicyRule>>> {
+        let state = self.state.read();
+        match role_ref.kind.as_str() {
+            "ClusterRole" => state.cluster_roles.get(&role_ref.name).cloned(),
+            "Role" => state
+                .roles
+                .get(&(namespace.to_string(), role_ref.name.clone()))
+                .cloned(),
+            _ => None,
+        }
+    }
+
+    /// How many roles and bindings are known (for tests and logs).
+    pub fn counts(&self) -> (usize, usize) {
+        let state = self.state.read();
+        (
+            state.roles.len() + state.cluster_roles.len(),
+            state.bindings.len(),
+        )
+    }
+}
+
+/// Upstream's error for a binding whose role does not exist.
+fn missing_role(binding: &Binding) -> String {
+    let role = &binding.role_ref;
+    match role.kind.as_str() {
+        "Role" => format!("role.rbac.authorization.k8s.io \"{}\" not found", role.name),
+        _ => format!(
+            "clusterrole.rbac.authorization.k8s.io \"{}\" not found",
+            role.name
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rbac::rules::tests::rule;
+    use serde_json::json;
+
+    fn user(name: &str, groups: &[&str]) -> UserInfo {
+        UserInfo {
+            name: name.into(),
+            uid: String::new(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+
+    fn put(state: &mut State, key: &str, value: serde_json::Value) {
+        let kind = Kind::ALL
+            .into_iter()
+            .find(|k| key.starts_with(k.prefix()))
+            .expect("kind");
+        state.put(kind, key.as_bytes(), value.to_string().as_bytes());
+    }
+
+    fn policy() -> Policy {
+        let mut state = State::default();
+        put(
+            &mut state,
+            "/clusterroles/view",
+            json!({"rules": [rule(&["get", "list"], &[""], &["pods"])]}),
+        );
+        put(
+            &mut state,
+            "/roles/team/deployer",
+            json!({"rules": [rule(&["create"], &["apps"], &["deployments"])]}),
+        );
+        put(
+            &mut state,
+            "/clusterrolebindings/everyone-views",
+            json!({
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "Group", "name": "viewers", "apiGroup": "rbac.authorization.k8s.io"}]}),
+        );
+        put(
+            &mut state,
+            "/rolebindings/team/jane-deploys",
+            json!({
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer"},
+            "subjects": [{"kind": "User", "name": "jane", "apiGroup": "rbac.authorization.k8s.io"},
+                         {"kind": "ServiceAccount", "name": "ci"}]}),
+        );
+        put(
+            &mut state,
+            "/rolebindings/team/dangling",
+            json!({
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "gone"},
+            "subjects": [{"kind": "User", "name": "jane", "apiGroup": "rbac.authorization.k8s.io"}]}),
+        );
+        state.reindex();
+        Policy {
+            state: parking_lot::RwLock::new(state),
+        }
+    }
+
+    fn verbs(rules: &[PolicyRule]) -> Vec<String> {
+        let mut verbs: Vec<String> = rules.iter().flat_map(|r| r.verbs.clone()).collect();
+        verbs.sort();
+        verbs
+    }
+
+    #[test]
+    fn rules_come_from_the_bindings_of_the_user_its_groups_and_its_service_account() {
+        let policy = policy();
+        let (rules, errors) = policy.rules_for(&user("jane", &["viewers"]), "team");
+        assert_eq!(verbs(&rules), ["create", "get", "list"]);
+        assert_eq!(
+            errors,
+            ["clusterrole.rbac.authorization.k8s.io \"gone\" not found"]
+        );
+        // Role bindings count only in their namespace.
+        let (rules, _) = policy.rules_for(&user("jane", &["viewers"]), "other");
+        assert_eq!(verbs(&rules), ["get", "list"]);
+        let (rules, _) = policy.rules_for(&user("jane", &[]), "");
+        assert!(rules.is_empty());
+        // A service-account subject without namespace means the binding's.
+        let (rules, _) = policy.rules_for(&user("system:serviceaccount:team:ci", &[]), "team");
+        assert_eq!(verbs(&rules), ["create"]);
+        let (rules, _) = policy.rules_for(&user("system:serviceaccount:other:ci", &[]), "team");
+        assert!(rules.is_empty());
+    }
+
+    #[test]
+    fn deletes_take_effect() {
+        let policy = policy();
+        {
+            let mut state = policy.state.write();
+            state.delete(
+                Kind::ClusterRoleBinding,
+                b"/clusterrolebindings/everyone-views",
+            );
+            state.delete(Kind::Role, b"/roles/team/deployer");
+            state.reindex();
+        }
+        let (rules, errors) = policy.rules_for(&user("jane", &["viewers"]), "team");
+        assert!(rules.is_empty());
+        assert_eq!(errors.len(), 2, "{errors:?}");
+    }
+
+    #[test]
+    fn service_account_names_parse_as_upstream() {
+        assert_eq!(
+            service_account("system:serviceaccount:ns:sa"),
+            Some(("ns", "sa"))
+        );
+        assert_eq!(service_account("system:serviceaccount:ns"), None);
+        assert_eq!(service_account("system:serviceaccount::sa"), None);
+        assert_eq!(service_account("jane"), None);
+    }
+}
