@@ -8,6 +8,7 @@
 //! A sync fails with an [`Error`] (a failed API call) or its controller's own enum.
 
 pub mod certificates;
+pub mod clusterroleaggregation;
 pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
@@ -43,6 +44,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::runtime::watcher;
 use kube::Api;
 
@@ -129,6 +131,8 @@ pub struct Context {
     pub endpoint_slices: Arc<Informer<EndpointSlice>>,
     /// All Endpoints.
     pub endpoints: Arc<Informer<Endpoints>>,
+    /// All ClusterRoles.
+    pub cluster_roles: Arc<Informer<ClusterRole>>,
 }
 
 fn pod_node(pod: &Pod) -> Option<String> {
@@ -167,7 +171,8 @@ impl Context {
                 all.clone(),
                 Some(endpointslice::slice_service),
             ),
-            endpoints: Informer::new(Api::all(client.clone()), all),
+            endpoints: Informer::new(Api::all(client.clone()), all.clone()),
+            cluster_roles: Informer::new(Api::all(client.clone()), all),
             client,
             options,
         })
@@ -197,6 +202,7 @@ impl Context {
         tasks.spawn(self.services.clone().run());
         tasks.spawn(self.endpoint_slices.clone().run());
         tasks.spawn(self.endpoints.clone().run());
+        tasks.spawn(self.cluster_roles.clone().run());
     }
 
     async fn wait_synced(&self) {
@@ -213,6 +219,7 @@ impl Context {
         self.services.wait_synced().await;
         self.endpoint_slices.wait_synced().await;
         self.endpoints.wait_synced().await;
+        self.cluster_roles.wait_synced().await;
     }
 }
 
@@ -251,6 +258,7 @@ pub async fn run(
     let pod_gc = podgc::PodGcController::new(ctx.clone());
     let gc = gc::GarbageCollector::new(ctx.clone());
     let csr_approving = certificates::CsrApprovingController::new(ctx.clone());
+    let aggregation = clusterroleaggregation::AggregationController::new(ctx.clone());
     let csr_signing = match (
         &ctx.options.cluster_signing_cert_file,
         &ctx.options.cluster_signing_key_file,
@@ -287,6 +295,7 @@ pub async fn run(
     controllers.spawn(pod_gc.clone().run());
     controllers.spawn(gc.clone().run(workers));
     controllers.spawn(queue::run(csr_approving.clone(), workers));
+    controllers.spawn(queue::run(aggregation.clone(), 1));
     if let Some(signing) = &csr_signing {
         controllers.spawn(queue::run(signing.clone(), workers));
     }
@@ -302,6 +311,7 @@ pub async fn run(
     namespaces.queue().shut_down();
     service_accounts.queue().shut_down();
     csr_approving.queue().shut_down();
+    aggregation.queue().shut_down();
     if let Some(signing) = &csr_signing {
         signing.queue().shut_down();
     }

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Ferry, VALIDATE};
+use common::{eventually, Ferry, VALIDATE};
 
 const NAMESPACE_AND_CONFIGMAP: &str = "apiVersion: v1
 kind: Namespace
@@ -437,7 +437,7 @@ fn everything_survives_kill_9_with_the_same_resource_versions() {
 }
 
 #[test]
-fn tokens_authenticate_and_only_masters_are_authorized() {
+fn tokens_authenticate_and_rbac_authorizes() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let tokens = tmp.path().join("tokens.csv");
     std::fs::write(
@@ -519,6 +519,206 @@ fn tokens_authenticate_and_only_masters_are_authorized() {
             .contains("cannot impersonate resource \"users\""),
         "{}",
         String::from_utf8_lossy(&escalation.stderr)
+    );
+
+    // RBAC: upstream's default roles are there, and `view` in one namespace lets bob read there
+    // and nowhere else (once the aggregation controller has filled `view`).
+    let admin = |args: &[&str]| {
+        let o = as_user("admin-token", args);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        out(o)
+    };
+    let err = |o: std::process::Output| String::from_utf8_lossy(&o.stderr).trim().to_string();
+    admin(&[
+        "get",
+        "clusterrole",
+        "cluster-admin",
+        "admin",
+        "edit",
+        "view",
+        "system:discovery",
+    ]);
+    admin(&[
+        "get",
+        "clusterrolebinding",
+        "cluster-admin",
+        "system:basic-user",
+    ]);
+    assert_eq!(
+        admin(&[
+            "create",
+            "rolebinding",
+            "bob-views",
+            "--clusterrole=view",
+            "--user=bob",
+            "-n",
+            "default"
+        ]),
+        "rolebinding.rbac.authorization.k8s.io/bob-views created"
+    );
+    let can = |args: &[&str]| {
+        let mut all = vec!["auth", "can-i"];
+        all.extend_from_slice(args);
+        out(as_user("bob-token", &all))
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || can(&[
+            "list", "pods", "-n", "default"
+        ]) == "yes"),
+        "view never took effect"
+    );
+    assert_eq!(
+        err(as_user("bob-token", &["get", "pods", "-n", "default"])),
+        "No resources found in default namespace."
+    );
+    assert_eq!(
+        err(as_user("bob-token", &["get", "pods", "-n", "kube-system"])),
+        "Error from server (Forbidden): pods is forbidden: User \"bob\" cannot list resource \"pods\" in API group \"\" in the namespace \"kube-system\""
+    );
+    assert_eq!(can(&["create", "deployments", "-n", "default"]), "no");
+    assert_eq!(can(&["get", "secrets", "-n", "default"]), "no");
+    let list = out(as_user(
+        "bob-token",
+        &["auth", "can-i", "--list", "-n", "default"],
+    ));
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("pods ") && l.contains("[get list watch]")),
+        "{list}"
+    );
+    // A ClusterRole labelled to aggregate into `view` extends everyone who holds `view`.
+    admin(&[
+        "create",
+        "clusterrole",
+        "secret-lister",
+        "--verb=list",
+        "--resource=secrets",
+    ]);
+    admin(&[
+        "label",
+        "clusterrole",
+        "secret-lister",
+        "rbac.authorization.k8s.io/aggregate-to-view=true",
+    ]);
+    assert!(
+        eventually(Duration::from_secs(10), || can(&[
+            "list", "secrets", "-n", "default"
+        ]) == "yes"),
+        "aggregation never took effect"
+    );
+
+    // Escalation: allowed to write roles and bindings, bob still cannot grant what he lacks.
+    admin(&[
+        "create",
+        "role",
+        "rbac-writer",
+        "-n",
+        "default",
+        "--verb=create,update,get",
+        "--resource=roles.rbac.authorization.k8s.io,rolebindings.rbac.authorization.k8s.io",
+    ]);
+    admin(&[
+        "create",
+        "rolebinding",
+        "bob-writes-rbac",
+        "-n",
+        "default",
+        "--role=rbac-writer",
+        "--user=bob",
+    ]);
+    assert!(eventually(Duration::from_secs(10), || can(&[
+        "create", "roles", "-n", "default"
+    ]) == "yes"));
+    assert_eq!(
+        err(as_user("bob-token", &["create", "role", "pod-killer", "-n", "default", "--verb=delete,get", "--resource=pods"])),
+        "Error from server (Forbidden): roles.rbac.authorization.k8s.io \"pod-killer\" is forbidden: user \"bob\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"pods\"], Verbs:[\"delete\"]}"
+    );
+    assert_eq!(
+        out(as_user(
+            "bob-token",
+            &[
+                "create",
+                "role",
+                "pod-reader",
+                "-n",
+                "default",
+                "--verb=get,list",
+                "--resource=pods"
+            ]
+        )),
+        "role.rbac.authorization.k8s.io/pod-reader created"
+    );
+    assert_eq!(
+        out(as_user(
+            "bob-token",
+            &[
+                "create",
+                "rolebinding",
+                "carol-reads",
+                "-n",
+                "default",
+                "--role=pod-reader",
+                "--user=carol"
+            ]
+        )),
+        "rolebinding.rbac.authorization.k8s.io/carol-reads created"
+    );
+    let bind_edit = err(as_user(
+        "bob-token",
+        &[
+            "create",
+            "rolebinding",
+            "bob-edits",
+            "-n",
+            "default",
+            "--clusterrole=edit",
+            "--user=bob",
+        ],
+    ));
+    assert!(
+        bind_edit.starts_with("error: failed to create rolebinding: rolebindings.rbac.authorization.k8s.io \"bob-edits\" is forbidden: user \"bob\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:"),
+        "{bind_edit}"
+    );
+    assert_eq!(
+        admin(&["get", "rolebinding", "-n", "default", "-o", "name"]),
+        "rolebinding.rbac.authorization.k8s.io/bob-views\nrolebinding.rbac.authorization.k8s.io/bob-writes-rbac\nrolebinding.rbac.authorization.k8s.io/carol-reads"
+    );
+    // `kubectl auth can-i --as` asks the same authorizer.
+    assert_eq!(
+        admin(&[
+            "auth",
+            "can-i",
+            "get",
+            "pods",
+            "-n",
+            "default",
+            "--as=carol"
+        ]),
+        "yes"
+    );
+    // `kubectl auth reconcile` creates and extends roles as upstream's.
+    let manifest = tmp.path().join("rbac.yaml");
+    std::fs::write(&manifest, "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: pod-reader, namespace: default}\nrules:\n- {apiGroups: [\"\"], resources: [pods], verbs: [get, list, watch]}\n").expect("manifest");
+    let reconciled = admin(&["auth", "reconcile", "-f", manifest.to_str().expect("utf8")]);
+    assert!(
+        reconciled.contains("role.rbac.authorization.k8s.io/pod-reader reconciled"),
+        "{reconciled}"
+    );
+    assert_eq!(
+        admin(&[
+            "get",
+            "role",
+            "pod-reader",
+            "-n",
+            "default",
+            "-o",
+            "jsonpath={.rules[*].verbs}"
+        ]),
+        "[\"get\",\"list\"] [\"watch\"]"
     );
 }
 
