@@ -422,7 +422,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             });
         }
         if !args.disable_scheduler {
-            let (client, identity, shutdown) = (client.clone(), identity.clone(), stopping());
+            // The scheduler runs as upstream's does: as system:kube-scheduler, with the
+            // permissions of the default policy's role of that name (not as a master).
+            let scheduler_kubeconfig = data_dir.join("scheduler.kubeconfig");
+            let cert = pki
+                .client_cert("system:kube-scheduler", None)
+                .context("the scheduler's client certificate")?;
+            write_private(
+                &scheduler_kubeconfig,
+                &embedded_kubeconfig(&url, &pki.ca_pem(), "system:kube-scheduler", &cert),
+            )
+            .context("writing the scheduler's kubeconfig")?;
+            let client = crate::components::in_process_client(&scheduler_kubeconfig).await?;
+            let (identity, shutdown) = (identity.clone(), stopping());
             let config = args.scheduler_config.clone();
             components.spawn(async move {
                 if let Err(error) = crate::components::run_scheduler(

@@ -424,6 +424,8 @@ fn scheduler_rules() -> Vec<Value> {
             &["kube-scheduler"],
         ),
         rule(READ, "", &["nodes", "pods", "namespaces"]),
+        // Preemption deletes the victims.
+        rule(&["delete"], "", &["pods"]),
         rule(&["create"], "", &["pods/binding", "bindings"]),
         rule(&["patch", "update"], "", &["pods/status"]),
         rule(
