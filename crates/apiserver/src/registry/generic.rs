@@ -14,7 +14,6 @@ use crate::status::{ApiError, FieldError};
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Generic {
     tracks_generation: bool,
-    name_rule: Option<NameRule>,
 }
 
 impl Generic {
@@ -22,15 +21,6 @@ impl Generic {
     pub fn tracking_generation() -> Generic {
         Generic {
             tracks_generation: true,
-            name_rule: None,
-        }
-    }
-
-    /// RBAC's kinds: any name that is a path segment (`ValidateRBACName`).
-    pub fn rbac() -> Generic {
-        Generic {
-            tracks_generation: false,
-            name_rule: Some(NameRule::PathSegment),
         }
     }
 }
@@ -38,10 +28,6 @@ impl Generic {
 impl Strategy for Generic {
     fn tracks_generation(&self) -> bool {
         self.tracks_generation
-    }
-
-    fn name_rule(&self) -> NameRule {
-        self.name_rule.unwrap_or(NameRule::Subdomain)
     }
 }
 

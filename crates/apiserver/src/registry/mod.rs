@@ -17,6 +17,7 @@ pub mod discovery;
 pub mod events;
 pub mod generic;
 pub mod networking;
+pub mod rbac;
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
@@ -377,7 +378,18 @@ fn strategy_for(info: &ResourceInfo) -> Box<dyn Strategy> {
             | "admissionregistration.k8s.io",
             _,
         ) => Box::new(generic::Generic::tracking_generation()),
-        ("rbac.authorization.k8s.io", _) => Box::new(generic::Generic::rbac()),
+        ("rbac.authorization.k8s.io", "roles") => {
+            Box::new(rbac::role::RoleStrategy { namespaced: true })
+        }
+        ("rbac.authorization.k8s.io", "clusterroles") => {
+            Box::new(rbac::role::RoleStrategy { namespaced: false })
+        }
+        ("rbac.authorization.k8s.io", "rolebindings") => {
+            Box::new(rbac::binding::BindingStrategy { namespaced: true })
+        }
+        ("rbac.authorization.k8s.io", "clusterrolebindings") => {
+            Box::new(rbac::binding::BindingStrategy { namespaced: false })
+        }
         _ => Box::new(generic::Generic::default()),
     }
 }
