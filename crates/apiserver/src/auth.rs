@@ -19,8 +19,6 @@ use std::path::Path;
 
 use k8s_openapi::api::rbac::v1::PolicyRule;
 
-pub use crate::node_authorizer::node_name;
-
 use crate::request::RequestInfo;
 
 /// Who is making a request.

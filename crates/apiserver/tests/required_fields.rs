@@ -37,6 +37,9 @@ fn minimal_body(group: &str, plural: &str) -> Value {
         }
         ("networking.k8s.io", "servicecidrs") => json!({"spec": {"cidrs": ["10.44.0.0/16"]}}),
         ("discovery.k8s.io", "endpointslices") => json!({"addressType": "IPv4", "endpoints": []}),
+        ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => {
+            json!({"roleRef": {"kind": "ClusterRole", "name": "view"}})
+        }
         _ => json!({}),
     }
 }

@@ -34,7 +34,7 @@ impl MutatingPlugin for NodeRestriction {
 }
 
 fn check(attributes: &Attributes<'_>, object: &Value) -> Result<(), ApiError> {
-    let Some(node) = attributes.user.and_then(crate::auth::node_name) else {
+    let Some(node) = attributes.user.and_then(crate::node_authorizer::node_name) else {
         return Ok(());
     };
     let resource = GroupResource::of(attributes.resource);

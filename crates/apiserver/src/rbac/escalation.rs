@@ -194,10 +194,12 @@ impl ValidatingPlugin for Escalation {
         {
             return Ok(());
         }
-        let verdict = match resource.plural {
-            "roles" | "clusterroles" => self.check_role(attributes, user, object),
-            "rolebindings" | "clusterrolebindings" => self.check_binding(user, object),
-            _ => Ok(()),
+        // Bindings are the group's kinds with a role reference (validation made sure they
+        // have one); the others are roles.
+        let verdict = if object.get("roleRef").is_some() {
+            self.check_binding(user, object)
+        } else {
+            self.check_role(attributes, user, object)
         };
         verdict.map_err(|why| {
             ApiError::forbidden_object(Target::of(resource, metadata(object, "name")), &why)

@@ -18,6 +18,9 @@ pub struct BindingStrategy {
 
 /// Upstream's v1 defaults: the role reference's group, and each subject's group by its kind.
 fn set_defaults(object: &mut Value) {
+    if !object["roleRef"].is_object() {
+        object["roleRef"] = Value::Object(Default::default());
+    }
     if let Some(role_ref) = object.get_mut("roleRef").and_then(Value::as_object_mut) {
         if role_ref
             .get("apiGroup")
