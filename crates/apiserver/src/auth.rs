@@ -67,17 +67,25 @@ pub enum AuthnError {
 }
 
 /// One way of authenticating.
+#[async_trait::async_trait]
 pub trait Authenticator: Send + Sync {
     /// `None` if this authenticator does not apply to the credentials.
-    fn authenticate(&self, credentials: &Credentials<'_>) -> Option<Result<UserInfo, AuthnError>>;
+    async fn authenticate(
+        &self,
+        credentials: &Credentials<'_>,
+    ) -> Option<Result<UserInfo, AuthnError>>;
 }
 
 /// Client certificates. The TLS layer already verified the chain against the CA; this reads
 /// the user out of the subject.
 pub struct X509Authenticator;
 
+#[async_trait::async_trait]
 impl Authenticator for X509Authenticator {
-    fn authenticate(&self, credentials: &Credentials<'_>) -> Option<Result<UserInfo, AuthnError>> {
+    async fn authenticate(
+        &self,
+        credentials: &Credentials<'_>,
+    ) -> Option<Result<UserInfo, AuthnError>> {
         let der = credentials.client_cert?;
         Some(match x509_parser::parse_x509_certificate(der) {
             Ok((_, cert)) => {
@@ -164,8 +172,12 @@ fn split_csv(line: &str) -> Vec<String> {
     fields.into_iter().map(|f| f.trim().to_string()).collect()
 }
 
+#[async_trait::async_trait]
 impl Authenticator for TokenFileAuthenticator {
-    fn authenticate(&self, credentials: &Credentials<'_>) -> Option<Result<UserInfo, AuthnError>> {
+    async fn authenticate(
+        &self,
+        credentials: &Credentials<'_>,
+    ) -> Option<Result<UserInfo, AuthnError>> {
         let token = credentials.bearer_token?;
         Some(
             self.tokens
@@ -214,8 +226,12 @@ fn bootstrap_token_parts(token: &str) -> Option<(&str, &str)> {
     (valid(id, 6) && valid(secret, 16)).then_some((id, secret))
 }
 
+#[async_trait::async_trait]
 impl Authenticator for BootstrapTokenAuthenticator {
-    fn authenticate(&self, credentials: &Credentials<'_>) -> Option<Result<UserInfo, AuthnError>> {
+    async fn authenticate(
+        &self,
+        credentials: &Credentials<'_>,
+    ) -> Option<Result<UserInfo, AuthnError>> {
         // Tokens of another shape are for the other token authenticators.
         let (id, secret) = bootstrap_token_parts(credentials.bearer_token?)?;
         let matches = constant_time_eq(id.as_bytes(), self.id.as_bytes())
@@ -237,10 +253,13 @@ pub struct AuthenticatorChain(pub Vec<Box<dyn Authenticator>>);
 
 impl AuthenticatorChain {
     /// Authenticates, or says why not.
-    pub fn authenticate(&self, credentials: &Credentials<'_>) -> Result<UserInfo, AuthnError> {
+    pub async fn authenticate(
+        &self,
+        credentials: &Credentials<'_>,
+    ) -> Result<UserInfo, AuthnError> {
         let mut last_error = None;
         for a in &self.0 {
-            match a.authenticate(credentials) {
+            match a.authenticate(credentials).await {
                 Some(Ok(user)) => return Ok(user),
                 Some(Err(e)) => last_error = Some(e),
                 None => {}
@@ -260,8 +279,11 @@ pub struct Auth {
 
 impl Auth {
     /// Who `credentials` belong to.
-    pub fn authenticate(&self, credentials: &Credentials<'_>) -> Result<UserInfo, AuthnError> {
-        self.authn.authenticate(credentials)
+    pub async fn authenticate(
+        &self,
+        credentials: &Credentials<'_>,
+    ) -> Result<UserInfo, AuthnError> {
+        self.authn.authenticate(credentials).await
     }
 
     /// The authorizer's decision for `user` doing `request`.
@@ -475,28 +497,29 @@ pub fn forbidden_message(user: &UserInfo, request: &RequestInfo, reason: &str) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::executor::block_on;
     use crate::request::parse;
 
     #[test]
     fn token_file_as_upstream() {
         let tokens =
             TokenFileAuthenticator::parse("t1,alice,1\nt2,bob,2,\"dev,ops\"\n# comment\nbroken\n");
-        let bob = tokens.authenticate(&Credentials {
+        let bob = block_on(tokens.authenticate(&Credentials {
             bearer_token: Some("t2"),
             ..Default::default()
-        });
+        }));
         let bob = bob.expect("applies").expect("valid");
         assert_eq!(bob.name, "bob");
         assert_eq!(bob.groups, vec!["dev", "ops", "system:authenticated"]);
-        let bad = tokens.authenticate(&Credentials {
+        let bad = block_on(tokens.authenticate(&Credentials {
             bearer_token: Some("nope"),
             ..Default::default()
-        });
+        }));
         assert!(matches!(bad, Some(Err(AuthnError::Invalid(_)))));
-        assert!(tokens.authenticate(&Credentials::default()).is_none());
+        assert!(block_on(tokens.authenticate(&Credentials::default())).is_none());
         let chain = AuthenticatorChain(vec![Box::new(X509Authenticator), Box::new(tokens)]);
         assert_eq!(
-            chain.authenticate(&Credentials::default()),
+            block_on(chain.authenticate(&Credentials::default())),
             Err(AuthnError::Anonymous)
         );
     }
@@ -547,10 +570,10 @@ mod tests {
     fn bootstrap_token_authenticates_bootstrappers() {
         let authn = BootstrapTokenAuthenticator::new("abcdef", "0123456789abcdef");
         let with = |token: &'static str| {
-            authn.authenticate(&Credentials {
+            block_on(authn.authenticate(&Credentials {
                 bearer_token: Some(token),
                 ..Default::default()
-            })
+            }))
         };
         let user = with("abcdef.0123456789abcdef")
             .expect("applies")
@@ -571,7 +594,7 @@ mod tests {
         // Other shapes are other authenticators' business.
         assert!(with("abcdef.0123456789ABCDEF").is_none());
         assert!(with("t1").is_none());
-        assert!(authn.authenticate(&Credentials::default()).is_none());
+        assert!(block_on(authn.authenticate(&Credentials::default())).is_none());
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));

@@ -32,6 +32,7 @@ pub mod review;
 pub mod scale;
 pub mod selector;
 pub mod server;
+pub mod serviceaccount;
 pub mod status;
 pub mod storage;
 pub mod storemetrics;

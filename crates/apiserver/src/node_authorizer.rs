@@ -106,6 +106,9 @@ const NODE_RULES: &[Rule] = &[
         &["certificatesigningrequests"],
     ),
     rule(&["create"], "authentication.k8s.io", &["tokenreviews"]),
+    // The pods' projected service-account tokens; NodeRestriction narrows it to tokens bound
+    // to pods scheduled on the node.
+    rule(&["create"], "", &["serviceaccounts/token"]),
     rule(
         &["create"],
         "authorization.k8s.io",

@@ -83,7 +83,7 @@ fn decide(auth: &Auth, user: &UserInfo, spec: &Value, namespace_override: Option
 }
 
 /// Answers a review created by `user`: the request object with its `status` filled in.
-pub fn review(
+pub async fn review(
     auth: &Auth,
     user: &UserInfo,
     resource: &ResourceInfo,
@@ -103,10 +103,13 @@ pub fn review(
                     &[crate::status::FieldError::required("spec.token", "")],
                 ));
             }
-            match auth.authenticate(&Credentials {
-                client_cert: None,
-                bearer_token: Some(token),
-            }) {
+            let authenticated = auth
+                .authenticate(&Credentials {
+                    client_cert: None,
+                    bearer_token: Some(token),
+                })
+                .await;
+            match authenticated {
                 Ok(subject) => {
                     json!({"authenticated": true, "user": user_json(&subject), "audiences": spec.get("audiences").cloned().unwrap_or(json!([]))})
                 }

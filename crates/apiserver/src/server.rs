@@ -59,6 +59,7 @@ pub struct Server {
     kubelet: Arc<std::sync::OnceLock<crate::kubelet::KubeletClient>>,
     /// The RBAC objects, when RBAC is one of the authorization modes.
     policy: Option<Arc<crate::rbac::Policy>>,
+    tokens: Arc<std::sync::OnceLock<Arc<crate::serviceaccount::Tokens>>>,
 }
 
 impl Server {
@@ -116,6 +117,7 @@ impl Server {
             max_inflight: MaxInFlight::default(),
             kubelet: Arc::default(),
             policy,
+            tokens: Arc::default(),
         })
     }
 
@@ -142,6 +144,7 @@ impl Server {
                 registry: self.registry.clone(),
                 address: self.address.clone(),
                 kubelet: self.kubelet.clone(),
+                tokens: self.tokens.clone(),
             })
     }
 
@@ -151,6 +154,13 @@ impl Server {
     /// `attach` and `portforward` answer 503. Set once.
     pub fn set_kubelet_client(&self, tls: rustls::ClientConfig) {
         let _ = self.kubelet.set(crate::kubelet::KubeletClient::new(tls));
+    }
+
+    /// The service-account token issuer: TokenRequest (`serviceaccounts/<name>/token`) and
+    /// the OIDC discovery documents are served once it is set (the authenticator of the same
+    /// tokens is the caller's to put in the chain). Set once.
+    pub fn set_service_account_tokens(&self, tokens: Arc<crate::serviceaccount::Tokens>) {
+        let _ = self.tokens.set(tokens);
     }
 
     /// Creates the system namespaces if missing; with RBAC, reconciles the default policy

@@ -52,6 +52,25 @@ pub struct Args {
     /// Static bearer tokens, upstream's CSV format: token,user,uid,"group1,group2".
     #[arg(long)]
     token_file: Option<PathBuf>,
+    /// The issuer service-account tokens name (`iss`); repeatable: the first signs new tokens,
+    /// all are accepted. Default https://kubernetes.default.svc.cluster.local.
+    #[arg(long)]
+    service_account_issuer: Vec<String>,
+    /// PEM file of the private key that signs service-account tokens (PKCS#8, ECDSA P-256 or
+    /// RSA); default `<data-dir>/tls/service-account.key`, made on first start.
+    #[arg(long)]
+    service_account_signing_key_file: Option<PathBuf>,
+    /// PEM files of keys (private keys, public keys or certificates) that verify
+    /// service-account tokens, beside the signing key; repeatable.
+    #[arg(long)]
+    service_account_key_file: Vec<PathBuf>,
+    /// Longest lifetime of a requested service-account token (longer requests are shortened).
+    #[arg(long, value_parser = parse_duration)]
+    service_account_max_token_expiration: Option<std::time::Duration>,
+    /// The audiences a token presented to the API server must name (comma-separated);
+    /// default: the service-account issuers.
+    #[arg(long, value_delimiter = ',')]
+    api_audiences: Vec<String>,
     /// How often the embedded store compacts its history, keeping what was written within the
     /// last interval (upstream's flag of the same name; `0` disables it). Accepts `300s`, `5m`,
     /// `1h` or plain seconds.
@@ -261,6 +280,31 @@ fn join_token(path: &std::path::Path, pki: &Pki) -> anyhow::Result<JoinToken> {
     Ok(token)
 }
 
+/// The service-account token issuer and authenticator of `--service-account-*`.
+fn service_account_tokens(
+    args: &Args,
+    data_dir: &std::path::Path,
+    store: Arc<dyn Store>,
+) -> anyhow::Result<Arc<ferry_apiserver::serviceaccount::Tokens>> {
+    use ferry_apiserver::serviceaccount::{keys, TokenConfig, Tokens};
+    let signing_path = args
+        .service_account_signing_key_file
+        .clone()
+        .unwrap_or_else(|| data_dir.join("tls/service-account.key"));
+    let signing = keys::SigningKey::load_or_generate(&signing_path)
+        .context("the service-account signing key")?;
+    let mut verifying = Vec::new();
+    for path in &args.service_account_key_file {
+        verifying.extend(keys::verifying_keys(path).context("--service-account-key-file")?);
+    }
+    let config = TokenConfig {
+        issuers: args.service_account_issuer.clone(),
+        audiences: args.api_audiences.clone(),
+        max_expiration: args.service_account_max_token_expiration,
+    };
+    Ok(Tokens::new(store, signing, verifying, config))
+}
+
 /// Runs the server until SIGTERM or SIGINT.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
@@ -297,6 +341,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             &join_token.secret,
         )),
     ];
+    let tokens = service_account_tokens(&args, &data_dir, store.clone())?;
+    authenticators.push(Box::new(
+        ferry_apiserver::serviceaccount::TokenAuthenticator(tokens.clone()),
+    ));
     if let Some(path) = &args.token_file {
         let tokens = TokenFileAuthenticator::load(path)
             .with_context(|| format!("reading {}", path.display()))?;
@@ -311,6 +359,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("--authorization-mode: {e}"))?;
     let server = Server::new(store, AuthenticatorChain(authenticators), &modes, admission);
+    server.set_service_account_tokens(tokens);
     server.bootstrap().await.map_err(|e| {
         anyhow::anyhow!(
             "creating the system namespaces and the default RBAC policy: {}",

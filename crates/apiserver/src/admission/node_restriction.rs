@@ -23,14 +23,57 @@ impl MutatingPlugin for NodeRestriction {
 
     async fn admit(
         &self,
-        _storage: &Storage,
+        storage: &Storage,
         attributes: &Attributes<'_>,
         object: &mut Value,
     ) -> Result<(), ApiError> {
+        if attributes.subresource == "token" {
+            return check_token_request(storage, attributes, object).await;
+        }
         // An update is judged on the stored object: the pod as it is bound now.
         let object = attributes.old.unwrap_or(object);
         check(attributes, object)
     }
+}
+
+/// A node may ask for a service account's token only bound to a pod scheduled on it
+/// (upstream's `admitServiceAccount`); the kubelet asks for the pods' projected tokens.
+async fn check_token_request(
+    storage: &Storage,
+    attributes: &Attributes<'_>,
+    request: &Value,
+) -> Result<(), ApiError> {
+    let Some(node) = attributes.user.and_then(crate::node_authorizer::node_name) else {
+        return Ok(());
+    };
+    let forbidden = |why: &str| {
+        Err(ApiError::forbidden(format!(
+            "serviceaccounts \"{}\" is forbidden: {why}",
+            meta_str(request, "name").unwrap_or_default()
+        )))
+    };
+    let reference = &request["spec"]["boundObjectRef"];
+    let text = |field: &str| reference[field].as_str().unwrap_or_default();
+    if text("apiVersion") != "v1" || text("kind") != "Pod" || text("name").is_empty() {
+        return forbidden("node requested token not bound to a pod");
+    }
+    if text("uid").is_empty() {
+        return forbidden("node requested token with a pod binding without a uid");
+    }
+    let namespace = meta_str(request, "namespace").unwrap_or_default();
+    let info = ferry_api::registry::find("", "v1", "pods").ok_or_else(|| ApiError::internal("pods not registered"))?;
+    let key = crate::storage::key(info, namespace, text("name"));
+    let Some(kv) = storage.store.get(&key).await? else {
+        return Err(ApiError::not_found(crate::status::Target::of(info, text("name"))));
+    };
+    let pod: Value = serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))?;
+    if meta_str(&pod, "uid") != Some(text("uid")) {
+        return forbidden(&format!("the UID in the bound object reference ({}) does not match the UID in record. The object might have been deleted and then recreated", text("uid")));
+    }
+    if pod.pointer("/spec/nodeName").and_then(Value::as_str) != Some(node) {
+        return forbidden("node requested token bound to a pod scheduled on a different node");
+    }
+    Ok(())
 }
 
 fn check(attributes: &Attributes<'_>, object: &Value) -> Result<(), ApiError> {

@@ -37,18 +37,23 @@ impl Filter for Authenticate {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(|t| t.trim().to_string());
-        let user = self.0.authenticate(&Credentials {
-            client_cert: certificate.as_deref().map(Vec::as_slice),
-            bearer_token: bearer.as_deref(),
-        });
-        match user {
-            Ok(user) => {
-                request.headers_mut().remove(http::header::AUTHORIZATION);
-                request.extensions_mut().insert(user);
-                Box::pin(next.call(request))
+        let auth = self.0.clone();
+        Box::pin(async move {
+            let user = auth
+                .authenticate(&Credentials {
+                    client_cert: certificate.as_deref().map(Vec::as_slice),
+                    bearer_token: bearer.as_deref(),
+                })
+                .await;
+            match user {
+                Ok(user) => {
+                    request.headers_mut().remove(http::header::AUTHORIZATION);
+                    request.extensions_mut().insert(user);
+                    next.call(request).await
+                }
+                Err(_) => Ok(ApiError::unauthorized().into_response()),
             }
-            Err(_) => Box::pin(async { Ok(ApiError::unauthorized().into_response()) }),
-        }
+        })
     }
 }
 
@@ -65,8 +70,9 @@ pub(crate) mod tests {
     /// `get`.
     pub(crate) fn auth() -> Arc<Auth> {
         struct Tokens;
+        #[async_trait::async_trait]
         impl Authenticator for Tokens {
-            fn authenticate(
+            async fn authenticate(
                 &self,
                 credentials: &Credentials<'_>,
             ) -> Option<Result<UserInfo, AuthnError>> {

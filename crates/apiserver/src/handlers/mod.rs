@@ -38,6 +38,8 @@ pub struct Router {
     pub address: Arc<parking_lot::Mutex<String>>,
     /// How the server reaches kubelets (logs, exec, port-forward), once configured.
     pub kubelet: Arc<std::sync::OnceLock<crate::kubelet::KubeletClient>>,
+    /// The service-account token issuer, once configured.
+    pub tokens: Arc<std::sync::OnceLock<Arc<crate::serviceaccount::Tokens>>>,
 }
 
 impl Router {

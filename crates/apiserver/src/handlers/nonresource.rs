@@ -67,6 +67,19 @@ pub fn handle(router: &Router, info: &RequestInfo, accept: &str) -> Result<Respo
             ))
         }
         "/openapi/v3" => Ok(body::json(200, &ferry_api::openapi::v3_index())),
+        // OIDC discovery of the service-account token issuer.
+        "/.well-known/openid-configuration" => match router.tokens.get() {
+            Some(tokens) => Ok(body::json(200, &tokens.discovery())),
+            None => Err(ApiError::path_not_found()),
+        },
+        "/openid/v1/jwks" => match router.tokens.get() {
+            Some(tokens) => Ok(body::response(
+                200,
+                "application/jwk-set+json",
+                tokens.jwks().to_string(),
+            )),
+            None => Err(ApiError::path_not_found()),
+        },
         _ => {
             if let Some(gv) = path.strip_prefix("/openapi/v3/") {
                 return ferry_api::openapi::v3_document(gv)

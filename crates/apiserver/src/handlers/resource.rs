@@ -144,17 +144,24 @@ pub async fn handle(
     if info.verb == "create" && crate::review::is_review(resource_info) {
         let object = rest::parse_body(&req.body, req.content_type)?;
         let reviewed =
-            crate::review::review(&router.auth, user, resource_info, &info.namespace, object)?;
+            crate::review::review(&router.auth, user, resource_info, &info.namespace, object)
+                .await?;
         return Ok(body::json(201, &reviewed));
     }
     let api = &router.rest;
-    use SubresourceKind::{Binding, Eviction, Part, Scale};
+    use SubresourceKind::{Binding, Eviction, Part, Scale, Token};
     let (code, value) = match (info.verb.as_str(), subresource) {
         ("get", Some(Scale)) => (200, ScaleView.read(&req, &rest::get(api, &req).await?)?),
         ("get", None | Some(Part)) => (200, rest::get(api, &req).await?),
         ("list", None) => (200, rest::list(api, &req).await?),
         ("create", Some(Binding)) => (201, crate::binding::bind(api, &req).await?),
         ("create", Some(Eviction)) => (201, crate::binding::evict(api, &req).await?),
+        ("create", Some(Token)) => {
+            let tokens = router.tokens.get().ok_or_else(|| {
+                ApiError::unavailable("the service-account token issuer is not configured")
+            })?;
+            (201, crate::serviceaccount::request::create_token(tokens, api, &req).await?)
+        }
         ("create", None) => rest::create(api, &req).await?,
         ("update", None | Some(Part)) => (200, rest::update(api, &req, &rest::ObjectView).await?),
         ("update", Some(Scale)) => (200, rest::update(api, &req, &ScaleView).await?),

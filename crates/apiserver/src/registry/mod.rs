@@ -252,6 +252,8 @@ pub enum SubresourceKind {
     Log,
     /// `pods/exec`, `pods/attach`, `pods/portforward`: an upgrade proxied to the node's kubelet.
     Stream,
+    /// `serviceaccounts/token`: TokenRequest.
+    Token,
 }
 
 /// A served resource, its strategy, its table printer and its subresources.
@@ -327,6 +329,7 @@ fn subresources_for(info: &ResourceInfo) -> Vec<(&'static str, SubresourceKind)>
                 ("", "pods", "eviction") => SubresourceKind::Eviction,
                 ("", "pods", "log") => SubresourceKind::Log,
                 ("", "pods", "exec" | "attach" | "portforward") => SubresourceKind::Stream,
+                ("", "serviceaccounts", "token") => SubresourceKind::Token,
                 _ => return None,
             };
             Some((s.name, kind))
