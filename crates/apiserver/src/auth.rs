@@ -497,8 +497,8 @@ pub fn forbidden_message(user: &UserInfo, request: &RequestInfo, reason: &str) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::executor::block_on;
     use crate::request::parse;
+    use futures::executor::block_on;
 
     #[test]
     fn token_file_as_upstream() {

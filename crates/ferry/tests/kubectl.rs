@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::{eventually, Ferry, VALIDATE};
@@ -720,6 +720,140 @@ fn tokens_authenticate_and_rbac_authorizes() {
         ]),
         "[\"get\",\"list\"] [\"watch\"]"
     );
+}
+
+#[test]
+fn service_account_tokens_authenticate_and_verify_with_the_published_keys() {
+    let ferry = Ferry::start();
+    let err = |o: Output| String::from_utf8_lossy(&o.stderr).trim().to_string();
+    ferry.ok(&["create", "serviceaccount", "robot"]);
+    let token = ferry.ok(&["create", "token", "robot"]).trim().to_string();
+    let as_robot = |token: &str, args: &[&str]| ferry.kubectl_with_token(token, args);
+    let whoami = as_robot(
+        &token,
+        &["auth", "whoami", "-o", "jsonpath={.status.userInfo}"],
+    );
+    let whoami = String::from_utf8_lossy(&whoami.stdout).to_string();
+    assert!(
+        whoami.contains("\"username\":\"system:serviceaccount:default:robot\"")
+            && whoami.contains("system:serviceaccounts:default"),
+        "{whoami}"
+    );
+    // RBAC applies to it like to anyone.
+    assert_eq!(
+        err(as_robot(&token, &["get", "pods"])),
+        "Error from server (Forbidden): pods is forbidden: User \"system:serviceaccount:default:robot\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""
+    );
+    ferry.ok(&[
+        "create",
+        "rolebinding",
+        "robot-views",
+        "--clusterrole=view",
+        "--serviceaccount=default:robot",
+    ]);
+    assert!(eventually(Duration::from_secs(10), || as_robot(
+        &token,
+        &["get", "pods"]
+    )
+    .status
+    .success()));
+
+    // The token verifies with the keys the discovery document points at.
+    let discovery: serde_json::Value =
+        serde_json::from_str(&ferry.ok(&["get", "--raw", "/.well-known/openid-configuration"]))
+            .expect("json");
+    assert_eq!(
+        discovery["issuer"],
+        "https://kubernetes.default.svc.cluster.local"
+    );
+    assert_eq!(
+        discovery["jwks_uri"],
+        "https://kubernetes.default.svc.cluster.local/openid/v1/jwks"
+    );
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_str(&ferry.ok(&["get", "--raw", "/openid/v1/jwks"])).expect("jwks");
+    let header = jsonwebtoken::decode_header(&token).expect("header");
+    let jwk = jwks
+        .find(header.kid.as_deref().expect("kid"))
+        .expect("key published");
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.set_audience(&["https://kubernetes.default.svc.cluster.local"]);
+    validation.set_issuer(&["https://kubernetes.default.svc.cluster.local"]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(
+        &token,
+        &jsonwebtoken::DecodingKey::from_jwk(jwk).expect("key"),
+        &validation,
+    )
+    .expect("the token verifies")
+    .claims;
+    assert_eq!(claims["sub"], "system:serviceaccount:default:robot");
+    assert_eq!(claims["kubernetes.io"]["serviceaccount"]["name"], "robot");
+    let lifetime = claims["exp"].as_i64().expect("exp") - claims["iat"].as_i64().expect("iat");
+    assert_eq!(lifetime, 3600);
+
+    // A token for another audience is not for the API server; a short one is refused.
+    let other = ferry
+        .ok(&["create", "token", "robot", "--audience=vault"])
+        .trim()
+        .to_string();
+    assert!(err(as_robot(&other, &["get", "pods"])).contains("Unauthorized"));
+    let short = ferry.fails(&["create", "token", "robot", "--duration=5m"]);
+    assert!(
+        short.contains("spec.expirationSeconds: Invalid value: 300: may not specify a duration less than 10 minutes"),
+        "{short}"
+    );
+    assert!(ferry
+        .fails(&["create", "token", "nobody"])
+        .contains("serviceaccounts \"nobody\" not found"));
+
+    // A token bound to a Secret dies with it; every token dies with its service account.
+    ferry.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "anchor",
+        "--from-literal=a=b",
+    ]);
+    let bound = ferry
+        .ok(&[
+            "create",
+            "token",
+            "robot",
+            "--bound-object-kind=Secret",
+            "--bound-object-name=anchor",
+        ])
+        .trim()
+        .to_string();
+    assert!(as_robot(&bound, &["get", "pods"]).status.success());
+    ferry.ok(&["delete", "secret", "anchor"]);
+    assert!(eventually(Duration::from_secs(15), || err(as_robot(
+        &bound,
+        &["get", "pods"]
+    ))
+    .contains("Unauthorized")));
+    // TokenReview says the same, with the reason.
+    let review = |token: &str| {
+        let out = ferry.with_stdin(
+            &["create", "-o", "jsonpath={.status.authenticated} {.status.error}", "-f", "-"],
+            &format!("apiVersion: authentication.k8s.io/v1\nkind: TokenReview\nspec:\n  token: {token}\n"),
+        );
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+    };
+    assert_eq!(review(&token), "true");
+    assert_eq!(
+        review(&bound),
+        "false invalid credentials: secret \"anchor\" not found"
+    );
+    ferry.ok(&["delete", "serviceaccount", "robot"]);
+    assert!(eventually(Duration::from_secs(15), || err(as_robot(
+        &token,
+        &["get", "pods"]
+    ))
+    .contains("Unauthorized")));
 }
 
 #[test]

@@ -115,9 +115,17 @@ pub(super) fn build_model() -> Model {
         d.insert("type".into(), "string".into());
     }
 
-    // Kinds carry their group-version-kind.
+    // Kinds carry their group-version-kind. Their `metadata` is never required upstream (the
+    // Rust types hold it unconditionally, so the derived schema lists it): kubectl's
+    // client-side validation would refuse a TokenReview or SubjectAccessReview without one.
     for k in KINDS {
         if let Some(Value::Object(d)) = defs.get_mut((k.name)().as_ref()) {
+            if let Some(Value::Array(required)) = d.get_mut("required") {
+                required.retain(|field| field != "metadata");
+                if required.is_empty() {
+                    d.remove("required");
+                }
+            }
             d.insert(
                 "x-kubernetes-group-version-kind".into(),
                 json!([gvk(k.group, k.version, k.kind)]),

@@ -470,3 +470,14 @@ fn v2_protobuf_encodes_the_document() {
     assert!(has("x-kubernetes-group-version-kind"));
     assert!(has("fieldValidation"));
 }
+
+#[test]
+fn no_kind_requires_metadata() {
+    let doc: Value = serde_json::from_slice(&super::v2_document().json).expect("json");
+    let review = &doc["definitions"]["io.k8s.api.authentication.v1.TokenReview"];
+    assert_eq!(review["required"], json!(["spec"]));
+    for (name, def) in doc["definitions"].as_object().expect("definitions") {
+        let required = def["required"].as_array().cloned().unwrap_or_default();
+        assert!(!required.contains(&json!("metadata")), "{name}");
+    }
+}

@@ -160,7 +160,10 @@ pub async fn handle(
             let tokens = router.tokens.get().ok_or_else(|| {
                 ApiError::unavailable("the service-account token issuer is not configured")
             })?;
-            (201, crate::serviceaccount::request::create_token(tokens, api, &req).await?)
+            (
+                201,
+                crate::serviceaccount::request::create_token(tokens, api, &req).await?,
+            )
         }
         ("create", None) => rest::create(api, &req).await?,
         ("update", None | Some(Part)) => (200, rest::update(api, &req, &rest::ObjectView).await?),

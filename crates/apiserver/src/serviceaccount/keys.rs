@@ -123,7 +123,8 @@ impl SigningKey {
     /// The key in a PKCS#8 PEM.
     pub fn from_pem(pem: &str) -> Result<SigningKey, KeyError> {
         let pair = rcgen::KeyPair::from_pem(pem).map_err(invalid)?;
-        let public = VerifyingKey::from_spki(&rcgen::PublicKeyData::subject_public_key_info(&pair))?;
+        let public =
+            VerifyingKey::from_spki(&rcgen::PublicKeyData::subject_public_key_info(&pair))?;
         let key = match public.algorithm {
             Algorithm::ES256 => EncodingKey::from_ec_der(&pair.serialize_der()),
             _ => EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(invalid)?,

@@ -108,7 +108,13 @@ impl Tokens {
         let mut algorithms: Vec<&str> = self
             .verifying
             .iter()
-            .map(|k| if k.algorithm == jsonwebtoken::Algorithm::ES256 { "ES256" } else { "RS256" })
+            .map(|k| {
+                if k.algorithm == jsonwebtoken::Algorithm::ES256 {
+                    "ES256"
+                } else {
+                    "RS256"
+                }
+            })
             .collect();
         algorithms.sort();
         algorithms.dedup();
@@ -123,7 +129,12 @@ impl Tokens {
     }
 
     /// The object `plural`/`name` in `namespace`, from the store.
-    async fn find(&self, plural: &str, namespace: &str, name: &str) -> Result<Option<Found>, String> {
+    async fn find(
+        &self,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Found>, String> {
         let info = ferry_api::registry::find("", "v1", plural)
             .ok_or_else(|| format!("{plural} not registered"))?;
         let key = crate::storage::key(info, namespace, name);
@@ -132,7 +143,10 @@ impl Tokens {
         };
         let object: Value = serde_json::from_slice(&kv.value).map_err(|e| e.to_string())?;
         Ok(Some(Found {
-            uid: object["metadata"]["uid"].as_str().unwrap_or_default().to_string(),
+            uid: object["metadata"]["uid"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             deleting: object["metadata"]["deletionTimestamp"].is_string(),
             object,
         }))
@@ -189,13 +203,19 @@ impl Tokens {
         if claims.sub != expected_sub {
             return Err("token subject does not match its service account".into());
         }
-        self.check_bound("serviceaccount", "serviceaccounts", namespace, &k8s.serviceaccount)
-            .await?;
+        self.check_bound(
+            "serviceaccount",
+            "serviceaccounts",
+            namespace,
+            &k8s.serviceaccount,
+        )
+        .await?;
         if let Some(pod) = &k8s.pod {
             self.check_bound("pod", "pods", namespace, pod).await?;
         }
         if let Some(secret) = &k8s.secret {
-            self.check_bound("secret", "secrets", namespace, secret).await?;
+            self.check_bound("secret", "secrets", namespace, secret)
+                .await?;
         }
         if let (Some(node), None) = (&k8s.node, &k8s.pod) {
             self.check_bound("node", "nodes", "", node).await?;

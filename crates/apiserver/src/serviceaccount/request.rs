@@ -23,7 +23,11 @@ fn invalid(name: &str, error: FieldError) -> ApiError {
 }
 
 /// Answers a TokenRequest for the service account `req.name` in `req.namespace`.
-pub async fn create_token(tokens: &Tokens, rest: &Rest, req: &Request<'_>) -> Result<Value, ApiError> {
+pub async fn create_token(
+    tokens: &Tokens,
+    rest: &Rest,
+    req: &Request<'_>,
+) -> Result<Value, ApiError> {
     let (namespace, name) = (req.namespace, req.name);
     let mut request = rest::parse_body(&req.body, req.content_type)?;
     if !request["metadata"].is_object() {
@@ -38,10 +42,24 @@ pub async fn create_token(tokens: &Tokens, rest: &Rest, req: &Request<'_>) -> Re
         .as_i64()
         .unwrap_or(DEFAULT_EXPIRATION);
     if requested < MIN_EXPIRATION {
-        return Err(invalid(name, FieldError::invalid_raw("spec.expirationSeconds", requested.to_string(), "may not specify a duration less than 10 minutes")));
+        return Err(invalid(
+            name,
+            FieldError::invalid_raw(
+                "spec.expirationSeconds",
+                requested.to_string(),
+                "may not specify a duration less than 10 minutes",
+            ),
+        ));
     }
     if requested > 1 << 32 {
-        return Err(invalid(name, FieldError::invalid_raw("spec.expirationSeconds", requested.to_string(), "may not specify a duration larger than 2^32 seconds")));
+        return Err(invalid(
+            name,
+            FieldError::invalid_raw(
+                "spec.expirationSeconds",
+                requested.to_string(),
+                "may not specify a duration larger than 2^32 seconds",
+            ),
+        ));
     }
     let expiration = match tokens.config.max_expiration {
         Some(max) if requested as u64 > max.as_secs() => max.as_secs() as i64,
@@ -129,10 +147,20 @@ pub async fn create_token(tokens: &Tokens, rest: &Rest, req: &Request<'_>) -> Re
         match plural {
             "pods" => {
                 // The node the pod runs on is named too, as upstream does since 1.30.
-                let node = found.object.pointer("/spec/nodeName").and_then(Value::as_str);
+                let node = found
+                    .object
+                    .pointer("/spec/nodeName")
+                    .and_then(Value::as_str);
                 if let Some(node) = node.filter(|n| !n.is_empty()) {
-                    if let Some(found) = tokens.find("nodes", "", node).await.map_err(ApiError::internal)? {
-                        claims.node = Some(ObjectRef { name: node.to_string(), uid: found.uid });
+                    if let Some(found) = tokens
+                        .find("nodes", "", node)
+                        .await
+                        .map_err(ApiError::internal)?
+                    {
+                        claims.node = Some(ObjectRef {
+                            name: node.to_string(),
+                            uid: found.uid,
+                        });
                     }
                 }
                 claims.pod = Some(bound);

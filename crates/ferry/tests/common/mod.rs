@@ -96,6 +96,27 @@ impl Ferry {
             .expect("run kubectl")
     }
 
+    /// kubectl authenticating with the bearer `token` only (no client certificate).
+    pub fn kubectl_with_token(&self, token: &str, args: &[&str]) -> Output {
+        let ca = self
+            .kubeconfig
+            .parent()
+            .expect("data dir")
+            .join("tls/ca.crt");
+        Command::new("kubectl")
+            .args([
+                "--kubeconfig=/dev/null",
+                "--server",
+                &self.url,
+                "--token",
+                token,
+            ])
+            .arg(format!("--certificate-authority={}", ca.display()))
+            .args(args)
+            .output()
+            .expect("run kubectl")
+    }
+
     /// kubectl that must succeed; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
