@@ -172,6 +172,8 @@ impl Kubelet {
         for pod in restart {
             self.on_pod(pod);
         }
+        let live: Vec<String> = self.workers.keys().cloned().collect();
+        self.shared.objects.forget_other_pods(&live);
         let runtime = &self.shared.runtime;
         let sandboxes = match runtime.list_pod_sandboxes(None).await {
             Ok(s) => s,

@@ -9,9 +9,11 @@
 
 mod namespace_lifecycle;
 mod node_restriction;
+mod service_account;
 
 pub use namespace_lifecycle::{NamespaceLifecycle, IMMORTAL_NAMESPACES};
 pub use node_restriction::NodeRestriction;
+pub use service_account::{ServiceAccount, TOKEN_MOUNT_PATH};
 
 use async_trait::async_trait;
 use ferry_api::registry::ResourceInfo;
@@ -86,7 +88,7 @@ pub enum Plugin {
 }
 
 /// The plugins ferry has, by upstream's name, in upstream's order.
-pub const PLUGINS: &[&str] = &["NamespaceLifecycle", "NodeRestriction"];
+pub const PLUGINS: &[&str] = &["NamespaceLifecycle", "ServiceAccount", "NodeRestriction"];
 
 /// The plugins `ferry server` enables when none are named: all of [`PLUGINS`].
 pub const DEFAULT_PLUGINS: &[&str] = PLUGINS;
@@ -96,6 +98,7 @@ pub fn by_name(name: &str) -> Option<Plugin> {
     Some(match name {
         "NamespaceLifecycle" => Plugin::Mutating(Box::new(NamespaceLifecycle)),
         "NodeRestriction" => Plugin::Mutating(Box::new(NodeRestriction)),
+        "ServiceAccount" => Plugin::Mutating(Box::new(ServiceAccount)),
         _ => return None,
     })
 }
@@ -191,7 +194,7 @@ mod tests {
             .expect("unknown");
         assert_eq!(
             err.to_string(),
-            "unknown admission plugin \"AlwaysPullImages\" (known: NamespaceLifecycle, NodeRestriction)"
+            "unknown admission plugin \"AlwaysPullImages\" (known: NamespaceLifecycle, ServiceAccount, NodeRestriction)"
         );
     }
 }

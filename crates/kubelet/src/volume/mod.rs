@@ -65,7 +65,9 @@ pub use self::downward_api::DownwardApiError;
 pub use self::fake_mounter::{FakeMounter, MountCall};
 pub use self::host_path::HostPathError;
 pub use self::mounter::{HostMounter, MountPoint, Mounter};
-pub use self::object_source::{ApiObjectSource, ObjectSource, StaticObjectSource};
+pub use self::object_source::{
+    token_needs_refresh, ApiObjectSource, ObjectSource, StaticObjectSource, TokenFor,
+};
 
 /// Upstream's plugin directories under `<pod dir>/volumes`.
 const EMPTY_DIR_PLUGIN: &str = "kubernetes.io~empty-dir";

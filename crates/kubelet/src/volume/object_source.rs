@@ -1,11 +1,15 @@
 //! The API lookups volumes need, behind [`ObjectSource`] so tests need no API server:
-//! [`ApiObjectSource`] GETs configMaps and secrets with a `kube::Client`, and
-//! [`StaticObjectSource`] serves them from memory (and can be made to fail).
+//! [`ApiObjectSource`] GETs configMaps and secrets and asks for service-account tokens with a
+//! `kube::Client` (keeping each token until 80% of its life is over, as upstream's token
+//! manager does), and [`StaticObjectSource`] serves them from memory (and can be made to fail).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use jiff::Timestamp;
+use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use parking_lot::Mutex;
 
 use super::VolumeError;
@@ -21,18 +25,60 @@ pub trait ObjectSource: Send + Sync {
     ) -> Result<Option<ConfigMap>, VolumeError>;
     /// The secret `namespace/name`, `None` if it does not exist.
     async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>, VolumeError>;
+    /// A token of the pod's service account, bound to the pod (a projected
+    /// `serviceAccountToken` source).
+    async fn service_account_token(&self, request: &TokenFor) -> Result<String, VolumeError>;
+    /// Drops what is kept for pods other than `pod_uids` (the pods still on the node).
+    fn forget_other_pods(&self, _pod_uids: &[String]) {}
+}
+
+/// What a projected token is asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TokenFor {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// Its service account.
+    pub service_account: String,
+    /// The audience (`""`: the API server's).
+    pub audience: String,
+    /// Requested lifetime in seconds.
+    pub expiration_seconds: i64,
+    /// The pod the token is bound to.
+    pub pod_name: String,
+    /// Its uid.
+    pub pod_uid: String,
+}
+
+/// A token and its lifetime.
+#[derive(Debug, Clone)]
+struct CachedToken {
+    token: String,
+    issued: Timestamp,
+    expires: Timestamp,
+}
+
+/// Whether a token issued at `issued` and expiring at `expires` is due for renewal at `now`
+/// (upstream's token manager `requiresRefresh`): once 80% of its life is over, or a day after
+/// it was issued, whichever comes first.
+pub fn token_needs_refresh(issued: Timestamp, expires: Timestamp, now: Timestamp) -> bool {
+    let life = expires.duration_since(issued);
+    now >= issued + life.mul_f64(0.8) || now >= issued + jiff::SignedDuration::from_hours(24)
 }
 
 /// [`ObjectSource`] over the API server: one GET per lookup (a 404 is `None`).
 #[derive(Clone)]
 pub struct ApiObjectSource {
     client: kube::Client,
+    tokens: Arc<Mutex<BTreeMap<TokenFor, CachedToken>>>,
 }
 
 impl ApiObjectSource {
     /// Looks objects up with `client`.
     pub fn new(client: kube::Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            tokens: Arc::default(),
+        }
     }
 }
 
@@ -71,6 +117,62 @@ impl ObjectSource for ApiObjectSource {
                 message: err.to_string(),
             })
     }
+
+    fn forget_other_pods(&self, pod_uids: &[String]) {
+        self.tokens
+            .lock()
+            .retain(|key, _| pod_uids.contains(&key.pod_uid));
+    }
+
+    async fn service_account_token(&self, request: &TokenFor) -> Result<String, VolumeError> {
+        let now = Timestamp::now();
+        if let Some(cached) = self.tokens.lock().get(request) {
+            if !token_needs_refresh(cached.issued, cached.expires, now) {
+                return Ok(cached.token.clone());
+            }
+        }
+        let body = TokenRequest {
+            spec: TokenRequestSpec {
+                audiences: if request.audience.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![request.audience.clone()]
+                },
+                expiration_seconds: Some(request.expiration_seconds),
+                bound_object_ref: Some(BoundObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some("Pod".into()),
+                    name: Some(request.pod_name.clone()),
+                    uid: Some(request.pod_uid.clone()),
+                }),
+            },
+            ..Default::default()
+        };
+        let api_error = |message: String| VolumeError::Api {
+            kind: "serviceaccount token",
+            namespace: request.namespace.clone(),
+            name: request.service_account.clone(),
+            message,
+        };
+        let answer =
+            kube::Api::<ServiceAccount>::namespaced(self.client.clone(), &request.namespace)
+                .create_token_request(&request.service_account, &Default::default(), &body)
+                .await
+                .map_err(|err| api_error(err.to_string()))?;
+        let status = answer
+            .status
+            .ok_or_else(|| api_error("the token request has no status".into()))?;
+        let expires = status.expiration_timestamp.0;
+        self.tokens.lock().insert(
+            request.clone(),
+            CachedToken {
+                token: status.token.clone(),
+                issued: now,
+                expires,
+            },
+        );
+        Ok(status.token)
+    }
 }
 
 /// [`ObjectSource`] backed by in-memory maps, for tests (here and in other crates). Objects are
@@ -81,6 +183,8 @@ pub struct StaticObjectSource {
     config_maps: Mutex<BTreeMap<(String, String), ConfigMap>>,
     secrets: Mutex<BTreeMap<(String, String), Secret>>,
     failure: Mutex<Option<String>>,
+    /// Every token asked for, in order.
+    pub token_requests: Mutex<Vec<TokenFor>>,
 }
 
 fn object_key(
@@ -184,5 +288,40 @@ impl ObjectSource for StaticObjectSource {
             .lock()
             .get(&(namespace.to_string(), name.to_string()))
             .cloned())
+    }
+
+    /// `token:<namespace>/<service account>@<audience>`, recorded in `token_requests`.
+    async fn service_account_token(&self, request: &TokenFor) -> Result<String, VolumeError> {
+        self.check_failure(
+            "serviceaccount token",
+            &request.namespace,
+            &request.service_account,
+        )?;
+        self.token_requests.lock().push(request.clone());
+        Ok(format!(
+            "token:{}/{}@{}",
+            request.namespace, request.service_account, request.audience
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_renewed_after_80_percent_of_their_life() {
+        let issued: Timestamp = "2026-01-01T00:00:00Z".parse().expect("time");
+        let hour = jiff::SignedDuration::from_hours(1);
+        let expires = issued + hour;
+        let at = |minutes: i64| issued + jiff::SignedDuration::from_mins(minutes);
+        assert!(!token_needs_refresh(issued, expires, at(0)));
+        assert!(!token_needs_refresh(issued, expires, at(47)));
+        assert!(token_needs_refresh(issued, expires, at(48)));
+        assert!(token_needs_refresh(issued, expires, at(61)));
+        // A year-long token is renewed after a day.
+        let long = issued + jiff::SignedDuration::from_hours(24 * 365);
+        assert!(!token_needs_refresh(issued, long, at(60 * 23)));
+        assert!(token_needs_refresh(issued, long, at(60 * 24)));
     }
 }

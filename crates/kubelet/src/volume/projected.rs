@@ -1,13 +1,15 @@
-//! `projected` volumes (upstream `pkg/volume/projected`): the files of several configMap, secret
-//! and downwardAPI sources merged into one directory (later sources win on the same path).
-//! `serviceAccountToken` and `clusterTrustBundle` sources are refused: this cluster does not
-//! serve them yet.
+//! `projected` volumes (upstream `pkg/volume/projected`): the files of several configMap, secret,
+//! downwardAPI and serviceAccountToken sources merged into one directory (later sources win on
+//! the same path). A token source's file holds a token of the pod's service account bound to
+//! the pod, renewed as it ages ([`super::ObjectSource::service_account_token`]).
+//! `clusterTrustBundle` sources are refused: this cluster does not serve them yet.
 
 use k8s_openapi::api::core::v1::{Pod, ProjectedVolumeSource};
 
-use super::atomic_writer::Payload;
+use super::atomic_writer::{file_mode, FileProjection, Payload};
 use super::config_map::config_map_payload;
 use super::downward_api::downward_api_payload;
+use super::object_source::TokenFor;
 use super::secret::secret_payload;
 use super::{ObjectSource, VolumeError, VolumeManager, DEFAULT_FILE_MODE};
 
@@ -30,9 +32,7 @@ impl VolumeManager {
         let sources = projected.sources.as_deref().unwrap_or_default();
         // Refuse before looking anything up, so nothing is half done.
         for projection in sources {
-            let unsupported = if projection.service_account_token.is_some() {
-                Some("serviceAccountToken")
-            } else if projection.cluster_trust_bundle.is_some() {
+            let unsupported = if projection.cluster_trust_bundle.is_some() {
                 Some("clusterTrustBundle")
             } else {
                 None
@@ -76,6 +76,31 @@ impl VolumeManager {
                     mode,
                     optional,
                 )?);
+            }
+            if let Some(token) = &projection.service_account_token {
+                let spec = pod.spec.as_ref();
+                let request = TokenFor {
+                    namespace: namespace.to_string(),
+                    service_account: spec
+                        .and_then(|s| s.service_account_name.clone())
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or_else(|| "default".to_string()),
+                    audience: token.audience.clone().unwrap_or_default(),
+                    expiration_seconds: token.expiration_seconds.unwrap_or(3600),
+                    pod_name: pod.metadata.name.clone().unwrap_or_default(),
+                    pod_uid: pod.metadata.uid.clone().unwrap_or_default(),
+                };
+                let token_text = source
+                    .service_account_token(&request)
+                    .await
+                    .map_err(lookup_err)?;
+                payload.insert(
+                    token.path.clone(),
+                    FileProjection {
+                        data: token_text.into_bytes(),
+                        mode: file_mode(mode),
+                    },
+                );
             }
             if let Some(downward_api) = &projection.downward_api {
                 let items = downward_api.items.as_deref().unwrap_or_default();
@@ -144,25 +169,40 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn projected_token_and_trust_bundle_are_refused() {
+    async fn the_default_api_access_volume_gets_a_bound_token() {
         let f = fixture();
-        for (projection, name) in [
-            (
-                json!({"serviceAccountToken": {"path": "token"}}),
-                "serviceAccountToken",
-            ),
-            (
-                json!({"clusterTrustBundle": {"path": "ca.crt", "name": "b"}}),
-                "clusterTrustBundle",
-            ),
-        ] {
-            let pod =
-                pod(json!([{"name": "kube-api-access", "projected": {"sources": [projection]}}]));
-            assert_eq!(
-                prepare_err(&f, &pod, &StaticObjectSource::new()).await,
-                format!("MountVolume.SetUp failed for volume \"kube-api-access\" : projected {name} sources are not served by this cluster yet")
-            );
-        }
+        let source = StaticObjectSource::new()
+            .with_config_map(config_map("kube-root-ca.crt", json!({"ca.crt": "CA"})));
+        let pod = pod(
+            json!([{"name": "kube-api-access-x1y2z", "projected": {"defaultMode": 420, "sources": [
+            {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}]}}]),
+        );
+        let volumes = f.manager.prepare(&pod, &source).await.expect("prepared");
+        let dir = std::path::PathBuf::from(&volumes["kube-api-access-x1y2z"].host_path);
+        let read = |file: &str| std::fs::read_to_string(dir.join(file)).expect(file);
+        assert_eq!(read("token"), "token:ns1/default@");
+        assert_eq!(read("ca.crt"), "CA");
+        assert_eq!(read("namespace"), "ns1");
+        let requests = source.token_requests.lock().clone();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].expiration_seconds, 3607);
+        assert_eq!(
+            requests[0].pod_uid,
+            pod.metadata.uid.clone().unwrap_or_default()
+        );
+    }
+
+    #[tokio::test]
+    async fn projected_trust_bundles_are_refused() {
+        let f = fixture();
+        let projection = json!({"clusterTrustBundle": {"path": "ca.crt", "name": "b"}});
+        let pod = pod(json!([{"name": "kube-api-access", "projected": {"sources": [projection]}}]));
+        assert_eq!(
+            prepare_err(&f, &pod, &StaticObjectSource::new()).await,
+            "MountVolume.SetUp failed for volume \"kube-api-access\" : projected clusterTrustBundle sources are not served by this cluster yet"
+        );
         assert!(!f
             .manager
             .pod_volumes_dir(UID)
