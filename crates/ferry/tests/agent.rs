@@ -15,6 +15,8 @@
 //! table, cgroups.
 
 mod common;
+#[path = "agent/service_account.rs"]
+mod service_account;
 #[path = "agent/streaming.rs"]
 mod streaming;
 
@@ -872,6 +874,12 @@ fn the_server_runs_a_local_agent() {
         ferry.ok(&["describe", "pod", "local"])
     );
     let server_pid = ferry.child.as_ref().expect("the server runs").id();
+    service_account::the_pods_token_authenticates(
+        &ferry,
+        "local",
+        &node,
+        &tmp.path().join("tls/ca.crt"),
+    );
     streaming::pods_stream(&ferry, server_pid);
     streaming::official_python_client(&ferry);
     ferry.ok(&["delete", "pod", "local", "--grace-period=1", "--wait=true"]);

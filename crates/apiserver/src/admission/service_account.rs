@@ -70,7 +70,8 @@ pub fn mount_token(pod: &mut Value, suffix: &str) {
     let mount = json!({"name": name, "readOnly": true, "mountPath": TOKEN_MOUNT_PATH});
     let mut needed = false;
     for list in ["initContainers", "containers"] {
-        for container in spec[list].as_array_mut().into_iter().flatten() {
+        let containers = spec.get_mut(list).and_then(Value::as_array_mut);
+        for container in containers.into_iter().flatten() {
             let has_mount = container["volumeMounts"]
                 .as_array()
                 .into_iter()
@@ -226,5 +227,17 @@ mod tests {
         mount_token(&mut covered, "abcde");
         assert!(covered["spec"].get("volumes").is_none());
         assert_eq!(random_suffix().len(), 5);
+    }
+
+    /// What the plugin adds is in the form a decode and encode gives (upstream's plugin works
+    /// on typed objects), so a later update of the pod does not see its spec change.
+    #[test]
+    fn the_volume_is_written_as_the_types_write_it() {
+        let info = ferry_api::registry::find("", "v1", "pods").expect("pods");
+        let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
+            "spec": {"containers": [{"name": "app", "image": "busybox"}]}});
+        mount_token(&mut pod, "abcde");
+        let canonical = crate::registry::generic::canonical(info, pod.clone()).expect("canonical");
+        assert_eq!(canonical["spec"], pod["spec"]);
     }
 }
