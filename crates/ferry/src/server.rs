@@ -80,6 +80,10 @@ pub struct Args {
     /// upstream's order whatever the order given); the default is every plugin ferry has.
     #[arg(long, value_delimiter = ',', default_values_t = ferry_apiserver::admission::DEFAULT_PLUGINS.iter().map(|p| p.to_string()).collect::<Vec<_>>())]
     enable_admission_plugins: Vec<String>,
+    /// Admission plugins to turn off, comma-separated (upstream's flag: they are left out even
+    /// if enabled).
+    #[arg(long, value_delimiter = ',')]
+    disable_admission_plugins: Vec<String>,
     /// The authorizers after `system:masters`' (which may do everything), in order, by upstream's
     /// names: Node, RBAC, AlwaysAllow, AlwaysDeny.
     #[arg(long, value_delimiter = ',', default_values_t = vec!["Node".to_string(), "RBAC".to_string()])]
@@ -350,7 +354,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("reading {}", path.display()))?;
         authenticators.push(Box::new(tokens));
     }
-    let admission = Chain::from_names(&args.enable_admission_plugins)
+    for name in &args.disable_admission_plugins {
+        if !ferry_apiserver::admission::PLUGINS.contains(&name.as_str()) {
+            anyhow::bail!("--disable-admission-plugins: unknown admission plugin {name:?}");
+        }
+    }
+    let enabled: Vec<&String> = args
+        .enable_admission_plugins
+        .iter()
+        .filter(|p| !args.disable_admission_plugins.contains(p))
+        .collect();
+    let admission = Chain::from_names(&enabled)
         .map_err(|e| anyhow::anyhow!("--enable-admission-plugins: {e}"))?;
     let modes = args
         .authorization_mode

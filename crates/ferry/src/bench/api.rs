@@ -39,15 +39,21 @@ pub struct Args {
     /// Events each watcher must receive.
     #[arg(long, default_value_t = 1000)]
     events: usize,
+    /// Pods created in each of the two authorization runs (RBAC and admission on; off).
+    #[arg(long, default_value_t = 3000)]
+    authz_pods: usize,
 }
 
 /// One HTTP/1.1 connection over TLS with the admin certificate.
-struct Connection {
+pub(super) struct Connection {
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
 }
 
 impl Connection {
-    async fn open(address: &str, tls: Arc<rustls::ClientConfig>) -> anyhow::Result<Connection> {
+    pub(super) async fn open(
+        address: &str,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> anyhow::Result<Connection> {
         let tcp = tokio::net::TcpStream::connect(address).await?;
         tcp.set_nodelay(true)?;
         let name = rustls::pki_types::ServerName::try_from("127.0.0.1")?.to_owned();
@@ -64,7 +70,7 @@ impl Connection {
         Ok(Connection { sender })
     }
 
-    async fn request(
+    pub(super) async fn request(
         &mut self,
         method: &str,
         path: &str,
@@ -87,7 +93,7 @@ impl Connection {
     }
 }
 
-fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
+pub(super) fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
     samples.sort();
     let at = |p: f64| {
         if samples.is_empty() {
@@ -226,6 +232,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let pki = Pki::load_or_create(&data_dir.join("tls"))?;
     let tls = Arc::new(pki.client_tls(&pki.admin)?);
+
+    // The `default` service account the serviceaccount controller would make: pods run as it.
+    let mut setup = Connection::open(&address, tls.clone()).await?;
+    let account =
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});
+    setup
+        .request(
+            "POST",
+            "/api/v1/namespaces/default/serviceaccounts",
+            Some(&account),
+        )
+        .await?;
+    drop(setup);
 
     // Creates: `clients` connections, each creating its share, durably.
     let started = Instant::now();
@@ -406,6 +425,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let rss_after = rss_mib(server.0.id());
     println!("RSS after the run: {rss_after:.1} MiB");
     drop(server);
+    let authz = super::authz::measure(args.authz_pods, args.clients).await?;
 
     if args.json {
         let summary = json!({
@@ -418,6 +438,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "get_p50_ms": get_p50, "get_p99_ms": get_p99,
             "list_all_ms": list_ms.round(), "list_page_p50_ms": page_p50, "list_page_p99_ms": page_p99,
             "watchers": args.watchers, "watch_events": args.events, "watch_delivered": delivered,
+            "authz_decision_p50_us": authz.decision_us.0, "authz_decision_p99_us": authz.decision_us.1,
+            "authz_reference_p50_us": authz.reference_us.0, "authz_reference_p99_us": authz.reference_us.1,
+            "rbac_creates_per_s": authz.rbac_creates_per_s.round(),
+            "open_creates_per_s": authz.open_creates_per_s.round(),
             "watch_events_per_s": events_per_s.round(),
             "rss_after_mib": (rss_after * 10.0).round() / 10.0,
         });

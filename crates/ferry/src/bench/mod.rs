@@ -2,6 +2,7 @@
 //! run on the same machine, and with `--json` ends with one JSON object on the last line.
 
 mod api;
+mod authz;
 mod exec;
 mod podstartup;
 mod scheduler;
@@ -17,7 +18,9 @@ pub enum Bench {
     /// etcd through the same trait; watch fan-out.
     Store(store::Args),
     /// The API server over HTTPS: ready time, idle RSS, pod creates/s, GET and LIST latency,
-    /// watch fan-out; reference: the embedded store's own write rate.
+    /// watch fan-out; reference: the embedded store's own write rate. Then authorization:
+    /// RBAC decision time (200 roles, 1,000 bindings) and creates/s by an RBAC-bound user with
+    /// admission, next to AlwaysAllow without admission.
     Api(api::Args),
     /// The scheduler through the API: pods/s for pending pods on sim nodes (plain, and with
     /// topology spread + anti-affinity) next to a round-robin binder; memory; a large
