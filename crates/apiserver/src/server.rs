@@ -172,6 +172,21 @@ impl Server {
             self.ensure(("", "v1", "namespaces"), "", name, namespace, false)
                 .await?;
         }
+        // Upstream's system PriorityClasses.
+        for class in crate::admission::system_priority_classes() {
+            let name = class["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            self.ensure(
+                ("scheduling.k8s.io", "v1", "priorityclasses"),
+                "",
+                &name,
+                class,
+                false,
+            )
+            .await?;
+        }
         if let Some(policy) = &self.policy {
             self.reconcile_rbac().await?;
             policy

@@ -1488,9 +1488,104 @@ fn admission_plugins_are_chosen_by_name() {
         "{refused}"
     );
 
+    // ServiceAccount: the pod runs as `default` with the API access volume mounted.
+    let pod = |name: &str, extra: &str| {
+        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n{extra}  containers: [{{name: c, image: busybox}}]\n")
+    };
+    default.apply_yaml("create", &pod("plain", ""));
+    assert_eq!(
+        default.ok(&["get", "pod", "plain", "-o", "jsonpath={.spec.serviceAccountName} {.spec.containers[0].volumeMounts[0].mountPath} {.spec.priority} {.spec.preemptionPolicy}"]),
+        "default /var/run/secrets/kubernetes.io/serviceaccount 0 PreemptLowerPriority"
+    );
+    default.apply_yaml(
+        "create",
+        &pod("opted-out", "  automountServiceAccountToken: false\n"),
+    );
+    assert_eq!(
+        default.ok(&["get", "pod", "opted-out", "-o", "jsonpath={.spec.volumes}"]),
+        ""
+    );
+    let missing = default.with_stdin(
+        &["create", "-f", "-"],
+        &pod("lost", "  serviceAccountName: ghost\n"),
+    );
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("pods \"lost\" is forbidden: error looking up service account default/ghost: serviceaccount \"ghost\" not found"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+    // Priority: the system classes exist, pods take their class's value, unknown classes and
+    // contradicting values are refused, one global default at most.
+    assert_eq!(
+        default.ok(&[
+            "get",
+            "priorityclass",
+            "-o",
+            "custom-columns=NAME:.metadata.name,VALUE:.value",
+            "--no-headers"
+        ]),
+        "system-cluster-critical   2000000000\nsystem-node-critical      2000001000\n"
+    );
+    default.apply_yaml(
+        "create",
+        &pod("critical", "  priorityClassName: system-cluster-critical\n"),
+    );
+    assert_eq!(
+        default.ok(&["get", "pod", "critical", "-o", "jsonpath={.spec.priority}"]),
+        "2000000000"
+    );
+    let unknown = default.with_stdin(
+        &["create", "-f", "-"],
+        &pod("odd", "  priorityClassName: nope\n"),
+    );
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr)
+            .contains("pods \"odd\" is forbidden: no PriorityClass with name nope was found"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+    default.apply_yaml("create", "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: normal}\nvalue: 100\nglobalDefault: true\n");
+    default.apply_yaml("create", &pod("defaulted", ""));
+    assert_eq!(
+        default.ok(&[
+            "get",
+            "pod",
+            "defaulted",
+            "-o",
+            "jsonpath={.spec.priorityClassName} {.spec.priority}"
+        ]),
+        "normal 100"
+    );
+    let second = default.with_stdin(&["create", "-f", "-"], "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: other}\nvalue: 5\nglobalDefault: true\n");
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains(
+            "PriorityClass normal is already marked as default. Only one default can exist"
+        ),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let contradicting = default.with_stdin(&["create", "-f", "-"], &pod("liar", "  priority: 7\n"));
+    assert!(
+        String::from_utf8_lossy(&contradicting.stderr).contains("the integer value of priority (7) must not be provided in pod spec; priority admission controller computed 100 from the given PriorityClass name"),
+        "{}",
+        String::from_utf8_lossy(&contradicting.stderr)
+    );
+
     let dir = tempfile::tempdir().expect("tempdir");
     let ferry = Ferry::start_in(dir.path(), &["--enable-admission-plugins=NodeRestriction"]);
     ferry.ok(&["create", "configmap", "c", "-n", "nowhere"]);
+    // Upstream's --disable-admission-plugins takes plugins out of the defaults.
+    let dir2 = tempfile::tempdir().expect("tempdir");
+    let without = Ferry::start_in(
+        dir2.path(),
+        &["--disable-admission-plugins=NamespaceLifecycle,ServiceAccount"],
+    );
+    without.ok(&["create", "configmap", "c", "-n", "nowhere"]);
+    without.apply_yaml("create", &pod("bare", ""));
+    assert_eq!(
+        without.ok(&["get", "pod", "bare", "-o", "jsonpath={.spec.volumes}"]),
+        ""
+    );
 
     let bad = tempfile::tempdir().expect("tempdir");
     let out = Command::new(env!("CARGO_BIN_EXE_ferry"))

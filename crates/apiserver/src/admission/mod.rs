@@ -9,10 +9,12 @@
 
 mod namespace_lifecycle;
 mod node_restriction;
+mod priority;
 mod service_account;
 
 pub use namespace_lifecycle::{NamespaceLifecycle, IMMORTAL_NAMESPACES};
 pub use node_restriction::NodeRestriction;
+pub use priority::{system_classes as system_priority_classes, Priority};
 pub use service_account::{ServiceAccount, TOKEN_MOUNT_PATH};
 
 use async_trait::async_trait;
@@ -88,7 +90,12 @@ pub enum Plugin {
 }
 
 /// The plugins ferry has, by upstream's name, in upstream's order.
-pub const PLUGINS: &[&str] = &["NamespaceLifecycle", "ServiceAccount", "NodeRestriction"];
+pub const PLUGINS: &[&str] = &[
+    "NamespaceLifecycle",
+    "ServiceAccount",
+    "NodeRestriction",
+    "Priority",
+];
 
 /// The plugins `ferry server` enables when none are named: all of [`PLUGINS`].
 pub const DEFAULT_PLUGINS: &[&str] = PLUGINS;
@@ -99,6 +106,7 @@ pub fn by_name(name: &str) -> Option<Plugin> {
         "NamespaceLifecycle" => Plugin::Mutating(Box::new(NamespaceLifecycle)),
         "NodeRestriction" => Plugin::Mutating(Box::new(NodeRestriction)),
         "ServiceAccount" => Plugin::Mutating(Box::new(ServiceAccount)),
+        "Priority" => Plugin::Mutating(Box::new(Priority)),
         _ => return None,
     })
 }
@@ -194,7 +202,7 @@ mod tests {
             .expect("unknown");
         assert_eq!(
             err.to_string(),
-            "unknown admission plugin \"AlwaysPullImages\" (known: NamespaceLifecycle, ServiceAccount, NodeRestriction)"
+            "unknown admission plugin \"AlwaysPullImages\" (known: NamespaceLifecycle, ServiceAccount, NodeRestriction, Priority)"
         );
     }
 }

@@ -18,6 +18,7 @@ pub mod events;
 pub mod generic;
 pub mod networking;
 pub mod rbac;
+pub mod scheduling;
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
@@ -381,6 +382,9 @@ fn strategy_for(info: &ResourceInfo) -> Box<dyn Strategy> {
             | "admissionregistration.k8s.io",
             _,
         ) => Box::new(generic::Generic::tracking_generation()),
+        ("scheduling.k8s.io", "priorityclasses") => {
+            Box::new(scheduling::priorityclass::PriorityClassStrategy)
+        }
         ("rbac.authorization.k8s.io", "roles") => {
             Box::new(rbac::role::RoleStrategy { namespaced: true })
         }

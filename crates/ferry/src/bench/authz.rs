@@ -259,7 +259,7 @@ pub async fn measure(pods: usize, clients: usize) -> anyhow::Result<Figures> {
     let open_creates_per_s = creates(
         &[
             "--authorization-mode=AlwaysAllow",
-            "--disable-admission-plugins=NamespaceLifecycle,ServiceAccount,NodeRestriction",
+            "--disable-admission-plugins=NamespaceLifecycle,ServiceAccount,NodeRestriction,Priority",
         ],
         pods,
         clients,

@@ -25,8 +25,6 @@ impl Strategy for PodStrategy {
             if let Some(sa) = spec.get("serviceAccountName").cloned() {
                 default(spec, "serviceAccount", sa);
             }
-            default(spec, "priority", json!(0));
-            default(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
             add_default_tolerations(spec);
         }
         let qos = object
