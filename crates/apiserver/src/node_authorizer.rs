@@ -1,11 +1,15 @@
 //! The Node authorizer (upstream's `--authorization-mode=Node`): what a kubelet, as
 //! `system:node:<name>` in `system:nodes`, may do — upstream's `system:node` rules narrowed to
-//! the node's own Node and Lease. It has no opinion on anyone else, nor on what it does not
+//! the node's own Node and Lease, and Secrets, ConfigMaps, PersistentVolumeClaims and
+//! PersistentVolumes only when a pod bound to the node uses them ([`crate::node_graph`]). It has no opinion on anyone else, nor on what it does not
 //! allow, so the next authorizer (RBAC) decides those.
 
 use k8s_openapi::api::rbac::v1::PolicyRule;
 
+use std::sync::Arc;
+
 use crate::auth::{Authorizer, Decision, UserInfo};
+use crate::node_graph::{NodeGraph, Used};
 use crate::request::RequestInfo;
 
 /// Which objects a [`Rule`] covers.
@@ -48,10 +52,8 @@ const CSR_VERBS: &[&str] = &["create", "get", "list", "watch"];
 /// What a node (`system:node:<name>` in `system:nodes`) may do: upstream's `system:node` role
 /// with the Node authorizer's narrowing, simplified.
 ///
-/// Simplification (gap) against upstream: upstream's Node authorizer lets a node read only the
-/// Secrets, ConfigMaps, PVCs and PVs referenced by pods bound to it, from a graph of pods →
-/// objects it keeps up to date; we have no such graph, so a node may `get` any Secret or
-/// ConfigMap by name (not list or watch them). What a node may write to pods and Nodes is
+/// Secrets, ConfigMaps, PVCs and PVs are not here: [`NodeAuthorizer`] decides them from the
+/// graph of what the node's pods use. What a node may write to pods and Nodes is
 /// narrowed further by the NodeRestriction check in admission (`admission::node_restriction`):
 /// its own Node only, pods bound to it only, no pod creation.
 const NODE_RULES: &[Rule] = &[
@@ -90,16 +92,6 @@ const NODE_RULES: &[Rule] = &[
     // with its agent's credentials too).
     rule(READ, "networking.k8s.io", &["networkpolicies"]),
     rule(READ, "", &["namespaces"]),
-    rule(
-        &["get"],
-        "",
-        &[
-            "configmaps",
-            "secrets",
-            "persistentvolumeclaims",
-            "persistentvolumes",
-        ],
-    ),
     rule(
         CSR_VERBS,
         "certificates.k8s.io",
@@ -173,13 +165,54 @@ fn check(rules: &[Rule], request: &RequestInfo, node: Option<&str>) -> Option<De
 }
 
 /// The Node authorizer.
-pub struct NodeAuthorizer;
+pub struct NodeAuthorizer(pub Arc<NodeGraph>);
+
+/// The ConfigMap every ferry agent reads for the pod network's settings (`ferry_podnet`).
+const POD_NETWORK_CONFIG_MAP: (&str, &str) = ("kube-system", "ferry-pod-network");
+
+impl NodeAuthorizer {
+    /// Reads of the objects pods use: a node may get one by name when a pod bound to it uses
+    /// it (upstream's graph check), and nothing else of these kinds.
+    fn used_object(&self, node: &str, request: &RequestInfo) -> Option<Decision> {
+        let kind = match (request.group.as_str(), request.resource.as_str()) {
+            ("", "secrets") => Some(Used::Secret),
+            ("", "configmaps") => Some(Used::ConfigMap),
+            ("", "persistentvolumeclaims") => Some(Used::Claim),
+            ("", "persistentvolumes") => None,
+            _ => return None,
+        };
+        if !request.is_resource_request || !request.subresource.is_empty() {
+            return None;
+        }
+        if request.verb != "get" || request.name.is_empty() {
+            return Some(Decision::Deny(
+                "can only get individual resources of this type".into(),
+            ));
+        }
+        let (namespace, name) = (request.namespace.as_str(), request.name.as_str());
+        let related = match kind {
+            Some(Used::ConfigMap) if (namespace, name) == POD_NETWORK_CONFIG_MAP => true,
+            Some(kind) => self.0.uses(node, kind, namespace, name),
+            None => self.0.uses_volume(node, name),
+        };
+        Some(if related {
+            Decision::Allow
+        } else {
+            Decision::Deny(format!(
+                "no relationship found between node '{node}' and this object"
+            ))
+        })
+    }
+}
 
 impl Authorizer for NodeAuthorizer {
     fn authorize(&self, user: &UserInfo, request: &RequestInfo) -> Decision {
         let Some(node) = node_name(user) else {
             return Decision::Deny(String::new());
         };
+        if let Some(decision) = self.used_object(node, request) {
+            return decision;
+        }
         check(NODE_RULES, request, Some(node)).unwrap_or(Decision::Deny(String::new()))
     }
 
@@ -210,6 +243,20 @@ mod tests {
 
     /// `kubectl auth can-i VERB RESOURCE [NAME] [-n NS] --as=USER --as-group=GROUP`, answered
     /// by the authorizer the way review.rs asks it.
+    /// A node authorizer whose graph has pod `p` on `n1`, using secret `s`, config map `c` and
+    /// claim `c` in `default`, and pod `q` on `n2` using secret `other`.
+    fn authorizer() -> NodeAuthorizer {
+        let p = serde_json::json!({"metadata": {"name": "p", "namespace": "default"}, "spec": {"nodeName": "n1",
+            "volumes": [{"name": "a", "secret": {"secretName": "s"}}, {"name": "b", "configMap": {"name": "c"}},
+                        {"name": "d", "persistentVolumeClaim": {"claimName": "c"}}]}});
+        let q = serde_json::json!({"metadata": {"name": "q", "namespace": "default"}, "spec": {"nodeName": "n2",
+            "volumes": [{"name": "a", "secret": {"secretName": "other"}}]}});
+        NodeAuthorizer(Arc::new(NodeGraph::of_pods(&[
+            ("/pods/default/p", p),
+            ("/pods/default/q", q),
+        ])))
+    }
+
     fn can_i(user: &UserInfo, verb: &str, path: &str) -> bool {
         let method = match verb {
             "get" | "list" | "watch" => "GET",
@@ -221,7 +268,7 @@ mod tests {
         };
         let mut request = parse(method, path, verb == "watch");
         request.verb = verb.to_string();
-        NodeAuthorizer.authorize(user, &request) == Decision::Allow
+        authorizer().authorize(user, &request) == Decision::Allow
     }
 
     #[test]
@@ -264,14 +311,18 @@ mod tests {
             (&node, "update", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n2", false),
             (&node, "update", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/n1", false),
             (&node, "get", "/api/v1/namespaces/default/secrets/s", true),
+            (&node, "get", "/api/v1/namespaces/default/secrets/other", false),
+            (&node, "get", "/api/v1/namespaces/kube-system/secrets/s", false),
             (&node, "get", "/api/v1/namespaces/default/configmaps/c", true),
+            (&node, "get", "/api/v1/namespaces/default/configmaps/other", false),
+            (&node, "get", "/api/v1/namespaces/kube-system/configmaps/ferry-pod-network", true),
             (&node, "list", "/api/v1/namespaces/default/configmaps", false),
             (&node, "watch", "/api/v1/secrets", false),
             (&node, "watch", "/api/v1/services", true),
             (&node, "list", "/api/v1/namespaces/default/endpoints", true),
             (&node, "create", "/api/v1/namespaces/default/secrets", false),
             (&node, "get", "/api/v1/namespaces/default/persistentvolumeclaims/c", true),
-            (&node, "get", "/api/v1/persistentvolumes/v", true),
+            (&node, "get", "/api/v1/persistentvolumes/v", false),
             (&node, "list", "/api/v1/persistentvolumes", false),
             (&node, "create", csrs, true),
             (&node, "update", &format!("{csrs}/node-csr-x/approval"), false),
@@ -295,7 +346,7 @@ mod tests {
         }
         let other = parse("PUT", "/api/v1/nodes/n2", false);
         assert_eq!(
-            NodeAuthorizer.authorize(&node, &other),
+            authorizer().authorize(&node, &other),
             Decision::Deny("node 'n1' cannot modify node 'n2'".into())
         );
         assert_eq!(node_name(&node), Some("n1"));

@@ -59,6 +59,8 @@ pub struct Server {
     kubelet: Arc<std::sync::OnceLock<crate::kubelet::KubeletClient>>,
     /// The RBAC objects, when RBAC is one of the authorization modes.
     policy: Option<Arc<crate::rbac::Policy>>,
+    /// The Node authorizer's graph, when Node is one of the authorization modes.
+    graph: Option<Arc<crate::node_graph::NodeGraph>>,
     tokens: Arc<std::sync::OnceLock<Arc<crate::serviceaccount::Tokens>>>,
 }
 
@@ -74,6 +76,9 @@ impl Server {
         let policy = modes
             .contains(&AuthorizationMode::Rbac)
             .then(crate::rbac::Policy::new);
+        let graph = modes
+            .contains(&AuthorizationMode::Node)
+            .then(crate::node_graph::NodeGraph::new);
         let mut authorizers: Vec<Box<dyn Authorizer>> = vec![Box::new(PrivilegedGroups)];
         for mode in modes {
             match mode {
@@ -81,7 +86,11 @@ impl Server {
                 // Nothing allows what the modes before did not.
                 AuthorizationMode::AlwaysDeny => break,
                 AuthorizationMode::Node => {
-                    authorizers.push(Box::new(crate::node_authorizer::NodeAuthorizer))
+                    if let Some(graph) = &graph {
+                        authorizers.push(Box::new(crate::node_authorizer::NodeAuthorizer(
+                            graph.clone(),
+                        )));
+                    }
                 }
                 AuthorizationMode::Rbac => {
                     if let Some(policy) = &policy {
@@ -117,6 +126,7 @@ impl Server {
             max_inflight: MaxInFlight::default(),
             kubelet: Arc::default(),
             policy,
+            graph,
             tokens: Arc::default(),
         })
     }
@@ -186,6 +196,12 @@ impl Server {
                 false,
             )
             .await?;
+        }
+        if let Some(graph) = &self.graph {
+            graph
+                .start(self.rest.storage.store.clone())
+                .await
+                .map_err(ApiError::from)?;
         }
         if let Some(policy) = &self.policy {
             self.reconcile_rbac().await?;

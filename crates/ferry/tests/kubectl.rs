@@ -856,6 +856,86 @@ fn service_account_tokens_authenticate_and_verify_with_the_published_keys() {
     .contains("Unauthorized")));
 }
 
+/// The Node authorizer's graph: a node may read the Secrets and ConfigMaps its pods use, one by
+/// one, and nothing else of theirs.
+#[test]
+fn nodes_read_only_what_their_pods_use() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let ferry = Ferry::start_in(&data, &[]);
+    let pki = ferry_apiserver::pki::Pki::load_or_create(&data.join("tls")).expect("pki");
+    let as_node = |node: &str, args: &[&str]| {
+        let pair = pki
+            .client_cert(&format!("system:node:{node}"), Some("system:nodes"))
+            .expect("node certificate");
+        let (cert, key) = (
+            tmp.path().join(format!("{node}.crt")),
+            tmp.path().join(format!("{node}.key")),
+        );
+        std::fs::write(&cert, &pair.cert_pem).expect("cert");
+        std::fs::write(&key, &pair.key_pem).expect("key");
+        let out = Command::new("kubectl")
+            .args(["--kubeconfig=/dev/null", "--server", &ferry.url])
+            .arg(format!(
+                "--certificate-authority={}",
+                data.join("tls/ca.crt").display()
+            ))
+            .arg(format!("--client-certificate={}", cert.display()))
+            .arg(format!("--client-key={}", key.display()))
+            .args(args)
+            .output()
+            .expect("kubectl");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        )
+    };
+    ferry.ok(&["create", "secret", "generic", "used", "--from-literal=a=b"]);
+    ferry.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "unused",
+        "--from-literal=a=b",
+    ]);
+    ferry.ok(&["create", "configmap", "settings", "--from-literal=a=b"]);
+    ferry.apply_yaml(
+        "create",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: bound}\nspec:\n  nodeName: n1\n  containers:\n  - name: c\n    image: busybox\n    envFrom: [{configMapRef: {name: settings}}]\n  volumes: [{name: s, secret: {secretName: used}}]\n",
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || as_node(
+            "n1",
+            &["get", "secret", "used"]
+        )
+        .0),
+        "{:?}",
+        as_node("n1", &["get", "secret", "used"])
+    );
+    assert!(as_node("n1", &["get", "configmap", "settings"]).0);
+    assert!(
+        as_node("n1", &["get", "configmap", "kube-root-ca.crt"]).0,
+        "the token volume's CA"
+    );
+    assert_eq!(
+        as_node("n1", &["get", "secret", "unused"]).1,
+        "Error from server (Forbidden): secrets \"unused\" is forbidden: User \"system:node:n1\" cannot get resource \"secrets\" in API group \"\" in the namespace \"default\": no relationship found between node 'n1' and this object"
+    );
+    assert_eq!(
+        as_node("n1", &["get", "secrets"]).1,
+        "Error from server (Forbidden): secrets is forbidden: User \"system:node:n1\" cannot list resource \"secrets\" in API group \"\" in the namespace \"default\": can only get individual resources of this type"
+    );
+    assert!(as_node("n2", &["get", "secret", "used"])
+        .1
+        .contains("no relationship found between node 'n2' and this object"));
+    ferry.ok(&["delete", "pod", "bound", "--grace-period=0", "--force"]);
+    assert!(eventually(Duration::from_secs(10), || !as_node(
+        "n1",
+        &["get", "secret", "used"]
+    )
+    .0));
+}
+
 #[test]
 fn typed_clients_send_protobuf_and_it_is_understood() {
     let ferry = Ferry::start();

@@ -1,6 +1,6 @@
 //! The RBAC objects the authorizer decides from, kept in memory as upstream's informer caches
-//! keep them: listed from the store once, then followed by watches of the four resources, so a
-//! new binding takes effect as soon as it is written (relisting if a watch ends).
+//! keep them ([`crate::reflector`]): listed from the store once, then followed by watches of
+//! the four resources, so a new binding takes effect as soon as it is written.
 //!
 //! Bindings are indexed by subject, so deciding a request looks only at the bindings of the
 //! user, its groups and (for a service account's token) its service account — not at every
@@ -8,10 +8,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
-use ferry_store::{EventKind, KeyRange, RangeRequest, Store, StoreError, WatchRequest};
-use futures::StreamExt;
+use ferry_store::{Event, EventKind, KeyValue, Store, StoreError};
 use k8s_openapi::api::rbac::v1::{PolicyRule, RoleRef, Subject};
 use serde::Deserialize;
 
@@ -34,7 +32,7 @@ impl Kind {
         Kind::ClusterRoleBinding,
     ];
 
-    fn prefix(self) -> &'static str {
+    const fn prefix(self) -> &'static str {
         match self {
             Kind::Role => "/roles/",
             Kind::ClusterRole => "/clusterroles/",
@@ -242,72 +240,7 @@ impl Policy {
     /// Lists the RBAC objects from `store` (the policy is complete when this returns), then
     /// follows their changes in a task of its own.
     pub async fn start(self: &Arc<Self>, store: Arc<dyn Store>) -> Result<(), StoreError> {
-        let revision = self.load(&*store).await?;
-        let policy = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut from = revision;
-            loop {
-                let Some(this) = policy.upgrade() else { return };
-                match this.follow(&*store, from).await {
-                    Ok(()) => return,
-                    Err(error) => {
-                        tracing::warn!(%error, "RBAC watch ended, listing again");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        match this.load(&*store).await {
-                            Ok(revision) => from = revision,
-                            Err(error) => tracing::warn!(%error, "RBAC list failed"),
-                        }
-                    }
-                }
-            }
-        });
-        Ok(())
-    }
-
-    /// Replaces everything with what the store holds now; the revision read at.
-    async fn load(&self, store: &dyn Store) -> Result<i64, StoreError> {
-        let revision = store.current_revision().await?;
-        let mut fresh = State::default();
-        for kind in Kind::ALL {
-            let listed = store
-                .range(RangeRequest::new(KeyRange::prefix(kind.prefix())).at(revision))
-                .await?;
-            for kv in listed.kvs {
-                fresh.put(kind, &kv.key, &kv.value);
-            }
-        }
-        fresh.reindex();
-        *self.state.write() = fresh;
-        Ok(revision)
-    }
-
-    /// Applies changes after `revision` until a watch fails.
-    async fn follow(&self, store: &dyn Store, revision: i64) -> Result<(), StoreError> {
-        let mut watches = Vec::new();
-        for kind in Kind::ALL {
-            let request =
-                WatchRequest::new(KeyRange::prefix(kind.prefix())).from_revision(revision + 1);
-            let stream = store.watch(request).await?;
-            watches.push(stream.map(move |message| (kind, message)).boxed());
-        }
-        let mut merged = futures::stream::select_all(watches);
-        while let Some((kind, message)) = merged.next().await {
-            let message = message?;
-            if message.events.is_empty() {
-                continue;
-            }
-            let mut state = self.state.write();
-            for event in &message.events {
-                match event.kind {
-                    EventKind::Put => state.put(kind, &event.kv.key, &event.kv.value),
-                    EventKind::Delete => state.delete(kind, &event.kv.key),
-                }
-            }
-            if matches!(kind, Kind::RoleBinding | Kind::ClusterRoleBinding) {
-                state.reindex();
-            }
-        }
-        Err(StoreError::Closed("the RBAC watch ended".into()))
+        crate::reflector::start(self, store).await
     }
 
     /// Calls `visit` with every rule that applies to `user` in `namespace` ("" for cluster-wide
@@ -399,6 +332,43 @@ impl Policy {
         )
     }
 }
+
+impl crate::reflector::Reflected for Policy {
+    fn prefixes(&self) -> &'static [&'static str] {
+        &PREFIXES
+    }
+
+    fn replace(&self, listed: Vec<(usize, KeyValue)>) {
+        let mut fresh = State::default();
+        for (index, kv) in listed {
+            fresh.put(Kind::ALL[index], &kv.key, &kv.value);
+        }
+        fresh.reindex();
+        *self.state.write() = fresh;
+    }
+
+    fn apply(&self, index: usize, events: &[Event]) {
+        let kind = Kind::ALL[index];
+        let mut state = self.state.write();
+        for event in events {
+            match event.kind {
+                EventKind::Put => state.put(kind, &event.kv.key, &event.kv.value),
+                EventKind::Delete => state.delete(kind, &event.kv.key),
+            }
+        }
+        if matches!(kind, Kind::RoleBinding | Kind::ClusterRoleBinding) {
+            state.reindex();
+        }
+    }
+}
+
+/// The prefixes of [`Kind::ALL`], in order.
+const PREFIXES: [&str; 4] = [
+    Kind::Role.prefix(),
+    Kind::ClusterRole.prefix(),
+    Kind::RoleBinding.prefix(),
+    Kind::ClusterRoleBinding.prefix(),
+];
 
 /// Upstream's error for a binding whose role does not exist.
 fn missing_role(binding: &Binding) -> String {

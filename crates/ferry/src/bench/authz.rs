@@ -129,7 +129,9 @@ async fn decisions() -> anyhow::Result<((f64, f64), (f64, f64))> {
     policy.start(store).await?;
     let chain = AuthorizerChain(vec![
         Box::new(PrivilegedGroups),
-        Box::new(ferry_apiserver::node_authorizer::NodeAuthorizer),
+        Box::new(ferry_apiserver::node_authorizer::NodeAuthorizer(
+            ferry_apiserver::node_graph::NodeGraph::new(),
+        )),
         Box::new(ferry_apiserver::rbac::RbacAuthorizer(policy)),
     ]);
     let member = user(USER, &["team-3", "team-9", "system:authenticated"]);

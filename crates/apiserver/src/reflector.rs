@@ -1,0 +1,76 @@
+//! In-memory views the API server keeps of some resources for its own decisions (the RBAC
+//! policy, the Node authorizer's graph), filled as upstream's informers fill theirs: a list of
+//! the resources' key prefixes at one revision, then watches from the next, and a new list when
+//! a watch ends (compaction, a store hiccup).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_store::{Event, KeyRange, KeyValue, RangeRequest, Store, StoreError, WatchRequest};
+use futures::StreamExt;
+
+/// A view kept by [`start`].
+pub trait Reflected: Send + Sync + 'static {
+    /// The key prefixes followed (`/pods/`, …); the index of one is passed back with its data.
+    fn prefixes(&self) -> &'static [&'static str];
+    /// Everything under the prefixes at one revision: replaces the view.
+    fn replace(&self, listed: Vec<(usize, KeyValue)>);
+    /// Changes under prefix `index`, in order.
+    fn apply(&self, index: usize, events: &[Event]);
+}
+
+/// Lists into `view` (it is complete when this returns), then follows the changes in a task
+/// that ends when the view is dropped.
+pub async fn start<R: Reflected>(view: &Arc<R>, store: Arc<dyn Store>) -> Result<(), StoreError> {
+    let revision = load(&**view, &*store).await?;
+    let weak = Arc::downgrade(view);
+    tokio::spawn(async move {
+        let mut from = revision;
+        loop {
+            let Some(view) = weak.upgrade() else { return };
+            if let Err(error) = follow(&*view, &*store, from).await {
+                tracing::warn!(%error, prefixes = ?view.prefixes(), "watch ended, listing again");
+            }
+            drop(view);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let Some(view) = weak.upgrade() else { return };
+            match load(&*view, &*store).await {
+                Ok(revision) => from = revision,
+                Err(error) => tracing::warn!(%error, "list failed"),
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Replaces the view with what the store holds now; the revision read at.
+async fn load(view: &dyn Reflected, store: &dyn Store) -> Result<i64, StoreError> {
+    let revision = store.current_revision().await?;
+    let mut listed = Vec::new();
+    for (index, prefix) in view.prefixes().iter().enumerate() {
+        let answer = store
+            .range(RangeRequest::new(KeyRange::prefix(*prefix)).at(revision))
+            .await?;
+        listed.extend(answer.kvs.into_iter().map(|kv| (index, kv)));
+    }
+    view.replace(listed);
+    Ok(revision)
+}
+
+/// Applies the changes after `revision` until a watch fails (a watch that ends is a failure).
+async fn follow(view: &dyn Reflected, store: &dyn Store, revision: i64) -> Result<(), StoreError> {
+    let mut watches = Vec::new();
+    for (index, prefix) in view.prefixes().iter().enumerate() {
+        let request = WatchRequest::new(KeyRange::prefix(*prefix)).from_revision(revision + 1);
+        let stream = store.watch(request).await?;
+        watches.push(stream.map(move |message| (index, message)).boxed());
+    }
+    let mut merged = futures::stream::select_all(watches);
+    while let Some((index, message)) = merged.next().await {
+        let message = message?;
+        if !message.events.is_empty() {
+            view.apply(index, &message.events);
+        }
+    }
+    Err(StoreError::Closed("the watch ended".into()))
+}
