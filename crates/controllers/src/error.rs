@@ -23,6 +23,9 @@ pub enum Error {
     /// A call failed where the client's error says enough (a read).
     #[error(transparent)]
     Kube(#[from] kube::Error),
+    /// A service-account token could not be signed.
+    #[error("signing a token: {0}")]
+    Signing(String),
 }
 
 impl Error {

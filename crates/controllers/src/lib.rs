@@ -27,6 +27,7 @@ pub mod podgc;
 pub mod queue;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod serviceaccounttoken;
 pub mod servicelb;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -41,7 +42,9 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    Endpoints, Namespace, Node, Pod, Secret, Service, ServiceAccount,
+};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::ClusterRole;
@@ -78,6 +81,19 @@ pub struct Options {
     /// `--cluster-signing-duration`: how long signed certificates are valid when the request
     /// does not say (`spec.expirationSeconds`).
     pub cluster_signing_duration: Duration,
+    /// Signs the legacy tokens of `kubernetes.io/service-account-token` Secrets (upstream's
+    /// `--service-account-private-key-file`); without it they stay unfilled.
+    pub token_signer: Option<TokenSigner>,
+}
+
+/// A [`serviceaccounttoken::LegacyTokenSigner`] in [`Options`].
+#[derive(Clone)]
+pub struct TokenSigner(pub Arc<dyn serviceaccounttoken::LegacyTokenSigner>);
+
+impl std::fmt::Debug for TokenSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenSigner")
+    }
 }
 
 impl Default for Options {
@@ -93,6 +109,7 @@ impl Default for Options {
             cluster_signing_cert_file: None,
             cluster_signing_key_file: None,
             cluster_signing_duration: certificates::DEFAULT_SIGNING_DURATION,
+            token_signer: None,
         }
     }
 }
@@ -117,8 +134,10 @@ pub struct Context {
     pub nodes: Arc<Informer<Node>>,
     /// All Namespaces.
     pub namespaces: Arc<Informer<Namespace>>,
-    /// The `default` ServiceAccount of every namespace.
+    /// All ServiceAccounts.
     pub service_accounts: Arc<Informer<ServiceAccount>>,
+    /// The Secrets of type `kubernetes.io/service-account-token`.
+    pub token_secrets: Arc<Informer<Secret>>,
     /// All PodDisruptionBudgets.
     pub pdbs: Arc<Informer<PodDisruptionBudget>>,
     /// Node heartbeats in kube-node-lease.
@@ -155,9 +174,11 @@ impl Context {
             jobs: Informer::new(Api::all(client.clone()), all.clone()),
             nodes: Informer::new(Api::all(client.clone()), all.clone()),
             namespaces: Informer::new(Api::all(client.clone()), all.clone()),
-            service_accounts: Informer::new(
+            service_accounts: Informer::new(Api::all(client.clone()), all.clone()),
+            token_secrets: Informer::new(
                 Api::all(client.clone()),
-                all.clone().fields("metadata.name=default"),
+                all.clone()
+                    .fields(&format!("type={}", serviceaccounttoken::TOKEN_TYPE)),
             ),
             pdbs: Informer::new(Api::all(client.clone()), all.clone()),
             node_leases: Informer::new(
@@ -196,6 +217,7 @@ impl Context {
         tasks.spawn(self.nodes.clone().run());
         tasks.spawn(self.namespaces.clone().run());
         tasks.spawn(self.service_accounts.clone().run());
+        tasks.spawn(self.token_secrets.clone().run());
         tasks.spawn(self.pdbs.clone().run());
         tasks.spawn(self.node_leases.clone().run());
         tasks.spawn(self.csrs.clone().run());
@@ -213,6 +235,7 @@ impl Context {
         self.nodes.wait_synced().await;
         self.namespaces.wait_synced().await;
         self.service_accounts.wait_synced().await;
+        self.token_secrets.wait_synced().await;
         self.pdbs.wait_synced().await;
         self.node_leases.wait_synced().await;
         self.csrs.wait_synced().await;
@@ -259,6 +282,11 @@ pub async fn run(
     let gc = gc::GarbageCollector::new(ctx.clone());
     let csr_approving = certificates::CsrApprovingController::new(ctx.clone());
     let aggregation = clusterroleaggregation::AggregationController::new(ctx.clone());
+    let tokens = ctx
+        .options
+        .token_signer
+        .clone()
+        .map(|signer| serviceaccounttoken::TokenController::new(ctx.clone(), signer.0));
     let csr_signing = match (
         &ctx.options.cluster_signing_cert_file,
         &ctx.options.cluster_signing_key_file,
@@ -296,6 +324,9 @@ pub async fn run(
     controllers.spawn(gc.clone().run(workers));
     controllers.spawn(queue::run(csr_approving.clone(), workers));
     controllers.spawn(queue::run(aggregation.clone(), 1));
+    if let Some(tokens) = &tokens {
+        controllers.spawn(queue::run(tokens.clone(), workers));
+    }
     if let Some(signing) = &csr_signing {
         controllers.spawn(queue::run(signing.clone(), workers));
     }
@@ -312,6 +343,9 @@ pub async fn run(
     service_accounts.queue().shut_down();
     csr_approving.queue().shut_down();
     aggregation.queue().shut_down();
+    if let Some(tokens) = &tokens {
+        tokens.queue().shut_down();
+    }
     if let Some(signing) = &csr_signing {
         signing.queue().shut_down();
     }

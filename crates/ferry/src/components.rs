@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -45,11 +46,43 @@ pub struct ControllerFlags {
     /// Validity of signed certificates whose request does not set `expirationSeconds`.
     #[arg(long, default_value = "8760h", value_parser = parse_duration)]
     pub cluster_signing_duration: Duration,
+    /// The service-account signing key (PKCS#8 PEM) the token controller signs the legacy
+    /// tokens of `kubernetes.io/service-account-token` Secrets with (`ferry server`: its own,
+    /// `<data-dir>/tls/service-account.key`).
+    #[arg(long)]
+    pub service_account_private_key_file: Option<PathBuf>,
+}
+
+/// The token controller's signer: the API server's service-account key.
+struct LegacySigner(ferry_apiserver::serviceaccount::keys::SigningKey);
+
+impl ferry_controllers::serviceaccounttoken::LegacyTokenSigner for LegacySigner {
+    fn sign(
+        &self,
+        namespace: &str,
+        account: &str,
+        uid: &str,
+        secret: &str,
+    ) -> Result<String, String> {
+        ferry_apiserver::serviceaccount::token::sign_legacy(
+            &self.0, namespace, account, uid, secret,
+        )
+    }
 }
 
 impl ControllerFlags {
-    fn options(&self, root_ca: Option<String>) -> ferry_controllers::Options {
-        ferry_controllers::Options {
+    fn options(&self, root_ca: Option<String>) -> anyhow::Result<ferry_controllers::Options> {
+        let token_signer = match &self.service_account_private_key_file {
+            Some(path) => {
+                let pem = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let key = ferry_apiserver::serviceaccount::keys::SigningKey::from_pem(&pem)
+                    .context("--service-account-private-key-file")?;
+                Some(ferry_controllers::TokenSigner(Arc::new(LegacySigner(key))))
+            }
+            None => None,
+        };
+        Ok(ferry_controllers::Options {
             cluster_cidr: self.cluster_cidr.clone(),
             node_cidr_mask_size: self.node_cidr_mask_size,
             node_monitor_period: self.node_monitor_period,
@@ -60,7 +93,8 @@ impl ControllerFlags {
             cluster_signing_cert_file: self.cluster_signing_cert_file.clone(),
             cluster_signing_key_file: self.cluster_signing_key_file.clone(),
             cluster_signing_duration: self.cluster_signing_duration,
-        }
+            token_signer,
+        })
     }
 }
 
@@ -145,7 +179,7 @@ pub async fn run_controllers(
     identity: Option<String>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let options = flags.options(root_ca);
+    let options = flags.options(root_ca)?;
     let work = || {
         ferry_controllers::run(client.clone(), options.clone(), std::future::pending())
             .map_err(anyhow::Error::from)

@@ -464,6 +464,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 stopping(),
             );
             // Approved node certificates are signed by the cluster CA.
+            if flags.service_account_private_key_file.is_none() {
+                flags.service_account_private_key_file = Some(
+                    args.service_account_signing_key_file
+                        .clone()
+                        .unwrap_or_else(|| data_dir.join("tls/service-account.key")),
+                );
+            }
             if flags.cluster_signing_cert_file.is_none() && flags.cluster_signing_key_file.is_none()
             {
                 flags.cluster_signing_cert_file = Some(data_dir.join("tls/ca.crt"));

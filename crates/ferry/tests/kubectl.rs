@@ -854,6 +854,84 @@ fn service_account_tokens_authenticate_and_verify_with_the_published_keys() {
         &["get", "pods"]
     ))
     .contains("Unauthorized")));
+
+    // Legacy token Secrets: the token controller fills them; they go with their account.
+    let unnamed = ferry.with_stdin(&["create", "-f", "-"], "apiVersion: v1\nkind: Secret\nmetadata: {name: loose}\ntype: kubernetes.io/service-account-token\n");
+    assert!(
+        String::from_utf8_lossy(&unnamed.stderr)
+            .contains("metadata.annotations[kubernetes.io/service-account.name]: Required value"),
+        "{}",
+        String::from_utf8_lossy(&unnamed.stderr)
+    );
+    ferry.ok(&["create", "serviceaccount", "old-school"]);
+    ferry.apply_yaml("create", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: old-school-token\n  annotations: {kubernetes.io/service-account.name: old-school}\ntype: kubernetes.io/service-account-token\n");
+    let mut legacy = String::new();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            legacy = ferry.ok(&[
+                "get",
+                "secret",
+                "old-school-token",
+                "-o",
+                "jsonpath={.data.token}",
+            ]);
+            !legacy.is_empty()
+        }),
+        "the token controller never filled the secret"
+    );
+    use base64::Engine as _;
+    let legacy = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(legacy.trim())
+            .expect("base64"),
+    )
+    .expect("utf8");
+    let whoami = as_robot(
+        &legacy,
+        &[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
+    );
+    let who = String::from_utf8_lossy(&whoami.stdout).to_string();
+    assert_eq!(
+        who,
+        "system:serviceaccount:default:old-school",
+        "{}",
+        err(whoami)
+    );
+    assert_eq!(
+        ferry.ok(&[
+            "get",
+            "secret",
+            "old-school-token",
+            "-o",
+            "jsonpath={.data.namespace}"
+        ]),
+        base64::engine::general_purpose::STANDARD.encode("default")
+    );
+    assert!(!ferry
+        .ok(&[
+            "get",
+            "secret",
+            "old-school-token",
+            "-o",
+            "jsonpath={.data.ca\\.crt}"
+        ])
+        .is_empty());
+    ferry.ok(&["delete", "serviceaccount", "old-school"]);
+    assert!(eventually(Duration::from_secs(10), || !ferry
+        .kubectl(&["get", "secret", "old-school-token"])
+        .status
+        .success()));
+    // (Authentications are remembered for ten seconds, as upstream's token cache does.)
+    assert!(eventually(Duration::from_secs(15), || err(as_robot(
+        &legacy,
+        &["get", "pods"]
+    ))
+    .contains("Unauthorized")));
 }
 
 /// The Node authorizer's graph: a node may read the Secrets and ConfigMaps its pods use, one by

@@ -88,6 +88,28 @@ pub struct LegacyClaims {
     pub service_account_uid: String,
 }
 
+/// A legacy token of `namespace/account` (uid `uid`) kept in the Secret `secret` (what the token
+/// controller writes into `kubernetes.io/service-account-token` Secrets).
+pub fn sign_legacy(
+    key: &SigningKey,
+    namespace: &str,
+    account: &str,
+    uid: &str,
+    secret: &str,
+) -> Result<String, String> {
+    sign(
+        key,
+        &LegacyClaims {
+            iss: LEGACY_ISSUER.into(),
+            sub: format!("system:serviceaccount:{namespace}:{account}"),
+            namespace: namespace.into(),
+            secret_name: secret.into(),
+            service_account_name: account.into(),
+            service_account_uid: uid.into(),
+        },
+    )
+}
+
 /// Signs `claims` with `key`, naming the key in the header.
 pub fn sign(key: &SigningKey, claims: &impl Serialize) -> Result<String, String> {
     let mut header = Header::new(key.algorithm);

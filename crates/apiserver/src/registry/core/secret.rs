@@ -21,6 +21,18 @@ impl Strategy for SecretStrategy {
 
     fn validate(&self, object: &Value, errors: &mut Vec<FieldError>) {
         validate_keys(object, errors);
+        // A service-account token Secret names its account (`ValidateSecret`).
+        let account = "kubernetes.io/service-account.name";
+        if object["type"] == "kubernetes.io/service-account-token"
+            && object["metadata"]["annotations"][account]
+                .as_str()
+                .is_none_or(str::is_empty)
+        {
+            errors.push(FieldError::required(
+                format!("metadata.annotations[{account}]"),
+                "",
+            ));
+        }
     }
 
     fn selectable_fields(&self, object: &Value, fields: &mut BTreeMap<String, String>) {
