@@ -122,7 +122,50 @@ pub fn status_mib(pid: u32, field: &str) -> f64 {
     kib / 1024.0
 }
 
-fn pod(name: &str) -> Value {
+/// Creates `pods` pods named `pod-NNNNN` in `default` over `clients` connections with `tls`,
+/// each connection its share in turn; every create's latency.
+pub(super) async fn create_pods(
+    address: &str,
+    tls: &Arc<rustls::ClientConfig>,
+    pods: usize,
+    clients: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let per_client = pods.div_ceil(clients);
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let (address, tls) = (address.to_string(), tls.clone());
+            tokio::spawn(async move {
+                let mut connection = Connection::open(&address, tls).await?;
+                let mut latencies = Vec::new();
+                for i in (c * per_client).min(pods)..((c + 1) * per_client).min(pods) {
+                    let t = Instant::now();
+                    let (status, body) = connection
+                        .request(
+                            "POST",
+                            "/api/v1/namespaces/default/pods",
+                            Some(&pod(&format!("pod-{i:05}"))),
+                        )
+                        .await?;
+                    if status != 201 {
+                        bail!(
+                            "create returned {status}: {}",
+                            String::from_utf8_lossy(&body)
+                        );
+                    }
+                    latencies.push(t.elapsed());
+                }
+                anyhow::Ok(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.context("a client")??);
+    }
+    Ok(latencies)
+}
+
+pub(super) fn pod(name: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "bench"}},
            "spec": {"containers": [{"name": "c", "image": "busybox:1.36", "command": ["sleep", "3600"]}]}})
 }
@@ -248,38 +291,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     // Creates: `clients` connections, each creating its share, durably.
     let started = Instant::now();
-    let per_client = args.pods.div_ceil(args.clients);
-    let tasks: Vec<_> = (0..args.clients)
-        .map(|c| {
-            let (address, tls, pods) = (address.clone(), tls.clone(), args.pods);
-            tokio::spawn(async move {
-                let mut connection = Connection::open(&address, tls).await?;
-                let mut latencies = Vec::new();
-                for i in (c * per_client).min(pods)..((c + 1) * per_client).min(pods) {
-                    let t = Instant::now();
-                    let (status, body) = connection
-                        .request(
-                            "POST",
-                            "/api/v1/namespaces/default/pods",
-                            Some(&pod(&format!("pod-{i:05}"))),
-                        )
-                        .await?;
-                    if status != 201 {
-                        bail!(
-                            "create returned {status}: {}",
-                            String::from_utf8_lossy(&body)
-                        );
-                    }
-                    latencies.push(t.elapsed());
-                }
-                anyhow::Ok(latencies)
-            })
-        })
-        .collect();
-    let mut create_latencies = Vec::new();
-    for t in tasks {
-        create_latencies.extend(t.await??);
-    }
+    let create_latencies = create_pods(&address, &tls, args.pods, args.clients).await?;
     let creates_per_s = create_latencies.len() as f64 / started.elapsed().as_secs_f64();
     let (create_p50, create_p99) = percentiles(create_latencies);
     println!("creates:  {} pods by {} clients: {creates_per_s:.0}/s, p50 {create_p50:.2} ms, p99 {create_p99:.2} ms", args.pods, args.clients);

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use bytes::Bytes;
 use ferry_apiserver::auth::{Authorizer, AuthorizerChain, PrivilegedGroups, UserInfo};
 use ferry_apiserver::pki::Pki;
@@ -19,7 +19,7 @@ use ferry_store::embedded::{Config, EmbeddedStore};
 use ferry_store::Store;
 use serde_json::{json, Value};
 
-use super::api::{percentiles, start_server_with, Connection};
+use super::api::{create_pods, percentiles, pod, start_server_with, Connection};
 
 /// Roles in the policy.
 const ROLES: usize = 200;
@@ -143,11 +143,6 @@ async fn decisions() -> anyhow::Result<((f64, f64), (f64, f64))> {
     Ok((rbac, reference))
 }
 
-fn pod(name: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-           "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}})
-}
-
 /// Creates `pods` pods as the benchmark user on a server started with `flags`, after the
 /// admin wrote the policy; creates/s.
 async fn creates(flags: &[&str], pods: usize, clients: usize) -> anyhow::Result<f64> {
@@ -216,35 +211,8 @@ async fn creates(flags: &[&str], pods: usize, clients: usize) -> anyhow::Result<
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let per_client = pods.div_ceil(clients);
     let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|c| {
-            let (address, tls) = (address.clone(), user_tls.clone());
-            tokio::spawn(async move {
-                let mut connection = Connection::open(&address, tls).await?;
-                for i in (c * per_client).min(pods)..((c + 1) * per_client).min(pods) {
-                    let (status, body) = connection
-                        .request(
-                            "POST",
-                            "/api/v1/namespaces/default/pods",
-                            Some(&pod(&format!("pod-{i:05}"))),
-                        )
-                        .await?;
-                    if status != 201 {
-                        bail!(
-                            "create returned {status}: {}",
-                            String::from_utf8_lossy(&body)
-                        );
-                    }
-                }
-                anyhow::Ok(())
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.context("a client")??;
-    }
+    create_pods(&address, &user_tls, pods, clients).await?;
     let rate = pods as f64 / started.elapsed().as_secs_f64();
     drop(server);
     Ok(rate)
