@@ -88,16 +88,6 @@ impl SubjectKey {
             _ => return None,
         })
     }
-
-    /// The keys `user` is found under.
-    fn for_user(user: &UserInfo) -> Vec<SubjectKey> {
-        let mut keys = vec![SubjectKey::User(user.name.clone())];
-        keys.extend(user.groups.iter().cloned().map(SubjectKey::Group));
-        if let Some((ns, name)) = service_account(&user.name) {
-            keys.push(SubjectKey::ServiceAccount(ns.into(), name.into()));
-        }
-        keys
-    }
 }
 
 /// The namespace and name of a service account's user name
@@ -120,12 +110,53 @@ struct Binding {
 /// Everything known, with bindings indexed by subject.
 #[derive(Default)]
 struct State {
-    roles: HashMap<(String, String), Arc<Vec<PolicyRule>>>,
+    /// Roles by namespace, then name.
+    roles: HashMap<String, HashMap<String, Arc<Vec<PolicyRule>>>>,
     cluster_roles: HashMap<String, Arc<Vec<PolicyRule>>>,
     /// Bindings by (namespace, name); cluster bindings under namespace "".
     bindings: BTreeMap<(String, String), (Arc<Binding>, Vec<SubjectKey>)>,
-    /// (namespace, subject) → bindings; cluster bindings under namespace "".
-    by_subject: HashMap<(String, SubjectKey), Vec<Arc<Binding>>>,
+    /// Bindings by namespace ("" for cluster bindings), then by subject.
+    by_subject: HashMap<String, Subjects>,
+}
+
+/// The bindings of one namespace by whom they name, each map keyed so that a user's request
+/// is looked up without building a key: users and groups by name, service accounts by
+/// `<namespace>:<name>` (the tail of their user name).
+#[derive(Default)]
+struct Subjects {
+    users: HashMap<String, Vec<Arc<Binding>>>,
+    groups: HashMap<String, Vec<Arc<Binding>>>,
+    accounts: HashMap<String, Vec<Arc<Binding>>>,
+}
+
+impl Subjects {
+    fn add(&mut self, subject: &SubjectKey, binding: &Arc<Binding>) {
+        let (map, key) = match subject {
+            SubjectKey::User(name) => (&mut self.users, name.clone()),
+            SubjectKey::Group(name) => (&mut self.groups, name.clone()),
+            SubjectKey::ServiceAccount(ns, name) => (&mut self.accounts, format!("{ns}:{name}")),
+        };
+        map.entry(key).or_default().push(binding.clone());
+    }
+
+    /// The bindings naming `user`: by name, by each group, by service account.
+    fn of<'a>(&'a self, user: &'a UserInfo) -> impl Iterator<Item = &'a Arc<Binding>> + 'a {
+        let account = user
+            .name
+            .strip_prefix("system:serviceaccount:")
+            .filter(|_| service_account(&user.name).is_some());
+        let by_name = self.users.get(user.name.as_str());
+        let by_group = user
+            .groups
+            .iter()
+            .filter_map(|g| self.groups.get(g.as_str()));
+        let by_account = account.and_then(|key| self.accounts.get(key));
+        by_name
+            .into_iter()
+            .chain(by_group)
+            .chain(by_account)
+            .flatten()
+    }
 }
 
 /// Splits a key `/<plural>/[<namespace>/]<name>` into namespace and name.
@@ -154,7 +185,10 @@ impl State {
                     }
                 };
                 if kind == Kind::Role {
-                    self.roles.insert((namespace, name), Arc::new(rules));
+                    self.roles
+                        .entry(namespace)
+                        .or_default()
+                        .insert(name, Arc::new(rules));
                 } else {
                     self.cluster_roles.insert(name, Arc::new(rules));
                 }
@@ -189,7 +223,9 @@ impl State {
         };
         match kind {
             Kind::Role => {
-                self.roles.remove(&(namespace, name));
+                if let Some(roles) = self.roles.get_mut(&namespace) {
+                    roles.remove(&name);
+                }
             }
             Kind::ClusterRole => {
                 self.cluster_roles.remove(&name);
@@ -202,13 +238,11 @@ impl State {
 
     /// Rebuilds the subject index (after binding changes; bindings change rarely).
     fn reindex(&mut self) {
-        let mut by_subject: HashMap<(String, SubjectKey), Vec<Arc<Binding>>> = HashMap::new();
+        let mut by_subject: HashMap<String, Subjects> = HashMap::new();
         for ((namespace, _), (binding, subjects)) in &self.bindings {
+            let scope = by_subject.entry(namespace.clone()).or_default();
             for subject in subjects {
-                by_subject
-                    .entry((namespace.clone(), subject.clone()))
-                    .or_default()
-                    .push(binding.clone());
+                scope.add(subject, binding);
             }
         }
         self.by_subject = by_subject;
@@ -253,7 +287,6 @@ impl Policy {
         mut visit: impl FnMut(&Source<'_>, &PolicyRule) -> bool,
     ) -> Vec<String> {
         let state = self.state.read();
-        let keys = SubjectKey::for_user(user);
         let mut errors = Vec::new();
         let mut seen: Vec<*const Binding> = Vec::new();
         let scopes: &[&str] = if namespace.is_empty() {
@@ -262,37 +295,36 @@ impl Policy {
             &["", namespace]
         };
         for scope in scopes {
-            for key in &keys {
-                let Some(bindings) = state.by_subject.get(&(scope.to_string(), key.clone())) else {
+            let Some(subjects) = state.by_subject.get(*scope) else {
+                continue;
+            };
+            for binding in subjects.of(user) {
+                // A binding naming the user twice (as user and by group) counts once.
+                let id = Arc::as_ptr(binding);
+                if seen.contains(&id) {
+                    continue;
+                }
+                seen.push(id);
+                let rules = match binding.role_ref.kind.as_str() {
+                    "ClusterRole" => state.cluster_roles.get(&binding.role_ref.name),
+                    "Role" if !binding.namespace.is_empty() => state
+                        .roles
+                        .get(binding.namespace.as_str())
+                        .and_then(|roles| roles.get(binding.role_ref.name.as_str())),
+                    _ => None,
+                };
+                let Some(rules) = rules else {
+                    errors.push(missing_role(binding));
                     continue;
                 };
-                for binding in bindings {
-                    // A binding naming the user twice (as user and by group) counts once.
-                    let id = Arc::as_ptr(binding);
-                    if seen.contains(&id) {
-                        continue;
-                    }
-                    seen.push(id);
-                    let rules = match binding.role_ref.kind.as_str() {
-                        "ClusterRole" => state.cluster_roles.get(&binding.role_ref.name),
-                        "Role" if !binding.namespace.is_empty() => state
-                            .roles
-                            .get(&(binding.namespace.clone(), binding.role_ref.name.clone())),
-                        _ => None,
-                    };
-                    let Some(rules) = rules else {
-                        errors.push(missing_role(binding));
-                        continue;
-                    };
-                    let source = Source {
-                        namespace: &binding.namespace,
-                        binding: &binding.name,
-                        role_ref: &binding.role_ref,
-                    };
-                    for rule in rules.iter() {
-                        if !visit(&source, rule) {
-                            return errors;
-                        }
+                let source = Source {
+                    namespace: &binding.namespace,
+                    binding: &binding.name,
+                    role_ref: &binding.role_ref,
+                };
+                for rule in rules.iter() {
+                    if !visit(&source, rule) {
+                        return errors;
                     }
                 }
             }
@@ -317,7 +349,8 @@ impl Policy {
             "ClusterRole" => state.cluster_roles.get(&role_ref.name).cloned(),
             "Role" => state
                 .roles
-                .get(&(namespace.to_string(), role_ref.name.clone()))
+                .get(namespace)
+                .and_then(|roles| roles.get(role_ref.name.as_str()))
                 .cloned(),
             _ => None,
         }
@@ -327,7 +360,7 @@ impl Policy {
     pub fn counts(&self) -> (usize, usize) {
         let state = self.state.read();
         (
-            state.roles.len() + state.cluster_roles.len(),
+            state.roles.values().map(HashMap::len).sum::<usize>() + state.cluster_roles.len(),
             state.bindings.len(),
         )
     }
