@@ -106,7 +106,7 @@ pub fn by_name(name: &str) -> Option<Plugin> {
         "NamespaceLifecycle" => Plugin::Mutating(Box::new(NamespaceLifecycle)),
         "NodeRestriction" => Plugin::Mutating(Box::new(NodeRestriction)),
         "ServiceAccount" => Plugin::Mutating(Box::new(ServiceAccount)),
-        "Priority" => Plugin::Mutating(Box::new(Priority)),
+        "Priority" => Plugin::Mutating(Box::new(Priority::default())),
         _ => return None,
     })
 }

@@ -7,8 +7,11 @@
 //! The two classes upstream creates at start, `system-node-critical` and
 //! `system-cluster-critical`, are [`system_classes`]; the API server keeps them.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use async_trait::async_trait;
-use ferry_store::{KeyRange, RangeRequest};
+use ferry_store::{Event, EventKind, KeyValue};
 use serde_json::{json, Value};
 
 use super::{Attributes, MutatingPlugin, Operation};
@@ -23,8 +26,65 @@ const PRIORITY_CLASSES: GroupResource = GroupResource {
     resource: "priorityclasses",
 };
 
-/// The Priority plugin.
-pub struct Priority;
+/// The Priority plugin, with the PriorityClasses kept in memory from the store once it first
+/// needs them (as upstream's plugin reads them from an informer).
+#[derive(Default)]
+pub struct Priority {
+    classes: tokio::sync::OnceCell<Arc<Classes>>,
+}
+
+/// Every PriorityClass, by store key.
+#[derive(Default)]
+struct Classes(parking_lot::RwLock<BTreeMap<Vec<u8>, Value>>);
+
+impl crate::reflector::Reflected for Classes {
+    fn prefixes(&self) -> &'static [&'static str] {
+        &["/priorityclasses/"]
+    }
+
+    fn replace(&self, listed: Vec<(usize, KeyValue)>) {
+        *self.0.write() = listed
+            .into_iter()
+            .filter_map(|(_, kv)| Some((kv.key.to_vec(), serde_json::from_slice(&kv.value).ok()?)))
+            .collect();
+    }
+
+    fn apply(&self, _index: usize, events: &[Event]) {
+        let mut classes = self.0.write();
+        for event in events {
+            let key = event.kv.key.to_vec();
+            match event.kind {
+                EventKind::Put => match serde_json::from_slice(&event.kv.value) {
+                    Ok(class) => {
+                        classes.insert(key, class);
+                    }
+                    Err(_) => {
+                        classes.remove(&key);
+                    }
+                },
+                EventKind::Delete => {
+                    classes.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+impl Priority {
+    /// Every PriorityClass (listed and then watched from `storage` on first use).
+    async fn classes(&self, storage: &Storage) -> Result<Vec<Value>, ApiError> {
+        let view = self
+            .classes
+            .get_or_try_init(|| async {
+                let view = Arc::new(Classes::default());
+                crate::reflector::start(&view, storage.store.clone()).await?;
+                Ok::<_, ApiError>(view)
+            })
+            .await?;
+        let classes = view.0.read().values().cloned().collect();
+        Ok(classes)
+    }
+}
 
 /// The classes upstream's API server creates at start.
 pub fn system_classes() -> [Value; 2] {
@@ -45,23 +105,6 @@ pub fn system_classes() -> [Value; 2] {
             "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary.",
         ),
     ]
-}
-
-/// Every PriorityClass in the store.
-async fn classes(storage: &Storage) -> Result<Vec<Value>, ApiError> {
-    let info = ferry_api::registry::find("scheduling.k8s.io", "v1", "priorityclasses")
-        .ok_or_else(|| ApiError::internal("priorityclasses not registered"))?;
-    let listed = storage
-        .store
-        .range(RangeRequest::new(KeyRange::prefix(crate::storage::prefix(
-            info, "",
-        ))))
-        .await?;
-    Ok(listed
-        .kvs
-        .iter()
-        .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
-        .collect())
 }
 
 /// The class a pod without `priorityClassName` gets: the global default with the highest
@@ -118,7 +161,7 @@ impl MutatingPlugin for Priority {
             if object["globalDefault"].as_bool() != Some(true) {
                 return Ok(());
             }
-            let classes = classes(storage).await?;
+            let classes = self.classes(storage).await?;
             let other = classes.iter().find(|c| {
                 c["globalDefault"].as_bool() == Some(true) && meta_str(c, "name") != Some(&name)
             });
@@ -133,7 +176,7 @@ impl MutatingPlugin for Priority {
         if resource != PODS || attributes.operation != Operation::Create {
             return Ok(());
         }
-        let classes = classes(storage).await?;
+        let mut classes = self.classes(storage).await?;
         let class_name = object["spec"]["priorityClassName"]
             .as_str()
             .unwrap_or_default()
@@ -145,6 +188,20 @@ impl MutatingPlugin for Priority {
             }
             class
         } else {
+            let known = classes
+                .iter()
+                .any(|c| meta_str(c, "name") == Some(&class_name));
+            if !known {
+                // Just created, perhaps, and not yet seen by the watch: ask the store.
+                let info = ferry_api::registry::find("scheduling.k8s.io", "v1", "priorityclasses")
+                    .ok_or_else(|| ApiError::internal("priorityclasses not registered"))?;
+                let key = crate::storage::key(info, "", &class_name);
+                if let Some(kv) = storage.store.get(&key).await? {
+                    if let Ok(class) = serde_json::from_slice(&kv.value) {
+                        classes.push(class);
+                    }
+                }
+            }
             let class = classes
                 .iter()
                 .find(|c| meta_str(c, "name") == Some(&class_name));
