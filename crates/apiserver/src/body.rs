@@ -22,6 +22,9 @@ impl BodyError {
     }
 }
 
+/// Requests bodies larger than this get 413, as upstream's 3 MiB limit.
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
 /// A request or response body.
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BodyError>;
 

@@ -12,6 +12,7 @@
 //! request through these files.
 
 pub mod admission;
+pub mod audit;
 pub mod auth;
 pub mod binding;
 pub mod body;

@@ -24,7 +24,7 @@ use crate::auth::{
     PrivilegedGroups,
 };
 use crate::body::{Request as HttpRequest, Response};
-use crate::filters::audit::{Audit, AuditSink, TracingSink};
+use crate::filters::audit::{Audit, Auditor, RemoteAddr, TracingSink};
 use crate::filters::authentication::{Authenticate, ClientCertificate};
 use crate::filters::authorization::Authorize;
 use crate::filters::impersonation::Impersonate;
@@ -54,7 +54,7 @@ pub struct Server {
     address: Arc<parking_lot::Mutex<String>>,
     metrics: Arc<Metrics>,
     registry: Arc<prometheus_client::registry::Registry>,
-    audit: Arc<dyn AuditSink>,
+    audit: std::sync::OnceLock<Arc<Auditor>>,
     max_inflight: MaxInFlight,
     kubelet: Arc<std::sync::OnceLock<crate::kubelet::KubeletClient>>,
     /// The RBAC objects, when RBAC is one of the authorization modes.
@@ -122,7 +122,7 @@ impl Server {
             address: Arc::new(parking_lot::Mutex::new(String::new())),
             metrics,
             registry: Arc::new(registry),
-            audit: Arc::new(TracingSink),
+            audit: std::sync::OnceLock::new(),
             max_inflight: MaxInFlight::default(),
             kubelet: Arc::default(),
             policy,
@@ -143,7 +143,7 @@ impl Server {
             .layer(FilterLayer(ParseRequestInfo))
             .layer(FilterLayer(Instrument(self.metrics.clone())))
             .layer(FilterLayer(Authenticate(self.auth.clone())))
-            .layer(FilterLayer(Audit(self.audit.clone())))
+            .layer(FilterLayer(Audit(self.auditor())))
             .layer(FilterLayer(Impersonate(self.auth.clone())))
             .layer(FilterLayer(self.max_inflight.clone()))
             .layer(FilterLayer(Authorize(self.auth.clone())))
@@ -156,6 +156,23 @@ impl Server {
                 kubelet: self.kubelet.clone(),
                 tokens: self.tokens.clone(),
             })
+    }
+
+    /// What is audited and where it goes (upstream's `--audit-policy-file` and backend); by
+    /// default every request at `Metadata` as `tracing` events. Set once, before serving.
+    pub fn set_audit(&self, auditor: Auditor) {
+        let _ = self.audit.set(Arc::new(auditor));
+    }
+
+    fn auditor(&self) -> Arc<Auditor> {
+        self.audit
+            .get_or_init(|| {
+                Arc::new(Auditor {
+                    policy: None,
+                    sink: Arc::new(TracingSink),
+                })
+            })
+            .clone()
     }
 
     /// How the server reaches kubelets: `tls` trusts the cluster CA (kubelets' serving
@@ -482,6 +499,7 @@ pub async fn serve(
                     let mut request = request
                         .map(|body| body.map_err(crate::body::BodyError::new).boxed_unsync());
                     request.extensions_mut().insert(certificate.clone());
+                    request.extensions_mut().insert(RemoteAddr(remote));
                     chain.clone().oneshot(request)
                 },
             );

@@ -67,6 +67,18 @@ pub struct Args {
     /// Longest lifetime of a requested service-account token (longer requests are shortened).
     #[arg(long, value_parser = parse_duration)]
     service_account_max_token_expiration: Option<std::time::Duration>,
+    /// The audit policy (`audit.k8s.io/v1` Policy): which requests are recorded, at which level.
+    #[arg(long)]
+    audit_policy_file: Option<PathBuf>,
+    /// The audit log (`-`: standard output); needs `--audit-policy-file`.
+    #[arg(long)]
+    audit_log_path: Option<PathBuf>,
+    /// Rotate the audit log past this many MiB (0: never).
+    #[arg(long, default_value_t = 0)]
+    audit_log_maxsize: u64,
+    /// Old audit log files kept (0: all).
+    #[arg(long, default_value_t = 0)]
+    audit_log_maxbackup: usize,
     /// The audiences a token presented to the API server must name (comma-separated);
     /// default: the service-account issuers.
     #[arg(long, value_delimiter = ',')]
@@ -284,6 +296,39 @@ fn join_token(path: &std::path::Path, pki: &Pki) -> anyhow::Result<JoinToken> {
     Ok(token)
 }
 
+/// The audit policy and backend of `--audit-*`: without a policy nothing goes to the log
+/// (as upstream); with a policy and no log path, events go to `tracing`.
+fn auditor(args: &Args) -> anyhow::Result<Option<ferry_apiserver::filters::audit::Auditor>> {
+    use ferry_apiserver::audit::log::{LogConfig, LogSink};
+    use ferry_apiserver::audit::policy::Policy;
+    use ferry_apiserver::filters::audit::{Auditor, TracingSink};
+    let Some(policy_file) = &args.audit_policy_file else {
+        if args.audit_log_path.is_some() {
+            tracing::warn!("--audit-log-path without --audit-policy-file: nothing is audited");
+        }
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(policy_file)
+        .with_context(|| format!("reading {}", policy_file.display()))?;
+    let policy = Policy::parse(&text)
+        .map_err(|e| anyhow::anyhow!("--audit-policy-file {}: {e}", policy_file.display()))?;
+    let sink: Arc<dyn ferry_apiserver::filters::audit::AuditSink> = match &args.audit_log_path {
+        Some(path) => Arc::new(
+            LogSink::open(LogConfig {
+                path: path.clone(),
+                max_size_mib: args.audit_log_maxsize,
+                max_backups: args.audit_log_maxbackup,
+            })
+            .with_context(|| format!("opening the audit log {}", path.display()))?,
+        ),
+        None => Arc::new(TracingSink),
+    };
+    Ok(Some(Auditor {
+        policy: Some(policy),
+        sink,
+    }))
+}
+
 /// The service-account token issuer and authenticator of `--service-account-*`.
 fn service_account_tokens(
     args: &Args,
@@ -374,6 +419,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("--authorization-mode: {e}"))?;
     let server = Server::new(store, AuthenticatorChain(authenticators), &modes, admission);
     server.set_service_account_tokens(tokens);
+    if let Some(auditor) = auditor(&args)? {
+        server.set_audit(auditor);
+    }
     server.bootstrap().await.map_err(|e| {
         anyhow::anyhow!(
             "creating the system namespaces and the default RBAC policy: {}",

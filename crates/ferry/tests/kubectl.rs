@@ -1014,6 +1014,72 @@ fn nodes_read_only_what_their_pods_use() {
     .0));
 }
 
+/// `--audit-policy-file` and `--audit-log-path`: each request at the level of the first rule
+/// that matches it, one `audit.k8s.io/v1` Event a line.
+#[test]
+fn the_audit_log_records_what_the_policy_says() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let policy = tmp.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n\
+         - level: RequestResponse\n  verbs: [create]\n  resources: [{group: \"\", resources: [configmaps]}]\n\
+         - level: Metadata\n  resources: [{group: \"\", resources: [secrets]}]\n\
+         - level: None\n",
+    )
+    .expect("policy");
+    let log = tmp.path().join("logs/audit.log");
+    let data = tmp.path().join("data");
+    let ferry = Ferry::start_in(
+        &data,
+        &[
+            &format!("--audit-policy-file={}", policy.display()),
+            &format!("--audit-log-path={}", log.display()),
+        ],
+    );
+    ferry.ok(&["create", "configmap", "audited", "--from-literal=a=b"]);
+    ferry.ok(&["get", "configmap", "audited"]);
+    ferry.ok(&["get", "secrets"]);
+    // kubectl's requests (the in-process controllers write too, with the admin's identity).
+    let events = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("one JSON event a line"))
+            .filter(|e| {
+                e["userAgent"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("kubectl"))
+            })
+            .collect()
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || events().len() >= 2),
+        "{:?}",
+        events()
+    );
+    let events = events();
+    assert_eq!(events.len(), 2, "only what the policy records: {events:?}");
+    let created = &events[0];
+    assert_eq!(created["apiVersion"], "audit.k8s.io/v1");
+    assert_eq!(created["kind"], "Event");
+    assert_eq!(created["level"], "RequestResponse");
+    assert_eq!(created["stage"], "ResponseComplete");
+    assert_eq!(created["verb"], "create");
+    assert_eq!(created["user"]["username"], "ferry-admin");
+    assert_eq!(created["objectRef"]["resource"], "configmaps");
+    assert_eq!(created["objectRef"]["namespace"], "default");
+    assert_eq!(created["responseStatus"]["code"], 201);
+    assert_eq!(created["sourceIPs"][0], "127.0.0.1");
+    assert_eq!(created["requestObject"]["data"]["a"], "b");
+    assert_eq!(created["responseObject"]["metadata"]["name"], "audited");
+    let listed = &events[1];
+    assert_eq!(listed["level"], "Metadata");
+    assert_eq!(listed["verb"], "list");
+    assert_eq!(listed["objectRef"]["resource"], "secrets");
+    assert!(listed.get("requestObject").is_none() && listed.get("responseObject").is_none());
+}
+
 #[test]
 fn typed_clients_send_protobuf_and_it_is_understood() {
     let ferry = Ferry::start();

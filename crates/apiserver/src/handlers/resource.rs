@@ -17,9 +17,6 @@ use crate::rest::{self, Request};
 use crate::scale::ScaleView;
 use crate::status::ApiError;
 
-/// Requests bodies larger than this get 413, as upstream's 3 MiB limit.
-pub const MAX_BODY: usize = 3 * 1024 * 1024;
-
 /// What a resource request carries besides its body.
 pub struct Call<'a> {
     /// What the path asks for.
@@ -126,7 +123,7 @@ pub async fn handle(
         )
         .await;
     }
-    let body = body::read(body, MAX_BODY)
+    let body = body::read(body, body::MAX_BODY)
         .await
         .map_err(|_| ApiError::too_large())?;
     let warnings = parking_lot::Mutex::new(Vec::new());
