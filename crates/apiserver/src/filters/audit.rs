@@ -90,8 +90,8 @@ impl Filter for Audit {
                         let object = as_object(&bytes, &content_type(&parts.headers));
                         (Request::from_parts(parts, crate::body::full(bytes)), object)
                     }
-                    // Too large or broken: the handler answers it, from an empty body.
-                    Err(_) => (Request::from_parts(parts, crate::body::empty()), None),
+                    // Answered as the handler would answer it (and not recorded).
+                    Err(_) => return Ok(crate::status::ApiError::too_large().into_response()),
                 }
             } else {
                 (request, None)
@@ -217,7 +217,13 @@ mod tests {
         let mut post = as_user("/api/v1/namespaces/default/configmaps", "admin");
         *post.method_mut() = http::Method::POST;
         *post.body_mut() = crate::body::full(r#"{"kind":"ConfigMap","data":{"a":"1"}}"#);
-        chain.oneshot(post).await.expect("ok");
+        chain.clone().oneshot(post).await.expect("ok");
+        // A body over the limit is refused as the handler refuses it.
+        let mut large = as_user("/api/v1/namespaces/default/configmaps", "admin");
+        *large.method_mut() = http::Method::POST;
+        *large.body_mut() = crate::body::full(vec![b' '; crate::body::MAX_BODY + 1]);
+        let refused = chain.oneshot(large).await.expect("ok");
+        assert_eq!(refused.status(), 413);
         let events = recorder.0.lock().expect("lock");
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].level, Level::RequestResponse);
