@@ -38,7 +38,7 @@ fn errors_reason(errors: &[String]) -> String {
 impl Authorizer for RbacAuthorizer {
     fn authorize(&self, user: &UserInfo, request: &RequestInfo) -> Decision {
         let mut allowed = false;
-        let errors = self.0.visit_rules(user, &request.namespace, |_, rule| {
+        let errors = self.0.visit_rules(user, &request.namespace, |rule| {
             allowed = rules::allows(rule, request);
             !allowed
         });

@@ -101,9 +101,8 @@ pub fn service_account(user: &str) -> Option<(&str, &str)> {
 /// A binding as the authorizer sees it.
 #[derive(Debug)]
 struct Binding {
-    /// `clusterrolebinding "x"` or `rolebinding "ns/x"`, for messages.
+    /// The binding's namespace ("" for a ClusterRoleBinding): where a Role it names lives.
     namespace: String,
-    name: String,
     role_ref: RoleRef,
 }
 
@@ -209,7 +208,6 @@ impl State {
                     .collect();
                 let binding = Arc::new(Binding {
                     namespace: namespace.clone(),
-                    name: name.clone(),
                     role_ref: stored.role_ref,
                 });
                 self.bindings.insert((namespace, name), (binding, subjects));
@@ -249,16 +247,6 @@ impl State {
     }
 }
 
-/// Where a visited rule comes from, for messages.
-pub struct Source<'a> {
-    /// The binding's namespace ("" for a ClusterRoleBinding).
-    pub namespace: &'a str,
-    /// The binding's name.
-    pub binding: &'a str,
-    /// The role it refers to.
-    pub role_ref: &'a RoleRef,
-}
-
 /// The RBAC objects, kept up to date from the store.
 #[derive(Default)]
 pub struct Policy {
@@ -284,7 +272,7 @@ impl Policy {
         &self,
         user: &UserInfo,
         namespace: &str,
-        mut visit: impl FnMut(&Source<'_>, &PolicyRule) -> bool,
+        mut visit: impl FnMut(&PolicyRule) -> bool,
     ) -> Vec<String> {
         let state = self.state.read();
         let mut errors = Vec::new();
@@ -317,13 +305,8 @@ impl Policy {
                     errors.push(missing_role(binding));
                     continue;
                 };
-                let source = Source {
-                    namespace: &binding.namespace,
-                    binding: &binding.name,
-                    role_ref: &binding.role_ref,
-                };
                 for rule in rules.iter() {
-                    if !visit(&source, rule) {
+                    if !visit(rule) {
                         return errors;
                     }
                 }
@@ -335,7 +318,7 @@ impl Policy {
     /// Every rule that applies to `user` in `namespace`, and the problems met.
     pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> (Vec<PolicyRule>, Vec<String>) {
         let mut rules = Vec::new();
-        let errors = self.visit_rules(user, namespace, |_, rule| {
+        let errors = self.visit_rules(user, namespace, |rule| {
             rules.push(rule.clone());
             true
         });
@@ -354,15 +337,6 @@ impl Policy {
                 .cloned(),
             _ => None,
         }
-    }
-
-    /// How many roles and bindings are known (for tests and logs).
-    pub fn counts(&self) -> (usize, usize) {
-        let state = self.state.read();
-        (
-            state.roles.values().map(HashMap::len).sum::<usize>() + state.cluster_roles.len(),
-            state.bindings.len(),
-        )
     }
 }
 

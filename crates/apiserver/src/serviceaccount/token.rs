@@ -208,7 +208,7 @@ mod tests {
         let mut forged = claims();
         forged.sub = "system:serviceaccount:kube-system:admin".into();
         parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).expect("json"));
-        assert!(verify(&parts.join("."), &[key.public.clone()]).is_err());
+        assert!(verify(&parts.join("."), std::slice::from_ref(&key.public)).is_err());
         assert_eq!(unverified_issuer("not-a-jwt"), None);
     }
 }
