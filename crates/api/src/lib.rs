@@ -20,7 +20,9 @@ pub mod printers;
 pub mod qos;
 pub mod quantity;
 pub mod query;
+pub mod quota;
 pub mod registry;
+pub mod resources;
 pub mod time;
 
 pub use registry::{ResourceInfo, Subresource, RESOURCES};

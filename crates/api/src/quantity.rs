@@ -161,6 +161,95 @@ impl Quantity {
     }
 }
 
+/// How a quantity is written (upstream's `resource.Format`): sums keep the format of their first
+/// operand, and [`Quantity::canonical`] writes a value back in it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// Powers of ten with SI suffixes: `500m`, `2`, `1k`, `100M`.
+    #[default]
+    DecimalSi,
+    /// Powers of two: `128Mi`, `1Gi`.
+    BinarySi,
+    /// Scientific notation: `1e3`.
+    DecimalExponent,
+}
+
+impl Format {
+    /// The format of a quantity string, from its suffix as upstream's parser decides it.
+    pub fn of(input: &str) -> Format {
+        let suffix = input.trim_start_matches(['+', '-']);
+        let suffix = suffix.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+        if suffix.ends_with('i') {
+            Format::BinarySi
+        } else if suffix.len() > 1 && suffix.starts_with(['e', 'E']) {
+            Format::DecimalExponent
+        } else {
+            Format::DecimalSi
+        }
+    }
+}
+
+impl Quantity {
+    /// The value written as upstream's `Quantity.String()` writes it in `format`: the largest
+    /// suffix that keeps the number whole (`1500m`, `1k`, `128Mi`); binary values below 1024 or
+    /// not whole fall back to decimal.
+    pub fn canonical(&self, format: Format) -> String {
+        if self.nanos == 0 {
+            return "0".into();
+        }
+        let sign = if self.nanos < 0 { "-" } else { "" };
+        let magnitude = self.nanos.unsigned_abs();
+        let nano = NANO.unsigned_abs();
+        if format == Format::BinarySi && magnitude >= 1024 * nano && magnitude.is_multiple_of(nano) {
+            const SUFFIXES: [&str; 7] = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
+            let mut units = magnitude / nano;
+            let mut power = 0;
+            while power + 1 < SUFFIXES.len() && units.is_multiple_of(1024) {
+                units /= 1024;
+                power += 1;
+            }
+            return format!("{sign}{units}{}", SUFFIXES[power]);
+        }
+        // mantissa × 10^exponent, exponent a multiple of 3 as large as keeps mantissa whole.
+        let mut mantissa = magnitude;
+        let mut exponent = -9;
+        while mantissa.is_multiple_of(1000) && exponent < 18 {
+            mantissa /= 1000;
+            exponent += 3;
+        }
+        if format == Format::DecimalExponent {
+            return match exponent {
+                0 => format!("{sign}{mantissa}"),
+                e => format!("{sign}{mantissa}e{e}"),
+            };
+        }
+        let suffix = match exponent {
+            -9 => "n",
+            -6 => "u",
+            -3 => "m",
+            0 => "",
+            3 => "k",
+            6 => "M",
+            9 => "G",
+            12 => "T",
+            15 => "P",
+            _ => "E",
+        };
+        format!("{sign}{mantissa}{suffix}")
+    }
+}
+
+impl std::ops::Sub for Quantity {
+    type Output = Quantity;
+
+    /// The difference (saturating).
+    fn sub(self, other: Quantity) -> Quantity {
+        Quantity {
+            nanos: self.nanos.saturating_sub(other.nanos),
+        }
+    }
+}
+
 impl std::ops::Add for Quantity {
     type Output = Quantity;
 
@@ -297,6 +386,50 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(Quantity::parse(input), Err(want.clone()), "{input}");
         }
+    }
+
+    #[test]
+    fn writes_back_as_upstream_writes() {
+        let cases: &[(&str, &str)] = &[
+            ("0", "0"),
+            ("0Mi", "0"),
+            ("1500m", "1500m"),
+            ("1.5", "1500m"),
+            ("2000m", "2"),
+            ("1000", "1k"),
+            ("1500", "1500"),
+            ("0.1", "100m"),
+            ("100M", "100M"),
+            ("1e3", "1e3"),
+            ("1500e-3", "1500e-3"),
+            ("128Mi", "128Mi"),
+            ("1024Mi", "1Gi"),
+            ("1536Mi", "1536Mi"),
+            ("512Ki", "512Ki"),
+            ("1000Ki", "1000Ki"),
+            ("0.5Ki", "512"),
+            ("0.5Mi", "512Ki"),
+            ("-1Gi", "-1Gi"),
+            ("-500m", "-500m"),
+            ("1n", "1n"),
+            ("1E", "1E"),
+            ("2E", "2E"),
+        ];
+        for (input, want) in cases {
+            let q = Quantity::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(q.canonical(Format::of(input)), *want, "{input}");
+        }
+        let one_k = Quantity::from_units(1000);
+        assert_eq!(
+            one_k.canonical(Format::BinarySi),
+            "1k",
+            "not a power of two"
+        );
+        assert_eq!(
+            (Quantity::from_units(1 << 30) - Quantity::from_units(512 << 20))
+                .canonical(Format::BinarySi),
+            "512Mi"
+        );
     }
 
     #[test]

@@ -74,3 +74,89 @@ async fn follow(view: &dyn Reflected, store: &dyn Store, revision: i64) -> Resul
     }
     Err(StoreError::Closed("the watch ended".into()))
 }
+
+/// Every object under some key prefixes, decoded and by key: the view an admission plugin
+/// reads (PriorityClasses, LimitRanges, ResourceQuotas), started on first use.
+pub struct Objects {
+    prefixes: &'static [&'static str],
+    objects: parking_lot::RwLock<std::collections::BTreeMap<Vec<u8>, serde_json::Value>>,
+}
+
+impl Reflected for Objects {
+    fn prefixes(&self) -> &'static [&'static str] {
+        self.prefixes
+    }
+
+    fn replace(&self, listed: Vec<(usize, KeyValue)>) {
+        *self.objects.write() = listed
+            .into_iter()
+            .filter_map(|(_, kv)| Some((kv.key.to_vec(), serde_json::from_slice(&kv.value).ok()?)))
+            .collect();
+    }
+
+    fn apply(&self, _index: usize, events: &[Event]) {
+        let mut objects = self.objects.write();
+        for event in events {
+            let key = event.kv.key.to_vec();
+            let decoded = match event.kind {
+                ferry_store::EventKind::Put => serde_json::from_slice(&event.kv.value).ok(),
+                ferry_store::EventKind::Delete => None,
+            };
+            match decoded {
+                Some(object) => objects.insert(key, object),
+                None => objects.remove(&key),
+            };
+        }
+    }
+}
+
+impl Objects {
+    /// The objects whose keys start with `prefix` (`/limitranges/<namespace>/`), in key order.
+    pub fn under(&self, prefix: &str) -> Vec<serde_json::Value> {
+        let objects = self.objects.read();
+        objects
+            .range(prefix.as_bytes().to_vec()..)
+            .take_while(|(key, _)| key.starts_with(prefix.as_bytes()))
+            .map(|(_, object)| object.clone())
+            .collect()
+    }
+
+    /// Whether some object's key starts with `prefix`.
+    pub fn any_under(&self, prefix: &str) -> bool {
+        let objects = self.objects.read();
+        objects
+            .range(prefix.as_bytes().to_vec()..)
+            .next()
+            .is_some_and(|(key, _)| key.starts_with(prefix.as_bytes()))
+    }
+}
+
+/// An [`Objects`] view listed and watched from the store the first time it is read.
+pub struct LazyObjects {
+    prefixes: &'static [&'static str],
+    view: tokio::sync::OnceCell<Arc<Objects>>,
+}
+
+impl LazyObjects {
+    /// A view of the objects under `prefixes`, not started yet.
+    pub const fn new(prefixes: &'static [&'static str]) -> LazyObjects {
+        LazyObjects {
+            prefixes,
+            view: tokio::sync::OnceCell::const_new(),
+        }
+    }
+
+    /// The view, started from `store` on first use.
+    pub async fn get(&self, store: &Arc<dyn Store>) -> Result<&Arc<Objects>, StoreError> {
+        self.view
+            .get_or_try_init(|| async {
+                let view = Arc::new(Objects {
+                    prefixes: self.prefixes,
+                    objects: Default::default(),
+                });
+                start(&view, store.clone()).await?;
+                Ok(view)
+            })
+            .await
+    }
+}

@@ -476,6 +476,8 @@ pub async fn create(rest: &Rest, req: &Request<'_>) -> Result<(u16, Value), ApiE
         operation: Operation::Create,
         user: req.user,
         old: None,
+        dry_run: req.dry_run(),
+        warnings: Some(req.warnings),
     };
     rest.admission
         .admit(&rest.storage, &attributes, &mut object)
@@ -712,6 +714,8 @@ async fn write_update(
             operation: Operation::Update,
             user: req.user,
             old: Some(&old),
+            dry_run: req.dry_run(),
+            warnings: Some(req.warnings),
         };
         rest.admission
             .admit(&rest.storage, &attributes, &mut new)
@@ -874,6 +878,8 @@ async fn delete_one(
             operation: Operation::Delete,
             user: req.user,
             old: None,
+            dry_run: req.dry_run(),
+            warnings: Some(req.warnings),
         };
         let mut admitted = object.clone();
         rest.admission

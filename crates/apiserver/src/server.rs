@@ -104,10 +104,10 @@ impl Server {
             authz: Box::new(AuthorizerChain(authorizers)),
         });
         if let Some(policy) = &policy {
-            admission.add_validating(Box::new(crate::rbac::escalation::Escalation {
+            admission.add_validating(crate::rbac::escalation::Escalation {
                 auth: auth.clone(),
                 policy: policy.clone(),
-            }));
+            });
         }
         let mut registry = prometheus_client::registry::Registry::default();
         let rest = Rest {

@@ -7,15 +7,23 @@
 //! before its validation; validating plugins ([`ValidatingPlugin`], `Validate`) after its
 //! validation, just before the store.
 
+mod default_toleration_seconds;
+mod limit_ranger;
 mod namespace_lifecycle;
 mod node_restriction;
 mod priority;
+mod resource_quota;
 mod service_account;
 
+pub use default_toleration_seconds::DefaultTolerationSeconds;
+pub use limit_ranger::LimitRanger;
 pub use namespace_lifecycle::{NamespaceLifecycle, IMMORTAL_NAMESPACES};
 pub use node_restriction::NodeRestriction;
 pub use priority::{system_classes as system_priority_classes, Priority};
+pub use resource_quota::ResourceQuota;
 pub use service_account::{ServiceAccount, TOKEN_MOUNT_PATH};
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use ferry_api::registry::ResourceInfo;
@@ -48,6 +56,33 @@ pub struct Attributes<'a> {
     pub user: Option<&'a UserInfo>,
     /// The stored object, for an update.
     pub old: Option<&'a Value>,
+    /// Whether the request is a dry run (`dryRun=All`): plugins with side effects (quota
+    /// charges) check without writing.
+    pub dry_run: bool,
+    /// Where a plugin leaves warnings for the client (`Warning` response headers); `None` for
+    /// writes whose warnings nobody reads.
+    pub warnings: Option<&'a parking_lot::Mutex<Vec<String>>>,
+}
+
+impl Attributes<'_> {
+    /// 403 `<resource> "<name>" is forbidden: <why>` for `object` (upstream's
+    /// `admission.NewForbidden`).
+    pub fn forbidden(&self, object: &Value, why: &str) -> ApiError {
+        let name = crate::object::meta_str(object, "name").unwrap_or("Unknown");
+        ApiError::forbidden_object(crate::status::Target::of(self.resource, name), why)
+    }
+
+    /// Passes a warning to the client.
+    pub fn warn(&self, warning: String) {
+        if let Some(warnings) = self.warnings {
+            warnings.lock().push(warning);
+        }
+    }
+
+    /// The namespace written in ("" for cluster-scoped objects).
+    pub fn namespace<'o>(&self, object: &'o Value) -> &'o str {
+        crate::object::meta_str(object, "namespace").unwrap_or_default()
+    }
 }
 
 /// A plugin that may change the object (and refuse it).
@@ -81,20 +116,50 @@ pub trait ValidatingPlugin: Send + Sync {
     ) -> Result<(), ApiError>;
 }
 
-/// One plugin, of either phase (a plugin of upstream may be both; ferry's are one or the other).
-pub enum Plugin {
+/// One plugin: its mutating phase, its validating phase, or both (LimitRanger defaults in one
+/// and checks in the other).
+#[derive(Default)]
+pub struct Plugin {
     /// Runs in the mutating phase.
-    Mutating(Box<dyn MutatingPlugin>),
+    pub mutating: Option<Arc<dyn MutatingPlugin>>,
     /// Runs in the validating phase.
-    Validating(Box<dyn ValidatingPlugin>),
+    pub validating: Option<Arc<dyn ValidatingPlugin>>,
 }
 
-/// The plugins ferry has, by upstream's name, in upstream's order.
+impl Plugin {
+    fn mutating(plugin: impl MutatingPlugin + 'static) -> Plugin {
+        Plugin {
+            mutating: Some(Arc::new(plugin)),
+            validating: None,
+        }
+    }
+
+    fn validating(plugin: impl ValidatingPlugin + 'static) -> Plugin {
+        Plugin {
+            mutating: None,
+            validating: Some(Arc::new(plugin)),
+        }
+    }
+
+    fn both(plugin: impl MutatingPlugin + ValidatingPlugin + 'static) -> Plugin {
+        let plugin = Arc::new(plugin);
+        Plugin {
+            mutating: Some(plugin.clone()),
+            validating: Some(plugin),
+        }
+    }
+}
+
+/// The plugins ferry has, by upstream's name, in upstream's order (ResourceQuota last: a
+/// refusal after it would leave its charge behind).
 pub const PLUGINS: &[&str] = &[
     "NamespaceLifecycle",
+    "LimitRanger",
     "ServiceAccount",
     "NodeRestriction",
     "Priority",
+    "DefaultTolerationSeconds",
+    "ResourceQuota",
 ];
 
 /// The plugins `ferry server` enables when none are named: all of [`PLUGINS`].
@@ -103,10 +168,13 @@ pub const DEFAULT_PLUGINS: &[&str] = PLUGINS;
 /// The plugin called `name`.
 pub fn by_name(name: &str) -> Option<Plugin> {
     Some(match name {
-        "NamespaceLifecycle" => Plugin::Mutating(Box::new(NamespaceLifecycle)),
-        "NodeRestriction" => Plugin::Mutating(Box::new(NodeRestriction)),
-        "ServiceAccount" => Plugin::Mutating(Box::new(ServiceAccount)),
-        "Priority" => Plugin::Mutating(Box::new(Priority::default())),
+        "NamespaceLifecycle" => Plugin::mutating(NamespaceLifecycle),
+        "LimitRanger" => Plugin::both(LimitRanger::default()),
+        "NodeRestriction" => Plugin::mutating(NodeRestriction),
+        "ServiceAccount" => Plugin::mutating(ServiceAccount),
+        "Priority" => Plugin::mutating(Priority::default()),
+        "DefaultTolerationSeconds" => Plugin::mutating(DefaultTolerationSeconds),
+        "ResourceQuota" => Plugin::validating(ResourceQuota::default()),
         _ => return None,
     })
 }
@@ -119,8 +187,8 @@ pub struct UnknownPlugin(pub String);
 /// The chain: mutating plugins, then validating ones, each in order; the first refusal wins.
 #[derive(Default)]
 pub struct Chain {
-    mutating: Vec<Box<dyn MutatingPlugin>>,
-    validating: Vec<Box<dyn ValidatingPlugin>>,
+    mutating: Vec<Arc<dyn MutatingPlugin>>,
+    validating: Vec<Arc<dyn ValidatingPlugin>>,
 }
 
 impl Chain {
@@ -137,19 +205,18 @@ impl Chain {
             if !names.iter().any(|n| n.as_ref() == *name) {
                 continue;
             }
-            match by_name(name) {
-                Some(Plugin::Mutating(p)) => chain.mutating.push(p),
-                Some(Plugin::Validating(p)) => chain.validating.push(p),
-                None => {}
-            }
+            let plugin = by_name(name).unwrap_or_default();
+            chain.mutating.extend(plugin.mutating);
+            chain.validating.extend(plugin.validating);
         }
         Ok(chain)
     }
 
     /// Adds a validating check that is not one of the named plugins and cannot be disabled
-    /// (RBAC's escalation prevention, which upstream runs in its registry).
-    pub fn add_validating(&mut self, check: Box<dyn ValidatingPlugin>) {
-        self.validating.push(check);
+    /// (RBAC's escalation prevention, which upstream runs in its registry); it runs before the
+    /// named plugins, so that ResourceQuota stays last.
+    pub fn add_validating(&mut self, check: impl ValidatingPlugin + 'static) {
+        self.validating.insert(0, Arc::new(check));
     }
 
     /// The names of the plugins in the chain, mutating first.
@@ -202,7 +269,7 @@ mod tests {
             .expect("unknown");
         assert_eq!(
             err.to_string(),
-            "unknown admission plugin \"AlwaysPullImages\" (known: NamespaceLifecycle, ServiceAccount, NodeRestriction, Priority)"
+            "unknown admission plugin \"AlwaysPullImages\" (known: NamespaceLifecycle, LimitRanger, ServiceAccount, NodeRestriction, Priority, DefaultTolerationSeconds, ResourceQuota)"
         );
     }
 }

@@ -141,6 +141,8 @@ mod tests {
             operation,
             user,
             old: None,
+            dry_run: false,
+            warnings: None,
         };
         check(&attributes, object).map_err(|e| e.to_status()["message"].clone())
     }
@@ -202,6 +204,8 @@ mod tests {
             operation: Operation::Update,
             user: Some(&n1),
             old: Some(&stored),
+            dry_run: false,
+            warnings: None,
         };
         let refused = NodeRestriction
             .admit(&storage, &attributes, &mut moved)

@@ -7,15 +7,12 @@
 //! The two classes upstream creates at start, `system-node-critical` and
 //! `system-cluster-critical`, are [`system_classes`]; the API server keeps them.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use async_trait::async_trait;
-use ferry_store::{Event, EventKind, KeyValue};
 use serde_json::{json, Value};
 
 use super::{Attributes, MutatingPlugin, Operation};
 use crate::object::meta_str;
+use crate::reflector::LazyObjects;
 use crate::registry::{GroupResource, PODS};
 use crate::status::ApiError;
 use crate::storage::Storage;
@@ -28,44 +25,14 @@ const PRIORITY_CLASSES: GroupResource = GroupResource {
 
 /// The Priority plugin, with the PriorityClasses kept in memory from the store once it first
 /// needs them (as upstream's plugin reads them from an informer).
-#[derive(Default)]
 pub struct Priority {
-    classes: tokio::sync::OnceCell<Arc<Classes>>,
+    classes: LazyObjects,
 }
 
-/// Every PriorityClass, by store key.
-#[derive(Default)]
-struct Classes(parking_lot::RwLock<BTreeMap<Vec<u8>, Value>>);
-
-impl crate::reflector::Reflected for Classes {
-    fn prefixes(&self) -> &'static [&'static str] {
-        &["/priorityclasses/"]
-    }
-
-    fn replace(&self, listed: Vec<(usize, KeyValue)>) {
-        *self.0.write() = listed
-            .into_iter()
-            .filter_map(|(_, kv)| Some((kv.key.to_vec(), serde_json::from_slice(&kv.value).ok()?)))
-            .collect();
-    }
-
-    fn apply(&self, _index: usize, events: &[Event]) {
-        let mut classes = self.0.write();
-        for event in events {
-            let key = event.kv.key.to_vec();
-            match event.kind {
-                EventKind::Put => match serde_json::from_slice(&event.kv.value) {
-                    Ok(class) => {
-                        classes.insert(key, class);
-                    }
-                    Err(_) => {
-                        classes.remove(&key);
-                    }
-                },
-                EventKind::Delete => {
-                    classes.remove(&key);
-                }
-            }
+impl Default for Priority {
+    fn default() -> Priority {
+        Priority {
+            classes: LazyObjects::new(&["/priorityclasses/"]),
         }
     }
 }
@@ -73,16 +40,8 @@ impl crate::reflector::Reflected for Classes {
 impl Priority {
     /// Every PriorityClass (listed and then watched from `storage` on first use).
     async fn classes(&self, storage: &Storage) -> Result<Vec<Value>, ApiError> {
-        let view = self
-            .classes
-            .get_or_try_init(|| async {
-                let view = Arc::new(Classes::default());
-                crate::reflector::start(&view, storage.store.clone()).await?;
-                Ok::<_, ApiError>(view)
-            })
-            .await?;
-        let classes = view.0.read().values().cloned().collect();
-        Ok(classes)
+        let view = self.classes.get(&storage.store).await?;
+        Ok(view.under("/priorityclasses/"))
     }
 }
 

@@ -350,6 +350,8 @@ fn strategy_for(info: &ResourceInfo) -> Box<dyn Strategy> {
         ("", "events") => Box::new(core::event::EventStrategy),
         ("", "secrets") => Box::new(core::secret::SecretStrategy),
         ("", "configmaps") => Box::new(core::configmap::ConfigMapStrategy),
+        ("", "limitranges") => Box::new(core::limitrange::LimitRangeStrategy),
+        ("", "resourcequotas") => Box::new(core::resourcequota::ResourceQuotaStrategy),
         ("", "replicationcontrollers") => {
             Box::new(core::replicationcontroller::ReplicationControllerStrategy)
         }

@@ -87,6 +87,8 @@ pub async fn create_token(
                 operation: Operation::Create,
                 user: req.user,
                 old: None,
+                dry_run: false,
+                warnings: None,
             },
             &mut request,
         )

@@ -3,10 +3,12 @@
 pub mod configmap;
 pub mod ephemeral;
 pub mod event;
+pub mod limitrange;
 pub mod namespace;
 pub mod node;
 pub mod persistentvolume;
 pub mod pod;
 pub mod replicationcontroller;
+pub mod resourcequota;
 pub mod secret;
 pub mod service;

@@ -1,5 +1,5 @@
 //! Pods (`pkg/registry/core/pod`): upstream's PodSpec defaults (`SetDefaults_PodSpec`,
-//! `SetDefaults_Container`, DefaultTolerationSeconds), the QoS class, which fields an update may
+//! `SetDefaults_Container`), the QoS class, which fields an update may
 //! change, graceful deletion of bound pods (finished by their kubelet), and the field selectors
 //! kubelets and controllers use.
 
@@ -25,7 +25,6 @@ impl Strategy for PodStrategy {
             if let Some(sa) = spec.get("serviceAccountName").cloned() {
                 default(spec, "serviceAccount", sa);
             }
-            add_default_tolerations(spec);
         }
         let qos = object
             .get_mut("spec")
@@ -229,7 +228,7 @@ pub fn default_pull_policy(image: &str) -> &'static str {
 /// Upstream's `SetDefaults_Pod` for resources (requests default to limits), then the QoS class
 /// of the defaulted spec (`GetPodQOS`). A spec that does not decode is left as it is (the typed
 /// round trip refuses it next).
-fn default_requests_and_qos(spec: &mut Value) -> &'static str {
+pub fn default_requests_and_qos(spec: &mut Value) -> &'static str {
     let Ok(mut typed) = serde_json::from_value::<PodSpec>(spec.clone()) else {
         return QosClass::BestEffort.as_str();
     };
@@ -238,29 +237,6 @@ fn default_requests_and_qos(spec: &mut Value) -> &'static str {
         *spec = defaulted;
     }
     compute_qos_class(&typed).as_str()
-}
-
-/// DefaultTolerationSeconds admission: tolerate not-ready and unreachable nodes for 300 s.
-fn add_default_tolerations(spec: &mut Value) {
-    let tolerations = spec
-        .as_object_mut()
-        .map(|s| s.entry("tolerations").or_insert(json!([])));
-    let Some(Value::Array(tolerations)) = tolerations else {
-        return;
-    };
-    for key in [
-        "node.kubernetes.io/not-ready",
-        "node.kubernetes.io/unreachable",
-    ] {
-        let present = tolerations.iter().any(|t| {
-            t.get("key").and_then(Value::as_str) == Some(key)
-                || (t.get("key").is_none()
-                    && t.get("operator").and_then(Value::as_str) == Some("Exists"))
-        });
-        if !present {
-            tolerations.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
-        }
-    }
 }
 
 /// A pod spec's containers: at least one, names unique DNS labels, images set.
@@ -346,26 +322,10 @@ mod tests {
             Some(&json!("default"))
         );
         assert_eq!(
-            pod.pointer("/spec/tolerations")
-                .and_then(Value::as_array)
-                .map(Vec::len),
-            Some(2)
-        );
-        assert_eq!(
             pod.pointer("/status"),
             Some(&json!({"phase": "Pending", "qosClass": "Burstable"}))
         );
         validate(pods(), &pod, None).expect("valid");
-    }
-
-    #[test]
-    fn an_exists_toleration_without_key_covers_the_defaults() {
-        let mut pod = json!({"metadata": {"name": "p"}, "spec": {"tolerations": [{"operator": "Exists"}], "containers": [{"name": "c", "image": "x"}]}});
-        prepare_for_create(pods(), &mut pod, None);
-        assert_eq!(
-            pod.pointer("/spec/tolerations"),
-            Some(&json!([{"operator": "Exists"}]))
-        );
     }
 
     #[test]
