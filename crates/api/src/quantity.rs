@@ -200,7 +200,8 @@ impl Quantity {
         let sign = if self.nanos < 0 { "-" } else { "" };
         let magnitude = self.nanos.unsigned_abs();
         let nano = NANO.unsigned_abs();
-        if format == Format::BinarySi && magnitude >= 1024 * nano && magnitude.is_multiple_of(nano) {
+        if format == Format::BinarySi && magnitude >= 1024 * nano && magnitude.is_multiple_of(nano)
+        {
             const SUFFIXES: [&str; 7] = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
             let mut units = magnitude / nano;
             let mut power = 0;

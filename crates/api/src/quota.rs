@@ -161,6 +161,15 @@ fn is_special_request(name: &str) -> bool {
 }
 
 impl Evaluator {
+    /// The evaluator of objects of `resource` in `group`; `None` for what quota ignores
+    /// (Events, as upstream's default configuration).
+    pub fn for_resource(group: &str, resource: &str) -> Option<Evaluator> {
+        match (group, resource) {
+            ("" | "events.k8s.io", "events") => None,
+            _ => Some(Evaluator::of(group, resource)),
+        }
+    }
+
     /// The evaluator of objects of `resource` in `group`.
     pub fn of(group: &str, resource: &str) -> Evaluator {
         match (group, resource) {

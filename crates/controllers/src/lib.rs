@@ -26,6 +26,7 @@ pub mod nodelifecycle;
 pub mod podgc;
 pub mod queue;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod serviceaccount;
 pub mod serviceaccounttoken;
 pub mod servicelb;
@@ -43,7 +44,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    Endpoints, Namespace, Node, Pod, Secret, Service, ServiceAccount,
+    Endpoints, Namespace, Node, Pod, ResourceQuota, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -84,6 +85,8 @@ pub struct Options {
     /// Signs the legacy tokens of `kubernetes.io/service-account-token` Secrets (upstream's
     /// `--service-account-private-key-file`); without it they stay unfilled.
     pub token_signer: Option<TokenSigner>,
+    /// `--resource-quota-sync-period`: how often every quota is recounted.
+    pub resource_quota_sync_period: Duration,
 }
 
 /// A [`serviceaccounttoken::LegacyTokenSigner`] in [`Options`].
@@ -110,6 +113,7 @@ impl Default for Options {
             cluster_signing_key_file: None,
             cluster_signing_duration: certificates::DEFAULT_SIGNING_DURATION,
             token_signer: None,
+            resource_quota_sync_period: resourcequota::DEFAULT_SYNC_PERIOD,
         }
     }
 }
@@ -152,6 +156,8 @@ pub struct Context {
     pub endpoints: Arc<Informer<Endpoints>>,
     /// All ClusterRoles.
     pub cluster_roles: Arc<Informer<ClusterRole>>,
+    /// All ResourceQuotas.
+    pub resource_quotas: Arc<Informer<ResourceQuota>>,
 }
 
 fn pod_node(pod: &Pod) -> Option<String> {
@@ -193,7 +199,8 @@ impl Context {
                 Some(endpointslice::slice_service),
             ),
             endpoints: Informer::new(Api::all(client.clone()), all.clone()),
-            cluster_roles: Informer::new(Api::all(client.clone()), all),
+            cluster_roles: Informer::new(Api::all(client.clone()), all.clone()),
+            resource_quotas: Informer::new(Api::all(client.clone()), all),
             client,
             options,
         })
@@ -225,6 +232,7 @@ impl Context {
         tasks.spawn(self.endpoint_slices.clone().run());
         tasks.spawn(self.endpoints.clone().run());
         tasks.spawn(self.cluster_roles.clone().run());
+        tasks.spawn(self.resource_quotas.clone().run());
     }
 
     async fn wait_synced(&self) {
@@ -243,6 +251,7 @@ impl Context {
         self.endpoint_slices.wait_synced().await;
         self.endpoints.wait_synced().await;
         self.cluster_roles.wait_synced().await;
+        self.resource_quotas.wait_synced().await;
     }
 }
 
@@ -282,6 +291,7 @@ pub async fn run(
     let gc = gc::GarbageCollector::new(ctx.clone());
     let csr_approving = certificates::CsrApprovingController::new(ctx.clone());
     let aggregation = clusterroleaggregation::AggregationController::new(ctx.clone());
+    let quotas = resourcequota::ResourceQuotaController::new(ctx.clone());
     let tokens = ctx
         .options
         .token_signer
@@ -324,6 +334,12 @@ pub async fn run(
     controllers.spawn(gc.clone().run(workers));
     controllers.spawn(queue::run(csr_approving.clone(), workers));
     controllers.spawn(queue::run(aggregation.clone(), 1));
+    controllers.spawn(queue::run(quotas.clone(), workers));
+    controllers.spawn(
+        quotas
+            .clone()
+            .resync(ctx.options.resource_quota_sync_period),
+    );
     if let Some(tokens) = &tokens {
         controllers.spawn(queue::run(tokens.clone(), workers));
     }
@@ -343,6 +359,7 @@ pub async fn run(
     service_accounts.queue().shut_down();
     csr_approving.queue().shut_down();
     aggregation.queue().shut_down();
+    quotas.queue().shut_down();
     if let Some(tokens) = &tokens {
         tokens.queue().shut_down();
     }

@@ -51,6 +51,10 @@ pub struct ControllerFlags {
     /// `<data-dir>/tls/service-account.key`).
     #[arg(long)]
     pub service_account_private_key_file: Option<PathBuf>,
+    /// How often every ResourceQuota's usage is recounted (besides recounts when what it counts
+    /// is deleted).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub resource_quota_sync_period: Duration,
 }
 
 /// The token controller's signer: the API server's service-account key.
@@ -94,6 +98,7 @@ impl ControllerFlags {
             cluster_signing_key_file: self.cluster_signing_key_file.clone(),
             cluster_signing_duration: self.cluster_signing_duration,
             token_signer,
+            resource_quota_sync_period: self.resource_quota_sync_period,
         })
     }
 }

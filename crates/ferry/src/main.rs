@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// The API server on its store (embedded by default), writing an admin kubeconfig.
-    Server(server::Args),
+    Server(Box<server::Args>),
     /// The node agent: joins a server, runs containerd, registers the Node and runs the pods
     /// bound to it (the kubelet). `--cleanup` removes what it made on this machine.
     Agent(agent::AgentArgs),
@@ -55,7 +55,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Server(args) => runtime.block_on(server::run(args)),
+        Command::Server(args) => runtime.block_on(server::run(*args)),
         Command::Agent(args) => runtime.block_on(agent::run(args, components::shutdown_signal())),
         Command::Controllers(args) => runtime.block_on(components::controllers(args)),
         Command::Scheduler(args) => runtime.block_on(components::scheduler(args)),

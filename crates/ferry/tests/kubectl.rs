@@ -1858,3 +1858,144 @@ fn unserved_subresources_are_not_found() {
     let status = ferry.ok(&["get", "--raw", "/api/v1/namespaces/default/pods/p/status"]);
     assert!(status.contains("\"kind\":\"Pod\""), "{status}");
 }
+
+/// LimitRanger fills a namespace's container defaults and bounds what pods ask for; a
+/// ResourceQuota counted by the quota controller refuses the write that would exceed it with
+/// upstream's message, `kubectl describe quota` shows the count, and deleting gives it back.
+#[test]
+fn limit_ranges_default_and_quotas_refuse() {
+    let ferry = Ferry::start();
+    ferry.ok(&["create", "namespace", "team"]);
+    let stderr = |out: Output| String::from_utf8_lossy(&out.stderr).to_string();
+    let pod = |name: &str, resources: &str| {
+        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: team}}\nspec:\n  containers: [{{name: c, image: busybox{resources}}}]\n")
+    };
+    ferry.apply_yaml(
+        "create",
+        "apiVersion: v1\nkind: LimitRange\nmetadata: {name: limits, namespace: team}\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 500m, memory: 128Mi}\n    defaultRequest: {cpu: 100m}\n    max: {cpu: '1'}\n",
+    );
+    // The LimitRange's own defaults: defaultRequest from default where unset.
+    assert_eq!(
+        ferry.ok(&[
+            "get",
+            "limitrange",
+            "limits",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.spec.limits[0].defaultRequest}"
+        ]),
+        r#"{"cpu":"100m","memory":"128Mi"}"#
+    );
+    ferry.apply_yaml("create", &pod("bare", ""));
+    assert_eq!(
+        ferry.ok(&["get", "pod", "bare", "-n", "team", "-o", "jsonpath={.spec.containers[0].resources.requests.cpu} {.spec.containers[0].resources.limits.cpu} {.spec.containers[0].resources.limits.memory} {.status.qosClass}"]),
+        "100m 500m 128Mi Burstable"
+    );
+    assert_eq!(
+        ferry.ok(&["get", "pod", "bare", "-n", "team", "-o", "jsonpath={.metadata.annotations.kubernetes\\.io/limit-ranger}"]),
+        "LimitRanger plugin set: cpu, memory request for container c; cpu, memory limit for container c"
+    );
+    let greedy = stderr(ferry.with_stdin(
+        &["create", "-f", "-"],
+        &pod("greedy", ", resources: {limits: {cpu: '2'}}"),
+    ));
+    assert!(
+        greedy.contains(
+            "pods \"greedy\" is forbidden: maximum cpu usage per Container is 1, but limit is 2"
+        ),
+        "{greedy}"
+    );
+
+    ferry.apply_yaml(
+        "create",
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: quota, namespace: team}\nspec:\n  hard: {pods: '2', requests.cpu: '1', count/configmaps: '2'}\n",
+    );
+    let used = |field: &str| {
+        ferry.ok(&[
+            "get",
+            "quota",
+            "quota",
+            "-n",
+            "team",
+            "-o",
+            &format!("jsonpath={{.status.used.{field}}}"),
+        ])
+    };
+    // Counted by the controller: the pod already there, the root CA ConfigMap.
+    assert!(
+        eventually(Duration::from_secs(10), || used("pods") == "1"),
+        "{}",
+        ferry.ok(&["get", "quota", "quota", "-n", "team", "-o", "yaml"])
+    );
+    assert_eq!(used("requests\\.cpu"), "100m");
+    ferry.apply_yaml("create", &pod("second", ""));
+    assert_eq!(used("pods"), "2", "charged by admission at once");
+    assert_eq!(used("requests\\.cpu"), "200m");
+    let third = stderr(ferry.with_stdin(&["create", "-f", "-"], &pod("third", "")));
+    assert!(
+        third.contains("pods \"third\" is forbidden: exceeded quota: quota, requested: pods=1, used: pods=2, limited: pods=2"),
+        "{third}"
+    );
+    let described = ferry.ok(&["describe", "quota", "quota", "-n", "team"]);
+    assert!(
+        described
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["pods", "2", "2"]),
+        "{described}"
+    );
+    ferry.ok(&["delete", "pod", "second", "-n", "team", "--wait=false"]);
+    assert!(
+        eventually(Duration::from_secs(10), || used("pods") == "1"),
+        "given back when the pod went"
+    );
+    // A dry run checks without charging.
+    ferry.ok(&[
+        "run",
+        "dry",
+        "-n",
+        "team",
+        "--image=busybox",
+        "--dry-run=server",
+    ]);
+    assert_eq!(used("pods"), "1");
+    ferry.apply_yaml("create", &pod("third", ""));
+    assert_eq!(used("pods"), "2");
+
+    // Object counts: kube-root-ca.crt is one of the two ConfigMaps allowed.
+    assert!(eventually(Duration::from_secs(10), || used(
+        "count/configmaps"
+    ) == "1"));
+    ferry.ok(&["create", "configmap", "one", "-n", "team"]);
+    let two = stderr(ferry.kubectl(&["create", "configmap", "two", "-n", "team"]));
+    assert!(
+        two.contains("configmaps \"two\" is forbidden: exceeded quota: quota, requested: count/configmaps=1, used: count/configmaps=2, limited: count/configmaps=2"),
+        "{two}"
+    );
+    ferry.ok(&["delete", "configmap", "one", "-n", "team"]);
+    assert!(eventually(Duration::from_secs(10), || used(
+        "count/configmaps"
+    ) == "1"));
+    ferry.ok(&["create", "configmap", "two", "-n", "team"]);
+
+    // A quota on cpu needs every container to say how much it requests.
+    ferry.ok(&["delete", "limitrange", "limits", "-n", "team"]);
+    ferry.ok(&["delete", "pod", "third", "-n", "team", "--wait=false"]);
+    assert!(eventually(Duration::from_secs(10), || used("pods") == "1"));
+    let unrequested = stderr(ferry.with_stdin(&["create", "-f", "-"], &pod("loose", "")));
+    assert!(
+        unrequested.contains(
+            "pods \"loose\" is forbidden: failed quota: quota: must specify requests.cpu for: c"
+        ),
+        "{unrequested}"
+    );
+    let invalid = stderr(ferry.with_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: bad, namespace: team}\nspec:\n  hard: {pods: '-1'}\n",
+    ));
+    assert!(
+        invalid
+            .contains("spec.hard[pods]: Invalid value: \"-1\": must be greater than or equal to 0"),
+        "{invalid}"
+    );
+}

@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::{Attributes, Operation, ValidatingPlugin};
 use crate::reflector::LazyObjects;
+use crate::registry::GroupResource;
 use crate::status::ApiError;
 use crate::storage::Storage;
 
@@ -180,10 +181,12 @@ impl ValidatingPlugin for ResourceQuota {
         object: &Value,
     ) -> Result<(), ApiError> {
         let info = attributes.resource;
-        let evaluator = Evaluator::of(info.group, info.plural);
+        let GroupResource { group, resource } = GroupResource::of(info);
+        let Some(evaluator) = Evaluator::for_resource(group, resource) else {
+            return Ok(());
+        };
         let handled = attributes.subresource.is_empty()
             && info.namespaced
-            && info.plural != "events"
             && match attributes.operation {
                 Operation::Create => true,
                 Operation::Update => evaluator.charges_updates(),
