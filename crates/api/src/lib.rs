@@ -16,6 +16,7 @@ pub mod kinds;
 pub mod matching;
 pub mod openapi;
 pub mod patch;
+pub mod pod_security;
 pub mod printers;
 pub mod qos;
 pub mod quantity;
