@@ -779,7 +779,7 @@ mod tests {
             level: Level::Restricted,
             version: Version::Latest,
         };
-        let violations = evaluate(lv, &plain.metadata, plain.spec.as_ref().unwrap());
+        let violations = evaluate(lv, &plain.metadata, plain.spec.as_ref().expect("spec"));
         assert_eq!(
             forbidden_reason(&violations),
             "allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, seccompProfile"
@@ -789,7 +789,12 @@ mod tests {
             ""
         );
         let privileged = LevelVersion::PRIVILEGED;
-        assert!(evaluate(privileged, &plain.metadata, plain.spec.as_ref().unwrap()).is_empty());
+        assert!(evaluate(
+            privileged,
+            &plain.metadata,
+            plain.spec.as_ref().expect("spec")
+        )
+        .is_empty());
     }
 
     #[test]
