@@ -11,6 +11,7 @@ mod default_toleration_seconds;
 mod limit_ranger;
 mod namespace_lifecycle;
 mod node_restriction;
+mod pod_security;
 mod priority;
 mod resource_quota;
 mod service_account;
@@ -19,6 +20,7 @@ pub use default_toleration_seconds::DefaultTolerationSeconds;
 pub use limit_ranger::LimitRanger;
 pub use namespace_lifecycle::{NamespaceLifecycle, IMMORTAL_NAMESPACES};
 pub use node_restriction::NodeRestriction;
+pub use pod_security::{Config as PodSecurityConfig, PodSecurity};
 pub use priority::{system_classes as system_priority_classes, Priority};
 pub use resource_quota::ResourceQuota;
 pub use service_account::{ServiceAccount, TOKEN_MOUNT_PATH};
@@ -157,6 +159,7 @@ pub const PLUGINS: &[&str] = &[
     "LimitRanger",
     "ServiceAccount",
     "NodeRestriction",
+    "PodSecurity",
     "Priority",
     "DefaultTolerationSeconds",
     "ResourceQuota",
@@ -172,6 +175,7 @@ pub fn by_name(name: &str) -> Option<Plugin> {
         "LimitRanger" => Plugin::both(LimitRanger::default()),
         "NodeRestriction" => Plugin::mutating(NodeRestriction),
         "ServiceAccount" => Plugin::mutating(ServiceAccount),
+        "PodSecurity" => Plugin::validating(PodSecurity::default()),
         "Priority" => Plugin::mutating(Priority::default()),
         "DefaultTolerationSeconds" => Plugin::mutating(DefaultTolerationSeconds),
         "ResourceQuota" => Plugin::validating(ResourceQuota::default()),
@@ -269,7 +273,7 @@ mod tests {
             .expect("unknown");
         assert_eq!(
             err.to_string(),
-            "unknown admission plugin \"AlwaysPullImages\" (known: NamespaceLifecycle, LimitRanger, ServiceAccount, NodeRestriction, Priority, DefaultTolerationSeconds, ResourceQuota)"
+            "unknown admission plugin \"AlwaysPullImages\" (known: NamespaceLifecycle, LimitRanger, ServiceAccount, NodeRestriction, PodSecurity, Priority, DefaultTolerationSeconds, ResourceQuota)"
         );
     }
 }
