@@ -1999,3 +1999,90 @@ fn limit_ranges_default_and_quotas_refuse() {
         "{invalid}"
     );
 }
+
+#[test]
+fn pod_security_levels_refuse_and_warn() {
+    let ferry = Ferry::start();
+    let stderr = |out: Output| String::from_utf8_lossy(&out.stderr).to_string();
+    let pod = |name: &str, ns: &str, extra: &str| {
+        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n{extra}  containers: [{{name: c, image: busybox}}]\n")
+    };
+
+    // A namespace held to restricted refuses a pod that does not say it runs as non-root…
+    ferry.ok(&["create", "namespace", "locked"]);
+    ferry.ok(&[
+        "label",
+        "namespace",
+        "locked",
+        "pod-security.kubernetes.io/enforce=restricted",
+    ]);
+    let refused = stderr(ferry.with_stdin(&["create", "-f", "-"], &pod("plain", "locked", "")));
+    assert!(
+        refused.contains(concat!(
+            "pods \"plain\" is forbidden: violates PodSecurity \"restricted:latest\": ",
+            "allowPrivilegeEscalation != false (container \"c\" must set securityContext.allowPrivilegeEscalation=false), ",
+            "unrestricted capabilities (container \"c\" must set securityContext.capabilities.drop=[\"ALL\"]), ",
+            "runAsNonRoot != true (pod or container \"c\" must set securityContext.runAsNonRoot=true), ",
+            "seccompProfile (pod or container \"c\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")"
+        )),
+        "{refused}"
+    );
+    assert!(ferry
+        .kubectl(&["get", "pod", "plain", "-n", "locked"])
+        .stderr
+        .starts_with(b"Error from server (NotFound)"));
+    // … and admits one that does.
+    ferry.apply_yaml(
+        "create",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: careful, namespace: locked}\nspec:\n  securityContext: {runAsNonRoot: true, runAsUser: 1000, seccompProfile: {type: RuntimeDefault}}\n  containers:\n  - name: c\n    image: busybox\n    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}\n",
+    );
+
+    // warn: admitted, with the would-be violations as kubectl warnings, for workloads too.
+    ferry.ok(&["create", "namespace", "watched"]);
+    ferry.ok(&[
+        "label",
+        "namespace",
+        "watched",
+        "pod-security.kubernetes.io/warn=baseline",
+        "pod-security.kubernetes.io/warn-version=v1.32",
+    ]);
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: host, namespace: watched}\nspec:\n  selector: {matchLabels: {app: host}}\n  template:\n    metadata: {labels: {app: host}}\n    spec:\n      hostNetwork: true\n      containers: [{name: c, image: busybox, securityContext: {privileged: true}}]\n";
+    let warned = ferry.with_stdin(&["create", "-f", "-"], deployment);
+    assert!(warned.status.success(), "{}", stderr(warned.clone()));
+    let warned = stderr(warned);
+    assert!(
+        warned.contains("Warning: would violate PodSecurity \"baseline:v1.32\": host namespaces (hostNetwork=true), privileged (container \"c\" must not set securityContext.privileged=true)"),
+        "{warned}"
+    );
+
+    // Labels must name a level and a version.
+    let bogus = ferry.fails(&[
+        "label",
+        "namespace",
+        "watched",
+        "pod-security.kubernetes.io/enforce=bogus",
+    ]);
+    assert!(
+        bogus.contains("metadata.labels[pod-security.kubernetes.io/enforce]: Invalid value: \"bogus\": must be one of privileged, baseline, restricted"),
+        "{bogus}"
+    );
+
+    // Raising enforce where pods already break it warns about them, and does not evict them.
+    ferry.ok(&["create", "namespace", "busy"]);
+    ferry.apply_yaml("create", &pod("root", "busy", "  hostPID: true\n"));
+    ferry.apply_yaml("create", &pod("other", "busy", "  hostPID: true\n"));
+    let raised = ferry.kubectl(&[
+        "label",
+        "namespace",
+        "busy",
+        "pod-security.kubernetes.io/enforce=baseline",
+    ]);
+    assert!(raised.status.success(), "{}", stderr(raised.clone()));
+    let raised = stderr(raised);
+    assert!(
+        raised.contains("Warning: existing pods in namespace \"busy\" violate the new PodSecurity enforce level \"baseline:latest\"")
+            && raised.contains("Warning: other (and 1 other pod): host namespaces"),
+        "{raised}"
+    );
+    ferry.ok(&["get", "pod", "root", "-n", "busy"]);
+}

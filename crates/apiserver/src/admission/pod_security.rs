@@ -330,7 +330,7 @@ impl PodSecurity {
         config.exempt_namespaces.iter().any(|n| n == namespace)
             || attributes
                 .user
-                .is_some_and(|u| config.exempt_usernames.iter().any(|e| *e == u.name))
+                .is_some_and(|u| config.exempt_usernames.contains(&u.name))
     }
 }
 
