@@ -96,6 +96,10 @@ pub struct Args {
     /// if enabled).
     #[arg(long, value_delimiter = ',')]
     disable_admission_plugins: Vec<String>,
+    /// Upstream's `AdmissionConfiguration` file (`apiserver.config.k8s.io/v1`): the plugins'
+    /// configuration, e.g. PodSecurity's `PodSecurityConfiguration` defaults and exemptions.
+    #[arg(long)]
+    admission_control_config_file: Option<PathBuf>,
     /// The authorizers after `system:masters`' (which may do everything), in order, by upstream's
     /// names: Node, RBAC, AlwaysAllow, AlwaysDeny.
     #[arg(long, value_delimiter = ',', default_values_t = vec!["Node".to_string(), "RBAC".to_string()])]
@@ -409,7 +413,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .iter()
         .filter(|p| !args.disable_admission_plugins.contains(p))
         .collect();
-    let admission = Chain::from_names(&enabled)
+    let configuration = match &args.admission_control_config_file {
+        Some(path) => ferry_apiserver::admission::Configuration::load(path)
+            .map_err(|e| anyhow::anyhow!("--admission-control-config-file: {e}"))?,
+        None => Default::default(),
+    };
+    let admission = Chain::configured(&enabled, &configuration)
         .map_err(|e| anyhow::anyhow!("--enable-admission-plugins: {e}"))?;
     let modes = args
         .authorization_mode

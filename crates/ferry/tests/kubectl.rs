@@ -2085,4 +2085,40 @@ fn pod_security_levels_refuse_and_warn() {
         "{raised}"
     );
     ferry.ok(&["get", "pod", "root", "-n", "busy"]);
+
+    // --admission-control-config-file: cluster-wide defaults and exempt namespaces.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("admission.yaml");
+    std::fs::write(
+        &config,
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: AdmissionConfiguration\nplugins:\n- name: PodSecurity\n  configuration:\n    apiVersion: pod-security.admission.config.k8s.io/v1\n    kind: PodSecurityConfiguration\n    defaults: {enforce: baseline}\n    exemptions: {namespaces: [tools]}\n",
+    )
+    .expect("write config");
+    let data = dir.path().join("data");
+    let configured = Ferry::start_in(
+        &data,
+        &[&format!(
+            "--admission-control-config-file={}",
+            config.display()
+        )],
+    );
+    let refused = stderr(configured.with_stdin(
+        &["create", "-f", "-"],
+        &pod("root", "default", "  hostPID: true\n"),
+    ));
+    assert!(
+        refused.contains("pods \"root\" is forbidden: violates PodSecurity \"baseline:latest\": host namespaces (hostPID=true)"),
+        "{refused}"
+    );
+    configured.ok(&["create", "namespace", "tools"]);
+    configured.apply_yaml("create", &pod("root", "tools", "  hostPID: true\n"));
+    // A label still overrides the default.
+    configured.ok(&["create", "namespace", "open"]);
+    configured.ok(&[
+        "label",
+        "namespace",
+        "open",
+        "pod-security.kubernetes.io/enforce=privileged",
+    ]);
+    configured.apply_yaml("create", &pod("root", "open", "  hostPID: true\n"));
 }

@@ -7,6 +7,7 @@
 //! before its validation; validating plugins ([`ValidatingPlugin`], `Validate`) after its
 //! validation, just before the store.
 
+mod config;
 mod default_toleration_seconds;
 mod limit_ranger;
 mod namespace_lifecycle;
@@ -16,6 +17,7 @@ mod priority;
 mod resource_quota;
 mod service_account;
 
+pub use config::{ConfigError, Configuration};
 pub use default_toleration_seconds::DefaultTolerationSeconds;
 pub use limit_ranger::LimitRanger;
 pub use namespace_lifecycle::{NamespaceLifecycle, IMMORTAL_NAMESPACES};
@@ -168,25 +170,46 @@ pub const PLUGINS: &[&str] = &[
 /// The plugins `ferry server` enables when none are named: all of [`PLUGINS`].
 pub const DEFAULT_PLUGINS: &[&str] = PLUGINS;
 
-/// The plugin called `name`.
-pub fn by_name(name: &str) -> Option<Plugin> {
-    Some(match name {
+/// The plugin called `name`, with its part of `configuration` where it takes one.
+fn by_name(name: &str, configuration: &Configuration) -> Result<Option<Plugin>, ConfigError> {
+    let invalid = |message: String| ConfigError::Plugin {
+        plugin: name.to_string(),
+        message,
+    };
+    Ok(Some(match name {
         "NamespaceLifecycle" => Plugin::mutating(NamespaceLifecycle),
         "LimitRanger" => Plugin::both(LimitRanger::default()),
         "NodeRestriction" => Plugin::mutating(NodeRestriction),
         "ServiceAccount" => Plugin::mutating(ServiceAccount),
-        "PodSecurity" => Plugin::validating(PodSecurity::default()),
+        "PodSecurity" => {
+            let config = match configuration.plugin(name) {
+                Some(given) => PodSecurityConfig::from_configuration(given).map_err(invalid)?,
+                None => PodSecurityConfig::default(),
+            };
+            Plugin::validating(PodSecurity::new(config))
+        }
         "Priority" => Plugin::mutating(Priority::default()),
         "DefaultTolerationSeconds" => Plugin::mutating(DefaultTolerationSeconds),
         "ResourceQuota" => Plugin::validating(ResourceQuota::default()),
-        _ => return None,
-    })
+        _ => return Ok(None),
+    }))
 }
 
 /// A plugin name ferry does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown admission plugin {0:?} (known: {known})", known = PLUGINS.join(", "))]
 pub struct UnknownPlugin(pub String);
+
+/// A chain that cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// A plugin ferry does not have.
+    #[error(transparent)]
+    Unknown(#[from] UnknownPlugin),
+    /// A plugin's configuration is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
 
 /// The chain: mutating plugins, then validating ones, each in order; the first refusal wins.
 #[derive(Default)]
@@ -198,10 +221,19 @@ pub struct Chain {
 impl Chain {
     /// The named plugins, run in [`PLUGINS`]' order whatever the order of `names` (as upstream
     /// orders `--enable-admission-plugins`); an unknown name is an error.
-    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Result<Chain, UnknownPlugin> {
+    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Result<Chain, ChainError> {
+        Chain::configured(names, &Configuration::default())
+    }
+
+    /// As [`Chain::from_names`], each plugin with its part of `configuration`
+    /// (`--admission-control-config-file`).
+    pub fn configured<S: AsRef<str>>(
+        names: &[S],
+        configuration: &Configuration,
+    ) -> Result<Chain, ChainError> {
         for name in names {
             if !PLUGINS.contains(&name.as_ref()) {
-                return Err(UnknownPlugin(name.as_ref().to_string()));
+                return Err(UnknownPlugin(name.as_ref().to_string()).into());
             }
         }
         let mut chain = Chain::default();
@@ -209,7 +241,7 @@ impl Chain {
             if !names.iter().any(|n| n.as_ref() == *name) {
                 continue;
             }
-            let plugin = by_name(name).unwrap_or_default();
+            let plugin = by_name(name, configuration)?.unwrap_or_default();
             chain.mutating.extend(plugin.mutating);
             chain.validating.extend(plugin.validating);
         }

@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use ferry_api::pod_security::{self as pss, Level, LevelVersion, Policy, Violation, LABEL_PREFIX};
+use ferry_api::pod_security::{
+    self as pss, Level, LevelVersion, Policy, Version, Violation, LABEL_PREFIX,
+};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use serde_json::Value;
 
@@ -54,6 +56,89 @@ pub struct Config {
     pub exempt_namespaces: Vec<String>,
     /// Runtime classes whose pods are not checked.
     pub exempt_runtime_classes: Vec<String>,
+}
+
+/// The API versions of `PodSecurityConfiguration` ferry reads.
+const CONFIGURATION_VERSIONS: &[&str] = &[
+    "pod-security.admission.config.k8s.io/v1",
+    "pod-security.admission.config.k8s.io/v1beta1",
+    "pod-security.admission.config.k8s.io/v1alpha1",
+];
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConfigurationFile {
+    #[serde(default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    defaults: BTreeMap<String, String>,
+    #[serde(default)]
+    exemptions: Exemptions,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Exemptions {
+    #[serde(default)]
+    usernames: Vec<String>,
+    #[serde(default)]
+    namespaces: Vec<String>,
+    #[serde(default)]
+    runtime_classes: Vec<String>,
+}
+
+impl Config {
+    /// The plugin's configuration from upstream's `PodSecurityConfiguration`
+    /// (`pod-security.admission.config.k8s.io/v1`): `defaults` (`enforce`, `enforce-version`,
+    /// `audit`, …, privileged and latest where unset) and `exemptions`.
+    pub fn from_configuration(given: &Value) -> Result<Config, String> {
+        let file: ConfigurationFile =
+            serde_json::from_value(given.clone()).map_err(|e| e.to_string())?;
+        if file.kind != "PodSecurityConfiguration"
+            || !CONFIGURATION_VERSIONS.contains(&file.api_version.as_str())
+        {
+            return Err(format!(
+                "expected kind PodSecurityConfiguration of pod-security.admission.config.k8s.io/v1, got kind {:?} of {:?}",
+                file.kind, file.api_version
+            ));
+        }
+        let mut defaults = Policy::default();
+        let modes = [
+            ("enforce", &mut defaults.enforce),
+            ("audit", &mut defaults.audit),
+            ("warn", &mut defaults.warn),
+        ];
+        let mut errors = Vec::new();
+        for (mode, target) in modes {
+            if let Some(value) = file.defaults.get(mode) {
+                match Level::parse(value) {
+                    Some(level) => target.level = level,
+                    None => errors.push(format!(
+                        "defaults.{mode}: Invalid value: {value:?}: must be one of privileged, baseline, restricted"
+                    )),
+                }
+            }
+            if let Some(value) = file.defaults.get(&format!("{mode}-version")) {
+                match Version::parse(value) {
+                    Some(version) => target.version = version,
+                    None => errors.push(format!(
+                        "defaults.{mode}-version: Invalid value: {value:?}: must be \"latest\" or \"v1.x\""
+                    )),
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors.join(", "));
+        }
+        Ok(Config {
+            defaults,
+            exempt_usernames: file.exemptions.usernames,
+            exempt_namespaces: file.exemptions.namespaces,
+            exempt_runtime_classes: file.exemptions.runtime_classes,
+        })
+    }
 }
 
 /// The PodSecurity plugin.
@@ -490,5 +575,32 @@ mod tests {
             plugin.exempt_namespace_warning("kube-system", &plain, &Policy::default()),
             None
         );
+    }
+
+    #[test]
+    fn configuration_sets_defaults_and_exemptions() {
+        let given = json!({
+            "apiVersion": "pod-security.admission.config.k8s.io/v1",
+            "kind": "PodSecurityConfiguration",
+            "defaults": {"enforce": "baseline", "warn": "restricted", "warn-version": "v1.30"},
+            "exemptions": {"namespaces": ["kube-system"], "runtimeClasses": ["kata"]},
+        });
+        let config = Config::from_configuration(&given).expect("valid");
+        assert_eq!(config.defaults.enforce.to_string(), "baseline:latest");
+        assert_eq!(config.defaults.warn.to_string(), "restricted:v1.30");
+        assert_eq!(config.defaults.audit, LevelVersion::PRIVILEGED);
+        assert_eq!(config.exempt_namespaces, ["kube-system"]);
+        assert_eq!(config.exempt_runtime_classes, ["kata"]);
+
+        let mut bad = given.clone();
+        bad["defaults"]["enforce"] = json!("strict");
+        bad["defaults"]["audit-version"] = json!("1.30");
+        assert_eq!(
+            Config::from_configuration(&bad).expect_err("invalid"),
+            "defaults.enforce: Invalid value: \"strict\": must be one of privileged, baseline, restricted, defaults.audit-version: Invalid value: \"1.30\": must be \"latest\" or \"v1.x\""
+        );
+        let mut wrong = given;
+        wrong["kind"] = json!("AdmissionConfiguration");
+        assert!(Config::from_configuration(&wrong).is_err());
     }
 }

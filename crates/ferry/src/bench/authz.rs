@@ -226,11 +226,12 @@ pub async fn measure(pods: usize, clients: usize) -> anyhow::Result<Figures> {
         decision_us.0, decision_us.1, reference_us.0, reference_us.1
     );
     let rbac_creates_per_s = creates(&[], pods, clients).await?;
+    let no_admission = format!(
+        "--disable-admission-plugins={}",
+        ferry_apiserver::admission::PLUGINS.join(",")
+    );
     let open_creates_per_s = creates(
-        &[
-            "--authorization-mode=AlwaysAllow",
-            "--disable-admission-plugins=NamespaceLifecycle,ServiceAccount,NodeRestriction,Priority",
-        ],
+        &["--authorization-mode=AlwaysAllow", &no_admission],
         pods,
         clients,
     )
