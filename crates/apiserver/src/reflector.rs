@@ -111,6 +111,20 @@ impl Reflected for Objects {
 }
 
 impl Objects {
+    /// A view holding `objects` by key, followed nowhere (tests).
+    #[cfg(test)]
+    pub fn from_objects(objects: Vec<(String, serde_json::Value)>) -> Objects {
+        Objects {
+            prefixes: &[],
+            objects: parking_lot::RwLock::new(
+                objects
+                    .into_iter()
+                    .map(|(key, object)| (key.into_bytes(), object))
+                    .collect(),
+            ),
+        }
+    }
+
     /// The objects whose keys start with `prefix` (`/limitranges/<namespace>/`), in key order.
     pub fn under(&self, prefix: &str) -> Vec<serde_json::Value> {
         let objects = self.objects.read();

@@ -16,6 +16,7 @@ mod pod_security;
 mod priority;
 mod resource_quota;
 mod service_account;
+mod webhook;
 
 pub use config::{ConfigError, Configuration};
 pub use default_toleration_seconds::DefaultTolerationSeconds;
@@ -26,6 +27,7 @@ pub use pod_security::{Config as PodSecurityConfig, PodSecurity};
 pub use priority::{system_classes as system_priority_classes, Priority};
 pub use resource_quota::ResourceQuota;
 pub use service_account::{ServiceAccount, TOKEN_MOUNT_PATH};
+pub use webhook::{MutatingAdmissionWebhook, ValidatingAdmissionWebhook};
 
 use std::sync::Arc;
 
@@ -164,6 +166,8 @@ pub const PLUGINS: &[&str] = &[
     "PodSecurity",
     "Priority",
     "DefaultTolerationSeconds",
+    "MutatingAdmissionWebhook",
+    "ValidatingAdmissionWebhook",
     "ResourceQuota",
 ];
 
@@ -190,6 +194,8 @@ fn by_name(name: &str, configuration: &Configuration) -> Result<Option<Plugin>, 
         }
         "Priority" => Plugin::mutating(Priority::default()),
         "DefaultTolerationSeconds" => Plugin::mutating(DefaultTolerationSeconds),
+        "MutatingAdmissionWebhook" => Plugin::mutating(MutatingAdmissionWebhook::default()),
+        "ValidatingAdmissionWebhook" => Plugin::validating(ValidatingAdmissionWebhook::default()),
         "ResourceQuota" => Plugin::validating(ResourceQuota::default()),
         _ => return Ok(None),
     }))
@@ -305,7 +311,7 @@ mod tests {
             .expect("unknown");
         assert_eq!(
             err.to_string(),
-            "unknown admission plugin \"AlwaysPullImages\" (known: NamespaceLifecycle, LimitRanger, ServiceAccount, NodeRestriction, PodSecurity, Priority, DefaultTolerationSeconds, ResourceQuota)"
+            "unknown admission plugin \"AlwaysPullImages\" (known: NamespaceLifecycle, LimitRanger, ServiceAccount, NodeRestriction, PodSecurity, Priority, DefaultTolerationSeconds, MutatingAdmissionWebhook, ValidatingAdmissionWebhook, ResourceQuota)"
         );
     }
 }
