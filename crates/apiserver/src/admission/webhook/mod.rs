@@ -289,7 +289,7 @@ impl Webhooks {
             .await
             .map_err(|e| unreachable(e.to_string()))?;
         let (address, endpoint_port) =
-            resolve_endpoint(&cluster, &service.namespace, &service.name, port)
+            resolve_endpoint(cluster, &service.namespace, &service.name, port)
                 .map_err(unreachable)?;
         Ok(client::Target::new(
             address,

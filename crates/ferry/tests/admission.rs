@@ -1,0 +1,279 @@
+//! Black-box tests of admission webhooks: a real `ferry server`, the real kubectl, and a small
+//! HTTPS webhook server started by the test on 127.0.0.1 with a certificate of its own.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use common::Ferry;
+use serde_json::{json, Value};
+
+/// An HTTPS server answering AdmissionReviews: `/mutate` labels the object `hooked: "yes"`
+/// and warns; `/validate` refuses objects whose name starts with `bad`.
+struct WebhookServer {
+    port: u16,
+    ca_bundle: String,
+    calls: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WebhookServer {
+    fn start() -> WebhookServer {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress("127.0.0.1".parse().expect("ip")));
+        let cert = params.self_signed(&key).expect("certificate");
+        let ca_bundle = base64::engine::general_purpose::STANDARD.encode(cert.pem());
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .expect("tls config");
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (calls, stop) = (calls.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            stream.set_nonblocking(false).expect("blocking");
+                            let connection =
+                                rustls::ServerConnection::new(config.clone()).expect("tls");
+                            let mut tls = rustls::StreamOwned::new(connection, stream);
+                            if answer(&mut tls).is_ok() {
+                                calls.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                    }
+                }
+            })
+        };
+        WebhookServer {
+            port,
+            ca_bundle,
+            calls,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn client_config(&self, path: &str) -> Value {
+        json!({"url": format!("https://127.0.0.1:{}{path}", self.port), "caBundle": self.ca_bundle})
+    }
+}
+
+impl Drop for WebhookServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Reads one HTTP request and answers it.
+fn answer(stream: &mut impl ReadWrite) -> std::io::Result<()> {
+    let mut reader = BufReader::new(&mut *stream);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        if line.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    let review: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let request = &review["request"];
+    let uid = request["uid"].clone();
+    let path = request_line.split_whitespace().nth(1).unwrap_or_default();
+    let response = if path.starts_with("/mutate") {
+        let patch = if request["object"]["metadata"]["labels"].is_object() {
+            json!([{"op": "add", "path": "/metadata/labels/hooked", "value": "yes"}])
+        } else {
+            json!([{"op": "add", "path": "/metadata/labels", "value": {"hooked": "yes"}}])
+        };
+        let patch = base64::engine::general_purpose::STANDARD.encode(patch.to_string());
+        json!({"uid": uid, "allowed": true, "patch": patch, "patchType": "JSONPatch",
+            "warnings": [format!("mutated by the test webhook ({})", request["operation"].as_str().unwrap_or_default())]})
+    } else {
+        let name = request["name"].as_str().unwrap_or_default();
+        if name.starts_with("bad") {
+            json!({"uid": uid, "allowed": false,
+                "status": {"code": 403, "message": "bad names are not welcome"}})
+        } else {
+            json!({"uid": uid, "allowed": true})
+        }
+    };
+    let body = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response})
+        .to_string();
+    write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    stream.flush()
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+fn configuration(kind: &str, name: &str, webhooks: Value) -> String {
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": kind,
+        "metadata": {"name": name},
+        "webhooks": webhooks,
+    })
+    .to_string()
+}
+
+#[test]
+fn webhooks_mutate_refuse_and_fail_as_their_policy_says() {
+    let ferry = Ferry::start();
+    let hooks = WebhookServer::start();
+    let stderr = |out: std::process::Output| String::from_utf8_lossy(&out.stderr).to_string();
+
+    // A mutating webhook for ConfigMaps labels them and warns.
+    ferry.apply_yaml(
+        "create",
+        &configuration(
+            "MutatingWebhookConfiguration",
+            "labeller",
+            json!([{
+                "name": "label.ferry.test",
+                "clientConfig": hooks.client_config("/mutate"),
+                "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["configmaps"]}],
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+            }]),
+        ),
+    );
+    let created = ferry.kubectl(&["create", "configmap", "good"]);
+    assert!(created.status.success(), "{}", stderr(created.clone()));
+    assert!(
+        stderr(created).contains("Warning: mutated by the test webhook (CREATE)"),
+        "the webhook's warning reaches kubectl"
+    );
+    assert_eq!(
+        ferry.ok(&[
+            "get",
+            "configmap",
+            "good",
+            "-o",
+            "jsonpath={.metadata.labels.hooked}"
+        ]),
+        "yes"
+    );
+    // Not for what its rules leave out: updates, other kinds.
+    ferry.ok(&["label", "configmap", "good", "hooked-"]);
+    assert_eq!(
+        ferry.ok(&[
+            "get",
+            "configmap",
+            "good",
+            "-o",
+            "jsonpath={.metadata.labels}"
+        ]),
+        ""
+    );
+
+    // A validating webhook for namespaces labelled hooks=on refuses bad names.
+    ferry.apply_yaml(
+        "create",
+        &configuration(
+            "ValidatingWebhookConfiguration",
+            "names",
+            json!([{
+                "name": "deny.ferry.test",
+                "clientConfig": hooks.client_config("/validate"),
+                "rules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["configmaps", "secrets"]}],
+                "namespaceSelector": {"matchLabels": {"hooks": "on"}},
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+            }]),
+        ),
+    );
+    ferry.ok(&["create", "configmap", "bad-but-unwatched"]);
+    ferry.ok(&["label", "namespace", "default", "hooks=on"]);
+    let refused = stderr(ferry.kubectl(&["create", "configmap", "bad-one"]));
+    assert!(
+        refused.contains(
+            "admission webhook \"deny.ferry.test\" denied the request: bad names are not welcome"
+        ),
+        "{refused}"
+    );
+    assert!(!ferry
+        .kubectl(&["get", "configmap", "bad-one"])
+        .status
+        .success());
+    ferry.ok(&["create", "secret", "generic", "fine"]);
+
+    // A webhook that cannot be reached refuses writes under failurePolicy Fail…
+    let down = |policy: &str| {
+        configuration(
+            "ValidatingWebhookConfiguration",
+            "down",
+            json!([{
+                "name": "down.ferry.test",
+                "clientConfig": {"url": "https://127.0.0.1:1/validate", "caBundle": hooks.ca_bundle},
+                "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["secrets"]}],
+                "failurePolicy": policy,
+                "timeoutSeconds": 2,
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+            }]),
+        )
+    };
+    ferry.apply_yaml("create", &down("Fail"));
+    let failed = stderr(ferry.kubectl(&["create", "secret", "generic", "blocked"]));
+    assert!(
+        failed.contains("Internal error occurred: failed calling webhook \"down.ferry.test\": failed to call webhook: Post \"https://127.0.0.1:1/validate?timeout=2s\": dial tcp 127.0.0.1:1:"),
+        "{failed}"
+    );
+    // … is skipped under Ignore…
+    ferry.apply_yaml("apply", &down("Ignore"));
+    ferry.ok(&["create", "secret", "generic", "through"]);
+    // … and never stands in the way of removing it.
+    ferry.apply_yaml("apply", &down("Fail"));
+    ferry.ok(&["delete", "validatingwebhookconfiguration", "down"]);
+    ferry.ok(&["create", "secret", "generic", "after"]);
+
+    // Dry runs call webhooks without side effects, and what they change is answered.
+    assert_eq!(
+        ferry.ok(&[
+            "create",
+            "configmap",
+            "dry",
+            "--dry-run=server",
+            "-o",
+            "jsonpath={.metadata.labels.hooked}"
+        ]),
+        "yes"
+    );
+    assert!(!ferry.kubectl(&["get", "configmap", "dry"]).status.success());
+    assert!(hooks.calls.load(Ordering::Relaxed) >= 5);
+}
