@@ -9,6 +9,7 @@
 //! its own gets [`generic::Generic`]. A CustomResourceDefinition's strategy will be built at run
 //! time from its schema the same way.
 
+pub mod admissionregistration;
 pub mod apps;
 pub mod batch;
 pub mod certificates;
@@ -368,6 +369,16 @@ fn strategy_for(info: &ResourceInfo) -> Box<dyn Strategy> {
             Box::new(discovery::endpointslice::EndpointSliceStrategy)
         }
         ("events.k8s.io", "events") => Box::new(events::event::EventStrategy),
+        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations") => Box::new(
+            admissionregistration::webhookconfiguration::WebhookConfigurationStrategy {
+                mutating: true,
+            },
+        ),
+        ("admissionregistration.k8s.io", "validatingwebhookconfigurations") => Box::new(
+            admissionregistration::webhookconfiguration::WebhookConfigurationStrategy {
+                mutating: false,
+            },
+        ),
         ("networking.k8s.io", "ipaddresses") => Box::new(networking::ipaddress::IpAddressStrategy),
         ("networking.k8s.io", "servicecidrs") => {
             Box::new(networking::servicecidr::ServiceCidrStrategy)

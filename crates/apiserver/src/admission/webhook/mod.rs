@@ -36,8 +36,12 @@ use serde_json::{json, Value};
 use super::{Attributes, MutatingPlugin, Operation, ValidatingPlugin};
 use crate::object::{labels, meta_str};
 use crate::reflector::LazyObjects;
+use crate::registry::{GroupResource, NAMESPACES};
 use crate::status::ApiError;
 use crate::storage::Storage;
+
+/// The group of the admission configuration, whose writes are never sent to webhooks.
+const ADMISSION_CONFIGURATION_GROUP: &str = "admissionregistration.k8s.io";
 
 /// `timeoutSeconds` when unset.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -182,7 +186,7 @@ impl Webhooks {
         object: &Value,
     ) -> Result<Vec<Hook>, ApiError> {
         let info = attributes.resource;
-        if attributes.user.is_none() || info.group == "admissionregistration.k8s.io" {
+        if attributes.user.is_none() || info.group == ADMISSION_CONFIGURATION_GROUP {
             return Ok(Vec::new());
         }
         let stored = self.configurations.get(&storage.store).await?;
@@ -244,7 +248,7 @@ impl Webhooks {
         let Some(selector) = selector else {
             return Ok(true);
         };
-        if attributes.resource.group.is_empty() && attributes.resource.plural == "namespaces" {
+        if GroupResource::of(attributes.resource) == NAMESPACES {
             return Ok(selector_matches(selector, &labels(object)));
         }
         let namespace = attributes.namespace(object);
@@ -460,7 +464,7 @@ fn denied(webhook: &str, status: &Value) -> ApiError {
 fn review(version: &str, uid: &str, attributes: &Attributes<'_>, object: &Value) -> Value {
     let info = attributes.resource;
     let name = meta_str(object, "name").unwrap_or_default();
-    let is_namespace = info.group.is_empty() && info.plural == "namespaces";
+    let is_namespace = GroupResource::of(info) == NAMESPACES;
     let namespace = if is_namespace {
         name
     } else {

@@ -1,0 +1,3 @@
+//! The admissionregistration.k8s.io group.
+
+pub mod webhookconfiguration;
