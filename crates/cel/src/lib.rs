@@ -61,7 +61,10 @@ impl Program {
     }
 
     /// Evaluates the expression with `variables` bound; the result as JSON.
-    pub fn eval(&self, variables: &[(&str, &serde_json::Value)]) -> Result<serde_json::Value, EvalError> {
+    pub fn eval(
+        &self,
+        variables: &[(&str, &serde_json::Value)],
+    ) -> Result<serde_json::Value, EvalError> {
         let value = self.execute(variables)?;
         value
             .json()
@@ -81,7 +84,10 @@ impl Program {
     }
 
     /// Evaluates an expression that must give a string.
-    pub fn eval_string(&self, variables: &[(&str, &serde_json::Value)]) -> Result<String, EvalError> {
+    pub fn eval_string(
+        &self,
+        variables: &[(&str, &serde_json::Value)],
+    ) -> Result<String, EvalError> {
         match self.execute(variables)? {
             Value::String(s) => Ok(s.to_string()),
             other => Err(EvalError(format!(
@@ -95,7 +101,10 @@ impl Program {
     fn execute(&self, variables: &[(&str, &serde_json::Value)]) -> Result<Value, EvalError> {
         let mut context = Context::with_env(ENV.clone());
         let failed = |e: &dyn std::fmt::Display| {
-            EvalError(format!("expression '{}' resulted in error: {e}", self.source))
+            EvalError(format!(
+                "expression '{}' resulted in error: {e}",
+                self.source
+            ))
         };
         for (name, value) in variables {
             context
@@ -158,10 +167,16 @@ mod tests {
             Ok(true)
         );
         assert_eq!(eval("object.metadata.name.upperAscii() == 'WEB'"), Ok(true));
-        assert_eq!(eval("[1, 2, 2].isSorted() && [3, 1].isSorted() == false"), Ok(true));
+        assert_eq!(
+            eval("[1, 2, 2].isSorted() && [3, 1].isSorted() == false"),
+            Ok(true)
+        );
         assert_eq!(eval("[1, 2, 3].sum() == 6"), Ok(true));
         let missing = eval("object.spec.strategy.type == 'Recreate'").expect_err("no such key");
-        assert!(missing.to_string().contains("No such key: strategy"), "{missing}");
+        assert!(
+            missing.to_string().contains("No such key: strategy"),
+            "{missing}"
+        );
         let message = Program::compile("'replicas ' + string(object.spec.replicas) + ' > 5'")
             .expect("compiles")
             .eval_string(&[("object", &deployment)]);

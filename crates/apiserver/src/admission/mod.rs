@@ -7,14 +7,18 @@
 //! before its validation; validating plugins ([`ValidatingPlugin`], `Validate`) after its
 //! validation, just before the store.
 
+mod cel;
 mod config;
 mod default_toleration_seconds;
 mod limit_ranger;
 mod namespace_lifecycle;
 mod node_restriction;
 mod pod_security;
+mod policy;
 mod priority;
+mod request;
 mod resource_quota;
+mod rules;
 mod service_account;
 mod webhook;
 
@@ -24,6 +28,7 @@ pub use limit_ranger::LimitRanger;
 pub use namespace_lifecycle::{NamespaceLifecycle, IMMORTAL_NAMESPACES};
 pub use node_restriction::NodeRestriction;
 pub use pod_security::{Config as PodSecurityConfig, PodSecurity};
+pub use policy::ValidatingAdmissionPolicyPlugin;
 pub use priority::{system_classes as system_priority_classes, Priority};
 pub use resource_quota::ResourceQuota;
 pub use service_account::{ServiceAccount, TOKEN_MOUNT_PATH};
@@ -167,6 +172,7 @@ pub const PLUGINS: &[&str] = &[
     "Priority",
     "DefaultTolerationSeconds",
     "MutatingAdmissionWebhook",
+    "ValidatingAdmissionPolicy",
     "ValidatingAdmissionWebhook",
     "ResourceQuota",
 ];
@@ -195,6 +201,9 @@ fn by_name(name: &str, configuration: &Configuration) -> Result<Option<Plugin>, 
         "Priority" => Plugin::mutating(Priority::default()),
         "DefaultTolerationSeconds" => Plugin::mutating(DefaultTolerationSeconds),
         "MutatingAdmissionWebhook" => Plugin::mutating(MutatingAdmissionWebhook::default()),
+        "ValidatingAdmissionPolicy" => {
+            Plugin::validating(ValidatingAdmissionPolicyPlugin::default())
+        }
         "ValidatingAdmissionWebhook" => Plugin::validating(ValidatingAdmissionWebhook::default()),
         "ResourceQuota" => Plugin::validating(ResourceQuota::default()),
         _ => return Ok(None),
@@ -311,7 +320,7 @@ mod tests {
             .expect("unknown");
         assert_eq!(
             err.to_string(),
-            "unknown admission plugin \"AlwaysPullImages\" (known: NamespaceLifecycle, LimitRanger, ServiceAccount, NodeRestriction, PodSecurity, Priority, DefaultTolerationSeconds, MutatingAdmissionWebhook, ValidatingAdmissionWebhook, ResourceQuota)"
+            "unknown admission plugin \"AlwaysPullImages\" (known: NamespaceLifecycle, LimitRanger, ServiceAccount, NodeRestriction, PodSecurity, Priority, DefaultTolerationSeconds, MutatingAdmissionWebhook, ValidatingAdmissionPolicy, ValidatingAdmissionWebhook, ResourceQuota)"
         );
     }
 }

@@ -18,25 +18,22 @@
 //!   sent to webhooks, so a broken webhook can always be removed.
 
 mod client;
-mod rules;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use ferry_api::matching::selector_matches;
 use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhookConfiguration, RuleWithOperations, ValidatingWebhookConfiguration,
-    WebhookClientConfig,
+    MatchCondition, MutatingWebhookConfiguration, RuleWithOperations,
+    ValidatingWebhookConfiguration, WebhookClientConfig,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::{json, Value};
 
-use super::{Attributes, MutatingPlugin, Operation, ValidatingPlugin};
+use super::{rules, Attributes, MutatingPlugin, Operation, ValidatingPlugin};
 use crate::object::{labels, meta_str};
 use crate::reflector::LazyObjects;
-use crate::registry::{GroupResource, NAMESPACES};
 use crate::status::ApiError;
 use crate::storage::Storage;
 
@@ -59,7 +56,8 @@ struct Hook {
     timeout: Duration,
     review_versions: Vec<String>,
     reinvoke: bool,
-    match_conditions: usize,
+    /// `matchConditions`: name and CEL expression.
+    match_conditions: Vec<(String, String)>,
 }
 
 impl Hook {
@@ -74,7 +72,7 @@ impl Hook {
         side_effects: String,
         timeout_seconds: Option<i32>,
         review_versions: Vec<String>,
-        match_conditions: usize,
+        match_conditions: Option<Vec<MatchCondition>>,
     ) -> Hook {
         let timeout = timeout_seconds
             .and_then(|s| u64::try_from(s).ok())
@@ -90,7 +88,11 @@ impl Hook {
             timeout,
             review_versions,
             reinvoke: false,
-            match_conditions,
+            match_conditions: match_conditions
+                .into_iter()
+                .flatten()
+                .map(|c| (c.name, c.expression))
+                .collect(),
         }
     }
 }
@@ -120,7 +122,7 @@ fn hooks(configurations: Vec<Value>, mutating: bool) -> Vec<Hook> {
                     w.side_effects,
                     w.timeout_seconds,
                     w.admission_review_versions,
-                    w.match_conditions.map_or(0, |c| c.len()),
+                    w.match_conditions,
                 );
                 hook.reinvoke = w.reinvocation_policy.as_deref() == Some("IfNeeded");
                 hooks.push(hook);
@@ -142,7 +144,7 @@ fn hooks(configurations: Vec<Value>, mutating: bool) -> Vec<Hook> {
                     w.side_effects,
                     w.timeout_seconds,
                     w.admission_review_versions,
-                    w.match_conditions.map_or(0, |c| c.len()),
+                    w.match_conditions,
                 ));
             }
         }
@@ -154,6 +156,7 @@ fn hooks(configurations: Vec<Value>, mutating: bool) -> Vec<Hook> {
 /// EndpointSlices that selectors and service references are resolved with.
 struct Webhooks {
     mutating: bool,
+    programs: super::cel::Programs,
     configurations: LazyObjects,
     cluster: LazyObjects,
 }
@@ -164,19 +167,13 @@ const CLUSTER_PREFIXES: &[&str] = &["/namespaces/", "/services/", "/endpointslic
 /// Why a webhook was not asked, or its answer not used: a refusal to pass on as it is, or a
 /// failure that `failurePolicy` decides about.
 enum CallError {
+    /// Its match conditions left the request out: not called.
+    Skipped,
     Refused(ApiError),
     Failed(String),
 }
 
 impl Webhooks {
-    fn operation(operation: Operation) -> &'static str {
-        match operation {
-            Operation::Create => "CREATE",
-            Operation::Update => "UPDATE",
-            Operation::Delete => "DELETE",
-        }
-    }
-
     /// The webhooks that `attributes` and `object` match, or `None` when the request is not
     /// sent to webhooks at all.
     async fn matching(
@@ -201,7 +198,7 @@ impl Webhooks {
         }
         let namespace = attributes.namespace(object);
         let request = rules::Request {
-            operation: Self::operation(attributes.operation),
+            operation: super::request::operation_name(attributes.operation),
             group: info.group,
             version: info.version,
             resource: info.plural,
@@ -220,48 +217,18 @@ impl Webhooks {
                     old.as_ref(),
                     new.as_ref(),
                 )
-                || !self
-                    .namespace_selected(
-                        storage,
-                        hook.namespace_selector.as_ref(),
-                        attributes,
-                        object,
-                    )
-                    .await?
+                || !rules::namespace_selected(
+                    hook.namespace_selector.as_ref(),
+                    attributes,
+                    object,
+                    self.cluster.get(&storage.store).await?,
+                )?
             {
                 continue;
             }
             matched.push(hook);
         }
         Ok(matched)
-    }
-
-    /// Whether the request's namespace (the object itself for a Namespace) has labels that
-    /// `selector` matches; requests for other cluster-scoped objects always match.
-    async fn namespace_selected(
-        &self,
-        storage: &Storage,
-        selector: Option<&LabelSelector>,
-        attributes: &Attributes<'_>,
-        object: &Value,
-    ) -> Result<bool, ApiError> {
-        let Some(selector) = selector else {
-            return Ok(true);
-        };
-        if GroupResource::of(attributes.resource) == NAMESPACES {
-            return Ok(selector_matches(selector, &labels(object)));
-        }
-        let namespace = attributes.namespace(object);
-        if namespace.is_empty() || selector == &LabelSelector::default() {
-            return Ok(true);
-        }
-        let cluster = self.cluster.get(&storage.store).await?;
-        let found = cluster
-            .under(&format!("/namespaces/{namespace}"))
-            .into_iter()
-            .find(|ns| meta_str(ns, "name") == Some(namespace))
-            .ok_or_else(|| ApiError::internal(format!("namespace \"{namespace}\" not found")))?;
-        Ok(selector_matches(selector, &labels(&found)))
     }
 
     /// Where `hook` is reached.
@@ -314,25 +281,35 @@ impl Webhooks {
         attributes: &Attributes<'_>,
         object: &Value,
     ) -> Result<Value, CallError> {
-        if attributes.dry_run && !matches!(hook.side_effects.as_str(), "None" | "NoneOnDryRun") {
-            return Err(CallError::Refused(ApiError::bad_request(format!(
-                "admission webhook {:?} does not support dry run",
-                hook.name
-            ))));
-        }
         let failed = |why: String| {
             CallError::Failed(format!(
                 "failed calling webhook {:?}: failed to call webhook: {why}",
                 hook.name
             ))
         };
-        if hook.match_conditions > 0 {
-            // Conditions are CEL, which this server does not evaluate yet: an evaluation error,
-            // as upstream treats one, decided by the failure policy.
-            return Err(CallError::Failed(format!(
-                "failed to evaluate match conditions of webhook {:?}: CEL expressions are not supported",
+        if !hook.match_conditions.is_empty() {
+            let variables = super::cel::RequestVariables::of(attributes, object);
+            let outcome = super::cel::match_conditions(
+                &self.programs,
+                &hook.match_conditions,
+                &variables.bindings(),
+            );
+            match outcome {
+                super::cel::Matched::Yes => {}
+                super::cel::Matched::No => return Err(CallError::Skipped),
+                super::cel::Matched::Error(why) => {
+                    return Err(CallError::Failed(format!(
+                        "failed calling webhook {:?}: {why}",
+                        hook.name
+                    )))
+                }
+            }
+        }
+        if attributes.dry_run && !matches!(hook.side_effects.as_str(), "None" | "NoneOnDryRun") {
+            return Err(CallError::Refused(ApiError::bad_request(format!(
+                "admission webhook {:?} does not support dry run",
                 hook.name
-            )));
+            ))));
         }
         let version = ["v1", "v1beta1"]
             .into_iter()
@@ -382,6 +359,7 @@ impl Webhooks {
     /// Applies `failurePolicy` to a call that failed.
     fn decide(&self, hook: &Hook, error: CallError) -> Result<(), ApiError> {
         match error {
+            CallError::Skipped => Ok(()),
             CallError::Refused(refusal) => Err(refusal),
             CallError::Failed(why) if hook.ignore_failures => {
                 tracing::warn!(webhook = %hook.name, %why, "webhook failed, ignored by its failurePolicy");
@@ -462,47 +440,8 @@ fn denied(webhook: &str, status: &Value) -> ApiError {
 
 /// The `AdmissionReview` sent about `object`.
 fn review(version: &str, uid: &str, attributes: &Attributes<'_>, object: &Value) -> Value {
-    let info = attributes.resource;
-    let name = meta_str(object, "name").unwrap_or_default();
-    let is_namespace = GroupResource::of(info) == NAMESPACES;
-    let namespace = if is_namespace {
-        name
-    } else {
-        attributes.namespace(object)
-    };
-    let kind = json!({"group": info.group, "version": info.version, "kind": info.kind});
-    let resource = json!({"group": info.group, "version": info.version, "resource": info.plural});
-    let (new, old, options) = match attributes.operation {
-        Operation::Create => (object.clone(), Value::Null, "CreateOptions"),
-        Operation::Update => (
-            object.clone(),
-            attributes.old.cloned().unwrap_or(Value::Null),
-            "UpdateOptions",
-        ),
-        Operation::Delete => (Value::Null, object.clone(), "DeleteOptions"),
-    };
-    let user = attributes.user.map_or(
-        json!({}),
-        |u| json!({"username": u.name, "uid": u.uid, "groups": u.groups}),
-    );
-    let mut request = json!({
-        "uid": uid,
-        "kind": kind,
-        "resource": resource,
-        "requestKind": kind,
-        "requestResource": resource,
-        "name": name,
-        "namespace": namespace,
-        "operation": Webhooks::operation(attributes.operation),
-        "userInfo": user,
-        "object": new,
-        "oldObject": old,
-        "dryRun": attributes.dry_run,
-        "options": {"apiVersion": "meta.k8s.io/v1", "kind": options},
-    });
-    if !attributes.subresource.is_empty() {
-        request["subResource"] = json!(attributes.subresource);
-    }
+    let mut request = super::request::admission_request(attributes, object);
+    request["uid"] = json!(uid);
     json!({
         "apiVersion": format!("admission.k8s.io/{version}"),
         "kind": "AdmissionReview",
@@ -545,6 +484,7 @@ impl Default for MutatingAdmissionWebhook {
     fn default() -> Self {
         MutatingAdmissionWebhook(Webhooks {
             mutating: true,
+            programs: Default::default(),
             configurations: LazyObjects::new(&["/mutatingwebhookconfigurations/"]),
             cluster: LazyObjects::new(CLUSTER_PREFIXES),
         })
@@ -558,6 +498,7 @@ impl Default for ValidatingAdmissionWebhook {
     fn default() -> Self {
         ValidatingAdmissionWebhook(Webhooks {
             mutating: false,
+            programs: Default::default(),
             configurations: LazyObjects::new(&["/validatingwebhookconfigurations/"]),
             cluster: LazyObjects::new(CLUSTER_PREFIXES),
         })

@@ -1,12 +1,20 @@
-//! Which requests a webhook is called for (upstream's `rules.Matcher` and the selector
-//! matchers): its rules' operations, groups, versions, resources (`pods`, `pods/status`,
-//! `pods/*`, `*/scale`, `*/*`) and scope, then its namespace and object selectors.
+//! Which requests a webhook or an admission policy applies to (upstream's `rules.Matcher` and
+//! the selector matchers): its rules' operations, groups, versions, resources (`pods`,
+//! `pods/status`, `pods/*`, `*/scale`, `*/*`) and scope, then its namespace and object
+//! selectors.
 
 use std::collections::BTreeMap;
 
 use ferry_api::matching::selector_matches;
 use k8s_openapi::api::admissionregistration::v1::RuleWithOperations;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use serde_json::Value;
+
+use super::Attributes;
+use crate::object::{labels, meta_str};
+use crate::reflector::Objects;
+use crate::registry::{GroupResource, NAMESPACES};
+use crate::status::ApiError;
 
 /// What the rules look at in a request.
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +80,33 @@ pub fn object_selected(
         .into_iter()
         .flatten()
         .any(|labels| selector_matches(selector, labels))
+}
+
+/// Whether the request's namespace (the object itself for a Namespace) has labels that
+/// `selector` matches; requests for other cluster-scoped objects always match. `namespaces`
+/// holds the namespaces under `/namespaces/`.
+pub fn namespace_selected(
+    selector: Option<&LabelSelector>,
+    attributes: &Attributes<'_>,
+    object: &Value,
+    namespaces: &Objects,
+) -> Result<bool, ApiError> {
+    let Some(selector) = selector else {
+        return Ok(true);
+    };
+    if GroupResource::of(attributes.resource) == NAMESPACES {
+        return Ok(selector_matches(selector, &labels(object)));
+    }
+    let namespace = attributes.namespace(object);
+    if namespace.is_empty() || selector == &LabelSelector::default() {
+        return Ok(true);
+    }
+    let found = namespaces
+        .under(&format!("/namespaces/{namespace}"))
+        .into_iter()
+        .find(|ns| meta_str(ns, "name") == Some(namespace))
+        .ok_or_else(|| ApiError::internal(format!("namespace \"{namespace}\" not found")))?;
+    Ok(selector_matches(selector, &labels(&found)))
 }
 
 #[cfg(test)]
