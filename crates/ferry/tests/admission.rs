@@ -277,3 +277,99 @@ fn webhooks_mutate_refuse_and_fail_as_their_policy_says() {
     assert!(!ferry.kubectl(&["get", "configmap", "dry"]).status.success());
     assert!(hooks.calls.load(Ordering::Relaxed) >= 5);
 }
+
+#[test]
+fn admission_policies_deny_and_warn_in_cel() {
+    let ferry = Ferry::start();
+    let stderr = |out: std::process::Output| String::from_utf8_lossy(&out.stderr).to_string();
+    let deployment = |name: &str, replicas: u32| {
+        format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      containers: [{{name: c, image: busybox}}]\n")
+    };
+    let deployments_rule = json!({"resourceRules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": ["apps"], "apiVersions": ["v1"], "resources": ["deployments"]}]});
+
+    // Expressions that do not compile are refused with the compiler's message.
+    let broken = ferry.with_stdin(
+        &["create", "-f", "-"],
+        &json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": "broken.example.com"},
+            "spec": {"matchConstraints": deployments_rule, "validations": [{"expression": "object.spec.("}]}})
+        .to_string(),
+    );
+    let broken = stderr(broken);
+    assert!(
+        broken.contains("spec.validations[0].expression: Invalid value: \"object.spec.(\": compilation failed: ERROR: <input>:1:13: Syntax error"),
+        "{broken}"
+    );
+
+    // Deny: upstream's documented example, bound to namespaces labelled environment=test.
+    ferry.apply_yaml(
+        "create",
+        &json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": "demo-policy.example.com"},
+            "spec": {"failurePolicy": "Fail", "matchConstraints": deployments_rule,
+                "validations": [{"expression": "object.spec.replicas <= 5"}]}})
+        .to_string(),
+    );
+    ferry.apply_yaml(
+        "create",
+        &json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": "demo-binding-test.example.com"},
+            "spec": {"policyName": "demo-policy.example.com", "validationActions": ["Deny"],
+                "matchResources": {"namespaceSelector": {"matchLabels": {"environment": "test"}}}}})
+        .to_string(),
+    );
+    ferry.apply_yaml("create", &deployment("before-label", 6));
+    ferry.ok(&["label", "namespace", "default", "environment=test"]);
+    let denied = stderr(ferry.with_stdin(&["create", "-f", "-"], &deployment("big", 6)));
+    assert!(
+        denied.contains("The deployments \"big\" is invalid: : ValidatingAdmissionPolicy 'demo-policy.example.com' with binding 'demo-binding-test.example.com' denied request: failed expression: object.spec.replicas <= 5"),
+        "{denied}"
+    );
+    ferry.apply_yaml("create", &deployment("small", 3));
+    let grown = stderr(ferry.kubectl(&[
+        "patch",
+        "deployment",
+        "small",
+        "-p",
+        r#"{"spec":{"replicas":9}}"#,
+    ]));
+    assert!(
+        grown.contains("denied request: failed expression"),
+        "{grown}"
+    );
+
+    // Warn, with params from a ConfigMap and a message expression.
+    ferry.ok(&["create", "configmap", "limits", "--from-literal=max=2"]);
+    ferry.apply_yaml(
+        "create",
+        &json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": "param-limit.example.com"},
+            "spec": {"paramKind": {"apiVersion": "v1", "kind": "ConfigMap"}, "matchConstraints": deployments_rule,
+                "variables": [{"name": "max", "expression": "int(params.data.max)"}],
+                "validations": [{"expression": "object.spec.replicas <= variables.max",
+                    "messageExpression": "'replicas ' + string(object.spec.replicas) + ' exceed ' + string(variables.max)"}]}})
+        .to_string(),
+    );
+    ferry.apply_yaml(
+        "create",
+        &json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": "param-limit-binding"},
+            "spec": {"policyName": "param-limit.example.com", "validationActions": ["Warn"],
+                "paramRef": {"name": "limits", "namespace": "default", "parameterNotFoundAction": "Deny"}}})
+        .to_string(),
+    );
+    let warned = ferry.with_stdin(&["create", "-f", "-"], &deployment("medium", 4));
+    assert!(warned.status.success(), "{}", stderr(warned.clone()));
+    assert!(
+        stderr(warned).contains("Warning: Validation failed for ValidatingAdmissionPolicy 'param-limit.example.com' with binding 'param-limit-binding': replicas 4 exceed 2"),
+        "the warning reaches kubectl"
+    );
+    // Without its params, the binding denies.
+    ferry.ok(&["delete", "configmap", "limits"]);
+    let paramless = stderr(ferry.with_stdin(&["create", "-f", "-"], &deployment("tiny", 1)));
+    assert!(
+        paramless
+            .contains("no params found for policy binding with `Deny` parameterNotFoundAction"),
+        "{paramless}"
+    );
+}

@@ -379,6 +379,12 @@ fn strategy_for(info: &ResourceInfo) -> Box<dyn Strategy> {
                 mutating: false,
             },
         ),
+        ("admissionregistration.k8s.io", "validatingadmissionpolicies") => {
+            Box::new(admissionregistration::policy::ValidatingAdmissionPolicyStrategy)
+        }
+        ("admissionregistration.k8s.io", "validatingadmissionpolicybindings") => {
+            Box::new(admissionregistration::policy::ValidatingAdmissionPolicyBindingStrategy)
+        }
         ("networking.k8s.io", "ipaddresses") => Box::new(networking::ipaddress::IpAddressStrategy),
         ("networking.k8s.io", "servicecidrs") => {
             Box::new(networking::servicecidr::ServiceCidrStrategy)

@@ -1,3 +1,4 @@
 //! The admissionregistration.k8s.io group.
 
+pub mod policy;
 pub mod webhookconfiguration;

@@ -109,7 +109,12 @@ fn validate_name(field: &str, name: &str, errors: &mut Vec<FieldError>) {
 }
 
 /// `value` (absent or null passes) is one of `supported`.
-fn one_of(field: String, value: &Value, supported: &[&str], errors: &mut Vec<FieldError>) {
+pub(super) fn one_of(
+    field: String,
+    value: &Value,
+    supported: &[&str],
+    errors: &mut Vec<FieldError>,
+) {
     if let Some(value) = value.as_str() {
         if !supported.contains(&value) {
             errors.push(FieldError::not_supported(field, value, supported));
@@ -117,12 +122,12 @@ fn one_of(field: String, value: &Value, supported: &[&str], errors: &mut Vec<Fie
     }
 }
 
-fn go_strings(values: &[&str]) -> String {
+pub(super) fn go_strings(values: &[&str]) -> String {
     let quoted: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
     format!("[]string{{{}}}", quoted.join(", "))
 }
 
-fn strings(value: &Value) -> Vec<&str> {
+pub(super) fn strings(value: &Value) -> Vec<&str> {
     value
         .as_array()
         .into_iter()
@@ -201,7 +206,7 @@ fn validate_webhook(path: &str, webhook: &Value, mutating: bool, errors: &mut Ve
     );
 }
 
-fn validate_rule(path: &str, rule: &Value, errors: &mut Vec<FieldError>) {
+pub(super) fn validate_rule(path: &str, rule: &Value, errors: &mut Vec<FieldError>) {
     let operations = strings(&rule["operations"]);
     if operations.is_empty() {
         errors.push(FieldError::required(format!("{path}.operations"), ""));
