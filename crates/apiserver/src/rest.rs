@@ -49,6 +49,8 @@ pub struct Request<'a> {
     /// Warnings for the client (`Warning` response headers), e.g. unknown fields with
     /// `fieldValidation=Warn`.
     pub warnings: &'a parking_lot::Mutex<Vec<String>>,
+    /// Audit annotations admission leaves for the audit log.
+    pub audit_annotations: &'a parking_lot::Mutex<crate::audit::Annotations>,
     /// Who is asking (`None` for the server's own writes); strategies record it where upstream
     /// does (a CertificateSigningRequest's `spec.username`).
     pub user: Option<&'a crate::auth::UserInfo>,
@@ -478,6 +480,7 @@ pub async fn create(rest: &Rest, req: &Request<'_>) -> Result<(u16, Value), ApiE
         old: None,
         dry_run: req.dry_run(),
         warnings: Some(req.warnings),
+        audit_annotations: Some(req.audit_annotations),
     };
     rest.admission
         .admit(&rest.storage, &attributes, &mut object)
@@ -716,6 +719,7 @@ async fn write_update(
             old: Some(&old),
             dry_run: req.dry_run(),
             warnings: Some(req.warnings),
+            audit_annotations: Some(req.audit_annotations),
         };
         rest.admission
             .admit(&rest.storage, &attributes, &mut new)
@@ -880,6 +884,7 @@ async fn delete_one(
             old: None,
             dry_run: req.dry_run(),
             warnings: Some(req.warnings),
+            audit_annotations: Some(req.audit_annotations),
         };
         let mut admitted = object.clone();
         rest.admission
@@ -1038,6 +1043,7 @@ mod tests {
         body: Value,
         content_type: &'static str,
         warnings: parking_lot::Mutex<Vec<String>>,
+        audit_annotations: parking_lot::Mutex<crate::audit::Annotations>,
     }
 
     impl Call {
@@ -1052,6 +1058,7 @@ mod tests {
                 body: Value::Null,
                 content_type: "application/json",
                 warnings: parking_lot::Mutex::new(Vec::new()),
+                audit_annotations: Default::default(),
             }
         }
 
@@ -1093,6 +1100,7 @@ mod tests {
                 },
                 content_type: self.content_type,
                 warnings: &self.warnings,
+                audit_annotations: &self.audit_annotations,
                 user: None,
             }
         }

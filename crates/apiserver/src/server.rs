@@ -320,6 +320,7 @@ impl Server {
         let resource = self.resolve((group, version, plural))?;
         let query = HashMap::new();
         let warnings = parking_lot::Mutex::new(Vec::new());
+        let audit_annotations = Default::default();
         let req = Request {
             resource,
             namespace,
@@ -329,6 +330,7 @@ impl Server {
             body: Bytes::from(object.to_string()),
             content_type: "application/json",
             warnings: &warnings,
+            audit_annotations: &audit_annotations,
             user: None,
         };
         match rest::create(&self.rest, &req).await {

@@ -373,3 +373,99 @@ fn admission_policies_deny_and_warn_in_cel() {
         "{paramless}"
     );
 }
+
+/// What admission says about a request reaches its audit event as annotations: PodSecurity's
+/// enforced level and audit-level violations, a policy's Audit failures.
+#[test]
+fn admission_leaves_audit_annotations() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let log = tmp.path().join("audit.log");
+    let policy = tmp.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n",
+    )
+    .expect("policy");
+    let data = tmp.path().join("data");
+    let ferry = Ferry::start_in(
+        &data,
+        &[
+            &format!("--audit-policy-file={}", policy.display()),
+            &format!("--audit-log-path={}", log.display()),
+        ],
+    );
+    ferry.ok(&["create", "namespace", "audited"]);
+    ferry.ok(&[
+        "label",
+        "namespace",
+        "audited",
+        "pod-security.kubernetes.io/enforce=baseline",
+        "pod-security.kubernetes.io/audit=restricted",
+    ]);
+    ferry.apply_yaml(
+        "create",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: plain, namespace: audited}\nspec:\n  containers: [{name: c, image: busybox}]\n",
+    );
+    ferry.apply_yaml(
+        "create",
+        &json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": "named.example.com"},
+            "spec": {"matchConstraints": {"resourceRules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["configmaps"]}]},
+                "validations": [{"expression": "object.metadata.name.startsWith('app-')", "message": "names start with app-"}],
+                "auditAnnotations": [{"key": "name", "valueExpression": "object.metadata.name"}]}})
+        .to_string(),
+    );
+    ferry.apply_yaml(
+        "create",
+        &json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": "named-audit"},
+            "spec": {"policyName": "named.example.com", "validationActions": ["Audit"]}})
+        .to_string(),
+    );
+    ferry.ok(&["create", "configmap", "loose"]);
+
+    let created = |resource: &str| -> Option<Value> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|e| {
+                e["verb"] == "create"
+                    && e["objectRef"]["resource"] == resource
+                    && e["userAgent"]
+                        .as_str()
+                        .is_some_and(|a| a.starts_with("kubectl"))
+            })
+    };
+    assert!(common::eventually(
+        std::time::Duration::from_secs(5),
+        || { created("pods").is_some() && created("configmaps").is_some() }
+    ));
+    let pod = created("pods").expect("pod event");
+    assert_eq!(
+        pod["annotations"]["pod-security.kubernetes.io/enforce-policy"],
+        "baseline:latest"
+    );
+    let violations = pod["annotations"]["pod-security.kubernetes.io/audit-violations"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        violations.starts_with(
+            "would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false"
+        ),
+        "{pod}"
+    );
+    let configmap = created("configmaps").expect("configmap event");
+    assert_eq!(configmap["annotations"]["named.example.com/name"], "loose");
+    let failures: Value = serde_json::from_str(
+        configmap["annotations"]["validation.policy.admission.k8s.io/validation_failure"]
+            .as_str()
+            .unwrap_or("null"),
+    )
+    .expect("a JSON list");
+    assert_eq!(
+        failures,
+        json!([{"message": "names start with app-", "policy": "named.example.com",
+            "binding": "named-audit", "expressionIndex": 0, "validationActions": ["Audit"]}])
+    );
+}

@@ -73,6 +73,8 @@ pub struct Attributes<'a> {
     /// Where a plugin leaves warnings for the client (`Warning` response headers); `None` for
     /// writes whose warnings nobody reads.
     pub warnings: Option<&'a parking_lot::Mutex<Vec<String>>>,
+    /// Where a plugin leaves audit annotations; `None` for writes nobody audits.
+    pub audit_annotations: Option<&'a parking_lot::Mutex<crate::audit::Annotations>>,
 }
 
 impl Attributes<'_> {
@@ -87,6 +89,13 @@ impl Attributes<'_> {
     pub fn warn(&self, warning: String) {
         if let Some(warnings) = self.warnings {
             warnings.lock().push(warning);
+        }
+    }
+
+    /// Records an audit annotation (the first value of a key stays, as upstream's).
+    pub fn annotate(&self, key: String, value: String) {
+        if let Some(annotations) = self.audit_annotations {
+            annotations.lock().0.entry(key).or_insert(value);
         }
     }
 

@@ -143,6 +143,7 @@ mod tests {
             old: None,
             dry_run: false,
             warnings: None,
+            audit_annotations: None,
         };
         check(&attributes, object).map_err(|e| e.to_status()["message"].clone())
     }
@@ -206,6 +207,7 @@ mod tests {
             old: Some(&stored),
             dry_run: false,
             warnings: None,
+            audit_annotations: None,
         };
         let refused = NodeRestriction
             .admit(&storage, &attributes, &mut moved)

@@ -4,7 +4,9 @@
 //!
 //! - Pods (created, or updated in a way that matters: containers added or removed, an image
 //!   changed, an ephemeral container added) that break the `enforce` level are refused; those
-//!   that break the `warn` level get a warning.
+//!   that break the `warn` level get a warning; the audit log records the enforced level and
+//!   the `audit` level's violations (`pod-security.kubernetes.io/enforce-policy`,
+//!   `…/audit-violations`, `…/exempt`).
 //! - Workload resources (Deployments, Jobs, …) are only warned about, from their pod template.
 //! - A namespace's labels must name known levels and versions; raising its `enforce` level
 //!   warns about the pods already there that would break it.
@@ -39,6 +41,13 @@ const IGNORED_SUBRESOURCES: &[&str] = &[
     "proxy",
     "status",
 ];
+
+/// The audit annotation naming the enforced level.
+const ENFORCE_POLICY: &str = "pod-security.kubernetes.io/enforce-policy";
+/// The audit annotation with the audit level's violations.
+const AUDIT_VIOLATIONS: &str = "pod-security.kubernetes.io/audit-violations";
+/// The audit annotation saying why a request was not evaluated.
+const EXEMPT: &str = "pod-security.kubernetes.io/exempt";
 
 /// At most this many existing pods are checked when a namespace's enforce level is raised.
 const EXISTING_PODS_LIMIT: usize = 3000;
@@ -185,11 +194,13 @@ impl PodSecurity {
             return Ok(());
         }
         let namespace = attributes.namespace(object);
-        if self.exempt(attributes, namespace) {
+        if let Some(exemption) = self.exempt(attributes, namespace) {
+            attributes.annotate(EXEMPT.into(), exemption.into());
             return Ok(());
         }
         let (policy, valid) = self.policy(storage, namespace).await?;
         if valid && policy.fully_privileged() {
+            attributes.annotate(ENFORCE_POLICY.into(), LevelVersion::PRIVILEGED.to_string());
             return Ok(());
         }
         if let Some(old) = attributes.old {
@@ -201,7 +212,22 @@ impl PodSecurity {
             .map_err(|_| ApiError::bad_request("failed to decode pod"))?;
         let spec = pod.spec.unwrap_or_default();
         if self.exempt_runtime_class(Some(&spec)) {
+            attributes.annotate(EXEMPT.into(), "runtimeClass".into());
             return Ok(());
+        }
+        attributes.annotate(ENFORCE_POLICY.into(), policy.enforce.to_string());
+        if policy.audit.level != Level::Privileged {
+            let audited = pss::evaluate(policy.audit, &pod.metadata, &spec);
+            if !audited.is_empty() {
+                attributes.annotate(
+                    AUDIT_VIOLATIONS.into(),
+                    format!(
+                        "would violate PodSecurity \"{}\": {}",
+                        policy.audit,
+                        pss::forbidden_detail(&audited)
+                    ),
+                );
+            }
         }
         let enforced = pss::evaluate(policy.enforce, &pod.metadata, &spec);
         if !enforced.is_empty() {
@@ -230,7 +256,11 @@ impl PodSecurity {
         template: &str,
     ) -> Result<(), ApiError> {
         let namespace = attributes.namespace(object);
-        if !attributes.subresource.is_empty() || self.exempt(attributes, namespace) {
+        if !attributes.subresource.is_empty() {
+            return Ok(());
+        }
+        if let Some(exemption) = self.exempt(attributes, namespace) {
+            attributes.annotate(EXEMPT.into(), exemption.into());
             return Ok(());
         }
         // Workloads are never refused: a namespace that cannot be read is let through.
@@ -410,12 +440,16 @@ impl PodSecurity {
         warnings
     }
 
-    fn exempt(&self, attributes: &Attributes<'_>, namespace: &str) -> bool {
+    /// Why the request is exempt (upstream's audit annotation value), if it is.
+    fn exempt(&self, attributes: &Attributes<'_>, namespace: &str) -> Option<&'static str> {
         let config = &self.config;
-        config.exempt_namespaces.iter().any(|n| n == namespace)
-            || attributes
-                .user
-                .is_some_and(|u| config.exempt_usernames.contains(&u.name))
+        if config.exempt_namespaces.iter().any(|n| n == namespace) {
+            return Some("namespace");
+        }
+        let user = attributes
+            .user
+            .is_some_and(|u| config.exempt_usernames.contains(&u.name));
+        user.then_some("user")
     }
 }
 

@@ -10,8 +10,9 @@
 //!   or `failed expression: <expression>`; its `reason` (Invalid unless set) gives the code.
 //! - The binding's `validationActions` decide: `Deny` refuses the write with upstream's
 //!   `ValidatingAdmissionPolicy '<policy>' with binding '<binding>' denied request: …`,
-//!   `Warn` sends it to the client as a warning, `Audit` records nothing yet (ferry's audit
-//!   events carry no annotations).
+//!   `Warn` sends it to the client as a warning, `Audit` adds it to the audit event's
+//!   `validation.policy.admission.k8s.io/validation_failure` annotation; the policy's
+//!   `auditAnnotations` are recorded as `<policy>/<key>`.
 //! - An expression that cannot be evaluated refuses the write under `failurePolicy: Fail`
 //!   (the default) and is passed over under `Ignore`.
 
@@ -203,6 +204,32 @@ impl ValidatingAdmissionPolicyPlugin {
         Ok(Some(found))
     }
 
+    /// The policy's `auditAnnotations`: `<policy>/<key>` set to each `valueExpression` that
+    /// gives a string (null leaves the key out).
+    fn audit_annotations(
+        &self,
+        attributes: &Attributes<'_>,
+        policy_name: &str,
+        spec: &ValidatingAdmissionPolicySpec,
+        variables: &RequestVariables,
+        namespace_object: &Value,
+        param: &Value,
+    ) {
+        let mut bindings = variables.bindings();
+        bindings.push(("params", param));
+        bindings.push(("namespaceObject", namespace_object));
+        for annotation in spec.audit_annotations.iter().flatten() {
+            let value = self
+                .programs
+                .get(&annotation.value_expression)
+                .ok()
+                .and_then(|p| p.eval(&bindings).ok());
+            if let Some(Value::String(value)) = value {
+                attributes.annotate(format!("{policy_name}/{}", annotation.key), value);
+            }
+        }
+    }
+
     /// The policy's verdicts on the request, with `params` bound to `param`.
     fn evaluate(
         &self,
@@ -270,6 +297,37 @@ impl ValidatingAdmissionPolicyPlugin {
         }
         outcomes
     }
+}
+
+/// The audit annotation of validation failures (upstream's
+/// `validation.policy.admission.k8s.io/validation_failure`, a JSON list).
+const VALIDATION_FAILURE: &str = "validation.policy.admission.k8s.io/validation_failure";
+
+/// Adds a failure to the request's validation-failure audit annotation.
+fn audit_failure(
+    attributes: &Attributes<'_>,
+    policy: &str,
+    binding: &str,
+    index: usize,
+    actions: &[String],
+    message: &str,
+) {
+    let Some(annotations) = attributes.audit_annotations else {
+        return;
+    };
+    let mut annotations = annotations.lock();
+    let existing = annotations.0.get(VALIDATION_FAILURE);
+    let mut failures: Vec<Value> = existing
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default();
+    failures.push(serde_json::json!({
+        "message": message, "policy": policy, "binding": binding,
+        "expressionIndex": index, "validationActions": actions,
+    }));
+    annotations.0.insert(
+        VALIDATION_FAILURE.to_string(),
+        Value::Array(failures).to_string(),
+    );
 }
 
 /// A denial, as upstream's `admission.NewForbidden` with the validation's reason and code.
@@ -367,13 +425,34 @@ impl ValidatingPlugin for ValidatingAdmissionPolicyPlugin {
             };
             let params = params.unwrap_or_else(|| vec![Value::Null]);
             for param in &params {
-                for outcome in self.evaluate(&spec, &variables, &namespace_object, param) {
+                let outcomes = self.evaluate(&spec, &variables, &namespace_object, param);
+                if !outcomes.is_empty() {
+                    self.audit_annotations(
+                        attributes,
+                        &policy_name,
+                        &spec,
+                        &variables,
+                        &namespace_object,
+                        param,
+                    );
+                }
+                for (index, outcome) in outcomes.into_iter().enumerate() {
                     let (message, reason) = match outcome {
                         Outcome::Passed => continue,
                         Outcome::Failed(message, reason) => (message, reason),
                         Outcome::Error(_) if ignore_errors => continue,
                         Outcome::Error(why) => (why, String::new()),
                     };
+                    if actions.iter().any(|a| a == "Audit") {
+                        audit_failure(
+                            attributes,
+                            &policy_name,
+                            &binding_name,
+                            index,
+                            &actions,
+                            &message,
+                        );
+                    }
                     if actions.iter().any(|a| a == "Warn") {
                         attributes.warn(format!(
                             "Validation failed for ValidatingAdmissionPolicy '{policy_name}' with binding '{binding_name}': {message}"

@@ -41,7 +41,15 @@ pub struct AuditEvent {
     pub received: jiff::Timestamp,
     /// When it was answered.
     pub completed: jiff::Timestamp,
+    /// What admission recorded about the request (`pod-security.kubernetes.io/…`,
+    /// `validation.policy.admission.k8s.io/…`, webhooks' audit annotations).
+    pub annotations: Annotations,
 }
+
+/// Audit annotations, by key; the resource handler leaves them in the response's extensions
+/// for the audit filter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Annotations(pub std::collections::BTreeMap<String, String>);
 
 impl AuditEvent {
     /// How long the answer took, in seconds.
@@ -79,6 +87,9 @@ impl AuditEvent {
                 }
             }
             event["objectRef"] = reference;
+        }
+        if !self.annotations.0.is_empty() {
+            event["annotations"] = json!(self.annotations.0);
         }
         if let Some(object) = &self.request_object {
             event["requestObject"] = object.clone();

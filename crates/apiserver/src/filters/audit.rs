@@ -114,6 +114,11 @@ impl Filter for Audit {
             } else {
                 (response, None)
             };
+            let annotations = response
+                .extensions()
+                .get::<crate::audit::Annotations>()
+                .cloned()
+                .unwrap_or_default();
             let (name, groups) = user.map(|u| (u.name, u.groups)).unwrap_or_default();
             auditor.sink.record(&AuditEvent {
                 level,
@@ -130,6 +135,7 @@ impl Filter for Audit {
                 response_object,
                 received,
                 completed: jiff::Timestamp::now(),
+                annotations,
             });
             Ok(response)
         })

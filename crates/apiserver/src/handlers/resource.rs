@@ -127,6 +127,7 @@ pub async fn handle(
         .await
         .map_err(|_| ApiError::too_large())?;
     let warnings = parking_lot::Mutex::new(Vec::new());
+    let audit_annotations = parking_lot::Mutex::new(crate::audit::Annotations::default());
     let req = Request {
         resource,
         namespace: &info.namespace,
@@ -136,8 +137,37 @@ pub async fn handle(
         body,
         content_type: header(headers, "content-type"),
         warnings: &warnings,
+        audit_annotations: &audit_annotations,
         user: Some(user),
     };
+    let answered = answer(router, &req, info, user, subresource, &output).await;
+    // Warnings and audit annotations go with refusals too.
+    let mut response = answered.unwrap_or_else(ApiError::into_response);
+    // Upstream's warning format: code 299, agent "-", the text quoted.
+    for warning in warnings.lock().iter() {
+        let text = format!("299 - {:?}", warning);
+        if let Ok(value) = http::HeaderValue::from_str(&text) {
+            response.headers_mut().append("warning", value);
+        }
+    }
+    let audit_annotations = audit_annotations.into_inner();
+    if !audit_annotations.0.is_empty() {
+        response.extensions_mut().insert(audit_annotations);
+    }
+    Ok(response)
+}
+
+/// Runs a request that is not a watch or a stream, and renders its answer as `output`.
+async fn answer(
+    router: &Router,
+    req: &Request<'_>,
+    info: &RequestInfo,
+    user: &UserInfo,
+    subresource: Option<SubresourceKind>,
+    output: &Output,
+) -> Result<Response, ApiError> {
+    let resource = req.resource;
+    let resource_info = resource.info;
     if info.verb == "create" && crate::review::is_review(resource_info) {
         let object = rest::parse_body(&req.body, req.content_type)?;
         let reviewed =
@@ -148,34 +178,34 @@ pub async fn handle(
     let api = &router.rest;
     use SubresourceKind::{Binding, Eviction, Part, Scale, Token};
     let (code, value) = match (info.verb.as_str(), subresource) {
-        ("get", Some(Scale)) => (200, ScaleView.read(&req, &rest::get(api, &req).await?)?),
-        ("get", None | Some(Part)) => (200, rest::get(api, &req).await?),
-        ("list", None) => (200, rest::list(api, &req).await?),
-        ("create", Some(Binding)) => (201, crate::binding::bind(api, &req).await?),
-        ("create", Some(Eviction)) => (201, crate::binding::evict(api, &req).await?),
+        ("get", Some(Scale)) => (200, ScaleView.read(req, &rest::get(api, req).await?)?),
+        ("get", None | Some(Part)) => (200, rest::get(api, req).await?),
+        ("list", None) => (200, rest::list(api, req).await?),
+        ("create", Some(Binding)) => (201, crate::binding::bind(api, req).await?),
+        ("create", Some(Eviction)) => (201, crate::binding::evict(api, req).await?),
         ("create", Some(Token)) => {
             let tokens = router.tokens.get().ok_or_else(|| {
                 ApiError::unavailable("the service-account token issuer is not configured")
             })?;
             (
                 201,
-                crate::serviceaccount::request::create_token(tokens, api, &req).await?,
+                crate::serviceaccount::request::create_token(tokens, api, req).await?,
             )
         }
-        ("create", None) => rest::create(api, &req).await?,
-        ("update", None | Some(Part)) => (200, rest::update(api, &req, &rest::ObjectView).await?),
-        ("update", Some(Scale)) => (200, rest::update(api, &req, &ScaleView).await?),
-        ("patch", None | Some(Part)) => (200, rest::patch(api, &req, &rest::ObjectView).await?),
-        ("patch", Some(Scale)) => (200, rest::patch(api, &req, &ScaleView).await?),
-        ("delete", None) => (200, rest::delete(api, &req).await?),
-        ("deletecollection", None) => (200, rest::delete_collection(api, &req).await?),
+        ("create", None) => rest::create(api, req).await?,
+        ("update", None | Some(Part)) => (200, rest::update(api, req, &rest::ObjectView).await?),
+        ("update", Some(Scale)) => (200, rest::update(api, req, &ScaleView).await?),
+        ("patch", None | Some(Part)) => (200, rest::patch(api, req, &rest::ObjectView).await?),
+        ("patch", Some(Scale)) => (200, rest::patch(api, req, &ScaleView).await?),
+        ("delete", None) => (200, rest::delete(api, req).await?),
+        ("deletecollection", None) => (200, rest::delete_collection(api, req).await?),
         _ => {
             return Err(ApiError::method_not_allowed(
                 "the server does not allow this method on the requested resource",
             ))
         }
     };
-    let mut response = if value.get("kind").and_then(Value::as_str) == Some("Status") {
+    let response = if value.get("kind").and_then(Value::as_str) == Some("Status") {
         body::json(code, &value)
     } else {
         let rendered = output.render(resource.printer, &value, info.verb == "list");
@@ -187,12 +217,5 @@ pub async fn handle(
             body::json(code, &rendered)
         }
     };
-    // Upstream's warning format: code 299, agent "-", the text quoted.
-    for warning in warnings.lock().iter() {
-        let text = format!("299 - {:?}", warning);
-        if let Ok(value) = http::HeaderValue::from_str(&text) {
-            response.headers_mut().append("warning", value);
-        }
-    }
     Ok(response)
 }

@@ -89,6 +89,7 @@ pub async fn create_token(
                 old: None,
                 dry_run: false,
                 warnings: None,
+                audit_annotations: None,
             },
             &mut request,
         )

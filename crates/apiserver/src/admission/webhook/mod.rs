@@ -350,6 +350,13 @@ impl Webhooks {
                 attributes.warn(warning.to_string());
             }
         }
+        if let Some(annotations) = response["auditAnnotations"].as_object() {
+            for (key, value) in annotations {
+                if let Some(value) = value.as_str() {
+                    attributes.annotate(format!("{}/{key}", hook.name), value.to_string());
+                }
+            }
+        }
         if response["allowed"].as_bool() != Some(true) {
             return Err(CallError::Refused(denied(&hook.name, &response["status"])));
         }
