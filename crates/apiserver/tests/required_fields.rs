@@ -121,6 +121,7 @@ async fn create(
         .expect("registered");
     let query = HashMap::new();
     let warnings = parking_lot::Mutex::new(Vec::new());
+    let audit_annotations = Default::default();
     let req = Request {
         resource,
         namespace,
@@ -130,6 +131,7 @@ async fn create(
         body: Bytes::from(body.to_string()),
         content_type: "application/json",
         warnings: &warnings,
+        audit_annotations: &audit_annotations,
         user: None,
     };
     match rest::create(rest, &req).await {
