@@ -37,6 +37,12 @@ fn minimal_body(group: &str, plural: &str) -> Value {
         }
         ("networking.k8s.io", "servicecidrs") => json!({"spec": {"cidrs": ["10.44.0.0/16"]}}),
         ("discovery.k8s.io", "endpointslices") => json!({"addressType": "IPv4", "endpoints": []}),
+        ("admissionregistration.k8s.io", "validatingadmissionpolicies") => {
+            json!({"spec": {"matchConstraints": {"resourceRules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}]}, "validations": [{"expression": "true"}]}})
+        }
+        ("admissionregistration.k8s.io", "validatingadmissionpolicybindings") => {
+            json!({"spec": {"policyName": "p", "validationActions": ["Deny"]}})
+        }
         ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => {
             json!({"roleRef": {"kind": "ClusterRole", "name": "view"}})
         }
