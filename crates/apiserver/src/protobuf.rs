@@ -168,6 +168,18 @@ const MAP_FIELDS: &[&str] = &[
     "allocatedResources",
 ];
 
+/// Go structs embedded with `json:",inline"`: a field of their own in protobuf, their fields
+/// spread into the parent's in JSON (a Volume's `volumeSource`, an IngressRule's
+/// `ingressRuleValue`, a Probe's `handler`, a webhook rule's `rule`).
+const INLINE_FIELDS: &[&str] = &[
+    "volumeSource",
+    "persistentVolumeSource",
+    "ingressRuleValue",
+    "handler",
+    "rule",
+    "ruleWithOperations",
+];
+
 /// The zero time Go writes for an unset `metav1.Time`.
 const ZERO_TIME: &str = "1970-01-01T00:00:00Z";
 
@@ -187,6 +199,13 @@ fn clean(value: &mut Value, field: Option<&str>) {
             for key in escaped {
                 if let Some(v) = map.remove(&key) {
                     map.insert(key.trim_end_matches('_').to_string(), v);
+                }
+            }
+            for key in INLINE_FIELDS {
+                if let Some(Value::Object(_)) = map.get(*key) {
+                    if let Some(Value::Object(inner)) = map.remove(*key) {
+                        map.extend(inner);
+                    }
                 }
             }
             let keys: Vec<String> = map.keys().cloned().collect();
@@ -301,5 +320,43 @@ mod tests {
         let err = decode(&envelope("example.com/v1", "Widget", &secret)).expect_err("unknown kind");
         assert_eq!(err.code, 415);
         assert_eq!(decode(b"{}").expect_err("no magic").code, 400);
+    }
+
+    #[test]
+    fn embedded_structs_are_spread_into_their_parent() {
+        let mut ingress = api::networking::v1::Ingress::new();
+        let mut spec = api::networking::v1::IngressSpec::new();
+        let mut rule = api::networking::v1::IngressRule::new();
+        rule.host = Some("example.com".into());
+        let mut value = api::networking::v1::IngressRuleValue::new();
+        let mut http = api::networking::v1::HTTPIngressRuleValue::new();
+        let mut path = api::networking::v1::HTTPIngressPath::new();
+        path.path = Some("/".into());
+        path.pathType = Some("Exact".into());
+        http.paths.push(path);
+        value.http = MessageField::some(http);
+        rule.ingressRuleValue = MessageField::some(value);
+        spec.rules.push(rule);
+        ingress.spec = MessageField::some(spec);
+        let json = decode(&envelope("networking.k8s.io/v1", "Ingress", &ingress)).expect("decode");
+        assert_eq!(
+            json["spec"]["rules"][0],
+            serde_json::json!({"host": "example.com", "http": {"paths": [{"path": "/", "pathType": "Exact"}]}})
+        );
+
+        let mut pod = api::core::v1::Pod::new();
+        let mut pod_spec = api::core::v1::PodSpec::new();
+        let mut volume = api::core::v1::Volume::new();
+        volume.name = Some("scratch".into());
+        let mut source = api::core::v1::VolumeSource::new();
+        source.emptyDir = MessageField::some(api::core::v1::EmptyDirVolumeSource::new());
+        volume.volumeSource = MessageField::some(source);
+        pod_spec.volumes.push(volume);
+        pod.spec = MessageField::some(pod_spec);
+        let json = decode(&envelope("v1", "Pod", &pod)).expect("decode");
+        assert_eq!(
+            json["spec"]["volumes"][0],
+            serde_json::json!({"name": "scratch", "emptyDir": {}})
+        );
     }
 }

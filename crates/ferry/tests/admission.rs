@@ -469,3 +469,71 @@ fn admission_leaves_audit_annotations() {
             "binding": "named-audit", "expressionIndex": 0, "validationActions": ["Audit"]}])
     );
 }
+
+/// DefaultStorageClass, DefaultIngressClass and RuntimeClass fill in what their classes say.
+#[test]
+fn class_plugins_fill_in_defaults_and_runtime_needs() {
+    let ferry = Ferry::start();
+    let stderr = |out: std::process::Output| String::from_utf8_lossy(&out.stderr).to_string();
+    ferry.apply_yaml(
+        "create",
+        "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: fast\n  annotations: {storageclass.kubernetes.io/is-default-class: \"true\"}\nprovisioner: example.com/fast\n",
+    );
+    let claim = |name: &str, class: &str| {
+        format!("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: {name}}}\nspec:\n{class}  accessModes: [ReadWriteOnce]\n  resources: {{requests: {{storage: 1Gi}}}}\n")
+    };
+    ferry.apply_yaml("create", &claim("defaulted", ""));
+    ferry.apply_yaml("create", &claim("classless", "  storageClassName: \"\"\n"));
+    let class_of = |name: &str| {
+        ferry.ok(&[
+            "get",
+            "pvc",
+            name,
+            "-o",
+            "jsonpath={.spec.storageClassName}",
+        ])
+    };
+    assert_eq!(class_of("defaulted"), "fast");
+    assert_eq!(class_of("classless"), "", "an empty class is a choice");
+
+    ferry.apply_yaml(
+        "create",
+        "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: edge\n  annotations: {ingressclass.kubernetes.io/is-default-class: \"true\"}\nspec: {controller: example.com/edge}\n",
+    );
+    ferry.ok(&["create", "ingress", "web", "--rule=example.com/=web:80"]);
+    assert_eq!(
+        ferry.ok(&[
+            "get",
+            "ingress",
+            "web",
+            "-o",
+            "jsonpath={.spec.ingressClassName}"
+        ]),
+        "edge"
+    );
+
+    ferry.apply_yaml(
+        "create",
+        "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: sandboxed}\nhandler: runsc\noverhead: {podFixed: {cpu: 250m, memory: 64Mi}}\nscheduling:\n  nodeSelector: {runtime: gvisor}\n  tolerations: [{key: sandboxed, operator: Exists, effect: NoSchedule}]\n",
+    );
+    let pod = |name: &str, class: &str| {
+        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  runtimeClassName: {class}\n  containers: [{{name: c, image: busybox}}]\n")
+    };
+    ferry.apply_yaml("create", &pod("boxed", "sandboxed"));
+    assert_eq!(
+        ferry.ok(&[
+            "get",
+            "pod",
+            "boxed",
+            "-o",
+            "jsonpath={.spec.overhead.cpu} {.spec.nodeSelector.runtime} {.spec.tolerations[?(@.key==\"sandboxed\")].effect}"
+        ]),
+        "250m gvisor NoSchedule"
+    );
+    let missing = stderr(ferry.with_stdin(&["create", "-f", "-"], &pod("lost", "ghost")));
+    assert!(
+        missing
+            .contains("pods \"lost\" is forbidden: pod rejected: RuntimeClass \"ghost\" not found"),
+        "{missing}"
+    );
+}

@@ -9,6 +9,7 @@
 
 mod cel;
 mod config;
+mod default_class;
 mod default_toleration_seconds;
 mod limit_ranger;
 mod namespace_lifecycle;
@@ -19,10 +20,12 @@ mod priority;
 mod request;
 mod resource_quota;
 mod rules;
+mod runtime_class;
 mod service_account;
 mod webhook;
 
 pub use config::{ConfigError, Configuration};
+pub use default_class::DefaultClass;
 pub use default_toleration_seconds::DefaultTolerationSeconds;
 pub use limit_ranger::LimitRanger;
 pub use namespace_lifecycle::{NamespaceLifecycle, IMMORTAL_NAMESPACES};
@@ -31,6 +34,7 @@ pub use pod_security::{Config as PodSecurityConfig, PodSecurity};
 pub use policy::ValidatingAdmissionPolicyPlugin;
 pub use priority::{system_classes as system_priority_classes, Priority};
 pub use resource_quota::ResourceQuota;
+pub use runtime_class::RuntimeClass;
 pub use service_account::{ServiceAccount, TOKEN_MOUNT_PATH};
 pub use webhook::{MutatingAdmissionWebhook, ValidatingAdmissionWebhook};
 
@@ -180,6 +184,9 @@ pub const PLUGINS: &[&str] = &[
     "PodSecurity",
     "Priority",
     "DefaultTolerationSeconds",
+    "DefaultStorageClass",
+    "RuntimeClass",
+    "DefaultIngressClass",
     "MutatingAdmissionWebhook",
     "ValidatingAdmissionPolicy",
     "ValidatingAdmissionWebhook",
@@ -209,6 +216,9 @@ fn by_name(name: &str, configuration: &Configuration) -> Result<Option<Plugin>, 
         }
         "Priority" => Plugin::mutating(Priority::default()),
         "DefaultTolerationSeconds" => Plugin::mutating(DefaultTolerationSeconds),
+        "DefaultStorageClass" => Plugin::mutating(DefaultClass::storage()),
+        "RuntimeClass" => Plugin::both(RuntimeClass::default()),
+        "DefaultIngressClass" => Plugin::mutating(DefaultClass::ingress()),
         "MutatingAdmissionWebhook" => Plugin::mutating(MutatingAdmissionWebhook::default()),
         "ValidatingAdmissionPolicy" => {
             Plugin::validating(ValidatingAdmissionPolicyPlugin::default())
@@ -329,7 +339,7 @@ mod tests {
             .expect("unknown");
         assert_eq!(
             err.to_string(),
-            "unknown admission plugin \"AlwaysPullImages\" (known: NamespaceLifecycle, LimitRanger, ServiceAccount, NodeRestriction, PodSecurity, Priority, DefaultTolerationSeconds, MutatingAdmissionWebhook, ValidatingAdmissionPolicy, ValidatingAdmissionWebhook, ResourceQuota)"
+            "unknown admission plugin \"AlwaysPullImages\" (known: NamespaceLifecycle, LimitRanger, ServiceAccount, NodeRestriction, PodSecurity, Priority, DefaultTolerationSeconds, DefaultStorageClass, RuntimeClass, DefaultIngressClass, MutatingAdmissionWebhook, ValidatingAdmissionPolicy, ValidatingAdmissionWebhook, ResourceQuota)"
         );
     }
 }
