@@ -63,17 +63,15 @@ impl PodWorker {
             self.state.sandbox_backoff.next("sandbox");
             return Err(());
         }
+        let handler = self.runtime_handler(pod).await.map_err(|e| {
+            self.sandbox_failed(pod, &e);
+            self.state.sandbox_backoff.next("sandbox");
+        })?;
         let creating = Instant::now();
         match self
             .shared
             .runtime
-            .run_pod_sandbox(
-                config.clone(),
-                pod.spec
-                    .as_ref()
-                    .and_then(|s| s.runtime_class_name.as_deref())
-                    .unwrap_or(""),
-            )
+            .run_pod_sandbox(config.clone(), &handler)
             .await
         {
             Ok(id) => {
@@ -88,6 +86,23 @@ impl PodWorker {
                 self.state.sandbox_backoff.next("sandbox");
                 Err(())
             }
+        }
+    }
+
+    /// The runtime handler of the pod's RuntimeClass ("" for the default runtime), as
+    /// upstream's runtime class manager looks it up.
+    async fn runtime_handler(&self, pod: &Pod) -> Result<String, String> {
+        let class = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.runtime_class_name.as_deref());
+        let Some(class) = class.filter(|c| !c.is_empty()) else {
+            return Ok(String::new());
+        };
+        match self.shared.objects.runtime_class(class).await {
+            Ok(Some(found)) => Ok(found.handler),
+            Ok(None) => Err(format!("RuntimeClass {class:?} not found")),
+            Err(e) => Err(e.to_string()),
         }
     }
 
@@ -221,5 +236,30 @@ mod tests {
             2,
             "the old sandbox is kept, stopped"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sandboxes_run_with_the_runtime_class_handler() {
+        use crate::runtime::Runtime as _;
+        let objects = StaticObjectSource::new();
+        objects.insert_runtime_class(
+            serde_json::from_value(json!({"metadata": {"name": "sandboxed"}, "handler": "runsc"}))
+                .expect("runtime class"),
+        );
+        let mut f = fixture(objects);
+        let mut spec = json!({"containers": [image("c")]});
+        spec["runtimeClassName"] = json!("sandboxed");
+        f.worker.sync(&pod(spec)).await;
+        let sandboxes = f.runtime.list_pod_sandboxes(None).await.expect("list");
+        assert_eq!(sandboxes.len(), 1);
+        assert_eq!(sandboxes[0].runtime_handler, "runsc");
+
+        // A class that does not exist: no sandbox, upstream's event.
+        let mut f = fixture(StaticObjectSource::new());
+        let mut spec = json!({"containers": [image("c")]});
+        spec["runtimeClassName"] = json!("ghost");
+        f.worker.sync(&pod(spec)).await;
+        assert!(f.runtime.sandbox_ids().is_empty());
+        assert!(reasons(&mut f.events).contains(&"FailedCreatePodSandBox".to_string()));
     }
 }

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use k8s_openapi::api::node::v1::RuntimeClass;
 use parking_lot::Mutex;
 
 use super::VolumeError;
@@ -28,6 +29,9 @@ pub trait ObjectSource: Send + Sync {
     /// A token of the pod's service account, bound to the pod (a projected
     /// `serviceAccountToken` source).
     async fn service_account_token(&self, request: &TokenFor) -> Result<String, VolumeError>;
+    /// The RuntimeClass `name`, `None` if it does not exist (its `handler` is what the
+    /// runtime is asked for).
+    async fn runtime_class(&self, name: &str) -> Result<Option<RuntimeClass>, VolumeError>;
     /// Drops what is kept for pods other than `pod_uids` (the pods still on the node).
     fn forget_other_pods(&self, _pod_uids: &[String]) {}
 }
@@ -118,6 +122,18 @@ impl ObjectSource for ApiObjectSource {
             })
     }
 
+    async fn runtime_class(&self, name: &str) -> Result<Option<RuntimeClass>, VolumeError> {
+        kube::Api::<RuntimeClass>::all(self.client.clone())
+            .get_opt(name)
+            .await
+            .map_err(|err| VolumeError::Api {
+                kind: "runtimeclass",
+                namespace: String::new(),
+                name: name.to_string(),
+                message: err.to_string(),
+            })
+    }
+
     fn forget_other_pods(&self, pod_uids: &[String]) {
         self.tokens
             .lock()
@@ -185,6 +201,7 @@ pub struct StaticObjectSource {
     failure: Mutex<Option<String>>,
     /// Every token asked for, in order.
     pub token_requests: Mutex<Vec<TokenFor>>,
+    runtime_classes: Mutex<BTreeMap<String, RuntimeClass>>,
 }
 
 fn object_key(
@@ -214,6 +231,12 @@ impl StaticObjectSource {
     pub fn with_secret(self, secret: Secret) -> Self {
         self.insert_secret(secret);
         self
+    }
+
+    /// Adds or replaces a RuntimeClass.
+    pub fn insert_runtime_class(&self, class: RuntimeClass) {
+        let name = class.metadata.name.clone().unwrap_or_default();
+        self.runtime_classes.lock().insert(name, class);
     }
 
     /// Adds or replaces a configMap.
@@ -288,6 +311,11 @@ impl ObjectSource for StaticObjectSource {
             .lock()
             .get(&(namespace.to_string(), name.to_string()))
             .cloned())
+    }
+
+    async fn runtime_class(&self, name: &str) -> Result<Option<RuntimeClass>, VolumeError> {
+        self.check_failure("runtimeclass", "", name)?;
+        Ok(self.runtime_classes.lock().get(name).cloned())
     }
 
     /// `token:<namespace>/<service account>@<audience>`, recorded in `token_requests`.
