@@ -18,6 +18,7 @@ pub mod binding;
 pub mod body;
 pub mod cache;
 pub mod discovery;
+pub mod encryption;
 pub mod filters;
 pub mod handlers;
 pub mod kubelet;

@@ -746,8 +746,9 @@ async fn write_update(
                 Err(_) => return Err(ApiError::conflict(req.target(req.name), ApiError::MODIFIED)),
             }
         }
-        if new == strip_rv(&old) {
-            // No change: upstream answers with the object as it is, without a write.
+        if new == strip_rv(&old) && !rest.storage.store.is_stale(&key).await? {
+            // No change: upstream answers with the object as it is, without a write (unless
+            // it is held encrypted with a key that is no longer the first).
             return view.read(req, &old);
         }
         // What the new object needs that the old one did not hold (node ports of a service

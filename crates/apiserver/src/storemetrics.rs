@@ -113,6 +113,10 @@ impl Store for MeteredStore {
         self.inner.watch(request).await
     }
 
+    async fn is_stale(&self, key: &[u8]) -> Result<bool> {
+        self.inner.is_stale(key).await
+    }
+
     async fn compact(&self, revision: Revision) -> Result<()> {
         self.inner.compact(revision).await
     }

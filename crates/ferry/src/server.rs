@@ -96,6 +96,10 @@ pub struct Args {
     /// if enabled).
     #[arg(long, value_delimiter = ',')]
     disable_admission_plugins: Vec<String>,
+    /// Upstream's `EncryptionConfiguration` file (`apiserver.config.k8s.io/v1`): the resources
+    /// encrypted at rest and their providers (aescbc, aesgcm, secretbox, identity).
+    #[arg(long)]
+    encryption_provider_config: Option<PathBuf>,
     /// Upstream's `AdmissionConfiguration` file (`apiserver.config.k8s.io/v1`): the plugins'
     /// configuration, e.g. PodSecurity's `PodSecurityConfiguration` defaults and exemptions.
     #[arg(long)]
@@ -383,6 +387,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .context("connecting to etcd")?;
             (Arc::new(store), None)
         }
+    };
+    let store: Arc<dyn Store> = match &args.encryption_provider_config {
+        Some(path) => {
+            let config = ferry_apiserver::encryption::EncryptionConfig::load(path)
+                .map_err(|e| anyhow::anyhow!("--encryption-provider-config: {e}"))?;
+            ferry_apiserver::encryption::EncryptingStore::new(store, config)
+        }
+        None => store,
     };
     let pki = Pki::load_or_create(&data_dir.join("tls")).context("cluster certificates")?;
     let join_token_file = data_dir.join("join-token");

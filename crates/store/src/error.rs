@@ -57,6 +57,10 @@ pub enum StoreError {
     /// An error from the etcd backend that has no better variant (transport, server errors).
     #[error("etcd: {0}")]
     Etcd(String),
+    /// A value could not be transformed on its way to or from the store (an API server's
+    /// encryption at rest: a missing key, a damaged or tampered value).
+    #[error("{0}")]
+    Transform(String),
 }
 
 impl StoreError {

@@ -448,6 +448,14 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes a lease, deleting its keys (as DELETE events, at one revision).
     async fn lease_revoke(&self, lease: LeaseId) -> Result<()>;
 
+    /// Whether the value at `key` is held in a form this store would now write differently —
+    /// an API server's encryption at rest with a key that is no longer the first — so that an
+    /// update changing nothing must still be written (upstream's "stale" transformed data).
+    /// Plain stores: never.
+    async fn is_stale(&self, _key: &[u8]) -> Result<bool> {
+        Ok(false)
+    }
+
     /// Reads one key at the latest revision.
     async fn get(&self, key: &[u8]) -> Result<Option<KeyValue>> {
         let response = self
