@@ -80,6 +80,8 @@ async fn follow(view: &dyn Reflected, store: &dyn Store, revision: i64) -> Resul
 pub struct Objects {
     prefixes: &'static [&'static str],
     objects: parking_lot::RwLock<std::collections::BTreeMap<Vec<u8>, serde_json::Value>>,
+    /// Moves on every change: what is derived from the objects can be kept until it does.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Reflected for Objects {
@@ -88,6 +90,8 @@ impl Reflected for Objects {
     }
 
     fn replace(&self, listed: Vec<(usize, KeyValue)>) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         *self.objects.write() = listed
             .into_iter()
             .filter_map(|(_, kv)| Some((kv.key.to_vec(), serde_json::from_slice(&kv.value).ok()?)))
@@ -96,6 +100,8 @@ impl Reflected for Objects {
 
     fn apply(&self, _index: usize, events: &[Event]) {
         let mut objects = self.objects.write();
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         for event in events {
             let key = event.kv.key.to_vec();
             let decoded = match event.kind {
@@ -111,6 +117,11 @@ impl Reflected for Objects {
 }
 
 impl Objects {
+    /// A number that changes whenever the objects do.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// A view holding `objects` by key, followed nowhere (tests).
     #[cfg(test)]
     pub fn from_objects(objects: Vec<(String, serde_json::Value)>) -> Objects {
@@ -122,6 +133,7 @@ impl Objects {
                     .map(|(key, object)| (key.into_bytes(), object))
                     .collect(),
             ),
+            generation: Default::default(),
         }
     }
 
@@ -167,6 +179,7 @@ impl LazyObjects {
                 let view = Arc::new(Objects {
                     prefixes: self.prefixes,
                     objects: Default::default(),
+                    generation: Default::default(),
                 });
                 start(&view, store.clone()).await?;
                 Ok(view)

@@ -35,6 +35,8 @@ pub struct EvalError(String);
 pub struct Program {
     source: String,
     program: cel::Program,
+    /// The variables the expression names: only those are converted and bound.
+    variables: Vec<String>,
 }
 
 impl std::fmt::Debug for Program {
@@ -49,9 +51,16 @@ impl Program {
         let program = ENV
             .compile(source)
             .map_err(|e| CompileError(e.to_string()))?;
+        let variables = program
+            .references()
+            .variables()
+            .into_iter()
+            .map(String::from)
+            .collect();
         Ok(Program {
             source: source.to_string(),
             program,
+            variables,
         })
     }
 
@@ -106,7 +115,11 @@ impl Program {
                 self.source
             ))
         };
-        for (name, value) in variables {
+        // Converting a variable costs as much as the object is large: only those named.
+        let named = variables
+            .iter()
+            .filter(|(name, _)| self.variables.iter().any(|v| v == name));
+        for (name, value) in named {
             context
                 .add_variable(*name, *value)
                 .map_err(|e| failed(&e))?;

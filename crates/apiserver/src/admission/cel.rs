@@ -51,7 +51,7 @@ impl RequestVariables {
         RequestVariables {
             object: object_after,
             old_object,
-            request: super::request::admission_request(attributes, object),
+            request: super::request::admission_request(attributes, object, false),
         }
     }
 

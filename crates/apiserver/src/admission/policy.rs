@@ -36,11 +36,16 @@ use crate::storage::Storage;
 /// be fixed).
 const ADMISSION_CONFIGURATION_GROUP: &str = "admissionregistration.k8s.io";
 
+/// A binding and its policy, decoded.
+type Bound = (ValidatingAdmissionPolicyBinding, ValidatingAdmissionPolicy);
+
 /// The ValidatingAdmissionPolicy plugin.
 pub struct ValidatingAdmissionPolicyPlugin {
     policies: LazyObjects,
     namespaces: LazyObjects,
     programs: Programs,
+    /// The bindings with their policies, decoded at one generation of `policies`.
+    decoded: parking_lot::Mutex<Option<(u64, std::sync::Arc<Vec<Bound>>)>>,
 }
 
 impl Default for ValidatingAdmissionPolicyPlugin {
@@ -52,6 +57,7 @@ impl Default for ValidatingAdmissionPolicyPlugin {
             ]),
             namespaces: LazyObjects::new(&["/namespaces/"]),
             programs: Programs::default(),
+            decoded: parking_lot::Mutex::new(None),
         }
     }
 }
@@ -143,6 +149,35 @@ fn reason_code(reason: &str) -> (u16, &'static str) {
 }
 
 impl ValidatingAdmissionPolicyPlugin {
+    /// The bindings whose policy exists, with it; decoded again only when they changed.
+    fn bound(&self, stored: &Objects) -> std::sync::Arc<Vec<Bound>> {
+        let generation = stored.generation();
+        if let Some((at, bound)) = self.decoded.lock().as_ref() {
+            if *at == generation {
+                return bound.clone();
+            }
+        }
+        let policies: BTreeMap<String, ValidatingAdmissionPolicy> = stored
+            .under("/validatingadmissionpolicies/")
+            .into_iter()
+            .filter_map(|p| serde_json::from_value::<ValidatingAdmissionPolicy>(p).ok())
+            .filter_map(|p| Some((p.metadata.name.clone()?, p)))
+            .collect();
+        let bound: Vec<Bound> = stored
+            .under("/validatingadmissionpolicybindings/")
+            .into_iter()
+            .filter_map(|b| serde_json::from_value::<ValidatingAdmissionPolicyBinding>(b).ok())
+            .filter_map(|binding| {
+                let name = binding.spec.as_ref()?.policy_name.as_ref()?;
+                let policy = policies.get(name)?.clone();
+                Some((binding, policy))
+            })
+            .collect();
+        let bound = std::sync::Arc::new(bound);
+        *self.decoded.lock() = Some((generation, bound.clone()));
+        bound
+    }
+
     /// The objects a binding's `paramRef` names, or `None` when the policy takes none;
     /// `Err(message)` when none is found and the binding says to deny.
     async fn params(
@@ -360,39 +395,22 @@ impl ValidatingPlugin for ValidatingAdmissionPolicyPlugin {
         if attributes.user.is_none() || attributes.resource.group == ADMISSION_CONFIGURATION_GROUP {
             return Ok(());
         }
-        let stored = self.policies.get(&storage.store).await?;
-        let bindings = stored.under("/validatingadmissionpolicybindings/");
-        if bindings.is_empty() {
+        let bound = self.bound(self.policies.get(&storage.store).await?);
+        if bound.is_empty() {
             return Ok(());
         }
-        let policies: BTreeMap<String, ValidatingAdmissionPolicy> = stored
-            .under("/validatingadmissionpolicies/")
-            .into_iter()
-            .filter_map(|p| serde_json::from_value::<ValidatingAdmissionPolicy>(p).ok())
-            .filter_map(|p| Some((p.metadata.name.clone()?, p)))
-            .collect();
         let namespaces = self.namespaces.get(&storage.store).await?;
         let request_namespace = attributes.namespace(object);
-        let namespace_object = namespace_object(namespaces, request_namespace);
-        let variables = RequestVariables::of(attributes, object);
-        for binding in bindings {
-            let Ok(binding) = serde_json::from_value::<ValidatingAdmissionPolicyBinding>(binding)
-            else {
+        // What expressions see, made once the first binding matches.
+        let mut context: Option<(Value, RequestVariables)> = None;
+        for (binding, policy) in bound.iter() {
+            let (Some(binding_spec), Some(spec)) = (&binding.spec, &policy.spec) else {
                 continue;
             };
-            let binding_name = binding.metadata.name.clone().unwrap_or_default();
-            let binding_spec = binding.spec.clone().unwrap_or_default();
-            let Some(policy) = binding_spec
-                .policy_name
-                .as_ref()
-                .and_then(|name| policies.get(name))
-            else {
+            let Some(constraints) = &spec.match_constraints else {
                 continue;
             };
-            let policy_name = policy.metadata.name.clone().unwrap_or_default();
-            let spec = policy.spec.clone().unwrap_or_default();
-            let constraints = spec.match_constraints.clone().unwrap_or_default();
-            if !resources_match(&constraints, attributes, object, namespaces)? {
+            if !resources_match(constraints, attributes, object, namespaces)? {
                 continue;
             }
             if let Some(narrowing) = &binding_spec.match_resources {
@@ -400,15 +418,20 @@ impl ValidatingPlugin for ValidatingAdmissionPolicyPlugin {
                     continue;
                 }
             }
+            let binding_name = binding.metadata.name.clone().unwrap_or_default();
+            let policy_name = policy.metadata.name.clone().unwrap_or_default();
+            let (namespace_object, variables) = context.get_or_insert_with(|| {
+                (
+                    namespace_object(namespaces, request_namespace),
+                    RequestVariables::of(attributes, object),
+                )
+            });
             let ignore_errors = spec.failure_policy.as_deref() == Some("Ignore");
             let actions = binding_spec.validation_actions.clone().unwrap_or_default();
             let denied_by = format!(
                 "ValidatingAdmissionPolicy '{policy_name}' with binding '{binding_name}' denied request"
             );
-            let params = match self
-                .params(storage, &spec, &binding, request_namespace)
-                .await
-            {
+            let params = match self.params(storage, spec, binding, request_namespace).await {
                 Ok(params) => params,
                 Err(why) if ignore_errors => {
                     tracing::warn!(policy = %policy_name, binding = %binding_name, %why, "policy failed, ignored by its failurePolicy");
@@ -425,14 +448,14 @@ impl ValidatingPlugin for ValidatingAdmissionPolicyPlugin {
             };
             let params = params.unwrap_or_else(|| vec![Value::Null]);
             for param in &params {
-                let outcomes = self.evaluate(&spec, &variables, &namespace_object, param);
+                let outcomes = self.evaluate(spec, variables, namespace_object, param);
                 if !outcomes.is_empty() {
                     self.audit_annotations(
                         attributes,
                         &policy_name,
-                        &spec,
-                        &variables,
-                        &namespace_object,
+                        spec,
+                        variables,
+                        namespace_object,
                         param,
                     );
                 }

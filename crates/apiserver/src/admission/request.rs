@@ -29,8 +29,10 @@ pub fn new_and_old(attributes: &Attributes<'_>, object: &Value) -> (Value, Value
     }
 }
 
-/// The request about `object` (without the `uid` that only webhooks get).
-pub fn admission_request(attributes: &Attributes<'_>, object: &Value) -> Value {
+/// The request about `object` (without the `uid` that only webhooks get); `object` and
+/// `oldObject` only `with_objects` (CEL expressions have them as variables of their own, and
+/// upstream leaves them out of their `request`).
+pub fn admission_request(attributes: &Attributes<'_>, object: &Value, with_objects: bool) -> Value {
     let info = attributes.resource;
     let name = meta_str(object, "name").unwrap_or_default();
     // A Namespace's own requests carry its name as their namespace, as upstream's do.
@@ -46,7 +48,6 @@ pub fn admission_request(attributes: &Attributes<'_>, object: &Value) -> Value {
         Operation::Update => "UpdateOptions",
         Operation::Delete => "DeleteOptions",
     };
-    let (new, old) = new_and_old(attributes, object);
     let user = attributes.user.map_or(
         json!({}),
         |u| json!({"username": u.name, "uid": u.uid, "groups": u.groups}),
@@ -60,13 +61,16 @@ pub fn admission_request(attributes: &Attributes<'_>, object: &Value) -> Value {
         "namespace": namespace,
         "operation": operation_name(attributes.operation),
         "userInfo": user,
-        "object": new,
-        "oldObject": old,
         "dryRun": attributes.dry_run,
         "options": {"apiVersion": "meta.k8s.io/v1", "kind": options},
     });
     if !attributes.subresource.is_empty() {
         request["subResource"] = json!(attributes.subresource);
+    }
+    if with_objects {
+        let (new, old) = new_and_old(attributes, object);
+        request["object"] = new;
+        request["oldObject"] = old;
     }
     request
 }

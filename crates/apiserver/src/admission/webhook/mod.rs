@@ -447,7 +447,7 @@ fn denied(webhook: &str, status: &Value) -> ApiError {
 
 /// The `AdmissionReview` sent about `object`.
 fn review(version: &str, uid: &str, attributes: &Attributes<'_>, object: &Value) -> Value {
-    let mut request = super::request::admission_request(attributes, object);
+    let mut request = super::request::admission_request(attributes, object, true);
     request["uid"] = json!(uid);
     json!({
         "apiVersion": format!("admission.k8s.io/{version}"),
