@@ -6,6 +6,7 @@ use std::convert::Infallible;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::body::Body as _;
 use serde_json::Value;
 
 /// An error from a body stream: the connection's, or a body over its limit. (A named type, not
@@ -70,8 +71,15 @@ pub fn text(body: String) -> Response {
     response(200, "text/plain; charset=utf-8", body)
 }
 
-/// Reads a whole body, refusing more than `limit` bytes.
+/// Reads a whole body, refusing more than `limit` bytes — at once, without reading it, when
+/// its announced length (`Content-Length`) is already more.
 pub async fn read(body: Body, limit: usize) -> Result<Bytes, BodyError> {
+    if body.size_hint().lower() > limit as u64 {
+        return Err(BodyError::new(format!(
+            "the request body of {} bytes is more than the {limit} allowed",
+            body.size_hint().lower()
+        )));
+    }
     let limited = http_body_util::Limited::new(body, limit);
     match limited.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
@@ -87,6 +95,24 @@ mod tests {
     async fn bodies_are_read_up_to_a_limit() {
         assert_eq!(read(full("hello"), 10).await.expect("fits"), "hello");
         assert!(read(full("hello"), 4).await.is_err());
+        // Refused from its announced length, before a byte is read: a client that announces
+        // more than allowed and sends nothing is not waited for.
+        struct Announced(u64);
+        impl hyper::body::Body for Announced {
+            type Data = Bytes;
+            type Error = BodyError;
+            fn poll_frame(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BodyError>>> {
+                std::task::Poll::Pending
+            }
+            fn size_hint(&self) -> hyper::body::SizeHint {
+                hyper::body::SizeHint::with_exact(self.0)
+            }
+        }
+        let announced = http_body_util::BodyExt::boxed_unsync(Announced(11));
+        assert!(read(announced, 10).await.is_err());
         let response = json(201, &serde_json::json!({"a": 1}));
         assert_eq!(response.status(), 201);
         assert_eq!(response.headers()["content-type"], "application/json");
