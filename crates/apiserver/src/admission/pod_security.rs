@@ -151,15 +151,25 @@ impl Config {
 }
 
 /// The PodSecurity plugin.
-#[derive(Default)]
 pub struct PodSecurity {
     config: Config,
+    /// The namespaces, kept in memory once first needed (upstream's namespace lister).
+    namespaces: crate::reflector::LazyObjects,
+}
+
+impl Default for PodSecurity {
+    fn default() -> PodSecurity {
+        PodSecurity::new(Config::default())
+    }
 }
 
 impl PodSecurity {
     /// The plugin with `config`.
     pub fn new(config: Config) -> PodSecurity {
-        PodSecurity { config }
+        PodSecurity {
+            config,
+            namespaces: crate::reflector::LazyObjects::new(&["/namespaces/"]),
+        }
     }
 
     fn exempt_runtime_class(&self, spec: Option<&k8s_openapi::api::core::v1::PodSpec>) -> bool {
@@ -169,17 +179,32 @@ impl PodSecurity {
 
     /// The namespace's policy (and whether its labels were valid).
     async fn policy(&self, storage: &Storage, namespace: &str) -> Result<(Policy, bool), ApiError> {
-        let info = ferry_api::registry::find("", "v1", NAMESPACES.resource)
-            .ok_or_else(|| ApiError::internal("no namespaces resource"))?;
         let lookup_failed =
             || ApiError::internal(format!("failed to lookup namespace {namespace:?}"));
-        let stored = storage
-            .store
-            .get(&crate::storage::key(info, "", namespace))
+        let cached = self
+            .namespaces
+            .get(&storage.store)
             .await
             .map_err(|_| lookup_failed())?
-            .ok_or_else(lookup_failed)?;
-        let object: Value = serde_json::from_slice(&stored.value).map_err(|_| lookup_failed())?;
+            .under(&format!("/namespaces/{namespace}"))
+            .into_iter()
+            .find(|ns| meta_str(ns, "name") == Some(namespace));
+        let object = match cached {
+            Some(object) => object,
+            // Not seen yet (just created): read it from the store, as upstream falls back to a
+            // live lookup.
+            None => {
+                let info = ferry_api::registry::find("", "v1", NAMESPACES.resource)
+                    .ok_or_else(|| ApiError::internal("no namespaces resource"))?;
+                let stored = storage
+                    .store
+                    .get(&crate::storage::key(info, "", namespace))
+                    .await
+                    .map_err(|_| lookup_failed())?
+                    .ok_or_else(lookup_failed)?;
+                serde_json::from_slice(&stored.value).map_err(|_| lookup_failed())?
+            }
+        };
         let (policy, errors) = pss::policy_for(&labels(&object), &self.config.defaults);
         Ok((policy, errors.is_empty()))
     }
