@@ -97,6 +97,25 @@ impl Hook {
     }
 }
 
+/// A [`Hook`] from a MutatingWebhook or a ValidatingWebhook (the same fields, two types).
+macro_rules! hook {
+    ($w:expr) => {{
+        let w = $w;
+        Hook::new(
+            w.name,
+            w.client_config,
+            w.rules,
+            w.failure_policy,
+            w.namespace_selector,
+            w.object_selector,
+            w.side_effects,
+            w.timeout_seconds,
+            w.admission_review_versions,
+            w.match_conditions,
+        )
+    }};
+}
+
 /// The webhooks of the stored configurations under `prefix`, in upstream's order.
 fn hooks(configurations: Vec<Value>, mutating: bool) -> Vec<Hook> {
     let mut hooks = Vec::new();
@@ -112,19 +131,9 @@ fn hooks(configurations: Vec<Value>, mutating: bool) -> Vec<Hook> {
                 continue;
             };
             for w in parsed.webhooks.into_iter().flatten() {
-                let mut hook = Hook::new(
-                    w.name,
-                    w.client_config,
-                    w.rules,
-                    w.failure_policy,
-                    w.namespace_selector,
-                    w.object_selector,
-                    w.side_effects,
-                    w.timeout_seconds,
-                    w.admission_review_versions,
-                    w.match_conditions,
-                );
-                hook.reinvoke = w.reinvocation_policy.as_deref() == Some("IfNeeded");
+                let reinvoke = w.reinvocation_policy.as_deref() == Some("IfNeeded");
+                let mut hook = hook!(w);
+                hook.reinvoke = reinvoke;
                 hooks.push(hook);
             }
         } else {
@@ -133,20 +142,7 @@ fn hooks(configurations: Vec<Value>, mutating: bool) -> Vec<Hook> {
             else {
                 continue;
             };
-            for w in parsed.webhooks.into_iter().flatten() {
-                hooks.push(Hook::new(
-                    w.name,
-                    w.client_config,
-                    w.rules,
-                    w.failure_policy,
-                    w.namespace_selector,
-                    w.object_selector,
-                    w.side_effects,
-                    w.timeout_seconds,
-                    w.admission_review_versions,
-                    w.match_conditions,
-                ));
-            }
+            hooks.extend(parsed.webhooks.into_iter().flatten().map(|w| hook!(w)));
         }
     }
     hooks
