@@ -40,6 +40,7 @@ pub mod serviceaccount;
 pub mod status;
 pub mod storage;
 pub mod storemetrics;
+pub mod token_webhook;
 pub mod watch;
 
 pub use server::{serve, Server};

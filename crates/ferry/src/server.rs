@@ -52,6 +52,16 @@ pub struct Args {
     /// Static bearer tokens, upstream's CSV format: token,user,uid,"group1,group2".
     #[arg(long)]
     token_file: Option<PathBuf>,
+    /// A kubeconfig-format file naming the webhook that reviews bearer tokens no other
+    /// authenticator knows (`authentication.k8s.io` TokenReview).
+    #[arg(long)]
+    authentication_token_webhook_config_file: Option<PathBuf>,
+    /// How long the token webhook's answers are kept.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    authentication_token_webhook_cache_ttl: std::time::Duration,
+    /// The TokenReview version sent to the token webhook: v1 or v1beta1.
+    #[arg(long, default_value = "v1")]
+    authentication_token_webhook_version: String,
     /// The issuer service-account tokens name (`iss`); repeatable: the first signs new tokens,
     /// all are accepted. Default https://kubernetes.default.svc.cluster.local.
     #[arg(long)]
@@ -414,6 +424,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let tokens = TokenFileAuthenticator::load(path)
             .with_context(|| format!("reading {}", path.display()))?;
         authenticators.push(Box::new(tokens));
+    }
+    if let Some(path) = &args.authentication_token_webhook_config_file {
+        let webhook = ferry_apiserver::token_webhook::WebhookTokenAuthenticator::load(
+            path,
+            args.authentication_token_webhook_cache_ttl,
+            &args.authentication_token_webhook_version,
+        )
+        .map_err(|e| anyhow::anyhow!("--authentication-token-webhook-config-file: {e}"))?;
+        authenticators.push(Box::new(webhook));
     }
     for name in &args.disable_admission_plugins {
         if !ferry_apiserver::admission::PLUGINS.contains(&name.as_str()) {

@@ -1,5 +1,7 @@
-//! Black-box tests of admission webhooks: a real `ferry server`, the real kubectl, and a small
-//! HTTPS webhook server started by the test on 127.0.0.1 with a certificate of its own.
+//! Black-box tests of admission (webhooks, policies, PodSecurity's audit side, the class
+//! plugins), of the token webhook and of encryption at rest: a real `ferry server`, the real
+//! kubectl, and a small HTTPS webhook server started by the test on 127.0.0.1 with a
+//! certificate of its own.
 
 mod common;
 
@@ -110,6 +112,21 @@ fn answer(stream: &mut impl ReadWrite) -> std::io::Result<()> {
     let request = &review["request"];
     let uid = request["uid"].clone();
     let path = request_line.split_whitespace().nth(1).unwrap_or_default();
+    if path.starts_with("/authenticate") {
+        // A TokenReview: one token is jane's.
+        let status = if review["spec"]["token"] == "jane-token" {
+            json!({"authenticated": true, "user": {"username": "jane", "uid": "42", "groups": ["developers"]}})
+        } else {
+            json!({"authenticated": false, "error": "unknown token"})
+        };
+        let body = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": status}).to_string();
+        write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        return stream.flush();
+    }
     let response = if path.starts_with("/mutate") {
         let patch = if request["object"]["metadata"]["labels"].is_object() {
             json!([{"op": "add", "path": "/metadata/labels/hooked", "value": "yes"}])
@@ -633,5 +650,57 @@ fn secrets_are_encrypted_at_rest_and_keys_rotate() {
     assert_eq!(
         ferry.ok(&["get", "secret", "db", "-o", "jsonpath={.data.password}"]),
         "aHVudGVyMg=="
+    );
+}
+
+/// `--authentication-token-webhook-config-file`: a token only the webhook knows is a user.
+#[test]
+fn a_token_webhook_authenticates_what_it_knows() {
+    let hooks = WebhookServer::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = tmp.path().join("authn.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: authn\n  cluster:\n    server: https://127.0.0.1:{}/authenticate\n    certificate-authority-data: {}\nusers:\n- name: apiserver\n  user: {{}}\ncontexts:\n- name: webhook\n  context: {{cluster: authn, user: apiserver}}\ncurrent-context: webhook\n",
+            hooks.port, hooks.ca_bundle
+        ),
+    )
+    .expect("config");
+    let data = tmp.path().join("data");
+    let ferry = Ferry::start_in(
+        &data,
+        &[&format!(
+            "--authentication-token-webhook-config-file={}",
+            config.display()
+        )],
+    );
+    let whoami = ferry.kubectl_with_token(
+        "jane-token",
+        &[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username} {.status.userInfo.groups}",
+        ],
+    );
+    assert!(
+        whoami.status.success(),
+        "{}",
+        String::from_utf8_lossy(&whoami.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&whoami.stdout),
+        r#"jane ["developers","system:authenticated"]"#
+    );
+    // RBAC decides what she may do: nothing yet.
+    let denied = ferry.kubectl_with_token("jane-token", &["get", "pods"]);
+    assert!(String::from_utf8_lossy(&denied.stderr)
+        .contains("User \"jane\" cannot list resource \"pods\""));
+    let unknown = ferry.kubectl_with_token("nobody-token", &["get", "pods"]);
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("Unauthorized"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
     );
 }

@@ -22,7 +22,7 @@ mod resource_quota;
 mod rules;
 mod runtime_class;
 mod service_account;
-mod webhook;
+pub(crate) mod webhook;
 
 pub use config::{ConfigError, Configuration};
 pub use default_class::DefaultClass;

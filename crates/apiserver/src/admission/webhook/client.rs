@@ -109,25 +109,31 @@ pub fn roots(ca_bundle: Option<&str>) -> Result<rustls::RootCertStore, String> {
     Ok(roots)
 }
 
+/// A client configuration trusting `roots`, presenting no certificate.
+pub fn tls(roots: rustls::RootCertStore) -> Arc<rustls::ClientConfig> {
+    Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
 /// POSTs `review` to `target` and returns the decoded answer; errors are the text upstream
 /// puts after `failed to call webhook: `.
 pub async fn call(
     target: &Target,
-    roots: rustls::RootCertStore,
+    tls: Arc<rustls::ClientConfig>,
     review: &Value,
     timeout: Duration,
 ) -> Result<Value, String> {
     let post = |e: &dyn std::fmt::Display| format!("Post {:?}: {e}", target.url);
     let exchange = async {
-        let tls = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
         let name = rustls::pki_types::ServerName::try_from(target.server_name.clone())
             .map_err(|e| post(&e))?;
         let tcp = TcpStream::connect((target.address.as_str(), target.port))
             .await
             .map_err(|e| post(&format!("dial tcp {}:{}: {e}", target.address, target.port)))?;
-        let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
+        let stream = tokio_rustls::TlsConnector::from(tls)
             .connect(name, tcp)
             .await
             .map_err(|e| post(&format!("tls: {e}")))?;

@@ -17,7 +17,7 @@
 //! - Writes to the admission configuration itself (`admissionregistration.k8s.io`) are never
 //!   sent to webhooks, so a broken webhook can always be removed.
 
-mod client;
+pub(crate) mod client;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -327,7 +327,7 @@ impl Webhooks {
         .map_err(&failed)?;
         let uid = crate::object::new_uid();
         let review = review(version, &uid, attributes, object);
-        let answer = client::call(&target, roots, &review, hook.timeout)
+        let answer = client::call(&target, client::tls(roots), &review, hook.timeout)
             .await
             .map_err(&failed)?;
         let response = answer

@@ -1,0 +1,275 @@
+//! Webhook token authentication (`--authentication-token-webhook-config-file`, upstream's
+//! `webhook` token authenticator): a bearer token no other authenticator knows is sent as an
+//! `authentication.k8s.io/v1` TokenReview to the service the kubeconfig-format file names,
+//! whose answer says who it is. Answers are kept for `--authentication-token-webhook-cache-ttl`
+//! (refusals for 10 s), keyed by a SHA-256 of the token.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use rustls::pki_types::pem::PemObject as _;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::admission::webhook::client;
+use crate::auth::{Authenticator, AuthnError, Credentials, UserInfo};
+
+/// How long a refusal is kept.
+const REFUSAL_TTL: Duration = Duration::from_secs(10);
+/// How long the webhook may take.
+const TIMEOUT: Duration = Duration::from_secs(30);
+/// Answers kept at most; past it the cache starts over.
+const CACHED: usize = 10_000;
+
+#[derive(Deserialize)]
+struct Kubeconfig {
+    #[serde(default)]
+    clusters: Vec<NamedCluster>,
+    #[serde(default)]
+    users: Vec<NamedUser>,
+}
+
+#[derive(Deserialize)]
+struct NamedCluster {
+    #[serde(default)]
+    cluster: ClusterFile,
+}
+
+#[derive(Deserialize)]
+struct NamedUser {
+    #[serde(default)]
+    user: UserFile,
+}
+
+#[derive(Deserialize, Default)]
+struct ClusterFile {
+    #[serde(default)]
+    server: String,
+    #[serde(default, rename = "certificate-authority")]
+    certificate_authority: Option<String>,
+    #[serde(default, rename = "certificate-authority-data")]
+    certificate_authority_data: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct UserFile {
+    #[serde(default, rename = "client-certificate")]
+    client_certificate: Option<String>,
+    #[serde(default, rename = "client-certificate-data")]
+    client_certificate_data: Option<String>,
+    #[serde(default, rename = "client-key")]
+    client_key: Option<String>,
+    #[serde(default, rename = "client-key-data")]
+    client_key_data: Option<String>,
+}
+
+/// PEM from a `-data` field (base64) or a file named relative to the kubeconfig.
+fn pem(data: Option<&str>, file: Option<&str>, base: &Path) -> Result<Option<Vec<u8>>, String> {
+    if let Some(data) = data {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .map_err(|e| format!("invalid base64: {e}"))?;
+        return Ok(Some(bytes));
+    }
+    match file {
+        Some(file) => std::fs::read(base.join(file))
+            .map(Some)
+            .map_err(|e| format!("reading {file}: {e}")),
+        None => Ok(None),
+    }
+}
+
+/// A remembered answer.
+struct Cached {
+    at: Instant,
+    answer: Result<UserInfo, AuthnError>,
+}
+
+/// The webhook token authenticator.
+pub struct WebhookTokenAuthenticator {
+    target: client::Target,
+    tls: Arc<rustls::ClientConfig>,
+    /// `authentication.k8s.io/v1` or `v1beta1`.
+    api_version: String,
+    ttl: Duration,
+    cache: parking_lot::Mutex<HashMap<Vec<u8>, Cached>>,
+}
+
+impl WebhookTokenAuthenticator {
+    /// The authenticator the kubeconfig-format file at `path` describes; answers kept `ttl`;
+    /// TokenReviews of `version` (`v1` or `v1beta1`).
+    pub fn load(path: &Path, ttl: Duration, version: &str) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let config: Kubeconfig = serde_yaml_ng::from_str(&text).map_err(|e| e.to_string())?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let cluster = config
+            .clusters
+            .into_iter()
+            .next()
+            .map(|c| c.cluster)
+            .ok_or("the file names no cluster")?;
+        let user = config
+            .users
+            .into_iter()
+            .next()
+            .map(|u| u.user)
+            .unwrap_or_default();
+        let target = client::Target::from_url(&cluster.server, TIMEOUT)?;
+        // The timeout parameter is the admission webhooks'; a TokenReview goes to the path as
+        // given.
+        let target = client::Target {
+            path: target.path.split('?').next().unwrap_or("/").to_string(),
+            ..target
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        let ca = pem(
+            cluster.certificate_authority_data.as_deref(),
+            cluster.certificate_authority.as_deref(),
+            base,
+        )?
+        .ok_or("the cluster has no certificate-authority")?;
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
+            roots
+                .add(cert.map_err(|e| format!("certificate-authority: {e}"))?)
+                .map_err(|e| format!("certificate-authority: {e}"))?;
+        }
+        let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+        let cert = pem(
+            user.client_certificate_data.as_deref(),
+            user.client_certificate.as_deref(),
+            base,
+        )?;
+        let key = pem(
+            user.client_key_data.as_deref(),
+            user.client_key.as_deref(),
+            base,
+        )?;
+        let tls = match (cert, key) {
+            (Some(cert), Some(key)) => {
+                let chain = rustls::pki_types::CertificateDer::pem_slice_iter(&cert)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("client-certificate: {e}"))?;
+                let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(&key)
+                    .map_err(|e| format!("client-key: {e}"))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| format!("client certificate: {e}"))?
+            }
+            _ => builder.with_no_client_auth(),
+        };
+        let api_version = match version {
+            "v1" | "" => "authentication.k8s.io/v1",
+            "v1beta1" => "authentication.k8s.io/v1beta1",
+            other => return Err(format!("unsupported TokenReview version {other:?}")),
+        };
+        Ok(WebhookTokenAuthenticator {
+            target,
+            tls: Arc::new(tls),
+            api_version: api_version.to_string(),
+            ttl,
+            cache: parking_lot::Mutex::new(HashMap::new()),
+        })
+    }
+
+    async fn review(&self, token: &str) -> Result<UserInfo, AuthnError> {
+        let review = json!({
+            "apiVersion": self.api_version, "kind": "TokenReview",
+            "spec": {"token": token},
+        });
+        let answer = client::call(&self.target, self.tls.clone(), &review, TIMEOUT)
+            .await
+            .map_err(|e| AuthnError::Invalid(format!("the token webhook failed: {e}")))?;
+        user_of(&answer)
+    }
+}
+
+/// The user a TokenReview answer authenticates.
+fn user_of(answer: &Value) -> Result<UserInfo, AuthnError> {
+    let status = &answer["status"];
+    if status["authenticated"].as_bool() != Some(true) {
+        let why = status["error"]
+            .as_str()
+            .unwrap_or("not authenticated by the token webhook");
+        return Err(AuthnError::Invalid(why.to_string()));
+    }
+    let user = &status["user"];
+    let name = user["username"].as_str().unwrap_or_default();
+    if name.is_empty() {
+        return Err(AuthnError::Invalid(
+            "the token webhook named no user".into(),
+        ));
+    }
+    let groups = user["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(String::from)
+        .collect();
+    Ok(UserInfo::new(
+        name.to_string(),
+        user["uid"].as_str().unwrap_or_default().to_string(),
+        groups,
+    ))
+}
+
+#[async_trait::async_trait]
+impl Authenticator for WebhookTokenAuthenticator {
+    async fn authenticate(
+        &self,
+        credentials: &Credentials<'_>,
+    ) -> Option<Result<UserInfo, AuthnError>> {
+        let token = credentials.bearer_token?;
+        let key = ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
+            .as_ref()
+            .to_vec();
+        if let Some(cached) = self.cache.lock().get(&key) {
+            let ttl = if cached.answer.is_ok() {
+                self.ttl
+            } else {
+                REFUSAL_TTL
+            };
+            if cached.at.elapsed() < ttl {
+                return Some(cached.answer.clone());
+            }
+        }
+        let answer = self.review(token).await;
+        let mut cache = self.cache.lock();
+        if cache.len() >= CACHED {
+            cache.clear();
+        }
+        cache.insert(
+            key,
+            Cached {
+                at: Instant::now(),
+                answer: answer.clone(),
+            },
+        );
+        Some(answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_reviews_name_the_user_or_refuse() {
+        let answer = json!({"status": {"authenticated": true,
+            "user": {"username": "jane", "uid": "42", "groups": ["developers"]}}});
+        let user = user_of(&answer).expect("authenticated");
+        assert_eq!(user.name, "jane");
+        assert_eq!(user.uid, "42");
+        assert!(user.in_group("developers") && user.in_group("system:authenticated"));
+        let refused = json!({"status": {"authenticated": false, "error": "token expired"}});
+        assert_eq!(
+            user_of(&refused),
+            Err(AuthnError::Invalid("token expired".into()))
+        );
+        assert!(user_of(&json!({"status": {"authenticated": true, "user": {}}})).is_err());
+    }
+}
