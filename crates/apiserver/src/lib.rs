@@ -25,6 +25,7 @@ pub mod kubelet;
 pub mod node_authorizer;
 pub mod node_graph;
 pub mod object;
+pub mod oidc;
 pub mod pki;
 pub mod protobuf;
 pub mod rbac;

@@ -62,6 +62,34 @@ pub struct Args {
     /// The TokenReview version sent to the token webhook: v1 or v1beta1.
     #[arg(long, default_value = "v1")]
     authentication_token_webhook_version: String,
+    /// The OpenID Connect issuer whose ID tokens authenticate users (https; its discovery
+    /// document and keys are fetched from it).
+    #[arg(long)]
+    oidc_issuer_url: Option<String>,
+    /// The client id ID tokens must be issued for (their audience).
+    #[arg(long, default_value = "")]
+    oidc_client_id: String,
+    /// The claim naming the user.
+    #[arg(long, default_value = "sub")]
+    oidc_username_claim: String,
+    /// Put before user names (default `<issuer>#` unless the claim is email; `-` for none).
+    #[arg(long)]
+    oidc_username_prefix: Option<String>,
+    /// The claim listing the user's groups.
+    #[arg(long)]
+    oidc_groups_claim: Option<String>,
+    /// Put before group names.
+    #[arg(long, default_value = "")]
+    oidc_groups_prefix: String,
+    /// The CA the issuer's certificate must chain to.
+    #[arg(long)]
+    oidc_ca_file: Option<PathBuf>,
+    /// A `key=value` claim every ID token must carry (repeatable).
+    #[arg(long)]
+    oidc_required_claim: Vec<String>,
+    /// The signing algorithms accepted, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = vec!["RS256".to_string()])]
+    oidc_signing_algs: Vec<String>,
     /// The issuer service-account tokens name (`iss`); repeatable: the first signs new tokens,
     /// all are accepted. Default https://kubernetes.default.svc.cluster.local.
     #[arg(long)]
@@ -372,6 +400,42 @@ fn service_account_tokens(
     Ok(Tokens::new(store, signing, verifying, config))
 }
 
+/// The OIDC authenticator the `--oidc-*` flags describe.
+fn oidc_authenticator(
+    args: &Args,
+    issuer_url: &str,
+) -> anyhow::Result<ferry_apiserver::oidc::OidcAuthenticator> {
+    let required_claims = args
+        .oidc_required_claim
+        .iter()
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| anyhow::anyhow!("--oidc-required-claim {pair:?}: want key=value"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let signing_algs = args
+        .oidc_signing_algs
+        .iter()
+        .map(|alg| {
+            alg.parse::<jsonwebtoken::Algorithm>()
+                .map_err(|_| anyhow::anyhow!("--oidc-signing-algs: unknown algorithm {alg:?}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    ferry_apiserver::oidc::OidcAuthenticator::new(ferry_apiserver::oidc::OidcConfig {
+        issuer_url: issuer_url.to_string(),
+        client_id: args.oidc_client_id.clone(),
+        username_claim: args.oidc_username_claim.clone(),
+        username_prefix: args.oidc_username_prefix.clone(),
+        groups_claim: args.oidc_groups_claim.clone(),
+        groups_prefix: args.oidc_groups_prefix.clone(),
+        ca_file: args.oidc_ca_file.clone(),
+        required_claims,
+        signing_algs,
+    })
+    .map_err(|e| anyhow::anyhow!("--oidc-issuer-url: {e}"))
+}
+
 /// Runs the server until SIGTERM or SIGINT.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
@@ -433,6 +497,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         )
         .map_err(|e| anyhow::anyhow!("--authentication-token-webhook-config-file: {e}"))?;
         authenticators.push(Box::new(webhook));
+    }
+    if let Some(issuer_url) = &args.oidc_issuer_url {
+        authenticators.push(Box::new(oidc_authenticator(&args, issuer_url)?));
     }
     for name in &args.disable_admission_plugins {
         if !ferry_apiserver::admission::PLUGINS.contains(&name.as_str()) {

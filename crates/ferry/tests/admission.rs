@@ -19,6 +19,9 @@ use serde_json::{json, Value};
 struct WebhookServer {
     port: u16,
     ca_bundle: String,
+    /// The keys it serves at `/jwks`, as an OIDC issuer (discovery at
+    /// `/.well-known/openid-configuration`).
+    jwks: Arc<std::sync::Mutex<Value>>,
     calls: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -46,8 +49,9 @@ impl WebhookServer {
         let port = listener.local_addr().expect("addr").port();
         let calls = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
+        let jwks = Arc::new(std::sync::Mutex::new(json!({"keys": []})));
         let thread = {
-            let (calls, stop) = (calls.clone(), stop.clone());
+            let (calls, stop, jwks) = (calls.clone(), stop.clone(), jwks.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     match listener.accept() {
@@ -56,7 +60,8 @@ impl WebhookServer {
                             let connection =
                                 rustls::ServerConnection::new(config.clone()).expect("tls");
                             let mut tls = rustls::StreamOwned::new(connection, stream);
-                            if answer(&mut tls).is_ok() {
+                            let keys = jwks.lock().expect("jwks").clone();
+                            if answer(&mut tls, port, &keys).is_ok() {
                                 calls.fetch_add(1, Ordering::Relaxed);
                             }
                         }
@@ -68,6 +73,7 @@ impl WebhookServer {
         WebhookServer {
             port,
             ca_bundle,
+            jwks,
             calls,
             stop,
             thread: Some(thread),
@@ -89,7 +95,7 @@ impl Drop for WebhookServer {
 }
 
 /// Reads one HTTP request and answers it.
-fn answer(stream: &mut impl ReadWrite) -> std::io::Result<()> {
+fn answer(stream: &mut impl ReadWrite, port: u16, jwks: &Value) -> std::io::Result<()> {
     let mut reader = BufReader::new(&mut *stream);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
@@ -112,6 +118,22 @@ fn answer(stream: &mut impl ReadWrite) -> std::io::Result<()> {
     let request = &review["request"];
     let uid = request["uid"].clone();
     let path = request_line.split_whitespace().nth(1).unwrap_or_default();
+    let json_answer = |stream: &mut dyn Write, body: String| -> std::io::Result<()> {
+        write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        stream.flush()
+    };
+    if path == "/.well-known/openid-configuration" {
+        let issuer = format!("https://127.0.0.1:{port}");
+        let document = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks")});
+        return json_answer(stream, document.to_string());
+    }
+    if path == "/jwks" {
+        return json_answer(stream, jwks.to_string());
+    }
     if path.starts_with("/authenticate") {
         // A TokenReview: one token is jane's.
         let status = if review["spec"]["token"] == "jane-token" {
@@ -703,4 +725,94 @@ fn a_token_webhook_authenticates_what_it_knows() {
         "{}",
         String::from_utf8_lossy(&unknown.stderr)
     );
+}
+
+/// `--oidc-issuer-url`: ID tokens signed by the issuer's key authenticate, named by the
+/// configured claims; others are refused.
+#[test]
+fn oidc_id_tokens_authenticate() {
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    let issuer = WebhookServer::start();
+    // The issuer's signing key, published as a JWK.
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let point = key.public_key_raw();
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    *issuer.jwks.lock().expect("jwks") = json!({"keys": [{"kty": "EC", "crv": "P-256",
+        "x": b64(&point[1..33]), "y": b64(&point[33..65]), "kid": "k1", "alg": "ES256", "use": "sig"}]});
+    let url = format!("https://127.0.0.1:{}", issuer.port);
+    let signing = EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).expect("signing key");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    let token = |claims: Value| {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some("k1".into());
+        encode(&header, &claims, &signing).expect("sign")
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let ca = tmp.path().join("issuer-ca.crt");
+    std::fs::write(
+        &ca,
+        base64::engine::general_purpose::STANDARD
+            .decode(&issuer.ca_bundle)
+            .expect("pem"),
+    )
+    .expect("ca");
+    let data = tmp.path().join("data");
+    let ferry = Ferry::start_in(
+        &data,
+        &[
+            &format!("--oidc-issuer-url={url}"),
+            "--oidc-client-id=ferry",
+            "--oidc-username-claim=email",
+            "--oidc-groups-claim=groups",
+            "--oidc-groups-prefix=oidc:",
+            "--oidc-signing-algs=ES256",
+            &format!("--oidc-ca-file={}", ca.display()),
+        ],
+    );
+    let good = token(
+        json!({"iss": url, "aud": "ferry", "sub": "1234", "email": "jane@example.com",
+        "email_verified": true, "groups": ["devs"], "exp": now + 600, "iat": now}),
+    );
+    let whoami = ferry.kubectl_with_token(
+        &good,
+        &[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username} {.status.userInfo.groups}",
+        ],
+    );
+    assert!(
+        whoami.status.success(),
+        "{}",
+        String::from_utf8_lossy(&whoami.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&whoami.stdout),
+        r#"jane@example.com ["oidc:devs","system:authenticated"]"#
+    );
+    for (what, bad) in [
+        (
+            "expired",
+            json!({"iss": url, "aud": "ferry", "email": "jane@example.com", "exp": now - 600}),
+        ),
+        (
+            "for another client",
+            json!({"iss": url, "aud": "other", "email": "jane@example.com", "exp": now + 600}),
+        ),
+    ] {
+        let refused = ferry.kubectl_with_token(&token(bad), &["get", "pods"]);
+        // 401: kubectl says so as "Unauthorized", or during discovery as a request for
+        // credentials.
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            !refused.status.success()
+                && (said.contains("Unauthorized") || said.contains("provide credentials")),
+            "{what}: {}",
+            String::from_utf8_lossy(&refused.stderr)
+        );
+    }
 }

@@ -72,8 +72,39 @@ impl Target {
             Some(q) if !q.is_empty() => format!("{q}&{timeout}"),
             _ => timeout,
         };
+        Target::with_query(address, port, server_name, shown_port, path, Some(&query))
+    }
+
+    /// The target of `url` as it is, without the `timeout` parameter admission webhooks get
+    /// (a token webhook, an OIDC issuer).
+    pub fn plain(url: &str) -> Result<Target, String> {
+        let with_timeout = Target::from_url(url, Duration::ZERO)?;
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| format!("invalid url {url:?}: {e}"))?;
+        Ok(Target::with_query(
+            with_timeout.address,
+            with_timeout.port,
+            with_timeout.server_name,
+            uri.port_u16().unwrap_or(443),
+            uri.path(),
+            uri.query(),
+        ))
+    }
+
+    fn with_query(
+        address: String,
+        port: u16,
+        server_name: String,
+        shown_port: u16,
+        path: &str,
+        query: Option<&str>,
+    ) -> Target {
         let path = if path.is_empty() { "/" } else { path };
-        let path = format!("{path}?{query}");
+        let path = match query {
+            Some(query) if !query.is_empty() => format!("{path}?{query}"),
+            _ => path.to_string(),
+        };
         let shown = if server_name.contains(':') {
             format!("[{server_name}]")
         } else {
@@ -126,37 +157,64 @@ pub async fn call(
     review: &Value,
     timeout: Duration,
 ) -> Result<Value, String> {
-    let post = |e: &dyn std::fmt::Display| format!("Post {:?}: {e}", target.url);
+    exchange(target, tls, Some(review), timeout).await
+}
+
+/// GETs the JSON document at `target` (an OIDC issuer's discovery document and keys).
+pub async fn get(
+    target: &Target,
+    tls: Arc<rustls::ClientConfig>,
+    timeout: Duration,
+) -> Result<Value, String> {
+    exchange(target, tls, None, timeout).await
+}
+
+/// POSTs `body`, or GETs without one; the JSON answer.
+async fn exchange(
+    target: &Target,
+    tls: Arc<rustls::ClientConfig>,
+    body: Option<&Value>,
+    timeout: Duration,
+) -> Result<Value, String> {
+    let method = if body.is_some() { "Post" } else { "Get" };
+    let failed = |e: &dyn std::fmt::Display| format!("{method} {:?}: {e}", target.url);
     let exchange = async {
         let name = rustls::pki_types::ServerName::try_from(target.server_name.clone())
-            .map_err(|e| post(&e))?;
+            .map_err(|e| failed(&e))?;
         let tcp = TcpStream::connect((target.address.as_str(), target.port))
             .await
-            .map_err(|e| post(&format!("dial tcp {}:{}: {e}", target.address, target.port)))?;
+            .map_err(|e| failed(&format!("dial tcp {}:{}: {e}", target.address, target.port)))?;
         let stream = tokio_rustls::TlsConnector::from(tls)
             .connect(name, tcp)
             .await
-            .map_err(|e| post(&format!("tls: {e}")))?;
+            .map_err(|e| failed(&format!("tls: {e}")))?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| post(&e))?;
+            .map_err(|e| failed(&e))?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
-        let body = serde_json::to_vec(review).map_err(|e| post(&e))?;
-        let request = http::Request::post(&target.path)
+        let builder = match body {
+            Some(_) => http::Request::post(&target.path)
+                .header(http::header::CONTENT_TYPE, "application/json"),
+            None => http::Request::get(&target.path),
+        };
+        let bytes = match body {
+            Some(body) => serde_json::to_vec(body).map_err(|e| failed(&e))?,
+            None => Vec::new(),
+        };
+        let request = builder
             .header(http::header::HOST, &target.server_name)
-            .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::ACCEPT, "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| post(&e))?;
-        let response = sender.send_request(request).await.map_err(|e| post(&e))?;
+            .body(Full::new(Bytes::from(bytes)))
+            .map_err(|e| failed(&e))?;
+        let response = sender.send_request(request).await.map_err(|e| failed(&e))?;
         let status = response.status();
         let bytes = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| post(&e))?
+            .map_err(|e| failed(&e))?
             .to_bytes();
         if !status.is_success() {
             let text = String::from_utf8_lossy(&bytes);
@@ -170,7 +228,7 @@ pub async fn call(
     };
     tokio::time::timeout(timeout, exchange)
         .await
-        .map_err(|_| post(&"context deadline exceeded"))?
+        .map_err(|_| failed(&"context deadline exceeded"))?
 }
 
 #[cfg(test)]
@@ -189,6 +247,9 @@ mod tests {
             Target::from_url("https://hooks.example", Duration::from_secs(10)).expect("url");
         assert_eq!((plain.port, plain.path.as_str()), (443, "/?timeout=10s"));
         assert!(Target::from_url("http://hooks.example/x", Duration::from_secs(10)).is_err());
+        let plain = Target::plain("https://issuer.example:8443/keys?v=1").expect("url");
+        assert_eq!((plain.port, plain.path.as_str()), (8443, "/keys?v=1"));
+        assert_eq!(plain.url, "https://issuer.example:8443/keys?v=1");
         let service = Target::new(
             "10.42.0.7".into(),
             8443,
