@@ -489,6 +489,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("reading {}", path.display()))?;
         authenticators.push(Box::new(tokens));
     }
+    // OIDC before the token webhook, in upstream's order.
+    if let Some(issuer_url) = &args.oidc_issuer_url {
+        authenticators.push(Box::new(oidc_authenticator(&args, issuer_url)?));
+    }
     if let Some(path) = &args.authentication_token_webhook_config_file {
         let webhook = ferry_apiserver::token_webhook::WebhookTokenAuthenticator::load(
             path,
@@ -497,9 +501,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         )
         .map_err(|e| anyhow::anyhow!("--authentication-token-webhook-config-file: {e}"))?;
         authenticators.push(Box::new(webhook));
-    }
-    if let Some(issuer_url) = &args.oidc_issuer_url {
-        authenticators.push(Box::new(oidc_authenticator(&args, issuer_url)?));
     }
     for name in &args.disable_admission_plugins {
         if !ferry_apiserver::admission::PLUGINS.contains(&name.as_str()) {
