@@ -120,12 +120,33 @@ impl Program {
             .iter()
             .filter(|(name, _)| self.variables.iter().any(|v| v == name));
         for (name, value) in named {
-            context
-                .add_variable(*name, *value)
-                .map_err(|e| failed(&e))?;
+            context.add_variable_from_value(*name, to_cel(value));
         }
         add_kubernetes_functions(&mut context);
         self.program.execute(&context).map_err(|e| failed(&e))
+    }
+}
+
+/// `value` as a CEL value, converted directly (the `cel` crate's serde path costs about twice
+/// as much): numbers as `int` when they are integers, as upstream's JSON decoding gives them.
+fn to_cel(value: &serde_json::Value) -> Value {
+    match value {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Value::Int(i),
+            (None, Some(u)) => Value::UInt(u),
+            _ => Value::Float(n.as_f64().unwrap_or_default()),
+        },
+        serde_json::Value::String(s) => Value::String(Arc::new(s.clone())),
+        serde_json::Value::Array(items) => Value::List(Arc::new(items.iter().map(to_cel).collect())),
+        serde_json::Value::Object(fields) => {
+            let map: std::collections::HashMap<cel::objects::Key, Value> = fields
+                .iter()
+                .map(|(k, v)| (cel::objects::Key::String(Arc::new(k.clone())), to_cel(v)))
+                .collect();
+            Value::Map(cel::objects::Map { map: Arc::new(map) })
+        }
     }
 }
 
@@ -185,6 +206,7 @@ mod tests {
             Ok(true)
         );
         assert_eq!(eval("[1, 2, 3].sum() == 6"), Ok(true));
+        assert_eq!(eval("object.spec.replicas == 6 && object.spec.replicas > 5.5"), Ok(true));
         let missing = eval("object.spec.strategy.type == 'Recreate'").expect_err("no such key");
         assert!(
             missing.to_string().contains("No such key: strategy"),
