@@ -139,7 +139,9 @@ fn to_cel(value: &serde_json::Value) -> Value {
             _ => Value::Float(n.as_f64().unwrap_or_default()),
         },
         serde_json::Value::String(s) => Value::String(Arc::new(s.clone())),
-        serde_json::Value::Array(items) => Value::List(Arc::new(items.iter().map(to_cel).collect())),
+        serde_json::Value::Array(items) => {
+            Value::List(Arc::new(items.iter().map(to_cel).collect()))
+        }
         serde_json::Value::Object(fields) => {
             let map: std::collections::HashMap<cel::objects::Key, Value> = fields
                 .iter()
@@ -206,7 +208,10 @@ mod tests {
             Ok(true)
         );
         assert_eq!(eval("[1, 2, 3].sum() == 6"), Ok(true));
-        assert_eq!(eval("object.spec.replicas == 6 && object.spec.replicas > 5.5"), Ok(true));
+        assert_eq!(
+            eval("object.spec.replicas == 6 && object.spec.replicas > 5.5"),
+            Ok(true)
+        );
         let missing = eval("object.spec.strategy.type == 'Recreate'").expect_err("no such key");
         assert!(
             missing.to_string().contains("No such key: strategy"),

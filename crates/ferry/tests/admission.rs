@@ -1,17 +1,19 @@
-//! Black-box tests of admission (webhooks, policies, PodSecurity's audit side, the class
-//! plugins), of the token webhook and of encryption at rest: a real `ferry server`, the real
-//! kubectl, and a small HTTPS webhook server started by the test on 127.0.0.1 with a
-//! certificate of its own.
+//! Black-box tests of admission (the plugin chain by name, LimitRanger and ResourceQuota,
+//! PodSecurity, webhooks, policies, the class plugins), of the token webhook and OIDC, and of
+//! encryption at rest: a real `ferry server`, the real kubectl, and a small HTTPS server
+//! started by the test on 127.0.0.1 with a certificate of its own.
 
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
-use common::Ferry;
+use common::{eventually, Ferry};
 use serde_json::{json, Value};
 
 /// An HTTPS server answering AdmissionReviews: `/mutate` labels the object `hooked: "yes"`
@@ -815,4 +817,400 @@ fn oidc_id_tokens_authenticate() {
             String::from_utf8_lossy(&refused.stderr)
         );
     }
+}
+
+/// `--enable-admission-plugins` chooses the admission chain by upstream's names: without
+/// NamespaceLifecycle, content may be created in a namespace that does not exist (as upstream);
+/// an unknown plugin stops the server at start.
+#[test]
+fn admission_plugins_are_chosen_by_name() {
+    let default = Ferry::start();
+    let refused = default.fails(&["create", "configmap", "c", "-n", "nowhere"]);
+    assert!(
+        refused.contains("namespaces \"nowhere\" not found"),
+        "{refused}"
+    );
+
+    // ServiceAccount: the pod runs as `default` with the API access volume mounted.
+    let pod = |name: &str, extra: &str| {
+        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n{extra}  containers: [{{name: c, image: busybox}}]\n")
+    };
+    default.apply_yaml("create", &pod("plain", ""));
+    assert_eq!(
+        default.ok(&["get", "pod", "plain", "-o", "jsonpath={.spec.serviceAccountName} {.spec.containers[0].volumeMounts[0].mountPath} {.spec.priority} {.spec.preemptionPolicy}"]),
+        "default /var/run/secrets/kubernetes.io/serviceaccount 0 PreemptLowerPriority"
+    );
+    default.apply_yaml(
+        "create",
+        &pod("opted-out", "  automountServiceAccountToken: false\n"),
+    );
+    assert_eq!(
+        default.ok(&["get", "pod", "opted-out", "-o", "jsonpath={.spec.volumes}"]),
+        ""
+    );
+    let missing = default.with_stdin(
+        &["create", "-f", "-"],
+        &pod("lost", "  serviceAccountName: ghost\n"),
+    );
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("pods \"lost\" is forbidden: error looking up service account default/ghost: serviceaccount \"ghost\" not found"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+    // Priority: the system classes exist, pods take their class's value, unknown classes and
+    // contradicting values are refused, one global default at most.
+    assert_eq!(
+        default.ok(&[
+            "get",
+            "priorityclass",
+            "-o",
+            "custom-columns=NAME:.metadata.name,VALUE:.value",
+            "--no-headers"
+        ]),
+        "system-cluster-critical   2000000000\nsystem-node-critical      2000001000\n"
+    );
+    default.apply_yaml(
+        "create",
+        &pod("critical", "  priorityClassName: system-cluster-critical\n"),
+    );
+    assert_eq!(
+        default.ok(&["get", "pod", "critical", "-o", "jsonpath={.spec.priority}"]),
+        "2000000000"
+    );
+    let unknown = default.with_stdin(
+        &["create", "-f", "-"],
+        &pod("odd", "  priorityClassName: nope\n"),
+    );
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr)
+            .contains("pods \"odd\" is forbidden: no PriorityClass with name nope was found"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+    default.apply_yaml("create", "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: normal}\nvalue: 100\nglobalDefault: true\n");
+    default.apply_yaml("create", &pod("defaulted", ""));
+    assert_eq!(
+        default.ok(&[
+            "get",
+            "pod",
+            "defaulted",
+            "-o",
+            "jsonpath={.spec.priorityClassName} {.spec.priority}"
+        ]),
+        "normal 100"
+    );
+    let second = default.with_stdin(&["create", "-f", "-"], "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: other}\nvalue: 5\nglobalDefault: true\n");
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains(
+            "PriorityClass normal is already marked as default. Only one default can exist"
+        ),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let contradicting = default.with_stdin(&["create", "-f", "-"], &pod("liar", "  priority: 7\n"));
+    assert!(
+        String::from_utf8_lossy(&contradicting.stderr).contains("the integer value of priority (7) must not be provided in pod spec; priority admission controller computed 100 from the given PriorityClass name"),
+        "{}",
+        String::from_utf8_lossy(&contradicting.stderr)
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ferry = Ferry::start_in(dir.path(), &["--enable-admission-plugins=NodeRestriction"]);
+    ferry.ok(&["create", "configmap", "c", "-n", "nowhere"]);
+    // Upstream's --disable-admission-plugins takes plugins out of the defaults.
+    let dir2 = tempfile::tempdir().expect("tempdir");
+    let without = Ferry::start_in(
+        dir2.path(),
+        &["--disable-admission-plugins=NamespaceLifecycle,ServiceAccount"],
+    );
+    without.ok(&["create", "configmap", "c", "-n", "nowhere"]);
+    without.apply_yaml("create", &pod("bare", ""));
+    assert_eq!(
+        without.ok(&["get", "pod", "bare", "-o", "jsonpath={.spec.volumes}"]),
+        ""
+    );
+
+    let bad = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "server",
+            "--disable-agent",
+            "--https-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(bad.path())
+        .arg("--enable-admission-plugins=AlwaysPullImages")
+        .output()
+        .expect("run ferry server");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unknown admission plugin \"AlwaysPullImages\""),
+        "{stderr}"
+    );
+}
+
+/// LimitRanger fills a namespace's container defaults and bounds what pods ask for; a
+/// ResourceQuota counted by the quota controller refuses the write that would exceed it with
+/// upstream's message, `kubectl describe quota` shows the count, and deleting gives it back.
+#[test]
+fn limit_ranges_default_and_quotas_refuse() {
+    let ferry = Ferry::start();
+    ferry.ok(&["create", "namespace", "team"]);
+    let stderr = |out: Output| String::from_utf8_lossy(&out.stderr).to_string();
+    let pod = |name: &str, resources: &str| {
+        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: team}}\nspec:\n  containers: [{{name: c, image: busybox{resources}}}]\n")
+    };
+    ferry.apply_yaml(
+        "create",
+        "apiVersion: v1\nkind: LimitRange\nmetadata: {name: limits, namespace: team}\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 500m, memory: 128Mi}\n    defaultRequest: {cpu: 100m}\n    max: {cpu: '1'}\n",
+    );
+    // The LimitRange's own defaults: defaultRequest from default where unset.
+    assert_eq!(
+        ferry.ok(&[
+            "get",
+            "limitrange",
+            "limits",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.spec.limits[0].defaultRequest}"
+        ]),
+        r#"{"cpu":"100m","memory":"128Mi"}"#
+    );
+    ferry.apply_yaml("create", &pod("bare", ""));
+    assert_eq!(
+        ferry.ok(&["get", "pod", "bare", "-n", "team", "-o", "jsonpath={.spec.containers[0].resources.requests.cpu} {.spec.containers[0].resources.limits.cpu} {.spec.containers[0].resources.limits.memory} {.status.qosClass}"]),
+        "100m 500m 128Mi Burstable"
+    );
+    assert_eq!(
+        ferry.ok(&["get", "pod", "bare", "-n", "team", "-o", "jsonpath={.metadata.annotations.kubernetes\\.io/limit-ranger}"]),
+        "LimitRanger plugin set: cpu, memory request for container c; cpu, memory limit for container c"
+    );
+    let greedy = stderr(ferry.with_stdin(
+        &["create", "-f", "-"],
+        &pod("greedy", ", resources: {limits: {cpu: '2'}}"),
+    ));
+    assert!(
+        greedy.contains(
+            "pods \"greedy\" is forbidden: maximum cpu usage per Container is 1, but limit is 2"
+        ),
+        "{greedy}"
+    );
+
+    ferry.apply_yaml(
+        "create",
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: quota, namespace: team}\nspec:\n  hard: {pods: '2', requests.cpu: '1', count/configmaps: '2'}\n",
+    );
+    let used = |field: &str| {
+        ferry.ok(&[
+            "get",
+            "quota",
+            "quota",
+            "-n",
+            "team",
+            "-o",
+            &format!("jsonpath={{.status.used.{field}}}"),
+        ])
+    };
+    // Counted by the controller: the pod already there, the root CA ConfigMap.
+    assert!(
+        eventually(Duration::from_secs(10), || used("pods") == "1"),
+        "{}",
+        ferry.ok(&["get", "quota", "quota", "-n", "team", "-o", "yaml"])
+    );
+    assert_eq!(used("requests\\.cpu"), "100m");
+    ferry.apply_yaml("create", &pod("second", ""));
+    assert_eq!(used("pods"), "2", "charged by admission at once");
+    assert_eq!(used("requests\\.cpu"), "200m");
+    let third = stderr(ferry.with_stdin(&["create", "-f", "-"], &pod("third", "")));
+    assert!(
+        third.contains("pods \"third\" is forbidden: exceeded quota: quota, requested: pods=1, used: pods=2, limited: pods=2"),
+        "{third}"
+    );
+    let described = ferry.ok(&["describe", "quota", "quota", "-n", "team"]);
+    assert!(
+        described
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["pods", "2", "2"]),
+        "{described}"
+    );
+    ferry.ok(&["delete", "pod", "second", "-n", "team", "--wait=false"]);
+    assert!(
+        eventually(Duration::from_secs(10), || used("pods") == "1"),
+        "given back when the pod went"
+    );
+    // A dry run checks without charging.
+    ferry.ok(&[
+        "run",
+        "dry",
+        "-n",
+        "team",
+        "--image=busybox",
+        "--dry-run=server",
+    ]);
+    assert_eq!(used("pods"), "1");
+    ferry.apply_yaml("create", &pod("third", ""));
+    assert_eq!(used("pods"), "2");
+
+    // Object counts: kube-root-ca.crt is one of the two ConfigMaps allowed.
+    assert!(eventually(Duration::from_secs(10), || used(
+        "count/configmaps"
+    ) == "1"));
+    ferry.ok(&["create", "configmap", "one", "-n", "team"]);
+    let two = stderr(ferry.kubectl(&["create", "configmap", "two", "-n", "team"]));
+    assert!(
+        two.contains("configmaps \"two\" is forbidden: exceeded quota: quota, requested: count/configmaps=1, used: count/configmaps=2, limited: count/configmaps=2"),
+        "{two}"
+    );
+    ferry.ok(&["delete", "configmap", "one", "-n", "team"]);
+    assert!(eventually(Duration::from_secs(10), || used(
+        "count/configmaps"
+    ) == "1"));
+    ferry.ok(&["create", "configmap", "two", "-n", "team"]);
+
+    // A quota on cpu needs every container to say how much it requests.
+    ferry.ok(&["delete", "limitrange", "limits", "-n", "team"]);
+    ferry.ok(&["delete", "pod", "third", "-n", "team", "--wait=false"]);
+    assert!(eventually(Duration::from_secs(10), || used("pods") == "1"));
+    let unrequested = stderr(ferry.with_stdin(&["create", "-f", "-"], &pod("loose", "")));
+    assert!(
+        unrequested.contains(
+            "pods \"loose\" is forbidden: failed quota: quota: must specify requests.cpu for: c"
+        ),
+        "{unrequested}"
+    );
+    let invalid = stderr(ferry.with_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: bad, namespace: team}\nspec:\n  hard: {pods: '-1'}\n",
+    ));
+    assert!(
+        invalid
+            .contains("spec.hard[pods]: Invalid value: \"-1\": must be greater than or equal to 0"),
+        "{invalid}"
+    );
+}
+
+#[test]
+fn pod_security_levels_refuse_and_warn() {
+    let ferry = Ferry::start();
+    let stderr = |out: Output| String::from_utf8_lossy(&out.stderr).to_string();
+    let pod = |name: &str, ns: &str, extra: &str| {
+        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n{extra}  containers: [{{name: c, image: busybox}}]\n")
+    };
+
+    // A namespace held to restricted refuses a pod that does not say it runs as non-root…
+    ferry.ok(&["create", "namespace", "locked"]);
+    ferry.ok(&[
+        "label",
+        "namespace",
+        "locked",
+        "pod-security.kubernetes.io/enforce=restricted",
+    ]);
+    let refused = stderr(ferry.with_stdin(&["create", "-f", "-"], &pod("plain", "locked", "")));
+    assert!(
+        refused.contains(concat!(
+            "pods \"plain\" is forbidden: violates PodSecurity \"restricted:latest\": ",
+            "allowPrivilegeEscalation != false (container \"c\" must set securityContext.allowPrivilegeEscalation=false), ",
+            "unrestricted capabilities (container \"c\" must set securityContext.capabilities.drop=[\"ALL\"]), ",
+            "runAsNonRoot != true (pod or container \"c\" must set securityContext.runAsNonRoot=true), ",
+            "seccompProfile (pod or container \"c\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")"
+        )),
+        "{refused}"
+    );
+    assert!(ferry
+        .kubectl(&["get", "pod", "plain", "-n", "locked"])
+        .stderr
+        .starts_with(b"Error from server (NotFound)"));
+    // … and admits one that does.
+    ferry.apply_yaml(
+        "create",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: careful, namespace: locked}\nspec:\n  securityContext: {runAsNonRoot: true, runAsUser: 1000, seccompProfile: {type: RuntimeDefault}}\n  containers:\n  - name: c\n    image: busybox\n    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}\n",
+    );
+
+    // warn: admitted, with the would-be violations as kubectl warnings, for workloads too.
+    ferry.ok(&["create", "namespace", "watched"]);
+    ferry.ok(&[
+        "label",
+        "namespace",
+        "watched",
+        "pod-security.kubernetes.io/warn=baseline",
+        "pod-security.kubernetes.io/warn-version=v1.32",
+    ]);
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: host, namespace: watched}\nspec:\n  selector: {matchLabels: {app: host}}\n  template:\n    metadata: {labels: {app: host}}\n    spec:\n      hostNetwork: true\n      containers: [{name: c, image: busybox, securityContext: {privileged: true}}]\n";
+    let warned = ferry.with_stdin(&["create", "-f", "-"], deployment);
+    assert!(warned.status.success(), "{}", stderr(warned.clone()));
+    let warned = stderr(warned);
+    assert!(
+        warned.contains("Warning: would violate PodSecurity \"baseline:v1.32\": host namespaces (hostNetwork=true), privileged (container \"c\" must not set securityContext.privileged=true)"),
+        "{warned}"
+    );
+
+    // Labels must name a level and a version.
+    let bogus = ferry.fails(&[
+        "label",
+        "namespace",
+        "watched",
+        "pod-security.kubernetes.io/enforce=bogus",
+    ]);
+    assert!(
+        bogus.contains("metadata.labels[pod-security.kubernetes.io/enforce]: Invalid value: \"bogus\": must be one of privileged, baseline, restricted"),
+        "{bogus}"
+    );
+
+    // Raising enforce where pods already break it warns about them, and does not evict them.
+    ferry.ok(&["create", "namespace", "busy"]);
+    ferry.apply_yaml("create", &pod("root", "busy", "  hostPID: true\n"));
+    ferry.apply_yaml("create", &pod("other", "busy", "  hostPID: true\n"));
+    let raised = ferry.kubectl(&[
+        "label",
+        "namespace",
+        "busy",
+        "pod-security.kubernetes.io/enforce=baseline",
+    ]);
+    assert!(raised.status.success(), "{}", stderr(raised.clone()));
+    let raised = stderr(raised);
+    assert!(
+        raised.contains("Warning: existing pods in namespace \"busy\" violate the new PodSecurity enforce level \"baseline:latest\"")
+            && raised.contains("Warning: other (and 1 other pod): host namespaces"),
+        "{raised}"
+    );
+    ferry.ok(&["get", "pod", "root", "-n", "busy"]);
+
+    // --admission-control-config-file: cluster-wide defaults and exempt namespaces.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("admission.yaml");
+    std::fs::write(
+        &config,
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: AdmissionConfiguration\nplugins:\n- name: PodSecurity\n  configuration:\n    apiVersion: pod-security.admission.config.k8s.io/v1\n    kind: PodSecurityConfiguration\n    defaults: {enforce: baseline}\n    exemptions: {namespaces: [tools]}\n",
+    )
+    .expect("write config");
+    let data = dir.path().join("data");
+    let configured = Ferry::start_in(
+        &data,
+        &[&format!(
+            "--admission-control-config-file={}",
+            config.display()
+        )],
+    );
+    let refused = stderr(configured.with_stdin(
+        &["create", "-f", "-"],
+        &pod("root", "default", "  hostPID: true\n"),
+    ));
+    assert!(
+        refused.contains("pods \"root\" is forbidden: violates PodSecurity \"baseline:latest\": host namespaces (hostPID=true)"),
+        "{refused}"
+    );
+    configured.ok(&["create", "namespace", "tools"]);
+    configured.apply_yaml("create", &pod("root", "tools", "  hostPID: true\n"));
+    // A label still overrides the default.
+    configured.ok(&["create", "namespace", "open"]);
+    configured.ok(&[
+        "label",
+        "namespace",
+        "open",
+        "pod-security.kubernetes.io/enforce=privileged",
+    ]);
+    configured.apply_yaml("create", &pod("root", "open", "  hostPID: true\n"));
 }
