@@ -137,6 +137,11 @@ impl Objects {
         }
     }
 
+    /// The object stored at `key` (`/namespaces/default`), if there is one.
+    pub fn get(&self, key: &str) -> Option<serde_json::Value> {
+        self.objects.read().get(key.as_bytes()).cloned()
+    }
+
     /// The objects whose keys start with `prefix` (`/limitranges/<namespace>/`), in key order.
     pub fn under(&self, prefix: &str) -> Vec<serde_json::Value> {
         let objects = self.objects.read();

@@ -186,9 +186,7 @@ impl PodSecurity {
             .get(&storage.store)
             .await
             .map_err(|_| lookup_failed())?
-            .under(&format!("/namespaces/{namespace}"))
-            .into_iter()
-            .find(|ns| meta_str(ns, "name") == Some(namespace));
+            .get(&format!("/namespaces/{namespace}"));
         let object = match cached {
             Some(object) => object,
             // Not seen yet (just created): read it from the store, as upstream falls back to a

@@ -132,9 +132,7 @@ fn namespace_object(namespaces: &Objects, namespace: &str) -> Value {
         return Value::Null;
     }
     namespaces
-        .under(&format!("/namespaces/{namespace}"))
-        .into_iter()
-        .find(|ns| meta_str(ns, "name") == Some(namespace))
+        .get(&format!("/namespaces/{namespace}"))
         .unwrap_or(Value::Null)
 }
 

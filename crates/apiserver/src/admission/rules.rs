@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::Value;
 
 use super::Attributes;
-use crate::object::{labels, meta_str};
+use crate::object::labels;
 use crate::reflector::Objects;
 use crate::registry::{GroupResource, NAMESPACES};
 use crate::status::ApiError;
@@ -102,9 +102,7 @@ pub fn namespace_selected(
         return Ok(true);
     }
     let found = namespaces
-        .under(&format!("/namespaces/{namespace}"))
-        .into_iter()
-        .find(|ns| meta_str(ns, "name") == Some(namespace))
+        .get(&format!("/namespaces/{namespace}"))
         .ok_or_else(|| ApiError::internal(format!("namespace \"{namespace}\" not found")))?;
     Ok(selector_matches(selector, &labels(&found)))
 }

@@ -9,7 +9,6 @@ use ferry_api::resources;
 use serde_json::{Map, Value};
 
 use super::{Attributes, MutatingPlugin, Operation, ValidatingPlugin};
-use crate::object::meta_str;
 use crate::reflector::LazyObjects;
 use crate::registry::{GroupResource, PODS};
 use crate::status::ApiError;
@@ -46,10 +45,7 @@ impl RuntimeClass {
             return Ok(None);
         };
         let view = self.classes.get(&storage.store).await?;
-        let class = view
-            .under(&format!("/runtimeclasses/{name}"))
-            .into_iter()
-            .find(|c| meta_str(c, "name") == Some(name));
+        let class = view.get(&format!("/runtimeclasses/{name}"));
         match class {
             Some(class) => Ok(Some(class)),
             None => Err(attributes.forbidden(

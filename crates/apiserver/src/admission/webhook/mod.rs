@@ -382,9 +382,7 @@ fn resolve_endpoint(
     port: i32,
 ) -> Result<(String, u16), String> {
     let service = cluster
-        .under(&format!("/services/{namespace}/{name}"))
-        .into_iter()
-        .find(|s| meta_str(s, "name") == Some(name))
+        .get(&format!("/services/{namespace}/{name}"))
         .ok_or_else(|| format!("service \"{name}\" not found"))?;
     let ports = service.pointer("/spec/ports").and_then(Value::as_array);
     let service_port = ports
