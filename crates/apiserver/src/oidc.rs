@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use rustls::pki_types::pem::PemObject as _;
 use serde_json::Value;
 
 use crate::admission::webhook::client;
@@ -66,16 +65,14 @@ impl OidcAuthenticator {
         if config.client_id.is_empty() {
             return Err("--oidc-client-id is required with --oidc-issuer-url".into());
         }
-        let mut roots = rustls::RootCertStore::empty();
-        if let Some(path) = &config.ca_file {
-            let pem =
-                std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-            for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
-                roots
-                    .add(cert.map_err(|e| format!("--oidc-ca-file: {e}"))?)
-                    .map_err(|e| format!("--oidc-ca-file: {e}"))?;
+        let roots = match &config.ca_file {
+            Some(path) => {
+                let pem =
+                    std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+                client::roots_from_pem(&pem).map_err(|e| format!("--oidc-ca-file: {e}"))?
             }
-        }
+            None => rustls::RootCertStore::empty(),
+        };
         Ok(OidcAuthenticator {
             config,
             tls: client::tls(roots),

@@ -119,18 +119,14 @@ impl WebhookTokenAuthenticator {
             .map(|u| u.user)
             .unwrap_or_default();
         let target = client::Target::plain(&cluster.server)?;
-        let mut roots = rustls::RootCertStore::empty();
         let ca = pem(
             cluster.certificate_authority_data.as_deref(),
             cluster.certificate_authority.as_deref(),
             base,
         )?
         .ok_or("the cluster has no certificate-authority")?;
-        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
-            roots
-                .add(cert.map_err(|e| format!("certificate-authority: {e}"))?)
-                .map_err(|e| format!("certificate-authority: {e}"))?;
-        }
+        let roots =
+            client::roots_from_pem(&ca).map_err(|e| format!("certificate-authority: {e}"))?;
         let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
         let cert = pem(
             user.client_certificate_data.as_deref(),

@@ -122,20 +122,25 @@ impl Target {
 
 /// Roots from a `caBundle` (base64 of PEM certificates, as it is in JSON).
 pub fn roots(ca_bundle: Option<&str>) -> Result<rustls::RootCertStore, String> {
-    let mut roots = rustls::RootCertStore::empty();
     let Some(bundle) = ca_bundle.filter(|b| !b.is_empty()) else {
-        return Ok(roots);
+        return Ok(rustls::RootCertStore::empty());
     };
     let pem = base64::engine::general_purpose::STANDARD
         .decode(bundle)
         .map_err(|e| format!("invalid caBundle: {e}"))?;
-    let certificates = pem::parse_many(&pem).map_err(|e| format!("invalid caBundle: {e}"))?;
+    roots_from_pem(&pem).map_err(|e| format!("invalid caBundle: {e}"))
+}
+
+/// Roots from PEM certificates (other PEM blocks are passed over).
+pub fn roots_from_pem(pem: &[u8]) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let certificates = pem::parse_many(pem).map_err(|e| e.to_string())?;
     for certificate in certificates.iter().filter(|c| c.tag() == "CERTIFICATE") {
         roots
             .add(rustls::pki_types::CertificateDer::from(
                 certificate.contents().to_vec(),
             ))
-            .map_err(|e| format!("invalid caBundle: {e}"))?;
+            .map_err(|e| e.to_string())?;
     }
     Ok(roots)
 }
