@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Taint, Toleration};
+use k8s_openapi::api::core::v1::{
+    Node, NodeSelectorRequirement, NodeSelectorTerm, Taint, Toleration,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 /// Whether `selector` matches `labels`. An empty selector matches everything; an unknown
@@ -50,6 +52,62 @@ pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
         }
         _ => false,
     }
+}
+
+fn requirement_matches(requirement: &NodeSelectorRequirement, value: Option<&str>) -> bool {
+    let values = requirement.values.as_deref().unwrap_or_default();
+    let number = |s: &str| s.parse::<i64>().ok();
+    match requirement.operator.as_str() {
+        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
+        "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
+        "Exists" => value.is_some(),
+        "DoesNotExist" => value.is_none(),
+        "Gt" | "Lt" => {
+            let (Some(v), Some(bound)) = (
+                value.and_then(number),
+                values.first().and_then(|s| number(s)),
+            ) else {
+                return false;
+            };
+            if values.len() != 1 {
+                return false;
+            }
+            if requirement.operator == "Gt" {
+                v > bound
+            } else {
+                v < bound
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Whether one node selector term matches `node`: all its label expressions and field
+/// expressions (only `metadata.name`). A term with neither matches nothing.
+pub fn node_selector_term_matches(term: &NodeSelectorTerm, node: &Node) -> bool {
+    let expressions = term.match_expressions.as_deref().unwrap_or_default();
+    let fields = term.match_fields.as_deref().unwrap_or_default();
+    if expressions.is_empty() && fields.is_empty() {
+        return false;
+    }
+    let empty = BTreeMap::new();
+    let labels = node.metadata.labels.as_ref().unwrap_or(&empty);
+    expressions
+        .iter()
+        .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
+        && fields.iter().all(|r| {
+            r.key == "metadata.name" && requirement_matches(r, node.metadata.name.as_deref())
+        })
+}
+
+/// Whether any of `terms` matches (the terms are ORed).
+pub fn node_selector_terms_match(terms: &[NodeSelectorTerm], node: &Node) -> bool {
+    terms.iter().any(|t| node_selector_term_matches(t, node))
+}
+
+/// Whether any of `tolerations` tolerates `taint`.
+pub fn tolerated(tolerations: &[Toleration], taint: &Taint) -> bool {
+    tolerations.iter().any(|t| tolerates(t, taint))
 }
 
 #[cfg(test)]
@@ -137,5 +195,58 @@ mod tests {
         ] {
             assert_eq!(tolerates(&t, &gpu), expected, "{t:?}");
         }
+    }
+
+    fn req(key: &str, op: &str, values: &[&str]) -> NodeSelectorRequirement {
+        NodeSelectorRequirement {
+            key: key.into(),
+            operator: op.into(),
+            values: Some(values.iter().map(|v| v.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn node_selector_operators() {
+        let node = Node {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some("n1".into()),
+                labels: Some(labels(&[("zone", "a"), ("gen", "5")])),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let cases = [
+            (req("zone", "In", &["a", "b"]), true),
+            (req("zone", "In", &["b"]), false),
+            (req("zone", "NotIn", &["b"]), true),
+            (req("missing", "NotIn", &["b"]), true),
+            (req("zone", "Exists", &[]), true),
+            (req("missing", "Exists", &[]), false),
+            (req("missing", "DoesNotExist", &[]), true),
+            (req("gen", "Gt", &["4"]), true),
+            (req("gen", "Gt", &["5"]), false),
+            (req("gen", "Lt", &["6"]), true),
+            (req("zone", "Lt", &["6"]), false),
+        ];
+        for (requirement, want) in cases {
+            let term = NodeSelectorTerm {
+                match_expressions: Some(vec![requirement.clone()]),
+                match_fields: None,
+            };
+            assert_eq!(
+                node_selector_term_matches(&term, &node),
+                want,
+                "{requirement:?}"
+            );
+        }
+        let by_name = NodeSelectorTerm {
+            match_expressions: None,
+            match_fields: Some(vec![req("metadata.name", "In", &["n1"])]),
+        };
+        assert!(node_selector_term_matches(&by_name, &node));
+        assert!(
+            !node_selector_term_matches(&NodeSelectorTerm::default(), &node),
+            "empty term matches nothing"
+        );
     }
 }

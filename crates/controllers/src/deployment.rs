@@ -894,29 +894,14 @@ pub fn max_unavailable(d: &Deployment) -> i32 {
     resolve_fenceposts(d).1.min(replicas)
 }
 
-/// The pod-template-hash: FNV-1a (32 bit) of the template and the collision count, encoded with
-/// upstream's consonant-and-digit alphabet so it never spells words.
+/// The pod-template-hash: [`crate::util::hash_with_collisions`] of the template.
 pub fn template_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
-    let mut hash: u32 = 0x811c_9dc5;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes {
-            hash ^= u32::from(*b);
-            hash = hash.wrapping_mul(0x0100_0193);
-        }
-    };
-    feed(
+    crate::util::hash_with_collisions(
         serde_json::to_string(template)
             .unwrap_or_default()
             .as_bytes(),
-    );
-    if let Some(count) = collision_count {
-        feed(&u32::from_ne_bytes(count.to_ne_bytes()).to_le_bytes());
-    }
-    const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    hash.to_string()
-        .bytes()
-        .map(|b| ALPHANUMS[usize::from(b) % ALPHANUMS.len()] as char)
-        .collect()
+        collision_count,
+    )
 }
 
 /// Whether two templates are equal apart from the pod-template-hash label.

@@ -8,7 +8,9 @@
 //! A sync fails with an [`Error`] (a failed API call) or its controller's own enum.
 
 pub mod certificates;
+pub mod claim;
 pub mod clusterroleaggregation;
+pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
@@ -18,6 +20,7 @@ pub mod endpointutil;
 mod error;
 pub mod expectations;
 pub mod gc;
+pub mod history;
 pub mod informer;
 pub mod job;
 pub mod namespace;
@@ -29,6 +32,7 @@ pub mod replicaset;
 pub mod resourcequota;
 pub mod serviceaccount;
 pub mod serviceaccounttoken;
+pub mod statefulset;
 pub mod servicelb;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -39,12 +43,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_client::events::Recorder;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    Endpoints, Namespace, Node, Pod, ResourceQuota, Secret, Service, ServiceAccount,
+    Endpoints, Namespace, Node, PersistentVolumeClaim, Pod, ResourceQuota, Secret, Service,
+    ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -158,6 +165,16 @@ pub struct Context {
     pub cluster_roles: Arc<Informer<ClusterRole>>,
     /// All ResourceQuotas.
     pub resource_quotas: Arc<Informer<ResourceQuota>>,
+    /// All DaemonSets.
+    pub daemon_sets: Arc<Informer<DaemonSet>>,
+    /// All StatefulSets.
+    pub stateful_sets: Arc<Informer<StatefulSet>>,
+    /// All ControllerRevisions (the history of DaemonSets and StatefulSets).
+    pub controller_revisions: Arc<Informer<ControllerRevision>>,
+    /// All CronJobs.
+    pub cron_jobs: Arc<Informer<CronJob>>,
+    /// All PersistentVolumeClaims.
+    pub persistent_volume_claims: Arc<Informer<PersistentVolumeClaim>>,
 }
 
 fn pod_node(pod: &Pod) -> Option<String> {
@@ -200,7 +217,12 @@ impl Context {
             ),
             endpoints: Informer::new(Api::all(client.clone()), all.clone()),
             cluster_roles: Informer::new(Api::all(client.clone()), all.clone()),
-            resource_quotas: Informer::new(Api::all(client.clone()), all),
+            resource_quotas: Informer::new(Api::all(client.clone()), all.clone()),
+            daemon_sets: Informer::new(Api::all(client.clone()), all.clone()),
+            stateful_sets: Informer::new(Api::all(client.clone()), all.clone()),
+            controller_revisions: Informer::new(Api::all(client.clone()), all.clone()),
+            cron_jobs: Informer::new(Api::all(client.clone()), all.clone()),
+            persistent_volume_claims: Informer::new(Api::all(client.clone()), all),
             client,
             options,
         })
@@ -233,6 +255,11 @@ impl Context {
         tasks.spawn(self.endpoints.clone().run());
         tasks.spawn(self.cluster_roles.clone().run());
         tasks.spawn(self.resource_quotas.clone().run());
+        tasks.spawn(self.daemon_sets.clone().run());
+        tasks.spawn(self.stateful_sets.clone().run());
+        tasks.spawn(self.controller_revisions.clone().run());
+        tasks.spawn(self.cron_jobs.clone().run());
+        tasks.spawn(self.persistent_volume_claims.clone().run());
     }
 
     async fn wait_synced(&self) {
@@ -252,6 +279,11 @@ impl Context {
         self.endpoints.wait_synced().await;
         self.cluster_roles.wait_synced().await;
         self.resource_quotas.wait_synced().await;
+        self.daemon_sets.wait_synced().await;
+        self.stateful_sets.wait_synced().await;
+        self.controller_revisions.wait_synced().await;
+        self.cron_jobs.wait_synced().await;
+        self.persistent_volume_claims.wait_synced().await;
     }
 }
 
@@ -278,6 +310,8 @@ pub async fn run(
     let replica_sets = replicaset::ReplicaSetController::new(ctx.clone());
     let deployments = deployment::DeploymentController::new(ctx.clone());
     let jobs = job::JobController::new(ctx.clone());
+    let daemon_sets = daemonset::DaemonSetController::new(ctx.clone());
+    let stateful_sets = statefulset::StatefulSetController::new(ctx.clone());
     let disruption = disruption::DisruptionController::new(ctx.clone());
     let endpoint_slices = endpointslice::EndpointSliceController::new(ctx.clone());
     let endpoints = endpoints::EndpointsController::new(ctx.clone());
@@ -321,6 +355,8 @@ pub async fn run(
     controllers.spawn(queue::run(replica_sets.clone(), workers));
     controllers.spawn(queue::run(deployments.clone(), workers));
     controllers.spawn(queue::run(jobs.clone(), workers));
+    controllers.spawn(queue::run(daemon_sets.clone(), workers));
+    controllers.spawn(queue::run(stateful_sets.clone(), workers));
     controllers.spawn(queue::run(disruption.clone(), workers));
     controllers.spawn(queue::run(endpoint_slices.clone(), workers));
     controllers.spawn(queue::run(endpoints.clone(), workers));
@@ -350,6 +386,8 @@ pub async fn run(
     replica_sets.queue().shut_down();
     deployments.queue().shut_down();
     jobs.queue().shut_down();
+    daemon_sets.queue().shut_down();
+    stateful_sets.queue().shut_down();
     disruption.queue().shut_down();
     endpoint_slices.queue().shut_down();
     endpoints.queue().shut_down();

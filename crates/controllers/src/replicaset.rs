@@ -15,10 +15,10 @@ use ferry_client::events::{reference, EventType};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, PostParams};
 use kube::{Api, ResourceExt as _};
-use serde_json::json;
 
+use crate::claim;
 use crate::expectations::Expectations;
 use crate::informer::{key_of, Key};
 use crate::queue::{Queue, Reconciler};
@@ -191,7 +191,17 @@ impl ReplicaSetController {
             .into_iter()
             .filter(|p| is_pod_active(p))
             .collect();
-        let pods = self.claim_pods(&rs, all).await?;
+        let owner = claim::Owner {
+            meta: &rs.metadata,
+            api_version: "apps/v1",
+            kind: "ReplicaSet",
+            selector: &spec.selector,
+        };
+        let api: Api<ReplicaSet> = Api::namespaced(self.ctx.client.clone(), &key.0);
+        let pods = claim::claim(&self.ctx.client, &owner, all, || async {
+            Ok(api.get_opt(&key.1).await?.map(|r| r.metadata))
+        })
+        .await?;
 
         let manage = if needs_sync && rs.metadata.deletion_timestamp.is_none() {
             self.manage_replicas(&rs, &pods).await
@@ -209,99 +219,6 @@ impl ReplicaSetController {
             )));
         }
         Ok(None)
-    }
-
-    /// Upstream's `ClaimPods`: keeps the pods this ReplicaSet controls and still selects,
-    /// releases the ones it no longer selects, adopts matching orphans.
-    async fn claim_pods(
-        &self,
-        rs: &ReplicaSet,
-        pods: Vec<Arc<Pod>>,
-    ) -> Result<Vec<Arc<Pod>>, Error> {
-        let selector = rs
-            .spec
-            .as_ref()
-            .map(|s| s.selector.clone())
-            .unwrap_or_default();
-        let uid = rs.metadata.uid.clone().unwrap_or_default();
-        let api: Api<Pod> =
-            Api::namespaced(self.ctx.client.clone(), &rs.namespace().unwrap_or_default());
-        let mut claimed = Vec::new();
-        let mut adoption_checked = false;
-        for pod in pods {
-            let matches = selector_matches(&selector, pod.metadata.labels.as_ref());
-            match controller_ref(&pod.metadata) {
-                Some(r) if r.uid != uid => {}
-                Some(_) if matches => claimed.push(pod),
-                Some(_) => {
-                    if rs.metadata.deletion_timestamp.is_none() {
-                        let rest: Vec<&OwnerReference> = pod
-                            .owner_references()
-                            .iter()
-                            .filter(|r| r.uid != uid)
-                            .collect();
-                        let patch =
-                            json!({"metadata": {"ownerReferences": rest, "uid": pod.metadata.uid}});
-                        match api
-                            .patch(
-                                &pod.name_any(),
-                                &PatchParams::default(),
-                                &Patch::Merge(&patch),
-                            )
-                            .await
-                        {
-                            Ok(_) => {}
-                            Err(e) if matches!(api_code(&e), Some(404) | Some(409) | Some(422)) => {
-                            }
-                            Err(e) => return Err(Error::api("releasing a pod", e)),
-                        }
-                    }
-                }
-                None => {
-                    if !matches
-                        || rs.metadata.deletion_timestamp.is_some()
-                        || pod.metadata.deletion_timestamp.is_some()
-                    {
-                        continue;
-                    }
-                    if !adoption_checked {
-                        // Upstream re-reads the owner before adopting: a cached copy may be stale.
-                        let fresh = Api::<ReplicaSet>::namespaced(
-                            self.ctx.client.clone(),
-                            &rs.namespace().unwrap_or_default(),
-                        )
-                        .get_opt(&rs.name_any())
-                        .await?;
-                        if fresh.as_ref().and_then(|f| f.metadata.uid.as_deref())
-                            != Some(uid.as_str())
-                            || fresh
-                                .as_ref()
-                                .is_some_and(|f| f.metadata.deletion_timestamp.is_some())
-                        {
-                            return Ok(claimed);
-                        }
-                        adoption_checked = true;
-                    }
-                    let mut refs: Vec<OwnerReference> = pod.owner_references().to_vec();
-                    refs.push(new_controller_ref(&rs.metadata, "apps/v1", "ReplicaSet"));
-                    let patch =
-                        json!({"metadata": {"ownerReferences": refs, "uid": pod.metadata.uid}});
-                    match api
-                        .patch(
-                            &pod.name_any(),
-                            &PatchParams::default(),
-                            &Patch::Merge(&patch),
-                        )
-                        .await
-                    {
-                        Ok(adopted) => claimed.push(Arc::new(adopted)),
-                        Err(e) if matches!(api_code(&e), Some(404) | Some(409) | Some(422)) => {}
-                        Err(e) => return Err(Error::api("adopting a pod", e)),
-                    }
-                }
-            }
-        }
-        Ok(claimed)
     }
 
     async fn manage_replicas(
@@ -819,6 +736,7 @@ mod tests {
 mod scenarios {
     use super::*;
     use crate::testing::{accept_all, client, echo, Call};
+    use serde_json::json;
 
     fn replica_set(replicas: i32) -> ReplicaSet {
         serde_json::from_value(json!({

@@ -101,6 +101,28 @@ pub fn scaled_int_or_percent(value: &IntOrString, total: i32, round_up: bool) ->
     i32::try_from(value).unwrap_or(i32::MAX)
 }
 
+/// FNV-1a (32 bit) of `data` and the collision count, encoded with upstream's
+/// consonant-and-digit alphabet so it never spells words (`controller.ComputeHash`,
+/// `history.HashControllerRevision`).
+pub fn hash_with_collisions(data: &[u8], collision_count: Option<i32>) -> String {
+    let mut hash: u32 = 0x811c_9dc5;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes {
+            hash ^= u32::from(*b);
+            hash = hash.wrapping_mul(0x0100_0193);
+        }
+    };
+    feed(data);
+    if let Some(count) = collision_count {
+        feed(&u32::from_ne_bytes(count.to_ne_bytes()).to_le_bytes());
+    }
+    const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    hash.to_string()
+        .bytes()
+        .map(|b| ALPHANUMS[usize::from(b) % ALPHANUMS.len()] as char)
+        .collect()
+}
+
 /// Now, as API timestamps carry it.
 pub fn now() -> Time {
     Time(jiff::Timestamp::now())

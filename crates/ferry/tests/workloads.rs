@@ -1,0 +1,391 @@
+//! Black-box tests of the DaemonSet and StatefulSet controllers: a real `ferry server` with
+//! `ferry sim` nodes, driven by the real kubectl — one pod per eligible node, rollouts,
+//! history and undo; ordered pods with stable names and claims that outlive them.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{eventually, Ferry, Sim};
+
+fn start(nodes: usize) -> (Ferry, Sim, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ferry = Ferry::start_in(dir.path(), &[]);
+    let sim = Sim::start(&ferry, nodes, &[]);
+    assert!(
+        eventually(Duration::from_secs(30), || ferry
+            .ok(&["get", "nodes", "--no-headers"])
+            .lines()
+            .filter(|l| l.contains(" Ready "))
+            .count()
+            == nodes),
+        "sim nodes did not become Ready: {}",
+        ferry.ok(&["get", "nodes"])
+    );
+    (ferry, sim, dir)
+}
+
+/// `name node image` of each live pod matching `selector`, sorted.
+fn pods(ferry: &Ferry, selector: &str) -> Vec<String> {
+    let out = ferry.ok(&[
+        "get",
+        "pods",
+        "-l",
+        selector,
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName} {.spec.containers[0].image} {.metadata.deletionTimestamp}{\"\\n\"}{end}",
+    ]);
+    let mut lines: Vec<String> = out
+        .lines()
+        .filter(|l| l.split(' ').nth(3).is_none_or(str::is_empty))
+        .map(|l| l.split(' ').take(3).collect::<Vec<_>>().join(" "))
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn jsonpath(ferry: &Ferry, object: &str, path: &str) -> String {
+    ferry.ok(&["get", object, "-o", &format!("jsonpath={path}")])
+}
+
+const DAEMONSET: &str = "apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      containers: [{name: agent, image: 'registry.local/agent:1'}]
+";
+
+#[test]
+fn daemonsets_run_one_pod_per_eligible_node() {
+    let (ferry, _sim, _dir) = start(3);
+    // A node with a NoSchedule taint gets no daemon pod; the cordon taint is tolerated.
+    ferry.ok(&["taint", "nodes", "sim-2", "dedicated=db:NoSchedule"]);
+    ferry.ok(&["cordon", "sim-1"]);
+    ferry.apply_yaml("apply", DAEMONSET);
+    ferry.ok(&["rollout", "status", "daemonset/agent", "--timeout=60s"]);
+    let running = pods(&ferry, "app=agent");
+    let mut nodes: Vec<&str> = running
+        .iter()
+        .map(|l| l.split(' ').nth(1).unwrap())
+        .collect();
+    nodes.sort();
+    assert_eq!(nodes, vec!["sim-0", "sim-1"], "{running:?}");
+    assert_eq!(
+        jsonpath(
+            &ferry,
+            "daemonset/agent",
+            "{.status.desiredNumberScheduled} {.status.currentNumberScheduled} {.status.numberReady} {.status.updatedNumberScheduled} {.status.numberAvailable}"
+        ),
+        "2 2 2 2 2"
+    );
+    // Pods are pinned by node affinity, carry the tolerations and the revision hash.
+    let pod = running[0].split(' ').next().unwrap().to_string();
+    let affinity = jsonpath(
+        &ferry,
+        &format!("pod/{pod}"),
+        "{.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchFields[0].key}",
+    );
+    assert_eq!(affinity, "metadata.name");
+    let tolerations = jsonpath(&ferry, &format!("pod/{pod}"), "{.spec.tolerations[*].key}");
+    assert!(
+        tolerations.contains("node.kubernetes.io/unschedulable"),
+        "{tolerations}"
+    );
+    let labels = jsonpath(&ferry, &format!("pod/{pod}"), "{.metadata.labels}");
+    assert!(
+        labels.contains("controller-revision-hash") && labels.contains("pod-template-generation"),
+        "{labels}"
+    );
+
+    // The taint goes: the node gets its pod.
+    ferry.ok(&["taint", "nodes", "sim-2", "dedicated-"]);
+    assert!(
+        eventually(Duration::from_secs(30), || pods(&ferry, "app=agent").len()
+            == 3),
+        "{:?}",
+        pods(&ferry, "app=agent")
+    );
+    ferry.ok(&["rollout", "status", "daemonset/agent", "--timeout=60s"]);
+
+    // A new image rolls out node by node; history and undo.
+    ferry.ok(&[
+        "set",
+        "image",
+        "daemonset/agent",
+        "agent=registry.local/agent:2",
+    ]);
+    ferry.ok(&["rollout", "status", "daemonset/agent", "--timeout=90s"]);
+    assert!(
+        eventually(Duration::from_secs(20), || pods(&ferry, "app=agent")
+            .iter()
+            .filter(|l| l.ends_with("agent:2"))
+            .count()
+            == 3),
+        "{:?}",
+        pods(&ferry, "app=agent")
+    );
+    let history = ferry.ok(&["rollout", "history", "daemonset/agent"]);
+    assert!(
+        history.contains("1 ") && history.contains("2 "),
+        "{history}"
+    );
+    let revisions = ferry.ok(&[
+        "get",
+        "controllerrevisions",
+        "-l",
+        "app=agent",
+        "--no-headers",
+    ]);
+    assert_eq!(revisions.lines().count(), 2, "{revisions}");
+    ferry.ok(&["rollout", "undo", "daemonset/agent"]);
+    ferry.ok(&["rollout", "status", "daemonset/agent", "--timeout=90s"]);
+    assert!(
+        eventually(Duration::from_secs(20), || pods(&ferry, "app=agent")
+            .iter()
+            .filter(|l| l.ends_with("agent:1"))
+            .count()
+            == 3),
+        "{:?}",
+        pods(&ferry, "app=agent")
+    );
+    // The old revision came back as revision 3.
+    let numbers = jsonpath(&ferry, "controllerrevisions", "{.items[*].revision}");
+    let mut numbers: Vec<&str> = numbers.split(' ').collect();
+    numbers.sort();
+    assert_eq!(numbers, vec!["2", "3"]);
+
+    // A nodeSelector limits the set; a deleted pod comes back.
+    ferry.ok(&["label", "nodes", "sim-0", "role=edge"]);
+    ferry.ok(&[
+        "patch",
+        "daemonset/agent",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"nodeSelector":{"role":"edge"}}}}}"#,
+    ]);
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            let p = pods(&ferry, "app=agent");
+            p.len() == 1 && p[0].contains(" sim-0 ")
+        }),
+        "{:?}",
+        pods(&ferry, "app=agent")
+    );
+    let only = pods(&ferry, "app=agent")[0]
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    ferry.ok(&["delete", "pod", &only, "--wait=false"]);
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let p = pods(&ferry, "app=agent");
+            p.len() == 1 && !p[0].starts_with(&only)
+        }),
+        "{:?}",
+        pods(&ferry, "app=agent")
+    );
+    // Deleting the set deletes its pods and revisions.
+    ferry.ok(&["delete", "daemonset/agent"]);
+    assert!(
+        eventually(Duration::from_secs(30), || pods(&ferry, "app=agent")
+            .is_empty()
+            && ferry
+                .ok(&[
+                    "get",
+                    "controllerrevisions",
+                    "-l",
+                    "app=agent",
+                    "-o",
+                    "name"
+                ])
+                .is_empty()),
+        "{:?}",
+        pods(&ferry, "app=agent")
+    );
+}
+
+const STATEFULSET: &str = "apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  clusterIP: None
+  selector: {app: web}
+  ports: [{port: 80}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: web}
+spec:
+  serviceName: web
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  persistentVolumeClaimRetentionPolicy: {whenScaled: Retain, whenDeleted: Delete}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: 'registry.local/web:1'}]
+  volumeClaimTemplates:
+  - metadata: {name: www}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+";
+
+#[test]
+fn statefulsets_keep_names_order_and_claims() {
+    let (ferry, _sim, _dir) = start(2);
+    ferry.apply_yaml("apply", STATEFULSET);
+    ferry.ok(&["rollout", "status", "statefulset/web", "--timeout=60s"]);
+    let names: Vec<String> = pods(&ferry, "app=web")
+        .iter()
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect();
+    assert_eq!(names, vec!["web-0", "web-1", "web-2"]);
+    // OrderedReady: each pod was created after the one before was Ready.
+    let created = |pod: &str| {
+        jsonpath(
+            &ferry,
+            &format!("pod/{pod}"),
+            "{.metadata.creationTimestamp}",
+        )
+    };
+    assert!(created("web-0") <= created("web-1") && created("web-1") <= created("web-2"));
+    let events = ferry.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.kind=StatefulSet,reason=SuccessfulCreate",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(
+        events.contains("create Pod web-0 in StatefulSet web successful")
+            && events.contains("create Claim www-web-0 Pod web-0 in StatefulSet web success"),
+        "{events}"
+    );
+    // Identity: hostname, subdomain, labels, the claim as a volume.
+    assert_eq!(
+        jsonpath(
+            &ferry,
+            "pod/web-1",
+            "{.spec.hostname} {.spec.subdomain} {.metadata.labels.statefulset\\.kubernetes\\.io/pod-name} {.metadata.labels.apps\\.kubernetes\\.io/pod-index} {.spec.volumes[0].persistentVolumeClaim.claimName}"
+        ),
+        "web-1 web web-1 1 www-web-1"
+    );
+    let claims = ferry.ok(&["get", "pvc", "-o", "name"]);
+    assert_eq!(
+        claims.lines().collect::<Vec<_>>(),
+        vec![
+            "persistentvolumeclaim/www-web-0",
+            "persistentvolumeclaim/www-web-1",
+            "persistentvolumeclaim/www-web-2"
+        ]
+    );
+    // whenDeleted: Delete makes the set an owner of each claim.
+    assert_eq!(
+        jsonpath(
+            &ferry,
+            "pvc/www-web-0",
+            "{.metadata.ownerReferences[0].kind}"
+        ),
+        "StatefulSet"
+    );
+
+    // A deleted pod comes back with the same name and claim.
+    let uid = jsonpath(&ferry, "pod/web-1", "{.metadata.uid}");
+    ferry.ok(&["delete", "pod", "web-1", "--wait=false"]);
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let now = ferry.kubectl(&[
+                "get",
+                "pod/web-1",
+                "-o",
+                "jsonpath={.metadata.uid} {.status.phase}",
+            ]);
+            let out = String::from_utf8_lossy(&now.stdout).to_string();
+            !out.starts_with(&uid) && out.ends_with("Running")
+        }),
+        "web-1 not recreated"
+    );
+
+    // An update rolls from the top down; the status names both revisions until it is done.
+    ferry.ok(&[
+        "set",
+        "image",
+        "statefulset/web",
+        "web=registry.local/web:2",
+    ]);
+    ferry.ok(&["rollout", "status", "statefulset/web", "--timeout=90s"]);
+    assert!(
+        pods(&ferry, "app=web").iter().all(|l| l.ends_with("web:2")),
+        "{:?}",
+        pods(&ferry, "app=web")
+    );
+    let (current, update) = (
+        jsonpath(&ferry, "statefulset/web", "{.status.currentRevision}"),
+        jsonpath(&ferry, "statefulset/web", "{.status.updateRevision}"),
+    );
+    assert_eq!(current, update);
+    assert!(current.starts_with("web-"), "{current}");
+    assert_eq!(
+        jsonpath(
+            &ferry,
+            "pod/web-0",
+            "{.metadata.labels.controller-revision-hash}"
+        ),
+        update
+    );
+    let history = ferry.ok(&["rollout", "history", "statefulset/web"]);
+    assert!(
+        history.contains("1 ") && history.contains("2 "),
+        "{history}"
+    );
+
+    // A partition keeps the lower ordinals on the old template.
+    ferry.ok(&[
+        "patch",
+        "statefulset/web",
+        "-p",
+        r#"{"spec":{"updateStrategy":{"type":"RollingUpdate","rollingUpdate":{"partition":2}}}}"#,
+    ]);
+    ferry.ok(&[
+        "set",
+        "image",
+        "statefulset/web",
+        "web=registry.local/web:3",
+    ]);
+    ferry.ok(&["rollout", "status", "statefulset/web", "--timeout=90s"]);
+    assert_eq!(
+        pods(&ferry, "app=web")
+            .iter()
+            .map(|l| l.rsplit(':').next().unwrap().to_string())
+            .collect::<Vec<_>>(),
+        vec!["2", "2", "3"]
+    );
+
+    // Scaling down removes the highest ordinals and keeps their claims (whenScaled: Retain).
+    ferry.ok(&["scale", "statefulset/web", "--replicas=1"]);
+    assert!(
+        eventually(Duration::from_secs(60), || pods(&ferry, "app=web").len()
+            == 1),
+        "{:?}",
+        pods(&ferry, "app=web")
+    );
+    assert!(pods(&ferry, "app=web")[0].starts_with("web-0 "));
+    assert_eq!(ferry.ok(&["get", "pvc", "-o", "name"]).lines().count(), 3);
+
+    // Deleting the set removes its pods, and its claims through the owner references.
+    ferry.ok(&["delete", "statefulset/web"]);
+    assert!(
+        eventually(Duration::from_secs(60), || pods(&ferry, "app=web")
+            .is_empty()
+            && ferry.ok(&["get", "pvc", "-o", "name"]).is_empty()),
+        "pods {:?}, claims {}",
+        pods(&ferry, "app=web"),
+        ferry.ok(&["get", "pvc", "-o", "name"])
+    );
+}
