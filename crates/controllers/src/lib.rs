@@ -26,6 +26,7 @@ pub mod job;
 pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
+pub mod persistentvolume;
 pub mod podgc;
 pub mod queue;
 pub mod replicaset;
@@ -50,9 +51,10 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    Endpoints, Namespace, Node, PersistentVolumeClaim, Pod, ResourceQuota, Secret, Service,
-    ServiceAccount,
+    Endpoints, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota,
+    Secret, Service, ServiceAccount,
 };
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::ClusterRole;
@@ -175,6 +177,10 @@ pub struct Context {
     pub cron_jobs: Arc<Informer<CronJob>>,
     /// All PersistentVolumeClaims.
     pub persistent_volume_claims: Arc<Informer<PersistentVolumeClaim>>,
+    /// All PersistentVolumes.
+    pub persistent_volumes: Arc<Informer<PersistentVolume>>,
+    /// All StorageClasses.
+    pub storage_classes: Arc<Informer<StorageClass>>,
 }
 
 fn pod_node(pod: &Pod) -> Option<String> {
@@ -222,7 +228,9 @@ impl Context {
             stateful_sets: Informer::new(Api::all(client.clone()), all.clone()),
             controller_revisions: Informer::new(Api::all(client.clone()), all.clone()),
             cron_jobs: Informer::new(Api::all(client.clone()), all.clone()),
-            persistent_volume_claims: Informer::new(Api::all(client.clone()), all),
+            persistent_volume_claims: Informer::new(Api::all(client.clone()), all.clone()),
+            persistent_volumes: Informer::new(Api::all(client.clone()), all.clone()),
+            storage_classes: Informer::new(Api::all(client.clone()), all),
             client,
             options,
         })
@@ -260,6 +268,8 @@ impl Context {
         tasks.spawn(self.controller_revisions.clone().run());
         tasks.spawn(self.cron_jobs.clone().run());
         tasks.spawn(self.persistent_volume_claims.clone().run());
+        tasks.spawn(self.persistent_volumes.clone().run());
+        tasks.spawn(self.storage_classes.clone().run());
     }
 
     async fn wait_synced(&self) {
@@ -284,6 +294,8 @@ impl Context {
         self.controller_revisions.wait_synced().await;
         self.cron_jobs.wait_synced().await;
         self.persistent_volume_claims.wait_synced().await;
+        self.persistent_volumes.wait_synced().await;
+        self.storage_classes.wait_synced().await;
     }
 }
 
@@ -312,6 +324,7 @@ pub async fn run(
     let jobs = job::JobController::new(ctx.clone());
     let daemon_sets = daemonset::DaemonSetController::new(ctx.clone());
     let stateful_sets = statefulset::StatefulSetController::new(ctx.clone());
+    let volumes = persistentvolume::PersistentVolumeController::new(ctx.clone());
     let disruption = disruption::DisruptionController::new(ctx.clone());
     let endpoint_slices = endpointslice::EndpointSliceController::new(ctx.clone());
     let endpoints = endpoints::EndpointsController::new(ctx.clone());
@@ -357,6 +370,7 @@ pub async fn run(
     controllers.spawn(queue::run(jobs.clone(), workers));
     controllers.spawn(queue::run(daemon_sets.clone(), workers));
     controllers.spawn(queue::run(stateful_sets.clone(), workers));
+    controllers.spawn(queue::run(volumes.clone(), workers));
     controllers.spawn(queue::run(disruption.clone(), workers));
     controllers.spawn(queue::run(endpoint_slices.clone(), workers));
     controllers.spawn(queue::run(endpoints.clone(), workers));
@@ -388,6 +402,7 @@ pub async fn run(
     jobs.queue().shut_down();
     daemon_sets.queue().shut_down();
     stateful_sets.queue().shut_down();
+    volumes.queue().shut_down();
     disruption.queue().shut_down();
     endpoint_slices.queue().shut_down();
     endpoints.queue().shut_down();

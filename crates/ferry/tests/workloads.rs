@@ -389,3 +389,197 @@ fn statefulsets_keep_names_order_and_claims() {
         ferry.ok(&["get", "pvc", "-o", "name"])
     );
 }
+
+const VOLUMES: &str = "apiVersion: v1
+kind: PersistentVolume
+metadata: {name: keep}
+spec:
+  capacity: {storage: 5Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: ''
+  hostPath: {path: /tmp/ferry-test-keep}
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: small}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Delete
+  storageClassName: ''
+  hostPath: {path: /tmp/ferry-test-small}
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: later}
+provisioner: example.com/nothing
+volumeBindingMode: WaitForFirstConsumer
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: now}
+provisioner: example.com/nothing
+";
+
+fn claim(name: &str, size: &str, class: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: {name}}}
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: '{class}'
+  resources: {{requests: {{storage: {size}}}}}
+"
+    )
+}
+
+fn events_for(ferry: &Ferry, name: &str) -> String {
+    ferry.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        &format!("involvedObject.name={name}"),
+        "-o",
+        "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
+    ])
+}
+
+#[test]
+fn claims_bind_to_volumes_and_release_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ferry = Ferry::start_in(dir.path(), &[]);
+    ferry.apply_yaml("apply", VOLUMES);
+    assert!(
+        eventually(Duration::from_secs(20), || jsonpath(
+            &ferry,
+            "pv",
+            "{.items[*].status.phase}"
+        ) == "Available Available"),
+        "{}",
+        ferry.ok(&["get", "pv"])
+    );
+    // The smallest volume that fits is bound, both ways.
+    ferry.apply_yaml("apply", &claim("data", "1Gi", ""));
+    assert!(
+        eventually(Duration::from_secs(20), || jsonpath(
+            &ferry,
+            "pvc/data",
+            "{.status.phase}"
+        ) == "Bound"),
+        "{}",
+        ferry.ok(&["get", "pvc", "-o", "yaml"])
+    );
+    assert_eq!(
+        jsonpath(
+            &ferry,
+            "pvc/data",
+            "{.spec.volumeName} {.status.capacity.storage} {.status.accessModes[0]}"
+        ),
+        "small 1Gi ReadWriteOnce"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || jsonpath(
+            &ferry,
+            "pv/small",
+            "{.status.phase} {.spec.claimRef.namespace}/{.spec.claimRef.name}"
+        ) == "Bound default/data"),
+        "{}",
+        ferry.ok(&["get", "pv"])
+    );
+    let table = ferry.ok(&["get", "pv", "small", "--no-headers"]);
+    assert!(
+        table.contains("Bound") && table.contains("default/data"),
+        "{table}"
+    );
+    // Too big for any volume, and no class to provision one.
+    ferry.apply_yaml("apply", &claim("huge", "50Gi", ""));
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            events_for(&ferry, "huge")
+            .contains("FailedBinding: no persistent volumes available for this claim and no storage class is set")
+        }),
+        "{}",
+        events_for(&ferry, "huge")
+    );
+    assert_eq!(jsonpath(&ferry, "pvc/huge", "{.status.phase}"), "Pending");
+    // A class that waits for the first consumer; one that provisions at once.
+    ferry.apply_yaml("apply", &claim("lazy", "1Gi", "later"));
+    ferry.apply_yaml("apply", &claim("eager", "1Gi", "now"));
+    assert!(
+        eventually(Duration::from_secs(10), || events_for(&ferry, "lazy")
+            .contains(
+                "WaitForFirstConsumer: waiting for first consumer to be created before binding"
+            )),
+        "{}",
+        events_for(&ferry, "lazy")
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            events_for(&ferry, "eager").contains(
+            "ExternalProvisioning: Waiting for a volume to be created either by the external provisioner 'example.com/nothing'"
+        )
+        }),
+        "{}",
+        events_for(&ferry, "eager")
+    );
+    assert_eq!(
+        jsonpath(
+            &ferry,
+            "pvc/eager",
+            "{.metadata.annotations.volume\\.kubernetes\\.io/storage-provisioner}"
+        ),
+        "example.com/nothing"
+    );
+    // A bound claim grows, never shrinks; an unbound one keeps its size.
+    let refused = ferry.fails(&[
+        "patch",
+        "pvc/data",
+        "-p",
+        r#"{"spec":{"resources":{"requests":{"storage":"500Mi"}}}}"#,
+    ]);
+    assert!(
+        refused.contains(
+            "spec.resources.requests.storage: Forbidden: field can not be less than previous value"
+        ),
+        "{refused}"
+    );
+    let refused = ferry.fails(&[
+        "patch",
+        "pvc/huge",
+        "-p",
+        r#"{"spec":{"resources":{"requests":{"storage":"60Gi"}}}}"#,
+    ]);
+    assert!(
+        refused.contains("spec is immutable after creation"),
+        "{refused}"
+    );
+    // The claim goes: a Delete volume without a provisioner fails, a Retain one is Released.
+    ferry.apply_yaml("apply", &claim("kept", "2Gi", ""));
+    assert!(
+        eventually(Duration::from_secs(20), || jsonpath(
+            &ferry,
+            "pvc/kept",
+            "{.status.phase} {.spec.volumeName}"
+        ) == "Bound keep"),
+        "{}",
+        ferry.ok(&["get", "pvc"])
+    );
+    ferry.ok(&["delete", "pvc", "data", "kept"]);
+    assert!(
+        eventually(Duration::from_secs(20), || jsonpath(
+            &ferry,
+            "pv/keep",
+            "{.status.phase}"
+        ) == "Released"
+            && jsonpath(&ferry, "pv/small", "{.status.phase}") == "Failed"),
+        "{}",
+        ferry.ok(&["get", "pv"])
+    );
+    assert!(
+        events_for(&ferry, "small").contains("VolumeFailedDelete"),
+        "{}",
+        events_for(&ferry, "small")
+    );
+}

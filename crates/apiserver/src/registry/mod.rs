@@ -348,6 +348,9 @@ fn strategy_for(info: &ResourceInfo) -> Box<dyn Strategy> {
         ("", "namespaces") => Box::new(core::namespace::NamespaceStrategy),
         ("", "nodes") => Box::new(core::node::NodeStrategy),
         ("", "persistentvolumes") => Box::new(core::persistentvolume::PersistentVolumeStrategy),
+        ("", "persistentvolumeclaims") => {
+            Box::new(core::persistentvolumeclaim::PersistentVolumeClaimStrategy)
+        }
         ("", "events") => Box::new(core::event::EventStrategy),
         ("", "secrets") => Box::new(core::secret::SecretStrategy),
         ("", "configmaps") => Box::new(core::configmap::ConfigMapStrategy),

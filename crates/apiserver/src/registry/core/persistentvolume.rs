@@ -1,13 +1,19 @@
-//! PersistentVolumes (`pkg/registry/core/persistentvolume`): a create keeps the status it is
-//! given.
+//! PersistentVolumes (`pkg/registry/core/persistentvolume`): a new volume starts Pending (the
+//! PersistentVolume controller makes it Available), with the time of that phase.
 
+use serde_json::{json, Value};
+
+use crate::auth::UserInfo;
 use crate::registry::Strategy;
 
 /// The PersistentVolume strategy.
 pub struct PersistentVolumeStrategy;
 
 impl Strategy for PersistentVolumeStrategy {
-    fn resets_status_on_create(&self) -> bool {
-        false
+    fn prepare_for_create(&self, object: &mut Value, _user: Option<&UserInfo>) {
+        let now = jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        object["status"] = json!({"phase": "Pending", "lastPhaseTransitionTime": now});
     }
 }

@@ -1,0 +1,157 @@
+//! PersistentVolumeClaims (`pkg/registry/core/persistentvolumeclaim`): a new claim starts
+//! Pending; after creation only its storage request (and its volume name, once, by the
+//! binder) may change, and the request never shrinks below the claim's bound capacity —
+//! with upstream's messages.
+
+use serde_json::{json, Value};
+
+use crate::auth::UserInfo;
+use crate::registry::Strategy;
+use crate::status::FieldError;
+
+/// The PersistentVolumeClaim strategy.
+pub struct PersistentVolumeClaimStrategy;
+
+impl Strategy for PersistentVolumeClaimStrategy {
+    fn prepare_for_create(&self, object: &mut Value, _user: Option<&UserInfo>) {
+        object["status"] = json!({"phase": "Pending"});
+    }
+
+    fn validate(&self, object: &Value, errors: &mut Vec<FieldError>) {
+        let spec = object.get("spec");
+        let modes = spec
+            .and_then(|s| s.get("accessModes"))
+            .and_then(Value::as_array);
+        if modes.is_none_or(|m| m.is_empty()) {
+            errors.push(FieldError::required(
+                "spec.accessModes",
+                "at least 1 access mode is required",
+            ));
+        }
+        for (i, mode) in modes.into_iter().flatten().enumerate() {
+            let mode = mode.as_str().unwrap_or("");
+            const SUPPORTED: &[&str] = &[
+                "ReadOnlyMany",
+                "ReadWriteMany",
+                "ReadWriteOnce",
+                "ReadWriteOncePod",
+            ];
+            if !SUPPORTED.contains(&mode) {
+                errors.push(FieldError::not_supported(
+                    format!("spec.accessModes[{i}]"),
+                    mode,
+                    SUPPORTED,
+                ));
+            }
+        }
+        let storage = spec.and_then(|s| s.pointer("/resources/requests/storage"));
+        match storage.and_then(Value::as_str) {
+            None => errors.push(FieldError::required("spec.resources[storage]", "")),
+            Some(q) => match ferry_api::quantity::Quantity::parse(q) {
+                Ok(amount) if amount <= ferry_api::quantity::Quantity::ZERO => {
+                    errors.push(FieldError::invalid_raw(
+                        "spec.resources.requests[storage]",
+                        q.to_string(),
+                        "must be greater than zero",
+                    ))
+                }
+                _ => {}
+            },
+        }
+    }
+
+    fn validate_update(&self, new: &Value, old: &Value, errors: &mut Vec<FieldError>) {
+        self.validate(new, errors);
+        // Everything but the requests of a bound claim (and a volume name the binder sets for
+        // the first time) is fixed.
+        let bound = old.pointer("/status/phase").and_then(Value::as_str) == Some("Bound");
+        let strip = |object: &Value| {
+            let mut spec = object.get("spec").cloned().unwrap_or_else(|| json!({}));
+            if let Some(map) = spec.as_object_mut() {
+                if bound {
+                    if let Some(requests) = map
+                        .get_mut("resources")
+                        .and_then(|r| r.get_mut("requests"))
+                        .and_then(Value::as_object_mut)
+                    {
+                        requests.remove("storage");
+                    }
+                }
+                map.remove("volumeAttributesClassName");
+                if old
+                    .pointer("/spec/volumeName")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .is_empty()
+                {
+                    map.remove("volumeName");
+                }
+            }
+            spec
+        };
+        if strip(new) != strip(old) {
+            errors.push(FieldError::forbidden(
+                "spec",
+                "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims",
+            ));
+            return;
+        }
+        let request = |object: &Value| {
+            object
+                .pointer("/spec/resources/requests/storage")
+                .and_then(Value::as_str)
+                .and_then(|q| ferry_api::quantity::Quantity::parse(q).ok())
+        };
+        if let (Some(new_request), Some(old_request)) = (request(new), request(old)) {
+            if new_request < old_request {
+                errors.push(FieldError::forbidden(
+                    "spec.resources.requests.storage",
+                    "field can not be less than previous value",
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(size: &str) -> Value {
+        json!({"metadata": {"name": "c"}, "spec": {"accessModes": ["ReadWriteOnce"],
+               "resources": {"requests": {"storage": size}}}})
+    }
+
+    #[test]
+    fn claims_start_pending_and_only_grow() {
+        let mut c = claim("1Gi");
+        PersistentVolumeClaimStrategy.prepare_for_create(&mut c, None);
+        assert_eq!(c["status"]["phase"], "Pending");
+        let mut errors = Vec::new();
+        let mut old = claim("1Gi");
+        old["status"] = json!({"phase": "Bound"});
+        PersistentVolumeClaimStrategy.validate_update(&claim("2Gi"), &old, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        PersistentVolumeClaimStrategy.validate_update(&claim("500Mi"), &old, &mut errors);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "spec.resources.requests.storage");
+        let mut errors = Vec::new();
+        let mut other = claim("1Gi");
+        other["spec"]["accessModes"] = json!(["ReadWriteMany"]);
+        PersistentVolumeClaimStrategy.validate_update(&other, &claim("1Gi"), &mut errors);
+        assert_eq!(errors[0].field, "spec");
+        // An unbound claim's size is fixed too.
+        let mut errors = Vec::new();
+        PersistentVolumeClaimStrategy.validate_update(&claim("2Gi"), &claim("1Gi"), &mut errors);
+        assert_eq!(errors[0].field, "spec");
+        // The binder sets the volume name once.
+        let mut errors = Vec::new();
+        let mut bound = claim("1Gi");
+        bound["spec"]["volumeName"] = json!("pv1");
+        PersistentVolumeClaimStrategy.validate_update(&bound, &claim("1Gi"), &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut errors = Vec::new();
+        PersistentVolumeClaimStrategy.validate(&json!({"spec": {}}), &mut errors);
+        assert_eq!(errors.len(), 2);
+    }
+}
