@@ -25,5 +25,6 @@ pub mod quota;
 pub mod registry;
 pub mod resources;
 pub mod time;
+pub mod volumes;
 
 pub use registry::{ResourceInfo, Subresource, RESOURCES};

@@ -21,11 +21,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_api::quantity::Quantity;
+use ferry_api::volumes::{
+    claim_class, claim_reference, find_best_match, phase_of_volume, refers_to, satisfies,
+};
 use ferry_client::events::{reference, EventType};
 use k8s_openapi::api::core::v1::{
-    ObjectReference, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimStatus,
-    PersistentVolumeStatus,
+    PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimStatus, PersistentVolumeStatus,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::PostParams;
@@ -33,21 +34,13 @@ use kube::{Api, ResourceExt as _};
 
 use crate::informer::{key_of, Key};
 use crate::queue::{Queue, Reconciler};
-use crate::util::{api_code, now, selector_matches};
+use crate::util::{api_code, now};
 use crate::{ApiContext as _, Context, Error};
 
-/// On a claim and a volume: the controller finished binding them.
-pub const BIND_COMPLETED: &str = "pv.kubernetes.io/bind-completed";
-/// On a claim and a volume: the controller (not a user) bound them.
-pub const BOUND_BY_CONTROLLER: &str = "pv.kubernetes.io/bound-by-controller";
-/// On a claim: the provisioner asked to create its volume.
-pub const STORAGE_PROVISIONER: &str = "volume.kubernetes.io/storage-provisioner";
-/// The beta spelling, still written by upstream.
-pub const BETA_STORAGE_PROVISIONER: &str = "volume.beta.kubernetes.io/storage-provisioner";
-/// On a claim: the node the scheduler picked for its first consumer.
-pub const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
-/// On a volume: the provisioner that created it.
-pub const PROVISIONED_BY: &str = "pv.kubernetes.io/provisioned-by";
+pub use ferry_api::volumes::{
+    BETA_STORAGE_PROVISIONER, BIND_COMPLETED, BOUND_BY_CONTROLLER, PROVISIONED_BY, SELECTED_NODE,
+    STORAGE_PROVISIONER,
+};
 const COMPONENT: &str = "persistentvolume-controller";
 /// How often every object is looked at again (upstream's `--pvclaimbinder-sync-period`).
 const RESYNC: Duration = Duration::from_secs(15);
@@ -242,7 +235,7 @@ impl PersistentVolumeController {
             .as_ref()
             .is_some_and(|c| c.volume_binding_mode.as_deref() == Some("WaitForFirstConsumer"));
         let volumes = self.ctx.persistent_volumes.list();
-        if let Some(volume) = find_best_match(claim, &volumes, delay) {
+        if let Some(volume) = find_best_match(claim, &volumes, None, delay, &[]) {
             return self.bind(&volume, claim).await;
         }
         let class_name = claim_class(claim);
@@ -261,7 +254,7 @@ impl PersistentVolumeController {
                     "ProvisioningFailed",
                     format!("storageclass.storage.k8s.io {class_name:?} not found"),
                 ),
-                Some(class) if class.provisioner == "kubernetes.io/no-provisioner" => self.event(
+                Some(class) if class.provisioner == ferry_api::volumes::NO_PROVISIONER => self.event(
                     claim,
                     false,
                     "WaitForPodScheduled",
@@ -566,137 +559,6 @@ impl PersistentVolumeController {
     }
 }
 
-/// A claim's class name ("" for none).
-pub fn claim_class(claim: &PersistentVolumeClaim) -> &str {
-    claim
-        .spec
-        .as_ref()
-        .and_then(|s| s.storage_class_name.as_deref())
-        .unwrap_or("")
-}
-
-fn volume_class(volume: &PersistentVolume) -> &str {
-    volume
-        .spec
-        .as_ref()
-        .and_then(|s| s.storage_class_name.as_deref())
-        .unwrap_or("")
-}
-
-fn phase_of_volume(volume: &PersistentVolume) -> &str {
-    volume
-        .status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("")
-}
-
-fn refers_to(reference: &ObjectReference, claim: &PersistentVolumeClaim) -> bool {
-    reference.name.as_deref() == claim.metadata.name.as_deref()
-        && reference.namespace.as_deref() == claim.metadata.namespace.as_deref()
-        && reference
-            .uid
-            .as_deref()
-            .is_none_or(|u| u.is_empty() || Some(u) == claim.metadata.uid.as_deref())
-}
-
-fn claim_reference(claim: &PersistentVolumeClaim) -> ObjectReference {
-    ObjectReference {
-        api_version: Some("v1".into()),
-        kind: Some("PersistentVolumeClaim".into()),
-        name: claim.metadata.name.clone(),
-        namespace: claim.metadata.namespace.clone(),
-        uid: claim.metadata.uid.clone(),
-        resource_version: claim.metadata.resource_version.clone(),
-        field_path: None,
-    }
-}
-
-fn requested(claim: &PersistentVolumeClaim) -> Quantity {
-    claim
-        .spec
-        .as_ref()
-        .and_then(|s| s.resources.as_ref())
-        .and_then(|r| r.requests.as_ref())
-        .and_then(|r| r.get("storage"))
-        .and_then(|q| Quantity::parse(&q.0).ok())
-        .unwrap_or(Quantity::ZERO)
-}
-
-fn capacity(volume: &PersistentVolume) -> Quantity {
-    volume
-        .spec
-        .as_ref()
-        .and_then(|s| s.capacity.as_ref())
-        .and_then(|c| c.get("storage"))
-        .and_then(|q| Quantity::parse(&q.0).ok())
-        .unwrap_or(Quantity::ZERO)
-}
-
-/// Whether `volume` can serve `claim` as far as the claim asks (upstream's
-/// `checkVolumeSatisfyClaim`): size, class, volume mode, access modes.
-pub fn satisfies(volume: &PersistentVolume, claim: &PersistentVolumeClaim) -> Result<(), String> {
-    if capacity(volume) < requested(claim) {
-        return Err("requested PV is too small".into());
-    }
-    if volume_class(volume) != claim_class(claim) {
-        return Err("storageClassName does not match".into());
-    }
-    let mode = |m: Option<&String>| m.map_or("Filesystem", |m| m.as_str()).to_string();
-    if mode(volume.spec.as_ref().and_then(|s| s.volume_mode.as_ref()))
-        != mode(claim.spec.as_ref().and_then(|s| s.volume_mode.as_ref()))
-    {
-        return Err("incompatible volumeMode".into());
-    }
-    let volume_modes = volume
-        .spec
-        .as_ref()
-        .and_then(|s| s.access_modes.clone())
-        .unwrap_or_default();
-    let claim_modes = claim
-        .spec
-        .as_ref()
-        .and_then(|s| s.access_modes.clone())
-        .unwrap_or_default();
-    if !claim_modes.iter().all(|m| volume_modes.contains(m)) {
-        return Err("incompatible accessMode".into());
-    }
-    Ok(())
-}
-
-/// The volume the controller binds `claim` to (upstream's `findBestMatchForClaim`): one
-/// pre-bound to the claim, else the smallest Available volume that satisfies it and matches its
-/// selector — unless binding waits for the first consumer, when only pre-bound volumes are
-/// taken (the scheduler binds the rest, knowing the node).
-pub fn find_best_match(
-    claim: &PersistentVolumeClaim,
-    volumes: &[Arc<PersistentVolume>],
-    delay_binding: bool,
-) -> Option<Arc<PersistentVolume>> {
-    let selector = claim.spec.as_ref().and_then(|s| s.selector.as_ref());
-    let mut best: Option<&Arc<PersistentVolume>> = None;
-    for volume in volumes {
-        if volume.metadata.deletion_timestamp.is_some() || satisfies(volume, claim).is_err() {
-            continue;
-        }
-        match volume.spec.as_ref().and_then(|s| s.claim_ref.as_ref()) {
-            Some(r) if refers_to(r, claim) => return Some(volume.clone()),
-            Some(_) => continue,
-            None => {}
-        }
-        if delay_binding || phase_of_volume(volume) != "Available" {
-            continue;
-        }
-        if selector.is_some_and(|s| !selector_matches(s, volume.metadata.labels.as_ref())) {
-            continue;
-        }
-        if best.is_none_or(|b| capacity(volume) < capacity(b)) {
-            best = Some(volume);
-        }
-    }
-    best.cloned()
-}
-
 /// A claim's status in `phase`; Bound takes the volume's capacity and access modes.
 pub fn claim_status(
     claim: &PersistentVolumeClaim,
@@ -779,97 +641,6 @@ mod tests {
             }
         }
         serde_json::from_value(value).unwrap()
-    }
-
-    #[test]
-    fn the_smallest_fitting_volume_is_chosen() {
-        let volumes = vec![
-            volume("big", "10Gi", "", &["ReadWriteOnce"], json!({})),
-            volume(
-                "small",
-                "2Gi",
-                "",
-                &["ReadWriteOnce", "ReadOnlyMany"],
-                json!({}),
-            ),
-            volume("tiny", "500Mi", "", &["ReadWriteOnce"], json!({})),
-            volume("other-class", "1Gi", "fast", &["ReadWriteOnce"], json!({})),
-            volume("rwx-only", "1Gi", "", &["ReadWriteMany"], json!({})),
-        ];
-        let c = claim("1Gi", "", &["ReadWriteOnce"], json!({}));
-        assert_eq!(
-            find_best_match(&c, &volumes, false).unwrap().name_any(),
-            "small"
-        );
-        let c = claim("1Gi", "fast", &["ReadWriteOnce"], json!({}));
-        assert_eq!(
-            find_best_match(&c, &volumes, false).unwrap().name_any(),
-            "other-class"
-        );
-        let c = claim("20Gi", "", &["ReadWriteOnce"], json!({}));
-        assert!(find_best_match(&c, &volumes, false).is_none());
-        // A selector narrows; waiting for the consumer binds nothing here.
-        let c = claim(
-            "1Gi",
-            "",
-            &["ReadWriteOnce"],
-            json!({"selector": {"matchLabels": {"tier": "slow"}}}),
-        );
-        assert!(find_best_match(&c, &volumes, false).is_none());
-        let c = claim("1Gi", "", &["ReadWriteOnce"], json!({}));
-        assert!(find_best_match(&c, &volumes, true).is_none());
-    }
-
-    #[test]
-    fn pre_bound_volumes_win_and_bound_ones_are_skipped() {
-        let prebound = volume(
-            "mine",
-            "5Gi",
-            "",
-            &["ReadWriteOnce"],
-            json!({"claimRef": {"namespace": "default", "name": "data"}}),
-        );
-        let taken = volume(
-            "taken",
-            "1Gi",
-            "",
-            &["ReadWriteOnce"],
-            json!({"claimRef": {"namespace": "default", "name": "other", "uid": "u2"}}),
-        );
-        let c = claim("1Gi", "", &["ReadWriteOnce"], json!({}));
-        assert_eq!(
-            find_best_match(&c, &[taken.clone(), prebound.clone()], true)
-                .unwrap()
-                .name_any(),
-            "mine"
-        );
-        assert!(find_best_match(&c, &[taken], false).is_none());
-    }
-
-    #[test]
-    fn mismatches_are_explained() {
-        let v = volume("v", "1Gi", "", &["ReadWriteOnce"], json!({}));
-        assert_eq!(
-            satisfies(&v, &claim("2Gi", "", &["ReadWriteOnce"], json!({}))),
-            Err("requested PV is too small".into())
-        );
-        assert_eq!(
-            satisfies(&v, &claim("1Gi", "", &["ReadWriteMany"], json!({}))),
-            Err("incompatible accessMode".into())
-        );
-        assert_eq!(
-            satisfies(
-                &v,
-                &claim(
-                    "1Gi",
-                    "",
-                    &["ReadWriteOnce"],
-                    json!({"volumeMode": "Block"})
-                )
-            ),
-            Err("incompatible volumeMode".into())
-        );
-        assert!(satisfies(&v, &claim("1Gi", "", &["ReadWriteOnce"], json!({}))).is_ok());
     }
 
     #[test]

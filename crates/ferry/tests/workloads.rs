@@ -583,3 +583,106 @@ fn claims_bind_to_volumes_and_release_them() {
         events_for(&ferry, "small")
     );
 }
+
+const LOCAL_STORAGE: &str = "apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: local}
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: WaitForFirstConsumer
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: local-on-sim-1}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  storageClassName: local
+  local: {path: /mnt/disks/one}
+  nodeAffinity:
+    required:
+      nodeSelectorTerms:
+      - matchExpressions: [{key: kubernetes.io/hostname, operator: In, values: [sim-1]}]
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: dynamic}
+provisioner: example.com/external
+volumeBindingMode: WaitForFirstConsumer
+";
+
+fn pod_with_claim(name: &str, claim: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  containers: [{{name: app, image: 'registry.local/app:1'}}]
+  volumes: [{{name: data, persistentVolumeClaim: {{claimName: {claim}}}}}]
+"
+    )
+}
+
+#[test]
+fn pods_are_scheduled_where_their_volumes_can_be() {
+    let (ferry, _sim, _dir) = start(3);
+    ferry.apply_yaml("apply", LOCAL_STORAGE);
+    // A claim waiting for its consumer: the pod goes to the node of the only local volume,
+    // and the scheduler binds the claim to it.
+    ferry.apply_yaml("apply", &claim("near", "1Gi", "local"));
+    ferry.apply_yaml("apply", &pod_with_claim("user", "near"));
+    assert!(
+        eventually(Duration::from_secs(30), || jsonpath(
+            &ferry,
+            "pod/user",
+            "{.spec.nodeName} {.status.phase}"
+        ) == "sim-1 Running"),
+        "{}",
+        ferry.ok(&["get", "pod/user", "-o", "wide"])
+    );
+    assert_eq!(
+        jsonpath(&ferry, "pvc/near", "{.status.phase} {.spec.volumeName}"),
+        "Bound local-on-sim-1"
+    );
+    // No volume left for a second claim of the class: the pod waits, saying why.
+    ferry.apply_yaml("apply", &claim("far", "1Gi", "local"));
+    ferry.apply_yaml("apply", &pod_with_claim("waiting", "far"));
+    assert!(
+        eventually(Duration::from_secs(20), || events_for(&ferry, "waiting")
+            .contains(
+                "node(s) didn't find available persistent volumes to bind"
+            )),
+        "{}",
+        events_for(&ferry, "waiting")
+    );
+    // A missing claim.
+    ferry.apply_yaml("apply", &pod_with_claim("orphan", "nope"));
+    assert!(
+        eventually(Duration::from_secs(20), || events_for(&ferry, "orphan")
+            .contains("persistentvolumeclaim \"nope\" not found")),
+        "{}",
+        events_for(&ferry, "orphan")
+    );
+    // A class with a provisioner: the claim gets the chosen node for it.
+    ferry.apply_yaml("apply", &claim("made", "1Gi", "dynamic"));
+    ferry.apply_yaml("apply", &pod_with_claim("consumer", "made"));
+    assert!(
+        eventually(Duration::from_secs(20), || !jsonpath(
+            &ferry,
+            "pvc/made",
+            "{.metadata.annotations.volume\\.kubernetes\\.io/selected-node}"
+        )
+        .is_empty()),
+        "{}",
+        ferry.ok(&["get", "pvc/made", "-o", "yaml"])
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || jsonpath(
+            &ferry,
+            "pvc/made",
+            "{.metadata.annotations.volume\\.kubernetes\\.io/storage-provisioner}"
+        ) == "example.com/external"),
+        "{}",
+        ferry.ok(&["get", "pvc/made", "-o", "yaml"])
+    );
+    assert_eq!(jsonpath(&ferry, "pod/consumer", "{.spec.nodeName}"), "");
+}

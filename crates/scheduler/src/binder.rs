@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{
+    Binding, ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::Api;
@@ -36,6 +38,20 @@ pub trait Binder: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<(), BindError>>;
     /// Deletes a preemption victim.
     fn delete_victim(&self, victim: &Pod) -> BoxFuture<'static, Result<(), BindError>>;
+    /// Binds a volume to a claim (its `claimRef`, as the PersistentVolume controller would):
+    /// the VolumeBinding plugin's choice for a claim that waited for its first consumer.
+    fn bind_volume(
+        &self,
+        volume: &PersistentVolume,
+        claim: &PersistentVolumeClaim,
+    ) -> BoxFuture<'static, Result<(), BindError>>;
+    /// Annotates a claim with the node its volume is to be provisioned for
+    /// (`volume.kubernetes.io/selected-node`).
+    fn select_node(
+        &self,
+        claim: &PersistentVolumeClaim,
+        node: &str,
+    ) -> BoxFuture<'static, Result<(), BindError>>;
 }
 
 /// The v1 Binding of `pod` to `node`.
@@ -187,6 +203,55 @@ impl Binder for KubeBinder {
         }
         .boxed()
     }
+
+    fn bind_volume(
+        &self,
+        volume: &PersistentVolume,
+        claim: &PersistentVolumeClaim,
+    ) -> BoxFuture<'static, Result<(), BindError>> {
+        let api: Api<PersistentVolume> = Api::all(self.client.clone());
+        let mut volume = volume.clone();
+        volume
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(ferry_api::volumes::BOUND_BY_CONTROLLER.into(), "yes".into());
+        volume.spec.get_or_insert_with(Default::default).claim_ref =
+            Some(ferry_api::volumes::claim_reference(claim));
+        let name = volume.metadata.name.clone().unwrap_or_default();
+        async move {
+            api.replace(&name, &PostParams::default(), &volume)
+                .await
+                .map(|_| ())
+                .map_err(api_error)
+        }
+        .boxed()
+    }
+
+    fn select_node(
+        &self,
+        claim: &PersistentVolumeClaim,
+        node: &str,
+    ) -> BoxFuture<'static, Result<(), BindError>> {
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(
+            self.client.clone(),
+            claim.metadata.namespace.as_deref().unwrap_or("default"),
+        );
+        let mut claim = claim.clone();
+        claim
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(ferry_api::volumes::SELECTED_NODE.into(), node.into());
+        let name = claim.metadata.name.clone().unwrap_or_default();
+        async move {
+            api.replace(&name, &PostParams::default(), &claim)
+                .await
+                .map(|_| ())
+                .map_err(api_error)
+        }
+        .boxed()
+    }
 }
 
 /// One call a [`FakeBinder`] saw.
@@ -198,6 +263,10 @@ pub enum Call {
     Unschedulable(String, String, String, Option<String>),
     /// A victim deleted.
     Delete(String),
+    /// A volume bound to a claim (`namespace/name`).
+    BindVolume(String, String),
+    /// A claim (`namespace/name`) annotated with its selected node.
+    SelectNode(String, String),
 }
 
 /// Records calls and succeeds (or fails binds when told to).
@@ -223,6 +292,14 @@ impl FakeBinder {
 
 fn key(pod: &Pod) -> String {
     crate::cache::pod_key(pod)
+}
+
+fn claim_key(claim: &PersistentVolumeClaim) -> String {
+    format!(
+        "{}/{}",
+        claim.metadata.namespace.as_deref().unwrap_or(""),
+        claim.metadata.name.as_deref().unwrap_or("")
+    )
 }
 
 impl Binder for FakeBinder {
@@ -255,6 +332,29 @@ impl Binder for FakeBinder {
 
     fn delete_victim(&self, victim: &Pod) -> BoxFuture<'static, Result<(), BindError>> {
         self.calls.lock().push(Call::Delete(key(victim)));
+        async { Ok(()) }.boxed()
+    }
+
+    fn bind_volume(
+        &self,
+        volume: &PersistentVolume,
+        claim: &PersistentVolumeClaim,
+    ) -> BoxFuture<'static, Result<(), BindError>> {
+        self.calls.lock().push(Call::BindVolume(
+            volume.metadata.name.clone().unwrap_or_default(),
+            claim_key(claim),
+        ));
+        async { Ok(()) }.boxed()
+    }
+
+    fn select_node(
+        &self,
+        claim: &PersistentVolumeClaim,
+        node: &str,
+    ) -> BoxFuture<'static, Result<(), BindError>> {
+        self.calls
+            .lock()
+            .push(Call::SelectNode(claim_key(claim), node.into()));
         async { Ok(()) }.boxed()
     }
 }

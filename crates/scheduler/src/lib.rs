@@ -30,6 +30,7 @@ pub mod resources;
 mod run;
 pub mod scheduler;
 pub mod testing;
+pub mod volumes;
 
 pub use config::{load_config, Config, ConfigError};
 pub use run::run;

@@ -3,7 +3,7 @@
 //!
 //! Watches (list + watch, all namespaces): pods (every pod: assigned ones fill the cache,
 //! pending ones for our profiles go to the queue), nodes, namespaces (labels for
-//! namespaceSelector). Scheduling starts once the three initial lists are in, as upstream waits
+//! namespaceSelector), and claims, volumes and storage classes for VolumeBinding. Scheduling starts once the three initial lists are in, as upstream waits
 //! for its informers to sync.
 
 use std::collections::HashMap;
@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use ferry_client::events::Recorder;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Resource, ResourceExt};
@@ -33,6 +34,36 @@ trait Handler<K>: Send + 'static {
 struct Pods(Arc<Scheduler>);
 struct Nodes(Arc<Scheduler>);
 struct Namespaces(Arc<Scheduler>);
+struct Claims(Arc<Scheduler>);
+struct Volumes(Arc<Scheduler>);
+struct Classes(Arc<Scheduler>);
+
+impl Handler<PersistentVolumeClaim> for Claims {
+    fn apply(&mut self, _old: Option<&PersistentVolumeClaim>, new: Arc<PersistentVolumeClaim>) {
+        self.0.on_claim(new);
+    }
+    fn delete(&mut self, old: &PersistentVolumeClaim) {
+        self.0.on_claim_delete(old);
+    }
+}
+
+impl Handler<PersistentVolume> for Volumes {
+    fn apply(&mut self, _old: Option<&PersistentVolume>, new: Arc<PersistentVolume>) {
+        self.0.on_volume(new);
+    }
+    fn delete(&mut self, old: &PersistentVolume) {
+        self.0.on_volume_delete(&old.name_any());
+    }
+}
+
+impl Handler<StorageClass> for Classes {
+    fn apply(&mut self, _old: Option<&StorageClass>, new: Arc<StorageClass>) {
+        self.0.on_storage_class(new);
+    }
+    fn delete(&mut self, old: &StorageClass) {
+        self.0.on_storage_class_delete(&old.name_any());
+    }
+}
 
 impl Handler<Pod> for Pods {
     fn apply(&mut self, old: Option<&Pod>, new: Arc<Pod>) {
@@ -153,6 +184,26 @@ pub async fn run(
         Api::<Namespace>::all(client.clone()),
         Namespaces(scheduler.clone()),
         namespaces_synced,
+    ));
+    // Storage: VolumeBinding's view. Scheduling does not wait for it; a pod rejected for a
+    // claim not seen yet is retried when the claim arrives.
+    let (claims_synced, _) = oneshot::channel();
+    let (volumes_synced, _) = oneshot::channel();
+    let (classes_synced, _) = oneshot::channel();
+    tasks.spawn(watch(
+        Api::<PersistentVolumeClaim>::all(client.clone()),
+        Claims(scheduler.clone()),
+        claims_synced,
+    ));
+    tasks.spawn(watch(
+        Api::<PersistentVolume>::all(client.clone()),
+        Volumes(scheduler.clone()),
+        volumes_synced,
+    ));
+    tasks.spawn(watch(
+        Api::<StorageClass>::all(client.clone()),
+        Classes(scheduler.clone()),
+        classes_synced,
     ));
     let housekeeping = scheduler.clone();
     tasks.spawn(async move {

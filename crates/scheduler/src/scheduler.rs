@@ -181,6 +181,8 @@ pub struct Scheduler {
     pub cache: Arc<Mutex<Cache>>,
     /// The scheduling queue.
     pub queue: Arc<SchedulingQueue>,
+    /// Claims, volumes and classes (VolumeBinding's view).
+    pub volumes: Arc<crate::volumes::VolumeCache>,
     profiles: HashMap<String, Arc<Framework>>,
     snapshot: Mutex<Snapshot>,
     binder: Arc<dyn Binder>,
@@ -238,8 +240,10 @@ impl Scheduler {
         binder: Arc<dyn Binder>,
         recorder: Option<Recorder>,
     ) -> Result<Arc<Scheduler>, ConfigError> {
+        let volumes: Arc<crate::volumes::VolumeCache> = Default::default();
         let handle = Handle {
             binder: binder.clone(),
+            volumes: volumes.clone(),
         };
         let parallelism = config
             .parallelism
@@ -289,6 +293,7 @@ impl Scheduler {
         Ok(Arc::new(Scheduler {
             cache: Arc::new(Mutex::new(Cache::new(config.assumed_pod_ttl))),
             queue: Arc::new(queue),
+            volumes,
             profiles,
             snapshot: Mutex::new(Snapshot::default()),
             binder,
@@ -378,6 +383,40 @@ impl Scheduler {
         for event in events {
             self.queue.on_event(event);
         }
+    }
+
+    /// A claim was added or changed.
+    pub fn on_claim(&self, claim: Arc<k8s_openapi::api::core::v1::PersistentVolumeClaim>) {
+        self.volumes.put_claim(claim);
+        self.queue
+            .on_event(ClusterEvent::PersistentVolumeClaimChange);
+    }
+
+    /// A claim went.
+    pub fn on_claim_delete(&self, claim: &k8s_openapi::api::core::v1::PersistentVolumeClaim) {
+        self.volumes.remove_claim(claim);
+    }
+
+    /// A volume was added or changed.
+    pub fn on_volume(&self, volume: Arc<k8s_openapi::api::core::v1::PersistentVolume>) {
+        self.volumes.put_volume(volume);
+        self.queue.on_event(ClusterEvent::PersistentVolumeChange);
+    }
+
+    /// A volume went.
+    pub fn on_volume_delete(&self, name: &str) {
+        self.volumes.remove_volume(name);
+    }
+
+    /// A storage class was added or changed.
+    pub fn on_storage_class(&self, class: Arc<k8s_openapi::api::storage::v1::StorageClass>) {
+        self.volumes.put_class(class);
+        self.queue.on_event(ClusterEvent::StorageClassChange);
+    }
+
+    /// A storage class went.
+    pub fn on_storage_class_delete(&self, name: &str) {
+        self.volumes.remove_class(name);
     }
 
     /// A node was deleted.

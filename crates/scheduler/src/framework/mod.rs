@@ -186,6 +186,12 @@ pub enum ClusterEvent {
     AssignedPodDelete,
     /// A namespace was added or its labels changed.
     NamespaceChange,
+    /// A PersistentVolumeClaim was added or changed (bound, annotated).
+    PersistentVolumeClaimChange,
+    /// A PersistentVolume was added or changed.
+    PersistentVolumeChange,
+    /// A StorageClass was added or changed.
+    StorageClassChange,
 }
 
 /// The nodes a PreFilter plugin narrows the search to (`None`: all nodes).

@@ -12,8 +12,10 @@ use crate::framework::Plugin;
 /// What a plugin constructor may use.
 #[derive(Clone)]
 pub struct Handle {
-    /// Binds pods (the DefaultBinder's API call).
+    /// Binds pods (the DefaultBinder's API call) and volumes (VolumeBinding's).
     pub binder: Arc<dyn Binder>,
+    /// Claims, volumes and classes as the watchers see them.
+    pub volumes: Arc<crate::volumes::VolumeCache>,
 }
 
 /// Builds a plugin from its args.

@@ -252,6 +252,7 @@ mod tests {
     fn framework() -> Framework {
         Framework::default_profile(&Handle {
             binder: FakeBinder::new(),
+            volumes: Default::default(),
         })
     }
 

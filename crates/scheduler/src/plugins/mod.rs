@@ -18,6 +18,7 @@ pub mod pod_topology_spread;
 pub mod priority_sort;
 pub mod scheduling_gates;
 pub mod taint_toleration;
+pub mod volume_binding;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -68,6 +69,13 @@ pub fn registry() -> Registry {
     });
     registry.register(default_preemption::NAME, |args, _| {
         Ok(Arc::new(default_preemption::DefaultPreemption::new(args)?))
+    });
+    registry.register(volume_binding::NAME, |args, handle: &Handle| {
+        Ok(Arc::new(volume_binding::VolumeBinding::new(
+            args,
+            handle.volumes.clone(),
+            handle.binder.clone(),
+        )?) as Arc<dyn Plugin>)
     });
     registry.register(default_binder::NAME, |_, handle: &Handle| {
         Ok(Arc::new(default_binder::DefaultBinder::new(handle.binder.clone())) as Arc<dyn Plugin>)
