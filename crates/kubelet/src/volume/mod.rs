@@ -39,6 +39,7 @@ mod fake_mounter;
 mod host_path;
 mod mounter;
 mod object_source;
+mod persistent_volume;
 mod projected;
 mod secret;
 #[cfg(test)]
@@ -64,6 +65,7 @@ pub use self::downward_api::DownwardApiError;
 #[cfg(any(test, feature = "testing"))]
 pub use self::fake_mounter::{FakeMounter, MountCall};
 pub use self::host_path::HostPathError;
+pub use self::persistent_volume::{CsiPublish, CsiPublisher};
 pub use self::mounter::{HostMounter, MountPoint, Mounter};
 pub use self::object_source::{
     token_needs_refresh, ApiObjectSource, ObjectSource, StaticObjectSource, TokenFor,
@@ -183,6 +185,37 @@ pub enum VolumeError {
         /// The volume name.
         volume: String,
     },
+    /// A claim cannot be used yet: missing, not bound, or its volume missing (upstream's
+    /// desired-state populator messages).
+    #[error("error processing PVC {namespace}/{name}: {message}")]
+    Claim {
+        /// The claim's namespace.
+        namespace: String,
+        /// The claim.
+        name: String,
+        /// Why.
+        message: String,
+    },
+    /// No CSI driver of that name is registered on this node.
+    #[error(
+        "MountVolume.SetUp failed for volume \"{volume}\" : kubernetes.io/csi: mounter.SetUpAt failed to get CSI client: driver name {driver} not found in the list of registered CSI drivers"
+    )]
+    CsiDriverNotFound {
+        /// The volume name.
+        volume: String,
+        /// The driver.
+        driver: String,
+    },
+    /// NodePublishVolume failed.
+    #[error(
+        "MountVolume.SetUp failed for volume \"{volume}\" : rpc error: {message}"
+    )]
+    CsiPublish {
+        /// The volume name.
+        volume: String,
+        /// The driver's message.
+        message: String,
+    },
     /// An [`ObjectSource`] lookup failed for a reason other than "not found".
     #[error("failed to get {kind} \"{namespace}/{name}\": {message}")]
     Api {
@@ -274,6 +307,7 @@ fn cleanup_err<'a>(
 pub struct VolumeManager {
     pods_dir: PathBuf,
     mounter: Arc<dyn Mounter>,
+    csi: Option<Arc<dyn CsiPublisher>>,
     node_allocatable: BTreeMap<String, Quantity>,
 }
 
@@ -307,8 +341,15 @@ impl VolumeManager {
         Self {
             pods_dir: std::path::absolute(&pods_dir).unwrap_or(pods_dir),
             mounter: Arc::new(HostMounter),
+            csi: None,
             node_allocatable: BTreeMap::new(),
         }
+    }
+
+    /// The manager publishing CSI volumes through `csi`.
+    pub fn with_csi(mut self, csi: Arc<dyn CsiPublisher>) -> Self {
+        self.csi = Some(csi);
+        self
     }
 
     /// The manager mounting through `mounter` instead.
@@ -408,6 +449,9 @@ impl VolumeManager {
                 message: "the volume name must be a single path component".to_string(),
             });
         }
+        if let Some(claim) = &volume.persistent_volume_claim {
+            return self.prepare_claim(uid, namespace, name, claim, source).await;
+        }
         let plan = self.plan(pod, namespace, volume, source).await?;
         let (plugin, read_only) = match &plan {
             Plan::EmptyDir { .. } => (EMPTY_DIR_PLUGIN, false),
@@ -431,6 +475,70 @@ impl VolumeManager {
             host_path: dir.to_string_lossy().into_owned(),
             read_only,
         })
+    }
+
+    /// A `persistentVolumeClaim` volume: its bound volume's path, or the target its CSI driver
+    /// published it on.
+    async fn prepare_claim(
+        &self,
+        uid: &str,
+        namespace: &str,
+        name: &str,
+        claim: &k8s_openapi::api::core::v1::PersistentVolumeClaimVolumeSource,
+        source: &dyn ObjectSource,
+    ) -> Result<VolumeHostPath, VolumeError> {
+        match persistent_volume::resolve(name, namespace, claim, source).await? {
+            persistent_volume::Resolved::Path {
+                path,
+                host_path_type,
+                read_only,
+            } => {
+                check_host_path(name, &path, host_path_type.as_deref())?;
+                Ok(VolumeHostPath {
+                    host_path: path,
+                    read_only,
+                })
+            }
+            persistent_volume::Resolved::Csi {
+                driver,
+                volume_id,
+                read_only,
+                context,
+                fs_type,
+            } => {
+                let csi = self
+                    .csi
+                    .as_ref()
+                    .filter(|c| c.has_driver(&driver))
+                    .ok_or_else(|| VolumeError::CsiDriverNotFound {
+                        volume: name.to_string(),
+                        driver: driver.clone(),
+                    })?;
+                let target = self
+                    .pod_volumes_dir(uid)
+                    .join(persistent_volume::CSI_PLUGIN)
+                    .join(name)
+                    .join("mount");
+                let request = CsiPublish {
+                    driver,
+                    volume_id,
+                    target: target.clone(),
+                    read_only,
+                    context,
+                    fs_type,
+                };
+                csi.publish(&request)
+                    .await
+                    .map_err(|message| VolumeError::CsiPublish {
+                        volume: name.to_string(),
+                        message,
+                    })?;
+                Ok(VolumeHostPath {
+                    host_path: target.to_string_lossy().into_owned(),
+                    read_only,
+                })
+            }
+        }
     }
 
     /// Decides what `volume` needs: looks up its objects and computes its files.
@@ -628,7 +736,6 @@ mod tests {
     async fn unsupported_types_are_refused() {
         let f = fixture();
         for volume in [
-            json!({"name": "claim", "persistentVolumeClaim": {"claimName": "c"}}),
             json!({"name": "claim", "nfs": {"server": "s", "path": "/"}}),
             json!({"name": "claim", "csi": {"driver": "d"}}),
         ] {

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use jiff::Timestamp;
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolume, PersistentVolumeClaim, Secret, ServiceAccount,
+};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use parking_lot::Mutex;
 
@@ -32,6 +34,15 @@ pub trait ObjectSource: Send + Sync {
     /// The RuntimeClass `name`, `None` if it does not exist (its `handler` is what the
     /// runtime is asked for).
     async fn runtime_class(&self, name: &str) -> Result<Option<RuntimeClass>, VolumeError>;
+    /// The claim `namespace/name`, `None` if it does not exist.
+    async fn persistent_volume_claim(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<PersistentVolumeClaim>, VolumeError>;
+    /// The volume `name`, `None` if it does not exist.
+    async fn persistent_volume(&self, name: &str)
+        -> Result<Option<PersistentVolume>, VolumeError>;
     /// Drops what is kept for pods other than `pod_uids` (the pods still on the node).
     fn forget_other_pods(&self, _pod_uids: &[String]) {}
 }
@@ -134,6 +145,37 @@ impl ObjectSource for ApiObjectSource {
             })
     }
 
+    async fn persistent_volume_claim(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<PersistentVolumeClaim>, VolumeError> {
+        kube::Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), namespace)
+            .get_opt(name)
+            .await
+            .map_err(|err| VolumeError::Api {
+                kind: "persistentvolumeclaim",
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                message: err.to_string(),
+            })
+    }
+
+    async fn persistent_volume(
+        &self,
+        name: &str,
+    ) -> Result<Option<PersistentVolume>, VolumeError> {
+        kube::Api::<PersistentVolume>::all(self.client.clone())
+            .get_opt(name)
+            .await
+            .map_err(|err| VolumeError::Api {
+                kind: "persistentvolume",
+                namespace: String::new(),
+                name: name.to_string(),
+                message: err.to_string(),
+            })
+    }
+
     fn forget_other_pods(&self, pod_uids: &[String]) {
         self.tokens
             .lock()
@@ -202,6 +244,8 @@ pub struct StaticObjectSource {
     /// Every token asked for, in order.
     pub token_requests: Mutex<Vec<TokenFor>>,
     runtime_classes: Mutex<BTreeMap<String, RuntimeClass>>,
+    claims: Mutex<BTreeMap<(String, String), PersistentVolumeClaim>>,
+    volumes: Mutex<BTreeMap<String, PersistentVolume>>,
 }
 
 fn object_key(
@@ -237,6 +281,18 @@ impl StaticObjectSource {
     pub fn insert_runtime_class(&self, class: RuntimeClass) {
         let name = class.metadata.name.clone().unwrap_or_default();
         self.runtime_classes.lock().insert(name, class);
+    }
+
+    /// Adds or replaces a claim.
+    pub fn insert_claim(&self, claim: PersistentVolumeClaim) {
+        let key = object_key(&claim.metadata);
+        self.claims.lock().insert(key, claim);
+    }
+
+    /// Adds or replaces a volume.
+    pub fn insert_volume(&self, volume: PersistentVolume) {
+        let name = volume.metadata.name.clone().unwrap_or_default();
+        self.volumes.lock().insert(name, volume);
     }
 
     /// Adds or replaces a configMap.
@@ -316,6 +372,27 @@ impl ObjectSource for StaticObjectSource {
     async fn runtime_class(&self, name: &str) -> Result<Option<RuntimeClass>, VolumeError> {
         self.check_failure("runtimeclass", "", name)?;
         Ok(self.runtime_classes.lock().get(name).cloned())
+    }
+
+    async fn persistent_volume_claim(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<PersistentVolumeClaim>, VolumeError> {
+        self.check_failure("persistentvolumeclaim", namespace, name)?;
+        Ok(self
+            .claims
+            .lock()
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned())
+    }
+
+    async fn persistent_volume(
+        &self,
+        name: &str,
+    ) -> Result<Option<PersistentVolume>, VolumeError> {
+        self.check_failure("persistentvolume", "", name)?;
+        Ok(self.volumes.lock().get(name).cloned())
     }
 
     /// `token:<namespace>/<service account>@<audience>`, recorded in `token_requests`.
