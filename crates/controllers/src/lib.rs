@@ -10,6 +10,7 @@
 pub mod certificates;
 pub mod claim;
 pub mod clusterroleaggregation;
+pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
@@ -33,8 +34,8 @@ pub mod replicaset;
 pub mod resourcequota;
 pub mod serviceaccount;
 pub mod serviceaccounttoken;
-pub mod statefulset;
 pub mod servicelb;
+pub mod statefulset;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod util;
@@ -54,10 +55,10 @@ use k8s_openapi::api::core::v1::{
     Endpoints, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota,
     Secret, Service, ServiceAccount,
 };
-use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::ClusterRole;
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::runtime::watcher;
 use kube::Api;
 
@@ -322,6 +323,7 @@ pub async fn run(
     let replica_sets = replicaset::ReplicaSetController::new(ctx.clone());
     let deployments = deployment::DeploymentController::new(ctx.clone());
     let jobs = job::JobController::new(ctx.clone());
+    let cron_jobs = cronjob::CronJobController::new(ctx.clone());
     let daemon_sets = daemonset::DaemonSetController::new(ctx.clone());
     let stateful_sets = statefulset::StatefulSetController::new(ctx.clone());
     let volumes = persistentvolume::PersistentVolumeController::new(ctx.clone());
@@ -368,6 +370,7 @@ pub async fn run(
     controllers.spawn(queue::run(replica_sets.clone(), workers));
     controllers.spawn(queue::run(deployments.clone(), workers));
     controllers.spawn(queue::run(jobs.clone(), workers));
+    controllers.spawn(queue::run(cron_jobs.clone(), workers));
     controllers.spawn(queue::run(daemon_sets.clone(), workers));
     controllers.spawn(queue::run(stateful_sets.clone(), workers));
     controllers.spawn(queue::run(volumes.clone(), workers));
@@ -400,6 +403,7 @@ pub async fn run(
     replica_sets.queue().shut_down();
     deployments.queue().shut_down();
     jobs.queue().shut_down();
+    cron_jobs.queue().shut_down();
     daemon_sets.queue().shut_down();
     stateful_sets.queue().shut_down();
     volumes.queue().shut_down();

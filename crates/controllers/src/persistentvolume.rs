@@ -254,12 +254,13 @@ impl PersistentVolumeController {
                     "ProvisioningFailed",
                     format!("storageclass.storage.k8s.io {class_name:?} not found"),
                 ),
-                Some(class) if class.provisioner == ferry_api::volumes::NO_PROVISIONER => self.event(
-                    claim,
-                    false,
-                    "WaitForPodScheduled",
-                    "waiting for pod to be scheduled".into(),
-                ),
+                Some(class) if class.provisioner == ferry_api::volumes::NO_PROVISIONER => self
+                    .event(
+                        claim,
+                        false,
+                        "WaitForPodScheduled",
+                        "waiting for pod to be scheduled".into(),
+                    ),
                 Some(class) => {
                     self.annotate_for_provisioner(claim, &class.provisioner)
                         .await?;

@@ -1,7 +1,8 @@
 //! A work queue as client-go's `workqueue`: a key added many times while waiting is processed
 //! once; a key being processed is never handed to a second worker — adds during processing are
 //! kept and the key comes back after [`Queue::done`]; failed keys come back with a per-key
-//! exponential backoff.
+//! exponential backoff. A key added for later waits once, for the earliest time asked (client-go's
+//! delaying queue), so requeues asked by many syncs do not pile up.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
@@ -24,6 +25,8 @@ struct State<T> {
     dirty: HashSet<T>,
     processing: HashSet<T>,
     failures: HashMap<T, u32>,
+    /// Items added for later, with when they are due (client-go's `waitingForQueue`).
+    waiting: HashMap<T, tokio::time::Instant>,
     shut_down: bool,
 }
 
@@ -42,6 +45,7 @@ impl<T: Clone + Eq + Hash + Send + 'static> Queue<T> {
                 dirty: HashSet::new(),
                 processing: HashSet::new(),
                 failures: HashMap::new(),
+                waiting: HashMap::new(),
                 shut_down: false,
             }),
             notify: Notify::new(),
@@ -61,15 +65,34 @@ impl<T: Clone + Eq + Hash + Send + 'static> Queue<T> {
         }
     }
 
-    /// Queues `item` after `delay`.
+    /// Queues `item` after `delay`, unless it already waits to be queued sooner; if it waits
+    /// for later, it now waits for this earlier time instead.
     pub fn add_after(self: &Arc<Self>, item: T, delay: Duration) {
         if delay.is_zero() {
             return self.add(item);
         }
+        let due = tokio::time::Instant::now() + delay;
+        {
+            let mut state = self.state.lock();
+            if state.shut_down || state.waiting.get(&item).is_some_and(|d| *d <= due) {
+                return;
+            }
+            state.waiting.insert(item.clone(), due);
+        }
         let queue = Arc::downgrade(self);
         tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            if let Some(queue) = queue.upgrade() {
+            tokio::time::sleep_until(due).await;
+            let Some(queue) = queue.upgrade() else { return };
+            // A sooner add_after took this one's place: it has queued the item already.
+            let mine = {
+                let mut state = queue.state.lock();
+                let mine = state.waiting.get(&item) == Some(&due);
+                if mine {
+                    state.waiting.remove(&item);
+                }
+                mine
+            };
+            if mine {
                 queue.add(item);
             }
         });
@@ -257,6 +280,19 @@ mod tests {
         assert_eq!(backoff(40), MAX_BACKOFF);
         q.forget(&"a");
         assert!(!q.state.lock().failures.contains_key("a"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delayed_adds_wait_once_for_the_earliest_time() {
+        let q = Queue::new();
+        q.add_after("a", Duration::from_secs(10));
+        q.add_after("a", Duration::from_secs(20));
+        q.add_after("a", Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert_eq!(q.get().await, Some("a"), "due at the earliest time");
+        q.done(&"a");
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert!(q.is_empty(), "the later times were folded into it");
     }
 
     #[tokio::test]

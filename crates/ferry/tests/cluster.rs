@@ -491,6 +491,120 @@ spec:
         .is_empty()));
 }
 
+/// A CronJob starts a Job at its next minute — named after that minute, controlled by the
+/// CronJob, annotated with the scheduled time — and sees it finish; `kubectl create job
+/// --from=cronjob/…` (client-side) makes one by hand.
+#[test]
+fn cronjob_runs_jobs_on_schedule() {
+    let (ferry, _sim, _dir) = start(1);
+    ferry.apply_yaml(
+        "apply",
+        "apiVersion: batch/v1
+kind: CronJob
+metadata: {name: tick}
+spec:
+  schedule: '*/1 * * * *'
+  jobTemplate:
+    metadata: {labels: {app: tick}}
+    spec:
+      template:
+        metadata: {annotations: {sim.ferry.dev/complete-after: 300ms}}
+        spec:
+          restartPolicy: Never
+          containers: [{name: work, image: 'registry.local/app:1'}]
+",
+    );
+    let mut jobs = String::new();
+    assert!(
+        eventually(Duration::from_secs(70), || {
+            jobs = ferry.ok(&[
+                "get",
+                "jobs",
+                "-l",
+                "app=tick",
+                "-o",
+                "jsonpath={.items[*].metadata.name}",
+            ]);
+            !jobs.is_empty()
+        }),
+        "no job within a minute: {}",
+        ferry.ok(&["describe", "cronjob", "tick"])
+    );
+    let name = jobs.split(' ').next().expect("a job").to_string();
+    let minute: i64 = name
+        .strip_prefix("tick-")
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("job name {name}"));
+    let get = |what: &str, jsonpath: &str| {
+        ferry.ok(&["get", what, "-o", &format!("jsonpath={jsonpath}")])
+    };
+    let job = format!("job/{name}");
+    assert_eq!(
+        get(
+            &job,
+            "{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}/{.metadata.ownerReferences[0].controller}"
+        ),
+        "CronJob/tick/true"
+    );
+    let scheduled = get(
+        &job,
+        "{.metadata.annotations.batch\\.kubernetes\\.io/cronjob-scheduled-timestamp}",
+    );
+    assert_eq!(
+        ferry_api::time::parse_rfc3339(&scheduled),
+        Some(minute * 60),
+        "{scheduled}"
+    );
+    assert_eq!(get("cronjob/tick", "{.status.lastScheduleTime}"), scheduled);
+
+    // The Job finishes: out of status.active, into lastSuccessfulTime, with an event.
+    assert!(
+        eventually(Duration::from_secs(30), || get(
+            "cronjob/tick",
+            "{.status.active}|{.status.lastSuccessfulTime}"
+        )
+        .starts_with("|2")),
+        "{}",
+        ferry.ok(&["get", "cronjob", "tick", "-o", "yaml"])
+    );
+    let events = ferry.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=tick",
+        "-o",
+        "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
+    ]);
+    assert!(
+        events.contains(&format!("SuccessfulCreate: Created job {name}"))
+            && events.contains(&format!(
+                "SawCompletedJob: Saw completed job: {name}, condition: Complete"
+            )),
+        "{events}"
+    );
+    let table = ferry.ok(&["get", "cronjob", "tick"]);
+    assert!(
+        table.contains("*/1 * * * *") && table.contains("False"),
+        "{table}"
+    );
+
+    // By hand: kubectl copies the template and marks the Job manual.
+    ferry.ok(&["create", "job", "manual", "--from=cronjob/tick"]);
+    assert_eq!(
+        get(
+            "job/manual",
+            "{.metadata.annotations.cronjob\\.kubernetes\\.io/instantiate} {.metadata.ownerReferences[0].name}"
+        ),
+        "manual tick"
+    );
+    ferry.ok(&[
+        "wait",
+        "--for=condition=complete",
+        "job/manual",
+        "--timeout=30s",
+    ]);
+}
+
 /// `ferry controllers` and `ferry scheduler` as processes of their own: two controller
 /// managers share the work through a Lease — one works, the other takes over when it stops.
 #[test]
