@@ -404,6 +404,39 @@ impl Server {
             .await
     }
 
+    /// The node-local CSI driver's objects, made once (a user's later changes stay): the
+    /// `local.csi.ferry.dev` CSIDriver (no attach, storage capacity tracked) and the `local`
+    /// StorageClass, the cluster's default, binding when the first pod is scheduled and
+    /// deleting volumes with their claims, as k3s's `local-path` class.
+    pub async fn ensure_local_storage(self: &Arc<Self>) -> Result<(), ApiError> {
+        let driver = json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSIDriver",
+            "metadata": {"name": "local.csi.ferry.dev"},
+            "spec": {"attachRequired": false, "podInfoOnMount": false, "storageCapacity": true,
+                     "fsGroupPolicy": "File", "volumeLifecycleModes": ["Persistent"],
+                     "requiresRepublish": false, "seLinuxMount": false}});
+        self.ensure(
+            ("storage.k8s.io", "v1", "csidrivers"),
+            "",
+            "local.csi.ferry.dev",
+            driver,
+            false,
+        )
+        .await?;
+        let class = json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": "local",
+                "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "local.csi.ferry.dev", "reclaimPolicy": "Delete",
+            "volumeBindingMode": "WaitForFirstConsumer", "allowVolumeExpansion": true});
+        self.ensure(
+            ("storage.k8s.io", "v1", "storageclasses"),
+            "",
+            "local",
+            class,
+            false,
+        )
+        .await
+    }
+
     /// The `kube-dns` Service in kube-system (`cluster_ip`, ports 53 UDP and TCP) and its
     /// EndpointSlice pointing at the cluster DNS this server runs at `address`.
     pub async fn ensure_kube_dns(

@@ -85,6 +85,9 @@ pub struct AgentArgs {
     /// agent made on this machine, then exit (run it with the agent stopped).
     #[arg(long)]
     pub cleanup: bool,
+    /// Do not run the local CSI driver (`local.csi.ferry.dev`) and its provisioner.
+    #[arg(long)]
+    pub disable_local_storage: bool,
 }
 
 /// The registries file looked for in the data dir (`ferry server`'s and `ferry agent`'s).
@@ -514,6 +517,18 @@ where
                 stopping(),
             ));
             let pods_dir = args.data_dir.join("pods");
+            let csi = Arc::new(ferry_kubelet::csi::CsiNode::new());
+            if !args.disable_local_storage {
+                let stopping = stopping.clone();
+                crate::local_storage::start(
+                    client.clone(),
+                    &node_name,
+                    &args.data_dir,
+                    csi.clone(),
+                    move || stopping(),
+                )
+                .await?;
+            }
             let recorder =
                 ferry_client::events::Recorder::new(client.clone(), "kubelet", &node_name);
             let (probe_tx, probe_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -521,7 +536,7 @@ where
                 runtime: runtime.clone(),
                 api: Arc::new(KubePodApi(client.clone())),
                 objects: Arc::new(ApiObjectSource::new(client.clone())),
-                volumes: VolumeManager::new(pods_dir.clone()),
+                volumes: VolumeManager::new(pods_dir.clone()).with_csi(csi),
                 images: ImageManager::default(),
                 probes: ProbeManager::new(runtime.clone(), recorder.clone(), probe_tx),
                 recorder,

@@ -4,6 +4,7 @@
 mod agent;
 mod bench;
 mod components;
+mod local_storage;
 mod server;
 
 use clap::{Parser, Subcommand};

@@ -160,6 +160,10 @@ pub struct Args {
     /// Do not run an agent (kubelet on this machine's containerd) for the local node.
     #[arg(long)]
     disable_agent: bool,
+    /// Do not create the `local.csi.ferry.dev` CSIDriver and the default `local` StorageClass
+    /// (k3s's `--disable local-storage`); agents run the driver unless told otherwise.
+    #[arg(long)]
+    disable_local_storage: bool,
     /// A flag for the local agent, as `ferry agent` takes it (repeatable), e.g.
     /// `--agent-arg=--cgroup-root=/ferry`.
     #[arg(long = "agent-arg", allow_hyphen_values = true)]
@@ -569,6 +573,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .ensure_config_map("kube-system", ferry_podnet::CONFIG_MAP, &network.to_data())
         .await
         .map_err(|e| anyhow::anyhow!("publishing the pod network settings: {}", e.message))?;
+    if !args.disable_local_storage {
+        server
+            .ensure_local_storage()
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the local storage class: {}", e.message))?;
+    }
     let dns = if args.disable_dns {
         None
     } else {

@@ -17,6 +17,8 @@
 mod common;
 #[path = "agent/service_account.rs"]
 mod service_account;
+#[path = "agent/storage.rs"]
+mod storage;
 #[path = "agent/streaming.rs"]
 mod streaming;
 
@@ -882,6 +884,7 @@ fn the_server_runs_a_local_agent() {
     );
     streaming::pods_stream(&ferry, server_pid);
     streaming::official_python_client(&ferry);
+    storage::statefulsets_keep_their_data(&ferry, &node, &agent_dir);
     ferry.ok(&["delete", "pod", "local", "--grace-period=1", "--wait=true"]);
     // SIGTERM: the server stops its agent, which stops its containerd.
     let config = agent_dir.join("containerd/config.toml");

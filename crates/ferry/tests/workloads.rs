@@ -232,12 +232,34 @@ spec:
   - metadata: {name: www}
     spec:
       accessModes: [ReadWriteOnce]
+      storageClassName: manual
       resources: {requests: {storage: 1Gi}}
 ";
+
+/// Volumes for the StatefulSet's claims (sim nodes run no storage driver).
+fn manual_volumes(count: usize) -> String {
+    (0..count)
+        .map(|i| {
+            format!(
+                "apiVersion: v1
+kind: PersistentVolume
+metadata: {{name: manual-{i}}}
+spec:
+  capacity: {{storage: 1Gi}}
+  accessModes: [ReadWriteOnce]
+  storageClassName: manual
+  hostPath: {{path: /tmp/ferry-test-manual-{i}}}
+"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
 
 #[test]
 fn statefulsets_keep_names_order_and_claims() {
     let (ferry, _sim, _dir) = start(2);
+    ferry.apply_yaml("apply", &manual_volumes(3));
     ferry.apply_yaml("apply", STATEFULSET);
     ferry.ok(&["rollout", "status", "statefulset/web", "--timeout=60s"]);
     let names: Vec<String> = pods(&ferry, "app=web")

@@ -42,6 +42,7 @@ pub mod backoff;
 pub mod cleanup;
 pub mod cni;
 pub mod containerd;
+pub mod csi;
 pub mod downward;
 pub mod images;
 pub mod kubelet;

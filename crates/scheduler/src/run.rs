@@ -14,7 +14,7 @@ use std::time::Duration;
 use ferry_client::events::Recorder;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod};
-use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::api::storage::v1::{CSIDriver, CSIStorageCapacity, StorageClass};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Resource, ResourceExt};
@@ -37,6 +37,26 @@ struct Namespaces(Arc<Scheduler>);
 struct Claims(Arc<Scheduler>);
 struct Volumes(Arc<Scheduler>);
 struct Classes(Arc<Scheduler>);
+struct Drivers(Arc<Scheduler>);
+struct Capacities(Arc<Scheduler>);
+
+impl Handler<CSIDriver> for Drivers {
+    fn apply(&mut self, _old: Option<&CSIDriver>, new: Arc<CSIDriver>) {
+        self.0.on_csi_driver(new);
+    }
+    fn delete(&mut self, old: &CSIDriver) {
+        self.0.on_csi_driver_delete(&old.name_any());
+    }
+}
+
+impl Handler<CSIStorageCapacity> for Capacities {
+    fn apply(&mut self, _old: Option<&CSIStorageCapacity>, new: Arc<CSIStorageCapacity>) {
+        self.0.on_storage_capacity(new);
+    }
+    fn delete(&mut self, old: &CSIStorageCapacity) {
+        self.0.on_storage_capacity_delete(old);
+    }
+}
 
 impl Handler<PersistentVolumeClaim> for Claims {
     fn apply(&mut self, _old: Option<&PersistentVolumeClaim>, new: Arc<PersistentVolumeClaim>) {
@@ -204,6 +224,18 @@ pub async fn run(
         Api::<StorageClass>::all(client.clone()),
         Classes(scheduler.clone()),
         classes_synced,
+    ));
+    let (drivers_synced, _) = oneshot::channel();
+    let (capacities_synced, _) = oneshot::channel();
+    tasks.spawn(watch(
+        Api::<CSIDriver>::all(client.clone()),
+        Drivers(scheduler.clone()),
+        drivers_synced,
+    ));
+    tasks.spawn(watch(
+        Api::<CSIStorageCapacity>::all(client.clone()),
+        Capacities(scheduler.clone()),
+        capacities_synced,
     ));
     let housekeeping = scheduler.clone();
     tasks.spawn(async move {

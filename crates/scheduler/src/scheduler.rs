@@ -414,6 +414,35 @@ impl Scheduler {
         self.queue.on_event(ClusterEvent::StorageClassChange);
     }
 
+    /// A CSIDriver was added or changed.
+    pub fn on_csi_driver(&self, driver: Arc<k8s_openapi::api::storage::v1::CSIDriver>) {
+        self.volumes.put_driver(driver);
+        self.queue.on_event(ClusterEvent::StorageCapacityChange);
+    }
+
+    /// A CSIDriver went.
+    pub fn on_csi_driver_delete(&self, name: &str) {
+        self.volumes.remove_driver(name);
+        self.queue.on_event(ClusterEvent::StorageCapacityChange);
+    }
+
+    /// A CSIStorageCapacity was added or changed.
+    pub fn on_storage_capacity(
+        &self,
+        capacity: Arc<k8s_openapi::api::storage::v1::CSIStorageCapacity>,
+    ) {
+        self.volumes.put_capacity(capacity);
+        self.queue.on_event(ClusterEvent::StorageCapacityChange);
+    }
+
+    /// A CSIStorageCapacity went.
+    pub fn on_storage_capacity_delete(
+        &self,
+        capacity: &k8s_openapi::api::storage::v1::CSIStorageCapacity,
+    ) {
+        self.volumes.remove_capacity(capacity);
+    }
+
     /// A storage class went.
     pub fn on_storage_class_delete(&self, name: &str) {
         self.volumes.remove_class(name);

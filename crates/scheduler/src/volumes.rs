@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
-use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::api::storage::v1::{CSIDriver, CSIStorageCapacity, StorageClass};
 use parking_lot::{Mutex, RwLock};
 
 /// Claims by `namespace/name`, volumes and classes by name, and the assumed choices.
@@ -15,6 +15,9 @@ pub struct VolumeCache {
     claims: RwLock<HashMap<String, Arc<PersistentVolumeClaim>>>,
     volumes: RwLock<HashMap<String, Arc<PersistentVolume>>>,
     classes: RwLock<HashMap<String, Arc<StorageClass>>>,
+    drivers: RwLock<HashMap<String, Arc<CSIDriver>>>,
+    /// By `namespace/name`.
+    capacities: RwLock<HashMap<String, Arc<CSIStorageCapacity>>>,
     /// Volume name → the claim (`namespace/name`) it was chosen for.
     assumed: Mutex<HashMap<String, String>>,
 }
@@ -69,6 +72,48 @@ impl VolumeCache {
     /// A class went.
     pub fn remove_class(&self, name: &str) {
         self.classes.write().remove(name);
+    }
+
+    /// A CSIDriver was added or changed.
+    pub fn put_driver(&self, driver: Arc<CSIDriver>) {
+        self.drivers
+            .write()
+            .insert(driver.metadata.name.clone().unwrap_or_default(), driver);
+    }
+
+    /// A CSIDriver went.
+    pub fn remove_driver(&self, name: &str) {
+        self.drivers.write().remove(name);
+    }
+
+    /// A CSIStorageCapacity was added or changed.
+    pub fn put_capacity(&self, capacity: Arc<CSIStorageCapacity>) {
+        let key = format!(
+            "{}/{}",
+            capacity.metadata.namespace.as_deref().unwrap_or(""),
+            capacity.metadata.name.as_deref().unwrap_or("")
+        );
+        self.capacities.write().insert(key, capacity);
+    }
+
+    /// A CSIStorageCapacity went.
+    pub fn remove_capacity(&self, capacity: &CSIStorageCapacity) {
+        let key = format!(
+            "{}/{}",
+            capacity.metadata.namespace.as_deref().unwrap_or(""),
+            capacity.metadata.name.as_deref().unwrap_or("")
+        );
+        self.capacities.write().remove(&key);
+    }
+
+    /// The CSIDriver `name`.
+    pub fn driver(&self, name: &str) -> Option<Arc<CSIDriver>> {
+        self.drivers.read().get(name).cloned()
+    }
+
+    /// Every CSIStorageCapacity.
+    pub fn capacities(&self) -> Vec<Arc<CSIStorageCapacity>> {
+        self.capacities.read().values().cloned().collect()
     }
 
     /// The claim `namespace/name`.

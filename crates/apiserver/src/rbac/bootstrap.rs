@@ -280,6 +280,38 @@ pub fn cluster_roles() -> Vec<Value> {
     ];
     proxier.extend(events_rules());
     roles.push(cluster_role("system:node-proxier", &[], proxier));
+    // ferry's own: what the agents' node-local CSI provisioner and resizer do (upstream runs
+    // the external-provisioner as a pod with a role like this one).
+    let mut local_storage = vec![
+        rule(
+            &["get", "list", "watch", "update", "patch"],
+            "",
+            &["persistentvolumeclaims"],
+        ),
+        rule(&["update", "patch"], "", &["persistentvolumeclaims/status"]),
+        rule(
+            &[
+                "get", "list", "watch", "create", "delete", "update", "patch",
+            ],
+            "",
+            &["persistentvolumes"],
+        ),
+        rule(READ, "storage.k8s.io", &["storageclasses", "csinodes"]),
+        rule(
+            &[
+                "get", "list", "watch", "create", "update", "patch", "delete",
+            ],
+            "storage.k8s.io",
+            &["csistoragecapacities"],
+        ),
+        rule(
+            &["create", "update", "patch"],
+            "storage.k8s.io",
+            &["csinodes"],
+        ),
+    ];
+    local_storage.extend(events_rules());
+    roles.push(cluster_role("ferry:local-storage", &[], local_storage));
     roles
 }
 
@@ -518,6 +550,11 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             "ferry:node-autoapprove-bootstrap",
             "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
             &[("Group", "system:bootstrappers")],
+        ),
+        cluster_binding(
+            "ferry:local-storage",
+            "ferry:local-storage",
+            &[("Group", "system:nodes")],
         ),
         cluster_binding(
             "ferry:node-autoapprove-certificate-rotation",

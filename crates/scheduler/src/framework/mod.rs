@@ -192,6 +192,8 @@ pub enum ClusterEvent {
     PersistentVolumeChange,
     /// A StorageClass was added or changed.
     StorageClassChange,
+    /// A CSIDriver or a CSIStorageCapacity was added or changed.
+    StorageCapacityChange,
 }
 
 /// The nodes a PreFilter plugin narrows the search to (`None`: all nodes).

@@ -41,6 +41,8 @@ pub const ERR_UNBOUND_IMMEDIATE: &str = "pod has unbound immediate PersistentVol
 pub const ERR_NODE_CONFLICT: &str = "node(s) had volume node affinity conflict";
 /// No volume and no provisioning for a waiting claim on the node.
 pub const ERR_BIND_CONFLICT: &str = "node(s) didn't find available persistent volumes to bind";
+/// The class's driver reports too little room on the node.
+pub const ERR_NOT_ENOUGH_SPACE: &str = "node(s) did not have enough free storage";
 const STATE_KEY: &str = "PreFilterVolumeBinding";
 
 /// The plugin's args (`VolumeBindingArgs`).
@@ -156,6 +158,41 @@ fn can_provision(class: &StorageClass, node: &Node) -> bool {
     })
 }
 
+/// Whether the class's CSI driver has room for the claim on `node` (upstream's
+/// `hasEnoughCapacity`): only drivers whose CSIDriver tracks storage capacity are checked, then
+/// some CSIStorageCapacity of the class whose topology selects the node must hold the request
+/// (its maximum volume size, else its capacity).
+fn has_enough_capacity(
+    volumes: &VolumeCache,
+    claim: &PersistentVolumeClaim,
+    class: &StorageClass,
+    node: &Node,
+) -> bool {
+    let tracked = volumes
+        .driver(&class.provisioner)
+        .and_then(|d| d.spec.storage_capacity)
+        .unwrap_or(false);
+    if !tracked {
+        return true;
+    }
+    let size = ferry_api::volumes::requested(claim);
+    let empty = Default::default();
+    let labels = node.metadata.labels.as_ref().unwrap_or(&empty);
+    let class_name = class.metadata.name.as_deref().unwrap_or("");
+    volumes.capacities().iter().any(|c| {
+        let room = c
+            .maximum_volume_size
+            .as_ref()
+            .or(c.capacity.as_ref())
+            .and_then(|q| ferry_api::quantity::Quantity::parse(&q.0).ok());
+        c.storage_class_name == class_name
+            && c.node_topology
+                .as_ref()
+                .is_some_and(|t| ferry_api::matching::selector_matches(t, labels))
+            && room.is_some_and(|r| r >= size)
+    })
+}
+
 impl Plugin for VolumeBinding {
     fn name(&self) -> &'static str {
         NAME
@@ -167,6 +204,7 @@ impl Plugin for VolumeBinding {
             ClusterEvent::PersistentVolumeClaimChange,
             ClusterEvent::PersistentVolumeChange,
             ClusterEvent::StorageClassChange,
+            ClusterEvent::StorageCapacityChange,
         ]
     }
     fn as_pre_filter(&self) -> Option<&dyn PreFilter> {
@@ -286,6 +324,10 @@ impl Filter for VolumeBinding {
                     .as_ref()
                     .is_some_and(|c| can_provision(c, node_object)) =>
                 {
+                    let class = class.as_ref().expect("checked");
+                    if !has_enough_capacity(&self.volumes, claim, class, node_object) {
+                        return Status::unschedulable(ERR_NOT_ENOUGH_SPACE);
+                    }
                     decision.provision.push(claim.clone())
                 }
                 None => return Status::unschedulable(ERR_BIND_CONFLICT),

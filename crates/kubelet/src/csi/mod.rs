@@ -1,0 +1,223 @@
+//! The node's CSI side, as upstream's kubelet CSI plugin and its sidecars on a node:
+//!
+//! - [`CsiNode`] publishes volumes through the drivers registered here (NodePublishVolume),
+//!   for the volume manager's `persistentVolumeClaim` volumes.
+//! - [`register`] records a driver as the kubelet's plugin registration does: the node's
+//!   topology labels from NodeGetInfo, and the driver in the node's `CSINode` object.
+//! - [`provisioner`] is the external-provisioner and external-resizer in node-deployment mode
+//!   for drivers whose volumes live on this node: it creates volumes for claims the scheduler
+//!   placed here, deletes them when released, grows them, and publishes the node's free
+//!   capacity as `CSIStorageCapacity` so the scheduler only picks nodes with room.
+
+pub mod provisioner;
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use ferry_csi::client::CsiClient;
+use ferry_csi::v1;
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::storage::v1::{CSINode, CSINodeDriver, CSINodeSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::Api;
+use parking_lot::RwLock;
+
+use crate::volume::{CsiPublish, CsiPublisher};
+
+/// The drivers registered on this node, by name.
+#[derive(Default)]
+pub struct CsiNode {
+    drivers: RwLock<HashMap<String, CsiClient>>,
+}
+
+impl CsiNode {
+    /// No drivers yet.
+    pub fn new() -> CsiNode {
+        CsiNode::default()
+    }
+
+    /// Adds (or replaces) a driver.
+    pub fn add_driver(&self, name: &str, client: CsiClient) {
+        self.drivers.write().insert(name.to_string(), client);
+    }
+}
+
+/// A filesystem volume capability in `mode`.
+pub fn mount_capability(
+    fs_type: Option<&str>,
+    mode: v1::volume_capability::access_mode::Mode,
+) -> v1::VolumeCapability {
+    v1::VolumeCapability {
+        access_type: Some(v1::volume_capability::AccessType::Mount(
+            v1::volume_capability::MountVolume {
+                fs_type: fs_type.unwrap_or_default().to_string(),
+                ..Default::default()
+            },
+        )),
+        access_mode: Some(v1::volume_capability::AccessMode { mode: mode as i32 }),
+    }
+}
+
+/// The CSI access mode of Kubernetes access modes, for a driver that knows the single-node
+/// multi-writer mode (upstream's mapping): ReadWriteOncePod is single-writer, ReadWriteOnce
+/// multi-writer on one node, read-only modes read-only.
+pub fn access_mode(modes: &[String]) -> v1::volume_capability::access_mode::Mode {
+    use v1::volume_capability::access_mode::Mode;
+    let has = |m: &str| modes.iter().any(|x| x == m);
+    if has("ReadWriteOncePod") {
+        Mode::SingleNodeSingleWriter
+    } else if has("ReadWriteMany") {
+        Mode::MultiNodeMultiWriter
+    } else if has("ReadOnlyMany") && !has("ReadWriteOnce") {
+        Mode::MultiNodeReaderOnly
+    } else {
+        Mode::SingleNodeMultiWriter
+    }
+}
+
+/// A gRPC status as upstream prints it in events: `rpc error: code = X desc = Y`.
+pub fn rpc_error(status: &tonic::Status) -> String {
+    format!(
+        "rpc error: code = {:?} desc = {}",
+        status.code(),
+        status.message()
+    )
+}
+
+#[async_trait]
+impl CsiPublisher for CsiNode {
+    fn has_driver(&self, driver: &str) -> bool {
+        self.drivers.read().contains_key(driver)
+    }
+
+    async fn publish(&self, request: &CsiPublish) -> Result<(), String> {
+        let Some(mut client) = self.drivers.read().get(&request.driver).cloned() else {
+            return Err(format!("driver {} is not registered", request.driver));
+        };
+        if let Some(parent) = request.target.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("mkdir {}: {e}", parent.display()))?;
+        }
+        let body = v1::NodePublishVolumeRequest {
+            volume_id: request.volume_id.clone(),
+            target_path: request.target.to_string_lossy().into_owned(),
+            volume_capability: Some(mount_capability(
+                request.fs_type.as_deref(),
+                v1::volume_capability::access_mode::Mode::SingleNodeMultiWriter,
+            )),
+            readonly: request.read_only,
+            volume_context: request.context.clone().into_iter().collect(),
+            ..Default::default()
+        };
+        client
+            .node
+            .node_publish_volume(body)
+            .await
+            .map(|_| ())
+            .map_err(|status| format!("code = {:?} desc = {}", status.code(), status.message()))
+    }
+}
+
+/// Why a driver could not be registered.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// NodeGetInfo failed.
+    #[error("NodeGetInfo: {}", rpc_error(.0))]
+    Driver(#[from] tonic::Status),
+    /// Writing the Node or CSINode failed.
+    #[error("recording the driver: {0}")]
+    Api(#[from] kube::Error),
+}
+
+/// Registers `driver` on `node` (upstream's `nim.InstallCSIDriver`): the topology segments of
+/// NodeGetInfo become node labels, and the driver joins the node's CSINode (made with the Node
+/// as owner if missing). Returns the topology.
+pub async fn register(
+    client: &kube::Client,
+    node: &str,
+    driver: &str,
+    csi: &mut CsiClient,
+) -> Result<BTreeMap<String, String>, RegisterError> {
+    let info = csi
+        .node
+        .node_get_info(v1::NodeGetInfoRequest::default())
+        .await?
+        .into_inner();
+    let topology: BTreeMap<String, String> = info
+        .accessible_topology
+        .map(|t| t.segments.into_iter().collect())
+        .unwrap_or_default();
+    let nodes: Api<Node> = Api::all(client.clone());
+    if !topology.is_empty() {
+        let patch = serde_json::json!({"metadata": {"labels": topology}});
+        nodes
+            .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+    }
+    let entry = CSINodeDriver {
+        name: driver.to_string(),
+        node_id: info.node_id,
+        topology_keys: Some(topology.keys().cloned().collect()),
+        allocatable: None,
+    };
+    let csinodes: Api<CSINode> = Api::all(client.clone());
+    match csinodes.get_opt(node).await? {
+        Some(mut existing) => {
+            let drivers = &mut existing.spec.drivers;
+            drivers.retain(|d| d.name != driver);
+            drivers.push(entry);
+            csinodes
+                .replace(node, &PostParams::default(), &existing)
+                .await?;
+        }
+        None => {
+            let owner = nodes.get(node).await?;
+            let object = CSINode {
+                metadata: ObjectMeta {
+                    name: Some(node.to_string()),
+                    owner_references: Some(vec![OwnerReference {
+                        api_version: "v1".into(),
+                        kind: "Node".into(),
+                        name: node.to_string(),
+                        uid: owner.metadata.uid.unwrap_or_default(),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                },
+                spec: CSINodeSpec {
+                    drivers: vec![entry],
+                },
+            };
+            csinodes.create(&PostParams::default(), &object).await?;
+        }
+    }
+    Ok(topology)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use v1::volume_capability::access_mode::Mode;
+
+    #[test]
+    fn access_modes_map_as_upstream() {
+        let modes = |m: &[&str]| m.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            access_mode(&modes(&["ReadWriteOnce"])),
+            Mode::SingleNodeMultiWriter
+        );
+        assert_eq!(
+            access_mode(&modes(&["ReadWriteOncePod"])),
+            Mode::SingleNodeSingleWriter
+        );
+        assert_eq!(
+            access_mode(&modes(&["ReadOnlyMany"])),
+            Mode::MultiNodeReaderOnly
+        );
+        assert_eq!(
+            access_mode(&modes(&["ReadWriteMany"])),
+            Mode::MultiNodeMultiWriter
+        );
+    }
+}
