@@ -348,10 +348,10 @@ impl DaemonSetController {
         let owner = owner_key(&key_of(ds));
         let create: Vec<&String> = plan.create.iter().take(BURST).collect();
         let delete: Vec<&String> = plan.delete.iter().take(BURST).collect();
-        self.expectations
-            .expect_creations(&owner, create.len() as i64);
-        self.expectations.expect_deletions(
+        // Both at once: setting one after the other would forget the first.
+        self.expectations.expect(
             &owner,
+            create.len() as i64,
             delete.iter().map(|name| format!("{namespace}/{name}")),
         );
         let pods: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &namespace);

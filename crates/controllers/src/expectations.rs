@@ -36,22 +36,21 @@ impl Expectations {
 
     /// Expects `count` creations.
     pub fn expect_creations(&self, owner: &str, count: i64) {
-        self.owners.lock().insert(
-            owner.to_string(),
-            Expectation {
-                adds: count,
-                deletes: HashSet::new(),
-                set_at: Instant::now(),
-            },
-        );
+        self.expect(owner, count, std::iter::empty());
     }
 
     /// Expects the deletion of these pods (`namespace/name`).
     pub fn expect_deletions(&self, owner: &str, pods: impl IntoIterator<Item = String>) {
+        self.expect(owner, 0, pods);
+    }
+
+    /// Expects `count` creations and the deletion of these pods at once (upstream's
+    /// `SetExpectations`), replacing what was expected before.
+    pub fn expect(&self, owner: &str, count: i64, pods: impl IntoIterator<Item = String>) {
         self.owners.lock().insert(
             owner.to_string(),
             Expectation {
-                adds: 0,
+                adds: count,
                 deletes: pods.into_iter().collect(),
                 set_at: Instant::now(),
             },
@@ -95,6 +94,16 @@ mod tests {
         e.expect_creations("ns/rs", 1);
         tokio::time::advance(TIMEOUT + Duration::from_secs(1)).await;
         assert!(e.satisfied("ns/rs"), "stale expectations expire");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn creations_and_deletions_are_expected_together() {
+        let e = Expectations::default();
+        e.expect("ns/ds", 1, ["ns/old".to_string()]);
+        e.deletion_observed("ns/ds", "ns/old");
+        assert!(!e.satisfied("ns/ds"), "the creation is still expected");
+        e.creation_observed("ns/ds");
+        assert!(e.satisfied("ns/ds"));
     }
 
     #[tokio::test(start_paused = true)]

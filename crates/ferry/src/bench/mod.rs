@@ -8,6 +8,7 @@ mod podstartup;
 mod scheduler;
 mod service;
 mod store;
+mod workloads;
 
 use clap::Subcommand;
 
@@ -35,6 +36,10 @@ pub enum Bench {
     /// The service path: the proxy's sync of one changed Service among 1,000 and 10,000 next to
     /// rebuilding the ruleset with `nft -f`; cluster DNS queries/s next to dnsmasq.
     Service(service::Args),
+    /// Workloads and storage: a DaemonSet on sim nodes next to a Deployment of as many pods;
+    /// with `--real-node`, a Parallel StatefulSet with claims next to a Deployment without, and
+    /// CSI create+publish next to mkdir + bind mount.
+    Workloads(workloads::Args),
 }
 
 /// Runs one benchmark.
@@ -46,5 +51,6 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::PodStartup(args) => podstartup::run(args).await,
         Bench::Service(args) => service::run(args).await,
         Bench::Exec(args) => exec::run(args).await,
+        Bench::Workloads(args) => workloads::run(args).await,
     }
 }

@@ -210,19 +210,19 @@ async fn round_robin(
 
 /// Starts `nodes` sim nodes in this process and waits until they are all Ready.
 /// Running sim nodes: stopped (and waited for) by [`SimHandle::stop`].
-struct SimHandle {
+pub(super) struct SimHandle {
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl SimHandle {
-    async fn stop(self) {
+    pub(super) async fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.task.await;
     }
 }
 
-async fn start_sim(client: &kube::Client, nodes: usize) -> anyhow::Result<SimHandle> {
+pub(super) async fn start_sim(client: &kube::Client, nodes: usize) -> anyhow::Result<SimHandle> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let options = ferry_sim::Options {
         nodes,
