@@ -11,6 +11,7 @@
 //! look-ups [`registry::find`], [`registry::find_by_kind`] and
 //! [`registry::groups`].
 
+pub mod cron;
 pub mod duration;
 pub mod kinds;
 pub mod matching;

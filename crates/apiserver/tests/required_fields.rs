@@ -19,6 +19,8 @@ fn minimal_body(group: &str, plural: &str) -> Value {
     let selector = json!({"matchLabels": {"app": "x"}});
     match (group, plural) {
         ("", "pods") => json!({"spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
+        ("", "persistentvolumeclaims") => json!({"spec": {"accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "1Gi"}}}}),
         ("", "services") => json!({"spec": {"ports": [{"port": 80}]}}),
         ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets") => {
             json!({"spec": {"selector": selector, "template": template}})

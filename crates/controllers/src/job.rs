@@ -144,11 +144,15 @@ impl JobController {
         let decision = decide(&job, &pods, now);
         let pod_api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &key.0);
         let owner = owner_key(&key);
-        if !decision.delete.is_empty() {
-            self.expectations.expect_deletions(
+        if !decision.delete.is_empty() || !decision.create.is_empty() {
+            // Both at once: setting one after the other would forget the first.
+            self.expectations.expect(
                 &owner,
+                decision.create.len() as i64,
                 decision.delete.iter().map(|n| format!("{}/{n}", key.0)),
             );
+        }
+        if !decision.delete.is_empty() {
             for name in &decision.delete {
                 match pod_api.delete(name, &DeleteParams::background()).await {
                     Ok(_) => self.ctx.recorder("job-controller").event(
@@ -161,6 +165,14 @@ impl JobController {
                         self.expectations
                             .deletion_observed(&owner, &format!("{}/{name}", key.0));
                         if api_code(&e) != Some(404) {
+                            // Neither the other deletions nor the creations happen now.
+                            for other in &decision.delete {
+                                self.expectations
+                                    .deletion_observed(&owner, &format!("{}/{other}", key.0));
+                            }
+                            for _ in &decision.create {
+                                self.expectations.creation_observed(&owner);
+                            }
                             return Err(e).context("deleting a job pod");
                         }
                     }
@@ -168,8 +180,6 @@ impl JobController {
             }
         }
         if !decision.create.is_empty() {
-            self.expectations
-                .expect_creations(&owner, decision.create.len() as i64);
             let template = job
                 .spec
                 .as_ref()

@@ -7,9 +7,8 @@
 //! vanished ones out; `lastSuccessfulTime` the latest completion); then [`plan`] — a pure
 //! function of the CronJob and the time — says whether a scheduled time is due and what
 //! `concurrencyPolicy`, `suspend` and `startingDeadlineSeconds` allow; the sync carries it out
-//! and comes back at the next scheduled time. Schedules are read by [`schedule`].
-
-pub mod schedule;
+//! and comes back at the next scheduled time. Schedules are read by [`ferry_api::cron`], the
+//! parser the API server validates them with.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +26,7 @@ use crate::informer::{key_of, Key};
 use crate::queue::{Queue, Reconciler};
 use crate::util::{api_code, controller_ref, new_controller_ref};
 use crate::{ApiContext as _, Context, Error};
-pub use schedule::{load_location, ParseError, Schedule};
+pub use ferry_api::cron::{load_location, ParseError, Schedule};
 
 /// The annotation on a scheduled Job: its scheduled time, RFC 3339 in the CronJob's time zone.
 pub const SCHEDULED_TIMESTAMP: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";

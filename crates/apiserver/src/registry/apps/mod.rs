@@ -1,11 +1,12 @@
-//! The apps group's workloads: what Deployments, ReplicaSets, StatefulSets and DaemonSets share
-//! (a selector that matches the template and never changes, a valid pod template) and one file
-//! per kind for their defaults.
+//! The apps group's workloads: what Deployments and ReplicaSets share (a selector that matches
+//! the template and never changes, a valid pod template), the validation helpers every workload
+//! uses ([`validation`]), and one file per kind for its defaults and rules.
 
 pub mod daemonset;
 pub mod deployment;
 pub mod replicaset;
 pub mod statefulset;
+pub mod validation;
 
 use serde_json::Value;
 

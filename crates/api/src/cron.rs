@@ -1,5 +1,6 @@
-//! Cron schedules as upstream's CronJob controller reads them: robfig/cron v3's standard parser
-//! (`cron.ParseStandard`) and its `Next`, on jiff.
+//! Cron schedules as upstream reads them: robfig/cron v3's standard parser (`cron.ParseStandard`)
+//! and its `Next`, on jiff. One parser for the API server, which validates `spec.schedule` with
+//! it (upstream's `validateScheduleFormat`), and for the CronJob controller, which runs it.
 //!
 //! Five fields — minute, hour, day of month, month, day of week — each a comma list of `*`,
 //! `?`, `N`, `N-M`, with an optional `/step` (`N/step` means `N-max/step`); months and weekdays
@@ -36,9 +37,18 @@ pub enum ParseError {
         /// The fields, space-separated.
         fields: String,
     },
-    /// `TZ=` or `CRON_TZ=` names no known time zone.
-    #[error("provided bad location {0}: unknown time zone {0}")]
-    Location(String),
+    /// `TZ=` or `CRON_TZ=` names no time zone Go's `time.LoadLocation` loads.
+    #[error("provided bad location {name}: {reason}")]
+    Location {
+        /// The name.
+        name: String,
+        /// Go's error ([`location_problem`]).
+        reason: String,
+    },
+    /// `TZ=<zone>` with nothing after it: robfig slices up to a space that is not there and
+    /// panics, which upstream's `ParseCronScheduleWithPanicRecovery` reports so.
+    #[error("invalid schedule format: runtime error: slice bounds out of range [:-1]")]
+    ZoneWithoutSchedule,
     /// An `@` word that is no descriptor.
     #[error("unrecognized descriptor: {0}")]
     Descriptor(String),
@@ -180,12 +190,32 @@ enum Kind {
 }
 
 /// The time zone named `name` as Go's `time.LoadLocation`: empty and `UTC` are UTC, `Local` is
-/// `local`, anything else is looked up in the system's tz database.
+/// `local`, anything else is looked up in the tz database — by its exact name, as Go opens
+/// the zone's file (jiff would also take `europe/berlin`).
 pub fn load_location(name: &str, local: &TimeZone) -> Option<TimeZone> {
     match name {
         "" | "UTC" => Some(TimeZone::UTC),
         "Local" => Some(local.clone()),
-        _ => jiff::tz::db().get(name).ok(),
+        _ => find_zone(name).ok(),
+    }
+}
+
+/// Why Go's `time.LoadLocation` refuses `name`, in Go's words; `None` when it loads.
+pub fn location_problem(name: &str) -> Option<String> {
+    match name {
+        "" | "UTC" | "Local" => None,
+        _ => find_zone(name).err(),
+    }
+}
+
+/// A zone of the tz database, or Go's error for its name.
+fn find_zone(name: &str) -> Result<TimeZone, String> {
+    if name.contains("..") || name.starts_with(['/', '\\']) {
+        return Err("time: invalid location name".into());
+    }
+    match jiff::tz::db().get(name) {
+        Ok(zone) if zone.iana_name() == Some(name) => Ok(zone),
+        _ => Err(format!("unknown time zone {name}")),
     }
 }
 
@@ -199,10 +229,14 @@ impl Schedule {
         let mut spec = spec;
         let mut time_zone = local.clone();
         if spec.starts_with("TZ=") || spec.starts_with("CRON_TZ=") {
-            let (prefix, rest) = spec.split_once(' ').unwrap_or((spec, ""));
+            let (prefix, rest) = spec
+                .split_once(' ')
+                .ok_or(ParseError::ZoneWithoutSchedule)?;
             let name = prefix.split_once('=').map(|(_, n)| n).unwrap_or_default();
-            time_zone =
-                load_location(name, local).ok_or_else(|| ParseError::Location(name.into()))?;
+            time_zone = load_location(name, local).ok_or_else(|| ParseError::Location {
+                name: name.into(),
+                reason: location_problem(name).unwrap_or_default(),
+            })?;
             spec = rest.trim();
         }
         if spec.starts_with('@') {
@@ -291,7 +325,7 @@ fn descriptor(spec: &str) -> Result<Kind, ParseError> {
                 Some(b'+') => (false, &text[1..]),
                 _ => (false, text),
             };
-            let duration = ferry_api::duration::parse_go(unsigned).ok_or_else(invalid)?;
+            let duration = crate::duration::parse_go(unsigned).ok_or_else(invalid)?;
             let seconds = if negative { 0 } else { duration.as_secs() };
             Ok(Kind::Every(Duration::from_secs(seconds.max(1))))
         }
@@ -759,6 +793,18 @@ mod tests {
                 "5-1 * * * *",
                 "beginning of range (5) beyond end of range (1): 5-1",
             ),
+            (
+                "CRON_TZ=../etc/passwd * * * * *",
+                "provided bad location ../etc/passwd: time: invalid location name",
+            ),
+            (
+                "TZ=europe/berlin * * * * *",
+                "provided bad location europe/berlin: unknown time zone europe/berlin",
+            ),
+            (
+                "TZ=UTC",
+                "invalid schedule format: runtime error: slice bounds out of range [:-1]",
+            ),
             ("1-2-3 * * * *", "too many hyphens: 1-2-3"),
             ("*/2/3 * * * *", "too many slashes: */2/3"),
             (
@@ -804,5 +850,31 @@ mod tests {
             at(&new_york, "2024-11-03T01:30"),
             "2024-11-03T01:30:00-04:00"
         );
+    }
+
+    #[test]
+    fn locations_load_as_go_loads_them() {
+        for name in [
+            "UTC",
+            "",
+            "Local",
+            "Europe/Berlin",
+            "US/Eastern",
+            "Etc/GMT+5",
+            "GMT",
+            "EST5EDT",
+            "America/Argentina/Buenos_Aires",
+        ] {
+            assert_eq!(location_problem(name), None, "{name}");
+        }
+        for (name, why) in [
+            ("europe/berlin", "unknown time zone europe/berlin"),
+            ("Mars/Olympus", "unknown time zone Mars/Olympus"),
+            ("../etc/passwd", "time: invalid location name"),
+            ("/etc/localtime", "time: invalid location name"),
+            ("local", "unknown time zone local"),
+        ] {
+            assert_eq!(location_problem(name).as_deref(), Some(why), "{name}");
+        }
     }
 }
