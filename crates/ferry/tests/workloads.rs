@@ -708,3 +708,70 @@ fn pods_are_scheduled_where_their_volumes_can_be() {
     );
     assert_eq!(jsonpath(&ferry, "pod/consumer", "{.spec.nodeName}"), "");
 }
+
+/// StatefulSets, DaemonSets and CronJobs are validated as upstream validates them: kubectl
+/// prints upstream's field paths and messages, schedules are read by the controller's parser.
+#[test]
+fn workload_validation_is_worded_as_upstream() {
+    let ferry = Ferry::start();
+    let schedule = ferry.fails(&[
+        "create",
+        "cronjob",
+        "tick",
+        "--image=busybox",
+        "--schedule=61 * * * *",
+    ]);
+    assert!(schedule.contains("CronJob.batch \"tick\" is invalid: spec.schedule: Invalid value: \"61 * * * *\": end of range (61) above maximum (59): 61"), "{schedule}");
+    let long = "a".repeat(53);
+    let named = ferry.fails(&[
+        "create",
+        "cronjob",
+        &long,
+        "--image=busybox",
+        "--schedule=@daily",
+    ]);
+    assert!(
+        named.contains(&format!(
+            "metadata.name: Invalid value: \"{long}\": must be no more than 52 characters"
+        )),
+        "{named}"
+    );
+    ferry.ok(&[
+        "create",
+        "cronjob",
+        "nightly",
+        "--image=busybox",
+        "--schedule=30 2 * * MON-FRI",
+    ]);
+    ferry.ok(&[
+        "patch",
+        "cronjob/nightly",
+        "-p",
+        r#"{"spec":{"timeZone":"Europe/Berlin"}}"#,
+    ]);
+    let cron_job = |extra: &str| {
+        format!("apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: tick\n  namespace: default\nspec:\n  schedule: '*/5 * * * *'\n{extra}  jobTemplate:\n    spec:\n      template:\n        spec:\n          containers: [{{name: c, image: busybox}}]\n")
+    };
+    // kubectl lists several causes one per line.
+    let zone = ferry.create_err(&cron_job("  timeZone: Mars/Olympus\n"));
+    assert!(zone.contains("The CronJob \"tick\" is invalid: \n* spec.timeZone: Invalid value: \"Mars/Olympus\": unknown time zone Mars/Olympus\n* spec.jobTemplate.spec.template.spec.restartPolicy: Required value: valid values: \"OnFailure\", \"Never\"\n"), "{zone}");
+
+    let stateful_set = |name: &str, restart: &str| {
+        format!("apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  serviceName: {name}\n  replicas: 0\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      restartPolicy: {restart}\n      containers: [{{name: c, image: busybox}}]\n")
+    };
+    let never = ferry.create_err(&stateful_set("once", "Never"));
+    assert!(never.contains("The StatefulSet \"once\" is invalid: spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\""), "{never}");
+    ferry.apply_yaml("create", &stateful_set("db", "Always"));
+    ferry.ok(&["scale", "statefulset/db", "--replicas=0"]);
+    let fixed = ferry.fails(&[
+        "patch",
+        "statefulset/db",
+        "-p",
+        r#"{"spec":{"serviceName":"other"}}"#,
+    ]);
+    assert!(fixed.contains("The StatefulSet \"db\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"), "{fixed}");
+
+    let daemon_set = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: agent\n  namespace: default\nspec:\n  selector: {matchLabels: {app: agent}}\n  updateStrategy:\n    rollingUpdate: {maxUnavailable: 0, maxSurge: 0}\n  template:\n    metadata: {labels: {app: agent}}\n    spec:\n      containers: [{name: c, image: busybox}]\n";
+    let stuck = ferry.create_err(daemon_set);
+    assert!(stuck.contains("The DaemonSet \"agent\" is invalid: spec.updateStrategy.rollingUpdate.maxUnavailable: Required value: cannot be 0 when maxSurge is 0"), "{stuck}");
+}

@@ -139,6 +139,13 @@ impl Ferry {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
+    /// `kubectl create -f -` of `yaml`, which must fail: its standard error.
+    pub fn create_err(&self, yaml: &str) -> String {
+        let out = self.with_stdin(&["create", "-f", "-", VALIDATE], yaml);
+        assert!(!out.status.success(), "creating should fail:\n{yaml}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
     /// kubectl with `yaml` on its standard input.
     pub fn with_stdin(&self, args: &[&str], yaml: &str) -> Output {
         let mut child = Command::new("kubectl")
