@@ -322,6 +322,10 @@ pub static RESOURCES: &[ResourceInfo] = &[
     r("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", "runtimeclass", CLUSTER, NONE, NONE, RW, &[]),
     // ---- discovery.k8s.io/v1 ----
     r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", NS, NONE, NONE, RW, &[]),
+    // ---- metrics.k8s.io/v1beta1: resource usage the server scrapes from the kubelets (what
+    // metrics-server serves upstream through aggregation); not stored ----
+    r("metrics.k8s.io", "v1beta1", "NodeMetrics", "nodes", "", CLUSTER, NONE, NONE, &["get", "list"], &[]),
+    r("metrics.k8s.io", "v1beta1", "PodMetrics", "pods", "", NS, NONE, NONE, &["get", "list"], &[]),
 ];
 
 /// Named API groups (everything but core) in upstream's `/apis` order, each
@@ -347,6 +351,7 @@ static GROUPS: &[(&str, &[&str])] = &[
     ("coordination.k8s.io", &["v1"]),
     ("node.k8s.io", &["v1"]),
     ("discovery.k8s.io", &["v1"]),
+    ("metrics.k8s.io", &["v1beta1"]),
 ];
 
 /// The resource `plural` in `group`/`version` (`""` group for core).
@@ -613,7 +618,7 @@ mod tests {
             .find(|(g, _)| *g == "autoscaling")
             .expect("autoscaling");
         assert_eq!(autoscaling.1, vec!["v2", "v1"]);
-        assert_eq!(gs.last().map(|(g, _)| *g), Some("discovery.k8s.io"));
+        assert_eq!(gs.last().map(|(g, _)| *g), Some("metrics.k8s.io"));
 
         // RESOURCES follows the group order, core first.
         let mut order: Vec<(&str, &str)> = vec![("", "v1")];

@@ -22,6 +22,7 @@ pub mod encryption;
 pub mod filters;
 pub mod handlers;
 pub mod kubelet;
+pub mod metrics_api;
 pub mod node_authorizer;
 pub mod node_graph;
 pub mod object;

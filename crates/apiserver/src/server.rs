@@ -57,6 +57,7 @@ pub struct Server {
     audit: std::sync::OnceLock<Arc<Auditor>>,
     max_inflight: MaxInFlight,
     kubelet: Arc<std::sync::OnceLock<crate::kubelet::KubeletClient>>,
+    resource_metrics: Arc<crate::metrics_api::ResourceMetrics>,
     /// The RBAC objects, when RBAC is one of the authorization modes.
     policy: Option<Arc<crate::rbac::Policy>>,
     /// The Node authorizer's graph, when Node is one of the authorization modes.
@@ -125,6 +126,7 @@ impl Server {
             audit: std::sync::OnceLock::new(),
             max_inflight: MaxInFlight::default(),
             kubelet: Arc::default(),
+            resource_metrics: Arc::default(),
             policy,
             graph,
             tokens: Arc::default(),
@@ -155,6 +157,7 @@ impl Server {
                 address: self.address.clone(),
                 kubelet: self.kubelet.clone(),
                 tokens: self.tokens.clone(),
+                resource_metrics: self.resource_metrics.clone(),
             })
     }
 
@@ -181,6 +184,25 @@ impl Server {
     /// `attach` and `portforward` answer 503. Set once.
     pub fn set_kubelet_client(&self, tls: rustls::ClientConfig) {
         let _ = self.kubelet.set(crate::kubelet::KubeletClient::new(tls));
+    }
+
+    /// Starts scraping the kubelets of the nodes `node_selector` selects every `resolution` for
+    /// `metrics.k8s.io` (metrics-server's `--metric-resolution` and `--node-selector`).
+    pub fn start_resource_metrics(
+        &self,
+        resolution: std::time::Duration,
+        node_selector: &str,
+    ) -> Result<(), ApiError> {
+        let selector = crate::selector::LabelSelector::parse(node_selector)
+            .map_err(|e| ApiError::bad_request(format!("--metrics-node-selector: {e}")))?;
+        tokio::spawn(crate::metrics_api::scrape::run(
+            self.rest.storage.store.clone(),
+            self.kubelet.clone(),
+            self.resource_metrics.clone(),
+            resolution,
+            selector,
+        ));
+        Ok(())
     }
 
     /// The service-account token issuer: TokenRequest (`serviceaccounts/<name>/token`) and

@@ -31,6 +31,7 @@ pub mod persistentvolume;
 pub mod podgc;
 pub mod queue;
 pub mod replicaset;
+pub mod replication;
 pub mod resourcequota;
 pub mod serviceaccount;
 pub mod serviceaccounttoken;
@@ -52,8 +53,8 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    Endpoints, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota,
-    Secret, Service, ServiceAccount,
+    Endpoints, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod,
+    ReplicationController, ResourceQuota, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -140,6 +141,8 @@ pub struct Context {
     pub pods: Arc<Informer<Pod>>,
     /// All ReplicaSets.
     pub replica_sets: Arc<Informer<ReplicaSet>>,
+    /// All ReplicationControllers.
+    pub replication_controllers: Arc<Informer<ReplicationController>>,
     /// All Deployments.
     pub deployments: Arc<Informer<Deployment>>,
     /// All Jobs.
@@ -200,6 +203,7 @@ impl Context {
             recorders: Default::default(),
             pods: Informer::with_index(Api::all(client.clone()), all.clone(), Some(pod_node)),
             replica_sets: Informer::new(Api::all(client.clone()), all.clone()),
+            replication_controllers: Informer::new(Api::all(client.clone()), all.clone()),
             deployments: Informer::new(Api::all(client.clone()), all.clone()),
             jobs: Informer::new(Api::all(client.clone()), all.clone()),
             nodes: Informer::new(Api::all(client.clone()), all.clone()),
@@ -250,6 +254,7 @@ impl Context {
     fn start_informers(self: &Arc<Self>, tasks: &mut tokio::task::JoinSet<()>) {
         tasks.spawn(self.pods.clone().run());
         tasks.spawn(self.replica_sets.clone().run());
+        tasks.spawn(self.replication_controllers.clone().run());
         tasks.spawn(self.deployments.clone().run());
         tasks.spawn(self.jobs.clone().run());
         tasks.spawn(self.nodes.clone().run());
@@ -276,6 +281,7 @@ impl Context {
     async fn wait_synced(&self) {
         self.pods.wait_synced().await;
         self.replica_sets.wait_synced().await;
+        self.replication_controllers.wait_synced().await;
         self.deployments.wait_synced().await;
         self.jobs.wait_synced().await;
         self.nodes.wait_synced().await;
@@ -320,7 +326,9 @@ pub async fn run(
     let ctx = Context::new(client, options);
     let workers = ctx.options.workers;
     // Handlers are registered before the informers start, so none misses the first list.
-    let replica_sets = replicaset::ReplicaSetController::new(ctx.clone());
+    let replica_sets =
+        replicaset::ReplicaSetController::<replicaset::ReplicaSets>::new(ctx.clone());
+    let replication_controllers = replication::ReplicationManager::new(ctx.clone());
     let deployments = deployment::DeploymentController::new(ctx.clone());
     let jobs = job::JobController::new(ctx.clone());
     let cron_jobs = cronjob::CronJobController::new(ctx.clone());
@@ -368,6 +376,7 @@ pub async fn run(
 
     let mut controllers = tokio::task::JoinSet::new();
     controllers.spawn(queue::run(replica_sets.clone(), workers));
+    controllers.spawn(queue::run(replication_controllers.clone(), workers));
     controllers.spawn(queue::run(deployments.clone(), workers));
     controllers.spawn(queue::run(jobs.clone(), workers));
     controllers.spawn(queue::run(cron_jobs.clone(), workers));
@@ -401,6 +410,7 @@ pub async fn run(
     }
     shutdown.await;
     replica_sets.queue().shut_down();
+    replication_controllers.queue().shut_down();
     deployments.queue().shut_down();
     jobs.queue().shut_down();
     cron_jobs.queue().shut_down();

@@ -5,9 +5,15 @@
 //! Creations go out in slow-start batches (1, 2, 4, … so a broken template fails once, not
 //! five hundred times) under [`Expectations`], deletions pick the pods upstream would pick
 //! ([`rank_for_deletion`]). Decisions are pure functions at the bottom, tested by tables.
+//!
+//! The same controller keeps ReplicationControllers, as upstream's `pkg/controller/replication`
+//! does: it is generic over the [`ReplicatedKind`] it watches, and sees every object as a
+//! ReplicaSet ([`ReplicatedKind::as_replica_set`]; [`crate::replication`] converts RCs).
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,37 +21,98 @@ use ferry_client::events::{reference, EventType};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::{Metadata as _, NamespaceResourceScope, Resource as _};
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, ResourceExt as _};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::claim;
 use crate::expectations::Expectations;
-use crate::informer::{key_of, Key};
+use crate::informer::{key_of, Informer, Key};
 use crate::queue::{Queue, Reconciler};
 use crate::util::{
     api_code, controller_ref, is_pod_active, is_pod_available, new_controller_ref, pod_ready,
-    selector_matches,
+    selector_is_empty, selector_matches,
 };
 use crate::{Context, Error};
 
 /// At most this many creations or deletions per sync (upstream's `BurstReplicas`).
 const BURST_REPLICAS: usize = 500;
 
-/// The controller: its queue and expectations.
-pub struct ReplicaSetController {
+/// The kind of object a [`ReplicaSetController`] keeps replicas for: its API type, its informer
+/// and how it reads as a ReplicaSet — upstream's `informerAdapter`, `clientsetAdapter` and
+/// `podControlAdapter` in one seam. The controller decides on the ReplicaSet view and writes
+/// status, owner references and events as the kind itself.
+pub trait ReplicatedKind: Send + Sync + 'static {
+    /// The API object (its `KIND` and `API_VERSION` go into pods' owner references).
+    type Object: k8s_openapi::Resource<Scope = NamespaceResourceScope>
+        + k8s_openapi::Metadata<Ty = ObjectMeta>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static;
+    /// The controller's name in logs.
+    const NAME: &'static str;
+    /// The source component of its events (`kubectl describe` shows it under "From").
+    const COMPONENT: &'static str;
+    /// What a failed status write was doing, in logs.
+    const UPDATING_STATUS: &'static str;
+    /// The shared informer of the objects.
+    fn informer(ctx: &Context) -> &Arc<Informer<Self::Object>>;
+    /// The object as a ReplicaSet: borrowed when it is one, converted otherwise.
+    fn as_replica_set(object: &Self::Object) -> Cow<'_, ReplicaSet>;
+    /// Puts a status computed on the ReplicaSet view onto the object.
+    fn set_status(object: &mut Self::Object, status: ReplicaSetStatus);
+}
+
+/// ReplicaSets (`apps/v1`): the view is the object itself.
+pub struct ReplicaSets;
+
+impl ReplicatedKind for ReplicaSets {
+    type Object = ReplicaSet;
+    const NAME: &'static str = "replicaset";
+    const COMPONENT: &'static str = "replicaset-controller";
+    const UPDATING_STATUS: &'static str = "updating replicaset status";
+
+    fn informer(ctx: &Context) -> &Arc<Informer<ReplicaSet>> {
+        &ctx.replica_sets
+    }
+
+    fn as_replica_set(object: &ReplicaSet) -> Cow<'_, ReplicaSet> {
+        Cow::Borrowed(object)
+    }
+
+    fn set_status(object: &mut ReplicaSet, status: ReplicaSetStatus) {
+        object.status = Some(status);
+    }
+}
+
+/// The controller of one [`ReplicatedKind`] (ReplicaSets unless named): its queue and
+/// expectations.
+pub struct ReplicaSetController<K: ReplicatedKind = ReplicaSets> {
     ctx: Arc<Context>,
     queue: Arc<Queue<Key>>,
     expectations: Expectations,
+    kind: std::marker::PhantomData<K>,
 }
 
 fn owner_key(key: &Key) -> String {
     format!("{}/{}", key.0, key.1)
 }
 
-impl Reconciler for ReplicaSetController {
+/// `apps` of `apps/v1`, `` of `v1`.
+fn group_of(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or("", |(group, _)| group)
+}
+
+impl<K: ReplicatedKind> Reconciler for ReplicaSetController<K> {
     type Key = Key;
     type Error = ReplicaSetError;
-    const NAME: &'static str = "replicaset";
+    const NAME: &'static str = K::NAME;
 
     fn queue(&self) -> &Arc<Queue<Key>> {
         &self.queue
@@ -56,48 +123,49 @@ impl Reconciler for ReplicaSetController {
     }
 }
 
-impl ReplicaSetController {
-    /// Registers the event handlers; [`ReplicaSetController::run`] starts the workers.
-    pub fn new(ctx: Arc<Context>) -> Arc<ReplicaSetController> {
+impl<K: ReplicatedKind> ReplicaSetController<K> {
+    /// Registers the event handlers; [`crate::queue::run`] starts the workers.
+    pub fn new(ctx: Arc<Context>) -> Arc<ReplicaSetController<K>> {
         let controller = Arc::new(ReplicaSetController {
             ctx: ctx.clone(),
             queue: Queue::new(),
             expectations: Expectations::default(),
+            kind: std::marker::PhantomData,
         });
         let c = controller.clone();
-        ctx.replica_sets
-            .add_handler(move |old, new| match (old, new) {
-                (_, Some(rs)) => c.queue.add(key_of(rs.as_ref())),
-                (Some(rs), None) => {
-                    let key = key_of(rs.as_ref());
-                    c.expectations.delete(&owner_key(&key));
-                    c.queue.add(key);
-                }
-                (None, None) => {}
-            });
+        K::informer(&ctx).add_handler(move |old, new| match (old, new) {
+            (_, Some(rs)) => c.queue.add(key_of(rs.as_ref())),
+            (Some(rs), None) => {
+                let key = key_of(rs.as_ref());
+                c.expectations.delete(&owner_key(&key));
+                c.queue.add(key);
+            }
+            (None, None) => {}
+        });
         let c = controller.clone();
         ctx.pods.add_handler(move |old, new| c.on_pod(old, new));
         controller
     }
 
-    /// The ReplicaSet that `reference` (a pod's controller reference) names, if it exists.
-    fn resolve(&self, namespace: &str, reference: &OwnerReference) -> Option<Arc<ReplicaSet>> {
-        if reference.kind != "ReplicaSet" || !reference.api_version.starts_with("apps/") {
+    /// The owner that `reference` (a pod's controller reference) names, if it exists.
+    fn resolve(&self, namespace: &str, reference: &OwnerReference) -> Option<Arc<K::Object>> {
+        if reference.kind != K::Object::KIND || group_of(&reference.api_version) != K::Object::GROUP
+        {
             return None;
         }
-        let rs = self.ctx.replica_sets.get(namespace, &reference.name)?;
-        (rs.metadata.uid.as_deref() == Some(reference.uid.as_str())).then_some(rs)
+        let rs = K::informer(&self.ctx).get(namespace, &reference.name)?;
+        (rs.metadata().uid.as_deref() == Some(reference.uid.as_str())).then_some(rs)
     }
 
     fn enqueue_matching(&self, pod: &Pod) {
         let namespace = pod.namespace().unwrap_or_default();
-        for rs in self.ctx.replica_sets.list_namespace(&namespace) {
+        for owner in K::informer(&self.ctx).list_namespace(&namespace) {
+            let rs = K::as_replica_set(&owner);
             let selector = rs.spec.as_ref().map(|s| &s.selector);
             if selector.is_some_and(|s| {
-                !crate::util::selector_is_empty(s)
-                    && selector_matches(s, pod.metadata.labels.as_ref())
+                !selector_is_empty(s) && selector_matches(s, pod.metadata.labels.as_ref())
             }) {
-                self.queue.add(key_of(rs.as_ref()));
+                self.queue.add(key_of(owner.as_ref()));
             }
         }
     }
@@ -147,9 +215,9 @@ impl ReplicaSetController {
                     }
                 }
                 match new_ref.and_then(|r| self.resolve(&namespace, r)) {
-                    Some(rs) => {
-                        let key = key_of(rs.as_ref());
-                        let min_ready = rs
+                    Some(owner) => {
+                        let key = key_of(owner.as_ref());
+                        let min_ready = K::as_replica_set(&owner)
                             .spec
                             .as_ref()
                             .and_then(|s| s.min_ready_seconds)
@@ -178,12 +246,20 @@ impl ReplicaSetController {
 
     async fn sync(&self, key: Key) -> Result<Option<Duration>, ReplicaSetError> {
         let owner = owner_key(&key);
-        let Some(rs) = self.ctx.replica_sets.get(&key.0, &key.1) else {
+        let Some(object) = K::informer(&self.ctx).get(&key.0, &key.1) else {
             self.expectations.delete(&owner);
             return Ok(None);
         };
+        let rs = K::as_replica_set(&object);
         let needs_sync = self.expectations.satisfied(&owner);
         let spec = rs.spec.clone().unwrap_or_default();
+        if !selects_template(&spec) {
+            // Upstream's validation refuses such an object; a controller acting on it would
+            // create pods it never claims, forever.
+            tracing::info!(controller = K::NAME, namespace = %key.0, name = %key.1,
+                "selector is empty or does not select the template's labels: not syncing");
+            return Ok(None);
+        }
         let all: Vec<Arc<Pod>> = self
             .ctx
             .pods
@@ -193,24 +269,27 @@ impl ReplicaSetController {
             .collect();
         let owner = claim::Owner {
             meta: &rs.metadata,
-            api_version: "apps/v1",
-            kind: "ReplicaSet",
+            api_version: K::Object::API_VERSION,
+            kind: K::Object::KIND,
             selector: &spec.selector,
         };
-        let api: Api<ReplicaSet> = Api::namespaced(self.ctx.client.clone(), &key.0);
+        let api: Api<K::Object> = Api::namespaced(self.ctx.client.clone(), &key.0);
         let pods = claim::claim(&self.ctx.client, &owner, all, || async {
-            Ok(api.get_opt(&key.1).await?.map(|r| r.metadata))
+            Ok(api
+                .get_opt(&key.1)
+                .await?
+                .map(|mut o| std::mem::take(o.metadata_mut())))
         })
         .await?;
 
         let manage = if needs_sync && rs.metadata.deletion_timestamp.is_none() {
-            self.manage_replicas(&rs, &pods).await
+            self.manage_replicas(&object, &rs, &pods).await
         } else {
             Ok(())
         };
         let now = jiff::Timestamp::now();
         let status = calculate_status(&rs, &pods, manage.as_ref().err(), now);
-        self.update_status(&rs, status.clone()).await?;
+        self.update_status(&object, &rs, status.clone()).await?;
         manage?;
         let min_ready = spec.min_ready_seconds.unwrap_or(0);
         if min_ready > 0 && status.ready_replicas != status.available_replicas {
@@ -221,8 +300,10 @@ impl ReplicaSetController {
         Ok(None)
     }
 
+    /// Creates or deletes pods of `rs` (the view of `object`, which events are about).
     async fn manage_replicas(
         &self,
+        object: &K::Object,
         rs: &ReplicaSet,
         pods: &[Arc<Pod>],
     ) -> Result<(), ReplicaSetError> {
@@ -231,7 +312,7 @@ impl ReplicaSetController {
         let replicas =
             usize::try_from(rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)).unwrap_or(0);
         let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &namespace);
-        let recorder = self.ctx.recorder("replicaset-controller");
+        let recorder = self.ctx.recorder(K::COMPONENT);
         if pods.len() < replicas {
             let count = (replicas - pods.len()).min(BURST_REPLICAS);
             self.expectations.expect_creations(&key, count as i64);
@@ -240,7 +321,7 @@ impl ReplicaSetController {
                 .as_ref()
                 .and_then(|s| s.template.clone())
                 .unwrap_or_default();
-            let pod = pod_from_template(&template, &rs.metadata, "ReplicaSet");
+            let pod = pod_from_template(&template, &rs.metadata, K::Object::KIND);
             let mut remaining = count;
             let mut first_error = None;
             for batch in slow_start_batches(count) {
@@ -251,7 +332,7 @@ impl ReplicaSetController {
                 for result in results {
                     match result {
                         Ok(created) => recorder.event(
-                            reference(rs),
+                            reference(object),
                             EventType::Normal,
                             "SuccessfulCreate",
                             format!("Created pod: {}", created.name_any()),
@@ -260,7 +341,7 @@ impl ReplicaSetController {
                             self.expectations.creation_observed(&key);
                             if !is_namespace_terminating(&error) {
                                 recorder.event(
-                                    reference(rs),
+                                    reference(object),
                                     EventType::Warning,
                                     "FailedCreate",
                                     format!("Error creating: {}", api_message(&error)),
@@ -298,7 +379,7 @@ impl ReplicaSetController {
             for (pod, result) in victims.iter().zip(results) {
                 match result {
                     Ok(_) => recorder.event(
-                        reference(rs),
+                        reference(object),
                         EventType::Normal,
                         "SuccessfulDelete",
                         format!("Deleted pod: {}", pod.name_any()),
@@ -308,7 +389,7 @@ impl ReplicaSetController {
                             .deletion_observed(&key, &format!("{namespace}/{}", pod.name_any()));
                         if api_code(&error) != Some(404) {
                             recorder.event(
-                                reference(rs),
+                                reference(object),
                                 EventType::Warning,
                                 "FailedDelete",
                                 format!("Error deleting: {}", api_message(&error)),
@@ -325,14 +406,20 @@ impl ReplicaSetController {
         Ok(())
     }
 
-    async fn update_status(&self, rs: &ReplicaSet, status: ReplicaSetStatus) -> Result<(), Error> {
+    /// Writes `status` (computed on `rs`, the view of `object`) unless `rs` has it already.
+    async fn update_status(
+        &self,
+        object: &K::Object,
+        rs: &ReplicaSet,
+        status: ReplicaSetStatus,
+    ) -> Result<(), Error> {
         if rs.status.as_ref() == Some(&status) {
             return Ok(());
         }
-        let api: Api<ReplicaSet> =
+        let api: Api<K::Object> =
             Api::namespaced(self.ctx.client.clone(), &rs.namespace().unwrap_or_default());
-        let mut updated = rs.clone();
-        updated.status = Some(status.clone());
+        let mut updated = object.clone();
+        K::set_status(&mut updated, status.clone());
         match api
             .replace_status(&rs.name_any(), &PostParams::default(), &updated)
             .await
@@ -344,14 +431,25 @@ impl ReplicaSetController {
                 let Some(mut fresh) = api.get_opt(&rs.name_any()).await? else {
                     return Ok(());
                 };
-                fresh.status = Some(status);
+                K::set_status(&mut fresh, status);
                 api.replace_status(&rs.name_any(), &PostParams::default(), &fresh)
                     .await?;
                 Ok(())
             }
-            Err(e) => Err(Error::api("updating replicaset status", e)),
+            Err(e) => Err(Error::api(K::UPDATING_STATUS, e)),
         }
     }
+}
+
+/// Whether the selector is set and selects the template's labels — what upstream's validation
+/// guarantees of every ReplicaSet and ReplicationController.
+pub fn selects_template(spec: &k8s_openapi::api::apps::v1::ReplicaSetSpec) -> bool {
+    let labels = spec
+        .template
+        .as_ref()
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.as_ref());
+    !selector_is_empty(&spec.selector) && selector_matches(&spec.selector, labels)
 }
 
 /// Why a ReplicaSet's sync failed.
@@ -385,7 +483,11 @@ fn is_namespace_terminating(error: &kube::Error) -> bool {
 /// labels, annotations and finalizers, a name generated from the owner's.
 pub fn pod_from_template(template: &PodTemplateSpec, owner: &ObjectMeta, kind: &str) -> Pod {
     let meta = template.metadata.clone().unwrap_or_default();
-    let api_version = if kind == "Job" { "batch/v1" } else { "apps/v1" };
+    let api_version = match kind {
+        "Job" => "batch/v1",
+        "ReplicationController" => "v1",
+        _ => "apps/v1",
+    };
     Pod {
         metadata: ObjectMeta {
             generate_name: Some(format!("{}-", owner.name.as_deref().unwrap_or("pod"))),

@@ -160,6 +160,14 @@ pub struct Args {
     /// Do not run an agent (kubelet on this machine's containerd) for the local node.
     #[arg(long)]
     disable_agent: bool,
+    /// How often the kubelets' resource usage is scraped for `metrics.k8s.io` (`kubectl top`,
+    /// HorizontalPodAutoscalers), as metrics-server's `--metric-resolution`.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    metric_resolution: std::time::Duration,
+    /// The nodes whose kubelets are scraped (metrics-server's `--node-selector`); simulated
+    /// nodes are left out by default.
+    #[arg(long, default_value = ferry_apiserver::metrics_api::scrape::DEFAULT_NODE_SELECTOR)]
+    metrics_node_selector: String,
     /// Do not create the `local.csi.ferry.dev` CSIDriver and the default `local` StorageClass
     /// (k3s's `--disable local-storage`); agents run the driver unless told otherwise.
     #[arg(long)]
@@ -552,6 +560,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         pki.client_tls(&kubelet_client)
             .context("the kubelet client's TLS configuration")?,
     );
+    server
+        .start_resource_metrics(args.metric_resolution, &args.metrics_node_selector)
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
 
     let listener = tokio::net::TcpListener::bind(args.https_listen)
         .await

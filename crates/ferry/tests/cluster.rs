@@ -1064,3 +1064,146 @@ fn services_get_endpoint_slices_and_endpoints() {
         1
     );
 }
+
+fn replication_controller(name: &str, replicas: u32) -> String {
+    format!(
+        "apiVersion: v1
+kind: ReplicationController
+metadata: {{name: {name}}}
+spec:
+  replicas: {replicas}
+  selector: {{app: {name}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers: [{{name: app, image: 'registry.local/app:1'}}]
+"
+    )
+}
+
+/// ReplicationControllers are kept by the ReplicaSet controller's code, as upstream's: pods
+/// owned by `v1`/`ReplicationController`, the status `kubectl get rc` prints, `kubectl scale
+/// rc`, events from `replication-controller`, adoption of orphans, cascading deletion.
+#[test]
+fn replication_controllers_keep_their_pods() {
+    let (ferry, _sim, _dir) = start(2);
+    ferry.apply_yaml("create", &replication_controller("legacy", 3));
+    assert!(
+        eventually(Duration::from_secs(30), || running_pods(
+            &ferry,
+            "app=legacy"
+        )
+        .len()
+            == 3),
+        "3 pods Running: {}",
+        ferry.ok(&["get", "pods", "-o", "wide"])
+    );
+    let rc_uid = ferry.ok(&["get", "rc", "legacy", "-o", "jsonpath={.metadata.uid}"]);
+    let owners = |ferry: &Ferry| {
+        ferry.ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=legacy",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.ownerReferences[*].apiVersion} {.metadata.ownerReferences[*].kind} {.metadata.ownerReferences[*].uid} {.metadata.ownerReferences[*].controller}{\"\\n\"}{end}",
+        ])
+    };
+    let want = format!("v1 ReplicationController {rc_uid} true");
+    let listed = owners(&ferry);
+    assert!(
+        listed.lines().count() == 3 && listed.lines().all(|l| l == want),
+        "{listed}"
+    );
+    // The counts `kubectl get rc` prints, and the generation they were computed for.
+    let status = |ferry: &Ferry| {
+        ferry.ok(&[
+            "get",
+            "rc",
+            "legacy",
+            "-o",
+            "jsonpath={.status.replicas} {.status.fullyLabeledReplicas} {.status.readyReplicas} {.status.availableReplicas} {.status.observedGeneration}/{.metadata.generation}",
+        ])
+    };
+    let settled = |counts: &str, status: String| {
+        status.split_once(' ').is_some_and(|(replicas, rest)| {
+            let (rest, generations) = rest.rsplit_once(' ').unwrap_or_default();
+            let (observed, generation) = generations.split_once('/').unwrap_or_default();
+            format!("{replicas} {rest}") == counts && observed == generation
+        })
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || settled(
+            "3 3 3 3",
+            status(&ferry)
+        )),
+        "{}",
+        ferry.ok(&["get", "rc", "legacy", "-o", "yaml"])
+    );
+    let row = ferry.ok(&["get", "rc", "legacy", "--no-headers"]);
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[..4], ["legacy", "3", "3", "3"], "{row}");
+    let described = ferry.ok(&["describe", "rc", "legacy"]);
+    assert!(
+        described.contains("3 Running / 0 Waiting")
+            && described.contains("SuccessfulCreate")
+            && described.contains("replication-controller"),
+        "{described}"
+    );
+
+    ferry.ok(&["scale", "rc", "legacy", "--replicas=1"]);
+    assert!(
+        eventually(Duration::from_secs(30), || ferry
+            .ok(&["get", "pods", "-l", "app=legacy", "-o", "name"])
+            .lines()
+            .count()
+            == 1
+            && settled("1 1 1 1", status(&ferry))),
+        "{}",
+        ferry.ok(&["get", "rc,pods", "-l", "app=legacy", "-o", "wide"])
+    );
+    let reasons = ferry.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.kind=ReplicationController,reason=SuccessfulDelete",
+        "-o",
+        "jsonpath={.items[*].source.component}",
+    ]);
+    assert!(reasons.contains("replication-controller"), "{reasons:?}");
+
+    // Orphaned, then adopted by a new RC of the same selector, which makes up the rest.
+    ferry.ok(&["delete", "rc", "legacy", "--cascade=orphan"]);
+    assert!(eventually(Duration::from_secs(10), || owners(&ferry)
+        .trim()
+        .is_empty()
+        && ferry.kubectl(&["get", "rc", "legacy"]).status.code()
+            == Some(1)));
+    let survivor = ferry.ok(&["get", "pods", "-l", "app=legacy", "-o", "name"]);
+    ferry.apply_yaml("create", &replication_controller("legacy", 2));
+    let rc_uid = ferry.ok(&["get", "rc", "legacy", "-o", "jsonpath={.metadata.uid}"]);
+    let want = format!("v1 ReplicationController {rc_uid} true");
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let listed = owners(&ferry);
+            running_pods(&ferry, "app=legacy").len() == 2
+                && listed.lines().count() == 2
+                && listed.lines().all(|l| l == want)
+        }),
+        "{}",
+        owners(&ferry)
+    );
+    assert!(ferry
+        .ok(&["get", "pods", "-l", "app=legacy", "-o", "name"])
+        .contains(survivor.trim()));
+
+    // kubectl's default cascade (background): the garbage collector deletes the pods.
+    ferry.ok(&["delete", "rc", "legacy"]);
+    assert!(
+        eventually(Duration::from_secs(30), || ferry
+            .ok(&["get", "pods", "-l", "app=legacy", "-o", "name"])
+            .is_empty()),
+        "{}",
+        ferry.ok(&["get", "pods", "-l", "app=legacy"])
+    );
+}

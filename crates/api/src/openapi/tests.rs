@@ -323,7 +323,8 @@ fn patch_metadata() {
 
 #[test]
 fn every_kind_has_a_schema() {
-    for r in RESOURCES {
+    // metrics.k8s.io's schemas are its server's (metrics-server's, upstream), not the types'.
+    for r in RESOURCES.iter().filter(|r| r.group != "metrics.k8s.io") {
         assert!(
             MODEL.def_for(r.group, r.version, r.kind).is_some(),
             "{} {}",

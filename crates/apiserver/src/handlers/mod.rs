@@ -40,6 +40,8 @@ pub struct Router {
     pub kubelet: Arc<std::sync::OnceLock<crate::kubelet::KubeletClient>>,
     /// The service-account token issuer, once configured.
     pub tokens: Arc<std::sync::OnceLock<Arc<crate::serviceaccount::Tokens>>>,
+    /// The nodes' and pods' resource usage (`metrics.k8s.io`).
+    pub resource_metrics: Arc<crate::metrics_api::ResourceMetrics>,
 }
 
 impl Router {

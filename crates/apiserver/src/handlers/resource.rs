@@ -103,6 +103,16 @@ pub async fn handle(
             "the server does not allow this method on the requested resource",
         ));
     }
+    if resource_info.group == crate::metrics_api::GROUP {
+        // Scraped usage, never the store (its plurals are the core kinds' keys).
+        let value = router.resource_metrics.answer(
+            resource_info.plural,
+            &info.namespace,
+            &info.name,
+            query,
+        )?;
+        return Ok(body::json(200, &value));
+    }
     match subresource {
         Some(SubresourceKind::Log) => return super::connect::log(router, info, query).await,
         Some(SubresourceKind::Stream) => {

@@ -312,6 +312,16 @@ pub fn cluster_roles() -> Vec<Value> {
     ];
     local_storage.extend(events_rules());
     roles.push(cluster_role("ferry:local-storage", &[], local_storage));
+    // metrics-server's role, aggregated into view (and so edit and admin).
+    roles.push(cluster_role(
+        "system:aggregated-metrics-reader",
+        &[
+            ("rbac.authorization.k8s.io/aggregate-to-view", "true"),
+            ("rbac.authorization.k8s.io/aggregate-to-edit", "true"),
+            ("rbac.authorization.k8s.io/aggregate-to-admin", "true"),
+        ],
+        vec![rule(READ, "metrics.k8s.io", &["pods", "nodes"])],
+    ));
     roles
 }
 
