@@ -24,6 +24,58 @@ impl View for ScaleView {
     }
 }
 
+/// A selector as `metav1.FormatLabelSelector` prints it (a ReplicationController's is a plain
+/// map): requirements sorted by key, `k=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`.
+fn selector_text(selector: Option<&Value>) -> String {
+    let Some(selector) = selector.and_then(Value::as_object) else {
+        return String::new();
+    };
+    let mut parts: Vec<(String, String)> = Vec::new();
+    let labels =
+        if selector.contains_key("matchLabels") || selector.contains_key("matchExpressions") {
+            selector.get("matchLabels").and_then(Value::as_object)
+        } else {
+            Some(selector)
+        };
+    for (k, v) in labels.into_iter().flatten() {
+        parts.push((k.clone(), format!("{k}={}", v.as_str().unwrap_or(""))));
+    }
+    for e in selector
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let key = e
+            .get("key")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let mut values: Vec<&str> = e
+            .get("values")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        values.sort();
+        let text = match e.get("operator").and_then(Value::as_str).unwrap_or("") {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "Exists" => key.clone(),
+            "DoesNotExist" => format!("!{key}"),
+            _ => continue,
+        };
+        parts.push((key, text));
+    }
+    parts.sort();
+    parts
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// The Scale object of `object`.
 pub fn scale_of(info: &ResourceInfo, object: &Value) -> Result<Value, ApiError> {
     if info.subresource("scale").is_none() {
@@ -31,18 +83,7 @@ pub fn scale_of(info: &ResourceInfo, object: &Value) -> Result<Value, ApiError> 
     }
     let meta = object.get("metadata").cloned().unwrap_or(json!({}));
     let pick = |f: &str| meta.get(f).cloned().unwrap_or(Value::Null);
-    let selector = object
-        .pointer("/spec/selector/matchLabels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            let mut pairs: Vec<String> = m
-                .iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                .collect();
-            pairs.sort();
-            pairs.join(",")
-        })
-        .unwrap_or_default();
+    let selector = selector_text(object.pointer("/spec/selector"));
     Ok(json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
