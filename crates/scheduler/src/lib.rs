@@ -13,8 +13,9 @@
 //! to it; [`binder`] holds every write behind a trait, so the core runs in-process (tests,
 //! [`mod@bench`]).
 //!
-//! Not modelled (yet): the volume plugins (VolumeBinding, VolumeRestrictions, VolumeZone,
-//! NodeVolumeLimits) and DynamicResources; extenders; PodDisruptionBudgets in preemption;
+//! Storage: [`volumes`] keeps claims, volumes, classes, CSIDrivers and CSIStorageCapacities for
+//! the VolumeBinding plugin. Not modelled (yet): the other volume plugins (VolumeRestrictions,
+//! VolumeZone, NodeVolumeLimits) and DynamicResources; extenders; PodDisruptionBudgets in preemption;
 //! queueing hints finer than "this plugin cares about this kind of event"; the
 //! `PodTopologySpread` system defaults select the pod's own labels instead of its Services' and
 //! controllers' selectors.
