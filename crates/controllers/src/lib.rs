@@ -40,6 +40,7 @@ pub mod statefulset;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod util;
+pub mod volumeprotection;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -335,6 +336,7 @@ pub async fn run(
     let daemon_sets = daemonset::DaemonSetController::new(ctx.clone());
     let stateful_sets = statefulset::StatefulSetController::new(ctx.clone());
     let volumes = persistentvolume::PersistentVolumeController::new(ctx.clone());
+    let volume_protection = volumeprotection::VolumeProtectionController::new(ctx.clone());
     let disruption = disruption::DisruptionController::new(ctx.clone());
     let endpoint_slices = endpointslice::EndpointSliceController::new(ctx.clone());
     let endpoints = endpoints::EndpointsController::new(ctx.clone());
@@ -383,6 +385,7 @@ pub async fn run(
     controllers.spawn(queue::run(daemon_sets.clone(), workers));
     controllers.spawn(queue::run(stateful_sets.clone(), workers));
     controllers.spawn(queue::run(volumes.clone(), workers));
+    controllers.spawn(queue::run(volume_protection.clone(), workers));
     controllers.spawn(queue::run(disruption.clone(), workers));
     controllers.spawn(queue::run(endpoint_slices.clone(), workers));
     controllers.spawn(queue::run(endpoints.clone(), workers));
@@ -417,6 +420,7 @@ pub async fn run(
     daemon_sets.queue().shut_down();
     stateful_sets.queue().shut_down();
     volumes.queue().shut_down();
+    volume_protection.queue().shut_down();
     disruption.queue().shut_down();
     endpoint_slices.queue().shut_down();
     endpoints.queue().shut_down();

@@ -567,6 +567,21 @@ fn claims_bind_to_volumes_and_release_them() {
         ),
         "{refused}"
     );
+    // Growing needs a class that allows expansion (PersistentVolumeClaimResize).
+    let refused = ferry.fails(&[
+        "patch",
+        "pvc/data",
+        "-p",
+        r#"{"spec":{"resources":{"requests":{"storage":"2Gi"}}}}"#,
+    ]);
+    assert!(
+        refused.contains("persistentvolumeclaims \"data\" is forbidden: only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize"),
+        "{refused}"
+    );
+    assert_eq!(
+        jsonpath(&ferry, "pvc/data", "{.metadata.finalizers[0]}"),
+        "kubernetes.io/pvc-protection"
+    );
     let refused = ferry.fails(&[
         "patch",
         "pvc/huge",
@@ -664,6 +679,22 @@ fn pods_are_scheduled_where_their_volumes_can_be() {
     assert_eq!(
         jsonpath(&ferry, "pvc/near", "{.status.phase} {.spec.volumeName}"),
         "Bound local-on-sim-1"
+    );
+    // A claim in use stays until its pod goes (pvc-protection).
+    ferry.ok(&["delete", "pvc", "near", "--wait=false"]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !jsonpath(&ferry, "pvc/near", "{.metadata.deletionTimestamp}").is_empty(),
+        "the claim in use went"
+    );
+    ferry.ok(&["delete", "pod", "user", "--wait=true"]);
+    assert!(
+        eventually(Duration::from_secs(20), || ferry
+            .ok(&["get", "pvc", "-o", "name"])
+            .lines()
+            .all(|l| l != "persistentvolumeclaim/near")),
+        "the claim stayed after its pod: {}",
+        ferry.ok(&["get", "pvc"])
     );
     // No volume left for a second claim of the class: the pod waits, saying why.
     ferry.apply_yaml("apply", &claim("far", "1Gi", "local"));

@@ -22,6 +22,7 @@ mod resource_quota;
 mod rules;
 mod runtime_class;
 mod service_account;
+pub mod storage_protection;
 pub(crate) mod webhook;
 
 pub use config::{ConfigError, Configuration};
@@ -185,6 +186,8 @@ pub const PLUGINS: &[&str] = &[
     "Priority",
     "DefaultTolerationSeconds",
     "DefaultStorageClass",
+    "StorageObjectInUseProtection",
+    "PersistentVolumeClaimResize",
     "RuntimeClass",
     "DefaultIngressClass",
     "MutatingAdmissionWebhook",
@@ -217,6 +220,12 @@ fn by_name(name: &str, configuration: &Configuration) -> Result<Option<Plugin>, 
         "Priority" => Plugin::mutating(Priority::default()),
         "DefaultTolerationSeconds" => Plugin::mutating(DefaultTolerationSeconds),
         "DefaultStorageClass" => Plugin::mutating(DefaultClass::storage()),
+        "StorageObjectInUseProtection" => {
+            Plugin::mutating(storage_protection::StorageObjectInUseProtection)
+        }
+        "PersistentVolumeClaimResize" => {
+            Plugin::validating(storage_protection::PersistentVolumeClaimResize::default())
+        }
         "RuntimeClass" => Plugin::both(RuntimeClass::default()),
         "DefaultIngressClass" => Plugin::mutating(DefaultClass::ingress()),
         "MutatingAdmissionWebhook" => Plugin::mutating(MutatingAdmissionWebhook::default()),
@@ -339,7 +348,7 @@ mod tests {
             .expect("unknown");
         assert_eq!(
             err.to_string(),
-            "unknown admission plugin \"AlwaysPullImages\" (known: NamespaceLifecycle, LimitRanger, ServiceAccount, NodeRestriction, PodSecurity, Priority, DefaultTolerationSeconds, DefaultStorageClass, RuntimeClass, DefaultIngressClass, MutatingAdmissionWebhook, ValidatingAdmissionPolicy, ValidatingAdmissionWebhook, ResourceQuota)"
+            "unknown admission plugin \"AlwaysPullImages\" (known: NamespaceLifecycle, LimitRanger, ServiceAccount, NodeRestriction, PodSecurity, Priority, DefaultTolerationSeconds, DefaultStorageClass, StorageObjectInUseProtection, PersistentVolumeClaimResize, RuntimeClass, DefaultIngressClass, MutatingAdmissionWebhook, ValidatingAdmissionPolicy, ValidatingAdmissionWebhook, ResourceQuota)"
         );
     }
 }
