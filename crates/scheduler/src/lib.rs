@@ -14,8 +14,8 @@
 //! [`mod@bench`]).
 //!
 //! Storage: [`volumes`] keeps claims, volumes, classes, CSIDrivers and CSIStorageCapacities for
-//! the VolumeBinding plugin. Not modelled (yet): the other volume plugins (VolumeRestrictions,
-//! VolumeZone, NodeVolumeLimits) and DynamicResources; extenders; PodDisruptionBudgets in preemption;
+//! the VolumeBinding and VolumeRestrictions plugins. Not modelled (yet): the other volume
+//! plugins (VolumeZone, NodeVolumeLimits) and DynamicResources; extenders; PodDisruptionBudgets in preemption;
 //! queueing hints finer than "this plugin cares about this kind of event"; the
 //! `PodTopologySpread` system defaults select the pod's own labels instead of its Services' and
 //! controllers' selectors.

@@ -23,7 +23,7 @@ use crate::plugins;
 use crate::queue::QueuedPodInfo;
 
 /// Upstream's default plugins (v1 `multiPoint`) and score weights, minus the volume plugins
-/// ferry does not have yet (VolumeRestrictions, NodeVolumeLimits, VolumeZone).
+/// ferry does not have yet (NodeVolumeLimits, VolumeZone).
 pub const DEFAULT_PLUGINS: &[(&str, i64)] = &[
     (plugins::scheduling_gates::NAME, 0),
     (plugins::priority_sort::NAME, 0),
@@ -33,6 +33,7 @@ pub const DEFAULT_PLUGINS: &[(&str, i64)] = &[
     (plugins::node_affinity::NAME, 2),
     (plugins::node_ports::NAME, 0),
     (plugins::node_resources_fit::NAME, 1),
+    (plugins::volume_restrictions::NAME, 0),
     (plugins::volume_binding::NAME, 0),
     (plugins::pod_topology_spread::NAME, 2),
     (plugins::inter_pod_affinity::NAME, 2),

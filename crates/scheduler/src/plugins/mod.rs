@@ -19,6 +19,7 @@ pub mod priority_sort;
 pub mod scheduling_gates;
 pub mod taint_toleration;
 pub mod volume_binding;
+pub mod volume_restrictions;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -69,6 +70,11 @@ pub fn registry() -> Registry {
     });
     registry.register(default_preemption::NAME, |args, _| {
         Ok(Arc::new(default_preemption::DefaultPreemption::new(args)?))
+    });
+    registry.register(volume_restrictions::NAME, |_, handle: &Handle| {
+        Ok(Arc::new(volume_restrictions::VolumeRestrictions::new(
+            handle.volumes.clone(),
+        )) as Arc<dyn Plugin>)
     });
     registry.register(volume_binding::NAME, |args, handle: &Handle| {
         Ok(Arc::new(volume_binding::VolumeBinding::new(
