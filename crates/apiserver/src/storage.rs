@@ -72,6 +72,24 @@ pub fn key(info: &ResourceInfo, namespace: &str, name: &str) -> Bytes {
     }
 }
 
+/// The core/v1 object `plural` `namespace/name` as stored (JSON), for the server's own
+/// lookups beside the REST verbs (admission plugins, the token issuer); `None` if absent.
+pub async fn read_core(
+    store: &dyn Store,
+    plural: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<serde_json::Value>, ApiError> {
+    let info = ferry_api::registry::find("", "v1", plural)
+        .ok_or_else(|| ApiError::internal(format!("{plural} not registered")))?;
+    let Some(kv) = store.get(&key(info, namespace, name)).await? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&kv.value)
+        .map(Some)
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
 /// The key prefix of a collection (one namespace, or all).
 pub fn prefix(info: &ResourceInfo, namespace: &str) -> Bytes {
     if info.namespaced && !namespace.is_empty() {

@@ -883,6 +883,7 @@ fn the_server_runs_a_local_agent() {
         &tmp.path().join("tls/ca.crt"),
     );
     streaming::pods_stream(&ferry, server_pid);
+    streaming::resource_metrics(&ferry, "local");
     streaming::official_python_client(&ferry);
     storage::statefulsets_keep_their_data(&ferry, &node, &agent_dir);
     ferry.ok(&["delete", "pod", "local", "--grace-period=1", "--wait=true"]);

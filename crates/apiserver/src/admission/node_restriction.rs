@@ -61,17 +61,15 @@ async fn check_token_request(
         return forbidden("node requested token with a pod binding without a uid");
     }
     let namespace = meta_str(request, "namespace").unwrap_or_default();
-    let info = ferry_api::registry::find("", "v1", "pods")
-        .ok_or_else(|| ApiError::internal("pods not registered"))?;
-    let key = crate::storage::key(info, namespace, text("name"));
-    let Some(kv) = storage.store.get(&key).await? else {
-        return Err(ApiError::not_found(crate::status::Target::of(
-            info,
-            text("name"),
-        )));
+    let Some(pod) =
+        crate::storage::read_core(&*storage.store, "pods", namespace, text("name")).await?
+    else {
+        return Err(ApiError::not_found(crate::status::Target {
+            group: "",
+            resource: "pods",
+            name: text("name"),
+        }));
     };
-    let pod: Value =
-        serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))?;
     if meta_str(&pod, "uid") != Some(text("uid")) {
         return forbidden(&format!("the UID in the bound object reference ({}) does not match the UID in record. The object might have been deleted and then recreated", text("uid")));
     }

@@ -105,9 +105,6 @@ async fn find_account(
     namespace: &str,
     name: &str,
 ) -> Result<Option<Value>, ApiError> {
-    let info = ferry_api::registry::find("", "v1", "serviceaccounts")
-        .ok_or_else(|| ApiError::internal("serviceaccounts not registered"))?;
-    let key = crate::storage::key(info, namespace, name);
     let attempts = if name == "default" {
         DEFAULT_ATTEMPTS
     } else {
@@ -118,9 +115,9 @@ async fn find_account(
             let wait = rand::rng().random_range(100..200);
             tokio::time::sleep(Duration::from_millis(wait)).await;
         }
-        if let Some(kv) = storage.store.get(&key).await? {
-            let account =
-                serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))?;
+        if let Some(account) =
+            crate::storage::read_core(&*storage.store, "serviceaccounts", namespace, name).await?
+        {
             return Ok(Some(account));
         }
     }

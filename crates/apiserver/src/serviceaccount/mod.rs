@@ -135,13 +135,12 @@ impl Tokens {
         namespace: &str,
         name: &str,
     ) -> Result<Option<Found>, String> {
-        let info = ferry_api::registry::find("", "v1", plural)
-            .ok_or_else(|| format!("{plural} not registered"))?;
-        let key = crate::storage::key(info, namespace, name);
-        let Some(kv) = self.store.get(&key).await.map_err(|e| e.to_string())? else {
+        let Some(object) = crate::storage::read_core(&*self.store, plural, namespace, name)
+            .await
+            .map_err(|e| e.message)?
+        else {
             return Ok(None);
         };
-        let object: Value = serde_json::from_slice(&kv.value).map_err(|e| e.to_string())?;
         Ok(Some(Found {
             uid: object["metadata"]["uid"]
                 .as_str()

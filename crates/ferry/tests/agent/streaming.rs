@@ -375,3 +375,152 @@ pub fn pods_stream(ferry: &Ferry, server_pid: u32) {
 pub fn official_python_client(ferry: &Ferry) {
     super::common::python_suite(ferry, "python_agent");
 }
+
+/// A client certificate of the cluster CA for `/CN=<user>` (a v3 one: rustls refuses v1),
+/// written under `dir`; its certificate and key paths.
+fn client_certificate(
+    ferry: &Ferry,
+    dir: &std::path::Path,
+    user: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let tls = ferry.kubeconfig.parent().expect("data dir").join("tls");
+    let key = dir.join(format!("{user}.key"));
+    let csr = dir.join(format!("{user}.csr"));
+    let cert = dir.join(format!("{user}.crt"));
+    let extensions = dir.join(format!("{user}.ext"));
+    std::fs::write(&extensions, "extendedKeyUsage=clientAuth\n").expect("write");
+    let made = Command::new("openssl")
+        .args(["req", "-new", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:P-256", "-nodes", "-subj"])
+        .arg(format!("/CN={user}"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&csr)
+        .output()
+        .expect("openssl req");
+    assert!(made.status.success(), "{made:?}");
+    let signed = Command::new("openssl")
+        .args(["x509", "-req", "-days", "1", "-extfile"])
+        .arg(&extensions)
+        .arg("-in")
+        .arg(&csr)
+        .arg("-CA")
+        .arg(tls.join("ca.crt"))
+        .arg("-CAkey")
+        .arg(tls.join("ca.key"))
+        .args(["-CAcreateserial", "-out"])
+        .arg(&cert)
+        .output()
+        .expect("openssl x509");
+    assert!(signed.status.success(), "{signed:?}");
+    (cert, key)
+}
+
+/// The kubelet's `/metrics/resource`, as metrics-server reads it: a user bound to
+/// `nodes/metrics` (as metrics-server's ClusterRole binds it) gets the Prometheus text with
+/// the running pod `pod`'s container `pod` in it; a user without it, upstream's 403.
+pub fn resource_metrics(ferry: &Ferry, pod: &str) {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = ferry.ok(&[
+        "get",
+        "nodes",
+        "-o",
+        "jsonpath={.items[0].status.daemonEndpoints.kubeletEndpoint.Port}",
+    ]);
+    let url = format!("https://127.0.0.1:{port}/metrics/resource");
+    let curl = |cert: &std::path::Path, key: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "-sk".to_string(),
+            "--cert".to_string(),
+            cert.to_string_lossy().into_owned(),
+            "--key".to_string(),
+            key.to_string_lossy().into_owned(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.push(url.clone());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run("curl", &args)
+    };
+
+    let (cert, key) = client_certificate(ferry, dir.path(), "nobody");
+    assert_eq!(
+        curl(&cert, &key, &[]).trim(),
+        "Forbidden (user=nobody, verb=get, resource=nodes, subresource=metrics)"
+    );
+
+    ferry.ok(&[
+        "create",
+        "clusterrole",
+        "e2e-node-metrics",
+        "--verb=get",
+        "--resource=nodes/metrics",
+    ]);
+    ferry.ok(&[
+        "create",
+        "clusterrolebinding",
+        "e2e-node-metrics",
+        "--clusterrole=e2e-node-metrics",
+        "--user=e2e-scraper",
+    ]);
+    let (cert, key) = client_certificate(ferry, dir.path(), "e2e-scraper");
+    let prefix = format!(
+        r#"container_cpu_usage_seconds_total{{container="{pod}",namespace="default",pod="{pod}"}} "#
+    );
+    let mut text = String::new();
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            text = curl(&cert, &key, &[]);
+            text.contains(&prefix)
+        }),
+        "no {prefix}in {text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .expect("the line");
+    let quoted = format!(r#"pod="{pod}""#);
+    for line in text.lines().filter(|l| l.contains(&quoted)) {
+        eprintln!("{line}");
+    }
+    let fields: Vec<&str> = line[prefix.len()..].split(' ').collect();
+    let seconds: f64 = fields[0].parse().expect("core-seconds");
+    let millis: u128 = fields.get(1).expect("a timestamp").parse().expect("ms");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis();
+    assert!(seconds > 0.0, "{line}");
+    assert!(millis.abs_diff(now) < 120_000, "{line}: now is {now}");
+    for family in [
+        "# TYPE container_cpu_usage_seconds_total counter",
+        "# TYPE container_memory_working_set_bytes gauge",
+        "# TYPE node_cpu_usage_seconds_total counter",
+        "# TYPE node_memory_working_set_bytes gauge",
+        "resource_scrape_error 0",
+    ] {
+        assert!(text.lines().any(|l| l == family), "no {family} in {text}");
+    }
+    for prefix in [
+        format!(
+            r#"container_memory_working_set_bytes{{container="{pod}",namespace="default",pod="{pod}"}} "#
+        ),
+        format!(
+            r#"container_start_time_seconds{{container="{pod}",namespace="default",pod="{pod}"}} "#
+        ),
+        format!(r#"pod_cpu_usage_seconds_total{{namespace="default",pod="{pod}"}} "#),
+        format!(r#"pod_memory_working_set_bytes{{namespace="default",pod="{pod}"}} "#),
+        "node_cpu_usage_seconds_total ".to_string(),
+        "node_memory_working_set_bytes ".to_string(),
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(&prefix)),
+            "no {prefix}in {text}"
+        );
+    }
+    let content_type = curl(&cert, &key, &["-o", "/dev/null", "-w", "%{content_type}"]);
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+
+    ferry.ok(&["delete", "clusterrolebinding", "e2e-node-metrics"]);
+    ferry.ok(&["delete", "clusterrole", "e2e-node-metrics"]);
+}

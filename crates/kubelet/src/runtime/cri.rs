@@ -371,6 +371,36 @@ impl Runtime for CriRuntime {
             .images)
     }
 
+    async fn list_container_stats(
+        &self,
+        filter: Option<v1::ContainerStatsFilter>,
+    ) -> Result<Vec<v1::ContainerStats>> {
+        let request = v1::ListContainerStatsRequest { filter };
+        Ok(self
+            .runtime
+            .clone()
+            .list_container_stats(request)
+            .await
+            .map_err(status)?
+            .into_inner()
+            .stats)
+    }
+
+    async fn list_pod_sandbox_stats(
+        &self,
+        filter: Option<v1::PodSandboxStatsFilter>,
+    ) -> Result<Vec<v1::PodSandboxStats>> {
+        let request = v1::ListPodSandboxStatsRequest { filter };
+        Ok(self
+            .runtime
+            .clone()
+            .list_pod_sandbox_stats(request)
+            .await
+            .map_err(status)?
+            .into_inner()
+            .stats)
+    }
+
     async fn stream_url(&self, request: StreamRequest) -> Result<String> {
         let mut runtime = self.runtime.clone();
         let url = match request {

@@ -6,7 +6,8 @@
 //! container that crashes later ([`FakeRuntime::exit_container`]), what an exec in a container
 //! returns and how long it takes ([`FakeRuntime::push_exec_result`],
 //! [`FakeRuntime::set_exec_result`], [`FakeRuntime::set_exec_delay`]), or any call failing once
-//! ([`FakeRuntime::fail_next`]).
+//! ([`FakeRuntime::fail_next`]). The CPU and memory a container or sandbox reports in its stats
+//! are scripted too ([`FakeRuntime::set_usage`]).
 //!
 //! Timestamps come from `tokio::time::Instant`, offset from a fixed epoch, so tests on paused
 //! time (`tokio::time::pause`) see exact durations between `started_at` and `finished_at`.
@@ -74,6 +75,10 @@ pub enum Call {
     ImageStatus(String),
     /// `list_images`.
     ListImages,
+    /// `list_container_stats`.
+    ListContainerStats,
+    /// `list_pod_sandbox_stats`.
+    ListPodSandboxStats,
     /// `stream_url`.
     StreamUrl(StreamRequest),
 }
@@ -113,8 +118,22 @@ pub enum Op {
     ImageStatus,
     /// `list_images`.
     ListImages,
+    /// `list_container_stats`.
+    ListContainerStats,
+    /// `list_pod_sandbox_stats`.
+    ListPodSandboxStats,
     /// `stream_url`.
     StreamUrl,
+}
+
+/// What a container or sandbox has used, as the fake's stats report it
+/// ([`FakeRuntime::set_usage`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Cumulative CPU time, in core-nanoseconds.
+    pub cpu_core_nanos: u64,
+    /// The memory working set, in bytes.
+    pub working_set_bytes: u64,
 }
 
 /// A container's lifecycle in the fake, as the CRI reports it.
@@ -188,6 +207,8 @@ struct State {
     exec_results: HashMap<String, Result<ExecSyncResult>>,
     /// Container id or name -> how long an exec runs.
     exec_delays: HashMap<String, Duration>,
+    /// Container or sandbox id -> what its stats report.
+    usage: HashMap<String, Usage>,
 }
 
 /// An in-memory [`Runtime`]; see the module docs.
@@ -323,6 +344,12 @@ impl FakeRuntime {
             .lock()
             .exec_delays
             .insert(container.to_string(), delay);
+    }
+
+    /// The stats of container or sandbox `id` report `usage` from now on. Without it a running
+    /// container reports zeros, and a sandbox the sum of its running containers.
+    pub fn set_usage(&self, id: &str, usage: Usage) {
+        self.state.lock().usage.insert(id.to_string(), usage);
     }
 
     /// A running container exits by itself now with `exit_code` (a crash, or a job finishing).
@@ -887,6 +914,94 @@ impl Runtime for FakeRuntime {
         })
     }
 
+    /// Every container matching `filter`; CPU and memory (sampled now) for running ones only,
+    /// as containerd has no task metrics for the others.
+    async fn list_container_stats(
+        &self,
+        filter: Option<v1::ContainerStatsFilter>,
+    ) -> Result<Vec<v1::ContainerStats>> {
+        let now = self.now();
+        let mut state = self.state.lock();
+        self.enter(&mut state, Op::ListContainerStats, Call::ListContainerStats)?;
+        let filter = filter.unwrap_or_default();
+        Ok(state
+            .containers
+            .iter()
+            .filter(|(id, c)| {
+                (filter.id.is_empty() || **id == filter.id)
+                    && (filter.pod_sandbox_id.is_empty()
+                        || c.pod_sandbox_id == filter.pod_sandbox_id)
+                    && labels_match(&filter.label_selector, &c.config.labels)
+            })
+            .map(|(id, c)| container_stats(&state, id, c, now))
+            .collect())
+    }
+
+    /// Ready sandboxes matching `filter`, with their own usage if set, else the sum of their
+    /// running containers', and those containers' stats.
+    async fn list_pod_sandbox_stats(
+        &self,
+        filter: Option<v1::PodSandboxStatsFilter>,
+    ) -> Result<Vec<v1::PodSandboxStats>> {
+        let now = self.now();
+        let mut state = self.state.lock();
+        self.enter(
+            &mut state,
+            Op::ListPodSandboxStats,
+            Call::ListPodSandboxStats,
+        )?;
+        let filter = filter.unwrap_or_default();
+        Ok(state
+            .sandboxes
+            .iter()
+            .filter(|(id, s)| {
+                s.ready
+                    && (filter.id.is_empty() || **id == filter.id)
+                    && labels_match(&filter.label_selector, &s.config.labels)
+            })
+            .map(|(id, s)| {
+                let containers: Vec<v1::ContainerStats> = state
+                    .containers
+                    .iter()
+                    .filter(|(_, c)| {
+                        c.pod_sandbox_id == *id && matches!(c.state, ContainerState::Running { .. })
+                    })
+                    .map(|(cid, c)| container_stats(&state, cid, c, now))
+                    .collect();
+                let usage = state.usage.get(id).copied().unwrap_or_else(|| {
+                    containers.iter().fold(Usage::default(), |sum, c| Usage {
+                        cpu_core_nanos: sum.cpu_core_nanos
+                            + c.cpu
+                                .as_ref()
+                                .and_then(|u| u.usage_core_nano_seconds.as_ref())
+                                .map_or(0, |v| v.value),
+                        working_set_bytes: sum.working_set_bytes
+                            + c.memory
+                                .as_ref()
+                                .and_then(|u| u.working_set_bytes.as_ref())
+                                .map_or(0, |v| v.value),
+                    })
+                });
+                let (cpu, memory) = usage_stats(usage, now);
+                v1::PodSandboxStats {
+                    attributes: Some(v1::PodSandboxAttributes {
+                        id: id.clone(),
+                        metadata: s.config.metadata.clone(),
+                        labels: s.config.labels.clone(),
+                        annotations: s.config.annotations.clone(),
+                    }),
+                    linux: Some(v1::LinuxPodSandboxStats {
+                        cpu: Some(cpu),
+                        memory: Some(memory),
+                        containers,
+                        ..Default::default()
+                    }),
+                    windows: None,
+                }
+            })
+            .collect())
+    }
+
     /// `http://fake-stream/<kind>/<id>`, for a running container (exec, attach) or a ready
     /// sandbox (port-forward); the runtime's errors otherwise.
     async fn stream_url(&self, request: StreamRequest) -> Result<String> {
@@ -911,6 +1026,42 @@ impl Runtime for FakeRuntime {
             }
         }
         Ok(format!("http://fake-stream/{kind}/{id}"))
+    }
+}
+
+/// CRI's CPU and memory figures for `usage`, sampled at `now`.
+fn usage_stats(usage: Usage, now: i64) -> (v1::CpuUsage, v1::MemoryUsage) {
+    let value = |value| Some(v1::UInt64Value { value });
+    (
+        v1::CpuUsage {
+            timestamp: now,
+            usage_core_nano_seconds: value(usage.cpu_core_nanos),
+            ..Default::default()
+        },
+        v1::MemoryUsage {
+            timestamp: now,
+            working_set_bytes: value(usage.working_set_bytes),
+            usage_bytes: value(usage.working_set_bytes),
+            ..Default::default()
+        },
+    )
+}
+
+/// A container's stats: attributes always, CPU and memory while it runs.
+fn container_stats(state: &State, id: &str, c: &Container, now: i64) -> v1::ContainerStats {
+    let usage = matches!(c.state, ContainerState::Running { .. })
+        .then(|| usage_stats(state.usage.get(id).copied().unwrap_or_default(), now));
+    let (cpu, memory) = usage.map_or((None, None), |(cpu, memory)| (Some(cpu), Some(memory)));
+    v1::ContainerStats {
+        attributes: Some(v1::ContainerAttributes {
+            id: id.to_string(),
+            metadata: c.config.metadata.clone(),
+            labels: c.config.labels.clone(),
+            annotations: c.config.annotations.clone(),
+        }),
+        cpu,
+        memory,
+        ..Default::default()
     }
 }
 
@@ -1362,5 +1513,83 @@ mod tests {
             listed.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
             vec![c1]
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stats_report_scripted_usage_of_running_containers() {
+        let fake = FakeRuntime::new();
+        fake.add_image(BUSYBOX);
+        let sandbox = fake
+            .run_pod_sandbox(sandbox_config("p"), "")
+            .await
+            .expect("sandbox");
+        let app = fake
+            .create_container(&sandbox, container_config("app"), sandbox_config("p"))
+            .await
+            .expect("create");
+        let idle = fake
+            .create_container(&sandbox, container_config("idle"), sandbox_config("p"))
+            .await
+            .expect("create");
+        fake.start_container(&app).await.expect("start");
+        fake.set_usage(
+            &app,
+            Usage {
+                cpu_core_nanos: 3,
+                working_set_bytes: 4,
+            },
+        );
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let stats = fake.list_container_stats(None).await.expect("stats");
+        let figures = |s: &v1::ContainerStats| {
+            (
+                s.attributes.as_ref().map(|a| a.id.clone()),
+                s.cpu
+                    .as_ref()
+                    .map(|c| (c.timestamp, c.usage_core_nano_seconds)),
+                s.memory.as_ref().and_then(|m| m.working_set_bytes),
+            )
+        };
+        assert_eq!(
+            stats.iter().map(figures).collect::<Vec<_>>(),
+            vec![
+                (
+                    Some(app.clone()),
+                    Some((
+                        EPOCH_NANOS + 1_000_000_000,
+                        Some(v1::UInt64Value { value: 3 })
+                    )),
+                    Some(v1::UInt64Value { value: 4 })
+                ),
+                (Some(idle), None, None),
+            ],
+            "a created container has no figures"
+        );
+        let only_app = v1::ContainerStatsFilter {
+            id: app.clone(),
+            ..Default::default()
+        };
+        assert_eq!(
+            fake.list_container_stats(Some(only_app))
+                .await
+                .expect("stats")
+                .len(),
+            1
+        );
+        let pods = fake.list_pod_sandbox_stats(None).await.expect("stats");
+        let linux = pods[0].linux.as_ref().expect("linux");
+        assert_eq!(linux.containers.len(), 1, "running containers only");
+        assert_eq!(
+            linux.cpu.as_ref().and_then(|c| c.usage_core_nano_seconds),
+            Some(v1::UInt64Value { value: 3 }),
+            "the sum of its containers"
+        );
+        fake.stop_pod_sandbox(&sandbox).await.expect("stop");
+        assert!(fake
+            .list_pod_sandbox_stats(None)
+            .await
+            .expect("stats")
+            .is_empty());
+        assert_eq!(fake.calls().last(), Some(&Call::ListPodSandboxStats));
     }
 }

@@ -173,6 +173,23 @@ pub trait Runtime: Send + Sync {
     /// Images matching `filter` (all when `None`).
     async fn list_images(&self, filter: Option<v1::ImageFilter>) -> Result<Vec<v1::Image>>;
 
+    /// CPU and memory of the containers matching `filter` (CRI `ListContainerStats`; all when
+    /// `None`): cumulative CPU time in core-nanoseconds and the memory working set, each with
+    /// the time (ns) it was sampled. A container without a running task (created, exited) has
+    /// attributes only.
+    async fn list_container_stats(
+        &self,
+        filter: Option<v1::ContainerStatsFilter>,
+    ) -> Result<Vec<v1::ContainerStats>>;
+
+    /// The same figures for whole pod sandboxes — the pod's cgroup, pause container included
+    /// (CRI `ListPodSandboxStats`; all when `None`). Runtimes that predate it answer gRPC
+    /// `UNIMPLEMENTED`.
+    async fn list_pod_sandbox_stats(
+        &self,
+        filter: Option<v1::PodSandboxStatsFilter>,
+    ) -> Result<Vec<v1::PodSandboxStats>>;
+
     /// The URL on the runtime's streaming server that serves an exec, attach or port-forward
     /// (CRI `Exec`, `Attach`, `PortForward`): the kubelet proxies the client's upgraded
     /// connection to it.

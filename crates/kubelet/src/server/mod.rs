@@ -1,6 +1,7 @@
 //! The kubelet's own HTTPS server (upstream's `:10250`), which the API server calls for what
-//! only the node has: a container's log, and the streaming sessions — exec, attach,
-//! port-forward — which it hands to the container runtime's streaming server.
+//! only the node has: a container's log, the streaming sessions — exec, attach,
+//! port-forward — which it hands to the container runtime's streaming server, and the node's,
+//! pods' and containers' CPU and memory for metrics-server.
 //!
 //! - TLS with the serving certificate the node got from the cluster's `kubelet-serving` signer;
 //!   clients are authenticated by certificates of the cluster CA ([`authenticate`]) and each
@@ -11,12 +12,17 @@
 //!   ask the runtime for a streaming URL (CRI `Exec`, `Attach`, `PortForward`) and proxy the
 //!   client's upgrade to it ([`streaming`]), so SPDY or WebSocket — whichever the runtime and
 //!   the client agree on — flows end to end.
+//! - `GET /metrics/resource` (`nodes/metrics`) writes CPU and memory usage in the Prometheus
+//!   text format ([`resource_metrics`]), from CRI stats and the host ([`node_stats`]).
 
 pub mod auth;
 pub mod logs;
+pub mod node_stats;
+pub mod resource_metrics;
 pub mod streaming;
 
 use std::convert::Infallible;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -59,6 +65,8 @@ pub struct KubeletServer {
     runtime: Arc<dyn Runtime>,
     authorizer: Arc<dyn Authorizer>,
     pods: Arc<dyn streaming::PodLookup>,
+    /// Where the host's `/proc` and `/sys` are (`/`; a fake tree in tests).
+    host_root: PathBuf,
 }
 
 /// TLS for the server: `cert_pem` (the serving certificate) and its key, client certificates
@@ -104,11 +112,23 @@ impl KubeletServer {
         authorizer: Arc<dyn Authorizer>,
         pods: Arc<dyn streaming::PodLookup>,
     ) -> Arc<Self> {
+        Self::with_host_root(node_name, runtime, authorizer, pods, "/")
+    }
+
+    /// [`KubeletServer::new`], reading the node's own figures under `host_root` instead of `/`.
+    pub fn with_host_root(
+        node_name: impl Into<String>,
+        runtime: Arc<dyn Runtime>,
+        authorizer: Arc<dyn Authorizer>,
+        pods: Arc<dyn streaming::PodLookup>,
+        host_root: impl Into<PathBuf>,
+    ) -> Arc<Self> {
         Arc::new(KubeletServer {
             node_name: node_name.into(),
             runtime,
             authorizer,
             pods,
+            host_root: host_root.into(),
         })
     }
 
@@ -207,6 +227,9 @@ impl KubeletServer {
             }
             ["portForward", namespace, pod] => {
                 streaming::port_forward(&self.runtime, namespace, pod, request).await
+            }
+            ["metrics", "resource"] => {
+                resource_metrics::serve(&self.runtime, &self.host_root).await
             }
             _ => text(404, "404 page not found"),
         }

@@ -335,3 +335,102 @@ fn the_log_instance_follows_upstreams_choice() {
     let done = json!({"name": "app", "state": {"terminated": {"exitCode": 0, "containerID": "containerd://c4"}}});
     assert_eq!(pick(done, false), Ok("c4".into()));
 }
+
+#[tokio::test]
+async fn resource_metrics_need_nodes_metrics_and_name_the_pods_containers() {
+    let (node, id) = node().await;
+    node.fake.set_usage(
+        &id,
+        crate::runtime::fake::Usage {
+            cpu_core_nanos: 2_500_000_000,
+            working_set_bytes: 8192,
+        },
+    );
+    assert_eq!(
+        get(&node, user("bob"), "/metrics/resource").await,
+        (
+            403,
+            "Forbidden (user=bob, verb=get, resource=nodes, subresource=metrics)\n".into()
+        )
+    );
+    // The node's figures from a host tree: 12 s of CPU, a cgroup v1 working set of 7000 bytes.
+    let host = tempfile::tempdir().expect("dir");
+    for (path, content) in [
+        ("proc/stat", "cpu  1000 0 200 5000 0 0 0 0 0 0\n"),
+        (
+            "proc/meminfo",
+            "MemTotal: 8 kB\nMemFree: 1 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\n",
+        ),
+        (
+            "proc/self/mountinfo",
+            "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n",
+        ),
+        ("sys/fs/cgroup/memory/memory.usage_in_bytes", "9000\n"),
+        (
+            "sys/fs/cgroup/memory/memory.stat",
+            "total_inactive_file 2000\n",
+        ),
+    ] {
+        let path = host.path().join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+        std::fs::write(path, content).expect("write");
+    }
+    let runtime: Arc<dyn Runtime> = node.fake.clone();
+    let server = KubeletServer::with_host_root(
+        "n1",
+        runtime,
+        node.authorizer.clone(),
+        node.pods.clone(),
+        host.path(),
+    );
+    let request = http::Request::get("/metrics/resource")
+        .body(())
+        .expect("request");
+    let response = server
+        .handle(user("kube-apiserver-kubelet-client"), request)
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()[http::header::CONTENT_TYPE],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    let line = |prefix: &str| {
+        body.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {body}"))
+            .to_string()
+    };
+    let cpu = line(
+        r#"container_cpu_usage_seconds_total{container="app",namespace="default",pod="web"} "#,
+    );
+    let fields: Vec<&str> = cpu.split(' ').collect();
+    assert_eq!(fields[1], "2.5", "{cpu}");
+    assert!(
+        fields[2]
+            .parse::<i64>()
+            .is_ok_and(|ms| ms > 1_700_000_000_000),
+        "{cpu}"
+    );
+    line(
+        r#"container_memory_working_set_bytes{container="app",namespace="default",pod="web"} 8192 "#,
+    );
+    line(r#"pod_cpu_usage_seconds_total{namespace="default",pod="web"} 2.5 "#);
+    line("node_cpu_usage_seconds_total 12 ");
+    line("node_memory_working_set_bytes 7000 ");
+    line("node_swap_usage_bytes 0 ");
+    line("resource_scrape_error 0");
+    let asked = node.authorizer.1.lock().clone();
+    assert!(
+        asked
+            .iter()
+            .all(|a| (a.verb, a.subresource, a.node.as_str()) == ("get", "metrics", "n1")),
+        "{asked:?}"
+    );
+}
