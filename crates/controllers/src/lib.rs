@@ -28,6 +28,7 @@ pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod persistentvolume;
+pub mod podautoscaler;
 pub mod podgc;
 pub mod queue;
 pub mod replicaset;
@@ -50,6 +51,7 @@ use ferry_client::events::Recorder;
 use k8s_openapi::api::apps::v1::{
     ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
 };
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -186,6 +188,8 @@ pub struct Context {
     pub persistent_volumes: Arc<Informer<PersistentVolume>>,
     /// All StorageClasses.
     pub storage_classes: Arc<Informer<StorageClass>>,
+    /// All HorizontalPodAutoscalers (`autoscaling/v2`).
+    pub horizontal_pod_autoscalers: Arc<Informer<HorizontalPodAutoscaler>>,
 }
 
 fn pod_node(pod: &Pod) -> Option<String> {
@@ -236,6 +240,7 @@ impl Context {
             cron_jobs: Informer::new(Api::all(client.clone()), all.clone()),
             persistent_volume_claims: Informer::new(Api::all(client.clone()), all.clone()),
             persistent_volumes: Informer::new(Api::all(client.clone()), all.clone()),
+            horizontal_pod_autoscalers: Informer::new(Api::all(client.clone()), all.clone()),
             storage_classes: Informer::new(Api::all(client.clone()), all),
             client,
             options,
@@ -277,6 +282,7 @@ impl Context {
         tasks.spawn(self.persistent_volume_claims.clone().run());
         tasks.spawn(self.persistent_volumes.clone().run());
         tasks.spawn(self.storage_classes.clone().run());
+        tasks.spawn(self.horizontal_pod_autoscalers.clone().run());
     }
 
     async fn wait_synced(&self) {
@@ -304,6 +310,7 @@ impl Context {
         self.persistent_volume_claims.wait_synced().await;
         self.persistent_volumes.wait_synced().await;
         self.storage_classes.wait_synced().await;
+        self.horizontal_pod_autoscalers.wait_synced().await;
     }
 }
 
@@ -351,6 +358,7 @@ pub async fn run(
     let csr_approving = certificates::CsrApprovingController::new(ctx.clone());
     let aggregation = clusterroleaggregation::AggregationController::new(ctx.clone());
     let quotas = resourcequota::ResourceQuotaController::new(ctx.clone());
+    let autoscalers = podautoscaler::HorizontalController::new(ctx.clone());
     let tokens = ctx
         .options
         .token_signer
@@ -400,6 +408,7 @@ pub async fn run(
     controllers.spawn(queue::run(csr_approving.clone(), workers));
     controllers.spawn(queue::run(aggregation.clone(), 1));
     controllers.spawn(queue::run(quotas.clone(), workers));
+    controllers.spawn(queue::run(autoscalers.clone(), workers));
     controllers.spawn(
         quotas
             .clone()
@@ -431,6 +440,7 @@ pub async fn run(
     csr_approving.queue().shut_down();
     aggregation.queue().shut_down();
     quotas.queue().shut_down();
+    autoscalers.queue().shut_down();
     if let Some(tokens) = &tokens {
         tokens.queue().shut_down();
     }

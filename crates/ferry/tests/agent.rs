@@ -17,8 +17,12 @@
 mod common;
 #[path = "agent/service_account.rs"]
 mod service_account;
+#[path = "agent/daemonset.rs"]
+mod daemonset;
 #[path = "agent/storage.rs"]
 mod storage;
+#[path = "agent/top.rs"]
+mod top;
 #[path = "agent/streaming.rs"]
 mod streaming;
 
@@ -834,10 +838,12 @@ fn the_server_runs_a_local_agent() {
     let mut cleanup_flags: Vec<String> = agent_flags.iter().map(|s| s.to_string()).collect();
     cleanup_flags.push(format!("--data-dir={}", agent_dir.display()));
     let _cleanup = Cleanup(cleanup_flags);
-    let extra: Vec<String> = agent_flags
+    let mut extra: Vec<String> = agent_flags
         .iter()
         .map(|f| format!("--agent-arg={f}"))
         .collect();
+    // kubectl top sooner than metrics-server's 15 s.
+    extra.push("--metric-resolution=3s".into());
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     // Images by their usual names come from the local registry (scripts/build-test-images.sh
     // pushes them there too).
@@ -885,7 +891,9 @@ fn the_server_runs_a_local_agent() {
     streaming::pods_stream(&ferry, server_pid);
     streaming::resource_metrics(&ferry, "local");
     streaming::official_python_client(&ferry);
+    top::kubectl_top_shows_usage(&ferry, "local", &node);
     storage::statefulsets_keep_their_data(&ferry, &node, &agent_dir);
+    daemonset::daemonset_spans_real_and_simulated_nodes(&ferry, &node);
     ferry.ok(&["delete", "pod", "local", "--grace-period=1", "--wait=true"]);
     // SIGTERM: the server stops its agent, which stops its containerd.
     let config = agent_dir.join("containerd/config.toml");
