@@ -11,6 +11,7 @@
 
 pub mod admissionregistration;
 pub mod apps;
+pub mod autoscaling;
 pub mod batch;
 pub mod certificates;
 pub mod core;
@@ -358,6 +359,12 @@ fn strategy_for(info: &ResourceInfo) -> Box<dyn Strategy> {
         ("", "resourcequotas") => Box::new(core::resourcequota::ResourceQuotaStrategy),
         ("", "replicationcontrollers") => {
             Box::new(core::replicationcontroller::ReplicationControllerStrategy)
+        }
+        ("autoscaling", "horizontalpodautoscalers") if info.version == "v1" => {
+            Box::new(autoscaling::horizontalpodautoscaler::HpaV1Strategy)
+        }
+        ("autoscaling", "horizontalpodautoscalers") => {
+            Box::new(autoscaling::horizontalpodautoscaler::HpaV2Strategy)
         }
         ("apps", "deployments") => Box::new(apps::deployment::DeploymentStrategy),
         ("apps", "replicasets") => Box::new(apps::replicaset::ReplicaSetStrategy),
