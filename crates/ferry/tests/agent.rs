@@ -17,6 +17,8 @@
 mod common;
 #[path = "agent/service_account.rs"]
 mod service_account;
+#[path = "agent/autoscale.rs"]
+mod autoscale;
 #[path = "agent/daemonset.rs"]
 mod daemonset;
 #[path = "agent/storage.rs"]
@@ -892,6 +894,7 @@ fn the_server_runs_a_local_agent() {
     streaming::resource_metrics(&ferry, "local");
     streaming::official_python_client(&ferry);
     top::kubectl_top_shows_usage(&ferry, "local", &node);
+    autoscale::cpu_burners_scale_up_and_back_down(&ferry);
     storage::statefulsets_keep_their_data(&ferry, &node, &agent_dir);
     daemonset::daemonset_spans_real_and_simulated_nodes(&ferry, &node);
     ferry.ok(&["delete", "pod", "local", "--grace-period=1", "--wait=true"]);
