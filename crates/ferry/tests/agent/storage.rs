@@ -138,6 +138,23 @@ spec:
         ferry.ok(&["get", "pods", "-o", "wide"])
     );
     assert_eq!(read("data-1"), "data-1\ndata-1\n");
+    // Its DNS name (hostname.subdomain) leads to the new pod.
+    let ip = jsonpath(ferry, "pod/data-1", "{.status.podIP}");
+    let mut answer = String::new();
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let out = ferry.kubectl(&[
+                "exec",
+                "data-0",
+                "--",
+                "nslookup",
+                "data-1.data.default.svc.cluster.local",
+            ]);
+            answer = String::from_utf8_lossy(&out.stdout).into_owned();
+            answer.contains(&ip)
+        }),
+        "data-1.data does not resolve to {ip}: {answer}"
+    );
 
     // A claim grows when edited.
     ferry.ok(&[
