@@ -14,6 +14,7 @@
 pub mod cron;
 pub mod duration;
 pub mod kinds;
+pub mod label_selector;
 pub mod matching;
 pub mod openapi;
 pub mod patch;

@@ -2,6 +2,7 @@
 //! an `autoscaling/v1` Scale view of `spec.replicas`, as `kubectl scale` reads and writes it.
 
 use ferry_api::registry::ResourceInfo;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::{json, Value};
 
 use crate::rest::{Request, View};
@@ -24,56 +25,25 @@ impl View for ScaleView {
     }
 }
 
-/// A selector as `metav1.FormatLabelSelector` prints it (a ReplicationController's is a plain
-/// map): requirements sorted by key, `k=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`.
+/// A selector as `metav1.FormatLabelSelector` prints it; a ReplicationController's is a plain
+/// map of labels.
 fn selector_text(selector: Option<&Value>) -> String {
-    let Some(selector) = selector.and_then(Value::as_object) else {
+    let Some(selector) = selector.filter(|s| s.is_object()) else {
         return String::new();
     };
-    let mut parts: Vec<(String, String)> = Vec::new();
-    let labels =
-        if selector.contains_key("matchLabels") || selector.contains_key("matchExpressions") {
-            selector.get("matchLabels").and_then(Value::as_object)
-        } else {
-            Some(selector)
-        };
-    for (k, v) in labels.into_iter().flatten() {
-        parts.push((k.clone(), format!("{k}={}", v.as_str().unwrap_or(""))));
-    }
-    for e in selector
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let key = e
-            .get("key")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let mut values: Vec<&str> = e
-            .get("values")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        values.sort();
-        let text = match e.get("operator").and_then(Value::as_str).unwrap_or("") {
-            "In" => format!("{key} in ({})", values.join(",")),
-            "NotIn" => format!("{key} notin ({})", values.join(",")),
-            "Exists" => key.clone(),
-            "DoesNotExist" => format!("!{key}"),
-            _ => continue,
-        };
-        parts.push((key, text));
-    }
-    parts.sort();
-    parts
-        .into_iter()
-        .map(|(_, t)| t)
-        .collect::<Vec<_>>()
-        .join(",")
+    let structured =
+        selector.get("matchLabels").is_some() || selector.get("matchExpressions").is_some();
+    let parsed = if structured {
+        serde_json::from_value(selector.clone()).ok()
+    } else {
+        serde_json::from_value(selector.clone())
+            .ok()
+            .map(|labels| LabelSelector {
+                match_labels: Some(labels),
+                match_expressions: None,
+            })
+    };
+    ferry_api::label_selector::format(parsed.as_ref())
 }
 
 /// The Scale object of `object`.

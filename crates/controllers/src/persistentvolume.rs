@@ -605,52 +605,19 @@ mod tests {
 
     use super::*;
 
-    fn volume(
-        name: &str,
-        size: &str,
-        class: &str,
-        modes: &[&str],
-        extra: serde_json::Value,
-    ) -> Arc<PersistentVolume> {
-        let mut value = json!({
-            "metadata": {"name": name, "labels": {"tier": "fast"}},
-            "spec": {"capacity": {"storage": size}, "storageClassName": class, "accessModes": modes,
-                     "hostPath": {"path": "/tmp/x"}},
-            "status": {"phase": "Available"}
-        });
-        if let Some(extra) = extra.as_object() {
-            for (k, v) in extra {
-                value["spec"][k] = v.clone();
-            }
-        }
-        Arc::new(serde_json::from_value(value).unwrap())
-    }
-
-    fn claim(
-        size: &str,
-        class: &str,
-        modes: &[&str],
-        extra: serde_json::Value,
-    ) -> PersistentVolumeClaim {
-        let mut value = json!({
-            "metadata": {"name": "data", "namespace": "default", "uid": "claim-uid"},
-            "spec": {"resources": {"requests": {"storage": size}}, "storageClassName": class, "accessModes": modes}
-        });
-        if let Some(extra) = extra.as_object() {
-            for (k, v) in extra {
-                value["spec"][k] = v.clone();
-            }
-        }
-        serde_json::from_value(value).unwrap()
-    }
-
     #[test]
     fn statuses_follow_the_phase() {
-        let v = volume("v", "3Gi", "", &["ReadWriteOnce"], json!({}));
-        let c = claim("1Gi", "", &["ReadWriteOnce"], json!({}));
+        let v: PersistentVolume = serde_json::from_value(json!({"metadata": {"name": "v"},
+            "spec": {"capacity": {"storage": "3Gi"}, "accessModes": ["ReadWriteOnce"]}}))
+        .unwrap();
+        let c: PersistentVolumeClaim =
+            serde_json::from_value(json!({"metadata": {"name": "c"}})).unwrap();
         let bound = claim_status(&c, "Bound", Some(&v));
         assert_eq!(bound.phase.as_deref(), Some("Bound"));
         assert_eq!(bound.capacity.unwrap()["storage"].0, "3Gi");
+        assert_eq!(bound.access_modes.unwrap(), vec!["ReadWriteOnce"]);
+        let pending = claim_status(&c, "Pending", None);
+        assert!(pending.capacity.is_none());
         let released = volume_status(&v, "Released", None);
         assert_eq!(released.phase.as_deref(), Some("Released"));
         assert!(released.last_phase_transition_time.is_some());

@@ -13,6 +13,7 @@ use kube::api::PostParams;
 use kube::{Api, Resource, ResourceExt as _};
 
 use crate::informer::{key_of, Key};
+use crate::persistentvolume::Item;
 use crate::queue::{Queue, Reconciler};
 use crate::util::api_code;
 use crate::{ApiContext as _, Context, Error};
@@ -21,15 +22,6 @@ use crate::{ApiContext as _, Context, Error};
 pub const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
 /// The volume finalizer.
 pub const PV_PROTECTION: &str = "kubernetes.io/pv-protection";
-
-/// A claim or a volume.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Item {
-    /// A claim by namespace and name.
-    Claim(Key),
-    /// A volume by name.
-    Volume(String),
-}
 
 /// Both controllers, on one queue.
 pub struct VolumeProtectionController {

@@ -35,17 +35,7 @@ pub fn validate_workload(object: &Value, errors: &mut Vec<FieldError>) {
             .iter()
             .all(|(k, v)| template_labels.and_then(|t| t.get(k)) == Some(v));
         if !matches {
-            let shown = template_labels
-                .map(|t| {
-                    let pairs: Vec<String> = t.iter().map(|(k, v)| format!("{k:?}:{v}")).collect();
-                    format!("map[string]string{{{}}}", pairs.join(", "))
-                })
-                .unwrap_or_else(|| "map[string]string(nil)".into());
-            errors.push(FieldError::invalid_raw(
-                "spec.template.metadata.labels",
-                shown,
-                "`selector` does not match template `labels`",
-            ));
+            errors.push(validation::labels_mismatch(object, "spec.template"));
         }
     }
     if let Some(replicas) = object.pointer("/spec/replicas").and_then(Value::as_i64) {

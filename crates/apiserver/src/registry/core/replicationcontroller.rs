@@ -74,19 +74,9 @@ impl Strategy for ReplicationControllerStrategy {
                     .iter()
                     .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
                 {
-                    let shown = labels
-                        .map(|t| {
-                            let pairs: Vec<String> = t
-                                .iter()
-                                .map(|(k, v)| format!("{k:?}:{}", v.as_str().unwrap_or("")))
-                                .collect();
-                            format!("map[string]string{{{}}}", pairs.join(", "))
-                        })
-                        .unwrap_or_else(|| "map[string]string(nil)".into());
-                    errors.push(FieldError::invalid_raw(
-                        "spec.template.metadata.labels",
-                        shown,
-                        "`selector` does not match template `labels`",
+                    errors.push(crate::registry::apps::validation::labels_mismatch(
+                        object,
+                        "spec.template",
                     ));
                 }
             }
