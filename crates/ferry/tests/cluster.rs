@@ -1207,3 +1207,283 @@ fn replication_controllers_keep_their_pods() {
         ferry.ok(&["get", "pods", "-l", "app=legacy"])
     );
 }
+
+/// Indexed Jobs as upstream 1.33 runs them, on sim pods that fail with an exit code
+/// (`sim.ferry.dev/fail-after`, `sim.ferry.dev/exit-code`) or complete: each index retried up
+/// to `backoffLimitPerIndex` (the replacement carrying the index's failure count) until the
+/// Job fails on its failed indexes; a `successPolicy` met while a replacement still runs, which
+/// is then terminated; `FailIndex` with `maxFailedIndexes`. Every Job ends in two steps
+/// (`FailureTarget`/`SuccessCriteriaMet`, then `Failed`/`Complete`) and leaves no pod with the
+/// tracking finalizer. The API server refuses what upstream's validation refuses.
+#[test]
+fn jobs_back_off_per_index_and_meet_success_policies() {
+    let (ferry, _sim, _dir) = start(2);
+    let job = |name: &str, spec: &str, annotations: &str| {
+        format!(
+            "apiVersion: batch/v1
+kind: Job
+metadata: {{name: {name}}}
+spec:
+  completionMode: Indexed
+{spec}  template:
+    metadata: {{annotations: {{{annotations}}}}}
+    spec:
+      restartPolicy: Never
+      containers: [{{name: work, image: 'registry.local/app:1'}}]
+"
+        )
+    };
+    let get =
+        |name: &str, path: &str| ferry.ok(&["get", "job", name, "-o", &format!("jsonpath={path}")]);
+    let conditions = |name: &str| {
+        get(
+            name,
+            "{range .status.conditions[*]}{.type}={.reason}:{.message};{end}",
+        )
+    };
+    let pods = |name: &str, path: &str| {
+        ferry.ok(&[
+            "get",
+            "pods",
+            "-l",
+            &format!("batch.kubernetes.io/job-name={name}"),
+            "-o",
+            &format!("jsonpath={{range .items[*]}}{path} {{end}}"),
+        ])
+    };
+    let sorted = |text: String| {
+        let mut words: Vec<String> = text.split_whitespace().map(String::from).collect();
+        words.sort();
+        words.join(" ")
+    };
+
+    // Every pod fails with exit code 3; each index is retried once, 10 s later.
+    ferry.apply_yaml(
+        "create",
+        &job(
+            "flaky",
+            "  completions: 2\n  parallelism: 2\n  backoffLimitPerIndex: 1\n",
+            "sim.ferry.dev/fail-after: 300ms, sim.ferry.dev/exit-code: '3'",
+        ),
+    );
+    // A success policy met by indexes 1 and 2 while index 0's replacement still runs.
+    ferry.apply_yaml(
+        "create",
+        &job(
+            "quorum",
+            "  completions: 3\n  parallelism: 3\n  backoffLimitPerIndex: 1\n  successPolicy:\n    rules: [{succeededIndexes: '1-2'}]\n",
+            "sim.ferry.dev/complete-after: 20s",
+        ),
+    );
+    // FailIndex on exit code 3, and no failed index allowed.
+    ferry.apply_yaml(
+        "create",
+        &job(
+            "fragile",
+            "  completions: 3\n  parallelism: 3\n  backoffLimitPerIndex: 2\n  maxFailedIndexes: 0\n  podFailurePolicy:\n    rules: [{action: FailIndex, onExitCodes: {operator: In, values: [3]}}]\n",
+            "sim.ferry.dev/fail-after: 300ms, sim.ferry.dev/exit-code: '3'",
+        ),
+    );
+    assert_eq!(
+        get(
+            "quorum",
+            "{.spec.podReplacementPolicy} {.spec.backoffLimit}"
+        ),
+        "TerminatingOrFailed 2147483647",
+        "defaults with backoffLimitPerIndex"
+    );
+    assert_eq!(get("fragile", "{.spec.podReplacementPolicy}"), "Failed");
+
+    // A pod deleted while it runs is a failure of its index (podReplacementPolicy
+    // TerminatingOrFailed): its replacement comes after the backoff, with the count.
+    let first = |name: &str, index: u32| {
+        ferry
+            .ok(&[
+                "get",
+                "pods",
+                "-l",
+                &format!("job-name={name},batch.kubernetes.io/job-completion-index={index}"),
+                "--field-selector=status.phase=Running",
+                "-o",
+                "name",
+            ])
+            .lines()
+            .next()
+            .map(String::from)
+    };
+    let mut victim = None;
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            victim = first("quorum", 0);
+            victim.is_some()
+        }),
+        "{}",
+        ferry.ok(&["get", "pods", "-o", "wide"])
+    );
+    let victim = victim.expect("pod");
+    assert_eq!(
+        ferry.ok(&["get", &victim, "-o", "jsonpath={.metadata.finalizers}"]),
+        "[\"batch.kubernetes.io/job-tracking\"]"
+    );
+    ferry.ok(&["delete", &victim, "--wait=false"]);
+    assert!(
+        eventually(Duration::from_secs(40), || pods(
+            "quorum",
+            "{.metadata.annotations.batch\\.kubernetes\\.io/job-index-failure-count}"
+        )
+        .split_whitespace()
+        .any(|c| c == "1")),
+        "no replacement of index 0: {}",
+        ferry.ok(&["get", "pods", "-l", "job-name=quorum", "-o", "wide"])
+    );
+
+    ferry.ok(&[
+        "wait",
+        "--for=condition=failed",
+        "job/flaky",
+        "--timeout=90s",
+    ]);
+    assert_eq!(
+        conditions("flaky"),
+        "FailureTarget=FailedIndexes:Job has failed indexes;Failed=FailedIndexes:Job has failed indexes;"
+    );
+    assert_eq!(
+        get(
+            "flaky",
+            "{.status.failedIndexes}/{.status.completedIndexes}/{.status.failed}/{.status.active}"
+        ),
+        "0,1//4/"
+    );
+    assert_eq!(
+        sorted(pods(
+            "flaky",
+            "{.status.phase}/{.status.containerStatuses[0].state.terminated.exitCode}"
+        )),
+        "Failed/3 Failed/3 Failed/3 Failed/3"
+    );
+    assert_eq!(
+        sorted(pods(
+            "flaky",
+            "{.metadata.annotations.batch\\.kubernetes\\.io/job-index-failure-count}"
+        )),
+        "0 0 1 1"
+    );
+
+    ferry.ok(&[
+        "wait",
+        "--for=condition=failed",
+        "job/fragile",
+        "--timeout=90s",
+    ]);
+    assert_eq!(
+        conditions("fragile"),
+        "FailureTarget=MaxFailedIndexesExceeded:Job has exceeded the specified maximal number of failed indexes;Failed=MaxFailedIndexesExceeded:Job has exceeded the specified maximal number of failed indexes;"
+    );
+    assert!(!get("fragile", "{.status.failedIndexes}").is_empty());
+
+    ferry.ok(&[
+        "wait",
+        "--for=condition=complete",
+        "job/quorum",
+        "--timeout=90s",
+    ]);
+    assert_eq!(
+        conditions("quorum"),
+        "SuccessCriteriaMet=SuccessPolicy:Matched rules at index 0;Complete=SuccessPolicy:Matched rules at index 0;"
+    );
+    assert_eq!(
+        get(
+            "quorum",
+            "{.status.completedIndexes}/{.status.failedIndexes}/{.status.succeeded}/{.status.failed}/{.status.terminating}/{.status.uncountedTerminatedPods}"
+        ),
+        "1,2//2/1/0/{}"
+    );
+    assert!(
+        eventually(Duration::from_secs(30), || pods(
+            "quorum",
+            "{.metadata.annotations.batch\\.kubernetes\\.io/job-completion-index}"
+        )
+        .split_whitespace()
+        .all(|i| i != "0")),
+        "index 0's replacement is terminated: {}",
+        ferry.ok(&["get", "pods", "-l", "job-name=quorum", "-o", "wide"])
+    );
+    for name in ["flaky", "quorum", "fragile"] {
+        assert_eq!(pods(name, "{.metadata.finalizers}").trim(), "", "{name}");
+    }
+    let events = ferry.ok(&[
+        "get",
+        "events",
+        "--field-selector=involvedObject.kind=Job",
+        "-o",
+        "jsonpath={range .items[*]}{.involvedObject.name}/{.reason} {end}",
+    ]);
+    for event in [
+        "flaky/FailedIndexes",
+        "fragile/MaxFailedIndexesExceeded",
+        "quorum/Completed",
+    ] {
+        assert!(events.contains(event), "{event}: {events}");
+    }
+
+    // A Job deleted while its pods run: they lose the finalizer and go.
+    ferry.apply_yaml(
+        "create",
+        &job("endless", "  completions: 2\n  parallelism: 2\n", ""),
+    );
+    assert!(eventually(Duration::from_secs(30), || pods(
+        "endless",
+        "{.status.phase}"
+    )
+    .split_whitespace()
+    .filter(|p| *p == "Running")
+    .count()
+        == 2));
+    ferry.ok(&["delete", "job", "endless", "--wait=false"]);
+    assert!(
+        eventually(Duration::from_secs(30), || pods(
+            "endless",
+            "{.metadata.name}"
+        )
+        .trim()
+        .is_empty()),
+        "{}",
+        ferry.ok(&["get", "pods", "-l", "job-name=endless", "-o", "yaml"])
+    );
+
+    // Upstream's validation of the new fields.
+    let refused = ferry.create_err(
+        "apiVersion: batch/v1
+kind: Job
+metadata: {name: refused}
+spec:
+  completions: 2
+  backoffLimitPerIndex: 1
+  successPolicy:
+    rules: [{succeededCount: 1}]
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: work, image: 'registry.local/app:1'}]
+",
+    );
+    assert!(
+        refused.contains(
+            "spec.backoffLimitPerIndex: Invalid value: 1: requires indexed completion mode"
+        ),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("spec.successPolicy: Invalid value: batch.SuccessPolicy{"),
+        "{refused}"
+    );
+    let refused = ferry.create_err(&job(
+        "refused",
+        "  completions: 2\n  successPolicy:\n    rules: [{succeededIndexes: '0-5'}]\n",
+        "",
+    ));
+    assert!(
+        refused.contains("spec.successPolicy.rules[0].succeededIndexes: Invalid value: \"0-5\": error parsing succeededIndexes: too large index: \"5\""),
+        "{refused}"
+    );
+}

@@ -23,7 +23,7 @@ use serde_json::json;
 use tokio::task::AbortHandle;
 
 use crate::ipam::PodIpam;
-use crate::pod_status::{self, Decision, Placement, Tracked};
+use crate::pod_status::{self, Decision, Outcome, Placement, Tracked};
 use crate::sim::{status_code, Sim};
 
 /// The longest wait between retries of a failed request for a pod.
@@ -205,15 +205,13 @@ impl Sim {
                     },
                 );
             }
-            Decision::Adopt {
-                pod_ip,
-                complete_in,
-            } => {
+            Decision::Adopt { pod_ip, finish_in } => {
                 if let Some(ip) = pod_ip {
                     pods.ipam[index].mark_used(ip);
                 }
-                let task = complete_in
-                    .and_then(|after| spawn(self.clone().complete(uid.clone(), index, pod, after)));
+                let task = finish_in.and_then(|(after, outcome)| {
+                    spawn(self.clone().finish(uid.clone(), index, pod, after, outcome))
+                });
                 pods.entries.insert(
                     uid,
                     PodEntry {
@@ -286,7 +284,7 @@ impl Sim {
         }
     }
 
-    /// Starts a pod after the start delay: posts Running, then completes it if asked to.
+    /// Starts a pod after the start delay: posts Running, then finishes it if asked to.
     async fn start(self: Arc<Sim>, uid: String, index: usize, pod: Pod) {
         tokio::time::sleep(self.options.pod_start_delay).await;
         let host_network = pod
@@ -326,12 +324,13 @@ impl Sim {
             };
             match posted {
                 Ok(updated) => {
-                    let complete_after = pod_status::complete_after(&updated);
-                    if !self.set_state(&uid, Tracked::Running, complete_after.is_some()) {
+                    let finish_after = pod_status::finish_after(&updated);
+                    if !self.set_state(&uid, Tracked::Running, finish_after.is_some()) {
                         return;
                     }
-                    if let Some(after) = complete_after {
-                        self.complete_now_or_later(uid, index, updated, after).await;
+                    if let Some((after, outcome)) = finish_after {
+                        self.finish_now_or_later(uid, index, updated, after, outcome)
+                            .await;
                     }
                     return;
                 }
@@ -344,13 +343,28 @@ impl Sim {
         }
     }
 
-    /// Completes an adopted pod `after` from now.
-    async fn complete(self: Arc<Sim>, uid: String, index: usize, pod: Pod, after: Duration) {
-        self.complete_now_or_later(uid, index, pod, after).await;
+    /// Finishes an adopted pod `after` from now.
+    async fn finish(
+        self: Arc<Sim>,
+        uid: String,
+        index: usize,
+        pod: Pod,
+        after: Duration,
+        outcome: Outcome,
+    ) {
+        self.finish_now_or_later(uid, index, pod, after, outcome)
+            .await;
     }
 
-    /// Posts Succeeded for a pod asked to complete, `after` from now.
-    async fn complete_now_or_later(&self, uid: String, index: usize, pod: Pod, after: Duration) {
+    /// Posts Succeeded (or Failed) for a pod asked to complete (or fail), `after` from now.
+    async fn finish_now_or_later(
+        &self,
+        uid: String,
+        index: usize,
+        pod: Pod,
+        after: Duration,
+        outcome: Outcome,
+    ) {
         tokio::time::sleep(after).await;
         let mut backoff = Duration::from_secs(1);
         loop {
@@ -358,7 +372,7 @@ impl Sim {
                 self.pods.lock().remove(&uid);
                 return;
             }
-            let status = pod_status::succeeded_status(&pod, Timestamp::now());
+            let status = pod_status::finished_status(&pod, outcome, Timestamp::now());
             let result = {
                 let _permit = self.permit().await;
                 pods_api(self, &pod)
@@ -381,7 +395,7 @@ impl Sim {
                     return;
                 }
                 Err(error) => {
-                    tracing::debug!(pod = %pod_name(&pod), %error, "completing pod");
+                    tracing::debug!(pod = %pod_name(&pod), %error, "finishing pod");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }

@@ -15,7 +15,8 @@
 //! Taking a node down: `kubectl annotate node sim-1 sim.ferry.dev/down=true` stops its Lease
 //! renewals, status and pods, so the node lifecycle controller sees a dead node; removing the
 //! annotation brings it back. A pod annotated `sim.ferry.dev/complete-after: 10s` turns
-//! Succeeded that long after it started (for Jobs).
+//! Succeeded that long after it started (for Jobs); one annotated `sim.ferry.dev/fail-after:
+//! 10s` turns Failed, its containers exited with `sim.ferry.dev/exit-code` (default 1).
 
 pub mod ipam;
 mod kubelet;
@@ -31,7 +32,7 @@ use std::sync::atomic::Ordering;
 pub use ipam::Ipv4Cidr;
 pub use node::DOWN_ANNOTATION;
 pub use options::{parse_labels, parse_taint, parse_taints, Options, ParseError};
-pub use pod_status::COMPLETE_AFTER_ANNOTATION;
+pub use pod_status::{COMPLETE_AFTER_ANNOTATION, EXIT_CODE_ANNOTATION, FAIL_AFTER_ANNOTATION};
 
 /// Runs the simulated nodes until `shutdown` resolves.
 ///

@@ -1,7 +1,7 @@
 //! What the fake kubelet posts for a pod, as pure functions of the pod: the Running and Ready
 //! status once its (pretend) containers started, the Succeeded status of a pod told to
-//! complete, the Failed status of a pod whose containers were stopped by its deletion; and the
-//! decision what to do with a pod the watch shows (`decide`).
+//! complete, the Failed status of a pod told to fail or whose containers were stopped by its
+//! deletion; and the decision what to do with a pod the watch shows (`decide`).
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -17,6 +17,17 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 /// as a Go duration: `"5s"`, `"1m30s"`.
 pub const COMPLETE_AFTER_ANNOTATION: &str = "sim.ferry.dev/complete-after";
 
+/// Annotation asking the sim to fail a pod (phase Failed, its containers exited with
+/// [`EXIT_CODE_ANNOTATION`], else 1) this long after it started, as a Go duration. When a pod
+/// has both, the sooner happens (failing on a tie).
+pub const FAIL_AFTER_ANNOTATION: &str = "sim.ferry.dev/fail-after";
+
+/// Annotation giving the exit code of the containers of a pod told to fail (1 to 255).
+pub const EXIT_CODE_ANNOTATION: &str = "sim.ferry.dev/exit-code";
+
+/// The exit code of a pod told to fail without [`EXIT_CODE_ANNOTATION`].
+const DEFAULT_EXIT_CODE: i32 = 1;
+
 /// The exit code of a container stopped by SIGTERM (128 + 15).
 const SIGTERM_EXIT_CODE: i32 = 143;
 
@@ -28,18 +39,52 @@ pub fn qos_class(spec: &PodSpec) -> &'static str {
     ferry_api::qos::compute_qos_class(&spec).as_str()
 }
 
-/// The pod's `sim.ferry.dev/complete-after`, when it has a valid one.
-pub fn complete_after(pod: &Pod) -> Option<Duration> {
-    let value = pod
-        .metadata
-        .annotations
-        .as_ref()?
-        .get(COMPLETE_AFTER_ANNOTATION)?;
+/// How a pod told to finish ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Succeeded, exit code 0.
+    Succeed,
+    /// Failed, with this exit code.
+    Fail(i32),
+}
+
+fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a String> {
+    pod.metadata.annotations.as_ref()?.get(key)
+}
+
+fn duration_annotation(pod: &Pod, key: &str) -> Option<Duration> {
+    let value = annotation(pod, key)?;
     let parsed = ferry_api::duration::parse_go(value);
     if parsed.is_none() {
-        tracing::warn!(pod = ?pod.metadata.name, %value, "ignoring an invalid {COMPLETE_AFTER_ANNOTATION}");
+        tracing::warn!(pod = ?pod.metadata.name, %value, "ignoring an invalid {key}");
     }
     parsed
+}
+
+/// The pod's `sim.ferry.dev/complete-after`, when it has a valid one.
+pub fn complete_after(pod: &Pod) -> Option<Duration> {
+    duration_annotation(pod, COMPLETE_AFTER_ANNOTATION)
+}
+
+/// When (after it started) and how the pod finishes, from `sim.ferry.dev/complete-after`,
+/// `sim.ferry.dev/fail-after` and `sim.ferry.dev/exit-code`.
+pub fn finish_after(pod: &Pod) -> Option<(Duration, Outcome)> {
+    let exit_code = annotation(pod, EXIT_CODE_ANNOTATION).map_or(DEFAULT_EXIT_CODE, |value| {
+        match value.parse::<i32>() {
+            Ok(code) if (1..=255).contains(&code) => code,
+            _ => {
+                tracing::warn!(pod = ?pod.metadata.name, %value, "ignoring an invalid {EXIT_CODE_ANNOTATION}");
+                DEFAULT_EXIT_CODE
+            }
+        }
+    });
+    let fail =
+        duration_annotation(pod, FAIL_AFTER_ANNOTATION).map(|d| (d, Outcome::Fail(exit_code)));
+    let complete = complete_after(pod).map(|d| (d, Outcome::Succeed));
+    match (fail, complete) {
+        (Some(f), Some(c)) => Some(if c.0 < f.0 { c } else { f }),
+        (f, c) => f.or(c),
+    }
 }
 
 fn condition(type_: &str, status: &str, reason: Option<&str>, at: Timestamp) -> PodCondition {
@@ -281,6 +326,19 @@ pub fn succeeded_status(pod: &Pod, now: Timestamp) -> PodStatus {
     stopped_status(pod, "Succeeded", 0, "Completed", now)
 }
 
+/// The status of a pod told to fail: Failed, containers terminated with `exit_code` ("Error").
+pub fn failed_status(pod: &Pod, exit_code: i32, now: Timestamp) -> PodStatus {
+    stopped_status(pod, "Failed", exit_code, "Error", now)
+}
+
+/// The status a pod told to finish ends with.
+pub fn finished_status(pod: &Pod, outcome: Outcome, now: Timestamp) -> PodStatus {
+    match outcome {
+        Outcome::Succeed => succeeded_status(pod, now),
+        Outcome::Fail(code) => failed_status(pod, code, now),
+    }
+}
+
 /// The status of a running pod being deleted once its containers stopped on SIGTERM: Failed,
 /// containers terminated with 143 ("Error"), as the kubelet makes a deleted pod terminal
 /// before it removes it.
@@ -308,13 +366,14 @@ pub enum Decision {
     Nothing,
     /// Start it: Running after the start delay.
     Start,
-    /// It runs already (the sim restarted): take it over with its IP, and complete it at
-    /// `complete_in` if it asks for that.
+    /// It runs already (the sim restarted): take it over with its IP, and finish it at
+    /// `finish_in` if it asks for that.
     Adopt {
         /// Its `status.podIP`, to keep reserved.
         pod_ip: Option<Ipv4Addr>,
-        /// How long until it completes, if it has `sim.ferry.dev/complete-after`.
-        complete_in: Option<Duration>,
+        /// How long until it finishes, and how, if it has `sim.ferry.dev/complete-after` or
+        /// `sim.ferry.dev/fail-after`.
+        finish_in: Option<(Duration, Outcome)>,
     },
     /// It is being deleted: stop its containers (a Failed status if it ran) and delete it
     /// with grace period 0.
@@ -350,17 +409,14 @@ pub fn decide(pod: &Pod, tracked: Option<Tracked>, now: Timestamp) -> Decision {
             .as_ref()
             .and_then(|s| s.pod_ip.as_deref())
             .and_then(|ip| ip.parse().ok());
-        let complete_in = complete_after(pod).map(|after| {
+        let finish_in = finish_after(pod).map(|(after, outcome)| {
             let elapsed = now
                 .duration_since(started_at(pod, now))
                 .try_into()
                 .unwrap_or(Duration::ZERO);
-            after.saturating_sub(elapsed)
+            (after.saturating_sub(elapsed), outcome)
         });
-        return Decision::Adopt {
-            pod_ip,
-            complete_in,
-        };
+        return Decision::Adopt { pod_ip, finish_in };
     }
     Decision::Start
 }
@@ -540,6 +596,61 @@ mod tests {
     }
 
     #[test]
+    fn pods_told_to_fail() {
+        let with = |annotations: serde_json::Value| {
+            let mut p = sample();
+            p.metadata.annotations = serde_json::from_value(annotations).expect("annotations");
+            p
+        };
+        let secs = Duration::from_secs;
+        let cases = [
+            (json!({}), None),
+            (
+                json!({COMPLETE_AFTER_ANNOTATION: "5s"}),
+                Some((secs(5), Outcome::Succeed)),
+            ),
+            (
+                json!({FAIL_AFTER_ANNOTATION: "2s"}),
+                Some((secs(2), Outcome::Fail(1))),
+            ),
+            (
+                json!({FAIL_AFTER_ANNOTATION: "2s", EXIT_CODE_ANNOTATION: "42"}),
+                Some((secs(2), Outcome::Fail(42))),
+            ),
+            (
+                json!({FAIL_AFTER_ANNOTATION: "2s", EXIT_CODE_ANNOTATION: "0"}),
+                Some((secs(2), Outcome::Fail(1))),
+            ),
+            (
+                json!({FAIL_AFTER_ANNOTATION: "9s", COMPLETE_AFTER_ANNOTATION: "5s"}),
+                Some((secs(5), Outcome::Succeed)),
+            ),
+            (
+                json!({FAIL_AFTER_ANNOTATION: "5s", COMPLETE_AFTER_ANNOTATION: "5s"}),
+                Some((secs(5), Outcome::Fail(1))),
+            ),
+            (json!({FAIL_AFTER_ANNOTATION: "soon"}), None),
+        ];
+        for (annotations, want) in cases {
+            assert_eq!(
+                finish_after(&with(annotations.clone())),
+                want,
+                "{annotations}"
+            );
+        }
+        let now = t("2025-01-01T00:01:00Z");
+        let failed =
+            serde_json::to_value(finished_status(&sample(), Outcome::Fail(42), now)).expect("json");
+        assert_eq!(failed["phase"], "Failed");
+        let app = &failed["containerStatuses"][0]["state"]["terminated"];
+        assert_eq!(
+            (&app["exitCode"], &app["reason"]),
+            (&json!(42), &json!("Error"))
+        );
+        assert_eq!(failed["conditions"][2]["reason"], "PodFailed");
+    }
+
+    #[test]
     fn decisions() {
         let now = t("2025-01-01T00:00:10Z");
         let pending = sample();
@@ -564,7 +675,7 @@ mod tests {
         });
         let adopt = |ip: Option<[u8; 4]>, complete_in: Option<u64>| Decision::Adopt {
             pod_ip: ip.map(Ipv4Addr::from),
-            complete_in: complete_in.map(Duration::from_secs),
+            finish_in: complete_in.map(|s| (Duration::from_secs(s), Outcome::Succeed)),
         };
         let table = [
             (&pending, None, Decision::Start),

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus, UncountedTerminatedPods};
+use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt as _;
@@ -119,7 +119,11 @@ pub fn has_condition(status: &JobStatus, type_: &str) -> bool {
 }
 
 fn find_condition<'a>(status: &'a JobStatus, type_: &str) -> Option<&'a JobCondition> {
-    status.conditions.as_ref()?.iter().find(|c| c.type_ == type_)
+    status
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
 }
 
 /// `Complete` or `Failed` (`IsJobFinished`).
@@ -223,9 +227,17 @@ struct Settings<'a> {
     parallelism: usize,
     only_replace_failed: bool,
     suspended: bool,
+    /// The Job was counted before pods carried the tracking finalizer (its status has no
+    /// `uncountedTerminatedPods`): its pods are counted again, as if they carried it.
+    legacy: bool,
 }
 
 impl Settings<'_> {
+    /// Whether the pod is still to be counted when it finishes.
+    fn tracked(&self, pod: &Pod) -> bool {
+        self.legacy || has_tracking_finalizer(pod)
+    }
+
     fn policy(&self) -> Option<&k8s_openapi::api::batch::v1::PodFailurePolicy> {
         self.job.spec.as_ref()?.pod_failure_policy.as_ref()
     }
@@ -273,11 +285,19 @@ pub fn decide(job: &Job, pods: &[Arc<Pod>], tracking: &Tracking, now: Timestamp)
         only_replace_failed: spec.pod_replacement_policy.as_deref() == Some("Failed")
             || spec.pod_failure_policy.is_some(),
         suspended: spec.suspend == Some(true),
+        legacy: job
+            .status
+            .as_ref()
+            .is_none_or(|s| s.uncounted_terminated_pods.is_none()),
     };
     let s = &settings;
     let policy = s.policy();
     let completions = s.completions.unwrap_or(0);
     let mut status = job.status.clone().unwrap_or_default();
+    if s.legacy {
+        status.succeeded = None;
+        status.failed = None;
+    }
     let uncounted_before = status.uncounted_terminated_pods.clone().unwrap_or_default();
     let uncounted_succeeded: HashSet<String> = uncounted_before
         .succeeded
@@ -299,7 +319,7 @@ pub fn decide(job: &Job, pods: &[Arc<Pod>], tracking: &Tracking, now: Timestamp)
 
     // Finished pods not counted yet (`getNewFinishedPods`).
     let fresh = |p: &Pod, uncounted: &HashSet<String>| {
-        has_tracking_finalizer(p)
+        s.tracked(p)
             && !uncounted.contains(uid(p))
             && !expected.contains(uid(p))
             && (!s.indexed || s.valid_index(p).is_some())
@@ -331,10 +351,13 @@ pub fn decide(job: &Job, pods: &[Arc<Pod>], tracking: &Tracking, now: Timestamp)
     };
 
     // Why the Job ends, if it does.
-    let mut finished: Option<JobCondition> =
-        find_condition(&status, "SuccessCriteriaMet").filter(|c| c.status == "True").cloned();
+    let mut finished: Option<JobCondition> = find_condition(&status, "SuccessCriteriaMet")
+        .filter(|c| c.status == "True")
+        .cloned();
     if finished.is_none() {
-        if let Some(target) = find_condition(&status, "FailureTarget").filter(|c| c.status == "True") {
+        if let Some(target) =
+            find_condition(&status, "FailureTarget").filter(|c| c.status == "True")
+        {
             finished = Some(condition(
                 "Failed",
                 target.reason.as_deref().unwrap_or(""),
@@ -347,7 +370,12 @@ pub fn decide(job: &Job, pods: &[Arc<Pod>], tracking: &Tracking, now: Timestamp)
                 _ => None,
             }
         }) {
-            finished = Some(condition("FailureTarget", "PodFailurePolicy", &message, now));
+            finished = Some(condition(
+                "FailureTarget",
+                "PodFailurePolicy",
+                &message,
+                now,
+            ));
         }
     }
     let backoff_limit = usize::try_from(spec.backoff_limit.unwrap_or(6)).unwrap_or(0);
@@ -356,6 +384,7 @@ pub fn decide(job: &Job, pods: &[Arc<Pod>], tracking: &Tracking, now: Timestamp)
             .active_deadline_seconds
             .zip(status.start_time.as_ref())
             .map(|(secs, start)| start.0 + SignedDuration::from_secs(secs));
+        let deadline = deadline.filter(|_| !s.suspended);
         if failed > backoff_limit || past_backoff_limit_on_failure(job, pods, backoff_limit) {
             finished = Some(condition(
                 "FailureTarget",
@@ -363,15 +392,14 @@ pub fn decide(job: &Job, pods: &[Arc<Pod>], tracking: &Tracking, now: Timestamp)
                 "Job has reached the specified backoff limit",
                 now,
             ));
-        } else if let Some(due) = deadline.filter(|due| !s.suspended && *due <= now) {
-            let _ = due;
+        } else if deadline.is_some_and(|due| due <= now) {
             finished = Some(condition(
                 "FailureTarget",
                 "DeadlineExceeded",
                 "Job was active longer than specified deadline",
                 now,
             ));
-        } else if let Some(due) = deadline.filter(|_| !s.suspended) {
+        } else if let Some(due) = deadline {
             decision.requeue(Duration::try_from(now.duration_until(due)).unwrap_or_default());
         }
     }
@@ -381,11 +409,13 @@ pub fn decide(job: &Job, pods: &[Arc<Pod>], tracking: &Tracking, now: Timestamp)
     let mut failed_indexes: Option<Intervals> = None;
     let mut delayed: BTreeMap<u32, &Pod> = BTreeMap::new();
     if s.indexed {
-        previous_succeeded =
-            Intervals::parse(status.completed_indexes.as_deref().unwrap_or(""), completions);
+        previous_succeeded = Intervals::parse(
+            status.completed_indexes.as_deref().unwrap_or(""),
+            completions,
+        );
         let done: BTreeSet<u32> = pods
             .iter()
-            .filter(|p| phase(p) == "Succeeded" && has_tracking_finalizer(p))
+            .filter(|p| phase(p) == "Succeeded" && s.tracked(p))
             .filter_map(|p| s.valid_index(p))
             .collect();
         succeeded_indexes = previous_succeeded.with_indexes(&done);
@@ -393,11 +423,12 @@ pub fn decide(job: &Job, pods: &[Arc<Pod>], tracking: &Tracking, now: Timestamp)
         if s.per_index.is_some() {
             let newly_failed: BTreeSet<u32> = pods
                 .iter()
-                .filter(|p| has_tracking_finalizer(p) && s.index_failed(p))
+                .filter(|p| s.tracked(p) && s.index_failed(p))
                 .filter_map(|p| s.valid_index(p))
                 .collect();
-            let all_failed = Intervals::parse(status.failed_indexes.as_deref().unwrap_or(""), completions)
-                .with_indexes(&newly_failed);
+            let all_failed =
+                Intervals::parse(status.failed_indexes.as_deref().unwrap_or(""), completions)
+                    .with_indexes(&newly_failed);
             if finished.is_none() {
                 let too_many = spec
                     .max_failed_indexes
@@ -420,14 +451,28 @@ pub fn decide(job: &Job, pods: &[Arc<Pod>], tracking: &Tracking, now: Timestamp)
                     ));
                 }
             }
-            delayed = pods_with_delayed_deletion(s, pods, expected, &succeeded_indexes, &all_failed, &active_pods);
+            delayed = pods_with_delayed_deletion(
+                s,
+                pods,
+                expected,
+                &succeeded_indexes,
+                &all_failed,
+                &active_pods,
+            );
             failed_indexes = Some(all_failed);
         }
         if finished.is_none() {
-            if let Some(message) =
-                match_success_policy(spec.success_policy.as_ref(), completions, &succeeded_indexes)
-            {
-                finished = Some(condition("SuccessCriteriaMet", "SuccessPolicy", &message, now));
+            if let Some(message) = match_success_policy(
+                spec.success_policy.as_ref(),
+                completions,
+                &succeeded_indexes,
+            ) {
+                finished = Some(condition(
+                    "SuccessCriteriaMet",
+                    "SuccessPolicy",
+                    &message,
+                    now,
+                ));
             }
         }
     }
@@ -453,7 +498,17 @@ pub fn decide(job: &Job, pods: &[Arc<Pod>], tracking: &Tracking, now: Timestamp)
                 ready: &mut ready,
                 terminating: &mut terminating,
             };
-            manage(s, pods, &active_pods, counts, &succeeded_indexes, failed_indexes.as_ref(), &delayed, now, &mut decision);
+            manage(
+                s,
+                pods,
+                &active_pods,
+                counts,
+                &succeeded_indexes,
+                failed_indexes.as_ref(),
+                &delayed,
+                now,
+                &mut decision,
+            );
             managed = true;
         }
         let complete = match s.completions {
@@ -469,14 +524,28 @@ pub fn decide(job: &Job, pods: &[Arc<Pod>], tracking: &Tracking, now: Timestamp)
             ));
         } else if managed {
             if s.suspended {
-                if ensure_condition(conditions, "Suspended", "True", "JobSuspended", "Job suspended", now) {
+                if ensure_condition(
+                    conditions,
+                    "Suspended",
+                    "True",
+                    "JobSuspended",
+                    "Job suspended",
+                    now,
+                ) {
                     decision.events.push(JobEvent {
                         warning: false,
                         reason: "Suspended",
                         message: "Job suspended".into(),
                     });
                 }
-            } else if ensure_condition(conditions, "Suspended", "False", "JobResumed", "Job resumed", now) {
+            } else if ensure_condition(
+                conditions,
+                "Suspended",
+                "False",
+                "JobResumed",
+                "Job resumed",
+                now,
+            ) {
                 decision.events.push(JobEvent {
                     warning: false,
                     reason: "Resumed",
@@ -494,7 +563,7 @@ pub fn decide(job: &Job, pods: &[Arc<Pod>], tracking: &Tracking, now: Timestamp)
     // Count the finished pods (`trackJobStatusAndRemoveFinalizers`).
     let with_finalizer: BTreeSet<String> = pods
         .iter()
-        .filter(|p| has_tracking_finalizer(p) && !expected.contains(uid(p)))
+        .filter(|p| s.tracked(p) && !expected.contains(uid(p)))
         .map(|p| uid(p).to_string())
         .collect();
     clean_uncounted(&mut status, &with_finalizer);
@@ -508,17 +577,22 @@ pub fn decide(job: &Job, pods: &[Arc<Pod>], tracking: &Tracking, now: Timestamp)
         ordered.sort_by_key(|p| pod_index(p));
     }
     let mut new_indexes: BTreeSet<u32> = BTreeSet::new();
-    let failing = finished.as_ref().is_some_and(|c| c.type_ != "SuccessCriteriaMet");
+    let failing = finished
+        .as_ref()
+        .is_some_and(|c| c.type_ != "SuccessCriteriaMet");
     for pod in ordered {
-        if !has_tracking_finalizer(pod) || expected.contains(uid(pod)) {
+        if !s.tracked(pod) || expected.contains(uid(pod)) {
             continue;
         }
         let failed_pod = s.failed(pod);
+        // A failed pod waiting for its index's replacement keeps its finalizer.
+        let awaits_replacement = pod_index(pod)
+            .and_then(|i| delayed.get(&i))
+            .is_some_and(|d| uid(d) == uid(pod));
         let removable = job.metadata.deletion_timestamp.is_some()
             || finished.is_some()
             || phase(pod) == "Succeeded"
-            || (failed_pod
-                && !pod_index(pod).and_then(|i| delayed.get(&i)).is_some_and(|d| uid(d) == uid(pod)));
+            || (failed_pod && !awaits_replacement);
         if !removable {
             continue;
         }
@@ -564,7 +638,10 @@ pub fn decide(job: &Job, pods: &[Arc<Pod>], tracking: &Tracking, now: Timestamp)
             finished = Some(condition("Failed", &reason, &message, now));
         }
         Some(c) if c.type_ == "SuccessCriteriaMet" => {
-            if !conditions.iter().any(|x| x.type_ == "SuccessCriteriaMet" && x.status == "True") {
+            if !conditions
+                .iter()
+                .any(|x| x.type_ == "SuccessCriteriaMet" && x.status == "True")
+            {
                 conditions.push(c.clone());
             }
             finished = Some(condition(
@@ -598,7 +675,11 @@ pub fn settle(decision: &Decision, removed: &HashSet<String>, now: Timestamp) ->
         .cloned()
         .collect();
     clean_uncounted(&mut status, &still);
-    let Some(finished) = decision.finished.as_ref().filter(|_| !decision.reached_max_uncounted) else {
+    let Some(finished) = decision
+        .finished
+        .as_ref()
+        .filter(|_| !decision.reached_max_uncounted)
+    else {
         return (status, false);
     };
     let uncounted = status.uncounted_terminated_pods.as_ref();
@@ -628,7 +709,7 @@ fn clean_uncounted(status: &mut JobStatus, with_finalizer: &BTreeSet<String>) {
     let Some(uncounted) = status.uncounted_terminated_pods.as_mut() else {
         return;
     };
-    let mut moved = |list: &mut Option<Vec<String>>| {
+    let moved = |list: &mut Option<Vec<String>>| {
         let before = list.as_ref().map_or(0, Vec::len);
         let kept: Vec<String> = list
             .take()
@@ -640,7 +721,10 @@ fn clean_uncounted(status: &mut JobStatus, with_finalizer: &BTreeSet<String>) {
         *list = (!kept.is_empty()).then_some(kept);
         gone
     };
-    let (succeeded, failed) = (moved(&mut uncounted.succeeded), moved(&mut uncounted.failed));
+    let (succeeded, failed) = (
+        moved(&mut uncounted.succeeded),
+        moved(&mut uncounted.failed),
+    );
     if succeeded > 0 {
         status.succeeded = nonzero(count_of(status.succeeded) + succeeded);
     }
@@ -694,10 +778,12 @@ fn pods_with_delayed_deletion<'a>(
     let active_indexes: BTreeSet<u32> = active.iter().filter_map(|p| pod_index(p)).collect();
     let mut result: BTreeMap<u32, &Pod> = BTreeMap::new();
     for pod in pods {
-        if !has_tracking_finalizer(pod) || expected.contains(uid(pod)) || !s.failed(pod) {
+        if !s.tracked(pod) || expected.contains(uid(pod)) || !s.failed(pod) {
             continue;
         }
-        let Some(index) = s.valid_index(pod) else { continue };
+        let Some(index) = s.valid_index(pod) else {
+            continue;
+        };
         if succeeded.has(index) || failed.has(index) || active_indexes.contains(&index) {
             continue;
         }
@@ -706,7 +792,7 @@ fn pods_with_delayed_deletion<'a>(
                 if !(index_absolute_failure_count(last) <= index_absolute_failure_count(pod)
                     && finished_time(pod) >= finished_time(last)) => {}
             _ => {
-                result.insert(index, pod);
+                result.insert(index, pod.as_ref());
             }
         }
     }
@@ -749,7 +835,9 @@ fn manage(
     let want = match s.completions {
         None if counts.succeeded > 0 => active,
         None => s.parallelism,
-        Some(c) => (c as usize).saturating_sub(counts.succeeded).min(s.parallelism),
+        Some(c) => (c as usize)
+            .saturating_sub(counts.succeeded)
+            .min(s.parallelism),
     };
     let mut extra = pods_for_removal(s, active_pods, active.saturating_sub(want));
     extra.truncate(MAX_POD_CREATE_DELETE_PER_SYNC);
@@ -758,7 +846,11 @@ fn manage(
         remove(extra, decision);
         return;
     }
-    let terminating = if s.only_replace_failed { *counts.terminating } else { 0 };
+    let terminating = if s.only_replace_failed {
+        *counts.terminating
+    } else {
+        0
+    };
     let missing = want.saturating_sub(terminating + active);
     if missing == 0 {
         return;
@@ -790,9 +882,18 @@ fn manage(
             // Each index waits out its own backoff.
             let waits: Vec<(u32, Duration)> = indexes
                 .iter()
-                .map(|i| (*i, remaining_backoff_for_index(delayed.get(i).copied(), now)))
+                .map(|i| {
+                    (
+                        *i,
+                        remaining_backoff_for_index(delayed.get(i).copied(), now),
+                    )
+                })
                 .collect();
-            indexes = waits.iter().filter(|(_, w)| w.is_zero()).map(|(i, _)| *i).collect();
+            indexes = waits
+                .iter()
+                .filter(|(_, w)| w.is_zero())
+                .map(|(i, _)| *i)
+                .collect();
             if indexes.is_empty() {
                 if let Some(shortest) = waits.iter().map(|(_, w)| *w).min() {
                     decision.requeue(shortest);
@@ -826,7 +927,11 @@ fn manage(
 /// The active pods to delete first (`activePodsForRemoval`): for Indexed Jobs every pod
 /// without a valid index and all but the best of each repeated index; then, up to
 /// `at_least`, the least advanced (unscheduled, pending, not ready, newest).
-fn pods_for_removal<'a>(s: &Settings<'_>, active: &[&'a Arc<Pod>], at_least: usize) -> Vec<&'a Arc<Pod>> {
+fn pods_for_removal<'a>(
+    s: &Settings<'_>,
+    active: &[&'a Arc<Pod>],
+    at_least: usize,
+) -> Vec<&'a Arc<Pod>> {
     let rank = |a: &&Arc<Pod>, b: &&Arc<Pod>| rank_for_deletion(a, 0, b, 0);
     let mut remove: Vec<&Arc<Pod>> = Vec::new();
     let mut left: Vec<&Arc<Pod>> = Vec::new();

@@ -59,7 +59,10 @@ pub fn failure_counts(policy: Option<&PodFailurePolicy>, pod: &Pod) -> bool {
 /// The action of the first rule of `policy` that the failed `pod` matches
 /// (`matchPodFailurePolicy`). Exit code rules look at terminated containers, then init
 /// containers, with a non-zero exit code; condition rules at the pod's conditions.
-pub fn match_pod_failure_policy(policy: Option<&PodFailurePolicy>, pod: &Pod) -> Option<RuleAction> {
+pub fn match_pod_failure_policy(
+    policy: Option<&PodFailurePolicy>,
+    pod: &Pod,
+) -> Option<RuleAction> {
     let policy = policy?;
     let status = pod.status.as_ref();
     for (index, rule) in policy.rules.iter().enumerate() {
@@ -248,8 +251,7 @@ impl BackoffRecord {
         match last_success {
             None if failed.is_empty() => self.clone(),
             None => BackoffRecord {
-                failures_after_last_success: self.failures_after_last_success
-                    + failed.len() as u32,
+                failures_after_last_success: self.failures_after_last_success + failed.len() as u32,
                 last_failure: failed.last().copied(),
             },
             Some(success) => {
@@ -343,7 +345,12 @@ mod tests {
         }))
     }
 
-    fn on_exit(action: &str, container: Option<&str>, operator: &str, values: &[i32]) -> PodFailurePolicyRule {
+    fn on_exit(
+        action: &str,
+        container: Option<&str>,
+        operator: &str,
+        values: &[i32],
+    ) -> PodFailurePolicyRule {
         PodFailurePolicyRule {
             action: action.into(),
             on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
@@ -423,13 +430,17 @@ mod tests {
             ),
         ];
         for (name, policy, pod, want) in cases {
-            assert_eq!(match_pod_failure_policy(Some(&policy), &pod), want, "{name}");
+            assert_eq!(
+                match_pod_failure_policy(Some(&policy), &pod),
+                want,
+                "{name}"
+            );
         }
         let mut disrupted = exits(&[("main", 137)], &[]);
-        disrupted.status.as_mut().expect("status").conditions = Some(vec![
-            serde_json::from_value(json!({"type": "DisruptionTarget", "status": "True"}))
-                .expect("condition"),
-        ]);
+        disrupted.status.as_mut().expect("status").conditions = Some(vec![serde_json::from_value(
+            json!({"type": "DisruptionTarget", "status": "True"}),
+        )
+        .expect("condition")]);
         let by_condition = policy(vec![on_condition("FailJob", "DisruptionTarget", "True")]);
         assert_eq!(
             match_pod_failure_policy(Some(&by_condition), &disrupted),
@@ -438,7 +449,10 @@ mod tests {
             ))
         );
         let other_status = policy(vec![on_condition("Ignore", "DisruptionTarget", "False")]);
-        assert_eq!(match_pod_failure_policy(Some(&other_status), &disrupted), None);
+        assert_eq!(
+            match_pod_failure_policy(Some(&other_status), &disrupted),
+            None
+        );
         assert!(failure_counts(None, &disrupted));
     }
 
@@ -458,30 +472,150 @@ mod tests {
         };
         let cases: Vec<(&str, Vec<SuccessPolicyRule>, Intervals, Option<&str>)> = vec![
             ("no rules", vec![], iv(&[(0, 0)]), None),
-            ("indexes in an invalid form", vec![rule(Some("invalid-form"), None)], iv(&[(0, 0)]), None),
-            ("indexes matched", vec![rule(Some("0-2"), None)], iv(&[(0, 2), (4, 7)]), Some("Matched rules at index 0")),
-            ("indexes not matched", vec![rule(Some("3"), None)], iv(&[(0, 2)]), None),
-            ("count matched", vec![rule(None, Some(2))], iv(&[(0, 2)]), Some("Matched rules at index 0")),
-            ("count not matched", vec![rule(None, Some(4))], iv(&[(0, 2)]), None),
-            ("the second rule", vec![rule(Some("9"), None), rule(Some("4,6"), None)], iv(&[(0, 2), (4, 7)]), Some("Matched rules at index 1")),
-            ("the first of two", vec![rule(Some("0,1"), None), rule(Some("5"), None)], iv(&[(0, 2), (4, 7)]), Some("Matched rules at index 0")),
-            ("indexes and count", vec![rule(Some("3-6"), Some(2))], iv(&[(0, 2), (4, 7)]), Some("Matched rules at index 0")),
-            ("indexes and count not matched", vec![rule(Some("3-6"), Some(2))], iv(&[(0, 2), (6, 7)]), None),
-            ("nothing succeeded", vec![rule(None, Some(4))], Intervals::default(), None),
-            ("a proper subset", vec![rule(Some("2-4,6-8"), None)], iv(&[(1, 9)]), Some("Matched rules at index 0")),
-            ("equal", vec![rule(Some("2-4,6-9"), None)], iv(&[(2, 4), (6, 9)]), Some("Matched rules at index 0")),
-            ("an empty rule", vec![rule(Some(""), None)], iv(&[(1, 3)]), None),
-            ("disjoint", vec![rule(Some("10-12,14-16"), None)], iv(&[(1, 3), (5, 7)]), None),
-            ("overlapping first", vec![rule(Some("1-3,5-7"), None)], iv(&[(2, 4), (6, 8)]), None),
-            ("overlapping first, counted", vec![rule(Some("1-3,5-7"), Some(4))], iv(&[(2, 4), (6, 8)]), Some("Matched rules at index 0")),
-            ("overlapping last", vec![rule(Some("2-4,6-9"), None)], iv(&[(1, 3), (5, 7)]), None),
-            ("overlapping last, counted", vec![rule(Some("2-4,6-9"), Some(4))], iv(&[(1, 3), (5, 7)]), Some("Matched rules at index 0")),
-            ("covering", vec![rule(Some("0-4,6-9"), None)], iv(&[(1, 3), (7, 8)]), None),
-            ("covering, counted", vec![rule(Some("0-4,6-9"), Some(5))], iv(&[(1, 3), (7, 8)]), Some("Matched rules at index 0")),
-            ("several at last", vec![rule(Some("0-6,8-9"), None)], iv(&[(1, 3), (5, 9)]), None),
-            ("several at last, counted", vec![rule(Some("0-6,8-9"), Some(7))], iv(&[(1, 3), (5, 9)]), Some("Matched rules at index 0")),
-            ("the first at first", vec![rule(Some("0-3,6-9"), None)], iv(&[(1, 9)]), None),
-            ("the first at first, counted", vec![rule(Some("0-3,6-9"), Some(7))], iv(&[(1, 9)]), Some("Matched rules at index 0")),
+            (
+                "indexes in an invalid form",
+                vec![rule(Some("invalid-form"), None)],
+                iv(&[(0, 0)]),
+                None,
+            ),
+            (
+                "indexes matched",
+                vec![rule(Some("0-2"), None)],
+                iv(&[(0, 2), (4, 7)]),
+                Some("Matched rules at index 0"),
+            ),
+            (
+                "indexes not matched",
+                vec![rule(Some("3"), None)],
+                iv(&[(0, 2)]),
+                None,
+            ),
+            (
+                "count matched",
+                vec![rule(None, Some(2))],
+                iv(&[(0, 2)]),
+                Some("Matched rules at index 0"),
+            ),
+            (
+                "count not matched",
+                vec![rule(None, Some(4))],
+                iv(&[(0, 2)]),
+                None,
+            ),
+            (
+                "the second rule",
+                vec![rule(Some("9"), None), rule(Some("4,6"), None)],
+                iv(&[(0, 2), (4, 7)]),
+                Some("Matched rules at index 1"),
+            ),
+            (
+                "the first of two",
+                vec![rule(Some("0,1"), None), rule(Some("5"), None)],
+                iv(&[(0, 2), (4, 7)]),
+                Some("Matched rules at index 0"),
+            ),
+            (
+                "indexes and count",
+                vec![rule(Some("3-6"), Some(2))],
+                iv(&[(0, 2), (4, 7)]),
+                Some("Matched rules at index 0"),
+            ),
+            (
+                "indexes and count not matched",
+                vec![rule(Some("3-6"), Some(2))],
+                iv(&[(0, 2), (6, 7)]),
+                None,
+            ),
+            (
+                "nothing succeeded",
+                vec![rule(None, Some(4))],
+                Intervals::default(),
+                None,
+            ),
+            (
+                "a proper subset",
+                vec![rule(Some("2-4,6-8"), None)],
+                iv(&[(1, 9)]),
+                Some("Matched rules at index 0"),
+            ),
+            (
+                "equal",
+                vec![rule(Some("2-4,6-9"), None)],
+                iv(&[(2, 4), (6, 9)]),
+                Some("Matched rules at index 0"),
+            ),
+            (
+                "an empty rule",
+                vec![rule(Some(""), None)],
+                iv(&[(1, 3)]),
+                None,
+            ),
+            (
+                "disjoint",
+                vec![rule(Some("10-12,14-16"), None)],
+                iv(&[(1, 3), (5, 7)]),
+                None,
+            ),
+            (
+                "overlapping first",
+                vec![rule(Some("1-3,5-7"), None)],
+                iv(&[(2, 4), (6, 8)]),
+                None,
+            ),
+            (
+                "overlapping first, counted",
+                vec![rule(Some("1-3,5-7"), Some(4))],
+                iv(&[(2, 4), (6, 8)]),
+                Some("Matched rules at index 0"),
+            ),
+            (
+                "overlapping last",
+                vec![rule(Some("2-4,6-9"), None)],
+                iv(&[(1, 3), (5, 7)]),
+                None,
+            ),
+            (
+                "overlapping last, counted",
+                vec![rule(Some("2-4,6-9"), Some(4))],
+                iv(&[(1, 3), (5, 7)]),
+                Some("Matched rules at index 0"),
+            ),
+            (
+                "covering",
+                vec![rule(Some("0-4,6-9"), None)],
+                iv(&[(1, 3), (7, 8)]),
+                None,
+            ),
+            (
+                "covering, counted",
+                vec![rule(Some("0-4,6-9"), Some(5))],
+                iv(&[(1, 3), (7, 8)]),
+                Some("Matched rules at index 0"),
+            ),
+            (
+                "several at last",
+                vec![rule(Some("0-6,8-9"), None)],
+                iv(&[(1, 3), (5, 9)]),
+                None,
+            ),
+            (
+                "several at last, counted",
+                vec![rule(Some("0-6,8-9"), Some(7))],
+                iv(&[(1, 3), (5, 9)]),
+                Some("Matched rules at index 0"),
+            ),
+            (
+                "the first at first",
+                vec![rule(Some("0-3,6-9"), None)],
+                iv(&[(1, 9)]),
+                None,
+            ),
+            (
+                "the first at first, counted",
+                vec![rule(Some("0-3,6-9"), Some(7))],
+                iv(&[(1, 9)]),
+                Some("Matched rules at index 0"),
+            ),
         ];
         for (name, rules, succeeded, want) in cases {
             let policy = SuccessPolicy { rules };
@@ -519,9 +653,11 @@ mod tests {
             );
         }
         let finished = |phase: &str, at: i64| {
-            pod(json!({"metadata": {"name": "p", "creationTimestamp": "2000-01-01T00:00:00Z"}, "status": {"phase": phase, "containerStatuses": [
-                {"name": "c", "image": "", "imageID": "", "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 0, "finishedAt": Time(ts(at))}}}
-            ]}}))
+            pod(
+                json!({"metadata": {"name": "p", "creationTimestamp": "2000-01-01T00:00:00Z"}, "status": {"phase": phase, "containerStatuses": [
+                    {"name": "c", "image": "", "imageID": "", "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 0, "finishedAt": Time(ts(at))}}}
+                ]}}),
+            )
         };
         use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
         let (f1, f2, s3, f4) = (
@@ -532,15 +668,25 @@ mod tests {
         );
         let none = BackoffRecord::default();
         let two = none.next(&[], &[&f2, &f1]);
-        assert_eq!((two.failures_after_last_success, two.last_failure), (2, Some(ts(2))));
+        assert_eq!(
+            (two.failures_after_last_success, two.last_failure),
+            (2, Some(ts(2)))
+        );
         let reset = two.next(&[&s3], &[&f4, &f1]);
-        assert_eq!((reset.failures_after_last_success, reset.last_failure), (1, Some(ts(4))));
+        assert_eq!(
+            (reset.failures_after_last_success, reset.last_failure),
+            (1, Some(ts(4)))
+        );
         assert_eq!(two.next(&[&s3], &[]), BackoffRecord::default());
         assert_eq!(reset.remaining(ts(8)), Duration::from_secs(6));
         // The time a pod finished, by what its status says.
-        let ready_false = pod(json!({"metadata": {"name": "p"}, "status": {"conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": Time(ts(7))}]}}));
+        let ready_false = pod(
+            json!({"metadata": {"name": "p"}, "status": {"conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": Time(ts(7))}]}}),
+        );
         assert_eq!(finished_time(&ready_false), ts(7));
-        let deleted = pod(json!({"metadata": {"name": "p", "deletionTimestamp": Time(ts(40)), "deletionGracePeriodSeconds": 30}}));
+        let deleted = pod(
+            json!({"metadata": {"name": "p", "deletionTimestamp": Time(ts(40)), "deletionGracePeriodSeconds": 30}}),
+        );
         assert_eq!(finished_time(&deleted), ts(10));
     }
 
@@ -557,13 +703,36 @@ mod tests {
         let cases = [
             (None, None, (0, 0)),
             (Some(failed(json!({}), 1)), None, (1, 0)),
-            (Some(failed(json!({INDEX_FAILURE_COUNT: "2"}), 1)), None, (3, 0)),
-            (Some(failed(json!({INDEX_FAILURE_COUNT: "2", INDEX_IGNORED_FAILURE_COUNT: "1"}), 7)), Some(&ignore_7), (2, 2)),
-            (Some(failed(json!({INDEX_FAILURE_COUNT: "bogus"}), 1)), None, (1, 0)),
-            (Some(failed(json!({INDEX_FAILURE_COUNT: "-3"}), 1)), None, (1, 0)),
+            (
+                Some(failed(json!({INDEX_FAILURE_COUNT: "2"}), 1)),
+                None,
+                (3, 0),
+            ),
+            (
+                Some(failed(
+                    json!({INDEX_FAILURE_COUNT: "2", INDEX_IGNORED_FAILURE_COUNT: "1"}),
+                    7,
+                )),
+                Some(&ignore_7),
+                (2, 2),
+            ),
+            (
+                Some(failed(json!({INDEX_FAILURE_COUNT: "bogus"}), 1)),
+                None,
+                (1, 0),
+            ),
+            (
+                Some(failed(json!({INDEX_FAILURE_COUNT: "-3"}), 1)),
+                None,
+                (1, 0),
+            ),
         ];
         for (i, (replaced, policy, want)) in cases.into_iter().enumerate() {
-            assert_eq!(replacement_failure_counts(policy, replaced.as_ref()), want, "case {i}");
+            assert_eq!(
+                replacement_failure_counts(policy, replaced.as_ref()),
+                want,
+                "case {i}"
+            );
         }
     }
 }

@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 
 use crate::auth::UserInfo;
 use crate::registry::apps::validation::{go_label_selector, nonnegative, str_at};
-use crate::registry::core::pod::{default_template, validate_pod_spec};
+use crate::registry::batch::validation::{default_pod_failure_policy, validate_job_spec};
+use crate::registry::core::pod::default_template;
 use crate::registry::generic::default;
 use crate::registry::Strategy;
 use crate::status::FieldError;
@@ -65,6 +66,7 @@ fn set_defaults(object: &mut Value) {
         default(spec, "failedJobsHistoryLimit", json!(1));
     }
     default_template(object, "/spec/jobTemplate/spec/template/spec");
+    default_pod_failure_policy(object, "/spec/jobTemplate/spec");
 }
 
 /// `validateCronJobSpec`; `old` is the stored object on update.
@@ -195,145 +197,6 @@ fn validate_job_template_spec(spec: &Value, path: &str, errors: &mut Vec<FieldEr
             "true".into(),
             &["nil", "false"],
         ));
-    }
-}
-
-/// Upstream's caps on Indexed Jobs.
-const MAX_INDEXED_PARALLELISM: i64 = 100_000;
-const MAX_FAILED_INDEXES: i64 = 100_000;
-const COMPLETIONS_SOFT_LIMIT: i64 = 100_000;
-const HIGH_COMPLETIONS_LIMIT: i64 = 10_000;
-
-/// `validateJobSpec` for a template: counts, completion mode, pod replacement, the pod
-/// template and its restart policy. (Pod failure and success policies are not checked.)
-fn validate_job_spec(spec: &Value, path: &str, errors: &mut Vec<FieldError>) {
-    let int = |key: &str| spec.get(key).and_then(Value::as_i64);
-    for key in [
-        "parallelism",
-        "completions",
-        "activeDeadlineSeconds",
-        "backoffLimit",
-        "ttlSecondsAfterFinished",
-        "backoffLimitPerIndex",
-        "maxFailedIndexes",
-    ] {
-        nonnegative(spec, &format!("/{key}"), &format!("{path}.{key}"), errors);
-    }
-    let (parallelism, completions) = (int("parallelism"), int("completions"));
-    let (per_index, max_failed) = (int("backoffLimitPerIndex"), int("maxFailedIndexes"));
-    let invalid = |key: &str, value: i64, detail: String| {
-        FieldError::invalid_raw(format!("{path}.{key}"), value.to_string(), detail)
-    };
-    if max_failed.is_some() && per_index.is_none() {
-        errors.push(FieldError::required(
-            format!("{path}.backoffLimitPerIndex"),
-            "when maxFailedIndexes is specified",
-        ));
-    }
-    let mode = spec.get("completionMode").and_then(Value::as_str);
-    if let Some(mode) = mode {
-        if !matches!(mode, "NonIndexed" | "Indexed") {
-            errors.push(FieldError::not_supported(
-                format!("{path}.completionMode"),
-                mode,
-                &["NonIndexed", "Indexed"],
-            ));
-        }
-    }
-    if mode == Some("Indexed") {
-        if completions.is_none() {
-            errors.push(FieldError::required(
-                format!("{path}.completions"),
-                "when completion mode is Indexed",
-            ));
-        }
-        if let Some(p) = parallelism.filter(|p| *p > MAX_INDEXED_PARALLELISM) {
-            errors.push(invalid("parallelism", p, format!("must be less than or equal to {MAX_INDEXED_PARALLELISM} when completion mode is Indexed")));
-        }
-        if let (Some(c), Some(m)) = (completions, max_failed) {
-            if m > c {
-                errors.push(invalid(
-                    "maxFailedIndexes",
-                    m,
-                    "must be less than or equal to completions".into(),
-                ));
-            }
-        }
-        if let Some(m) = max_failed.filter(|m| *m > MAX_FAILED_INDEXES) {
-            errors.push(invalid(
-                "maxFailedIndexes",
-                m,
-                format!("must be less than or equal to {MAX_FAILED_INDEXES}"),
-            ));
-        }
-        if completions.is_some_and(|c| c > COMPLETIONS_SOFT_LIMIT) && per_index.is_some() {
-            let why = format!("must be less than or equal to {HIGH_COMPLETIONS_LIMIT} when completions are above {COMPLETIONS_SOFT_LIMIT} and used with backoff limit per index");
-            if max_failed.is_none() {
-                errors.push(FieldError::required(
-                    format!("{path}.maxFailedIndexes"),
-                    format!("must be specified when completions is above {COMPLETIONS_SOFT_LIMIT}"),
-                ));
-            }
-            if let Some(p) = parallelism.filter(|p| *p > HIGH_COMPLETIONS_LIMIT) {
-                errors.push(invalid("parallelism", p, why.clone()));
-            }
-            if let Some(m) = max_failed.filter(|m| *m > HIGH_COMPLETIONS_LIMIT) {
-                errors.push(invalid("maxFailedIndexes", m, why));
-            }
-        }
-    } else if mode.is_none() || mode == Some("NonIndexed") {
-        for (key, value) in [
-            ("backoffLimitPerIndex", per_index),
-            ("maxFailedIndexes", max_failed),
-        ] {
-            if let Some(value) = value {
-                errors.push(invalid(
-                    key,
-                    value,
-                    "requires indexed completion mode".into(),
-                ));
-            }
-        }
-    }
-    let failure_policy = spec.get("podFailurePolicy").is_some_and(|p| !p.is_null());
-    if let Some(replacement) = spec.get("podReplacementPolicy").and_then(Value::as_str) {
-        let supported: &[&str] = if failure_policy {
-            &["Failed"]
-        } else {
-            &["Failed", "TerminatingOrFailed"]
-        };
-        if !supported.contains(&replacement) {
-            errors.push(FieldError::not_supported(
-                format!("{path}.podReplacementPolicy"),
-                replacement,
-                supported,
-            ));
-        }
-    }
-    match spec.pointer("/template/spec") {
-        Some(pod) => validate_pod_spec(pod, &format!("{path}.template.spec"), errors),
-        None => errors.push(FieldError::required(
-            format!("{path}.template.spec.containers"),
-            "",
-        )),
-    }
-    let field = format!("{path}.template.spec.restartPolicy");
-    match str_at(spec, "/template/spec/restartPolicy") {
-        "" | "Always" => errors.push(FieldError::required(
-            field,
-            "valid values: \"OnFailure\", \"Never\"",
-        )),
-        "OnFailure" if failure_policy => errors.push(FieldError::invalid(
-            field,
-            "OnFailure",
-            "only \"Never\" is supported when podFailurePolicy is specified",
-        )),
-        "OnFailure" | "Never" => {}
-        other => errors.push(FieldError::not_supported(
-            field,
-            other,
-            &["OnFailure", "Never"],
-        )),
     }
 }
 

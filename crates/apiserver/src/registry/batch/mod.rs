@@ -1,4 +1,5 @@
-//! The batch group: Jobs and CronJobs.
+//! The batch group: Jobs and CronJobs, and the Job spec validation they share.
 
 pub mod cronjob;
 pub mod job;
+pub mod validation;
