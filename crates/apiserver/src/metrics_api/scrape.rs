@@ -186,6 +186,10 @@ async fn round(
     .filter_map(|r| async move { r })
     .collect()
     .await;
+    if readings.is_empty() {
+        // No kubelet answered (or none is selected: a simulated cluster): no pod to label.
+        return (readings, HashMap::new());
+    }
     let pods = objects(store, "/pods/")
         .await
         .into_iter()
