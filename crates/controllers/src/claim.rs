@@ -87,10 +87,32 @@ where
                 }
                 if let Some(read) = fresh.take() {
                     let current = read().await?;
-                    if current.as_ref().and_then(|m| m.uid.as_deref()) != Some(uid.as_str())
-                        || current.is_some_and(|m| m.deletion_timestamp.is_some())
-                    {
-                        return Ok(claimed);
+                    // Upstream aborts the sync rather than act on a partial claim.
+                    let name = owner.meta.name.as_deref().unwrap_or("");
+                    match current {
+                        Some(m) if m.uid.as_deref() != Some(uid.as_str()) => {
+                            return Err(Error::Waiting(format!(
+                                "original {} {namespace}/{name} is gone: got uid {}, wanted {uid}",
+                                owner.kind,
+                                m.uid.unwrap_or_default()
+                            )))
+                        }
+                        None => {
+                            return Err(Error::Waiting(format!(
+                                "original {} {namespace}/{name} is gone",
+                                owner.kind
+                            )))
+                        }
+                        Some(m) if m.deletion_timestamp.is_some() => {
+                            return Err(Error::Waiting(format!(
+                                "{} {namespace}/{name} has just been deleted at {}",
+                                owner.kind,
+                                m.deletion_timestamp
+                                    .map(|t| t.0.to_string())
+                                    .unwrap_or_default()
+                            )))
+                        }
+                        Some(_) => {}
                     }
                 }
                 let mut refs: Vec<OwnerReference> = child.owner_references().to_vec();

@@ -88,7 +88,13 @@ impl DaemonSetController {
         ctx.daemon_sets
             .add_handler(move |old, new| match (old, new) {
                 (_, Some(ds)) => c.queue.add(key_of(ds.as_ref())),
-                (Some(ds), None) => c.expectations.delete(&owner_key(&key_of(ds.as_ref()))),
+                (Some(ds), None) => {
+                    let owner = owner_key(&key_of(ds.as_ref()));
+                    c.expectations.delete(&owner);
+                    c.failed_backoff
+                        .lock()
+                        .retain(|k, _| !k.starts_with(&format!("{owner}/")));
+                }
                 (None, None) => {}
             });
         let c = controller.clone();
@@ -279,14 +285,21 @@ impl DaemonSetController {
         Error,
     > {
         let namespace = ds.namespace().unwrap_or_default();
-        let uid = ds.metadata.uid.clone().unwrap_or_default();
         let template = ds
             .spec
             .as_ref()
             .map(|s| s.template.clone())
             .unwrap_or_default();
         let patch = history::template_patch(&template);
-        let (current, old): (Vec<_>, Vec<_>) = history::controlled(&self.ctx, &namespace, &uid)
+        let spec = ds.spec.clone().unwrap_or_default();
+        let owner = claim::Owner {
+            meta: &ds.metadata,
+            api_version: "apps/v1",
+            kind: "DaemonSet",
+            selector: &spec.selector,
+        };
+        let (current, old): (Vec<_>, Vec<_>) = history::controlled(&self.ctx, &owner)
+            .await?
             .into_iter()
             .partition(|r| history::holds(r, &patch));
         let next = old.iter().map(|r| r.revision).max().unwrap_or(0) + 1;
@@ -834,16 +847,18 @@ pub fn rolling_update(
             None => surging += 1,
             Some((_, None)) => {}
             Some((None, Some(old))) => {
+                let runs = nodes
+                    .get(node.as_str())
+                    .is_some_and(|n| should_run(ds, n).0);
                 if !available(old) {
-                    if nodes
-                        .get(node.as_str())
-                        .is_none_or(|n| !should_run(ds, n).0)
-                    {
-                        plan.delete.push(old.name_any());
-                    } else {
+                    if runs {
                         allowed.push(node.clone());
+                    } else {
+                        plan.delete.push(old.name_any());
                     }
-                } else if surging < max_surge {
+                } else if runs && surging < max_surge {
+                    // A node that keeps its pod but takes no new one (an untolerated
+                    // NoSchedule taint) gets no surge pod: it could not be scheduled.
                     candidates.push(node.clone());
                 }
             }

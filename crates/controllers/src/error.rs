@@ -26,6 +26,10 @@ pub enum Error {
     /// A service-account token could not be signed.
     #[error("signing a token: {0}")]
     Signing(String),
+    /// The sync cannot go on until something else happens first (a claim still being
+    /// deleted): retried with backoff.
+    #[error("{0}")]
+    Waiting(String),
 }
 
 impl Error {

@@ -17,7 +17,8 @@ use kube::api::{DeleteParams, PostParams};
 use kube::{Api, ResourceExt as _};
 use serde_json::{json, Value};
 
-use crate::util::{api_code, controller_ref, hash_with_collisions, new_controller_ref};
+use crate::claim;
+use crate::util::{api_code, hash_with_collisions, new_controller_ref};
 use crate::{ApiContext as _, Context, Error};
 
 /// The label naming a pod's (and a revision's) revision.
@@ -85,14 +86,23 @@ pub fn new_revision(
     }
 }
 
-/// The revisions `owner_uid` controls in `namespace`, oldest revision first.
-pub fn controlled(ctx: &Context, namespace: &str, owner_uid: &str) -> Vec<Arc<ControllerRevision>> {
-    let mut revisions: Vec<Arc<ControllerRevision>> = ctx
-        .controller_revisions
-        .list_namespace(namespace)
-        .into_iter()
-        .filter(|r| controller_ref(&r.metadata).is_some_and(|c| c.uid == owner_uid))
-        .collect();
+/// The revisions `owner` controls, oldest revision first, after claiming as upstream's
+/// `ClaimControllerRevisions`: orphans its selector selects are adopted (a set deleted with
+/// `--cascade=orphan` and made again keeps its history), and its revisions it no longer
+/// selects are released. The owner was read fresh for its pods in the same sync.
+pub async fn controlled(
+    ctx: &Context,
+    owner: &claim::Owner<'_>,
+) -> Result<Vec<Arc<ControllerRevision>>, Error> {
+    let namespace = owner.meta.namespace.clone().unwrap_or_default();
+    let meta = owner.meta.clone();
+    let mut revisions = claim::claim(
+        &ctx.client,
+        owner,
+        ctx.controller_revisions.list_namespace(&namespace),
+        || async move { Ok(Some(meta)) },
+    )
+    .await?;
     revisions.sort_by(|a, b| {
         a.revision
             .cmp(&b.revision)
@@ -103,7 +113,7 @@ pub fn controlled(ctx: &Context, namespace: &str, owner_uid: &str) -> Vec<Arc<Co
             })
             .then_with(|| a.name_any().cmp(&b.name_any()))
     });
-    revisions
+    Ok(revisions)
 }
 
 /// What creating a revision came to.
@@ -126,9 +136,9 @@ pub async fn create(client: &kube::Client, revision: ControllerRevision) -> Resu
                 .get(&revision.name_any())
                 .await
                 .context("reading a controller revision")?;
-            let same_owner = controller_ref(&existing.metadata).map(|r| &r.uid)
-                == controller_ref(&revision.metadata).map(|r| &r.uid);
-            if same_owner && existing.data == revision.data {
+            // Equal data is the same revision, whoever owns it (an orphan is adopted by the
+            // owner's next claim), as upstream's CreateControllerRevision.
+            if existing.data == revision.data {
                 Ok(Created::Revision(existing))
             } else {
                 Ok(Created::Collision)

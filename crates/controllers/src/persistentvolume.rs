@@ -486,7 +486,19 @@ impl PersistentVolumeController {
         let claim = claim.filter(|c| c.metadata.uid == claim_ref.uid);
         match claim {
             None => {
-                // The claim is gone: released, then reclaimed.
+                // The claim is gone — unless the cache is behind (a claim just made, seen by
+                // the volume's writer first): ask the API server, as upstream does.
+                let live = Api::<PersistentVolumeClaim>::namespaced(
+                    self.ctx.client.clone(),
+                    claim_ref.namespace.as_deref().unwrap_or(""),
+                )
+                .get_opt(claim_ref.name.as_deref().unwrap_or(""))
+                .await
+                .context("reading a volume's claim")?;
+                if live.is_some_and(|c| c.metadata.uid == claim_ref.uid) {
+                    return Ok(Some(Duration::from_millis(500)));
+                }
+                // Released, then reclaimed.
                 if !matches!(phase_of_volume(&volume), "Released" | "Failed") {
                     self.volume_phase(&volume, "Released", None).await?;
                 }

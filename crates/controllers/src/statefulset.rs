@@ -207,9 +207,14 @@ impl StatefulSetController {
         ),
         Error,
     > {
-        let namespace = set.namespace().unwrap_or_default();
-        let uid = set.metadata.uid.clone().unwrap_or_default();
-        let revisions = history::controlled(&self.ctx, &namespace, &uid);
+        let spec = set.spec.clone().unwrap_or_default();
+        let owner = claim::Owner {
+            meta: &set.metadata,
+            api_version: "apps/v1",
+            kind: "StatefulSet",
+            selector: &spec.selector,
+        };
+        let revisions = history::controlled(&self.ctx, &owner).await?;
         let template = set
             .spec
             .as_ref()
@@ -282,7 +287,7 @@ impl StatefulSetController {
                 Revision::Update => (&revisions.update_template, &revisions.update_name),
             };
             let pod = stateful_pod(set, template, ordinal, revision_name);
-            self.create_claims(set, &pod, true).await?;
+            self.create_claims(set, &pod, true, true).await?;
             match pods.create(&PostParams::default(), &pod).await {
                 Ok(_) => recorder.event(
                     reference(set),
@@ -309,9 +314,18 @@ impl StatefulSetController {
                 }
             }
         }
+        for name in plan.keep_claims {
+            if let Some(existing) = self.ctx.pods.get(&namespace, &name) {
+                let pending = matches!(
+                    existing.status.as_ref().and_then(|s| s.phase.as_deref()),
+                    None | Some("Pending")
+                );
+                self.create_claims(set, &existing, true, pending).await?;
+            }
+        }
         for pod in plan.condemn_claims {
             if let Some(existing) = self.ctx.pods.get(&namespace, &pod) {
-                self.create_claims(set, &existing, false).await?;
+                self.create_claims(set, &existing, false, false).await?;
             }
         }
         for name in plan.delete {
@@ -342,11 +356,14 @@ impl StatefulSetController {
 
     /// Creates the pod's missing claims and keeps their owner references as the retention
     /// policy says; `in_range` is false for a pod being scaled away.
+    /// `starting`: the pod is about to be created or has not started, so a claim still being
+    /// deleted must not be used (upstream refuses and retries).
     async fn create_claims(
         &self,
         set: &StatefulSet,
         pod: &Pod,
         in_range: bool,
+        starting: bool,
     ) -> Result<(), Error> {
         let namespace = set.namespace().unwrap_or_default();
         let api: Api<PersistentVolumeClaim> = Api::namespaced(self.ctx.client.clone(), &namespace);
@@ -363,6 +380,16 @@ impl StatefulSetController {
                     .unwrap_or_default(),
                 in_range,
             );
+            if starting
+                && existing
+                    .as_ref()
+                    .is_some_and(|c| c.metadata.deletion_timestamp.is_some())
+            {
+                return Err(Error::Waiting(format!(
+                    "pvc {name} of pod {} is being deleted",
+                    pod.name_any()
+                )));
+            }
             match existing {
                 None => {
                     claim.metadata.owner_references = (!refs.is_empty()).then_some(refs);
@@ -449,6 +476,10 @@ pub struct Plan {
     pub delete: Vec<String>,
     /// Pods being scaled away whose claims' owners may change first.
     pub condemn_claims: Vec<String>,
+    /// Pods in range whose claims are made if missing and whose owners are kept as the
+    /// retention policy says (upstream's `createMissingPersistentVolumeClaims` and
+    /// `updateClaimOwnerRefForSetAndPod`).
+    pub keep_claims: Vec<String>,
 }
 
 /// `<set>-<ordinal>` → the ordinal, for pods of this set.
@@ -512,7 +543,7 @@ pub fn plan(
         let Some(ordinal) = ordinal_of(&name, &pod.name_any()) else {
             continue;
         };
-        if (start..start + replicas).contains(&ordinal) {
+        if (start..start.saturating_add(replicas)).contains(&ordinal) {
             in_range.insert(ordinal, pod);
         } else {
             condemned.push((ordinal, pod));
@@ -520,9 +551,20 @@ pub fn plan(
     }
     condemned.sort_by(|a, b| b.0.cmp(&a.0));
     let mut plan = Plan::default();
+    if spec
+        .volume_claim_templates
+        .as_ref()
+        .is_some_and(|t| !t.is_empty())
+    {
+        plan.keep_claims = in_range
+            .values()
+            .filter(|p| !is_terminating(p))
+            .map(|p| p.name_any())
+            .collect();
+    }
 
     for index in 0..replicas {
-        let ordinal = start + index;
+        let ordinal = start.saturating_add(index);
         let Some(pod) = in_range.get(&ordinal) else {
             let revision = if rolling && index < partition {
                 Revision::Current
@@ -588,7 +630,7 @@ pub fn plan(
     if max_unavailable == 1 {
         // One at a time, each once the pods above it are healthy again.
         for index in (partition..replicas).rev() {
-            let Some(pod) = in_range.get(&(start + index)) else {
+            let Some(pod) = in_range.get(&start.saturating_add(index)) else {
                 continue;
             };
             if outdated(pod) {
@@ -607,7 +649,7 @@ pub fn plan(
     plan.delete.extend(
         (partition..replicas)
             .rev()
-            .filter_map(|index| in_range.get(&(start + index)))
+            .filter_map(|index| in_range.get(&start.saturating_add(index)))
             .filter(|pod| outdated(pod))
             .take(room)
             .map(|pod| pod.name_any()),

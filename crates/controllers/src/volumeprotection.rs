@@ -128,12 +128,21 @@ impl VolumeProtectionController {
             .any(|f| f == PVC_PROTECTION);
         let deleting = claim.metadata.deletion_timestamp.is_some();
         let wanted = if deleting {
-            let in_use = self
+            let mut in_use = self
                 .ctx
                 .pods
                 .list_namespace(&key.0)
                 .iter()
                 .any(|p| uses(p, &key.1));
+            if has && !in_use {
+                // The cache may not have seen a pod bound a moment ago: ask the API server
+                // before letting the claim go (upstream's askAPIServer).
+                let live = Api::<Pod>::namespaced(self.ctx.client.clone(), &key.0)
+                    .list(&Default::default())
+                    .await
+                    .context("listing pods that may use a claim")?;
+                in_use = live.items.iter().any(|p| uses(p, &key.1));
+            }
             has && in_use
         } else {
             true

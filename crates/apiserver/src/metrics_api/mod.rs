@@ -138,11 +138,12 @@ pub struct NodeReading {
 
 impl ResourceMetrics {
     /// Takes one scrape round: the readings of every node that answered, and the labels of
-    /// every pod; pods and nodes not seen for two rounds are forgotten.
+    /// every pod (`None` when the pods could not be listed: then no pod is forgotten for being
+    /// absent); pods and nodes not seen for two rounds are forgotten.
     pub fn record_round(
         &self,
         readings: Vec<NodeReading>,
-        pod_labels: &HashMap<(String, String), BTreeMap<String, String>>,
+        pod_labels: Option<&HashMap<(String, String), BTreeMap<String, String>>>,
     ) {
         let mut state = self.state.write();
         state.round += 1;
@@ -157,10 +158,17 @@ impl ResourceMetrics {
             if let Some((seconds, at, memory)) = reading.node {
                 entry.1.record(CpuSample { seconds, at }, memory, None);
             }
+            let mut reported: HashMap<(String, String), Vec<String>> = HashMap::new();
             for ((namespace, pod, container), (seconds, at, memory, started)) in reading.containers
             {
                 let key = (namespace, pod);
-                let labels = pod_labels.get(&key).cloned().unwrap_or_default();
+                reported
+                    .entry(key.clone())
+                    .or_default()
+                    .push(container.clone());
+                let labels = pod_labels
+                    .and_then(|l| l.get(&key).cloned())
+                    .unwrap_or_default();
                 let pod = state.pods.entry(key).or_default();
                 pod.labels = labels;
                 pod.seen = round;
@@ -170,11 +178,18 @@ impl ResourceMetrics {
                     started,
                 );
             }
+            // A pod's containers are the ones its kubelet reported now: a pod recreated under
+            // its name with other containers leaves no ghosts.
+            for (key, containers) in reported {
+                if let Some(pod) = state.pods.get_mut(&key) {
+                    pod.containers.retain(|name, _| containers.contains(name));
+                }
+            }
         }
         state.nodes.retain(|_, (_, _, seen)| *seen + 2 > round);
-        state
-            .pods
-            .retain(|key, pod| pod.seen + 2 > round && pod_labels.contains_key(key));
+        state.pods.retain(|key, pod| {
+            pod.seen + 2 > round && pod_labels.is_none_or(|l| l.contains_key(key))
+        });
     }
 
     fn node_json(name: &str, labels: &BTreeMap<String, String>, usage: &Usage) -> Value {
@@ -306,7 +321,7 @@ mod tests {
     #[test]
     fn usage_is_the_rate_between_readings() {
         let metrics = ResourceMetrics::default();
-        metrics.record_round(vec![reading(1000.0, 2.0, 64 << 20)], &labels());
+        metrics.record_round(vec![reading(1000.0, 2.0, 64 << 20)], Some(&labels()));
         // One reading: the pod's rate since its container started (2 s in 10 s), the node none.
         let pod = metrics
             .answer("pods", "default", "web", &HashMap::new())
@@ -322,7 +337,7 @@ mod tests {
                 .code,
             404
         );
-        metrics.record_round(vec![reading(1015.0, 5.0, 32 << 20)], &labels());
+        metrics.record_round(vec![reading(1015.0, 5.0, 32 << 20)], Some(&labels()));
         let pod = metrics
             .answer("pods", "default", "web", &HashMap::new())
             .unwrap();
@@ -354,7 +369,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(missing.message, "pods.metrics.k8s.io \"nope\" not found");
         // The pod is gone: forgotten.
-        metrics.record_round(vec![reading(1030.0, 6.0, 1)], &HashMap::new());
+        metrics.record_round(vec![reading(1030.0, 6.0, 1)], Some(&HashMap::new()));
         assert_eq!(
             metrics
                 .answer("pods", "default", "web", &HashMap::new())
@@ -362,6 +377,33 @@ mod tests {
                 .code,
             404
         );
+    }
+
+    #[test]
+    fn a_recreated_pod_keeps_only_its_reported_containers() {
+        let metrics = ResourceMetrics::default();
+        let round = |container: &str, at: f64| NodeReading {
+            name: "n1".into(),
+            labels: BTreeMap::new(),
+            node: None,
+            containers: vec![(
+                ("default".into(), "web".into(), container.into()),
+                (1.0, at, 1 << 20, Some(at - 10.0)),
+            )],
+        };
+        metrics.record_round(vec![round("app", 1000.0)], Some(&labels()));
+        metrics.record_round(vec![round("web", 1015.0)], Some(&labels()));
+        let pod = metrics.answer("pods", "default", "web", &HashMap::new()).unwrap();
+        let names: Vec<&str> = pod["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["web"]);
+        // A round whose pod list failed forgets nobody.
+        metrics.record_round(vec![round("web", 1030.0)], None);
+        assert!(metrics.answer("pods", "default", "web", &HashMap::new()).is_ok());
     }
 
     #[test]

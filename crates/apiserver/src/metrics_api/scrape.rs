@@ -36,19 +36,21 @@ fn labels(object: &Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-async fn objects(store: &dyn Store, prefix: &'static str) -> Vec<Value> {
+async fn objects(store: &dyn Store, prefix: &'static str) -> Option<Vec<Value>> {
     match store
         .range(RangeRequest::new(KeyRange::prefix(prefix)))
         .await
     {
-        Ok(answer) => answer
-            .kvs
-            .iter()
-            .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
-            .collect(),
+        Ok(answer) => Some(
+            answer
+                .kvs
+                .iter()
+                .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
+                .collect(),
+        ),
         Err(error) => {
             tracing::warn!(%error, prefix, "metrics: listing failed");
-            Vec::new()
+            None
         }
     }
 }
@@ -156,9 +158,9 @@ async fn round(
     timeout: Duration,
 ) -> (
     Vec<NodeReading>,
-    HashMap<(String, String), BTreeMap<String, String>>,
+    Option<HashMap<(String, String), BTreeMap<String, String>>>,
 ) {
-    let nodes = objects(store, "/nodes/").await;
+    let nodes = objects(store, "/nodes/").await.unwrap_or_default();
     let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
     let readings: Vec<NodeReading> = futures::stream::iter(
         nodes
@@ -188,17 +190,17 @@ async fn round(
     .await;
     if readings.is_empty() {
         // No kubelet answered (or none is selected: a simulated cluster): no pod to label.
-        return (readings, HashMap::new());
+        return (readings, None);
     }
-    let pods = objects(store, "/pods/")
-        .await
-        .into_iter()
-        .filter_map(|p| {
-            let namespace = p.pointer("/metadata/namespace")?.as_str()?.to_string();
-            let name = p.pointer("/metadata/name")?.as_str()?.to_string();
-            Some(((namespace, name), labels(&p)))
-        })
-        .collect();
+    let pods = objects(store, "/pods/").await.map(|pods| {
+        pods.into_iter()
+            .filter_map(|p| {
+                let namespace = p.pointer("/metadata/namespace")?.as_str()?.to_string();
+                let name = p.pointer("/metadata/name")?.as_str()?.to_string();
+                Some(((namespace, name), labels(&p)))
+            })
+            .collect()
+    });
     (readings, pods)
 }
 
@@ -220,7 +222,7 @@ pub async fn run(
         };
         let timeout = resolution.min(Duration::from_secs(10));
         let (readings, pods) = round(&*store, client, &selector, timeout).await;
-        metrics.record_round(readings, &pods);
+        metrics.record_round(readings, pods.as_ref());
     }
 }
 

@@ -38,6 +38,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
+use kube::runtime::WatchStreamExt as _;
 use kube::{Api, ResourceExt as _};
 
 use super::{access_mode, mount_capability, rpc_error};
@@ -114,13 +115,15 @@ impl Provisioner {
             let this = self.clone();
             async move {
                 let api: Api<PersistentVolumeClaim> = Api::all(this.client.clone());
-                let stream = watcher::watcher(api, watcher::Config::default());
+                let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
                 futures::pin_mut!(stream);
                 while let Some(event) = stream.next().await {
-                    if let Ok(watcher::Event::Apply(claim) | watcher::Event::InitApply(claim)) =
-                        event
-                    {
-                        this.sync_claim_logged(&claim).await;
+                    match event {
+                        Ok(watcher::Event::Apply(claim) | watcher::Event::InitApply(claim)) => {
+                            this.sync_claim_logged(&claim).await
+                        }
+                        Ok(_) => {}
+                        Err(error) => tracing::warn!(%error, "watching claims; retrying"),
                     }
                 }
             }
@@ -129,9 +132,12 @@ impl Provisioner {
             let this = self.clone();
             async move {
                 let api: Api<PersistentVolume> = Api::all(this.client.clone());
-                let stream = watcher::watcher(api, watcher::Config::default());
+                let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
                 futures::pin_mut!(stream);
                 while let Some(event) = stream.next().await {
+                    if let Err(error) = &event {
+                        tracing::warn!(%error, "watching volumes; retrying");
+                    }
                     if let Ok(watcher::Event::Apply(volume) | watcher::Event::InitApply(volume)) =
                         event
                     {
@@ -252,6 +258,17 @@ impl Provisioner {
                 claim.name_any()
             ),
         );
+        if claim.spec.as_ref().and_then(|s| s.volume_mode.as_deref()) == Some("Block") {
+            self.event(
+                claim,
+                true,
+                "ProvisioningFailed",
+                format!(
+                    "failed to provision volume with StorageClass {class_name:?}: rpc error: code = InvalidArgument desc = volume_capabilities: block access is not supported"
+                ),
+            );
+            return Ok(());
+        }
         let modes = claim
             .spec
             .as_ref()

@@ -16,7 +16,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_api::volumes::{find_best_match, volume_admits_node, BIND_COMPLETED, NO_PROVISIONER};
+use ferry_api::volumes::{
+    find_best_match, volume_admits_node, BIND_COMPLETED, NO_PROVISIONER, SELECTED_NODE,
+};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
@@ -414,6 +416,9 @@ impl PreBind for VolumeBinding {
                     )
                 })
                 .collect();
+            let provisioned: std::collections::HashSet<String> =
+                decision.provision.iter().map(|c| claim_key(c)).collect();
+            let mut seen_selected = std::collections::HashSet::new();
             let deadline = tokio::time::Instant::now() + timeout;
             loop {
                 let pending: Vec<&(String, String)> = keys
@@ -422,6 +427,40 @@ impl PreBind for VolumeBinding {
                     .collect();
                 if pending.is_empty() {
                     return Status::success();
+                }
+                // Upstream's checkBindings: a claim gone, being deleted, or handed back by its
+                // provisioner (its selected node reset after it was seen set) fails at once, to
+                // be retried elsewhere.
+                for (ns, name) in &pending {
+                    let key = format!("{ns}/{name}");
+                    let reason = match cache.claim(ns, name) {
+                        None => Some("was deleted"),
+                        Some(c) if c.metadata.deletion_timestamp.is_some() => {
+                            Some("is being deleted")
+                        }
+                        Some(c) if provisioned.contains(&key) => {
+                            let selected = c
+                                .metadata
+                                .annotations
+                                .as_ref()
+                                .and_then(|a| a.get(SELECTED_NODE))
+                                .is_some_and(|n| n == &node);
+                            if selected {
+                                seen_selected.insert(key);
+                                None
+                            } else if seen_selected.contains(&key) {
+                                Some("had its selected node reset")
+                            } else {
+                                None
+                            }
+                        }
+                        _ => None,
+                    };
+                    if let Some(reason) = reason {
+                        return Status::error(format!(
+                            "binding volumes: persistentvolumeclaim {ns}/{name} {reason}"
+                        ));
+                    }
                 }
                 if tokio::time::Instant::now() >= deadline {
                     let (ns, name) = pending[0];
