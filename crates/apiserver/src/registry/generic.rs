@@ -474,6 +474,25 @@ pub(crate) mod tests {
             .expect("registered")
     }
 
+    /// `field: message` of each cause of the 422 a create of `object` (or its update from
+    /// `old`) gets; empty when it is valid.
+    pub(crate) fn field_errors(
+        resource: &Resource,
+        object: &Value,
+        old: Option<&Value>,
+    ) -> Vec<String> {
+        match validate(resource, object, old) {
+            Ok(()) => Vec::new(),
+            Err(e) => e
+                .details
+                .expect("details")
+                .causes
+                .iter()
+                .map(|c| format!("{}: {}", c.field, c.message))
+                .collect(),
+        }
+    }
+
     #[test]
     fn names_are_checked_by_the_kinds_rule() {
         let cm = resource("", "v1", "configmaps");

@@ -196,7 +196,7 @@ fn set_template_generation(object: &mut Value, generation: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::generic::{prepare_for_create, tests::resource, validate};
+    use crate::registry::generic::{prepare_for_create, tests::resource};
 
     fn daemonsets() -> &'static crate::registry::Resource {
         resource("apps", "v1", "daemonsets")
@@ -218,16 +218,7 @@ mod tests {
     }
 
     fn errors(ds: &Value, old: Option<&Value>) -> Vec<String> {
-        match validate(daemonsets(), ds, old) {
-            Ok(()) => Vec::new(),
-            Err(e) => e
-                .details
-                .expect("details")
-                .causes
-                .iter()
-                .map(|c| format!("{}: {}", c.field, c.message))
-                .collect(),
-        }
+        crate::registry::generic::tests::field_errors(daemonsets(), ds, old)
     }
 
     #[test]

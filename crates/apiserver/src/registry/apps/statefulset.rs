@@ -374,7 +374,7 @@ fn without_empty(value: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::generic::{prepare_for_create, tests::resource, validate};
+    use crate::registry::generic::{prepare_for_create, tests::resource};
 
     fn statefulsets() -> &'static crate::registry::Resource {
         resource("apps", "v1", "statefulsets")
@@ -403,16 +403,7 @@ mod tests {
 
     /// The 422's field errors of a create of `ss`, or of its update from `old`.
     fn errors(ss: &Value, old: Option<&Value>) -> Vec<String> {
-        match validate(statefulsets(), ss, old) {
-            Ok(()) => Vec::new(),
-            Err(e) => e
-                .details
-                .expect("details")
-                .causes
-                .iter()
-                .map(|c| format!("{}: {}", c.field, c.message))
-                .collect(),
-        }
+        crate::registry::generic::tests::field_errors(statefulsets(), ss, old)
     }
 
     #[test]

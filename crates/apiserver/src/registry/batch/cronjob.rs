@@ -203,7 +203,7 @@ fn validate_job_template_spec(spec: &Value, path: &str, errors: &mut Vec<FieldEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::generic::{prepare_for_create, tests::resource, validate};
+    use crate::registry::generic::{prepare_for_create, tests::resource};
 
     fn cronjobs() -> &'static crate::registry::Resource {
         resource("batch", "v1", "cronjobs")
@@ -225,16 +225,7 @@ mod tests {
     }
 
     fn errors(cj: &Value, old: Option<&Value>) -> Vec<String> {
-        match validate(cronjobs(), cj, old) {
-            Ok(()) => Vec::new(),
-            Err(e) => e
-                .details
-                .expect("details")
-                .causes
-                .iter()
-                .map(|c| format!("{}: {}", c.field, c.message))
-                .collect(),
-        }
+        crate::registry::generic::tests::field_errors(cronjobs(), cj, old)
     }
 
     /// `valid()` with `spec` merged into its spec.

@@ -350,9 +350,7 @@ fn allow_scheduling_changes(old: &mut Value, new: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::generic::{
-        prepare_for_create, prepare_for_update, tests::resource, validate,
-    };
+    use crate::registry::generic::{prepare_for_create, prepare_for_update, tests::resource};
 
     fn jobs() -> &'static crate::registry::Resource {
         resource("batch", "v1", "jobs")
@@ -370,16 +368,7 @@ mod tests {
     }
 
     fn errors(job: &Value, old: Option<&Value>) -> Vec<String> {
-        match validate(jobs(), job, old) {
-            Ok(()) => Vec::new(),
-            Err(e) => e
-                .details
-                .expect("details")
-                .causes
-                .iter()
-                .map(|c| format!("{}: {}", c.field, c.message))
-                .collect(),
-        }
+        crate::registry::generic::tests::field_errors(jobs(), job, old)
     }
 
     #[test]
