@@ -43,6 +43,8 @@ use kube::{Api, ResourceExt as _};
 
 use super::{access_mode, mount_capability, rpc_error};
 
+/// The finalizer of the volumes this provisioner made with the Delete policy.
+pub const FINALIZER: &str = "external-provisioner.volume.kubernetes.io/finalizer";
 /// Where capacity objects are kept.
 const CAPACITY_NAMESPACE: &str = "kube-system";
 /// How often everything is looked at again, besides the watches.
@@ -368,6 +370,10 @@ impl Provisioner {
             metadata: ObjectMeta {
                 name: Some(name.to_string()),
                 annotations: Some([(PROVISIONED_BY.to_string(), self.driver.clone())].into()),
+                // The storage goes before the object, even when the object is deleted by
+                // hand (upstream's external-provisioner finalizer on Delete volumes).
+                finalizers: (class.reclaim_policy.as_deref().unwrap_or("Delete") == "Delete")
+                    .then(|| vec![FINALIZER.to_string()]),
                 ..Default::default()
             },
             spec: Some(PersistentVolumeSpec {
@@ -434,19 +440,59 @@ impl Provisioner {
 
     /// Deletes a Released volume of this node whose policy is Delete.
     pub async fn sync_volume(&self, volume: &PersistentVolume) -> Result<(), ProvisionError> {
-        let released = volume.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Released");
+        if !self.is_mine(volume) {
+            return Ok(());
+        }
+        let phase = volume.status.as_ref().and_then(|s| s.phase.as_deref());
         let delete = volume
             .spec
             .as_ref()
             .and_then(|s| s.persistent_volume_reclaim_policy.as_deref())
             == Some("Delete");
-        if !released
-            || !delete
-            || volume.metadata.deletion_timestamp.is_some()
-            || !self.is_mine(volume)
-        {
+        let finalized = volume.finalizers().iter().any(|f| f == FINALIZER);
+        let api: Api<PersistentVolume> = Api::all(self.client.clone());
+        if volume.metadata.deletion_timestamp.is_some() {
+            // Deleted (by us below, or by hand): once unbound, the storage, then our finalizer.
+            if !finalized || phase == Some("Bound") {
+                return Ok(());
+            }
+            self.delete_storage(volume).await?;
+            let rest: Vec<&String> = volume
+                .finalizers()
+                .iter()
+                .filter(|f| *f != FINALIZER)
+                .collect();
+            let patch = serde_json::json!({"metadata": {"finalizers": rest,
+                "resourceVersion": volume.metadata.resource_version}});
+            return match api
+                .patch(
+                    &volume.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+                Err(e) => Err(e.into()),
+            };
+        }
+        if phase != Some("Released") || !delete {
             return Ok(());
         }
+        self.delete_storage(volume).await?;
+        match api
+            .delete(&volume.name_any(), &DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// DeleteVolume of a volume's handle (idempotent at the driver).
+    async fn delete_storage(&self, volume: &PersistentVolume) -> Result<(), ProvisionError> {
         let handle = volume
             .spec
             .as_ref()
@@ -458,14 +504,7 @@ impl Provisioner {
             .controller
             .delete_volume(v1::DeleteVolumeRequest { volume_id: handle })
             .await?;
-        match Api::<PersistentVolume>::all(self.client.clone())
-            .delete(&volume.name_any(), &DeleteParams::default())
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        Ok(())
     }
 
     /// Grows the volume of a bound claim asking for more (the external-resizer).
