@@ -57,7 +57,7 @@ const API_EXT: &[&str] = &["api-extensions"];
 const NONE: &[&str] = &[];
 
 /// A resource served by the API server, as discovery describes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ResourceInfo {
     /// API group; `""` for the core (legacy, `/api`) group.
     pub group: &'static str,
@@ -79,10 +79,14 @@ pub struct ResourceInfo {
     pub verbs: &'static [&'static str],
     /// Subresources (`pods/status`, ...), in upstream's order.
     pub subresources: &'static [Subresource],
+    /// Whether a CustomResourceDefinition defines it (then its objects are kept under their
+    /// group, as upstream's `/registry/<group>/<plural>`, so a custom plural never meets a
+    /// built-in one).
+    pub custom: bool,
 }
 
 /// A subresource of a [`ResourceInfo`], e.g. `pods/status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Subresource {
     /// Subresource name, e.g. `"status"`.
     pub name: &'static str,
@@ -128,12 +132,12 @@ impl Subresource {
     }
 
     /// `status` (get, patch, update) of the parent kind.
-    const fn status(kind: &'static str) -> Self {
+    pub const fn status(kind: &'static str) -> Self {
         Self::local("status", kind, GPU)
     }
 
     /// `scale` (get, patch, update) answering with `autoscaling/v1` `Scale`.
-    const fn scale() -> Self {
+    pub const fn scale() -> Self {
         Self::foreign("scale", "autoscaling", "v1", "Scale", GPU)
     }
 
@@ -200,6 +204,7 @@ const fn r(
         categories,
         verbs,
         subresources,
+        custom: false,
     }
 }
 
@@ -377,6 +382,38 @@ pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
         .collect()
 }
 
+/// Kubernetes' order of versions (upstream's `version.CompareKubeAwareVersionStrings`), highest
+/// priority first: GA before beta before alpha, a higher major then a higher minor first; then
+/// versions of another form, alphabetically.
+pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    /// (major, stability 2 GA / 1 beta / 0 alpha, minor) of a Kubernetes-form version.
+    fn parse(v: &str) -> Option<(u64, u8, u64)> {
+        let rest = v.strip_prefix('v')?;
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let major: u64 = rest[..digits].parse().ok()?;
+        let rest = &rest[digits..];
+        if rest.is_empty() {
+            return Some((major, 2, 0));
+        }
+        let (stability, minor) = if let Some(m) = rest.strip_prefix("beta") {
+            (1, m)
+        } else if let Some(m) = rest.strip_prefix("alpha") {
+            (0, m)
+        } else {
+            return None;
+        };
+        Some((major, stability, minor.parse().ok()?))
+    }
+    match (parse(a), parse(b)) {
+        (Some((ma, sa, na)), Some((mb, sb, nb))) => sb.cmp(&sa).then(mb.cmp(&ma)).then(nb.cmp(&na)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.cmp(b),
+    }
+}
+
 /// All resources in `group`/`version`, in discovery order.
 pub fn resources_in<'a>(
     group: &'a str,
@@ -387,10 +424,162 @@ pub fn resources_in<'a>(
         .filter(move |r| r.group == group && r.version == version)
 }
 
+/// A resource known only at run time: a version of a CustomResourceDefinition, served with
+/// every verb of a read-write collection and, if its version asks, `status` and `scale`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CustomResourceInfo {
+    /// The CRD's `spec.group`.
+    pub group: String,
+    /// One of its versions.
+    pub version: String,
+    /// `spec.names.kind`.
+    pub kind: String,
+    /// `spec.names.plural`.
+    pub plural: String,
+    /// `spec.names.singular` (the kind in lower case when not given).
+    pub singular: String,
+    /// `spec.scope` is `Namespaced`.
+    pub namespaced: bool,
+    /// `spec.names.shortNames`.
+    pub short_names: Vec<String>,
+    /// `spec.names.categories`.
+    pub categories: Vec<String>,
+    /// The version has the `status` subresource.
+    pub status: bool,
+    /// The version has the `scale` subresource.
+    pub scale: bool,
+}
+
+impl CustomResourceInfo {
+    /// The [`ResourceInfo`] of this description, kept for the life of the process so it can be
+    /// handed around as the built-in ones are: equal descriptions share one, so a CRD that is
+    /// re-established unchanged (or a server restarted in tests) keeps no second copy. What is
+    /// kept grows only with the number of distinct CRD versions ever served.
+    pub fn intern(&self) -> &'static ResourceInfo {
+        let kind = intern_str(&self.kind);
+        let mut subresources = Vec::new();
+        if self.scale {
+            subresources.push(Subresource::scale());
+        }
+        if self.status {
+            subresources.push(Subresource::status(kind));
+        }
+        // Upstream's (alphabetical) order: scale before status.
+        let info = ResourceInfo {
+            group: intern_str(&self.group),
+            version: intern_str(&self.version),
+            kind,
+            plural: intern_str(&self.plural),
+            singular: intern_str(&self.singular),
+            namespaced: self.namespaced,
+            short_names: intern_strs(&self.short_names),
+            categories: intern_strs(&self.categories),
+            verbs: RW,
+            subresources: intern(subresources.into_boxed_slice()),
+            custom: true,
+        };
+        intern(info)
+    }
+}
+
+/// The one kept copy of `value` (leaked on first sight; equal values share it).
+fn intern<T: Eq + std::hash::Hash + Send + Sync + 'static>(value: T) -> &'static T {
+    use std::any::{Any, TypeId};
+    use std::collections::{HashMap, HashSet};
+    use std::sync::{LazyLock, Mutex};
+    type Sets = HashMap<TypeId, Box<dyn Any + Send>>;
+    static SETS: LazyLock<Mutex<Sets>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+    let mut sets = SETS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let set = sets
+        .entry(TypeId::of::<T>())
+        .or_insert_with(|| Box::new(HashSet::<&'static T>::new()));
+    let Some(set) = set.downcast_mut::<HashSet<&'static T>>() else {
+        unreachable!("one set per type id")
+    };
+    if let Some(kept) = set.get(&value) {
+        return kept;
+    }
+    let kept: &'static T = Box::leak(Box::new(value));
+    set.insert(kept);
+    kept
+}
+
+/// The one kept copy of `s` (see [`CustomResourceInfo::intern`]).
+pub(crate) fn intern_str(s: &str) -> &'static str {
+    intern(Box::<str>::from(s))
+}
+
+fn intern_strs(list: &[String]) -> &'static [&'static str] {
+    let interned: Box<[&'static str]> = list.iter().map(|s| intern_str(s)).collect();
+    intern(interned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::{HashMap, HashSet};
+
+    #[test]
+    fn versions_in_kubernetes_order() {
+        let mut versions = vec![
+            "v1alpha1",
+            "v1",
+            "foo1",
+            "v2beta1",
+            "v11alpha2",
+            "v1beta2",
+            "v2",
+            "foo10",
+            "v1beta1",
+            "v12alpha1",
+        ];
+        versions.sort_by(|a, b| compare_versions(a, b));
+        assert_eq!(
+            versions,
+            [
+                "v2",
+                "v1",
+                "v2beta1",
+                "v1beta2",
+                "v1beta1",
+                "v12alpha1",
+                "v11alpha2",
+                "v1alpha1",
+                "foo1",
+                "foo10"
+            ]
+        );
+    }
+
+    #[test]
+    fn custom_resources_are_interned_once() {
+        let crontab = CustomResourceInfo {
+            group: "stable.example.com".into(),
+            version: "v1".into(),
+            kind: "CronTab".into(),
+            plural: "crontabs".into(),
+            singular: "crontab".into(),
+            namespaced: true,
+            short_names: vec!["ct".into()],
+            categories: vec!["all".into()],
+            status: true,
+            scale: true,
+        };
+        let a = crontab.intern();
+        let b = crontab.clone().intern();
+        assert!(std::ptr::eq(a, b));
+        assert!(a.custom);
+        assert_eq!(a.api_version(), "stable.example.com/v1");
+        assert_eq!(a.short_names, &["ct"]);
+        let names: Vec<&str> = a.subresources.iter().map(|s| s.name).collect();
+        assert_eq!(names, ["scale", "status"]);
+        let v2 = CustomResourceInfo {
+            version: "v2".into(),
+            ..crontab
+        };
+        assert!(!std::ptr::eq(a, v2.intern()));
+        assert_eq!(v2.intern().plural.as_ptr(), a.plural.as_ptr());
+    }
 
     #[test]
     fn group_version_plural_unique() {

@@ -175,7 +175,7 @@ async fn take_disruption(rest: &Rest, req: &Request<'_>, pod: &Value) -> Result<
             .await?;
         let mut matching = Vec::new();
         for kv in &listed.kvs {
-            let pdb = rest::decode(pdbs, &kv.value, kv.mod_revision)?;
+            let pdb = rest::decode(&pdbs, &kv.value, kv.mod_revision)?;
             if selector_selects(
                 pdb.pointer("/spec/selector"),
                 pod.pointer("/metadata/labels"),
@@ -232,7 +232,7 @@ async fn take_disruption(rest: &Rest, req: &Request<'_>, pod: &Value) -> Result<
         match rest
             .storage
             .store
-            .update(key, revision, rest::encode(pdbs, &pdb))
+            .update(key, revision, rest::encode(&pdbs, &pdb))
             .await?
         {
             Ok(_) => return Ok(()),

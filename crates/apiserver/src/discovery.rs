@@ -1,9 +1,15 @@
 //! Discovery: `/api`, `/apis`, `/api/v1`, `/apis/<group>[/<version>]`, in both the classic form
 //! and the aggregated form (`apidiscovery.k8s.io/v2` `APIGroupDiscoveryList`) that kubectl 1.32
-//! asks for first. Built from the resource registry.
+//! asks for first. Built from the resource registry: the built-in resources, then the groups
+//! CustomResourceDefinitions add (after the built-in ones, by name, as upstream's aggregator
+//! orders groups of equal priority; versions in Kubernetes' version order).
+
+use std::sync::Arc;
 
 use ferry_api::registry::{self, ResourceInfo};
 use serde_json::{json, Value};
+
+use crate::registry::{CustomResources, Registry};
 
 /// The media type of aggregated discovery.
 pub const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
@@ -19,11 +25,60 @@ pub fn wants_aggregated(accept: &str) -> bool {
     })
 }
 
-fn served<'a>(
-    group: &'a str,
-    version: &'a str,
-) -> impl Iterator<Item = &'static ResourceInfo> + 'a {
-    registry::resources_in(group, version)
+/// What discovery lists at one moment: the built-in resources and the custom ones served then.
+pub struct Served {
+    custom: Arc<CustomResources>,
+}
+
+impl Served {
+    /// The resources `registry` serves now.
+    pub fn of(registry: &Registry) -> Served {
+        Served {
+            custom: registry.custom(),
+        }
+    }
+
+    /// The named groups (not core), each with its versions, preferred version first.
+    fn groups(&self) -> Vec<(&'static str, Vec<&'static str>)> {
+        let mut groups = registry::groups();
+        let mut custom: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
+        for r in self.custom.all() {
+            let (group, version) = (r.info.group, r.info.version);
+            if let Some((_, versions)) = groups.iter_mut().find(|(g, _)| *g == group) {
+                // A CRD in a built-in group adds its versions there.
+                if !versions.contains(&version) {
+                    versions.push(version);
+                }
+                continue;
+            }
+            match custom.iter_mut().find(|(g, _)| *g == group) {
+                Some((_, versions)) if !versions.contains(&version) => versions.push(version),
+                Some(_) => {}
+                None => custom.push((group, vec![version])),
+            }
+        }
+        custom.sort_by(|a, b| a.0.cmp(b.0));
+        groups.extend(custom);
+        for (_, versions) in &mut groups {
+            versions.sort_by(|a, b| registry::compare_versions(a, b));
+        }
+        groups
+    }
+
+    /// The resources of one group-version, in discovery order (custom ones by plural).
+    fn resources_in(&self, group: &str, version: &str) -> Vec<&'static ResourceInfo> {
+        let mut found: Vec<&'static ResourceInfo> =
+            registry::resources_in(group, version).collect();
+        let mut custom: Vec<&'static ResourceInfo> = self
+            .custom
+            .all()
+            .map(|r| r.info)
+            .filter(|r| r.group == group && r.version == version)
+            .collect();
+        custom.sort_by_key(|r| r.plural);
+        found.extend(custom);
+        found
+    }
 }
 
 /// `GET /api`.
@@ -44,8 +99,9 @@ fn group_json(group: &str, versions: &[&str]) -> Value {
 }
 
 /// `GET /apis`.
-pub fn group_list() -> Value {
-    let groups: Vec<Value> = registry::groups()
+pub fn group_list(served: &Served) -> Value {
+    let groups: Vec<Value> = served
+        .groups()
         .iter()
         .map(|(g, vs)| group_json(g, vs))
         .collect();
@@ -53,8 +109,8 @@ pub fn group_list() -> Value {
 }
 
 /// `GET /apis/<group>`.
-pub fn group(name: &str) -> Option<Value> {
-    let (g, vs) = registry::groups().into_iter().find(|(g, _)| *g == name)?;
+pub fn group(served: &Served, name: &str) -> Option<Value> {
+    let (g, vs) = served.groups().into_iter().find(|(g, _)| *g == name)?;
     let mut value = group_json(g, &vs);
     value["kind"] = json!("APIGroup");
     value["apiVersion"] = json!("v1");
@@ -62,9 +118,9 @@ pub fn group(name: &str) -> Option<Value> {
 }
 
 /// `GET /api/v1`, `GET /apis/<group>/<version>`.
-pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+pub fn resource_list(served: &Served, group: &str, version: &str) -> Option<Value> {
     let mut resources = Vec::new();
-    for r in served(group, version) {
+    for r in served.resources_in(group, version) {
         let mut entry = json!({
             "name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
             "kind": r.kind, "verbs": r.verbs,
@@ -101,8 +157,10 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     )
 }
 
-fn aggregated_version(group: &str, version: &str) -> Value {
-    let resources: Vec<Value> = served(group, version)
+fn aggregated_version(served: &Served, group: &str, version: &str) -> Value {
+    let resources: Vec<Value> = served
+        .resources_in(group, version)
+        .into_iter()
         .map(|r| {
             let mut entry = json!({
                 "resource": r.plural,
@@ -134,16 +192,20 @@ fn aggregated_version(group: &str, version: &str) -> Value {
 }
 
 /// Aggregated `GET /api` (`core == true`) or `GET /apis`.
-pub fn aggregated(core: bool) -> Value {
+pub fn aggregated(served: &Served, core: bool) -> Value {
     let items: Vec<Value> = if core {
         vec![
-            json!({"metadata": {"creationTimestamp": null}, "versions": [aggregated_version("", "v1")]}),
+            json!({"metadata": {"creationTimestamp": null}, "versions": [aggregated_version(served, "", "v1")]}),
         ]
     } else {
-        registry::groups()
+        served
+            .groups()
             .iter()
             .map(|(g, vs)| {
-                let versions: Vec<Value> = vs.iter().map(|v| aggregated_version(g, v)).collect();
+                let versions: Vec<Value> = vs
+                    .iter()
+                    .map(|v| aggregated_version(served, g, v))
+                    .collect();
                 json!({"metadata": {"name": g, "creationTimestamp": null}, "versions": versions})
             })
             .collect()
@@ -164,7 +226,8 @@ mod tests {
 
     #[test]
     fn core_resource_list_has_pods_and_subresources() {
-        let list = resource_list("", "v1").expect("core v1");
+        let served = Served::of(&Registry::builtin());
+        let list = resource_list(&served, "", "v1").expect("core v1");
         let names: Vec<&str> = list["resources"]
             .as_array()
             .expect("array")
@@ -176,7 +239,7 @@ mod tests {
                 && names.contains(&"pods/status")
                 && names.contains(&"namespaces")
         );
-        let apps = aggregated(false);
+        let apps = aggregated(&served, false);
         let apps = apps["items"]
             .as_array()
             .expect("items")

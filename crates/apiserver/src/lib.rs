@@ -6,12 +6,14 @@
 //! [`rest`] (the verbs, one implementation for every kind) and [`watch`]. What is particular to
 //! a kind is its strategy in [`registry`], one file per kind; [`admission`] holds the plugins;
 //! [`kubelet`] is how the server reaches a node's kubelet for `pods/log`, `exec`, `attach` and
-//! `portforward` ([`handlers::connect`]);
+//! `portforward` ([`handlers::connect`]); [`apiextensions`] serves CustomResourceDefinitions'
+//! resources;
 //! objects live in [`storage`] over a `ferry-store` `Store`; the resource table, the types,
 //! printers and patch logic are in the `ferry-api` crate. docs/ARCHITECTURE.md follows a
 //! request through these files.
 
 pub mod admission;
+pub mod apiextensions;
 pub mod audit;
 pub mod auth;
 pub mod binding;

@@ -66,6 +66,41 @@ impl Request<'_> {
     }
 }
 
+/// What a request the server makes of itself (bootstrap objects, its own controllers) carries
+/// beside its target: no query, warnings and audit annotations nobody reads, no user.
+#[derive(Default)]
+pub struct Internal {
+    query: HashMap<String, String>,
+    warnings: parking_lot::Mutex<Vec<String>>,
+    audit_annotations: parking_lot::Mutex<crate::audit::Annotations>,
+}
+
+impl Internal {
+    /// A request of `resource`'s object `namespace/name` (or collection, with `name` empty),
+    /// with `body` as JSON.
+    pub fn request<'a>(
+        &'a self,
+        resource: &'a Resource,
+        namespace: &'a str,
+        name: &'a str,
+        subresource: &'a str,
+        body: &Value,
+    ) -> Request<'a> {
+        Request {
+            resource,
+            namespace,
+            name,
+            subresource,
+            query: &self.query,
+            body: Bytes::from(body.to_string()),
+            content_type: "application/json",
+            warnings: &self.warnings,
+            audit_annotations: &self.audit_annotations,
+            user: None,
+        }
+    }
+}
+
 /// Decodes a stored object and stamps its resourceVersion.
 pub fn decode(resource: &Resource, value: &[u8], revision: Revision) -> Result<Value, ApiError> {
     let object: Value = serde_json::from_slice(value).map_err(|e| {
@@ -386,19 +421,15 @@ fn check_type(
 /// schema does not know fail the request with upstream's "strict decoding error"; with Warn
 /// (upstream's default) they are accepted and reported in `Warning` headers, which kubectl
 /// prints; Ignore accepts them silently.
-fn check_fields(
-    info: &ResourceInfo,
-    req: &Request<'_>,
-    object: &mut Value,
-) -> Result<(), ApiError> {
+fn check_fields(req: &Request<'_>, object: &mut Value) -> Result<(), ApiError> {
+    let info = req.resource.info;
     let mode = req
         .query
         .get("fieldValidation")
         .map(String::as_str)
         .unwrap_or("Warn");
     // Unknown fields are dropped (upstream decodes into the typed object) and reported.
-    let unknown =
-        ferry_api::openapi::prune_unknown_fields(info.group, info.version, info.kind, object);
+    let unknown = req.resource.strategy.prune_unknown_fields(info, object);
     if unknown.is_empty() || mode == "Ignore" {
         return Ok(());
     }
@@ -426,7 +457,7 @@ pub async fn create(rest: &Rest, req: &Request<'_>) -> Result<(u16, Value), ApiE
     let info = resource.info;
     let mut object = parse_body(&req.body, req.content_type)?;
     check_type(info, &mut object, info.kind, &info.api_version())?;
-    check_fields(info, req, &mut object)?;
+    check_fields(req, &mut object)?;
     let meta = metadata_mut(&mut object);
     if info.namespaced {
         match meta.get("namespace").and_then(Value::as_str) {
@@ -580,7 +611,7 @@ pub async fn update(rest: &Rest, req: &Request<'_>, view: &dyn View) -> Result<V
         return write_update(rest, req, view, precondition, |_old| Ok(body.clone())).await;
     }
     check_type(info, &mut body, info.kind, &info.api_version())?;
-    check_fields(info, req, &mut body)?;
+    check_fields(req, &mut body)?;
     match meta_str(&body, "name") {
         Some(n) if n != req.name => {
             return Err(ApiError::bad_request(format!(
@@ -612,6 +643,16 @@ pub async fn patch(rest: &Rest, req: &Request<'_>, view: &dyn View) -> Result<Va
         .trim()
         .to_string();
     let patch: Value = match media.as_str() {
+        "application/strategic-merge-patch+json"
+            if !req.resource.strategy.accepts_strategic_merge() =>
+        {
+            return Err(ApiError {
+                code: 415,
+                reason: "UnsupportedMediaType",
+                message: "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml".into(),
+                details: None,
+            })
+        }
         "application/json-patch+json"
         | "application/merge-patch+json"
         | "application/strategic-merge-patch+json" => serde_json::from_slice(&req.body)
@@ -660,7 +701,7 @@ pub async fn patch(rest: &Rest, req: &Request<'_>, view: &dyn View) -> Result<Va
             .map_err(|e| ApiError::bad_request(e.to_string()))?,
         }
         if subresource.is_empty() {
-            check_fields(info, req, &mut current)?;
+            check_fields(req, &mut current)?;
         }
         Ok(current)
     })
@@ -906,6 +947,13 @@ async fn delete_one(
         }
         let grace = strategy.grace_period(&object, options.grace_period_seconds);
         let already_deleting = meta_str(&object, "deletionTimestamp").is_some();
+        if !already_deleting {
+            for finalizer in strategy.delete_finalizers() {
+                if !finalizers.iter().any(|f| f == finalizer) {
+                    finalizers.push(finalizer.to_string());
+                }
+            }
+        }
         if let Some(conflict) = strategy
             .repeated_delete_conflict()
             .filter(|_| already_deleting)
@@ -1088,7 +1136,7 @@ mod tests {
             Request {
                 resource: rest
                     .registry
-                    .resolve(self.group, self.version, self.plural)
+                    .builtin_resource(self.group, self.version, self.plural)
                     .expect("served"),
                 namespace: "default",
                 name: self.name,

@@ -4,13 +4,11 @@
 //! `/metrics`) are answered here; resource requests are resolved in the [`Registry`] and go to
 //! [`crate::rest`] and [`crate::watch`].
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use ferry_store::Store;
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -35,7 +33,7 @@ use crate::filters::request_info::ParseRequestInfo;
 use crate::filters::{BoxFuture, FilterLayer};
 use crate::handlers::Router;
 use crate::registry::Registry;
-use crate::rest::{self, Request, Rest};
+use crate::rest::{self, Rest};
 use crate::status::ApiError;
 use crate::storage::Storage;
 
@@ -236,6 +234,7 @@ impl Server {
             )
             .await?;
         }
+        crate::apiextensions::start(self.rest.clone()).await?;
         if let Some(graph) = &self.graph {
             graph
                 .start(self.rest.storage.store.clone())
@@ -307,7 +306,7 @@ impl Server {
     fn resolve(
         &self,
         (group, version, plural): (&str, &str, &str),
-    ) -> Result<&Arc<crate::registry::Resource>, ApiError> {
+    ) -> Result<Arc<crate::registry::Resource>, ApiError> {
         self.rest
             .registry
             .resolve(group, version, plural)
@@ -323,7 +322,7 @@ impl Server {
         let resource = self.resolve(resource)?;
         let key = crate::storage::key(resource.info, "", name);
         match self.rest.storage.store.get(&key).await {
-            Ok(Some(kv)) => rest::decode(resource, &kv.value, kv.mod_revision).map(Some),
+            Ok(Some(kv)) => rest::decode(&resource, &kv.value, kv.mod_revision).map(Some),
             Ok(None) => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -340,21 +339,8 @@ impl Server {
         replace: bool,
     ) -> Result<(), ApiError> {
         let resource = self.resolve((group, version, plural))?;
-        let query = HashMap::new();
-        let warnings = parking_lot::Mutex::new(Vec::new());
-        let audit_annotations = Default::default();
-        let req = Request {
-            resource,
-            namespace,
-            name,
-            subresource: "",
-            query: &query,
-            body: Bytes::from(object.to_string()),
-            content_type: "application/json",
-            warnings: &warnings,
-            audit_annotations: &audit_annotations,
-            user: None,
-        };
+        let internal = rest::Internal::default();
+        let req = internal.request(&resource, namespace, name, "", &object);
         match rest::create(&self.rest, &req).await {
             Ok(_) => Ok(()),
             Err(e) if e.code == 409 && replace => rest::update(&self.rest, &req, &rest::ObjectView)

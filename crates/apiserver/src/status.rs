@@ -440,6 +440,12 @@ pub enum FieldErrorKind {
     TooMany,
     /// `Not found`.
     NotFound,
+    /// `Invalid value`, for a value of the wrong type (`FieldValueTypeInvalid`).
+    TypeInvalid,
+    /// `Too long`.
+    TooLong,
+    /// `Internal error`.
+    Internal,
 }
 
 impl FieldErrorKind {
@@ -453,6 +459,9 @@ impl FieldErrorKind {
             FieldErrorKind::Forbidden => "FieldValueForbidden",
             FieldErrorKind::TooMany => "FieldValueTooMany",
             FieldErrorKind::NotFound => "FieldValueNotFound",
+            FieldErrorKind::TypeInvalid => "FieldValueTypeInvalid",
+            FieldErrorKind::TooLong => "FieldValueTooLong",
+            FieldErrorKind::Internal => "InternalError",
         }
     }
 
@@ -465,6 +474,9 @@ impl FieldErrorKind {
             FieldErrorKind::Forbidden => "Forbidden",
             FieldErrorKind::TooMany => "Too many",
             FieldErrorKind::NotFound => "Not found",
+            FieldErrorKind::TypeInvalid => "Invalid value",
+            FieldErrorKind::TooLong => "Too long",
+            FieldErrorKind::Internal => "Internal error",
         }
     }
 }

@@ -62,13 +62,25 @@ impl Storage {
     }
 }
 
-/// The key of an object. Resources of one kind in two groups (core and events.k8s.io Events)
-/// share their plural's keys, as upstream stores them once.
-pub fn key(info: &ResourceInfo, namespace: &str, name: &str) -> Bytes {
-    if info.namespaced {
-        Bytes::from(format!("/{}/{namespace}/{name}", info.plural))
+/// Where a resource's keys start: its plural, under its group for a custom resource (as
+/// upstream's `/registry/<group>/<plural>`, so no CRD's plural meets a built-in one). Resources
+/// of one kind in two groups (core and events.k8s.io Events) share their plural's keys, as
+/// upstream stores them once; so do a custom resource's versions.
+fn root(info: &ResourceInfo) -> String {
+    if info.custom {
+        format!("/{}/{}", info.group, info.plural)
     } else {
-        Bytes::from(format!("/{}/{name}", info.plural))
+        format!("/{}", info.plural)
+    }
+}
+
+/// The key of an object.
+pub fn key(info: &ResourceInfo, namespace: &str, name: &str) -> Bytes {
+    let root = root(info);
+    if info.namespaced {
+        Bytes::from(format!("{root}/{namespace}/{name}"))
+    } else {
+        Bytes::from(format!("{root}/{name}"))
     }
 }
 
@@ -92,10 +104,11 @@ pub async fn read_core(
 
 /// The key prefix of a collection (one namespace, or all).
 pub fn prefix(info: &ResourceInfo, namespace: &str) -> Bytes {
+    let root = root(info);
     if info.namespaced && !namespace.is_empty() {
-        Bytes::from(format!("/{}/{namespace}/", info.plural))
+        Bytes::from(format!("{root}/{namespace}/"))
     } else {
-        Bytes::from(format!("/{}/", info.plural))
+        Bytes::from(format!("{root}/"))
     }
 }
 

@@ -131,7 +131,7 @@ async fn create(
     let warnings = parking_lot::Mutex::new(Vec::new());
     let audit_annotations = Default::default();
     let req = Request {
-        resource,
+        resource: &resource,
         namespace,
         name: "",
         subresource: "",

@@ -69,6 +69,12 @@ impl Program {
         &self.source
     }
 
+    /// Whether the expression names the variable `name` (comprehension variables count too):
+    /// a CRD validation rule naming `oldSelf` is a transition rule.
+    pub fn references(&self, name: &str) -> bool {
+        self.variables.iter().any(|v| v == name)
+    }
+
     /// Evaluates the expression with `variables` bound; the result as JSON.
     pub fn eval(
         &self,
@@ -221,6 +227,15 @@ mod tests {
             .expect("compiles")
             .eval_string(&[("object", &deployment)]);
         assert_eq!(message.as_deref(), Ok("replicas 6 > 5"));
+    }
+
+    #[test]
+    fn references_name_the_variables_used() {
+        let program = Program::compile("self.x == oldSelf.x").expect("compiles");
+        assert!(program.references("oldSelf"));
+        assert!(!Program::compile("self.x > 0")
+            .expect("compiles")
+            .references("oldSelf"));
     }
 
     #[test]

@@ -41,6 +41,7 @@
 //! messages as `prost` types); here, the public entry points and the
 //! strict-decoding check.
 
+mod custom;
 mod model;
 mod operations;
 mod protobuf;
@@ -52,6 +53,7 @@ use std::sync::{Arc, LazyLock};
 
 use serde_json::{json, Map, Value};
 
+pub use custom::{custom_v3_document, CustomKind};
 use model::*;
 use operations::*;
 use render::*;

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 
 use crate::kinds::KINDS;
 use crate::patch::{schema_for, ListStrategy, PatchSchema};
-use crate::registry::{ResourceInfo, Subresource, RESOURCES};
+use crate::registry::RESOURCES;
 
 use super::*;
 
@@ -57,7 +57,12 @@ impl Model {
 
     /// The definition name of the kind a subresource answers with, if that
     /// kind has one.
-    pub(super) fn sub_def(&self, r: &ResourceInfo, s: &Subresource) -> Option<&str> {
+    #[cfg(test)]
+    pub(super) fn sub_def(
+        &self,
+        r: &crate::registry::ResourceInfo,
+        s: &crate::registry::Subresource,
+    ) -> Option<&str> {
         let (g, v) = sub_group_version(r, s);
         self.def_for(g, v, s.kind)
     }

@@ -187,8 +187,38 @@ pub(super) fn sub_group_version<'a>(r: &'a ResourceInfo, s: &'a Subresource) -> 
     }
 }
 
-/// The operations of every path of one group-version, by path.
+/// The kinds of one group-version an operation list is made for: the built-in ones, or those
+/// of CustomResourceDefinitions.
+pub(super) struct Kinds<'a> {
+    /// The resources, in discovery order.
+    pub(super) resources: Vec<&'static ResourceInfo>,
+    /// The definition name of a kind (group, version, kind), if it has one.
+    pub(super) def_for: &'a dyn Fn(&str, &str, &str) -> Option<String>,
+    /// The media types a PATCH takes.
+    pub(super) patch_types: &'static [&'static str],
+}
+
+/// The operations of every path of one built-in group-version, by path.
 pub(super) fn gv_operations(group: &str, version: &str) -> BTreeMap<String, Vec<Op>> {
+    let model = &*MODEL;
+    let def_for = |g: &str, v: &str, k: &str| model.def_for(g, v, k).map(String::from);
+    let kinds = Kinds {
+        resources: RESOURCES
+            .iter()
+            .filter(|r| r.group == group && r.version == version)
+            .collect(),
+        def_for: &def_for,
+        patch_types: PATCH_TYPES,
+    };
+    kinds_operations(group, version, &kinds)
+}
+
+/// The operations of every path of `kinds`, by path.
+pub(super) fn kinds_operations(
+    group: &str,
+    version: &str,
+    kinds: &Kinds<'_>,
+) -> BTreeMap<String, Vec<Op>> {
     let model = &*MODEL;
     let mut paths: BTreeMap<String, Vec<Op>> = BTreeMap::new();
     let prefix = gv_prefix(group, version);
@@ -209,17 +239,12 @@ pub(super) fn gv_operations(group: &str, version: &str) -> BTreeMap<String, Vec<
         produces: PRODUCES,
     });
 
-    for r in RESOURCES
-        .iter()
-        .filter(|r| r.group == group && r.version == version)
-    {
-        let Some(def) = model.def_for(r.group, r.version, r.kind) else {
+    for r in kinds.resources.iter().copied() {
+        let Some(def) = (kinds.def_for)(r.group, r.version, r.kind) else {
             continue;
         };
-        let kind_body = Body::Def(def.to_string());
-        let list_body = model
-            .def_for(r.group, r.version, &r.list_kind())
-            .map(|d| Body::Def(d.to_string()));
+        let kind_body = Body::Def(def);
+        let list_body = (kinds.def_for)(r.group, r.version, &r.list_kind()).map(Body::Def);
         let gvk = Some((r.group, r.version, r.kind));
         let ns = if r.namespaced { "Namespaced" } else { "" };
         let (collection, path_params): (String, Vec<Param>) = if r.namespaced {
@@ -364,7 +389,7 @@ pub(super) fn gv_operations(group: &str, version: &str) -> BTreeMap<String, Vec<
         if r.has_verb("patch") {
             ops.push(Op {
                 params: with(&item_params, &patch_params),
-                body: Some((PATCH_TYPES, Body::Def(model.aux.patch.clone()))),
+                body: Some((kinds.patch_types, Body::Def(model.aux.patch.clone()))),
                 responses: vec![("200", kind_body.clone()), ("201", kind_body.clone())],
                 ..op(
                     "patch",
@@ -403,7 +428,7 @@ pub(super) fn gv_operations(group: &str, version: &str) -> BTreeMap<String, Vec<
             let (sg, sv) = sub_group_version(r, s);
             let sub_gvk = Some((sg, sv, s.kind));
             let mut ops = Vec::new();
-            match (s.name, model.sub_def(r, s)) {
+            match (s.name, (kinds.def_for)(sg, sv, s.kind)) {
                 ("log", _) => {
                     let log_params = [
                         query("container", "string", "The container to stream the logs of. Defaults to the only container, if there is one."),
@@ -429,7 +454,7 @@ pub(super) fn gv_operations(group: &str, version: &str) -> BTreeMap<String, Vec<
                     });
                 }
                 (_, Some(sdef)) => {
-                    let body = Body::Def(sdef.to_string());
+                    let body = Body::Def(sdef);
                     for verb in s.verbs {
                         let o = match *verb {
                             "get" => Op {
@@ -457,7 +482,7 @@ pub(super) fn gv_operations(group: &str, version: &str) -> BTreeMap<String, Vec<
                             },
                             "patch" => Op {
                                 params: with(&item_params, &patch_params),
-                                body: Some((PATCH_TYPES, Body::Def(model.aux.patch.clone()))),
+                                body: Some((kinds.patch_types, Body::Def(model.aux.patch.clone()))),
                                 responses: vec![("200", body.clone()), ("201", body.clone())],
                                 ..op(
                                     "patch",

@@ -32,6 +32,7 @@ mod cells;
 mod certificates;
 mod coordination;
 mod core;
+mod custom;
 mod discovery;
 mod events;
 mod networking;
@@ -49,6 +50,7 @@ use cells::*;
 pub use cells::{
     format_label_selector, format_labels, format_rfc3339, human_duration, parse_rfc3339,
 };
+pub use custom::CustomColumns;
 
 /// A column of a table: upstream's `metav1.TableColumnDefinition`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

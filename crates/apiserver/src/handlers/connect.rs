@@ -131,7 +131,7 @@ async fn read_pod(router: &Router, info: &RequestInfo) -> Result<Value, ApiError
         .registry
         .resolve("", "v1", "pods")
         .ok_or_else(|| ApiError::internal("pods are not served"))?;
-    let (pod, _) = rest::read(&router.rest.storage, pods, &info.namespace, &info.name).await?;
+    let (pod, _) = rest::read(&router.rest.storage, &pods, &info.namespace, &info.name).await?;
     Ok(pod)
 }
 
@@ -151,7 +151,7 @@ async fn kubelet_of(router: &Router, pod: &Value, name: &str) -> Result<Location
         .registry
         .resolve("", "v1", "nodes")
         .ok_or_else(|| ApiError::internal("nodes are not served"))?;
-    let (node, _) = rest::read(&router.rest.storage, nodes, "", node_name).await?;
+    let (node, _) = rest::read(&router.rest.storage, &nodes, "", node_name).await?;
     Location::of(&node)
 }
 

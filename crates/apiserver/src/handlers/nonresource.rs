@@ -20,6 +20,7 @@ pub fn handle(router: &Router, info: &RequestInfo, accept: &str) -> Result<Respo
         ));
     }
     let path = info.path.trim_end_matches('/');
+    let served = || discovery::Served::of(&router.rest.registry);
     let text = |body: String| Ok(body::text(body));
     match path {
         "/healthz" | "/livez" | "/readyz" | "/healthz/ping" | "/livez/ping" | "/readyz/ping" => {
@@ -40,16 +41,16 @@ pub fn handle(router: &Router, info: &RequestInfo, accept: &str) -> Result<Respo
             router.metrics_text(),
         )),
         "/api" if discovery::wants_aggregated(accept) => {
-            Ok(aggregated(discovery::aggregated(true)))
+            Ok(aggregated(discovery::aggregated(&served(), true)))
         }
         "/apis" if discovery::wants_aggregated(accept) => {
-            Ok(aggregated(discovery::aggregated(false)))
+            Ok(aggregated(discovery::aggregated(&served(), false)))
         }
         "/api" => Ok(body::json(
             200,
             &discovery::core_versions(&router.address.lock()),
         )),
-        "/apis" => Ok(body::json(200, &discovery::group_list())),
+        "/apis" => Ok(body::json(200, &discovery::group_list(&served()))),
         "/openapi/v2" => {
             if accept.contains("protobuf") {
                 let document = ferry_api::openapi::v2_protobuf();
@@ -66,7 +67,15 @@ pub fn handle(router: &Router, info: &RequestInfo, accept: &str) -> Result<Respo
                 document.json.clone(),
             ))
         }
-        "/openapi/v3" => Ok(body::json(200, &ferry_api::openapi::v3_index())),
+        "/openapi/v3" => {
+            let mut index = ferry_api::openapi::v3_index();
+            for (path, document) in router.rest.registry.custom().documents() {
+                index["paths"][path] = json!({
+                    "serverRelativeURL": format!("/openapi/v3/{path}?hash={}", document.hash)
+                });
+            }
+            Ok(body::json(200, &index))
+        }
         // OIDC discovery of the service-account token issuer.
         "/.well-known/openid-configuration" => match router.tokens.get() {
             Some(tokens) => Ok(body::json(200, &tokens.discovery())),
@@ -82,20 +91,27 @@ pub fn handle(router: &Router, info: &RequestInfo, accept: &str) -> Result<Respo
         },
         _ => {
             if let Some(gv) = path.strip_prefix("/openapi/v3/") {
+                if let Some(document) = router.rest.registry.custom().documents().get(gv) {
+                    return Ok(body::response(
+                        200,
+                        "application/json",
+                        document.json.clone(),
+                    ));
+                }
                 return ferry_api::openapi::v3_document(gv)
                     .map(|doc| body::response(200, "application/json", doc.json.clone()))
                     .ok_or_else(ApiError::path_not_found);
             }
             if info.api_prefix == "api" && !info.version.is_empty() {
-                return discovery::resource_list("", &info.version)
+                return discovery::resource_list(&served(), "", &info.version)
                     .map(|v| body::json(200, &v))
                     .ok_or_else(ApiError::path_not_found);
             }
             if info.api_prefix == "apis" && !info.group.is_empty() {
                 let found = if info.version.is_empty() {
-                    discovery::group(&info.group)
+                    discovery::group(&served(), &info.group)
                 } else {
-                    discovery::resource_list(&info.group, &info.version)
+                    discovery::resource_list(&served(), &info.group, &info.version)
                 };
                 return found
                     .map(|v| body::json(200, &v))

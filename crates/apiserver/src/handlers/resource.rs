@@ -139,7 +139,7 @@ pub async fn handle(
     let warnings = parking_lot::Mutex::new(Vec::new());
     let audit_annotations = parking_lot::Mutex::new(crate::audit::Annotations::default());
     let req = Request {
-        resource,
+        resource: &resource,
         namespace: &info.namespace,
         name: &info.name,
         subresource: &info.subresource,
@@ -218,7 +218,7 @@ async fn answer(
     let response = if value.get("kind").and_then(Value::as_str) == Some("Status") {
         body::json(code, &value)
     } else {
-        let rendered = output.render(resource.printer, &value, info.verb == "list");
+        let rendered = output.render(&*resource.printer, &value, info.verb == "list");
         if let Output::Yaml = output {
             let yaml = serde_yaml_ng::to_string(&rendered)
                 .map_err(|e| ApiError::internal(e.to_string()))?;

@@ -39,13 +39,13 @@ pub async fn respond(
     headers: &http::HeaderMap,
     upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Result<Response, ApiError> {
-    let printer = resource.printer;
+    let printer = resource.printer.clone();
     let transform: crate::watch::Transform =
         Arc::new(move |object: &Value, first: bool| match output {
             Output::Object | Output::Yaml => object.clone(),
-            Output::Metadata => output.render(printer, object, false),
+            Output::Metadata => output.render(&*printer, object, false),
             Output::Table => {
-                let mut table = output.render(printer, object, false);
+                let mut table = output.render(&*printer, object, false);
                 if !first {
                     // Column definitions come with the first event only, as upstream sends them.
                     table["columnDefinitions"] = json!([]);

@@ -393,7 +393,9 @@ mod tests {
         };
         metrics.record_round(vec![round("app", 1000.0)], Some(&labels()));
         metrics.record_round(vec![round("web", 1015.0)], Some(&labels()));
-        let pod = metrics.answer("pods", "default", "web", &HashMap::new()).unwrap();
+        let pod = metrics
+            .answer("pods", "default", "web", &HashMap::new())
+            .unwrap();
         let names: Vec<&str> = pod["containers"]
             .as_array()
             .unwrap()
@@ -403,7 +405,9 @@ mod tests {
         assert_eq!(names, ["web"]);
         // A round whose pod list failed forgets nobody.
         metrics.record_round(vec![round("web", 1030.0)], None);
-        assert!(metrics.answer("pods", "default", "web", &HashMap::new()).is_ok());
+        assert!(metrics
+            .answer("pods", "default", "web", &HashMap::new())
+            .is_ok());
     }
 
     #[test]

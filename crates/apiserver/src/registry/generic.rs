@@ -95,7 +95,7 @@ pub fn prepare_for_update(resource: &Resource, new: &mut Value, old: &Value) {
         .pointer("/metadata/generation")
         .and_then(Value::as_i64)
         .unwrap_or(1);
-    let next = if new.get("spec") != old.get("spec") {
+    let next = if resource.strategy.spec_changed(new, old) {
         generation + 1
     } else {
         generation
@@ -470,7 +470,7 @@ pub(crate) mod tests {
         static REGISTRY: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
         REGISTRY
             .get_or_init(Registry::builtin)
-            .resolve(group, version, plural)
+            .builtin_resource(group, version, plural)
             .expect("registered")
     }
 

@@ -10,6 +10,7 @@
 //! time from its schema the same way.
 
 pub mod admissionregistration;
+pub mod apiextensions;
 pub mod apps;
 pub mod autoscaling;
 pub mod batch;
@@ -126,6 +127,12 @@ pub trait Strategy: Send + Sync {
         None
     }
 
+    /// Finalizers the first delete adds, so the object waits for their owners (a
+    /// CustomResourceDefinition's cleanup of its objects).
+    fn delete_finalizers(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// What a graceful delete changes beside the deletion timestamp (a namespace's phase).
     fn prepare_for_graceful_delete(&self, _object: &mut Value) {}
 
@@ -163,6 +170,25 @@ pub trait Strategy: Send + Sync {
     /// After a create that [`Strategy::begin_create`] prepared failed, or after a delete:
     /// releases what it reserved.
     async fn release(&self, _storage: &Storage, _object: &Value) {}
+
+    /// Removes the fields of `object` its schema does not know (upstream's decoding into the
+    /// typed object, or a custom resource's pruning), returning their paths as upstream's
+    /// `unknown field "<path>"` names them.
+    fn prune_unknown_fields(&self, info: &ResourceInfo, object: &mut Value) -> Vec<String> {
+        ferry_api::openapi::prune_unknown_fields(info.group, info.version, info.kind, object)
+    }
+
+    /// Whether an update changed what `metadata.generation` counts (the spec, for built-in
+    /// kinds).
+    fn spec_changed(&self, new: &Value, old: &Value) -> bool {
+        new.get("spec") != old.get("spec")
+    }
+
+    /// Whether strategic merge patches apply (built-in kinds; custom resources take only JSON
+    /// and merge patches, as upstream).
+    fn accepts_strategic_merge(&self) -> bool {
+        true
+    }
 
     /// The object as stored, from the object as served (resources that share storage with
     /// another version of the kind, as events.k8s.io Events with core Events).
@@ -266,12 +292,62 @@ pub struct Resource {
     /// Its kind's rules.
     pub strategy: Box<dyn Strategy>,
     /// Its kind's table (`kubectl get`).
-    pub printer: &'static dyn TablePrinter,
+    pub printer: Arc<dyn TablePrinter>,
+    /// Where its `scale` subresource reads and writes, if it has one.
+    pub scale: ScalePaths,
+    /// A custom resource's `openAPIV3Schema`, for its OpenAPI document (the built-in kinds'
+    /// come from their types).
+    pub schema: Option<Arc<Value>>,
     /// The subresources ferry serves, and how.
     subresources: Vec<(&'static str, SubresourceKind)>,
 }
 
+/// Where the `scale` subresource finds the replicas and the selector in an object: the
+/// built-in kinds' `.spec.replicas`, `.status.replicas` and `.spec.selector` (a label selector),
+/// or the paths a CustomResourceDefinition names (its selector then a string already).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScalePaths {
+    /// JSON pointer of the desired replicas.
+    pub spec_replicas: String,
+    /// JSON pointer of the observed replicas.
+    pub status_replicas: String,
+    /// JSON pointer of the selector, if the kind has one.
+    pub selector: Option<String>,
+    /// Whether the selector is a serialized label selector (a string) rather than a structured
+    /// one.
+    pub selector_is_text: bool,
+}
+
+impl Default for ScalePaths {
+    fn default() -> Self {
+        ScalePaths {
+            spec_replicas: "/spec/replicas".into(),
+            status_replicas: "/status/replicas".into(),
+            selector: Some("/spec/selector".into()),
+            selector_is_text: false,
+        }
+    }
+}
+
 impl Resource {
+    /// A resource of `info` with `strategy`, a table printer and the given subresources.
+    pub fn new(
+        info: &'static ResourceInfo,
+        strategy: Box<dyn Strategy>,
+        printer: Arc<dyn TablePrinter>,
+        scale: ScalePaths,
+        subresources: Vec<(&'static str, SubresourceKind)>,
+    ) -> Resource {
+        Resource {
+            info,
+            strategy,
+            printer,
+            scale,
+            schema: None,
+            subresources,
+        }
+    }
+
     /// How `name` is served, if it is (discovery lists subresources ferry does not serve yet:
     /// `pods/proxy`, `nodes/proxy`, …).
     pub fn subresource(&self, name: &str) -> Option<SubresourceKind> {
@@ -282,9 +358,71 @@ impl Resource {
     }
 }
 
-/// Every served resource, by plural (then group and version).
+/// A built-in kind's table printer, shared as the run-time ones are.
+struct StaticPrinter(&'static dyn TablePrinter);
+
+impl TablePrinter for StaticPrinter {
+    fn columns(&self) -> Vec<ferry_api::printers::Column> {
+        self.0.columns()
+    }
+
+    fn row(&self, object: &Value, now: i128) -> Vec<Value> {
+        self.0.row(object, now)
+    }
+
+    fn conditions(&self, object: &Value) -> Option<Value> {
+        self.0.conditions(object)
+    }
+}
+
+/// Every served resource: the built-in ones, fixed at start, and those CustomResourceDefinitions
+/// define, which come and go while the server runs.
 pub struct Registry {
     resources: HashMap<&'static str, Vec<Arc<Resource>>>,
+    custom: parking_lot::RwLock<Arc<CustomResources>>,
+}
+
+/// The resources of the established CustomResourceDefinitions, by CRD name, an index by
+/// group, version and plural, and the OpenAPI v3 document of each of their group-versions.
+#[derive(Default)]
+pub struct CustomResources {
+    by_definition: BTreeMap<String, Vec<Arc<Resource>>>,
+    index: HashMap<(&'static str, &'static str, &'static str), Arc<Resource>>,
+    documents: BTreeMap<String, Arc<ferry_api::openapi::Document>>,
+}
+
+impl CustomResources {
+    /// Every custom resource, by definition name, then in the definition's version order.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Resource>> {
+        self.by_definition.values().flatten()
+    }
+
+    /// The OpenAPI v3 documents of the custom group-versions, by path (`apis/<group>/<version>`).
+    pub fn documents(&self) -> &BTreeMap<String, Arc<ferry_api::openapi::Document>> {
+        &self.documents
+    }
+
+    /// The OpenAPI v3 document of `group`/`version` from the resources served there.
+    fn document(&self, group: &str, version: &str) -> Option<ferry_api::openapi::Document> {
+        let mut resources: Vec<&Arc<Resource>> = self
+            .all()
+            .filter(|r| r.info.group == group && r.info.version == version)
+            .collect();
+        if resources.is_empty() {
+            return None;
+        }
+        resources.sort_by_key(|r| r.info.plural);
+        let kinds: Vec<ferry_api::openapi::CustomKind<'_>> = resources
+            .iter()
+            .map(|r| ferry_api::openapi::CustomKind {
+                info: r.info,
+                schema: r.schema.as_deref(),
+            })
+            .collect();
+        Some(ferry_api::openapi::custom_v3_document(
+            group, version, &kinds,
+        ))
+    }
 }
 
 impl Registry {
@@ -299,19 +437,120 @@ impl Registry {
                 .push(Arc::new(Resource {
                     info,
                     strategy: strategy_for(info),
-                    printer: ferry_api::printers::printer_for(info.group, info.plural),
+                    printer: Arc::new(StaticPrinter(ferry_api::printers::printer_for(
+                        info.group,
+                        info.plural,
+                    ))),
+                    scale: ScalePaths::default(),
+                    schema: None,
                     subresources: subresources_for(info),
                 }));
         }
-        Registry { resources }
+        Registry {
+            resources,
+            custom: Default::default(),
+        }
     }
 
-    /// The resource a path names.
-    pub fn resolve(&self, group: &str, version: &str, plural: &str) -> Option<&Arc<Resource>> {
+    /// The built-in resource of `group`, `version` and `plural`, borrowed from the registry.
+    pub fn builtin_resource(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+    ) -> Option<&Arc<Resource>> {
         self.resources
             .get(plural)?
             .iter()
             .find(|r| r.info.group == group && r.info.version == version)
+    }
+
+    /// The resource a path names.
+    pub fn resolve(&self, group: &str, version: &str, plural: &str) -> Option<Arc<Resource>> {
+        if let Some(found) = self.builtin_resource(group, version, plural) {
+            return Some(found.clone());
+        }
+        self.custom
+            .read()
+            .index
+            .get(&(group, version, plural) as &dyn CustomKey)
+            .cloned()
+    }
+
+    /// The custom resources served now.
+    pub fn custom(&self) -> Arc<CustomResources> {
+        self.custom.read().clone()
+    }
+
+    /// Serves `resources` for the CustomResourceDefinition `definition` (replacing what it
+    /// served before); an empty list stops serving it.
+    pub fn set_custom(&self, definition: &str, resources: Vec<Arc<Resource>>) {
+        let mut custom = self.custom.write();
+        let mut by_definition = custom.by_definition.clone();
+        // The group-versions whose documents change: the definition's, before and after.
+        let mut touched: Vec<(&'static str, &'static str)> = by_definition
+            .get(definition)
+            .into_iter()
+            .flatten()
+            .chain(&resources)
+            .map(|r| (r.info.group, r.info.version))
+            .collect();
+        touched.sort();
+        touched.dedup();
+        if resources.is_empty() {
+            by_definition.remove(definition);
+        } else {
+            by_definition.insert(definition.to_string(), resources);
+        }
+        let index = by_definition
+            .values()
+            .flatten()
+            .map(|r| ((r.info.group, r.info.version, r.info.plural), r.clone()))
+            .collect();
+        let mut next = CustomResources {
+            by_definition,
+            index,
+            documents: custom.documents.clone(),
+        };
+        for (group, version) in touched {
+            let path = format!("apis/{group}/{version}");
+            match next.document(group, version) {
+                Some(document) => next.documents.insert(path, Arc::new(document)),
+                None => next.documents.remove(&path),
+            };
+        }
+        *custom = Arc::new(next);
+    }
+}
+
+/// A borrowed (group, version, plural) to look the index up without allocating.
+trait CustomKey {
+    fn key(&self) -> (&str, &str, &str);
+}
+
+impl CustomKey for (&str, &str, &str) {
+    fn key(&self) -> (&str, &str, &str) {
+        (self.0, self.1, self.2)
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn CustomKey + 'a> for (&'static str, &'static str, &'static str) {
+    fn borrow(&self) -> &(dyn CustomKey + 'a) {
+        self
+    }
+}
+
+impl PartialEq for dyn CustomKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for dyn CustomKey + '_ {}
+
+impl std::hash::Hash for dyn CustomKey + '_ {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key().hash(state)
     }
 }
 
@@ -394,6 +633,9 @@ fn strategy_for(info: &ResourceInfo) -> Box<dyn Strategy> {
         }
         ("admissionregistration.k8s.io", "validatingadmissionpolicybindings") => {
             Box::new(admissionregistration::policy::ValidatingAdmissionPolicyBindingStrategy)
+        }
+        ("apiextensions.k8s.io", "customresourcedefinitions") => {
+            Box::new(apiextensions::customresourcedefinition::CustomResourceDefinitionStrategy)
         }
         ("networking.k8s.io", "ipaddresses") => Box::new(networking::ipaddress::IpAddressStrategy),
         ("networking.k8s.io", "servicecidrs") => {

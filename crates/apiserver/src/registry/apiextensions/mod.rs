@@ -1,0 +1,5 @@
+//! The `apiextensions.k8s.io` group: CustomResourceDefinitions, and the custom resources they
+//! define, whose strategies are built while the server runs.
+
+pub mod customresource;
+pub mod customresourcedefinition;
