@@ -14,19 +14,19 @@
 //! the test checks that nothing is left: containers, netns, veths, mounts, the bridge, the nft
 //! table, cgroups.
 
-mod common;
-#[path = "agent/service_account.rs"]
-mod service_account;
 #[path = "agent/autoscale.rs"]
 mod autoscale;
+mod common;
 #[path = "agent/daemonset.rs"]
 mod daemonset;
+#[path = "agent/service_account.rs"]
+mod service_account;
 #[path = "agent/storage.rs"]
 mod storage;
-#[path = "agent/top.rs"]
-mod top;
 #[path = "agent/streaming.rs"]
 mod streaming;
+#[path = "agent/top.rs"]
+mod top;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

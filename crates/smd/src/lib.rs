@@ -1,0 +1,1 @@
+//! Structured merge and diff for server-side apply (work in progress).
