@@ -13,6 +13,7 @@ use ferry_store::{KeyRange, RangeRequest, Revision, StoreError};
 use serde_json::{json, Map, Value};
 
 use crate::admission::{Attributes, Chain, Operation};
+use crate::fieldmanager;
 use crate::object::{self, meta_str, metadata_mut};
 use crate::registry::{generic, Registry, Resource};
 use crate::selector::{FieldSelector, LabelSelector};
@@ -54,6 +55,8 @@ pub struct Request<'a> {
     /// Who is asking (`None` for the server's own writes); strategies record it where upstream
     /// does (a CertificateSigningRequest's `spec.username`).
     pub user: Option<&'a crate::auth::UserInfo>,
+    /// The client's `User-Agent`: the field manager of a write without `fieldManager`.
+    pub user_agent: &'a str,
 }
 
 impl Request<'_> {
@@ -97,6 +100,7 @@ impl Internal {
             warnings: &self.warnings,
             audit_annotations: &self.audit_annotations,
             user: None,
+            user_agent: "kube-apiserver",
         }
     }
 }
@@ -453,9 +457,28 @@ fn check_fields(req: &Request<'_>, object: &mut Value) -> Result<(), ApiError> {
 /// CREATE: names, namespace, generated fields, admission, defaulting, validation, then a
 /// create-if-absent in the store.
 pub async fn create(rest: &Rest, req: &Request<'_>) -> Result<(u16, Value), ApiError> {
+    let object = parse_body(&req.body, req.content_type)?;
+    fieldmanager::validate_manager(req.query, false)?;
+    create_object(rest, req, object, Fields::Record).await
+}
+
+/// Whether a write records its manager's fields in `metadata.managedFields`, or brings them
+/// already (an apply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fields {
+    Record,
+    Applied,
+}
+
+/// The create path from a decoded object.
+async fn create_object(
+    rest: &Rest,
+    req: &Request<'_>,
+    mut object: Value,
+    fields: Fields,
+) -> Result<(u16, Value), ApiError> {
     let resource = req.resource;
     let info = resource.info;
-    let mut object = parse_body(&req.body, req.content_type)?;
     check_type(info, &mut object, info.kind, &info.api_version())?;
     check_fields(req, &mut object)?;
     let meta = metadata_mut(&mut object);
@@ -521,6 +544,12 @@ pub async fn create(rest: &Rest, req: &Request<'_>) -> Result<(u16, Value), ApiE
     rest.admission
         .validate(&rest.storage, &attributes, &object)
         .await?;
+    if fields == Fields::Record {
+        let manager = fieldmanager::manager(req.query, req.user_agent);
+        resource
+            .field_manager()
+            .update(None, &mut object, manager, "");
+    }
     if req.dry_run() {
         return Ok((201, object));
     }
@@ -603,12 +632,16 @@ impl View for ObjectView {
 pub async fn update(rest: &Rest, req: &Request<'_>, view: &dyn View) -> Result<Value, ApiError> {
     let info = req.resource.info;
     let mut body = parse_body(&req.body, req.content_type)?;
+    fieldmanager::validate_manager(req.query, false)?;
     if !view.is_own_kind() {
         let precondition = match meta_str(&body, "resourceVersion").and_then(|rv| rv.parse().ok()) {
             Some(rv) => Precondition::ResourceVersion(rv),
             None => Precondition::None,
         };
-        return write_update(rest, req, view, precondition, |_old| Ok(body.clone())).await;
+        return write_update(rest, req, view, precondition, Fields::Record, |_old| {
+            Ok(body.clone())
+        })
+        .await;
     }
     check_type(info, &mut body, info.kind, &info.api_version())?;
     check_fields(req, &mut body)?;
@@ -628,13 +661,20 @@ pub async fn update(rest: &Rest, req: &Request<'_>, view: &dyn View) -> Result<V
         ),
         None => Precondition::None,
     };
-    write_update(rest, req, view, precondition, |_old| Ok(body.clone())).await
+    write_update(rest, req, view, precondition, Fields::Record, |_old| {
+        Ok(body.clone())
+    })
+    .await
 }
 
 /// PATCH: JSON patch, merge patch or strategic merge patch against the current object, then the
 /// update path. Retried when the object changes underneath, unless the patch pins a
 /// resourceVersion.
-pub async fn patch(rest: &Rest, req: &Request<'_>, view: &dyn View) -> Result<Value, ApiError> {
+pub async fn patch(
+    rest: &Rest,
+    req: &Request<'_>,
+    view: &dyn View,
+) -> Result<(u16, Value), ApiError> {
     let media = req
         .content_type
         .split(';')
@@ -657,13 +697,10 @@ pub async fn patch(rest: &Rest, req: &Request<'_>, view: &dyn View) -> Result<Va
         | "application/merge-patch+json"
         | "application/strategic-merge-patch+json" => serde_json::from_slice(&req.body)
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
-        "application/apply-patch+yaml" => {
-            return Err(ApiError::unsupported_media_type(
-                "application/apply-patch+yaml (server-side apply is not served yet)",
-            ))
-        }
+        "application/apply-patch+yaml" => return apply(rest, req, view).await,
         other => return Err(ApiError::unsupported_media_type(other)),
     };
+    fieldmanager::validate_manager(req.query, false)?;
     let pinned = patch
         .get("metadata")
         .and_then(|m| m.get("resourceVersion"))
@@ -675,7 +712,7 @@ pub async fn patch(rest: &Rest, req: &Request<'_>, view: &dyn View) -> Result<Va
     };
     let info = req.resource.info;
     let subresource = req.subresource;
-    write_update(rest, req, view, precondition, move |old| {
+    let patched = write_update(rest, req, view, precondition, Fields::Record, move |old| {
         let mut current = view.read(req, old)?;
         match media.as_str() {
             "application/json-patch+json" => {
@@ -705,7 +742,86 @@ pub async fn patch(rest: &Rest, req: &Request<'_>, view: &dyn View) -> Result<Va
         }
         Ok(current)
     })
-    .await
+    .await?;
+    Ok((200, patched))
+}
+
+/// Server-side apply (`application/apply-patch+yaml`): the applied configuration merged into
+/// the object by [`fieldmanager`] — or into nothing, creating it — then the update (or create)
+/// path.
+async fn apply(rest: &Rest, req: &Request<'_>, view: &dyn View) -> Result<(u16, Value), ApiError> {
+    let config: Value = serde_yaml_ng::from_slice(&req.body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+    if !config.is_object() {
+        return Err(ApiError::bad_request(
+            "the body of the request must be a JSON object",
+        ));
+    }
+    fieldmanager::validate_manager(req.query, true)?;
+    if !view.is_own_kind() {
+        return Err(ApiError::unsupported_media_type(
+            "application/apply-patch+yaml (server-side apply of the scale subresource is not served yet)",
+        ));
+    }
+    let resource = req.resource;
+    let info = resource.info;
+    let mut config = config;
+    check_type(info, &mut config, info.kind, &info.api_version())?;
+    match meta_str(&config, "name") {
+        Some(n) if n == req.name => {}
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({})",
+                meta_str(&config, "name").unwrap_or(""),
+                req.name
+            )))
+        }
+    }
+    let manager = fieldmanager::manager(req.query, req.user_agent);
+    let force = req
+        .query
+        .get("force")
+        .is_some_and(|f| crate::request::query_bool(f));
+    let fields = resource.field_manager();
+    let subresource = req.subresource;
+    let exists = read(&rest.storage, resource, req.namespace, req.name).await;
+    match exists {
+        Err(e) if e.code == 404 && subresource.is_empty() => {
+            // Applying what does not exist creates it.
+            let mut object = fields.apply(None, &config, manager, "", force)?;
+            if info.namespaced {
+                metadata_mut(&mut object)
+                    .insert("namespace".into(), Value::String(req.namespace.to_string()));
+            }
+            create_object(rest, req, object, Fields::Applied).await
+        }
+        Err(e) => Err(e),
+        Ok(_) => {
+            let applied = write_update(
+                rest,
+                req,
+                view,
+                Precondition::None,
+                Fields::Applied,
+                |old| {
+                    let mut current = view.read(req, old)?;
+                    strip_rv_mut(&mut current);
+                    let mut applied =
+                        fields.apply(Some(&current), &config, manager, subresource, force)?;
+                    if subresource.is_empty() {
+                        check_fields(req, &mut applied)?;
+                    }
+                    Ok(applied)
+                },
+            )
+            .await?;
+            Ok((200, applied))
+        }
+    }
+}
+
+fn strip_rv_mut(object: &mut Value) {
+    metadata_mut(object).remove("resourceVersion");
 }
 
 /// The shared update path: `change` turns the current object into the requested one (in the
@@ -716,6 +832,7 @@ async fn write_update(
     req: &Request<'_>,
     view: &dyn View,
     precondition: Precondition,
+    fields: Fields,
     change: impl Fn(&Value) -> Result<Value, ApiError>,
 ) -> Result<Value, ApiError> {
     let resource = req.resource;
@@ -769,6 +886,12 @@ async fn write_update(
         rest.admission
             .validate(&rest.storage, &attributes, &new)
             .await?;
+        if fields == Fields::Record {
+            let manager = fieldmanager::manager(req.query, req.user_agent);
+            resource
+                .field_manager()
+                .update(Some(&old), &mut new, manager, req.subresource);
+        }
         if req.dry_run() {
             return Ok(new);
         }
@@ -1151,6 +1274,7 @@ mod tests {
                 warnings: &self.warnings,
                 audit_annotations: &self.audit_annotations,
                 user: None,
+                user_agent: "test",
             }
         }
     }
@@ -1268,7 +1392,7 @@ mod tests {
             "application/merge-patch+json",
             json!({"spec": {"replicas": 5}}),
         );
-        let scale = patch(&f.rest, &call.request(&f.rest), &ScaleView)
+        let (_, scale) = patch(&f.rest, &call.request(&f.rest), &ScaleView)
             .await
             .expect("patch");
         assert_eq!(scale["kind"], "Scale");
@@ -1343,7 +1467,7 @@ mod tests {
             Call::new("", "services", "web").patch("application/merge-patch+json", body)
         };
         let call = merge(json!({"spec": {"type": "ClusterIP"}}));
-        let patched = patch(&f.rest, &call.request(&f.rest), &ObjectView)
+        let (_, patched) = patch(&f.rest, &call.request(&f.rest), &ObjectView)
             .await
             .expect("to ClusterIP");
         assert_eq!(patched["spec"]["ports"][0].get("nodePort"), None);
@@ -1373,7 +1497,7 @@ mod tests {
             "application/strategic-merge-patch+json",
             json!({"spec": {"replicas": 1}}),
         );
-        let patched = patch(&f.rest, &call.request(&f.rest), &ObjectView)
+        let (_, patched) = patch(&f.rest, &call.request(&f.rest), &ObjectView)
             .await
             .expect("patch");
         assert_eq!(

@@ -45,6 +45,12 @@ fn minimal_body(group: &str, plural: &str) -> Value {
         ("admissionregistration.k8s.io", "validatingadmissionpolicybindings") => {
             json!({"spec": {"policyName": "p", "validationActions": ["Deny"]}})
         }
+        ("apiextensions.k8s.io", "customresourcedefinitions") => {
+            json!({"metadata": {"name": "things.example.com"}, "spec": {"group": "example.com",
+                "scope": "Namespaced", "names": {"plural": "things", "kind": "Thing"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object"}}}]}})
+        }
         ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => {
             json!({"roleRef": {"kind": "ClusterRole", "name": "view"}})
         }
@@ -141,6 +147,7 @@ async fn create(
         warnings: &warnings,
         audit_annotations: &audit_annotations,
         user: None,
+        user_agent: "test",
     };
     match rest::create(rest, &req).await {
         Ok((_, object)) => object,

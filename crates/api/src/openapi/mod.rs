@@ -199,6 +199,19 @@ pub fn v2_hash() -> String {
     V2_SERVED.json.hash.clone()
 }
 
+/// Every definition of the built-in types, in the canonical (v2) form (`#/definitions/`
+/// references), with ferry's additions (list types, map keys, patch strategies): what
+/// server-side apply's schemas are built from.
+pub fn definitions() -> &'static Map<String, Value> {
+    &MODEL.defs
+}
+
+/// The definition name of `kind` in `group`/`version` (`io.k8s.api.apps.v1.Deployment`), if
+/// ferry has its type.
+pub fn definition_name(group: &str, version: &str, kind: &str) -> Option<&'static str> {
+    MODEL.def_for(group, version, kind)
+}
+
 /// The fields of `object` (an object of `kind` in `group`/`version`) that
 /// its schema does not know, as upstream's strict decoding reports them:
 /// paths such as `"spec.foo"` or `"spec.template.spec.containers[0].imagee"`

@@ -149,6 +149,7 @@ pub async fn handle(
         warnings: &warnings,
         audit_annotations: &audit_annotations,
         user: Some(user),
+        user_agent: header(headers, "user-agent"),
     };
     let answered = answer(router, &req, info, user, subresource, &output).await;
     // Warnings and audit annotations go with refusals too.
@@ -205,8 +206,8 @@ async fn answer(
         ("create", None) => rest::create(api, req).await?,
         ("update", None | Some(Part)) => (200, rest::update(api, req, &rest::ObjectView).await?),
         ("update", Some(Scale)) => (200, rest::update(api, req, &ScaleView).await?),
-        ("patch", None | Some(Part)) => (200, rest::patch(api, req, &rest::ObjectView).await?),
-        ("patch", Some(Scale)) => (200, rest::patch(api, req, &ScaleView).await?),
+        ("patch", None | Some(Part)) => rest::patch(api, req, &rest::ObjectView).await?,
+        ("patch", Some(Scale)) => rest::patch(api, req, &ScaleView).await?,
         ("delete", None) => (200, rest::delete(api, req).await?),
         ("deletecollection", None) => (200, rest::delete_collection(api, req).await?),
         _ => {

@@ -298,6 +298,8 @@ pub struct Resource {
     /// A custom resource's `openAPIV3Schema`, for its OpenAPI document (the built-in kinds'
     /// come from their types).
     pub schema: Option<Arc<Value>>,
+    /// Its managed-fields recorder, built on first use ([`Resource::field_manager`]).
+    field_manager: std::sync::OnceLock<Arc<crate::fieldmanager::FieldManager>>,
     /// The subresources ferry serves, and how.
     subresources: Vec<(&'static str, SubresourceKind)>,
 }
@@ -344,8 +346,22 @@ impl Resource {
             printer,
             scale,
             schema: None,
+            field_manager: Default::default(),
             subresources,
         }
+    }
+
+    /// Its managed-fields recorder (built on first use: the schema of a built-in kind is
+    /// converted from the OpenAPI definitions once).
+    pub fn field_manager(&self) -> Arc<crate::fieldmanager::FieldManager> {
+        self.field_manager
+            .get_or_init(|| {
+                Arc::new(crate::fieldmanager::FieldManager::new(
+                    self.info,
+                    self.schema.as_deref(),
+                ))
+            })
+            .clone()
     }
 
     /// How `name` is served, if it is (discovery lists subresources ferry does not serve yet:
@@ -443,6 +459,7 @@ impl Registry {
                     ))),
                     scale: ScalePaths::default(),
                     schema: None,
+                    field_manager: Default::default(),
                     subresources: subresources_for(info),
                 }));
         }

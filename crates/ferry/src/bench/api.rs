@@ -42,6 +42,10 @@ pub struct Args {
     /// Pods created in each of the two authorization runs (RBAC and admission on; off).
     #[arg(long, default_value_t = 3000)]
     authz_pods: usize,
+    /// Objects created in each run of the API-extension figures (custom resources,
+    /// ConfigMaps, Deployments created and applied).
+    #[arg(long, default_value_t = 3000)]
+    extension_objects: usize,
 }
 
 /// One HTTP/1.1 connection over TLS with the admin certificate.
@@ -76,11 +80,23 @@ impl Connection {
         path: &str,
         body: Option<&Value>,
     ) -> anyhow::Result<(u16, Bytes)> {
+        self.request_as(method, path, body, "application/json")
+            .await
+    }
+
+    /// A request whose body has `content_type` (a patch's, an apply's).
+    pub(super) async fn request_as(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        content_type: &str,
+    ) -> anyhow::Result<(u16, Bytes)> {
         let request = hyper::Request::builder()
             .method(method)
             .uri(path)
             .header("host", "127.0.0.1")
-            .header("content-type", "application/json")
+            .header("content-type", content_type)
             .header("accept", "application/json")
             .body(Full::new(
                 body.map(|b| Bytes::from(b.to_string())).unwrap_or_default(),
@@ -438,6 +454,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("RSS after the run: {rss_after:.1} MiB");
     drop(server);
     let authz = super::authz::measure(args.authz_pods, args.clients).await?;
+    let extensions = super::extensions::measure(args.extension_objects, args.clients).await?;
 
     if args.json {
         let summary = json!({
@@ -454,6 +471,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "authz_reference_p50_us": authz.reference_us.0, "authz_reference_p99_us": authz.reference_us.1,
             "rbac_creates_per_s": authz.rbac_creates_per_s.round(),
             "open_creates_per_s": authz.open_creates_per_s.round(),
+            "configmap_creates_per_s": extensions.configmap_creates_per_s.round(),
+            "custom_creates_per_s": extensions.custom_creates_per_s.round(),
+            "deployment_creates_per_s": extensions.deployment_creates_per_s.round(),
+            "deployment_applies_per_s": extensions.deployment_applies_per_s.round(),
             "watch_events_per_s": events_per_s.round(),
             "rss_after_mib": (rss_after * 10.0).round() / 10.0,
         });

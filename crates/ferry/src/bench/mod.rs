@@ -4,6 +4,7 @@
 mod api;
 mod authz;
 mod exec;
+mod extensions;
 mod podstartup;
 mod scheduler;
 mod service;

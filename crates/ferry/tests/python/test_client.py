@@ -247,3 +247,89 @@ def test_jobs_and_the_immortal_namespaces(api, namespace):
     with pytest.raises(ApiException) as refused:
         client.CoreV1Api(api).delete_namespace("default")
     assert refused.value.status == 403
+
+
+def test_custom_objects(api, namespace):
+    """A CRD through ApiextensionsV1Api, its objects through CustomObjectsApi, as the client's
+    own custom-object tests use them."""
+    ext = client.ApiextensionsV1Api(api)
+    group, plural = "py.ferry.dev", "gadgets"
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": plural, "singular": "gadget", "kind": "Gadget", "shortNames": ["gd"]},
+            "versions": [{
+                "name": "v1", "served": True, "storage": True,
+                "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "properties": {
+                        "size": {"type": "integer", "minimum": 1, "default": 1}}},
+                    "status": {"type": "object", "properties": {"ready": {"type": "boolean"}}}}}},
+            }],
+        },
+    }
+    created = ext.create_custom_resource_definition(crd)
+    assert created.spec.names.list_kind == "GadgetList"
+    for _ in range(100):
+        read = ext.read_custom_resource_definition(f"{plural}.{group}")
+        conditions = {c.type: c.status for c in (read.status.conditions or [])}
+        if conditions.get("Established") == "True":
+            break
+        import time
+        time.sleep(0.1)
+    else:
+        pytest.fail("the definition was not established")
+    custom = client.CustomObjectsApi(api)
+    body = {"apiVersion": f"{group}/v1", "kind": "Gadget", "metadata": {"name": "g"}, "spec": {}}
+    made = custom.create_namespaced_custom_object(group, "v1", namespace, plural, body)
+    assert made["spec"]["size"] == 1
+    listed = custom.list_namespaced_custom_object(group, "v1", namespace, plural)
+    assert [i["metadata"]["name"] for i in listed["items"]] == ["g"]
+    patched = custom.patch_namespaced_custom_object(group, "v1", namespace, plural, "g", {"spec": {"size": 3}})
+    assert patched["spec"]["size"] == 3
+    status = custom.patch_namespaced_custom_object_status(group, "v1", namespace, plural, "g", {"status": {"ready": True}})
+    assert status["status"] == {"ready": True}
+    with pytest.raises(ApiException) as bad:
+        custom.patch_namespaced_custom_object(group, "v1", namespace, plural, "g", {"spec": {"size": 0}})
+    assert bad.value.status == 422
+    assert "spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1" in json.loads(bad.value.body)["message"]
+    custom.delete_namespaced_custom_object(group, "v1", namespace, plural, "g")
+    ext.delete_custom_resource_definition(f"{plural}.{group}")
+
+
+def test_server_side_apply(api, namespace):
+    """Server-side apply as the client's dynamic client sends it: an apply patch with a field
+    manager; a second manager's conflicting apply is a 409 until forced."""
+    from kubernetes import dynamic
+    from kubernetes.dynamic.exceptions import ConflictError
+    deployments = dynamic.DynamicClient(api).resources.get(api_version="apps/v1", kind="Deployment")
+    body = {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "applied", "namespace": namespace},
+        "spec": {"replicas": 1, "selector": {"matchLabels": labels()},
+                 "template": {"metadata": {"labels": labels()},
+                              "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}},
+    }
+    made = deployments.server_side_apply(body=body, namespace=namespace, field_manager="py")
+    assert made.spec.replicas == 1
+    assert [(m.manager, m.operation) for m in made.metadata.managedFields] == [("py", "Apply")]
+    scaled = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "applied"},
+              "spec": {"replicas": 2}}
+    with pytest.raises(ConflictError) as conflict:
+        deployments.server_side_apply(body=scaled, namespace=namespace, field_manager="other")
+    assert conflict.value.status == 409
+    status = json.loads(conflict.value.body)
+    assert status["reason"] == "Conflict"
+    assert status["details"]["causes"] == [
+        {"reason": "FieldManagerConflict", "message": "conflict with \"py\"", "field": ".spec.replicas"}]
+    forced = deployments.server_side_apply(
+        body=scaled, namespace=namespace, field_manager="other", force_conflicts=True)
+    assert forced.spec.replicas == 2
+    # The typed client reads the object with its managed fields.
+    typed = client.AppsV1Api(api).read_namespaced_deployment("applied", namespace)
+    assert {m.manager for m in typed.metadata.managed_fields} == {"py", "other"}
+    client.AppsV1Api(api).delete_namespaced_deployment("applied", namespace)
