@@ -8,7 +8,6 @@
 //! first `/` (kubectl names itself `kubectl-create`, `kubectl-edit`, … in the parameter).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use ferry_smd::{ApplyError, FieldSet, ManagedFields, Path, Schema};
 use serde_json::Value;

@@ -21,6 +21,7 @@ pub mod body;
 pub mod cache;
 pub mod discovery;
 pub mod encryption;
+pub mod features;
 pub mod fieldmanager;
 pub mod filters;
 pub mod handlers;

@@ -22,6 +22,7 @@ use crate::auth::{
     PrivilegedGroups,
 };
 use crate::body::{Request as HttpRequest, Response};
+use crate::features::FeatureGates;
 use crate::filters::audit::{Audit, Auditor, RemoteAddr, TracingSink};
 use crate::filters::authentication::{Authenticate, ClientCertificate};
 use crate::filters::authorization::Authorize;
@@ -61,6 +62,7 @@ pub struct Server {
     /// The Node authorizer's graph, when Node is one of the authorization modes.
     graph: Option<Arc<crate::node_graph::NodeGraph>>,
     tokens: Arc<std::sync::OnceLock<Arc<crate::serviceaccount::Tokens>>>,
+    features: std::sync::OnceLock<FeatureGates>,
 }
 
 impl Server {
@@ -128,6 +130,7 @@ impl Server {
             policy,
             graph,
             tokens: Arc::default(),
+            features: std::sync::OnceLock::new(),
         })
     }
 
@@ -156,7 +159,19 @@ impl Server {
                 kubelet: self.kubelet.clone(),
                 tokens: self.tokens.clone(),
                 resource_metrics: self.resource_metrics.clone(),
+                features: self.features(),
             })
+    }
+
+    /// The feature gates (upstream's `--feature-gates`); upstream v1.33's defaults unless set.
+    /// Set once, before serving.
+    pub fn set_feature_gates(&self, gates: FeatureGates) {
+        let _ = self.features.set(gates);
+    }
+
+    /// The feature gates the server runs with.
+    pub fn features(&self) -> FeatureGates {
+        self.features.get().copied().unwrap_or_default()
     }
 
     /// What is audited and where it goes (upstream's `--audit-policy-file` and backend); by

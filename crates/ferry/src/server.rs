@@ -142,6 +142,10 @@ pub struct Args {
     /// configuration, e.g. PodSecurity's `PodSecurityConfiguration` defaults and exemptions.
     #[arg(long)]
     admission_control_config_file: Option<PathBuf>,
+    /// Upstream's feature gates ferry can switch, `Name=true|false`, comma-separated:
+    /// `WatchList` (streaming lists; off by default, as in Kubernetes 1.33).
+    #[arg(long)]
+    feature_gates: Option<ferry_apiserver::features::FeatureGates>,
     /// The authorizers after `system:masters`' (which may do everything), in order, by upstream's
     /// names: Node, RBAC, AlwaysAllow, AlwaysDeny.
     #[arg(long, value_delimiter = ',', default_values_t = vec!["Node".to_string(), "RBAC".to_string()])]
@@ -539,6 +543,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("--authorization-mode: {e}"))?;
     let server = Server::new(store, AuthenticatorChain(authenticators), &modes, admission);
     server.set_service_account_tokens(tokens);
+    if let Some(gates) = args.feature_gates {
+        server.set_feature_gates(gates);
+    }
     if let Some(auditor) = auditor(&args)? {
         server.set_audit(auditor);
     }

@@ -42,6 +42,8 @@ pub struct Router {
     pub tokens: Arc<std::sync::OnceLock<Arc<crate::serviceaccount::Tokens>>>,
     /// The nodes' and pods' resource usage (`metrics.k8s.io`).
     pub resource_metrics: Arc<crate::metrics_api::ResourceMetrics>,
+    /// The feature gates the server runs with.
+    pub features: crate::features::FeatureGates,
 }
 
 impl Router {

@@ -18,6 +18,8 @@ use crate::body::{BodyError, Response};
 use crate::filters::metrics::WatchGuard;
 use crate::request::RequestInfo;
 use crate::status::ApiError;
+use crate::watch::options::ListOptions;
+use crate::watch::Encoding;
 
 /// The `Sec-WebSocket-Accept` answer to a client's upgrade, if it asks for one.
 fn websocket_accept(headers: &http::HeaderMap) -> Option<String> {
@@ -29,7 +31,22 @@ fn websocket_accept(headers: &http::HeaderMap) -> Option<String> {
     upgrade.then(|| tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes()))
 }
 
-/// Starts the watch and answers with its stream.
+/// What `accept` asks for besides Table rows, which upstream does not render a streaming list
+/// as; 406 when it asks for nothing else.
+fn output_without_tables(accept: &str) -> Result<Output, ApiError> {
+    let others: Vec<&str> = accept
+        .split(',')
+        .filter(|part| !part.replace(' ', "").contains("as=Table"))
+        .collect();
+    if others.is_empty() {
+        return Err(ApiError::not_acceptable(format!(
+            "only the following media types are accepted: application/json, application/yaml (got {accept:?})"
+        )));
+    }
+    Output::from_accept(&others.join(","))
+}
+
+/// Validates the watch's options ([`ListOptions`]), starts it and answers with its stream.
 pub async fn respond(
     router: &Router,
     resource: Arc<crate::registry::Resource>,
@@ -39,6 +56,25 @@ pub async fn respond(
     headers: &http::HeaderMap,
     upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Result<Response, ApiError> {
+    let options = ListOptions::parse(query, true, router.features.watch_list)?;
+    let mut output = output;
+    if options.is_list_watch() && output == Output::Table {
+        let accept = headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        output = output_without_tables(accept)?;
+    }
+    let list_blueprint = options.is_list_watch().then(|| match output {
+        Output::Metadata => (
+            "PartialObjectMetadataList".to_string(),
+            "meta.k8s.io/v1".to_string(),
+        ),
+        _ => (
+            format!("{}List", resource.info.kind),
+            resource.info.api_version(),
+        ),
+    });
     let printer = resource.printer.clone();
     let transform: crate::watch::Transform =
         Arc::new(move |object: &Value, first: bool| match output {
@@ -59,7 +95,11 @@ pub async fn respond(
         &info.namespace,
         &info.name,
         query,
-        transform,
+        &options,
+        Encoding {
+            transform,
+            list_blueprint,
+        },
     )
     .await?;
     let guard = router.metrics.watch_opened();
@@ -135,4 +175,22 @@ async fn websocket_watch<S>(
         }
     }
     let _ = socket.close(None).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_streaming_list_falls_back_from_table_rows() {
+        let table = "application/json;as=Table;v=v1;g=meta.k8s.io";
+        assert_eq!(
+            output_without_tables(&format!("{table}, application/json")).expect("json"),
+            Output::Object
+        );
+        assert_eq!(
+            output_without_tables(table).expect_err("406").to_status()["code"],
+            406
+        );
+    }
 }

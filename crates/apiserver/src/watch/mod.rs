@@ -4,6 +4,13 @@
 //! after N; selectors turn changes into ADDED/DELETED as objects start or stop matching; a
 //! resourceVersion compacted away gets an ERROR with a 410 Status ("too old resource
 //! version") and the stream ends, so clients relist.
+//!
+//! A streaming list ([`options`], KEP-3157) is a watch whose initial objects end with a
+//! bookmark annotated `k8s.io/initial-events-end` at the revision they were read at; the
+//! changes after it follow. With `allowWatchBookmarks`, an idle watch gets a bookmark every
+//! [`BOOKMARK_EVERY`] from the store's progress notifications.
+
+pub mod options;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,25 +22,36 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use self::options::{ListOptions, Start, INITIAL_EVENTS_END, INITIAL_EVENTS_LIST_BLUEPRINT};
 use crate::registry::Resource;
 use crate::rest::{decode, Rest, Selectors};
 use crate::status::ApiError;
 use crate::storage::prefix;
 
 /// How often an idle watch that allows bookmarks gets one.
-const BOOKMARK_EVERY: Duration = Duration::from_secs(30);
+pub const BOOKMARK_EVERY: Duration = Duration::from_secs(30);
 
 /// Turns each object into what the client asked for (the object, a Table row, metadata).
 pub type Transform = Arc<dyn Fn(&Value, bool) -> Value + Send + Sync>;
 
-/// Opens a watch; returns the stream of encoded event lines.
+/// How a watch's objects reach the client.
+pub struct Encoding {
+    /// Each object as the client asked for it.
+    pub transform: Transform,
+    /// `(kind, apiVersion)` of the empty list a streaming-list client builds its list in,
+    /// sent on the bookmark that ends the initial events; `None` unless the watch is one.
+    pub list_blueprint: Option<(String, String)>,
+}
+
+/// Opens a watch with (validated) `options`; returns the stream of encoded event lines.
 pub async fn watch(
     rest: Arc<Rest>,
     resource: Arc<Resource>,
     namespace: &str,
     name: &str,
     query: &HashMap<String, String>,
-    transform: Transform,
+    options: &ListOptions,
+    encoding: Encoding,
 ) -> Result<mpsc::Receiver<Bytes>, ApiError> {
     let mut query = query.clone();
     if !name.is_empty() {
@@ -47,53 +65,48 @@ pub async fn watch(
     }
     let info = resource.info;
     let selectors = Selectors::from_query(&resource, &query)?;
-    let bookmarks = query
-        .get("allowWatchBookmarks")
-        .is_some_and(|v| crate::request::query_bool(v));
-    let send_initial = query
-        .get("sendInitialEvents")
-        .map(|v| crate::request::query_bool(v));
-    let timeout = query
-        .get("timeoutSeconds")
-        .and_then(|t| t.parse::<u64>().ok())
-        .map(Duration::from_secs)
-        .unwrap_or(Duration::from_secs(1800));
-    let resource_version = query.get("resourceVersion").cloned().unwrap_or_default();
+    let bookmarks = options.allow_watch_bookmarks;
+    let timeout = options.timeout();
     let collection = prefix(info, namespace);
+    let kind = info.kind;
+    let api_version = info.api_version();
 
     // Where the stream starts, and the objects to send first.
     let mut initial = Vec::new();
-    let start: Revision =
-        if resource_version.is_empty() || resource_version == "0" || send_initial == Some(true) {
-            let at = if send_initial == Some(true)
-                && !resource_version.is_empty()
-                && resource_version != "0"
-            {
-                resource_version
-                    .parse()
-                    .map_err(|_| ApiError::bad_request("invalid resourceVersion"))?
-            } else {
-                0
-            };
+    let mut end_bookmark = false;
+    let after: Revision = match options.start()? {
+        Start::After(revision) => revision,
+        Start::Now => rest.storage.store.current_revision().await?,
+        Start::Initial {
+            not_older_than,
+            end_bookmark: mark,
+        } => {
+            // The latest state is never older than what was asked for, unless it was asked
+            // for a revision the store has not reached: upstream's watch cache gives up
+            // waiting with an ERROR event.
             let listed = rest
                 .storage
                 .store
-                .range(RangeRequest::new(KeyRange::prefix(collection.clone())).at(at))
+                .range(RangeRequest::new(KeyRange::prefix(collection.clone())))
                 .await?;
+            if let Some(requested) = not_older_than.filter(|r| *r > listed.header_revision) {
+                let error = ApiError::from(StoreError::FutureRevision {
+                    requested,
+                    current: listed.header_revision,
+                });
+                return Ok(ended_with(error));
+            }
             for kv in &listed.kvs {
                 let object = decode(&resource, &kv.value, kv.mod_revision)?;
                 if selectors.matches(&resource, &object) {
                     initial.push(object);
                 }
             }
-            let revision = if at > 0 { at } else { listed.header_revision };
-            revision + 1
-        } else {
-            let rv: Revision = resource_version.parse().map_err(|_| {
-                ApiError::bad_request(format!("invalid resource version {resource_version:?}"))
-            })?;
-            rv + 1
-        };
+            end_bookmark = mark;
+            listed.header_revision
+        }
+    };
+    let start = after + 1;
     let mut request = WatchRequest::new(KeyRange::prefix(collection)).from_revision(start);
     if bookmarks {
         request = request.progress_every(BOOKMARK_EVERY);
@@ -104,15 +117,13 @@ pub async fn watch(
         .watch(&prefix(info, ""), request)
         .await?;
     let (tx, rx) = mpsc::channel::<Bytes>(64);
-    let kind = info.kind;
-    let api_version = info.api_version();
+    let Encoding {
+        transform,
+        list_blueprint,
+    } = encoding;
     tokio::spawn(async move {
-        let line = |event_type: &str, object: Value| {
-            let mut bytes = serde_json::to_vec(&json!({"type": event_type, "object": object}))
-                .unwrap_or_default();
-            bytes.push(b'\n');
-            Bytes::from(bytes)
-        };
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
         let mut first = true;
         let mut emit = |event_type: &str, object: &Value| {
             let out = transform(object, first);
@@ -124,16 +135,18 @@ pub async fn watch(
                 return;
             }
         }
-        if send_initial == Some(true) && bookmarks {
-            let bookmark = json!({"kind": kind, "apiVersion": api_version, "metadata": {
-                "resourceVersion": (start - 1).to_string(),
-                "annotations": {"k8s.io/initial-events-end": "true"}}});
+        if end_bookmark {
+            let mut bookmark = json!({"kind": kind, "apiVersion": api_version, "metadata": {
+                "resourceVersion": after.to_string(),
+                "annotations": {INITIAL_EVENTS_END: "true"}}});
+            if let Some((list_kind, list_api_version)) = &list_blueprint {
+                bookmark["metadata"]["annotations"][INITIAL_EVENTS_LIST_BLUEPRINT] =
+                    Value::String(blueprint(list_kind, list_api_version));
+            }
             if tx.send(line("BOOKMARK", bookmark)).await.is_err() {
                 return;
             }
         }
-        let deadline = tokio::time::sleep(timeout);
-        tokio::pin!(deadline);
         loop {
             let message = tokio::select! {
                 m = stream.next() => m,
@@ -186,6 +199,32 @@ pub async fn watch(
         }
     });
     Ok(rx)
+}
+
+/// One encoded event line.
+fn line(event_type: &str, object: Value) -> Bytes {
+    let mut bytes =
+        serde_json::to_vec(&json!({"type": event_type, "object": object})).unwrap_or_default();
+    bytes.push(b'\n');
+    Bytes::from(bytes)
+}
+
+/// A watch that is only an ERROR event with `error`'s Status: upstream's answer, once a
+/// watch's request was accepted, to what goes wrong before its first event.
+fn ended_with(error: ApiError) -> mpsc::Receiver<Bytes> {
+    let (tx, rx) = mpsc::channel(1);
+    let _ = tx.try_send(line("ERROR", error.to_status()));
+    rx
+}
+
+/// The `initial-events-list-blueprint` annotation: base64 of the empty list, encoded as
+/// upstream's JSON serializer writes it (with its newline).
+fn blueprint(list_kind: &str, api_version: &str) -> String {
+    use base64::Engine as _;
+    let list = json!({"kind": list_kind, "apiVersion": api_version, "metadata": {}, "items": []});
+    let mut bytes = serde_json::to_vec(&list).unwrap_or_default();
+    bytes.push(b'\n');
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// A store event as the watch event a client sees, if any.
