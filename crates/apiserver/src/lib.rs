@@ -48,5 +48,6 @@ pub mod storage;
 pub mod storemetrics;
 pub mod token_webhook;
 pub mod watch;
+pub mod webhook;
 
 pub use server::{serve, Server};

@@ -15,8 +15,8 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 
-use crate::admission::webhook::client;
 use crate::auth::{Authenticator, AuthnError, Credentials, UserInfo};
+use crate::webhook as client;
 
 /// How long the issuer's keys are kept.
 const KEYS_TTL: Duration = Duration::from_secs(300);

@@ -122,8 +122,7 @@ impl Objects {
         self.generation.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// A view holding `objects` by key, followed nowhere (tests).
-    #[cfg(test)]
+    /// A view holding `objects` by key, followed nowhere (a one-off read, tests).
     pub fn from_objects(objects: Vec<(String, serde_json::Value)>) -> Objects {
         Objects {
             prefixes: &[],

@@ -160,10 +160,31 @@ pub async fn read(
         .get(&key(resource.info, namespace, name))
         .await?;
     let kv = kv.ok_or_else(|| ApiError::not_found(Target::of(resource.info, name)))?;
-    Ok((
-        decode(resource, &kv.value, kv.mod_revision)?,
-        kv.mod_revision,
-    ))
+    let mut object = [decode(resource, &kv.value, kv.mod_revision)?];
+    resource
+        .strategy
+        .convert_stored(storage, &mut object)
+        .await?;
+    let [object] = object;
+    Ok((object, kv.mod_revision))
+}
+
+/// `object` as it is written: encoded, after the strategy's conversion into the stored version.
+async fn encode_converted(
+    storage: &Storage,
+    resource: &Resource,
+    object: &Value,
+) -> Result<Bytes, ApiError> {
+    Ok(
+        match resource
+            .strategy
+            .convert_for_storage(storage, object)
+            .await?
+        {
+            Some(converted) => encode(resource, &converted),
+            None => encode(resource, object),
+        },
+    )
 }
 
 /// The `continue` token: upstream's format, base64 of `{"v":"meta.k8s.io/v1","rv":N,"start":K}`
@@ -373,10 +394,17 @@ pub async fn list(rest: &Rest, req: &Request<'_>) -> Result<Value, ApiError> {
             metadata.insert("remainingItemCount".into(), json!(remaining));
         }
     }
-    for item in &mut items {
-        if let Value::Object(m) = item {
-            m.remove("kind");
-            m.remove("apiVersion");
+    resource
+        .strategy
+        .convert_stored(&rest.storage, &mut items)
+        .await?;
+    // Typed lists leave out their items' type; a custom resource's (unstructured) keep it.
+    if !info.custom {
+        for item in &mut items {
+            if let Value::Object(m) = item {
+                m.remove("kind");
+                m.remove("apiVersion");
+            }
         }
     }
     Ok(json!({
@@ -562,11 +590,14 @@ async fn create_object(
     strategy
         .begin_create(&rest.storage, info, &key, &mut object)
         .await?;
-    let created = rest
-        .storage
-        .store
-        .create(key, encode(resource, &object), lease)
-        .await;
+    let encoded = match encode_converted(&rest.storage, resource, &object).await {
+        Ok(encoded) => encoded,
+        Err(e) => {
+            strategy.release(&rest.storage, &object).await;
+            return Err(e);
+        }
+    };
+    let created = rest.storage.store.create(key, encoded, lease).await;
     match created {
         Ok(Some(revision)) => {
             metadata_mut(&mut object).insert(
@@ -918,10 +949,17 @@ async fn write_update(
         // What the new object needs that the old one did not hold (node ports of a service
         // that became NodePort) is reserved now, and settled by the write.
         let reservations = strategy.begin_update(&rest.storage, &mut new, &old).await?;
+        let encoded = match encode_converted(&rest.storage, resource, &new).await {
+            Ok(encoded) => encoded,
+            Err(e) => {
+                reservations.revert(&rest.storage).await;
+                return Err(e);
+            }
+        };
         let written = rest
             .storage
             .store
-            .update(key.clone(), old_revision, encode(resource, &new))
+            .update(key.clone(), old_revision, encoded)
             .await;
         match written {
             Ok(Ok(revision)) => {
@@ -1123,7 +1161,11 @@ async fn delete_one(
         match rest
             .storage
             .store
-            .update(key.clone(), revision, encode(resource, &object))
+            .update(
+                key.clone(),
+                revision,
+                encode_converted(&rest.storage, resource, &object).await?,
+            )
             .await?
         {
             Ok(new_revision) => {

@@ -14,8 +14,8 @@ use rustls::pki_types::pem::PemObject as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::admission::webhook::client;
 use crate::auth::{Authenticator, AuthnError, Credentials, UserInfo};
+use crate::webhook as client;
 
 /// How long a refusal is kept.
 const REFUSAL_TTL: Duration = Duration::from_secs(10);

@@ -151,6 +151,36 @@ fn answer(stream: &mut impl ReadWrite, port: u16, jwks: &Value) -> std::io::Resu
         )?;
         return stream.flush();
     }
+    if path.starts_with("/convert") {
+        // A ConversionReview between v1 (`spec.cronSpec`) and v2 (`spec.schedule`).
+        let desired = request["desiredAPIVersion"].as_str().unwrap_or_default();
+        let result = if path.starts_with("/convert-fail") {
+            json!({"status": "Failure", "message": "no conversion today"})
+        } else {
+            json!({"status": "Success"})
+        };
+        let converted: Vec<Value> = request["objects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|object| {
+                let mut object = object.clone();
+                let spec = object["spec"].as_object_mut().expect("spec");
+                if desired.ends_with("/v2") {
+                    if let Some(v) = spec.remove("cronSpec") {
+                        spec.insert("schedule".into(), v);
+                    }
+                } else if let Some(v) = spec.remove("schedule") {
+                    spec.insert("cronSpec".into(), v);
+                }
+                object["apiVersion"] = json!(desired);
+                object
+            })
+            .collect();
+        let body = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",
+            "response": {"uid": uid, "convertedObjects": converted, "result": result}});
+        return json_answer(stream, body.to_string());
+    }
     let response = if path.starts_with("/mutate") {
         let patch = if request["object"]["metadata"]["labels"].is_object() {
             json!([{"op": "add", "path": "/metadata/labels/hooked", "value": "yes"}])
@@ -1213,4 +1243,99 @@ fn pod_security_levels_refuse_and_warn() {
         "pod-security.kubernetes.io/enforce=privileged",
     ]);
     configured.apply_yaml("create", &pod("root", "open", "  hostPID: true\n"));
+}
+
+fn conversion_crd(client_config: &Value) -> String {
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "crontabs.conv.example.com"},
+    "spec": {"group": "conv.example.com", "scope": "Namespaced",
+        "names": {"plural": "crontabs", "kind": "CronTab"},
+        "conversion": {"strategy": "Webhook", "webhook": {"conversionReviewVersions": ["v1"], "clientConfig": client_config}},
+        "versions": [
+            {"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object",
+                "properties": {"spec": {"type": "object", "properties": {"cronSpec": {"type": "string"}}}}}}},
+            {"name": "v2", "served": true, "storage": false, "schema": {"openAPIV3Schema": {"type": "object",
+                "properties": {"spec": {"type": "object", "properties": {"schedule": {"type": "string"}}}}}}},
+        ]}});
+    serde_json::to_string(&crd).expect("json")
+}
+
+#[test]
+fn conversion_webhooks_convert_between_versions() {
+    let server = WebhookServer::start();
+    let ferry = Ferry::start();
+    ferry.apply_yaml("apply", &conversion_crd(&server.client_config("/convert")));
+    ferry.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/crontabs.conv.example.com",
+        "--timeout=20s",
+    ]);
+    ferry.apply_yaml(
+        "create",
+        "apiVersion: conv.example.com/v1\nkind: CronTab\nmetadata: {name: old, labels: {made: v1}}\nspec: {cronSpec: '0 * * * *'}\n",
+    );
+    ferry.apply_yaml(
+        "create",
+        "apiVersion: conv.example.com/v2\nkind: CronTab\nmetadata: {name: new}\nspec: {schedule: '5 * * * *'}\n",
+    );
+    // Each version sees both objects in its own shape; they are stored in v1.
+    assert_eq!(
+        ferry.ok(&[
+            "get",
+            "crontabs.v2.conv.example.com",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.spec.schedule} {end}"
+        ]),
+        "new=5 * * * * old=0 * * * * "
+    );
+    assert_eq!(
+        ferry.ok(&[
+            "get",
+            "crontabs.v1.conv.example.com/new",
+            "-o",
+            "jsonpath={.apiVersion} {.spec.cronSpec}"
+        ]),
+        "conv.example.com/v1 5 * * * *"
+    );
+    assert_eq!(
+        ferry.ok(&[
+            "get",
+            "crontabs.v2.conv.example.com/old",
+            "-o",
+            "jsonpath={.metadata.labels.made} {.spec.schedule}"
+        ]),
+        "v1 0 * * * *"
+    );
+    // A webhook that fails: reads in the other version and writes that need it fail with its
+    // message, and nothing is written.
+    ferry.apply_yaml(
+        "apply",
+        &conversion_crd(&server.client_config("/convert-fail")),
+    );
+    let err = ferry.fails(&["get", "crontabs.v2.conv.example.com/old"]);
+    assert!(
+        err.contains(
+            "conversion webhook for conv.example.com/v1, Kind=CronTab failed: no conversion today"
+        ),
+        "{err}"
+    );
+    let out = ferry.with_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: conv.example.com/v2\nkind: CronTab\nmetadata: {name: refused}\nspec: {schedule: '1 * * * *'}\n",
+    );
+    assert!(!out.status.success());
+    assert!(ferry
+        .fails(&["get", "crontabs.v1.conv.example.com/refused"])
+        .contains("NotFound"));
+    // The storage version still reads without the webhook.
+    assert_eq!(
+        ferry.ok(&[
+            "get",
+            "crontabs.v1.conv.example.com/old",
+            "-o",
+            "jsonpath={.spec.cronSpec}"
+        ]),
+        "0 * * * *"
+    );
 }

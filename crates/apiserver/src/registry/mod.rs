@@ -190,6 +190,26 @@ pub trait Strategy: Send + Sync {
         true
     }
 
+    /// Converts objects read from storage into the version served, all at once (a custom
+    /// resource's conversion webhook). By default [`Strategy::decode_stored`] has served them.
+    async fn convert_stored(
+        &self,
+        _storage: &Storage,
+        _objects: &mut [Value],
+    ) -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    /// The object to write converted into the version stored, when it must be (a custom
+    /// resource's conversion webhook); `None` to write it as it is.
+    async fn convert_for_storage(
+        &self,
+        _storage: &Storage,
+        _object: &Value,
+    ) -> Result<Option<Value>, ApiError> {
+        Ok(None)
+    }
+
     /// The object as stored, from the object as served (resources that share storage with
     /// another version of the kind, as events.k8s.io Events with core Events).
     fn encode_for_storage(&self, object: Value) -> Value {

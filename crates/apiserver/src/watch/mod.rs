@@ -102,6 +102,10 @@ pub async fn watch(
                     initial.push(object);
                 }
             }
+            resource
+                .strategy
+                .convert_stored(&rest.storage, &mut initial)
+                .await?;
             end_bookmark = mark;
             listed.header_revision
         }
@@ -185,7 +189,16 @@ pub async fn watch(
             for event in &response.events {
                 match translate(&resource, &selectors, event) {
                     Ok(Some((event_type, object))) => {
-                        if tx.send(emit(event_type, &object)).await.is_err() {
+                        let mut object = [object];
+                        let converted = resource
+                            .strategy
+                            .convert_stored(&rest.storage, &mut object)
+                            .await;
+                        if let Err(e) = converted {
+                            let _ = tx.send(line("ERROR", e.to_status())).await;
+                            return;
+                        }
+                        if tx.send(emit(event_type, &object[0])).await.is_err() {
                             return;
                         }
                     }

@@ -17,8 +17,6 @@
 //! - Writes to the admission configuration itself (`admissionregistration.k8s.io`) are never
 //!   sent to webhooks, so a broken webhook can always be removed.
 
-pub(crate) mod client;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -36,6 +34,7 @@ use crate::object::{labels, meta_str};
 use crate::reflector::LazyObjects;
 use crate::status::ApiError;
 use crate::storage::Storage;
+use crate::webhook::{self as client, resolve_endpoint};
 
 /// The group of the admission configuration, whose writes are never sent to webhooks.
 const ADMISSION_CONFIGURATION_GROUP: &str = "admissionregistration.k8s.io";
@@ -371,53 +370,6 @@ impl Webhooks {
             CallError::Failed(why) => Err(ApiError::internal(why)),
         }
     }
-}
-
-/// The Service's ready endpoint that its port `port` leads to: an address and the port there
-/// (upstream's endpoint routing).
-fn resolve_endpoint(
-    cluster: &crate::reflector::Objects,
-    namespace: &str,
-    name: &str,
-    port: i32,
-) -> Result<(String, u16), String> {
-    let service = cluster
-        .get(&format!("/services/{namespace}/{name}"))
-        .ok_or_else(|| format!("service \"{name}\" not found"))?;
-    let ports = service.pointer("/spec/ports").and_then(Value::as_array);
-    let service_port = ports
-        .into_iter()
-        .flatten()
-        .find(|p| p["port"].as_i64() == Some(i64::from(port)))
-        .ok_or_else(|| format!("service \"{name}\" has no port {port}"))?;
-    let port_name = service_port["name"].as_str().unwrap_or_default();
-    let slices = cluster.under(&format!("/endpointslices/{namespace}/"));
-    for slice in slices.iter().filter(|s| {
-        labels(s)
-            .get("kubernetes.io/service-name")
-            .map(String::as_str)
-            == Some(name)
-    }) {
-        let Some(endpoint_port) = slice["ports"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|p| p["name"].as_str().unwrap_or_default() == port_name)
-            .and_then(|p| p["port"].as_u64())
-            .and_then(|p| u16::try_from(p).ok())
-        else {
-            continue;
-        };
-        let ready = slice["endpoints"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|e| e.pointer("/conditions/ready").and_then(Value::as_bool) != Some(false));
-        if let Some(address) = ready.and_then(|e| e["addresses"][0].as_str()) {
-            return Ok((address.to_string(), endpoint_port));
-        }
-    }
-    Err(format!("no endpoints available for service \"{name}\""))
 }
 
 /// Upstream's `ToStatusErr`: the webhook's refusal as a Status, at least 400.

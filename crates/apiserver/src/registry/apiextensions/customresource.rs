@@ -15,6 +15,7 @@ use ferry_api::registry::{CustomResourceInfo, ResourceInfo};
 use ferry_schema::Structural;
 use serde_json::{json, Value};
 
+use super::conversion::ConversionWebhook;
 use crate::registry::{NameRule, Resource, ScalePaths, Strategy, SubresourceKind};
 use crate::status::{ApiError, FieldError, FieldErrorKind};
 use crate::storage::Storage;
@@ -35,6 +36,8 @@ pub struct CustomResourceStrategy {
     selectable: Vec<(String, String)>,
     /// The definition is being deleted: no new objects.
     terminating: bool,
+    /// The definition's conversion webhook (`None`: versions differ only in `apiVersion`).
+    conversion: Option<Arc<ConversionWebhook>>,
 }
 
 /// `.spec.replicas` as a JSON pointer (`/spec/replicas`).
@@ -172,11 +175,60 @@ impl Strategy for CustomResourceStrategy {
     }
 
     fn decode_stored(&self, mut object: Value) -> Value {
+        if self.conversion.is_some() {
+            // Converted (and defaulted) by `convert_stored`.
+            return object;
+        }
         object["apiVersion"] = json!(self.api_version);
         if let Some(schema) = &self.schema {
             schema.apply_defaults(&mut object);
         }
         object
+    }
+
+    async fn convert_stored(
+        &self,
+        storage: &Storage,
+        objects: &mut [Value],
+    ) -> Result<(), ApiError> {
+        let Some(conversion) = &self.conversion else {
+            return Ok(());
+        };
+        let others: Vec<usize> = (0..objects.len())
+            .filter(|&i| {
+                objects[i].get("apiVersion").and_then(Value::as_str) != Some(&self.api_version)
+            })
+            .collect();
+        if !others.is_empty() {
+            let sent = others.iter().map(|&i| objects[i].clone()).collect();
+            let converted = conversion.convert(storage, &self.api_version, sent).await?;
+            for (i, object) in others.into_iter().zip(converted) {
+                objects[i] = object;
+            }
+        }
+        if let Some(schema) = &self.schema {
+            for object in objects.iter_mut() {
+                schema.apply_defaults(object);
+            }
+        }
+        Ok(())
+    }
+
+    async fn convert_for_storage(
+        &self,
+        storage: &Storage,
+        object: &Value,
+    ) -> Result<Option<Value>, ApiError> {
+        let Some(conversion) = &self.conversion else {
+            return Ok(None);
+        };
+        if object.get("apiVersion").and_then(Value::as_str) == Some(&self.storage_api_version) {
+            return Ok(None);
+        }
+        let converted = conversion
+            .convert(storage, &self.storage_api_version, vec![object.clone()])
+            .await?;
+        Ok(converted.into_iter().next())
     }
 }
 
@@ -231,6 +283,7 @@ pub fn resources_of(crd: &Value, terminating: bool) -> Result<Vec<Arc<Resource>>
         .and_then(|v| v.get("name"))
         .and_then(Value::as_str)
         .ok_or("no storage version")?;
+    let conversion = ConversionWebhook::of(crd)?.map(Arc::new);
     let mut served = Vec::new();
     for version in &versions {
         if version.get("served").and_then(Value::as_bool) != Some(true) {
@@ -282,6 +335,7 @@ pub fn resources_of(crd: &Value, terminating: bool) -> Result<Vec<Arc<Resource>>
             status,
             selectable,
             terminating,
+            conversion: conversion.clone(),
         };
         let columns = version
             .get("additionalPrinterColumns")

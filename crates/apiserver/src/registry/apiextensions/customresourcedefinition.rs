@@ -225,14 +225,36 @@ fn validate_definition(crd: &Value, errors: &mut Vec<FieldError>) {
     validate_versions(crd, errors);
     match text(crd, "/spec/conversion/strategy") {
         "None" => {}
-        "Webhook" => {
-            if crd.pointer("/spec/conversion/webhook").is_none() {
-                errors.push(FieldError::required(
-                    "spec.conversion.webhook",
-                    "required when strategy is set to Webhook",
-                ));
+        "Webhook" => match crd.pointer("/spec/conversion/webhook") {
+            None => errors.push(FieldError::required(
+                "spec.conversion.webhook",
+                "required when strategy is set to Webhook",
+            )),
+            Some(webhook) => {
+                let versions = webhook
+                    .get("conversionReviewVersions")
+                    .and_then(Value::as_array);
+                if !versions
+                    .into_iter()
+                    .flatten()
+                    .any(|v| v == "v1" || v == "v1beta1")
+                {
+                    errors.push(FieldError::required(
+                        "spec.conversion.webhook.conversionReviewVersions",
+                        "must include at least one of v1, v1beta1",
+                    ));
+                }
+                let config = webhook.get("clientConfig");
+                let url = config.and_then(|c| c.get("url"));
+                let service = config.and_then(|c| c.get("service"));
+                if url.is_some() == service.is_some() {
+                    errors.push(FieldError::required(
+                        "spec.conversion.webhook.clientConfig",
+                        "exactly one of url or service is required",
+                    ));
+                }
             }
-        }
+        },
         other => errors.push(FieldError::not_supported(
             "spec.conversion.strategy",
             other,

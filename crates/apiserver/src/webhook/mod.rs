@@ -1,6 +1,8 @@
-//! Calling one webhook: an `AdmissionReview` POSTed over HTTPS to the webhook's URL, or to a
-//! ready endpoint of its Service (upstream's endpoint routing, with the Service's DNS name as
-//! the TLS server name), trusting only the webhook's `caBundle`, within its timeout.
+//! Calling a webhook (upstream's `k8s.io/apiserver/pkg/util/webhook`): a review POSTed over
+//! HTTPS to the webhook's URL, or to a ready endpoint of its Service (upstream's endpoint
+//! routing, with the Service's DNS name as the TLS server name), trusting only the webhook's
+//! `caBundle`, within its timeout. Admission webhooks, the token webhook, OIDC discovery and
+//! CustomResourceDefinitions' conversion webhooks call through here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,6 +120,52 @@ impl Target {
             path,
         }
     }
+}
+
+/// The Service's ready endpoint that its port `port` leads to: an address and the port there
+/// (upstream's endpoint routing).
+pub fn resolve_endpoint(
+    cluster: &crate::reflector::Objects,
+    namespace: &str,
+    name: &str,
+    port: i32,
+) -> Result<(String, u16), String> {
+    let service = cluster
+        .get(&format!("/services/{namespace}/{name}"))
+        .ok_or_else(|| format!("service \"{name}\" not found"))?;
+    let ports = service.pointer("/spec/ports").and_then(Value::as_array);
+    let service_port = ports
+        .into_iter()
+        .flatten()
+        .find(|p| p["port"].as_i64() == Some(i64::from(port)))
+        .ok_or_else(|| format!("service \"{name}\" has no port {port}"))?;
+    let port_name = service_port["name"].as_str().unwrap_or_default();
+    let slices = cluster.under(&format!("/endpointslices/{namespace}/"));
+    for slice in slices.iter().filter(|s| {
+        s.pointer("/metadata/labels/kubernetes.io~1service-name")
+            .and_then(Value::as_str)
+            == Some(name)
+    }) {
+        let Some(endpoint_port) = slice["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"].as_str().unwrap_or_default() == port_name)
+            .and_then(|p| p["port"].as_u64())
+            .and_then(|p| u16::try_from(p).ok())
+        else {
+            continue;
+        };
+        let ready = slice["endpoints"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e.pointer("/conditions/ready").and_then(Value::as_bool) != Some(false));
+        if let Some(address) = ready.and_then(|e| e["addresses"][0].as_str()) {
+            return Ok((address.to_string(), endpoint_port));
+        }
+    }
+    Err(format!("no endpoints available for service \"{name}\""))
 }
 
 /// Roots from a `caBundle` (base64 of PEM certificates, as it is in JSON).
