@@ -26,6 +26,7 @@ pub mod fieldmanager;
 pub mod filters;
 pub mod handlers;
 pub mod kubelet;
+pub mod list_options;
 pub mod metrics_api;
 pub mod node_authorizer;
 pub mod node_graph;

@@ -272,6 +272,8 @@ pub fn fields_of(resource: &Resource, object: &Value) -> BTreeMap<String, String
 pub async fn list(rest: &Rest, req: &Request<'_>) -> Result<Value, ApiError> {
     let resource = req.resource;
     let info = resource.info;
+    // Upstream's ListOptions validation (422s), before this verb's own reading of them.
+    crate::list_options::ListOptions::parse(req.query, false, false)?;
     let selectors = Selectors::from_query(resource, req.query)?;
     let limit: i64 = match req.query.get("limit") {
         Some(l) => l

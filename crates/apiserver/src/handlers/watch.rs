@@ -16,9 +16,9 @@ use super::output::Output;
 use super::Router;
 use crate::body::{BodyError, Response};
 use crate::filters::metrics::WatchGuard;
+use crate::list_options::ListOptions;
 use crate::request::RequestInfo;
 use crate::status::ApiError;
-use crate::watch::options::ListOptions;
 use crate::watch::Encoding;
 
 /// The `Sec-WebSocket-Accept` answer to a client's upgrade, if it asks for one.

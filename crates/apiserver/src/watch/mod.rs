@@ -5,12 +5,10 @@
 //! resourceVersion compacted away gets an ERROR with a 410 Status ("too old resource
 //! version") and the stream ends, so clients relist.
 //!
-//! A streaming list ([`options`], KEP-3157) is a watch whose initial objects end with a
+//! A streaming list ([`crate::list_options`], KEP-3157) is a watch whose initial objects end with a
 //! bookmark annotated `k8s.io/initial-events-end` at the revision they were read at; the
 //! changes after it follow. With `allowWatchBookmarks`, an idle watch gets a bookmark every
 //! [`BOOKMARK_EVERY`] from the store's progress notifications.
-
-pub mod options;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,7 +20,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use self::options::{ListOptions, Start, INITIAL_EVENTS_END, INITIAL_EVENTS_LIST_BLUEPRINT};
+use crate::list_options::{ListOptions, Start, INITIAL_EVENTS_END, INITIAL_EVENTS_LIST_BLUEPRINT};
 use crate::registry::Resource;
 use crate::rest::{decode, Rest, Selectors};
 use crate::status::ApiError;
