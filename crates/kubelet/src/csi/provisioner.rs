@@ -409,7 +409,7 @@ impl Provisioner {
                     volume_attributes: Some(created.volume_context.clone().into_iter().collect()),
                     ..Default::default()
                 }),
-                node_affinity: (!terms.is_empty()).then(|| VolumeNodeAffinity {
+                node_affinity: (!terms.is_empty()).then_some(VolumeNodeAffinity {
                     required: Some(NodeSelector {
                         node_selector_terms: terms,
                     }),
