@@ -78,17 +78,9 @@ impl FieldManager {
     pub fn update(&self, old: Option<&Value>, new: &mut Value, manager: &str, subresource: &str) {
         let old = old.unwrap_or(&Value::Null);
         let managed = ManagedFields::decode_live_or_new(old, new, !subresource.is_empty());
-        let api_version = new
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let request = ferry_smd::Request {
-            manager,
-            api_version: &api_version,
-            subresource,
-            now: &crate::object::now_rfc3339(),
-        };
+        let now = crate::object::now_rfc3339();
+        let api_version = api_version_of(new);
+        let request = request(&api_version, manager, subresource, &now);
         let updated = ferry_smd::Updater::new(&self.schema)
             .ignoring(self.reset(subresource))
             .update(old, new, &managed, &request)
@@ -108,17 +100,9 @@ impl FieldManager {
     ) -> Result<Value, ApiError> {
         let live = live.unwrap_or(&Value::Null);
         let managed = ManagedFields::from_object(live).unwrap_or_default();
-        let api_version = config
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let request = ferry_smd::Request {
-            manager,
-            api_version: &api_version,
-            subresource,
-            now: &crate::object::now_rfc3339(),
-        };
+        let now = crate::object::now_rfc3339();
+        let api_version = api_version_of(config);
+        let request = request(&api_version, manager, subresource, &now);
         let updater = ferry_smd::Updater::new(&self.schema).ignoring(self.reset(subresource));
         let applied = match updater.apply(live, config, &managed, &request, force) {
             // kubectl's own server-side apply may take over the fields its client-side apply
@@ -165,6 +149,30 @@ impl FieldManager {
                 .difference(&comparison.added)
                 .difference(&comparison.removed),
         )
+    }
+}
+
+/// The `apiVersion` of an object.
+fn api_version_of(object: &Value) -> String {
+    object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
+}
+
+/// A write by `manager` through `subresource`, now.
+fn request<'a>(
+    api_version: &'a str,
+    manager: &'a str,
+    subresource: &'a str,
+    now: &'a str,
+) -> ferry_smd::Request<'a> {
+    ferry_smd::Request {
+        manager,
+        api_version,
+        subresource,
+        now,
     }
 }
 

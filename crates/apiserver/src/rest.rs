@@ -753,14 +753,7 @@ pub async fn patch(
                     serde_json::from_value(patch.clone()).map_err(|e| {
                         ApiError::bad_request(format!("error decoding JSON patch: {e}"))
                     })?;
-                json_patch::patch(&mut current, &ops).map_err(|e| ApiError {
-                    code: 422,
-                    reason: "Invalid",
-                    message: format!(
-                        "the server rejected our request due to an error in our request: {e}"
-                    ),
-                    details: None,
-                })?;
+                apply_json_patch(&mut current, &ops)?;
             }
             "application/merge-patch+json" => json_patch::merge(&mut current, &patch),
             _ => ferry_api::patch::strategic_merge(
@@ -777,6 +770,35 @@ pub async fn patch(
     })
     .await?;
     Ok((200, patched))
+}
+
+/// A JSON patch (RFC 6902) applied as upstream's evanphx/json-patch applies it: a `test` of
+/// `null` passes where the value is absent (kube-rs's finalizer helper tests
+/// `/metadata/finalizers` so before adding the first). All or nothing: the caller drops the
+/// object on an error.
+fn apply_json_patch(object: &mut Value, ops: &json_patch::Patch) -> Result<(), ApiError> {
+    for op in ops.iter() {
+        if let json_patch::PatchOperation::Test(test) = op {
+            let path = test.path.as_str();
+            let parent = path
+                .rsplit_once('/')
+                .map(|(parent, _)| parent)
+                .unwrap_or("");
+            if test.value.is_null()
+                && object.pointer(path).is_none()
+                && object.pointer(parent).is_some()
+            {
+                continue;
+            }
+        }
+        json_patch::patch(object, std::slice::from_ref(op)).map_err(|e| ApiError {
+            code: 422,
+            reason: "Invalid",
+            message: format!("the server rejected our request due to an error in our request: {e}"),
+            details: None,
+        })?;
+    }
+    Ok(())
 }
 
 /// Server-side apply (`application/apply-patch+yaml`): the applied configuration merged into
@@ -800,15 +822,19 @@ async fn apply(rest: &Rest, req: &Request<'_>, view: &dyn View) -> Result<(u16, 
     let info = resource.info;
     let mut config = config;
     check_type(info, &mut config, info.kind, &info.api_version())?;
-    match meta_str(&config, "name") {
-        Some(n) if n == req.name => {}
-        _ => {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({}) does not match the name on the URL ({})",
-                meta_str(&config, "name").unwrap_or(""),
+    // Upstream checks the name of the merged object: a configuration may leave it out when the
+    // object exists (as controllers applying a status do), not name another one.
+    let name_differs = |object: &Value| {
+        let name = meta_str(object, "name").unwrap_or("");
+        (name != req.name).then(|| {
+            ApiError::bad_request(format!(
+                "the name of the object ({name}) does not match the name on the URL ({})",
                 req.name
-            )))
-        }
+            ))
+        })
+    };
+    if let Some(error) = meta_str(&config, "name").and_then(|_| name_differs(&config)) {
+        return Err(error);
     }
     let manager = fieldmanager::manager(req.query, req.user_agent);
     let force = req
@@ -821,6 +847,9 @@ async fn apply(rest: &Rest, req: &Request<'_>, view: &dyn View) -> Result<(u16, 
     match exists {
         Err(e) if e.code == 404 && subresource.is_empty() => {
             // Applying what does not exist creates it.
+            if let Some(error) = name_differs(&config) {
+                return Err(error);
+            }
             let mut object = fields.apply(None, &config, manager, "", force)?;
             if info.namespaced {
                 metadata_mut(&mut object)
@@ -1343,6 +1372,28 @@ mod tests {
         let (code, created) = create(rest, &call.request(rest)).await.expect("create");
         assert_eq!(code, 201);
         created
+    }
+
+    #[test]
+    fn a_json_patch_tests_null_as_absent() {
+        let patch = |ops: Value| -> json_patch::Patch { serde_json::from_value(ops).expect("ops") };
+        let mut object = json!({"metadata": {"name": "a"}});
+        let first = patch(json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": ["f"]},
+        ]));
+        apply_json_patch(&mut object, &first).expect("absent is null");
+        assert_eq!(object["metadata"]["finalizers"], json!(["f"]));
+        // Now present: the same test fails, as does one whose parent is absent.
+        let mut again = object.clone();
+        assert_eq!(
+            apply_json_patch(&mut again, &first)
+                .expect_err("present")
+                .code,
+            422
+        );
+        let orphan = patch(json!([{"op": "test", "path": "/spec/x", "value": null}]));
+        assert!(apply_json_patch(&mut object, &orphan).is_err());
     }
 
     #[tokio::test]
