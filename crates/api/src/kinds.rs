@@ -86,6 +86,7 @@ pub(crate) static KINDS: &[KindType] = kinds![
     api::core::v1::Secret,
     api::core::v1::ServiceAccount,
     api::core::v1::Service,
+    k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService,
     api::apps::v1::ControllerRevision,
     api::apps::v1::DaemonSet,
     api::apps::v1::Deployment,

@@ -19,7 +19,7 @@
 //!   aggregated discovery (`responseKind`) and `/api/v1` list them.
 //!
 //! Upstream v1.33 serves more than this table (for example
-//! `apiregistration.k8s.io`, `flowcontrol.apiserver.k8s.io`,
+//! `flowcontrol.apiserver.k8s.io`,
 //! `resource.k8s.io`); those are not served by ferry and are deliberately
 //! absent.
 
@@ -257,6 +257,9 @@ pub static RESOURCES: &[ResourceInfo] = &[
         &[Subresource::foreign("token", "authentication.k8s.io", "v1", "TokenRequest", CREATE)]),
     r("", "v1", "Service", "services", "service", NS, &["svc"], ALL, RW,
         &[Subresource::local("proxy", "ServiceProxyOptions", PROXY), Subresource::status("Service")]),
+    // ---- apiregistration.k8s.io/v1 (the aggregator's own group, first in `/apis`) ----
+    r("apiregistration.k8s.io", "v1", "APIService", "apiservices", "apiservice", CLUSTER, NONE, API_EXT, RW,
+        &[Subresource::status("APIService")]),
     // ---- apps/v1 ----
     r("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", NS, NONE, NONE, RW, &[]),
     r("apps", "v1", "DaemonSet", "daemonsets", "daemonset", NS, &["ds"], ALL, RW, &[Subresource::status("DaemonSet")]),
@@ -334,11 +337,13 @@ pub static RESOURCES: &[ResourceInfo] = &[
 ];
 
 /// Named API groups (everything but core) in upstream's `/apis` order, each
-/// with its served versions, preferred first. Upstream lists
-/// `apiregistration.k8s.io` first; ferry does not serve it. Upstream also
-/// lists `flowcontrol.apiserver.k8s.io` (and, with alpha/beta APIs on,
-/// more) after `discovery.k8s.io`; ferry does not serve those either.
+/// with its served versions, preferred first: `apiregistration.k8s.io`
+/// first (the aggregator lists its own group before every APIService), then
+/// by [`priority`]'s group priority. Upstream also lists
+/// `flowcontrol.apiserver.k8s.io` (and, with alpha/beta APIs on, more) after
+/// `discovery.k8s.io`; ferry does not serve those.
 static GROUPS: &[(&str, &[&str])] = &[
+    ("apiregistration.k8s.io", &["v1"]),
     ("apps", &["v1"]),
     ("events.k8s.io", &["v1"]),
     ("authentication.k8s.io", &["v1"]),
@@ -358,6 +363,41 @@ static GROUPS: &[(&str, &[&str])] = &[
     ("discovery.k8s.io", &["v1"]),
     ("metrics.k8s.io", &["v1beta1"]),
 ];
+
+/// The group priority the aggregator lists `apiregistration.k8s.io` with: above
+/// every APIService's (at most 20000), as upstream's `APIRegistrationGroupPriority`.
+pub const APIREGISTRATION_GROUP_PRIORITY: i32 = 20001;
+
+/// The group and version priority (`groupPriorityMinimum`, `versionPriority`)
+/// of a built-in group-version's APIService, as upstream's
+/// `apiVersionPriorities` (`cmd/kube-apiserver/app/aggregator.go` merged
+/// with `DefaultGenericAPIServicePriorities`), for the versions ferry serves;
+/// `metrics.k8s.io` as metrics-server registers it.
+pub fn priority(group: &str, version: &str) -> Option<(i32, i32)> {
+    Some(match (group, version) {
+        ("", "v1") => (18000, 1),
+        ("apps", "v1") => (17800, 15),
+        ("events.k8s.io", "v1") => (17750, 15),
+        ("authentication.k8s.io", "v1") => (17700, 15),
+        ("authorization.k8s.io", "v1") => (17600, 15),
+        ("autoscaling", "v1") => (17500, 15),
+        ("autoscaling", "v2") => (17500, 30),
+        ("batch", "v1") => (17400, 15),
+        ("certificates.k8s.io", "v1") => (17300, 15),
+        ("networking.k8s.io", "v1") => (17200, 15),
+        ("policy", "v1") => (17100, 15),
+        ("rbac.authorization.k8s.io", "v1") => (17000, 15),
+        ("storage.k8s.io", "v1") => (16800, 15),
+        ("admissionregistration.k8s.io", "v1") => (16700, 15),
+        ("apiextensions.k8s.io", "v1") => (16700, 15),
+        ("scheduling.k8s.io", "v1") => (16600, 15),
+        ("coordination.k8s.io", "v1") => (16500, 15),
+        ("node.k8s.io", "v1") => (16300, 15),
+        ("discovery.k8s.io", "v1") => (16200, 15),
+        ("metrics.k8s.io", "v1beta1") => (100, 100),
+        _ => return None,
+    })
+}
 
 /// The resource `plural` in `group`/`version` (`""` group for core).
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceInfo> {
@@ -800,8 +840,9 @@ mod tests {
     #[test]
     fn groups_cover_resources_in_order() {
         let gs = groups();
-        assert_eq!(gs[0].0, "apps");
-        assert_eq!(gs[1].0, "events.k8s.io");
+        assert_eq!(gs[0].0, "apiregistration.k8s.io");
+        assert_eq!(gs[1].0, "apps");
+        assert_eq!(gs[2].0, "events.k8s.io");
         let autoscaling = gs
             .iter()
             .find(|(g, _)| *g == "autoscaling")

@@ -1,8 +1,10 @@
 //! Discovery: `/api`, `/apis`, `/api/v1`, `/apis/<group>[/<version>]`, in both the classic form
 //! and the aggregated form (`apidiscovery.k8s.io/v2` `APIGroupDiscoveryList`) that kubectl 1.32
-//! asks for first. Built from the resource registry: the built-in resources, then the groups
-//! CustomResourceDefinitions add (after the built-in ones, by name, as upstream's aggregator
-//! orders groups of equal priority; versions in Kubernetes' version order).
+//! asks for first. Built from the resource registry (the built-in resources and the groups
+//! CustomResourceDefinitions add) and the aggregated APIs' group-versions
+//! ([`RemoteVersion`], from [`crate::aggregator`]), ordered as upstream's aggregator orders
+//! APIServices: `apiregistration.k8s.io` first, then by group priority and name; versions by
+//! version priority, then in Kubernetes' version order.
 
 use std::sync::Arc;
 
@@ -25,9 +27,58 @@ pub fn wants_aggregated(accept: &str) -> bool {
     })
 }
 
-/// What discovery lists at one moment: the built-in resources and the custom ones served then.
+/// An aggregated API's group-version (an APIService with a `service`), as discovery lists it:
+/// its priorities, and the resources the extension server's `/apis/<group>/<version>` listed
+/// when last asked (an `APIResourceList`'s `resources`), stale while it is unavailable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteVersion {
+    /// The API group.
+    pub group: String,
+    /// The version.
+    pub version: String,
+    /// `spec.groupPriorityMinimum`.
+    pub group_priority: i64,
+    /// `spec.versionPriority`.
+    pub version_priority: i64,
+    /// The remote's resources (`APIResource` objects), empty if never fetched.
+    pub resources: Vec<Value>,
+    /// Whether the APIService is available (aggregated discovery's `freshness: Current`) or not
+    /// (`Stale`, listed with what was last fetched).
+    pub fresh: bool,
+}
+
+/// The group priority of custom resources' groups (upstream's CRD registration).
+const CUSTOM_GROUP_PRIORITY: i64 = 1000;
+/// The version priority of custom resources' versions.
+const CUSTOM_VERSION_PRIORITY: i64 = 100;
+
+/// A group, its priority, and its versions with theirs.
+type PrioritizedGroup<'a> = (&'a str, i64, Vec<(&'a str, i64)>);
+
+/// Adds `version` of `group` (the group's priority is the highest of its versions').
+fn add_version<'a>(
+    groups: &mut Vec<PrioritizedGroup<'a>>,
+    group: &'a str,
+    group_priority: i64,
+    version: &'a str,
+    version_priority: i64,
+) {
+    match groups.iter_mut().find(|(g, _, _)| *g == group) {
+        Some((_, priority, versions)) => {
+            *priority = (*priority).max(group_priority);
+            if !versions.iter().any(|(v, _)| *v == version) {
+                versions.push((version, version_priority));
+            }
+        }
+        None => groups.push((group, group_priority, vec![(version, version_priority)])),
+    }
+}
+
+/// What discovery lists at one moment: the built-in resources, the custom ones served then,
+/// and the aggregated APIs.
 pub struct Served {
     custom: Arc<CustomResources>,
+    remote: Vec<RemoteVersion>,
 }
 
 impl Served {
@@ -35,38 +86,84 @@ impl Served {
     pub fn of(registry: &Registry) -> Served {
         Served {
             custom: registry.custom(),
+            remote: Vec::new(),
         }
     }
 
-    /// The named groups (not core), each with its versions, preferred version first.
-    fn groups(&self) -> Vec<(&'static str, Vec<&'static str>)> {
-        let mut groups = registry::groups();
-        let mut custom: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
+    /// With the aggregated APIs' group-versions, which take the place of a local group-version
+    /// of the same name.
+    pub fn with_remote(mut self, remote: Vec<RemoteVersion>) -> Served {
+        self.remote = remote;
+        self
+    }
+
+    fn remote(&self, group: &str, version: &str) -> Option<&RemoteVersion> {
+        self.remote
+            .iter()
+            .find(|r| r.group == group && r.version == version)
+    }
+
+    /// The named groups (not core), each with its versions, preferred version first, as
+    /// upstream's aggregator orders them: by group priority (the highest of the group's
+    /// versions), then by name; versions by version priority, then in Kubernetes' order.
+    fn groups(&self) -> Vec<(&str, Vec<&str>)> {
+        // (group, its priority, versions with their priorities)
+        let mut groups: Vec<PrioritizedGroup<'_>> = Vec::new();
+        for (group, versions) in registry::groups() {
+            for version in versions {
+                let (group_priority, version_priority) = if group == "apiregistration.k8s.io" {
+                    (registry::APIREGISTRATION_GROUP_PRIORITY.into(), 15)
+                } else {
+                    registry::priority(group, version)
+                        .map(|(g, v)| (i64::from(g), i64::from(v)))
+                        .unwrap_or((CUSTOM_GROUP_PRIORITY, CUSTOM_VERSION_PRIORITY))
+                };
+                add_version(
+                    &mut groups,
+                    group,
+                    group_priority,
+                    version,
+                    version_priority,
+                );
+            }
+        }
         for r in self.custom.all() {
-            let (group, version) = (r.info.group, r.info.version);
-            if let Some((_, versions)) = groups.iter_mut().find(|(g, _)| *g == group) {
-                // A CRD in a built-in group adds its versions there.
-                if !versions.contains(&version) {
-                    versions.push(version);
-                }
-                continue;
-            }
-            match custom.iter_mut().find(|(g, _)| *g == group) {
-                Some((_, versions)) if !versions.contains(&version) => versions.push(version),
-                Some(_) => {}
-                None => custom.push((group, vec![version])),
-            }
+            add_version(
+                &mut groups,
+                r.info.group,
+                CUSTOM_GROUP_PRIORITY,
+                r.info.version,
+                CUSTOM_VERSION_PRIORITY,
+            );
         }
-        custom.sort_by(|a, b| a.0.cmp(b.0));
-        groups.extend(custom);
-        for (_, versions) in &mut groups {
-            versions.sort_by(|a, b| registry::compare_versions(a, b));
+        for r in &self.remote {
+            add_version(
+                &mut groups,
+                &r.group,
+                r.group_priority,
+                &r.version,
+                r.version_priority,
+            );
         }
+        groups.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         groups
+            .into_iter()
+            .map(|(group, _, mut versions)| {
+                versions.sort_by(|a, b| {
+                    b.1.cmp(&a.1)
+                        .then_with(|| registry::compare_versions(a.0, b.0))
+                });
+                (group, versions.into_iter().map(|(v, _)| v).collect())
+            })
+            .collect()
     }
 
-    /// The resources of one group-version, in discovery order (custom ones by plural).
+    /// The local resources of one group-version, in discovery order (custom ones by plural);
+    /// none when an aggregated API serves it.
     fn resources_in(&self, group: &str, version: &str) -> Vec<&'static ResourceInfo> {
+        if self.remote(group, version).is_some() {
+            return Vec::new();
+        }
         let mut found: Vec<&'static ResourceInfo> =
             registry::resources_in(group, version).collect();
         let mut custom: Vec<&'static ResourceInfo> = self
@@ -158,6 +255,9 @@ pub fn resource_list(served: &Served, group: &str, version: &str) -> Option<Valu
 }
 
 fn aggregated_version(served: &Served, group: &str, version: &str) -> Value {
+    if let Some(remote) = served.remote(group, version) {
+        return aggregated_remote_version(remote);
+    }
     let resources: Vec<Value> = served
         .resources_in(group, version)
         .into_iter()
@@ -189,6 +289,53 @@ fn aggregated_version(served: &Served, group: &str, version: &str) -> Value {
         })
         .collect();
     json!({"version": version, "resources": resources, "freshness": "Current"})
+}
+
+/// An aggregated API's version in aggregated discovery, from the `APIResource`s its server
+/// listed (upstream's `convertAPIResourceToDiscovery`): subresources (`<plural>/<sub>`) under
+/// their resource, each kind in its resource's group-version unless the entry names another.
+pub fn aggregated_remote_version(remote: &RemoteVersion) -> Value {
+    let mut resources: Vec<Value> = Vec::new();
+    let kind_of = |entry: &Value| {
+        let text = |field: &str| entry[field].as_str().filter(|s| !s.is_empty());
+        json!({"group": text("group").unwrap_or(&remote.group),
+               "version": text("version").unwrap_or(&remote.version),
+               "kind": entry["kind"]})
+    };
+    for entry in remote
+        .resources
+        .iter()
+        .filter(|e| e["name"].as_str().is_some_and(|n| !n.contains('/')))
+    {
+        let mut out = json!({
+            "resource": entry["name"],
+            "responseKind": kind_of(entry),
+            "scope": if entry["namespaced"] == true { "Namespaced" } else { "Cluster" },
+            "singularResource": entry["singularName"],
+            "verbs": entry.get("verbs").cloned().unwrap_or_else(|| json!([])),
+        });
+        for field in ["shortNames", "categories"] {
+            if entry[field].as_array().is_some_and(|a| !a.is_empty()) {
+                out[field] = entry[field].clone();
+            }
+        }
+        resources.push(out);
+    }
+    for entry in &remote.resources {
+        let Some((parent, sub)) = entry["name"].as_str().and_then(|n| n.split_once('/')) else {
+            continue;
+        };
+        if let Some(parent) = resources.iter_mut().find(|r| r["resource"] == parent) {
+            let subresource = json!({"subresource": sub, "responseKind": kind_of(entry),
+                "verbs": entry.get("verbs").cloned().unwrap_or_else(|| json!([]))});
+            match parent["subresources"].as_array_mut() {
+                Some(list) => list.push(subresource),
+                None => parent["subresources"] = json!([subresource]),
+            }
+        }
+    }
+    let freshness = if remote.fresh { "Current" } else { "Stale" };
+    json!({"version": remote.version, "resources": resources, "freshness": freshness})
 }
 
 /// Aggregated `GET /api` (`core == true`) or `GET /apis`.
@@ -256,5 +403,85 @@ mod tests {
             .expect("deployments");
         assert_eq!(deploy["shortNames"], json!(["deploy"]));
         assert_eq!(deploy["subresources"].as_array().map(Vec::len), Some(2));
+    }
+
+    fn wardle(fresh: bool) -> RemoteVersion {
+        RemoteVersion {
+            group: "wardle.example.com".into(),
+            version: "v1alpha1".into(),
+            group_priority: 1000,
+            version_priority: 15,
+            resources: vec![
+                json!({"name": "flunders", "singularName": "flunder", "namespaced": true,
+                       "kind": "Flunder", "verbs": ["get", "list", "watch"], "shortNames": ["fl"]}),
+                json!({"name": "flunders/status", "singularName": "", "namespaced": true,
+                       "kind": "Flunder", "verbs": ["get", "patch"]}),
+            ],
+            fresh,
+        }
+    }
+
+    #[test]
+    fn aggregated_apis_are_merged_by_priority() {
+        let served = Served::of(&Registry::builtin()).with_remote(vec![wardle(true)]);
+        let names: Vec<String> = group_list(&served)["groups"]
+            .as_array()
+            .expect("groups")
+            .iter()
+            .filter_map(|g| g["name"].as_str().map(String::from))
+            .collect();
+        assert_eq!(names[0], "apiregistration.k8s.io");
+        assert_eq!(names[1], "apps");
+        // 1000 is above metrics.k8s.io's 100.
+        let wardle_at = names.iter().position(|n| n == "wardle.example.com");
+        let metrics_at = names.iter().position(|n| n == "metrics.k8s.io");
+        assert!(wardle_at < metrics_at && wardle_at.is_some(), "{names:?}");
+        let group = group(&served, "wardle.example.com").expect("group");
+        assert_eq!(
+            group["preferredVersion"]["groupVersion"],
+            "wardle.example.com/v1alpha1"
+        );
+
+        let all = aggregated(&served, false);
+        let version = all["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|g| g["metadata"]["name"] == "wardle.example.com")
+            .map(|g| g["versions"][0].clone())
+            .expect("wardle");
+        assert_eq!(version["freshness"], "Current");
+        assert_eq!(
+            version["resources"],
+            json!([{"resource": "flunders", "scope": "Namespaced", "singularResource": "flunder",
+                "responseKind": {"group": "wardle.example.com", "version": "v1alpha1", "kind": "Flunder"},
+                "verbs": ["get", "list", "watch"], "shortNames": ["fl"],
+                "subresources": [{"subresource": "status", "verbs": ["get", "patch"],
+                    "responseKind": {"group": "wardle.example.com", "version": "v1alpha1", "kind": "Flunder"}}]}])
+        );
+        let stale = aggregated_remote_version(&wardle(false));
+        assert_eq!(stale["freshness"], "Stale");
+    }
+
+    #[test]
+    fn an_aggregated_api_takes_a_local_group_versions_place() {
+        let metrics = RemoteVersion {
+            group: "metrics.k8s.io".into(),
+            version: "v1beta1".into(),
+            group_priority: 100,
+            version_priority: 100,
+            resources: vec![],
+            fresh: false,
+        };
+        let served = Served::of(&Registry::builtin()).with_remote(vec![metrics]);
+        assert!(resource_list(&served, "metrics.k8s.io", "v1beta1").is_none());
+        let all = aggregated(&served, false);
+        let found = all["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|g| g["metadata"]["name"] == "metrics.k8s.io")
+            .count();
+        assert_eq!(found, 1);
     }
 }

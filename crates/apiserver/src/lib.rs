@@ -7,12 +7,13 @@
 //! a kind is its strategy in [`registry`], one file per kind; [`admission`] holds the plugins;
 //! [`kubelet`] is how the server reaches a node's kubelet for `pods/log`, `exec`, `attach` and
 //! `portforward` ([`handlers::connect`]); [`apiextensions`] serves CustomResourceDefinitions'
-//! resources;
+//! resources; [`aggregator`] keeps the APIServices and proxies aggregated APIs;
 //! objects live in [`storage`] over a `ferry-store` `Store`; the resource table, the types,
 //! printers and patch logic are in the `ferry-api` crate. docs/ARCHITECTURE.md follows a
 //! request through these files.
 
 pub mod admission;
+pub mod aggregator;
 pub mod apiextensions;
 pub mod audit;
 pub mod auth;

@@ -151,24 +151,7 @@ impl Pki {
         let ca = match read_pair(dir, "ca")? {
             Some(ca) => ca,
             None => {
-                let mut params = CertificateParams::default();
-                params
-                    .distinguished_name
-                    .push(DnType::CommonName, "ferry-ca");
-                params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-                params.key_usages = vec![
-                    KeyUsagePurpose::KeyCertSign,
-                    KeyUsagePurpose::CrlSign,
-                    KeyUsagePurpose::DigitalSignature,
-                ];
-                params.not_before = rcgen::date_time_ymd(2025, 1, 1);
-                params.not_after = rcgen::date_time_ymd(2045, 1, 1);
-                let key = KeyPair::generate().map_err(cert_err)?;
-                let cert = params.self_signed(&key).map_err(cert_err)?;
-                let pair = CertPair {
-                    cert_pem: cert.pem(),
-                    key_pem: key.serialize_pem(),
-                };
+                let pair = self_signed_ca("ferry-ca")?;
                 write_pair(dir, "ca", &pair)?;
                 pair
             }
@@ -254,6 +237,88 @@ impl Pki {
     }
 }
 
+/// The front proxy's credentials, as kubeadm makes them: its own CA (upstream's
+/// `--requestheader-client-ca-file`, which extension API servers trust for requests the
+/// aggregator proxies) and the `front-proxy-client` certificate the aggregator presents
+/// (`--proxy-client-cert-file`), kept under `<data-dir>/tls` as `front-proxy-ca.*` and
+/// `front-proxy-client.*`.
+#[derive(Clone, Debug)]
+pub struct FrontProxy {
+    /// The front-proxy CA.
+    pub ca: CertPair,
+    /// The client certificate the aggregator presents (CN=front-proxy-client).
+    pub client: CertPair,
+}
+
+/// The front proxy's client certificate's common name (upstream's
+/// `--requestheader-allowed-names`).
+pub const FRONT_PROXY_CLIENT: &str = "front-proxy-client";
+
+impl FrontProxy {
+    /// Loads the front proxy's certificates from `dir`, creating any that are missing.
+    pub fn load_or_create(dir: &Path) -> Result<FrontProxy, PkiError> {
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        let ca = match read_pair(dir, "front-proxy-ca")? {
+            Some(ca) => ca,
+            None => {
+                let pair = self_signed_ca("front-proxy-ca")?;
+                write_pair(dir, "front-proxy-ca", &pair)?;
+                pair
+            }
+        };
+        let client = match read_pair(dir, FRONT_PROXY_CLIENT)? {
+            Some(pair) => pair,
+            None => {
+                let ca_key = KeyPair::from_pem(&ca.key_pem).map_err(cert_err)?;
+                let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key).map_err(cert_err)?;
+                let pair = leaf(
+                    FRONT_PROXY_CLIENT,
+                    None,
+                    ExtendedKeyUsagePurpose::ClientAuth,
+                    Vec::new(),
+                    &issuer,
+                )?;
+                write_pair(dir, FRONT_PROXY_CLIENT, &pair)?;
+                pair
+            }
+        };
+        Ok(FrontProxy { ca, client })
+    }
+
+    /// The client certificate (followed by nothing: extension servers hold the CA) and its
+    /// key, for a TLS client configuration.
+    pub fn client_identity(
+        &self,
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), PkiError> {
+        Ok((
+            parse_certs(&self.client.cert_pem)?,
+            parse_key(&self.client.key_pem)?,
+        ))
+    }
+}
+
+/// A self-signed CA named `common_name`.
+fn self_signed_ca(common_name: &str) -> Result<CertPair, PkiError> {
+    let mut params = CertificateParams::default();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2045, 1, 1);
+    let key = KeyPair::generate().map_err(cert_err)?;
+    let cert = params.self_signed(&key).map_err(cert_err)?;
+    Ok(CertPair {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
 fn read_pair(dir: &Path, name: &str) -> Result<Option<CertPair>, PkiError> {
     let cert_path = dir.join(format!("{name}.crt"));
     let key_path = dir.join(format!("{name}.key"));
@@ -306,6 +371,26 @@ mod tests {
             local_ipv4_addresses(fib),
             vec![std::net::Ipv4Addr::new(10, 0, 2, 15)]
         );
+    }
+
+    #[test]
+    fn the_front_proxy_client_is_signed_by_its_own_ca() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = FrontProxy::load_or_create(dir.path()).expect("create");
+        let again = FrontProxy::load_or_create(dir.path()).expect("load");
+        assert_eq!(first.client.cert_pem, again.client.cert_pem);
+        let der = parse_certs(&first.client.cert_pem).expect("pem");
+        let (_, cert) = x509_parser::parse_x509_certificate(&der[0]).expect("x509");
+        let names: Vec<_> = cert
+            .subject()
+            .iter_common_name()
+            .filter_map(|n| n.as_str().ok())
+            .collect();
+        assert_eq!(names, vec![FRONT_PROXY_CLIENT]);
+        let ca = parse_certs(&first.ca.cert_pem).expect("ca");
+        let (_, ca) = x509_parser::parse_x509_certificate(&ca[0]).expect("x509");
+        assert_eq!(cert.issuer(), ca.subject());
+        first.client_identity().expect("identity");
     }
 
     #[test]

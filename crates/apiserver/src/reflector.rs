@@ -176,6 +176,11 @@ impl LazyObjects {
         }
     }
 
+    /// The view, if it was started.
+    pub fn started(&self) -> Option<&Arc<Objects>> {
+        self.view.get()
+    }
+
     /// The view, started from `store` on first use.
     pub async fn get(&self, store: &Arc<dyn Store>) -> Result<&Arc<Objects>, StoreError> {
         self.view

@@ -63,6 +63,7 @@ pub struct Server {
     graph: Option<Arc<crate::node_graph::NodeGraph>>,
     tokens: Arc<std::sync::OnceLock<Arc<crate::serviceaccount::Tokens>>>,
     features: std::sync::OnceLock<FeatureGates>,
+    aggregator: Arc<crate::aggregator::Aggregator>,
 }
 
 impl Server {
@@ -131,6 +132,7 @@ impl Server {
             graph,
             tokens: Arc::default(),
             features: std::sync::OnceLock::new(),
+            aggregator: Arc::default(),
         })
     }
 
@@ -160,6 +162,7 @@ impl Server {
                 tokens: self.tokens.clone(),
                 resource_metrics: self.resource_metrics.clone(),
                 features: self.features(),
+                aggregator: self.aggregator.clone(),
             })
     }
 
@@ -250,6 +253,8 @@ impl Server {
             .await?;
         }
         crate::apiextensions::start(self.rest.clone()).await?;
+        // After the custom resources are served, so their APIServices are kept.
+        self.aggregator.start(self.rest.clone()).await?;
         if let Some(graph) = &self.graph {
             graph
                 .start(self.rest.storage.store.clone())
@@ -412,6 +417,51 @@ impl Server {
             true,
         )
         .await
+    }
+
+    /// The front proxy's credentials: requests to aggregated APIs present its client
+    /// certificate. Set once, before serving.
+    pub fn set_front_proxy(&self, front_proxy: &crate::pki::FrontProxy) -> Result<(), ApiError> {
+        let (chain, key) = front_proxy
+            .client_identity()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        self.aggregator.set_front_proxy_identity(chain, key);
+        Ok(())
+    }
+
+    /// The `extension-apiserver-authentication` ConfigMap in `kube-system`, as upstream's
+    /// ClusterAuthenticationTrustController publishes it: the CA of client certificates
+    /// (`client_ca_pem`), and how requests proxied by the aggregator are recognized (the front
+    /// proxy's CA, its client's name, the `X-Remote-*` headers), so extension API servers such
+    /// as metrics-server can authenticate them.
+    pub async fn ensure_extension_apiserver_authentication(
+        self: &Arc<Self>,
+        client_ca_pem: &str,
+        front_proxy: &crate::pki::FrontProxy,
+    ) -> Result<(), ApiError> {
+        let list = |items: &[&str]| serde_json::to_string(items).unwrap_or_default();
+        let data: std::collections::BTreeMap<String, String> = [
+            ("client-ca-file", client_ca_pem.to_string()),
+            (
+                "requestheader-allowed-names",
+                list(&[crate::pki::FRONT_PROXY_CLIENT]),
+            ),
+            (
+                "requestheader-client-ca-file",
+                front_proxy.ca.cert_pem.clone(),
+            ),
+            (
+                "requestheader-extra-headers-prefix",
+                list(&["X-Remote-Extra-"]),
+            ),
+            ("requestheader-group-headers", list(&["X-Remote-Group"])),
+            ("requestheader-username-headers", list(&["X-Remote-User"])),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        self.ensure_config_map("kube-system", "extension-apiserver-authentication", &data)
+            .await
     }
 
     /// A ConfigMap the server publishes its settings in (created, or replaced when it differs).
@@ -746,5 +796,123 @@ mod tests {
             slice["metadata"]["labels"],
             json!({"kubernetes.io/service-name": "kubernetes"})
         );
+    }
+
+    /// Polls `path` as admin until `done` holds of the answer.
+    async fn eventually(server: &Server, path: &str, done: impl Fn(u16, &Value) -> bool) -> Value {
+        for _ in 0..100 {
+            let (code, value) = call(server, request("GET", path, "admin", None)).await;
+            if done(code, &value) {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{path} never got there");
+    }
+
+    #[tokio::test]
+    async fn apiservices_local_and_remote() {
+        let (server, _dir) = server().await;
+        let apiservices = "/apis/apiregistration.k8s.io/v1/apiservices";
+        // The server's own group-versions, available as local ones.
+        let apps = eventually(&server, &format!("{apiservices}/v1.apps"), |code, o| {
+            code == 200 && crate::aggregator::available::is_available(o)
+        })
+        .await;
+        assert_eq!(apps["status"]["conditions"][0]["reason"], "Local");
+        assert_eq!(
+            apps["metadata"]["labels"]["kube-aggregator.kubernetes.io/automanaged"],
+            "onstart"
+        );
+
+        // A remote one whose Service does not exist.
+        let wardle = json!({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+            "metadata": {"name": "v1alpha1.wardle.example.com"},
+            "spec": {"group": "wardle.example.com", "version": "v1alpha1", "groupPriorityMinimum": 1000,
+                     "versionPriority": 15, "insecureSkipTLSVerify": true,
+                     "service": {"namespace": "default", "name": "wardle"}}});
+        let (code, created) =
+            call(&server, request("POST", apiservices, "admin", Some(wardle))).await;
+        assert_eq!(code, 201, "{created}");
+        assert_eq!(created["spec"]["service"]["port"], 443);
+        let wardle = eventually(
+            &server,
+            &format!("{apiservices}/v1alpha1.wardle.example.com"),
+            |_, o| o.pointer("/status/conditions/0/reason").is_some(),
+        )
+        .await;
+        assert_eq!(
+            wardle["status"]["conditions"][0],
+            json!({"type": "Available", "status": "False", "reason": "ServiceNotFound",
+                   "message": "service/wardle in \"default\" is not present",
+                   "lastTransitionTime": wardle["status"]["conditions"][0]["lastTransitionTime"]})
+        );
+        // Its requests answer upstream's 503, after authorization.
+        let response = server
+            .service()
+            .oneshot(request(
+                "GET",
+                "/apis/wardle.example.com/v1alpha1/flunders",
+                "admin",
+                None,
+            ))
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), 503);
+        let (code, _) = call(
+            &server,
+            request(
+                "GET",
+                "/apis/wardle.example.com/v1alpha1/flunders",
+                "alice",
+                None,
+            ),
+        )
+        .await;
+        assert_eq!(code, 403);
+        // Discovery lists it, stale.
+        let (_, groups) = call(&server, request("GET", "/apis", "admin", None)).await;
+        assert!(groups["groups"]
+            .as_array()
+            .expect("groups")
+            .iter()
+            .any(|g| g["name"] == "wardle.example.com"));
+    }
+
+    #[tokio::test]
+    async fn custom_resources_get_apiservices_while_served() {
+        let (server, _dir) = server().await;
+        let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "things.stable.example.com"},
+            "spec": {"group": "stable.example.com", "scope": "Namespaced",
+                "names": {"plural": "things", "kind": "Thing"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object"}}}]}});
+        let crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+        let (code, created) = call(&server, request("POST", crds, "admin", Some(crd))).await;
+        assert_eq!(code, 201, "{created}");
+        let path = "/apis/apiregistration.k8s.io/v1/apiservices/v1.stable.example.com";
+        let registered = eventually(&server, path, |code, o| {
+            code == 200 && crate::aggregator::available::is_available(o)
+        })
+        .await;
+        assert_eq!(registered["spec"]["groupPriorityMinimum"], 1000);
+        assert_eq!(registered["spec"]["versionPriority"], 100);
+        assert_eq!(
+            registered["metadata"]["labels"]["kube-aggregator.kubernetes.io/automanaged"],
+            "true"
+        );
+        let (code, _) = call(
+            &server,
+            request(
+                "DELETE",
+                &format!("{crds}/things.stable.example.com"),
+                "admin",
+                None,
+            ),
+        )
+        .await;
+        assert_eq!(code, 200);
+        eventually(&server, path, |code, _| code == 404).await;
     }
 }

@@ -37,6 +37,10 @@ fn minimal_body(group: &str, plural: &str) -> Value {
         ("networking.k8s.io", "ipaddresses") => {
             json!({"metadata": {"name": "10.43.0.10"}, "spec": {"parentRef": {"resource": "services", "namespace": "default", "name": "web"}}})
         }
+        ("apiregistration.k8s.io", "apiservices") => {
+            json!({"metadata": {"name": "v1.x.example.com"},
+            "spec": {"group": "x.example.com", "version": "v1", "groupPriorityMinimum": 1000, "versionPriority": 15}})
+        }
         ("networking.k8s.io", "servicecidrs") => json!({"spec": {"cidrs": ["10.44.0.0/16"]}}),
         ("discovery.k8s.io", "endpointslices") => json!({"addressType": "IPv4", "endpoints": []}),
         ("admissionregistration.k8s.io", "validatingadmissionpolicies") => {

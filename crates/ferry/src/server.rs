@@ -487,6 +487,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None => store,
     };
     let pki = Pki::load_or_create(&data_dir.join("tls")).context("cluster certificates")?;
+    let front_proxy = ferry_apiserver::pki::FrontProxy::load_or_create(&data_dir.join("tls"))
+        .context("the front proxy's certificates")?;
     let join_token_file = data_dir.join("join-token");
     let join_token = join_token(&join_token_file, &pki)?;
     let mut authenticators: Vec<Box<dyn ferry_apiserver::auth::Authenticator>> = vec![
@@ -543,6 +545,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("--authorization-mode: {e}"))?;
     let server = Server::new(store, AuthenticatorChain(authenticators), &modes, admission);
     server.set_service_account_tokens(tokens);
+    server
+        .set_front_proxy(&front_proxy)
+        .map_err(|e| anyhow::anyhow!("the front proxy's client certificate: {}", e.message))?;
     if let Some(gates) = args.feature_gates {
         server.set_feature_gates(gates);
     }
@@ -587,6 +592,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         cluster_cidr: args.controllers.cluster_cidr.parse()?,
         backend: args.pod_network,
     };
+    server
+        .ensure_extension_apiserver_authentication(&pki.ca_pem(), &front_proxy)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "publishing extension-apiserver-authentication: {}",
+                e.message
+            )
+        })?;
     server
         .ensure_config_map("kube-system", ferry_podnet::CONFIG_MAP, &network.to_data())
         .await

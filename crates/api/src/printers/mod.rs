@@ -25,6 +25,7 @@
 //! upstream's `duration.HumanDuration` ([`human_duration`]).
 
 mod admissionregistration;
+mod apiregistration;
 mod apps;
 mod autoscaling;
 mod batch;
@@ -172,6 +173,7 @@ pub fn printer_for(group: &str, plural: &str) -> &'static dyn TablePrinter {
         ("admissionregistration.k8s.io", "validatingadmissionpolicybindings") => {
             &admissionregistration::ValidatingAdmissionPolicyBinding
         }
+        ("apiregistration.k8s.io", "apiservices") => &apiregistration::ApiService,
         _ => &DefaultTable,
     }
 }

@@ -44,6 +44,8 @@ pub struct Router {
     pub resource_metrics: Arc<crate::metrics_api::ResourceMetrics>,
     /// The feature gates the server runs with.
     pub features: crate::features::FeatureGates,
+    /// The APIServices: which group-versions are proxied to extension API servers.
+    pub aggregator: Arc<crate::aggregator::Aggregator>,
 }
 
 impl Router {
@@ -70,6 +72,14 @@ impl Router {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
+        // A group-version an extension API server serves is proxied to it, whatever the path
+        // below it (upstream's aggregator sits in front of the local handlers).
+        if info.api_prefix == "apis" {
+            if let Some(remote) = self.aggregator.remote_for(&info.group, &info.version) {
+                return crate::aggregator::proxy::proxy(&self.aggregator, &remote, &user, request)
+                    .await;
+            }
+        }
         let answer = if info.is_resource_request {
             let upgrade = (info.verb == "watch"
                 || ferry_client::upgrade::is_upgrade(request.headers()))

@@ -20,7 +20,8 @@ pub fn handle(router: &Router, info: &RequestInfo, accept: &str) -> Result<Respo
         ));
     }
     let path = info.path.trim_end_matches('/');
-    let served = || discovery::Served::of(&router.rest.registry);
+    let served =
+        || discovery::Served::of(&router.rest.registry).with_remote(router.aggregator.discovery());
     let text = |body: String| Ok(body::text(body));
     match path {
         "/healthz" | "/livez" | "/readyz" | "/healthz/ping" | "/livez/ping" | "/readyz/ping" => {

@@ -11,6 +11,7 @@
 
 pub mod admissionregistration;
 pub mod apiextensions;
+pub mod apiregistration;
 pub mod apps;
 pub mod autoscaling;
 pub mod batch;
@@ -673,6 +674,9 @@ fn strategy_for(info: &ResourceInfo) -> Box<dyn Strategy> {
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
             Box::new(apiextensions::customresourcedefinition::CustomResourceDefinitionStrategy)
+        }
+        ("apiregistration.k8s.io", "apiservices") => {
+            Box::new(apiregistration::apiservice::ApiServiceStrategy)
         }
         ("networking.k8s.io", "ipaddresses") => Box::new(networking::ipaddress::IpAddressStrategy),
         ("networking.k8s.io", "servicecidrs") => {

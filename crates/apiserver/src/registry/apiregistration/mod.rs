@@ -1,0 +1,3 @@
+//! The apiregistration group (kube-aggregator's `pkg/registry/apiservice`).
+
+pub mod apiservice;
