@@ -274,3 +274,37 @@ fn definitions_and_their_objects_outlive_a_restart() {
     );
     assert!(bad.contains("spec.replicas: Invalid value: 12: spec.replicas in body should be less than or equal to 10"), "{bad}");
 }
+
+#[test]
+fn the_garbage_collector_follows_owners_of_and_by_custom_resources() {
+    let ferry = Ferry::start();
+    ferry.apply_yaml("apply", CRONTABS);
+    established(&ferry, "crontabs.stable.example.com");
+    ferry.apply_yaml("apply", CRONTAB);
+    ferry.ok(&["create", "configmap", "owner"]);
+    let uid = |object: &str| ferry.ok(&["get", object, "-o", "jsonpath={.metadata.uid}"]);
+    let (crontab_uid, configmap_uid) = (uid("ct/nightly"), uid("configmap/owner"));
+    // A ConfigMap owned by the custom resource, and a custom resource owned by a ConfigMap.
+    ferry.apply_yaml(
+        "create",
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dependent\n  ownerReferences: [{{apiVersion: stable.example.com/v1, kind: CronTab, name: nightly, uid: {crontab_uid}}}]\n"
+        ),
+    );
+    ferry.apply_yaml(
+        "create",
+        &format!(
+            "apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata:\n  name: owned\n  ownerReferences: [{{apiVersion: v1, kind: ConfigMap, name: owner, uid: {configmap_uid}}}]\nspec: {{}}\n"
+        ),
+    );
+    ferry.ok(&["delete", "ct/nightly", "configmap/owner"]);
+    // The collector finds the custom resource by rediscovery (every 30 s, as upstream's).
+    assert!(
+        eventually(Duration::from_secs(75), || {
+            ferry.kubectl(&["get", "configmap/dependent"]).status.code() == Some(1)
+                && ferry.kubectl(&["get", "ct/owned"]).status.code() == Some(1)
+        }),
+        "dependents left: {}",
+        ferry.ok(&["get", "configmaps,crontabs", "-o", "name"])
+    );
+}
