@@ -78,6 +78,8 @@ impl FieldManager {
     pub fn update(&self, old: Option<&Value>, new: &mut Value, manager: &str, subresource: &str) {
         let old = old.unwrap_or(&Value::Null);
         let managed = ManagedFields::decode_live_or_new(old, new, !subresource.is_empty());
+        // Written again below: out of the way of the comparison, without a copy.
+        ManagedFields::strip(new);
         let now = crate::object::now_rfc3339();
         let api_version = api_version_of(new);
         let request = request(&api_version, manager, subresource, &now);

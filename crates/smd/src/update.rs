@@ -28,22 +28,20 @@ impl Updater<'_> {
         managed: &ManagedFields,
         req: &Request<'_>,
     ) -> Result<ManagedFields, Error> {
-        let prepare = |v: &Value| {
-            let mut v = if v.is_null() {
-                Value::Object(Map::new())
-            } else {
-                v.clone()
-            };
-            ManagedFields::strip(&mut v);
-            v
-        };
-        let (old, new) = (prepare(old), prepare(new));
-        validate(self.schema, &old, true)?;
-        validate(self.schema, &new, true)?;
+        // The objects without their managed fields: copied only when they carry some (a
+        // create's new object usually does not).
+        let empty = Value::Object(Map::new());
+        let (old, new) = (
+            without_managed_fields(old, &empty),
+            without_managed_fields(new, &empty),
+        );
+        let (old, new): (&Value, &Value) = (&old, &new);
+        validate(self.schema, old, true)?;
+        validate(self.schema, new, true)?;
 
         let me = req.entry(Operation::Update);
         let mut managers = self.reconciled(managed);
-        let comparison = self.filter_comparison(compare(self.schema, &old, &new));
+        let comparison = self.filter_comparison(compare(self.schema, old, new));
         // The write is a new operation: even the writer's own previous entry loses the fields
         // it changes, and gets them back below, merged.
         self.take_changes(&comparison, &mut managers, None, true)
@@ -67,6 +65,19 @@ impl Updater<'_> {
         }
         cap_update_managers(&mut managers, MAX_UPDATE_MANAGERS);
         Ok(managers.sorted())
+    }
+}
+
+/// `object` without `metadata.managedFields` (`empty` for `null`), copied only if it has them.
+fn without_managed_fields<'a>(object: &'a Value, empty: &'a Value) -> std::borrow::Cow<'a, Value> {
+    if object.is_null() {
+        std::borrow::Cow::Borrowed(empty)
+    } else if object.pointer("/metadata/managedFields").is_none() {
+        std::borrow::Cow::Borrowed(object)
+    } else {
+        let mut object = object.clone();
+        ManagedFields::strip(&mut object);
+        std::borrow::Cow::Owned(object)
     }
 }
 

@@ -88,6 +88,18 @@ fn deployment(name: &str) -> Value {
 /// How a request of object `i` is made: method, path, body, content type.
 type Make = dyn Fn(usize) -> (&'static str, String, Value, &'static str) + Send + Sync;
 
+/// Creates (POST to `collection`) of objects `body` makes, named `<prefix>-NNNNN`.
+fn creates(collection: &'static str, prefix: &'static str, body: fn(&str) -> Value) -> Arc<Make> {
+    Arc::new(move |i| {
+        (
+            "POST",
+            collection.to_string(),
+            body(&format!("{prefix}-{i:05}")),
+            "application/json",
+        )
+    })
+}
+
 /// Runs `count` requests made by `make` over `clients` connections; requests per second.
 async fn rate(
     address: &str,
@@ -171,14 +183,7 @@ pub async fn measure(count: usize, clients: usize) -> anyhow::Result<Figures> {
         &tls,
         count,
         clients,
-        Arc::new(|i| {
-            (
-                "POST",
-                "/api/v1/namespaces/default/configmaps".to_string(),
-                configmap(&format!("cm-{i:05}")),
-                "application/json",
-            )
-        }),
+        creates("/api/v1/namespaces/default/configmaps", "cm", configmap),
     )
     .await?;
     let custom_creates_per_s = rate(
@@ -186,14 +191,11 @@ pub async fn measure(count: usize, clients: usize) -> anyhow::Result<Figures> {
         &tls,
         count,
         clients,
-        Arc::new(|i| {
-            (
-                "POST",
-                "/apis/bench.ferry.dev/v1/namespaces/default/benches".to_string(),
-                custom(&format!("b-{i:05}")),
-                "application/json",
-            )
-        }),
+        creates(
+            "/apis/bench.ferry.dev/v1/namespaces/default/benches",
+            "b",
+            custom,
+        ),
     )
     .await?;
     println!(
@@ -205,14 +207,11 @@ pub async fn measure(count: usize, clients: usize) -> anyhow::Result<Figures> {
         &tls,
         count,
         clients,
-        Arc::new(|i| {
-            (
-                "POST",
-                "/apis/apps/v1/namespaces/default/deployments".to_string(),
-                deployment(&format!("d-{i:05}")),
-                "application/json",
-            )
-        }),
+        creates(
+            "/apis/apps/v1/namespaces/default/deployments",
+            "d",
+            deployment,
+        ),
     )
     .await?;
     let deployment_applies_per_s = rate(
