@@ -822,6 +822,10 @@ async fn apply(rest: &Rest, req: &Request<'_>, view: &dyn View) -> Result<(u16, 
     let info = resource.info;
     let mut config = config;
     check_type(info, &mut config, info.kind, &info.api_version())?;
+    if req.subresource.is_empty() {
+        // Unknown fields as for any write (`fieldValidation`), before the merge types them.
+        check_fields(req, &mut config)?;
+    }
     // Upstream checks the name of the merged object: a configuration may leave it out when the
     // object exists (as controllers applying a status do), not name another one.
     let name_differs = |object: &Value| {

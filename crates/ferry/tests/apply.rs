@@ -118,6 +118,16 @@ fn server_side_apply_owns_fields_and_conflicts() {
         "|4"
     );
 
+    // Unknown fields are refused as kubectl asks (fieldValidation=Strict), before any merge.
+    let out = server_side(
+        &ferry,
+        &fewer.replace("  selector:", "  colour: red\n  selector:"),
+        &[],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown field \"spec.colour\""), "{err}");
+
     // Other writes record their manager.
     ferry.ok(&["label", "deploy/web", "owner=ops"]);
     assert!(
