@@ -314,7 +314,7 @@ impl DaemonSetController {
                 let revision =
                     history::new_revision(&ds.metadata, "DaemonSet", &template, patch, next, &hash);
                 match history::create(&self.ctx.client, revision).await? {
-                    Created::Revision(r) => r,
+                    Created::Revision(r) => *r,
                     Created::Collision => {
                         let mut updated = ds.clone();
                         let status = updated.status.get_or_insert_with(Default::default);
@@ -772,12 +772,11 @@ fn is_updated(ds: &DaemonSet, pod: &Pod, hash: &str) -> bool {
             .is_some_and(|g| labels.get(TEMPLATE_GENERATION_LABEL) == Some(g))
 }
 
+/// A node's pod of the current template and its pod of an older one, each if any.
+type NewAndOld<'a> = (Option<&'a Arc<Pod>>, Option<&'a Arc<Pod>>);
+
 /// The one new and one old pod on a node; `None` when there are more (left to `manage`).
-fn updated_and_old<'a>(
-    ds: &DaemonSet,
-    pods: &'a [Arc<Pod>],
-    hash: &str,
-) -> Option<(Option<&'a Arc<Pod>>, Option<&'a Arc<Pod>>)> {
+fn updated_and_old<'a>(ds: &DaemonSet, pods: &'a [Arc<Pod>], hash: &str) -> Option<NewAndOld<'a>> {
     let (mut new, mut old) = (None, None);
     for pod in pods
         .iter()

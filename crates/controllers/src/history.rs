@@ -119,7 +119,7 @@ pub async fn controlled(
 /// What creating a revision came to.
 pub enum Created {
     /// Created, or an equal one of the same owner was there already.
-    Revision(ControllerRevision),
+    Revision(Box<ControllerRevision>),
     /// Another revision holds the name: the owner's collision count must move on.
     Collision,
 }
@@ -130,7 +130,7 @@ pub async fn create(client: &kube::Client, revision: ControllerRevision) -> Resu
     let namespace = revision.namespace().unwrap_or_default();
     let api: Api<ControllerRevision> = Api::namespaced(client.clone(), &namespace);
     match api.create(&PostParams::default(), &revision).await {
-        Ok(created) => Ok(Created::Revision(created)),
+        Ok(created) => Ok(Created::Revision(Box::new(created))),
         Err(e) if api_code(&e) == Some(409) => {
             let existing = api
                 .get(&revision.name_any())
@@ -139,7 +139,7 @@ pub async fn create(client: &kube::Client, revision: ControllerRevision) -> Resu
             // Equal data is the same revision, whoever owns it (an orphan is adopted by the
             // owner's next claim), as upstream's CreateControllerRevision.
             if existing.data == revision.data {
-                Ok(Created::Revision(existing))
+                Ok(Created::Revision(Box::new(existing)))
             } else {
                 Ok(Created::Collision)
             }

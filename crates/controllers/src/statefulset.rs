@@ -243,7 +243,7 @@ impl StatefulSetController {
                         &hash,
                     );
                     match history::create(&self.ctx.client, revision).await? {
-                        Created::Revision(r) => break r,
+                        Created::Revision(r) => break *r,
                         Created::Collision if attempts < 5 => {
                             attempts += 1;
                             collisions = Some(collisions.unwrap_or(0) + 1);
@@ -549,7 +549,7 @@ pub fn plan(
             condemned.push((ordinal, pod));
         }
     }
-    condemned.sort_by(|a, b| b.0.cmp(&a.0));
+    condemned.sort_by_key(|c| std::cmp::Reverse(c.0));
     let mut plan = Plan::default();
     if spec
         .volume_claim_templates

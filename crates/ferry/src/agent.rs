@@ -525,7 +525,7 @@ where
                     &node_name,
                     &args.data_dir,
                     csi.clone(),
-                    move || stopping(),
+                    stopping,
                 )
                 .await?;
             }

@@ -87,9 +87,9 @@ fn custom_resources_are_served_as_their_definition_says() {
     // Defaults from the schema; the table from the printer columns; the short name.
     let table = ferry.ok(&["get", "ct"]);
     let mut lines = table.lines();
-    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    let header: Vec<&str> = lines.next().expect("a header").split_whitespace().collect();
     assert_eq!(header, ["NAME", "SPEC", "REPLICAS", "AGE"], "{table}");
-    let row = lines.next().unwrap();
+    let row = lines.next().expect("a row");
     assert!(
         row.starts_with("nightly") && row.contains("* * * * */5"),
         "{table}"
@@ -206,7 +206,7 @@ fn custom_resources_are_served_as_their_definition_says() {
         "--raw",
         "/apis/stable.example.com/v1/namespaces/default/crontabs/nightly/scale",
     ]);
-    let scale: serde_json::Value = serde_json::from_str(&scale).unwrap();
+    let scale: serde_json::Value = serde_json::from_str(&scale).expect("a Scale");
     assert_eq!(scale["spec"]["replicas"], 3);
     assert_eq!(scale["status"]["selector"], "app=nightly");
     let err = ferry.fails(&["scale", "ct/nightly", "--replicas=11"]);

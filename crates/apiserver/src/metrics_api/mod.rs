@@ -107,7 +107,7 @@ fn rfc3339(seconds: f64) -> String {
 /// A Go duration for a window (`15s`, `10.435s`).
 fn go_seconds(seconds: f64) -> String {
     let millis = (seconds * 1000.0).round() as u64;
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         format!("{}s", millis / 1000)
     } else {
         let text = format!("{}.{:03}", millis / 1000, millis % 1000);
@@ -124,6 +124,18 @@ fn usage_json(usage: &Usage) -> Value {
     json!({"cpu": cpu, "memory": memory})
 }
 
+/// A reading of usage: (cpu seconds, at, memory bytes).
+pub type NodeUsage = (f64, f64, u64);
+
+/// A container: (namespace, pod, container).
+pub type ContainerKey = (String, String, String);
+
+/// A container's reading: (cpu seconds, at, memory, started).
+pub type ContainerUsage = (f64, f64, u64, Option<f64>);
+
+/// Pods' labels by (namespace, name).
+pub type PodLabels = HashMap<(String, String), BTreeMap<String, String>>;
+
 /// A node's readings from one scrape.
 pub struct NodeReading {
     /// The node.
@@ -131,20 +143,16 @@ pub struct NodeReading {
     /// Its labels.
     pub labels: BTreeMap<String, String>,
     /// The node's own CPU and memory, if reported: (cpu seconds, at, memory bytes).
-    pub node: Option<(f64, f64, u64)>,
+    pub node: Option<NodeUsage>,
     /// Per container: (namespace, pod, container) → (cpu seconds, at, memory, started).
-    pub containers: Vec<((String, String, String), (f64, f64, u64, Option<f64>))>,
+    pub containers: Vec<(ContainerKey, ContainerUsage)>,
 }
 
 impl ResourceMetrics {
     /// Takes one scrape round: the readings of every node that answered, and the labels of
     /// every pod (`None` when the pods could not be listed: then no pod is forgotten for being
     /// absent); pods and nodes not seen for two rounds are forgotten.
-    pub fn record_round(
-        &self,
-        readings: Vec<NodeReading>,
-        pod_labels: Option<&HashMap<(String, String), BTreeMap<String, String>>>,
-    ) {
+    pub fn record_round(&self, readings: Vec<NodeReading>, pod_labels: Option<&PodLabels>) {
         let mut state = self.state.write();
         state.round += 1;
         let round = state.round;
