@@ -64,6 +64,18 @@ impl FieldManager {
         }
     }
 
+    /// The merge of writes through `subresource`, leaving out the fields it resets (none for
+    /// kinds without a status: then no filtering at all).
+    fn updater(&self, subresource: &str) -> ferry_smd::Updater<'_> {
+        let updater = ferry_smd::Updater::new(&self.schema);
+        let reset = self.reset(subresource);
+        if reset.is_empty() {
+            updater
+        } else {
+            updater.ignoring(reset)
+        }
+    }
+
     fn reset(&self, subresource: &str) -> &FieldSet {
         static NOTHING: std::sync::LazyLock<FieldSet> = std::sync::LazyLock::new(FieldSet::new);
         match subresource {
@@ -83,8 +95,8 @@ impl FieldManager {
         let now = crate::object::now_rfc3339();
         let api_version = api_version_of(new);
         let request = request(&api_version, manager, subresource, &now);
-        let updated = ferry_smd::Updater::new(&self.schema)
-            .ignoring(self.reset(subresource))
+        let updated = self
+            .updater(subresource)
             .update(old, new, &managed, &request)
             .unwrap_or(managed);
         updated.write_to(new);
@@ -105,7 +117,7 @@ impl FieldManager {
         let now = crate::object::now_rfc3339();
         let api_version = api_version_of(config);
         let request = request(&api_version, manager, subresource, &now);
-        let updater = ferry_smd::Updater::new(&self.schema).ignoring(self.reset(subresource));
+        let updater = self.updater(subresource);
         let applied = match updater.apply(live, config, &managed, &request, force) {
             // kubectl's own server-side apply may take over the fields its client-side apply
             // set (upstream's lastAppliedManager): conflicts on fields the last-applied

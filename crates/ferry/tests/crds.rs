@@ -105,6 +105,12 @@ fn custom_resources_are_served_as_their_definition_says() {
         ]),
         "stable.example.com/v1beta1 backup:1"
     );
+    // `kubectl explain` reads the version's OpenAPI v3 document.
+    let explained = ferry.ok(&["explain", "crontabs.spec"]);
+    assert!(
+        explained.contains("KIND:       CronTab") && explained.contains("cronSpec\t<string>"),
+        "{explained}"
+    );
     // `kubectl get all` lists it by its category.
     assert!(ferry
         .ok(&["get", "all"])
