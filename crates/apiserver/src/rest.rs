@@ -847,8 +847,25 @@ async fn apply(rest: &Rest, req: &Request<'_>, view: &dyn View) -> Result<(u16, 
         .is_some_and(|f| crate::request::query_bool(f));
     let fields = resource.field_manager();
     let subresource = req.subresource;
-    let exists = read(&rest.storage, resource, req.namespace, req.name).await;
-    match exists {
+    let updated = write_update(
+        rest,
+        req,
+        view,
+        Precondition::None,
+        Fields::Applied,
+        |old| {
+            let mut current = view.read(req, old)?;
+            metadata_mut(&mut current).remove("resourceVersion");
+            let mut applied = fields.apply(Some(&current), &config, manager, subresource, force)?;
+            if subresource.is_empty() {
+                check_fields(req, &mut applied)?;
+            }
+            Ok(applied)
+        },
+    )
+    .await;
+    match updated {
+        Ok(applied) => Ok((200, applied)),
         Err(e) if e.code == 404 && subresource.is_empty() => {
             // Applying what does not exist creates it.
             if let Some(error) = name_differs(&config) {
@@ -862,32 +879,7 @@ async fn apply(rest: &Rest, req: &Request<'_>, view: &dyn View) -> Result<(u16, 
             create_object(rest, req, object, Fields::Applied).await
         }
         Err(e) => Err(e),
-        Ok(_) => {
-            let applied = write_update(
-                rest,
-                req,
-                view,
-                Precondition::None,
-                Fields::Applied,
-                |old| {
-                    let mut current = view.read(req, old)?;
-                    strip_rv_mut(&mut current);
-                    let mut applied =
-                        fields.apply(Some(&current), &config, manager, subresource, force)?;
-                    if subresource.is_empty() {
-                        check_fields(req, &mut applied)?;
-                    }
-                    Ok(applied)
-                },
-            )
-            .await?;
-            Ok((200, applied))
-        }
     }
-}
-
-fn strip_rv_mut(object: &mut Value) {
-    metadata_mut(object).remove("resourceVersion");
 }
 
 /// The shared update path: `change` turns the current object into the requested one (in the

@@ -107,14 +107,11 @@ fn validate_node(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::parse;
+    use crate::schema::parsed;
     use serde_json::json;
 
     fn schema(value: Value) -> Schema {
-        let mut errors = Vec::new();
-        let s = parse(&value, "", &mut errors);
-        assert!(errors.is_empty(), "{errors:?}");
-        s
+        parsed(&value)
     }
 
     #[test]

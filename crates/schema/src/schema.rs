@@ -127,6 +127,15 @@ const UNSUPPORTED: [(&str, &str); 7] = [
     ("additionalItems", "additionalItems"),
 ];
 
+/// A schema that must parse (the other modules' tests).
+#[cfg(test)]
+pub(crate) fn parsed(value: &Value) -> Schema {
+    let mut errors = Vec::new();
+    let schema = parse(value, "", &mut errors);
+    assert!(errors.is_empty(), "{errors:?}");
+    schema
+}
+
 /// Decodes `value` into a [`Schema`]; problems decoding (a keyword of the wrong JSON type)
 /// are pushed to `errors`, as the decoding of a CustomResourceDefinition would refuse them.
 pub(crate) fn parse(value: &Value, path: &str, errors: &mut Vec<FieldError>) -> Schema {

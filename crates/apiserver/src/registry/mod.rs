@@ -419,12 +419,12 @@ pub struct Registry {
     custom: parking_lot::RwLock<Arc<CustomResources>>,
 }
 
-/// The resources of the established CustomResourceDefinitions, by CRD name, an index by
-/// group, version and plural, and the OpenAPI v3 document of each of their group-versions.
+/// The resources of the established CustomResourceDefinitions, by CRD name and by plural (as
+/// the built-in ones are kept), and the OpenAPI v3 document of each of their group-versions.
 #[derive(Default)]
 pub struct CustomResources {
     by_definition: BTreeMap<String, Vec<Arc<Resource>>>,
-    index: HashMap<(&'static str, &'static str, &'static str), Arc<Resource>>,
+    by_plural: HashMap<&'static str, Vec<Arc<Resource>>>,
     documents: BTreeMap<String, Arc<ferry_api::openapi::Document>>,
 }
 
@@ -497,10 +497,7 @@ impl Registry {
         version: &str,
         plural: &str,
     ) -> Option<&Arc<Resource>> {
-        self.resources
-            .get(plural)?
-            .iter()
-            .find(|r| r.info.group == group && r.info.version == version)
+        find_in(&self.resources, group, version, plural)
     }
 
     /// The resource a path names.
@@ -508,11 +505,7 @@ impl Registry {
         if let Some(found) = self.builtin_resource(group, version, plural) {
             return Some(found.clone());
         }
-        self.custom
-            .read()
-            .index
-            .get(&(group, version, plural) as &dyn CustomKey)
-            .cloned()
+        find_in(&self.custom.read().by_plural, group, version, plural).cloned()
     }
 
     /// The custom resources served now.
@@ -540,14 +533,13 @@ impl Registry {
         } else {
             by_definition.insert(definition.to_string(), resources);
         }
-        let index = by_definition
-            .values()
-            .flatten()
-            .map(|r| ((r.info.group, r.info.version, r.info.plural), r.clone()))
-            .collect();
+        let mut by_plural: HashMap<&'static str, Vec<Arc<Resource>>> = HashMap::new();
+        for r in by_definition.values().flatten() {
+            by_plural.entry(r.info.plural).or_default().push(r.clone());
+        }
         let mut next = CustomResources {
             by_definition,
-            index,
+            by_plural,
             documents: custom.documents.clone(),
         };
         for (group, version) in touched {
@@ -561,35 +553,17 @@ impl Registry {
     }
 }
 
-/// A borrowed (group, version, plural) to look the index up without allocating.
-trait CustomKey {
-    fn key(&self) -> (&str, &str, &str);
-}
-
-impl CustomKey for (&str, &str, &str) {
-    fn key(&self) -> (&str, &str, &str) {
-        (self.0, self.1, self.2)
-    }
-}
-
-impl<'a> std::borrow::Borrow<dyn CustomKey + 'a> for (&'static str, &'static str, &'static str) {
-    fn borrow(&self) -> &(dyn CustomKey + 'a) {
-        self
-    }
-}
-
-impl PartialEq for dyn CustomKey + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
-    }
-}
-
-impl Eq for dyn CustomKey + '_ {}
-
-impl std::hash::Hash for dyn CustomKey + '_ {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.key().hash(state)
-    }
+/// The resource of `group`, `version` and `plural` among resources kept by plural.
+fn find_in<'a>(
+    by_plural: &'a HashMap<&'static str, Vec<Arc<Resource>>>,
+    group: &str,
+    version: &str,
+    plural: &str,
+) -> Option<&'a Arc<Resource>> {
+    by_plural
+        .get(plural)?
+        .iter()
+        .find(|r| r.info.group == group && r.info.version == version)
 }
 
 /// The registration of subresources: which of a kind's subresources are served, and how.
