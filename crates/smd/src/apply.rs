@@ -74,7 +74,7 @@ impl Updater<'_> {
 
         let changed = !equals(&live, &merged);
         if let Some(entry) = managers.get_mut(&me) {
-            entry.fields = strip_meta(&entry.fields);
+            entry.fields = strip_meta(std::mem::take(&mut entry.fields));
             if changed {
                 entry.time = Some(req.time());
             }

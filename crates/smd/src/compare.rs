@@ -35,12 +35,11 @@ impl Comparison {
 
     /// Drops `fields`, and everything under them, from all three sets (upstream's
     /// `ExcludeFields`, used for the fields a subresource resets).
-    pub fn exclude(&self, fields: &FieldSet) -> Comparison {
-        Comparison {
-            removed: self.removed.recursive_difference(fields),
-            modified: self.modified.recursive_difference(fields),
-            added: self.added.recursive_difference(fields),
-        }
+    pub fn exclude(mut self, fields: &FieldSet) -> Comparison {
+        self.removed.remove_recursive(fields);
+        self.modified.remove_recursive(fields);
+        self.added.remove_recursive(fields);
+        self
     }
 }
 
@@ -68,6 +67,13 @@ fn compare_value(
     path: &mut Vec<PathElement>,
     out: &mut Comparison,
 ) {
+    if let (Some(l), Some(r)) = (lhs, rhs) {
+        // Nothing under equal values can differ: skip the walk (an update mostly changes one
+        // part of an object, a status write only its status).
+        if equals(l, r) {
+            return;
+        }
+    }
     let Some(atom) = schema.resolve(tr) else {
         return;
     };
@@ -150,11 +156,12 @@ fn compare_map(
     path: &mut Vec<PathElement>,
     out: &mut Comparison,
 ) {
-    let keys: BTreeSet<&String> = lhs
+    // Each key once: the left side's, then the right side's that the left lacks.
+    let only_right = rhs
         .into_iter()
         .flat_map(|m| m.keys())
-        .chain(rhs.into_iter().flat_map(|m| m.keys()))
-        .collect();
+        .filter(|k| !lhs.is_some_and(|l| l.contains_key(*k)));
+    let keys = lhs.into_iter().flat_map(|m| m.keys()).chain(only_right);
     for key in keys {
         path.push(PathElement::Field(key.clone()));
         compare_value(

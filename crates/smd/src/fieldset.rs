@@ -145,6 +145,72 @@ impl FieldSet {
         FieldSet { members, children }
     }
 
+    /// `recursive_difference` in place: drops the paths of `other`, and everything under its
+    /// members, without copying what stays.
+    pub fn remove_recursive(&mut self, other: &FieldSet) {
+        for m in &other.members {
+            self.members.remove(m);
+            self.children.remove(m);
+        }
+        for (pe, o) in &other.children {
+            if let Some(child) = self.children.get_mut(pe) {
+                child.remove_recursive(o);
+                if child.is_empty() {
+                    self.children.remove(pe);
+                }
+            }
+        }
+    }
+
+    /// `difference` in place: drops the paths of `other` (a member removes only itself).
+    pub fn remove(&mut self, other: &FieldSet) {
+        for m in &other.members {
+            self.members.remove(m);
+        }
+        for (pe, o) in &other.children {
+            if let Some(child) = self.children.get_mut(pe) {
+                child.remove(o);
+                if child.is_empty() {
+                    self.children.remove(pe);
+                }
+            }
+        }
+    }
+
+    /// Removes one member at this level (the paths under it stay).
+    pub(crate) fn remove_member(&mut self, pe: &PathElement) {
+        self.members.remove(pe);
+    }
+
+    /// Removes one member of the set under `parent` (the paths under it stay).
+    pub(crate) fn remove_member_under(&mut self, parent: &PathElement, pe: &PathElement) {
+        if let Some(child) = self.children.get_mut(parent) {
+            child.members.remove(pe);
+            if child.is_empty() {
+                self.children.remove(parent);
+            }
+        }
+    }
+
+    /// `union` in place, consuming `other`.
+    pub fn absorb(&mut self, other: FieldSet) {
+        if self.members.is_empty() && self.children.is_empty() {
+            *self = other;
+            return;
+        }
+        self.members.extend(other.members);
+        for (pe, set) in other.children {
+            match self.children.get_mut(&pe) {
+                Some(existing) => existing.absorb(set),
+                None => {
+                    if !set.is_empty() {
+                        self.children.insert(pe, set);
+                    }
+                }
+            }
+        }
+    }
+
     /// The paths under `pe`, with `pe` removed from their front.
     pub fn with_prefix(&self, pe: &PathElement) -> FieldSet {
         self.children.get(pe).cloned().unwrap_or_default()
@@ -315,6 +381,27 @@ pub(crate) mod tests {
         for c in cases {
             assert_eq!(c.got, c.want, "{}", c.name);
         }
+        let mut in_place = s2.clone();
+        in_place.remove_recursive(&set(std::slice::from_ref(&a)));
+        assert_eq!(
+            in_place,
+            s2.recursive_difference(&set(std::slice::from_ref(&a)))
+        );
+        let mut in_place = s1.clone();
+        in_place.remove_recursive(&s2);
+        assert_eq!(in_place, s1.recursive_difference(&s2));
+        let mut in_place = s1.clone();
+        in_place.absorb(s2.clone());
+        assert_eq!(in_place, s1.union(&s2));
+        let mut in_place = s1.clone();
+        in_place.remove(&s2);
+        assert_eq!(in_place, s1.difference(&s2));
+        let mut in_place = s2.clone();
+        in_place.remove(&set(std::slice::from_ref(&a)));
+        assert_eq!(in_place, s2);
+        let mut in_place = FieldSet::new();
+        in_place.absorb(s2.clone());
+        assert_eq!(in_place, s2);
         assert!(s1.has(&ab) && s1.has(&a) && !s2.has(&a));
         assert_eq!(s1.len(), 3);
         assert!(set(&[]).is_empty());

@@ -248,27 +248,44 @@ impl ManagedFields {
 
     /// The entries in upstream's order: appliers before updaters, then oldest first, then by
     /// manager, apiVersion and subresource.
-    pub fn sorted(mut self) -> ManagedFields {
-        self.0.sort_by(|p, q| {
+    pub fn sorted(self) -> ManagedFields {
+        let order: Vec<usize> = self.order();
+        let mut entries: Vec<Option<ManagedFieldsEntry>> = self.0.into_iter().map(Some).collect();
+        ManagedFields(
+            order
+                .into_iter()
+                .filter_map(|i| entries[i].take())
+                .collect(),
+        )
+    }
+
+    /// The positions of the entries in upstream's order (times parsed once each).
+    fn order(&self) -> Vec<usize> {
+        let seconds: Vec<i64> = self
+            .0
+            .iter()
+            .map(|e| unix_seconds(e.time.as_deref()))
+            .collect();
+        let mut order: Vec<usize> = (0..self.0.len()).collect();
+        order.sort_by(|&i, &j| {
+            let (p, q) = (&self.0[i], &self.0[j]);
             p.operation
                 .cmp(&q.operation)
-                .then_with(|| unix_seconds(p.time.as_deref()).cmp(&unix_seconds(q.time.as_deref())))
+                .then_with(|| seconds[i].cmp(&seconds[j]))
                 .then_with(|| p.manager.cmp(&q.manager))
                 .then_with(|| p.api_version.cmp(&q.api_version))
                 .then_with(|| p.subresource.cmp(&q.subresource))
                 .then(Ordering::Equal)
         });
-        self
+        order
     }
 
     /// The list as it appears in `metadata.managedFields`, in upstream's order.
     pub fn to_value(&self) -> Value {
         Value::Array(
-            self.clone()
-                .sorted()
-                .0
-                .iter()
-                .map(ManagedFieldsEntry::to_value)
+            self.order()
+                .into_iter()
+                .map(|i| self.0[i].to_value())
                 .collect(),
         )
     }

@@ -102,8 +102,9 @@ pub(crate) fn validate(
         schema,
         allow_duplicates,
         errors: Vec::new(),
+        path: String::new(),
     };
-    v.validate(value, schema.root(), "");
+    v.validate(value, schema.root());
     if v.errors.is_empty() {
         Ok(())
     } else {
@@ -115,56 +116,62 @@ struct Validator<'a> {
     schema: &'a Schema,
     allow_duplicates: bool,
     errors: Vec<ValidationError>,
+    /// The path of the value being checked, as errors print it (`.spec.containers[name="c"]`):
+    /// grown and cut back as the walk goes, so only errors copy it.
+    path: String,
 }
 
 impl Validator<'_> {
-    fn error(&mut self, path: &str, message: String) {
+    fn error(&mut self, message: String) {
         self.errors.push(ValidationError {
-            path: path.to_string(),
+            path: self.path.clone(),
             message,
         });
     }
 
-    fn validate(&mut self, value: &Value, tr: &TypeRef, path: &str) {
+    fn validate(&mut self, value: &Value, tr: &TypeRef) {
         let Some(handler) = handler_for(self.schema, tr, Some(value)) else {
-            self.error(
-                path,
-                "schema error: no type found matching: inlined type".to_string(),
-            );
+            self.error("schema error: no type found matching: inlined type".to_string());
             return;
         };
         match handler {
             Handler::Scalar(s) => {
                 if let Some(msg) = scalar_error(s, value) {
-                    self.error(path, msg);
+                    self.error(msg);
                 }
             }
             Handler::List(list) => match value {
                 Value::Null => {}
-                Value::Array(items) => self.validate_list(list, items, path),
-                other => self.error(path, format!("expected list, got {other}")),
+                Value::Array(items) => self.validate_list(list, items),
+                other => self.error(format!("expected list, got {other}")),
             },
             Handler::Map(map, _) => match value {
                 Value::Null => {}
                 Value::Object(fields) => {
+                    let len = self.path.len();
                     for (key, child) in fields {
-                        let child_path = format!("{path}.{key}");
+                        self.path.push('.');
+                        self.path.push_str(key);
                         let ty = map.type_of(key);
                         if ty.is_nothing() {
-                            self.error(&child_path, "field not declared in schema".to_string());
+                            self.error("field not declared in schema".to_string());
                             // Upstream stops at the first undeclared field of a map.
+                            self.path.truncate(len);
                             return;
                         }
-                        self.validate(child, ty, &child_path);
+                        self.validate(child, ty);
+                        self.path.truncate(len);
                     }
                 }
-                other => self.error(path, format!("expected map, got {other}")),
+                other => self.error(format!("expected map, got {other}")),
             },
         }
     }
 
-    fn validate_list(&mut self, list: &ListType, items: &[Value], path: &str) {
+    fn validate_list(&mut self, list: &ListType, items: &[Value]) {
+        use std::fmt::Write;
         let mut seen = std::collections::BTreeSet::new();
+        let len = self.path.len();
         for (i, item) in items.iter().enumerate() {
             let pe = if list.relationship == ListRelationship::Atomic {
                 PathElement::Index(i)
@@ -172,18 +179,25 @@ impl Validator<'_> {
                 match list_item_element(self.schema, list, item) {
                     Ok(pe) => pe,
                     Err(e) => {
-                        self.error(path, format!("element {i}: {e}"));
+                        self.error(format!("element {i}: {e}"));
                         return;
                     }
                 }
             };
-            if list.relationship != ListRelationship::Atomic
-                && !seen.insert(pe.clone())
-                && !self.allow_duplicates
-            {
-                self.error(path, format!("duplicate entries for key {pe}"));
+            let _ = write!(self.path, "{pe}");
+            if list.relationship != ListRelationship::Atomic {
+                let duplicate = seen.contains(&pe);
+                if duplicate && !self.allow_duplicates {
+                    let at = self.path.split_off(len);
+                    self.error(format!("duplicate entries for key {pe}"));
+                    self.path.push_str(&at);
+                }
+                if !duplicate {
+                    seen.insert(pe);
+                }
             }
-            self.validate(item, &list.element, &format!("{path}{pe}"));
+            self.validate(item, &list.element);
+            self.path.truncate(len);
         }
     }
 }

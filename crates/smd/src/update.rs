@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::compare::compare;
+use crate::compare::{compare, Comparison};
 use crate::error::Error;
 use crate::fieldset::FieldSet;
 use crate::managed::{unix_seconds, ManagedFields, ManagedFieldsEntry, Operation};
@@ -47,7 +47,14 @@ impl Updater<'_> {
         self.take_changes(&comparison, &mut managers, None, true)
             .map_err(|c| Error::ManagedFields(c.to_string()))?;
 
-        let taken = strip_meta(&self.filter(comparison.modified.union(&comparison.added)));
+        // The comparison is already without the ignored fields.
+        let Comparison {
+            mut added,
+            modified,
+            ..
+        } = comparison;
+        added.absorb(modified);
+        let taken = strip_meta(added);
         if !taken.is_empty() {
             let time = Some(req.time());
             match managers.get_mut(&me) {
@@ -86,15 +93,12 @@ fn without_managed_fields<'a>(object: &'a Value, empty: &'a Value) -> std::borro
 /// of a version is kept until a second one of that version has to go; both then make the
 /// bucket, which takes the time of the newest entry folded in.
 pub(crate) fn cap_update_managers(managers: &mut ManagedFields, max: usize) {
-    let mut updaters: Vec<ManagedFieldsEntry> = managers
-        .0
-        .iter()
-        .filter(|e| e.operation == Operation::Update)
-        .cloned()
-        .collect();
-    if updaters.len() <= max {
+    let is_update = |e: &&ManagedFieldsEntry| e.operation == Operation::Update;
+    if managers.0.iter().filter(is_update).count() <= max {
         return;
     }
+    let mut updaters: Vec<ManagedFieldsEntry> =
+        managers.0.iter().filter(is_update).cloned().collect();
     updaters.sort_by_cached_key(|e| (unix_seconds(e.time.as_deref()), e.identifier()));
 
     let mut first_of_version: Vec<(String, ManagedFieldsEntry)> = Vec::new();

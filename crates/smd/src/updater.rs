@@ -7,7 +7,7 @@ use crate::compare::Comparison;
 use crate::conflict::Conflicts;
 use crate::fieldset::FieldSet;
 use crate::managed::{ManagedFields, ManagedFieldsEntry, Operation};
-use crate::path::Path;
+use crate::path::PathElement;
 use crate::reconcile::reconcile_with_schema;
 use crate::schema::Schema;
 
@@ -75,11 +75,11 @@ impl<'a> Updater<'a> {
         }
     }
 
-    pub(crate) fn filter(&self, set: FieldSet) -> FieldSet {
-        match self.ignored {
-            Some(ignored) => set.recursive_difference(ignored),
-            None => set,
+    pub(crate) fn filter(&self, mut set: FieldSet) -> FieldSet {
+        if let Some(ignored) = self.ignored {
+            set.remove_recursive(ignored);
         }
+        set
     }
 
     pub(crate) fn filter_comparison(&self, c: Comparison) -> Comparison {
@@ -110,8 +110,12 @@ impl<'a> Updater<'a> {
         current: Option<&ManagedFieldsEntry>,
         force: bool,
     ) -> Result<(), Conflicts> {
-        let changed = comparison.modified.union(&comparison.added);
         let is_current = |e: &ManagedFieldsEntry| current.is_some_and(|c| e.same_manager(c));
+        if managers.0.iter().all(is_current) {
+            // No one else to conflict with or take fields from (a create, mostly).
+            return Ok(());
+        }
+        let changed = comparison.modified.union(&comparison.added);
         if !force {
             let conflicts: Vec<(ManagedFieldsEntry, FieldSet)> = managers
                 .0
@@ -127,10 +131,8 @@ impl<'a> Updater<'a> {
             }
         }
         for e in managers.0.iter_mut().filter(|e| !is_current(e)) {
-            e.fields = e
-                .fields
-                .difference(&changed)
-                .difference(&comparison.removed);
+            e.fields.remove(&changed);
+            e.fields.remove(&comparison.removed);
         }
         managers.drop_empty();
         Ok(())
@@ -139,12 +141,12 @@ impl<'a> Updater<'a> {
 
 /// Fields no manager owns: type meta and the metadata the server sets (upstream's
 /// `stripMetaManager`). `.metadata` itself is dropped but not what is under it.
-pub(crate) fn strip_meta(set: &FieldSet) -> FieldSet {
-    let mut strip = FieldSet::new();
-    for p in [&["apiVersion"][..], &["kind"], &["metadata"]] {
-        strip.insert(&Path::fields(p));
+pub(crate) fn strip_meta(mut set: FieldSet) -> FieldSet {
+    for field in ["apiVersion", "kind", "metadata"] {
+        set.remove_member(&PathElement::field(field));
     }
-    for f in [
+    let metadata = PathElement::field("metadata");
+    for field in [
         "name",
         "namespace",
         "creationTimestamp",
@@ -155,7 +157,7 @@ pub(crate) fn strip_meta(set: &FieldSet) -> FieldSet {
         "managedFields",
         "resourceVersion",
     ] {
-        strip.insert(&Path::fields(&["metadata", f]));
+        set.remove_member_under(&metadata, &PathElement::field(field));
     }
-    set.difference(&strip)
+    set
 }
