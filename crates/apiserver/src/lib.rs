@@ -21,6 +21,7 @@ pub mod binding;
 pub mod body;
 pub mod cache;
 pub mod discovery;
+pub mod endpoint_reconciler;
 pub mod encryption;
 pub mod features;
 pub mod fieldmanager;

@@ -62,7 +62,7 @@ pub struct Pki {
 
 /// IP addresses and names the serving certificate is valid for: loopback, the host name, and
 /// the first address of the default service CIDR (the `kubernetes` service).
-fn serving_names() -> Vec<SanType> {
+fn serving_names(extra: &[std::net::IpAddr]) -> Vec<SanType> {
     let mut names = vec![
         SanType::IpAddress([127, 0, 0, 1].into()),
         SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()),
@@ -83,10 +83,13 @@ fn serving_names() -> Vec<SanType> {
             names.extend(host.to_string().try_into().ok().map(SanType::DnsName));
         }
     }
-    // The machine's own addresses, so agents on other machines can join by IP.
+    // The machine's own addresses, so agents on other machines can join by IP, and the
+    // addresses the server listens on (another loopback address, for one of several servers
+    // on one machine).
     let fib = fs::read_to_string("/proc/net/fib_trie").unwrap_or_default();
-    for ip in local_ipv4_addresses(&fib) {
-        let san = SanType::IpAddress(ip.into());
+    let local = local_ipv4_addresses(&fib).into_iter().map(std::net::IpAddr::from);
+    for ip in local.chain(extra.iter().copied()) {
+        let san = SanType::IpAddress(ip);
         if !names.contains(&san) {
             names.push(san);
         }
@@ -144,9 +147,49 @@ fn leaf(
     })
 }
 
+/// Whether the certificate `cert_pem` names every address of `ips` among its IP SANs.
+fn names_addresses(cert_pem: &str, ips: &[std::net::IpAddr]) -> bool {
+    use x509_parser::extensions::GeneralName;
+    let Some(der) = parse_certs(cert_pem).ok().and_then(|c| c.into_iter().next()) else {
+        return false;
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der) else {
+        return false;
+    };
+    let names: Vec<Vec<u8>> = match cert.subject_alternative_name() {
+        Ok(Some(san)) => san
+            .value
+            .general_names
+            .iter()
+            .filter_map(|name| match name {
+                GeneralName::IPAddress(bytes) => Some(bytes.to_vec()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    ips.iter().all(|ip| {
+        let bytes = match ip {
+            std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+            std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
+        };
+        names.contains(&bytes)
+    })
+}
+
 impl Pki {
     /// Loads the certificates from `dir`, creating any that are missing.
     pub fn load_or_create(dir: &Path) -> Result<Pki, PkiError> {
+        Pki::load_or_create_serving(dir, &[])
+    }
+
+    /// As [`Pki::load_or_create`], with a serving certificate valid for `addresses` too (the
+    /// addresses the server listens on); a kept one that does not name them is issued again.
+    /// A CA already in `dir` (copied there for a server that joins others) signs it.
+    pub fn load_or_create_serving(
+        dir: &Path,
+        addresses: &[std::net::IpAddr],
+    ) -> Result<Pki, PkiError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
         let ca = match read_pair(dir, "ca")? {
             Some(ca) => ca,
@@ -158,14 +201,15 @@ impl Pki {
         };
         let ca_key = KeyPair::from_pem(&ca.key_pem).map_err(cert_err)?;
         let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key).map_err(cert_err)?;
-        let server = match read_pair(dir, "server")? {
+        let kept = read_pair(dir, "server")?;
+        let server = match kept.filter(|pair| names_addresses(&pair.cert_pem, addresses)) {
             Some(pair) => pair,
             None => {
                 let pair = leaf(
                     "kube-apiserver",
                     None,
                     ExtendedKeyUsagePurpose::ServerAuth,
-                    serving_names(),
+                    serving_names(addresses),
                     &issuer,
                 )?;
                 write_pair(dir, "server", &pair)?;
@@ -409,5 +453,19 @@ mod tests {
             .filter_map(|o| o.as_str().ok())
             .collect();
         assert_eq!(orgs, vec!["system:masters"]);
+    }
+
+    #[test]
+    fn the_serving_certificate_follows_the_listen_address() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = Pki::load_or_create(dir.path()).expect("create");
+        let other: std::net::IpAddr = [127, 0, 0, 3].into();
+        assert!(names_addresses(&first.server.cert_pem, &[[127, 0, 0, 1].into()]));
+        assert!(!names_addresses(&first.server.cert_pem, &[other]));
+        let moved = Pki::load_or_create_serving(dir.path(), &[other]).expect("reissue");
+        assert!(names_addresses(&moved.server.cert_pem, &[other]));
+        assert_eq!(moved.ca.cert_pem, first.ca.cert_pem);
+        let again = Pki::load_or_create_serving(dir.path(), &[other]).expect("load");
+        assert_eq!(again.server.cert_pem, moved.server.cert_pem);
     }
 }

@@ -350,7 +350,7 @@ impl Server {
 
     /// Creates an object the server itself keeps (`resource` is group, version and plural); if
     /// it exists, leaves it (`replace` false) or replaces it.
-    async fn ensure(
+    pub(crate) async fn ensure(
         &self,
         (group, version, plural): (&str, &str, &str),
         namespace: &str,
@@ -371,49 +371,19 @@ impl Server {
         }
     }
 
-    /// The `kubernetes` service in `default` (10.43.0.1:443) and its Endpoints and EndpointSlice
-    /// pointing at this API server, as upstream's bootstrap controller keeps them.
-    pub async fn ensure_kubernetes_service(
-        self: &Arc<Self>,
-        address: SocketAddr,
-    ) -> Result<(), ApiError> {
+    /// The `kubernetes` service in `default` (10.43.0.1:443) with its target port, the one
+    /// this server listens on. Its endpoints are the lease endpoint reconciler's
+    /// (`endpoint_reconciler.rs`).
+    pub(crate) async fn ensure_kubernetes_service(&self, port: u16) -> Result<(), ApiError> {
         let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kubernetes", "namespace": "default",
             "labels": {"component": "apiserver", "provider": "kubernetes"}},
             "spec": {"clusterIP": crate::registry::core::service::allocator::KUBERNETES_SERVICE_IP, "type": "ClusterIP", "sessionAffinity": "None",
-                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": address.port()}]}});
-        let endpoints = json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "kubernetes", "namespace": "default",
-            "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
-            "subsets": [{"addresses": [{"ip": address.ip().to_string()}], "ports": [{"name": "https", "port": address.port(), "protocol": "TCP"}]}]});
+                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]}});
         self.ensure(
             ("", "v1", "services"),
             "default",
             "kubernetes",
             service,
-            true,
-        )
-        .await?;
-        self.ensure(
-            ("", "v1", "endpoints"),
-            "default",
-            "kubernetes",
-            endpoints,
-            true,
-        )
-        .await?;
-        // The same as an EndpointSlice, as upstream's EndpointsAdapter writes it (no managed-by
-        // label: no controller touches it).
-        let ip = address.ip();
-        let slice = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"name": "kubernetes", "namespace": "default",
-                "labels": {"kubernetes.io/service-name": "kubernetes"}},
-            "addressType": if ip.is_ipv6() { "IPv6" } else { "IPv4" },
-            "endpoints": [{"addresses": [ip.to_string()], "conditions": {"ready": true}}],
-            "ports": [{"name": "https", "port": address.port(), "protocol": "TCP"}]});
-        self.ensure(
-            ("discovery.k8s.io", "v1", "endpointslices"),
-            "default",
-            "kubernetes",
-            slice,
             true,
         )
         .await
@@ -748,12 +718,10 @@ mod tests {
         let (server, _dir) = server().await;
         let first: SocketAddr = "127.0.0.1:6443".parse().expect("address");
         let moved: SocketAddr = "127.0.0.2:7443".parse().expect("address");
-        server
-            .ensure_kubernetes_service(first)
+        crate::endpoint_reconciler::EndpointReconciler::start(&server, first)
             .await
             .expect("ensure");
-        server
-            .ensure_kubernetes_service(moved)
+        crate::endpoint_reconciler::EndpointReconciler::start(&server, moved)
             .await
             .expect("ensure again");
         let (code, endpoints) = call(

@@ -436,7 +436,9 @@ fn bootstrap_client(
     config.default_namespace = "default".into();
     config.auth_info = serde_json::from_value(serde_json::json!({ "token": bearer }))
         .map_err(|e| cert_err(format!("auth info: {e}")))?;
-    Ok(kube::Client::try_from(config)?)
+    Ok(kube::Client::try_from(crate::with_user_agent(
+        config, "kubelet",
+    ))?)
 }
 
 /// A new ECDSA P-256 key (PEM) and a certificate request (PEM) for

@@ -41,8 +41,32 @@ pub enum ConnectError {
     Client(#[from] kube::Error),
 }
 
-/// A client from a kubeconfig file (its current context), as `--kubeconfig` gives it.
-pub async fn connect(kubeconfig: &Path) -> Result<kube::Client, ConnectError> {
+/// The `User-Agent` a component of ferry sends, as upstream's components write theirs
+/// (`kubelet/v1.33.0 (linux/amd64) kubernetes/abcdef`): the API server records the part before
+/// the first `/` as the field manager of the component's writes.
+pub fn user_agent(component: &str) -> String {
+    format!(
+        "{component}/v{} ({}/{}) ferry",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS,
+        go_arch(std::env::consts::ARCH)
+    )
+}
+
+/// Go's name of a CPU architecture (what `kubectl version` and user agents show).
+fn go_arch(arch: &str) -> &str {
+    match arch {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+/// A client from a kubeconfig file (its current context), as `--kubeconfig` gives it, for
+/// `component` (its [`user_agent`]: `kube-controller-manager`, `kube-scheduler`, `kubelet`…).
+pub async fn connect(kubeconfig: &Path, component: &str) -> Result<kube::Client, ConnectError> {
     let wrap = |source| ConnectError::Kubeconfig {
         path: kubeconfig.display().to_string(),
         source,
@@ -52,5 +76,35 @@ pub async fn connect(kubeconfig: &Path) -> Result<kube::Client, ConnectError> {
         kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
             .await
             .map_err(wrap)?;
-    Ok(kube::Client::try_from(config)?)
+    Ok(kube::Client::try_from(with_user_agent(config, component))?)
+}
+
+/// `config` sending `component`'s [`user_agent`] with every request.
+pub fn with_user_agent(mut config: kube::Config, component: &str) -> kube::Config {
+    if let Ok(value) = http::HeaderValue::from_str(&user_agent(component)) {
+        config
+            .headers
+            .retain(|(name, _)| name != http::header::USER_AGENT);
+        config.headers.push((http::header::USER_AGENT, value));
+    }
+    config
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn user_agents_name_the_component_first() {
+        let ua = super::user_agent("kube-scheduler");
+        assert!(ua.starts_with("kube-scheduler/v"), "{ua}");
+        assert_eq!(ua.split('/').next(), Some("kube-scheduler"));
+        let mut config = kube::Config::new("https://127.0.0.1:6443".parse().expect("url"));
+        config = super::with_user_agent(super::with_user_agent(config, "a"), "kubelet");
+        let agents: Vec<_> = config
+            .headers
+            .iter()
+            .filter(|(n, _)| n == http::header::USER_AGENT)
+            .collect();
+        assert_eq!(agents.len(), 1);
+        assert!(agents[0].1.to_str().expect("ascii").starts_with("kubelet/"));
+    }
 }

@@ -230,7 +230,10 @@ async fn client(args: &AgentArgs, node_name: &str) -> anyhow::Result<(kube::Clie
         }
         _ => anyhow::bail!("give --server and --token (or --kubeconfig)"),
     };
-    Ok((ferry_client::connect(&kubeconfig).await?, kubeconfig))
+    Ok((
+        ferry_client::connect(&kubeconfig, "kubelet").await?,
+        kubeconfig,
+    ))
 }
 
 /// Waits for the node IPAM controller to give the Node a podCIDR.

@@ -212,7 +212,7 @@ pub async fn run_controllers(
 
 /// `ferry controllers`.
 pub async fn controllers(args: ControllersArgs) -> anyhow::Result<()> {
-    let client = ferry_client::connect(&args.kubeconfig).await?;
+    let client = ferry_client::connect(&args.kubeconfig, CONTROLLER_MANAGER).await?;
     let identity = args.leader_elect.then(process_identity);
     run_controllers(client, &args.flags, None, identity, shutdown_signal()).await
 }
@@ -230,9 +230,13 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// A client for the in-process components, from the admin kubeconfig the server wrote.
-pub async fn in_process_client(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
-    ferry_client::connect(kubeconfig)
+/// The user agents (and so the field managers) of the components, as upstream's.
+pub const CONTROLLER_MANAGER: &str = "kube-controller-manager";
+pub const SCHEDULER: &str = "kube-scheduler";
+
+/// A client for an in-process component, from a kubeconfig the server wrote.
+pub async fn in_process_client(kubeconfig: &Path, component: &str) -> anyhow::Result<kube::Client> {
+    ferry_client::connect(kubeconfig, component)
         .await
         .context("connecting the in-process components")
 }
@@ -277,7 +281,7 @@ pub struct SimArgs {
 
 /// `ferry sim`.
 pub async fn sim(args: SimArgs) -> anyhow::Result<()> {
-    let client = ferry_client::connect(&args.kubeconfig).await?;
+    let client = ferry_client::connect(&args.kubeconfig, "ferry-sim").await?;
     let options = ferry_sim::Options {
         nodes: args.nodes,
         name_prefix: args.name_prefix,
@@ -337,7 +341,7 @@ pub async fn run_scheduler(
 
 /// `ferry scheduler`.
 pub async fn scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
-    let client = ferry_client::connect(&args.kubeconfig).await?;
+    let client = ferry_client::connect(&args.kubeconfig, SCHEDULER).await?;
     let identity = args.leader_elect.then(process_identity);
     run_scheduler(client, args.config.as_deref(), identity, shutdown_signal()).await
 }

@@ -6,6 +6,7 @@ mod bench;
 mod components;
 mod local_storage;
 mod server;
+mod snapshot;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,12 @@ enum Command {
     /// Simulated nodes: registers Nodes, keeps their Leases fresh and plays the kubelet for
     /// pods bound to them (Running and Ready after a delay), like kwok.
     Sim(components::SimArgs),
+    /// Saves, lists and deletes snapshots of the store (k3s's `etcd-snapshot`); `ferry server
+    /// --restore-from` starts from one.
+    Snapshot {
+        #[command(subcommand)]
+        what: snapshot::SnapshotCommand,
+    },
     /// Benchmarks that print figures next to a reference measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -61,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         Command::Controllers(args) => runtime.block_on(components::controllers(args)),
         Command::Scheduler(args) => runtime.block_on(components::scheduler(args)),
         Command::Sim(args) => runtime.block_on(components::sim(args)),
+        Command::Snapshot { what } => runtime.block_on(snapshot::run(what)),
         Command::Bench { what } => runtime.block_on(bench::run(what)),
     }
 }

@@ -17,7 +17,7 @@ use ferry_apiserver::pki::{write_private, Pki};
 use ferry_apiserver::Server;
 use ferry_client::bootstrap::JoinToken;
 use ferry_store::embedded::{Config, EmbeddedStore};
-use ferry_store::etcd::EtcdStore;
+use ferry_store::etcd::cluster::EtcdCluster;
 use ferry_store::Store;
 
 /// Which store backend.
@@ -202,6 +202,8 @@ pub struct Args {
     /// `registries.yaml` format [default: <data-dir>/registries.yaml when it exists].
     #[arg(long)]
     registries: Option<PathBuf>,
+    #[command(flatten)]
+    snapshots: crate::snapshot::ServerFlags,
 }
 
 /// A kubeconfig with the CA, certificate and key embedded (the admin's, the local node's).
@@ -319,7 +321,7 @@ async fn start_dns(
     Some(bound)
 }
 
-fn default_data_dir() -> PathBuf {
+pub(crate) fn default_data_dir() -> PathBuf {
     // Root or not, read from /proc (the effective uid), without unsafe code.
     let is_root = std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -458,6 +460,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
+    let embedded_store = matches!(args.store, StoreKind::Embedded);
+    crate::snapshot::prepare(&args.snapshots, embedded_store, &data_dir.join("store"))?;
     let (store, embedded): (Arc<dyn Store>, Option<Arc<EmbeddedStore>>) = match args.store {
         StoreKind::Embedded => {
             let mut config = Config::new(data_dir.join("store"));
@@ -472,7 +476,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             (store.clone(), Some(store))
         }
         StoreKind::Etcd => {
-            let store = EtcdStore::connect(&args.etcd_endpoints, args.etcd_prefix.clone())
+            // One client per member, failing over when one is down (docs/HA.md).
+            let store = EtcdCluster::connect(&args.etcd_endpoints, args.etcd_prefix.clone())
                 .await
                 .context("connecting to etcd")?;
             (Arc::new(store), None)
@@ -486,7 +491,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         None => store,
     };
-    let pki = Pki::load_or_create(&data_dir.join("tls")).context("cluster certificates")?;
+    // A CA (and service-account key) already in `<data-dir>/tls` is kept: servers that share
+    // a store share them by copying them there before their first start (docs/HA.md).
+    let listen_ip = Some(args.https_listen.ip()).filter(|ip| !ip.is_unspecified());
+    let pki = Pki::load_or_create_serving(&data_dir.join("tls"), listen_ip.as_slice())
+        .context("cluster certificates")?;
     let front_proxy = ferry_apiserver::pki::FrontProxy::load_or_create(&data_dir.join("tls"))
         .context("the front proxy's certificates")?;
     let join_token_file = data_dir.join("join-token");
@@ -584,10 +593,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
     let url = format!("https://{address}");
-    server
-        .ensure_kubernetes_service(address)
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the kubernetes service: {}", e.message))?;
+    let endpoint_reconciler =
+        ferry_apiserver::endpoint_reconciler::EndpointReconciler::start(&server, address)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the kubernetes service: {}", e.message))?;
     let network = ferry_podnet::NetworkConfig {
         cluster_cidr: args.controllers.cluster_cidr.parse()?,
         backend: args.pod_network,
@@ -644,15 +653,34 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let mut components = tokio::task::JoinSet::new();
+    {
+        // `ferry snapshot save` on <data-dir>/snapshot.sock, and scheduled snapshots.
+        let backend = crate::snapshot::backend(embedded.clone(), &args.etcd_endpoints).await?;
+        let (flags, dir, shutdown) = (args.snapshots.clone(), data_dir.clone(), stopping());
+        components.spawn(async move {
+            if let Err(error) = crate::snapshot::serve(backend, flags, dir, shutdown).await {
+                tracing::error!(error = %format!("{error:#}"), "snapshots stopped");
+            }
+        });
+    }
+    {
+        // This server's address in the `kubernetes` endpoints, taken out on shutdown.
+        let shutdown = stopping();
+        components.spawn(async move { endpoint_reconciler.run(shutdown).await });
+    }
     if let Some(dns) = dns {
-        let client = crate::components::in_process_client(&kubeconfig).await?;
+        let client = crate::components::in_process_client(&kubeconfig, "coredns").await?;
         let shutdown = stopping();
         components.spawn(async move {
             dns.serve(client, shutdown).await;
         });
     }
     if !args.disable_controllers || !args.disable_scheduler {
-        let client = crate::components::in_process_client(&kubeconfig).await?;
+        let client = crate::components::in_process_client(
+            &kubeconfig,
+            crate::components::CONTROLLER_MANAGER,
+        )
+        .await?;
         let identity = crate::components::server_identity(&data_dir);
         if !args.disable_controllers {
             let (client, identity, mut flags, shutdown) = (
@@ -701,7 +729,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 &embedded_kubeconfig(&url, &pki.ca_pem(), "system:kube-scheduler", &cert),
             )
             .context("writing the scheduler's kubeconfig")?;
-            let client = crate::components::in_process_client(&scheduler_kubeconfig).await?;
+            let client = crate::components::in_process_client(
+                &scheduler_kubeconfig,
+                crate::components::SCHEDULER,
+            )
+            .await?;
             let (identity, shutdown) = (identity.clone(), stopping());
             let config = args.scheduler_config.clone();
             components.spawn(async move {

@@ -64,7 +64,7 @@ async fn a_node_joins_and_works_as_itself() {
         assert!(agent.path().join(file).exists(), "{file}");
     }
 
-    let client = ferry_client::connect(&kubeconfig)
+    let client = ferry_client::connect(&kubeconfig, "ferry-test")
         .await
         .expect("the kubeconfig loads");
     let nodes: Api<Node> = Api::all(client.clone());

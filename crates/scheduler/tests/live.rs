@@ -28,7 +28,9 @@ where
 #[ignore = "needs a running cluster: FERRY_KUBECONFIG"]
 async fn schedules_against_a_live_cluster() {
     let kubeconfig = PathBuf::from(std::env::var("FERRY_KUBECONFIG").expect("FERRY_KUBECONFIG"));
-    let client = ferry_client::connect(&kubeconfig).await.expect("connect");
+    let client = ferry_client::connect(&kubeconfig, "ferry-test")
+        .await
+        .expect("connect");
     let suffix = std::process::id();
     let namespace = format!("sched-{suffix}");
     let namespaces: Api<Namespace> = Api::all(client.clone());

@@ -40,7 +40,7 @@ async fn sim_against_a_server() {
         eprintln!("FERRY_SIM_E2E_KUBECONFIG not set; skipping");
         return;
     };
-    let client = ferry_client::connect(&PathBuf::from(kubeconfig))
+    let client = ferry_client::connect(&PathBuf::from(kubeconfig), "ferry-test")
         .await
         .expect("client");
     let options = ferry_sim::Options {
@@ -241,7 +241,7 @@ async fn sim_at_scale() {
         return;
     };
     let nodes_wanted: usize = scale.parse().expect("FERRY_SIM_E2E_SCALE");
-    let client = ferry_client::connect(&PathBuf::from(kubeconfig))
+    let client = ferry_client::connect(&PathBuf::from(kubeconfig), "ferry-test")
         .await
         .expect("client");
     let options = ferry_sim::Options {

@@ -41,6 +41,15 @@ pub enum StoreError {
         /// What is wrong there.
         reason: String,
     },
+    /// A file given as a saved snapshot (`ferry snapshot save`) cannot be used: not a ferry
+    /// snapshot, a format this version does not read, truncated, or damaged.
+    #[error("{}: not a usable ferry snapshot: {reason}", path.display())]
+    InvalidSnapshot {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An I/O error of the embedded backend. After a failed write the store refuses further
     /// writes: what is in memory can no longer be promised to be on disk.
     #[error("store I/O error: {context}: {source}")]

@@ -370,7 +370,7 @@ impl RealNode {
             agent_dir,
             _tmp: tmp,
         };
-        let client = ferry_client::connect(&node.kubeconfig).await?;
+        let client = ferry_client::connect(&node.kubeconfig, "ferry-bench").await?;
         wait_node_ready(&client).await?;
         Ok(node)
     }
@@ -415,7 +415,7 @@ pub(super) async fn namespace_pods(
     kubeconfig: &Path,
     namespace: &str,
 ) -> anyhow::Result<(kube::Client, Api<Pod>)> {
-    let client = ferry_client::connect(kubeconfig).await?;
+    let client = ferry_client::connect(kubeconfig, "ferry-bench").await?;
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": namespace}}))?;
     Api::<Namespace>::all(client.clone())
         .create(&PostParams::default(), &ns)

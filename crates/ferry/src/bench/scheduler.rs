@@ -277,7 +277,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         &tmp.path().join("server"),
         &["--disable-scheduler", "--disable-controllers"],
     )?;
-    let client = ferry_client::connect(&tmp.path().join("server").join("kubeconfig.yaml")).await?;
+    let client = ferry_client::connect(
+        &tmp.path().join("server").join("kubeconfig.yaml"),
+        "ferry-bench",
+    )
+    .await?;
     let rss_before_sim = own_rss_mib();
     let sim = start_sim(&client, args.nodes).await.context("sim nodes")?;
     let sim_rss = own_rss_mib() - rss_before_sim;
@@ -363,7 +367,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 /// `replicas` to all of them available on `nodes` sim nodes.
 async fn deployment_rollout(dir: &Path, nodes: usize, replicas: usize) -> anyhow::Result<f64> {
     let (_server, _address, _) = start_server_with(&dir.join("deployment"), &[])?;
-    let client = ferry_client::connect(&dir.join("deployment").join("kubeconfig.yaml")).await?;
+    let client = ferry_client::connect(
+        &dir.join("deployment").join("kubeconfig.yaml"),
+        "ferry-bench",
+    )
+    .await?;
     let sim = start_sim(&client, nodes).await?;
     let deployment: Deployment = serde_json::from_value(json!({
         "metadata": {"name": "big", "namespace": "default"},

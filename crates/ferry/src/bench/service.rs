@@ -369,7 +369,7 @@ async fn measure_ready_to_traffic(
     kubeconfig: &std::path::Path,
     count: usize,
 ) -> anyhow::Result<Vec<ReadyToTraffic>> {
-    let client = ferry_client::connect(kubeconfig).await?;
+    let client = ferry_client::connect(kubeconfig, "ferry-bench").await?;
     let namespace: Namespace =
         serde_json::from_value(json!({"metadata": {"name": READY_NAMESPACE}}))?;
     Api::<Namespace>::all(client.clone())

@@ -120,7 +120,11 @@ async fn deployment_seconds(
 
 async fn daemonset_run(dir: &Path, nodes: usize) -> anyhow::Result<(f64, f64)> {
     let (_server, _address, _) = start_server_with(&dir.join("daemonset"), &[])?;
-    let client = ferry_client::connect(&dir.join("daemonset").join("kubeconfig.yaml")).await?;
+    let client = ferry_client::connect(
+        &dir.join("daemonset").join("kubeconfig.yaml"),
+        "ferry-bench",
+    )
+    .await?;
     let sim = start_sim(&client, nodes).await.context("sim nodes")?;
     let api: Api<DaemonSet> = Api::namespaced(client.clone(), "default");
     let object: DaemonSet = serde_json::from_value(json!({

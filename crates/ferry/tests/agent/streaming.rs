@@ -331,7 +331,7 @@ pub fn pods_stream(ferry: &Ferry, server_pid: u32) {
         .expect("runtime");
     runtime.block_on(async {
         use futures::AsyncBufReadExt as _;
-        let client = ferry_client::connect(&ferry.kubeconfig)
+        let client = ferry_client::connect(&ferry.kubeconfig, "ferry-test")
             .await
             .expect("client");
         let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =

@@ -183,17 +183,42 @@ pub(crate) fn decode_record(d: &mut Decoder<'_>) -> Decoded<WalRecord> {
     Ok(record)
 }
 
+/// Which versions of each key a state encoding keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum History {
+    /// Every retained version: the store's own snapshots, which watches replay from.
+    All,
+    /// Only each live key's latest version, encoded as compacted at the current revision: a
+    /// saved snapshot (`ferry snapshot save`), whose history a restore would drop anyway.
+    Latest,
+}
+
 /// Encodes the whole state (its events and lease key sets are derived on load).
-pub(crate) fn encode_state(m: &Mvcc, e: &mut Encoder) {
+pub(crate) fn encode_state(m: &Mvcc, history: History, e: &mut Encoder) {
     e.i64(m.current_revision);
-    e.i64(m.compact_revision);
+    let keys: Vec<(&Bytes, &[Version])> = match history {
+        History::All => {
+            e.i64(m.compact_revision);
+            m.keys.iter().map(|(k, vs)| (k, &vs[..])).collect()
+        }
+        History::Latest => {
+            e.i64(m.current_revision);
+            m.keys
+                .iter()
+                .filter_map(|(k, vs)| {
+                    let latest = vs.len().checked_sub(1)?;
+                    vs[latest].value.is_some().then(|| (k, &vs[latest..]))
+                })
+                .collect()
+        }
+    };
     e.u32(m.leases.len() as u32);
     for (id, lease) in &m.leases {
         e.i64(*id);
         e.u64(lease.ttl.as_millis() as u64);
     }
-    e.u64(m.keys.len() as u64);
-    for (key, versions) in &m.keys {
+    e.u64(keys.len() as u64);
+    for (key, versions) in keys {
         e.bytes(key);
         e.u32(versions.len() as u32);
         for v in versions {

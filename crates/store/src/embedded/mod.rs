@@ -16,11 +16,16 @@
 //! can no longer be promised to be on disk); a restart recovers from disk.
 //!
 //! Lock order: `state` before `queue`. The flusher takes only `queue`.
+//!
+//! Backups: [`EmbeddedStore::save_snapshot`] writes the state at one revision to a file while
+//! the store serves, and [`restore`] makes a new store directory from such a file.
 
 mod codec;
 mod mvcc;
 mod snapshot;
 mod wal;
+
+pub use snapshot::{read_info as read_snapshot_info, SnapshotInfo};
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -201,6 +206,30 @@ impl EmbeddedStore {
             .map_err(|e| StoreError::Closed(format!("snapshot task failed: {e}")))?
     }
 
+    /// Saves the whole store at one revision to `path` (a backup, for [`restore`]) while it
+    /// keeps serving: the state is encoded under the read lock, so writers wait for the
+    /// encoding only, and the file is written once that revision is durable, so it never holds
+    /// a write a crash could take back. Written to a temporary name and renamed.
+    pub async fn save_snapshot(&self, path: &Path) -> Result<SnapshotInfo> {
+        self.shared.check_open()?;
+        let shared = self.shared.clone();
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let (revision, encoded) = {
+                let state = shared.state.read();
+                (state.current_revision, snapshot::encode_saved(&state))
+            };
+            futures::executor::block_on(shared.wait_durable_revision(revision))?;
+            snapshot::write_saved(&path, &encoded)?;
+            Ok(SnapshotInfo {
+                revision,
+                size: encoded.len() as u64,
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Closed(format!("snapshot task failed: {e}")))?
+    }
+
     /// Bytes of keys and values held in memory (all retained versions).
     pub fn approximate_size(&self) -> usize {
         self.shared.state.read().approximate_size()
@@ -213,15 +242,9 @@ impl Drop for EmbeddedStore {
     }
 }
 
-/// Loads the newest snapshot and replays the log after it. Returns the directory lock, the
-/// state and the number of the segment to write next.
-fn recover(dir: &Path) -> Result<(File, Mvcc, u64)> {
-    let wal_dir = dir.join("wal");
-    let snap_dir = dir.join("snap");
-    for d in [dir, &wal_dir, &snap_dir] {
-        fs::create_dir_all(d)
-            .map_err(|e| StoreError::io(format!("creating {}", d.display()), e))?;
-    }
+/// Takes the directory's `LOCK` (`flock`, held while the file stays open): one process per
+/// store directory.
+fn lock_dir(dir: &Path) -> Result<File> {
     let lock_path = dir.join("LOCK");
     let lock = File::create(&lock_path)
         .map_err(|e| StoreError::io(format!("creating {}", lock_path.display()), e))?;
@@ -231,6 +254,55 @@ fn recover(dir: &Path) -> Result<(File, Mvcc, u64)> {
             dir.display()
         ))
     })?;
+    Ok(lock)
+}
+
+/// Makes the store directory `data_dir` from a snapshot saved by
+/// [`EmbeddedStore::save_snapshot`], for [`EmbeddedStore::open`] to start from. Keys keep their
+/// revisions (objects their `resourceVersion`s); the store's revision moves `bump_revision`
+/// ahead and becomes the compacted revision, as `etcdutl snapshot restore --bump-revision
+/// --mark-compacted` does for Kubernetes: a watch or read from any earlier revision gets
+/// `Compacted` (410) and its client relists, instead of resuming in a history that the restore
+/// took back. Refuses a directory that already holds a store, and a file that is not an intact
+/// saved snapshot. Returns the snapshot's header and the restored store's revision.
+pub fn restore(
+    snapshot_file: &Path,
+    data_dir: &Path,
+    bump_revision: Revision,
+) -> Result<(SnapshotInfo, Revision)> {
+    let (mut state, info) = snapshot::load_saved(snapshot_file, Instant::now())?;
+    let wal_dir = data_dir.join("wal");
+    let snap_dir = data_dir.join("snap");
+    for d in [data_dir, &wal_dir, &snap_dir] {
+        fs::create_dir_all(d)
+            .map_err(|e| StoreError::io(format!("creating {}", d.display()), e))?;
+    }
+    let _lock = lock_dir(data_dir)?;
+    if !snapshot::list(&snap_dir)?.is_empty() || !wal::list_segments(&wal_dir)?.is_empty() {
+        return Err(StoreError::InvalidArgument(format!(
+            "{} already holds a store: restore into an empty directory",
+            data_dir.display()
+        )));
+    }
+    state.mark_compacted(bump_revision);
+    snapshot::write(
+        &snap_dir,
+        state.current_revision,
+        &snapshot::encode(&state, 0),
+    )?;
+    Ok((info, state.current_revision))
+}
+
+/// Loads the newest snapshot and replays the log after it. Returns the directory lock, the
+/// state and the number of the segment to write next.
+fn recover(dir: &Path) -> Result<(File, Mvcc, u64)> {
+    let wal_dir = dir.join("wal");
+    let snap_dir = dir.join("snap");
+    for d in [dir, &wal_dir, &snap_dir] {
+        fs::create_dir_all(d)
+            .map_err(|e| StoreError::io(format!("creating {}", d.display()), e))?;
+    }
+    let lock = lock_dir(dir)?;
     let now = Instant::now();
     let (mut state, first_segment) = match snapshot::list(&snap_dir)?.last() {
         Some((_, path)) => snapshot::load(path, now)?,
@@ -376,6 +448,22 @@ impl Shared {
             .await
             .map_err(|_| StoreError::Closed("the store was closed".into()))?;
         if durable.ticket >= ticket {
+            Ok(())
+        } else {
+            Err(StoreError::Closed(
+                "the log failed; restart to recover".into(),
+            ))
+        }
+    }
+
+    /// Waits until `revision` is on disk.
+    async fn wait_durable_revision(&self, revision: Revision) -> Result<()> {
+        let mut rx = self.durable.subscribe();
+        let durable = rx
+            .wait_for(|d| d.revision >= revision || d.failed)
+            .await
+            .map_err(|_| StoreError::Closed("the store was closed".into()))?;
+        if durable.revision >= revision {
             Ok(())
         } else {
             Err(StoreError::Closed(
@@ -716,5 +804,196 @@ async fn auto_compact(shared: std::sync::Weak<Shared>, every: Duration) {
                 shared.snapshot_in_background();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::{KeyRange, KeyValue, Op};
+    use futures::StreamExt as _;
+
+    fn config(dir: &Path) -> Config {
+        Config {
+            auto_compaction: None,
+            ..Config::new(dir)
+        }
+    }
+
+    async fn all_at(store: &EmbeddedStore, revision: Revision) -> Vec<KeyValue> {
+        let request = RangeRequest::new(KeyRange::prefix(&b""[..])).at(revision);
+        store.range(request).await.expect("range").kvs
+    }
+
+    async fn put(store: &EmbeddedStore, key: String, value: String) {
+        store
+            .txn(Txn::new().and_then([Op::put(key, value)]))
+            .await
+            .expect("put");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_snapshot_under_concurrent_writes_holds_exactly_one_revision() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(
+            EmbeddedStore::open(config(&dir.path().join("a")))
+                .await
+                .expect("open"),
+        );
+        for i in 0..100 {
+            put(
+                &store,
+                format!("/registry/configmaps/default/cm-{i}"),
+                format!("v{i}"),
+            )
+            .await;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut writers = Vec::new();
+        for w in 0..4 {
+            let (store, stop) = (store.clone(), stop.clone());
+            writers.push(tokio::spawn(async move {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    // New keys, overwrites of old ones and deletions, as a cluster writes.
+                    put(
+                        &store,
+                        format!("/registry/configmaps/w{w}/cm-{i}"),
+                        format!("{i}"),
+                    )
+                    .await;
+                    put(
+                        &store,
+                        format!("/registry/configmaps/default/cm-{}", i % 100),
+                        format!("w{w}-{i}"),
+                    )
+                    .await;
+                    if i % 7 == 0 {
+                        let key = format!("/registry/configmaps/w{w}/cm-{}", i / 2);
+                        store
+                            .txn(Txn::new().and_then([Op::delete(key)]))
+                            .await
+                            .expect("delete");
+                    }
+                    i += 1;
+                }
+            }));
+        }
+        while store.current_revision().await.expect("revision") < 300 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let file = dir.path().join("saved");
+        let info = store.save_snapshot(&file).await.expect("save");
+        // The writers go on past the snapshot's revision before they stop.
+        while store.current_revision().await.expect("revision") < info.revision + 50 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop.store(true, Ordering::Relaxed);
+        for writer in writers {
+            writer.await.expect("writer");
+        }
+        assert_eq!(read_snapshot_info(&file).expect("info"), info);
+
+        let restored_dir = dir.path().join("b");
+        let (read, revision) = restore(&file, &restored_dir, 0).expect("restore");
+        assert_eq!((read, revision), (info, info.revision));
+        let restored = EmbeddedStore::open(config(&restored_dir))
+            .await
+            .expect("open restored");
+        let want = all_at(&store, info.revision).await;
+        assert!(want.len() > 100);
+        assert_eq!(all_at(&restored, 0).await, want);
+        assert_eq!(
+            restored.current_revision().await.expect("revision"),
+            info.revision
+        );
+    }
+
+    #[tokio::test]
+    async fn a_restored_store_keeps_revisions_and_answers_older_ones_with_compacted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = EmbeddedStore::open(config(&dir.path().join("a")))
+            .await
+            .expect("open");
+        put(&store, "/registry/a".into(), "1".into()).await;
+        put(&store, "/registry/b".into(), "1".into()).await;
+        put(&store, "/registry/a".into(), "2".into()).await;
+        store
+            .txn(Txn::new().and_then([Op::delete("/registry/b")]))
+            .await
+            .expect("delete");
+        let (lease, _) = store
+            .lease_grant(Duration::from_secs(600))
+            .await
+            .expect("lease");
+        store
+            .txn(Txn::new().and_then([Op::Put {
+                key: "/registry/events/e".into(),
+                value: "x".into(),
+                lease,
+            }]))
+            .await
+            .expect("put with lease");
+        let file = dir.path().join("saved");
+        let info = store.save_snapshot(&file).await.expect("save");
+        let want = all_at(&store, info.revision).await;
+        drop(store);
+
+        let restored_dir = dir.path().join("b");
+        let (_, revision) = restore(&file, &restored_dir, 1000).expect("restore");
+        assert_eq!(revision, info.revision + 1000);
+        // A second restore into the same directory is refused.
+        let again = restore(&file, &restored_dir, 0).expect_err("not empty");
+        assert!(
+            again.to_string().contains("already holds a store"),
+            "{again}"
+        );
+
+        let restored = EmbeddedStore::open(config(&restored_dir))
+            .await
+            .expect("open");
+        assert_eq!(all_at(&restored, 0).await, want);
+        assert_eq!(
+            restored.current_revision().await.expect("revision"),
+            revision
+        );
+        for old in [info.revision - 1, info.revision, revision - 1] {
+            let read = restored
+                .range(RangeRequest::new(KeyRange::prefix(&b""[..])).at(old))
+                .await;
+            assert!(
+                matches!(read, Err(StoreError::Compacted { .. })),
+                "{read:?}"
+            );
+            let mut watch = restored
+                .watch(WatchRequest::new(KeyRange::prefix(&b""[..])).from_revision(old))
+                .await
+                .expect("watch");
+            let first = watch.next().await.expect("an answer");
+            assert!(
+                matches!(first, Err(StoreError::Compacted { .. })),
+                "{first:?}"
+            );
+        }
+        // New writes follow the restored revision; the lease came back with its key.
+        put(&restored, "/registry/c".into(), "1".into()).await;
+        assert_eq!(
+            restored.current_revision().await.expect("revision"),
+            revision + 1
+        );
+        restored.lease_revoke(lease).await.expect("revoke");
+        let events = all_at(&restored, 0).await;
+        assert!(
+            events.iter().all(|kv| kv.key != "/registry/events/e"),
+            "{events:?}"
+        );
+
+        // And it survives a restart like any store.
+        let now = all_at(&restored, 0).await;
+        drop(restored);
+        let reopened = EmbeddedStore::open(config(&restored_dir))
+            .await
+            .expect("reopen");
+        assert_eq!(all_at(&reopened, 0).await, now);
     }
 }

@@ -471,6 +471,19 @@ impl Mvcc {
         Ok(())
     }
 
+    /// After a restore, as `etcdutl snapshot restore --bump-revision --mark-compacted`: moves
+    /// the revision `bump` ahead (past any revision clients of the old cluster may hold) and
+    /// makes it the compacted revision, so a watch or read from any earlier revision gets
+    /// `Compacted` (410) and clients relist. Keys keep their revisions.
+    pub fn mark_compacted(&mut self, bump: Revision) {
+        self.current_revision += bump.max(0);
+        self.compact_revision = self.current_revision;
+        let first_event = self
+            .events
+            .partition_point(|e| e.revision() < self.compact_revision);
+        self.events.drain(..first_event);
+    }
+
     /// Events of `range` with revision in `[from, to]`, at most about `max` of them but never
     /// splitting a revision. Fails if `from` was compacted.
     pub fn events(
