@@ -3,6 +3,7 @@
 
 mod api;
 mod authz;
+mod density;
 mod exec;
 mod extensions;
 mod podstartup;
@@ -41,6 +42,10 @@ pub enum Bench {
     /// with `--real-node`, a Parallel StatefulSet with claims next to a Deployment without, and
     /// CSI create+publish next to mkdir + bind mount.
     Workloads(workloads::Args),
+    /// Upstream's density/load test on this machine: sim nodes, pods through Deployments of
+    /// mixed sizes created, scaled and deleted at a steady rate; API call latency per verb and
+    /// resource, pod startup latency, the server's peak memory and CPU, each against its SLO.
+    Density(density::Args),
 }
 
 /// Runs one benchmark.
@@ -53,5 +58,6 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Service(args) => service::run(args).await,
         Bench::Exec(args) => exec::run(args).await,
         Bench::Workloads(args) => workloads::run(args).await,
+        Bench::Density(args) => density::run(args).await,
     }
 }
