@@ -5,80 +5,50 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
+use common::https::{HttpsServer, Request};
 use common::{eventually, Ferry};
 use serde_json::{json, Value};
 
 /// An HTTPS server answering AdmissionReviews: `/mutate` labels the object `hooked: "yes"`
 /// and warns; `/validate` refuses objects whose name starts with `bad`.
 struct WebhookServer {
+    /// Serving until dropped.
+    _https: HttpsServer,
     port: u16,
     ca_bundle: String,
     /// The keys it serves at `/jwks`, as an OIDC issuer (discovery at
     /// `/.well-known/openid-configuration`).
     jwks: Arc<std::sync::Mutex<Value>>,
     calls: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl WebhookServer {
     fn start() -> WebhookServer {
-        let key = rcgen::KeyPair::generate().expect("key");
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        params
-            .subject_alt_names
-            .push(rcgen::SanType::IpAddress("127.0.0.1".parse().expect("ip")));
-        let cert = params.self_signed(&key).expect("certificate");
-        let ca_bundle = base64::engine::general_purpose::STANDARD.encode(cert.pem());
-        let config = rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-            )
-            .expect("tls config");
-        let config = Arc::new(config);
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let port = listener.local_addr().expect("addr").port();
         let calls = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
         let jwks = Arc::new(std::sync::Mutex::new(json!({"keys": []})));
-        let thread = {
-            let (calls, stop, jwks) = (calls.clone(), stop.clone(), jwks.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            stream.set_nonblocking(false).expect("blocking");
-                            let connection =
-                                rustls::ServerConnection::new(config.clone()).expect("tls");
-                            let mut tls = rustls::StreamOwned::new(connection, stream);
-                            let keys = jwks.lock().expect("jwks").clone();
-                            if answer(&mut tls, port, &keys).is_ok() {
-                                calls.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                        Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
-                    }
-                }
+        // The issuer's URL names the port, known once the server listens.
+        let port = Arc::new(std::sync::OnceLock::new());
+        let https = {
+            let (calls, jwks, port) = (calls.clone(), jwks.clone(), port.clone());
+            HttpsServer::start("127.0.0.1", None, move |request| {
+                calls.fetch_add(1, Ordering::Relaxed);
+                let keys = jwks.lock().expect("jwks").clone();
+                ("200 OK", answer(request, *port.get().unwrap_or(&0), &keys))
             })
         };
+        let _ = port.set(https.port);
         WebhookServer {
-            port,
-            ca_bundle,
+            port: https.port,
+            ca_bundle: https.ca_bundle.clone(),
+            _https: https,
             jwks,
             calls,
-            stop,
-            thread: Some(thread),
         }
     }
 
@@ -87,54 +57,19 @@ impl WebhookServer {
     }
 }
 
-impl Drop for WebhookServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Reads one HTTP request and answers it.
-fn answer(stream: &mut impl ReadWrite, port: u16, jwks: &Value) -> std::io::Result<()> {
-    let mut reader = BufReader::new(&mut *stream);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        if line.trim().is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
-    let review: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+/// Answers one request with a JSON body.
+fn answer(http: &Request, port: u16, jwks: &Value) -> String {
+    let review = http.json();
+    let path = http.path.as_str();
     let request = &review["request"];
     let uid = request["uid"].clone();
-    let path = request_line.split_whitespace().nth(1).unwrap_or_default();
-    let json_answer = |stream: &mut dyn Write, body: String| -> std::io::Result<()> {
-        write!(
-            stream,
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )?;
-        stream.flush()
-    };
     if path == "/.well-known/openid-configuration" {
         let issuer = format!("https://127.0.0.1:{port}");
         let document = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks")});
-        return json_answer(stream, document.to_string());
+        return document.to_string();
     }
     if path == "/jwks" {
-        return json_answer(stream, jwks.to_string());
+        return jwks.to_string();
     }
     if path.starts_with("/authenticate") {
         // A TokenReview: one token is jane's.
@@ -143,13 +78,7 @@ fn answer(stream: &mut impl ReadWrite, port: u16, jwks: &Value) -> std::io::Resu
         } else {
             json!({"authenticated": false, "error": "unknown token"})
         };
-        let body = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": status}).to_string();
-        write!(
-            stream,
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )?;
-        return stream.flush();
+        return json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": status}).to_string();
     }
     if path.starts_with("/convert") {
         // A ConversionReview between v1 (`spec.cronSpec`) and v2 (`spec.schedule`).
@@ -179,7 +108,7 @@ fn answer(stream: &mut impl ReadWrite, port: u16, jwks: &Value) -> std::io::Resu
             .collect();
         let body = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",
             "response": {"uid": uid, "convertedObjects": converted, "result": result}});
-        return json_answer(stream, body.to_string());
+        return body.to_string();
     }
     let response = if path.starts_with("/mutate") {
         let patch = if request["object"]["metadata"]["labels"].is_object() {
@@ -199,18 +128,9 @@ fn answer(stream: &mut impl ReadWrite, port: u16, jwks: &Value) -> std::io::Resu
             json!({"uid": uid, "allowed": true})
         }
     };
-    let body = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response})
-        .to_string();
-    write!(
-        stream,
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    stream.flush()
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response})
+        .to_string()
 }
-
-trait ReadWrite: Read + Write {}
-impl<T: Read + Write> ReadWrite for T {}
 
 fn configuration(kind: &str, name: &str, webhooks: Value) -> String {
     json!({

@@ -6,14 +6,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::process::Output;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine as _;
+use common::https::{HttpsServer, Request};
 use common::{eventually, Ferry};
 use serde_json::{json, Value};
 
@@ -29,100 +26,40 @@ struct Seen {
 
 /// The extension API server: serves `flunders` of `wardle.example.com/v1alpha1`.
 struct ExtensionServer {
-    port: u16,
-    ca_bundle: String,
+    https: HttpsServer,
     seen: Arc<Mutex<Vec<Seen>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ExtensionServer {
     /// Serves with a certificate for `wardle.default.svc`, requiring a client certificate
     /// issued by `client_ca_pem`.
     fn start(client_ca_pem: &str) -> ExtensionServer {
-        let key = rcgen::KeyPair::generate().expect("key");
-        let params =
-            rcgen::CertificateParams::new(vec!["wardle.default.svc".to_string()]).expect("params");
-        let cert = params.self_signed(&key).expect("certificate");
-        let ca_bundle = base64::engine::general_purpose::STANDARD.encode(cert.pem());
-        let mut roots = rustls::RootCertStore::empty();
-        for block in client_ca_pem.split_inclusive("-----END CERTIFICATE-----\n") {
-            let der = pem_body(block);
-            if !der.is_empty() {
-                roots.add(der.into()).expect("front-proxy CA");
-            }
-        }
-        let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
-            .build()
-            .expect("client verifier");
-        let config = rustls::ServerConfig::builder()
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(
-                vec![cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-            )
-            .expect("tls config");
-        let config = Arc::new(config);
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let port = listener.local_addr().expect("addr").port();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (seen, stop) = (seen.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            stream.set_nonblocking(false).expect("blocking");
-                            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                            let connection =
-                                rustls::ServerConnection::new(config.clone()).expect("tls");
-                            let mut tls = rustls::StreamOwned::new(connection, stream);
-                            let _ = answer(&mut tls, &seen);
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(20)),
-                    }
-                }
+        let https = {
+            let seen = seen.clone();
+            HttpsServer::start("wardle.default.svc", Some(client_ca_pem), move |request| {
+                answer(request, &seen)
             })
         };
-        ExtensionServer {
-            port,
-            ca_bundle,
-            seen,
-            stop,
-            thread: Some(thread),
-        }
+        ExtensionServer { https, seen }
+    }
+
+    fn port(&self) -> u16 {
+        self.https.port
+    }
+
+    fn ca_bundle(&self) -> &str {
+        &self.https.ca_bundle
     }
 
     /// Stops answering: the port is closed.
     fn stop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.https.stop();
     }
 
     fn seen(&self) -> Vec<Seen> {
         self.seen.lock().expect("seen").clone()
     }
-}
-
-impl Drop for ExtensionServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// The DER of one PEM certificate block.
-fn pem_body(block: &str) -> Vec<u8> {
-    let body: String = block
-        .lines()
-        .filter(|l| !l.starts_with("-----") && !l.trim().is_empty())
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .unwrap_or_default()
 }
 
 fn flunder(name: &str, seen: &Seen) -> Value {
@@ -132,39 +69,20 @@ fn flunder(name: &str, seen: &Seen) -> Value {
         "spec": {"remoteUser": seen.user, "remoteGroups": seen.groups}})
 }
 
-/// Reads one request (the TLS handshake has verified the client's certificate) and answers it.
-fn answer(
-    stream: &mut rustls::StreamOwned<rustls::ServerConnection, std::net::TcpStream>,
-    seen: &Mutex<Vec<Seen>>,
-) -> std::io::Result<()> {
-    let mut reader = BufReader::new(&mut *stream);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    let path = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    let path = path.split('?').next().unwrap_or_default().to_string();
-    let (mut user, mut groups) = (String::new(), Vec::new());
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        if line.trim().is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("x-remote-user") {
-                user = value.trim().to_string();
-            } else if name.eq_ignore_ascii_case("x-remote-group") {
-                groups.push(value.trim().to_string());
-            }
-        }
-    }
+/// Answers one request (the TLS handshake has verified the client's certificate).
+fn answer(request: &Request, seen: &Mutex<Vec<Seen>>) -> (&'static str, String) {
+    let path = request.path.clone();
     let who = Seen {
         path: path.clone(),
-        user,
-        groups,
+        user: request
+            .header_values("x-remote-user")
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        groups: request
+            .header_values("x-remote-group")
+            .map(str::to_string)
+            .collect(),
     };
     seen.lock().expect("seen").push(who.clone());
     let base = format!("/apis/{GROUP_VERSION}");
@@ -183,7 +101,7 @@ fn answer(
         path.strip_prefix(&format!("{base}/namespaces/default/flunders/"))
             .map(|name| flunder(name, &who))
     };
-    let (status, body) = match body {
+    match body {
         Some(body) => ("200 OK", body.to_string()),
         None => (
             "404 Not Found",
@@ -191,13 +109,7 @@ fn answer(
             "status": "Failure", "reason": "NotFound", "code": 404})
             .to_string(),
         ),
-    };
-    write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    stream.flush()
+    }
 }
 
 /// kubectl with a discovery cache of its own, so what it lists is what the server lists now.
@@ -304,7 +216,7 @@ fn an_aggregated_api_is_proxied_discovered_and_marked_unavailable() {
     assert!(listed.contains("v1beta1.metrics.k8s.io"), "{listed}");
 
     let mut remote = ExtensionServer::start(&front_proxy_ca);
-    let port = remote.port;
+    let port = remote.port();
     ferry.apply_yaml(
         "apply",
         &format!(
@@ -335,7 +247,7 @@ spec:
   caBundle: {}
   service: {{namespace: default, name: wardle}}
 "#,
-            remote.ca_bundle
+            remote.ca_bundle()
         ),
     );
     // NAME SERVICE AVAILABLE, without AGE.
