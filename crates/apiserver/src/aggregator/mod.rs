@@ -119,7 +119,24 @@ impl Remote {
 /// The APIServices as last seen in the store, by name, and the names that changed since.
 struct ApiServices {
     stored: parking_lot::RwLock<BTreeMap<String, Value>>,
+    /// The remote ones by group and version, read on every `/apis` request: rebuilt when an
+    /// APIService changes, not parsed per request.
+    remotes: parking_lot::RwLock<HashMap<String, HashMap<String, Arc<Remote>>>>,
     changed: mpsc::UnboundedSender<String>,
+}
+
+impl ApiServices {
+    /// Rebuilds the remote index from `stored`.
+    fn index(&self, stored: &BTreeMap<String, Value>) {
+        let mut remotes: HashMap<String, HashMap<String, Arc<Remote>>> = HashMap::new();
+        for remote in stored.values().filter_map(Remote::of) {
+            remotes
+                .entry(remote.group.clone())
+                .or_default()
+                .insert(remote.version.clone(), Arc::new(remote));
+        }
+        *self.remotes.write() = remotes;
+    }
 }
 
 fn name_of(kv: &KeyValue) -> String {
@@ -140,6 +157,7 @@ impl Reflected for ApiServices {
                 stored.insert(name_of(&kv), object);
             }
         }
+        self.index(&stored);
         for name in before.iter().chain(stored.keys()) {
             let _ = self.changed.send(name.clone());
         }
@@ -161,6 +179,7 @@ impl Reflected for ApiServices {
             }
             let _ = self.changed.send(name);
         }
+        self.index(&stored);
     }
 }
 
@@ -205,6 +224,7 @@ impl Aggregator {
         Aggregator {
             apiservices: Arc::new(ApiServices {
                 stored: Default::default(),
+                remotes: Default::default(),
                 changed,
             }),
             changes: parking_lot::Mutex::new(Some(changes)),
@@ -261,12 +281,9 @@ impl Aggregator {
     }
 
     /// The remote APIService serving `group`/`version`, if one does.
-    pub fn remote_for(&self, group: &str, version: &str) -> Option<Remote> {
-        if group.is_empty() || version.is_empty() {
-            return None;
-        }
-        let stored = self.apiservices.stored.read();
-        Remote::of(stored.get(&format!("{version}.{group}"))?)
+    pub fn remote_for(&self, group: &str, version: &str) -> Option<Arc<Remote>> {
+        let remotes = self.apiservices.remotes.read();
+        remotes.get(group)?.get(version).cloned()
     }
 
     /// The aggregated APIs' group-versions for discovery: each remote APIService's priorities
@@ -441,5 +458,40 @@ mod tests {
         assert!(remote.available);
         assert_eq!(remote.server_name(), "api.wardle.svc");
         assert_eq!((remote.group_priority, remote.version_priority), (1000, 15));
+    }
+
+    #[test]
+    fn remotes_are_found_by_group_and_version_until_deleted() {
+        let aggregator = Aggregator::new();
+        let kv = |name: &str, value: Value| KeyValue {
+            key: format!("{PREFIX}{name}").into_bytes().into(),
+            value: value.to_string().into_bytes().into(),
+            create_revision: 1,
+            mod_revision: 1,
+            version: 1,
+            lease: 0,
+        };
+        let remote = json!({"metadata": {"name": "v1alpha1.wardle.example.com"},
+            "spec": {"group": "wardle.example.com", "version": "v1alpha1",
+                     "service": {"namespace": "wardle", "name": "api"}}});
+        let local =
+            json!({"metadata": {"name": "v1.apps"}, "spec": {"group": "apps", "version": "v1"}});
+        aggregator.apiservices.replace(vec![
+            (0, kv("v1alpha1.wardle.example.com", remote)),
+            (0, kv("v1.apps", local)),
+        ]);
+        let found = aggregator.remote_for("wardle.example.com", "v1alpha1");
+        assert_eq!(found.map(|r| r.service.clone()), Some("api".to_string()));
+        assert!(aggregator.remote_for("apps", "v1").is_none());
+        assert!(aggregator.remote_for("wardle.example.com", "v1").is_none());
+        let deleted = Event {
+            kind: EventKind::Delete,
+            kv: kv("v1alpha1.wardle.example.com", Value::Null),
+            prev_kv: None,
+        };
+        aggregator.apiservices.apply(0, &[deleted]);
+        assert!(aggregator
+            .remote_for("wardle.example.com", "v1alpha1")
+            .is_none());
     }
 }
