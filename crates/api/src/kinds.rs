@@ -131,6 +131,8 @@ pub(crate) static KINDS: &[KindType] = kinds![
     api::coordination::v1::Lease,
     api::node::v1::RuntimeClass,
     api::discovery::v1::EndpointSlice,
+    api::flowcontrol::v1::FlowSchema,
+    api::flowcontrol::v1::PriorityLevelConfiguration,
     meta::Status,
     meta::APIGroup,
     meta::APIGroupList,

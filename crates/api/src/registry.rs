@@ -19,7 +19,6 @@
 //!   aggregated discovery (`responseKind`) and `/api/v1` list them.
 //!
 //! Upstream v1.33 serves more than this table (for example
-//! `flowcontrol.apiserver.k8s.io`,
 //! `resource.k8s.io`); those are not served by ferry and are deliberately
 //! absent.
 
@@ -330,6 +329,11 @@ pub static RESOURCES: &[ResourceInfo] = &[
     r("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", "runtimeclass", CLUSTER, NONE, NONE, RW, &[]),
     // ---- discovery.k8s.io/v1 ----
     r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", NS, NONE, NONE, RW, &[]),
+    // ---- flowcontrol.apiserver.k8s.io/v1: API Priority and Fairness ----
+    r("flowcontrol.apiserver.k8s.io", "v1", "FlowSchema", "flowschemas", "flowschema", CLUSTER, NONE, NONE, RW,
+        &[Subresource::status("FlowSchema")]),
+    r("flowcontrol.apiserver.k8s.io", "v1", "PriorityLevelConfiguration", "prioritylevelconfigurations", "prioritylevelconfiguration", CLUSTER, NONE, NONE, RW,
+        &[Subresource::status("PriorityLevelConfiguration")]),
     // ---- metrics.k8s.io/v1beta1: resource usage the server scrapes from the kubelets (what
     // metrics-server serves upstream through aggregation); not stored ----
     r("metrics.k8s.io", "v1beta1", "NodeMetrics", "nodes", "", CLUSTER, NONE, NONE, &["get", "list"], &[]),
@@ -339,9 +343,8 @@ pub static RESOURCES: &[ResourceInfo] = &[
 /// Named API groups (everything but core) in upstream's `/apis` order, each
 /// with its served versions, preferred first: `apiregistration.k8s.io`
 /// first (the aggregator lists its own group before every APIService), then
-/// by [`priority`]'s group priority. Upstream also lists
-/// `flowcontrol.apiserver.k8s.io` (and, with alpha/beta APIs on, more) after
-/// `discovery.k8s.io`; ferry does not serve those.
+/// by [`priority`]'s group priority. Upstream, with alpha/beta APIs on, lists
+/// more; ferry does not serve those.
 static GROUPS: &[(&str, &[&str])] = &[
     ("apiregistration.k8s.io", &["v1"]),
     ("apps", &["v1"]),
@@ -361,6 +364,7 @@ static GROUPS: &[(&str, &[&str])] = &[
     ("coordination.k8s.io", &["v1"]),
     ("node.k8s.io", &["v1"]),
     ("discovery.k8s.io", &["v1"]),
+    ("flowcontrol.apiserver.k8s.io", &["v1"]),
     ("metrics.k8s.io", &["v1beta1"]),
 ];
 
@@ -394,6 +398,7 @@ pub fn priority(group: &str, version: &str) -> Option<(i32, i32)> {
         ("coordination.k8s.io", "v1") => (16500, 15),
         ("node.k8s.io", "v1") => (16300, 15),
         ("discovery.k8s.io", "v1") => (16200, 15),
+        ("flowcontrol.apiserver.k8s.io", "v1") => (16100, 21),
         ("metrics.k8s.io", "v1beta1") => (100, 100),
         _ => return None,
     })

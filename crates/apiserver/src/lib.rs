@@ -26,6 +26,7 @@ pub mod encryption;
 pub mod features;
 pub mod fieldmanager;
 pub mod filters;
+pub mod flowcontrol;
 pub mod handlers;
 pub mod kubelet;
 pub mod list_options;

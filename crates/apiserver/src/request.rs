@@ -82,7 +82,13 @@ pub fn parse(method: &str, path: &str, watch: bool) -> RequestInfo {
     } else if let Some(resource) = rest.first() {
         info.resource = resource.to_string();
         info.name = rest.get(1).map(|s| s.to_string()).unwrap_or_default();
-        info.subresource = rest.get(2..).map(|s| s.join("/")).unwrap_or_default();
+        info.subresource = if rest.get(2) == Some(&"proxy") {
+            // Upstream: the subresource is `proxy`; what follows is the path on the target
+            // (read again from `path` by the proxy handler).
+            "proxy".to_string()
+        } else {
+            rest.get(2..).map(|s| s.join("/")).unwrap_or_default()
+        };
     } else {
         // /api/v1: discovery of a group version.
         info.is_resource_request = false;

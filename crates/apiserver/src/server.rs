@@ -27,8 +27,9 @@ use crate::filters::audit::{Audit, Auditor, RemoteAddr, TracingSink};
 use crate::filters::authentication::{Authenticate, ClientCertificate};
 use crate::filters::authorization::Authorize;
 use crate::filters::impersonation::Impersonate;
-use crate::filters::max_inflight::MaxInFlight;
+use crate::filters::max_inflight::{self, MaxInFlight};
 use crate::filters::metrics::{Instrument, Metrics};
+use crate::filters::priority_and_fairness::{InFlightLimit, PriorityAndFairness};
 use crate::filters::recover::RecoverPanic;
 use crate::filters::request_info::ParseRequestInfo;
 use crate::filters::{BoxFuture, FilterLayer};
@@ -44,6 +45,27 @@ pub use crate::handlers::nonresource::KUBERNETES_VERSION;
 pub const SYSTEM_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 
+/// How many requests the server runs at once, and how it chooses among them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// `--max-requests-inflight`.
+    pub read_only: usize,
+    /// `--max-mutating-requests-inflight`.
+    pub mutating: usize,
+    /// `--enable-priority-and-fairness`.
+    pub priority_and_fairness: bool,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        RequestLimits {
+            read_only: max_inflight::DEFAULT_READ_ONLY,
+            mutating: max_inflight::DEFAULT_MUTATING,
+            priority_and_fairness: true,
+        }
+    }
+}
+
 /// The API server: the REST verbs' state and what the handler chain needs.
 pub struct Server {
     /// The REST verbs' storage, admission and resources.
@@ -54,7 +76,11 @@ pub struct Server {
     metrics: Arc<Metrics>,
     registry: Arc<prometheus_client::registry::Registry>,
     audit: std::sync::OnceLock<Arc<Auditor>>,
-    max_inflight: MaxInFlight,
+    /// The request limits (`--max-requests-inflight`, `--max-mutating-requests-inflight`,
+    /// `--enable-priority-and-fairness`), set once before serving.
+    limits: std::sync::OnceLock<RequestLimits>,
+    /// API Priority and Fairness.
+    flowcontrol: Arc<crate::flowcontrol::Controller>,
     kubelet: Arc<std::sync::OnceLock<crate::kubelet::KubeletClient>>,
     resource_metrics: Arc<crate::metrics_api::ResourceMetrics>,
     /// The RBAC objects, when RBAC is one of the authorization modes.
@@ -118,6 +144,10 @@ impl Server {
             registry: Registry::builtin(),
         };
         let metrics = Arc::new(Metrics::new(&mut registry));
+        let flowcontrol = crate::flowcontrol::Controller::new(
+            max_inflight::DEFAULT_READ_ONLY + max_inflight::DEFAULT_MUTATING,
+            &mut registry,
+        );
         Arc::new(Server {
             rest: Arc::new(rest),
             auth,
@@ -125,7 +155,8 @@ impl Server {
             metrics,
             registry: Arc::new(registry),
             audit: std::sync::OnceLock::new(),
-            max_inflight: MaxInFlight::default(),
+            limits: std::sync::OnceLock::new(),
+            flowcontrol,
             kubelet: Arc::default(),
             resource_metrics: Arc::default(),
             policy,
@@ -150,7 +181,7 @@ impl Server {
             .layer(FilterLayer(Authenticate(self.auth.clone())))
             .layer(FilterLayer(Audit(self.auditor())))
             .layer(FilterLayer(Impersonate(self.auth.clone())))
-            .layer(FilterLayer(self.max_inflight.clone()))
+            .layer(FilterLayer(self.in_flight_limit()))
             .layer(FilterLayer(Authorize(self.auth.clone())))
             .service(Router {
                 rest: self.rest.clone(),
@@ -163,7 +194,34 @@ impl Server {
                 resource_metrics: self.resource_metrics.clone(),
                 features: self.features(),
                 aggregator: self.aggregator.clone(),
+                flowcontrol: self.flowcontrol.clone(),
             })
+    }
+
+    /// Sets the request limits (upstream's `--max-requests-inflight`,
+    /// `--max-mutating-requests-inflight` and `--enable-priority-and-fairness`). Set once,
+    /// before serving.
+    pub fn set_request_limits(&self, limits: RequestLimits) {
+        self.flowcontrol.set_limits(
+            limits.read_only + limits.mutating,
+            crate::flowcontrol::DEFAULT_QUEUE_WAIT,
+        );
+        let _ = self.limits.set(limits);
+    }
+
+    fn request_limits(&self) -> RequestLimits {
+        self.limits.get().copied().unwrap_or_default()
+    }
+
+    /// The chain's concurrency limit: API Priority and Fairness (its server-wide limit the sum
+    /// of the two in-flight limits, as upstream's), or max-in-flight when it is disabled.
+    fn in_flight_limit(&self) -> InFlightLimit {
+        let limits = self.request_limits();
+        if limits.priority_and_fairness {
+            InFlightLimit::PriorityAndFairness(PriorityAndFairness(self.flowcontrol.clone()))
+        } else {
+            InFlightLimit::MaxInFlight(MaxInFlight::new(limits.read_only, limits.mutating))
+        }
     }
 
     /// The feature gates (upstream's `--feature-gates`); upstream v1.33's defaults unless set.
@@ -252,6 +310,9 @@ impl Server {
             )
             .await?;
         }
+        if self.request_limits().priority_and_fairness {
+            self.start_priority_and_fairness().await?;
+        }
         crate::apiextensions::start(self.rest.clone()).await?;
         // After the custom resources are served, so their APIServices are kept.
         self.aggregator.start(self.rest.clone()).await?;
@@ -269,6 +330,96 @@ impl Server {
                 .map_err(ApiError::from)?;
         }
         Ok(())
+    }
+
+    /// API Priority and Fairness' configuration: upstream's bootstrap levels and schemas
+    /// ensured, the stored configuration read, and a task that keeps both — the bootstrap
+    /// objects (a deleted one comes back; a changed one as [`crate::flowcontrol::bootstrap::reconcile`]
+    /// says) and each FlowSchema's `Dangling` condition — whenever the configuration changes.
+    async fn start_priority_and_fairness(self: &Arc<Self>) -> Result<(), ApiError> {
+        self.keep_flowcontrol_objects().await?;
+        self.flowcontrol
+            .start(self.rest.storage.store.clone())
+            .await
+            .map_err(ApiError::from)?;
+        let mut changes = self.flowcontrol.changes();
+        let server = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(this) = server.upgrade() else { return };
+                if let Err(error) = this.keep_flowcontrol_objects().await {
+                    tracing::debug!(error = %error.message, "keeping the flow-control objects");
+                }
+                drop(this);
+                if changes.changed().await.is_err() {
+                    return;
+                }
+                // Changes come in bursts (a status write is one): let them settle.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                changes.mark_unchanged();
+            }
+        });
+        Ok(())
+    }
+
+    async fn keep_flowcontrol_objects(&self) -> Result<(), ApiError> {
+        use crate::flowcontrol::bootstrap;
+        const GROUP: &str = "flowcontrol.apiserver.k8s.io";
+        let levels = (GROUP, "v1", "prioritylevelconfigurations");
+        let schemas = (GROUP, "v1", "flowschemas");
+        let sets = [
+            (levels, bootstrap::mandatory_priority_levels(), true),
+            (levels, bootstrap::suggested_priority_levels(), false),
+            (schemas, bootstrap::mandatory_flow_schemas(), true),
+            (schemas, bootstrap::suggested_flow_schemas(), false),
+        ];
+        for (resource, objects, mandatory) in sets {
+            for wanted in objects {
+                let name = wanted["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                match self.read(resource, &name).await? {
+                    None => self.ensure(resource, "", &name, wanted, false).await?,
+                    Some(existing) => {
+                        if let Some(updated) = bootstrap::reconcile(&existing, &wanted, mandatory) {
+                            self.write_flowcontrol(resource, &name, "", &updated).await?;
+                        }
+                    }
+                }
+            }
+        }
+        for updated in self
+            .flowcontrol
+            .dangling_updates(&crate::object::now_rfc3339())
+        {
+            let name = updated["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            self.write_flowcontrol(schemas, &name, "status", &updated)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Writes `object` (carrying the `resourceVersion` read) as an update of `subresource`; a
+    /// conflict is left for the next round.
+    async fn write_flowcontrol(
+        &self,
+        resource: (&str, &str, &str),
+        name: &str,
+        subresource: &str,
+        object: &Value,
+    ) -> Result<(), ApiError> {
+        let resource = self.resolve(resource)?;
+        let internal = rest::Internal::default();
+        let req = internal.request(&resource, "", name, subresource, object);
+        match rest::update(&self.rest, &req, &rest::ObjectView).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == 409 || e.code == 404 => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Upstream's RBAC bootstrap: each default ClusterRole and ClusterRoleBinding is created,

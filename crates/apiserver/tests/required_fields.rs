@@ -43,6 +43,13 @@ fn minimal_body(group: &str, plural: &str) -> Value {
         }
         ("networking.k8s.io", "servicecidrs") => json!({"spec": {"cidrs": ["10.44.0.0/16"]}}),
         ("discovery.k8s.io", "endpointslices") => json!({"addressType": "IPv4", "endpoints": []}),
+        ("flowcontrol.apiserver.k8s.io", "flowschemas") => json!({"spec": {
+            "priorityLevelConfiguration": {"name": "global-default"},
+            "rules": [{"subjects": [{"kind": "Group", "group": {"name": "x"}}],
+                       "nonResourceRules": [{"verbs": ["get"], "nonResourceURLs": ["/x"]}]}]}}),
+        ("flowcontrol.apiserver.k8s.io", "prioritylevelconfigurations") => {
+            json!({"spec": {"type": "Limited", "limited": {"limitResponse": {"type": "Reject"}}}})
+        }
         ("admissionregistration.k8s.io", "validatingadmissionpolicies") => {
             json!({"spec": {"matchConstraints": {"resourceRules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}]}, "validations": [{"expression": "true"}]}})
         }

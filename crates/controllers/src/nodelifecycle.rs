@@ -5,7 +5,9 @@
 //!   Unknown ("Kubelet stopped posting node status."), and its pods are marked not Ready;
 //! - taints follow the Ready condition: `node.kubernetes.io/not-ready` (False) or
 //!   `node.kubernetes.io/unreachable` (Unknown), as NoSchedule and NoExecute, and
-//!   `node.kubernetes.io/unschedulable:NoSchedule` follows `spec.unschedulable`;
+//!   `node.kubernetes.io/unschedulable:NoSchedule` follows `spec.unschedulable`; the kubelet's
+//!   pressure conditions become `node.kubernetes.io/{memory,disk,pid}-pressure:NoSchedule`
+//!   while True (upstream's TaintNodesByCondition, `doNoScheduleTaintingPass`);
 //! - pods on a node with NoExecute taints they do not tolerate are deleted at once; pods that
 //!   tolerate them for `tolerationSeconds` are deleted when that runs out (the API server's
 //!   DefaultTolerationSeconds gives every pod 300 s for not-ready and unreachable).
@@ -35,6 +37,19 @@ pub const NOT_READY: &str = "node.kubernetes.io/not-ready";
 pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 /// Taint for a cordoned node.
 pub const UNSCHEDULABLE: &str = "node.kubernetes.io/unschedulable";
+/// Taint for a node whose MemoryPressure condition is True.
+pub const MEMORY_PRESSURE: &str = "node.kubernetes.io/memory-pressure";
+/// Taint for a node whose DiskPressure condition is True.
+pub const DISK_PRESSURE: &str = "node.kubernetes.io/disk-pressure";
+/// Taint for a node whose PIDPressure condition is True.
+pub const PID_PRESSURE: &str = "node.kubernetes.io/pid-pressure";
+
+/// Upstream's `nodeConditionToTaintKeyStatusMap`: a condition with this status means the taint.
+const CONDITION_TAINTS: &[(&str, &str, &str)] = &[
+    ("MemoryPressure", "True", MEMORY_PRESSURE),
+    ("DiskPressure", "True", DISK_PRESSURE),
+    ("PIDPressure", "True", PID_PRESSURE),
+];
 
 const MONITORED_CONDITIONS: &[&str] = &["Ready", "MemoryPressure", "DiskPressure", "PIDPressure"];
 
@@ -73,9 +88,18 @@ impl NodeLifecycleController {
                 n.and_then(|n| n.spec.as_ref())
                     .and_then(|s| s.unschedulable)
             };
+            let pressure = |n: Option<&Arc<Node>>| {
+                n.map(|n| {
+                    CONDITION_TAINTS
+                        .iter()
+                        .map(|(type_, status, _)| condition_is(n, type_, status))
+                        .collect::<Vec<bool>>()
+                })
+            };
             if taints(old) != taints(new)
                 || ready(old) != ready(new)
                 || unschedulable(old) != unschedulable(new)
+                || pressure(old) != pressure(new)
             {
                 c.wake.notify_one();
             }
@@ -258,6 +282,16 @@ impl NodeLifecycleController {
     }
 }
 
+/// Whether the node has condition `type_` with `status`.
+fn condition_is(node: &Node, type_: &str, status: &str) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == type_ && c.status == status)
+}
+
 fn ready_condition(node: &Node) -> Option<&NodeCondition> {
     node.status
         .as_ref()?
@@ -320,8 +354,21 @@ pub fn desired_taints(node: &Node, now: &Time) -> Option<Vec<Taint>> {
     if node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true) {
         wanted.push((UNSCHEDULABLE, "NoSchedule"));
     }
+    for (type_, status, key) in CONDITION_TAINTS {
+        if condition_is(node, type_, status) {
+            wanted.push((key, "NoSchedule"));
+        }
+    }
     let managed = |t: &Taint| {
-        [NOT_READY, UNREACHABLE, UNSCHEDULABLE].contains(&t.key.as_str())
+        [
+            NOT_READY,
+            UNREACHABLE,
+            UNSCHEDULABLE,
+            MEMORY_PRESSURE,
+            DISK_PRESSURE,
+            PID_PRESSURE,
+        ]
+        .contains(&t.key.as_str())
             && t.value.as_deref().unwrap_or("").is_empty()
     };
     let mut taints: Vec<Taint> = current
@@ -485,6 +532,79 @@ mod tests {
                 }),
                 ..Default::default()
             }),
+        }
+    }
+
+    #[test]
+    fn pressure_conditions_taint_no_schedule_while_true() {
+        let now = Time(jiff::Timestamp::from_second(5000).expect("ts"));
+        let with = |conditions: &[(&str, &str)], taints: Vec<Taint>| {
+            let mut n = node(Some("True"), taints);
+            let list = n
+                .status
+                .as_mut()
+                .and_then(|s| s.conditions.as_mut())
+                .expect("conditions");
+            for (type_, status) in conditions {
+                list.push(NodeCondition {
+                    type_: type_.to_string(),
+                    status: status.to_string(),
+                    ..Default::default()
+                });
+            }
+            n
+        };
+        let keys = |t: Option<Vec<Taint>>| {
+            t.map(|t| {
+                t.into_iter()
+                    .map(|t| format!("{}:{}", t.key, t.effect))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let cases: Vec<(&str, Node, Option<Vec<String>>)> = vec![
+            (
+                "memory pressure",
+                with(
+                    &[("MemoryPressure", "True"), ("DiskPressure", "False")],
+                    vec![],
+                ),
+                Some(vec![format!("{MEMORY_PRESSURE}:NoSchedule")]),
+            ),
+            (
+                "disk and pid pressure",
+                with(&[("DiskPressure", "True"), ("PIDPressure", "True")], vec![]),
+                Some(vec![
+                    format!("{DISK_PRESSURE}:NoSchedule"),
+                    format!("{PID_PRESSURE}:NoSchedule"),
+                ]),
+            ),
+            (
+                "already tainted",
+                with(
+                    &[("MemoryPressure", "True")],
+                    vec![Taint {
+                        key: MEMORY_PRESSURE.into(),
+                        effect: "NoSchedule".into(),
+                        ..Default::default()
+                    }],
+                ),
+                None,
+            ),
+            (
+                "pressure gone",
+                with(
+                    &[("MemoryPressure", "False")],
+                    vec![Taint {
+                        key: MEMORY_PRESSURE.into(),
+                        effect: "NoSchedule".into(),
+                        ..Default::default()
+                    }],
+                ),
+                Some(vec![]),
+            ),
+        ];
+        for (name, node, want) in cases {
+            assert_eq!(keys(desired_taints(&node, &now)), want, "{name}");
         }
     }
 

@@ -88,6 +88,76 @@ pub struct AgentArgs {
     /// Do not run the local CSI driver (`local.csi.ferry.dev`) and its provisioner.
     #[arg(long)]
     pub disable_local_storage: bool,
+    /// Node health: eviction thresholds, garbage collection, log rotation (boxed: the
+    /// subcommand enum stays small).
+    #[command(flatten)]
+    pub health: Box<NodeHealthArgs>,
+}
+
+/// The node-health flags of `ferry agent`, with upstream kubelet's names and defaults.
+#[derive(clap::Args, Debug, Clone)]
+pub struct NodeHealthArgs {
+    /// Hard eviction thresholds (`signal<quantity|percent`, comma-separated): met, pods are
+    /// evicted at once. Given, it replaces the whole default list; `0%` is no threshold (CI
+    /// machines with little disk left: `nodefs.available<0%,imagefs.available<0%`, as kind does).
+    #[arg(
+        long,
+        env = "FERRY_EVICTION_HARD",
+        default_value = ferry_kubelet::eviction::threshold::DEFAULT_EVICTION_HARD
+    )]
+    pub eviction_hard: String,
+    /// Soft eviction thresholds (`memory.available<1.5Gi`): met for their grace period, pods
+    /// are evicted with up to `--eviction-max-pod-grace-period`.
+    #[arg(long, default_value = "")]
+    pub eviction_soft: String,
+    /// Grace periods of the soft thresholds (`memory.available=1m30s`).
+    #[arg(long, default_value = "")]
+    pub eviction_soft_grace_period: String,
+    /// How much beyond a threshold a signal must recover (`memory.available=0Mi,nodefs.available=500Mi`).
+    #[arg(long, default_value = "")]
+    pub eviction_minimum_reclaim: String,
+    /// The longest grace period of a pod evicted for a soft threshold, in seconds (the pod's
+    /// own when shorter; 0: killed at once, as upstream).
+    #[arg(long, default_value_t = 0)]
+    pub eviction_max_pod_grace_period: u64,
+    /// How long a pressure condition stays after its signal cleared.
+    #[arg(long, default_value = "5m0s")]
+    pub eviction_pressure_transition_period: String,
+    /// Image filesystem usage percent that starts image garbage collection.
+    #[arg(long, default_value_t = 85)]
+    pub image_gc_high_threshold: u8,
+    /// Image filesystem usage percent image garbage collection brings it down to.
+    #[arg(long, default_value_t = 80)]
+    pub image_gc_low_threshold: u8,
+    /// Images younger than this are never garbage collected.
+    #[arg(long, default_value = "2m0s")]
+    pub image_minimum_gc_age: String,
+    /// Dead instances kept per container (negative: no limit).
+    #[arg(long, default_value_t = 1, allow_hyphen_values = true)]
+    pub maximum_dead_containers_per_container: i64,
+    /// Dead containers kept on the node (negative: no limit).
+    #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
+    pub maximum_dead_containers: i64,
+    /// A container log at least this big is rotated.
+    #[arg(long, default_value = "10Mi")]
+    pub container_log_max_size: String,
+    /// Log files kept per container, the current one included.
+    #[arg(long, default_value_t = 5)]
+    pub container_log_max_files: usize,
+}
+
+/// What the node-health flags make: the eviction manager's, the garbage collectors' and the
+/// log rotation's configuration.
+struct NodeHealth {
+    eviction: ferry_kubelet::eviction::EvictionConfig,
+    image_gc: ferry_kubelet::gc::images::ImageGcPolicy,
+    container_gc: ferry_kubelet::gc::containers::ContainerGcPolicy,
+    log_rotation: ferry_kubelet::logs::LogRotatePolicy,
+}
+
+fn go_duration(flag: &str, value: &str) -> anyhow::Result<Duration> {
+    ferry_api::duration::parse_go(value)
+        .with_context(|| format!("--{flag}: invalid duration {value:?}"))
 }
 
 /// The registries file looked for in the data dir (`ferry server`'s and `ferry agent`'s).
@@ -125,6 +195,45 @@ impl AgentArgs {
         use clap::Parser as _;
         let argv = std::iter::once("ferry-agent".to_string()).chain(flags.iter().cloned());
         Ok(AgentCli::try_parse_from(argv)?.args)
+    }
+
+    /// The node-health flags, checked.
+    fn node_health(&self) -> anyhow::Result<NodeHealth> {
+        let h = &self.health;
+        use ferry_kubelet::{eviction, gc, logs};
+        let thresholds = eviction::threshold::parse_thresholds(
+            &h.eviction_hard,
+            &h.eviction_soft,
+            &h.eviction_soft_grace_period,
+            &h.eviction_minimum_reclaim,
+        )?;
+        let image_gc = gc::images::ImageGcPolicy {
+            high_threshold_percent: h.image_gc_high_threshold,
+            low_threshold_percent: h.image_gc_low_threshold,
+            min_age: go_duration("image-minimum-gc-age", &h.image_minimum_gc_age)?,
+        };
+        image_gc.validate()?;
+        Ok(NodeHealth {
+            eviction: eviction::EvictionConfig {
+                thresholds,
+                pressure_transition_period: go_duration(
+                    "eviction-pressure-transition-period",
+                    &h.eviction_pressure_transition_period,
+                )?,
+                max_pod_grace_period: Duration::from_secs(h.eviction_max_pod_grace_period),
+                ..eviction::EvictionConfig::default()
+            },
+            image_gc,
+            container_gc: gc::containers::ContainerGcPolicy {
+                max_per_pod_container: h.maximum_dead_containers_per_container,
+                max_containers: h.maximum_dead_containers,
+                ..Default::default()
+            },
+            log_rotation: logs::LogRotatePolicy::parse(
+                &h.container_log_max_size,
+                h.container_log_max_files,
+            )?,
+        })
     }
 
     fn containerd_config(&self) -> ContainerdConfig {
@@ -265,6 +374,7 @@ async fn serve_kubelet(
     kubeconfig: PathBuf,
     dir: PathBuf,
     runtime: Arc<dyn Runtime>,
+    stats: Arc<dyn ferry_kubelet::stats::SummaryProvider>,
     listener: tokio::net::TcpListener,
     stopping: impl std::future::Future<Output = ()>,
 ) {
@@ -307,6 +417,7 @@ async fn serve_kubelet(
     let authorizer = Arc::new(SubjectAccessReviews(client.clone()));
     let pods = Arc::new(server::streaming::ApiPods(client));
     KubeletServer::new(node_name, runtime, authorizer, pods)
+        .with_stats(stats)
         .serve(listener, tls, stopping)
         .await;
 }
@@ -320,6 +431,7 @@ where
     if args.cleanup {
         return run_cleanup(&args).await;
     }
+    let health = args.node_health()?;
     anyhow::ensure!(
         is_root(),
         "ferry agent runs containers through containerd and must run as root"
@@ -380,11 +492,28 @@ where
         data_dir: args.data_dir.clone(),
         node_ip: args.node_ip,
         hostname_override: Some(node_name.clone()),
+        eviction_hard: ferry_kubelet::eviction::threshold::eviction_hard(
+            &health.eviction.thresholds,
+        ),
         ..MachineConfig::default()
     };
+    let evictions = Arc::new(ferry_kubelet::eviction::EvictionState::default());
     let mut node_options = NodeOptions::new(node_name.clone());
     node_options.kubelet_port = i32::from(kubelet_port);
-    let heartbeat = NodeHeartbeat::new(node_options, machine.clone());
+    let mut heartbeat = NodeHeartbeat::new(node_options, machine.clone());
+    heartbeat.pressure = Some(evictions.clone());
+    let pod_logs_root = args.data_dir.join("pod-logs");
+    let stats: Arc<dyn ferry_kubelet::stats::SummaryProvider> =
+        Arc::new(ferry_kubelet::stats::StatsProvider::new(
+            ferry_kubelet::stats::StatsConfig {
+                node_name: node_name.clone(),
+                machine: machine.clone(),
+                pods_dir: args.data_dir.join("pods"),
+                pod_logs_root: pod_logs_root.clone(),
+                runtime_pid: containerd.as_ref().map(Containerd::pid),
+            },
+            runtime.clone(),
+        ));
     let heartbeat = tokio::spawn(heartbeat.run(client.clone(), runtime.clone(), stopping()));
 
     let result =
@@ -493,11 +622,7 @@ where
                 .unwrap_or(0);
             let sandbox = SandboxContext {
                 attempt: 0,
-                pod_logs_root: args
-                    .data_dir
-                    .join("pod-logs")
-                    .to_string_lossy()
-                    .into_owned(),
+                pod_logs_root: pod_logs_root.to_string_lossy().into_owned(),
                 cgroup_root: args.cgroup_root.clone(),
                 cluster_domain: args.cluster_domain.clone(),
                 cluster_dns: args
@@ -516,6 +641,7 @@ where
                 kubeconfig.clone(),
                 args.data_dir.join("credentials"),
                 runtime.clone(),
+                stats.clone(),
                 kubelet_listener,
                 stopping(),
             ));
@@ -541,11 +667,12 @@ where
                 objects: Arc::new(ApiObjectSource::new(client.clone())),
                 volumes: VolumeManager::new(pods_dir.clone()).with_csi(csi),
                 images: ImageManager::default(),
-                probes: ProbeManager::new(runtime.clone(), recorder.clone(), probe_tx),
+                probes: ProbeManager::new(runtime.clone(), recorder.clone(), probe_tx.clone()),
                 recorder,
                 pod_starts: tokio::sync::Semaphore::new(
                     ferry_kubelet::pod_worker::default_pod_starts(),
                 ),
+                evictions: evictions.clone(),
                 node: NodeContext {
                     node_name: node_name.clone(),
                     node_ips,
@@ -560,9 +687,46 @@ where
                         .into_owned(),
                 },
             });
+            // Node health: garbage collection, the eviction manager, log rotation.
+            let node_pods = Arc::new(ferry_kubelet::eviction::ApiActivePods {
+                client: client.clone(),
+                node_name: node_name.clone(),
+            });
+            let collector = Arc::new(ferry_kubelet::gc::GarbageCollector::new(
+                runtime.clone(),
+                ferry_kubelet::gc::images::ImageGc::new(
+                    health.image_gc,
+                    vec![args.pause_image.clone()],
+                ),
+                health.container_gc,
+                stats.clone(),
+                node_pods.clone(),
+            ));
+            let gc_task = tokio::spawn(collector.clone().run(stopping()));
+            let eviction_manager = ferry_kubelet::eviction::EvictionManager::new(
+                health.eviction,
+                node_name.clone(),
+                stats.clone(),
+                node_pods,
+                Arc::new(ferry_kubelet::eviction::WorkerKiller {
+                    state: evictions.clone(),
+                    kick: probe_tx.clone(),
+                }),
+                Some(collector),
+                shared.recorder.clone(),
+                evictions,
+            );
+            let eviction_task = tokio::spawn(eviction_manager.run(stopping()));
+            let log_task = tokio::spawn(
+                ferry_kubelet::logs::ContainerLogManager::new(runtime.clone(), health.log_rotation)
+                    .run(stopping()),
+            );
             Kubelet::new(shared)
                 .run(client.clone(), probe_rx, stopping())
                 .await;
+            gc_task.abort();
+            eviction_task.abort();
+            log_task.abort();
             let _ = tokio::time::timeout(Duration::from_secs(5), proxy).await;
             proxy_watches.abort();
             kubelet_server.abort();
@@ -583,4 +747,48 @@ where
         }
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(list: &[&str]) -> AgentArgs {
+        let list: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+        AgentArgs::from_flags(&list).expect("flags")
+    }
+
+    #[test]
+    fn node_health_flags_have_upstreams_defaults_and_checks() {
+        let health = flags(&[]).node_health().expect("defaults");
+        assert_eq!(health.eviction.thresholds.len(), 4);
+        assert_eq!(
+            health.eviction.pressure_transition_period,
+            Duration::from_secs(300)
+        );
+        assert_eq!(health.image_gc, Default::default());
+        assert_eq!(health.container_gc, Default::default());
+        assert_eq!(health.log_rotation, Default::default());
+        let soft = flags(&[
+            "--eviction-soft=memory.available<1Gi",
+            "--eviction-soft-grace-period=memory.available=1m30s",
+            "--container-log-max-size=64Ki",
+            "--maximum-dead-containers=-1",
+        ])
+        .node_health()
+        .expect("soft");
+        assert_eq!(
+            soft.eviction.thresholds.last().map(|t| t.grace_period),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(soft.log_rotation.max_size, 64 << 10);
+        for bad in [
+            "--eviction-soft=memory.available<1Gi",
+            "--eviction-hard=memory.available>1Gi",
+            "--image-gc-low-threshold=90",
+            "--container-log-max-files=1",
+        ] {
+            assert!(flags(&[bad]).node_health().is_err(), "{bad}");
+        }
+    }
 }

@@ -150,6 +150,19 @@ pub struct Args {
     /// names: Node, RBAC, AlwaysAllow, AlwaysDeny.
     #[arg(long, value_delimiter = ',', default_values_t = vec!["Node".to_string(), "RBAC".to_string()])]
     authorization_mode: Vec<String>,
+    /// Requests other than mutating ones run at once at most (upstream's
+    /// `--max-requests-inflight`); with priority and fairness, part of the server's limit.
+    #[arg(long, default_value_t = ferry_apiserver::filters::max_inflight::DEFAULT_READ_ONLY)]
+    max_requests_inflight: usize,
+    /// Mutating requests run at once at most (upstream's `--max-mutating-requests-inflight`);
+    /// with priority and fairness, the rest of the server's limit.
+    #[arg(long, default_value_t = ferry_apiserver::filters::max_inflight::DEFAULT_MUTATING)]
+    max_mutating_requests_inflight: usize,
+    /// API Priority and Fairness: requests classified by FlowSchemas into priority levels that
+    /// share the server's limit and queue fairly (upstream's default); `false` for the plain
+    /// max-in-flight limits.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    enable_priority_and_fairness: bool,
     /// Do not run the controller manager in this process.
     #[arg(long)]
     disable_controllers: bool,
@@ -560,6 +573,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(gates) = args.feature_gates {
         server.set_feature_gates(gates);
     }
+    server.set_request_limits(ferry_apiserver::server::RequestLimits {
+        read_only: args.max_requests_inflight,
+        mutating: args.max_mutating_requests_inflight,
+        priority_and_fairness: args.enable_priority_and_fairness,
+    });
     if let Some(auditor) = auditor(&args)? {
         server.set_audit(auditor);
     }

@@ -19,6 +19,8 @@ mod autoscale;
 mod common;
 #[path = "agent/daemonset.rs"]
 mod daemonset;
+#[path = "agent/node_health.rs"]
+mod node_health;
 #[path = "agent/service_account.rs"]
 mod service_account;
 #[path = "agent/storage.rs"]
@@ -39,6 +41,18 @@ const NODE: &str = "ferry-e2e";
 const BRIDGE: &str = "ferry-e2e0";
 const CGROUP_ROOT: &str = "/ferry-e2e";
 const BUSYBOX: &str = "127.0.0.1:5000/busybox:1";
+
+/// The agents' hard eviction thresholds in these tests: kind's for CI clusters (no disk
+/// thresholds), since the machines that run them may have little disk left and the kubelet
+/// would, as upstream's does, refuse and evict every pod under DiskPressure.
+const E2E_EVICTION_HARD: &str =
+    "memory.available<100Mi,nodefs.available<0%,imagefs.available<0%,nodefs.inodesFree<0%";
+
+/// Every agent this test process starts (directly, through `ferry server` or a script) reads
+/// its thresholds from the environment.
+fn e2e_environment() {
+    std::env::set_var("FERRY_EVICTION_HARD", E2E_EVICTION_HARD);
+}
 
 fn run(cmd: &str, args: &[&str]) -> String {
     Command::new(cmd)
@@ -256,6 +270,7 @@ spec:
 #[test]
 #[ignore = "needs root, containerd and the local test registry; scripts/test.sh runs it"]
 fn pods_run_on_real_containerd() {
+    e2e_environment();
     assert!(
         run("id", &["-u"]).trim() == "0",
         "must run as root (containerd, runc, CNI)"
@@ -820,12 +835,19 @@ fn an_unready_pod_leaves_its_service(ferry: &Ferry) {
 #[test]
 #[ignore = "needs root, containerd and the local test registry; scripts/test.sh runs it"]
 fn the_server_runs_a_local_agent() {
+    e2e_environment();
     assert!(run("id", &["-u"]).trim() == "0", "must run as root");
     let tmp = tempfile::Builder::new()
         .prefix("ferry-local.")
         .tempdir_in("/tmp")
         .expect("tempdir");
-    let agent_flags = ["--bridge=ferry-local0", "--cgroup-root=/ferry-local"];
+    let agent_flags = [
+        "--bridge=ferry-local0",
+        "--cgroup-root=/ferry-local",
+        // Small, so the chatty pod's log rotates within the test.
+        "--container-log-max-size=64Ki",
+        "--container-log-max-files=3",
+    ];
     let agent_dir = tmp.path().join("agent");
     // Whatever happens, the agent's leftovers go.
     struct Cleanup(Vec<String>);
@@ -883,6 +905,8 @@ fn the_server_runs_a_local_agent() {
         "the pod never ran: {}",
         ferry.ok(&["describe", "pod", "local"])
     );
+    node_health::start_chatty(&ferry, BUSYBOX);
+    node_health::stats_summary_through_the_node_proxy(&ferry, &node, "local");
     let server_pid = ferry.child.as_ref().expect("the server runs").id();
     service_account::the_pods_token_authenticates(
         &ferry,
@@ -894,6 +918,7 @@ fn the_server_runs_a_local_agent() {
     streaming::resource_metrics(&ferry, "local");
     streaming::official_python_client(&ferry);
     top::kubectl_top_shows_usage(&ferry, "local", &node);
+    node_health::chatty_logs_are_rotated(&ferry, &agent_dir);
     autoscale::cpu_burners_scale_up_and_back_down(&ferry);
     storage::statefulsets_keep_their_data(&ferry, &node, &agent_dir);
     daemonset::daemonset_spans_real_and_simulated_nodes(&ferry, &node);
@@ -944,6 +969,59 @@ fn the_server_runs_a_local_agent() {
         !agent_dir.join("containerd").exists(),
         "containerd state left"
     );
+}
+
+/// A server whose local agent runs with `--eviction-hard=memory.available<1000Ti`: the node is
+/// under memory pressure from the start, so only the pods this test makes are at stake.
+#[test]
+#[ignore = "needs root, containerd and the local test registry; scripts/test.sh runs it"]
+fn memory_pressure_evicts_pods() {
+    assert!(run("id", &["-u"]).trim() == "0", "must run as root");
+    let tmp = tempfile::Builder::new()
+        .prefix("ferry-evict.")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let agent_flags = [
+        "--bridge=ferry-evict0",
+        "--cgroup-root=/ferry-evict",
+        "--eviction-hard=memory.available<1000Ti",
+    ];
+    let agent_dir = tmp.path().join("agent");
+    struct Cleanup(Vec<String>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = Command::new(env!("CARGO_BIN_EXE_ferry"))
+                .args(["agent", "--cleanup"])
+                .args(&self.0)
+                .output();
+        }
+    }
+    let _cleanup = Cleanup(vec![
+        "--bridge=ferry-evict0".into(),
+        "--cgroup-root=/ferry-evict".into(),
+        format!("--data-dir={}", agent_dir.display()),
+    ]);
+    let extra: Vec<String> = agent_flags
+        .iter()
+        .map(|f| format!("--agent-arg={f}"))
+        .collect();
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let mut ferry = Ferry::start_with_agent(tmp.path(), &extra);
+    let node = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("hostname")
+        .trim()
+        .to_lowercase();
+    assert!(
+        eventually(Duration::from_secs(90), || node_ready(&ferry, &node)),
+        "the local node {node} never became Ready"
+    );
+    node_health::memory_pressure_evicts(&ferry, &node, BUSYBOX);
+    if let Some(mut child) = ferry.child.take() {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+    }
 }
 
 /// The second node of `scripts/second-node.sh`, taken down (agent stopped, cleaned up,
@@ -1008,6 +1086,7 @@ impl Drop for TwoNodes {
 #[test]
 #[ignore = "needs root, containerd and the local test registry; scripts/test.sh runs it"]
 fn pods_on_two_nodes_reach_each_other() {
+    e2e_environment();
     assert!(run("id", &["-u"]).trim() == "0", "must run as root");
     assert!(
         http_get("http://127.0.0.1:5000/v2/").is_some(),

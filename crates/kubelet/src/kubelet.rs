@@ -88,6 +88,20 @@ struct WorkerHandle {
 pub struct Kubelet {
     shared: Arc<Shared>,
     workers: HashMap<String, WorkerHandle>,
+    /// Pods refused at admission (they never get a worker).
+    rejected: HashSet<String>,
+}
+
+/// Whether the pod has not been started by a kubelet yet (admission applies to it): no start
+/// time, not terminal.
+fn never_started(pod: &Pod) -> bool {
+    let status = pod.status.as_ref();
+    status.and_then(|s| s.start_time.as_ref()).is_none()
+        && !matches!(
+            status.and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        )
+        && pod.metadata.deletion_timestamp.is_none()
 }
 
 /// Whether two versions of a pod differ only in status and bookkeeping metadata.
@@ -112,11 +126,58 @@ impl Kubelet {
         Kubelet {
             shared,
             workers: HashMap::new(),
+            rejected: HashSet::new(),
         }
+    }
+
+    /// Upstream's `canAdmitPod` for a pod this kubelet has not started: the eviction manager's
+    /// admission under node pressure. A refused pod is failed with the refusal's reason and
+    /// message (upstream's `rejectPod`) and gets no worker.
+    fn admit(&mut self, uid: &str, pod: &Pod) -> bool {
+        if self.rejected.contains(uid) {
+            // Deleted: a worker finalizes the delete (there is nothing to stop).
+            if pod.metadata.deletion_timestamp.is_some() {
+                self.rejected.remove(uid);
+                return true;
+            }
+            return false;
+        }
+        if !never_started(pod) {
+            return true;
+        }
+        let crate::eviction::admit::Admission::Reject { reason, message } =
+            self.shared.evictions.admit(pod)
+        else {
+            return true;
+        };
+        tracing::info!(pod = ?pod.metadata.name, %reason, %message, "pod refused at admission");
+        self.rejected.insert(uid.to_string());
+        self.shared.recorder.event(
+            crate::pod_worker::pod_reference(pod),
+            ferry_client::events::EventType::Warning,
+            &reason,
+            message.clone(),
+        );
+        let status = k8s_openapi::api::core::v1::PodStatus {
+            phase: Some("Failed".into()),
+            reason: Some(reason),
+            message: Some(message),
+            ..Default::default()
+        };
+        let (api, pod) = (self.shared.api.clone(), pod.clone());
+        tokio::spawn(async move {
+            if let Err(e) = api.patch_status(&pod, &status).await {
+                tracing::warn!(error = %e, "failing a pod refused at admission");
+            }
+        });
+        false
     }
 
     fn on_pod(&mut self, pod: Pod) {
         let Some(uid) = uid_of(&pod) else { return };
+        if !self.workers.contains_key(&uid) && !self.admit(&uid, &pod) {
+            return;
+        }
         if let Some(worker) = self.workers.get(&uid) {
             if !worker.task.is_finished() {
                 // Status-only updates (mostly our own patches) are kept but wake nobody, as
@@ -144,6 +205,7 @@ impl Kubelet {
     }
 
     fn on_gone(&mut self, uid: &str) {
+        self.rejected.remove(uid);
         if let Some(worker) = self.workers.get(uid) {
             worker.pod.send_replace(None);
         }

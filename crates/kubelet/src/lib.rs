@@ -29,7 +29,17 @@
 //!   pressure signals, and the Node, its status and its Lease in kube-node-lease; a
 //!   `NodeHeartbeat` that registers the node and keeps Lease and status fresh.
 //! - [`server`]: the kubelet's HTTPS server (`:10250`): container logs, and exec, attach and
-//!   port-forward proxied to the runtime's streaming server, for the API server.
+//!   port-forward proxied to the runtime's streaming server, for the API server; the node's
+//!   figures as `/metrics/resource` and `/stats/summary`.
+//! - [`stats`]: upstream's `stats/v1alpha1` Summary of the node and its pods (CRI stats, the
+//!   host, pod volume and log directories), behind the `SummaryProvider` trait.
+//! - [`eviction`]: the eviction manager: signals and thresholds (hard, soft with grace periods),
+//!   the pressure conditions, admission under pressure, pod ranking and eviction through the
+//!   pod workers — pure decisions with table tests, I/O behind traits.
+//! - [`gc`]: dead-container and unused-image garbage collection (also the eviction manager's
+//!   node-level reclaim).
+//! - [`logs`]: container log rotation by size and count, older files gzip-compressed, CRI
+//!   `ReopenContainerLog`.
 //! - [`volume`]: the volume manager: prepares a pod's volumes on the host (emptyDir, configMap,
 //!   secret, downwardAPI, projected, hostPath) before its containers start, and removes them after.
 //!
@@ -44,8 +54,11 @@ pub mod cni;
 pub mod containerd;
 pub mod csi;
 pub mod downward;
+pub mod eviction;
+pub mod gc;
 pub mod images;
 pub mod kubelet;
+pub mod logs;
 pub mod machine;
 pub mod netguard;
 pub mod node;
@@ -56,5 +69,6 @@ pub mod registries;
 pub use ferry_api::quantity;
 pub mod runtime;
 pub mod server;
+pub mod stats;
 pub mod status;
 pub mod volume;

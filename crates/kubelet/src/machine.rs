@@ -12,10 +12,10 @@
 //! - capacity is bounded by the cgroup limits of the agent's own cgroup and its ancestors
 //!   (cgroup v1, v2 or hybrid): an agent in a limited container advertises what it can use.
 //!   cadvisor reports the whole machine.
-//! - `memory.available` is the kernel's `MemAvailable`, not capacity minus the root cgroup's
-//!   working set.
-//! - the eviction manager's pressure transition period (a condition stays True 5 min after the
-//!   signal clears) is not applied: conditions follow the latest observation.
+//! - [`pressure`] (the heartbeat's fallback when no eviction manager runs) reads
+//!   `memory.available` as the kernel's `MemAvailable`, not capacity minus the root cgroup's
+//!   working set, and applies no transition period; the eviction manager ([`crate::eviction`])
+//!   does both as upstream, from the stats summary.
 
 use std::collections::BTreeMap;
 use std::io;

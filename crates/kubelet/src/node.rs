@@ -751,6 +751,9 @@ pub struct NodeHeartbeat {
     pub machine: MachineConfig,
     /// Periods.
     pub config: HeartbeatConfig,
+    /// The eviction manager's conditions; without one, the hard thresholds of
+    /// `machine.eviction_hard` against the latest observation.
+    pub pressure: Option<std::sync::Arc<crate::eviction::EvictionState>>,
 }
 
 /// What the heartbeat remembers between ticks.
@@ -773,6 +776,7 @@ impl NodeHeartbeat {
             options,
             machine,
             config: HeartbeatConfig::default(),
+            pressure: None,
         }
     }
 
@@ -787,7 +791,10 @@ impl NodeHeartbeat {
         let observations = machine::read_observations(&self.machine)?;
         let mut health = runtime_health(runtime, &state.runtime_version).await;
         state.runtime_version = health.runtime_version.clone();
-        health.pressure = machine::pressure(&observations, &self.machine.eviction_hard);
+        health.pressure = match &self.pressure {
+            Some(state) => state.pressure(),
+            None => machine::pressure(&observations, &self.machine.eviction_hard),
+        };
         let previous = state.posted.as_ref().map(|(s, _)| s);
         let status = node_status_for(&facts, &self.options, &health, previous, now);
         Ok((node_object(&facts, &self.options), status))

@@ -522,6 +522,36 @@ async fn pod_sandbox_and_container_on_real_containerd() {
         .await
         .expect("list sandboxes")
         .is_empty());
+    // The image filesystem (the summary's `imageFs`, image GC's figures), then image GC's
+    // RemoveImage: gone, and removing it again is no error.
+    let image_fs = runtime.image_fs_info().await.expect("image fs info");
+    eprintln!("ImageFsInfo: {image_fs:?}");
+    let images_fs = image_fs
+        .image_filesystems
+        .first()
+        .expect("an image filesystem");
+    // containerd adds up the snapshots now and then: a fresh one may still say 0.
+    assert!(images_fs.used_bytes.is_some());
+    assert!(!images_fs
+        .fs_id
+        .as_ref()
+        .expect("fs id")
+        .mountpoint
+        .is_empty());
+    runtime
+        .remove_image(image_spec(&image_ref))
+        .await
+        .expect("remove image");
+    assert!(runtime
+        .image_status(image_spec(BUSYBOX))
+        .await
+        .expect("image status")
+        .is_none());
+    runtime
+        .remove_image(image_spec(&image_ref))
+        .await
+        .expect("removing a missing image");
+
     // CNI DEL released the IP: host-local keeps one file per lease in its dataDir.
     let leases = list_dir(&network.ipam_data_dir.join(NETWORK).to_string_lossy());
     assert!(

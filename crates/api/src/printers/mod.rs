@@ -36,6 +36,7 @@ mod core;
 mod custom;
 mod discovery;
 mod events;
+mod flowcontrol;
 mod networking;
 mod node;
 mod policy;
@@ -174,6 +175,10 @@ pub fn printer_for(group: &str, plural: &str) -> &'static dyn TablePrinter {
             &admissionregistration::ValidatingAdmissionPolicyBinding
         }
         ("apiregistration.k8s.io", "apiservices") => &apiregistration::ApiService,
+        ("flowcontrol.apiserver.k8s.io", "flowschemas") => &flowcontrol::FlowSchema,
+        ("flowcontrol.apiserver.k8s.io", "prioritylevelconfigurations") => {
+            &flowcontrol::PriorityLevelConfiguration
+        }
         _ => &DefaultTable,
     }
 }

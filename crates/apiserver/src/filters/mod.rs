@@ -7,7 +7,10 @@
 //! 4. [`authentication::Authenticate`]: who is asking, or 401;
 //! 5. [`audit::Audit`]: what was asked and answered, to an [`audit::AuditSink`];
 //! 6. [`impersonation::Impersonate`]: `--as`, checked with the authorizer;
-//! 7. [`max_inflight::MaxInFlight`]: at most so many requests at once, or 429;
+//! 7. [`priority_and_fairness::PriorityAndFairness`]: API Priority and Fairness — each request
+//!    classified into a priority level and a flow, run within the level's seats, queued
+//!    fairly, or refused with 429 (or, with it disabled, [`max_inflight::MaxInFlight`]: at most
+//!    so many requests at once, or 429);
 //! 8. [`authorization::Authorize`]: may they, or 403;
 //!
 //! then the router ([`crate::handlers`]). A filter passes what it learnt to the next in the
@@ -19,6 +22,7 @@ pub mod authorization;
 pub mod impersonation;
 pub mod max_inflight;
 pub mod metrics;
+pub mod priority_and_fairness;
 pub mod recover;
 pub mod request_info;
 

@@ -6,6 +6,10 @@
 //! splices the bytes ([`ferry_client::upgrade`]). The pod, its container and its node are
 //! checked here first, with upstream's messages; whether the container has a log yet is the
 //! kubelet's to say (it knows the instances).
+//!
+//! `nodes/<name>/proxy/<path>` ([`node_proxy`], upstream's `NodeREST` proxy) sends the request
+//! to `<path>` on the node's kubelet (`kubectl get --raw /api/v1/nodes/<n>/proxy/stats/summary`)
+//! and streams the answer back as the kubelet gave it.
 
 use std::collections::HashMap;
 
@@ -287,6 +291,85 @@ pub async fn stream(
     Ok(forwarded.into_response(client, body::full))
 }
 
+/// The path on the kubelet a `nodes/<name>/proxy/<path>` request is for (`/` when none).
+pub fn node_proxy_path(request_path: &str, node: &str) -> String {
+    let marker = format!("/nodes/{node}/proxy");
+    match request_path.find(&marker) {
+        Some(at) => {
+            let rest = &request_path[at + marker.len()..];
+            if rest.is_empty() {
+                "/".to_string()
+            } else {
+                rest.to_string()
+            }
+        }
+        None => "/".to_string(),
+    }
+}
+
+/// `nodes/<name>/proxy/<path>`: the request (method, query, body, content type) sent to the
+/// node's kubelet with the API server's kubelet-client certificate; the kubelet's status,
+/// content type and body come back as they are.
+pub async fn node_proxy(
+    router: &Router,
+    info: &RequestInfo,
+    uri: &http::Uri,
+    method: &http::Method,
+    headers: &http::HeaderMap,
+    request_body: body::Body,
+) -> Result<Response, ApiError> {
+    let nodes = router
+        .rest
+        .registry
+        .resolve("", "v1", "nodes")
+        .ok_or_else(|| ApiError::internal("nodes are not served"))?;
+    // `name:port` names a port on the node upstream; the kubelet's is the only one here.
+    let name = info.name.split(':').next().unwrap_or_default();
+    let (node, _) = rest::read(&router.rest.storage, &nodes, "", name).await?;
+    let location = Location::of(&node)?;
+    let mut path = node_proxy_path(uri.path(), &info.name);
+    if let Some(query) = uri.query() {
+        path = format!("{path}?{query}");
+    }
+    let payload = body::read(request_body, body::MAX_BODY)
+        .await
+        .map_err(|_| ApiError::too_large())?;
+    let tls = kubelet_client(router)?.connect(&location).await?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut request = http::Request::builder()
+        .method(method.clone())
+        .uri(path)
+        .header(http::header::HOST, location.authority());
+    for name in [http::header::CONTENT_TYPE, http::header::ACCEPT] {
+        if let Some(value) = headers.get(&name) {
+            request = request.header(name, value);
+        }
+    }
+    let request = request
+        .body(http_body_util::Full::new(payload))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| ApiError::internal(format!("error trying to reach service: {e}")))?;
+    let status = response.status();
+    let content_type = response.headers().get(http::header::CONTENT_TYPE).cloned();
+    let mut answer =
+        http::Response::new(response.into_body().map_err(BodyError::new).boxed_unsync());
+    *answer.status_mut() = status;
+    if let Some(content_type) = content_type {
+        answer
+            .headers_mut()
+            .insert(http::header::CONTENT_TYPE, content_type);
+    }
+    Ok(answer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,6 +379,19 @@ mod tests {
         json!({"metadata": {"name": "web"},
             "spec": {"containers": [{"name": "app"}, {"name": "side"}], "initContainers": [{"name": "init"}]},
             "status": {"containerStatuses": statuses}})
+    }
+
+    #[test]
+    fn node_proxy_paths_are_what_follows_proxy() {
+        assert_eq!(
+            node_proxy_path("/api/v1/nodes/n1/proxy/stats/summary", "n1"),
+            "/stats/summary"
+        );
+        assert_eq!(node_proxy_path("/api/v1/nodes/n1/proxy", "n1"), "/");
+        assert_eq!(
+            node_proxy_path("/api/v1/nodes/n1:10250/proxy/metrics/resource", "n1:10250"),
+            "/metrics/resource"
+        );
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub struct Router {
     pub features: crate::features::FeatureGates,
     /// The APIServices: which group-versions are proxied to extension API servers.
     pub aggregator: Arc<crate::aggregator::Aggregator>,
+    /// API Priority and Fairness, for its debug dump.
+    pub flowcontrol: Arc<crate::flowcontrol::Controller>,
 }
 
 impl Router {

@@ -36,6 +36,9 @@ pub fn handle(router: &Router, info: &RequestInfo, accept: &str) -> Result<Respo
                 "platform": format!("{}/{}", std::env::consts::OS, if cfg!(target_arch = "x86_64") { "amd64" } else { std::env::consts::ARCH }),
             }),
         )),
+        "/debug/api_priority_and_fairness/dump_priority_levels" => {
+            text(router.flowcontrol.dump_priority_levels())
+        }
         "/metrics" => Ok(body::response(
             200,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",

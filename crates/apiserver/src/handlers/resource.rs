@@ -118,6 +118,9 @@ pub async fn handle(
         Some(SubresourceKind::Stream) => {
             return super::connect::stream(router, info, uri, method, headers, upgrade).await
         }
+        Some(SubresourceKind::NodeProxy) => {
+            return super::connect::node_proxy(router, info, uri, method, headers, body).await
+        }
         _ => {}
     }
     let output = Output::from_accept(header(headers, "accept"))?;

@@ -19,6 +19,7 @@ pub mod certificates;
 pub mod core;
 pub mod discovery;
 pub mod events;
+pub mod flowcontrol;
 pub mod generic;
 pub mod networking;
 pub mod rbac;
@@ -304,6 +305,8 @@ pub enum SubresourceKind {
     Stream,
     /// `serviceaccounts/token`: TokenRequest.
     Token,
+    /// `nodes/proxy`: a request proxied to the node's kubelet.
+    NodeProxy,
 }
 
 /// A served resource, its strategy, its table printer and its subresources.
@@ -583,6 +586,7 @@ fn subresources_for(info: &ResourceInfo) -> Vec<(&'static str, SubresourceKind)>
                 ("", "pods", "eviction") => SubresourceKind::Eviction,
                 ("", "pods", "log") => SubresourceKind::Log,
                 ("", "pods", "exec" | "attach" | "portforward") => SubresourceKind::Stream,
+                ("", "nodes", "proxy") => SubresourceKind::NodeProxy,
                 ("", "serviceaccounts", "token") => SubresourceKind::Token,
                 _ => return None,
             };
@@ -670,6 +674,12 @@ fn strategy_for(info: &ResourceInfo) -> Box<dyn Strategy> {
         ) => Box::new(generic::Generic::tracking_generation()),
         ("scheduling.k8s.io", "priorityclasses") => {
             Box::new(scheduling::priorityclass::PriorityClassStrategy)
+        }
+        ("flowcontrol.apiserver.k8s.io", "flowschemas") => {
+            Box::new(flowcontrol::flowschema::FlowSchemaStrategy)
+        }
+        ("flowcontrol.apiserver.k8s.io", "prioritylevelconfigurations") => {
+            Box::new(flowcontrol::prioritylevelconfiguration::PriorityLevelConfigurationStrategy)
         }
         ("rbac.authorization.k8s.io", "roles") => {
             Box::new(rbac::role::RoleStrategy { namespaced: true })

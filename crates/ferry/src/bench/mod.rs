@@ -6,6 +6,7 @@ mod authz;
 mod density;
 mod exec;
 mod extensions;
+mod flowcontrol;
 mod podstartup;
 mod scheduler;
 mod service;
@@ -23,7 +24,8 @@ pub enum Bench {
     /// The API server over HTTPS: ready time, idle RSS, pod creates/s, GET and LIST latency,
     /// watch fan-out; reference: the embedded store's own write rate. Then authorization:
     /// RBAC decision time (200 roles, 1,000 bindings) and creates/s by an RBAC-bound user with
-    /// admission, next to AlwaysAllow without admission.
+    /// admission, next to AlwaysAllow without admission. Then priority and fairness: node
+    /// heartbeat p99 alone and during a flood of LISTs, with the LISTs refused.
     Api(api::Args),
     /// The scheduler through the API: pods/s for pending pods on sim nodes (plain, and with
     /// topology spread + anti-affinity) next to a round-robin binder; memory; a large

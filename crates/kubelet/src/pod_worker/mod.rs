@@ -160,6 +160,9 @@ pub struct Shared {
     /// new pod at once makes them all contend for the runtime and finish together at the end;
     /// a few at a time finish in turn, with the same total.
     pub pod_starts: tokio::sync::Semaphore,
+    /// The eviction manager's side: evictions asked of the workers, and the node conditions
+    /// new pods are admitted against.
+    pub evictions: Arc<crate::eviction::EvictionState>,
 }
 
 /// The default for [`Shared::pod_starts`]: twice the CPUs.
@@ -198,6 +201,8 @@ pub struct WorkerState {
     pub backoff_until: Option<Duration>,
     /// When each exited container instance was first seen exited, by id.
     pub exits: HashMap<String, Instant>,
+    /// The eviction manager evicted the pod: it is killed and stays Failed with this.
+    pub evicted: Option<crate::eviction::PodEviction>,
 }
 
 impl Default for WorkerState {
@@ -211,6 +216,7 @@ impl Default for WorkerState {
             sandbox_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
             backoff_until: None,
             exits: HashMap::new(),
+            evicted: None,
         }
     }
 }

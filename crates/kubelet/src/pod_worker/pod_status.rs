@@ -152,6 +152,9 @@ impl PodWorker {
         if self.state.lifecycle.termination_started() {
             terminal_status_of_deleted_pod(&mut status);
         }
+        if let Some(eviction) = &self.state.evicted {
+            eviction.apply(&mut status, facts.now);
+        }
         if status.pod_ip.is_none() {
             // A stopped sandbox keeps its IP in the status, as upstream's.
             status.pod_ip = previous.pod_ip.clone();

@@ -93,7 +93,9 @@ impl PodWorker {
             let mut instances = vec![];
             for (n, c) in list.into_iter().enumerate() {
                 if n >= 2 {
-                    // Upstream keeps one dead instance per container (for lastState).
+                    // Upstream keeps one dead instance per container (for lastState); its
+                    // log and rotated logs go with it.
+                    crate::logs::clean(runtime.as_ref(), &c.id).await;
                     if let Err(e) = runtime.remove_container(&c.id).await {
                         tracing::debug!(id = %c.id, error = %e, "removing an old container");
                     }
@@ -136,9 +138,22 @@ impl PodWorker {
             }
         };
         let spec = pod.spec.clone().unwrap_or_default();
+        if let Some(eviction) = self.shared.evictions.take(&self.uid) {
+            // Upstream's eviction `killPodFunc`: its containers stopped within the eviction's
+            // grace period, then it stays Failed (`Evicted`).
+            let mut kills = vec![];
+            for (name, instances) in &observed.containers {
+                for i in instances.iter().filter(|i| i.running()) {
+                    kills.push(self.kill_container(pod, &i.id, name, eviction.grace_period));
+                }
+            }
+            futures::future::join_all(kills).await;
+            self.state.evicted = Some(eviction);
+        }
         let api_phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
         if matches!(api_phase, Some("Succeeded" | "Failed"))
             || self.state.lifecycle != Lifecycle::Syncing
+            || self.state.evicted.is_some()
         {
             // Nothing runs again: stop what is left, keep reporting the final status.
             self.state.lifecycle.complete();
@@ -439,6 +454,38 @@ mod tests {
         assert_eq!(f.api.statuses.lock().len(), posted);
         let r = reasons(&mut f.events);
         assert!(r.iter().filter(|r| *r == "Started").count() == 3, "{r:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_evicted_pod_is_killed_and_stays_failed_with_the_eviction() {
+        let f = fixture(StaticObjectSource::new());
+        let mut f = f;
+        let p = pod(json!({"containers": [image("app")]}));
+        f.worker.sync(&p).await;
+        assert_eq!(last_status(&f.api)["phase"], "Running");
+        f.worker.shared.evictions.request(
+            "uid-1",
+            crate::eviction::PodEviction {
+                grace_period: crate::eviction::IMMEDIATE_GRACE_PERIOD,
+                message: "The node was low on resource: memory. ".into(),
+            },
+        );
+        f.worker.sync(&p).await;
+        let status = last_status(&f.api);
+        assert_eq!(status["phase"], "Failed");
+        assert_eq!(status["reason"], "Evicted");
+        assert_eq!(status["message"], "The node was low on resource: memory. ");
+        assert!(status["containerStatuses"][0]["state"]["terminated"].is_object());
+        assert!(f
+            .runtime
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::StopContainer(_, 2))));
+        assert_eq!(f.worker.state.lifecycle, Lifecycle::Completed);
+        // Nothing restarts, though the restart policy is Always.
+        f.worker.sync(&p).await;
+        assert_eq!(created(&f.runtime), ["app"]);
+        assert_eq!(last_status(&f.api)["reason"], "Evicted");
     }
 
     #[tokio::test(start_paused = true)]

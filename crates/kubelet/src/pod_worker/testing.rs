@@ -62,6 +62,7 @@ pub(super) fn fixture(objects: StaticObjectSource) -> Fixture {
         probes: ProbeManager::new(runtime.clone(), recorder.clone(), tx),
         recorder,
         pod_starts: tokio::sync::Semaphore::new(4),
+        evictions: Default::default(),
         node: NodeContext {
             node_name: "n1".into(),
             node_ips: vec!["192.0.2.1".into()],

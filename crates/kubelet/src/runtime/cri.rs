@@ -401,6 +401,37 @@ impl Runtime for CriRuntime {
             .stats)
     }
 
+    async fn remove_image(&self, image: v1::ImageSpec) -> Result<()> {
+        let request = v1::RemoveImageRequest { image: Some(image) };
+        match self.image.clone().remove_image(request).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == tonic::Code::NotFound => Ok(()),
+            Err(e) => Err(status(e)),
+        }
+    }
+
+    async fn reopen_container_log(&self, container_id: &str) -> Result<()> {
+        let request = v1::ReopenContainerLogRequest {
+            container_id: container_id.to_string(),
+        };
+        self.runtime
+            .clone()
+            .reopen_container_log(request)
+            .await
+            .map_err(status)?;
+        Ok(())
+    }
+
+    async fn image_fs_info(&self) -> Result<v1::ImageFsInfoResponse> {
+        Ok(self
+            .image
+            .clone()
+            .image_fs_info(v1::ImageFsInfoRequest {})
+            .await
+            .map_err(status)?
+            .into_inner())
+    }
+
     async fn stream_url(&self, request: StreamRequest) -> Result<String> {
         let mut runtime = self.runtime.clone();
         let url = match request {

@@ -81,6 +81,12 @@ pub enum Call {
     ListPodSandboxStats,
     /// `stream_url`.
     StreamUrl(StreamRequest),
+    /// `remove_image`, by image id or reference.
+    RemoveImage(String),
+    /// `reopen_container_log`.
+    ReopenContainerLog(String),
+    /// `image_fs_info`.
+    ImageFsInfo,
 }
 
 /// The operations [`FakeRuntime::fail_next`] can make fail.
@@ -124,6 +130,12 @@ pub enum Op {
     ListPodSandboxStats,
     /// `stream_url`.
     StreamUrl,
+    /// `remove_image`.
+    RemoveImage,
+    /// `reopen_container_log`.
+    ReopenContainerLog,
+    /// `image_fs_info`.
+    ImageFsInfo,
 }
 
 /// What a container or sandbox has used, as the fake's stats report it
@@ -209,6 +221,8 @@ struct State {
     exec_delays: HashMap<String, Duration>,
     /// Container or sandbox id -> what its stats report.
     usage: HashMap<String, Usage>,
+    /// What `image_fs_info` reports: bytes and inodes used by images.
+    image_fs: (u64, u64),
 }
 
 /// An in-memory [`Runtime`]; see the module docs.
@@ -350,6 +364,29 @@ impl FakeRuntime {
     /// container reports zeros, and a sandbox the sum of its running containers.
     pub fn set_usage(&self, id: &str, usage: Usage) {
         self.state.lock().usage.insert(id.to_string(), usage);
+    }
+
+    /// `image_fs_info` reports `used_bytes` and `inodes_used` for the image filesystem from
+    /// now on (zeros until then).
+    pub fn set_image_fs_usage(&self, used_bytes: u64, inodes_used: u64) {
+        self.state.lock().image_fs = (used_bytes, inodes_used);
+    }
+
+    /// Makes `image` present with `size` bytes, as if pulled earlier; returns its image id.
+    pub fn add_image_with_size(&self, image: &str, size: u64) -> String {
+        let mut image = fake_image(image);
+        image.size = size;
+        let id = image.id.clone();
+        self.state
+            .lock()
+            .images
+            .insert(image.repo_tags[0].clone(), image);
+        id
+    }
+
+    /// Image references present, in order.
+    pub fn image_refs(&self) -> Vec<String> {
+        self.state.lock().images.keys().cloned().collect()
     }
 
     /// A running container exits by itself now with `exit_code` (a crash, or a job finishing).
@@ -1000,6 +1037,70 @@ impl Runtime for FakeRuntime {
                 }
             })
             .collect())
+    }
+
+    async fn remove_image(&self, image: v1::ImageSpec) -> Result<()> {
+        let mut state = self.state.lock();
+        self.enter(
+            &mut state,
+            Op::RemoveImage,
+            Call::RemoveImage(image.image.clone()),
+        )?;
+        let id = find_image(&state, &image.image).map(|i| i.id.clone());
+        if let Some(id) = id {
+            state.images.retain(|_, i| i.id != id);
+        }
+        Ok(())
+    }
+
+    /// Records the call; a container whose config names an absolute log path gets a new, empty
+    /// file there, as the runtime opens one after rotation renamed the old.
+    async fn reopen_container_log(&self, container_id: &str) -> Result<()> {
+        let mut state = self.state.lock();
+        self.enter(
+            &mut state,
+            Op::ReopenContainerLog,
+            Call::ReopenContainerLog(container_id.to_string()),
+        )?;
+        let c = state
+            .containers
+            .get(container_id)
+            .ok_or_else(|| not_found("container", container_id))?;
+        if !matches!(c.state, ContainerState::Running { .. }) {
+            return Err(precondition(format!(
+                "container {container_id} is not running"
+            )));
+        }
+        let path = std::path::Path::new(&c.config.log_path);
+        if path.is_absolute() {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| RuntimeError::Grpc {
+                    code: tonic::Code::Internal,
+                    message: format!("reopening {}: {e}", path.display()),
+                })?;
+        }
+        Ok(())
+    }
+
+    async fn image_fs_info(&self) -> Result<v1::ImageFsInfoResponse> {
+        let now = self.now();
+        let mut state = self.state.lock();
+        self.enter(&mut state, Op::ImageFsInfo, Call::ImageFsInfo)?;
+        let (used, inodes) = state.image_fs;
+        Ok(v1::ImageFsInfoResponse {
+            image_filesystems: vec![v1::FilesystemUsage {
+                timestamp: now,
+                fs_id: Some(v1::FilesystemIdentifier {
+                    mountpoint: "/fake/images".into(),
+                }),
+                used_bytes: Some(v1::UInt64Value { value: used }),
+                inodes_used: Some(v1::UInt64Value { value: inodes }),
+            }],
+            container_filesystems: vec![],
+        })
     }
 
     /// `http://fake-stream/<kind>/<id>`, for a running container (exec, attach) or a ready

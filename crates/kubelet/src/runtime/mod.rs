@@ -194,6 +194,18 @@ pub trait Runtime: Send + Sync {
     /// (CRI `Exec`, `Attach`, `PortForward`): the kubelet proxies the client's upgraded
     /// connection to it.
     async fn stream_url(&self, request: StreamRequest) -> Result<String>;
+
+    /// Removes an image by id or reference (CRI `RemoveImage`; image garbage collection). An
+    /// image that is already gone is not an error.
+    async fn remove_image(&self, image: v1::ImageSpec) -> Result<()>;
+
+    /// Asks the runtime to reopen a running container's log file (CRI `ReopenContainerLog`):
+    /// after log rotation renamed it, the runtime writes to a new file at the same path.
+    async fn reopen_container_log(&self, container_id: &str) -> Result<()>;
+
+    /// The filesystems holding images and containers' writable layers, with what they use
+    /// (CRI `ImageFsInfo`).
+    async fn image_fs_info(&self) -> Result<v1::ImageFsInfoResponse>;
 }
 
 /// A streaming session the runtime's streaming server is asked to prepare.

@@ -14,6 +14,8 @@
 //!   the client agree on — flows end to end.
 //! - `GET /metrics/resource` (`nodes/metrics`) writes CPU and memory usage in the Prometheus
 //!   text format ([`resource_metrics`]), from CRI stats and the host ([`node_stats`]).
+//! - `GET /stats/summary` (`nodes/stats`) answers upstream's `stats/v1alpha1` Summary from the
+//!   stats provider ([`crate::stats`]), the figures the eviction manager acts on.
 
 pub mod auth;
 pub mod logs;
@@ -67,6 +69,8 @@ pub struct KubeletServer {
     pods: Arc<dyn streaming::PodLookup>,
     /// Where the host's `/proc` and `/sys` are (`/`; a fake tree in tests).
     host_root: PathBuf,
+    /// The Summary API's source; `None`: `/stats/summary` answers 404.
+    stats: Option<Arc<dyn crate::stats::SummaryProvider>>,
 }
 
 /// TLS for the server: `cert_pem` (the serving certificate) and its key, client certificates
@@ -129,6 +133,23 @@ impl KubeletServer {
             authorizer,
             pods,
             host_root: host_root.into(),
+            stats: None,
+        })
+    }
+
+    /// The same server, answering `/stats/summary` from `stats`.
+    pub fn with_stats(self: Arc<Self>, stats: Arc<dyn crate::stats::SummaryProvider>) -> Arc<Self> {
+        let server = Arc::try_unwrap(self).unwrap_or_else(|shared| KubeletServer {
+            node_name: shared.node_name.clone(),
+            runtime: shared.runtime.clone(),
+            authorizer: shared.authorizer.clone(),
+            pods: shared.pods.clone(),
+            host_root: shared.host_root.clone(),
+            stats: shared.stats.clone(),
+        });
+        Arc::new(KubeletServer {
+            stats: Some(stats),
+            ..server
         })
     }
 
@@ -231,8 +252,37 @@ impl KubeletServer {
             ["metrics", "resource"] => {
                 resource_metrics::serve(&self.runtime, &self.host_root).await
             }
+            ["stats", "summary"] => match &self.stats {
+                Some(stats) => summary(stats.as_ref()).await,
+                None => text(404, "404 page not found"),
+            },
             _ => text(404, "404 page not found"),
         }
+    }
+}
+
+/// `GET /stats/summary`: the summary as JSON, or upstream's 500 text when it cannot be made.
+async fn summary(stats: &dyn crate::stats::SummaryProvider) -> Response {
+    match stats.summary().await {
+        Ok(summary) => match serde_json::to_vec(&summary) {
+            Ok(json) => {
+                let mut response = http::Response::new(
+                    Full::new(Bytes::from(json))
+                        .map_err(|never: Infallible| match never {})
+                        .boxed_unsync(),
+                );
+                response.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
+                response
+            }
+            Err(error) => text(500, format!("Internal Error: {error}")),
+        },
+        Err(error) => text(
+            500,
+            format!("Internal Error: failed to get node info: {error}"),
+        ),
     }
 }
 

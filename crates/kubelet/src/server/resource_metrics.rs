@@ -135,7 +135,9 @@ pub struct RuntimeListing {
 
 /// Upstream's `removeTerminatedPods`: per pod (namespace and name), its only sandbox; of
 /// several, the ready ones, or the newest when none is.
-fn current_sandboxes(mut sandboxes: Vec<v1::PodSandbox>) -> HashMap<String, v1::PodSandbox> {
+pub(crate) fn current_sandboxes(
+    mut sandboxes: Vec<v1::PodSandbox>,
+) -> HashMap<String, v1::PodSandbox> {
     sandboxes.sort_by_key(|s| s.created_at);
     let mut by_pod: BTreeMap<(String, String), Vec<v1::PodSandbox>> = BTreeMap::new();
     for sandbox in sandboxes {

@@ -434,3 +434,40 @@ async fn resource_metrics_need_nodes_metrics_and_name_the_pods_containers() {
         "{asked:?}"
     );
 }
+
+#[tokio::test]
+async fn the_summary_needs_nodes_stats_and_is_upstreams_json() {
+    let (node, _) = node().await;
+    assert_eq!(
+        get(
+            &node,
+            user("kube-apiserver-kubelet-client"),
+            "/stats/summary"
+        )
+        .await
+        .0,
+        404,
+        "without a stats provider"
+    );
+    let summary = crate::stats::StaticSummary::default();
+    summary.0.lock().node.node_name = "n1".into();
+    let server = node.server.clone().with_stats(Arc::new(summary));
+    let node = Node { server, ..node };
+    assert_eq!(
+        get(&node, user("bob"), "/stats/summary").await,
+        (
+            403,
+            "Forbidden (user=bob, verb=get, resource=nodes, subresource=stats)\n".into()
+        )
+    );
+    let (status, body) = get(
+        &node,
+        user("kube-apiserver-kubelet-client"),
+        "/stats/summary",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(json["node"]["nodeName"], "n1");
+    assert!(json["pods"].is_array());
+}
