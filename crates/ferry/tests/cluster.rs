@@ -221,7 +221,7 @@ spec:
 }
 
 #[test]
-fn anti_affinity_spreads_pods_over_nodes() {
+fn anti_affinity_and_default_spreading_spread_pods_over_nodes() {
     let (ferry, _sim, _dir) = start(3);
     let spec = "      affinity:
         podAntiAffinity:
@@ -258,6 +258,48 @@ fn anti_affinity_spreads_pods_over_nodes() {
         "name",
     ]);
     assert_eq!(pending.lines().count(), 1, "{pending}");
+
+    // Without constraints of their own, a Deployment's pods spread as upstream's system
+    // default constraints put them: evenly over identical nodes (sim nodes have no zone
+    // label). Three rounds of 3, 6 and 9 replicas: an even split by chance of all nine is
+    // about one in 10^8.
+    for round in 0..3 {
+        for replicas in [3usize, 6, 9] {
+            let name = format!("even-{round}-{replicas}");
+            ferry.apply_yaml("apply", &deployment(&name, replicas as u32, ""));
+            let selector = format!("app={name}");
+            let scheduled = || {
+                ferry
+                    .ok(&[
+                        "get",
+                        "pods",
+                        "-l",
+                        &selector,
+                        "-o",
+                        "jsonpath={range .items[*]}{.spec.nodeName}{\"\\n\"}{end}",
+                    ])
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect::<Vec<String>>()
+            };
+            assert!(
+                eventually(Duration::from_secs(30), || scheduled().len() == replicas),
+                "{name}: {:?}",
+                scheduled()
+            );
+            let nodes = scheduled();
+            let per_node: Vec<usize> = ["sim-0", "sim-1", "sim-2"]
+                .iter()
+                .map(|n| nodes.iter().filter(|m| m == n).count())
+                .collect();
+            assert_eq!(
+                per_node,
+                [replicas / 3; 3],
+                "{name} is not spread evenly: {nodes:?}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -14,11 +14,11 @@
 //! [`mod@bench`]).
 //!
 //! Storage: [`volumes`] keeps claims, volumes, classes, CSIDrivers and CSIStorageCapacities for
-//! the VolumeBinding and VolumeRestrictions plugins. Not modelled (yet): the other volume
-//! plugins (VolumeZone, NodeVolumeLimits) and DynamicResources; extenders; PodDisruptionBudgets in preemption;
-//! queueing hints finer than "this plugin cares about this kind of event"; the
-//! `PodTopologySpread` system defaults select the pod's own labels instead of its Services' and
-//! controllers' selectors.
+//! the VolumeBinding and VolumeRestrictions plugins. [`workloads`] keeps the selectors of
+//! Services and controllers for PodTopologySpread's system default constraints. Not modelled
+//! (yet): the other volume plugins (VolumeZone, NodeVolumeLimits) and DynamicResources;
+//! extenders; PodDisruptionBudgets in preemption; queueing hints finer than "this plugin cares
+//! about this kind of event".
 
 pub mod bench;
 pub mod binder;
@@ -32,6 +32,7 @@ mod run;
 pub mod scheduler;
 pub mod testing;
 pub mod volumes;
+pub mod workloads;
 
 pub use config::{load_config, Config, ConfigError};
 pub use run::run;

@@ -127,6 +127,48 @@ impl Resources {
     }
 }
 
+/// A resource name resolved once (at plugin construction), so per-node scoring reads
+/// [`Resources`] without matching strings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResourceName {
+    /// `cpu`.
+    Cpu,
+    /// `memory`.
+    Memory,
+    /// `ephemeral-storage`.
+    EphemeralStorage,
+    /// `pods`.
+    Pods,
+    /// An extended or hugepages resource.
+    Scalar(String),
+}
+
+impl ResourceName {
+    /// Resolves `name`.
+    pub fn new(name: &str) -> ResourceName {
+        match name {
+            CPU => ResourceName::Cpu,
+            MEMORY => ResourceName::Memory,
+            EPHEMERAL_STORAGE => ResourceName::EphemeralStorage,
+            PODS => ResourceName::Pods,
+            _ => ResourceName::Scalar(name.to_string()),
+        }
+    }
+}
+
+impl Resources {
+    /// The amount of `name`, as [`Resources::get`].
+    pub fn amount(&self, name: &ResourceName) -> i64 {
+        match name {
+            ResourceName::Cpu => self.milli_cpu,
+            ResourceName::Memory => self.memory,
+            ResourceName::EphemeralStorage => self.ephemeral_storage,
+            ResourceName::Pods => self.allowed_pod_number,
+            ResourceName::Scalar(name) => self.scalar.get(name).copied().unwrap_or(0),
+        }
+    }
+}
+
 /// A quantity's value in the unit the scheduler counts `resource` in: millicores for cpu,
 /// units otherwise; rounded up as `resource.Quantity.MilliValue`/`Value` do. Unparseable
 /// quantities count as zero (the API server validates them).

@@ -3,8 +3,10 @@
 //!
 //! Watches (list + watch, all namespaces): pods (every pod: assigned ones fill the cache,
 //! pending ones for our profiles go to the queue), nodes, namespaces (labels for
-//! namespaceSelector), and claims, volumes and storage classes for VolumeBinding. Scheduling starts once the three initial lists are in, as upstream waits
-//! for its informers to sync.
+//! namespaceSelector), claims, volumes and storage classes for VolumeBinding, and Services,
+//! ReplicationControllers, ReplicaSets and StatefulSets for PodTopologySpread's default
+//! selector. Scheduling starts once the pod, node and namespace lists are in, as upstream
+//! waits for its informers to sync.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,7 +15,10 @@ use std::time::Duration;
 
 use ferry_client::events::Recorder;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{
+    Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, ReplicationController, Service,
+};
 use k8s_openapi::api::storage::v1::{CSIDriver, CSIStorageCapacity, StorageClass};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
@@ -24,6 +29,7 @@ use tokio::sync::oneshot;
 use crate::binder::KubeBinder;
 use crate::config::{Config, ConfigError};
 use crate::scheduler::Scheduler;
+use crate::workloads::ControllerKind;
 
 /// What the watch loop calls for one resource.
 trait Handler<K>: Send + 'static {
@@ -39,6 +45,52 @@ struct Volumes(Arc<Scheduler>);
 struct Classes(Arc<Scheduler>);
 struct Drivers(Arc<Scheduler>);
 struct Capacities(Arc<Scheduler>);
+struct Services(Arc<Scheduler>);
+struct ReplicationControllers(Arc<Scheduler>);
+struct ReplicaSets(Arc<Scheduler>);
+struct StatefulSets(Arc<Scheduler>);
+
+impl Handler<Service> for Services {
+    fn apply(&mut self, _old: Option<&Service>, new: Arc<Service>) {
+        self.0.workloads.put_service(&new);
+    }
+    fn delete(&mut self, old: &Service) {
+        self.0.workloads.remove_service(old);
+    }
+}
+
+impl Handler<ReplicationController> for ReplicationControllers {
+    fn apply(&mut self, _old: Option<&ReplicationController>, new: Arc<ReplicationController>) {
+        self.0.workloads.put_replication_controller(&new);
+    }
+    fn delete(&mut self, old: &ReplicationController) {
+        self.0
+            .workloads
+            .remove_controller(ControllerKind::ReplicationController, &old.metadata);
+    }
+}
+
+impl Handler<ReplicaSet> for ReplicaSets {
+    fn apply(&mut self, _old: Option<&ReplicaSet>, new: Arc<ReplicaSet>) {
+        self.0.workloads.put_replica_set(&new);
+    }
+    fn delete(&mut self, old: &ReplicaSet) {
+        self.0
+            .workloads
+            .remove_controller(ControllerKind::ReplicaSet, &old.metadata);
+    }
+}
+
+impl Handler<StatefulSet> for StatefulSets {
+    fn apply(&mut self, _old: Option<&StatefulSet>, new: Arc<StatefulSet>) {
+        self.0.workloads.put_stateful_set(&new);
+    }
+    fn delete(&mut self, old: &StatefulSet) {
+        self.0
+            .workloads
+            .remove_controller(ControllerKind::StatefulSet, &old.metadata);
+    }
+}
 
 impl Handler<CSIDriver> for Drivers {
     fn apply(&mut self, _old: Option<&CSIDriver>, new: Arc<CSIDriver>) {
@@ -236,6 +288,32 @@ pub async fn run(
         Api::<CSIStorageCapacity>::all(client.clone()),
         Capacities(scheduler.clone()),
         capacities_synced,
+    ));
+    // PodTopologySpread's default selector. Not waited for either: a pod whose controller is
+    // not seen yet is spread by its own labels (see `WorkloadCache::default_selector`).
+    let (services_synced, _) = oneshot::channel();
+    let (rcs_synced, _) = oneshot::channel();
+    let (replica_sets_synced, _) = oneshot::channel();
+    let (stateful_sets_synced, _) = oneshot::channel();
+    tasks.spawn(watch(
+        Api::<Service>::all(client.clone()),
+        Services(scheduler.clone()),
+        services_synced,
+    ));
+    tasks.spawn(watch(
+        Api::<ReplicationController>::all(client.clone()),
+        ReplicationControllers(scheduler.clone()),
+        rcs_synced,
+    ));
+    tasks.spawn(watch(
+        Api::<ReplicaSet>::all(client.clone()),
+        ReplicaSets(scheduler.clone()),
+        replica_sets_synced,
+    ));
+    tasks.spawn(watch(
+        Api::<StatefulSet>::all(client.clone()),
+        StatefulSets(scheduler.clone()),
+        stateful_sets_synced,
     ));
     let housekeeping = scheduler.clone();
     tasks.spawn(async move {

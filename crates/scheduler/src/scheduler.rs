@@ -183,6 +183,8 @@ pub struct Scheduler {
     pub queue: Arc<SchedulingQueue>,
     /// Claims, volumes and classes (VolumeBinding's view).
     pub volumes: Arc<crate::volumes::VolumeCache>,
+    /// Service and controller selectors (PodTopologySpread's default selector).
+    pub workloads: Arc<crate::workloads::WorkloadCache>,
     profiles: HashMap<String, Arc<Framework>>,
     snapshot: Mutex<Snapshot>,
     binder: Arc<dyn Binder>,
@@ -241,9 +243,11 @@ impl Scheduler {
         recorder: Option<Recorder>,
     ) -> Result<Arc<Scheduler>, ConfigError> {
         let volumes: Arc<crate::volumes::VolumeCache> = Default::default();
+        let workloads: Arc<crate::workloads::WorkloadCache> = Default::default();
         let handle = Handle {
             binder: binder.clone(),
             volumes: volumes.clone(),
+            workloads: workloads.clone(),
         };
         let parallelism = config
             .parallelism
@@ -294,6 +298,7 @@ impl Scheduler {
             cache: Arc::new(Mutex::new(Cache::new(config.assumed_pod_ttl))),
             queue: Arc::new(queue),
             volumes,
+            workloads,
             profiles,
             snapshot: Mutex::new(Snapshot::default()),
             binder,
@@ -1232,6 +1237,61 @@ mod tests {
             .iter()
             .any(|c| matches!(c, Call::Unschedulable(_, reason, message, _)
             if reason == "SchedulerError" && message.contains("etcd is sad"))));
+    }
+
+    /// The reported case: a Deployment's pods on identical, empty nodes without zone labels
+    /// (as `ferry sim` registers them) land one per node, as upstream's system default
+    /// spreading puts them. The pods are scheduled back to back with their binds in flight, so
+    /// each sees the ones before it only as assumed pods.
+    #[tokio::test(start_paused = true)]
+    async fn replicas_spread_evenly_over_identical_nodes() {
+        for replicas in [3, 6, 9] {
+            for round in 0..20 {
+                let binder = FakeBinder::new();
+                let s = scheduler(binder.clone());
+                feed(
+                    &s,
+                    (0..3)
+                        .map(|i| {
+                            make_node(&format!("sim-{i}"))
+                                .capacity(&[("cpu", "32"), ("memory", "256Gi"), ("pods", "110")])
+                                .node()
+                        })
+                        .collect(),
+                );
+                for i in 0..replicas {
+                    s.on_pod(
+                        None,
+                        Arc::new(
+                            make_pod(&format!("web-abc-{i}"))
+                                .label("app", "web")
+                                .label("pod-template-hash", "abc")
+                                .owner("ReplicaSet", "web-abc")
+                                .pod(),
+                        ),
+                    );
+                }
+                for _ in 0..replicas {
+                    assert!(s.schedule_one().await);
+                }
+                s.wait_for_bindings().await;
+                let mut per_node: HashMap<String, usize> = HashMap::new();
+                for call in binder.calls() {
+                    if let Call::Bind(_, node) = call {
+                        *per_node.entry(node).or_default() += 1;
+                    }
+                }
+                let mut counts: Vec<usize> = (0..3)
+                    .map(|i| per_node.get(&format!("sim-{i}")).copied().unwrap_or(0))
+                    .collect();
+                counts.sort_unstable();
+                assert_eq!(
+                    counts,
+                    [replicas / 3; 3],
+                    "{replicas} replicas, round {round}: {per_node:?}"
+                );
+            }
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -106,6 +106,29 @@ impl PodBuilder {
         self
     }
 
+    /// Replaces the containers: one per entry, requesting exactly what it lists (none: a pod
+    /// without containers, as upstream's `MakePod().Obj()`).
+    pub fn containers_requesting(mut self, containers: &[&[(&str, &str)]]) -> Self {
+        self.spec().containers = containers
+            .iter()
+            .enumerate()
+            .map(|(i, requests)| Container {
+                name: format!("c{i}"),
+                resources: Some(ResourceRequirements {
+                    requests: Some(
+                        requests
+                            .iter()
+                            .map(|(name, q)| (name.to_string(), Quantity(q.to_string())))
+                            .collect(),
+                    ),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .collect();
+        self
+    }
+
     /// Adds a container requesting `quantity` of `name`.
     pub fn container_req(mut self, name: &str, quantity: &str) -> Self {
         let n = self.spec().containers.len();
@@ -428,14 +451,20 @@ impl PodBuilder {
         self
     }
 
-    /// Adds an owner reference of `kind` (e.g. `ReplicaSet`).
+    /// Adds a controller owner reference of `kind` (e.g. `ReplicaSet`; `apps/v1`, or `v1` for
+    /// a ReplicationController).
     pub fn owner(mut self, kind: &str, name: &str) -> Self {
         self.0
             .metadata
             .owner_references
             .get_or_insert_with(Vec::new)
             .push(OwnerReference {
-                api_version: "apps/v1".into(),
+                api_version: if kind == "ReplicationController" {
+                    "v1"
+                } else {
+                    "apps/v1"
+                }
+                .into(),
                 kind: kind.to_string(),
                 name: name.to_string(),
                 uid: format!("uid-{name}"),

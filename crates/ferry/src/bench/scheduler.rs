@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use futures::StreamExt as _;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Binding, Namespace, Node, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{Binding, Namespace, Node, ObjectReference, Pod, ServiceAccount};
 use kube::api::{ListParams, PostParams};
 use kube::runtime::watcher;
 use kube::Api;
@@ -69,10 +69,16 @@ fn bench_pod(name: &str, namespace: &str, constrained: bool) -> Pod {
     .unwrap_or_default()
 }
 
+/// Creates namespace `name` with the `default` service account the serviceaccount controller
+/// (off in these runs) would make: the ServiceAccount admission plugin needs it for pods.
 async fn create_namespace(client: &kube::Client, name: &str) -> anyhow::Result<()> {
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
     Api::<Namespace>::all(client.clone())
         .create(&PostParams::default(), &ns)
+        .await?;
+    let account: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "default"}}))?;
+    Api::<ServiceAccount>::namespaced(client.clone(), name)
+        .create(&PostParams::default(), &account)
         .await?;
     Ok(())
 }

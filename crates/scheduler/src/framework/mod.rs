@@ -134,9 +134,12 @@ impl Status {
 
 /// State one scheduling cycle keeps between extension points, typed per plugin: a plugin writes
 /// its PreFilter/PreScore results under its own key and reads them back in Filter/Score.
+///
+/// A handful of entries, read once per node and plugin: a vector searched by key (the same
+/// `&'static str` nearly always, so a pointer comparison) beats hashing the key each time.
 #[derive(Default)]
 pub struct CycleState {
-    data: HashMap<&'static str, Box<dyn Any + Send + Sync>>,
+    data: Vec<(&'static str, Box<dyn Any + Send + Sync>)>,
     /// Plugins whose PreFilter returned Skip: their Filter is not called.
     pub skip_filter_plugins: HashSet<&'static str>,
     /// Plugins whose PreScore returned Skip: their Score is not called.
@@ -151,13 +154,23 @@ impl CycleState {
 
     /// Stores `value` under `key` (by convention the plugin's name plus a suffix).
     pub fn write<T: Any + Send + Sync>(&mut self, key: &'static str, value: T) {
-        self.data.insert(key, Box::new(value));
+        match self.data.iter_mut().find(|(k, _)| same_key(k, key)) {
+            Some((_, slot)) => *slot = Box::new(value),
+            None => self.data.push((key, Box::new(value))),
+        }
     }
 
     /// The value stored under `key`, if it has type `T`.
     pub fn read<T: Any + Send + Sync>(&self, key: &'static str) -> Option<&T> {
-        self.data.get(key).and_then(|v| v.downcast_ref())
+        self.data
+            .iter()
+            .find(|(k, _)| same_key(k, key))
+            .and_then(|(_, v)| v.downcast_ref())
     }
+}
+
+fn same_key(a: &str, b: &str) -> bool {
+    std::ptr::eq(a, b) || a == b
 }
 
 /// A change in the cluster that may make a rejected pod schedulable. Plugins list the ones that

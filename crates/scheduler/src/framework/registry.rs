@@ -1,6 +1,6 @@
 //! The plugin registry: a constructor per plugin name, as upstream's `frameworkruntime.Registry`.
 //! Constructors get the plugin's pluginConfig args and the [`Handle`] (what plugins may use of
-//! the scheduler: the binder).
+//! the scheduler: the binder, the volume and workload caches).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +16,8 @@ pub struct Handle {
     pub binder: Arc<dyn Binder>,
     /// Claims, volumes and classes as the watchers see them.
     pub volumes: Arc<crate::volumes::VolumeCache>,
+    /// The selectors of Services and controllers (PodTopologySpread's default selector).
+    pub workloads: Arc<crate::workloads::WorkloadCache>,
 }
 
 /// Builds a plugin from its args.

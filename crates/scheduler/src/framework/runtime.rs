@@ -614,6 +614,7 @@ mod tests {
         Handle {
             binder: FakeBinder::new(),
             volumes: Default::default(),
+            workloads: Default::default(),
         }
     }
 

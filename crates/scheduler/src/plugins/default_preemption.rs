@@ -253,6 +253,7 @@ mod tests {
         Framework::default_profile(&Handle {
             binder: FakeBinder::new(),
             volumes: Default::default(),
+            workloads: Default::default(),
         })
     }
 

@@ -137,4 +137,78 @@ mod tests {
             "nginx@sha256:abc"
         );
     }
+
+    /// Upstream's `TestImageLocalityPriority` cases (image_locality_test.go), with its current
+    /// per-container threshold (1000 MB times the number of containers).
+    #[test]
+    fn upstream_cases() {
+        let node_40_300_4000 = || {
+            make_node("node1")
+                .image("gcr.io/40:latest", 40 * MB)
+                .image("gcr.io/300:latest", 300 * MB)
+                .image("gcr.io/4000:latest", 4000 * MB)
+                .node()
+        };
+        let node_250_10 = || {
+            make_node("node2")
+                .image("gcr.io/250:latest", 250 * MB)
+                .image("gcr.io/10:latest", 10 * MB)
+                .node()
+        };
+        let pod = |images: &[&str]| {
+            let mut builder = make_pod("p").image(images[0]);
+            for image in &images[1..] {
+                builder = builder.container_image(image);
+            }
+            builder.pod()
+        };
+        let cases = [
+            // 40 MB / 2 nodes is under the 23 MB floor; 250 MB / 2: 100 * (125 - 23) / (2000 - 23).
+            (
+                "two images spread on two nodes, prefer the larger image one",
+                pod(&["gcr.io/40", "gcr.io/250"]),
+                vec![node_40_300_4000(), node_250_10()],
+                vec![0, 5],
+            ),
+            // (40 + 300) / 2 = 170 MB: 100 * (170 - 23) / (2000 - 23).
+            (
+                "two images on one node, prefer this node",
+                pod(&["gcr.io/40", "gcr.io/300"]),
+                vec![node_40_300_4000(), node_250_10()],
+                vec![7, 0],
+            ),
+            // 4000 MB / 2 reaches the 2000 MB ceiling; 10 MB / 2 is under the floor.
+            (
+                "if exceed limit, use limit",
+                pod(&["gcr.io/4000", "gcr.io/10"]),
+                vec![node_40_300_4000(), node_250_10()],
+                vec![100, 0],
+            ),
+            // 4000 MB / 3 nodes: 100 * (1333 - 23) / (2000 - 23).
+            (
+                "if exceed limit, use limit (with a node which has no images)",
+                pod(&["gcr.io/4000", "gcr.io/10"]),
+                vec![node_40_300_4000(), node_250_10(), make_node("node3").node()],
+                vec![66, 0, 0],
+            ),
+        ];
+        for (name, pod, nodes, want) in cases {
+            let names: Vec<String> = nodes
+                .iter()
+                .map(|n| n.metadata.name.clone().unwrap_or_default())
+                .collect();
+            let snapshot = Snapshot::from_objects(nodes, vec![]);
+            let mut state = CycleState::new();
+            ImageLocality.pre_score(&mut state, &pod, &snapshot.nodes, &snapshot);
+            let got: Vec<i64> = names
+                .iter()
+                .map(|n| {
+                    ImageLocality
+                        .score(&state, &pod, snapshot.get(n).expect("node"))
+                        .0
+                })
+                .collect();
+            assert_eq!(got, want, "{name}");
+        }
+    }
 }

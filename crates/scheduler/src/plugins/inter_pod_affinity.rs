@@ -470,8 +470,9 @@ impl Score for InterPodAffinity {
         let min = scores.iter().map(|s| s.score).min().unwrap_or(0);
         let max = scores.iter().map(|s| s.score).max().unwrap_or(0);
         for s in scores.iter_mut() {
+            // In floating point as upstream, whose rounding this keeps (100 * 0.29 is 28).
             s.score = if max > min {
-                MAX_NODE_SCORE * (s.score - min) / (max - min)
+                (MAX_NODE_SCORE as f64 * ((s.score - min) as f64 / (max - min) as f64)) as i64
             } else {
                 0
             };
@@ -782,5 +783,291 @@ mod tests {
             raw_scores(&pods[0], &snapshot, &snapshot.nodes, &all),
             [10, 0, -12, 1, 1, 0]
         );
+    }
+
+    /// Upstream's `TestPreferredAffinity` cases (interpodaffinity/scoring_test.go), normalized.
+    #[test]
+    fn upstream_preferred_affinity_cases() {
+        use serde_json::{json, Value};
+        let selector = |expressions: Value| json!({"matchExpressions": expressions});
+        let security_in = |values: &[&str]| {
+            selector(json!([{"key": "security", "operator": "In", "values": values}]))
+        };
+        let weighted = |weight: i32, label_selector: Value, key: &str| json!({"weight": weight, "podAffinityTerm": {"labelSelector": label_selector, "topologyKey": key}});
+        let stay_with = |weight: i32, security: &str| {
+            json!({"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                weighted(weight, security_in(&[security]), "region")]}})
+        };
+        let away_from = |security: &str| {
+            json!({"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                weighted(5, security_in(&[security]), "az")]}})
+        };
+        let s1_exists = || {
+            selector(json!([{"key": "security", "operator": "Exists"},
+                            {"key": "wrongkey", "operator": "DoesNotExist"}]))
+        };
+        let affinity3 = json!({"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            weighted(8, selector(json!([
+                {"key": "security", "operator": "NotIn", "values": ["S1"]},
+                {"key": "security", "operator": "In", "values": ["S2"]}])), "region"),
+            weighted(2, s1_exists(), "region")]}});
+        let hard = json!({"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": security_in(&["S1", "value2"]), "topologyKey": "region"},
+            {"labelSelector": s1_exists(), "topologyKey": "region"}]}});
+        let both = json!({
+            "podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                weighted(8, security_in(&["S1"]), "region")]},
+            "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                weighted(5, security_in(&["S2"]), "az")]}});
+        let pod = |node: &str, security: Option<&str>, affinity: Option<&Value>| -> Pod {
+            let mut value = json!({
+                "metadata": {"name": format!("p-{node}"), "namespace": "default"},
+                "spec": {"containers": []}});
+            if let Some(security) = security {
+                value["metadata"]["labels"] = json!({"security": security});
+            }
+            if !node.is_empty() {
+                value["spec"]["nodeName"] = json!(node);
+            }
+            if let Some(affinity) = affinity {
+                value["spec"]["affinity"] = affinity.clone();
+            }
+            serde_json::from_value(value).expect("pod")
+        };
+        // Existing pods get distinct names.
+        let on = |pods: Vec<Pod>| -> Vec<Pod> {
+            pods.into_iter()
+                .enumerate()
+                .map(|(i, mut p)| {
+                    p.metadata.name = Some(format!("e{i}"));
+                    p
+                })
+                .collect()
+        };
+        let node = |name: &str, labels: &[(&str, &str)]| {
+            let mut builder = make_node(name);
+            for (k, v) in labels {
+                builder = builder.label(k, v);
+            }
+            builder.node()
+        };
+        let china = [("region", "China")];
+        let india = [("region", "India")];
+        let az1 = [("az", "az1")];
+        let az2 = [("az", "az2")];
+        let china_az1 = [("region", "China"), ("az", "az1")];
+        type Case = (
+            &'static str,
+            Pod,
+            Vec<Pod>,
+            Vec<k8s_openapi::api::core::v1::Node>,
+            Vec<i64>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "affinity: the node matching the topology key and the pods scores high",
+                pod("", Some("S1"), Some(&stay_with(5, "S1"))),
+                on(vec![
+                    pod("node1", Some("S1"), None),
+                    pod("node2", Some("S2"), None),
+                    pod("node3", Some("S1"), None),
+                ]),
+                vec![
+                    node("node1", &china),
+                    node("node2", &india),
+                    node("node3", &az1),
+                ],
+                vec![100, 0, 0],
+            ),
+            (
+                "affinity: every node of the matching domain scores the same",
+                pod("", None, Some(&stay_with(5, "S1"))),
+                on(vec![pod("node1", Some("S1"), None)]),
+                vec![
+                    node("node1", &china),
+                    node("node2", &china_az1),
+                    node("node3", &india),
+                ],
+                vec![100, 100, 0],
+            ),
+            (
+                "affinity: the region with more matching pods scores high",
+                pod("", Some("S1"), Some(&stay_with(6, "S2"))),
+                on(["node1", "node1", "node2", "node3", "node4", "node5"]
+                    .iter()
+                    .map(|n| pod(n, Some("S2"), None))
+                    .collect()),
+                vec![
+                    node("node1", &china),
+                    node("node2", &india),
+                    node("node3", &china),
+                    node("node4", &china),
+                    node("node5", &india),
+                ],
+                vec![100, 0, 100, 100, 0],
+            ),
+            (
+                "affinity: different operators, some not matching",
+                pod("", Some("S1"), Some(&affinity3)),
+                on(vec![
+                    pod("node1", Some("S1"), None),
+                    pod("node2", Some("S2"), None),
+                    pod("node3", Some("S1"), None),
+                ]),
+                vec![
+                    node("node1", &china),
+                    node("node2", &india),
+                    node("node3", &az1),
+                ],
+                vec![20, 100, 0],
+            ),
+            (
+                "affinity symmetry: existing pods' preferred terms",
+                pod("", Some("S2"), None),
+                on(vec![
+                    pod("node1", Some("S1"), Some(&stay_with(5, "S1"))),
+                    pod("node2", Some("S2"), Some(&stay_with(6, "S2"))),
+                ]),
+                vec![
+                    node("node1", &china),
+                    node("node2", &india),
+                    node("node3", &az1),
+                ],
+                vec![0, 100, 0],
+            ),
+            (
+                "affinity symmetry: existing pods' required terms",
+                pod("", Some("S1"), None),
+                on(vec![
+                    pod("node1", Some("S1"), Some(&hard)),
+                    pod("node2", Some("S2"), Some(&hard)),
+                ]),
+                vec![
+                    node("node1", &china),
+                    node("node2", &india),
+                    node("node3", &az1),
+                ],
+                vec![100, 100, 0],
+            ),
+            (
+                "anti-affinity: a node without matching pods scores high",
+                pod("", Some("S1"), Some(&away_from("S1"))),
+                on(vec![
+                    pod("node1", Some("S1"), None),
+                    pod("node2", Some("S2"), None),
+                ]),
+                vec![node("node1", &az1), node("node2", &china)],
+                vec![0, 100],
+            ),
+            (
+                "anti-affinity: a node without the topology key scores high",
+                pod("", Some("S1"), Some(&away_from("S1"))),
+                on(vec![
+                    pod("node1", Some("S1"), None),
+                    pod("node2", Some("S1"), None),
+                ]),
+                vec![node("node1", &az1), node("node2", &china)],
+                vec![0, 100],
+            ),
+            (
+                "anti-affinity symmetry",
+                pod("", Some("S2"), None),
+                on(vec![
+                    pod("node1", Some("S1"), Some(&away_from("S2"))),
+                    pod("node2", Some("S2"), Some(&away_from("S1"))),
+                ]),
+                vec![node("node1", &az1), node("node2", &az2)],
+                vec![0, 100],
+            ),
+            (
+                "affinity and anti-affinity",
+                pod("", Some("S1"), Some(&both)),
+                on(vec![
+                    pod("node1", Some("S1"), None),
+                    pod("node2", Some("S1"), None),
+                ]),
+                vec![node("node1", &china), node("node2", &az1)],
+                vec![100, 0],
+            ),
+            (
+                "affinity and anti-affinity, pods of one service",
+                pod("", Some("S1"), Some(&both)),
+                on([
+                    "node1", "node1", "node2", "node3", "node3", "node4", "node5",
+                ]
+                .iter()
+                .map(|n| pod(n, Some("S1"), None))
+                .collect()),
+                vec![
+                    node("node1", &china_az1),
+                    node("node2", &india),
+                    node("node3", &china),
+                    node("node4", &china),
+                    node("node5", &india),
+                ],
+                vec![100, 0, 100, 100, 0],
+            ),
+            (
+                "affinity, anti-affinity and symmetry together",
+                pod("", Some("S1"), Some(&both)),
+                on(vec![
+                    pod("node1", Some("S1"), None),
+                    pod("node2", Some("S2"), None),
+                    pod("node3", None, Some(&both)),
+                    pod("node4", None, Some(&away_from("S1"))),
+                ]),
+                vec![
+                    node("node1", &china),
+                    node("node2", &az1),
+                    node("node3", &india),
+                    node("node4", &az2),
+                ],
+                vec![100, 0, 100, 0],
+            ),
+            (
+                "nodes of one domain without pods with affinity (upstream #82796)",
+                pod("", Some("S1"), None),
+                on(vec![
+                    pod("node1", Some("S1"), None),
+                    pod("node2", None, Some(&both)),
+                ]),
+                vec![node("node1", &china), node("node2", &china)],
+                vec![0, 0],
+            ),
+        ];
+        let plugin = InterPodAffinity::new(None).expect("plugin");
+        for (name, pod, pods, nodes, want) in cases {
+            let snapshot = Snapshot::from_objects(nodes, pods);
+            let mut state = CycleState::new();
+            let status = plugin.pre_score(&mut state, &pod, &snapshot.nodes, &snapshot);
+            let mut scores: Vec<NodeScore> = snapshot
+                .nodes
+                .iter()
+                .map(|n| NodeScore {
+                    name: n.name.clone(),
+                    score: if status.is_skip() {
+                        0
+                    } else {
+                        plugin.score(&state, &pod, n).0
+                    },
+                })
+                .collect();
+            if !status.is_skip() {
+                plugin.normalize_score(&state, &pod, &mut scores);
+            }
+            let got: Vec<i64> = scores.iter().map(|s| s.score).collect();
+            assert_eq!(got, want, "{name}");
+        }
+        // A pod without affinity in a cluster without affinity terms: Skip.
+        let snapshot = Snapshot::from_objects(vec![node("node1", &china)], vec![]);
+        let mut state = CycleState::new();
+        assert!(plugin
+            .pre_score(
+                &mut state,
+                &pod("", Some("S1"), None),
+                &snapshot.nodes,
+                &snapshot
+            )
+            .is_skip());
     }
 }

@@ -65,8 +65,11 @@ pub fn registry() -> Registry {
     registry.register(inter_pod_affinity::NAME, |args, _| {
         Ok(Arc::new(inter_pod_affinity::InterPodAffinity::new(args)?))
     });
-    registry.register(pod_topology_spread::NAME, |args, _| {
-        Ok(Arc::new(pod_topology_spread::PodTopologySpread::new(args)?))
+    registry.register(pod_topology_spread::NAME, |args, handle: &Handle| {
+        Ok(Arc::new(pod_topology_spread::PodTopologySpread::new(
+            args,
+            handle.workloads.clone(),
+        )?) as Arc<dyn Plugin>)
     });
     registry.register(default_preemption::NAME, |args, _| {
         Ok(Arc::new(default_preemption::DefaultPreemption::new(args)?))

@@ -349,4 +349,140 @@ mod tests {
             [0, 25, 100]
         );
     }
+
+    /// Upstream's `TestNodeAffinityPriority` cases (node_affinity_test.go), normalized.
+    #[test]
+    fn upstream_priority_cases() {
+        let node = |name: &str, labels: &[(&str, &str)]| {
+            let mut builder = make_node(name);
+            for (k, v) in labels {
+                builder = builder.label(k, v);
+            }
+            builder.node()
+        };
+        let label1 = [("foo", "bar")];
+        let label2 = [("key", "value")];
+        let label3 = [("az", "az1")];
+        let label4 = [("abc", "az11"), ("def", "az22")];
+        let label5 = [("foo", "bar"), ("key", "value"), ("az", "az1")];
+        let term = |weight: i32, requirements: serde_json::Value| serde_json::json!({"weight": weight, "preference": {"matchExpressions": requirements}});
+        let is = |key: &str, value: &str| serde_json::json!({"key": key, "operator": "In", "values": [value]});
+        let affinity1 = serde_json::json!([term(2, serde_json::json!([is("foo", "bar")]))]);
+        let affinity2 = serde_json::json!([
+            term(2, serde_json::json!([is("foo", "bar")])),
+            term(4, serde_json::json!([is("key", "value")])),
+            term(
+                5,
+                serde_json::json!([is("foo", "bar"), is("key", "value"), is("az", "az1")])
+            ),
+        ]);
+        let pod = |preferred: Option<&serde_json::Value>| {
+            let mut pod = make_pod("p").pod();
+            if let (Some(spec), Some(preferred)) = (pod.spec.as_mut(), preferred) {
+                spec.affinity = Some(
+                    serde_json::from_value(serde_json::json!({"nodeAffinity": {
+                        "preferredDuringSchedulingIgnoredDuringExecution": preferred}}))
+                    .expect("affinity"),
+                );
+            }
+            pod
+        };
+        let added = |preferred: &serde_json::Value| {
+            serde_json::json!({"addedAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": preferred}})
+        };
+        type Case<'a> = (
+            &'a str,
+            Pod,
+            Vec<Node>,
+            Option<serde_json::Value>,
+            Option<Vec<i64>>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "no preferred terms: PreScore skips",
+                pod(None),
+                vec![node("node1", &label1)],
+                None,
+                None,
+            ),
+            (
+                "no node matches the preferred terms: all score zero",
+                pod(Some(&affinity1)),
+                vec![
+                    node("node1", &label4),
+                    node("node2", &label2),
+                    node("node3", &label3),
+                ],
+                None,
+                Some(vec![0, 0, 0]),
+            ),
+            (
+                "only node1 matches the preferred terms",
+                pod(Some(&affinity1)),
+                vec![
+                    node("node1", &label1),
+                    node("node2", &label2),
+                    node("node3", &label3),
+                ],
+                None,
+                Some(vec![100, 0, 0]),
+            ),
+            (
+                "all nodes match, with different priorities",
+                pod(Some(&affinity2)),
+                vec![
+                    node("node1", &label1),
+                    node("node5", &label5),
+                    node("node2", &label2),
+                ],
+                None,
+                Some(vec![18, 100, 36]),
+            ),
+            (
+                "added affinity",
+                pod(None),
+                vec![node("node1", &label1), node("node2", &label2)],
+                Some(added(&affinity1)),
+                Some(vec![100, 0]),
+            ),
+            (
+                "added affinity and the pod's own",
+                pod(Some(&affinity1)),
+                vec![
+                    node("node1", &label1),
+                    node("node2", &label2),
+                    node("node3", &label5),
+                ],
+                Some(added(&serde_json::json!([term(
+                    3,
+                    serde_json::json!([is("key", "value")])
+                )]))),
+                Some(vec![40, 60, 100]),
+            ),
+        ];
+        for (name, pod, nodes, args, want) in cases {
+            let plugin = NodeAffinity::new(args.as_ref()).expect("plugin");
+            let infos: Vec<Arc<NodeInfo>> = nodes
+                .into_iter()
+                .map(|n| Arc::new(NodeInfo::with_pods(n, [])))
+                .collect();
+            let mut state = CycleState::new();
+            let status = plugin.pre_score(&mut state, &pod, &infos, &Snapshot::default());
+            let Some(want) = want else {
+                assert!(status.is_skip(), "{name}");
+                continue;
+            };
+            let mut scores: Vec<NodeScore> = infos
+                .iter()
+                .map(|info| NodeScore {
+                    name: info.name.clone(),
+                    score: plugin.score(&state, &pod, info).0,
+                })
+                .collect();
+            plugin.normalize_score(&state, &pod, &mut scores);
+            let got: Vec<i64> = scores.iter().map(|s| s.score).collect();
+            assert_eq!(got, want, "{name}");
+        }
+    }
 }

@@ -16,7 +16,7 @@ use crate::framework::{
     MAX_NODE_SCORE,
 };
 use crate::plugins::parse_args;
-use crate::resources::{pod_requests, Resources, CPU, EPHEMERAL_STORAGE, MEMORY};
+use crate::resources::{pod_requests, ResourceName, Resources, CPU, EPHEMERAL_STORAGE, MEMORY};
 
 /// The plugin's name.
 pub const NAME: &str = "NodeResourcesFit";
@@ -127,7 +127,16 @@ pub struct NodeResourcesFit {
     ignored: HashSet<String>,
     ignored_groups: HashSet<String>,
     strategy: Strategy,
-    resources: Vec<ResourceSpec>,
+    /// The scored resources, resolved, with their weights.
+    resources: Vec<(ResourceName, i64)>,
+}
+
+/// Resolves the scored resources of a plugin's args.
+pub(crate) fn resolve(resources: &[ResourceSpec]) -> Vec<(ResourceName, i64)> {
+    resources
+        .iter()
+        .map(|r| (ResourceName::new(&r.name), r.weight))
+        .collect()
 }
 
 impl NodeResourcesFit {
@@ -165,7 +174,7 @@ impl NodeResourcesFit {
             ignored: args.ignored_resources.into_iter().collect(),
             ignored_groups: args.ignored_resource_groups.into_iter().collect(),
             strategy,
-            resources: scoring.resources,
+            resources: resolve(&scoring.resources),
         })
     }
 
@@ -295,6 +304,14 @@ fn broken_linear(shape: &[(i64, i64)], utilization: i64) -> i64 {
     shape.last().map(|(_, s)| *s).unwrap_or(0)
 }
 
+/// Whether scoring skips `resource` for a pod requesting `pod_request` of it: an extended
+/// resource (anything but cpu, memory and ephemeral-storage) the pod does not request, as
+/// upstream's `calculateResourceAllocatableRequest`, so nodes are not ranked by resources the
+/// pod does not use.
+pub(crate) fn skip_unrequested(resource: &ResourceName, pod_request: i64) -> bool {
+    pod_request == 0 && matches!(resource, ResourceName::Pods | ResourceName::Scalar(_))
+}
+
 impl NodeResourcesFit {
     /// The node's score for a pod requesting `pod_non_zero` / `pod_requests`.
     pub fn score_node(
@@ -305,15 +322,15 @@ impl NodeResourcesFit {
     ) -> i64 {
         let mut total = 0;
         let mut weights = 0;
-        for spec in &self.resources {
-            let capacity = node.allocatable.get(&spec.name);
-            if capacity == 0 {
+        for (name, weight) in &self.resources {
+            let capacity = node.allocatable.amount(name);
+            if capacity == 0 || skip_unrequested(name, pod_requests.amount(name)) {
                 continue;
             }
-            let requested = if spec.name == CPU || spec.name == MEMORY {
-                node.non_zero_requested.get(&spec.name) + pod_non_zero.get(&spec.name)
+            let requested = if matches!(name, ResourceName::Cpu | ResourceName::Memory) {
+                node.non_zero_requested.amount(name) + pod_non_zero.amount(name)
             } else {
-                node.requested.get(&spec.name) + pod_requests.get(&spec.name)
+                node.requested.amount(name) + pod_requests.amount(name)
             };
             let score = match &self.strategy {
                 Strategy::LeastAllocated => {
@@ -328,8 +345,8 @@ impl NodeResourcesFit {
                     broken_linear(shape, requested.min(capacity) * 100 / capacity)
                 }
             };
-            total += score * spec.weight;
-            weights += spec.weight;
+            total += score * weight;
+            weights += weight;
         }
         if weights == 0 {
             return 0;
@@ -355,6 +372,7 @@ impl Score for NodeResourcesFit {
 mod tests {
     use super::*;
     use crate::testing::{make_node, make_pod};
+    use k8s_openapi::api::core::v1::Node;
 
     fn node(pods: Vec<Pod>) -> NodeInfo {
         NodeInfo::with_pods(
@@ -491,5 +509,221 @@ mod tests {
         let s = plugin.score(&CycleState::new(), &best_effort, &n_empty).0;
         // cpu: (4000-100)*100/4000 = 97; memory: (4096-200)*100/4096 = 95; average 96.
         assert_eq!(s, 96);
+    }
+
+    /// Upstream's `TestLeastAllocatedScoringStrategy` cases (least_allocated_test.go): raw
+    /// scores per node. Quantities as upstream writes them ("4000" cpu is 4000 cores).
+    #[test]
+    fn upstream_least_allocated_cases() {
+        type Requests<'a> = &'a [&'a [(&'a str, &'a str)]];
+        let pod = |containers: Requests| make_pod("p").containers_requesting(containers).pod();
+        let on = |node: &str, containers: Requests| {
+            make_pod(&format!("e-{node}"))
+                .containers_requesting(containers)
+                .node(node)
+                .pod()
+        };
+        let node =
+            |name: &str, capacity: &[(&str, &str)]| make_node(name).capacity(capacity).node();
+        let small = || [("cpu", "4000"), ("memory", "10000")];
+        let big = || [("cpu", "10000"), ("memory", "20000")];
+        let two_containers: Requests = &[
+            &[("cpu", "1000"), ("memory", "2000")],
+            &[("cpu", "2000"), ("memory", "3000")],
+        ];
+        let weighted = serde_json::json!({"scoringStrategy": {"resources": [
+            {"name": "memory", "weight": 2}, {"name": "cpu", "weight": 1}]}});
+        let extended = serde_json::json!({"scoringStrategy": {"resources": [
+            {"name": "cpu", "weight": 1}, {"name": "memory", "weight": 1},
+            {"name": "example.com/foo", "weight": 1}]}});
+        let extended_weighted = serde_json::json!({"scoringStrategy": {"resources": [
+            {"name": "example.com/foo", "weight": 2}, {"name": "cpu", "weight": 1},
+            {"name": "memory", "weight": 1}]}});
+        type Case<'a> = (
+            &'a str,
+            Pod,
+            Vec<Node>,
+            Vec<Pod>,
+            Option<serde_json::Value>,
+            [i64; 2],
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "nothing scheduled, nothing requested",
+                pod(&[]),
+                vec![node("node1", &small()), node("node2", &small())],
+                vec![],
+                None,
+                [100, 100],
+            ),
+            (
+                "nothing scheduled, resources requested, differently sized nodes",
+                pod(two_containers),
+                vec![
+                    node("node1", &small()),
+                    node("node2", &[("cpu", "6000"), ("memory", "10000")]),
+                ],
+                vec![],
+                None,
+                [37, 50],
+            ),
+            (
+                "no resources requested, pods scheduled",
+                pod(&[]),
+                vec![node("node1", &small()), node("node2", &small())],
+                vec![on("node1", &[]), on("node2", &[])],
+                None,
+                [100, 100],
+            ),
+            (
+                "no resources requested, pods scheduled with resources",
+                pod(&[]),
+                vec![node("node1", &big()), node("node2", &big())],
+                vec![
+                    on("node1", &[&[("cpu", "3000"), ("memory", "0")]]),
+                    on("node1", &[&[("cpu", "3000"), ("memory", "0")]]),
+                    on("node2", &[&[("cpu", "3000"), ("memory", "0")]]),
+                    on("node2", &[&[("cpu", "3000"), ("memory", "5000")]]),
+                ],
+                None,
+                [70, 57],
+            ),
+            (
+                "resources requested, pods scheduled with resources",
+                pod(two_containers),
+                vec![node("node1", &big()), node("node2", &big())],
+                vec![
+                    on("node1", &[&[("cpu", "3000"), ("memory", "0")]]),
+                    on("node2", &[&[("cpu", "3000"), ("memory", "5000")]]),
+                ],
+                None,
+                [57, 45],
+            ),
+            (
+                "resources requested, pods scheduled with resources, differently sized nodes",
+                pod(two_containers),
+                vec![
+                    node("node1", &big()),
+                    node("node2", &[("cpu", "10000"), ("memory", "50000")]),
+                ],
+                vec![
+                    on("node1", &[&[("cpu", "3000"), ("memory", "0")]]),
+                    on("node2", &[&[("cpu", "3000"), ("memory", "5000")]]),
+                ],
+                None,
+                [57, 60],
+            ),
+            (
+                "requested resources exceed node capacity",
+                pod(&[&[("cpu", "3000"), ("memory", "0")]]),
+                vec![node("node1", &small()), node("node2", &small())],
+                vec![
+                    on("node1", &[&[("cpu", "3000"), ("memory", "0")]]),
+                    on("node2", &[&[("cpu", "3000"), ("memory", "5000")]]),
+                ],
+                None,
+                [50, 25],
+            ),
+            (
+                "zero node resources, pods scheduled with resources",
+                pod(&[]),
+                vec![node("node1", &[]), node("node2", &[])],
+                vec![
+                    on("node1", &[&[("cpu", "3000"), ("memory", "0")]]),
+                    on("node2", &[&[("cpu", "3000"), ("memory", "5000")]]),
+                ],
+                None,
+                [0, 0],
+            ),
+            (
+                "different weights on cpu and memory, differently sized nodes",
+                pod(two_containers),
+                vec![
+                    node("node1", &small()),
+                    node("node2", &[("cpu", "6000"), ("memory", "10000")]),
+                ],
+                vec![],
+                Some(weighted),
+                [41, 50],
+            ),
+            (
+                "an extended resource the pod does not request is not scored",
+                pod(two_containers),
+                vec![
+                    node("node1", &[("cpu", "6000"), ("memory", "10000")]),
+                    node(
+                        "node2",
+                        &[
+                            ("cpu", "6000"),
+                            ("memory", "10000"),
+                            ("example.com/foo", "4"),
+                        ],
+                    ),
+                ],
+                vec![],
+                Some(extended.clone()),
+                [50, 50],
+            ),
+            (
+                "an extended resource the pod requests is scored",
+                pod(&[&[
+                    ("cpu", "3000"),
+                    ("memory", "5000"),
+                    ("example.com/foo", "2"),
+                ]]),
+                vec![
+                    node(
+                        "node1",
+                        &[
+                            ("cpu", "6000"),
+                            ("memory", "10000"),
+                            ("example.com/foo", "4"),
+                        ],
+                    ),
+                    node(
+                        "node2",
+                        &[
+                            ("cpu", "6000"),
+                            ("memory", "10000"),
+                            ("example.com/foo", "10"),
+                        ],
+                    ),
+                ],
+                vec![],
+                Some(extended),
+                [50, 60],
+            ),
+            (
+                "a node without a resource",
+                pod(&[&[("cpu", "3000"), ("memory", "4000")]]),
+                vec![
+                    node("node1", &[("cpu", "6000"), ("memory", "10000")]),
+                    node(
+                        "node2",
+                        &[
+                            ("cpu", "6000"),
+                            ("memory", "10000"),
+                            ("example.com/foo", "4"),
+                        ],
+                    ),
+                ],
+                vec![],
+                Some(extended_weighted),
+                [55, 55],
+            ),
+        ];
+        for (name, pod, nodes, pods, args, want) in cases {
+            let plugin = NodeResourcesFit::new(args.as_ref()).expect("plugin");
+            let snapshot = Snapshot::from_objects(nodes, pods);
+            let mut state = CycleState::new();
+            assert!(plugin
+                .pre_score(&mut state, &pod, &snapshot.nodes, &snapshot)
+                .is_success());
+            let got: Vec<i64> = ["node1", "node2"]
+                .iter()
+                .map(|n| plugin.score(&state, &pod, snapshot.get(n).expect("node")).0)
+                .collect();
+            assert_eq!(got, want, "{name}");
+        }
     }
 }

@@ -10,10 +10,16 @@
 //! own values to the selector.
 //!
 //! System default constraints (hostname maxSkew 3, zone maxSkew 5, ScheduleAnyway) apply to a
-//! pod without constraints of its own that belongs to a workload. Simplification: upstream
-//! builds their selector from the Services/ReplicaSets/StatefulSets/ReplicationControllers
-//! selecting the pod; ferry uses the pod's own labels when it has an owner of kind ReplicaSet,
-//! StatefulSet or ReplicationController.
+//! pod without constraints of its own, selecting the pods of its Services and controller
+//! ([`WorkloadCache::default_selector`], upstream's `DefaultSelector`); a pod nothing selects
+//! gets none. With these system defaults a node lacking a topology key is still scored by the
+//! keys it has (nodes without a zone label are spread by hostname), as upstream; with a pod's
+//! own constraints or `defaultingType: List`, such a node is ignored (scores 0).
+//!
+//! Scoring as upstream's `scoring.go`: a node's raw score is, over the constraints whose key it
+//! has, `count(domain) * ln(domains + 2) + maxSkew - 1` (domains among the scored feasible
+//! nodes, every node counting for hostname); NormalizeScore maps it to
+//! `100 * (max + min - score) / max`, so the emptiest domain gets 100.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -29,7 +35,10 @@ use crate::framework::{
     Score, Status, MAX_NODE_SCORE,
 };
 use crate::plugins::node_affinity::pod_matches_node_selector_and_affinity;
-use crate::plugins::{node_taints, parse_args, selector_matches, tolerated};
+use crate::plugins::{
+    node_taints, optional_selector_matches, parse_args, selector_matches, tolerated,
+};
+use crate::workloads::WorkloadCache;
 
 /// The plugin's name.
 pub const NAME: &str = "PodTopologySpread";
@@ -57,6 +66,9 @@ pub struct Args {
 /// The PodTopologySpread plugin.
 pub struct PodTopologySpread {
     default_constraints: Vec<TopologySpreadConstraint>,
+    /// The defaults are the built-in ones (`defaultingType: System`).
+    system_defaulted: bool,
+    workloads: Arc<WorkloadCache>,
 }
 
 fn system_default_constraints() -> Vec<TopologySpreadConstraint> {
@@ -73,10 +85,14 @@ fn system_default_constraints() -> Vec<TopologySpreadConstraint> {
 }
 
 impl PodTopologySpread {
-    /// Builds the plugin from its args.
-    pub fn new(args: Option<&serde_json::Value>) -> Result<PodTopologySpread, ConfigError> {
+    /// Builds the plugin from its args; default constraints select by `workloads`.
+    pub fn new(
+        args: Option<&serde_json::Value>,
+        workloads: Arc<WorkloadCache>,
+    ) -> Result<PodTopologySpread, ConfigError> {
         let args: Args = parse_args(NAME, args)?;
-        let default_constraints = match args.defaulting_type.as_deref().unwrap_or("System") {
+        let defaulting_type = args.defaulting_type.as_deref().unwrap_or("System");
+        let default_constraints = match defaulting_type {
             "System" => {
                 if !args.default_constraints.is_empty() {
                     return Err(ConfigError::Invalid(
@@ -94,6 +110,8 @@ impl PodTopologySpread {
         };
         Ok(PodTopologySpread {
             default_constraints,
+            system_defaulted: defaulting_type == "System",
+            workloads,
         })
     }
 }
@@ -103,7 +121,8 @@ impl PodTopologySpread {
 struct Constraint {
     max_skew: i64,
     topology_key: String,
-    selector: LabelSelector,
+    /// `None` (no labelSelector) selects no pods, as upstream's `LabelSelectorAsSelector(nil)`.
+    selector: Option<LabelSelector>,
     min_domains: i64,
     honor_node_affinity: bool,
     honor_taints: bool,
@@ -113,28 +132,18 @@ fn labels(pod: &Pod) -> BTreeMap<String, String> {
     pod.metadata.labels.clone().unwrap_or_default()
 }
 
-fn has_workload_owner(pod: &Pod) -> bool {
-    pod.metadata.owner_references.iter().flatten().any(|o| {
-        matches!(
-            o.kind.as_str(),
-            "ReplicaSet" | "StatefulSet" | "ReplicationController"
-        )
-    })
+fn own_constraints(pod: &Pod) -> &[TopologySpreadConstraint] {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.topology_spread_constraints.as_deref())
+        .unwrap_or_default()
 }
 
 impl PodTopologySpread {
     /// The pod's constraints with `when_unsatisfiable`, or the defaults if it has none.
     fn constraints(&self, pod: &Pod, when_unsatisfiable: &str) -> Vec<Constraint> {
-        let own = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.topology_spread_constraints.as_deref())
-            .unwrap_or_default();
-        if own.is_empty() && !has_workload_owner(pod) {
-            return Vec::new();
-        }
-        let pod_labels = labels(pod);
-        let convert = |c: &TopologySpreadConstraint, selector: LabelSelector| Constraint {
+        let own = own_constraints(pod);
+        let convert = |c: &TopologySpreadConstraint, selector: Option<LabelSelector>| Constraint {
             max_skew: i64::from(c.max_skew),
             topology_key: c.topology_key.clone(),
             selector,
@@ -143,14 +152,16 @@ impl PodTopologySpread {
             honor_taints: c.node_taints_policy.as_deref() == Some("Honor"),
         };
         if !own.is_empty() {
+            let pod_labels = labels(pod);
             return own
                 .iter()
                 .filter(|c| c.when_unsatisfiable == when_unsatisfiable)
                 .map(|c| {
-                    let mut selector = c.label_selector.clone().unwrap_or_default();
+                    let mut selector = c.label_selector.clone();
                     for key in c.match_label_keys.iter().flatten() {
                         if let Some(value) = pod_labels.get(key) {
                             selector
+                                .get_or_insert_with(LabelSelector::default)
                                 .match_expressions
                                 .get_or_insert_with(Vec::new)
                                 .push(LabelSelectorRequirement {
@@ -164,23 +175,27 @@ impl PodTopologySpread {
                 })
                 .collect();
         }
-        if pod_labels.is_empty() || !has_workload_owner(pod) {
-            return Vec::new();
-        }
-        let selector = LabelSelector {
-            match_labels: Some(pod_labels),
-            match_expressions: None,
-        };
-        self.default_constraints
+        let defaults: Vec<&TopologySpreadConstraint> = self
+            .default_constraints
             .iter()
             .filter(|c| c.when_unsatisfiable == when_unsatisfiable)
-            .map(|c| {
-                convert(
-                    c,
-                    c.label_selector.clone().unwrap_or_else(|| selector.clone()),
-                )
-            })
+            .collect();
+        if defaults.is_empty() {
+            return Vec::new();
+        }
+        let Some(selector) = self.workloads.default_selector(pod) else {
+            return Vec::new();
+        };
+        defaults
+            .into_iter()
+            .map(|c| convert(c, Some(selector.clone())))
             .collect()
+    }
+
+    /// Whether a node must carry every constraint's topology key to be scored: not with the
+    /// system defaults, so that nodes without a zone label are still spread by hostname.
+    fn require_all_topologies(&self, pod: &Pod) -> bool {
+        !own_constraints(pod).is_empty() || !self.system_defaulted
     }
 }
 
@@ -205,7 +220,10 @@ fn node_counts(pod: &Pod, node: &Node, constraint: &Constraint) -> bool {
 }
 
 /// Pods on `node` in the pod's namespace, not terminating, selected by `selector`.
-fn matching_pods(node: &NodeInfo, namespace: &str, selector: &LabelSelector) -> i64 {
+fn matching_pods(node: &NodeInfo, namespace: &str, selector: &Option<LabelSelector>) -> i64 {
+    let Some(selector) = selector else {
+        return 0;
+    };
     let empty = BTreeMap::new();
     node.pods
         .iter()
@@ -336,7 +354,7 @@ impl Filter for PodTopologySpread {
             let Some(value) = node.label(&c.topology_key) else {
                 return Status::unresolvable(ERR_REASON_NODE_LABEL_NOT_MATCH);
             };
-            let self_match = i64::from(selector_matches(&c.selector, &pod_labels));
+            let self_match = i64::from(optional_selector_matches(c.selector.as_ref(), &pod_labels));
             let count = s.counts[i].get(value).copied().unwrap_or(0);
             if count + self_match - s.min_match[i] > c.max_skew {
                 return Status::unschedulable(ERR_REASON_CONSTRAINTS_NOT_MATCH);
@@ -348,6 +366,8 @@ impl Filter for PodTopologySpread {
 
 struct ScoreState {
     constraints: Vec<Constraint>,
+    /// Nodes without every topology key score 0 (not with the system defaults).
+    require_all_topologies: bool,
     counts: Vec<HashMap<String, i64>>,
     weights: Vec<f64>,
 }
@@ -364,23 +384,16 @@ impl PreScore for PodTopologySpread {
         if constraints.is_empty() {
             return Status::skip();
         }
+        let require_all = self.require_all_topologies(pod);
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("");
-        // The domains among feasible nodes weigh each constraint: log(domains + 2).
-        let feasible_domains: Vec<HashSet<&str>> = constraints
+        let scored: Vec<&NodeInfo> = nodes
             .iter()
-            .map(|c| {
-                nodes
-                    .iter()
-                    .filter_map(|n| n.label(&c.topology_key))
-                    .collect()
-            })
+            .map(|n| &**n)
+            .filter(|n| !require_all || has_all_keys(n, &constraints))
             .collect();
-        let weights = feasible_domains
-            .iter()
-            .map(|domains| ((domains.len() + 2) as f64).ln())
-            .collect();
+        let mut weights = Vec::with_capacity(constraints.len());
         let mut counts = Vec::with_capacity(constraints.len());
-        for (c, domains) in constraints.iter().zip(&feasible_domains) {
+        for c in &constraints {
             let mut domain_counts: HashMap<&str, i64> = HashMap::new();
             let mut count = |node: &'a NodeInfo| {
                 let Some(n) = node.node.as_ref() else {
@@ -389,31 +402,38 @@ impl PreScore for PodTopologySpread {
                 let Some(value) = node.label(&c.topology_key) else {
                     return;
                 };
-                if !node_counts(pod, n, c) {
+                if (require_all && !has_all_keys(node, &constraints)) || !node_counts(pod, n, c) {
                     return;
                 }
                 *domain_counts.entry(value).or_default() +=
                     matching_pods(node, namespace, &c.selector);
             };
-            if c.topology_key == HOSTNAME {
-                // Hostname domains are single nodes: only feasible ones matter.
-                for node in nodes {
-                    count(node);
-                }
+            // Each constraint weighs log(domains + 2), domains among the scored nodes; a node
+            // without the key (possible only with the system defaults) is one more domain, as
+            // upstream's empty topology value.
+            let domains = if c.topology_key == HOSTNAME {
+                // Hostname domains are single nodes: Score counts each node's own pods, as
+                // upstream's does, without a map of every scored node here.
+                scored.len()
             } else {
-                // Score reads only feasible nodes' domains: count the nodes in those.
-                for value in domains {
+                // Score reads only the scored nodes' domains: count the nodes in those.
+                let values: HashSet<Option<&str>> =
+                    scored.iter().map(|n| n.label(&c.topology_key)).collect();
+                for value in values.iter().flatten() {
                     for &i in snapshot.nodes_in_domain(&c.topology_key, value) {
                         count(&snapshot.nodes[i]);
                     }
                 }
-            }
+                values.len()
+            };
+            weights.push(((domains + 2) as f64).ln());
             counts.push(owned(domain_counts));
         }
         state.write(
             SCORE_KEY,
             ScoreState {
                 constraints,
+                require_all_topologies: require_all,
                 counts,
                 weights,
             },
@@ -423,20 +443,25 @@ impl PreScore for PodTopologySpread {
 }
 
 impl Score for PodTopologySpread {
-    fn score(&self, state: &CycleState, _pod: &Pod, node: &NodeInfo) -> (i64, Status) {
+    fn score(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> (i64, Status) {
         let Some(s) = state.read::<ScoreState>(SCORE_KEY) else {
             return (0, Status::success());
         };
-        if !has_all_keys(node, &s.constraints) {
-            // Marked for a 0 after normalizing.
+        if s.require_all_topologies && !has_all_keys(node, &s.constraints) {
+            // Ignored: marked for a 0 after normalizing.
             return (-1, Status::success());
         }
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("");
         let mut score = 0.0;
         for (i, c) in s.constraints.iter().enumerate() {
             let Some(value) = node.label(&c.topology_key) else {
                 continue;
             };
-            let count = s.counts[i].get(value).copied().unwrap_or(0);
+            let count = if c.topology_key == HOSTNAME {
+                matching_pods(node, namespace, &c.selector)
+            } else {
+                s.counts[i].get(value).copied().unwrap_or(0)
+            };
             score += count as f64 * s.weights[i] + (c.max_skew - 1) as f64;
         }
         (score.round() as i64, Status::success())
@@ -464,6 +489,10 @@ mod tests {
     use super::*;
     use crate::testing::{make_node, make_pod};
 
+    fn plugin() -> Result<PodTopologySpread, ConfigError> {
+        PodTopologySpread::new(None, Default::default())
+    }
+
     fn nodes() -> Vec<Node> {
         vec![
             make_node("a1").label("zone", "a").node(),
@@ -482,7 +511,7 @@ mod tests {
     }
 
     fn filter(pod: &Pod, snapshot: &Snapshot) -> Vec<(String, Status)> {
-        let plugin = PodTopologySpread::new(None).expect("plugin");
+        let plugin = plugin().expect("plugin");
         let mut state = CycleState::new();
         let (_, status) = plugin.pre_filter(&mut state, pod, snapshot);
         snapshot
@@ -582,7 +611,7 @@ mod tests {
             .label("app", "web")
             .spread(1, "zone", "ScheduleAnyway", &[("app", "web")])
             .pod();
-        let plugin = PodTopologySpread::new(None).expect("plugin");
+        let plugin = plugin().expect("plugin");
         let mut state = CycleState::new();
         assert!(plugin
             .pre_score(&mut state, &pod, &snapshot.nodes, &snapshot)
@@ -608,7 +637,7 @@ mod tests {
 
     #[test]
     fn system_defaults_apply_to_workload_pods() {
-        let plugin = PodTopologySpread::new(None).expect("plugin");
+        let plugin = plugin().expect("plugin");
         let owned = make_pod("p")
             .label("app", "web")
             .owner("ReplicaSet", "web-1")
@@ -642,7 +671,7 @@ mod tests {
             .label("app", "web")
             .spread(1, "zone", "ScheduleAnyway", &[("app", "web")])
             .pod();
-        let plugin = PodTopologySpread::new(None).expect("plugin");
+        let plugin = plugin().expect("plugin");
         let feasible: Vec<Arc<NodeInfo>> = ["a2", "c1"]
             .iter()
             .map(|n| snapshot.get(n).expect("node").clone())
@@ -657,5 +686,453 @@ mod tests {
             .collect();
         // Two feasible domains weigh ln(4): a2 = round(2 * 1.386) = 3, c1 = 0.
         assert_eq!(raw, [3, 0]);
+    }
+
+    /// Runs PreScore, Score and NormalizeScore with `feasible` (names) as the filtered nodes.
+    fn normalized_scores(
+        plugin: &PodTopologySpread,
+        pod: &Pod,
+        snapshot: &Snapshot,
+        feasible: &[&str],
+    ) -> Vec<(String, i64)> {
+        let feasible: Vec<Arc<NodeInfo>> = feasible
+            .iter()
+            .map(|n| snapshot.get(n).expect("node").clone())
+            .collect();
+        let mut state = CycleState::new();
+        let status = plugin.pre_score(&mut state, pod, &feasible, snapshot);
+        let mut scores: Vec<NodeScore> = feasible
+            .iter()
+            .map(|n| NodeScore {
+                name: n.name.clone(),
+                score: if status.is_skip() {
+                    0
+                } else {
+                    plugin.score(&state, pod, n).0
+                },
+            })
+            .collect();
+        if !status.is_skip() {
+            plugin.normalize_score(&state, pod, &mut scores);
+        }
+        scores.into_iter().map(|s| (s.name, s.score)).collect()
+    }
+
+    /// Upstream's `TestPodTopologySpreadScore` cases (scoring_test.go). Legend: X/Y matching
+    /// pods on node-a/node-b; ~Y~ a node that is not a candidate (failed filtering); ?Y? a
+    /// candidate without the topology key.
+    #[test]
+    fn upstream_score_cases() {
+        let host = |name: &str| make_node(name).node();
+        let zoned = |name: &str, zone: &str| make_node(name).label("zone", zone).node();
+        let by_node = |name: &str, node: &str| make_node(name).label("node", node).node();
+        let foo = |name: &str, node: &str| make_pod(name).label("foo", "").node(node).pod();
+        let bar = |name: &str, node: &str| make_pod(name).label("bar", "").node(node).pod();
+        let foobar = |name: &str, node: &str| {
+            make_pod(name)
+                .label("foo", "")
+                .label("bar", "")
+                .node(node)
+                .pod()
+        };
+        // `counts`: how many foo pods on each named node.
+        let foos = |counts: &[(&str, usize)]| -> Vec<Pod> {
+            counts
+                .iter()
+                .flat_map(|(node, n)| (0..*n).map(move |i| foo(&format!("p-{node}-{i}"), node)))
+                .collect()
+        };
+        let incoming = || make_pod("p").label("foo", "");
+        let on_host = |max_skew| {
+            incoming()
+                .spread(max_skew, HOSTNAME, "ScheduleAnyway", &[("foo", "")])
+                .pod()
+        };
+        let zone_and_host = |host_selector: &[(&str, &str)]| {
+            make_pod("p")
+                .label("foo", "")
+                .label("bar", "")
+                .spread(1, "zone", "ScheduleAnyway", &[("foo", "")])
+                .spread(1, HOSTNAME, "ScheduleAnyway", host_selector)
+                .pod()
+        };
+        let on_node_key = |c: TopologySpreadConstraint| {
+            incoming().spread_constraint(TopologySpreadConstraint {
+                max_skew: c.max_skew.max(1),
+                topology_key: "node".into(),
+                when_unsatisfiable: "ScheduleAnyway".into(),
+                label_selector: Some(LabelSelector {
+                    match_labels: Some([("foo".to_string(), String::new())].into()),
+                    match_expressions: None,
+                }),
+                ..c
+            })
+        };
+        let inclusion_nodes = || {
+            vec![
+                make_node("node-a")
+                    .label("node", "node-a")
+                    .label("foo", "")
+                    .node(),
+                make_node("node-b")
+                    .label("node", "node-b")
+                    .label("foo", "")
+                    .node(),
+                make_node("node-c")
+                    .label("node", "node-c")
+                    .taint("node.kubernetes.io/unschedulable", "", "NoSchedule")
+                    .node(),
+            ]
+        };
+        let inclusion_pods = || foos(&[("node-a", 2), ("node-b", 1), ("node-c", 1)]);
+        let four = || {
+            vec![
+                host("node-a"),
+                host("node-b"),
+                host("node-c"),
+                host("node-d"),
+            ]
+        };
+        let four_zoned = || {
+            vec![
+                zoned("node-a", "zone1"),
+                zoned("node-b", "zone1"),
+                zoned("node-x", "zone2"),
+                zoned("node-y", "zone2"),
+            ]
+        };
+        type Case = (
+            &'static str,
+            Pod,
+            Vec<Pod>,
+            Vec<Node>,
+            Vec<&'static str>,
+            Vec<i64>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "one constraint on node, no existing pods",
+                on_host(1),
+                vec![],
+                vec![host("node-a"), host("node-b")],
+                vec!["node-a", "node-b"],
+                vec![100, 100],
+            ),
+            (
+                "one constraint on node, only one node is candidate",
+                on_host(1),
+                foos(&[("node-a", 2), ("node-b", 1)]),
+                vec![host("node-a"), host("node-b")],
+                vec!["node-a"],
+                vec![100],
+            ),
+            (
+                "one constraint on node, all nodes have the same number of matching pods",
+                on_host(1),
+                foos(&[("node-a", 1), ("node-b", 1)]),
+                vec![host("node-a"), host("node-b")],
+                vec!["node-a", "node-b"],
+                vec![100, 100],
+            ),
+            (
+                "one constraint on node, all 4 nodes are candidates (2/1/0/3)",
+                on_host(1),
+                foos(&[("node-a", 2), ("node-b", 1), ("node-d", 3)]),
+                four(),
+                vec!["node-a", "node-b", "node-c", "node-d"],
+                vec![20, 60, 100, 0],
+            ),
+            (
+                "one constraint on node, null selector",
+                incoming()
+                    .spread_constraint(TopologySpreadConstraint {
+                        max_skew: 1,
+                        topology_key: HOSTNAME.into(),
+                        when_unsatisfiable: "ScheduleAnyway".into(),
+                        ..Default::default()
+                    })
+                    .pod(),
+                foos(&[("node-a", 2), ("node-b", 1), ("node-d", 3)]),
+                four(),
+                vec!["node-a", "node-b", "node-c", "node-d"],
+                vec![100, 100, 100, 100],
+            ),
+            (
+                "one constraint on node, all 4 nodes are candidates, maxSkew=2",
+                on_host(2),
+                foos(&[("node-a", 2), ("node-b", 1), ("node-d", 3)]),
+                four(),
+                vec!["node-a", "node-b", "node-c", "node-d"],
+                vec![33, 66, 100, 16],
+            ),
+            (
+                "one constraint on node, all 4 nodes are candidates, maxSkew=3 (4/3/2/1)",
+                on_host(3),
+                foos(&[("node-a", 4), ("node-b", 3), ("node-c", 2), ("node-d", 1)]),
+                four(),
+                vec!["node-a", "node-b", "node-c", "node-d"],
+                vec![44, 66, 77, 100],
+            ),
+            (
+                "one constraint on node, 3 out of 4 nodes are candidates (4/2/1/~3~)",
+                on_host(1),
+                foos(&[("node-a", 4), ("node-b", 2), ("node-x", 1), ("node-y", 3)]),
+                vec![host("node-a"), host("node-b"), host("node-x"), host("node-y")],
+                vec!["node-a", "node-b", "node-x"],
+                vec![33, 83, 100],
+            ),
+            (
+                "one constraint on node, one candidate lacks the topology key (4/?2?/1/~3~)",
+                on_host(1),
+                foos(&[("node-a", 4), ("node-b", 2), ("node-x", 1), ("node-y", 3)]),
+                vec![
+                    host("node-a"),
+                    {
+                        let mut n = make_node("node-b").label("n", "node-b").node();
+                        if let Some(l) = n.metadata.labels.as_mut() {
+                            l.remove(HOSTNAME);
+                        }
+                        n
+                    },
+                    host("node-x"),
+                    host("node-y"),
+                ],
+                vec!["node-a", "node-b", "node-x"],
+                vec![16, 0, 100],
+            ),
+            (
+                "one constraint on zone, 3 out of 4 nodes are candidates",
+                incoming()
+                    .spread(1, "zone", "ScheduleAnyway", &[("foo", "")])
+                    .pod(),
+                foos(&[("node-a", 4), ("node-b", 2), ("node-x", 1), ("node-y", 3)]),
+                four_zoned(),
+                vec!["node-a", "node-b", "node-x"],
+                vec![75, 75, 100],
+            ),
+            (
+                "two constraints on zone and node, 2 out of 4 nodes are candidates (2/~1~/2/~4~)",
+                incoming()
+                    .spread(1, "zone", "ScheduleAnyway", &[("foo", "")])
+                    .spread(1, HOSTNAME, "ScheduleAnyway", &[("foo", "")])
+                    .pod(),
+                foos(&[("node-a", 2), ("node-b", 1), ("node-x", 2), ("node-y", 4)]),
+                four_zoned(),
+                vec!["node-a", "node-x"],
+                vec![100, 63],
+            ),
+            (
+                "two constraints on zone and node, with different labelSelectors",
+                zone_and_host(&[("bar", "")]),
+                vec![
+                    foo("p-a1", "node-a"),
+                    foobar("p-b1", "node-b"),
+                    foo("p-y1", "node-y"),
+                    bar("p-y2", "node-y"),
+                ],
+                four_zoned(),
+                vec!["node-a", "node-b", "node-x", "node-y"],
+                vec![60, 20, 100, 60],
+            ),
+            (
+                "two constraints on zone and node, with different labelSelectors, some nodes have 0 pods",
+                zone_and_host(&[("bar", "")]),
+                vec![
+                    bar("p-b1", "node-b"),
+                    foo("p-x1", "node-x"),
+                    foobar("p-y1", "node-y"),
+                ],
+                four_zoned(),
+                vec!["node-a", "node-b", "node-x", "node-y"],
+                vec![100, 60, 40, 0],
+            ),
+            (
+                "two constraints on zone and node, with different labelSelectors, 3 out of 4 nodes are candidates",
+                zone_and_host(&[("bar", "")]),
+                vec![
+                    foo("p-a1", "node-a"),
+                    foobar("p-b1", "node-b"),
+                    foo("p-y1", "node-y"),
+                    bar("p-y2", "node-y"),
+                ],
+                four_zoned(),
+                vec!["node-a", "node-b", "node-x"],
+                vec![50, 25, 100],
+            ),
+            (
+                "existing pods in a different namespace do not count",
+                on_host(1),
+                vec![
+                    make_pod("p-a1")
+                        .namespace("ns1")
+                        .label("foo", "")
+                        .node("node-a")
+                        .pod(),
+                    foo("p-a2", "node-a"),
+                    foo("p-b1", "node-b"),
+                    foo("p-b2", "node-b"),
+                ],
+                vec![host("node-a"), host("node-b")],
+                vec!["node-a", "node-b"],
+                vec![100, 33],
+            ),
+            (
+                "terminating pods are excluded",
+                on_host(1),
+                vec![
+                    make_pod("p-a")
+                        .label("foo", "")
+                        .node("node-a")
+                        .terminating()
+                        .pod(),
+                    foo("p-b", "node-b"),
+                ],
+                vec![host("node-a"), host("node-b")],
+                vec!["node-a", "node-b"],
+                vec![100, 0],
+            ),
+            (
+                "minDomains has no effect when ScheduleAnyway",
+                on_node_key(TopologySpreadConstraint {
+                    max_skew: 2,
+                    min_domains: Some(10),
+                    ..Default::default()
+                })
+                .pod(),
+                foos(&[("node-a", 2), ("node-b", 2), ("node-c", 1)]),
+                vec![
+                    by_node("node-a", "node-a"),
+                    by_node("node-b", "node-b"),
+                    by_node("node-c", "node-c"),
+                ],
+                vec!["node-a", "node-b", "node-c"],
+                vec![75, 75, 100],
+            ),
+            (
+                "NodeAffinityPolicy honored with nodeSelector",
+                on_node_key(Default::default())
+                    .node_selector("foo", "")
+                    .pod(),
+                inclusion_pods(),
+                inclusion_nodes(),
+                vec!["node-a", "node-b", "node-c"],
+                vec![0, 33, 100],
+            ),
+            (
+                "NodeAffinityPolicy ignored with nodeSelector",
+                on_node_key(TopologySpreadConstraint {
+                    node_affinity_policy: Some("Ignore".into()),
+                    ..Default::default()
+                })
+                .node_selector("foo", "")
+                .pod(),
+                inclusion_pods(),
+                inclusion_nodes(),
+                vec!["node-a", "node-b", "node-c"],
+                vec![66, 100, 100],
+            ),
+            (
+                "NodeAffinityPolicy honored with nodeAffinity",
+                on_node_key(Default::default())
+                    .node_affinity("foo", "In", &[""])
+                    .pod(),
+                inclusion_pods(),
+                inclusion_nodes(),
+                vec!["node-a", "node-b", "node-c"],
+                vec![0, 33, 100],
+            ),
+            (
+                "NodeTaintsPolicy honored",
+                on_node_key(TopologySpreadConstraint {
+                    node_taints_policy: Some("Honor".into()),
+                    ..Default::default()
+                })
+                .pod(),
+                inclusion_pods(),
+                inclusion_nodes(),
+                vec!["node-a", "node-b", "node-c"],
+                vec![0, 33, 100],
+            ),
+            (
+                "NodeTaintsPolicy ignored",
+                on_node_key(Default::default()).pod(),
+                inclusion_pods(),
+                inclusion_nodes(),
+                vec!["node-a", "node-b", "node-c"],
+                vec![66, 100, 100],
+            ),
+        ];
+        let plugin = plugin().expect("plugin");
+        for (name, pod, pods, nodes, feasible, want) in cases {
+            let snapshot = Snapshot::from_objects(nodes, pods);
+            let got: Vec<i64> = normalized_scores(&plugin, &pod, &snapshot, &feasible)
+                .into_iter()
+                .map(|(_, score)| score)
+                .collect();
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    /// The system defaults (upstream's "system defaulting, nodes don't have zone, pods match
+    /// service" case): nodes without a zone label are still spread by hostname, with the
+    /// selector of the Service selecting the pod.
+    #[test]
+    fn system_defaults_spread_nodes_without_zones_by_hostname() {
+        let workloads = Arc::new(WorkloadCache::default());
+        let plugin = PodTopologySpread::new(None, workloads.clone()).expect("plugin");
+        let pods: Vec<Pod> = [("node-a", 4), ("node-b", 3), ("node-c", 2), ("node-d", 1)]
+            .iter()
+            .flat_map(|(node, n)| {
+                (0..*n).map(move |i| {
+                    make_pod(&format!("p-{node}-{i}"))
+                        .label("foo", "")
+                        .node(node)
+                        .pod()
+                })
+            })
+            .collect();
+        let nodes = ["node-a", "node-b", "node-c", "node-d"];
+        let snapshot =
+            Snapshot::from_objects(nodes.iter().map(|n| make_node(n).node()).collect(), pods);
+        let pod = make_pod("p").label("foo", "").pod();
+        // Nothing selects the pod yet: no default constraints.
+        let mut state = CycleState::new();
+        assert!(plugin
+            .pre_score(&mut state, &pod, &snapshot.nodes, &snapshot)
+            .is_skip());
+        workloads.put_service(&k8s_openapi::api::core::v1::Service {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some("svc".into()),
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+            spec: Some(k8s_openapi::api::core::v1::ServiceSpec {
+                selector: Some([("foo".to_string(), String::new())].into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let got: Vec<i64> = normalized_scores(&plugin, &pod, &snapshot, &nodes)
+            .into_iter()
+            .map(|(_, score)| score)
+            .collect();
+        assert_eq!(got, [44, 66, 77, 100]);
+        // With `defaultingType: List`, the same constraints ignore nodes without a zone.
+        let list = PodTopologySpread::new(
+            Some(&serde_json::json!({
+                "defaultingType": "List",
+                "defaultConstraints": [
+                    {"maxSkew": 3, "topologyKey": HOSTNAME, "whenUnsatisfiable": "ScheduleAnyway"},
+                    {"maxSkew": 5, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway"},
+                ]
+            })),
+            workloads,
+        )
+        .expect("plugin");
+        let got: Vec<i64> = normalized_scores(&list, &pod, &snapshot, &nodes)
+            .into_iter()
+            .map(|(_, score)| score)
+            .collect();
+        assert_eq!(got, [0, 0, 0, 0]);
     }
 }

@@ -208,4 +208,82 @@ mod tests {
             [100, 50, 0]
         );
     }
+
+    /// Upstream's `TestTaintTolerationScore` cases (taint_toleration_test.go), normalized.
+    #[test]
+    fn upstream_score_cases() {
+        let node = |name: &str, taints: &[(&str, &str, &str)]| {
+            let mut builder = make_node(name);
+            for (key, value, effect) in taints {
+                builder = builder.taint(key, value, effect);
+            }
+            builder.node()
+        };
+        let pod = |tolerations: &[(&str, &str, &str)]| {
+            let mut builder = make_pod("pod1");
+            for (key, value, effect) in tolerations {
+                builder = builder.toleration(key, "Equal", value, effect);
+            }
+            builder.pod()
+        };
+        let prefer = "PreferNoSchedule";
+        let cpu = ("cpu-type", "arm64", prefer);
+        let disk = ("disk-type", "ssd", prefer);
+        let cases = [
+            (
+                "a node whose taints the pod tolerates scores higher than one with untolerated taints",
+                pod(&[("foo", "bar", prefer)]),
+                vec![
+                    node("nodeA", &[("foo", "bar", prefer)]),
+                    node("nodeB", &[("foo", "blah", prefer)]),
+                ],
+                vec![100, 0],
+            ),
+            (
+                "nodes whose taints are all tolerated score the same, however many there are",
+                pod(&[cpu, disk]),
+                vec![node("nodeA", &[]), node("nodeB", &[cpu]), node("nodeC", &[cpu, disk])],
+                vec![100, 100, 100],
+            ),
+            (
+                "the more untolerated taints a node has, the lower it scores",
+                pod(&[("foo", "bar", prefer)]),
+                vec![node("nodeA", &[]), node("nodeB", &[cpu]), node("nodeC", &[cpu, disk])],
+                vec![100, 50, 0],
+            ),
+            (
+                "only PreferNoSchedule taints and tolerations count",
+                pod(&[("cpu-type", "arm64", "NoSchedule"), ("disk-type", "ssd", "NoSchedule")]),
+                vec![
+                    node("nodeA", &[]),
+                    node("nodeB", &[("cpu-type", "arm64", "NoSchedule")]),
+                    node("nodeC", &[cpu, disk]),
+                ],
+                vec![100, 100, 0],
+            ),
+            (
+                "without tolerations, the node without taints wins",
+                pod(&[]),
+                vec![node("nodeA", &[]), node("nodeB", &[cpu])],
+                vec![100, 0],
+            ),
+        ];
+        for (name, pod, nodes, want) in cases {
+            let mut state = CycleState::new();
+            TaintToleration.pre_score(&mut state, &pod, &[], &Snapshot::default());
+            let mut scores: Vec<NodeScore> = nodes
+                .into_iter()
+                .map(|n| {
+                    let info = NodeInfo::with_pods(n, []);
+                    NodeScore {
+                        name: info.name.clone(),
+                        score: TaintToleration.score(&state, &pod, &info).0,
+                    }
+                })
+                .collect();
+            TaintToleration.normalize_score(&state, &pod, &mut scores);
+            let got: Vec<i64> = scores.iter().map(|s| s.score).collect();
+            assert_eq!(got, want, "{name}");
+        }
+    }
 }
