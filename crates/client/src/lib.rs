@@ -6,6 +6,8 @@
 //! - [`leader`]: leader election on a coordination.k8s.io/v1 Lease, so two copies of a component
 //!   can run and one works.
 //! - [`connect`]: a kube-rs [`kube::Client`] from a kubeconfig file.
+//! - [`clientbuilder`]: the clients a controller manager gives its controllers (one shared, or
+//!   one per controller with its service account's token).
 //! - [`bootstrap`]: a node joining a cluster with a join token (TLS bootstrapping): pin the CA
 //!   by its hash, ask for a client certificate with a CSR, write a kubeconfig; and the
 //!   kubelet's serving certificate, asked the same way.
@@ -16,6 +18,7 @@
 //! Everything here talks to the API server only through kube-rs; nothing reaches the store.
 
 pub mod bootstrap;
+pub mod clientbuilder;
 pub mod events;
 pub mod kubeconfig;
 pub mod leader;
@@ -53,6 +56,13 @@ pub fn user_agent(component: &str) -> String {
     )
 }
 
+/// The `User-Agent` of one controller of `component` acting with its own credentials, as
+/// upstream's client builder appends the controller's name: `kube-controller-manager/v0.1.0
+/// (linux/amd64) ferry/deployment-controller` (the field manager stays `component`).
+pub fn controller_user_agent(component: &str, controller: &str) -> String {
+    format!("{}/{controller}", user_agent(component))
+}
+
 /// Go's name of a CPU architecture (what `kubectl version` and user agents show).
 fn go_arch(arch: &str) -> &str {
     match arch {
@@ -67,6 +77,13 @@ fn go_arch(arch: &str) -> &str {
 /// A client from a kubeconfig file (its current context), as `--kubeconfig` gives it, for
 /// `component` (its [`user_agent`]: `kube-controller-manager`, `kube-scheduler`, `kubelet`…).
 pub async fn connect(kubeconfig: &Path, component: &str) -> Result<kube::Client, ConnectError> {
+    Ok(kube::Client::try_from(
+        config(kubeconfig, component).await?,
+    )?)
+}
+
+/// The configuration [`connect`] makes its client from (for clients derived from it).
+pub async fn config(kubeconfig: &Path, component: &str) -> Result<kube::Config, ConnectError> {
     let wrap = |source| ConnectError::Kubeconfig {
         path: kubeconfig.display().to_string(),
         source,
@@ -76,12 +93,17 @@ pub async fn connect(kubeconfig: &Path, component: &str) -> Result<kube::Client,
         kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
             .await
             .map_err(wrap)?;
-    Ok(kube::Client::try_from(with_user_agent(config, component))?)
+    Ok(with_user_agent(config, component))
 }
 
 /// `config` sending `component`'s [`user_agent`] with every request.
-pub fn with_user_agent(mut config: kube::Config, component: &str) -> kube::Config {
-    if let Ok(value) = http::HeaderValue::from_str(&user_agent(component)) {
+pub fn with_user_agent(config: kube::Config, component: &str) -> kube::Config {
+    with_user_agent_value(config, &user_agent(component))
+}
+
+/// `config` sending `agent` as its `User-Agent`, replacing any other.
+pub fn with_user_agent_value(mut config: kube::Config, agent: &str) -> kube::Config {
+    if let Ok(value) = http::HeaderValue::from_str(agent) {
         config
             .headers
             .retain(|(name, _)| name != http::header::USER_AGENT);
@@ -106,5 +128,13 @@ mod tests {
             .collect();
         assert_eq!(agents.len(), 1);
         assert!(agents[0].1.to_str().expect("ascii").starts_with("kubelet/"));
+    }
+
+    #[test]
+    fn controllers_are_named_after_the_manager() {
+        let ua = super::controller_user_agent("kube-controller-manager", "deployment-controller");
+        assert!(ua.starts_with("kube-controller-manager/v"), "{ua}");
+        assert!(ua.ends_with(") ferry/deployment-controller"), "{ua}");
+        assert_eq!(ua.split('/').next(), Some("kube-controller-manager"));
     }
 }

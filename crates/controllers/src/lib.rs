@@ -6,6 +6,11 @@
 //! Start reading at [`run`], then one controller: [`replicaset`] is the model the others follow
 //! (handlers → queue → `sync(key)` → pure decision functions with table tests at the bottom).
 //! A sync fails with an [`Error`] (a failed API call) or its controller's own enum.
+//!
+//! The informers run with the manager's own client; each controller acts through the client a
+//! [`ClientBuilder`] gives it by its service account's name ([`names`]): with
+//! `--use-service-account-credentials` its own identity and `system:controller:<name>` role,
+//! as upstream's kube-controller-manager (see `ferry_client::clientbuilder`).
 
 pub mod certificates;
 pub mod claim;
@@ -47,6 +52,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use ferry_client::clientbuilder::{ClientBuildError, ClientBuilder, SimpleClientBuilder};
 use ferry_client::events::Recorder;
 use k8s_openapi::api::apps::v1::{
     ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
@@ -70,6 +76,90 @@ pub(crate) use crate::error::ApiContext;
 pub use crate::error::{Error, ErrorChain};
 use crate::informer::Informer;
 use crate::queue::Reconciler as _;
+
+/// The service accounts the controllers act as (upstream's names; each has the role
+/// `system:controller:<name>` in the default RBAC policy).
+pub mod names {
+    /// The ReplicaSet controller.
+    pub const REPLICASET: &str = "replicaset-controller";
+    /// The ReplicationController manager.
+    pub const REPLICATION: &str = "replication-controller";
+    /// The Deployment controller.
+    pub const DEPLOYMENT: &str = "deployment-controller";
+    /// The Job controller (with the ttl-after-finished work).
+    pub const JOB: &str = "job-controller";
+    /// The CronJob controller.
+    pub const CRONJOB: &str = "cronjob-controller";
+    /// The DaemonSet controller.
+    pub const DAEMONSET: &str = "daemon-set-controller";
+    /// The StatefulSet controller.
+    pub const STATEFULSET: &str = "statefulset-controller";
+    /// The PersistentVolume binder.
+    pub const PERSISTENT_VOLUME_BINDER: &str = "persistent-volume-binder";
+    /// The claims' half of volume protection.
+    pub const PVC_PROTECTION: &str = "pvc-protection-controller";
+    /// The volumes' half of volume protection.
+    pub const PV_PROTECTION: &str = "pv-protection-controller";
+    /// The disruption (PodDisruptionBudget) controller.
+    pub const DISRUPTION: &str = "disruption-controller";
+    /// The EndpointSlice controller.
+    pub const ENDPOINTSLICE: &str = "endpointslice-controller";
+    /// The Endpoints controller.
+    pub const ENDPOINT: &str = "endpoint-controller";
+    /// The EndpointSlice mirroring controller.
+    pub const ENDPOINTSLICE_MIRRORING: &str = "endpointslicemirroring-controller";
+    /// ferry's service load balancer (a cloud's service controller).
+    pub const SERVICE: &str = "service-controller";
+    /// The Namespace controller.
+    pub const NAMESPACE: &str = "namespace-controller";
+    /// The ServiceAccount controller (the `default` accounts).
+    pub const SERVICE_ACCOUNT: &str = "service-account-controller";
+    /// The `kube-root-ca.crt` publisher (run by the ServiceAccount controller).
+    pub const ROOT_CA_CERT_PUBLISHER: &str = "root-ca-cert-publisher";
+    /// Node lifecycle and node IPAM.
+    pub const NODE: &str = "node-controller";
+    /// The pod garbage collector.
+    pub const POD_GC: &str = "pod-garbage-collector";
+    /// The garbage collector.
+    pub const GC: &str = "generic-garbage-collector";
+    /// CSR approving and signing.
+    pub const CERTIFICATE: &str = "certificate-controller";
+    /// The ClusterRole aggregation controller.
+    pub const CLUSTERROLE_AGGREGATION: &str = "clusterrole-aggregation-controller";
+    /// The ResourceQuota controller.
+    pub const RESOURCEQUOTA: &str = "resourcequota-controller";
+    /// The HorizontalPodAutoscaler controller.
+    pub const HORIZONTAL_POD_AUTOSCALER: &str = "horizontal-pod-autoscaler";
+
+    /// Every name above: [`crate::run_with`] asks for no other.
+    pub const ALL: &[&str] = &[
+        REPLICASET,
+        REPLICATION,
+        DEPLOYMENT,
+        JOB,
+        CRONJOB,
+        DAEMONSET,
+        STATEFULSET,
+        PERSISTENT_VOLUME_BINDER,
+        PVC_PROTECTION,
+        PV_PROTECTION,
+        DISRUPTION,
+        ENDPOINTSLICE,
+        ENDPOINT,
+        ENDPOINTSLICE_MIRRORING,
+        SERVICE,
+        NAMESPACE,
+        SERVICE_ACCOUNT,
+        ROOT_CA_CERT_PUBLISHER,
+        NODE,
+        POD_GC,
+        GC,
+        CERTIFICATE,
+        CLUSTERROLE_AGGREGATION,
+        RESOURCEQUOTA,
+        HORIZONTAL_POD_AUTOSCALER,
+    ];
+}
 
 /// Settings of the controller manager (upstream's flags of the same names).
 #[derive(Clone, Debug)]
@@ -247,6 +337,40 @@ impl Context {
         })
     }
 
+    /// The same informers and settings, acting through `client` (a controller's own).
+    pub fn for_controller(&self, client: kube::Client) -> Arc<Context> {
+        Arc::new(Context {
+            client,
+            recorders: Default::default(),
+            options: self.options.clone(),
+            pods: self.pods.clone(),
+            replica_sets: self.replica_sets.clone(),
+            replication_controllers: self.replication_controllers.clone(),
+            deployments: self.deployments.clone(),
+            jobs: self.jobs.clone(),
+            nodes: self.nodes.clone(),
+            namespaces: self.namespaces.clone(),
+            service_accounts: self.service_accounts.clone(),
+            token_secrets: self.token_secrets.clone(),
+            pdbs: self.pdbs.clone(),
+            node_leases: self.node_leases.clone(),
+            csrs: self.csrs.clone(),
+            services: self.services.clone(),
+            endpoint_slices: self.endpoint_slices.clone(),
+            endpoints: self.endpoints.clone(),
+            cluster_roles: self.cluster_roles.clone(),
+            resource_quotas: self.resource_quotas.clone(),
+            daemon_sets: self.daemon_sets.clone(),
+            stateful_sets: self.stateful_sets.clone(),
+            controller_revisions: self.controller_revisions.clone(),
+            cron_jobs: self.cron_jobs.clone(),
+            persistent_volume_claims: self.persistent_volume_claims.clone(),
+            persistent_volumes: self.persistent_volumes.clone(),
+            storage_classes: self.storage_classes.clone(),
+            horizontal_pod_autoscalers: self.horizontal_pod_autoscalers.clone(),
+        })
+    }
+
     /// The event recorder of `component` (upstream's source component names, which
     /// `kubectl describe` shows under "From").
     pub fn recorder(&self, component: &'static str) -> Recorder {
@@ -323,42 +447,80 @@ pub enum RunError {
     /// The `--cluster-signing-*` CA could not be loaded.
     #[error(transparent)]
     Signer(#[from] certificates::SignError),
+    /// A controller's client (its service account's token) could not be made.
+    #[error(transparent)]
+    Client(#[from] ClientBuildError),
 }
 
-/// Runs every controller until `shutdown` resolves.
+/// Runs every controller until `shutdown` resolves, all with `client`.
 pub async fn run(
     client: kube::Client,
     options: Options,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
-    let ctx = Context::new(client, options);
+    run_with(Arc::new(SimpleClientBuilder(client)), options, shutdown).await
+}
+
+/// Runs every controller until `shutdown` resolves, each with the client `clients` gives it
+/// (the informers and the token controller with the manager's own).
+pub async fn run_with(
+    clients: Arc<dyn ClientBuilder>,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), RunError> {
+    let ctx = Context::new(clients.root(), options);
     let workers = ctx.options.workers;
+    let as_ = |name: &'static str| {
+        debug_assert!(names::ALL.contains(&name), "{name} missing from names::ALL");
+        let (ctx, clients) = (ctx.clone(), clients.clone());
+        async move { Ok::<_, RunError>(ctx.for_controller(clients.client(name).await?)) }
+    };
     // Handlers are registered before the informers start, so none misses the first list.
-    let replica_sets =
-        replicaset::ReplicaSetController::<replicaset::ReplicaSets>::new(ctx.clone());
-    let replication_controllers = replication::ReplicationManager::new(ctx.clone());
-    let deployments = deployment::DeploymentController::new(ctx.clone());
-    let jobs = job::JobController::new(ctx.clone());
-    let cron_jobs = cronjob::CronJobController::new(ctx.clone());
-    let daemon_sets = daemonset::DaemonSetController::new(ctx.clone());
-    let stateful_sets = statefulset::StatefulSetController::new(ctx.clone());
-    let volumes = persistentvolume::PersistentVolumeController::new(ctx.clone());
-    let volume_protection = volumeprotection::VolumeProtectionController::new(ctx.clone());
-    let disruption = disruption::DisruptionController::new(ctx.clone());
-    let endpoint_slices = endpointslice::EndpointSliceController::new(ctx.clone());
-    let endpoints = endpoints::EndpointsController::new(ctx.clone());
-    let mirroring = endpointslicemirroring::MirroringController::new(ctx.clone());
-    let service_lb = servicelb::ServiceLbController::new(ctx.clone());
-    let namespaces = namespace::NamespaceController::new(ctx.clone());
-    let service_accounts = serviceaccount::ServiceAccountController::new(ctx.clone());
-    let node_ipam = nodeipam::NodeIpamController::new(ctx.clone())?;
-    let node_lifecycle = nodelifecycle::NodeLifecycleController::new(ctx.clone());
-    let pod_gc = podgc::PodGcController::new(ctx.clone());
-    let gc = gc::GarbageCollector::new(ctx.clone());
-    let csr_approving = certificates::CsrApprovingController::new(ctx.clone());
-    let aggregation = clusterroleaggregation::AggregationController::new(ctx.clone());
-    let quotas = resourcequota::ResourceQuotaController::new(ctx.clone());
-    let autoscalers = podautoscaler::HorizontalController::new(ctx.clone());
+    let replica_sets = replicaset::ReplicaSetController::<replicaset::ReplicaSets>::new(
+        as_(names::REPLICASET).await?,
+    );
+    let replication_controllers =
+        replication::ReplicationManager::new(as_(names::REPLICATION).await?);
+    let deployments = deployment::DeploymentController::new(as_(names::DEPLOYMENT).await?);
+    let jobs = job::JobController::new(as_(names::JOB).await?);
+    let cron_jobs = cronjob::CronJobController::new(as_(names::CRONJOB).await?);
+    let daemon_sets = daemonset::DaemonSetController::new(as_(names::DAEMONSET).await?);
+    let stateful_sets = statefulset::StatefulSetController::new(as_(names::STATEFULSET).await?);
+    let volumes = persistentvolume::PersistentVolumeController::new(
+        as_(names::PERSISTENT_VOLUME_BINDER).await?,
+    );
+    let volume_protection = volumeprotection::VolumeProtectionController::with_volume_client(
+        as_(names::PVC_PROTECTION).await?,
+        as_(names::PV_PROTECTION).await?.client.clone(),
+    );
+    let disruption = disruption::DisruptionController::new(as_(names::DISRUPTION).await?);
+    let endpoint_slices =
+        endpointslice::EndpointSliceController::new(as_(names::ENDPOINTSLICE).await?);
+    let endpoints = endpoints::EndpointsController::new(as_(names::ENDPOINT).await?);
+    let mirroring = endpointslicemirroring::MirroringController::new(
+        as_(names::ENDPOINTSLICE_MIRRORING).await?,
+    );
+    let service_lb = servicelb::ServiceLbController::new(as_(names::SERVICE).await?);
+    let namespaces = namespace::NamespaceController::new(as_(names::NAMESPACE).await?);
+    let service_accounts = serviceaccount::ServiceAccountController::with_publisher_client(
+        as_(names::SERVICE_ACCOUNT).await?,
+        as_(names::ROOT_CA_CERT_PUBLISHER).await?.client.clone(),
+    );
+    let node = as_(names::NODE).await?;
+    let node_ipam = nodeipam::NodeIpamController::new(node.clone())?;
+    let node_lifecycle = nodelifecycle::NodeLifecycleController::new(node);
+    let pod_gc = podgc::PodGcController::new(as_(names::POD_GC).await?);
+    let gc = gc::GarbageCollector::new(as_(names::GC).await?);
+    let certificate = as_(names::CERTIFICATE).await?;
+    let csr_approving = certificates::CsrApprovingController::new(certificate.clone());
+    let aggregation = clusterroleaggregation::AggregationController::new(
+        as_(names::CLUSTERROLE_AGGREGATION).await?,
+    );
+    let quotas = resourcequota::ResourceQuotaController::new(as_(names::RESOURCEQUOTA).await?);
+    let autoscalers =
+        podautoscaler::HorizontalController::new(as_(names::HORIZONTAL_POD_AUTOSCALER).await?);
+    // The token controller runs with the manager's own identity, as upstream's: it fills
+    // Secrets no controller role may write.
     let tokens = ctx
         .options
         .token_signer
@@ -371,7 +533,10 @@ pub async fn run(
         (Some(cert), Some(key)) => {
             let signer =
                 certificates::CaSigner::load(cert, key, ctx.options.cluster_signing_duration)?;
-            Some(certificates::CsrSigningController::new(ctx.clone(), signer))
+            Some(certificates::CsrSigningController::new(
+                certificate.clone(),
+                signer,
+            ))
         }
         _ => {
             tracing::info!("no --cluster-signing-cert-file and key: not signing certificates");

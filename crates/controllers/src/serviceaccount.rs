@@ -20,6 +20,9 @@ pub const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
 /// The controller and its queue of namespace names.
 pub struct ServiceAccountController {
     ctx: Arc<Context>,
+    /// The root-ca-cert-publisher's client (upstream's separate controller, here run on the
+    /// same queue): it writes the `kube-root-ca.crt` ConfigMaps.
+    publisher: kube::Client,
     queue: Arc<Queue<String>>,
 }
 
@@ -40,8 +43,18 @@ impl Reconciler for ServiceAccountController {
 impl ServiceAccountController {
     /// Registers the handlers.
     pub fn new(ctx: Arc<Context>) -> Arc<ServiceAccountController> {
+        let publisher = ctx.client.clone();
+        Self::with_publisher_client(ctx, publisher)
+    }
+
+    /// Registers the handlers; the CA is published through `publisher`.
+    pub fn with_publisher_client(
+        ctx: Arc<Context>,
+        publisher: kube::Client,
+    ) -> Arc<ServiceAccountController> {
         let controller = Arc::new(ServiceAccountController {
             ctx: ctx.clone(),
+            publisher,
             queue: Queue::new(),
         });
         let c = controller.clone();
@@ -89,7 +102,7 @@ impl ServiceAccountController {
             }
         }
         if let Some(ca) = &self.ctx.options.root_ca {
-            let api: Api<ConfigMap> = Api::namespaced(self.ctx.client.clone(), &namespace);
+            let api: Api<ConfigMap> = Api::namespaced(self.publisher.clone(), &namespace);
             let data = std::collections::BTreeMap::from([("ca.crt".to_string(), ca.clone())]);
             match api.get_opt(ROOT_CA_CONFIGMAP).await? {
                 Some(existing) if existing.data.as_ref() == Some(&data) => {}

@@ -25,7 +25,10 @@ pub const PV_PROTECTION: &str = "kubernetes.io/pv-protection";
 
 /// Both controllers, on one queue.
 pub struct VolumeProtectionController {
+    /// The claims' half (pvc-protection-controller).
     ctx: Arc<Context>,
+    /// The volumes' half's client (pv-protection-controller).
+    volume_client: kube::Client,
     queue: Arc<Queue<Item>>,
 }
 
@@ -84,8 +87,18 @@ fn finalizers<K: Resource>(object: &K) -> &[String] {
 impl VolumeProtectionController {
     /// Registers the handlers.
     pub fn new(ctx: Arc<Context>) -> Arc<VolumeProtectionController> {
+        let volume_client = ctx.client.clone();
+        Self::with_volume_client(ctx, volume_client)
+    }
+
+    /// Registers the handlers; volumes' finalizers are written through `volume_client`.
+    pub fn with_volume_client(
+        ctx: Arc<Context>,
+        volume_client: kube::Client,
+    ) -> Arc<VolumeProtectionController> {
         let controller = Arc::new(VolumeProtectionController {
             ctx: ctx.clone(),
+            volume_client,
             queue: Queue::new(),
         });
         let c = controller.clone();
@@ -179,7 +192,7 @@ impl VolumeProtectionController {
         }
         let mut updated = (*volume).clone();
         set_finalizer(&mut updated.metadata.finalizers, PV_PROTECTION, wanted);
-        let api: Api<PersistentVolume> = Api::all(self.ctx.client.clone());
+        let api: Api<PersistentVolume> = Api::all(self.volume_client.clone());
         match api.replace(&name, &PostParams::default(), &updated).await {
             Ok(_) => Ok(None),
             Err(e) if api_code(&e) == Some(404) => Ok(None),

@@ -10,6 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use ferry_client::clientbuilder::{
+    ClientBuilder, ServiceAccountClientBuilder, SimpleClientBuilder,
+};
 use ferry_client::leader::{Config as LeaderConfig, Elector};
 use futures::TryFutureExt as _;
 
@@ -112,6 +115,10 @@ pub struct ControllersArgs {
     /// Take the kube-system/kube-controller-manager Lease before working.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     leader_elect: bool,
+    /// Run each controller as its own service account in kube-system (a TokenRequest token),
+    /// as upstream's flag; otherwise every controller uses the kubeconfig's credentials.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    use_service_account_credentials: bool,
     #[command(flatten)]
     flags: ControllerFlags,
 }
@@ -176,17 +183,39 @@ pub async fn with_leader_election<F, Fut>(
     }
 }
 
+/// The controllers' clients from the manager's kubeconfig: each controller as its own service
+/// account (`use_service_account_credentials`), or all with the kubeconfig's credentials.
+pub async fn controller_clients(
+    kubeconfig: &Path,
+    use_service_account_credentials: bool,
+) -> anyhow::Result<Arc<dyn ClientBuilder>> {
+    let config = ferry_client::config(kubeconfig, CONTROLLER_MANAGER)
+        .await
+        .context("the controller manager's kubeconfig")?;
+    let root = kube::Client::try_from(config.clone()).context("the controller manager's client")?;
+    Ok(if use_service_account_credentials {
+        Arc::new(ServiceAccountClientBuilder::new(
+            root,
+            config,
+            CONTROLLER_MANAGER,
+        ))
+    } else {
+        Arc::new(SimpleClientBuilder(root))
+    })
+}
+
 /// Runs the controller manager until `shutdown`.
 pub async fn run_controllers(
-    client: kube::Client,
+    clients: Arc<dyn ClientBuilder>,
     flags: &ControllerFlags,
     root_ca: Option<String>,
     identity: Option<String>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let options = flags.options(root_ca)?;
+    let client = clients.root();
     let work = || {
-        ferry_controllers::run(client.clone(), options.clone(), std::future::pending())
+        ferry_controllers::run_with(clients.clone(), options.clone(), std::future::pending())
             .map_err(anyhow::Error::from)
     };
     match identity {
@@ -212,9 +241,10 @@ pub async fn run_controllers(
 
 /// `ferry controllers`.
 pub async fn controllers(args: ControllersArgs) -> anyhow::Result<()> {
-    let client = ferry_client::connect(&args.kubeconfig, CONTROLLER_MANAGER).await?;
+    let clients =
+        controller_clients(&args.kubeconfig, args.use_service_account_credentials).await?;
     let identity = args.leader_elect.then(process_identity);
-    run_controllers(client, &args.flags, None, identity, shutdown_signal()).await
+    run_controllers(clients, &args.flags, None, identity, shutdown_signal()).await
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -344,4 +374,37 @@ pub async fn scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
     let client = ferry_client::connect(&args.kubeconfig, SCHEDULER).await?;
     let identity = args.leader_elect.then(process_identity);
     run_scheduler(client, args.config.as_deref(), identity, shutdown_signal()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use ferry_apiserver::rbac::bootstrap;
+
+    /// A controller without its role and binding would silently fail with 403s.
+    #[test]
+    fn every_controller_has_a_role_and_a_binding() {
+        let roles = bootstrap::cluster_roles();
+        let bindings = bootstrap::cluster_role_bindings();
+        for name in ferry_controllers::names::ALL {
+            let role = format!("system:controller:{name}");
+            assert!(
+                roles.iter().any(|r| r["metadata"]["name"] == role.as_str()),
+                "no role {role}"
+            );
+            assert!(
+                bindings
+                    .iter()
+                    .any(|b| b["roleRef"]["name"] == role.as_str()
+                        && b["subjects"].as_array().is_some_and(|s| s
+                            .iter()
+                            .any(|s| s["kind"] == "ServiceAccount"
+                                && s["namespace"] == "kube-system"
+                                && s["name"] == *name))),
+                "no binding of {role} to kube-system/{name}"
+            );
+        }
+        assert!(roles
+            .iter()
+            .any(|r| r["metadata"]["name"] == "system:kube-controller-manager"));
+    }
 }

@@ -166,6 +166,11 @@ pub struct Args {
     /// Do not run the controller manager in this process.
     #[arg(long)]
     disable_controllers: bool,
+    /// Run each controller as its own service account in kube-system, bound to its
+    /// `system:controller:<name>` role (kubeadm's default); `false`: all as the manager's
+    /// kubeconfig user, a master.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    use_service_account_credentials: bool,
     /// Do not run the scheduler in this process.
     #[arg(long)]
     disable_scheduler: bool,
@@ -694,19 +699,33 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         });
     }
     if !args.disable_controllers || !args.disable_scheduler {
-        let client = crate::components::in_process_client(
-            &kubeconfig,
-            crate::components::CONTROLLER_MANAGER,
-        )
-        .await?;
         let identity = crate::components::server_identity(&data_dir);
         if !args.disable_controllers {
-            let (client, identity, mut flags, shutdown) = (
-                client.clone(),
-                identity.clone(),
-                args.controllers.clone(),
-                stopping(),
-            );
+            // The manager runs as upstream's: as system:kube-controller-manager, each controller
+            // with its own service account's token. Without service-account credentials every
+            // controller shares one client, which then needs a master's permissions.
+            let manager_kubeconfig = if args.use_service_account_credentials {
+                let path = data_dir.join("controller-manager.kubeconfig");
+                let user = "system:kube-controller-manager";
+                let cert = pki
+                    .client_cert(user, None)
+                    .context("the controller manager's client certificate")?;
+                write_private(
+                    &path,
+                    &embedded_kubeconfig(&url, &pki.ca_pem(), user, &cert),
+                )
+                .context("writing the controller manager's kubeconfig")?;
+                path
+            } else {
+                kubeconfig.clone()
+            };
+            let clients = crate::components::controller_clients(
+                &manager_kubeconfig,
+                args.use_service_account_credentials,
+            )
+            .await?;
+            let (identity, mut flags, shutdown) =
+                (identity.clone(), args.controllers.clone(), stopping());
             // Approved node certificates are signed by the cluster CA.
             if flags.service_account_private_key_file.is_none() {
                 flags.service_account_private_key_file = Some(
@@ -723,7 +742,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let root_ca = Some(pki.ca_pem());
             components.spawn(async move {
                 if let Err(error) = crate::components::run_controllers(
-                    client,
+                    clients,
                     &flags,
                     root_ca,
                     Some(identity),

@@ -1719,3 +1719,78 @@ fn unserved_subresources_are_not_found() {
     let status = ferry.ok(&["get", "--raw", "/api/v1/namespaces/default/pods/p/status"]);
     assert!(status.contains("\"kind\":\"Pod\""), "{status}");
 }
+
+/// The controllers act as upstream's do with `--use-service-account-credentials`: each as its
+/// own service account in kube-system, with only its `system:controller:<name>` role.
+#[test]
+fn controllers_act_as_their_service_accounts() {
+    let ferry = Ferry::start();
+    let as_controller = |name: &str, verb: &str, resource: &str| {
+        ferry.ok(&[
+            "auth",
+            "can-i",
+            verb,
+            resource,
+            &format!("--as=system:serviceaccount:kube-system:{name}"),
+        ])
+    };
+    assert_eq!(
+        as_controller("deployment-controller", "create", "replicasets").trim(),
+        "yes"
+    );
+    let secrets = ferry.kubectl(&[
+        "auth",
+        "can-i",
+        "create",
+        "secrets",
+        "--as=system:serviceaccount:kube-system:deployment-controller",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&secrets.stdout).trim(), "no");
+    assert!(ferry
+        .ok(&[
+            "get",
+            "clusterrole",
+            "system:kube-controller-manager",
+            "-o",
+            "name"
+        ])
+        .contains("system:kube-controller-manager"));
+
+    // The manager made the account; the controller works through it and its events appear.
+    assert!(eventually(Duration::from_secs(20), || ferry
+        .kubectl(&["get", "sa", "-n", "kube-system", "deployment-controller"])
+        .status
+        .success()));
+    ferry.ok(&["create", "deployment", "web", "--image=nginx"]);
+    assert!(eventually(Duration::from_secs(20), || {
+        ferry
+            .ok(&["get", "rs", "-l", "app=web", "-o", "name"])
+            .contains("replicaset.apps/web-")
+    }));
+    assert!(eventually(Duration::from_secs(20), || {
+        ferry
+            .ok(&[
+                "get",
+                "events",
+                "--field-selector=involvedObject.name=web",
+                "-o=jsonpath={.items[*].source.component}",
+            ])
+            .contains("deployment-controller")
+    }));
+    // Without its binding the deployment controller may no longer create ReplicaSets: it was
+    // acting as its service account, not as a master.
+    ferry.ok(&[
+        "delete",
+        "clusterrolebinding",
+        "system:controller:deployment-controller",
+    ]);
+    std::thread::sleep(Duration::from_secs(2));
+    ferry.ok(&["create", "deployment", "unbound", "--image=nginx"]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        ferry
+            .ok(&["get", "rs", "-l", "app=unbound", "-o", "name"])
+            .trim(),
+        ""
+    );
+}

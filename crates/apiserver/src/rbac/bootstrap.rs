@@ -2,7 +2,7 @@
 //! the user-facing roles (`cluster-admin`, `admin`, `edit`, `view`, built by aggregation), the
 //! discovery roles everyone holds, the roles of the system components, and their bindings —
 //! plus the bindings `kubeadm` (here `ferry server`) adds so that joining nodes may ask for
-//! certificates.
+//! certificates. The controller manager's roles are in [`controllers`].
 //!
 //! The server reconciles them at every start as upstream does ([`reconcile_role`],
 //! [`reconcile_binding`]): a missing object is created; an existing one annotated
@@ -11,6 +11,8 @@
 //! annotated `"false"` is left alone.
 
 use serde_json::{json, Map, Value};
+
+pub mod controllers;
 
 /// The annotation that lets the server put back default permissions at start.
 pub const AUTOUPDATE: &str = "rbac.authorization.kubernetes.io/autoupdate";
@@ -322,6 +324,7 @@ pub fn cluster_roles() -> Vec<Value> {
         ],
         vec![rule(READ, "metrics.k8s.io", &["pods", "nodes"])],
     ));
+    roles.extend(controllers::cluster_roles());
     roles
 }
 
@@ -505,7 +508,7 @@ fn scheduler_rules() -> Vec<Value> {
 /// The default ClusterRoleBindings, and ferry's own for joining nodes.
 pub fn cluster_role_bindings() -> Vec<Value> {
     let authenticated = ("Group", "system:authenticated");
-    vec![
+    let mut bindings = vec![
         cluster_binding(
             "cluster-admin",
             "cluster-admin",
@@ -571,7 +574,9 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
             &[("Group", "system:nodes")],
         ),
-    ]
+    ];
+    bindings.extend(controllers::cluster_role_bindings());
+    bindings
 }
 
 /// Whether `existing` may be reconciled (its autoupdate annotation is not `"false"`).
