@@ -113,6 +113,7 @@ impl<'a> Updater<'a> {
         let is_current = |e: &ManagedFieldsEntry| current.is_some_and(|c| e.same_manager(c));
         if managers.0.iter().all(is_current) {
             // No one else to conflict with or take fields from (a create, mostly).
+            managers.drop_empty();
             return Ok(());
         }
         let changed = comparison.modified.union(&comparison.added);
