@@ -1724,7 +1724,8 @@ fn unserved_subresources_are_not_found() {
 /// own service account in kube-system, with only its `system:controller:<name>` role.
 #[test]
 fn controllers_act_as_their_service_accounts() {
-    let ferry = Ferry::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let ferry = Ferry::start_in(tmp.path(), &["--use-service-account-credentials=true"]);
     let as_controller = |name: &str, verb: &str, resource: &str| {
         ferry.ok(&[
             "auth",
