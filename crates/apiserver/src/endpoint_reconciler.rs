@@ -223,19 +223,8 @@ impl EndpointReconciler {
     }
 
     /// The stored `default/kubernetes` object of `resource`, if any.
-    async fn stored(
-        &self,
-        (group, version, plural): (&str, &str, &str),
-    ) -> Result<Option<Value>, ApiError> {
-        let info = ferry_api::registry::find(group, version, plural)
-            .ok_or_else(|| ApiError::internal(format!("{plural} not registered")))?;
-        let key = crate::storage::key(info, "default", "kubernetes");
-        let Some(kv) = self.store().get(&key).await? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&kv.value)
-            .map(Some)
-            .map_err(|e| ApiError::internal(e.to_string()))
+    async fn stored(&self, resource: (&str, &str, &str)) -> Result<Option<Value>, ApiError> {
+        crate::storage::read(self.store().as_ref(), resource, "default", "kubernetes").await
     }
 
     /// Deletes this server's key and rewrites the endpoints without it, for a server that is

@@ -92,7 +92,18 @@ pub async fn read_core(
     namespace: &str,
     name: &str,
 ) -> Result<Option<serde_json::Value>, ApiError> {
-    let info = ferry_api::registry::find("", "v1", plural)
+    read(store, ("", "v1", plural), namespace, name).await
+}
+
+/// The object of `resource` (group, version, plural) `namespace/name` as stored (JSON);
+/// `None` if absent.
+pub async fn read(
+    store: &dyn Store,
+    (group, version, plural): (&str, &str, &str),
+    namespace: &str,
+    name: &str,
+) -> Result<Option<serde_json::Value>, ApiError> {
+    let info = ferry_api::registry::find(group, version, plural)
         .ok_or_else(|| ApiError::internal(format!("{plural} not registered")))?;
     let Some(kv) = store.get(&key(info, namespace, name)).await? else {
         return Ok(None);
