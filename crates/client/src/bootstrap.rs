@@ -436,7 +436,7 @@ fn bootstrap_client(
     config.default_namespace = "default".into();
     config.auth_info = serde_json::from_value(serde_json::json!({ "token": bearer }))
         .map_err(|e| cert_err(format!("auth info: {e}")))?;
-    Ok(kube::Client::try_from(crate::with_user_agent(
+    Ok(crate::journey::client(crate::with_user_agent(
         config, "kubelet",
     ))?)
 }

@@ -271,6 +271,7 @@ impl ClientBuilder for ServiceAccountClientBuilder {
             let client = kube::client::ClientBuilder::try_from(config)
                 .map_err(wrap)?
                 .with_layer(&layer)
+                .with_layer(&crate::journey::traceparent_layer())
                 .build();
             tokio::spawn(refresh(
                 self.root.clone(),

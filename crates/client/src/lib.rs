@@ -12,6 +12,8 @@
 //!   by its hash, ask for a client certificate with a CSR, write a kubeconfig; and the
 //!   kubelet's serving certificate, asked the same way.
 //! - [`tls`]: the HTTPS servers' TLS configuration (client certificates of the cluster CA).
+//! - [`journey`]: the pod's journey: requests carry the `traceparent` of the step they are
+//!   made in; a component of its own process posts its steps to the API server.
 //! - [`upgrade`]: proxying an exec, attach or port-forward one hop further (API server →
 //!   kubelet → runtime), whatever protocol the two ends agree on.
 //!
@@ -20,6 +22,7 @@
 pub mod bootstrap;
 pub mod clientbuilder;
 pub mod events;
+pub mod journey;
 pub mod kubeconfig;
 pub mod leader;
 pub mod tls;
@@ -77,9 +80,7 @@ fn go_arch(arch: &str) -> &str {
 /// A client from a kubeconfig file (its current context), as `--kubeconfig` gives it, for
 /// `component` (its [`user_agent`]: `kube-controller-manager`, `kube-scheduler`, `kubelet`…).
 pub async fn connect(kubeconfig: &Path, component: &str) -> Result<kube::Client, ConnectError> {
-    Ok(kube::Client::try_from(
-        config(kubeconfig, component).await?,
-    )?)
+    Ok(journey::client(config(kubeconfig, component).await?)?)
 }
 
 /// The configuration [`connect`] makes its client from (for clients derived from it).

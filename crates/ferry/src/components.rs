@@ -192,7 +192,7 @@ pub async fn controller_clients(
     let config = ferry_client::config(kubeconfig, CONTROLLER_MANAGER)
         .await
         .context("the controller manager's kubeconfig")?;
-    let root = kube::Client::try_from(config.clone()).context("the controller manager's client")?;
+    let root = ferry_client::journey::client(config.clone()).context("the controller manager's client")?;
     Ok(if use_service_account_credentials {
         Arc::new(ServiceAccountClientBuilder::new(
             root,

@@ -50,14 +50,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // hickory-server logs every DNS query at info.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hickory_server=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    logging();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -71,4 +64,23 @@ fn main() -> anyhow::Result<()> {
         Command::Snapshot { what } => runtime.block_on(snapshot::run(what)),
         Command::Bench { what } => runtime.block_on(bench::run(what)),
     }
+}
+
+/// Logs to stderr as `RUST_LOG` says, and journey steps (`ferry-journey`) to whatever sinks the
+/// subcommand installs, whatever `RUST_LOG` says (each layer has its own filter).
+fn logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        // hickory-server logs every DNS query at info.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hickory_server=warn"));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter),
+        )
+        .with(ferry_journey::JourneyLayer.with_filter(ferry_journey::JourneyLayer::filter()))
+        .init();
 }

@@ -21,6 +21,8 @@ pub mod layer;
 pub mod record;
 pub mod ring;
 pub mod sink;
+pub mod steps;
+pub mod testing;
 
 pub use context::{SpanId, TraceContext, TraceId};
 pub use layer::{context_of, current, JourneyLayer, TARGET};
