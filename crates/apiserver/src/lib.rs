@@ -28,6 +28,7 @@ pub mod fieldmanager;
 pub mod filters;
 pub mod flowcontrol;
 pub mod handlers;
+pub mod journey;
 pub mod kubelet;
 pub mod list_options;
 pub mod metrics_api;

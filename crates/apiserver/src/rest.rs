@@ -11,9 +11,11 @@ use bytes::Bytes;
 use ferry_api::registry::ResourceInfo;
 use ferry_store::{KeyRange, RangeRequest, Revision, StoreError};
 use serde_json::{json, Map, Value};
+use tracing::Instrument;
 
 use crate::admission::{Attributes, Chain, Operation};
 use crate::fieldmanager;
+use crate::journey;
 use crate::object::{self, meta_str, metadata_mut};
 use crate::registry::{generic, Registry, Resource};
 use crate::selector::{FieldSelector, LabelSelector};
@@ -554,6 +556,7 @@ async fn create_object(
     ] {
         meta.remove(field);
     }
+    crate::journey::name_request(info.plural, &object);
     generic::prepare_for_create(resource, &mut object, req.user);
     let mut object = generic::canonical(info, object)?;
     let attributes = Attributes {
@@ -566,20 +569,28 @@ async fn create_object(
         warnings: Some(req.warnings),
         audit_annotations: Some(req.audit_annotations),
     };
-    rest.admission
-        .admit(&rest.storage, &attributes, &mut object)
-        .await?;
+    traced(
+        journey::step!("mutating admission"),
+        rest.admission.admit(&rest.storage, &attributes, &mut object),
+    )
+    .await?;
     let name = meta_str(&object, "name").unwrap_or("").to_string();
-    generic::validate(resource, &object, None)?;
-    rest.admission
-        .validate(&rest.storage, &attributes, &object)
-        .await?;
+    traced(journey::step!("validation"), async {
+        generic::validate(resource, &object, None)
+    })
+    .await?;
+    traced(
+        journey::step!("validating admission"),
+        rest.admission.validate(&rest.storage, &attributes, &object),
+    )
+    .await?;
     if fields == Fields::Record {
         let manager = fieldmanager::manager(req.query, req.user_agent);
         resource
             .field_manager()
             .update(None, &mut object, manager, "");
     }
+    journey::annotate(&mut object, None);
     if req.dry_run() {
         return Ok((201, object));
     }
@@ -599,9 +610,15 @@ async fn create_object(
             return Err(e);
         }
     };
-    let created = rest.storage.store.create(key, encoded, lease).await;
+    let persisted = journey::step!("persisted", revision = tracing::field::Empty);
+    let created = traced(
+        persisted.clone(),
+        rest.storage.store.create(key, encoded, lease),
+    )
+    .await;
     match created {
         Ok(Some(revision)) => {
+            persisted.record("revision", revision.to_string());
             metadata_mut(&mut object).insert(
                 "resourceVersion".into(),
                 Value::String(revision.to_string()),
@@ -937,19 +954,27 @@ async fn write_update(
             warnings: Some(req.warnings),
             audit_annotations: Some(req.audit_annotations),
         };
-        rest.admission
-            .admit(&rest.storage, &attributes, &mut new)
-            .await?;
-        generic::validate(resource, &new, Some(&old))?;
-        rest.admission
-            .validate(&rest.storage, &attributes, &new)
-            .await?;
+        traced(
+            journey::step!("mutating admission"),
+            rest.admission.admit(&rest.storage, &attributes, &mut new),
+        )
+        .await?;
+        traced(journey::step!("validation"), async {
+            generic::validate(resource, &new, Some(&old))
+        })
+        .await?;
+        traced(
+            journey::step!("validating admission"),
+            rest.admission.validate(&rest.storage, &attributes, &new),
+        )
+        .await?;
         if fields == Fields::Record {
             let manager = fieldmanager::manager(req.query, req.user_agent);
             resource
                 .field_manager()
                 .update(Some(&old), &mut new, manager, req.subresource);
         }
+        journey::annotate(&mut new, Some(&old));
         if req.dry_run() {
             return Ok(new);
         }
@@ -983,13 +1008,15 @@ async fn write_update(
                 return Err(e);
             }
         };
-        let written = rest
-            .storage
-            .store
-            .update(key.clone(), old_revision, encoded)
-            .await;
+        let persisted = journey::step!("persisted", revision = tracing::field::Empty);
+        let written = traced(
+            persisted.clone(),
+            rest.storage.store.update(key.clone(), old_revision, encoded),
+        )
+        .await;
         match written {
             Ok(Ok(revision)) => {
+                persisted.record("revision", revision.to_string());
                 reservations.commit(&rest.storage).await;
                 metadata_mut(&mut new).insert(
                     "resourceVersion".into(),
@@ -1010,6 +1037,19 @@ async fn write_update(
             }
         }
     }
+}
+
+/// Runs `work` as the journey step `step` (a disabled span when the request is not traced),
+/// marking the step failed when the work fails.
+async fn traced<T, E: std::fmt::Display>(
+    step: tracing::Span,
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let done = work.instrument(step.clone()).await;
+    if let Err(error) = &done {
+        ferry_journey::fail(&step, error);
+    }
+    done
 }
 
 fn strip_rv(object: &Value) -> Value {
@@ -1368,6 +1408,78 @@ mod tests {
         let (code, created) = create(rest, &call.request(rest)).await.expect("create");
         assert_eq!(code, 201);
         created
+    }
+
+    #[tokio::test]
+    async fn a_traced_write_records_its_steps_and_carries_the_trace_on_the_object() {
+        let f = fixture().await;
+        let rest = &f.rest;
+        let capture = ferry_journey::testing::capture();
+        let annotation = |o: &Value| {
+            o.pointer("/metadata/annotations")
+                .and_then(|a| a.get(ferry_journey::ANNOTATION))
+                .and_then(Value::as_str)
+                .map(String::from)
+        };
+        let request = || {
+            ferry_journey::step!(
+                "request",
+                parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                component = "kube-apiserver",
+                object = "deployments/default/",
+                uid = tracing::field::Empty
+            )
+        };
+        let span = request();
+        let call = Call::new("apps", "deployments", "").body(deployment(1));
+        let (_, created) = create(rest, &call.request(rest))
+            .instrument(span.clone())
+            .await
+            .expect("create");
+        let context = ferry_journey::context_of(&span).expect("a journey span");
+        drop(span);
+        assert_eq!(annotation(&created), Some(context.to_string()));
+        assert_eq!(
+            capture.steps(),
+            ["mutating admission", "validation", "validating admission", "persisted", "request"]
+        );
+        let spans = capture.spans();
+        let object = spans[4].object.as_ref().expect("named");
+        assert_eq!(object.key(), "deployments/default/web");
+        assert_eq!(object.uid.as_deref(), created.pointer("/metadata/uid").and_then(Value::as_str));
+        assert_eq!(spans[3].attributes.get("revision"), created.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(String::from).as_ref());
+        assert!(spans.iter().all(|s| s.trace_id == "0af7651916cd43dd8448eb211c80319c"));
+
+        // A write that leaves the generation alone keeps the trace the object had…
+        let mut labelled = created.clone();
+        labelled["metadata"]["labels"] = json!({"tier": "front"});
+        labelled["metadata"]["annotations"] = json!({});
+        let span = request();
+        let call = Call::new("apps", "deployments", "web").body(labelled);
+        let updated = update(rest, &call.request(rest), &ObjectView)
+            .instrument(span)
+            .await
+            .expect("update");
+        assert_eq!(annotation(&updated), Some(context.to_string()));
+        // …a spec change starts the next leg from its own request…
+        let mut scaled = updated.clone();
+        scaled["spec"]["replicas"] = json!(3);
+        let span = request();
+        let call = Call::new("apps", "deployments", "web").body(scaled);
+        let rescaled = update(rest, &call.request(rest), &ObjectView)
+            .instrument(span.clone())
+            .await
+            .expect("update");
+        let next = ferry_journey::context_of(&span).expect("a journey span");
+        assert_eq!(annotation(&rescaled), Some(next.to_string()));
+        // …and untraced writes record nothing.
+        capture.clear();
+        let mut untraced = rescaled.clone();
+        untraced["spec"]["replicas"] = json!(4);
+        let call = Call::new("apps", "deployments", "web").body(untraced);
+        let written = update(rest, &call.request(rest), &ObjectView).await.expect("update");
+        assert_eq!(annotation(&written), Some(next.to_string()));
+        assert!(capture.steps().is_empty());
     }
 
     #[test]

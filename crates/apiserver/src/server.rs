@@ -90,6 +90,7 @@ pub struct Server {
     tokens: Arc<std::sync::OnceLock<Arc<crate::serviceaccount::Tokens>>>,
     features: std::sync::OnceLock<FeatureGates>,
     aggregator: Arc<crate::aggregator::Aggregator>,
+    journeys: Arc<ferry_journey::Journeys>,
 }
 
 impl Server {
@@ -164,6 +165,7 @@ impl Server {
             tokens: Arc::default(),
             features: std::sync::OnceLock::new(),
             aggregator: Arc::default(),
+            journeys: ferry_journey::Journeys::new(ferry_journey::Limits::default()),
         })
     }
 
@@ -195,6 +197,7 @@ impl Server {
                 features: self.features(),
                 aggregator: self.aggregator.clone(),
                 flowcontrol: self.flowcontrol.clone(),
+                journeys: self.journeys.clone(),
             })
     }
 
@@ -222,6 +225,12 @@ impl Server {
         } else {
             InFlightLimit::MaxInFlight(MaxInFlight::new(limits.read_only, limits.mutating))
         }
+    }
+
+    /// The steps of pods' journeys this server keeps and serves (`/journey/v1/`): install it
+    /// as a [`ferry_journey::Sink`] for the steps of components in this process.
+    pub fn journeys(&self) -> Arc<ferry_journey::Journeys> {
+        self.journeys.clone()
     }
 
     /// The feature gates (upstream's `--feature-gates`); upstream v1.33's defaults unless set.

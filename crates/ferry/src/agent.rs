@@ -454,6 +454,7 @@ where
         client = client(&args, &node_name) => client?,
         () = stopping() => return Ok(()),
     };
+    let _journeys = crate::components::report_journeys(&client);
     // The kubelet server's port is bound first: the Node publishes it when it registers.
     let kubelet_listener =
         tokio::net::TcpListener::bind((args.kubelet_address, args.kubelet_port))

@@ -239,10 +239,20 @@ pub async fn run_controllers(
     Ok(())
 }
 
+/// Posts this process's journey steps to the API server through `client`, unless the process
+/// keeps them itself (a `ferry server` running the component in-process); until the guard is
+/// dropped.
+pub fn report_journeys(client: &kube::Client) -> Option<ferry_journey::SinkGuard> {
+    (!ferry_journey::sink::active()).then(|| {
+        ferry_journey::install(ferry_client::journey::RemoteSink::start(client.clone()))
+    })
+}
+
 /// `ferry controllers`.
 pub async fn controllers(args: ControllersArgs) -> anyhow::Result<()> {
     let clients =
         controller_clients(&args.kubeconfig, args.use_service_account_credentials).await?;
+    let _journeys = report_journeys(&clients.root());
     let identity = args.leader_elect.then(process_identity);
     run_controllers(clients, &args.flags, None, identity, shutdown_signal()).await
 }
@@ -312,6 +322,7 @@ pub struct SimArgs {
 /// `ferry sim`.
 pub async fn sim(args: SimArgs) -> anyhow::Result<()> {
     let client = ferry_client::connect(&args.kubeconfig, "ferry-sim").await?;
+    let _journeys = report_journeys(&client);
     let options = ferry_sim::Options {
         nodes: args.nodes,
         name_prefix: args.name_prefix,
@@ -372,6 +383,7 @@ pub async fn run_scheduler(
 /// `ferry scheduler`.
 pub async fn scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
     let client = ferry_client::connect(&args.kubeconfig, SCHEDULER).await?;
+    let _journeys = report_journeys(&client);
     let identity = args.leader_elect.then(process_identity);
     run_scheduler(client, args.config.as_deref(), identity, shutdown_signal()).await
 }

@@ -571,6 +571,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("--authorization-mode: {e}"))?;
     let server = Server::new(store, AuthenticatorChain(authenticators), &modes, admission);
+    // Steps of the components in this process go straight into the server's memory.
+    let _journeys = ferry_journey::install(server.journeys());
     server.set_service_account_tokens(tokens);
     server
         .set_front_proxy(&front_proxy)

@@ -36,6 +36,7 @@ pub const STEPS: &[(&str, Stage)] = &[
     ("authorized", Stage::Request),
     ("decoded", Stage::Admission),
     ("mutating admission", Stage::Admission),
+    ("admission plugin", Stage::Admission),
     ("validation", Stage::Admission),
     ("validating admission", Stage::Admission),
     ("persisted", Stage::Persisted),

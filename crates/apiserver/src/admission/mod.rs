@@ -44,6 +44,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ferry_api::registry::ResourceInfo;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::auth::UserInfo;
 use crate::status::ApiError;
@@ -313,8 +314,21 @@ impl Chain {
         attributes: &Attributes<'_>,
         object: &mut Value,
     ) -> Result<(), ApiError> {
+        let traced = crate::journey::traced();
         for plugin in &self.mutating {
-            plugin.admit(storage, attributes, object).await?;
+            if !traced {
+                plugin.admit(storage, attributes, object).await?;
+                continue;
+            }
+            let step = ferry_journey::step!("admission plugin", plugin = plugin.name());
+            let admitted = plugin
+                .admit(storage, attributes, object)
+                .instrument(step.clone())
+                .await;
+            if let Err(error) = &admitted {
+                ferry_journey::fail(&step, &error.message);
+            }
+            admitted?;
         }
         Ok(())
     }
@@ -326,8 +340,21 @@ impl Chain {
         attributes: &Attributes<'_>,
         object: &Value,
     ) -> Result<(), ApiError> {
+        let traced = crate::journey::traced();
         for plugin in &self.validating {
-            plugin.validate(storage, attributes, object).await?;
+            if !traced {
+                plugin.validate(storage, attributes, object).await?;
+                continue;
+            }
+            let step = ferry_journey::step!("admission plugin", plugin = plugin.name());
+            let validated = plugin
+                .validate(storage, attributes, object)
+                .instrument(step.clone())
+                .await;
+            if let Err(error) = &validated {
+                ferry_journey::fail(&step, &error.message);
+            }
+            validated?;
         }
         Ok(())
     }

@@ -49,6 +49,7 @@ impl Filter for Authenticate {
                 Ok(user) => {
                     request.headers_mut().remove(http::header::AUTHORIZATION);
                     request.extensions_mut().insert(user);
+                    crate::journey::stamp(&mut request, |s| &mut s.authenticated);
                     next.call(request).await
                 }
                 Err(_) => Ok(ApiError::unauthorized().into_response()),

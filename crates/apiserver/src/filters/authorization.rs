@@ -29,7 +29,11 @@ impl Filter for Authorize {
             return Box::pin(async { Ok(ApiError::unauthorized().into_response()) });
         };
         match self.0.authorize(user, info) {
-            Decision::Allow => Box::pin(next.call(request)),
+            Decision::Allow => {
+                let mut request = request;
+                crate::journey::stamp(&mut request, |s| &mut s.authorized);
+                Box::pin(next.call(request))
+            }
             Decision::Deny(reason) => {
                 let refused = ApiError::forbidden(forbidden_message(user, info, &reason));
                 Box::pin(async move { Ok(refused.into_response()) })

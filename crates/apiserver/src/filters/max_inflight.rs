@@ -83,6 +83,8 @@ impl Filter for MaxInFlight {
                 Ok(response)
             });
         };
+        let mut request = request;
+        crate::journey::stamp(&mut request, |s| &mut s.admitted);
         let answered = next.call(request);
         Box::pin(async move {
             let response = answered.await;

@@ -83,6 +83,8 @@ impl Filter for PriorityAndFairness {
                     }
                 }
             };
+            let mut request = request;
+            crate::journey::stamp(&mut request, |s| &mut s.admitted);
             let mut response = next.call(request).await?;
             drop(admission);
             set_header(&mut response, FLOW_SCHEMA_UID_HEADER, &schema_uid);

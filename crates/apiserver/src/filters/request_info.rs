@@ -38,6 +38,9 @@ impl Filter for ParseRequestInfo {
         let watch = query.get("watch").is_some_and(|w| request::query_bool(w));
         let info = request::parse(request.method().as_str(), request.uri().path(), watch);
         request.extensions_mut().insert(info);
+        request
+            .extensions_mut()
+            .insert(crate::journey::Stamps::received());
         request.extensions_mut().insert(Query(query));
         Box::pin(next.call(request))
     }

@@ -48,6 +48,8 @@ pub struct Router {
     pub aggregator: Arc<crate::aggregator::Aggregator>,
     /// API Priority and Fairness, for its debug dump.
     pub flowcontrol: Arc<crate::flowcontrol::Controller>,
+    /// The steps of pods' journeys, served under `/journey/v1/`.
+    pub journeys: Arc<ferry_journey::Journeys>,
 }
 
 impl Router {
@@ -68,6 +70,7 @@ impl Router {
             return ApiError::unauthorized().into_response();
         };
         let query = extensions.get::<Query>().cloned().unwrap_or_default();
+        let stamps = extensions.get::<crate::journey::Stamps>().copied();
         let accept = request
             .headers()
             .get(http::header::ACCEPT)
@@ -94,8 +97,12 @@ impl Router {
                 headers: &parts.headers,
                 uri: &parts.uri,
                 method: &parts.method,
+                stamps,
             };
             resource::handle(&self, call, body, upgrade).await
+        } else if info.path.starts_with(crate::journey::PREFIX) {
+            let watch = query.0.get("watch").is_some_and(|w| crate::request::query_bool(w));
+            crate::journey::handle(&self.journeys, &info, watch, request).await
         } else {
             nonresource::handle(&self, &info, &accept)
         };

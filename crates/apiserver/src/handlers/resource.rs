@@ -4,6 +4,7 @@
 //! the client asked.
 
 use serde_json::Value;
+use tracing::Instrument;
 use std::collections::HashMap;
 
 use super::output::Output;
@@ -31,6 +32,8 @@ pub struct Call<'a> {
     pub uri: &'a http::Uri,
     /// The request's method.
     pub method: &'a http::Method,
+    /// When the filters let it through (for its journey steps).
+    pub stamps: Option<crate::journey::Stamps>,
 }
 
 fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> &'a str {
@@ -69,6 +72,7 @@ pub async fn handle(
         headers,
         uri,
         method,
+        stamps,
     } = call;
     let resource = router
         .rest
@@ -154,7 +158,19 @@ pub async fn handle(
         user: Some(user),
         user_agent: header(headers, "user-agent"),
     };
-    let answered = answer(router, &req, info, user, subresource, &output).await;
+    let answered = if crate::journey::is_traced(&resource, info) {
+        let span = crate::journey::request_span(info, user, headers, stamps.as_ref());
+        let answered = answer(router, &req, info, user, subresource, &output)
+            .instrument(span.clone())
+            .await;
+        match &answered {
+            Ok(response) => crate::journey::answered(&span, response, None),
+            Err(error) => crate::journey::answered(&span, &error.clone().into_response(), Some(error)),
+        }
+        answered
+    } else {
+        answer(router, &req, info, user, subresource, &output).await
+    };
     // Warnings and audit annotations go with refusals too.
     let mut response = answered.unwrap_or_else(ApiError::into_response);
     // Upstream's warning format: code 299, agent "-", the text quoted.

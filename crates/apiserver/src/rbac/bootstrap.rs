@@ -142,6 +142,13 @@ pub fn cluster_roles() -> Vec<Value> {
             &[],
             vec![urls(&["get"], &monitoring_urls)],
         ),
+        // ferry's own: components in processes of their own post their journey steps
+        // (`ferry-journey`); reading them is an administrator's (`cluster-admin`'s `*`).
+        cluster_role(
+            "ferry:journey-reporter",
+            &[],
+            vec![urls(&["post"], &["/journey/v1/spans"])],
+        ),
         cluster_role(
             "system:basic-user",
             &[],
@@ -568,6 +575,17 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             "ferry:local-storage",
             "ferry:local-storage",
             &[("Group", "system:nodes")],
+        ),
+        cluster_binding(
+            "ferry:journey-reporter",
+            "ferry:journey-reporter",
+            &[
+                ("Group", "system:nodes"),
+                ("User", "system:kube-controller-manager"),
+                ("User", "system:kube-scheduler"),
+                ("User", "system:kube-proxy"),
+                ("Group", "system:serviceaccounts:kube-system"),
+            ],
         ),
         cluster_binding(
             "ferry:node-autoapprove-certificate-rotation",

@@ -143,6 +143,13 @@ pub trait Strategy: Send + Sync {
         None
     }
 
+    /// Whether writes of this kind are steps of a pod's journey ([`crate::journey`]): pods and
+    /// the workloads that make them. Other kinds' writes (leases, events) would only fill the
+    /// journeys' memory.
+    fn traced(&self) -> bool {
+        false
+    }
+
     /// Before a create is written: reserves what the object needs (a service's cluster IP and
     /// node ports), refusing the create if that is impossible. `key` is where it will be
     /// written.

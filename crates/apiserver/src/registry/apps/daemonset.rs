@@ -23,6 +23,10 @@ use crate::status::FieldError;
 pub struct DaemonSetStrategy;
 
 impl Strategy for DaemonSetStrategy {
+    fn traced(&self) -> bool {
+        true
+    }
+
     fn tracks_generation(&self) -> bool {
         true
     }

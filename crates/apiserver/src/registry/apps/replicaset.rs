@@ -14,6 +14,10 @@ use crate::status::FieldError;
 pub struct ReplicaSetStrategy;
 
 impl Strategy for ReplicaSetStrategy {
+    fn traced(&self) -> bool {
+        true
+    }
+
     workload_strategy!();
 
     fn prepare_for_create(&self, object: &mut Value, _user: Option<&UserInfo>) {

@@ -22,6 +22,10 @@ use crate::status::FieldError;
 pub struct StatefulSetStrategy;
 
 impl Strategy for StatefulSetStrategy {
+    fn traced(&self) -> bool {
+        true
+    }
+
     fn tracks_generation(&self) -> bool {
         true
     }

@@ -30,6 +30,10 @@ const CONTROLLER_UID_LABELS: [&str; 2] = ["controller-uid", "batch.kubernetes.io
 pub struct JobStrategy;
 
 impl Strategy for JobStrategy {
+    fn traced(&self) -> bool {
+        true
+    }
+
     fn tracks_generation(&self) -> bool {
         true
     }

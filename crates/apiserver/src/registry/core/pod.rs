@@ -18,6 +18,10 @@ use crate::status::FieldError;
 pub struct PodStrategy;
 
 impl Strategy for PodStrategy {
+    fn traced(&self) -> bool {
+        true
+    }
+
     fn prepare_for_create(&self, object: &mut Value, _user: Option<&UserInfo>) {
         if let Some(spec) = object.get_mut("spec") {
             default_pod_spec(spec);

@@ -46,6 +46,10 @@ fn default_selector_and_labels(object: &mut Value) {
 }
 
 impl Strategy for ReplicationControllerStrategy {
+    fn traced(&self) -> bool {
+        true
+    }
+
     fn tracks_generation(&self) -> bool {
         true
     }
