@@ -276,6 +276,8 @@ pub struct FakeBinder {
     pub calls: Mutex<Vec<Call>>,
     /// Fail every bind with this message.
     pub fail_binds: Mutex<Option<String>>,
+    /// The journey context each bind was made in: the `traceparent` a real client sends.
+    pub bind_contexts: Mutex<Vec<Option<String>>>,
 }
 
 impl FakeBinder {
@@ -307,6 +309,9 @@ impl Binder for FakeBinder {
         self.calls
             .lock()
             .push(Call::Bind(key(pod), node.to_string()));
+        self.bind_contexts
+            .lock()
+            .push(ferry_journey::current().map(|c| c.to_string()));
         let result = match self.fail_binds.lock().clone() {
             Some(message) => Err(BindError::Api(message)),
             None => Ok(()),

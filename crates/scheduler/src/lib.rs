@@ -19,12 +19,19 @@
 //! (yet): the other volume plugins (VolumeZone, NodeVolumeLimits) and DynamicResources;
 //! extenders; PodDisruptionBudgets in preemption; queueing hints finer than "this plugin cares
 //! about this kind of event".
+//!
+//! The pod's journey (`ferry trace`): each attempt records the steps `queued`, `filtered`,
+//! `scored` and `bound` (the `pods/binding` POST made inside it), or `unschedulable` with the
+//! FailedScheduling message and [`explain::why_pending`]'s plain-words reason, once per
+//! distinct message.
 
 pub mod bench;
 pub mod binder;
 pub mod cache;
 pub mod config;
+pub mod explain;
 pub mod framework;
+mod journey;
 pub mod plugins;
 pub mod queue;
 pub mod resources;

@@ -17,7 +17,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::Pod;
 use parking_lot::Mutex;
@@ -37,6 +37,8 @@ pub struct QueuedPodInfo {
     pub pod: Arc<Pod>,
     /// When it last entered the queue (or failed): ordering and backoff start.
     pub timestamp: Instant,
+    /// When it last entered activeQ, by the wall clock: where its `queued` journey step starts.
+    pub active_since: SystemTime,
     /// When it was first popped.
     pub initial_attempt: Option<Instant>,
     /// How many times it has been popped.
@@ -53,6 +55,7 @@ impl QueuedPodInfo {
         QueuedPodInfo {
             pod,
             timestamp: now,
+            active_since: SystemTime::now(),
             initial_attempt: None,
             attempts: 0,
             unschedulable_plugins: BTreeSet::new(),
@@ -176,7 +179,8 @@ impl SchedulingQueue {
         info.timestamp + self.backoff_duration(info.attempts)
     }
 
-    fn push_active(&self, state: &mut State, key: String, info: QueuedPodInfo) {
+    fn push_active(&self, state: &mut State, key: String, mut info: QueuedPodInfo) {
+        info.active_since = SystemTime::now();
         state.seq += 1;
         let seq = state.seq;
         heap_push(

@@ -15,7 +15,7 @@
 //! recorder, and the informer handlers (`on_pod`, `on_node`, ...) are plain methods, so it runs
 //! in-process on fed objects (tests, [`crate::bench`]).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -26,13 +26,17 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use parking_lot::Mutex;
 use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
+use tracing::field::Empty;
+use tracing::Instrument;
 
 use crate::binder::Binder;
 use crate::cache::{pod_key, Cache, NodeInfo, PodInfo, Snapshot};
 use crate::config::{Config, ConfigError, DEFAULT_SCHEDULER_NAME};
+use crate::explain::{why_pending, Shortfall};
 use crate::framework::registry::Handle;
 use crate::framework::runtime::run_filters;
 use crate::framework::{ClusterEvent, Code, CycleState, Framework, NodeStatuses, Status};
+use crate::journey::{pod_step, uid_or_key, LastUnschedulable};
 use crate::plugins;
 use crate::queue::{QueueOptions, QueuedPodInfo, SchedulingQueue};
 
@@ -42,6 +46,8 @@ pub const NO_NODES_AVAILABLE: &str = "no nodes available to schedule pods";
 pub const REASON_UNSCHEDULABLE: &str = "Unschedulable";
 /// The condition reason of an internal error.
 pub const REASON_SCHEDULER_ERROR: &str = "SchedulerError";
+/// Why a pod is pending when the cluster has no nodes, in plain words.
+const NO_NODES_WHY: &str = "the cluster has no nodes";
 /// The pseudo-plugin a pod waits on when there were no nodes at all (any node add retries it).
 pub const NO_NODES_PLUGIN: &str = "<no nodes>";
 /// Upstream's floor of feasible nodes to find before stopping.
@@ -66,6 +72,9 @@ pub struct FitError {
     pub post_filter_msg: Option<String>,
     /// The plugins that rejected the pod.
     pub unschedulable_plugins: BTreeSet<&'static str>,
+    /// For each resource nodes were rejected as `Insufficient <resource>` for, the pod's
+    /// request and the most those nodes had free (for [`why_pending`]; not in the message).
+    pub shortfalls: BTreeMap<String, Shortfall>,
 }
 
 impl FitError {
@@ -82,6 +91,7 @@ impl FitError {
             statuses,
             post_filter_msg: None,
             unschedulable_plugins,
+            shortfalls: BTreeMap::new(),
         }
     }
 }
@@ -199,6 +209,8 @@ pub struct Scheduler {
     /// Filters count them on their node for pods of lower or equal priority, so the room
     /// preemption freed is not taken by someone else.
     nominated: Mutex<HashMap<String, (String, Arc<Pod>)>>,
+    /// The last `unschedulable` journey step's message per pod.
+    unschedulable_steps: LastUnschedulable,
 }
 
 fn is_terminal(pod: &Pod) -> bool {
@@ -310,6 +322,7 @@ impl Scheduler {
             binds: InFlightBinds::default(),
             waiting: Mutex::new(HashMap::new()),
             nominated: Mutex::new(HashMap::new()),
+            unschedulable_steps: LastUnschedulable::default(),
         }))
     }
 
@@ -334,6 +347,7 @@ impl Scheduler {
             if !was_assigned {
                 // Bound, by us or by someone else: no longer ours to schedule.
                 self.queue.delete(&key);
+                self.unschedulable_steps.forget(&uid_or_key(&pod));
             }
             if is_terminal(&pod) {
                 self.cache.lock().remove_pod(&key);
@@ -376,6 +390,7 @@ impl Scheduler {
         let key = pod_key(pod);
         self.nominated.lock().remove(&key);
         self.queue.delete(&key);
+        self.unschedulable_steps.forget(&uid_or_key(pod));
         if assigned(pod) {
             self.cache.lock().remove_pod(&key);
             self.queue.on_event(ClusterEvent::AssignedPodDelete);
@@ -531,6 +546,12 @@ impl Scheduler {
             self.queue.done(&key);
             return true;
         }
+        drop(pod_step!(
+            "queued",
+            pod,
+            start_ns = ferry_journey::unix_nanos(info.active_since),
+            attempts = info.attempts
+        ));
         let mut state = CycleState::new();
         let outcome = {
             let mut snapshot = self.snapshot.lock();
@@ -580,46 +601,64 @@ impl Scheduler {
                 return true;
             }
         };
-        // Assume, Reserve, Permit.
+        // Assume, Reserve, Permit: the start of the `bound` step, which the binding cycle ends.
         let host = result.host;
-        let mut assumed = (*pod).clone();
-        assumed.spec.get_or_insert_with(Default::default).node_name = Some(host.clone());
-        let assumed = Arc::new(assumed);
-        self.nominated.lock().remove(&key);
-        if let Err(error) = self.cache.lock().assume_pod(assumed.clone()) {
-            self.fail(
-                info,
-                cycle,
-                &ScheduleError::Internal(Status::error(error.to_string())),
-                None,
-            );
-            return true;
-        }
-        let status = framework.run_reserve(&mut state, &assumed, &host);
-        if !status.is_success() {
-            let _ = self.cache.lock().forget_pod(&key);
-            self.fail(info, cycle, &ScheduleError::Internal(status), None);
-            return true;
-        }
-        let wait = match framework.run_permit(&state, &assumed, &host) {
-            Ok(wait) => wait,
-            Err(status) => {
-                framework.run_unreserve(&mut state, &assumed, &host);
-                let _ = self.cache.lock().forget_pod(&key);
-                self.fail(info, cycle, &ScheduleError::Internal(status), None);
+        let bound = pod_step!("bound", pod, node = %host);
+        let reserved = bound.in_scope(|| self.reserve(&framework, &mut state, &pod, &host));
+        let (assumed, wait) = match reserved {
+            Ok(reserved) => reserved,
+            Err(error) => {
+                ferry_journey::fail(&bound, &error);
+                self.fail(info, cycle, &error, None);
                 return true;
             }
         };
         self.binds.count.fetch_add(1, Ordering::SeqCst);
         let this = self.clone();
         tokio::spawn(async move {
-            this.binding_cycle(framework, state, assumed, host, info, cycle, wait)
+            let step = bound.clone();
+            this.binding_cycle(framework, state, assumed, host, info, cycle, wait, &step)
+                .instrument(bound)
                 .await;
+            drop(step);
             if this.binds.count.fetch_sub(1, Ordering::SeqCst) == 1 {
                 this.binds.done.notify_waiters();
             }
         });
         true
+    }
+
+    /// Assumes `pod` on `host` in the cache, then runs Reserve and Permit: the assumed pod and
+    /// how long Permit asks to wait. A failure rolls back what was done.
+    fn reserve(
+        &self,
+        framework: &Framework,
+        state: &mut CycleState,
+        pod: &Pod,
+        host: &str,
+    ) -> Result<(Arc<Pod>, Option<Duration>), ScheduleError> {
+        let key = pod_key(pod);
+        let mut assumed = pod.clone();
+        assumed.spec.get_or_insert_with(Default::default).node_name = Some(host.to_string());
+        let assumed = Arc::new(assumed);
+        self.nominated.lock().remove(&key);
+        self.cache
+            .lock()
+            .assume_pod(assumed.clone())
+            .map_err(|error| ScheduleError::Internal(Status::error(error.to_string())))?;
+        let status = framework.run_reserve(state, &assumed, host);
+        if !status.is_success() {
+            let _ = self.cache.lock().forget_pod(&key);
+            return Err(ScheduleError::Internal(status));
+        }
+        match framework.run_permit(state, &assumed, host) {
+            Ok(wait) => Ok((assumed, wait)),
+            Err(status) => {
+                framework.run_unreserve(state, &assumed, host);
+                let _ = self.cache.lock().forget_pod(&key);
+                Err(ScheduleError::Internal(status))
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -632,6 +671,7 @@ impl Scheduler {
         info: QueuedPodInfo,
         cycle: u64,
         wait: Option<Duration>,
+        step: &tracing::Span,
     ) {
         let key = info.key();
         let mut status = Status::success();
@@ -667,6 +707,7 @@ impl Scheduler {
                 );
             }
             framework.run_post_bind(&state, &assumed, &host);
+            self.unschedulable_steps.forget(&uid_or_key(&assumed));
             return;
         }
         framework.run_unreserve(&mut state, &assumed, &host);
@@ -678,6 +719,7 @@ impl Scheduler {
             reasons: vec![format!("Binding rejected: {}", status.message())],
             plugin: status.plugin,
         };
+        ferry_journey::fail(step, status.message());
         self.fail(info, cycle, &ScheduleError::Internal(status), None);
     }
 
@@ -699,6 +741,7 @@ impl Scheduler {
         };
         let message = error.to_string();
         tracing::debug!(pod = %info.key(), %message, "unable to schedule pod");
+        self.record_unschedulable(&info.pod, error, &message);
         let pod = info.pod.clone();
         match nominated.as_deref() {
             Some("") => {
@@ -731,8 +774,27 @@ impl Scheduler {
         });
     }
 
+    /// The `unschedulable` step of an attempt that found no node (error: the FailedScheduling
+    /// `message`; `why`: [`why_pending`]), unless the pod's last one said the same.
+    fn record_unschedulable(&self, pod: &Pod, error: &ScheduleError, message: &str) {
+        let nodes = match error {
+            ScheduleError::Fit(fit) => fit.num_all_nodes,
+            ScheduleError::NoNodes => 0,
+            ScheduleError::Internal(_) => return,
+        };
+        if !self.unschedulable_steps.is_new(&uid_or_key(pod), message) {
+            return;
+        }
+        let why = match error {
+            ScheduleError::Fit(fit) => why_pending(fit),
+            _ => NO_NODES_WHY.to_string(),
+        };
+        let step = pod_step!("unschedulable", pod, nodes = nodes, why = %why);
+        ferry_journey::fail(&step, message);
+    }
+
     /// Picks a node for `pod` in `snapshot` (no side effects beyond `state` and the rotating
-    /// start index).
+    /// start index), in the journey steps `filtered` and `scored`.
     pub fn schedule_pod(
         &self,
         framework: &Framework,
@@ -743,6 +805,50 @@ impl Scheduler {
         if snapshot.num_nodes() == 0 {
             return Err(ScheduleError::NoNodes);
         }
+        let filtered = pod_step!("filtered", pod, nodes = Empty, feasible = Empty);
+        let outcome = filtered.in_scope(|| self.filter_nodes(framework, state, pod, snapshot));
+        let (feasible, evaluated) = match outcome {
+            Ok((feasible, evaluated)) => {
+                filtered.record("nodes", evaluated);
+                filtered.record("feasible", feasible.len());
+                (feasible, evaluated)
+            }
+            Err(error) => {
+                match &error {
+                    ScheduleError::Fit(fit) => {
+                        filtered.record("nodes", fit.statuses.len());
+                        filtered.record("feasible", 0);
+                    }
+                    _ => ferry_journey::fail(&filtered, &error),
+                }
+                return Err(error);
+            }
+        };
+        drop(filtered);
+        let scored = pod_step!("scored", pod, node = Empty, score = Empty);
+        let (host, score) = scored
+            .in_scope(|| self.score_nodes(framework, state, pod, snapshot, &feasible))
+            .inspect_err(|error| ferry_journey::fail(&scored, error))?;
+        scored.record("node", host.as_str());
+        if let Some(score) = score {
+            scored.record("score", score);
+        }
+        Ok(ScheduleResult {
+            host,
+            evaluated_nodes: evaluated,
+            feasible_nodes: feasible.len(),
+        })
+    }
+
+    /// PreFilter, then Filter over the nodes it leaves: the feasible nodes and how many nodes
+    /// were filtered, or the FitError when none is feasible.
+    fn filter_nodes(
+        &self,
+        framework: &Framework,
+        state: &mut CycleState,
+        pod: &Pod,
+        snapshot: &Snapshot,
+    ) -> Result<(Vec<Arc<NodeInfo>>, usize), ScheduleError> {
         let names = match framework.run_pre_filter(state, pod, snapshot) {
             Ok(names) => names,
             Err(status) if status.is_rejected() => {
@@ -783,37 +889,41 @@ impl Scheduler {
             num_feasible_nodes_to_find(percentage, nodes.len()),
         )?;
         if feasible.is_empty() {
-            return Err(ScheduleError::Fit(Box::new(FitError::new(
-                snapshot.num_nodes(),
-                None,
-                statuses,
-            ))));
+            let mut error = FitError::new(snapshot.num_nodes(), None, statuses);
+            error.shortfalls = crate::explain::shortfalls(&error.statuses, pod, snapshot);
+            return Err(ScheduleError::Fit(Box::new(error)));
         }
         let evaluated = feasible.len() + statuses.len();
-        if feasible.len() == 1 {
-            return Ok(ScheduleResult {
-                host: feasible[0].name.clone(),
-                evaluated_nodes: evaluated,
-                feasible_nodes: 1,
-            });
+        Ok((feasible, evaluated))
+    }
+
+    /// PreScore, Score and NormalizeScore over the feasible nodes, then selectHost: the chosen
+    /// node and its total score (none when it was the only feasible node: nothing is scored).
+    fn score_nodes(
+        &self,
+        framework: &Framework,
+        state: &mut CycleState,
+        pod: &Pod,
+        snapshot: &Snapshot,
+        feasible: &[Arc<NodeInfo>],
+    ) -> Result<(String, Option<i64>), ScheduleError> {
+        if let [only] = feasible {
+            return Ok((only.name.clone(), None));
         }
-        let status = framework.run_pre_score(state, pod, &feasible, snapshot);
+        let status = framework.run_pre_score(state, pod, feasible, snapshot);
         if !status.is_success() {
             return Err(ScheduleError::Internal(status));
         }
         let totals = framework
-            .run_score(state, pod, &feasible)
+            .run_score(state, pod, feasible)
             .map_err(ScheduleError::Internal)?;
-        let host = self.select_host(&feasible, &totals);
-        Ok(ScheduleResult {
-            host,
-            evaluated_nodes: evaluated,
-            feasible_nodes: feasible.len(),
-        })
+        let best = self.select_host(&totals);
+        Ok((feasible[best].name.clone(), totals.get(best).copied()))
     }
 
-    /// The highest total; ties broken uniformly at random (reservoir sampling, as upstream).
-    fn select_host(&self, nodes: &[Arc<NodeInfo>], totals: &[i64]) -> String {
+    /// The index of the highest total; ties broken uniformly at random (reservoir sampling, as
+    /// upstream).
+    fn select_host(&self, totals: &[i64]) -> usize {
         let mut best = 0;
         let mut ties = 0u64;
         for (i, total) in totals.iter().enumerate() {
@@ -827,7 +937,7 @@ impl Scheduler {
                 }
             }
         }
-        nodes[best].name.clone()
+        best
     }
 
     /// Pods nominated to each node with at least `pod`'s priority (other than `pod`).
@@ -1366,6 +1476,205 @@ mod tests {
         assert!(binder
             .calls()
             .contains(&Call::Bind("default/high".into(), "n1".into())));
+    }
+
+    const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+    fn attribute<'a>(span: &'a ferry_journey::SpanRecord, name: &str) -> Option<&'a str> {
+        span.attributes.get(name).map(String::as_str)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_scheduled_pod_is_queued_filtered_scored_and_bound_in_its_journey() {
+        let capture = ferry_journey::testing::capture();
+        let binder = FakeBinder::new();
+        let s = scheduler(binder.clone());
+        feed(
+            &s,
+            vec![
+                make_node("small").capacity(&[("cpu", "1")]).node(),
+                make_node("big").capacity(&[("cpu", "8")]).node(),
+                make_node("tainted")
+                    .capacity(&[("cpu", "8")])
+                    .taint("dedicated", "gpu", "NoSchedule")
+                    .node(),
+            ],
+        );
+        let pod = make_pod("a")
+            .req("cpu", "2")
+            .annotation(ferry_journey::ANNOTATION, TRACEPARENT)
+            .pod();
+        s.on_pod(None, Arc::new(pod));
+        assert!(s.schedule_one().await);
+        s.wait_for_bindings().await;
+        let spans = capture.spans();
+        let steps: Vec<&str> = spans.iter().map(|s| s.step.as_str()).collect();
+        assert_eq!(steps, ["queued", "filtered", "scored", "bound"]);
+        for span in &spans {
+            assert_eq!(span.trace_id, "0af7651916cd43dd8448eb211c80319c");
+            assert_eq!(span.parent_span_id.as_deref(), Some("b7ad6b7169203331"));
+            assert_eq!(span.component, "kube-scheduler");
+            let object = span.object.as_ref().expect("the pod");
+            let name = (
+                object.resource.as_str(),
+                object.namespace.as_str(),
+                object.name.as_str(),
+            );
+            assert_eq!(name, ("pods", "default", "a"));
+            assert_eq!(object.uid.as_deref(), Some("uid-a"));
+            assert_eq!(span.error, None, "{}", span.step);
+        }
+        let [queued, filtered, scored, bound] = &spans[..] else {
+            panic!("four steps")
+        };
+        assert_eq!(attribute(queued, "attempts"), Some("1"));
+        assert!(queued.start_unix_nanos <= queued.end_unix_nanos);
+        assert_eq!(attribute(filtered, "nodes"), Some("3"));
+        assert_eq!(attribute(filtered, "feasible"), Some("1"));
+        assert_eq!(attribute(scored, "node"), Some("big"));
+        assert_eq!(attribute(bound, "node"), Some("big"));
+        assert!(filtered.end_unix_nanos <= bound.start_unix_nanos);
+        // The binding POST is made inside the bound step, so the API server's steps join it.
+        let sent = binder.bind_contexts.lock().clone();
+        assert_eq!(
+            sent,
+            [Some(format!("00-{}-{}-01", bound.trace_id, bound.span_id))]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scoring_records_the_chosen_nodes_score() {
+        let capture = ferry_journey::testing::capture();
+        let s = scheduler(FakeBinder::new());
+        feed(
+            &s,
+            (0..2)
+                .map(|i| make_node(&format!("n{i}")).capacity(&[("cpu", "4")]).node())
+                .collect(),
+        );
+        s.on_pod(None, Arc::new(make_pod("a").req("cpu", "1").pod()));
+        assert!(s.schedule_one().await);
+        s.wait_for_bindings().await;
+        let spans = capture.spans();
+        let scored = spans.iter().find(|s| s.step == "scored").expect("scored");
+        let bound = spans.iter().find(|s| s.step == "bound").expect("bound");
+        assert_eq!(attribute(scored, "node"), attribute(bound, "node"));
+        let score: i64 = attribute(scored, "score")
+            .expect("a score")
+            .parse()
+            .expect("a number");
+        assert!(score > 0, "{score}");
+        assert_eq!(
+            spans
+                .iter()
+                .find(|s| s.step == "filtered")
+                .map(|s| attribute(s, "feasible")),
+            Some(Some("2"))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unschedulable_pod_says_why_once_per_message() {
+        let capture = ferry_journey::testing::capture();
+        let binder = FakeBinder::new();
+        let s = scheduler(binder.clone());
+        feed(
+            &s,
+            vec![
+                make_node("n1").capacity(&[("cpu", "1500m")]).node(),
+                make_node("n2").capacity(&[("cpu", "1")]).node(),
+                make_node("cp")
+                    .capacity(&[("cpu", "8")])
+                    .taint("node.kubernetes.io/not-ready", "", "NoSchedule")
+                    .node(),
+            ],
+        );
+        let pod = make_pod("p")
+            .req("cpu", "2")
+            .annotation(ferry_journey::ANNOTATION, TRACEPARENT)
+            .pod();
+        s.on_pod(None, Arc::new(pod));
+        assert!(s.schedule_one().await);
+        tokio::task::yield_now().await;
+        let message = binder
+            .calls()
+            .iter()
+            .find_map(|c| match c {
+                Call::Unschedulable(_, _, message, _) => Some(message.clone()),
+                _ => None,
+            })
+            .expect("FailedScheduling");
+        let spans = capture.spans();
+        assert_eq!(
+            capture.steps(),
+            ["queued", "filtered", "unschedulable"],
+            "no node, so nothing scored or bound"
+        );
+        let step = &spans[2];
+        assert_eq!(step.trace_id, "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(step.error.as_deref(), Some(message.as_str()));
+        assert!(
+            message.starts_with("0/3 nodes are available: "),
+            "{message}"
+        );
+        assert_eq!(attribute(step, "nodes"), Some("3"));
+        assert_eq!(
+            attribute(step, "why"),
+            Some(
+                "3 nodes: 2 Insufficient cpu (requested 2, free at most 1.5), \
+                 1 had untolerated taint node.kubernetes.io/not-ready"
+            )
+        );
+        assert_eq!(attribute(&spans[1], "feasible"), Some("0"));
+        // Retried with the same result: queued and filtered again, no second unschedulable.
+        capture.clear();
+        tokio::time::advance(Duration::from_secs(301)).await;
+        s.housekeeping(30);
+        assert!(s.schedule_one().await);
+        tokio::task::yield_now().await;
+        assert_eq!(capture.steps(), ["queued", "filtered"]);
+        let queued = &capture.spans()[0];
+        assert_eq!(attribute(queued, "attempts"), Some("2"));
+        // A different outcome is a new step.
+        feed(&s, vec![make_node("n3").capacity(&[("cpu", "1")]).node()]);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        s.housekeeping(31);
+        assert!(s.schedule_one().await);
+        tokio::task::yield_now().await;
+        let steps = capture.steps();
+        assert_eq!(steps.last().map(String::as_str), Some("unschedulable"));
+        let spans = capture.spans();
+        let why = spans.last().and_then(|s| attribute(s, "why"));
+        assert!(
+            why.is_some_and(|w| w.starts_with("4 nodes: 3 Insufficient cpu")),
+            "{why:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_bind_fails_the_bound_step() {
+        let capture = ferry_journey::testing::capture();
+        let binder = FakeBinder::new();
+        *binder.fail_binds.lock() = Some("etcd is sad".into());
+        let s = scheduler(binder.clone());
+        feed(&s, vec![make_node("n1").capacity(&[("cpu", "2")]).node()]);
+        s.on_pod(None, Arc::new(make_pod("a").req("cpu", "1").pod()));
+        assert!(s.schedule_one().await);
+        s.wait_for_bindings().await;
+        let spans = capture.spans();
+        let bound = spans.iter().find(|s| s.step == "bound").expect("bound");
+        assert!(
+            bound
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("etcd is sad")),
+            "{:?}",
+            bound.error
+        );
+        assert!(
+            !capture.steps().iter().any(|s| s == "unschedulable"),
+            "an error is not a pod that does not fit"
+        );
     }
 
     /// A Permit plugin holding every pod for 10 s.

@@ -440,6 +440,16 @@ impl PodBuilder {
         self
     }
 
+    /// Sets an annotation.
+    pub fn annotation(mut self, key: &str, value: &str) -> Self {
+        self.0
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(key.to_string(), value.to_string());
+        self
+    }
+
     /// Adds a scheduling gate.
     pub fn scheduling_gate(mut self, name: &str) -> Self {
         self.spec()
