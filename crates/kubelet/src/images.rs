@@ -7,6 +7,7 @@ use std::time::Instant as StdInstant;
 
 use k8s_openapi::api::core::v1::{Container, ObjectReference};
 use parking_lot::Mutex;
+use tracing::Instrument;
 
 use crate::backoff::Backoff;
 use crate::runtime::{image_spec, v1, Runtime};
@@ -57,7 +58,11 @@ pub fn pull_policy(container: &Container) -> &str {
 
 impl ImageManager {
     /// Makes `container`'s image present; returns the image reference to create the container
-    /// with. `events` receives what to record, in order.
+    /// with. `events` receives what to record, in order. `step` makes the journey step
+    /// `image pulled` (with an `image` field, and a `present` one declared empty): the pull
+    /// runs in it, and an image already present is recorded as `present = true`; a pull in
+    /// backoff or not allowed is no step.
+    #[allow(clippy::too_many_arguments)]
     pub async fn ensure_image(
         &self,
         runtime: &dyn Runtime,
@@ -66,6 +71,7 @@ impl ImageManager {
         sandbox_config: &v1::PodSandboxConfig,
         credentials: &[v1::AuthConfig],
         events: &mut Vec<ImageEvent>,
+        step: &(dyn Fn() -> tracing::Span + Sync),
     ) -> Result<String, ImageError> {
         let image = container.image.clone().unwrap_or_default();
         if image.is_empty() {
@@ -92,6 +98,7 @@ impl ImageManager {
         };
         if policy != "Always" {
             if let Some(found) = &present {
+                step().record("present", true);
                 event(
                     false,
                     "Pulled",
@@ -119,6 +126,7 @@ impl ImageManager {
             });
         }
         event(false, "Pulling", format!("Pulling image \"{image}\""));
+        let span = step();
         let started = StdInstant::now();
         // Each matching pull secret in turn, as upstream; anonymous without one.
         let mut pulled = Err(crate::runtime::RuntimeError::InvalidResponse(
@@ -132,6 +140,7 @@ impl ImageManager {
         for auth in attempts {
             pulled = runtime
                 .pull_image(spec.clone(), auth, Some(sandbox_config.clone()))
+                .instrument(span.clone())
                 .await;
             if pulled.is_ok() {
                 break;
@@ -157,6 +166,7 @@ impl ImageManager {
                 Ok(image_ref)
             }
             Err(e) => {
+                ferry_journey::fail(&span, &e);
                 self.backoff.lock().next(&key);
                 event(
                     true,
@@ -354,6 +364,7 @@ mod tests {
                 &sandbox,
                 &[],
                 &mut events,
+                &tracing::Span::none,
             )
             .await;
         assert_eq!(got, Ok(id));
@@ -369,6 +380,7 @@ mod tests {
                 &sandbox,
                 &[],
                 &mut events,
+                &tracing::Span::none,
             )
             .await;
         assert!(got.is_ok());
@@ -391,6 +403,7 @@ mod tests {
                 &v1::PodSandboxConfig::default(),
                 &[],
                 &mut events,
+                &tracing::Span::none,
             )
             .await;
         let err = got.expect_err("not present");
@@ -424,7 +437,7 @@ mod tests {
             events: &mut Vec<ImageEvent>,
         ) -> &'static str {
             manager
-                .ensure_image(runtime, "u", c, sandbox, &[], events)
+                .ensure_image(runtime, "u", c, sandbox, &[], events, &tracing::Span::none)
                 .await
                 .expect_err("fails")
                 .reason
@@ -453,7 +466,15 @@ mod tests {
         // Another pod has its own window.
         let mut other = vec![];
         let got = manager
-            .ensure_image(&runtime, "v", &c, &sandbox, &[], &mut other)
+            .ensure_image(
+                &runtime,
+                "v",
+                &c,
+                &sandbox,
+                &[],
+                &mut other,
+                &tracing::Span::none,
+            )
             .await;
         assert_eq!(got.expect_err("fails").reason, "ErrImagePull");
         // Once the image exists, the next try after the window succeeds and resets it.
@@ -461,9 +482,59 @@ mod tests {
         tokio::time::advance(Duration::from_secs(40)).await;
         events.clear();
         assert!(manager
-            .ensure_image(&runtime, "u", &c, &sandbox, &[], &mut events)
+            .ensure_image(
+                &runtime,
+                "u",
+                &c,
+                &sandbox,
+                &[],
+                &mut events,
+                &tracing::Span::none
+            )
             .await
             .is_ok());
         manager.forget_pod("u");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pulls_and_present_images_are_steps_but_backing_off_is_none() {
+        let capture = ferry_journey::testing::capture();
+        let runtime = FakeRuntime::new();
+        runtime.add_image("r/app:1");
+        runtime.fail_pull("r/missing:1", RuntimeError::NotFound("gone".into()));
+        let manager = ImageManager::default();
+        let sandbox = v1::PodSandboxConfig::default();
+        let step = || {
+            ferry_journey::step!(
+                "image pulled",
+                component = "kubelet-images-test",
+                present = tracing::field::Empty
+            )
+        };
+        for (image, policy) in [
+            ("r/app:1", None),
+            ("r/app:1", Some("Always")),
+            ("r/missing:1", None),
+            ("r/missing:1", None),
+        ] {
+            let c = container(image, policy);
+            let _ = manager
+                .ensure_image(&runtime, "u", &c, &sandbox, &[], &mut vec![], &step)
+                .await;
+        }
+        let steps: Vec<_> = capture
+            .spans()
+            .into_iter()
+            .map(|s| (s.attributes.get("present").cloned(), s.error))
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                (Some("true".to_string()), None),
+                (None, None),
+                (None, Some("not found: gone".to_string())),
+            ],
+            "present, pulled, failed; the pull in backoff is no step"
+        );
     }
 }

@@ -5,6 +5,7 @@
 //!
 //! - [`downward`]: downward API values shared by env vars and volumes.
 //! - [`images`] and [`backoff`]: pull policy, upstream's pull and crash-loop backoff.
+//! - [`journey`]: the kubelet's steps of a pod's journey (`ferry trace`), as `ferry-journey` spans.
 //! - [`netguard`]: pod and service traffic never leaves the machine (nft table + blackholes).
 //! - [`cleanup`]: `ferry agent --cleanup`, removing everything the agent made on the machine.
 //! - [`runtime`]: the [`Runtime`](runtime::Runtime) trait — the CRI v1 calls the pod workers make
@@ -57,6 +58,7 @@ pub mod downward;
 pub mod eviction;
 pub mod gc;
 pub mod images;
+pub mod journey;
 pub mod kubelet;
 pub mod logs;
 pub mod machine;

@@ -1,16 +1,21 @@
 //! One container's life as the pod worker drives it (upstream `kuberuntime_container.go`):
 //! pull its image, build its config from the looked-up configMaps and secrets, create and start
-//! it, run its postStart hook; and kill it, preStop hook first, within its grace period.
+//! it, run its postStart hook; and kill it, preStop hook first, within its grace period. The
+//! pull (or the image found present) is the journey step `image pulled`, creating and starting
+//! the container `container started`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Pod};
 use tokio::time::Instant;
+use tracing::field::Empty;
+use tracing::Instrument;
 
 use super::{
     find_container, go_duration, pod_grace_period, pod_key, PodWorker, MINIMUM_GRACE_PERIOD,
 };
+use crate::journey::pod_step;
 use crate::podconfig::{self, ContainerContext};
 use crate::probe::ProbeResult;
 use crate::runtime::{v1, RuntimeError};
@@ -102,6 +107,15 @@ impl PodWorker {
             container.image.as_deref().unwrap_or_default(),
             &pull_secrets,
         );
+        let image_name = container.image.as_deref().unwrap_or_default();
+        let image_step = || {
+            pod_step!(
+                &pod.metadata,
+                "image pulled",
+                image = image_name,
+                present = Empty
+            )
+        };
         let image = self
             .shared
             .images
@@ -112,6 +126,7 @@ impl PodWorker {
                 sandbox_config,
                 &credentials,
                 &mut events,
+                &image_step,
             )
             .await;
         for e in events {
@@ -208,12 +223,25 @@ impl PodWorker {
             Ok(c) => c,
             Err(e) => return fail(self, "CreateContainerConfigError", e.to_string()),
         };
+        let span = pod_step!(
+            &pod.metadata,
+            "container started",
+            container = name,
+            restart = Empty
+        );
+        if attempt > 0 {
+            span.record("restart", attempt);
+        }
         let id = match runtime
             .create_container(sandbox_id, config, sandbox_config.clone())
+            .instrument(span.clone())
             .await
         {
             Ok(id) => id,
-            Err(e) => return fail(self, "CreateContainerError", e.to_string()),
+            Err(e) => {
+                ferry_journey::fail(&span, &e);
+                return fail(self, "CreateContainerError", e.to_string());
+            }
         };
         self.event(
             pod,
@@ -222,9 +250,11 @@ impl PodWorker {
             "Created",
             format!("Created container: {name}"),
         );
-        if let Err(e) = runtime.start_container(&id).await {
+        if let Err(e) = runtime.start_container(&id).instrument(span.clone()).await {
+            ferry_journey::fail(&span, &e);
             return fail(self, "RunContainerError", e.to_string());
         }
+        drop(span);
         self.event(
             pod,
             at,

@@ -21,11 +21,13 @@
 //! By concept: `plan.rs` (the pure decision: what the runtime has for the pod, and what to do
 //! next), `sync.rs` (one sync: look, plan, act), `sandbox.rs` (the pod sandbox and the pod's
 //! `/etc/hosts`), `container.rs` (starting a container, its lifecycle hooks, killing it),
-//! `terminate.rs` (a deleted pod's termination), `pod_status.rs` (the status a worker posts)
-//! and `lifecycle.rs` (the [`Lifecycle`] and its moves). This file holds what a worker is given
-//! ([`Shared`], [`NodeContext`], [`PodApi`]) and keeps ([`WorkerState`]).
+//! `terminate.rs` (a deleted pod's termination), `pod_status.rs` (the status a worker posts),
+//! `lifecycle.rs` (the [`Lifecycle`] and its moves) and `journey.rs` (the journey steps
+//! recorded once: the pod seen, its volumes, container exits). This file holds what a worker
+//! is given ([`Shared`], [`NodeContext`], [`PodApi`]) and keeps ([`WorkerState`]).
 
 mod container;
+mod journey;
 mod lifecycle;
 mod plan;
 mod pod_status;
@@ -54,6 +56,7 @@ use crate::probe::ProbeManager;
 use crate::runtime::Runtime;
 use crate::volume::{ObjectSource, VolumeManager};
 
+pub use self::journey::StepsRecorded;
 pub use self::lifecycle::Lifecycle;
 pub use self::plan::{all_done, plan, Instance, Observed, ProbeView, Step};
 pub use self::terminate::terminal_status_of_deleted_pod;
@@ -203,6 +206,8 @@ pub struct WorkerState {
     pub exits: HashMap<String, Instant>,
     /// The eviction manager evicted the pod: it is killed and stays Failed with this.
     pub evicted: Option<crate::eviction::PodEviction>,
+    /// The journey steps recorded once per pod or per container instance.
+    pub journey: StepsRecorded,
 }
 
 impl Default for WorkerState {
@@ -217,6 +222,7 @@ impl Default for WorkerState {
             backoff_until: None,
             exits: HashMap::new(),
             evicted: None,
+            journey: StepsRecorded::default(),
         }
     }
 }

@@ -4,14 +4,18 @@
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Container, Pod};
+use tracing::Instrument;
 
+use super::journey::{first_container_start, is_ready};
 use super::{
     ns_to_timestamp, pod_key, terminal_status_of_deleted_pod, Instance, Observed, PodWorker,
 };
+use crate::journey::{pod_step, start_at};
 use crate::runtime::v1;
 use crate::status::{self, ContainerFacts, PodFacts, RuntimeState, Terminated};
 
-fn terminated_of(instance: &Instance) -> Option<Terminated> {
+/// The termination of an exited instance, as the status shows it.
+pub(super) fn terminated_of(instance: &Instance) -> Option<Terminated> {
     let code = instance.exit_code()?;
     let s = &instance.status;
     Some(Terminated {
@@ -170,9 +174,31 @@ impl PodWorker {
         if !changed {
             return;
         }
-        match self.shared.api.patch_status(pod, &status).await {
+        // The status that first says Ready (again) is the journey step `ready`, from when the
+        // first container started.
+        let span = if is_ready(&status) && !is_ready(&previous) {
+            let span = pod_step!(&pod.metadata, "ready");
+            let first_start = pod
+                .spec
+                .as_ref()
+                .and_then(|spec| first_container_start(spec, observed));
+            start_at(&span, first_start);
+            span
+        } else {
+            tracing::Span::none()
+        };
+        match self
+            .shared
+            .api
+            .patch_status(pod, &status)
+            .instrument(span.clone())
+            .await
+        {
             Ok(()) => self.state.last_status = Some(status),
-            Err(e) => tracing::debug!(pod = %pod_key(pod), error = %e, "patching the pod status"),
+            Err(e) => {
+                ferry_journey::fail(&span, &e);
+                tracing::debug!(pod = %pod_key(pod), error = %e, "patching the pod status")
+            }
         }
     }
 }

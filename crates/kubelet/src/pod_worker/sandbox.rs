@@ -1,12 +1,15 @@
 //! The pod's sandbox (upstream `kuberuntime_sandbox.go`): the ready one, or a new one (after a
 //! dead one is stopped, with a backoff when creating fails), its IPs, stopping it; and the
-//! pod's managed `/etc/hosts`.
+//! pod's managed `/etc/hosts`. Making a sandbox is the journey step `sandbox created`.
 
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use tokio::time::Instant;
+use tracing::field::Empty;
+use tracing::Instrument;
 
 use super::plan::restart_policy;
 use super::{pod_key, Observed, PodWorker};
+use crate::journey::pod_step;
 use crate::podconfig;
 use crate::runtime::v1;
 
@@ -58,35 +61,60 @@ impl PodWorker {
         let config = podconfig::sandbox_config(pod, &ctx).map_err(|e| {
             self.sandbox_failed(pod, &e);
         })?;
-        if let Err(e) = self.prepare_pod_dir(&config) {
-            self.sandbox_failed(pod, &e);
-            self.state.sandbox_backoff.next("sandbox");
-            return Err(());
-        }
-        let handler = self.runtime_handler(pod).await.map_err(|e| {
-            self.sandbox_failed(pod, &e);
-            self.state.sandbox_backoff.next("sandbox");
-        })?;
-        let creating = Instant::now();
+        let span = pod_step!(
+            &pod.metadata,
+            "sandbox created",
+            ip = Empty,
+            handler = Empty
+        );
         match self
-            .shared
-            .runtime
-            .run_pod_sandbox(config.clone(), &handler)
+            .create_sandbox(pod, &config)
+            .instrument(span.clone())
             .await
         {
-            Ok(id) => {
-                tracing::debug!(pod = %pod_key(pod), ms = creating.elapsed().as_millis() as u64, "sandbox created");
+            Ok((id, handler, ips)) => {
+                if !handler.is_empty() {
+                    span.record("handler", handler.as_str());
+                }
+                if let Some(ip) = ips.first() {
+                    span.record("ip", ip.as_str());
+                }
                 self.state.sandbox_backoff.reset("sandbox");
-                let ips = self.sandbox_ips(&id).await;
                 Ok(Some((id, config, ips)))
             }
             Err(e) => {
-                tracing::warn!(pod = %pod_key(pod), error = %e, "creating the pod sandbox");
+                ferry_journey::fail(&span, &e);
                 self.sandbox_failed(pod, &e);
                 self.state.sandbox_backoff.next("sandbox");
                 Err(())
             }
         }
+    }
+
+    /// Makes the pod's directories, looks up its runtime handler and runs the sandbox
+    /// (containerd starts the pause container and runs the CNI ADD); returns its id, the
+    /// handler and its IPs.
+    async fn create_sandbox(
+        &self,
+        pod: &Pod,
+        config: &v1::PodSandboxConfig,
+    ) -> Result<(String, String, Vec<String>), String> {
+        self.prepare_pod_dir(config).map_err(|e| e.to_string())?;
+        let handler = self.runtime_handler(pod).await?;
+        let creating = Instant::now();
+        let id = self
+            .shared
+            .runtime
+            .run_pod_sandbox(config.clone(), &handler)
+            .await
+            .map_err(|e| {
+                tracing::warn!(pod = %pod_key(pod), error = %e, "creating the pod sandbox");
+                e.to_string()
+            })?;
+        let ms = creating.elapsed().as_millis() as u64;
+        tracing::debug!(pod = %pod_key(pod), ms, "sandbox created");
+        let ips = self.sandbox_ips(&id).await;
+        Ok((id, handler, ips))
     }
 
     /// The runtime handler of the pod's RuntimeClass ("" for the default runtime), as

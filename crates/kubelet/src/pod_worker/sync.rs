@@ -125,6 +125,7 @@ impl PodWorker {
     /// One sync of `pod` (upstream `SyncPod`, or `SyncTerminatingPod` once it is being
     /// deleted).
     pub async fn sync(&mut self, pod: &Pod) -> SyncResult {
+        self.record_pod_seen(pod);
         if pod.metadata.deletion_timestamp.is_some() {
             return self.terminate(pod, false).await;
         }
@@ -160,18 +161,14 @@ impl PodWorker {
             self.shared.probes.remove_pod(&self.uid);
             self.stop_sandboxes(&observed).await;
             let observed = self.observe().await.unwrap_or(observed);
+            self.record_exits(pod, &spec, &observed);
             self.post_status(pod, &observed, false, vec![], true).await;
             return SyncResult::Resync(SLOW_RESYNC);
         }
 
         let sync_started = Instant::now();
         // 1. Volumes, before the sandbox: a pod that cannot mount gets no sandbox (and no IP).
-        let volumes = match self
-            .shared
-            .volumes
-            .prepare(pod, self.shared.objects.as_ref())
-            .await
-        {
+        let volumes = match self.mount_volumes(pod).await {
             Ok(v) => v,
             Err(e) => {
                 self.event(pod, None, true, "FailedMount", e.to_string());
@@ -193,6 +190,7 @@ impl PodWorker {
                     // The sandbox died and the pod must not get a new one (it ran under Never).
                     self.state.lifecycle.complete();
                     let observed = self.observe().await.unwrap_or(observed);
+                    self.record_exits(pod, &spec, &observed);
                     self.post_status(pod, &observed, false, vec![], true).await;
                     return SyncResult::Resync(SLOW_RESYNC);
                 }
@@ -228,6 +226,7 @@ impl PodWorker {
         for id in exited {
             self.state.exits.entry(id.to_string()).or_insert(now);
         }
+        self.record_exits(pod, &spec, &observed);
         let current = observed.in_sandbox(&sandbox_id);
         let steps = plan(&spec, &current, &Probes(&self.shared.probes, &self.uid));
         for step in &steps {
@@ -334,6 +333,7 @@ impl PodWorker {
             Ok(o) => o,
             Err(_) => observed,
         };
+        self.record_exits(pod, &spec, &observed);
         if all_done(&spec, &observed) || steps.contains(&Step::PodFailed) {
             self.state.lifecycle.complete();
             // What still runs (sidecars) stops with its grace period and preStop, as upstream.

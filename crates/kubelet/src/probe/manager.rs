@@ -1,6 +1,8 @@
 //! The probe manager (upstream `pkg/kubelet/prober/prober_manager.go`): one worker task per
 //! (pod, container, kind) for each container instance, the results they publish, which the pod
-//! worker reads, and upstream's `Unhealthy`/`ProbeWarning` events.
+//! worker reads, and upstream's `Unhealthy`/`ProbeWarning` events. A startup or readiness
+//! probe's first success for a container instance is a journey step (`startup probe passed`,
+//! `readiness probe passed`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use tokio::task::AbortHandle;
 
 use super::worker::{run_worker, Tick, WorkerSpec};
 use super::ProbeKind;
+use crate::journey::{nanos, pod_step, start_at};
 use crate::runtime::Runtime;
 
 /// Runs the probes of the containers on this node; see the module docs.
@@ -54,6 +57,11 @@ struct Instance {
     readiness: Option<bool>,
     startup: Option<bool>,
     workers: Vec<Worker>,
+    /// When the container started, if the runtime said (the start of its probes' journey
+    /// steps).
+    started_at: Option<Timestamp>,
+    /// The kinds whose first success is recorded as a journey step.
+    passed: Vec<ProbeKind>,
 }
 
 impl Instance {
@@ -134,8 +142,8 @@ impl ProbeManager {
         }
         // The container's age by the wall clock, carried over to tokio's clock so workers
         // (and tests on paused time) measure the initial delay with tokio::time.
+        let started_at = started_at.into();
         let age = started_at
-            .into()
             .and_then(|t| Timestamp::now().duration_since(t).try_into().ok())
             .unwrap_or(Duration::ZERO);
         let now = tokio::time::Instant::now();
@@ -149,6 +157,8 @@ impl ProbeManager {
             readiness: None,
             startup: None,
             workers: Vec::new(),
+            started_at,
+            passed: Vec::new(),
         };
         for kind in ProbeKind::ALL {
             let Some(probe) = kind.spec(container) else {
@@ -292,6 +302,26 @@ fn find_container<'a>(pod: &'a Pod, name: &str) -> Option<(&'a Container, String
         .map(|c| (c, format!("spec.initContainers{{{name}}}")))
 }
 
+/// The journey step of a startup or readiness probe's first success for a container instance,
+/// from when the container started.
+fn record_passed(pod: &Pod, spec: &WorkerSpec, started_at: Option<Timestamp>) {
+    let container = spec.container.name.as_str();
+    let span = match spec.kind {
+        ProbeKind::Startup => {
+            pod_step!(&pod.metadata, "startup probe passed", container = container)
+        }
+        ProbeKind::Readiness => {
+            pod_step!(
+                &pod.metadata,
+                "readiness probe passed",
+                container = container
+            )
+        }
+        ProbeKind::Liveness => return,
+    };
+    start_at(&span, started_at.map(nanos));
+}
+
 impl Shared {
     /// The instance's current inputs, or `None` if this worker's instance is gone.
     pub(super) fn tick(&self, spec: &WorkerSpec) -> Option<Tick> {
@@ -330,7 +360,19 @@ impl Shared {
                 }
             }
         }
+        // A startup probe's last success at deletion is no pass.
+        let first_pass = result == Some(true)
+            && spec.kind != ProbeKind::Liveness
+            && instance.pod.metadata.deletion_timestamp.is_none()
+            && !instance.passed.contains(&spec.kind);
+        let passed = first_pass.then(|| {
+            instance.passed.push(spec.kind);
+            (instance.pod.clone(), instance.started_at)
+        });
         drop(containers);
+        if let Some((pod, started_at)) = passed {
+            record_passed(&pod, spec, started_at);
+        }
         let _ = self.on_change.send(spec.uid.clone());
     }
 
