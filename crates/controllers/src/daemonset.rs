@@ -379,7 +379,9 @@ impl DaemonSetController {
                     spec.affinity = Some(pin_to_node(spec.affinity.take(), node));
                 }
                 let pods = pods.clone();
-                calls.push(async move { pods.create(&PostParams::default(), &pod).await });
+                calls.push(async move {
+                    crate::journey::create_pod(&pods, &pod, &ds.metadata, COMPONENT).await
+                });
             }
             let mut failed = 0;
             for result in futures::future::join_all(calls).await {

@@ -9,6 +9,9 @@
 //! Recreate scales old ones to zero, waits for their pods to be gone, then scales the new one
 //! up. Status and the Available/Progressing conditions follow upstream's rules, including
 //! ProgressDeadlineExceeded. The arithmetic is pure functions at the bottom, tested by tables.
+//!
+//! Creating a ReplicaSet and scaling one up are journey steps (`created replicaset`, `scaled
+//! replicaset`) under the Deployment's, so the ReplicaSet's pods continue its journey.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,6 +27,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt as _};
 use serde_json::json;
+use tracing::Instrument as _;
 
 use crate::informer::{key_of, Key};
 use crate::queue::{Queue, Reconciler};
@@ -31,6 +35,9 @@ use crate::util::{
     api_code, controller_ref, new_controller_ref, selector_is_empty, selector_matches,
 };
 use crate::{ApiContext as _, Context, Error};
+
+/// The source of the controller's events and its journey steps.
+const COMPONENT: &str = "deployment-controller";
 
 /// The label that ties a ReplicaSet and its pods to one pod template.
 pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
@@ -43,8 +50,11 @@ pub const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
 /// `spec.replicas + maxSurge` of the Deployment when the ReplicaSet was last scaled.
 pub const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
 
+/// The Deployment's annotations its ReplicaSets do not get. The journey's is the
+/// Deployment's own: a ReplicaSet gets one from the request that creates or scales it.
 const SKIPPED_ANNOTATIONS: &[&str] = &[
     "kubectl.kubernetes.io/last-applied-configuration",
+    ferry_journey::ANNOTATION,
     REVISION,
     REVISION_HISTORY,
     DESIRED_REPLICAS,
@@ -176,7 +186,7 @@ impl DeploymentController {
         let mut d = (*d).clone();
         let spec = d.spec.clone().unwrap_or_default();
         if selector_is_empty(&spec.selector) {
-            self.ctx.recorder("deployment-controller").event(
+            self.ctx.recorder(COMPONENT).event(
                 reference(&d),
                 EventType::Warning,
                 "SelectingAll",
@@ -399,7 +409,14 @@ impl DeploymentController {
         }
         set_new_rs_annotations(d, &mut rs, revision, false);
         let api = self.rs_api(&namespace);
-        let created = match api.create(&PostParams::default(), &rs).await {
+        let step = ferry_journey::step!(
+            "created replicaset",
+            parent = crate::journey::parent_of(&d.metadata),
+            component = COMPONENT,
+            object = tracing::field::Empty,
+            uid = tracing::field::Empty
+        );
+        let created = match crate::journey::create_in(&api, &rs, step).await {
             Ok(created) => created,
             Err(e) if api_code(&e) == Some(409) => {
                 // Same name: ours with the same template (a stale cache), or a hash collision.
@@ -439,7 +456,7 @@ impl DeploymentController {
             }
         };
         if replicas > 0 {
-            self.ctx.recorder("deployment-controller").event(
+            self.ctx.recorder(COMPONENT).event(
                 reference(d),
                 EventType::Normal,
                 "ScalingReplicaSet",
@@ -486,17 +503,27 @@ impl DeploymentController {
         updated
             .annotations_mut()
             .insert(MAX_REPLICAS.into(), max.to_string());
-        *rs = self
+        let step = if replicas > current {
+            scaled_step(d, rs, current, replicas)
+        } else {
+            tracing::Span::none()
+        };
+        let result = self
             .rs_api(&rs.namespace().unwrap_or_default())
             .replace(&rs.name_any(), &PostParams::default(), &updated)
-            .await
-            .map_err(|source| DeploymentError::Scale {
-                name: rs.name_any(),
-                source,
-            })?;
+            .instrument(step.clone())
+            .await;
+        if let Err(error) = &result {
+            ferry_journey::fail(&step, error);
+        }
+        drop(step);
+        *rs = result.map_err(|source| DeploymentError::Scale {
+            name: rs.name_any(),
+            source,
+        })?;
         if current != replicas {
             let direction = if replicas > current { "up" } else { "down" };
-            self.ctx.recorder("deployment-controller").event(
+            self.ctx.recorder(COMPONENT).event(
                 reference(d),
                 EventType::Normal,
                 "ScalingReplicaSet",
@@ -983,6 +1010,21 @@ fn set_new_rs_annotations(
         changed = true;
     }
     changed
+}
+
+/// The `scaled replicaset` step of scaling `rs` up from `from` to `to`, in `d`'s journey.
+fn scaled_step(d: &Deployment, rs: &ReplicaSet, from: i32, to: i32) -> tracing::Span {
+    let step = ferry_journey::step!(
+        "scaled replicaset",
+        parent = crate::journey::parent_of(&d.metadata),
+        component = COMPONENT,
+        object = tracing::field::Empty,
+        uid = tracing::field::Empty,
+        from = from,
+        to = to
+    );
+    crate::journey::record_object(&step, rs);
+    step
 }
 
 /// Whether some active ReplicaSet was last scaled for a different `spec.replicas`.
@@ -1741,8 +1783,54 @@ mod scenarios {
         );
     }
 
+    const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+    #[tokio::test]
+    async fn the_replica_set_is_created_in_the_deployments_journey() {
+        let capture = ferry_journey::testing::capture();
+        let (client, calls) = client(accept_all);
+        let dc = controller(client);
+        let mut d = deployment(2, "busybox:1");
+        d.metadata.annotations = Some(
+            [
+                (ferry_journey::ANNOTATION.to_string(), TRACEPARENT.to_string()),
+                ("team".to_string(), "web".to_string()),
+            ]
+            .into(),
+        );
+        dc.ctx.deployments.seed(vec![d]);
+        dc.ctx.replica_sets.seed(vec![]);
+        dc.ctx.pods.seed(vec![]);
+        dc.clone()
+            .reconcile(("default".into(), "web".into()))
+            .await
+            .expect("synced");
+        let created = calls.without_events()[0].clone();
+        assert_eq!(created.line(), "POST /apis/apps/v1/namespaces/default/replicasets?");
+        let annotations = &created.body["metadata"]["annotations"];
+        assert_eq!(annotations["team"], "web", "the Deployment's annotations are copied");
+        assert!(
+            annotations.get(ferry_journey::ANNOTATION).is_none(),
+            "but not its journey: {annotations}"
+        );
+        assert_eq!(capture.steps(), ["created replicaset"]);
+        let step = &capture.spans()[0];
+        assert_eq!(step.trace_id, "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(step.parent_span_id.as_deref(), Some("b7ad6b7169203331"));
+        assert_eq!(step.component, "deployment-controller");
+        let name = created.body["metadata"]["name"].as_str().expect("named");
+        let object = step.object.as_ref().expect("the replicaset");
+        assert_eq!(object.key(), format!("replicasets/default/{name}"));
+        assert_eq!(object.uid.as_deref(), Some("new-uid"));
+        assert_eq!(
+            created.traceparent,
+            Some(format!("00-{}-{}-01", step.trace_id, step.span_id))
+        );
+    }
+
     #[tokio::test]
     async fn scaling_resizes_the_replica_set_and_its_annotations() {
+        let capture = ferry_journey::testing::capture();
         let (client, calls) = client(accept_all);
         let dc = controller(client);
         let d = deployment(4, "busybox:1");
@@ -1764,10 +1852,13 @@ mod scenarios {
         .expect("replicaset");
         let mut d = d;
         d.metadata.annotations = Some(
-            [(
-                "deployment.kubernetes.io/revision".to_string(),
-                "1".to_string(),
-            )]
+            [
+                (
+                    "deployment.kubernetes.io/revision".to_string(),
+                    "1".to_string(),
+                ),
+                (ferry_journey::ANNOTATION.to_string(), TRACEPARENT.to_string()),
+            ]
             .into(),
         );
         dc.ctx.deployments.seed(vec![d]);
@@ -1793,6 +1884,25 @@ mod scenarios {
         );
         let scaled = &made[1].body;
         assert_eq!(scaled["spec"]["replicas"], 4);
+        assert!(scaled["metadata"]["annotations"]
+            .get(ferry_journey::ANNOTATION)
+            .is_none());
+        assert_eq!(capture.steps(), ["scaled replicaset"]);
+        let step = &capture.spans()[0];
+        assert_eq!(step.parent_span_id.as_deref(), Some("b7ad6b7169203331"));
+        let object = step.object.as_ref().expect("the replicaset");
+        assert_eq!(
+            (object.key(), object.uid.as_deref()),
+            (format!("replicasets/default/web-{hash}"), Some("rs-uid"))
+        );
+        assert_eq!(
+            (step.attributes["from"].as_str(), step.attributes["to"].as_str()),
+            ("2", "4")
+        );
+        assert_eq!(
+            made[1].traceparent,
+            Some(format!("00-{}-{}-01", step.trace_id, step.span_id))
+        );
         assert_eq!(
             scaled["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"],
             "4"

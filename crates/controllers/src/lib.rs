@@ -29,6 +29,7 @@ pub mod gc;
 pub mod history;
 pub mod informer;
 pub mod job;
+pub mod journey;
 pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;

@@ -5,6 +5,8 @@
 //! Creations go out in slow-start batches (1, 2, 4, … so a broken template fails once, not
 //! five hundred times) under [`Expectations`], deletions pick the pods upstream would pick
 //! ([`rank_for_deletion`]). Decisions are pure functions at the bottom, tested by tables.
+//! Each pod is created in a `created pod` journey step under the owner's
+//! ([`crate::journey::create_pod`]), so the pod's journey continues the ReplicaSet's.
 //!
 //! The same controller keeps ReplicationControllers, as upstream's `pkg/controller/replication`
 //! does: it is generic over the [`ReplicatedKind`] it watches, and sees every object as a
@@ -30,6 +32,7 @@ use serde::Serialize;
 use crate::claim;
 use crate::expectations::Expectations;
 use crate::informer::{key_of, Informer, Key};
+use crate::journey::create_pod;
 use crate::queue::{Queue, Reconciler};
 use crate::util::{
     api_code, controller_ref, is_pod_active, is_pod_available, new_controller_ref, pod_ready,
@@ -325,9 +328,10 @@ impl<K: ReplicatedKind> ReplicaSetController<K> {
             let mut remaining = count;
             let mut first_error = None;
             for batch in slow_start_batches(count) {
-                let params = PostParams::default();
-                let results =
-                    futures::future::join_all((0..batch).map(|_| api.create(&params, &pod))).await;
+                let results = futures::future::join_all(
+                    (0..batch).map(|_| create_pod(&api, &pod, &rs.metadata, K::COMPONENT)),
+                )
+                .await;
                 remaining -= batch;
                 for result in results {
                     match result {
@@ -915,6 +919,55 @@ mod scenarios {
         let events = calls.events();
         assert_eq!(events.len(), 3, "{events:?}");
         assert_eq!(events[0].body["reason"], "SuccessfulCreate");
+    }
+
+    #[tokio::test]
+    async fn pods_are_created_in_steps_under_the_replica_sets_journey() {
+        let capture = ferry_journey::testing::capture();
+        let (client, calls) = client(accept_all);
+        let rs = controller(client);
+        let mut traced = replica_set(2);
+        traced.metadata.annotations = Some(
+            [(
+                ferry_journey::ANNOTATION.to_string(),
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_string(),
+            )]
+            .into(),
+        );
+        rs.ctx.replica_sets.seed(vec![traced]);
+        rs.ctx.pods.seed(vec![]);
+        rs.clone()
+            .reconcile(("default".into(), "web".into()))
+            .await
+            .expect("synced");
+        let steps = capture.spans();
+        assert_eq!(capture.steps(), ["created pod", "created pod"]);
+        for step in &steps {
+            assert_eq!(step.trace_id, "0af7651916cd43dd8448eb211c80319c");
+            assert_eq!(step.parent_span_id.as_deref(), Some("b7ad6b7169203331"));
+            assert_eq!(step.component, "replicaset-controller");
+            let object = step.object.as_ref().expect("the created pod");
+            assert_eq!(object.key(), "pods/default/web-abcde");
+            assert_eq!(object.uid.as_deref(), Some("new-uid"));
+        }
+        // Each create carries its own step's context: the server's steps and the pod's
+        // annotation continue the ReplicaSet's trace.
+        let mut sent: Vec<String> = calls
+            .without_events()
+            .iter()
+            .filter(|c| c.line() == "POST /api/v1/namespaces/default/pods?")
+            .map(|c| c.traceparent.clone().expect("a traceparent"))
+            .collect();
+        let mut expected: Vec<String> = steps
+            .iter()
+            .map(|s| format!("00-{}-{}-01", s.trace_id, s.span_id))
+            .collect();
+        sent.sort();
+        expected.sort();
+        assert_eq!(sent, expected);
+        // The status write is no step of the journey.
+        let status = calls.without_events().pop().expect("status");
+        assert_eq!(status.traceparent, None);
     }
 
     #[tokio::test]

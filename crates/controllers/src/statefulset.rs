@@ -288,7 +288,7 @@ impl StatefulSetController {
             };
             let pod = stateful_pod(set, template, ordinal, revision_name);
             self.create_claims(set, &pod, true, true).await?;
-            match pods.create(&PostParams::default(), &pod).await {
+            match crate::journey::create_pod(&pods, &pod, &set.metadata, COMPONENT).await {
                 Ok(_) => recorder.event(
                     reference(set),
                     EventType::Normal,

@@ -1,7 +1,9 @@
 //! A mock API server for the controllers' scenario tests (kube-rs's `tower` service pattern):
 //! a `kube::Client` whose requests are recorded — method, path with query, JSON body — and
 //! answered by the test's responder, so a test drives one reconcile and asserts the exact API
-//! calls it made.
+//! calls it made. The client sends `traceparent` as the controllers' clients do
+//! ([`ferry_client::journey::traceparent_layer`]), so a test sees which journey step a call was
+//! made in.
 
 use std::sync::{Arc, Mutex};
 
@@ -18,6 +20,8 @@ pub struct Call {
     pub path: String,
     /// The JSON body (`Null` when empty).
     pub body: Value,
+    /// The `traceparent` header: the journey step the call was made in.
+    pub traceparent: Option<String>,
 }
 
 impl Call {
@@ -76,6 +80,11 @@ pub fn client(
                     .map(|p| p.to_string())
                     .unwrap_or_default(),
                 body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                traceparent: parts
+                    .headers
+                    .get(ferry_journey::HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
             };
             let (code, answer) = respond(&call);
             recorded.0.lock().expect("lock").push(call);
@@ -86,6 +95,9 @@ pub fn client(
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(response)
         }
     });
+    let service = tower::ServiceBuilder::new()
+        .layer(ferry_client::journey::traceparent_layer())
+        .service(service);
     (kube::Client::new(service, "default"), calls)
 }
 

@@ -9,17 +9,22 @@
 //! the plan. The [`tracker`] remembers what this controller wrote, so a sync never acts on a
 //! cache that has not yet seen its own last writes (it would create a slice twice), and the
 //! controller's own writes coming back through the watch do not queue the Service again.
+//!
+//! A write that makes a pod a ready endpoint of the Service is the pod's `added to
+//! endpointslice` journey step ([`newly_ready`]), under the pod's own journey.
 
 pub mod reconciler;
 pub(crate) mod tracker;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, ResourceExt as _};
+use tracing::Span;
 
 use crate::endpointutil::{selected_pods, service_selector, services_to_sync};
 use crate::informer::{key_of, Key};
@@ -154,8 +159,12 @@ impl EndpointSliceController {
         let plan = self
             .reconciler
             .reconcile(&service, &pods, &nodes, &existing);
-        self.apply(&key, &service, plan.create, plan.update, plan.delete)
-            .await?;
+        let writes = Writes {
+            create: plan.create,
+            update: plan.update,
+            delete: plan.delete,
+        };
+        self.apply(&key, &service, writes, &existing).await?;
         if !plan.missing_nodes.is_empty() {
             return Err(EndpointSliceError::NodesNotFound {
                 service: format!("{namespace}/{name}"),
@@ -165,21 +174,31 @@ impl EndpointSliceController {
         Ok(None)
     }
 
-    /// Creates, updates and deletes, recording each write in the tracker.
+    /// Creates, updates and deletes, recording each write in the tracker; `existing` are the
+    /// slices before, which tell the pods a write makes ready.
     async fn apply(
         &self,
         key: &Key,
         service: &Service,
-        create: Vec<EndpointSlice>,
-        update: Vec<EndpointSlice>,
-        delete: Vec<EndpointSlice>,
+        writes: Writes,
+        existing: &[Arc<EndpointSlice>],
     ) -> Result<(), Error> {
         let api: Api<EndpointSlice> = Api::namespaced(self.ctx.client.clone(), &key.0);
         let params = PostParams::default();
+        let mut ready_before = None;
+        let mut steps = |slice: &EndpointSlice| {
+            let before = ready_before.get_or_insert_with(|| ready_pods(existing));
+            newly_ready(slice, before)
+                .map(|pod| self.added_step(pod, &key.1))
+                .collect::<Vec<Span>>()
+        };
         // No new slices for a Service being deleted: the garbage collector is removing them.
         if service.metadata.deletion_timestamp.is_none() {
-            for slice in create {
-                match api.create(&params, &slice).await {
+            for slice in writes.create {
+                let steps = steps(&slice);
+                let made = api.create(&params, &slice).await;
+                close_steps(steps, made.as_ref());
+                match made {
                     Ok(made) => self.tracker.written(key, &made),
                     // A namespace being deleted takes no new objects; its Services go too.
                     Err(e) if api_code(&e) == Some(403) && is_namespace_terminating(&e) => {
@@ -189,14 +208,14 @@ impl EndpointSliceController {
                 }
             }
         }
-        for slice in update {
-            let updated = api
-                .replace(&slice.name_any(), &params, &slice)
-                .await
-                .context("updating an EndpointSlice")?;
+        for slice in writes.update {
+            let steps = steps(&slice);
+            let updated = api.replace(&slice.name_any(), &params, &slice).await;
+            close_steps(steps, updated.as_ref());
+            let updated = updated.context("updating an EndpointSlice")?;
             self.tracker.written(key, &updated);
         }
-        for slice in delete {
+        for slice in writes.delete {
             match api
                 .delete(&slice.name_any(), &DeleteParams::default())
                 .await
@@ -207,6 +226,90 @@ impl EndpointSliceController {
             }
         }
         Ok(())
+    }
+
+    /// The `added to endpointslice` step of `pod` (an endpoint's target) for Service `service`,
+    /// under the pod's journey when the informer has the pod.
+    fn added_step(&self, pod: &ObjectReference, service: &str) -> Span {
+        let namespace = pod.namespace.as_deref().unwrap_or_default();
+        let name = pod.name.as_deref().unwrap_or_default();
+        let known = self
+            .ctx
+            .pods
+            .get(namespace, name)
+            .filter(|p| p.metadata.uid == pod.uid);
+        let parent = known
+            .as_ref()
+            .and_then(|p| ferry_journey::of_object(&p.metadata))
+            .unwrap_or_default();
+        ferry_journey::step!(
+            "added to endpointslice",
+            parent = parent,
+            component = crate::names::ENDPOINTSLICE,
+            object = %format_args!("pods/{namespace}/{name}"),
+            uid = pod.uid.as_deref().unwrap_or_default(),
+            service = service,
+            slice = tracing::field::Empty
+        )
+    }
+}
+
+/// The writes of one sync.
+struct Writes {
+    create: Vec<EndpointSlice>,
+    update: Vec<EndpointSlice>,
+    delete: Vec<EndpointSlice>,
+}
+
+/// Whether an endpoint is ready (unknown readiness counts as ready, as the API says).
+fn is_ready(endpoint: &k8s_openapi::api::discovery::v1::Endpoint) -> bool {
+    endpoint
+        .conditions
+        .as_ref()
+        .and_then(|c| c.ready)
+        .unwrap_or(true)
+}
+
+/// The uids of the pods ready in `slices`.
+fn ready_pods(slices: &[Arc<EndpointSlice>]) -> HashSet<&str> {
+    slices
+        .iter()
+        .flat_map(|s| &s.endpoints)
+        .filter(|e| is_ready(e))
+        .filter_map(|e| e.target_ref.as_ref()?.uid.as_deref())
+        .collect()
+}
+
+/// The pods `slice` lists ready that were not ready before (`ready_before`, by uid): those a
+/// write of `slice` adds to the Service's ready endpoints.
+pub fn newly_ready<'a>(
+    slice: &'a EndpointSlice,
+    ready_before: &'a HashSet<&'a str>,
+) -> impl Iterator<Item = &'a ObjectReference> {
+    slice
+        .endpoints
+        .iter()
+        .filter(|e| is_ready(e))
+        .filter_map(|e| e.target_ref.as_ref())
+        .filter(|target| {
+            target.kind.as_deref() == Some("Pod")
+                && target
+                    .uid
+                    .as_deref()
+                    .is_some_and(|uid| !ready_before.contains(uid))
+        })
+}
+
+/// Ends the steps of a slice write: with the slice's name (known only once a created slice is
+/// made), or why the write failed.
+fn close_steps(steps: Vec<Span>, written: Result<&EndpointSlice, &kube::Error>) {
+    for step in steps {
+        match written {
+            Ok(slice) => {
+                step.record("slice", slice.metadata.name.as_deref().unwrap_or_default());
+            }
+            Err(error) => ferry_journey::fail(&step, error),
+        }
     }
 }
 

@@ -134,3 +134,71 @@ async fn selectorless_and_deleted_services_get_nothing() {
         .expect("synced");
     assert!(calls.without_events().is_empty());
 }
+
+fn unready(i: usize) -> Pod {
+    let mut pod = pod(i);
+    let status = pod.status.as_mut().expect("status");
+    status.conditions = Some(vec![serde_json::from_value(
+        json!({"type": "Ready", "status": "False"}),
+    )
+    .expect("condition")]);
+    pod
+}
+
+/// The slice the API server answered the last write with, as the watch brings it.
+fn last_written(calls: &crate::testing::Calls) -> EndpointSlice {
+    let made = calls.without_events();
+    let last = made.last().expect("a write");
+    let (_, answered) = echo(last, 200);
+    serde_json::from_value(answered).expect("slice")
+}
+
+#[tokio::test]
+async fn a_pod_becoming_a_ready_endpoint_is_a_step_of_its_journey() {
+    let capture = ferry_journey::testing::capture();
+    let (client, calls) = client(accept_all);
+    let c = controller(client);
+    c.ctx.services.seed(vec![service()]);
+    let mut traced = pod(0);
+    traced.metadata.annotations = Some(
+        [(
+            ferry_journey::ANNOTATION.to_string(),
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_string(),
+        )]
+        .into(),
+    );
+    c.ctx.pods.seed(vec![traced.clone(), unready(1)]);
+    c.clone().reconcile(key()).await.expect("synced");
+    // Only the ready pod is added.
+    let spans = capture.spans();
+    assert_eq!(capture.steps(), ["added to endpointslice"]);
+    let step = &spans[0];
+    assert_eq!(step.trace_id, "0af7651916cd43dd8448eb211c80319c");
+    assert_eq!(step.parent_span_id.as_deref(), Some("b7ad6b7169203331"));
+    assert_eq!(step.component, "endpointslice-controller");
+    let object = step.object.as_ref().expect("the pod");
+    assert_eq!(
+        (object.key(), object.uid.as_deref()),
+        ("pods/default/web-0".to_string(), Some("uid-0"))
+    );
+    assert_eq!(step.attributes["service"], "web");
+    assert_eq!(step.attributes["slice"], "web-abcde", "the generated name");
+    // The watch brings the slice; a resync writes nothing and takes no step.
+    capture.clear();
+    drain(&c.queue).await;
+    c.ctx.endpoint_slices.seed(vec![last_written(&calls)]);
+    c.clone().reconcile(key()).await.expect("synced");
+    assert_eq!(calls.without_events().len(), 1);
+    assert!(capture.steps().is_empty());
+    // The second pod turns ready: its endpoint's update is its step, and only its.
+    c.ctx.pods.seed(vec![traced, pod(1)]);
+    c.clone().reconcile(key()).await.expect("synced");
+    let made = calls.without_events();
+    assert_eq!(made.len(), 2);
+    assert!(made[1].line().starts_with("PUT "), "{:?}", made[1].line());
+    let spans = capture.spans();
+    assert_eq!(capture.steps(), ["added to endpointslice"]);
+    let object = spans[0].object.as_ref().expect("the pod");
+    assert_eq!(object.key(), "pods/default/web-1");
+    assert_eq!(spans[0].parent_span_id, None, "web-1 has no journey annotation");
+}

@@ -457,7 +457,7 @@ impl JobController {
         self.expectations.expect_creations(owner, pods.len() as i64);
         for (i, new) in pods.iter().enumerate() {
             let pod = pod_for(job, new);
-            match api.create(&PostParams::default(), &pod).await {
+            match crate::journey::create_pod(api, &pod, &job.metadata, "job-controller").await {
                 Ok(created) => self.event(
                     job,
                     false,
