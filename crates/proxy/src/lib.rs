@@ -5,9 +5,11 @@
 //! Read in this order: [`model`] (Services and slices → Service ports with endpoints),
 //! [`rules`] (the ruleset they need), [`sync`] (one transaction from what was applied to what is
 //! wanted), [`nft`] (statements and commands, as JSON to apply and as text to read), then
-//! [`run`] (the watch and sync loop).
+//! [`run`] (the watch and sync loop). A pod newly ready behind a Service is a step of its
+//! journey once its rules are applied ([`journey`]).
 
 pub mod conntrack;
+pub mod journey;
 pub mod model;
 pub mod nft;
 pub mod rules;
@@ -134,11 +136,15 @@ impl Proxy {
         }
         let mut applied: Option<rules::Ruleset> = None;
         let mut applied_ports: Vec<model::ServicePort> = Vec::new();
+        // The slices of the rules applied last (none before the first sync), and when the
+        // proxy first saw a change not yet applied: what the journey's steps need.
+        let mut applied_slices: Option<Vec<Arc<EndpointSlice>>> = None;
+        let mut changed_at: Option<u64> = None;
         let mut last_full = Instant::now();
         loop {
+            let slices = self.slices.state();
             let ports = {
                 let services = self.services.state();
-                let slices = self.slices.state();
                 model::service_ports(&services, &slices, &self.options.node_name)
             };
             let desired = rules::desired(&self.options.config, &ports);
@@ -178,6 +184,14 @@ impl Proxy {
                 }
             }
             if synced {
+                if let Some(before) = &applied_slices {
+                    let start = changed_at.unwrap_or_else(ferry_journey::now_unix_nanos);
+                    for pod in journey::newly_ready(before, &applied_ports, &slices, &ports) {
+                        pod.programmed(&self.options.node_name, start);
+                    }
+                }
+                applied_slices = Some(slices);
+                changed_at = None;
                 let previous = std::mem::replace(&mut applied_ports, ports);
                 if self.options.flush_conntrack {
                     self.flush_stale(conntrack::stale(&previous, &applied_ports))
@@ -188,6 +202,7 @@ impl Proxy {
                 .unwrap_or_else(|| self.options.full_resync.saturating_sub(last_full.elapsed()));
             tokio::select! {
                 () = self.changed.notified() => {
+                    changed_at.get_or_insert_with(ferry_journey::now_unix_nanos);
                     // Changes that come together (a rollout) make one sync.
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
