@@ -7,6 +7,7 @@ mod components;
 mod local_storage;
 mod server;
 mod snapshot;
+mod trace;
 
 use clap::{Parser, Subcommand};
 
@@ -47,6 +48,10 @@ enum Command {
         #[command(subcommand)]
         what: bench::Bench,
     },
+    /// A pod's journey through the cluster, step by step (`pod/NAME`, `deployment/NAME`,
+    /// `rs/NAME`): every component's step with its start, duration and result, and why the pod
+    /// is Pending, crashing or not Ready.
+    Trace(trace::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         Command::Sim(args) => runtime.block_on(components::sim(args)),
         Command::Snapshot { what } => runtime.block_on(snapshot::run(what)),
         Command::Bench { what } => runtime.block_on(bench::run(what)),
+        Command::Trace(args) => runtime.block_on(trace::run(args)),
     }
 }
 
