@@ -19,6 +19,8 @@ mod autoscale;
 mod common;
 #[path = "agent/daemonset.rs"]
 mod daemonset;
+#[path = "agent/journey.rs"]
+mod journey;
 #[path = "agent/node_health.rs"]
 mod node_health;
 #[path = "agent/service_account.rs"]
@@ -360,6 +362,16 @@ fn pods_run_on_real_containerd() {
     }
 
     services_reach_ready_pods(&ferry);
+    let first = ferry.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    journey::a_pods_journey_runs_from_request_to_proxy(&ferry, &first);
+    journey::a_crashing_pods_journey_ends_with_its_exit_and_log(&ferry, BUSYBOX);
     an_unready_pod_leaves_its_service(&ferry);
 
     // A missing image: ErrImagePull, then ImagePullBackOff, with events.

@@ -145,7 +145,10 @@ fn a_deployments_pod_has_one_journey_across_components() {
     assert_eq!(deployment_request["attributes"]["user"], "ferry-admin");
     // Every step took no negative time, and the scheduler's came after the pod was persisted.
     for span in &spans {
-        let (start, end) = (span["startUnixNanos"].as_u64(), span["endUnixNanos"].as_u64());
+        let (start, end) = (
+            span["startUnixNanos"].as_u64(),
+            span["endUnixNanos"].as_u64(),
+        );
         assert!(start <= end, "{span}");
     }
     // The object's steps are found by its uid too.
@@ -166,9 +169,11 @@ fn a_deployments_pod_has_one_journey_across_components() {
             .unwrap_or_else(|| panic!("{step:?} missing or out of order in:\n{text}"));
         last += at;
     }
-    let json: Value =
-        serde_json::from_str(&ferry_trace(&ferry, &[&format!("pod/{name}"), "-o", "json"]))
-            .expect("json");
+    let json: Value = serde_json::from_str(&ferry_trace(
+        &ferry,
+        &[&format!("pod/{name}"), "-o", "json"],
+    ))
+    .expect("json");
     assert_eq!(json["pod"]["uid"], uid.as_str());
     assert!(json["steps"].as_array().is_some_and(|s| s.len() >= 10));
 }
@@ -190,13 +195,17 @@ spec:
     assert!(
         eventually(Duration::from_secs(20), || {
             let kept = raw(&ferry, &format!("/journey/v1/traces/{trace}"));
-            step_names(&steps(&kept)).iter().any(|s| s == "unschedulable")
+            step_names(&steps(&kept))
+                .iter()
+                .any(|s| s == "unschedulable")
         }),
         "no unschedulable step"
     );
     let text = ferry_trace(&ferry, &["pod/stuck"]);
     assert!(
-        text.contains("Pending") && text.contains("2 nodes") && text.contains("node affinity/selector"),
+        text.contains("Pending")
+            && text.contains("2 nodes")
+            && text.contains("node affinity/selector"),
         "{text}"
     );
 }
@@ -224,7 +233,11 @@ fn only_components_post_steps_and_only_administrators_read_them() {
         ferry.kubectl(&args)
     };
     let node = post(&["--as=system:node:n1", "--as-group=system:nodes"]);
-    assert!(node.status.success(), "{}", String::from_utf8_lossy(&node.stderr));
+    assert!(
+        node.status.success(),
+        "{}",
+        String::from_utf8_lossy(&node.stderr)
+    );
     let stranger = post(&["--as=bob"]);
     assert!(!stranger.status.success());
     assert!(
@@ -232,7 +245,10 @@ fn only_components_post_steps_and_only_administrators_read_them() {
         "{}",
         String::from_utf8_lossy(&stranger.stderr)
     );
-    let kept = raw(&ferry, "/journey/v1/traces/0af7651916cd43dd8448eb211c80319c");
+    let kept = raw(
+        &ferry,
+        "/journey/v1/traces/0af7651916cd43dd8448eb211c80319c",
+    );
     assert_eq!(step_names(&steps(&kept)), ["pod seen"]);
     let by_uid = raw(&ferry, "/journey/v1/objects/u-1");
     assert_eq!(by_uid["traces"].as_array().map(Vec::len), Some(1));
@@ -243,6 +259,15 @@ fn only_components_post_steps_and_only_administrators_read_them() {
         "--as=bob",
     ]);
     assert!(!read.status.success());
-    let unknown = ferry.kubectl(&["get", "--raw", "/journey/v1/traces/1af7651916cd43dd8448eb211c80319c"]);
-    assert!(String::from_utf8_lossy(&unknown.stderr).contains("NotFound") || String::from_utf8_lossy(&unknown.stderr).contains("not found"), "{}", String::from_utf8_lossy(&unknown.stderr));
+    let unknown = ferry.kubectl(&[
+        "get",
+        "--raw",
+        "/journey/v1/traces/1af7651916cd43dd8448eb211c80319c",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("NotFound")
+            || String::from_utf8_lossy(&unknown.stderr).contains("not found"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
 }
