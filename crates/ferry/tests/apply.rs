@@ -273,3 +273,31 @@ fn custom_resources_are_applied_by_their_list_keys() {
         "{err}"
     );
 }
+
+#[test]
+fn ports_applied_again_without_their_protocol_are_the_same_ports() {
+    let ferry = Ferry::start();
+    let service = "apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+";
+    for run in 0..2 {
+        let out = server_side(&ferry, service, &[]);
+        assert!(
+            out.status.success(),
+            "apply {run}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let ports = ferry.ok(&[
+        "get",
+        "service",
+        "web",
+        "-o",
+        "jsonpath={.spec.ports[*].protocol}",
+    ]);
+    assert_eq!(ports, "TCP");
+}

@@ -223,6 +223,15 @@ pub(super) fn build_model() -> Model {
             }
         }
     }
+    for (def, field, default) in DEFAULTS {
+        if let Some(Value::Object(p)) = defs
+            .get_mut(*def)
+            .and_then(|d| d.get_mut("properties"))
+            .and_then(|p| p.get_mut(*field))
+        {
+            p.insert("default".into(), (*default).into());
+        }
+    }
 
     Model {
         defs,
@@ -277,6 +286,14 @@ pub(super) static LIST_TYPES: &[(&str, &str, &str, &[&str])] = &[
         "map",
         &["port", "protocol"],
     ),
+];
+
+/// The `default`s upstream's OpenAPI publishes for list-map keys (`+default=` markers):
+/// server-side apply merges an item that omits such a key as if it had the default, so a port
+/// applied again without its protocol is the same port (definition, field, default).
+pub(super) static DEFAULTS: &[(&str, &str, &str)] = &[
+    ("io.k8s.api.core.v1.ContainerPort", "protocol", "TCP"),
+    ("io.k8s.api.core.v1.ServicePort", "protocol", "TCP"),
 ];
 
 /// The definition a schema refers to (`{"$ref": "#/definitions/<name>"}`).

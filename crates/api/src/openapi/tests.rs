@@ -272,6 +272,11 @@ fn patch_metadata() {
         field(container, "ports")["x-kubernetes-list-map-keys"],
         json!(["containerPort", "protocol"])
     );
+    // Server-side apply reads an omitted protocol key as its default.
+    assert_eq!(
+        field("io.k8s.api.core.v1.ServicePort", "protocol")["default"],
+        "TCP"
+    );
     assert_eq!(
         field("io.k8s.api.core.v1.EphemeralContainer", "volumeMounts")
             ["x-kubernetes-patch-merge-key"],
