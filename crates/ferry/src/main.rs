@@ -4,6 +4,7 @@
 mod agent;
 mod bench;
 mod components;
+mod demo;
 mod local_storage;
 mod server;
 mod snapshot;
@@ -52,6 +53,9 @@ enum Command {
     /// `rs/NAME`): every component's step with its start, duration and result, and why the pod
     /// is Pending, crashing or not Ready.
     Trace(trace::Args),
+    /// The seeds' story told by a real cluster: uses the running one (or starts one), applies
+    /// a small Deployment and Service, and follows its new pod's journey to Ready.
+    Demo(demo::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,6 +73,7 @@ fn main() -> anyhow::Result<()> {
         Command::Snapshot { what } => runtime.block_on(snapshot::run(what)),
         Command::Bench { what } => runtime.block_on(bench::run(what)),
         Command::Trace(args) => runtime.block_on(trace::run(args)),
+        Command::Demo(args) => runtime.block_on(demo::run(args)),
     }
 }
 

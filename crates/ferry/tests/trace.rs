@@ -271,3 +271,132 @@ fn only_components_post_steps_and_only_administrators_read_them() {
         String::from_utf8_lossy(&unknown.stderr)
     );
 }
+
+/// Runs `ferry demo` with `args` until it exits, or until `until` appears in its output (then
+/// interrupts it as Ctrl-C does); its output and exit status.
+fn ferry_demo(args: &[&str], until: &str) -> (String, std::process::ExitStatus) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("demo")
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .env("HOME", "/nonexistent")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run ferry demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines, reader) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let mut out = String::new();
+    while let Ok(line) =
+        reader.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+    {
+        out.push_str(&line);
+        out.push('\n');
+        if line.contains(until) {
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+        }
+    }
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline + Duration::from_secs(30) {
+            let _ = child.kill();
+            break child.wait().expect("ferry demo ends");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    (out, status)
+}
+
+#[test]
+fn the_demo_follows_a_new_pod_of_its_deployment_to_ready_each_run() {
+    let (ferry, _sim, _dir) = start(2);
+    let kubeconfig = ferry.kubeconfig.to_str().expect("utf-8").to_string();
+    let args = [
+        "--kubeconfig",
+        &kubeconfig,
+        "--image",
+        "registry.local/web:1",
+    ];
+    for run in 0..2 {
+        let (out, status) = ferry_demo(&args, "Next, with");
+        assert!(status.success(), "run {run}: {status}\n{out}");
+        let mut last = 0;
+        for step in [
+            "Using the cluster",
+            "request",
+            "persisted",
+            "bound",
+            "\nReady",
+            "Next, with",
+        ] {
+            last += out[last..].find(step).unwrap_or_else(|| {
+                panic!("run {run}: {step:?} missing or out of order in:\n{out}")
+            });
+        }
+    }
+    // Two runs, two pods: the second rolled the Deployment out again.
+    assert!(
+        eventually(Duration::from_secs(30), || ferry
+            .ok(&["get", "rs", "-n", "demo", "--no-headers"])
+            .lines()
+            .count()
+            == 2),
+        "{}",
+        ferry.ok(&["get", "rs,pods", "-n", "demo"])
+    );
+    let endpoints = ferry.ok(&[
+        "get",
+        "endpointslices",
+        "-n",
+        "demo",
+        "-o",
+        "jsonpath={.items[*].endpoints[*].targetRef.name}",
+    ]);
+    assert!(!endpoints.is_empty(), "the Service has no endpoints");
+}
+
+#[test]
+fn the_demo_starts_a_cluster_on_simulated_nodes_and_stops_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    let data = data_dir.to_str().expect("utf-8");
+    let (out, status) = ferry_demo(
+        &[
+            "--data-dir",
+            data,
+            "--sim-nodes",
+            "2",
+            "--image",
+            "registry.local/web:1",
+        ],
+        "runs until Ctrl-C",
+    );
+    assert!(status.success(), "{status}\n{out}");
+    for words in [
+        "No cluster answers: starting one",
+        "bound",
+        "\nReady",
+    ] {
+        assert!(out.contains(words), "{words:?} missing in:\n{out}");
+    }
+    // Its server and simulated nodes are gone.
+    let left = Command::new("pgrep")
+        .args(["-f", data])
+        .output()
+        .expect("pgrep");
+    assert!(
+        left.stdout.is_empty(),
+        "left running: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+}

@@ -5,6 +5,7 @@
 //! make.
 
 use std::collections::{HashSet, VecDeque};
+use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -251,6 +252,7 @@ fn print_fresh(journey: &mut Journey, output: Output) {
     });
     for (depth, step) in &fresh {
         match output {
+            Output::Text if !render::worth_a_line(step) => {}
             Output::Text => println!("{}", render::line(step, *depth, origin, None)),
             Output::Json => print_json_line(step),
         }
@@ -306,16 +308,17 @@ async fn print_ending(
 
 /// Whether `span` is the creation of the pod to follow for a command: a pod's create request
 /// that starts a trace (the command made it) or is in the trace of a workload the command
-/// created. A workload's create request that starts a trace adds that trace to `workloads`.
+/// created or changed. A workload's write request (create, update, patch: a rollout restart
+/// too) that starts a trace adds that trace to `workloads`.
 fn is_commands_pod(span: &SpanRecord, workloads: &mut HashSet<String>) -> bool {
-    let creates =
-        span.step == "request" && span.attributes.get("verb").is_some_and(|v| v == "create");
-    let Some(object) = span.object.as_ref().filter(|_| creates) else {
+    let verb = span.attributes.get("verb").map(String::as_str);
+    let writes = span.step == "request" && matches!(verb, Some("create" | "update" | "patch"));
+    let Some(object) = span.object.as_ref().filter(|_| writes) else {
         return false;
     };
     let root = span.parent_span_id.is_none();
     match object.resource.as_str() {
-        "pods" => root || workloads.contains(&span.trace_id),
+        "pods" => verb == Some("create") && (root || workloads.contains(&span.trace_id)),
         "deployments" | "replicasets" | "statefulsets" | "daemonsets" | "jobs" => {
             if root {
                 workloads.insert(span.trace_id.clone());
@@ -333,12 +336,35 @@ pub async fn command(
     command: &[String],
     output: Output,
 ) -> anyhow::Result<()> {
-    let mut steps: Steps = Box::pin(api::watch_all(client).await?);
     let (program, arguments) = command.split_first().context("no command to run")?;
-    let mut child = tokio::process::Command::new(program)
-        .args(arguments)
-        .spawn()
-        .with_context(|| format!("running {program}"))?;
+    let label = command.join(" ");
+    let start = || -> anyhow::Result<_> {
+        let mut child = tokio::process::Command::new(program)
+            .args(arguments)
+            .spawn()
+            .with_context(|| format!("running {program}"))?;
+        Ok(async move {
+            let status = child.wait().await?;
+            anyhow::ensure!(status.success(), "{label} failed: {status}");
+            Ok(())
+        })
+    };
+    while_doing(client, start, output).await
+}
+
+/// Watches every step, then starts `action` (which writes objects) and follows the first pod
+/// its objects make: a pod it creates, or the first pod of a workload it creates or changes.
+/// An action still running then goes on by itself.
+pub async fn while_doing<F>(
+    client: &kube::Client,
+    start: impl FnOnce() -> anyhow::Result<F>,
+    output: Output,
+) -> anyhow::Result<()>
+where
+    F: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let mut steps: Steps = Box::pin(api::watch_all(client).await?);
+    let mut action = Box::pin(start()?);
     let mut backlog: VecDeque<SpanRecord> = VecDeque::new();
     let mut workloads = HashSet::new();
     let mut running = true;
@@ -346,12 +372,11 @@ pub async fn command(
     tokio::pin!(ctrl_c);
     let created = loop {
         tokio::select! {
-            status = child.wait(), if running => {
+            done = &mut action, if running => {
                 running = false;
-                let status = status?;
-                anyhow::ensure!(status.success(), "{} failed: {status}", command.join(" "));
+                done?;
                 if output == Output::Text {
-                    println!("(waiting for the first pod the command's objects make)");
+                    println!("(waiting for the first pod those objects make)");
                 }
             }
             next = steps.next() => {
@@ -367,10 +392,6 @@ pub async fn command(
             _ = &mut ctrl_c => return Ok(()),
         }
     };
-    if running {
-        // Reap it whenever it ends; its output still reaches the terminal.
-        tokio::spawn(async move { child.wait().await });
-    }
     let pod = created_pod(client, &created).await?;
     let trace = created.trace_id.clone();
     let seed: Vec<SpanRecord> = backlog
@@ -378,6 +399,10 @@ pub async fn command(
         .filter(|s| s.trace_id == trace)
         .chain([created])
         .collect();
+    if running {
+        // It ends by itself (a command's output still reaches the terminal).
+        tokio::spawn(action);
+    }
     follow(client, pod, seed, steps, output).await
 }
 
@@ -480,6 +505,26 @@ mod tests {
             None,
         ));
         assert!(!is_commands_pod(&service, &mut workloads));
+        // A rollout restart: the Deployment patched, its new pod in the patch's trace.
+        let mut restart = span(
+            "1",
+            None,
+            "request",
+            "kube-apiserver",
+            "deployments/ns/web",
+            None,
+        );
+        restart.trace_id = "22222222222222222222222222222222".into();
+        restart.attributes.insert("verb".into(), "patch".into());
+        let mut workloads = HashSet::new();
+        assert!(!is_commands_pod(&restart, &mut workloads));
+        let mut new_pod = pod.clone();
+        new_pod.trace_id = restart.trace_id.clone();
+        assert!(is_commands_pod(&new_pod, &mut workloads));
+        // A pod patched is not one made.
+        let mut patched = bare.clone();
+        patched.attributes.insert("verb".into(), "patch".into());
+        assert!(!is_commands_pod(&patched, &mut HashSet::new()));
     }
 
     #[test]

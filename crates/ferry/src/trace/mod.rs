@@ -7,7 +7,7 @@
 //! how the journey ends, [`follow`] prints steps as they happen.
 
 mod api;
-mod follow;
+pub(crate) mod follow;
 mod lineage;
 mod render;
 mod why;

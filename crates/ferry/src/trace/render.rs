@@ -27,6 +27,17 @@ const STEP_WIDTH: usize = 28;
 /// The component column's width.
 const COMPONENT_WIDTH: usize = 23;
 
+/// An admission plugin's step gets a line when it took at least this long or failed: a
+/// request has a dozen that take microseconds and say little (`--output json` has them all).
+const PLUGIN_LINE_FROM_NANOS: u64 = 1_000_000;
+
+/// Whether `step` gets a line of the waterfall.
+pub fn worth_a_line(step: &SpanRecord) -> bool {
+    step.step != "admission plugin"
+        || step.error.is_some()
+        || step.duration_nanos() >= PLUGIN_LINE_FROM_NANOS
+}
+
 /// What the waterfall is of.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Header {
@@ -77,7 +88,8 @@ pub fn ordered<'a>(steps: &[&'a SpanRecord]) -> Vec<(usize, &'a SpanRecord)> {
 pub fn waterfall(header: &Header, steps: &[&SpanRecord], dropped: usize) -> String {
     let mut out = header_line(header, steps);
     out.push('\n');
-    let rows = ordered(steps);
+    let mut rows = ordered(steps);
+    rows.retain(|(_, step)| worth_a_line(step));
     let origin = rows
         .iter()
         .map(|(_, s)| s.start_unix_nanos)
@@ -94,15 +106,13 @@ pub fn waterfall(header: &Header, steps: &[&SpanRecord], dropped: usize) -> Stri
     } else {
         let _ = writeln!(
             out,
-            "{:>8} {:>8}  {:<cw$} {:<sw$} {:<bw$}",
+            "{:>8} {:>8}  {:<cw$} {:<sw$} TIMELINE",
             "OFFSET",
             "TOOK",
             "COMPONENT",
             "STEP",
-            "TIMELINE",
             cw = COMPONENT_WIDTH,
             sw = STEP_WIDTH,
-            bw = BAR_WIDTH + 2
         );
         for (depth, step) in rows {
             out.push_str(&line(step, depth, origin, Some(total)));
@@ -374,6 +384,27 @@ pod default/web-1  node=n1  phase=Running  created → Ready in 1.200s
             .map(|(d, s)| (d, s.step.as_str()))
             .collect();
         assert_eq!(order, [(0, "request"), (1, "authenticated")]);
+    }
+
+    #[test]
+    fn only_slow_or_failed_admission_plugins_get_a_line() {
+        let p = "pods/default/web-1";
+        let plugin = |start_ms, end_ms| {
+            let step = span("9", Some("1"), "admission plugin", "kube-apiserver", p, None);
+            timed(step, start_ms, end_ms, &[("plugin", "PodSecurity")])
+        };
+        assert!(!worth_a_line(&plugin(5, 5)));
+        assert!(worth_a_line(&plugin(5, 7)));
+        let mut refused = plugin(5, 5);
+        refused.error = Some("pods \"web-1\" is forbidden: violates PodSecurity".into());
+        assert!(worth_a_line(&refused));
+        let quick = plugin(5, 5);
+        let spans = pod_journey();
+        let mut steps: Vec<&SpanRecord> = spans.iter().collect();
+        steps.push(&quick);
+        steps.push(&refused);
+        let text = waterfall(&Header::default(), &steps, 0);
+        assert_eq!(text.matches("admission plugin").count(), 1, "{text}");
     }
 
     #[test]
