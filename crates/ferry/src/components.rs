@@ -240,12 +240,14 @@ pub async fn run_controllers(
 }
 
 /// Posts this process's journey steps to the API server through `client`, unless the process
-/// keeps them itself (a `ferry server` running the component in-process); until the guard is
+/// keeps them itself (a `ferry server` running the component in-process), and exports them
+/// over OTLP when the environment names a collector ([`crate::otlp`]); until the guards are
 /// dropped.
-pub fn report_journeys(client: &kube::Client) -> Option<ferry_journey::SinkGuard> {
-    (!ferry_journey::sink::active()).then(|| {
+pub fn report_journeys(client: &kube::Client) -> Vec<ferry_journey::SinkGuard> {
+    let remote = (!ferry_journey::sink::active()).then(|| {
         ferry_journey::install(ferry_client::journey::RemoteSink::start(client.clone()))
-    })
+    });
+    remote.into_iter().chain(crate::otlp::from_env()).collect()
 }
 
 /// `ferry controllers`.
