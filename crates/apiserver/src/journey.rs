@@ -59,12 +59,12 @@ pub fn stamp(request: &mut Request, field: fn(&mut Stamps) -> &mut u64) {
     }
 }
 
-/// Whether the request's write is a step of a journey.
+/// Whether the request's write is a step of a journey (never with journeys
+/// [switched off](ferry_journey::sink::switch_off)).
 pub fn is_traced(resource: &Resource, info: &RequestInfo) -> bool {
-    matches!(
-        info.verb.as_str(),
-        "create" | "update" | "patch" | "delete"
-    ) && matches!(info.subresource.as_str(), "" | "binding" | "scale")
+    ferry_journey::sink::enabled()
+        && matches!(info.verb.as_str(), "create" | "update" | "patch" | "delete")
+        && matches!(info.subresource.as_str(), "" | "binding" | "scale")
         && resource.strategy.traced()
 }
 
@@ -85,7 +85,7 @@ macro_rules! step {
 }
 pub(crate) use step;
 
-/// The `request` span of a traced write, with the filters' steps already under it.
+/// The `request` span of a traced write ([`answered`] ends it).
 pub fn request_span(
     info: &RequestInfo,
     user: &UserInfo,
@@ -101,8 +101,7 @@ pub fn request_span(
     } else {
         format!("{}/{}/{}", info.resource, info.namespace, info.name)
     };
-    let stamps = stamps.copied().unwrap_or_default();
-    let span = ferry_journey::step!(
+    ferry_journey::step!(
         "request",
         parent = parent,
         component = "kube-apiserver",
@@ -112,10 +111,30 @@ pub fn request_span(
         subresource = %info.subresource,
         user = %user.name,
         code = tracing::field::Empty,
-        start_ns = stamps.received,
-    );
+        start_ns = stamps.map_or(0, |s| s.received),
+    )
+}
+
+/// Ends a traced request's span with its answer: the filters' steps (recorded now, from
+/// their stamps, so that they name the object a create learnt its name from), the code, and
+/// the message of a refusal.
+pub fn answered(
+    span: &tracing::Span,
+    stamps: Option<&Stamps>,
+    response: &Response,
+    error: Option<&ApiError>,
+) {
+    filter_steps(span, stamps.copied().unwrap_or_default());
+    span.record("code", response.status().as_u16());
+    if let Some(error) = error {
+        ferry_journey::fail(span, &error.message);
+    }
+}
+
+/// The steps that ended before the request's span was made, children of it: their times are
+/// the filters' stamps.
+fn filter_steps(span: &tracing::Span, stamps: Stamps) {
     let _in = span.enter();
-    // Steps that ended before the span could be made: their times are the filters' stamps.
     macro_rules! past {
         ($name:literal, $start:expr, $end:expr) => {
             if $start > 0 && $end >= $start {
@@ -128,16 +147,6 @@ pub fn request_span(
     // Exempt requests (system:masters under max-in-flight) never waited for a seat.
     let admitted = stamps.admitted.max(stamps.authenticated);
     past!("authorized", admitted, stamps.authorized);
-    drop(_in);
-    span
-}
-
-/// Ends a traced request's span with its answer: the code, and the message of a refusal.
-pub fn answered(span: &tracing::Span, response: &Response, error: Option<&ApiError>) {
-    span.record("code", response.status().as_u16());
-    if let Some(error) = error {
-        ferry_journey::fail(span, &error.message);
-    }
 }
 
 /// Names the object of the traced request the caller is in (a create learns its name and
@@ -343,7 +352,10 @@ mod tests {
             "traceparent",
             http::HeaderValue::from_static("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
         );
-        drop(request_span(&info("create", ""), &user, &headers, Some(&stamps)));
+        let span = request_span(&info("create", ""), &user, &headers, Some(&stamps));
+        let response = http::Response::new(crate::body::empty());
+        answered(&span, Some(&stamps), &response, None);
+        drop(span);
         let spans = capture.spans();
         let steps: Vec<_> = spans.iter().map(|s| (s.step.as_str(), s.start_unix_nanos)).collect();
         assert_eq!(

@@ -163,6 +163,12 @@ pub struct Args {
     /// max-in-flight limits.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     enable_priority_and_fairness: bool,
+    /// Record pods' journeys (`ferry trace`): the steps this process's API server,
+    /// controllers, scheduler and agent take for pods and their workloads, kept in memory and
+    /// served under `/journey/v1/`; `false` makes none and annotates no object with its
+    /// `traceparent` (steps posted by agents in other processes are still kept).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    journeys: bool,
     /// Do not run the controller manager in this process.
     #[arg(long)]
     disable_controllers: bool,
@@ -571,8 +577,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("--authorization-mode: {e}"))?;
     let server = Server::new(store, AuthenticatorChain(authenticators), &modes, admission);
-    // Steps of the components in this process go straight into the server's memory.
-    let _journeys = ferry_journey::install(server.journeys());
+    // Steps of the components in this process go straight into the server's memory, unless
+    // journeys are off (then none is made).
+    let (_journeys, _journeys_off) = if args.journeys {
+        (Some(ferry_journey::install(server.journeys())), None)
+    } else {
+        (None, Some(ferry_journey::sink::switch_off()))
+    };
+    // And to a user's OpenTelemetry collector, when the environment names one.
+    let _otlp = args.journeys.then(crate::otlp::from_env).flatten();
     server.set_service_account_tokens(tokens);
     server
         .set_front_proxy(&front_proxy)
@@ -833,7 +846,27 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 mod tests {
     use std::time::Duration;
 
+    use clap::Parser as _;
+
     use super::{parse_duration, DurationError};
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: super::Args,
+    }
+
+    #[test]
+    fn journeys_are_on_unless_switched_off() {
+        let journeys = |flags: &[&str]| {
+            Cli::try_parse_from(std::iter::once("server").chain(flags.iter().copied()))
+                .map(|cli| cli.args.journeys)
+        };
+        assert!(journeys(&[]).expect("no flag"));
+        assert!(!journeys(&["--journeys=false"]).expect("off"));
+        assert!(journeys(&["--journeys", "true"]).expect("on"));
+        assert!(journeys(&["--journeys=maybe"]).is_err());
+    }
 
     #[test]
     fn flag_durations() {

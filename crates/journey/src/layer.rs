@@ -13,7 +13,8 @@
 //! component noticed afterwards, such as time spent in a queue), `end_ns`, and `error` (the
 //! step failed). Every other field becomes an attribute. `component` and `object` are
 //! inherited from the enclosing journey span. The record is exported to the installed
-//! [`sink`](crate::sink)s when the span closes.
+//! [`sink`](crate::sink)s when the span closes. Spans made while journeys are
+//! [switched off](crate::sink::switch_off) are left alone.
 
 use std::collections::BTreeMap;
 
@@ -104,6 +105,10 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        // Switched off, a span gets no context (nor anything else): it is no step.
+        if !crate::sink::enabled() {
+            return;
+        }
         let Some(span) = ctx.span(id) else { return };
         let mut fields = Fields::default();
         attrs.record(&mut fields);

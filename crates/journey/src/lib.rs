@@ -48,7 +48,8 @@ pub mod k8s_meta {
 }
 
 /// A journey step: an `info` span of target `journey` with the given static name and fields,
-/// and `error` and `end_ns` declared so they can be recorded later ([`fail`]).
+/// and `error` and `end_ns` declared so they can be recorded later ([`fail`]). With journeys
+/// [switched off](sink::switch_off), a disabled span, the fields left unevaluated.
 ///
 /// ```ignore
 /// let span = ferry_journey::step!("bound", parent = %tp, object = %key, component = "kube-scheduler");
@@ -56,10 +57,18 @@ pub mod k8s_meta {
 #[macro_export]
 macro_rules! step {
     ($name:literal) => {
-        ::tracing::info_span!(target: "journey", $name, error = ::tracing::field::Empty, end_ns = ::tracing::field::Empty)
+        if $crate::sink::enabled() {
+            ::tracing::info_span!(target: "journey", $name, error = ::tracing::field::Empty, end_ns = ::tracing::field::Empty)
+        } else {
+            ::tracing::Span::none()
+        }
     };
     ($name:literal, $($field:tt)+) => {
-        ::tracing::info_span!(target: "journey", $name, error = ::tracing::field::Empty, end_ns = ::tracing::field::Empty, $($field)+)
+        if $crate::sink::enabled() {
+            ::tracing::info_span!(target: "journey", $name, error = ::tracing::field::Empty, end_ns = ::tracing::field::Empty, $($field)+)
+        } else {
+            ::tracing::Span::none()
+        }
     };
 }
 
@@ -90,6 +99,7 @@ mod tests {
     }
 
     fn recorded(component: &'static str, work: impl FnOnce()) -> Vec<SpanRecord> {
+        let _on = sink::SWITCH.read();
         let keep = Arc::new(Keep(component, Mutex::new(Vec::new())));
         let _guard = install(keep.clone());
         let subscriber = tracing_subscriber::registry()

@@ -73,6 +73,7 @@ impl Capture {
 mod tests {
     #[test]
     fn steps_of_this_thread_are_captured() {
+        let _on = crate::sink::SWITCH.read();
         let capture = super::capture();
         drop(crate::step!("bound", component = "t"));
         std::thread::spawn(|| drop(crate::step!("queued", component = "t")))

@@ -164,8 +164,11 @@ pub async fn handle(
             .instrument(span.clone())
             .await;
         match &answered {
-            Ok(response) => crate::journey::answered(&span, response, None),
-            Err(error) => crate::journey::answered(&span, &error.clone().into_response(), Some(error)),
+            Ok(response) => crate::journey::answered(&span, stamps.as_ref(), response, None),
+            Err(error) => {
+                let response = error.clone().into_response();
+                crate::journey::answered(&span, stamps.as_ref(), &response, Some(error))
+            }
         }
         answered
     } else {

@@ -1,7 +1,8 @@
 //! `ferry bench api`: a real `ferry server` child process measured over HTTPS with the admin
 //! client certificate — time to ready, idle RSS, durable pod creates/s from concurrent clients,
 //! GET latency, paginated LIST latency, watch fan-out — and, in the same run as the reference,
-//! the embedded store's own write rate through its trait.
+//! the embedded store's own write rate through its trait. Then the pod-journey tracing's cost:
+//! pod creates on fresh servers with journeys on and with `--journeys=false`.
 
 use std::io::BufRead as _;
 use std::path::Path;
@@ -49,6 +50,10 @@ pub struct Args {
     /// Clients flooding the server with LISTs in the priority-and-fairness figure.
     #[arg(long, default_value_t = 400)]
     apf_clients: usize,
+    /// Pods created on each of the four servers of the journey-overhead figure (journeys on,
+    /// off, off, on).
+    #[arg(long, default_value_t = 10_000)]
+    journey_pods: usize,
 }
 
 /// One HTTP/1.1 connection over TLS with the admin certificate.
@@ -187,6 +192,116 @@ pub(super) async fn create_pods(
 pub(super) fn pod(name: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "bench"}},
            "spec": {"containers": [{"name": "c", "image": "busybox:1.36", "command": ["sleep", "3600"]}]}})
+}
+
+/// Pod creates on one kind of server: rate and latency.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Creates {
+    /// Creates per second.
+    pub per_s: f64,
+    /// Create latency p50 (ms).
+    pub p50_ms: f64,
+    /// Create latency p99 (ms).
+    pub p99_ms: f64,
+}
+
+/// The same pod creates with pods' journeys recorded and with `--journeys=false`.
+pub(super) struct JourneyOverhead {
+    /// Journeys on (the default).
+    pub on: Creates,
+    /// Journeys off.
+    pub off: Creates,
+}
+
+impl JourneyOverhead {
+    /// Creates/s with journeys on over creates/s with them off (target ≥ 0.95).
+    pub fn ratio(&self) -> f64 {
+        self.on.per_s / self.off.per_s
+    }
+
+    /// The figures for `--json`, `pods` created on each server.
+    pub fn to_json(&self, pods: usize) -> Value {
+        json!({
+            "journey_pods": pods,
+            "journeys_on_creates_per_s": self.on.per_s.round(),
+            "journeys_on_create_p50_ms": self.on.p50_ms, "journeys_on_create_p99_ms": self.on.p99_ms,
+            "journeys_off_creates_per_s": self.off.per_s.round(),
+            "journeys_off_create_p50_ms": self.off.p50_ms, "journeys_off_create_p99_ms": self.off.p99_ms,
+            "journeys_ratio": (self.ratio() * 1000.0).round() / 1000.0,
+        })
+    }
+}
+
+/// `pods` creates by `clients` on a fresh server started with `flags` and `--journeys=<on>`;
+/// fails unless the pods carry the journey annotation exactly when journeys are on.
+async fn creates_with_journeys(
+    flags: &[&str],
+    on: bool,
+    pods: usize,
+    clients: usize,
+) -> anyhow::Result<(Vec<Duration>, Duration)> {
+    let tmp = tempfile::tempdir()?;
+    let data_dir = tmp.path().join("server");
+    let journeys = format!("--journeys={on}");
+    let flags: Vec<&str> = flags.iter().copied().chain([journeys.as_str()]).collect();
+    let (server, address, _) = start_server_with(&data_dir, &flags)?;
+    let pki = Pki::load_or_create(&data_dir.join("tls"))?;
+    let tls = Arc::new(pki.client_tls(&pki.admin)?);
+    let mut admin = Connection::open(&address, tls.clone()).await?;
+    let account =
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});
+    admin
+        .request(
+            "POST",
+            "/api/v1/namespaces/default/serviceaccounts",
+            Some(&account),
+        )
+        .await?;
+    let started = Instant::now();
+    let latencies = create_pods(&address, &tls, pods, clients).await?;
+    let elapsed = started.elapsed();
+    let (status, body) = admin
+        .request("GET", "/api/v1/namespaces/default/pods/pod-00000", None)
+        .await?;
+    if status != 200 {
+        bail!("get returned {status}");
+    }
+    let annotated = serde_json::from_slice::<Value>(&body)?
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(ferry_journey::ANNOTATION))
+        .is_some();
+    if annotated != on {
+        bail!("with --journeys={on} a created pod has the journey annotation: {annotated}");
+    }
+    drop(server);
+    Ok((latencies, elapsed))
+}
+
+/// The pod-journey tracing's cost: `pods` creates by `clients` on fresh servers started with
+/// `flags`, journeys on and off, in the order on, off, off, on so that a drift of the machine
+/// (page cache, other work) weighs on both alike; each side's figures are over its two runs.
+pub(super) async fn journey_overhead(
+    flags: &[&str],
+    pods: usize,
+    clients: usize,
+) -> anyhow::Result<JourneyOverhead> {
+    let mut runs: [(Vec<Duration>, Duration); 2] = Default::default();
+    for on in [true, false, false, true] {
+        let (latencies, elapsed) = creates_with_journeys(flags, on, pods, clients).await?;
+        let side = &mut runs[usize::from(on)];
+        side.0.extend(latencies);
+        side.1 += elapsed;
+    }
+    let [off, on] = runs.map(|(latencies, elapsed)| {
+        let per_s = latencies.len() as f64 / elapsed.as_secs_f64();
+        let (p50_ms, p99_ms) = percentiles(latencies);
+        Creates {
+            per_s,
+            p50_ms,
+            p99_ms,
+        }
+    });
+    Ok(JourneyOverhead { on, off })
 }
 
 /// The server under test, stopped by pid when dropped.
@@ -456,6 +571,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let rss_after = rss_mib(server.0.id());
     println!("RSS after the run: {rss_after:.1} MiB");
     drop(server);
+    let journeys = journey_overhead(flags, args.journey_pods, args.clients).await?;
+    println!(
+        "journeys: {} pod creates by {} clients on two servers each: on {:.0}/s (p50 {:.2} ms, p99 {:.2} ms); off (--journeys=false) {:.0}/s (p50 {:.2} ms, p99 {:.2} ms); ratio on/off {:.3} (target ≥ 0.95)",
+        args.journey_pods, args.clients,
+        journeys.on.per_s, journeys.on.p50_ms, journeys.on.p99_ms,
+        journeys.off.per_s, journeys.off.p50_ms, journeys.off.p99_ms,
+        journeys.ratio()
+    );
     let authz = super::authz::measure(args.authz_pods, args.clients).await?;
     let extensions = super::extensions::measure(args.extension_objects, args.clients).await?;
     let apf = super::flowcontrol::measure(args.apf_clients).await?;
@@ -466,7 +589,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
 
     if args.json {
-        let summary = json!({
+        let mut summary = json!({
             "bench": "api", "pods": args.pods, "clients": args.clients,
             "ready_ms": (ready_ms * 10.0).round() / 10.0,
             "idle_rss_mib": (idle_rss * 10.0).round() / 10.0,
@@ -490,6 +613,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "apf_lists_rejected": apf.lists_rejected, "apf_failed_renewals": apf.failed_renewals,
             "rss_after_mib": (rss_after * 10.0).round() / 10.0,
         });
+        if let (Some(all), Value::Object(journeys)) =
+            (summary.as_object_mut(), journeys.to_json(args.journey_pods))
+        {
+            all.extend(journeys);
+        }
         println!("{summary}");
     }
     Ok(())

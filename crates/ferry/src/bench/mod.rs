@@ -25,14 +25,16 @@ pub enum Bench {
     /// watch fan-out; reference: the embedded store's own write rate. Then authorization:
     /// RBAC decision time (200 roles, 1,000 bindings) and creates/s by an RBAC-bound user with
     /// admission, next to AlwaysAllow without admission. Then priority and fairness: node
-    /// heartbeat p99 alone and during a flood of LISTs, with the LISTs refused.
+    /// heartbeat p99 alone and during a flood of LISTs, with the LISTs refused. Then the
+    /// pod-journey tracing's cost: pod creates/s with journeys on next to `--journeys=false`.
     Api(api::Args),
     /// The scheduler through the API: pods/s for pending pods on sim nodes (plain, and with
     /// topology spread + anti-affinity) next to a round-robin binder; memory; a large
     /// Deployment's time to all pods available.
     Scheduler(scheduler::Args),
     /// Pod startup on a real node (a `ferry agent` on containerd): creation to Running and to
-    /// Ready, split into phases; reference: `ctr run` of the same image.
+    /// Ready, split into phases; reference: `ctr run` of the same image. Then creation to Ready
+    /// on a second node whose server runs with `--journeys=false`.
     PodStartup(podstartup::Args),
     /// Looking inside a pod: `kubectl exec` round trips next to `ctr task exec`, and
     /// `kubectl logs -f` throughput next to reading the CRI log file.

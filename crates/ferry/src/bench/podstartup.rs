@@ -8,8 +8,11 @@
 //! in the same run on the agent's own containerd: `ctr run -d` of the same image and command
 //! (create + start, no pod sandbox or network) — as many at once as there are pods (the
 //! runtime's floor for the same load; the ratio is against it), and one at a time. At the end the agent is
-//! stopped and `ferry agent --cleanup` removes what it made. Needs root and the local test
-//! registry (`scripts/build-test-images.sh`).
+//! stopped and `ferry agent --cleanup` removes what it made. Then the pod-journey tracing's
+//! cost: a second node, its server run with `--journeys=false`, takes the same `--pods` at once,
+//! and their creation-to-Ready times are set beside the first node's (the agent, a process of
+//! its own, records its steps on both). Needs root and the local test registry
+//! (`scripts/build-test-images.sh`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -324,6 +327,11 @@ pub(super) struct RealNode {
 impl RealNode {
     /// Starts both and waits for the node to be Ready.
     pub async fn start() -> anyhow::Result<RealNode> {
+        RealNode::start_with(&[]).await
+    }
+
+    /// Starts both, the server with `server_flags` too, and waits for the node to be Ready.
+    pub async fn start_with(server_flags: &[&str]) -> anyhow::Result<RealNode> {
         let tmp = tempfile::Builder::new()
             .prefix("ferry-bench.")
             .tempdir_in("/tmp")?;
@@ -331,7 +339,7 @@ impl RealNode {
         let agent_dir = tmp.path().join("agent");
         std::fs::create_dir_all(&server_dir)?;
         std::fs::create_dir_all(&agent_dir)?;
-        let (server, address, _) = start_server_with(&server_dir, &[])?;
+        let (server, address, _) = start_server_with(&server_dir, server_flags)?;
         let token = std::fs::read_to_string(server_dir.join("join-token"))?
             .trim()
             .to_string();
@@ -383,13 +391,34 @@ impl RealNode {
 
 /// Runs the benchmark.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let json = args.json;
-    on_real_node(
-        "ferry bench pod-startup",
-        json,
-        |kubeconfig, agent_dir| async move { measure(&args, &kubeconfig, &agent_dir).await },
-    )
-    .await
+    need_root_and_registry("ferry bench pod-startup")?;
+    let args = &args;
+    let mut figures = figures_on_real_node(&[], |kubeconfig, agent_dir| async move {
+        measure(args, &kubeconfig, &agent_dir).await
+    })
+    .await?;
+    let off = figures_on_real_node(&["--journeys=false"], |kubeconfig, _| async move {
+        journeys_off(args, &kubeconfig).await
+    })
+    .await?;
+    let on_p50 = figures["ready_p50_ms"].as_f64().unwrap_or(0.0);
+    let ratio = if off.p50 > 0.0 { on_p50 / off.p50 } else { 0.0 };
+    println!(
+        "journeys: {} pods at once, creation to Ready: on p50 {on_p50:.0} ms, p99 {:.0} ms; off (server --journeys=false) p50 {:.0} ms, p99 {:.0} ms; ratio on/off (p50) {ratio:.2} (target ≤ 1.05)",
+        args.pods,
+        figures["ready_p99_ms"].as_f64().unwrap_or(0.0),
+        off.p50,
+        off.p99
+    );
+    if let Some(object) = figures.as_object_mut() {
+        object.insert("journeys_off_ready_p50_ms".into(), json!(off.p50));
+        object.insert("journeys_off_ready_p99_ms".into(), json!(off.p99));
+        object.insert("journeys_ratio_ready_p50".into(), json!(ratio));
+    }
+    if args.json {
+        println!("{figures}");
+    }
+    Ok(())
 }
 
 /// Runs `measure` (given the admin kubeconfig and the agent's data dir) on a [`RealNode`],
@@ -400,14 +429,24 @@ where
     Fut: std::future::Future<Output = anyhow::Result<serde_json::Value>>,
 {
     need_root_and_registry(what)?;
-    let mut node = RealNode::start().await?;
-    let result = measure(node.kubeconfig.clone(), node.agent_dir.clone()).await;
-    node.stop();
-    let figures = result?;
+    let figures = figures_on_real_node(&[], measure).await?;
     if json {
         println!("{figures}");
     }
     Ok(())
+}
+
+/// Runs `measure` (given the admin kubeconfig and the agent's data dir) on a [`RealNode`]
+/// whose server has `server_flags`, and stops the node whatever happened.
+async fn figures_on_real_node<F, Fut, T>(server_flags: &[&str], measure: F) -> anyhow::Result<T>
+where
+    F: FnOnce(PathBuf, PathBuf) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut node = RealNode::start_with(server_flags).await?;
+    let result = measure(node.kubeconfig.clone(), node.agent_dir.clone()).await;
+    node.stop();
+    result
 }
 
 /// A client, and the pods of a new namespace `namespace`.
@@ -424,14 +463,29 @@ pub(super) async fn namespace_pods(
     Ok((client, pods))
 }
 
-async fn measure(
-    args: &Args,
-    kubeconfig: &Path,
-    agent_dir: &Path,
-) -> anyhow::Result<serde_json::Value> {
-    let (_client, pods) = namespace_pods(kubeconfig, NAMESPACE).await?;
+/// Creation to Ready on a node whose server runs with `--journeys=false`, p50 and p99 (ms).
+struct ReadyOff {
+    p50: f64,
+    p99: f64,
+}
 
-    // Warm-up: the image is pulled once, outside the measurement.
+/// The same warm-up and pods at once as [`measure`], on a server without journeys.
+async fn journeys_off(args: &Args, kubeconfig: &Path) -> anyhow::Result<ReadyOff> {
+    let (_client, pods) = namespace_pods(kubeconfig, NAMESPACE).await?;
+    warm_up(&pods).await?;
+    let (seen, _) = at_once(&pods, args.pods, false).await?;
+    let mut ready: Vec<f64> = seen
+        .values()
+        .filter_map(|s| Some(ms(s.ready?.saturating_duration_since(s.created?))))
+        .collect();
+    Ok(ReadyOff {
+        p50: percentile(&mut ready, 0.5),
+        p99: percentile(&mut ready, 0.99),
+    })
+}
+
+/// Pulls the image once, outside the measurement: a pod made Ready, then deleted.
+async fn warm_up(pods: &Api<Pod>) -> anyhow::Result<()> {
     pods.create(&PostParams::default(), &bench_pod("warm")?)
         .await?;
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -446,11 +500,20 @@ async fn measure(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     pods.delete("warm", &DeleteParams::default()).await?;
+    Ok(())
+}
 
+/// Creates `count` pods at once and notes when each passes each step, until all are Ready;
+/// the notes and the time until the last was Ready (ms). Fails unless the pods carry the
+/// journey annotation exactly when the server records `journeys`.
+async fn at_once(
+    pods: &Api<Pod>,
+    count: usize,
+    journeys: bool,
+) -> anyhow::Result<(HashMap<String, Seen>, f64)> {
     let seen: std::sync::Arc<std::sync::Mutex<HashMap<String, Seen>>> = Default::default();
     let watch = {
         let (pods, seen) = (pods.clone(), seen.clone());
-        let count = args.pods;
         tokio::spawn(async move {
             let stream = watcher(pods, watcher::Config::default().labels("app=bench"));
             futures::pin_mut!(stream);
@@ -472,7 +535,7 @@ async fn measure(
     };
     let started = Instant::now();
     let mut creates = tokio::task::JoinSet::new();
-    for i in 0..args.pods {
+    for i in 0..count {
         let (pods, seen) = (pods.clone(), seen.clone());
         creates.spawn(async move {
             let name = format!("p-{i:03}");
@@ -496,7 +559,26 @@ async fn measure(
         bail!("not every pod became Ready within 300 s");
     }
     let all_ready_ms = ms(started.elapsed());
-    let seen = seen.lock().expect("lock").clone();
+    let annotated = ferry_journey::of_object(&pods.get("p-000").await?.metadata).is_some();
+    if annotated != journeys {
+        bail!("with journeys {journeys}, a pod has the journey annotation: {annotated}");
+    }
+    let seen = seen
+        .lock()
+        .map_err(|_| anyhow::anyhow!("a pod's notes were poisoned"))?
+        .clone();
+    Ok((seen, all_ready_ms))
+}
+
+/// The figures of the first node: pods at once, pods one at a time, and the `ctr` reference.
+async fn measure(
+    args: &Args,
+    kubeconfig: &Path,
+    agent_dir: &Path,
+) -> anyhow::Result<serde_json::Value> {
+    let (_client, pods) = namespace_pods(kubeconfig, NAMESPACE).await?;
+    warm_up(&pods).await?;
+    let (seen, all_ready_ms) = at_once(&pods, args.pods, true).await?;
 
     // Unloaded: pods one at a time, each from its create request to Ready.
     let mut one_by_one = vec![];
