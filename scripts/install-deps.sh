@@ -4,9 +4,11 @@
 #   libprotobuf-dev    the well-known .proto files (google/protobuf/*.proto) protoc imports
 #   etcd-server        a real etcd: the `--store etcd` backend's tests and benchmark reference
 #   python3-venv       a Python for the official Python client's tests (when there is none)
+#   chromium           a headless browser for the web view's test (crates/ferry/tests/ui.rs)
+#   chromium-driver    chromedriver, which that test drives it through (WebDriver)
 # Idempotent: packages already present are not fetched again.
 set -euo pipefail
-packages=(protobuf-compiler libprotobuf-dev etcd-server)
+packages=(protobuf-compiler libprotobuf-dev etcd-server chromium chromium-driver)
 # A machine whose python3 cannot make a venv (Debian's without python3-venv) gets Debian's.
 python3 -m venv --help >/dev/null 2>&1 || packages+=(python3 python3-venv)
 missing=()
@@ -28,4 +30,5 @@ fi
 # their own on free ports, so a system one is left as it is.
 command -v protoc >/dev/null
 command -v etcd >/dev/null
+command -v chromedriver >/dev/null
 echo "dependencies installed: ${packages[*]}"

@@ -23,6 +23,9 @@ cargo test --workspace --locked -- --test-threads=4 2>&1 | tee "$log" || status=
 [ -x target/python/bin/python ] || python3 -m venv target/python
 target/python/bin/pip install -q --disable-pip-version-check 'kubernetes==33.1.0' 'pytest==8.3.5'
 cargo test --locked -p ferry --test python -- --ignored 2>&1 | tee -a "$log" || status=$?
+# The web view (/ui/) in a headless Chromium through chromedriver (scripts/install-deps.sh
+# installs both); its screenshots go to target/test-artifacts/ui/.
+cargo test --locked -p ferry --test ui -- --ignored 2>&1 | tee -a "$log" || status=$?
 # Three servers on a three-member etcd on 127.0.0.2-4 (scripts/ha-cluster.sh), alone: its
 # timings are the Leases'.
 cargo test --locked -p ferry --test ha -- --ignored 2>&1 | tee -a "$log" || status=$?

@@ -52,6 +52,7 @@ pub mod status;
 pub mod storage;
 pub mod storemetrics;
 pub mod token_webhook;
+pub mod ui;
 pub mod watch;
 pub mod webhook;
 
