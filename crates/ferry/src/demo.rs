@@ -44,6 +44,9 @@ pub struct Args {
     /// containerd (the default as root; otherwise 3 simulated nodes).
     #[arg(long)]
     sim_nodes: Option<usize>,
+    /// The address a started cluster's API server listens on (port 0: a free one).
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    https_listen: std::net::SocketAddr,
     /// The namespace of the demo's Deployment and Service.
     #[arg(short, long, default_value = "demo")]
     namespace: String,
@@ -67,7 +70,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             (client, kubeconfig, None)
         }
         None => {
-            let (cluster, client) = Cluster::start(&data_dir, args.sim_nodes).await?;
+            let (cluster, client) =
+                Cluster::start(&data_dir, args.https_listen, args.sim_nodes).await?;
             (client, cluster.kubeconfig.clone(), Some(cluster))
         }
     };
@@ -211,6 +215,7 @@ impl Cluster {
     /// and `ferry sim` for simulated nodes; ready (with a client) once the API answers.
     async fn start(
         data_dir: &Path,
+        listen: std::net::SocketAddr,
         sim_nodes: Option<usize>,
     ) -> anyhow::Result<(Cluster, kube::Client)> {
         let exe = std::env::current_exe().context("finding the ferry binary")?;
@@ -231,13 +236,24 @@ impl Cluster {
             data_dir.display()
         );
         let mut server = Command::new(&exe);
-        server.arg("server").arg("--data-dir").arg(data_dir);
+        server
+            .arg("server")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--https-listen")
+            .arg(listen.to_string());
+        // A kubeconfig of an earlier run names an address that may be another server's now.
+        let kubeconfig = data_dir.join("kubeconfig.yaml");
+        if kubeconfig.exists() {
+            std::fs::remove_file(&kubeconfig)
+                .with_context(|| format!("removing the old {}", kubeconfig.display()))?;
+        }
         if sim_nodes.is_some() {
             server.arg("--disable-agent");
         }
         let mut cluster = Cluster {
             children: vec![spawn_logged(server, &data_dir.join("demo-server.log"))?],
-            kubeconfig: data_dir.join("kubeconfig.yaml"),
+            kubeconfig,
         };
         let client = cluster.wait_until_it_answers().await?;
         if let Some(nodes) = sim_nodes {

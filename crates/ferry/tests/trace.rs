@@ -309,6 +309,11 @@ fn ferry_demo(args: &[&str], until: &str) -> (String, std::process::ExitStatus) 
             break status;
         }
         if std::time::Instant::now() > deadline + Duration::from_secs(30) {
+            // SIGKILL would leave what it started running.
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            std::thread::sleep(Duration::from_secs(25));
             let _ = child.kill();
             break child.wait().expect("ferry demo ends");
         }
@@ -336,7 +341,7 @@ fn the_demo_follows_a_new_pod_of_its_deployment_to_ready_each_run() {
             "request",
             "persisted",
             "bound",
-            "\nReady",
+            "Ready: created → Ready in",
             "Next, with",
         ] {
             last += out[last..].find(step).unwrap_or_else(|| {
@@ -374,6 +379,8 @@ fn the_demo_starts_a_cluster_on_simulated_nodes_and_stops_it() {
         &[
             "--data-dir",
             data,
+            "--https-listen",
+            "127.0.0.1:0",
             "--sim-nodes",
             "2",
             "--image",
@@ -385,7 +392,7 @@ fn the_demo_starts_a_cluster_on_simulated_nodes_and_stops_it() {
     for words in [
         "No cluster answers: starting one",
         "bound",
-        "\nReady",
+        "Ready: created → Ready in",
     ] {
         assert!(out.contains(words), "{words:?} missing in:\n{out}");
     }

@@ -21,10 +21,34 @@ use kube::runtime::WatchStreamExt;
 use kube::Api;
 use serde_json::json;
 use tokio::task::AbortHandle;
+use tracing::Instrument as _;
 
 use crate::ipam::PodIpam;
 use crate::pod_status::{self, Decision, Outcome, Placement, Tracked};
 use crate::sim::{status_code, Sim};
+
+/// A kubelet's journey step for `pod` on the simulated node `node` (`sim=true` tells it from a
+/// real kubelet's).
+macro_rules! sim_step {
+    ($name:literal, $pod:expr, $node:expr $(, $($field:tt)+)?) => {{
+        let pod: &Pod = $pod;
+        let meta = &pod.metadata;
+        ferry_journey::step!(
+            $name,
+            parent = ferry_journey::of_object(meta).unwrap_or_default(),
+            object = %format_args!(
+                "pods/{}/{}",
+                meta.namespace.as_deref().unwrap_or_default(),
+                meta.name.as_deref().unwrap_or_default()
+            ),
+            uid = meta.uid.as_deref().unwrap_or_default(),
+            component = "kubelet",
+            node = %$node,
+            sim = true
+            $(, $($field)+)?
+        )
+    }};
+}
 
 /// The longest wait between retries of a failed request for a pod.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -286,6 +310,9 @@ impl Sim {
 
     /// Starts a pod after the start delay: posts Running, then finishes it if asked to.
     async fn start(self: Arc<Sim>, uid: String, index: usize, pod: Pod) {
+        let node = crate::node::node_name(&self.options, index);
+        let seen = ferry_journey::now_unix_nanos();
+        drop(sim_step!("pod seen", &pod, &node));
         tokio::time::sleep(self.options.pod_start_delay).await;
         let host_network = pod
             .spec
@@ -305,14 +332,20 @@ impl Sim {
                 Some(placement) => {
                     let status = pod_status::running_status(&pod, placement, Timestamp::now());
                     let _permit = self.permit().await;
-                    match pods_api(&self, &pod)
+                    // Running and Ready at once: the journey's `ready`, from when it was seen.
+                    let ready = sim_step!("ready", &pod, &node, start_ns = seen);
+                    let patched = pods_api(&self, &pod)
                         .patch_status(
                             &pod_name(&pod),
                             &PatchParams::default(),
                             &Patch::Merge(status_patch(&pod, &status)),
                         )
-                        .await
-                    {
+                        .instrument(ready.clone())
+                        .await;
+                    if let Err(error) = &patched {
+                        ferry_journey::fail(&ready, error);
+                    }
+                    match patched {
                         Ok(updated) => Ok(updated),
                         Err(error) if matches!(status_code(&error), Some(404 | 409)) => {
                             self.pods.lock().remove(&uid);
