@@ -60,9 +60,9 @@ impl RemoteSink {
 }
 
 impl ferry_journey::Sink for RemoteSink {
-    fn export(&self, span: &SpanRecord) {
+    fn export(&self, span: &Arc<SpanRecord>) {
         // A full queue means the server is not keeping up or is away: drop the step.
-        let _ = self.queue.try_send(span.clone());
+        let _ = self.queue.try_send(SpanRecord::clone(span));
     }
 }
 

@@ -65,8 +65,8 @@ impl OtlpSink {
 }
 
 impl ferry_journey::Sink for OtlpSink {
-    fn export(&self, span: &SpanRecord) {
-        let _ = self.queue.try_send(span.clone());
+    fn export(&self, span: &Arc<SpanRecord>) {
+        let _ = self.queue.try_send(SpanRecord::clone(span));
     }
 }
 

@@ -112,28 +112,32 @@ where
         let Some(span) = ctx.span(id) else { return };
         let mut fields = Fields::default();
         attrs.record(&mut fields);
-        let enclosing = span.scope().skip(1).find_map(|ancestor| {
-            ancestor
-                .extensions()
-                .get::<Open>()
-                .map(|open| (open.context, open.fields.component.clone(), open.fields.object.clone(), open.fields.uid.clone()))
-        });
-        let (trace_id, parent) = match (fields.parent, &enclosing) {
-            (Some(parent), _) => (parent.trace_id, Some(parent.span_id)),
-            (None, Some((context, ..))) => (context.trace_id, Some(context.span_id)),
-            (None, None) => (TraceId::random(), None),
-        };
-        if let Some((_, component, object, uid)) = enclosing {
+        // The nearest enclosing journey span: its context is the parent unless `parent` says
+        // otherwise, and it lends the component and object the step leaves out (cloned only
+        // then).
+        let mut context = None;
+        for ancestor in span.scope().skip(1) {
+            let extensions = ancestor.extensions();
+            let Some(open) = extensions.get::<Open>() else {
+                continue;
+            };
+            context = Some(open.context);
             if fields.component.is_none() {
-                fields.component = component;
+                fields.component = open.fields.component.clone();
             }
             if fields.object.is_none() {
-                fields.object = object;
+                fields.object = open.fields.object.clone();
                 if fields.uid.is_none() {
-                    fields.uid = uid;
+                    fields.uid = open.fields.uid.clone();
                 }
             }
+            break;
         }
+        let (trace_id, parent) = match (fields.parent, context) {
+            (Some(parent), _) => (parent.trace_id, Some(parent.span_id)),
+            (None, Some(context)) => (context.trace_id, Some(context.span_id)),
+            (None, None) => (TraceId::random(), None),
+        };
         let open = Open {
             context: TraceContext {
                 trace_id,

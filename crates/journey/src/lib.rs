@@ -91,9 +91,9 @@ mod tests {
     struct Keep(&'static str, Mutex<Vec<SpanRecord>>);
 
     impl Sink for Keep {
-        fn export(&self, span: &SpanRecord) {
+        fn export(&self, span: &std::sync::Arc<SpanRecord>) {
             if span.component == self.0 {
-                self.1.lock().push(span.clone());
+                self.1.lock().push(SpanRecord::clone(span));
             }
         }
     }

@@ -84,8 +84,12 @@ impl Journeys {
 
     /// Keeps one step (one whose trace id is malformed is ignored).
     pub fn insert(&self, span: SpanRecord) {
+        self.insert_shared(Arc::new(span));
+    }
+
+    /// Keeps one step, shared.
+    pub fn insert_shared(&self, span: Arc<SpanRecord>) {
         let Some(trace_id) = span.trace() else { return };
-        let span = Arc::new(span);
         {
             let mut inner = self.inner.lock();
             let inner = &mut *inner;
@@ -119,7 +123,9 @@ impl Journeys {
                 inner.spans += 1;
             }
             while inner.traces.len() > self.limits.traces || inner.spans > self.limits.spans {
-                let Some((_, oldest)) = inner.order.pop_first() else { break };
+                let Some((_, oldest)) = inner.order.pop_first() else {
+                    break;
+                };
                 inner.evict(oldest);
             }
         }
@@ -138,7 +144,12 @@ impl Journeys {
 
     /// The traces with a step for the object with this uid, oldest first.
     pub fn traces_of(&self, uid: &str) -> Vec<TraceId> {
-        self.inner.lock().by_uid.get(uid).cloned().unwrap_or_default()
+        self.inner
+            .lock()
+            .by_uid
+            .get(uid)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Steps as they arrive from now on (a slow reader loses the oldest and is told how many).
@@ -160,7 +171,9 @@ impl Journeys {
 
 impl Inner {
     fn evict(&mut self, id: TraceId) {
-        let Some(trace) = self.traces.remove(&id) else { return };
+        let Some(trace) = self.traces.remove(&id) else {
+            return;
+        };
         self.spans -= trace.spans.len();
         for uid in trace.uids {
             if let Some(traces) = self.by_uid.get_mut(&uid) {
@@ -174,8 +187,8 @@ impl Inner {
 }
 
 impl Sink for Journeys {
-    fn export(&self, span: &SpanRecord) {
-        self.insert(span.clone());
+    fn export(&self, span: &Arc<SpanRecord>) {
+        self.insert_shared(span.clone());
     }
 }
 
@@ -233,13 +246,19 @@ mod tests {
         journeys.insert(span(2, 2, None));
         journeys.insert(span(1, 3, None)); // trace 1 is now the newer one
         journeys.insert(span(3, 4, None));
-        assert!(journeys.trace(TraceId(2)).is_none(), "trace 2 was updated longest ago");
+        assert!(
+            journeys.trace(TraceId(2)).is_none(),
+            "trace 2 was updated longest ago"
+        );
         assert!(journeys.trace(TraceId(1)).is_some());
         assert!(journeys.trace(TraceId(3)).is_some());
         assert_eq!(journeys.len(), (2, 3));
         journeys.insert(span(4, 5, None));
         journeys.insert(span(5, 6, None));
-        assert!(journeys.traces_of("a").is_empty(), "the uid index forgets evicted traces");
+        assert!(
+            journeys.traces_of("a").is_empty(),
+            "the uid index forgets evicted traces"
+        );
     }
 
     #[test]

@@ -15,8 +15,8 @@ use crate::record::SpanRecord;
 
 /// Takes finished steps. Called on the thread that closed the span: must not block.
 pub trait Sink: Send + Sync {
-    /// One finished step.
-    fn export(&self, span: &SpanRecord);
+    /// One finished step (shared: a sink that keeps it keeps the `Arc`).
+    fn export(&self, span: &Arc<SpanRecord>);
 }
 
 static SINKS: RwLock<Vec<(u64, Arc<dyn Sink>)>> = RwLock::new(Vec::new());
@@ -76,6 +76,7 @@ pub fn active() -> bool {
 }
 
 pub(crate) fn export(span: SpanRecord) {
+    let span = Arc::new(span);
     for (_, sink) in SINKS.read().iter() {
         sink.export(&span);
     }
@@ -98,7 +99,7 @@ mod tests {
     struct Count(Mutex<usize>);
 
     impl Sink for Count {
-        fn export(&self, _: &SpanRecord) {
+        fn export(&self, _: &Arc<SpanRecord>) {
             *self.0.lock() += 1;
         }
     }

@@ -30,9 +30,9 @@ struct Kept {
 }
 
 impl Sink for Kept {
-    fn export(&self, span: &SpanRecord) {
+    fn export(&self, span: &std::sync::Arc<SpanRecord>) {
         if std::thread::current().id() == self.thread {
-            self.spans.lock().push(span.clone());
+            self.spans.lock().push(SpanRecord::clone(span));
         }
     }
 }

@@ -44,7 +44,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ferry_api::registry::ResourceInfo;
 use serde_json::Value;
-use tracing::Instrument;
 
 use crate::auth::UserInfo;
 use crate::status::ApiError;
@@ -316,17 +315,10 @@ impl Chain {
     ) -> Result<(), ApiError> {
         let traced = crate::journey::traced();
         for plugin in &self.mutating {
-            if !traced {
-                plugin.admit(storage, attributes, object).await?;
-                continue;
-            }
-            let step = ferry_journey::step!("admission plugin", plugin = plugin.name());
-            let admitted = plugin
-                .admit(storage, attributes, object)
-                .instrument(step.clone())
-                .await;
-            if let Err(error) = &admitted {
-                ferry_journey::fail(&step, &error.message);
+            let start = traced.then(ferry_journey::now_unix_nanos);
+            let admitted = plugin.admit(storage, attributes, object).await;
+            if let Some(start) = start {
+                plugin_step(plugin.name(), start, admitted.as_ref().err());
             }
             admitted?;
         }
@@ -342,17 +334,10 @@ impl Chain {
     ) -> Result<(), ApiError> {
         let traced = crate::journey::traced();
         for plugin in &self.validating {
-            if !traced {
-                plugin.validate(storage, attributes, object).await?;
-                continue;
-            }
-            let step = ferry_journey::step!("admission plugin", plugin = plugin.name());
-            let validated = plugin
-                .validate(storage, attributes, object)
-                .instrument(step.clone())
-                .await;
-            if let Err(error) = &validated {
-                ferry_journey::fail(&step, &error.message);
+            let start = traced.then(ferry_journey::now_unix_nanos);
+            let validated = plugin.validate(storage, attributes, object).await;
+            if let Some(start) = start {
+                plugin_step(plugin.name(), start, validated.as_ref().err());
             }
             validated?;
         }
@@ -360,9 +345,43 @@ impl Chain {
     }
 }
 
+/// A plugin's `admission plugin` step is kept when it took at least this long or refused: a
+/// write passes a dozen plugins that take microseconds, and a step each would cost more than
+/// they do (the phase's step has their time).
+const PLUGIN_STEP_FROM_NANOS: u64 = 1_000_000;
+
+/// Records plugin `name`'s step, from `start` to now, if it is worth one.
+fn plugin_step(name: &str, start: u64, refused: Option<&ApiError>) {
+    let end = ferry_journey::now_unix_nanos();
+    if refused.is_none() && end.saturating_sub(start) < PLUGIN_STEP_FROM_NANOS {
+        return;
+    }
+    let step = ferry_journey::step!("admission plugin", plugin = name, start_ns = start);
+    if let Some(error) = refused {
+        ferry_journey::fail(&step, &error.message);
+    }
+    step.record("end_ns", end);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_slow_or_refusing_plugins_are_steps() {
+        let capture = ferry_journey::testing::capture();
+        let now = ferry_journey::now_unix_nanos();
+        plugin_step("Quick", now, None);
+        plugin_step("Slow", now - 5_000_000, None);
+        plugin_step("Refusing", now, Some(&ApiError::forbidden("no")));
+        let spans = capture.spans();
+        let plugins: Vec<_> = spans
+            .iter()
+            .map(|s| (s.attributes["plugin"].as_str(), s.error.as_deref()))
+            .collect();
+        assert_eq!(plugins, [("Slow", None), ("Refusing", Some("no"))]);
+        assert!(spans[0].end_unix_nanos - spans[0].start_unix_nanos >= 5_000_000);
+    }
 
     #[test]
     fn chains_are_built_by_name_in_upstream_order() {
