@@ -8,7 +8,8 @@
 //! [`kubelet`] is how the server reaches a node's kubelet for `pods/log`, `exec`, `attach` and
 //! `portforward` ([`handlers::connect`]); [`apiextensions`] serves CustomResourceDefinitions'
 //! resources; [`aggregator`] keeps the APIServices and proxies aggregated APIs;
-//! objects live in [`storage`] over a `ferry-store` `Store`; the resource table, the types,
+//! [`journey`] records a traced write's steps and serves pods' journeys, which [`ui`] shows in
+//! a browser; objects live in [`storage`] over a `ferry-store` `Store`; the resource table, the types,
 //! printers and patch logic are in the `ferry-api` crate. docs/ARCHITECTURE.md follows a
 //! request through these files.
 

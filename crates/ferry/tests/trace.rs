@@ -109,7 +109,6 @@ fn a_deployments_pod_has_one_journey_across_components() {
         "authenticated",
         "authorized",
         "mutating admission",
-        "admission plugin",
         "validation",
         "validating admission",
         "persisted",
@@ -119,6 +118,8 @@ fn a_deployments_pod_has_one_journey_across_components() {
         "filtered",
         "scored",
         "bound",
+        "pod seen",
+        "ready",
     ] {
         assert!(names.iter().any(|n| n == step), "no {step:?} in {names:?}");
     }
