@@ -66,19 +66,27 @@ impl ferry_journey::Sink for RemoteSink {
     }
 }
 
-async fn post_batches(client: kube::Client, mut steps: mpsc::Receiver<SpanRecord>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while let Some(first) = steps.recv().await {
-        batch.push(first);
-        let deadline = tokio::time::Instant::now() + LINGER;
-        while batch.len() < BATCH {
-            match tokio::time::timeout_at(deadline, steps.recv()).await {
-                Ok(Some(step)) => batch.push(step),
-                Ok(None) | Err(_) => break,
-            }
+/// The next batch of queued steps: the first to arrive, then those that come within `linger`
+/// of it, `max` at most; `None` once the queue is closed and empty.
+pub async fn next_batch(
+    steps: &mut mpsc::Receiver<SpanRecord>,
+    max: usize,
+    linger: Duration,
+) -> Option<Vec<SpanRecord>> {
+    let mut batch = vec![steps.recv().await?];
+    let deadline = tokio::time::Instant::now() + linger;
+    while batch.len() < max {
+        match tokio::time::timeout_at(deadline, steps.recv()).await {
+            Ok(Some(step)) => batch.push(step),
+            Ok(None) | Err(_) => break,
         }
+    }
+    Some(batch)
+}
+
+async fn post_batches(client: kube::Client, mut steps: mpsc::Receiver<SpanRecord>) {
+    while let Some(batch) = next_batch(&mut steps, BATCH, LINGER).await {
         let body = serde_json::json!({ "spans": batch });
-        batch.clear();
         let request = http::Request::post("/journey/v1/spans")
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(serde_json::to_vec(&body).unwrap_or_default());
@@ -96,20 +104,27 @@ mod tests {
 
     #[test]
     fn requests_in_a_step_carry_its_traceparent() {
-        let subscriber = tracing_subscriber::registry().with(
-            ferry_journey::JourneyLayer.with_filter(ferry_journey::JourneyLayer::filter()),
-        );
+        let subscriber = tracing_subscriber::registry()
+            .with(ferry_journey::JourneyLayer.with_filter(ferry_journey::JourneyLayer::filter()));
         tracing::subscriber::with_default(subscriber, || {
             let request = || {
                 http::Request::get("/api/v1/pods")
                     .body(kube::client::Body::empty())
                     .expect("request")
             };
-            assert!(super::with_traceparent(request()).headers().get("traceparent").is_none());
+            assert!(super::with_traceparent(request())
+                .headers()
+                .get("traceparent")
+                .is_none());
             let step = ferry_journey::step!("created pod", component = "test");
             let _in = step.enter();
             let sent = super::with_traceparent(request());
-            let value = sent.headers().get("traceparent").expect("sent").to_str().expect("ascii");
+            let value = sent
+                .headers()
+                .get("traceparent")
+                .expect("sent")
+                .to_str()
+                .expect("ascii");
             let context = ferry_journey::TraceContext::parse(value).expect("valid");
             assert_eq!(Some(context), ferry_journey::current());
         });

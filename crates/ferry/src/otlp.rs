@@ -72,18 +72,8 @@ impl ferry_journey::Sink for OtlpSink {
 
 async fn export_batches(endpoint: String, mut steps: mpsc::Receiver<SpanRecord>) {
     let mut client = None;
-    let mut batch = Vec::with_capacity(BATCH);
-    while let Some(first) = steps.recv().await {
-        batch.push(first);
-        let deadline = tokio::time::Instant::now() + LINGER;
-        while batch.len() < BATCH {
-            match tokio::time::timeout_at(deadline, steps.recv()).await {
-                Ok(Some(step)) => batch.push(step),
-                Ok(None) | Err(_) => break,
-            }
-        }
+    while let Some(batch) = ferry_client::journey::next_batch(&mut steps, BATCH, LINGER).await {
         let request = request(&batch);
-        batch.clear();
         if client.is_none() {
             match TraceServiceClient::connect(endpoint.clone()).await {
                 Ok(connected) => client = Some(connected),

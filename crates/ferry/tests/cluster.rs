@@ -16,20 +16,7 @@ const FAST_NODES: &[&str] = &[
 ];
 
 fn start(nodes: usize) -> (Ferry, Sim, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ferry = Ferry::start_in(dir.path(), FAST_NODES);
-    let sim = Sim::start(&ferry, nodes, &[]);
-    assert!(
-        eventually(Duration::from_secs(30), || ferry
-            .ok(&["get", "nodes", "--no-headers"])
-            .lines()
-            .filter(|l| l.contains(" Ready "))
-            .count()
-            == nodes),
-        "sim nodes did not become Ready: {}",
-        ferry.ok(&["get", "nodes"])
-    );
-    (ferry, sim, dir)
+    common::with_sim_nodes(nodes, FAST_NODES)
 }
 
 fn running_pods(ferry: &Ferry, selector: &str) -> Vec<(String, String)> {

@@ -10,20 +10,7 @@ use common::{eventually, Ferry, Sim};
 use serde_json::Value;
 
 fn start(nodes: usize) -> (Ferry, Sim, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ferry = Ferry::start_in(dir.path(), &[]);
-    let sim = Sim::start(&ferry, nodes, &[]);
-    assert!(
-        eventually(Duration::from_secs(30), || ferry
-            .ok(&["get", "nodes", "--no-headers"])
-            .lines()
-            .filter(|l| l.contains(" Ready "))
-            .count()
-            == nodes),
-        "sim nodes did not become Ready: {}",
-        ferry.ok(&["get", "nodes"])
-    );
-    (ferry, sim, dir)
+    common::with_sim_nodes(nodes, &[])
 }
 
 fn raw(ferry: &Ferry, path: &str) -> Value {
@@ -55,19 +42,7 @@ fn step_names(spans: &[&Value]) -> Vec<String> {
 }
 
 fn ferry_trace(ferry: &Ferry, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .arg("trace")
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(&ferry.kubeconfig)
-        .output()
-        .expect("run ferry trace");
-    assert!(
-        out.status.success(),
-        "ferry trace {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    ferry.trace(args)
 }
 
 #[test]

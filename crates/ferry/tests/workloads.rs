@@ -9,20 +9,7 @@ use std::time::Duration;
 use common::{eventually, Ferry, Sim};
 
 fn start(nodes: usize) -> (Ferry, Sim, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ferry = Ferry::start_in(dir.path(), &[]);
-    let sim = Sim::start(&ferry, nodes, &[]);
-    assert!(
-        eventually(Duration::from_secs(30), || ferry
-            .ok(&["get", "nodes", "--no-headers"])
-            .lines()
-            .filter(|l| l.contains(" Ready "))
-            .count()
-            == nodes),
-        "sim nodes did not become Ready: {}",
-        ferry.ok(&["get", "nodes"])
-    );
-    (ferry, sim, dir)
+    common::with_sim_nodes(nodes, &[])
 }
 
 /// `name node image` of each live pod matching `selector`, sorted.

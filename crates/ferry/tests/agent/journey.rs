@@ -3,7 +3,6 @@
 //! code and log tail.
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -45,19 +44,7 @@ const ALSO: &[&str] = &[
 ];
 
 fn ferry_trace(ferry: &Ferry, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .arg("trace")
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(&ferry.kubeconfig)
-        .output()
-        .expect("run ferry trace");
-    assert!(
-        out.status.success(),
-        "ferry trace {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    ferry.trace(args)
 }
 
 fn nanos(step: &Value, field: &str) -> u64 {

@@ -120,6 +120,23 @@ impl Ferry {
     }
 
     /// kubectl that must succeed; returns stdout.
+    /// `ferry trace ARGS` against this server: its output, which must be a success.
+    pub fn trace(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .arg("trace")
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .output()
+            .expect("run ferry trace");
+        assert!(
+            out.status.success(),
+            "ferry trace {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
         assert!(
@@ -242,6 +259,25 @@ impl Drop for Sim {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A server (with `server_flags`) on a temporary data dir and `nodes` simulated nodes, once
+/// they are Ready.
+pub fn with_sim_nodes(nodes: usize, server_flags: &[&str]) -> (Ferry, Sim, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ferry = Ferry::start_in(dir.path(), server_flags);
+    let sim = Sim::start(&ferry, nodes, &[]);
+    assert!(
+        eventually(Duration::from_secs(30), || ferry
+            .ok(&["get", "nodes", "--no-headers"])
+            .lines()
+            .filter(|l| l.contains(" Ready "))
+            .count()
+            == nodes),
+        "sim nodes did not become Ready: {}",
+        ferry.ok(&["get", "nodes"])
+    );
+    (ferry, sim, dir)
 }
 
 /// Polls `check` until it returns true or `timeout` passes; returns the last result.
