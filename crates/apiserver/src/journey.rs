@@ -73,18 +73,6 @@ pub fn traced() -> bool {
     ferry_journey::current().is_some()
 }
 
-/// A step of the REST verbs when the request is traced, else a disabled span.
-macro_rules! step {
-    ($name:literal $(, $($field:tt)+)?) => {
-        if $crate::journey::traced() {
-            ::ferry_journey::step!($name $(, $($field)+)?)
-        } else {
-            ::tracing::Span::none()
-        }
-    };
-}
-pub(crate) use step;
-
 /// The `request` span of a traced write ([`answered`] ends it).
 pub fn request_span(
     info: &RequestInfo,
@@ -135,18 +123,50 @@ pub fn answered(
 /// the filters' stamps.
 fn filter_steps(span: &tracing::Span, stamps: Stamps) {
     let _in = span.enter();
-    macro_rules! past {
-        ($name:literal, $start:expr, $end:expr) => {
-            if $start > 0 && $end >= $start {
-                ferry_journey::step!($name, start_ns = $start).record("end_ns", $end);
-            }
-        };
-    }
-    past!("authenticated", stamps.received, stamps.authenticated);
-    past!("priority and fairness", stamps.authenticated, stamps.admitted);
+    let past = |name, start: u64, end: u64| {
+        if start > 0 && end >= start {
+            ferry_journey::record_past(name, start, end, &[], None);
+        }
+    };
+    past("authenticated", stamps.received, stamps.authenticated);
+    past(
+        "priority and fairness",
+        stamps.authenticated,
+        stamps.admitted,
+    );
     // Exempt requests (system:masters under max-in-flight) never waited for a seat.
     let admitted = stamps.admitted.max(stamps.authenticated);
-    past!("authorized", admitted, stamps.authorized);
+    past("authorized", admitted, stamps.authorized);
+}
+
+/// A step of a traced request whose work makes no step of its own (validation, the store
+/// write): timed, and recorded when it is over ([`ferry_journey::record_past`]).
+pub struct Timed {
+    step: &'static str,
+    /// When it started; 0 when the request is not traced.
+    start: u64,
+}
+
+impl Timed {
+    /// Starts timing `step` if the request is traced.
+    pub fn start(step: &'static str) -> Timed {
+        let start = if traced() {
+            ferry_journey::now_unix_nanos()
+        } else {
+            0
+        };
+        Timed { step, start }
+    }
+
+    /// Records the step, with `attributes`, failed if `error` says so.
+    pub fn done(self, attributes: &[(&'static str, &str)], error: Option<&dyn std::fmt::Display>) {
+        if self.start == 0 {
+            return;
+        }
+        let error = error.map(ToString::to_string);
+        let end = ferry_journey::now_unix_nanos();
+        ferry_journey::record_past(self.step, self.start, end, attributes, error.as_deref());
+    }
 }
 
 /// Names the object of the traced request the caller is in (a create learns its name and
@@ -214,7 +234,8 @@ pub const PREFIX: &str = "/journey/v1/";
 /// - `GET objects/{uid}` → `{traces: [{traceId, spans, dropped}]}`, every kept trace with a step
 ///   for the object;
 /// - `GET spans?watch=true` → every new step, one per line;
-/// - `POST spans` with `{spans: […]}` → 202: steps of components in other processes.
+/// - `POST spans` with `{spans: […]}` → 202: steps of components in other processes (dropped
+///   while journeys are switched off).
 pub async fn handle(
     journeys: &Arc<Journeys>,
     info: &RequestInfo,
@@ -230,8 +251,11 @@ pub async fn handle(
                 .map_err(|_| ApiError::too_large())?;
             let posted: Posted = serde_json::from_slice(&bytes)
                 .map_err(|e| ApiError::bad_request(format!("decoding spans: {e}")))?;
-            for span in posted.spans {
-                journeys.insert(span);
+            // With journeys switched off (`ferry server --journeys=false`) they are dropped.
+            if ferry_journey::sink::enabled() {
+                for span in posted.spans {
+                    journeys.insert(span);
+                }
             }
             Ok(body::json(202, &json!({})))
         }
@@ -295,25 +319,27 @@ fn follow(
         Bytes::from(bytes)
     };
     let kept: Vec<Bytes> = first.iter().map(|s| line(s)).collect();
-    let seen: std::collections::HashSet<String> =
-        first.iter().map(|s| s.span_id.clone()).collect();
+    let seen: std::collections::HashSet<String> = first.iter().map(|s| s.span_id.clone()).collect();
     let kept = futures::stream::iter(kept.into_iter().map(Ok::<_, BodyError>));
-    let new = futures::stream::unfold((live, trace, seen), move |(mut live, trace, seen)| async move {
-        loop {
-            match live.recv().await {
-                Ok(span) => {
-                    let wanted = trace.as_ref().is_none_or(|t| *t == span.trace_id)
-                        && !seen.contains(&span.span_id);
-                    if wanted {
-                        return Some((Ok(line(&span)), (live, trace, seen)));
+    let new = futures::stream::unfold(
+        (live, trace, seen),
+        move |(mut live, trace, seen)| async move {
+            loop {
+                match live.recv().await {
+                    Ok(span) => {
+                        let wanted = trace.as_ref().is_none_or(|t| *t == span.trace_id)
+                            && !seen.contains(&span.span_id);
+                        if wanted {
+                            return Some((Ok(line(&span)), (live, trace, seen)));
+                        }
                     }
+                    // A slow reader lost some steps: it goes on with the next ones.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                 }
-                // A slow reader lost some steps: it goes on with the next ones.
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
             }
-        }
-    });
+        },
+    );
     use futures::StreamExt as _;
     let frames = kept
         .chain(new)
@@ -350,14 +376,19 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         headers.insert(
             "traceparent",
-            http::HeaderValue::from_static("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+            http::HeaderValue::from_static(
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
         );
         let span = request_span(&info("create", ""), &user, &headers, Some(&stamps));
         let response = http::Response::new(crate::body::empty());
         answered(&span, Some(&stamps), &response, None);
         drop(span);
         let spans = capture.spans();
-        let steps: Vec<_> = spans.iter().map(|s| (s.step.as_str(), s.start_unix_nanos)).collect();
+        let steps: Vec<_> = spans
+            .iter()
+            .map(|s| (s.step.as_str(), s.start_unix_nanos))
+            .collect();
         assert_eq!(
             steps,
             [
@@ -370,12 +401,17 @@ mod tests {
         assert_eq!(spans[2].end_unix_nanos, 2_000);
         let request = &spans[3];
         assert_eq!(request.parent_span_id.as_deref(), Some("b7ad6b7169203331"));
-        assert_eq!(request.attributes.get("user").map(String::as_str), Some("alice"));
-        assert_eq!(request.attributes.get("verb").map(String::as_str), Some("create"));
-        assert!(spans[..3]
-            .iter()
-            .all(|s| s.parent_span_id.as_deref() == Some(request.span_id.as_str())
-                && s.component == "kube-apiserver"));
+        assert_eq!(
+            request.attributes.get("user").map(String::as_str),
+            Some("alice")
+        );
+        assert_eq!(
+            request.attributes.get("verb").map(String::as_str),
+            Some("create")
+        );
+        assert!(spans[..3].iter().all(|s| s.parent_span_id.as_deref()
+            == Some(request.span_id.as_str())
+            && s.component == "kube-apiserver"));
     }
 
     #[test]

@@ -11,7 +11,6 @@ use bytes::Bytes;
 use ferry_api::registry::ResourceInfo;
 use ferry_store::{KeyRange, RangeRequest, Revision, StoreError};
 use serde_json::{json, Map, Value};
-use tracing::Instrument;
 
 use crate::admission::{Attributes, Chain, Operation};
 use crate::fieldmanager;
@@ -569,21 +568,25 @@ async fn create_object(
         warnings: Some(req.warnings),
         audit_annotations: Some(req.audit_annotations),
     };
-    traced(
-        journey::step!("mutating admission"),
-        rest.admission.admit(&rest.storage, &attributes, &mut object),
-    )
-    .await?;
+    let admission = journey::Timed::start("mutating admission");
+    let admitted = rest
+        .admission
+        .admit(&rest.storage, &attributes, &mut object)
+        .await;
+    admission.done(&[], admitted.as_ref().err().map(|e| e as _));
+    admitted?;
     let name = meta_str(&object, "name").unwrap_or("").to_string();
-    traced(journey::step!("validation"), async {
-        generic::validate(resource, &object, None)
-    })
-    .await?;
-    traced(
-        journey::step!("validating admission"),
-        rest.admission.validate(&rest.storage, &attributes, &object),
-    )
-    .await?;
+    let validation = journey::Timed::start("validation");
+    let validated = generic::validate(resource, &object, None);
+    validation.done(&[], validated.as_ref().err().map(|e| e as _));
+    validated?;
+    let admission = journey::Timed::start("validating admission");
+    let admitted = rest
+        .admission
+        .validate(&rest.storage, &attributes, &object)
+        .await;
+    admission.done(&[], admitted.as_ref().err().map(|e| e as _));
+    admitted?;
     if fields == Fields::Record {
         let manager = fieldmanager::manager(req.query, req.user_agent);
         resource
@@ -610,15 +613,11 @@ async fn create_object(
             return Err(e);
         }
     };
-    let persisted = journey::step!("persisted", revision = tracing::field::Empty);
-    let created = traced(
-        persisted.clone(),
-        rest.storage.store.create(key, encoded, lease),
-    )
-    .await;
+    let persisted = journey::Timed::start("persisted");
+    let created = rest.storage.store.create(key, encoded, lease).await;
     match created {
         Ok(Some(revision)) => {
-            persisted.record("revision", revision.to_string());
+            persisted.done(&[("revision", &revision.to_string())], None);
             metadata_mut(&mut object).insert(
                 "resourceVersion".into(),
                 Value::String(revision.to_string()),
@@ -626,6 +625,7 @@ async fn create_object(
             Ok((201, object))
         }
         other => {
+            persisted.done(&[], other.as_ref().err().map(|e| e as _));
             strategy.release(&rest.storage, &object).await;
             match other {
                 Err(e) => Err(e.into()),
@@ -954,20 +954,24 @@ async fn write_update(
             warnings: Some(req.warnings),
             audit_annotations: Some(req.audit_annotations),
         };
-        traced(
-            journey::step!("mutating admission"),
-            rest.admission.admit(&rest.storage, &attributes, &mut new),
-        )
-        .await?;
-        traced(journey::step!("validation"), async {
-            generic::validate(resource, &new, Some(&old))
-        })
-        .await?;
-        traced(
-            journey::step!("validating admission"),
-            rest.admission.validate(&rest.storage, &attributes, &new),
-        )
-        .await?;
+        let admission = journey::Timed::start("mutating admission");
+        let admitted = rest
+            .admission
+            .admit(&rest.storage, &attributes, &mut new)
+            .await;
+        admission.done(&[], admitted.as_ref().err().map(|e| e as _));
+        admitted?;
+        let validation = journey::Timed::start("validation");
+        let validated = generic::validate(resource, &new, Some(&old));
+        validation.done(&[], validated.as_ref().err().map(|e| e as _));
+        validated?;
+        let admission = journey::Timed::start("validating admission");
+        let admitted = rest
+            .admission
+            .validate(&rest.storage, &attributes, &new)
+            .await;
+        admission.done(&[], admitted.as_ref().err().map(|e| e as _));
+        admitted?;
         if fields == Fields::Record {
             let manager = fieldmanager::manager(req.query, req.user_agent);
             resource
@@ -1008,15 +1012,25 @@ async fn write_update(
                 return Err(e);
             }
         };
-        let persisted = journey::step!("persisted", revision = tracing::field::Empty);
-        let written = traced(
-            persisted.clone(),
-            rest.storage.store.update(key.clone(), old_revision, encoded),
-        )
-        .await;
+        let persisted = journey::Timed::start("persisted");
+        let written = rest
+            .storage
+            .store
+            .update(key.clone(), old_revision, encoded)
+            .await;
+        // A lost compare-and-swap is a step without a revision; the update is tried again.
+        let revision = match &written {
+            Ok(Ok(revision)) => revision.to_string(),
+            _ => String::new(),
+        };
+        let attributes: &[(&str, &str)] = if revision.is_empty() {
+            &[]
+        } else {
+            &[("revision", &revision)]
+        };
+        persisted.done(attributes, written.as_ref().err().map(|e| e as _));
         match written {
             Ok(Ok(revision)) => {
-                persisted.record("revision", revision.to_string());
                 reservations.commit(&rest.storage).await;
                 metadata_mut(&mut new).insert(
                     "resourceVersion".into(),
@@ -1037,19 +1051,6 @@ async fn write_update(
             }
         }
     }
-}
-
-/// Runs `work` as the journey step `step` (a disabled span when the request is not traced),
-/// marking the step failed when the work fails.
-async fn traced<T, E: std::fmt::Display>(
-    step: tracing::Span,
-    work: impl std::future::Future<Output = Result<T, E>>,
-) -> Result<T, E> {
-    let done = work.instrument(step.clone()).await;
-    if let Err(error) = &done {
-        ferry_journey::fail(&step, error);
-    }
-    done
 }
 
 fn strip_rv(object: &Value) -> Value {
@@ -1292,6 +1293,7 @@ mod tests {
 
     use super::*;
     use crate::scale::ScaleView;
+    use tracing::Instrument as _;
 
     struct Fixture {
         rest: Rest,
@@ -1441,14 +1443,32 @@ mod tests {
         assert_eq!(annotation(&created), Some(context.to_string()));
         assert_eq!(
             capture.steps(),
-            ["mutating admission", "validation", "validating admission", "persisted", "request"]
+            [
+                "mutating admission",
+                "validation",
+                "validating admission",
+                "persisted",
+                "request"
+            ]
         );
         let spans = capture.spans();
         let object = spans[4].object.as_ref().expect("named");
         assert_eq!(object.key(), "deployments/default/web");
-        assert_eq!(object.uid.as_deref(), created.pointer("/metadata/uid").and_then(Value::as_str));
-        assert_eq!(spans[3].attributes.get("revision"), created.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(String::from).as_ref());
-        assert!(spans.iter().all(|s| s.trace_id == "0af7651916cd43dd8448eb211c80319c"));
+        assert_eq!(
+            object.uid.as_deref(),
+            created.pointer("/metadata/uid").and_then(Value::as_str)
+        );
+        assert_eq!(
+            spans[3].attributes.get("revision"),
+            created
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .map(String::from)
+                .as_ref()
+        );
+        assert!(spans
+            .iter()
+            .all(|s| s.trace_id == "0af7651916cd43dd8448eb211c80319c"));
 
         // A write that leaves the generation alone keeps the trace the object had…
         let mut labelled = created.clone();
@@ -1477,7 +1497,9 @@ mod tests {
         let mut untraced = rescaled.clone();
         untraced["spec"]["replicas"] = json!(4);
         let call = Call::new("apps", "deployments", "web").body(untraced);
-        let written = update(rest, &call.request(rest), &ObjectView).await.expect("update");
+        let written = update(rest, &call.request(rest), &ObjectView)
+            .await
+            .expect("update");
         assert_eq!(annotation(&written), Some(next.to_string()));
         assert!(capture.steps().is_empty());
     }

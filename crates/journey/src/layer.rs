@@ -184,6 +184,55 @@ where
     }
 }
 
+/// Records a step that is over — from `start` to `end` (Unix nanoseconds), with `attributes`
+/// and the `error` it failed with — as a child of the journey span the caller is in, without
+/// making a span: for a step whose times were taken (the filters' stamps, a store write) and
+/// which has no steps of its own, a record costs much less than a span's life. It inherits the
+/// component and object as a span would; nothing is recorded outside a journey span.
+pub fn record_past(
+    step: &'static str,
+    start: u64,
+    end: u64,
+    attributes: &[(&'static str, &str)],
+    error: Option<&str>,
+) {
+    if !crate::sink::enabled() {
+        return;
+    }
+    let record = tracing::Span::current()
+        .with_subscriber(|(id, dispatch)| {
+            let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+            let span = registry.span(id)?;
+            span.scope().find_map(|ancestor| {
+                let extensions = ancestor.extensions();
+                let open = extensions.get::<Open>()?;
+                let mut object = open.fields.object.clone();
+                if let Some(object) = object.as_mut() {
+                    object.uid = open.fields.uid.clone();
+                }
+                Some(SpanRecord {
+                    trace_id: open.context.trace_id.to_string(),
+                    span_id: SpanId::random().to_string(),
+                    parent_span_id: Some(open.context.span_id.to_string()),
+                    step: step.to_string(),
+                    component: open.fields.component.clone().unwrap_or_default(),
+                    object,
+                    start_unix_nanos: start.min(end),
+                    end_unix_nanos: end,
+                    error: error.map(str::to_string),
+                    attributes: attributes
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                })
+            })
+        })
+        .flatten();
+    if let Some(record) = record {
+        crate::sink::export(record);
+    }
+}
+
 /// The context of the journey span the caller is in (the current span or its nearest journey
 /// ancestor): what a client sends as `traceparent` so the API server's steps join the journey.
 pub fn current() -> Option<TraceContext> {

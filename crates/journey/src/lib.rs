@@ -25,7 +25,7 @@ pub mod steps;
 pub mod testing;
 
 pub use context::{SpanId, TraceContext, TraceId};
-pub use layer::{context_of, current, JourneyLayer, TARGET};
+pub use layer::{context_of, current, record_past, JourneyLayer, TARGET};
 pub use record::{now_unix_nanos, unix_nanos, ObjectRef, SpanRecord};
 pub use ring::{Journeys, Limits, TraceSnapshot};
 pub use sink::{install, Sink, SinkGuard};
@@ -39,7 +39,10 @@ pub const HEADER: &str = "traceparent";
 
 /// The `traceparent` an object carries in its [`ANNOTATION`], if any.
 pub fn of_object(meta: &k8s_meta::ObjectMeta) -> Option<&str> {
-    meta.annotations.as_ref()?.get(ANNOTATION).map(String::as_str)
+    meta.annotations
+        .as_ref()?
+        .get(ANNOTATION)
+        .map(String::as_str)
 }
 
 #[doc(hidden)]
@@ -102,8 +105,8 @@ mod tests {
         let _on = sink::SWITCH.read();
         let keep = Arc::new(Keep(component, Mutex::new(Vec::new())));
         let _guard = install(keep.clone());
-        let subscriber = tracing_subscriber::registry()
-            .with(JourneyLayer.with_filter(JourneyLayer::filter()));
+        let subscriber =
+            tracing_subscriber::registry().with(JourneyLayer.with_filter(JourneyLayer::filter()));
         tracing::subscriber::with_default(subscriber, work);
         let spans = keep.1.lock().clone();
         spans
@@ -112,7 +115,13 @@ mod tests {
     #[test]
     fn nested_steps_share_the_trace_and_inherit_component_and_object() {
         let spans = recorded("c1", || {
-            let outer = step!("request", component = "c1", object = "pods/default/p", uid = "u1", verb = "create");
+            let outer = step!(
+                "request",
+                component = "c1",
+                object = "pods/default/p",
+                uid = "u1",
+                verb = "create"
+            );
             let _in = outer.enter();
             let inner = step!("authenticated", user = "admin");
             fail(&inner, "nope");
@@ -126,17 +135,29 @@ mod tests {
         let (auth, persisted, request) = (&spans[0], &spans[1], &spans[2]);
         assert_eq!(request.step, "request");
         assert_eq!(request.parent_span_id, None);
-        assert_eq!(request.attributes.get("verb").map(String::as_str), Some("create"));
+        assert_eq!(
+            request.attributes.get("verb").map(String::as_str),
+            Some("create")
+        );
         for child in [auth, persisted] {
             assert_eq!(child.trace_id, request.trace_id);
-            assert_eq!(child.parent_span_id.as_deref(), Some(request.span_id.as_str()));
+            assert_eq!(
+                child.parent_span_id.as_deref(),
+                Some(request.span_id.as_str())
+            );
             assert_eq!(child.component, "c1");
             let object = child.object.as_ref().expect("inherited");
-            assert_eq!((object.name.as_str(), object.uid.as_deref()), ("p", Some("u1")));
+            assert_eq!(
+                (object.name.as_str(), object.uid.as_deref()),
+                ("p", Some("u1"))
+            );
             assert!(child.start_unix_nanos <= child.end_unix_nanos);
         }
         assert_eq!(auth.error.as_deref(), Some("nope"));
-        assert_eq!(persisted.attributes.get("revision").map(String::as_str), Some("42"));
+        assert_eq!(
+            persisted.attributes.get("revision").map(String::as_str),
+            Some("42")
+        );
     }
 
     #[test]
@@ -151,9 +172,54 @@ mod tests {
         assert_eq!(spans.len(), 1);
         assert_eq!(spans[0].trace_id, "0af7651916cd43dd8448eb211c80319c");
         assert_eq!(spans[0].parent_span_id.as_deref(), Some("b7ad6b7169203331"));
-        assert_eq!(spans[0].start_unix_nanos, 5, "a step may have started before its span");
+        assert_eq!(
+            spans[0].start_unix_nanos, 5,
+            "a step may have started before its span"
+        );
         let inside = current_inside.expect("a journey span was current");
-        assert_eq!(inside.to_string(), format!("00-{}-{}-01", spans[0].trace_id, spans[0].span_id));
+        assert_eq!(
+            inside.to_string(),
+            format!("00-{}-{}-01", spans[0].trace_id, spans[0].span_id)
+        );
+    }
+
+    #[test]
+    fn a_past_step_is_a_child_of_the_current_step_without_a_span() {
+        let spans = recorded("c4", || {
+            let outer = step!(
+                "request",
+                component = "c4",
+                object = "pods/default/p",
+                uid = "u1"
+            );
+            let _in = outer.enter();
+            record_past("persisted", 10, 20, &[("revision", "7")], None);
+            record_past("validation", 30, 25, &[], Some("invalid"));
+        });
+        let steps: Vec<&str> = spans.iter().map(|s| s.step.as_str()).collect();
+        assert_eq!(steps, ["persisted", "validation", "request"]);
+        let (persisted, validation, request) = (&spans[0], &spans[1], &spans[2]);
+        assert_eq!(
+            persisted.parent_span_id.as_deref(),
+            Some(request.span_id.as_str())
+        );
+        assert_eq!(persisted.trace_id, request.trace_id);
+        assert_ne!(persisted.span_id, validation.span_id);
+        assert_eq!(
+            (persisted.start_unix_nanos, persisted.end_unix_nanos),
+            (10, 20)
+        );
+        assert_eq!(
+            persisted.attributes.get("revision").map(String::as_str),
+            Some("7")
+        );
+        let object = persisted.object.as_ref().expect("inherited");
+        assert_eq!(
+            (object.name.as_str(), object.uid.as_deref()),
+            ("p", Some("u1"))
+        );
+        assert_eq!(validation.start_unix_nanos, 25, "never a negative duration");
+        assert_eq!(validation.error.as_deref(), Some("invalid"));
     }
 
     #[test]

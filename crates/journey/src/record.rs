@@ -124,7 +124,10 @@ mod tests {
     #[test]
     fn object_keys_round_trip() {
         let pod = ObjectRef::parse("pods/default/web-1").expect("valid");
-        assert_eq!((pod.namespace.as_str(), pod.name.as_str()), ("default", "web-1"));
+        assert_eq!(
+            (pod.namespace.as_str(), pod.name.as_str()),
+            ("default", "web-1")
+        );
         assert_eq!(pod.key(), "pods/default/web-1");
         let node = ObjectRef::parse("nodes/n1").expect("valid");
         assert_eq!(node.namespace, "");

@@ -68,7 +68,10 @@ pub const STEPS: &[(&str, Stage)] = &[
 
 /// The stage of a step by its name.
 pub fn stage(step: &str) -> Option<Stage> {
-    STEPS.iter().find(|(name, _)| *name == step).map(|(_, stage)| *stage)
+    STEPS
+        .iter()
+        .find(|(name, _)| *name == step)
+        .map(|(_, stage)| *stage)
 }
 
 #[cfg(test)]

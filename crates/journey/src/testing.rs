@@ -43,8 +43,8 @@ pub fn capture() -> Capture {
         thread: std::thread::current().id(),
         spans: Mutex::new(Vec::new()),
     });
-    let subscriber = tracing_subscriber::registry()
-        .with(JourneyLayer.with_filter(JourneyLayer::filter()));
+    let subscriber =
+        tracing_subscriber::registry().with(JourneyLayer.with_filter(JourneyLayer::filter()));
     Capture {
         _sink: install(kept.clone()),
         _default: tracing::subscriber::set_default(subscriber),
@@ -60,7 +60,12 @@ impl Capture {
 
     /// Their names.
     pub fn steps(&self) -> Vec<String> {
-        self.kept.spans.lock().iter().map(|s| s.step.clone()).collect()
+        self.kept
+            .spans
+            .lock()
+            .iter()
+            .map(|s| s.step.clone())
+            .collect()
     }
 
     /// Forgets the steps so far.

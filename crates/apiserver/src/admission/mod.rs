@@ -356,11 +356,8 @@ fn plugin_step(name: &str, start: u64, refused: Option<&ApiError>) {
     if refused.is_none() && end.saturating_sub(start) < PLUGIN_STEP_FROM_NANOS {
         return;
     }
-    let step = ferry_journey::step!("admission plugin", plugin = name, start_ns = start);
-    if let Some(error) = refused {
-        ferry_journey::fail(&step, &error.message);
-    }
-    step.record("end_ns", end);
+    let error = refused.map(|e| e.message.as_str());
+    ferry_journey::record_past("admission plugin", start, end, &[("plugin", name)], error);
 }
 
 #[cfg(test)]
@@ -371,10 +368,18 @@ mod tests {
     fn only_slow_or_refusing_plugins_are_steps() {
         let capture = ferry_journey::testing::capture();
         let now = ferry_journey::now_unix_nanos();
-        plugin_step("Quick", now, None);
-        plugin_step("Slow", now - 5_000_000, None);
-        plugin_step("Refusing", now, Some(&ApiError::forbidden("no")));
-        let spans = capture.spans();
+        let request = ferry_journey::step!("request", component = "kube-apiserver");
+        request.in_scope(|| {
+            plugin_step("Quick", now, None);
+            plugin_step("Slow", now - 5_000_000, None);
+            plugin_step("Refusing", now, Some(&ApiError::forbidden("no")));
+        });
+        drop(request);
+        let spans: Vec<_> = capture
+            .spans()
+            .into_iter()
+            .filter(|s| s.step == "admission plugin")
+            .collect();
         let plugins: Vec<_> = spans
             .iter()
             .map(|s| (s.attributes["plugin"].as_str(), s.error.as_deref()))
