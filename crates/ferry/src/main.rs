@@ -85,8 +85,11 @@ fn logging() {
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::Layer;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        // hickory-server logs every DNS query at info.
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hickory_server=warn"));
+        // hickory-server logs every DNS query at info; journey steps are data for the journey
+        // layer, not log lines (the log layer would format every step's fields).
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,hickory_server=warn,journey=off")
+        });
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
