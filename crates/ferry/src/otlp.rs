@@ -194,7 +194,7 @@ fn attribute(key: &str, value: &str) -> KeyValue {
 
 /// The bytes of a lower-case hex id (empty for anything else: OTLP's "no id").
 fn hex_bytes(hex: &str) -> Vec<u8> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return Vec::new();
     }
     (0..hex.len())
