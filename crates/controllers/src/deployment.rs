@@ -1793,7 +1793,10 @@ mod scenarios {
         let mut d = deployment(2, "busybox:1");
         d.metadata.annotations = Some(
             [
-                (ferry_journey::ANNOTATION.to_string(), TRACEPARENT.to_string()),
+                (
+                    ferry_journey::ANNOTATION.to_string(),
+                    TRACEPARENT.to_string(),
+                ),
                 ("team".to_string(), "web".to_string()),
             ]
             .into(),
@@ -1806,9 +1809,15 @@ mod scenarios {
             .await
             .expect("synced");
         let created = calls.without_events()[0].clone();
-        assert_eq!(created.line(), "POST /apis/apps/v1/namespaces/default/replicasets?");
+        assert_eq!(
+            created.line(),
+            "POST /apis/apps/v1/namespaces/default/replicasets?"
+        );
         let annotations = &created.body["metadata"]["annotations"];
-        assert_eq!(annotations["team"], "web", "the Deployment's annotations are copied");
+        assert_eq!(
+            annotations["team"], "web",
+            "the Deployment's annotations are copied"
+        );
         assert!(
             annotations.get(ferry_journey::ANNOTATION).is_none(),
             "but not its journey: {annotations}"
@@ -1857,7 +1866,10 @@ mod scenarios {
                     "deployment.kubernetes.io/revision".to_string(),
                     "1".to_string(),
                 ),
-                (ferry_journey::ANNOTATION.to_string(), TRACEPARENT.to_string()),
+                (
+                    ferry_journey::ANNOTATION.to_string(),
+                    TRACEPARENT.to_string(),
+                ),
             ]
             .into(),
         );
@@ -1896,7 +1908,10 @@ mod scenarios {
             (format!("replicasets/default/web-{hash}"), Some("rs-uid"))
         );
         assert_eq!(
-            (step.attributes["from"].as_str(), step.attributes["to"].as_str()),
+            (
+                step.attributes["from"].as_str(),
+                step.attributes["to"].as_str()
+            ),
             ("2", "4")
         );
         assert_eq!(

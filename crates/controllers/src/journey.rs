@@ -94,7 +94,13 @@ mod tests {
         ObjectMeta {
             name: Some("web".into()),
             namespace: Some("default".into()),
-            annotations: Some([(ferry_journey::ANNOTATION.to_string(), OWNER_TRACE.to_string())].into()),
+            annotations: Some(
+                [(
+                    ferry_journey::ANNOTATION.to_string(),
+                    OWNER_TRACE.to_string(),
+                )]
+                .into(),
+            ),
             ..Default::default()
         }
     }
@@ -122,22 +128,31 @@ mod tests {
         let spans = capture.spans();
         assert_eq!(spans.len(), 1, "{spans:?}");
         let step = &spans[0];
-        assert_eq!((step.step.as_str(), step.component.as_str()), ("created pod", "test-controller"));
+        assert_eq!(
+            (step.step.as_str(), step.component.as_str()),
+            ("created pod", "test-controller")
+        );
         assert_eq!(step.trace_id, "0af7651916cd43dd8448eb211c80319c");
         assert_eq!(step.parent_span_id.as_deref(), Some("b7ad6b7169203331"));
         let object = step.object.as_ref().expect("recorded once created");
         assert_eq!(object.key(), "pods/default/web-abcde");
         assert_eq!(object.uid.as_deref(), Some("new-uid"));
         let sent = calls.without_events()[0].traceparent.clone();
-        assert_eq!(sent, Some(format!("00-{}-{}-01", step.trace_id, step.span_id)));
+        assert_eq!(
+            sent,
+            Some(format!("00-{}-{}-01", step.trace_id, step.span_id))
+        );
     }
 
     #[tokio::test]
     async fn a_failed_create_is_a_failed_step_of_the_named_pod() {
         let capture = ferry_journey::testing::capture();
         let (client, _calls) = client(|_| {
-            (409, serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                "reason": "AlreadyExists", "code": 409, "message": "pods \"web-0\" already exists"}))
+            (
+                409,
+                serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "reason": "AlreadyExists", "code": 409, "message": "pods \"web-0\" already exists"}),
+            )
         });
         let api: Api<Pod> = Api::namespaced(client, "default");
         let owner = ObjectMeta::default();
@@ -146,8 +161,17 @@ mod tests {
             .expect_err("refused");
         let spans = capture.spans();
         assert_eq!(spans.len(), 1);
-        assert_eq!(spans[0].parent_span_id, None, "an owner without a journey starts one");
-        assert_eq!(spans[0].object.as_ref().map(|o| o.key()).as_deref(), Some("pods/default/web-0"));
-        assert!(spans[0].error.as_deref().is_some_and(|e| e.contains("already exists")));
+        assert_eq!(
+            spans[0].parent_span_id, None,
+            "an owner without a journey starts one"
+        );
+        assert_eq!(
+            spans[0].object.as_ref().map(|o| o.key()).as_deref(),
+            Some("pods/default/web-0")
+        );
+        assert!(spans[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("already exists")));
     }
 }

@@ -192,7 +192,8 @@ pub async fn controller_clients(
     let config = ferry_client::config(kubeconfig, CONTROLLER_MANAGER)
         .await
         .context("the controller manager's kubeconfig")?;
-    let root = ferry_client::journey::client(config.clone()).context("the controller manager's client")?;
+    let root =
+        ferry_client::journey::client(config.clone()).context("the controller manager's client")?;
     Ok(if use_service_account_credentials {
         Arc::new(ServiceAccountClientBuilder::new(
             root,
@@ -244,9 +245,8 @@ pub async fn run_controllers(
 /// over OTLP when the environment names a collector ([`crate::otlp`]); until the guards are
 /// dropped.
 pub fn report_journeys(client: &kube::Client) -> Vec<ferry_journey::SinkGuard> {
-    let remote = (!ferry_journey::sink::active()).then(|| {
-        ferry_journey::install(ferry_client::journey::RemoteSink::start(client.clone()))
-    });
+    let remote = (!ferry_journey::sink::active())
+        .then(|| ferry_journey::install(ferry_client::journey::RemoteSink::start(client.clone())));
     remote.into_iter().chain(crate::otlp::from_env()).collect()
 }
 

@@ -62,7 +62,11 @@ pub fn newly_ready(
     let before: HashSet<(&str, &str, &str)> = ready_endpoints(before_slices, before_ports)
         .map(|(slice, service, endpoint)| (namespace_of(slice), service, endpoint))
         .filter_map(|(namespace, service, endpoint)| {
-            Some((namespace, service, endpoint.target_ref.as_ref()?.uid.as_deref()?))
+            Some((
+                namespace,
+                service,
+                endpoint.target_ref.as_ref()?.uid.as_deref()?,
+            ))
         })
         .collect();
     let mut newly = Vec::new();
@@ -158,16 +162,20 @@ mod tests {
             })
             .collect();
         Arc::new(
-            serde_json::from_value(json!({"metadata": {"name": format!("{service}-x"), "namespace": "default",
+            serde_json::from_value(
+                json!({"metadata": {"name": format!("{service}-x"), "namespace": "default",
                 "labels": {"kubernetes.io/service-name": service}},
                 "addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
-                "endpoints": endpoints}))
+                "endpoints": endpoints}),
+            )
             .expect("slice"),
         )
     }
 
     fn names(pods: &[ReadyPod]) -> Vec<(&str, &str)> {
-        pods.iter().map(|p| (p.service.as_str(), p.name.as_str())).collect()
+        pods.iter()
+            .map(|p| (p.service.as_str(), p.name.as_str()))
+            .collect()
     }
 
     #[test]
@@ -214,7 +222,10 @@ mod tests {
         let spans = capture.spans();
         assert_eq!(capture.steps(), ["proxy rules programmed"]);
         let step = &spans[0];
-        assert_eq!((step.component.as_str(), step.parent_span_id.as_deref()), ("kube-proxy", None));
+        assert_eq!(
+            (step.component.as_str(), step.parent_span_id.as_deref()),
+            ("kube-proxy", None)
+        );
         let object = step.object.as_ref().expect("the pod");
         assert_eq!(
             (object.key(), object.uid.as_deref()),

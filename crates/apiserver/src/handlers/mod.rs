@@ -101,7 +101,10 @@ impl Router {
             };
             resource::handle(&self, call, body, upgrade).await
         } else if info.path.starts_with(crate::journey::PREFIX) {
-            let watch = query.0.get("watch").is_some_and(|w| crate::request::query_bool(w));
+            let watch = query
+                .0
+                .get("watch")
+                .is_some_and(|w| crate::request::query_bool(w));
             crate::journey::handle(&self.journeys, &info, watch, request).await
         } else if crate::ui::serves(&info.path) {
             crate::ui::handle(&info)

@@ -4,8 +4,8 @@
 //! the client asked.
 
 use serde_json::Value;
-use tracing::Instrument;
 use std::collections::HashMap;
+use tracing::Instrument;
 
 use super::output::Output;
 use super::Router;

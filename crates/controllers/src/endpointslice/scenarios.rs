@@ -200,5 +200,8 @@ async fn a_pod_becoming_a_ready_endpoint_is_a_step_of_its_journey() {
     assert_eq!(capture.steps(), ["added to endpointslice"]);
     let object = spans[0].object.as_ref().expect("the pod");
     assert_eq!(object.key(), "pods/default/web-1");
-    assert_eq!(spans[0].parent_span_id, None, "web-1 has no journey annotation");
+    assert_eq!(
+        spans[0].parent_span_id, None,
+        "web-1 has no journey annotation"
+    );
 }

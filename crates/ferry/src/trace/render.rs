@@ -390,7 +390,14 @@ pod default/web-1  node=n1  phase=Running  created → Ready in 1.200s
     fn only_slow_or_failed_admission_plugins_get_a_line() {
         let p = "pods/default/web-1";
         let plugin = |start_ms, end_ms| {
-            let step = span("9", Some("1"), "admission plugin", "kube-apiserver", p, None);
+            let step = span(
+                "9",
+                Some("1"),
+                "admission plugin",
+                "kube-apiserver",
+                p,
+                None,
+            );
             timed(step, start_ms, end_ms, &[("plugin", "PodSecurity")])
         };
         assert!(!worth_a_line(&plugin(5, 5)));
