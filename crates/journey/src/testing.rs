@@ -17,11 +17,11 @@ use crate::record::SpanRecord;
 use crate::sink::{install, Sink, SinkGuard};
 use crate::JourneyLayer;
 
-/// Steps closed on one thread while it lives; the thread's default subscriber records them.
+/// Steps closed on one thread while it lives.
 pub struct Capture {
     kept: Arc<Kept>,
     _sink: SinkGuard,
-    _default: tracing::subscriber::DefaultGuard,
+    _default: Option<tracing::subscriber::DefaultGuard>,
 }
 
 struct Kept {
@@ -44,10 +44,16 @@ pub fn capture() -> Capture {
         spans: Mutex::new(Vec::new()),
     });
     let subscriber =
-        tracing_subscriber::registry().with(JourneyLayer.with_filter(JourneyLayer::filter()));
+        || tracing_subscriber::registry().with(JourneyLayer.with_filter(JourneyLayer::filter()));
+    // One global subscriber for the test process: with a thread-local one per test, a step's
+    // callsite first reached on a thread without a subscriber could keep a cached "never"
+    // interest while tests run side by side. The sink keeps this thread's steps only.
+    static GLOBAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let global =
+        *GLOBAL.get_or_init(|| tracing::subscriber::set_global_default(subscriber()).is_ok());
     Capture {
         _sink: install(kept.clone()),
-        _default: tracing::subscriber::set_default(subscriber),
+        _default: (!global).then(|| tracing::subscriber::set_default(subscriber())),
         kept,
     }
 }
