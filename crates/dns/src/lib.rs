@@ -3,6 +3,7 @@
 //! host's resolvers. It runs inside `ferry server` (docs/ARCHITECTURE.md says why) on UDP and
 //! TCP, behind the `kube-dns` Service's cluster IP.
 
+mod udp;
 pub mod zone;
 
 use std::net::SocketAddr;
@@ -14,7 +15,7 @@ use hickory_server::net::runtime::Time;
 use hickory_server::proto::op::{Message, Metadata, ResponseCode};
 use hickory_server::proto::rr::Record;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo, Server};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, Store};
@@ -60,16 +61,32 @@ pub struct BindError {
     pub source: std::io::Error,
 }
 
+/// The zone of the moment, and the UDP answers already encoded from it (dropped with it).
+struct Snapshot {
+    zone: Zone,
+    encoded: udp::Encoded,
+}
+
+impl Snapshot {
+    fn new(zone: Zone) -> Arc<Snapshot> {
+        Arc::new(Snapshot {
+            zone,
+            encoded: udp::Encoded::default(),
+        })
+    }
+}
+
 /// The request handler: the zone of the moment, and the upstreams.
-pub struct ClusterDns {
-    zone: Arc<RwLock<Arc<Zone>>>,
-    upstreams: Vec<SocketAddr>,
+#[derive(Clone)]
+struct ClusterDns {
+    current: Arc<RwLock<Arc<Snapshot>>>,
+    upstreams: Arc<[SocketAddr]>,
 }
 
 impl ClusterDns {
     /// Asks the upstreams in turn; the first answer wins.
     async fn forward(&self, raw: &[u8]) -> Option<Message> {
-        for upstream in &self.upstreams {
+        for upstream in self.upstreams.iter() {
             let bind: SocketAddr = if upstream.is_ipv4() {
                 ([0, 0, 0, 0], 0).into()
             } else {
@@ -93,6 +110,42 @@ impl ClusterDns {
     }
 }
 
+/// The header of the response to `request`: its id, opcode and flags, recursion available.
+fn response_metadata(request: &Request) -> Metadata {
+    let mut metadata = Metadata::response_from_request(&request.metadata);
+    metadata.recursion_available = true;
+    metadata
+}
+
+type Records<'a> = std::slice::Iter<'a, Record>;
+
+/// The authoritative response to `request` for a name of the zone: `answer`'s records, or
+/// NODATA / NXDOMAIN with the zone's `soa` ([`Answer::NotOurs`] is never given).
+fn zone_response<'q>(
+    request: &'q Request,
+    mut metadata: Metadata,
+    answer: &'q Answer,
+    soa: &'q [Record],
+) -> MessageResponse<'q, 'q, Records<'q>, Records<'q>, Records<'q>, Records<'q>> {
+    metadata.authoritative = true;
+    let none: &[Record] = &[];
+    let (records, negative) = match answer {
+        Answer::Records(records) => (records.as_slice(), none),
+        Answer::NxDomain => {
+            metadata.response_code = ResponseCode::NXDomain;
+            (none, soa)
+        }
+        Answer::NoData | Answer::NotOurs => (none, soa),
+    };
+    MessageResponseBuilder::from_message_request(request).build(
+        metadata,
+        records.iter(),
+        none.iter(),
+        negative.iter(),
+        none.iter(),
+    )
+}
+
 #[async_trait::async_trait]
 impl RequestHandler for ClusterDns {
     async fn handle_request<R: ResponseHandler, T: Time>(
@@ -101,59 +154,37 @@ impl RequestHandler for ClusterDns {
         mut response_handle: R,
     ) -> ResponseInfo {
         let builder = MessageResponseBuilder::from_message_request(request);
-        let mut metadata = Metadata::response_from_request(&request.metadata);
-        metadata.recursion_available = true;
+        let mut metadata = response_metadata(request);
         let Ok(info) = request.request_info() else {
             metadata.response_code = ResponseCode::FormErr;
             return send(&mut response_handle, builder.build_no_records(metadata)).await;
         };
-        let query = info.query.name().to_string();
-        let kind = info.query.query_type();
-        let zone = self.zone.read().clone();
-        let soa = [zone.soa()];
+        let snapshot = self.current.read().clone();
+        let answer = snapshot
+            .zone
+            .answer(&info.query.name().to_string(), info.query.query_type());
+        if answer != Answer::NotOurs {
+            let soa = [snapshot.zone.soa()];
+            let response = zone_response(request, metadata, &answer, &soa);
+            return send(&mut response_handle, response).await;
+        }
         let none: [Record; 0] = [];
-        match zone.answer(&query, kind) {
-            Answer::Records(records) => {
-                metadata.authoritative = true;
+        match self.forward(request.as_slice()).await {
+            Some(answer) => {
+                metadata.response_code = answer.metadata.response_code;
                 let response = builder.build(
                     metadata,
-                    records.iter(),
-                    none.iter(),
+                    answer.answers.iter(),
+                    answer.authorities.iter(),
                     none.iter(),
                     none.iter(),
                 );
                 send(&mut response_handle, response).await
             }
-            Answer::NoData => {
-                metadata.authoritative = true;
-                let response =
-                    builder.build(metadata, none.iter(), none.iter(), soa.iter(), none.iter());
-                send(&mut response_handle, response).await
-            }
-            Answer::NxDomain => {
-                metadata.authoritative = true;
+            None => {
                 metadata.response_code = ResponseCode::NXDomain;
-                let response =
-                    builder.build(metadata, none.iter(), none.iter(), soa.iter(), none.iter());
-                send(&mut response_handle, response).await
+                send(&mut response_handle, builder.build_no_records(metadata)).await
             }
-            Answer::NotOurs => match self.forward(request.as_slice()).await {
-                Some(answer) => {
-                    metadata.response_code = answer.metadata.response_code;
-                    let response = builder.build(
-                        metadata,
-                        answer.answers.iter(),
-                        answer.authorities.iter(),
-                        none.iter(),
-                        none.iter(),
-                    );
-                    send(&mut response_handle, response).await
-                }
-                None => {
-                    metadata.response_code = ResponseCode::NXDomain;
-                    send(&mut response_handle, builder.build_no_records(metadata)).await
-                }
-            },
         }
     }
 }
@@ -259,7 +290,7 @@ impl Bound {
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         let domain = self.options.domain.clone();
-        let zone = Arc::new(RwLock::new(Arc::new(Zone::build(&domain, &[], &[]))));
+        let zone = Arc::new(RwLock::new(Snapshot::new(Zone::build(&domain, &[], &[]))));
         let changed = Arc::new(Notify::new());
         let (services, services_writer) = reflector::store();
         let (slices, slices_writer) = reflector::store();
@@ -292,32 +323,38 @@ impl Bound {
 
     /// Answers from a fixed `zone` until `until` resolves (benchmarks, tests).
     pub async fn serve_zone(self, zone: Zone, until: impl std::future::Future<Output = ()>) {
-        self.answer(Arc::new(RwLock::new(Arc::new(zone))), until)
+        self.answer(Arc::new(RwLock::new(Snapshot::new(zone))), until)
             .await;
     }
 
-    /// Answers from `zone` until `until` resolves.
+    /// Answers from `current` until `until` resolves: UDP in loops of ours ([`udp`]), one
+    /// task per socket; TCP through hickory-server.
     async fn answer(
         self,
-        zone: Arc<RwLock<Arc<Zone>>>,
+        current: Arc<RwLock<Arc<Snapshot>>>,
         until: impl std::future::Future<Output = ()>,
     ) {
-        let mut server = Server::new(ClusterDns {
-            zone,
-            upstreams: self.options.upstreams.clone(),
-        });
-        for socket in self.udp {
-            server.register_socket(socket);
-        }
+        let dns = ClusterDns {
+            current,
+            upstreams: self.options.upstreams.into(),
+        };
+        let mut server = Server::new(dns.clone());
         server.register_listener(self.tcp, Duration::from_secs(5), 4096);
+        let dns = Arc::new(dns);
+        // Dropped, the set stops the UDP loops.
+        let mut udp = tokio::task::JoinSet::new();
+        for socket in self.udp {
+            udp.spawn(udp::serve(socket, dns.clone()));
+        }
         until.await;
+        drop(udp);
         let _ = server.shutdown_gracefully().await;
     }
 }
 
 /// Rebuilds the zone after changes (changes that come together make one rebuild).
 async fn rebuild(
-    zone: &RwLock<Arc<Zone>>,
+    zone: &RwLock<Arc<Snapshot>>,
     domain: &str,
     services: &Store<Service>,
     slices: &Store<EndpointSlice>,
@@ -327,7 +364,7 @@ async fn rebuild(
         changed.notified().await;
         tokio::time::sleep(Duration::from_millis(5)).await;
         let next = Zone::build(domain, &services.state(), &slices.state());
-        *zone.write() = Arc::new(next);
+        *zone.write() = Snapshot::new(next);
     }
 }
 
@@ -362,13 +399,13 @@ mod tests {
                 "spec": {"clusterIP": "10.43.0.20", "ports": [{"port": 80}]}}))
             .expect("service"),
         )];
-        let zone = Arc::new(RwLock::new(Arc::new(Zone::build(
+        let zone = Arc::new(RwLock::new(Snapshot::new(Zone::build(
             "cluster.local",
             &services,
             &[],
         ))));
         // The "upstream" is a second server of ours answering for its own zone.
-        let upstream_zone = Arc::new(RwLock::new(Arc::new(Zone::build("example.test", &[], &[]))));
+        let upstream_zone = Arc::new(RwLock::new(Snapshot::new(Zone::build("example.test", &[], &[]))));
         let options = |upstreams| Options {
             listen: "127.0.0.1:0".parse().expect("addr"),
             domain: "cluster.local".into(),
@@ -402,6 +439,26 @@ mod tests {
         let forwarded = ask(address, "dns-version.example.test.", RecordType::TXT).await;
         assert_eq!(forwarded.metadata.response_code, ResponseCode::NoError);
         assert_eq!(forwarded.answers[0].data.to_string(), zone::SCHEMA_VERSION);
+        // With EDNS the question goes through the handler, as names outside the cluster do.
+        let mut edns = Message::new(8, MessageType::Query, OpCode::Query);
+        edns.add_query(Query::query(
+            Name::from_ascii("web.default.svc.cluster.local.").expect("name"),
+            RecordType::A,
+        ));
+        edns.edns = Some(hickory_server::proto::op::Edns::new());
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        socket
+            .send_to(&edns.to_vec().expect("encode"), address)
+            .await
+            .expect("send");
+        let mut buffer = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), socket.recv(&mut buffer))
+            .await
+            .expect("an answer in time")
+            .expect("recv");
+        let answer = Message::from_vec(&buffer[..n]).expect("decode");
+        assert_eq!(answer.metadata.id, 8);
+        assert_eq!(answer.answers[0].data.to_string(), "10.43.0.20");
         let _ = stop.send(());
         let _ = stop_upstream.send(());
     }
