@@ -87,7 +87,9 @@ fn serving_names(extra: &[std::net::IpAddr]) -> Vec<SanType> {
     // addresses the server listens on (another loopback address, for one of several servers
     // on one machine).
     let fib = fs::read_to_string("/proc/net/fib_trie").unwrap_or_default();
-    let local = local_ipv4_addresses(&fib).into_iter().map(std::net::IpAddr::from);
+    let local = local_ipv4_addresses(&fib)
+        .into_iter()
+        .map(std::net::IpAddr::from);
     for ip in local.chain(extra.iter().copied()) {
         let san = SanType::IpAddress(ip);
         if !names.contains(&san) {
@@ -150,7 +152,10 @@ fn leaf(
 /// Whether the certificate `cert_pem` names every address of `ips` among its IP SANs.
 fn names_addresses(cert_pem: &str, ips: &[std::net::IpAddr]) -> bool {
     use x509_parser::extensions::GeneralName;
-    let Some(der) = parse_certs(cert_pem).ok().and_then(|c| c.into_iter().next()) else {
+    let Some(der) = parse_certs(cert_pem)
+        .ok()
+        .and_then(|c| c.into_iter().next())
+    else {
         return false;
     };
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der) else {
@@ -460,7 +465,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let first = Pki::load_or_create(dir.path()).expect("create");
         let other: std::net::IpAddr = [127, 0, 0, 3].into();
-        assert!(names_addresses(&first.server.cert_pem, &[[127, 0, 0, 1].into()]));
+        assert!(names_addresses(
+            &first.server.cert_pem,
+            &[[127, 0, 0, 1].into()]
+        ));
         assert!(!names_addresses(&first.server.cert_pem, &[other]));
         let moved = Pki::load_or_create_serving(dir.path(), &[other]).expect("reissue");
         assert!(names_addresses(&moved.server.cert_pem, &[other]));

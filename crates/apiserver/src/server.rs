@@ -392,7 +392,8 @@ impl Server {
                     None => self.ensure(resource, "", &name, wanted, false).await?,
                     Some(existing) => {
                         if let Some(updated) = bootstrap::reconcile(&existing, &wanted, mandatory) {
-                            self.write_flowcontrol(resource, &name, "", &updated).await?;
+                            self.write_flowcontrol(resource, &name, "", &updated)
+                                .await?;
                         }
                     }
                 }

@@ -405,7 +405,11 @@ mod tests {
             &[],
         ))));
         // The "upstream" is a second server of ours answering for its own zone.
-        let upstream_zone = Arc::new(RwLock::new(Snapshot::new(Zone::build("example.test", &[], &[]))));
+        let upstream_zone = Arc::new(RwLock::new(Snapshot::new(Zone::build(
+            "example.test",
+            &[],
+            &[],
+        ))));
         let options = |upstreams| Options {
             listen: "127.0.0.1:0".parse().expect("addr"),
             domain: "cluster.local".into(),

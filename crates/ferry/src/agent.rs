@@ -85,6 +85,10 @@ pub struct AgentArgs {
     /// agent made on this machine, then exit (run it with the agent stopped).
     #[arg(long)]
     pub cleanup: bool,
+    /// Where the service proxy's metrics (kube-proxy's names) and the pod network's are served
+    /// over HTTP, as kube-proxy's `--metrics-bind-address`; empty serves none.
+    #[arg(long, default_value = "127.0.0.1:10249")]
+    pub proxy_metrics_bind_address: String,
     /// Do not run the local CSI driver (`local.csi.ferry.dev`) and its provisioner.
     #[arg(long)]
     pub disable_local_storage: bool,
@@ -545,6 +549,7 @@ where
             let cni_dir = args.containerd_config().cni_conf_dir();
             let mut cni_config = CniConfig::new(&args.bridge, &pod_cidr, &args.data_dir);
             cni_config.is_gateway = true;
+            let mut pod_network_stats = None;
             let pod_network = match (node_ip, pod_cidr.parse::<ferry_podnet::Cidr>()) {
                 (IpAddr::V4(node_ip), Ok(pod_cidr)) => {
                     if network.backend == ferry_podnet::Backend::Vxlan {
@@ -567,6 +572,7 @@ where
                     });
                     let (pod_network, watch) =
                         ferry_podnet::PodNetwork::new(client.clone(), options, allow);
+                    pod_network_stats = Some(pod_network.stats.clone());
                     Some((
                         tokio::spawn(watch),
                         tokio::spawn(pod_network.run(netlink, stopping())),
@@ -599,9 +605,26 @@ where
                 Duration::from_secs(60),
             );
             let policy_watches = tokio::spawn(policy_watches);
+            let policy_stats = policy.stats.clone();
             let policy = tokio::spawn(policy.run(stopping()));
             let (proxy, proxy_watches) = ferry_proxy::Proxy::new(client.clone(), proxy_options);
             let proxy_watches = tokio::spawn(proxy_watches);
+            let network_metrics = match args.proxy_metrics_bind_address.as_str() {
+                "" => None,
+                address => {
+                    let address = address
+                        .parse()
+                        .with_context(|| format!("--proxy-metrics-bind-address {address}"))?;
+                    let registry = crate::network_metrics::registry(
+                        &proxy.metrics,
+                        pod_network_stats.as_deref(),
+                        &policy_stats,
+                    );
+                    crate::network_metrics::bind(address).await.map(|listener| {
+                        tokio::spawn(crate::network_metrics::serve(listener, registry, stopping()))
+                    })
+                }
+            };
             let proxy = tokio::spawn(proxy.run(stopping()));
 
             let nodes: kube::Api<Node> = kube::Api::all(client.clone());
@@ -733,6 +756,9 @@ where
             kubelet_server.abort();
             let _ = tokio::time::timeout(Duration::from_secs(5), policy).await;
             policy_watches.abort();
+            if let Some(metrics) = network_metrics {
+                metrics.abort();
+            }
             if let Some((watch, pod_network)) = pod_network {
                 let _ = tokio::time::timeout(Duration::from_secs(5), pod_network).await;
                 watch.abort();

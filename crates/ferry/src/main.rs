@@ -6,6 +6,7 @@ mod bench;
 mod components;
 mod demo;
 mod local_storage;
+mod network_metrics;
 mod otlp;
 mod server;
 mod snapshot;

@@ -106,6 +106,8 @@ impl Agent {
             BRIDGE,
             "--cgroup-root",
             CGROUP_ROOT,
+            "--proxy-metrics-bind-address",
+            PROXY_METRICS,
         ]
         .iter()
         .map(|s| s.to_string())
@@ -184,6 +186,35 @@ fn node_ready(ferry: &Ferry, node: &str) -> bool {
         ])
         .stdout
         == b"True"
+}
+
+/// Where the e2e agent serves the network metrics (not kube-proxy's 10249, which a local agent
+/// of the machine may hold).
+const PROXY_METRICS: &str = "127.0.0.1:10349";
+
+/// The agent's proxy counted its syncs under kube-proxy's names, and none failed.
+fn proxy_metrics_count_syncs() {
+    let text = http_get(&format!("http://{PROXY_METRICS}/metrics")).expect("the agent's metrics");
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}{{ip_family=\"IPv4\"}} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    };
+    assert!(
+        value("kubeproxy_sync_proxy_rules_duration_seconds_count") >= 2.0,
+        "{text}"
+    );
+    assert!(
+        value("kubeproxy_sync_partial_proxy_rules_duration_seconds_count") >= 1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value("kubeproxy_sync_proxy_rules_nftables_sync_failures_total"),
+        0.0
+    );
+    assert!(value("kubeproxy_sync_proxy_rules_last_timestamp_seconds") > 1.7e9);
+    assert!(text.contains("ferry_network_policy_syncs_total"), "{text}");
 }
 
 fn http_get(url: &str) -> Option<String> {
@@ -362,6 +393,7 @@ fn pods_run_on_real_containerd() {
     }
 
     services_reach_ready_pods(&ferry);
+    proxy_metrics_count_syncs();
     let first = ferry.ok(&[
         "get",
         "pods",

@@ -71,4 +71,5 @@ mod tests {
         ] {
             assert_eq!(quote(input), want, "{input:?}");
         }
-    }}
+    }
+}

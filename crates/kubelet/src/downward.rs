@@ -111,4 +111,3 @@ pub fn format_map(map: Option<&BTreeMap<String, String>>) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
-

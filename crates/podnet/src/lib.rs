@@ -16,9 +16,9 @@ pub mod link;
 pub mod plan;
 pub mod policy;
 
+use prometheus_client::metrics::counter::Counter;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,9 +119,9 @@ pub type PeersChanged = Box<dyn Fn(&[Peer]) -> Result<(), String> + Send + Sync>
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Syncs that succeeded.
-    pub syncs: AtomicU64,
+    pub syncs: Counter,
     /// Syncs that failed (and were retried).
-    pub failures: AtomicU64,
+    pub failures: Counter,
 }
 
 /// Keeps this node's routes to other nodes' pods in line with the Node list.
@@ -199,11 +199,11 @@ impl PodNetwork {
                 last_sync = tokio::time::Instant::now();
                 match self.sync(&netlink, &peers).await {
                     Ok(()) => {
-                        self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+                        self.stats.syncs.inc();
                         applied = Some(peers);
                     }
                     Err(error) => {
-                        self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                        self.stats.failures.inc();
                         tracing::warn!(%error, "pod network sync failed; retrying");
                         applied = None;
                         retry = Some(Duration::from_secs(1));

@@ -10,13 +10,13 @@
 
 pub mod conntrack;
 pub mod journey;
+pub mod metrics;
 pub mod model;
 pub mod nft;
 pub mod rules;
 pub mod sync;
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,8 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, Store};
 use kube::Api;
 use tokio::sync::Notify;
+
+pub use metrics::Metrics;
 
 pub use nft::{ApplyError, Nft};
 pub use rules::Config;
@@ -44,21 +46,6 @@ pub struct Options {
     /// Whether stale UDP conntrack entries are deleted after a sync ([`conntrack`]), in this
     /// process's network namespace (where `nft` must then apply too).
     pub flush_conntrack: bool,
-}
-
-/// Counters of the proxy's syncs (shown in the agent's metrics).
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Transactions applied.
-    pub syncs: AtomicU64,
-    /// Transactions that failed (retried as a full sync).
-    pub failures: AtomicU64,
-    /// Duration of the last sync, in microseconds.
-    pub last_sync_micros: AtomicU64,
-    /// Stale UDP conntrack entries deleted.
-    pub conntrack_flushed: AtomicU64,
-    /// Conntrack flushes that failed (logged; the entries time out by themselves).
-    pub conntrack_failures: AtomicU64,
 }
 
 /// A CIDR `a.b.c.d/n` that is not one.
@@ -84,8 +71,8 @@ pub struct Proxy {
     services: Store<Service>,
     slices: Store<EndpointSlice>,
     changed: Arc<Notify>,
-    /// Its counters.
-    pub stats: Arc<Stats>,
+    /// Its metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Proxy {
@@ -118,7 +105,7 @@ impl Proxy {
             services,
             slices,
             changed,
-            stats: Arc::default(),
+            metrics: Arc::default(),
         };
         (proxy, watches)
     }
@@ -149,8 +136,9 @@ impl Proxy {
             };
             let desired = rules::desired(&self.options.config, &ports);
             let due = last_full.elapsed() >= self.options.full_resync;
+            let full = applied.is_none() || due;
             let transaction = match &applied {
-                Some(previous) if !due => sync::partial(previous, &desired),
+                Some(previous) if !full => sync::partial(previous, &desired),
                 _ => {
                     last_full = Instant::now();
                     sync::full(&self.options.config, &desired)
@@ -163,10 +151,7 @@ impl Proxy {
                 match self.options.nft.apply(&transaction).await {
                     Ok(()) => {
                         let took = started.elapsed();
-                        self.stats.syncs.fetch_add(1, Ordering::Relaxed);
-                        self.stats
-                            .last_sync_micros
-                            .store(took.as_micros() as u64, Ordering::Relaxed);
+                        self.metrics.synced(full, took);
                         tracing::debug!(
                             commands = transaction.commands.len(),
                             ?took,
@@ -176,7 +161,7 @@ impl Proxy {
                         synced = true;
                     }
                     Err(error) => {
-                        self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.sync_failures.inc();
                         tracing::warn!(%error, "proxy sync failed; retrying with a full sync");
                         applied = None;
                         retry = Some(Duration::from_secs(1));
@@ -219,17 +204,10 @@ impl Proxy {
         }
         match tokio::task::spawn_blocking(move || conntrack::flush(&filters)).await {
             Ok(Ok(deleted)) => {
-                self.stats
-                    .conntrack_flushed
-                    .fetch_add(deleted as u64, Ordering::Relaxed);
+                self.metrics.conntrack_deleted.inc_by(deleted as u64);
                 tracing::debug!(deleted, "stale UDP conntrack entries deleted");
             }
-            Ok(Err(error)) => {
-                self.stats
-                    .conntrack_failures
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%error, "deleting stale UDP conntrack entries");
-            }
+            Ok(Err(error)) => tracing::warn!(%error, "deleting stale UDP conntrack entries"),
             Err(error) => tracing::warn!(%error, "the conntrack flush did not finish"),
         }
     }

@@ -72,10 +72,7 @@ fn only_plain_queries_are_answered_here() {
     // EDNS is an additional record.
     let mut edns = query(1, "web.default.svc.cluster.local.", RecordType::A, true);
     edns.edns = Some(Edns::new());
-    assert_eq!(
-        plain_question_end(&edns.to_vec().expect("encode")),
-        None
-    );
+    assert_eq!(plain_question_end(&edns.to_vec().expect("encode")), None);
     // A compressed name (a pointer back into the header).
     let mut pointer = plain[..HEADER].to_vec();
     pointer.extend_from_slice(&[0xc0, 0x00, 0, 1, 0, 1]);
@@ -161,7 +158,11 @@ fn other_names_and_edns_go_to_the_handler() {
     let mut edns = query(1, "web.default.svc.cluster.local.", RecordType::A, true);
     edns.edns = Some(Edns::new());
     assert!(ask(&dns, &edns).is_none());
-    assert_eq!(dns.current.read().encoded.len(), 0, "forwarded names are not kept");
+    assert_eq!(
+        dns.current.read().encoded.len(),
+        0,
+        "forwarded names are not kept"
+    );
 }
 
 #[test]

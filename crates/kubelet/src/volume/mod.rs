@@ -65,11 +65,11 @@ pub use self::downward_api::DownwardApiError;
 #[cfg(any(test, feature = "testing"))]
 pub use self::fake_mounter::{FakeMounter, MountCall};
 pub use self::host_path::HostPathError;
-pub use self::persistent_volume::{CsiPublish, CsiPublisher};
 pub use self::mounter::{HostMounter, MountPoint, Mounter};
 pub use self::object_source::{
     token_needs_refresh, ApiObjectSource, ObjectSource, StaticObjectSource, TokenFor,
 };
+pub use self::persistent_volume::{CsiPublish, CsiPublisher};
 
 /// Upstream's plugin directories under `<pod dir>/volumes`.
 const EMPTY_DIR_PLUGIN: &str = "kubernetes.io~empty-dir";
@@ -207,9 +207,7 @@ pub enum VolumeError {
         driver: String,
     },
     /// NodePublishVolume failed.
-    #[error(
-        "MountVolume.SetUp failed for volume \"{volume}\" : rpc error: {message}"
-    )]
+    #[error("MountVolume.SetUp failed for volume \"{volume}\" : rpc error: {message}")]
     CsiPublish {
         /// The volume name.
         volume: String,
@@ -450,7 +448,9 @@ impl VolumeManager {
             });
         }
         if let Some(claim) = &volume.persistent_volume_claim {
-            return self.prepare_claim(uid, namespace, name, claim, source).await;
+            return self
+                .prepare_claim(uid, namespace, name, claim, source)
+                .await;
         }
         let plan = self.plan(pod, namespace, volume, source).await?;
         let (plugin, read_only) = match &plan {

@@ -41,8 +41,7 @@ pub trait ObjectSource: Send + Sync {
         name: &str,
     ) -> Result<Option<PersistentVolumeClaim>, VolumeError>;
     /// The volume `name`, `None` if it does not exist.
-    async fn persistent_volume(&self, name: &str)
-        -> Result<Option<PersistentVolume>, VolumeError>;
+    async fn persistent_volume(&self, name: &str) -> Result<Option<PersistentVolume>, VolumeError>;
     /// Drops what is kept for pods other than `pod_uids` (the pods still on the node).
     fn forget_other_pods(&self, _pod_uids: &[String]) {}
 }
@@ -161,10 +160,7 @@ impl ObjectSource for ApiObjectSource {
             })
     }
 
-    async fn persistent_volume(
-        &self,
-        name: &str,
-    ) -> Result<Option<PersistentVolume>, VolumeError> {
+    async fn persistent_volume(&self, name: &str) -> Result<Option<PersistentVolume>, VolumeError> {
         kube::Api::<PersistentVolume>::all(self.client.clone())
             .get_opt(name)
             .await
@@ -387,10 +383,7 @@ impl ObjectSource for StaticObjectSource {
             .cloned())
     }
 
-    async fn persistent_volume(
-        &self,
-        name: &str,
-    ) -> Result<Option<PersistentVolume>, VolumeError> {
+    async fn persistent_volume(&self, name: &str) -> Result<Option<PersistentVolume>, VolumeError> {
         self.check_failure("persistentvolume", "", name)?;
         Ok(self.volumes.lock().get(name).cloned())
     }

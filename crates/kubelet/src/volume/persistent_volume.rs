@@ -156,8 +156,10 @@ mod tests {
             .unwrap(),
         );
         source.insert_claim(
-            serde_json::from_value(json!({"metadata": {"name": "pending", "namespace": "default"},
-                "spec": {}, "status": {"phase": "Pending"}}))
+            serde_json::from_value(
+                json!({"metadata": {"name": "pending", "namespace": "default"},
+                "spec": {}, "status": {"phase": "Pending"}}),
+            )
             .unwrap(),
         );
         source.insert_volume(
@@ -179,7 +181,9 @@ mod tests {
     #[tokio::test]
     async fn claims_resolve_to_their_volume() {
         let source = source();
-        let resolved = resolve("v", "default", &claim("data"), &source).await.unwrap();
+        let resolved = resolve("v", "default", &claim("data"), &source)
+            .await
+            .unwrap();
         assert_eq!(
             resolved,
             Resolved::Csi {
@@ -190,9 +194,16 @@ mod tests {
                 fs_type: None,
             }
         );
-        let err = resolve("v", "default", &claim("pending"), &source).await.unwrap_err();
-        assert_eq!(err.to_string(), "error processing PVC default/pending: PVC is not bound");
-        let err = resolve("v", "default", &claim("nope"), &source).await.unwrap_err();
+        let err = resolve("v", "default", &claim("pending"), &source)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "error processing PVC default/pending: PVC is not bound"
+        );
+        let err = resolve("v", "default", &claim("nope"), &source)
+            .await
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "error processing PVC default/nope: failed to fetch PVC from API server: persistentvolumeclaims \"nope\" not found"

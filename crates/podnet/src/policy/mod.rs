@@ -11,7 +11,7 @@ pub mod render;
 #[cfg(test)]
 mod tests;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::metrics::counter::Counter;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,9 +59,9 @@ pub async fn nft(script: &str) -> Result<(), NftError> {
 #[derive(Debug, Default)]
 pub struct PolicyStats {
     /// Tables applied.
-    pub syncs: AtomicU64,
+    pub syncs: Counter,
     /// Syncs that failed (and were retried).
-    pub failures: AtomicU64,
+    pub failures: Counter,
 }
 
 /// Keeps `inet ferry-policy` in line with the NetworkPolicies for this node's pods.
@@ -166,12 +166,12 @@ impl PolicyController {
                 last_sync = tokio::time::Instant::now();
                 match nft(&desired).await {
                     Ok(()) => {
-                        self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+                        self.stats.syncs.inc();
                         tracing::debug!("network policy table synced");
                         applied = Some(desired);
                     }
                     Err(error) => {
-                        self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                        self.stats.failures.inc();
                         tracing::warn!(%error, "network policy sync failed; retrying");
                         applied = None;
                         retry = Some(Duration::from_secs(1));
