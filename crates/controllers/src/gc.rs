@@ -362,6 +362,12 @@ impl Graph {
                     owner.dependents.insert(uid.clone());
                     if owner.deleting_dependents() {
                         work.attempt_to_delete.push(uid.clone());
+                    } else if !owner.observed {
+                        // A virtual owner (never seen, or seen gone and kept for its
+                        // dependents): verify it again, or a dependent made just after the
+                        // owner went (a ReplicaSet's pod created as it was deleted) would
+                        // hang on it and never be examined.
+                        work.attempt_to_delete.push(added.uid.clone());
                     }
                 }
                 None => {
@@ -1011,6 +1017,26 @@ mod tests {
         );
         let work = g.remove("d-uid");
         assert_eq!(work.attempt_to_delete, vec!["rs-uid".to_string()]);
+    }
+
+    #[test]
+    fn a_dependent_made_after_its_owner_went_has_the_owner_verified() {
+        let mut g = Graph::default();
+        g.observe(id("ReplicaSet", "rs", "rs-uid"), vec![], false, vec![]);
+        let rs = || vec![owner("ReplicaSet", "rs", "rs-uid", true)];
+        g.observe(id("Pod", "a", "a-uid"), rs(), false, vec![]);
+        // The ReplicaSet is deleted; its pod keeps a virtual node for it.
+        let work = g.remove("rs-uid");
+        assert_eq!(work.attempt_to_delete, vec!["a-uid".to_string()]);
+        assert!(!g.get("rs-uid").expect("kept virtual").observed);
+        // A pod the ReplicaSet controller created as the set went: the owner is verified again
+        // (then dropped, and its dependents examined), not taken as it stands.
+        let work = g.observe(id("Pod", "b", "b-uid"), rs(), false, vec![]);
+        assert_eq!(work.attempt_to_delete, vec!["rs-uid".to_string()]);
+        let work = g.drop_virtual("rs-uid");
+        let mut examined = work.attempt_to_delete;
+        examined.sort();
+        assert_eq!(examined, vec!["a-uid".to_string(), "b-uid".to_string()]);
     }
 
     #[test]

@@ -218,26 +218,26 @@ async fn send<'a, R: ResponseHandler>(
 
 /// The sockets, bound: [`Bound::address`] tells the port when 0 was asked.
 pub struct Bound {
-    udp: Vec<UdpSocket>,
+    udp: Vec<std::net::UdpSocket>,
     tcp: TcpListener,
     options: Options,
 }
 
-/// UDP sockets on one address: the kernel spreads queries over them (`SO_REUSEPORT`), so
-/// each of the runtime's workers can read its own.
+/// UDP sockets on one address: the kernel spreads queries over them (`SO_REUSEPORT`), each
+/// read by a thread of its own ([`udp::serve`]).
 const UDP_SOCKETS: usize = 2;
 
-/// A UDP socket on `address` that others may share.
-fn shared_udp(address: SocketAddr) -> std::io::Result<UdpSocket> {
+/// A blocking UDP socket on `address` that others may share, waking every [`udp::STOP_CHECK`].
+fn shared_udp(address: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(address),
         socket2::Type::DGRAM,
         Some(socket2::Protocol::UDP),
     )?;
     socket.set_reuse_port(true)?;
-    socket.set_nonblocking(true)?;
     socket.bind(&address.into())?;
-    UdpSocket::from_std(socket.into())
+    socket.set_read_timeout(Some(udp::STOP_CHECK))?;
+    Ok(socket.into())
 }
 
 /// Binds UDP and TCP on `options.listen` (the same port for both).
@@ -259,7 +259,9 @@ pub async fn bind(options: Options) -> Result<Bound, BindError> {
 }
 
 /// The UDP sockets and the TCP listener on one port.
-async fn bind_once(listen: SocketAddr) -> Result<(Vec<UdpSocket>, TcpListener), BindError> {
+async fn bind_once(
+    listen: SocketAddr,
+) -> Result<(Vec<std::net::UdpSocket>, TcpListener), BindError> {
     let error = |address, source| BindError { address, source };
     let first = shared_udp(listen).map_err(|e| error(listen, e))?;
     let address = first.local_addr().map_err(|e| error(listen, e))?;
@@ -328,7 +330,7 @@ impl Bound {
     }
 
     /// Answers from `current` until `until` resolves: UDP in loops of ours ([`udp`]), one
-    /// task per socket; TCP through hickory-server.
+    /// thread per socket; TCP through hickory-server.
     async fn answer(
         self,
         current: Arc<RwLock<Arc<Snapshot>>>,
@@ -341,13 +343,27 @@ impl Bound {
         let mut server = Server::new(dns.clone());
         server.register_listener(self.tcp, Duration::from_secs(5), 4096);
         let dns = Arc::new(dns);
-        // Dropped, the set stops the UDP loops.
-        let mut udp = tokio::task::JoinSet::new();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let runtime = tokio::runtime::Handle::current();
+        let mut loops = Vec::new();
         for socket in self.udp {
-            udp.spawn(udp::serve(socket, dns.clone()));
+            let (dns, runtime, stop) = (dns.clone(), runtime.clone(), stop.clone());
+            match std::thread::Builder::new()
+                .name("dns-udp".into())
+                .spawn(move || udp::serve(socket, dns, runtime, stop))
+            {
+                Ok(thread) => loops.push(thread),
+                Err(error) => tracing::error!(%error, "starting a cluster DNS thread"),
+            }
         }
         until.await;
-        drop(udp);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in loops {
+                let _ = thread.join();
+            }
+        })
+        .await;
         let _ = server.shutdown_gracefully().await;
     }
 }

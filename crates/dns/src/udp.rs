@@ -10,7 +10,8 @@
 //! with none. Forwarded answers are never kept.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +24,6 @@ use hickory_server::proto::serialize::binary::{BinEncodable, BinEncoder};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponse;
 use parking_lot::RwLock;
-use tokio::net::UdpSocket;
 
 use crate::zone::Answer;
 use crate::{response_metadata, zone_response, ClusterDns};
@@ -173,11 +173,22 @@ fn encode<'a>(
     (header.into(), bytes)
 }
 
-/// Sends the handler's response to the asker, over the socket the query came on.
+/// Sends the handler's response to the asker, over the socket the query came on (without
+/// waiting: a reply that finds the socket's buffer full is dropped, as UDP may drop it).
 #[derive(Clone)]
 struct Reply {
     socket: Arc<UdpSocket>,
     to: SocketAddr,
+}
+
+impl Reply {
+    fn send(&self, bytes: &[u8]) -> std::io::Result<usize> {
+        socket2::SockRef::from(&*self.socket).send_to_with_flags(
+            bytes,
+            &self.to.into(),
+            libc::MSG_DONTWAIT,
+        )
+    }
 }
 
 #[async_trait::async_trait]
@@ -195,7 +206,7 @@ impl ResponseHandler for Reply {
     ) -> Result<ResponseInfo, NetError> {
         let limit = response.edns().map_or(UDP_LIMIT, |edns| edns.max_payload());
         let (info, bytes) = encode(response, limit);
-        self.socket.send_to(&bytes, self.to).await?;
+        self.send(&bytes)?;
         Ok(info)
     }
 }
@@ -213,16 +224,37 @@ fn format_error(packet: &[u8]) -> Option<Vec<u8>> {
     Some(reply)
 }
 
-/// Answers the datagrams that come to `socket` until the task is aborted.
-pub(crate) async fn serve(socket: UdpSocket, dns: Arc<ClusterDns>) {
+/// How often a loop blocked on its socket looks at the stop flag.
+pub(crate) const STOP_CHECK: Duration = Duration::from_millis(250);
+
+/// Answers the datagrams that come to `socket` (blocking, with a read timeout of
+/// [`STOP_CHECK`]) on this thread until `stop` is set; what cannot be answered at once runs on
+/// `runtime`. A thread of its own rather than a task: a blocked `recvfrom` wakes straight into
+/// the next query, where a task goes through the runtime's poller each time the socket empties.
+pub(crate) fn serve(
+    socket: UdpSocket,
+    dns: Arc<ClusterDns>,
+    runtime: tokio::runtime::Handle,
+    stop: Arc<AtomicBool>,
+) {
     let socket = Arc::new(socket);
     let mut buffer = vec![0u8; 4096];
-    loop {
-        let (n, source) = match socket.recv_from(&mut buffer).await {
+    while !stop.load(Ordering::Relaxed) {
+        let (n, source) = match socket.recv_from(&mut buffer) {
             Ok(received) => received,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
             Err(error) => {
                 tracing::warn!(%error, "receiving a DNS query");
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                std::thread::sleep(Duration::from_millis(10));
                 continue;
             }
         };
@@ -232,19 +264,23 @@ pub(crate) async fn serve(socket: UdpSocket, dns: Arc<ClusterDns>) {
         }
         let packet = &buffer[..n];
         if let Some(reply) = answer_here(&dns, packet, source) {
-            if let Err(error) = socket.send_to(&reply, source).await {
+            if let Err(error) = socket.send_to(&reply, source) {
                 tracing::debug!(%error, %source, "sending a DNS answer");
             }
             continue;
         }
         let packet = packet.to_vec();
-        let (socket, dns) = (socket.clone(), dns.clone());
-        tokio::spawn(async move {
+        let reply = Reply {
+            socket: socket.clone(),
+            to: source,
+        };
+        let dns = dns.clone();
+        runtime.spawn(async move {
             let request = match Request::from_bytes(packet.clone(), source, Protocol::Udp) {
                 Ok(request) => request,
                 Err(_) => {
-                    if let Some(reply) = format_error(&packet) {
-                        let _ = socket.send_to(&reply, source).await;
+                    if let Some(formerr) = format_error(&packet) {
+                        let _ = reply.send(&formerr);
                     }
                     return;
                 }
@@ -253,7 +289,6 @@ pub(crate) async fn serve(socket: UdpSocket, dns: Arc<ClusterDns>) {
             if request.metadata.message_type == MessageType::Response {
                 return;
             }
-            let reply = Reply { socket, to: source };
             dns.handle_request::<_, TokioTime>(&request, reply).await;
         });
     }
