@@ -173,9 +173,9 @@ pub struct Args {
     #[arg(long)]
     disable_controllers: bool,
     /// Run each controller as its own service account in kube-system, bound to its
-    /// `system:controller:<name>` role (kubeadm's default); `false` (for now ferry's default,
-    /// until the containerd e2e passes with it): all as the manager's kubeconfig user, a master.
-    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    /// `system:controller:<name>` role (kubeadm's and k3s's setting); `false`: all as the
+    /// manager's kubeconfig user, a master (kube-controller-manager's own default).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     use_service_account_credentials: bool,
     /// Do not run the scheduler in this process.
     #[arg(long)]
