@@ -36,10 +36,13 @@ const HEADER: usize = 12;
 /// The largest UDP response without EDNS (RFC 1035 4.2.1).
 const UDP_LIMIT: u16 = 512;
 
+/// Wire bytes: a question (name, type, class) or a whole response.
+type Wire = Box<[u8]>;
+
 /// Encoded answers of one zone, by lower-cased question (name, type and class, as sent).
 #[derive(Default)]
 pub(crate) struct Encoded {
-    answers: RwLock<HashMap<Box<[u8]>, Box<[u8]>>>,
+    answers: RwLock<HashMap<Wire, Wire>>,
 }
 
 impl Encoded {
@@ -220,7 +223,7 @@ fn format_error(packet: &[u8]) -> Option<Vec<u8>> {
     reply[..2].copy_from_slice(&packet[..2]);
     // Response, the query's opcode and recursion-desired; recursion available, FORMERR.
     reply[2] = 0x80 | (packet[2] & 0x79);
-    reply[3] = 0x80 | u8::from(ResponseCode::FormErr.low());
+    reply[3] = 0x80 | ResponseCode::FormErr.low();
     Some(reply)
 }
 
