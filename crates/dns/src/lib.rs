@@ -394,6 +394,11 @@ mod tests {
     async fn ask(server: SocketAddr, name: &str, kind: RecordType) -> Message {
         let mut query = Message::new(7, MessageType::Query, OpCode::Query);
         query.add_query(Query::query(Name::from_ascii(name).expect("name"), kind));
+        exchange(server, &query).await
+    }
+
+    /// `query` over UDP to `server`, and its answer.
+    async fn exchange(server: SocketAddr, query: &Message) -> Message {
         let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
         socket
             .send_to(&query.to_vec().expect("encode"), server)
@@ -466,17 +471,7 @@ mod tests {
             RecordType::A,
         ));
         edns.edns = Some(hickory_server::proto::op::Edns::new());
-        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-        socket
-            .send_to(&edns.to_vec().expect("encode"), address)
-            .await
-            .expect("send");
-        let mut buffer = vec![0u8; 4096];
-        let n = tokio::time::timeout(Duration::from_secs(5), socket.recv(&mut buffer))
-            .await
-            .expect("an answer in time")
-            .expect("recv");
-        let answer = Message::from_vec(&buffer[..n]).expect("decode");
+        let answer = exchange(address, &edns).await;
         assert_eq!(answer.metadata.id, 8);
         assert_eq!(answer.answers[0].data.to_string(), "10.43.0.20");
         let _ = stop.send(());
