@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, ObjectReference, PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::core::v1::{
+    Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod,
+};
 
 use crate::matching::{node_selector_terms_match, selector_matches};
 use crate::quantity::Quantity;
@@ -24,6 +26,39 @@ pub const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
 pub const PROVISIONED_BY: &str = "pv.kubernetes.io/provisioned-by";
 /// A StorageClass provisioner that provisions nothing (statically made local volumes).
 pub const NO_PROVISIONER: &str = "kubernetes.io/no-provisioner";
+
+/// The claim of pod `pod`'s generic ephemeral volume `volume` (upstream's
+/// `ephemeral.VolumeClaimName`).
+pub fn ephemeral_claim_name(pod: &str, volume: &str) -> String {
+    format!("{pod}-{volume}")
+}
+
+/// Why `claim` may not serve `pod`'s generic ephemeral volume, if it may not (upstream's
+/// `ephemeral.VolumeIsForPod`): it must be in the pod's namespace and controlled by the pod.
+pub fn ephemeral_claim_not_for_pod(pod: &Pod, claim: &PersistentVolumeClaim) -> Option<String> {
+    let uid = pod.metadata.uid.as_deref().unwrap_or("");
+    let controlled = claim
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true) && o.uid == uid);
+    let namespace = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        m.namespace.clone().unwrap_or_default()
+    };
+    let name = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        m.name.clone().unwrap_or_default()
+    };
+    (namespace(&claim.metadata) != namespace(&pod.metadata) || !controlled).then(|| {
+        format!(
+            "PVC {}/{} was not created for pod {}/{} (pod is not owner)",
+            namespace(&claim.metadata),
+            name(&claim.metadata),
+            namespace(&pod.metadata),
+            name(&pod.metadata)
+        )
+    })
+}
 
 /// A claim's class name ("" for none).
 pub fn claim_class(claim: &PersistentVolumeClaim) -> &str {

@@ -23,6 +23,7 @@ pub mod endpoints;
 pub mod endpointslice;
 pub mod endpointslicemirroring;
 pub mod endpointutil;
+pub mod ephemeral;
 mod error;
 pub mod expectations;
 pub mod gc;
@@ -131,6 +132,8 @@ pub mod names {
     pub const RESOURCEQUOTA: &str = "resourcequota-controller";
     /// The HorizontalPodAutoscaler controller.
     pub const HORIZONTAL_POD_AUTOSCALER: &str = "horizontal-pod-autoscaler";
+    /// The claims of pods' generic ephemeral volumes.
+    pub const EPHEMERAL_VOLUME: &str = "ephemeral-volume-controller";
 
     /// Every name above: [`crate::run_with`] asks for no other.
     pub const ALL: &[&str] = &[
@@ -159,6 +162,7 @@ pub mod names {
         CLUSTERROLE_AGGREGATION,
         RESOURCEQUOTA,
         HORIZONTAL_POD_AUTOSCALER,
+        EPHEMERAL_VOLUME,
     ];
 }
 
@@ -494,6 +498,8 @@ pub async fn run_with(
         as_(names::PVC_PROTECTION).await?,
         as_(names::PV_PROTECTION).await?.client.clone(),
     );
+    let ephemeral_volumes =
+        ephemeral::EphemeralVolumeController::new(as_(names::EPHEMERAL_VOLUME).await?);
     let disruption = disruption::DisruptionController::new(as_(names::DISRUPTION).await?);
     let endpoint_slices =
         endpointslice::EndpointSliceController::new(as_(names::ENDPOINTSLICE).await?);
@@ -560,6 +566,7 @@ pub async fn run_with(
     controllers.spawn(queue::run(stateful_sets.clone(), workers));
     controllers.spawn(queue::run(volumes.clone(), workers));
     controllers.spawn(queue::run(volume_protection.clone(), workers));
+    controllers.spawn(queue::run(ephemeral_volumes.clone(), workers));
     controllers.spawn(queue::run(disruption.clone(), workers));
     controllers.spawn(queue::run(endpoint_slices.clone(), workers));
     controllers.spawn(queue::run(endpoints.clone(), workers));
@@ -596,6 +603,7 @@ pub async fn run_with(
     stateful_sets.queue().shut_down();
     volumes.queue().shut_down();
     volume_protection.queue().shut_down();
+    ephemeral_volumes.queue().shut_down();
     disruption.queue().shut_down();
     endpoint_slices.queue().shut_down();
     endpoints.queue().shut_down();

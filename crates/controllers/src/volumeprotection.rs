@@ -59,7 +59,7 @@ pub fn claims_of(pod: &Pod) -> Vec<String> {
         .flatten()
         .filter_map(|v| match (&v.persistent_volume_claim, &v.ephemeral) {
             (Some(claim), _) => Some(claim.claim_name.clone()),
-            (None, Some(_)) => Some(format!("{name}-{}", v.name)),
+            (None, Some(_)) => Some(ferry_api::volumes::ephemeral_claim_name(&name, &v.name)),
             _ => None,
         })
         .collect()

@@ -965,6 +965,7 @@ fn the_server_runs_a_local_agent() {
     node_health::chatty_logs_are_rotated(&ferry, &agent_dir);
     autoscale::cpu_burners_scale_up_and_back_down(&ferry);
     storage::statefulsets_keep_their_data(&ferry, &node, &agent_dir);
+    storage::ephemeral_volumes_go_with_their_pod(&ferry, &agent_dir);
     daemonset::daemonset_spans_real_and_simulated_nodes(&ferry, &node);
     ferry.ok(&["delete", "pod", "local", "--grace-period=1", "--wait=true"]);
     // SIGTERM: the server stops its agent, which stops its containerd.

@@ -199,3 +199,106 @@ spec:
         volume_dirs(agent_dir)
     );
 }
+
+/// A pod's generic ephemeral volume: the ephemeral volume controller makes its claim
+/// `<pod>-<volume>` from the template, owned by the pod; the local driver provisions it and the
+/// kubelet mounts it; deleting the pod deletes the claim (garbage collector), and the volume and
+/// its directory with it. A claim of that name the pod does not own keeps the pod Pending.
+/// Runs after [`statefulsets_keep_their_data`], which leaves no volume behind.
+pub fn ephemeral_volumes_go_with_their_pod(ferry: &Ferry, agent_dir: &Path) {
+    let pod = |name: &str| {
+        format!(
+            "apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: [sh, -c, 'echo hello > /scratch/file; sleep 3600']
+    volumeMounts: [{{name: work, mountPath: /scratch}}]
+  volumes:
+  - name: work
+    ephemeral:
+      volumeClaimTemplate:
+        metadata: {{labels: {{kind: scratch}}}}
+        spec:
+          accessModes: [ReadWriteOnce]
+          resources: {{requests: {{storage: 32Mi}}}}
+"
+        )
+    };
+    ferry.apply_yaml("apply", &pod("scratch"));
+    let ready = ferry.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/scratch",
+        "--timeout=120s",
+    ]);
+    assert!(
+        ready.status.success(),
+        "{}\n{}\n{}",
+        String::from_utf8_lossy(&ready.stderr),
+        ferry.ok(&["get", "pods,pvc,pv", "-o", "wide"]),
+        ferry.ok(&["get", "events", "--sort-by=.lastTimestamp"])
+    );
+    assert_eq!(
+        jsonpath(
+            ferry,
+            "pvc/scratch-work",
+            "{.status.phase} {.metadata.labels.kind} {.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name} {.metadata.ownerReferences[0].controller} {.spec.storageClassName}"
+        ),
+        "Bound scratch Pod/scratch true local"
+    );
+    assert_eq!(
+        ferry.ok(&["exec", "scratch", "--", "cat", "/scratch/file"]),
+        "hello\n"
+    );
+    assert_eq!(
+        volume_dirs(agent_dir).len(),
+        1,
+        "{:?}",
+        volume_dirs(agent_dir)
+    );
+
+    ferry.ok(&["delete", "pod", "scratch", "--wait=true"]);
+    assert!(
+        eventually(Duration::from_secs(60), || ferry
+            .ok(&["get", "pvc,pv", "-o", "name"])
+            .is_empty()
+            && volume_dirs(agent_dir).is_empty()),
+        "left: {} {:?}",
+        ferry.ok(&["get", "pvc,pv"]),
+        volume_dirs(agent_dir)
+    );
+
+    // A claim of the same name made by hand is not the pod's: the pod waits, and says why.
+    ferry.apply_yaml(
+        "apply",
+        "apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: taken-work}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 32Mi}}}
+",
+    );
+    ferry.apply_yaml("apply", &pod("taken"));
+    let why = "PVC default/taken-work was not created for pod default/taken (pod is not owner)";
+    assert!(
+        eventually(Duration::from_secs(30), || ferry
+            .ok(&[
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.name=taken",
+                "-o",
+                "jsonpath={.items[*].message}"
+            ])
+            .contains(why)),
+        "no event saying {why:?}: {}",
+        ferry.ok(&["get", "events", "--sort-by=.lastTimestamp"])
+    );
+    assert_eq!(jsonpath(ferry, "pod/taken", "{.status.phase}"), "Pending");
+    ferry.ok(&["delete", "pod", "taken", "--wait=true"]);
+    ferry.ok(&["delete", "pvc", "taken-work", "--wait=true"]);
+}

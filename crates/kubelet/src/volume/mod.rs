@@ -449,7 +449,19 @@ impl VolumeManager {
         }
         if let Some(claim) = &volume.persistent_volume_claim {
             return self
-                .prepare_claim(uid, namespace, name, claim, source)
+                .prepare_claim(uid, namespace, name, claim, None, source)
+                .await;
+        }
+        if volume.ephemeral.is_some() {
+            // A generic ephemeral volume: the claim the ephemeral volume controller made for
+            // this pod, once the pod is seen to own it.
+            let pod_name = pod.metadata.name.as_deref().unwrap_or("");
+            let claim = k8s_openapi::api::core::v1::PersistentVolumeClaimVolumeSource {
+                claim_name: ferry_api::volumes::ephemeral_claim_name(pod_name, name),
+                read_only: None,
+            };
+            return self
+                .prepare_claim(uid, namespace, name, &claim, Some(pod), source)
                 .await;
         }
         let plan = self.plan(pod, namespace, volume, source).await?;
@@ -477,17 +489,18 @@ impl VolumeManager {
         })
     }
 
-    /// A `persistentVolumeClaim` volume: its bound volume's path, or the target its CSI driver
-    /// published it on.
+    /// A `persistentVolumeClaim` volume (or an ephemeral one's claim, which `owner` must
+    /// control): its bound volume's path, or the target its CSI driver published it on.
     async fn prepare_claim(
         &self,
         uid: &str,
         namespace: &str,
         name: &str,
         claim: &k8s_openapi::api::core::v1::PersistentVolumeClaimVolumeSource,
+        owner: Option<&Pod>,
         source: &dyn ObjectSource,
     ) -> Result<VolumeHostPath, VolumeError> {
-        match persistent_volume::resolve(name, namespace, claim, source).await? {
+        match persistent_volume::resolve(name, namespace, claim, owner, source).await? {
             persistent_volume::Resolved::Path {
                 path,
                 host_path_type,

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use k8s_openapi::api::core::v1::PersistentVolumeClaimVolumeSource;
+use ferry_api::volumes::ephemeral_claim_not_for_pod;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, Pod};
 
 use super::{ObjectSource, VolumeError};
 
@@ -67,11 +68,13 @@ pub enum Resolved {
     },
 }
 
-/// The volume `claim` is bound to, as the node must set it up.
+/// The volume `claim` is bound to, as the node must set it up. The claim of a generic
+/// ephemeral volume must be controlled by its pod, `owner`.
 pub async fn resolve(
     volume: &str,
     namespace: &str,
     claim: &PersistentVolumeClaimVolumeSource,
+    owner: Option<&Pod>,
     source: &dyn ObjectSource,
 ) -> Result<Resolved, VolumeError> {
     let claim_name = claim.claim_name.as_str();
@@ -93,6 +96,9 @@ pub async fn resolve(
             "failed to fetch PVC from API server: persistentvolumeclaims {claim_name:?} not found"
         )));
     };
+    if let Some(why) = owner.and_then(|pod| ephemeral_claim_not_for_pod(pod, &object)) {
+        return Err(unusable(why));
+    }
     let volume_name = object
         .spec
         .as_ref()
@@ -181,7 +187,7 @@ mod tests {
     #[tokio::test]
     async fn claims_resolve_to_their_volume() {
         let source = source();
-        let resolved = resolve("v", "default", &claim("data"), &source)
+        let resolved = resolve("v", "default", &claim("data"), None, &source)
             .await
             .unwrap();
         assert_eq!(
@@ -194,19 +200,60 @@ mod tests {
                 fs_type: None,
             }
         );
-        let err = resolve("v", "default", &claim("pending"), &source)
+        let err = resolve("v", "default", &claim("pending"), None, &source)
             .await
             .unwrap_err();
         assert_eq!(
             err.to_string(),
             "error processing PVC default/pending: PVC is not bound"
         );
-        let err = resolve("v", "default", &claim("nope"), &source)
+        let err = resolve("v", "default", &claim("nope"), None, &source)
             .await
             .unwrap_err();
         assert_eq!(
             err.to_string(),
             "error processing PVC default/nope: failed to fetch PVC from API server: persistentvolumeclaims \"nope\" not found"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_ephemeral_volumes_claim_must_be_its_pods() {
+        let source = source();
+        source.insert_claim(
+            serde_json::from_value(json!({"metadata": {"name": "app-scratch", "namespace": "default",
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "app", "uid": "pod-uid", "controller": true}]},
+                "spec": {"volumeName": "pv1"}, "status": {"phase": "Bound"}}))
+            .unwrap(),
+        );
+        let pod = |uid: &str| -> Pod {
+            serde_json::from_value(
+                json!({"metadata": {"name": "app", "namespace": "default", "uid": uid}}),
+            )
+            .unwrap()
+        };
+        let resolved = resolve(
+            "scratch",
+            "default",
+            &claim("app-scratch"),
+            Some(&pod("pod-uid")),
+            &source,
+        )
+        .await
+        .unwrap();
+        assert!(matches!(resolved, Resolved::Csi { .. }), "{resolved:?}");
+        // A pod of the same name made again (another uid) does not take the old pod's claim.
+        let err = resolve(
+            "scratch",
+            "default",
+            &claim("app-scratch"),
+            Some(&pod("new-uid")),
+            &source,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "error processing PVC default/app-scratch: PVC default/app-scratch was not created for pod default/app (pod is not owner)"
         );
     }
 }

@@ -121,9 +121,12 @@ pub fn pod_claims(pod: &Pod) -> Vec<(String, bool)> {
             if let Some(claim) = &v.persistent_volume_claim {
                 Some((claim.claim_name.clone(), false))
             } else {
-                v.ephemeral
-                    .as_ref()
-                    .map(|_| (format!("{pod_name}-{}", v.name), true))
+                v.ephemeral.as_ref().map(|_| {
+                    (
+                        ferry_api::volumes::ephemeral_claim_name(pod_name, &v.name),
+                        true,
+                    )
+                })
             }
         })
         .collect()
@@ -252,6 +255,14 @@ impl PreFilter for VolumeBinding {
                         "persistentvolumeclaim {name:?} is being deleted"
                     )),
                 );
+            }
+            // An ephemeral volume's claim must be the pod's own (a claim of that name made by
+            // someone else is never taken over).
+            if let Some(why) = ephemeral
+                .then(|| ferry_api::volumes::ephemeral_claim_not_for_pod(pod, &claim))
+                .flatten()
+            {
+                return (None, Status::unresolvable(why));
             }
             let volume_name = claim.spec.as_ref().and_then(|s| s.volume_name.as_deref());
             if volume_name.is_some_and(|v| !v.is_empty()) {
@@ -572,6 +583,46 @@ mod tests {
         cache.put_class(class("standard", "local.csi.ferry.dev"));
         let (_, status) = p.pre_filter(&mut state, &pod_with(&["data"]), &snapshot);
         assert!(status.is_success());
+    }
+
+    #[test]
+    fn an_ephemeral_volume_waits_for_its_own_claim() {
+        let cache = Arc::new(VolumeCache::default());
+        cache.put_class(class("standard", "local.csi.ferry.dev"));
+        let p = plugin(cache.clone(), FakeBinder::new());
+        let mut pod = crate::testing::make_pod("p").pod();
+        pod.metadata.uid = Some("p-uid".into());
+        pod.spec.as_mut().unwrap().volumes = Some(vec![serde_json::from_value(json!(
+            {"name": "work", "ephemeral": {"volumeClaimTemplate": {"spec": {}}}}
+        ))
+        .unwrap()]);
+        let mut state = CycleState::new();
+        let (_, status) = p.pre_filter(&mut state, &pod, &Snapshot::default());
+        assert_eq!(
+            status,
+            Status::unresolvable(
+                "waiting for ephemeral volume controller to create the persistentvolumeclaim \"p-work\""
+            )
+        );
+        // A claim of that name someone else made is not the pod's.
+        let mut other = (*claim("p-work", "standard", None)).clone();
+        cache.put_claim(Arc::new(other.clone()));
+        let (_, status) = p.pre_filter(&mut state, &pod, &Snapshot::default());
+        assert_eq!(
+            status,
+            Status::unresolvable(
+                "PVC default/p-work was not created for pod default/p (pod is not owner)"
+            )
+        );
+        other.metadata.owner_references = Some(vec![serde_json::from_value(json!(
+            {"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "p-uid", "controller": true}
+        ))
+        .unwrap()]);
+        cache.put_claim(Arc::new(other));
+        assert!(p
+            .pre_filter(&mut state, &pod, &Snapshot::default())
+            .1
+            .is_success());
     }
 
     #[tokio::test]

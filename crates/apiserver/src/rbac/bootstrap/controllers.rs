@@ -162,6 +162,19 @@ fn controller_rules() -> Vec<(&'static str, bool, Vec<Value>)> {
             ],
         ),
         (
+            "ephemeral-volume-controller",
+            EVENTS,
+            vec![
+                rule(&["get", "list", "watch"], "", &["pods"]),
+                rule(&["update"], "", &["pods/finalizers"]),
+                rule(
+                    &["get", "list", "watch", "create"],
+                    "",
+                    &["persistentvolumeclaims"],
+                ),
+            ],
+        ),
+        (
             "generic-garbage-collector",
             EVENTS,
             vec![rule(

@@ -13,8 +13,9 @@ use crate::registry::apps::validation::{
     labels_mismatch, nonnegative, not_more_than_100_percent, positive_int_or_percent, str_at,
     template_labels, Selector,
 };
+use crate::registry::core::persistentvolumeclaim::validate_claim_spec;
 use crate::registry::core::pod::{default_template, validate_pod_spec};
-use crate::registry::generic::{default, dns1123_label_problems, dns1123_subdomain_problems};
+use crate::registry::generic::{default, dns1123_label_problems};
 use crate::registry::{NameRule, Strategy};
 use crate::status::FieldError;
 
@@ -258,89 +259,18 @@ fn validate_rolling_update(rolling: &Value, errors: &mut Vec<FieldError>) {
     not_more_than_100_percent(max, field, errors);
 }
 
-/// The claim templates' specs, as upstream's `ValidatePersistentVolumeClaimSpec` checks a
-/// claim's: access modes, a positive storage request, class name and volume mode.
+/// The claim templates' specs, as a claim's ([`validate_claim_spec`]).
 fn validate_claim_templates(object: &Value, errors: &mut Vec<FieldError>) {
-    const MODES: &[&str] = &[
-        "ReadOnlyMany",
-        "ReadWriteMany",
-        "ReadWriteOnce",
-        "ReadWriteOncePod",
-    ];
     let templates = object
         .pointer("/spec/volumeClaimTemplates")
         .and_then(Value::as_array);
     for (i, template) in templates.into_iter().flatten().enumerate() {
-        let path = format!("spec.volumeClaimTemplates[{i}].spec");
         let spec = template.get("spec").cloned().unwrap_or_else(|| json!({}));
-        let modes: Vec<&str> = spec
-            .get("accessModes")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .map(|m| m.as_str().unwrap_or(""))
-            .collect();
-        if modes.is_empty() {
-            errors.push(FieldError::required(
-                format!("{path}.accessModes"),
-                "at least 1 access mode is required",
-            ));
-        }
-        for mode in &modes {
-            if !MODES.contains(mode) {
-                errors.push(FieldError::not_supported(
-                    format!("{path}.accessModes"),
-                    mode,
-                    MODES,
-                ));
-            }
-        }
-        let once_pod = modes.contains(&"ReadWriteOncePod");
-        if once_pod
-            && modes
-                .iter()
-                .any(|m| *m != "ReadWriteOncePod" && MODES.contains(m))
-        {
-            errors.push(FieldError::forbidden(
-                format!("{path}.accessModes"),
-                "may not use ReadWriteOncePod with other access modes",
-            ));
-        }
-        let field = format!("{path}.resources[storage]");
-        match spec.pointer("/resources/requests/storage") {
-            None => errors.push(FieldError::required(field, "")),
-            Some(quantity) => {
-                let text = quantity.as_str().unwrap_or_default();
-                let positive = ferry_api::quantity::Quantity::parse(text)
-                    .is_ok_and(|q| q > ferry_api::quantity::Quantity::ZERO);
-                if !positive {
-                    errors.push(FieldError::invalid(
-                        field,
-                        text,
-                        "must be greater than zero",
-                    ));
-                }
-            }
-        }
-        let class = str_at(&spec, "/storageClassName");
-        if !class.is_empty() {
-            for problem in dns1123_subdomain_problems(class) {
-                errors.push(FieldError::invalid(
-                    format!("{path}.storageClassName"),
-                    class,
-                    problem,
-                ));
-            }
-        }
-        if let Some(mode) = spec.get("volumeMode").and_then(Value::as_str) {
-            if !matches!(mode, "Block" | "Filesystem") {
-                errors.push(FieldError::not_supported(
-                    format!("{path}.volumeMode"),
-                    mode,
-                    &["Block", "Filesystem"],
-                ));
-            }
-        }
+        validate_claim_spec(
+            &spec,
+            &format!("spec.volumeClaimTemplates[{i}].spec"),
+            errors,
+        );
     }
 }
 

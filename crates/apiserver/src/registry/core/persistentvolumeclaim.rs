@@ -6,8 +6,91 @@
 use serde_json::{json, Value};
 
 use crate::auth::UserInfo;
+use crate::registry::generic::dns1123_subdomain_problems;
 use crate::registry::Strategy;
 use crate::status::FieldError;
+
+/// A claim's spec at `path`, as upstream's `ValidatePersistentVolumeClaimSpec` checks it: access
+/// modes, a positive storage request, class name and volume mode. Claims, StatefulSets' claim
+/// templates and pods' ephemeral volume templates are checked alike.
+pub fn validate_claim_spec(spec: &Value, path: &str, errors: &mut Vec<FieldError>) {
+    const MODES: &[&str] = &[
+        "ReadOnlyMany",
+        "ReadWriteMany",
+        "ReadWriteOnce",
+        "ReadWriteOncePod",
+    ];
+    let modes: Vec<&str> = spec
+        .get("accessModes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|m| m.as_str().unwrap_or(""))
+        .collect();
+    if modes.is_empty() {
+        errors.push(FieldError::required(
+            format!("{path}.accessModes"),
+            "at least 1 access mode is required",
+        ));
+    }
+    for mode in &modes {
+        if !MODES.contains(mode) {
+            errors.push(FieldError::not_supported(
+                format!("{path}.accessModes"),
+                mode,
+                MODES,
+            ));
+        }
+    }
+    if modes.contains(&"ReadWriteOncePod")
+        && modes
+            .iter()
+            .any(|m| *m != "ReadWriteOncePod" && MODES.contains(m))
+    {
+        errors.push(FieldError::forbidden(
+            format!("{path}.accessModes"),
+            "may not use ReadWriteOncePod with other access modes",
+        ));
+    }
+    let field = format!("{path}.resources[storage]");
+    match spec.pointer("/resources/requests/storage") {
+        None => errors.push(FieldError::required(field, "")),
+        Some(quantity) => {
+            let text = quantity.as_str().unwrap_or_default();
+            let positive = ferry_api::quantity::Quantity::parse(text)
+                .is_ok_and(|q| q > ferry_api::quantity::Quantity::ZERO);
+            if !positive {
+                errors.push(FieldError::invalid(
+                    field,
+                    text,
+                    "must be greater than zero",
+                ));
+            }
+        }
+    }
+    let class = spec
+        .get("storageClassName")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !class.is_empty() {
+        for problem in dns1123_subdomain_problems(class) {
+            errors.push(FieldError::invalid(
+                format!("{path}.storageClassName"),
+                class,
+                problem,
+            ));
+        }
+    }
+    if let Some(mode) = spec.get("volumeMode").and_then(Value::as_str) {
+        if !matches!(mode, "Block" | "Filesystem") {
+            errors.push(FieldError::not_supported(
+                format!("{path}.volumeMode"),
+                mode,
+                &["Block", "Filesystem"],
+            ));
+        }
+    }
+}
 
 /// The PersistentVolumeClaim strategy.
 pub struct PersistentVolumeClaimStrategy;
@@ -18,46 +101,8 @@ impl Strategy for PersistentVolumeClaimStrategy {
     }
 
     fn validate(&self, object: &Value, errors: &mut Vec<FieldError>) {
-        let spec = object.get("spec");
-        let modes = spec
-            .and_then(|s| s.get("accessModes"))
-            .and_then(Value::as_array);
-        if modes.is_none_or(|m| m.is_empty()) {
-            errors.push(FieldError::required(
-                "spec.accessModes",
-                "at least 1 access mode is required",
-            ));
-        }
-        for (i, mode) in modes.into_iter().flatten().enumerate() {
-            let mode = mode.as_str().unwrap_or("");
-            const SUPPORTED: &[&str] = &[
-                "ReadOnlyMany",
-                "ReadWriteMany",
-                "ReadWriteOnce",
-                "ReadWriteOncePod",
-            ];
-            if !SUPPORTED.contains(&mode) {
-                errors.push(FieldError::not_supported(
-                    format!("spec.accessModes[{i}]"),
-                    mode,
-                    SUPPORTED,
-                ));
-            }
-        }
-        let storage = spec.and_then(|s| s.pointer("/resources/requests/storage"));
-        match storage.and_then(Value::as_str) {
-            None => errors.push(FieldError::required("spec.resources[storage]", "")),
-            Some(q) => match ferry_api::quantity::Quantity::parse(q) {
-                Ok(amount) if amount <= ferry_api::quantity::Quantity::ZERO => {
-                    errors.push(FieldError::invalid_raw(
-                        "spec.resources.requests[storage]",
-                        q.to_string(),
-                        "must be greater than zero",
-                    ))
-                }
-                _ => {}
-            },
-        }
+        let spec = object.get("spec").cloned().unwrap_or_else(|| json!({}));
+        validate_claim_spec(&spec, "spec", errors);
     }
 
     fn validate_update(&self, new: &Value, old: &Value, errors: &mut Vec<FieldError>) {

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::PodSpec;
 use serde_json::{json, Value};
 
 use crate::auth::UserInfo;
+use crate::registry::core::persistentvolumeclaim::validate_claim_spec;
 use crate::registry::generic::{default, is_dns_label, LABEL_MESSAGE};
 use crate::registry::Strategy;
 use crate::status::FieldError;
@@ -243,8 +244,10 @@ pub fn default_requests_and_qos(spec: &mut Value) -> &'static str {
     compute_qos_class(&typed).as_str()
 }
 
-/// A pod spec's containers: at least one, names unique DNS labels, images set.
+/// A pod spec's containers: at least one, names unique DNS labels, images set; and its
+/// generic ephemeral volumes' claim templates.
 pub fn validate_pod_spec(spec: &Value, path: &str, errors: &mut Vec<FieldError>) {
+    validate_ephemeral_volumes(spec, path, errors);
     let containers = spec.get("containers").and_then(Value::as_array);
     if containers.is_none_or(|c| c.is_empty()) {
         errors.push(FieldError::required(format!("{path}.containers"), ""));
@@ -283,6 +286,46 @@ pub fn validate_pod_spec(spec: &Value, path: &str, errors: &mut Vec<FieldError>)
                 ));
             }
         }
+    }
+}
+
+/// Each `ephemeral` volume's claim template, as upstream's
+/// `ValidatePersistentVolumeClaimTemplate`: required; only labels and annotations in its
+/// metadata; its spec a claim's.
+fn validate_ephemeral_volumes(spec: &Value, path: &str, errors: &mut Vec<FieldError>) {
+    let volumes = spec.get("volumes").and_then(Value::as_array);
+    for (i, volume) in volumes.into_iter().flatten().enumerate() {
+        let Some(ephemeral) = volume.get("ephemeral").filter(|e| !e.is_null()) else {
+            continue;
+        };
+        let path = format!("{path}.volumes[{i}].ephemeral.volumeClaimTemplate");
+        let Some(template) = ephemeral
+            .get("volumeClaimTemplate")
+            .filter(|t| !t.is_null())
+        else {
+            errors.push(FieldError::required(path, ""));
+            continue;
+        };
+        let set = |v: &Value| match v {
+            Value::Null => false,
+            Value::String(s) => !s.is_empty(),
+            Value::Object(o) => !o.is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            _ => true,
+        };
+        let metadata = template.get("metadata").and_then(Value::as_object);
+        for (field, _) in metadata
+            .into_iter()
+            .flatten()
+            .filter(|(k, v)| !matches!(k.as_str(), "labels" | "annotations") && set(v))
+        {
+            errors.push(FieldError::forbidden(
+                format!("{path}.metadata.{field}"),
+                "cannot be set for an ephemeral volume",
+            ));
+        }
+        let claim = template.get("spec").cloned().unwrap_or_else(|| json!({}));
+        validate_claim_spec(&claim, &format!("{path}.spec"), errors);
     }
 }
 
@@ -429,5 +472,30 @@ mod tests {
         assert_eq!(fields["spec.nodeName"], "n1");
         assert_eq!(fields["spec.hostNetwork"], "false");
         assert_eq!(fields["status.phase"], "");
+    }
+
+    #[test]
+    fn ephemeral_volumes_are_checked_as_upstream() {
+        let spec = json!({"containers": [{"name": "c", "image": "busybox"}], "volumes": [
+            {"name": "ok", "ephemeral": {"volumeClaimTemplate": {
+                "metadata": {"labels": {"a": "b"}, "creationTimestamp": null},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}}},
+            {"name": "none", "ephemeral": {}},
+            {"name": "named", "ephemeral": {"volumeClaimTemplate": {
+                "metadata": {"name": "x"},
+                "spec": {"accessModes": ["Sometimes"], "resources": {"requests": {"storage": "0"}}}}}}
+        ]});
+        let mut errors = Vec::new();
+        validate_pod_spec(&spec, "spec", &mut errors);
+        let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "spec.volumes[1].ephemeral.volumeClaimTemplate: Required value",
+                "spec.volumes[2].ephemeral.volumeClaimTemplate.metadata.name: Forbidden: cannot be set for an ephemeral volume",
+                "spec.volumes[2].ephemeral.volumeClaimTemplate.spec.accessModes: Unsupported value: \"Sometimes\": supported values: \"ReadOnlyMany\", \"ReadWriteMany\", \"ReadWriteOnce\", \"ReadWriteOncePod\"",
+                "spec.volumes[2].ephemeral.volumeClaimTemplate.spec.resources[storage]: Invalid value: \"0\": must be greater than zero",
+            ]
+        );
     }
 }
