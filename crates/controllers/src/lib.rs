@@ -196,6 +196,9 @@ pub struct Options {
     pub token_signer: Option<TokenSigner>,
     /// `--resource-quota-sync-period`: how often every quota is recounted.
     pub resource_quota_sync_period: Duration,
+    /// `--horizontal-pod-autoscaler-*`: the HPA controller's sync period, tolerance, default
+    /// scale-down window and CPU readiness periods.
+    pub horizontal_pod_autoscaler: podautoscaler::HpaOptions,
 }
 
 /// A [`serviceaccounttoken::LegacyTokenSigner`] in [`Options`].
@@ -223,6 +226,7 @@ impl Default for Options {
             cluster_signing_duration: certificates::DEFAULT_SIGNING_DURATION,
             token_signer: None,
             resource_quota_sync_period: resourcequota::DEFAULT_SYNC_PERIOD,
+            horizontal_pod_autoscaler: podautoscaler::HpaOptions::default(),
         }
     }
 }

@@ -58,6 +58,21 @@ pub struct ControllerFlags {
     /// is deleted).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub resource_quota_sync_period: Duration,
+    /// How often each HorizontalPodAutoscaler is synced.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub horizontal_pod_autoscaler_sync_period: Duration,
+    /// The least change of the metric-to-target ratio that makes the HPA scale (0.1: ±10 %).
+    #[arg(long, default_value_t = 0.1)]
+    pub horizontal_pod_autoscaler_tolerance: f64,
+    /// The scale-down stabilization window of HPAs whose `behavior` sets none.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub horizontal_pod_autoscaler_downscale_stabilization: Duration,
+    /// How long after a pod starts its CPU samples are skipped while it is not ready.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub horizontal_pod_autoscaler_cpu_initialization_period: Duration,
+    /// How long after a pod starts a not-ready pod counts as never having been ready.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub horizontal_pod_autoscaler_initial_readiness_delay: Duration,
 }
 
 /// The token controller's signer: the API server's service-account key.
@@ -102,6 +117,17 @@ impl ControllerFlags {
             cluster_signing_duration: self.cluster_signing_duration,
             token_signer,
             resource_quota_sync_period: self.resource_quota_sync_period,
+            horizontal_pod_autoscaler: ferry_controllers::podautoscaler::HpaOptions {
+                sync_period: self.horizontal_pod_autoscaler_sync_period,
+                downscale_stabilization: self.horizontal_pod_autoscaler_downscale_stabilization,
+                calculator: ferry_controllers::podautoscaler::replicas::ReplicaCalculator {
+                    tolerance: self.horizontal_pod_autoscaler_tolerance,
+                    cpu_initialization_period: self
+                        .horizontal_pod_autoscaler_cpu_initialization_period,
+                    delay_of_initial_readiness_status: self
+                        .horizontal_pod_autoscaler_initial_readiness_delay,
+                },
+            },
         })
     }
 }
@@ -392,7 +418,56 @@ pub async fn scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser as _;
     use ferry_apiserver::rbac::bootstrap;
+
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        controllers: super::ControllerFlags,
+    }
+
+    /// The HPA's flags reach its options; unset, they are upstream's defaults.
+    #[test]
+    fn horizontal_pod_autoscaler_flags() {
+        let parse = |args: &[&str]| {
+            Flags::try_parse_from(std::iter::once("ferry").chain(args.iter().copied()))
+                .expect("flags")
+                .controllers
+                .options(None)
+                .expect("options")
+                .horizontal_pod_autoscaler
+        };
+        let defaults = parse(&[]);
+        let upstream = ferry_controllers::podautoscaler::HpaOptions::default();
+        assert_eq!(defaults.sync_period, upstream.sync_period);
+        assert_eq!(
+            defaults.downscale_stabilization,
+            upstream.downscale_stabilization
+        );
+        assert_eq!(defaults.calculator, upstream.calculator);
+        let set = parse(&[
+            "--horizontal-pod-autoscaler-sync-period=30s",
+            "--horizontal-pod-autoscaler-tolerance=0.25",
+            "--horizontal-pod-autoscaler-downscale-stabilization=1m",
+            "--horizontal-pod-autoscaler-cpu-initialization-period=2m",
+            "--horizontal-pod-autoscaler-initial-readiness-delay=10s",
+        ]);
+        assert_eq!(set.sync_period, std::time::Duration::from_secs(30));
+        assert_eq!(
+            set.downscale_stabilization,
+            std::time::Duration::from_secs(60)
+        );
+        assert_eq!(set.calculator.tolerance, 0.25);
+        assert_eq!(
+            set.calculator.cpu_initialization_period,
+            std::time::Duration::from_secs(120)
+        );
+        assert_eq!(
+            set.calculator.delay_of_initial_readiness_status,
+            std::time::Duration::from_secs(10)
+        );
+    }
 
     /// A controller without its role and binding would silently fail with 403s.
     #[test]

@@ -246,7 +246,8 @@ impl HorizontalController {
     /// Registers the handlers, reading metrics through the API server.
     pub fn new(ctx: Arc<Context>) -> Arc<HorizontalController> {
         let metrics = Arc::new(RestMetricsClient::new(ctx.client.clone()));
-        HorizontalController::with_metrics(ctx, metrics, HpaOptions::default())
+        let options = ctx.options.horizontal_pod_autoscaler.clone();
+        HorizontalController::with_metrics(ctx, metrics, options)
     }
 
     /// Registers the handlers, reading metrics from `metrics`.
