@@ -14,9 +14,9 @@
 //! [`mod@bench`]).
 //!
 //! Storage: [`volumes`] keeps claims, volumes, classes, CSIDrivers and CSIStorageCapacities for
-//! the VolumeBinding and VolumeRestrictions plugins. [`workloads`] keeps the selectors of
+//! the VolumeBinding, VolumeRestrictions and VolumeZone plugins. [`workloads`] keeps the selectors of
 //! Services and controllers for PodTopologySpread's system default constraints. Not modelled
-//! (yet): the other volume plugins (VolumeZone, NodeVolumeLimits) and DynamicResources;
+//! (yet): the NodeVolumeLimits volume plugin and DynamicResources;
 //! extenders; PodDisruptionBudgets in preemption; queueing hints finer than "this plugin cares
 //! about this kind of event".
 //!

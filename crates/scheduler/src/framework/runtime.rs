@@ -22,8 +22,8 @@ use crate::framework::{
 use crate::plugins;
 use crate::queue::QueuedPodInfo;
 
-/// Upstream's default plugins (v1 `multiPoint`) and score weights, minus the volume plugins
-/// ferry does not have yet (NodeVolumeLimits, VolumeZone).
+/// Upstream's default plugins (v1 `multiPoint`) and score weights, minus the volume plugin
+/// ferry does not have yet (NodeVolumeLimits).
 pub const DEFAULT_PLUGINS: &[(&str, i64)] = &[
     (plugins::scheduling_gates::NAME, 0),
     (plugins::priority_sort::NAME, 0),
@@ -35,6 +35,7 @@ pub const DEFAULT_PLUGINS: &[(&str, i64)] = &[
     (plugins::node_resources_fit::NAME, 1),
     (plugins::volume_restrictions::NAME, 0),
     (plugins::volume_binding::NAME, 0),
+    (plugins::volume_zone::NAME, 0),
     (plugins::pod_topology_spread::NAME, 2),
     (plugins::inter_pod_affinity::NAME, 2),
     (plugins::default_preemption::NAME, 0),
@@ -653,6 +654,7 @@ mod tests {
                 "NodePorts",
                 "NodeResourcesFit",
                 "VolumeBinding",
+                "VolumeZone",
                 "PodTopologySpread",
                 "InterPodAffinity"
             ]

@@ -20,6 +20,7 @@ pub mod scheduling_gates;
 pub mod taint_toleration;
 pub mod volume_binding;
 pub mod volume_restrictions;
+pub mod volume_zone;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -85,6 +86,9 @@ pub fn registry() -> Registry {
             handle.volumes.clone(),
             handle.binder.clone(),
         )?) as Arc<dyn Plugin>)
+    });
+    registry.register(volume_zone::NAME, |_, handle: &Handle| {
+        Ok(Arc::new(volume_zone::VolumeZone::new(handle.volumes.clone())) as Arc<dyn Plugin>)
     });
     registry.register(default_binder::NAME, |_, handle: &Handle| {
         Ok(Arc::new(default_binder::DefaultBinder::new(handle.binder.clone())) as Arc<dyn Plugin>)
