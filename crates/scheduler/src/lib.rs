@@ -14,9 +14,9 @@
 //! [`mod@bench`]).
 //!
 //! Storage: [`volumes`] keeps claims, volumes, classes, CSIDrivers and CSIStorageCapacities for
-//! the VolumeBinding, VolumeRestrictions and VolumeZone plugins. [`workloads`] keeps the selectors of
+//! the VolumeBinding, VolumeRestrictions, VolumeZone and NodeVolumeLimits plugins. [`workloads`] keeps the selectors of
 //! Services and controllers for PodTopologySpread's system default constraints. Not modelled
-//! (yet): the NodeVolumeLimits volume plugin and DynamicResources;
+//! (yet): DynamicResources;
 //! extenders; PodDisruptionBudgets in preemption; queueing hints finer than "this plugin cares
 //! about this kind of event".
 //!

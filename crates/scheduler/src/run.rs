@@ -19,7 +19,7 @@ use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{
     Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, ReplicationController, Service,
 };
-use k8s_openapi::api::storage::v1::{CSIDriver, CSIStorageCapacity, StorageClass};
+use k8s_openapi::api::storage::v1::{CSIDriver, CSINode, CSIStorageCapacity, StorageClass};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Resource, ResourceExt};
@@ -45,6 +45,7 @@ struct Volumes(Arc<Scheduler>);
 struct Classes(Arc<Scheduler>);
 struct Drivers(Arc<Scheduler>);
 struct Capacities(Arc<Scheduler>);
+struct CsiNodes(Arc<Scheduler>);
 struct Services(Arc<Scheduler>);
 struct ReplicationControllers(Arc<Scheduler>);
 struct ReplicaSets(Arc<Scheduler>);
@@ -98,6 +99,15 @@ impl Handler<CSIDriver> for Drivers {
     }
     fn delete(&mut self, old: &CSIDriver) {
         self.0.on_csi_driver_delete(&old.name_any());
+    }
+}
+
+impl Handler<CSINode> for CsiNodes {
+    fn apply(&mut self, _old: Option<&CSINode>, new: Arc<CSINode>) {
+        self.0.on_csi_node(new);
+    }
+    fn delete(&mut self, old: &CSINode) {
+        self.0.on_csi_node_delete(&old.name_any());
     }
 }
 
@@ -288,6 +298,12 @@ pub async fn run(
         Api::<CSIStorageCapacity>::all(client.clone()),
         Capacities(scheduler.clone()),
         capacities_synced,
+    ));
+    let (csi_nodes_synced, _) = oneshot::channel();
+    tasks.spawn(watch(
+        Api::<CSINode>::all(client.clone()),
+        CsiNodes(scheduler.clone()),
+        csi_nodes_synced,
     ));
     // PodTopologySpread's default selector. Not waited for either: a pod whose controller is
     // not seen yet is spread by its own labels (see `WorkloadCache::default_selector`).

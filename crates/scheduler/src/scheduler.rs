@@ -446,6 +446,18 @@ impl Scheduler {
         self.queue.on_event(ClusterEvent::StorageCapacityChange);
     }
 
+    /// A CSINode was added or changed.
+    pub fn on_csi_node(&self, node: Arc<k8s_openapi::api::storage::v1::CSINode>) {
+        self.volumes.put_csi_node(node);
+        self.queue.on_event(ClusterEvent::CsiNodeChange);
+    }
+
+    /// A CSINode went.
+    pub fn on_csi_node_delete(&self, name: &str) {
+        self.volumes.remove_csi_node(name);
+        self.queue.on_event(ClusterEvent::CsiNodeChange);
+    }
+
     /// A CSIStorageCapacity was added or changed.
     pub fn on_storage_capacity(
         &self,

@@ -1,4 +1,5 @@
-//! The scheduler's view of storage: claims, volumes and classes as the watchers last saw them,
+//! The scheduler's view of storage: claims, volumes, classes, CSI drivers and nodes as the
+//! watchers last saw them,
 //! and the volumes the VolumeBinding plugin has chosen for pods not bound yet (upstream's
 //! assume cache), so two pods scheduled at once never pick the same volume.
 
@@ -6,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
-use k8s_openapi::api::storage::v1::{CSIDriver, CSIStorageCapacity, StorageClass};
+use k8s_openapi::api::storage::v1::{CSIDriver, CSINode, CSIStorageCapacity, StorageClass};
 use parking_lot::{Mutex, RwLock};
 
 /// Claims by `namespace/name`, volumes and classes by name, and the assumed choices.
@@ -16,6 +17,8 @@ pub struct VolumeCache {
     volumes: RwLock<HashMap<String, Arc<PersistentVolume>>>,
     classes: RwLock<HashMap<String, Arc<StorageClass>>>,
     drivers: RwLock<HashMap<String, Arc<CSIDriver>>>,
+    /// CSINodes by (node) name: the drivers' volume limits.
+    csi_nodes: RwLock<HashMap<String, Arc<CSINode>>>,
     /// By `namespace/name`.
     capacities: RwLock<HashMap<String, Arc<CSIStorageCapacity>>>,
     /// Volume name → the claim (`namespace/name`) it was chosen for.
@@ -84,6 +87,23 @@ impl VolumeCache {
     /// A CSIDriver went.
     pub fn remove_driver(&self, name: &str) {
         self.drivers.write().remove(name);
+    }
+
+    /// A CSINode was added or changed.
+    pub fn put_csi_node(&self, node: Arc<CSINode>) {
+        self.csi_nodes
+            .write()
+            .insert(node.metadata.name.clone().unwrap_or_default(), node);
+    }
+
+    /// A CSINode went.
+    pub fn remove_csi_node(&self, name: &str) {
+        self.csi_nodes.write().remove(name);
+    }
+
+    /// The CSINode of node `name`.
+    pub fn csi_node(&self, name: &str) -> Option<Arc<CSINode>> {
+        self.csi_nodes.read().get(name).cloned()
     }
 
     /// A CSIStorageCapacity was added or changed.

@@ -207,6 +207,8 @@ pub enum ClusterEvent {
     StorageClassChange,
     /// A CSIDriver or a CSIStorageCapacity was added or changed.
     StorageCapacityChange,
+    /// A CSINode was added or changed (its drivers' volume limits).
+    CsiNodeChange,
 }
 
 /// The nodes a PreFilter plugin narrows the search to (`None`: all nodes).

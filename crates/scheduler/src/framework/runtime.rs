@@ -22,8 +22,7 @@ use crate::framework::{
 use crate::plugins;
 use crate::queue::QueuedPodInfo;
 
-/// Upstream's default plugins (v1 `multiPoint`) and score weights, minus the volume plugin
-/// ferry does not have yet (NodeVolumeLimits).
+/// Upstream's default plugins (v1 `multiPoint`) and score weights.
 pub const DEFAULT_PLUGINS: &[(&str, i64)] = &[
     (plugins::scheduling_gates::NAME, 0),
     (plugins::priority_sort::NAME, 0),
@@ -34,6 +33,7 @@ pub const DEFAULT_PLUGINS: &[(&str, i64)] = &[
     (plugins::node_ports::NAME, 0),
     (plugins::node_resources_fit::NAME, 1),
     (plugins::volume_restrictions::NAME, 0),
+    (plugins::node_volume_limits::NAME, 0),
     (plugins::volume_binding::NAME, 0),
     (plugins::volume_zone::NAME, 0),
     (plugins::pod_topology_spread::NAME, 2),
@@ -653,6 +653,7 @@ mod tests {
                 "NodeAffinity",
                 "NodePorts",
                 "NodeResourcesFit",
+                "NodeVolumeLimits",
                 "VolumeBinding",
                 "VolumeZone",
                 "PodTopologySpread",

@@ -14,6 +14,7 @@ pub mod node_ports;
 pub mod node_resources_balanced_allocation;
 pub mod node_resources_fit;
 pub mod node_unschedulable;
+pub mod node_volume_limits;
 pub mod pod_topology_spread;
 pub mod priority_sort;
 pub mod scheduling_gates;
@@ -86,6 +87,11 @@ pub fn registry() -> Registry {
             handle.volumes.clone(),
             handle.binder.clone(),
         )?) as Arc<dyn Plugin>)
+    });
+    registry.register(node_volume_limits::NAME, |_, handle: &Handle| {
+        Ok(Arc::new(node_volume_limits::NodeVolumeLimits::new(
+            handle.volumes.clone(),
+        )) as Arc<dyn Plugin>)
     });
     registry.register(volume_zone::NAME, |_, handle: &Handle| {
         Ok(Arc::new(volume_zone::VolumeZone::new(handle.volumes.clone())) as Arc<dyn Plugin>)
