@@ -158,6 +158,12 @@ impl Timed {
         Timed { step, start }
     }
 
+    /// Records the step, failed if `result` is an error, and gives `result` back.
+    pub fn finish<T, E: std::fmt::Display>(self, result: Result<T, E>) -> Result<T, E> {
+        self.done(&[], result.as_ref().err().map(|e| e as _));
+        result
+    }
+
     /// Records the step, with `attributes`, failed if `error` says so.
     pub fn done(self, attributes: &[(&'static str, &str)], error: Option<&dyn std::fmt::Display>) {
         if self.start == 0 {

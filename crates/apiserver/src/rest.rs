@@ -568,25 +568,8 @@ async fn create_object(
         warnings: Some(req.warnings),
         audit_annotations: Some(req.audit_annotations),
     };
-    let admission = journey::Timed::start("mutating admission");
-    let admitted = rest
-        .admission
-        .admit(&rest.storage, &attributes, &mut object)
-        .await;
-    admission.done(&[], admitted.as_ref().err().map(|e| e as _));
-    admitted?;
+    admit_and_validate(rest, resource, &attributes, &mut object, None).await?;
     let name = meta_str(&object, "name").unwrap_or("").to_string();
-    let validation = journey::Timed::start("validation");
-    let validated = generic::validate(resource, &object, None);
-    validation.done(&[], validated.as_ref().err().map(|e| e as _));
-    validated?;
-    let admission = journey::Timed::start("validating admission");
-    let admitted = rest
-        .admission
-        .validate(&rest.storage, &attributes, &object)
-        .await;
-    admission.done(&[], admitted.as_ref().err().map(|e| e as _));
-    admitted?;
     if fields == Fields::Record {
         let manager = fieldmanager::manager(req.query, req.user_agent);
         resource
@@ -954,24 +937,7 @@ async fn write_update(
             warnings: Some(req.warnings),
             audit_annotations: Some(req.audit_annotations),
         };
-        let admission = journey::Timed::start("mutating admission");
-        let admitted = rest
-            .admission
-            .admit(&rest.storage, &attributes, &mut new)
-            .await;
-        admission.done(&[], admitted.as_ref().err().map(|e| e as _));
-        admitted?;
-        let validation = journey::Timed::start("validation");
-        let validated = generic::validate(resource, &new, Some(&old));
-        validation.done(&[], validated.as_ref().err().map(|e| e as _));
-        validated?;
-        let admission = journey::Timed::start("validating admission");
-        let admitted = rest
-            .admission
-            .validate(&rest.storage, &attributes, &new)
-            .await;
-        admission.done(&[], admitted.as_ref().err().map(|e| e as _));
-        admitted?;
+        admit_and_validate(rest, resource, &attributes, &mut new, Some(&old)).await?;
         if fields == Fields::Record {
             let manager = fieldmanager::manager(req.query, req.user_agent);
             resource
@@ -1018,17 +984,12 @@ async fn write_update(
             .store
             .update(key.clone(), old_revision, encoded)
             .await;
-        // A lost compare-and-swap is a step without a revision; the update is tried again.
-        let revision = match &written {
-            Ok(Ok(revision)) => revision.to_string(),
-            _ => String::new(),
-        };
-        let attributes: &[(&str, &str)] = if revision.is_empty() {
-            &[]
-        } else {
-            &[("revision", &revision)]
-        };
-        persisted.done(attributes, written.as_ref().err().map(|e| e as _));
+        match &written {
+            Ok(Ok(revision)) => persisted.done(&[("revision", &revision.to_string())], None),
+            // A lost compare-and-swap is a step without a revision; the update is tried again.
+            Ok(Err(_)) => persisted.done(&[], None),
+            Err(error) => persisted.done(&[], Some(error)),
+        }
         match written {
             Ok(Ok(revision)) => {
                 reservations.commit(&rest.storage).await;
@@ -1051,6 +1012,28 @@ async fn write_update(
             }
         }
     }
+}
+
+/// A write's mutating admission, validation (against `old` for an update) and validating
+/// admission, in that order, each a journey step of a traced request.
+async fn admit_and_validate(
+    rest: &Rest,
+    resource: &Resource,
+    attributes: &Attributes<'_>,
+    object: &mut Value,
+    old: Option<&Value>,
+) -> Result<(), ApiError> {
+    journey::Timed::start("mutating admission").finish(
+        rest.admission
+            .admit(&rest.storage, attributes, object)
+            .await,
+    )?;
+    journey::Timed::start("validation").finish(generic::validate(resource, object, old))?;
+    journey::Timed::start("validating admission").finish(
+        rest.admission
+            .validate(&rest.storage, attributes, object)
+            .await,
+    )
 }
 
 fn strip_rv(object: &Value) -> Value {
