@@ -165,10 +165,7 @@ where
         };
         let end = open.fields.end_ns.unwrap_or_else(now_unix_nanos);
         let start = open.fields.start_ns.unwrap_or(open.start).min(end);
-        let mut object = open.fields.object;
-        if let Some(object) = object.as_mut() {
-            object.uid = open.fields.uid;
-        }
+        let object = with_uid(open.fields.object, open.fields.uid);
         crate::sink::export(SpanRecord {
             trace_id: open.context.trace_id.to_string(),
             span_id: open.context.span_id.to_string(),
@@ -199,35 +196,21 @@ pub fn record_past(
     if !crate::sink::enabled() {
         return;
     }
-    let record = tracing::Span::current()
-        .with_subscriber(|(id, dispatch)| {
-            let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
-            let span = registry.span(id)?;
-            span.scope().find_map(|ancestor| {
-                let extensions = ancestor.extensions();
-                let open = extensions.get::<Open>()?;
-                let mut object = open.fields.object.clone();
-                if let Some(object) = object.as_mut() {
-                    object.uid = open.fields.uid.clone();
-                }
-                Some(SpanRecord {
-                    trace_id: open.context.trace_id.to_string(),
-                    span_id: SpanId::random().to_string(),
-                    parent_span_id: Some(open.context.span_id.to_string()),
-                    step: step.to_string(),
-                    component: open.fields.component.clone().unwrap_or_default(),
-                    object,
-                    start_unix_nanos: start.min(end),
-                    end_unix_nanos: end,
-                    error: error.map(str::to_string),
-                    attributes: attributes
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                })
-            })
-        })
-        .flatten();
+    let record = with_open(&tracing::Span::current(), |open| SpanRecord {
+        trace_id: open.context.trace_id.to_string(),
+        span_id: SpanId::random().to_string(),
+        parent_span_id: Some(open.context.span_id.to_string()),
+        step: step.to_string(),
+        component: open.fields.component.clone().unwrap_or_default(),
+        object: with_uid(open.fields.object.clone(), open.fields.uid.clone()),
+        start_unix_nanos: start.min(end),
+        end_unix_nanos: end,
+        error: error.map(str::to_string),
+        attributes: attributes
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    });
     if let Some(record) = record {
         crate::sink::export(record);
     }
@@ -241,11 +224,21 @@ pub fn current() -> Option<TraceContext> {
 
 /// The context of `span` or of its nearest journey ancestor.
 pub fn context_of(span: &tracing::Span) -> Option<TraceContext> {
+    with_open(span, |open| open.context)
+}
+
+/// `read` of the journey span `span` is (itself, or its nearest journey ancestor).
+fn with_open<T>(span: &tracing::Span, mut read: impl FnMut(&Open) -> T) -> Option<T> {
     span.with_subscriber(|(id, dispatch)| {
         let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
         let span = registry.span(id)?;
         span.scope()
-            .find_map(|s| s.extensions().get::<Open>().map(|open| open.context))
+            .find_map(|s| s.extensions().get::<Open>().map(&mut read))
     })
     .flatten()
+}
+
+/// A step's object with the uid recorded beside it.
+fn with_uid(object: Option<ObjectRef>, uid: Option<String>) -> Option<ObjectRef> {
+    object.map(|object| ObjectRef { uid, ..object })
 }
