@@ -115,32 +115,53 @@ fn stamp(kept: &[u8], packet: &[u8], end: usize) -> Vec<u8> {
     reply
 }
 
-/// The reply to `packet` when it is a plain question about the cluster; `None` sends it to the
-/// handler (names outside the cluster, EDNS, other opcodes, malformed messages).
-fn answer_here(dns: &ClusterDns, packet: &[u8], source: SocketAddr) -> Option<Vec<u8>> {
-    let end = plain_question_end(packet)?;
+/// What becomes of a datagram.
+enum Datagram {
+    /// A plain question about the cluster, answered here: the reply.
+    Answered(Vec<u8>),
+    /// Everything else that decodes (names outside the cluster, EDNS, other opcodes): for the
+    /// handler, decoded once.
+    ForHandler(Box<Request>),
+    /// Not a DNS message.
+    Malformed,
+}
+
+/// Answers `packet` here when it is a plain question about the cluster (from the kept answer,
+/// or encoding one and keeping it); otherwise hands it on decoded.
+fn take(dns: &ClusterDns, packet: &[u8], source: SocketAddr) -> Datagram {
+    let plain = plain_question_end(packet);
     let mut lowered = [0u8; 264];
-    let question = &mut lowered[..end - HEADER];
-    question.copy_from_slice(&packet[HEADER..end]);
-    // Label lengths are below 64, so only the letters change.
-    question.make_ascii_lowercase();
+    let question = plain.map(|end| {
+        let question = &mut lowered[..end - HEADER];
+        question.copy_from_slice(&packet[HEADER..end]);
+        // Label lengths are below 64, so only the letters change.
+        question.make_ascii_lowercase();
+        &*question
+    });
     let snapshot = dns.current.read().clone();
-    if let Some(reply) = snapshot.encoded.reply(question, packet) {
-        return Some(reply);
+    if let Some(reply) = question.and_then(|q| snapshot.encoded.reply(q, packet)) {
+        return Datagram::Answered(reply);
     }
-    let request = Request::from_bytes(packet.to_vec(), source, Protocol::Udp).ok()?;
-    let info = request.request_info().ok()?;
-    let answer = snapshot
-        .zone
-        .answer(&info.query.name().to_string(), info.query.query_type());
+    let Ok(request) = Request::from_bytes(packet.to_vec(), source, Protocol::Udp) else {
+        return Datagram::Malformed;
+    };
+    let Some(question) = question else {
+        return Datagram::ForHandler(Box::new(request));
+    };
+    let answer = match request.request_info() {
+        Ok(info) => snapshot
+            .zone
+            .answer(&info.query.name().to_string(), info.query.query_type()),
+        Err(_) => Answer::NotOurs,
+    };
     if answer == Answer::NotOurs {
-        return None;
+        return Datagram::ForHandler(Box::new(request));
     }
     let soa = [snapshot.zone.soa()];
     let response = zone_response(&request, response_metadata(&request), &answer, &soa);
     let (_, encoded) = encode(response, UDP_LIMIT);
     snapshot.encoded.keep(question, &encoded);
-    Some(encoded)
+    Datagram::Answered(encoded)
 }
 
 /// `response` in at most `limit` bytes (records that do not fit are left out and the message
@@ -266,34 +287,33 @@ pub(crate) fn serve(
             continue;
         }
         let packet = &buffer[..n];
-        if let Some(reply) = answer_here(&dns, packet, source) {
-            if let Err(error) = socket.send_to(&reply, source) {
-                tracing::debug!(%error, %source, "sending a DNS answer");
-            }
-            continue;
-        }
-        let packet = packet.to_vec();
-        let reply = Reply {
-            socket: socket.clone(),
-            to: source,
-        };
-        let dns = dns.clone();
-        runtime.spawn(async move {
-            let request = match Request::from_bytes(packet.clone(), source, Protocol::Udp) {
-                Ok(request) => request,
-                Err(_) => {
-                    if let Some(formerr) = format_error(&packet) {
-                        let _ = reply.send(&formerr);
-                    }
-                    return;
-                }
-            };
+        let reply = match take(&dns, packet, source) {
+            Datagram::Answered(reply) => reply,
+            Datagram::Malformed => match format_error(packet) {
+                Some(formerr) => formerr,
+                None => continue,
+            },
             // Responses are never answered (no reflection loops).
-            if request.metadata.message_type == MessageType::Response {
-                return;
+            Datagram::ForHandler(request)
+                if request.metadata.message_type == MessageType::Response =>
+            {
+                continue
             }
-            dns.handle_request::<_, TokioTime>(&request, reply).await;
-        });
+            Datagram::ForHandler(request) => {
+                let reply = Reply {
+                    socket: socket.clone(),
+                    to: source,
+                };
+                let dns = dns.clone();
+                runtime.spawn(async move {
+                    dns.handle_request::<_, TokioTime>(&request, reply).await;
+                });
+                continue;
+            }
+        };
+        if let Err(error) = socket.send_to(&reply, source) {
+            tracing::debug!(%error, %source, "sending a DNS answer");
+        }
     }
 }
 

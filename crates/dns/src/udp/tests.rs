@@ -38,7 +38,10 @@ fn source() -> SocketAddr {
 
 fn ask(dns: &ClusterDns, query: &Message) -> Option<Message> {
     let packet = query.to_vec().expect("encode");
-    answer_here(dns, &packet, source()).map(|reply| Message::from_vec(&reply).expect("decode"))
+    match take(dns, &packet, source()) {
+        Datagram::Answered(reply) => Some(Message::from_vec(&reply).expect("decode")),
+        Datagram::ForHandler(_) | Datagram::Malformed => None,
+    }
 }
 
 fn addresses(message: &Message) -> Vec<String> {
