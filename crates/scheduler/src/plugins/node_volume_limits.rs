@@ -23,15 +23,14 @@ pub const NAME: &str = "NodeVolumeLimits";
 /// Upstream's reason.
 pub const ERR_REASON_MAX_VOLUME_COUNT_EXCEEDED: &str = "node(s) exceed max volume count";
 
+const STATE_KEY: &str = "PreFilterNodeVolumeLimits";
+
+/// CSI volumes as `driver/handle` → driver.
+type CsiVolumes = HashMap<String, String>;
+
 /// The plugin.
 pub struct NodeVolumeLimits {
     volumes: Arc<VolumeCache>,
-}
-
-/// Why a pod's volumes cannot be counted.
-enum Uncountable {
-    /// A claim of the pod is missing or not its own: the pod cannot run anywhere yet.
-    Unresolvable(String),
 }
 
 impl NodeVolumeLimits {
@@ -67,29 +66,24 @@ impl NodeVolumeLimits {
         Some((provisioner, handle))
     }
 
-    /// The CSI volumes of `pod` (`driver/handle` → driver) into `into`. For the pod being
-    /// scheduled (`new_pod`) a missing claim or an ephemeral claim it does not own is an error;
-    /// for pods already on the node such a claim is not counted.
-    fn attachable(
-        &self,
-        pod: &Pod,
-        new_pod: bool,
-        into: &mut HashMap<String, String>,
-    ) -> Result<(), Uncountable> {
+    /// The CSI volumes of `pod` into `into`. For the pod being scheduled (`new_pod`) a missing
+    /// claim or an ephemeral claim it does not own is why it cannot run anywhere yet; for pods
+    /// already on the node such a claim is not counted.
+    fn attachable(&self, pod: &Pod, new_pod: bool, into: &mut CsiVolumes) -> Result<(), String> {
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
         for (name, ephemeral) in pod_claims(pod) {
             let Some(claim) = self.volumes.claim(namespace, &name) else {
                 if new_pod {
-                    return Err(Uncountable::Unresolvable(format!(
+                    return Err(format!(
                         "looking up PVC {namespace}/{name}: persistentvolumeclaim {name:?} not found"
-                    )));
+                    ));
                 }
                 continue;
             };
             if ephemeral {
                 if let Some(why) = ferry_api::volumes::ephemeral_claim_not_for_pod(pod, &claim) {
                     if new_pod {
-                        return Err(Uncountable::Unresolvable(why));
+                        return Err(why);
                     }
                     continue;
                 }
@@ -137,47 +131,53 @@ impl Plugin for NodeVolumeLimits {
 }
 
 impl PreFilter for NodeVolumeLimits {
+    /// The pod's own CSI volumes, counted once for every node.
     fn pre_filter(
         &self,
-        _state: &mut CycleState,
+        state: &mut CycleState,
         pod: &Pod,
         _snapshot: &Snapshot,
     ) -> (Option<PreFilterResult>, Status) {
         if pod_claims(pod).is_empty() {
             return (None, Status::skip());
         }
+        let mut volumes = CsiVolumes::new();
+        if let Err(why) = self.attachable(pod, true, &mut volumes) {
+            return (None, Status::unresolvable(why));
+        }
+        if volumes.is_empty() {
+            return (None, Status::skip());
+        }
+        state.write(STATE_KEY, Arc::new(volumes));
         (None, Status::success())
     }
 }
 
 impl Filter for NodeVolumeLimits {
-    fn filter(&self, _state: &CycleState, pod: &Pod, node: &NodeInfo) -> Status {
-        let mut new_volumes = HashMap::new();
-        if let Err(Uncountable::Unresolvable(why)) = self.attachable(pod, true, &mut new_volumes) {
-            return Status::unresolvable(why);
-        }
-        if new_volumes.is_empty() {
+    fn filter(&self, state: &CycleState, _pod: &Pod, node: &NodeInfo) -> Status {
+        let Some(new_volumes) = state.read::<Arc<CsiVolumes>>(STATE_KEY) else {
             return Status::success();
-        }
+        };
         let csi_node = self.volumes.csi_node(&node.name);
         let limits = csi_node.as_deref().map(limits).unwrap_or_default();
         if limits.is_empty() {
             return Status::success();
         }
-        let mut attached = HashMap::new();
+        let mut attached = CsiVolumes::new();
         for existing in &node.pods {
             // Claims of pods already there that cannot be counted are not counted.
             let _ = self.attachable(&existing.pod, false, &mut attached);
         }
         let mut attached_per_driver: HashMap<&str, i32> = HashMap::new();
-        for (volume, driver) in &attached {
-            // A volume the node already has costs nothing more.
-            new_volumes.remove(volume);
+        for driver in attached.values() {
             *attached_per_driver.entry(driver.as_str()).or_default() += 1;
         }
         let mut new_per_driver: HashMap<&str, i32> = HashMap::new();
-        for driver in new_volumes.values() {
-            *new_per_driver.entry(driver.as_str()).or_default() += 1;
+        // A volume the node already has costs nothing more.
+        for (volume, driver) in new_volumes.iter() {
+            if !attached.contains_key(volume) {
+                *new_per_driver.entry(driver.as_str()).or_default() += 1;
+            }
         }
         for (driver, count) in new_per_driver {
             if let Some(limit) = limits.get(driver) {
@@ -244,8 +244,17 @@ mod tests {
         NodeInfo::with_pods(make_node("n1").node(), pods)
     }
 
+    /// The pod's status on `node`: PreFilter's if it refuses, Filter's after it.
     fn filter(plugin: &NodeVolumeLimits, pod: &Pod, node: &NodeInfo) -> Status {
-        plugin.filter(&CycleState::new(), pod, node)
+        let mut state = CycleState::new();
+        let (_, status) = plugin.pre_filter(&mut state, pod, &Snapshot::default());
+        if status.is_skip() {
+            return Status::success();
+        }
+        if !status.is_success() {
+            return status;
+        }
+        plugin.filter(&state, pod, node)
     }
 
     #[test]
