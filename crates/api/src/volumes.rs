@@ -33,6 +33,24 @@ pub fn ephemeral_claim_name(pod: &str, volume: &str) -> String {
     format!("{pod}-{volume}")
 }
 
+/// The claims a pod uses, each with whether it is an ephemeral volume's: its
+/// `persistentVolumeClaim` volumes and the claims of its generic ephemeral volumes
+/// (`<pod>-<volume>`).
+pub fn pod_claims(pod: &Pod) -> Vec<(String, bool)> {
+    let pod_name = pod.metadata.name.as_deref().unwrap_or("");
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|v| match (&v.persistent_volume_claim, &v.ephemeral) {
+            (Some(claim), _) => Some((claim.claim_name.clone(), false)),
+            (None, Some(_)) => Some((ephemeral_claim_name(pod_name, &v.name), true)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Why `claim` may not serve `pod`'s generic ephemeral volume, if it may not (upstream's
 /// `ephemeral.VolumeIsForPod`): it must be in the pod's namespace and controlled by the pod.
 pub fn ephemeral_claim_not_for_pod(pod: &Pod, claim: &PersistentVolumeClaim) -> Option<String> {

@@ -51,17 +51,9 @@ impl Reconciler for VolumeProtectionController {
 
 /// The claims `pod` names (its `persistentVolumeClaim` volumes and generic ephemeral ones).
 pub fn claims_of(pod: &Pod) -> Vec<String> {
-    let name = pod.name_any();
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.volumes.as_ref())
+    ferry_api::volumes::pod_claims(pod)
         .into_iter()
-        .flatten()
-        .filter_map(|v| match (&v.persistent_volume_claim, &v.ephemeral) {
-            (Some(claim), _) => Some(claim.claim_name.clone()),
-            (None, Some(_)) => Some(ferry_api::volumes::ephemeral_claim_name(&name, &v.name)),
-            _ => None,
-        })
+        .map(|(name, _)| name)
         .collect()
 }
 

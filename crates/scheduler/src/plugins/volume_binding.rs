@@ -108,29 +108,7 @@ struct PodVolumes {
     reserved: Mutex<Option<Decision>>,
 }
 
-/// The names of the claims a pod uses: its `persistentVolumeClaim` volumes and the claims of
-/// its generic ephemeral volumes (`<pod>-<volume>`).
-pub fn pod_claims(pod: &Pod) -> Vec<(String, bool)> {
-    let pod_name = pod.metadata.name.as_deref().unwrap_or("");
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.volumes.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|v| {
-            if let Some(claim) = &v.persistent_volume_claim {
-                Some((claim.claim_name.clone(), false))
-            } else {
-                v.ephemeral.as_ref().map(|_| {
-                    (
-                        ferry_api::volumes::ephemeral_claim_name(pod_name, &v.name),
-                        true,
-                    )
-                })
-            }
-        })
-        .collect()
-}
+pub use ferry_api::volumes::pod_claims;
 
 fn class_name(claim: &PersistentVolumeClaim) -> &str {
     ferry_api::volumes::claim_class(claim)
