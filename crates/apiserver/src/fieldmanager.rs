@@ -33,12 +33,7 @@ impl FieldManager {
     pub fn new(info: &ResourceInfo, schema: Option<&Value>) -> FieldManager {
         let schema = match schema {
             Some(schema) => Schema::from_crd(schema),
-            None => {
-                match ferry_api::openapi::definition_name(info.group, info.version, info.kind) {
-                    Some(root) => Schema::from_openapi(ferry_api::openapi::definitions(), root),
-                    None => Ok(Schema::deduced()),
-                }
-            }
+            None => built_in_schema(info.group, info.version, info.kind),
         };
         let schema = schema.unwrap_or_else(|error| {
             tracing::warn!(kind = info.kind, %error, "no merge schema, fields deduced");
@@ -61,6 +56,20 @@ impl FieldManager {
             } else {
                 FieldSet::new()
             },
+        }
+    }
+
+    /// The field manager of a built-in type that is not a resource of its own but a view of
+    /// one (the `autoscaling/v1` Scale of the `scale` subresource): no endpoint resets fields.
+    pub fn of_type(group: &str, version: &str, kind: &str) -> FieldManager {
+        let schema = built_in_schema(group, version, kind).unwrap_or_else(|error| {
+            tracing::warn!(kind, %error, "no merge schema, fields deduced");
+            Schema::deduced()
+        });
+        FieldManager {
+            schema,
+            reset_main: FieldSet::new(),
+            reset_status: FieldSet::new(),
         }
     }
 
@@ -167,6 +176,19 @@ impl FieldManager {
 }
 
 /// The `apiVersion` of an object.
+/// The merge schema of a built-in type from the OpenAPI definitions (deduced for types without
+/// a definition).
+fn built_in_schema(
+    group: &str,
+    version: &str,
+    kind: &str,
+) -> Result<Schema, ferry_smd::SchemaError> {
+    match ferry_api::openapi::definition_name(group, version, kind) {
+        Some(root) => Schema::from_openapi(ferry_api::openapi::definitions(), root),
+        None => Ok(Schema::deduced()),
+    }
+}
+
 fn api_version_of(object: &Value) -> String {
     object
         .get("apiVersion")

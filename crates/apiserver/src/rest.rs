@@ -5,6 +5,7 @@
 //! [`crate::admission`]'s.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -635,9 +636,20 @@ pub trait View: Sync {
     fn read(&self, req: &Request<'_>, object: &Value) -> Result<Value, ApiError>;
     /// `old` with `requested` (a body in the shape [`View::read`] gives) written over it.
     fn write(&self, req: &Request<'_>, old: &Value, requested: Value) -> Result<Value, ApiError>;
-    /// Whether a body is an object of the resource's own kind (its type, fields and name are
-    /// checked, its resourceVersion must parse); a view of another kind is checked by `write`.
-    fn is_own_kind(&self) -> bool;
+    /// `None` when a body is an object of the resource's own kind (its type, fields and name
+    /// are checked, its resourceVersion must parse); for a view of another kind, that kind and
+    /// its apiVersion (its bodies are checked by `write`; an applied configuration must name
+    /// them).
+    fn other_kind(&self) -> Option<(&'static str, &'static str)>;
+    /// What a server-side apply through the view merges into: what [`View::read`] gives, with
+    /// the managed fields that concern it.
+    fn read_for_apply(&self, req: &Request<'_>, object: &Value) -> Result<Value, ApiError> {
+        self.read(req, object)
+    }
+    /// The field manager of what the view reads.
+    fn field_manager(&self, req: &Request<'_>) -> Arc<fieldmanager::FieldManager> {
+        req.resource.field_manager()
+    }
 }
 
 /// The object, or one of its parts (`status`, a namespace's `finalize`, a CSR's `approval`),
@@ -656,8 +668,8 @@ impl View for ObjectView {
             .merge_update(resource.info, req.subresource, old, requested)
     }
 
-    fn is_own_kind(&self) -> bool {
-        true
+    fn other_kind(&self) -> Option<(&'static str, &'static str)> {
+        None
     }
 }
 
@@ -666,7 +678,7 @@ pub async fn update(rest: &Rest, req: &Request<'_>, view: &dyn View) -> Result<V
     let info = req.resource.info;
     let mut body = parse_body(&req.body, req.content_type)?;
     fieldmanager::validate_manager(req.query, false)?;
-    if !view.is_own_kind() {
+    if view.other_kind().is_some() {
         let precondition = match meta_str(&body, "resourceVersion").and_then(|rv| rv.parse().ok()) {
             Some(rv) => Precondition::ResourceVersion(rv),
             None => Precondition::None,
@@ -813,15 +825,13 @@ async fn apply(rest: &Rest, req: &Request<'_>, view: &dyn View) -> Result<(u16, 
         ));
     }
     fieldmanager::validate_manager(req.query, true)?;
-    if !view.is_own_kind() {
-        return Err(ApiError::unsupported_media_type(
-            "application/apply-patch+yaml (server-side apply of the scale subresource is not served yet)",
-        ));
-    }
     let resource = req.resource;
     let info = resource.info;
     let mut config = config;
-    check_type(info, &mut config, info.kind, &info.api_version())?;
+    match view.other_kind() {
+        Some((kind, api_version)) => check_type(info, &mut config, kind, api_version)?,
+        None => check_type(info, &mut config, info.kind, &info.api_version())?,
+    }
     if req.subresource.is_empty() {
         // Unknown fields as for any write (`fieldValidation`), before the merge types them.
         check_fields(req, &mut config)?;
@@ -845,7 +855,7 @@ async fn apply(rest: &Rest, req: &Request<'_>, view: &dyn View) -> Result<(u16, 
         .query
         .get("force")
         .is_some_and(|f| crate::request::query_bool(f));
-    let fields = resource.field_manager();
+    let fields = view.field_manager(req);
     let subresource = req.subresource;
     let updated = write_update(
         rest,
@@ -854,7 +864,7 @@ async fn apply(rest: &Rest, req: &Request<'_>, view: &dyn View) -> Result<(u16, 
         Precondition::None,
         Fields::Applied,
         |old| {
-            let mut current = view.read(req, old)?;
+            let mut current = view.read_for_apply(req, old)?;
             metadata_mut(&mut current).remove("resourceVersion");
             let mut applied = fields.apply(Some(&current), &config, manager, subresource, force)?;
             if subresource.is_empty() {

@@ -1,14 +1,18 @@
-//! CEL as Kubernetes uses it in ValidatingAdmissionPolicies and webhook match conditions:
-//! the [`cel`] crate's standard library with cel-go's strings and lists extensions, and the
-//! part of Kubernetes' own libraries ferry has so far (`isSorted`, `sum` on lists).
+//! CEL as Kubernetes uses it in ValidatingAdmissionPolicies, webhook match conditions and
+//! CRD `x-kubernetes-validations`: the [`cel`] crate's standard library with its optional
+//! values (`optional.of`, `hasValue`, `orValue`, the `a.?b` and `a[?b]` syntax, as upstream's
+//! environments enable them), cel-go's strings and lists extensions, and the part of
+//! Kubernetes' own libraries ferry has so far (`isSorted`, `sum` on lists).
 //!
 //! Expressions are compiled once ([`Program::compile`], errors in cel-go's
 //! `ERROR: <input>:1:13: …` form) and evaluated against JSON variables ([`Program::eval`]):
-//! `object`, `oldObject`, `request`, `params`, `namespaceObject`, `variables`.
+//! `object`, `oldObject`, `request`, `params`, `namespaceObject`, `variables`, or `self` and
+//! `oldSelf` (bound as an optional, [`Variable::Optional`], for `optionalOldSelf` rules).
 
 use std::sync::{Arc, LazyLock};
 
 use cel::extractors::This;
+use cel::objects::OptionalValue;
 use cel::{Context, Env, Value};
 
 /// The environment every program is compiled in.
@@ -20,6 +24,36 @@ static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| {
     cel::extensions::lists(&mut env).expect("the lists extension");
     Arc::new(env)
 });
+
+/// A value bound to a variable.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Variable<'a> {
+    /// JSON, as it is.
+    Json(&'a serde_json::Value),
+    /// A CEL optional: `optional.of(value)`, or `optional.none()` when absent.
+    Optional(Option<&'a serde_json::Value>),
+}
+
+impl<'a> From<&'a serde_json::Value> for Variable<'a> {
+    fn from(value: &'a serde_json::Value) -> Self {
+        Variable::Json(value)
+    }
+}
+
+impl Variable<'_> {
+    fn to_cel(self) -> Value {
+        match self {
+            Variable::Json(value) => to_cel(value),
+            Variable::Optional(value) => {
+                let optional = match value {
+                    Some(value) => OptionalValue::of(to_cel(value)),
+                    None => OptionalValue::none(),
+                };
+                Value::Opaque(Arc::new(optional))
+            }
+        }
+    }
+}
 
 /// An expression that does not compile.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,9 +110,9 @@ impl Program {
     }
 
     /// Evaluates the expression with `variables` bound; the result as JSON.
-    pub fn eval(
+    pub fn eval<'v, V: Into<Variable<'v>> + Copy>(
         &self,
-        variables: &[(&str, &serde_json::Value)],
+        variables: &[(&str, V)],
     ) -> Result<serde_json::Value, EvalError> {
         let value = self.execute(variables)?;
         value
@@ -87,7 +121,10 @@ impl Program {
     }
 
     /// Evaluates an expression that must give a bool.
-    pub fn eval_bool(&self, variables: &[(&str, &serde_json::Value)]) -> Result<bool, EvalError> {
+    pub fn eval_bool<'v, V: Into<Variable<'v>> + Copy>(
+        &self,
+        variables: &[(&str, V)],
+    ) -> Result<bool, EvalError> {
         match self.execute(variables)? {
             Value::Bool(b) => Ok(b),
             other => Err(EvalError(format!(
@@ -99,9 +136,9 @@ impl Program {
     }
 
     /// Evaluates an expression that must give a string.
-    pub fn eval_string(
+    pub fn eval_string<'v, V: Into<Variable<'v>> + Copy>(
         &self,
-        variables: &[(&str, &serde_json::Value)],
+        variables: &[(&str, V)],
     ) -> Result<String, EvalError> {
         match self.execute(variables)? {
             Value::String(s) => Ok(s.to_string()),
@@ -113,7 +150,10 @@ impl Program {
         }
     }
 
-    fn execute(&self, variables: &[(&str, &serde_json::Value)]) -> Result<Value, EvalError> {
+    fn execute<'v, V: Into<Variable<'v>> + Copy>(
+        &self,
+        variables: &[(&str, V)],
+    ) -> Result<Value, EvalError> {
         let mut context = Context::with_env(ENV.clone());
         let failed = |e: &dyn std::fmt::Display| {
             EvalError(format!(
@@ -126,7 +166,7 @@ impl Program {
             .iter()
             .filter(|(name, _)| self.variables.iter().any(|v| v == name));
         for (name, value) in named {
-            context.add_variable_from_value(*name, to_cel(value));
+            context.add_variable_from_value(*name, (*value).into().to_cel());
         }
         add_kubernetes_functions(&mut context);
         self.program.execute(&context).map_err(|e| failed(&e))
@@ -236,6 +276,41 @@ mod tests {
         assert!(!Program::compile("self.x > 0")
             .expect("compiles")
             .references("oldSelf"));
+    }
+
+    #[test]
+    fn optionals_bind_and_parse() {
+        let old = json!(3);
+        let new = json!(5);
+        let eval = |source: &str, old_self: Option<&serde_json::Value>| {
+            Program::compile(source).expect("compiles").eval_bool(&[
+                ("self", Variable::Json(&new)),
+                ("oldSelf", Variable::Optional(old_self)),
+            ])
+        };
+        let cases = [
+            ("!oldSelf.hasValue() || self >= oldSelf.value()", None, true),
+            ("!oldSelf.hasValue() || self >= oldSelf.value()", Some(&old), true),
+            ("oldSelf.hasValue()", None, false),
+            ("oldSelf.orValue(7) <= self", None, false),
+            ("oldSelf.orValue(7) <= self", Some(&old), true),
+            ("oldSelf == optional.none()", None, true),
+            ("oldSelf == optional.of(3)", Some(&old), true),
+        ];
+        for (source, old_self, want) in cases {
+            assert_eq!(eval(source, old_self), Ok(want), "{source} with {old_self:?}");
+        }
+
+        let object = json!({"spec": {"a": 1}});
+        let eval = |source: &str| {
+            Program::compile(source)
+                .expect("compiles")
+                .eval_bool(&[("self", &object)])
+        };
+        assert_eq!(eval("self.?spec.?b.orValue(2) == 2"), Ok(true));
+        assert_eq!(eval("self.?spec.a.orValue(2) == 1"), Ok(true));
+        assert_eq!(eval("self.spec[?'a'].hasValue()"), Ok(true));
+        assert_eq!(eval("[?self.?spec.?b, 1].size() == 1"), Ok(true));
     }
 
     #[test]

@@ -2,11 +2,14 @@
 //! `ferry server`: `kubectl apply --server-side` creates and updates, records its manager,
 //! conflicts with another manager's fields (409 with upstream's message) unless
 //! `--force-conflicts`, removes fields its last applier drops, takes over from client-side
-//! apply, and applies custom resources; every other write records its manager.
+//! apply, and applies custom resources and the `scale` subresource; every other write records
+//! its manager.
 
 mod common;
 
 use common::Ferry;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, Patch, PatchParams};
 
 const DEPLOYMENT: &str = "apiVersion: apps/v1
 kind: Deployment
@@ -170,6 +173,87 @@ fn server_side_apply_owns_fields_and_conflicts() {
         String::from_utf8_lossy(&diff.stdout).contains("+      - image: registry.local/web:2"),
         "{}",
         String::from_utf8_lossy(&diff.stdout)
+    );
+}
+
+/// The `scale` subresource applied (kube-rs's `patch_scale`: kubectl cannot name a Scale).
+async fn apply_scale(ferry: &Ferry, body: serde_json::Value, force: bool) -> Result<(), String> {
+    let api: Api<Deployment> = Api::default_namespaced(ferry.client().await);
+    let mut params = PatchParams::apply("scaler");
+    params.force = force;
+    api.patch_scale("web", &params, &Patch::Apply(body))
+        .await
+        .map(|scale| assert_eq!(scale.spec.and_then(|s| s.replicas), Some(3)))
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn the_scale_subresource_is_applied_and_owns_the_replicas() {
+    let ferry = Ferry::start();
+    let out = server_side(&ferry, DEPLOYMENT, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let scale = serde_json::json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+        "metadata": {"name": "web"}, "spec": {"replicas": 3}});
+    // The Scale's replicas are kubectl's, who applied the Deployment's.
+    let err = apply_scale(&ferry, scale.clone(), false)
+        .await
+        .expect_err("conflict");
+    assert!(
+        err.contains("Apply failed with 1 conflict: conflict with \"kubectl\": .spec.replicas"),
+        "{err}"
+    );
+    assert_eq!(
+        ferry.ok(&["get", "deploy/web", "-o", "jsonpath={.spec.replicas}"]),
+        "2"
+    );
+    // Forced, the scaler owns the Deployment's replicas, and kubectl keeps the rest.
+    apply_scale(&ferry, scale.clone(), true)
+        .await
+        .expect("forced");
+    assert_eq!(
+        ferry.ok(&["get", "deploy/web", "-o", "jsonpath={.spec.replicas}"]),
+        "3"
+    );
+    let entry = |manager: &str, field: &str| {
+        ferry.ok(&[
+            "get",
+            "deploy/web",
+            "--show-managed-fields",
+            "-o",
+            &format!("jsonpath={{.metadata.managedFields[?(@.manager==\"{manager}\")].{field}}}"),
+        ])
+    };
+    assert_eq!(entry("scaler", "fieldsV1.f:spec"), r#"{"f:replicas":{}}"#);
+    assert_eq!(entry("scaler", "subresource"), "scale");
+    assert_eq!(entry("scaler", "apiVersion"), "apps/v1");
+    let kubectl = entry("kubectl", "fieldsV1.f:spec");
+    assert!(
+        !kubectl.contains("f:replicas") && kubectl.contains("f:template"),
+        "{kubectl}"
+    );
+    // kubectl applying its Deployment with other replicas now conflicts with the scaler.
+    let out = server_side(
+        &ferry,
+        &DEPLOYMENT.replace("replicas: 2", "replicas: 5"),
+        &[],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("conflict with \"scaler\" with subresource \"scale\": .spec.replicas"),
+        "{err}"
+    );
+    // A configuration of another kind is refused.
+    let mut wrong = scale;
+    wrong["kind"] = "Deployment".into();
+    let err = apply_scale(&ferry, wrong, true).await.expect_err("kind");
+    assert!(
+        err.contains("the kind in the data (Deployment) does not match the expected kind (Scale)"),
+        "{err}"
     );
 }
 

@@ -13,17 +13,6 @@ use kube::api::{Api, PostParams};
 use kube::runtime::watcher;
 use kube::Client;
 
-async fn client(ferry: &Ferry) -> Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(&ferry.kubeconfig).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .expect("client config");
-    Client::try_from(config).expect("client")
-}
-
 fn configmap(name: &str) -> ConfigMap {
     serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "data": {"k": "v"}}))
         .expect("configmap")
@@ -55,7 +44,7 @@ async fn the_watcher_resumes_across_a_server_restart() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut ferry = Ferry::start_in(tmp.path(), &[]);
     let listen = ferry.url.trim_start_matches("https://").to_string();
-    let api: Api<ConfigMap> = Api::namespaced(client(&ferry).await, "default");
+    let api: Api<ConfigMap> = Api::namespaced(ferry.client().await, "default");
     api.create(&PostParams::default(), &configmap("before"))
         .await
         .expect("create");
@@ -68,7 +57,7 @@ async fn the_watcher_resumes_across_a_server_restart() {
 
     ferry.kill_hard();
     let ferry = Ferry::start_at(tmp.path(), &listen, &[]);
-    let api: Api<ConfigMap> = Api::namespaced(client(&ferry).await, "default");
+    let api: Api<ConfigMap> = Api::namespaced(ferry.client().await, "default");
     api.create(&PostParams::default(), &configmap("after"))
         .await
         .expect("create after restart");
@@ -78,7 +67,7 @@ async fn the_watcher_resumes_across_a_server_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_update_is_a_409_conflict() {
     let ferry = Ferry::start();
-    let api: Api<ConfigMap> = Api::namespaced(client(&ferry).await, "default");
+    let api: Api<ConfigMap> = Api::namespaced(ferry.client().await, "default");
     let created = api
         .create(&PostParams::default(), &configmap("cas"))
         .await
@@ -103,7 +92,7 @@ async fn a_stale_update_is_a_409_conflict() {
 async fn a_watch_from_compacted_history_gets_410_and_the_watcher_relists() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let ferry = Ferry::start_in(tmp.path(), &["--etcd-compaction-interval", "1s"]);
-    let client = client(&ferry).await;
+    let client = ferry.client().await;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let old = api
         .create(&PostParams::default(), &configmap("old"))
@@ -176,7 +165,7 @@ async fn watch_over_websocket() {
         .expect("websocket handshake");
     assert_eq!(response.status(), 101);
 
-    let api: Api<ConfigMap> = Api::default_namespaced(client(&ferry).await);
+    let api: Api<ConfigMap> = Api::default_namespaced(ferry.client().await);
     api.create(&PostParams::default(), &configmap("over-websocket"))
         .await
         .expect("create");

@@ -24,17 +24,6 @@ use website_operator::{Website, WebsiteSpec};
 /// How long any one step may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-async fn client(ferry: &Ferry) -> Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(&ferry.kubeconfig).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .expect("client config");
-    Client::try_from(config).expect("client")
-}
-
 /// Watches `name` until `condition` holds; the object then, if it exists.
 async fn wait_for<K>(
     api: &Api<K>,
@@ -109,7 +98,7 @@ async fn the_example_operator_reconciles_a_website_and_cleans_up_through_its_fin
         .with_env_filter("website_operator=debug,kube_runtime=debug")
         .try_init();
     let ferry = Ferry::start();
-    let client = client(&ferry).await;
+    let client = ferry.client().await;
     tokio::time::timeout(TIMEOUT, website_operator::install_crd(&client, TIMEOUT))
         .await
         .expect("CRD installed in time")

@@ -15,17 +15,6 @@ use kube::api::{Api, DeleteParams, PostParams, WatchEvent, WatchParams};
 use kube::runtime::watcher;
 use kube::Client;
 
-async fn client(ferry: &Ferry) -> Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(&ferry.kubeconfig).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .expect("client config");
-    Client::try_from(config).expect("client")
-}
-
 fn configmap(name: &str, app: &str) -> ConfigMap {
     serde_json::from_value(serde_json::json!({
         "metadata": {"name": name, "labels": {"app": app}},
@@ -50,7 +39,7 @@ fn name(cm: &ConfigMap) -> String {
 async fn the_streaming_list_watcher_sees_initial_objects_then_changes() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let ferry = Ferry::start_in(tmp.path(), &["--feature-gates=WatchList=true"]);
-    let api: Api<ConfigMap> = Api::namespaced(client(&ferry).await, "default");
+    let api: Api<ConfigMap> = Api::namespaced(ferry.client().await, "default");
     for (name, app) in [("one", "watched"), ("two", "watched"), ("other", "ignored")] {
         api.create(&PostParams::default(), &configmap(name, app))
             .await
@@ -100,7 +89,7 @@ async fn the_streaming_list_watcher_sees_initial_objects_then_changes() {
 async fn the_initial_events_end_with_an_annotated_bookmark_at_their_revision() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let ferry = Ferry::start_in(tmp.path(), &["--feature-gates=WatchList=true"]);
-    let api: Api<ConfigMap> = Api::namespaced(client(&ferry).await, "default");
+    let api: Api<ConfigMap> = Api::namespaced(ferry.client().await, "default");
     let created = api
         .create(&PostParams::default(), &configmap("one", "watched"))
         .await
@@ -155,7 +144,7 @@ async fn the_initial_events_end_with_an_annotated_bookmark_at_their_revision() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_watch_list_gate_a_streaming_list_is_refused() {
     let ferry = Ferry::start();
-    let api: Api<ConfigMap> = Api::namespaced(client(&ferry).await, "default");
+    let api: Api<ConfigMap> = Api::namespaced(ferry.client().await, "default");
     match api.watch(&WatchParams::streaming_lists(), "0").await {
         Err(kube::Error::Api(status)) => {
             assert_eq!(status.code, 422, "{status:?}");

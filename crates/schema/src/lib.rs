@@ -12,6 +12,7 @@
 //! Start reading at [`schema`] (the parsed tree and the checks on it), then [`validation`].
 //! Pure functions over JSON, no I/O.
 
+mod correlation;
 mod defaulting;
 mod errors;
 mod formats;
@@ -101,9 +102,30 @@ impl Structural {
         errors
     }
 
+    /// Validates an update of `old` to `new` as [`Structural::validate`] validates a value,
+    /// with upstream's validation ratcheting: a schema error at a value unchanged from its
+    /// correlated old value is dropped (fields correlate by name, map-list items by key), so an object stored under an
+    /// older, looser schema can be updated elsewhere; the `x-kubernetes-list-type` checks run
+    /// only if `old` passes them. Embedded resources' `apiVersion`/`kind` do not ratchet.
+    pub fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
+        let mut errors = validation::validate_update(&self.root, new, old, "");
+        validation::validate_embedded(&self.root, new, "", &mut errors);
+        let mut old_list_errors = Vec::new();
+        listtype::validate(&self.root, old, "", &mut old_list_errors);
+        if old_list_errors.is_empty() {
+            listtype::validate(&self.root, new, "", &mut errors);
+        }
+        errors
+    }
+
     /// Evaluates the `x-kubernetes-validations` rules with `self` bound at each rule's node
     /// and, for transition rules (naming `oldSelf`), `oldSelf` bound to the correlated old
-    /// value; a transition rule without one is skipped.
+    /// value; a transition rule without one is skipped, unless it sets `optionalOldSelf`,
+    /// which binds `oldSelf` as a CEL optional (`optional.none()` without an old value).
+    ///
+    /// With `old` (an update), a rule that does not name `oldSelf` and fails where the value
+    /// is unchanged from its correlated old value (or, where none correlates, its nearest
+    /// correlated ancestor is) does not report: upstream's ratcheting.
     pub fn validate_rules(&self, new: &Value, old: Option<&Value>) -> Vec<FieldError> {
         rules::validate(&self.root, new, old)
     }
@@ -175,6 +197,65 @@ mod tests {
             vec!["spec: Invalid value: \"object\": replicas must not exceed maxReplicas"]
         );
         assert!(s.has_rules());
+    }
+
+    fn strings(errors: Vec<FieldError>) -> Vec<String> {
+        errors.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn updates_ratchet_errors_at_unchanged_values() {
+        let s = widget();
+        // Stored under an older, looser schema: a color no longer allowed, a duplicate tag,
+        // replicas above maxReplicas.
+        let old = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
+            "spec": {"color": "pink", "replicas": 5, "maxReplicas": 3, "tags": ["a", "a"]},
+            "status": {"ready": "yes"}});
+        let mut new = old.clone();
+        new["status"] = json!({"ready": true});
+        assert!(strings(s.validate_update(&new, &old)).is_empty());
+        assert!(s.validate_rules(&new, Some(&old)).is_empty());
+        // The same update as a create is refused.
+        assert_eq!(s.validate(&new).len(), 2);
+        assert_eq!(s.validate_rules(&new, None).len(), 1);
+
+        // Changing an invalid value to another invalid one is refused, and so is a rule on
+        // the changed subtree; the unchanged list (old already has duplicates) is not checked.
+        let mut changed = new.clone();
+        changed["spec"]["color"] = json!("green");
+        assert_eq!(
+            strings(s.validate_update(&changed, &old)),
+            vec!["spec.color: Unsupported value: \"green\": supported values: \"red\", \"blue\""]
+        );
+        assert_eq!(
+            strings(s.validate_rules(&changed, Some(&old))),
+            vec!["spec: Invalid value: \"object\": replicas must not exceed maxReplicas"]
+        );
+
+        // A value made invalid, and a required field dropped from a changed object, are not
+        // ratcheted.
+        let mut broken = new.clone();
+        broken["spec"] = json!({"replicas": -1, "maxReplicas": 3, "tags": ["a", "a"]});
+        assert_eq!(
+            strings(s.validate_update(&broken, &old)),
+            vec![
+                "spec.replicas: Invalid value: -1: spec.replicas in body should be greater than or equal to 0",
+                "spec.color: Required value",
+            ]
+        );
+    }
+
+    #[test]
+    fn list_type_errors_ratchet_only_when_old_has_them() {
+        let s = widget();
+        let spec = |tags: Value| json!({"spec": {"color": "red", "tags": tags}});
+        assert!(s
+            .validate_update(&spec(json!(["a", "a", "b"])), &spec(json!(["a", "a"])))
+            .is_empty());
+        assert_eq!(
+            strings(s.validate_update(&spec(json!(["b", "b"])), &spec(json!(["a"])))),
+            vec!["spec.tags[1]: Duplicate value: \"b\""]
+        );
     }
 
     #[test]

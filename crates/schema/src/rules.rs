@@ -7,13 +7,16 @@
 //!
 //! `oldSelf` follows the value through objects (not `x-kubernetes-map-type: atomic` ones), map
 //! entries by key, and `x-kubernetes-list-type: map` items by their keys; a rule naming it runs
-//! only where an old value correlates.
+//! only where an old value correlates, unless it sets `optionalOldSelf`: then it runs always,
+//! with `oldSelf` a CEL optional (`optional.none()` where no old value correlates).
+//!
+//! On update, rules that do not name `oldSelf` ratchet ([`crate::correlation`]): their
+//! failures are not reported where the value is unchanged.
 
-use std::collections::HashMap;
-
-use ferry_cel::Program;
+use ferry_cel::{Program, Variable};
 use serde_json::Value;
 
+use crate::correlation::{MapList, Ratchet};
 use crate::errors::{child, go_quote, go_value, index, key, FieldError};
 use crate::schema::{has_newlines, AdditionalProperties, Schema};
 
@@ -337,21 +340,39 @@ fn unescape_single_quoted(s: &str) -> Result<String, String> {
 }
 
 /// Evaluates every rule below `root` against `new`, with `old` for transition rules.
+/// On update (with `old`), failures of rules that do not name `oldSelf` ratchet.
 pub(crate) fn validate(root: &Schema, new: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let mut errors = Vec::new();
     if root.has_rules {
-        validate_node(root, new, old, "", &mut errors);
+        let ratchet = old.map_or(Ratchet::Off, |old| Ratchet::root(root, old));
+        let node = Node {
+            new,
+            old,
+            ratchet,
+            path: "",
+        };
+        validate_node(root, node, &mut errors);
     }
     errors
 }
 
-fn validate_node(
-    s: &Schema,
-    new: &Value,
-    old: Option<&Value>,
-    path: &str,
-    errors: &mut Vec<FieldError>,
-) {
+/// A value being validated: its correlated old value for `oldSelf`, and its place in the
+/// update's correlation for ratcheting (which correlates atomic maps' fields too).
+#[derive(Clone, Copy)]
+struct Node<'a, 'p> {
+    new: &'a Value,
+    old: Option<&'a Value>,
+    ratchet: Ratchet<'a>,
+    path: &'p str,
+}
+
+fn validate_node(s: &Schema, node: Node<'_, '_>, errors: &mut Vec<FieldError>) {
+    let Node {
+        new,
+        old,
+        ratchet,
+        path,
+    } = node;
     // Rules judge values, not their absence: a null is the surrounding schema's business.
     if new.is_null() {
         return;
@@ -363,24 +384,32 @@ fn validate_node(
         .filter(|r| !r.rule.trim().is_empty())
         .zip(&s.compiled)
     {
-        evaluate(s, spec, rule, new, old, path, errors);
+        evaluate(s, spec, rule, Node { old, ..node }, errors);
     }
     match new {
         Value::Object(fields) => {
             let old_fields = old
                 .filter(|_| s.map_correlatable())
                 .and_then(Value::as_object);
-            let old_field = |name: &str| old_fields.and_then(|o| o.get(name));
+            let field = |name: &str, v, path: &str, errors: &mut Vec<FieldError>, s| {
+                let node = Node {
+                    new: v,
+                    old: old_fields.and_then(|o| o.get(name)),
+                    ratchet: ratchet.field(new, name),
+                    path,
+                };
+                validate_node(s, node, errors);
+            };
             if let Some(AdditionalProperties::Schema(additional)) = &s.additional_properties {
                 if additional.has_rules {
                     for (name, v) in fields {
-                        validate_node(additional, v, old_field(name), &key(path, name), errors);
+                        field(name, v, &key(path, name), errors, additional);
                     }
                 }
             }
             for (name, v) in fields {
                 if let Some(property) = s.properties.get(name).filter(|p| p.has_rules) {
-                    validate_node(property, v, old_field(name), &child(path, name), errors);
+                    field(name, v, &child(path, name), errors, property);
                 }
             }
         }
@@ -388,61 +417,59 @@ fn validate_node(
             let Some(item_schema) = s.items.as_deref().filter(|i| i.has_rules) else {
                 return;
             };
-            let old_items = old
-                .filter(|_| s.list_type.as_deref() == Some("map"))
-                .and_then(Value::as_array)
-                .map(|old| map_list_index(&s.list_map_keys, old))
-                .unwrap_or_default();
+            let old_items = old.map(|old| MapList::new(s, old)).unwrap_or_default();
+            let ratchet_items = ratchet.map_list();
             for (i, item) in items.iter().enumerate() {
-                let old_item = old_items
-                    .get(&map_list_key(&s.list_map_keys, item))
-                    .copied();
-                validate_node(item_schema, item, old_item, &index(path, i), errors);
+                let item_node = Node {
+                    new: item,
+                    old: old_items.get(item),
+                    ratchet: ratchet.item(new, item, &ratchet_items),
+                    path: &index(path, i),
+                };
+                validate_node(item_schema, item_node, errors);
             }
         }
         _ => {}
     }
 }
 
-/// The identity of a `list-type: map` item: its key fields.
-fn map_list_key(keys: &[String], item: &Value) -> String {
-    let values: Vec<Value> = keys
-        .iter()
-        .map(|k| item.get(k).cloned().unwrap_or(Value::Null))
-        .collect();
-    Value::Array(values).to_string()
-}
-
-fn map_list_index<'a>(keys: &[String], old: &'a [Value]) -> HashMap<String, &'a Value> {
-    let mut index = HashMap::with_capacity(old.len());
-    for item in old {
-        // The first of duplicates wins, as upstream's map list lookup does.
-        index.entry(map_list_key(keys, item)).or_insert(item);
-    }
-    index
-}
-
 fn evaluate(
     s: &Schema,
     spec: &RuleSpec,
     rule: &CompiledRule,
-    new: &Value,
-    old: Option<&Value>,
-    path: &str,
+    node: Node<'_, '_>,
     errors: &mut Vec<FieldError>,
 ) {
-    if rule.uses_old_self && (old.is_none() || spec.optional_old_self == Some(true)) {
-        // Transition rules need a correlated old value. Rules with optionalOldSelf would need
-        // oldSelf bound as a CEL optional, which ferry-cel cannot bind: they are not run.
+    let Node {
+        new,
+        old,
+        ratchet,
+        path,
+    } = node;
+    let optional_old_self = spec.optional_old_self == Some(true);
+    if rule.uses_old_self && old.is_none() && !optional_old_self {
+        // Transition rules need a correlated old value.
         return;
     }
     let type_value = go_quote(&s.type_);
-    let mut variables: Vec<(&str, &Value)> = vec![("self", new)];
+    // Upstream evaluates a messageExpression with `oldSelf` bound as it is, even for an
+    // optionalOldSelf rule: such a message naming `oldSelf` falls back to the rule's message.
+    let mut message_variables: Vec<(&str, Variable<'_>)> = vec![("self", Variable::Json(new))];
     if let Some(old) = old {
-        variables.push(("oldSelf", old));
+        message_variables.push(("oldSelf", Variable::Json(old)));
     }
+    let variables = if optional_old_self {
+        vec![
+            ("self", Variable::Json(new)),
+            ("oldSelf", Variable::Optional(old)),
+        ]
+    } else {
+        message_variables.clone()
+    };
     match rule.program.eval_bool(&variables) {
         Ok(true) => {}
+        // Upstream runs the rule and keeps the failure as a warning, which no response carries.
+        Ok(false) if !rule.uses_old_self && ratchet.ratchets(new) => {}
         Ok(false) => {
             let field = match &rule.field_path {
                 Some(fp) => child(path, fp),
@@ -451,7 +478,7 @@ fn evaluate(
             let detail = rule
                 .message
                 .as_ref()
-                .and_then(|m| evaluated_message(m, &variables))
+                .and_then(|m| evaluated_message(m, &message_variables))
                 .unwrap_or_else(|| spec.default_message());
             errors.push(match spec.reason.as_deref() {
                 Some("FieldValueForbidden") => FieldError::forbidden(field, detail),
@@ -481,7 +508,7 @@ fn evaluate(
 
 /// A `messageExpression`'s message, if it gives a usable one (upstream falls back to the
 /// rule's message otherwise).
-fn evaluated_message(program: &Program, variables: &[(&str, &Value)]) -> Option<String> {
+fn evaluated_message(program: &Program, variables: &[(&str, Variable<'_>)]) -> Option<String> {
     let message = program.eval_string(variables).ok()?;
     let message = message.trim();
     let usable =
@@ -605,6 +632,92 @@ mod tests {
                 "spec.ports[1].port: Invalid value: \"integer\": is immutable",
             ]
         );
+    }
+
+    #[test]
+    fn optional_old_self_rules_run_without_an_old_value() {
+        let schema = |rule: &str| {
+            compiled(json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+                "replicas": {"type": "integer", "x-kubernetes-validations": [
+                    {"rule": rule, "optionalOldSelf": true, "message": "may not decrease"}]},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            }}}}))
+            .expect("compiles")
+        };
+        let failed = vec!["spec.replicas: Invalid value: \"integer\": may not decrease"];
+        let none: Vec<&str> = Vec::new();
+        let cases = [
+            ("!oldSelf.hasValue() || self >= oldSelf.value()", 3, None, &none),
+            ("!oldSelf.hasValue() || self >= oldSelf.value()", 3, Some(2), &none),
+            ("!oldSelf.hasValue() || self >= oldSelf.value()", 3, Some(4), &failed),
+            ("oldSelf.orValue(5) <= self", 3, None, &failed),
+            ("oldSelf.orValue(0) <= self", 3, None, &none),
+            ("oldSelf.orValue(0) <= self", 3, Some(4), &failed),
+            ("oldSelf.hasValue()", 3, None, &failed),
+            ("oldSelf.hasValue()", 3, Some(3), &none),
+        ];
+        for (rule, new, old, want) in cases {
+            let s = schema(rule);
+            let new = json!({"spec": {"replicas": new}});
+            let old = old.map(|old| json!({"spec": {"replicas": old}}));
+            assert_eq!(&run(&s, new, old), want, "{rule}");
+        }
+
+        // `?.` and `[?]` read optional fields of self and of the optional oldSelf.
+        let s = compiled(spec_with(
+            json!([{"rule": "oldSelf.?labels[?'team'].orValue('') == '' || self.?labels[?'team'] == oldSelf.?labels[?'team']",
+                "optionalOldSelf": true, "message": "team is immutable"}]),
+            json!({"labels": {"type": "object", "additionalProperties": {"type": "string"}}}),
+        ))
+        .expect("compiles");
+        let spec = |team: &str| json!({"spec": {"labels": {"team": team}}});
+        assert!(run(&s, spec("a"), None).is_empty());
+        assert!(run(&s, spec("a"), Some(json!({"spec": {}}))).is_empty());
+        assert!(run(&s, spec("a"), Some(spec("a"))).is_empty());
+        assert_eq!(
+            run(&s, spec("b"), Some(spec("a"))),
+            vec!["spec: Invalid value: \"object\": team is immutable"]
+        );
+    }
+
+    #[test]
+    fn rules_ratchet_on_unchanged_values() {
+        let schema = compiled(json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "name": {"type": "string", "x-kubernetes-validations": [{"rule": "self.size() <= 3", "message": "too long"}]},
+            "other": {"type": "string"},
+            "ports": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+                "items": {"type": "object", "properties": {"name": {"type": "string"}, "port": {"type": "integer"}},
+                    "x-kubernetes-validations": [{"rule": "self.port < 1024", "message": "privileged only"}]}},
+            "tags": {"type": "array", "items": {"type": "string",
+                "x-kubernetes-validations": [{"rule": "self != 'bad'", "message": "bad tag"}]}},
+            "count": {"type": "integer", "x-kubernetes-validations": [
+                {"rule": "self <= 3", "message": "at most 3"},
+                {"rule": "self <= oldSelf", "message": "may not grow"}]},
+        }}}}))
+        .expect("compiles");
+        let old = json!({"spec": {"name": "toolong", "other": "a",
+            "ports": [{"name": "a", "port": 8080}, {"name": "b", "port": 80}], "tags": ["bad", "ok"], "count": 5}});
+
+        // Unchanged invalid values stay (a reordered map list is unchanged).
+        let new = json!({"spec": {"name": "toolong", "other": "b",
+            "ports": [{"name": "b", "port": 80}, {"name": "a", "port": 8080}], "tags": ["bad", "ok"], "count": 5}});
+        assert!(run(&schema, new, Some(old.clone())).is_empty());
+
+        // Changed ones are judged; a transition rule never ratchets.
+        let new = json!({"spec": {"name": "toolonger", "other": "a",
+            "ports": [{"name": "a", "port": 8081}, {"name": "b", "port": 80}], "tags": ["bad", "ok", "x"], "count": 6}});
+        assert_eq!(
+            run(&schema, new.clone(), Some(old.clone())),
+            vec![
+                "spec.count: Invalid value: \"integer\": at most 3",
+                "spec.count: Invalid value: \"integer\": may not grow",
+                "spec.name: Invalid value: \"string\": too long",
+                "spec.ports[0]: Invalid value: \"object\": privileged only",
+                "spec.tags[0]: Invalid value: \"string\": bad tag",
+            ]
+        );
+        // Without an old object (a create), nothing ratchets.
+        assert_eq!(run(&schema, old.clone(), None).len(), 4);
     }
 
     #[test]

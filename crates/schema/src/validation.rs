@@ -9,6 +9,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::correlation::Ratchet;
 use crate::errors::{child, go_float, go_quote, go_value, index, key, FieldError};
 use crate::formats;
 use crate::schema::{AdditionalProperties, Schema};
@@ -16,7 +17,23 @@ use crate::schema::{AdditionalProperties, Schema};
 /// Validates `value` against `schema`, reporting paths under `base` (empty: upstream's nil
 /// path, so top-level errors read `<nil>`).
 pub(crate) fn validate(schema: &Schema, value: &Value, base: &str) -> Vec<FieldError> {
-    validate_node(schema, value, "")
+    into_field_errors(validate_node(schema, value, "", Ratchet::Off), base)
+}
+
+/// Validates the update of `old` to `value` with ratcheting: errors at values unchanged from
+/// their correlated old values are dropped (upstream's `RatchetingSchemaValidator`).
+pub(crate) fn validate_update(
+    schema: &Schema,
+    value: &Value,
+    old: &Value,
+    base: &str,
+) -> Vec<FieldError> {
+    let ratchet = Ratchet::root(schema, old);
+    into_field_errors(validate_node(schema, value, "", ratchet), base)
+}
+
+fn into_field_errors(outcome: Outcome, base: &str) -> Vec<FieldError> {
+    outcome
         .problems
         .into_iter()
         .map(|p| p.into_field_error(base))
@@ -173,7 +190,19 @@ fn types(s: &Schema) -> Vec<&str> {
     }
 }
 
-fn validate_node(s: &Schema, value: &Value, path: &str) -> Outcome {
+/// Validates a node; with `ratchet` correlated, its errors (its children's included) are
+/// dropped when its value is unchanged. Errors of children that do not correlate bubble up
+/// to be judged here.
+fn validate_node(s: &Schema, value: &Value, path: &str, ratchet: Ratchet<'_>) -> Outcome {
+    let mut out = check_node(s, value, path, ratchet);
+    if ratchet.is_correlated() && !out.problems.is_empty() && ratchet.ratchets(value) {
+        // Upstream keeps them as warnings, which no response carries.
+        out.problems.clear();
+    }
+    out
+}
+
+fn check_node(s: &Schema, value: &Value, path: &str, ratchet: Ratchet<'_>) -> Outcome {
     let data = Data::of(value);
     let mut out = Outcome::default();
     let types = types(s);
@@ -200,11 +229,11 @@ fn validate_node(s: &Schema, value: &Value, path: &str) -> Outcome {
         run(&mut out, check_number(s, &types, data, path));
     }
     if let Data::Array(items) = data {
-        run(&mut out, check_array(s, items, path));
+        run(&mut out, check_array(s, value, items, path, ratchet));
     }
     run(&mut out, check_enum(s, value, path));
     if let Data::Object(fields) = data {
-        run(&mut out, check_object(s, fields, path));
+        run(&mut out, check_object(s, value, fields, path, ratchet));
     }
     out.matches += 1;
     out
@@ -272,7 +301,7 @@ fn check_junctors(s: &Schema, value: &Value, path: &str) -> Outcome {
         let mut best: Option<Outcome> = None;
         let mut success: Option<Outcome> = None;
         for sub in &s.any_of {
-            let result = validate_node(sub, value, path);
+            let result = validate_node(sub, value, path, Ratchet::Off);
             if result.is_valid() {
                 best = None;
                 success = Some(result);
@@ -297,7 +326,7 @@ fn check_junctors(s: &Schema, value: &Value, path: &str) -> Outcome {
         let mut success: Option<Outcome> = None;
         let mut validated = 0;
         for sub in &s.one_of {
-            let result = validate_node(sub, value, path);
+            let result = validate_node(sub, value, path, Ratchet::Off);
             if result.is_valid() {
                 validated += 1;
                 best = None;
@@ -328,7 +357,7 @@ fn check_junctors(s: &Schema, value: &Value, path: &str) -> Outcome {
     if !s.all_of.is_empty() {
         let mut validated = 0;
         for sub in &s.all_of {
-            let result = validate_node(sub, value, path);
+            let result = validate_node(sub, value, path, Ratchet::Off);
             if result.is_valid() {
                 validated += 1;
             }
@@ -347,7 +376,7 @@ fn check_junctors(s: &Schema, value: &Value, path: &str) -> Outcome {
         }
     }
     if let Some(not) = &s.not {
-        if validate_node(not, value, path).is_valid() {
+        if validate_node(not, value, path, Ratchet::Off).is_valid() {
             main.add(plain(format!(
                 "{} must not validate the schema (not)",
                 go_quote(path)
@@ -589,11 +618,19 @@ fn range_error(
 }
 
 /// kube-openapi's `schemaSliceValidator`: items, then minItems, maxItems, uniqueItems.
-fn check_array(s: &Schema, items: &[Value], path: &str) -> Outcome {
+fn check_array(
+    s: &Schema,
+    list: &Value,
+    items: &[Value],
+    path: &str,
+    ratchet: Ratchet<'_>,
+) -> Outcome {
     let mut out = Outcome::default();
     if let Some(item_schema) = &s.items {
+        let old_items = ratchet.map_list();
         for (i, item) in items.iter().enumerate() {
-            out.merge(validate_node(item_schema, item, &index(path, i)));
+            let ratchet = ratchet.item(list, item, &old_items);
+            out.merge(validate_node(item_schema, item, &index(path, i), ratchet));
         }
     }
     let size = items.len() as i64;
@@ -660,7 +697,13 @@ fn check_enum(s: &Schema, value: &Value, path: &str) -> Outcome {
 
 /// kube-openapi's `objectValidator`: property counts, additionalProperties, properties,
 /// required.
-fn check_object(s: &Schema, fields: &Map<String, Value>, path: &str) -> Outcome {
+fn check_object(
+    s: &Schema,
+    object: &Value,
+    fields: &Map<String, Value>,
+    path: &str,
+    ratchet: Ratchet<'_>,
+) -> Outcome {
     let mut out = Outcome::default();
     let size = fields.len() as i64;
     if let Some(min) = s.min_properties.filter(|min| size < *min) {
@@ -695,14 +738,21 @@ fn check_object(s: &Schema, fields: &Map<String, Value>, path: &str) -> Outcome 
                 .iter()
                 .filter(|(k, _)| !s.properties.contains_key(*k))
             {
-                out.merge(validate_node(schema, value, &format!("{path}.{name}")));
+                let ratchet = ratchet.field(object, name);
+                out.merge(validate_node(
+                    schema,
+                    value,
+                    &format!("{path}.{name}"),
+                    ratchet,
+                ));
             }
         }
         _ => {}
     }
     for (name, schema) in &s.properties {
         if let Some(value) = fields.get(name) {
-            out.merge(validate_node(schema, value, &child(path, name)));
+            let ratchet = ratchet.field(object, name);
+            out.merge(validate_node(schema, value, &child(path, name), ratchet));
         }
     }
     for name in s.required.iter().filter(|k| !fields.contains_key(*k)) {

@@ -126,7 +126,7 @@ impl Strategy for CustomResourceStrategy {
 
     fn validate_update(&self, new: &Value, old: &Value, errors: &mut Vec<FieldError>) {
         if let Some(schema) = &self.schema {
-            Self::schema_errors(schema.validate(new), errors);
+            Self::schema_errors(schema.validate_update(new, old), errors);
             Self::schema_errors(schema.validate_rules(new, Some(old)), errors);
         }
     }
