@@ -290,7 +290,11 @@ mod tests {
         };
         let cases = [
             ("!oldSelf.hasValue() || self >= oldSelf.value()", None, true),
-            ("!oldSelf.hasValue() || self >= oldSelf.value()", Some(&old), true),
+            (
+                "!oldSelf.hasValue() || self >= oldSelf.value()",
+                Some(&old),
+                true,
+            ),
             ("oldSelf.hasValue()", None, false),
             ("oldSelf.orValue(7) <= self", None, false),
             ("oldSelf.orValue(7) <= self", Some(&old), true),
@@ -298,7 +302,11 @@ mod tests {
             ("oldSelf == optional.of(3)", Some(&old), true),
         ];
         for (source, old_self, want) in cases {
-            assert_eq!(eval(source, old_self), Ok(want), "{source} with {old_self:?}");
+            assert_eq!(
+                eval(source, old_self),
+                Ok(want),
+                "{source} with {old_self:?}"
+            );
         }
 
         let object = json!({"spec": {"a": 1}});

@@ -111,6 +111,30 @@ fn custom_resources_are_served_as_their_definition_says() {
         explained.contains("KIND:       CronTab") && explained.contains("cronSpec\t<string>"),
         "{explained}"
     );
+    // And `/openapi/v2`, which older clients read, has it too (upstream's v2 form: the
+    // v1beta1 schema keeps unknown fields, so it has no properties but the object's type and
+    // metadata).
+    let explained = ferry.ok(&["explain", "crontabs.spec", "--output=plaintext-openapiv2"]);
+    assert!(
+        explained.contains("KIND:     CronTab") && explained.contains("cronSpec\t<string>"),
+        "{explained}"
+    );
+    let v2: serde_json::Value =
+        serde_json::from_str(&ferry.ok(&["get", "--raw", "/openapi/v2"])).expect("v2 json");
+    let v1beta1 = &v2["definitions"]["com.example.stable.v1beta1.CronTab"];
+    assert_eq!(
+        v1beta1["x-kubernetes-preserve-unknown-fields"], true,
+        "{v1beta1}"
+    );
+    let properties: Vec<&String> = v1beta1["properties"]
+        .as_object()
+        .expect("properties")
+        .keys()
+        .collect();
+    assert_eq!(properties, ["apiVersion", "kind", "metadata"], "{v1beta1}");
+    assert!(v2["paths"]
+        .get("/apis/stable.example.com/v1/namespaces/{namespace}/crontabs/{name}/scale")
+        .is_some());
     // `kubectl get all` lists it by its category.
     assert!(ferry
         .ok(&["get", "all"])

@@ -112,10 +112,13 @@ impl<'a> Ratchet<'a> {
 
 /// The schema of an object's field `name`: its property, or `additionalProperties`.
 fn field_schema<'s>(schema: &'s Schema, name: &str) -> Option<&'s Schema> {
-    schema.properties.get(name).or(match &schema.additional_properties {
-        Some(AdditionalProperties::Schema(additional)) => Some(additional),
-        _ => None,
-    })
+    schema
+        .properties
+        .get(name)
+        .or(match &schema.additional_properties {
+            Some(AdditionalProperties::Schema(additional)) => Some(additional),
+            _ => None,
+        })
 }
 
 /// The items of an old `x-kubernetes-list-type: map` list by their keys (upstream's
@@ -225,23 +228,46 @@ mod tests {
         let base = json!({"name": "a", "labels": {"x": "1"},
             "ports": [{"name": "http", "port": 80}, {"name": "https", "port": 443}], "tags": ["a", "b"]});
         let cases = [
-            (json!({"name": "a", "labels": {"x": "1"}, "ports": [{"name": "https", "port": 443}, {"name": "http", "port": 80}], "tags": ["a", "b"]}), true),
-            (json!({"name": "b", "labels": {"x": "1"}, "ports": [], "tags": ["a", "b"]}), false),
-            (json!({"name": "a", "labels": {"x": "1"}, "ports": [{"name": "http", "port": 80}, {"name": "https", "port": 443}], "tags": ["b", "a"]}), false),
-            (json!({"name": "a", "labels": {"x": "2"}, "ports": [{"name": "http", "port": 80}, {"name": "https", "port": 443}], "tags": ["a", "b"]}), false),
-            (json!({"name": "a", "labels": {"x": "1"}, "ports": [{"name": "http", "port": 80}, {"name": "https", "port": 444}], "tags": ["a", "b"]}), false),
+            (
+                json!({"name": "a", "labels": {"x": "1"}, "ports": [{"name": "https", "port": 443}, {"name": "http", "port": 80}], "tags": ["a", "b"]}),
+                true,
+            ),
+            (
+                json!({"name": "b", "labels": {"x": "1"}, "ports": [], "tags": ["a", "b"]}),
+                false,
+            ),
+            (
+                json!({"name": "a", "labels": {"x": "1"}, "ports": [{"name": "http", "port": 80}, {"name": "https", "port": 443}], "tags": ["b", "a"]}),
+                false,
+            ),
+            (
+                json!({"name": "a", "labels": {"x": "2"}, "ports": [{"name": "http", "port": 80}, {"name": "https", "port": 443}], "tags": ["a", "b"]}),
+                false,
+            ),
+            (
+                json!({"name": "a", "labels": {"x": "1"}, "ports": [{"name": "http", "port": 80}, {"name": "https", "port": 444}], "tags": ["a", "b"]}),
+                false,
+            ),
         ];
         for (new, want) in cases {
             assert_eq!(unchanged(&schema, &new, &base), want, "{new}");
         }
-        assert!(unchanged(&schema, &json!({"free": {}}), &json!({"free": {}})));
+        assert!(unchanged(
+            &schema,
+            &json!({"free": {}}),
+            &json!({"free": {}})
+        ));
         // A field no schema names makes its object changed, as upstream's Key finds no schema.
         assert!(!unchanged(
             &schema,
             &json!({"free": {"a": 1}}),
             &json!({"free": {"a": 1}})
         ));
-        assert!(!unchanged(&schema, &json!({"name": 1}), &json!({"name": 1.0})));
+        assert!(!unchanged(
+            &schema,
+            &json!({"name": 1}),
+            &json!({"name": 1.0})
+        ));
     }
 
     #[test]

@@ -637,19 +637,36 @@ mod tests {
     #[test]
     fn optional_old_self_rules_run_without_an_old_value() {
         let schema = |rule: &str| {
-            compiled(json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
-                "replicas": {"type": "integer", "x-kubernetes-validations": [
-                    {"rule": rule, "optionalOldSelf": true, "message": "may not decrease"}]},
-                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-            }}}}))
+            compiled(
+                json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+                    "replicas": {"type": "integer", "x-kubernetes-validations": [
+                        {"rule": rule, "optionalOldSelf": true, "message": "may not decrease"}]},
+                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                }}}}),
+            )
             .expect("compiles")
         };
         let failed = vec!["spec.replicas: Invalid value: \"integer\": may not decrease"];
         let none: Vec<&str> = Vec::new();
         let cases = [
-            ("!oldSelf.hasValue() || self >= oldSelf.value()", 3, None, &none),
-            ("!oldSelf.hasValue() || self >= oldSelf.value()", 3, Some(2), &none),
-            ("!oldSelf.hasValue() || self >= oldSelf.value()", 3, Some(4), &failed),
+            (
+                "!oldSelf.hasValue() || self >= oldSelf.value()",
+                3,
+                None,
+                &none,
+            ),
+            (
+                "!oldSelf.hasValue() || self >= oldSelf.value()",
+                3,
+                Some(2),
+                &none,
+            ),
+            (
+                "!oldSelf.hasValue() || self >= oldSelf.value()",
+                3,
+                Some(4),
+                &failed,
+            ),
             ("oldSelf.orValue(5) <= self", 3, None, &failed),
             ("oldSelf.orValue(0) <= self", 3, None, &none),
             ("oldSelf.orValue(0) <= self", 3, Some(4), &failed),

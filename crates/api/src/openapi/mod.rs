@@ -32,8 +32,10 @@
 //! kubectl fetches `/openapi/v2` as protobuf (gnostic's `openapi.v2.Document`)
 //! and does not accept JSON there: [`v2_protobuf`] is that encoding.
 //!
-//! Everything is generated on first use and cached for the life of the
-//! process; the documents never change while it runs.
+//! The built-in documents are generated on first use and cached for the life
+//! of the process. The custom resources' parts ([`custom_v3_document`],
+//! [`custom_v2_part`], merged into v2 by [`v2_with_custom`]) are built by the
+//! server when its CustomResourceDefinitions change.
 //!
 //! The parts: `model` (every definition, built once from the types),
 //! `operations` (the paths and their verbs), `render` (the v2 and v3
@@ -53,7 +55,7 @@ use std::sync::{Arc, LazyLock};
 
 use serde_json::{json, Map, Value};
 
-pub use custom::{custom_v3_document, CustomKind};
+pub use custom::{custom_v2_part, custom_v3_document, CustomKind, CustomV2};
 use model::*;
 use operations::*;
 use render::*;
@@ -161,19 +163,51 @@ pub fn v3_hash(path: &str) -> Option<String> {
     v3_document(path).map(|d| d.hash.clone())
 }
 
-/// The v2 document in both of its served forms, built once from one tree that is then dropped.
-struct V2 {
-    json: Arc<Document>,
-    protobuf: Arc<Vec<u8>>,
+/// The v2 document in both of its served forms, built from one tree that is then dropped.
+#[derive(Debug, Clone)]
+pub struct V2 {
+    /// As JSON, with its hash.
+    pub json: Arc<Document>,
+    /// As gnostic's `openapi.v2.Document` (see [`v2_protobuf`]).
+    pub protobuf: Arc<Vec<u8>>,
 }
 
-static V2_SERVED: LazyLock<V2> = LazyLock::new(|| {
-    let doc = build_v2_doc();
-    V2 {
-        json: Arc::new(Document::of(&doc)),
-        protobuf: Arc::new(protobuf::document(&doc)),
+impl V2 {
+    fn of(doc: &Value) -> V2 {
+        V2 {
+            json: Arc::new(Document::of(doc)),
+            protobuf: Arc::new(protobuf::document(doc)),
+        }
     }
-});
+}
+
+static V2_SERVED: LazyLock<V2> = LazyLock::new(|| V2::of(&build_v2_doc()));
+
+/// `/openapi/v2` with the paths and definitions of the custom group-versions `parts` added, as
+/// upstream merges the CustomResourceDefinitions' specs into it; the built-in document when
+/// there are none.
+pub fn v2_with_custom(parts: &[CustomV2]) -> V2 {
+    if parts.is_empty() {
+        return V2_SERVED.clone();
+    }
+    let mut doc = build_v2_doc();
+    if let Value::Object(o) = &mut doc {
+        let mut paths = match o.remove("paths") {
+            Some(Value::Object(paths)) => paths,
+            _ => Map::new(),
+        };
+        let mut definitions = match o.remove("definitions") {
+            Some(Value::Object(definitions)) => definitions,
+            _ => Map::new(),
+        };
+        for part in parts {
+            part.add_to(&mut paths, &mut definitions);
+        }
+        o.insert("paths".into(), Value::Object(paths));
+        o.insert("definitions".into(), Value::Object(definitions));
+    }
+    V2::of(&doc)
+}
 
 /// `GET /openapi/v2` as JSON: a Swagger 2.0 document with every definition
 /// and every path of every group-version. Built anew on each call: the server

@@ -56,19 +56,18 @@ pub fn handle(router: &Router, info: &RequestInfo, accept: &str) -> Result<Respo
         )),
         "/apis" => Ok(body::json(200, &discovery::group_list(&served()))),
         "/openapi/v2" => {
+            let document = router.rest.registry.custom().v2();
             if accept.contains("protobuf") {
-                let document = ferry_api::openapi::v2_protobuf();
                 return Ok(body::response(
                     200,
                     "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
-                    document.as_ref().clone(),
+                    document.protobuf.as_ref().clone(),
                 ));
             }
-            let document = ferry_api::openapi::v2_document();
             Ok(body::response(
                 200,
                 "application/json",
-                document.json.clone(),
+                document.json.json.clone(),
             ))
         }
         "/openapi/v3" => {

@@ -436,6 +436,8 @@ pub struct CustomResources {
     by_definition: BTreeMap<String, Vec<Arc<Resource>>>,
     by_plural: HashMap<&'static str, Vec<Arc<Resource>>>,
     documents: BTreeMap<String, Arc<ferry_api::openapi::Document>>,
+    /// `/openapi/v2` with these resources, built when first asked for.
+    v2: std::sync::OnceLock<ferry_api::openapi::V2>,
 }
 
 impl CustomResources {
@@ -449,26 +451,53 @@ impl CustomResources {
         &self.documents
     }
 
-    /// The OpenAPI v3 document of `group`/`version` from the resources served there.
-    fn document(&self, group: &str, version: &str) -> Option<ferry_api::openapi::Document> {
+    /// `/openapi/v2`: the built-in document with every custom group-version's paths and
+    /// definitions.
+    pub fn v2(&self) -> ferry_api::openapi::V2 {
+        self.v2
+            .get_or_init(|| {
+                let mut group_versions: Vec<(&str, &str)> = self
+                    .all()
+                    .map(|r| (r.info.group, r.info.version))
+                    .collect();
+                group_versions.sort();
+                group_versions.dedup();
+                let parts: Vec<ferry_api::openapi::CustomV2> = group_versions
+                    .into_iter()
+                    .map(|(group, version)| {
+                        ferry_api::openapi::custom_v2_part(
+                            group,
+                            version,
+                            &self.kinds(group, version),
+                        )
+                    })
+                    .collect();
+                ferry_api::openapi::v2_with_custom(&parts)
+            })
+            .clone()
+    }
+
+    /// The kinds served at `group`/`version`, by plural.
+    fn kinds(&self, group: &str, version: &str) -> Vec<ferry_api::openapi::CustomKind<'_>> {
         let mut resources: Vec<&Arc<Resource>> = self
             .all()
             .filter(|r| r.info.group == group && r.info.version == version)
             .collect();
-        if resources.is_empty() {
-            return None;
-        }
         resources.sort_by_key(|r| r.info.plural);
-        let kinds: Vec<ferry_api::openapi::CustomKind<'_>> = resources
+        resources
             .iter()
             .map(|r| ferry_api::openapi::CustomKind {
                 info: r.info,
                 schema: r.schema.as_deref(),
             })
-            .collect();
-        Some(ferry_api::openapi::custom_v3_document(
-            group, version, &kinds,
-        ))
+            .collect()
+    }
+
+    /// The OpenAPI v3 document of `group`/`version` from the resources served there.
+    fn document(&self, group: &str, version: &str) -> Option<ferry_api::openapi::Document> {
+        let kinds = self.kinds(group, version);
+        (!kinds.is_empty())
+            .then(|| ferry_api::openapi::custom_v3_document(group, version, &kinds))
     }
 }
 
@@ -551,6 +580,7 @@ impl Registry {
             by_definition,
             by_plural,
             documents: custom.documents.clone(),
+            v2: Default::default(),
         };
         for (group, version) in touched {
             let path = format!("apis/{group}/{version}");
