@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferry_api::registry::ResourceInfo;
-use ferry_store::{LeaseId, Store};
+use ferry_store::{LeaseId, Store, StoreError};
 use prometheus_client::registry::Registry;
 
 use crate::cache::WatchCache;
+use crate::reflector::{LazyObjects, Objects};
 use crate::status::ApiError;
 use crate::storemetrics::MeteredStore;
 
@@ -26,6 +27,9 @@ pub struct Storage {
     pub watch_cache: WatchCache,
     /// The lease objects with a TTL attach to, and when it was granted.
     ttl_lease: tokio::sync::Mutex<Option<(LeaseId, Instant)>>,
+    /// The namespaces, Services and EndpointSlices, followed from the first time they are read:
+    /// where webhooks, conversion webhooks and aggregated API servers are reached.
+    cluster: LazyObjects,
 }
 
 impl Storage {
@@ -36,7 +40,14 @@ impl Storage {
             watch_cache: WatchCache::new(store.clone()),
             store,
             ttl_lease: tokio::sync::Mutex::new(None),
+            cluster: LazyObjects::new(&["/namespaces/", "/services/", "/endpointslices/"]),
         }
+    }
+
+    /// The namespaces, Services and EndpointSlices (see [`Objects`]), listed and watched on
+    /// first use.
+    pub async fn cluster(&self) -> Result<&Arc<Objects>, StoreError> {
+        self.cluster.get(&self.store).await
     }
 
     /// Storage over `store`, measured into a registry nobody reads (tests).

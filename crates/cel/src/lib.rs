@@ -9,6 +9,8 @@
 //! `object`, `oldObject`, `request`, `params`, `namespaceObject`, `variables`, or `self` and
 //! `oldSelf` (bound as an optional, [`Variable::Optional`], for `optionalOldSelf` rules).
 
+pub mod cost;
+
 use std::sync::{Arc, LazyLock};
 
 use cel::extractors::This;

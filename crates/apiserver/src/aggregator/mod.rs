@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::discovery::RemoteVersion;
-use crate::reflector::{self, LazyObjects, Objects, Reflected};
+use crate::reflector::{self, Objects, Reflected};
 use crate::rest::Rest;
 use crate::status::ApiError;
 
@@ -198,7 +198,8 @@ struct Identity {
 pub struct Aggregator {
     apiservices: Arc<ApiServices>,
     changes: parking_lot::Mutex<Option<mpsc::UnboundedReceiver<String>>>,
-    cluster: LazyObjects,
+    /// The storage's Services and EndpointSlices, once started.
+    cluster: OnceLock<Arc<Objects>>,
     identity: OnceLock<Identity>,
     /// TLS client configurations by (caBundle, insecureSkipTLSVerify).
     tls: parking_lot::Mutex<HashMap<TlsKey, Arc<rustls::ClientConfig>>>,
@@ -228,7 +229,7 @@ impl Aggregator {
                 changed,
             }),
             changes: parking_lot::Mutex::new(Some(changes)),
-            cluster: LazyObjects::new(&["/services/", "/endpointslices/"]),
+            cluster: OnceLock::new(),
             identity: OnceLock::new(),
             tls: Default::default(),
             resources: Default::default(),
@@ -259,10 +260,8 @@ impl Aggregator {
         reflector::start(&self.apiservices, rest.storage.store.clone())
             .await
             .map_err(ApiError::from)?;
-        self.cluster
-            .get(&rest.storage.store)
-            .await
-            .map_err(ApiError::from)?;
+        let cluster = rest.storage.cluster().await.map_err(ApiError::from)?;
+        let _ = self.cluster.set(cluster.clone());
         autoregister::sync(&rest, &self.snapshot(), true).await?;
         let _ = self.started.set(());
         let (Some(changes), Some(unreachable)) = (
@@ -307,7 +306,7 @@ impl Aggregator {
 
     /// The view of Services and EndpointSlices, once started.
     fn cluster(&self) -> Option<Arc<Objects>> {
-        self.cluster.started().cloned()
+        self.cluster.get().cloned()
     }
 
     /// A ready endpoint of `remote`'s Service (upstream's endpoint routing).

@@ -147,17 +147,14 @@ fn hooks(configurations: Vec<Value>, mutating: bool) -> Vec<Hook> {
     hooks
 }
 
-/// What both plugins share: the configurations, and the namespaces, Services and
-/// EndpointSlices that selectors and service references are resolved with.
+/// What both plugins share: the configurations (the namespaces, Services and EndpointSlices
+/// that selectors and service references are resolved with are the storage's
+/// [`Storage::cluster`]).
 struct Webhooks {
     mutating: bool,
     programs: super::cel::Programs,
     configurations: LazyObjects,
-    cluster: LazyObjects,
 }
-
-/// The prefixes of [`Webhooks::cluster`].
-const CLUSTER_PREFIXES: &[&str] = &["/namespaces/", "/services/", "/endpointslices/"];
 
 /// Why a webhook was not asked, or its answer not used: a refusal to pass on as it is, or a
 /// failure that `failurePolicy` decides about.
@@ -216,7 +213,7 @@ impl Webhooks {
                     hook.namespace_selector.as_ref(),
                     attributes,
                     object,
-                    self.cluster.get(&storage.store).await?,
+                    storage.cluster().await?,
                 )?
             {
                 continue;
@@ -249,9 +246,8 @@ impl Webhooks {
             hook.timeout,
         );
         let unreachable = |why: String| format!("Post {:?}: {why}", shown.url);
-        let cluster = self
-            .cluster
-            .get(&storage.store)
+        let cluster = storage
+            .cluster()
             .await
             .map_err(|e| unreachable(e.to_string()))?;
         let (address, endpoint_port) =
@@ -439,7 +435,6 @@ impl Default for MutatingAdmissionWebhook {
             mutating: true,
             programs: Default::default(),
             configurations: LazyObjects::new(&["/mutatingwebhookconfigurations/"]),
-            cluster: LazyObjects::new(CLUSTER_PREFIXES),
         })
     }
 }
@@ -453,7 +448,6 @@ impl Default for ValidatingAdmissionWebhook {
             mutating: false,
             programs: Default::default(),
             configurations: LazyObjects::new(&["/validatingwebhookconfigurations/"]),
-            cluster: LazyObjects::new(CLUSTER_PREFIXES),
         })
     }
 }

@@ -7,10 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_store::{KeyRange, RangeRequest};
 use serde_json::{json, Value};
 
-use crate::reflector::Objects;
 use crate::status::ApiError;
 use crate::storage::Storage;
 use crate::webhook::{self, Target};
@@ -115,27 +113,8 @@ impl ConversionWebhook {
                 port,
             } => (namespace, name, path, *port),
         };
-        let mut objects = Vec::new();
-        let service_key = format!("/services/{namespace}/{name}");
-        if let Ok(Some(kv)) = storage.store.get(service_key.as_bytes()).await {
-            if let Ok(service) = serde_json::from_slice(&kv.value) {
-                objects.push((service_key, service));
-            }
-        }
-        let slices = storage
-            .store
-            .range(RangeRequest::new(KeyRange::prefix(format!(
-                "/endpointslices/{namespace}/"
-            ))))
-            .await
-            .map_err(|e| e.to_string())?;
-        for kv in slices.kvs {
-            if let Ok(slice) = serde_json::from_slice(&kv.value) {
-                objects.push((String::from_utf8_lossy(&kv.key).into_owned(), slice));
-            }
-        }
-        let cluster = Objects::from_objects(objects);
-        let (address, endpoint_port) = webhook::resolve_endpoint(&cluster, namespace, name, port)?;
+        let cluster = storage.cluster().await.map_err(|e| e.to_string())?;
+        let (address, endpoint_port) = webhook::resolve_endpoint(cluster, namespace, name, port)?;
         let server_name = format!("{name}.{namespace}.svc");
         Ok(Target::new(
             address,
