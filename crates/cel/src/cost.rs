@@ -263,11 +263,7 @@ impl<'d> Coster<'d> {
                 }
                 self.select(operand, &select.field)
             }
-            Expr::Call(call) => self.call(
-                &call.func_name,
-                call.target.as_deref(),
-                &call.args,
-            ),
+            Expr::Call(call) => self.call(&call.func_name, call.target.as_deref(), &call.args),
             Expr::List(list) => {
                 if !list.optional_indices.is_empty() {
                     return Err(Unsupported);
@@ -335,8 +331,8 @@ impl<'d> Coster<'d> {
                 // The field path goes on only as long as it names fields.
                 (field, operand.path.map(|_| field))
             }
-            // Upstream's size estimator finds no field of a map: the path ends.
-            Kind::Map => (decl.elem.as_deref().ok_or(Unsupported)?, None),
+            // A map's entry as a field: upstream's size estimator loses its size there, which
+            // is not followed (so as never to refuse what upstream accepts).
             _ => return Err(Unsupported),
         };
         Ok(Info {
@@ -399,7 +395,8 @@ impl<'d> Coster<'d> {
                 _ => return Err(Unsupported),
             },
             ("_+_", None, [lhs, rhs]) => match kinds[..] {
-                [Some(Kind::String), Some(Kind::String)] | [Some(Kind::Bytes), Some(Kind::Bytes)] => {
+                [Some(Kind::String), Some(Kind::String)]
+                | [Some(Kind::Bytes), Some(Kind::Bytes)] => {
                     let size = lhs.size().add(rhs.size());
                     Info {
                         cost: size.times(STRING_TRAVERSAL).add(arg_costs),
@@ -449,10 +446,11 @@ impl<'d> Coster<'d> {
                 }
             }
             ("size", None, [_]) | ("size", Some(_), []) => plain(Ty::Int, o1),
-            ("startsWith" | "endsWith", Some(t), [prefix])
-                if t.ty.kind() == Some(Kind::String) =>
-            {
-                plain(Ty::Bool, prefix.size().times(STRING_TRAVERSAL).add(arg_costs))
+            ("startsWith" | "endsWith", Some(t), [prefix]) if t.ty.kind() == Some(Kind::String) => {
+                plain(
+                    Ty::Bool,
+                    prefix.size().times(STRING_TRAVERSAL).add(arg_costs),
+                )
             }
             ("contains", Some(t), [sub]) if t.ty.kind() == Some(Kind::String) => {
                 let cost = t
@@ -591,20 +589,38 @@ mod tests {
             ("short", Decl::scalar(Kind::String, 40)),
             ("ints", list_of(Decl::scalar(Kind::Int, 0), unbounded_ints)),
             ("ten", list_of(Decl::scalar(Kind::String, 40), 10)),
+            (
+                "labels",
+                Decl {
+                    kind: Kind::Map,
+                    max_elements: 10,
+                    elem: Some(Box::new(Decl::scalar(Kind::String, 40))),
+                    fields: BTreeMap::new(),
+                },
+            ),
         ]);
         let cases = [
             ("self.n > 0", Some(3)),
+            ("self.labels.a == 'b'", None),
             ("self.n == 1", Some(2)),
             ("self.short == 'abc'", Some(3)),
             ("has(self.n)", Some(2)),
             ("self.short.startsWith('ab')", Some(3)),
             // 1 (self) + 1 (.ints) + items * (2 (loop) + 3 (step)) + 1 (result)
             ("self.ints.all(x, x > 0)", Some(3 + 5 * unbounded_ints)),
-            ("self.ten.all(x, x.matches('^[a-z]+$'))", Some(3 + 10 * (2 + 1 + 1 + 5 * 2))),
+            (
+                "self.ten.all(x, x.matches('^[a-z]+$'))",
+                Some(3 + 10 * (2 + 1 + 1 + 5 * 2)),
+            ),
             // The step: 2 (x == 'a') + 2 (@result + 1); the result: 2 (@result == 1).
+            // A map's keys have no size: 1 + 1 + 10 × (2 + 1 + 2).
+            ("self.labels.all(k, k.startsWith('a'))", Some(3 + 10 * 5)),
             ("self.ten.exists_one(x, x == 'a')", Some(4 + 10 * 4)),
             // The empty list costs 10; the step: 1 + 1 (@result) + 10 + 6 (x + 'a').
-            ("self.ten.map(x, x + 'a').size() > 0", Some(2 + 10 + 1 + 10 * 18 + 2)),
+            (
+                "self.ten.map(x, x + 'a').size() > 0",
+                Some(2 + 10 + 1 + 10 * 18 + 2),
+            ),
             // ceil(0.1 * (3 MiB - 2)) * ceil(0.1 * 3) + 2.
             ("self.name.contains('abc')", Some(314_573 + 2)),
             ("self.frob(1)", None),

@@ -6,13 +6,17 @@
 //! CRD OpenAPI checks, default values, and the compilation of `x-kubernetes-validations`
 //! rules through `ferry-cel`), then used for every custom resource of that version:
 //! [`Structural::prune`] drops unknown fields, [`Structural::apply_defaults`] fills in
-//! defaults, [`Structural::validate`] checks values, and [`Structural::validate_rules`] runs the
-//! CEL rules. Errors are [`FieldError`]s that print as upstream's `field.Error`s.
+//! defaults, [`Structural::validate`] checks values (on update,
+//! [`Structural::validate_update`], with upstream's validation ratcheting: `correlation`), and
+//! [`Structural::validate_rules`] runs the CEL rules, whose estimated costs are limited when
+//! the schema is accepted (`cost`). Errors are [`FieldError`]s that print as upstream's
+//! `field.Error`s.
 //!
 //! Start reading at [`schema`] (the parsed tree and the checks on it), then [`validation`].
 //! Pure functions over JSON, no I/O.
 
 mod correlation;
+mod cost;
 mod defaulting;
 mod errors;
 mod formats;
@@ -22,9 +26,42 @@ mod rules;
 mod schema;
 mod validation;
 
+use std::collections::HashSet;
+
 use serde_json::Value;
 
 pub use errors::{go_value, FieldError, FieldErrorKind};
+
+/// Which `x-kubernetes-validations` expressions are held to upstream's estimated cost limits.
+/// Upstream checks them when a definition is written, except for expressions the definition
+/// already had, and not when it serves a definition it accepted before.
+#[derive(Debug, Clone, Copy)]
+pub enum CostLimits<'a> {
+    /// Every expression: a new definition.
+    All,
+    /// Every expression but these, which the definition had before (see [`expressions`]).
+    Except(&'a HashSet<String>),
+    /// None: a stored definition, being served.
+    Unlimited,
+}
+
+impl CostLimits<'_> {
+    /// Whether the expression `source` is held to the limits.
+    pub(crate) fn applies_to(self, source: &str) -> bool {
+        match self {
+            CostLimits::All => true,
+            CostLimits::Except(had) => !had.contains(source),
+            CostLimits::Unlimited => false,
+        }
+    }
+}
+
+/// Every `rule` and `messageExpression` in a schema (JSONSchemaProps as JSON).
+pub fn expressions(schema: &Value) -> HashSet<String> {
+    let mut out = HashSet::new();
+    rules::expressions(schema, &mut out);
+    out
+}
 
 /// A CRD version's `openAPIV3Schema` (JSONSchemaProps as JSON), checked and parsed once.
 pub struct Structural {
@@ -46,10 +83,21 @@ impl std::fmt::Debug for Structural {
 impl Structural {
     /// Parses and checks a schema. The errors are upstream's reasons for rejecting it (a
     /// schema that is not structural, an invalid OpenAPI schema, defaults that do not
-    /// validate, rules that do not compile), with paths under `base_path` (e.g.
+    /// validate, rules that do not compile or whose estimated cost is over upstream's limits),
+    /// with paths under `base_path` (e.g.
     /// `spec.versions[0].schema.openAPIV3Schema`), e.g.
     /// `spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields`.
     pub fn new(schema: &Value, base_path: &str) -> Result<Structural, Vec<FieldError>> {
+        Structural::with_cost_limits(schema, base_path, CostLimits::All)
+    }
+
+    /// [`Structural::new`], holding only the expressions `limits` says to upstream's cost
+    /// limits: an updated definition's new expressions, none of a stored definition's.
+    pub fn with_cost_limits(
+        schema: &Value,
+        base_path: &str,
+        limits: CostLimits<'_>,
+    ) -> Result<Structural, Vec<FieldError>> {
         let mut errors = Vec::new();
         let mut root = schema::parse(schema, base_path, &mut errors);
         if !errors.is_empty() {
@@ -64,7 +112,7 @@ impl Structural {
         }
         // Upstream compiles rules only for schemas without other problems.
         if errors.is_empty() {
-            errors.extend(rules::compile(&mut root, base_path));
+            errors.extend(rules::compile(&mut root, base_path, limits));
         }
         if errors.is_empty() {
             Ok(Structural { root })

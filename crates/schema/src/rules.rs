@@ -13,12 +13,16 @@
 //! On update, rules that do not name `oldSelf` ratchet ([`crate::correlation`]): their
 //! failures are not reported where the value is unchanged.
 
+use std::collections::HashSet;
+
 use ferry_cel::{Program, Variable};
 use serde_json::Value;
 
 use crate::correlation::{MapList, Ratchet};
+use crate::cost::{self, Estimating, TotalCost};
 use crate::errors::{child, go_quote, go_value, index, key, FieldError};
 use crate::schema::{has_newlines, AdditionalProperties, Schema};
+use crate::CostLimits;
 
 /// The longest message a `messageExpression` may produce (upstream's
 /// `MaxEvaluatedMessageExpressionSizeBytes`).
@@ -127,19 +131,75 @@ pub(crate) struct CompiledRule {
 }
 
 /// Compiles every rule on the spine of `root`, marking the nodes below which rules exist;
-/// returns upstream's compile-time errors.
-pub(crate) fn compile(root: &mut Schema, path: &str) -> Vec<FieldError> {
+/// returns upstream's compile-time errors, estimated cost limits included.
+pub(crate) fn compile(root: &mut Schema, path: &str, limits: CostLimits<'_>) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    compile_node(root, path, None, &mut errors);
+    let mut total = TotalCost::default();
+    let at = Position {
+        uncorrelatable: None,
+        resource_root: true,
+        cardinality: Some(1),
+        limits,
+    };
+    let mut limited = false;
+    compile_node(root, path, at, &mut total, &mut limited, &mut errors);
+    if limited {
+        errors.extend(total.errors(path));
+    }
     errors
+}
+
+/// Every `rule` and `messageExpression` of a schema (as JSON), wherever its
+/// `x-kubernetes-validations` are: what an updated definition already had.
+pub(crate) fn expressions(schema: &Value, out: &mut HashSet<String>) {
+    match schema {
+        Value::Object(o) => {
+            if let Some(Value::Array(rules)) = o.get("x-kubernetes-validations") {
+                for rule in rules {
+                    for field in ["rule", "messageExpression"] {
+                        if let Some(source) = rule.get(field).and_then(Value::as_str) {
+                            out.insert(source.to_string());
+                        }
+                    }
+                }
+            }
+            o.values().for_each(|v| expressions(v, out));
+        }
+        Value::Array(a) => a.iter().for_each(|v| expressions(v, out)),
+        _ => {}
+    }
+}
+
+/// Where a node is, for compiling its rules.
+#[derive(Clone, Copy)]
+struct Position<'p> {
+    /// The path of the uncorrelatable ancestor (a list that is not a map list, an atomic
+    /// map) below which `oldSelf` cannot be used.
+    uncorrelatable: Option<&'p str>,
+    /// The root of a resource: the custom resource's, or an embedded one.
+    resource_root: bool,
+    /// How many times the node can occur in an object (`None`: unbounded).
+    cardinality: Option<u64>,
+    /// Which expressions' estimated costs are limited.
+    limits: CostLimits<'p>,
 }
 
 fn compile_node(
     s: &mut Schema,
     path: &str,
-    uncorrelatable: Option<&str>,
+    at: Position<'_>,
+    total: &mut TotalCost,
+    limited: &mut bool,
     errors: &mut Vec<FieldError>,
 ) {
+    let uncorrelatable = at.uncorrelatable;
+    // Estimated only when some rule is there to estimate.
+    let typed = s
+        .rules
+        .iter()
+        .any(|r| !r.rule.trim().is_empty())
+        .then(|| cost::decl_type(s, at.resource_root))
+        .flatten();
     let mut compiled = Vec::with_capacity(s.rules.len());
     for (i, spec) in s.rules.iter().enumerate() {
         let rule_path = index(&child(path, "x-kubernetes-validations"), i);
@@ -171,6 +231,27 @@ fn compile_node(
                 }
             },
         };
+        if let Some(typed) = &typed {
+            let optional = spec.optional_old_self == Some(true);
+            let estimating = Estimating { typed, optional };
+            let mut limit = |source: &str, error: Option<FieldError>| {
+                if at.limits.applies_to(source) {
+                    *limited = true;
+                    errors.extend(error);
+                }
+            };
+            if let Some(program) = &program {
+                let path = child(&rule_path, "rule");
+                let scale = |c| cost::expression_cost(c, at.cardinality, typed.min_size);
+                let error = total.limit(program, estimating, "rule", path, scale);
+                limit(&spec.rule, error);
+            }
+            if let Some(message) = &message {
+                let path = child(&rule_path, "messageExpression");
+                let error = total.limit(message, estimating, "messageExpression", path, |c| c);
+                limit(&spec.message_expression, error);
+            }
+        }
         let Some(program) = program else { continue };
         let uses_old_self = program.references("oldSelf");
         if let (true, Some(within)) = (uses_old_self, uncorrelatable) {
@@ -203,27 +284,33 @@ fn compile_node(
     let mut has_rules = !s.compiled.is_empty();
     let atomic_map = !s.map_correlatable();
     let names: Vec<String> = s.properties.keys().cloned().collect();
+    let cardinality = cost::child_cardinality(s, at.cardinality);
+    let below = |within, child: &Schema| Position {
+        uncorrelatable: within,
+        resource_root: child.embedded_resource,
+        cardinality,
+        limits: at.limits,
+    };
     for name in names {
         let sub_path = key(&child(path, "properties"), &name);
         let within = uncorrelatable.or(atomic_map.then_some(path));
         if let Some(property) = s.properties.get_mut(&name) {
-            compile_node(property, &sub_path, within, errors);
+            let at = below(within, property);
+            compile_node(property, &sub_path, at, total, limited, errors);
             has_rules |= property.has_rules;
         }
     }
     let not_map_list = s.list_type.as_deref() != Some("map");
     if let Some(items) = s.items.as_deref_mut() {
         let within = uncorrelatable.or(not_map_list.then_some(path));
-        compile_node(items, &child(path, "items"), within, errors);
+        let at = below(within, items);
+        compile_node(items, &child(path, "items"), at, total, limited, errors);
         has_rules |= items.has_rules;
     }
     if let Some(AdditionalProperties::Schema(additional)) = s.additional_properties.as_mut() {
-        compile_node(
-            additional,
-            &child(path, "additionalProperties"),
-            uncorrelatable,
-            errors,
-        );
+        let at = below(uncorrelatable, additional);
+        let path = child(path, "additionalProperties");
+        compile_node(additional, &path, at, total, limited, errors);
         has_rules |= additional.has_rules;
     }
     s.has_rules = has_rules;
@@ -433,11 +520,11 @@ fn validate_node(s: &Schema, node: Node<'_, '_>, errors: &mut Vec<FieldError>) {
     }
 }
 
-fn evaluate(
+fn evaluate<'a>(
     s: &Schema,
     spec: &RuleSpec,
     rule: &CompiledRule,
-    node: Node<'_, '_>,
+    node: Node<'a, '_>,
     errors: &mut Vec<FieldError>,
 ) {
     let Node {
@@ -452,19 +539,14 @@ fn evaluate(
         return;
     }
     let type_value = go_quote(&s.type_);
-    // Upstream evaluates a messageExpression with `oldSelf` bound as it is, even for an
-    // optionalOldSelf rule: such a message naming `oldSelf` falls back to the rule's message.
-    let mut message_variables: Vec<(&str, Variable<'_>)> = vec![("self", Variable::Json(new))];
-    if let Some(old) = old {
-        message_variables.push(("oldSelf", Variable::Json(old)));
-    }
-    let variables = if optional_old_self {
-        vec![
-            ("self", Variable::Json(new)),
-            ("oldSelf", Variable::Optional(old)),
-        ]
-    } else {
-        message_variables.clone()
+    let bind = |old_self: Option<Variable<'a>>| -> Vec<(&str, Variable<'a>)> {
+        let mut variables = vec![("self", Variable::Json(new))];
+        variables.extend(old_self.map(|v| ("oldSelf", v)));
+        variables
+    };
+    let variables = match optional_old_self {
+        true => bind(Some(Variable::Optional(old))),
+        false => bind(old.map(Variable::Json)),
     };
     match rule.program.eval_bool(&variables) {
         Ok(true) => {}
@@ -478,7 +560,9 @@ fn evaluate(
             let detail = rule
                 .message
                 .as_ref()
-                .and_then(|m| evaluated_message(m, &message_variables))
+                // Upstream binds `oldSelf` as it is here, even for an optionalOldSelf rule: such
+                // a message naming `oldSelf` falls back to the rule's message.
+                .and_then(|m| evaluated_message(m, &bind(old.map(Variable::Json))))
                 .unwrap_or_else(|| spec.default_message());
             errors.push(match spec.reason.as_deref() {
                 Some("FieldValueForbidden") => FieldError::forbidden(field, detail),
@@ -525,7 +609,7 @@ mod tests {
     fn compiled(schema: Value) -> Result<Schema, Vec<String>> {
         let mut errors = Vec::new();
         let mut s = parse(&schema, "", &mut errors);
-        errors.extend(compile(&mut s, "openAPIV3Schema"));
+        errors.extend(compile(&mut s, "openAPIV3Schema", CostLimits::All));
         if errors.is_empty() {
             Ok(s)
         } else {
@@ -738,6 +822,58 @@ mod tests {
     }
 
     #[test]
+    fn estimated_costs_are_limited_as_upstream() {
+        let list = |items: Value, max_items: Option<i64>, rule: &str| {
+            let mut list = json!({"type": "array", "items": items,
+                "x-kubernetes-validations": [{"rule": rule}]});
+            if let Some(max) = max_items {
+                list["maxItems"] = json!(max);
+            }
+            compiled(
+                json!({"type": "object", "properties": {"spec": {"type": "object",
+                "properties": {"list": list}}}}),
+            )
+        };
+        let matches = "self.all(x, x.matches('^[a-z]+$'))";
+        let forbidden = "openAPIV3Schema.properties[spec].properties[list].x-kubernetes-validations[0].rule: Forbidden: estimated rule cost exceeds budget by factor of more than 100x (try simplifying the rule, or adding maxItems, maxProperties, and maxLength where arrays, maps, and strings are declared)";
+        // Far over the per-rule limit, it is over the schema's too.
+        assert_eq!(
+            list(json!({"type": "string"}), None, matches).expect_err("too costly"),
+            vec![
+                forbidden,
+                "openAPIV3Schema.properties[spec].properties[list].x-kubernetes-validations[0].rule: Forbidden: contributed to estimated rule cost total exceeding cost limit for entire OpenAPIv3 schema",
+                "openAPIV3Schema: Forbidden: x-kubernetes-validations estimated rule cost total for entire OpenAPIv3 schema exceeds budget by factor of more than 100x (try simplifying the rule, or adding maxItems, maxProperties, and maxLength where arrays, maps, and strings are declared)",
+            ]
+        );
+        assert!(list(
+            json!({"type": "string", "maxLength": 10}),
+            Some(10),
+            matches
+        )
+        .is_ok());
+        // 5 per item of about 1.5 million: within the limit.
+        assert!(list(json!({"type": "integer"}), None, "self.all(x, x > 0)").is_ok());
+
+        // A rule's cost counts as many times as its node can occur.
+        let nested = |max_items: Option<i64>| {
+            let mut outer = json!({"type": "array", "items": {"type": "object", "properties": {
+                "tags": {"type": "array", "maxItems": 1000, "items": {"type": "string", "maxLength": 10},
+                    "x-kubernetes-validations": [{"rule": "self.all(t, t.startsWith('a'))"}]}}}});
+            if let Some(max) = max_items {
+                outer["maxItems"] = json!(max);
+            }
+            compiled(json!({"type": "object", "properties": {"outer": outer}}))
+        };
+        assert!(nested(Some(1000)).is_ok());
+        // 5,002 per evaluation (1 + 1 + 1,000 × 5), 2,000 times.
+        assert_eq!(
+            nested(Some(2000)).expect_err("too costly"),
+            vec!["openAPIV3Schema.properties[outer].items.properties[tags].x-kubernetes-validations[0].rule: Forbidden: estimated rule cost exceeds budget by factor of 1.000400x (try simplifying the rule, or adding maxItems, maxProperties, and maxLength where arrays, maps, and strings are declared)"]
+        );
+        assert!(nested(None).is_err());
+    }
+
+    #[test]
     fn compile_time_errors_read_as_upstream() {
         let errors = compiled(spec_with(
             json!([{"rule": "self.min >"}]),
@@ -750,8 +886,8 @@ mod tests {
             "{errors:?}"
         );
 
-        let errors = compiled(json!({"type": "object", "properties": {"list": {"type": "array",
-            "items": {"type": "string", "x-kubernetes-validations": [{"rule": "self == oldSelf"}]}}}}))
+        let errors = compiled(json!({"type": "object", "properties": {"list": {"type": "array", "maxItems": 10,
+            "items": {"type": "string", "maxLength": 10, "x-kubernetes-validations": [{"rule": "self == oldSelf"}]}}}}))
         .expect_err("uncorrelatable");
         assert_eq!(
             errors,

@@ -892,6 +892,43 @@ mod tests {
     }
 
     #[test]
+    fn updates_ratchet_where_values_correlate_and_are_unchanged() {
+        let schema = parse(
+            &spec(json!({
+                "ports": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+                    "items": {"type": "object", "properties": {"name": {"type": "string"}, "port": {"type": "integer", "maximum": 100}}}},
+                "hosts": {"type": "array", "items": {"type": "string", "maxLength": 3}},
+                "size": {"type": "string", "anyOf": [{"enum": ["small"]}, {"pattern": "^[0-9]+$"}]},
+            })),
+            "",
+            &mut Vec::new(),
+        );
+        let update = |new: Value, old: Value| {
+            validate_update(&schema, &new, &old, "")
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        let old = json!({"spec": {"ports": [{"name": "a", "port": 200}, {"name": "b", "port": 1}],
+            "hosts": ["long", "ok"], "size": "big"}});
+        // Map-list items correlate by key, in any order; unchanged lists and junctor
+        // failures ratchet.
+        let reordered = json!({"spec": {"ports": [{"name": "b", "port": 2}, {"name": "a", "port": 200}],
+            "hosts": ["long", "ok"], "size": "big"}});
+        assert!(update(reordered, old.clone()).is_empty());
+        // Other lists' items do not correlate: a changed list is judged whole.
+        let changed = json!({"spec": {"ports": [{"name": "a", "port": 300}],
+            "hosts": ["long", "ok", "x"], "size": "big"}});
+        assert_eq!(
+            update(changed, old),
+            vec![
+                "spec.hosts[0]: Too long: may not be longer than 3",
+                "spec.ports[0].port: Invalid value: 300: spec.ports[0].port in body should be less than or equal to 100",
+            ]
+        );
+    }
+
+    #[test]
     fn values_are_checked_as_kube_openapi_checks_them() {
         let cases: Vec<(Value, Value, Vec<&str>)> = vec![
             (

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ferry_api::printers::CustomColumns;
 use ferry_api::registry::{CustomResourceInfo, ResourceInfo};
-use ferry_schema::Structural;
+use ferry_schema::{CostLimits, Structural};
 use serde_json::{json, Value};
 
 use super::conversion::ConversionWebhook;
@@ -308,15 +308,19 @@ pub fn resources_of(crd: &Value, terminating: bool) -> Result<Vec<Arc<Resource>>
         .intern();
         let schema = match version.pointer("/schema/openAPIV3Schema") {
             Some(schema) => Some(Arc::new(
-                Structural::new(schema, "spec.versions.schema.openAPIV3Schema").map_err(
-                    |errors| {
-                        errors
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    },
-                )?,
+                // An accepted definition is served whatever its rules' estimated costs.
+                Structural::with_cost_limits(
+                    schema,
+                    "spec.versions.schema.openAPIV3Schema",
+                    CostLimits::Unlimited,
+                )
+                .map_err(|errors| {
+                    errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })?,
             )),
             None => None,
         };

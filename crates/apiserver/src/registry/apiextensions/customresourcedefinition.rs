@@ -4,6 +4,7 @@
 //! objects go before it does.
 
 use async_trait::async_trait;
+use ferry_schema::{CostLimits, Structural};
 use serde_json::{json, Value};
 
 use crate::registry::generic::{self, default, dns1035_label_problems, dns1123_label_problems};
@@ -106,7 +107,7 @@ fn validate_names(crd: &Value, errors: &mut Vec<FieldError>) {
     }
 }
 
-fn validate_versions(crd: &Value, errors: &mut Vec<FieldError>) {
+fn validate_versions(crd: &Value, limits: CostLimits<'_>, errors: &mut Vec<FieldError>) {
     let versions = crd
         .pointer("/spec/versions")
         .and_then(Value::as_array)
@@ -146,7 +147,7 @@ fn validate_versions(crd: &Value, errors: &mut Vec<FieldError>) {
             )),
             Some(schema) => {
                 let base = format!("{path}.schema.openAPIV3Schema");
-                if let Err(problems) = ferry_schema::Structural::new(schema, &base) {
+                if let Err(problems) = Structural::with_cost_limits(schema, &base, limits) {
                     errors.extend(problems.into_iter().map(|e| FieldError {
                         field: e.field,
                         kind: super::customresource::kind_of(e.kind),
@@ -187,8 +188,9 @@ fn validate_versions(crd: &Value, errors: &mut Vec<FieldError>) {
     }
 }
 
-/// `ValidateCustomResourceDefinition`.
-fn validate_definition(crd: &Value, errors: &mut Vec<FieldError>) {
+/// `ValidateCustomResourceDefinition`: with its rules' estimated costs held to upstream's
+/// limits as `limits` says.
+fn validate_definition(crd: &Value, limits: CostLimits<'_>, errors: &mut Vec<FieldError>) {
     let group = text(crd, "/spec/group");
     let plural = text(crd, "/spec/names/plural");
     let name = text(crd, "/metadata/name");
@@ -222,7 +224,7 @@ fn validate_definition(crd: &Value, errors: &mut Vec<FieldError>) {
         )),
     }
     validate_names(crd, errors);
-    validate_versions(crd, errors);
+    validate_versions(crd, limits, errors);
     match text(crd, "/spec/conversion/strategy") {
         "None" => {}
         "Webhook" => match crd.pointer("/spec/conversion/webhook") {
@@ -278,11 +280,16 @@ impl Strategy for CustomResourceDefinitionStrategy {
     }
 
     fn validate(&self, object: &Value, errors: &mut Vec<FieldError>) {
-        validate_definition(object, errors);
+        validate_definition(object, CostLimits::All, errors);
     }
 
     fn validate_update(&self, new: &Value, old: &Value, errors: &mut Vec<FieldError>) {
-        validate_definition(new, errors);
+        // The expressions the definition already had are not held to the cost limits again.
+        let had = old
+            .pointer("/spec/versions")
+            .map(ferry_schema::expressions)
+            .unwrap_or_default();
+        validate_definition(new, CostLimits::Except(&had), errors);
         generic::immutable(new, old, "/spec/group", "spec.group", errors);
         generic::immutable(new, old, "/spec/scope", "spec.scope", errors);
     }
@@ -368,6 +375,34 @@ mod tests {
         assert_eq!(crd["spec"]["conversion"]["strategy"], "None");
         let crds = resource("apiextensions.k8s.io", "v1", "customresourcedefinitions");
         assert_eq!(field_errors(crds, &crd, None), Vec::<String>::new());
+    }
+
+    #[test]
+    fn rules_costs_are_limited_unless_the_definition_had_them() {
+        let crds = resource("apiextensions.k8s.io", "v1", "customresourcedefinitions");
+        let with_rule = |rule: &str| {
+            let mut crd = crontab();
+            set_defaults(&mut crd);
+            crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+                ["properties"]["tags"] = json!({"type": "array", "items": {"type": "string"},
+                    "x-kubernetes-validations": [{"rule": rule}]});
+            crd
+        };
+        let costly = with_rule("self.all(x, x.matches('^[a-z]+$'))");
+        let over = |errors: &[String]| {
+            errors.iter().any(|e| {
+                e.starts_with("spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[tags].x-kubernetes-validations[0].rule: Forbidden: estimated rule cost exceeds budget")
+            })
+        };
+        assert!(over(&field_errors(crds, &costly, None)));
+        // A definition that had the rule keeps it through an update.
+        let mut relabelled = costly.clone();
+        relabelled["metadata"]["labels"] = json!({"team": "a"});
+        assert!(!over(&field_errors(crds, &relabelled, Some(&costly))));
+        // A new costly rule in an update is refused.
+        let cheap = with_rule("self.size() >= 0");
+        assert!(field_errors(crds, &cheap, None).is_empty());
+        assert!(over(&field_errors(crds, &costly, Some(&cheap))));
     }
 
     #[test]
