@@ -69,6 +69,25 @@ fn flunder(name: &str, seen: &Seen) -> Value {
         "spec": {"remoteUser": seen.user, "remoteGroups": seen.groups}})
 }
 
+/// The extension server's OpenAPI v3 document of its group-version: the Flunder kind.
+fn openapi_document() -> Value {
+    let gvk = json!({"group": "wardle.example.com", "kind": "Flunder", "version": "v1alpha1"});
+    let get = json!({"get": {"x-kubernetes-action": "get", "x-kubernetes-group-version-kind": gvk,
+        "responses": {"200": {"description": "OK", "content": {"application/json":
+            {"schema": {"$ref": "#/components/schemas/io.k8s.wardle.v1alpha1.Flunder"}}}}}}});
+    json!({"openapi": "3.0.0", "info": {"title": "wardle", "version": "v1alpha1"},
+        "paths": {"/apis/wardle.example.com/v1alpha1/namespaces/{namespace}/flunders/{name}": get},
+        "components": {"schemas": {"io.k8s.wardle.v1alpha1.Flunder": {
+            "description": "A Flunder is a test object of the wardle extension server.",
+            "type": "object",
+            "properties": {
+                "apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                "spec": {"type": "object", "description": "What the flunder was asked for.",
+                    "properties": {"remoteUser": {"type": "string",
+                        "description": "The user the request came from."}}}},
+            "x-kubernetes-group-version-kind": [gvk]}}}})
+}
+
 /// Answers one request (the TLS handshake has verified the client's certificate).
 fn answer(request: &Request, seen: &Mutex<Vec<Seen>>) -> (&'static str, String) {
     let path = request.path.clone();
@@ -86,7 +105,13 @@ fn answer(request: &Request, seen: &Mutex<Vec<Seen>>) -> (&'static str, String) 
     };
     seen.lock().expect("seen").push(who.clone());
     let base = format!("/apis/{GROUP_VERSION}");
-    let body = if path == base {
+    let document_path = format!("/openapi/v3/apis/{GROUP_VERSION}");
+    let body = if path == "/openapi/v3" {
+        Some(json!({"paths": {format!("apis/{GROUP_VERSION}"):
+            {"serverRelativeURL": format!("{document_path}?hash=0A1B")}}}))
+    } else if path == document_path {
+        Some(openapi_document())
+    } else if path == base {
         Some(
             json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": GROUP_VERSION,
             "resources": [{"name": "flunders", "singularName": "flunder", "namespaced": true,
@@ -298,6 +323,20 @@ spec:
     assert!(
         aggregated.contains(r#""resource":"flunders""#),
         "{aggregated}"
+    );
+
+    // Its OpenAPI v3 document is fetched from it, so `kubectl explain` knows its kinds.
+    let index = ferry.ok(&["get", "--raw", "/openapi/v3"]);
+    assert!(
+        index.contains(r#""apis/wardle.example.com/v1alpha1":{"serverRelativeURL":"/openapi/v3/apis/wardle.example.com/v1alpha1"}"#),
+        "{index}"
+    );
+    let explained = fresh_ok(&ferry, &["explain", "flunders.spec"]);
+    assert!(
+        explained.contains("KIND:       Flunder")
+            && explained.contains("remoteUser\t<string>")
+            && explained.contains("The user the request came from."),
+        "{explained}"
     );
 
     // Requests are proxied as the authenticated user.

@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde_json::Value;
 
 use super::{proxy, Aggregator, Remote};
@@ -147,27 +148,41 @@ pub fn check_service(cluster: &Objects, remote: &Remote) -> Result<(), Condition
     Ok(())
 }
 
-/// GETs `remote`'s `/apis/<group>/<version>`: the resources it lists, or why the check failed.
-async fn check_discovery(
+/// Why a GET from a remote APIService's server failed.
+#[derive(Debug)]
+pub enum FetchError {
+    /// No endpoint, or no TLS configuration to reach it with.
+    Unreachable(String),
+    /// The request failed or was answered with an error, as `https://<endpoint><path>` (the
+    /// URL) and why.
+    Failed(String, String),
+    /// No answer in time, from the URL.
+    TimedOut(String),
+}
+
+/// The body of a GET of `path` from `remote`'s server, asked as the aggregator itself
+/// (`system:kube-aggregator`, with `system:masters`).
+pub async fn fetch(
     aggregator: &Aggregator,
     remote: &Remote,
-) -> Result<Vec<Value>, Condition> {
-    let failed = |why: String| Condition::unavailable("FailedDiscoveryCheck", why);
-    let (address, port) = aggregator.endpoint(remote).map_err(failed)?;
+    path: &str,
+) -> Result<Bytes, FetchError> {
+    let (address, port) = aggregator
+        .endpoint(remote)
+        .map_err(FetchError::Unreachable)?;
     let host = if address.contains(':') {
         format!("[{address}]:{port}")
     } else {
         format!("{address}:{port}")
     };
-    let path = format!("/apis/{}/{}", remote.group, remote.version);
     let url = format!("https://{host}{path}");
-    let missing = |why: String| failed(format!("failing or missing response from {url}: {why}"));
-    let tls = aggregator.client_config(remote).map_err(&missing)?;
-    let mut request = http::Request::get(&path)
+    let failed = |why: String| FetchError::Failed(url.clone(), why);
+    let tls = aggregator.client_config(remote).map_err(&failed)?;
+    let mut request = http::Request::get(path)
         .header(http::header::HOST, &host)
         .header(http::header::ACCEPT, "application/json")
         .body(body::empty())
-        .map_err(|e| missing(e.to_string()))?;
+        .map_err(|e| failed(e.to_string()))?;
     for (header, value) in proxy::remote_headers(CHECK_USER, &["system:masters".to_string()], &[]) {
         request.headers_mut().append(header, value);
     }
@@ -183,16 +198,35 @@ async fn check_discovery(
         if !status.is_success() && !status.is_redirection() {
             return Err(format!("bad status from {url}: {}", status.as_u16()));
         }
-        let document: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Ok(document["resources"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default())
+        Ok(bytes)
     };
     match tokio::time::timeout(CHECK_TIMEOUT + Duration::from_secs(1), exchange).await {
-        Ok(Ok(resources)) => Ok(resources),
-        Ok(Err(why)) => Err(missing(why)),
-        Err(_) => Err(failed(format!("timed out waiting for {url}"))),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(why)) => Err(failed(why)),
+        Err(_) => Err(FetchError::TimedOut(url.clone())),
+    }
+}
+
+/// GETs `remote`'s `/apis/<group>/<version>`: the resources it lists, or why the check failed.
+async fn check_discovery(
+    aggregator: &Aggregator,
+    remote: &Remote,
+) -> Result<Vec<Value>, Condition> {
+    let failed = |why: String| Condition::unavailable("FailedDiscoveryCheck", why);
+    let path = format!("/apis/{}/{}", remote.group, remote.version);
+    match fetch(aggregator, remote, &path).await {
+        Ok(bytes) => {
+            let document: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            Ok(document["resources"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default())
+        }
+        Err(FetchError::Unreachable(why)) => Err(failed(why)),
+        Err(FetchError::Failed(url, why)) => Err(failed(format!(
+            "failing or missing response from {url}: {why}"
+        ))),
+        Err(FetchError::TimedOut(url)) => Err(failed(format!("timed out waiting for {url}"))),
     }
 }
 

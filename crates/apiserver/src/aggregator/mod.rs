@@ -15,6 +15,7 @@
 
 pub mod autoregister;
 pub mod available;
+mod openapi;
 pub mod proxy;
 
 use std::collections::{BTreeMap, HashMap};

@@ -109,7 +109,7 @@ impl Router {
         } else if crate::ui::serves(&info.path) {
             crate::ui::handle(&info)
         } else {
-            nonresource::handle(&self, &info, &accept)
+            nonresource::handle(&self, &info, &accept).await
         };
         answer.unwrap_or_else(ApiError::into_response)
     }

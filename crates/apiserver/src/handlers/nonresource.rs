@@ -13,7 +13,11 @@ use crate::status::ApiError;
 pub const KUBERNETES_VERSION: &str = "v1.33.0+ferry";
 
 /// `/version`, health, `/metrics` and discovery.
-pub fn handle(router: &Router, info: &RequestInfo, accept: &str) -> Result<Response, ApiError> {
+pub async fn handle(
+    router: &Router,
+    info: &RequestInfo,
+    accept: &str,
+) -> Result<Response, ApiError> {
     if info.verb != "get" && info.verb != "head" {
         return Err(ApiError::method_not_allowed(
             "the server does not allow this method on the requested resource",
@@ -77,6 +81,10 @@ pub fn handle(router: &Router, info: &RequestInfo, accept: &str) -> Result<Respo
                     "serverRelativeURL": format!("/openapi/v3/{path}?hash={}", document.hash)
                 });
             }
+            // The remote APIServices' documents are fetched when asked for: no hash to give.
+            for path in router.aggregator.openapi_v3_paths() {
+                index["paths"][&path] = json!({"serverRelativeURL": format!("/openapi/v3/{path}")});
+            }
             Ok(body::json(200, &index))
         }
         // OIDC discovery of the service-account token issuer.
@@ -100,6 +108,11 @@ pub fn handle(router: &Router, info: &RequestInfo, accept: &str) -> Result<Respo
                         "application/json",
                         document.json.clone(),
                     ));
+                }
+                if let Some(fetched) = router.aggregator.openapi_v3_document(gv).await {
+                    return fetched.map(|document| {
+                        body::response(200, "application/json", document.to_vec())
+                    });
                 }
                 return ferry_api::openapi::v3_document(gv)
                     .map(|doc| body::response(200, "application/json", doc.json.clone()))
