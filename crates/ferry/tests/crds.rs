@@ -338,3 +338,106 @@ fn the_garbage_collector_follows_owners_of_and_by_custom_resources() {
         ferry.ok(&["get", "configmaps,crontabs", "-o", "name"])
     );
 }
+
+/// A definition of `widgets.rules.example.com` whose `spec.name` has `name_schema`.
+fn widgets(name_schema: &str) -> String {
+    format!(
+        r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {{name: widgets.rules.example.com}}
+spec:
+  group: rules.example.com
+  scope: Namespaced
+  names: {{plural: widgets, kind: Widget}}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              name: {name_schema}
+              size:
+                type: integer
+                x-kubernetes-validations:
+                - rule: "!oldSelf.hasValue() || self >= oldSelf.value()"
+                  optionalOldSelf: true
+                  message: size may not shrink
+              note: {{type: string}}
+"#
+    )
+}
+
+#[test]
+fn rules_see_optional_old_values_updates_ratchet_and_costs_are_limited() {
+    let ferry = Ferry::start();
+    ferry.apply_yaml("apply", &widgets("{type: string}"));
+    established(&ferry, "widgets.rules.example.com");
+    ferry.apply_yaml(
+        "create",
+        "apiVersion: rules.example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {name: UPPER, size: 3}\n",
+    );
+    // optionalOldSelf: the rule ran on create (oldSelf none), and runs on update.
+    let shrink = ferry.fails(&[
+        "patch",
+        "widget/w",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"size":2}}"#,
+    ]);
+    assert!(
+        shrink.contains("spec.size: Invalid value: \"integer\": size may not shrink"),
+        "{shrink}"
+    );
+
+    // The name's schema gets stricter: the stored, now invalid name ratchets while other
+    // fields change, but may not change to another invalid name.
+    ferry.apply_yaml("apply", &widgets("{type: string, pattern: '^[a-z]+$'}"));
+    assert!(eventually(Duration::from_secs(10), || {
+        ferry
+            .kubectl(&[
+                "patch",
+                "widget/w",
+                "--type=merge",
+                "-p",
+                r#"{"spec":{"note":"still UPPER","size":4}}"#,
+            ])
+            .status
+            .success()
+            && ferry
+                .fails(&[
+                    "patch",
+                    "widget/w",
+                    "--type=merge",
+                    "-p",
+                    r#"{"spec":{"name":"LOWER"}}"#,
+                ])
+                .contains(r#"spec.name: Invalid value: "LOWER": spec.name in body should match '^[a-z]+$'"#)
+    }));
+    assert_eq!(
+        ferry.ok(&[
+            "get",
+            "widget/w",
+            "-o",
+            "jsonpath={.spec.name} {.spec.size}"
+        ]),
+        "UPPER 4"
+    );
+
+    // A rule too costly to run on unbounded input is refused with upstream's words.
+    let costly = widgets("{type: string}").replace(
+        "note: {type: string}",
+        "note: {type: string}\n              tags:\n                type: array\n                items: {type: string}\n                x-kubernetes-validations:\n                - rule: \"self.all(t, t.matches('^[a-z]+$'))\"",
+    );
+    let out = ferry.with_stdin(&["apply", "-f", "-"], &costly);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[tags].x-kubernetes-validations[0].rule: Forbidden: estimated rule cost exceeds budget by factor of"),
+        "{err}"
+    );
+}
