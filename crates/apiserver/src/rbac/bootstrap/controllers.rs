@@ -4,8 +4,12 @@
 //! controller acts as the ServiceAccount `kube-system/<name>`, bound to
 //! `system:controller:<name>`.
 //!
-//! Only the controllers ferry runs are here (upstream's rules, its `extensions` group left
-//! out). Where a ferry controller needs more than upstream's role, the extra rule says why.
+//! Every controller upstream 1.33 runs by default has its role here (upstream's rules, its
+//! `extensions` group left out), those ferry does not run too (attach-detach, expand, route,
+//! TTL, the legacy token cleaner, the ValidatingAdmissionPolicy status and ServiceCIDR
+//! controllers), so a controller manager run beside ferry's finds them; roles of controllers
+//! behind feature gates that are off by default (DRA, VolumeAttributesClass, SELinux) are not.
+//! Where a ferry controller needs more than upstream's role, the extra rule says why.
 
 use serde_json::Value;
 
@@ -416,6 +420,111 @@ fn controller_rules() -> Vec<(&'static str, bool, Vec<Value>)> {
                 // merge patch.
                 rule(&["patch"], "", &["persistentvolumeclaims"]),
                 rule(&["update"], "", &["pods/finalizers"]),
+            ],
+        ),
+        (
+            "attachdetach-controller",
+            EVENTS,
+            vec![
+                rule(
+                    &["list", "watch"],
+                    "",
+                    &["persistentvolumes", "persistentvolumeclaims"],
+                ),
+                rule(READ, "", &["nodes"]),
+                rule(&["patch", "update"], "", &["nodes/status"]),
+                rule(&["list", "watch"], "", &["pods"]),
+                rule(
+                    &["get", "create", "delete", "list", "watch"],
+                    "storage.k8s.io",
+                    &["volumeattachments"],
+                ),
+                rule(READ, "storage.k8s.io", &["csidrivers"]),
+                rule(READ, "storage.k8s.io", &["csinodes"]),
+            ],
+        ),
+        (
+            "expand-controller",
+            EVENTS,
+            vec![
+                rule(
+                    &["get", "list", "watch", "update", "patch"],
+                    "",
+                    &["persistentvolumes"],
+                ),
+                rule(&["update", "patch"], "", &["persistentvolumeclaims/status"]),
+                rule(READ, "", &["persistentvolumeclaims"]),
+            ],
+        ),
+        (
+            "legacy-service-account-token-cleaner",
+            !EVENTS,
+            vec![
+                named(
+                    rule(&["get"], "", &["configmaps"]),
+                    &["kube-apiserver-legacy-service-account-token-tracking"],
+                ),
+                rule(&["patch", "delete"], "", &["secrets"]),
+            ],
+        ),
+        (
+            "route-controller",
+            EVENTS,
+            vec![
+                rule(&["list", "watch"], "", &["nodes"]),
+                rule(&["patch"], "", &["nodes/status"]),
+            ],
+        ),
+        (
+            "service-cidrs-controller",
+            EVENTS,
+            vec![
+                rule(
+                    &["get", "list", "watch", "patch", "update"],
+                    "networking.k8s.io",
+                    &["servicecidrs"],
+                ),
+                rule(
+                    &["patch", "update"],
+                    "networking.k8s.io",
+                    &["servicecidrs/finalizers"],
+                ),
+                rule(
+                    &["patch", "update"],
+                    "networking.k8s.io",
+                    &["servicecidrs/status"],
+                ),
+                rule(READ, "networking.k8s.io", &["ipaddresses"]),
+            ],
+        ),
+        (
+            "ttl-after-finished-controller",
+            EVENTS,
+            vec![rule(
+                &["get", "list", "watch", "delete"],
+                "batch",
+                &["jobs"],
+            )],
+        ),
+        (
+            "ttl-controller",
+            EVENTS,
+            vec![rule(&["update", "patch", "list", "watch"], "", &["nodes"])],
+        ),
+        (
+            "validatingadmissionpolicy-status-controller",
+            EVENTS,
+            vec![
+                rule(
+                    READ,
+                    "admissionregistration.k8s.io",
+                    &["validatingadmissionpolicies"],
+                ),
+                rule(
+                    &["get", "patch", "update"],
+                    "admissionregistration.k8s.io",
+                    &["validatingadmissionpolicies/status"],
+                ),
             ],
         ),
         (
