@@ -379,6 +379,7 @@ async fn serve_kubelet(
     dir: PathBuf,
     runtime: Arc<dyn Runtime>,
     stats: Arc<dyn ferry_kubelet::stats::SummaryProvider>,
+    metrics: Arc<ferry_kubelet::metrics::KubeletMetrics>,
     listener: tokio::net::TcpListener,
     stopping: impl std::future::Future<Output = ()>,
 ) {
@@ -422,6 +423,7 @@ async fn serve_kubelet(
     let pods = Arc::new(server::streaming::ApiPods(client));
     KubeletServer::new(node_name, runtime, authorizer, pods)
         .with_stats(stats)
+        .with_metrics(metrics)
         .serve(listener, tls, stopping)
         .await;
 }
@@ -658,6 +660,7 @@ where
                 host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf").ok(),
                 node_ips: node_ips.clone(),
             };
+            let kubelet_metrics = Arc::new(ferry_kubelet::metrics::KubeletMetrics::new(&node_name));
             let kubelet_server = tokio::spawn(serve_kubelet(
                 client.clone(),
                 node_name.clone(),
@@ -666,6 +669,7 @@ where
                 args.data_dir.join("credentials"),
                 runtime.clone(),
                 stats.clone(),
+                kubelet_metrics.clone(),
                 kubelet_listener,
                 stopping(),
             ));
@@ -739,7 +743,8 @@ where
                 Some(collector),
                 shared.recorder.clone(),
                 evictions,
-            );
+            )
+            .with_metrics(kubelet_metrics);
             let eviction_task = tokio::spawn(eviction_manager.run(stopping()));
             let log_task = tokio::spawn(
                 ferry_kubelet::logs::ContainerLogManager::new(runtime.clone(), health.log_rotation)

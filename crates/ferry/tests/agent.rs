@@ -963,6 +963,7 @@ fn the_server_runs_a_local_agent() {
     streaming::official_python_client(&ferry);
     top::kubectl_top_shows_usage(&ferry, "local", &node);
     node_health::chatty_logs_are_rotated(&ferry, &agent_dir);
+    node_health::an_empty_dir_past_its_size_limit_is_evicted(&ferry, &node, BUSYBOX);
     autoscale::cpu_burners_scale_up_and_back_down(&ferry);
     storage::statefulsets_keep_their_data(&ferry, &node, &agent_dir);
     storage::ephemeral_volumes_go_with_their_pod(&ferry, &agent_dir);

@@ -62,6 +62,7 @@ pub mod journey;
 pub mod kubelet;
 pub mod logs;
 pub mod machine;
+pub mod metrics;
 pub mod netguard;
 pub mod node;
 pub mod pod_worker;

@@ -1,7 +1,7 @@
 //! Node health on real containerd: the kubelet's `/stats/summary` through the API server's
 //! `nodes/proxy`, container log rotation, and the eviction manager under an absurd hard
 //! threshold (the node reports MemoryPressure; a BestEffort pod is refused, a Burstable pod
-//! started anyway is evicted).
+//! started anyway is evicted), and a pod past its emptyDir's size limit evicted without pressure.
 
 use std::path::Path;
 use std::time::Duration;
@@ -250,4 +250,52 @@ pub fn memory_pressure_evicts(ferry: &Ferry, node: &str, image: &str) {
         "burstable",
         "--grace-period=1",
     ]);
+}
+
+/// A pod that writes 3 MiB into an emptyDir limited to 1 MiB is evicted by the eviction
+/// manager, with no node pressure, with upstream's message, and counted in the kubelet's
+/// `/metrics`.
+pub fn an_empty_dir_past_its_size_limit_is_evicted(ferry: &Ferry, node: &str, image: &str) {
+    ferry.apply_yaml(
+        "apply",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: filler}}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  volumes: [{{name: cache, emptyDir: {{sizeLimit: 1Mi}}}}]
+  containers:
+  - name: filler
+    image: {image}
+    command: ["sh", "-c", "dd if=/dev/zero of=/cache/fill bs=1024 count=3072; sleep 3600"]
+    volumeMounts: [{{name: cache, mountPath: /cache}}]
+"#
+        ),
+    );
+    assert!(
+        eventually(Duration::from_secs(90), || phase_and_reason(
+            ferry, "filler"
+        ) == "Failed/Evicted"),
+        "filler: {}",
+        ferry.ok(&["describe", "pod", "filler"])
+    );
+    let message = ferry.ok(&["get", "pod", "filler", "-o", "jsonpath={.status.message}"]);
+    assert_eq!(
+        message,
+        "Usage of EmptyDir volume \"cache\" exceeds the limit \"1Mi\". "
+    );
+    let metrics = ferry.ok(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/nodes/{node}/proxy/metrics"),
+    ]);
+    assert!(
+        metrics.contains("kubelet_evictions_total{eviction_signal=\"emptydirfs.limit\"} 1")
+            && metrics.contains(&format!("kubelet_node_name{{node=\"{node}\"}} 1"))
+            && metrics.contains("kubelet_running_pods "),
+        "{metrics}"
+    );
+    ferry.ok(&["delete", "pod", "filler", "--grace-period=0", "--force"]);
 }

@@ -14,11 +14,15 @@
 //!    `--eviction-max-pod-grace-period`, 0 by default, for soft ones) and fails it with reason `Evicted` and
 //!    upstream's message; one pod per interval.
 //!
+//! Before the thresholds, every observation evicts the pods over their local storage limits
+//! ([`local_storage`]: an emptyDir's `sizeLimit`, `ephemeral-storage` limits).
+//!
 //! New pods are admitted against the current conditions ([`admit`]). The I/O is behind traits
 //! — [`SummaryProvider`] for the figures, [`ActivePods`], [`PodKiller`], [`NodeReclaimer`] —
 //! so [`EvictionManager::synchronize`] runs in tests on fake observations.
 
 pub mod admit;
+pub mod local_storage;
 pub mod rank;
 pub mod signals;
 pub mod threshold;
@@ -37,7 +41,7 @@ use tokio::time::Instant;
 use self::admit::Admission;
 use self::threshold::{NodeCondition, Signal, Threshold};
 use crate::machine::Pressure;
-use crate::stats::SummaryProvider;
+use crate::stats::{Summary, SummaryProvider};
 
 /// The grace period of evictions for hard thresholds (upstream's
 /// `immediateEvictionGracePeriodSeconds`).
@@ -55,6 +59,10 @@ pub struct EvictionConfig {
     pub max_pod_grace_period: Duration,
     /// How often the node is observed (upstream's `monitoringInterval`, 10 s).
     pub monitoring_interval: Duration,
+    /// Whether images (and so containers' writable layers) are on a filesystem of their own,
+    /// which containers' ephemeral-storage limits then do not count (ferry's containerd keeps
+    /// them under the data dir, with the pods: `false`).
+    pub dedicated_image_fs: bool,
 }
 
 impl Default for EvictionConfig {
@@ -65,6 +73,7 @@ impl Default for EvictionConfig {
             pressure_transition_period: Duration::from_secs(300),
             max_pod_grace_period: Duration::ZERO,
             monitoring_interval: Duration::from_secs(10),
+            dedicated_image_fs: false,
         }
     }
 }
@@ -226,6 +235,7 @@ pub struct EvictionManager {
     node_name: String,
     state: Arc<EvictionState>,
     memory: signals::Memory,
+    metrics: Option<Arc<crate::metrics::KubeletMetrics>>,
 }
 
 impl EvictionManager {
@@ -251,6 +261,19 @@ impl EvictionManager {
             node_name: node_name.into(),
             state,
             memory: signals::Memory::default(),
+            metrics: None,
+        }
+    }
+
+    /// The same manager, counting its evictions in `metrics` (`kubelet_evictions`).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::KubeletMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count(&self, signal: &str) {
+        if let Some(metrics) = &self.metrics {
+            metrics.evicted(signal);
         }
     }
 
@@ -285,6 +308,13 @@ impl EvictionManager {
             tracing::info!(conditions = ?decision.conditions, "eviction manager: node conditions");
         }
         self.state.set_conditions(decision.conditions);
+        let mut pods = self.pods.active_pods().await;
+        // Pods over their local storage limits go first, and alone (upstream's
+        // `localStorageEviction`).
+        let evicted = self.local_storage_eviction(&pods, &summary).await;
+        if !evicted.is_empty() {
+            return evicted;
+        }
         let Some(to_reclaim) = decision.act_on.first().copied() else {
             return vec![];
         };
@@ -307,7 +337,6 @@ impl EvictionManager {
                 }
             }
         }
-        let mut pods = self.pods.active_pods().await;
         if pods.is_empty() {
             tracing::info!(%signal, "eviction manager: no pods to evict");
             return vec![];
@@ -340,6 +369,7 @@ impl EvictionManager {
             };
             if self.killer.evict(&pod, eviction).await {
                 tracing::info!(pod = ?pod.metadata.name, %signal, "eviction manager: evicted a pod");
+                self.count(&signal.to_string());
                 self.recorder.event(
                     ferry_client::events::reference(&pod),
                     EventType::Warning,
@@ -351,6 +381,41 @@ impl EvictionManager {
         }
         tracing::info!(%signal, "eviction manager: unable to evict any pod");
         vec![]
+    }
+
+    /// Evicts at once every pod over a local storage limit ([`local_storage`]); the pods
+    /// evicted.
+    async fn local_storage_eviction(&self, pods: &[Pod], summary: &Summary) -> Vec<Pod> {
+        let mut evicted = Vec::new();
+        for pod in pods {
+            let Some(stats) = pod.metadata.uid.as_deref().and_then(|u| summary.pod(u)) else {
+                continue;
+            };
+            let dedicated = self.config.dedicated_image_fs;
+            let Some((violation, message)) = local_storage::violation(pod, stats, dedicated) else {
+                continue;
+            };
+            if rank::is_critical(pod) {
+                tracing::warn!(pod = ?pod.metadata.name, "eviction manager: cannot evict a critical pod");
+                continue;
+            }
+            let eviction = PodEviction {
+                grace_period: Duration::ZERO,
+                message: message.clone(),
+            };
+            if self.killer.evict(pod, eviction).await {
+                self.count(violation.signal());
+                tracing::info!(pod = ?pod.metadata.name, signal = violation.signal(), "eviction manager: evicted a pod over a local storage limit");
+                self.recorder.event(
+                    ferry_client::events::reference(pod),
+                    EventType::Warning,
+                    rank::REASON,
+                    message,
+                );
+                evicted.push(pod.clone());
+            }
+        }
+        evicted
     }
 
     /// Observes every monitoring interval until `shutdown`.

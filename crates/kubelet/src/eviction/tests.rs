@@ -321,3 +321,54 @@ fn an_evicted_pods_status() {
     assert_eq!(condition.reason.as_deref(), Some("TerminationByKubelet"));
     assert!(is_active(&pod("p", 0, None)));
 }
+
+/// Upstream's `TestLocalStorageLimitEviction` in short: with no threshold met, a pod whose
+/// emptyDir is over its `sizeLimit` is evicted at once with upstream's message; a critical
+/// one is not.
+#[tokio::test]
+async fn pods_over_local_storage_limits_are_evicted_without_pressure() {
+    let over = |name: &str, priority: i32| -> (Pod, PodStats) {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "default", "uid": name},
+            "spec": {"priority": priority, "containers": [{"name": "app"}],
+                "volumes": [{"name": "cache", "emptyDir": {"sizeLimit": "1Mi"}}]}}))
+        .expect("pod");
+        let mut stats = pod_stats(name, MI, 2 * MI);
+        stats.volume = vec![VolumeStats {
+            fs: FsStats {
+                used_bytes: Some(2 * MI),
+                ..Default::default()
+            },
+            name: "cache".into(),
+        }];
+        (pod, stats)
+    };
+    let (filler, filler_stats) = over("filler", 0);
+    let (critical, critical_stats) = over("critical", rank::SYSTEM_CRITICAL_PRIORITY);
+    let mut h = harness(vec![], vec![filler, critical, pod("quiet", 0, None)], None);
+    *h.summary.0.lock() = summary(
+        2048 * MI,
+        50 << 30,
+        vec![filler_stats, critical_stats, pod_stats("quiet", MI, 0)],
+    );
+    let evicted = h.manager.synchronize(Instant::now()).await;
+    let names: Vec<&str> = evicted
+        .iter()
+        .filter_map(|p| p.metadata.name.as_deref())
+        .collect();
+    assert_eq!(names, ["filler"]);
+    let killed = h.killer.0.lock().clone();
+    assert_eq!(
+        killed,
+        [(
+            "filler".to_string(),
+            PodEviction {
+                grace_period: Duration::ZERO,
+                message: "Usage of EmptyDir volume \"cache\" exceeds the limit \"1Mi\". ".into(),
+            }
+        )]
+    );
+    assert!(h.state.conditions().is_empty());
+    let event = h.events.try_recv().expect("event");
+    assert_eq!(event.reason, "Evicted");
+}

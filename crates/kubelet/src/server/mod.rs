@@ -14,6 +14,7 @@
 //!   the client agree on — flows end to end.
 //! - `GET /metrics/resource` (`nodes/metrics`) writes CPU and memory usage in the Prometheus
 //!   text format ([`resource_metrics`]), from CRI stats and the host ([`node_stats`]).
+//! - `GET /metrics` (`nodes/metrics`): the kubelet's own metrics ([`crate::metrics`]).
 //! - `GET /stats/summary` (`nodes/stats`) answers upstream's `stats/v1alpha1` Summary from the
 //!   stats provider ([`crate::stats`]), the figures the eviction manager acts on.
 
@@ -62,6 +63,7 @@ pub fn text(status: u16, message: impl Into<String>) -> Response {
 }
 
 /// The kubelet's server: the node it serves, its runtime, and who decides who may call it.
+#[derive(Clone)]
 pub struct KubeletServer {
     node_name: String,
     runtime: Arc<dyn Runtime>,
@@ -71,6 +73,8 @@ pub struct KubeletServer {
     host_root: PathBuf,
     /// The Summary API's source; `None`: `/stats/summary` answers 404.
     stats: Option<Arc<dyn crate::stats::SummaryProvider>>,
+    /// The kubelet's metrics; `None`: `/metrics` answers 404.
+    metrics: Option<Arc<crate::metrics::KubeletMetrics>>,
 }
 
 /// TLS for the server: `cert_pem` (the serving certificate) and its key, client certificates
@@ -134,23 +138,25 @@ impl KubeletServer {
             pods,
             host_root: host_root.into(),
             stats: None,
+            metrics: None,
         })
     }
 
     /// The same server, answering `/stats/summary` from `stats`.
     pub fn with_stats(self: Arc<Self>, stats: Arc<dyn crate::stats::SummaryProvider>) -> Arc<Self> {
-        let server = Arc::try_unwrap(self).unwrap_or_else(|shared| KubeletServer {
-            node_name: shared.node_name.clone(),
-            runtime: shared.runtime.clone(),
-            authorizer: shared.authorizer.clone(),
-            pods: shared.pods.clone(),
-            host_root: shared.host_root.clone(),
-            stats: shared.stats.clone(),
-        });
-        Arc::new(KubeletServer {
-            stats: Some(stats),
-            ..server
-        })
+        let mut server = Arc::unwrap_or_clone(self);
+        server.stats = Some(stats);
+        Arc::new(server)
+    }
+
+    /// The same server, answering `/metrics` from `metrics`.
+    pub fn with_metrics(
+        self: Arc<Self>,
+        metrics: Arc<crate::metrics::KubeletMetrics>,
+    ) -> Arc<Self> {
+        let mut server = Arc::unwrap_or_clone(self);
+        server.metrics = Some(metrics);
+        Arc::new(server)
     }
 
     /// Serves TLS connections from `listener` until `shutdown`.
@@ -252,6 +258,22 @@ impl KubeletServer {
             ["metrics", "resource"] => {
                 resource_metrics::serve(&self.runtime, &self.host_root).await
             }
+            ["metrics"] => match &self.metrics {
+                Some(metrics) => match metrics.encode(self.runtime.as_ref()).await {
+                    Ok(text) => {
+                        let mut response = self::text(200, text);
+                        response.headers_mut().insert(
+                            http::header::CONTENT_TYPE,
+                            http::HeaderValue::from_static(
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            ),
+                        );
+                        response
+                    }
+                    Err(error) => text(500, format!("encoding metrics: {error}")),
+                },
+                None => text(404, "404 page not found"),
+            },
             ["stats", "summary"] => match &self.stats {
                 Some(stats) => summary(stats.as_ref()).await,
                 None => text(404, "404 page not found"),
