@@ -8,8 +8,10 @@
 //!   the account exists, asks the API server for a bound token for it (TokenRequest, an hour,
 //!   the API server's audiences) and gives the controller a client that sends that token — and
 //!   its own user agent, `kube-controller-manager/<version> (linux/amd64) ferry/<controller>`.
-//!   A background task asks for a new token before 80% of the old one's life is over; it stops
-//!   when the last client using the token is dropped.
+//!   A background task asks for a new token before 80% of the old one's life is over, and at
+//!   once when the API server answers 401 to the token (its account was deleted and made again,
+//!   say: the request for a new token makes the account again, as upstream's transport resets
+//!   its token on 401); it stops when the last client using the token is dropped.
 //!
 //! Start reading at [`ClientBuilder`]; the refresh timing is the pure [`next_refresh`].
 
@@ -183,6 +185,61 @@ impl ServiceAccountClientBuilder {
 /// The bearer token a controller's client sends, replaced by its refresher.
 struct Token(RwLock<http::HeaderValue>);
 
+/// Tells a token's refresher that the API server refused the token (401).
+#[derive(Clone)]
+struct Refused(Arc<tokio::sync::Notify>);
+
+/// Notifies [`Refused`] when a response is 401.
+#[derive(Clone)]
+struct WatchRefusalsLayer(Refused);
+
+impl<S> tower::Layer<S> for WatchRefusalsLayer {
+    type Service = WatchRefusals<S>;
+
+    fn layer(&self, inner: S) -> WatchRefusals<S> {
+        WatchRefusals {
+            inner,
+            refused: self.0.clone(),
+        }
+    }
+}
+
+/// The service of [`WatchRefusalsLayer`].
+#[derive(Clone)]
+struct WatchRefusals<S> {
+    inner: S,
+    refused: Refused,
+}
+
+impl<S, Req, B> tower::Service<Req> for WatchRefusals<S>
+where
+    S: tower::Service<Req, Response = http::Response<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<B>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<http::Response<B>, S::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        let answer = self.inner.call(request);
+        let refused = self.refused.clone();
+        Box::pin(async move {
+            let response = answer.await?;
+            if response.status() == http::StatusCode::UNAUTHORIZED {
+                refused.0.notify_one();
+            }
+            Ok(response)
+        })
+    }
+}
+
 fn bearer(token: &str) -> Option<http::HeaderValue> {
     let mut value = http::HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
     value.set_sensitive(true);
@@ -200,18 +257,33 @@ pub fn next_refresh(lifetime: Duration, failures: u32) -> Duration {
     backoff.min(lifetime.mul_f64(0.2).max(Duration::from_secs(1)))
 }
 
-/// Keeps `token` fresh while some client still holds it.
+/// The least time between two token requests made because the token was refused.
+const REFUSAL_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Keeps `token` fresh while some client still holds it: renewed at [`next_refresh`], or once
+/// `refused` says the API server no longer takes it.
 async fn refresh(
     root: kube::Client,
     name: String,
     expiration: Duration,
     token: Weak<Token>,
+    refused: Refused,
     mut lifetime: Duration,
 ) {
     let mut failures = 0;
     loop {
         let wait = next_refresh(lifetime, failures);
-        tokio::time::sleep(wait).await;
+        let started = tokio::time::Instant::now();
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = refused.0.notified() => {
+                tracing::info!(account = %name, "a controller's token was refused; asking for a new one");
+                // Refusals of the token just replaced, or a server that refuses every token,
+                // do not make a storm of requests.
+                tokio::time::sleep(REFUSAL_BACKOFF).await;
+            }
+        }
+        let wait = started.elapsed();
         let Some(held) = token.upgrade() else {
             return;
         };
@@ -268,8 +340,10 @@ impl ClientBuilder for ServiceAccountClientBuilder {
                     request
                 },
             );
+            let refused = Refused(Arc::new(tokio::sync::Notify::new()));
             let client = kube::client::ClientBuilder::try_from(config)
                 .map_err(wrap)?
+                .with_layer(&WatchRefusalsLayer(refused.clone()))
                 .with_layer(&layer)
                 .with_layer(&crate::journey::traceparent_layer())
                 .build();
@@ -278,6 +352,7 @@ impl ClientBuilder for ServiceAccountClientBuilder {
                 name.to_string(),
                 self.expiration,
                 Arc::downgrade(&token),
+                refused,
                 lifetime,
             ));
             Ok(client)
@@ -371,5 +446,41 @@ mod tests {
             2,
             "no refresh without a client"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_token_is_replaced_at_once() {
+        use std::sync::atomic::Ordering;
+        use tower::{Layer as _, ServiceExt as _};
+        let refused = Refused(Arc::new(tokio::sync::Notify::new()));
+        // The client's layer sees the 401 …
+        let server = tower::service_fn(|_request: http::Request<()>| async {
+            Ok::<_, std::convert::Infallible>(
+                http::Response::builder()
+                    .status(401)
+                    .body(())
+                    .unwrap_or_default(),
+            )
+        });
+        let answer = WatchRefusalsLayer(refused.clone())
+            .layer(server)
+            .oneshot(http::Request::new(()))
+            .await
+            .expect("answer");
+        assert_eq!(answer.status(), 401);
+        // … and the refresher asks for a new token long before 80% of the old one's life.
+        let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let token = Arc::new(Token(RwLock::new(bearer("old").expect("header"))));
+        tokio::spawn(refresh(
+            mock_root(requests.clone()),
+            "deployment-controller".into(),
+            TOKEN_EXPIRATION,
+            Arc::downgrade(&token),
+            refused,
+            Duration::from_secs(600),
+        ));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(requests.load(Ordering::SeqCst), 1);
+        assert_eq!(*token.0.read(), bearer("token-0").expect("header"));
     }
 }

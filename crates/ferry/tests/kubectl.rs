@@ -1778,6 +1778,18 @@ fn controllers_act_as_their_service_accounts() {
             ])
             .contains("deployment-controller")
     }));
+    // Its account deleted, its token is refused; the manager makes the account again with a
+    // new token at once, and the controller goes on.
+    ferry.ok(&["delete", "sa", "-n", "kube-system", "deployment-controller"]);
+    ferry.ok(&["create", "deployment", "again", "--image=nginx"]);
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            ferry
+                .ok(&["get", "rs", "-l", "app=again", "-o", "name"])
+                .contains("replicaset.apps/again-")
+        }),
+        "no ReplicaSet after the account was deleted"
+    );
     // Without its binding the deployment controller may no longer create ReplicaSets: it was
     // acting as its service account, not as a master.
     ferry.ok(&[
