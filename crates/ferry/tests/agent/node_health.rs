@@ -49,6 +49,13 @@ pub fn stats_summary_through_the_node_proxy(ferry: &Ferry, node: &str, pod: &str
     assert!(container["cpu"]["usageCoreNanoSeconds"].is_u64(), "{p}");
     assert!(container["logs"]["usedBytes"].is_u64(), "{p}");
     assert!(p["ephemeral-storage"]["usedBytes"].is_u64(), "{p}");
+    // containerd 1.6 gives no sandbox stats: the pod's network namespace and cgroup do.
+    assert_eq!(p["network"]["name"], "eth0", "{p}");
+    assert!(p["network"]["rxBytes"].is_u64(), "{p}");
+    assert!(
+        p["process_stats"]["process_count"].as_u64() >= Some(1),
+        "{p}"
+    );
     // The kubelet's own paths are proxied too.
     let healthz = ferry.ok(&[
         "get",

@@ -56,6 +56,25 @@ impl CriRuntime {
     pub fn socket(&self) -> &Path {
         &self.socket
     }
+
+    /// `PodSandboxStatus`, with the runtime's verbose `info` when asked.
+    async fn sandbox_status(
+        &self,
+        pod_sandbox_id: &str,
+        verbose: bool,
+    ) -> Result<v1::PodSandboxStatusResponse> {
+        let request = v1::PodSandboxStatusRequest {
+            pod_sandbox_id: pod_sandbox_id.to_string(),
+            verbose,
+        };
+        let response = self
+            .runtime
+            .clone()
+            .pod_sandbox_status(request)
+            .await
+            .map_err(status)?;
+        Ok(response.into_inner())
+    }
 }
 
 fn endpoint() -> Endpoint {
@@ -107,6 +126,15 @@ fn exec_status(e: tonic::Status) -> RuntimeError {
 
 fn missing(what: &str) -> RuntimeError {
     RuntimeError::InvalidResponse(format!("response has no {what}"))
+}
+
+/// The pause process's pid in containerd's verbose sandbox info (`info` → `{"pid": …}`).
+fn sandbox_pid(info: &std::collections::HashMap<String, String>) -> Option<u32> {
+    let info: serde_json::Value = serde_json::from_str(info.get("info")?).ok()?;
+    info.get("pid")?
+        .as_u64()
+        .and_then(|pid| u32::try_from(pid).ok())
+        .filter(|pid| *pid > 0)
 }
 
 #[async_trait]
@@ -167,20 +195,15 @@ impl Runtime for CriRuntime {
     }
 
     async fn pod_sandbox_status(&self, pod_sandbox_id: &str) -> Result<v1::PodSandboxStatus> {
-        let request = v1::PodSandboxStatusRequest {
-            pod_sandbox_id: pod_sandbox_id.to_string(),
-            verbose: false,
-        };
-        let response = self
-            .runtime
-            .clone()
-            .pod_sandbox_status(request)
-            .await
-            .map_err(status)?;
-        response
-            .into_inner()
+        self.sandbox_status(pod_sandbox_id, false)
+            .await?
             .status
             .ok_or_else(|| missing("sandbox status"))
+    }
+
+    async fn pod_sandbox_pid(&self, pod_sandbox_id: &str) -> Result<Option<u32>> {
+        let response = self.sandbox_status(pod_sandbox_id, true).await?;
+        Ok(sandbox_pid(&response.info))
     }
 
     async fn list_pod_sandboxes(
@@ -451,6 +474,19 @@ impl Runtime for CriRuntime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pause_pid_is_read_from_containerds_verbose_info() {
+        let info =
+            |json: &str| std::collections::HashMap::from([("info".to_string(), json.to_string())]);
+        assert_eq!(
+            sandbox_pid(&info(r#"{"pid": 4242, "processStatus": "running"}"#)),
+            Some(4242)
+        );
+        assert_eq!(sandbox_pid(&info(r#"{"pid": 0}"#)), None);
+        assert_eq!(sandbox_pid(&info("not json")), None);
+        assert_eq!(sandbox_pid(&std::collections::HashMap::new()), None);
+    }
 
     #[tokio::test]
     async fn no_socket_is_unavailable() {

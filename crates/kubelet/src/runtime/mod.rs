@@ -206,6 +206,12 @@ pub trait Runtime: Send + Sync {
     /// The filesystems holding images and containers' writable layers, with what they use
     /// (CRI `ImageFsInfo`).
     async fn image_fs_info(&self) -> Result<v1::ImageFsInfoResponse>;
+
+    /// The host pid of a sandbox's pause process, if the runtime says (containerd's verbose
+    /// `PodSandboxStatus`): where the stats read the pod's network namespace and cgroup.
+    async fn pod_sandbox_pid(&self, _pod_sandbox_id: &str) -> Result<Option<u32>> {
+        Ok(None)
+    }
 }
 
 /// A streaming session the runtime's streaming server is asked to prepare.

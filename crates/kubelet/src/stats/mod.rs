@@ -13,6 +13,7 @@
 //!   tests feed figures of their own.
 
 pub mod host;
+pub mod sandbox;
 pub mod summary;
 
 use std::collections::HashMap;
@@ -93,6 +94,9 @@ pub struct Listing {
     pub container_stats: Vec<v1::ContainerStats>,
     /// `ListPodSandboxStats`, where the runtime has it.
     pub sandbox_stats: Vec<v1::PodSandboxStats>,
+    /// What the host shows of the sandboxes the runtime gives no network or process figures
+    /// for, by sandbox id.
+    pub host: HashMap<String, sandbox::HostView>,
 }
 
 /// The plugin directories whose volumes count as the pod's local ephemeral storage
@@ -254,6 +258,7 @@ pub fn build_pods(
                     }),
                 ),
             };
+            let host = listing.host.get(sandbox.id.as_str());
             let network = own.and_then(|o| o.network.as_ref()).map(|n| {
                 let iface = |i: &v1::NetworkInterfaceUsage| summary::InterfaceStats {
                     name: i.name.clone(),
@@ -268,9 +273,12 @@ pub fn build_pods(
                     interfaces: n.interfaces.iter().map(iface).collect(),
                 }
             });
-            let process_stats = own.and_then(|o| o.process.as_ref()).map(|p| ProcessStats {
-                process_count: value(p.process_count.as_ref()),
-            });
+            let network = network.or_else(|| host.and_then(|h| h.network.clone()));
+            let process_stats = own
+                .and_then(|o| o.process.as_ref())
+                .map(|p| value(p.process_count.as_ref()))
+                .or_else(|| host.map(|h| h.process_count))
+                .map(|process_count| ProcessStats { process_count });
             PodStats {
                 pod_ref: PodReference {
                     name: metadata.name,
@@ -355,6 +363,8 @@ pub struct StatsProvider {
     config: StatsConfig,
     runtime: Arc<dyn Runtime>,
     cpu_cache: Mutex<HashMap<String, (i64, u64)>>,
+    /// Pause processes' pids by sandbox id (a sandbox keeps its pid).
+    sandbox_pids: Mutex<HashMap<String, u32>>,
 }
 
 fn now_nanos() -> i64 {
@@ -411,7 +421,57 @@ impl StatsProvider {
             config,
             runtime,
             cpu_cache: Mutex::new(HashMap::new()),
+            sandbox_pids: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// What the host shows of each ready sandbox the runtime gave no network figures for
+    /// ([`sandbox`]), its pid asked of the runtime once.
+    async fn host_views(
+        &self,
+        listing: &Listing,
+        root: &Path,
+        time: &str,
+    ) -> HashMap<String, sandbox::HostView> {
+        let ready = i32::from(v1::PodSandboxState::SandboxReady);
+        let with_network: Vec<&str> = listing
+            .sandbox_stats
+            .iter()
+            .filter(|s| s.linux.as_ref().is_some_and(|l| l.network.is_some()))
+            .filter_map(|s| Some(s.attributes.as_ref()?.id.as_str()))
+            .collect();
+        let wanted: Vec<&str> = listing
+            .sandboxes
+            .iter()
+            .filter(|s| s.state == ready && !with_network.contains(&s.id.as_str()))
+            .map(|s| s.id.as_str())
+            .collect();
+        // Pids of sandboxes that are gone are forgotten.
+        self.sandbox_pids
+            .lock()
+            .retain(|id, _| wanted.contains(&id.as_str()));
+        if wanted.is_empty() {
+            return HashMap::new();
+        }
+        let mounts = read(root, "/proc/self/mountinfo")
+            .map(|m| machine::parse_mountinfo_cgroups(&m))
+            .unwrap_or_default();
+        let mut views = HashMap::new();
+        for id in wanted {
+            let known = self.sandbox_pids.lock().get(id).copied();
+            let pid = match known {
+                Some(pid) => pid,
+                None => match self.runtime.pod_sandbox_pid(id).await {
+                    Ok(Some(pid)) => {
+                        self.sandbox_pids.lock().insert(id.to_string(), pid);
+                        pid
+                    }
+                    _ => continue,
+                },
+            };
+            views.insert(id.to_string(), sandbox::read(root, pid, &mounts, time));
+        }
+        views
     }
 
     async fn listing(&self) -> Result<Listing, StatsError> {
@@ -434,6 +494,7 @@ impl StatsProvider {
                 .list_pod_sandbox_stats(None)
                 .await
                 .unwrap_or_default(),
+            host: HashMap::new(),
         })
     }
 
@@ -506,7 +567,8 @@ impl SummaryProvider for StatsProvider {
         let root = self.config.machine.root.clone();
         let host_usage = crate::server::node_stats::read(&root, now)?;
         let observations = machine::read_observations(&self.config.machine)?;
-        let listing = self.listing().await?;
+        let mut listing = self.listing().await?;
+        listing.host = self.host_views(&listing, &root, &time).await;
         let nodefs = fs_of(&observations.nodefs, &time);
         let imagefs = self.image_fs(&observations.nodefs, &time).await;
         let disk = self.pod_disk(&listing);

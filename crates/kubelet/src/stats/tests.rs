@@ -90,6 +90,22 @@ fn pods_join_running_containers_volumes_and_logs_into_ephemeral_storage() {
         ],
         container_stats: vec![stats("c1", 80 << 20, 4096), stats("c2", 10 << 20, 0)],
         sandbox_stats: vec![],
+        // The host's view of s1, as a runtime without sandbox stats leaves it to the kubelet.
+        host: HashMap::from([(
+            "s1".to_string(),
+            super::sandbox::HostView {
+                network: Some(NetworkStats {
+                    time: "t".into(),
+                    default: super::summary::InterfaceStats {
+                        name: "eth0".into(),
+                        rx_bytes: Some(1500),
+                        ..Default::default()
+                    },
+                    interfaces: vec![],
+                }),
+                process_count: Some(3),
+            },
+        )]),
     };
     let mut disk = HashMap::new();
     disk.insert(
@@ -130,6 +146,13 @@ fn pods_join_running_containers_volumes_and_logs_into_ephemeral_storage() {
     assert_eq!(eph.used_bytes, Some(4096 + 200 + 1000));
     assert_eq!(eph.inodes_used, Some(3 + 1 + 2));
     assert_eq!(web.memory_working_set(), Some(80 << 20));
+    let network = web.network.as_ref().expect("the host's network figures");
+    assert_eq!(network.default.rx_bytes, Some(1500));
+    assert_eq!(
+        web.process_stats.as_ref().and_then(|p| p.process_count),
+        Some(3)
+    );
+    assert!(pods[1].network.is_none(), "no view of s2");
     assert_eq!(
         web.memory.as_ref().and_then(|m| m.working_set_bytes),
         Some(80 << 20),
@@ -145,7 +168,7 @@ fn summary_json_has_upstreams_field_names() {
             sandboxes: vec![sandbox("s1", "u1", "web", true, 2)],
             containers: vec![container("c1", "s1", "app", true)],
             container_stats: vec![stats("c1", 1, 1)],
-            sandbox_stats: vec![],
+            ..Default::default()
         },
         &HashMap::new(),
         &fs(10, 5),
