@@ -286,9 +286,14 @@ impl Auth {
         self.authn.authenticate(credentials).await
     }
 
-    /// The authorizer's decision for `user` doing `request`.
-    pub fn authorize(&self, user: &UserInfo, request: &RequestInfo) -> Decision {
-        self.authz.authorize(user, request)
+    /// The authorizer's decision for `user` doing `request` (in memory, unless a mode calls
+    /// out).
+    pub async fn authorize(&self, user: &UserInfo, request: &RequestInfo) -> Decision {
+        if self.authz.calls_out() {
+            self.authz.authorize_async(user, request).await
+        } else {
+            self.authz.authorize(user, request)
+        }
     }
 }
 
@@ -300,12 +305,34 @@ pub enum Decision {
     /// Not allowed by this authorizer (upstream's NoOpinion: the next one may still allow);
     /// the reason, if any, is appended to upstream's 403 message.
     Deny(String),
+    /// Denied outright (upstream's DecisionDeny, a webhook's `denied: true`): no later
+    /// authorizer is asked.
+    Forbid(String),
+}
+
+impl Decision {
+    /// Whether the request may go on.
+    pub fn allowed(&self) -> bool {
+        matches!(self, Decision::Allow)
+    }
 }
 
 /// Decides whether a user may do what a request asks.
+#[async_trait::async_trait]
 pub trait Authorizer: Send + Sync {
-    /// The decision.
+    /// The decision, for authorizers that decide in memory.
     fn authorize(&self, user: &UserInfo, request: &RequestInfo) -> Decision;
+
+    /// Whether the decision takes a call out ([`Authorizer::authorize_async`] must be asked:
+    /// the webhook).
+    fn calls_out(&self) -> bool {
+        false
+    }
+
+    /// The decision of an authorizer that calls out; the others' is [`Authorizer::authorize`].
+    async fn authorize_async(&self, user: &UserInfo, request: &RequestInfo) -> Decision {
+        self.authorize(user, request)
+    }
 
     /// Adds the rules `user` holds in `namespace` to `rules` (upstream's `RuleResolver`, for
     /// SelfSubjectRulesReview); an error says the list is incomplete, and why.
@@ -319,20 +346,62 @@ pub trait Authorizer: Send + Sync {
     }
 }
 
-/// Authorizers asked in turn (upstream's union authorizer): the first that allows wins.
+/// Authorizers asked in turn (upstream's union authorizer): the first that allows wins, one
+/// that forbids ends it, and otherwise every reason is given.
 pub struct AuthorizerChain(pub Vec<Box<dyn Authorizer>>);
 
+/// The reasons a chain has heard so far.
+#[derive(Default)]
+struct Union(Vec<String>);
+
+impl Union {
+    /// Takes one authorizer's decision; the chain's, if that one settles it.
+    fn hear(&mut self, decision: Decision) -> Option<Decision> {
+        match decision {
+            Decision::Deny(reason) => {
+                if !reason.is_empty() {
+                    self.0.push(reason);
+                }
+                None
+            }
+            settled => Some(settled),
+        }
+    }
+
+    fn end(self) -> Decision {
+        Decision::Deny(self.0.join("\n"))
+    }
+}
+
+#[async_trait::async_trait]
 impl Authorizer for AuthorizerChain {
     fn authorize(&self, user: &UserInfo, request: &RequestInfo) -> Decision {
-        let mut reasons = Vec::new();
+        let mut union = Union::default();
         for authorizer in &self.0 {
-            match authorizer.authorize(user, request) {
-                Decision::Allow => return Decision::Allow,
-                Decision::Deny(reason) if !reason.is_empty() => reasons.push(reason),
-                Decision::Deny(_) => {}
+            if let Some(settled) = union.hear(authorizer.authorize(user, request)) {
+                return settled;
             }
         }
-        Decision::Deny(reasons.join("\n"))
+        union.end()
+    }
+
+    fn calls_out(&self) -> bool {
+        self.0.iter().any(|a| a.calls_out())
+    }
+
+    async fn authorize_async(&self, user: &UserInfo, request: &RequestInfo) -> Decision {
+        let mut union = Union::default();
+        for authorizer in &self.0 {
+            let decision = if authorizer.calls_out() {
+                authorizer.authorize_async(user, request).await
+            } else {
+                authorizer.authorize(user, request)
+            };
+            if let Some(settled) = union.hear(decision) {
+                return settled;
+            }
+        }
+        union.end()
     }
 
     fn rules_for(
@@ -431,6 +500,8 @@ pub enum AuthorizationMode {
     Node,
     /// Role-based access control.
     Rbac,
+    /// SubjectAccessReviews sent to the service `--authorization-webhook-config-file` names.
+    Webhook,
 }
 
 impl std::str::FromStr for AuthorizationMode {
@@ -442,9 +513,10 @@ impl std::str::FromStr for AuthorizationMode {
             "AlwaysDeny" => AuthorizationMode::AlwaysDeny,
             "Node" => AuthorizationMode::Node,
             "RBAC" => AuthorizationMode::Rbac,
+            "Webhook" => AuthorizationMode::Webhook,
             other => {
                 return Err(format!(
-                    "authorization mode {other:?} is not supported (AlwaysAllow, AlwaysDeny, Node, RBAC)"
+                    "authorization mode {other:?} is not supported (AlwaysAllow, AlwaysDeny, Node, RBAC, Webhook)"
                 ))
             }
         })
@@ -564,6 +636,41 @@ mod tests {
         );
         assert_eq!("RBAC".parse(), Ok(AuthorizationMode::Rbac));
         assert!("ABAC".parse::<AuthorizationMode>().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_forbidding_authorizer_ends_the_chain_and_one_that_calls_out_is_awaited() {
+        /// Forbids, asynchronously only.
+        struct Remote;
+        #[async_trait::async_trait]
+        impl Authorizer for Remote {
+            fn authorize(&self, _user: &UserInfo, _request: &RequestInfo) -> Decision {
+                Decision::Deny(String::new())
+            }
+            fn calls_out(&self) -> bool {
+                true
+            }
+            async fn authorize_async(&self, _user: &UserInfo, _request: &RequestInfo) -> Decision {
+                tokio::task::yield_now().await;
+                Decision::Forbid("banned".into())
+            }
+        }
+        let bob = UserInfo::new("bob".into(), String::new(), vec![]);
+        let list_pods = parse("GET", "/api/v1/namespaces/default/pods", false);
+        let auth = Auth {
+            authn: AuthenticatorChain(vec![]),
+            authz: Box::new(AuthorizerChain(vec![
+                Box::new(Remote),
+                Box::new(AlwaysAllow),
+            ])),
+        };
+        assert!(auth.authz.calls_out());
+        assert_eq!(
+            auth.authorize(&bob, &list_pods).await,
+            Decision::Forbid("banned".into())
+        );
+        // In memory only, the remote one has no opinion and the next allows.
+        assert_eq!(auth.authz.authorize(&bob, &list_pods), Decision::Allow);
     }
 
     #[test]

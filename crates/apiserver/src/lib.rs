@@ -18,6 +18,7 @@ pub mod aggregator;
 pub mod apiextensions;
 pub mod audit;
 pub mod auth;
+pub mod authz_webhook;
 pub mod binding;
 pub mod body;
 pub mod cache;

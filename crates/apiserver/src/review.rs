@@ -69,17 +69,24 @@ fn attributes(spec: &Value, namespace_override: Option<&str>) -> RequestInfo {
     }
 }
 
-fn decide(auth: &Auth, user: &UserInfo, spec: &Value, namespace_override: Option<&str>) -> Value {
-    match auth.authorize(user, &attributes(spec, namespace_override)) {
-        Decision::Allow => json!({"allowed": true}),
-        Decision::Deny(reason) => {
-            let mut status = json!({"allowed": false});
-            if !reason.is_empty() {
-                status["reason"] = json!(reason);
-            }
-            status
-        }
+async fn decide(
+    auth: &Auth,
+    user: &UserInfo,
+    spec: &Value,
+    namespace_override: Option<&str>,
+) -> Value {
+    let (mut status, reason) = match auth
+        .authorize(user, &attributes(spec, namespace_override))
+        .await
+    {
+        Decision::Allow => return json!({"allowed": true}),
+        Decision::Deny(reason) => (json!({"allowed": false}), reason),
+        Decision::Forbid(reason) => (json!({"allowed": false, "denied": true}), reason),
+    };
+    if !reason.is_empty() {
+        status["reason"] = json!(reason);
     }
+    status
 }
 
 /// Answers a review created by `user`: the request object with its `status` filled in.
@@ -116,7 +123,7 @@ pub async fn review(
                 Err(error) => json!({"authenticated": false, "error": error.to_string()}),
             }
         }
-        "selfsubjectaccessreviews" => decide(auth, user, &spec, None),
+        "selfsubjectaccessreviews" => decide(auth, user, &spec, None).await,
         "subjectaccessreviews" | "localsubjectaccessreviews" => {
             let subject = UserInfo {
                 name: spec["user"].as_str().unwrap_or("").to_string(),
@@ -143,7 +150,7 @@ pub async fn review(
             }
             // Only LocalSubjectAccessReview is namespaced: its path's namespace is the one asked about.
             let namespace = resource.namespaced.then_some(namespace);
-            decide(auth, &subject, &spec, namespace)
+            decide(auth, &subject, &spec, namespace).await
         }
         "selfsubjectrulesreviews" => rules(auth, user, spec["namespace"].as_str().unwrap_or("")),
         _ => {

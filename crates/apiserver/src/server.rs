@@ -100,6 +100,18 @@ impl Server {
         store: Arc<dyn Store>,
         authn: AuthenticatorChain,
         modes: &[AuthorizationMode],
+        admission: Chain,
+    ) -> Arc<Server> {
+        Server::with_authorization_webhook(store, authn, modes, None, admission)
+    }
+
+    /// [`Server::new`], with the webhook the `Webhook` mode asks (without one, that mode has no
+    /// opinion).
+    pub fn with_authorization_webhook(
+        store: Arc<dyn Store>,
+        authn: AuthenticatorChain,
+        modes: &[AuthorizationMode],
+        mut webhook: Option<crate::authz_webhook::WebhookAuthorizer>,
         mut admission: Chain,
     ) -> Arc<Server> {
         let policy = modes
@@ -124,6 +136,11 @@ impl Server {
                 AuthorizationMode::Rbac => {
                     if let Some(policy) = &policy {
                         authorizers.push(Box::new(crate::rbac::RbacAuthorizer(policy.clone())));
+                    }
+                }
+                AuthorizationMode::Webhook => {
+                    if let Some(webhook) = webhook.take() {
+                        authorizers.push(Box::new(webhook));
                     }
                 }
             }

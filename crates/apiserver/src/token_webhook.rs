@@ -9,9 +9,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use rustls::pki_types::pem::PemObject as _;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::{Authenticator, AuthnError, Credentials, UserInfo};
@@ -23,64 +20,6 @@ const REFUSAL_TTL: Duration = Duration::from_secs(10);
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// Answers kept at most; past it the cache starts over.
 const CACHED: usize = 10_000;
-
-#[derive(Deserialize)]
-struct Kubeconfig {
-    #[serde(default)]
-    clusters: Vec<NamedCluster>,
-    #[serde(default)]
-    users: Vec<NamedUser>,
-}
-
-#[derive(Deserialize)]
-struct NamedCluster {
-    #[serde(default)]
-    cluster: ClusterFile,
-}
-
-#[derive(Deserialize)]
-struct NamedUser {
-    #[serde(default)]
-    user: UserFile,
-}
-
-#[derive(Deserialize, Default)]
-struct ClusterFile {
-    #[serde(default)]
-    server: String,
-    #[serde(default, rename = "certificate-authority")]
-    certificate_authority: Option<String>,
-    #[serde(default, rename = "certificate-authority-data")]
-    certificate_authority_data: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct UserFile {
-    #[serde(default, rename = "client-certificate")]
-    client_certificate: Option<String>,
-    #[serde(default, rename = "client-certificate-data")]
-    client_certificate_data: Option<String>,
-    #[serde(default, rename = "client-key")]
-    client_key: Option<String>,
-    #[serde(default, rename = "client-key-data")]
-    client_key_data: Option<String>,
-}
-
-/// PEM from a `-data` field (base64) or a file named relative to the kubeconfig.
-fn pem(data: Option<&str>, file: Option<&str>, base: &Path) -> Result<Option<Vec<u8>>, String> {
-    if let Some(data) = data {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(data.trim())
-            .map_err(|e| format!("invalid base64: {e}"))?;
-        return Ok(Some(bytes));
-    }
-    match file {
-        Some(file) => std::fs::read(base.join(file))
-            .map(Some)
-            .map_err(|e| format!("reading {file}: {e}")),
-        None => Ok(None),
-    }
-}
 
 /// A remembered answer.
 struct Cached {
@@ -102,55 +41,7 @@ impl WebhookTokenAuthenticator {
     /// The authenticator the kubeconfig-format file at `path` describes; answers kept `ttl`;
     /// TokenReviews of `version` (`v1` or `v1beta1`).
     pub fn load(path: &Path, ttl: Duration, version: &str) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("reading {}: {e}", path.display()))?;
-        let config: Kubeconfig = serde_yaml_ng::from_str(&text).map_err(|e| e.to_string())?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let cluster = config
-            .clusters
-            .into_iter()
-            .next()
-            .map(|c| c.cluster)
-            .ok_or("the file names no cluster")?;
-        let user = config
-            .users
-            .into_iter()
-            .next()
-            .map(|u| u.user)
-            .unwrap_or_default();
-        let target = client::Target::plain(&cluster.server)?;
-        let ca = pem(
-            cluster.certificate_authority_data.as_deref(),
-            cluster.certificate_authority.as_deref(),
-            base,
-        )?
-        .ok_or("the cluster has no certificate-authority")?;
-        let roots =
-            client::roots_from_pem(&ca).map_err(|e| format!("certificate-authority: {e}"))?;
-        let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
-        let cert = pem(
-            user.client_certificate_data.as_deref(),
-            user.client_certificate.as_deref(),
-            base,
-        )?;
-        let key = pem(
-            user.client_key_data.as_deref(),
-            user.client_key.as_deref(),
-            base,
-        )?;
-        let tls = match (cert, key) {
-            (Some(cert), Some(key)) => {
-                let chain = rustls::pki_types::CertificateDer::pem_slice_iter(&cert)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| format!("client-certificate: {e}"))?;
-                let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(&key)
-                    .map_err(|e| format!("client-key: {e}"))?;
-                builder
-                    .with_client_auth_cert(chain, key)
-                    .map_err(|e| format!("client certificate: {e}"))?
-            }
-            _ => builder.with_no_client_auth(),
-        };
+        let (target, tls) = client::kubeconfig::load(path)?;
         let api_version = match version {
             "v1" | "" => "authentication.k8s.io/v1",
             "v1beta1" => "authentication.k8s.io/v1beta1",
@@ -158,7 +49,7 @@ impl WebhookTokenAuthenticator {
         };
         Ok(WebhookTokenAuthenticator {
             target,
-            tls: Arc::new(tls),
+            tls,
             api_version: api_version.to_string(),
             ttl,
             cache: parking_lot::Mutex::new(HashMap::new()),

@@ -147,9 +147,22 @@ pub struct Args {
     #[arg(long)]
     feature_gates: Option<ferry_apiserver::features::FeatureGates>,
     /// The authorizers after `system:masters`' (which may do everything), in order, by upstream's
-    /// names: Node, RBAC, AlwaysAllow, AlwaysDeny.
+    /// names: Node, RBAC, Webhook, AlwaysAllow, AlwaysDeny.
     #[arg(long, value_delimiter = ',', default_values_t = vec!["Node".to_string(), "RBAC".to_string()])]
     authorization_mode: Vec<String>,
+    /// A kubeconfig-format file naming the webhook the `Webhook` authorization mode sends
+    /// SubjectAccessReviews to.
+    #[arg(long)]
+    authorization_webhook_config_file: Option<PathBuf>,
+    /// The SubjectAccessReview version sent to the authorization webhook: v1beta1 or v1.
+    #[arg(long, default_value = "v1beta1")]
+    authorization_webhook_version: String,
+    /// How long the authorization webhook's allowances are kept.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    authorization_webhook_cache_authorized_ttl: std::time::Duration,
+    /// How long the authorization webhook's other answers are kept.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    authorization_webhook_cache_unauthorized_ttl: std::time::Duration,
     /// Requests other than mutating ones run at once at most (upstream's
     /// `--max-requests-inflight`); with priority and fairness, part of the server's limit.
     #[arg(long, default_value_t = ferry_apiserver::filters::max_inflight::DEFAULT_READ_ONLY)]
@@ -576,7 +589,31 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .map(|m| m.parse::<AuthorizationMode>())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("--authorization-mode: {e}"))?;
-    let server = Server::new(store, AuthenticatorChain(authenticators), &modes, admission);
+    let webhook = match (
+        modes.contains(&AuthorizationMode::Webhook),
+        &args.authorization_webhook_config_file,
+    ) {
+        (true, Some(path)) => Some(
+            ferry_apiserver::authz_webhook::WebhookAuthorizer::load(
+                path,
+                &args.authorization_webhook_version,
+                args.authorization_webhook_cache_authorized_ttl,
+                args.authorization_webhook_cache_unauthorized_ttl,
+            )
+            .map_err(|e| anyhow::anyhow!("--authorization-webhook-config-file: {e}"))?,
+        ),
+        (true, None) => anyhow::bail!(
+            "--authorization-mode: authorization-mode Webhook's authorization config file not passed"
+        ),
+        (false, _) => None,
+    };
+    let server = Server::with_authorization_webhook(
+        store,
+        AuthenticatorChain(authenticators),
+        &modes,
+        webhook,
+        admission,
+    );
     // Steps of the components in this process go straight into the server's memory, unless
     // journeys are off (then none is made).
     let (_journeys, _journeys_off) = if args.journeys {

@@ -1,7 +1,7 @@
 //! Black-box tests of admission (the plugin chain by name, LimitRanger and ResourceQuota,
-//! PodSecurity, webhooks, policies, the class plugins), of the token webhook and OIDC, and of
-//! encryption at rest: a real `ferry server`, the real kubectl, and a small HTTPS server
-//! started by the test on 127.0.0.1 with a certificate of its own.
+//! PodSecurity, webhooks, policies, the class plugins), of the token and authorization webhooks
+//! and OIDC, and of encryption at rest: a real `ferry server`, the real kubectl, and a small
+//! HTTPS server started by the test on 127.0.0.1 with a certificate of its own.
 
 mod common;
 
@@ -72,13 +72,33 @@ fn answer(http: &Request, port: u16, jwks: &Value) -> String {
         return jwks.to_string();
     }
     if path.starts_with("/authenticate") {
-        // A TokenReview: one token is jane's.
-        let status = if review["spec"]["token"] == "jane-token" {
-            json!({"authenticated": true, "user": {"username": "jane", "uid": "42", "groups": ["developers"]}})
-        } else {
-            json!({"authenticated": false, "error": "unknown token"})
+        // A TokenReview: one token is jane's, one mallory's.
+        let status = match review["spec"]["token"].as_str() {
+            Some("jane-token") => {
+                json!({"authenticated": true, "user": {"username": "jane", "uid": "42", "groups": ["developers"]}})
+            }
+            Some("mallory-token") => {
+                json!({"authenticated": true, "user": {"username": "mallory", "groups": []}})
+            }
+            _ => json!({"authenticated": false, "error": "unknown token"}),
         };
         return json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": status}).to_string();
+    }
+    if path.starts_with("/authorize") {
+        // A v1beta1 SubjectAccessReview: jane may list pods, mallory may not touch them (denied
+        // outright); the rest is not this webhook's business.
+        let spec = &review["spec"];
+        let attributes = &spec["resourceAttributes"];
+        let status = match spec["user"].as_str() {
+            Some("jane") if attributes["verb"] == "list" && attributes["resource"] == "pods" => {
+                json!({"allowed": true})
+            }
+            Some("mallory") if attributes["resource"] == "pods" => {
+                json!({"allowed": false, "denied": true, "reason": "mallory is banned"})
+            }
+            _ => json!({"allowed": false, "reason": "not mine"}),
+        };
+        return json!({"apiVersion": "authorization.k8s.io/v1beta1", "kind": "SubjectAccessReview", "status": status}).to_string();
     }
     if path.starts_with("/convert") {
         // A ConversionReview between v1 (`spec.cronSpec`) and v2 (`spec.schedule`).
@@ -676,6 +696,82 @@ fn a_token_webhook_authenticates_what_it_knows() {
         String::from_utf8_lossy(&unknown.stderr).contains("Unauthorized"),
         "{}",
         String::from_utf8_lossy(&unknown.stderr)
+    );
+}
+
+/// `--authorization-mode=Node,Webhook,RBAC`: the webhook allows what it knows, forbids
+/// outright what it denies (RBAC is not asked), and leaves the rest to RBAC.
+#[test]
+fn an_authorization_webhook_decides_before_rbac() {
+    let hooks = WebhookServer::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = |name: &str, path: &str| {
+        let file = tmp.path().join(name);
+        std::fs::write(
+            &file,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: hook\n  cluster:\n    server: https://127.0.0.1:{}{path}\n    certificate-authority-data: {}\nusers:\n- name: apiserver\n  user: {{}}\ncontexts:\n- name: webhook\n  context: {{cluster: hook, user: apiserver}}\ncurrent-context: webhook\n",
+                hooks.port, hooks.ca_bundle
+            ),
+        )
+        .expect("config");
+        file
+    };
+    let authn = config("authn.yaml", "/authenticate");
+    let authz = config("authz.yaml", "/authorize");
+    let ferry = Ferry::start_in(
+        &tmp.path().join("data"),
+        &[
+            &format!(
+                "--authentication-token-webhook-config-file={}",
+                authn.display()
+            ),
+            "--authorization-mode=Node,Webhook,RBAC",
+            &format!("--authorization-webhook-config-file={}", authz.display()),
+        ],
+    );
+    // Allowed by the webhook alone.
+    let listed = ferry.kubectl_with_token("jane-token", &["get", "pods"]);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    // No opinion: RBAC decides, and holds nothing for her.
+    let secrets = ferry.kubectl_with_token("jane-token", &["get", "secrets"]);
+    assert!(
+        String::from_utf8_lossy(&secrets.stderr)
+            .contains("User \"jane\" cannot list resource \"secrets\""),
+        "{}",
+        String::from_utf8_lossy(&secrets.stderr)
+    );
+    // Denied outright: RBAC's binding does not help, and the webhook's reason is given.
+    ferry.ok(&[
+        "create",
+        "clusterrolebinding",
+        "mallory-view",
+        "--clusterrole=view",
+        "--user=mallory",
+    ]);
+    let mallory = ferry.kubectl_with_token("mallory-token", &["get", "pods"]);
+    assert!(
+        String::from_utf8_lossy(&mallory.stderr).contains(
+            "User \"mallory\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\": mallory is banned"
+        ),
+        "{}",
+        String::from_utf8_lossy(&mallory.stderr)
+    );
+    // SubjectAccessReviews ask the webhook too.
+    assert_eq!(
+        ferry
+            .ok(&["auth", "can-i", "list", "pods", "--as=jane"])
+            .trim(),
+        "yes"
+    );
+    let denied = ferry.kubectl(&["auth", "can-i", "list", "pods", "--as=mallory"]);
+    assert_eq!(
+        String::from_utf8_lossy(&denied.stdout).trim(),
+        "no - mallory is banned"
     );
 }
 

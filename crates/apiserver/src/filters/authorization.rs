@@ -22,23 +22,31 @@ impl Filter for Authorize {
         S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
         S::Future: Send,
     {
-        let (Some(user), Some(info)) = (
-            request.extensions().get::<UserInfo>(),
-            request.extensions().get::<RequestInfo>(),
-        ) else {
-            return Box::pin(async { Ok(ApiError::unauthorized().into_response()) });
-        };
-        match self.0.authorize(user, info) {
-            Decision::Allow => {
-                let mut request = request;
-                crate::journey::stamp(&mut request, |s| &mut s.authorized);
-                Box::pin(next.call(request))
+        let auth = self.0.clone();
+        Box::pin(async move {
+            let refused = {
+                let (Some(user), Some(info)) = (
+                    request.extensions().get::<UserInfo>(),
+                    request.extensions().get::<RequestInfo>(),
+                ) else {
+                    return Ok(ApiError::unauthorized().into_response());
+                };
+                match auth.authorize(user, info).await {
+                    Decision::Allow => None,
+                    Decision::Deny(reason) | Decision::Forbid(reason) => {
+                        Some(ApiError::forbidden(forbidden_message(user, info, &reason)))
+                    }
+                }
+            };
+            match refused {
+                None => {
+                    let mut request = request;
+                    crate::journey::stamp(&mut request, |s| &mut s.authorized);
+                    next.call(request).await
+                }
+                Some(refused) => Ok(refused.into_response()),
             }
-            Decision::Deny(reason) => {
-                let refused = ApiError::forbidden(forbidden_message(user, info, &reason));
-                Box::pin(async move { Ok(refused.into_response()) })
-            }
-        }
+        })
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tower::Service;
 
 use super::{BoxFuture, Filter};
-use crate::auth::{Auth, Decision, UserInfo};
+use crate::auth::{Auth, UserInfo};
 use crate::body::{Request, Response};
 use crate::request::RequestInfo;
 use crate::status::ApiError;
@@ -28,7 +28,7 @@ fn values(headers: &http::HeaderMap, name: &str) -> Vec<String> {
 }
 
 /// The user `headers` ask to act as, if `user` may; `user` if they ask for nobody.
-pub fn impersonated(
+pub async fn impersonated(
     auth: &Auth,
     user: UserInfo,
     headers: &http::HeaderMap,
@@ -46,23 +46,9 @@ pub fn impersonated(
         .into_iter()
         .next()
         .unwrap_or_default();
-    let check = |resource: &str, object: &str| {
-        let request = RequestInfo {
-            is_resource_request: true,
-            verb: "impersonate".into(),
-            api_prefix: "api".into(),
-            resource: resource.into(),
-            name: object.into(),
-            ..Default::default()
-        };
-        match auth.authorize(&user, &request) {
-            Decision::Allow => Ok(()),
-            Decision::Deny(_) => Err(ApiError::forbidden(format!("{resource} \"{object}\" is forbidden: User \"{}\" cannot impersonate resource \"{resource}\" in API group \"\" at the cluster scope", user.name))),
-        }
-    };
-    check("users", &name)?;
+    check(auth, &user, "users", &name).await?;
     for group in &groups {
-        check("groups", group)?;
+        check(auth, &user, "groups", group).await?;
     }
     let mut all_groups = groups;
     if !all_groups.iter().any(|g| g == "system:authenticated") {
@@ -75,22 +61,51 @@ pub fn impersonated(
     })
 }
 
+/// Whether `user` may impersonate the `resource` (`users`, `groups`) named `object`.
+async fn check(auth: &Auth, user: &UserInfo, resource: &str, object: &str) -> Result<(), ApiError> {
+    let request = RequestInfo {
+        is_resource_request: true,
+        verb: "impersonate".into(),
+        api_prefix: "api".into(),
+        resource: resource.into(),
+        name: object.into(),
+        ..Default::default()
+    };
+    if auth.authorize(user, &request).await.allowed() {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(format!(
+        "{resource} \"{object}\" is forbidden: User \"{}\" cannot impersonate resource \"{resource}\" in API group \"\" at the cluster scope",
+        user.name
+    )))
+}
+
 impl Filter for Impersonate {
     fn call<S>(&self, mut request: Request, mut next: S) -> BoxFuture
     where
         S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
         S::Future: Send,
     {
-        let Some(user) = request.extensions().get::<UserInfo>().cloned() else {
+        if request.extensions().get::<UserInfo>().is_none() {
             return Box::pin(async { Ok(ApiError::unauthorized().into_response()) });
-        };
-        match impersonated(&self.0, user, request.headers()) {
-            Ok(user) => {
-                request.extensions_mut().insert(user);
-                Box::pin(next.call(request))
-            }
-            Err(e) => Box::pin(async move { Ok(e.into_response()) }),
         }
+        let headers = request.headers();
+        if !headers.contains_key("impersonate-user") && !headers.contains_key("impersonate-group") {
+            return Box::pin(next.call(request));
+        }
+        let auth = self.0.clone();
+        Box::pin(async move {
+            let Some(user) = request.extensions().get::<UserInfo>().cloned() else {
+                return Ok(ApiError::unauthorized().into_response());
+            };
+            match impersonated(&auth, user, request.headers()).await {
+                Ok(user) => {
+                    request.extensions_mut().insert(user);
+                    next.call(request).await
+                }
+                Err(e) => Ok(e.into_response()),
+            }
+        })
     }
 }
 

@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::rules::{covers, missing_rules_message};
 use super::Policy;
 use crate::admission::{Attributes, Operation, ValidatingPlugin};
-use crate::auth::{full_authority, Auth, Decision, UserInfo, PRIVILEGED_GROUP};
+use crate::auth::{full_authority, Auth, UserInfo, PRIVILEGED_GROUP};
 use crate::request::RequestInfo;
 use crate::status::{ApiError, Target};
 use crate::storage::Storage;
@@ -82,7 +82,7 @@ fn escalation_message(user: &UserInfo, missing: &[PolicyRule], errors: &[String]
 
 impl Escalation {
     /// Whether `user` may `verb` the role `resource`/`name` in `namespace`.
-    fn may(
+    async fn may(
         &self,
         user: &UserInfo,
         verb: &str,
@@ -101,7 +101,7 @@ impl Escalation {
             name: name.into(),
             ..Default::default()
         };
-        self.auth.authorize(user, &request) == Decision::Allow
+        self.auth.authorize(user, &request).await.allowed()
     }
 
     /// `Err` with the message when `user` does not hold every rule of `wanted` in `namespace`.
@@ -115,20 +115,23 @@ impl Escalation {
         covers(&held, wanted).map_err(|missing| escalation_message(user, &missing, &errors))
     }
 
-    fn check_role(
+    async fn check_role(
         &self,
         attributes: &Attributes<'_>,
         user: &UserInfo,
         object: &Value,
     ) -> Result<(), String> {
         let (namespace, name) = (metadata(object, "namespace"), metadata(object, "name"));
-        if self.may(
-            user,
-            "escalate",
-            attributes.resource.plural,
-            namespace,
-            name,
-        ) {
+        if self
+            .may(
+                user,
+                "escalate",
+                attributes.resource.plural,
+                namespace,
+                name,
+            )
+            .await
+        {
             return Ok(());
         }
         self.confirm_no_escalation(user, namespace, &rules_of(object))?;
@@ -141,7 +144,7 @@ impl Escalation {
         Ok(())
     }
 
-    fn check_binding(&self, user: &UserInfo, object: &Value) -> Result<(), String> {
+    async fn check_binding(&self, user: &UserInfo, object: &Value) -> Result<(), String> {
         let namespace = metadata(object, "namespace");
         let role_ref: RoleRef = serde_json::from_value(object["roleRef"].clone())
             .map_err(|e| format!("roleRef: {e}"))?;
@@ -149,7 +152,10 @@ impl Escalation {
             "Role" => "roles",
             _ => "clusterroles",
         };
-        if self.may(user, "bind", role_resource, namespace, &role_ref.name) {
+        if self
+            .may(user, "bind", role_resource, namespace, &role_ref.name)
+            .await
+        {
             return Ok(());
         }
         let Some(rules) = self.policy.role_rules(&role_ref, namespace) else {
@@ -197,9 +203,9 @@ impl ValidatingPlugin for Escalation {
         // Bindings are the group's kinds with a role reference (validation made sure they
         // have one); the others are roles.
         let verdict = if object.get("roleRef").is_some() {
-            self.check_binding(user, object)
+            self.check_binding(user, object).await
         } else {
-            self.check_role(attributes, user, object)
+            self.check_role(attributes, user, object).await
         };
         verdict.map_err(|why| {
             ApiError::forbidden_object(Target::of(resource, metadata(object, "name")), &why)

@@ -456,10 +456,8 @@ impl CustomResources {
     pub fn v2(&self) -> ferry_api::openapi::V2 {
         self.v2
             .get_or_init(|| {
-                let mut group_versions: Vec<(&str, &str)> = self
-                    .all()
-                    .map(|r| (r.info.group, r.info.version))
-                    .collect();
+                let mut group_versions: Vec<(&str, &str)> =
+                    self.all().map(|r| (r.info.group, r.info.version)).collect();
                 group_versions.sort();
                 group_versions.dedup();
                 let parts: Vec<ferry_api::openapi::CustomV2> = group_versions
@@ -496,8 +494,7 @@ impl CustomResources {
     /// The OpenAPI v3 document of `group`/`version` from the resources served there.
     fn document(&self, group: &str, version: &str) -> Option<ferry_api::openapi::Document> {
         let kinds = self.kinds(group, version);
-        (!kinds.is_empty())
-            .then(|| ferry_api::openapi::custom_v3_document(group, version, &kinds))
+        (!kinds.is_empty()).then(|| ferry_api::openapi::custom_v3_document(group, version, &kinds))
     }
 }
 

@@ -4,6 +4,8 @@
 //! `caBundle`, within its timeout. Admission webhooks, the token webhook, OIDC discovery and
 //! CustomResourceDefinitions' conversion webhooks call through here.
 
+pub mod kubeconfig;
+
 use std::sync::Arc;
 use std::time::Duration;
 
