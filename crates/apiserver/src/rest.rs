@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use ferry_api::registry::ResourceInfo;
 use ferry_store::{KeyRange, RangeRequest, Revision, StoreError};
 use serde_json::{json, Map, Value};
 
@@ -421,7 +420,6 @@ pub async fn list(rest: &Rest, req: &Request<'_>) -> Result<Value, ApiError> {
 
 /// Checks `kind`/`apiVersion` of a body against the endpoint and fills them in.
 fn check_type(
-    info: &ResourceInfo,
     object: &mut Value,
     expected_kind: &str,
     expected_api_version: &str,
@@ -439,11 +437,16 @@ fn check_type(
         }
         _ => {}
     }
+    // The version of the expected kind (a view's, such as the Scale's, may not be the
+    // resource's).
+    let version = expected_api_version
+        .rsplit_once('/')
+        .map_or(expected_api_version, |(_, v)| v);
     match object.get("kind").and_then(Value::as_str) {
         Some(k) if k != expected_kind => {
             return Err(ApiError::bad_request(format!(
                 "{} in version \"{}\" cannot be handled as a {}: the kind in the data ({k}) does not match the expected kind ({expected_kind})",
-                expected_kind, info.version, expected_kind
+                expected_kind, version, expected_kind
             )))
         }
         _ => {}
@@ -511,7 +514,7 @@ async fn create_object(
 ) -> Result<(u16, Value), ApiError> {
     let resource = req.resource;
     let info = resource.info;
-    check_type(info, &mut object, info.kind, &info.api_version())?;
+    check_type(&mut object, info.kind, &info.api_version())?;
     check_fields(req, &mut object)?;
     let meta = metadata_mut(&mut object);
     if info.namespaced {
@@ -688,7 +691,7 @@ pub async fn update(rest: &Rest, req: &Request<'_>, view: &dyn View) -> Result<V
         })
         .await;
     }
-    check_type(info, &mut body, info.kind, &info.api_version())?;
+    check_type(&mut body, info.kind, &info.api_version())?;
     check_fields(req, &mut body)?;
     match meta_str(&body, "name") {
         Some(n) if n != req.name => {
@@ -829,8 +832,8 @@ async fn apply(rest: &Rest, req: &Request<'_>, view: &dyn View) -> Result<(u16, 
     let info = resource.info;
     let mut config = config;
     match view.other_kind() {
-        Some((kind, api_version)) => check_type(info, &mut config, kind, api_version)?,
-        None => check_type(info, &mut config, info.kind, &info.api_version())?,
+        Some((kind, api_version)) => check_type(&mut config, kind, api_version)?,
+        None => check_type(&mut config, info.kind, &info.api_version())?,
     }
     if req.subresource.is_empty() {
         // Unknown fields as for any write (`fieldValidation`), before the merge types them.
