@@ -152,9 +152,10 @@ impl Structural {
 
     /// Validates an update of `old` to `new` as [`Structural::validate`] validates a value,
     /// with upstream's validation ratcheting: a schema error at a value unchanged from its
-    /// correlated old value is dropped (fields correlate by name, map-list items by key), so an object stored under an
-    /// older, looser schema can be updated elsewhere; the `x-kubernetes-list-type` checks run
-    /// only if `old` passes them. Embedded resources' `apiVersion`/`kind` do not ratchet.
+    /// correlated old value is dropped (fields correlate by name, map-list items by key), so
+    /// an object stored under an older, looser schema can be updated elsewhere; the
+    /// `x-kubernetes-list-type` checks run only if `old` passes them. Embedded resources'
+    /// `apiVersion`/`kind` do not ratchet.
     pub fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
         let mut errors = validation::validate_update(&self.root, new, old, "");
         validation::validate_embedded(&self.root, new, "", &mut errors);
