@@ -37,6 +37,7 @@ pub mod metrics_api;
 pub mod node_authorizer;
 pub mod node_graph;
 pub mod object;
+pub mod object_counts;
 pub mod oidc;
 pub mod pki;
 pub mod protobuf;

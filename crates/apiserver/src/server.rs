@@ -166,8 +166,12 @@ impl Server {
             max_inflight::DEFAULT_READ_ONLY + max_inflight::DEFAULT_MUTATING,
             &mut registry,
         );
+        let rest = Arc::new(rest);
+        flowcontrol.set_object_counts(Arc::new(crate::object_counts::StoredCounts::new(
+            rest.clone(),
+        )));
         Arc::new(Server {
-            rest: Arc::new(rest),
+            rest,
             auth,
             address: Arc::new(parking_lot::Mutex::new(String::new())),
             metrics,

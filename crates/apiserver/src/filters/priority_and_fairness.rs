@@ -1,7 +1,8 @@
 //! API Priority and Fairness (upstream's `WithPriorityAndFairness`): each request is
 //! classified ([`crate::flowcontrol::Controller::classify`]) and, at a limited level, waits for
 //! a seat or is refused with 429 and `Retry-After`; exempt levels pass at once. The response
-//! names the FlowSchema and priority level (`X-Kubernetes-PF-*-UID`). Long-running requests
+//! names the FlowSchema and priority level (`X-Kubernetes-PF-*-UID`). A LIST takes the seats
+//! its work estimate says ([`crate::flowcontrol::estimate`]). Long-running requests
 //! (watches, `exec`/`attach`/`portforward`/`log`, `proxy`) are classified but take no seat:
 //! upstream counts a watch only while it sends its initial events; ferry does not count it.
 //!
@@ -57,6 +58,9 @@ impl Filter for PriorityAndFairness {
         };
         let classification = self.0.classify(user, info);
         let long_running = is_long_running(info);
+        let seats = self
+            .0
+            .seats(&classification, info, request.uri().query().unwrap_or(""));
         let controller = self.0.clone();
         Box::pin(async move {
             let schema_uid = classification.flow_schema_uid.clone();
@@ -64,7 +68,7 @@ impl Filter for PriorityAndFairness {
             let admission = if long_running {
                 None
             } else {
-                match controller.admit(&classification).await {
+                match controller.admit(&classification, seats).await {
                     Ok(admission) => Some(admission),
                     Err(rejected) => {
                         let mut error = ApiError::too_many_requests();

@@ -12,6 +12,7 @@
 
 pub mod bootstrap;
 pub mod classify;
+pub mod estimate;
 pub mod queueset;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -190,9 +191,17 @@ struct Stored {
     levels: BTreeMap<String, Value>,
 }
 
+/// How many objects of each resource are stored, as last counted: what a LIST's seats are
+/// estimated from ([`estimate`]).
+pub trait ObjectCounts: Send + Sync {
+    /// The count of `group`'s `resource`, if it was counted; asking may start a recount.
+    fn count(&self, group: &str, resource: &str) -> Option<u64>;
+}
+
 /// API Priority and Fairness: the configuration in force, the levels' queues and the metrics.
 pub struct Controller {
     stored: RwLock<Stored>,
+    counts: std::sync::OnceLock<Arc<dyn ObjectCounts>>,
     config: RwLock<Arc<Config>>,
     server_concurrency: AtomicUsize,
     queue_wait: RwLock<Duration>,
@@ -249,6 +258,7 @@ impl Controller {
         }
         let controller = Arc::new(Controller {
             stored: RwLock::new(stored),
+            counts: std::sync::OnceLock::new(),
             config: RwLock::new(Arc::new(Config {
                 schemas: Vec::new(),
                 levels: HashMap::new(),
@@ -370,9 +380,33 @@ impl Controller {
         }
     }
 
-    /// Runs `classification`'s request now, after it waited its turn in a queue, or refuses it.
-    /// Exempt levels admit at once.
-    pub async fn admit(&self, classification: &Classification) -> Result<Admission, Rejected> {
+    /// Where LISTs' seats are estimated from; without it every request takes one seat. Set
+    /// once.
+    pub fn set_object_counts(&self, counts: Arc<dyn ObjectCounts>) {
+        let _ = self.counts.set(counts);
+    }
+
+    /// The seats `info` (with its `query` string) takes at `classification`'s level
+    /// ([`estimate::seats`]).
+    pub fn seats(&self, classification: &Classification, info: &RequestInfo, query: &str) -> usize {
+        if classification.level.is_exempt() || info.verb != "list" {
+            return 1;
+        }
+        let stored = self
+            .counts
+            .get()
+            .and_then(|counts| counts.count(&info.group, &info.resource));
+        let maximum = estimate::maximum_seats(classification.level.nominal_seats);
+        estimate::seats(info, query, stored, maximum)
+    }
+
+    /// Runs `classification`'s request, taking `seats`, now or after it waited its turn in a
+    /// queue, or refuses it. Exempt levels admit at once.
+    pub async fn admit(
+        &self,
+        classification: &Classification,
+        seats: usize,
+    ) -> Result<Admission, Rejected> {
         let labels = FlowLabels {
             flow_schema: classification.flow_schema.clone(),
             priority_level: classification.level.name.clone(),
@@ -384,8 +418,9 @@ impl Controller {
                 let leaving = in_queue.clone();
                 let wait = *self.queue_wait.read();
                 let acquired = queues
-                    .acquire(
+                    .acquire_seats(
                         classification.flow_hash,
+                        seats,
                         wait,
                         move || {
                             in_queue.inc();

@@ -6,13 +6,14 @@
 //! no queues: a request without a free seat is refused at once.
 //!
 //! Fair queuing here is start-time fair queuing (SFQ), a simplification of upstream's virtual
-//! time: every request counts as one seat of one unit of work. A request entering queue `q`
-//! gets the start tag `max(V, last_finish(q))`, and `last_finish(q)` becomes that tag plus one;
-//! a free seat goes to the queue head with the smallest tag, whose tag becomes the virtual
-//! time `V`. A flow that floods its queues thus waits behind its own requests while a light
-//! flow's request, tagged near `V`, is served next. Upstream also weighs requests by their
-//! estimated seats and duration (LISTs of many objects take more seats) and lets levels lend
-//! and borrow seats; ferry does neither.
+//! time: a request takes the seats its work estimate says ([`super::estimate`]: one, or more
+//! for a LIST of many objects), and counts that many units of work. A request entering queue
+//! `q` gets the start tag `max(V, last_finish(q))`, and `last_finish(q)` becomes that tag plus
+//! its seats; free seats go to the queue head with the smallest tag once they are enough for
+//! it (a wide head waits for them: nothing tagged after it passes it), and its tag becomes the
+//! virtual time `V`. A flow that floods its queues thus waits behind its own requests while a
+//! light flow's request, tagged near `V`, is served next. Upstream also weighs requests by
+//! their duration and lets levels lend and borrow seats; ferry does neither.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -72,6 +73,8 @@ pub struct Counts {
     pub waiting: usize,
     /// Requests executing now.
     pub executing: usize,
+    /// Seats those requests hold.
+    pub seats_in_use: usize,
     /// Queues holding or executing requests now.
     pub active_queues: usize,
     /// Requests given a seat so far.
@@ -87,6 +90,8 @@ pub struct Counts {
 struct Waiter {
     id: u64,
     start_tag: u64,
+    /// The seats it takes.
+    width: usize,
     wake: oneshot::Sender<()>,
 }
 
@@ -111,17 +116,21 @@ struct State {
 impl State {
     /// Gives free seats to the queue heads with the smallest start tags.
     fn dispatch(&mut self) {
-        while self.counts.executing < self.config.concurrency {
-            let Some(index) = self
+        while self.counts.seats_in_use < self.config.concurrency {
+            let Some((width, index)) = self
                 .queues
                 .iter()
                 .enumerate()
-                .filter_map(|(i, q)| q.waiting.front().map(|w| (w.start_tag, i)))
+                .filter_map(|(i, q)| q.waiting.front().map(|w| (w.start_tag, w.width, i)))
                 .min()
-                .map(|(_, i)| i)
+                .map(|(_, width, i)| (width, i))
             else {
                 return;
             };
+            if self.counts.seats_in_use + width > self.config.concurrency {
+                // The next in line needs more seats than are free: it waits for them.
+                return;
+            }
             let queue = &mut self.queues[index];
             let Some(waiter) = queue.waiting.pop_front() else {
                 return;
@@ -133,6 +142,7 @@ impl State {
             let _ = waiter.wake.send(());
             queue.executing += 1;
             self.counts.executing += 1;
+            self.counts.seats_in_use += waiter.width;
             self.counts.dispatched += 1;
         }
     }
@@ -143,16 +153,18 @@ pub struct QueueSet {
     state: Mutex<State>,
 }
 
-/// A seat held by an executing request; dropping it frees the seat for the next.
+/// The seats held by an executing request; dropping it frees them for the next.
 pub struct Seat {
     set: Arc<QueueSet>,
     queue: Option<usize>,
+    width: usize,
 }
 
 impl Drop for Seat {
     fn drop(&mut self) {
         let mut state = self.set.state.lock();
         state.counts.executing -= 1;
+        state.counts.seats_in_use -= self.width;
         if let Some(queue) = self.queue.and_then(|q| state.queues.get_mut(q)) {
             queue.executing -= 1;
         }
@@ -214,17 +226,36 @@ impl QueueSet {
         on_queued: impl FnOnce(),
         on_dequeued: impl FnOnce(),
     ) -> Result<Seat, Rejection> {
-        let (id, index, woken) = {
+        self.acquire_seats(flow_hash, 1, wait_limit, on_queued, on_dequeued)
+            .await
+    }
+
+    /// [`QueueSet::acquire`] for a request that takes `width` seats (at most the level's
+    /// seats, so it can always run alone).
+    pub async fn acquire_seats(
+        self: &Arc<Self>,
+        flow_hash: u64,
+        width: usize,
+        wait_limit: Duration,
+        on_queued: impl FnOnce(),
+        on_dequeued: impl FnOnce(),
+    ) -> Result<Seat, Rejection> {
+        let (id, index, width, woken) = {
             let mut state = self.state.lock();
+            let width = width.clamp(1, state.config.concurrency.max(1));
+            let free =
+                |state: &State| state.counts.seats_in_use + width <= state.config.concurrency;
             let live = state.config.queues.min(state.queues.len());
             if live == 0 {
-                // A level that rejects: a free seat or nothing.
-                if state.counts.executing < state.config.concurrency {
+                // A level that rejects: free seats or nothing.
+                if free(&state) {
                     state.counts.executing += 1;
+                    state.counts.seats_in_use += width;
                     state.counts.dispatched += 1;
                     return Ok(Seat {
                         set: self.clone(),
                         queue: None,
+                        width,
                     });
                 }
                 state.counts.rejected += 1;
@@ -244,19 +275,21 @@ impl QueueSet {
                 state.counts.rejected += 1;
                 return Err(Rejection::QueueFull);
             }
-            // Idle with seats free: straight to a seat (what enqueue-then-dispatch gives).
-            if state.counts.executing < state.config.concurrency && state.counts.waiting == 0 {
+            // Idle with seats free: straight to them (what enqueue-then-dispatch gives).
+            if free(&state) && state.counts.waiting == 0 {
                 let virtual_time = state.virtual_time;
                 let queue = &mut state.queues[index];
                 let tag = virtual_time.max(queue.last_finish);
-                queue.last_finish = tag + 1;
+                queue.last_finish = tag + width as u64;
                 queue.executing += 1;
                 state.virtual_time = tag;
                 state.counts.executing += 1;
+                state.counts.seats_in_use += width;
                 state.counts.dispatched += 1;
                 return Ok(Seat {
                     set: self.clone(),
                     queue: Some(index),
+                    width,
                 });
             }
             let (wake, woken) = oneshot::channel();
@@ -265,15 +298,16 @@ impl QueueSet {
             let virtual_time = state.virtual_time;
             let queue = &mut state.queues[index];
             let start_tag = virtual_time.max(queue.last_finish);
-            queue.last_finish = start_tag + 1;
+            queue.last_finish = start_tag + width as u64;
             queue.waiting.push_back(Waiter {
                 id,
                 start_tag,
+                width,
                 wake,
             });
             state.counts.waiting += 1;
             state.dispatch();
-            (id, index, woken)
+            (id, index, width, woken)
         };
         on_queued();
         // Leaves the queue if the request is dropped (its client went away) while waiting.
@@ -281,6 +315,7 @@ impl QueueSet {
             set: self,
             id,
             index,
+            width,
             armed: true,
         };
         let outcome = tokio::time::timeout(wait_limit, woken).await;
@@ -290,15 +325,17 @@ impl QueueSet {
             Ok(Ok(())) => Ok(Seat {
                 set: self.clone(),
                 queue: Some(index),
+                width,
             }),
             _ => {
                 if self.leave(index, id, false) {
                     Err(Rejection::TimeOut)
                 } else {
-                    // Dispatched just as the wait ended: the seat is ours.
+                    // Dispatched just as the wait ended: the seats are ours.
                     Ok(Seat {
                         set: self.clone(),
                         queue: Some(index),
+                        width,
                     })
                 }
             }
@@ -330,16 +367,18 @@ struct WaitGuard<'a> {
     set: &'a Arc<QueueSet>,
     id: u64,
     index: usize,
+    width: usize,
     armed: bool,
 }
 
 impl Drop for WaitGuard<'_> {
     fn drop(&mut self) {
         if self.armed && !self.set.leave(self.index, self.id, true) {
-            // A seat was given to the dropped request: give it back.
+            // Seats were given to the dropped request: give them back.
             drop(Seat {
                 set: self.set.clone(),
                 queue: Some(self.index),
+                width: self.width,
             });
         }
     }
@@ -428,6 +467,35 @@ mod tests {
     }
 
     const WAIT: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn a_wide_request_waits_for_enough_seats() {
+        let set = QueueSet::new(config(4, 8, 2, 10));
+        let narrow = set.acquire(1, WAIT, || {}, || {}).await.expect("seat");
+        let second = set.acquire(2, WAIT, || {}, || {}).await.expect("seat");
+        assert_eq!(set.counts().seats_in_use, 2);
+        // Three seats wanted, two free: it waits.
+        let wide = {
+            let set = set.clone();
+            tokio::spawn(async move { set.acquire_seats(3, 3, WAIT, || {}, || {}).await })
+        };
+        while set.counts().waiting == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(set.counts().seats_in_use, 2);
+        drop(narrow);
+        let wide = wide.await.expect("join").expect("seats");
+        assert_eq!(set.counts().seats_in_use, 4, "the wide one holds three");
+        drop((second, wide));
+        assert_eq!(set.counts().seats_in_use, 0);
+        // Wider than the level: it takes every seat, alone.
+        let all = set
+            .acquire_seats(5, 100, WAIT, || {}, || {})
+            .await
+            .expect("seats");
+        assert_eq!(set.counts().seats_in_use, 4);
+        drop(all);
+    }
 
     #[tokio::test]
     async fn full_queues_refuse_and_seats_pass_on() {

@@ -544,6 +544,18 @@ impl Registry {
         find_in(&self.custom.read().by_plural, group, version, plural).cloned()
     }
 
+    /// A resource of `group` and `plural` in any version it is served in (every version of a
+    /// resource is stored under the same keys).
+    pub fn resolve_any_version(&self, group: &str, plural: &str) -> Option<Arc<Resource>> {
+        let in_group = |resources: &Vec<Arc<Resource>>| {
+            resources.iter().find(|r| r.info.group == group).cloned()
+        };
+        if let Some(found) = self.resources.get(plural).and_then(in_group) {
+            return Some(found);
+        }
+        self.custom.read().by_plural.get(plural).and_then(in_group)
+    }
+
     /// The custom resources served now.
     pub fn custom(&self) -> Arc<CustomResources> {
         self.custom.read().clone()
