@@ -47,15 +47,7 @@ pub(crate) fn decl_type(s: &Schema, resource_root: bool) -> Option<Typed> {
             let max = s
                 .max_items
                 .map_or(MAX_STRING / (items.min_size + 1), non_negative);
-            Some(Typed {
-                decl: Decl {
-                    kind: Kind::List,
-                    max_elements: max,
-                    elem: Some(Box::new(items.decl)),
-                    fields: BTreeMap::new(),
-                },
-                min_size: 2,
-            })
+            Some(collection(Kind::List, max, items.decl))
         }
         "object" => match &s.additional_properties {
             Some(AdditionalProperties::Schema(values)) => {
@@ -63,15 +55,7 @@ pub(crate) fn decl_type(s: &Schema, resource_root: bool) -> Option<Typed> {
                 let max = s
                     .max_properties
                     .map_or(MAX_STRING / (values.min_size + 6), non_negative);
-                Some(Typed {
-                    decl: Decl {
-                        kind: Kind::Map,
-                        max_elements: max,
-                        elem: Some(Box::new(values.decl)),
-                        fields: BTreeMap::new(),
-                    },
-                    min_size: 2,
-                })
+                Some(collection(Kind::Map, max, values.decl))
             }
             _ => Some(object_type(s, resource_root)),
         },
@@ -112,6 +96,19 @@ fn scalar(kind: Kind, max_elements: u64, min_size: u64) -> Typed {
     Typed {
         decl: Decl::scalar(kind, max_elements),
         min_size,
+    }
+}
+
+/// A list or map of at most `max_elements` `elem`s; its JSON takes two bytes at the least.
+fn collection(kind: Kind, max_elements: u64, elem: Decl) -> Typed {
+    Typed {
+        decl: Decl {
+            kind,
+            max_elements,
+            elem: Some(Box::new(elem)),
+            fields: BTreeMap::new(),
+        },
+        min_size: 2,
     }
 }
 
