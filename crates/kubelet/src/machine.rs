@@ -690,7 +690,8 @@ fn under(root: &Path, absolute: &str) -> PathBuf {
     root.join(absolute.trim_start_matches('/'))
 }
 
-fn under_path(root: &Path, absolute: &Path) -> PathBuf {
+/// `absolute` as seen under `root` (`/`, or a fake tree in tests).
+pub(crate) fn under_path(root: &Path, absolute: &Path) -> PathBuf {
     root.join(absolute.strip_prefix("/").unwrap_or(absolute))
 }
 

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::machine::{parse_mountinfo_cgroups, CgroupMount, MachineError};
+use crate::machine::{parse_mountinfo_cgroups, under_path as under, CgroupMount, MachineError};
 
 /// `USER_HZ`: `/proc/stat` counts in hundredths of a second on every Linux.
 const NANOS_PER_TICK: u64 = 10_000_000;
@@ -105,10 +105,6 @@ pub fn swap_meminfo(meminfo: &str) -> u64 {
     let info = parse_key_values(meminfo);
     let get = |k| info.get(k).copied().unwrap_or(0);
     get("SwapTotal").saturating_sub(get("SwapFree"))
-}
-
-fn under(root: &Path, absolute: &Path) -> PathBuf {
-    root.join(absolute.strip_prefix("/").unwrap_or(absolute))
 }
 
 fn read_file(path: PathBuf) -> Result<String, MachineError> {

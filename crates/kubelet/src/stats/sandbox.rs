@@ -4,11 +4,11 @@
 //! one as upstream's), and the processes of the pod's containers (the `cgroup.procs` of every
 //! cgroup below the pod's, the pause's own left out, as upstream counts its containers').
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::host;
 use super::summary::{InterfaceStats, NetworkStats};
-use crate::machine::{cgroup_dir, parse_proc_cgroup, CgroupMount};
+use crate::machine::{cgroup_dir, parse_proc_cgroup, under_path as under, CgroupMount};
 
 /// The interface upstream reports as a pod's own (`defaultNetworkInterfaceName`).
 const DEFAULT_INTERFACE: &str = "eth0";
@@ -20,10 +20,6 @@ pub struct HostView {
     pub network: Option<NetworkStats>,
     /// Its containers' processes.
     pub process_count: Option<u64>,
-}
-
-fn under(root: &Path, path: &Path) -> PathBuf {
-    root.join(path.strip_prefix("/").unwrap_or(path))
 }
 
 /// The pod whose sandbox's pause process is `pid`, as seen under `root` (`/`, or a fake tree),
