@@ -68,14 +68,18 @@ impl View for ScaleView {
 
 /// The object's desired replicas as a managed-fields path.
 fn replicas_path(paths: &ScalePaths) -> Path {
-    let names: Vec<String> = paths
-        .spec_replicas
+    let names = pointer_tokens(&paths.spec_replicas);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    Path::fields(&names)
+}
+
+/// The reference tokens of a JSON pointer (`/spec/a~1b` → `spec`, `a/b`).
+fn pointer_tokens(pointer: &str) -> Vec<String> {
+    pointer
         .split('/')
         .skip(1)
         .map(|p| p.replace("~1", "/").replace("~0", "~"))
-        .collect();
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    Path::fields(&names)
+        .collect()
 }
 
 /// The Scale's `.spec.replicas`.
@@ -245,11 +249,7 @@ pub fn apply(paths: &ScalePaths, object: &Value, scale: &Value) -> Result<Value,
 /// Sets the value at `pointer`, making the objects on the way.
 fn set_pointer(object: &mut Value, pointer: &str, value: Value) {
     let mut at = object;
-    let parts: Vec<String> = pointer
-        .split('/')
-        .skip(1)
-        .map(|p| p.replace("~1", "/").replace("~0", "~"))
-        .collect();
+    let parts = pointer_tokens(pointer);
     let Some((last, path)) = parts.split_last() else {
         return;
     };
