@@ -7,10 +7,9 @@
 //! (5 min) when allowed and `--authorization-webhook-cache-unauthorized-ttl` (30 s) when not,
 //! keyed by the review's spec. A webhook that cannot be reached has no opinion.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
@@ -20,8 +19,6 @@ use crate::webhook as client;
 
 /// How long the webhook may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
-/// Answers kept at most; past it the cache starts over.
-const CACHED: usize = 10_000;
 
 /// The SubjectAccessReview versions a webhook may be asked in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +34,8 @@ pub struct WebhookAuthorizer {
     version: Version,
     authorized_ttl: Duration,
     unauthorized_ttl: Duration,
-    cache: parking_lot::Mutex<HashMap<String, (Instant, Decision)>>,
+    /// Decisions by the review's spec.
+    cache: client::answers::Answers<String, Decision>,
 }
 
 impl std::fmt::Debug for WebhookAuthorizer {
@@ -69,28 +67,19 @@ impl WebhookAuthorizer {
             version,
             authorized_ttl,
             unauthorized_ttl,
-            cache: parking_lot::Mutex::new(HashMap::new()),
+            cache: Default::default(),
         })
     }
 
     /// The answer kept for `key`, if it is still fresh.
-    fn cached(&self, key: &str) -> Option<Decision> {
-        let cache = self.cache.lock();
-        let (at, decision) = cache.get(key)?;
-        let ttl = if decision.allowed() {
-            self.authorized_ttl
-        } else {
-            self.unauthorized_ttl
-        };
-        (at.elapsed() < ttl).then(|| decision.clone())
-    }
-
-    fn keep(&self, key: String, decision: &Decision) {
-        let mut cache = self.cache.lock();
-        if cache.len() >= CACHED {
-            cache.clear();
-        }
-        cache.insert(key, (Instant::now(), decision.clone()));
+    fn cached(&self, key: &String) -> Option<Decision> {
+        self.cache.get(key, |decision| {
+            if decision.allowed() {
+                self.authorized_ttl
+            } else {
+                self.unauthorized_ttl
+            }
+        })
     }
 }
 
@@ -178,7 +167,7 @@ impl Authorizer for WebhookAuthorizer {
         match client::call(&self.target, self.tls.clone(), &review, TIMEOUT).await {
             Ok(answer) => {
                 let decision = decision_of(&answer);
-                self.keep(key, &decision);
+                self.cache.put(key, decision.clone());
                 decision
             }
             Err(error) => {

@@ -4,10 +4,9 @@
 //! whose answer says who it is. Answers are kept for `--authentication-token-webhook-cache-ttl`
 //! (refusals for 10 s), keyed by a SHA-256 of the token.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -18,14 +17,6 @@ use crate::webhook as client;
 const REFUSAL_TTL: Duration = Duration::from_secs(10);
 /// How long the webhook may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
-/// Answers kept at most; past it the cache starts over.
-const CACHED: usize = 10_000;
-
-/// A remembered answer.
-struct Cached {
-    at: Instant,
-    answer: Result<UserInfo, AuthnError>,
-}
 
 /// The webhook token authenticator.
 pub struct WebhookTokenAuthenticator {
@@ -34,7 +25,8 @@ pub struct WebhookTokenAuthenticator {
     /// `authentication.k8s.io/v1` or `v1beta1`.
     api_version: String,
     ttl: Duration,
-    cache: parking_lot::Mutex<HashMap<Vec<u8>, Cached>>,
+    /// Answers by the token's SHA-256.
+    cache: client::answers::Answers<Vec<u8>, Result<UserInfo, AuthnError>>,
 }
 
 impl WebhookTokenAuthenticator {
@@ -52,7 +44,7 @@ impl WebhookTokenAuthenticator {
             tls,
             api_version: api_version.to_string(),
             ttl,
-            cache: parking_lot::Mutex::new(HashMap::new()),
+            cache: Default::default(),
         })
     }
 
@@ -108,28 +100,18 @@ impl Authenticator for WebhookTokenAuthenticator {
         let key = ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
             .as_ref()
             .to_vec();
-        if let Some(cached) = self.cache.lock().get(&key) {
-            let ttl = if cached.answer.is_ok() {
+        let ttl = |answer: &Result<UserInfo, AuthnError>| {
+            if answer.is_ok() {
                 self.ttl
             } else {
                 REFUSAL_TTL
-            };
-            if cached.at.elapsed() < ttl {
-                return Some(cached.answer.clone());
             }
+        };
+        if let Some(answer) = self.cache.get(&key, ttl) {
+            return Some(answer);
         }
         let answer = self.review(token).await;
-        let mut cache = self.cache.lock();
-        if cache.len() >= CACHED {
-            cache.clear();
-        }
-        cache.insert(
-            key,
-            Cached {
-                at: Instant::now(),
-                answer: answer.clone(),
-            },
-        );
+        self.cache.put(key, answer.clone());
         Some(answer)
     }
 }

@@ -4,6 +4,7 @@
 //! `caBundle`, within its timeout. Admission webhooks, the token webhook, OIDC discovery and
 //! CustomResourceDefinitions' conversion webhooks call through here.
 
+pub mod answers;
 pub mod kubeconfig;
 
 use std::sync::Arc;
