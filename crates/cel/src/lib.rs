@@ -8,8 +8,17 @@
 //! `ERROR: <input>:1:13: …` form) and evaluated against JSON variables ([`Program::eval`]):
 //! `object`, `oldObject`, `request`, `params`, `namespaceObject`, `variables`, or `self` and
 //! `oldSelf` (bound as an optional, [`Variable::Optional`], for `optionalOldSelf` rules).
+//! Struct literals do not compile in these programs: no struct type is declared.
+//!
+//! Mutation programs, the expressions of MutatingAdmissionPolicies
+//! ([`Program::compile_mutation`]), also construct the patch they give with struct
+//! literals: `Object{spec: Object.spec{replicas: 3}}`, evaluated as the JSON object
+//! `{"spec": {"replicas": 3}}` for an apply configuration, or a list of
+//! `JSONPatch{op: "add", path: "/spec/replicas", value: 3}` as a list of JSON patch
+//! operations, and have `jsonpatch.escapeKey`. See the `mutation` module.
 
 pub mod cost;
+mod mutation;
 
 use std::sync::{Arc, LazyLock};
 
@@ -17,15 +26,19 @@ use cel::extractors::This;
 use cel::objects::OptionalValue;
 use cel::{Context, Env, Value};
 
-/// The environment every program is compiled in.
-static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| {
+/// The environment programs are compiled and run in, mutation programs' aside.
+static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(base_env()));
+
+/// The standard library with the extensions: the environment of every program, which a
+/// mutation program's adds its struct types to.
+fn base_env() -> Env {
     let mut env = Env::stdlib();
     // Both extensions declare overloads the standard library does not have: they cannot
     // conflict, and a failure here is a bug in this list.
     cel::extensions::strings(&mut env).expect("the strings extension");
     cel::extensions::lists(&mut env).expect("the lists extension");
-    Arc::new(env)
-});
+    env
+}
 
 /// A value bound to a variable.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -60,7 +73,7 @@ impl Variable<'_> {
 /// An expression that does not compile.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("compilation failed: {0}")]
-pub struct CompileError(String);
+pub struct CompileError(pub(crate) String);
 
 /// An evaluation that failed, or gave a value of the wrong type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,6 +84,8 @@ pub struct EvalError(String);
 pub struct Program {
     source: String,
     program: cel::Program,
+    /// The environment the program runs in: the shared [`ENV`], or a mutation program's own.
+    env: Arc<Env>,
     /// The variables the expression names: only those are converted and bound.
     variables: Vec<String>,
 }
@@ -82,22 +97,40 @@ impl std::fmt::Debug for Program {
 }
 
 impl Program {
-    /// Compiles `source`.
+    /// Compiles `source`. A struct literal does not compile: no struct type is declared.
     pub fn compile(source: &str) -> Result<Program, CompileError> {
-        let program = ENV
-            .compile(source)
-            .map_err(|e| CompileError(e.to_string()))?;
+        let program = parse(source)?;
+        mutation::reject_struct_literals(&program, source)?;
+        Ok(Program::new(source, program, ENV.clone()))
+    }
+
+    /// Compiles `source`, a MutatingAdmissionPolicy's mutation: its struct literals of type
+    /// `Object` or `Object.<field>…` construct JSON objects of the fields given (an apply
+    /// configuration), those of type `JSONPatch` JSON patch operations (fields `op`,
+    /// `path`, `from`, `value`), and `jsonpatch.escapeKey(key)` escapes a key for a path.
+    /// Any other struct type, or field of a `JSONPatch`, does not compile.
+    pub fn compile_mutation(source: &str) -> Result<Program, CompileError> {
+        // Parsing does not depend on the types declared: the literals are known from the
+        // parsed expression, and declared in the program's own environment.
+        let program = parse(source)?;
+        let mut env = base_env();
+        mutation::declare(&mut env, &program, source)?;
+        Ok(Program::new(source, program, Arc::new(env)))
+    }
+
+    fn new(source: &str, program: cel::Program, env: Arc<Env>) -> Program {
         let variables = program
             .references()
             .variables()
             .into_iter()
             .map(String::from)
             .collect();
-        Ok(Program {
+        Program {
             source: source.to_string(),
             program,
+            env,
             variables,
-        })
+        }
     }
 
     /// The expression's text.
@@ -156,7 +189,7 @@ impl Program {
         &self,
         variables: &[(&str, V)],
     ) -> Result<Value, EvalError> {
-        let mut context = Context::with_env(ENV.clone());
+        let mut context = Context::with_env(self.env.clone());
         let failed = |e: &dyn std::fmt::Display| {
             EvalError(format!(
                 "expression '{}' resulted in error: {e}",
@@ -173,6 +206,12 @@ impl Program {
         add_kubernetes_functions(&mut context);
         self.program.execute(&context).map_err(|e| failed(&e))
     }
+}
+
+/// Parses `source` with the environment's macros and optional syntax (which the types it
+/// declares do not change).
+fn parse(source: &str) -> Result<cel::Program, CompileError> {
+    ENV.compile(source).map_err(|e| CompileError(e.to_string()))
 }
 
 /// `value` as a CEL value, converted directly (the `cel` crate's serde path costs about twice
