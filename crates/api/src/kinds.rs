@@ -126,6 +126,8 @@ pub(crate) static KINDS: &[KindType] = kinds![
     api::admissionregistration::v1::ValidatingAdmissionPolicy,
     api::admissionregistration::v1::ValidatingAdmissionPolicyBinding,
     api::admissionregistration::v1::ValidatingWebhookConfiguration,
+    api::admissionregistration::v1alpha1::MutatingAdmissionPolicy,
+    api::admissionregistration::v1alpha1::MutatingAdmissionPolicyBinding,
     apiextensions::v1::CustomResourceDefinition,
     api::scheduling::v1::PriorityClass,
     api::coordination::v1::Lease,

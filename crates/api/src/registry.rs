@@ -340,6 +340,82 @@ pub static RESOURCES: &[ResourceInfo] = &[
     r("metrics.k8s.io", "v1beta1", "PodMetrics", "pods", "", NS, NONE, NONE, &["get", "list"], &[]),
 ];
 
+/// Resources of API versions upstream serves only when `--runtime-config` turns them on
+/// (alpha versions), in discovery order; [`served`] lists those turned on with [`RESOURCES`].
+#[rustfmt::skip]
+pub static OPTIONAL_RESOURCES: &[ResourceInfo] = &[
+    // ---- admissionregistration.k8s.io/v1alpha1 ----
+    r("admissionregistration.k8s.io", "v1alpha1", "MutatingAdmissionPolicy", "mutatingadmissionpolicies", "mutatingadmissionpolicy", CLUSTER, NONE, API_EXT, RW, &[]),
+    r("admissionregistration.k8s.io", "v1alpha1", "MutatingAdmissionPolicyBinding", "mutatingadmissionpolicybindings", "mutatingadmissionpolicybinding", CLUSTER, NONE, API_EXT, RW, &[]),
+];
+
+/// The optional group-versions this process serves, fixed the first time anything asks.
+static ENABLED: std::sync::OnceLock<Vec<(&'static str, &'static str)>> = std::sync::OnceLock::new();
+
+/// Why optional versions cannot be turned on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnableError {
+    /// Not one of [`OPTIONAL_RESOURCES`]' group-versions.
+    #[error("unknown api group version {0:?} (optional ones: {known})", known = optional_versions().join(", "))]
+    Unknown(String),
+    /// The registry was read before: what it served cannot change any more.
+    #[error("the API versions served were fixed before --runtime-config was read")]
+    AlreadyFixed,
+}
+
+/// The optional group-versions ferry has, as `group/version`.
+pub fn optional_versions() -> Vec<String> {
+    let mut versions: Vec<String> = OPTIONAL_RESOURCES
+        .iter()
+        .map(|r| format!("{}/{}", r.group, r.version))
+        .collect();
+    versions.dedup();
+    versions
+}
+
+/// Turns on the optional group-versions `enabled` (`group/version`) for the life of the
+/// process, as upstream's `--runtime-config`; it must be called before anything reads the
+/// registry (the OpenAPI model and the server's tables are built once from it).
+pub fn enable(enabled: &[String]) -> Result<(), EnableError> {
+    let mut versions = Vec::new();
+    for wanted in enabled {
+        let found = OPTIONAL_RESOURCES
+            .iter()
+            .find(|r| format!("{}/{}", r.group, r.version) == *wanted)
+            .ok_or_else(|| EnableError::Unknown(wanted.clone()))?;
+        if !versions.contains(&(found.group, found.version)) {
+            versions.push((found.group, found.version));
+        }
+    }
+    ENABLED.set(versions).map_err(|_| EnableError::AlreadyFixed)
+}
+
+/// Whether the optional `group`/`version` is served.
+fn enabled(group: &str, version: &str) -> bool {
+    ENABLED
+        .get_or_init(Vec::new)
+        .iter()
+        .any(|(g, v)| *g == group && *v == version)
+}
+
+/// Whether the kind's group-version is served: every one of [`RESOURCES`], and the optional
+/// ones turned on.
+pub fn serves_version(group: &str, version: &str) -> bool {
+    let optional = OPTIONAL_RESOURCES
+        .iter()
+        .any(|r| r.group == group && r.version == version);
+    !optional || enabled(group, version)
+}
+
+/// Every resource served: [`RESOURCES`], then the optional ones turned on.
+pub fn served() -> impl Iterator<Item = &'static ResourceInfo> {
+    RESOURCES.iter().chain(
+        OPTIONAL_RESOURCES
+            .iter()
+            .filter(|r| enabled(r.group, r.version)),
+    )
+}
+
 /// Named API groups (everything but core) in upstream's `/apis` order, each
 /// with its served versions, preferred first: `apiregistration.k8s.io`
 /// first (the aggregator lists its own group before every APIService), then
@@ -393,6 +469,7 @@ pub fn priority(group: &str, version: &str) -> Option<(i32, i32)> {
         ("rbac.authorization.k8s.io", "v1") => (17000, 15),
         ("storage.k8s.io", "v1") => (16800, 15),
         ("admissionregistration.k8s.io", "v1") => (16700, 15),
+        ("admissionregistration.k8s.io", "v1alpha1") => (16700, 9),
         ("apiextensions.k8s.io", "v1") => (16700, 15),
         ("scheduling.k8s.io", "v1") => (16600, 15),
         ("coordination.k8s.io", "v1") => (16500, 15),
@@ -406,16 +483,12 @@ pub fn priority(group: &str, version: &str) -> Option<(i32, i32)> {
 
 /// The resource `plural` in `group`/`version` (`""` group for core).
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceInfo> {
-    RESOURCES
-        .iter()
-        .find(|r| r.group == group && r.version == version && r.plural == plural)
+    served().find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
 /// The resource whose objects are of `kind` in `group`/`version`.
 pub fn find_by_kind(group: &str, version: &str, kind: &str) -> Option<&'static ResourceInfo> {
-    RESOURCES
-        .iter()
-        .find(|r| r.group == group && r.version == version && r.kind == kind)
+    served().find(|r| r.group == group && r.version == version && r.kind == kind)
 }
 
 /// The named API groups (not core) in upstream's `/apis` order, each with
@@ -423,7 +496,15 @@ pub fn find_by_kind(group: &str, version: &str, kind: &str) -> Option<&'static R
 pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
     GROUPS
         .iter()
-        .map(|(group, versions)| (*group, versions.to_vec()))
+        .map(|(group, versions)| {
+            let mut versions = versions.to_vec();
+            for r in OPTIONAL_RESOURCES.iter().filter(|r| r.group == *group) {
+                if enabled(r.group, r.version) && !versions.contains(&r.version) {
+                    versions.push(r.version);
+                }
+            }
+            (*group, versions)
+        })
         .collect()
 }
 
@@ -464,9 +545,7 @@ pub fn resources_in<'a>(
     group: &'a str,
     version: &'a str,
 ) -> impl Iterator<Item = &'static ResourceInfo> + 'a {
-    RESOURCES
-        .iter()
-        .filter(move |r| r.group == group && r.version == version)
+    served().filter(move |r| r.group == group && r.version == version)
 }
 
 /// A resource known only at run time: a version of a CustomResourceDefinition, served with
@@ -840,6 +919,37 @@ mod tests {
                 assert!(plurals.windows(2).all(|w| w[0] < w[1]), "{g}/{v} order");
             }
         }
+    }
+
+    #[test]
+    fn optional_versions_are_served_only_when_turned_on() {
+        // Nothing in this test binary turns them on: the first read fixes "none".
+        assert!(find(
+            "admissionregistration.k8s.io",
+            "v1alpha1",
+            "mutatingadmissionpolicies"
+        )
+        .is_none());
+        assert!(!serves_version("admissionregistration.k8s.io", "v1alpha1"));
+        assert!(serves_version("admissionregistration.k8s.io", "v1"));
+        assert_eq!(served().count(), RESOURCES.len());
+        let admission = groups()
+            .into_iter()
+            .find(|(g, _)| *g == "admissionregistration.k8s.io")
+            .expect("group");
+        assert_eq!(admission.1, vec!["v1"]);
+        assert_eq!(
+            optional_versions(),
+            vec!["admissionregistration.k8s.io/v1alpha1"]
+        );
+        assert_eq!(
+            enable(&["apps/v1beta1".to_string()]),
+            Err(EnableError::Unknown("apps/v1beta1".into()))
+        );
+        assert_eq!(
+            enable(&["admissionregistration.k8s.io/v1alpha1".to_string()]),
+            Err(EnableError::AlreadyFixed)
+        );
     }
 
     #[test]

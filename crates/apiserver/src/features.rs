@@ -2,6 +2,9 @@
 //! (`Name=true,Other=false`), under upstream's names and with kube-apiserver v1.33's defaults.
 //! Only the gates ferry implements both ways are known; any other name is refused, as
 //! upstream refuses names it does not know.
+//!
+//! [`RuntimeConfig`] is `--runtime-config`: the API versions served beyond the default ones
+//! (`admissionregistration.k8s.io/v1alpha1=true`, or `api/alpha=true` for all of them).
 
 use std::str::FromStr;
 
@@ -64,9 +67,123 @@ impl FromStr for FeatureGates {
     }
 }
 
+/// Go's `strconv.ParseBool`.
+fn parse_bool(value: &str) -> Option<bool> {
+    match value {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// `--runtime-config`: the optional API versions to serve (see
+/// [`ferry_api::registry::OPTIONAL_RESOURCES`]), as `group/version` keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    /// The optional group-versions turned on.
+    pub enabled: Vec<String>,
+}
+
+/// A `--runtime-config` value ferry cannot take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeConfigError {
+    /// A value that is not a boolean.
+    #[error("invalid value of {key}: {value}, err: strconv.ParseBool: parsing {value:?}: invalid syntax")]
+    InvalidValue {
+        /// The key.
+        key: String,
+        /// What was given for it.
+        value: String,
+    },
+    /// A group-version ferry does not have.
+    #[error("unknown api groups {0}")]
+    Unknown(String),
+    /// Turning off an API served by default, which ferry cannot do.
+    #[error("ferry cannot turn off {0}: only optional versions ({optional}) can be switched", optional = ferry_api::registry::optional_versions().join(", "))]
+    CannotDisable(String),
+}
+
+impl FromStr for RuntimeConfig {
+    type Err = RuntimeConfigError;
+
+    /// Upstream's syntax: `key[=bool]` pairs, comma-separated, a key alone meaning `true`;
+    /// keys are `group/version` (`v1` for core) or `api/all`, `api/alpha`, `api/beta`,
+    /// `api/ga`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let optional = ferry_api::registry::optional_versions();
+        let mut enabled: Vec<String> = Vec::new();
+        for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, "true"));
+            let (key, value) = (key.trim(), value.trim());
+            let on = parse_bool(value).ok_or_else(|| RuntimeConfigError::InvalidValue {
+                key: key.to_string(),
+                value: value.to_string(),
+            })?;
+            let keys: Vec<String> = match key {
+                "api/all" | "api/alpha" => optional.clone(),
+                "api/beta" => Vec::new(),
+                "api/ga" if on => Vec::new(),
+                "api/ga" => return Err(RuntimeConfigError::CannotDisable(key.to_string())),
+                _ if optional.iter().any(|o| o == key) => vec![key.to_string()],
+                _ => {
+                    let (group, version) = key.rsplit_once('/').unwrap_or(("", key));
+                    let served = ferry_api::registry::RESOURCES
+                        .iter()
+                        .any(|r| r.group == group && r.version == version);
+                    if !served {
+                        return Err(RuntimeConfigError::Unknown(key.to_string()));
+                    }
+                    if !on {
+                        return Err(RuntimeConfigError::CannotDisable(key.to_string()));
+                    }
+                    Vec::new()
+                }
+            };
+            for key in keys {
+                enabled.retain(|k| *k != key);
+                if on {
+                    enabled.push(key);
+                }
+            }
+        }
+        Ok(RuntimeConfig { enabled })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runtime_config_turns_optional_versions_on() {
+        let parse = |text: &str| text.parse::<RuntimeConfig>();
+        let map = "admissionregistration.k8s.io/v1alpha1".to_string();
+        assert_eq!(parse("").map(|c| c.enabled), Ok(vec![]));
+        for on in [
+            "admissionregistration.k8s.io/v1alpha1=true",
+            "admissionregistration.k8s.io/v1alpha1",
+            "api/all=true",
+            "api/alpha=true,apps/v1=true",
+        ] {
+            assert_eq!(parse(on).map(|c| c.enabled), Ok(vec![map.clone()]), "{on}");
+        }
+        assert_eq!(
+            parse("api/all=true,admissionregistration.k8s.io/v1alpha1=false").map(|c| c.enabled),
+            Ok(vec![])
+        );
+        assert_eq!(
+            parse("batch/v2=true"),
+            Err(RuntimeConfigError::Unknown("batch/v2".into()))
+        );
+        assert!(matches!(
+            parse("apps/v1=false"),
+            Err(RuntimeConfigError::CannotDisable(_))
+        ));
+        assert!(matches!(
+            parse("api/all=yes"),
+            Err(RuntimeConfigError::InvalidValue { .. })
+        ));
+    }
 
     #[test]
     fn watch_list_is_off_by_default_as_in_1_33() {

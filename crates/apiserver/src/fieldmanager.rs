@@ -111,6 +111,16 @@ impl FieldManager {
         updated.write_to(new);
     }
 
+    /// Merges the partial object `config` into `live` with the kind's merge schema, recording
+    /// no manager (a MutatingAdmissionPolicy's apply configuration).
+    pub fn merge_config(
+        &self,
+        live: &Value,
+        config: &Value,
+    ) -> Result<Value, ferry_smd::PatchError> {
+        ferry_smd::merge_config(&self.schema, live, config)
+    }
+
     /// Applies `config` for `manager` over `live` (`None`: the object does not exist yet); the
     /// object to write, with its managed fields.
     pub fn apply(

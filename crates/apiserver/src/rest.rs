@@ -562,6 +562,7 @@ async fn create_object(
     crate::journey::name_request(info.plural, &object);
     generic::prepare_for_create(resource, &mut object, req.user);
     let mut object = generic::canonical(info, object)?;
+    let field_manager = resource.field_manager();
     let attributes = Attributes {
         resource: info,
         subresource: "",
@@ -571,6 +572,7 @@ async fn create_object(
         dry_run: req.dry_run(),
         warnings: Some(req.warnings),
         audit_annotations: Some(req.audit_annotations),
+        field_manager: Some(&field_manager),
     };
     admit_and_validate(rest, resource, &attributes, &mut object, None).await?;
     let name = meta_str(&object, "name").unwrap_or("").to_string();
@@ -940,6 +942,7 @@ async fn write_update(
         metadata_mut(&mut new).remove("resourceVersion");
         generic::prepare_for_update(resource, &mut new, &old);
         let mut new = generic::canonical(info, new)?;
+        let field_manager = resource.field_manager();
         let attributes = Attributes {
             resource: info,
             subresource: req.subresource,
@@ -949,6 +952,7 @@ async fn write_update(
             dry_run: req.dry_run(),
             warnings: Some(req.warnings),
             audit_annotations: Some(req.audit_annotations),
+            field_manager: req.subresource.is_empty().then_some(&*field_manager),
         };
         admit_and_validate(rest, resource, &attributes, &mut new, Some(&old)).await?;
         if fields == Fields::Record {
@@ -1152,6 +1156,7 @@ async fn delete_one(
             dry_run: req.dry_run(),
             warnings: Some(req.warnings),
             audit_annotations: Some(req.audit_annotations),
+            field_manager: None,
         };
         let mut admitted = object.clone();
         rest.admission

@@ -146,6 +146,11 @@ pub struct Args {
     /// `WatchList` (streaming lists; off by default, as in Kubernetes 1.33).
     #[arg(long)]
     feature_gates: Option<ferry_apiserver::features::FeatureGates>,
+    /// API versions served beyond the default ones, as upstream's `--runtime-config`:
+    /// `group/version=true|false` pairs, comma-separated, or `api/alpha=true` (the alpha
+    /// versions ferry has: `admissionregistration.k8s.io/v1alpha1`, MutatingAdmissionPolicy).
+    #[arg(long)]
+    runtime_config: Option<ferry_apiserver::features::RuntimeConfig>,
     /// The authorizers after `system:masters`' (which may do everything), in order, by upstream's
     /// names: Node, RBAC, Webhook, AlwaysAllow, AlwaysDeny.
     #[arg(long, value_delimiter = ',', default_values_t = vec!["Node".to_string(), "RBAC".to_string()])]
@@ -494,6 +499,9 @@ fn oidc_authenticator(
 /// Runs the server until SIGTERM or SIGINT.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    if let Some(config) = &args.runtime_config {
+        ferry_api::registry::enable(&config.enabled).context("--runtime-config")?;
+    }
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::error::{ValidationError, ValidationErrors};
+use crate::error::ValidationErrors;
 use crate::path::PathElement;
 use crate::schema::{Handler, ListRelationship, Schema, TypeRef};
 use crate::typed::{list_item_element, validate};

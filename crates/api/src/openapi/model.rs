@@ -12,7 +12,6 @@ use serde_json::{json, Map, Value};
 
 use crate::kinds::KINDS;
 use crate::patch::{schema_for, ListStrategy, PatchSchema};
-use crate::registry::RESOURCES;
 
 use super::*;
 
@@ -70,6 +69,13 @@ impl Model {
 
 pub(super) static MODEL: LazyLock<Model> = LazyLock::new(build_model);
 
+/// The kinds of the group-versions served (optional ones only when turned on).
+fn served_kinds() -> impl Iterator<Item = &'static crate::kinds::KindType> {
+    KINDS
+        .iter()
+        .filter(|k| crate::registry::serves_version(k.group, k.version))
+}
+
 pub(super) fn build_model() -> Model {
     let mut generator = SchemaSettings::draft07()
         .with(|s| {
@@ -80,7 +86,7 @@ pub(super) fn build_model() -> Model {
         })
         .into_generator();
     let mut by_gvk = HashMap::new();
-    for k in KINDS {
+    for k in served_kinds() {
         (k.register)(&mut generator);
         by_gvk.insert(
             (
@@ -123,7 +129,7 @@ pub(super) fn build_model() -> Model {
     // Kinds carry their group-version-kind. Their `metadata` is never required upstream (the
     // Rust types hold it unconditionally, so the derived schema lists it): kubectl's
     // client-side validation would refuse a TokenReview or SubjectAccessReview without one.
-    for k in KINDS {
+    for k in served_kinds() {
         if let Some(Value::Object(d)) = defs.get_mut((k.name)().as_ref()) {
             if let Some(Value::Array(required)) = d.get_mut("required") {
                 required.retain(|field| field != "metadata");
@@ -139,7 +145,7 @@ pub(super) fn build_model() -> Model {
     }
     // Upstream lists every group-version for the kinds every group serves.
     let mut group_versions: Vec<(&str, &str)> = Vec::new();
-    for r in RESOURCES {
+    for r in crate::registry::served() {
         if !group_versions.contains(&(r.group, r.version)) {
             group_versions.push((r.group, r.version));
         }
@@ -158,7 +164,7 @@ pub(super) fn build_model() -> Model {
     }
 
     // List kinds.
-    for r in RESOURCES.iter().filter(|r| r.has_verb("list")) {
+    for r in crate::registry::served().filter(|r| r.has_verb("list")) {
         let Some(item) = by_gvk
             .get(&(
                 r.group.to_string(),
@@ -326,7 +332,7 @@ pub(super) fn annotate_patch_metadata(
 ) -> Vec<String> {
     let mut found: BTreeMap<(String, String), PatchMeta> = BTreeMap::new();
     let mut conflicts = Vec::new();
-    for r in RESOURCES {
+    for r in crate::registry::served() {
         let key = (
             r.group.to_string(),
             r.version.to_string(),

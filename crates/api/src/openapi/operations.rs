@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_openapi::schemars::JsonSchema;
 use serde_json::{json, Value};
 
-use crate::registry::{ResourceInfo, Subresource, RESOURCES};
+use crate::registry::{ResourceInfo, Subresource};
 
 use super::*;
 
@@ -203,10 +203,7 @@ pub(super) fn gv_operations(group: &str, version: &str) -> BTreeMap<String, Vec<
     let model = &*MODEL;
     let def_for = |g: &str, v: &str, k: &str| model.def_for(g, v, k).map(String::from);
     let kinds = Kinds {
-        resources: RESOURCES
-            .iter()
-            .filter(|r| r.group == group && r.version == version)
-            .collect(),
+        resources: crate::registry::resources_in(group, version).collect(),
         def_for: &def_for,
         patch_types: PATCH_TYPES,
     };
@@ -660,7 +657,7 @@ pub(super) static V3_DOCS: LazyLock<BTreeMap<String, OnceLock<Arc<super::Documen
         let mut docs = BTreeMap::new();
         docs.insert("api".to_string(), OnceLock::new());
         docs.insert("apis".to_string(), OnceLock::new());
-        for r in RESOURCES {
+        for r in crate::registry::served() {
             let gv = if r.group.is_empty() {
                 format!("api/{}", r.version)
             } else {
@@ -676,7 +673,7 @@ pub(super) fn doc_kind(path: &str) -> Option<DocKind> {
     if path == "api" || path == "apis" {
         return Some(DocKind::Discovery);
     }
-    RESOURCES.iter().find_map(|r| {
+    crate::registry::served().find_map(|r| {
         if r.group.is_empty() {
             (path == format!("api/{}", r.version))
                 .then_some(DocKind::GroupVersion(r.group, r.version))

@@ -31,15 +31,43 @@ impl TablePrinter for WebhookConfiguration {
     }
 }
 
-/// The table of `validatingadmissionpolicies.admissionregistration.k8s.io`.
-pub struct ValidatingAdmissionPolicy;
+/// The table of `validatingadmissionpolicies` and `mutatingadmissionpolicies`
+/// (`admissionregistration.k8s.io`): the number of rules, and the paramKind.
+pub struct AdmissionPolicy {
+    /// The spec's list of rules (`validations`, `mutations`).
+    rules: &'static str,
+    /// Its column's name and description.
+    column: (&'static str, &'static str),
+}
 
-impl TablePrinter for ValidatingAdmissionPolicy {
+/// The table of `validatingadmissionpolicies.admissionregistration.k8s.io`.
+pub const VALIDATING_ADMISSION_POLICY: AdmissionPolicy = AdmissionPolicy {
+    rules: "validations",
+    column: (
+        "Validations",
+        "Validations indicates the number of validation rules defined in this configuration",
+    ),
+};
+
+/// The table of `mutatingadmissionpolicies.admissionregistration.k8s.io`.
+pub const MUTATING_ADMISSION_POLICY: AdmissionPolicy = AdmissionPolicy {
+    rules: "mutations",
+    column: (
+        "Mutations",
+        "Mutation indicates the number of mutations rules defined in this configuration",
+    ),
+};
+
+impl TablePrinter for AdmissionPolicy {
     fn columns(&self) -> Vec<Column> {
         vec![
             NAME,
-            col("Validations", "integer", "Validations indicates the number of validation rules defined in this configuration"),
-            col("ParamKind", "string", "ParamKind specifies the kind of resources used to parameterize this policy"),
+            col(self.column.0, "integer", self.column.1),
+            col(
+                "ParamKind",
+                "string",
+                "ParamKind specifies the kind of resources used to parameterize this policy",
+            ),
             AGE,
         ]
     }
@@ -53,17 +81,18 @@ impl TablePrinter for ValidatingAdmissionPolicy {
         };
         vec![
             name(o),
-            (arr(o, &["spec", "validations"]).len() as i64).into(),
+            (arr(o, &["spec", self.rules]).len() as i64).into(),
             pk.into(),
             age(o, now),
         ]
     }
 }
 
-/// The table of `validatingadmissionpolicybindings.admissionregistration.k8s.io`.
-pub struct ValidatingAdmissionPolicyBinding;
+/// The table of `validatingadmissionpolicybindings` and `mutatingadmissionpolicybindings`
+/// (`admissionregistration.k8s.io`).
+pub struct AdmissionPolicyBinding;
 
-impl TablePrinter for ValidatingAdmissionPolicyBinding {
+impl TablePrinter for AdmissionPolicyBinding {
     fn columns(&self) -> Vec<Column> {
         vec![
             NAME,

@@ -169,11 +169,15 @@ pub fn printer_for(group: &str, plural: &str) -> &'static dyn TablePrinter {
             &admissionregistration::WebhookConfiguration
         }
         ("admissionregistration.k8s.io", "validatingadmissionpolicies") => {
-            &admissionregistration::ValidatingAdmissionPolicy
+            &admissionregistration::VALIDATING_ADMISSION_POLICY
         }
-        ("admissionregistration.k8s.io", "validatingadmissionpolicybindings") => {
-            &admissionregistration::ValidatingAdmissionPolicyBinding
+        ("admissionregistration.k8s.io", "mutatingadmissionpolicies") => {
+            &admissionregistration::MUTATING_ADMISSION_POLICY
         }
+        (
+            "admissionregistration.k8s.io",
+            "validatingadmissionpolicybindings" | "mutatingadmissionpolicybindings",
+        ) => &admissionregistration::AdmissionPolicyBinding,
         ("apiregistration.k8s.io", "apiservices") => &apiregistration::ApiService,
         ("flowcontrol.apiserver.k8s.io", "flowschemas") => &flowcontrol::FlowSchema,
         ("flowcontrol.apiserver.k8s.io", "prioritylevelconfigurations") => {

@@ -13,18 +13,36 @@ use super::Attributes;
 const CACHED_PROGRAMS: usize = 4096;
 
 /// Compiled programs by expression text.
-#[derive(Default)]
 pub struct Programs {
     cache: parking_lot::Mutex<HashMap<String, Arc<Program>>>,
+    /// How a text is compiled: [`Program::compile`], or [`Program::compile_mutation`].
+    compile: fn(&str) -> Result<Program, CompileError>,
+}
+
+impl Default for Programs {
+    fn default() -> Self {
+        Programs {
+            cache: Default::default(),
+            compile: Program::compile,
+        }
+    }
 }
 
 impl Programs {
+    /// Programs of MutatingAdmissionPolicy mutations, whose struct literals build the patch.
+    pub fn mutations() -> Programs {
+        Programs {
+            cache: Default::default(),
+            compile: Program::compile_mutation,
+        }
+    }
+
     /// The program of `source`, compiled on first use.
     pub fn get(&self, source: &str) -> Result<Arc<Program>, CompileError> {
         if let Some(program) = self.cache.lock().get(source) {
             return Ok(program.clone());
         }
-        let program = Arc::new(Program::compile(source)?);
+        let program = Arc::new((self.compile)(source)?);
         let mut cache = self.cache.lock();
         if cache.len() >= CACHED_PROGRAMS {
             cache.clear();

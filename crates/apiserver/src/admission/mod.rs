@@ -12,6 +12,7 @@ mod config;
 mod default_class;
 mod default_toleration_seconds;
 mod limit_ranger;
+mod mutating_policy;
 mod namespace_lifecycle;
 mod node_restriction;
 mod pod_security;
@@ -29,6 +30,7 @@ pub use config::{ConfigError, Configuration};
 pub use default_class::DefaultClass;
 pub use default_toleration_seconds::DefaultTolerationSeconds;
 pub use limit_ranger::LimitRanger;
+pub use mutating_policy::MutatingAdmissionPolicyPlugin;
 pub use namespace_lifecycle::{NamespaceLifecycle, IMMORTAL_NAMESPACES};
 pub use node_restriction::NodeRestriction;
 pub use pod_security::{Config as PodSecurityConfig, PodSecurity};
@@ -80,6 +82,9 @@ pub struct Attributes<'a> {
     pub warnings: Option<&'a parking_lot::Mutex<Vec<String>>>,
     /// Where a plugin leaves audit annotations; `None` for writes nobody audits.
     pub audit_annotations: Option<&'a parking_lot::Mutex<crate::audit::Annotations>>,
+    /// The kind's merge schema, with which MutatingAdmissionPolicies apply their
+    /// configurations; `None` for writes no policy mutates (deletes, subresource requests).
+    pub field_manager: Option<&'a crate::fieldmanager::FieldManager>,
 }
 
 impl Attributes<'_> {
@@ -124,6 +129,22 @@ pub trait MutatingPlugin: Send + Sync {
         attributes: &Attributes<'_>,
         object: &mut Value,
     ) -> Result<(), ApiError>;
+
+    /// Whether the plugin may want to run once more when later plugins change the object
+    /// (upstream's reinvocation: policies with `reinvocationPolicy: IfNeeded`).
+    fn reinvocable(&self) -> bool {
+        false
+    }
+
+    /// Runs once more, after later plugins changed the object it admitted.
+    async fn reinvoke(
+        &self,
+        _storage: &Storage,
+        _attributes: &Attributes<'_>,
+        _object: &mut Value,
+    ) -> Result<(), ApiError> {
+        Ok(())
+    }
 }
 
 /// A plugin that may only refuse the object, after its validation.
@@ -190,6 +211,7 @@ pub const PLUGINS: &[&str] = &[
     "PersistentVolumeClaimResize",
     "RuntimeClass",
     "DefaultIngressClass",
+    "MutatingAdmissionPolicy",
     "MutatingAdmissionWebhook",
     "ValidatingAdmissionPolicy",
     "ValidatingAdmissionWebhook",
@@ -228,6 +250,7 @@ fn by_name(name: &str, configuration: &Configuration) -> Result<Option<Plugin>, 
         }
         "RuntimeClass" => Plugin::both(RuntimeClass::default()),
         "DefaultIngressClass" => Plugin::mutating(DefaultClass::ingress()),
+        "MutatingAdmissionPolicy" => Plugin::mutating(MutatingAdmissionPolicyPlugin::default()),
         "MutatingAdmissionWebhook" => Plugin::mutating(MutatingAdmissionWebhook::default()),
         "ValidatingAdmissionPolicy" => {
             Plugin::validating(ValidatingAdmissionPolicyPlugin::default())
@@ -306,7 +329,8 @@ impl Chain {
             .collect()
     }
 
-    /// Runs the mutating plugins.
+    /// Runs the mutating plugins; then, once, each reinvocable plugin whose output a later one
+    /// changed.
     pub async fn admit(
         &self,
         storage: &Storage,
@@ -314,6 +338,8 @@ impl Chain {
         object: &mut Value,
     ) -> Result<(), ApiError> {
         let traced = crate::journey::traced();
+        // What each reinvocable plugin left.
+        let mut outputs: Vec<(&Arc<dyn MutatingPlugin>, Value)> = Vec::new();
         for plugin in &self.mutating {
             let start = traced.then(ferry_journey::now_unix_nanos);
             let admitted = plugin.admit(storage, attributes, object).await;
@@ -321,6 +347,14 @@ impl Chain {
                 plugin_step(plugin.name(), start, admitted.as_ref().err());
             }
             admitted?;
+            if plugin.reinvocable() {
+                outputs.push((plugin, object.clone()));
+            }
+        }
+        for (plugin, output) in outputs {
+            if *object != output {
+                plugin.reinvoke(storage, attributes, object).await?;
+            }
         }
         Ok(())
     }
@@ -399,7 +433,7 @@ mod tests {
             .expect("unknown");
         assert_eq!(
             err.to_string(),
-            "unknown admission plugin \"AlwaysPullImages\" (known: NamespaceLifecycle, LimitRanger, ServiceAccount, NodeRestriction, PodSecurity, Priority, DefaultTolerationSeconds, DefaultStorageClass, StorageObjectInUseProtection, PersistentVolumeClaimResize, RuntimeClass, DefaultIngressClass, MutatingAdmissionWebhook, ValidatingAdmissionPolicy, ValidatingAdmissionWebhook, ResourceQuota)"
+            "unknown admission plugin \"AlwaysPullImages\" (known: NamespaceLifecycle, LimitRanger, ServiceAccount, NodeRestriction, PodSecurity, Priority, DefaultTolerationSeconds, DefaultStorageClass, StorageObjectInUseProtection, PersistentVolumeClaimResize, RuntimeClass, DefaultIngressClass, MutatingAdmissionPolicy, MutatingAdmissionWebhook, ValidatingAdmissionPolicy, ValidatingAdmissionWebhook, ResourceQuota)"
         );
     }
 }

@@ -142,6 +142,7 @@ mod tests {
             dry_run: false,
             warnings: None,
             audit_annotations: None,
+            field_manager: None,
         };
         check(&attributes, object).map_err(|e| e.to_status()["message"].clone())
     }
@@ -206,6 +207,7 @@ mod tests {
             dry_run: false,
             warnings: None,
             audit_annotations: None,
+            field_manager: None,
         };
         let refused = NodeRestriction
             .admit(&storage, &attributes, &mut moved)

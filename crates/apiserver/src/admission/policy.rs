@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use k8s_openapi::api::admissionregistration::v1::{
-    MatchResources, NamedRuleWithOperations, ValidatingAdmissionPolicy,
+    MatchResources, NamedRuleWithOperations, ParamKind, ParamRef, ValidatingAdmissionPolicy,
     ValidatingAdmissionPolicyBinding, ValidatingAdmissionPolicySpec,
 };
 use serde_json::Value;
@@ -72,7 +72,7 @@ enum Outcome {
 }
 
 /// Whether `resources` (a policy's constraints or a binding's narrowing) match the request.
-fn resources_match(
+pub(super) fn resources_match(
     resources: &MatchResources,
     attributes: &Attributes<'_>,
     object: &Value,
@@ -127,13 +127,70 @@ fn resources_match(
 }
 
 /// The object of `namespace` (`null` for cluster-scoped requests).
-fn namespace_object(namespaces: &Objects, namespace: &str) -> Value {
+pub(super) fn namespace_object(namespaces: &Objects, namespace: &str) -> Value {
     if namespace.is_empty() {
         return Value::Null;
     }
     namespaces
         .get(&format!("/namespaces/{namespace}"))
         .unwrap_or(Value::Null)
+}
+
+/// The objects a binding's `paramRef` names, or `None` when the policy takes none (no
+/// `paramKind`); `Err(message)` when none is found and the binding says to deny.
+pub(super) async fn params(
+    storage: &Storage,
+    kind: Option<&ParamKind>,
+    reference: Option<&ParamRef>,
+    request_namespace: &str,
+) -> Result<Option<Vec<Value>>, String> {
+    let Some(kind) = kind else {
+        return Ok(None);
+    };
+    let Some(reference) = reference else {
+        return Err("failed to configure binding: no paramRef specified".into());
+    };
+    let (group, version) = kind
+        .api_version
+        .as_deref()
+        .unwrap_or_default()
+        .rsplit_once('/')
+        .unwrap_or(("", kind.api_version.as_deref().unwrap_or_default()));
+    let kind_name = kind.kind.as_deref().unwrap_or_default();
+    let info = ferry_api::registry::find_by_kind(group, version, kind_name)
+        .ok_or_else(|| format!("failed to find resource referenced by paramKind: '{group}/{version}, Kind={kind_name}'"))?;
+    let namespace = match reference.namespace.as_deref() {
+        Some(ns) if !ns.is_empty() => ns,
+        _ if info.namespaced => request_namespace,
+        _ => "",
+    };
+    let prefix = crate::storage::prefix(info, namespace);
+    let listed = storage
+        .store
+        .range(ferry_store::RangeRequest::new(
+            ferry_store::KeyRange::prefix(prefix),
+        ))
+        .await
+        .map_err(|e| format!("failed to list params: {e}"))?;
+    let objects = listed
+        .kvs
+        .iter()
+        .filter_map(|kv| serde_json::from_slice::<Value>(&kv.value).ok());
+    let found: Vec<Value> = match (&reference.name, &reference.selector) {
+        (Some(name), _) => objects
+            .filter(|o| meta_str(o, "name") == Some(name))
+            .collect(),
+        (None, Some(selector)) => objects
+            .filter(|o| ferry_api::matching::selector_matches(selector, &labels(o)))
+            .collect(),
+        (None, None) => Vec::new(),
+    };
+    if found.is_empty() && reference.parameter_not_found_action.as_deref() == Some("Deny") {
+        return Err(
+            "no params found for policy binding with `Deny` parameterNotFoundAction".into(),
+        );
+    }
+    Ok(Some(found))
 }
 
 /// Upstream's code of a validation's reason.
@@ -174,67 +231,6 @@ impl ValidatingAdmissionPolicyPlugin {
         let bound = std::sync::Arc::new(bound);
         *self.decoded.lock() = Some((generation, bound.clone()));
         bound
-    }
-
-    /// The objects a binding's `paramRef` names, or `None` when the policy takes none;
-    /// `Err(message)` when none is found and the binding says to deny.
-    async fn params(
-        &self,
-        storage: &Storage,
-        spec: &ValidatingAdmissionPolicySpec,
-        binding: &ValidatingAdmissionPolicyBinding,
-        request_namespace: &str,
-    ) -> Result<Option<Vec<Value>>, String> {
-        let Some(kind) = &spec.param_kind else {
-            return Ok(None);
-        };
-        let binding_spec = binding.spec.clone().unwrap_or_default();
-        let Some(reference) = binding_spec.param_ref else {
-            return Err("failed to configure binding: no paramRef specified".into());
-        };
-        let (group, version) = kind
-            .api_version
-            .as_deref()
-            .unwrap_or_default()
-            .rsplit_once('/')
-            .unwrap_or(("", kind.api_version.as_deref().unwrap_or_default()));
-        let kind_name = kind.kind.as_deref().unwrap_or_default();
-        let info = ferry_api::registry::RESOURCES
-            .iter()
-            .find(|r| r.group == group && r.version == version && r.kind == kind_name)
-            .ok_or_else(|| format!("failed to find resource referenced by paramKind: '{group}/{version}, Kind={kind_name}'"))?;
-        let namespace = match reference.namespace.as_deref() {
-            Some(ns) if !ns.is_empty() => ns,
-            _ if info.namespaced => request_namespace,
-            _ => "",
-        };
-        let prefix = crate::storage::prefix(info, namespace);
-        let listed = storage
-            .store
-            .range(ferry_store::RangeRequest::new(
-                ferry_store::KeyRange::prefix(prefix),
-            ))
-            .await
-            .map_err(|e| format!("failed to list params: {e}"))?;
-        let objects = listed
-            .kvs
-            .iter()
-            .filter_map(|kv| serde_json::from_slice::<Value>(&kv.value).ok());
-        let found: Vec<Value> = match (&reference.name, &reference.selector) {
-            (Some(name), _) => objects
-                .filter(|o| meta_str(o, "name") == Some(name))
-                .collect(),
-            (None, Some(selector)) => objects
-                .filter(|o| ferry_api::matching::selector_matches(selector, &labels(o)))
-                .collect(),
-            (None, None) => Vec::new(),
-        };
-        if found.is_empty() && reference.parameter_not_found_action.as_deref() == Some("Deny") {
-            return Err(
-                "no params found for policy binding with `Deny` parameterNotFoundAction".into(),
-            );
-        }
-        Ok(Some(found))
     }
 
     /// The policy's `auditAnnotations`: `<policy>/<key>` set to each `valueExpression` that
@@ -429,7 +425,14 @@ impl ValidatingPlugin for ValidatingAdmissionPolicyPlugin {
             let denied_by = format!(
                 "ValidatingAdmissionPolicy '{policy_name}' with binding '{binding_name}' denied request"
             );
-            let params = match self.params(storage, spec, binding, request_namespace).await {
+            let found = params(
+                storage,
+                spec.param_kind.as_ref(),
+                binding_spec.param_ref.as_ref(),
+                request_namespace,
+            )
+            .await;
+            let params = match found {
                 Ok(params) => params,
                 Err(why) if ignore_errors => {
                     tracing::warn!(policy = %policy_name, binding = %binding_name, %why, "policy failed, ignored by its failurePolicy");

@@ -97,8 +97,7 @@ impl Resources {
     /// Whether the rule covers the resource stored under `/<plural>/`.
     fn covers(&self, plural: &str) -> bool {
         let groups = || {
-            ferry_api::registry::RESOURCES
-                .iter()
+            ferry_api::registry::served()
                 .filter(move |r| r.plural == plural)
                 .map(|r| r.group)
         };

@@ -465,6 +465,11 @@ pub(crate) mod tests {
     use super::*;
     use crate::registry::Registry;
 
+    /// The resource of `info` as the registry builds it, served or not (optional versions).
+    pub(crate) fn resource_of(info: &'static ferry_api::ResourceInfo) -> &'static Resource {
+        Box::leak(Box::new(Resource::built_in(info)))
+    }
+
     /// The registered resource of a built-in kind, for strategy tests.
     pub(crate) fn resource(group: &str, version: &str, plural: &str) -> &'static Resource {
         static REGISTRY: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();

@@ -382,6 +382,22 @@ impl Resource {
         }
     }
 
+    /// The built-in resource `info`, with its kind's strategy, printer and subresources.
+    pub fn built_in(info: &'static ResourceInfo) -> Resource {
+        Resource {
+            info,
+            strategy: strategy_for(info),
+            printer: Arc::new(StaticPrinter(ferry_api::printers::printer_for(
+                info.group,
+                info.plural,
+            ))),
+            scale: ScalePaths::default(),
+            schema: None,
+            field_manager: Default::default(),
+            subresources: subresources_for(info),
+        }
+    }
+
     /// Its managed-fields recorder (built on first use: the schema of a built-in kind is
     /// converted from the OpenAPI definitions once).
     pub fn field_manager(&self) -> Arc<crate::fieldmanager::FieldManager> {
@@ -499,26 +515,15 @@ impl CustomResources {
 }
 
 impl Registry {
-    /// The built-in resources of `ferry_api::registry::RESOURCES`, each with its strategy and
-    /// its table printer.
+    /// The built-in resources served (`ferry_api::registry::served`), each with its strategy
+    /// and its table printer.
     pub fn builtin() -> Registry {
         let mut resources: HashMap<&'static str, Vec<Arc<Resource>>> = HashMap::new();
-        for info in ferry_api::registry::RESOURCES {
+        for info in ferry_api::registry::served() {
             resources
                 .entry(info.plural)
                 .or_default()
-                .push(Arc::new(Resource {
-                    info,
-                    strategy: strategy_for(info),
-                    printer: Arc::new(StaticPrinter(ferry_api::printers::printer_for(
-                        info.group,
-                        info.plural,
-                    ))),
-                    scale: ScalePaths::default(),
-                    schema: None,
-                    field_manager: Default::default(),
-                    subresources: subresources_for(info),
-                }));
+                .push(Arc::new(Resource::built_in(info)));
         }
         Registry {
             resources,
@@ -696,6 +701,12 @@ fn strategy_for(info: &ResourceInfo) -> Box<dyn Strategy> {
         ("admissionregistration.k8s.io", "validatingadmissionpolicybindings") => {
             Box::new(admissionregistration::policy::ValidatingAdmissionPolicyBindingStrategy)
         }
+        ("admissionregistration.k8s.io", "mutatingadmissionpolicies") => {
+            Box::new(admissionregistration::mutating_policy::MutatingAdmissionPolicyStrategy)
+        }
+        ("admissionregistration.k8s.io", "mutatingadmissionpolicybindings") => Box::new(
+            admissionregistration::mutating_policy::MutatingAdmissionPolicyBindingStrategy,
+        ),
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
             Box::new(apiextensions::customresourcedefinition::CustomResourceDefinitionStrategy)
         }

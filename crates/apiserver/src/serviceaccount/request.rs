@@ -90,6 +90,7 @@ pub async fn create_token(
                 dry_run: false,
                 warnings: None,
                 audit_annotations: None,
+                field_manager: None,
             },
             &mut request,
         )

@@ -19,7 +19,7 @@ const REASONS: &[&str] = &[
 const ACTIONS: &[&str] = &["Audit", "Deny", "Warn"];
 
 /// `matchPolicy`, selectors and rule scopes of a `matchConstraints` or `matchResources`.
-fn default_match_resources(resources: Option<&mut Value>) {
+pub(super) fn default_match_resources(resources: Option<&mut Value>) {
     let Some(resources) = resources.and_then(Value::as_object_mut) else {
         return;
     };
@@ -43,7 +43,7 @@ fn default_match_resources(resources: Option<&mut Value>) {
 }
 
 /// That `expression` (at `field`) is given and compiles.
-fn validate_expression(field: &str, expression: &Value, errors: &mut Vec<FieldError>) {
+pub(super) fn validate_expression(field: &str, expression: &Value, errors: &mut Vec<FieldError>) {
     match expression.as_str().filter(|e| !e.trim().is_empty()) {
         None => errors.push(FieldError::required(field, "expression is not specified")),
         Some(source) => {
@@ -78,7 +78,11 @@ pub(super) fn validate_match_conditions(
     }
 }
 
-fn validate_match_resources(path: &str, resources: &Value, errors: &mut Vec<FieldError>) {
+pub(super) fn validate_match_resources(
+    path: &str,
+    resources: &Value,
+    errors: &mut Vec<FieldError>,
+) {
     for list in ["resourceRules", "excludeResourceRules"] {
         for (index, rule) in resources[list].as_array().into_iter().flatten().enumerate() {
             validate_rule(&format!("{path}.{list}[{index}]"), rule, errors);
@@ -90,6 +94,43 @@ fn validate_match_resources(path: &str, resources: &Value, errors: &mut Vec<Fiel
         &["Equivalent", "Exact"],
         errors,
     );
+}
+
+/// A policy's `paramKind`: both fields given.
+pub(super) fn validate_param_kind(spec: &Value, errors: &mut Vec<FieldError>) {
+    if spec["paramKind"].is_object() {
+        for field in ["apiVersion", "kind"] {
+            if spec["paramKind"][field].as_str().is_none_or(str::is_empty) {
+                errors.push(FieldError::required(format!("spec.paramKind.{field}"), ""));
+            }
+        }
+    }
+}
+
+/// A binding's `paramRef`: a name or a selector, and what to do when nothing is found.
+pub(super) fn validate_param_ref(spec: &Value, errors: &mut Vec<FieldError>) {
+    if let Some(reference) = spec.get("paramRef").filter(|r| r.is_object()) {
+        if reference["name"].as_str().is_some_and(|n| !n.is_empty())
+            && reference["selector"].is_object()
+        {
+            errors.push(FieldError::forbidden(
+                "spec.paramRef.name",
+                "name and selector are mutually exclusive",
+            ));
+        }
+        match reference["parameterNotFoundAction"].as_str() {
+            None => errors.push(FieldError::required(
+                "spec.paramRef.parameterNotFoundAction",
+                "",
+            )),
+            Some(action) => one_of(
+                "spec.paramRef.parameterNotFoundAction".into(),
+                &json!(action),
+                &["Allow", "Deny"],
+                errors,
+            ),
+        }
+    }
 }
 
 /// The ValidatingAdmissionPolicy strategy.
@@ -122,13 +163,7 @@ impl Strategy for ValidatingAdmissionPolicyStrategy {
             &["Fail", "Ignore"],
             errors,
         );
-        if spec["paramKind"].is_object() {
-            for field in ["apiVersion", "kind"] {
-                if spec["paramKind"][field].as_str().is_none_or(str::is_empty) {
-                    errors.push(FieldError::required(format!("spec.paramKind.{field}"), ""));
-                }
-            }
-        }
+        validate_param_kind(spec, errors);
         match spec.get("matchConstraints").filter(|m| m.is_object()) {
             None => errors.push(FieldError::required("spec.matchConstraints", "")),
             Some(constraints) => {
@@ -251,28 +286,7 @@ impl Strategy for ValidatingAdmissionPolicyBindingStrategy {
                 "must not contain both Deny and Warn (repeating the same validation failure information in the API response and headers serves no purpose)",
             ));
         }
-        if let Some(reference) = spec.get("paramRef").filter(|r| r.is_object()) {
-            if reference["name"].as_str().is_some_and(|n| !n.is_empty())
-                && reference["selector"].is_object()
-            {
-                errors.push(FieldError::forbidden(
-                    "spec.paramRef.name",
-                    "name and selector are mutually exclusive",
-                ));
-            }
-            match reference["parameterNotFoundAction"].as_str() {
-                None => errors.push(FieldError::required(
-                    "spec.paramRef.parameterNotFoundAction",
-                    "",
-                )),
-                Some(action) => one_of(
-                    "spec.paramRef.parameterNotFoundAction".into(),
-                    &json!(action),
-                    &["Allow", "Deny"],
-                    errors,
-                ),
-            }
-        }
+        validate_param_ref(spec, errors);
         if let Some(resources) = spec.get("matchResources").filter(|r| r.is_object()) {
             validate_match_resources("spec.matchResources", resources, errors);
         }
