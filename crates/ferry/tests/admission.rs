@@ -1355,3 +1355,187 @@ fn conversion_webhooks_convert_between_versions() {
         "0 * * * *"
     );
 }
+
+/// MutatingAdmissionPolicies (alpha: served with `--runtime-config`): an apply configuration
+/// and a JSON patch with params mutate a Deployment as kubectl creates it, a mutation that
+/// fails refuses the write under `failurePolicy: Fail` and not under `Ignore`, and without the
+/// flag the API is not there.
+#[test]
+fn mutating_admission_policies_patch_in_cel() {
+    let names = |ferry: &Ferry| {
+        ferry.ok(&[
+            "api-resources",
+            "--api-group=admissionregistration.k8s.io",
+            "-o",
+            "name",
+        ])
+    };
+    let plain = Ferry::start();
+    assert!(!names(&plain).contains("mutatingadmissionpolicies"));
+    drop(plain);
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let ferry = Ferry::start_in(
+        tmp.path(),
+        &["--runtime-config=admissionregistration.k8s.io/v1alpha1=true"],
+    );
+    let served = names(&ferry);
+    assert!(
+        served.contains("mutatingadmissionpolicies.admissionregistration.k8s.io")
+            && served.contains("mutatingadmissionpolicybindings.admissionregistration.k8s.io"),
+        "{served}"
+    );
+    assert!(ferry
+        .ok(&["api-versions"])
+        .contains("admissionregistration.k8s.io/v1alpha1"));
+    let stderr = |out: Output| String::from_utf8_lossy(&out.stderr).to_string();
+    let policy = |name: &str, extra: Value| {
+        let mut policy = json!({"apiVersion": "admissionregistration.k8s.io/v1alpha1",
+            "kind": "MutatingAdmissionPolicy", "metadata": {"name": name},
+            "spec": {"reinvocationPolicy": "Never",
+                "matchConstraints": {"resourceRules": [{"operations": ["CREATE"], "apiGroups": ["apps"],
+                    "apiVersions": ["v1"], "resources": ["deployments"]}]}}});
+        for (field, value) in extra.as_object().expect("fields") {
+            policy["spec"][field] = value.clone();
+        }
+        policy.to_string()
+    };
+    let binding = |name: &str, policy: &str, param_ref: Value| {
+        json!({"apiVersion": "admissionregistration.k8s.io/v1alpha1",
+            "kind": "MutatingAdmissionPolicyBinding", "metadata": {"name": name},
+            "spec": {"policyName": policy, "paramRef": param_ref}})
+        .to_string()
+    };
+
+    // A policy may not match deletes.
+    let mut deleting: Value = serde_json::from_str(&policy(
+        "deleting.example.com",
+        json!({"mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression": "[]"}}]}),
+    ))
+    .expect("json");
+    deleting["spec"]["matchConstraints"]["resourceRules"][0]["operations"] = json!(["DELETE"]);
+    let refused = stderr(ferry.with_stdin(&["create", "-f", "-"], &deleting.to_string()));
+    assert!(
+        refused.contains(
+            "spec.matchConstraints.resourceRules.operations: Unsupported value: \"DELETE\""
+        ),
+        "{refused}"
+    );
+
+    // An apply configuration labels every new Deployment and adds a sidecar to its pods.
+    ferry.apply_yaml("create", &policy("add-sidecar.example.com", json!({"mutations": [{
+        "patchType": "ApplyConfiguration",
+        "applyConfiguration": {"expression": "Object{metadata: Object.metadata{labels: {'env': 'prod'}}, spec: Object.spec{template: Object.spec.template{spec: Object.spec.template.spec{containers: [Object.spec.template.spec.containers{name: 'sidecar', image: 'busybox'}]}}}}"}}]})));
+    ferry.apply_yaml(
+        "create",
+        &binding(
+            "add-sidecar-binding",
+            "add-sidecar.example.com",
+            Value::Null,
+        ),
+    );
+    // A JSON patch sets the replicas a ConfigMap gives, where the request asked for one.
+    ferry.ok(&["create", "configmap", "replicas", "--from-literal=count=3"]);
+    ferry.apply_yaml("create", &policy("set-replicas.example.com", json!({
+        "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
+        "matchConditions": [{"name": "one-replica", "expression": "object.spec.replicas == 1"}],
+        "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression":
+            "[JSONPatch{op: 'replace', path: '/spec/replicas', value: int(params.data.count)}, JSONPatch{op: 'add', path: '/metadata/labels/' + jsonpatch.escapeKey('example.com/patched'), value: 'yes'}]"}}]})));
+    ferry.apply_yaml(
+        "create",
+        &binding(
+            "set-replicas-binding",
+            "set-replicas.example.com",
+            json!({"name": "replicas", "namespace": "default", "parameterNotFoundAction": "Deny"}),
+        ),
+    );
+
+    let deployment = |name: &str, replicas: u32| {
+        format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      containers: [{{name: c, image: busybox}}]\n")
+    };
+    let replicas_of = |yaml: &str| {
+        let out = ferry.with_stdin(
+            &[
+                "create",
+                "--dry-run=server",
+                "-f",
+                "-",
+                "-o",
+                "jsonpath={.spec.replicas}",
+            ],
+            yaml,
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || replicas_of(&deployment(
+            "web", 1
+        )) == "3"),
+        "the policies take effect"
+    );
+    ferry.apply_yaml("create", &deployment("web", 1));
+    let field = |name: &str, path: &str| {
+        ferry.ok(&["get", "deployment", name, "-o", &format!("jsonpath={path}")])
+    };
+    assert_eq!(field("web", "{.spec.replicas}"), "3");
+    assert_eq!(field("web", "{.metadata.labels.env}"), "prod");
+    assert_eq!(
+        field("web", "{.metadata.labels.example\\.com/patched}"),
+        "yes"
+    );
+    assert_eq!(
+        field("web", "{.spec.template.spec.containers[*].name}"),
+        "c sidecar"
+    );
+    // Its match condition leaves a Deployment of two replicas alone.
+    ferry.apply_yaml("create", &deployment("pair", 2));
+    assert_eq!(field("pair", "{.spec.replicas}"), "2");
+    assert_eq!(field("pair", "{.metadata.labels.env}"), "prod");
+
+    let table = ferry.ok(&["get", "mutatingadmissionpolicies"]);
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(
+        table
+            .lines()
+            .next()
+            .is_some_and(|h| h.contains("MUTATIONS") && h.contains("PARAMKIND")),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("set-replicas.example.com") && l.contains("v1/ConfigMap")),
+        "{table}"
+    );
+
+    // A mutation that fails refuses the write under failurePolicy Fail (the default)…
+    ferry.apply_yaml("create", &policy("broken.example.com", json!({"mutations": [{
+        "patchType": "ApplyConfiguration",
+        "applyConfiguration": {"expression": "Object{spec: Object.spec{replicas: object.spec.missing}}"}}]})));
+    ferry.apply_yaml(
+        "create",
+        &binding("broken-binding", "broken.example.com", Value::Null),
+    );
+    let denied =
+        |name: &str| stderr(ferry.with_stdin(&["create", "-f", "-"], &deployment(name, 2)));
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            denied("refused").contains(
+            "policy 'broken.example.com' with binding 'broken-binding' denied request: expression 'Object{spec: Object.spec{replicas: object.spec.missing}}' resulted in error"
+        )
+        }),
+        "{}",
+        denied("refused")
+    );
+    // …and is passed over under Ignore.
+    ferry.ok(&[
+        "patch",
+        "mutatingadmissionpolicy",
+        "broken.example.com",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"failurePolicy":"Ignore"}}"#,
+    ]);
+    assert!(eventually(Duration::from_secs(10), || denied("ignored").is_empty()));
+    assert_eq!(field("ignored", "{.metadata.labels.env}"), "prod");
+}

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::error::ValidationErrors;
 use crate::path::PathElement;
 use crate::schema::{Handler, ListRelationship, Schema, TypeRef};
-use crate::typed::{list_item_element, validate};
+use crate::typed::validate;
 
 /// Why a configuration cannot be merged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,10 +67,8 @@ fn walk(schema: &Schema, value: &Value, tr: &TypeRef, path: &mut String, found: 
             }
             for (index, item) in items.iter().enumerate() {
                 let len = path.len();
-                let element = list_item_element(schema, list, item)
-                    .map(|pe| pe.to_string())
-                    .unwrap_or_else(|_| format!("[{index}]"));
-                path.push_str(&element);
+                // Items by index, as upstream names them here (not by key).
+                path.push_str(&format!("[{index}]"));
                 walk(schema, item, &list.element, path, found);
                 path.truncate(len);
             }

@@ -377,7 +377,9 @@ fn apply(
             schema
                 .merge_config(object, &Value::Object(config))
                 .map_err(|e| match e {
-                    ferry_smd::PatchError::Atomic(_) => format!("invalid ApplyConfiguration: {e}"),
+                    ferry_smd::PatchError::Atomic(_) => {
+                        format!("error applying patch: invalid ApplyConfiguration: {e}")
+                    }
                     ferry_smd::PatchError::Invalid(_) => format!("error applying patch: {e}"),
                 })
         }
@@ -516,7 +518,7 @@ mod tests {
         .expect_err("atomic");
         assert_eq!(
             atomic,
-            "invalid ApplyConfiguration: may not mutate atomic arrays, maps or structs: .spec.template.spec.containers[name=\"a\"].args"
+            "error applying patch: invalid ApplyConfiguration: may not mutate atomic arrays, maps or structs: .spec.template.spec.containers[0].args"
         );
         let not_an_object =
             mutate(PatchType::ApplyConfiguration, "[1]", &object).expect_err("list");
