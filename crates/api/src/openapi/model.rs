@@ -76,15 +76,20 @@ fn served_kinds() -> impl Iterator<Item = &'static crate::kinds::KindType> {
         .filter(|k| crate::registry::serves_version(k.group, k.version))
 }
 
-pub(super) fn build_model() -> Model {
-    let mut generator = SchemaSettings::draft07()
+/// A generator of definitions in the canonical (v2) form, as the types derive them.
+pub(super) fn generator() -> SchemaGenerator {
+    SchemaSettings::draft07()
         .with(|s| {
             s.definitions_path = "/definitions".into();
             s.meta_schema = None;
             s.transforms = Vec::new();
             s.inline_subschemas = false;
         })
-        .into_generator();
+        .into_generator()
+}
+
+pub(super) fn build_model() -> Model {
+    let mut generator = generator();
     let mut by_gvk = HashMap::new();
     for k in served_kinds() {
         (k.register)(&mut generator);
@@ -229,6 +234,7 @@ pub(super) fn build_model() -> Model {
             }
         }
     }
+    mark_map_types(&mut defs);
     for (def, field, default) in DEFAULTS {
         if let Some(Value::Object(p)) = defs
             .get_mut(*def)
@@ -293,6 +299,151 @@ pub(super) static LIST_TYPES: &[(&str, &str, &str, &[&str])] = &[
         &["port", "protocol"],
     ),
 ];
+
+/// `x-kubernetes-map-type` of the structs and maps upstream marks `// +structType=` or
+/// `// +mapType=` (k8s.io/api and k8s.io/apimachinery v0.33, Kubernetes v1.33), for the
+/// group-versions ferry has types of: definition, field (`None`: the definition itself, where
+/// upstream puts a struct's marker; `Some`: a map field, or a field that overrides the marker of
+/// the struct it refers to), map type. Server-side apply owns an atomic struct or map as one
+/// leaf and replaces it whole. Upstream's markers in group-versions ferry has no types of
+/// (admissionregistration v1beta1, apps v1beta2 and extensions v1beta1 `ScaleStatus.selector`,
+/// node v1alpha1 and v1beta1 `Scheduling.nodeSelector`) are not listed.
+pub(super) static MAP_TYPES: &[(&str, Option<&str>, &str)] = &[
+    // k8s.io/apimachinery pkg/apis/meta/v1
+    (
+        "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector",
+        None,
+        "atomic",
+    ),
+    (
+        "io.k8s.apimachinery.pkg.apis.meta.v1.OwnerReference",
+        None,
+        "atomic",
+    ),
+    // admissionregistration/v1
+    (
+        "io.k8s.api.admissionregistration.v1.MatchResources",
+        None,
+        "atomic",
+    ),
+    (
+        "io.k8s.api.admissionregistration.v1.NamedRuleWithOperations",
+        None,
+        "atomic",
+    ),
+    (
+        "io.k8s.api.admissionregistration.v1.ParamKind",
+        None,
+        "atomic",
+    ),
+    (
+        "io.k8s.api.admissionregistration.v1.ParamRef",
+        None,
+        "atomic",
+    ),
+    (
+        "io.k8s.api.admissionregistration.v1.Variable",
+        None,
+        "atomic",
+    ),
+    // admissionregistration/v1alpha1 (served when turned on)
+    (
+        "io.k8s.api.admissionregistration.v1alpha1.MatchResources",
+        None,
+        "atomic",
+    ),
+    (
+        "io.k8s.api.admissionregistration.v1alpha1.NamedRuleWithOperations",
+        None,
+        "atomic",
+    ),
+    (
+        "io.k8s.api.admissionregistration.v1alpha1.ParamKind",
+        None,
+        "atomic",
+    ),
+    (
+        "io.k8s.api.admissionregistration.v1alpha1.ParamRef",
+        None,
+        "atomic",
+    ),
+    // autoscaling/v1
+    (
+        "io.k8s.api.autoscaling.v1.CrossVersionObjectReference",
+        None,
+        "atomic",
+    ),
+    // core/v1
+    ("io.k8s.api.core.v1.ConfigMapKeySelector", None, "atomic"),
+    ("io.k8s.api.core.v1.EndpointAddress", None, "atomic"),
+    ("io.k8s.api.core.v1.EndpointPort", None, "atomic"),
+    ("io.k8s.api.core.v1.LocalObjectReference", None, "atomic"),
+    ("io.k8s.api.core.v1.NodeSelector", None, "atomic"),
+    ("io.k8s.api.core.v1.NodeSelectorTerm", None, "atomic"),
+    ("io.k8s.api.core.v1.ObjectFieldSelector", None, "atomic"),
+    ("io.k8s.api.core.v1.ObjectReference", None, "atomic"),
+    ("io.k8s.api.core.v1.ResourceFieldSelector", None, "atomic"),
+    ("io.k8s.api.core.v1.ScopeSelector", None, "atomic"),
+    ("io.k8s.api.core.v1.SecretKeySelector", None, "atomic"),
+    ("io.k8s.api.core.v1.SecretReference", None, "atomic"),
+    ("io.k8s.api.core.v1.TopologySelectorTerm", None, "atomic"),
+    (
+        "io.k8s.api.core.v1.TypedLocalObjectReference",
+        None,
+        "atomic",
+    ),
+    (
+        "io.k8s.api.core.v1.PersistentVolumeClaimStatus",
+        Some("allocatedResourceStatuses"),
+        "granular",
+    ),
+    (
+        "io.k8s.api.core.v1.PersistentVolumeSpec",
+        Some("claimRef"),
+        "granular",
+    ),
+    ("io.k8s.api.core.v1.PodSpec", Some("nodeSelector"), "atomic"),
+    (
+        "io.k8s.api.core.v1.ReplicationControllerSpec",
+        Some("selector"),
+        "atomic",
+    ),
+    ("io.k8s.api.core.v1.ServiceSpec", Some("selector"), "atomic"),
+    // discovery/v1
+    ("io.k8s.api.discovery.v1.EndpointPort", None, "atomic"),
+    // networking/v1
+    (
+        "io.k8s.api.networking.v1.ServiceBackendPort",
+        None,
+        "atomic",
+    ),
+    // node/v1
+    (
+        "io.k8s.api.node.v1.Scheduling",
+        Some("nodeSelector"),
+        "atomic",
+    ),
+    // rbac/v1
+    ("io.k8s.api.rbac.v1.RoleRef", None, "atomic"),
+    ("io.k8s.api.rbac.v1.Subject", None, "atomic"),
+];
+
+/// Writes [`MAP_TYPES`] on the definitions (and fields) there are; those of group-versions not
+/// served are absent.
+fn mark_map_types(defs: &mut Map<String, Value>) {
+    for (def, field, map_type) in MAP_TYPES {
+        let target = match field {
+            None => defs.get_mut(*def),
+            Some(field) => defs
+                .get_mut(*def)
+                .and_then(|d| d.get_mut("properties"))
+                .and_then(|p| p.get_mut(*field)),
+        };
+        if let Some(Value::Object(t)) = target {
+            t.insert("x-kubernetes-map-type".into(), (*map_type).into());
+        }
+    }
+}
 
 /// The `default`s upstream's OpenAPI publishes for list-map keys (`+default=` markers):
 /// server-side apply merges an item that omits such a key as if it had the default, so a port

@@ -487,3 +487,97 @@ fn no_kind_requires_metadata() {
         assert!(!required.contains(&json!("metadata")), "{name}");
     }
 }
+
+#[test]
+fn map_types_name_definitions_ferry_has() {
+    // Every definition ferry has a type of, served or optional: a misspelt entry fails here.
+    let mut generator = generator();
+    for k in crate::kinds::KINDS {
+        (k.register)(&mut generator);
+    }
+    let all = generator.take_definitions(false);
+    for (def, field, map_type) in MAP_TYPES {
+        assert!(
+            ["atomic", "granular"].contains(map_type),
+            "{def}: {map_type}"
+        );
+        let d = all
+            .get(*def)
+            .unwrap_or_else(|| panic!("no definition {def}"));
+        if let Some(field) = field {
+            assert!(
+                d["properties"].get(*field).is_some(),
+                "no field {def}.{field}"
+            );
+        }
+        // The served ones carry the marker.
+        if let Some(d) = MODEL.defs.get(*def) {
+            let target = match field {
+                None => d,
+                Some(field) => &d["properties"][*field],
+            };
+            assert_eq!(
+                target["x-kubernetes-map-type"], *map_type,
+                "{def} {field:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn atomic_structs_and_maps() {
+    let doc = v2();
+    let defs = &doc["definitions"];
+    for def in [
+        "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector",
+        "io.k8s.apimachinery.pkg.apis.meta.v1.OwnerReference",
+        "io.k8s.api.core.v1.NodeSelector",
+        "io.k8s.api.core.v1.NodeSelectorTerm",
+        "io.k8s.api.core.v1.ObjectReference",
+        "io.k8s.api.core.v1.LocalObjectReference",
+        "io.k8s.api.core.v1.SecretKeySelector",
+        "io.k8s.api.rbac.v1.RoleRef",
+    ] {
+        assert_eq!(defs[def]["x-kubernetes-map-type"], "atomic", "{def}");
+    }
+    // Not every struct is atomic.
+    for def in [
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "io.k8s.api.core.v1.PodSpec",
+        "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement",
+    ] {
+        assert!(
+            defs.get(def)
+                .is_some_and(|d| d.get("x-kubernetes-map-type").is_none()),
+            "{def}"
+        );
+    }
+    let field = |def: &str, f: &str| defs[def]["properties"][f]["x-kubernetes-map-type"].clone();
+    assert_eq!(
+        field("io.k8s.api.core.v1.PodSpec", "nodeSelector"),
+        "atomic"
+    );
+    assert_eq!(
+        field("io.k8s.api.core.v1.ServiceSpec", "selector"),
+        "atomic"
+    );
+    // A PersistentVolume's claimRef is granular although ObjectReference is atomic.
+    assert_eq!(
+        field("io.k8s.api.core.v1.PersistentVolumeSpec", "claimRef"),
+        "granular"
+    );
+
+    // The v3 documents place them alike (a `$ref` field's override beside its `allOf`).
+    let core = v3_group_version("api/v1").expect("api/v1");
+    let schemas = &core["components"]["schemas"];
+    assert_eq!(
+        schemas["io.k8s.api.core.v1.NodeSelector"]["x-kubernetes-map-type"],
+        "atomic"
+    );
+    let claim_ref = &schemas["io.k8s.api.core.v1.PersistentVolumeSpec"]["properties"]["claimRef"];
+    assert_eq!(claim_ref["x-kubernetes-map-type"], "granular");
+    assert_eq!(
+        claim_ref["allOf"][0]["$ref"],
+        "#/components/schemas/io.k8s.api.core.v1.ObjectReference"
+    );
+}
