@@ -223,14 +223,13 @@ impl MutatingAdmissionPolicyPlugin {
         let mut invoked: Vec<&Bound> = Vec::new();
         let mut pending: Vec<&Bound> = Vec::new();
         for b in bound.iter().filter(|b| !again || b.reinvoke) {
-            let before = object.clone();
-            if !self
+            let Some(changed) = self
                 .run_binding(storage, b, attributes, object, namespaces, &mut failures)
                 .await?
-            {
+            else {
                 continue;
-            }
-            if *object != before {
+            };
+            if changed {
                 pending.append(&mut invoked);
             }
             if b.reinvoke {
@@ -247,8 +246,9 @@ impl MutatingAdmissionPolicyPlugin {
         }
     }
 
-    /// Runs binding `b` with each of its params if the request matches it (whether it did);
-    /// its error, under `failurePolicy: Fail`, is added to `failures`.
+    /// Runs binding `b` with each of its params if the request matches it: `None` when it does
+    /// not, else whether the object changed. Its error, under `failurePolicy: Fail`, is added
+    /// to `failures`.
     async fn run_binding(
         &self,
         storage: &Storage,
@@ -257,15 +257,16 @@ impl MutatingAdmissionPolicyPlugin {
         object: &mut Value,
         namespaces: &Objects,
         failures: &mut Vec<String>,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<Option<bool>, ApiError> {
         if !resources_match(&b.constraints, attributes, object, namespaces)? {
-            return Ok(false);
+            return Ok(None);
         }
         if let Some(narrowing) = &b.narrowing {
             if !resources_match(narrowing, attributes, object, namespaces)? {
-                return Ok(false);
+                return Ok(None);
             }
         }
+        let before = object.clone();
         let namespace = attributes.namespace(object).to_string();
         let found = params(
             storage,
@@ -288,7 +289,7 @@ impl MutatingAdmissionPolicyPlugin {
             }
             Err(why) => failures.push(b.denied(&why)),
         }
-        Ok(true)
+        Ok(Some(*object != before))
     }
 
     /// One binding with one param: its match conditions, then its mutations in order.
@@ -556,6 +557,136 @@ mod tests {
         )
         .expect_err("nothing to remove");
         assert!(missing.starts_with("JSON Patch: "), "{missing}");
+    }
+
+    /// A plugin over a store holding `policies` (name, reinvocationPolicy, failurePolicy,
+    /// mutation expression), each bound by `<name>-binding`, matching Deployment creates.
+    async fn plugin_with(
+        policies: &[(&str, &str, &str, &str)],
+    ) -> (MutatingAdmissionPolicyPlugin, Storage, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ferry_store::embedded::EmbeddedStore::open(ferry_store::embedded::Config::new(
+            dir.path(),
+        ))
+        .await
+        .expect("open");
+        let storage = Storage::new(Arc::new(store));
+        let optional = |plural: &str| {
+            ferry_api::registry::OPTIONAL_RESOURCES
+                .iter()
+                .find(|r| r.plural == plural)
+                .expect("optional")
+        };
+        for (name, reinvocation, failure, expression) in policies {
+            let policy = json!({"metadata": {"name": name}, "spec": {
+                "reinvocationPolicy": reinvocation, "failurePolicy": failure,
+                "matchConstraints": {"resourceRules": [{"operations": ["CREATE"], "apiGroups": ["apps"],
+                    "apiVersions": ["v1"], "resources": ["deployments"], "scope": "*"}]},
+                "mutations": [{"patchType": "ApplyConfiguration", "applyConfiguration": {"expression": expression}}]}});
+            let binding = json!({"metadata": {"name": format!("{name}-binding")}, "spec": {"policyName": name}});
+            for (plural, object) in [
+                ("mutatingadmissionpolicies", &policy),
+                ("mutatingadmissionpolicybindings", &binding),
+            ] {
+                let info = optional(plural);
+                let key = crate::storage::key(info, "", meta_str(object, "name").expect("name"));
+                storage
+                    .store
+                    .put(key, object.to_string().into())
+                    .await
+                    .expect("put");
+            }
+        }
+        let plugin = MutatingAdmissionPolicyPlugin {
+            served: true,
+            ..MutatingAdmissionPolicyPlugin::default()
+        };
+        (plugin, storage, dir)
+    }
+
+    async fn admit(
+        plugin: &MutatingAdmissionPolicyPlugin,
+        storage: &Storage,
+        object: &mut Value,
+    ) -> Result<(), ApiError> {
+        let user = crate::auth::UserInfo {
+            name: "jane".into(),
+            uid: String::new(),
+            groups: vec!["system:authenticated".into()],
+        };
+        let schema = FieldManager::of_type("apps", "v1", "Deployment");
+        let attributes = Attributes {
+            resource: ferry_api::registry::find("apps", "v1", "deployments").expect("deployments"),
+            subresource: "",
+            operation: Operation::Create,
+            user: Some(&user),
+            old: None,
+            dry_run: false,
+            warnings: None,
+            audit_annotations: None,
+            field_manager: Some(&schema),
+        };
+        plugin.admit(storage, &attributes, object).await
+    }
+
+    /// `a` labels what `b` did; `b` runs after it (bindings in name order).
+    const SEES_TEAM: &str = "Object{metadata: Object.metadata{labels: {'seen': 'team' in object.metadata.labels ? 'team' : 'none'}}}";
+    const ADDS_TEAM: &str = "Object{metadata: Object.metadata{labels: {'team': 'x'}}}";
+
+    #[tokio::test]
+    async fn if_needed_bindings_run_again_after_a_later_change() {
+        let (plugin, storage, _dir) = plugin_with(&[
+            ("a", "IfNeeded", "Fail", SEES_TEAM),
+            ("b", "Never", "Fail", ADDS_TEAM),
+        ])
+        .await;
+        let mut object = deployment();
+        admit(&plugin, &storage, &mut object)
+            .await
+            .expect("admitted");
+        assert_eq!(
+            object["metadata"]["labels"],
+            json!({"app": "web", "seen": "team", "team": "x"})
+        );
+        assert!(plugin.reinvocable(), "an IfNeeded binding exists");
+
+        let (plugin, storage, _dir) = plugin_with(&[
+            ("a", "Never", "Fail", SEES_TEAM),
+            ("b", "Never", "Fail", ADDS_TEAM),
+        ])
+        .await;
+        let mut object = deployment();
+        admit(&plugin, &storage, &mut object)
+            .await
+            .expect("admitted");
+        assert_eq!(
+            object["metadata"]["labels"],
+            json!({"app": "web", "seen": "none", "team": "x"})
+        );
+        assert!(!plugin.reinvocable());
+    }
+
+    #[tokio::test]
+    async fn failures_refuse_under_fail_and_pass_under_ignore() {
+        let broken = "Object{spec: Object.spec{replicas: object.spec.missing}}";
+        let (plugin, storage, _dir) = plugin_with(&[
+            ("a", "Never", "Ignore", broken),
+            ("b", "Never", "Fail", broken),
+            ("c", "Never", "Fail", ADDS_TEAM),
+        ])
+        .await;
+        let mut object = deployment();
+        let refused = admit(&plugin, &storage, &mut object)
+            .await
+            .expect_err("b fails");
+        assert_eq!((refused.code, refused.reason), (403, "Invalid"));
+        assert!(
+            refused.message.starts_with("policy 'b' with binding 'b-binding' denied request: expression 'Object{spec: Object.spec{replicas: object.spec.missing}}' resulted in error"),
+            "{}",
+            refused.message
+        );
+        let causes = refused.details.expect("details").causes;
+        assert_eq!(causes.len(), 1, "the ignored failure is no cause");
     }
 
     #[test]
