@@ -17,6 +17,8 @@ use serde_json::Value;
 pub struct Request {
     /// The path without the query.
     pub path: String,
+    /// The query, without its `?` (empty if there is none), still percent-encoded.
+    pub query: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
@@ -142,6 +144,10 @@ fn read_request(stream: &mut impl Read) -> std::io::Result<Request> {
     reader.read_line(&mut request_line)?;
     let target = request_line.split_whitespace().nth(1).unwrap_or_default();
     let path = target.split('?').next().unwrap_or_default().to_string();
+    let query = target
+        .split_once('?')
+        .map(|(_, q)| q.to_string())
+        .unwrap_or_default();
     let mut headers = Vec::new();
     loop {
         let mut line = String::new();
@@ -162,6 +168,7 @@ fn read_request(stream: &mut impl Read) -> std::io::Result<Request> {
     reader.read_exact(&mut body)?;
     Ok(Request {
         path,
+        query,
         headers,
         body,
     })
