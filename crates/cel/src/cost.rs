@@ -5,9 +5,11 @@
 //!
 //! cel-go estimates a type-checked expression; ferry does not type-check, so the types that
 //! pick an overload's cost are followed from the schema through selects, indexes and macro
-//! variables. Expressions whose cost depends on something not followed (a function outside
-//! the standard library's operators, `size`, `has`, string tests and the comprehension
-//! macros; a value of unknown type where the overload matters; an optional `oldSelf`) get no
+//! variables. Kubernetes' libraries' functions cost what upstream's `library.CostEstimator`
+//! says (`library_call`). Expressions whose cost depends on something not followed (a
+//! function outside the standard library's operators, `size`, `has`, string tests, the
+//! comprehension macros and Kubernetes' libraries, such as the optionals' functions or
+//! `sets`; a value of unknown type where the overload matters; an optional `oldSelf`) get no
 //! estimate ([`Program::estimate_cost`] gives `None`) rather than a guess.
 
 use std::collections::BTreeMap;
@@ -148,6 +150,9 @@ enum Ty<'d> {
     Null,
     List,
     Map,
+    /// A value of one of Kubernetes' libraries' types: a quantity, an IP, a CIDR, a URL, a
+    /// named format.
+    Opaque,
 }
 
 impl Ty<'_> {
@@ -161,7 +166,7 @@ impl Ty<'_> {
             Ty::Bytes => Kind::Bytes,
             Ty::List => Kind::List,
             Ty::Map => Kind::Map,
-            Ty::Null => return None,
+            Ty::Null | Ty::Opaque => return None,
         })
     }
 
@@ -467,7 +472,7 @@ impl<'d> Coster<'d> {
             ("int", None, [_]) => plain(Ty::Int, o1),
             ("uint", None, [_]) => plain(Ty::Uint, o1),
             ("double", None, [_]) => plain(Ty::Double, o1),
-            _ => return Err(Unsupported),
+            _ => return library_call(function, target, &args, arg_costs),
         };
         Ok(info)
     }
@@ -533,6 +538,140 @@ impl<'d> Coster<'d> {
             size,
         })
     }
+}
+
+/// Upstream's `MaxNameFormatRegexSize`: what `validate` costs per byte validated is that of a
+/// regex this long.
+const MAX_NAME_FORMAT_REGEX_SIZE: f64 = 128.0;
+
+/// A call of one of Kubernetes' libraries, as upstream's `library.CostEstimator` estimates
+/// it (what it does not list costs 1, as cel-go has it). Their values' sizes are 1, so that
+/// comparing two of them costs 1 as upstream's does; a URL's is its string's.
+fn library_call<'d>(
+    function: &str,
+    target: Option<Info<'d>>,
+    args: &[Info<'d>],
+    arg_costs: Estimate,
+) -> Result<'d> {
+    let target_cost = target.map_or(Estimate::fixed(0), |t| t.cost);
+    let info = |ty: Ty<'d>, cost: Estimate, size: Option<Estimate>| Info {
+        cost: target_cost.add(cost).add(arg_costs),
+        ty,
+        path: None,
+        size,
+    };
+    let opaque = |cost: Estimate| info(Ty::Opaque, cost, Some(Estimate::fixed(1)));
+    let is_string = |i: &Info<'_>| i.ty.kind() == Some(Kind::String);
+    let is_opaque = |i: &Option<Info<'_>>| i.is_some_and(|t| t.ty == Ty::Opaque);
+    let one = Estimate::fixed(1);
+    let parsed = |s: &Info<'_>| s.size().times(STRING_TRAVERSAL);
+    Ok(match (function, target, args) {
+        (
+            "isSorted" | "sum" | "max" | "min" | "indexOf" | "lastIndexOf" | "includes",
+            Some(list),
+            _,
+        ) => {
+            let Ty::Decl(decl) = list.ty else {
+                return Err(Unsupported);
+            };
+            let elem = match decl.kind {
+                Kind::List => decl.elem.as_deref().ok_or(Unsupported)?,
+                _ => return Err(Unsupported),
+            };
+            let mut per_element = one;
+            if matches!(elem.kind, Kind::String | Kind::Bytes) {
+                // An item's size is known from the schema along a field path only.
+                let size = match list.path {
+                    Some(_) => Estimate {
+                        min: 0,
+                        max: elem.max_elements,
+                    },
+                    None => Estimate::UNKNOWN,
+                };
+                per_element = per_element.add(size.times(STRING_TRAVERSAL));
+            }
+            let ty = match function {
+                "isSorted" | "includes" => Ty::Bool,
+                "indexOf" | "lastIndexOf" => Ty::Int,
+                _ => Ty::Decl(elem),
+            };
+            info(ty, list.size().multiply(per_element), None)
+        }
+        ("find" | "findAll", Some(string), [regex, ..]) if is_string(&string) => {
+            let size = string.size();
+            let cost = size
+                .add(one)
+                .times(STRING_TRAVERSAL)
+                .multiply(regex.size().times(REGEX_LENGTH));
+            let ty = if function == "find" {
+                Ty::String
+            } else {
+                Ty::List
+            };
+            info(
+                ty,
+                cost,
+                Some(Estimate {
+                    min: 0,
+                    max: size.max,
+                }),
+            )
+        }
+        ("url", None, [s]) if is_string(s) => info(Ty::Opaque, parsed(s), Some(s.size())),
+        ("isURL", None, [_]) => info(Ty::Bool, one, None),
+        ("cidr" | "ip" | "quantity", None, [s]) if is_string(s) => opaque(parsed(s)),
+        ("isIP" | "isCIDR" | "isQuantity", None, [s]) if is_string(s) => {
+            info(Ty::Bool, parsed(s), None)
+        }
+        ("ip.isCanonical", None, [s]) if is_string(s) => {
+            info(Ty::Bool, s.size().times(2.0 * STRING_TRAVERSAL), None)
+        }
+        ("ip" | "masked", Some(_), []) if is_opaque(&target) => opaque(one),
+        ("prefixLength" | "family", Some(_), []) if is_opaque(&target) => info(Ty::Int, one, None),
+        (
+            "isUnspecified"
+            | "isLoopback"
+            | "isLinkLocalMulticast"
+            | "isLinkLocalUnicast"
+            | "isGlobalUnicast",
+            Some(_),
+            [],
+        ) if is_opaque(&target) => info(Ty::Bool, one, None),
+        ("containsIP" | "containsCIDR", Some(_), [other]) if is_opaque(&target) => {
+            // An address is 4 to 16 bytes.
+            let address = Estimate { min: 4, max: 16 };
+            let mut cost = address.add(address).times(STRING_TRAVERSAL);
+            if function == "containsCIDR" {
+                cost = cost.add(address.times(STRING_TRAVERSAL)).add(one);
+            }
+            if is_string(other) {
+                cost = cost.add(parsed(other));
+            }
+            info(Ty::Bool, cost, None)
+        }
+        ("sign" | "asInteger" | "compareTo", Some(_), _) if is_opaque(&target) => {
+            info(Ty::Int, one, None)
+        }
+        ("isInteger" | "isGreaterThan" | "isLessThan", Some(_), _) if is_opaque(&target) => {
+            info(Ty::Bool, one, None)
+        }
+        ("asApproximateFloat", Some(_), []) if is_opaque(&target) => info(Ty::Double, one, None),
+        ("add" | "sub", Some(_), [_]) if is_opaque(&target) => opaque(one),
+        ("getScheme" | "getHost" | "getHostname" | "getPort" | "getEscapedPath", Some(_), [])
+            if is_opaque(&target) =>
+        {
+            info(Ty::String, one, None)
+        }
+        ("getQuery", Some(_), []) if is_opaque(&target) => info(Ty::Map, one, None),
+        ("validate", Some(_), [s]) if is_opaque(&target) => {
+            let cost = parsed(s).times(MAX_NAME_FORMAT_REGEX_SIZE * REGEX_LENGTH);
+            info(Ty::Opaque, cost, None)
+        }
+        ("format.named", None, [_]) => opaque(one),
+        (constant, None, []) if constant.starts_with("format.") => opaque(one),
+        ("string", None, [value]) if value.ty == Ty::Opaque => info(Ty::String, one, None),
+        _ => return Err(Unsupported),
+    })
 }
 
 /// Equality and string comparison: cel-go's O(min(n, m)) estimate.
@@ -625,6 +764,30 @@ mod tests {
             ("self.name.contains('abc')", Some(314_573 + 2)),
             ("self.frob(1)", None),
             ("self.?n.orValue(1) > 0", None),
+            // Kubernetes' libraries: 1 (self) + 1 (.ints) + items × 1.
+            ("self.ints.isSorted()", Some(2 + unbounded_ints)),
+            // items × (1 + ceil(0.1 × 40)) + 1 (the argument) + 2.
+            ("self.ten.indexOf('a') >= 0", Some(2 + 10 * 5 + 1)),
+            // ceil(0.1 × 41) × ceil(0.25 × 6) + 2; comparing with '' costs 0.
+            ("self.short.find('[0-9]+') == ''", Some(2 + 5 * 2)),
+            // quantity: 2 + ceil(0.1 × 40); the literal's: ceil(0.1 × 2); comparing: 1.
+            (
+                "quantity(self.short).isGreaterThan(quantity('1G'))",
+                Some(2 + 4 + 1 + 1),
+            ),
+            (
+                "quantity(self.short) == quantity('1G')",
+                Some(2 + 4 + 1 + 1),
+            ),
+            // 2 + 4 (cidr) + ceil(0.1 × 8..32) + ceil(0.1 × 3) (the string parsed).
+            ("cidr(self.short).containsIP('::1')", Some(2 + 4 + 4 + 1)),
+            // validate is estimated, but not the optional it gives.
+            (
+                "format.dns1123Label().validate(self.short) == optional.none()",
+                None,
+            ),
+            ("url(self.short).getHost() == 'a'", Some(2 + 4 + 1 + 1)),
+            ("sets.contains(self.ten, ['a'])", None),
         ];
         for (source, want) in cases {
             assert_eq!(estimate(source, &root), want, "{source}");

@@ -1,14 +1,35 @@
-//! CEL as Kubernetes uses it in ValidatingAdmissionPolicies, webhook match conditions and
-//! CRD `x-kubernetes-validations`: the [`cel`] crate's standard library with its optional
-//! values (`optional.of`, `hasValue`, `orValue`, the `a.?b` and `a[?b]` syntax, as upstream's
-//! environments enable them), cel-go's strings and lists extensions, and the part of
-//! Kubernetes' own libraries ferry has so far (`isSorted`, `sum` on lists).
+//! CEL as Kubernetes uses it in ValidatingAdmissionPolicies, MutatingAdmissionPolicies,
+//! webhook match conditions and CRD `x-kubernetes-validations`: the [`cel`] crate's standard
+//! library with its optional values (`optional.of`, `hasValue`, `orValue`, the `a.?b` and
+//! `a[?b]` syntax, as upstream's environments enable them), cel-go's strings, lists and sets
+//! extensions, and Kubernetes' own libraries (k8s.io/apiserver/pkg/cel/library):
+//!
+//! - lists: `isSorted()`, `sum()`, `min()`, `max()`, `indexOf(x)`, `lastIndexOf(x)`,
+//!   `includes(x)`;
+//! - regex: `'abc 123'.find('[0-9]+')`, `findAll(regex)`, `findAll(regex, limit)`;
+//! - URLs: `url('https://example.com:80/').getPort()`, `isURL`, `getScheme`, `getHost`,
+//!   `getHostname`, `getEscapedPath`, `getQuery`;
+//! - IPs and CIDRs: `ip('10.0.0.1').family()`, `isIP`, `ip.isCanonical`,
+//!   `cidr('10.0.0.0/8').containsIP('10.1.2.3')`, `isCIDR`, `masked()`, `prefixLength()`, …;
+//! - quantities: `quantity('1.5G').isGreaterThan(quantity('200M'))`, `isQuantity`,
+//!   `asInteger()`, `add`, `sub`, `compareTo`, …;
+//! - named formats: `format.dns1123Label().validate(name)`, `format.named('uuid')`, …;
+//! - sets: `sets.contains(a, b)`, `sets.equivalent(a, b)`, `sets.intersects(a, b)`;
+//! - the authorizer, `authorizer.group('apps').resource('deployments').check('create')
+//!   .allowed()` and `authorizer.requestResource`, bound by the caller to an [`Authorizer`]
+//!   ([`Variable::Authorizer`]).
+//!
+//! As in upstream's base environment, every program has all of them, CRD rules included:
+//! the authorizer's functions only apply to an `authorizer` variable, which only admission
+//! callers bind.
 //!
 //! Expressions are compiled once ([`Program::compile`], errors in cel-go's
 //! `ERROR: <input>:1:13: …` form) and evaluated against JSON variables ([`Program::eval`]):
 //! `object`, `oldObject`, `request`, `params`, `namespaceObject`, `variables`, or `self` and
-//! `oldSelf` (bound as an optional, [`Variable::Optional`], for `optionalOldSelf` rules).
-//! Struct literals do not compile in these programs: no struct type is declared.
+//! `oldSelf` (bound as an optional, [`Variable::Optional`], for `optionalOldSelf` rules), and
+//! `authorizer`. Struct literals do not compile in these programs: no struct type is
+//! declared. A program whose result is one of the libraries' values (a quantity, an IP, …)
+//! fails to evaluate: results are JSON.
 //!
 //! Mutation programs, the expressions of MutatingAdmissionPolicies
 //! ([`Program::compile_mutation`]), also construct the patch they give with struct
@@ -16,27 +37,36 @@
 //! `{"spec": {"replicas": 3}}` for an apply configuration, or a list of
 //! `JSONPatch{op: "add", path: "/spec/replicas", value: 3}` as a list of JSON patch
 //! operations, and have `jsonpatch.escapeKey`. See the `mutation` module.
+//!
+//! Static cost estimates for CRD rules are the [`cost`] module's.
 
 pub mod cost;
+mod library;
 mod mutation;
+
+pub use library::authz::{
+    Authorizer, AuthorizerBinding, AuthzCheck, AuthzDecision, AuthzTarget, AuthzUser, Decision,
+    ResourceAttributes,
+};
 
 use std::sync::{Arc, LazyLock};
 
-use cel::extractors::This;
 use cel::objects::OptionalValue;
 use cel::{Context, Env, Value};
 
 /// The environment programs are compiled and run in, mutation programs' aside.
 static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(base_env()));
 
-/// The standard library with the extensions: the environment of every program, which a
-/// mutation program's adds its struct types to.
+/// The standard library with the extensions and Kubernetes' libraries: the environment of
+/// every program, which a mutation program's adds its struct types to.
 fn base_env() -> Env {
     let mut env = Env::stdlib();
-    // Both extensions declare overloads the standard library does not have: they cannot
-    // conflict, and a failure here is a bug in this list.
+    // The extensions and libraries declare overloads the standard library does not have
+    // (other names, or other argument types): they cannot conflict, and a failure here is a
+    // bug in these lists, which every test meets.
     cel::extensions::strings(&mut env).expect("the strings extension");
     cel::extensions::lists(&mut env).expect("the lists extension");
+    library::register(&mut env).expect("Kubernetes' CEL libraries");
     env
 }
 
@@ -47,6 +77,9 @@ pub enum Variable<'a> {
     Json(&'a serde_json::Value),
     /// A CEL optional: `optional.of(value)`, or `optional.none()` when absent.
     Optional(Option<&'a serde_json::Value>),
+    /// Kubernetes' authorizer (admission policies' `authorizer`); bound under the name `n`,
+    /// it also binds `n.requestResource` when the binding has the request's resource.
+    Authorizer(&'a AuthorizerBinding),
 }
 
 impl<'a> From<&'a serde_json::Value> for Variable<'a> {
@@ -56,8 +89,9 @@ impl<'a> From<&'a serde_json::Value> for Variable<'a> {
 }
 
 impl Variable<'_> {
-    fn to_cel(self) -> Value {
-        match self {
+    /// Binds the variable as `name` in `context`.
+    fn bind(self, context: &mut Context<'_, '_>, name: &str) {
+        let value = match self {
             Variable::Json(value) => to_cel(value),
             Variable::Optional(value) => {
                 let optional = match value {
@@ -66,7 +100,14 @@ impl Variable<'_> {
                 };
                 Value::Opaque(Arc::new(optional))
             }
-        }
+            Variable::Authorizer(binding) => {
+                for (name, value) in binding.values(name) {
+                    context.add_variable_as_val(name, value);
+                }
+                return;
+            }
+        };
+        context.add_variable_from_value(name, value);
     }
 }
 
@@ -201,9 +242,8 @@ impl Program {
             .iter()
             .filter(|(name, _)| self.variables.iter().any(|v| v == name));
         for (name, value) in named {
-            context.add_variable_from_value(*name, (*value).into().to_cel());
+            (*value).into().bind(&mut context, name);
         }
-        add_kubernetes_functions(&mut context);
         self.program.execute(&context).map_err(|e| failed(&e))
     }
 }
@@ -239,32 +279,25 @@ fn to_cel(value: &serde_json::Value) -> Value {
     }
 }
 
-/// Kubernetes' lists library: `isSorted()` and `sum()`.
-fn add_kubernetes_functions(context: &mut Context<'_, '_>) {
-    // Neither name is declared by the environment, so neither can conflict.
-    let _ = context.add_function("isSorted", |This(list): This<Arc<Vec<Value>>>| {
-        list.windows(2)
-            .all(|pair| pair[0].partial_cmp(&pair[1]).is_some_and(|o| o.is_le()))
-    });
-    let _ = context.add_function("sum", |This(list): This<Arc<Vec<Value>>>| -> Value {
-        if list.iter().all(|v| matches!(v, Value::Int(_))) {
-            let total: i64 = list
-                .iter()
-                .map(|v| if let Value::Int(i) = v { *i } else { 0 })
-                .sum();
-            return Value::Int(total);
+/// Helpers of the libraries' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::{EvalError, Program};
+
+    /// `source`, an expression without variables, evaluated to a bool.
+    pub(crate) fn eval(source: &str) -> Result<bool, EvalError> {
+        Program::compile(source)
+            .expect("compiles")
+            .eval_bool::<&serde_json::Value>(&[])
+    }
+
+    /// The error `source` fails with.
+    pub(crate) fn eval_err(source: &str) -> String {
+        match eval(source) {
+            Ok(value) => panic!("{source} gave {value}, not an error"),
+            Err(error) => error.to_string(),
         }
-        let total: f64 = list
-            .iter()
-            .map(|v| match v {
-                Value::Int(i) => *i as f64,
-                Value::UInt(u) => *u as f64,
-                Value::Float(f) => *f,
-                _ => 0.0,
-            })
-            .sum();
-        Value::Float(total)
-    });
+    }
 }
 
 #[cfg(test)]
@@ -360,6 +393,42 @@ mod tests {
         assert_eq!(eval("self.?spec.a.orValue(2) == 1"), Ok(true));
         assert_eq!(eval("self.spec[?'a'].hasValue()"), Ok(true));
         assert_eq!(eval("[?self.?spec.?b, 1].size() == 1"), Ok(true));
+    }
+
+    #[test]
+    fn kubernetes_libraries_apply_to_json_values() {
+        let object = json!({"spec": {"memory": "512Mi", "podCIDR": "10.0.0.0/24",
+            "endpoint": "https://example.com:8443/api", "name": "web-1"}});
+        let eval = |source: &str| {
+            Program::compile(source)
+                .expect("compiles")
+                .eval_bool(&[("self", &object)])
+        };
+        let cases = [
+            "isQuantity(self.spec.memory) && quantity(self.spec.memory).isLessThan(quantity('1Gi'))",
+            "cidr(self.spec.podCIDR).containsIP('10.0.0.7')",
+            "url(self.spec.endpoint).getPort() == '8443'",
+            "!format.dns1123Label().validate(self.spec.name).hasValue()",
+            "self.spec.name.find('[0-9]+') == '1'",
+        ];
+        for source in cases {
+            assert_eq!(eval(source), Ok(true), "{source}");
+        }
+        let patch = Program::compile_mutation(
+            "Object{spec: Object.spec{replicas: quantity('2k').asInteger()}}",
+        )
+        .expect("compiles")
+        .eval::<&serde_json::Value>(&[]);
+        assert_eq!(patch, Ok(json!({"spec": {"replicas": 2000}})));
+    }
+
+    #[test]
+    fn a_library_value_is_no_result() {
+        let error = Program::compile("quantity('1')")
+            .expect("compiles")
+            .eval::<&serde_json::Value>(&[])
+            .expect_err("a quantity is not JSON");
+        assert!(error.to_string().contains("quantity('1')"), "{error}");
     }
 
     #[test]
