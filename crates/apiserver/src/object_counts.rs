@@ -113,6 +113,7 @@ mod tests {
             storage: Storage::new(store),
             admission: Chain::from_names::<&str>(&[]).expect("empty chain"),
             registry: Registry::builtin(),
+            auth: None,
         });
         let counts = StoredCounts::new(rest);
         // Not counted yet: nothing, and a count starts.

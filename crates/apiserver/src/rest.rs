@@ -30,6 +30,8 @@ pub struct Rest {
     pub admission: Chain,
     /// The served resources and their strategies.
     pub registry: Registry,
+    /// Authentication and authorization, for the CEL `authorizer` of admission expressions.
+    pub auth: Option<Arc<crate::auth::Auth>>,
 }
 
 /// A resource request after authentication and authorization.
@@ -573,6 +575,7 @@ async fn create_object(
         warnings: Some(req.warnings),
         audit_annotations: Some(req.audit_annotations),
         field_manager: Some(&field_manager),
+        auth: rest.auth.as_ref(),
     };
     admit_and_validate(rest, resource, &attributes, &mut object, None).await?;
     let name = meta_str(&object, "name").unwrap_or("").to_string();
@@ -953,6 +956,7 @@ async fn write_update(
             warnings: Some(req.warnings),
             audit_annotations: Some(req.audit_annotations),
             field_manager: req.subresource.is_empty().then_some(&*field_manager),
+            auth: rest.auth.as_ref(),
         };
         admit_and_validate(rest, resource, &attributes, &mut new, Some(&old)).await?;
         if fields == Fields::Record {
@@ -1157,6 +1161,7 @@ async fn delete_one(
             warnings: Some(req.warnings),
             audit_annotations: Some(req.audit_annotations),
             field_manager: None,
+            auth: rest.auth.as_ref(),
         };
         let mut admitted = object.clone();
         rest.admission
@@ -1311,6 +1316,7 @@ mod tests {
                 storage: Storage::new(store),
                 admission: Chain::from_names::<&str>(&[]).expect("empty chain"),
                 registry: Registry::builtin(),
+                auth: None,
             },
             _dir: dir,
         }

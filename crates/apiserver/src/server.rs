@@ -160,6 +160,7 @@ impl Server {
             storage: Storage::with_metrics(store, &mut registry),
             admission,
             registry: Registry::builtin(),
+            auth: Some(auth.clone()),
         };
         let metrics = Arc::new(Metrics::new(&mut registry));
         let flowcontrol = crate::flowcontrol::Controller::new(

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ferry_cel::{CompileError, Program};
+use ferry_cel::{CompileError, Program, Variable};
 use serde_json::Value;
 
 use super::Attributes;
@@ -60,13 +60,17 @@ pub struct RequestVariables {
     pub old_object: Value,
     /// The `AdmissionRequest`.
     pub request: Value,
+    /// `authorizer`, when the request has a user and the server an authorizer.
+    pub authorizer: Option<ferry_cel::AuthorizerBinding>,
 }
 
 impl RequestVariables {
     /// The variables of a request about `object`.
     pub fn of(attributes: &Attributes<'_>, object: &Value) -> RequestVariables {
         let (object_after, old_object) = super::request::new_and_old(attributes, object);
+        let name = crate::object::meta_str(object, "name").unwrap_or_default();
         RequestVariables {
+            authorizer: super::authorizer::binding(attributes, attributes.namespace(object), name),
             object: object_after,
             old_object,
             request: super::request::admission_request(attributes, object, false),
@@ -74,12 +78,16 @@ impl RequestVariables {
     }
 
     /// The bindings, by CEL name.
-    pub fn bindings(&self) -> Vec<(&'static str, &Value)> {
-        vec![
-            ("object", &self.object),
-            ("oldObject", &self.old_object),
-            ("request", &self.request),
-        ]
+    pub fn bindings(&self) -> Vec<(&'static str, Variable<'_>)> {
+        let mut bindings = vec![
+            ("object", Variable::Json(&self.object)),
+            ("oldObject", Variable::Json(&self.old_object)),
+            ("request", Variable::Json(&self.request)),
+        ];
+        if let Some(authorizer) = &self.authorizer {
+            bindings.push(("authorizer", Variable::Authorizer(authorizer)));
+        }
+        bindings
     }
 }
 
@@ -99,7 +107,7 @@ pub enum Matched {
 pub fn match_conditions(
     programs: &Programs,
     conditions: &[(String, String)],
-    variables: &[(&str, &Value)],
+    variables: &[(&str, Variable<'_>)],
 ) -> Matched {
     let mut error = None;
     for (name, expression) in conditions {
@@ -127,7 +135,7 @@ mod tests {
     fn one_false_condition_is_no_match_even_beside_an_error() {
         let programs = Programs::default();
         let object = json!({"metadata": {"name": "web", "labels": {"tier": "front"}}});
-        let variables = [("object", &object)];
+        let variables = [("object", Variable::Json(&object))];
         let condition = |name: &str, expression: &str| (name.to_string(), expression.to_string());
         let yes = [condition("labelled", "'tier' in object.metadata.labels")];
         assert_eq!(match_conditions(&programs, &yes, &variables), Matched::Yes);

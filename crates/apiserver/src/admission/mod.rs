@@ -7,6 +7,7 @@
 //! before its validation; validating plugins ([`ValidatingPlugin`], `Validate`) after its
 //! validation, just before the store.
 
+mod authorizer;
 mod cel;
 mod config;
 mod default_class;
@@ -85,6 +86,9 @@ pub struct Attributes<'a> {
     /// The kind's merge schema, with which MutatingAdmissionPolicies apply their
     /// configurations; `None` for writes no policy mutates (deletes, subresource requests).
     pub field_manager: Option<&'a crate::fieldmanager::FieldManager>,
+    /// The server's authentication and authorization, for the CEL `authorizer` of policies and
+    /// match conditions; `None` where nobody asks it.
+    pub auth: Option<&'a Arc<crate::auth::Auth>>,
 }
 
 impl Attributes<'_> {

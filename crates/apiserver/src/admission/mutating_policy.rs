@@ -34,6 +34,7 @@ use crate::object::meta_str;
 use crate::reflector::{LazyObjects, Objects};
 use crate::status::{ApiError, StatusCause};
 use crate::storage::Storage;
+use ferry_cel::Variable;
 
 /// The group whose writes policies never apply to, so a broken policy can always be fixed.
 const ADMISSION_CONFIGURATION_GROUP: &str = "admissionregistration.k8s.io";
@@ -304,8 +305,8 @@ impl MutatingAdmissionPolicyPlugin {
         {
             let variables = RequestVariables::of(attributes, object);
             let mut bindings = variables.bindings();
-            bindings.push(("params", param));
-            bindings.push(("namespaceObject", namespace_object));
+            bindings.push(("params", Variable::Json(param)));
+            bindings.push(("namespaceObject", Variable::Json(namespace_object)));
             match match_conditions(&self.programs, &b.match_conditions, &bindings) {
                 Matched::Yes => {}
                 Matched::No => return Ok(()),
@@ -316,10 +317,10 @@ impl MutatingAdmissionPolicyPlugin {
             let patched = {
                 let variables = RequestVariables::of(attributes, object);
                 let mut bindings = variables.bindings();
-                bindings.push(("params", param));
-                bindings.push(("namespaceObject", namespace_object));
+                bindings.push(("params", Variable::Json(param)));
+                bindings.push(("namespaceObject", Variable::Json(namespace_object)));
                 let defined = self.variables(&b.variables, &bindings);
-                bindings.push(("variables", &defined));
+                bindings.push(("variables", Variable::Json(&defined)));
                 let program = self
                     .mutations
                     .get(&mutation.expression)
@@ -334,12 +335,16 @@ impl MutatingAdmissionPolicyPlugin {
 
     /// The policy's variables in order, each seeing those before it; one that fails is left
     /// out, and the expressions using it fail in turn.
-    fn variables(&self, variables: &[(String, String)], bindings: &[(&str, &Value)]) -> Value {
+    fn variables(
+        &self,
+        variables: &[(String, String)],
+        bindings: &[(&str, Variable<'_>)],
+    ) -> Value {
         let mut defined = serde_json::Map::new();
         for (name, expression) in variables {
             let so_far = Value::Object(defined.clone());
             let mut scope = bindings.to_vec();
-            scope.push(("variables", &so_far));
+            scope.push(("variables", Variable::Json(&so_far)));
             let value = self
                 .programs
                 .get(expression)
@@ -625,6 +630,7 @@ mod tests {
             warnings: None,
             audit_annotations: None,
             field_manager: Some(&schema),
+            auth: None,
         };
         plugin.admit(storage, &attributes, object).await
     }

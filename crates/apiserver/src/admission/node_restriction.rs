@@ -143,6 +143,7 @@ mod tests {
             warnings: None,
             audit_annotations: None,
             field_manager: None,
+            auth: None,
         };
         check(&attributes, object).map_err(|e| e.to_status()["message"].clone())
     }
@@ -208,6 +209,7 @@ mod tests {
             warnings: None,
             audit_annotations: None,
             field_manager: None,
+            auth: None,
         };
         let refused = NodeRestriction
             .admit(&storage, &attributes, &mut moved)

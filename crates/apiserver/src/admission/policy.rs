@@ -31,6 +31,7 @@ use crate::object::{labels, meta_str};
 use crate::reflector::{LazyObjects, Objects};
 use crate::status::{ApiError, StatusCause};
 use crate::storage::Storage;
+use ferry_cel::Variable;
 
 /// The group whose writes policies never apply to (as upstream, so a broken policy can always
 /// be fixed).
@@ -245,8 +246,8 @@ impl ValidatingAdmissionPolicyPlugin {
         param: &Value,
     ) {
         let mut bindings = variables.bindings();
-        bindings.push(("params", param));
-        bindings.push(("namespaceObject", namespace_object));
+        bindings.push(("params", Variable::Json(param)));
+        bindings.push(("namespaceObject", Variable::Json(namespace_object)));
         for annotation in spec.audit_annotations.iter().flatten() {
             let value = self
                 .programs
@@ -268,8 +269,8 @@ impl ValidatingAdmissionPolicyPlugin {
         param: &Value,
     ) -> Vec<Outcome> {
         let mut bindings = variables.bindings();
-        bindings.push(("params", param));
-        bindings.push(("namespaceObject", namespace_object));
+        bindings.push(("params", Variable::Json(param)));
+        bindings.push(("namespaceObject", Variable::Json(namespace_object)));
         let conditions: Vec<(String, String)> = spec
             .match_conditions
             .iter()
@@ -287,7 +288,7 @@ impl ValidatingAdmissionPolicyPlugin {
         for variable in spec.variables.iter().flatten() {
             let mut scope = bindings.clone();
             let so_far = Value::Object(defined.clone());
-            scope.push(("variables", &so_far));
+            scope.push(("variables", Variable::Json(&so_far)));
             let value = self
                 .programs
                 .get(&variable.expression)
@@ -298,7 +299,7 @@ impl ValidatingAdmissionPolicyPlugin {
             }
         }
         let defined = Value::Object(defined);
-        bindings.push(("variables", &defined));
+        bindings.push(("variables", Variable::Json(&defined)));
         let mut outcomes = Vec::new();
         for validation in spec.validations.iter().flatten() {
             let verdict = self
@@ -532,6 +533,7 @@ mod tests {
             object: json!({"spec": {"replicas": 6}}),
             old_object: Value::Null,
             request: json!({}),
+            authorizer: None,
         };
         let outcomes = plugin.evaluate(&spec, &variables, &Value::Null, &json!({"max": 10}));
         let summary: Vec<String> = outcomes
