@@ -91,6 +91,7 @@ pub async fn create_token(
                 warnings: None,
                 audit_annotations: None,
                 field_manager: None,
+                auth: None,
             },
             &mut request,
         )
