@@ -341,8 +341,10 @@ impl ClientBuilder for ServiceAccountClientBuilder {
                 },
             );
             let refused = Refused(Arc::new(tokio::sync::Notify::new()));
+            let counted = crate::metrics::RequestsLayer::new(&config.cluster_url);
             let client = kube::client::ClientBuilder::try_from(config)
                 .map_err(wrap)?
+                .with_layer(&counted)
                 .with_layer(&WatchRefusalsLayer(refused.clone()))
                 .with_layer(&layer)
                 .with_layer(&crate::journey::traceparent_layer())

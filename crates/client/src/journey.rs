@@ -9,8 +9,11 @@ use ferry_journey::{SpanRecord, HEADER};
 use tokio::sync::mpsc;
 
 /// A client from `config` whose requests carry `traceparent` when made inside a journey step.
+/// Its requests are counted in [`crate::metrics::REST_CLIENT_REQUESTS`].
 pub fn client(config: kube::Config) -> Result<kube::Client, kube::Error> {
+    let counted = crate::metrics::RequestsLayer::new(&config.cluster_url);
     Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&counted)
         .with_layer(&traceparent_layer())
         .build())
 }

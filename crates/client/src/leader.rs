@@ -3,6 +3,8 @@
 //! `leaseDurationSeconds`, then renews it every `retry_period`; an update that loses the race
 //! gets 409 and the candidate waits. A leader that cannot renew within `renew_deadline` stops
 //! its work (upstream exits the process; here the caller decides).
+//!
+//! `leader_election_master_status{name}` ([`crate::metrics`]) is 1 while the candidate leads.
 
 use std::future::Future;
 use std::time::Duration;
@@ -90,6 +92,8 @@ impl Elector {
             tokio::time::sleep(self.config.retry_period).await;
         }
         tracing::info!(lease = %self.name, identity = %self.identity, "became leader");
+        let status = self.status();
+        status.set(1);
         let renew = async {
             let mut last_renewal = tokio::time::Instant::now();
             loop {
@@ -104,10 +108,21 @@ impl Elector {
                 }
             }
         };
-        tokio::select! {
+        let result = tokio::select! {
             result = work => Ok(result),
             lost = renew => Err(lost),
-        }
+        };
+        status.set(0);
+        result
+    }
+
+    /// This Lease's `leader_election_master_status` series.
+    fn status(&self) -> prometheus_client::metrics::gauge::Gauge {
+        crate::metrics::LEADER_ELECTION_MASTER_STATUS
+            .get_or_create(&crate::metrics::LeaseLabels {
+                name: self.name.as_str().into(),
+            })
+            .clone()
     }
 
     /// Gives the Lease up if this candidate holds it (upstream's `ReleaseOnCancel`), so a

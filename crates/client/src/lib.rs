@@ -11,6 +11,9 @@
 //! - [`bootstrap`]: a node joining a cluster with a join token (TLS bootstrapping): pin the CA
 //!   by its hash, ask for a client certificate with a CSR, write a kubeconfig; and the
 //!   kubelet's serving certificate, asked the same way.
+//! - [`serving`]: kube-scheduler's and kube-controller-manager's own HTTPS server (health,
+//!   `/metrics`), its callers checked by the API server ([`delegated`]: TokenReview,
+//!   SubjectAccessReview); [`metrics`]: client-go's request and leader-election metrics.
 //! - [`tls`]: the HTTPS servers' TLS configuration (client certificates of the cluster CA).
 //! - [`journey`]: the pod's journey: requests carry the `traceparent` of the step they are
 //!   made in; a component of its own process posts its steps to the API server.
@@ -21,10 +24,13 @@
 
 pub mod bootstrap;
 pub mod clientbuilder;
+pub mod delegated;
 pub mod events;
 pub mod journey;
 pub mod kubeconfig;
 pub mod leader;
+pub mod metrics;
+pub mod serving;
 pub mod tls;
 pub mod upgrade;
 pub mod watch;

@@ -3,14 +3,18 @@
 //! kept and the key comes back after [`Queue::done`]; failed keys come back with a per-key
 //! exponential backoff. A key added for later waits once, for the earliest time asked (client-go's
 //! delaying queue), so requeues asked by many syncs do not pile up.
+//!
+//! A queue run by [`run_workers`] reports client-go's workqueue metrics under the controller's
+//! name ([`metrics`]): adds, depth, time waiting, time worked, retries.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::ErrorChain;
 
@@ -20,10 +24,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 const BASE_BACKOFF: Duration = Duration::from_millis(5);
 
 struct State<T> {
-    queue: VecDeque<T>,
+    /// Items waiting, with when they were queued.
+    queue: VecDeque<(T, Instant)>,
     /// Waiting to be processed (in `queue`, or to be re-queued when its processing ends).
     dirty: HashSet<T>,
-    processing: HashSet<T>,
+    /// Items being processed, with when their processing started.
+    processing: HashMap<T, Instant>,
     failures: HashMap<T, u32>,
     /// Items added for later, with when they are due (client-go's `waitingForQueue`).
     waiting: HashMap<T, tokio::time::Instant>,
@@ -34,6 +40,8 @@ struct State<T> {
 pub struct Queue<T> {
     state: Mutex<State<T>>,
     notify: Notify,
+    /// Set once the queue has a name ([`Queue::instrument`]).
+    metrics: OnceLock<metrics::QueueMetrics>,
 }
 
 impl<T: Clone + Eq + Hash + Send + 'static> Queue<T> {
@@ -43,13 +51,30 @@ impl<T: Clone + Eq + Hash + Send + 'static> Queue<T> {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
                 dirty: HashSet::new(),
-                processing: HashSet::new(),
+                processing: HashMap::new(),
                 failures: HashMap::new(),
                 waiting: HashMap::new(),
                 shut_down: false,
             }),
             notify: Notify::new(),
+            metrics: OnceLock::new(),
         })
+    }
+
+    /// Reports this queue's metrics under `name` from now on (the first name given stays).
+    pub fn instrument(&self, name: &'static str) {
+        let metrics = self
+            .metrics
+            .get_or_init(|| metrics::QueueMetrics::new(name));
+        metrics.depth.set(self.len() as i64);
+    }
+
+    /// Appends `item` to the waiting line, now.
+    fn push(&self, state: &mut State<T>, item: T) {
+        state.queue.push_back((item, Instant::now()));
+        if let Some(metrics) = self.metrics.get() {
+            metrics.depth.set(state.queue.len() as i64);
+        }
     }
 
     /// Queues `item` unless it is already waiting.
@@ -58,8 +83,11 @@ impl<T: Clone + Eq + Hash + Send + 'static> Queue<T> {
         if state.shut_down || !state.dirty.insert(item.clone()) {
             return;
         }
-        if !state.processing.contains(&item) {
-            state.queue.push_back(item);
+        if let Some(metrics) = self.metrics.get() {
+            metrics.adds.inc();
+        }
+        if !state.processing.contains_key(&item) {
+            self.push(&mut state, item);
             drop(state);
             self.notify.notify_one();
         }
@@ -106,6 +134,9 @@ impl<T: Clone + Eq + Hash + Send + 'static> Queue<T> {
             *failures += 1;
             *failures
         };
+        if let Some(metrics) = self.metrics.get() {
+            metrics.retries.inc();
+        }
         self.add_after(item, backoff(failures));
     }
 
@@ -120,9 +151,16 @@ impl<T: Clone + Eq + Hash + Send + 'static> Queue<T> {
             let notified = self.notify.notified();
             {
                 let mut state = self.state.lock();
-                if let Some(item) = state.queue.pop_front() {
+                if let Some((item, queued)) = state.queue.pop_front() {
+                    let now = Instant::now();
+                    if let Some(metrics) = self.metrics.get() {
+                        metrics.depth.set(state.queue.len() as i64);
+                        metrics
+                            .queue_duration
+                            .observe(now.duration_since(queued).as_secs_f64());
+                    }
                     state.dirty.remove(&item);
-                    state.processing.insert(item.clone());
+                    state.processing.insert(item.clone(), now);
                     // Another item may be waiting for another worker.
                     if !state.queue.is_empty() {
                         self.notify.notify_one();
@@ -140,9 +178,14 @@ impl<T: Clone + Eq + Hash + Send + 'static> Queue<T> {
     /// Ends the processing of `item`; if it was added meanwhile, it is queued again.
     pub fn done(&self, item: &T) {
         let mut state = self.state.lock();
-        state.processing.remove(item);
+        let started = state.processing.remove(item);
+        if let (Some(metrics), Some(started)) = (self.metrics.get(), started) {
+            metrics
+                .work_duration
+                .observe(started.elapsed().as_secs_f64());
+        }
         if state.dirty.contains(item) {
-            state.queue.push_back(item.clone());
+            self.push(&mut state, item.clone());
             drop(state);
             self.notify.notify_one();
         }
@@ -213,6 +256,7 @@ pub async fn run_workers<T, F, Fut, E>(
     Fut: std::future::Future<Output = Result<Option<Duration>, E>> + Send,
     E: std::error::Error + Send + Sync + 'static,
 {
+    queue.instrument(name);
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..workers.max(1) {
         let queue = queue.clone();
@@ -236,6 +280,104 @@ pub async fn run_workers<T, F, Fut, E>(
         });
     }
     while tasks.join_next().await.is_some() {}
+}
+
+/// client-go's workqueue metrics (`workqueue_*{name}`), one series per queue name, for the
+/// whole process as client-go's global metrics provider; [`register`](metrics::register) adds
+/// them to a registry.
+pub mod metrics {
+    use std::sync::LazyLock;
+
+    use prometheus_client::encoding::EncodeLabelSet;
+    use prometheus_client::metrics::counter::Counter;
+    use prometheus_client::metrics::family::Family;
+    use prometheus_client::metrics::gauge::Gauge;
+    use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+    use prometheus_client::registry::Registry;
+
+    /// The label of every workqueue series.
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct QueueName {
+        /// The queue's (its controller's) name.
+        pub name: &'static str,
+    }
+
+    fn durations() -> Histogram {
+        // client-go's buckets: 10 ns to 10 s by powers of ten.
+        Histogram::new(exponential_buckets(10e-9, 10.0, 10))
+    }
+
+    type Histograms = Family<QueueName, Histogram, fn() -> Histogram>;
+
+    struct Families {
+        adds: Family<QueueName, Counter>,
+        depth: Family<QueueName, Gauge>,
+        queue_duration: Histograms,
+        work_duration: Histograms,
+        retries: Family<QueueName, Counter>,
+    }
+
+    static FAMILIES: LazyLock<Families> = LazyLock::new(|| Families {
+        adds: Family::default(),
+        depth: Family::default(),
+        queue_duration: Family::new_with_constructor(durations),
+        work_duration: Family::new_with_constructor(durations),
+        retries: Family::default(),
+    });
+
+    /// One queue's series.
+    pub(super) struct QueueMetrics {
+        pub(super) adds: Counter,
+        pub(super) depth: Gauge,
+        pub(super) queue_duration: Histogram,
+        pub(super) work_duration: Histogram,
+        pub(super) retries: Counter,
+    }
+
+    impl QueueMetrics {
+        pub(super) fn new(name: &'static str) -> QueueMetrics {
+            let label = QueueName { name };
+            let families = &*FAMILIES;
+            QueueMetrics {
+                adds: families.adds.get_or_create(&label).clone(),
+                depth: families.depth.get_or_create(&label).clone(),
+                queue_duration: families.queue_duration.get_or_create(&label).clone(),
+                work_duration: families.work_duration.get_or_create(&label).clone(),
+                retries: families.retries.get_or_create(&label).clone(),
+            }
+        }
+    }
+
+    /// Adds every queue's metrics to `registry`, under client-go's names.
+    pub fn register(registry: &mut Registry) {
+        let workqueue = registry.sub_registry_with_prefix("workqueue");
+        let families = &*FAMILIES;
+        workqueue.register(
+            "adds",
+            "Total number of adds handled by workqueue",
+            families.adds.clone(),
+        );
+        workqueue.register(
+            "depth",
+            "Current depth of workqueue",
+            families.depth.clone(),
+        );
+        workqueue.register(
+            "queue_duration_seconds",
+            "How long in seconds an item stays in workqueue before being requested.",
+            families.queue_duration.clone(),
+        );
+        workqueue.register(
+            "work_duration_seconds",
+            "How long in seconds processing an item from workqueue takes.",
+            families.work_duration.clone(),
+        );
+        workqueue.register(
+            "retries",
+            "Total number of retries handled by workqueue",
+            families.retries.clone(),
+        );
+    }
 }
 
 #[cfg(test)]
@@ -305,5 +447,30 @@ mod tests {
         tokio::task::yield_now().await;
         q.shut_down();
         assert_eq!(waiter.await.expect("join"), None);
+    }
+
+    #[tokio::test]
+    async fn named_queues_report_client_gos_workqueue_metrics() {
+        let q = Queue::new();
+        q.instrument("metrics-test");
+        q.add("a");
+        q.add("a");
+        q.add("b");
+        let a = q.get().await.expect("a");
+        q.add_rate_limited(a);
+        q.done(&a);
+        let mut registry = prometheus_client::registry::Registry::default();
+        metrics::register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        for line in [
+            r#"workqueue_adds_total{name="metrics-test"} 2"#,
+            r#"workqueue_depth{name="metrics-test"} 1"#,
+            r#"workqueue_queue_duration_seconds_count{name="metrics-test"} 1"#,
+            r#"workqueue_work_duration_seconds_count{name="metrics-test"} 1"#,
+            r#"workqueue_retries_total{name="metrics-test"} 1"#,
+        ] {
+            assert!(text.contains(line), "no {line} in {text}");
+        }
     }
 }

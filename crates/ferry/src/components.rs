@@ -3,8 +3,13 @@
 //! `ferry server`. Either way they reach the API only through a kube-rs client, and the
 //! controllers and scheduler take a coordination.k8s.io Lease in kube-system first, so two
 //! copies can run and one works.
+//!
+//! Both also serve their health and Prometheus metrics on upstream's secure ports (10259,
+//! 10257: [`SecureServingFlags`], [`ferry_client::serving`]), `/metrics` for callers the API
+//! server lets `get` it.
 
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +20,7 @@ use ferry_client::clientbuilder::{
 };
 use ferry_client::leader::{Config as LeaderConfig, Elector};
 use futures::TryFutureExt as _;
+use prometheus_client::registry::Registry;
 
 use crate::server::parse_duration;
 
@@ -73,6 +79,93 @@ pub struct ControllerFlags {
     /// How long after a pod starts a not-ready pod counts as never having been ready.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub horizontal_pod_autoscaler_initial_readiness_delay: Duration,
+}
+
+/// Where a component serves its health and metrics (upstream's secure serving flags).
+#[derive(clap::Args, Debug, Clone)]
+pub struct SecureServingFlags {
+    /// The address of the secure port (upstream listens on all addresses; ferry keeps it local
+    /// unless told otherwise).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind_address: IpAddr,
+    /// The HTTPS port serving `/healthz`, `/livez`, `/readyz` and `/metrics` (0: none); default
+    /// upstream's (kube-scheduler 10259, kube-controller-manager 10257).
+    #[arg(long)]
+    pub secure_port: Option<u16>,
+    /// The serving certificate (PEM); default a self-signed one made at start.
+    #[arg(long, requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The serving certificate's key (PEM).
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+}
+
+impl SecureServingFlags {
+    /// Where to serve (`default_port` unless `--secure-port`), `None` when disabled.
+    pub fn options(
+        &self,
+        default_port: u16,
+    ) -> anyhow::Result<Option<ferry_client::serving::Options>> {
+        let port = self.secure_port.unwrap_or(default_port);
+        let certificate = match (&self.tls_cert_file, &self.tls_private_key_file) {
+            (Some(cert), Some(key)) => Some((
+                std::fs::read_to_string(cert)
+                    .with_context(|| format!("reading {}", cert.display()))?,
+                std::fs::read_to_string(key)
+                    .with_context(|| format!("reading {}", key.display()))?,
+            )),
+            _ => None,
+        };
+        Ok(secure_serving(self.bind_address, port, certificate))
+    }
+}
+
+/// Serving on `address:port` with `certificate` (none: self-signed); port 0 disables it.
+pub fn secure_serving(
+    address: IpAddr,
+    port: u16,
+    certificate: Option<(String, String)>,
+) -> Option<ferry_client::serving::Options> {
+    (port != 0).then(|| ferry_client::serving::Options {
+        address: SocketAddr::new(address, port),
+        certificate,
+    })
+}
+
+/// Starts `component`'s secure serving of the metrics `register` adds (and client-go's) with
+/// `client` checking the callers; dropping the returned sender stops it. A port that cannot be
+/// bound is logged and the component goes on without it (as the agent's metrics address).
+async fn serve_metrics(
+    client: &kube::Client,
+    component: &str,
+    serving: Option<ferry_client::serving::Options>,
+    register: fn(&mut Registry),
+) -> Option<tokio::sync::oneshot::Sender<()>> {
+    let serving = serving?;
+    let mut registry = Registry::default();
+    register(&mut registry);
+    ferry_client::metrics::register(&mut registry);
+    let metrics: ferry_client::serving::Metrics = Arc::new(move || {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry)?;
+        Ok(text)
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let address = serving.address;
+    let started = ferry_client::serving::start(client.clone(), serving, metrics, async {
+        let _ = stopped.await;
+    })
+    .await;
+    match started {
+        Ok(bound) => {
+            tracing::info!(component, address = %bound, "serving health and metrics over HTTPS");
+            Some(stop)
+        }
+        Err(error) => {
+            tracing::warn!(component, %address, %error, "not serving health and metrics (give --secure-port)");
+            None
+        }
+    }
 }
 
 /// The token controller's signer: the API server's service-account key.
@@ -147,6 +240,8 @@ pub struct ControllersArgs {
     use_service_account_credentials: bool,
     #[command(flatten)]
     flags: ControllerFlags,
+    #[command(flatten)]
+    serving: SecureServingFlags,
 }
 
 /// This machine's name, for leader identities.
@@ -231,16 +326,24 @@ pub async fn controller_clients(
     })
 }
 
-/// Runs the controller manager until `shutdown`.
+/// Runs the controller manager until `shutdown`, serving its metrics as `serving` says.
 pub async fn run_controllers(
     clients: Arc<dyn ClientBuilder>,
     flags: &ControllerFlags,
     root_ca: Option<String>,
     identity: Option<String>,
+    serving: Option<ferry_client::serving::Options>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let options = flags.options(root_ca)?;
     let client = clients.root();
+    let _serving = serve_metrics(
+        &client,
+        CONTROLLER_MANAGER,
+        serving,
+        ferry_controllers::queue::metrics::register,
+    )
+    .await;
     let work = || {
         ferry_controllers::run_with(clients.clone(), options.clone(), std::future::pending())
             .map_err(anyhow::Error::from)
@@ -282,7 +385,18 @@ pub async fn controllers(args: ControllersArgs) -> anyhow::Result<()> {
         controller_clients(&args.kubeconfig, args.use_service_account_credentials).await?;
     let _journeys = report_journeys(&clients.root());
     let identity = args.leader_elect.then(process_identity);
-    run_controllers(clients, &args.flags, None, identity, shutdown_signal()).await
+    let serving = args
+        .serving
+        .options(ferry_client::serving::CONTROLLER_MANAGER_PORT)?;
+    run_controllers(
+        clients,
+        &args.flags,
+        None,
+        identity,
+        serving,
+        shutdown_signal(),
+    )
+    .await
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -380,16 +494,26 @@ pub struct SchedulerArgs {
     /// Take the kube-system/kube-scheduler Lease before working.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     leader_elect: bool,
+    #[command(flatten)]
+    serving: SecureServingFlags,
 }
 
-/// Runs the scheduler until `shutdown`.
+/// Runs the scheduler until `shutdown`, serving its metrics as `serving` says.
 pub async fn run_scheduler(
     client: kube::Client,
     config: Option<&Path>,
     identity: Option<String>,
+    serving: Option<ferry_client::serving::Options>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let config = ferry_scheduler::load_config(config).context("scheduler configuration")?;
+    let _serving = serve_metrics(
+        &client,
+        SCHEDULER,
+        serving,
+        ferry_scheduler::metrics::register,
+    )
+    .await;
     let work = || {
         ferry_scheduler::run(client.clone(), config.clone(), std::future::pending())
             .map_err(anyhow::Error::from)
@@ -413,7 +537,17 @@ pub async fn scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
     let client = ferry_client::connect(&args.kubeconfig, SCHEDULER).await?;
     let _journeys = report_journeys(&client);
     let identity = args.leader_elect.then(process_identity);
-    run_scheduler(client, args.config.as_deref(), identity, shutdown_signal()).await
+    let serving = args
+        .serving
+        .options(ferry_client::serving::SCHEDULER_PORT)?;
+    run_scheduler(
+        client,
+        args.config.as_deref(),
+        identity,
+        serving,
+        shutdown_signal(),
+    )
+    .await
 }
 
 #[cfg(test)]

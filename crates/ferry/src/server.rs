@@ -203,6 +203,20 @@ pub struct Args {
     /// The in-process scheduler's KubeSchedulerConfiguration file.
     #[arg(long)]
     scheduler_config: Option<PathBuf>,
+    /// The in-process scheduler's secure port (kube-scheduler's `--secure-port`: health and
+    /// `/metrics` over HTTPS); 0 serves none.
+    #[arg(long, default_value_t = ferry_client::serving::SCHEDULER_PORT)]
+    scheduler_secure_port: u16,
+    /// The address of the scheduler's secure port.
+    #[arg(long, default_value = "127.0.0.1")]
+    scheduler_bind_address: std::net::IpAddr,
+    /// The in-process controller manager's secure port (kube-controller-manager's
+    /// `--secure-port`); 0 serves none.
+    #[arg(long, default_value_t = ferry_client::serving::CONTROLLER_MANAGER_PORT)]
+    controller_manager_secure_port: u16,
+    /// The address of the controller manager's secure port.
+    #[arg(long, default_value = "127.0.0.1")]
+    controller_manager_bind_address: std::net::IpAddr,
     /// Do not run an agent (kubelet on this machine's containerd) for the local node.
     #[arg(long)]
     disable_agent: bool,
@@ -800,12 +814,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 flags.cluster_signing_key_file = Some(data_dir.join("tls/ca.key"));
             }
             let root_ca = Some(pki.ca_pem());
+            let serving = crate::components::secure_serving(
+                args.controller_manager_bind_address,
+                args.controller_manager_secure_port,
+                None,
+            );
             components.spawn(async move {
                 if let Err(error) = crate::components::run_controllers(
                     clients,
                     &flags,
                     root_ca,
                     Some(identity),
+                    serving,
                     shutdown,
                 )
                 .await
@@ -833,11 +853,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .await?;
             let (identity, shutdown) = (identity.clone(), stopping());
             let config = args.scheduler_config.clone();
+            let serving = crate::components::secure_serving(
+                args.scheduler_bind_address,
+                args.scheduler_secure_port,
+                None,
+            );
             components.spawn(async move {
                 if let Err(error) = crate::components::run_scheduler(
                     client,
                     config.as_deref(),
                     Some(identity),
+                    serving,
                     shutdown,
                 )
                 .await

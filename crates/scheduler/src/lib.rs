@@ -24,6 +24,9 @@
 //! `scored` and `bound` (the `pods/binding` POST made inside it), or `unschedulable` with the
 //! FailedScheduling message and [`explain::why_pending`]'s plain-words reason, once per
 //! distinct message.
+//!
+//! Metrics: [`metrics`] keeps kube-scheduler's (`scheduler_schedule_attempts_total`,
+//! `scheduler_pending_pods`, …), recorded by the scheduler, the queue and the framework.
 
 pub mod bench;
 pub mod binder;
@@ -32,6 +35,7 @@ pub mod config;
 pub mod explain;
 pub mod framework;
 mod journey;
+pub mod metrics;
 pub mod plugins;
 pub mod queue;
 pub mod resources;

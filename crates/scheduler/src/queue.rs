@@ -13,6 +13,9 @@
 //! instead of waiting for an event that already happened (upstream's moveRequestCycle).
 //!
 //! Time is `tokio::time::Instant`, so tests run with a paused clock.
+//!
+//! The queue keeps `scheduler_pending_pods` and counts `scheduler_queue_incoming_pods_total`
+//! ([`crate::metrics`]) as pods move.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
@@ -26,6 +29,9 @@ use tokio::time::Instant;
 
 use crate::cache::pod_key;
 use crate::framework::{ClusterEvent, Status};
+
+/// The event of a pod coming back after a failed attempt.
+const ATTEMPT_FAILURE: &str = "ScheduleAttemptFailure";
 
 /// How long a pod may sit in the unschedulable map before the periodic flush retries it.
 pub const MAX_UNSCHEDULABLE_DURATION: Duration = Duration::from_secs(5 * 60);
@@ -43,6 +49,8 @@ pub struct QueuedPodInfo {
     pub initial_attempt: Option<Instant>,
     /// How many times it has been popped.
     pub attempts: u32,
+    /// When it was last popped: the start of its current attempt.
+    pub attempt_start: Instant,
     /// The plugins that rejected it in its last attempt (empty: an error, retry on any event).
     pub unschedulable_plugins: BTreeSet<&'static str>,
     /// Set when PreEnqueue rejected it.
@@ -58,6 +66,7 @@ impl QueuedPodInfo {
             active_since: SystemTime::now(),
             initial_attempt: None,
             attempts: 0,
+            attempt_start: now,
             unschedulable_plugins: BTreeSet::new(),
             gated: None,
         }
@@ -78,6 +87,36 @@ pub enum Place {
     Backoff,
     /// Waiting for an event (or gated).
     Unschedulable,
+}
+
+impl Place {
+    /// Its `queue` label in the metrics.
+    fn label(self) -> &'static str {
+        match self {
+            Place::Active => "active",
+            Place::Backoff => "backoff",
+            Place::Unschedulable => "unschedulable",
+        }
+    }
+}
+
+/// The `scheduler_pending_pods` series (active, backoff, unschedulable, gated), resolved once.
+static PENDING: std::sync::LazyLock<[prometheus_client::metrics::gauge::Gauge; 4]> =
+    std::sync::LazyLock::new(|| {
+        ["active", "backoff", "unschedulable", "gated"].map(crate::metrics::pending)
+    });
+
+impl Entry {
+    /// Its `scheduler_pending_pods` series.
+    fn pending(&self) -> &'static prometheus_client::metrics::gauge::Gauge {
+        let index = match self.place {
+            Place::Active => 0,
+            Place::Backoff => 1,
+            Place::Unschedulable if self.info.gated.is_some() => 3,
+            Place::Unschedulable => 2,
+        };
+        &PENDING[index]
+    }
 }
 
 /// The QueueSort comparison: whether `a` goes before `b`.
@@ -134,15 +173,27 @@ struct State {
 impl State {
     fn insert_entry(&mut self, key: String, entry: Entry) {
         self.unschedulable += usize::from(entry.place == Place::Unschedulable);
+        entry.pending().inc();
         if let Some(old) = self.entries.insert(key, entry) {
             self.unschedulable -= usize::from(old.place == Place::Unschedulable);
+            old.pending().dec();
         }
     }
 
     fn remove_entry(&mut self, key: &str) -> Option<Entry> {
         let entry = self.entries.remove(key)?;
         self.unschedulable -= usize::from(entry.place == Place::Unschedulable);
+        entry.pending().dec();
         Some(entry)
+    }
+
+    /// Forgets every entry (the queue is dropped), so the pending gauges do not keep them.
+    fn clear(&mut self) {
+        for entry in self.entries.values() {
+            entry.pending().dec();
+        }
+        self.entries.clear();
+        self.unschedulable = 0;
     }
 }
 
@@ -179,7 +230,14 @@ impl SchedulingQueue {
         info.timestamp + self.backoff_duration(info.attempts)
     }
 
-    fn push_active(&self, state: &mut State, key: String, mut info: QueuedPodInfo) {
+    fn push_active(
+        &self,
+        state: &mut State,
+        key: String,
+        mut info: QueuedPodInfo,
+        event: &'static str,
+    ) {
+        crate::metrics::incoming(event, Place::Active.label());
         info.active_since = SystemTime::now();
         state.seq += 1;
         let seq = state.seq;
@@ -202,7 +260,14 @@ impl SchedulingQueue {
         self.notify.notify_one();
     }
 
-    fn push_backoff(&self, state: &mut State, key: String, info: QueuedPodInfo) {
+    fn push_backoff(
+        &self,
+        state: &mut State,
+        key: String,
+        info: QueuedPodInfo,
+        event: &'static str,
+    ) {
+        crate::metrics::incoming(event, Place::Backoff.label());
         state.seq += 1;
         let seq = state.seq;
         state
@@ -218,7 +283,14 @@ impl SchedulingQueue {
         );
     }
 
-    fn push_unschedulable(&self, state: &mut State, key: String, info: QueuedPodInfo) {
+    fn push_unschedulable(
+        &self,
+        state: &mut State,
+        key: String,
+        info: QueuedPodInfo,
+        event: &'static str,
+    ) {
+        crate::metrics::incoming(event, Place::Unschedulable.label());
         state.seq += 1;
         let seq = state.seq;
         state.insert_entry(
@@ -238,11 +310,12 @@ impl SchedulingQueue {
         key: String,
         info: QueuedPodInfo,
         now: Instant,
+        event: &'static str,
     ) {
         if info.attempts > 0 && self.backoff_expiry(&info) > now {
-            self.push_backoff(state, key, info);
+            self.push_backoff(state, key, info, event);
         } else {
-            self.push_active(state, key, info);
+            self.push_active(state, key, info, event);
         }
     }
 
@@ -255,18 +328,24 @@ impl SchedulingQueue {
             return self.update(pod);
         }
         let info = QueuedPodInfo::new(pod, Instant::now());
-        self.enqueue_checked(&mut state, key, info);
+        self.enqueue_checked(&mut state, key, info, "PodAdd");
     }
 
     /// Runs PreEnqueue: activeQ if it passes, parked as gated otherwise.
-    fn enqueue_checked(&self, state: &mut State, key: String, mut info: QueuedPodInfo) {
+    fn enqueue_checked(
+        &self,
+        state: &mut State,
+        key: String,
+        mut info: QueuedPodInfo,
+        event: &'static str,
+    ) {
         let status = (self.options.pre_enqueue)(&info.pod);
         if status.is_success() {
             info.gated = None;
-            self.push_active(state, key, info);
+            self.push_active(state, key, info, event);
         } else {
             info.gated = Some(status);
-            self.push_unschedulable(state, key, info);
+            self.push_unschedulable(state, key, info, event);
         }
     }
 
@@ -294,12 +373,12 @@ impl SchedulingQueue {
             let Some(entry) = state.remove_entry(&key) else {
                 return;
             };
-            self.enqueue_checked(&mut state, key, entry.info);
+            self.enqueue_checked(&mut state, key, entry.info, "PodUpdate");
         } else if changed {
             let Some(entry) = state.remove_entry(&key) else {
                 return;
             };
-            self.push_active_or_backoff(&mut state, key, entry.info, now);
+            self.push_active_or_backoff(&mut state, key, entry.info, now, "PodUpdate");
         }
     }
 
@@ -331,7 +410,8 @@ impl SchedulingQueue {
                     };
                     let mut info = entry.info;
                     info.attempts += 1;
-                    info.initial_attempt.get_or_insert_with(Instant::now);
+                    info.attempt_start = Instant::now();
+                    info.initial_attempt.get_or_insert(info.attempt_start);
                     state.scheduling_cycle += 1;
                     state.in_flight.insert(
                         key,
@@ -371,7 +451,7 @@ impl SchedulingQueue {
             if state.entries.contains_key(&key) {
                 return;
             }
-            return self.push_backoff(&mut state, key, info);
+            return self.push_backoff(&mut state, key, info, ATTEMPT_FAILURE);
         };
         if flight.deleted || state.entries.contains_key(&key) {
             return;
@@ -379,9 +459,9 @@ impl SchedulingQueue {
         info.pod = flight.pod;
         info.timestamp = now;
         if info.unschedulable_plugins.is_empty() || state.move_request_cycle >= cycle {
-            self.push_backoff(&mut state, key, info);
+            self.push_backoff(&mut state, key, info, ATTEMPT_FAILURE);
         } else {
-            self.push_unschedulable(&mut state, key, info);
+            self.push_unschedulable(&mut state, key, info, ATTEMPT_FAILURE);
         }
     }
 
@@ -402,7 +482,7 @@ impl SchedulingQueue {
                 continue;
             }
             if let Some(entry) = state.remove_entry(&key) {
-                self.push_active(&mut state, key, entry.info);
+                self.push_active(&mut state, key, entry.info, "BackoffComplete");
             }
         }
     }
@@ -424,7 +504,13 @@ impl SchedulingQueue {
             .collect();
         for key in stale {
             if let Some(entry) = state.remove_entry(&key) {
-                self.push_active_or_backoff(&mut state, key, entry.info, now);
+                self.push_active_or_backoff(
+                    &mut state,
+                    key,
+                    entry.info,
+                    now,
+                    "UnschedulableTimeout",
+                );
             }
         }
     }
@@ -456,7 +542,7 @@ impl SchedulingQueue {
             .collect();
         for key in moved {
             if let Some(entry) = state.remove_entry(&key) {
-                self.push_active_or_backoff(&mut state, key, entry.info, now);
+                self.push_active_or_backoff(&mut state, key, entry.info, now, event.label());
             }
         }
     }
@@ -486,6 +572,12 @@ impl SchedulingQueue {
     pub fn close(&self) {
         self.state.lock().closed = true;
         self.notify.notify_one();
+    }
+}
+
+impl Drop for SchedulingQueue {
+    fn drop(&mut self) {
+        self.state.get_mut().clear();
     }
 }
 

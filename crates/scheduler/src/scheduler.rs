@@ -705,6 +705,11 @@ impl Scheduler {
         if status.is_success() {
             self.cache.lock().finish_binding(&key, Instant::now());
             self.queue.done(&key);
+            crate::metrics::scheduled(
+                framework.profile(),
+                info.attempt_start.elapsed(),
+                info.attempts,
+            );
             if let Some(recorder) = &self.recorder {
                 let message = format!(
                     "Successfully assigned {}/{} to {host}",
@@ -751,6 +756,13 @@ impl Scheduler {
             ),
             ScheduleError::Internal(_) => (REASON_SCHEDULER_ERROR, BTreeSet::new()),
         };
+        if let Some(framework) = self.profiles.get(scheduler_name(&info.pod)) {
+            crate::metrics::attempt(
+                framework.profile(),
+                crate::metrics::failure_result(error),
+                info.attempt_start.elapsed(),
+            );
+        }
         let message = error.to_string();
         tracing::debug!(pod = %info.key(), %message, "unable to schedule pod");
         self.record_unschedulable(&info.pod, error, &message);

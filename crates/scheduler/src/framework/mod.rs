@@ -211,6 +211,30 @@ pub enum ClusterEvent {
     CsiNodeChange,
 }
 
+impl ClusterEvent {
+    /// Its `event` label in `scheduler_queue_incoming_pods_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            ClusterEvent::NodeAdd => "NodeAdd",
+            ClusterEvent::NodeLabelChange => "NodeLabelChange",
+            ClusterEvent::NodeTaintChange => "NodeTaintChange",
+            ClusterEvent::NodeAllocatableChange => "NodeAllocatableChange",
+            ClusterEvent::NodeUnschedulableChange => "NodeSpecUnschedulableChange",
+            ClusterEvent::NodeImageChange => "NodeImageChange",
+            ClusterEvent::NodeDelete => "NodeDelete",
+            ClusterEvent::AssignedPodAdd => "AssignedPodAdd",
+            ClusterEvent::AssignedPodUpdate => "AssignedPodUpdate",
+            ClusterEvent::AssignedPodDelete => "AssignedPodDelete",
+            ClusterEvent::NamespaceChange => "NamespaceChange",
+            ClusterEvent::PersistentVolumeClaimChange => "PvcChange",
+            ClusterEvent::PersistentVolumeChange => "PvChange",
+            ClusterEvent::StorageClassChange => "StorageClassChange",
+            ClusterEvent::StorageCapacityChange => "StorageCapacityChange",
+            ClusterEvent::CsiNodeChange => "CSINodeChange",
+        }
+    }
+}
+
 /// The nodes a PreFilter plugin narrows the search to (`None`: all nodes).
 #[derive(Clone, Debug, Default)]
 pub struct PreFilterResult {

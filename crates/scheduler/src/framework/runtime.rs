@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 
@@ -50,6 +50,8 @@ type P = Arc<dyn Plugin>;
 pub struct Framework {
     /// The profile's scheduler name.
     pub scheduler_name: String,
+    /// The same name, shared by its metrics' label sets.
+    profile: Arc<str>,
     /// The profile's percentageOfNodesToScore, if set.
     pub percentage_of_nodes_to_score: Option<i32>,
     pre_enqueue: Vec<P>,
@@ -193,6 +195,7 @@ impl Framework {
         all.sort_by_key(|p| p.name());
         Ok(Framework {
             scheduler_name: profile.scheduler_name.clone(),
+            profile: profile.scheduler_name.as_str().into(),
             percentage_of_nodes_to_score: profile.percentage_of_nodes_to_score,
             pre_enqueue: plain(0),
             queue_sort,
@@ -280,6 +283,19 @@ impl Framework {
         pod: &Pod,
         snapshot: &Snapshot,
     ) -> Result<Option<HashSet<String>>, Status> {
+        let started = Instant::now();
+        let result = self.pre_filter(state, pod, snapshot);
+        let code = result.as_ref().map_or_else(|s| s.code, |_| Code::Success);
+        self.observe("PreFilter", started, code);
+        result
+    }
+
+    fn pre_filter(
+        &self,
+        state: &mut CycleState,
+        pod: &Pod,
+        snapshot: &Snapshot,
+    ) -> Result<Option<HashSet<String>>, Status> {
         let mut nodes: Option<HashSet<String>> = None;
         for plugin in &self.pre_filter {
             let Some(p) = plugin.as_pre_filter() else {
@@ -342,6 +358,19 @@ impl Framework {
         snapshot: &Snapshot,
         statuses: &NodeStatuses,
     ) -> (Option<PostFilterResult>, Status) {
+        let started = Instant::now();
+        let result = self.post_filter(state, pod, snapshot, statuses);
+        self.observe("PostFilter", started, result.1.code);
+        result
+    }
+
+    fn post_filter(
+        &self,
+        state: &CycleState,
+        pod: &Pod,
+        snapshot: &Snapshot,
+        statuses: &NodeStatuses,
+    ) -> (Option<PostFilterResult>, Status) {
         let mut last = (None, Status::unschedulable(""));
         for plugin in &self.post_filter {
             let Some(p) = plugin.as_post_filter() else {
@@ -367,6 +396,19 @@ impl Framework {
         nodes: &[Arc<NodeInfo>],
         snapshot: &Snapshot,
     ) -> Status {
+        let started = Instant::now();
+        let status = self.pre_score(state, pod, nodes, snapshot);
+        self.observe("PreScore", started, status.code);
+        status
+    }
+
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &Pod,
+        nodes: &[Arc<NodeInfo>],
+        snapshot: &Snapshot,
+    ) -> Status {
         for plugin in &self.pre_score {
             let Some(p) = plugin.as_pre_score() else {
                 continue;
@@ -385,6 +427,19 @@ impl Framework {
     /// pass over the nodes (one set of threads per cycle, not one per plugin); errors and
     /// normalization then go plugin by plugin, in order.
     pub fn run_score(
+        &self,
+        state: &CycleState,
+        pod: &Pod,
+        nodes: &[Arc<NodeInfo>],
+    ) -> Result<Vec<i64>, Status> {
+        let started = Instant::now();
+        let result = self.score(state, pod, nodes);
+        let code = result.as_ref().map_or_else(|s| s.code, |_| Code::Success);
+        self.observe("Score", started, code);
+        result
+    }
+
+    fn score(
         &self,
         state: &CycleState,
         pod: &Pod,
@@ -442,6 +497,13 @@ impl Framework {
 
     /// Reserve; on failure everything reserved is undone.
     pub fn run_reserve(&self, state: &mut CycleState, pod: &Pod, node: &str) -> Status {
+        let started = Instant::now();
+        let status = self.reserve(state, pod, node);
+        self.observe("Reserve", started, status.code);
+        status
+    }
+
+    fn reserve(&self, state: &mut CycleState, pod: &Pod, node: &str) -> Status {
         for plugin in &self.reserve {
             let Some(p) = plugin.as_reserve() else {
                 continue;
@@ -457,15 +519,34 @@ impl Framework {
 
     /// Unreserve, in reverse order.
     pub fn run_unreserve(&self, state: &mut CycleState, pod: &Pod, node: &str) {
+        let started = Instant::now();
         for plugin in self.reserve.iter().rev() {
             if let Some(p) = plugin.as_reserve() {
                 p.unreserve(state, pod, node);
             }
         }
+        self.observe("Unreserve", started, Code::Success);
     }
 
     /// Permit: a rejection, or how long to wait (`None`: allowed now).
     pub fn run_permit(
+        &self,
+        state: &CycleState,
+        pod: &Pod,
+        node: &str,
+    ) -> Result<Option<Duration>, Status> {
+        let started = Instant::now();
+        let result = self.permit(state, pod, node);
+        let code = match &result {
+            Ok(Some(_)) => Code::Wait,
+            Ok(None) => Code::Success,
+            Err(status) => status.code,
+        };
+        self.observe("Permit", started, code);
+        result
+    }
+
+    fn permit(
         &self,
         state: &CycleState,
         pod: &Pod,
@@ -488,6 +569,13 @@ impl Framework {
 
     /// PreBind.
     pub async fn run_pre_bind(&self, state: &CycleState, pod: &Pod, node: &str) -> Status {
+        let started = Instant::now();
+        let status = self.pre_bind(state, pod, node).await;
+        self.observe("PreBind", started, status.code);
+        status
+    }
+
+    async fn pre_bind(&self, state: &CycleState, pod: &Pod, node: &str) -> Status {
         for plugin in &self.pre_bind {
             let Some(p) = plugin.as_pre_bind() else {
                 continue;
@@ -502,6 +590,13 @@ impl Framework {
 
     /// Bind: the first plugin not skipping binds.
     pub async fn run_bind(&self, state: &CycleState, pod: &Pod, node: &str) -> Status {
+        let started = Instant::now();
+        let status = self.bind(state, pod, node).await;
+        self.observe("Bind", started, status.code);
+        status
+    }
+
+    async fn bind(&self, state: &CycleState, pod: &Pod, node: &str) -> Status {
         for plugin in &self.bind {
             let Some(p) = plugin.as_bind() else { continue };
             let status = p.bind(state, pod, node).await;
@@ -515,11 +610,23 @@ impl Framework {
 
     /// PostBind.
     pub fn run_post_bind(&self, state: &CycleState, pod: &Pod, node: &str) {
+        let started = Instant::now();
         for plugin in &self.post_bind {
             if let Some(p) = plugin.as_post_bind() {
                 p.post_bind(state, pod, node);
             }
         }
+        self.observe("PostBind", started, Code::Success);
+    }
+
+    /// The profile's name, as its metrics label it.
+    pub fn profile(&self) -> &Arc<str> {
+        &self.profile
+    }
+
+    /// Records a run of `extension_point` begun at `started` that answered `code`.
+    fn observe(&self, extension_point: &'static str, started: Instant, code: Code) {
+        crate::metrics::extension_point(extension_point, &self.profile, code, started.elapsed());
     }
 }
 
