@@ -4,10 +4,10 @@
 //! and `JSONPatch{…}` literals construct the patch — and no rule may match DELETE, which a
 //! mutation has nothing to change in.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::policy::{
-    default_match_resources, validate_expression, validate_match_conditions,
+    default_match_resources, default_policy_spec, validate_conditions_and_variables,
     validate_match_resources, validate_param_kind, validate_param_ref,
 };
 use super::webhookconfiguration::{one_of, strings};
@@ -100,13 +100,7 @@ impl Strategy for MutatingAdmissionPolicyStrategy {
     }
 
     fn prepare_for_update(&self, new: &mut Value, _old: &Value) {
-        let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else {
-            return;
-        };
-        if spec.get("failurePolicy").is_none_or(Value::is_null) {
-            spec.insert("failurePolicy".into(), json!("Fail"));
-        }
-        default_match_resources(spec.get_mut("matchConstraints"));
+        default_policy_spec(new);
     }
 
     fn validate(&self, object: &Value, errors: &mut Vec<FieldError>) {
@@ -156,26 +150,7 @@ impl Strategy for MutatingAdmissionPolicyStrategy {
                 errors,
             ),
         }
-        validate_match_conditions("spec.matchConditions", &spec["matchConditions"], errors);
-        for (index, variable) in spec["variables"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let path = format!("spec.variables[{index}]");
-            if variable["name"].as_str().is_none_or(str::is_empty) {
-                errors.push(FieldError::required(
-                    format!("{path}.name"),
-                    "name is not specified",
-                ));
-            }
-            validate_expression(
-                &format!("{path}.expression"),
-                &variable["expression"],
-                errors,
-            );
-        }
+        validate_conditions_and_variables(spec, errors);
     }
 }
 

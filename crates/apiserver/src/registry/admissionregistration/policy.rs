@@ -133,6 +133,43 @@ pub(super) fn validate_param_ref(spec: &Value, errors: &mut Vec<FieldError>) {
     }
 }
 
+/// A policy's defaults: `failurePolicy: Fail` and its `matchConstraints`' (both kinds of
+/// admission policy).
+pub(super) fn default_policy_spec(policy: &mut Value) {
+    let Some(spec) = policy.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if spec.get("failurePolicy").is_none_or(Value::is_null) {
+        spec.insert("failurePolicy".into(), json!("Fail"));
+    }
+    default_match_resources(spec.get_mut("matchConstraints"));
+}
+
+/// A policy's `matchConditions` and `variables`: named, compiling (both kinds of admission
+/// policy).
+pub(super) fn validate_conditions_and_variables(spec: &Value, errors: &mut Vec<FieldError>) {
+    validate_match_conditions("spec.matchConditions", &spec["matchConditions"], errors);
+    for (index, variable) in spec["variables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let path = format!("spec.variables[{index}]");
+        if variable["name"].as_str().is_none_or(str::is_empty) {
+            errors.push(FieldError::required(
+                format!("{path}.name"),
+                "name is not specified",
+            ));
+        }
+        validate_expression(
+            &format!("{path}.expression"),
+            &variable["expression"],
+            errors,
+        );
+    }
+}
+
 /// The ValidatingAdmissionPolicy strategy.
 pub struct ValidatingAdmissionPolicyStrategy;
 
@@ -146,13 +183,7 @@ impl Strategy for ValidatingAdmissionPolicyStrategy {
     }
 
     fn prepare_for_update(&self, new: &mut Value, _old: &Value) {
-        let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else {
-            return;
-        };
-        if spec.get("failurePolicy").is_none_or(Value::is_null) {
-            spec.insert("failurePolicy".into(), json!("Fail"));
-        }
-        default_match_resources(spec.get_mut("matchConstraints"));
+        default_policy_spec(new);
     }
 
     fn validate(&self, object: &Value, errors: &mut Vec<FieldError>) {
@@ -219,26 +250,7 @@ impl Strategy for ValidatingAdmissionPolicyStrategy {
                 errors,
             );
         }
-        validate_match_conditions("spec.matchConditions", &spec["matchConditions"], errors);
-        for (index, variable) in spec["variables"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let path = format!("spec.variables[{index}]");
-            if variable["name"].as_str().is_none_or(str::is_empty) {
-                errors.push(FieldError::required(
-                    format!("{path}.name"),
-                    "name is not specified",
-                ));
-            }
-            validate_expression(
-                &format!("{path}.expression"),
-                &variable["expression"],
-                errors,
-            );
-        }
+        validate_conditions_and_variables(spec, errors);
     }
 }
 
