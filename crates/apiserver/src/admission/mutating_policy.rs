@@ -641,35 +641,23 @@ mod tests {
 
     #[tokio::test]
     async fn if_needed_bindings_run_again_after_a_later_change() {
-        let (plugin, storage, _dir) = plugin_with(&[
-            ("a", "IfNeeded", "Fail", SEES_TEAM),
-            ("b", "Never", "Fail", ADDS_TEAM),
-        ])
-        .await;
-        let mut object = deployment();
-        admit(&plugin, &storage, &mut object)
-            .await
-            .expect("admitted");
-        assert_eq!(
-            object["metadata"]["labels"],
-            json!({"app": "web", "seen": "team", "team": "x"})
-        );
-        assert!(plugin.reinvocable(), "an IfNeeded binding exists");
-
-        let (plugin, storage, _dir) = plugin_with(&[
-            ("a", "Never", "Fail", SEES_TEAM),
-            ("b", "Never", "Fail", ADDS_TEAM),
-        ])
-        .await;
-        let mut object = deployment();
-        admit(&plugin, &storage, &mut object)
-            .await
-            .expect("admitted");
-        assert_eq!(
-            object["metadata"]["labels"],
-            json!({"app": "web", "seen": "none", "team": "x"})
-        );
-        assert!(!plugin.reinvocable());
+        for (reinvocation, seen) in [("IfNeeded", "team"), ("Never", "none")] {
+            let (plugin, storage, _dir) = plugin_with(&[
+                ("a", reinvocation, "Fail", SEES_TEAM),
+                ("b", "Never", "Fail", ADDS_TEAM),
+            ])
+            .await;
+            let mut object = deployment();
+            admit(&plugin, &storage, &mut object)
+                .await
+                .expect("admitted");
+            assert_eq!(
+                object["metadata"]["labels"],
+                json!({"app": "web", "seen": seen, "team": "x"}),
+                "{reinvocation}"
+            );
+            assert_eq!(plugin.reinvocable(), reinvocation == "IfNeeded");
+        }
     }
 
     #[tokio::test]
