@@ -16,6 +16,7 @@ pub mod duration;
 pub mod kinds;
 pub mod label_selector;
 pub mod matching;
+pub mod names;
 pub mod openapi;
 pub mod patch;
 pub mod pod_security;

@@ -42,9 +42,87 @@ pub fn now_rfc3339() -> String {
     format_rfc3339(Timestamp::now().as_second())
 }
 
+/// strfmt's `IsDate` (OpenAPI `date`): `time.Parse("2006-01-02", s)`.
+pub fn is_openapi_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let number = |r: std::ops::Range<usize>| -> Option<u32> {
+        let part = &s[r];
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())
+            .flatten()
+    };
+    let (Some(year), Some(month), Some(day)) = (number(0..4), number(5..7), number(8..10)) else {
+        return false;
+    };
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&day)
+}
+
+/// strfmt's `IsDateTime` (OpenAPI `date-time`): a date, `t` (in either case), then
+/// `hh:mm:ss(.fraction)?(z|±hh:mm)`.
+pub fn is_openapi_date_time(s: &str) -> bool {
+    let lower = s.to_ascii_lowercase();
+    let mut parts = lower.split('t');
+    let (Some(date), Some(time)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    if s.len() < 4 || !is_openapi_date(date) {
+        return false;
+    }
+    let digits2 = |t: &str| t.len() == 2 && t.bytes().all(|b| b.is_ascii_digit());
+    let bytes = time.as_bytes();
+    if bytes.len() < 9 || bytes[2] != b':' || bytes[5] != b':' {
+        return false;
+    }
+    let (hour, minute, second) = (&time[0..2], &time[3..5], &time[6..8]);
+    if !(digits2(hour) && digits2(minute) && digits2(second)) {
+        return false;
+    }
+    let mut rest = &time[8..];
+    // `(.[0-9]+)?`: any character, then digits.
+    if !rest.starts_with('z') && !rest.starts_with('+') && !rest.starts_with('-') {
+        let mut chars = rest.chars();
+        chars.next();
+        let after = chars.as_str();
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return false;
+        }
+        rest = &after[digits..];
+    }
+    let zone_valid = rest == "z"
+        || (rest.len() == 6
+            && (rest.starts_with('+') || rest.starts_with('-'))
+            && digits2(&rest[1..3])
+            && rest.as_bytes()[3] == b':'
+            && digits2(&rest[4..6]));
+    zone_valid && hour <= "23" && minute <= "59" && second <= "59"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn openapi_dates_and_date_times() {
+        assert!(is_openapi_date("2024-02-29") && !is_openapi_date("2023-02-29"));
+        assert!(!is_openapi_date("2024-13-01") && !is_openapi_date("24-01-01"));
+        assert!(is_openapi_date_time("2024-02-29T23:59:59Z"));
+        assert!(is_openapi_date_time("2024-02-29t10:00:00.123+02:00"));
+        assert!(!is_openapi_date_time("2024-02-29T24:00:00Z"));
+        assert!(!is_openapi_date_time("2024-02-29T10:00:00"));
+    }
 
     #[test]
     fn round_trips_as_go_writes_them() {

@@ -88,8 +88,8 @@ pub(crate) fn is_valid(format: &str, value: &str) -> bool {
         "rgbcolor" => RGBCOLOR.is_match(value),
         "byte" => BASE64.is_match(value),
         "password" => true,
-        "date" => is_date(value),
-        "datetime" => is_date_time(value),
+        "date" => ferry_api::time::is_openapi_date(value),
+        "datetime" => ferry_api::time::is_openapi_date_time(value),
         "duration" => is_duration(value),
         "k8sshortname" => value.len() <= 63 && SHORT_NAME.is_match(value),
         "k8slongname" => value.len() <= 253 && LONG_NAME.is_match(value),
@@ -127,9 +127,6 @@ static RGBCOLOR: LazyLock<Regex> = LazyLock::new(|| {
 });
 static BASE64: LazyLock<Regex> = LazyLock::new(|| {
     regex(r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$")
-});
-static DATE_TIME_TAIL: LazyLock<Regex> = LazyLock::new(|| {
-    regex(r"^([0-9]{2}):([0-9]{2}):([0-9]{2})(.[0-9]+)?(z|([+-][0-9]{2}:[0-9]{2}))$")
 });
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
     let atext = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]+";
@@ -301,53 +298,6 @@ fn is_credit_card(s: &str) -> bool {
         })
         .sum();
     sum.is_multiple_of(10)
-}
-
-/// `time.Parse("2006-01-02", s)`.
-pub(crate) fn is_date(s: &str) -> bool {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return false;
-    }
-    let number = |r: std::ops::Range<usize>| -> Option<u32> {
-        let part = &s[r];
-        part.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| part.parse().ok())
-            .flatten()
-    };
-    let (Some(year), Some(month), Some(day)) = (number(0..4), number(5..7), number(8..10)) else {
-        return false;
-    };
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return false,
-    };
-    (1..=days).contains(&day)
-}
-
-/// strfmt's `IsDateTime`: a date, `t`, then `hh:mm:ss[.frac](z|±hh:mm)`, case-insensitive.
-fn is_date_time(s: &str) -> bool {
-    if s.len() < 4 {
-        return false;
-    }
-    let lower = s.to_lowercase();
-    let mut parts = lower.split('t');
-    let (Some(date), Some(time)) = (parts.next(), parts.next()) else {
-        return false;
-    };
-    if !is_date(date) {
-        return false;
-    }
-    let Some(m) = DATE_TIME_TAIL.captures(time) else {
-        return false;
-    };
-    let at_most = |i: usize, max: &str| m.get(i).is_some_and(|g| g.as_str() <= max);
-    at_most(1, "23") && at_most(2, "59") && at_most(3, "59")
 }
 
 /// strfmt's `ParseDuration`: Go's `time.ParseDuration`, or `<n> <unit>` pairs with units

@@ -23,7 +23,7 @@ use cel::common::types::{CelBool, CelString, Kind, Type};
 use cel::common::value::Val;
 use cel::{DeclarationError, Env, ExecutionError};
 
-use super::{error, format, opaque_value};
+use super::{error, opaque_value};
 
 /// Decides what a user may do: ferry's authorizer (RBAC and the others), as the caller wires
 /// it.
@@ -313,10 +313,10 @@ fn service_account(
     name: &CelString<'_>,
 ) -> Result<AuthorizerValue, ExecutionError> {
     let (namespace, name) = (namespace.inner(), name.inner());
-    if !format::dns1123_subdomain(name).is_empty() {
+    if !ferry_api::names::dns1123_subdomain_problems(name).is_empty() {
         return Err(error("serviceAccount", "Invalid service account name"));
     }
-    if !format::dns1123_label(namespace).is_empty() {
+    if !ferry_api::names::dns1123_label_problems(namespace).is_empty() {
         return Err(error("serviceAccount", "Invalid service account namespace"));
     }
     let user = AuthzUser {

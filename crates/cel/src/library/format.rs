@@ -12,6 +12,8 @@ use cel::common::types::{CelList, CelOptional, CelString, Kind, Type};
 use cel::common::value::{CowVal, Val};
 use cel::{DeclarationError, Env, ExecutionError};
 
+use ferry_api::names;
+
 use super::opaque_value;
 
 /// Upstream's `kubernetes.NamedFormat`.
@@ -38,35 +40,35 @@ opaque_value!(Format, &FORMAT_TYPE);
 const FORMATS: [Format; 13] = [
     Format {
         name: "dns1123Label",
-        validate: |s| dns1123_label(s),
+        validate: |s| names::dns1123_label_problems(s),
     },
     Format {
         name: "dns1123Subdomain",
-        validate: |s| dns1123_subdomain(s),
+        validate: |s| names::dns1123_subdomain_problems(s),
     },
     Format {
         name: "dns1035Label",
-        validate: |s| dns1035_label(s),
+        validate: |s| names::dns1035_label_problems(s),
     },
     Format {
         name: "qualifiedName",
-        validate: qualified_name,
+        validate: names::qualified_name_problems,
     },
     Format {
         name: "dns1123LabelPrefix",
-        validate: |s| dns1123_label(&mask_trailing_dash(s)),
+        validate: |s| names::dns1123_label_problems(&mask_trailing_dash(s)),
     },
     Format {
         name: "dns1123SubdomainPrefix",
-        validate: |s| dns1123_subdomain(&mask_trailing_dash(s)),
+        validate: |s| names::dns1123_subdomain_problems(&mask_trailing_dash(s)),
     },
     Format {
         name: "dns1035LabelPrefix",
-        validate: |s| dns1035_label(&mask_trailing_dash(s)),
+        validate: |s| names::dns1035_label_problems(&mask_trailing_dash(s)),
     },
     Format {
         name: "labelValue",
-        validate: label_value,
+        validate: names::label_value_problems,
     },
     Format {
         name: "uri",
@@ -85,11 +87,11 @@ const FORMATS: [Format; 13] = [
     },
     Format {
         name: "date",
-        validate: |s| problem(is_date(s), "invalid date"),
+        validate: |s| problem(ferry_api::time::is_openapi_date(s), "invalid date"),
     },
     Format {
         name: "datetime",
-        validate: |s| problem(is_datetime(s), "invalid datetime"),
+        validate: |s| problem(ferry_api::time::is_openapi_date_time(s), "invalid datetime"),
     },
 ];
 
@@ -168,126 +170,6 @@ fn mask_trailing_dash(name: &str) -> String {
     }
 }
 
-const DNS1123_LABEL_MESSAGE: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
-const DNS1123_SUBDOMAIN_MESSAGE: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
-const DNS1035_LABEL_MESSAGE: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
-const QUALIFIED_NAME_MESSAGE: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
-const LABEL_VALUE_MESSAGE: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
-
-/// Upstream's `MaxLenError`.
-fn too_long(max: usize) -> String {
-    format!("must be no more than {max} characters")
-}
-
-/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, whatever its length.
-fn is_label(s: &str) -> bool {
-    let bytes = s.as_bytes();
-    !bytes.is_empty()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        && bytes[0] != b'-'
-        && bytes[bytes.len() - 1] != b'-'
-}
-
-/// Upstream's `IsDNS1123Label`.
-pub(crate) fn dns1123_label(value: &str) -> Vec<String> {
-    let mut problems = Vec::new();
-    if value.len() > 63 {
-        problems.push(too_long(63));
-    }
-    if !is_label(value) {
-        if value.split('.').all(is_label) {
-            // A subdomain, and the length was checked: it is the dots.
-            problems.push("must not contain dots".to_string());
-        } else {
-            problems.push(DNS1123_LABEL_MESSAGE.to_string());
-        }
-    }
-    problems
-}
-
-/// Upstream's `IsDNS1123Subdomain`.
-pub(crate) fn dns1123_subdomain(value: &str) -> Vec<String> {
-    let mut problems = Vec::new();
-    if value.len() > 253 {
-        problems.push(too_long(253));
-    }
-    if !value.split('.').all(is_label) {
-        problems.push(DNS1123_SUBDOMAIN_MESSAGE.to_string());
-    }
-    problems
-}
-
-/// Upstream's `IsDNS1035Label`.
-fn dns1035_label(value: &str) -> Vec<String> {
-    let mut problems = Vec::new();
-    if value.len() > 63 {
-        problems.push(too_long(63));
-    }
-    if !(is_label(value) && value.as_bytes()[0].is_ascii_lowercase()) {
-        problems.push(DNS1035_LABEL_MESSAGE.to_string());
-    }
-    problems
-}
-
-/// `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`.
-fn is_qualified_name_part(s: &str) -> bool {
-    let bytes = s.as_bytes();
-    !bytes.is_empty()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
-        && bytes[0].is_ascii_alphanumeric()
-        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-}
-
-/// Upstream's `IsQualifiedName`: a name part with an optional DNS subdomain prefix and `/`.
-fn qualified_name(value: &str) -> Vec<String> {
-    let mut problems = Vec::new();
-    let parts: Vec<&str> = value.split('/').collect();
-    let name = match parts[..] {
-        [name] => name,
-        [prefix, name] => {
-            if prefix.is_empty() {
-                problems.push("prefix part must be non-empty".to_string());
-            } else {
-                let prefixed = dns1123_subdomain(prefix)
-                    .into_iter()
-                    .map(|p| format!("prefix part {p}"));
-                problems.extend(prefixed);
-            }
-            name
-        }
-        _ => {
-            return vec![format!(
-                "a qualified name {QUALIFIED_NAME_MESSAGE} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
-            )]
-        }
-    };
-    if name.is_empty() {
-        problems.push("name part must be non-empty".to_string());
-    } else if name.len() > 63 {
-        problems.push(format!("name part {}", too_long(63)));
-    }
-    if !is_qualified_name_part(name) {
-        problems.push(format!("name part {QUALIFIED_NAME_MESSAGE}"));
-    }
-    problems
-}
-
-/// Upstream's `IsValidLabelValue`.
-fn label_value(value: &str) -> Vec<String> {
-    let mut problems = Vec::new();
-    if value.len() > 63 {
-        problems.push(too_long(63));
-    }
-    if !value.is_empty() && !is_qualified_name_part(value) {
-        problems.push(LABEL_VALUE_MESSAGE.to_string());
-    }
-    problems
-}
-
 /// kube-openapi's UUID pattern: 32 hex digits, in either case, dashes optional between the
 /// groups of 8-4-4-4-12.
 fn is_uuid(s: &str) -> bool {
@@ -319,75 +201,6 @@ fn is_base64(s: &str) -> bool {
         && data[..data.len() - padding]
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
-}
-
-/// `2006-01-02`: a full date that exists.
-fn is_date(s: &str) -> bool {
-    let bytes = s.as_bytes();
-    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
-        return false;
-    }
-    let number = |range: std::ops::Range<usize>| -> Option<u32> {
-        let digits = &s[range];
-        digits
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| digits.parse().ok())
-            .flatten()
-    };
-    let (Some(year), Some(month), Some(day)) = (number(0..4), number(5..7), number(8..10)) else {
-        return false;
-    };
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return false,
-    };
-    (1..=days).contains(&day)
-}
-
-/// kube-openapi's `IsDateTime`: a date, `t` (in either case), then
-/// `hh:mm:ss(.fraction)?(z|±hh:mm)`.
-fn is_datetime(s: &str) -> bool {
-    let lower = s.to_ascii_lowercase();
-    let mut parts = lower.split('t');
-    let (Some(date), Some(time)) = (parts.next(), parts.next()) else {
-        return false;
-    };
-    if s.len() < 4 || !is_date(date) {
-        return false;
-    }
-    let digits2 = |t: &str| t.len() == 2 && t.bytes().all(|b| b.is_ascii_digit());
-    let bytes = time.as_bytes();
-    if bytes.len() < 9 || bytes[2] != b':' || bytes[5] != b':' {
-        return false;
-    }
-    let (hour, minute, second) = (&time[0..2], &time[3..5], &time[6..8]);
-    if !(digits2(hour) && digits2(minute) && digits2(second)) {
-        return false;
-    }
-    let mut rest = &time[8..];
-    // `(.[0-9]+)?`: any character, then digits.
-    if !rest.starts_with('z') && !rest.starts_with('+') && !rest.starts_with('-') {
-        let mut chars = rest.chars();
-        chars.next();
-        let after = chars.as_str();
-        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return false;
-        }
-        rest = &after[digits..];
-    }
-    let zone_valid = rest == "z"
-        || (rest.len() == 6
-            && (rest.starts_with('+') || rest.starts_with('-'))
-            && digits2(&rest[1..3])
-            && rest.as_bytes()[3] == b':'
-            && digits2(&rest[4..6]));
-    zone_valid && hour <= "23" && minute <= "59" && second <= "59"
 }
 
 #[cfg(test)]
