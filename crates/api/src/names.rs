@@ -18,9 +18,11 @@ pub fn is_dns_label(s: &str) -> bool {
         && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
 }
 
-/// Whether `s` is a DNS subdomain (RFC 1123).
+/// Whether `s` is a DNS subdomain (RFC 1123, upstream's `IsDNS1123Subdomain`): at most 253
+/// characters, its dot-separated parts of label characters of any length (a VolumeAttachment's
+/// `csi-<sha256>` is one part of 68).
 pub fn is_dns_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
+    dns1123_subdomain_problems(s).is_empty()
 }
 
 /// Upstream's `MaxLenError`.
@@ -148,4 +150,23 @@ pub fn label_value_problems(value: &str) -> Vec<String> {
         problems.push("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')".to_string());
     }
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subdomain_parts_may_be_longer_than_labels() {
+        let long = format!("csi-{}", "a".repeat(64));
+        assert!(is_dns_subdomain(&long) && !is_dns_label(&long));
+        assert!(is_dns_subdomain("example.com") && is_dns_subdomain("a"));
+        assert!(!is_dns_subdomain("") && !is_dns_subdomain("-a") && !is_dns_subdomain("a..b"));
+        assert!(!is_dns_subdomain(&"a".repeat(254)));
+        assert_eq!(dns1123_subdomain_problems(&long), Vec::<String>::new());
+        assert_eq!(
+            dns1123_label_problems(&long),
+            vec!["must be no more than 63 characters".to_string()]
+        );
+    }
 }
