@@ -3,18 +3,10 @@
 //! server through a SubjectAccessReview ([`SubjectAccessReviews`]).
 
 use async_trait::async_trait;
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
-};
+use k8s_openapi::api::authorization::v1::ResourceAttributes;
 
-/// An authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    /// The user name (the certificate's CN).
-    pub name: String,
-    /// Its groups (the certificate's Os, and `system:authenticated`).
-    pub groups: Vec<String>,
-}
+/// An authenticated caller (the certificate's CN, its Os and `system:authenticated`).
+pub use ferry_client::delegated::User;
 
 /// What a request does, in authorization terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,33 +63,27 @@ pub trait Authorizer: Send + Sync {
 }
 
 /// Asks the API server (upstream's `--authorization-mode=Webhook`), with the node's
-/// credentials.
+/// credentials: a SubjectAccessReview for `nodes/<subresource>` of this node.
 pub struct SubjectAccessReviews(pub kube::Client);
 
 #[async_trait]
 impl Authorizer for SubjectAccessReviews {
     async fn authorize(&self, user: &User, attributes: &Attributes) -> Result<bool, String> {
-        let review = SubjectAccessReview {
-            spec: SubjectAccessReviewSpec {
-                user: Some(user.name.clone()),
-                groups: Some(user.groups.clone()),
-                resource_attributes: Some(ResourceAttributes {
-                    verb: Some(attributes.verb.into()),
-                    resource: Some("nodes".into()),
-                    subresource: Some(attributes.subresource.into()),
-                    name: Some(attributes.node.clone()),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
+        use ferry_client::delegated::Authorizer as _;
+        let reviews = ferry_client::delegated::SubjectAccessReviews(self.0.clone());
+        let resource = ResourceAttributes {
+            verb: Some(attributes.verb.into()),
+            resource: Some("nodes".into()),
+            subresource: Some(attributes.subresource.into()),
+            name: Some(attributes.node.clone()),
             ..Default::default()
         };
-        let api: kube::Api<SubjectAccessReview> = kube::Api::all(self.0.clone());
-        let answer = api
-            .create(&kube::api::PostParams::default(), &review)
+        reviews
+            .authorize(
+                user,
+                &ferry_client::delegated::Attributes::Resource(Box::new(resource)),
+            )
             .await
-            .map_err(|e| e.to_string())?;
-        Ok(answer.status.is_some_and(|s| s.allowed))
     }
 }
 

@@ -92,25 +92,6 @@ pub fn tls_config(
     )
 }
 
-/// The user a verified client certificate names: CN the name, each O a group.
-pub fn authenticate(peer: Option<&[rustls::pki_types::CertificateDer<'_>]>) -> Option<User> {
-    use x509_parser::prelude::FromDer as _;
-    let leaf = peer?.first()?;
-    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(leaf.as_ref()).ok()?;
-    let name = cert
-        .subject()
-        .iter_common_name()
-        .find_map(|c| c.as_str().ok())?
-        .to_string();
-    let mut groups: Vec<String> = cert
-        .subject()
-        .iter_organization()
-        .filter_map(|o| o.as_str().ok().map(str::to_string))
-        .collect();
-    groups.push("system:authenticated".into());
-    Some(User { name, groups })
-}
-
 impl KubeletServer {
     /// A server for `node_name`'s pods on `runtime` (their statuses from `pods`), authorizing
     /// with `authorizer`.
@@ -195,7 +176,8 @@ impl KubeletServer {
                     }
                     Err(_) => return,
                 };
-                let user = authenticate(tls.get_ref().1.peer_certificates());
+                let user =
+                    ferry_client::delegated::certificate_user(tls.get_ref().1.peer_certificates());
                 let service = hyper::service::service_fn(move |request| {
                     let server = server.clone();
                     let user = user.clone();
