@@ -108,6 +108,9 @@ const NODE_RULES: &[Rule] = &[
     ),
     rule(READ, "node.k8s.io", &["runtimeclasses"]),
     rule(READ, "storage.k8s.io", &["csidrivers", "csinodes"]),
+    // The kubelet waits for its volumes' VolumeAttachments (upstream narrows the get to the
+    // node's own attachments through its graph; ferry's graph has no attachments yet).
+    rule(&["get"], "storage.k8s.io", &["volumeattachments"]),
 ];
 
 /// The node a user is, if it is one: `system:node:<name>` in `system:nodes`, as upstream's

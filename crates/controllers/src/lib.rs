@@ -12,6 +12,7 @@
 //! `--use-service-account-credentials` its own identity and `system:controller:<name>` role,
 //! as upstream's kube-controller-manager (see `ferry_client::clientbuilder`).
 
+pub mod attachdetach;
 pub mod certificates;
 pub mod claim;
 pub mod clusterroleaggregation;
@@ -70,7 +71,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::ClusterRole;
-use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::api::storage::v1::{CSIDriver, StorageClass, VolumeAttachment};
 use kube::runtime::watcher;
 use kube::Api;
 
@@ -134,6 +135,8 @@ pub mod names {
     pub const HORIZONTAL_POD_AUTOSCALER: &str = "horizontal-pod-autoscaler";
     /// The claims of pods' generic ephemeral volumes.
     pub const EPHEMERAL_VOLUME: &str = "ephemeral-volume-controller";
+    /// The attach-detach controller (VolumeAttachments of CSI volumes).
+    pub const ATTACH_DETACH: &str = "attachdetach-controller";
 
     /// Every name above: [`crate::run_with`] asks for no other.
     pub const ALL: &[&str] = &[
@@ -163,6 +166,7 @@ pub mod names {
         RESOURCEQUOTA,
         HORIZONTAL_POD_AUTOSCALER,
         EPHEMERAL_VOLUME,
+        ATTACH_DETACH,
     ];
 }
 
@@ -289,6 +293,10 @@ pub struct Context {
     pub storage_classes: Arc<Informer<StorageClass>>,
     /// All HorizontalPodAutoscalers (`autoscaling/v2`).
     pub horizontal_pod_autoscalers: Arc<Informer<HorizontalPodAutoscaler>>,
+    /// All CSIDrivers.
+    pub csi_drivers: Arc<Informer<CSIDriver>>,
+    /// All VolumeAttachments, indexed by node name.
+    pub volume_attachments: Arc<Informer<VolumeAttachment>>,
 }
 
 fn pod_node(pod: &Pod) -> Option<String> {
@@ -340,6 +348,12 @@ impl Context {
             persistent_volume_claims: Informer::new(Api::all(client.clone()), all.clone()),
             persistent_volumes: Informer::new(Api::all(client.clone()), all.clone()),
             horizontal_pod_autoscalers: Informer::new(Api::all(client.clone()), all.clone()),
+            csi_drivers: Informer::new(Api::all(client.clone()), all.clone()),
+            volume_attachments: Informer::with_index(
+                Api::all(client.clone()),
+                all.clone(),
+                Some(attachdetach::attachment_node),
+            ),
             storage_classes: Informer::new(Api::all(client.clone()), all),
             client,
             options,
@@ -377,6 +391,8 @@ impl Context {
             persistent_volumes: self.persistent_volumes.clone(),
             storage_classes: self.storage_classes.clone(),
             horizontal_pod_autoscalers: self.horizontal_pod_autoscalers.clone(),
+            csi_drivers: self.csi_drivers.clone(),
+            volume_attachments: self.volume_attachments.clone(),
         })
     }
 
@@ -416,6 +432,8 @@ impl Context {
         tasks.spawn(self.persistent_volumes.clone().run());
         tasks.spawn(self.storage_classes.clone().run());
         tasks.spawn(self.horizontal_pod_autoscalers.clone().run());
+        tasks.spawn(self.csi_drivers.clone().run());
+        tasks.spawn(self.volume_attachments.clone().run());
     }
 
     async fn wait_synced(&self) {
@@ -444,6 +462,8 @@ impl Context {
         self.persistent_volumes.wait_synced().await;
         self.storage_classes.wait_synced().await;
         self.horizontal_pod_autoscalers.wait_synced().await;
+        self.csi_drivers.wait_synced().await;
+        self.volume_attachments.wait_synced().await;
     }
 }
 
@@ -504,6 +524,7 @@ pub async fn run_with(
     );
     let ephemeral_volumes =
         ephemeral::EphemeralVolumeController::new(as_(names::EPHEMERAL_VOLUME).await?);
+    let attach_detach = attachdetach::AttachDetachController::new(as_(names::ATTACH_DETACH).await?);
     let disruption = disruption::DisruptionController::new(as_(names::DISRUPTION).await?);
     let endpoint_slices =
         endpointslice::EndpointSliceController::new(as_(names::ENDPOINTSLICE).await?);
@@ -571,6 +592,7 @@ pub async fn run_with(
     controllers.spawn(queue::run(volumes.clone(), workers));
     controllers.spawn(queue::run(volume_protection.clone(), workers));
     controllers.spawn(queue::run(ephemeral_volumes.clone(), workers));
+    controllers.spawn(queue::run(attach_detach.clone(), workers));
     controllers.spawn(queue::run(disruption.clone(), workers));
     controllers.spawn(queue::run(endpoint_slices.clone(), workers));
     controllers.spawn(queue::run(endpoints.clone(), workers));
@@ -608,6 +630,7 @@ pub async fn run_with(
     volumes.queue().shut_down();
     volume_protection.queue().shut_down();
     ephemeral_volumes.queue().shut_down();
+    attach_detach.queue().shut_down();
     disruption.queue().shut_down();
     endpoint_slices.queue().shut_down();
     endpoints.queue().shut_down();

@@ -6,12 +6,17 @@
 //!
 //! Who calls what: the agent runs one [`LocalDriver`] per node on a socket; a node-local
 //! provisioner calls the Controller service (CreateVolume, DeleteVolume, GetCapacity,
-//! ControllerExpandVolume) of the node a claim is bound to; the kubelet calls the Node service
-//! (NodePublishVolume bind-mounts the volume at the pod's volume path, NodeUnpublishVolume
-//! undoes it, NodeGetVolumeStats). Start reading at `driver/mod.rs`, then `driver/node.rs`.
+//! ControllerExpandVolume) of the node a claim is bound to, and a node-local attacher
+//! ControllerPublishVolume/ControllerUnpublishVolume for VolumeAttachments; the kubelet calls
+//! the Node service (NodeStageVolume bind-mounts the volume at the node's global mount,
+//! NodePublishVolume from there at the pod's volume path, NodeUnpublishVolume and
+//! NodeUnstageVolume undo them, NodeGetVolumeStats). [`attach`] has the names Kubernetes
+//! derives from a volume (VolumeAttachment, staging directory). Start reading at
+//! `driver/mod.rs`, then `driver/node.rs`.
 //! Mounts go through the [`mounter::Mounter`] trait: [`mounter::HostMounter`] on the host, a
 //! recording fake (`testing` feature) in tests.
 
+pub mod attach;
 pub mod client;
 pub mod driver;
 pub mod mounter;

@@ -154,7 +154,7 @@ async fn identity_controller_and_node_over_a_unix_socket() {
         .node_stage_volume(NodeStageVolumeRequest::default())
         .await
         .expect_err("stage");
-    assert_eq!(status.code(), Code::Unimplemented);
+    assert_eq!(status.code(), Code::InvalidArgument);
     csi.node
         .node_unpublish_volume(NodeUnpublishVolumeRequest {
             volume_id: created.volume_id.clone(),

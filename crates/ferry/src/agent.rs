@@ -509,6 +509,8 @@ where
     node_options.kubelet_port = i32::from(kubelet_port);
     let mut heartbeat = NodeHeartbeat::new(node_options, machine.clone());
     heartbeat.pressure = Some(evictions.clone());
+    // The CSI volumes in use on the node, read from the pods' and the staged volumes' records.
+    heartbeat.volumes = Some(VolumeManager::new(args.data_dir.join("pods")));
     let pod_logs_root = args.data_dir.join("pod-logs");
     let stats: Arc<dyn ferry_kubelet::stats::SummaryProvider> =
         Arc::new(ferry_kubelet::stats::StatsProvider::new(

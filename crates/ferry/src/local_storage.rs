@@ -1,7 +1,9 @@
 //! The agent's local storage: the `local.csi.ferry.dev` CSI driver on a unix socket under the
-//! data dir (volumes are directories under `<data-dir>/storage`), registered with the node, and
-//! its provisioner for claims placed on this node — what k3s's local-path provisioner gives,
-//! over CSI. `ferry server` creates the CSIDriver object and the default `local` StorageClass.
+//! data dir (volumes are directories under `<data-dir>/storage`), registered with the node, its
+//! provisioner for claims placed on this node — what k3s's local-path provisioner gives, over
+//! CSI — and its attacher for the VolumeAttachments of this node (used when the CSIDriver object
+//! says `attachRequired: true`). `ferry server` creates the CSIDriver object and the default
+//! `local` StorageClass.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,11 +13,12 @@ use anyhow::Context as _;
 use ferry_csi::driver::DRIVER_NAME;
 use ferry_csi::mounter::HostMounter;
 use ferry_csi::{CsiSocket, DriverConfig, LocalDriver};
+use ferry_kubelet::csi::attacher::Attacher;
 use ferry_kubelet::csi::provisioner::Provisioner;
 use ferry_kubelet::csi::{register, CsiNode};
 
-/// Starts the driver and its provisioner; the driver is added to `csi` once registered. Both
-/// stop with `stopping`.
+/// Starts the driver, its provisioner and its attacher; the driver is added to `csi` once
+/// registered. All stop with `stopping`.
 pub async fn start<S, Fut>(
     client: kube::Client,
     node: &str,
@@ -59,9 +62,18 @@ where
         };
         csi.add_driver(DRIVER_NAME, driver_client.clone());
         tracing::info!(driver = DRIVER_NAME, "CSI driver registered");
-        Provisioner::new(client, driver_client, DRIVER_NAME, &node, topology)
-            .run(stopping())
-            .await;
+        // The driver's node id is the node's name (DriverConfig::node_id above).
+        let attacher = Attacher::new(
+            client.clone(),
+            driver_client.clone(),
+            DRIVER_NAME,
+            &node,
+            &node,
+        );
+        tokio::join!(
+            attacher.run(stopping()),
+            Provisioner::new(client, driver_client, DRIVER_NAME, &node, topology).run(stopping()),
+        );
     });
     Ok(())
 }

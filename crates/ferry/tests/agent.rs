@@ -967,6 +967,7 @@ fn the_server_runs_a_local_agent() {
     autoscale::cpu_burners_scale_up_and_back_down(&ferry);
     storage::statefulsets_keep_their_data(&ferry, &node, &agent_dir);
     storage::ephemeral_volumes_go_with_their_pod(&ferry, &agent_dir);
+    storage::attached_volumes_come_and_go(&ferry, &node);
     daemonset::daemonset_spans_real_and_simulated_nodes(&ferry, &node);
     ferry.ok(&["delete", "pod", "local", "--grace-period=1", "--wait=true"]);
     // SIGTERM: the server stops its agent, which stops its containerd.

@@ -17,7 +17,7 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::serde::de::DeserializeOwned;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions, Condition};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use website_operator::controller::{FIELD_MANAGER, FINALIZER};
 use website_operator::{Website, WebsiteSpec};
 

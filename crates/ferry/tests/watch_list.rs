@@ -13,7 +13,6 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, PostParams, WatchEvent, WatchParams};
 use kube::runtime::watcher;
-use kube::Client;
 
 fn configmap(name: &str, app: &str) -> ConfigMap {
     serde_json::from_value(serde_json::json!({

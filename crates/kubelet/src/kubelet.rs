@@ -270,6 +270,10 @@ impl Kubelet {
                 }
             }
         }
+        // Staged CSI volumes of pods that are gone (removed above, or before a restart).
+        if let Err(e) = self.shared.volumes.unstage_unused_csi_volumes().await {
+            tracing::warn!(error = %e, "unstaging unused CSI volumes");
+        }
     }
 
     /// Runs until `shutdown`: watches the pods bound to `node_name`, runs their workers, and

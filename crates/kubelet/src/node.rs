@@ -754,6 +754,9 @@ pub struct NodeHeartbeat {
     /// The eviction manager's conditions; without one, the hard thresholds of
     /// `machine.eviction_hard` against the latest observation.
     pub pressure: Option<std::sync::Arc<crate::eviction::EvictionState>>,
+    /// The pods' volumes, reported as `status.volumesInUse` (upstream's volume manager's
+    /// `GetVolumesInUse`); without it none are.
+    pub volumes: Option<crate::volume::VolumeManager>,
 }
 
 /// What the heartbeat remembers between ticks.
@@ -777,6 +780,7 @@ impl NodeHeartbeat {
             machine,
             config: HeartbeatConfig::default(),
             pressure: None,
+            volumes: None,
         }
     }
 
@@ -796,7 +800,11 @@ impl NodeHeartbeat {
             None => machine::pressure(&observations, &self.machine.eviction_hard),
         };
         let previous = state.posted.as_ref().map(|(s, _)| s);
-        let status = node_status_for(&facts, &self.options, &health, previous, now);
+        let mut status = node_status_for(&facts, &self.options, &health, previous, now);
+        if let Some(volumes) = &self.volumes {
+            // Always a list, so that the strategic patch clears what is no longer in use.
+            status.volumes_in_use = Some(volumes.csi_volumes_in_use());
+        }
         Ok((node_object(&facts, &self.options), status))
     }
 

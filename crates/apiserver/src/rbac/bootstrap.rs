@@ -318,6 +318,17 @@ pub fn cluster_roles() -> Vec<Value> {
             "storage.k8s.io",
             &["csinodes"],
         ),
+        // The driver's attacher (external-attacher's role).
+        rule(
+            &["get", "list", "watch", "update", "patch"],
+            "storage.k8s.io",
+            &["volumeattachments"],
+        ),
+        rule(
+            &["update", "patch"],
+            "storage.k8s.io",
+            &["volumeattachments/status"],
+        ),
     ];
     local_storage.extend(events_rules());
     roles.push(cluster_role("ferry:local-storage", &[], local_storage));

@@ -1,22 +1,27 @@
-//! The Controller service: volumes made (a directory and its record), validated, expanded
-//! (the recorded capacity) and deleted, and the capacity left. Not served: ListVolumes,
-//! ControllerPublish/Unpublish (nothing to attach), snapshots, clones, ControllerGetVolume and
-//! ControllerModifyVolume — their calls answer UNIMPLEMENTED.
+//! The Controller service: volumes made (a directory and its record), attached to their node
+//! (ControllerPublish/Unpublish record it: a directory has nothing to attach), validated,
+//! expanded (the recorded capacity) and deleted, and the capacity left. Not served: ListVolumes,
+//! snapshots, clones, ControllerGetVolume and ControllerModifyVolume — their calls answer
+//! UNIMPLEMENTED.
 
 use tonic::{Request, Response, Status};
 
 use super::capacity::{check_fits, Range};
 use super::store::{volume_id, VolumeRecord};
-use super::{check_capabilities, check_capability, require, Error, Inner, LocalDriver};
+use super::{
+    check_capabilities, check_capability, require, Error, Inner, LocalDriver, PUBLISH_CONTEXT_NODE,
+};
 use crate::v1::controller_server::Controller;
 use crate::v1::controller_service_capability::{self, rpc};
 use crate::v1::validate_volume_capabilities_response::Confirmed;
 use crate::v1::{
     ControllerExpandVolumeRequest, ControllerExpandVolumeResponse,
     ControllerGetCapabilitiesRequest, ControllerGetCapabilitiesResponse,
-    ControllerServiceCapability, CreateVolumeRequest, CreateVolumeResponse, DeleteVolumeRequest,
-    DeleteVolumeResponse, GetCapacityRequest, GetCapacityResponse,
-    ValidateVolumeCapabilitiesRequest, ValidateVolumeCapabilitiesResponse, Volume,
+    ControllerPublishVolumeRequest, ControllerPublishVolumeResponse, ControllerServiceCapability,
+    ControllerUnpublishVolumeRequest, ControllerUnpublishVolumeResponse, CreateVolumeRequest,
+    CreateVolumeResponse, DeleteVolumeRequest, DeleteVolumeResponse, GetCapacityRequest,
+    GetCapacityResponse, ValidateVolumeCapabilitiesRequest, ValidateVolumeCapabilitiesResponse,
+    Volume,
 };
 
 impl Inner {
@@ -71,6 +76,8 @@ impl Inner {
                         name: name.to_string(),
                         capacity_bytes: size,
                         publications: Vec::new(),
+                        staged_at: None,
+                        attached_to: None,
                     },
                 )?;
                 tracing::info!(%volume_id, name, capacity_bytes = size, "volume created");
@@ -96,14 +103,15 @@ impl Inner {
             return Ok(DeleteVolumeResponse {});
         };
         // Records outlive mounts across reboots; only a live mount means a pod uses the data.
-        for publication in &record.publications {
-            let target = &publication.target_path;
+        let staged = record.staged_at.iter();
+        let published = record.publications.iter().map(|p| &p.target_path);
+        for target in staged.chain(published) {
             let mounted = self.mounter.is_mount_point(target).map_err(|err| {
                 Error::io(format!("checking the mount on {}", target.display()), err)
             })?;
             if mounted {
                 return Err(Error::FailedPrecondition(format!(
-                    "volume {volume_id} is still published at {}",
+                    "volume {volume_id} is still mounted at {}",
                     target.display()
                 )));
             }
@@ -111,6 +119,82 @@ impl Inner {
         self.store.remove(volume_id)?;
         tracing::info!(%volume_id, "volume deleted");
         Ok(DeleteVolumeResponse {})
+    }
+
+    /// Attaches the volume to `node_id`, which must be this node (where its directory is); the
+    /// publish context names the node. A volume is attached to one node at a time.
+    fn controller_publish_volume(
+        &self,
+        request: ControllerPublishVolumeRequest,
+    ) -> Result<ControllerPublishVolumeResponse, Error> {
+        let volume_id = require(&request.volume_id, "volume_id")?;
+        let node_id = require(&request.node_id, "node_id")?;
+        let Some(capability) = &request.volume_capability else {
+            return Err(Error::MissingField("volume_capability"));
+        };
+        check_capability(capability, "volume_capability")?;
+        if node_id != self.config.node_id {
+            return Err(Error::NotFound(format!(
+                "node {node_id}: volumes of this driver can only be attached to node {}",
+                self.config.node_id
+            )));
+        }
+        let _guard = self.lock.lock();
+        let mut record = self
+            .store
+            .get(volume_id)?
+            .ok_or_else(|| Error::NotFound(format!("volume {volume_id} does not exist")))?;
+        match &record.attached_to {
+            Some(node) if node == node_id => {}
+            Some(node) => {
+                return Err(Error::FailedPrecondition(format!(
+                    "volume {volume_id} is attached to node {node}"
+                )))
+            }
+            None => {
+                record.attached_to = Some(node_id.to_string());
+                self.store.put(volume_id, &record)?;
+                tracing::info!(%volume_id, node_id, "volume attached");
+            }
+        }
+        Ok(ControllerPublishVolumeResponse {
+            publish_context: [(PUBLISH_CONTEXT_NODE.to_string(), node_id.to_string())].into(),
+        })
+    }
+
+    /// Detaches the volume from `node_id` (every node when empty). Refused while the volume is
+    /// still staged on the node; a volume that does not exist is detached.
+    fn controller_unpublish_volume(
+        &self,
+        request: ControllerUnpublishVolumeRequest,
+    ) -> Result<ControllerUnpublishVolumeResponse, Error> {
+        let volume_id = require(&request.volume_id, "volume_id")?;
+        let _guard = self.lock.lock();
+        let Some(mut record) = self.store.get(volume_id)? else {
+            return Ok(ControllerUnpublishVolumeResponse {});
+        };
+        let attached_here = record
+            .attached_to
+            .as_deref()
+            .is_some_and(|node| request.node_id.is_empty() || node == request.node_id);
+        if !attached_here {
+            return Ok(ControllerUnpublishVolumeResponse {});
+        }
+        if let Some(staged) = &record.staged_at {
+            let mounted = self.mounter.is_mount_point(staged).map_err(|err| {
+                Error::io(format!("checking the mount on {}", staged.display()), err)
+            })?;
+            if mounted {
+                return Err(Error::FailedPrecondition(format!(
+                    "volume {volume_id} is still staged at {}",
+                    staged.display()
+                )));
+            }
+        }
+        record.attached_to = None;
+        self.store.put(volume_id, &record)?;
+        tracing::info!(%volume_id, node_id = %request.node_id, "volume detached");
+        Ok(ControllerUnpublishVolumeResponse {})
     }
 
     fn validate_volume_capabilities(
@@ -242,6 +326,28 @@ impl Controller for LocalDriver {
             .await
     }
 
+    async fn controller_publish_volume(
+        &self,
+        request: Request<ControllerPublishVolumeRequest>,
+    ) -> Result<Response<ControllerPublishVolumeResponse>, Status> {
+        let request = request.into_inner();
+        self.run("ControllerPublishVolume", move |inner| {
+            inner.controller_publish_volume(request)
+        })
+        .await
+    }
+
+    async fn controller_unpublish_volume(
+        &self,
+        request: Request<ControllerUnpublishVolumeRequest>,
+    ) -> Result<Response<ControllerUnpublishVolumeResponse>, Status> {
+        let request = request.into_inner();
+        self.run("ControllerUnpublishVolume", move |inner| {
+            inner.controller_unpublish_volume(request)
+        })
+        .await
+    }
+
     async fn validate_volume_capabilities(
         &self,
         request: Request<ValidateVolumeCapabilitiesRequest>,
@@ -269,6 +375,8 @@ impl Controller for LocalDriver {
         Ok(Response::new(ControllerGetCapabilitiesResponse {
             capabilities: vec![
                 rpc_capability(rpc::Type::CreateDeleteVolume),
+                // Offered for COs that ask for attachment (a CSIDriver with attachRequired).
+                rpc_capability(rpc::Type::PublishUnpublishVolume),
                 rpc_capability(rpc::Type::GetCapacity),
                 rpc_capability(rpc::Type::ExpandVolume),
                 // ReadWriteOnce becomes SINGLE_NODE_MULTI_WRITER (pods on the node share it) and

@@ -454,9 +454,95 @@ async fn controller_capabilities() {
         kinds,
         vec![
             rpc::Type::CreateDeleteVolume,
+            rpc::Type::PublishUnpublishVolume,
             rpc::Type::GetCapacity,
             rpc::Type::ExpandVolume,
             rpc::Type::SingleNodeMultiWriter,
         ]
     );
+}
+
+#[tokio::test]
+async fn volumes_attach_to_their_node_only_and_detach_once_unstaged() {
+    let fixture = Fixture::new(None);
+    let id = create(&fixture, create_request("pvc-1", 0))
+        .await
+        .expect("create")
+        .volume_id;
+    let attach = |node: &str| ControllerPublishVolumeRequest {
+        volume_id: id.clone(),
+        node_id: node.to_string(),
+        volume_capability: Some(mount_capability(Mode::SingleNodeMultiWriter)),
+        ..Default::default()
+    };
+    let detach = ControllerUnpublishVolumeRequest {
+        volume_id: id.clone(),
+        node_id: NODE.to_string(),
+    };
+    let status = fixture
+        .driver
+        .controller_publish_volume(Request::new(attach("node-b")))
+        .await
+        .expect_err("another node");
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    for _ in 0..2 {
+        let context = fixture
+            .driver
+            .controller_publish_volume(Request::new(attach(NODE)))
+            .await
+            .expect("attach")
+            .into_inner()
+            .publish_context;
+        assert_eq!(
+            context,
+            [(PUBLISH_CONTEXT_NODE.to_string(), NODE.to_string())].into()
+        );
+    }
+
+    // Staged with the publish context: detaching waits for the unstage.
+    let staging = fixture.dir.path().join("globalmount");
+    fixture
+        .driver
+        .node_stage_volume(Request::new(crate::v1::NodeStageVolumeRequest {
+            volume_id: id.clone(),
+            publish_context: [(PUBLISH_CONTEXT_NODE.to_string(), NODE.to_string())].into(),
+            staging_target_path: staging.display().to_string(),
+            volume_capability: Some(mount_capability(Mode::SingleNodeMultiWriter)),
+            ..Default::default()
+        }))
+        .await
+        .expect("stage");
+    let status = fixture
+        .driver
+        .controller_unpublish_volume(Request::new(detach.clone()))
+        .await
+        .expect_err("still staged");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    // Nor is a staged volume deleted.
+    let status = delete(&fixture, &id).await.expect_err("still staged");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    fixture
+        .driver
+        .node_unstage_volume(Request::new(crate::v1::NodeUnstageVolumeRequest {
+            volume_id: id.clone(),
+            staging_target_path: staging.display().to_string(),
+        }))
+        .await
+        .expect("unstage");
+    for _ in 0..2 {
+        fixture
+            .driver
+            .controller_unpublish_volume(Request::new(detach.clone()))
+            .await
+            .expect("detach");
+    }
+    // Unknown volumes are detached.
+    fixture
+        .driver
+        .controller_unpublish_volume(Request::new(ControllerUnpublishVolumeRequest {
+            volume_id: "unknown".into(),
+            node_id: NODE.into(),
+        }))
+        .await
+        .expect("unknown");
 }

@@ -2,8 +2,11 @@
 //! local-path provisioner makes (a directory per volume under a data dir), over the CSI gRPC API.
 //! One instance runs on each node and serves Identity, Controller and Node for that node's
 //! volumes: the node-local provisioner calls CreateVolume/DeleteVolume on the driver of the node
-//! the claim is bound to (the volume's topology names the node), the kubelet calls
-//! NodePublishVolume to bind-mount the directory into the pod's volume path.
+//! the claim is bound to (the volume's topology names the node); when the CSIDriver object asks
+//! for attachment, the attacher calls ControllerPublishVolume (which only records the node: a
+//! directory has nothing to attach); the kubelet calls NodeStageVolume to bind-mount the
+//! directory at the node's global mount of the volume, then NodePublishVolume to bind-mount that
+//! into each pod's volume path.
 //!
 //! - `identity.rs`, `controller.rs`, `node.rs`: one file per CSI service.
 //! - `store.rs`: volume directories and their JSON records on disk.
@@ -39,6 +42,10 @@ pub use store::volume_id;
 
 /// The driver's name (GetPluginInfo), as a StorageClass's `provisioner` and a CSI PV's `driver`.
 pub const DRIVER_NAME: &str = "local.csi.ferry.dev";
+
+/// The key of ControllerPublishVolume's publish context naming the node the volume was attached
+/// to; NodeStageVolume refuses a context naming another node.
+pub const PUBLISH_CONTEXT_NODE: &str = "local.csi.ferry.dev/node";
 
 /// The topology key of the node a volume lives on (`accessible_topology`, NodeGetInfo); the
 /// kubelet copies it into the CSINode's `topologyKeys` and the Node's labels.
@@ -169,9 +176,6 @@ pub(crate) enum Error {
     /// The capacity asked for can never be given (OUT_OF_RANGE).
     #[error("{0}")]
     OutOfRange(String),
-    /// An RPC whose capability the driver does not advertise (UNIMPLEMENTED).
-    #[error("{0}")]
-    Unimplemented(String),
     /// The file system or a mount failed (INTERNAL).
     #[error("{context}: {source}")]
     Io {
@@ -201,7 +205,6 @@ impl From<Error> for Status {
             Error::FailedPrecondition(_) => Status::failed_precondition(message),
             Error::ResourceExhausted(_) => Status::resource_exhausted(message),
             Error::OutOfRange(_) => Status::out_of_range(message),
-            Error::Unimplemented(_) => Status::unimplemented(message),
             Error::Io { .. } => Status::internal(message),
         }
     }

@@ -1,7 +1,8 @@
-//! The Node service: a volume's directory bind-mounted at the kubelet's target path
-//! (NodePublishVolume) and unmounted again, its usage, this node's identity. NodeStageVolume and
-//! NodeUnstageVolume are not advertised (a directory has nothing to stage) and answer
-//! UNIMPLEMENTED.
+//! The Node service: a volume's directory bind-mounted at the kubelet's staging path
+//! (NodeStageVolume, once per volume on the node), from there at each pod's target path
+//! (NodePublishVolume), and unmounted again (NodeUnpublishVolume, NodeUnstageVolume); its usage,
+//! this node's identity. A publish without a staging path (a CO that does not stage) mounts the
+//! volume's directory directly.
 
 use std::fs;
 use std::io;
@@ -11,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use super::capacity::Range;
 use super::store::Publication;
-use super::{check_capability, require, usage, Error, Inner, LocalDriver};
+use super::{check_capability, require, usage, Error, Inner, LocalDriver, PUBLISH_CONTEXT_NODE};
 use crate::v1::node_server::Node;
 use crate::v1::node_service_capability::{self, rpc};
 use crate::v1::volume_capability::access_mode::Mode;
@@ -56,12 +57,17 @@ impl Inner {
             Some(AccessType::Mount(mount)) => (mount.fs_type.clone(), mount.mount_flags.clone()),
             _ => Default::default(),
         };
+        let staging = match request.staging_target_path.as_str() {
+            "" => None,
+            path => Some(absolute(path, "staging_target_path")?),
+        };
         let wanted = Publication {
             target_path: target.clone(),
             readonly: request.readonly,
             access_mode: mode as i32,
             fs_type,
             mount_flags,
+            staging_target_path: staging.clone(),
         };
         let readonly = request.readonly || mode == Mode::SingleNodeReaderOnly;
 
@@ -70,7 +76,19 @@ impl Inner {
             .store
             .get(volume_id)?
             .ok_or_else(|| Error::NotFound(format!("volume {volume_id} does not exist")))?;
-        let source = self.store.volume_dir(volume_id);
+        let source = match staging {
+            Some(staging) => {
+                // The spec's order: staged first, then published from the staging path.
+                if record.staged_at.as_ref() != Some(&staging) || !self.is_mounted(&staging)? {
+                    return Err(Error::FailedPrecondition(format!(
+                        "volume {volume_id} is not staged at {}",
+                        staging.display()
+                    )));
+                }
+                staging
+            }
+            None => self.store.volume_dir(volume_id),
+        };
 
         if let Some(existing) = record.publications.iter().find(|p| p.target_path == target) {
             if *existing != wanted {
@@ -140,25 +158,7 @@ impl Inner {
         let target = absolute(&request.target_path, "target_path")?;
 
         let _guard = self.lock.lock();
-        let mut unmounts = 0;
-        while self.is_mounted(&target)? {
-            if unmounts == MAX_UNMOUNTS {
-                return Err(Error::io(
-                    format!("unmounting {}", target.display()),
-                    io::Error::other(format!("still a mount point after {MAX_UNMOUNTS} unmounts")),
-                ));
-            }
-            self.mounter
-                .unmount(&target)
-                .map_err(|err| Error::io(format!("unmounting {}", target.display()), err))?;
-            unmounts += 1;
-        }
-        // remove_dir, not remove_dir_all: if anything is left in it, it is not ours to delete.
-        match fs::remove_dir(&target) {
-            Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            Err(err) => return Err(Error::io(format!("removing {}", target.display()), err)),
-        }
+        self.unmount_all(&target)?;
         if let Some(mut record) = self.store.get(volume_id)? {
             let before = record.publications.len();
             record.publications.retain(|p| p.target_path != target);
@@ -168,6 +168,124 @@ impl Inner {
         }
         tracing::info!(%volume_id, target = %target.display(), "volume unpublished");
         Ok(NodeUnpublishVolumeResponse {})
+    }
+
+    /// Bind-mounts the volume's directory on the staging target, once per volume on the node:
+    /// the kubelet's global mount, which every pod's publication is then bind-mounted from.
+    fn node_stage_volume(
+        &self,
+        request: NodeStageVolumeRequest,
+    ) -> Result<NodeStageVolumeResponse, Error> {
+        let volume_id = require(&request.volume_id, "volume_id")?;
+        let staging = absolute(&request.staging_target_path, "staging_target_path")?;
+        let Some(capability) = &request.volume_capability else {
+            return Err(Error::MissingField("volume_capability"));
+        };
+        check_capability(capability, "volume_capability")?;
+        // An attached volume's publish context names the node it was attached to.
+        if let Some(node) = request.publish_context.get(PUBLISH_CONTEXT_NODE) {
+            if *node != self.config.node_id {
+                return Err(Error::FailedPrecondition(format!(
+                    "volume {volume_id} was attached to node {node}, not to this node ({})",
+                    self.config.node_id
+                )));
+            }
+        }
+
+        let _guard = self.lock.lock();
+        let mut record = self
+            .store
+            .get(volume_id)?
+            .ok_or_else(|| Error::NotFound(format!("volume {volume_id} does not exist")))?;
+        if let Some(staged) = &record.staged_at {
+            let live = self.is_mounted(staged)?;
+            if *staged == staging && live {
+                return Ok(NodeStageVolumeResponse {});
+            }
+            if *staged != staging && live {
+                return Err(Error::AlreadyExists(format!(
+                    "volume {volume_id} is staged at {}, not at {}",
+                    staged.display(),
+                    staging.display()
+                )));
+            }
+        }
+        make_target(&staging)?;
+        if self.is_mounted(&staging)? {
+            return Err(Error::AlreadyExists(format!(
+                "{} is already a mount point, not of volume {volume_id}",
+                staging.display()
+            )));
+        }
+        // Recorded before mounting, as publications are.
+        record.staged_at = Some(staging.clone());
+        self.store.put(volume_id, &record)?;
+        let source = self.store.volume_dir(volume_id);
+        if let Err(err) = self.mount(&source, &staging, false) {
+            record.staged_at = None;
+            self.store.put(volume_id, &record)?;
+            let _ = fs::remove_dir(&staging);
+            return Err(err);
+        }
+        tracing::info!(%volume_id, staging = %staging.display(), "volume staged");
+        Ok(NodeStageVolumeResponse {})
+    }
+
+    /// Unmounts and removes the staging target; refused while a publication made from it is
+    /// still mounted. Like unpublishing, it never depends on the volume still existing.
+    fn node_unstage_volume(
+        &self,
+        request: NodeUnstageVolumeRequest,
+    ) -> Result<NodeUnstageVolumeResponse, Error> {
+        let volume_id = require(&request.volume_id, "volume_id")?;
+        let staging = absolute(&request.staging_target_path, "staging_target_path")?;
+
+        let _guard = self.lock.lock();
+        let record = self.store.get(volume_id)?;
+        if let Some(record) = &record {
+            for publication in &record.publications {
+                if publication.staging_target_path.as_ref() == Some(&staging)
+                    && self.is_mounted(&publication.target_path)?
+                {
+                    return Err(Error::FailedPrecondition(format!(
+                        "volume {volume_id} is still published at {}",
+                        publication.target_path.display()
+                    )));
+                }
+            }
+        }
+        self.unmount_all(&staging)?;
+        if let Some(mut record) = record {
+            if record.staged_at.as_ref() == Some(&staging) {
+                record.staged_at = None;
+                self.store.put(volume_id, &record)?;
+            }
+        }
+        tracing::info!(%volume_id, staging = %staging.display(), "volume unstaged");
+        Ok(NodeUnstageVolumeResponse {})
+    }
+
+    /// Unmounts every mount stacked on `target`, then removes the directory if empty.
+    fn unmount_all(&self, target: &Path) -> Result<(), Error> {
+        let mut unmounts = 0;
+        while self.is_mounted(target)? {
+            if unmounts == MAX_UNMOUNTS {
+                return Err(Error::io(
+                    format!("unmounting {}", target.display()),
+                    io::Error::other(format!("still a mount point after {MAX_UNMOUNTS} unmounts")),
+                ));
+            }
+            self.mounter
+                .unmount(target)
+                .map_err(|err| Error::io(format!("unmounting {}", target.display()), err))?;
+            unmounts += 1;
+        }
+        // remove_dir, not remove_dir_all: if anything is left in it, it is not ours to delete.
+        match fs::remove_dir(target) {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(Error::io(format!("removing {}", target.display()), err)),
+        }
     }
 
     fn node_get_volume_stats(
@@ -294,22 +412,24 @@ fn rpc_capability(kind: rpc::Type) -> NodeServiceCapability {
 impl Node for LocalDriver {
     async fn node_stage_volume(
         &self,
-        _request: Request<NodeStageVolumeRequest>,
+        request: Request<NodeStageVolumeRequest>,
     ) -> Result<Response<NodeStageVolumeResponse>, Status> {
-        Err(Error::Unimplemented(
-            "NodeStageVolume: STAGE_UNSTAGE_VOLUME is not a capability of this driver".into(),
-        )
-        .into())
+        let request = request.into_inner();
+        self.run("NodeStageVolume", move |inner| {
+            inner.node_stage_volume(request)
+        })
+        .await
     }
 
     async fn node_unstage_volume(
         &self,
-        _request: Request<NodeUnstageVolumeRequest>,
+        request: Request<NodeUnstageVolumeRequest>,
     ) -> Result<Response<NodeUnstageVolumeResponse>, Status> {
-        Err(Error::Unimplemented(
-            "NodeUnstageVolume: STAGE_UNSTAGE_VOLUME is not a capability of this driver".into(),
-        )
-        .into())
+        let request = request.into_inner();
+        self.run("NodeUnstageVolume", move |inner| {
+            inner.node_unstage_volume(request)
+        })
+        .await
     }
 
     async fn node_publish_volume(
@@ -362,6 +482,7 @@ impl Node for LocalDriver {
     ) -> Result<Response<NodeGetCapabilitiesResponse>, Status> {
         Ok(Response::new(NodeGetCapabilitiesResponse {
             capabilities: vec![
+                rpc_capability(rpc::Type::StageUnstageVolume),
                 rpc_capability(rpc::Type::GetVolumeStats),
                 rpc_capability(rpc::Type::ExpandVolume),
                 rpc_capability(rpc::Type::SingleNodeMultiWriter),

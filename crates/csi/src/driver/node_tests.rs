@@ -2,7 +2,8 @@ use tonic::{Code, Request};
 
 use super::*;
 use crate::driver::testing::{
-    block_capability, create_request, node_topology, publish_request, Fixture, NODE,
+    block_capability, create_request, mount_capability, node_topology, publish_request, Fixture,
+    NODE,
 };
 use crate::mounter::{MountCall, Mounter};
 use crate::v1::controller_server::Controller;
@@ -393,23 +394,142 @@ async fn node_identity_and_capabilities() {
     assert_eq!(
         kinds,
         vec![
+            rpc::Type::StageUnstageVolume,
             rpc::Type::GetVolumeStats,
             rpc::Type::ExpandVolume,
             rpc::Type::SingleNodeMultiWriter
         ]
     );
-    assert!(!kinds.contains(&rpc::Type::StageUnstageVolume));
 
     let status = fixture
         .driver
         .node_stage_volume(Request::new(NodeStageVolumeRequest::default()))
         .await
         .expect_err("stage");
-    assert_eq!(status.code(), Code::Unimplemented);
+    assert_eq!(status.code(), Code::InvalidArgument);
     let status = fixture
         .driver
         .node_unstage_volume(Request::new(NodeUnstageVolumeRequest::default()))
         .await
         .expect_err("unstage");
-    assert_eq!(status.code(), Code::Unimplemented);
+    assert_eq!(status.code(), Code::InvalidArgument);
+}
+
+fn stage_request(volume_id: &str, staging: &Path) -> NodeStageVolumeRequest {
+    NodeStageVolumeRequest {
+        volume_id: volume_id.to_string(),
+        staging_target_path: staging.display().to_string(),
+        volume_capability: Some(mount_capability(Mode::SingleNodeMultiWriter)),
+        ..Default::default()
+    }
+}
+
+async fn stage(fixture: &Fixture, request: NodeStageVolumeRequest) -> Result<(), Status> {
+    fixture
+        .driver
+        .node_stage_volume(Request::new(request))
+        .await
+        .map(|_| ())
+}
+
+async fn unstage(fixture: &Fixture, volume_id: &str, staging: &Path) -> Result<(), Status> {
+    fixture
+        .driver
+        .node_unstage_volume(Request::new(NodeUnstageVolumeRequest {
+            volume_id: volume_id.to_string(),
+            staging_target_path: staging.display().to_string(),
+        }))
+        .await
+        .map(|_| ())
+}
+
+#[tokio::test]
+async fn publications_are_bind_mounted_from_the_staging_target() {
+    let (fixture, id) = with_volume(None).await;
+    let source = fixture.root().join(&id);
+    let staging = fixture.dir.path().join("plugins/csi/vol/globalmount");
+    let target = fixture.target("pod-1");
+    let mut publish_staged = publish_request(&id, &target, Mode::SingleNodeMultiWriter, false);
+    publish_staged.staging_target_path = staging.display().to_string();
+
+    // Not staged yet: the spec's order is stage, then publish.
+    let status = publish(&fixture, publish_staged.clone())
+        .await
+        .expect_err("not staged");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+
+    stage(&fixture, stage_request(&id, &staging))
+        .await
+        .expect("stage");
+    stage(&fixture, stage_request(&id, &staging))
+        .await
+        .expect("stage again");
+    assert!(staging.is_dir());
+    let other = fixture.dir.path().join("elsewhere/globalmount");
+    let status = stage(&fixture, stage_request(&id, &other))
+        .await
+        .expect_err("staged elsewhere");
+    assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
+
+    publish(&fixture, publish_staged).await.expect("publish");
+    assert_eq!(
+        fixture.mounter.calls(),
+        vec![
+            MountCall::Bind {
+                source,
+                target: staging.clone(),
+                readonly: false,
+            },
+            MountCall::Bind {
+                source: staging.clone(),
+                target: target.clone(),
+                readonly: false,
+            },
+        ]
+    );
+
+    // Unstaging waits for the pods' publications to go.
+    let status = unstage(&fixture, &id, &staging)
+        .await
+        .expect_err("still published");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    unpublish(&fixture, &id, &target).await.expect("unpublish");
+    unstage(&fixture, &id, &staging).await.expect("unstage");
+    unstage(&fixture, &id, &staging)
+        .await
+        .expect("unstage again");
+    assert!(!staging.exists());
+    assert!(fixture.mounter.mounts().is_empty());
+    // A volume that is gone is unstaged all the same.
+    unstage(&fixture, "unknown", &staging)
+        .await
+        .expect("unknown volume");
+}
+
+#[tokio::test]
+async fn staging_follows_the_attachment_and_survives_a_reboot() {
+    let (fixture, id) = with_volume(None).await;
+    let staging = fixture.dir.path().join("plugins/csi/vol/globalmount");
+    let mut request = stage_request(&id, &staging);
+    request
+        .publish_context
+        .insert(PUBLISH_CONTEXT_NODE.into(), "node-b".into());
+    let status = stage(&fixture, request.clone())
+        .await
+        .expect_err("attached elsewhere");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    request
+        .publish_context
+        .insert(PUBLISH_CONTEXT_NODE.into(), NODE.into());
+    stage(&fixture, request.clone()).await.expect("stage");
+
+    // After a reboot the record says staged, the mount is gone: staged again.
+    fixture.mounter.clear_mounts();
+    stage(&fixture, request).await.expect("restage");
+    assert_eq!(fixture.mounter.mounts(), vec![staging.clone()]);
+
+    let status = stage(&fixture, stage_request("unknown", &staging))
+        .await
+        .expect_err("unknown volume");
+    assert_eq!(status.code(), Code::NotFound);
 }

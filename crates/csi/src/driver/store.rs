@@ -23,6 +23,12 @@ pub(crate) struct VolumeRecord {
     /// Where the volume is bind-mounted (NodePublishVolume), in publish order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub publications: Vec<Publication>,
+    /// The staging target the volume is bind-mounted on (NodeStageVolume), if staged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged_at: Option<PathBuf>,
+    /// The node the volume is attached to (ControllerPublishVolume), if attached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attached_to: Option<String>,
 }
 
 /// One NodePublishVolume: the target and the arguments that decide whether a repeated call is
@@ -37,6 +43,9 @@ pub(crate) struct Publication {
     pub fs_type: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mount_flags: Vec<String>,
+    /// The staging target the volume was published from; `None`: straight from its directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staging_target_path: Option<PathBuf>,
 }
 
 /// The volumes under one root directory.
@@ -241,7 +250,10 @@ mod tests {
                 access_mode: 7,
                 fs_type: String::new(),
                 mount_flags: vec![],
+                staging_target_path: Some("/s".into()),
             }],
+            staged_at: Some("/s".into()),
+            attached_to: Some("node-a".into()),
         };
         store.put("v1", &record).expect("put");
         store

@@ -1,6 +1,6 @@
 //! Storage end to end on the local node: the server's default `local` StorageClass, the
 //! agent's `local.csi.ferry.dev` driver and provisioner, the scheduler's VolumeBinding and the
-//! kubelet's CSI publish. A StatefulSet's pods each get a volume that outlives them, a claim
+//! kubelet's CSI stage (one global mount per volume on the node) and publish. A StatefulSet's pods each get a volume that outlives them, a claim
 //! grows when edited, and deleting the claims deletes the volumes and their directories.
 
 use std::path::Path;
@@ -19,6 +19,21 @@ fn volume_dirs(agent_dir: &Path) -> Vec<String> {
         .map(|d| {
             d.filter_map(|e| e.ok())
                 .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The volumes the kubelet staged: the directories under
+/// `<agent dir>/plugins/kubernetes.io/csi/local.csi.ferry.dev`, one per volume
+/// (`<sha256(volume handle)>`, holding the `globalmount`).
+fn staged_volumes(agent_dir: &Path) -> Vec<String> {
+    let dir = agent_dir.join("plugins/kubernetes.io/csi/local.csi.ferry.dev");
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.path().join("globalmount").is_dir())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect()
         })
@@ -117,6 +132,13 @@ spec:
         "{:?}",
         volume_dirs(agent_dir)
     );
+    // Each volume was staged once on the node, at upstream's global mount path.
+    assert_eq!(
+        staged_volumes(agent_dir).len(),
+        2,
+        "{:?}",
+        staged_volumes(agent_dir)
+    );
     let read = |pod: &str| ferry.ok(&["exec", pod, "--", "cat", "/data/log"]);
     assert_eq!(read("data-1"), "data-1\n");
 
@@ -186,6 +208,13 @@ spec:
             .is_empty()),
         "pods left: {}",
         ferry.ok(&["get", "pods"])
+    );
+    // The last pod using each volume gone, the kubelet unstaged them.
+    assert!(
+        eventually(Duration::from_secs(30), || staged_volumes(agent_dir)
+            .is_empty()),
+        "still staged: {:?}",
+        staged_volumes(agent_dir)
     );
     ferry.ok(&["delete", "pvc", "www-data-0", "www-data-1"]);
     ferry.ok(&["delete", "service", "data"]);
@@ -301,4 +330,107 @@ spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 32Mi}}}
     assert_eq!(jsonpath(ferry, "pod/taken", "{.status.phase}"), "Pending");
     ferry.ok(&["delete", "pod", "taken", "--wait=true"]);
     ferry.ok(&["delete", "pvc", "taken-work", "--wait=true"]);
+}
+
+/// The CSIDriver `local.csi.ferry.dev` with `attachRequired: true` instead of the server's
+/// `false` (the field is immutable: the driver is made again).
+fn driver_requiring_attach(ferry: &Ferry, required: bool) {
+    ferry.ok(&["delete", "csidriver", "local.csi.ferry.dev", "--wait=true"]);
+    ferry.apply_yaml(
+        "create",
+        &format!(
+            "apiVersion: storage.k8s.io/v1
+kind: CSIDriver
+metadata: {{name: local.csi.ferry.dev}}
+spec: {{attachRequired: {required}, podInfoOnMount: false, storageCapacity: true, fsGroupPolicy: File,
+  volumeLifecycleModes: [Persistent], requiresRepublish: false, seLinuxMount: false}}
+"
+        ),
+    );
+}
+
+/// With a driver that requires attaching, a pod's volume goes through upstream's attach path:
+/// the attach-detach controller makes the VolumeAttachment, the driver's attacher publishes the
+/// volume to the node and marks it attached, the kubelet waits for that before staging, and the
+/// Node reports the volume attached and in use; with the pod gone, the attachment goes.
+pub fn attached_volumes_come_and_go(ferry: &Ferry, node: &str) {
+    driver_requiring_attach(ferry, true);
+    ferry.apply_yaml(
+        "apply",
+        &format!(
+            "apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: attached}}
+spec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 32Mi}}}}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: attached}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: [sh, -c, 'echo attached > /data/file; sleep 3600']
+    volumeMounts: [{{name: data, mountPath: /data}}]
+  volumes:
+  - name: data
+    persistentVolumeClaim: {{claimName: attached}}
+"
+        ),
+    );
+    let ready = ferry.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/attached",
+        "--timeout=120s",
+    ]);
+    assert!(
+        ready.status.success(),
+        "{}\n{}\n{}",
+        String::from_utf8_lossy(&ready.stderr),
+        ferry.ok(&["get", "pods,pvc,pv,volumeattachments", "-o", "wide"]),
+        ferry.ok(&["get", "events", "--sort-by=.lastTimestamp"])
+    );
+    let pv = jsonpath(ferry, "pvc/attached", "{.spec.volumeName}");
+    let attachments = ferry.ok(&[
+        "get",
+        "volumeattachments",
+        "-o",
+        "jsonpath={range .items[*]}{.spec.attacher} {.spec.nodeName} {.spec.source.persistentVolumeName} {.status.attached}{\"\\n\"}{end}",
+    ]);
+    assert_eq!(
+        attachments.trim(),
+        format!("local.csi.ferry.dev {node} {pv} true"),
+        "{attachments}"
+    );
+    assert!(
+        eventually(Duration::from_secs(30), || jsonpath(
+            ferry,
+            &format!("node/{node}"),
+            "{.status.volumesAttached[*].name} {.status.volumesInUse[*]}"
+        )
+        .contains(&format!("kubernetes.io/csi/local.csi.ferry.dev^"))),
+        "the node does not report the volume: {}",
+        jsonpath(
+            ferry,
+            &format!("node/{node}"),
+            "{.status.volumesAttached} {.status.volumesInUse}"
+        )
+    );
+    assert_eq!(
+        ferry.ok(&["exec", "attached", "--", "cat", "/data/file"]),
+        "attached\n"
+    );
+
+    ferry.ok(&["delete", "pod", "attached", "--wait=true"]);
+    assert!(
+        eventually(Duration::from_secs(120), || ferry
+            .ok(&["get", "volumeattachments", "-o", "name"])
+            .is_empty()),
+        "the attachment stays: {}",
+        ferry.ok(&["get", "volumeattachments", "-o", "yaml"])
+    );
+    ferry.ok(&["delete", "pvc", "attached", "--wait=true"]);
+    driver_requiring_attach(ferry, false);
 }

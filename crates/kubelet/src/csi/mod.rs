@@ -1,6 +1,7 @@
 //! The node's CSI side, as upstream's kubelet CSI plugin and its sidecars on a node:
 //!
-//! - [`CsiNode`] publishes volumes through the drivers registered here (NodePublishVolume),
+//! - [`CsiNode`] stages and publishes volumes through the drivers registered here
+//!   (NodeStageVolume when the driver has the capability, NodePublishVolume, NodeUnstageVolume),
 //!   for the volume manager's `persistentVolumeClaim` volumes.
 //! - [`register`] records a driver as the kubelet's plugin registration does: the node's
 //!   topology labels from NodeGetInfo, and the driver in the node's `CSINode` object.
@@ -8,7 +9,10 @@
 //!   for drivers whose volumes live on this node: it creates volumes for claims the scheduler
 //!   placed here, deletes them when released, grows them, and publishes the node's free
 //!   capacity as `CSIStorageCapacity` so the scheduler only picks nodes with room.
+//! - [`attacher`] is the external-attacher for such drivers: it attaches (ControllerPublish)
+//!   the VolumeAttachments of this node the attach-detach controller makes.
 
+pub mod attacher;
 pub mod provisioner;
 
 use std::collections::{BTreeMap, HashMap};
@@ -29,6 +33,8 @@ use crate::volume::{CsiPublish, CsiPublisher};
 #[derive(Default)]
 pub struct CsiNode {
     drivers: RwLock<HashMap<String, CsiClient>>,
+    /// Whether each driver stages volumes, once asked (NodeGetCapabilities).
+    stages: RwLock<HashMap<String, bool>>,
 }
 
 impl CsiNode {
@@ -39,7 +45,40 @@ impl CsiNode {
 
     /// Adds (or replaces) a driver.
     pub fn add_driver(&self, name: &str, client: CsiClient) {
+        self.stages.write().remove(name);
         self.drivers.write().insert(name.to_string(), client);
+    }
+
+    fn client(&self, driver: &str) -> Result<CsiClient, String> {
+        self.drivers
+            .read()
+            .get(driver)
+            .cloned()
+            .ok_or_else(|| format!("driver {driver} is not registered"))
+    }
+}
+
+/// Whether node capabilities include STAGE_UNSTAGE_VOLUME (upstream's
+/// `hasStageUnstageCapability`).
+pub fn has_stage_unstage(capabilities: &[v1::NodeServiceCapability]) -> bool {
+    use v1::node_service_capability::{rpc, Type};
+    capabilities.iter().any(
+        |c| matches!(&c.r#type, Some(Type::Rpc(r)) if r.r#type() == rpc::Type::StageUnstageVolume),
+    )
+}
+
+/// A gRPC status as the volume errors quote it: `code = X desc = Y`.
+fn status_message(status: tonic::Status) -> String {
+    format!("code = {:?} desc = {}", status.code(), status.message())
+}
+
+/// Makes the parent of a target path (the CO's job, per the spec).
+fn make_parent(path: &std::path::Path) -> Result<(), String> {
+    match path.parent() {
+        Some(parent) => {
+            std::fs::create_dir_all(parent).map_err(|e| format!("mkdir {}: {e}", parent.display()))
+        }
+        None => Ok(()),
     }
 }
 
@@ -91,16 +130,58 @@ impl CsiPublisher for CsiNode {
         self.drivers.read().contains_key(driver)
     }
 
-    async fn publish(&self, request: &CsiPublish) -> Result<(), String> {
-        let Some(mut client) = self.drivers.read().get(&request.driver).cloned() else {
-            return Err(format!("driver {} is not registered", request.driver));
-        };
-        if let Some(parent) = request.target.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| format!("mkdir {}: {e}", parent.display()))?;
+    async fn stages(&self, driver: &str) -> Result<bool, String> {
+        if let Some(stages) = self.stages.read().get(driver) {
+            return Ok(*stages);
         }
+        let mut client = self.client(driver)?;
+        let capabilities = client
+            .node
+            .node_get_capabilities(v1::NodeGetCapabilitiesRequest {})
+            .await
+            .map_err(status_message)?
+            .into_inner()
+            .capabilities;
+        let stages = has_stage_unstage(&capabilities);
+        self.stages.write().insert(driver.to_string(), stages);
+        Ok(stages)
+    }
+
+    async fn stage(&self, request: &CsiPublish) -> Result<(), String> {
+        let Some(staging) = &request.staging_target else {
+            return Err("no staging path".into());
+        };
+        let mut client = self.client(&request.driver)?;
+        make_parent(staging)?;
+        let body = v1::NodeStageVolumeRequest {
+            volume_id: request.volume_id.clone(),
+            publish_context: request.publish_context.clone().into_iter().collect(),
+            staging_target_path: staging.to_string_lossy().into_owned(),
+            volume_capability: Some(mount_capability(
+                request.fs_type.as_deref(),
+                v1::volume_capability::access_mode::Mode::SingleNodeMultiWriter,
+            )),
+            volume_context: request.context.clone().into_iter().collect(),
+        };
+        client
+            .node
+            .node_stage_volume(body)
+            .await
+            .map(|_| ())
+            .map_err(status_message)
+    }
+
+    async fn publish(&self, request: &CsiPublish) -> Result<(), String> {
+        let mut client = self.client(&request.driver)?;
+        make_parent(&request.target)?;
         let body = v1::NodePublishVolumeRequest {
             volume_id: request.volume_id.clone(),
+            publish_context: request.publish_context.clone().into_iter().collect(),
+            staging_target_path: request
+                .staging_target
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             target_path: request.target.to_string_lossy().into_owned(),
             volume_capability: Some(mount_capability(
                 request.fs_type.as_deref(),
@@ -108,14 +189,32 @@ impl CsiPublisher for CsiNode {
             )),
             readonly: request.read_only,
             volume_context: request.context.clone().into_iter().collect(),
-            ..Default::default()
         };
         client
             .node
             .node_publish_volume(body)
             .await
             .map(|_| ())
-            .map_err(|status| format!("code = {:?} desc = {}", status.code(), status.message()))
+            .map_err(status_message)
+    }
+
+    async fn unstage(
+        &self,
+        driver: &str,
+        volume_id: &str,
+        staging_target: &std::path::Path,
+    ) -> Result<(), String> {
+        let mut client = self.client(driver)?;
+        let body = v1::NodeUnstageVolumeRequest {
+            volume_id: volume_id.to_string(),
+            staging_target_path: staging_target.to_string_lossy().into_owned(),
+        };
+        client
+            .node
+            .node_unstage_volume(body)
+            .await
+            .map(|_| ())
+            .map_err(status_message)
     }
 }
 

@@ -169,6 +169,11 @@ impl PodWorker {
                 tracing::warn!(pod = %pod_key(pod), error = %e, "cleaning up volumes");
                 return SyncResult::Resync(RESYNC);
             }
+            // CSI volumes this pod was the last user of on the node go from their global
+            // mount; a failure is retried by the next cleanup (this pod's is done).
+            if let Err(e) = self.shared.volumes.unstage_unused_csi_volumes().await {
+                tracing::warn!(pod = %pod_key(pod), error = %e, "unstaging CSI volumes");
+            }
             let _ = std::fs::remove_dir_all(self.shared.node.pods_dir.join(&self.uid));
             let logs = podconfig::pod_log_directory(
                 &self.shared.node.sandbox.pod_logs_root,

@@ -32,6 +32,7 @@
 
 mod atomic_writer;
 mod config_map;
+mod csi;
 mod downward_api;
 mod empty_dir;
 #[cfg(any(test, feature = "testing"))]
@@ -61,6 +62,7 @@ use self::secret::secret_payload;
 use crate::podconfig::VolumeHostPath;
 use crate::quantity::Quantity;
 
+pub use self::csi::DEFAULT_ATTACH_WAIT;
 pub use self::downward_api::DownwardApiError;
 #[cfg(any(test, feature = "testing"))]
 pub use self::fake_mounter::{FakeMounter, MountCall};
@@ -214,6 +216,30 @@ pub enum VolumeError {
         /// The driver's message.
         message: String,
     },
+    /// The volume's VolumeAttachment did not become attached (upstream's WaitForAttach).
+    #[error("MountVolume.WaitForAttach failed for volume \"{volume}\" : {message}")]
+    CsiAttach {
+        /// The volume name.
+        volume: String,
+        /// Why: the attacher's error, a deletion, or the wait running out.
+        message: String,
+    },
+    /// NodeStageVolume (or the capability query before it) failed.
+    #[error("MountVolume.MountDevice failed for volume \"{volume}\" : rpc error: {message}")]
+    CsiStage {
+        /// The volume name.
+        volume: String,
+        /// The driver's message.
+        message: String,
+    },
+    /// NodeUnstageVolume failed for a volume no pod uses any more.
+    #[error("UnmountDevice failed for volume {volume_id:?} : rpc error: {message}")]
+    CsiUnstage {
+        /// The volume handle.
+        volume_id: String,
+        /// The driver's message.
+        message: String,
+    },
     /// An [`ObjectSource`] lookup failed for a reason other than "not found".
     #[error("failed to get {kind} \"{namespace}/{name}\": {message}")]
     Api {
@@ -304,8 +330,14 @@ fn cleanup_err<'a>(
 #[derive(Clone)]
 pub struct VolumeManager {
     pods_dir: PathBuf,
+    /// `<kubelet root>/plugins`: CSI volumes are staged under `kubernetes.io/csi` there.
+    plugins_dir: PathBuf,
     mounter: Arc<dyn Mounter>,
     csi: Option<Arc<dyn CsiPublisher>>,
+    /// Held while staging a CSI volume and while unstaging unused ones (see `csi.rs`).
+    csi_stage_lock: Arc<tokio::sync::Mutex<()>>,
+    /// How long a CSI volume's setup waits for its attachment.
+    attach_wait: std::time::Duration,
     node_allocatable: BTreeMap<String, Quantity>,
 }
 
@@ -333,15 +365,35 @@ enum Plan {
 impl VolumeManager {
     /// A manager for `pods_dir` (`<data-dir>/pods`; made absolute against the current directory,
     /// since the paths it returns go to the container runtime) mounting through [`HostMounter`],
-    /// with no node allocatable known.
+    /// with no node allocatable known. CSI volumes are staged under `plugins` beside `pods_dir`
+    /// (the kubelet root's layout).
     pub fn new(pods_dir: impl Into<PathBuf>) -> Self {
         let pods_dir = pods_dir.into();
+        let pods_dir = std::path::absolute(&pods_dir).unwrap_or(pods_dir);
+        let plugins_dir = pods_dir
+            .parent()
+            .map_or_else(|| PathBuf::from("plugins"), |root| root.join("plugins"));
         Self {
-            pods_dir: std::path::absolute(&pods_dir).unwrap_or(pods_dir),
+            pods_dir,
+            plugins_dir,
             mounter: Arc::new(HostMounter),
             csi: None,
+            csi_stage_lock: Arc::default(),
+            attach_wait: DEFAULT_ATTACH_WAIT,
             node_allocatable: BTreeMap::new(),
         }
+    }
+
+    /// The manager waiting `wait` at most for a CSI volume's attachment on each setup
+    /// ([`DEFAULT_ATTACH_WAIT`] otherwise).
+    pub fn with_attach_wait(mut self, wait: std::time::Duration) -> Self {
+        self.attach_wait = wait;
+        self
+    }
+
+    /// The kubelet's `plugins` directory, where CSI volumes are staged.
+    pub fn plugins_dir(&self) -> &Path {
+        &self.plugins_dir
     }
 
     /// The manager publishing CSI volumes through `csi`.
@@ -447,9 +499,10 @@ impl VolumeManager {
                 message: "the volume name must be a single path component".to_string(),
             });
         }
+        let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
         if let Some(claim) = &volume.persistent_volume_claim {
             return self
-                .prepare_claim(uid, namespace, name, claim, None, source)
+                .prepare_claim(uid, namespace, name, node, claim, None, source)
                 .await;
         }
         if volume.ephemeral.is_some() {
@@ -461,7 +514,7 @@ impl VolumeManager {
                 read_only: None,
             };
             return self
-                .prepare_claim(uid, namespace, name, &claim, Some(pod), source)
+                .prepare_claim(uid, namespace, name, node, &claim, Some(pod), source)
                 .await;
         }
         let plan = self.plan(pod, namespace, volume, source).await?;
@@ -490,12 +543,15 @@ impl VolumeManager {
     }
 
     /// A `persistentVolumeClaim` volume (or an ephemeral one's claim, which `owner` must
-    /// control): its bound volume's path, or the target its CSI driver published it on.
+    /// control) of a pod on `node`: its bound volume's path, or the target its CSI driver
+    /// published it on.
+    #[allow(clippy::too_many_arguments)]
     async fn prepare_claim(
         &self,
         uid: &str,
         namespace: &str,
         name: &str,
+        node: Option<&str>,
         claim: &k8s_openapi::api::core::v1::PersistentVolumeClaimVolumeSource,
         owner: Option<&Pod>,
         source: &dyn ObjectSource,
@@ -519,37 +575,16 @@ impl VolumeManager {
                 context,
                 fs_type,
             } => {
-                let csi = self
-                    .csi
-                    .as_ref()
-                    .filter(|c| c.has_driver(&driver))
-                    .ok_or_else(|| VolumeError::CsiDriverNotFound {
-                        volume: name.to_string(),
-                        driver: driver.clone(),
-                    })?;
-                let target = self
-                    .pod_volumes_dir(uid)
-                    .join(persistent_volume::CSI_PLUGIN)
-                    .join(name)
-                    .join("mount");
-                let request = CsiPublish {
+                let volume = csi::CsiVolume {
+                    name,
+                    node,
                     driver,
                     volume_id,
-                    target: target.clone(),
                     read_only,
                     context,
                     fs_type,
                 };
-                csi.publish(&request)
-                    .await
-                    .map_err(|message| VolumeError::CsiPublish {
-                        volume: name.to_string(),
-                        message,
-                    })?;
-                Ok(VolumeHostPath {
-                    host_path: target.to_string_lossy().into_owned(),
-                    read_only,
-                })
+                self.set_up_csi(uid, volume, source).await
             }
         }
     }

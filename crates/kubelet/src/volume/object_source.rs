@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolume, PersistentVolumeClaim, Secret, ServiceAccount,
 };
 use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::api::storage::v1::{CSIDriver, VolumeAttachment};
 use parking_lot::Mutex;
 
 use super::VolumeError;
@@ -42,6 +43,10 @@ pub trait ObjectSource: Send + Sync {
     ) -> Result<Option<PersistentVolumeClaim>, VolumeError>;
     /// The volume `name`, `None` if it does not exist.
     async fn persistent_volume(&self, name: &str) -> Result<Option<PersistentVolume>, VolumeError>;
+    /// The CSIDriver `name` (whether its volumes need attaching), `None` if it does not exist.
+    async fn csi_driver(&self, name: &str) -> Result<Option<CSIDriver>, VolumeError>;
+    /// The VolumeAttachment `name`, `None` if it does not exist.
+    async fn volume_attachment(&self, name: &str) -> Result<Option<VolumeAttachment>, VolumeError>;
     /// Drops what is kept for pods other than `pod_uids` (the pods still on the node).
     fn forget_other_pods(&self, _pod_uids: &[String]) {}
 }
@@ -172,6 +177,14 @@ impl ObjectSource for ApiObjectSource {
             })
     }
 
+    async fn csi_driver(&self, name: &str) -> Result<Option<CSIDriver>, VolumeError> {
+        cluster_get(&self.client, "csidriver", name).await
+    }
+
+    async fn volume_attachment(&self, name: &str) -> Result<Option<VolumeAttachment>, VolumeError> {
+        cluster_get(&self.client, "volumeattachment", name).await
+    }
+
     fn forget_other_pods(&self, pod_uids: &[String]) {
         self.tokens
             .lock()
@@ -229,6 +242,30 @@ impl ObjectSource for ApiObjectSource {
     }
 }
 
+/// GETs the cluster-scoped object `name` (`kind` names it in errors); a 404 is `None`.
+async fn cluster_get<K>(
+    client: &kube::Client,
+    kind: &'static str,
+    name: &str,
+) -> Result<Option<K>, VolumeError>
+where
+    K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    kube::Api::<K>::all(client.clone())
+        .get_opt(name)
+        .await
+        .map_err(|err| VolumeError::Api {
+            kind,
+            namespace: String::new(),
+            name: name.to_string(),
+            message: err.to_string(),
+        })
+}
+
 /// [`ObjectSource`] backed by in-memory maps, for tests (here and in other crates). Objects are
 /// keyed by their `metadata.namespace` (`default` when unset) and `metadata.name`; they can be
 /// replaced between calls through `&self`, and every lookup can be made to fail.
@@ -242,6 +279,8 @@ pub struct StaticObjectSource {
     runtime_classes: Mutex<BTreeMap<String, RuntimeClass>>,
     claims: Mutex<BTreeMap<(String, String), PersistentVolumeClaim>>,
     volumes: Mutex<BTreeMap<String, PersistentVolume>>,
+    csi_drivers: Mutex<BTreeMap<String, CSIDriver>>,
+    attachments: Mutex<BTreeMap<String, VolumeAttachment>>,
 }
 
 fn object_key(
@@ -289,6 +328,18 @@ impl StaticObjectSource {
     pub fn insert_volume(&self, volume: PersistentVolume) {
         let name = volume.metadata.name.clone().unwrap_or_default();
         self.volumes.lock().insert(name, volume);
+    }
+
+    /// Adds or replaces a CSIDriver.
+    pub fn insert_csi_driver(&self, driver: CSIDriver) {
+        let name = driver.metadata.name.clone().unwrap_or_default();
+        self.csi_drivers.lock().insert(name, driver);
+    }
+
+    /// Adds or replaces a VolumeAttachment.
+    pub fn insert_volume_attachment(&self, attachment: VolumeAttachment) {
+        let name = attachment.metadata.name.clone().unwrap_or_default();
+        self.attachments.lock().insert(name, attachment);
     }
 
     /// Adds or replaces a configMap.
@@ -386,6 +437,16 @@ impl ObjectSource for StaticObjectSource {
     async fn persistent_volume(&self, name: &str) -> Result<Option<PersistentVolume>, VolumeError> {
         self.check_failure("persistentvolume", "", name)?;
         Ok(self.volumes.lock().get(name).cloned())
+    }
+
+    async fn csi_driver(&self, name: &str) -> Result<Option<CSIDriver>, VolumeError> {
+        self.check_failure("csidriver", "", name)?;
+        Ok(self.csi_drivers.lock().get(name).cloned())
+    }
+
+    async fn volume_attachment(&self, name: &str) -> Result<Option<VolumeAttachment>, VolumeError> {
+        self.check_failure("volumeattachment", "", name)?;
+        Ok(self.attachments.lock().get(name).cloned())
     }
 
     /// `token:<namespace>/<service account>@<audience>`, recorded in `token_requests`.

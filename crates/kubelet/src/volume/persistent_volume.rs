@@ -1,10 +1,12 @@
 //! `persistentVolumeClaim` (upstream's volume manager resolving a claim to its volume, then the
 //! volume's plugin): a `hostPath` or `local` volume is its path on the node; a `csi` volume is
-//! published by its driver (NodePublishVolume) onto
-//! `<pod dir>/volumes/kubernetes.io~csi/<volume>/mount`, as upstream's CSI plugin lays it out.
+//! staged by its driver once per node (NodeStageVolume, when the driver has the capability) at
+//! `<kubelet root>/plugins/kubernetes.io/csi/<driver>/<sha256(volume handle)>/globalmount`, then
+//! published (NodePublishVolume) onto `<pod dir>/volumes/kubernetes.io~csi/<volume>/mount`, as
+//! upstream's CSI plugin lays it out (`csi_attacher.go`'s MountDevice, `csi_mounter.go`'s SetUp).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use ferry_api::volumes::ephemeral_claim_not_for_pod;
@@ -15,7 +17,7 @@ use super::{ObjectSource, VolumeError};
 /// The plugin directory of CSI volumes.
 pub const CSI_PLUGIN: &str = "kubernetes.io~csi";
 
-/// What NodePublishVolume is asked.
+/// What NodeStageVolume and NodePublishVolume are asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CsiPublish {
     /// The driver (`spec.csi.driver`).
@@ -24,6 +26,12 @@ pub struct CsiPublish {
     pub volume_id: String,
     /// Where the volume is to appear.
     pub target: PathBuf,
+    /// The node's global mount of the volume: where it is staged, and what the publication is
+    /// made from, when the driver stages volumes (`None` otherwise).
+    pub staging_target: Option<PathBuf>,
+    /// The attachment's publish context (the VolumeAttachment's `attachmentMetadata`), empty
+    /// for a driver that does not attach.
+    pub publish_context: BTreeMap<String, String>,
     /// Mounted read-only.
     pub read_only: bool,
     /// `spec.csi.volumeAttributes`.
@@ -37,8 +45,20 @@ pub struct CsiPublish {
 pub trait CsiPublisher: Send + Sync {
     /// Whether `driver` is registered here.
     fn has_driver(&self, driver: &str) -> bool;
-    /// NodePublishVolume; the error is the driver's message.
+    /// Whether `driver` stages volumes (its node capability STAGE_UNSTAGE_VOLUME).
+    async fn stages(&self, driver: &str) -> Result<bool, String>;
+    /// NodeStageVolume at `request.staging_target`; the error is the driver's message.
+    async fn stage(&self, request: &CsiPublish) -> Result<(), String>;
+    /// NodePublishVolume (from `request.staging_target` when set); the error is the driver's
+    /// message.
     async fn publish(&self, request: &CsiPublish) -> Result<(), String>;
+    /// NodeUnstageVolume of `volume_id` at `staging_target`.
+    async fn unstage(
+        &self,
+        driver: &str,
+        volume_id: &str,
+        staging_target: &Path,
+    ) -> Result<(), String>;
 }
 
 /// What a claim's volume is on this node.
