@@ -214,6 +214,9 @@ impl MutatingAdmissionPolicyPlugin {
         object: &mut Value,
         again: bool,
     ) -> Result<(), ApiError> {
+        if !self.applies(attributes) {
+            return Ok(());
+        }
         let bound = self.bound(self.policies.get(&storage.store).await?);
         if bound.is_empty() {
             return Ok(());
@@ -440,9 +443,6 @@ impl MutatingPlugin for MutatingAdmissionPolicyPlugin {
         attributes: &Attributes<'_>,
         object: &mut Value,
     ) -> Result<(), ApiError> {
-        if !self.applies(attributes) {
-            return Ok(());
-        }
         self.run(storage, attributes, object, false).await
     }
 
@@ -461,9 +461,6 @@ impl MutatingPlugin for MutatingAdmissionPolicyPlugin {
         attributes: &Attributes<'_>,
         object: &mut Value,
     ) -> Result<(), ApiError> {
-        if !self.applies(attributes) {
-            return Ok(());
-        }
         self.run(storage, attributes, object, true).await
     }
 }
