@@ -177,6 +177,7 @@ async fn every_kind_comes_back_with_its_required_fields() {
         storage: Storage::new(Arc::new(store)),
         admission: Chain::from_names(DEFAULT_PLUGINS).expect("plugins"),
         registry: Registry::builtin(),
+        auth: None,
     };
     create(
         &rest,
