@@ -4,7 +4,8 @@
 # real `ferry server`; the official Python client from PyPI, installed into target/python,
 # against a real `ferry server`), then — as root — the e2e tests on a real containerd: the runtime
 # packages and the local test images (registry on 127.0.0.1:5000) are installed first, and the
-# registry this script started is stopped at the end. Ends with one summary line:
+# registry this script started is stopped at the end; then the decoders' fuzz targets for a
+# bounded time (scripts/fuzz.sh, cargo-fuzz on nightly). Ends with one summary line:
 # "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +48,9 @@ if [ "$(id -u)" -eq 0 ]; then
 else
   echo "e2e tests on real containerd need root: not run"
 fi
+# The decoders of untrusted input, each fuzzed for a bounded time (issue 16; the API server's
+# protobuf, selector and JWT targets with FUZZ_APISERVER=1, a longer build).
+scripts/fuzz.sh 2>&1 | tee -a "$log" || status=$?
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
      END { printf "%d passed, %d failed\n", p, f }' "$log"
 exit $status
