@@ -47,17 +47,10 @@ impl FromStr for FeatureGates {
                 return Err(FeatureGateError::MissingValue(pair.to_string()));
             };
             let (name, value) = (name.trim(), value.trim());
-            // Go's strconv.ParseBool.
-            let enabled = match value {
-                "1" | "t" | "T" | "true" | "TRUE" | "True" => true,
-                "0" | "f" | "F" | "false" | "FALSE" | "False" => false,
-                _ => {
-                    return Err(FeatureGateError::InvalidValue {
-                        name: name.to_string(),
-                        value: value.to_string(),
-                    })
-                }
-            };
+            let enabled = parse_bool(value).ok_or_else(|| FeatureGateError::InvalidValue {
+                name: name.to_string(),
+                value: value.to_string(),
+            })?;
             match name {
                 "WatchList" => gates.watch_list = enabled,
                 _ => return Err(FeatureGateError::Unrecognized(name.to_string())),
