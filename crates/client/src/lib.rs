@@ -31,6 +31,7 @@ pub mod kubeconfig;
 pub mod leader;
 pub mod metrics;
 pub mod serving;
+pub mod spdy;
 pub mod tls;
 pub mod upgrade;
 pub mod watch;

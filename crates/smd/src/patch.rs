@@ -121,6 +121,9 @@ mod tests {
             "may not mutate atomic arrays, maps or structs: .args, .selector"
         );
         let invalid = merge_config(&s(), &live, &json!({"replicas": "many"}));
-        assert!(matches!(invalid, Err(PatchError::Invalid(_))), "{invalid:?}");
+        assert!(
+            matches!(invalid, Err(PatchError::Invalid(_))),
+            "{invalid:?}"
+        );
     }
 }

@@ -704,9 +704,9 @@ fn strategy_for(info: &ResourceInfo) -> Box<dyn Strategy> {
         ("admissionregistration.k8s.io", "mutatingadmissionpolicies") => {
             Box::new(admissionregistration::mutating_policy::MutatingAdmissionPolicyStrategy)
         }
-        ("admissionregistration.k8s.io", "mutatingadmissionpolicybindings") => Box::new(
-            admissionregistration::mutating_policy::MutatingAdmissionPolicyBindingStrategy,
-        ),
+        ("admissionregistration.k8s.io", "mutatingadmissionpolicybindings") => {
+            Box::new(admissionregistration::mutating_policy::MutatingAdmissionPolicyBindingStrategy)
+        }
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
             Box::new(apiextensions::customresourcedefinition::CustomResourceDefinitionStrategy)
         }

@@ -35,11 +35,24 @@ fn spawn_kubectl(
     std::process::Child,
     std::io::Lines<BufReader<std::process::ChildStdout>>,
 ) {
+    spawn_kubectl_logging(ferry, args, Stdio::inherit())
+}
+
+/// [`spawn_kubectl`], its stderr to `stderr`.
+fn spawn_kubectl_logging(
+    ferry: &Ferry,
+    args: &[&str],
+    stderr: Stdio,
+) -> (
+    std::process::Child,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+) {
     let mut child = Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(&ferry.kubeconfig)
         .args(args)
         .stdout(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .unwrap_or_else(|e| panic!("kubectl {args:?}: {e}"));
     let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
@@ -158,8 +171,18 @@ pub fn pods_stream(ferry: &Ferry, server_pid: u32) {
     );
     let exit = ferry.kubectl(&["exec", "talker", "--", "sh", "-c", "exit 3"]);
     assert_eq!(exit.status.code(), Some(3), "{exit:?}");
-    let piped = ferry.with_stdin(&["exec", "-i", "talker", "--", "cat"], "through stdin\n");
+    let piped = ferry.with_stdin(
+        &["-v=4", "exec", "-i", "talker", "--", "cat"],
+        "through stdin\n",
+    );
     assert_eq!(String::from_utf8_lossy(&piped.stdout), "through stdin\n");
+    // kubectl spoke WebSocket v5 (the kubelet bridges it to containerd's SPDY), with stdin's
+    // end carried by v5's close signal: no fallback to SPDY.
+    let said = String::from_utf8_lossy(&piped.stderr);
+    assert!(
+        !said.contains("RemoteCommand fallback") && said.contains("v5.channel.k8s.io"),
+        "{said}"
+    );
     let error = ferry.fails(&["exec", "no-image", "--", "true"]);
     assert!(
         !error.is_empty(),
@@ -187,9 +210,17 @@ pub fn pods_stream(ferry: &Ferry, server_pid: u32) {
     let _ = attach.wait();
 
     // port-forward to the HTTP server's port (80, as nginx's).
-    let (mut forward, mut said) = spawn_kubectl(
+    let log = dir.path().join("port-forward.log");
+    let (mut forward, mut said) = spawn_kubectl_logging(
         ferry,
-        &["port-forward", "pod/web", ":80", "--address=127.0.0.1"],
+        &[
+            "-v=4",
+            "port-forward",
+            "pod/web",
+            ":80",
+            "--address=127.0.0.1",
+        ],
+        Stdio::from(std::fs::File::create(&log).expect("log")),
     );
     let line = said.next().expect("a line").expect("text");
     // "Forwarding from 127.0.0.1:PORT -> 80"
@@ -207,6 +238,9 @@ pub fn pods_stream(ferry: &Ferry, server_pid: u32) {
             .is_some_and(|p| p.contains("hello from ferry httpd")),
         "{page:?}"
     );
+    // Over WebSocket, SPDY tunnelled: no fallback to a plain SPDY upgrade.
+    let said = std::fs::read_to_string(&log).expect("log");
+    assert!(!said.contains("fallback to secondary dialer"), "{said}");
 
     // kubectl debug: an ephemeral container in talker's process namespace sees its processes.
     ferry.ok(&[

@@ -11,7 +11,9 @@
 //! - `/exec/…`, `/attach/…` (`<namespace>/<pod>/<container>`) and `/portForward/<namespace>/<pod>`
 //!   ask the runtime for a streaming URL (CRI `Exec`, `Attach`, `PortForward`) and proxy the
 //!   client's upgrade to it ([`streaming`]), so SPDY or WebSocket — whichever the runtime and
-//!   the client agree on — flows end to end.
+//!   the client agree on — flows end to end; the WebSocket protocols kubectl asks for first
+//!   (`v5.channel.k8s.io`, port-forward's tunnelled SPDY), which the runtime does not speak,
+//!   the kubelet bridges to the runtime's SPDY itself ([`translate`]).
 //! - `GET /metrics/resource` (`nodes/metrics`) writes CPU and memory usage in the Prometheus
 //!   text format ([`resource_metrics`]), from CRI stats and the host ([`node_stats`]).
 //! - `GET /metrics` (`nodes/metrics`): the kubelet's own metrics ([`crate::metrics`]).
@@ -23,6 +25,7 @@ pub mod logs;
 pub mod node_stats;
 pub mod resource_metrics;
 pub mod streaming;
+pub mod translate;
 
 use std::convert::Infallible;
 use std::path::PathBuf;

@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::Pod;
 use ferry_api::query::parse_bool;
 
 use super::logs::{self, LogOptions};
+use super::translate::{self, Streams, Translation};
 use super::{text, Response};
 use crate::podconfig::{CONTAINER_NAME_LABEL, POD_NAMESPACE_LABEL, POD_NAME_LABEL};
 use crate::runtime::{v1, Runtime, RuntimeError, StreamRequest};
@@ -249,6 +250,13 @@ pub async fn container_stream<B>(
         return text(404, format!("container not found ({container:?})"));
     };
     let tty = flag(query, "tty");
+    let streams = Streams {
+        stdin: flag(query, "input") || flag(query, "stdin"),
+        stdout: flag(query, "output") || flag(query, "stdout"),
+        // With a TTY, stderr is the terminal too (upstream).
+        stderr: !tty && (flag(query, "error") || flag(query, "stderr")),
+        tty,
+    };
     let stream_request = if kind == "exec" {
         let cmd: Vec<String> = form_urlencoded::parse(query.as_bytes())
             .filter(|(k, _)| k == "command")
@@ -261,21 +269,22 @@ pub async fn container_stream<B>(
             container_id: running.id,
             cmd,
             tty,
-            stdin: flag(query, "input") || flag(query, "stdin"),
-            stdout: flag(query, "output") || flag(query, "stdout"),
-            // With a TTY, stderr is the terminal too (upstream).
-            stderr: !tty && (flag(query, "error") || flag(query, "stderr")),
+            stdin: streams.stdin,
+            stdout: streams.stdout,
+            stderr: streams.stderr,
         })
     } else {
         StreamRequest::Attach(v1::AttachRequest {
             container_id: running.id,
             tty,
-            stdin: flag(query, "input") || flag(query, "stdin"),
-            stdout: flag(query, "output") || flag(query, "stdout"),
-            stderr: !tty && (flag(query, "error") || flag(query, "stderr")),
+            stdin: streams.stdin,
+            stdout: streams.stdout,
+            stderr: streams.stderr,
         })
     };
-    proxy_to_runtime(runtime, stream_request, request).await
+    let translation = translate::websocket_offers(request.headers(), translate::V5_CHANNEL)
+        .then_some(Translation::Exec(streams));
+    proxy_to_runtime(runtime, stream_request, translation, request).await
 }
 
 /// `/portForward/<namespace>/<pod>`: the pod's ready sandbox, a streaming URL for it, and the
@@ -320,13 +329,19 @@ pub async fn port_forward<B>(
         pod_sandbox_id: sandbox.id,
         port: ports,
     });
-    proxy_to_runtime(runtime, stream_request, request).await
+    let translation =
+        translate::websocket_offers(request.headers(), translate::PORT_FORWARD_TUNNEL)
+            .then_some(Translation::PortForward);
+    proxy_to_runtime(runtime, stream_request, translation, request).await
 }
 
-/// Asks the runtime for the session's URL and forwards the client's upgrade to it.
+/// Asks the runtime for the session's URL and forwards the client's upgrade to it — or, for a
+/// WebSocket protocol the runtime does not speak, bridges it to the runtime's SPDY
+/// ([`translate`]).
 async fn proxy_to_runtime<B>(
     runtime: &Arc<dyn Runtime>,
     stream_request: StreamRequest,
+    translation: Option<Translation>,
     mut request: http::Request<B>,
 ) -> Response {
     let url = match runtime.stream_url(stream_request).await {
@@ -363,6 +378,9 @@ async fn proxy_to_runtime<B>(
             )
         }
     };
+    if let Some(translation) = translation {
+        return translate::serve(tcp, authority.as_str(), &path, request, translation).await;
+    }
     let client_upgrade = hyper::upgrade::on(&mut request);
     match upgrade::forward(
         tcp,
