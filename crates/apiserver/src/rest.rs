@@ -576,6 +576,7 @@ async fn create_object(
         audit_annotations: Some(req.audit_annotations),
         field_manager: Some(&field_manager),
         auth: rest.auth.as_ref(),
+        strategy: Some(&*resource.strategy),
     };
     admit_and_validate(rest, resource, &attributes, &mut object, None).await?;
     let name = meta_str(&object, "name").unwrap_or("").to_string();
@@ -957,6 +958,7 @@ async fn write_update(
             audit_annotations: Some(req.audit_annotations),
             field_manager: req.subresource.is_empty().then_some(&*field_manager),
             auth: rest.auth.as_ref(),
+            strategy: Some(&*resource.strategy),
         };
         admit_and_validate(rest, resource, &attributes, &mut new, Some(&old)).await?;
         if fields == Fields::Record {
@@ -1162,6 +1164,7 @@ async fn delete_one(
             audit_annotations: Some(req.audit_annotations),
             field_manager: None,
             auth: rest.auth.as_ref(),
+            strategy: None,
         };
         let mut admitted = object.clone();
         rest.admission

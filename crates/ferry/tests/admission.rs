@@ -130,7 +130,15 @@ fn answer(http: &Request, port: u16, jwks: &Value) -> String {
             "response": {"uid": uid, "convertedObjects": converted, "result": result}});
         return body.to_string();
     }
-    let response = if path.starts_with("/mutate") {
+    let response = if path.starts_with("/inject") {
+        // A sidecar as injectors write them: no pull policy, no termination message path,
+        // limits without requests.
+        let sidecar = json!({"name": "sidecar", "image": "busybox",
+            "resources": {"limits": {"cpu": "100m", "memory": "64Mi"}}});
+        let patch = json!([{"op": "add", "path": "/spec/containers/-", "value": sidecar}]);
+        let patch = base64::engine::general_purpose::STANDARD.encode(patch.to_string());
+        json!({"uid": uid, "allowed": true, "patch": patch, "patchType": "JSONPatch"})
+    } else if path.starts_with("/mutate") {
         let patch = if request["object"]["metadata"]["labels"].is_object() {
             json!([{"op": "add", "path": "/metadata/labels/hooked", "value": "yes"}])
         } else {
@@ -211,6 +219,33 @@ fn webhooks_mutate_refuse_and_fail_as_their_policy_says() {
         ]),
         ""
     );
+
+    // A sidecar injector for pods: the container it adds is defaulted as the pod's own are,
+    // and counts for the pod's QoS class.
+    ferry.apply_yaml(
+        "create",
+        &configuration(
+            "MutatingWebhookConfiguration",
+            "injector",
+            json!([{
+                "name": "inject.ferry.test",
+                "clientConfig": hooks.client_config("/inject"),
+                "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}],
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+            }]),
+        ),
+    );
+    let injected = ferry.ok(&[
+        "run",
+        "injected",
+        "--image=busybox",
+        "--dry-run=server",
+        "-o",
+        "jsonpath={.spec.containers[1].imagePullPolicy} {.spec.containers[1].terminationMessagePath} {.spec.containers[1].resources.requests.cpu} {.status.qosClass}",
+    ]);
+    assert_eq!(injected, "Always /dev/termination-log 100m Burstable");
+    ferry.ok(&["delete", "mutatingwebhookconfiguration", "injector"]);
 
     // A validating webhook for namespaces labelled hooks=on refuses bad names.
     ferry.apply_yaml(
@@ -1486,6 +1521,14 @@ fn mutating_admission_policies_patch_in_cel() {
     assert_eq!(
         field("web", "{.spec.template.spec.containers[*].name}"),
         "c sidecar"
+    );
+    // The container the policy added is defaulted as the request's own.
+    assert_eq!(
+        field(
+            "web",
+            "{.spec.template.spec.containers[1].imagePullPolicy} {.spec.template.spec.containers[1].terminationMessagePath}"
+        ),
+        "Always /dev/termination-log"
     );
     // Its match condition leaves a Deployment of two replicas alone.
     ferry.apply_yaml("create", &deployment("pair", 2));

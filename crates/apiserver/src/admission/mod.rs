@@ -89,6 +89,9 @@ pub struct Attributes<'a> {
     /// The server's authentication and authorization, for the CEL `authorizer` of policies and
     /// match conditions; `None` where nobody asks it.
     pub auth: Option<&'a Arc<crate::auth::Auth>>,
+    /// The kind's rules, whose defaults a webhook's or policy's change is given again
+    /// ([`Attributes::default_again`]); `None` for writes nobody mutates.
+    pub strategy: Option<&'a dyn crate::registry::Strategy>,
 }
 
 impl Attributes<'_> {
@@ -97,6 +100,14 @@ impl Attributes<'_> {
     pub fn forbidden(&self, object: &Value, why: &str) -> ApiError {
         let name = crate::object::meta_str(object, "name").unwrap_or("Unknown");
         ApiError::forbidden_object(crate::status::Target::of(self.resource, name), why)
+    }
+
+    /// The kind's defaults, applied again to an object a mutating webhook or policy changed
+    /// (upstream defaults the object it decodes from the mutation).
+    pub fn default_again(&self, object: &mut Value) {
+        if let Some(strategy) = self.strategy {
+            strategy.default_fields(object);
+        }
     }
 
     /// Passes a warning to the client.

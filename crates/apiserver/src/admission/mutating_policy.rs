@@ -18,7 +18,8 @@
 //!   the write under `failurePolicy: Fail` with upstream's 403 `policy '<policy>' with binding
 //!   '<binding>' denied request: …`, and is passed over under `Ignore`.
 //!
-//! The kind's defaults are not applied again after a mutation (nor after a webhook's patch).
+//! - A binding that changed the object has the kind's defaults applied to it again
+//!   ([`Attributes::default_again`]), as upstream defaults what it decodes.
 
 use std::sync::Arc;
 
@@ -293,7 +294,11 @@ impl MutatingAdmissionPolicyPlugin {
             }
             Err(why) => failures.push(b.denied(&why)),
         }
-        Ok(Some(*object != before))
+        let changed = *object != before;
+        if changed {
+            attributes.default_again(object);
+        }
+        Ok(Some(changed))
     }
 
     /// One binding with one param: its match conditions, then its mutations in order.
@@ -628,6 +633,7 @@ mod tests {
             audit_annotations: None,
             field_manager: Some(&schema),
             auth: None,
+            strategy: None,
         };
         plugin.admit(storage, &attributes, object).await
     }

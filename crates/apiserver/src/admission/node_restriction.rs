@@ -144,6 +144,7 @@ mod tests {
             audit_annotations: None,
             field_manager: None,
             auth: None,
+            strategy: None,
         };
         check(&attributes, object).map_err(|e| e.to_status()["message"].clone())
     }
@@ -210,6 +211,7 @@ mod tests {
             audit_annotations: None,
             field_manager: None,
             auth: None,
+            strategy: None,
         };
         let refused = NodeRestriction
             .admit(&storage, &attributes, &mut moved)

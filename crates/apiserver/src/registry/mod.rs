@@ -79,6 +79,12 @@ pub trait Strategy: Send + Sync {
     /// asks (`None` for the server's own writes).
     fn prepare_for_create(&self, _object: &mut Value, _user: Option<&UserInfo>) {}
 
+    /// The kind's defaults (upstream's `SetDefaults_<Kind>`), idempotent: applied to a new
+    /// object by `prepare_for_create`, and again to an object a mutating webhook or policy
+    /// changed — upstream decodes the mutated object with defaulting, so a container a webhook
+    /// injects gets its `imagePullPolicy`, `terminationMessagePath`, requests from limits….
+    fn default_fields(&self, _object: &mut Value) {}
+
     /// What an update changes beyond the request, after the generic rules.
     fn prepare_for_update(&self, _new: &mut Value, _old: &Value) {}
 

@@ -92,6 +92,7 @@ pub async fn create_token(
                 audit_annotations: None,
                 field_manager: None,
                 auth: None,
+                strategy: None,
             },
             &mut request,
         )

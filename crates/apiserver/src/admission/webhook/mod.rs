@@ -4,8 +4,9 @@
 //! match a write are sent an `admission.k8s.io/v1` `AdmissionReview` ([`client`]).
 //!
 //! - Mutating webhooks are called one after another, configurations by name, webhooks in
-//!   order; each may answer a base64 JSONPatch that is applied before the next is called.
-//!   Those with `reinvocationPolicy: IfNeeded` are called once more when a later webhook
+//!   order; each may answer a base64 JSONPatch that is applied before the next is called,
+//!   and the patched object has the kind's defaults applied again (a sidecar a webhook
+//!   injects is defaulted as upstream's is). Those with `reinvocationPolicy: IfNeeded` are called once more when a later webhook
 //!   changed the object.
 //! - Validating webhooks are called all at once; any refusal refuses the write.
 //! - A refusal is upstream's `admission webhook "<name>" denied the request: <message>` with
@@ -477,6 +478,7 @@ impl MutatingPlugin for MutatingAdmissionWebhook {
             match webhooks.ask(storage, hook, attributes, object).await {
                 Ok(response) => {
                     if apply_patch(&hook.name, &response, object).map_err(ApiError::internal)? {
+                        attributes.default_again(object);
                         changes += 1;
                     }
                 }
@@ -492,7 +494,9 @@ impl MutatingPlugin for MutatingAdmissionWebhook {
             }
             match webhooks.ask(storage, hook, attributes, object).await {
                 Ok(response) => {
-                    apply_patch(&hook.name, &response, object).map_err(ApiError::internal)?;
+                    if apply_patch(&hook.name, &response, object).map_err(ApiError::internal)? {
+                        attributes.default_again(object);
+                    }
                 }
                 Err(error) => webhooks.decide(hook, error)?,
             }

@@ -36,6 +36,10 @@ impl Strategy for DaemonSetStrategy {
         set_template_generation(object, 1);
     }
 
+    fn default_fields(&self, object: &mut Value) {
+        set_defaults(object);
+    }
+
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {
         set_defaults(new);
         let generation = template_generation(old);

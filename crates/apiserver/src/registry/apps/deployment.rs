@@ -21,6 +21,10 @@ impl Strategy for DeploymentStrategy {
     workload_strategy!();
 
     fn prepare_for_create(&self, object: &mut Value, _user: Option<&UserInfo>) {
+        self.default_fields(object);
+    }
+
+    fn default_fields(&self, object: &mut Value) {
         if let Some(spec) = object.get_mut("spec") {
             default(spec, "replicas", json!(1));
             default(spec, "revisionHistoryLimit", json!(10));

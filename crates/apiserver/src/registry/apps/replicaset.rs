@@ -21,6 +21,10 @@ impl Strategy for ReplicaSetStrategy {
     workload_strategy!();
 
     fn prepare_for_create(&self, object: &mut Value, _user: Option<&UserInfo>) {
+        self.default_fields(object);
+    }
+
+    fn default_fields(&self, object: &mut Value) {
         crate::registry::core::replicationcontroller::default_replicated(object);
     }
 

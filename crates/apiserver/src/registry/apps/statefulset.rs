@@ -39,6 +39,10 @@ impl Strategy for StatefulSetStrategy {
         set_defaults(object);
     }
 
+    fn default_fields(&self, object: &mut Value) {
+        set_defaults(object);
+    }
+
     fn prepare_for_update(&self, new: &mut Value, _old: &Value) {
         set_defaults(new);
     }

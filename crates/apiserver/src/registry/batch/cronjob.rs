@@ -33,6 +33,10 @@ impl Strategy for CronJobStrategy {
         set_defaults(new);
     }
 
+    fn default_fields(&self, object: &mut Value) {
+        set_defaults(object);
+    }
+
     fn validate(&self, object: &Value, errors: &mut Vec<FieldError>) {
         validate_spec(object, None, errors);
         let name = str_at(object, "/metadata/name");

@@ -53,6 +53,10 @@ impl Strategy for JobStrategy {
         set_defaults(new);
     }
 
+    fn default_fields(&self, object: &mut Value) {
+        set_defaults(object);
+    }
+
     fn validate(&self, object: &Value, errors: &mut Vec<FieldError>) {
         validate_job(object, true, errors);
     }

@@ -24,18 +24,25 @@ impl Strategy for PodStrategy {
     }
 
     fn prepare_for_create(&self, object: &mut Value, _user: Option<&UserInfo>) {
-        if let Some(spec) = object.get_mut("spec") {
-            default_pod_spec(spec);
-            default(spec, "serviceAccountName", json!("default"));
-            if let Some(sa) = spec.get("serviceAccountName").cloned() {
-                default(spec, "serviceAccount", sa);
-            }
+        object["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+        self.default_fields(object);
+    }
+
+    /// The spec's defaults, requests from limits, and the QoS class they give (in a status
+    /// that has one: a new pod's).
+    fn default_fields(&self, object: &mut Value) {
+        let Some(spec) = object.get_mut("spec") else {
+            return;
+        };
+        default_pod_spec(spec);
+        default(spec, "serviceAccountName", json!("default"));
+        if let Some(sa) = spec.get("serviceAccountName").cloned() {
+            default(spec, "serviceAccount", sa);
         }
-        let qos = object
-            .get_mut("spec")
-            .map(default_requests_and_qos)
-            .unwrap_or("BestEffort");
-        object["status"] = json!({"phase": "Pending", "qosClass": qos});
+        let qos = default_requests_and_qos(spec);
+        if let Some(class) = object.pointer_mut("/status/qosClass") {
+            *class = json!(qos);
+        }
     }
 
     fn validate(&self, object: &Value, errors: &mut Vec<FieldError>) {
