@@ -4,8 +4,8 @@
 //! On a real node (a `ferry server` and a joined `ferry agent`, as `ferry bench pod-startup`):
 //! - **exec round trips**: `kubectl exec <pod> -- true`, one after another, next to `ctr task
 //!   exec` of the same command in the same container on the agent's containerd (the runtime's
-//!   own floor for an exec session). kubectl 1.32 first offers WebSocket (`v5.channel.k8s.io`),
-//!   which containerd refuses, then SPDY: the figure is what a user waits for.
+//!   own floor for an exec session). kubectl 1.32 speaks WebSocket `v5.channel.k8s.io`, which
+//!   the kubelet bridges to containerd's SPDY: the figure is what a user waits for.
 //! - **log throughput**: a pod writes `--log-mb` MB of 100-byte lines as fast as it can and
 //!   exits; `kubectl logs -f` then reads the whole log (following ends when the container has
 //!   stopped), next to reading the CRI log file itself (`cat`, the disk's floor). Both in MB/s of
