@@ -187,7 +187,7 @@ spec:
 }
 
 #[test]
-fn only_components_post_steps_and_only_administrators_read_them() {
+fn only_components_post_steps_and_only_administrators_and_readers_read_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ferry = Ferry::start_in(dir.path(), &[]);
     let file = dir.path().join("spans.json");
@@ -228,13 +228,33 @@ fn only_components_post_steps_and_only_administrators_read_them() {
     assert_eq!(step_names(&steps(&kept)), ["pod seen"]);
     let by_uid = raw(&ferry, "/journey/v1/objects/u-1");
     assert_eq!(by_uid["traces"].as_array().map(Vec::len), Some(1));
-    let read = ferry.kubectl(&[
-        "get",
-        "--raw",
-        "/journey/v1/traces/0af7651916cd43dd8448eb211c80319c",
-        "--as=bob",
+    let read = || {
+        ferry.kubectl(&[
+            "get",
+            "--raw",
+            "/journey/v1/traces/0af7651916cd43dd8448eb211c80319c",
+            "--as=bob",
+        ])
+    };
+    assert!(!read().status.success());
+    // Bound to the reader role, bob reads journeys and the web view, and still posts none.
+    ferry.ok(&[
+        "create",
+        "clusterrolebinding",
+        "bob-reads-journeys",
+        "--clusterrole=ferry:journey-reader",
+        "--user=bob",
     ]);
-    assert!(!read.status.success());
+    assert!(
+        eventually(Duration::from_secs(10), || read().status.success()),
+        "{}",
+        String::from_utf8_lossy(&read().stderr)
+    );
+    assert!(ferry
+        .kubectl(&["get", "--raw", "/ui/steps.json", "--as=bob"])
+        .status
+        .success());
+    assert!(!post(&["--as=bob"]).status.success());
     let unknown = ferry.kubectl(&[
         "get",
         "--raw",

@@ -143,11 +143,18 @@ pub fn cluster_roles() -> Vec<Value> {
             vec![urls(&["get"], &monitoring_urls)],
         ),
         // ferry's own: components in processes of their own post their journey steps
-        // (`ferry-journey`); reading them is an administrator's (`cluster-admin`'s `*`).
+        // (`ferry-journey`); reading them and the web view is an administrator's
+        // (`cluster-admin`'s `*`), or a user's an administrator binds to the reader role, as
+        // `system:monitoring` is bound for `/metrics` (the view also lists pods: `view`).
         cluster_role(
             "ferry:journey-reporter",
             &[],
             vec![urls(&["post"], &["/journey/v1/spans"])],
+        ),
+        cluster_role(
+            "ferry:journey-reader",
+            &[],
+            vec![urls(&["get"], &["/journey/v1/*", "/ui", "/ui/*"])],
         ),
         cluster_role(
             "system:basic-user",

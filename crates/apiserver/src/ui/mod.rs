@@ -4,7 +4,9 @@
 //!
 //! - **Who sees it**: `/ui/…` is a non-resource path behind the same filters as the API, so an
 //!   anonymous browser gets 401 and a user RBAC does not allow gets 403; only `cluster-admin`'s
-//!   `nonResourceURLs: ["*"]` (the `system:masters` group) allows it by default. A browser gets
+//!   `nonResourceURLs: ["*"]` (the `system:masters` group) allows it by default, and the
+//!   `ferry:journey-reader` ClusterRole (`get` on `/journey/v1/*` and `/ui/*`) lets an
+//!   administrator give it to others, with `view` for the pods it lists. A browser gets
 //!   in with the user's client certificate, or through `kubectl proxy`, which adds the
 //!   kubeconfig's credentials (certificate or token): `kubectl proxy`, then
 //!   `http://127.0.0.1:8001/ui/`.

@@ -171,6 +171,23 @@ pub fn pods_stream(ferry: &Ferry, server_pid: u32) {
     );
     let exit = ferry.kubectl(&["exec", "talker", "--", "sh", "-c", "exit 3"]);
     assert_eq!(exit.status.code(), Some(3), "{exit:?}");
+    // With a terminal (`-it`, kubectl on a pty from `script`): the container gets a tty, the
+    // session has a resize stream, the exit code still comes back.
+    let terminal = Command::new("script")
+        .arg("-qec")
+        .arg(format!(
+            "kubectl --kubeconfig {} exec -it talker -- sh -c 'tty; exit 4'",
+            ferry.kubeconfig.display()
+        ))
+        .arg("/dev/null")
+        .stdin(Stdio::null())
+        .output()
+        .expect("script");
+    let shown = String::from_utf8_lossy(&terminal.stdout);
+    assert!(
+        terminal.status.code() == Some(4) && shown.contains("/dev/pts/"),
+        "{terminal:?}"
+    );
     let piped = ferry.with_stdin(
         &["-v=4", "exec", "-i", "talker", "--", "cat"],
         "through stdin\n",
