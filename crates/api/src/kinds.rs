@@ -204,6 +204,20 @@ mod tests {
     }
 
     #[test]
+    fn numbers_read_exactly() {
+        let object: Value =
+            serde_json::from_str(r#"{"spec": {"x": 1.1e120, "y": 0.30000000000000004}}"#)
+                .expect("json");
+        let out = canonical("example.com", "v1", "Widget", object).expect("decodes");
+        assert_eq!(out["spec"]["x"].as_f64(), Some(1.1e120));
+        // Written as Go's encoding/json writes it too.
+        assert_eq!(
+            out.to_string(),
+            r#"{"spec":{"x":1.1e+120,"y":0.30000000000000004}}"#
+        );
+    }
+
+    #[test]
     fn nulls_go_and_wrong_types_fail() {
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": null}, "spec": {"containers": [{"name": "c", "image": "x"}], "nodeName": null}});
         let out = canonical("", "v1", "Pod", pod).expect("decodes");

@@ -191,9 +191,19 @@ impl Program {
         variables: &[(&str, V)],
     ) -> Result<serde_json::Value, EvalError> {
         let value = self.execute(variables)?;
-        value
-            .json()
-            .map_err(|e| EvalError(format!("the result cannot be represented: {e}")))
+        let root = match &value {
+            Value::Struct(object) => Some(object.name().to_string()),
+            _ => None,
+        };
+        let mut mismatches = Vec::new();
+        let json = to_json(&value, root.as_deref(), &mut mismatches)?;
+        if !mismatches.is_empty() {
+            return Err(EvalError(format!(
+                "type mismatch: {}",
+                mismatches.join("\n")
+            )));
+        }
+        Ok(json)
     }
 
     /// Evaluates an expression that must give a bool.
@@ -252,6 +262,50 @@ impl Program {
 /// declares do not change).
 fn parse(source: &str) -> Result<cel::Program, CompileError> {
     ENV.compile(source).map_err(|e| CompileError(e.to_string()))
+}
+
+/// `value` as JSON; a struct (a mutation's `Object…{}`) as an object of its fields. Inside a
+/// struct result (an apply configuration) each struct must be named for its field path from
+/// the root's name, `expected` (upstream's `CheckTypeNamesMatchFieldPathNames`; lists and maps
+/// pass their path to their items): the mismatches, in upstream's words, go to `mismatches`.
+fn to_json(
+    value: &Value,
+    expected: Option<&str>,
+    mismatches: &mut Vec<String>,
+) -> Result<serde_json::Value, EvalError> {
+    let unrepresentable =
+        |e: &dyn std::fmt::Display| EvalError(format!("the result cannot be represented: {e}"));
+    Ok(match value {
+        Value::Struct(object) => {
+            if let Some(expected) = expected.filter(|e| *e != object.name()) {
+                mismatches.push(format!(
+                    "unexpected type name {:?}, expected {expected:?}, which matches field name path from root Object type",
+                    object.name()
+                ));
+            }
+            let mut fields = serde_json::Map::new();
+            for (name, field) in object.field_values() {
+                let field = Value::try_from(field.as_ref()).map_err(|e| unrepresentable(&e))?;
+                let path = expected.map(|e| format!("{e}.{name}"));
+                let json = to_json(&field, path.as_deref(), mismatches)?;
+                fields.insert(name, json);
+            }
+            serde_json::Value::Object(fields)
+        }
+        Value::List(items) => serde_json::Value::Array(
+            items
+                .iter()
+                .map(|item| to_json(item, expected, mismatches))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Map(map) => serde_json::Value::Object(
+            map.map
+                .iter()
+                .map(|(k, v)| Ok((k.to_string(), to_json(v, expected, mismatches)?)))
+                .collect::<Result<_, EvalError>>()?,
+        ),
+        other => other.json().map_err(|e| unrepresentable(&e))?,
+    })
 }
 
 /// `value` as a CEL value, converted directly (the `cel` crate's serde path costs about twice

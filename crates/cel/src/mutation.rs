@@ -2,9 +2,11 @@
 //! the patch.
 //!
 //! - `Object{…}` and `Object.<field>(.<field>)*{…}` (for a patchType ApplyConfiguration) give
-//!   a map of the fields written, a JSON object once evaluated: the caller merges it with
-//!   server-side-apply semantics. As upstream's type names follow the object's schema, any
-//!   depth is accepted, but field names are not checked against a schema here.
+//!   a struct of the fields written, a JSON object once evaluated: the caller merges it with
+//!   server-side-apply semantics. Any depth compiles (field names are not checked against a
+//!   schema here); evaluating checks, as upstream's `CheckTypeNamesMatchFieldPathNames`, that
+//!   each object inside the result's is named for its field path from it
+//!   (`Object{spec: Object.spec{…}}`; lists and maps add nothing to the path).
 //! - `JSONPatch{op: …, path: …, from: …, value: …}` (for a patchType JSONPatch) gives a map
 //!   of those fields; any other field does not compile.
 //! - `jsonpatch.escapeKey(key)` escapes a key for a JSON pointer (`~` as `~0`, `/` as `~1`).
@@ -15,7 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use cel::common::ast::{EntryExpr, Expr, IdedExpr, StructExpr};
-use cel::common::types::{CelMap, CelMapKey, CelOptional, CelString, Type};
+use cel::common::types::{CelMap, CelMapKey, CelOptional, CelString, CelStruct, Type};
 use cel::common::value::{CowVal, Val};
 use cel::{Env, ExecutionError, StructType};
 
@@ -169,7 +171,8 @@ fn error_at(program: &cel::Program, source: &str, id: u64, message: &str) -> Com
     ))
 }
 
-/// `Object` and its fields' types: a map of the fields given.
+/// `Object` and its fields' types: a struct of that name with the fields given, so that the
+/// result's type names can be checked against their field paths ([`crate::Program::eval`]).
 struct ObjectType(Type);
 
 impl StructType for ObjectType {
@@ -181,10 +184,11 @@ impl StructType for ObjectType {
         &self,
         fields: BTreeMap<String, CowVal<'b, 'v>>,
     ) -> Result<Box<dyn Val + 'v>, ExecutionError> {
-        let map: HashMap<CelMapKey<'v>, Box<dyn Val + 'v>> = present_fields(fields)
-            .map(|(name, value)| (CelMapKey::from(name), value))
-            .collect();
-        Ok(Box::new(CelMap::from(map)))
+        let mut object = CelStruct::new(self.0.name().to_string());
+        for (name, value) in present_fields(fields) {
+            object.add_field_value(name, CowVal::Owned(value));
+        }
+        Ok(Box::new(object))
     }
 }
 
@@ -344,6 +348,50 @@ mod tests {
                 .to_string()
                 .contains("want 'string for field op in JSONPatch'"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn object_type_names_follow_their_field_paths() {
+        let failure = |source: &str| {
+            Program::compile_mutation(source)
+                .expect("compiles")
+                .eval(&[("object", &json!({}))])
+                .expect_err("a mismatch")
+                .to_string()
+        };
+        assert_eq!(
+            failure("Object{spec: Object.metadata{}}"),
+            "type mismatch: unexpected type name \"Object.metadata\", expected \"Object.spec\", which matches field name path from root Object type"
+        );
+        // List items and map values are named for the list's or map's field; the path goes
+        // on from where the root's name says it starts.
+        let in_list = failure(
+            "Object.spec{template: Object.spec.template{spec: Object.spec.template.spec{containers: [Object.spec.template.spec.container{name: 'x'}]}}}",
+        );
+        assert!(
+            in_list.contains(r#"expected "Object.spec.template.spec.containers""#),
+            "{in_list}"
+        );
+        let in_map = failure("Object{metadata: Object.metadata{annotations: {'a': Object{}}}}");
+        assert!(
+            in_map.contains(r#"expected "Object.metadata.annotations""#),
+            "{in_map}"
+        );
+        // Objects read as the fields given; inside a JSON patch's value nothing is checked.
+        assert_eq!(
+            eval(
+                "Object{spec: Object.spec{replicas: 2}}.spec.replicas",
+                &json!({})
+            ),
+            json!(2)
+        );
+        assert_eq!(
+            eval(
+                "[JSONPatch{op: 'add', path: '/spec', value: Object.x{y: Object.z{}}}]",
+                &json!({})
+            ),
+            json!([{"op": "add", "path": "/spec", "value": {"y": {}}}])
         );
     }
 

@@ -528,6 +528,17 @@ mod tests {
             atomic,
             "error applying patch: invalid ApplyConfiguration: may not mutate atomic arrays, maps or structs: .spec.template.spec.containers[0].args"
         );
+        // Objects are named for their field paths, as upstream checks.
+        let misnamed = mutate(
+            PatchType::ApplyConfiguration,
+            "Object{spec: Object.spec{template: Object.spec.tmpl{}}}",
+            &object,
+        )
+        .expect_err("misnamed");
+        assert_eq!(
+            misnamed,
+            "type mismatch: unexpected type name \"Object.spec.tmpl\", expected \"Object.spec.template\", which matches field name path from root Object type"
+        );
         let not_an_object =
             mutate(PatchType::ApplyConfiguration, "[1]", &object).expect_err("list");
         assert!(
