@@ -1,5 +1,5 @@
 //! The API server's `labelSelector` and `fieldSelector` query parameters
-//! (`ferry_apiserver::selector`, upstream's `labels.Parse` and `fields.ParseSelector`), and
+//! (`ferry_api::selector`, upstream's `labels.Parse` and `fields.ParseSelector`), and
 //! matching with them. Needs the `apiserver` feature.
 //!
 //! Input: the query parameter's text.
@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use ferry_apiserver::selector::{FieldSelector, LabelSelector, Requirement};
+use ferry_api::selector::{FieldSelector, LabelSelector, Requirement};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -26,6 +26,7 @@ pub mod quantity;
 pub mod query;
 pub mod quota;
 pub mod registry;
+pub mod selector;
 pub mod resources;
 pub mod time;
 pub mod volumes;

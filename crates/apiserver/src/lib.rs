@@ -48,7 +48,6 @@ pub mod request;
 pub mod rest;
 pub mod review;
 pub mod scale;
-pub mod selector;
 pub mod server;
 pub mod serviceaccount;
 pub mod status;

@@ -17,7 +17,7 @@ use crate::fieldmanager;
 use crate::journey;
 use crate::object::{self, meta_str, metadata_mut};
 use crate::registry::{generic, Registry, Resource};
-use crate::selector::{FieldSelector, LabelSelector};
+use ferry_api::selector::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, Target};
 use crate::storage::{key, prefix, Storage};
 
@@ -264,7 +264,7 @@ pub fn fields_of(resource: &Resource, object: &Value) -> BTreeMap<String, String
         ("metadata.name", "/metadata/name"),
         ("metadata.namespace", "/metadata/namespace"),
     ] {
-        fields.insert(name.into(), crate::selector::text_at(object, pointer));
+        fields.insert(name.into(), ferry_api::selector::text_at(object, pointer));
     }
     resource.strategy.selectable_fields(object, &mut fields);
     fields

@@ -298,7 +298,7 @@ impl Server {
         resolution: std::time::Duration,
         node_selector: &str,
     ) -> Result<(), ApiError> {
-        let selector = crate::selector::LabelSelector::parse(node_selector)
+        let selector = ferry_api::selector::LabelSelector::parse(node_selector)
             .map_err(|e| ApiError::bad_request(format!("--metrics-node-selector: {e}")))?;
         tokio::spawn(crate::metrics_api::scrape::run(
             self.rest.storage.store.clone(),

@@ -19,7 +19,7 @@ use ferry_api::quantity::{Format, Quantity};
 use parking_lot::RwLock;
 use serde_json::{json, Value};
 
-use crate::selector::LabelSelector;
+use ferry_api::selector::LabelSelector;
 use crate::status::ApiError;
 
 /// The group.

@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::prom;
 use super::{NodeReading, ResourceMetrics};
 use crate::kubelet::{KubeletClient, Location};
-use crate::selector::LabelSelector;
+use ferry_api::selector::LabelSelector;
 
 /// The default node selector: real nodes only.
 pub const DEFAULT_NODE_SELECTOR: &str = "type!=ferry-sim";

@@ -82,7 +82,7 @@ impl Strategy for JobStrategy {
     fn selectable_fields(&self, object: &Value, fields: &mut BTreeMap<String, String>) {
         fields.insert(
             "status.successful".into(),
-            crate::selector::text_at(object, "/status/succeeded"),
+            ferry_api::selector::text_at(object, "/status/succeeded"),
         );
     }
 }

@@ -51,7 +51,7 @@ impl Strategy for CsrStrategy {
     fn selectable_fields(&self, object: &Value, fields: &mut BTreeMap<String, String>) {
         fields.insert(
             "spec.signerName".into(),
-            crate::selector::text_at(object, "/spec/signerName"),
+            ferry_api::selector::text_at(object, "/spec/signerName"),
         );
     }
 }

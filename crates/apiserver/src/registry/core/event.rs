@@ -31,7 +31,7 @@ impl Strategy for EventStrategy {
         ] {
             fields.insert(
                 format!("involvedObject.{field}"),
-                crate::selector::text_at(object, &format!("/involvedObject/{field}")),
+                ferry_api::selector::text_at(object, &format!("/involvedObject/{field}")),
             );
         }
         for (name, pointer) in [
@@ -40,7 +40,7 @@ impl Strategy for EventStrategy {
             ("source", "/source/component"),
             ("type", "/type"),
         ] {
-            fields.insert(name.into(), crate::selector::text_at(object, pointer));
+            fields.insert(name.into(), ferry_api::selector::text_at(object, pointer));
         }
     }
 }

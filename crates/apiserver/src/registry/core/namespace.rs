@@ -52,7 +52,7 @@ impl Strategy for NamespaceStrategy {
     fn selectable_fields(&self, object: &Value, fields: &mut BTreeMap<String, String>) {
         fields.insert(
             "status.phase".into(),
-            crate::selector::text_at(object, "/status/phase"),
+            ferry_api::selector::text_at(object, "/status/phase"),
         );
     }
 

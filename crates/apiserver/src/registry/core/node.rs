@@ -16,7 +16,7 @@ impl Strategy for NodeStrategy {
     }
 
     fn selectable_fields(&self, object: &Value, fields: &mut BTreeMap<String, String>) {
-        let mut unschedulable = crate::selector::text_at(object, "/spec/unschedulable");
+        let mut unschedulable = ferry_api::selector::text_at(object, "/spec/unschedulable");
         if unschedulable.is_empty() {
             unschedulable = "false".into();
         }

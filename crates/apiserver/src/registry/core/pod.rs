@@ -133,7 +133,7 @@ impl Strategy for PodStrategy {
             ("status.podIP", "/status/podIP"),
             ("status.nominatedNodeName", "/status/nominatedNodeName"),
         ] {
-            fields.insert(name.into(), crate::selector::text_at(object, path));
+            fields.insert(name.into(), ferry_api::selector::text_at(object, path));
         }
         if fields.get("spec.hostNetwork").is_some_and(String::is_empty) {
             fields.insert("spec.hostNetwork".into(), "false".into());

@@ -113,7 +113,7 @@ pub fn default_replicated(object: &mut Value) {
 pub fn select_status_replicas(object: &Value, fields: &mut BTreeMap<String, String>) {
     fields.insert(
         "status.replicas".into(),
-        crate::selector::text_at(object, "/status/replicas"),
+        ferry_api::selector::text_at(object, "/status/replicas"),
     );
 }
 

@@ -36,6 +36,6 @@ impl Strategy for SecretStrategy {
     }
 
     fn selectable_fields(&self, object: &Value, fields: &mut BTreeMap<String, String>) {
-        fields.insert("type".into(), crate::selector::text_at(object, "/type"));
+        fields.insert("type".into(), ferry_api::selector::text_at(object, "/type"));
     }
 }

@@ -1,5 +1,7 @@
-//! Label and field selectors as upstream parses them (`labels.Parse`, `fields.ParseSelector`):
-//! `a=b`, `a==b`, `a!=b`, `a in (x,y)`, `a notin (x)`, `a`, `!a`, comma-separated (AND).
+//! The `labelSelector` and `fieldSelector` of a list or watch, as upstream parses them
+//! (`labels.Parse`, `fields.ParseSelector`) and matches objects with them: `a=b`, `a==b`,
+//! `a!=b`, `a in (x,y)`, `a notin (x)`, `a`, `!a`, comma-separated (AND). (Where a selector
+//! string becomes a `LabelSelector` object instead, see [`crate::label_selector`].)
 
 use std::collections::BTreeMap;
 
