@@ -6,12 +6,11 @@
 # crashes, panics, times out or runs out of memory; the input is kept under the artifacts
 # directory and printed in base64.
 #
-#   scripts/fuzz.sh [--apiserver] [target...]
+#   scripts/fuzz.sh [target...]
 #
-# --apiserver (or FUZZ_APISERVER=1) adds the targets whose decoders live in ferry-apiserver
-# (protobuf, query_selectors, jwt): a clean build then takes about 19 minutes instead of 4 on
-# two cores, so CI runs without it and a longer (nightly) job can run with it. Naming one of
-# those targets implies it.
+# The API server's own decoders (protobuf bodies, query selectors, service-account JWTs) live in
+# crates of their own (ferry-protobuf, ferry-api, ferry-tokens), so every target builds without
+# the server itself.
 #
 # The build: nightly (FUZZ_TOOLCHAIN), optimized with debug assertions and overflow checks
 # (cargo-fuzz's default), 16 codegen units, and no sanitizer: ferry forbids unsafe code, so
@@ -22,29 +21,18 @@ cd "$(dirname "$0")/.."
 
 toolchain=${FUZZ_TOOLCHAIN:-nightly}
 seconds=${FUZZ_SECONDS:-10}
-apiserver=${FUZZ_APISERVER:-0}
 target_dir=${CARGO_TARGET_DIR:-$PWD/target/fuzz}
-light=(object_json object_yaml strategic_merge json_patch label_selector field_paths
-  managed_fields cel)
-heavy=(protobuf query_selectors jwt)
+all=(object_json object_yaml strategic_merge json_patch label_selector field_paths
+  managed_fields cel protobuf query_selectors jwt)
 
 targets=()
 for arg in "$@"; do
   case "$arg" in
-    --apiserver) apiserver=1 ;;
-    -*) echo "usage: $0 [--apiserver] [target...]" >&2; exit 2 ;;
+    -*) echo "usage: $0 [target...]" >&2; exit 2 ;;
     *) targets+=("$arg") ;;
   esac
 done
-if [ ${#targets[@]} -eq 0 ]; then
-  targets=("${light[@]}")
-  [ "$apiserver" = 1 ] && targets+=("${heavy[@]}")
-fi
-for t in "${targets[@]}"; do
-  for h in "${heavy[@]}"; do
-    [ "$t" = "$h" ] && apiserver=1
-  done
-done
+[ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 
 # cargo-fuzz wants a nightly compiler; where none is installed (it cannot be downloaded here),
 # the default toolchain is told to accept nightly flags.
@@ -57,10 +45,8 @@ if ! cargo "+$toolchain" fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 
-features=()
-[ "$apiserver" = 1 ] && features=(--features apiserver)
 (cd fuzz && cargo "+$toolchain" fuzz build -s none --codegen-units 16 \
-  --target-dir "$target_dir" "${features[@]}")
+  --target-dir "$target_dir")
 
 bin_dir="$target_dir/x86_64-unknown-linux-gnu/release"
 artifacts="$target_dir/artifacts"

@@ -48,8 +48,8 @@ if [ "$(id -u)" -eq 0 ]; then
 else
   echo "e2e tests on real containerd need root: not run"
 fi
-# The decoders of untrusted input, each fuzzed for a bounded time (issue 16; the API server's
-# protobuf, selector and JWT targets with FUZZ_APISERVER=1, a longer build).
+# The decoders of untrusted input — the API server's protobuf bodies, selectors and JWTs among
+# them — each fuzzed for a bounded time (issue 16).
 scripts/fuzz.sh 2>&1 | tee -a "$log" || status=$?
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
      END { printf "%d passed, %d failed\n", p, f }' "$log"

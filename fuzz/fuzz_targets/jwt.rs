@@ -1,6 +1,6 @@
-//! Bearer tokens checked as service-account JWTs: `ferry_apiserver::serviceaccount::token`'s
+//! Bearer tokens checked as service-account JWTs: `ferry_tokens::token`'s
 //! `unverified_issuer` (read before anything is checked), `verify` against the server's
-//! verifying keys, and `audiences` of the claims. Needs the `apiserver` feature.
+//! verifying keys, and `audiences` of the claims.
 //!
 //! Input: the token's text; when it is a JSON object instead, the claims of a token to sign.
 //!
@@ -11,8 +11,8 @@
 
 use std::sync::LazyLock;
 
-use ferry_apiserver::serviceaccount::keys::SigningKey;
-use ferry_apiserver::serviceaccount::token::{audiences, sign, unverified_issuer, verify};
+use ferry_tokens::keys::SigningKey;
+use ferry_tokens::token::{audiences, sign, unverified_issuer, verify};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

@@ -1,6 +1,5 @@
 //! Request bodies in Kubernetes' protobuf encoding (`application/vnd.kubernetes.protobuf`):
-//! `ferry_apiserver::protobuf::decode`, the `k8s\0` envelope and the object inside it. Needs
-//! the `apiserver` feature.
+//! `ferry_protobuf::decode`, the `k8s\0` envelope and the object inside it.
 //!
 //! Input: a request body.
 //!
@@ -37,7 +36,7 @@ fuzz_target!(
 );
 
 fn check(data: &[u8]) {
-    let Ok(object) = ferry_apiserver::protobuf::decode(data) else {
+    let Ok(object) = ferry_protobuf::decode(data) else {
         return;
     };
     assert!(object["apiVersion"].is_string(), "no apiVersion: {object}");

@@ -1,6 +1,6 @@
 //! The API server's `labelSelector` and `fieldSelector` query parameters
 //! (`ferry_api::selector`, upstream's `labels.Parse` and `fields.ParseSelector`), and
-//! matching with them. Needs the `apiserver` feature.
+//! matching with them.
 //!
 //! Input: the query parameter's text.
 //!

@@ -26,8 +26,8 @@ pub mod quantity;
 pub mod query;
 pub mod quota;
 pub mod registry;
-pub mod selector;
 pub mod resources;
+pub mod selector;
 pub mod time;
 pub mod volumes;
 

@@ -40,7 +40,6 @@ pub mod object;
 pub mod object_counts;
 pub mod oidc;
 pub mod pki;
-pub mod protobuf;
 pub mod rbac;
 pub mod reflector;
 pub mod registry;

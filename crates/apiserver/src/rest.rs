@@ -17,9 +17,9 @@ use crate::fieldmanager;
 use crate::journey;
 use crate::object::{self, meta_str, metadata_mut};
 use crate::registry::{generic, Registry, Resource};
-use ferry_api::selector::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, Target};
 use crate::storage::{key, prefix, Storage};
+use ferry_api::selector::{FieldSelector, LabelSelector};
 
 /// What the REST verbs work with: the storage, the admission chain writes go through, and the
 /// served resources.
@@ -131,8 +131,13 @@ pub fn encode(resource: &Resource, object: &Value) -> Bytes {
 /// Parses a request body: JSON, YAML, or protobuf (client-go's typed clients send it).
 pub fn parse_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
     let media = content_type.split(';').next().unwrap_or("").trim();
-    if media == crate::protobuf::MEDIA_TYPE {
-        return crate::protobuf::decode(body);
+    if media == ferry_protobuf::MEDIA_TYPE {
+        return ferry_protobuf::decode(body).map_err(|e| match e {
+            ferry_protobuf::ProtobufError::Unsupported { .. } => {
+                ApiError::unsupported_media_type(&e.to_string())
+            }
+            _ => ApiError::bad_request(e.to_string()),
+        });
     }
     if media.contains("yaml") {
         return serde_yaml_ng::from_slice(body)

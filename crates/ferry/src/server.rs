@@ -460,8 +460,8 @@ fn service_account_tokens(
         .service_account_signing_key_file
         .clone()
         .unwrap_or_else(|| data_dir.join("tls/service-account.key"));
-    let signing = keys::SigningKey::load_or_generate(&signing_path)
-        .context("the service-account signing key")?;
+    let signing =
+        keys::load_or_generate(&signing_path).context("the service-account signing key")?;
     let mut verifying = Vec::new();
     for path in &args.service_account_key_file {
         verifying.extend(keys::verifying_keys(path).context("--service-account-key-file")?);

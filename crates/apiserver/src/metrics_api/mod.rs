@@ -19,8 +19,8 @@ use ferry_api::quantity::{Format, Quantity};
 use parking_lot::RwLock;
 use serde_json::{json, Value};
 
-use ferry_api::selector::LabelSelector;
 use crate::status::ApiError;
+use ferry_api::selector::LabelSelector;
 
 /// The group.
 pub const GROUP: &str = "metrics.k8s.io";

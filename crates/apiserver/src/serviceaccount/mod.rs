@@ -9,7 +9,7 @@
 
 pub mod keys;
 pub mod request;
-pub mod token;
+pub use ferry_tokens::token;
 
 use std::collections::HashMap;
 use std::sync::Arc;

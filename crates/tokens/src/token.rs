@@ -13,7 +13,7 @@ use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::keys::{SigningKey, VerifyingKey};
+use crate::keys::{SigningKey, VerifyingKey};
 
 /// The issuer of legacy Secret-based tokens.
 pub const LEGACY_ISSUER: &str = "kubernetes/serviceaccount";
