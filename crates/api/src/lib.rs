@@ -13,6 +13,7 @@
 
 pub mod cron;
 pub mod duration;
+pub mod jsonpatch;
 pub mod kinds;
 pub mod label_selector;
 pub mod matching;

@@ -798,33 +798,15 @@ pub async fn patch(
     Ok((200, patched))
 }
 
-/// A JSON patch (RFC 6902) applied as upstream's evanphx/json-patch applies it: a `test` of
-/// `null` passes where the value is absent (kube-rs's finalizer helper tests
-/// `/metadata/finalizers` so before adding the first). All or nothing: the caller drops the
-/// object on an error.
+/// A JSON patch (RFC 6902), applied as upstream applies it ([`ferry_api::jsonpatch`]); a failed
+/// operation is upstream's 422.
 fn apply_json_patch(object: &mut Value, ops: &json_patch::Patch) -> Result<(), ApiError> {
-    for op in ops.iter() {
-        if let json_patch::PatchOperation::Test(test) = op {
-            let path = test.path.as_str();
-            let parent = path
-                .rsplit_once('/')
-                .map(|(parent, _)| parent)
-                .unwrap_or("");
-            if test.value.is_null()
-                && object.pointer(path).is_none()
-                && object.pointer(parent).is_some()
-            {
-                continue;
-            }
-        }
-        json_patch::patch(object, std::slice::from_ref(op)).map_err(|e| ApiError {
-            code: 422,
-            reason: "Invalid",
-            message: format!("the server rejected our request due to an error in our request: {e}"),
-            details: None,
-        })?;
-    }
-    Ok(())
+    ferry_api::jsonpatch::apply(object, ops).map_err(|e| ApiError {
+        code: 422,
+        reason: "Invalid",
+        message: format!("the server rejected our request due to an error in our request: {e}"),
+        details: None,
+    })
 }
 
 /// Server-side apply (`application/apply-patch+yaml`): the applied configuration merged into
@@ -1520,25 +1502,11 @@ mod tests {
     }
 
     #[test]
-    fn a_json_patch_tests_null_as_absent() {
-        let patch = |ops: Value| -> json_patch::Patch { serde_json::from_value(ops).expect("ops") };
-        let mut object = json!({"metadata": {"name": "a"}});
-        let first = patch(json!([
-            {"op": "test", "path": "/metadata/finalizers", "value": null},
-            {"op": "add", "path": "/metadata/finalizers", "value": ["f"]},
-        ]));
-        apply_json_patch(&mut object, &first).expect("absent is null");
-        assert_eq!(object["metadata"]["finalizers"], json!(["f"]));
-        // Now present: the same test fails, as does one whose parent is absent.
-        let mut again = object.clone();
-        assert_eq!(
-            apply_json_patch(&mut again, &first)
-                .expect_err("present")
-                .code,
-            422
-        );
-        let orphan = patch(json!([{"op": "test", "path": "/spec/x", "value": null}]));
-        assert!(apply_json_patch(&mut object, &orphan).is_err());
+    fn a_failed_json_patch_is_invalid() {
+        let ops: json_patch::Patch =
+            serde_json::from_value(json!([{"op": "test", "path": "/a", "value": 1}])).expect("ops");
+        let error = apply_json_patch(&mut json!({"a": 2}), &ops).expect_err("fails");
+        assert_eq!((error.code, error.reason), (422, "Invalid"));
     }
 
     #[tokio::test]
