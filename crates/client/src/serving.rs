@@ -156,53 +156,87 @@ impl SecureServer {
         }
     }
 
-    /// Serves TLS connections from `listener` until `shutdown`.
+    /// Serves TLS connections from `listener` until `shutdown` ([`serve_tls`]).
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
         tls: rustls::ServerConfig,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-        tokio::pin!(shutdown);
-        loop {
-            let (tcp, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        tracing::warn!(%error, "secure serving: accept");
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => return,
-            };
-            let (acceptor, server) = (acceptor.clone(), self.clone());
-            tokio::spawn(async move {
-                let handshake =
-                    tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp));
-                let tls = match handshake.await {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(error)) => {
-                        tracing::debug!(%peer, %error, "secure serving: TLS handshake");
-                        return;
-                    }
-                    Err(_) => return,
-                };
-                let certificate =
-                    crate::delegated::certificate_user(tls.get_ref().1.peer_certificates());
-                let service = hyper::service::service_fn(move |request| {
-                    let (server, certificate) = (server.clone(), certificate.clone());
-                    async move { Ok::<_, Infallible>(server.handle(certificate, request).await) }
-                });
-                if let Err(error) = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await
-                {
-                    tracing::debug!(%peer, %error, "secure serving: connection");
+        serve_tls(
+            listener,
+            tls,
+            shutdown,
+            "secure serving",
+            move |certificate, request| {
+                let server = self.clone();
+                async move { server.handle(certificate, request).await }
+            },
+        )
+        .await;
+    }
+}
+
+/// Accepts TLS connections from `listener` until `shutdown` and serves each with `handle`,
+/// which is given the user of the client's certificate (`None` without one; `tls` decides
+/// which CA it must come from) and the request — the loop of every component's HTTPS server
+/// (kube-scheduler's, kube-controller-manager's, the kubelet's). A handshake has 10 s;
+/// connections may upgrade (the kubelet's exec, attach and port-forward). `name` labels the
+/// logs.
+pub async fn serve_tls<H, F, B>(
+    listener: TcpListener,
+    tls: rustls::ServerConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+    name: &'static str,
+    handle: H,
+) where
+    H: Fn(Option<User>, http::Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = http::Response<B>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "{name}: accept");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
                 }
+            },
+            () = &mut shutdown => return,
+        };
+        let (acceptor, handle) = (acceptor.clone(), handle.clone());
+        tokio::spawn(async move {
+            let handshake =
+                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp));
+            let tls = match handshake.await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, %error, "{name}: TLS handshake");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let certificate =
+                crate::delegated::certificate_user(tls.get_ref().1.peer_certificates());
+            let service = hyper::service::service_fn(move |request| {
+                let response = handle(certificate.clone(), request);
+                async move { Ok::<_, Infallible>(response.await) }
             });
-        }
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            if let Err(error) = builder
+                .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                .await
+            {
+                tracing::debug!(%peer, %error, "{name}: connection");
+            }
+        });
     }
 }
 

@@ -33,7 +33,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use self::auth::{Attributes, Authorizer, User};
@@ -143,7 +142,8 @@ impl KubeletServer {
         Arc::new(server)
     }
 
-    /// Serves TLS connections from `listener` until `shutdown`.
+    /// Serves TLS connections from `listener` until `shutdown`
+    /// ([`ferry_client::serving::serve_tls`]).
     pub async fn serve<F>(
         self: Arc<Self>,
         listener: TcpListener,
@@ -152,49 +152,17 @@ impl KubeletServer {
     ) where
         F: std::future::Future<Output = ()>,
     {
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-        tokio::pin!(shutdown);
-        loop {
-            let (tcp, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        tracing::warn!(%error, "kubelet server accept");
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => return,
-            };
-            let acceptor = acceptor.clone();
-            let server = self.clone();
-            tokio::spawn(async move {
-                let handshake =
-                    tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp));
-                let tls = match handshake.await {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(error)) => {
-                        tracing::debug!(%peer, %error, "kubelet server TLS handshake");
-                        return;
-                    }
-                    Err(_) => return,
-                };
-                let user =
-                    ferry_client::delegated::certificate_user(tls.get_ref().1.peer_certificates());
-                let service = hyper::service::service_fn(move |request| {
-                    let server = server.clone();
-                    let user = user.clone();
-                    async move { Ok::<_, Infallible>(server.handle(user, request).await) }
-                });
-                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                if let Err(error) = builder
-                    .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                    .await
-                {
-                    tracing::debug!(%peer, %error, "kubelet server connection");
-                }
-            });
-        }
+        ferry_client::serving::serve_tls(
+            listener,
+            tls,
+            shutdown,
+            "kubelet server",
+            move |user, request| {
+                let server = self.clone();
+                async move { server.handle(user, request).await }
+            },
+        )
+        .await;
     }
 
     /// Answers one request from `user` (none: no client certificate).
