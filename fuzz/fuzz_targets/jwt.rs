@@ -5,7 +5,8 @@
 //! Input: the token's text; when it is a JSON object instead, the claims of a token to sign.
 //!
 //! Holds: no panic; nothing verifies that the key did not sign (a forged signature never
-//! passes); claims the key signs verify to themselves and their issuer is read back.
+//! passes); claims the key signs verify to themselves and their issuer is read back, when
+//! their registered claims have their JWT types.
 
 #![no_main]
 
@@ -32,6 +33,12 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(claims @ Value::Object(_)) = serde_json::from_str::<Value>(text) {
         let token = sign(&KEY, &claims).expect("JSON claims sign");
+        if !registered_claims_typed(&claims) {
+            // A NumericDate that is not a number, an issuer that is not a string…: upstream's
+            // go-jose refuses such a token however it is signed; ferry may too.
+            let _ = verify(&token, keys);
+            return;
+        }
         let verified = verify(&token, keys).expect("a token the key signed verifies");
         assert_eq!(verified, claims);
         assert_eq!(
@@ -41,3 +48,20 @@ fuzz_target!(|data: &[u8]| {
         let _ = audiences(&verified);
     }
 });
+
+/// Whether the registered claims present have their JWT types (RFC 7519 §4.1): `exp`, `nbf`
+/// and `iat` non-negative numbers, `iss` and `sub` strings, `aud` a string or strings.
+fn registered_claims_typed(claims: &Value) -> bool {
+    let date = |name: &str| {
+        claims
+            .get(name)
+            .is_none_or(|v| v.as_f64().is_some_and(|n| n >= 0.0 && n < u64::MAX as f64))
+    };
+    let text = |name: &str| claims.get(name).is_none_or(Value::is_string);
+    let audience = claims.get("aud").is_none_or(|aud| match aud {
+        Value::String(_) => true,
+        Value::Array(items) => items.iter().all(Value::is_string),
+        _ => false,
+    });
+    date("exp") && date("nbf") && date("iat") && text("iss") && text("sub") && audience
+}
