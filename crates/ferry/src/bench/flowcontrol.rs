@@ -17,6 +17,8 @@ use super::api::{percentiles, start_server_with, Connection};
 
 /// ConfigMaps each LIST returns.
 const OBJECTS: usize = 1000;
+/// The node's Lease.
+const LEASE: &str = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/bench-node";
 /// How long heartbeats are measured in each phase.
 const PHASE: Duration = Duration::from_secs(4);
 
@@ -41,7 +43,6 @@ async fn heartbeats(
     node: &mut Connection,
     lease: &mut Value,
 ) -> anyhow::Result<(Vec<Duration>, usize)> {
-    let path = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/bench-node";
     let started = Instant::now();
     let (mut samples, mut failed) = (Vec::new(), 0);
     while started.elapsed() < PHASE {
@@ -49,13 +50,13 @@ async fn heartbeats(
             .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
             .to_string());
         let sent = Instant::now();
-        let (status, body) = node.request("PUT", path, Some(lease)).await?;
+        let (status, body) = node.request("PUT", LEASE, Some(lease)).await?;
         samples.push(sent.elapsed());
         if status == 200 {
             *lease = serde_json::from_slice(&body)?;
         } else {
             failed += 1;
-            let (_, body) = node.request("GET", path, None).await?;
+            let (_, body) = node.request("GET", LEASE, None).await?;
             *lease = serde_json::from_slice(&body)?;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -109,13 +110,7 @@ pub async fn measure(clients: usize) -> anyhow::Result<Figures> {
     }
     let mut node = Connection::open(&address, node_tls.clone()).await?;
     let node_address = address.clone();
-    let (_, body) = node
-        .request(
-            "GET",
-            "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/bench-node",
-            None,
-        )
-        .await?;
+    let (_, body) = node.request("GET", LEASE, None).await?;
     let mut lease: Value = serde_json::from_slice(&body)?;
     heartbeats(&mut node, &mut lease).await?; // warm-up
     let (alone, _) = heartbeats(&mut node, &mut lease).await?;
@@ -130,8 +125,7 @@ pub async fn measure(clients: usize) -> anyhow::Result<Figures> {
             .build()?;
         runtime.block_on(async move {
             let mut node = Connection::open(&node_address, node_tls).await?;
-            let path = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/bench-node";
-            node.request("GET", path, None).await?;
+            node.request("GET", LEASE, None).await?;
             let _ = ready_tx.send(());
             // Nothing else runs on this thread: waiting here holds nothing up.
             go_rx.recv()?;

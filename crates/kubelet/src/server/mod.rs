@@ -44,17 +44,20 @@ pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error
 /// A response.
 pub type Response = http::Response<Body>;
 
+/// A whole body of `bytes`.
+pub fn full_body(bytes: Bytes) -> Body {
+    Full::new(bytes)
+        .map_err(|never: Infallible| match never {})
+        .boxed_unsync()
+}
+
 /// A plain-text response, as upstream's kubelet writes its errors.
 pub fn text(status: u16, message: impl Into<String>) -> Response {
     let mut body = message.into();
     if !body.ends_with('\n') {
         body.push('\n');
     }
-    let mut response = http::Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never: Infallible| match never {})
-            .boxed_unsync(),
-    );
+    let mut response = http::Response::new(full_body(Bytes::from(body)));
     *response.status_mut() =
         http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     response.headers_mut().insert(
@@ -241,11 +244,7 @@ async fn summary(stats: &dyn crate::stats::SummaryProvider) -> Response {
     match stats.summary().await {
         Ok(summary) => match serde_json::to_vec(&summary) {
             Ok(json) => {
-                let mut response = http::Response::new(
-                    Full::new(Bytes::from(json))
-                        .map_err(|never: Infallible| match never {})
-                        .boxed_unsync(),
-                );
+                let mut response = http::Response::new(full_body(Bytes::from(json)));
                 response.headers_mut().insert(
                     http::header::CONTENT_TYPE,
                     http::HeaderValue::from_static("application/json"),

@@ -25,7 +25,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
 
 use super::node_stats::{self, HostUsage};
 use super::Response;
@@ -626,11 +625,7 @@ pub async fn serve(runtime: &Arc<dyn Runtime>, host_root: &Path) -> Response {
             None
         }
     };
-    let mut response = http::Response::new(
-        Full::new(Bytes::from(encode(summary.as_ref())))
-            .map_err(|never: std::convert::Infallible| match never {})
-            .boxed_unsync(),
-    );
+    let mut response = http::Response::new(super::full_body(Bytes::from(encode(summary.as_ref()))));
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static(CONTENT_TYPE),

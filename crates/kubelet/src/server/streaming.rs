@@ -391,11 +391,7 @@ async fn proxy_to_runtime<B>(
     )
     .await
     {
-        Ok(forwarded) => forwarded.into_response(client_upgrade, |bytes| {
-            http_body_util::Full::new(bytes)
-                .map_err(|never: std::convert::Infallible| match never {})
-                .boxed_unsync()
-        }),
+        Ok(forwarded) => forwarded.into_response(client_upgrade, super::full_body),
         Err(error) => text(
             500,
             format!("proxying to the runtime's streaming server: {error}"),

@@ -23,14 +23,13 @@ use bytes::{BufMut as _, Bytes, BytesMut};
 use ferry_client::spdy::{self, Frame, SpdyError};
 use ferry_client::upgrade::{self, Forwarded};
 use futures::{SinkExt as _, StreamExt as _};
-use http_body_util::BodyExt as _;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame, Role};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use super::{text, Response};
+use super::{full_body, text, Response};
 
 /// The WebSocket remote-command protocol with stream close.
 pub const V5_CHANNEL: &str = "v5.channel.k8s.io";
@@ -121,13 +120,7 @@ pub async fn serve<B>(
     let client = hyper::upgrade::on(&mut request);
     let upgraded = match upgrade::forward(far, request.method(), authority, path, &headers).await {
         Ok(Forwarded::Switched { upgraded, .. }) => upgraded,
-        Ok(refused @ Forwarded::Refused { .. }) => {
-            return refused.into_response(client, |bytes| {
-                http_body_util::Full::new(bytes)
-                    .map_err(|never: std::convert::Infallible| match never {})
-                    .boxed_unsync()
-            })
-        }
+        Ok(refused @ Forwarded::Refused { .. }) => return refused.into_response(client, full_body),
         Err(error) => {
             return text(
                 500,
@@ -154,11 +147,7 @@ pub async fn serve<B>(
             tracing::debug!(%error, protocol, "translated stream ended");
         }
     });
-    let mut response = http::Response::new(
-        http_body_util::Empty::new()
-            .map_err(|never: std::convert::Infallible| match never {})
-            .boxed_unsync(),
-    );
+    let mut response = http::Response::new(full_body(Bytes::new()));
     *response.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
     headers.insert(
